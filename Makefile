@@ -1,0 +1,67 @@
+# Okada: every entry point a developer or CI uses. See README.md.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+MANAGE := $(BIN)/python manage.py
+STAMP := $(VENV)/.installed
+
+.PHONY: help venv up down status run test lint bench migrate requirements clean
+
+help:
+	@echo "make run     - services + migrate + admin + demo data, then web, worker and beat (Ctrl-C stops)"
+	@echo "make test    - the whole pytest suite against real PostgreSQL and Redis"
+	@echo "make up      - start private PostgreSQL and Redis under var/ (idempotent)"
+	@echo "make down    - stop them (idempotent; data stays in var/)"
+	@echo "make lint    - ruff (lint + format check), mypy, makemigrations --check"
+	@echo "make bench   - benchmarks against a seeded database"
+
+$(STAMP): requirements.txt requirements-dev.txt
+	@test -n "$(PYTHON)" || { echo "Python 3.11 not found: install python3.11"; exit 1; }
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] < (3, 11))' || { echo "Python >= 3.11 is required ($(PYTHON) is older)"; exit 1; }
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || { echo "cannot create a venv: install python3.11-venv (apt-get install -y python3.11-venv)"; exit 1; }
+	@echo "[setup] installing pinned requirements into $(VENV) ..."
+	@$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.txt -r requirements-dev.txt
+	@touch $@
+
+venv: $(STAMP)
+
+up:
+	@$(PYTHON) okada/devservices.py up
+
+down:
+	@$(PYTHON) okada/devservices.py down
+
+status:
+	@$(PYTHON) okada/devservices.py status
+
+migrate: venv up
+	@$(MANAGE) check_services
+	@$(MANAGE) migrate --noinput
+
+run: migrate
+	@$(MANAGE) ensure_admin
+	@echo "[run] web on http://127.0.0.1:8000/admin/ + Celery worker + beat; Ctrl-C stops them."
+	@echo "[run] PostgreSQL and Redis keep running in the background: 'make down' stops them."
+	@$(BIN)/honcho --no-prefix -f okada/Procfile -d . start || test $$? -eq 130
+
+test: venv up
+	@$(BIN)/pytest $(PYTEST_ARGS)
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy .
+	@DJANGO_SETTINGS_MODULE=okada.settings.test $(MANAGE) makemigrations --check --dry-run >/dev/null || { echo "models changed without a migration: run makemigrations"; exit 1; }
+
+bench: migrate
+	@$(BIN)/python -m bench $(BENCH_ARGS)
+
+requirements:
+	$(BIN)/uv pip compile -q requirements.in -o requirements.txt --python-version 3.11
+	$(BIN)/uv pip compile -q requirements-dev.in -o requirements-dev.txt --python-version 3.11
+
+clean: down
+	rm -rf var $(VENV)

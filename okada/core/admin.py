@@ -1,0 +1,96 @@
+"""Admin base for tracked models, and the read-only JobRun log."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
+from simple_history.admin import SimpleHistoryAdmin
+
+from . import actors
+from .models import JobRun
+
+
+class DeletedFilter(admin.SimpleListFilter):
+    title = _("deleted")
+    parameter_name = "deleted"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, Any]]:
+        return [("live", _("Live only")), ("deleted", _("Deleted only")), ("all", _("All"))]
+
+    def choices(self, changelist: Any):  # default = live, so "All" needs its own value
+        for lookup, title in self.lookup_choices:
+            yield {
+                "selected": (self.value() or "live") == lookup,
+                "query_string": changelist.get_query_string({self.parameter_name: lookup}),
+                "display": title,
+            }
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        value = self.value() or "live"
+        if value == "live":
+            return queryset.filter(deleted_at__isnull=True)
+        if value == "deleted":
+            return queryset.filter(deleted_at__isnull=False)
+        return queryset
+
+
+class TrackedAdmin(SimpleHistoryAdmin):
+    """Deleted rows filter, restore action, history with diffs; delete = soft delete."""
+
+    actions = ["restore_selected"]
+    list_filter: Any = (DeletedFilter,)
+    readonly_fields: Any = ("id", "created_at", "updated_at", "deleted_at")
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        # Staff must see deleted rows to restore them; the filter defaults to live rows.
+        qs = self.model.all_objects.all()  # type: ignore[attr-defined]
+        ordering = self.get_ordering(request)
+        return qs.order_by(*ordering) if ordering else qs
+
+    def get_list_filter(self, request: HttpRequest) -> Any:
+        filters = list(super().get_list_filter(request))
+        return filters if DeletedFilter in filters else [DeletedFilter, *filters]
+
+    @admin.action(description=_("Restore selected deleted rows"))
+    def restore_selected(self, request: HttpRequest, queryset: QuerySet) -> None:
+        restored = 0
+        with actors.acting_as(user=request.user, reason="restored in admin"):
+            for obj in queryset.filter(deleted_at__isnull=False):
+                obj.restore()
+                restored += 1
+        self.message_user(
+            request,
+            ngettext("%(n)d row restored.", "%(n)d rows restored.", restored) % {"n": restored},
+            messages.SUCCESS,
+        )
+
+    def delete_model(self, request: HttpRequest, obj: Any) -> None:
+        with actors.acting_as(user=request.user, reason="deleted in admin"):
+            obj.delete()
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet) -> None:
+        with actors.acting_as(user=request.user, reason="deleted in admin"):
+            queryset.delete()
+
+
+@admin.register(JobRun)
+class JobRunAdmin(admin.ModelAdmin):
+    list_display = ("name", "outcome", "started_at", "finished_at", "duration", "host")
+    list_filter = ("outcome", "name")
+    search_fields = ("name", "error")
+    date_hierarchy = "started_at"
+    readonly_fields = [f.name for f in JobRun._meta.fields]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False

@@ -1,0 +1,11 @@
+from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
+
+
+class CoreConfig(AppConfig):
+    name = "okada.core"
+    label = "core"
+    verbose_name = _("Operations")
+
+    def ready(self) -> None:
+        from . import checks  # noqa: F401  (registers the system checks)

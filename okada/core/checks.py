@@ -1,0 +1,45 @@
+"""System checks that keep every tracked model honest about partial uniqueness."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.apps import apps
+from django.core import checks
+from django.db.models import UniqueConstraint
+
+
+def _condition_mentions_deleted_at(constraint: UniqueConstraint) -> bool:
+    return constraint.condition is not None and "deleted_at" in str(constraint.condition)
+
+
+@checks.register(checks.Tags.models)
+def tracked_models_use_partial_unique(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    from .models import TrackedModel
+
+    errors: list[checks.CheckMessage] = []
+    for model in apps.get_models():
+        if issubclass(model, TrackedModel):
+            errors += partial_unique_errors(model)
+    return errors
+
+
+def partial_unique_errors(model: Any) -> list[checks.CheckMessage]:
+    """Errors for every uniqueness rule of `model` that would also count soft-deleted rows."""
+    hint = "Use okada.core.models.live_unique() in Meta.constraints."
+    problems = [
+        f"{model._meta.label}.{field.name} is unique=True"
+        for field in model._meta.local_fields
+        if field.unique and not field.primary_key
+    ]
+    if model._meta.unique_together:
+        problems.append(f"{model._meta.label} uses unique_together")
+    problems += [
+        f"{model._meta.label} constraint {c.name} is not partial on deleted_at IS NULL"
+        for c in model._meta.constraints
+        if isinstance(c, UniqueConstraint) and not _condition_mentions_deleted_at(c)
+    ]
+    return [
+        checks.Error(f"{p}: a deleted row would block re-creation.", hint=hint, obj=model, id="okada.E001")
+        for p in problems
+    ]

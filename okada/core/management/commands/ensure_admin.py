@@ -1,0 +1,27 @@
+"""Create the first admin user once, printing its password; later runs change nothing."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand
+
+
+class Command(BaseCommand):
+    help = "Create a superuser named 'admin' with a random password if no superuser exists."
+
+    def add_arguments(self, parser: Any) -> None:
+        parser.add_argument("--username", default="admin")
+        parser.add_argument("--email", default="admin@okada.local")
+
+    def handle(self, *args: Any, username: str, email: str, **options: Any) -> None:
+        user_model = get_user_model()
+        if user_model.objects.filter(is_superuser=True).exists():
+            self.stdout.write("An admin user already exists (reset with `manage.py changepassword`).")
+            return
+        password = secrets.token_urlsafe(12)
+        user_model.objects.create_superuser(username=username, email=email, password=password)
+        self.stdout.write(self.style.SUCCESS(f"Admin user created: {username} / {password}"))
+        self.stdout.write("Keep this password: it is shown only once.")

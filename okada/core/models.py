@@ -1,0 +1,187 @@
+"""The bases every domain model stands on, and the scheduled-job log."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any, ClassVar
+
+from django.db import models
+from django.db.models import Q, UniqueConstraint
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+from safedelete.config import HARD_DELETE, SOFT_DELETE_CASCADE
+from safedelete.managers import SafeDeleteAllManager, SafeDeleteDeletedManager, SafeDeleteManager
+from safedelete.models import SafeDeleteModel
+from safedelete.queryset import SafeDeleteQueryset
+from simple_history.models import HistoricalRecords
+from simple_history.utils import get_change_reason_from_object
+
+from . import actors
+
+
+class BaseModel(models.Model):
+    """UUID primary key and UTC timestamps: every domain table has them."""
+
+    id = models.UUIDField(
+        primary_key=True, default=uuid.uuid4, editable=False, db_comment="Primary key (UUID v4)."
+    )
+    created_at = models.DateTimeField(
+        _("created at"), default=timezone.now, editable=False, db_comment="When the row was created (UTC)."
+    )
+    updated_at = models.DateTimeField(
+        _("updated at"), auto_now=True, db_comment="When the row was last changed (UTC)."
+    )
+
+    class Meta:
+        abstract = True
+
+
+class TrackedHistory(HistoricalRecords):
+    """simple-history that takes the change reason from the acting context when none is set."""
+
+    def get_change_reason_for_object(self, instance: Any, history_type: str, using: Any) -> Any:
+        return get_change_reason_from_object(instance) or actors.current().reason or None
+
+
+class TrackedQuerySet(SafeDeleteQueryset):
+    """Base queryset of tracked models; domain querysets extend it with chainable filters."""
+
+
+class TrackedManager(SafeDeleteManager.from_queryset(TrackedQuerySet)):  # type: ignore[misc]
+    """Hides soft-deleted rows (the default manager)."""
+
+
+class TrackedAllManager(SafeDeleteAllManager.from_queryset(TrackedQuerySet)):  # type: ignore[misc]
+    """Live and soft-deleted rows."""
+
+
+class TrackedDeletedManager(SafeDeleteDeletedManager.from_queryset(TrackedQuerySet)):  # type: ignore[misc]
+    """Soft-deleted rows only."""
+
+
+def live_unique(*fields: str, name: str, **kwargs: Any) -> UniqueConstraint:
+    """A UNIQUE constraint over live rows only, so a soft-deleted row never blocks re-creation.
+
+    Tracked models must declare uniqueness through this helper; the `okada.E001` system check
+    refuses a tracked model with a plain unique field or constraint.
+    """
+    condition = Q(deleted_at__isnull=True)
+    if "condition" in kwargs:
+        condition &= kwargs.pop("condition")
+    return UniqueConstraint(fields=fields, condition=condition, name=name, **kwargs)
+
+
+class TrackedModel(SafeDeleteModel, BaseModel):
+    """Soft delete (django-safedelete) + full history (django-simple-history).
+
+    - `objects` hides deleted rows; `all_objects` and `deleted_objects` show them.
+    - `delete()` soft-deletes, cascading to dependent tracked rows; `restore()` brings back the
+      row and only the dependents that this cascade deleted; `hard_delete()` is the only way to
+      remove a row for good.
+    - Saving a deleted object keeps it deleted (safedelete would silently restore it).
+    - Every save, soft delete and restore writes a history row naming the acting user and reason
+      (see `okada.core.actors`).
+    """
+
+    _safedelete_policy = SOFT_DELETE_CASCADE
+
+    deleted_at = models.DateTimeField(
+        _("deleted at"),
+        editable=False,
+        null=True,
+        blank=True,
+        db_index=True,
+        db_comment="Soft delete: when the row was deleted; NULL for live rows.",
+    )
+    deleted_by_cascade = models.BooleanField(
+        editable=False,
+        default=False,
+        db_comment="True when the row was soft-deleted by the cascade of a parent's delete.",
+    )
+
+    objects = TrackedManager()  # type: ignore[misc]
+    all_objects = TrackedAllManager()  # type: ignore[misc]
+    deleted_objects = TrackedDeletedManager()  # type: ignore[misc]
+    history = TrackedHistory(inherit=True, get_user=actors.history_user)
+
+    tracked: ClassVar[bool] = True
+
+    class Meta:
+        abstract = True
+
+    def save(self, *args: Any, keep_deleted: bool = True, **kwargs: Any) -> None:
+        # safedelete restores a deleted row on any save; we only restore through restore().
+        super().save(*args, keep_deleted=keep_deleted, **kwargs)  # type: ignore[misc]
+
+    def delete(self, force_policy: int | None = None, *, reason: str | None = None, **kwargs: Any):  # type: ignore[override]
+        if force_policy == HARD_DELETE:
+            raise ValueError("a tracked row is removed for good only through hard_delete()")
+        with actors.acting_as(reason=reason or actors.current().reason or "soft delete"):
+            return super().delete(force_policy=force_policy, **kwargs)
+
+    def restore(self, *, reason: str | None = None) -> tuple[int, dict[str, int]]:
+        """Undo a soft delete, with the rows its cascade deleted (not those deleted before)."""
+        if self.deleted_at is None:
+            raise ValueError(f"{self._meta.label} {self.pk} is not deleted")
+        with actors.acting_as(reason=reason or actors.current().reason or "restore"):
+            return self.undelete()
+
+    def hard_delete(self, *, reason: str | None = None) -> tuple[int, dict[str, int]]:
+        """Remove the row (and its cascade) from the database for good; history keeps a `-` row."""
+        with actors.acting_as(reason=reason or actors.current().reason or "hard delete"):
+            return super().delete(force_policy=HARD_DELETE)
+
+    @property
+    def is_deleted(self) -> bool:
+        return self.deleted_at is not None
+
+
+class JobRun(BaseModel):
+    """One run of a scheduled job: what staff read to know the jobs ran, and how."""
+
+    class Outcome(models.TextChoices):
+        RUNNING = "running", _("running")
+        SUCCESS = "success", _("success")
+        FAILED = "failed", _("failed")
+        SKIPPED = "skipped", _("skipped (already running)")
+        ABANDONED = "abandoned", _("abandoned (worker died)")
+
+    name = models.CharField(_("job"), max_length=100, db_comment="Task name, e.g. backups.run_backup.")
+    started_at = models.DateTimeField(_("started at"), default=timezone.now, db_comment="Start (UTC).")
+    finished_at = models.DateTimeField(
+        _("finished at"), null=True, blank=True, db_comment="End (UTC); NULL while running."
+    )
+    outcome = models.CharField(
+        _("outcome"),
+        max_length=16,
+        choices=Outcome.choices,
+        default=Outcome.RUNNING,
+        db_comment="running, success, failed, skipped (lock held elsewhere) or abandoned.",
+    )
+    summary = models.JSONField(
+        _("summary"), null=True, blank=True, db_comment="What the run did (counts, names)."
+    )
+    error = models.TextField(_("error"), blank=True, default="", db_comment="Traceback of a failed run.")
+    host = models.CharField(
+        _("host"), max_length=255, blank=True, default="", db_comment="hostname:pid of the worker."
+    )
+
+    class Meta:
+        db_table_comment = "One row per run of a scheduled job (Celery task) and how it ended."
+        verbose_name = _("job run")
+        verbose_name_plural = _("job runs")
+        ordering = ["-started_at"]
+        indexes = [models.Index(fields=["name", "-started_at"], name="core_jobrun_name_started")]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(finished_at__isnull=True) | Q(finished_at__gte=models.F("started_at")),
+                name="core_jobrun_finished_after_start",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} @ {self.started_at:%Y-%m-%d %H:%M} ({self.outcome})"
+
+    @property
+    def duration(self):
+        return (self.finished_at - self.started_at) if self.finished_at else None

@@ -1,0 +1,21 @@
+"""Housekeeping tasks of the core: thin wrappers that call services inside `job()`."""
+
+from celery import shared_task
+
+from .jobs import job
+
+
+@shared_task(name="core.prune_job_runs", acks_late=True)
+def prune_job_runs() -> None:
+    from .services import job_runs_prune
+
+    with job("core.prune_job_runs") as run:
+        run.summary = {"deleted": job_runs_prune()}
+
+
+@shared_task(name="core.clean_duplicate_history", acks_late=True)
+def clean_duplicate_history() -> None:
+    from .services import history_clean_duplicates
+
+    with job("core.clean_duplicate_history") as run:
+        run.summary = history_clean_duplicates(days=8)

@@ -1,0 +1,7 @@
+"""Developer machine: `make run`."""
+
+from .base import *  # noqa: F403
+from .base import env
+
+DEBUG = env.bool("DJANGO_DEBUG", default=True)
+SECRET_KEY = env("SECRET_KEY", default="okada-local-development-key-not-for-production-use-0123456789")

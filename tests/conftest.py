@@ -1,0 +1,46 @@
+"""Shared fixtures. Tests run against the real PostgreSQL and Redis that `make test` starts."""
+
+from __future__ import annotations
+
+import pytest
+from django.core.cache import cache
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # One clear line instead of a wall of tracebacks when the services are not there.
+    import psycopg
+    from django.conf import settings
+
+    db = settings.DATABASES["default"]
+    try:
+        psycopg.connect(
+            host=db["HOST"],
+            port=db["PORT"] or 5432,
+            user=db["USER"],
+            password=db["PASSWORD"] or None,
+            dbname="postgres",
+            connect_timeout=5,
+        ).close()
+    except psycopg.OperationalError as exc:
+        pytest.exit(
+            f"cannot connect to PostgreSQL at {db['HOST']}:{db['PORT']} (DATABASE_URL): "
+            f"{str(exc).strip().splitlines()[0]} -- run `make up` or fix DATABASE_URL",
+            returncode=2,
+        )
+
+
+@pytest.fixture(autouse=True)
+def _clean_cache():
+    """Each test starts with an empty cache (a Redis database reserved for tests)."""
+    cache.clear()
+    yield
+
+
+@pytest.fixture
+def staff_user(django_user_model):
+    return django_user_model.objects.create_user(username="staff", password="pw", is_staff=True)
+
+
+@pytest.fixture
+def admin_user(django_user_model):
+    return django_user_model.objects.create_superuser(username="root", password="pw", email="r@x.cm")

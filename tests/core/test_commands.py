@@ -1,0 +1,48 @@
+"""Management commands of the core, run as a user runs them."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from io import StringIO
+from pathlib import Path
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_check_services_gives_one_clear_line_when_database_url_points_at_nothing():
+    env = dict(
+        os.environ,
+        DATABASE_URL="postgres://okada@127.0.0.1:1/nowhere",
+        DJANGO_SETTINGS_MODULE="okada.settings.test",
+    )
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check_services"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert "cannot connect to PostgreSQL at 127.0.0.1:1/nowhere (DATABASE_URL)" in result.stderr
+
+
+@pytest.mark.django_db
+def test_ensure_admin_creates_one_admin_once_and_prints_its_password():
+    out = StringIO()
+    call_command("ensure_admin", stdout=out)
+    assert "Admin user created: admin / " in out.getvalue()
+    password = out.getvalue().split("admin / ")[1].split()[0]
+    assert get_user_model().objects.get(username="admin").check_password(password)
+
+    again = StringIO()
+    call_command("ensure_admin", stdout=again)
+    assert "already exists" in again.getvalue()
+    assert get_user_model().objects.filter(is_superuser=True).count() == 1

@@ -1,0 +1,241 @@
+"""The tracked base: soft delete + history, exercised through concrete test-only models."""
+
+from __future__ import annotations
+
+import pytest
+from django.core import checks
+from django.db import IntegrityError, connection, models, transaction
+from django.test.utils import isolate_apps
+
+from okada.core import actors
+from okada.core.models import live_unique
+from okada.core.services import bulk_create_tracked, bulk_update_tracked
+from tests.testapp.models import Book, Shelf
+
+pytestmark = pytest.mark.django_db
+
+
+def make_shelf(code: str = "A1") -> Shelf:
+    shelf = Shelf(code=code)
+    shelf.save()
+    return shelf
+
+
+def test_default_manager_hides_deleted_rows_and_other_managers_show_them():
+    live, gone = make_shelf("A"), make_shelf("B")
+    gone.delete()
+
+    assert list(Shelf.objects.all()) == [live]
+    assert set(Shelf.all_objects.all()) == {live, gone}
+    assert list(Shelf.deleted_objects.all()) == [gone]
+    # The row is still in the table: nothing was lost.
+    with connection.cursor() as cur:
+        cur.execute("SELECT count(*) FROM testapp_shelf")
+        assert cur.fetchone()[0] == 2
+
+
+def test_soft_delete_and_restore_record_history_with_user_and_reason(django_user_model):
+    staff = django_user_model.objects.create_user(username="ops")
+    shelf = make_shelf()
+    with actors.acting_as(user=staff, reason="duplicate shelf"):
+        shelf.delete()
+    shelf.refresh_from_db()
+    with actors.acting_as(user=staff):
+        shelf.restore(reason="was not a duplicate")
+
+    history = list(shelf.history.order_by("history_date", "history_id"))
+    assert [h.history_type for h in history] == ["+", "~", "~"]
+    deleted_row, restored_row = history[1], history[2]
+    assert deleted_row.deleted_at is not None
+    assert deleted_row.history_user == staff
+    assert deleted_row.history_change_reason == "duplicate shelf"
+    assert restored_row.deleted_at is None
+    assert restored_row.history_change_reason == "was not a duplicate"
+    assert Shelf.objects.filter(pk=shelf.pk).exists()
+
+
+def test_soft_delete_without_reason_says_soft_delete():
+    shelf = make_shelf()
+    shelf.delete()
+    assert shelf.history.latest().history_change_reason == "soft delete"
+
+
+def test_queryset_delete_soft_deletes_each_row_with_history(django_user_model):
+    staff = django_user_model.objects.create_user(username="ops")
+    make_shelf("A"), make_shelf("B"), make_shelf("C")
+    with actors.acting_as(user=staff, reason="closing aisle"):
+        count, _ = Shelf.objects.filter(code__in=["A", "B"]).delete()
+
+    assert count == 2
+    assert set(Shelf.objects.values_list("code", flat=True)) == {"C"}
+    for shelf in Shelf.deleted_objects.all():
+        latest = shelf.history.latest()
+        assert latest.deleted_at is not None
+        assert latest.history_user == staff
+        assert latest.history_change_reason == "closing aisle"
+
+
+def test_plain_delete_never_hard_deletes_and_hard_delete_needs_explicit_call():
+    from safedelete.config import HARD_DELETE
+
+    shelf = make_shelf()
+    with pytest.raises(ValueError, match="hard_delete"):
+        shelf.delete(force_policy=HARD_DELETE)
+    assert Shelf.objects.filter(pk=shelf.pk).exists()
+
+    pk = shelf.pk
+    shelf.hard_delete(reason="GDPR erasure")
+    assert not Shelf.all_objects.filter(pk=pk).exists()
+    last = Shelf.history.filter(id=pk).latest()
+    assert last.history_type == "-"
+    assert last.history_change_reason == "GDPR erasure"
+
+
+def test_soft_delete_cascades_and_restore_brings_back_only_what_the_cascade_deleted():
+    shelf = make_shelf()
+    kept_deleted = Book(shelf=shelf, title="deleted earlier")
+    kept_deleted.save()
+    kept_deleted.delete()
+    cascaded = Book(shelf=shelf, title="deleted with the shelf")
+    cascaded.save()
+
+    shelf.delete()
+    assert not Book.objects.filter(shelf=shelf).exists()
+    cascaded.refresh_from_db()
+    assert cascaded.deleted_at is not None and cascaded.deleted_by_cascade
+
+    shelf.refresh_from_db()
+    shelf.restore()
+    assert list(Book.objects.filter(shelf=shelf)) == [cascaded]
+    assert Book.deleted_objects.filter(pk=kept_deleted.pk).exists()
+
+
+def test_saving_a_deleted_object_does_not_restore_it():
+    shelf = make_shelf()
+    shelf.delete()
+    shelf.label = "edited while deleted"
+    shelf.save()
+    shelf.refresh_from_db()
+    assert shelf.deleted_at is not None
+    assert not Shelf.objects.filter(pk=shelf.pk).exists()
+
+
+def test_restore_of_a_live_row_is_refused():
+    shelf = make_shelf()
+    with pytest.raises(ValueError, match="not deleted"):
+        shelf.restore()
+
+
+def test_partial_unique_lets_a_deleted_row_be_recreated_but_not_two_live_ones():
+    old = make_shelf("DUP")
+    old.delete()
+    make_shelf("DUP")  # allowed: the other is deleted
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Shelf.objects.bulk_create([Shelf(code="DUP")])  # bypasses Python validation: the DB refuses
+
+
+def test_restoring_into_a_taken_unique_slot_is_refused_by_the_database():
+    old = make_shelf("X")
+    old.delete()
+    make_shelf("X")
+    old.refresh_from_db()
+    with pytest.raises(IntegrityError), transaction.atomic():
+        old.restore()
+
+
+@isolate_apps("tests.testapp")
+def test_partial_unique_check_rejects_full_unique_rules_and_accepts_live_unique():
+    from okada.core.checks import partial_unique_errors
+
+    class BadField(models.Model):
+        code = models.CharField(max_length=5, unique=True)
+
+        class Meta:
+            app_label = "testapp"
+
+    class BadConstraint(models.Model):
+        code = models.CharField(max_length=5)
+        deleted_at = models.DateTimeField(null=True)
+
+        class Meta:
+            app_label = "testapp"
+            constraints = [models.UniqueConstraint(fields=["code"], name="bad_code")]
+
+    class Good(models.Model):
+        code = models.CharField(max_length=5)
+        deleted_at = models.DateTimeField(null=True)
+
+        class Meta:
+            app_label = "testapp"
+            constraints = [live_unique("code", name="good_code_live")]
+
+    assert [e.id for e in partial_unique_errors(BadField)] == ["okada.E001"]
+    assert [e.id for e in partial_unique_errors(BadConstraint)] == ["okada.E001"]
+    assert all(isinstance(e, checks.Error) for e in partial_unique_errors(BadField))
+    assert partial_unique_errors(Good) == []
+
+
+def test_installed_models_pass_the_partial_unique_check():
+    from okada.core.checks import tracked_models_use_partial_unique
+
+    assert tracked_models_use_partial_unique() == []
+
+
+def test_bulk_helpers_write_history_with_actor(django_user_model):
+    staff = django_user_model.objects.create_user(username="bulk")
+    with actors.acting_as(user=staff, reason="import"):
+        shelves = bulk_create_tracked(Shelf, [Shelf(code=f"S{i}") for i in range(5)])
+    assert Shelf.history.filter(history_type="+").count() == 5
+    assert set(Shelf.history.values_list("history_user_id", flat=True)) == {staff.pk}
+    assert set(Shelf.history.values_list("history_change_reason", flat=True)) == {"import"}
+
+    for s in shelves:
+        s.label = "relabelled"
+    with actors.acting_as(user=staff, reason="relabel"):
+        assert bulk_update_tracked(Shelf, shelves, ["label"]) == 5
+    changes = Shelf.history.filter(history_type="~")
+    assert changes.count() == 5
+    assert set(changes.values_list("label", flat=True)) == {"relabelled"}
+    assert set(changes.values_list("history_change_reason", flat=True)) == {"relabel"}
+
+
+def test_history_user_comes_from_the_request(client, admin_user):
+    shelf = make_shelf()
+    client.force_login(admin_user)
+    response = client.post(
+        f"/admin/testapp/shelf/{shelf.pk}/delete/", {"post": "yes"}, HTTP_ACCEPT_LANGUAGE="en"
+    )
+    assert response.status_code == 302
+    latest = Shelf.all_objects.get(pk=shelf.pk).history.latest()
+    assert latest.deleted_at is not None
+    assert latest.history_user == admin_user
+    assert latest.history_change_reason == "deleted in admin"
+
+
+def test_admin_restore_action_restores_and_filter_shows_deleted(client, admin_user):
+    shelf = make_shelf("GONE")
+    shelf.delete()
+    client.force_login(admin_user)
+
+    live_list = client.get("/admin/testapp/shelf/")
+    assert "GONE" not in live_list.content.decode()
+    deleted_list = client.get("/admin/testapp/shelf/?deleted=deleted")
+    assert "GONE" in deleted_list.content.decode()
+
+    response = client.post(
+        "/admin/testapp/shelf/?deleted=deleted",
+        {"action": "restore_selected", "_selected_action": [str(shelf.pk)]},
+    )
+    assert response.status_code == 302
+    assert Shelf.objects.filter(pk=shelf.pk).exists()
+    assert Shelf.objects.get(pk=shelf.pk).history.latest().history_user == admin_user
+
+
+def test_admin_history_view_shows_changes(client, admin_user):
+    shelf = make_shelf()
+    shelf.label = "new label"
+    shelf.save()
+    client.force_login(admin_user)
+    response = client.get(f"/admin/testapp/shelf/{shelf.pk}/history/")
+    assert response.status_code == 200
+    assert "new label" in response.content.decode()

@@ -1,0 +1,28 @@
+"""Concrete tracked models used only by the tests of okada.core (installed by test settings)."""
+
+from django.db import models
+
+from okada.core.models import TrackedModel, live_unique
+
+
+class Shelf(TrackedModel):
+    code = models.CharField(max_length=20, db_comment="Shelf code, unique among live shelves.")
+    label = models.CharField(max_length=100, blank=True, default="", db_comment="Label.")
+
+    class Meta:
+        db_table_comment = "Test-only tracked parent."
+        constraints = [live_unique("code", name="testapp_shelf_code_live_uniq")]
+
+    def __str__(self) -> str:
+        return self.code
+
+
+class Book(TrackedModel):
+    shelf = models.ForeignKey(Shelf, on_delete=models.CASCADE, related_name="books", db_comment="Shelf.")
+    title = models.CharField(max_length=100, db_comment="Title.")
+
+    class Meta:
+        db_table_comment = "Test-only tracked child (cascade)."
+
+    def __str__(self) -> str:
+        return self.title
