@@ -42,6 +42,10 @@ class TrackedHistory(HistoricalRecords):
     def get_change_reason_for_object(self, instance: Any, history_type: str, using: Any) -> Any:
         return get_change_reason_from_object(instance) or actors.current().reason or None
 
+    def fields_included(self, model: Any) -> list[Any]:
+        # Generated columns (e.g. search vectors) are derived data, not history.
+        return [f for f in super().fields_included(model) if not isinstance(f, models.GeneratedField)]
+
 
 class TrackedQuerySet(SafeDeleteQueryset):
     """Base queryset of tracked models; domain querysets extend it with chainable filters."""

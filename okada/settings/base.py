@@ -69,6 +69,8 @@ THIRD_PARTY_APPS = [
 ]
 LOCAL_APPS = [
     "okada.core",
+    "catalog",
+    "orders",
 ]
 INSTALLED_APPS = DJANGO_APPS + THIRD_PARTY_APPS + LOCAL_APPS
 

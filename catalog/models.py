@@ -1,0 +1,307 @@
+"""Vendors, their members, categories, products, stock and the stock ledger."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.contrib.postgres.indexes import GinIndex
+from django.contrib.postgres.search import SearchVectorField
+from django.db import models
+from django.db.models import F, Func, Q
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from okada.core.fields import PhoneField, money_field, phone_check
+from okada.core.models import (
+    BaseModel,
+    TrackedAllManager,
+    TrackedManager,
+    TrackedModel,
+    TrackedQuerySet,
+    live_unique,
+)
+
+
+class City(models.TextChoices):
+    DOUALA = "douala", "Douala"
+    YAOUNDE = "yaounde", "Yaoundé"
+
+
+# --- Vendors ------------------------------------------------------------------------------------
+
+
+class VendorQuerySet(TrackedQuerySet):
+    def active(self) -> VendorQuerySet:
+        return self.filter(status=Vendor.Status.ACTIVE)
+
+
+class Vendor(TrackedModel):
+    class Status(models.TextChoices):
+        PENDING = "pending", _("pending")
+        ACTIVE = "active", _("active")
+        SUSPENDED = "suspended", _("suspended")
+
+    name = models.CharField(_("name"), max_length=200, db_comment="Trading name shown to customers.")
+    slug = models.SlugField(_("slug"), max_length=100, db_comment="URL name, unique among live vendors.")
+    phone = PhoneField(_("phone"), db_comment="Contact phone, E.164 (+237...).")
+    email = models.EmailField(_("email"), blank=True, default="", db_comment="Contact email.")
+    city = models.CharField(_("city"), max_length=20, choices=City.choices, db_comment="douala or yaounde.")
+    status = models.CharField(
+        _("status"),
+        max_length=16,
+        choices=Status.choices,
+        default=Status.PENDING,
+        db_comment="pending (onboarding), active (selling) or suspended (cannot sell).",
+    )
+    commission_bps = models.PositiveIntegerField(
+        _("commission (basis points)"), default=1000, db_comment="Marketplace commission, 1/100 of a percent."
+    )
+
+    objects = TrackedManager.from_queryset(VendorQuerySet)()  # type: ignore[misc]
+    all_objects = TrackedAllManager.from_queryset(VendorQuerySet)()  # type: ignore[misc]
+
+    class Meta:
+        db_table_comment = "Shops selling on the marketplace."
+        verbose_name = _("vendor")
+        verbose_name_plural = _("vendors")
+        ordering = ["name"]
+        constraints = [
+            live_unique("slug", name="catalog_vendor_slug_live_uniq"),
+            phone_check("phone", "catalog_vendor_phone_e164"),
+            models.CheckConstraint(
+                condition=Q(commission_bps__gte=0, commission_bps__lte=10000),
+                name="catalog_vendor_commission_range",
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=["pending", "active", "suspended"]), name="catalog_vendor_status_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class VendorMember(BaseModel):
+    class Role(models.TextChoices):
+        OWNER = "owner", _("owner")
+        MANAGER = "manager", _("manager")
+        STAFF = "staff", _("staff")
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="vendor_memberships", db_comment="User."
+    )
+    vendor = models.ForeignKey(Vendor, on_delete=models.CASCADE, related_name="members", db_comment="Vendor.")
+    role = models.CharField(
+        _("role"), max_length=16, choices=Role.choices, default=Role.STAFF, db_comment="owner, manager or staff."
+    )
+
+    class Meta:
+        db_table_comment = "Which users work for which vendor, and in what role."
+        verbose_name = _("vendor member")
+        verbose_name_plural = _("vendor members")
+        constraints = [models.UniqueConstraint(fields=["user", "vendor"], name="catalog_vendormember_uniq")]
+
+    def __str__(self) -> str:
+        return f"{self.user} @ {self.vendor} ({self.role})"
+
+
+# --- Categories ---------------------------------------------------------------------------------
+
+
+class Category(TrackedModel):
+    parent = models.ForeignKey(
+        "self",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="children",
+        db_comment="Parent category; NULL for a root.",
+    )
+    slug = models.SlugField(_("slug"), max_length=100, db_comment="URL name, unique among live categories.")
+    name_fr = models.CharField(_("name (French)"), max_length=120, db_comment="Name in French.")
+    name_en = models.CharField(_("name (English)"), max_length=120, db_comment="Name in English.")
+    position = models.PositiveIntegerField(_("position"), default=0, db_comment="Display order among siblings.")
+
+    class Meta:
+        db_table_comment = "Product categories (a tree), named in French and English."
+        verbose_name = _("category")
+        verbose_name_plural = _("categories")
+        ordering = ["position", "name_fr"]
+        constraints = [
+            live_unique("slug", name="catalog_category_slug_live_uniq"),
+            models.CheckConstraint(condition=~Q(parent=F("id")), name="catalog_category_not_own_parent"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name_fr
+
+
+# --- Products -----------------------------------------------------------------------------------
+
+
+class ProductUnit(models.TextChoices):
+    PIECE = "piece", _("piece")
+    KG = "kg", _("kilogram")
+    G = "g", _("gram")
+    L = "l", _("litre")
+    ML = "ml", _("millilitre")
+    PACK = "pack", _("pack")
+    BUNCH = "bunch", _("bunch")
+
+
+class ProductQuerySet(TrackedQuerySet):
+    def for_vendor(self, vendor: Vendor | uuid.UUID) -> ProductQuerySet:
+        return self.filter(vendor=vendor)
+
+    def orderable(self) -> ProductQuerySet:
+        return self.filter(is_active=True, vendor__status=Vendor.Status.ACTIVE, vendor__deleted_at__isnull=True)
+
+    def search(self, text: str) -> ProductQuerySet:
+        """Full-text search, French and English stemming, accents ignored ("creme" finds "Crème")."""
+        from django.db.models.expressions import RawSQL
+
+        query = RawSQL("okada_search_query(%s)", (text,))
+        return self.filter(search_vector=query)  # tsvector = tsquery is the @@ match in Django
+
+
+class Product(TrackedModel):
+    vendor = models.ForeignKey(Vendor, on_delete=models.PROTECT, related_name="products", db_comment="Seller.")
+    sku = models.CharField(_("SKU"), max_length=64, db_comment="Vendor's stock-keeping unit; unique per vendor.")
+    name = models.CharField(_("name"), max_length=200, db_comment="Product name (French or English).")
+    description = models.TextField(_("description"), blank=True, default="", db_comment="Long description.")
+    category = models.ForeignKey(
+        Category,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="products",
+        db_comment="Category; NULL when not yet classified.",
+    )
+    price_xaf = money_field(_("price (XAF)"), "Selling price")
+    compare_at_price_xaf = money_field(
+        _("compare-at price (XAF)"), "Former price shown struck through", null=True, blank=True
+    )
+    unit = models.CharField(
+        _("unit"), max_length=8, choices=ProductUnit.choices, default=ProductUnit.PIECE, db_comment="Selling unit."
+    )
+    is_active = models.BooleanField(_("active"), default=True, db_comment="False hides it from the storefront.")
+    attributes = models.JSONField(_("attributes"), default=dict, blank=True, db_comment="Free-form attributes.")
+    version = models.PositiveIntegerField(
+        default=1, editable=False, db_comment="Incremented on every change: base version for offline edits."
+    )
+    search_vector = models.GeneratedField(
+        expression=Func(
+            F("name"), F("description"), F("sku"), function="okada_product_search_vector",
+            output_field=SearchVectorField(),
+        ),
+        output_field=SearchVectorField(),
+        db_persist=True,
+        db_comment="Full-text vector over name, description and SKU (French + English, unaccented).",
+    )
+
+    objects = TrackedManager.from_queryset(ProductQuerySet)()  # type: ignore[misc]
+    all_objects = TrackedAllManager.from_queryset(ProductQuerySet)()  # type: ignore[misc]
+
+    class Meta:
+        db_table_comment = "What vendors sell, with price in XAF and a full-text search vector."
+        verbose_name = _("product")
+        verbose_name_plural = _("products")
+        ordering = ["name"]
+        constraints = [
+            live_unique("vendor", "sku", name="catalog_product_vendor_sku_live_uniq"),
+            models.CheckConstraint(condition=Q(price_xaf__gt=0), name="catalog_product_price_positive"),
+            models.CheckConstraint(
+                condition=Q(compare_at_price_xaf__isnull=True) | Q(compare_at_price_xaf__gt=F("price_xaf")),
+                name="catalog_product_compare_at_above_price",
+            ),
+            models.CheckConstraint(condition=~Q(sku=""), name="catalog_product_sku_not_empty"),
+        ]
+        indexes = [
+            GinIndex(fields=["search_vector"], name="catalog_product_search_gin"),
+            models.Index(fields=["vendor", "updated_at"], name="catalog_product_vendor_upd"),
+            models.Index(fields=["vendor", "is_active"], name="catalog_product_vendor_active"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.sku})"
+
+
+# --- Stock --------------------------------------------------------------------------------------
+
+
+class Stock(BaseModel):
+    product = models.OneToOneField(Product, on_delete=models.CASCADE, related_name="stock", db_comment="Product.")
+    vendor = models.ForeignKey(
+        Vendor, on_delete=models.CASCADE, related_name="stocks", db_comment="Product's vendor (denormalised)."
+    )
+    on_hand = models.IntegerField(_("on hand"), default=0, db_comment="Units physically in the shop.")
+    reserved = models.IntegerField(
+        _("reserved"), default=0, db_comment="Units promised to open orders (part of on_hand)."
+    )
+    version = models.PositiveIntegerField(default=1, db_comment="Incremented on every change.")
+
+    class Meta:
+        db_table_comment = "Current stock per product; the ledger (catalog_stockmovement) sums to it."
+        verbose_name = _("stock")
+        verbose_name_plural = _("stock")
+        constraints = [
+            models.CheckConstraint(condition=Q(on_hand__gte=0), name="catalog_stock_on_hand_nonneg"),
+            models.CheckConstraint(condition=Q(reserved__gte=0), name="catalog_stock_reserved_nonneg"),
+            models.CheckConstraint(condition=Q(reserved__lte=F("on_hand")), name="catalog_stock_reserved_le_on_hand"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.product_id}: {self.on_hand} on hand, {self.reserved} reserved"
+
+    @property
+    def available(self) -> int:
+        return self.on_hand - self.reserved
+
+
+class StockMovement(models.Model):
+    """Append-only ledger, range-partitioned by month on created_at (see migration 0002).
+
+    Effect of `delta` by kind: restock/adjustment/count/return change on_hand; reserve/release
+    change reserved; sale lowers both on_hand and reserved (a reservation becomes a sale).
+    """
+
+    class Kind(models.TextChoices):
+        RESTOCK = "restock", _("restock")
+        RESERVE = "reserve", _("reserve")
+        RELEASE = "release", _("release")
+        SALE = "sale", _("sale")
+        ADJUSTMENT = "adjustment", _("adjustment")
+        COUNT = "count", _("count")
+        RETURN = "return", _("return")
+
+    ON_HAND_KINDS = ("restock", "adjustment", "count", "return", "sale")
+    RESERVED_KINDS = ("reserve", "release", "sale")
+
+    # Django sees `id` as the key; the table's real primary key is (id, created_at), which
+    # PostgreSQL requires of a partitioned table.
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False, db_comment="Movement id.")
+    created_at = models.DateTimeField(default=timezone.now, db_comment="When it happened (UTC); partition key.")
+    product = models.ForeignKey(
+        Product, on_delete=models.DO_NOTHING, related_name="+", db_constraint=False, db_index=False,
+        db_comment="Product (indexed with created_at).",
+    )
+    vendor = models.ForeignKey(
+        Vendor, on_delete=models.DO_NOTHING, related_name="+", db_constraint=False, db_comment="Vendor."
+    )
+    delta = models.IntegerField(db_comment="Signed change in units (see kind).")
+    kind = models.CharField(max_length=16, choices=Kind.choices, db_comment="What moved the stock.")
+    reason = models.CharField(max_length=255, blank=True, default="", db_comment="Why (free text).")
+    reference = models.CharField(
+        max_length=100, blank=True, default="", db_comment="Order number, delivery note, count sheet..."
+    )
+    actor = models.CharField(max_length=150, blank=True, default="", db_comment="Who: user, device or system.")
+
+    class Meta:
+        db_table_comment = "Stock ledger, append-only, partitioned by month: it sums to catalog_stock."
+        verbose_name = _("stock movement")
+        verbose_name_plural = _("stock movements")
+        indexes = [models.Index(fields=["product", "created_at"], name="catalog_stockmove_prod_ts")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.delta:+d} {self.product_id}"

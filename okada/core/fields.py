@@ -1,0 +1,50 @@
+"""Field helpers shared by domain models: money in XAF, Cameroonian phone numbers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import phonenumbers
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
+
+E164_CM_REGEX = r"^\+237[0-9]{9}$"
+
+
+def normalize_cm_phone(raw: str) -> str:
+    """'6 77 12 34 56', '00237677123456', '+237 677-12-34-56' -> '+237677123456'; else ValidationError."""
+    try:
+        number = phonenumbers.parse(str(raw), "CM")
+    except phonenumbers.NumberParseException:
+        raise ValidationError(_("Enter a valid phone number."), code="invalid_phone") from None
+    if number.country_code != 237 or not phonenumbers.is_valid_number(number):
+        raise ValidationError(_("Enter a valid Cameroonian (+237) phone number."), code="invalid_phone")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def validate_cm_phone(value: str) -> None:
+    if normalize_cm_phone(value) != value:
+        raise ValidationError(_("Phone numbers are stored in E.164 form (+237XXXXXXXXX)."), code="invalid_phone")
+
+
+class PhoneField(models.CharField):
+    """E.164 Cameroonian number; models add `phone_check(...)` so PostgreSQL enforces the shape."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("max_length", 16)
+        kwargs.setdefault("validators", [validate_cm_phone])
+        super().__init__(*args, **kwargs)
+
+
+def phone_check(field: str, name: str, *, nullable: bool = False) -> models.CheckConstraint:
+    condition = Q(**{f"{field}__regex": E164_CM_REGEX})
+    if nullable:
+        condition |= Q(**{f"{field}": ""})
+    return models.CheckConstraint(condition=condition, name=name)
+
+
+def money_field(verbose_name: Any, comment: str, **kwargs: Any) -> models.BigIntegerField:
+    """Integer XAF (the franc has no minor unit). Columns end in `_xaf`; models add CHECKs."""
+    return models.BigIntegerField(verbose_name, db_comment=f"{comment} (integer XAF).", **kwargs)

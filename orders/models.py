@@ -1,0 +1,281 @@
+"""Customers, delivery zones, orders with their items, timeline events and payments."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.db.models import F, Q
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from catalog.models import City, Product, Vendor
+from okada.core.fields import PhoneField, money_field, phone_check
+from okada.core.models import (
+    BaseModel,
+    TrackedAllManager,
+    TrackedManager,
+    TrackedModel,
+    TrackedQuerySet,
+    live_unique,
+)
+
+
+class Zone(TrackedModel):
+    city = models.CharField(_("city"), max_length=20, choices=City.choices, db_comment="douala or yaounde.")
+    name = models.CharField(_("name"), max_length=120, db_comment="Quartier or area name (e.g. Akwa, Bastos).")
+    delivery_fee_xaf = money_field(_("delivery fee (XAF)"), "Delivery fee charged for this zone")
+
+    class Meta:
+        db_table_comment = "Delivery zones (quartiers) with their delivery fee."
+        verbose_name = _("zone")
+        verbose_name_plural = _("zones")
+        ordering = ["city", "name"]
+        constraints = [
+            live_unique("city", "name", name="orders_zone_city_name_live_uniq"),
+            models.CheckConstraint(condition=Q(delivery_fee_xaf__gte=0), name="orders_zone_fee_nonneg"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.get_city_display()})"
+
+
+class Customer(TrackedModel):
+    name = models.CharField(_("name"), max_length=200, db_comment="Customer's name.")
+    phone = PhoneField(_("phone"), db_comment="Mobile number, E.164 (+237...); unique among live customers.")
+    default_address = models.TextField(_("default address"), blank=True, default="", db_comment="Usual address.")
+    zone = models.ForeignKey(
+        Zone, on_delete=models.PROTECT, null=True, blank=True, related_name="customers", db_comment="Usual zone."
+    )
+
+    class Meta:
+        db_table_comment = "People who order, identified by their mobile number."
+        verbose_name = _("customer")
+        verbose_name_plural = _("customers")
+        ordering = ["name"]
+        constraints = [
+            live_unique("phone", name="orders_customer_phone_live_uniq"),
+            phone_check("phone", "orders_customer_phone_e164"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.phone})"
+
+
+class OrderStatus(models.TextChoices):
+    PENDING = "pending", _("pending")
+    ACCEPTED = "accepted", _("accepted")
+    PREPARING = "preparing", _("preparing")
+    READY = "ready", _("ready")
+    OUT_FOR_DELIVERY = "out_for_delivery", _("out for delivery")
+    DELIVERED = "delivered", _("delivered")
+    CANCELLED = "cancelled", _("cancelled")
+    EXPIRED = "expired", _("expired")
+    REFUNDED = "refunded", _("refunded")
+
+
+class Channel(models.TextChoices):
+    STOREFRONT = "storefront", _("storefront")
+    PHONE = "phone", _("phone / WhatsApp")
+    ADMIN = "admin", _("admin")
+
+
+class PaymentMethod(models.TextChoices):
+    MTN_MOMO = "mtn_momo", "MTN Mobile Money"
+    ORANGE_MONEY = "orange_money", "Orange Money"
+    CASH = "cash", _("cash on delivery")
+
+
+MOBILE_MONEY = (PaymentMethod.MTN_MOMO, PaymentMethod.ORANGE_MONEY)
+
+
+class PaymentStatus(models.TextChoices):
+    UNPAID = "unpaid", _("unpaid")
+    PAID = "paid", _("paid")
+    REFUNDED = "refunded", _("refunded")
+
+
+OPEN_STATUSES = ("pending", "accepted", "preparing", "ready", "out_for_delivery")
+
+
+class OrderQuerySet(TrackedQuerySet):
+    def for_vendor(self, vendor: Vendor | uuid.UUID) -> OrderQuerySet:
+        return self.filter(vendor=vendor)
+
+    def open(self) -> OrderQuerySet:
+        return self.filter(status__in=OPEN_STATUSES)
+
+    def with_items(self) -> OrderQuerySet:
+        return self.prefetch_related("items")
+
+    def unpaid_mobile_money_past(self, when) -> OrderQuerySet:
+        return self.filter(
+            status=OrderStatus.PENDING,
+            payment_method__in=MOBILE_MONEY,
+            payment_status=PaymentStatus.UNPAID,
+            expires_at__lt=when,
+        )
+
+
+class Order(TrackedModel):
+    number = models.CharField(
+        _("number"), max_length=20, editable=False, db_comment="Human order number (OK-0000123), unique."
+    )
+    vendor = models.ForeignKey(Vendor, on_delete=models.PROTECT, related_name="orders", db_comment="Seller.")
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="orders", db_comment="Buyer.")
+    status = models.CharField(
+        _("status"), max_length=20, choices=OrderStatus.choices, default=OrderStatus.PENDING,
+        db_comment="Lifecycle status (see orders.services.TRANSITIONS).",
+    )
+    channel = models.CharField(
+        _("channel"), max_length=16, choices=Channel.choices, db_comment="storefront, phone or admin."
+    )
+    payment_method = models.CharField(
+        _("payment method"), max_length=16, choices=PaymentMethod.choices, db_comment="mtn_momo, orange_money, cash."
+    )
+    payment_status = models.CharField(
+        _("payment status"), max_length=16, choices=PaymentStatus.choices, default=PaymentStatus.UNPAID,
+        db_comment="unpaid, paid or refunded.",
+    )
+    subtotal_xaf = money_field(_("subtotal (XAF)"), "Sum of line totals")
+    delivery_fee_xaf = money_field(_("delivery fee (XAF)"), "Delivery fee")
+    total_xaf = money_field(_("total (XAF)"), "subtotal + delivery fee")
+    address = models.TextField(_("address"), db_comment="Delivery address as given.")
+    zone = models.ForeignKey(Zone, on_delete=models.PROTECT, related_name="orders", db_comment="Delivery zone.")
+    placed_at = models.DateTimeField(_("placed at"), default=timezone.now, db_comment="When it was placed (UTC).")
+    expires_at = models.DateTimeField(
+        _("expires at"), null=True, blank=True,
+        db_comment="Unpaid mobile-money orders expire at this time; NULL otherwise.",
+    )
+    note = models.TextField(_("note"), blank=True, default="", db_comment="Customer's note.")
+
+    objects = TrackedManager.from_queryset(OrderQuerySet)()  # type: ignore[misc]
+    all_objects = TrackedAllManager.from_queryset(OrderQuerySet)()  # type: ignore[misc]
+
+    class Meta:
+        db_table_comment = "Customer orders to one vendor; totals are CHECKed against their parts."
+        verbose_name = _("order")
+        verbose_name_plural = _("orders")
+        ordering = ["-placed_at"]
+        constraints = [
+            live_unique("number", name="orders_order_number_live_uniq"),
+            models.CheckConstraint(condition=Q(subtotal_xaf__gte=0), name="orders_order_subtotal_nonneg"),
+            models.CheckConstraint(condition=Q(delivery_fee_xaf__gte=0), name="orders_order_fee_nonneg"),
+            models.CheckConstraint(
+                condition=Q(total_xaf=F("subtotal_xaf") + F("delivery_fee_xaf")), name="orders_order_total_sum"
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=OrderStatus.values), name="orders_order_status_valid"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["vendor", "status", "-placed_at"], name="orders_order_vendor_status"),
+            models.Index(fields=["vendor", "updated_at"], name="orders_order_vendor_upd"),
+            models.Index(fields=["customer", "-placed_at"], name="orders_order_customer"),
+            models.Index(
+                fields=["expires_at"], name="orders_order_expiring",
+                condition=Q(status="pending", payment_status="unpaid", expires_at__isnull=False),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.number
+
+
+class OrderItem(BaseModel):
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="items", db_comment="Order.")
+    product = models.ForeignKey(
+        Product, on_delete=models.PROTECT, related_name="order_items", db_comment="Product ordered."
+    )
+    sku = models.CharField(max_length=64, db_comment="SKU at order time (snapshot).")
+    name = models.CharField(max_length=200, db_comment="Product name at order time (snapshot).")
+    unit_price_xaf = money_field(_("unit price (XAF)"), "Unit price at order time (snapshot)")
+    quantity = models.PositiveIntegerField(_("quantity"), db_comment="Units ordered (> 0).")
+    line_total_xaf = money_field(_("line total (XAF)"), "unit price x quantity")
+
+    class Meta:
+        db_table_comment = "Lines of an order, with the product's sku, name and price snapshotted."
+        verbose_name = _("order item")
+        verbose_name_plural = _("order items")
+        constraints = [
+            models.CheckConstraint(condition=Q(quantity__gt=0), name="orders_item_quantity_positive"),
+            models.CheckConstraint(condition=Q(unit_price_xaf__gt=0), name="orders_item_price_positive"),
+            models.CheckConstraint(
+                condition=Q(line_total_xaf=F("unit_price_xaf") * F("quantity")), name="orders_item_line_total"
+            ),
+            models.UniqueConstraint(fields=["order", "product"], name="orders_item_one_line_per_product"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.quantity} x {self.name}"
+
+
+class OrderEvent(models.Model):
+    """Append-only order timeline, range-partitioned by month on created_at (migration 0002)."""
+
+    class Kind(models.TextChoices):
+        PLACED = "placed", _("placed")
+        STATUS = "status", _("status changed")
+        PAYMENT = "payment", _("payment")
+        NOTE = "note", _("note")
+
+    # Django sees `id` as the key; the table's real primary key is (id, created_at).
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False, db_comment="Event id.")
+    created_at = models.DateTimeField(default=timezone.now, db_comment="When (UTC); partition key.")
+    order = models.ForeignKey(
+        Order, on_delete=models.DO_NOTHING, related_name="events", db_constraint=False, db_index=False,
+        db_comment="Order (indexed with created_at).",
+    )
+    kind = models.CharField(max_length=16, choices=Kind.choices, db_comment="placed, status, payment or note.")
+    from_status = models.CharField(max_length=20, blank=True, default="", db_comment="Status before.")
+    to_status = models.CharField(max_length=20, blank=True, default="", db_comment="Status after.")
+    actor = models.CharField(max_length=150, blank=True, default="", db_comment="Who: role and user or system.")
+    actor_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.DO_NOTHING, null=True, blank=True, related_name="+",
+        db_constraint=False, db_comment="Acting user, when there was one.",
+    )
+    data = models.JSONField(default=dict, blank=True, db_comment="Details: note, payment reference...")
+
+    class Meta:
+        db_table_comment = "Order timeline, append-only, partitioned by month."
+        verbose_name = _("order event")
+        verbose_name_plural = _("order events")
+        indexes = [models.Index(fields=["order", "created_at"], name="orders_event_order_ts")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.from_status}->{self.to_status}"
+
+
+class Payment(BaseModel):
+    class Status(models.TextChoices):
+        PENDING = "pending", _("pending")
+        SUCCEEDED = "succeeded", _("succeeded")
+        FAILED = "failed", _("failed")
+
+    order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="payments", db_comment="Order paid.")
+    provider = models.CharField(
+        _("provider"), max_length=16, choices=PaymentMethod.choices, db_comment="mtn_momo, orange_money or cash."
+    )
+    provider_reference = models.CharField(
+        _("provider reference"), max_length=100, db_comment="Transaction id at the provider; unique per provider."
+    )
+    amount_xaf = money_field(_("amount (XAF)"), "Amount paid")
+    status = models.CharField(
+        _("status"), max_length=16, choices=Status.choices, default=Status.PENDING,
+        db_comment="pending, succeeded or failed.",
+    )
+    paid_at = models.DateTimeField(_("paid at"), null=True, blank=True, db_comment="When it succeeded (UTC).")
+    callbacks = models.JSONField(default=list, blank=True, db_comment="Provider callbacks received, in order.")
+
+    class Meta:
+        db_table_comment = "Mobile-money and cash payments; callbacks are applied idempotently."
+        verbose_name = _("payment")
+        verbose_name_plural = _("payments")
+        constraints = [
+            models.UniqueConstraint(fields=["provider", "provider_reference"], name="orders_payment_provider_ref_uniq"),
+            models.CheckConstraint(condition=Q(amount_xaf__gt=0), name="orders_payment_amount_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.provider} {self.provider_reference}"
