@@ -89,11 +89,18 @@ class VendorMember(BaseModel):
         STAFF = "staff", _("staff")
 
     user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="vendor_memberships", db_comment="User."
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="vendor_memberships",
+        db_comment="User.",
     )
     vendor = models.ForeignKey(Vendor, on_delete=models.CASCADE, related_name="members", db_comment="Vendor.")
     role = models.CharField(
-        _("role"), max_length=16, choices=Role.choices, default=Role.STAFF, db_comment="owner, manager or staff."
+        _("role"),
+        max_length=16,
+        choices=Role.choices,
+        default=Role.STAFF,
+        db_comment="owner, manager or staff.",
     )
 
     class Meta:
@@ -121,7 +128,9 @@ class Category(TrackedModel):
     slug = models.SlugField(_("slug"), max_length=100, db_comment="URL name, unique among live categories.")
     name_fr = models.CharField(_("name (French)"), max_length=120, db_comment="Name in French.")
     name_en = models.CharField(_("name (English)"), max_length=120, db_comment="Name in English.")
-    position = models.PositiveIntegerField(_("position"), default=0, db_comment="Display order among siblings.")
+    position = models.PositiveIntegerField(
+        _("position"), default=0, db_comment="Display order among siblings."
+    )
 
     class Meta:
         db_table_comment = "Product categories (a tree), named in French and English."
@@ -155,7 +164,9 @@ class ProductQuerySet(TrackedQuerySet):
         return self.filter(vendor=vendor)
 
     def orderable(self) -> ProductQuerySet:
-        return self.filter(is_active=True, vendor__status=Vendor.Status.ACTIVE, vendor__deleted_at__isnull=True)
+        return self.filter(
+            is_active=True, vendor__status=Vendor.Status.ACTIVE, vendor__deleted_at__isnull=True
+        )
 
     def search(self, text: str) -> ProductQuerySet:
         """Full-text search, French and English stemming, accents ignored ("creme" finds "Crème")."""
@@ -166,8 +177,12 @@ class ProductQuerySet(TrackedQuerySet):
 
 
 class Product(TrackedModel):
-    vendor = models.ForeignKey(Vendor, on_delete=models.PROTECT, related_name="products", db_comment="Seller.")
-    sku = models.CharField(_("SKU"), max_length=64, db_comment="Vendor's stock-keeping unit; unique per vendor.")
+    vendor = models.ForeignKey(
+        Vendor, on_delete=models.PROTECT, related_name="products", db_comment="Seller."
+    )
+    sku = models.CharField(
+        _("SKU"), max_length=64, db_comment="Vendor's stock-keeping unit; unique per vendor."
+    )
     name = models.CharField(_("name"), max_length=200, db_comment="Product name (French or English).")
     description = models.TextField(_("description"), blank=True, default="", db_comment="Long description.")
     category = models.ForeignKey(
@@ -183,16 +198,27 @@ class Product(TrackedModel):
         _("compare-at price (XAF)"), "Former price shown struck through", null=True, blank=True
     )
     unit = models.CharField(
-        _("unit"), max_length=8, choices=ProductUnit.choices, default=ProductUnit.PIECE, db_comment="Selling unit."
+        _("unit"),
+        max_length=8,
+        choices=ProductUnit.choices,
+        default=ProductUnit.PIECE,
+        db_comment="Selling unit.",
     )
-    is_active = models.BooleanField(_("active"), default=True, db_comment="False hides it from the storefront.")
-    attributes = models.JSONField(_("attributes"), default=dict, blank=True, db_comment="Free-form attributes.")
+    is_active = models.BooleanField(
+        _("active"), default=True, db_comment="False hides it from the storefront."
+    )
+    attributes = models.JSONField(
+        _("attributes"), default=dict, blank=True, db_comment="Free-form attributes."
+    )
     version = models.PositiveIntegerField(
         default=1, editable=False, db_comment="Incremented on every change: base version for offline edits."
     )
     search_vector = models.GeneratedField(
         expression=Func(
-            F("name"), F("description"), F("sku"), function="okada_product_search_vector",
+            F("name"),
+            F("description"),
+            F("sku"),
+            function="okada_product_search_vector",
             output_field=SearchVectorField(),
         ),
         output_field=SearchVectorField(),
@@ -231,7 +257,9 @@ class Product(TrackedModel):
 
 
 class Stock(BaseModel):
-    product = models.OneToOneField(Product, on_delete=models.CASCADE, related_name="stock", db_comment="Product.")
+    product = models.OneToOneField(
+        Product, on_delete=models.CASCADE, related_name="stock", db_comment="Product."
+    )
     vendor = models.ForeignKey(
         Vendor, on_delete=models.CASCADE, related_name="stocks", db_comment="Product's vendor (denormalised)."
     )
@@ -248,7 +276,9 @@ class Stock(BaseModel):
         constraints = [
             models.CheckConstraint(condition=Q(on_hand__gte=0), name="catalog_stock_on_hand_nonneg"),
             models.CheckConstraint(condition=Q(reserved__gte=0), name="catalog_stock_reserved_nonneg"),
-            models.CheckConstraint(condition=Q(reserved__lte=F("on_hand")), name="catalog_stock_reserved_le_on_hand"),
+            models.CheckConstraint(
+                condition=Q(reserved__lte=F("on_hand")), name="catalog_stock_reserved_le_on_hand"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -281,9 +311,15 @@ class StockMovement(models.Model):
     # Django sees `id` as the key; the table's real primary key is (id, created_at), which
     # PostgreSQL requires of a partitioned table.
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False, db_comment="Movement id.")
-    created_at = models.DateTimeField(default=timezone.now, db_comment="When it happened (UTC); partition key.")
+    created_at = models.DateTimeField(
+        default=timezone.now, db_comment="When it happened (UTC); partition key."
+    )
     product = models.ForeignKey(
-        Product, on_delete=models.DO_NOTHING, related_name="+", db_constraint=False, db_index=False,
+        Product,
+        on_delete=models.DO_NOTHING,
+        related_name="+",
+        db_constraint=False,
+        db_index=False,
         db_comment="Product (indexed with created_at).",
     )
     vendor = models.ForeignKey(
@@ -295,7 +331,9 @@ class StockMovement(models.Model):
     reference = models.CharField(
         max_length=100, blank=True, default="", db_comment="Order number, delivery note, count sheet..."
     )
-    actor = models.CharField(max_length=150, blank=True, default="", db_comment="Who: user, device or system.")
+    actor = models.CharField(
+        max_length=150, blank=True, default="", db_comment="Who: user, device or system."
+    )
 
     class Meta:
         db_table_comment = "Stock ledger, append-only, partitioned by month: it sums to catalog_stock."

@@ -24,7 +24,9 @@ from okada.core.models import (
 
 class Zone(TrackedModel):
     city = models.CharField(_("city"), max_length=20, choices=City.choices, db_comment="douala or yaounde.")
-    name = models.CharField(_("name"), max_length=120, db_comment="Quartier or area name (e.g. Akwa, Bastos).")
+    name = models.CharField(
+        _("name"), max_length=120, db_comment="Quartier or area name (e.g. Akwa, Bastos)."
+    )
     delivery_fee_xaf = money_field(_("delivery fee (XAF)"), "Delivery fee charged for this zone")
 
     class Meta:
@@ -44,9 +46,16 @@ class Zone(TrackedModel):
 class Customer(TrackedModel):
     name = models.CharField(_("name"), max_length=200, db_comment="Customer's name.")
     phone = PhoneField(_("phone"), db_comment="Mobile number, E.164 (+237...); unique among live customers.")
-    default_address = models.TextField(_("default address"), blank=True, default="", db_comment="Usual address.")
+    default_address = models.TextField(
+        _("default address"), blank=True, default="", db_comment="Usual address."
+    )
     zone = models.ForeignKey(
-        Zone, on_delete=models.PROTECT, null=True, blank=True, related_name="customers", db_comment="Usual zone."
+        Zone,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="customers",
+        db_comment="Usual zone.",
     )
 
     class Meta:
@@ -123,29 +132,46 @@ class Order(TrackedModel):
         _("number"), max_length=20, editable=False, db_comment="Human order number (OK-0000123), unique."
     )
     vendor = models.ForeignKey(Vendor, on_delete=models.PROTECT, related_name="orders", db_comment="Seller.")
-    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="orders", db_comment="Buyer.")
+    customer = models.ForeignKey(
+        Customer, on_delete=models.PROTECT, related_name="orders", db_comment="Buyer."
+    )
     status = models.CharField(
-        _("status"), max_length=20, choices=OrderStatus.choices, default=OrderStatus.PENDING,
+        _("status"),
+        max_length=20,
+        choices=OrderStatus.choices,
+        default=OrderStatus.PENDING,
         db_comment="Lifecycle status (see orders.services.TRANSITIONS).",
     )
     channel = models.CharField(
         _("channel"), max_length=16, choices=Channel.choices, db_comment="storefront, phone or admin."
     )
     payment_method = models.CharField(
-        _("payment method"), max_length=16, choices=PaymentMethod.choices, db_comment="mtn_momo, orange_money, cash."
+        _("payment method"),
+        max_length=16,
+        choices=PaymentMethod.choices,
+        db_comment="mtn_momo, orange_money, cash.",
     )
     payment_status = models.CharField(
-        _("payment status"), max_length=16, choices=PaymentStatus.choices, default=PaymentStatus.UNPAID,
+        _("payment status"),
+        max_length=16,
+        choices=PaymentStatus.choices,
+        default=PaymentStatus.UNPAID,
         db_comment="unpaid, paid or refunded.",
     )
     subtotal_xaf = money_field(_("subtotal (XAF)"), "Sum of line totals")
     delivery_fee_xaf = money_field(_("delivery fee (XAF)"), "Delivery fee")
     total_xaf = money_field(_("total (XAF)"), "subtotal + delivery fee")
     address = models.TextField(_("address"), db_comment="Delivery address as given.")
-    zone = models.ForeignKey(Zone, on_delete=models.PROTECT, related_name="orders", db_comment="Delivery zone.")
-    placed_at = models.DateTimeField(_("placed at"), default=timezone.now, db_comment="When it was placed (UTC).")
+    zone = models.ForeignKey(
+        Zone, on_delete=models.PROTECT, related_name="orders", db_comment="Delivery zone."
+    )
+    placed_at = models.DateTimeField(
+        _("placed at"), default=timezone.now, db_comment="When it was placed (UTC)."
+    )
     expires_at = models.DateTimeField(
-        _("expires at"), null=True, blank=True,
+        _("expires at"),
+        null=True,
+        blank=True,
         db_comment="Unpaid mobile-money orders expire at this time; NULL otherwise.",
     )
     note = models.TextField(_("note"), blank=True, default="", db_comment="Customer's note.")
@@ -163,7 +189,8 @@ class Order(TrackedModel):
             models.CheckConstraint(condition=Q(subtotal_xaf__gte=0), name="orders_order_subtotal_nonneg"),
             models.CheckConstraint(condition=Q(delivery_fee_xaf__gte=0), name="orders_order_fee_nonneg"),
             models.CheckConstraint(
-                condition=Q(total_xaf=F("subtotal_xaf") + F("delivery_fee_xaf")), name="orders_order_total_sum"
+                condition=Q(total_xaf=F("subtotal_xaf") + F("delivery_fee_xaf")),
+                name="orders_order_total_sum",
             ),
             models.CheckConstraint(
                 condition=Q(status__in=OrderStatus.values), name="orders_order_status_valid"
@@ -174,7 +201,8 @@ class Order(TrackedModel):
             models.Index(fields=["vendor", "updated_at"], name="orders_order_vendor_upd"),
             models.Index(fields=["customer", "-placed_at"], name="orders_order_customer"),
             models.Index(
-                fields=["expires_at"], name="orders_order_expiring",
+                fields=["expires_at"],
+                name="orders_order_expiring",
                 condition=Q(status="pending", payment_status="unpaid", expires_at__isnull=False),
             ),
         ]
@@ -224,16 +252,29 @@ class OrderEvent(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False, db_comment="Event id.")
     created_at = models.DateTimeField(default=timezone.now, db_comment="When (UTC); partition key.")
     order = models.ForeignKey(
-        Order, on_delete=models.DO_NOTHING, related_name="events", db_constraint=False, db_index=False,
+        Order,
+        on_delete=models.DO_NOTHING,
+        related_name="events",
+        db_constraint=False,
+        db_index=False,
         db_comment="Order (indexed with created_at).",
     )
-    kind = models.CharField(max_length=16, choices=Kind.choices, db_comment="placed, status, payment or note.")
+    kind = models.CharField(
+        max_length=16, choices=Kind.choices, db_comment="placed, status, payment or note."
+    )
     from_status = models.CharField(max_length=20, blank=True, default="", db_comment="Status before.")
     to_status = models.CharField(max_length=20, blank=True, default="", db_comment="Status after.")
-    actor = models.CharField(max_length=150, blank=True, default="", db_comment="Who: role and user or system.")
+    actor = models.CharField(
+        max_length=150, blank=True, default="", db_comment="Who: role and user or system."
+    )
     actor_user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.DO_NOTHING, null=True, blank=True, related_name="+",
-        db_constraint=False, db_comment="Acting user, when there was one.",
+        settings.AUTH_USER_MODEL,
+        on_delete=models.DO_NOTHING,
+        null=True,
+        blank=True,
+        related_name="+",
+        db_constraint=False,
+        db_comment="Acting user, when there was one.",
     )
     data = models.JSONField(default=dict, blank=True, db_comment="Details: note, payment reference...")
 
@@ -253,27 +294,41 @@ class Payment(BaseModel):
         SUCCEEDED = "succeeded", _("succeeded")
         FAILED = "failed", _("failed")
 
-    order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="payments", db_comment="Order paid.")
+    order = models.ForeignKey(
+        Order, on_delete=models.PROTECT, related_name="payments", db_comment="Order paid."
+    )
     provider = models.CharField(
-        _("provider"), max_length=16, choices=PaymentMethod.choices, db_comment="mtn_momo, orange_money or cash."
+        _("provider"),
+        max_length=16,
+        choices=PaymentMethod.choices,
+        db_comment="mtn_momo, orange_money or cash.",
     )
     provider_reference = models.CharField(
-        _("provider reference"), max_length=100, db_comment="Transaction id at the provider; unique per provider."
+        _("provider reference"),
+        max_length=100,
+        db_comment="Transaction id at the provider; unique per provider.",
     )
     amount_xaf = money_field(_("amount (XAF)"), "Amount paid")
     status = models.CharField(
-        _("status"), max_length=16, choices=Status.choices, default=Status.PENDING,
+        _("status"),
+        max_length=16,
+        choices=Status.choices,
+        default=Status.PENDING,
         db_comment="pending, succeeded or failed.",
     )
     paid_at = models.DateTimeField(_("paid at"), null=True, blank=True, db_comment="When it succeeded (UTC).")
-    callbacks = models.JSONField(default=list, blank=True, db_comment="Provider callbacks received, in order.")
+    callbacks = models.JSONField(
+        default=list, blank=True, db_comment="Provider callbacks received, in order."
+    )
 
     class Meta:
         db_table_comment = "Mobile-money and cash payments; callbacks are applied idempotently."
         verbose_name = _("payment")
         verbose_name_plural = _("payments")
         constraints = [
-            models.UniqueConstraint(fields=["provider", "provider_reference"], name="orders_payment_provider_ref_uniq"),
+            models.UniqueConstraint(
+                fields=["provider", "provider_reference"], name="orders_payment_provider_ref_uniq"
+            ),
             models.CheckConstraint(condition=Q(amount_xaf__gt=0), name="orders_payment_amount_positive"),
         ]
 

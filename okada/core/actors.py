@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, ClassVar
 
 
 @dataclass(frozen=True)
@@ -56,3 +56,37 @@ def history_user(instance: Any = None, request: Any = None, **kwargs: Any) -> An
     if user is not None and getattr(user, "is_authenticated", False):
         return user
     return None
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who asks a service for a change: decides what they may do (see orders.services.TRANSITIONS).
+
+    role is one of "vendor", "staff", "storefront", "system". A vendor actor acts for one vendor
+    (`vendor_id`); `user` is the Django user when there is one (it also becomes the history user).
+    """
+
+    role: str
+    user: Any = None
+    vendor_id: Any = None
+    label: str = ""
+
+    VENDOR: ClassVar[str] = "vendor"
+    STAFF: ClassVar[str] = "staff"
+    STOREFRONT: ClassVar[str] = "storefront"
+    SYSTEM: ClassVar[str] = "system"
+
+    def __str__(self) -> str:
+        who = self.label or (getattr(self.user, "username", "") if self.user is not None else "")
+        return f"{self.role}:{who}" if who else self.role
+
+    @classmethod
+    def system(cls, label: str = "") -> Actor:
+        return cls(role=cls.SYSTEM, label=label)
+
+
+@contextmanager
+def acting_for(actor: Actor, reason: str | None = None) -> Iterator[Acting]:
+    """History context for a service call made on behalf of `actor`."""
+    with acting_as(user=actor.user, reason=reason) as acting:
+        yield acting

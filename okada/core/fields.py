@@ -26,7 +26,9 @@ def normalize_cm_phone(raw: str) -> str:
 
 def validate_cm_phone(value: str) -> None:
     if normalize_cm_phone(value) != value:
-        raise ValidationError(_("Phone numbers are stored in E.164 form (+237XXXXXXXXX)."), code="invalid_phone")
+        raise ValidationError(
+            _("Phone numbers are stored in E.164 form (+237XXXXXXXXX)."), code="invalid_phone"
+        )
 
 
 class PhoneField(models.CharField):

@@ -148,3 +148,5 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": "INFO"},
 }
+# Unpaid mobile-money orders expire (and release their stock) after this many minutes.
+OKADA_MOBILE_MONEY_DEADLINE_MINUTES = env.int("OKADA_MOBILE_MONEY_DEADLINE_MINUTES", default=30)

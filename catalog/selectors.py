@@ -1,0 +1,56 @@
+"""Reads of the catalog that are more than a one-liner."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from django.db import connection
+
+from .models import Product, ProductQuerySet, StockMovement, Vendor
+
+
+@dataclass(frozen=True)
+class StockMismatch:
+    product_id: uuid.UUID
+    on_hand: int
+    ledger_on_hand: int
+    reserved: int
+    ledger_reserved: int
+
+
+def stock_audit(*, vendor: Vendor | None = None) -> list[StockMismatch]:
+    """Products whose stock differs from the sum of their ledger movements (empty = consistent)."""
+    vendor_id = vendor.pk if vendor else None
+    with connection.cursor() as cur:
+        cur.execute(
+            """
+            WITH ledger AS (
+                SELECT product_id,
+                       sum(delta) FILTER (WHERE kind = ANY(%(on_hand_kinds)s)) AS on_hand,
+                       sum(delta) FILTER (WHERE kind = ANY(%(reserved_kinds)s)) AS reserved
+                  FROM catalog_stockmovement
+                 WHERE %(vendor)s::uuid IS NULL OR vendor_id = %(vendor)s::uuid
+                 GROUP BY product_id
+            )
+            SELECT s.product_id, s.on_hand, coalesce(l.on_hand, 0), s.reserved, coalesce(l.reserved, 0)
+              FROM catalog_stock s LEFT JOIN ledger l USING (product_id)
+             WHERE (%(vendor)s::uuid IS NULL OR s.vendor_id = %(vendor)s::uuid)
+               AND (s.on_hand <> coalesce(l.on_hand, 0) OR s.reserved <> coalesce(l.reserved, 0))
+            """,
+            {
+                "on_hand_kinds": list(StockMovement.ON_HAND_KINDS),
+                "reserved_kinds": list(StockMovement.RESERVED_KINDS),
+                "vendor": vendor_id,
+            },
+        )
+        return [StockMismatch(*row) for row in cur.fetchall()]
+
+
+def product_list_for_vendor(*, vendor: Vendor, q: str = "", is_active: bool | None = None) -> ProductQuerySet:
+    products = Product.objects.for_vendor(vendor).select_related("stock", "category")
+    if is_active is not None:
+        products = products.filter(is_active=is_active)
+    if q:
+        products = products.search(q)
+    return products

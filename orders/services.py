@@ -1,0 +1,418 @@
+"""Every write to orders and payments: placing, the status lifecycle, expiry, payments.
+
+Lock order, everywhere: the order row first, then stock rows in product-id order. Placing locks
+no existing order, so no two services can wait on each other in a cycle.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from catalog.models import Product, Vendor
+from catalog.services import Line, stock_release, stock_reserve, stock_sell
+from okada.core.actors import Actor, acting_for
+from okada.core.errors import Conflict, DomainError, NotAllowed
+
+from .models import (
+    MOBILE_MONEY,
+    Channel,
+    Customer,
+    Order,
+    OrderEvent,
+    OrderItem,
+    OrderStatus,
+    Payment,
+    PaymentMethod,
+    PaymentStatus,
+    Zone,
+)
+
+MAX_LINES = 100
+
+# --- Errors -------------------------------------------------------------------------------------
+
+
+class OutOfStock(DomainError):
+    code = "out_of_stock"
+    status = 409
+
+
+class ProductUnavailable(DomainError):
+    code = "product_unavailable"
+    status = 409
+
+
+class VendorNotActive(DomainError):
+    code = "vendor_not_active"
+    status = 409
+
+
+class InvalidTransition(Conflict):
+    code = "invalid_transition"
+
+
+class TransitionNotAllowed(NotAllowed):
+    code = "transition_not_allowed"
+    status = 403
+
+
+class UnknownPayment(DomainError):
+    code = "unknown_payment"
+    status = 404
+
+
+# --- The lifecycle ------------------------------------------------------------------------------
+
+S = OrderStatus
+VENDOR, STAFF, STOREFRONT, SYSTEM = Actor.VENDOR, Actor.STAFF, Actor.STOREFRONT, Actor.SYSTEM
+
+# (from, to) -> who may make the move. Anything not listed is refused.
+TRANSITIONS: dict[tuple[str, str], frozenset[str]] = {
+    (S.PENDING, S.ACCEPTED): frozenset({VENDOR, STAFF}),
+    (S.ACCEPTED, S.PREPARING): frozenset({VENDOR, STAFF}),
+    (S.PREPARING, S.READY): frozenset({VENDOR, STAFF}),
+    (S.READY, S.OUT_FOR_DELIVERY): frozenset({VENDOR, STAFF}),
+    (S.OUT_FOR_DELIVERY, S.DELIVERED): frozenset({VENDOR, STAFF}),
+    (S.PENDING, S.CANCELLED): frozenset({VENDOR, STAFF, STOREFRONT}),
+    (S.ACCEPTED, S.CANCELLED): frozenset({VENDOR, STAFF}),
+    (S.PREPARING, S.CANCELLED): frozenset({VENDOR, STAFF}),
+    (S.READY, S.CANCELLED): frozenset({VENDOR, STAFF}),
+    (S.PENDING, S.EXPIRED): frozenset({SYSTEM}),
+    (S.DELIVERED, S.REFUNDED): frozenset({STAFF}),
+}
+RELEASES_STOCK = {S.CANCELLED, S.EXPIRED}
+SELLS_STOCK = {S.OUT_FOR_DELIVERY}
+
+
+def allowed_targets(*, order: Order, actor: Actor) -> list[str]:
+    return [to for (frm, to), roles in TRANSITIONS.items() if frm == order.status and actor.role in roles]
+
+
+# --- Placing ------------------------------------------------------------------------------------
+
+
+def _next_order_number() -> str:
+    with connection.cursor() as cur:
+        cur.execute("SELECT nextval('orders_order_number_seq')")
+        return f"OK-{cur.fetchone()[0]:07d}"
+
+
+def _check_can_place(*, vendor: Vendor, actor: Actor, channel: str) -> None:
+    if actor.role in (STOREFRONT, STAFF):
+        return
+    if actor.role == VENDOR and actor.vendor_id == vendor.pk and channel == Channel.PHONE:
+        return  # a vendor may take phone/WhatsApp orders for their own shop
+    raise NotAllowed(_("You may not place orders for this vendor."))
+
+
+def _normalise_items(items: Sequence[tuple[Product | uuid.UUID, int]]) -> dict[uuid.UUID, int]:
+    if not items:
+        raise DomainError(_("An order needs at least one item."), field="items")
+    if len(items) > MAX_LINES:
+        raise DomainError(_("An order has at most %(n)d lines.") % {"n": MAX_LINES}, field="items")
+    quantities: dict[uuid.UUID, int] = {}
+    for product, quantity in items:
+        product_id = product.pk if isinstance(product, Product) else product
+        if not isinstance(quantity, int) or isinstance(quantity, bool) or quantity <= 0:
+            raise DomainError(_("Quantities must be positive integers."), field="items")
+        if product_id in quantities:
+            raise DomainError(_("Each product may appear only once in an order."), field="items")
+        quantities[product_id] = quantity
+    return quantities
+
+
+def order_place(
+    *,
+    vendor: Vendor,
+    customer: Customer,
+    items: Sequence[tuple[Product | uuid.UUID, int]],
+    payment_method: str,
+    channel: str,
+    address: str,
+    zone: Zone,
+    actor: Actor,
+    note: str = "",
+) -> Order:
+    """Place an order: reserve stock for every item in one transaction, all or nothing.
+
+    Never oversells, under any concurrency: each reservation is a conditional UPDATE
+    (`on_hand >= reserved + qty`) and rows are taken in product-id order, so concurrent
+    placements neither oversell nor deadlock. Refuses with OutOfStock naming the short items.
+    """
+    _check_can_place(vendor=vendor, actor=actor, channel=channel)
+    quantities = _normalise_items(items)
+    if payment_method not in PaymentMethod.values:
+        raise DomainError(_("Unknown payment method."), field="payment_method")
+    if channel not in Channel.values:
+        raise DomainError(_("Unknown channel."), field="channel")
+    if not address.strip():
+        raise DomainError(_("A delivery address is required."), field="address")
+
+    with transaction.atomic(), acting_for(actor, "order placed"):
+        vendor_now = Vendor.objects.filter(pk=vendor.pk).first()
+        if vendor_now is None or vendor_now.status != Vendor.Status.ACTIVE:
+            raise VendorNotActive(_("This vendor is not taking orders."))
+        products = {p.pk: p for p in Product.objects.filter(pk__in=quantities, vendor=vendor, is_active=True)}
+        missing = [str(pid) for pid in quantities if pid not in products]
+        if missing:
+            raise ProductUnavailable(
+                _("These products cannot be ordered: %(ids)s") % {"ids": ", ".join(missing)},
+                product_ids=missing,
+            )
+        number = _next_order_number()
+        lines = [Line(pid, vendor.pk, qty) for pid, qty in quantities.items()]
+        shortages = stock_reserve(lines=lines, reference=number, actor=actor)
+        if shortages:
+            short = [
+                {
+                    "product_id": str(s.product_id),
+                    "sku": products[s.product_id].sku,
+                    "requested": s.requested,
+                    "available": s.available,
+                }
+                for s in shortages
+            ]
+            raise OutOfStock(
+                _("Not enough stock for: %(items)s")
+                % {"items": ", ".join(f"{s['sku']} ({s['available']} left)" for s in short)},
+                items=short,
+            )
+        subtotal = sum(products[pid].price_xaf * qty for pid, qty in quantities.items())
+        placed_at = timezone.now()
+        order = Order(
+            number=number,
+            vendor=vendor,
+            customer=customer,
+            channel=channel,
+            payment_method=payment_method,
+            subtotal_xaf=subtotal,
+            delivery_fee_xaf=zone.delivery_fee_xaf,
+            total_xaf=subtotal + zone.delivery_fee_xaf,
+            address=address,
+            zone=zone,
+            placed_at=placed_at,
+            note=note,
+            expires_at=(
+                placed_at + timedelta(minutes=settings.OKADA_MOBILE_MONEY_DEADLINE_MINUTES)
+                if payment_method in MOBILE_MONEY
+                else None
+            ),
+        )
+        order.save()
+        OrderItem.objects.bulk_create(
+            [
+                OrderItem(
+                    order=order,
+                    product_id=pid,
+                    sku=products[pid].sku,
+                    name=products[pid].name,
+                    unit_price_xaf=products[pid].price_xaf,
+                    quantity=qty,
+                    line_total_xaf=products[pid].price_xaf * qty,
+                )
+                for pid, qty in quantities.items()
+            ]
+        )
+        _event(
+            order=order,
+            kind=OrderEvent.Kind.PLACED,
+            to_status=order.status,
+            actor=actor,
+            data={"channel": channel, "total_xaf": order.total_xaf},
+        )
+    return order
+
+
+def _event(
+    *,
+    order: Order,
+    kind: str,
+    actor: Actor,
+    from_status: str = "",
+    to_status: str = "",
+    data: dict[str, Any] | None = None,
+) -> OrderEvent:
+    return OrderEvent.objects.create(
+        order=order,
+        kind=kind,
+        from_status=from_status,
+        to_status=to_status,
+        actor=str(actor)[:150],
+        actor_user=actor.user if getattr(actor.user, "pk", None) else None,
+        data=data or {},
+    )
+
+
+def _lines(order: Order) -> list[Line]:
+    return [Line(pid, order.vendor_id, qty) for pid, qty in order.items.values_list("product_id", "quantity")]
+
+
+# --- Transitions --------------------------------------------------------------------------------
+
+
+def order_transition(*, order: Order, to: str, actor: Actor, note: str = "") -> Order:
+    """Move an order along its lifecycle (TRANSITIONS), with the stock side effects and an event."""
+    with transaction.atomic(), acting_for(actor, f"order -> {to}"):
+        order = Order.objects.select_for_update().get(pk=order.pk)
+        if actor.role == VENDOR and actor.vendor_id != order.vendor_id:
+            raise TransitionNotAllowed(_("This order belongs to another vendor."))
+        roles = TRANSITIONS.get((order.status, to))
+        if roles is None:
+            raise InvalidTransition(
+                _("An order cannot go from %(from)s to %(to)s.") % {"from": order.status, "to": to},
+                allowed=allowed_targets(order=order, actor=actor),
+            )
+        if actor.role not in roles:
+            raise TransitionNotAllowed(
+                _("%(role)s may not move an order from %(from)s to %(to)s.")
+                % {"role": actor.role, "from": order.status, "to": to}
+            )
+        if to in RELEASES_STOCK:
+            stock_release(lines=_lines(order), reference=order.number, actor=actor)
+        elif to in SELLS_STOCK:
+            stock_sell(lines=_lines(order), reference=order.number, actor=actor)
+        from_status = order.status
+        order.status = to
+        fields = ["status", "updated_at"]
+        if to == S.REFUNDED:
+            order.payment_status = PaymentStatus.REFUNDED
+            fields.append("payment_status")
+        order.save(update_fields=fields)
+        _event(
+            order=order,
+            kind=OrderEvent.Kind.STATUS,
+            from_status=from_status,
+            to_status=to,
+            actor=actor,
+            data={"note": note} if note else {},
+        )
+    return order
+
+
+def order_cancel(*, order: Order, actor: Actor, note: str = "") -> Order:
+    return order_transition(order=order, to=S.CANCELLED, actor=actor, note=note)
+
+
+def order_expire_unpaid(*, now: datetime | None = None, limit: int = 1000) -> int:
+    """Expire pending mobile-money orders still unpaid past their deadline; release their stock."""
+    now = now or timezone.now()
+    actor = Actor.system("expire_unpaid_orders")
+    expired = 0
+    candidates = list(
+        Order.objects.unpaid_mobile_money_past(now)
+        .order_by("expires_at")
+        .values_list("pk", flat=True)[:limit]
+    )
+    for pk in candidates:
+        with transaction.atomic():
+            # Re-check under the row lock: a payment may have landed since the scan.
+            order = (
+                Order.objects.unpaid_mobile_money_past(now)
+                .select_for_update(skip_locked=True)
+                .filter(pk=pk)
+                .first()
+            )
+            if order is None:
+                continue
+            order_transition(order=order, to=S.EXPIRED, actor=actor, note="unpaid past deadline")
+            expired += 1
+    return expired
+
+
+# --- Payments -----------------------------------------------------------------------------------
+
+
+def payment_record(
+    *,
+    order: Order,
+    provider: str,
+    amount_xaf: int,
+    actor: Actor,
+    provider_reference: str = "",
+    status: str = Payment.Status.PENDING,
+) -> Payment:
+    """Record a payment: a mobile-money request awaiting its callback, or cash received."""
+    if provider not in PaymentMethod.values:
+        raise DomainError(_("Unknown payment provider."), field="provider")
+    if amount_xaf <= 0:
+        raise DomainError(_("The amount must be positive."), field="amount_xaf")
+    reference = provider_reference or f"{provider}-{uuid.uuid4().hex[:20]}"
+    with transaction.atomic(), acting_for(actor, "payment recorded"):
+        if Payment.objects.filter(provider=provider, provider_reference=reference).exists():
+            raise Conflict(_("This provider reference is already recorded."), field="provider_reference")
+        payment = Payment.objects.create(
+            order=order,
+            provider=provider,
+            provider_reference=reference,
+            amount_xaf=amount_xaf,
+            status=status,
+            paid_at=timezone.now() if status == Payment.Status.SUCCEEDED else None,
+        )
+        _event(
+            order=order,
+            kind=OrderEvent.Kind.PAYMENT,
+            actor=actor,
+            data={"provider": provider, "reference": reference, "status": status, "amount_xaf": amount_xaf},
+        )
+        if status == Payment.Status.SUCCEEDED:
+            _mark_paid(payment=payment, actor=actor)
+    return payment
+
+
+def payment_apply_callback(
+    *, provider: str, provider_reference: str, status: str, amount_xaf: int, payload: dict[str, Any]
+) -> Payment:
+    """Apply a provider's callback. Idempotent: once a payment is final, repeats change nothing."""
+    if status not in (Payment.Status.SUCCEEDED, Payment.Status.FAILED):
+        raise DomainError(_("Unknown payment status."), field="status")
+    actor = Actor.system(f"callback:{provider}")
+    with transaction.atomic(), acting_for(actor, "payment callback"):
+        payment = (
+            Payment.objects.select_for_update()
+            .filter(provider=provider, provider_reference=provider_reference)
+            .first()
+        )
+        if payment is None:
+            raise UnknownPayment(_("No payment with this provider reference."))
+        if payment.status != Payment.Status.PENDING:
+            return payment  # a repeat: the first callback decided
+        payment.status = status
+        payment.callbacks = [*payment.callbacks, payload]
+        if status == Payment.Status.SUCCEEDED:
+            payment.amount_xaf = amount_xaf
+            payment.paid_at = timezone.now()
+        payment.save(update_fields=["status", "callbacks", "amount_xaf", "paid_at", "updated_at"])
+        _event(
+            order=payment.order,
+            kind=OrderEvent.Kind.PAYMENT,
+            actor=actor,
+            data={
+                "provider": provider,
+                "reference": provider_reference,
+                "status": status,
+                "amount_xaf": amount_xaf,
+            },
+        )
+        if status == Payment.Status.SUCCEEDED:
+            _mark_paid(payment=payment, actor=actor)
+    return payment
+
+
+def _mark_paid(*, payment: Payment, actor: Actor) -> None:
+    order = Order.objects.select_for_update().get(pk=payment.order_id)
+    paid = sum(
+        Payment.objects.filter(order=order, status=Payment.Status.SUCCEEDED).values_list(
+            "amount_xaf", flat=True
+        )
+    )
+    if order.payment_status == PaymentStatus.UNPAID and paid >= order.total_xaf:
+        order.payment_status = PaymentStatus.PAID
+        order.save(update_fields=["payment_status", "updated_at"])
