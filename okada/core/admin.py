@@ -78,13 +78,11 @@ class TrackedAdmin(SimpleHistoryAdmin):
             queryset.delete()
 
 
-@admin.register(JobRun)
-class JobRunAdmin(admin.ModelAdmin):
-    list_display = ("name", "outcome", "started_at", "finished_at", "duration", "host")
-    list_filter = ("outcome", "name")
-    search_fields = ("name", "error")
-    date_hierarchy = "started_at"
-    readonly_fields = [f.name for f in JobRun._meta.fields]
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """For logs and ledgers (job runs, stock movements, order events): staff read, nobody edits."""
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return [f.name for f in self.model._meta.fields]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -94,3 +92,11 @@ class JobRunAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+@admin.register(JobRun)
+class JobRunAdmin(ReadOnlyAdmin):
+    list_display = ("name", "outcome", "started_at", "finished_at", "duration", "host")
+    list_filter = ("outcome", "name")
+    search_fields = ("name", "error")
+    date_hierarchy = "started_at"
