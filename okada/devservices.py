@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-VAR = ROOT / "var"
+VAR = Path(os.environ.get("OKADA_VAR_DIR") or ROOT / "var").resolve()  # tests use a scratch one
 PG_DIR = VAR / "pg"
 PG_DATA = PG_DIR / "data"
 PG_RUN = PG_DIR / "run"
@@ -97,13 +97,31 @@ def pick_port(preferred: int) -> int:
 
 
 def pid_alive(pid: int) -> bool:
+    """True for a running process; False for a dead one or a zombie nobody reaped (containers)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
+        pass
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
         return True
-    return True
+    return state not in ("Z", "X")
+
+
+def processes_working_in(directory: Path) -> list[int]:
+    """Live processes whose working directory is `directory` (PostgreSQL backends chdir to PGDATA)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if os.readlink(entry / "cwd") == str(directory) and pid_alive(int(entry.name)):
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
 
 
 def is_root() -> bool:
@@ -211,7 +229,6 @@ def pg_initdb(bindir: Path, owner: str | None) -> None:
             "max_connections = 300\n"
             "shared_buffers = 512MB\n"
             "fsync = on\n"
-            "synchronous_commit = off\n"  # dev cluster: a crash may lose the last ms, never corrupt
             "max_wal_size = 4GB\n"
             "log_min_duration_statement = 2000\n"
             "timezone = 'UTC'\n"
@@ -235,10 +252,29 @@ def pg_port_from_pidfile() -> int | None:
         return None
 
 
+def clear_stale_pg_pidfile() -> None:
+    """After a crash, postmaster.pid may name a dead (or zombie) postmaster: PostgreSQL would then
+    refuse to start. Remove it, but only once no old backend still works in the data directory."""
+    pidfile = PG_DATA / "postmaster.pid"
+    try:
+        pid = int(pidfile.read_text().splitlines()[0])
+    except (OSError, IndexError, ValueError):
+        return
+    if pid_alive(pid):
+        return
+    wait_until(lambda: not processes_working_in(PG_DATA), "old PostgreSQL processes to exit", 60)
+    pidfile.unlink(missing_ok=True)
+    for lock in PG_RUN.glob(".s.PGSQL.*.lock"):  # the socket lock names the same dead postmaster
+        lock.unlink(missing_ok=True)
+        Path(str(lock)[: -len(".lock")]).unlink(missing_ok=True)
+    say("removed a stale postmaster.pid left by a crash; PostgreSQL will recover")
+
+
 def pg_up(env: dict[str, str]) -> None:
     bindir = pg_bin()
     owner = pg_owner()
     prepare_pg_dirs(owner)
+    clear_stale_pg_pidfile()
     if not (PG_DATA / "PG_VERSION").exists():
         if PG_DATA.exists() and any(PG_DATA.iterdir()):
             raise ServiceError(f"{PG_DATA} exists but holds no cluster; move it away and retry")
@@ -266,7 +302,7 @@ def pg_up(env: dict[str, str]) -> None:
         if result.returncode != 0:
             tail = PG_LOG.read_text().splitlines()[-5:] if PG_LOG.exists() else []
             raise ServiceError("PostgreSQL failed to start: " + " | ".join(tail or [result.stderr]))
-        say(f"PostgreSQL started on 127.0.0.1:{port} (log: {PG_LOG.relative_to(ROOT)})")
+        say(f"PostgreSQL started on 127.0.0.1:{port} (log: {PG_LOG})")
     psql = [str(bindir / "psql"), "-h", str(PG_RUN), "-p", str(port), "-U", PG_USER, "-d", "postgres", "-tAc"]
     exists = subprocess.run(
         as_owner([*psql, f"SELECT 1 FROM pg_database WHERE datname='{PG_DB}'"], owner),

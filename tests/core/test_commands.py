@@ -46,3 +46,22 @@ def test_ensure_admin_creates_one_admin_once_and_prints_its_password():
     call_command("ensure_admin", stdout=again)
     assert "already exists" in again.getvalue()
     assert get_user_model().objects.filter(is_superuser=True).count() == 1
+
+
+def test_production_settings_pass_check_deploy_without_warnings():
+    env = dict(
+        os.environ,
+        DJANGO_SETTINGS_MODULE="okada.settings.production",
+        SECRET_KEY="x" * 20 + "-production-secret-key-with-enough-entropy-9f8e7d6c5b4a",
+        ALLOWED_HOSTS="okada.cm",
+    )
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no issues" in result.stdout
