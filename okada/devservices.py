@@ -18,6 +18,7 @@ is root the cluster belongs to the `postgres` system user.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import pwd
 import shutil
@@ -30,10 +31,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 VAR = Path(os.environ.get("OKADA_VAR_DIR") or ROOT / "var").resolve()  # tests use a scratch one
-PG_DIR = VAR / "pg"
-PG_DATA = PG_DIR / "data"
-PG_RUN = PG_DIR / "run"
-PG_LOG = PG_DIR / "postgresql.log"
+PG_DIR = VAR / "pg"  # may be a symlink (see place_pg_dir), so paths below use its target
+PG_DATA = PG_DIR.resolve() / "data"
+PG_RUN = PG_DIR.resolve() / "run"
+PG_LOG = PG_DIR.resolve() / "postgresql.log"
 REDIS_DIR = VAR / "redis"
 REDIS_PID = REDIS_DIR / "redis.pid"
 ENV_FILE = VAR / "services.env"
@@ -182,25 +183,42 @@ def pg_owner() -> str | None:
 
 
 def as_owner(cmd: list[str], owner: str | None) -> list[str]:
-    return ["runuser", "-u", owner, "--", *cmd] if owner else cmd
+    # `env -C /`: the caller's working directory may be one the owner cannot enter.
+    return ["runuser", "-u", owner, "--", "env", "-C", "/", *cmd] if owner else cmd
+
+
+def owner_can_reach(owner: str, directory: Path) -> bool:
+    return subprocess.run(as_owner(["test", "-x", str(directory)], owner)).returncode == 0
+
+
+def place_pg_dir(owner: str) -> None:
+    """When `postgres` cannot traverse the clone's path (e.g. a clone under /root), keep the
+    cluster in /var/tmp and make var/pg a symlink to it, so it still lives "under var/"."""
+    global PG_DATA, PG_RUN, PG_LOG
+    if PG_DIR.exists() or PG_DIR.is_symlink() or owner_can_reach(owner, VAR):
+        return
+    name = f"okada-pg-{hashlib.sha256(str(PG_DIR).encode()).hexdigest()[:12]}"
+    target = Path("/var/tmp") / name  # noqa: S108 (ownership checked below)
+    target.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if target.stat().st_uid not in (0, pwd.getpwnam(owner).pw_uid):
+        raise ServiceError(f"{target} belongs to another user; remove it or set DATABASE_URL")
+    PG_DIR.symlink_to(target, target_is_directory=True)
+    PG_DATA, PG_RUN, PG_LOG = target / "data", target / "run", target / "postgresql.log"
+    say(f"the `{owner}` user cannot reach {VAR}: the cluster lives in {target} (var/pg links to it)")
 
 
 def prepare_pg_dirs(owner: str | None) -> None:
-    PG_DIR.mkdir(parents=True, exist_ok=True)
+    VAR.mkdir(parents=True, exist_ok=True)
+    if owner:
+        place_pg_dir(owner)
+    PG_DATA.parent.mkdir(parents=True, exist_ok=True)
     PG_RUN.mkdir(exist_ok=True)
     if owner:
-        shutil.chown(PG_DIR, owner, owner)
-        shutil.chown(PG_RUN, owner, owner)
-        if PG_LOG.exists():
-            shutil.chown(PG_LOG, owner, owner)
-        # The owner must be able to reach var/pg: every parent directory needs o+x.
-        probe = subprocess.run(as_owner(["test", "-w", str(PG_DIR)], owner))
-        if probe.returncode != 0:
-            raise ServiceError(
-                f"the `{owner}` user cannot reach {PG_DIR} (a parent directory is not "
-                "traversable); clone the repository somewhere world-readable, e.g. under /work "
-                "or /srv, or set DATABASE_URL"
-            )
+        for path in (PG_DATA.parent, PG_RUN, PG_LOG):
+            if path.exists():
+                shutil.chown(path, owner, owner)
+        if not owner_can_reach(owner, PG_RUN):
+            raise ServiceError(f"the `{owner}` user cannot reach {PG_RUN}; set DATABASE_URL instead")
 
 
 def pg_initdb(bindir: Path, owner: str | None) -> None:
