@@ -213,8 +213,10 @@ class Order(TrackedModel):
 
 class OrderItem(BaseModel):
     order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="items", db_comment="Order.")
+    # DO_NOTHING, not PROTECT: soft-deleting a product that was ordered is fine (the line keeps
+    # its snapshot), while the database's FK still refuses a hard delete of an ordered product.
     product = models.ForeignKey(
-        Product, on_delete=models.PROTECT, related_name="order_items", db_comment="Product ordered."
+        Product, on_delete=models.DO_NOTHING, related_name="order_items", db_comment="Product ordered."
     )
     sku = models.CharField(max_length=64, db_comment="SKU at order time (snapshot).")
     name = models.CharField(max_length=200, db_comment="Product name at order time (snapshot).")

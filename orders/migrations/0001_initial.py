@@ -217,7 +217,7 @@ class Migration(migrations.Migration):
                 ('quantity', models.PositiveIntegerField(db_comment='Units ordered (> 0).', verbose_name='quantity')),
                 ('line_total_xaf', models.BigIntegerField(db_comment='unit price x quantity (integer XAF).', verbose_name='line total (XAF)')),
                 ('order', models.ForeignKey(db_comment='Order.', on_delete=django.db.models.deletion.CASCADE, related_name='items', to='orders.order')),
-                ('product', models.ForeignKey(db_comment='Product ordered.', on_delete=django.db.models.deletion.PROTECT, related_name='order_items', to='catalog.product')),
+                ('product', models.ForeignKey(db_comment='Product ordered.', on_delete=django.db.models.deletion.DO_NOTHING, related_name='order_items', to='catalog.product')),
             ],
             options={
                 'verbose_name': 'order item',
