@@ -1,0 +1,509 @@
+"""catalog.services: vendors, products and stock, called directly."""
+
+from __future__ import annotations
+
+import pytest
+from django.core.exceptions import ValidationError
+
+from catalog.models import Product, Stock, StockMovement, Vendor
+from catalog.selectors import stock_audit
+from catalog.services import (
+    InsufficientStock,
+    SkuTaken,
+    SlugTaken,
+    StockChanged,
+    VersionConflict,
+    product_create,
+    product_restore,
+    product_soft_delete,
+    product_update,
+    stock_adjust,
+    stock_count,
+    vendor_activate,
+    vendor_onboard,
+    vendor_suspend,
+)
+from okada.core.actors import Actor
+from okada.core.errors import DomainError, NotAllowed
+from tests.catalog.factories import (
+    CategoryFactory,
+    ProductFactory,
+    UserFactory,
+    VendorFactory,
+    staff_actor,
+    vendor_actor,
+)
+from tests.orders.factories import OrderFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def movements(product: Product) -> list[tuple[str, int]]:
+    return list(
+        StockMovement.objects.filter(product_id=product.pk)
+        .order_by("created_at", "kind")
+        .values_list("kind", "delta")
+    )
+
+
+def stock_of(product: Product) -> tuple[int, int]:
+    stock = Stock.objects.get(product=product)
+    return stock.on_hand, stock.reserved
+
+
+# --- Vendors ------------------------------------------------------------------------------------
+
+
+def test_vendor_onboard_normalises_the_phone_to_e164_and_starts_pending():
+    vendor = vendor_onboard(
+        name="Chez Mama Ngo", slug="chez-mama-ngo", phone="6 77 12 34 56", city="douala", actor=staff_actor()
+    )
+    vendor.refresh_from_db()
+    assert vendor.phone == "+237677123456"
+    assert vendor.status == Vendor.Status.PENDING
+
+
+@pytest.mark.parametrize("raw", ["00237 677 12 34 56", "+237 677-12-34-56", "677123456"])
+def test_vendor_onboard_accepts_usual_ways_of_writing_a_cameroonian_number(raw):
+    vendor = vendor_onboard(name="Shop", slug="shop", phone=raw, city="yaounde", actor=staff_actor())
+    assert vendor.phone == "+237677123456"
+
+
+@pytest.mark.parametrize("raw", ["+33 6 12 34 56 78", "12345", "not a phone"])
+def test_vendor_onboard_refuses_a_phone_that_is_not_cameroonian(raw):
+    with pytest.raises(ValidationError):
+        vendor_onboard(name="Shop", slug="shop", phone=raw, city="douala", actor=staff_actor())
+    assert not Vendor.all_objects.exists()
+
+
+def test_vendor_onboard_refuses_a_slug_taken_by_a_live_vendor():
+    VendorFactory(slug="marche-central")
+    with pytest.raises(SlugTaken) as exc:
+        vendor_onboard(
+            name="Another", slug="marche-central", phone="677000111", city="douala", actor=staff_actor()
+        )
+    assert exc.value.code == "slug_taken"
+    assert exc.value.data["field"] == "slug"
+    assert Vendor.objects.filter(slug="marche-central").count() == 1
+
+
+def test_vendor_onboard_may_reuse_the_slug_of_a_deleted_vendor():
+    VendorFactory(slug="marche-central").delete()
+    vendor = vendor_onboard(
+        name="New", slug="marche-central", phone="677000111", city="douala", actor=staff_actor()
+    )
+    assert Vendor.objects.get(slug="marche-central") == vendor
+
+
+@pytest.mark.parametrize("commission", [-1, 10001])
+def test_vendor_onboard_refuses_a_commission_outside_0_to_100_percent(commission):
+    # Python must give the nice message; the CHECK constraint is only the safety net.
+    with pytest.raises((DomainError, ValidationError)):
+        vendor_onboard(
+            name="Shop",
+            slug="shop",
+            phone="677000111",
+            city="douala",
+            commission_bps=commission,
+            actor=staff_actor(),
+        )
+    assert not Vendor.all_objects.exists()
+
+
+@pytest.mark.parametrize("service", [vendor_activate, vendor_suspend])
+@pytest.mark.parametrize("role", [Actor.STAFF, Actor.SYSTEM])
+def test_staff_and_system_may_change_a_vendors_status(service, role):
+    vendor = VendorFactory(status=Vendor.Status.PENDING)
+    service(vendor=vendor, actor=Actor(role=role, label="ops"))
+    vendor.refresh_from_db()
+    expected = Vendor.Status.ACTIVE if service is vendor_activate else Vendor.Status.SUSPENDED
+    assert vendor.status == expected
+
+
+@pytest.mark.parametrize("service", [vendor_activate, vendor_suspend])
+@pytest.mark.parametrize("role", [Actor.VENDOR, Actor.STOREFRONT])
+def test_vendors_and_the_storefront_may_not_change_a_vendors_status(service, role):
+    vendor = VendorFactory(status=Vendor.Status.PENDING)
+    before = vendor.history.count()
+    with pytest.raises(NotAllowed):
+        service(vendor=vendor, actor=Actor(role=role, vendor_id=vendor.pk))
+    vendor.refresh_from_db()
+    assert vendor.status == Vendor.Status.PENDING
+    assert vendor.history.count() == before
+
+
+def test_a_suspended_vendors_products_are_not_orderable_and_come_back_on_activation():
+    vendor = VendorFactory()
+    product = ProductFactory(vendor=vendor)
+    other = ProductFactory()
+    assert set(Product.objects.orderable()) == {product, other}
+
+    vendor_suspend(vendor=vendor, actor=staff_actor())
+    assert list(Product.objects.orderable()) == [other]
+
+    vendor_activate(vendor=vendor, actor=staff_actor())
+    assert set(Product.objects.orderable()) == {product, other}
+
+
+def test_pending_vendors_and_inactive_products_are_not_orderable():
+    pending = ProductFactory(vendor=VendorFactory(status=Vendor.Status.PENDING))
+    inactive = ProductFactory(is_active=False)
+    live = ProductFactory()
+    orderable = set(Product.objects.orderable())
+    assert live in orderable
+    assert pending not in orderable
+    assert inactive not in orderable
+
+
+# --- Products -----------------------------------------------------------------------------------
+
+
+def test_product_create_makes_the_stock_row_and_records_the_initial_stock_as_a_restock():
+    vendor = VendorFactory()
+    product = product_create(
+        vendor=vendor,
+        sku="HUILE-1L",
+        name="Huile de palme 1 L",
+        price_xaf=1500,
+        initial_stock=12,
+        actor=staff_actor(),
+    )
+    stock = Stock.objects.get(product=product)
+    assert (stock.on_hand, stock.reserved, stock.vendor_id) == (12, 0, vendor.pk)
+    movement = StockMovement.objects.get(product_id=product.pk)
+    assert (movement.kind, movement.delta, movement.vendor_id) == ("restock", 12, vendor.pk)
+    assert product.version == 1
+
+
+def test_product_create_with_a_negative_initial_stock_creates_nothing():
+    with pytest.raises(DomainError):
+        ProductFactory(initial_stock=-3)
+    assert not Product.all_objects.exists()
+    assert not Stock.objects.exists()
+    assert not StockMovement.objects.exists()
+
+
+def test_product_create_without_initial_stock_has_empty_stock_and_no_movement():
+    product = ProductFactory(initial_stock=0)
+    assert stock_of(product) == (0, 0)
+    assert movements(product) == []
+
+
+def test_product_create_refuses_a_sku_the_vendor_already_uses():
+    vendor = VendorFactory()
+    ProductFactory(vendor=vendor, sku="RIZ-5KG")
+    with pytest.raises(SkuTaken):
+        ProductFactory(vendor=vendor, sku="RIZ-5KG", initial_stock=3)
+    assert Product.objects.filter(vendor=vendor).count() == 1
+    assert Stock.objects.filter(vendor=vendor).count() == 1
+
+
+def test_two_vendors_may_use_the_same_sku():
+    first = ProductFactory(sku="RIZ-5KG")
+    second = ProductFactory(sku="RIZ-5KG")
+    assert first.vendor_id != second.vendor_id
+
+
+def test_product_create_refuses_a_non_positive_price_with_a_domain_or_validation_error():
+    # Python must give the nice message; the CHECK constraint is only the safety net.
+    for price in (0, -100):
+        with pytest.raises((DomainError, ValidationError)):
+            ProductFactory(price_xaf=price)
+    assert not Product.all_objects.exists()
+
+
+def test_product_create_refuses_a_compare_at_price_not_above_the_price():
+    with pytest.raises((DomainError, ValidationError)):
+        ProductFactory(price_xaf=1000, compare_at_price_xaf=1000)
+    assert not Product.all_objects.exists()
+
+
+@pytest.mark.parametrize(
+    "data",
+    [{"price_xaf": 0}, {"price_xaf": -5}, {"compare_at_price_xaf": 1000}, {"price_xaf": 1500}],
+    ids=["zero-price", "negative-price", "compare-at-equal", "price-above-compare-at"],
+)
+def test_product_update_refuses_bad_prices_with_a_domain_or_validation_error(data):
+    product = ProductFactory(price_xaf=1000, compare_at_price_xaf=1200)
+    with pytest.raises((DomainError, ValidationError)):
+        product_update(product=product, data=data, actor=staff_actor())
+    product.refresh_from_db()
+    assert (product.price_xaf, product.compare_at_price_xaf, product.version) == (1000, 1200, 1)
+
+
+def test_product_update_changes_fields_and_bumps_the_version():
+    category = CategoryFactory()
+    product = ProductFactory(price_xaf=1000)
+    updated = product_update(
+        product=product, data={"price_xaf": 1200, "category": category}, actor=staff_actor()
+    )
+    updated.refresh_from_db()
+    assert (updated.price_xaf, updated.category, updated.version) == (1200, category, 2)
+
+
+def test_product_update_with_nothing_changed_keeps_the_version():
+    product = ProductFactory(price_xaf=1000, name="Sel")
+    updated = product_update(product=product, data={"price_xaf": 1000, "name": "Sel"}, actor=staff_actor())
+    updated.refresh_from_db()
+    assert updated.version == 1
+    assert updated.history.count() == 1
+
+
+def test_product_update_with_the_current_version_succeeds():
+    product = ProductFactory()
+    product_update(product=product, data={"name": "Sucre"}, expected_version=1, actor=staff_actor())
+    updated = product_update(
+        product=product, data={"name": "Sucre roux"}, expected_version=2, actor=staff_actor()
+    )
+    assert updated.version == 3
+
+
+def test_product_update_with_a_stale_version_raises_version_conflict_and_changes_nothing():
+    product = ProductFactory(name="Sucre")
+    product_update(product=product, data={"price_xaf": 900}, actor=staff_actor())  # now version 2
+
+    with pytest.raises(VersionConflict) as exc:
+        product_update(product=product, data={"name": "Sel"}, expected_version=1, actor=staff_actor())
+    assert exc.value.data["current_version"] == 2
+    product.refresh_from_db()
+    assert (product.name, product.version) == ("Sucre", 2)
+
+
+@pytest.mark.parametrize("field", ["vendor", "version", "id", "deleted_at", "search_vector", "colour"])
+def test_product_update_refuses_fields_that_are_not_editable(field):
+    product = ProductFactory()
+    with pytest.raises(DomainError) as exc:
+        product_update(product=product, data={field: "x", "name": "Nouveau"}, actor=staff_actor())
+    assert field in str(exc.value)
+    product.refresh_from_db()
+    assert product.name != "Nouveau"
+    assert product.version == 1
+
+
+def test_product_update_refuses_a_sku_used_by_another_live_product_of_the_vendor():
+    vendor = VendorFactory()
+    ProductFactory(vendor=vendor, sku="A")
+    product = ProductFactory(vendor=vendor, sku="B")
+    with pytest.raises(SkuTaken):
+        product_update(product=product, data={"sku": "A"}, actor=staff_actor())
+    product.refresh_from_db()
+    assert (product.sku, product.version) == ("B", 1)
+
+
+def test_product_update_may_take_the_sku_of_a_deleted_product():
+    vendor = VendorFactory()
+    gone = ProductFactory(vendor=vendor, sku="A")
+    product_soft_delete(product=gone, actor=staff_actor())
+    product = ProductFactory(vendor=vendor, sku="B")
+    product_update(product=product, data={"sku": "A"}, actor=staff_actor())
+    product.refresh_from_db()
+    assert product.sku == "A"
+
+
+def test_product_soft_delete_hides_the_product_keeps_the_row_and_bumps_the_version():
+    product = ProductFactory()
+    product_soft_delete(product=product, actor=staff_actor())
+    assert not Product.objects.filter(pk=product.pk).exists()
+    gone = Product.all_objects.get(pk=product.pk)
+    assert gone.deleted_at is not None
+    assert gone.version == 2  # offline clients see the deletion as a newer version
+
+
+def test_a_product_with_orders_can_be_soft_deleted_and_its_order_items_stay():
+    product = ProductFactory(initial_stock=5)
+    order = OrderFactory(vendor=product.vendor, items=[(product, 2)])
+    product_soft_delete(product=product, actor=staff_actor())
+    item = order.items.get()
+    assert item.product_id == product.pk
+    assert Product.all_objects.get(pk=product.pk).is_deleted
+    assert stock_of(product) == (5, 2)  # the open order keeps its reservation
+
+
+def test_product_restore_brings_the_product_back():
+    product = ProductFactory()
+    product_soft_delete(product=product, actor=staff_actor())
+    product_restore(product=product, actor=staff_actor())
+    restored = Product.objects.get(pk=product.pk)
+    assert restored.deleted_at is None
+    assert restored.version == 3
+
+
+def test_product_restore_is_refused_when_another_live_product_took_the_sku():
+    vendor = VendorFactory()
+    old = ProductFactory(vendor=vendor, sku="PAIN")
+    product_soft_delete(product=old, actor=staff_actor())
+    ProductFactory(vendor=vendor, sku="PAIN")
+
+    with pytest.raises(SkuTaken):
+        product_restore(product=old, actor=staff_actor())
+    assert Product.deleted_objects.filter(pk=old.pk).exists()
+    assert Product.objects.filter(vendor=vendor, sku="PAIN").count() == 1
+
+
+def test_product_soft_delete_and_restore_write_history_with_user_and_reason():
+    user = UserFactory()
+    actor = Actor(role=Actor.STAFF, user=user)
+    product = ProductFactory()
+    product_soft_delete(product=product, actor=actor, reason="supplier recall")
+    product_restore(product=product, actor=actor, reason="recall lifted")
+
+    rows = list(product.history.order_by("history_date", "history_id"))
+    assert [r.history_type for r in rows] == ["+", "~", "~"]
+    deleted, restored = rows[1], rows[2]
+    assert deleted.deleted_at is not None
+    assert (deleted.history_user, deleted.history_change_reason) == (user, "supplier recall")
+    assert restored.deleted_at is None
+    assert (restored.history_user, restored.history_change_reason) == (user, "recall lifted")
+
+
+# --- History of vendor and product changes ------------------------------------------------------
+
+
+def test_vendor_services_write_history_with_the_actors_user_and_a_reason():
+    user = UserFactory()
+    actor = Actor(role=Actor.STAFF, user=user)
+    vendor = vendor_onboard(name="Shop", slug="shop", phone="677000111", city="douala", actor=actor)
+    vendor_activate(vendor=vendor, actor=actor)
+    vendor_suspend(vendor=vendor, actor=actor, reason="unpaid commission")
+
+    rows = list(vendor.history.order_by("history_date", "history_id"))
+    assert [(r.history_type, r.status) for r in rows] == [
+        ("+", "pending"),
+        ("~", "active"),
+        ("~", "suspended"),
+    ]
+    assert all(r.history_user == user for r in rows)
+    assert [r.history_change_reason for r in rows] == [
+        "vendor onboarded",
+        "vendor activated",
+        "unpaid commission",
+    ]
+
+
+def test_product_create_and_update_write_history_with_the_actors_user_and_a_reason():
+    user = UserFactory()
+    actor = Actor(role=Actor.VENDOR, user=user)
+    product = ProductFactory(actor=actor, price_xaf=500)
+    product_update(product=product, data={"price_xaf": 600}, actor=actor)
+
+    rows = list(product.history.order_by("history_date", "history_id"))
+    assert [(r.history_type, r.price_xaf, r.version) for r in rows] == [("+", 500, 1), ("~", 600, 2)]
+    assert all(r.history_user == user for r in rows)
+    assert [r.history_change_reason for r in rows] == ["product created", "product updated"]
+
+
+def test_a_system_actor_writes_history_without_a_user_but_with_a_reason():
+    vendor = VendorFactory(status=Vendor.Status.PENDING)
+    vendor_activate(vendor=vendor, actor=Actor.system("onboarding"))
+    latest = vendor.history.latest()
+    assert latest.history_user is None
+    assert latest.history_change_reason == "vendor activated"
+
+
+# --- Stock --------------------------------------------------------------------------------------
+
+
+def test_stock_adjust_changes_on_hand_and_records_the_movement():
+    product = ProductFactory(initial_stock=5)
+    stock = stock_adjust(
+        product=product, delta=-2, reason="broken bottles", reference="NOTE-7", actor=staff_actor()
+    )
+    assert (stock.on_hand, stock.reserved) == (3, 0)
+    assert stock.version == 3  # created, initial restock, this adjustment
+    last = StockMovement.objects.filter(product_id=product.pk, kind="adjustment").get()
+    assert (last.delta, last.reason, last.reference) == (-2, "broken bottles", "NOTE-7")
+    assert last.actor.startswith("staff:")
+    assert stock_audit() == []
+
+
+def test_stock_adjust_restock_and_return_add_units():
+    product = ProductFactory()
+    stock_adjust(product=product, delta=10, kind="restock", reason="delivery", actor=staff_actor())
+    stock_adjust(product=product, delta=1, kind="return", reason="client returned it", actor=staff_actor())
+    assert stock_of(product) == (11, 0)
+    assert movements(product) == [("restock", 10), ("return", 1)]
+
+
+def test_stock_adjust_cannot_take_on_hand_below_zero():
+    product = ProductFactory(initial_stock=2)
+    with pytest.raises(InsufficientStock) as exc:
+        stock_adjust(product=product, delta=-3, reason="lost", actor=staff_actor())
+    assert exc.value.data == {"on_hand": 2, "reserved": 0}
+    assert stock_of(product) == (2, 0)
+    assert movements(product) == [("restock", 2)]
+
+
+def test_stock_adjust_cannot_take_on_hand_below_what_orders_reserved():
+    product = ProductFactory(initial_stock=5)
+    OrderFactory(vendor=product.vendor, items=[(product, 3)])
+    with pytest.raises(InsufficientStock) as exc:
+        stock_adjust(product=product, delta=-3, reason="theft", actor=staff_actor())
+    assert exc.value.data == {"on_hand": 5, "reserved": 3}
+    assert stock_of(product) == (5, 3)
+    assert StockMovement.objects.filter(product_id=product.pk, kind="adjustment").count() == 0
+
+    stock_adjust(product=product, delta=-2, reason="theft", actor=staff_actor())  # down to reserved: fine
+    assert stock_of(product) == (3, 3)
+    assert stock_audit() == []
+
+
+@pytest.mark.parametrize(
+    ("delta", "kind"),
+    [
+        (0, "adjustment"),
+        (-1, "restock"),
+        (-1, "return"),
+        (1, "sale"),
+        (1, "reserve"),
+        (1, "count"),
+        (1, "gift"),
+    ],
+)
+def test_stock_adjust_refuses_zero_deltas_and_kinds_it_does_not_own(delta, kind):
+    product = ProductFactory(initial_stock=5)
+    with pytest.raises(DomainError):
+        stock_adjust(product=product, delta=delta, kind=kind, reason="x", actor=staff_actor())
+    assert stock_of(product) == (5, 0)
+    assert len(movements(product)) == 1
+
+
+def test_stock_count_sets_on_hand_and_records_a_count_movement():
+    product = ProductFactory(initial_stock=10)
+    stock = stock_count(product=product, on_hand=7, expected_on_hand=10, actor=vendor_actor(product.vendor))
+    assert (stock.on_hand, stock.reserved) == (7, 0)
+    assert movements(product) == [("restock", 10), ("count", -3)]
+    assert stock_audit() == []
+
+
+def test_stock_count_upwards_records_a_positive_count_movement():
+    product = ProductFactory(initial_stock=2)
+    stock_count(product=product, on_hand=9, expected_on_hand=2, actor=staff_actor(), reason="inventory")
+    assert stock_of(product) == (9, 0)
+    count = StockMovement.objects.get(product_id=product.pk, kind="count")
+    assert (count.delta, count.reason) == (7, "inventory")
+
+
+def test_stock_count_with_a_wrong_expected_quantity_raises_stock_changed_and_changes_nothing():
+    product = ProductFactory(initial_stock=10)
+    stock_adjust(product=product, delta=-1, reason="sold at the counter", actor=staff_actor())
+    with pytest.raises(StockChanged) as exc:
+        stock_count(product=product, on_hand=7, expected_on_hand=10, actor=staff_actor())
+    assert exc.value.data == {"on_hand": 9}
+    assert stock_of(product) == (9, 0)
+    assert StockMovement.objects.filter(product_id=product.pk, kind="count").count() == 0
+
+
+def test_stock_count_below_the_reserved_units_is_refused():
+    product = ProductFactory(initial_stock=10)
+    OrderFactory(vendor=product.vendor, items=[(product, 4)])
+    with pytest.raises(InsufficientStock):
+        stock_count(product=product, on_hand=3, expected_on_hand=10, actor=staff_actor())
+    assert stock_of(product) == (10, 4)
+    assert StockMovement.objects.filter(product_id=product.pk, kind="count").count() == 0
+
+
+def test_stock_count_refuses_a_negative_count():
+    product = ProductFactory(initial_stock=1)
+    with pytest.raises(DomainError):
+        stock_count(product=product, on_hand=-1, expected_on_hand=1, actor=staff_actor())
+    assert stock_of(product) == (1, 0)

@@ -1,0 +1,286 @@
+"""Stock and orders under real concurrency: threads with their own PostgreSQL connections.
+
+Each worker thread waits at a barrier so they all start together, runs its share of the calls
+and closes its connections. Nothing is mocked; the database decides who wins.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+from django.db import OperationalError, connections
+
+from catalog.models import Product, Stock, StockMovement, Vendor
+from catalog.selectors import stock_audit
+from catalog.services import stock_adjust
+from okada.core.actors import Actor
+from orders.models import Order, OrderItem, OrderStatus, Payment, PaymentMethod
+from orders.services import (
+    InvalidTransition,
+    OutOfStock,
+    order_cancel,
+    order_place,
+    order_transition,
+    payment_apply_callback,
+    payment_record,
+)
+from tests.catalog.factories import ProductFactory, VendorFactory
+from tests.orders.factories import CustomerFactory, OrderFactory, ZoneFactory, advance
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+WAIT = 120  # seconds: a deadline for the whole run, never a sleep
+WORKERS = 20  # PostgreSQL allows 300 connections; this uses WORKERS + 2
+S = OrderStatus
+STAFF = Actor(role=Actor.STAFF, label="ops")
+STOREFRONT = Actor(role=Actor.STOREFRONT, label="web")
+
+
+def run_together(calls: Sequence[Callable[[], Any]], workers: int = WORKERS) -> list[Any]:
+    """Run `calls` on `workers` threads that start at the same instant; return each call's result
+    or the exception it raised, in the order of `calls`."""
+    barrier = threading.Barrier(workers, timeout=WAIT)
+    results: list[Any] = [None] * len(calls)
+
+    def worker(first: int) -> None:
+        try:
+            barrier.wait()
+            for i in range(first, len(calls), workers):
+                try:
+                    results[i] = calls[i]()
+                except Exception as exc:  # reported to the test, which asserts on it
+                    results[i] = exc
+        finally:
+            connections.close_all()
+
+    pool = ThreadPoolExecutor(max_workers=workers)
+    try:
+        futures = [pool.submit(worker, n) for n in range(workers)]
+        for future in futures:
+            future.result(timeout=WAIT)  # re-raises a worker's own failure (e.g. a broken barrier)
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+    return results
+
+
+class StockWatcher:
+    """Reads a product's stock on its own connection, as often as it can, while others write."""
+
+    def __init__(self, product: Product) -> None:
+        self.product_id = product.pk
+        self.seen: list[tuple[int, int]] = []
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._watch)
+
+    def _watch(self) -> None:
+        try:
+            while not self.stop.is_set():
+                stock = Stock.objects.get(product_id=self.product_id)
+                self.seen.append((stock.on_hand, stock.reserved))
+        finally:
+            connections.close_all()
+
+    def __enter__(self) -> StockWatcher:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join(WAIT)
+        assert not self.thread.is_alive()
+
+
+def placer(vendor_id: uuid.UUID, items: list[tuple[uuid.UUID, int]]) -> Callable[[], Order]:
+    """A storefront checkout, as a thread would run it (it loads its own rows)."""
+    vendor = Vendor.objects.get(pk=vendor_id)
+    zone = ZoneFactory.create()  # rows made here, in the main thread, committed before the threads start
+    customer = CustomerFactory.create(zone=zone)
+
+    def place() -> Order:
+        return order_place(
+            vendor=vendor,
+            customer=customer,
+            items=items,
+            payment_method=PaymentMethod.CASH,
+            channel="storefront",
+            address="Rond-point Deido",
+            zone=zone,
+            actor=STOREFRONT,
+        )
+
+    return place
+
+
+def split(results: list[Any]) -> tuple[list[Order], list[OutOfStock], list[Any]]:
+    orders = [r for r in results if isinstance(r, Order)]
+    short = [r for r in results if isinstance(r, OutOfStock)]
+    other = [r for r in results if not isinstance(r, (Order, OutOfStock))]
+    return orders, short, other
+
+
+def stock_of(product: Product) -> tuple[int, int]:
+    stock = Stock.objects.get(product=product)
+    return stock.on_hand, stock.reserved
+
+
+def test_order_place_never_oversells_under_concurrency():
+    product = ProductFactory(sku="LAST-10", initial_stock=10)
+    place = placer(product.vendor_id, [(product.pk, 1)])
+
+    with StockWatcher(product) as watcher:
+        results = run_together([place] * 200)
+
+    orders, short, other = split(results)
+    assert other == []
+    assert len(orders) == 10
+    assert len(short) == 190
+    assert all(
+        e.data["items"] == [{"product_id": str(product.pk), "sku": "LAST-10", "requested": 1, "available": 0}]
+        for e in short
+    )
+    assert stock_of(product) == (10, 10)
+    assert Order.objects.count() == 10
+    assert len({o.number for o in orders}) == 10
+    assert sum(OrderItem.objects.values_list("quantity", flat=True)) == 10
+    assert StockMovement.objects.filter(kind="reserve").count() == 10
+    # Every state anyone could read along the way was a valid one.
+    assert watcher.seen
+    assert all(on_hand == 10 and 0 <= reserved <= 10 for on_hand, reserved in watcher.seen)
+    assert stock_audit() == []
+
+
+def test_concurrent_placements_locking_the_same_products_in_opposite_orders_do_not_deadlock():
+    vendor = VendorFactory()
+    a = ProductFactory(vendor=vendor, sku="A", initial_stock=500)
+    b = ProductFactory(vendor=vendor, sku="B", initial_stock=500)
+    a_then_b = placer(vendor.pk, [(a.pk, 1), (b.pk, 2)])
+    b_then_a = placer(vendor.pk, [(b.pk, 2), (a.pk, 1)])
+
+    results = run_together([a_then_b, b_then_a] * 100)
+
+    orders, short, other = split(results)
+    assert [r for r in other if isinstance(r, OperationalError)] == []  # deadlock detected = OperationalError
+    assert other == []
+    assert short == []
+    assert len(orders) == 200
+    assert stock_of(a) == (500, 200)
+    assert stock_of(b) == (500, 400)
+    assert stock_audit() == []
+
+
+def test_concurrent_cancels_and_placements_keep_stock_consistent():
+    vendor = VendorFactory()
+    product = ProductFactory(vendor=vendor, initial_stock=20)
+    existing = [OrderFactory(vendor=vendor, items=[(product, 2)]) for _ in range(10)]
+    assert stock_of(product) == (20, 20)  # sold out: new orders need the cancelled units
+    place = placer(vendor.pk, [(product.pk, 1)])
+    cancels = [lambda o=o: order_cancel(order=o, actor=STAFF) for o in existing]
+    calls: list[Callable[[], Any]] = []
+    for cancel in cancels:
+        calls += [cancel, place, place, place]
+
+    results = run_together(calls)
+
+    cancelled = [r for r in results if isinstance(r, Order) and r.status == S.CANCELLED]
+    placed = [r for r in results if isinstance(r, Order) and r.status == S.PENDING]
+    errors = [r for r in results if isinstance(r, Exception) and not isinstance(r, OutOfStock)]
+    assert errors == []
+    assert len(cancelled) == 10
+    assert 0 < len(placed) <= 20
+    open_units = sum(OrderItem.objects.filter(order__status=S.PENDING).values_list("quantity", flat=True))
+    assert open_units == len(placed)
+    assert stock_of(product) == (20, len(placed))
+    assert StockMovement.objects.filter(kind="release").count() == 10
+    assert stock_audit() == []
+
+
+def test_a_storm_of_placements_cancels_deliveries_and_restocks_keeps_the_ledger_equal_to_the_stock():
+    vendor = VendorFactory()
+    product = ProductFactory(vendor=vendor, initial_stock=40)
+    to_cancel = [OrderFactory(vendor=vendor, items=[(product, 2)]) for _ in range(5)]
+    to_ship = [advance(OrderFactory(vendor=vendor, items=[(product, 3)]), S.READY) for _ in range(5)]
+    assert stock_of(product) == (40, 25)
+    place = placer(vendor.pk, [(product.pk, 2)])
+
+    def restock() -> Stock:
+        return stock_adjust(product=product, delta=1, kind="restock", reason="delivery", actor=STAFF)
+
+    calls: list[Callable[[], Any]] = []
+    for cancel_me, ship_me in zip(to_cancel, to_ship, strict=True):
+        calls += [
+            lambda o=cancel_me: order_cancel(order=o, actor=STAFF),
+            lambda o=ship_me: order_transition(order=o, to=S.OUT_FOR_DELIVERY, actor=STAFF),
+            restock,
+            place,
+            place,
+            place,
+            place,
+        ]
+
+    with StockWatcher(product) as watcher:
+        results = run_together(calls)
+
+    errors = [r for r in results if isinstance(r, Exception) and not isinstance(r, OutOfStock)]
+    assert errors == []
+    placed = [r for r in results if isinstance(r, Order) and r.status == S.PENDING]
+    # 40 + 5 restocked - 15 shipped on hand; reserved: what the new orders hold.
+    assert stock_of(product) == (30, 2 * len(placed))
+    assert all(0 <= reserved <= on_hand for on_hand, reserved in watcher.seen)
+    assert stock_audit() == []
+
+
+def test_two_concurrent_cancels_of_one_order_release_its_stock_once():
+    product = ProductFactory(initial_stock=5)
+    order = OrderFactory(vendor=product.vendor, items=[(product, 3)])
+
+    results = run_together([lambda: order_cancel(order=order, actor=STAFF)] * 2, workers=2)
+
+    assert sorted(type(r).__name__ for r in results) == ["InvalidTransition", "Order"]
+    assert any(isinstance(r, InvalidTransition) for r in results)
+    assert stock_of(product) == (5, 0)
+    assert StockMovement.objects.filter(kind="release", reference=order.number).count() == 1
+    assert stock_audit() == []
+
+
+def test_the_same_payment_callback_delivered_concurrently_is_applied_once():
+    order = OrderFactory(payment_method=PaymentMethod.MTN_MOMO)
+    payment_record(
+        order=order,
+        provider=PaymentMethod.MTN_MOMO,
+        provider_reference="MTN-RACE",
+        amount_xaf=order.total_xaf,
+        actor=STOREFRONT,
+    )
+
+    def deliver() -> Payment:
+        return payment_apply_callback(
+            provider=PaymentMethod.MTN_MOMO,
+            provider_reference="MTN-RACE",
+            status="succeeded",
+            amount_xaf=order.total_xaf,
+            payload={"id": "MTN-RACE"},
+        )
+
+    results = run_together([deliver] * 10, workers=10)
+
+    assert all(isinstance(r, Payment) and r.status == "succeeded" for r in results)
+    payment = Payment.objects.get(provider_reference="MTN-RACE")
+    assert len(payment.callbacks) == 1
+    assert order.events.filter(kind="payment", data__status="succeeded").count() == 1
+    assert Order.objects.get(pk=order.pk).payment_status == "paid"
+
+
+def test_placements_for_distinct_products_all_succeed_concurrently():
+    vendor = VendorFactory()
+    products = [ProductFactory(vendor=vendor, initial_stock=1) for _ in range(WORKERS)]
+    calls = [placer(vendor.pk, [(p.pk, 1)]) for p in products]
+    results = run_together(calls)
+    orders, short, other = split(results)
+    assert (len(orders), short, other) == (WORKERS, [], [])
+    assert set(Stock.objects.values_list("on_hand", "reserved")) == {(1, 1)}
+    assert stock_audit() == []

@@ -1,0 +1,147 @@
+"""orders.models: the database itself refuses bad rows (Python bypassed)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from django.db import IntegrityError, transaction
+from django.db.models import F
+
+from okada.core.actors import Actor
+from orders.models import Customer, Order, OrderItem, Payment, PaymentMethod
+from orders.services import payment_record
+from tests.orders.factories import CustomerFactory, OrderFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def violated_constraint(write: Callable[[], Any]) -> str:
+    """Run a raw write that skips Python validation; return the constraint PostgreSQL named."""
+    with pytest.raises(IntegrityError) as exc, transaction.atomic():
+        write()
+    return exc.value.__cause__.diag.constraint_name  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"total_xaf": F("total_xaf") + 1},
+        {"total_xaf": F("subtotal_xaf")},
+        {"subtotal_xaf": F("subtotal_xaf") - 1},
+        {"delivery_fee_xaf": F("delivery_fee_xaf") + 100},
+    ],
+    ids=["total+1", "total-without-fee", "subtotal-1", "fee+100"],
+)
+def test_database_refuses_an_order_total_that_is_not_subtotal_plus_fee(change):
+    order = OrderFactory()
+    assert violated_constraint(lambda: Order.objects.filter(pk=order.pk).update(**change)) == (
+        "orders_order_total_sum"
+    )
+    order.refresh_from_db()
+    assert order.total_xaf == order.subtotal_xaf + order.delivery_fee_xaf
+
+
+def test_database_accepts_totals_that_add_up():
+    order = OrderFactory()
+    Order.objects.filter(pk=order.pk).update(
+        delivery_fee_xaf=F("delivery_fee_xaf") + 100, total_xaf=F("total_xaf") + 100
+    )
+    order.refresh_from_db()
+    assert order.total_xaf == order.subtotal_xaf + order.delivery_fee_xaf
+
+
+def test_database_refuses_an_unknown_order_status():
+    order = OrderFactory()
+    assert violated_constraint(lambda: Order.objects.filter(pk=order.pk).update(status="lost")) == (
+        "orders_order_status_valid"
+    )
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"line_total_xaf": F("line_total_xaf") + 1},
+        {"quantity": F("quantity") + 1},
+        {"unit_price_xaf": F("unit_price_xaf") + 1},
+    ],
+    ids=["line_total+1", "quantity+1", "price+1"],
+)
+def test_database_refuses_a_line_total_that_is_not_price_times_quantity(change):
+    order = OrderFactory()
+    items = OrderItem.objects.filter(order=order)
+    assert violated_constraint(lambda: items.update(**change)) == "orders_item_line_total"
+
+
+def test_database_refuses_a_zero_quantity_even_with_a_matching_line_total():
+    order = OrderFactory()
+    items = OrderItem.objects.filter(order=order)
+    assert violated_constraint(lambda: items.update(quantity=0, line_total_xaf=0)) == (
+        "orders_item_quantity_positive"
+    )
+    assert items.get().quantity == 1
+
+
+def test_database_refuses_a_second_line_for_the_same_product():
+    order = OrderFactory()
+    item = order.items.get()
+    copy = OrderItem(
+        order=order,
+        product_id=item.product_id,
+        sku=item.sku,
+        name=item.name,
+        unit_price_xaf=item.unit_price_xaf,
+        quantity=1,
+        line_total_xaf=item.unit_price_xaf,
+    )
+    assert violated_constraint(lambda: OrderItem.objects.bulk_create([copy])) == (
+        "orders_item_one_line_per_product"
+    )
+
+
+@pytest.mark.parametrize("phone", ["690123456", "+2250701020304", "+237 690123456", "+23769012345"])
+def test_database_refuses_a_customer_phone_that_is_not_cameroonian_e164(phone):
+    row = Customer(name="Raw", phone=phone)
+    assert violated_constraint(lambda: Customer.objects.bulk_create([row])) == "orders_customer_phone_e164"
+
+
+def test_database_refuses_two_live_customers_with_one_phone_but_not_a_deleted_one():
+    first = CustomerFactory(phone="+237690111222")
+    row = Customer(name="Again", phone="+237690111222")
+    assert (
+        violated_constraint(lambda: Customer.objects.bulk_create([row])) == "orders_customer_phone_live_uniq"
+    )
+    first.delete()
+    Customer.objects.bulk_create([row])
+    assert Customer.objects.get(phone="+237690111222").pk == row.pk
+
+
+def pending_payment(order: Order, reference: str, provider: str = PaymentMethod.MTN_MOMO) -> Payment:
+    return Payment(order=order, provider=provider, provider_reference=reference, amount_xaf=order.total_xaf)
+
+
+def test_database_refuses_a_duplicate_provider_reference_for_one_provider():
+    order = OrderFactory()
+    payment_record(
+        order=order,
+        provider=PaymentMethod.MTN_MOMO,
+        provider_reference="TX-42",
+        amount_xaf=order.total_xaf,
+        actor=Actor.system("test"),
+    )
+    duplicate = pending_payment(order, "TX-42")
+    assert violated_constraint(lambda: Payment.objects.bulk_create([duplicate])) == (
+        "orders_payment_provider_ref_uniq"
+    )
+    # The same reference at another provider is another transaction.
+    Payment.objects.bulk_create([pending_payment(order, "TX-42", provider=PaymentMethod.ORANGE_MONEY)])
+    assert Payment.objects.filter(provider_reference="TX-42").count() == 2
+
+
+@pytest.mark.parametrize("amount", [0, -500])
+def test_database_refuses_a_non_positive_payment(amount):
+    order = OrderFactory()
+    row = pending_payment(order, "TX-1")
+    row.amount_xaf = amount
+    assert violated_constraint(lambda: Payment.objects.bulk_create([row])) == "orders_payment_amount_positive"

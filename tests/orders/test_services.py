@@ -1,0 +1,757 @@
+"""orders.services: placing, the lifecycle, payments and expiry, called directly."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from django.utils import timezone
+
+from catalog.models import Product, Stock, StockMovement, Vendor
+from catalog.selectors import stock_audit
+from catalog.services import product_soft_delete, product_update, vendor_suspend
+from okada.core.actors import Actor
+from okada.core.errors import Conflict, DomainError, NotAllowed
+from orders.models import (
+    Channel,
+    Order,
+    OrderEvent,
+    OrderItem,
+    OrderStatus,
+    Payment,
+    PaymentMethod,
+    PaymentStatus,
+)
+from orders.services import (
+    TRANSITIONS,
+    InvalidTransition,
+    OutOfStock,
+    ProductUnavailable,
+    TransitionNotAllowed,
+    UnknownPayment,
+    VendorNotActive,
+    order_cancel,
+    order_expire_unpaid,
+    order_transition,
+    payment_apply_callback,
+    payment_record,
+)
+from tests.catalog.factories import ProductFactory, UserFactory, VendorFactory, staff_actor, vendor_actor
+from tests.orders.factories import OrderFactory, ZoneFactory, order_in_status
+
+pytestmark = pytest.mark.django_db
+
+S = OrderStatus
+VENDOR, STAFF, STOREFRONT, SYSTEM = Actor.VENDOR, Actor.STAFF, Actor.STOREFRONT, Actor.SYSTEM
+ROLES = [VENDOR, STAFF, STOREFRONT, SYSTEM]
+
+# DESIGN.md section 3, written out independently of the code: who may make which move.
+LIFECYCLE: dict[tuple[str, str], set[str]] = {
+    (S.PENDING, S.ACCEPTED): {VENDOR, STAFF},
+    (S.ACCEPTED, S.PREPARING): {VENDOR, STAFF},
+    (S.PREPARING, S.READY): {VENDOR, STAFF},
+    (S.READY, S.OUT_FOR_DELIVERY): {VENDOR, STAFF},
+    (S.OUT_FOR_DELIVERY, S.DELIVERED): {VENDOR, STAFF},
+    (S.PENDING, S.CANCELLED): {VENDOR, STAFF, STOREFRONT},
+    (S.ACCEPTED, S.CANCELLED): {VENDOR, STAFF},
+    (S.PREPARING, S.CANCELLED): {VENDOR, STAFF},
+    (S.READY, S.CANCELLED): {VENDOR, STAFF},
+    (S.PENDING, S.EXPIRED): {SYSTEM},
+    (S.DELIVERED, S.REFUNDED): {STAFF},
+}
+ALL_MOVES = [(frm, to, role) for frm in S.values for to in S.values for role in ROLES]
+ALLOWED = [(frm, to, role) for frm, to, role in ALL_MOVES if role in LIFECYCLE.get((frm, to), set())]
+REFUSED = [(frm, to, role) for frm, to, role in ALL_MOVES if role not in LIFECYCLE.get((frm, to), set())]
+
+
+def actor_for(role: str, order: Order | None = None, user: Any = None) -> Actor:
+    if role == VENDOR:
+        assert order is not None
+        return Actor(role=VENDOR, user=user or UserFactory(), vendor_id=order.vendor_id)
+    if role == STAFF:
+        return Actor(role=STAFF, user=user or UserFactory())
+    if role == SYSTEM:
+        return Actor.system("test")
+    return Actor(role=role, label="web")
+
+
+def stock_of(product: Product) -> tuple[int, int]:
+    stock = Stock.objects.get(product=product)
+    return stock.on_hand, stock.reserved
+
+
+def snapshot(order: Order) -> dict[str, Any]:
+    """Everything a refused service call must leave as it was."""
+    row = Order.all_objects.get(pk=order.pk)
+    return {
+        "status": row.status,
+        "payment_status": row.payment_status,
+        "updated_at": row.updated_at,
+        "events": OrderEvent.objects.filter(order_id=order.pk).count(),
+        "history": row.history.count(),
+        "stock": list(
+            Stock.objects.filter(vendor_id=order.vendor_id)
+            .order_by("product_id")
+            .values_list("on_hand", "reserved")
+        ),
+        "ledger": StockMovement.objects.filter(vendor_id=order.vendor_id).count(),
+    }
+
+
+def place(**kwargs: Any) -> Order:
+    return OrderFactory.create(**kwargs)
+
+
+# --- Placing ------------------------------------------------------------------------------------
+
+
+def test_order_place_reserves_stock_and_snapshots_sku_name_and_price():
+    vendor = VendorFactory()
+    rice = ProductFactory(
+        vendor=vendor, sku="RIZ-5KG", name="Riz parfumé 5 kg", price_xaf=4500, initial_stock=10
+    )
+    oil = ProductFactory(vendor=vendor, sku="HUILE-1L", name="Huile 1 L", price_xaf=1500, initial_stock=5)
+
+    order = place(vendor=vendor, items=[(rice, 2), (oil.pk, 3)])
+
+    assert stock_of(rice) == (10, 2)
+    assert stock_of(oil) == (5, 3)
+    items = {i.sku: i for i in order.items.all()}
+    assert set(items) == {"RIZ-5KG", "HUILE-1L"}
+    assert (items["RIZ-5KG"].name, items["RIZ-5KG"].unit_price_xaf, items["RIZ-5KG"].quantity) == (
+        "Riz parfumé 5 kg",
+        4500,
+        2,
+    )
+    assert items["RIZ-5KG"].line_total_xaf == 9000
+    assert items["HUILE-1L"].line_total_xaf == 4500
+    reserves = StockMovement.objects.filter(kind="reserve", reference=order.number)
+    assert sorted(reserves.values_list("product_id", "delta")) == sorted([(rice.pk, 2), (oil.pk, 3)])
+    assert stock_audit() == []
+
+
+def test_order_totals_are_the_subtotal_plus_the_zone_fee():
+    vendor = VendorFactory()
+    a = ProductFactory(vendor=vendor, price_xaf=1250, initial_stock=10)
+    b = ProductFactory(vendor=vendor, price_xaf=300, initial_stock=10)
+    zone = ZoneFactory(delivery_fee_xaf=700)
+
+    order = place(vendor=vendor, items=[(a, 2), (b, 5)], zone=zone)
+
+    order.refresh_from_db()
+    assert order.subtotal_xaf == 2 * 1250 + 5 * 300
+    assert order.delivery_fee_xaf == 700
+    assert order.total_xaf == 4000 + 700
+    assert order.status == S.PENDING
+    assert order.payment_status == PaymentStatus.UNPAID
+    assert order.number.startswith("OK-")
+
+
+def test_changing_the_product_afterwards_does_not_change_the_order_item():
+    product = ProductFactory(name="Plantain", sku="PLT", price_xaf=200, initial_stock=10)
+    order = place(vendor=product.vendor, items=[(product, 4)])
+
+    product_update(
+        product=product, data={"price_xaf": 350, "name": "Plantain mûr", "sku": "PLT-2"}, actor=staff_actor()
+    )
+
+    item = OrderItem.objects.get(order=order)
+    assert (item.sku, item.name, item.unit_price_xaf, item.line_total_xaf) == ("PLT", "Plantain", 200, 800)
+    order.refresh_from_db()
+    assert order.subtotal_xaf == 800
+
+
+def test_order_place_uses_the_price_in_the_database_not_a_stale_product_object():
+    product = ProductFactory(price_xaf=200, initial_stock=10)
+    product_update(product=product, data={"price_xaf": 250}, actor=staff_actor())
+    assert product.price_xaf == 200  # the caller's copy is stale
+    order = place(vendor=product.vendor, items=[(product, 1)])
+    assert order.items.get().unit_price_xaf == 250
+
+
+def test_mobile_money_orders_get_a_payment_deadline_and_cash_orders_do_not(settings):
+    settings.OKADA_MOBILE_MONEY_DEADLINE_MINUTES = 45
+    momo = place(payment_method=PaymentMethod.MTN_MOMO)
+    orange = place(payment_method=PaymentMethod.ORANGE_MONEY)
+    cash = place(payment_method=PaymentMethod.CASH)
+    assert momo.expires_at == momo.placed_at + timedelta(minutes=45)
+    assert orange.expires_at == orange.placed_at + timedelta(minutes=45)
+    assert cash.expires_at is None
+
+
+def test_order_place_writes_a_placed_event_and_history_with_the_actor():
+    user = UserFactory()
+    vendor = VendorFactory()
+    order = place(vendor=vendor, channel=Channel.PHONE, actor=vendor_actor(vendor, user=user))
+
+    event = OrderEvent.objects.get(order_id=order.pk)
+    assert (event.kind, event.from_status, event.to_status) == ("placed", "", "pending")
+    assert event.actor_user_id == user.pk
+    assert event.data == {"channel": "phone", "total_xaf": order.total_xaf}
+    history = order.history.get()
+    assert (history.history_type, history.history_user, history.history_change_reason) == (
+        "+",
+        user,
+        "order placed",
+    )
+
+
+def test_order_place_is_all_or_nothing_and_names_the_short_items():
+    vendor = VendorFactory()
+    plenty = ProductFactory(vendor=vendor, sku="EAU", initial_stock=50)
+    short = ProductFactory(vendor=vendor, sku="LAIT", initial_stock=3)
+    empty = ProductFactory(vendor=vendor, sku="BEURRE", initial_stock=0)
+    ledger_before = StockMovement.objects.count()
+
+    with pytest.raises(OutOfStock) as exc:
+        place(vendor=vendor, items=[(plenty, 5), (short, 4), (empty, 1)])
+
+    assert exc.value.code == "out_of_stock"
+    by_sku = {i["sku"]: i for i in exc.value.data["items"]}
+    assert set(by_sku) == {"LAIT", "BEURRE"}
+    assert (by_sku["LAIT"]["requested"], by_sku["LAIT"]["available"]) == (4, 3)
+    assert (by_sku["BEURRE"]["requested"], by_sku["BEURRE"]["available"]) == (1, 0)
+    assert by_sku["LAIT"]["product_id"] == str(short.pk)
+    assert "LAIT" in str(exc.value)
+    assert "BEURRE" in str(exc.value)
+    # Nothing reserved, no order, no ledger rows, no events.
+    assert stock_of(plenty) == (50, 0)
+    assert stock_of(short) == (3, 0)
+    assert not Order.all_objects.exists()
+    assert not OrderItem.objects.exists()
+    assert not OrderEvent.objects.exists()
+    assert StockMovement.objects.count() == ledger_before
+    assert stock_audit() == []
+
+
+def test_available_counts_units_reserved_by_other_orders():
+    product = ProductFactory(sku="PAIN", initial_stock=5)
+    place(vendor=product.vendor, items=[(product, 4)])
+    with pytest.raises(OutOfStock) as exc:
+        place(vendor=product.vendor, items=[(product, 2)])
+    assert exc.value.data["items"] == [
+        {"product_id": str(product.pk), "sku": "PAIN", "requested": 2, "available": 1}
+    ]
+    order = place(vendor=product.vendor, items=[(product, 1)])  # the last unit still sells
+    assert order.status == S.PENDING
+    assert stock_of(product) == (5, 5)
+
+
+@pytest.mark.parametrize("status", [Vendor.Status.SUSPENDED, Vendor.Status.PENDING])
+def test_a_vendor_that_is_not_active_cannot_take_orders(status):
+    vendor = VendorFactory()
+    product = ProductFactory(vendor=vendor, initial_stock=5)
+    Vendor.objects.filter(pk=vendor.pk).update(status=status)
+    with pytest.raises(VendorNotActive):
+        place(vendor=vendor, items=[(product, 1)])
+    assert stock_of(product) == (5, 0)
+    assert not Order.all_objects.exists()
+
+
+def test_a_vendor_suspended_after_the_caller_loaded_it_cannot_take_orders():
+    vendor = VendorFactory()
+    product = ProductFactory(vendor=vendor, initial_stock=5)
+    vendor_suspend(vendor=Vendor.objects.get(pk=vendor.pk), actor=staff_actor())
+    assert vendor.status == Vendor.Status.ACTIVE  # stale copy
+    with pytest.raises(VendorNotActive):
+        place(vendor=vendor, items=[(product, 1)])
+
+
+@pytest.mark.parametrize("case", ["inactive", "other_vendor", "deleted", "unknown"])
+def test_products_that_cannot_be_ordered_raise_product_unavailable(case):
+    import uuid
+
+    vendor = VendorFactory()
+    fine = ProductFactory(vendor=vendor, initial_stock=5)
+    if case == "inactive":
+        bad: Any = ProductFactory(vendor=vendor, is_active=False, initial_stock=5)
+    elif case == "other_vendor":
+        bad = ProductFactory(initial_stock=5)
+    elif case == "deleted":
+        bad = ProductFactory(vendor=vendor, initial_stock=5)
+        product_soft_delete(product=bad, actor=staff_actor())
+    else:
+        bad = uuid.uuid4()
+    bad_id = getattr(bad, "pk", bad)
+
+    with pytest.raises(ProductUnavailable) as exc:
+        place(vendor=vendor, items=[(fine, 1), (bad, 1)])
+    assert exc.value.data["product_ids"] == [str(bad_id)]
+    assert stock_of(fine) == (5, 0)
+    assert not Order.all_objects.exists()
+
+
+@pytest.mark.parametrize(
+    "items",
+    [
+        [],
+        [("p", 0)],
+        [("p", -2)],
+        [("p", 1.5)],
+        [("p", True)],
+        [("p", "2")],
+        [("p", 1), ("p", 2)],
+        [("p", 1), ("p.pk", 1)],
+    ],
+    ids=["empty", "zero", "negative", "float", "bool", "string", "duplicate", "duplicate-as-id"],
+)
+def test_bad_item_lists_raise_a_domain_error(items):
+    product = ProductFactory(initial_stock=10)
+    resolved = [(product if p == "p" else product.pk, q) for p, q in items]
+    with pytest.raises(DomainError) as exc:
+        place(vendor=product.vendor, items=resolved)
+    assert exc.value.data.get("field") == "items"
+    assert stock_of(product) == (10, 0)
+    assert not Order.all_objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("field", "value"), [("payment_method", "bitcoin"), ("channel", "fax"), ("address", "   ")]
+)
+def test_unknown_payment_method_channel_or_blank_address_is_refused(field, value):
+    product = ProductFactory(initial_stock=10)
+    with pytest.raises(DomainError) as exc:
+        place(vendor=product.vendor, items=[(product, 1)], **{field: value})
+    assert exc.value.data.get("field") == field
+    assert stock_of(product) == (10, 0)
+
+
+def test_a_vendor_may_place_phone_orders_for_its_own_shop():
+    vendor = VendorFactory()
+    order = place(vendor=vendor, channel=Channel.PHONE, actor=vendor_actor(vendor))
+    assert order.channel == Channel.PHONE
+    assert order.vendor == vendor
+
+
+@pytest.mark.parametrize("channel", [Channel.STOREFRONT, Channel.ADMIN])
+def test_a_vendor_may_not_place_other_than_phone_orders(channel):
+    vendor = VendorFactory()
+    product = ProductFactory(vendor=vendor, initial_stock=3)
+    with pytest.raises(NotAllowed):
+        place(vendor=vendor, items=[(product, 1)], channel=channel, actor=vendor_actor(vendor))
+    assert stock_of(product) == (3, 0)
+    assert not Order.all_objects.exists()
+
+
+def test_a_vendor_may_not_place_orders_for_another_vendor():
+    mine, theirs = VendorFactory(), VendorFactory()
+    product = ProductFactory(vendor=theirs, initial_stock=3)
+    with pytest.raises(NotAllowed):
+        place(vendor=theirs, items=[(product, 1)], channel=Channel.PHONE, actor=vendor_actor(mine))
+    assert stock_of(product) == (3, 0)
+    assert not Order.all_objects.exists()
+
+
+def test_staff_may_place_admin_orders_for_any_vendor():
+    order = place(channel=Channel.ADMIN, actor=staff_actor())
+    assert order.channel == Channel.ADMIN
+
+
+# --- Transitions --------------------------------------------------------------------------------
+
+
+def test_the_transition_table_is_the_documented_lifecycle():
+    assert {key: set(roles) for key, roles in TRANSITIONS.items()} == LIFECYCLE
+
+
+@pytest.mark.parametrize(("frm", "to", "role"), ALLOWED)
+def test_allowed_transition_succeeds_and_writes_an_event(frm, to, role):
+    order = order_in_status(frm)
+    user = UserFactory() if role in (VENDOR, STAFF) else None
+    actor = actor_for(role, order, user=user)
+    events_before = OrderEvent.objects.filter(order_id=order.pk).count()
+
+    returned = order_transition(order=order, to=to, actor=actor, note="by phone")
+
+    assert returned.status == to
+    assert Order.objects.get(pk=order.pk).status == to
+    assert OrderEvent.objects.filter(order_id=order.pk).count() == events_before + 1
+    event = OrderEvent.objects.filter(order_id=order.pk).latest("created_at")
+    assert (event.kind, event.from_status, event.to_status) == ("status", frm, to)
+    assert event.actor == str(actor)
+    assert event.actor_user_id == (user.pk if user else None)
+    assert event.data == {"note": "by phone"}
+    history = order.history.latest()
+    assert (history.status, history.history_user, history.history_change_reason) == (
+        to,
+        user,
+        f"order -> {to}",
+    )
+    assert stock_audit() == []
+
+
+@pytest.mark.parametrize(("frm", "to", "role"), REFUSED)
+def test_refused_transition_raises_and_changes_nothing(frm, to, role):
+    order = order_in_status(frm)
+    actor = actor_for(role, order)
+    before = snapshot(order)
+
+    expected = TransitionNotAllowed if (frm, to) in LIFECYCLE else InvalidTransition
+    with pytest.raises(expected) as exc:
+        order_transition(order=order, to=to, actor=actor)
+
+    assert str(exc.value)
+    assert snapshot(order) == before
+
+
+def test_invalid_transition_lists_what_the_actor_may_do_instead():
+    order = order_in_status(S.PENDING)
+    with pytest.raises(InvalidTransition) as exc:
+        order_transition(order=order, to=S.DELIVERED, actor=actor_for(STOREFRONT))
+    assert exc.value.data["allowed"] == [S.CANCELLED]
+    with pytest.raises(InvalidTransition) as exc:
+        order_transition(order=order, to=S.READY, actor=actor_for(STAFF))
+    assert sorted(exc.value.data["allowed"]) == sorted([S.ACCEPTED, S.CANCELLED])
+
+
+@pytest.mark.parametrize("to", [S.ACCEPTED, S.CANCELLED])
+def test_a_vendor_cannot_transition_another_vendors_order(to):
+    order = order_in_status(S.PENDING)
+    stranger = vendor_actor(VendorFactory())
+    before = snapshot(order)
+    with pytest.raises(TransitionNotAllowed):
+        order_transition(order=order, to=to, actor=stranger)
+    assert snapshot(order) == before
+
+
+def test_a_vendor_actor_with_no_vendor_cannot_transition_orders():
+    order = order_in_status(S.PENDING)
+    before = snapshot(order)
+    with pytest.raises(TransitionNotAllowed):
+        order_transition(order=order, to=S.ACCEPTED, actor=Actor(role=VENDOR))
+    assert snapshot(order) == before
+
+
+@pytest.mark.parametrize("frm", [S.PENDING, S.ACCEPTED, S.PREPARING, S.READY])
+def test_cancel_releases_the_reservation(frm):
+    vendor = VendorFactory()
+    a = ProductFactory(vendor=vendor, initial_stock=10)
+    b = ProductFactory(vendor=vendor, initial_stock=4)
+    order = order_in_status(frm, vendor=vendor, items=[(a, 3), (b, 4)])
+    assert (stock_of(a), stock_of(b)) == ((10, 3), (4, 4))
+
+    order_cancel(order=order, actor=staff_actor(), note="client unreachable")
+
+    assert (stock_of(a), stock_of(b)) == ((10, 0), (4, 0))
+    releases = StockMovement.objects.filter(kind="release", reference=order.number)
+    assert sorted(releases.values_list("product_id", "delta")) == sorted([(a.pk, -3), (b.pk, -4)])
+    assert stock_audit() == []
+
+
+def test_expire_releases_the_reservation():
+    product = ProductFactory(initial_stock=6)
+    order = place(vendor=product.vendor, items=[(product, 5)], payment_method=PaymentMethod.ORANGE_MONEY)
+    order_transition(order=order, to=S.EXPIRED, actor=Actor.system("test"))
+    assert stock_of(product) == (6, 0)
+    assert StockMovement.objects.filter(kind="release", reference=order.number, delta=-5).exists()
+    assert stock_audit() == []
+
+
+def test_out_for_delivery_turns_the_reservation_into_a_sale():
+    product = ProductFactory(initial_stock=10)
+    order = order_in_status(S.READY, vendor=product.vendor, items=[(product, 3)])
+    assert stock_of(product) == (10, 3)
+
+    order_transition(order=order, to=S.OUT_FOR_DELIVERY, actor=vendor_actor(product.vendor))
+
+    assert stock_of(product) == (7, 0)  # on_hand and reserved both drop
+    sale = StockMovement.objects.get(kind="sale", reference=order.number)
+    assert (sale.product_id, sale.delta) == (product.pk, -3)
+    assert stock_audit() == []
+
+
+def test_delivering_and_refunding_do_not_move_stock():
+    product = ProductFactory(initial_stock=10)
+    order = order_in_status(S.OUT_FOR_DELIVERY, vendor=product.vendor, items=[(product, 2)])
+    ledger = StockMovement.objects.count()
+    order = order_transition(order=order, to=S.DELIVERED, actor=staff_actor())
+    order_transition(order=order, to=S.REFUNDED, actor=staff_actor())
+    assert stock_of(product) == (8, 0)
+    assert StockMovement.objects.count() == ledger
+
+
+def test_refunded_sets_the_payment_status_to_refunded():
+    order = order_in_status(S.DELIVERED, payment_method=PaymentMethod.MTN_MOMO)
+    payment_record(
+        order=order,
+        provider=PaymentMethod.MTN_MOMO,
+        amount_xaf=order.total_xaf,
+        status=Payment.Status.SUCCEEDED,
+        actor=staff_actor(),
+    )
+    assert Order.objects.get(pk=order.pk).payment_status == PaymentStatus.PAID
+
+    order_transition(order=order, to=S.REFUNDED, actor=staff_actor())
+
+    order.refresh_from_db()
+    assert (order.status, order.payment_status) == (S.REFUNDED, PaymentStatus.REFUNDED)
+    assert order.history.latest().payment_status == PaymentStatus.REFUNDED
+
+
+def test_a_cancelled_order_cannot_be_cancelled_again_and_releases_only_once():
+    product = ProductFactory(initial_stock=5)
+    order = place(vendor=product.vendor, items=[(product, 2)])
+    order_cancel(order=order, actor=staff_actor())
+    with pytest.raises(InvalidTransition):
+        order_cancel(order=order, actor=staff_actor())
+    assert stock_of(product) == (5, 0)
+    assert StockMovement.objects.filter(kind="release", reference=order.number).count() == 1
+
+
+def test_transitions_use_the_current_row_not_the_callers_stale_copy():
+    order = place()
+    stale = Order.objects.get(pk=order.pk)
+    order_cancel(order=order, actor=staff_actor())
+    with pytest.raises(InvalidTransition):
+        order_transition(order=stale, to=S.ACCEPTED, actor=staff_actor())
+    assert Order.objects.get(pk=order.pk).status == S.CANCELLED
+
+
+def test_every_order_change_writes_history_with_the_actors_user_and_reason():
+    placer, worker = UserFactory(), UserFactory()
+    vendor = VendorFactory()
+    order = place(vendor=vendor, channel=Channel.PHONE, actor=vendor_actor(vendor, user=placer))
+    order = order_transition(order=order, to=S.ACCEPTED, actor=Actor(role=STAFF, user=worker))
+    order_cancel(order=order, actor=Actor(role=STAFF, user=worker), note="duplicate")
+
+    rows = list(order.history.order_by("history_date", "history_id"))
+    assert [(r.history_type, r.status) for r in rows] == [
+        ("+", "pending"),
+        ("~", "accepted"),
+        ("~", "cancelled"),
+    ]
+    assert [r.history_user for r in rows] == [placer, worker, worker]
+    assert [r.history_change_reason for r in rows] == [
+        "order placed",
+        "order -> accepted",
+        "order -> cancelled",
+    ]
+
+
+# --- Payments -----------------------------------------------------------------------------------
+
+
+def momo_order(**kwargs: Any) -> Order:
+    kwargs.setdefault("payment_method", PaymentMethod.MTN_MOMO)
+    return place(**kwargs)
+
+
+def record(order: Order, reference: str = "MTN-TX-1", amount: int | None = None) -> Payment:
+    return payment_record(
+        order=order,
+        provider=PaymentMethod.MTN_MOMO,
+        provider_reference=reference,
+        amount_xaf=amount or order.total_xaf,
+        actor=Actor(role=STOREFRONT, label="web"),
+    )
+
+
+def callback(order: Order, status: str = "succeeded", reference: str = "MTN-TX-1", **payload: Any) -> Payment:
+    return payment_apply_callback(
+        provider=PaymentMethod.MTN_MOMO,
+        provider_reference=reference,
+        status=status,
+        amount_xaf=order.total_xaf,
+        payload={"status": status, **payload},
+    )
+
+
+def payment_events(order: Order, status: str | None = None) -> list[OrderEvent]:
+    events = OrderEvent.objects.filter(order_id=order.pk, kind="payment")
+    if status:
+        events = events.filter(data__status=status)
+    return list(events)
+
+
+def test_payment_record_creates_a_pending_payment_and_an_event_but_not_paid():
+    order = momo_order()
+    payment = record(order)
+    assert (payment.status, payment.paid_at, payment.amount_xaf) == ("pending", None, order.total_xaf)
+    assert Order.objects.get(pk=order.pk).payment_status == PaymentStatus.UNPAID
+    [event] = payment_events(order)
+    assert event.data["reference"] == "MTN-TX-1"
+    assert event.data["status"] == "pending"
+
+
+def test_a_successful_callback_marks_the_order_paid():
+    order = momo_order()
+    record(order)
+
+    payment = callback(order, "succeeded", transaction_id="123")
+
+    assert payment.status == Payment.Status.SUCCEEDED
+    assert payment.paid_at is not None
+    assert payment.callbacks == [{"status": "succeeded", "transaction_id": "123"}]
+    order.refresh_from_db()
+    assert order.payment_status == PaymentStatus.PAID
+    assert len(payment_events(order, "succeeded")) == 1
+    history = order.history.latest()
+    assert (history.payment_status, history.history_change_reason) == ("paid", "payment callback")
+
+
+def test_the_same_callback_twice_changes_nothing_the_second_time():
+    order = momo_order()
+    record(order)
+    first = callback(order, "succeeded")
+    first_paid_at = Payment.objects.get(pk=first.pk).paid_at
+    order_history = order.history.count()
+
+    second = callback(order, "succeeded")
+
+    assert second.pk == first.pk
+    stored = Payment.objects.get(pk=first.pk)
+    assert (stored.status, stored.paid_at, len(stored.callbacks)) == ("succeeded", first_paid_at, 1)
+    assert second.paid_at == first_paid_at
+    assert len(payment_events(order, "succeeded")) == 1
+    assert order.history.count() == order_history
+    assert Order.objects.get(pk=order.pk).payment_status == PaymentStatus.PAID
+
+
+def test_a_failure_callback_after_success_does_not_unpay_the_order():
+    order = momo_order()
+    record(order)
+    callback(order, "succeeded")
+    late = callback(order, "failed")
+    assert late.status == Payment.Status.SUCCEEDED
+    assert Order.objects.get(pk=order.pk).payment_status == PaymentStatus.PAID
+    assert payment_events(order, "failed") == []
+
+
+def test_a_failed_callback_leaves_the_order_unpaid():
+    order = momo_order()
+    record(order)
+    payment = callback(order, "failed", reason="insufficient balance")
+    assert (payment.status, payment.paid_at) == (Payment.Status.FAILED, None)
+    assert Order.objects.get(pk=order.pk).payment_status == PaymentStatus.UNPAID
+    assert len(payment_events(order, "failed")) == 1
+
+
+def test_a_callback_for_an_unknown_reference_raises_unknown_payment():
+    order = momo_order()
+    record(order, reference="MTN-TX-1")
+    with pytest.raises(UnknownPayment):
+        callback(order, "succeeded", reference="MTN-TX-404")
+    assert Order.objects.get(pk=order.pk).payment_status == PaymentStatus.UNPAID
+    assert Payment.objects.get().status == Payment.Status.PENDING
+
+
+def test_a_callback_with_an_unknown_status_is_refused():
+    order = momo_order()
+    record(order)
+    with pytest.raises(DomainError):
+        callback(order, "maybe")
+    assert Payment.objects.get().status == Payment.Status.PENDING
+
+
+def test_a_partial_payment_does_not_mark_the_order_paid():
+    order = momo_order()
+    payment_record(
+        order=order,
+        provider=PaymentMethod.CASH,
+        amount_xaf=order.total_xaf - 100,
+        status=Payment.Status.SUCCEEDED,
+        actor=staff_actor(),
+    )
+    assert Order.objects.get(pk=order.pk).payment_status == PaymentStatus.UNPAID
+    payment_record(
+        order=order,
+        provider=PaymentMethod.CASH,
+        amount_xaf=100,
+        status=Payment.Status.SUCCEEDED,
+        actor=staff_actor(),
+    )
+    assert Order.objects.get(pk=order.pk).payment_status == PaymentStatus.PAID
+
+
+def test_recorded_cash_payment_marks_the_order_paid_with_history_of_the_user():
+    user = UserFactory()
+    order = place(payment_method=PaymentMethod.CASH)
+    payment = payment_record(
+        order=order,
+        provider=PaymentMethod.CASH,
+        amount_xaf=order.total_xaf,
+        status=Payment.Status.SUCCEEDED,
+        actor=Actor(role=STAFF, user=user),
+    )
+    assert payment.paid_at is not None
+    order.refresh_from_db()
+    assert order.payment_status == PaymentStatus.PAID
+    latest = order.history.latest()
+    assert (latest.history_user, latest.history_change_reason) == (user, "payment recorded")
+
+
+def test_payment_record_refuses_a_reference_already_recorded_for_the_provider():
+    order = momo_order()
+    record(order, reference="MTN-TX-1")
+    with pytest.raises(Conflict):
+        record(order, reference="MTN-TX-1")
+    assert Payment.objects.count() == 1
+    assert len(payment_events(order)) == 1
+
+
+@pytest.mark.parametrize(("provider", "amount"), [("paypal", 1000), (PaymentMethod.MTN_MOMO, 0)])
+def test_payment_record_refuses_unknown_providers_and_non_positive_amounts(provider, amount):
+    order = momo_order()
+    with pytest.raises(DomainError):
+        payment_record(order=order, provider=provider, amount_xaf=amount, actor=staff_actor())
+    assert not Payment.objects.exists()
+
+
+# --- Expiry -------------------------------------------------------------------------------------
+
+
+def test_order_expire_unpaid_expires_only_pending_unpaid_mobile_money_orders_past_the_deadline(settings):
+    vendor = VendorFactory()
+    product = ProductFactory(vendor=vendor, initial_stock=100)
+
+    def order(method: str, deadline_minutes: int = 30) -> Order:
+        settings.OKADA_MOBILE_MONEY_DEADLINE_MINUTES = deadline_minutes
+        return place(vendor=vendor, items=[(product, 2)], payment_method=method)
+
+    late_momo = order(PaymentMethod.MTN_MOMO)
+    late_orange = order(PaymentMethod.ORANGE_MONEY)
+    cash = order(PaymentMethod.CASH)
+    paid = order(PaymentMethod.MTN_MOMO)
+    record(paid, reference="PAID-1")
+    callback(paid, "succeeded", reference="PAID-1")
+    accepted = order(PaymentMethod.MTN_MOMO)
+    order_transition(order=accepted, to=S.ACCEPTED, actor=vendor_actor(vendor))
+    not_yet = order(PaymentMethod.MTN_MOMO, deadline_minutes=120)
+    assert stock_of(product) == (100, 12)
+
+    in_an_hour = timezone.now() + timedelta(minutes=60)
+    assert order_expire_unpaid(now=in_an_hour) == 2
+
+    statuses = dict(Order.objects.values_list("pk", "status"))
+    assert statuses[late_momo.pk] == statuses[late_orange.pk] == S.EXPIRED
+    assert statuses[cash.pk] == statuses[paid.pk] == statuses[not_yet.pk] == S.PENDING
+    assert statuses[accepted.pk] == S.ACCEPTED
+    assert stock_of(product) == (100, 8)
+    for expired in (late_momo, late_orange):
+        event = OrderEvent.objects.get(order_id=expired.pk, kind="status")
+        assert (event.from_status, event.to_status) == (S.PENDING, S.EXPIRED)
+        assert event.actor == "system:expire_unpaid_orders"
+        assert StockMovement.objects.filter(kind="release", reference=expired.number, delta=-2).exists()
+        history = expired.history.latest()
+        assert (history.status, history.history_change_reason) == (S.EXPIRED, "order -> expired")
+    assert stock_audit() == []
+
+    # A second run has nothing left to do.
+    assert order_expire_unpaid(now=in_an_hour) == 0
+
+
+def test_order_expire_unpaid_does_nothing_before_the_deadline():
+    order = momo_order()
+    assert order.expires_at is not None
+    assert order_expire_unpaid(now=order.expires_at - timedelta(seconds=1)) == 0
+    assert order_expire_unpaid() == 0
+    assert Order.objects.get(pk=order.pk).status == S.PENDING
+
+
+def test_order_expire_unpaid_respects_its_limit(settings):
+    settings.OKADA_MOBILE_MONEY_DEADLINE_MINUTES = -1
+    orders = [momo_order() for _ in range(3)]
+    assert order_expire_unpaid(limit=2) == 2
+    assert order_expire_unpaid(limit=2) == 1
+    assert all(Order.objects.get(pk=o.pk).status == S.EXPIRED for o in orders)
