@@ -69,6 +69,10 @@ def vendor_onboard(
             commission_bps=commission_bps,
         )
         vendor.full_clean(validate_constraints=False)
+        if not 0 <= vendor.commission_bps <= 10000:
+            raise DomainError(
+                _("The commission is in basis points, from 0 to 10000."), field="commission_bps"
+            )
         vendor.save()
     return vendor
 
@@ -108,6 +112,14 @@ PRODUCT_EDITABLE_FIELDS = (
 )
 
 
+def _check_prices(product: Product) -> None:
+    """The CHECK constraints' rules, as a clear error instead of an IntegrityError."""
+    if product.price_xaf <= 0:
+        raise DomainError(_("The price must be positive."), field="price_xaf")
+    if product.compare_at_price_xaf is not None and product.compare_at_price_xaf <= product.price_xaf:
+        raise DomainError(_("The compare-at price must be above the price."), field="compare_at_price_xaf")
+
+
 def product_create(
     *,
     vendor: Vendor,
@@ -142,6 +154,7 @@ def product_create(
             attributes=attributes or {},
         )
         product.full_clean(exclude=["vendor"], validate_constraints=False)
+        _check_prices(product)
         product.save()
         Stock.objects.create(product=product, vendor=vendor)
         if initial_stock:
@@ -180,6 +193,7 @@ def product_update(
             setattr(product, field, data[field])
         product.version += 1
         product.full_clean(exclude=["vendor"], validate_constraints=False)
+        _check_prices(product)
         product.save()
     return product
 
