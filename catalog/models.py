@@ -8,7 +8,8 @@ from django.conf import settings
 from django.contrib.postgres.indexes import GinIndex
 from django.contrib.postgres.search import SearchVectorField
 from django.db import models
-from django.db.models import F, Func, Q
+from django.db.models import BooleanField, F, Func, Q
+from django.db.models.expressions import RawSQL
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -170,10 +171,10 @@ class ProductQuerySet(TrackedQuerySet):
 
     def search(self, text: str) -> ProductQuerySet:
         """Full-text search, French and English stemming, accents ignored ("creme" finds "Crème")."""
-        from django.db.models.expressions import RawSQL
-
-        query = RawSQL("okada_search_query(%s)", (text,))
-        return self.filter(search_vector=query)  # tsvector = tsquery is the @@ match in Django
+        match = RawSQL(
+            "catalog_product.search_vector @@ public.okada_search_query(%s)", (text,), output_field=BooleanField()
+        )
+        return self.filter(match)
 
 
 class Product(TrackedModel):

@@ -8,13 +8,14 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from okada.core.actors import Actor, acting_for
-from okada.core.errors import Conflict, DomainError, NotAllowed
+from okada.core.errors import Conflict, DomainError, InvalidInput, NotAllowed, unique_or, validated
 from okada.core.fields import normalize_cm_phone
 
 from .models import Category, Product, Stock, StockMovement, Vendor
@@ -58,22 +59,24 @@ def vendor_onboard(
 ) -> Vendor:
     """Register a vendor in `pending` status; it sells only once activated."""
     with transaction.atomic(), acting_for(actor, "vendor onboarded"):
+        taken = SlugTaken(_("A vendor with this slug already exists."), field="slug")
         if Vendor.objects.filter(slug=slug).exists():
-            raise SlugTaken(_("A vendor with this slug already exists."), field="slug")
+            raise taken
         vendor = Vendor(
             name=name,
             slug=slug,
-            phone=normalize_cm_phone(phone),
+            phone=_phone(phone),
             city=city,
             email=email,
             commission_bps=commission_bps,
         )
-        vendor.full_clean(validate_constraints=False)
+        validated(vendor)
         if not 0 <= vendor.commission_bps <= 10000:
             raise DomainError(
                 _("The commission is in basis points, from 0 to 10000."), field="commission_bps"
             )
-        vendor.save()
+        with unique_or(taken, "catalog_vendor_slug_live_uniq"):
+            vendor.save()
     return vendor
 
 
@@ -112,6 +115,20 @@ PRODUCT_EDITABLE_FIELDS = (
 )
 
 
+SKU_CONSTRAINT = "catalog_product_vendor_sku_live_uniq"
+
+
+def _sku_taken(sku: str) -> SkuTaken:
+    return SkuTaken(_("This vendor already has a product with SKU %(sku)s.") % {"sku": sku}, field="sku")
+
+
+def _phone(raw: str) -> str:
+    try:
+        return normalize_cm_phone(raw)
+    except ValidationError as exc:
+        raise InvalidInput(exc.messages[0], errors={"phone": exc.messages}) from None
+
+
 def _check_prices(product: Product) -> None:
     """The CHECK constraints' rules, as a clear error instead of an IntegrityError."""
     if product.price_xaf <= 0:
@@ -138,9 +155,7 @@ def product_create(
     """Create a product with its Stock row (and a restock movement for the initial stock)."""
     with transaction.atomic(), acting_for(actor, "product created"):
         if Product.objects.filter(vendor=vendor, sku=sku).exists():
-            raise SkuTaken(
-                _("This vendor already has a product with SKU %(sku)s.") % {"sku": sku}, field="sku"
-            )
+            raise _sku_taken(sku)
         product = Product(
             vendor=vendor,
             sku=sku,
@@ -153,9 +168,10 @@ def product_create(
             is_active=is_active,
             attributes=attributes or {},
         )
-        product.full_clean(exclude=["vendor"], validate_constraints=False)
+        validated(product, exclude=["vendor"])
         _check_prices(product)
-        product.save()
+        with unique_or(_sku_taken(sku), SKU_CONSTRAINT):
+            product.save()
         Stock.objects.create(product=product, vendor=vendor)
         if initial_stock:
             stock_adjust(
@@ -185,16 +201,17 @@ def product_update(
             )
         sku_changes = "sku" in data and data["sku"] != product.sku
         if sku_changes and Product.objects.filter(vendor_id=product.vendor_id, sku=data["sku"]).exists():
-            raise SkuTaken(_("This vendor already has a product with SKU %(sku)s.") % data, field="sku")
+            raise _sku_taken(data["sku"])
         changed = [f for f, v in data.items() if getattr(product, f) != v]
         if not changed:
             return product
         for field in changed:
             setattr(product, field, data[field])
         product.version += 1
-        product.full_clean(exclude=["vendor"], validate_constraints=False)
+        validated(product, exclude=["vendor"])
         _check_prices(product)
-        product.save()
+        with unique_or(_sku_taken(product.sku), SKU_CONSTRAINT):
+            product.save()
     return product
 
 
@@ -210,9 +227,10 @@ def product_restore(*, product: Product, actor: Actor, reason: str = "product re
     with transaction.atomic(), acting_for(actor, reason):
         product = Product.deleted_objects.select_for_update().get(pk=product.pk)
         if Product.objects.filter(vendor_id=product.vendor_id, sku=product.sku).exists():
-            raise SkuTaken(_("Another live product uses SKU %(sku)s.") % {"sku": product.sku}, field="sku")
+            raise _sku_taken(product.sku)
         product.version += 1  # saved by restore()
-        product.restore()
+        with unique_or(_sku_taken(product.sku), SKU_CONSTRAINT):
+            product.restore()
     return product
 
 

@@ -6,6 +6,7 @@ no existing order, so no two services can wait on each other in a cycle.
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Sequence
 from datetime import datetime, timedelta
@@ -19,7 +20,7 @@ from django.utils.translation import gettext as _
 from catalog.models import Product, Vendor
 from catalog.services import Line, stock_release, stock_reserve, stock_sell
 from okada.core.actors import Actor, acting_for
-from okada.core.errors import Conflict, DomainError, NotAllowed
+from okada.core.errors import Conflict, DomainError, NotAllowed, unique_or
 
 from .models import (
     MOBILE_MONEY,
@@ -35,7 +36,10 @@ from .models import (
     Zone,
 )
 
+log = logging.getLogger(__name__)
+
 MAX_LINES = 100
+MAX_QUANTITY = 10_000  # per line: far above any basket, far below int4 overflow
 
 # --- Errors -------------------------------------------------------------------------------------
 
@@ -120,9 +124,14 @@ def _normalise_items(items: Sequence[tuple[Product | uuid.UUID, int]]) -> dict[u
         raise DomainError(_("An order has at most %(n)d lines.") % {"n": MAX_LINES}, field="items")
     quantities: dict[uuid.UUID, int] = {}
     for product, quantity in items:
-        product_id = product.pk if isinstance(product, Product) else product
-        if not isinstance(quantity, int) or isinstance(quantity, bool) or quantity <= 0:
-            raise DomainError(_("Quantities must be positive integers."), field="items")
+        try:
+            product_id = product.pk if isinstance(product, Product) else uuid.UUID(str(product))
+        except ValueError:
+            raise DomainError(_("Product ids are UUIDs."), field="items") from None
+        if not isinstance(quantity, int) or isinstance(quantity, bool) or not 0 < quantity <= MAX_QUANTITY:
+            raise DomainError(
+                _("Quantities must be integers from 1 to %(max)d.") % {"max": MAX_QUANTITY}, field="items"
+            )
         if product_id in quantities:
             raise DomainError(_("Each product may appear only once in an order."), field="items")
         quantities[product_id] = quantity
@@ -275,6 +284,10 @@ def order_transition(*, order: Order, to: str, actor: Actor, note: str = "") -> 
                 _("%(role)s may not move an order from %(from)s to %(to)s.")
                 % {"role": actor.role, "from": order.status, "to": to}
             )
+        if to == S.EXPIRED and not (
+            order.payment_method in MOBILE_MONEY and order.payment_status == PaymentStatus.UNPAID
+        ):
+            raise InvalidTransition(_("Only unpaid mobile-money orders expire."))
         if to in RELEASES_STOCK:
             stock_release(lines=_lines(order), reference=order.number, actor=actor)
         elif to in SELLS_STOCK:
@@ -282,7 +295,7 @@ def order_transition(*, order: Order, to: str, actor: Actor, note: str = "") -> 
         from_status = order.status
         order.status = to
         fields = ["status", "updated_at"]
-        if to == S.REFUNDED:
+        if to == S.REFUNDED and order.payment_status == PaymentStatus.PAID:
             order.payment_status = PaymentStatus.REFUNDED
             fields.append("payment_status")
         order.save(update_fields=fields)
@@ -312,18 +325,22 @@ def order_expire_unpaid(*, now: datetime | None = None, limit: int = 1000) -> in
         .values_list("pk", flat=True)[:limit]
     )
     for pk in candidates:
-        with transaction.atomic():
-            # Re-check under the row lock: a payment may have landed since the scan.
-            order = (
-                Order.objects.unpaid_mobile_money_past(now)
-                .select_for_update(skip_locked=True)
-                .filter(pk=pk)
-                .first()
-            )
-            if order is None:
-                continue
-            order_transition(order=order, to=S.EXPIRED, actor=actor, note="unpaid past deadline")
-            expired += 1
+        try:
+            with transaction.atomic():
+                # Re-check under the row lock: a payment may have landed since the scan.
+                order = (
+                    Order.objects.unpaid_mobile_money_past(now)
+                    .select_for_update(skip_locked=True)
+                    .filter(pk=pk)
+                    .first()
+                )
+                if order is None:
+                    continue
+                order_transition(order=order, to=S.EXPIRED, actor=actor, note="unpaid past deadline")
+                expired += 1
+        except DomainError:
+            # One broken order must not stop the others (it would fail first on every run).
+            log.exception("could not expire order %s", pk)
     return expired
 
 
@@ -345,17 +362,20 @@ def payment_record(
     if amount_xaf <= 0:
         raise DomainError(_("The amount must be positive."), field="amount_xaf")
     reference = provider_reference or f"{provider}-{uuid.uuid4().hex[:20]}"
+    duplicate = Conflict(_("This provider reference is already recorded."), field="provider_reference")
     with transaction.atomic(), acting_for(actor, "payment recorded"):
+        order = Order.objects.select_for_update().get(pk=order.pk)  # lock order: order row first
         if Payment.objects.filter(provider=provider, provider_reference=reference).exists():
-            raise Conflict(_("This provider reference is already recorded."), field="provider_reference")
-        payment = Payment.objects.create(
-            order=order,
-            provider=provider,
-            provider_reference=reference,
-            amount_xaf=amount_xaf,
-            status=status,
-            paid_at=timezone.now() if status == Payment.Status.SUCCEEDED else None,
-        )
+            raise duplicate
+        with unique_or(duplicate, "orders_payment_provider_ref_uniq"):
+            payment = Payment.objects.create(
+                order=order,
+                provider=provider,
+                provider_reference=reference,
+                amount_xaf=amount_xaf,
+                status=status,
+                paid_at=timezone.now() if status == Payment.Status.SUCCEEDED else None,
+            )
         _event(
             order=order,
             kind=OrderEvent.Kind.PAYMENT,
@@ -363,7 +383,7 @@ def payment_record(
             data={"provider": provider, "reference": reference, "status": status, "amount_xaf": amount_xaf},
         )
         if status == Payment.Status.SUCCEEDED:
-            _mark_paid(payment=payment, actor=actor)
+            _mark_paid(order=order, actor=actor)
     return payment
 
 
@@ -373,15 +393,22 @@ def payment_apply_callback(
     """Apply a provider's callback. Idempotent: once a payment is final, repeats change nothing."""
     if status not in (Payment.Status.SUCCEEDED, Payment.Status.FAILED):
         raise DomainError(_("Unknown payment status."), field="status")
+    if status == Payment.Status.SUCCEEDED and (not isinstance(amount_xaf, int) or amount_xaf <= 0):
+        raise DomainError(_("The amount must be positive."), field="amount_xaf")
     actor = Actor.system(f"callback:{provider}")
     with transaction.atomic(), acting_for(actor, "payment callback"):
-        payment = (
-            Payment.objects.select_for_update()
-            .filter(provider=provider, provider_reference=provider_reference)
+        order_id = (
+            Payment.objects.filter(provider=provider, provider_reference=provider_reference)
+            .values_list("order_id", flat=True)
             .first()
         )
-        if payment is None:
+        if order_id is None:
             raise UnknownPayment(_("No payment with this provider reference."))
+        # Same lock order as every order service: the order row, then the payment row.
+        order = Order.all_objects.select_for_update().get(pk=order_id)
+        payment = Payment.objects.select_for_update().get(
+            provider=provider, provider_reference=provider_reference
+        )
         if payment.status != Payment.Status.PENDING:
             return payment  # a repeat: the first callback decided
         payment.status = status
@@ -391,7 +418,7 @@ def payment_apply_callback(
             payment.paid_at = timezone.now()
         payment.save(update_fields=["status", "callbacks", "amount_xaf", "paid_at", "updated_at"])
         _event(
-            order=payment.order,
+            order=order,
             kind=OrderEvent.Kind.PAYMENT,
             actor=actor,
             data={
@@ -402,12 +429,16 @@ def payment_apply_callback(
             },
         )
         if status == Payment.Status.SUCCEEDED:
-            _mark_paid(payment=payment, actor=actor)
+            _mark_paid(order=order, actor=actor)
     return payment
 
 
-def _mark_paid(*, payment: Payment, actor: Actor) -> None:
-    order = Order.objects.select_for_update().get(pk=payment.order_id)
+def _mark_paid(*, order: Order, actor: Actor) -> None:
+    """Mark the (locked) order paid once successful payments cover its total.
+
+    Money that arrives for an order already expired or cancelled is still recorded as paid (it
+    was received), and a note event flags the refund staff must make.
+    """
     paid = sum(
         Payment.objects.filter(order=order, status=Payment.Status.SUCCEEDED).values_list(
             "amount_xaf", flat=True
@@ -416,3 +447,10 @@ def _mark_paid(*, payment: Payment, actor: Actor) -> None:
     if order.payment_status == PaymentStatus.UNPAID and paid >= order.total_xaf:
         order.payment_status = PaymentStatus.PAID
         order.save(update_fields=["payment_status", "updated_at"])
+        if order.status in (S.EXPIRED, S.CANCELLED):
+            _event(
+                order=order,
+                kind=OrderEvent.Kind.NOTE,
+                actor=actor,
+                data={"needs_refund": True, "note": f"paid after the order was {order.status}"},
+            )

@@ -87,6 +87,12 @@ class Actor:
 
 @contextmanager
 def acting_for(actor: Actor, reason: str | None = None) -> Iterator[Acting]:
-    """History context for a service call made on behalf of `actor`."""
+    """History context for a service call made on behalf of `actor`.
+
+    Without a user (storefront key, system job) the history user is empty, so the reason names
+    the actor: "order placed [storefront]".
+    """
+    if reason and actor.user is None:
+        reason = f"{reason} [{actor}]"
     with acting_as(user=actor.user, reason=reason) as acting:
         yield acting

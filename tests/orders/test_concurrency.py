@@ -284,3 +284,40 @@ def test_placements_for_distinct_products_all_succeed_concurrently():
     assert (len(orders), short, other) == (WORKERS, [], [])
     assert set(Stock.objects.values_list("on_hand", "reserved")) == {(1, 1)}
     assert stock_audit() == []
+
+
+def test_concurrent_successful_payments_for_one_order_neither_deadlock_nor_double_mark():
+    order = OrderFactory(payment_method=PaymentMethod.CASH)
+    half = order.total_xaf // 2 + 1
+    calls = [
+        (
+            lambda i=i: payment_record(
+                order=order,
+                provider=PaymentMethod.CASH,
+                amount_xaf=half,
+                actor=STAFF,
+                status=Payment.Status.SUCCEEDED,
+                provider_reference=f"cash-{i}",
+            )
+        )
+        for i in range(10)
+    ]
+    results = run_together(calls, workers=10)
+    assert not [r for r in results if isinstance(r, Exception)], results
+    order.refresh_from_db()
+    assert order.payment_status == "paid"
+    assert Payment.objects.filter(order=order).count() == 10
+
+
+def test_concurrent_product_creation_with_one_sku_gives_one_product_and_clear_conflicts():
+    from catalog.services import SkuTaken, product_create
+
+    vendor = VendorFactory()
+    calls = [
+        (lambda: product_create(vendor=vendor, sku="SAME", name="Sel", price_xaf=200, actor=STAFF))
+        for _ in range(10)
+    ]
+    results = run_together(calls, workers=10)
+    assert sum(isinstance(r, Product) for r in results) == 1
+    assert all(isinstance(r, (Product, SkuTaken)) for r in results), results  # never IntegrityError
+    assert Product.objects.filter(vendor=vendor, sku="SAME").count() == 1

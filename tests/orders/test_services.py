@@ -357,7 +357,8 @@ def test_the_transition_table_is_the_documented_lifecycle():
 
 @pytest.mark.parametrize(("frm", "to", "role"), ALLOWED)
 def test_allowed_transition_succeeds_and_writes_an_event(frm, to, role):
-    order = order_in_status(frm)
+    # Only unpaid mobile-money orders may expire.
+    order = order_in_status(frm, **({"payment_method": PaymentMethod.MTN_MOMO} if to == S.EXPIRED else {}))
     user = UserFactory() if role in (VENDOR, STAFF) else None
     actor = actor_for(role, order, user=user)
     events_before = OrderEvent.objects.filter(order_id=order.pk).count()
@@ -376,7 +377,7 @@ def test_allowed_transition_succeeds_and_writes_an_event(frm, to, role):
     assert (history.status, history.history_user, history.history_change_reason) == (
         to,
         user,
-        f"order -> {to}",
+        f"order -> {to}" if user else f"order -> {to} [{actor}]",
     )
     assert stock_audit() == []
 
@@ -587,7 +588,10 @@ def test_a_successful_callback_marks_the_order_paid():
     assert order.payment_status == PaymentStatus.PAID
     assert len(payment_events(order, "succeeded")) == 1
     history = order.history.latest()
-    assert (history.payment_status, history.history_change_reason) == ("paid", "payment callback")
+    assert (history.payment_status, history.history_change_reason) == (
+        "paid",
+        "payment callback [system:callback:mtn_momo]",
+    )
 
 
 def test_the_same_callback_twice_changes_nothing_the_second_time():
@@ -734,7 +738,10 @@ def test_order_expire_unpaid_expires_only_pending_unpaid_mobile_money_orders_pas
         assert event.actor == "system:expire_unpaid_orders"
         assert StockMovement.objects.filter(kind="release", reference=expired.number, delta=-2).exists()
         history = expired.history.latest()
-        assert (history.status, history.history_change_reason) == (S.EXPIRED, "order -> expired")
+        assert (history.status, history.history_change_reason) == (
+            S.EXPIRED,
+            "order -> expired [system:expire_unpaid_orders]",
+        )
     assert stock_audit() == []
 
     # A second run has nothing left to do.
@@ -755,3 +762,95 @@ def test_order_expire_unpaid_respects_its_limit(settings):
     assert order_expire_unpaid(limit=2) == 2
     assert order_expire_unpaid(limit=2) == 1
     assert all(Order.objects.get(pk=o.pk).status == S.EXPIRED for o in orders)
+
+
+# --- Review fixes: bounds, expiry guard, late payments --------------------------------------------
+
+
+def test_order_place_accepts_product_ids_as_strings_and_refuses_bad_ids_and_huge_quantities():
+    vendor = VendorFactory()
+    product = ProductFactory(vendor=vendor, initial_stock=5)
+    order = place(vendor=vendor, items=[(str(product.pk), 1)])
+    assert order.items.get().product_id == product.pk
+
+    with pytest.raises(DomainError, match="UUID"):
+        place(vendor=vendor, items=[("not-a-uuid", 1)])
+    with pytest.raises(DomainError, match="from 1 to"):
+        place(vendor=vendor, items=[(product, 10**12)])
+    assert stock_of(product) == (5, 1)
+
+
+def test_a_cash_or_paid_order_cannot_be_expired_even_by_the_system():
+    cash = order_in_status(S.PENDING, payment_method=PaymentMethod.CASH)
+    with pytest.raises(InvalidTransition, match="mobile-money"):
+        order_transition(order=cash, to=S.EXPIRED, actor=Actor.system("test"))
+    assert Order.objects.get(pk=cash.pk).status == S.PENDING
+
+
+def test_money_arriving_after_expiry_is_recorded_and_flagged_for_refund():
+    order = order_in_status(S.PENDING, payment_method=PaymentMethod.MTN_MOMO)
+    payment = payment_record(
+        order=order,
+        provider=PaymentMethod.MTN_MOMO,
+        amount_xaf=order.total_xaf,
+        actor=staff_actor(),
+        provider_reference="MP-LATE",
+    )
+    order_transition(order=order, to=S.EXPIRED, actor=Actor.system("test"))
+
+    payment_apply_callback(
+        provider=PaymentMethod.MTN_MOMO,
+        provider_reference="MP-LATE",
+        status=Payment.Status.SUCCEEDED,
+        amount_xaf=order.total_xaf,
+        payload={"late": True},
+    )
+
+    order.refresh_from_db()
+    payment.refresh_from_db()
+    assert (order.status, order.payment_status, payment.status) == (S.EXPIRED, "paid", "succeeded")
+    flag = OrderEvent.objects.get(order_id=order.pk, kind=OrderEvent.Kind.NOTE)
+    assert flag.data["needs_refund"] is True
+
+
+def test_a_callback_without_a_positive_amount_is_refused_and_changes_nothing():
+    order = order_in_status(S.PENDING, payment_method=PaymentMethod.MTN_MOMO)
+    payment_record(
+        order=order,
+        provider=PaymentMethod.MTN_MOMO,
+        amount_xaf=order.total_xaf,
+        actor=staff_actor(),
+        provider_reference="MP-ZERO",
+    )
+    with pytest.raises(DomainError, match="positive"):
+        payment_apply_callback(
+            provider=PaymentMethod.MTN_MOMO,
+            provider_reference="MP-ZERO",
+            status=Payment.Status.SUCCEEDED,
+            amount_xaf=0,
+            payload={},
+        )
+    assert Payment.objects.get(provider_reference="MP-ZERO").status == Payment.Status.PENDING
+
+
+def test_refunding_an_unpaid_delivered_order_leaves_it_unpaid():
+    order = order_in_status(S.DELIVERED, payment_method=PaymentMethod.CASH)
+    order_transition(order=order, to=S.REFUNDED, actor=staff_actor())
+    order.refresh_from_db()
+    assert (order.status, order.payment_status) == (S.REFUNDED, PaymentStatus.UNPAID)
+
+
+def test_expiry_job_goes_on_when_one_order_cannot_be_expired():
+    vendor = VendorFactory()
+    product = ProductFactory(vendor=vendor, initial_stock=10)
+    broken = place(vendor=vendor, items=[(product, 2)], payment_method=PaymentMethod.MTN_MOMO)
+    other_product = ProductFactory(vendor=vendor, initial_stock=10)
+    fine = place(vendor=vendor, items=[(other_product, 1)], payment_method=PaymentMethod.MTN_MOMO)
+    Order.objects.filter(pk=broken.pk).update(expires_at=timezone.now() - timedelta(hours=2))
+    Order.objects.filter(pk=fine.pk).update(expires_at=timezone.now() - timedelta(hours=1))
+    # Corrupt the stock so releasing the broken order's reservation fails.
+    Stock.objects.filter(product=product).update(reserved=0)
+
+    assert order_expire_unpaid() == 1
+    assert Order.objects.get(pk=broken.pk).status == S.PENDING
+    assert Order.objects.get(pk=fine.pk).status == S.EXPIRED
