@@ -4,36 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.contrib import admin, messages
+from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
 
-from okada.core.actors import Actor
-from okada.core.admin import ReadOnlyAdmin, TrackedAdmin
-from okada.core.errors import DomainError
+from okada.core.admin import ReadOnlyAdmin, TrackedAdmin, run_per_object, staff_actor
 
 from . import services
 from .models import Category, Product, Stock, StockMovement, Vendor, VendorMember
-
-
-def staff_actor(request: HttpRequest) -> Actor:
-    return Actor(role=Actor.STAFF, user=request.user)
-
-
-def run_per_object(
-    model_admin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet, action: Any
-) -> None:
-    """Apply a service to each selected row; report successes and domain errors to the user."""
-    done = 0
-    for obj in queryset:
-        try:
-            action(obj)
-            done += 1
-        except DomainError as exc:
-            model_admin.message_user(request, f"{obj}: {exc}", messages.ERROR)
-    if done:
-        model_admin.message_user(request, _("%(n)d row(s) updated.") % {"n": done}, messages.SUCCESS)
 
 
 class VendorMemberInline(admin.TabularInline):
@@ -78,6 +57,27 @@ class ProductAdmin(TrackedAdmin):
     autocomplete_fields = ("vendor", "category")
     readonly_fields = ("id", "version", "created_at", "updated_at", "deleted_at")
     show_full_result_count = False  # a million products: no COUNT(*) on every page
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        # The vendor of an existing product never changes (its stock and ledger belong to it).
+        return (*self.readonly_fields, "vendor") if obj else self.readonly_fields
+
+    def save_model(self, request: HttpRequest, obj: Product, form: Any, change: bool) -> None:
+        """Through the services: a new product gets its Stock row, an edit bumps the version.
+
+        The ModelForm has already checked fields and constraints (live SKU uniqueness, prices),
+        so a DomainError here means a concurrent change, and the transaction is rolled back.
+        """
+        actor = staff_actor(request)
+        data = {f: form.cleaned_data[f] for f in services.PRODUCT_EDITABLE_FIELDS if f in form.cleaned_data}
+        if change:
+            saved = services.product_update(product=obj, data=data, actor=actor)
+        else:
+            saved = services.product_create(vendor=form.cleaned_data["vendor"], actor=actor, **data)
+        obj.pk, obj.version = saved.pk, saved.version
+
+    def restore_object(self, request: HttpRequest, obj: Product) -> None:
+        services.product_restore(product=obj, actor=staff_actor(request))
 
 
 @admin.register(Stock)

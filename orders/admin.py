@@ -4,16 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
 
-from catalog.admin import run_per_object, staff_actor
-from okada.core.admin import ReadOnlyAdmin, TrackedAdmin
+from okada.core.admin import ReadOnlyAdmin, TrackedAdmin, run_per_object, staff_actor
 
 from . import services
-from .models import Customer, Order, OrderEvent, OrderItem, OrderStatus, Payment, Zone
+from .models import OPEN_STATUSES, Customer, Order, OrderEvent, OrderItem, OrderStatus, Payment, Zone
 
 
 class ReadOnlyInline(admin.TabularInline):
@@ -82,13 +81,25 @@ class OrderAdmin(TrackedAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # An open order holds stock: cancel it (which releases the stock) rather than delete it.
+        if obj is not None and obj.status in OPEN_STATUSES:
+            return False
+        return super().has_delete_permission(request, obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet) -> None:
+        open_orders = queryset.filter(status__in=OPEN_STATUSES)
+        if open_orders.exists():
+            self.message_user(request, _("Open orders are not deleted: cancel them first."), messages.WARNING)
+        super().delete_queryset(request, queryset.exclude(status__in=OPEN_STATUSES))
+
     @admin.action(description=_("Cancel selected orders (releases stock)"))
     def cancel_orders(self, request: HttpRequest, queryset: QuerySet) -> None:
         actor = staff_actor(request)
         run_per_object(
             self,
             request,
-            queryset.exclude(status=OrderStatus.CANCELLED),
+            queryset.filter(deleted_at__isnull=True).exclude(status=OrderStatus.CANCELLED),
             lambda o: services.order_cancel(order=o, actor=actor, note="cancelled in admin"),
         )
 

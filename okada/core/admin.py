@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin, messages
+from django.db import IntegrityError
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
@@ -12,7 +13,28 @@ from django.utils.translation import ngettext
 from simple_history.admin import SimpleHistoryAdmin
 
 from . import actors
+from .actors import Actor
+from .errors import DomainError
 from .models import JobRun
+
+
+def staff_actor(request: HttpRequest) -> Actor:
+    return Actor(role=Actor.STAFF, user=request.user)
+
+
+def run_per_object(
+    model_admin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet, action: Any
+) -> None:
+    """Apply a service to each selected row; report successes and domain errors to the user."""
+    done = 0
+    for obj in queryset:
+        try:
+            action(obj)
+            done += 1
+        except DomainError as exc:
+            model_admin.message_user(request, f"{obj}: {exc}", messages.ERROR)
+    if done:
+        model_admin.message_user(request, _("%(n)d row(s) updated.") % {"n": done}, messages.SUCCESS)
 
 
 class DeletedFilter(admin.SimpleListFilter):
@@ -61,13 +83,33 @@ class TrackedAdmin(SimpleHistoryAdmin):
         restored = 0
         with actors.acting_as(user=request.user, reason="restored in admin"):
             for obj in queryset.filter(deleted_at__isnull=False):
-                obj.restore()
+                try:
+                    self.restore_object(request, obj)
+                except (IntegrityError, DomainError) as exc:
+                    # e.g. a live row took its unique slot since it was deleted
+                    message = (
+                        exc if isinstance(exc, DomainError) else _("a live row already uses its unique value")
+                    )
+                    self.message_user(request, f"{obj}: {message}", messages.ERROR)
+                    continue
                 restored += 1
-        self.message_user(
-            request,
-            ngettext("%(n)d row restored.", "%(n)d rows restored.", restored) % {"n": restored},
-            messages.SUCCESS,
-        )
+        if restored:
+            self.message_user(
+                request,
+                ngettext("%(n)d row restored.", "%(n)d rows restored.", restored) % {"n": restored},
+                messages.SUCCESS,
+            )
+
+    def restore_object(self, request: HttpRequest, obj: Any) -> None:
+        """Model admins whose rows have a restore service override this to call it."""
+        from django.db import transaction
+
+        with transaction.atomic():
+            obj.restore()
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        with actors.acting_as(user=request.user, reason="edited in admin" if change else "added in admin"):
+            super().save_model(request, obj, form, change)
 
     def delete_model(self, request: HttpRequest, obj: Any) -> None:
         with actors.acting_as(user=request.user, reason="deleted in admin"):
