@@ -64,4 +64,6 @@ requirements:
 	$(BIN)/uv pip compile -q requirements-dev.in -o requirements-dev.txt --python-version 3.11
 
 clean: down
+	@# var/pg may be a symlink to the cluster kept elsewhere (see okada/devservices.py)
+	@if [ -L var/pg ]; then rm -rf "$$(readlink -f var/pg)"; fi
 	rm -rf var $(VENV)

@@ -172,7 +172,9 @@ class ProductQuerySet(TrackedQuerySet):
     def search(self, text: str) -> ProductQuerySet:
         """Full-text search, French and English stemming, accents ignored ("creme" finds "Crème")."""
         match = RawSQL(
-            "catalog_product.search_vector @@ public.okada_search_query(%s)", (text,), output_field=BooleanField()
+            "catalog_product.search_vector @@ public.okada_search_query(%s)",
+            (text,),
+            output_field=BooleanField(),
         )
         return self.filter(match)
 

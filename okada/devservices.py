@@ -193,12 +193,12 @@ def owner_can_reach(owner: str, directory: Path) -> bool:
 
 def place_pg_dir(owner: str) -> None:
     """When `postgres` cannot traverse the clone's path (e.g. a clone under /root), keep the
-    cluster in /var/tmp and make var/pg a symlink to it, so it still lives "under var/"."""
+    cluster in /var/lib/okada (not /var/tmp, which tmpfiles cleans) and make var/pg a symlink
+    to it, so it still lives "under var/"."""
     global PG_DATA, PG_RUN, PG_LOG
     if PG_DIR.exists() or PG_DIR.is_symlink() or owner_can_reach(owner, VAR):
         return
-    name = f"okada-pg-{hashlib.sha256(str(PG_DIR).encode()).hexdigest()[:12]}"
-    target = Path("/var/tmp") / name  # noqa: S108 (ownership checked below)
+    target = Path("/var/lib/okada") / f"pg-{hashlib.sha256(str(PG_DIR).encode()).hexdigest()[:12]}"
     target.mkdir(mode=0o700, parents=True, exist_ok=True)
     if target.stat().st_uid not in (0, pwd.getpwnam(owner).pw_uid):
         raise ServiceError(f"{target} belongs to another user; remove it or set DATABASE_URL")
@@ -246,7 +246,6 @@ def pg_initdb(bindir: Path, owner: str | None) -> None:
             "shared_preload_libraries = 'pg_stat_statements'\n"
             "max_connections = 300\n"
             "shared_buffers = 512MB\n"
-            "fsync = on\n"
             "max_wal_size = 4GB\n"
             "log_min_duration_statement = 2000\n"
             "timezone = 'UTC'\n"

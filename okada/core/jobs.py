@@ -95,12 +95,15 @@ def job(name: str) -> Iterator[RunHandle]:
             with actors.acting_as(reason=f"job {name}"):
                 yield handle
         except BaseException as exc:
+            log.exception("job %s failed", name)
             run.outcome = JobRun.Outcome.FAILED
             run.error = "".join(traceback.format_exception(exc))
             run.summary = _jsonable(handle.summary)
             run.finished_at = timezone.now()
-            run.save(update_fields=["outcome", "error", "summary", "finished_at", "updated_at"])
-            log.exception("job %s failed", name)
+            try:
+                run.save(update_fields=["outcome", "error", "summary", "finished_at", "updated_at"])
+            except Exception:  # e.g. the database went away: keep the job's own error
+                log.exception("could not record the failure of job %s", name)
             raise
         run.outcome = JobRun.Outcome.SUCCESS
         run.summary = _jsonable(handle.summary)

@@ -42,10 +42,15 @@ def create_month_partition(cursor: Any, table: str, month: dt.date) -> bool:
         return False
     start, end = month.isoformat(), add_months(month, 1).isoformat()
     default = f"{table}_default"
+    # Wait a little for locks, never long: writers must not queue behind maintenance.
+    cursor.execute("SET LOCAL lock_timeout = '5s'")
     # Build the partition detached, move any rows the DEFAULT partition caught for this month,
     # then attach: ATTACH refuses while DEFAULT still holds rows of the range.
     cursor.execute(f'CREATE TABLE "{name}" (LIKE "{table}" INCLUDING DEFAULTS INCLUDING CONSTRAINTS)')
     if _exists(cursor, default):
+        # Block inserts into DEFAULT until ATTACH: a row arriving between the move and the
+        # attach would make ATTACH fail.
+        cursor.execute(f'LOCK TABLE "{default}" IN SHARE ROW EXCLUSIVE MODE')
         cursor.execute(
             f'WITH moved AS (DELETE FROM "{default}" WHERE created_at >= %s AND created_at < %s RETURNING *) '
             f'INSERT INTO "{name}" SELECT * FROM moved',

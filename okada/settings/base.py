@@ -49,7 +49,8 @@ CACHES = {
         "KEY_PREFIX": "okada",
     }
 }
-SESSION_ENGINE = "django.contrib.sessions.backends.cache"
+# Sessions read from Redis and are kept in PostgreSQL: a Redis restart logs nobody out.
+SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
 
 # --- Applications ------------------------------------------------------------------------------
 DJANGO_APPS = [
