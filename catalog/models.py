@@ -13,7 +13,7 @@ from django.db.models.expressions import RawSQL
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from okada.core.fields import PhoneField, money_field, phone_check
+from okada.core.fields import PhoneField, choices_check, money_field, phone_check
 from okada.core.models import (
     BaseModel,
     TrackedAllManager,
@@ -37,11 +37,14 @@ class VendorQuerySet(TrackedQuerySet):
         return self.filter(status=Vendor.Status.ACTIVE)
 
 
+class VendorStatus(models.TextChoices):
+    PENDING = "pending", _("pending")
+    ACTIVE = "active", _("active")
+    SUSPENDED = "suspended", _("suspended")
+
+
 class Vendor(TrackedModel):
-    class Status(models.TextChoices):
-        PENDING = "pending", _("pending")
-        ACTIVE = "active", _("active")
-        SUSPENDED = "suspended", _("suspended")
+    Status = VendorStatus
 
     name = models.CharField(_("name"), max_length=200, db_comment="Trading name shown to customers.")
     slug = models.SlugField(_("slug"), max_length=100, db_comment="URL name, unique among live vendors.")
@@ -74,20 +77,22 @@ class Vendor(TrackedModel):
                 condition=Q(commission_bps__gte=0, commission_bps__lte=10000),
                 name="catalog_vendor_commission_range",
             ),
-            models.CheckConstraint(
-                condition=Q(status__in=["pending", "active", "suspended"]), name="catalog_vendor_status_valid"
-            ),
+            choices_check("status", VendorStatus.choices, "catalog_vendor_status_valid"),
+            choices_check("city", City.choices, "catalog_vendor_city_valid"),
         ]
 
     def __str__(self) -> str:
         return self.name
 
 
+class MemberRole(models.TextChoices):
+    OWNER = "owner", _("owner")
+    MANAGER = "manager", _("manager")
+    STAFF = "staff", _("staff")
+
+
 class VendorMember(BaseModel):
-    class Role(models.TextChoices):
-        OWNER = "owner", _("owner")
-        MANAGER = "manager", _("manager")
-        STAFF = "staff", _("staff")
+    Role = MemberRole
 
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL,
@@ -108,7 +113,10 @@ class VendorMember(BaseModel):
         db_table_comment = "Which users work for which vendor, and in what role."
         verbose_name = _("vendor member")
         verbose_name_plural = _("vendor members")
-        constraints = [models.UniqueConstraint(fields=["user", "vendor"], name="catalog_vendormember_uniq")]
+        constraints = [
+            models.UniqueConstraint(fields=["user", "vendor"], name="catalog_vendormember_uniq"),
+            choices_check("role", MemberRole.choices, "catalog_vendormember_role_valid"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.user} @ {self.vendor} ({self.role})"
@@ -245,6 +253,7 @@ class Product(TrackedModel):
                 name="catalog_product_compare_at_above_price",
             ),
             models.CheckConstraint(condition=~Q(sku=""), name="catalog_product_sku_not_empty"),
+            choices_check("unit", ProductUnit.choices, "catalog_product_unit_valid"),
         ]
         indexes = [
             GinIndex(fields=["search_vector"], name="catalog_product_search_gin"),
@@ -292,21 +301,24 @@ class Stock(BaseModel):
         return self.on_hand - self.reserved
 
 
+class MovementKind(models.TextChoices):
+    RESTOCK = "restock", _("restock")
+    RESERVE = "reserve", _("reserve")
+    RELEASE = "release", _("release")
+    SALE = "sale", _("sale")
+    ADJUSTMENT = "adjustment", _("adjustment")
+    COUNT = "count", _("count")
+    RETURN = "return", _("return")
+
+
 class StockMovement(models.Model):
-    """Append-only ledger, range-partitioned by month on created_at (see migration 0002).
+    """Append-only ledger, range-partitioned by month on created_at (migration 0001).
 
     Effect of `delta` by kind: restock/adjustment/count/return change on_hand; reserve/release
     change reserved; sale lowers both on_hand and reserved (a reservation becomes a sale).
     """
 
-    class Kind(models.TextChoices):
-        RESTOCK = "restock", _("restock")
-        RESERVE = "reserve", _("reserve")
-        RELEASE = "release", _("release")
-        SALE = "sale", _("sale")
-        ADJUSTMENT = "adjustment", _("adjustment")
-        COUNT = "count", _("count")
-        RETURN = "return", _("return")
+    Kind = MovementKind
 
     ON_HAND_KINDS = ("restock", "adjustment", "count", "return", "sale")
     RESERVED_KINDS = ("reserve", "release", "sale")
@@ -343,6 +355,17 @@ class StockMovement(models.Model):
         verbose_name = _("stock movement")
         verbose_name_plural = _("stock movements")
         indexes = [models.Index(fields=["product", "created_at"], name="catalog_stockmove_prod_ts")]
+        constraints = [
+            choices_check("kind", MovementKind.choices, "catalog_stockmovement_kind_valid"),
+            # The sign each kind may carry (a count may be zero: it confirms the stock).
+            models.CheckConstraint(
+                condition=Q(kind__in=["restock", "reserve", "return"], delta__gt=0)
+                | Q(kind__in=["release", "sale"], delta__lt=0)
+                | (Q(kind="adjustment") & ~Q(delta=0))
+                | Q(kind="count"),
+                name="catalog_stockmovement_delta_sign",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.kind} {self.delta:+d} {self.product_id}"

@@ -11,7 +11,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from catalog.models import City, Product, Vendor
-from okada.core.fields import PhoneField, money_field, phone_check
+from okada.core.fields import PhoneField, choices_check, money_field, phone_check
 from okada.core.models import (
     BaseModel,
     TrackedAllManager,
@@ -37,6 +37,7 @@ class Zone(TrackedModel):
         constraints = [
             live_unique("city", "name", name="orders_zone_city_name_live_uniq"),
             models.CheckConstraint(condition=Q(delivery_fee_xaf__gte=0), name="orders_zone_fee_nonneg"),
+            choices_check("city", City.choices, "orders_zone_city_valid"),
         ]
 
     def __str__(self) -> str:
@@ -192,9 +193,10 @@ class Order(TrackedModel):
                 condition=Q(total_xaf=F("subtotal_xaf") + F("delivery_fee_xaf")),
                 name="orders_order_total_sum",
             ),
-            models.CheckConstraint(
-                condition=Q(status__in=OrderStatus.values), name="orders_order_status_valid"
-            ),
+            choices_check("status", OrderStatus.choices, "orders_order_status_valid"),
+            choices_check("channel", Channel.choices, "orders_order_channel_valid"),
+            choices_check("payment_method", PaymentMethod.choices, "orders_order_payment_method_valid"),
+            choices_check("payment_status", PaymentStatus.choices, "orders_order_payment_status_valid"),
         ]
         indexes = [
             models.Index(fields=["vendor", "status", "-placed_at"], name="orders_order_vendor_status"),
@@ -241,14 +243,17 @@ class OrderItem(BaseModel):
         return f"{self.quantity} x {self.name}"
 
 
-class OrderEvent(models.Model):
-    """Append-only order timeline, range-partitioned by month on created_at (migration 0002)."""
+class EventKind(models.TextChoices):
+    PLACED = "placed", _("placed")
+    STATUS = "status", _("status changed")
+    PAYMENT = "payment", _("payment")
+    NOTE = "note", _("note")
 
-    class Kind(models.TextChoices):
-        PLACED = "placed", _("placed")
-        STATUS = "status", _("status changed")
-        PAYMENT = "payment", _("payment")
-        NOTE = "note", _("note")
+
+class OrderEvent(models.Model):
+    """Append-only order timeline, range-partitioned by month on created_at (migration 0001)."""
+
+    Kind = EventKind
 
     # Django sees `id` as the key; the table's real primary key is (id, created_at).
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False, db_comment="Event id.")
@@ -285,16 +290,20 @@ class OrderEvent(models.Model):
         verbose_name = _("order event")
         verbose_name_plural = _("order events")
         indexes = [models.Index(fields=["order", "created_at"], name="orders_event_order_ts")]
+        constraints = [choices_check("kind", EventKind.choices, "orders_orderevent_kind_valid")]
 
     def __str__(self) -> str:
         return f"{self.kind} {self.from_status}->{self.to_status}"
 
 
+class PaymentResult(models.TextChoices):
+    PENDING = "pending", _("pending")
+    SUCCEEDED = "succeeded", _("succeeded")
+    FAILED = "failed", _("failed")
+
+
 class Payment(BaseModel):
-    class Status(models.TextChoices):
-        PENDING = "pending", _("pending")
-        SUCCEEDED = "succeeded", _("succeeded")
-        FAILED = "failed", _("failed")
+    Status = PaymentResult
 
     order = models.ForeignKey(
         Order, on_delete=models.PROTECT, related_name="payments", db_comment="Order paid."
@@ -332,6 +341,8 @@ class Payment(BaseModel):
                 fields=["provider", "provider_reference"], name="orders_payment_provider_ref_uniq"
             ),
             models.CheckConstraint(condition=Q(amount_xaf__gt=0), name="orders_payment_amount_positive"),
+            choices_check("provider", PaymentMethod.choices, "orders_payment_provider_valid"),
+            choices_check("status", PaymentResult.choices, "orders_payment_status_valid"),
         ]
 
     def __str__(self) -> str:

@@ -50,3 +50,9 @@ def phone_check(field: str, name: str, *, nullable: bool = False) -> models.Chec
 def money_field(verbose_name: Any, comment: str, **kwargs: Any) -> models.BigIntegerField:
     """Integer XAF (the franc has no minor unit). Columns end in `_xaf`; models add CHECKs."""
     return models.BigIntegerField(verbose_name, db_comment=f"{comment} (integer XAF).", **kwargs)
+
+
+def choices_check(field: str, choices: Any, name: str) -> models.CheckConstraint:
+    """CHECK that a choices column holds one of its values: the database refuses a typo too."""
+    values = [value for value, _label in choices]
+    return models.CheckConstraint(condition=Q(**{f"{field}__in": values}), name=name)
