@@ -16,11 +16,10 @@ from django.utils.translation import gettext_lazy as _
 from okada.core.fields import PhoneField, choices_check, money_field, phone_check
 from okada.core.models import (
     BaseModel,
-    TrackedAllManager,
-    TrackedManager,
     TrackedModel,
     TrackedQuerySet,
     live_unique,
+    tracked_managers,
 )
 
 
@@ -62,8 +61,7 @@ class Vendor(TrackedModel):
         _("commission (basis points)"), default=1000, db_comment="Marketplace commission, 1/100 of a percent."
     )
 
-    objects = TrackedManager.from_queryset(VendorQuerySet)()  # type: ignore[misc]
-    all_objects = TrackedAllManager.from_queryset(VendorQuerySet)()  # type: ignore[misc]
+    objects, all_objects, deleted_objects = tracked_managers(VendorQuerySet)  # type: ignore[misc]
 
     class Meta:
         db_table_comment = "Shops selling on the marketplace."
@@ -237,8 +235,7 @@ class Product(TrackedModel):
         db_comment="Full-text vector over name, description and SKU (French + English, unaccented).",
     )
 
-    objects = TrackedManager.from_queryset(ProductQuerySet)()  # type: ignore[misc]
-    all_objects = TrackedAllManager.from_queryset(ProductQuerySet)()  # type: ignore[misc]
+    objects, all_objects, deleted_objects = tracked_managers(ProductQuerySet)  # type: ignore[misc]
 
     class Meta:
         db_table_comment = "What vendors sell, with price in XAF and a full-text search vector."

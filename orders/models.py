@@ -14,11 +14,10 @@ from catalog.models import City, Product, Vendor
 from okada.core.fields import PhoneField, choices_check, money_field, phone_check
 from okada.core.models import (
     BaseModel,
-    TrackedAllManager,
-    TrackedManager,
     TrackedModel,
     TrackedQuerySet,
     live_unique,
+    tracked_managers,
 )
 
 
@@ -177,8 +176,7 @@ class Order(TrackedModel):
     )
     note = models.TextField(_("note"), blank=True, default="", db_comment="Customer's note.")
 
-    objects = TrackedManager.from_queryset(OrderQuerySet)()  # type: ignore[misc]
-    all_objects = TrackedAllManager.from_queryset(OrderQuerySet)()  # type: ignore[misc]
+    objects, all_objects, deleted_objects = tracked_managers(OrderQuerySet)  # type: ignore[misc]
 
     class Meta:
         db_table_comment = "Customer orders to one vendor; totals are CHECKed against their parts."

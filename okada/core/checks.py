@@ -10,7 +10,12 @@ from django.db.models import UniqueConstraint
 
 
 def _condition_mentions_deleted_at(constraint: UniqueConstraint) -> bool:
-    return constraint.condition is not None and "deleted_at" in str(constraint.condition)
+    """True when the condition is `deleted_at IS NULL` AND-ed with anything else."""
+    condition = constraint.condition
+    if condition is None or condition.negated:
+        return False
+    children = condition.children if condition.connector == "AND" else [condition]
+    return ("deleted_at__isnull", True) in children
 
 
 @checks.register(checks.Tags.models)

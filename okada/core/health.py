@@ -27,13 +27,20 @@ def _redis() -> str | None:
     return None
 
 
+_migrations_done = False  # once all are applied they stay applied: skip loading the graph again
+
+
 def _migrations() -> str | None:
+    global _migrations_done
+    if _migrations_done:
+        return None
     executor = MigrationExecutor(connections[DEFAULT_DB_ALIAS])
     plan = executor.migration_plan(executor.loader.graph.leaf_nodes())
     if plan:
         return f"{len(plan)} migration(s) not applied: " + ", ".join(
             f"{m.app_label}.{m.name}" for m, _ in plan[:5]
         )
+    _migrations_done = True
     return None
 
 

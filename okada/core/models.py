@@ -63,6 +63,16 @@ class TrackedDeletedManager(SafeDeleteDeletedManager.from_queryset(TrackedQueryS
     """Soft-deleted rows only."""
 
 
+def tracked_managers(queryset: type[TrackedQuerySet]) -> tuple[Any, Any, Any]:
+    """`objects, all_objects, deleted_objects = tracked_managers(ProductQuerySet)` in a model:
+    the three managers of a tracked model, all with the model's own chainable queryset."""
+    return (
+        TrackedManager.from_queryset(queryset)(),
+        TrackedAllManager.from_queryset(queryset)(),
+        TrackedDeletedManager.from_queryset(queryset)(),
+    )
+
+
 def live_unique(*fields: str, name: str, **kwargs: Any) -> UniqueConstraint:
     """A UNIQUE constraint over live rows only, so a soft-deleted row never blocks re-creation.
 

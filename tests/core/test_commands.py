@@ -34,6 +34,21 @@ def test_check_services_gives_one_clear_line_when_database_url_points_at_nothing
     assert "cannot connect to PostgreSQL at 127.0.0.1:1/nowhere (DATABASE_URL)" in result.stderr
 
 
+def test_check_services_gives_one_clear_line_when_redis_is_unreachable():
+    env = dict(os.environ, REDIS_URL="redis://127.0.0.1:1/0", DJANGO_SETTINGS_MODULE="okada.settings.local")
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check_services"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert "cannot connect to Redis at 127.0.0.1:1/0 (REDIS_URL)" in result.stderr
+
+
 @pytest.mark.django_db
 def test_ensure_admin_creates_one_admin_once_and_prints_its_password():
     out = StringIO()

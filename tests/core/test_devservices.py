@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import uuid
@@ -42,11 +43,23 @@ def scratch_var():
 
 
 def test_up_is_idempotent_survives_taken_ports_and_crashes_and_keeps_data(scratch_var):
-    first = services(scratch_var, "up")
+    # Hold the ports the services would use, so they must move to free ones.
+    held = [socket.socket(), socket.socket()]
+    for s in held:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+    pg_port, redis_port = (s.getsockname()[1] for s in held)
+    (scratch_var / "services.env").write_text(f"OKADA_PG_PORT={pg_port}\nOKADA_REDIS_PORT={redis_port}\n")
+    try:
+        first = services(scratch_var, "up")
+    finally:
+        for s in held:
+            s.close()
     assert first.returncode == 0, first.stderr
     urls = env_file(scratch_var)
-    # The developer's own services already hold the default ports: ours moved to free ones.
-    assert "is taken, using" in first.stdout
+    assert f"port {pg_port} is taken" in first.stdout
+    assert f"port {redis_port} is taken" in first.stdout
+    assert f":{pg_port}/" not in urls["DATABASE_URL"]
 
     with psycopg.connect(urls["DATABASE_URL"], autocommit=True) as conn:
         conn.execute("CREATE TABLE kept (v int)")

@@ -49,3 +49,20 @@ def test_readyz_fails_when_redis_is_really_unreachable(client, settings):
     assert response.status_code == 503
     assert body["checks"]["redis"]["status"] == "fail"
     assert body["checks"]["database"]["status"] == "ok"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_readyz_fails_while_a_migration_is_not_applied(client, monkeypatch):
+    from django.core.management import call_command
+
+    monkeypatch.setattr(health, "_migrations_done", False)
+    call_command("migrate", "testapp", "zero", verbosity=0)
+    try:
+        response = client.get("/readyz")
+        body = response.json()
+        assert response.status_code == 503
+        assert body["checks"]["migrations"]["status"] == "fail"
+        assert "testapp.0001_initial" in body["checks"]["migrations"]["detail"]
+    finally:
+        call_command("migrate", "testapp", verbosity=0)
+    assert client.get("/readyz").status_code == 200

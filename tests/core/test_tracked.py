@@ -50,6 +50,7 @@ def test_soft_delete_and_restore_record_history_with_user_and_reason(django_user
     assert deleted_row.history_user == staff
     assert deleted_row.history_change_reason == "duplicate shelf"
     assert restored_row.deleted_at is None
+    assert restored_row.history_user == staff
     assert restored_row.history_change_reason == "was not a duplicate"
     assert Shelf.objects.filter(pk=shelf.pk).exists()
 
@@ -161,6 +162,18 @@ def test_partial_unique_check_rejects_full_unique_rules_and_accepts_live_unique(
             app_label = "testapp"
             constraints = [models.UniqueConstraint(fields=["code"], name="bad_code")]
 
+    class WrongCondition(models.Model):
+        code = models.CharField(max_length=5)
+        deleted_at = models.DateTimeField(null=True)
+
+        class Meta:
+            app_label = "testapp"
+            constraints = [
+                models.UniqueConstraint(
+                    fields=["code"], condition=models.Q(deleted_at__isnull=False), name="wrong_cond"
+                )
+            ]
+
     class Good(models.Model):
         code = models.CharField(max_length=5)
         deleted_at = models.DateTimeField(null=True)
@@ -171,6 +184,7 @@ def test_partial_unique_check_rejects_full_unique_rules_and_accepts_live_unique(
 
     assert [e.id for e in partial_unique_errors(BadField)] == ["okada.E001"]
     assert [e.id for e in partial_unique_errors(BadConstraint)] == ["okada.E001"]
+    assert [e.id for e in partial_unique_errors(WrongCondition)] == ["okada.E001"]
     assert all(isinstance(e, checks.Error) for e in partial_unique_errors(BadField))
     assert partial_unique_errors(Good) == []
 
@@ -228,7 +242,8 @@ def test_admin_restore_action_restores_and_filter_shows_deleted(client, admin_us
     )
     assert response.status_code == 302
     assert Shelf.objects.filter(pk=shelf.pk).exists()
-    assert Shelf.objects.get(pk=shelf.pk).history.latest().history_user == admin_user
+    restored = Shelf.objects.get(pk=shelf.pk).history.latest()
+    assert (restored.history_user, restored.history_change_reason) == (admin_user, "restored in admin")
 
 
 def test_admin_history_view_shows_changes(client, admin_user):

@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
-from django.core.cache import cache
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connection
+
+from okada.core import health
 
 
 def _where(url: str) -> str:
@@ -32,7 +33,7 @@ class Command(BaseCommand):
                 f"/{db.get('NAME')} (DATABASE_URL): {first_line}"
             ) from None
         try:
-            cache.client.get_client(write=True).ping()  # type: ignore[attr-defined]
+            health.CORE_CHECKS["redis"]()
         except Exception as exc:
             raise CommandError(
                 f"cannot connect to Redis at {_where(settings.REDIS_URL)} (REDIS_URL): {exc}"
