@@ -1,0 +1,51 @@
+"""`python -m bench` (`make bench`): run the figures, print one table, exit 1 if a goal is missed.
+
+    python -m bench                    # order placement + seed (medium preset)
+    python -m bench --large            # the seed figure builds the "large" preset (minutes)
+    python -m bench --only order_place # one figure: order_place or seed
+
+Each figure works in its own scratch databases (okada_bench_*, dropped afterwards) on the
+server the settings point at, and measures its baseline in the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+FIGURES = ("order_place", "seed")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
+    parser.add_argument("--only", choices=FIGURES, help="run one figure")
+    parser.add_argument("--large", action="store_true", help="seed the large preset (several minutes)")
+    parser.add_argument("--clients", type=int, default=16, help="concurrent processes (default 16)")
+    parser.add_argument("--seconds", type=int, default=20, help="duration of throughput runs (default 20)")
+    args = parser.parse_args(argv)
+
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "okada.settings.local")
+    import django
+
+    django.setup()
+    from . import orders, seed
+    from .report import render
+
+    started = time.monotonic()
+
+    def log(message: str) -> None:
+        print(f"[bench {time.monotonic() - started:6.1f}s] {message}", file=sys.stderr, flush=True)
+
+    figures = []
+    if args.only in (None, "order_place"):
+        figures += orders.run(clients=args.clients, seconds=args.seconds, log=log)
+    if args.only in (None, "seed"):
+        figures += seed.run(large=args.large, log=log)
+    print(render(figures))
+    return 1 if any(f.verdict == "FAIL" for f in figures) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
