@@ -18,9 +18,12 @@ Everything comes from one random.Random(seed): the same seed and end time give t
 (order numbers come from `orders_order_number_seq`, so only they depend on the database).
 
 How it loads: rows are formatted as COPY text in this thread and streamed by a loader thread over
-the same connection and transaction, so Python and PostgreSQL work at the same time. Foreign keys
-are checked at the end of each COPY (SET CONSTRAINTS ALL IMMEDIATE); a stream is only sent after
-every stream it may reference, so parents always land first.
+the same connection and transaction, so Python and PostgreSQL work at the same time; a stream is
+only sent after every stream it may reference, so parents always land first. Small sets keep
+every index and check foreign keys as each COPY ends. Large sets ("bulk") load the way pg_restore
+does: indexes rebuilt once at the end (_indexes_rebuilt_after) and, for a superuser, foreign keys
+checked set-based after the load instead of row by row (_can_silence_triggers). Either way the
+rows are the same and the whole seed is one transaction.
 """
 
 from __future__ import annotations
