@@ -348,43 +348,6 @@ class Line:
     quantity: int
 
 
-@dataclass(frozen=True)
-class Shortage:
-    product_id: uuid.UUID
-    requested: int
-    available: int
-
-
-def stock_reserve(*, lines: Sequence[Line], reference: str, actor: Actor) -> list[Shortage]:
-    """Reserve every line, locking stock rows in product-id order (no deadlock between orders).
-
-    Returns the lines that could not be reserved; the caller must roll back if any (order_place
-    does, so placement is all-or-nothing). Must run inside a transaction.
-    """
-    now = timezone.now()
-    shortages: list[Shortage] = []
-    reserved: list[Line] = []
-    for line in sorted(lines, key=lambda li: li.product_id):
-        updated = Stock.objects.filter(
-            product_id=line.product_id, on_hand__gte=F("reserved") + line.quantity
-        ).update(reserved=F("reserved") + line.quantity, version=F("version") + 1, updated_at=now)
-        if updated:
-            reserved.append(line)
-        else:
-            shortages.append(Shortage(line.product_id, line.quantity, 0))
-    if shortages:
-        available = dict(
-            Stock.objects.filter(product_id__in=[s.product_id for s in shortages])
-            .annotate(free=F("on_hand") - F("reserved"))
-            .values_list("product_id", "free")
-        )
-        return [
-            Shortage(s.product_id, s.requested, max(available.get(s.product_id, 0), 0)) for s in shortages
-        ]
-    _record(reserved, StockMovement.Kind.RESERVE, +1, reference, actor)
-    return []
-
-
 def stock_release(*, lines: Sequence[Line], reference: str, actor: Actor) -> None:
     """Give back reserved units (cancelled or expired order)."""
     _apply_to_reserved(lines, release=True)

@@ -6,19 +6,21 @@ no existing order, so no two services can wait on each other in a cycle.
 
 from __future__ import annotations
 
+import json
 import logging
 import uuid
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext as _
 
 from catalog.models import Product, Vendor
-from catalog.services import Line, stock_release, stock_reserve, stock_sell
+from catalog.services import Line, stock_release, stock_sell
 from okada.core.actors import Actor, acting_for
 from okada.core.errors import Conflict, DomainError, NotAllowed, unique_or
 
@@ -28,7 +30,6 @@ from .models import (
     Customer,
     Order,
     OrderEvent,
-    OrderItem,
     OrderStatus,
     Payment,
     PaymentMethod,
@@ -103,12 +104,6 @@ def allowed_targets(*, order: Order, actor: Actor) -> list[str]:
 # --- Placing ------------------------------------------------------------------------------------
 
 
-def _next_order_number() -> str:
-    with connection.cursor() as cur:
-        cur.execute("SELECT nextval('orders_order_number_seq')")
-        return f"OK-{cur.fetchone()[0]:07d}"
-
-
 def _check_can_place(*, vendor: Vendor, actor: Actor, channel: str) -> None:
     if actor.role in (STOREFRONT, STAFF):
         return
@@ -165,79 +160,70 @@ def order_place(
     if not address.strip():
         raise DomainError(_("A delivery address is required."), field="address")
 
-    with transaction.atomic(), acting_for(actor, "order placed"):
-        vendor_now = Vendor.objects.filter(pk=vendor.pk).first()
-        if vendor_now is None or vendor_now.status != Vendor.Status.ACTIVE:
-            raise VendorNotActive(_("This vendor is not taking orders."))
-        products = {p.pk: p for p in Product.objects.filter(pk__in=quantities, vendor=vendor, is_active=True)}
-        missing = [str(pid) for pid in quantities if pid not in products]
-        if missing:
-            raise ProductUnavailable(
-                _("These products cannot be ordered: %(ids)s") % {"ids": ", ".join(missing)},
-                product_ids=missing,
-            )
-        number = _next_order_number()
-        lines = [Line(pid, vendor.pk, qty) for pid, qty in quantities.items()]
-        shortages = stock_reserve(lines=lines, reference=number, actor=actor)
-        if shortages:
-            short = [
-                {
-                    "product_id": str(s.product_id),
-                    "sku": products[s.product_id].sku,
-                    "requested": s.requested,
-                    "available": s.available,
-                }
-                for s in shortages
-            ]
-            raise OutOfStock(
-                _("Not enough stock for: %(items)s")
-                % {"items": ", ".join(f"{s['sku']} ({s['available']} left)" for s in short)},
-                items=short,
-            )
-        subtotal = sum(products[pid].price_xaf * qty for pid, qty in quantities.items())
-        placed_at = timezone.now()
-        order = Order(
-            number=number,
-            vendor=vendor,
-            customer=customer,
-            channel=channel,
-            payment_method=payment_method,
-            subtotal_xaf=subtotal,
-            delivery_fee_xaf=zone.delivery_fee_xaf,
-            total_xaf=subtotal + zone.delivery_fee_xaf,
-            address=address,
-            zone=zone,
-            placed_at=placed_at,
-            note=note,
-            expires_at=(
-                placed_at + timedelta(minutes=settings.OKADA_MOBILE_MONEY_DEADLINE_MINUTES)
-                if payment_method in MOBILE_MONEY
-                else None
-            ),
-        )
-        order.save()
-        OrderItem.objects.bulk_create(
+    deadline = settings.OKADA_MOBILE_MONEY_DEADLINE_MINUTES if payment_method in MOBILE_MONEY else None
+    with transaction.atomic(), acting_for(actor, "order placed") as acting, connection.cursor() as cur:
+        # The writes are one call to okada_order_place() (orders migration 0004): the hot path
+        # stays one round trip. It returns an error instead of raising, before changing anything.
+        cur.execute(
+            "SELECT okada_order_place(%s, %s, %s, %s::jsonb, %s, %s, %s, %s, %s, %s, %s, %s)",
             [
-                OrderItem(
-                    order=order,
-                    product_id=pid,
-                    sku=products[pid].sku,
-                    name=products[pid].name,
-                    unit_price_xaf=products[pid].price_xaf,
-                    quantity=qty,
-                    line_total_xaf=products[pid].price_xaf * qty,
-                )
-                for pid, qty in quantities.items()
-            ]
+                vendor.pk,
+                customer.pk,
+                zone.pk,
+                json.dumps([{"product_id": str(pid), "quantity": qty} for pid, qty in quantities.items()]),
+                payment_method,
+                channel,
+                address,
+                note,
+                deadline,
+                str(actor)[:150],
+                getattr(acting.user, "pk", None),
+                acting.reason,
+            ],
         )
-        _event(
-            order=order,
-            kind=OrderEvent.Kind.PLACED,
-            to_status=order.status,
-            actor=actor,
-            data={"channel": channel, "total_xaf": order.total_xaf},
+        raw = cur.fetchone()[0]
+    result = json.loads(raw) if isinstance(raw, str) else raw  # Django's backend loads jsonb as text
+    error = result.get("error")
+    if error == "vendor_not_active":
+        raise VendorNotActive(_("This vendor is not taking orders."))
+    if error == "product_unavailable":
+        missing = result["product_ids"]
+        raise ProductUnavailable(
+            _("These products cannot be ordered: %(ids)s") % {"ids": ", ".join(missing)}, product_ids=missing
         )
+    if error == "out_of_stock":
+        short = result["items"]
+        raise OutOfStock(
+            _("Not enough stock for: %(items)s")
+            % {"items": ", ".join(f"{s['sku']} ({s['available']} left)" for s in short)},
+            items=short,
+        )
+    subtotal, fee = result["subtotal_xaf"], result["delivery_fee_xaf"]
+    order = Order(
+        id=uuid.UUID(result["id"]),
+        number=result["number"],
+        vendor=vendor,
+        customer=customer,
+        channel=channel,
+        payment_method=payment_method,
+        subtotal_xaf=subtotal,
+        delivery_fee_xaf=fee,
+        total_xaf=subtotal + fee,
+        address=address,
+        zone=zone,
+        note=note,
+        placed_at=_timestamp(result["placed_at"]),
+        expires_at=_timestamp(result["expires_at"]) if result["expires_at"] else None,
+    )
+    order.created_at = order.updated_at = order.placed_at
+    order._state.adding = False
     return order
+
+
+def _timestamp(value: str) -> datetime:
+    parsed = parse_datetime(value)
+    assert parsed is not None, value  # written by okada_order_place, always RFC 3339
+    return parsed
 
 
 def _event(
