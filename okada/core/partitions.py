@@ -5,7 +5,8 @@
   partition (so an insert never fails for lack of a partition) and months around today.
 - `ensure_month_partitions(table, start, end)` creates the monthly partitions covering a date
   range; rows that had landed in the DEFAULT partition for those months are moved into the new
-  partition in the same transaction. Idempotent.
+  partition in the same transaction. Idempotent. Run it in a transaction of its own: the DEFAULT
+  partition stays locked against inserts until that transaction ends.
 """
 
 from __future__ import annotations
@@ -42,7 +43,10 @@ def create_month_partition(cursor: Any, table: str, month: dt.date) -> bool:
         return False
     start, end = month.isoformat(), add_months(month, 1).isoformat()
     default = f"{table}_default"
-    # Wait a little for locks, never long: writers must not queue behind maintenance.
+    # Wait a little for locks, never long: writers must not queue behind maintenance. Restored
+    # below, so a caller's transaction keeps its own setting.
+    cursor.execute("SELECT current_setting('lock_timeout')")
+    previous = cursor.fetchone()[0]
     cursor.execute("SET LOCAL lock_timeout = '5s'")
     # Build the partition detached, move any rows the DEFAULT partition caught for this month,
     # then attach: ATTACH refuses while DEFAULT still holds rows of the range.
@@ -59,6 +63,7 @@ def create_month_partition(cursor: Any, table: str, month: dt.date) -> bool:
     cursor.execute(
         f'ALTER TABLE "{table}" ATTACH PARTITION "{name}" FOR VALUES FROM (%s) TO (%s)', [start, end]
     )
+    cursor.execute("SELECT set_config('lock_timeout', %s, true)", [previous])
     return True
 
 

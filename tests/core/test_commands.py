@@ -15,19 +15,23 @@ from django.core.management import call_command
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_check_services_gives_one_clear_line_when_database_url_points_at_nothing():
-    env = dict(
-        os.environ,
-        DATABASE_URL="postgres://okada@127.0.0.1:1/nowhere",
-        DJANGO_SETTINGS_MODULE="okada.settings.test",
-    )
-    result = subprocess.run(
-        [sys.executable, "manage.py", "check_services"],
+def manage(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """Run manage.py as a user does, in a process of its own, with `env` added."""
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
         cwd=ROOT,
-        env=env,
+        env={**os.environ, **env},
         capture_output=True,
         text=True,
         timeout=120,
+    )
+
+
+def test_check_services_gives_one_clear_line_when_database_url_points_at_nothing():
+    result = manage(
+        "check_services",
+        DATABASE_URL="postgres://okada@127.0.0.1:1/nowhere",
+        DJANGO_SETTINGS_MODULE="okada.settings.test",
     )
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
@@ -35,14 +39,8 @@ def test_check_services_gives_one_clear_line_when_database_url_points_at_nothing
 
 
 def test_check_services_gives_one_clear_line_when_redis_is_unreachable():
-    env = dict(os.environ, REDIS_URL="redis://127.0.0.1:1/0", DJANGO_SETTINGS_MODULE="okada.settings.local")
-    result = subprocess.run(
-        [sys.executable, "manage.py", "check_services"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
+    result = manage(
+        "check_services", REDIS_URL="redis://127.0.0.1:1/0", DJANGO_SETTINGS_MODULE="okada.settings.local"
     )
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
@@ -64,19 +62,14 @@ def test_ensure_admin_creates_one_admin_once_and_prints_its_password():
 
 
 def test_production_settings_pass_check_deploy_without_warnings():
-    env = dict(
-        os.environ,
+    result = manage(
+        "check",
+        "--deploy",
+        "--fail-level",
+        "WARNING",
         DJANGO_SETTINGS_MODULE="okada.settings.production",
         SECRET_KEY="x" * 20 + "-production-secret-key-with-enough-entropy-9f8e7d6c5b4a",
         ALLOWED_HOSTS="okada.cm",
-    )
-    result = subprocess.run(
-        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no issues" in result.stdout
