@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext as _
@@ -22,6 +22,7 @@ from django.utils.translation import gettext as _
 from catalog.models import Product, Vendor
 from catalog.services import Line, stock_release, stock_sell
 from okada.core.actors import Actor, acting_for
+from okada.core.db import one_value
 from okada.core.errors import Conflict, DomainError, NotAllowed, unique_or
 
 from .models import (
@@ -147,8 +148,8 @@ def order_place(
 ) -> Order:
     """Place an order: reserve stock for every item in one transaction, all or nothing.
 
-    Never oversells, under any concurrency: each reservation is a conditional UPDATE
-    (`on_hand >= reserved + qty`) and rows are taken in product-id order, so concurrent
+    Never oversells, under any concurrency: the stock rows are locked in product-id order, then
+    checked with their latest committed values before anything is written, so concurrent
     placements neither oversell nor deadlock. Refuses with OutOfStock naming the short items.
     """
     _check_can_place(vendor=vendor, actor=actor, channel=channel)
@@ -161,16 +162,17 @@ def order_place(
         raise DomainError(_("A delivery address is required."), field="address")
 
     deadline = settings.OKADA_MOBILE_MONEY_DEADLINE_MINUTES if payment_method in MOBILE_MONEY else None
-    with transaction.atomic(), acting_for(actor, "order placed") as acting, connection.cursor() as cur:
-        # The writes are one call to okada_order_place() (orders migration 0004): the hot path
-        # stays one round trip. It returns an error instead of raising, before changing anything.
-        cur.execute(
-            "SELECT okada_order_place(%s, %s, %s, %s::jsonb, %s, %s, %s, %s, %s, %s, %s, %s)",
+    with acting_for(actor, "order placed") as acting:
+        # The whole placement is one call to okada_order_place() (orders migration 0006), which
+        # returns an error instead of raising, before changing anything.
+        raw = one_value(
+            "SELECT okada_order_place(%s, %s, %s, %s::uuid[], %s::integer[], %s, %s, %s, %s, %s, %s, %s, %s)",
             [
                 vendor.pk,
                 customer.pk,
                 zone.pk,
-                json.dumps([{"product_id": str(pid), "quantity": qty} for pid, qty in quantities.items()]),
+                list(quantities),
+                list(quantities.values()),
                 payment_method,
                 channel,
                 address,
@@ -181,7 +183,6 @@ def order_place(
                 acting.reason,
             ],
         )
-        raw = cur.fetchone()[0]
     result = json.loads(raw) if isinstance(raw, str) else raw  # Django's backend loads jsonb as text
     error = result.get("error")
     if error == "vendor_not_active":

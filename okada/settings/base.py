@@ -34,6 +34,10 @@ DATABASES["default"]["ENGINE"] = "django.db.backends.postgresql"
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
+# psycopg prepares a statement only when asked to (okada.core.db.one_value, the hot paths).
+# Django's default (None) would refuse even that; an unreachable threshold keeps every other
+# query unprepared, as Django's client-side binding expects.
+DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = 2**31 - 1
 
 # --- Redis: cache, sessions, Celery broker ----------------------------------------------------
 REDIS_URL = env("REDIS_URL", default="redis://127.0.0.1:56379/0")

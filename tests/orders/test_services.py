@@ -282,6 +282,21 @@ def test_products_that_cannot_be_ordered_raise_product_unavailable(case):
     assert not Order.all_objects.exists()
 
 
+def test_a_zone_missing_from_the_database_is_refused_before_anything_is_written():
+    from django.db import IntegrityError
+
+    from orders.models import Zone
+
+    product = ProductFactory(initial_stock=5)
+    ghost = Zone(name="Nowhere", city="Douala", delivery_fee_xaf=500)  # never saved
+    with pytest.raises(IntegrityError):
+        place(vendor=product.vendor, items=[(product, 1)], zone=ghost)
+    # The caller's transaction (the test's) is still usable, and nothing was written.
+    assert stock_of(product) == (5, 0)
+    assert not Order.all_objects.exists()
+    assert not StockMovement.objects.filter(kind="reserve").exists()
+
+
 @pytest.mark.parametrize(
     "items",
     [

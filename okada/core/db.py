@@ -1,0 +1,38 @@
+"""Database helpers for hot paths that are one SQL statement (e.g. a call to a SQL function)."""
+
+from __future__ import annotations
+
+from contextlib import nullcontext
+from typing import Any
+
+import psycopg
+from django.db import connection, transaction
+
+
+class _PreparedCursor(psycopg.Cursor[Any]):
+    """A psycopg cursor with server-side parameters whose statements are prepared on the
+    connection at first use: PostgreSQL parses and plans them once per connection, and psycopg
+    sends the parameters without quoting them into the text (Django's cursors bind client-side
+    and never prepare)."""
+
+    def execute(self, query: Any, params: Any = None, **kwargs: Any) -> Any:  # type: ignore[override]
+        return super().execute(query, params, prepare=True)
+
+
+def one_value(sql: str, params: list[Any]) -> Any:
+    """The single value of one statement that is a whole transaction by itself.
+
+    In autocommit it runs bare: PostgreSQL makes one statement atomic, and the BEGIN and COMMIT
+    round trips are saved, so the call is one round trip. Inside a caller's transaction it runs
+    in a savepoint, so that a failure leaves that transaction usable. It goes through Django's
+    cursor wrapper all the same: database errors come out as django.db errors, and execute
+    wrappers and query logging see the statement.
+    """
+    with transaction.atomic() if connection.in_atomic_block else nullcontext():
+        connection.ensure_connection()
+        raw: Any = _PreparedCursor(connection.connection)  # (django-stubs types it as a wrapper)
+        wrap = connection.make_debug_cursor if connection.queries_logged else connection.make_cursor
+        with wrap(raw) as cursor:
+            cursor.execute(sql, params)
+            row = cursor.fetchone()
+    return row[0]

@@ -1,0 +1,66 @@
+"""okada.core.db.one_value: one statement, one round trip, prepared, atomic either way."""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+from django.db import DatabaseError, IntegrityError, connection, transaction
+from django.test.utils import CaptureQueriesContext
+
+from okada.core.db import one_value
+from tests.testapp.models import Shelf
+
+NEW_SHELF = """INSERT INTO testapp_shelf (id, created_at, updated_at, deleted_by_cascade, code, label)
+               VALUES (gen_random_uuid(), now(), now(), false, %s, '') RETURNING code"""
+
+
+def prepared_statements() -> list[str]:
+    with connection.cursor() as cur:
+        cur.execute("SELECT coalesce(statement, '') FROM pg_prepared_statements")
+        return [row[0] for row in cur.fetchall()]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_in_autocommit_the_statement_commits_by_itself():
+    assert connection.get_autocommit() and not connection.in_atomic_block
+    assert one_value(NEW_SHELF, ["A"]) == "A"
+    # Committed, no transaction left open on the connection.
+    assert connection.connection.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+    assert Shelf.all_objects.filter(code="A").exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_failing_statement_in_autocommit_changes_nothing_and_raises_a_django_error():
+    with pytest.raises(IntegrityError):
+        one_value(NEW_SHELF, [None])  # code is NOT NULL
+    assert not Shelf.all_objects.exists()
+    assert one_value("SELECT 1 + %s", [1]) == 2  # the connection is fine
+
+
+@pytest.mark.django_db
+def test_inside_a_transaction_a_failure_rolls_back_only_its_savepoint():
+    with transaction.atomic():
+        Shelf.objects.create(code="kept")
+        with pytest.raises(IntegrityError):
+            one_value(NEW_SHELF, [None])
+        # The caller's transaction is still usable and keeps its own work.
+        assert one_value(NEW_SHELF, ["B"]) == "B"
+        assert sorted(Shelf.objects.values_list("code", flat=True)) == ["B", "kept"]
+
+
+@pytest.mark.django_db
+def test_the_statement_is_prepared_once_per_connection_and_seen_by_djangos_query_log():
+    sql = "SELECT %s::integer * 2"
+    with CaptureQueriesContext(connection) as queries:
+        assert [one_value(sql, [n]) for n in (1, 2, 3)] == [2, 4, 6]
+    # (Inside the test's transaction each call has its savepoint; a prepared execution is
+    # logged without its text.)
+    statements = [q for q in queries.captured_queries if "SAVEPOINT" not in (q["sql"] or "")]
+    assert len(statements) == 3
+    assert sum("* 2" in s for s in prepared_statements()) == 1
+
+
+@pytest.mark.django_db
+def test_a_database_error_is_wrapped_as_djangos():
+    with pytest.raises(DatabaseError):
+        one_value("SELECT 1 / %s", [0])
