@@ -131,9 +131,13 @@ class Order(TrackedModel):
     number = models.CharField(
         _("number"), max_length=20, editable=False, db_comment="Human order number (OK-0000123), unique."
     )
-    vendor = models.ForeignKey(Vendor, on_delete=models.PROTECT, related_name="orders", db_comment="Seller.")
+    # No single-column indexes on vendor and customer: the composite indexes in Meta lead with
+    # them and serve the same lookups, and every index costs each order placed.
+    vendor = models.ForeignKey(
+        Vendor, on_delete=models.PROTECT, related_name="orders", db_index=False, db_comment="Seller."
+    )
     customer = models.ForeignKey(
-        Customer, on_delete=models.PROTECT, related_name="orders", db_comment="Buyer."
+        Customer, on_delete=models.PROTECT, related_name="orders", db_index=False, db_comment="Buyer."
     )
     status = models.CharField(
         _("status"),
@@ -212,7 +216,13 @@ class Order(TrackedModel):
 
 
 class OrderItem(BaseModel):
-    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="items", db_comment="Order.")
+    order = models.ForeignKey(
+        Order,
+        on_delete=models.CASCADE,
+        related_name="items",
+        db_index=False,  # the unique (order, product) index serves it
+        db_comment="Order.",
+    )
     # DO_NOTHING, not PROTECT: soft-deleting a product that was ordered is fine (the line keeps
     # its snapshot), while the database's FK still refuses a hard delete of an ordered product.
     product = models.ForeignKey(
@@ -221,7 +231,8 @@ class OrderItem(BaseModel):
     sku = models.CharField(max_length=64, db_comment="SKU at order time (snapshot).")
     name = models.CharField(max_length=200, db_comment="Product name at order time (snapshot).")
     unit_price_xaf = money_field(_("unit price (XAF)"), "Unit price at order time (snapshot)")
-    quantity = models.PositiveIntegerField(_("quantity"), db_comment="Units ordered (> 0).")
+    # Not PositiveIntegerField: its own CHECK (>= 0) would repeat orders_item_quantity_positive.
+    quantity = models.IntegerField(_("quantity"), db_comment="Units ordered (> 0).")
     line_total_xaf = money_field(_("line total (XAF)"), "unit price x quantity")
 
     class Meta:
@@ -279,6 +290,7 @@ class OrderEvent(models.Model):
         blank=True,
         related_name="+",
         db_constraint=False,
+        db_index=False,  # no constraint to check and no query by user: not worth an index per event
         db_comment="Acting user, when there was one.",
     )
     data = models.JSONField(default=dict, blank=True, db_comment="Details: note, payment reference...")

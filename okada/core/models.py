@@ -42,6 +42,15 @@ class TrackedHistory(HistoricalRecords):
     def get_change_reason_for_object(self, instance: Any, history_type: str, using: Any) -> Any:
         return get_change_reason_from_object(instance) or actors.current().reason or None
 
+    def copy_fields(self, model: Any) -> dict[str, Any]:
+        # History is read by row (`id`) and by date; an index on each copied foreign key or
+        # indexed column would cost every write of the tracked table and serve nothing.
+        fields: dict[str, Any] = super().copy_fields(model)
+        for name, field in fields.items():
+            if name != model._meta.pk.name:
+                field.db_index = False
+        return fields
+
     def fields_included(self, model: Any) -> list[Any]:
         # Generated columns (e.g. search vectors) are derived data, not history.
         return [f for f in super().fields_included(model) if not isinstance(f, models.GeneratedField)]
