@@ -39,6 +39,11 @@ def _admin(sql: str) -> None:
         conn.execute(sql)  # type: ignore[arg-type]
 
 
+def checkpoint() -> None:
+    """Write out every dirty page now, so what follows starts from the same state."""
+    _admin("CHECKPOINT")
+
+
 def drop_database(name: str) -> None:
     _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
