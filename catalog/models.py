@@ -13,7 +13,7 @@ from django.db.models.expressions import RawSQL
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from okada.core.fields import PhoneField, choices_check, money_field, phone_check
+from okada.core.fields import PhoneField, any_of, choices_check, money_field, phone_check
 from okada.core.models import (
     BaseModel,
     TrackedModel,
@@ -356,8 +356,8 @@ class StockMovement(models.Model):
             choices_check("kind", MovementKind.choices, "catalog_stockmovement_kind_valid"),
             # The sign each kind may carry (a count may be zero: it confirms the stock).
             models.CheckConstraint(
-                condition=Q(kind__in=["restock", "reserve", "return"], delta__gt=0)
-                | Q(kind__in=["release", "sale"], delta__lt=0)
+                condition=Q(any_of("kind", ["restock", "reserve", "return"]), delta__gt=0)
+                | Q(any_of("kind", ["release", "sale"]), delta__lt=0)
                 | (Q(kind="adjustment") & ~Q(delta=0))
                 | Q(kind="count"),
                 name="catalog_stockmovement_delta_sign",

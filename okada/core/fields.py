@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import phonenumbers
@@ -52,7 +53,33 @@ def money_field(verbose_name: Any, comment: str, **kwargs: Any) -> models.BigInt
     return models.BigIntegerField(verbose_name, db_comment=f"{comment} (integer XAF).", **kwargs)
 
 
+class AnyOf(models.Lookup):  # type: ignore[type-arg]
+    """`column::text = ANY('{a,b,c}'::text[])`, for CHECK constraints on choices columns.
+
+    PostgreSQL re-reads and prepares every CHECK of a table for each INSERT or UPDATE statement.
+    `column IN ('a', 'b', ...)` (what `__in` writes) is stored as an array of casts, one node per
+    value; one array constant is much cheaper to prepare. Measured on order placement (perf, one
+    backend): the constraint checks took 13% of the backend's time with `IN` lists, 10% with
+    array constants, 8% with no choices check at all.
+    """
+
+    lookup_name = "any_of"
+    prepare_rhs = False
+    SAFE_VALUE = re.compile(r"^[a-z0-9_]+$")  # nothing to quote inside the array literal
+
+    def as_sql(self, compiler: Any, connection: Any) -> tuple[str, list[Any]]:
+        values = list(self.rhs)
+        unsafe = [v for v in values if not self.SAFE_VALUE.match(v)]
+        if not values or unsafe:
+            raise ValueError(f"any_of takes lowercase identifiers, not {unsafe or values!r}")
+        lhs, lhs_params = self.process_lhs(compiler, connection)
+        return f"{lhs}::text = ANY(%s::text[])", [*lhs_params, "{" + ",".join(values) + "}"]
+
+
+def any_of(field: str, values: Any) -> AnyOf:
+    return AnyOf(models.F(field), list(values))
+
+
 def choices_check(field: str, choices: Any, name: str) -> models.CheckConstraint:
     """CHECK that a choices column holds one of its values: the database refuses a typo too."""
-    values = [value for value, _label in choices]
-    return models.CheckConstraint(condition=Q(**{f"{field}__in": values}), name=name)
+    return models.CheckConstraint(condition=any_of(field, [value for value, _label in choices]), name=name)
