@@ -23,7 +23,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", choices=FIGURES, help="run one figure")
     parser.add_argument("--large", action="store_true", help="seed the large preset (several minutes)")
     parser.add_argument("--clients", type=int, default=16, help="concurrent processes (default 16)")
-    parser.add_argument("--seconds", type=int, default=20, help="duration of throughput runs (default 20)")
+    parser.add_argument("--seconds", type=int, default=30, help="seconds per workload (default 30)")
     args = parser.parse_args(argv)
 
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "okada.settings.local")

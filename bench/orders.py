@@ -15,6 +15,7 @@ place orders are started and warmed up once and wait between rounds.
 
 from __future__ import annotations
 
+import statistics
 import time
 from random import Random
 from typing import Any
@@ -22,7 +23,7 @@ from typing import Any
 import psycopg
 
 from . import isolated, pgbench
-from .report import Figure, at_least_ratio, at_most
+from .report import Figure, at_least, at_most
 
 DATABASE = "okada_bench_orders"
 CATALOG = ("--vendors", "20", "--products-per-vendor", "50", "--customers", "2000", "--orders", "20000")
@@ -32,7 +33,7 @@ HOT_SHARE = 0.2  # share of orders that include a hot product
 AMPLE_STOCK = 1_000_000
 
 
-ROUNDS = 4
+ROUNDS = 6
 
 
 def run(*, clients: int, seconds: int, log: Any) -> list[Figure]:
@@ -55,15 +56,26 @@ def run(*, clients: int, seconds: int, log: Any) -> list[Figure]:
 
     done = results["placed"] + results["refused"]
     elapsed = results["elapsed"]
+    ratios = sorted(results["round_ratios"])
+    median = statistics.median(ratios)
     return [
+        # The goal is judged on the median of the rounds' ratios: each round is compared with the
+        # pgbench round just before it, and one round disturbed by the machine moves the median
+        # little (it can move the ratio of the totals a lot).
         Figure(
             "order_place throughput",
             done / elapsed,
             "tx/s",
             f"pgbench tpcb-like c{clients}",
             tps,
-            ">= 0.40 x baseline",
-            at_least_ratio(0.40),
+            "reported: all rounds",
+        ),
+        Figure(
+            "  ratio per round: median",
+            median,
+            f"(rounds {ratios[0]:.2f} to {ratios[-1]:.2f})",
+            goal=">= 0.40",
+            check=at_least(0.40),
         ),
         Figure("  of which placed", results["placed"] / elapsed, "tx/s"),
         Figure("  of which refused (out of stock)", results["refused"] / elapsed, "tx/s"),
@@ -156,7 +168,11 @@ def _rounds(
             w.join(timeout=60)
             if w.is_alive():
                 w.kill()
-    return _total(rounds), sum(baseline) / len(baseline)
+    totals = _total(rounds)
+    totals["round_ratios"] = [
+        (r["placed"] + r["refused"]) / r["elapsed"] / tps for r, tps in zip(rounds, baseline, strict=True)
+    ]
+    return totals, sum(baseline) / len(baseline)
 
 
 def _combine(results: list[dict[str, Any]]) -> dict[str, Any]:

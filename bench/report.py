@@ -29,8 +29,8 @@ class Figure:
         return "PASS" if self.check(self) else "FAIL"
 
 
-def at_least_ratio(minimum: float) -> Callable[[Figure], bool]:
-    return lambda f: f.ratio is not None and f.ratio >= minimum
+def at_least(minimum: float) -> Callable[[Figure], bool]:
+    return lambda f: f.value >= minimum
 
 
 def at_most(maximum: float) -> Callable[[Figure], bool]:

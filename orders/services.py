@@ -41,6 +41,8 @@ from .models import (
 log = logging.getLogger(__name__)
 
 MAX_LINES = 100
+PAYMENT_METHODS = frozenset(PaymentMethod.values)
+CHANNELS = frozenset(Channel.values)
 MAX_QUANTITY = 10_000  # per line: far above any basket, far below int4 overflow
 
 # --- Errors -------------------------------------------------------------------------------------
@@ -154,9 +156,9 @@ def order_place(
     """
     _check_can_place(vendor=vendor, actor=actor, channel=channel)
     quantities = _normalise_items(items)
-    if payment_method not in PaymentMethod.values:
+    if payment_method not in PAYMENT_METHODS:
         raise DomainError(_("Unknown payment method."), field="payment_method")
-    if channel not in Channel.values:
+    if channel not in CHANNELS:
         raise DomainError(_("Unknown channel."), field="channel")
     if not address.strip():
         raise DomainError(_("A delivery address is required."), field="address")

@@ -29,10 +29,20 @@ def one_value(sql: str, params: list[Any]) -> Any:
     wrappers and query logging see the statement.
     """
     with transaction.atomic() if connection.in_atomic_block else nullcontext():
-        connection.ensure_connection()
-        raw: Any = _PreparedCursor(connection.connection)  # (django-stubs types it as a wrapper)
+        raw = _prepared_cursor()
         wrap = connection.make_debug_cursor if connection.queries_logged else connection.make_cursor
-        with wrap(raw) as cursor:
-            cursor.execute(sql, params)
-            row = cursor.fetchone()
+        cursor = wrap(raw)  # not closed after use: the raw cursor serves the next call
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
     return row[0]
+
+
+def _prepared_cursor() -> Any:
+    """This thread's connection's prepared cursor, made once per database connection."""
+    connection.ensure_connection()
+    pgconn = connection.connection
+    cached = getattr(connection, "_okada_prepared_cursor", None)
+    if cached is None or cached.connection is not pgconn or cached.closed:
+        cached = _PreparedCursor(pgconn)
+        connection._okada_prepared_cursor = cached  # type: ignore[attr-defined]
+    return cached

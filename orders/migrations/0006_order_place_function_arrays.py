@@ -50,23 +50,26 @@ BEGIN
     SELECT EXISTS (SELECT FROM catalog_vendor
                     WHERE id = p_vendor AND status = 'active' AND deleted_at IS NULL),
            (SELECT delivery_fee_xaf FROM orders_zone WHERE id = p_zone),
-           count(*),
+           count(*) FILTER (WHERE x.orderable),
            coalesce(jsonb_agg(jsonb_build_object(
                'product_id', x.product_id, 'sku', x.sku, 'requested', x.qty,
                'available', greatest(x.available, 0)) ORDER BY x.product_id)
-               FILTER (WHERE x.available < x.qty), '[]'::jsonb),
-           sum(x.price_xaf * x.qty),
-           array_agg(x.product_id ORDER BY x.product_id), array_agg(x.qty ORDER BY x.product_id),
-           array_agg(x.sku ORDER BY x.product_id), array_agg(x.name ORDER BY x.product_id),
-           array_agg(x.price_xaf ORDER BY x.product_id)
+               FILTER (WHERE x.orderable AND x.available < x.qty), '[]'::jsonb),
+           sum(x.price_xaf * x.qty) FILTER (WHERE x.orderable),
+           array_agg(x.product_id ORDER BY x.product_id) FILTER (WHERE x.orderable),
+           array_agg(x.qty ORDER BY x.product_id) FILTER (WHERE x.orderable),
+           array_agg(x.sku ORDER BY x.product_id) FILTER (WHERE x.orderable),
+           array_agg(x.name ORDER BY x.product_id) FILTER (WHERE x.orderable),
+           array_agg(x.price_xaf ORDER BY x.product_id) FILTER (WHERE x.orderable)
       INTO v_vendor_ok, v_fee, v_found, v_short, v_subtotal, v_ids, v_qty, v_skus, v_names, v_prices
       FROM (
+          -- Only key conditions here, both sides: generic plans stay index scans at any size.
           SELECT s.product_id, s.on_hand - s.reserved AS available, p.sku, p.name, p.price_xaf,
+                 p.vendor_id = p_vendor AND p.is_active AND p.deleted_at IS NULL AS orderable,
                  p_quantities[array_position(p_product_ids, s.product_id)] AS qty
             FROM catalog_stock s
             JOIN catalog_product p ON p.id = s.product_id
            WHERE s.product_id = ANY(p_product_ids) AND p.id = ANY(p_product_ids)
-             AND p.vendor_id = p_vendor AND p.is_active AND p.deleted_at IS NULL
            ORDER BY s.product_id
              FOR UPDATE OF s
       ) AS x;
