@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import DEFAULT_DB_ALIAS, transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext as _
@@ -42,6 +42,8 @@ log = logging.getLogger(__name__)
 
 MAX_LINES = 100
 PAYMENT_METHODS = frozenset(PaymentMethod.values)
+ORDER_COLUMNS = [f.attname for f in Order._meta.concrete_fields]
+ORDER_VENDOR, ORDER_CUSTOMER, ORDER_ZONE = (Order.vendor.field, Order.customer.field, Order.zone.field)
 CHANNELS = frozenset(Channel.values)
 MAX_QUANTITY = 10_000  # per line: far above any basket, far below int4 overflow
 
@@ -202,24 +204,34 @@ def order_place(
             items=short,
         )
     subtotal, fee = result["subtotal_xaf"], result["delivery_fee_xaf"]
-    order = Order(
-        id=uuid.UUID(result["id"]),
-        number=result["number"],
-        vendor=vendor,
-        customer=customer,
-        channel=channel,
-        payment_method=payment_method,
-        subtotal_xaf=subtotal,
-        delivery_fee_xaf=fee,
-        total_xaf=subtotal + fee,
-        address=address,
-        zone=zone,
-        note=note,
-        placed_at=_timestamp(result["placed_at"]),
-        expires_at=_timestamp(result["expires_at"]) if result["expires_at"] else None,
-    )
-    order.created_at = order.updated_at = order.placed_at
-    order._state.adding = False
+    placed_at = _timestamp(result["placed_at"])
+    row = {
+        "id": uuid.UUID(result["id"]),
+        "created_at": placed_at,
+        "updated_at": placed_at,
+        "deleted_at": None,
+        "deleted_by_cascade": False,
+        "number": result["number"],
+        "vendor_id": vendor.pk,
+        "customer_id": customer.pk,
+        "status": OrderStatus.PENDING,
+        "channel": channel,
+        "payment_method": payment_method,
+        "payment_status": PaymentStatus.UNPAID,
+        "subtotal_xaf": subtotal,
+        "delivery_fee_xaf": fee,
+        "total_xaf": subtotal + fee,
+        "address": address,
+        "zone_id": zone.pk,
+        "placed_at": placed_at,
+        "expires_at": _timestamp(result["expires_at"]) if result["expires_at"] else None,
+        "note": note,
+    }
+    # The row as stored, built like a row read back (positional: a third of the cost of keyword
+    # arguments, on the hot path), with the vendor, customer and zone already at hand cached.
+    order = Order.from_db(DEFAULT_DB_ALIAS, ORDER_COLUMNS, [row[name] for name in ORDER_COLUMNS])
+    for field, related in ((ORDER_VENDOR, vendor), (ORDER_CUSTOMER, customer), (ORDER_ZONE, zone)):
+        field.set_cached_value(order, related)
     return order
 
 

@@ -50,17 +50,19 @@ BEGIN
     SELECT EXISTS (SELECT FROM catalog_vendor
                     WHERE id = p_vendor AND status = 'active' AND deleted_at IS NULL),
            (SELECT delivery_fee_xaf FROM orders_zone WHERE id = p_zone),
+           -- No ORDER BY in the aggregates: they all read the same rows in the same order (the
+           -- locking subquery's, by product id), so the arrays stay aligned without six sorts.
            count(*) FILTER (WHERE x.orderable),
            coalesce(jsonb_agg(jsonb_build_object(
                'product_id', x.product_id, 'sku', x.sku, 'requested', x.qty,
-               'available', greatest(x.available, 0)) ORDER BY x.product_id)
+               'available', greatest(x.available, 0)))
                FILTER (WHERE x.orderable AND x.available < x.qty), '[]'::jsonb),
            sum(x.price_xaf * x.qty) FILTER (WHERE x.orderable),
-           array_agg(x.product_id ORDER BY x.product_id) FILTER (WHERE x.orderable),
-           array_agg(x.qty ORDER BY x.product_id) FILTER (WHERE x.orderable),
-           array_agg(x.sku ORDER BY x.product_id) FILTER (WHERE x.orderable),
-           array_agg(x.name ORDER BY x.product_id) FILTER (WHERE x.orderable),
-           array_agg(x.price_xaf ORDER BY x.product_id) FILTER (WHERE x.orderable)
+           array_agg(x.product_id) FILTER (WHERE x.orderable),
+           array_agg(x.qty) FILTER (WHERE x.orderable),
+           array_agg(x.sku) FILTER (WHERE x.orderable),
+           array_agg(x.name) FILTER (WHERE x.orderable),
+           array_agg(x.price_xaf) FILTER (WHERE x.orderable)
       INTO v_vendor_ok, v_fee, v_found, v_short, v_subtotal, v_ids, v_qty, v_skus, v_names, v_prices
       FROM (
           -- Only key conditions here, both sides: generic plans stay index scans at any size.

@@ -871,7 +871,7 @@ def test_expiry_job_goes_on_when_one_order_cannot_be_expired():
     assert Order.objects.get(pk=fine.pk).status == S.EXPIRED
 
 
-def test_placing_writes_a_history_row_identical_to_the_order_row():
+def test_placing_writes_a_history_row_identical_to_the_order_row(django_assert_num_queries):
     # okada_order_place() writes the history row in SQL: a column added to Order without a new
     # version of that function shows up here.
     order = place(payment_method=PaymentMethod.MTN_MOMO)
@@ -882,6 +882,13 @@ def test_placing_writes_a_history_row_identical_to_the_order_row():
         if field.name == "search_vector":
             continue
         assert getattr(history, field.attname) == getattr(row, field.attname), field.name
-    # The object returned by the service matches what was stored.
+    # The object returned by the service matches what was stored, and knows its relations.
     for field in Order._meta.concrete_fields:
         assert getattr(order, field.attname) == getattr(row, field.attname), field.name
+    assert not order._state.adding
+    with django_assert_num_queries(0):
+        assert (order.vendor.pk, order.customer.pk, order.zone.pk) == (
+            row.vendor_id,
+            row.customer_id,
+            row.zone_id,
+        )
