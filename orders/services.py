@@ -41,11 +41,12 @@ from .models import (
 log = logging.getLogger(__name__)
 
 MAX_LINES = 100
+MAX_QUANTITY = 10_000  # per line: far above any basket, far below int4 overflow
 PAYMENT_METHODS = frozenset(PaymentMethod.values)
+CHANNELS = frozenset(Channel.values)
+# For building the placed Order from the function's result (see order_place).
 ORDER_COLUMNS = [f.attname for f in Order._meta.concrete_fields]
 ORDER_VENDOR, ORDER_CUSTOMER, ORDER_ZONE = (Order.vendor.field, Order.customer.field, Order.zone.field)
-CHANNELS = frozenset(Channel.values)
-MAX_QUANTITY = 10_000  # per line: far above any basket, far below int4 overflow
 
 # --- Errors -------------------------------------------------------------------------------------
 
