@@ -16,7 +16,9 @@ place orders are started and warmed up once and wait between rounds.
 from __future__ import annotations
 
 import statistics
+import threading
 import time
+from queue import Empty
 from random import Random
 from typing import Any
 
@@ -146,12 +148,12 @@ def _rounds(
     rounds: list[dict[str, Any]] = []
     baseline: list[float] = []
     try:
-        start.wait(timeout=600)  # every worker has loaded its data, before any timing starts
+        _cross(start, queue)  # every worker has loaded its data, before any timing starts
         for number in range(1, ROUNDS + 1):
             pgbench.checkpoint()
             baseline.append(pgbench.pgbench_tps(clients=clients, jobs=2, seconds=per_round))
             pgbench.checkpoint()
-            start.wait(timeout=600)
+            _cross(start, queue)
             round_results = [queue.get(timeout=per_round + 600) for _ in workers]
             crashed = [r["crash"] for r in round_results if "crash" in r]
             if crashed:
@@ -173,6 +175,18 @@ def _rounds(
         (r["placed"] + r["refused"]) / r["elapsed"] / tps for r, tps in zip(rounds, baseline, strict=True)
     ]
     return totals, sum(baseline) / len(baseline)
+
+
+def _cross(start: Any, queue: Any) -> None:
+    """Meet the workers at the barrier; a worker that crashed breaks it and says why."""
+    try:
+        start.wait(timeout=600)
+    except threading.BrokenBarrierError:
+        try:
+            reason = queue.get(timeout=10).get("crash", "no reason given")
+        except Empty:
+            reason = "a process did not reach the barrier in time"
+        raise RuntimeError(f"a placing process failed: {reason}") from None
 
 
 def _combine(results: list[dict[str, Any]]) -> dict[str, Any]:
@@ -208,6 +222,7 @@ def _worker(url: str, n: int, seconds: int, hot: list[str], start: Any, queue: A
             queue.put(shop.place_for(seconds))
     except BaseException as exc:
         queue.put({"crash": f"{type(exc).__name__}: {exc}"})
+        start.abort()  # the other processes and the parent stop waiting at once
         raise
 
 
