@@ -44,7 +44,7 @@ def run(*, clients: int, seconds: int, log: Any) -> list[Figure]:
         log(f"order_place: seeding {DATABASE}")
         pgbench.manage("seed_demo", *CATALOG, "--months", "3", "-v0", database_url=url)
         hot = isolated.call(url, _stock_up)
-        orders_before = _count_orders(url)
+        orders_before = _counts(url, orders=ORDERS)["orders"]
         pgbench.pgbench_init(10)
         try:
             log(
@@ -189,23 +189,27 @@ def _cross(start: Any, queue: Any) -> None:
         raise RuntimeError(f"a placing process failed: {reason}") from None
 
 
-def _combine(results: list[dict[str, Any]]) -> dict[str, Any]:
-    """One round: the processes' counts added up, over the round's length."""
+def _added_up(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """Counts and latencies of several processes (one round) or of several rounds, added up."""
     return {
-        "placed": sum(r["placed"] for r in results),
-        "refused": sum(r["refused"] for r in results),
-        "errors": sum(r["errors"] for r in results),
-        "elapsed": max(r["elapsed"] for r in results),
-        "latencies": [ms for r in results for ms in r["latencies"]],
+        "placed": sum(p["placed"] for p in parts),
+        "refused": sum(p["refused"] for p in parts),
+        "errors": sum(p["errors"] for p in parts),
+        "latencies": [ms for p in parts for ms in p["latencies"]],
     }
 
 
+def _combine(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """One round: the processes ran side by side, so the round lasted as long as the slowest."""
+    return {**_added_up(results), "elapsed": max(r["elapsed"] for r in results)}
+
+
 def _total(rounds: list[dict[str, Any]]) -> dict[str, Any]:
-    latencies = sorted(ms for r in rounds for ms in r["latencies"])
+    """All rounds: they ran one after the other."""
+    total = _added_up(rounds)
+    latencies = sorted(total.pop("latencies"))
     return {
-        "placed": sum(r["placed"] for r in rounds),
-        "refused": sum(r["refused"] for r in rounds),
-        "errors": sum(r["errors"] for r in rounds),
+        **total,
         "elapsed": sum(r["elapsed"] for r in rounds),
         "p50_ms": latencies[len(latencies) // 2] if latencies else 0.0,
         "p95_ms": latencies[int(len(latencies) * 0.95)] if latencies else 0.0,
@@ -298,41 +302,36 @@ class _Shop:
         }
 
 
-def _count_orders(url: str) -> int:
+ORDERS = "SELECT count(*) FROM orders_order"
+
+
+def _counts(url: str, **queries: str) -> dict[str, int]:
+    """`name=SELECT count(*) ...` queries run in the scratch database, on one connection."""
     with psycopg.connect(url) as conn:
-        row = conn.execute("SELECT count(*) FROM orders_order").fetchone()
-    return int(row[0]) if row else 0
+        rows = {name: conn.execute(sql).fetchone() for name, sql in queries.items()}  # type: ignore[call-overload]
+    return {name: int(row[0]) if row else 0 for name, row in rows.items()}
 
 
 def _audit(url: str) -> dict[str, int]:
     """Set-based checks straight in SQL, after every process has finished."""
-    with psycopg.connect(url) as conn:
-
-        def one(sql: str) -> int:
-            row = conn.execute(sql).fetchone()  # type: ignore[arg-type]
-            return int(row[0]) if row else 0
-
-        return {
-            "oversold": one("SELECT count(*) FROM catalog_stock WHERE reserved > on_hand OR reserved < 0"),
-            "ledger_mismatch": one(
-                """SELECT count(*) FROM catalog_stock s LEFT JOIN (
-                      SELECT product_id,
-                             coalesce(sum(delta) FILTER (
-                                 WHERE kind IN ('restock', 'adjustment', 'count', 'return', 'sale')), 0
-                             ) AS on_hand,
-                             coalesce(sum(delta) FILTER (
-                                 WHERE kind IN ('reserve', 'release', 'sale')), 0
-                             ) AS reserved
-                      FROM catalog_stockmovement GROUP BY product_id) m USING (product_id)
-                    WHERE (s.on_hand, s.reserved) IS DISTINCT FROM (m.on_hand, m.reserved)"""
-            ),
-            "reservation_mismatch": one(
-                """SELECT count(*) FROM catalog_stock s LEFT JOIN (
-                      SELECT i.product_id, sum(i.quantity) AS held FROM orders_orderitem i
-                      JOIN orders_order o ON o.id = i.order_id
-                      WHERE o.status IN ('pending', 'accepted', 'preparing', 'ready')
-                      GROUP BY i.product_id) h USING (product_id)
-                    WHERE s.reserved <> coalesce(h.held, 0)"""
-            ),
-            "orders": one("SELECT count(*) FROM orders_order"),
-        }
+    return _counts(
+        url,
+        oversold="SELECT count(*) FROM catalog_stock WHERE reserved > on_hand OR reserved < 0",
+        ledger_mismatch="""SELECT count(*) FROM catalog_stock s LEFT JOIN (
+              SELECT product_id,
+                     coalesce(sum(delta) FILTER (
+                         WHERE kind IN ('restock', 'adjustment', 'count', 'return', 'sale')), 0
+                     ) AS on_hand,
+                     coalesce(sum(delta) FILTER (
+                         WHERE kind IN ('reserve', 'release', 'sale')), 0
+                     ) AS reserved
+              FROM catalog_stockmovement GROUP BY product_id) m USING (product_id)
+            WHERE (s.on_hand, s.reserved) IS DISTINCT FROM (m.on_hand, m.reserved)""",
+        reservation_mismatch="""SELECT count(*) FROM catalog_stock s LEFT JOIN (
+              SELECT i.product_id, sum(i.quantity) AS held FROM orders_orderitem i
+              JOIN orders_order o ON o.id = i.order_id
+              WHERE o.status IN ('pending', 'accepted', 'preparing', 'ready')
+              GROUP BY i.product_id) h USING (product_id)
+            WHERE s.reserved <> coalesce(h.held, 0)""",
+        orders=ORDERS,
+    )
