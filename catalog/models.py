@@ -20,6 +20,7 @@ from okada.core.models import (
     TrackedQuerySet,
     live_unique,
     tracked_managers,
+    uuid_key,
 )
 
 
@@ -322,7 +323,7 @@ class StockMovement(models.Model):
 
     # Django sees `id` as the key; the table's real primary key is (id, created_at), which
     # PostgreSQL requires of a partitioned table.
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False, db_comment="Movement id.")
+    id = uuid_key("Movement id (UUID v7, time-ordered).")
     created_at = models.DateTimeField(
         default=timezone.now, db_comment="When it happened (UTC); partition key."
     )

@@ -18,6 +18,7 @@ from okada.core.models import (
     TrackedQuerySet,
     live_unique,
     tracked_managers,
+    uuid_key,
 )
 
 
@@ -265,7 +266,7 @@ class OrderEvent(models.Model):
     Kind = EventKind
 
     # Django sees `id` as the key; the table's real primary key is (id, created_at).
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False, db_comment="Event id.")
+    id = uuid_key("Event id (UUID v7, time-ordered).")
     created_at = models.DateTimeField(default=timezone.now, db_comment="When (UTC); partition key.")
     order = models.ForeignKey(
         Order,

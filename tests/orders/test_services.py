@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from datetime import timedelta
 from typing import Any
 
@@ -39,6 +40,7 @@ from orders.services import (
     payment_record,
 )
 from tests.catalog.factories import ProductFactory, UserFactory, VendorFactory, staff_actor, vendor_actor
+from tests.ids import assert_made_at
 from tests.orders.factories import CustomerFactory, OrderFactory, ZoneFactory, order_in_status
 
 pytestmark = pytest.mark.django_db
@@ -920,3 +922,16 @@ def test_order_place_reaches_rows_by_key_even_on_a_small_catalog():
 
     assert _sequential_scans() == before
     assert stock_of(products[2]) == (10, 2)
+
+
+def test_order_place_gives_every_row_it_writes_a_uuid7_id_of_its_time():
+    vendor = VendorFactory()
+    order = Order.objects.get(
+        pk=place(vendor=vendor, items=[(ProductFactory(vendor=vendor, initial_stock=5), 1)]).pk
+    )
+    item = OrderItem.objects.get(order=order)
+    event = OrderEvent.objects.get(order_id=order.pk)
+    reserve = StockMovement.objects.get(reference=order.number, kind="reserve")
+    # okada_uuid7() reads the clock as it runs; created_at is the transaction's start.
+    for row in (order, item, event, reserve):
+        assert_made_at(row.pk, row.created_at, within=dt.timedelta(seconds=2))
