@@ -412,9 +412,10 @@ class _Loader:
 
 # --- Formatting helpers ---------------------------------------------------------------------------
 
-# A random version-4 UUID as 32 hex digits (PostgreSQL's uuid input accepts it without hyphens).
-_UUID_MASK = ((1 << 128) - 1) ^ ((0xF000 << 64) | (0xC000 << 48))
-_UUID_V4 = (0x4000 << 64) | (0x8000 << 48)
+# UUID v7 (the models' ids, okada.core.models.uuid_key): 48 bits of Unix milliseconds, version 7,
+# 12 random bits, the RFC 9562 variant, 62 random bits.
+_UUID_V7 = (0x7 << 76) | (0b10 << 62)
+_RAND_A, _RAND_B = 12, 62
 NULL = "\\N"
 EPOCH = dt.date(1970, 1, 1)
 
@@ -584,8 +585,14 @@ class _Generator:
         self.existing_categories: dict[str, str] = {}
         self.deadline = settings.OKADA_MOBILE_MONEY_DEADLINE_MINUTES * MINUTE
 
-    def uuid(self) -> str:
-        return "%032x" % ((self.rng.getrandbits(128) & _UUID_MASK) | _UUID_V4)
+    def uuid(self, at: int) -> str:
+        """The id of a row created at `at` (epoch seconds), as 32 hex digits (PostgreSQL's uuid
+        input takes them without hyphens): time-ordered like the ids the application makes, so
+        the seeded indexes have the shape production's have. Random parts from the seeded RNG."""
+        bits = self.rng.getrandbits(_RAND_A + _RAND_B + 10)
+        ms = at * 1000 + (bits >> (_RAND_A + _RAND_B)) % 1000
+        rand_a, rand_b = (bits >> _RAND_B) & 0xFFF, bits & ((1 << _RAND_B) - 1)
+        return "%032x" % ((ms << 80) | _UUID_V7 | (rand_a << 64) | rand_b)
 
     def run(self, loader: _Loader) -> None:
         c, ts = self.c, self.clock
@@ -620,8 +627,8 @@ class _Generator:
             if existing:
                 self.zones.append((existing[0], city, name, existing[1]))
                 continue
-            zid = self.uuid()
             at = self.launch
+            zid = self.uuid(at)
             self.zones_t.add(
                 f"{zid}\t{self.clock(at)}\t{self.clock(at)}\t{NULL}\tf\t{city}\t{name}\t{fee}", at
             )
@@ -650,7 +657,7 @@ class _Generator:
     def _category(self, slug: str, name_fr: str, name_en: str, position: int, parent: str, at: str) -> str:
         if slug in self.existing_categories:
             return self.existing_categories[slug]
-        cid = self.uuid()
+        cid = self.uuid(self.launch)
         self.categories_t.add(
             f"{cid}\t{at}\t{at}\t{NULL}\tf\t{slug}\t{_esc(name_fr)}\t{_esc(name_en)}\t{position}\t{parent}",
             self.launch,
@@ -688,8 +695,8 @@ class _Generator:
                 n += 1
                 slug = f"{base}-{n}"
             slugs.add(slug)
-            vid = self.uuid()
             created = self.start - rng.randint(7 * DAY, 120 * DAY)
+            vid = self.uuid(created)
             at = self.clock(created)
             self.vendors_t.add(
                 f"{vid}\t{at}\t{at}\t{NULL}\tf\t{_esc(name)}\t{slug}\t{self.phone()}\t{slug}@example.cm\t"
@@ -739,8 +746,8 @@ class _Generator:
                 price = _price(base_price * markup)
                 compare_at = str(_price(price * rng.uniform(1.1, 1.3)) + 25) if rng.random() < 0.1 else NULL
                 sku = f"{code}-{j + 1:05d}"
-                pid = self.uuid()
                 created = self.vendor_created[v] + rng.randint(MINUTE, 3 * DAY)
+                pid = self.uuid(created)
                 at = clock(created)
                 active = "t" if rng.random() < 0.97 else "f"
                 products_t.add(
@@ -751,7 +758,8 @@ class _Generator:
                 self.products.append(_Product(pid, sku, _esc(name), price, created, v))
                 initial = rng.randint(10, 120)
                 movements.add(
-                    f"{self.uuid()}\t{at}\t{initial}\trestock\tinitial stock\t\t{actor}\t{pid}\t{vid}\n"
+                    f"{self.uuid(created)}\t{at}\t{initial}\trestock\tinitial stock\t\t{actor}\t"
+                    f"{pid}\t{vid}\n"
                 )
                 ledger.free.append(initial)
                 ledger.on_hand.append(initial)
@@ -775,7 +783,7 @@ class _Generator:
             )
             rows = []
             for created in joined:
-                cid = self.uuid()
+                cid = self.uuid(created)
                 zid, _, zone_name, fee = rng.choice(self.zones_by_city[city])
                 name = f"{rng.choice(data.FIRST_NAMES)} {rng.choice(data.LAST_NAMES)}"
                 address = _esc(f"{rng.choice(data.LANDMARKS)}, {zone_name}")
@@ -831,7 +839,7 @@ class _Generator:
         rng, clock, ledger, products = self.rng, self.clock, self.ledger, self.products
         ppv = self.c.products_per_vendor
         vid, vendor_actor = self.vendor_ids[v], f"vendor:{self.vendor_slugs[v]}"
-        oid, at = self.uuid(), clock(placed)
+        oid, at = self.uuid(placed), clock(placed)
 
         # Lines: popular products more often (a skewed pick), one line per product.
         n_lines = min(_LINES(rng), ppv)
@@ -878,7 +886,7 @@ class _Generator:
                 self.restock(p, vid, placed, qty, vendor_actor)
             ledger.free[p] -= qty
             self.items.add(
-                f"{self.uuid()}\t{at}\t{at}\t{prod.sku}\t{prod.name}\t{prod.price}\t{qty}\t"
+                f"{self.uuid(placed)}\t{at}\t{at}\t{prod.sku}\t{prod.name}\t{prod.price}\t{qty}\t"
                 f"{prod.price * qty}\t{oid}\t{prod.id}\n"
             )
             self.movement(p, vid, placed, qty, "reserve", number, placer)
@@ -887,7 +895,7 @@ class _Generator:
 
         events = self.events
         events.add(
-            f"{self.uuid()}\t{at}\tplaced\t\tpending\t{placer}\t"
+            f"{self.uuid(placed)}\t{at}\tplaced\t\tpending\t{placer}\t"
             f'{{"channel": "{channel}", "total_xaf": {total}}}\t{NULL}\t{oid}\n'
         )
         previous = "pending"
@@ -898,7 +906,7 @@ class _Generator:
                     self.movement(p, vid, when, -qty, kind, number, actor)
             payload = f'{{"note": "{step_note}"}}' if step_note else "{}"
             events.add(
-                f"{self.uuid()}\t{clock(when)}\tstatus\t{previous}\t{to}\t{actor}\t{payload}\t{NULL}\t{oid}\n"
+                f"{self.uuid(when)}\t{clock(when)}\tstatus\t{previous}\t{to}\t{actor}\t{payload}\t{NULL}\t{oid}\n"
             )
             previous = to
 
@@ -968,10 +976,10 @@ class _Generator:
         else:
             reference, actor, callbacks = f"CASH-{digits}", vendor_actor, "[]"
         self.payments.add(
-            f"{self.uuid()}\t{at}\t{at}\t{method}\t{reference}\t{amount}\tsucceeded\t{at}\t{callbacks}\t{oid}\n"
+            f"{self.uuid(paid_at)}\t{at}\t{at}\t{method}\t{reference}\t{amount}\tsucceeded\t{at}\t{callbacks}\t{oid}\n"
         )
         self.events.add(
-            f"{self.uuid()}\t{at}\tpayment\t\t\t{actor}\t"
+            f"{self.uuid(paid_at)}\t{at}\tpayment\t\t\t{actor}\t"
             f'{{"provider": "{method}", "reference": "{reference}", "status": "succeeded", '
             f'"amount_xaf": {amount}}}'
             f"\t{NULL}\t{oid}\n"
@@ -990,8 +998,8 @@ class _Generator:
         if when > ledger.last[p]:
             ledger.last[p] = when
         self.movements.add(
-            f"{self.uuid()}\t{self.clock(when)}\t{delta}\t{kind}\t{reason or kind}\t{reference}\t{actor}\t"
-            f"{self.products[p].id}\t{vid}\n"
+            f"{self.uuid(when)}\t{self.clock(when)}\t{delta}\t{kind}\t{reason or kind}\t{reference}\t"
+            f"{actor}\t{self.products[p].id}\t{vid}\n"
         )
 
     def make_stock(self) -> None:
@@ -1002,6 +1010,6 @@ class _Generator:
             if not 0 <= reserved <= on_hand:  # the generator's own invariant; never expected
                 raise SeedError(f"internal error: stock of {prod.sku} would be {on_hand}/{reserved}")
             self.stock.add(
-                f"{self.uuid()}\t{clock(prod.created)}\t{clock(ledger.last[p])}\t{on_hand}\t{reserved}\t"
+                f"{self.uuid(prod.created)}\t{clock(prod.created)}\t{clock(ledger.last[p])}\t{on_hand}\t{reserved}\t"
                 f"{ledger.moves[p] + 1}\t{prod.id}\t{self.vendor_ids[prod.vendor]}\n"
             )
