@@ -1,7 +1,7 @@
 """`python -m bench` (`make bench`): run the figures, print one table, exit 1 if a goal is missed.
 
     python -m bench                    # order placement + seed (medium preset)
-    python -m bench --large            # the seed figure builds the "large" preset (minutes)
+    python -m bench --large            # both figures on the "large" preset (minutes)
     python -m bench --only order_place # one figure: order_place or seed
 
 Each figure works in its own scratch databases (okada_bench_*, dropped afterwards) on the
@@ -21,7 +21,9 @@ FIGURES = ("order_place", "seed")
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
     parser.add_argument("--only", choices=FIGURES, help="run one figure")
-    parser.add_argument("--large", action="store_true", help="seed the large preset (several minutes)")
+    parser.add_argument(
+        "--large", action="store_true", help="the large preset, for both figures (several minutes)"
+    )
     parser.add_argument("--clients", type=int, default=16, help="concurrent processes (default 16)")
     parser.add_argument("--seconds", type=int, default=30, help="seconds per workload (default 30)")
     args = parser.parse_args(argv)
@@ -40,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
 
     figures = []
     if args.only in (None, "order_place"):
-        figures += orders.run(clients=args.clients, seconds=args.seconds, log=log)
+        figures += orders.run(clients=args.clients, seconds=args.seconds, large=args.large, log=log)
     if args.only in (None, "seed"):
         figures += seed.run(large=args.large, log=log)
     print(render(figures))

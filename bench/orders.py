@@ -2,10 +2,12 @@
 
 A scratch database gets a small marketplace from seed_demo, with a few months of orders behind
 it (as production has: the planner's statistics and plans see populated tables, not empty ones),
-ample stock on every product but a few hot ones whose short stock runs out during the run, so
-placements contend for the same stock rows and some are refused with OutOfStock (counted as
-completed, refused transactions). Afterwards the stock is audited: nothing oversold, stock equal
-to the ledger, reservations equal to the open orders' items.
+or with --large the large preset (1M products, 1M orders over 24 months). The orders go to the
+shops of a sample of vendors (all of the small marketplace's): ample stock on every product but
+a few hot ones whose short stock runs out during the run, so placements contend for the same
+stock rows and some are refused with OutOfStock (counted as completed, refused transactions).
+Afterwards the stock is audited: nothing oversold, stock equal to the ledger, reservations equal
+to the open orders' items. The WAL each workload writes is reported per transaction.
 
 The machine is shared and its speed drifts by the minute, so the two workloads take turns: a
 few short rounds of pgbench, each followed by a round of placements of the same length, each
@@ -29,6 +31,10 @@ from .report import Figure, at_least, at_most
 
 DATABASE = "okada_bench_orders"
 CATALOG = ("--vendors", "20", "--products-per-vendor", "50", "--customers", "2000", "--orders", "20000")
+CATALOG_MONTHS = ("--months", "3")
+LARGE_CATALOG = ("--preset", "large")
+SHOPS = 20  # vendors whose shops take the orders: the small marketplace's all, a sample of the large
+CUSTOMERS_PER_CITY = 2000  # each process's customers, the same sample in every process
 HOT_PRODUCTS = 5  # with short stock: these run out during the run
 HOT_STOCK = 40
 HOT_SHARE = 0.2  # share of orders that include a hot product
@@ -38,11 +44,13 @@ AMPLE_STOCK = 1_000_000
 ROUNDS = 6
 
 
-def run(*, clients: int, seconds: int, log: Any) -> list[Figure]:
+def run(*, clients: int, seconds: int, large: bool, log: Any) -> list[Figure]:
     per_round = max(2, round(seconds / ROUNDS))
+    catalog = LARGE_CATALOG if large else (*CATALOG, *CATALOG_MONTHS)
     with pgbench.scratch_database(DATABASE) as url:
-        log(f"order_place: seeding {DATABASE}")
-        pgbench.manage("seed_demo", *CATALOG, "--months", "3", "-v0", database_url=url)
+        log(f"order_place: seeding {DATABASE} ({' '.join(catalog)}; the large preset takes minutes)")
+        pgbench.manage("seed_demo", *catalog, "-v0", database_url=url)
+        log(f"order_place: stocking the shops of {SHOPS} vendors")
         hot = isolated.call(url, _stock_up)
         orders_before = _counts(url, orders=ORDERS)["orders"]
         pgbench.pgbench_init(10)
@@ -51,7 +59,7 @@ def run(*, clients: int, seconds: int, log: Any) -> list[Figure]:
                 f"order_place vs pgbench TPC-B-like (-c {clients} -j 2): "
                 f"{ROUNDS} rounds of {per_round} s each, taking turns"
             )
-            results, tps = _rounds(url, clients=clients, per_round=per_round, hot=hot, log=log)
+            results, tps, pgbench_wal = _rounds(url, clients=clients, per_round=per_round, hot=hot, log=log)
         finally:
             pgbench.drop_database(pgbench.PGBENCH_DB)
         audit = _audit(url)
@@ -60,12 +68,13 @@ def run(*, clients: int, seconds: int, log: Any) -> list[Figure]:
     elapsed = results["elapsed"]
     ratios = sorted(results["round_ratios"])
     median = statistics.median(ratios)
+    name = "order_place throughput" + (" (large)" if large else "")
     return [
         # The goal is judged on the median of the rounds' ratios: each round is compared with the
         # pgbench round just before it, and one round disturbed by the machine moves the median
         # little (it can move the ratio of the totals a lot).
         Figure(
-            "order_place throughput",
+            name,
             done / elapsed,
             "tx/s",
             f"pgbench tpcb-like c{clients}",
@@ -84,6 +93,13 @@ def run(*, clients: int, seconds: int, log: Any) -> list[Figure]:
         Figure("  errors (other exceptions)", results["errors"], "tx", goal="= 0", check=at_most(0)),
         Figure("  latency p50", results["p50_ms"], "ms"),
         Figure("  latency p95", results["p95_ms"], "ms"),
+        Figure(
+            "  WAL per order placed",
+            results["wal_bytes"] / max(results["placed"], 1) / 1024,
+            "KiB",
+            "per pgbench transaction",
+            pgbench_wal / 1024,
+        ),
         Figure("oversold stock rows", audit["oversold"], "rows", goal="= 0", check=at_most(0)),
         Figure("stock != ledger", audit["ledger_mismatch"], "products", goal="= 0", check=at_most(0)),
         Figure(
@@ -106,16 +122,26 @@ def run(*, clients: int, seconds: int, log: Any) -> list[Figure]:
 # --- in the scratch database's processes --------------------------------------------------------
 
 
+def _shops() -> list[Any]:
+    """The vendors that take the orders: the first SHOPS active ones by slug."""
+    from catalog.models import Vendor
+
+    return list(Vendor.objects.active().order_by("slug").values_list("pk", flat=True)[:SHOPS])  # type: ignore[attr-defined]
+
+
 def _stock_up() -> list[str]:
-    """Restock every product through the service; hot products get a short count instead
-    (a few units above what the seeded open orders hold)."""
+    """Restock every product of the shops through the service; hot products get a short count
+    instead (a few units above what the seeded open orders hold)."""
     from catalog.models import Product
     from catalog.services import stock_adjust, stock_count
     from okada.core.actors import Actor
 
     actor = Actor.system("bench")
     products = list(
-        Product.objects.orderable().select_related("stock").order_by("vendor__slug", "sku")  # type: ignore[attr-defined]
+        Product.objects.orderable()  # type: ignore[attr-defined]
+        .filter(vendor__in=_shops())
+        .select_related("stock")
+        .order_by("vendor__slug", "sku")
     )
     rng = Random(1)
     hot = {p.pk for p in rng.sample(products, HOT_PRODUCTS)}
@@ -134,8 +160,9 @@ def _stock_up() -> list[str]:
 
 def _rounds(
     url: str, *, clients: int, per_round: int, hot: list[str], log: Any
-) -> tuple[dict[str, Any], float]:
-    """Alternate pgbench and order placement; the placement totals, and pgbench's mean TPS."""
+) -> tuple[dict[str, Any], float, float]:
+    """Alternate pgbench and order placement: the placement totals (with the WAL they wrote),
+    pgbench's mean TPS and its WAL bytes per transaction."""
     ctx = isolated.CONTEXT
     start = ctx.Barrier(clients + 1)  # the workers and this process: one crossing per round
     queue = ctx.Queue()
@@ -147,14 +174,21 @@ def _rounds(
         w.start()
     rounds: list[dict[str, Any]] = []
     baseline: list[float] = []
+    wal = {"pgbench": 0, "placing": 0}
+    pgbench_transactions = 0
     try:
         _cross(start, queue)  # every worker has loaded its data, before any timing starts
         for number in range(1, ROUNDS + 1):
             pgbench.checkpoint()
-            baseline.append(pgbench.pgbench_tps(clients=clients, jobs=2, seconds=per_round))
+            run = pgbench.pgbench_run(clients=clients, jobs=2, seconds=per_round)
+            baseline.append(run.tps)
+            wal["pgbench"] += run.wal_bytes
+            pgbench_transactions += run.transactions
             pgbench.checkpoint()
+            before = pgbench.wal_position()
             _cross(start, queue)
             round_results = [queue.get(timeout=per_round + 600) for _ in workers]
+            wal["placing"] += pgbench.wal_position() - before
             crashed = [r["crash"] for r in round_results if "crash" in r]
             if crashed:
                 raise RuntimeError(f"{len(crashed)} worker(s) crashed: {crashed[0]}")
@@ -174,7 +208,8 @@ def _rounds(
     totals["round_ratios"] = [
         (r["placed"] + r["refused"]) / r["elapsed"] / tps for r, tps in zip(rounds, baseline, strict=True)
     ]
-    return totals, sum(baseline) / len(baseline)
+    totals["wal_bytes"] = wal["placing"]
+    return totals, sum(baseline) / len(baseline), wal["pgbench"] / pgbench_transactions
 
 
 def _cross(start: Any, queue: Any) -> None:
@@ -239,18 +274,18 @@ class _Shop:
         from orders.models import Customer, Zone
 
         self.rng = Random(n)
-        self.vendors = {v.pk: v for v in Vendor.objects.active()}  # type: ignore[attr-defined]
+        self.vendors = {v.pk: v for v in Vendor.objects.filter(pk__in=_shops())}
         self.products: dict[Any, list[Product]] = {}
         self.hot_products: list[Product] = []
-        for product in Product.objects.orderable():  # type: ignore[attr-defined]
+        for product in Product.objects.orderable().filter(vendor__in=list(self.vendors)):  # type: ignore[attr-defined]
             if str(product.pk) in hot:
                 self.hot_products.append(product)
             else:
                 self.products.setdefault(product.vendor_id, []).append(product)
         self.customers: dict[str, list[tuple[Customer, Zone]]] = {}
-        for customer in Customer.objects.select_related("zone"):
-            if customer.zone is not None:
-                self.customers.setdefault(customer.zone.city, []).append((customer, customer.zone))
+        for city in {v.city for v in self.vendors.values()}:
+            sample = Customer.objects.select_related("zone").filter(zone__city=city).order_by("pk")
+            self.customers[city] = [(c, c.zone) for c in sample[:CUSTOMERS_PER_CITY]]
         self.vendor_ids = [
             v for v in self.vendors if self.products.get(v) and self.customers.get(self.vendors[v].city)
         ]

@@ -44,6 +44,14 @@ def checkpoint() -> None:
     _admin("CHECKPOINT")
 
 
+def wal_position() -> int:
+    """How far the server's WAL has been written, in bytes: differences measure a workload's WAL."""
+    with psycopg.connect(server_url("postgres"), autocommit=True) as conn:
+        row = conn.execute("SELECT pg_current_wal_insert_lsn() - '0/0'::pg_lsn").fetchone()
+    assert row is not None
+    return int(row[0])
+
+
 def drop_database(name: str) -> None:
     _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
@@ -112,10 +120,28 @@ def pgbench_init(scale: int) -> Load:
     return Load(rows=scale * (100_000 + 10 + 1), seconds=time.monotonic() - started)
 
 
-def pgbench_tps(*, clients: int, jobs: int, seconds: int) -> float:
-    """TPS of pgbench's built-in TPC-B-like script (tables from pgbench_init)."""
-    out = _pgbench("-c", str(clients), "-j", str(jobs), "-T", str(seconds), "-b", "tpcb-like")
-    match = re.search(r"tps = ([0-9.]+) \((?:without initial connection time|excluding connections)", out)
-    if not match:
-        raise RuntimeError(f"cannot read pgbench's TPS from:\n{out[-2000:]}")
-    return float(match.group(1))
+@dataclass(frozen=True)
+class Run:
+    tps: float  # without the initial connection time, as pgbench reports it
+    transactions: int
+    wal_bytes: int
+
+
+def pgbench_run(*, clients: int, jobs: int, seconds: int) -> Run:
+    """pgbench's built-in TPC-B-like script (tables from pgbench_init): its TPS, transactions
+    and the WAL they wrote.
+
+    pgbench's own clean-up before a run (vacuum of the branches and tellers, truncating the
+    history) is done here first, outside the WAL measured, and pgbench is told to skip it (-n).
+    """
+    with psycopg.connect(server_url(PGBENCH_DB), autocommit=True) as conn:
+        for sql in ("VACUUM pgbench_branches", "VACUUM pgbench_tellers", "TRUNCATE pgbench_history"):
+            conn.execute(sql)  # type: ignore[arg-type]
+    before = wal_position()
+    out = _pgbench("-n", "-c", str(clients), "-j", str(jobs), "-T", str(seconds), "-b", "tpcb-like")
+    wal_bytes = wal_position() - before
+    tps = re.search(r"tps = ([0-9.]+) \((?:without initial connection time|excluding connections)", out)
+    done = re.search(r"number of transactions actually processed: ([0-9]+)", out)
+    if not (tps and done):
+        raise RuntimeError(f"cannot read pgbench's TPS and transactions from:\n{out[-2000:]}")
+    return Run(tps=float(tps.group(1)), transactions=int(done.group(1)), wal_bytes=wal_bytes)
