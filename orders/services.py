@@ -168,7 +168,7 @@ def order_place(
 
     deadline = settings.OKADA_MOBILE_MONEY_DEADLINE_MINUTES if payment_method in MOBILE_MONEY else None
     with acting_for(actor, "order placed") as acting:
-        # The whole placement is one call to okada_order_place() (orders migration 0006), which
+        # The whole placement is one call to okada_order_place() (v4, orders migration 0010), which
         # returns an error instead of raising, before changing anything.
         raw = one_value(
             "SELECT okada_order_place(%s, %s, %s, %s::uuid[], %s::integer[], %s, %s, %s, %s, %s, %s, %s, %s)",

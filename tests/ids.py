@@ -12,8 +12,3 @@ def uuid7_time(value: uuid.UUID | str) -> dt.datetime:
     assert value.version == 7, f"{value} is a version {value.version} UUID"
     assert value.variant == uuid.RFC_4122, f"{value} has variant {value.variant}"
     return dt.datetime.fromtimestamp((value.int >> 80) / 1000, tz=dt.UTC)
-
-
-def assert_made_at(value: uuid.UUID | str, at: dt.datetime, *, within: dt.timedelta) -> None:
-    made = uuid7_time(value)
-    assert abs(made - at) <= within, f"{value} was made at {made}, its row at {at}"

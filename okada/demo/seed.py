@@ -48,6 +48,7 @@ from django.utils.text import slugify
 from tqdm import tqdm
 
 from catalog.models import StockMovement
+from okada.core.ids import RANDOM_BITS, uuid7_int
 from okada.core.partitions import add_months, ensure_month_partitions
 
 from . import data
@@ -412,10 +413,6 @@ class _Loader:
 
 # --- Formatting helpers ---------------------------------------------------------------------------
 
-# UUID v7 (the models' ids, okada.core.models.uuid_key): 48 bits of Unix milliseconds, version 7,
-# 12 random bits, the RFC 9562 variant, 62 random bits.
-_UUID_V7 = (0x7 << 76) | (0b10 << 62)
-_RAND_A, _RAND_B = 12, 62
 NULL = "\\N"
 EPOCH = dt.date(1970, 1, 1)
 
@@ -587,12 +584,11 @@ class _Generator:
 
     def uuid(self, at: int) -> str:
         """The id of a row created at `at` (epoch seconds), as 32 hex digits (PostgreSQL's uuid
-        input takes them without hyphens): time-ordered like the ids the application makes, so
-        the seeded indexes have the shape production's have. Random parts from the seeded RNG."""
-        bits = self.rng.getrandbits(_RAND_A + _RAND_B + 10)
-        ms = at * 1000 + (bits >> (_RAND_A + _RAND_B)) % 1000
-        rand_a, rand_b = (bits >> _RAND_B) & 0xFFF, bits & ((1 << _RAND_B) - 1)
-        return "%032x" % ((ms << 80) | _UUID_V7 | (rand_a << 64) | rand_b)
+        input takes them without hyphens): a UUID v7 like the ids the application makes, so the
+        seeded indexes have the shape production's have; its millisecond and random bits come
+        from the seeded generator."""
+        bits = self.rng.getrandbits(RANDOM_BITS + 10)
+        return f"{uuid7_int(at * 1000 + (bits >> RANDOM_BITS) % 1000, bits):032x}"
 
     def run(self, loader: _Loader) -> None:
         c, ts = self.c, self.clock
