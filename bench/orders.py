@@ -173,22 +173,18 @@ def _rounds(
     for w in workers:
         w.start()
     rounds: list[dict[str, Any]] = []
-    baseline: list[float] = []
-    wal = {"pgbench": 0, "placing": 0}
-    pgbench_transactions = 0
+    baseline: list[pgbench.Run] = []
+    placing_wal = 0
     try:
         _cross(start, queue)  # every worker has loaded its data, before any timing starts
         for number in range(1, ROUNDS + 1):
             pgbench.checkpoint()
-            run = pgbench.pgbench_run(clients=clients, jobs=2, seconds=per_round)
-            baseline.append(run.tps)
-            wal["pgbench"] += run.wal_bytes
-            pgbench_transactions += run.transactions
+            baseline.append(pgbench.pgbench_run(clients=clients, jobs=2, seconds=per_round))
             pgbench.checkpoint()
             before = pgbench.wal_position()
             _cross(start, queue)
             round_results = [queue.get(timeout=per_round + 600) for _ in workers]
-            wal["placing"] += pgbench.wal_position() - before
+            placing_wal += pgbench.wal_position() - before
             crashed = [r["crash"] for r in round_results if "crash" in r]
             if crashed:
                 raise RuntimeError(f"{len(crashed)} worker(s) crashed: {crashed[0]}")
@@ -196,8 +192,8 @@ def _rounds(
             done = rounds[-1]["placed"] + rounds[-1]["refused"]
             rate = done / rounds[-1]["elapsed"]
             log(
-                f"  round {number}: pgbench {baseline[-1]:,.0f} tps, order_place {rate:,.0f} tx/s "
-                f"(ratio {rate / baseline[-1]:.2f})"
+                f"  round {number}: pgbench {baseline[-1].tps:,.0f} tps, order_place {rate:,.0f} tx/s "
+                f"(ratio {rate / baseline[-1].tps:.2f})"
             )
     finally:
         for w in workers:
@@ -206,10 +202,11 @@ def _rounds(
                 w.kill()
     totals = _total(rounds)
     totals["round_ratios"] = [
-        (r["placed"] + r["refused"]) / r["elapsed"] / tps for r, tps in zip(rounds, baseline, strict=True)
+        (r["placed"] + r["refused"]) / r["elapsed"] / b.tps for r, b in zip(rounds, baseline, strict=True)
     ]
-    totals["wal_bytes"] = wal["placing"]
-    return totals, sum(baseline) / len(baseline), wal["pgbench"] / pgbench_transactions
+    totals["wal_bytes"] = placing_wal
+    mean_tps = sum(b.tps for b in baseline) / len(baseline)
+    return totals, mean_tps, sum(b.wal_bytes for b in baseline) / sum(b.transactions for b in baseline)
 
 
 def _cross(start: Any, queue: Any) -> None:
