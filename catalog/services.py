@@ -15,7 +15,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from okada.core.actors import Actor, acting_for
-from okada.core.errors import Conflict, DomainError, InvalidInput, NotAllowed, unique_or, validated
+from okada.core.errors import Conflict, InternalError, InvalidInput, NotAllowed, unique_or, validated
 from okada.core.fields import normalize_cm_phone
 
 from .models import Category, Product, Stock, StockMovement, Vendor
@@ -39,9 +39,14 @@ class StockChanged(Conflict):
     code = "stock_changed"
 
 
-class InsufficientStock(DomainError):
+class InsufficientStock(Conflict):
     code = "insufficient_stock"
-    status = 409
+
+
+class StockLedgerMismatch(InternalError):
+    """The stock holds fewer reserved units than an order's items: stop before corrupting more."""
+
+    code = "stock_ledger_mismatch"
 
 
 # --- Vendors ------------------------------------------------------------------------------------
@@ -72,7 +77,7 @@ def vendor_onboard(
         )
         validated(vendor)
         if not 0 <= vendor.commission_bps <= 10000:
-            raise DomainError(
+            raise InvalidInput(
                 _("The commission is in basis points, from 0 to 10000."), field="commission_bps"
             )
         with unique_or(taken, "catalog_vendor_slug_live_uniq"):
@@ -132,9 +137,9 @@ def _phone(raw: str) -> str:
 def _check_prices(product: Product) -> None:
     """The CHECK constraints' rules, as a clear error instead of an IntegrityError."""
     if product.price_xaf <= 0:
-        raise DomainError(_("The price must be positive."), field="price_xaf")
+        raise InvalidInput(_("The price must be positive."), field="price_xaf")
     if product.compare_at_price_xaf is not None and product.compare_at_price_xaf <= product.price_xaf:
-        raise DomainError(_("The compare-at price must be above the price."), field="compare_at_price_xaf")
+        raise InvalidInput(_("The compare-at price must be above the price."), field="compare_at_price_xaf")
 
 
 def product_create(
@@ -190,7 +195,10 @@ def product_update(
     """Change editable fields; with `expected_version`, refuse if someone changed it meanwhile."""
     unknown = set(data) - set(PRODUCT_EDITABLE_FIELDS)
     if unknown:
-        raise DomainError(_("These fields cannot be changed: %(f)s") % {"f": ", ".join(sorted(unknown))})
+        raise InvalidInput(
+            _("These fields cannot be changed: %(f)s") % {"f": ", ".join(sorted(unknown))},
+            errors={f: [_("This field cannot be changed.")] for f in sorted(unknown)},
+        )
     with transaction.atomic(), acting_for(actor, "product updated"):
         product = Product.objects.select_for_update().get(pk=product.pk)
         if expected_version is not None and product.version != expected_version:
@@ -276,11 +284,11 @@ def stock_adjust(
     have reserved; the check and the change are one conditional UPDATE.
     """
     if not isinstance(delta, int) or isinstance(delta, bool) or delta == 0:
-        raise DomainError(_("delta must be a non-zero integer."), field="delta")
+        raise InvalidInput(_("delta must be a non-zero integer."), field="delta")
     if kind not in ADJUST_KINDS:
-        raise DomainError(_("Unknown adjustment kind."), field="kind")
+        raise InvalidInput(_("Unknown adjustment kind."), field="kind")
     if kind in (StockMovement.Kind.RESTOCK, StockMovement.Kind.RETURN) and delta < 0:
-        raise DomainError(_("A restock or return adds units: delta must be positive."), field="delta")
+        raise InvalidInput(_("A restock or return adds units: delta must be positive."), field="delta")
     with transaction.atomic():
         updated = Stock.objects.filter(product_id=product.pk, on_hand__gte=F("reserved") - delta).update(
             on_hand=F("on_hand") + delta, version=F("version") + 1, updated_at=timezone.now()
@@ -310,7 +318,7 @@ def stock_count(
 ) -> Stock:
     """Set the counted quantity, compare-and-set: refused if on_hand is no longer `expected_on_hand`."""
     if on_hand < 0:
-        raise DomainError(_("on_hand cannot be negative."), field="on_hand")
+        raise InvalidInput(_("on_hand cannot be negative."), field="on_hand")
     with transaction.atomic():
         stock = Stock.objects.select_for_update().get(product_id=product.pk)
         if stock.on_hand != expected_on_hand:
@@ -370,7 +378,10 @@ def _apply_to_reserved(lines: Sequence[Line], *, release: bool) -> None:
             updated_at=now, **changes
         )
         if not updated:  # the ledger and the stock disagree: stop rather than corrupt further
-            raise DomainError(f"stock of {line.product_id} holds fewer reserved units than {line.quantity}")
+            raise StockLedgerMismatch(
+                f"stock of {line.product_id} holds fewer reserved units than {line.quantity}",
+                product_id=str(line.product_id),
+            )
 
 
 def _record(lines: Iterable[Line], kind: str, sign: int, reference: str, actor: Actor) -> None:

@@ -23,7 +23,16 @@ from catalog.models import Product, Vendor
 from catalog.services import Line, stock_release, stock_sell
 from okada.core.actors import Actor, acting_for
 from okada.core.db import one_value
-from okada.core.errors import Conflict, DomainError, NotAllowed, unique_or
+from okada.core.errors import (
+    AlreadyRecorded,
+    Conflict,
+    DomainError,
+    InternalError,
+    InvalidInput,
+    NotAllowed,
+    NotFound,
+    unique_or,
+)
 
 from .models import (
     MOBILE_MONEY,
@@ -51,19 +60,16 @@ ORDER_VENDOR, ORDER_CUSTOMER, ORDER_ZONE = (Order.vendor.field, Order.customer.f
 # --- Errors -------------------------------------------------------------------------------------
 
 
-class OutOfStock(DomainError):
+class OutOfStock(Conflict):
     code = "out_of_stock"
-    status = 409
 
 
-class ProductUnavailable(DomainError):
+class ProductUnavailable(Conflict):
     code = "product_unavailable"
-    status = 409
 
 
-class VendorNotActive(DomainError):
+class VendorNotActive(Conflict):
     code = "vendor_not_active"
-    status = 409
 
 
 class InvalidTransition(Conflict):
@@ -75,9 +81,14 @@ class TransitionNotAllowed(NotAllowed):
     status = 403
 
 
-class UnknownPayment(DomainError):
+class UnknownPayment(NotFound):
     code = "unknown_payment"
-    status = 404
+
+
+class UnexpectedPlacementResult(InternalError):
+    """okada_order_place() answered with an error this code does not know (a version mismatch)."""
+
+    code = "unexpected_placement_result"
 
 
 # --- The lifecycle ------------------------------------------------------------------------------
@@ -120,21 +131,21 @@ def _check_can_place(*, vendor: Vendor, actor: Actor, channel: str) -> None:
 
 def _normalise_items(items: Sequence[tuple[Product | uuid.UUID, int]]) -> dict[uuid.UUID, int]:
     if not items:
-        raise DomainError(_("An order needs at least one item."), field="items")
+        raise InvalidInput(_("An order needs at least one item."), field="items")
     if len(items) > MAX_LINES:
-        raise DomainError(_("An order has at most %(n)d lines.") % {"n": MAX_LINES}, field="items")
+        raise InvalidInput(_("An order has at most %(n)d lines.") % {"n": MAX_LINES}, field="items")
     quantities: dict[uuid.UUID, int] = {}
     for product, quantity in items:
         try:
             product_id = product.pk if isinstance(product, Product) else uuid.UUID(str(product))
         except ValueError:
-            raise DomainError(_("Product ids are UUIDs."), field="items") from None
+            raise InvalidInput(_("Product ids are UUIDs."), field="items") from None
         if not isinstance(quantity, int) or isinstance(quantity, bool) or not 0 < quantity <= MAX_QUANTITY:
-            raise DomainError(
+            raise InvalidInput(
                 _("Quantities must be integers from 1 to %(max)d.") % {"max": MAX_QUANTITY}, field="items"
             )
         if product_id in quantities:
-            raise DomainError(_("Each product may appear only once in an order."), field="items")
+            raise InvalidInput(_("Each product may appear only once in an order."), field="items")
         quantities[product_id] = quantity
     return quantities
 
@@ -160,11 +171,11 @@ def order_place(
     _check_can_place(vendor=vendor, actor=actor, channel=channel)
     quantities = _normalise_items(items)
     if payment_method not in PAYMENT_METHODS:
-        raise DomainError(_("Unknown payment method."), field="payment_method")
+        raise InvalidInput(_("Unknown payment method."), field="payment_method")
     if channel not in CHANNELS:
-        raise DomainError(_("Unknown channel."), field="channel")
+        raise InvalidInput(_("Unknown channel."), field="channel")
     if not address.strip():
-        raise DomainError(_("A delivery address is required."), field="address")
+        raise InvalidInput(_("A delivery address is required."), field="address")
 
     deadline = settings.OKADA_MOBILE_MONEY_DEADLINE_MINUTES if payment_method in MOBILE_MONEY else None
     with acting_for(actor, "order placed") as acting:
@@ -203,6 +214,11 @@ def order_place(
             _("Not enough stock for: %(items)s")
             % {"items": ", ".join(f"{s['sku']} ({s['available']} left)" for s in short)},
             items=short,
+        )
+    if error is not None or "id" not in result:
+        log.error("okada_order_place returned an unknown result: %r", result)
+        raise UnexpectedPlacementResult(
+            _("The order could not be placed (unexpected answer from the database)."), result=error
         )
     subtotal, fee = result["subtotal_xaf"], result["delivery_fee_xaf"]
     placed_at = _timestamp(result["placed_at"])
@@ -360,11 +376,11 @@ def payment_record(
 ) -> Payment:
     """Record a payment: a mobile-money request awaiting its callback, or cash received."""
     if provider not in PaymentMethod.values:
-        raise DomainError(_("Unknown payment provider."), field="provider")
+        raise InvalidInput(_("Unknown payment provider."), field="provider")
     if amount_xaf <= 0:
-        raise DomainError(_("The amount must be positive."), field="amount_xaf")
+        raise InvalidInput(_("The amount must be positive."), field="amount_xaf")
     reference = provider_reference or f"{provider}-{uuid.uuid4().hex[:20]}"
-    duplicate = Conflict(_("This provider reference is already recorded."), field="provider_reference")
+    duplicate = AlreadyRecorded(_("This provider reference is already recorded."), field="provider_reference")
     with transaction.atomic(), acting_for(actor, "payment recorded"):
         order = Order.objects.select_for_update().get(pk=order.pk)  # lock order: order row first
         if Payment.objects.filter(provider=provider, provider_reference=reference).exists():
@@ -394,9 +410,9 @@ def payment_apply_callback(
 ) -> Payment:
     """Apply a provider's callback. Idempotent: once a payment is final, repeats change nothing."""
     if status not in (Payment.Status.SUCCEEDED, Payment.Status.FAILED):
-        raise DomainError(_("Unknown payment status."), field="status")
+        raise InvalidInput(_("Unknown payment status."), field="status")
     if status == Payment.Status.SUCCEEDED and (not isinstance(amount_xaf, int) or amount_xaf <= 0):
-        raise DomainError(_("The amount must be positive."), field="amount_xaf")
+        raise InvalidInput(_("The amount must be positive."), field="amount_xaf")
     actor = Actor.system(f"callback:{provider}")
     with transaction.atomic(), acting_for(actor, "payment callback"):
         order_id = (

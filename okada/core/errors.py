@@ -1,48 +1,137 @@
-"""Domain errors: raised by services, turned into clear 4xx answers by the API layer."""
+"""Domain errors: every refusal a service makes, in one shape the API maps to RFC 9457.
+
+A `DomainError` has
+- `code`: stable, machine-readable (clients and tests match on it); one class per code;
+- `status`: the HTTP status the API answers with (400, 401, 403, 404, 409, 422, 429, 500);
+- `message`: a sentence for people, translated into the active language when raised;
+- `errors`: optional `{field: [messages]}` for input that failed validation;
+- `data`: optional machine-readable details (`items` short of stock, `allowed` targets...).
+
+Only subclasses are raised: the base class has no code of its own. Every code is registered
+(`DomainError.registry`) and listed in the README's table of error codes (a test keeps the two
+in step).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, ClassVar
+
+from django.utils.translation import gettext_lazy as _
 
 
 class DomainError(Exception):
-    """A business rule refused the operation. `code` is stable: clients and tests match on it."""
+    """A business rule refused the operation (or, for status >= 500, the server is at fault)."""
 
-    code = "domain_error"
-    status = 400
+    code: ClassVar[str] = ""
+    status: ClassVar[int] = 400
+    default_message: ClassVar[Any] = _("The request was refused.")
+    registry: ClassVar[dict[str, type[DomainError]]] = {}
 
-    def __init__(self, message: str, *, code: str | None = None, **data: Any) -> None:
-        super().__init__(message)
-        self.message = message
-        if code:
-            self.code = code
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if not cls.code:
+            raise TypeError(f"{cls.__name__} must set a `code`")
+        known = DomainError.registry.get(cls.code)
+        if known is not None and known.__qualname__ != cls.__qualname__:
+            raise TypeError(f"error code {cls.code!r} is used by {known.__name__} and {cls.__name__}")
+        DomainError.registry[cls.code] = cls
+
+    def __init__(
+        self,
+        message: Any = None,
+        *,
+        errors: dict[str, list[Any]] | None = None,
+        field: str | None = None,
+        **data: Any,
+    ) -> None:
+        if type(self) is DomainError:
+            raise TypeError("raise a DomainError subclass: the base class has no code")
+        self.message = str(message if message is not None else self.default_message)
+        # `field=` is shorthand for the common case of one message about one field.
+        self.errors = {k: [str(m) for m in v] for k, v in (errors or {}).items()}
+        if field is not None:
+            self.errors.setdefault(field, []).append(self.message)
         self.data = data
+        super().__init__(self.message)
 
     def __str__(self) -> str:
         return self.message
+
+    def as_dict(self) -> dict[str, Any]:
+        """The error as plain JSON values (what the API's problem+json body carries)."""
+        body: dict[str, Any] = {"code": self.code, "status": self.status, "detail": self.message}
+        if self.errors:
+            body["errors"] = self.errors
+        body.update({k: v for k, v in self.data.items() if k not in body})
+        return body
+
+
+# --- The generic codes (one per HTTP status); services subclass them for specific refusals ------
+
+
+class InvalidInput(DomainError):
+    """Input failed validation; `errors` maps field names to messages."""
+
+    code = "invalid"
+    status = 400
+    default_message = _("The input is not valid.")
+
+
+class NotAuthenticated(DomainError):
+    code = "not_authenticated"
+    status = 401
+    default_message = _("Authentication is required: send a valid credential.")
 
 
 class NotAllowed(DomainError):
     code = "not_allowed"
     status = 403
+    default_message = _("You are not allowed to do this.")
 
 
-class InvalidInput(DomainError):
-    """Field validation failed; `data["errors"]` maps field names to messages."""
-
-    code = "invalid"
-    status = 400
+class NotFound(DomainError):
+    code = "not_found"
+    status = 404
+    default_message = _("Not found.")
 
 
 class Conflict(DomainError):
+    """The request is valid but the current state refuses it (409)."""
+
     code = "conflict"
     status = 409
+    default_message = _("The current state of the data does not allow this.")
+
+
+class AlreadyRecorded(Conflict):
+    code = "already_recorded"
+    default_message = _("This was already recorded.")
+
+
+class IdempotencyMismatch(DomainError):
+    code = "idempotency_mismatch"
+    status = 422
+    default_message = _("This Idempotency-Key was already used for a different request.")
+
+
+class Throttled(DomainError):
+    code = "throttled"
+    status = 429
+    default_message = _("Too many requests: slow down and retry later.")
+
+
+class InternalError(DomainError):
+    """The server is at fault (a corrupt ledger, an unexpected database answer): a 500, logged."""
+
+    code = "internal"
+    status = 500
+    default_message = _("Internal error: the operation was not applied. Staff have been told.")
 
 
 def validated(obj: Any, *, exclude: list[str] | None = None) -> Any:
-    """full_clean() with the result as an InvalidInput (a DomainError) instead of ValidationError.
+    """full_clean() with the result as an InvalidInput instead of a ValidationError.
 
     Constraints are checked by the database (and mapped by `unique_or`), not here.
     """

@@ -73,7 +73,7 @@ def test_vendor_onboard_refuses_a_phone_that_is_not_cameroonian(raw):
     with pytest.raises(InvalidInput) as refused:
         vendor_onboard(name="Shop", slug="shop", phone=raw, city="douala", actor=staff_actor())
     assert refused.value.code == "invalid"
-    assert "phone" in refused.value.data["errors"]
+    assert "phone" in refused.value.errors
     assert not Vendor.all_objects.exists()
 
 
@@ -84,7 +84,7 @@ def test_vendor_onboard_refuses_a_slug_taken_by_a_live_vendor():
             name="Another", slug="marche-central", phone="677000111", city="douala", actor=staff_actor()
         )
     assert exc.value.code == "slug_taken"
-    assert exc.value.data["field"] == "slug"
+    assert "slug" in exc.value.errors
     assert Vendor.objects.filter(slug="marche-central").count() == 1
 
 

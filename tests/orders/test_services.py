@@ -14,7 +14,7 @@ from catalog.models import Product, Stock, StockMovement, Vendor
 from catalog.selectors import stock_audit
 from catalog.services import product_soft_delete, product_update, vendor_suspend
 from okada.core.actors import Actor
-from okada.core.errors import Conflict, DomainError, NotAllowed
+from okada.core.errors import Conflict, DomainError, InvalidInput, NotAllowed
 from orders.models import (
     Channel,
     Order,
@@ -319,9 +319,10 @@ def test_a_zone_missing_from_the_database_is_refused_before_anything_is_written(
 def test_bad_item_lists_raise_a_domain_error(items):
     product = ProductFactory(initial_stock=10)
     resolved = [(product if p == "p" else product.pk, q) for p, q in items]
-    with pytest.raises(DomainError) as exc:
+    with pytest.raises(InvalidInput) as exc:
         place(vendor=product.vendor, items=resolved)
-    assert exc.value.data.get("field") == "items"
+    assert exc.value.status == 400
+    assert list(exc.value.errors) == ["items"]
     assert stock_of(product) == (10, 0)
     assert not Order.all_objects.exists()
 
@@ -333,7 +334,8 @@ def test_unknown_payment_method_channel_or_blank_address_is_refused(field, value
     product = ProductFactory(initial_stock=10)
     with pytest.raises(DomainError) as exc:
         place(vendor=product.vendor, items=[(product, 1)], **{field: value})
-    assert exc.value.data.get("field") == field
+    assert exc.value.code == "invalid"
+    assert list(exc.value.errors) == [field]
     assert stock_of(product) == (10, 0)
 
 
