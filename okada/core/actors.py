@@ -18,6 +18,8 @@ from contextvars import ContextVar
 from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
+from django.utils.translation import gettext as _
+
 
 @dataclass(frozen=True)
 class Acting:
@@ -83,6 +85,40 @@ class Actor:
     @classmethod
     def system(cls, label: str = "") -> Actor:
         return cls(role=cls.SYSTEM, label=label)
+
+    @classmethod
+    def for_staff_user(cls, user: Any) -> Actor:
+        """The actor for an operations user (admin): STAFF, with the permissions of their groups.
+
+        Refuses a user who is not active staff: being logged in is not a role.
+        """
+        from .errors import NotAllowed
+
+        if user is None or not getattr(user, "is_active", False) or not getattr(user, "is_staff", False):
+            raise NotAllowed(_("Only active staff accounts can do this."))
+        return cls(role=cls.STAFF, user=user)
+
+    def can(self, perm: str) -> bool:
+        """May this actor use the Django permission `perm` ("orders.change_order")?
+
+        The system may do anything; staff acting through a user have that user's permissions
+        (groups, superuser); staff without a user are trusted operators (management commands);
+        vendors and the storefront have none: their rights are the rules of each service.
+        """
+        if self.role == self.SYSTEM:
+            return True
+        if self.role == self.STAFF:
+            return self.user is None or bool(self.user.has_perm(perm))
+        return False
+
+    def require(self, perm: str) -> None:
+        """Raise NotAllowed unless the actor `can(perm)`: services call it before every change."""
+        from .errors import NotAllowed
+
+        if not self.can(perm):
+            raise NotAllowed(
+                _("You do not have the permission to do this (%(perm)s).") % {"perm": perm}, permission=perm
+            )
 
 
 @contextmanager
