@@ -126,7 +126,7 @@ def _shops() -> list[Any]:
     """The vendors that take the orders: the first SHOPS active ones by slug."""
     from catalog.models import Vendor
 
-    return list(Vendor.objects.active().order_by("slug").values_list("pk", flat=True)[:SHOPS])  # type: ignore[attr-defined]
+    return list(Vendor.objects.active().order_by("slug").values_list("pk", flat=True)[:SHOPS])
 
 
 def _stock_up() -> list[str]:
@@ -138,7 +138,7 @@ def _stock_up() -> list[str]:
 
     actor = Actor.system("bench")
     products = list(
-        Product.objects.orderable()  # type: ignore[attr-defined]
+        Product.objects.orderable()
         .filter(vendor__in=_shops())
         .select_related("stock")
         .order_by("vendor__slug", "sku")
@@ -274,7 +274,7 @@ class _Shop:
         self.vendors = {v.pk: v for v in Vendor.objects.filter(pk__in=_shops())}
         self.products: dict[Any, list[Product]] = {}
         self.hot_products: list[Product] = []
-        for product in Product.objects.orderable().filter(vendor__in=list(self.vendors)):  # type: ignore[attr-defined]
+        for product in Product.objects.orderable().filter(vendor__in=list(self.vendors)):
             if str(product.pk) in hot:
                 self.hot_products.append(product)
             else:
@@ -340,7 +340,7 @@ ORDERS = "SELECT count(*) FROM orders_order"
 def _counts(url: str, **queries: str) -> dict[str, int]:
     """`name=SELECT count(*) ...` queries run in the scratch database, on one connection."""
     with psycopg.connect(url) as conn:
-        rows = {name: conn.execute(sql).fetchone() for name, sql in queries.items()}  # type: ignore[call-overload]
+        rows = {name: conn.execute(sql).fetchone() for name, sql in queries.items()}
     return {name: int(row[0]) if row else 0 for name, row in rows.items()}
 
 

@@ -70,7 +70,7 @@ class TrackedAdmin(SimpleHistoryAdmin):
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:
         # Staff must see deleted rows to restore them; the filter defaults to live rows.
-        qs = self.model.all_objects.all()  # type: ignore[attr-defined]
+        qs = self.model.all_objects.all()
         ordering = self.get_ordering(request)
         return qs.order_by(*ordering) if ordering else qs
 

@@ -15,7 +15,7 @@ class _PreparedCursor(psycopg.Cursor[Any]):
     sends the parameters without quoting them into the text (Django's cursors bind client-side
     and never prepare)."""
 
-    def execute(self, query: Any, params: Any = None, **kwargs: Any) -> Any:  # type: ignore[override]
+    def execute(self, query: Any, params: Any = None, **kwargs: Any) -> Any:
         return super().execute(query, params, prepare=True)
 
 

@@ -53,7 +53,7 @@ def money_field(verbose_name: Any, comment: str, **kwargs: Any) -> models.BigInt
     return models.BigIntegerField(verbose_name, db_comment=f"{comment} (integer XAF).", **kwargs)
 
 
-class AnyOf(models.Lookup):  # type: ignore[type-arg]
+class AnyOf(models.Lookup):
     """`column::text = ANY('{a,b,c}'::text[])`, for CHECK constraints on choices columns.
 
     PostgreSQL re-reads and prepares every CHECK of a table for each INSERT or UPDATE statement.

@@ -103,7 +103,7 @@ def database_has_marketplace_data() -> bool:
     from catalog.models import Vendor
     from orders.models import Customer, Order
 
-    return any(m.all_objects.exists() for m in (Vendor, Customer, Order))  # type: ignore[attr-defined]
+    return any(m.all_objects.exists() for m in (Vendor, Customer, Order))
 
 
 # Tables the seed writes, parents first.

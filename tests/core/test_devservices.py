@@ -64,9 +64,9 @@ def test_up_is_idempotent_survives_taken_ports_and_crashes_and_keeps_data(scratc
     with psycopg.connect(urls["DATABASE_URL"], autocommit=True) as conn:
         conn.execute("CREATE TABLE kept (v int)")
         conn.execute("INSERT INTO kept VALUES (42)")
-        checksums = conn.execute("SHOW data_checksums").fetchone()[0]
-        preload = conn.execute("SHOW shared_preload_libraries").fetchone()[0]
-        listen = conn.execute("SHOW listen_addresses").fetchone()[0]
+        checksums = conn.execute("SHOW data_checksums").fetchall()[0][0]
+        preload = conn.execute("SHOW shared_preload_libraries").fetchall()[0][0]
+        listen = conn.execute("SHOW listen_addresses").fetchall()[0][0]
     assert checksums == "on"
     assert "pg_stat_statements" in preload
     assert listen == "127.0.0.1"
@@ -86,7 +86,7 @@ def test_up_is_idempotent_survives_taken_ports_and_crashes_and_keeps_data(scratc
     assert recovered.returncode == 0, recovered.stderr
     urls = env_file(scratch_var)
     with psycopg.connect(urls["DATABASE_URL"]) as conn:
-        assert conn.execute("SELECT v FROM kept").fetchone()[0] == 42
+        assert conn.execute("SELECT v FROM kept").fetchall()[0][0] == 42
     assert redis.Redis.from_url(urls["REDIS_URL"]).ping()
 
     down = services(scratch_var, "down")

@@ -71,8 +71,8 @@ def test_field_shorthand_and_errors_make_one_shape():
         "detail": "Bad price.",
         "errors": {"price_xaf": ["Bad price."]},
     }
-    err = Conflict("Busy.", errors={"sku": ["taken"]}, current_version=3)
-    assert err.as_dict() == {
+    conflict = Conflict("Busy.", errors={"sku": ["taken"]}, current_version=3)
+    assert conflict.as_dict() == {
         "code": "conflict",
         "status": 409,
         "detail": "Busy.",

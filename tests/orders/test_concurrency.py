@@ -6,6 +6,7 @@ and closes its connections. Nothing is mocked; the database decides who wins.
 
 from __future__ import annotations
 
+import functools
 import threading
 import uuid
 from collections.abc import Callable, Sequence
@@ -213,8 +214,8 @@ def test_a_storm_of_placements_cancels_deliveries_and_restocks_keeps_the_ledger_
     calls: list[Callable[[], Any]] = []
     for cancel_me, ship_me in zip(to_cancel, to_ship, strict=True):
         calls += [
-            lambda o=cancel_me: order_cancel(order=o, actor=STAFF),
-            lambda o=ship_me: order_transition(order=o, to=S.OUT_FOR_DELIVERY, actor=STAFF),
+            functools.partial(order_cancel, order=cancel_me, actor=STAFF),
+            functools.partial(order_transition, order=ship_me, to=S.OUT_FOR_DELIVERY, actor=STAFF),
             restock,
             place,
             place,
