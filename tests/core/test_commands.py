@@ -73,3 +73,16 @@ def test_production_settings_pass_check_deploy_without_warnings():
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no issues" in result.stdout
+
+
+def test_migration_sql_writes_each_hand_written_statement_as_the_migration_runs_it(tmp_path):
+    from importlib import import_module
+
+    call_command("migration_sql", out=tmp_path, stdout=StringIO())
+
+    v4 = import_module("orders.migrations.0010_order_place_v4")
+    forward = (tmp_path / "orders" / "0010_order_place_v4.1.forward.sql").read_text()
+    assert forward == f"{v4.UUID7.strip()}\n{v4.SQL.strip()}\n"  # a list of statements, joined
+    search = import_module("catalog.migrations.0001_initial").SEARCH_SQL
+    assert (tmp_path / "catalog" / "0001_initial.1.forward.sql").read_text() == search.strip() + "\n"
+    assert not (tmp_path / "auth").exists()  # Django's own migrations are not ours to lint
