@@ -15,7 +15,7 @@ help:
 	@echo "make test    - the whole pytest suite against real PostgreSQL and Redis"
 	@echo "make up      - start private PostgreSQL and Redis under var/ (idempotent)"
 	@echo "make down    - stop them (idempotent; data stays in var/)"
-	@echo "make lint    - ruff (lint + format check), mypy, squawk (SQL in migrations), makemigrations --check"
+	@echo "make lint    - ruff (lint + format check), mypy, import layers, squawk (SQL in migrations), makemigrations --check"
 	@echo "make bench   - benchmarks against a seeded database"
 
 $(STAMP): requirements.txt requirements-dev.txt
@@ -55,6 +55,7 @@ lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy .
+	$(BIN)/lint-imports --no-logo --no-cache
 	@# The SQL migrations run by hand (RunSQL), written out for squawk (.squawk.toml says what it skips)
 	@DJANGO_SETTINGS_MODULE=okada.settings.test $(MANAGE) migration_sql --out var/migration-sql >/dev/null
 	$(BIN)/squawk 'var/migration-sql/**/*.sql'

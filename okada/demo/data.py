@@ -2,7 +2,7 @@
 Cameroonian names, landmarks and mobile prefixes. Plain tuples: seed.py turns them into rows.
 
 No string here may contain a tab, newline or backslash (they are written as COPY text as is);
-tests/core/test_seed_demo.py checks it.
+tests/demo/test_seed.py checks it.
 """
 
 from __future__ import annotations

@@ -394,3 +394,9 @@ def test_reference_data_is_safe_to_write_as_copy_text():
     texts = list(strings(tuple(everything)))
     assert len(texts) > 500
     assert [t for t in texts if any(c in t for c in "\t\n\r\\")] == []
+
+
+def test_seed_demo_is_a_command_of_the_demo_app_not_of_the_core():
+    from django.core.management import get_commands
+
+    assert get_commands()["seed_demo"] == "okada.demo"
