@@ -16,7 +16,7 @@ from catalog.services import (
 from okada.core.actors import Actor
 from orders.models import OrderStatus, PaymentMethod
 from orders.services import OutOfStock, order_cancel, order_transition
-from tests.catalog.factories import ProductFactory, VendorFactory, staff_actor
+from tests.catalog.factories import CategoryFactory, ProductFactory, VendorFactory, staff_actor
 from tests.orders.factories import OrderFactory, advance
 
 pytestmark = pytest.mark.django_db
@@ -120,3 +120,30 @@ def test_product_list_for_vendor_searches_with_q():
     ProductFactory(vendor=vendor, name="Plantains mûrs")
     ProductFactory(name="Crème glacée")  # another vendor's
     assert list(product_list_for_vendor(vendor=vendor, q="creme")) == [cream]
+
+
+@pytest.mark.parametrize("rows", [1, 6])
+def test_product_list_for_vendor_takes_one_query_for_any_number_of_rows(rows, django_assert_max_num_queries):
+    vendor = VendorFactory()
+    category = CategoryFactory()
+    for _ in range(rows):
+        ProductFactory(vendor=vendor, category=category, initial_stock=3)
+
+    with django_assert_max_num_queries(1):
+        shown = [
+            (p.sku, p.stock.on_hand, p.stock.reserved, p.category.name_fr if p.category else "")
+            for p in product_list_for_vendor(vendor=vendor)
+        ]
+
+    assert len(shown) == rows
+
+
+@pytest.mark.parametrize("rows", [1, 6])
+def test_stock_audit_takes_one_query_for_any_number_of_mismatches(rows, django_assert_max_num_queries):
+    products = [ProductFactory(initial_stock=2) for _ in range(rows)]
+    Stock.objects.filter(product__in=products).update(on_hand=5)  # raw writes, no movements
+
+    with django_assert_max_num_queries(1):
+        mismatches = stock_audit()
+
+    assert len(mismatches) == rows

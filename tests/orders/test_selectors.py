@@ -1,0 +1,229 @@
+"""orders.selectors: the order lists, the order page and the open-orders queue, and their query
+counts (constant in the number of rows: what a screen shows is joined or prefetched)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from catalog.models import Vendor
+from okada.core.errors import InvalidInput, NotFound
+from orders.models import OPEN_STATUSES, Order, OrderStatus, Payment, PaymentMethod
+from orders.selectors import (
+    OPEN_AGE_BANDS,
+    open_order_ages,
+    open_order_queue,
+    order_detail,
+    order_list_for_vendor,
+)
+from orders.services import order_cancel, order_transition, payment_record
+from tests.catalog.factories import ProductFactory, VendorFactory, staff_actor
+from tests.orders.factories import OrderFactory, advance, order_in_status
+
+pytestmark = pytest.mark.django_db
+
+S = OrderStatus
+SIZES = [1, 6]  # each query-count test runs with both: the same bound must hold for both
+
+
+def oldest_first(orders: list[Order]) -> list[uuid.UUID]:
+    return [o.pk for o in sorted(orders, key=lambda o: (o.placed_at, o.pk))]
+
+
+def newest_first(orders: list[Order]) -> list[uuid.UUID]:
+    return oldest_first(orders)[::-1]
+
+
+def vendor_with_orders(rows: int) -> Vendor:
+    vendor = VendorFactory()
+    product = ProductFactory(vendor=vendor, initial_stock=100)
+    for _ in range(rows):
+        OrderFactory(vendor=vendor, items=[(product, 1)])
+    return vendor
+
+
+def test_order_list_for_vendor_lists_the_vendors_live_orders_newest_first_on_a_unique_key():
+    vendor = VendorFactory()
+    orders = [OrderFactory(vendor=vendor) for _ in range(3)]
+    deleted = order_cancel(order=OrderFactory(vendor=vendor), actor=staff_actor())
+    Order.objects.get(pk=deleted.pk).delete()
+    OrderFactory()  # another vendor's
+
+    listed = list(order_list_for_vendor(vendor=vendor))
+
+    assert [o.pk for o in listed] == newest_first(orders)
+    assert list(order_list_for_vendor(vendor=vendor.pk)) == listed
+
+
+def test_order_list_for_vendor_filters_by_status():
+    vendor = VendorFactory()
+    pending = OrderFactory(vendor=vendor)
+    accepted = advance(OrderFactory(vendor=vendor), S.ACCEPTED)
+
+    assert list(order_list_for_vendor(vendor=vendor, status=S.PENDING)) == [pending]
+    assert list(order_list_for_vendor(vendor=vendor, status=S.ACCEPTED)) == [accepted]
+    assert list(order_list_for_vendor(vendor=vendor, status=S.DELIVERED)) == []
+    with pytest.raises(InvalidInput) as refused:
+        order_list_for_vendor(vendor=vendor, status="lost")
+    assert refused.value.errors == {"status": [refused.value.message]}
+
+
+def test_order_list_for_vendor_since_a_time_lists_what_changed_oldest_change_first():
+    vendor = VendorFactory()
+    first, second, untouched = (OrderFactory(vendor=vendor) for _ in range(3))
+    since = timezone.now()
+    second = order_transition(order=second, to=S.ACCEPTED, actor=staff_actor())
+    first = order_transition(order=first, to=S.ACCEPTED, actor=staff_actor())
+
+    changed = list(order_list_for_vendor(vendor=vendor, updated_since=since))
+
+    assert changed == [second, first]
+    assert untouched not in changed
+    assert list(order_list_for_vendor(vendor=vendor, updated_since=first.updated_at)) == [first]  # inclusive
+
+
+@pytest.mark.parametrize("rows", SIZES)
+def test_order_list_for_vendor_takes_one_query_for_any_number_of_rows(rows, django_assert_max_num_queries):
+    vendor = vendor_with_orders(rows)
+
+    with django_assert_max_num_queries(1):
+        shown = [(o.number, o.customer.name, o.zone.name) for o in order_list_for_vendor(vendor=vendor)]
+
+    assert len(shown) == rows
+
+
+def test_order_detail_shows_items_payments_and_the_timeline_in_order():
+    vendor = VendorFactory()
+    a = ProductFactory(vendor=vendor, sku="A", initial_stock=5)
+    b = ProductFactory(vendor=vendor, sku="B", initial_stock=5)
+    order = advance(OrderFactory(vendor=vendor, items=[(a, 1), (b, 2)]), S.PREPARING)
+
+    shown = order_detail(order_id=order.pk)
+
+    assert shown == order
+    assert sorted(i.sku for i in shown.items.all()) == ["A", "B"]
+    assert [(e.kind, e.to_status) for e in shown.events.all()] == [
+        ("placed", S.PENDING),
+        ("status", S.ACCEPTED),
+        ("status", S.PREPARING),
+    ]
+    assert order_detail(order_id=str(order.pk), vendor=vendor) == order
+
+
+@pytest.mark.parametrize(
+    "order_id",
+    [uuid.uuid4(), "not-a-uuid"],
+    ids=["unknown", "malformed"],
+)
+def test_order_detail_of_no_such_order_is_not_found(order_id):
+    with pytest.raises(NotFound):
+        order_detail(order_id=order_id)
+
+
+def test_order_detail_hides_another_vendors_order_and_deleted_orders():
+    order = OrderFactory()
+    with pytest.raises(NotFound):
+        order_detail(order_id=order.pk, vendor=VendorFactory())
+    cancelled = order_cancel(order=order, actor=staff_actor())
+    Order.objects.get(pk=cancelled.pk).delete()
+    with pytest.raises(NotFound):
+        order_detail(order_id=order.pk)
+
+
+@pytest.mark.parametrize("rows", SIZES)
+def test_order_detail_takes_four_queries_however_many_items_payments_and_events(
+    rows, django_assert_max_num_queries
+):
+    vendor = VendorFactory()
+    products = [ProductFactory(vendor=vendor, initial_stock=5) for _ in range(rows)]
+    order = advance(OrderFactory(vendor=vendor, items=[(p, 1) for p in products]), S.READY)
+    for n in range(rows):
+        payment_record(
+            order=order,
+            provider=PaymentMethod.CASH,
+            provider_reference=f"cash-{n}",
+            amount_xaf=100,
+            actor=staff_actor(),
+            status=Payment.Status.SUCCEEDED,
+        )
+
+    with django_assert_max_num_queries(4):  # the order with its joins, items, payments, events
+        order = order_detail(order_id=order.pk)
+        shown = (
+            (order.number, order.vendor.name, order.customer.name, order.zone.name),
+            [(i.sku, i.quantity) for i in order.items.all()],
+            [(p.provider_reference, p.amount_xaf) for p in order.payments.all()],
+            [(e.kind, e.to_status) for e in order.events.all()],
+        )
+
+    assert (len(shown[1]), len(shown[2])) == (rows, rows)
+    assert len(shown[3]) >= rows
+
+
+def test_open_order_queue_lists_open_orders_oldest_first():
+    vendor = VendorFactory()
+    opened = [order_in_status(status, vendor=vendor) for status in OPEN_STATUSES]
+    for status in (S.DELIVERED, S.CANCELLED, S.EXPIRED):
+        order_in_status(status, vendor=vendor)
+    other = OrderFactory()
+
+    queue = list(open_order_queue())
+
+    assert [o.pk for o in queue] == oldest_first([*opened, other])
+    assert list(open_order_queue(vendor=vendor)) == [o for o in queue if o != other]
+    assert [o.status for o in open_order_queue(status=S.READY)] == [S.READY]
+    with pytest.raises(InvalidInput):
+        open_order_queue(status=S.DELIVERED)  # not an open status
+
+
+def test_open_order_queue_older_than_keeps_the_orders_waiting_that_long():
+    order = OrderFactory()
+    half_an_hour_later = order.placed_at + timedelta(minutes=30)
+
+    assert list(open_order_queue(older_than=timedelta(minutes=15), now=half_an_hour_later)) == [order]
+    assert list(open_order_queue(older_than=timedelta(hours=1), now=half_an_hour_later)) == []
+
+
+@pytest.mark.parametrize("rows", SIZES)
+def test_open_order_queue_takes_one_query_for_any_number_of_rows(rows, django_assert_max_num_queries):
+    vendor_with_orders(rows)
+
+    with django_assert_max_num_queries(1):
+        shown = [(o.number, o.vendor.name, o.customer.name, o.zone.name) for o in open_order_queue()]
+
+    assert len(shown) == rows
+
+
+def test_open_order_ages_counts_open_orders_per_status_and_age_band():
+    pending = OrderFactory()
+    order_in_status(S.READY)
+    order_in_status(S.READY)
+    order_in_status(S.DELIVERED)
+    placed = pending.placed_at  # one transaction: every order here was placed at this instant
+
+    def counts(after: timedelta) -> dict[str, tuple[int, ...]]:
+        return {row.status: row.counts for row in open_order_ages(now=placed + after)}
+
+    assert list(counts(timedelta(0))) == list(OPEN_STATUSES)
+    assert counts(timedelta(minutes=5))[S.PENDING] == (1, 0, 0, 0)
+    assert counts(timedelta(minutes=5))[S.READY] == (2, 0, 0, 0)
+    assert counts(timedelta(minutes=30))[S.READY] == (0, 2, 0, 0)
+    assert counts(timedelta(hours=2))[S.READY] == (0, 0, 2, 0)
+    assert counts(timedelta(hours=5))[S.READY] == (0, 0, 0, 2)
+    assert counts(timedelta(hours=5))[S.ACCEPTED] == (0, 0, 0, 0)
+    assert len(OPEN_AGE_BANDS) == 4
+    assert sum(row.total for row in open_order_ages(now=placed + timedelta(hours=5))) == 3
+
+
+@pytest.mark.parametrize("rows", SIZES)
+def test_open_order_ages_takes_one_query_for_any_number_of_orders(rows, django_assert_max_num_queries):
+    for status in OPEN_STATUSES[:rows]:
+        order_in_status(status)
+
+    with django_assert_max_num_queries(1):
+        ages = open_order_ages()
+
+    assert sum(row.total for row in ages) == min(rows, len(OPEN_STATUSES))
