@@ -10,23 +10,42 @@ Standard library only: it runs before the virtualenv exists. Usage:
 When DATABASE_URL (or REDIS_URL) is set in the environment the matching private service is
 neither started nor stopped: the caller brings their own.
 
-The cluster is initialised with data checksums and pg_stat_statements preloaded, listens on
-127.0.0.1 only (plus a socket under var/pg/run) and trusts local connections: it is a private
-development database, never a production one. initdb refuses to run as root, so when the caller
-is root the cluster belongs to the `postgres` system user.
+The cluster is initialised with data checksums and pg_stat_statements preloaded and listens on
+127.0.0.1 only (plus a socket under var/pg/run). initdb refuses to run as root, so when the
+caller is root the cluster belongs to the `postgres` system user.
+
+Other local users must not get in: 127.0.0.1 is open to every user of the machine. So:
+- PostgreSQL asks for a password over TCP (scram-sha-256). The socket admits only the cluster
+  owner's system user (peer, mapped to the `okada` role): that is how `up` sets the password.
+- Redis requires a password (`requirepass`, in var/redis/redis.conf, mode 0600, never on a command
+  line that `ps` shows).
+- Both passwords are generated once and kept in var/services.env (mode 0600), inside the URLs that
+  the settings read (DATABASE_URL is the single source of truth for psql, pg_dump and pgbench).
+- A cluster or Redis made before passwords existed is upgraded in place on the next `up`:
+  pg_hba.conf rewritten and reloaded and the password set (data kept); a Redis that does not
+  answer to the password is restarted with it (its append-only file keeps the data).
+
+`up` and `down` hold an exclusive lock (var/services.lock), so two at once never start two
+servers on one data directory; a pid file is trusted only if it names a redis-server working in
+our data directory (a stale pid may belong to another program by now).
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import pwd
+import re
+import secrets
 import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -37,7 +56,9 @@ PG_RUN = PG_DIR.resolve() / "run"
 PG_LOG = PG_DIR.resolve() / "postgresql.log"
 REDIS_DIR = VAR / "redis"
 REDIS_PID = REDIS_DIR / "redis.pid"
+REDIS_CONF = REDIS_DIR / "redis.conf"
 ENV_FILE = VAR / "services.env"
+LOCK_FILE = VAR / "services.lock"
 
 PG_BIN_CANDIDATES = [Path(f"/usr/lib/postgresql/{v}/bin") for v in (17, 16, 15)]
 PG_USER = "okada"  # bootstrap superuser of the private cluster
@@ -67,11 +88,46 @@ def read_env_file() -> dict[str, str]:
     return values
 
 
+def write_private(path: Path, text: str) -> None:
+    """Write `text` to `path` readable by its owner only (mode 0600), replacing it atomically."""
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        os.fchmod(fd, 0o600)  # a leftover tmp file may have had another mode
+        out.write(text)
+    os.replace(tmp, path)
+
+
 def write_env_file(values: dict[str, str]) -> None:
-    VAR.mkdir(exist_ok=True)
-    lines = ["# Written by okada/devservices.py: where the private services listen."]
+    VAR.mkdir(parents=True, exist_ok=True)
+    lines = ["# Written by okada/devservices.py: where the private services listen, with their"]
+    lines += ["# passwords (keep this file mode 0600)."]
     lines += [f"{k}={v}" for k, v in sorted(values.items())]
-    ENV_FILE.write_text("\n".join(lines) + "\n")
+    write_private(ENV_FILE, "\n".join(lines) + "\n")
+
+
+def hide_password(url: str) -> str:
+    return re.sub(r"://([^:/@]*):[^@/]*@", r"://\1:***@", url)
+
+
+def password(env: dict[str, str], key: str) -> str:
+    """The password kept under `key` in services.env, made (URL-safe) the first time."""
+    if not env.get(key):
+        env[key] = secrets.token_urlsafe(24)
+    return env[key]
+
+
+@contextmanager
+def exclusive() -> Iterator[None]:
+    """One `up` or `down` at a time on this var/ directory (released when the process ends)."""
+    VAR.mkdir(parents=True, exist_ok=True)
+    with LOCK_FILE.open("a") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            say("another `make up`/`make down` is running here: waiting for it ...")
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
 
 
 # --- helpers ----------------------------------------------------------------------------------
@@ -149,14 +205,6 @@ def wait_until(check, what: str, timeout: float = 30.0) -> None:
     raise ServiceError(f"{what} did not come up within {timeout:.0f}s")
 
 
-def tcp_answers(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            return True
-    except OSError:
-        return False
-
-
 # --- PostgreSQL -------------------------------------------------------------------------------
 
 
@@ -222,6 +270,7 @@ def prepare_pg_dirs(owner: str | None) -> None:
 
 
 def pg_initdb(bindir: Path, owner: str | None) -> None:
+    # `--auth trust` only on disk: pg_auth_files() replaces it before the first start.
     say(f"initialising a PostgreSQL cluster in {PG_DATA} ...")
     cmd = [
         str(bindir / "initdb"),
@@ -250,6 +299,33 @@ def pg_initdb(bindir: Path, owner: str | None) -> None:
             "log_min_duration_statement = 2000\n"
             "timezone = 'UTC'\n"
         )
+
+
+PG_HBA = """\
+# Written by okada/devservices.py (rewritten on every `make up`).
+# TCP asks for the password kept in var/services.env. The socket under var/pg/run admits only
+# the cluster owner's system user, as the okada role (map `owner` in pg_ident.conf).
+local   all   all                  peer map=owner
+host    all   all   127.0.0.1/32   scram-sha-256
+host    all   all   ::1/128        scram-sha-256
+"""
+
+
+def pg_auth_files(owner: str | None) -> bool:
+    """Write pg_hba.conf and pg_ident.conf as they must be; True when either changed."""
+    system_user = owner or pwd.getpwuid(os.geteuid()).pw_name
+    wanted = {
+        PG_DATA / "pg_hba.conf": PG_HBA,
+        PG_DATA / "pg_ident.conf": f"# Written by okada/devservices.py.\nowner   {system_user}   {PG_USER}\n",
+    }
+    changed = False
+    for path, text in wanted.items():
+        if not path.exists() or path.read_text() != text:
+            write_private(path, text)
+            if owner:
+                shutil.chown(path, owner, owner)
+            changed = True
+    return changed
 
 
 def pg_running(bindir: Path, owner: str | None) -> bool:
@@ -296,9 +372,14 @@ def pg_up(env: dict[str, str]) -> None:
         if PG_DATA.exists() and any(PG_DATA.iterdir()):
             raise ServiceError(f"{PG_DATA} exists but holds no cluster; move it away and retry")
         pg_initdb(bindir, owner)
+    auth_changed = pg_auth_files(owner)
     if pg_running(bindir, owner):
         port = pg_port_from_pidfile() or int(env.get("OKADA_PG_PORT", DEFAULT_PG_PORT))
         say(f"PostgreSQL already running on 127.0.0.1:{port}")
+        if auth_changed:
+            cmd = [str(bindir / "pg_ctl"), "reload", "-D", str(PG_DATA)]
+            subprocess.run(as_owner(cmd, owner), check=True, stdout=subprocess.DEVNULL)
+            say("PostgreSQL now asks for a password over TCP (pg_hba.conf rewritten and reloaded)")
     else:
         # pg_ctl removes a stale postmaster.pid itself and a cluster left by a crash runs recovery.
         port = pick_port(int(env.get("OKADA_PG_PORT", DEFAULT_PG_PORT)))
@@ -320,19 +401,57 @@ def pg_up(env: dict[str, str]) -> None:
             tail = PG_LOG.read_text().splitlines()[-5:] if PG_LOG.exists() else []
             raise ServiceError("PostgreSQL failed to start: " + " | ".join(tail or [result.stderr]))
         say(f"PostgreSQL started on 127.0.0.1:{port} (log: {PG_LOG})")
-    psql = [str(bindir / "psql"), "-h", str(PG_RUN), "-p", str(port), "-U", PG_USER, "-d", "postgres", "-tAc"]
-    exists = subprocess.run(
-        as_owner([*psql, f"SELECT 1 FROM pg_database WHERE datname='{PG_DB}'"], owner),
+    secret = password(env, "OKADA_PG_PASSWORD")
+    # Over the owner's socket (peer), the password on standard input (never in a command line):
+    # set on every `up`, so the cluster always takes the one services.env holds.
+    psql = [str(bindir / "psql"), "-h", str(PG_RUN), "-p", str(port), "-U", PG_USER, "-d", "postgres"]
+    script = (
+        f"\\set pw '{secret}'\n"
+        "SET password_encryption = 'scram-sha-256';\n"
+        f"ALTER ROLE {PG_USER} PASSWORD :'pw';\n"
+        f"SELECT 'CREATE DATABASE \"{PG_DB}\"' WHERE NOT EXISTS "
+        f"(SELECT FROM pg_database WHERE datname = '{PG_DB}') \\gexec\n"
+    )
+    done = subprocess.run(
+        as_owner([*psql, "-qtA", "-v", "ON_ERROR_STOP=1", "-f", "-"], owner),
+        input=script,
         capture_output=True,
         text=True,
-        check=True,
     )
-    if exists.stdout.strip() != "1":
-        subprocess.run(
-            as_owner([*psql, f'CREATE DATABASE "{PG_DB}"'], owner), check=True, stdout=subprocess.DEVNULL
-        )
+    if done.returncode != 0:
+        raise ServiceError(f"cannot set the PostgreSQL password: {done.stderr.strip()}")
+    pg_refuses_no_password(bindir, port)
     env["OKADA_PG_PORT"] = str(port)
-    env["DATABASE_URL"] = f"postgres://{PG_USER}@127.0.0.1:{port}/{PG_DB}"
+    env["DATABASE_URL"] = f"postgres://{PG_USER}:{secret}@127.0.0.1:{port}/{PG_DB}"
+
+
+def pg_refuses_no_password(bindir: Path, port: int) -> None:
+    """Check that a TCP connection without the password is refused (a reload that failed would
+    leave the old, trusting rules in force)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+    probe = subprocess.run(
+        [
+            str(bindir / "psql"),
+            "-w",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "-U",
+            PG_USER,
+            "-d",
+            "postgres",
+            "-c",
+            "SELECT 1",
+        ],
+        env={**env, "PGPASSFILE": os.devnull},
+        capture_output=True,
+        text=True,
+    )
+    if probe.returncode == 0:
+        raise ServiceError(
+            f"PostgreSQL still lets anyone in without a password: see {PG_DATA / 'pg_hba.conf'}"
+        )
 
 
 def pg_down() -> None:
@@ -349,15 +468,62 @@ def pg_down() -> None:
 # --- Redis ------------------------------------------------------------------------------------
 
 
+def is_our_redis(pid: int) -> bool:
+    """A live redis-server working in our data directory (Redis chdirs to its `dir`)."""
+    try:
+        comm = Path(f"/proc/{pid}/comm").read_text().strip()
+        cwd = os.readlink(f"/proc/{pid}/cwd")
+    except OSError:  # gone, or another user's process
+        return False
+    return comm.startswith("redis-server") and cwd == str(REDIS_DIR.resolve()) and pid_alive(pid)
+
+
 def redis_pid() -> int | None:
+    """Our Redis server's pid. The pid file is trusted only if it names our redis-server: after
+    a crash the pid may belong to another program by now, which must never be signalled."""
     try:
         pid = int(REDIS_PID.read_text().strip())
     except (OSError, ValueError):
-        return None
-    if pid_alive(pid):
+        pid = None
+    if pid and is_our_redis(pid):
         return pid
     REDIS_PID.unlink(missing_ok=True)  # stale pid file from a crash
-    return None
+    # Ours may still run with its pid file gone: never start a second one on the same data.
+    return next((p for p in processes_working_in(REDIS_DIR.resolve()) if is_our_redis(p)), None)
+
+
+def redis_answers_to(port: int, secret: str) -> bool:
+    """Whether the Redis on `port` accepts `secret` (a Redis without requirepass refuses AUTH)."""
+    command = f"*2\r\n$4\r\nAUTH\r\n${len(secret)}\r\n{secret}\r\n".encode()
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=2) as conn:
+            conn.sendall(command)
+            return conn.recv(64).startswith(b"+OK")
+    except OSError:
+        return False
+
+
+def redis_stop(pid: int) -> None:
+    os.kill(pid, signal.SIGTERM)
+    wait_until(lambda: not pid_alive(pid), "Redis shutdown")
+
+
+def redis_config(port: int, secret: str) -> str:
+    def quoted(path: Path) -> str:
+        return '"' + str(path).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+    return (
+        "# Written by okada/devservices.py on every start (mode 0600: it holds the password).\n"
+        "bind 127.0.0.1\n"
+        f"port {port}\n"
+        f"dir {quoted(REDIS_DIR.resolve())}\n"
+        "daemonize yes\n"
+        f"pidfile {quoted(REDIS_PID)}\n"
+        f"logfile {quoted(REDIS_DIR / 'redis.log')}\n"
+        "appendonly yes\n"
+        "protected-mode yes\n"
+        f"requirepass {secret}\n"
+    )
 
 
 def redis_up(env: dict[str, str]) -> None:
@@ -366,44 +532,29 @@ def redis_up(env: dict[str, str]) -> None:
         apt_install(["redis-server"], "redis-server not found")
         server = shutil.which("redis-server") or "/usr/bin/redis-server"
     REDIS_DIR.mkdir(parents=True, exist_ok=True)
+    REDIS_DIR.chmod(0o700)  # its files hold the cache and sessions
     port = int(env.get("OKADA_REDIS_PORT", DEFAULT_REDIS_PORT))
-    if redis_pid() and tcp_answers(port):
+    secret = password(env, "OKADA_REDIS_PASSWORD")
+    pid = redis_pid()
+    if pid and redis_answers_to(port, secret):
         say(f"Redis already running on 127.0.0.1:{port}")
     else:
+        if pid:  # ours, but without this password (made before passwords existed): restart it
+            say("restarting Redis so that it requires a password")
+            redis_stop(pid)
         port = pick_port(port)
-        subprocess.run(
-            [
-                server,
-                "--bind",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--dir",
-                str(REDIS_DIR),
-                "--daemonize",
-                "yes",
-                "--pidfile",
-                str(REDIS_PID),
-                "--logfile",
-                str(REDIS_DIR / "redis.log"),
-                "--appendonly",
-                "yes",
-                "--protected-mode",
-                "yes",
-            ],
-            check=True,
-        )
-        wait_until(lambda: tcp_answers(port), "Redis")
+        write_private(REDIS_CONF, redis_config(port, secret))
+        subprocess.run([server, str(REDIS_CONF)], check=True)
+        wait_until(lambda: redis_answers_to(port, secret), "Redis")
         say(f"Redis started on 127.0.0.1:{port}")
     env["OKADA_REDIS_PORT"] = str(port)
-    env["REDIS_URL"] = f"redis://127.0.0.1:{port}/0"
+    env["REDIS_URL"] = f"redis://default:{secret}@127.0.0.1:{port}/0"  # Redis 6+ user `default`
 
 
 def redis_down() -> None:
     pid = redis_pid()
     if pid:
-        os.kill(pid, signal.SIGTERM)
-        wait_until(lambda: not pid_alive(pid), "Redis shutdown")
+        redis_stop(pid)
         say("Redis stopped")
 
 
@@ -411,30 +562,33 @@ def redis_down() -> None:
 
 
 def up() -> None:
-    env = read_env_file()
-    if os.environ.get("DATABASE_URL"):
-        say("DATABASE_URL is set: not starting the private PostgreSQL")
-    else:
-        pg_up(env)
-    if os.environ.get("REDIS_URL"):
-        say("REDIS_URL is set: not starting the private Redis")
-    else:
-        redis_up(env)
-    write_env_file(env)
+    with exclusive():
+        env = read_env_file()
+        if os.environ.get("DATABASE_URL"):
+            say("DATABASE_URL is set: not starting the private PostgreSQL")
+        else:
+            pg_up(env)
+            write_env_file(env)  # the password is set: keep it before anything else can fail
+        if os.environ.get("REDIS_URL"):
+            say("REDIS_URL is set: not starting the private Redis")
+        else:
+            redis_up(env)
+        write_env_file(env)
 
 
 def down() -> None:
-    if not os.environ.get("DATABASE_URL"):
-        pg_down()
-    if not os.environ.get("REDIS_URL"):
-        redis_down()
+    with exclusive():
+        if not os.environ.get("DATABASE_URL"):
+            pg_down()
+        if not os.environ.get("REDIS_URL"):
+            redis_down()
 
 
 def status() -> None:
     env = read_env_file()
-    pg = PG_DATA / "postmaster.pid"
-    say(f"PostgreSQL: {'running' if pg.exists() else 'stopped'} ({env.get('DATABASE_URL', '-')})")
-    say(f"Redis: {'running' if redis_pid() else 'stopped'} ({env.get('REDIS_URL', '-')})")
+    pg = "running" if (PG_DATA / "postmaster.pid").exists() else "stopped"
+    say(f"PostgreSQL: {pg} ({hide_password(env.get('DATABASE_URL', '-'))})")
+    say(f"Redis: {'running' if redis_pid() else 'stopped'} ({hide_password(env.get('REDIS_URL', '-'))})")
 
 
 def main(argv: list[str]) -> int:

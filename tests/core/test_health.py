@@ -92,7 +92,7 @@ def test_readyz_shows_staff_the_detail(client, monkeypatch, staff_user):
     monkeypatch.setitem(health.CORE_CHECKS, "database", unreachable_database)
     body = client.get("/readyz").json()
     assert body["checks"]["database"]["status"] == "fail"
-    assert 'role "okada_db_user" does not exist' in body["checks"]["database"]["detail"]
+    assert 'for user "okada_db_user"' in body["checks"]["database"]["detail"]
 
 
 def test_readyz_still_answers_staff_when_redis_is_down_but_without_the_detail(client, settings, staff_user):

@@ -127,7 +127,8 @@ def test_lock_connection_has_tcp_keepalives_on_both_ends():
             sock.close()
 
 
-def terminate_backend(pid: int) -> None:
+def terminate_backend(pid: int | None) -> None:
+    assert pid is not None
     with connection.cursor() as cur:
         cur.execute("SELECT pg_terminate_backend(%s, 10000)", [pid])  # waits until it is gone
         assert cur.fetchone()[0]
@@ -176,9 +177,11 @@ def hold_lock(name: str, application_name: str) -> psycopg.Connection:
         application_name=application_name,
         autocommit=True,
     )
-    assert conn.execute(
+    row = conn.execute(
         "SELECT pg_try_advisory_lock(hashtextextended(%s, 0))", [f"okada.job:{name}"]
-    ).fetchone()[0]
+    ).fetchone()
+    assert row is not None
+    assert row[0]
     return conn
 
 
