@@ -124,10 +124,9 @@ class JobLock:
     def __init__(self, name: str) -> None:
         self.key = f"okada.job:{name}"
         default = connections[DEFAULT_DB_ALIAS].settings_dict
-        settings = {
-            **default,
-            "OPTIONS": {**default.get("OPTIONS", {}), **KEEPALIVE, "application_name": _holder_name()},
-        }
+        options = {**default.get("OPTIONS", {}), **KEEPALIVE, "application_name": _holder_name()}
+        options.pop("pool", None)  # a pooled session would outlive close(), and the lock with it
+        settings = {**default, "OPTIONS": options}
         self.connection: BaseDatabaseWrapper = load_backend(settings["ENGINE"]).DatabaseWrapper(
             settings, DEFAULT_DB_ALIAS
         )
