@@ -11,7 +11,7 @@ from django.conf import settings
 from django.contrib.postgres.operations import UnaccentExtension
 from django.db import migrations, models
 
-from okada.core.partitions import partition_table
+from okada.partitions.ddl import partition_table
 
 # Full-text search: French + English stemming over unaccented text. Every name is schema-qualified
 # because pg_restore evaluates generated columns with an empty search_path.

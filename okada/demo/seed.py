@@ -49,7 +49,7 @@ from tqdm import tqdm
 
 from catalog.models import StockMovement
 from okada.core.ids import RANDOM_BITS, uuid7_int
-from okada.core.partitions import add_months, ensure_month_partitions
+from okada.partitions.ddl import add_months, ensure_month_partitions
 
 from . import data
 

@@ -74,6 +74,7 @@ THIRD_PARTY_APPS = [
 ]
 LOCAL_APPS = [
     "okada.core",
+    "okada.partitions",
     "catalog",
     "orders",
     "okada.demo",
@@ -145,6 +146,16 @@ DJANGO_CELERY_BEAT_TZ_AWARE = True
 # --- Okada -------------------------------------------------------------------------------------
 OKADA_BACKUP_DIR = env.path("OKADA_BACKUP_DIR", default=str(BASE_DIR / "var" / "backups"))
 OKADA_JOB_RUN_RETENTION_DAYS = env.int("OKADA_JOB_RUN_RETENTION_DAYS", default=90)
+
+# --- Partitions (okada.partitions: policies are declared in each app's partitions.py) ----------
+# Months made ahead of the current one, for policies that do not say.
+OKADA_PARTITION_PREMAKE_MONTHS = env.int("OKADA_PARTITION_PREMAKE_MONTHS", default=3)
+# Retention per table where its policy allows one: "orders_orderevent=36" (months) or "=forever".
+OKADA_PARTITION_RETENTION_MONTHS = env.dict("OKADA_PARTITION_RETENTION_MONTHS", default={})
+# How long a maintenance step may queue for its lock (writers queue behind it meanwhile), and
+# how many times it tries before leaving the step to the next run.
+OKADA_PARTITION_LOCK_TIMEOUT_MS = env.int("OKADA_PARTITION_LOCK_TIMEOUT_MS", default=1000)
+OKADA_PARTITION_LOCK_RETRIES = env.int("OKADA_PARTITION_LOCK_RETRIES", default=4)
 
 # --- Logging -----------------------------------------------------------------------------------
 LOGGING = {

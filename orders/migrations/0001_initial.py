@@ -9,7 +9,7 @@ import uuid
 from django.conf import settings
 from django.db import migrations, models
 
-from okada.core.partitions import partition_table
+from okada.partitions.ddl import partition_table
 
 
 class Migration(migrations.Migration):

@@ -16,9 +16,9 @@ from django.db import IntegrityError, connection, models, transaction
 
 from catalog.models import Category, Product, Stock, StockMovement, Vendor
 from okada.core.fields import normalize_cm_phone
-from okada.core.partitions import add_months, ensure_month_partitions
 from okada.demo import data
 from okada.demo.seed import COLUMNS, HISTORY_TABLES, SeedConfig, SeedError, seed_demo
+from okada.partitions.ddl import add_months, ensure_month_partitions
 from orders.models import OPEN_STATUSES, Customer, Order, OrderEvent, OrderItem, Payment, Zone
 from orders.services import TRANSITIONS
 from tests.ids import uuid7_time
