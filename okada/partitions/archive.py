@@ -1,0 +1,134 @@
+"""Archives of retired partitions: `pg_dump -t` (custom format) into the backup directory, a SHA-256
+beside each, and a check that the archive reads back with every row.
+
+The connection comes from the Django settings (DATABASE_URL is the single source of truth); the
+password reaches pg_dump through PGPASSWORD in its environment, never on a command line.
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from django.db import DEFAULT_DB_ALIAS, connections
+
+
+class ArchiveError(Exception):
+    """pg_dump or pg_restore failed, or the archive does not hold what was dumped."""
+
+
+@dataclass(frozen=True)
+class Archive:
+    path: Path
+    sha256: str
+    bytes: int
+    rows: int
+
+
+def _binary(name: str) -> str:
+    found = shutil.which(name) or max(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"), default=None)
+    if not found:
+        raise ArchiveError(f"{name} not found: install the PostgreSQL client (postgresql-client)")
+    return found
+
+
+def libpq_environment() -> dict[str, str]:
+    """PG* variables for the database Django uses (the live settings: tests use their own DB)."""
+    db = connections[DEFAULT_DB_ALIAS].settings_dict
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+    env.update(
+        PGHOST=str(db["HOST"] or "localhost"), PGPORT=str(db["PORT"] or 5432), PGDATABASE=str(db["NAME"])
+    )
+    if db.get("USER"):
+        env["PGUSER"] = str(db["USER"])
+    if db.get("PASSWORD"):
+        env["PGPASSWORD"] = str(db["PASSWORD"])
+    sslmode = (db.get("OPTIONS") or {}).get("sslmode")
+    if sslmode:
+        env["PGSSLMODE"] = str(sslmode)
+    return env
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _run(args: list[str]) -> None:
+    done = subprocess.run(args, env=libpq_environment(), capture_output=True, text=True, check=False)
+    if done.returncode:
+        raise ArchiveError(f"{Path(args[0]).name} failed: {done.stderr.strip()[-2000:]}")
+
+
+def dump_table(name: str, *, schema: str, directory: Path, stamp: str, lock_wait_ms: int) -> Archive:
+    """pg_dump one table into `directory/<name>-<stamp>.dump`, then `verify_archive` it.
+
+    Written under a `.partial` name and renamed once complete and synced: a file with the final
+    name is always a whole archive. `<file>.sha256` holds the digest (sha256sum -c reads it).
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    final = directory / f"{name}-{stamp}.dump"
+    partial = final.with_name(final.name + ".partial")
+    _run(
+        [
+            _binary("pg_dump"),
+            "--format=custom",
+            f"--lock-wait-timeout={int(lock_wait_ms)}",
+            f"--table={schema}.{name}",
+            f"--file={partial}",
+        ]
+    )
+    with partial.open("rb") as f:
+        os.fsync(f.fileno())
+    os.replace(partial, final)
+    digest = sha256_of(final)
+    (final.with_name(final.name + ".sha256")).write_text(f"{digest}  {final.name}\n")
+    rows = archived_rows(final, name=name, schema=schema)
+    return Archive(path=final, sha256=digest, bytes=final.stat().st_size, rows=rows)
+
+
+def archived_rows(path: Path, *, name: str, schema: str) -> int:
+    """Read the whole archive back (pg_restore to a stream, no database) and count the rows of
+    `schema.name` in it. Raises ArchiveError when the archive is unreadable or lacks the table."""
+    listing = subprocess.run(
+        [_binary("pg_restore"), "--list", str(path)], capture_output=True, text=True, check=False
+    )
+    if listing.returncode or f"TABLE DATA {schema} {name} " not in listing.stdout:
+        raise ArchiveError(
+            f"{path.name}: no data of {schema}.{name} in the archive ({listing.stderr.strip()})"
+        )
+    process = subprocess.Popen(
+        [_binary("pg_restore"), "--data-only", f"--table={name}", "--file=-", str(path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert process.stdout is not None
+    rows, copying = 0, False
+    for line in process.stdout:
+        if copying:
+            if line == b"\\.\n":
+                copying = False
+            else:
+                rows += 1  # COPY text format: one line per row (newlines in values are escaped)
+        elif line.startswith(b"COPY ") and line.rstrip().endswith(b"FROM stdin;"):
+            copying = True
+    stderr = process.stderr.read().decode() if process.stderr else ""
+    if process.wait() or copying:
+        raise ArchiveError(f"{path.name} does not read back whole: {stderr.strip()[-2000:]}")
+    return rows
+
+
+def verify_archive(archive: Archive, *, name: str, schema: str, expected_rows: int) -> None:
+    """The file is the one we wrote (SHA-256) and holds exactly the rows of the table."""
+    if sha256_of(archive.path) != archive.sha256:
+        raise ArchiveError(f"{archive.path.name}: SHA-256 changed since it was written")
+    if archive.rows != expected_rows:
+        raise ArchiveError(f"{archive.path.name} holds {archive.rows} rows, the table {expected_rows}")

@@ -1,0 +1,457 @@
+"""Partition maintenance: plan what each registered table needs, then do it one step at a time.
+
+`maintenance_plan()` reads the catalog and returns the steps (the dry run prints them);
+`maintenance_run()` carries them out and logs every action as a `PartitionAction`. Per table:
+
+1. finalise a DETACH ... CONCURRENTLY left pending by an interrupted run;
+2. finish retirements an interrupted run left half done (a detached table marked as retiring);
+3. rescue rows the DEFAULT partition caught: the partition of each month they belong to is
+   created and they move into it (whatever the month: past, or beyond the premake horizon);
+4. premake: create every missing month from the current one to `premake_months` ahead;
+5. retention: retire every partition that ends before the oldest month kept: detach it (marked
+   as retiring), archive it with pg_dump into OKADA_BACKUP_DIR/partitions/<table>/, read the
+   archive back and compare its rows with the table's, then drop it. Detaching first means no
+   row can arrive between the archive and the drop; if the archive fails, the detached table
+   stays and the next run tries again. Nothing is dropped without a verified archive (unless the
+   policy says archive=False).
+
+Each step commits on its own, under `lock_timeout` (OKADA_PARTITION_LOCK_TIMEOUT_MS) with a few
+retries: a step that cannot get its lock is logged as deferred and the next run tries again, so
+writers never queue behind maintenance for longer than the timeout. Our tables keep a DEFAULT
+partition (inserts never fail), and PostgreSQL refuses DETACH ... CONCURRENTLY on such tables: the
+detach is the plain one, an ACCESS EXCLUSIVE lock on the parent for a catalog change only, once
+granted. A table without DEFAULT is detached CONCURRENTLY (outside any transaction).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.db import DatabaseError, OperationalError, connection, transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from okada.core.actors import Actor
+
+from . import archive, ddl
+from .models import PartitionAction
+from .registry import PartitionPolicy, policies, policy_for
+
+log = logging.getLogger(__name__)
+
+Kind = PartitionAction.Kind
+Outcome = PartitionAction.Outcome
+
+LOCK_TIMEOUT = "55P03"  # lock_not_available: lock_timeout expired
+DEADLOCK = "40P01"
+
+
+class MaintenanceFailed(Exception):
+    """Raised by the task after a run in which some step failed (each failure is in the log)."""
+
+
+class LockBusy(Exception):
+    """The step cannot be done now (its lock was not granted within lock_timeout on every try,
+    or the table is busy with another detach): the next run tries again."""
+
+    def __init__(self, attempts: int, reason: str = "") -> None:
+        super().__init__(reason or f"lock not granted within lock_timeout after {attempts} tries")
+        self.attempts = attempts
+
+
+@dataclass(frozen=True)
+class Step:
+    """One thing a run will do to one partition."""
+
+    FINALIZE = "finalize"
+    RESCUE = "rescue"
+    CREATE = "create"
+    RETIRE = "retire"
+
+    table: str
+    action: str
+    partition: str
+    starts_at: dt.datetime | None = None
+    ends_at: dt.datetime | None = None
+    rows: int | None = None  # rows to move out of DEFAULT; estimated rows of a partition to retire
+    detached: bool = False  # retire: already detached (an interrupted retirement)
+
+    def describe(self) -> str:
+        if self.action == self.FINALIZE:
+            return _("finalise the interrupted detach of %(p)s") % {"p": self.partition}
+        if self.action == self.RESCUE:
+            return _("create %(p)s and move %(n)d row(s) out of DEFAULT into it") % {
+                "p": self.partition,
+                "n": self.rows or 0,
+            }
+        if self.action == self.CREATE:
+            return _("create %(p)s ahead") % {"p": self.partition}
+        if self.detached:
+            return _("finish retiring %(p)s (already detached): archive, verify, drop") % {
+                "p": self.partition
+            }
+        return _("retire %(p)s (past retention): detach, archive, verify, drop") % {"p": self.partition}
+
+
+@dataclass
+class Plan:
+    now: dt.datetime
+    steps: list[Step] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def is_empty(self) -> bool:
+        return not self.steps
+
+
+# --- Planning ----------------------------------------------------------------------------------
+
+
+def maintenance_plan(*, now: dt.datetime | None = None) -> Plan:
+    """What a run would do now, table by table (reads the catalog and the DEFAULT partitions only)."""
+    plan = Plan(now=now or timezone.now())
+    with connection.cursor() as cursor:
+        for policy in policies():
+            _plan_table(cursor, policy, plan)
+    return plan
+
+
+def _plan_table(cursor: Any, policy: PartitionPolicy, plan: Plan) -> None:
+    table = policy.table
+    if not ddl.table_exists(cursor, table) or not ddl.is_partitioned(cursor, table):
+        plan.warnings.append(_("%(t)s: the table does not exist or is not partitioned.") % {"t": table})
+        return
+    parts = ddl.partitions(cursor, table)
+    steps = plan.steps
+    for p in parts:
+        if p.detach_pending:
+            steps.append(Step(table, Step.FINALIZE, p.name, p.starts_at, p.ends_at))
+            if _is_marked_retiring(cursor, p.name):
+                steps.append(Step(table, Step.RETIRE, p.name, p.starts_at, p.ends_at, detached=True))
+            else:
+                plan.warnings.append(
+                    _("%(p)s was being detached by someone else: it will be finalised and left in place.")
+                    % {"p": p.name}
+                )
+    for name in ddl.retiring_tables(cursor, table):
+        starts_at, ends_at = ddl.month_bounds(_month_of_name(name))
+        steps.append(Step(table, Step.RETIRE, name, starts_at, ends_at, detached=True))
+
+    attached = [p for p in parts if not p.detach_pending]
+    months = {p.month for p in attached if p.month is not None}
+    for p in attached:
+        if not p.is_default and p.month is None:
+            plan.warnings.append(
+                _("%(p)s has bounds that are not one UTC month (%(a)s to %(b)s): left alone.")
+                % {"p": p.name, "a": p.starts_at, "b": p.ends_at}
+            )
+    in_default, unplaceable = ddl.default_rows_by_month(cursor, table, key=policy.key)
+    if unplaceable:
+        plan.warnings.append(
+            _("%(t)s: %(n)d row(s) in DEFAULT have an infinite or out-of-range date and stay there.")
+            % {"t": table, "n": unplaceable}
+        )
+    this_month = ddl.utc_month_of(plan.now)
+    ahead = {ddl.add_months(this_month, i) for i in range(int(policy.premake_months or 0) + 1)}
+    new_months = sorted((ahead - months) | set(in_default))
+    for month in new_months:
+        starts_at, ends_at = ddl.month_bounds(month)
+        name = ddl.partition_name(table, month)
+        if month in in_default:
+            steps.append(Step(table, Step.RESCUE, name, starts_at, ends_at, rows=in_default[month]))
+        else:
+            steps.append(Step(table, Step.CREATE, name, starts_at, ends_at))
+
+    if policy.retention_months is None:
+        return
+    cutoff = ddl.month_bounds(ddl.add_months(this_month, -policy.retention_months))[0]
+    expired = [
+        Step(table, Step.RETIRE, p.name, p.starts_at, p.ends_at, rows=p.estimated_rows)
+        for p in attached
+        if not p.is_default and p.ends_at is not None and p.ends_at <= cutoff
+    ]
+    # A month rescued now but already past retention is created, then retired like the others.
+    for month in new_months:
+        starts_at, ends_at = ddl.month_bounds(month)
+        if ends_at <= cutoff:
+            name = ddl.partition_name(table, month)
+            expired.append(Step(table, Step.RETIRE, name, starts_at, ends_at, rows=in_default.get(month)))
+    steps.extend(sorted(expired, key=lambda step: step.starts_at or cutoff))
+
+
+def _is_marked_retiring(cursor: Any, name: str) -> bool:
+    cursor.execute("SELECT obj_description(to_regclass(%s), 'pg_class') = %s", [name, ddl.RETIRING_MARK])
+    return bool(cursor.fetchone()[0])
+
+
+def _month_of_name(name: str) -> dt.date:
+    suffix = name.rsplit("_p", 1)[1]
+    return dt.date(int(suffix[:4]), int(suffix[4:]), 1)
+
+
+# --- Running -----------------------------------------------------------------------------------
+
+
+def maintenance_run(
+    *, now: dt.datetime | None = None, between_steps: Callable[[], None] | None = None
+) -> dict[str, Any]:
+    """Carry out the plan, logging every action; return a summary for the JobRun.
+
+    Must run outside any transaction (each step commits on its own, so locks are held for one
+    step only, and DETACH ... CONCURRENTLY cannot run in one). `between_steps` is called before
+    each step (a long job checks there that it still holds its lock). A step that fails is
+    logged and the run goes on with the next one; `summary["failed"]` lists them.
+    """
+    if connection.in_atomic_block:
+        raise RuntimeError("maintenance_run() must run outside a transaction (each step commits)")
+    plan = maintenance_plan(now=now)
+    summary: dict[str, Any] = {
+        "steps": len(plan.steps),
+        "done": [],
+        "deferred": [],
+        "failed": [],
+        "warnings": [str(w) for w in plan.warnings],
+    }
+    run_at = plan.now
+    for step in plan.steps:
+        if between_steps is not None:
+            between_steps()
+        policy = policy_for(step.table)
+        assert policy is not None
+        handler = {
+            Step.FINALIZE: _finalize,
+            Step.RESCUE: _create,
+            Step.CREATE: _create,
+            Step.RETIRE: _retire,
+        }[step.action]
+        handler(step, policy, run_at, summary)
+    for warning in summary["warnings"]:
+        log.warning("partition maintenance: %s", warning)
+    return summary
+
+
+def _lock_timeout_ms() -> int:
+    return int(settings.OKADA_PARTITION_LOCK_TIMEOUT_MS)
+
+
+def _is_lock_conflict(exc: BaseException) -> bool:
+    return getattr(exc.__cause__, "sqlstate", None) in (LOCK_TIMEOUT, DEADLOCK)
+
+
+def _with_lock_retries(work: Callable[[], Any]) -> tuple[Any, int]:
+    """Run `work` in a transaction of its own; when its lock is not granted in time, wait a
+    little and try again, up to OKADA_PARTITION_LOCK_RETRIES tries. Returns (result, tries)."""
+    tries = max(1, int(settings.OKADA_PARTITION_LOCK_RETRIES))
+    for attempt in range(1, tries + 1):
+        try:
+            with transaction.atomic():
+                return work(), attempt
+        except OperationalError as exc:
+            if not _is_lock_conflict(exc):
+                raise
+            if attempt == tries:
+                raise LockBusy(attempt) from exc
+            time.sleep(min(0.25 * 2**attempt, 5.0))  # back off: let the lock holder finish
+    raise AssertionError("unreachable")
+
+
+@contextmanager
+def _action(step: Step, kind: str, summary: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """Time one action and log it as a PartitionAction, whatever its outcome.
+
+    The block fills the dict it is given (rows, archive_*, attempts, detail); `logged=True`
+    means the block already wrote the success row itself (in the same transaction as its DDL),
+    `nothing_done=True` that it found nothing to do after all.
+    LockBusy becomes a deferred action, a database or archive error a failed one; both are
+    swallowed so the run goes on with the next step. `ok` says whether the action succeeded.
+    """
+    started = timezone.now()
+    fields: dict[str, Any] = {"ok": False}
+    outcome, detail = Outcome.SUCCESS, ""
+    try:
+        yield fields
+        fields["ok"] = True
+    except LockBusy as exc:
+        outcome, detail, fields["attempts"] = Outcome.DEFERRED, str(exc), exc.attempts
+    except (DatabaseError, ddl.PartitionError, archive.ArchiveError, OSError) as exc:
+        outcome, detail = Outcome.FAILED, f"{type(exc).__name__}: {exc}"
+        log.error("partition maintenance: %s %s failed: %s", kind, step.partition, detail)
+    label = f"{kind} {step.partition}"
+    if outcome == Outcome.SUCCESS and fields.get("nothing_done"):
+        return
+    if outcome == Outcome.SUCCESS:
+        summary["done"].append(label)
+    else:
+        summary["deferred" if outcome == Outcome.DEFERRED else "failed"].append(f"{label}: {detail}")
+    if fields.get("logged") and outcome == Outcome.SUCCESS:
+        return
+    _record(step, kind, outcome, started, detail=detail or fields.get("detail", ""), **_action_fields(fields))
+
+
+def _action_fields(fields: dict[str, Any]) -> dict[str, Any]:
+    names = ("rows", "archive_path", "archive_sha256", "archive_bytes", "attempts")
+    return {k: v for k, v in fields.items() if k in names}
+
+
+def _record(step: Step, kind: str, outcome: str, started: dt.datetime, **fields: Any) -> PartitionAction:
+    return PartitionAction.objects.create(
+        table=step.table,
+        partition=step.partition,
+        kind=kind,
+        outcome=outcome,
+        starts_at=step.starts_at,
+        ends_at=step.ends_at,
+        started_at=started,
+        finished_at=max(timezone.now(), started),
+        **fields,
+    )
+
+
+def _create(step: Step, policy: PartitionPolicy, run_at: dt.datetime, summary: dict[str, Any]) -> None:
+    kind = Kind.RESCUED if step.action == Step.RESCUE else Kind.CREATED
+    started = timezone.now()
+    assert step.starts_at is not None
+    month = step.starts_at.date()
+
+    def work() -> int | None:
+        with connection.cursor() as cursor:
+            moved = ddl.create_month_partition(
+                cursor, step.table, month, key=policy.key, lock_timeout_ms=_lock_timeout_ms()
+            )
+        if moved is not None:  # logged in the partition's own transaction
+            _record(step, Kind.RESCUED if moved else Kind.CREATED, Outcome.SUCCESS, started, rows=moved)
+        return moved
+
+    with _action(step, kind, summary) as fields:
+        moved, fields["attempts"] = _with_lock_retries(work)
+        fields["logged"] = True
+        fields["nothing_done"] = moved is None  # made since the plan was read
+
+
+def _finalize(step: Step, policy: PartitionPolicy, run_at: dt.datetime, summary: dict[str, Any]) -> None:
+    def work() -> None:
+        with connection.cursor() as cursor:
+            ddl.set_local_lock_timeout(cursor, _lock_timeout_ms())
+            ddl.finalize_detach(cursor, step.table, step.partition)
+
+    with _action(step, Kind.FINALIZED, summary) as fields:
+        _, fields["attempts"] = _with_lock_retries(work)
+
+
+def _retire(step: Step, policy: PartitionPolicy, run_at: dt.datetime, summary: dict[str, Any]) -> None:
+    """Detach (unless already detached), archive and verify (if the policy archives), drop.
+    Each stage is its own logged action; a stage that does not succeed stops the retirement
+    here, and the next run takes it up again from the detached, marked table."""
+    with connection.cursor() as cursor:
+        if step.detached:
+            if not ddl.table_exists(cursor, step.partition):
+                return  # dropped since the plan was made
+        elif step.partition not in {
+            p.name for p in ddl.partitions(cursor, step.table) if not p.detach_pending
+        }:
+            return  # not (or no longer) an attached partition, e.g. its rescue failed just before
+        has_default = any(p.is_default for p in ddl.partitions(cursor, step.table))
+    if not step.detached:
+        with _action(step, Kind.DETACHED, summary) as fields:
+            if has_default:
+                fields["attempts"] = _detach(step)
+                fields["logged"] = True
+            else:
+                _detach_concurrently(step)
+        if not fields["ok"]:
+            return
+    if policy.archive:
+        with _action(step, Kind.ARCHIVED, summary) as fields:
+            fields.update(_archive(step, run_at))
+        if not fields["ok"]:
+            return
+
+    def drop() -> None:
+        with connection.cursor() as cursor:
+            ddl.set_local_lock_timeout(cursor, _lock_timeout_ms())
+            ddl.drop_table(cursor, step.partition)
+
+    with _action(step, Kind.DROPPED, summary) as fields:
+        _, fields["attempts"] = _with_lock_retries(drop)
+
+
+def _detach(step: Step) -> int:
+    """Plain DETACH (the table has a DEFAULT partition), marked and logged in one transaction."""
+    started = timezone.now()
+
+    def work() -> None:
+        with connection.cursor() as cursor:
+            ddl.set_local_lock_timeout(cursor, _lock_timeout_ms())
+            ddl.detach_partition(cursor, step.table, step.partition, concurrently=False)
+            ddl.mark_retiring(cursor, step.partition)
+        _record(step, Kind.DETACHED, Outcome.SUCCESS, started)
+
+    _, attempts = _with_lock_retries(work)
+    return int(attempts)
+
+
+def _detach_concurrently(step: Step) -> None:
+    """DETACH ... CONCURRENTLY (no DEFAULT partition): outside any transaction. If it is
+    interrupted (lock_timeout while it waits for older snapshots, a cancel, a killed worker) the
+    partition stays pending detach, marked as retiring: the next run finalises and retires it."""
+    with connection.cursor() as cursor:
+        pending = [p.name for p in ddl.partitions(cursor, step.table) if p.detach_pending]
+        if pending:  # PostgreSQL allows one pending detach per table
+            raise LockBusy(0, f"{pending[0]} is still pending detach: the next run finalises it first")
+        ddl.mark_retiring(cursor, step.partition)
+        cursor.execute("SELECT set_config('lock_timeout', %s, false)", [f"{_lock_timeout_ms()}ms"])
+        try:
+            ddl.detach_partition(cursor, step.table, step.partition, concurrently=True)
+        except OperationalError as exc:
+            if _is_lock_conflict(exc):
+                raise LockBusy(1) from exc
+            raise
+        finally:
+            cursor.execute("RESET lock_timeout")
+
+
+def _archive(step: Step, run_at: dt.datetime) -> dict[str, Any]:
+    with connection.cursor() as cursor:
+        rows = ddl.count_rows(cursor, step.partition)  # a detached table: nothing writes to it now
+        cursor.execute("SELECT current_schema()")
+        schema = cursor.fetchone()[0]
+    made = archive.dump_table(
+        step.partition,
+        schema=schema,
+        directory=archive_directory(step.table),
+        stamp=run_at.astimezone(dt.UTC).strftime("%Y%m%dT%H%M%SZ"),
+        lock_wait_ms=_lock_timeout_ms(),
+    )
+    archive.verify_archive(made, name=step.partition, schema=schema, expected_rows=rows)
+    return {
+        "rows": rows,
+        "archive_path": str(made.path),
+        "archive_sha256": made.sha256,
+        "archive_bytes": made.bytes,
+    }
+
+
+def archive_directory(table: str) -> Path:
+    """Where retired partitions of `table` are archived: beside the backups."""
+    return Path(settings.OKADA_BACKUP_DIR) / "partitions" / table
+
+
+# --- Asking for a run --------------------------------------------------------------------------
+
+
+def maintenance_request(*, actor: Actor) -> None:
+    """Queue a maintenance run now (the admin's "run maintenance now"), for an actor who holds
+    `partitions.run_partition_maintenance` (superusers do). Queued once the transaction commits;
+    the run itself is single-flight, like the hourly one."""
+    actor.require("partitions.run_partition_maintenance")
+    from .tasks import maintain_partitions  # lazy: tasks import services
+
+    transaction.on_commit(lambda: maintain_partitions.delay())

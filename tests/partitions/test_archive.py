@@ -1,0 +1,60 @@
+"""Archives: pg_dump of one table, its SHA-256, and the read-back that counts its rows."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from django.db import connection, connections
+
+from okada.partitions import archive
+from tests.partitions.conftest import at, insert_readings
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def plain_table():
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "CREATE TABLE test_archive_me (id uuid PRIMARY KEY, created_at timestamptz NOT NULL, "
+            "value integer NOT NULL, note text NOT NULL DEFAULT '')"
+        )
+    yield "test_archive_me"
+    with connection.cursor() as cursor:
+        cursor.execute("DROP TABLE IF EXISTS test_archive_me")
+
+
+def test_a_dump_reads_back_with_every_row_and_its_digest(plain_table, tmp_path):
+    insert_readings(plain_table, [at(2030, 1, d) for d in range(1, 8)])
+    made = archive.dump_table(
+        plain_table, schema="public", directory=tmp_path / "a", stamp="S", lock_wait_ms=1000
+    )
+    assert made.path == tmp_path / "a" / "test_archive_me-S.dump"
+    assert made.rows == 7  # values with line breaks and tabs count as one row each
+    assert made.sha256 == archive.sha256_of(made.path) and made.bytes == made.path.stat().st_size
+    assert not list((tmp_path / "a").glob("*.partial"))
+    archive.verify_archive(made, name=plain_table, schema="public", expected_rows=7)
+    with pytest.raises(archive.ArchiveError, match="holds 7 rows"):
+        archive.verify_archive(made, name=plain_table, schema="public", expected_rows=8)
+
+
+def test_a_changed_or_truncated_archive_is_refused(plain_table, tmp_path):
+    insert_readings(plain_table, [at(2030, 1, 1)])
+    made = archive.dump_table(plain_table, schema="public", directory=tmp_path, stamp="S", lock_wait_ms=1000)
+    with made.path.open("r+b") as f:
+        f.truncate(made.bytes // 2)
+    with pytest.raises(archive.ArchiveError):
+        archive.verify_archive(made, name=plain_table, schema="public", expected_rows=1)
+    with pytest.raises(archive.ArchiveError):
+        archive.archived_rows(made.path, name=plain_table, schema="public")
+
+
+def test_the_password_reaches_pg_dump_through_its_environment_only(monkeypatch):
+    settings_dict = connections["default"].settings_dict
+    monkeypatch.setitem(settings_dict, "PASSWORD", "s3cret")
+    monkeypatch.setenv("PGPASSWORD", "stale")
+    env = archive.libpq_environment()
+    assert env["PGPASSWORD"] == "s3cret"
+    assert env["PGDATABASE"] == settings_dict["NAME"]
+    assert os.environ["PGPASSWORD"] == "stale"  # our own environment is left alone

@@ -1,0 +1,351 @@
+"""Partition maintenance against the real PostgreSQL: premake, rescue, retention with archives,
+interrupted detaches, lock timeouts. Each run commits step by step, so the tests are transactional."""
+
+from __future__ import annotations
+
+import subprocess
+import threading
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import psycopg
+import pytest
+from django.db import connection, connections, transaction
+
+from okada.partitions import archive, ddl
+from okada.partitions.models import PartitionAction
+from okada.partitions.services import Step, maintenance_plan, maintenance_run
+from orders.models import OrderEvent
+from tests.orders.factories import OrderFactory
+from tests.partitions.conftest import at, insert_readings, partition_names, partition_of, standalone_tables
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+WAIT = 30  # seconds: a deadline, never a sleep
+Kind = PartitionAction.Kind
+Outcome = PartitionAction.Outcome
+
+
+def actions(table: str) -> list[tuple[str, str, str]]:
+    return list(
+        PartitionAction.objects.filter(table=table)
+        .order_by("started_at", "created_at")
+        .values_list("kind", "partition", "outcome")
+    )
+
+
+def test_premake_creates_exactly_the_missing_months_and_a_second_run_changes_nothing(
+    real_partitions_restored,
+):
+    ddl.ensure_month_partitions("orders_orderevent", at(2045, 7).date(), at(2045, 7).date())  # one exists
+    before = {t: partition_names(t) for t in ("catalog_stockmovement", "orders_orderevent")}
+
+    summary = maintenance_run(now=at(2045, 6, 15, 13))
+
+    made = {t: partition_names(t) - before[t] for t in before}
+    assert made == {
+        "catalog_stockmovement": {f"catalog_stockmovement_p2045{m:02d}" for m in (6, 7, 8, 9)},
+        "orders_orderevent": {f"orders_orderevent_p2045{m:02d}" for m in (6, 8, 9)},
+    }
+    assert summary["failed"] == [] and summary["deferred"] == []
+    logged = PartitionAction.objects.filter(kind=Kind.CREATED, outcome=Outcome.SUCCESS)
+    assert {a.partition for a in logged} == made["catalog_stockmovement"] | made["orders_orderevent"]
+    with connection.cursor() as cursor:
+        for p in ddl.partitions(cursor, "orders_orderevent"):
+            if p.name == "orders_orderevent_p204508":  # exact UTC month bounds
+                assert (p.starts_at, p.ends_at) == (at(2045, 8), at(2045, 9))
+    august = logged.get(partition="orders_orderevent_p204508")
+    assert (august.starts_at, august.ends_at, august.rows) == (at(2045, 8), at(2045, 9), 0)
+
+    assert maintenance_plan(now=at(2045, 6, 15, 14)).is_empty
+    again = maintenance_run(now=at(2045, 6, 15, 14))
+    assert again["done"] == [] and again["steps"] == 0
+    assert PartitionAction.objects.count() == logged.count()
+    assert {t: partition_names(t) for t in before} == {t: before[t] | made[t] for t in before}
+
+
+def test_an_insert_beyond_the_horizon_succeeds_in_default_and_the_next_run_moves_it_into_its_month(
+    real_partitions_restored,
+):
+    now = at(2046, 1, 10)
+    maintenance_run(now=now)  # horizon: 2046-04
+    order = OrderFactory()
+    far = OrderEvent.objects.create(order=order, kind="note", created_at=at(2047, 8, 3, 9), data={"n": 1})
+    assert partition_of("orders_orderevent", far.pk) == "orders_orderevent_default"
+
+    plan = maintenance_plan(now=now)
+    assert [(s.action, s.partition, s.rows) for s in plan.steps] == [
+        (Step.RESCUE, "orders_orderevent_p204708", 1)
+    ]
+    summary = maintenance_run(now=now)
+
+    assert partition_of("orders_orderevent", far.pk) == "orders_orderevent_p204708"
+    rescued = PartitionAction.objects.get(kind=Kind.RESCUED)
+    assert (rescued.partition, rescued.rows, rescued.outcome) == (
+        "orders_orderevent_p204708",
+        1,
+        Outcome.SUCCESS,
+    )
+    # Only that month: the months between the horizon and it are left to premake and DEFAULT.
+    assert "orders_orderevent_p204705" not in partition_names("orders_orderevent")
+    assert summary["done"] == ["rescued orders_orderevent_p204708"]
+    assert OrderEvent.objects.filter(pk=far.pk).exists()
+
+
+def test_rows_dated_in_a_past_month_without_partition_are_rescued_into_it(scratch_table):
+    table = scratch_table(premake_months=0)
+    ids = insert_readings(table, [at(2030, 2, 1), at(2030, 2, 28, 23), at(2030, 3, 5)])
+    assert {partition_of(table, i) for i in ids} == {f"{table}_default"}
+
+    maintenance_run(now=at(2030, 3, 20))
+
+    assert [partition_of(table, i) for i in ids] == [
+        f"{table}_p203002",
+        f"{table}_p203002",
+        f"{table}_p203003",
+    ]
+    assert sorted((k, p) for k, p, _ in actions(table)) == [
+        (Kind.RESCUED, f"{table}_p203002"),
+        (Kind.RESCUED, f"{table}_p203003"),
+    ]
+
+
+def test_retention_archives_old_months_then_drops_them_and_the_archive_restores_the_same_rows(
+    settings, backup_dir
+):
+    settings.OKADA_PARTITION_RETENTION_MONTHS = {"orders_orderevent": "2"}
+    ddl.ensure_month_partitions("orders_orderevent", at(2001, 3).date(), at(2001, 3).date())
+    order = OrderFactory()
+    old = [
+        OrderEvent.objects.create(
+            order=order, kind="note", created_at=at(2001, 3, d, 8), data={"note": f"é {d}"}
+        )
+        for d in (1, 15, 31)
+    ]
+    recent_partitions = partition_names("orders_orderevent") - {"orders_orderevent_p200103"}
+
+    plan = maintenance_plan()
+    assert [(s.action, s.partition) for s in plan.steps] == [(Step.RETIRE, "orders_orderevent_p200103")]
+    summary = maintenance_run()
+
+    assert summary["failed"] == []
+    assert partition_names("orders_orderevent") == recent_partitions  # only the old month went
+    assert not OrderEvent.objects.filter(pk__in=[e.pk for e in old]).exists()
+    assert "orders_orderevent_p200103" not in standalone_tables("orders_orderevent_p2001")
+    assert [k for k, _, o in actions("orders_orderevent") if o == Outcome.SUCCESS] == [
+        Kind.DETACHED,
+        Kind.ARCHIVED,
+        Kind.DROPPED,
+    ]
+    archived = PartitionAction.objects.get(kind=Kind.ARCHIVED)
+    path = Path(archived.archive_path)
+    assert path.parent == backup_dir / "partitions" / "orders_orderevent"
+    assert archived.rows == 3
+    assert archived.archive_sha256 == archive.sha256_of(path)
+    assert archived.archive_bytes == path.stat().st_size
+    assert path.with_name(path.name + ".sha256").read_text() == f"{archived.archive_sha256}  {path.name}\n"
+
+    with scratch_database() as env:
+        subprocess.run(
+            ["pg_restore", "--no-owner", "--exit-on-error", f"--dbname={env['PGDATABASE']}", str(path)],
+            env=env,
+            check=True,
+        )
+        with psycopg.connect(
+            host=env["PGHOST"],
+            port=env["PGPORT"],
+            user=env.get("PGUSER"),
+            password=env.get("PGPASSWORD"),
+            dbname=env["PGDATABASE"],
+        ) as conn:
+            restored = conn.execute(
+                "SELECT id, created_at, order_id, kind, data FROM orders_orderevent_p200103 "
+                "ORDER BY created_at"
+            ).fetchall()
+    assert restored == [(e.pk, e.created_at, order.pk, "note", e.data) for e in old]
+
+
+@contextmanager
+def scratch_database() -> Iterator[dict[str, str]]:
+    """An empty database on the same server; yields the libpq environment that reaches it."""
+    name = f"okada_test_restore_{uuid.uuid4().hex[:8]}"
+    with connection.cursor() as cursor:
+        cursor.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield {**archive.libpq_environment(), "PGDATABASE": name}
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def test_the_stock_ledger_keeps_every_month_whatever_the_age(real_partitions_restored):
+    ddl.ensure_month_partitions("catalog_stockmovement", at(2001, 3).date(), at(2001, 3).date())
+    assert not [s for s in maintenance_plan().steps if s.action == Step.RETIRE]
+
+
+def test_a_retirement_interrupted_after_the_detach_is_finished_by_the_next_run(
+    scratch_table, settings, tmp_path
+):
+    table = scratch_table(premake_months=0, retention_months=1)
+    ids = insert_readings(table, [at(2030, 1, 3), at(2030, 1, 20)])
+    settings.OKADA_BACKUP_DIR = tmp_path / "not-a-directory"
+    settings.OKADA_BACKUP_DIR.write_text("a file where the backup directory should be")
+
+    first = maintenance_run(now=at(2030, 4, 2))
+
+    name = f"{table}_p203001"
+    assert [(k, o) for k, p, o in actions(table) if p == name] == [
+        (Kind.RESCUED, Outcome.SUCCESS),
+        (Kind.DETACHED, Outcome.SUCCESS),
+        (Kind.ARCHIVED, Outcome.FAILED),
+    ]
+    assert len(first["failed"]) == 1
+    assert name not in partition_names(table) and name in standalone_tables(name)  # detached, kept
+    plan = maintenance_plan(now=at(2030, 4, 2, 1))
+    assert [(s.action, s.partition, s.detached) for s in plan.steps] == [(Step.RETIRE, name, True)]
+
+    settings.OKADA_BACKUP_DIR = tmp_path / "backups"
+    second = maintenance_run(now=at(2030, 4, 2, 1))
+
+    assert second["failed"] == []
+    assert name not in standalone_tables(name)
+    archived = PartitionAction.objects.get(partition=name, kind=Kind.ARCHIVED, outcome=Outcome.SUCCESS)
+    assert archived.rows == len(ids)
+    assert archive.archived_rows(Path(archived.archive_path), name=name, schema="public") == len(ids)
+    assert PartitionAction.objects.filter(partition=name, kind=Kind.DROPPED, outcome=Outcome.SUCCESS).exists()
+
+
+@contextmanager
+def snapshot_held(table: str) -> Iterator[None]:
+    """Another session reads `table` in REPEATABLE READ and keeps its snapshot (and its ACCESS
+    SHARE locks) open until the block ends."""
+    ready, release = threading.Event(), threading.Event()
+    errors: list[BaseException] = []
+
+    def hold() -> None:
+        try:
+            with transaction.atomic():
+                with connection.cursor() as cursor:
+                    cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+                    cursor.execute(f'SELECT count(*) FROM "{table}"')  # noqa: S608
+                ready.set()
+                assert release.wait(WAIT)
+        except BaseException as exc:
+            errors.append(exc)
+            ready.set()
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=hold)
+    thread.start()
+    assert ready.wait(WAIT)
+    try:
+        yield
+    finally:
+        release.set()
+        thread.join(WAIT)
+    assert not errors
+
+
+def test_an_interrupted_concurrent_detach_is_finalised_by_the_next_run(scratch_table, settings, backup_dir):
+    # Without a DEFAULT partition PostgreSQL allows DETACH ... CONCURRENTLY. It waits for every
+    # older snapshot; a reader keeps one open past lock_timeout, so the detach stops half way.
+    table = scratch_table(with_default=False, premake_months=0, retention_months=1)
+    ddl.ensure_month_partitions(table, at(2030, 1).date(), at(2030, 4).date())
+    ids = insert_readings(table, [at(2030, 1, 9), at(2030, 1, 10)])
+    name = f"{table}_p203001"
+    settings.OKADA_PARTITION_LOCK_TIMEOUT_MS = 300
+
+    with snapshot_held(table):
+        first = maintenance_run(now=at(2030, 3, 2))
+
+    with connection.cursor() as cursor:
+        pending = {p.name for p in ddl.partitions(cursor, table) if p.detach_pending}
+    assert pending == {name}
+    assert [(k, o) for k, p, o in actions(table) if p == name] == [(Kind.DETACHED, Outcome.DEFERRED)]
+    assert len(first["deferred"]) == 1
+    assert [(s.action, s.partition) for s in maintenance_plan(now=at(2030, 3, 2, 1)).steps] == [
+        (Step.FINALIZE, name),
+        (Step.RETIRE, name),
+    ]
+
+    second = maintenance_run(now=at(2030, 3, 2, 1))
+
+    assert second["failed"] == [] and second["deferred"] == []
+    assert name not in partition_names(table) and name not in standalone_tables(name)
+    assert [(k, o) for k, p, o in actions(table) if p == name][1:] == [
+        (Kind.FINALIZED, Outcome.SUCCESS),
+        (Kind.ARCHIVED, Outcome.SUCCESS),
+        (Kind.DROPPED, Outcome.SUCCESS),
+    ]
+    assert PartitionAction.objects.get(partition=name, kind=Kind.ARCHIVED).rows == len(ids)
+
+
+def test_a_detach_that_waits_past_lock_timeout_is_deferred_and_done_by_a_later_run(
+    scratch_table, settings, backup_dir
+):
+    table = scratch_table(premake_months=0, retention_months=1)
+    ddl.ensure_month_partitions(table, at(2030, 1).date(), at(2030, 4).date())
+    insert_readings(table, [at(2030, 1, 9)])
+    name = f"{table}_p203001"
+    settings.OKADA_PARTITION_LOCK_TIMEOUT_MS = 100
+    settings.OKADA_PARTITION_LOCK_RETRIES = 2
+
+    with snapshot_held(table):  # its ACCESS SHARE lock on the table conflicts with DETACH
+        first = maintenance_run(now=at(2030, 3, 2))
+
+    deferred = PartitionAction.objects.get(partition=name)
+    assert (deferred.kind, deferred.outcome, deferred.attempts) == (Kind.DETACHED, Outcome.DEFERRED, 2)
+    assert "lock" in deferred.detail
+    assert first["failed"] == [] and len(first["deferred"]) == 1
+    assert name in partition_names(table)  # still attached, nothing archived or dropped
+
+    maintenance_run(now=at(2030, 3, 2, 1))
+    assert name not in partition_names(table) and name not in standalone_tables(name)
+
+
+def test_a_policy_without_archive_detaches_and_drops(scratch_table, backup_dir):
+    table = scratch_table(premake_months=0, retention_months=0, archive=False)
+    ddl.ensure_month_partitions(table, at(2030, 1).date(), at(2030, 1).date())
+    insert_readings(table, [at(2030, 1, 9)])
+
+    maintenance_run(now=at(2030, 2, 2))
+
+    assert [k for k, p, _ in actions(table) if p == f"{table}_p203001"] == [Kind.DETACHED, Kind.DROPPED]
+    assert not backup_dir.exists()
+
+
+def test_rows_no_month_can_hold_stay_in_default_and_are_reported(scratch_table):
+    table = scratch_table(premake_months=0)
+    with connection.cursor() as cursor:
+        sql = f"INSERT INTO {table} (id, created_at, value) VALUES (%s, 'infinity', 1)"  # noqa: S608
+        cursor.execute(sql, [uuid.uuid4()])
+
+    plan = maintenance_plan(now=at(2030, 1, 2))
+
+    assert [s.action for s in plan.steps if s.table == table] == [Step.CREATE]
+    assert any("1 row(s) in DEFAULT" in w for w in plan.warnings)
+
+
+def test_maintenance_refuses_to_run_inside_a_transaction():
+    with pytest.raises(RuntimeError, match="outside a transaction"), transaction.atomic():
+        maintenance_run()
+
+
+def test_a_partition_with_bounds_that_are_not_a_utc_month_is_reported_and_left_alone(scratch_table):
+    table = scratch_table(premake_months=0)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"CREATE TABLE {table}_odd PARTITION OF {table} "
+            "FOR VALUES FROM ('2030-01-31 23:00+00') TO ('2030-02-28 23:00+00')"
+        )
+    plan = maintenance_plan(now=at(2030, 2, 10))
+    assert any(f"{table}_odd" in w for w in plan.warnings)
+    assert not any(s.partition == f"{table}_odd" for s in plan.steps)
+    # February overlaps it: creating the month fails, is logged, and the run goes on.
+    summary = maintenance_run(now=at(2030, 2, 10))
+    failed = PartitionAction.objects.get(table=table)
+    assert (failed.kind, failed.outcome) == (Kind.CREATED, Outcome.FAILED)
+    assert "overlap" in failed.detail and len(summary["failed"]) == 1

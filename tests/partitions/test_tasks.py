@@ -1,0 +1,102 @@
+"""The maintenance task: single-flight through job() with real concurrent runs, a real Celery
+worker, and its hourly beat entry."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+from django.db import connection, connections
+from django.utils import timezone
+from django_celery_beat.models import PeriodicTask
+
+from okada.core.jobs import JobSkipped
+from okada.core.models import JobRun
+from okada.partitions import ddl
+from okada.partitions.models import PartitionAction
+from okada.partitions.services import MaintenanceFailed
+from okada.partitions.tasks import maintain_partitions
+from tests.partitions.conftest import partition_names
+
+WAIT = 30  # seconds: a deadline, never a sleep
+
+
+def wait_until(predicate, what: str) -> None:
+    deadline = time.monotonic() + WAIT
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)  # polling with a deadline
+
+
+def waiting_on_a_lock(query_fragment: str) -> bool:
+    with connections["default"].cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE %s",
+            [f"%{query_fragment}%"],
+        )
+        return bool(cursor.fetchone()[0])
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_concurrent_runs_one_works_and_the_other_skips(scratch_table, settings):
+    table = scratch_table(premake_months=1)
+    settings.OKADA_PARTITION_LOCK_TIMEOUT_MS = WAIT * 1000  # the first run waits for our lock
+    # Hold the DEFAULT partition so the first run stops in the middle of creating a month.
+    holder = connections.create_connection("default")
+    holder.set_autocommit(False)
+    with holder.cursor() as cursor:
+        cursor.execute(f'LOCK TABLE "{ddl.default_name(table)}" IN ACCESS SHARE MODE')
+    results: list[object] = []
+
+    def first() -> None:
+        try:
+            results.append(maintain_partitions())
+        except BaseException as exc:
+            results.append(exc)
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=first)
+    thread.start()
+    try:
+        wait_until(lambda: waiting_on_a_lock(ddl.default_name(table)), "the first run to wait for its lock")
+        with pytest.raises(JobSkipped):
+            maintain_partitions()  # the second run
+    finally:
+        holder.rollback()
+        holder.close()
+        thread.join(WAIT)
+
+    assert len(results) == 1 and isinstance(results[0], dict), results
+    runs = JobRun.objects.filter(name="partitions.maintain_partitions")
+    assert sorted(runs.values_list("outcome", flat=True)) == [JobRun.Outcome.SKIPPED, JobRun.Outcome.SUCCESS]
+    # Only the run that worked created the months, each once.
+    created = PartitionAction.objects.filter(table=table, kind=PartitionAction.Kind.CREATED)
+    assert sorted(created.values_list("partition", flat=True)) == sorted(
+        partition_names(table) - {f"{table}_default"}
+    )
+    assert created.count() == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_run_whose_step_fails_is_recorded_as_failed_with_what_it_did(scratch_table):
+    table = scratch_table(premake_months=0)
+    this_month = ddl.utc_month_of(timezone.now())
+    with connection.cursor() as cursor:  # a table squatting the name of this month's partition
+        cursor.execute(f"CREATE TABLE {ddl.partition_name(table, this_month)} (x int)")
+
+    with pytest.raises(MaintenanceFailed):
+        maintain_partitions()
+    run = JobRun.objects.get(name="partitions.maintain_partitions")
+    assert run.outcome == JobRun.Outcome.FAILED
+    assert len(run.summary["failed"]) == 1 and "is not the" in run.summary["failed"][0]
+
+
+@pytest.mark.django_db
+def test_maintenance_is_scheduled_hourly_in_beat():
+    task = PeriodicTask.objects.get(task="partitions.maintain_partitions")
+    assert task.enabled
+    assert (task.crontab.minute, task.crontab.hour, task.crontab.day_of_week) == ("7", "*", "*")
+    assert str(task.crontab.timezone) == "Africa/Douala"
