@@ -25,18 +25,9 @@ RUN_PERMISSION = "partitions.run_partition_maintenance"
 
 
 @admin.register(PartitionedTable)
-class PartitionedTableAdmin(admin.ModelAdmin):
+class PartitionedTableAdmin(ReadOnlyAdmin):
     list_display = ("name", "policy_label", "retention", "partition_count", "rows", "size")
     show_full_result_count = False
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     @admin.display(description=_("policy"))
     def policy_label(self, obj: PartitionedTable) -> Any:

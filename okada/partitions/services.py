@@ -130,6 +130,11 @@ def _plan_table(cursor: Any, policy: PartitionPolicy, plan: Plan) -> None:
         plan.warnings.append(_("%(t)s: the table does not exist or is not partitioned.") % {"t": table})
         return
     parts = ddl.partitions(cursor, table)
+    if not any(p.is_default for p in parts):
+        plan.warnings.append(
+            _("%(t)s has no DEFAULT partition: an insert for a month without partition would fail.")
+            % {"t": table}
+        )
     steps = plan.steps
     for p in parts:
         if p.detach_pending:
@@ -351,14 +356,12 @@ def _retire(step: Step, policy: PartitionPolicy, run_at: dt.datetime, summary: d
     Each stage is its own logged action; a stage that does not succeed stops the retirement
     here, and the next run takes it up again from the detached, marked table."""
     with connection.cursor() as cursor:
-        if step.detached:
-            if not ddl.table_exists(cursor, step.partition):
-                return  # dropped since the plan was made
-        elif step.partition not in {
-            p.name for p in ddl.partitions(cursor, step.table) if not p.detach_pending
-        }:
-            return  # not (or no longer) an attached partition, e.g. its rescue failed just before
-        has_default = any(p.is_default for p in ddl.partitions(cursor, step.table))
+        parts = ddl.partitions(cursor, step.table)
+        if step.detached and not ddl.table_exists(cursor, step.partition):
+            return  # dropped since the plan was made
+    if not step.detached and step.partition not in {p.name for p in parts if not p.detach_pending}:
+        return  # not (or no longer) an attached partition, e.g. its rescue failed just before
+    has_default = any(p.is_default for p in parts)
     if not step.detached:
         with _action(step, Kind.DETACHED, summary) as fields:
             if has_default:

@@ -264,6 +264,7 @@ def test_an_interrupted_concurrent_detach_is_finalised_by_the_next_run(scratch_t
     with connection.cursor() as cursor:
         pending = {p.name for p in ddl.partitions(cursor, table) if p.detach_pending}
     assert pending == {name}
+    assert any("no DEFAULT partition" in w for w in first["warnings"])
     assert [(k, o) for k, p, o in actions(table) if p == name] == [(Kind.DETACHED, Outcome.DEFERRED)]
     assert len(first["deferred"]) == 1
     assert [(s.action, s.partition) for s in maintenance_plan(now=at(2030, 3, 2, 1)).steps] == [

@@ -46,10 +46,10 @@ class Command(BaseCommand):
                 _("Some steps failed (see the partition action log): %(e)s") % {"e": exc}
             ) from None
         for label in summary["done"]:
-            self.stdout.write(f"done: {label}")
+            self.stdout.write(_("done: %(a)s") % {"a": label})
         for label in summary["deferred"]:
-            self.stdout.write(f"deferred: {label}")
+            self.stdout.write(_("deferred (next run retries): %(a)s") % {"a": label})
         for warning in summary["warnings"]:
-            self.stdout.write(f"warning: {warning}")
+            self.stdout.write(_("warning: %(w)s") % {"w": warning})
         if not summary["done"] and not summary["deferred"]:
             self.stdout.write(_("Nothing to do."))
