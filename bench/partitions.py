@@ -91,7 +91,6 @@ def _measure(rounds: int) -> dict[str, Any]:
         with_rows = [p for p in months if p.estimated_rows]
         # The last full month with events (the newest is still being written).
         chosen = with_rows[-2] if len(with_rows) > 1 else with_rows[-1]
-        assert chosen.starts_at is not None and chosen.ends_at is not None
         bounds = [chosen.starts_at, chosen.ends_at]
         cursor.execute(f"SELECT count(*) FROM {TABLE} WHERE created_at >= %s AND created_at < %s", bounds)  # noqa: S608
         month_rows = cursor.fetchone()[0]

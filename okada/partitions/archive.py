@@ -110,9 +110,8 @@ def archived_rows(path: Path, *, name: str, schema: str) -> int:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
-    assert process.stdout is not None
     rows, copying = 0, False
-    for line in process.stdout:
+    for line in process.stdout or ():
         if copying:
             if line == b"\\.\n":
                 copying = False

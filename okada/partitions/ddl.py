@@ -277,23 +277,22 @@ def repair_month_bounds(cursor: Any, table: str, *, key: str = "created_at") -> 
     parent is locked meanwhile, which a migration may do.
     """
     misaligned = [
-        p
+        (p.name, p.starts_at, p.ends_at)
         for p in partitions(cursor, table)
-        if not p.is_default and p.month is None and p.starts_at and p.ends_at
+        if p.month is None and p.starts_at is not None and p.ends_at is not None
     ]
-    for p in misaligned:
-        detach_partition(cursor, table, p.name, concurrently=False)
-        cursor.execute(f'ALTER TABLE "{p.name}" RENAME TO "{p.name}_misaligned"')
-    for p in misaligned:
-        assert p.starts_at is not None and p.ends_at is not None
-        month = utc_month_of(p.starts_at)
-        while month_bounds(month)[0] < p.ends_at:
+    for name, _, _ in misaligned:
+        detach_partition(cursor, table, name, concurrently=False)
+        cursor.execute(f'ALTER TABLE "{name}" RENAME TO "{name}_misaligned"')
+    for _, starts_at, ends_at in misaligned:
+        month = utc_month_of(starts_at)
+        while month_bounds(month)[0] < ends_at:
             create_month_partition(cursor, table, month, key=key)
             month = add_months(month, 1)
-    for p in misaligned:
-        cursor.execute(f'INSERT INTO "{table}" SELECT * FROM "{p.name}_misaligned"')
-        drop_table(cursor, f"{p.name}_misaligned")
-    return [p.name for p in misaligned]
+    for name, _, _ in misaligned:
+        cursor.execute(f'INSERT INTO "{table}" SELECT * FROM "{name}_misaligned"')
+        drop_table(cursor, f"{name}_misaligned")
+    return [name for name, _, _ in misaligned]
 
 
 def repair_month_bounds_operation(*tables: str) -> migrations.RunPython:

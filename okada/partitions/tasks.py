@@ -12,7 +12,8 @@ def maintain_partitions() -> dict[str, Any]:
     from .services import MaintenanceFailed, maintenance_run
 
     with job("partitions.maintain_partitions") as run:
-        summary = run.summary = maintenance_run()
+        # run.check() before each step: a run that lost its lock stops there (LockLost).
+        summary = run.summary = maintenance_run(between_steps=run.check)
         if summary["failed"]:
             # The run did every step it could; the failed ones are in the action log.
             raise MaintenanceFailed("; ".join(summary["failed"]))

@@ -145,7 +145,7 @@ def test_staff_with_the_permission_queue_a_run_that_a_worker_carries_out(client,
             time.sleep(0.1)  # polling with a deadline
     run = JobRun.objects.get(name="partitions.maintain_partitions")
     assert run.outcome == JobRun.Outcome.SUCCESS
-    assert run.summary["failed"] == []
+    assert run.summary is not None and run.summary["failed"] == []
 
 
 @pytest.mark.django_db

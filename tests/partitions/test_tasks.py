@@ -11,7 +11,7 @@ from django.db import connection, connections
 from django.utils import timezone
 from django_celery_beat.models import PeriodicTask
 
-from okada.core.jobs import JobSkipped
+from okada.core.jobs import JobSkipped, LockLost
 from okada.core.models import JobRun
 from okada.partitions import ddl
 from okada.partitions.models import PartitionAction
@@ -81,6 +81,44 @@ def test_two_concurrent_runs_one_works_and_the_other_skips(scratch_table, settin
 
 
 @pytest.mark.django_db(transaction=True)
+def test_a_run_that_loses_its_lock_stops_before_its_next_step(scratch_table, settings):
+    table = scratch_table(premake_months=2)  # three months to make
+    settings.OKADA_PARTITION_LOCK_TIMEOUT_MS = WAIT * 1000
+    holder = connections.create_connection("default")
+    holder.set_autocommit(False)
+    with holder.cursor() as cursor:
+        cursor.execute(f'LOCK TABLE "{ddl.default_name(table)}" IN ACCESS SHARE MODE')
+    results: list[object] = []
+
+    def run() -> None:
+        try:
+            results.append(maintain_partitions())
+        except BaseException as exc:
+            results.append(exc)
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    try:
+        wait_until(lambda: waiting_on_a_lock(ddl.default_name(table)), "the run to wait in its first step")
+        with connection.cursor() as cursor:  # an operator ends the session that holds the job's lock
+            cursor.execute(
+                "SELECT pg_terminate_backend(pid, 10000) FROM pg_stat_activity "
+                "WHERE application_name LIKE 'okada job %%'"
+            )
+    finally:
+        holder.rollback()
+        holder.close()
+        thread.join(WAIT)
+
+    assert len(results) == 1 and isinstance(results[0], LockLost), results
+    assert JobRun.objects.get(name="partitions.maintain_partitions").outcome == JobRun.Outcome.FAILED
+    # The step under way finished; the next ones were not started.
+    assert len(partition_names(table) - {ddl.default_name(table)}) == 1
+
+
+@pytest.mark.django_db(transaction=True)
 def test_a_run_whose_step_fails_is_recorded_as_failed_with_what_it_did(scratch_table):
     table = scratch_table(premake_months=0)
     this_month = ddl.utc_month_of(timezone.now())
@@ -91,6 +129,7 @@ def test_a_run_whose_step_fails_is_recorded_as_failed_with_what_it_did(scratch_t
         maintain_partitions()
     run = JobRun.objects.get(name="partitions.maintain_partitions")
     assert run.outcome == JobRun.Outcome.FAILED
+    assert run.summary is not None
     assert len(run.summary["failed"]) == 1 and "is not the" in run.summary["failed"][0]
 
 
