@@ -9,6 +9,7 @@ from django.contrib import admin, messages
 from django.contrib.admin.utils import quote, unquote
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.template.defaultfilters import filesizeformat
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.translation import gettext_lazy as _
@@ -45,8 +46,6 @@ class PartitionedTableAdmin(ReadOnlyAdmin):
 
     @admin.display(description=_("size"), ordering="total_bytes")
     def size(self, obj: PartitionedTable) -> str:
-        from django.template.defaultfilters import filesizeformat
-
         return str(filesizeformat(obj.total_bytes))
 
     def get_urls(self) -> list[Any]:
