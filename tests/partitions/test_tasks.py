@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 from django.db import connection, connections
@@ -39,51 +41,11 @@ def waiting_on_a_lock(query_fragment: str) -> bool:
         return bool(cursor.fetchone()[0])
 
 
-@pytest.mark.django_db(transaction=True)
-def test_two_concurrent_runs_one_works_and_the_other_skips(scratch_table, settings):
-    table = scratch_table(premake_months=1)
-    settings.OKADA_PARTITION_LOCK_TIMEOUT_MS = WAIT * 1000  # the first run waits for our lock
-    # Hold the DEFAULT partition so the first run stops in the middle of creating a month.
-    holder = connections.create_connection("default")
-    holder.set_autocommit(False)
-    with holder.cursor() as cursor:
-        cursor.execute(f'LOCK TABLE "{ddl.default_name(table)}" IN ACCESS SHARE MODE')
-    results: list[object] = []
-
-    def first() -> None:
-        try:
-            results.append(maintain_partitions())
-        except BaseException as exc:
-            results.append(exc)
-        finally:
-            connections.close_all()
-
-    thread = threading.Thread(target=first)
-    thread.start()
-    try:
-        wait_until(lambda: waiting_on_a_lock(ddl.default_name(table)), "the first run to wait for its lock")
-        with pytest.raises(JobSkipped):
-            maintain_partitions()  # the second run
-    finally:
-        holder.rollback()
-        holder.close()
-        thread.join(WAIT)
-
-    assert len(results) == 1 and isinstance(results[0], dict), results
-    runs = JobRun.objects.filter(name="partitions.maintain_partitions")
-    assert sorted(runs.values_list("outcome", flat=True)) == [JobRun.Outcome.SKIPPED, JobRun.Outcome.SUCCESS]
-    # Only the run that worked created the months, each once.
-    created = PartitionAction.objects.filter(table=table, kind=PartitionAction.Kind.CREATED)
-    assert sorted(created.values_list("partition", flat=True)) == sorted(
-        partition_names(table) - {f"{table}_default"}
-    )
-    assert created.count() == 2
-
-
-@pytest.mark.django_db(transaction=True)
-def test_a_run_that_loses_its_lock_stops_before_its_next_step(scratch_table, settings):
-    table = scratch_table(premake_months=2)  # three months to make
-    settings.OKADA_PARTITION_LOCK_TIMEOUT_MS = WAIT * 1000
+@contextmanager
+def run_held_in_its_first_step(table: str) -> Iterator[list[object]]:
+    """A maintenance run in another thread, stopped in its first step: another session holds
+    the DEFAULT partition that creating a month needs. The block runs while the run waits; on
+    the way out the DEFAULT is let go and the run finishes. Yields the run's result (or error)."""
     holder = connections.create_connection("default")
     holder.set_autocommit(False)
     with holder.cursor() as cursor:
@@ -102,15 +64,43 @@ def test_a_run_that_loses_its_lock_stops_before_its_next_step(scratch_table, set
     thread.start()
     try:
         wait_until(lambda: waiting_on_a_lock(ddl.default_name(table)), "the run to wait in its first step")
-        with connection.cursor() as cursor:  # an operator ends the session that holds the job's lock
-            cursor.execute(
-                "SELECT pg_terminate_backend(pid, 10000) FROM pg_stat_activity "
-                "WHERE application_name LIKE 'okada job %%'"
-            )
+        yield results
     finally:
         holder.rollback()
         holder.close()
         thread.join(WAIT)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_concurrent_runs_one_works_and_the_other_skips(scratch_table, settings):
+    table = scratch_table(premake_months=1)
+    settings.OKADA_PARTITION_LOCK_TIMEOUT_MS = WAIT * 1000  # the first run waits for the DEFAULT
+
+    with run_held_in_its_first_step(table) as first, pytest.raises(JobSkipped):
+        maintain_partitions()  # the second run
+
+    assert len(first) == 1 and isinstance(first[0], dict), first
+    runs = JobRun.objects.filter(name="partitions.maintain_partitions")
+    assert sorted(runs.values_list("outcome", flat=True)) == [JobRun.Outcome.SKIPPED, JobRun.Outcome.SUCCESS]
+    # Only the run that worked created the months, each once.
+    created = PartitionAction.objects.filter(table=table, kind=PartitionAction.Kind.CREATED)
+    assert sorted(created.values_list("partition", flat=True)) == sorted(
+        partition_names(table) - {f"{table}_default"}
+    )
+    assert created.count() == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_run_that_loses_its_lock_stops_before_its_next_step(scratch_table, settings):
+    table = scratch_table(premake_months=2)  # three months to make
+    settings.OKADA_PARTITION_LOCK_TIMEOUT_MS = WAIT * 1000
+
+    with run_held_in_its_first_step(table) as results, connection.cursor() as cursor:
+        # An operator ends the session that holds the job's lock.
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid, 10000) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND application_name LIKE 'okada job %%'"
+        )
 
     assert len(results) == 1 and isinstance(results[0], LockLost), results
     assert JobRun.objects.get(name="partitions.maintain_partitions").outcome == JobRun.Outcome.FAILED
