@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 
 from django.db import connection
+from django.db.models import QuerySet
 
-from .models import Product, ProductQuerySet, StockMovement, Vendor
+from .models import Category, Product, ProductQuerySet, StockMovement, Vendor
 
 
 @dataclass(frozen=True)
@@ -48,9 +50,43 @@ def stock_audit(*, vendor: Vendor | None = None) -> list[StockMismatch]:
 
 
 def product_list_for_vendor(*, vendor: Vendor, q: str = "", is_active: bool | None = None) -> ProductQuerySet:
-    products = Product.objects.for_vendor(vendor).select_related("stock", "category")
+    return product_list(vendor_id=vendor.pk, q=q, is_active=is_active)
+
+
+def product_list(
+    *,
+    vendor_id: uuid.UUID | None,
+    orderable: bool = False,
+    q: str = "",
+    is_active: bool | None = None,
+    category_id: uuid.UUID | None = None,
+    updated_since: datetime | None = None,
+) -> ProductQuerySet:
+    """Live products of one vendor (`vendor_id`), or with `orderable` those any customer may
+    order (active, of an active vendor); filtered, with their stock (one query, no N+1)."""
+    products = Product.objects.select_related("stock")
+    if vendor_id is not None:
+        products = products.for_vendor(vendor_id)
+    if orderable:
+        products = products.orderable()
     if is_active is not None:
         products = products.filter(is_active=is_active)
+    if category_id is not None:
+        products = products.filter(category_id=category_id)
+    if updated_since is not None:
+        products = products.filter(updated_at__gte=updated_since)
     if q:
         products = products.search(q)
     return products
+
+
+def category_list(
+    *, parent_id: uuid.UUID | None = None, updated_since: datetime | None = None
+) -> QuerySet[Category]:
+    """Live categories (shared by every vendor)."""
+    categories = Category.objects.all()
+    if parent_id is not None:
+        categories = categories.filter(parent_id=parent_id)
+    if updated_since is not None:
+        categories = categories.filter(updated_at__gte=updated_since)
+    return categories

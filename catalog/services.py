@@ -13,9 +13,18 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from okada.core.actors import Actor, acting_for
-from okada.core.errors import Conflict, InternalError, InvalidInput, NotAllowed, unique_or, validated
+from okada.core.errors import (
+    Conflict,
+    DomainError,
+    InternalError,
+    InvalidInput,
+    NotAllowed,
+    unique_or,
+    validated,
+)
 from okada.core.fields import normalize_cm_phone
 
 from .models import Category, Product, Stock, StockMovement, Vendor
@@ -399,3 +408,108 @@ def _record(lines: Iterable[Line], kind: str, sign: int, reference: str, actor: 
             for li in lines
         ]
     )
+
+
+# --- Bulk upsert (API: POST /products/bulk) -----------------------------------------------------
+
+BULK_MAX_ITEMS = 500
+
+
+@dataclass
+class UpsertResult:
+    """What happened to one item: created, updated, unchanged or failed (with the error)."""
+
+    index: int
+    sku: str
+    status: str
+    product: Product | None = None
+    error: DomainError | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"index": self.index, "sku": self.sku, "status": self.status}
+        if self.product is not None:
+            body.update(id=str(self.product.pk), version=self.product.version)
+        if self.error is not None:
+            body.update(code=self.error.code, detail=self.error.message, errors=self.error.errors)
+        return body
+
+
+class BulkRejected(InvalidInput):
+    """An all-or-nothing bulk upsert in which an item failed: nothing was applied."""
+
+    code = "bulk_rejected"
+    default_message = gettext_lazy("An item failed, so no item was applied (all-or-nothing).")
+
+
+def product_upsert_many(
+    *, vendor: Vendor, items: Sequence[dict[str, Any]], actor: Actor, atomic: bool
+) -> list[UpsertResult]:
+    """Create or update the vendor's products by SKU, each through product_create/product_update.
+
+    `items` hold editable fields (PRODUCT_EDITABLE_FIELDS, `sku` required) and, for new products
+    only, `initial_stock`. An existing product (a live one of this vendor with the SKU) gets the
+    fields given and keeps the others. With `atomic`, one failed item rolls back every item and
+    raises BulkRejected (its `results` say which failed and why); otherwise each item is applied
+    or refused on its own and the results say which.
+    """
+    if len(items) > BULK_MAX_ITEMS:
+        raise InvalidInput(_("At most %(n)d items per request.") % {"n": BULK_MAX_ITEMS}, field="items")
+    if actor.role == Actor.VENDOR and actor.vendor_id != vendor.pk:
+        raise NotAllowed(_("You may not change this vendor's products."))
+    with transaction.atomic():
+        skus = [item["sku"] for item in items]
+        existing = {p.sku: p for p in Product.objects.filter(vendor=vendor, sku__in=skus)}
+        seen: set[str] = set()
+        results = []
+        for index, item in enumerate(items):
+            results.append(_upsert_one(index, item, vendor=vendor, existing=existing, seen=seen, actor=actor))
+        failed = [r for r in results if r.error is not None]
+        if atomic and failed:
+            transaction.set_rollback(True)
+            first = failed[0]
+            errors = {
+                f"items.{r.index}.{field}": messages
+                for r in failed
+                for field, messages in (r.error.errors if r.error else {}).items()
+            }
+            detail = _("Item %(i)d (%(sku)s): %(msg)s") % {
+                "i": first.index,
+                "sku": first.sku,
+                "msg": first.error,
+            }
+            outcome = [
+                r.as_dict() if r.error else {"index": r.index, "sku": r.sku, "status": "rolled_back"}
+                for r in results
+            ]
+            raise BulkRejected(detail, errors=errors, results=outcome)
+    return results
+
+
+def _upsert_one(
+    index: int,
+    item: dict[str, Any],
+    *,
+    vendor: Vendor,
+    existing: dict[str, Product],
+    seen: set[str],
+    actor: Actor,
+) -> UpsertResult:
+    sku = item["sku"]
+    if sku in seen:
+        error = InvalidInput(_("This SKU appears twice in the request."), field="sku")
+        return UpsertResult(index, sku, "failed", error=error)
+    seen.add(sku)
+    fields = {k: v for k, v in item.items() if k in PRODUCT_EDITABLE_FIELDS and k != "sku"}
+    try:
+        with transaction.atomic():  # a savepoint: a failed item leaves the others applied
+            current = existing.get(sku)
+            if current is None:
+                product = product_create(
+                    vendor=vendor, sku=sku, actor=actor, initial_stock=item.get("initial_stock", 0), **fields
+                )
+                return UpsertResult(index, sku, "created", product=product)
+            product = product_update(product=current, data=fields, actor=actor)
+            status = "updated" if product.version != current.version else "unchanged"
+            return UpsertResult(index, sku, status, product=product)
+    except DomainError as exc:
+        return UpsertResult(index, sku, "failed", error=exc)

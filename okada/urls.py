@@ -1,11 +1,28 @@
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, re_path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from okada.core import health
+from okada.core.api import problems
+
+api_v1 = [
+    path("", include("okada.credentials.urls")),
+    path("", include("catalog.urls")),
+    path("", include("orders.urls")),
+]
 
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
     path("i18n/", include("django.conf.urls.i18n")),
     path("admin/", admin.site.urls),
+    path("api/v1/", include(api_v1)),
+    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    # Anything else under /api/: a problem+json 404 (also with DEBUG on).
+    re_path(r"^api/", problems.handler404),
 ]
+
+# Under /api/ a missing page or a crash is answered as problem+json, elsewhere as usual.
+handler404 = "okada.core.api.problems.handler404"
+handler500 = "okada.core.api.problems.handler500"

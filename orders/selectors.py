@@ -11,14 +11,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.core.exceptions import ValidationError
-from django.db.models import Count, Prefetch, Q
+from django.db.models import Count, Prefetch, Q, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from catalog.models import Vendor
 from okada.core.errors import InvalidInput, NotFound
 
-from .models import OPEN_STATUSES, Order, OrderEvent, OrderItem, OrderQuerySet, OrderStatus, Payment
+from .models import OPEN_STATUSES, Order, OrderEvent, OrderItem, OrderQuerySet, OrderStatus, Payment, Zone
 
 # Age bands of the open-orders figure, from placement: under 15 min, 15-60 min, 1-4 h, 4 h and more.
 OPEN_AGE_BANDS = (timedelta(0), timedelta(minutes=15), timedelta(hours=1), timedelta(hours=4))
@@ -112,3 +112,38 @@ def open_order_ages(*, now: datetime | None = None) -> list[OpenOrderAges]:
         for row in Order.objects.open().order_by().values("status").annotate(**bands)
     }
     return [OpenOrderAges(status, rows.get(status, (0,) * len(bands))) for status in OPEN_STATUSES]
+
+
+def order_list(
+    *,
+    vendor_id: uuid.UUID | None = None,
+    channel: str | None = None,
+    status: str | None = None,
+    updated_since: datetime | None = None,
+) -> OrderQuerySet:
+    """Live orders of one vendor (or, with `channel`, those placed through it) as the API lists
+    them: customer joined, items and payments prefetched, in a fixed number of queries whatever
+    the page size. The API pages it on its own ordering (okada.core.api.pagination)."""
+    orders = Order.objects.select_related("customer").prefetch_related(
+        Prefetch("items", queryset=OrderItem.objects.order_by("name", "id")),
+        Prefetch("payments", queryset=Payment.objects.order_by("created_at", "id")),
+    )
+    if vendor_id is not None:
+        orders = orders.for_vendor(vendor_id)
+    if channel is not None:
+        orders = orders.filter(channel=channel)
+    if status is not None:
+        orders = orders.filter(status=_status(status, OrderStatus.values))
+    if updated_since is not None:
+        orders = orders.filter(updated_at__gte=updated_since)
+    return orders
+
+
+def zone_list(*, city: str | None = None, updated_since: datetime | None = None) -> QuerySet[Zone]:
+    """Live delivery zones."""
+    zones = Zone.objects.all()
+    if city is not None:
+        zones = zones.filter(city=city)
+    if updated_since is not None:
+        zones = zones.filter(updated_at__gte=updated_since)
+    return zones

@@ -14,7 +14,8 @@ from datetime import datetime
 from typing import Any
 
 from django.conf import settings
-from django.db import DEFAULT_DB_ALIAS, transaction
+from django.core.exceptions import ValidationError
+from django.db import DEFAULT_DB_ALIAS, IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -32,6 +33,7 @@ from okada.core.errors import (
     NotFound,
     unique_or,
 )
+from okada.core.fields import normalize_cm_phone
 
 from .models import (
     MOBILE_MONEY,
@@ -470,3 +472,38 @@ def _mark_paid(*, order: Order, actor: Actor) -> None:
                 actor=actor,
                 data={"needs_refund": True, "note": f"paid after the order was {order.status}"},
             )
+
+
+# --- Customers ----------------------------------------------------------------------------------
+
+CUSTOMER_PHONE = "orders_customer_phone_live_uniq"
+
+
+def customer_get_or_create(
+    *, phone: str, name: str, actor: Actor, zone: Zone | None = None, address: str = ""
+) -> Customer:
+    """The live customer with this phone number, or a new one: never two for one number.
+
+    Two first orders from the same new number at the same moment both miss the lookup; the
+    partial unique index lets one insert through, the other's insert fails on it (after waiting
+    for the first to commit) and it takes the customer the first one made. An existing
+    customer's name and address are kept (the storefront's spelling may vary).
+    """
+    try:
+        phone = normalize_cm_phone(phone)
+    except ValidationError as exc:
+        raise InvalidInput(exc.messages[0], field="phone") from None
+    if not name.strip():
+        raise InvalidInput(_("The customer's name is required."), field="name")
+    existing = Customer.objects.filter(phone=phone).first()
+    if existing is not None:
+        return existing
+    customer = Customer(phone=phone, name=name.strip()[:200], zone=zone, default_address=address[:2000])
+    try:
+        with transaction.atomic(), acting_for(actor, "customer created"):
+            customer.save()
+    except IntegrityError as exc:
+        if getattr(getattr(exc.__cause__, "diag", None), "constraint_name", None) != CUSTOMER_PHONE:
+            raise
+        return Customer.objects.get(phone=phone)
+    return customer

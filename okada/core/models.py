@@ -16,6 +16,7 @@ from simple_history.models import HistoricalRecords
 from simple_history.utils import get_change_reason_from_object
 
 from . import actors
+from .fields import choices_check
 from .ids import uuid7
 
 
@@ -217,3 +218,58 @@ class JobRun(BaseModel):
     @property
     def duration(self):
         return (self.finished_at - self.started_at) if self.finished_at else None
+
+
+class IdempotencyState(models.TextChoices):
+    IN_FLIGHT = "in_flight", _("in flight")
+    DONE = "done", _("done")
+
+
+class IdempotencyRecord(models.Model):
+    """One `Idempotency-Key` of one credential: the request it named and the answer it got.
+
+    Written by `okada.core.api.idempotency` only (raw SQL: claiming a key is one INSERT ... ON
+    CONFLICT); pruned after OKADA_IDEMPOTENCY_TTL_HOURS by `core.prune_idempotency_keys`.
+    """
+
+    State = IdempotencyState
+
+    id = uuid_key("Record id (UUID v7).")
+    scope = models.CharField(
+        max_length=100, db_comment="The credential that sent the key (key:<uuid>, token:<uuid>...)."
+    )
+    key = models.CharField(max_length=255, db_comment="The Idempotency-Key header, as sent.")
+    request_hash = models.CharField(
+        max_length=64, db_comment="SHA-256 of method, path and body: a reuse for another request is refused."
+    )
+    method = models.CharField(max_length=10, db_comment="HTTP method.")
+    path = models.CharField(max_length=500, db_comment="Request path and query string.")
+    state = models.CharField(
+        max_length=16,
+        choices=IdempotencyState.choices,
+        db_comment="in_flight while the first request runs, then done.",
+    )
+    locked_until = models.DateTimeField(
+        db_comment="An in-flight record older than this was abandoned (crashed worker): it may be retaken."
+    )
+    response_status = models.PositiveSmallIntegerField(
+        null=True, blank=True, db_comment="HTTP status of the first answer."
+    )
+    response_headers = models.JSONField(
+        default=dict, blank=True, db_comment="Headers replayed with it (Content-Type, Location...)."
+    )
+    response_body = models.BinaryField(null=True, blank=True, db_comment="Body of the first answer, as sent.")
+    created_at = models.DateTimeField(default=timezone.now, db_comment="When the key was first used (UTC).")
+
+    class Meta:
+        db_table_comment = "Idempotency-Key records of API POSTs: replayed for 24 h, then pruned."
+        verbose_name = _("idempotency key")
+        verbose_name_plural = _("idempotency keys")
+        constraints = [
+            models.UniqueConstraint(fields=["scope", "key"], name="core_idempotency_scope_key_uniq"),
+            choices_check("state", IdempotencyState.choices, "core_idempotency_state_valid"),
+        ]
+        indexes = [models.Index(fields=["created_at"], name="core_idempotency_created")]
+
+    def __str__(self) -> str:
+        return f"{self.scope} {self.key} ({self.state})"

@@ -19,3 +19,11 @@ def clean_duplicate_history() -> None:
 
     with job("core.clean_duplicate_history") as run:
         run.summary = history_clean_duplicates(days=8)
+
+
+@shared_task(name="core.prune_idempotency_keys", acks_late=True)
+def prune_idempotency_keys() -> None:
+    from .api.idempotency import prune
+
+    with job("core.prune_idempotency_keys") as run:
+        run.summary = {"deleted": prune()}

@@ -1,6 +1,7 @@
 """Settings shared by every environment; values come from the environment (django-environ)."""
 
 from pathlib import Path
+from typing import Any
 
 import environ
 
@@ -68,6 +69,8 @@ DJANGO_APPS = [
 ]
 THIRD_PARTY_APPS = [
     "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "django_celery_beat",
     "simple_history",
     "safedelete",
@@ -78,11 +81,17 @@ LOCAL_APPS = [
     "catalog",
     "orders",
     "okada.demo",
+    "okada.credentials",
 ]
 INSTALLED_APPS = DJANGO_APPS + THIRD_PARTY_APPS + LOCAL_APPS
 
 MIDDLEWARE = [
+    # First: every log line and every response (errors included) carries the request id.
+    "log_request_id.middleware.RequestIDMiddleware",
+    "okada.core.api.middleware.AccessLogMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "okada.core.api.middleware.JsonGZipMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -120,6 +129,11 @@ AUTH_PASSWORD_VALIDATORS = [
 # --- Static files ------------------------------------------------------------------------------
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "var" / "static"
+# whitenoise serves them from the WSGI process (gunicorn): no separate file server needed.
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
 
 # --- Soft delete + history ---------------------------------------------------------------------
 SAFE_DELETE_FIELD_NAME = "deleted_at"
@@ -157,12 +171,91 @@ OKADA_PARTITION_RETENTION_MONTHS = env.dict("OKADA_PARTITION_RETENTION_MONTHS", 
 OKADA_PARTITION_LOCK_TIMEOUT_MS = env.int("OKADA_PARTITION_LOCK_TIMEOUT_MS", default=1000)
 OKADA_PARTITION_LOCK_RETRIES = env.int("OKADA_PARTITION_LOCK_RETRIES", default=4)
 
-# --- Logging -----------------------------------------------------------------------------------
-LOGGING = {
+# --- REST API (DESIGN.md section 4; okada/core/api) -------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["okada.core.api.auth.BearerAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["okada.core.api.auth.IsAuthenticatedCredential"],
+    "DEFAULT_THROTTLE_CLASSES": ["okada.core.api.ratelimit.CredentialRateThrottle"],
+    "DEFAULT_RENDERER_CLASSES": ["okada.core.api.problems.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PAGINATION_CLASS": None,  # lists paginate with okada.core.api.pagination
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "okada.core.api.problems.exception_handler",
+    "UNAUTHENTICATED_USER": None,
+    "DATETIME_FORMAT": "%Y-%m-%dT%H:%M:%S.%fZ",  # RFC 3339, UTC (the API converts to UTC first)
+    "COERCE_DECIMAL_TO_STRING": False,
+}
+# Who a bearer credential is: a function (token) -> okada.core.api.auth.Credential | None.
+# The credentials app (vendor API keys, storefront keys, personal tokens) provides it.
+OKADA_API_CREDENTIAL_RESOLVER = "okada.credentials.resolver.resolve"
+# Requests per credential (per client IP for calls without one) per window, in Redis.
+OKADA_API_RATE_LIMIT = env("OKADA_API_RATE_LIMIT", default="600/minute")
+OKADA_API_ANON_RATE_LIMIT = env("OKADA_API_ANON_RATE_LIMIT", default="60/minute")
+# Failed logins (POST /api/v1/auth/token) per username and per client IP before a lock-out.
+OKADA_API_LOGIN_RATE_LIMIT = env("OKADA_API_LOGIN_RATE_LIMIT", default="10/15minutes")
+OKADA_API_RATELIMIT_REDIS_URL = env("OKADA_API_RATELIMIT_REDIS_URL", default=REDIS_URL)
+# A request body larger than this is refused with 413 before it is read.
+OKADA_API_MAX_BODY_BYTES = env.int("OKADA_API_MAX_BODY_BYTES", default=2 * 1024 * 1024)
+DATA_UPLOAD_MAX_MEMORY_SIZE = OKADA_API_MAX_BODY_BYTES
+# Idempotency-Key records are kept this long (then pruned by core.prune_idempotency_keys).
+OKADA_IDEMPOTENCY_TTL_HOURS = env.int("OKADA_IDEMPOTENCY_TTL_HOURS", default=24)
+# Personal tokens (POST /api/v1/auth/token) expire after this many hours.
+OKADA_API_TOKEN_HOURS = env.int("OKADA_API_TOKEN_HOURS", default=12)
+# HMAC-SHA256 secrets of the payment providers' callbacks; empty = that provider's callbacks
+# are refused (401).
+OKADA_PAYMENT_CALLBACK_SECRETS = {
+    "mtn_momo": env("OKADA_MTN_MOMO_CALLBACK_SECRET", default=""),
+    "orange_money": env("OKADA_ORANGE_MONEY_CALLBACK_SECRET", default=""),
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Okada API",
+    "DESCRIPTION": (
+        "Vendors manage products, stock and orders; the storefront places orders. "
+        "Authenticate with `Authorization: Bearer <key>`. Every error is RFC 9457 "
+        "`application/problem+json`. See the README's API section."
+    ),
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "SERVE_AUTHENTICATION": [],
+    "SCHEMA_PATH_PREFIX": "/api/v1",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "OrderStatusEnum": "orders.models.OrderStatus",
+        "PaymentMethodEnum": "orders.models.PaymentMethod",
+        "PaymentResultEnum": "orders.models.PaymentResult",
+    },
+    "SWAGGER_UI_DIST": "SIDECAR",  # local assets, no CDN
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "okada.core.api.schema.add_problem_responses",
+    ],
+}
+
+# --- Request ids and logs ----------------------------------------------------------------------
+LOG_REQUEST_ID_HEADER = "HTTP_X_REQUEST_ID"  # a caller's X-Request-ID is kept...
+GENERATE_REQUEST_ID_IF_NOT_IN_HEADER = True  # ...otherwise one is made
+REQUEST_ID_RESPONSE_HEADER = "X-Request-ID"  # and echoed back
+LOG_REQUESTS = False  # okada.core.api.middleware.AccessLogMiddleware writes the access log
+LOG_FORMAT = env("OKADA_LOG_FORMAT", default="plain")  # plain | json
+LOGGING: dict[str, Any] = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"request_id": {"()": "log_request_id.filters.RequestIDFilter"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "format": "%(asctime)s %(levelname)s %(name)s %(request_id)s %(message)s",
+            "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
+        },
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["request_id"]}
+    },
     "root": {"handlers": ["console"], "level": "INFO"},
 }
 # Unpaid mobile-money orders expire (and release their stock) after this many minutes.

@@ -1,7 +1,7 @@
 """Production: everything secret or host-specific comes from the environment."""
 
 from .base import *  # noqa: F403
-from .base import env
+from .base import LOGGING, STORAGES, env
 
 DEBUG = False
 SECRET_KEY = env("SECRET_KEY")
@@ -19,3 +19,12 @@ SECURE_HSTS_INCLUDE_SUBDOMAINS = True
 SECURE_HSTS_PRELOAD = True
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
+
+# --- Serving: gunicorn + whitenoise (okada/gunicorn.conf.py, `make serve`) ----------------------
+# Hashed, pre-compressed static files (collectstatic), served by whitenoise from the web process.
+STORAGES = {
+    **STORAGES,
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+}
+# One JSON object per log line (access log included), each with the request id.
+LOGGING["handlers"]["console"]["formatter"] = env("OKADA_LOG_FORMAT", default="json")

@@ -12,6 +12,12 @@ CACHES["default"]["LOCATION"] = _TEST_REDIS
 CACHES["default"]["KEY_PREFIX"] = "okada-test"
 CELERY_BROKER_URL = _TEST_REDIS
 CELERY_RESULT_BACKEND = _TEST_REDIS
+OKADA_API_RATELIMIT_REDIS_URL = _TEST_REDIS
 
 # A concrete tracked model used to test the shared base.
 INSTALLED_APPS = [*INSTALLED_APPS, "tests.testapp"]
+
+# Far above what one test sends; tests of the limits set their own (override_settings).
+OKADA_API_RATE_LIMIT = "100000/minute"
+OKADA_API_ANON_RATE_LIMIT = "100000/minute"
+OKADA_PAYMENT_CALLBACK_SECRETS = {"mtn_momo": "test-mtn-secret", "orange_money": "test-orange-secret"}

@@ -1,0 +1,615 @@
+"""Catalog endpoints of `/api/v1/`: products, bulk upsert, stock, categories.
+
+Thin views: validate input, call a selector or service, serialize. A vendor credential reaches
+only its vendor's products (anything else is a 404, as if it did not exist); the storefront reads
+the products customers may order. Writes go through catalog.services only.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from django.utils.translation import gettext as _
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema, extend_schema_view
+from rest_framework import serializers, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from okada.core.actors import Actor
+from okada.core.api.pagination import CursorPage, page_of
+from okada.core.api.problems import flatten_errors
+from okada.core.api.serializers import (
+    StrictSerializer,
+    UtcDateTimeField,
+    query_bool,
+    query_datetime,
+    query_text,
+    query_uuid,
+    utc,
+)
+from okada.core.api.views import ApiView
+from okada.core.errors import InvalidInput, NotFound
+
+from . import selectors, services
+from .models import Category, Product, ProductQuerySet, ProductUnit, Stock, Vendor
+
+VENDOR, STOREFRONT = Actor.VENDOR, Actor.STOREFRONT
+MAX_PRICE_XAF = 1_000_000_000
+MAX_STOCK = 100_000_000
+MAX_DELTA = 10_000_000
+PRODUCT_ORDERINGS = (
+    "-updated_at",
+    "updated_at",
+    "-created_at",
+    "created_at",
+    "name",
+    "-name",
+    "sku",
+    "-sku",
+    "price_xaf",
+    "-price_xaf",
+)
+
+# --- Output -----------------------------------------------------------------------------------------
+
+
+class StockOut(serializers.Serializer[Any]):
+    product = serializers.UUIDField()
+    on_hand = serializers.IntegerField()
+    reserved = serializers.IntegerField(help_text="Units promised to open orders (read-only).")
+    available = serializers.IntegerField(help_text="on_hand - reserved.")
+    version = serializers.IntegerField()
+
+    def to_representation(self, stock: Stock) -> dict[str, Any]:
+        return stock_json(stock)
+
+
+def stock_json(stock: Stock) -> dict[str, Any]:
+    return {
+        "product": str(stock.product_id),
+        "on_hand": stock.on_hand,
+        "reserved": stock.reserved,
+        "available": stock.on_hand - stock.reserved,
+        "version": stock.version,
+    }
+
+
+class ProductOut(serializers.Serializer[Any]):
+    """Declared for the schema; `to_representation` builds the dict directly (a list page of 200
+    products costs a fraction of what field-by-field serialization would)."""
+
+    id = serializers.UUIDField()
+    vendor = serializers.UUIDField()
+    sku = serializers.CharField()
+    name = serializers.CharField()
+    description = serializers.CharField()
+    category = serializers.UUIDField(allow_null=True)
+    price_xaf = serializers.IntegerField()
+    compare_at_price_xaf = serializers.IntegerField(allow_null=True)
+    unit = serializers.ChoiceField(choices=ProductUnit.choices)
+    is_active = serializers.BooleanField()
+    attributes = serializers.DictField()
+    version = serializers.IntegerField(help_text="Incremented on every change: send it back in If-Match.")
+    stock = StockOut()
+    created_at = UtcDateTimeField()
+    updated_at = UtcDateTimeField()
+
+    def to_representation(self, product: Product) -> dict[str, Any]:
+        return product_json(product)
+
+
+def product_json(product: Product) -> dict[str, Any]:
+    return {
+        "id": str(product.pk),
+        "vendor": str(product.vendor_id),
+        "sku": product.sku,
+        "name": product.name,
+        "description": product.description,
+        "category": str(product.category_id) if product.category_id else None,
+        "price_xaf": product.price_xaf,
+        "compare_at_price_xaf": product.compare_at_price_xaf,
+        "unit": product.unit,
+        "is_active": product.is_active,
+        "attributes": product.attributes,
+        "version": product.version,
+        "stock": stock_json(product.stock),
+        "created_at": utc(product.created_at),
+        "updated_at": utc(product.updated_at),
+    }
+
+
+class CategoryOut(serializers.Serializer[Any]):
+    id = serializers.UUIDField()
+    parent = serializers.UUIDField(allow_null=True)  # type: ignore[assignment]  # a field, not .parent
+    slug = serializers.CharField()
+    name_fr = serializers.CharField()
+    name_en = serializers.CharField()
+    position = serializers.IntegerField()
+    updated_at = UtcDateTimeField()
+
+    def to_representation(self, category: Category) -> dict[str, Any]:
+        return {
+            "id": str(category.pk),
+            "parent": str(category.parent_id) if category.parent_id else None,
+            "slug": category.slug,
+            "name_fr": category.name_fr,
+            "name_en": category.name_en,
+            "position": category.position,
+            "updated_at": utc(category.updated_at),
+        }
+
+
+# --- Input ------------------------------------------------------------------------------------------
+
+
+def _no_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" not in value
+    if isinstance(value, dict):
+        return all(_no_nul(k) and _no_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return all(_no_nul(v) for v in value)
+    return True
+
+
+class AttributesField(serializers.DictField):
+    """Free-form attributes: a JSON object (PostgreSQL refuses NUL characters in JSON text)."""
+
+    def to_internal_value(self, data: Any) -> dict[str, Any]:
+        value = super().to_internal_value(data)
+        if not _no_nul(value):
+            raise serializers.ValidationError(_("Text cannot contain NUL characters."))
+        return value
+
+
+class CategoryRefField(serializers.UUIDField):
+    """A live category's id -> the Category (unknown or deleted ids are a 400 on this field)."""
+
+    def to_internal_value(self, data: Any) -> Category:  # type: ignore[override]
+        pk = super().to_internal_value(data)
+        category = Category.objects.filter(pk=pk).first()
+        if category is None:
+            raise serializers.ValidationError(_("No such category."))
+        return category
+
+
+class ProductFieldsIn(StrictSerializer):
+    read_only_names = (
+        "id",
+        "vendor",
+        "stock",
+        "on_hand",
+        "reserved",
+        "available",
+        "created_at",
+        "updated_at",
+    )
+
+    sku = serializers.CharField(max_length=64)
+    name = serializers.CharField(max_length=200)
+    description = serializers.CharField(max_length=10_000, allow_blank=True, required=False)
+    category = CategoryRefField(allow_null=True, required=False)
+    price_xaf = serializers.IntegerField(min_value=1, max_value=MAX_PRICE_XAF)
+    compare_at_price_xaf = serializers.IntegerField(
+        min_value=1, max_value=MAX_PRICE_XAF, allow_null=True, required=False
+    )
+    unit = serializers.ChoiceField(choices=ProductUnit.choices, required=False)
+    is_active = serializers.BooleanField(required=False)
+    attributes = AttributesField(required=False)
+
+
+class ProductCreateIn(ProductFieldsIn):
+    initial_stock = serializers.IntegerField(
+        min_value=0, max_value=MAX_STOCK, required=False, help_text="Units on hand at creation (restock)."
+    )
+
+
+class ProductPatchIn(ProductFieldsIn):
+    version = serializers.IntegerField(
+        min_value=1,
+        max_value=2**31 - 1,
+        required=False,
+        help_text="The version you read: refused with 409 version_conflict if it changed (or If-Match).",
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, partial=True, **kwargs)
+
+
+class BulkItemIn(ProductCreateIn):
+    """An item of a bulk upsert: `sku` finds the product; `initial_stock` counts only for new ones."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # An existing product keeps what an item does not say; a new one needs name and price.
+        for name in ("name", "price_xaf"):
+            self.fields[name].required = False
+
+
+class BulkIn(StrictSerializer):
+    items = serializers.ListField(
+        child=serializers.DictField(), min_length=1, max_length=services.BULK_MAX_ITEMS
+    )
+
+
+class BulkResultOut(serializers.Serializer[Any]):
+    index = serializers.IntegerField()
+    sku = serializers.CharField()
+    status = serializers.ChoiceField(choices=["created", "updated", "unchanged", "failed"])
+    id = serializers.UUIDField(required=False)
+    version = serializers.IntegerField(required=False)
+    code = serializers.CharField(required=False)
+    detail = serializers.CharField(required=False)
+    errors = serializers.DictField(  # type: ignore[assignment]  # a field, not .errors
+        child=serializers.ListField(child=serializers.CharField()), required=False
+    )
+
+
+class BulkOut(serializers.Serializer[Any]):
+    atomic = serializers.BooleanField()
+    created = serializers.IntegerField()
+    updated = serializers.IntegerField()
+    unchanged = serializers.IntegerField()
+    failed = serializers.IntegerField()
+    results = BulkResultOut(many=True)
+
+
+class StockAdjustmentIn(StrictSerializer):
+    delta = serializers.IntegerField(min_value=-MAX_DELTA, max_value=MAX_DELTA, help_text="Non-zero.")
+    reason = serializers.CharField(max_length=255)
+    reference = serializers.CharField(max_length=100, allow_blank=True, required=False)
+
+
+class StockCountIn(StrictSerializer):
+    on_hand = serializers.IntegerField(min_value=0, max_value=MAX_STOCK)
+    expected_on_hand = serializers.IntegerField(
+        min_value=0, max_value=MAX_STOCK, help_text="What you counted from: refused (409) if it moved."
+    )
+
+
+# --- Views --------------------------------------------------------------------------------------------
+
+LIST_PARAMETERS = [
+    OpenApiParameter("limit", int, description="Page size, 1 to 200 (default 50)."),
+    OpenApiParameter("cursor", str, description="From `next` or `previous` of a page."),
+    OpenApiParameter("updated_since", str, description="RFC 3339 time: rows changed at or after it."),
+]
+PRODUCT_EXAMPLE = {
+    "id": "0192f6d2-8b1c-7c3e-9a51-3f2b9c1d4e5f",
+    "vendor": "0192f6d2-8b1c-7aaa-8b51-3f2b9c1d4e50",
+    "sku": "PLT-001",
+    "name": "Plantain mûr le tas",
+    "description": "",
+    "category": None,
+    "price_xaf": 1500,
+    "compare_at_price_xaf": None,
+    "unit": "bunch",
+    "is_active": True,
+    "attributes": {"origin": "Penja"},
+    "version": 3,
+    "stock": {
+        "product": "0192f6d2-8b1c-7c3e-9a51-3f2b9c1d4e5f",
+        "on_hand": 40,
+        "reserved": 2,
+        "available": 38,
+        "version": 7,
+    },
+    "created_at": "2026-11-20T08:00:00.000000Z",
+    "updated_at": "2026-11-22T09:30:00.000000Z",
+}
+
+
+class ProductScope(ApiView):
+    """The products a credential may see: its vendor's (vendor), the orderable ones (storefront)."""
+
+    def products(self, **filters: Any) -> ProductQuerySet:
+        if self.actor.role == VENDOR:
+            return selectors.product_list(vendor_id=self.actor.vendor_id, **filters)
+        return selectors.product_list(vendor_id=filters.pop("vendor_id", None), orderable=True, **filters)
+
+    def product(self, pk: uuid.UUID) -> Product:
+        product = self.products().filter(pk=pk).first()
+        if product is None:
+            raise NotFound(_("No such product."))
+        return product
+
+    def vendor(self) -> Vendor:
+        vendor = Vendor.objects.filter(pk=self.actor.vendor_id).first()
+        if vendor is None:
+            raise NotFound(_("No such vendor."))
+        return vendor
+
+
+@extend_schema_view(
+    get=extend_schema(
+        operation_id="products_list",
+        summary="List products",
+        description="A vendor's own products; for the storefront, the products customers may order. "
+        "`q` is full-text search (French and English, accents ignored).",
+        parameters=[
+            *LIST_PARAMETERS,
+            OpenApiParameter("q", str, description="Full-text search."),
+            OpenApiParameter("is_active", bool),
+            OpenApiParameter("category", uuid.UUID),
+            OpenApiParameter("vendor", uuid.UUID, description="Storefront: one vendor's products."),
+            OpenApiParameter(
+                "ordering", str, enum=list(PRODUCT_ORDERINGS), description="Default -updated_at."
+            ),
+        ],
+        responses={200: page_of(ProductOut)},
+        tags=["products"],
+    ),
+    post=extend_schema(
+        operation_id="products_create",
+        summary="Create a product",
+        request=ProductCreateIn,
+        responses={201: ProductOut},
+        examples=[
+            OpenApiExample(
+                "new product",
+                value={
+                    "sku": "PLT-001",
+                    "name": "Plantain mûr le tas",
+                    "price_xaf": 1500,
+                    "initial_stock": 40,
+                },
+                request_only=True,
+            ),
+            OpenApiExample("created", value=PRODUCT_EXAMPLE, response_only=True, status_codes=["201"]),
+        ],
+        tags=["products"],
+    ),
+)
+class ProductListApi(ProductScope):
+    required_scopes = {"GET": "products:read", "POST": "products:write"}
+    allowed_roles = {"GET": {VENDOR, STOREFRONT}, "POST": {VENDOR}}
+
+    def get(self, request: Request) -> Response:
+        page = CursorPage(request, orderings=PRODUCT_ORDERINGS, default="-updated_at")
+        products = self.products(
+            q=query_text(request, "q"),
+            is_active=query_bool(request, "is_active"),
+            category_id=query_uuid(request, "category"),
+            updated_since=query_datetime(request, "updated_since"),
+            **({"vendor_id": query_uuid(request, "vendor")} if self.actor.role == STOREFRONT else {}),
+        )
+        rows = page.paginate(products)
+        return rows.response([product_json(p) for p in rows.rows])
+
+    def post(self, request: Request) -> Response:
+        data = ProductCreateIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        product = services.product_create(vendor=self.vendor(), actor=self.actor, **data.validated_data)
+        return _product_response(product, status.HTTP_201_CREATED)
+
+
+def _product_response(product: Product, code: int = status.HTTP_200_OK) -> Response:
+    product = Product.objects.select_related("stock").get(pk=product.pk)
+    return Response(product_json(product), status=code, headers={"ETag": f'"{product.version}"'})
+
+
+def _if_match(request: Request) -> int | None:
+    raw = request.headers.get("If-Match")
+    if raw is None or raw.strip() == "*":
+        return None
+    value = raw.strip().removeprefix("W/").strip('"')
+    if not value.isdigit() or len(value) > 9:
+        raise InvalidInput(_('If-Match is the product version as an ETag, e.g. "3".'), field="If-Match")
+    return int(value)
+
+
+@extend_schema_view(
+    get=extend_schema(operation_id="products_retrieve", responses={200: ProductOut}, tags=["products"]),
+    patch=extend_schema(
+        operation_id="products_update",
+        summary="Change a product",
+        description='Only the fields sent change. With `If-Match: "<version>"` (or `version` in the '
+        "body) a product changed meanwhile is refused with 409 `version_conflict`.",
+        parameters=[OpenApiParameter("If-Match", str, OpenApiParameter.HEADER)],
+        request=ProductPatchIn,
+        responses={200: ProductOut},
+        examples=[OpenApiExample("new price", value={"price_xaf": 1750, "version": 3}, request_only=True)],
+        tags=["products"],
+    ),
+    delete=extend_schema(operation_id="products_destroy", responses={204: None}, tags=["products"]),
+)
+class ProductDetailApi(ProductScope):
+    required_scopes = {"GET": "products:read", "PATCH": "products:write", "DELETE": "products:write"}
+    allowed_roles = {"GET": {VENDOR, STOREFRONT}, "PATCH": {VENDOR}, "DELETE": {VENDOR}}
+
+    def get(self, request: Request, pk: uuid.UUID) -> Response:
+        product = self.product(pk)
+        return Response(product_json(product), headers={"ETag": f'"{product.version}"'})
+
+    def patch(self, request: Request, pk: uuid.UUID) -> Response:
+        product = self.product(pk)
+        data = ProductPatchIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        fields = dict(data.validated_data)
+        expected = _if_match(request)
+        body_version = fields.pop("version", None)
+        product = services.product_update(
+            product=product,
+            data=fields,
+            actor=self.actor,
+            expected_version=expected if expected is not None else body_version,
+        )
+        return _product_response(product)
+
+    def delete(self, request: Request, pk: uuid.UUID) -> Response:
+        services.product_soft_delete(
+            product=self.product(pk), actor=self.actor, reason="deleted through the API"
+        )
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class ProductBulkApi(ProductScope):
+    required_scopes = {"POST": "products:write"}
+    allowed_roles = {VENDOR}
+
+    @extend_schema(
+        operation_id="products_bulk_upsert",
+        summary="Create or update up to 500 products by SKU",
+        description="Each item is matched by `sku` among the vendor's live products: an existing "
+        "product gets the fields given, a new one is created (`name` and `price_xaf` needed; "
+        "`initial_stock` counts only then). Partial failure: `?atomic=false` (the default) applies "
+        "each item on its own and the answer (200) says per item what happened; `?atomic=true` "
+        "applies all or none: one failed item gives a 400 `bulk_rejected` whose `errors` "
+        "name the items (`items.3.price_xaf`) and nothing is changed.",
+        parameters=[OpenApiParameter("atomic", bool, description="All-or-nothing (default false).")],
+        request=BulkIn,
+        responses={200: BulkOut},
+        examples=[
+            OpenApiExample(
+                "two items",
+                value={
+                    "items": [
+                        {"sku": "PLT-001", "price_xaf": 1600},
+                        {"sku": "HUI-5L", "name": "Huile de palme rouge 5 L", "price_xaf": 6500},
+                    ]
+                },
+                request_only=True,
+            ),
+            OpenApiExample(
+                "results",
+                value={
+                    "atomic": False,
+                    "created": 1,
+                    "updated": 1,
+                    "unchanged": 0,
+                    "failed": 0,
+                    "results": [
+                        {
+                            "index": 0,
+                            "sku": "PLT-001",
+                            "status": "updated",
+                            "id": PRODUCT_EXAMPLE["id"],
+                            "version": 4,
+                        },
+                        {
+                            "index": 1,
+                            "sku": "HUI-5L",
+                            "status": "created",
+                            "id": "0192f6d2-8b1c-7c3e-9a51-3f2b9c1d4e60",
+                            "version": 1,
+                        },
+                    ],
+                },
+                response_only=True,
+                status_codes=["200"],
+            ),
+        ],
+        tags=["products"],
+    )
+    def post(self, request: Request) -> Response:
+        atomic = bool(query_bool(request, "atomic"))
+        envelope = BulkIn(data=request.data)
+        envelope.is_valid(raise_exception=True)
+        items: list[dict[str, Any]] = []
+        invalid: dict[int, dict[str, list[str]]] = {}
+        for index, raw in enumerate(envelope.validated_data["items"]):
+            checked = BulkItemIn(data=raw)
+            if checked.is_valid():
+                items.append(dict(checked.validated_data))
+            else:
+                invalid[index] = flatten_errors(checked.errors)
+                items.append({"sku": str(raw.get("sku", ""))[:64]})
+        if atomic and invalid:
+            raise services.BulkRejected(
+                _("Item %(i)d is not valid: nothing was applied.") % {"i": min(invalid)},
+                errors={f"items.{i}.{f}": ms for i, errors in invalid.items() for f, ms in errors.items()},
+            )
+        valid = [(i, item) for i, item in enumerate(items) if i not in invalid]
+        results = services.product_upsert_many(
+            vendor=self.vendor(), items=[item for _, item in valid], actor=self.actor, atomic=atomic
+        )
+        out: list[dict[str, Any]] = []
+        by_index = {i: result for (i, _), result in zip(valid, results, strict=True)}
+        for index, item in enumerate(items):
+            if index in invalid:
+                out.append(
+                    {
+                        "index": index,
+                        "sku": item["sku"],
+                        "status": "failed",
+                        "code": "invalid",
+                        "detail": _("This item is not valid."),
+                        "errors": invalid[index],
+                    }
+                )
+            else:
+                out.append({**by_index[index].as_dict(), "index": index})
+        counts = {
+            s: sum(1 for r in out if r["status"] == s) for s in ("created", "updated", "unchanged", "failed")
+        }
+        return Response({"atomic": atomic, **counts, "results": out})
+
+
+class StockAdjustmentApi(ProductScope):
+    required_scopes = {"POST": "stock:write"}
+    allowed_roles = {VENDOR}
+
+    @extend_schema(
+        operation_id="stock_adjust",
+        summary="Add or remove units on hand",
+        description="Commutative: concurrent adjustments all apply. Refused with 409 "
+        "`insufficient_stock` below zero or below the units reserved by open orders.",
+        request=StockAdjustmentIn,
+        responses={201: StockOut},
+        examples=[
+            OpenApiExample(
+                "delivery",
+                value={"delta": 24, "reason": "delivery", "reference": "BL-2026-118"},
+                request_only=True,
+            )
+        ],
+        tags=["stock"],
+    )
+    def post(self, request: Request, pk: uuid.UUID) -> Response:
+        product = self.product(pk)
+        data = StockAdjustmentIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        stock = services.stock_adjust(product=product, actor=self.actor, **data.validated_data)
+        return Response(stock_json(stock), status=status.HTTP_201_CREATED)
+
+
+class StockCountApi(ProductScope):
+    required_scopes = {"PUT": "stock:write"}
+    allowed_roles = {VENDOR}
+
+    @extend_schema(
+        operation_id="stock_count",
+        summary="Set the counted stock (compare-and-set)",
+        description="Refused with 409 `stock_changed` when on_hand is no longer `expected_on_hand`.",
+        request=StockCountIn,
+        responses={200: StockOut},
+        examples=[OpenApiExample("count", value={"on_hand": 38, "expected_on_hand": 40}, request_only=True)],
+        tags=["stock"],
+    )
+    def put(self, request: Request, pk: uuid.UUID) -> Response:
+        product = self.product(pk)
+        data = StockCountIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        stock = services.stock_count(product=product, actor=self.actor, **data.validated_data)
+        return Response(stock_json(stock))
+
+
+class CategoryListApi(ApiView):
+    required_scopes = {"GET": "products:read"}
+
+    @extend_schema(
+        operation_id="categories_list",
+        parameters=[*LIST_PARAMETERS, OpenApiParameter("parent", uuid.UUID)],
+        responses={200: page_of(CategoryOut)},
+        tags=["catalog"],
+    )
+    def get(self, request: Request) -> Response:
+        page = CursorPage(
+            request, orderings=("position", "name_fr", "-updated_at", "updated_at"), default="position"
+        )
+        categories = selectors.category_list(
+            parent_id=query_uuid(request, "parent"), updated_since=query_datetime(request, "updated_since")
+        )
+        rows = page.paginate(categories)
+        return rows.response(CategoryOut(rows.rows, many=True).data)

@@ -1,0 +1,28 @@
+"""API conventions shared by every endpoint of `/api/v1/` (DESIGN.md section 4).
+
+Generic pieces only: nothing here knows vendors, products or orders (okada.core imports no
+domain app). A domain's endpoints live in its own `apis.py` and are built like this::
+
+    from okada.core.api.views import ApiView, VendorScoped
+    from okada.core.api.pagination import CursorPage
+
+    class ProductListApi(VendorScoped, ApiView):
+        required_scopes = {"GET": "products:read", "POST": "products:write"}
+
+        def get(self, request):
+            page = CursorPage(request, ordering="-updated_at").paginate(selectors.product_list(...))
+            return page.response(ProductOut(page.rows, many=True).data)
+
+What a view gets for free from `ApiView`:
+- authentication (`Authorization: Bearer <key>`, resolved by `OKADA_API_CREDENTIAL_RESOLVER`);
+  `request.actor` is the `okada.core.actors.Actor` to hand to services, `request.credential`
+  the credential (its `scope_key` scopes idempotency records and rate limits);
+- scopes per method (`required_scopes`), checked before the handler;
+- rate limits per credential in Redis (`ratelimit`), with `RateLimit-*` headers, failing open;
+- the body size cap (413 before the body is read);
+- `Idempotency-Key` on every POST (`idempotency`): replays, mismatch 422, in flight 409;
+- every error as RFC 9457 problem+json (`problems`), `DomainError` codes mapped one to one.
+
+Serializers subclass `serializers.StrictSerializer`: unknown and read-only fields are refused by
+name. Lists use `pagination.CursorPage` (`{"results", "next", "previous"}`).
+"""

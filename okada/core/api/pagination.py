@@ -1,0 +1,141 @@
+"""Cursor (keyset) pagination: `{"results": [...], "next": url|null, "previous": url|null}`.
+
+A page is read with `WHERE (sort key, id) > (last seen)` and `LIMIT n + 1`: the cost of a page
+does not grow with how deep it is, and rows inserted meanwhile never shift a page (no OFFSET).
+The cursor is the sort key of the page's edge, signed (a tampered cursor is a 400, not a query).
+`?limit=` defaults to 50, at most 200. `?ordering=` picks one of the view's allowed orderings;
+`id` always breaks ties (ids are unique), in the same direction.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlencode
+
+from django.core import signing
+from django.db.models import Q, QuerySet
+from django.utils.translation import gettext as _
+from drf_spectacular.utils import inline_serializer
+from rest_framework import serializers
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from okada.core.errors import InvalidInput
+
+DEFAULT_LIMIT = 50
+MAX_LIMIT = 200
+_SIGNER = signing.Signer(salt="okada.api.cursor")
+
+
+@dataclass(frozen=True)
+class Page:
+    rows: list[Any]
+    next: str | None
+    previous: str | None
+
+    def response(self, results: Any) -> Response:
+        return Response({"results": results, "next": self.next, "previous": self.previous})
+
+
+def page_of(serializer: type[serializers.Serializer[Any]]) -> serializers.Serializer[Any]:
+    """The schema of a page of `serializer` rows (for @extend_schema)."""
+    name = serializer.__name__.removesuffix("Out")
+    return inline_serializer(
+        name=f"{name}Page",
+        fields={
+            "results": serializer(many=True),
+            "next": serializers.URLField(allow_null=True, help_text="The next page, or null."),
+            "previous": serializers.URLField(allow_null=True, help_text="The previous page, or null."),
+        },
+    )
+
+
+def parse_limit(request: Request) -> int:
+    raw = request.query_params.get("limit")
+    if raw is None:
+        return DEFAULT_LIMIT
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
+        raise InvalidInput(_("limit is an integer from 1 to %(max)d.") % {"max": MAX_LIMIT}, field="limit")
+    return int(raw)
+
+
+class CursorPage:
+    """`CursorPage(request, orderings=("-updated_at", "name"), default="-updated_at").paginate(qs)`."""
+
+    def __init__(self, request: Request, *, orderings: Sequence[str], default: str) -> None:
+        self.request = request
+        self.limit = parse_limit(request)
+        ordering = request.query_params.get("ordering", default)
+        if ordering not in orderings:
+            raise InvalidInput(
+                _("ordering is one of: %(choices)s") % {"choices": ", ".join(orderings)}, field="ordering"
+            )
+        self.ordering = ordering
+        self.field = ordering.lstrip("-")
+        self.descending = ordering.startswith("-")
+        self.cursor = self._decode(request.query_params.get("cursor"))
+
+    def _decode(self, raw: str | None) -> tuple[str, Any, str] | None:
+        if raw is None:
+            return None
+        try:
+            ordering, direction, value, pk = json.loads(
+                base64.urlsafe_b64decode(_SIGNER.unsign(raw).encode())
+            )
+        except (signing.BadSignature, ValueError, TypeError):
+            raise InvalidInput(_("This cursor is not valid."), field="cursor") from None
+        if ordering != self.ordering or direction not in ("n", "p") or not isinstance(pk, str):
+            raise InvalidInput(_("This cursor is not valid for this ordering."), field="cursor")
+        return direction, value, pk
+
+    def _encode(self, direction: str, row: Any) -> str:
+        value = getattr(row, self.field)
+        if hasattr(value, "isoformat"):
+            value = value.isoformat()
+        payload = json.dumps([self.ordering, direction, value, str(row.pk)], separators=(",", ":"))
+        return _SIGNER.sign(base64.urlsafe_b64encode(payload.encode()).decode())
+
+    def _after(self, queryset: QuerySet[Any], value: Any, pk: str, *, forward: bool) -> QuerySet[Any]:
+        """Rows after (forward) or before the position (value, pk) in this ordering."""
+        model_field = queryset.model._meta.get_field(self.field)
+        try:
+            value = model_field.to_python(value)  # type: ignore[union-attr]
+            pk_value = queryset.model._meta.pk.to_python(pk)  # type: ignore[union-attr]
+        except Exception:
+            raise InvalidInput(_("This cursor is not valid."), field="cursor") from None
+        greater = forward != self.descending
+        op = "gt" if greater else "lt"
+        return queryset.filter(
+            Q(**{f"{self.field}__{op}": value}) | Q(**{self.field: value, f"pk__{op}": pk_value})
+        )
+
+    def _order(self, queryset: QuerySet[Any], *, forward: bool) -> QuerySet[Any]:
+        descending = self.descending if forward else not self.descending
+        sign = "-" if descending else ""
+        return queryset.order_by(f"{sign}{self.field}", f"{sign}pk")
+
+    def paginate(self, queryset: QuerySet[Any]) -> Page:
+        forward = self.cursor is None or self.cursor[0] == "n"
+        if self.cursor is not None:
+            queryset = self._after(queryset, self.cursor[1], self.cursor[2], forward=forward)
+        rows = list(self._order(queryset, forward=forward)[: self.limit + 1])
+        more = len(rows) > self.limit
+        rows = rows[: self.limit]
+        if not forward:
+            rows.reverse()
+        has_next = more if forward else self.cursor is not None
+        has_previous = self.cursor is not None if forward else more
+        return Page(
+            rows=rows,
+            next=self._link("n", rows[-1]) if has_next and rows else None,
+            previous=self._link("p", rows[0]) if has_previous and rows else None,
+        )
+
+    def _link(self, direction: str, row: Any) -> str:
+        params = {k: v for k, v in self.request.query_params.items() if k != "cursor"}
+        params["cursor"] = self._encode(direction, row)
+        return self.request.build_absolute_uri(f"{self.request.path}?{urlencode(params)}")

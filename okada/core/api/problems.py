@@ -1,0 +1,210 @@
+"""Every API error as RFC 9457 problem+json, in the request's language.
+
+`{"type", "title", "status", "detail", "code", "errors": {"field": ["message"]}}` plus the
+error's machine-readable details (`DomainError.data`, e.g. `items` short of stock). Services'
+`DomainError`s map one to one (code, status, errors, data); DRF's own exceptions (validation,
+authentication, 404, 405, parse errors, throttling) get the matching generic code; anything else
+is logged and answered as a 500 `internal` problem, never as an HTML page.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import Any
+
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse
+from django.utils.translation import gettext_lazy as _
+from rest_framework import exceptions, renderers
+from rest_framework.response import Response
+
+from okada.core.errors import (
+    DomainError,
+    InternalError,
+    InvalidInput,
+    NotAllowed,
+    NotAuthenticated,
+    NotFound,
+    Throttled,
+)
+
+log = logging.getLogger(__name__)
+
+PROBLEM_CONTENT_TYPE = "application/problem+json"
+# `type` is a URI naming the problem kind; one per code, documented in the README's table.
+TYPE_PREFIX = "urn:okada:problem:"
+
+
+class JSONRenderer(renderers.JSONRenderer):
+    """Plain JSON (compact: no spaces after separators), UTF-8."""
+
+    compact = True
+
+
+class ProblemJSONRenderer(JSONRenderer):
+    """So that `Accept: application/problem+json` is not refused with a 406."""
+
+    media_type = PROBLEM_CONTENT_TYPE
+
+
+# --- Codes for what the HTTP layer refuses (the services never raise these) --------------------
+
+
+class Malformed(InvalidInput):
+    code = "malformed"
+    default_message = _("The request body is not valid JSON.")
+
+
+class MethodNotAllowed(DomainError):
+    code = "method_not_allowed"
+    status = 405
+    default_message = _("This method is not allowed here.")
+
+
+class NotAcceptable(DomainError):
+    code = "not_acceptable"
+    status = 406
+    default_message = _("The API answers in JSON only (application/json).")
+
+
+class PayloadTooLarge(DomainError):
+    code = "payload_too_large"
+    status = 413
+    default_message = _("The request body is too large.")
+
+
+class UnsupportedMediaType(DomainError):
+    code = "unsupported_media_type"
+    status = 415
+    default_message = _("Send the request body as JSON (Content-Type: application/json).")
+
+
+TITLES: dict[int, Any] = {
+    400: _("Bad request"),
+    401: _("Not authenticated"),
+    403: _("Forbidden"),
+    404: _("Not found"),
+    405: _("Method not allowed"),
+    406: _("Not acceptable"),
+    409: _("Conflict"),
+    413: _("Payload too large"),
+    415: _("Unsupported media type"),
+    422: _("Unprocessable request"),
+    429: _("Too many requests"),
+    500: _("Internal server error"),
+}
+
+
+def problem_body(error: DomainError) -> dict[str, Any]:
+    """The problem+json document of a domain error."""
+    body: dict[str, Any] = {
+        "type": f"{TYPE_PREFIX}{error.code}",
+        "title": str(TITLES.get(error.status, _("Error"))),
+        "status": error.status,
+        "detail": error.message,
+        "code": error.code,
+        "errors": error.errors,
+    }
+    body.update({k: v for k, v in error.data.items() if k not in body})
+    return body
+
+
+def problem_response(error: DomainError, headers: dict[str, str] | None = None) -> Response:
+    return Response(
+        problem_body(error), status=error.status, headers=headers, content_type=PROBLEM_CONTENT_TYPE
+    )
+
+
+def flatten_errors(detail: Any, prefix: str = "") -> dict[str, list[str]]:
+    """DRF's nested validation errors as `{"items.2.quantity": ["..."]}`."""
+    if isinstance(detail, dict):
+        out: dict[str, list[str]] = {}
+        for key, value in detail.items():
+            out.update(flatten_errors(value, f"{prefix}.{key}" if prefix else str(key)))
+        return out
+    if isinstance(detail, list):
+        if all(not isinstance(item, (dict, list)) for item in detail):
+            return {prefix or "non_field_errors": [str(item) for item in detail]} if detail else {}
+        out = {}
+        for index, item in enumerate(detail):
+            out.update(flatten_errors(item, f"{prefix}.{index}" if prefix else str(index)))
+        return out
+    return {prefix or "non_field_errors": [str(detail)]}
+
+
+def as_domain_error(exc: BaseException) -> tuple[DomainError, dict[str, str]]:
+    """The domain error (and extra headers) an exception is answered with."""
+    if isinstance(exc, DomainError):
+        headers = {}
+        if isinstance(exc, Throttled) and "retry_after" in exc.data:
+            headers["Retry-After"] = str(exc.data["retry_after"])
+        return exc, headers
+    if isinstance(exc, exceptions.ValidationError):
+        errors = flatten_errors(exc.detail)
+        first_field, first = next(iter(errors.items()), ("", [""]))
+        message = f"{first_field}: {first[0]}" if first_field != "non_field_errors" else first[0]
+        return InvalidInput(message or None, errors=errors), {}
+    if isinstance(exc, exceptions.ParseError):
+        return Malformed(), {}
+    if isinstance(exc, (exceptions.NotAuthenticated, exceptions.AuthenticationFailed)):
+        detail = exc.detail if isinstance(exc, exceptions.AuthenticationFailed) else None
+        return NotAuthenticated(detail), {"WWW-Authenticate": 'Bearer realm="api"'}
+    if isinstance(exc, (exceptions.PermissionDenied, DjangoPermissionDenied)):
+        return NotAllowed(), {}
+    if isinstance(exc, (exceptions.NotFound, Http404)):
+        return NotFound(), {}
+    if isinstance(exc, exceptions.MethodNotAllowed):
+        return MethodNotAllowed(), {}
+    if isinstance(exc, exceptions.NotAcceptable):
+        return NotAcceptable(), {}
+    if isinstance(exc, exceptions.UnsupportedMediaType):
+        return UnsupportedMediaType(), {}
+    if isinstance(exc, exceptions.Throttled):
+        wait = math.ceil(getattr(exc, "wait", None) or 1)
+        return Throttled(retry_after=wait), {"Retry-After": str(wait)}
+    log.error("unhandled error in the API", exc_info=exc)
+    return InternalError(), {}
+
+
+def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
+    """DRF's EXCEPTION_HANDLER: every exception becomes a problem+json response."""
+    error, headers = as_domain_error(exc)
+    if error.status >= 500 and isinstance(exc, DomainError):
+        log.error("%s: %s", error.code, error.message, exc_info=exc)
+    view = context.get("view")
+    if error.status == 405 and view is not None:
+        headers["Allow"] = ", ".join(view.allowed_methods)
+    return problem_response(error, headers)
+
+
+# --- Outside DRF: Django's 404/500 handlers and middleware answers --------------------------------
+
+
+def problem_http_response(error: DomainError, headers: dict[str, str] | None = None) -> HttpResponse:
+    """The same document without DRF, for middleware and Django's error handlers."""
+    body = JSONRenderer().render(problem_body(error))
+    response = HttpResponse(body, status=error.status, content_type=PROBLEM_CONTENT_TYPE)
+    for name, value in (headers or {}).items():
+        response[name] = value
+    return response
+
+
+def is_api(request: HttpRequest) -> bool:
+    return request.path.startswith("/api/")
+
+
+def handler404(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    if is_api(request):
+        return problem_http_response(NotFound())
+    from django.views.defaults import page_not_found
+
+    return page_not_found(request, exception)  # type: ignore[arg-type]
+
+
+def handler500(request: HttpRequest) -> HttpResponse:
+    if is_api(request):
+        return problem_http_response(InternalError())
+    from django.views.defaults import server_error
+
+    return server_error(request)

@@ -1,0 +1,160 @@
+"""Rate limits in Redis: a fixed window per credential, one round trip per request, failing open.
+
+`hit(key, rate)` counts one request in the current window (`INCR` + `EXPIRE NX` + `TTL` in one
+pipeline) and says whether it is allowed, how many remain and when the window resets: enough
+for `429` + `Retry-After` and the `RateLimit-*` headers on every answer. Hand-written rather than
+the `limits` library because that one needs two or three round trips for the same figures.
+
+When Redis cannot be reached the request is allowed (the API keeps answering) and the failure is
+logged; Redis is then left alone for a few seconds so that each request does not pay a timeout.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+import redis
+from django.conf import settings
+from rest_framework.request import Request
+from rest_framework.throttling import BaseThrottle
+
+log = logging.getLogger(__name__)
+
+UNITS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
+BACKOFF_SECONDS = 5.0  # after a Redis failure, skip it this long (fail open without waiting)
+
+
+@dataclass(frozen=True)
+class Rate:
+    limit: int
+    window: int  # seconds
+
+    @classmethod
+    def parse(cls, text: str) -> Rate:
+        """`"600/minute"`, `"10/15minutes"`, `"5/s"`..."""
+        match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d*)\s*([a-z]+?)s?\s*", text)
+        unit = next((u for u in UNITS if match and u.startswith(match.group(3))), None)
+        if not match or unit is None:
+            raise ValueError(f"not a rate: {text!r} (e.g. 600/minute, 10/15minutes)")
+        return cls(int(match.group(1)), int(match.group(2) or 1) * UNITS[unit])
+
+    @property
+    def policy(self) -> str:
+        return f"{self.limit};w={self.window}"
+
+
+@dataclass(frozen=True)
+class Usage:
+    allowed: bool
+    limit: int
+    remaining: int
+    reset: int  # seconds until the window resets
+    policy: str
+
+    def headers(self) -> dict[str, str]:
+        return {
+            "RateLimit-Limit": str(self.limit),
+            "RateLimit-Remaining": str(self.remaining),
+            "RateLimit-Reset": str(self.reset),
+            "RateLimit-Policy": self.policy,
+        }
+
+
+class _Breaker:
+    """Remembers a recent Redis failure (per process) so that the next requests skip Redis."""
+
+    def __init__(self) -> None:
+        self.until = 0.0
+        self.lock = threading.Lock()
+
+    def open(self) -> bool:
+        return time.monotonic() < self.until
+
+    def trip(self) -> None:
+        with self.lock:
+            self.until = time.monotonic() + BACKOFF_SECONDS
+
+
+_breaker = _Breaker()
+
+
+@cache
+def _client(url: str) -> redis.Redis:
+    # Short timeouts: a slow or unreachable Redis must not hold up the request.
+    return redis.Redis.from_url(url, socket_connect_timeout=0.25, socket_timeout=0.25)
+
+
+def hit(key: str, rate: Rate, *, count: bool = True) -> Usage | None:
+    """Count a request against `key`; None when Redis is unavailable (the caller allows it).
+
+    With `count=False` only reads the current usage (e.g. to check a login lock-out).
+    """
+    if _breaker.open():
+        return None
+    window_start = int(time.time()) // rate.window
+    name = f"okada:rl:{key}:{rate.window}:{window_start}"
+    try:
+        pipe = _client(settings.OKADA_API_RATELIMIT_REDIS_URL).pipeline(transaction=False)
+        if count:
+            pipe.incr(name)
+            pipe.expire(name, rate.window + 1, nx=True)
+        else:
+            pipe.get(name)
+        pipe.ttl(name)
+        results = pipe.execute()
+    except redis.RedisError as exc:
+        _breaker.trip()
+        log.warning("rate limiter: Redis unavailable, limits not enforced for %ss: %s", BACKOFF_SECONDS, exc)
+        return None
+    used = int(results[0] or 0)
+    ttl = results[-1] if isinstance(results[-1], int) and results[-1] > 0 else rate.window
+    return Usage(
+        allowed=used <= rate.limit if count else used < rate.limit,
+        limit=rate.limit,
+        remaining=max(rate.limit - used, 0),
+        reset=int(ttl),
+        policy=rate.policy,
+    )
+
+
+def reset(key: str, rate: Rate) -> None:
+    """Forget the current window of `key` (a successful login clears its failures)."""
+    window_start = int(time.time()) // rate.window
+    try:
+        _client(settings.OKADA_API_RATELIMIT_REDIS_URL).delete(f"okada:rl:{key}:{rate.window}:{window_start}")
+    except redis.RedisError as exc:
+        log.warning("rate limiter: Redis unavailable: %s", exc)
+
+
+def client_ip(request: Any) -> str:
+    """The caller's address as the WSGI server saw it (behind a proxy, configure the proxy to set
+    REMOTE_ADDR, e.g. gunicorn's --forwarded-allow-ips)."""
+    return str(request.META.get("REMOTE_ADDR", "unknown"))
+
+
+class CredentialRateThrottle(BaseThrottle):
+    """`OKADA_API_RATE_LIMIT` per credential; `OKADA_API_ANON_RATE_LIMIT` per IP without one.
+
+    The usage is kept on the request so that the view adds the `RateLimit-*` headers.
+    """
+
+    def allow_request(self, request: Request, view: Any) -> bool:
+        credential = request.auth
+        scope_key = getattr(credential, "scope_key", None)
+        if scope_key:
+            key, rate = scope_key, Rate.parse(settings.OKADA_API_RATE_LIMIT)
+        else:
+            key, rate = f"ip:{client_ip(request)}", Rate.parse(settings.OKADA_API_ANON_RATE_LIMIT)
+        usage = hit(key, rate)
+        request.ratelimit = usage  # type: ignore[attr-defined]
+        self.usage = usage
+        return usage is None or usage.allowed
+
+    def wait(self) -> float | None:
+        return float(self.usage.reset) if self.usage else None

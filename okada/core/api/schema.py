@@ -1,0 +1,140 @@
+"""OpenAPI (drf-spectacular): every error response described as problem+json, with examples."""
+
+from __future__ import annotations
+
+from typing import Any
+
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": "RFC 9457 problem details. Extra members carry machine-readable details "
+    "(e.g. `items` short of stock, `allowed` transitions, `current_version`).",
+    "properties": {
+        "type": {"type": "string", "example": "urn:okada:problem:not_found"},
+        "title": {"type": "string", "example": "Not found"},
+        "status": {"type": "integer", "example": 404},
+        "detail": {"type": "string", "example": "Not found."},
+        "code": {"type": "string", "example": "not_found"},
+        "errors": {
+            "type": "object",
+            "additionalProperties": {"type": "array", "items": {"type": "string"}},
+            "description": "Messages per field (dotted paths for nested fields: items.0.quantity).",
+        },
+    },
+    "required": ["type", "title", "status", "detail", "code", "errors"],
+    "additionalProperties": True,
+}
+
+# status -> (description, example code); each operation gets those that can happen to it.
+PROBLEMS: dict[str, tuple[str, str]] = {
+    "400": ("Invalid input (`invalid`, `malformed`): `errors` names the fields.", "invalid"),
+    "401": ("No credential, or an invalid, expired or revoked one.", "not_authenticated"),
+    "403": ("The credential lacks the scope or role for this.", "not_allowed"),
+    "404": ("No such object, or another vendor's.", "not_found"),
+    "405": ("Method not allowed.", "method_not_allowed"),
+    "406": ("Only JSON is served.", "not_acceptable"),
+    "409": ("The current state refuses the change, or the Idempotency-Key is in flight.", "conflict"),
+    "413": ("Request body over the size cap.", "payload_too_large"),
+    "415": ("The body must be JSON.", "unsupported_media_type"),
+    "422": ("Idempotency-Key reused for a different request.", "idempotency_mismatch"),
+    "429": ("Rate limit reached: see Retry-After.", "throttled"),
+    "500": ("Server fault; nothing was applied.", "internal"),
+}
+ALWAYS = ("400", "401", "403", "405", "406", "413", "415", "429", "500")
+WRITES = ("409", "422")
+WITH_ID = ("404",)
+
+RATE_HEADERS = {
+    name: {"schema": {"type": "integer"}, "description": text}
+    for name, text in (
+        ("RateLimit-Limit", "Requests allowed per window for this credential."),
+        ("RateLimit-Remaining", "Requests left in the current window."),
+        ("RateLimit-Reset", "Seconds until the window resets."),
+    )
+}
+
+
+def _problem(status: str) -> dict[str, Any]:
+    description, code = PROBLEMS[status]
+    response: dict[str, Any] = {
+        "description": description,
+        "content": {
+            "application/problem+json": {
+                "schema": {"$ref": "#/components/schemas/Problem"},
+                "example": {
+                    "type": f"urn:okada:problem:{code}",
+                    "title": description.split(":")[0].split("(")[0].strip().rstrip("."),
+                    "status": int(status),
+                    "detail": description,
+                    "code": code,
+                    "errors": {"price_xaf": ["Ensure this value is greater than or equal to 1."]}
+                    if code == "invalid"
+                    else {},
+                },
+            }
+        },
+    }
+    if status == "429":
+        response["headers"] = {"Retry-After": {"schema": {"type": "integer"}}, **RATE_HEADERS}
+    return response
+
+
+def add_problem_responses(
+    result: dict[str, Any], generator: Any, request: Any, public: bool
+) -> dict[str, Any]:
+    """POSTPROCESSING_HOOK: the Problem schema, and the error responses of every operation."""
+    result.setdefault("components", {}).setdefault("schemas", {})["Problem"] = PROBLEM_SCHEMA
+    for path, item in result.get("paths", {}).items():
+        for method, operation in item.items():
+            if method not in ("get", "post", "put", "patch", "delete"):
+                continue
+            statuses = list(ALWAYS)
+            if method != "get":
+                statuses += WRITES
+            if "{" in path or method != "get":
+                statuses += WITH_ID
+            responses = operation.setdefault("responses", {})
+            for status in statuses:
+                existing = responses.get(status)
+                if existing is None:
+                    responses[status] = _problem(status)
+                elif "application/json" in existing.get("content", {}):
+                    # An @extend_schema example for this status: keep it, as problem+json.
+                    content = existing["content"].pop("application/json")
+                    content["schema"] = {"$ref": "#/components/schemas/Problem"}
+                    existing["content"]["application/problem+json"] = content
+            for status, response in responses.items():
+                if status.startswith("2"):
+                    response.setdefault("headers", {}).update(RATE_HEADERS)
+    return result
+
+
+def _register_extensions() -> None:
+    """The bearer and signature schemes, described in the schema's securitySchemes."""
+    from drf_spectacular.extensions import OpenApiAuthenticationExtension
+
+    class BearerScheme(OpenApiAuthenticationExtension):  # registered by subclassing
+        target_class = "okada.core.api.auth.BearerAuthentication"
+        name = "bearer"
+
+        def get_security_definition(self, auto_schema: Any) -> dict[str, Any]:
+            return {
+                "type": "http",
+                "scheme": "bearer",
+                "description": "A vendor or storefront API key (okk_...) or a personal token (okt_...).",
+            }
+
+    class SignatureScheme(OpenApiAuthenticationExtension):
+        target_class = "okada.core.api.auth.SignedBodyAuthentication"
+        name = "signature"
+        match_subclasses = True
+
+        def get_security_definition(self, auto_schema: Any) -> dict[str, Any]:
+            return {
+                "type": "apiKey",
+                "in": "header",
+                "name": "X-Signature",
+                "description": "sha256=<hex HMAC-SHA256 of the raw body with the sender's secret>.",
+            }
+
+
+_register_extensions()

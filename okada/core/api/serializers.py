@@ -1,0 +1,113 @@
+"""Input and output conventions: strict input, RFC 3339 UTC times, query filters."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from django.utils.dateparse import parse_datetime
+from django.utils.translation import gettext as _
+from rest_framework import serializers
+from rest_framework.request import Request
+
+from okada.core.errors import InvalidInput
+
+
+class StrictSerializer(serializers.Serializer[Any]):
+    """An input serializer that refuses fields it does not declare as writable, naming them.
+
+    DRF drops unknown and read-only fields silently: a client that sends `reserved` or a typo
+    (`price` for `price_xaf`) would think it changed something. `read_only_names` lists fields
+    of the output a client may not set (answered "read-only" rather than "unknown").
+    """
+
+    read_only_names: tuple[str, ...] = ("id", "created_at", "updated_at")
+
+    def to_internal_value(self, data: Any) -> Any:
+        if isinstance(data, dict):
+            writable = {name for name, f in self.fields.items() if not f.read_only}
+            refused = sorted(set(data) - writable)
+            if refused:
+                read_only = {name for name, f in self.fields.items() if f.read_only}
+                read_only.update(self.read_only_names)
+                raise serializers.ValidationError(
+                    {
+                        name: [_("This field is read-only.") if name in read_only else _("Unknown field.")]
+                        for name in refused
+                    }
+                )
+        return super().to_internal_value(data)
+
+
+class UtcDateTimeField(serializers.DateTimeField):
+    """RFC 3339 in UTC with a `Z` (`2026-11-22T09:30:00.123456Z`), whatever the server's zone."""
+
+    def to_representation(self, value: datetime | None) -> str | None:  # type: ignore[override]
+        if value is None:
+            return None
+        return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def utc(value: datetime | None) -> str | None:
+    return UtcDateTimeField().to_representation(value)
+
+
+# --- Query parameters -----------------------------------------------------------------------------
+
+
+def query_datetime(request: Request, name: str) -> datetime | None:
+    raw = request.query_params.get(name)
+    if raw is None:
+        return None
+    try:
+        parsed = parse_datetime(raw.replace(" ", "+"))  # a "+" left unescaped in a URL is a space
+    except ValueError:
+        parsed = None
+    if parsed is None or parsed.tzinfo is None:
+        raise InvalidInput(
+            _("%(name)s is an RFC 3339 time with its offset, e.g. 2026-11-22T09:30:00Z.") % {"name": name},
+            field=name,
+        )
+    return parsed
+
+
+def query_bool(request: Request, name: str) -> bool | None:
+    raw = request.query_params.get(name)
+    if raw is None:
+        return None
+    if raw.lower() in ("true", "1"):
+        return True
+    if raw.lower() in ("false", "0"):
+        return False
+    raise InvalidInput(_("%(name)s is true or false.") % {"name": name}, field=name)
+
+
+def query_uuid(request: Request, name: str) -> uuid.UUID | None:
+    raw = request.query_params.get(name)
+    if raw is None:
+        return None
+    try:
+        return uuid.UUID(raw)
+    except ValueError:
+        raise InvalidInput(_("%(name)s is a UUID.") % {"name": name}, field=name) from None
+
+
+def query_choice(request: Request, name: str, choices: list[str]) -> str | None:
+    raw = request.query_params.get(name)
+    if raw is None:
+        return None
+    if raw not in choices:
+        raise InvalidInput(
+            _("%(name)s is one of: %(choices)s") % {"name": name, "choices": ", ".join(choices)}, field=name
+        )
+    return raw
+
+
+def query_text(request: Request, name: str, *, max_length: int = 200) -> str:
+    raw = request.query_params.get(name, "").strip()
+    if len(raw) > max_length or "\x00" in raw:
+        raise InvalidInput(
+            _("%(name)s is at most %(n)d characters.") % {"name": name, "n": max_length}, field=name
+        )
+    return raw

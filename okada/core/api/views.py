@@ -1,0 +1,137 @@
+"""`ApiView`: the base of every `/api/v1/` endpoint (see the package docstring for what it does)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.http import HttpRequest, HttpResponseBase
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from okada.core.actors import Actor
+from okada.core.errors import NotFound
+
+from . import idempotency
+from .auth import Credential
+from .problems import PayloadTooLarge
+
+log = logging.getLogger(__name__)
+
+
+class _Failed(Exception):
+    """The handler answered 500 or more inside the idempotent transaction: roll it back."""
+
+    def __init__(self, response: HttpResponseBase) -> None:
+        self.response = response
+
+
+class ApiView(APIView):
+    """Authentication, scopes, rate limits, body cap, Idempotency-Key, problem+json.
+
+    Class attributes a view sets:
+    - `required_scopes = {"GET": "products:read", "POST": "products:write"}`;
+    - `allowed_roles = {"storefront"}` (or per method: `{"POST": {"storefront", "vendor"}}`);
+    - `idempotent = False` to turn the Idempotency-Key store off (an answer that holds a secret,
+      such as a new token, must never be stored).
+    """
+
+    required_scopes: dict[str, str] = {}
+    allowed_roles: Any = None
+    idempotent = True
+
+    # --- who is calling ------------------------------------------------------------------------
+
+    @property
+    def actor(self) -> Actor:
+        return self.credential.actor
+
+    @property
+    def credential(self) -> Credential:
+        credential = self.request.auth
+        assert isinstance(credential, Credential), "the view requires a credential"
+        return credential
+
+    # --- the request cycle ---------------------------------------------------------------------
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        length = request.META.get("CONTENT_LENGTH") or "0"
+        if not length.isdigit() or int(length) > settings.OKADA_API_MAX_BODY_BYTES:
+            raise PayloadTooLarge(max_bytes=settings.OKADA_API_MAX_BODY_BYTES)
+        super().initial(request, *args, **kwargs)
+
+    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        """DRF's dispatch, with the handler run through the Idempotency-Key store for POSTs."""
+        self.args = args
+        self.kwargs = kwargs
+        drf_request = self.initialize_request(request, *args, **kwargs)
+        self.request = drf_request
+        self.headers = self.default_response_headers
+        try:
+            self.initial(drf_request, *args, **kwargs)
+            response: Any = self._run(drf_request, *args, **kwargs)
+        except Exception as exc:
+            response = self.handle_exception(exc)
+        self.response = self.finalize_response(drf_request, response, *args, **kwargs)
+        return self.response
+
+    def _handler(self, request: Request) -> Any:
+        if request.method and request.method.lower() in self.http_method_names:
+            return getattr(self, request.method.lower(), self.http_method_not_allowed)
+        return self.http_method_not_allowed
+
+    def _run(self, request: Request, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        handler = self._handler(request)
+        key = idempotency.validate_key(request.headers.get(idempotency.HEADER))
+        if request.method != "POST" or key is None or not self.idempotent:
+            return handler(request, *args, **kwargs)  # type: ignore[no-any-return]
+        outcome = idempotency.claim(
+            scope=self.credential.scope_key
+            if isinstance(request.auth, Credential)
+            else self._anonymous_scope(),
+            key=key,
+            method=request.method,
+            path=request.get_full_path(),
+            body=request.body,
+        )
+        if isinstance(outcome, idempotency.Replay):
+            return outcome.response()
+        try:
+            with transaction.atomic():
+                try:
+                    response: Any = handler(request, *args, **kwargs)
+                except Exception as exc:
+                    response = self.handle_exception(exc)
+                if response.status_code >= 500 or connection.needs_rollback:
+                    raise _Failed(response)
+                response = self.finalize_response(request, response, *args, **kwargs)
+                if isinstance(response, Response):
+                    response.render()
+                idempotency.complete(outcome, response)
+            return response
+        except _Failed as failed:
+            idempotency.release(outcome)
+            return failed.response
+        except BaseException:
+            idempotency.release(outcome)
+            raise
+
+    def _anonymous_scope(self) -> str:
+        """Endpoints without a credential (payment callbacks) scope keys by view."""
+        return f"anon:{type(self).__name__}"
+
+    def finalize_response(self, request: Request, response: Any, *args: Any, **kwargs: Any) -> Any:
+        response = super().finalize_response(request, response, *args, **kwargs)
+        usage = getattr(request, "ratelimit", None)
+        if usage is not None:
+            for name, value in usage.headers().items():
+                response[name] = value
+        return response
+
+
+def not_found() -> NotFound:
+    """What a caller gets for another tenant's object: exactly what a missing one gets."""
+    return NotFound()

@@ -1,0 +1,131 @@
+"""API keys in the admin: list, issue (the key is shown once), revoke. Tokens: list, revoke."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.contrib import admin
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django.utils.translation import gettext_lazy as _
+
+from okada.core.admin import run_per_object, staff_actor
+
+from . import services
+from .models import ApiKey, PersonalToken, Scope
+
+
+class ApiKeyForm(forms.ModelForm):
+    scopes = forms.MultipleChoiceField(
+        label=_("scopes"),
+        choices=Scope.choices,
+        widget=forms.CheckboxSelectMultiple,
+        required=False,
+        help_text=_("Leave empty for every scope of its kind."),
+    )
+
+    class Meta:
+        model = ApiKey
+        fields = ("name", "vendor", "scopes", "expires_at")
+        help_texts = {"vendor": _("Empty: a storefront key.")}
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(admin.ModelAdmin):
+    list_display = (
+        "name",
+        "kind",
+        "vendor",
+        "scope_list",
+        "prefix",
+        "last_used_at",
+        "expires_at",
+        "revoked_at",
+    )
+    list_filter = ("kind", ("revoked_at", admin.EmptyFieldListFilter))
+    search_fields = ("name", "prefix", "vendor__name", "vendor__slug")
+    list_select_related = ("vendor",)
+    autocomplete_fields = ("vendor",)
+    actions = ["revoke"]
+    form = ApiKeyForm
+
+    @admin.display(description=_("scopes"))
+    def scope_list(self, obj: ApiKey) -> str:
+        return ", ".join(obj.scopes)
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        # A key never changes once issued: revoke it and issue another.
+        if obj is None:
+            return ()
+        return [f.name for f in ApiKey._meta.fields if f.name != "key_hash"]
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        if obj is None:
+            return ApiKeyForm.Meta.fields
+        return self.get_readonly_fields(request, obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # revoke instead: the row says who used it and when
+
+    def save_model(self, request: HttpRequest, obj: ApiKey, form: Any, change: bool) -> None:
+        """Only new keys reach here (the change form is read-only); issued by the service."""
+        issued = services.api_key_issue(
+            name=form.cleaned_data["name"],
+            vendor=form.cleaned_data.get("vendor"),
+            scopes=form.cleaned_data.get("scopes") or None,
+            expires_at=form.cleaned_data.get("expires_at"),
+            actor=staff_actor(request),
+        )
+        obj.pk = issued.key.pk
+        obj._state.adding = False
+        request._okada_issued_secret = issued.secret  # type: ignore[attr-defined]
+
+    def response_add(self, request: HttpRequest, obj: ApiKey, post_url_continue: Any = None) -> HttpResponse:
+        """Show the key once, on this page only (never in a message: messages live in cookies)."""
+        secret = getattr(request, "_okada_issued_secret", None)
+        if secret is None:
+            return super().response_add(request, obj, post_url_continue)
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "key": ApiKey.objects.get(pk=obj.pk),
+            "secret": secret,
+            "title": _("API key issued"),
+        }
+        response = TemplateResponse(request, "admin/credentials/apikey_issued.html", context)
+        response["Cache-Control"] = "no-store"
+        return response
+
+    @admin.action(description=_("Revoke selected keys"), permissions=["change"])
+    def revoke(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> None:
+        actor = staff_actor(request)
+        run_per_object(self, request, queryset, lambda key: services.api_key_revoke(key=key, actor=actor))
+
+
+@admin.register(PersonalToken)
+class PersonalTokenAdmin(admin.ModelAdmin):
+    list_display = ("user", "vendor", "prefix", "created_at", "last_used_at", "expires_at", "revoked_at")
+    list_select_related = ("user", "vendor")
+    search_fields = ("user__username", "vendor__slug", "prefix")
+    actions = ["revoke"]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return [f.name for f in PersonalToken._meta.fields if f.name != "token_hash"]
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return self.get_readonly_fields(request, obj)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # users get tokens with their password, from the API
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.action(description=_("Revoke selected tokens"), permissions=["change"])
+    def revoke(self, request: HttpRequest, queryset: QuerySet[PersonalToken]) -> None:
+        actor = staff_actor(request)
+        run_per_object(
+            self, request, queryset, lambda token: services.personal_token_revoke(token=token, actor=actor)
+        )

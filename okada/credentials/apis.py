@@ -1,0 +1,84 @@
+"""POST /api/v1/auth/token: a vendor user's password for an expiring personal token."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.utils.translation import gettext as _
+from drf_spectacular.utils import OpenApiExample, extend_schema
+from rest_framework import serializers, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from okada.core.api import ratelimit
+from okada.core.api.serializers import StrictSerializer, UtcDateTimeField
+from okada.core.api.views import ApiView
+from okada.core.errors import NotAuthenticated, Throttled
+
+from . import services
+
+
+class TokenIn(StrictSerializer):
+    username = serializers.CharField(max_length=150)
+    password = serializers.CharField(max_length=256, trim_whitespace=False)
+    vendor = serializers.SlugField(
+        max_length=100, required=False, help_text="The vendor's slug, for users of several vendors."
+    )
+
+
+class TokenOut(serializers.Serializer[Any]):
+    token = serializers.CharField(help_text="Send it as `Authorization: Bearer <token>`; shown once.")
+    expires_at = UtcDateTimeField()
+
+
+class TokenApi(ApiView):
+    """Brute force: failed attempts are counted per username and per client address in Redis
+    (OKADA_API_LOGIN_RATE_LIMIT, default 10 per 15 minutes); past the limit every attempt, right
+    or wrong, is refused with 429 until the window ends. A success clears the username's count."""
+
+    authentication_classes: list[Any] = []
+    permission_classes: list[Any] = []
+    idempotent = False  # the answer holds a secret: never stored for replay
+
+    @extend_schema(
+        operation_id="auth_token",
+        request=TokenIn,
+        responses={201: TokenOut},
+        examples=[
+            OpenApiExample("login", value={"username": "awa", "password": "••••••••"}, request_only=True),
+            OpenApiExample(
+                "token",
+                value={"token": "okt_3f9a1c2b7d4e_Qm9...", "expires_at": "2026-11-22T21:30:00.000000Z"},
+                response_only=True,
+                status_codes=["201"],
+            ),
+        ],
+        tags=["auth"],
+    )
+    def post(self, request: Request) -> Response:
+        data = TokenIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        username = data.validated_data["username"]
+        rate = ratelimit.Rate.parse(settings.OKADA_API_LOGIN_RATE_LIMIT)
+        counters = [f"login:user:{username.lower()}", f"login:ip:{ratelimit.client_ip(request)}"]
+        for counter in counters:
+            usage = ratelimit.hit(counter, rate, count=False)
+            if usage is not None and not usage.allowed:
+                raise Throttled(
+                    _("Too many failed logins: try again in %(s)d seconds.") % {"s": usage.reset},
+                    retry_after=usage.reset,
+                )
+        try:
+            issued = services.personal_token_issue(
+                username=username,
+                password=data.validated_data["password"],
+                vendor_slug=data.validated_data.get("vendor", ""),
+            )
+        except NotAuthenticated:
+            for counter in counters:
+                ratelimit.hit(counter, rate)
+            raise
+        ratelimit.reset(counters[0], rate)
+        body = TokenOut({"token": issued.secret, "expires_at": issued.token.expires_at}).data
+        return Response(body, status=status.HTTP_201_CREATED, headers={"Cache-Control": "no-store"})

@@ -1,0 +1,180 @@
+"""Issuing, revoking and checking API credentials. The secret is returned once, never stored."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth import authenticate
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from catalog.models import Vendor, VendorMember
+from okada.core.actors import Actor
+from okada.core.errors import InvalidInput, NotAuthenticated
+
+from .models import STOREFRONT_SCOPES, VENDOR_SCOPES, ApiKey, KeyKind, PersonalToken
+
+KEY_PREFIX = "okk"  # API keys: okk_<prefix>_<secret>
+TOKEN_PREFIX = "okt"  # noqa: S105 (a label, not a secret): personal tokens okt_<prefix>_<secret>
+TOUCH_EVERY = timedelta(minutes=1)  # last_used_at is written at most this often per credential
+
+
+def _hash(raw: str) -> str:
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+def _new_secret(kind: str) -> tuple[str, str]:
+    """(public prefix, whole secret): 72 bits to find it, 256 random bits to prove it."""
+    prefix = secrets.token_hex(6)
+    return prefix, f"{kind}_{prefix}_{secrets.token_urlsafe(32)}"
+
+
+def split(raw: str) -> tuple[str, str] | None:
+    """(kind, prefix) of a presented secret, or None if it is not shaped like one of ours."""
+    parts = raw.split("_", 2)
+    if len(parts) != 3 or parts[0] not in (KEY_PREFIX, TOKEN_PREFIX) or len(parts[1]) != 12:
+        return None
+    return parts[0], parts[1]
+
+
+def matches(raw: str, stored_hash: str) -> bool:
+    return hmac.compare_digest(_hash(raw), stored_hash)
+
+
+# --- API keys -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class IssuedKey:
+    key: ApiKey
+    secret: str  # shown once to whoever asked for it, then forgotten
+
+
+def _check_scopes(scopes: Sequence[str], allowed: Sequence[str]) -> list[str]:
+    unknown = sorted(set(scopes) - set(allowed))
+    if unknown:
+        raise InvalidInput(
+            _("Scopes not available for this kind of key: %(s)s") % {"s": ", ".join(unknown)}, field="scopes"
+        )
+    return sorted(set(scopes))
+
+
+def api_key_issue(
+    *,
+    name: str,
+    actor: Actor,
+    vendor: Vendor | None = None,
+    scopes: Sequence[str] | None = None,
+    expires_at: datetime | None = None,
+) -> IssuedKey:
+    """A new vendor key (with `vendor`) or storefront key (without). Staff with the permission
+    `credentials.add_apikey`, operators and the system only."""
+    actor.require("credentials.add_apikey")
+    if not name.strip():
+        raise InvalidInput(_("A key needs a name."), field="name")
+    kind = KeyKind.VENDOR if vendor is not None else KeyKind.STOREFRONT
+    allowed = VENDOR_SCOPES if vendor is not None else [s.value for s in STOREFRONT_SCOPES]
+    chosen = _check_scopes(scopes if scopes is not None else allowed, allowed)
+    if not chosen:
+        raise InvalidInput(_("A key needs at least one scope."), field="scopes")
+    if expires_at is not None and expires_at <= timezone.now():
+        raise InvalidInput(_("The expiry must be in the future."), field="expires_at")
+    prefix, secret = _new_secret(KEY_PREFIX)
+    key = ApiKey.objects.create(
+        name=name.strip()[:100],
+        kind=kind,
+        vendor=vendor,
+        prefix=prefix,
+        key_hash=_hash(secret),
+        scopes=chosen,
+        expires_at=expires_at,
+        created_by=actor.user if getattr(actor.user, "pk", None) else None,
+    )
+    return IssuedKey(key=key, secret=secret)
+
+
+def api_key_revoke(*, key: ApiKey, actor: Actor) -> ApiKey:
+    """Revoke at once: the next request with it is refused (401). Revoking twice is a no-op."""
+    actor.require("credentials.change_apikey")
+    with transaction.atomic():
+        key = ApiKey.objects.select_for_update().get(pk=key.pk)
+        if key.revoked_at is None:
+            key.revoked_at = timezone.now()
+            key.revoked_by = actor.user if getattr(actor.user, "pk", None) else None
+            key.save(update_fields=["revoked_at", "revoked_by", "updated_at"])
+    return key
+
+
+# --- Personal tokens ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    token: PersonalToken
+    secret: str
+
+
+def personal_token_issue(*, username: str, password: str, vendor_slug: str = "") -> IssuedToken:
+    """A token for a vendor user who gives their password (brute force is limited by the caller).
+
+    The user must be active and a member of the vendor (`vendor_slug`, needed only when they
+    belong to several). Wrong password, unknown user and non-member get the same refusal.
+    """
+    refused = NotAuthenticated(_("Wrong username or password, or not a vendor member."))
+    user = authenticate(username=username, password=password)
+    if user is None:
+        raise refused
+    memberships = VendorMember.objects.filter(user=user, vendor__deleted_at__isnull=True).select_related(
+        "vendor"
+    )
+    if vendor_slug:
+        memberships = memberships.filter(vendor__slug=vendor_slug)
+    vendors = [m.vendor for m in memberships[:2]]
+    if not vendors:
+        raise refused
+    if len(vendors) > 1:
+        raise InvalidInput(_("You work for several vendors: say which one (vendor)."), field="vendor")
+    prefix, secret = _new_secret(TOKEN_PREFIX)
+    token = PersonalToken.objects.create(
+        user=user,
+        vendor=vendors[0],
+        prefix=prefix,
+        token_hash=_hash(secret),
+        expires_at=timezone.now() + timedelta(hours=settings.OKADA_API_TOKEN_HOURS),
+    )
+    return IssuedToken(token=token, secret=secret)
+
+
+def personal_token_revoke(*, token: PersonalToken, actor: Actor) -> PersonalToken:
+    """The owner, or staff allowed to change tokens, revoke a token at once."""
+    if not (actor.user is not None and actor.user.pk == token.user_id):
+        actor.require("credentials.change_personaltoken")
+    with transaction.atomic():
+        token = PersonalToken.objects.select_for_update().get(pk=token.pk)
+        if token.revoked_at is None:
+            token.revoked_at = timezone.now()
+            token.save(update_fields=["revoked_at", "updated_at"])
+    return token
+
+
+# --- Using them -----------------------------------------------------------------------------------
+
+
+def credential_touch(model: Any, pk: Any, last_used_at: datetime | None) -> None:
+    """Record a use, at most once a minute per credential: the condition is checked in the
+    UPDATE, so concurrent requests of one credential write it once."""
+    now = timezone.now()
+    if last_used_at is not None and now - last_used_at < TOUCH_EVERY:
+        return
+    model.objects.filter(Q(last_used_at__isnull=True) | Q(last_used_at__lt=now - TOUCH_EVERY), pk=pk).update(
+        last_used_at=now
+    )

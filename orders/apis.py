@@ -1,0 +1,465 @@
+"""Order endpoints of `/api/v1/`: zones, orders (list, read, place, transitions), payment callbacks.
+
+A vendor credential reaches only its vendor's orders (anything else is a 404); the storefront
+reaches the orders placed through the storefront. Writes go through orders.services only.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from django.conf import settings
+from django.utils.translation import gettext as _
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema, extend_schema_view
+from rest_framework import serializers, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from catalog.models import City, Vendor
+from okada.core.actors import Actor
+from okada.core.api.auth import SignedBodyAuthentication
+from okada.core.api.pagination import CursorPage, page_of
+from okada.core.api.serializers import (
+    StrictSerializer,
+    UtcDateTimeField,
+    query_choice,
+    query_datetime,
+    utc,
+)
+from okada.core.api.views import ApiView
+from okada.core.errors import InvalidInput, NotFound
+
+from . import selectors, services
+from .models import MOBILE_MONEY, Channel, Order, OrderQuerySet, OrderStatus, Payment, PaymentMethod, Zone
+
+VENDOR, STOREFRONT, SYSTEM = Actor.VENDOR, Actor.STOREFRONT, Actor.SYSTEM
+ORDER_ORDERINGS = ("-placed_at", "placed_at", "-updated_at", "updated_at")
+
+# --- Output -----------------------------------------------------------------------------------------
+
+
+class CustomerOut(serializers.Serializer[Any]):
+    id = serializers.UUIDField()
+    name = serializers.CharField()
+    phone = serializers.CharField()
+
+
+class OrderItemOut(serializers.Serializer[Any]):
+    id = serializers.UUIDField()
+    product = serializers.UUIDField()
+    sku = serializers.CharField()
+    name = serializers.CharField()
+    unit_price_xaf = serializers.IntegerField()
+    quantity = serializers.IntegerField()
+    line_total_xaf = serializers.IntegerField()
+
+
+class PaymentOut(serializers.Serializer[Any]):
+    id = serializers.UUIDField()
+    provider = serializers.ChoiceField(choices=PaymentMethod.choices)
+    reference = serializers.CharField(help_text="Give it to the provider to collect the payment.")
+    amount_xaf = serializers.IntegerField()
+    status = serializers.ChoiceField(choices=Payment.Status.choices)
+    paid_at = UtcDateTimeField(allow_null=True)
+
+
+def payment_json(payment: Payment) -> dict[str, Any]:
+    return {
+        "id": str(payment.pk),
+        "provider": payment.provider,
+        "reference": payment.provider_reference,
+        "amount_xaf": payment.amount_xaf,
+        "status": payment.status,
+        "paid_at": utc(payment.paid_at),
+    }
+
+
+class OrderOut(serializers.Serializer[Any]):
+    """Declared for the schema; `to_representation` builds the dict directly (fast lists)."""
+
+    id = serializers.UUIDField()
+    number = serializers.CharField()
+    vendor = serializers.UUIDField()
+    customer = CustomerOut()
+    status = serializers.ChoiceField(choices=OrderStatus.choices)
+    channel = serializers.ChoiceField(choices=Channel.choices)
+    payment_method = serializers.ChoiceField(choices=PaymentMethod.choices)
+    payment_status = serializers.CharField()
+    subtotal_xaf = serializers.IntegerField()
+    delivery_fee_xaf = serializers.IntegerField()
+    total_xaf = serializers.IntegerField()
+    address = serializers.CharField()
+    zone = serializers.UUIDField()
+    note = serializers.CharField()
+    placed_at = UtcDateTimeField()
+    expires_at = UtcDateTimeField(allow_null=True, help_text="Unpaid mobile-money orders expire then.")
+    updated_at = UtcDateTimeField()
+    items = OrderItemOut(many=True)
+    payments = PaymentOut(
+        many=True, help_text="For mobile money, the payment request the customer must approve."
+    )
+
+    def to_representation(self, order: Order) -> dict[str, Any]:
+        return order_json(order)
+
+
+def order_json(order: Order) -> dict[str, Any]:
+    customer = order.customer
+    return {
+        "id": str(order.pk),
+        "number": order.number,
+        "vendor": str(order.vendor_id),
+        "customer": {"id": str(customer.pk), "name": customer.name, "phone": customer.phone},
+        "status": order.status,
+        "channel": order.channel,
+        "payment_method": order.payment_method,
+        "payment_status": order.payment_status,
+        "subtotal_xaf": order.subtotal_xaf,
+        "delivery_fee_xaf": order.delivery_fee_xaf,
+        "total_xaf": order.total_xaf,
+        "address": order.address,
+        "zone": str(order.zone_id),
+        "note": order.note,
+        "placed_at": utc(order.placed_at),
+        "expires_at": utc(order.expires_at),
+        "updated_at": utc(order.updated_at),
+        "items": [
+            {
+                "id": str(item.pk),
+                "product": str(item.product_id),
+                "sku": item.sku,
+                "name": item.name,
+                "unit_price_xaf": item.unit_price_xaf,
+                "quantity": item.quantity,
+                "line_total_xaf": item.line_total_xaf,
+            }
+            for item in order.items.all()
+        ],
+        "payments": [payment_json(p) for p in order.payments.all()],
+    }
+
+
+class ZoneOut(serializers.Serializer[Any]):
+    id = serializers.UUIDField()
+    city = serializers.ChoiceField(choices=City.choices)
+    name = serializers.CharField()
+    delivery_fee_xaf = serializers.IntegerField()
+    updated_at = UtcDateTimeField()
+
+    def to_representation(self, zone: Zone) -> dict[str, Any]:
+        return {
+            "id": str(zone.pk),
+            "city": zone.city,
+            "name": zone.name,
+            "delivery_fee_xaf": zone.delivery_fee_xaf,
+            "updated_at": utc(zone.updated_at),
+        }
+
+
+# --- Input ------------------------------------------------------------------------------------------
+
+
+class CustomerIn(StrictSerializer):
+    phone = serializers.CharField(max_length=32, help_text="Cameroonian mobile number (+237...).")
+    name = serializers.CharField(max_length=200)
+
+
+class OrderItemIn(StrictSerializer):
+    product = serializers.UUIDField()
+    quantity = serializers.IntegerField(min_value=1, max_value=services.MAX_QUANTITY)
+
+
+class OrderPlaceIn(StrictSerializer):
+    read_only_names = (
+        "id",
+        "number",
+        "status",
+        "channel",
+        "payment_status",
+        "subtotal_xaf",
+        "delivery_fee_xaf",
+        "total_xaf",
+        "placed_at",
+        "expires_at",
+        "updated_at",
+        "payments",
+    )
+
+    vendor = serializers.UUIDField(
+        required=False, help_text="Required for the storefront; a vendor places for itself."
+    )
+    customer = CustomerIn()
+    items = OrderItemIn(many=True, min_length=1, max_length=services.MAX_LINES)  # type: ignore[call-arg]
+    payment_method = serializers.ChoiceField(choices=PaymentMethod.choices)
+    address = serializers.CharField(max_length=500)
+    zone = serializers.UUIDField()
+    note = serializers.CharField(max_length=1000, allow_blank=True, required=False)
+
+
+class TransitionIn(StrictSerializer):
+    to = serializers.ChoiceField(choices=OrderStatus.choices)
+    note = serializers.CharField(max_length=500, allow_blank=True, required=False)
+
+
+class CallbackIn(StrictSerializer):
+    reference = serializers.CharField(max_length=100, help_text="The payment reference Okada gave.")
+    status = serializers.ChoiceField(choices=[Payment.Status.SUCCEEDED, Payment.Status.FAILED])
+    amount_xaf = serializers.IntegerField(min_value=1, max_value=10**12, required=False)
+    transaction_id = serializers.CharField(max_length=100, required=False, help_text="The provider's own id.")
+
+
+class CallbackOut(serializers.Serializer[Any]):
+    reference = serializers.CharField()
+    status = serializers.ChoiceField(choices=Payment.Status.choices)
+
+
+# --- Views --------------------------------------------------------------------------------------------
+
+LIST_PARAMETERS = [
+    OpenApiParameter("limit", int, description="Page size, 1 to 200 (default 50)."),
+    OpenApiParameter("cursor", str, description="From `next` or `previous` of a page."),
+    OpenApiParameter("updated_since", str, description="RFC 3339 time: rows changed at or after it."),
+]
+ORDER_PLACE_EXAMPLE = {
+    "vendor": "0192f6d2-8b1c-7aaa-8b51-3f2b9c1d4e50",
+    "customer": {"phone": "+237677123456", "name": "Awa Mbarga"},
+    "items": [{"product": "0192f6d2-8b1c-7c3e-9a51-3f2b9c1d4e5f", "quantity": 2}],
+    "payment_method": "mtn_momo",
+    "address": "Carrefour Ndokoti, près de la pharmacie",
+    "zone": "0192f6d2-8b1c-7bbb-8b51-3f2b9c1d4e51",
+}
+
+
+class OrderScope(ApiView):
+    """The orders a credential reaches: its vendor's, or the storefront's own."""
+
+    def orders(self, **filters: Any) -> OrderQuerySet:
+        if self.actor.role == VENDOR:
+            return selectors.order_list(vendor_id=self.actor.vendor_id, **filters)
+        return selectors.order_list(channel=Channel.STOREFRONT, **filters)
+
+    def order(self, pk: uuid.UUID) -> Order:
+        order = self.orders().filter(pk=pk).first()
+        if order is None:
+            raise NotFound(_("No such order."))
+        return order
+
+
+@extend_schema_view(
+    get=extend_schema(
+        operation_id="orders_list",
+        parameters=[
+            *LIST_PARAMETERS,
+            OpenApiParameter("status", str, enum=OrderStatus.values),
+            OpenApiParameter("ordering", str, enum=list(ORDER_ORDERINGS), description="Default -placed_at."),
+        ],
+        responses={200: page_of(OrderOut)},
+        tags=["orders"],
+    ),
+    post=extend_schema(
+        operation_id="orders_place",
+        summary="Place an order",
+        description="The storefront places an order for a customer given by phone and name (an "
+        "existing customer with that number is reused, never created twice). Stock is reserved for "
+        "every item or none (409 `out_of_stock` names the short items). For mobile money the "
+        "answer holds the payment request (`payments`); unpaid, the order expires after the "
+        "deadline. A vendor credential may place a phone order for its own shop.",
+        request=OrderPlaceIn,
+        responses={201: OrderOut},
+        examples=[OpenApiExample("mobile money", value=ORDER_PLACE_EXAMPLE, request_only=True)],
+        tags=["orders"],
+    ),
+)
+class OrderListApi(OrderScope):
+    required_scopes = {"GET": "orders:read", "POST": "orders:place"}
+    allowed_roles = {"GET": {VENDOR, STOREFRONT}, "POST": {VENDOR, STOREFRONT}}
+
+    def get(self, request: Request) -> Response:
+        page = CursorPage(request, orderings=ORDER_ORDERINGS, default="-placed_at")
+        orders = self.orders(
+            status=query_choice(request, "status", OrderStatus.values),
+            updated_since=query_datetime(request, "updated_since"),
+        )
+        rows = page.paginate(orders)
+        return rows.response([order_json(o) for o in rows.rows])
+
+    def post(self, request: Request) -> Response:
+        data = OrderPlaceIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        d = data.validated_data
+        vendor = self._vendor(d.get("vendor"))
+        zone = Zone.objects.filter(pk=d["zone"]).first()
+        if zone is None:
+            raise InvalidInput(_("No such delivery zone."), field="zone")
+        items = [(item["product"], item["quantity"]) for item in d["items"]]
+        if self.actor.role == VENDOR:
+            self._own_products_only(vendor, items)
+        customer = services.customer_get_or_create(
+            phone=d["customer"]["phone"],
+            name=d["customer"]["name"],
+            zone=zone,
+            address=d["address"],
+            actor=self.actor,
+        )
+        order = services.order_place(
+            vendor=vendor,
+            customer=customer,
+            items=items,
+            payment_method=d["payment_method"],
+            channel=Channel.STOREFRONT if self.actor.role == STOREFRONT else Channel.PHONE,
+            address=d["address"],
+            zone=zone,
+            note=d.get("note", ""),
+            actor=self.actor,
+        )
+        if order.payment_method in MOBILE_MONEY:
+            services.payment_record(
+                order=order, provider=order.payment_method, amount_xaf=order.total_xaf, actor=self.actor
+            )
+        order = selectors.order_list().get(pk=order.pk)
+        return Response(order_json(order), status=status.HTTP_201_CREATED)
+
+    def _vendor(self, vendor_id: uuid.UUID | None) -> Vendor:
+        if self.actor.role == VENDOR:
+            if vendor_id is not None and vendor_id != self.actor.vendor_id:
+                raise NotFound(_("No such vendor."))
+            vendor_id = self.actor.vendor_id
+        elif vendor_id is None:
+            raise InvalidInput(_("Say which vendor the order is for."), field="vendor")
+        vendor = Vendor.objects.filter(pk=vendor_id).first()
+        if vendor is None:
+            raise InvalidInput(_("No such vendor."), field="vendor")
+        return vendor
+
+    def _own_products_only(self, vendor: Vendor, items: list[tuple[uuid.UUID, int]]) -> None:
+        """A vendor naming another vendor's product gets a 404, as for any object not theirs."""
+        ids = {pk for pk, _qty in items}
+        if vendor.products.filter(pk__in=ids).count() != len(ids):
+            raise NotFound(_("No such product."))
+
+
+@extend_schema_view(
+    get=extend_schema(operation_id="orders_retrieve", responses={200: OrderOut}, tags=["orders"])
+)
+class OrderDetailApi(OrderScope):
+    required_scopes = {"GET": "orders:read"}
+    allowed_roles = {VENDOR, STOREFRONT}
+
+    def get(self, request: Request, pk: uuid.UUID) -> Response:
+        return Response(order_json(self.order(pk)))
+
+
+class OrderTransitionApi(OrderScope):
+    required_scopes = {"POST": "orders:write"}
+    allowed_roles = {VENDOR, STOREFRONT}
+
+    @extend_schema(
+        operation_id="orders_transition",
+        summary="Move an order along its lifecycle",
+        description="pending → accepted → preparing → ready → out_for_delivery → delivered; "
+        "cancelled from pending to ready (the storefront: only while pending). A refused move is a "
+        "409 `invalid_transition` (`allowed` lists the possible ones) or a 403 "
+        "`transition_not_allowed`.",
+        request=TransitionIn,
+        responses={200: OrderOut},
+        examples=[
+            OpenApiExample("accept", value={"to": "accepted", "note": "en préparation"}, request_only=True)
+        ],
+        tags=["orders"],
+    )
+    def post(self, request: Request, pk: uuid.UUID) -> Response:
+        order = self.order(pk)
+        data = TransitionIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        services.order_transition(
+            order=order,
+            to=data.validated_data["to"],
+            note=data.validated_data.get("note", ""),
+            actor=self.actor,
+        )
+        return Response(order_json(self.order(pk)))
+
+
+@extend_schema_view(
+    get=extend_schema(
+        operation_id="zones_list",
+        parameters=[*LIST_PARAMETERS, OpenApiParameter("city", str, enum=City.values)],
+        responses={200: page_of(ZoneOut)},
+        tags=["catalog"],
+    )
+)
+class ZoneListApi(ApiView):
+    required_scopes = {"GET": "products:read"}
+
+    def get(self, request: Request) -> Response:
+        page = CursorPage(request, orderings=("name", "-updated_at", "updated_at"), default="name")
+        zones = selectors.zone_list(
+            city=query_choice(request, "city", City.values),
+            updated_since=query_datetime(request, "updated_since"),
+        )
+        rows = page.paginate(zones)
+        return rows.response(ZoneOut(rows.rows, many=True).data)
+
+
+# --- Payment provider callbacks -----------------------------------------------------------------------
+
+PROVIDERS = tuple(str(m) for m in MOBILE_MONEY)
+
+
+class ProviderSignature(SignedBodyAuthentication):
+    """HMAC-SHA256 of the body with the provider's secret (OKADA_<PROVIDER>_CALLBACK_SECRET)."""
+
+    def signer(self, request: Request) -> tuple[str, str]:
+        provider = request.parser_context["kwargs"]["provider"] if request.parser_context else ""
+        return f"callback:{provider}", settings.OKADA_PAYMENT_CALLBACK_SECRETS.get(provider, "")
+
+
+class PaymentCallbackApi(ApiView):
+    """Replay-safe: a payment is decided by its first final callback; a repeat changes nothing
+    and gets the same answer. A bad signature is a 401 before anything is read or changed."""
+
+    authentication_classes = [ProviderSignature]
+    allowed_roles = {SYSTEM}
+
+    @extend_schema(
+        operation_id="payments_callback",
+        summary="Payment provider callback (MTN MoMo, Orange Money)",
+        description="Signed: `X-Signature: sha256=<hex HMAC-SHA256 of the raw body>` with the "
+        "provider's secret. Idempotent per payment reference.",
+        parameters=[
+            OpenApiParameter("provider", str, OpenApiParameter.PATH, enum=list(PROVIDERS)),
+            OpenApiParameter("X-Signature", str, OpenApiParameter.HEADER, required=True),
+        ],
+        request=CallbackIn,
+        responses={200: CallbackOut},
+        examples=[
+            OpenApiExample(
+                "paid",
+                value={
+                    "reference": "mtn_momo-5f1c2a9e0b7d4c3a8e21",
+                    "status": "succeeded",
+                    "amount_xaf": 3500,
+                },
+                request_only=True,
+            )
+        ],
+        tags=["payments"],
+        auth=[],
+    )
+    def post(self, request: Request, provider: str) -> Response:
+        if provider not in PROVIDERS:
+            raise NotFound()
+        data = CallbackIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        d = data.validated_data
+        if d["status"] == Payment.Status.SUCCEEDED and "amount_xaf" not in d:
+            raise InvalidInput(_("A successful payment needs its amount."), field="amount_xaf")
+        payment = services.payment_apply_callback(
+            provider=provider,
+            provider_reference=d["reference"],
+            status=d["status"],
+            amount_xaf=d.get("amount_xaf", 0),
+            payload=dict(request.data),
+        )
+        return Response({"reference": payment.provider_reference, "status": payment.status})
