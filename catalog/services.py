@@ -504,6 +504,12 @@ def _upsert_one(
         with transaction.atomic():  # a savepoint: a failed item leaves the others applied
             current = existing.get(sku)
             if current is None:
+                missing = [f for f in ("name", "price_xaf") if f not in fields]
+                if missing:
+                    raise InvalidInput(
+                        _("A new product needs a name and a price."),
+                        errors={f: [_("This field is required for a new product.")] for f in missing},
+                    )
                 product = product_create(
                     vendor=vendor, sku=sku, actor=actor, initial_stock=item.get("initial_stock", 0), **fields
                 )

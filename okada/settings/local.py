@@ -5,3 +5,6 @@ from .base import env
 
 DEBUG = env.bool("DJANGO_DEBUG", default=True)
 SECRET_KEY = env("SECRET_KEY", default="okada-local-development-key-not-for-production-use-0123456789")
+# runserver and a local gunicorn serve the apps' static files without collectstatic.
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = DEBUG

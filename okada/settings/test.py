@@ -21,3 +21,6 @@ INSTALLED_APPS = [*INSTALLED_APPS, "tests.testapp"]
 OKADA_API_RATE_LIMIT = "100000/minute"
 OKADA_API_ANON_RATE_LIMIT = "100000/minute"
 OKADA_PAYMENT_CALLBACK_SECRETS = {"mtn_momo": "test-mtn-secret", "orange_money": "test-orange-secret"}
+# Static files from the apps' folders (no collectstatic in tests).
+STATIC_ROOT = None
+WHITENOISE_USE_FINDERS = True

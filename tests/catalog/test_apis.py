@@ -1,0 +1,267 @@
+"""catalog.apis: products, bulk upsert, stock and categories over HTTP (wiring, rules, shapes)."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from catalog.models import Product, Stock, StockMovement
+from catalog.selectors import stock_audit
+from tests.catalog.factories import CategoryFactory, ProductFactory, VendorFactory
+from tests.credentials.factories import problem, storefront_api, vendor_api
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def vendor():
+    return VendorFactory()
+
+
+@pytest.fixture
+def api(vendor):
+    return vendor_api(vendor)
+
+
+def test_create_product_goes_through_the_service_with_stock_and_ledger(api, vendor):
+    response = api.post("/products", {"sku": "PLT-1", "name": "Plantain", "price_xaf": 1500, "initial_stock": 7})
+    assert response.status_code == 201, response.content
+    body = response.json()
+    product = Product.objects.get(pk=body["id"])
+    assert product.vendor == vendor
+    assert body["stock"] == {"product": body["id"], "on_hand": 7, "reserved": 0, "available": 7, "version": 2}
+    assert body["created_at"].endswith("Z")
+    assert response["ETag"] == '"1"'
+    assert StockMovement.objects.filter(product_id=product.pk, kind="restock", delta=7).count() == 1
+    assert product.history.first().history_change_reason.startswith("product created")
+
+
+def test_unknown_and_read_only_fields_are_refused_by_name_and_nothing_changes(api):
+    response = api.post(
+        "/products", {"sku": "A", "name": "A", "price_xaf": 10, "reserved": 5, "vendor": "x", "colour": "red"}
+    )
+    body = problem(response)
+    assert response.status_code == 400
+    assert body["code"] == "invalid"
+    assert body["errors"]["reserved"] == ["This field is read-only."]
+    assert body["errors"]["vendor"] == ["This field is read-only."]
+    assert body["errors"]["colour"] == ["Unknown field."]
+    assert not Product.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "payload, field",
+    [
+        ({"sku": "A", "name": "A", "price_xaf": 0}, "price_xaf"),
+        ({"sku": "A", "name": "A", "price_xaf": 10**15}, "price_xaf"),
+        ({"sku": "A", "name": "A", "price_xaf": 10, "compare_at_price_xaf": 5}, "compare_at_price_xaf"),
+        ({"sku": "A", "name": "A", "price_xaf": 10, "unit": "barrel"}, "unit"),
+        ({"sku": "A", "name": "A", "price_xaf": 10, "attributes": {"k": "nul\u0000"}}, "attributes"),
+        ({"sku": "A" * 65, "name": "A", "price_xaf": 10}, "sku"),
+        ({"sku": "A", "name": "A", "price_xaf": 10, "category": "not-a-uuid"}, "category"),
+        ({"sku": "A", "name": "A", "price_xaf": 10, "category": "0192f6d2-8b1c-7c3e-9a51-3f2b9c1d4e5f"}, "category"),
+        ({"sku": "A", "name": "A", "price_xaf": "12abc"}, "price_xaf"),
+    ],
+)
+def test_bad_product_input_is_a_400_naming_the_field(api, payload, field):
+    response = api.post("/products", payload)
+    assert response.status_code == 400, response.content
+    assert field in problem(response)["errors"]
+    assert not Product.objects.exists()
+
+
+def test_a_taken_sku_is_a_409_sku_taken(api, vendor):
+    ProductFactory(vendor=vendor, sku="DUP")
+    response = api.post("/products", {"sku": "DUP", "name": "Again", "price_xaf": 10})
+    assert response.status_code == 409
+    assert problem(response)["code"] == "sku_taken"
+
+
+def test_patch_changes_only_the_fields_sent_and_bumps_the_version(api, vendor):
+    product = ProductFactory(vendor=vendor, price_xaf=1000, name="Riz")
+    response = api.patch(f"/products/{product.pk}", {"price_xaf": 1200})
+    assert response.status_code == 200, response.content
+    assert response.json()["price_xaf"] == 1200
+    assert response.json()["name"] == "Riz"
+    assert response.json()["version"] == 2
+    assert response["ETag"] == '"2"'
+
+
+def test_patch_with_a_stale_if_match_is_a_409_version_conflict_and_changes_nothing(api, vendor):
+    product = ProductFactory(vendor=vendor, price_xaf=1000)
+    assert api.patch(f"/products/{product.pk}", {"price_xaf": 1100}, HTTP_IF_MATCH='"1"').status_code == 200
+    stale = api.patch(f"/products/{product.pk}", {"price_xaf": 900}, HTTP_IF_MATCH='"1"')
+    assert stale.status_code == 409
+    body = problem(stale)
+    assert body["code"] == "version_conflict"
+    assert body["current_version"] == 2
+    assert Product.objects.get(pk=product.pk).price_xaf == 1100
+    # The version may also be given in the body.
+    assert api.patch(f"/products/{product.pk}", {"price_xaf": 900, "version": 1}).status_code == 409
+    assert api.patch(f"/products/{product.pk}", {"price_xaf": 900, "version": 2}).status_code == 200
+
+
+def test_delete_soft_deletes_and_the_product_is_then_gone_from_the_api(api, vendor):
+    product = ProductFactory(vendor=vendor)
+    assert api.delete(f"/products/{product.pk}").status_code == 204
+    assert Product.deleted_objects.filter(pk=product.pk).exists()
+    assert api.get(f"/products/{product.pk}").status_code == 404
+
+
+def test_stock_adjustment_writes_the_ledger_and_refuses_going_below_zero(api, vendor):
+    product = ProductFactory(vendor=vendor, initial_stock=5)
+    response = api.post(f"/products/{product.pk}/stock-adjustments", {"delta": -2, "reason": "casse", "reference": "R1"})
+    assert response.status_code == 201, response.content
+    assert response.json()["on_hand"] == 3
+    movement = StockMovement.objects.get(product_id=product.pk, kind="adjustment")
+    assert (movement.delta, movement.reason, movement.reference) == (-2, "casse", "R1")
+    refused = api.post(f"/products/{product.pk}/stock-adjustments", {"delta": -4, "reason": "casse"})
+    assert refused.status_code == 409
+    assert problem(refused)["code"] == "insufficient_stock"
+    assert Stock.objects.get(product=product).on_hand == 3
+    assert stock_audit() == []
+
+
+def test_stock_count_is_compare_and_set(api, vendor):
+    product = ProductFactory(vendor=vendor, initial_stock=10)
+    ok = api.put(f"/products/{product.pk}/stock", {"on_hand": 8, "expected_on_hand": 10})
+    assert ok.status_code == 200, ok.content
+    assert ok.json()["on_hand"] == 8
+    stale = api.put(f"/products/{product.pk}/stock", {"on_hand": 6, "expected_on_hand": 10})
+    assert stale.status_code == 409
+    assert problem(stale)["code"] == "stock_changed"
+    assert Stock.objects.get(product=product).on_hand == 8
+    assert stock_audit() == []
+
+
+def test_bulk_per_row_applies_the_good_items_and_reports_the_bad(api, vendor):
+    existing = ProductFactory(vendor=vendor, sku="OLD", price_xaf=100)
+    response = api.post(
+        "/products/bulk",
+        {
+            "items": [
+                {"sku": "OLD", "price_xaf": 150},
+                {"sku": "NEW", "name": "Nouveau", "price_xaf": 300, "initial_stock": 4},
+                {"sku": "BAD", "name": "Mauvais", "price_xaf": -1},
+                {"sku": "NONAME", "price_xaf": 10},
+                {"sku": "OLD", "price_xaf": 170},
+            ]
+        },
+    )
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert [r["status"] for r in body["results"]] == ["updated", "created", "failed", "failed", "failed"]
+    assert (body["created"], body["updated"], body["failed"]) == (1, 1, 3)
+    assert "price_xaf" in body["results"][2]["errors"]
+    assert body["results"][3]["code"] == "invalid"
+    assert Product.objects.get(pk=existing.pk).price_xaf == 150
+    assert Product.objects.get(vendor=vendor, sku="NEW").stock.on_hand == 4
+    assert not Product.objects.filter(sku__in=["BAD", "NONAME"]).exists()
+
+
+def test_bulk_atomic_applies_nothing_when_an_item_fails(api, vendor):
+    existing = ProductFactory(vendor=vendor, sku="OLD", price_xaf=100)
+    items = [{"sku": "OLD", "price_xaf": 150}, {"sku": "NEW", "name": "N", "price_xaf": 1}, {"sku": "X", "price_xaf": 5}]
+    response = api.post("/products/bulk?atomic=true", {"items": items})
+    assert response.status_code == 400
+    body = problem(response)
+    assert body["code"] == "bulk_rejected"
+    assert "items.2.name" in body["errors"]
+    assert Product.objects.get(pk=existing.pk).price_xaf == 100
+    assert not Product.objects.filter(sku="NEW").exists()
+    # A failure found by the service (not the serializer) rolls back the items before it too.
+    items = [{"sku": "NEW", "name": "N", "price_xaf": 1}, {"sku": "OLD", "compare_at_price_xaf": 50}]
+    response = api.post("/products/bulk?atomic=true", {"items": items})
+    assert response.status_code == 400
+    body = problem(response)
+    assert [r["status"] for r in body["results"]] == ["rolled_back", "failed"]
+    assert not Product.objects.filter(sku="NEW").exists()
+
+
+def test_bulk_refuses_more_than_500_items(api):
+    response = api.post("/products/bulk", {"items": [{"sku": f"S{i}", "name": "n", "price_xaf": 1} for i in range(501)]})
+    assert response.status_code == 400
+    assert "items" in problem(response)["errors"]
+    assert not Product.objects.exists()
+
+
+def test_list_filters_search_and_orders(api, vendor):
+    rice = ProductFactory(vendor=vendor, name="Riz parfumé", price_xaf=900)
+    cream = ProductFactory(vendor=vendor, name="Crème fraîche", price_xaf=1500, category=CategoryFactory())
+    inactive = ProductFactory(vendor=vendor, name="Sel", price_xaf=100, is_active=False)
+    ids = lambda r: [p["id"] for p in r.json()["results"]]  # noqa: E731
+    assert ids(api.get("/products?q=creme")) == [str(cream.pk)]
+    assert ids(api.get("/products?is_active=false")) == [str(inactive.pk)]
+    assert ids(api.get(f"/products?category={cream.category_id}")) == [str(cream.pk)]
+    assert ids(api.get("/products?ordering=price_xaf")) == [str(inactive.pk), str(rice.pk), str(cream.pk)]
+    assert ids(api.get("/products?ordering=-price_xaf")) == [str(cream.pk), str(rice.pk), str(inactive.pk)]
+    future = api.get("/products?updated_since=2999-01-01T00:00:00Z")
+    assert future.json()["results"] == []
+    assert api.get("/products?ordering=vendor").status_code == 400
+    assert api.get("/products?updated_since=yesterday").status_code == 400
+    assert api.get("/products?is_active=maybe").status_code == 400
+
+
+def test_list_pages_with_cursors_forward_and_back(api, vendor):
+    products = [ProductFactory(vendor=vendor, price_xaf=100 + i) for i in range(7)]
+    expected = [str(p.pk) for p in sorted(products, key=lambda p: p.price_xaf)]
+    first = api.get("/products?ordering=price_xaf&limit=3").json()
+    assert [p["id"] for p in first["results"]] == expected[:3]
+    assert first["previous"] is None
+    second = api.client.get(first["next"], **api.headers).json()
+    assert [p["id"] for p in second["results"]] == expected[3:6]
+    third = api.client.get(second["next"], **api.headers).json()
+    assert [p["id"] for p in third["results"]] == expected[6:]
+    assert third["next"] is None
+    back = api.client.get(third["previous"], **api.headers).json()
+    assert [p["id"] for p in back["results"]] == expected[3:6]
+    assert api.get("/products?cursor=forged").status_code == 400
+    assert api.get("/products?limit=201").status_code == 400
+    assert api.get("/products?limit=0").status_code == 400
+
+
+def test_the_storefront_reads_orderable_products_only_and_cannot_write(vendor):
+    visible = ProductFactory(vendor=vendor)
+    ProductFactory(vendor=vendor, is_active=False)
+    ProductFactory(vendor=VendorFactory(status="suspended"))
+    store = storefront_api()
+    assert [p["id"] for p in store.get("/products").json()["results"]] == [str(visible.pk)]
+    assert store.get(f"/products?vendor={vendor.pk}").json()["results"][0]["id"] == str(visible.pk)
+    refused = store.patch(f"/products/{visible.pk}", {"price_xaf": 1})
+    assert refused.status_code == 403
+    assert problem(refused)["code"] == "not_allowed"
+    assert store.post("/products", {"sku": "S", "name": "S", "price_xaf": 1}).status_code == 403
+
+
+def test_a_key_without_the_scope_is_refused_403(vendor):
+    reader = vendor_api(vendor, scopes=["products:read"])
+    product = ProductFactory(vendor=vendor)
+    assert reader.get(f"/products/{product.pk}").status_code == 200
+    refused = reader.patch(f"/products/{product.pk}", {"price_xaf": 5})
+    assert refused.status_code == 403
+    assert problem(refused)["scope"] == "products:write"
+
+
+def test_categories_list(api):
+    root = CategoryFactory(position=1)
+    child = CategoryFactory(parent=root, position=2)
+    body = api.get("/categories").json()
+    assert [c["id"] for c in body["results"]] == [str(root.pk), str(child.pk)]
+    assert body["results"][1]["parent"] == str(root.pk)
+    assert [c["id"] for c in api.get(f"/categories?parent={root.pk}").json()["results"]] == [str(child.pk)]
+
+
+@pytest.mark.parametrize("path", ["/products", "/products?q=produit", "/categories"])
+def test_list_query_count_does_not_grow_with_the_page_size(api, vendor, path):
+    for i in range(30):
+        ProductFactory(vendor=vendor, name=f"Produit {i}", category=CategoryFactory())
+    api.get(path)  # the key's last_used_at is written on first use
+    counts = []
+    for limit in (1, 30):
+        with CaptureQueriesContext(connection) as queries:
+            response = api.get(f"{path}{'&' if '?' in path else '?'}limit={limit}")
+        assert response.status_code == 200
+        assert len(response.json()["results"]) == limit
+        counts.append(len(queries))
+    assert counts[0] == counts[1] <= 3
