@@ -101,8 +101,8 @@ RETURNING r.id
 
 
 def claim(*, scope: str, key: str, method: str, path: str, body: bytes) -> Claim | Replay:
-    """Claim `key` for this request (autocommit: others see it at once), or say what it got."""
-    assert not connection.in_atomic_block, "claim outside any transaction, so that retries see it"
+    """Claim `key` for this request, or say what it got. Called outside any transaction
+    (ATOMIC_REQUESTS is off), so the claim is committed at once and concurrent retries see it."""
     request_hash = fingerprint(method, path, body)
     for _attempt in range(3):  # a record released or expired between our two statements: again
         now = timezone.now()

@@ -121,7 +121,8 @@ def flatten_errors(detail: Any, prefix: str = "") -> dict[str, list[str]]:
     if isinstance(detail, dict):
         out: dict[str, list[str]] = {}
         for key, value in detail.items():
-            out.update(flatten_errors(value, f"{prefix}.{key}" if prefix else str(key)))
+            nested = prefix if key == "non_field_errors" and prefix else f"{prefix}.{key}".lstrip(".")
+            out.update(flatten_errors(value, nested))
         return out
     if isinstance(detail, list):
         if all(not isinstance(item, (dict, list)) for item in detail):
