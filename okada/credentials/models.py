@@ -45,7 +45,9 @@ class ApiKey(BaseModel):
     )
     vendor = models.ForeignKey(
         Vendor,
-        on_delete=models.PROTECT,
+        # CASCADE, not PROTECT: soft-deleting a vendor must not be blocked by its keys (they stop
+        # working with it, see the resolver); a hard delete takes them along.
+        on_delete=models.CASCADE,
         null=True,
         blank=True,
         related_name="api_keys",

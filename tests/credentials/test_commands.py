@@ -1,0 +1,46 @@
+"""manage.py issue_api_key prints a working key once."""
+
+from __future__ import annotations
+
+from io import StringIO
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from okada.credentials import resolver
+from okada.credentials.models import ApiKey
+from tests.catalog.factories import VendorFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def issue(*args: str) -> str:
+    out, err = StringIO(), StringIO()
+    call_command("issue_api_key", *args, stdout=out, stderr=err)
+    assert "shown once" in err.getvalue()
+    return out.getvalue().strip()
+
+
+def test_a_vendor_key_with_chosen_scopes():
+    vendor = VendorFactory(slug="chez-awa")
+    secret = issue("--vendor", "chez-awa", "--name", "caisse", "--scopes", "products:read", "orders:read")
+    credential = resolver.resolve(secret)
+    assert credential is not None
+    assert credential.actor.vendor_id == vendor.pk
+    assert credential.scopes == {"products:read", "orders:read"}
+    assert ApiKey.objects.get().name == "caisse"
+
+
+def test_a_storefront_key():
+    credential = resolver.resolve(issue("--storefront", "--expires-days", "30"))
+    assert credential is not None
+    assert credential.actor.role == "storefront"
+    assert ApiKey.objects.get().expires_at is not None
+
+
+def test_an_unknown_vendor_or_scope_is_refused():
+    with pytest.raises(CommandError):
+        issue("--vendor", "nobody")
+    with pytest.raises(CommandError):
+        issue("--storefront", "--scopes", "products:write")
+    assert not ApiKey.objects.exists()
