@@ -1,5 +1,6 @@
 from django.contrib import admin
 from django.urls import include, path, re_path
+from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from okada.core import health
@@ -20,7 +21,7 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     # Anything else under /api/: a problem+json 404 (also with DEBUG on).
-    re_path(r"^api/", problems.handler404),
+    re_path(r"^api/", csrf_exempt(problems.handler404)),
 ]
 
 # Under /api/ a missing page or a crash is answered as problem+json, elsewhere as usual.

@@ -25,7 +25,9 @@ def api(vendor):
 
 
 def test_create_product_goes_through_the_service_with_stock_and_ledger(api, vendor):
-    response = api.post("/products", {"sku": "PLT-1", "name": "Plantain", "price_xaf": 1500, "initial_stock": 7})
+    response = api.post(
+        "/products", {"sku": "PLT-1", "name": "Plantain", "price_xaf": 1500, "initial_stock": 7}
+    )
     assert response.status_code == 201, response.content
     body = response.json()
     product = Product.objects.get(pk=body["id"])
@@ -60,7 +62,10 @@ def test_unknown_and_read_only_fields_are_refused_by_name_and_nothing_changes(ap
         ({"sku": "A", "name": "A", "price_xaf": 10, "attributes": {"k": "nul\u0000"}}, "attributes"),
         ({"sku": "A" * 65, "name": "A", "price_xaf": 10}, "sku"),
         ({"sku": "A", "name": "A", "price_xaf": 10, "category": "not-a-uuid"}, "category"),
-        ({"sku": "A", "name": "A", "price_xaf": 10, "category": "0192f6d2-8b1c-7c3e-9a51-3f2b9c1d4e5f"}, "category"),
+        (
+            {"sku": "A", "name": "A", "price_xaf": 10, "category": "0192f6d2-8b1c-7c3e-9a51-3f2b9c1d4e5f"},
+            "category",
+        ),
         ({"sku": "A", "name": "A", "price_xaf": "12abc"}, "price_xaf"),
     ],
 )
@@ -111,7 +116,9 @@ def test_delete_soft_deletes_and_the_product_is_then_gone_from_the_api(api, vend
 
 def test_stock_adjustment_writes_the_ledger_and_refuses_going_below_zero(api, vendor):
     product = ProductFactory(vendor=vendor, initial_stock=5)
-    response = api.post(f"/products/{product.pk}/stock-adjustments", {"delta": -2, "reason": "casse", "reference": "R1"})
+    response = api.post(
+        f"/products/{product.pk}/stock-adjustments", {"delta": -2, "reason": "casse", "reference": "R1"}
+    )
     assert response.status_code == 201, response.content
     assert response.json()["on_hand"] == 3
     movement = StockMovement.objects.get(product_id=product.pk, kind="adjustment")
@@ -162,7 +169,11 @@ def test_bulk_per_row_applies_the_good_items_and_reports_the_bad(api, vendor):
 
 def test_bulk_atomic_applies_nothing_when_an_item_fails(api, vendor):
     existing = ProductFactory(vendor=vendor, sku="OLD", price_xaf=100)
-    items = [{"sku": "OLD", "price_xaf": 150}, {"sku": "NEW", "name": "N", "price_xaf": 1}, {"sku": "X", "price_xaf": 5}]
+    items = [
+        {"sku": "OLD", "price_xaf": 150},
+        {"sku": "NEW", "name": "N", "price_xaf": 1},
+        {"sku": "X", "price_xaf": 5},
+    ]
     response = api.post("/products/bulk?atomic=true", {"items": items})
     assert response.status_code == 400
     body = problem(response)
@@ -180,7 +191,9 @@ def test_bulk_atomic_applies_nothing_when_an_item_fails(api, vendor):
 
 
 def test_bulk_refuses_more_than_500_items(api):
-    response = api.post("/products/bulk", {"items": [{"sku": f"S{i}", "name": "n", "price_xaf": 1} for i in range(501)]})
+    response = api.post(
+        "/products/bulk", {"items": [{"sku": f"S{i}", "name": "n", "price_xaf": 1} for i in range(501)]}
+    )
     assert response.status_code == 400
     assert "items" in problem(response)["errors"]
     assert not Product.objects.exists()

@@ -27,7 +27,13 @@ def test_adding_a_key_shows_it_once_and_stores_only_its_hash(client, admin_user)
     client.force_login(admin_user)
     response = client.post(
         "/admin/credentials/apikey/add/",
-        {"name": "caisse", "vendor": str(vendor.pk), "scopes": ["products:read"], "expires_at_0": "", "expires_at_1": ""},
+        {
+            "name": "caisse",
+            "vendor": str(vendor.pk),
+            "scopes": ["products:read"],
+            "expires_at_0": "",
+            "expires_at_1": "",
+        },
     )
     assert response.status_code == 200, response.content[:2000]
     page = response.content.decode()

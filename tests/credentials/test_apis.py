@@ -67,7 +67,12 @@ def test_repeated_failures_lock_the_username_out_even_with_the_right_password(me
     assert problem(locked)["code"] == "throttled"
     assert int(locked["Retry-After"]) > 0
     # From another address too: the username is locked.
-    assert Api(REMOTE_ADDR="10.0.0.10").post("/auth/token", {"username": "awa", "password": "s3cret-pass"}).status_code == 429
+    assert (
+        Api(REMOTE_ADDR="10.0.0.10")
+        .post("/auth/token", {"username": "awa", "password": "s3cret-pass"})
+        .status_code
+        == 429
+    )
     assert not PersonalToken.objects.exists()
 
 

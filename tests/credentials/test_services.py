@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from okada.core.actors import Actor
+from okada.core.actors import Actor, acting_as
 from okada.core.errors import InvalidInput, NotAllowed, NotAuthenticated
 from okada.credentials import resolver
 from okada.credentials.models import ApiKey, PersonalToken
@@ -52,12 +52,14 @@ def test_revoked_expired_and_deleted_vendors_keys_stop_working():
     revoked = api_key_issue(name="a", vendor=vendor, actor=OPERATOR)
     api_key_revoke(key=revoked.key, actor=OPERATOR)
     assert resolver.resolve(revoked.secret) is None
-    expiring = api_key_issue(name="b", vendor=vendor, actor=OPERATOR, expires_at=timezone.now() + timedelta(hours=1))
+    expiring = api_key_issue(
+        name="b", vendor=vendor, actor=OPERATOR, expires_at=timezone.now() + timedelta(hours=1)
+    )
     assert resolver.resolve(expiring.secret) is not None
     ApiKey.objects.filter(pk=expiring.key.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
     assert resolver.resolve(expiring.secret) is None
     live = api_key_issue(name="c", vendor=vendor, actor=OPERATOR)
-    with __import__("okada.core.actors", fromlist=["acting_as"]).acting_as(reason="test"):
+    with acting_as(reason="test"):
         vendor.delete()
     assert resolver.resolve(live.secret) is None
 

@@ -119,7 +119,9 @@ def test_a_vendor_may_place_a_phone_order_for_its_own_shop_only(vendor):
     assert response.json()["channel"] == "phone"
     assert response.json()["payments"] == []
     assert api.post("/orders", order_body(other_vendor, zone, other)).status_code == 404
-    assert api.post("/orders", {**body, "items": [{"product": str(other.pk), "quantity": 1}]}).status_code == 404
+    assert (
+        api.post("/orders", {**body, "items": [{"product": str(other.pk), "quantity": 1}]}).status_code == 404
+    )
     assert Order.objects.count() == 1
 
 
@@ -225,7 +227,9 @@ def test_a_bad_signature_is_a_401_and_changes_nothing(store, vendor):
         assert response.status_code == 401
         assert problem(response)["code"] == "invalid_signature"
     # Signed with the other provider's secret: refused too.
-    _, orange = signed({"reference": reference, "status": "succeeded", "amount_xaf": 1000}, "test-orange-secret")
+    _, orange = signed(
+        {"reference": reference, "status": "succeeded", "amount_xaf": 1000}, "test-orange-secret"
+    )
     assert callbacks.post("/payments/callbacks/mtn_momo", raw, **orange).status_code == 401
     assert Payment.objects.get(provider_reference=reference).status == "pending"
     assert Order.objects.get(pk=order_id).payment_status == "unpaid"

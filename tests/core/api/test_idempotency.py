@@ -67,7 +67,9 @@ def test_a_request_while_the_first_is_in_flight_is_a_409():
     api.post("/products", {"sku": "warm", "name": "w", "price_xaf": 1})
     # The first request is running: its claim is taken and not done.
     credential_scope = f"key:{_only_key_id()}"
-    claim = idempotency.claim(scope=credential_scope, key="k-4", method="POST", path="/api/v1/products", body=body)
+    claim = idempotency.claim(
+        scope=credential_scope, key="k-4", method="POST", path="/api/v1/products", body=body
+    )
     assert isinstance(claim, idempotency.Claim)
     response = api.post("/products", NEW, HTTP_IDEMPOTENCY_KEY="k-4")
     assert response.status_code == 409
@@ -110,7 +112,9 @@ def test_an_abandoned_claim_is_taken_over_after_its_lock_and_an_expired_key_is_a
     body = json.dumps(NEW).encode()
     claim = idempotency.claim(scope=scope, key="k-5", method="POST", path="/api/v1/products", body=body)
     assert isinstance(claim, idempotency.Claim)
-    IdempotencyRecord.objects.filter(pk=claim.record_id).update(locked_until=timezone.now() - timedelta(seconds=1))
+    IdempotencyRecord.objects.filter(pk=claim.record_id).update(
+        locked_until=timezone.now() - timedelta(seconds=1)
+    )
     assert api.post("/products", NEW, HTTP_IDEMPOTENCY_KEY="k-5").status_code == 201
     IdempotencyRecord.objects.filter(key="k-5").update(created_at=timezone.now() - timedelta(hours=25))
     reused = api.post("/products", {**NEW, "sku": "IDEM-9"}, HTTP_IDEMPOTENCY_KEY="k-5")

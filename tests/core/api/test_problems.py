@@ -104,9 +104,8 @@ def test_the_access_log_is_one_structured_line_with_the_request_id(api, caplog):
 def test_the_json_log_format_carries_the_request_id():
     import logging
 
-    from pythonjsonlogger.json import JsonFormatter
-
     from log_request_id import local
+    from pythonjsonlogger.json import JsonFormatter
 
     formatter = JsonFormatter("%(asctime)s %(levelname)s %(name)s %(request_id)s %(message)s")
     local.request_id = "req-99"

@@ -25,7 +25,12 @@ def _closed_breaker():
 
 @pytest.mark.parametrize(
     "text, rate",
-    [("600/minute", Rate(600, 60)), ("10/15minutes", Rate(10, 900)), ("5/s", Rate(5, 1)), ("2/hour", Rate(2, 3600))],
+    [
+        ("600/minute", Rate(600, 60)),
+        ("10/15minutes", Rate(10, 900)),
+        ("5/s", Rate(5, 1)),
+        ("2/hour", Rate(2, 3600)),
+    ],
 )
 def test_rates_parse(text, rate):
     assert Rate.parse(text) == rate
@@ -59,11 +64,14 @@ def _closed_port() -> int:
 
 def test_when_redis_is_unreachable_the_api_answers_and_logs_it(caplog):
     api = vendor_api(VendorFactory())
-    with override_settings(
-        OKADA_API_RATELIMIT_REDIS_URL=f"redis://127.0.0.1:{_closed_port()}/0", OKADA_API_RATE_LIMIT="1/minute"
+    with (
+        override_settings(
+            OKADA_API_RATELIMIT_REDIS_URL=f"redis://127.0.0.1:{_closed_port()}/0",
+            OKADA_API_RATE_LIMIT="1/minute",
+        ),
+        caplog.at_level(logging.WARNING, logger="okada.core.api.ratelimit"),
     ):
-        with caplog.at_level(logging.WARNING, logger="okada.core.api.ratelimit"):
-            answers = [api.get("/products") for _ in range(3)]
+        answers = [api.get("/products") for _ in range(3)]
     assert [a.status_code for a in answers] == [200, 200, 200]  # limits fail open
     assert "RateLimit-Limit" not in answers[0]
     assert "Redis unavailable" in caplog.text
