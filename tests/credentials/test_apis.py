@@ -23,7 +23,7 @@ def member():
 
 
 def test_a_member_gets_a_token_that_works_for_their_vendor(member):
-    user, vendor = member
+    _user, vendor = member
     ProductFactory(vendor=vendor)
     response = Api().post("/auth/token", {"username": "awa", "password": "s3cret-pass"})
     assert response.status_code == 201, response.content

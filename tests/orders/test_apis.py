@@ -189,7 +189,10 @@ def test_zones_list_query_count_does_not_grow_with_the_page_size(vendor):
 # --- Payment callbacks --------------------------------------------------------------------------------
 
 
-def signed(body: dict, secret: str = "test-mtn-secret") -> tuple[str, dict]:
+MTN_SECRET = "test-mtn-secret"  # the test settings' secret
+
+
+def signed(body: dict, secret: str = MTN_SECRET) -> tuple[str, dict]:
     raw = json.dumps(body)
     signature = "sha256=" + hmac.new(secret.encode(), raw.encode(), hashlib.sha256).hexdigest()
     return raw, {"HTTP_X_SIGNATURE": signature}

@@ -161,7 +161,7 @@ def test_twenty_identical_order_requests_at_once_place_one_order(live_server):
     barrier = threading.Barrier(20, timeout=60)
 
     def send(_: int) -> tuple[int, bytes]:
-        request = urllib.request.Request(
+        request = urllib.request.Request(  # noqa: S310 (our live server)
             f"{live_server.url}/api/v1/orders",
             data=body,
             method="POST",
