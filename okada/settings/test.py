@@ -22,5 +22,5 @@ OKADA_API_RATE_LIMIT = "100000/minute"
 OKADA_API_ANON_RATE_LIMIT = "100000/minute"
 OKADA_PAYMENT_CALLBACK_SECRETS = {"mtn_momo": "test-mtn-secret", "orange_money": "test-orange-secret"}
 # Static files from the apps' folders (no collectstatic in tests).
-STATIC_ROOT = None
+STATIC_ROOT = None  # type: ignore[assignment]  # whitenoise then skips it
 WHITENOISE_USE_FINDERS = True

@@ -28,12 +28,9 @@ class Api:
 
     def request(self, method: str, path: str, body: Any = None, **headers: str) -> Any:
         data = body if isinstance(body, (str, bytes)) or body is None else json.dumps(body)
+        extra: dict[str, Any] = {**self.headers, **headers}
         return self.client.generic(
-            method,
-            self.url(path),
-            data=data or "",
-            content_type="application/json",
-            **{**self.headers, **headers},
+            method, self.url(path), data=data or "", content_type="application/json", **extra
         )
 
     def get(self, path: str, **headers: str) -> Any:
