@@ -8,10 +8,11 @@ BIN := $(VENV)/bin
 MANAGE := $(BIN)/python manage.py
 STAMP := $(VENV)/.installed
 
-.PHONY: help venv up down status run test lint bench migrate requirements clean
+.PHONY: help venv up down status run serve test lint bench migrate requirements clean
 
 help:
 	@echo "make run     - services + migrate + admin + demo data, then web, worker and beat (Ctrl-C stops)"
+	@echo "make serve   - the web app under gunicorn with the production settings (http://127.0.0.1:8000)"
 	@echo "make test    - the whole pytest suite against real PostgreSQL and Redis"
 	@echo "make up      - start private PostgreSQL and Redis under var/ (idempotent)"
 	@echo "make down    - stop them (idempotent; data stays in var/)"
@@ -47,6 +48,19 @@ run: migrate
 	@echo "[run] web on http://127.0.0.1:8000/admin/ + Celery worker + beat; Ctrl-C stops them."
 	@echo "[run] PostgreSQL and Redis keep running in the background: 'make down' stops them."
 	@$(BIN)/honcho --no-prefix -f okada/Procfile -d . start || test $$? -eq 130
+
+# Production settings on a developer machine: plain HTTP (no TLS redirect), a secret key kept in
+# var/, static files collected and served by whitenoise. Real deployments set these themselves.
+SERVE_ENV = DJANGO_SETTINGS_MODULE=okada.settings.production \
+	SECRET_KEY="$${SECRET_KEY:-$$(cat var/serve-secret-key)}" \
+	ALLOWED_HOSTS="$${ALLOWED_HOSTS:-127.0.0.1,localhost}" \
+	DJANGO_SECURE_SSL_REDIRECT="$${DJANGO_SECURE_SSL_REDIRECT:-0}"
+
+serve: migrate
+	@test -s var/serve-secret-key || $(BIN)/python -c "import secrets; print(secrets.token_urlsafe(50))" > var/serve-secret-key
+	@$(SERVE_ENV) $(MANAGE) collectstatic --noinput -v0
+	@echo "[serve] gunicorn (production settings) on http://127.0.0.1:8000/ -- API docs at /api/docs/; Ctrl-C stops it."
+	@$(SERVE_ENV) $(BIN)/gunicorn -c okada/gunicorn.conf.py okada.wsgi || test $$? -eq 130
 
 test: venv up
 	@$(BIN)/pytest $(PYTEST_ARGS)

@@ -1,9 +1,10 @@
 """`python -m bench` (`make bench`): run the figures, print one table, exit 1 if a goal is missed.
 
-    python -m bench                    # order placement + seed (medium preset) + partitions
+    python -m bench                    # order placement + seed (medium preset) + partitions + API
     python -m bench --large            # every figure on the "large" preset (minutes)
-    python -m bench --only order_place # one figure: order_place, seed or partitions
+    python -m bench --only order_place # one figure: order_place, seed, partitions, api_list, api_orders
     python -m bench --only partitions --preset small   # partitions on a kept small marketplace
+    python -m bench --only api_list --preset medium    # the API's lists on the kept medium database
 
 Each figure works in its own scratch databases (okada_bench_*, dropped afterwards) on the
 server the settings point at, and measures its baseline in the same run.
@@ -16,21 +17,25 @@ import os
 import sys
 import time
 
-FIGURES = ("order_place", "seed", "partitions")
+FIGURES = ("order_place", "seed", "partitions", "api", "api_list", "api_orders")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
-    parser.add_argument("--only", choices=FIGURES, help="run one figure")
+    parser.add_argument("--only", choices=FIGURES, help="run one figure (api: both API figures)")
     parser.add_argument(
-        "--large", action="store_true", help="the large preset, for both figures (several minutes)"
+        "--large", action="store_true", help="the large preset, for every figure (several minutes)"
     )
-    parser.add_argument("--clients", type=int, default=16, help="concurrent processes (default 16)")
+    parser.add_argument("--clients", type=int, help="concurrent processes (default 16; 8 for api_list)")
     parser.add_argument("--seconds", type=int, default=30, help="seconds per workload (default 30)")
     parser.add_argument(
         "--preset",
         choices=("small", "medium", "large"),
-        help="kept seeded marketplace the partitions figures read (default: large with --large, else medium)",
+        help="kept seeded marketplace the partitions and API list figures read "
+        "(default: large with --large, else medium)",
+    )
+    parser.add_argument(
+        "--workers", type=int, default=(os.cpu_count() or 1) * 2 + 1, help="gunicorn workers (API figures)"
     )
     args = parser.parse_args(argv)
 
@@ -38,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     import django
 
     django.setup()
-    from . import orders, partitions, seed
+    from . import api, orders, partitions, seed
     from .report import render
 
     started = time.monotonic()
@@ -46,14 +51,18 @@ def main(argv: list[str] | None = None) -> int:
     def log(message: str) -> None:
         print(f"[bench {time.monotonic() - started:6.1f}s] {message}", file=sys.stderr, flush=True)
 
+    preset = args.preset or ("large" if args.large else "medium")
     figures = []
     if args.only in (None, "order_place"):
-        figures += orders.run(clients=args.clients, seconds=args.seconds, large=args.large, log=log)
+        figures += orders.run(clients=args.clients or 16, seconds=args.seconds, large=args.large, log=log)
     if args.only in (None, "seed"):
         figures += seed.run(large=args.large, log=log)
     if args.only in (None, "partitions"):
-        preset = args.preset or ("large" if args.large else "medium")
         figures += partitions.run(preset=preset, log=log)
+    if args.only in (None, "api", "api_list", "api_orders"):
+        figures += api.run(
+            only=args.only, preset=preset, clients=args.clients, seconds=args.seconds, workers=args.workers, log=log
+        )
     print(render(figures))
     return 1 if any(f.verdict == "FAIL" for f in figures) else 0
 

@@ -1,0 +1,522 @@
+"""The REST API over HTTP, served by gunicorn with the production settings.
+
+- `api_list`: a vendor's product list (a cursor page of 50) and full-text search, at concurrency
+  8, against a minimal DRF view (`/bench/ping`: no auth, no database) on the same server in the
+  same run; median and p95 latency and requests per second. The database is the kept seeded one
+  of the preset (`bench.kept.seeded_database`); one API key per sampled vendor is issued for the
+  run and deleted afterwards. The query count of a page is measured at limit 1 and 200.
+- `api_orders`: `POST /api/v1/orders` with a storefront key and an Idempotency-Key on every
+  request, from 16 processes, against pgbench TPC-B on the same PostgreSQL, taking turns as
+  bench/orders.py does (the same small seeded marketplace, the same audits). Where the time goes:
+  CPU seconds per order of the gunicorn workers (Python), PostgreSQL and Redis.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import random
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from . import isolated, kept, orders, pgbench
+from .report import Figure, at_least, at_most
+
+ROOT = Path(__file__).resolve().parent.parent
+LIST_VENDORS = 8
+SEARCH_TERMS = ("riz", "huile", "plantain", "savon", "lait", "sucre", "poivre", "farine", "eau", "bière")
+ORDER_ROUNDS = orders.ROUNDS
+
+# --- The server ---------------------------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def gunicorn(database_url: str, *, workers: int, log: Any) -> Iterator[tuple[str, int, int]]:
+    """gunicorn with the production settings (+ the /bench/ping view) on a free local port;
+    yields (host, port, master pid). Rate limits are set out of reach: the bench measures speed."""
+    port = _free_port()
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "DJANGO_SETTINGS_MODULE": "bench.api_settings",
+        "SECRET_KEY": "bench-" + uuid.uuid4().hex * 2,
+        "ALLOWED_HOSTS": "127.0.0.1",
+        "DJANGO_SECURE_SSL_REDIRECT": "0",
+        "OKADA_API_RATE_LIMIT": "100000000/minute",
+        "OKADA_LOG_FORMAT": "json",
+        "GUNICORN_BIND": f"127.0.0.1:{port}",
+        "WEB_CONCURRENCY": str(workers),
+    }
+    logfile = open(ROOT / "var" / "bench-gunicorn.log", "ab")  # noqa: SIM115 (closed below)
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "-c",
+            "okada/gunicorn.conf.py",
+            "--log-level",
+            "warning",
+            "okada.wsgi",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=logfile,
+        stderr=logfile,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"gunicorn exited ({process.returncode}): see var/bench-gunicorn.log")
+            try:
+                if _get("127.0.0.1", port, "/healthz")[0] == 200:
+                    break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError("gunicorn did not answer within 60 s")
+            time.sleep(0.2)
+        log(f"gunicorn: {workers} sync workers on 127.0.0.1:{port} (production settings)")
+        yield "127.0.0.1", port, process.pid
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        logfile.close()
+
+
+def _get(host: str, port: int, path: str, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
+    conn = http.client.HTTPConnection(host, port, timeout=30)
+    try:
+        conn.request("GET", path, headers=headers or {})
+        response = conn.getresponse()
+        return response.status, response.read()
+    finally:
+        conn.close()
+
+
+def _cpu_seconds(pids: list[int]) -> float:
+    """utime + stime of these processes (Linux /proc), in seconds."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / ticks
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                    found.append(int(entry.name))
+            except (OSError, IndexError, ValueError):
+                continue
+    return found
+
+
+def _postgres_pids() -> list[int]:
+    """The server's processes (postmaster and its children), when it runs on this machine."""
+    with psycopg.connect(pgbench.server_url("postgres"), autocommit=True) as conn:
+        row = conn.execute("SHOW data_directory").fetchone()
+    try:
+        postmaster = int(Path(str(row[0] if row else ""), "postmaster.pid").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return []
+    return [postmaster, *_children(postmaster)]
+
+
+def _redis_cpu() -> float:
+    import redis
+    from django.conf import settings
+
+    info = redis.Redis.from_url(settings.REDIS_URL).info("cpu")
+    return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+
+
+# --- Load generators (spawned processes) -------------------------------------------------------------
+
+
+def _load(
+    host: str,
+    port: int,
+    requests: list[tuple[str, str, bytes | None, dict[str, str]]],
+    seconds: float,
+    start: Any,
+    queue: Any,
+) -> None:
+    """Send requests (cycling through `requests`) for `seconds`; report statuses and latencies."""
+    try:
+        conn = http.client.HTTPConnection(host, port, timeout=60)
+        statuses: dict[int, int] = {}
+        latencies: list[float] = []
+        cpu_before = time.process_time()
+        start.wait(timeout=600)
+        started = time.monotonic()
+        deadline = started + seconds
+        i = 0
+        while time.monotonic() < deadline:
+            method, path, body, headers = requests[i % len(requests)]
+            i += 1
+            if "Idempotency-Key" in headers:
+                headers = {**headers, "Idempotency-Key": uuid.uuid4().hex}
+            t0 = time.perf_counter()
+            try:
+                conn.request(method, path, body=body, headers=headers)
+                response = conn.getresponse()
+                response.read()
+                status = response.status
+            except (OSError, http.client.HTTPException):
+                conn.close()
+                status = 0
+            latencies.append((time.perf_counter() - t0) * 1000)
+            statuses[status] = statuses.get(status, 0) + 1
+        queue.put(
+            {
+                "statuses": statuses,
+                "latencies": latencies,
+                "elapsed": time.monotonic() - started,
+                "cpu": time.process_time() - cpu_before,
+            }
+        )
+    except BaseException as exc:
+        queue.put({"crash": f"{type(exc).__name__}: {exc}"})
+        start.abort()
+        raise
+
+
+def _drive(host: str, port: int, per_client: list[list[Any]], seconds: float) -> dict[str, Any]:
+    """Run one load process per entry of `per_client`, all starting together."""
+    ctx = isolated.CONTEXT
+    start = ctx.Barrier(len(per_client) + 1)
+    queue = ctx.Queue()
+    processes = [
+        ctx.Process(target=_load, args=(host, port, requests, seconds, start, queue), daemon=True)
+        for requests in per_client
+    ]
+    for p in processes:
+        p.start()
+    try:
+        orders._cross(start, queue)
+        results = [queue.get(timeout=seconds + 120) for _ in processes]
+    finally:
+        for p in processes:
+            p.join(timeout=30)
+            if p.is_alive():
+                p.kill()
+    crashed = [r["crash"] for r in results if "crash" in r]
+    if crashed:
+        raise RuntimeError(f"a load process failed: {crashed[0]}")
+    latencies = sorted(ms for r in results for ms in r["latencies"])
+    statuses: dict[int, int] = {}
+    for r in results:
+        for status, n in r["statuses"].items():
+            statuses[status] = statuses.get(status, 0) + n
+    elapsed = max(r["elapsed"] for r in results)
+    return {
+        "statuses": statuses,
+        "requests": len(latencies),
+        "elapsed": elapsed,
+        "rps": len(latencies) / elapsed,
+        "p50_ms": statistics.median(latencies) if latencies else 0.0,
+        "p95_ms": latencies[int(len(latencies) * 0.95)] if latencies else 0.0,
+        "client_cpu": sum(r["cpu"] for r in results),
+    }
+
+
+# --- api_list --------------------------------------------------------------------------------------------
+
+
+def _issue_keys(count: int) -> list[tuple[str, str]]:
+    """(key id, secret) for `count` vendors with products (in the bench database's process)."""
+    from catalog.models import Vendor
+    from okada.core.actors import Actor
+    from okada.credentials.services import api_key_issue
+
+    vendors = Vendor.objects.filter(products__isnull=False).distinct().order_by("slug")[:count]
+    actor = Actor(role=Actor.STAFF, label="bench")
+    issued = [api_key_issue(name="bench", vendor=v, scopes=["products:read"], actor=actor) for v in vendors]
+    return [(str(i.key.pk), i.secret) for i in issued]
+
+
+def _page_queries(secret: str) -> dict[int, int]:
+    """Queries made by one list page at limit 1 and 200 (test client, same code as the server)."""
+    from django.db import connection
+    from django.test import Client
+    from django.test.utils import CaptureQueriesContext
+
+    client = Client(HTTP_HOST="127.0.0.1", HTTP_AUTHORIZATION=f"Bearer {secret}")
+    client.get("/api/v1/products?limit=1")
+    counts = {}
+    for limit in (1, 200):
+        with CaptureQueriesContext(connection) as queries:
+            assert client.get(f"/api/v1/products?limit={limit}").status_code == 200
+        counts[limit] = len(queries)
+    return counts
+
+
+def _delete_keys(url: str, ids: list[str]) -> None:
+    """Leave the kept database as it was: the bench's keys go."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("DELETE FROM credentials_apikey WHERE id = ANY(%s::uuid[])", [ids])
+
+
+def run_list(*, preset: str, clients: int, seconds: int, workers: int, log: Any) -> list[Figure]:
+    url = kept.seeded_database(preset, log=log)
+    keys = isolated.call(url, _issue_keys, LIST_VENDORS)
+    try:
+        queries = isolated.call(url, _page_queries, keys[0][1])
+        with gunicorn(url, workers=workers, log=log) as (host, port, _pid):
+            rng = random.Random(7)
+
+            def requests(path_of: Any) -> list[list[Any]]:
+                return [
+                    [
+                        ("GET", path_of(rng), None, {"Authorization": f"Bearer {rng.choice(keys)[1]}"})
+                        for _ in range(200)
+                    ]
+                    for _ in range(clients)
+                ]
+
+            ping: list[list[Any]] = [[("GET", "/bench/ping", None, {})] for _ in range(clients)]
+            warm = requests(lambda r: "/api/v1/products?limit=50")
+            _drive(host, port, warm, 2)  # workers import, connect and cache before timing
+            log(f"api_list: {seconds} s each of ping, list and search, {clients} clients")
+            baseline = _drive(host, port, ping, seconds)
+            listing = _drive(host, port, requests(lambda r: "/api/v1/products?limit=50"), seconds)
+            search = _drive(
+                host,
+                port,
+                requests(lambda r: f"/api/v1/products?limit=50&q={r.choice(SEARCH_TERMS)}"),
+                seconds,
+            )
+    finally:
+        _delete_keys(url, [k for k, _ in keys])
+    label = f"({preset})"
+    errors = sum(n for s, n in (*listing["statuses"].items(), *search["statuses"].items()) if s != 200)
+    base = f"minimal DRF view c{clients}"
+    return [
+        Figure(f"api product list {label}", listing["rps"], "req/s", base, baseline["rps"]),
+        Figure("  list latency p50", listing["p50_ms"], "ms", "ping p50", baseline["p50_ms"]),
+        Figure(
+            "  list latency p95",
+            listing["p95_ms"],
+            "ms",
+            "ping p95",
+            baseline["p95_ms"],
+            "<= 20 ms",
+            at_most(20),
+        ),
+        Figure(f"api product search {label}", search["rps"], "req/s", base, baseline["rps"]),
+        Figure("  search latency p50", search["p50_ms"], "ms", "ping p50", baseline["p50_ms"]),
+        Figure(
+            "  search latency p95",
+            search["p95_ms"],
+            "ms",
+            "ping p95",
+            baseline["p95_ms"],
+            "<= 40 ms",
+            at_most(40),
+        ),
+        Figure("  non-200 answers", errors, "req", goal="= 0", check=at_most(0)),
+        Figure(
+            "  queries per page, limit 200",
+            queries[200],
+            "queries",
+            "limit 1",
+            queries[1],
+            f"= {queries[1]}",
+            lambda f: f.value == f.baseline_value,
+        ),
+    ]
+
+
+# --- api_orders ------------------------------------------------------------------------------------------
+
+
+def _storefront_catalog() -> dict[str, Any]:
+    """What the storefront processes send: a storefront key, products per shop, customers, zones."""
+    from catalog.models import Product, Vendor
+    from okada.core.actors import Actor
+    from okada.credentials.services import api_key_issue
+    from orders.models import Customer
+
+    shops = orders._shops()
+    vendors = {v.pk: v.city for v in Vendor.objects.filter(pk__in=shops)}
+    products: dict[str, list[str]] = {}
+    for pk, vendor_id in Product.objects.orderable().filter(vendor__in=shops).values_list("pk", "vendor_id"):  # type: ignore[attr-defined]
+        products.setdefault(str(vendor_id), []).append(str(pk))
+    customers: dict[str, list[tuple[str, str, str]]] = {}
+    for city in set(vendors.values()):
+        sample = Customer.objects.filter(zone__city=city).order_by("pk")[: orders.CUSTOMERS_PER_CITY]
+        customers[city] = [(c.phone, c.name, str(c.zone_id)) for c in sample]
+    secret = api_key_issue(name="bench storefront", actor=Actor(role=Actor.STAFF, label="bench")).secret
+    return {
+        "secret": secret,
+        "vendors": {str(pk): city for pk, city in vendors.items()},
+        "products": products,
+        "customers": customers,
+    }
+
+
+def _order_requests(catalog: dict[str, Any], hot: list[str], seed: int, count: int = 400) -> list[Any]:
+    rng = random.Random(seed)
+    vendors = [v for v in catalog["vendors"] if catalog["products"].get(v)]
+    hot_by_vendor: dict[str, list[str]] = {}
+    for vendor, products in catalog["products"].items():
+        hot_by_vendor[vendor] = [p for p in products if p in hot]
+    headers = {
+        "Authorization": f"Bearer {catalog['secret']}",
+        "Content-Type": "application/json",
+        "Idempotency-Key": "",  # a fresh one per request (see _load)
+    }
+    requests = []
+    for _ in range(count):
+        vendor = rng.choice(vendors)
+        shelf = [p for p in catalog["products"][vendor] if p not in hot]
+        items = rng.sample(shelf, rng.randint(1, min(3, len(shelf))))
+        if hot_by_vendor[vendor] and rng.random() < orders.HOT_SHARE:
+            items.append(rng.choice(hot_by_vendor[vendor]))
+        phone, name, zone = rng.choice(catalog["customers"][catalog["vendors"][vendor]])
+        body = {
+            "vendor": vendor,
+            "customer": {"phone": phone, "name": name},
+            "items": [{"product": p, "quantity": rng.randint(1, 3)} for p in items],
+            "payment_method": rng.choice(("mtn_momo", "orange_money", "cash")),
+            "address": "Akwa, près du marché",
+            "zone": zone,
+        }
+        requests.append(("POST", "/api/v1/orders", json.dumps(body).encode(), headers))
+    return requests
+
+
+def run_orders(*, clients: int, seconds: int, workers: int, log: Any) -> list[Figure]:
+    per_round = max(2, round(seconds / ORDER_ROUNDS))
+    with pgbench.scratch_database(orders.DATABASE) as url:
+        log(f"api_orders: seeding {orders.DATABASE} ({' '.join(orders.CATALOG)})")
+        pgbench.manage("seed_demo", *orders.CATALOG, *orders.CATALOG_MONTHS, "-v0", database_url=url)
+        hot = isolated.call(url, orders._stock_up)
+        catalog = isolated.call(url, _storefront_catalog)
+        orders_before = orders._counts(url, orders=orders.ORDERS)["orders"]
+        per_client = [_order_requests(catalog, hot, seed=n) for n in range(clients)]
+        pgbench.pgbench_init(10)
+        try:
+            with gunicorn(url, workers=workers, log=log) as (host, port, master):
+                _drive(host, port, per_client, 2)  # warm up (these orders count in the audits)
+                warm_orders = orders._counts(url, orders=orders.ORDERS)["orders"] - orders_before
+                web_pids = [master, *_children(master)]
+                pg_pids = _postgres_pids()
+                rounds, ratios, tps = [], [], []
+                cpu = {"web": 0.0, "postgres": 0.0, "redis": 0.0, "clients": 0.0}
+                log(
+                    f"api_orders vs pgbench (-c {clients} -j 2): "
+                    f"{ORDER_ROUNDS} rounds of {per_round} s, taking turns"
+                )
+                for number in range(1, ORDER_ROUNDS + 1):
+                    pgbench.checkpoint()
+                    baseline = pgbench.pgbench_run(clients=clients, jobs=2, seconds=per_round)
+                    pgbench.checkpoint()
+                    before = (_cpu_seconds(web_pids), _cpu_seconds(pg_pids), _redis_cpu())
+                    result = _drive(host, port, per_client, per_round)
+                    after = (_cpu_seconds(web_pids), _cpu_seconds(pg_pids), _redis_cpu())
+                    for name, b, a in zip(("web", "postgres", "redis"), before, after, strict=True):
+                        cpu[name] += a - b
+                    cpu["clients"] += result["client_cpu"]
+                    done = result["statuses"].get(201, 0) + result["statuses"].get(409, 0)
+                    rate = done / result["elapsed"]
+                    rounds.append(result)
+                    ratios.append(rate / baseline.tps)
+                    tps.append(baseline.tps)
+                    log(
+                        f"  round {number}: pgbench {baseline.tps:,.0f} tps, "
+                        f"API {rate:,.0f} orders/s (ratio {ratios[-1]:.2f})"
+                    )
+        finally:
+            pgbench.drop_database(pgbench.PGBENCH_DB)
+        audit = orders._audit(url)
+    placed = sum(r["statuses"].get(201, 0) for r in rounds)
+    refused = sum(r["statuses"].get(409, 0) for r in rounds)
+    errors = sum(n for r in rounds for s, n in r["statuses"].items() if s not in (201, 409))
+    elapsed = sum(r["elapsed"] for r in rounds)
+    latencies = sorted(r["p95_ms"] for r in rounds)
+    median = statistics.median(ratios)
+    per_order = lambda seconds: seconds / max(placed + refused, 1) * 1000  # noqa: E731 (ms of CPU per order)
+    return [
+        Figure(
+            "api order placement (HTTP)",
+            (placed + refused) / elapsed,
+            "orders/s",
+            f"pgbench tpcb-like c{clients}",
+            sum(tps) / len(tps),
+            "reported: all rounds",
+        ),
+        Figure(
+            "  ratio per round: median",
+            median,
+            f"(rounds {min(ratios):.2f} to {max(ratios):.2f})",
+            goal=">= 0.30",
+            check=at_least(0.30),
+        ),
+        Figure("  of which placed (201)", placed / elapsed, "orders/s"),
+        Figure("  of which refused out of stock (409)", refused / elapsed, "orders/s"),
+        Figure("  errors (other statuses)", errors, "req", goal="= 0", check=at_most(0)),
+        Figure("  latency p50 (median of rounds)", statistics.median(r["p50_ms"] for r in rounds), "ms"),
+        Figure("  latency p95 (worst round)", latencies[-1], "ms"),
+        Figure("  CPU per order: gunicorn (Python)", per_order(cpu["web"]), "ms"),
+        Figure("  CPU per order: PostgreSQL", per_order(cpu["postgres"]), "ms"),
+        Figure("  CPU per order: Redis", per_order(cpu["redis"]), "ms"),
+        Figure("  CPU per order: load generator", per_order(cpu["clients"]), "ms"),
+        Figure("oversold stock rows (api)", audit["oversold"], "rows", goal="= 0", check=at_most(0)),
+        Figure("stock != ledger (api)", audit["ledger_mismatch"], "products", goal="= 0", check=at_most(0)),
+        Figure(
+            "reserved != open order items (api)",
+            audit["reservation_mismatch"],
+            "products",
+            goal="= 0",
+            check=at_most(0),
+        ),
+        Figure(
+            "orders lost or extra (api)",
+            abs(audit["orders"] - orders_before - warm_orders - placed),
+            "orders",
+            goal="= 0",
+            check=at_most(0),
+        ),
+    ]
+
+
+def run(
+    *, only: str | None, preset: str, clients: int | None, seconds: int, workers: int, log: Any
+) -> list[Figure]:
+    figures: list[Figure] = []
+    if only in (None, "api", "api_list"):
+        figures += run_list(preset=preset, clients=clients or 8, seconds=seconds, workers=workers, log=log)
+    if only in (None, "api", "api_orders"):
+        figures += run_orders(clients=clients or 16, seconds=seconds, workers=workers, log=log)
+    return figures

@@ -1,0 +1,24 @@
+"""gunicorn settings: `make serve`, and production (`gunicorn -c okada/gunicorn.conf.py okada.wsgi`).
+
+Sync workers (the API is database-bound and each request is short), 2 x cores + 1 of them by
+default. The access log is written by Django (`okada.access`, JSON with the request id), so
+gunicorn's own is off; its error log goes to stderr.
+"""
+
+import multiprocessing
+import os
+
+bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
+workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count() * 2 + 1))
+timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))  # the Idempotency-Key lock outlives it
+graceful_timeout = 30
+keepalive = 5
+max_requests = 5000  # recycle workers now and then (memory), staggered
+max_requests_jitter = 500
+accesslog = None
+errorlog = "-"
+# Trust X-Forwarded-* only from the local reverse proxy (REMOTE_ADDR keys the anonymous limits).
+forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+proc_name = "okada-web"
+# No control socket: its default path is one per user, shared by every gunicorn of that user.
+control_socket_disable = True
