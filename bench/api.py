@@ -28,6 +28,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import psycopg
 
@@ -313,7 +314,7 @@ def run_list(*, preset: str, clients: int, seconds: int, workers: int, log: Any)
             search = _drive(
                 host,
                 port,
-                requests(lambda r: f"/api/v1/products?limit=50&q={r.choice(SEARCH_TERMS)}"),
+                requests(lambda r: f"/api/v1/products?limit=50&q={quote(r.choice(SEARCH_TERMS))}"),
                 seconds,
             )
     finally:

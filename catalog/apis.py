@@ -95,27 +95,58 @@ class ProductOut(serializers.Serializer[Any]):
     created_at = UtcDateTimeField()
     updated_at = UtcDateTimeField()
 
-    def to_representation(self, product: Product) -> dict[str, Any]:
-        return product_json(product)
+    def to_representation(self, row: dict[str, Any]) -> dict[str, Any]:
+        return product_json(row)
 
 
-def product_json(product: Product) -> dict[str, Any]:
+# Lists read these columns as plain values (no model instances: a third of the time of a page).
+PRODUCT_VALUES = (
+    "id",
+    "vendor_id",
+    "sku",
+    "name",
+    "description",
+    "category_id",
+    "price_xaf",
+    "compare_at_price_xaf",
+    "unit",
+    "is_active",
+    "attributes",
+    "version",
+    "created_at",
+    "updated_at",
+    "stock__on_hand",
+    "stock__reserved",
+    "stock__version",
+)
+
+
+def product_json(row: dict[str, Any]) -> dict[str, Any]:
+    """A product as the API shows it, from a `.values(*PRODUCT_VALUES)` row."""
+    pk = str(row["id"])
+    on_hand, reserved = row["stock__on_hand"] or 0, row["stock__reserved"] or 0
     return {
-        "id": str(product.pk),
-        "vendor": str(product.vendor_id),
-        "sku": product.sku,
-        "name": product.name,
-        "description": product.description,
-        "category": str(product.category_id) if product.category_id else None,
-        "price_xaf": product.price_xaf,
-        "compare_at_price_xaf": product.compare_at_price_xaf,
-        "unit": product.unit,
-        "is_active": product.is_active,
-        "attributes": product.attributes,
-        "version": product.version,
-        "stock": stock_json(product.stock),
-        "created_at": utc(product.created_at),
-        "updated_at": utc(product.updated_at),
+        "id": pk,
+        "vendor": str(row["vendor_id"]),
+        "sku": row["sku"],
+        "name": row["name"],
+        "description": row["description"],
+        "category": str(row["category_id"]) if row["category_id"] else None,
+        "price_xaf": row["price_xaf"],
+        "compare_at_price_xaf": row["compare_at_price_xaf"],
+        "unit": row["unit"],
+        "is_active": row["is_active"],
+        "attributes": row["attributes"],
+        "version": row["version"],
+        "stock": {
+            "product": pk,
+            "on_hand": on_hand,
+            "reserved": reserved,
+            "available": on_hand - reserved,
+            "version": row["stock__version"] or 0,
+        },
+        "created_at": utc(row["created_at"]),
+        "updated_at": utc(row["updated_at"]),
     }
 
 
@@ -374,7 +405,7 @@ class ProductListApi(ProductScope):
             updated_since=query_datetime(request, "updated_since"),
             **({"vendor_id": query_uuid(request, "vendor")} if self.actor.role == STOREFRONT else {}),
         )
-        rows = page.paginate(products)
+        rows = page.paginate(products.values(*PRODUCT_VALUES))
         return rows.response([product_json(p) for p in rows.rows])
 
     def post(self, request: Request) -> Response:
@@ -385,8 +416,8 @@ class ProductListApi(ProductScope):
 
 
 def _product_response(product: Product, code: int = status.HTTP_200_OK) -> Response:
-    product = Product.objects.select_related("stock").get(pk=product.pk)
-    return Response(product_json(product), status=code, headers={"ETag": f'"{product.version}"'})
+    row = Product.objects.filter(pk=product.pk).values(*PRODUCT_VALUES).get()
+    return Response(product_json(row), status=code, headers={"ETag": f'"{row["version"]}"'})
 
 
 def _if_match(request: Request) -> int | None:
@@ -419,8 +450,7 @@ class ProductDetailApi(ProductScope):
     allowed_roles = {"GET": {VENDOR, STOREFRONT}, "PATCH": {VENDOR}, "DELETE": {VENDOR}}
 
     def get(self, request: Request, pk: uuid.UUID) -> Response:
-        product = self.product(pk)
-        return Response(product_json(product), headers={"ETag": f'"{product.version}"'})
+        return _product_response(self.product(pk))
 
     def patch(self, request: Request, pk: uuid.UUID) -> Response:
         product = self.product(pk)

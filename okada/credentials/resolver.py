@@ -35,6 +35,7 @@ def _api_key(raw: str, prefix: str) -> Credential | None:
         ApiKey.objects.filter(_live(now), prefix=prefix)
         .filter(Q(vendor__isnull=True) | Q(vendor__deleted_at__isnull=True))
         .only("id", "name", "kind", "vendor_id", "key_hash", "scopes", "last_used_at")
+        .order_by()
         .first()
     )
     if key is None or not matches(raw, key.key_hash):
@@ -54,6 +55,7 @@ def _personal_token(raw: str, prefix: str) -> Credential | None:
         PersonalToken.objects.filter(_live(now), Exists(member), prefix=prefix)
         .filter(user__is_active=True, vendor__deleted_at__isnull=True)
         .select_related("user")
+        .order_by()
         .first()
     )
     if token is None or not matches(raw, token.token_hash):

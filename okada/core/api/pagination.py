@@ -93,10 +93,14 @@ class CursorPage:
         return direction, value, pk
 
     def _encode(self, direction: str, row: Any) -> str:
-        value = getattr(row, self.field)
+        """Rows are model instances or `.values()` dicts (which must include the ordering and id)."""
+        if isinstance(row, dict):
+            value, pk = row[self.field], row["id"]
+        else:
+            value, pk = getattr(row, self.field), row.pk
         if hasattr(value, "isoformat"):
             value = value.isoformat()
-        payload = json.dumps([self.ordering, direction, value, str(row.pk)], separators=(",", ":"))
+        payload = json.dumps([self.ordering, direction, value, str(pk)], separators=(",", ":"))
         return _SIGNER.sign(base64.urlsafe_b64encode(payload.encode()).decode())
 
     def _after(self, queryset: QuerySet[Any], value: Any, pk: str, *, forward: bool) -> QuerySet[Any]:
