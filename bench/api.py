@@ -153,6 +153,15 @@ def _postgres_pids() -> list[int]:
     return [postmaster, *_children(postmaster)]
 
 
+def _postgres_cpu(since: dict[int, float] | None = None) -> Any:
+    """CPU seconds per PostgreSQL process now; with `since`, the CPU used since then by the
+    processes alive at both times (pgbench's backends come and go between the two)."""
+    now = {pid: _cpu_seconds([pid]) for pid in _postgres_pids()}
+    if since is None:
+        return now
+    return sum(now[pid] - since[pid] for pid in now.keys() & since.keys())
+
+
 def _redis_cpu() -> float:
     import redis
     from django.conf import settings
@@ -432,7 +441,6 @@ def run_orders(*, clients: int, seconds: int, workers: int, log: Any) -> list[Fi
                 _drive(host, port, per_client, 2)  # warm up (these orders count in the audits)
                 warm_orders = orders._counts(url, orders=orders.ORDERS)["orders"] - orders_before
                 web_pids = [master, *_children(master)]
-                pg_pids = _postgres_pids()
                 rounds, ratios, tps = [], [], []
                 cpu = {"web": 0.0, "postgres": 0.0, "redis": 0.0, "clients": 0.0}
                 log(
@@ -443,10 +451,12 @@ def run_orders(*, clients: int, seconds: int, workers: int, log: Any) -> list[Fi
                     pgbench.checkpoint()
                     baseline = pgbench.pgbench_run(clients=clients, jobs=2, seconds=per_round)
                     pgbench.checkpoint()
-                    before = (_cpu_seconds(web_pids), _cpu_seconds(pg_pids), _redis_cpu())
+                    pg_before = _postgres_cpu()
+                    before = (_cpu_seconds(web_pids), _redis_cpu())
                     result = _drive(host, port, per_client, per_round)
-                    after = (_cpu_seconds(web_pids), _cpu_seconds(pg_pids), _redis_cpu())
-                    for name, b, a in zip(("web", "postgres", "redis"), before, after, strict=True):
+                    after = (_cpu_seconds(web_pids), _redis_cpu())
+                    cpu["postgres"] += _postgres_cpu(since=pg_before)
+                    for name, b, a in zip(("web", "redis"), before, after, strict=True):
                         cpu[name] += a - b
                     cpu["clients"] += result["client_cpu"]
                     done = result["statuses"].get(201, 0) + result["statuses"].get(409, 0)

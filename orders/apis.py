@@ -31,7 +31,17 @@ from okada.core.api.views import ApiView
 from okada.core.errors import InvalidInput, NotFound
 
 from . import selectors, services
-from .models import MOBILE_MONEY, Channel, Order, OrderQuerySet, OrderStatus, Payment, PaymentMethod, Zone
+from .models import (
+    MOBILE_MONEY,
+    Channel,
+    Order,
+    OrderItem,
+    OrderQuerySet,
+    OrderStatus,
+    Payment,
+    PaymentMethod,
+    Zone,
+)
 
 VENDOR, STOREFRONT, SYSTEM = Actor.VENDOR, Actor.STOREFRONT, Actor.SYSTEM
 ORDER_ORDERINGS = ("-placed_at", "placed_at", "-updated_at", "updated_at")
@@ -104,7 +114,10 @@ class OrderOut(serializers.Serializer[Any]):
         return order_json(order)
 
 
-def order_json(order: Order) -> dict[str, Any]:
+def order_json(
+    order: Order, *, items: list[OrderItem] | None = None, payments: list[Payment] | None = None
+) -> dict[str, Any]:
+    """An order with its items and payments (prefetched, or given)."""
     customer = order.customer
     return {
         "id": str(order.pk),
@@ -134,9 +147,9 @@ def order_json(order: Order) -> dict[str, Any]:
                 "quantity": item.quantity,
                 "line_total_xaf": item.line_total_xaf,
             }
-            for item in order.items.all()
+            for item in (order.items.all() if items is None else items)
         ],
-        "payments": [payment_json(p) for p in order.payments.all()],
+        "payments": [payment_json(p) for p in (order.payments.all() if payments is None else payments)],
     }
 
 
@@ -313,12 +326,16 @@ class OrderListApi(OrderScope):
             note=d.get("note", ""),
             actor=self.actor,
         )
+        payments = []
         if order.payment_method in MOBILE_MONEY:
-            services.payment_record(
-                order=order, provider=order.payment_method, amount_xaf=order.total_xaf, actor=self.actor
+            payments.append(
+                services.payment_record(
+                    order=order, provider=order.payment_method, amount_xaf=order.total_xaf, actor=self.actor
+                )
             )
-        order = selectors.order_list().get(pk=order.pk)
-        return Response(order_json(order), status=status.HTTP_201_CREATED)
+        # The placed order as returned (customer cached), its items read once: no second read.
+        lines = list(order.items.order_by("name", "id"))
+        return Response(order_json(order, items=lines, payments=payments), status=status.HTTP_201_CREATED)
 
     def _vendor(self, vendor_id: uuid.UUID | None) -> Vendor:
         if self.actor.role == VENDOR:
