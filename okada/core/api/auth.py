@@ -44,7 +44,7 @@ class Credential:
 
 @cache
 def _resolver() -> Callable[[str], Credential | None]:
-    return import_string(settings.OKADA_API_CREDENTIAL_RESOLVER)  # type: ignore[no-any-return]
+    return import_string(settings.OKADA_API_CREDENTIAL_RESOLVER)
 
 
 class BearerAuthentication(authentication.BaseAuthentication):

@@ -107,8 +107,8 @@ class CursorPage:
         """Rows after (forward) or before the position (value, pk) in this ordering."""
         model_field = queryset.model._meta.get_field(self.field)
         try:
-            value = model_field.to_python(value)  # type: ignore[union-attr]
-            pk_value = queryset.model._meta.pk.to_python(pk)  # type: ignore[union-attr]
+            value = model_field.to_python(value)
+            pk_value = queryset.model._meta.pk.to_python(pk)
         except Exception:
             raise InvalidInput(_("This cursor is not valid."), field="cursor") from None
         greater = forward != self.descending

@@ -200,7 +200,7 @@ def handler404(request: HttpRequest, exception: Exception | None = None) -> Http
         return problem_http_response(NotFound())
     from django.views.defaults import page_not_found
 
-    return page_not_found(request, exception)  # type: ignore[arg-type]
+    return page_not_found(request, exception)
 
 
 def handler500(request: HttpRequest) -> HttpResponse:

@@ -13,7 +13,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from okada.core.actors import Actor
-from okada.core.errors import NotFound
+from okada.core.errors import NotAuthenticated, NotFound
 
 from . import idempotency
 from .auth import Credential
@@ -52,7 +52,8 @@ class ApiView(APIView):
     @property
     def credential(self) -> Credential:
         credential = self.request.auth
-        assert isinstance(credential, Credential), "the view requires a credential"
+        if not isinstance(credential, Credential):  # a view without authentication asked for it
+            raise NotAuthenticated()
         return credential
 
     # --- the request cycle ---------------------------------------------------------------------
@@ -87,7 +88,7 @@ class ApiView(APIView):
         handler = self._handler(request)
         key = idempotency.validate_key(request.headers.get(idempotency.HEADER))
         if request.method != "POST" or key is None or not self.idempotent:
-            return handler(request, *args, **kwargs)  # type: ignore[no-any-return]
+            return handler(request, *args, **kwargs)
         outcome = idempotency.claim(
             scope=self.credential.scope_key
             if isinstance(request.auth, Credential)
