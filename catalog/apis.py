@@ -17,7 +17,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from okada.core.actors import Actor
-from okada.core.api.pagination import CursorPage, page_of
+from okada.core.api.pagination import LIST_PARAMETERS, CursorPage, page_of
 from okada.core.api.problems import flatten_errors
 from okada.core.api.serializers import (
     StrictSerializer,
@@ -301,11 +301,6 @@ class StockCountIn(StrictSerializer):
 
 # --- Views --------------------------------------------------------------------------------------------
 
-LIST_PARAMETERS = [
-    OpenApiParameter("limit", int, description="Page size, 1 to 200 (default 50)."),
-    OpenApiParameter("cursor", str, description="From `next` or `previous` of a page."),
-    OpenApiParameter("updated_since", str, description="RFC 3339 time: rows changed at or after it."),
-]
 PRODUCT_EXAMPLE = {
     "id": "0192f6d2-8b1c-7c3e-9a51-3f2b9c1d4e5f",
     "vendor": "0192f6d2-8b1c-7aaa-8b51-3f2b9c1d4e50",

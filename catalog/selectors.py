@@ -50,7 +50,7 @@ def stock_audit(*, vendor: Vendor | None = None) -> list[StockMismatch]:
 
 
 def product_list_for_vendor(*, vendor: Vendor, q: str = "", is_active: bool | None = None) -> ProductQuerySet:
-    return product_list(vendor_id=vendor.pk, q=q, is_active=is_active)
+    return product_list(vendor_id=vendor.pk, q=q, is_active=is_active).select_related("category")
 
 
 def product_list(

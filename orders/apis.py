@@ -19,7 +19,7 @@ from rest_framework.response import Response
 from catalog.models import City, Vendor
 from okada.core.actors import Actor
 from okada.core.api.auth import SignedBodyAuthentication
-from okada.core.api.pagination import CursorPage, page_of
+from okada.core.api.pagination import LIST_PARAMETERS, CursorPage, page_of
 from okada.core.api.serializers import (
     StrictSerializer,
     UtcDateTimeField,
@@ -229,11 +229,6 @@ class CallbackOut(serializers.Serializer[Any]):
 
 # --- Views --------------------------------------------------------------------------------------------
 
-LIST_PARAMETERS = [
-    OpenApiParameter("limit", int, description="Page size, 1 to 200 (default 50)."),
-    OpenApiParameter("cursor", str, description="From `next` or `previous` of a page."),
-    OpenApiParameter("updated_since", str, description="RFC 3339 time: rows changed at or after it."),
-]
 ORDER_PLACE_EXAMPLE = {
     "vendor": "0192f6d2-8b1c-7aaa-8b51-3f2b9c1d4e50",
     "customer": {"phone": "+237677123456", "name": "Awa Mbarga"},

@@ -19,7 +19,7 @@ from urllib.parse import urlencode
 from django.core import signing
 from django.db.models import Q, QuerySet
 from django.utils.translation import gettext as _
-from drf_spectacular.utils import inline_serializer
+from drf_spectacular.utils import OpenApiParameter, inline_serializer
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -39,6 +39,14 @@ class Page:
 
     def response(self, results: Any) -> Response:
         return Response({"results": results, "next": self.next, "previous": self.previous})
+
+
+# The query parameters of every list, for its @extend_schema(parameters=[*LIST_PARAMETERS, ...]).
+LIST_PARAMETERS = [
+    OpenApiParameter("limit", int, description="Page size, 1 to 200 (default 50)."),
+    OpenApiParameter("cursor", str, description="From `next` or `previous` of a page."),
+    OpenApiParameter("updated_since", str, description="RFC 3339 time: rows changed at or after it."),
+]
 
 
 def page_of(serializer: type[serializers.Serializer[Any]]) -> serializers.Serializer[Any]:
