@@ -61,7 +61,12 @@ def main(argv: list[str] | None = None) -> int:
         figures += partitions.run(preset=preset, log=log)
     if args.only in (None, "api", "api_list", "api_orders"):
         figures += api.run(
-            only=args.only, preset=preset, clients=args.clients, seconds=args.seconds, workers=args.workers, log=log
+            only=args.only,
+            preset=preset,
+            clients=args.clients,
+            seconds=args.seconds,
+            workers=args.workers,
+            log=log,
         )
     print(render(figures))
     return 1 if any(f.verdict == "FAIL" for f in figures) else 0
