@@ -20,10 +20,11 @@ from catalog.models import Product, Stock, StockMovement, Vendor
 from catalog.selectors import stock_audit
 from catalog.services import stock_adjust
 from okada.core.actors import Actor
-from orders.models import OPEN_STATUSES, Order, OrderItem, OrderStatus, Payment, PaymentMethod
+from orders.models import OPEN_STATUSES, Customer, Order, OrderItem, OrderStatus, Payment, PaymentMethod
 from orders.services import (
     InvalidTransition,
     OutOfStock,
+    customer_get_or_create,
     order_cancel,
     order_place,
     order_transition,
@@ -367,3 +368,55 @@ def test_concurrent_product_creation_with_one_sku_gives_one_product_and_clear_co
     assert sum(isinstance(r, Product) for r in results) == 1
     assert all(isinstance(r, (Product, SkuTaken)) for r in results), results  # never IntegrityError
     assert Product.objects.filter(vendor=vendor, sku="SAME").count() == 1
+
+
+def test_simultaneous_first_orders_from_one_new_phone_make_one_customer():
+    """customer_get_or_create under the race it exists for: every caller misses the lookup, one
+    insert wins, the others take its customer (none fails, none makes a second)."""
+    zone = ZoneFactory()
+    results = run_together(
+        [
+            (lambda: customer_get_or_create(phone="677 12 34 99", name="Ngo", zone=zone, actor=STOREFRONT))
+            for _ in range(WORKERS)
+        ]
+    )
+    assert all(isinstance(r, Customer) for r in results), results
+    assert len({r.pk for r in results}) == 1
+    assert Customer.objects.filter(phone="+237677123499").count() == 1
+
+
+def test_simultaneous_first_orders_over_http_from_one_new_phone_make_one_customer(live_server):
+    import json
+    import urllib.request
+
+    from tests.credentials.factories import storefront_key
+
+    vendor = VendorFactory()
+    product = ProductFactory(vendor=vendor, initial_stock=100)
+    zone = ZoneFactory()
+    secret = storefront_key()
+    body = json.dumps(
+        {
+            "vendor": str(vendor.pk),
+            "customer": {"phone": "+237699000777", "name": "Awa"},
+            "items": [{"product": str(product.pk), "quantity": 1}],
+            "payment_method": "cash",
+            "address": "Akwa",
+            "zone": str(zone.pk),
+        }
+    ).encode()
+
+    def place() -> int:
+        request = urllib.request.Request(  # noqa: S310 (our live server)
+            f"{live_server.url}/api/v1/orders",
+            data=body,
+            method="POST",
+            headers={"Authorization": f"Bearer {secret}", "Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=WAIT) as response:  # noqa: S310
+            return int(response.status)
+
+    statuses = run_together([place for _ in range(8)], workers=8)
+    assert statuses == [201] * 8
+    assert Customer.objects.filter(phone="+237699000777").count() == 1
+    assert Order.objects.filter(customer__phone="+237699000777").count() == 8
