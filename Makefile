@@ -40,11 +40,13 @@ status:
 
 migrate: venv up
 	@$(MANAGE) check_services
+	@$(MANAGE) backup --kind pre_migration --if-migrations-pending
 	@$(MANAGE) migrate --noinput
 
 run: migrate
 	@$(MANAGE) ensure_admin
 	@$(MANAGE) seed_demo --preset small --if-empty
+	@$(MANAGE) backup --if-stale --verify
 	@echo "[run] web on http://127.0.0.1:8000/admin/ + Celery worker + beat; Ctrl-C stops them."
 	@echo "[run] PostgreSQL and Redis keep running in the background: 'make down' stops them."
 	@$(BIN)/honcho --no-prefix -f okada/Procfile -d . start || test $$? -eq 130

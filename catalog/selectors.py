@@ -6,7 +6,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.models import QuerySet
 
 from .models import Category, Product, ProductQuerySet, StockMovement, Vendor
@@ -21,10 +21,13 @@ class StockMismatch:
     ledger_reserved: int
 
 
-def stock_audit(*, vendor: Vendor | None = None) -> list[StockMismatch]:
-    """Products whose stock differs from the sum of their ledger movements (empty = consistent)."""
+def stock_audit(*, vendor: Vendor | None = None, using: str = DEFAULT_DB_ALIAS) -> list[StockMismatch]:
+    """Products whose stock differs from the sum of their ledger movements (empty = consistent).
+
+    `using`: another database with the same schema (a restore drill checks its restored copy).
+    """
     vendor_id = vendor.pk if vendor else None
-    with connection.cursor() as cur:
+    with connections[using].cursor() as cur:
         cur.execute(
             """
             WITH ledger AS (

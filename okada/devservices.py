@@ -558,6 +558,20 @@ def redis_down() -> None:
         say("Redis stopped")
 
 
+# --- gpg (encrypted backups) ------------------------------------------------------------------
+
+
+def gpg_check() -> None:
+    """Backups are encrypted with gpg when OKADA_BACKUP_PASSPHRASE is set (and the tests encrypt
+    one): install it as root, otherwise say in one line what to install."""
+    if shutil.which("gpg") and shutil.which("gpgconf") and shutil.which("gpg-agent"):
+        return
+    if is_root():
+        apt_install(["gnupg"], "gpg not found (encrypted backups)")
+    else:
+        say("gpg not found: encrypted backups need it: install it with `sudo apt-get install -y gnupg`")
+
+
 # --- commands ---------------------------------------------------------------------------------
 
 
@@ -574,6 +588,7 @@ def up() -> None:
         else:
             redis_up(env)
         write_env_file(env)
+        gpg_check()
 
 
 def down() -> None:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.core.exceptions import ValidationError
+from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.models import Count, Prefetch, Q, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -147,3 +148,30 @@ def zone_list(*, city: str | None = None, updated_since: datetime | None = None)
     if updated_since is not None:
         zones = zones.filter(updated_at__gte=updated_since)
     return zones
+
+
+@dataclass(frozen=True)
+class OrderTotalMismatch:
+    order_id: uuid.UUID
+    subtotal_xaf: int
+    items_total_xaf: int
+
+
+def order_total_audit(*, using: str = DEFAULT_DB_ALIAS) -> list[OrderTotalMismatch]:
+    """Orders whose subtotal differs from the sum of their items' line totals (empty = consistent).
+
+    The database CHECKs each line (price x quantity) and each order (total = subtotal + fee); the
+    sum over an order's lines spans rows, so it is audited. `using`: another database with the same
+    schema (a restore drill checks its restored copy).
+    """
+    with connections[using].cursor() as cur:
+        cur.execute(
+            """
+            SELECT o.id, o.subtotal_xaf, coalesce(i.total, 0)
+              FROM orders_order o
+              LEFT JOIN (SELECT order_id, sum(line_total_xaf) AS total
+                           FROM orders_orderitem GROUP BY order_id) i ON i.order_id = o.id
+             WHERE o.subtotal_xaf <> coalesce(i.total, 0)
+            """
+        )
+        return [OrderTotalMismatch(*row) for row in cur.fetchall()]

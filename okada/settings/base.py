@@ -82,6 +82,7 @@ LOCAL_APPS = [
     "orders",
     "okada.demo",
     "okada.credentials",
+    "backups",
 ]
 INSTALLED_APPS = DJANGO_APPS + THIRD_PARTY_APPS + LOCAL_APPS
 
@@ -158,7 +159,6 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 DJANGO_CELERY_BEAT_TZ_AWARE = True
 
 # --- Okada -------------------------------------------------------------------------------------
-OKADA_BACKUP_DIR = env.path("OKADA_BACKUP_DIR", default=str(BASE_DIR / "var" / "backups"))
 OKADA_JOB_RUN_RETENTION_DAYS = env.int("OKADA_JOB_RUN_RETENTION_DAYS", default=90)
 
 # --- Partitions (okada.partitions: policies are declared in each app's partitions.py) ----------
@@ -170,6 +170,21 @@ OKADA_PARTITION_RETENTION_MONTHS = env.dict("OKADA_PARTITION_RETENTION_MONTHS", 
 # how many times it tries before leaving the step to the next run.
 OKADA_PARTITION_LOCK_TIMEOUT_MS = env.int("OKADA_PARTITION_LOCK_TIMEOUT_MS", default=1000)
 OKADA_PARTITION_LOCK_RETRIES = env.int("OKADA_PARTITION_LOCK_RETRIES", default=4)
+
+# --- Backups (backups/; README "Backups") ------------------------------------------------------
+OKADA_BACKUP_DIR = env.path("OKADA_BACKUP_DIR", default=str(BASE_DIR / "var" / "backups"))
+# Retention: the newest backup of each of the N newest days, ISO weeks and months that have one.
+OKADA_BACKUP_KEEP_DAILY = env.int("OKADA_BACKUP_KEEP_DAILY", default=30)
+OKADA_BACKUP_KEEP_WEEKLY = env.int("OKADA_BACKUP_KEEP_WEEKLY", default=13)
+OKADA_BACKUP_KEEP_MONTHLY = env.int("OKADA_BACKUP_KEEP_MONTHLY", default=12)
+# /readyz fails when the newest verified backup is older than this (nightly backup + daily drill:
+# at most ~26 h in normal running, so one missed night shows).
+OKADA_BACKUP_MAX_AGE_HOURS = env.int("OKADA_BACKUP_MAX_AGE_HOURS", default=36)
+# Encrypt backup files with GPG (AES-256, symmetric) when set; the drill decrypts with it.
+OKADA_BACKUP_PASSPHRASE = env("OKADA_BACKUP_PASSPHRASE", default="")
+# pg_restore processes for drills and restores of unencrypted backups.
+OKADA_BACKUP_RESTORE_JOBS = env.int("OKADA_BACKUP_RESTORE_JOBS", default=2)
+
 
 # --- REST API (DESIGN.md section 4; okada/core/api) -------------------------------------------
 REST_FRAMEWORK = {

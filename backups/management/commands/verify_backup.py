@@ -1,0 +1,46 @@
+"""`manage.py verify_backup [<id>]`: a restore drill now, as the daily job does."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from backups.models import Backup
+from okada.core.jobs import JobSkipped, job
+
+
+class Command(BaseCommand):
+    help = (
+        "Restore a backup (default: the newest) into a scratch database, check its row counts and "
+        "invariants, record the result, drop the scratch database."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("backup_id", nargs="?", help="the backup's id (default: the newest complete one)")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        from backups.services import DRILL_JOB, backup_verify, drill_summary
+
+        backup = None
+        if options["backup_id"]:
+            backup = Backup.objects.filter(pk=options["backup_id"]).first()
+            if backup is None:
+                raise CommandError(f"no backup {options['backup_id']}")
+        try:
+            with job(DRILL_JOB) as run:
+                verification = backup_verify(backup=backup, on_step=self._say)
+                run.summary = drill_summary(verification)
+        except JobSkipped:
+            raise CommandError("another restore drill is running: try again when it has finished") from None
+        except Exception as exc:
+            raise CommandError(f"restore drill failed to run: {exc}") from None
+        if verification is None:
+            self._say("no backup to verify")
+            return
+        if verification.error:
+            raise CommandError(f"restore drill FAILED: {verification.error}")
+        self._say(f"restore drill passed: restored in {verification.restore_seconds:.1f} s")
+
+    def _say(self, message: str) -> None:
+        self.stdout.write(f"[drill] {message}")

@@ -1,0 +1,420 @@
+"""pg_dump, pg_restore and gpg as child processes, and the row counts that check what they did.
+
+The tools connect where Django does (DATABASES["default"], i.e. DATABASE_URL). The password and TLS
+settings reach them through their environment (PGPASSWORD, PGSSLMODE ...), never the command line,
+which any user of the machine can read with `ps`; nothing here logs that environment. Likewise the
+GPG passphrase goes through a pipe (`--passphrase-fd`), not an argument.
+
+Nothing here knows about the backup catalog: `backups.services` decides what to dump and where.
+"""
+
+from __future__ import annotations
+
+import copy
+import glob
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from django.db import DEFAULT_DB_ALIAS, connections
+from django.db.backends.postgresql.client import DatabaseClient
+
+CHUNK = 1 << 20  # bytes per read when copying and hashing
+
+Step = Callable[[str], None]
+
+
+def quiet(message: str) -> None:
+    """The default `on_step`: say nothing."""
+
+
+class ToolError(Exception):
+    """A tool failed or is missing; the message names it and quotes its last error lines."""
+
+
+# --- finding the tools ------------------------------------------------------------------------
+
+
+def binary(name: str) -> str:
+    """The newest installed PostgreSQL's `name` (pg_dump refuses a server newer than itself), else PATH."""
+
+    def major(path: str) -> int:
+        match = re.search(r"/postgresql/(\d+)/bin/", path)
+        return int(match.group(1)) if match else 0
+
+    installed = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"), key=major)
+    found = installed[-1] if installed else shutil.which(name)
+    if not found:
+        raise ToolError(f"{name} not found: install it with `sudo apt-get install -y postgresql-client`")
+    return found
+
+
+def gpg_binary() -> str:
+    found = shutil.which("gpg")
+    if not found:
+        raise ToolError("gpg not found (needed by OKADA_BACKUP_PASSPHRASE): `sudo apt-get install -y gnupg`")
+    return found
+
+
+def version(name: str) -> str:
+    """`name --version`, e.g. "pg_dump (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)"."""
+    done = subprocess.run([binary(name), "--version"], capture_output=True, text=True, check=True)
+    return done.stdout.strip()
+
+
+def libpq_env(dbname: str | None = None) -> dict[str, str]:
+    """The environment that points libpq tools at the settings' server (and `dbname`, default its NAME).
+
+    The caller's own PG* variables are dropped: DATABASE_URL is the single source of truth.
+    """
+    db = connections[DEFAULT_DB_ALIAS].settings_dict
+    env = {key: value for key, value in os.environ.items() if not key.startswith("PG")}
+    _args, secrets = DatabaseClient.settings_to_cmd_args_env(db, [])
+    env.update(secrets or {})  # PGPASSWORD, PGSSLMODE, PGSSLROOTCERT, PGSSLCERT, PGSSLKEY, PGPASSFILE ...
+    for var, key in (("PGHOST", "HOST"), ("PGPORT", "PORT"), ("PGUSER", "USER")):
+        if db.get(key):
+            env[var] = str(db[key])
+    env["PGDATABASE"] = dbname or db["NAME"]
+    return env
+
+
+# --- child processes --------------------------------------------------------------------------
+
+
+class Processes:
+    """The processes of one pipeline, upstream first. Each one's stderr goes to a temporary file
+    (no pipe to fill up); leaving the block kills any still running, so a failure never leaves a
+    pg_dump writing behind us."""
+
+    def __init__(self) -> None:
+        self.started: list[tuple[str, subprocess.Popen[bytes], IO[bytes] | None]] = []
+
+    def __enter__(self) -> Processes:
+        return self
+
+    def start(self, cmd: list[str], *, stderr: Any = None, **kwargs: Any) -> subprocess.Popen[bytes]:
+        log = tempfile.TemporaryFile() if stderr is None else None  # noqa: SIM115 (closed in __exit__)
+        proc = subprocess.Popen(cmd, stderr=log if log is not None else stderr, **kwargs)
+        self.started.append((Path(cmd[0]).name, proc, log))
+        return proc
+
+    def wait(self) -> None:
+        """Wait for every process; raise ToolError for the first (most upstream) that failed."""
+        failures = []
+        for name, proc, log in self.started:
+            code = proc.wait()
+            if code:
+                failures.append(_failure(name, code, _tail(log)))
+        if failures:
+            raise ToolError(failures[0])
+
+    def __exit__(self, *exc: object) -> None:
+        for _name, proc, log in self.started:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            if log is not None:
+                log.close()
+
+
+def _tail(log: IO[bytes] | None, lines: int = 8) -> str:
+    if log is None:
+        return ""
+    log.seek(0)
+    text = log.read().decode(errors="replace").strip()
+    return "\n".join(text.splitlines()[-lines:])
+
+
+def _failure(name: str, code: int, detail: str) -> str:
+    how = f"was killed by signal {-code}" if code < 0 else f"exited with status {code}"
+    return f"{name} {how}" + (f": {detail}" if detail else "")
+
+
+@contextmanager
+def _gpg(passphrase: str, *args: str) -> Iterator[tuple[list[str], int]]:
+    """gpg's command line for one run, and the descriptor it reads the passphrase from.
+
+    Each run gets a throwaway home (no keyrings of the machine's user are read or written); the
+    agent gpg starts there is stopped afterwards.
+    """
+    gpg = gpg_binary()
+    home = tempfile.mkdtemp(prefix="okada-gpg-")
+    read_fd, write_fd = os.pipe()
+    os.write(write_fd, passphrase.encode())  # far below the pipe's buffer: never blocks
+    os.close(write_fd)
+    try:
+        yield (
+            [
+                gpg,
+                "--homedir",
+                home,
+                "--batch",
+                "--quiet",
+                "--no-tty",
+                "--no-symkey-cache",
+                "--pinentry-mode",
+                "loopback",
+                "--passphrase-fd",
+                str(read_fd),
+                *args,
+            ],
+            read_fd,
+        )
+    finally:
+        os.close(read_fd)
+        subprocess.run(
+            ["gpgconf", "--homedir", home, "--kill", "gpg-agent"], capture_output=True, check=False
+        )
+        shutil.rmtree(home, ignore_errors=True)
+
+
+# --- tables and row counts --------------------------------------------------------------------
+
+
+def quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+TABLES_SQL = """
+    SELECT n.nspname, c.relname
+      FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+     WHERE c.relkind = 'r'
+       AND n.nspname <> 'information_schema' AND left(n.nspname, 3) <> 'pg_'
+       AND NOT EXISTS (SELECT 1 FROM pg_depend d   -- tables of extensions are not dumped
+                        WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')
+     ORDER BY 1, 2
+"""
+
+
+def tables(cursor: Any) -> list[tuple[str, str]]:
+    """Every table whose rows pg_dump dumps: ordinary tables and partitions (a partitioned parent
+    holds no rows of its own), without the system's and the extensions' tables."""
+    cursor.execute(TABLES_SQL)
+    return [(schema, name) for schema, name in cursor.fetchall()]
+
+
+def count_rows(cursor: Any, names: list[tuple[str, str]]) -> dict[str, int]:
+    """Exact row counts, {"schema.table": n}, as the cursor's transaction sees them."""
+    counts = {}
+    for schema, name in names:
+        cursor.execute(f"SELECT count(*) FROM ONLY {quote(schema)}.{quote(name)}")  # noqa: S608 (quoted)
+        counts[f"{schema}.{name}"] = int(cursor.fetchone()[0])
+    return counts
+
+
+def count_differences(expected: dict[str, int], found: dict[str, int]) -> dict[str, list[int | None]]:
+    """{"schema.table": [expected, found]} for every table whose count differs (None: no such table)."""
+    return {
+        table: [expected.get(table), found.get(table)]
+        for table in sorted(expected.keys() | found.keys())
+        if expected.get(table) != found.get(table)
+    }
+
+
+# --- dump -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Dump:
+    size: int
+    sha256: str
+    manifest: dict[str, int]
+    server_version: str
+    pg_dump_version: str
+
+
+def dump(out: Path, *, passphrase: str = "", on_step: Step = quiet) -> Dump:
+    """pg_dump (custom format) of the whole database into `out`, with exact row counts per table
+    taken in the very snapshot pg_dump dumps.
+
+    A REPEATABLE READ transaction exports its snapshot, pg_dump imports it (`--snapshot`), and
+    the rows are counted in that transaction while pg_dump runs. pg_dump writes to a pipe (through
+    gpg when `passphrase` is set) that a thread hashes and writes to `out`, so the file is read
+    once and a process killed anywhere along the pipe stops the others. `out` is fsynced; the
+    caller renames it into place. On failure `out` may hold a part: the caller deletes it.
+    """
+    pg_dump = binary("pg_dump")
+    with ExitStack() as stack:
+        conn = connections.create_connection(DEFAULT_DB_ALIAS)
+        stack.callback(conn.close)
+        cursor = stack.enter_context(conn.cursor())
+        cursor.execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        cursor.execute("SELECT pg_export_snapshot(), current_setting('server_version')")
+        snapshot, server_version = cursor.fetchone()
+        names = tables(cursor)
+        copier = stack.enter_context(ThreadPoolExecutor(max_workers=1, thread_name_prefix="backup-copy"))
+        processes = stack.enter_context(Processes())  # exits first: kills, so the copy thread ends
+        dumper = processes.start(
+            [pg_dump, "--format=custom", "--no-password", f"--snapshot={snapshot}"],
+            stdout=subprocess.PIPE,
+            env=libpq_env(),
+        )
+        assert dumper.stdout is not None
+        source = dumper.stdout
+        if passphrase:
+            gpg, fd = stack.enter_context(
+                _gpg(passphrase, "--symmetric", "--cipher-algo", "AES256", "--compress-algo", "none")
+            )
+            encryptor = processes.start(gpg, stdin=dumper.stdout, stdout=subprocess.PIPE, pass_fds=(fd,))
+            dumper.stdout.close()  # gpg reads it now: if gpg dies, pg_dump's next write fails
+            assert encryptor.stdout is not None
+            source = encryptor.stdout
+        copied = copier.submit(_copy, source, out)
+        on_step(f"pg_dump started on snapshot {snapshot}; counting the rows of {len(names)} tables in it")
+        manifest = count_rows(cursor, names)
+        size, sha256 = copied.result()
+        processes.wait()
+        cursor.execute("COMMIT")
+    return Dump(
+        size=size,
+        sha256=sha256,
+        manifest=manifest,
+        server_version=server_version,
+        pg_dump_version=version("pg_dump"),
+    )
+
+
+def _copy(source: IO[bytes], out: Path) -> tuple[int, str]:
+    digest = hashlib.sha256()
+    size = 0
+    # Owner-only from the first byte: a dump holds every customer's data.
+    with source, os.fdopen(os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as target:
+        while chunk := source.read(CHUNK):
+            digest.update(chunk)
+            target.write(chunk)
+            size += len(chunk)
+        target.flush()
+        os.fsync(target.fileno())
+    return size, digest.hexdigest()
+
+
+def file_sha256(path: Path) -> str:
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def fsync_dir(directory: Path) -> None:
+    """Make renames and unlinks in `directory` durable."""
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+# --- restore ----------------------------------------------------------------------------------
+
+
+def restore(
+    path: Path,
+    *,
+    dbname: str,
+    encrypted: bool,
+    passphrase: str = "",
+    jobs: int = 1,
+    keep_owners: bool = True,
+    on_line: Step = quiet,
+) -> float:
+    """pg_restore `path` into the existing database `dbname`; return the seconds it took.
+
+    Stops at the first error. An encrypted file is decrypted by gpg into pg_restore's input (one
+    process: parallel restore needs a file it can seek); a plain file is restored with `jobs`
+    processes. `on_line` gets pg_restore's verbose output line by line (progress).
+    """
+    command = [binary("pg_restore"), "--exit-on-error", "--no-password", "--verbose", f"--dbname={dbname}"]
+    if not keep_owners:
+        command += ["--no-owner", "--no-privileges"]
+    errors: deque[str] = deque(maxlen=8)
+    started = time.monotonic()
+    with ExitStack() as stack:
+        processes = stack.enter_context(Processes())
+        if encrypted:
+            if not passphrase:
+                raise ToolError("the backup is encrypted: set OKADA_BACKUP_PASSPHRASE to decrypt it")
+            gpg, fd = stack.enter_context(_gpg(passphrase, "--decrypt", str(path)))
+            decryptor = processes.start(gpg, stdout=subprocess.PIPE, pass_fds=(fd,))
+            restorer = processes.start(
+                command, stdin=decryptor.stdout, stderr=subprocess.PIPE, env=libpq_env(dbname)
+            )
+            assert decryptor.stdout is not None
+            decryptor.stdout.close()  # pg_restore reads it now
+        else:
+            restorer = processes.start(
+                [*command, f"--jobs={max(1, jobs)}", str(path)], stderr=subprocess.PIPE, env=libpq_env(dbname)
+            )
+        for raw in restorer.stderr:  # type: ignore[union-attr]
+            line = raw.decode(errors="replace").rstrip()
+            if "error:" in line or line.startswith(("DETAIL", "HINT", "Command was")):
+                errors.append(line)
+            on_line(line)
+        try:
+            processes.wait()
+        except ToolError as exc:
+            raise ToolError("\n".join([str(exc), *errors])) from None
+    return time.monotonic() - started
+
+
+# --- databases on the same server -------------------------------------------------------------
+
+
+@contextmanager
+def server_cursor() -> Iterator[Any]:
+    """A cursor on a connection of its own (autocommit), for CREATE/DROP DATABASE."""
+    conn = connections.create_connection(DEFAULT_DB_ALIAS)
+    try:
+        with conn.cursor() as cursor:
+            yield cursor
+    finally:
+        conn.close()
+
+
+def database_exists(name: str) -> bool:
+    with server_cursor() as cursor:
+        cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name])
+        return cursor.fetchone() is not None
+
+
+def create_database(name: str) -> None:
+    with server_cursor() as cursor:
+        cursor.execute(f"CREATE DATABASE {quote(name)} TEMPLATE template0")
+
+
+def drop_database(name: str) -> None:
+    with server_cursor() as cursor:
+        cursor.execute(f"DROP DATABASE IF EXISTS {quote(name)} WITH (FORCE)")
+
+
+@contextmanager
+def database_alias(dbname: str) -> Iterator[str]:
+    """A Django connection alias for `dbname` on the settings' server, in this thread, for the block:
+    selectors that take `using=` run there as they do on the real database."""
+    default = connections[DEFAULT_DB_ALIAS]
+    alias = f"backups_{dbname}"
+    wrapper = type(default)({**copy.deepcopy(default.settings_dict), "NAME": dbname}, alias)
+    connections[alias] = wrapper
+    try:
+        yield alias
+    finally:
+        wrapper.close()
+        del connections[alias]
+
+
+def user_relations(alias: str) -> int:
+    """How many tables, views, sequences ... the database behind `alias` holds outside the system schemas."""
+    with connections[alias].cursor() as cursor:
+        cursor.execute(
+            """SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                WHERE n.nspname <> 'information_schema' AND left(n.nspname, 3) <> 'pg_'"""
+        )
+        return int(cursor.fetchone()[0])

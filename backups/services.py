@@ -1,0 +1,523 @@
+"""Every write of the backups app: take a backup, apply retention, run a restore drill, restore on
+purpose, and queue backups and drills for staff.
+
+A backup is a file under OKADA_BACKUP_DIR with a `Backup` row. The file gets its final name only
+once it is complete, fsynced and checksummed, so a name without `.partial` always means a whole
+dump; a run that fails or dies leaves a `.partial` (deleted on failure, or by the next run) and a
+row marked failed. Each complete file has two small companions: `<file>.sha256` (for `sha256sum
+-c`) and `<file>.json` (the row: checksum, versions, row counts), so a backup can be checked and
+restored by hand even when the database that catalogued it is gone.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import zoneinfo
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.db import connections, transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+
+from catalog.selectors import stock_audit
+from okada.core.actors import Actor
+from okada.core.errors import Conflict
+from okada.core.jobs import advisory_lock
+from orders.selectors import order_total_audit
+
+from . import pg, retention
+from .models import Backup, BackupKind, BackupStatus, BackupVerification, VerificationOutcome
+from .pg import Step, quiet
+
+BACKUP_JOB = "backups.run_backup"
+DRILL_JOB = "backups.run_restore_drill"
+RUN_PERMISSION = "backups.run_backup"
+LOCK_WAIT_SECONDS = 30.0  # a drill waits this long for retention to finish pruning its backup
+
+
+class BackupNotRestorable(Conflict):
+    code = "backup_not_restorable"
+    default_message = gettext_lazy("This backup cannot be restored.")
+
+
+class TargetNotEmpty(Conflict):
+    code = "target_not_empty"
+    default_message = gettext_lazy("The target database is not empty.")
+
+
+# --- files ------------------------------------------------------------------------------------
+
+
+def backup_dir() -> Path:
+    directory = Path(settings.OKADA_BACKUP_DIR)
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return directory
+
+
+def backup_path(backup: Backup) -> Path:
+    return Path(settings.OKADA_BACKUP_DIR) / backup.file_name
+
+
+def _partial(path: Path) -> Path:
+    return path.with_name(path.name + ".partial")
+
+
+def _companions(path: Path) -> list[Path]:
+    return [path.with_name(path.name + ".sha256"), path.with_name(path.name + ".json")]
+
+
+def _file_name(backup: Backup) -> str:
+    stamp = backup.started_at.astimezone(zoneinfo.ZoneInfo("UTC")).strftime("%Y%m%dT%H%M%SZ")
+    suffix = ".dump.gpg" if backup.encrypted else ".dump"
+    return f"okada-{stamp}-{backup.kind}-{backup.pk.hex[-8:]}{suffix}"
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    temporary = _partial(path)
+    with os.fdopen(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(temporary, path)
+
+
+def _remove_files(path: Path) -> None:
+    for leftover in (path, _partial(path), *_companions(path), *map(_partial, _companions(path))):
+        leftover.unlink(missing_ok=True)
+
+
+def _describe(exc: BaseException) -> str:
+    return str(exc) if isinstance(exc, pg.ToolError) else f"{type(exc).__name__}: {exc}"
+
+
+# --- backup -----------------------------------------------------------------------------------
+
+
+def backup_run(*, kind: str, request_id: str = "", on_step: Step = quiet) -> Backup:
+    """Dump the whole database into OKADA_BACKUP_DIR and catalog it; return the complete Backup.
+
+    Run it inside `job(BACKUP_JOB)` (one backup at a time). Rows left `running` by a run that died
+    are marked failed first and their files removed. A task redelivered after its backup completed
+    (`request_id`, the Celery task id) returns that backup instead of taking another. On failure
+    the row is marked failed with the reason, no file is left, and the error is raised.
+    """
+    if request_id:
+        done = Backup.objects.filter(request_id=request_id, status__in=[BackupStatus.COMPLETE]).first()
+        if done is not None:
+            on_step(f"backup {done.pk} was already taken for this request")
+            return done
+    _recover_interrupted_backups(on_step)
+    directory = backup_dir()
+    passphrase = settings.OKADA_BACKUP_PASSPHRASE
+    backup = Backup(kind=kind, request_id=request_id, encrypted=bool(passphrase))
+    backup.file_name = _file_name(backup)
+    backup.save()
+    path = directory / backup.file_name
+    on_step(f"backing up to {path}")
+    try:
+        dump = pg.dump(_partial(path), passphrase=passphrase, on_step=on_step)
+        backup.size_bytes, backup.sha256, backup.manifest = dump.size, dump.sha256, dump.manifest
+        backup.pg_dump_version, backup.server_version = dump.pg_dump_version, dump.server_version
+        _write_atomically(_companions(path)[0], f"{dump.sha256}  {backup.file_name}\n")
+        _write_atomically(_companions(path)[1], json.dumps(_describe_backup(backup), indent=2) + "\n")
+        os.replace(_partial(path), path)  # last: a complete name means a complete, checksummed file
+        pg.fsync_dir(directory)
+    except BaseException as exc:
+        _remove_files(path)
+        _finish(backup, BackupStatus.FAILED, error=_describe(exc))
+        raise
+    _finish(backup, BackupStatus.COMPLETE)
+    on_step(f"backup complete: {dump.size:,} bytes, {sum(dump.manifest.values()):,} rows counted")
+    return backup
+
+
+def _finish(backup: Backup, status: str, *, error: str = "") -> None:
+    backup.status = status
+    backup.error = error
+    backup.finished_at = timezone.now()
+    backup.save()
+
+
+def _describe_backup(backup: Backup) -> dict[str, Any]:
+    """What the `.json` companion holds: enough to check and restore the file without the catalog."""
+    return {
+        "backup_id": str(backup.pk),
+        "kind": backup.kind,
+        "started_at": backup.started_at.isoformat(),
+        "file": backup.file_name,
+        "size_bytes": backup.size_bytes,
+        "sha256": backup.sha256,
+        "encrypted": backup.encrypted,
+        "pg_dump_version": backup.pg_dump_version,
+        "server_version": backup.server_version,
+        "row_counts": backup.manifest,
+    }
+
+
+def _recover_interrupted_backups(on_step: Step) -> None:
+    # Called under the backup lock: a row still `running` belongs to a run that died.
+    for backup in Backup.objects.filter(status=BackupStatus.RUNNING):
+        _remove_files(backup_path(backup))
+        _finish(
+            backup,
+            BackupStatus.FAILED,
+            error=_("The run stopped before it finished (recovered by the next run)."),
+        )
+        on_step(f"backup {backup.pk} was interrupted: marked failed, its partial file removed")
+
+
+def backups_prune(*, now: Any = None, on_step: Step = quiet) -> list[Backup]:
+    """Apply the retention policy (OKADA_BACKUP_KEEP_DAILY/WEEKLY/MONTHLY): delete the files of the
+    complete backups it does not keep and mark their rows pruned; return them.
+
+    The newest verified backup is always kept, and a backup being verified is skipped (its drill
+    holds the backup's lock; pruning takes it too, so the two never overlap).
+    """
+    now = now or timezone.now()
+    candidates = list(Backup.objects.complete().order_by("started_at"))
+    keep = retention.to_keep(
+        {b.pk: b.started_at for b in candidates},
+        retention.Policy.from_settings(),
+        zoneinfo.ZoneInfo(settings.TIME_ZONE),
+    )
+    newest_verified = Backup.objects.verified().order_by("-started_at").first()
+    if newest_verified is not None:
+        keep.add(newest_verified.pk)
+    pruned = []
+    for backup in candidates:
+        if backup.pk in keep:
+            continue
+        with _backup_lock(backup, wait=False) as held:
+            if not held:
+                on_step(f"backup {backup.pk} is being verified: not pruned this time")
+                continue
+            backup.refresh_from_db()
+            if backup.status != BackupStatus.COMPLETE:
+                continue
+            _remove_files(backup_path(backup))
+            pg.fsync_dir(backup_dir())
+            backup.status = BackupStatus.PRUNED
+            backup.pruned_at = now
+            backup.save()
+        pruned.append(backup)
+        on_step(f"pruned {backup.file_name}")
+    return pruned
+
+
+def backup_and_prune(*, kind: str, request_id: str = "", on_step: Step = quiet) -> dict[str, Any]:
+    """A backup, then retention (only after a backup that worked): what the backup job runs."""
+    backup = backup_run(kind=kind, request_id=request_id, on_step=on_step)
+    pruned = backups_prune(on_step=on_step)
+    return {
+        "backup": str(backup.pk),
+        "file": backup.file_name,
+        "size_bytes": backup.size_bytes,
+        "pruned": [b.file_name for b in pruned],
+    }
+
+
+@contextmanager
+def _backup_lock(backup: Backup, *, wait: bool) -> Iterator[bool]:
+    """The lock a drill holds on its backup from start to end, and retention holds while it prunes
+    one (a session advisory lock: it dies with a killed worker). With `wait`, retry for up to
+    LOCK_WAIT_SECONDS: pruning holds it for the moment it takes to delete a file."""
+    deadline = time.monotonic() + (LOCK_WAIT_SECONDS if wait else 0)
+    while True:
+        with advisory_lock(f"backups.backup:{backup.pk}") as held:
+            if held or time.monotonic() >= deadline:
+                yield held
+                return
+        time.sleep(0.2)
+
+
+# --- restore drill ----------------------------------------------------------------------------
+
+
+class DrillProblem(Exception):
+    """What a drill found wrong; the message is stored as the verification's error."""
+
+
+def scratch_database(backup: Backup) -> str:
+    return f"okada_drill_{backup.pk.hex}"
+
+
+def backup_verify(
+    *, backup: Backup | None = None, request_id: str = "", on_step: Step = quiet
+) -> BackupVerification | None:
+    """Restore drill: restore `backup` (default: the newest complete one) into a scratch database,
+    compare every table's row count with the manifest, check invariants (stock = ledger, order
+    subtotals = items), record the restore time, drop the scratch database, and record the outcome.
+
+    Run it inside `job(DRILL_JOB)`. Returns None when there is no backup to verify. A drill that
+    finds a problem is recorded as failed (the error says why) and returned, not raised.
+    """
+    if request_id:
+        done = BackupVerification.objects.filter(request_id=request_id).exclude(
+            outcome=VerificationOutcome.RUNNING
+        )
+        if (earlier := done.first()) is not None:
+            on_step(f"drill {earlier.pk} already ran for this request")
+            return earlier
+    _recover_interrupted_drills(on_step)
+    chosen = backup or Backup.objects.complete().order_by("-started_at").first()
+    if chosen is None:
+        on_step("no backup to verify yet")
+        return None
+    with _backup_lock(chosen, wait=True) as held:
+        chosen.refresh_from_db()
+        if chosen.status != BackupStatus.COMPLETE:
+            if backup is None:  # retention pruned the newest meanwhile: take the next newest
+                return backup_verify(request_id=request_id, on_step=on_step)
+            raise BackupNotRestorable(
+                _("Backup %(id)s is %(status)s: only a complete backup can be verified.")
+                % {"id": chosen.pk, "status": chosen.get_status_display()}
+            )
+        if not held:
+            raise BackupNotRestorable(
+                _("Backup %(id)s is locked by retention or another drill.") % {"id": chosen.pk}
+            )
+        verification = BackupVerification.objects.create(backup=chosen, request_id=request_id)
+        checks: dict[str, Any] = {}
+        try:
+            verification.restore_seconds = _drill(chosen, checks, on_step)
+            verification.outcome = VerificationOutcome.PASSED
+        except Exception as exc:
+            verification.outcome = VerificationOutcome.FAILED
+            verification.error = str(exc) if isinstance(exc, DrillProblem) else _describe(exc)
+        verification.checks = checks
+        verification.finished_at = timezone.now()
+        verification.save()
+    on_step(f"drill {verification.get_outcome_display()}: {verification.error or checks}")
+    return verification
+
+
+def _drill(backup: Backup, checks: dict[str, Any], on_step: Step) -> float:
+    path = backup_path(backup)
+    on_step(f"checking the SHA-256 of {path}")
+    _check_file(backup)
+    checks["checksum"] = "ok"
+    dbname = scratch_database(backup)
+    pg.drop_database(dbname)
+    pg.create_database(dbname)
+    try:
+        on_step(f"restoring into the scratch database {dbname}")
+        seconds = pg.restore(
+            path,
+            dbname=dbname,
+            encrypted=backup.encrypted,
+            passphrase=settings.OKADA_BACKUP_PASSPHRASE,
+            jobs=settings.OKADA_BACKUP_RESTORE_JOBS,
+            keep_owners=False,
+        )
+        checks["restore_seconds"] = round(seconds, 3)
+        with pg.database_alias(dbname) as alias:
+            on_step("counting rows and checking invariants")
+            differences = _count_differences(backup, alias, checks)
+            findings = _invariants(alias, checks)
+        if differences:
+            raise DrillProblem(
+                _("Row counts differ from the manifest: %(tables)s")
+                % {"tables": ", ".join(f"{t} {e} -> {f}" for t, (e, f) in list(differences.items())[:10])}
+            )
+        if findings:
+            raise DrillProblem(
+                _("Invariants broken in the restored copy: %(findings)s")
+                % {"findings": ", ".join(f"{name}: {n}" for name, n in findings.items())}
+            )
+        return seconds
+    finally:
+        pg.drop_database(dbname)
+
+
+def _check_file(backup: Backup) -> None:
+    path = backup_path(backup)
+    if not path.exists():
+        raise DrillProblem(_("The backup file %(path)s is missing.") % {"path": path})
+    size = path.stat().st_size
+    if size != backup.size_bytes:
+        raise DrillProblem(
+            _("The file is %(found)s bytes, the catalog says %(expected)s: it was changed or cut.")
+            % {"found": size, "expected": backup.size_bytes}
+        )
+    digest = pg.file_sha256(path)
+    if digest != backup.sha256:
+        raise DrillProblem(
+            _("Checksum mismatch: the file's SHA-256 is %(found)s, the catalog says %(expected)s.")
+            % {"found": digest, "expected": backup.sha256}
+        )
+
+
+def _count_differences(backup: Backup, alias: str, checks: dict[str, Any]) -> dict[str, list[int | None]]:
+    with connections[alias].cursor() as cursor:
+        found = pg.count_rows(cursor, pg.tables(cursor))
+    differences = pg.count_differences(backup.manifest, found)
+    checks["tables"] = len(found)
+    checks["rows"] = sum(found.values())
+    checks["count_differences"] = differences
+    return differences
+
+
+def _invariants(alias: str, checks: dict[str, Any]) -> dict[str, int]:
+    findings = {
+        "stock_vs_ledger": len(stock_audit(using=alias)),
+        "order_subtotal_vs_items": len(order_total_audit(using=alias)),
+    }
+    checks["invariants"] = findings
+    return {name: n for name, n in findings.items() if n}
+
+
+def _recover_interrupted_drills(on_step: Step) -> None:
+    # Called under the drill lock: a drill still `running` died; drop what it left behind.
+    for verification in BackupVerification.objects.filter(outcome=VerificationOutcome.RUNNING).select_related(
+        "backup"
+    ):
+        pg.drop_database(scratch_database(verification.backup))
+        verification.outcome = VerificationOutcome.FAILED
+        verification.error = _("The drill stopped before it finished (recovered by the next drill).")
+        verification.finished_at = timezone.now()
+        verification.save()
+        on_step(f"drill {verification.pk} was interrupted: marked failed, scratch database dropped")
+
+
+# --- restore on purpose -----------------------------------------------------------------------
+
+
+@dataclass
+class Restored:
+    seconds: float
+    tables: int
+    rows: int
+    count_differences: dict[str, list[int | None]] = field(default_factory=dict)
+
+
+def backup_restore(*, backup: Backup, target: str, force: bool = False, on_step: Step = quiet) -> Restored:
+    """Restore `backup` into the database `target` on the settings' server, on purpose.
+
+    Checks the file's size and SHA-256 first. A target that exists and holds any table, view or
+    sequence is refused unless `force`, which drops and re-creates it (every session in it is
+    ended), so the target then equals the backup. Afterwards every table's rows are counted
+    against the manifest. In the restored catalog, the backup's own row (caught `running` by its
+    snapshot) is recorded as it is now, complete.
+    """
+    if backup.status != BackupStatus.COMPLETE:
+        raise BackupNotRestorable(
+            _("Backup %(id)s is %(status)s: only a complete backup can be restored.")
+            % {"id": backup.pk, "status": backup.get_status_display()}
+        )
+    on_step(f"checking the size and SHA-256 of {backup_path(backup)} ({backup.size_bytes:,} bytes)")
+    try:
+        _check_file(backup)
+    except DrillProblem as exc:
+        raise BackupNotRestorable(str(exc)) from None
+    _prepare_target(target, force=force, on_step=on_step)
+    on_step(f"restoring into {target}")
+    total = len(backup.manifest)
+    loaded = 0
+
+    def progress(line: str) -> None:
+        nonlocal loaded
+        if "processing data for table" in line:
+            loaded += 1
+            on_step(f"  table data {loaded}/{total}: {line.split('table', 1)[1].strip()}")
+        elif "error:" in line:
+            on_step(line)
+
+    seconds = pg.restore(
+        backup_path(backup),
+        dbname=target,
+        encrypted=backup.encrypted,
+        passphrase=settings.OKADA_BACKUP_PASSPHRASE,
+        jobs=settings.OKADA_BACKUP_RESTORE_JOBS,
+        keep_owners=True,
+        on_line=progress,
+    )
+    on_step(f"restored in {seconds:.1f} s; counting rows against the manifest")
+    checks: dict[str, Any] = {}
+    with pg.database_alias(target) as alias:
+        differences = _count_differences(backup, alias, checks)
+        _record_in_restored_catalog(backup, alias)
+    return Restored(
+        seconds=seconds, tables=checks["tables"], rows=checks["rows"], count_differences=differences
+    )
+
+
+def _prepare_target(target: str, *, force: bool, on_step: Step) -> None:
+    if not pg.database_exists(target):
+        on_step(f"creating the database {target}")
+        pg.create_database(target)
+        return
+    with pg.database_alias(target) as alias:
+        relations = pg.user_relations(alias)
+    if not relations:
+        return
+    if not force:
+        raise TargetNotEmpty(
+            _("The database %(target)s holds %(n)s tables, views or sequences: use --force to replace it.")
+            % {"target": target, "n": relations}
+        )
+    on_step(f"--force: dropping and re-creating {target} ({relations} relations, its sessions ended)")
+    connections.close_all()  # ours too, in case the target is the database we run on
+    pg.drop_database(target)
+    pg.create_database(target)
+
+
+def _record_in_restored_catalog(backup: Backup, alias: str) -> None:
+    with connections[alias].cursor() as cursor:
+        cursor.execute("SELECT to_regclass('backups_backup') IS NOT NULL")
+        if not cursor.fetchone()[0]:
+            return
+    Backup.objects.using(alias).filter(pk=backup.pk).update(
+        status=backup.status,
+        finished_at=backup.finished_at,
+        size_bytes=backup.size_bytes,
+        sha256=backup.sha256,
+        pg_dump_version=backup.pg_dump_version,
+        server_version=backup.server_version,
+        manifest=backup.manifest,
+    )
+
+
+# --- staff: queue a backup or a drill ---------------------------------------------------------
+
+
+def backup_request(*, actor: Actor) -> None:
+    """Queue a manual backup (then retention) on the Celery workers. Needs `backups.run_backup`."""
+    actor.require(RUN_PERMISSION)
+    from .tasks import run_backup
+
+    transaction.on_commit(lambda: run_backup.delay(kind=BackupKind.MANUAL))
+
+
+def verification_request(*, backup: Backup, actor: Actor) -> None:
+    """Queue a restore drill of `backup` on the Celery workers. Needs `backups.run_backup`."""
+    actor.require(RUN_PERMISSION)
+    if backup.status != BackupStatus.COMPLETE:
+        raise BackupNotRestorable(
+            _("Backup %(id)s is %(status)s: only a complete backup can be verified.")
+            % {"id": backup.pk, "status": backup.get_status_display()}
+        )
+    from .tasks import run_restore_drill
+
+    backup_id = str(backup.pk)
+    transaction.on_commit(lambda: run_restore_drill.delay(backup_id=backup_id))
+
+
+def drill_summary(verification: BackupVerification | None) -> dict[str, Any]:
+    """A drill as the JobRun summary and the command show it."""
+    if verification is None:
+        return {"outcome": "nothing to verify"}
+    return {
+        "backup": str(verification.backup_id),
+        "outcome": verification.outcome,
+        "restore_seconds": verification.restore_seconds,
+        "checks": verification.checks,
+        "error": verification.error,
+    }

@@ -1,0 +1,43 @@
+"""Backup and restore-drill jobs: thin tasks that call the services inside `job()`.
+
+Both are `acks_late`: a task whose worker dies is delivered again and its rerun finishes the work.
+The Celery task id is passed as `request_id`, so a rerun of a task that had in fact finished
+returns the backup (or drill) it made instead of making a second one.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from celery import shared_task
+
+from okada.core.jobs import job
+
+from .models import BackupKind
+
+log = logging.getLogger(__name__)
+
+
+class DrillFailed(Exception):
+    """Raised after a failed drill is recorded, so its job run and task are marked failed too."""
+
+
+@shared_task(name="backups.run_backup", acks_late=True, bind=True)
+def run_backup(self, kind: str = BackupKind.SCHEDULED) -> None:
+    from .services import BACKUP_JOB, backup_and_prune
+
+    with job(BACKUP_JOB) as run:
+        run.summary = backup_and_prune(kind=kind, request_id=self.request.id or "", on_step=log.info)
+
+
+@shared_task(name="backups.run_restore_drill", acks_late=True, bind=True)
+def run_restore_drill(self, backup_id: str | None = None) -> None:
+    from .models import Backup
+    from .services import DRILL_JOB, backup_verify, drill_summary
+
+    with job(DRILL_JOB) as run:
+        backup = Backup.objects.get(pk=backup_id) if backup_id else None
+        verification = backup_verify(backup=backup, request_id=self.request.id or "", on_step=log.info)
+        run.summary = drill_summary(verification)
+        if verification is not None and verification.error:
+            raise DrillFailed(verification.error)

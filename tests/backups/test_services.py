@@ -1,0 +1,506 @@
+"""Backups for real: pg_dump and pg_restore against the test database, drills in scratch databases.
+
+These tests commit (transaction=True) so that pg_dump, which has its own connection, sees the data.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from django.db import DEFAULT_DB_ALIAS, connection, connections
+from django.utils import timezone
+
+from backups import pg
+from backups.models import Backup, BackupKind, BackupStatus, BackupVerification, VerificationOutcome
+from backups.services import (
+    BackupNotRestorable,
+    TargetNotEmpty,
+    backup_path,
+    backup_restore,
+    backup_run,
+    backup_verify,
+    backups_prune,
+    scratch_database,
+)
+from catalog.models import Stock
+from orders.models import Order, Zone
+from tests.backups.factories import BackupFactory, BackupVerificationFactory
+from tests.orders.factories import OrderFactory, ZoneFactory
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+ROOT = Path(__file__).resolve().parents[2]
+WAIT = 60  # seconds: a deadline for events, never a sleep
+
+
+# --- helpers ----------------------------------------------------------------------------------
+
+
+def wait_until(condition: Callable[[], object], what: str, timeout: float = WAIT) -> None:
+    deadline = timezone.now() + timedelta(seconds=timeout)
+    event = threading.Event()
+    while not condition():
+        if timezone.now() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        event.wait(0.05)
+
+
+def server_query(sql: str, params: list[object] | None = None) -> list[tuple]:
+    with pg.server_cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
+
+
+def pg_dump_waits_for_a_lock() -> bool:
+    return bool(
+        server_query(
+            "SELECT 1 FROM pg_stat_activity WHERE application_name = 'pg_dump' AND wait_event_type = 'Lock'"
+        )
+    )
+
+
+def pg_dump_connected() -> bool:
+    return bool(server_query("SELECT 1 FROM pg_stat_activity WHERE application_name = 'pg_dump'"))
+
+
+@contextmanager
+def table_locked(table: str) -> Iterator[None]:
+    """Hold an ACCESS EXCLUSIVE lock on `table` (another connection): pg_dump waits at its start."""
+    conn = connections.create_connection(DEFAULT_DB_ALIAS)
+    try:
+        with conn.cursor() as cursor:
+            cursor.execute("BEGIN")
+            cursor.execute(f"LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE")
+            yield
+            cursor.execute("ROLLBACK")
+    finally:
+        conn.close()
+
+
+def in_thread(target: Callable[[], object]) -> tuple[threading.Thread, list[BaseException]]:
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            target()
+        except BaseException as exc:  # surfaced by the test
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread, errors
+
+
+def fingerprints(alias: str, *, skip: tuple[str, ...] = ()) -> dict[str, str]:
+    """An md5 of every table's rows (in text, sorted): equal fingerprints, equal contents."""
+    with connections[alias].cursor() as cursor:
+        found = {}
+        for schema, name in pg.tables(cursor):
+            if f"{schema}.{name}" in skip:
+                continue
+            table = f"{pg.quote(schema)}.{pg.quote(name)}"
+            sql = f"SELECT md5(coalesce(string_agg(t::text, '|' ORDER BY t::text), '')) FROM ONLY {table} t"  # noqa: S608
+            cursor.execute(sql)
+            found[f"{schema}.{name}"] = cursor.fetchone()[0]
+    return found
+
+
+def files_in(directory: Path) -> list[str]:
+    return sorted(p.name for p in directory.iterdir()) if directory.exists() else []
+
+
+def flip_a_byte(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def marketplace() -> None:
+    """A few vendors' orders, with their stock, ledger, events and history."""
+    for _ in range(3):
+        OrderFactory()
+
+
+# --- backup and drill -------------------------------------------------------------------------
+
+
+def test_backup_then_drill_counts_match_and_the_backup_is_marked_verified(backup_dir):
+    marketplace()
+
+    backup = backup_run(kind=BackupKind.MANUAL)
+
+    path = backup_path(backup)
+    assert backup.status == BackupStatus.COMPLETE
+    assert files_in(backup_dir) == [path.name, f"{path.name}.json", f"{path.name}.sha256"]
+    assert path.read_bytes().startswith(b"PGDMP")  # pg_dump's custom format
+    assert backup.size_bytes == path.stat().st_size
+    assert backup.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert (backup_dir / f"{path.name}.sha256").read_text() == f"{backup.sha256}  {path.name}\n"
+    assert json.loads((backup_dir / f"{path.name}.json").read_text())["row_counts"] == backup.manifest
+    assert oct(path.stat().st_mode & 0o777) == "0o600"
+    assert backup.manifest["public.orders_order"] == Order.objects.count() == 3
+    assert backup.manifest["public.catalog_stock"] == Stock.objects.count()
+    assert backup.pg_dump_version.startswith("pg_dump (PostgreSQL)")
+    assert backup.server_version.split(".")[0] == str(connection.pg_version // 10000)
+
+    verification = backup_verify()
+
+    assert verification is not None
+    assert verification.backup == backup
+    assert verification.outcome == VerificationOutcome.PASSED, verification.error
+    assert verification.restore_seconds is not None and verification.restore_seconds > 0
+    assert verification.checks["checksum"] == "ok"
+    assert verification.checks["count_differences"] == {}
+    assert verification.checks["tables"] == len(backup.manifest)
+    assert verification.checks["rows"] == sum(backup.manifest.values())
+    assert verification.checks["invariants"] == {"stock_vs_ledger": 0, "order_subtotal_vs_items": 0}
+    assert list(Backup.objects.verified()) == [backup]
+    assert not pg.database_exists(scratch_database(backup))
+
+
+def test_the_manifest_counts_the_snapshot_pg_dump_dumps_not_rows_written_during_the_run():
+    marketplace()
+    zones_before = Zone.all_objects.count()
+
+    def write_while_dumping(message: str) -> None:
+        if message.startswith("pg_dump started"):
+            ZoneFactory.create_batch(3)  # committed after the snapshot was exported
+
+    backup = backup_run(kind=BackupKind.MANUAL, on_step=write_while_dumping)
+
+    assert Zone.all_objects.count() == zones_before + 3
+    assert backup.manifest["public.orders_zone"] == zones_before
+    verification = backup_verify(backup=backup)
+    assert verification is not None
+    assert verification.outcome == VerificationOutcome.PASSED, verification.error  # the dump agrees
+
+
+def test_a_corrupted_byte_fails_the_drill_and_says_why():
+    marketplace()
+    backup = backup_run(kind=BackupKind.MANUAL)
+    flip_a_byte(backup_path(backup))
+
+    verification = backup_verify()
+
+    assert verification is not None
+    assert verification.outcome == VerificationOutcome.FAILED
+    assert "Checksum mismatch" in verification.error
+    assert backup.sha256 in verification.error
+    assert verification.restore_seconds is None
+    assert not Backup.objects.verified().exists()
+    assert not pg.database_exists(scratch_database(backup))
+
+
+def test_a_dump_cut_short_fails_the_drill_even_with_a_matching_checksum():
+    # As if the file had been cut before its checksum was taken: only restoring finds it.
+    marketplace()
+    backup = backup_run(kind=BackupKind.MANUAL)
+    path = backup_path(backup)
+    path.write_bytes(path.read_bytes()[: backup.size_bytes * 2 // 3])
+    Backup.objects.filter(pk=backup.pk).update(sha256=pg.file_sha256(path), size_bytes=path.stat().st_size)
+
+    verification = backup_verify()
+
+    assert verification is not None
+    assert verification.outcome == VerificationOutcome.FAILED
+    assert "pg_restore" in verification.error
+    assert verification.checks["checksum"] == "ok"
+    assert not pg.database_exists(scratch_database(backup))
+
+
+def test_a_drill_fails_when_the_restored_copy_breaks_an_invariant():
+    # A ledger movement missing from the data (as a faulty dump or a bug would lose it).
+    marketplace()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE catalog_stock SET on_hand = on_hand + 1 WHERE product_id = %s",
+            [Stock.objects.first().product_id],
+        )
+    backup = backup_run(kind=BackupKind.MANUAL)
+
+    verification = backup_verify(backup=backup)
+
+    assert verification is not None
+    assert verification.outcome == VerificationOutcome.FAILED
+    assert "stock_vs_ledger: 1" in verification.error
+    assert verification.checks["invariants"]["stock_vs_ledger"] == 1
+
+
+def test_an_encrypted_backup_cannot_be_read_without_the_passphrase_and_the_drill_decrypts_it(settings):
+    marketplace()
+    settings.OKADA_BACKUP_PASSPHRASE = "correct horse battery staple"
+    leaks: list[str] = []
+    gpg_seen: list[str] = []
+
+    def look_at_every_command_line(message: str) -> None:
+        # While pg_dump and gpg run: no process shows the passphrase (or a password) in `ps`.
+        if not message.startswith("pg_dump started"):
+            return
+        secrets = [settings.OKADA_BACKUP_PASSPHRASE, connection.settings_dict["PASSWORD"]]
+        for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+            try:
+                text = cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                continue
+            leaks.extend(text for secret in secrets if secret and secret in text)
+            gpg_seen.extend([text] if "--passphrase-fd" in text else [])
+
+    backup = backup_run(kind=BackupKind.MANUAL, on_step=look_at_every_command_line)
+
+    assert gpg_seen, "gpg was running while the command lines were read"
+    assert leaks == []
+    path = backup_path(backup)
+    assert backup.encrypted and path.name.endswith(".dump.gpg")
+    assert not path.read_bytes().startswith(b"PGDMP")
+    listed = subprocess.run([pg.binary("pg_restore"), "--list", str(path)], capture_output=True)
+    assert listed.returncode != 0
+    verification = backup_verify(backup=backup)
+    assert verification is not None
+    assert verification.outcome == VerificationOutcome.PASSED, verification.error
+    assert verification.checks["count_differences"] == {}
+
+    settings.OKADA_BACKUP_PASSPHRASE = "wrong"
+    again = backup_verify(backup=backup)
+    assert again is not None
+    assert again.outcome == VerificationOutcome.FAILED
+    assert "gpg" in again.error and "decryption failed" in again.error
+
+
+# --- failures leave no complete-looking file --------------------------------------------------
+
+
+def test_pg_dump_killed_mid_way_leaves_a_failed_row_and_no_file(backup_dir):
+    marketplace()
+    with table_locked("catalog_vendor"):
+        thread, errors = in_thread(lambda: backup_run(kind=BackupKind.MANUAL))
+        wait_until(pg_dump_waits_for_a_lock, "pg_dump to wait for the locked table")
+        server_query(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'pg_dump'"
+        )
+    thread.join(WAIT)
+
+    assert len(errors) == 1 and isinstance(errors[0], pg.ToolError)
+    backup = Backup.objects.get()
+    assert backup.status == BackupStatus.FAILED
+    assert backup.error.startswith("pg_dump exited with status 1")
+    assert backup.finished_at is not None
+    assert files_in(backup_dir) == []
+
+
+def test_a_killed_backup_process_leaves_only_a_partial_file_and_the_next_run_marks_it_failed(backup_dir):
+    marketplace()
+    db = connection.settings_dict
+    password = f":{db['PASSWORD']}" if db["PASSWORD"] else ""
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "okada.settings.test",
+        "DATABASE_URL": f"postgres://{db['USER']}{password}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+        "OKADA_BACKUP_DIR": str(backup_dir),
+    }
+    with table_locked("catalog_vendor"):
+        process = subprocess.Popen(
+            [sys.executable, "manage.py", "backup"],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            wait_until(pg_dump_waits_for_a_lock, "pg_dump to wait for the locked table")
+        finally:
+            process.send_signal(signal.SIGKILL)
+            process.wait(WAIT)
+    wait_until(lambda: not pg_dump_connected(), "the orphaned pg_dump to exit (its output pipe is gone)")
+
+    interrupted = Backup.objects.get()
+    assert interrupted.status == BackupStatus.RUNNING
+    assert files_in(backup_dir) == [f"{interrupted.file_name}.partial"]
+
+    backup = backup_run(kind=BackupKind.MANUAL)
+
+    interrupted.refresh_from_db()
+    assert interrupted.status == BackupStatus.FAILED
+    assert "before it finished" in interrupted.error
+    assert backup.status == BackupStatus.COMPLETE
+    assert not any(name.endswith(".partial") for name in files_in(backup_dir))
+
+
+def test_two_concurrent_backup_jobs_one_runs_and_the_other_is_skipped():
+    from backups.tasks import run_backup
+    from okada.core.jobs import JobSkipped
+    from okada.core.models import JobRun
+
+    marketplace()
+    with table_locked("catalog_vendor"):
+        thread, errors = in_thread(run_backup)
+        wait_until(pg_dump_waits_for_a_lock, "the first backup's pg_dump to start")
+        with pytest.raises(JobSkipped):
+            run_backup()
+    thread.join(WAIT)
+
+    assert errors == []
+    assert Backup.objects.filter(status=BackupStatus.COMPLETE).count() == 1
+    assert Backup.objects.count() == 1
+    outcomes = sorted(JobRun.objects.filter(name="backups.run_backup").values_list("outcome", flat=True))
+    assert outcomes == [JobRun.Outcome.SKIPPED, JobRun.Outcome.SUCCESS]
+
+
+def test_a_redelivered_backup_task_returns_the_backup_it_already_made():
+    first = backup_run(kind=BackupKind.SCHEDULED, request_id="task-1")
+    again = backup_run(kind=BackupKind.SCHEDULED, request_id="task-1")
+    assert again == first
+    assert Backup.objects.count() == 1
+
+    drill = backup_verify(request_id="task-2")
+    assert backup_verify(request_id="task-2") == drill
+    assert BackupVerification.objects.count() == 1
+
+
+def test_a_drill_interrupted_by_a_dead_worker_is_marked_failed_and_its_scratch_database_dropped():
+    backup = backup_run(kind=BackupKind.MANUAL)
+    dead = BackupVerification.objects.create(backup=backup)  # as a killed worker leaves it
+    pg.create_database(scratch_database(backup))
+
+    verification = backup_verify()
+
+    dead.refresh_from_db()
+    assert dead.outcome == VerificationOutcome.FAILED
+    assert "before it finished" in dead.error
+    assert verification is not None and verification.outcome == VerificationOutcome.PASSED
+    assert not pg.database_exists(scratch_database(backup))
+
+
+# --- retention --------------------------------------------------------------------------------
+
+
+def test_pruning_deletes_the_files_and_marks_the_rows_but_keeps_the_newest_verified_backup(
+    settings, backup_dir
+):
+    (
+        settings.OKADA_BACKUP_KEEP_DAILY,
+        settings.OKADA_BACKUP_KEEP_WEEKLY,
+        settings.OKADA_BACKUP_KEEP_MONTHLY,
+    ) = 5, 0, 0
+    now = timezone.now()
+    nights = [BackupFactory(started_at=now - timedelta(days=n), with_file=True) for n in range(10)]
+    oldest = nights[-1]
+    BackupVerificationFactory(backup=oldest)  # the only verified backup, outside the policy
+    failed = BackupFactory(
+        status=BackupStatus.FAILED, started_at=now - timedelta(days=20), size_bytes=None, sha256=""
+    )
+
+    pruned = backups_prune()
+
+    assert {b.pk for b in pruned} == {b.pk for b in nights[5:9]}
+    for backup in nights:
+        backup.refresh_from_db()
+    assert [b.status for b in nights] == [BackupStatus.COMPLETE] * 5 + [BackupStatus.PRUNED] * 4 + [
+        BackupStatus.COMPLETE
+    ]
+    assert all(b.pruned_at is not None for b in nights[5:9])
+    assert files_in(backup_dir) == sorted(b.file_name for b in [*nights[:5], oldest])
+    failed.refresh_from_db()
+    assert failed.status == BackupStatus.FAILED
+    assert backups_prune() == []  # idempotent
+
+
+def test_pruning_never_deletes_a_backup_while_it_is_being_verified(settings):
+    (
+        settings.OKADA_BACKUP_KEEP_DAILY,
+        settings.OKADA_BACKUP_KEEP_WEEKLY,
+        settings.OKADA_BACKUP_KEEP_MONTHLY,
+    ) = 1, 0, 0
+    older = backup_run(kind=BackupKind.MANUAL)
+    newer = backup_run(kind=BackupKind.MANUAL)
+    restoring, release = threading.Event(), threading.Event()
+
+    def pause_while_restoring(message: str) -> None:
+        if message.startswith("restoring into"):
+            restoring.set()
+            assert release.wait(WAIT)
+
+    thread, errors = in_thread(lambda: backup_verify(backup=older, on_step=pause_while_restoring))
+    try:
+        assert restoring.wait(WAIT)
+        assert backups_prune() == []  # the older one is outside the policy, but being verified
+    finally:
+        release.set()
+        thread.join(WAIT)
+
+    assert errors == []
+    older.refresh_from_db()
+    assert older.status == BackupStatus.COMPLETE and backup_path(older).exists()
+    assert older.verifications.get().outcome == VerificationOutcome.PASSED
+    assert backups_prune() == []  # now it is the newest verified backup: kept
+    newer.refresh_from_db()
+    assert newer.status == BackupStatus.COMPLETE
+
+
+# --- restore on purpose -----------------------------------------------------------------------
+
+
+@pytest.fixture
+def target_database():
+    name = "okada_test_restore_target"
+    pg.drop_database(name)
+    yield name
+    connections.close_all()
+    pg.drop_database(name)
+
+
+def test_restore_refuses_a_non_empty_target_without_force_and_with_it_the_target_equals_the_source(
+    target_database,
+):
+    marketplace()
+    backup = backup_run(kind=BackupKind.MANUAL)
+    pg.create_database(target_database)
+    with pg.database_alias(target_database) as alias, connections[alias].cursor() as cursor:
+        cursor.execute("CREATE TABLE precious (note text)")
+        cursor.execute("INSERT INTO precious VALUES ('keep me')")
+
+    with pytest.raises(TargetNotEmpty):
+        backup_restore(backup=backup, target=target_database)
+    with pg.database_alias(target_database) as alias, connections[alias].cursor() as cursor:
+        cursor.execute("SELECT note FROM precious")
+        assert cursor.fetchall() == [("keep me",)]
+
+    steps: list[str] = []
+    restored = backup_restore(backup=backup, target=target_database, force=True, on_step=steps.append)
+
+    assert restored.count_differences == {}
+    assert restored.rows == sum(backup.manifest.values())
+    assert any(s.startswith("checking the size and SHA-256") for s in steps)
+    assert any("table data" in s for s in steps)  # progress
+    catalog = ("public.backups_backup",)  # the source's row changed since (complete now)
+    with pg.database_alias(target_database) as alias:
+        assert fingerprints(alias, skip=catalog) == fingerprints(DEFAULT_DB_ALIAS, skip=catalog)
+        assert Backup.objects.using(alias).get(pk=backup.pk).status == BackupStatus.COMPLETE
+
+
+def test_restore_checks_the_checksum_first_and_touches_nothing_when_it_differs(target_database):
+    backup = backup_run(kind=BackupKind.MANUAL)
+    flip_a_byte(backup_path(backup))
+
+    with pytest.raises(BackupNotRestorable, match="Checksum mismatch"):
+        backup_restore(backup=backup, target=target_database)
+    assert not pg.database_exists(target_database)
+
+
+def test_restore_refuses_a_backup_that_is_not_complete(target_database):
+    failed = BackupFactory(status=BackupStatus.FAILED, size_bytes=None, sha256="")
+    with pytest.raises(BackupNotRestorable):
+        backup_restore(backup=failed, target=target_database)
+    assert not pg.database_exists(target_database)
