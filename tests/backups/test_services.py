@@ -12,8 +12,6 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 
@@ -36,102 +34,24 @@ from backups.services import (
 from catalog.models import Stock
 from orders.models import Order, Zone
 from tests.backups.factories import BackupFactory, BackupVerificationFactory
-from tests.orders.factories import OrderFactory, ZoneFactory
+from tests.backups.helpers import (
+    ROOT,
+    WAIT,
+    files_in,
+    fingerprints,
+    flip_a_byte,
+    in_thread,
+    marketplace,
+    pg_dump_connected,
+    pg_dump_waits_for_a_lock,
+    server_query,
+    table_locked,
+    url_of_the_test_database,
+    wait_until,
+)
+from tests.orders.factories import ZoneFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-ROOT = Path(__file__).resolve().parents[2]
-WAIT = 60  # seconds: a deadline for events, never a sleep
-
-
-# --- helpers ----------------------------------------------------------------------------------
-
-
-def wait_until(condition: Callable[[], object], what: str, timeout: float = WAIT) -> None:
-    deadline = timezone.now() + timedelta(seconds=timeout)
-    event = threading.Event()
-    while not condition():
-        if timezone.now() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        event.wait(0.05)
-
-
-def server_query(sql: str, params: list[object] | None = None) -> list[tuple]:
-    with pg.server_cursor() as cursor:
-        cursor.execute(sql, params)
-        return cursor.fetchall()
-
-
-def pg_dump_waits_for_a_lock() -> bool:
-    return bool(
-        server_query(
-            "SELECT 1 FROM pg_stat_activity WHERE application_name = 'pg_dump' AND wait_event_type = 'Lock'"
-        )
-    )
-
-
-def pg_dump_connected() -> bool:
-    return bool(server_query("SELECT 1 FROM pg_stat_activity WHERE application_name = 'pg_dump'"))
-
-
-@contextmanager
-def table_locked(table: str) -> Iterator[None]:
-    """Hold an ACCESS EXCLUSIVE lock on `table` (another connection): pg_dump waits at its start."""
-    conn = connections.create_connection(DEFAULT_DB_ALIAS)
-    try:
-        with conn.cursor() as cursor:
-            cursor.execute("BEGIN")
-            cursor.execute(f"LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE")
-            yield
-            cursor.execute("ROLLBACK")
-    finally:
-        conn.close()
-
-
-def in_thread(target: Callable[[], object]) -> tuple[threading.Thread, list[BaseException]]:
-    errors: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            target()
-        except BaseException as exc:  # surfaced by the test
-            errors.append(exc)
-        finally:
-            connections.close_all()
-
-    thread = threading.Thread(target=run)
-    thread.start()
-    return thread, errors
-
-
-def fingerprints(alias: str, *, skip: tuple[str, ...] = ()) -> dict[str, str]:
-    """An md5 of every table's rows (in text, sorted): equal fingerprints, equal contents."""
-    with connections[alias].cursor() as cursor:
-        found = {}
-        for schema, name in pg.tables(cursor):
-            if f"{schema}.{name}" in skip:
-                continue
-            table = f"{pg.quote(schema)}.{pg.quote(name)}"
-            sql = f"SELECT md5(coalesce(string_agg(t::text, '|' ORDER BY t::text), '')) FROM ONLY {table} t"  # noqa: S608
-            cursor.execute(sql)
-            found[f"{schema}.{name}"] = cursor.fetchone()[0]
-    return found
-
-
-def files_in(directory: Path) -> list[str]:
-    return sorted(p.name for p in directory.iterdir()) if directory.exists() else []
-
-
-def flip_a_byte(path: Path) -> None:
-    data = bytearray(path.read_bytes())
-    data[len(data) // 2] ^= 0xFF
-    path.write_bytes(bytes(data))
-
-
-def marketplace() -> None:
-    """A few vendors' orders, with their stock, ledger, events and history."""
-    for _ in range(3):
-        OrderFactory()
 
 
 # --- backup and drill -------------------------------------------------------------------------
@@ -302,12 +222,10 @@ def test_pg_dump_killed_mid_way_leaves_a_failed_row_and_no_file(backup_dir):
 
 def test_a_killed_backup_process_leaves_only_a_partial_file_and_the_next_run_marks_it_failed(backup_dir):
     marketplace()
-    db = connection.settings_dict
-    password = f":{db['PASSWORD']}" if db["PASSWORD"] else ""
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "okada.settings.test",
-        "DATABASE_URL": f"postgres://{db['USER']}{password}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+        "DATABASE_URL": url_of_the_test_database(),
         "OKADA_BACKUP_DIR": str(backup_dir),
     }
     with table_locked("catalog_vendor"):

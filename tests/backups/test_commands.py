@@ -1,0 +1,94 @@
+"""manage.py backup, verify_backup and restore_backup, run as operators run them."""
+
+from __future__ import annotations
+
+from io import StringIO
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from backups import pg
+from backups.models import Backup, BackupKind, BackupStatus, VerificationOutcome
+from backups.services import backup_path
+from okada.core.models import JobRun
+from tests.backups.helpers import flip_a_byte, marketplace
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def run(*args: str) -> str:
+    out = StringIO()
+    call_command(*args, stdout=out)
+    return out.getvalue()
+
+
+def test_backup_prints_progress_records_a_manual_backup_and_logs_a_job_run():
+    marketplace()
+    out = run("backup")
+    backup = Backup.objects.get()
+    assert (backup.kind, backup.status) == (BackupKind.MANUAL, BackupStatus.COMPLETE)
+    assert f"[backup] backing up to {backup_path(backup)}" in out
+    assert "[backup] backup complete" in out
+    job_run = JobRun.objects.get(name="backups.run_backup")
+    assert job_run.outcome == JobRun.Outcome.SUCCESS
+    assert job_run.summary["backup"] == str(backup.pk)
+
+
+def test_backup_before_migrations_only_when_a_migration_is_pending():
+    run("backup", "--kind", "pre_migration", "--if-migrations-pending")
+    assert not Backup.objects.exists()
+
+    call_command("migrate", "testapp", "zero", verbosity=0)
+    try:
+        out = run("backup", "--kind", "pre_migration", "--if-migrations-pending")
+    finally:
+        call_command("migrate", "testapp", verbosity=0)
+    assert "migrations are pending: backing up first" in out
+    backup = Backup.objects.get()
+    assert (backup.kind, backup.status) == (BackupKind.PRE_MIGRATION, BackupStatus.COMPLETE)
+
+
+def test_backup_if_stale_takes_and_verifies_one_only_when_none_verified_is_recent():
+    out = run("backup", "--if-stale", "--verify")
+    assert "[drill] restore drill passed" in out
+    backup = Backup.objects.get()
+    assert backup.verifications.get().outcome == VerificationOutcome.PASSED
+
+    assert run("backup", "--if-stale", "--verify") == ""
+    assert Backup.objects.count() == 1
+
+
+def test_verify_backup_fails_loudly_on_a_corrupted_backup():
+    marketplace()
+    run("backup")
+    backup = Backup.objects.get()
+    flip_a_byte(backup_path(backup))
+
+    with pytest.raises(CommandError, match="restore drill FAILED: Checksum mismatch"):
+        run("verify_backup", str(backup.pk))
+    assert JobRun.objects.get(name="backups.run_restore_drill").outcome == JobRun.Outcome.SUCCESS
+    assert backup.verifications.get().outcome == VerificationOutcome.FAILED
+
+
+def test_restore_backup_refuses_a_non_empty_target_without_force_and_replaces_it_with_force():
+    target = "okada_test_restore_command"
+    marketplace()
+    run("backup")
+    backup = Backup.objects.get()
+    pg.drop_database(target)
+    try:
+        out = run("restore_backup", str(backup.pk), "--target", target)
+        assert f"[restore] creating the database {target}" in out
+        assert "[restore] done:" in out
+        with pytest.raises(CommandError, match="use --force to replace it"):
+            run("restore_backup", str(backup.pk), "--target", target)
+        out = run("restore_backup", str(backup.pk), "--target", target, "--force")
+        assert "--force: dropping and re-creating" in out
+        assert "table data 1/" in out
+    finally:
+        pg.drop_database(target)
+
+
+def test_restore_backup_names_a_missing_backup():
+    with pytest.raises(CommandError, match="no backup 01234567-0123-0123-0123-0123456789ab"):
+        run("restore_backup", "01234567-0123-0123-0123-0123456789ab", "--target", "okada_nothing")
