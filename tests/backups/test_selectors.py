@@ -8,15 +8,15 @@ import pytest
 from django.db.migrations.recorder import MigrationRecorder
 from django.utils import timezone
 
-from backups.models import BackupStatus, VerificationOutcome
+from backups.models import Backup, BackupStatus, VerificationOutcome
 from backups.selectors import backup_status
 from tests.backups.factories import BackupFactory, BackupVerificationFactory
 
 pytestmark = pytest.mark.django_db
 
 
-def verified_backup(*, hours_old: float, outcome: str = VerificationOutcome.PASSED):
-    backup = BackupFactory(started_at=timezone.now() - timedelta(hours=hours_old))
+def verified_backup(*, hours_old: float, outcome: str = VerificationOutcome.PASSED) -> Backup:
+    backup = BackupFactory.create(started_at=timezone.now() - timedelta(hours=hours_old))
     BackupVerificationFactory(
         backup=backup, outcome=outcome, started_at=backup.started_at + timedelta(minutes=5)
     )
