@@ -1,10 +1,11 @@
 """`python -m bench` (`make bench`): run the figures, print one table, exit 1 if a goal is missed.
 
-    python -m bench                    # order placement + seed (medium preset) + partitions + API
+    python -m bench                    # order placement + seed (medium preset) + partitions + API + backup
     python -m bench --large            # every figure on the "large" preset (minutes)
-    python -m bench --only order_place # one figure: order_place, seed, partitions, api_list, api_orders
+    python -m bench --only order_place # one figure: order_place, seed, partitions, api..., backup
     python -m bench --only partitions --preset small   # partitions on a kept small marketplace
     python -m bench --only api_list --preset medium    # the API's lists on the kept medium database
+    python -m bench --only backup --preset small       # backup vs bare pg_dump, and the restore drill
 
 Each figure works in its own scratch databases (okada_bench_*, dropped afterwards) on the
 server the settings point at, and measures its baseline in the same run.
@@ -17,7 +18,7 @@ import os
 import sys
 import time
 
-FIGURES = ("order_place", "seed", "partitions", "api", "api_list", "api_orders")
+FIGURES = ("order_place", "seed", "partitions", "api", "api_list", "api_orders", "backup")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -31,19 +32,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--preset",
         choices=("small", "medium", "large"),
-        help="kept seeded marketplace the partitions and API list figures read "
+        help="kept seeded marketplace the partitions, API list and backup figures read "
         "(default: large with --large, else medium)",
     )
     parser.add_argument(
         "--workers", type=int, default=(os.cpu_count() or 1) * 2 + 1, help="gunicorn workers (API figures)"
     )
+    parser.add_argument("--rounds", type=int, default=3, help="backup: turns of bare pg_dump and backup")
     args = parser.parse_args(argv)
 
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "okada.settings.local")
     import django
 
     django.setup()
-    from . import api, orders, partitions, seed
+    from . import api, backups, orders, partitions, seed
     from .report import render
 
     started = time.monotonic()
@@ -68,6 +70,8 @@ def main(argv: list[str] | None = None) -> int:
             workers=args.workers,
             log=log,
         )
+    if args.only in (None, "backup"):
+        figures += backups.run(preset=preset, rounds=args.rounds, log=log)
     print(render(figures))
     return 1 if any(f.verdict == "FAIL" for f in figures) else 0
 
