@@ -25,7 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.backends.postgresql.client import DatabaseClient
@@ -260,16 +260,14 @@ def dump(out: Path, *, passphrase: str = "", on_step: Step = quiet) -> Dump:
             stdout=subprocess.PIPE,
             env=libpq_env(),
         )
-        assert dumper.stdout is not None
-        source = dumper.stdout
+        source = cast(IO[bytes], dumper.stdout)  # stdout=PIPE
         if passphrase:
             gpg, fd = stack.enter_context(
                 _gpg(passphrase, "--symmetric", "--cipher-algo", "AES256", "--compress-algo", "none")
             )
             encryptor = processes.start(gpg, stdin=dumper.stdout, stdout=subprocess.PIPE, pass_fds=(fd,))
-            dumper.stdout.close()  # gpg reads it now: if gpg dies, pg_dump's next write fails
-            assert encryptor.stdout is not None
-            source = encryptor.stdout
+            source.close()  # gpg reads it now: if gpg dies, pg_dump's next write fails
+            source = cast(IO[bytes], encryptor.stdout)
         copied = copier.submit(_copy, source, out)
         on_step(f"pg_dump started on snapshot {snapshot}; counting the rows of {len(names)} tables in it")
         manifest = count_rows(cursor, names)
@@ -347,8 +345,7 @@ def restore(
             restorer = processes.start(
                 command, stdin=decryptor.stdout, stderr=subprocess.PIPE, env=libpq_env(dbname)
             )
-            assert decryptor.stdout is not None
-            decryptor.stdout.close()  # pg_restore reads it now
+            cast(IO[bytes], decryptor.stdout).close()  # pg_restore reads it now
         else:
             restorer = processes.start(
                 [*command, f"--jobs={max(1, jobs)}", str(path)], stderr=subprocess.PIPE, env=libpq_env(dbname)

@@ -55,8 +55,7 @@ class BackupStatus:
     def problem(self) -> str | None:
         """What is wrong, in a sentence (None: backups are fine): /readyz's detail, the admin banner."""
         problems = []
-        if self.last_drill_failed:
-            assert self.last_drill is not None
+        if self.last_drill is not None and self.last_drill_failed:
             problems.append(
                 _("The last restore drill (%(when)s) failed: %(error)s")
                 % {"when": _stamp(self.last_drill.finished_at), "error": self.last_drill.error[:300]}

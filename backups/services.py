@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
 import zoneinfo
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -128,6 +127,7 @@ def backup_run(*, kind: str, request_id: str = "", on_step: Step = quiet) -> Bac
         backup.pg_dump_version, backup.server_version = dump.pg_dump_version, dump.server_version
         _write_atomically(_companions(path)[0], f"{dump.sha256}  {backup.file_name}\n")
         _write_atomically(_companions(path)[1], json.dumps(_describe_backup(backup), indent=2) + "\n")
+        on_step(f"dump written: {dump.size:,} bytes, SHA-256 {dump.sha256}")  # a safe point
         os.replace(_partial(path), path)  # last: a complete name means a complete, checksummed file
         pg.fsync_dir(directory)
     except BaseException as exc:
@@ -227,15 +227,10 @@ def backup_and_prune(*, kind: str, request_id: str = "", on_step: Step = quiet) 
 @contextmanager
 def _backup_lock(backup: Backup, *, wait: bool) -> Iterator[bool]:
     """The lock a drill holds on its backup from start to end, and retention holds while it prunes
-    one (a session advisory lock: it dies with a killed worker). With `wait`, retry for up to
+    one (a session advisory lock: it dies with a killed worker). With `wait`, wait up to
     LOCK_WAIT_SECONDS: pruning holds it for the moment it takes to delete a file."""
-    deadline = time.monotonic() + (LOCK_WAIT_SECONDS if wait else 0)
-    while True:
-        with advisory_lock(f"backups.backup:{backup.pk}") as held:
-            if held or time.monotonic() >= deadline:
-                yield held
-                return
-        time.sleep(0.2)
+    with advisory_lock(f"backups.backup:{backup.pk}") as lock:
+        yield lock.try_acquire() or (wait and lock.wait(LOCK_WAIT_SECONDS))
 
 
 # --- restore drill ----------------------------------------------------------------------------

@@ -8,10 +8,11 @@ returns the backup (or drill) it made instead of making a second one.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
-from celery import shared_task
+from celery import Task, shared_task
 
-from okada.core.jobs import job
+from okada.core.jobs import RunHandle, job
 
 from .models import BackupKind
 
@@ -22,22 +23,33 @@ class DrillFailed(Exception):
     """Raised after a failed drill is recorded, so its job run and task are marked failed too."""
 
 
+def steps(run: RunHandle, say: Callable[[str], None] = log.info) -> Callable[[str], None]:
+    """The services' `on_step` inside a job: say the step, and stop there if the job lost its
+    lock (each step is a safe point: another run may have started)."""
+
+    def on_step(message: str) -> None:
+        say(message)
+        run.check()
+
+    return on_step
+
+
 @shared_task(name="backups.run_backup", acks_late=True, bind=True)
-def run_backup(self, kind: str = BackupKind.SCHEDULED) -> None:
+def run_backup(self: Task, kind: str = BackupKind.SCHEDULED) -> None:
     from .services import BACKUP_JOB, backup_and_prune
 
     with job(BACKUP_JOB) as run:
-        run.summary = backup_and_prune(kind=kind, request_id=self.request.id or "", on_step=log.info)
+        run.summary = backup_and_prune(kind=kind, request_id=self.request.id or "", on_step=steps(run))
 
 
 @shared_task(name="backups.run_restore_drill", acks_late=True, bind=True)
-def run_restore_drill(self, backup_id: str | None = None) -> None:
+def run_restore_drill(self: Task, backup_id: str | None = None) -> None:
     from .models import Backup
     from .services import DRILL_JOB, backup_verify, drill_summary
 
     with job(DRILL_JOB) as run:
         backup = Backup.objects.get(pk=backup_id) if backup_id else None
-        verification = backup_verify(backup=backup, request_id=self.request.id or "", on_step=log.info)
+        verification = backup_verify(backup=backup, request_id=self.request.id or "", on_step=steps(run))
         run.summary = drill_summary(verification)
         if verification is not None and verification.error:
             raise DrillFailed(verification.error)

@@ -104,7 +104,8 @@ def _measure(workdir: str, rounds: int) -> dict[str, Any]:
         started = time.monotonic()
         verification = backup_verify(backup=backup)
         drill_seconds = time.monotonic() - started
-        assert verification is not None
+        if verification is None:
+            raise RuntimeError("the drill found no backup to verify")
         return {
             "bare": [round(t, 2) for t in bare_times],
             "ours": [round(t, 2) for t in ours],

@@ -31,7 +31,7 @@ def test_backup_prints_progress_records_a_manual_backup_and_logs_a_job_run():
     assert "[backup] backup complete" in out
     job_run = JobRun.objects.get(name="backups.run_backup")
     assert job_run.outcome == JobRun.Outcome.SUCCESS
-    assert job_run.summary["backup"] == str(backup.pk)
+    assert job_run.summary is not None and job_run.summary["backup"] == str(backup.pk)
 
 
 def test_backup_before_migrations_only_when_a_migration_is_pending():

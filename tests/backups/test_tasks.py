@@ -57,7 +57,7 @@ def test_a_failed_drill_fails_its_job_run_with_the_reason():
     run = JobRun.objects.get(name="backups.run_restore_drill")
     assert run.outcome == JobRun.Outcome.FAILED
     assert "Checksum mismatch" in run.error
-    assert run.summary["outcome"] == VerificationOutcome.FAILED
+    assert run.summary is not None and run.summary["outcome"] == VerificationOutcome.FAILED
 
 
 @pytest.mark.django_db(transaction=True)

@@ -10,6 +10,7 @@ from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.migrations.executor import MigrationExecutor
 
 from backups.models import BackupKind
+from backups.tasks import steps
 from okada.core.jobs import JobSkipped, job
 
 
@@ -44,7 +45,7 @@ class Command(BaseCommand):
 
         try:
             with job(BACKUP_JOB) as run:
-                run.summary = backup_and_prune(kind=options["kind"], on_step=self._say)
+                run.summary = backup_and_prune(kind=options["kind"], on_step=steps(run, self._say))
         except JobSkipped:
             raise CommandError("another backup is running: try again when it has finished") from None
         except Exception as exc:

@@ -7,6 +7,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from backups.models import Backup
+from backups.tasks import steps
 from okada.core.jobs import JobSkipped, job
 
 
@@ -29,7 +30,7 @@ class Command(BaseCommand):
                 raise CommandError(f"no backup {options['backup_id']}")
         try:
             with job(DRILL_JOB) as run:
-                verification = backup_verify(backup=backup, on_step=self._say)
+                verification = backup_verify(backup=backup, on_step=steps(run, self._say))
                 run.summary = drill_summary(verification)
         except JobSkipped:
             raise CommandError("another restore drill is running: try again when it has finished") from None
