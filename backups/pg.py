@@ -28,7 +28,9 @@ from pathlib import Path
 from typing import IO, Any, cast
 
 from django.db import DEFAULT_DB_ALIAS, connections
+from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.backends.postgresql.client import DatabaseClient
+from django.db.utils import load_backend
 
 CHUNK = 1 << 20  # bytes per read when copying and hashing
 
@@ -246,7 +248,7 @@ def dump(out: Path, *, passphrase: str = "", on_step: Step = quiet) -> Dump:
     """
     pg_dump = binary("pg_dump")
     with ExitStack() as stack:
-        conn = connections.create_connection(DEFAULT_DB_ALIAS)
+        conn = own_connection()
         stack.callback(conn.close)
         cursor = stack.enter_context(conn.cursor())
         cursor.execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
@@ -365,10 +367,22 @@ def restore(
 # --- databases on the same server -------------------------------------------------------------
 
 
+def own_connection(dbname: str | None = None, alias: str = DEFAULT_DB_ALIAS) -> BaseDatabaseWrapper:
+    """A Django connection of our own to `dbname` (default: the settings' database) on the same
+    server, never from a pool: a pooled session would keep our transaction's snapshot alive after
+    close(), or hand us a session in another state."""
+    default = connections[DEFAULT_DB_ALIAS]
+    settings = copy.deepcopy(default.settings_dict)
+    settings["OPTIONS"].pop("pool", None)
+    if dbname:
+        settings["NAME"] = dbname
+    return load_backend(settings["ENGINE"]).DatabaseWrapper(settings, alias)
+
+
 @contextmanager
 def server_cursor() -> Iterator[Any]:
     """A cursor on a connection of its own (autocommit), for CREATE/DROP DATABASE."""
-    conn = connections.create_connection(DEFAULT_DB_ALIAS)
+    conn = own_connection()
     try:
         with conn.cursor() as cursor:
             yield cursor
@@ -396,9 +410,8 @@ def drop_database(name: str) -> None:
 def database_alias(dbname: str) -> Iterator[str]:
     """A Django connection alias for `dbname` on the settings' server, in this thread, for the block:
     selectors that take `using=` run there as they do on the real database."""
-    default = connections[DEFAULT_DB_ALIAS]
     alias = f"backups_{dbname}"
-    wrapper = type(default)({**copy.deepcopy(default.settings_dict), "NAME": dbname}, alias)
+    wrapper = own_connection(dbname, alias)
     connections[alias] = wrapper
     try:
         yield alias

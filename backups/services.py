@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import zoneinfo
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +30,7 @@ from django.utils.translation import gettext_lazy
 
 from catalog.selectors import stock_audit
 from okada.core.actors import Actor
-from okada.core.errors import Conflict
+from okada.core.errors import Conflict, InvalidInput
 from okada.core.jobs import advisory_lock
 from orders.selectors import order_total_audit
 
@@ -39,6 +41,7 @@ from .pg import Step, quiet
 BACKUP_JOB = "backups.run_backup"
 DRILL_JOB = "backups.run_restore_drill"
 RUN_PERMISSION = "backups.run_backup"
+DATABASE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_$]{0,62}")  # what restore_backup accepts as --target
 LOCK_WAIT_SECONDS = 30.0  # a drill waits this long for retention to finish pruning its backup
 
 
@@ -174,7 +177,7 @@ def _recover_interrupted_backups(on_step: Step) -> None:
         on_step(f"backup {backup.pk} was interrupted: marked failed, its partial file removed")
 
 
-def backups_prune(*, now: Any = None, on_step: Step = quiet) -> list[Backup]:
+def backups_prune(*, now: datetime | None = None, on_step: Step = quiet) -> list[Backup]:
     """Apply the retention policy (OKADA_BACKUP_KEEP_DAILY/WEEKLY/MONTHLY): delete the files of the
     complete backups it does not keep and mark their rows pruned; return them.
 
@@ -402,6 +405,12 @@ def backup_restore(*, backup: Backup, target: str, force: bool = False, on_step:
     against the manifest. In the restored catalog, the backup's own row (caught `running` by its
     snapshot) is recorded as it is now, complete.
     """
+    if not DATABASE_NAME.fullmatch(target):
+        raise InvalidInput(
+            _("A database name is letters, digits, _ and $ (at most 63), not %(target)r.")
+            % {"target": target},
+            field="target",
+        )
     if backup.status != BackupStatus.COMPLETE:
         raise BackupNotRestorable(
             _("Backup %(id)s is %(status)s: only a complete backup can be restored.")

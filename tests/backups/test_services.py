@@ -32,6 +32,7 @@ from backups.services import (
     scratch_database,
 )
 from catalog.models import Stock
+from okada.core.errors import InvalidInput
 from orders.models import Order, Zone
 from tests.backups.factories import BackupFactory, BackupVerificationFactory
 from tests.backups.helpers import (
@@ -422,3 +423,10 @@ def test_restore_refuses_a_backup_that_is_not_complete(target_database):
     with pytest.raises(BackupNotRestorable):
         backup_restore(backup=failed, target=target_database)
     assert not pg.database_exists(target_database)
+
+
+def test_restore_refuses_a_target_that_is_not_a_plain_database_name():
+    backup = BackupFactory()
+    with pytest.raises(InvalidInput) as refused:
+        backup_restore(backup=backup, target="okada host=elsewhere")
+    assert refused.value.errors == {"target": [refused.value.message]}
