@@ -3,29 +3,17 @@ running code in a thread with its own connections, comparing databases, damaging
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import timedelta
 from pathlib import Path
 
 from django.db import DEFAULT_DB_ALIAS, connections
-from django.utils import timezone
 
 from backups import pg
 from tests.orders.factories import OrderFactory
 
 ROOT = Path(__file__).resolve().parents[2]
-WAIT = 60  # seconds: a deadline for events, never a sleep
-
-
-def wait_until(condition: Callable[[], object], what: str, timeout: float = WAIT) -> None:
-    deadline = timezone.now() + timedelta(seconds=timeout)
-    event = threading.Event()
-    while not condition():
-        if timezone.now() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        event.wait(0.05)
+WAIT = 120  # seconds: the deadline of waits that include a pg_dump or a worker's start
 
 
 def server_query(sql: str, params: list[object] | None = None) -> list[tuple]:
@@ -60,22 +48,6 @@ def table_locked(table: str) -> Iterator[None]:
         conn.close()
 
 
-def in_thread(target: Callable[[], object]) -> tuple[threading.Thread, list[BaseException]]:
-    errors: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            target()
-        except BaseException as exc:  # surfaced by the test
-            errors.append(exc)
-        finally:
-            connections.close_all()
-
-    thread = threading.Thread(target=run)
-    thread.start()
-    return thread, errors
-
-
 def fingerprints(alias: str, *, skip: tuple[str, ...] = ()) -> dict[str, str]:
     """An md5 of every table's rows (in text, sorted): equal fingerprints, equal contents."""
     with connections[alias].cursor() as cursor:
@@ -104,12 +76,3 @@ def marketplace() -> None:
     """A few vendors' orders, with their stock, ledger, events and history."""
     for _ in range(3):
         OrderFactory()
-
-
-def url_of_the_test_database() -> str:
-    """DATABASE_URL of the test database, for processes of their own (manage.py, a Celery worker)."""
-    from urllib.parse import quote
-
-    db = connections[DEFAULT_DB_ALIAS].settings_dict
-    password = f":{quote(str(db['PASSWORD']), safe='')}" if db["PASSWORD"] else ""
-    return f"postgres://{quote(db['USER'], safe='')}{password}@{db['HOST']}:{db['PORT']}/{db['NAME']}"

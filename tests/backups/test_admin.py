@@ -16,7 +16,8 @@ from django.utils import timezone
 from backups.models import Backup, BackupKind, BackupStatus
 from okada.celery import app
 from tests.backups.factories import BackupFactory, BackupVerificationFactory
-from tests.backups.helpers import WAIT, wait_until
+from tests.backups.helpers import WAIT
+from tests.concurrency import poll
 
 CHANGELIST = "/admin/backups/backup/"
 BACK_UP_NOW = "/admin/backups/backup/back-up-now/"
@@ -119,8 +120,6 @@ def test_back_up_now_queues_a_backup_that_a_worker_takes(client, operator):
     with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=30):
         response = client.post(BACK_UP_NOW, HTTP_ACCEPT_LANGUAGE="en")
         assert response.status_code == 302
-        wait_until(
-            lambda: Backup.objects.filter(status=BackupStatus.COMPLETE).exists(), "the queued backup", WAIT
-        )
+        poll(lambda: Backup.objects.filter(status=BackupStatus.COMPLETE).exists(), "the queued backup", WAIT)
     backup = Backup.objects.get()
     assert backup.kind == BackupKind.MANUAL

@@ -41,15 +41,13 @@ from tests.backups.helpers import (
     files_in,
     fingerprints,
     flip_a_byte,
-    in_thread,
     marketplace,
     pg_dump_connected,
     pg_dump_waits_for_a_lock,
     server_query,
     table_locked,
-    url_of_the_test_database,
-    wait_until,
 )
+from tests.concurrency import database_url, in_thread, poll
 from tests.orders.factories import ZoneFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -207,7 +205,7 @@ def test_pg_dump_killed_mid_way_leaves_a_failed_row_and_no_file(backup_dir):
     marketplace()
     with table_locked("catalog_vendor"):
         thread, errors = in_thread(lambda: backup_run(kind=BackupKind.MANUAL))
-        wait_until(pg_dump_waits_for_a_lock, "pg_dump to wait for the locked table")
+        poll(pg_dump_waits_for_a_lock, "pg_dump to wait for the locked table", WAIT)
         server_query(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'pg_dump'"
         )
@@ -226,7 +224,7 @@ def test_a_killed_backup_process_leaves_only_a_partial_file_and_the_next_run_mar
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "okada.settings.test",
-        "DATABASE_URL": url_of_the_test_database(),
+        "DATABASE_URL": database_url(),
         "OKADA_BACKUP_DIR": str(backup_dir),
     }
     with table_locked("catalog_vendor"):
@@ -238,11 +236,11 @@ def test_a_killed_backup_process_leaves_only_a_partial_file_and_the_next_run_mar
             stderr=subprocess.DEVNULL,
         )
         try:
-            wait_until(pg_dump_waits_for_a_lock, "pg_dump to wait for the locked table")
+            poll(pg_dump_waits_for_a_lock, "pg_dump to wait for the locked table", WAIT)
         finally:
             process.send_signal(signal.SIGKILL)
             process.wait(WAIT)
-    wait_until(lambda: not pg_dump_connected(), "the orphaned pg_dump to exit (its output pipe is gone)")
+    poll(lambda: not pg_dump_connected(), "the orphaned pg_dump to exit (its output pipe is gone)", WAIT)
 
     interrupted = Backup.objects.get()
     assert interrupted.status == BackupStatus.RUNNING
@@ -265,7 +263,7 @@ def test_two_concurrent_backup_jobs_one_runs_and_the_other_is_skipped():
     marketplace()
     with table_locked("catalog_vendor"):
         thread, errors = in_thread(run_backup)
-        wait_until(pg_dump_waits_for_a_lock, "the first backup's pg_dump to start")
+        poll(pg_dump_waits_for_a_lock, "the first backup's pg_dump to start", WAIT)
         with pytest.raises(JobSkipped):
             run_backup()
     thread.join(WAIT)

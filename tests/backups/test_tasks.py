@@ -23,9 +23,8 @@ from tests.backups.helpers import (
     pg_dump_connected,
     pg_dump_waits_for_a_lock,
     table_locked,
-    url_of_the_test_database,
-    wait_until,
 )
+from tests.concurrency import database_url, poll
 
 
 @pytest.mark.django_db
@@ -69,7 +68,7 @@ def test_a_worker_killed_mid_backup_is_rerun_and_the_rerun_makes_exactly_one_bac
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "okada.settings.test",
-        "DATABASE_URL": url_of_the_test_database(),
+        "DATABASE_URL": database_url(),
         "OKADA_BACKUP_DIR": str(backup_dir),
     }
     worker = subprocess.Popen(
@@ -80,17 +79,18 @@ def test_a_worker_killed_mid_backup_is_rerun_and_the_rerun_makes_exactly_one_bac
     try:
         with table_locked("catalog_vendor"):
             app.send_task("backups.run_backup")
-            wait_until(pg_dump_waits_for_a_lock, "the worker's pg_dump to start")
+            poll(pg_dump_waits_for_a_lock, "the worker's pg_dump to start", WAIT)
             running = JobRun.objects.get(name="backups.run_backup", outcome=JobRun.Outcome.RUNNING)
             os.kill(int(running.host.rsplit(":", 1)[1]), signal.SIGKILL)  # the pool process doing the job
-        wait_until(
+        poll(
             lambda: Backup.objects.filter(status=BackupStatus.COMPLETE).exists(),
             "the rerun to finish the backup",
+            WAIT,
         )
     finally:
         worker.send_signal(signal.SIGTERM)
         worker.wait(WAIT)
-    wait_until(lambda: not pg_dump_connected(), "every pg_dump to exit")
+    poll(lambda: not pg_dump_connected(), "every pg_dump to exit", WAIT)
 
     assert sorted(Backup.objects.values_list("status", flat=True)) == [
         BackupStatus.COMPLETE,

@@ -9,9 +9,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
-from urllib.parse import quote
 
 import psycopg
 import pytest
@@ -20,6 +18,7 @@ from django.db import connection, connections
 from okada.core import jobs
 from okada.core.jobs import JobSkipped, LockLost, advisory_lock, job
 from okada.core.models import JobRun
+from tests.concurrency import database_url, in_thread, poll
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -201,30 +200,12 @@ def someone_waits_for(name: str) -> bool:
         return cur.fetchone()[0] > 0
 
 
-def poll(condition: Callable[[], bool], what: str, seconds: float = WAIT) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.05)
-    pytest.fail(f"timed out waiting for {what}")
-
-
 def run_in_thread(name: str) -> tuple[threading.Thread, list[BaseException]]:
-    errors: list[BaseException] = []
-
     def body() -> None:
-        try:
-            with job(name) as run:
-                run.summary = "ran"
-        except BaseException as exc:
-            errors.append(exc)
-        finally:
-            connections.close_all()
+        with job(name) as run:
+            run.summary = "ran"
 
-    thread = threading.Thread(target=body)
-    thread.start()
-    return thread, errors
+    return in_thread(body)
 
 
 def test_a_lock_held_by_a_dead_process_of_this_host_is_waited_for_not_skipped():
@@ -271,12 +252,6 @@ def test_a_holder_on_another_host_is_a_live_run_for_a_first_delivery_and_is_skip
         "reason": "another run holds the lock",
         "holder": "okada job 4242@another-worker-host",
     }
-
-
-def database_url() -> str:
-    db = connection.settings_dict
-    password = f":{quote(db['PASSWORD'], safe='')}" if db["PASSWORD"] else ""
-    return f"postgres://{quote(db['USER'], safe='')}{password}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
 
 
 def test_a_task_redelivered_after_its_worker_died_waits_for_the_dead_runs_lock_and_reruns(tmp_path):
