@@ -126,6 +126,7 @@ class Backup(BaseModel):
         verbose_name = _("backup")
         verbose_name_plural = _("backups")
         ordering = ["-started_at"]
+        default_permissions = ("view",)  # rows are written by the jobs only
         permissions = [("run_backup", _("Can start backups and restore drills"))]
         indexes = [
             models.Index(fields=["status", "-started_at"], name="backups_backup_status_started"),
@@ -199,6 +200,7 @@ class BackupVerification(BaseModel):
         db_table_comment = "Restore drills: each restores a backup into a scratch database and checks it."
         verbose_name = _("restore drill")
         verbose_name_plural = _("restore drills")
+        default_permissions = ("view",)
         ordering = ["-started_at"]
         indexes = [models.Index(fields=["backup", "-started_at"], name="backups_verif_backup_started")]
         constraints = [
