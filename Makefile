@@ -8,7 +8,11 @@ BIN := $(VENV)/bin
 MANAGE := $(BIN)/python manage.py
 STAMP := $(VENV)/.installed
 
-.PHONY: help venv up down status run serve test lint bench migrate requirements clean
+# French catalogues: compiled by the set-up (msgfmt), never committed (see `make messages`).
+PO := $(shell find locale -name '*.po' 2>/dev/null)
+MO := $(PO:.po=.mo)
+
+.PHONY: help venv up down status system run serve test lint bench migrate messages compilemessages requirements clean
 
 help:
 	@echo "make run     - services + migrate + admin + demo data, then web, worker and beat (Ctrl-C stops)"
@@ -18,6 +22,7 @@ help:
 	@echo "make down    - stop them (idempotent; data stays in var/)"
 	@echo "make lint    - ruff (lint + format check), mypy, import layers, squawk (SQL in migrations), makemigrations --check"
 	@echo "make bench   - benchmarks against a seeded database"
+	@echo "make messages - refresh locale/ from the code (then translate the new entries)"
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@test -n "$(PYTHON)" || { echo "Python 3.11 not found: install python3.11"; exit 1; }
@@ -29,6 +34,17 @@ $(STAMP): requirements.txt requirements-dev.txt
 
 venv: $(STAMP)
 
+system:
+	@$(PYTHON) okada/devservices.py system
+
+%.mo: %.po
+	@msgfmt --check-format -o $@ $<
+
+compilemessages: system $(MO)
+
+messages: venv system
+	@$(MANAGE) update_messages
+
 up:
 	@$(PYTHON) okada/devservices.py up
 
@@ -38,7 +54,7 @@ down:
 status:
 	@$(PYTHON) okada/devservices.py status
 
-migrate: venv up
+migrate: venv up compilemessages
 	@$(MANAGE) check_services
 	@$(MANAGE) backup --kind pre_migration --if-migrations-pending
 	@$(MANAGE) migrate --noinput
@@ -64,7 +80,7 @@ serve: migrate
 	@echo "[serve] gunicorn (production settings) on http://127.0.0.1:8000/ -- API docs at /api/docs/; Ctrl-C stops it."
 	@$(SERVE_ENV) $(BIN)/gunicorn -c okada/gunicorn.conf.py okada.wsgi || test $$? -eq 130
 
-test: venv up
+test: venv up compilemessages
 	@$(BIN)/pytest $(PYTEST_ARGS)
 
 lint: venv

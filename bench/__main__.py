@@ -6,6 +6,7 @@
     python -m bench --only partitions --preset small   # partitions on a kept small marketplace
     python -m bench --only api_list --preset medium    # the API's lists on the kept medium database
     python -m bench --only backup --preset small       # backup vs bare pg_dump, and the restore drill
+    python -m bench --only admin --preset small        # admin pages on a kept small marketplace
 
 Each figure works in its own scratch databases (okada_bench_*, dropped afterwards) on the
 server the settings point at, and measures its baseline in the same run.
@@ -18,7 +19,7 @@ import os
 import sys
 import time
 
-FIGURES = ("order_place", "seed", "partitions", "api", "api_list", "api_orders", "backup")
+FIGURES = ("order_place", "seed", "partitions", "api", "api_list", "api_orders", "backup", "admin")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -32,20 +33,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--preset",
         choices=("small", "medium", "large"),
-        help="kept seeded marketplace the partitions, API list and backup figures read "
+        help="kept seeded marketplace the partitions, API list, backup and admin figures read "
         "(default: large with --large, else medium)",
     )
     parser.add_argument(
         "--workers", type=int, default=(os.cpu_count() or 1) * 2 + 1, help="gunicorn workers (API figures)"
     )
     parser.add_argument("--rounds", type=int, default=3, help="backup: turns of bare pg_dump and backup")
+    parser.add_argument("--requests", type=int, default=30, help="admin: requests per page (default 30)")
     args = parser.parse_args(argv)
 
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "okada.settings.local")
     import django
 
     django.setup()
-    from . import api, backups, orders, partitions, seed
+    from . import admin, api, backups, orders, partitions, seed
     from .report import render
 
     started = time.monotonic()
@@ -72,6 +74,8 @@ def main(argv: list[str] | None = None) -> int:
         )
     if args.only in (None, "backup"):
         figures += backups.run(preset=preset, rounds=args.rounds, log=log)
+    if args.only in (None, "admin"):
+        figures += admin.run(preset=preset, requests=args.requests, log=log)
     print(render(figures))
     return 1 if any(f.verdict == "FAIL" for f in figures) else 0
 

@@ -1,98 +1,401 @@
-"""Operations screens for the catalog. Actions call services; nothing here writes models itself."""
+"""Operations screens for the catalog. Every write calls a service; nothing here saves a model."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from django.contrib import admin
+from django import forms
+from django.conf import settings
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.db.models.expressions import RawSQL
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.urls import path
+from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
+from unfold.contrib.filters.admin import AutocompleteSelectFilter
 
-from okada.core.admin import ReadOnlyAdmin, TrackedAdmin, run_per_object, staff_actor
+from okada.core import dashboard
+from okada.core.admin import (
+    BigTableMixin,
+    ReadOnlyAdmin,
+    TrackedAdmin,
+    change_url,
+    changelist_url,
+    is_autocomplete,
+    run_per_object,
+    staff_actor,
+)
+from okada.core.display import badge, money
+from okada.core.errors import DomainError
 
-from . import services
+from . import selectors, services
 from .models import Category, Product, Stock, StockMovement, Vendor, VendorMember
 
-
-class VendorMemberInline(admin.TabularInline):
-    model = VendorMember
-    extra = 0
-    autocomplete_fields = ["user"]
+# --- Vendors ------------------------------------------------------------------------------------
 
 
 @admin.register(Vendor)
 class VendorAdmin(TrackedAdmin):
-    list_display = ("name", "slug", "city", "status", "phone", "commission_bps", "deleted_at")
+    list_display = ("name", "city", "status_badge", "phone", "commission_bps", "created_at")
     list_filter = ("status", "city")
     search_fields = ("name", "slug", "phone", "email")
     prepopulated_fields = {"slug": ("name",)}
-    inlines = [VendorMemberInline]
-    actions = ["restore_selected", "activate", "suspend"]
+    actions = ["delete_selected", "restore_selected", "hard_delete_selected", "activate", "suspend"]
+    revert_fields = services.VENDOR_EDITABLE_FIELDS
+    readonly_fields = ("status", "id", "created_at", "updated_at", "deleted_at")
+    fields = ("name", "slug", "phone", "email", "city", "commission_bps", *readonly_fields)
+    change_form_outer_after_template = "admin/catalog/vendor_panels.html"
 
-    @admin.action(description=_("Activate selected vendors"))
+    @admin.display(description=_("status"), ordering="status")
+    def status_badge(self, vendor: Vendor) -> str:
+        return badge(vendor.status, vendor.get_status_display())
+
+    def create_object(self, request: HttpRequest, form: Any) -> Vendor:
+        data = self.form_data(form, services.VENDOR_EDITABLE_FIELDS)
+        return services.vendor_onboard(actor=staff_actor(request), **data)
+
+    def update_object(self, request: HttpRequest, obj: Vendor, form: Any) -> Vendor:
+        data = self.form_data(form, services.VENDOR_EDITABLE_FIELDS)
+        return services.vendor_update(vendor=obj, data=data, actor=staff_actor(request))
+
+    def delete_object(self, request: HttpRequest, obj: Vendor) -> None:
+        services.vendor_soft_delete(vendor=obj, actor=staff_actor(request))
+
+    def restore_object(self, request: HttpRequest, obj: Vendor) -> None:
+        services.vendor_restore(vendor=obj, actor=staff_actor(request))
+
+    @admin.action(permissions=["change"], description=_("Activate selected vendors"))
     def activate(self, request: HttpRequest, queryset: QuerySet) -> None:
         actor = staff_actor(request)
         run_per_object(self, request, queryset, lambda v: services.vendor_activate(vendor=v, actor=actor))
 
-    @admin.action(description=_("Suspend selected vendors"))
+    @admin.action(permissions=["change"], description=_("Suspend selected vendors"))
     def suspend(self, request: HttpRequest, queryset: QuerySet) -> None:
         actor = staff_actor(request)
         run_per_object(self, request, queryset, lambda v: services.vendor_suspend(vendor=v, actor=actor))
 
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: Any = None
+    ):
+        vendor = self.get_object(request, object_id)
+        extra = {
+            "okada_panels": dashboard.panels(request, page="catalog.vendor", obj=vendor) if vendor else []
+        }
+        return super().change_view(request, object_id, form_url, {**(extra_context or {}), **extra})
+
+
+class MemberForm(forms.ModelForm):
+    class Meta:
+        model = VendorMember
+        fields = ("vendor", "user", "role")
+
+
+@admin.register(VendorMember)
+class VendorMemberAdmin(TrackedAdmin):
+    list_display = ("user", "vendor", "role")
+    list_filter = ("role", ("vendor", AutocompleteSelectFilter))
+    search_fields = ("user__username", "vendor__name")
+    list_select_related = ("user", "vendor")
+    autocomplete_fields = ("user", "vendor")
+    form = MemberForm
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        # Who and for which vendor is the membership itself: change the role, or remove it.
+        fixed = ("vendor", "user") if obj else ()
+        return (*fixed, *super().get_readonly_fields(request, obj))
+
+    def create_object(self, request: HttpRequest, form: Any) -> VendorMember:
+        d = form.cleaned_data
+        return services.vendor_member_add(
+            vendor=d["vendor"], user=d["user"], role=d["role"], actor=staff_actor(request)
+        )
+
+    def update_object(self, request: HttpRequest, obj: VendorMember, form: Any) -> VendorMember:
+        return services.vendor_member_update(
+            member=obj, role=form.cleaned_data["role"], actor=staff_actor(request)
+        )
+
+    def delete_object(self, request: HttpRequest, obj: VendorMember) -> None:
+        services.vendor_member_remove(member=obj, actor=staff_actor(request))
+
+    def restore_object(self, request: HttpRequest, obj: VendorMember) -> None:
+        services.vendor_member_restore(member=obj, actor=staff_actor(request))
+
+
+# --- Categories ---------------------------------------------------------------------------------
+
+# Each category's path from its root ("00001 Épicerie / 00003 Riz"), for the tree order: a
+# recursive walk up per row, fine for a table of categories (hundreds of rows).
+CATEGORY_PATH = RawSQL(
+    """(WITH RECURSIVE up(parent_id, label, depth) AS (
+            SELECT c.parent_id, lpad(c.position::text, 6, '0') || c.name_fr, 0
+              FROM catalog_category c WHERE c.id = catalog_category.id
+            UNION ALL
+            SELECT p.parent_id, lpad(p.position::text, 6, '0') || p.name_fr, up.depth + 1
+              FROM catalog_category p JOIN up ON p.id = up.parent_id WHERE up.depth < 20)
+        SELECT string_agg(label, ' / ' ORDER BY depth DESC) FROM up)""",
+    [],
+)
+
 
 @admin.register(Category)
 class CategoryAdmin(TrackedAdmin):
-    list_display = ("name_fr", "name_en", "slug", "parent", "position")
+    list_display = ("tree_name", "name_en", "slug", "position", "products_link")
     search_fields = ("name_fr", "name_en", "slug")
     list_select_related = ("parent",)
+    autocomplete_fields = ("parent",)
+    prepopulated_fields = {"slug": ("name_fr",)}
+    revert_fields = services.CATEGORY_EDITABLE_FIELDS
+
+    def get_ordering(self, request: HttpRequest) -> Any:
+        # The tree order exists on this admin's own (annotated) queryset only, not on the
+        # category choices of a product form.
+        match = getattr(request, "resolver_match", None)
+        if match and match.url_name == "catalog_category_changelist":
+            return ["tree_path"]
+        return super().get_ordering(request)
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        manager = Category.objects if is_autocomplete(request) else Category.all_objects
+        return manager.annotate(tree_path=CATEGORY_PATH).order_by("tree_path")
+
+    @admin.display(description=_("category"), ordering="tree_path")
+    def tree_name(self, category: Any) -> str:
+        depth = (getattr(category, "tree_path", "") or "").count(" / ")
+        return format_html(
+            '<span style="padding-left:{}rem">{}{}</span>',
+            depth * 1.5,
+            "↳ " if depth else "",
+            category.name_fr,
+        )
+
+    @admin.display(description=_("products"))
+    def products_link(self, category: Category) -> str:
+        return format_html(
+            '<a href="{}">{}</a>', changelist_url(Product, category__id__exact=category.pk), _("see")
+        )
+
+    def create_object(self, request: HttpRequest, form: Any) -> Category:
+        data = self.form_data(form, services.CATEGORY_EDITABLE_FIELDS)
+        return services.category_create(actor=staff_actor(request), **data)
+
+    def update_object(self, request: HttpRequest, obj: Category, form: Any) -> Category:
+        data = self.form_data(form, services.CATEGORY_EDITABLE_FIELDS)
+        return services.category_update(category=obj, data=data, actor=staff_actor(request))
+
+    def delete_object(self, request: HttpRequest, obj: Category) -> None:
+        services.category_soft_delete(category=obj, actor=staff_actor(request))
+
+    def restore_object(self, request: HttpRequest, obj: Category) -> None:
+        services.category_restore(category=obj, actor=staff_actor(request))
+
+
+# --- Products -----------------------------------------------------------------------------------
+
+
+class AdjustStockForm(forms.Form):
+    delta = forms.IntegerField(label=_("change (units, + or -)"))
+    reason = forms.CharField(label=_("reason"), max_length=255)
+
+
+class CountStockForm(forms.Form):
+    on_hand = forms.IntegerField(label=_("units counted"), min_value=0)
+    expected_on_hand = forms.IntegerField(widget=forms.HiddenInput)
+    reason = forms.CharField(label=_("reason"), max_length=255, required=False)
 
 
 @admin.register(Product)
-class ProductAdmin(TrackedAdmin):
-    list_display = ("name", "sku", "vendor", "price_xaf", "is_active", "updated_at")
-    list_filter = ("is_active", "unit")
-    search_fields = ("name", "sku")
-    list_select_related = ("vendor",)
+class ProductAdmin(BigTableMixin, TrackedAdmin):
+    list_display = ("name", "sku", "vendor", "category", "price", "available", "is_active", "updated_at")
+    list_filter = (
+        ("vendor", AutocompleteSelectFilter),
+        ("category", AutocompleteSelectFilter),
+        "is_active",
+    )
+    search_fields = ("name",)  # shows the search box; the search itself is full-text (below)
+    search_help_text = _("Full-text search on name, description and SKU (accents ignored).")
+    list_select_related = ("vendor", "category", "stock")
     autocomplete_fields = ("vendor", "category")
     readonly_fields = ("id", "version", "created_at", "updated_at", "deleted_at")
-    show_full_result_count = False  # a million products: no COUNT(*) on every page
+    revert_fields = services.PRODUCT_EDITABLE_FIELDS
+    # Newest first by the UUID v7 key: an index scan, where ORDER BY name would sort 1M rows.
+    ordering = ("-id",)
+    change_form_outer_after_template = "admin/catalog/product_stock.html"
+
+    def get_search_results(self, request: HttpRequest, queryset: QuerySet, search_term: str) -> Any:
+        if not search_term.strip():
+            return queryset, False
+        return queryset.search(search_term), False  # type: ignore[attr-defined]
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
         # The vendor of an existing product never changes (its stock and ledger belong to it).
-        return (*self.readonly_fields, "vendor") if obj else self.readonly_fields
+        readonly = super().get_readonly_fields(request, obj)
+        return (*readonly, "vendor") if obj else readonly
 
-    def save_model(self, request: HttpRequest, obj: Product, form: Any, change: bool) -> None:
-        """Through the services: a new product gets its Stock row, an edit bumps the version.
+    @admin.display(description=_("price"), ordering="price_xaf")
+    def price(self, product: Product) -> str:
+        return money(product.price_xaf)
 
-        The ModelForm has already checked fields and constraints (live SKU uniqueness, prices),
-        so a DomainError here means a concurrent change, and the transaction is rolled back.
-        """
-        actor = staff_actor(request)
-        data = {f: form.cleaned_data[f] for f in services.PRODUCT_EDITABLE_FIELDS if f in form.cleaned_data}
-        if change:
-            saved = services.product_update(product=obj, data=data, actor=actor)
-        else:
-            saved = services.product_create(vendor=form.cleaned_data["vendor"], actor=actor, **data)
-        obj.pk, obj.version = saved.pk, saved.version
+    @admin.display(description=_("available"))
+    def available(self, product: Product) -> Any:
+        stock = getattr(product, "stock", None)
+        return stock.available if stock is not None else "-"
+
+    def create_object(self, request: HttpRequest, form: Any) -> Product:
+        data = self.form_data(form, services.PRODUCT_EDITABLE_FIELDS)
+        return services.product_create(vendor=form.cleaned_data["vendor"], actor=staff_actor(request), **data)
+
+    def update_object(self, request: HttpRequest, obj: Product, form: Any) -> Product:
+        data = self.form_data(form, services.PRODUCT_EDITABLE_FIELDS)
+        return services.product_update(product=obj, data=data, actor=staff_actor(request))
+
+    def delete_object(self, request: HttpRequest, obj: Product) -> None:
+        services.product_soft_delete(product=obj, actor=staff_actor(request))
 
     def restore_object(self, request: HttpRequest, obj: Product) -> None:
         services.product_restore(product=obj, actor=staff_actor(request))
 
+    # --- Stock on the product page: adjust and count (the ledger records both) -----------------
+
+    def get_urls(self) -> list[Any]:
+        view = self.admin_site.admin_view
+        return [
+            path(
+                "<path:object_id>/adjust-stock/", view(self.adjust_stock_view), name="catalog_product_adjust"
+            ),
+            path("<path:object_id>/count-stock/", view(self.count_stock_view), name="catalog_product_count"),
+            *super().get_urls(),
+        ]
+
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: Any = None
+    ):
+        product = self.get_object(request, object_id)
+        extra: dict[str, Any] = {}
+        if product is not None:
+            stock = Stock.objects.filter(product=product).first()
+            extra = {
+                "stock": stock,
+                "movements": selectors.stock_movements_for_product(product=product, limit=20),
+                "ledger_url": changelist_url(StockMovement, product=product.pk),
+                "can_adjust": request.user.has_perm("catalog.adjust_stock"),
+                "can_count": request.user.has_perm("catalog.count_stock"),
+                "adjust_form": AdjustStockForm(prefix="adjust"),
+                "count_form": CountStockForm(
+                    prefix="count", initial={"expected_on_hand": stock.on_hand if stock else 0}
+                ),
+            }
+        return super().change_view(request, object_id, form_url, {**(extra_context or {}), **extra})
+
+    def _stock_post(
+        self, request: HttpRequest, object_id: str, perm: str, form_class: Any, prefix: str, apply: Any
+    ):
+        if request.method != "POST":
+            return HttpResponseRedirect(change_url(get_object_or_404(Product.all_objects, pk=object_id)))
+        if not request.user.has_perm(perm):
+            raise PermissionDenied
+        product: Product = get_object_or_404(Product.objects, pk=object_id)
+        form = form_class(request.POST, prefix=prefix)
+        if not form.is_valid():
+            for field, errors in form.errors.items():
+                self.message_user(
+                    request,
+                    f"{form.fields[field].label if field in form.fields else ''}: {' '.join(errors)}",
+                    messages.ERROR,
+                )
+        else:
+            try:
+                apply(product, form.cleaned_data, staff_actor(request))
+                self.message_user(request, _("Stock updated; the ledger has the movement."), messages.SUCCESS)
+            except DomainError as exc:
+                self.message_user(request, str(exc), messages.ERROR)
+        return HttpResponseRedirect(change_url(product) + "#stock")
+
+    def adjust_stock_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        return self._stock_post(
+            request,
+            object_id,
+            "catalog.adjust_stock",
+            AdjustStockForm,
+            "adjust",
+            lambda p, d, actor: services.stock_adjust(
+                product=p, delta=d["delta"], reason=d["reason"], actor=actor
+            ),
+        )
+
+    def count_stock_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        return self._stock_post(
+            request,
+            object_id,
+            "catalog.count_stock",
+            CountStockForm,
+            "count",
+            lambda p, d, actor: services.stock_count(
+                product=p,
+                on_hand=d["on_hand"],
+                expected_on_hand=d["expected_on_hand"],
+                actor=actor,
+                reason=d["reason"] or "stock count",
+            ),
+        )
+
+
+# --- Stock and its ledger -----------------------------------------------------------------------
+
+
+class LowStockFilter(admin.SimpleListFilter):
+    title = _("stock level")
+    parameter_name = "low"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, Any]]:
+        return [("yes", _("Low stock (at most %(n)d available)") % {"n": settings.OKADA_LOW_STOCK_THRESHOLD})]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        if self.value() == "yes":
+            return queryset.filter(level__lte=settings.OKADA_LOW_STOCK_THRESHOLD)
+        return queryset
+
 
 @admin.register(Stock)
-class StockAdmin(ReadOnlyAdmin):
-    """Stock changes only through adjustments and counts, which write the ledger."""
+class StockAdmin(BigTableMixin, ReadOnlyAdmin):
+    """Stock changes only through adjustments and counts (product page), which write the ledger."""
 
-    list_display = ("product", "vendor", "on_hand", "reserved", "updated_at")
+    list_display = ("product_link", "vendor", "on_hand", "reserved", "available", "updated_at")
     list_select_related = ("product", "vendor")
-    search_fields = ("product__sku", "product__name")
-    show_full_result_count = False
+    list_filter = (LowStockFilter, ("vendor", AutocompleteSelectFilter))
+    search_fields = ("product__sku",)
+    ordering = ("-id",)
+
+    @admin.display(description=_("product"))
+    def product_link(self, stock: Stock) -> str:
+        return format_html('<a href="{}">{}</a>', change_url(stock.product), stock.product)
+
+    @admin.display(description=_("available"))
+    def available(self, stock: Stock) -> int:
+        return stock.available
 
 
 @admin.register(StockMovement)
-class StockMovementAdmin(ReadOnlyAdmin):
-    list_display = ("created_at", "kind", "delta", "product_id", "reference", "actor")
-    list_filter = ("kind",)
+class StockMovementAdmin(BigTableMixin, ReadOnlyAdmin):
+    list_display = ("created_at", "kind_badge", "delta", "product_link", "reason", "reference", "actor")
+    list_filter = ("kind", ("vendor", AutocompleteSelectFilter))
+    list_select_related = ("product",)
     search_fields = ("reference",)
-    show_full_result_count = False
+    # UUID v7 ids sort by time, and (id, created_at) is each partition's primary key: newest
+    # first is an index scan per partition, where ORDER BY created_at would sort millions.
+    ordering = ("-id",)
+
+    def lookup_allowed(self, lookup: str, value: str, request: Any = None) -> bool:
+        # The ledger of one product (linked from the product page).
+        return lookup in ("product", "product__id__exact") or super().lookup_allowed(lookup, value, request)
+
+    @admin.display(description=_("kind"), ordering="kind")
+    def kind_badge(self, movement: StockMovement) -> str:
+        return badge(movement.kind, movement.get_kind_display())
+
+    @admin.display(description=_("product"))
+    def product_link(self, movement: StockMovement) -> str:
+        return format_html('<a href="{}">{}</a>', change_url(movement.product), movement.product)

@@ -8,8 +8,9 @@ from django.conf import settings
 from django.contrib.postgres.indexes import GinIndex
 from django.contrib.postgres.search import SearchVectorField
 from django.db import models
-from django.db.models import BooleanField, F, Func, Q
+from django.db.models import BooleanField, F, Func, Q, Value
 from django.db.models.expressions import RawSQL
+from django.db.models.functions import Least
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -90,16 +91,23 @@ class MemberRole(models.TextChoices):
     STAFF = "staff", _("staff")
 
 
-class VendorMember(BaseModel):
+class VendorMember(TrackedModel):
     Role = MemberRole
 
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL,
+        verbose_name=_("user"),
         on_delete=models.CASCADE,
         related_name="vendor_memberships",
         db_comment="User.",
     )
-    vendor = models.ForeignKey(Vendor, on_delete=models.CASCADE, related_name="members", db_comment="Vendor.")
+    vendor = models.ForeignKey(
+        Vendor,
+        verbose_name=_("vendor"),
+        on_delete=models.CASCADE,
+        related_name="members",
+        db_comment="Vendor.",
+    )
     role = models.CharField(
         _("role"),
         max_length=16,
@@ -113,7 +121,7 @@ class VendorMember(BaseModel):
         verbose_name = _("vendor member")
         verbose_name_plural = _("vendor members")
         constraints = [
-            models.UniqueConstraint(fields=["user", "vendor"], name="catalog_vendormember_uniq"),
+            live_unique("user", "vendor", name="catalog_vendormember_live_uniq"),
             choices_check("role", MemberRole.choices, "catalog_vendormember_role_valid"),
         ]
 
@@ -127,6 +135,7 @@ class VendorMember(BaseModel):
 class Category(TrackedModel):
     parent = models.ForeignKey(
         "self",
+        verbose_name=_("parent category"),
         on_delete=models.PROTECT,
         null=True,
         blank=True,
@@ -188,7 +197,11 @@ class ProductQuerySet(TrackedQuerySet):
 
 class Product(TrackedModel):
     vendor = models.ForeignKey(
-        Vendor, on_delete=models.PROTECT, related_name="products", db_comment="Seller."
+        Vendor,
+        verbose_name=_("vendor"),
+        on_delete=models.PROTECT,
+        related_name="products",
+        db_comment="Seller.",
     )
     sku = models.CharField(
         _("SKU"), max_length=64, db_comment="Vendor's stock-keeping unit; unique per vendor."
@@ -197,6 +210,7 @@ class Product(TrackedModel):
     description = models.TextField(_("description"), blank=True, default="", db_comment="Long description.")
     category = models.ForeignKey(
         Category,
+        verbose_name=_("category"),
         on_delete=models.PROTECT,
         null=True,
         blank=True,
@@ -221,7 +235,10 @@ class Product(TrackedModel):
         _("attributes"), default=dict, blank=True, db_comment="Free-form attributes."
     )
     version = models.PositiveIntegerField(
-        default=1, editable=False, db_comment="Incremented on every change: base version for offline edits."
+        _("version"),
+        default=1,
+        editable=False,
+        db_comment="Incremented on every change: base version for offline edits.",
     )
     search_vector = models.GeneratedField(
         expression=Func(
@@ -265,30 +282,58 @@ class Product(TrackedModel):
 
 # --- Stock --------------------------------------------------------------------------------------
 
+# `Stock.level` counts available units up to this; OKADA_LOW_STOCK_THRESHOLD must stay below it.
+LOW_STOCK_CAP = 20
+
 
 class Stock(BaseModel):
     product = models.OneToOneField(
-        Product, on_delete=models.CASCADE, related_name="stock", db_comment="Product."
+        Product,
+        verbose_name=_("product"),
+        on_delete=models.CASCADE,
+        related_name="stock",
+        db_comment="Product.",
     )
     vendor = models.ForeignKey(
-        Vendor, on_delete=models.CASCADE, related_name="stocks", db_comment="Product's vendor (denormalised)."
+        Vendor,
+        verbose_name=_("vendor"),
+        on_delete=models.CASCADE,
+        related_name="stocks",
+        db_comment="Product's vendor (denormalised).",
     )
     on_hand = models.IntegerField(_("on hand"), default=0, db_comment="Units physically in the shop.")
     reserved = models.IntegerField(
         _("reserved"), default=0, db_comment="Units promised to open orders (part of on_hand)."
     )
-    version = models.PositiveIntegerField(default=1, db_comment="Incremented on every change.")
+    version = models.PositiveIntegerField(_("version"), default=1, db_comment="Incremented on every change.")
+    # Available units capped at LOW_STOCK_CAP: only low rows change it, so the stock updates of
+    # order placement stay HOT (an index on on_hand - reserved would make every one of them write
+    # all the table's indexes). Indexed where low, for the dashboard (migration 0007).
+    level = models.GeneratedField(
+        expression=Least(F("on_hand") - F("reserved"), Value(LOW_STOCK_CAP)),
+        output_field=models.IntegerField(),
+        db_persist=True,
+        verbose_name=_("available (capped)"),
+        db_comment="least(on_hand - reserved, 20): available units, capped; indexed below the cap.",
+    )
 
     class Meta:
         db_table_comment = "Current stock per product; the ledger (catalog_stockmovement) sums to it."
         verbose_name = _("stock")
         verbose_name_plural = _("stock")
+        permissions = [
+            ("adjust_stock", _("Can adjust stock (add or remove units, with a reason)")),
+            ("count_stock", _("Can record a stock count")),
+        ]
         constraints = [
             models.CheckConstraint(condition=Q(on_hand__gte=0), name="catalog_stock_on_hand_nonneg"),
             models.CheckConstraint(condition=Q(reserved__gte=0), name="catalog_stock_reserved_nonneg"),
             models.CheckConstraint(
                 condition=Q(reserved__lte=F("on_hand")), name="catalog_stock_reserved_le_on_hand"
             ),
+        ]
+        indexes = [
+            models.Index(fields=["level"], name="catalog_stock_low", condition=Q(level__lt=LOW_STOCK_CAP)),
         ]
 
     def __str__(self) -> str:
@@ -325,10 +370,11 @@ class StockMovement(models.Model):
     # PostgreSQL requires of a partitioned table.
     id = uuid_key("Movement id (UUID v7, time-ordered).")
     created_at = models.DateTimeField(
-        default=timezone.now, db_comment="When it happened (UTC); partition key."
+        _("created at"), default=timezone.now, db_comment="When it happened (UTC); partition key."
     )
     product = models.ForeignKey(
         Product,
+        verbose_name=_("product"),
         on_delete=models.DO_NOTHING,
         related_name="+",
         db_constraint=False,
@@ -336,16 +382,29 @@ class StockMovement(models.Model):
         db_comment="Product (indexed with created_at).",
     )
     vendor = models.ForeignKey(
-        Vendor, on_delete=models.DO_NOTHING, related_name="+", db_constraint=False, db_comment="Vendor."
+        Vendor,
+        verbose_name=_("vendor"),
+        on_delete=models.DO_NOTHING,
+        related_name="+",
+        db_constraint=False,
+        db_comment="Vendor.",
     )
-    delta = models.IntegerField(db_comment="Signed change in units (see kind).")
-    kind = models.CharField(max_length=16, choices=Kind.choices, db_comment="What moved the stock.")
-    reason = models.CharField(max_length=255, blank=True, default="", db_comment="Why (free text).")
+    delta = models.IntegerField(_("change"), db_comment="Signed change in units (see kind).")
+    kind = models.CharField(
+        _("kind"), max_length=16, choices=Kind.choices, db_comment="What moved the stock."
+    )
+    reason = models.CharField(
+        _("reason"), max_length=255, blank=True, default="", db_comment="Why (free text)."
+    )
     reference = models.CharField(
-        max_length=100, blank=True, default="", db_comment="Order number, delivery note, count sheet..."
+        _("reference"),
+        max_length=100,
+        blank=True,
+        default="",
+        db_comment="Order number, delivery note, count sheet...",
     )
     actor = models.CharField(
-        max_length=150, blank=True, default="", db_comment="Who: user, device or system."
+        _("by"), max_length=150, blank=True, default="", db_comment="Who: user, device or system."
     )
 
     class Meta:

@@ -9,7 +9,7 @@ from datetime import datetime
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.models import QuerySet
 
-from .models import Category, Product, ProductQuerySet, StockMovement, Vendor
+from .models import Category, Product, ProductQuerySet, Stock, StockMovement, Vendor
 
 
 @dataclass(frozen=True)
@@ -93,3 +93,26 @@ def category_list(
     if updated_since is not None:
         categories = categories.filter(updated_at__gte=updated_since)
     return categories
+
+
+def stock_movements_for_product(*, product: Product, limit: int = 20) -> list[StockMovement]:
+    """The newest ledger rows of one product (index on product, created_at)."""
+    return list(StockMovement.objects.filter(product=product).order_by("-created_at")[:limit])
+
+
+def low_stock(*, threshold: int, limit: int = 10) -> list[Stock]:
+    """Live, active products with at most `threshold` units available, emptiest first.
+
+    Reads the partial index on `Stock.level` (available units capped below LOW_STOCK_CAP), so
+    it never scans the million stock rows.
+    """
+    return list(
+        Stock.objects.filter(level__lte=threshold, product__deleted_at__isnull=True, product__is_active=True)
+        .select_related("product", "vendor")
+        .order_by("level", "id")[:limit]
+    )
+
+
+def low_stock_count(*, threshold: int, cap: int = 1000) -> int:
+    """How many stock rows are low, counted up to `cap` (the dashboard shows "1000+")."""
+    return Stock.objects.filter(level__lte=threshold).values("id")[: cap + 1].count()

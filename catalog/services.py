@@ -8,13 +8,13 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext_lazy, gettext_noop
 
+from okada.core import services as core
 from okada.core.actors import Actor, acting_for
 from okada.core.errors import (
     Conflict,
@@ -25,15 +25,49 @@ from okada.core.errors import (
     unique_or,
     validated,
 )
-from okada.core.fields import normalize_cm_phone
 
-from .models import Category, Product, Stock, StockMovement, Vendor
+from .models import Category, Product, Stock, StockMovement, Vendor, VendorMember
+
+# The reasons this module writes into history and the ledger (stored in English, shown
+# translated by okada.core.display.reason_label).
+CHANGE_REASONS = (
+    gettext_noop("vendor onboarded"),
+    gettext_noop("vendor updated"),
+    gettext_noop("vendor activated"),
+    gettext_noop("vendor suspended"),
+    gettext_noop("vendor deleted"),
+    gettext_noop("vendor restored"),
+    gettext_noop("vendor member added"),
+    gettext_noop("vendor member updated"),
+    gettext_noop("vendor member removed"),
+    gettext_noop("vendor member restored"),
+    gettext_noop("category created"),
+    gettext_noop("category updated"),
+    gettext_noop("category deleted"),
+    gettext_noop("category restored"),
+    gettext_noop("product created"),
+    gettext_noop("product updated"),
+    gettext_noop("product deleted"),
+    gettext_noop("product restored"),
+    gettext_noop("initial stock"),
+    gettext_noop("stock count"),
+    gettext_noop("restock"),
+    gettext_noop("reserve"),
+    gettext_noop("release"),
+    gettext_noop("sale"),
+    gettext_noop("return"),
+    gettext_noop("adjustment"),
+)
 
 # --- Errors -------------------------------------------------------------------------------------
 
 
 class SlugTaken(Conflict):
     code = "slug_taken"
+
+
+class MemberTaken(Conflict):
+    code = "member_taken"
 
 
 class SkuTaken(Conflict):
@@ -72,6 +106,7 @@ def vendor_onboard(
     commission_bps: int = 1000,
 ) -> Vendor:
     """Register a vendor in `pending` status; it sells only once activated."""
+    actor.require_if_staff("catalog.add_vendor")
     with transaction.atomic(), acting_for(actor, "vendor onboarded"):
         taken = SlugTaken(_("A vendor with this slug already exists."), field="slug")
         if Vendor.objects.filter(slug=slug).exists():
@@ -79,7 +114,7 @@ def vendor_onboard(
         vendor = Vendor(
             name=name,
             slug=slug,
-            phone=_phone(phone),
+            phone=core.cm_phone(phone),
             city=city,
             email=email,
             commission_bps=commission_bps,
@@ -97,6 +132,7 @@ def vendor_onboard(
 def _vendor_set_status(*, vendor: Vendor, status: str, actor: Actor, reason: str) -> Vendor:
     if actor.role != Actor.STAFF and actor.role != Actor.SYSTEM:
         raise NotAllowed(_("Only staff can change a vendor's status."))
+    actor.require_if_staff("catalog.change_vendor")
     with transaction.atomic(), acting_for(actor, reason):
         vendor = Vendor.objects.select_for_update().get(pk=vendor.pk)
         if vendor.status != status:
@@ -112,6 +148,195 @@ def vendor_activate(*, vendor: Vendor, actor: Actor, reason: str = "vendor activ
 def vendor_suspend(*, vendor: Vendor, actor: Actor, reason: str = "vendor suspended") -> Vendor:
     """A suspended vendor's products stop being orderable (ProductQuerySet.orderable)."""
     return _vendor_set_status(vendor=vendor, status=Vendor.Status.SUSPENDED, actor=actor, reason=reason)
+
+
+VENDOR_EDITABLE_FIELDS = ("name", "slug", "phone", "email", "city", "commission_bps")
+VENDOR_SLUG_CONSTRAINT = "catalog_vendor_slug_live_uniq"
+
+
+def _vendor_slug_taken() -> SlugTaken:
+    return SlugTaken(_("A vendor with this slug already exists."), field="slug")
+
+
+def vendor_update(*, vendor: Vendor, data: dict[str, Any], actor: Actor) -> Vendor:
+    """Change a vendor's details (not its status: vendor_activate / vendor_suspend do that)."""
+    core.refuse_unknown_fields(data, VENDOR_EDITABLE_FIELDS)
+    actor.require_if_staff("catalog.change_vendor")
+    with transaction.atomic(), acting_for(actor, "vendor updated"):
+        vendor = Vendor.objects.select_for_update().get(pk=vendor.pk)
+        if "phone" in data:
+            data = {**data, "phone": core.cm_phone(data["phone"])}
+        if data.get("slug", vendor.slug) != vendor.slug and Vendor.objects.filter(slug=data["slug"]).exists():
+            raise _vendor_slug_taken()
+        if not core.model_fields_update(vendor, data):
+            return vendor
+        validated(vendor)
+        with unique_or(_vendor_slug_taken(), VENDOR_SLUG_CONSTRAINT):
+            vendor.save()
+    return vendor
+
+
+def vendor_soft_delete(*, vendor: Vendor, actor: Actor, reason: str = "vendor deleted") -> Vendor:
+    """Soft-delete a vendor; refused (in_use) while it has live products or orders."""
+    actor.require_if_staff("catalog.delete_vendor")
+    return core.soft_delete(vendor, actor=actor, reason=reason)  # type: ignore[return-value]
+
+
+def vendor_restore(*, vendor: Vendor, actor: Actor, reason: str = "vendor restored") -> Vendor:
+    actor.require_if_staff("catalog.change_vendor")
+    if Vendor.objects.filter(slug=vendor.slug).exists():
+        raise _vendor_slug_taken()
+    with unique_or(_vendor_slug_taken(), VENDOR_SLUG_CONSTRAINT):
+        return core.restore(vendor, actor=actor, reason=reason)  # type: ignore[return-value]
+
+
+# --- Vendor members -----------------------------------------------------------------------------
+
+MEMBER_CONSTRAINT = "catalog_vendormember_live_uniq"
+
+
+def _member_taken() -> Conflict:
+    return MemberTaken(_("This user is already a member of this vendor."), field="user")
+
+
+def vendor_member_add(*, vendor: Vendor, user: Any, role: str, actor: Actor) -> VendorMember:
+    """Give a user access to a vendor (owner, manager or staff)."""
+    actor.require_if_staff("catalog.add_vendormember")
+    if role not in VendorMember.Role.values:
+        raise InvalidInput(_("Unknown member role."), field="role")
+    with transaction.atomic(), acting_for(actor, "vendor member added"):
+        vendor = _live(Vendor, vendor, "vendor")
+        if VendorMember.objects.filter(vendor=vendor, user=user).exists():
+            raise _member_taken()
+        member = VendorMember(vendor=vendor, user=user, role=role)
+        with unique_or(_member_taken(), MEMBER_CONSTRAINT):
+            member.save()
+    return member
+
+
+def vendor_member_update(*, member: VendorMember, role: str, actor: Actor) -> VendorMember:
+    actor.require_if_staff("catalog.change_vendormember")
+    if role not in VendorMember.Role.values:
+        raise InvalidInput(_("Unknown member role."), field="role")
+    with transaction.atomic(), acting_for(actor, "vendor member updated"):
+        member = VendorMember.objects.select_for_update().get(pk=member.pk)
+        if member.role != role:
+            member.role = role
+            member.save(update_fields=["role", "updated_at"])
+    return member
+
+
+def vendor_member_remove(
+    *, member: VendorMember, actor: Actor, reason: str = "vendor member removed"
+) -> VendorMember:
+    actor.require_if_staff("catalog.delete_vendormember")
+    return core.soft_delete(member, actor=actor, reason=reason)  # type: ignore[return-value]
+
+
+def vendor_member_restore(
+    *, member: VendorMember, actor: Actor, reason: str = "vendor member restored"
+) -> VendorMember:
+    actor.require_if_staff("catalog.change_vendormember")
+    if VendorMember.objects.filter(vendor_id=member.vendor_id, user_id=member.user_id).exists():
+        raise _member_taken()
+    _live(Vendor, member.vendor_id, "vendor")
+    with unique_or(_member_taken(), MEMBER_CONSTRAINT):
+        return core.restore(member, actor=actor, reason=reason)  # type: ignore[return-value]
+
+
+# --- Categories ---------------------------------------------------------------------------------
+
+CATEGORY_EDITABLE_FIELDS = ("parent", "slug", "name_fr", "name_en", "position")
+CATEGORY_SLUG_CONSTRAINT = "catalog_category_slug_live_uniq"
+
+
+def _category_slug_taken() -> SlugTaken:
+    return SlugTaken(_("A category with this slug already exists."), field="slug")
+
+
+def _check_parent(category: Category) -> None:
+    """The parent is live, and not the category itself nor one of its descendants (no cycles)."""
+    if category.parent_id is None:
+        return
+    _live(Category, category.parent_id, "parent")
+    seen = {category.pk}
+    parent_id = category.parent_id
+    while parent_id is not None:
+        if parent_id in seen:
+            raise InvalidInput(_("A category cannot be inside itself."), field="parent")
+        seen.add(parent_id)
+        parent_id = Category.all_objects.filter(pk=parent_id).values_list("parent_id", flat=True).first()
+
+
+def category_create(
+    *,
+    slug: str,
+    name_fr: str,
+    name_en: str,
+    actor: Actor,
+    parent: Category | None = None,
+    position: int = 0,
+) -> Category:
+    actor.require_if_staff("catalog.add_category")
+    with transaction.atomic(), acting_for(actor, "category created"):
+        if Category.objects.filter(slug=slug).exists():
+            raise _category_slug_taken()
+        category = Category(slug=slug, name_fr=name_fr, name_en=name_en, parent=parent, position=position)
+        validated(category)
+        _check_parent(category)
+        with unique_or(_category_slug_taken(), CATEGORY_SLUG_CONSTRAINT):
+            category.save()
+    return category
+
+
+def category_update(*, category: Category, data: dict[str, Any], actor: Actor) -> Category:
+    core.refuse_unknown_fields(data, CATEGORY_EDITABLE_FIELDS)
+    actor.require_if_staff("catalog.change_category")
+    with transaction.atomic(), acting_for(actor, "category updated"):
+        category = Category.objects.select_for_update().get(pk=category.pk)
+        if (
+            data.get("slug", category.slug) != category.slug
+            and Category.objects.filter(slug=data["slug"]).exists()
+        ):
+            raise _category_slug_taken()
+        if not core.model_fields_update(category, data):
+            return category
+        validated(category)
+        _check_parent(category)
+        with unique_or(_category_slug_taken(), CATEGORY_SLUG_CONSTRAINT):
+            category.save()
+    return category
+
+
+def category_soft_delete(*, category: Category, actor: Actor, reason: str = "category deleted") -> Category:
+    """Refused (in_use) while live products or sub-categories are in it."""
+    actor.require_if_staff("catalog.delete_category")
+    return core.soft_delete(category, actor=actor, reason=reason)  # type: ignore[return-value]
+
+
+def category_restore(*, category: Category, actor: Actor, reason: str = "category restored") -> Category:
+    actor.require_if_staff("catalog.change_category")
+    if Category.objects.filter(slug=category.slug).exists():
+        raise _category_slug_taken()
+    if category.parent_id is not None:
+        _live(Category, category.parent_id, "parent")
+    with unique_or(_category_slug_taken(), CATEGORY_SLUG_CONSTRAINT):
+        return core.restore(category, actor=actor, reason=reason)  # type: ignore[return-value]
+
+
+def _live(model: Any, obj: Any, field: str) -> Any:
+    """The live row `obj` (or its id) of `model`; InvalidInput on `field` when deleted or unknown.
+
+    Forms only offer live rows, but a forged POST or an API call may name a deleted one.
+    """
+    pk = getattr(obj, "pk", obj)
+    found = model.objects.filter(pk=pk).first()
+    if found is None:
+        raise InvalidInput(
+            _("%(what)s does not exist or was deleted.") % {"what": model._meta.verbose_name.capitalize()},
+            field=field,
+        )
+    return found
 
 
 # --- Products -----------------------------------------------------------------------------------
@@ -134,13 +359,6 @@ SKU_CONSTRAINT = "catalog_product_vendor_sku_live_uniq"
 
 def _sku_taken(sku: str) -> SkuTaken:
     return SkuTaken(_("This vendor already has a product with SKU %(sku)s.") % {"sku": sku}, field="sku")
-
-
-def _phone(raw: str) -> str:
-    try:
-        return normalize_cm_phone(raw)
-    except ValidationError as exc:
-        raise InvalidInput(exc.messages[0], errors={"phone": exc.messages}) from None
 
 
 def _check_prices(product: Product) -> None:
@@ -167,7 +385,11 @@ def product_create(
     initial_stock: int = 0,
 ) -> Product:
     """Create a product with its Stock row (and a restock movement for the initial stock)."""
+    actor.require_if_staff("catalog.add_product")
     with transaction.atomic(), acting_for(actor, "product created"):
+        vendor = _live(Vendor, vendor, "vendor")
+        if category is not None:
+            category = _live(Category, category, "category")
         if Product.objects.filter(vendor=vendor, sku=sku).exists():
             raise _sku_taken(sku)
         product = Product(
@@ -188,11 +410,12 @@ def product_create(
             product.save()
         Stock.objects.create(product=product, vendor=vendor)
         if initial_stock:
-            stock_adjust(
+            _stock_adjust(
                 product=product,
                 delta=initial_stock,
                 kind=StockMovement.Kind.RESTOCK,
                 reason="initial stock",
+                reference="",
                 actor=actor,
             )
     return product
@@ -202,12 +425,10 @@ def product_update(
     *, product: Product, data: dict[str, Any], actor: Actor, expected_version: int | None = None
 ) -> Product:
     """Change editable fields; with `expected_version`, refuse if someone changed it meanwhile."""
-    unknown = set(data) - set(PRODUCT_EDITABLE_FIELDS)
-    if unknown:
-        raise InvalidInput(
-            _("These fields cannot be changed: %(f)s") % {"f": ", ".join(sorted(unknown))},
-            errors={f: [_("This field cannot be changed.")] for f in sorted(unknown)},
-        )
+    core.refuse_unknown_fields(data, PRODUCT_EDITABLE_FIELDS)
+    actor.require_if_staff("catalog.change_product")
+    if data.get("category") is not None:
+        data = {**data, "category": _live(Category, data["category"], "category")}
     with transaction.atomic(), acting_for(actor, "product updated"):
         product = Product.objects.select_for_update().get(pk=product.pk)
         if expected_version is not None and product.version != expected_version:
@@ -233,6 +454,8 @@ def product_update(
 
 
 def product_soft_delete(*, product: Product, actor: Actor, reason: str = "product deleted") -> Product:
+    """Soft-delete a product; its version moves on (offline devices see the delete as a change)."""
+    actor.require_if_staff("catalog.delete_product")
     with transaction.atomic(), acting_for(actor, reason):
         product = Product.objects.select_for_update().get(pk=product.pk)
         product.version += 1
@@ -241,8 +464,11 @@ def product_soft_delete(*, product: Product, actor: Actor, reason: str = "produc
 
 
 def product_restore(*, product: Product, actor: Actor, reason: str = "product restored") -> Product:
+    """Bring back a deleted product (its vendor must be live, its SKU free), version moved on."""
+    actor.require_if_staff("catalog.change_product")
     with transaction.atomic(), acting_for(actor, reason):
         product = Product.deleted_objects.select_for_update().get(pk=product.pk)
+        _live(Vendor, product.vendor_id, "vendor")
         if Product.objects.filter(vendor_id=product.vendor_id, sku=product.sku).exists():
             raise _sku_taken(product.sku)
         product.version += 1  # saved by restore()
@@ -290,8 +516,18 @@ def stock_adjust(
     """Add or remove units on hand. Commutative: concurrent adjustments all apply.
 
     Refused (InsufficientStock) when it would take on_hand below zero or below what open orders
-    have reserved; the check and the change are one conditional UPDATE.
+    have reserved; the check and the change are one conditional UPDATE. Staff need
+    `catalog.adjust_stock`.
     """
+    actor.require_if_staff("catalog.adjust_stock")
+    return _stock_adjust(
+        product=product, delta=delta, reason=reason, actor=actor, reference=reference, kind=kind
+    )
+
+
+def _stock_adjust(
+    *, product: Product, delta: int, reason: str, actor: Actor, reference: str, kind: str
+) -> Stock:
     if not isinstance(delta, int) or isinstance(delta, bool) or delta == 0:
         raise InvalidInput(_("delta must be a non-zero integer."), field="delta")
     if kind not in ADJUST_KINDS:
@@ -325,7 +561,10 @@ def stock_adjust(
 def stock_count(
     *, product: Product, on_hand: int, expected_on_hand: int, actor: Actor, reason: str = "stock count"
 ) -> Stock:
-    """Set the counted quantity, compare-and-set: refused if on_hand is no longer `expected_on_hand`."""
+    """Set the counted quantity, compare-and-set: refused if on_hand is no longer `expected_on_hand`.
+
+    Staff need `catalog.count_stock`."""
+    actor.require_if_staff("catalog.count_stock")
     if on_hand < 0:
         raise InvalidInput(_("on_hand cannot be negative."), field="on_hand")
     with transaction.atomic():

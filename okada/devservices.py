@@ -6,6 +6,7 @@ Standard library only: it runs before the virtualenv exists. Usage:
     python3 okada/devservices.py up       # start both (idempotent), write var/services.env
     python3 okada/devservices.py down     # stop both (idempotent)
     python3 okada/devservices.py status
+    python3 okada/devservices.py system   # gettext and Chromium (apt-get as root)
 
 When DATABASE_URL (or REDIS_URL) is set in the environment the matching private service is
 neither started nor stopped: the caller brings their own.
@@ -606,10 +607,31 @@ def status() -> None:
     say(f"Redis: {'running' if redis_pid() else 'stopped'} ({hide_password(env.get('REDIS_URL', '-'))})")
 
 
+# Programs the project needs besides the services: GNU gettext compiles and extracts the
+# translations (make messages), Debian's Chromium runs the admin's browser tests (Playwright
+# drives it; Playwright's own browser download is not used).
+SYSTEM_PROGRAMS = {
+    "msgfmt": ["gettext"],
+    "xgettext": ["gettext"],
+    "/usr/bin/chromium": ["chromium", "chromium-driver"],
+}
+
+
+def system() -> None:
+    """Install the missing system programs with apt-get as root; otherwise say what is missing."""
+    missing: list[str] = []
+    for program, packages in SYSTEM_PROGRAMS.items():
+        found = Path(program).exists() if program.startswith("/") else shutil.which(program)
+        if not found:
+            missing += [p for p in packages if p not in missing]
+    if missing:
+        apt_install(missing, f"missing system packages ({', '.join(missing)})")
+
+
 def main(argv: list[str]) -> int:
-    commands = {"up": up, "down": down, "status": status}
+    commands = {"up": up, "down": down, "status": status, "system": system}
     if len(argv) != 2 or argv[1] not in commands:
-        print(f"usage: {argv[0]} up|down|status", file=sys.stderr)
+        print(f"usage: {argv[0]} up|down|status|system", file=sys.stderr)
         return 2
     try:
         commands[argv[1]]()

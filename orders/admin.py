@@ -1,23 +1,140 @@
-"""Operations screens for orders: follow, fix (through services), see the timeline."""
+"""Operations screens for orders: the open-orders queue, the order page with its lifecycle buttons,
+notes and refunds, CSV exports, customers and zones. Every write calls a service."""
 
 from __future__ import annotations
 
+import datetime as dt
+import re
 from typing import Any
 
+from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
+from unfold.contrib.filters.admin import AutocompleteSelectFilter, RangeDateFilter
 
-from okada.core.admin import ReadOnlyAdmin, TrackedAdmin, run_per_object, staff_actor
+from catalog.models import City
+from okada.core.admin import (
+    BigTableMixin,
+    ReadOnlyAdmin,
+    TrackedAdmin,
+    change_url,
+    changelist_url,
+    run_per_object,
+    staff_actor,
+)
+from okada.core.display import badge, money
+from okada.core.errors import DomainError
+from okada.core.fields import normalize_cm_phone
 
-from . import services
-from .models import OPEN_STATUSES, Customer, Order, OrderEvent, OrderItem, OrderStatus, Payment, Zone
+from . import exports, selectors, services
+from .models import (
+    OPEN_STATUSES,
+    Customer,
+    Order,
+    OrderEvent,
+    OrderExport,
+    OrderItem,
+    OrderStatus,
+    Payment,
+    Zone,
+)
+
+# --- Zones and customers ------------------------------------------------------------------------
+
+
+@admin.register(Zone)
+class ZoneAdmin(TrackedAdmin):
+    list_display = ("name", "city", "fee")
+    list_filter = ("city",)
+    search_fields = ("name",)
+    revert_fields = services.ZONE_EDITABLE_FIELDS
+
+    @admin.display(description=_("delivery fee"), ordering="delivery_fee_xaf")
+    def fee(self, zone: Zone) -> str:
+        return money(zone.delivery_fee_xaf)
+
+    def create_object(self, request: HttpRequest, form: Any) -> Zone:
+        return services.zone_create(
+            actor=staff_actor(request), **self.form_data(form, services.ZONE_EDITABLE_FIELDS)
+        )
+
+    def update_object(self, request: HttpRequest, obj: Zone, form: Any) -> Zone:
+        data = self.form_data(form, services.ZONE_EDITABLE_FIELDS)
+        return services.zone_update(zone=obj, data=data, actor=staff_actor(request))
+
+    def delete_object(self, request: HttpRequest, obj: Zone) -> None:
+        services.zone_soft_delete(zone=obj, actor=staff_actor(request))
+
+    def restore_object(self, request: HttpRequest, obj: Zone) -> None:
+        services.zone_restore(zone=obj, actor=staff_actor(request))
+
+
+PHONE_LIKE = re.compile(r"^[+\d][\d\s.-]{6,}$")
+
+
+def phone_or_none(term: str) -> str | None:
+    """The E.164 form of a search term that is a Cameroonian phone number, else None."""
+    if not PHONE_LIKE.match(term.strip()):
+        return None
+    try:
+        return normalize_cm_phone(term.strip())
+    except Exception:
+        return None
+
+
+@admin.register(Customer)
+class CustomerAdmin(BigTableMixin, TrackedAdmin):
+    list_display = ("name", "phone", "zone", "orders_link")
+    list_filter = (("zone", AutocompleteSelectFilter),)
+    search_fields = ("name", "phone")
+    search_help_text = _("A name, or a phone number in any form (6 77 12 34 56, +237...).")
+    list_select_related = ("zone",)
+    autocomplete_fields = ("zone",)
+    revert_fields = services.CUSTOMER_EDITABLE_FIELDS
+    ordering = ("-id",)
+
+    def get_search_results(self, request: HttpRequest, queryset: QuerySet, search_term: str) -> Any:
+        phone = phone_or_none(search_term)
+        if phone:
+            return queryset.filter(phone=phone), False
+        return super().get_search_results(request, queryset, search_term)
+
+    @admin.display(description=_("orders"))
+    def orders_link(self, customer: Customer) -> str:
+        return format_html(
+            '<a href="{}">{}</a>', changelist_url(Order, customer__id__exact=customer.pk), _("see")
+        )
+
+    def create_object(self, request: HttpRequest, form: Any) -> Customer:
+        data = self.form_data(form, services.CUSTOMER_EDITABLE_FIELDS)
+        return services.customer_create(actor=staff_actor(request), **data)
+
+    def update_object(self, request: HttpRequest, obj: Customer, form: Any) -> Customer:
+        data = self.form_data(form, services.CUSTOMER_EDITABLE_FIELDS)
+        return services.customer_update(customer=obj, data=data, actor=staff_actor(request))
+
+    def delete_object(self, request: HttpRequest, obj: Customer) -> None:
+        services.customer_soft_delete(customer=obj, actor=staff_actor(request))
+
+    def restore_object(self, request: HttpRequest, obj: Customer) -> None:
+        services.customer_restore(customer=obj, actor=staff_actor(request))
+
+
+# --- Orders -------------------------------------------------------------------------------------
 
 
 class ReadOnlyInline(admin.TabularInline):
     extra = 0
     can_delete = False
+    show_change_link = False
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
@@ -28,58 +145,199 @@ class ReadOnlyInline(admin.TabularInline):
 
 class OrderItemInline(ReadOnlyInline):
     model = OrderItem
-    fields = ("sku", "name", "unit_price_xaf", "quantity", "line_total_xaf")
+    fields = ("sku", "name", "unit_price", "quantity", "line_total")
     readonly_fields = fields
+
+    @admin.display(description=_("unit price"))
+    def unit_price(self, item: OrderItem) -> str:
+        return money(item.unit_price_xaf)
+
+    @admin.display(description=_("line total"))
+    def line_total(self, item: OrderItem) -> str:
+        return money(item.line_total_xaf)
 
 
 class PaymentInline(ReadOnlyInline):
     model = Payment
-    fields = ("provider", "provider_reference", "amount_xaf", "status", "paid_at")
+    fields = ("provider", "provider_reference", "amount", "status_badge", "paid_at")
     readonly_fields = fields
 
+    @admin.display(description=_("amount"))
+    def amount(self, payment: Payment) -> str:
+        return money(payment.amount_xaf)
 
-@admin.register(Zone)
-class ZoneAdmin(TrackedAdmin):
-    list_display = ("name", "city", "delivery_fee_xaf")
-    list_filter = ("city",)
-    search_fields = ("name",)
+    @admin.display(description=_("status"))
+    def status_badge(self, payment: Payment) -> str:
+        return badge(payment.status, payment.get_status_display())
 
 
-@admin.register(Customer)
-class CustomerAdmin(TrackedAdmin):
-    list_display = ("name", "phone", "zone")
-    search_fields = ("name", "phone")
-    list_select_related = ("zone",)
-    autocomplete_fields = ("zone",)
-    show_full_result_count = False
+class StuckFilter(admin.SimpleListFilter):
+    title = _("stuck")
+    parameter_name = "stuck"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, Any]]:
+        return [("yes", _("Stuck too long in their status"))]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        return queryset.filter(selectors.stuck_q()) if self.value() == "yes" else queryset
+
+
+class CityFilter(admin.SimpleListFilter):
+    title = _("city")
+    parameter_name = "city"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, Any]]:
+        return list(City.choices)
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        return queryset.filter(zone__city=self.value()) if self.value() else queryset
+
+
+class PlacedFilter(RangeDateFilter):
+    """Placed between two days (Douala time), both included: `placed_from` / `placed_to`."""
+
+    def __init__(
+        self, field: Any, request: HttpRequest, params: Any, model: Any, model_admin: Any, field_path: str
+    ):
+        for suffix in ("_from", "_to"):  # unfold reads `<field>_from`; our links say `placed_from`
+            if f"placed{suffix}" in params:
+                params[f"{field_path}{suffix}"] = params.pop(f"placed{suffix}")
+        super().__init__(field, request, params, model, model_admin, field_path)
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet | None:
+        try:
+            start = self.used_parameters.get(f"{self.field_path}_from")
+            end = self.used_parameters.get(f"{self.field_path}_to")
+            if start:
+                queryset = queryset.filter(
+                    placed_at__gte=selectors.local_day_start(dt.date.fromisoformat(start))
+                )
+            if end:
+                after = dt.date.fromisoformat(end) + dt.timedelta(days=1)
+                queryset = queryset.filter(placed_at__lt=selectors.local_day_start(after))
+        except ValueError:
+            return None
+        return queryset
+
+
+class TransitionForm(forms.Form):
+    to = forms.ChoiceField(choices=OrderStatus.choices)
+    note = forms.CharField(max_length=500, required=False)
+
+
+class NoteForm(forms.Form):
+    note = forms.CharField(max_length=2000, widget=forms.Textarea(attrs={"rows": 2}))
 
 
 @admin.register(Order)
-class OrderAdmin(TrackedAdmin):
+class OrderAdmin(BigTableMixin, TrackedAdmin):
     list_display = (
         "number",
+        "status_badge",
         "vendor",
         "customer",
-        "status",
-        "payment_method",
-        "payment_status",
-        "total_xaf",
+        "zone",
+        "payment_badge",
+        "total",
         "placed_at",
     )
-    list_filter = ("status", "payment_status", "payment_method", "channel")
-    search_fields = ("number", "customer__phone")
-    list_select_related = ("vendor", "customer")
-    date_hierarchy = "placed_at"
+    list_filter = (
+        "status",
+        StuckFilter,
+        "payment_status",
+        "payment_method",
+        "channel",
+        ("vendor", AutocompleteSelectFilter),
+        ("zone", AutocompleteSelectFilter),
+        CityFilter,
+        ("placed_at", PlacedFilter),
+    )
+    search_fields = ("number",)
+    search_help_text = _("An order number (OK-0000123 or 123), a customer's phone or name.")
+    list_select_related = ("vendor", "customer", "zone")
     inlines = [OrderItemInline, PaymentInline]
-    actions = ["restore_selected", "cancel_orders"]
-    show_full_result_count = False
+    actions = ["delete_selected", "restore_selected", "hard_delete_selected", "cancel_orders"]
+    list_before_template = "admin/orders/order_list_before.html"
+    # An index scan on placed_at (orders_order_placed), never a sort of a million rows.
+    ordering = ("-placed_at",)
+    # The moves, the note form and the timeline come first: what staff open an order for.
+    change_form_outer_before_template = "admin/orders/order_page.html"
+    fieldsets = (
+        (None, {"fields": ("number", "status", "vendor", "customer", "placed_at")}),
+        (_("Delivery"), {"fields": ("zone", "address", "note", "channel")}),
+        (
+            _("Payment"),
+            {
+                "fields": (
+                    "payment_method",
+                    "payment_status",
+                    "subtotal",
+                    "delivery_fee",
+                    "total",
+                    "expires_at",
+                )
+            },
+        ),
+        (_("Record"), {"fields": ("id", "created_at", "updated_at", "deleted_at")}),
+    )
+
+    # --- List ------------------------------------------------------------------------------------
+
+    @admin.display(description=_("status"), ordering="status")
+    def status_badge(self, order: Order) -> str:
+        return badge(order.status, order.get_status_display())
+
+    @admin.display(description=_("payment"), ordering="payment_status")
+    def payment_badge(self, order: Order) -> str:
+        return badge(order.payment_status, order.get_payment_status_display())
+
+    @admin.display(description=_("total"), ordering="total_xaf")
+    def total(self, order: Order) -> str:
+        return money(order.total_xaf)
+
+    @admin.display(description=_("subtotal"))
+    def subtotal(self, order: Order) -> str:
+        return money(order.subtotal_xaf)
+
+    @admin.display(description=_("delivery fee"))
+    def delivery_fee(self, order: Order) -> str:
+        return money(order.delivery_fee_xaf)
+
+    def get_search_results(self, request: HttpRequest, queryset: QuerySet, search_term: str) -> Any:
+        """An order number, a phone number (any spelling) or part of a customer's name."""
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        number = re.fullmatch(r"(?i)(?:OK-?)?0*(\d{1,12})", term)
+        phone = phone_or_none(term)
+        if phone:
+            return queryset.filter(customer__phone=phone), False
+        if number:
+            return queryset.filter(number=f"OK-{int(number.group(1)):07d}"), False
+        # A bounded list of matching customers (100k rows, scanned once), then their orders.
+        customers = Customer.all_objects.filter(name__icontains=term).values("id")[:500]
+        return queryset.filter(customer_id__in=customers), False
+
+    def lookup_allowed(self, lookup: str, value: str, request: Any = None) -> bool:
+        # Links from customer and vendor pages and the dashboard.
+        if lookup in ("customer__id__exact", "status__in", "vendor__id__exact"):
+            return True
+        return super().lookup_allowed(lookup, value, request)
+
+    # --- Permissions -------------------------------------------------------------------------------
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
-        # Orders change only through services (transitions, payments): the form is for reading.
-        return [f.name for f in Order._meta.fields]
+        # Orders change only through their services (transitions, notes, payments).
+        return [f.name for f in Order._meta.fields] + ["subtotal", "delivery_fee", "total"]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
+        return False  # orders are placed by the storefront or the API
+
+    def has_transition_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return request.user.has_perm("orders.transition_order")
+
+    def has_export_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return request.user.has_perm("orders.export_orders")
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         # An open order holds stock: cancel it (which releases the stock) rather than delete it.
@@ -87,13 +345,15 @@ class OrderAdmin(TrackedAdmin):
             return False
         return super().has_delete_permission(request, obj)
 
-    def delete_queryset(self, request: HttpRequest, queryset: QuerySet) -> None:
-        open_orders = queryset.filter(status__in=OPEN_STATUSES)
-        if open_orders.exists():
-            self.message_user(request, _("Open orders are not deleted: cancel them first."), messages.WARNING)
-        super().delete_queryset(request, queryset.exclude(status__in=OPEN_STATUSES))
+    # --- Writes ------------------------------------------------------------------------------------
 
-    @admin.action(description=_("Cancel selected orders (releases stock)"))
+    def delete_object(self, request: HttpRequest, obj: Order) -> None:
+        services.order_soft_delete(order=obj, actor=staff_actor(request))
+
+    def restore_object(self, request: HttpRequest, obj: Order) -> None:
+        services.order_restore(order=obj, actor=staff_actor(request))
+
+    @admin.action(permissions=["transition"], description=_("Cancel selected orders (releases stock)"))
     def cancel_orders(self, request: HttpRequest, queryset: QuerySet) -> None:
         actor = staff_actor(request)
         run_per_object(
@@ -103,9 +363,207 @@ class OrderAdmin(TrackedAdmin):
             lambda o: services.order_cancel(order=o, actor=actor, note="cancelled in admin"),
         )
 
+    def export_view(self, request: HttpRequest) -> HttpResponse:
+        """Queue a CSV export of the list as filtered on screen (its query string)."""
+        if request.method != "POST":
+            return HttpResponseRedirect(changelist_url(Order))
+        if not self.has_export_permission(request):
+            raise PermissionDenied
+        export = exports.export_request(user=request.user, query=request.POST.get("query", "")[:2000])
+        self.message_user(
+            request,
+            _("The export is being prepared: download it from this page when it is ready."),
+            messages.SUCCESS,
+        )
+        return HttpResponseRedirect(change_url(export))
+
+    # --- The order page: timeline, transitions, notes -------------------------------------------
+
+    def get_urls(self) -> list[Any]:
+        view = self.admin_site.admin_view
+        return [
+            path("queue/", view(self.queue_view), name="orders_order_queue"),
+            path("export/", view(self.export_view), name="orders_order_export"),
+            path("<path:object_id>/transition/", view(self.transition_view), name="orders_order_transition"),
+            path("<path:object_id>/note/", view(self.note_view), name="orders_order_note"),
+            *super().get_urls(),
+        ]
+
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: Any = None
+    ):
+        order = self.get_object(request, object_id)
+        extra: dict[str, Any] = {}
+        if order is not None:
+            targets = []
+            if not order.deleted_at and request.user.is_active and request.user.is_staff:
+                targets = services.allowed_targets(order=order, actor=staff_actor(request))
+            labels = dict(OrderStatus.choices)
+            extra = {
+                # Nothing on the form is editable: orders change through the buttons only.
+                "show_save": False,
+                "show_save_and_continue": False,
+                "show_save_and_add_another": False,
+                "timeline": selectors.order_timeline(order=order),
+                "targets": [(t, labels[t]) for t in targets if t != OrderStatus.CANCELLED],
+                "can_cancel": OrderStatus.CANCELLED in targets,
+                "can_note": request.user.has_perm("orders.add_order_note") and not order.deleted_at,
+                "note_form": NoteForm(),
+            }
+        return super().change_view(request, object_id, form_url, {**(extra_context or {}), **extra})
+
+    def transition_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        order: Order = get_object_or_404(Order.objects, pk=object_id)
+        if request.method != "POST":
+            return HttpResponseRedirect(change_url(order))
+        if not self.has_view_permission(request, order):
+            raise PermissionDenied
+        form = TransitionForm(request.POST)
+        if not form.is_valid():
+            self.message_user(request, _("Choose a status to move the order to."), messages.ERROR)
+            return HttpResponseRedirect(change_url(order))
+        to, note = form.cleaned_data["to"], form.cleaned_data["note"].strip()
+        if to == OrderStatus.CANCELLED and not note:
+            self.message_user(request, _("Say why the order is cancelled."), messages.ERROR)
+            return HttpResponseRedirect(change_url(order))
+        try:
+            order = services.order_transition(order=order, to=to, actor=staff_actor(request), note=note)
+        except DomainError as exc:
+            if exc.status == 403:
+                raise PermissionDenied(str(exc)) from exc
+            self.message_user(request, str(exc), messages.ERROR)
+        else:
+            self.message_user(
+                request,
+                _("Order %(number)s is now %(status)s.")
+                % {"number": order.number, "status": order.get_status_display()},
+                messages.SUCCESS,
+            )
+        return HttpResponseRedirect(change_url(order))
+
+    def note_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        order: Order = get_object_or_404(Order.all_objects, pk=object_id)
+        if request.method != "POST":
+            return HttpResponseRedirect(change_url(order))
+        if not request.user.has_perm("orders.add_order_note"):
+            raise PermissionDenied
+        form = NoteForm(request.POST)
+        if form.is_valid():
+            try:
+                services.order_add_note(
+                    order=order, note=form.cleaned_data["note"], actor=staff_actor(request)
+                )
+                self.message_user(request, _("Note added."), messages.SUCCESS)
+            except DomainError as exc:
+                self.message_user(request, str(exc), messages.ERROR)
+        else:
+            self.message_user(request, _("The note is empty."), messages.ERROR)
+        return HttpResponseRedirect(change_url(order) + "#timeline")
+
+    def queue_view(self, request: HttpRequest) -> HttpResponse:
+        """Open orders by status, oldest first, stuck ones highlighted."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        status = request.GET.get("status")
+        if status not in OPEN_STATUSES:
+            status = None
+        context = {
+            **self.admin_site.each_context(request),
+            "title": _("Open orders queue"),
+            "opts": self.model._meta,
+            "summary": selectors.open_orders_by_status(),
+            "orders": selectors.open_queue(status=status, limit=100),
+            "status": status,
+            "now": timezone.now(),
+        }
+        return TemplateResponse(request, "admin/orders/queue.html", context)
+
 
 @admin.register(OrderEvent)
-class OrderEventAdmin(ReadOnlyAdmin):
-    list_display = ("created_at", "order_id", "kind", "from_status", "to_status", "actor")
+class OrderEventAdmin(BigTableMixin, ReadOnlyAdmin):
+    list_display = ("created_at", "order_link", "kind", "from_status", "to_status", "actor")
     list_filter = ("kind",)
-    show_full_result_count = False
+    # Newest first by the UUID v7 id, each partition's primary key (see StockMovementAdmin).
+    ordering = ("-id",)
+
+    def lookup_allowed(self, lookup: str, value: str, request: Any = None) -> bool:
+        return lookup in ("order", "order__id__exact") or super().lookup_allowed(lookup, value, request)
+
+    @admin.display(description=_("order"))
+    def order_link(self, event: OrderEvent) -> str:
+        url = reverse("admin:orders_order_change", args=[event.order_id])
+        return format_html('<a href="{}">{}</a>', url, _("open"))
+
+
+@admin.register(Payment)
+class PaymentAdmin(BigTableMixin, ReadOnlyAdmin):
+    """Payments are written by the payment services (records, provider callbacks)."""
+
+    list_display = ("provider_reference", "provider", "amount", "status_badge", "order_link", "paid_at")
+    list_filter = ("status", "provider")
+    search_fields = ("provider_reference",)
+    list_select_related = ("order",)
+    ordering = ("-id",)
+
+    @admin.display(description=_("amount"), ordering="amount_xaf")
+    def amount(self, payment: Payment) -> str:
+        return money(payment.amount_xaf)
+
+    @admin.display(description=_("status"), ordering="status")
+    def status_badge(self, payment: Payment) -> str:
+        return badge(payment.status, payment.get_status_display())
+
+    @admin.display(description=_("order"))
+    def order_link(self, payment: Payment) -> str:
+        return format_html('<a href="{}">{}</a>', change_url(payment.order), payment.order.number)
+
+
+@admin.register(OrderExport)
+class OrderExportAdmin(ReadOnlyAdmin):
+    """Each user sees and downloads only the exports they asked for."""
+
+    list_display = ("created_at", "status_badge", "rows", "query", "download")
+    readonly_fields = ("created_at", "status", "rows", "query", "finished_at", "error", "download")
+    fields = readonly_fields
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        return super().get_queryset(request).filter(requested_by_id=request.user.pk)
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return request.user.has_perm("orders.export_orders")
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("orders.export_orders")
+
+    @admin.display(description=_("status"))
+    def status_badge(self, export: OrderExport) -> str:
+        colour = {"done": "success", "failed": "failed", "running": "running"}.get(export.status, "pending")
+        return badge(colour, export.get_status_display())
+
+    @admin.display(description=_("download"))
+    def download(self, export: OrderExport) -> str:
+        if export.status != OrderExport.Status.DONE:
+            return "-"
+        url = reverse("admin:orders_orderexport_download", args=[export.pk])
+        return format_html('<a href="{}" class="okada-button">{}</a>', url, _("Download the CSV"))
+
+    def get_urls(self) -> list[Any]:
+        view = self.admin_site.admin_view
+        return [
+            path("<path:object_id>/download/", view(self.download_view), name="orders_orderexport_download"),
+            *super().get_urls(),
+        ]
+
+    def download_view(self, request: HttpRequest, object_id: str) -> FileResponse:
+        """The file, to the user who asked for it only, while they may still export orders."""
+        if not request.user.has_perm("orders.export_orders"):
+            raise PermissionDenied
+        export = OrderExport.objects.filter(pk=object_id, requested_by_id=request.user.pk).first()
+        if export is None or export.status != OrderExport.Status.DONE:
+            raise Http404
+        file = exports.export_path(export)
+        if not file.exists():
+            raise Http404
+        return FileResponse(
+            file.open("rb"), as_attachment=True, filename=export.file_name, content_type="text/csv"
+        )

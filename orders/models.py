@@ -11,7 +11,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from catalog.models import City, Product, Vendor
-from okada.core.fields import PhoneField, choices_check, money_field, phone_check
+from okada.core.fields import PhoneField, any_of, choices_check, money_field, phone_check
 from okada.core.models import (
     BaseModel,
     TrackedModel,
@@ -52,6 +52,7 @@ class Customer(TrackedModel):
     )
     zone = models.ForeignKey(
         Zone,
+        verbose_name=_("zone"),
         on_delete=models.PROTECT,
         null=True,
         blank=True,
@@ -135,10 +136,20 @@ class Order(TrackedModel):
     # No single-column indexes on vendor and customer: the composite indexes in Meta lead with
     # them and serve the same lookups, and every index costs each order placed.
     vendor = models.ForeignKey(
-        Vendor, on_delete=models.PROTECT, related_name="orders", db_index=False, db_comment="Seller."
+        Vendor,
+        verbose_name=_("vendor"),
+        on_delete=models.PROTECT,
+        related_name="orders",
+        db_index=False,
+        db_comment="Seller.",
     )
     customer = models.ForeignKey(
-        Customer, on_delete=models.PROTECT, related_name="orders", db_index=False, db_comment="Buyer."
+        Customer,
+        verbose_name=_("customer"),
+        on_delete=models.PROTECT,
+        related_name="orders",
+        db_index=False,
+        db_comment="Buyer.",
     )
     status = models.CharField(
         _("status"),
@@ -168,7 +179,11 @@ class Order(TrackedModel):
     total_xaf = money_field(_("total (XAF)"), "subtotal + delivery fee")
     address = models.TextField(_("address"), db_comment="Delivery address as given.")
     zone = models.ForeignKey(
-        Zone, on_delete=models.PROTECT, related_name="orders", db_comment="Delivery zone."
+        Zone,
+        verbose_name=_("zone"),
+        on_delete=models.PROTECT,
+        related_name="orders",
+        db_comment="Delivery zone.",
     )
     placed_at = models.DateTimeField(
         _("placed at"), default=timezone.now, db_comment="When it was placed (UTC)."
@@ -188,6 +203,12 @@ class Order(TrackedModel):
         verbose_name = _("order")
         verbose_name_plural = _("orders")
         ordering = ["-placed_at"]
+        permissions = [
+            ("transition_order", _("Can move orders along their lifecycle and cancel them")),
+            ("refund_order", _("Can refund orders and follow up refunds owed")),
+            ("add_order_note", _("Can add notes to orders")),
+            ("export_orders", _("Can export orders to CSV")),
+        ]
         constraints = [
             live_unique("number", name="orders_order_number_live_uniq"),
             models.CheckConstraint(condition=Q(subtotal_xaf__gte=0), name="orders_order_subtotal_nonneg"),
@@ -210,6 +231,14 @@ class Order(TrackedModel):
                 name="orders_order_expiring",
                 condition=Q(status="pending", payment_status="unpaid", expires_at__isnull=False),
             ),
+            # The admin's lists, date filters, today's figures and the 14-day chart (migration 0012).
+            models.Index(fields=["placed_at"], name="orders_order_placed"),
+            # Open orders by status and age (dashboard, queue): small, as open orders are few.
+            models.Index(
+                fields=["status", "placed_at"],
+                name="orders_order_open",
+                condition=Q(any_of("status", OPEN_STATUSES)),
+            ),
         ]
 
     def __str__(self) -> str:
@@ -219,6 +248,7 @@ class Order(TrackedModel):
 class OrderItem(BaseModel):
     order = models.ForeignKey(
         Order,
+        verbose_name=_("order"),
         on_delete=models.CASCADE,
         related_name="items",
         db_index=False,  # the unique (order, product) index serves it
@@ -227,10 +257,14 @@ class OrderItem(BaseModel):
     # DO_NOTHING, not PROTECT: soft-deleting a product that was ordered is fine (the line keeps
     # its snapshot), while the database's FK still refuses a hard delete of an ordered product.
     product = models.ForeignKey(
-        Product, on_delete=models.DO_NOTHING, related_name="order_items", db_comment="Product ordered."
+        Product,
+        verbose_name=_("product"),
+        on_delete=models.DO_NOTHING,
+        related_name="order_items",
+        db_comment="Product ordered.",
     )
-    sku = models.CharField(max_length=64, db_comment="SKU at order time (snapshot).")
-    name = models.CharField(max_length=200, db_comment="Product name at order time (snapshot).")
+    sku = models.CharField(_("SKU"), max_length=64, db_comment="SKU at order time (snapshot).")
+    name = models.CharField(_("name"), max_length=200, db_comment="Product name at order time (snapshot).")
     unit_price_xaf = money_field(_("unit price (XAF)"), "Unit price at order time (snapshot)")
     # Not PositiveIntegerField: its own CHECK (>= 0) would repeat orders_item_quantity_positive.
     quantity = models.IntegerField(_("quantity"), db_comment="Units ordered (> 0).")
@@ -267,9 +301,12 @@ class OrderEvent(models.Model):
 
     # Django sees `id` as the key; the table's real primary key is (id, created_at).
     id = uuid_key("Event id (UUID v7, time-ordered).")
-    created_at = models.DateTimeField(default=timezone.now, db_comment="When (UTC); partition key.")
+    created_at = models.DateTimeField(
+        _("created at"), default=timezone.now, db_comment="When (UTC); partition key."
+    )
     order = models.ForeignKey(
         Order,
+        verbose_name=_("order"),
         on_delete=models.DO_NOTHING,
         related_name="events",
         db_constraint=False,
@@ -277,15 +314,20 @@ class OrderEvent(models.Model):
         db_comment="Order (indexed with created_at).",
     )
     kind = models.CharField(
-        max_length=16, choices=Kind.choices, db_comment="placed, status, payment or note."
+        _("kind"), max_length=16, choices=Kind.choices, db_comment="placed, status, payment or note."
     )
-    from_status = models.CharField(max_length=20, blank=True, default="", db_comment="Status before.")
-    to_status = models.CharField(max_length=20, blank=True, default="", db_comment="Status after.")
+    from_status = models.CharField(
+        _("from status"), max_length=20, blank=True, default="", db_comment="Status before."
+    )
+    to_status = models.CharField(
+        _("to status"), max_length=20, blank=True, default="", db_comment="Status after."
+    )
     actor = models.CharField(
-        max_length=150, blank=True, default="", db_comment="Who: role and user or system."
+        _("by"), max_length=150, blank=True, default="", db_comment="Who: role and user or system."
     )
     actor_user = models.ForeignKey(
         settings.AUTH_USER_MODEL,
+        verbose_name=_("user"),
         on_delete=models.DO_NOTHING,
         null=True,
         blank=True,
@@ -294,7 +336,9 @@ class OrderEvent(models.Model):
         db_index=False,  # no constraint to check and no query by user: not worth an index per event
         db_comment="Acting user, when there was one.",
     )
-    data = models.JSONField(default=dict, blank=True, db_comment="Details: note, payment reference...")
+    data = models.JSONField(
+        _("details"), default=dict, blank=True, db_comment="Details: note, payment reference..."
+    )
 
     class Meta:
         db_table_comment = "Order timeline, append-only, partitioned by month."
@@ -317,7 +361,11 @@ class Payment(BaseModel):
     Status = PaymentResult
 
     order = models.ForeignKey(
-        Order, on_delete=models.PROTECT, related_name="payments", db_comment="Order paid."
+        Order,
+        verbose_name=_("order"),
+        on_delete=models.PROTECT,
+        related_name="payments",
+        db_comment="Order paid.",
     )
     provider = models.CharField(
         _("provider"),
@@ -340,7 +388,7 @@ class Payment(BaseModel):
     )
     paid_at = models.DateTimeField(_("paid at"), null=True, blank=True, db_comment="When it succeeded (UTC).")
     callbacks = models.JSONField(
-        default=list, blank=True, db_comment="Provider callbacks received, in order."
+        _("provider callbacks"), default=list, blank=True, db_comment="Provider callbacks received, in order."
     )
 
     class Meta:
@@ -358,3 +406,56 @@ class Payment(BaseModel):
 
     def __str__(self) -> str:
         return f"{self.provider} {self.provider_reference}"
+
+
+class ExportStatus(models.TextChoices):
+    PENDING = "pending", _("waiting")
+    RUNNING = "running", _("running")
+    DONE = "done", _("ready")
+    FAILED = "failed", _("failed")
+
+
+class OrderExport(BaseModel):
+    """A CSV export of a filtered order list, written by a Celery task into the private directory
+    and served only to the user who asked for it (orders.exports)."""
+
+    Status = ExportStatus
+
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("requested by"),
+        on_delete=models.CASCADE,
+        related_name="+",
+        db_comment="Staff user who asked; the only one who may download the file.",
+    )
+    query = models.CharField(
+        _("filters"),
+        max_length=2000,
+        blank=True,
+        default="",
+        db_comment="The order list's query string (filters and search) when it was asked for.",
+    )
+    status = models.CharField(
+        _("status"),
+        max_length=16,
+        choices=ExportStatus.choices,
+        default=ExportStatus.PENDING,
+        db_comment="pending, running, done or failed.",
+    )
+    rows = models.PositiveIntegerField(_("rows"), null=True, blank=True, db_comment="Orders written.")
+    file_name = models.CharField(
+        _("file"), max_length=200, blank=True, default="", db_comment="File under OKADA_PRIVATE_DIR/exports."
+    )
+    finished_at = models.DateTimeField(_("finished at"), null=True, blank=True, db_comment="End (UTC).")
+    error = models.TextField(_("error"), blank=True, default="", db_comment="Why it failed.")
+
+    class Meta:
+        db_table_comment = "CSV exports of order lists, one file per request, for the user who asked."
+        verbose_name = _("order export")
+        verbose_name_plural = _("order exports")
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["requested_by", "-created_at"], name="orders_export_user")]
+        constraints = [choices_check("status", ExportStatus.choices, "orders_orderexport_status_valid")]
+
+    def __str__(self) -> str:
+        return f"{self.created_at:%Y-%m-%d %H:%M} ({self.get_status_display()})"

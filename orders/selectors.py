@@ -6,13 +6,17 @@ queries does not grow with the number of rows (tests/orders/test_selectors.py co
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import DEFAULT_DB_ALIAS, connections
-from django.db.models import Count, Prefetch, Q, QuerySet
+from django.db.models import Count, Min, Prefetch, Q, QuerySet, Sum
+from django.db.models.functions import TruncDate
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -175,3 +179,124 @@ def order_total_audit(*, using: str = DEFAULT_DB_ALIAS) -> list[OrderTotalMismat
             """
         )
         return [OrderTotalMismatch(*row) for row in cur.fetchall()]
+
+
+# --- The admin's dashboard and queue: bounded by the open-status and placed_at indexes -------
+
+CLOSED_UNPAID = (OrderStatus.CANCELLED, OrderStatus.EXPIRED)
+
+
+def stuck_cutoffs(*, now: dt.datetime | None = None) -> dict[str, dt.datetime]:
+    """Per open status, the placing time before which an order still in it is stuck."""
+    now = now or timezone.now()
+    return {s: now - dt.timedelta(minutes=settings.OKADA_STUCK_MINUTES[s]) for s in OPEN_STATUSES}
+
+
+def stuck_q(*, now: dt.datetime | None = None) -> Q:
+    """Orders in an open status for longer than its threshold (OKADA_STUCK_MINUTES)."""
+    q = Q(pk__in=[])
+    for status, cutoff in stuck_cutoffs(now=now).items():
+        q |= Q(status=status, placed_at__lt=cutoff)
+    return q
+
+
+@dataclass(frozen=True)
+class OpenStatusRow:
+    status: str
+    label: str
+    count: int
+    stuck: int
+    oldest: dt.datetime | None
+    threshold_minutes: int
+
+
+def open_orders_by_status(*, now: dt.datetime | None = None) -> list[OpenStatusRow]:
+    """For each open status: how many orders, how many stuck, and the oldest placing time."""
+    now = now or timezone.now()
+    cutoffs = stuck_cutoffs(now=now)
+    stuck = Q(pk__in=[])
+    for status, cutoff in cutoffs.items():
+        stuck |= Q(status=status, placed_at__lt=cutoff)
+    rows = {
+        r["status"]: r
+        for r in Order.objects.open()
+        .values("status")
+        .annotate(n=Count("id"), stuck=Count("id", filter=stuck), oldest=Min("placed_at"))
+        .order_by()
+    }
+    labels = dict(OrderStatus.choices)
+    return [
+        OpenStatusRow(
+            status=s,
+            label=str(labels[s]),
+            count=rows.get(s, {}).get("n", 0),
+            stuck=rows.get(s, {}).get("stuck", 0),
+            oldest=rows.get(s, {}).get("oldest"),
+            threshold_minutes=settings.OKADA_STUCK_MINUTES[s],
+        )
+        for s in OPEN_STATUSES
+    ]
+
+
+def open_queue(*, status: str | None = None, limit: int = 50, now: dt.datetime | None = None) -> list[Order]:
+    """The first `limit` of `open_order_queue`, each with `is_stuck` set (the admin's queue)."""
+    orders = list(open_order_queue(status=status or "", now=now)[:limit])
+    cutoffs = stuck_cutoffs(now=now)
+    for order in orders:
+        order.is_stuck = order.status in cutoffs and order.placed_at < cutoffs[order.status]  # type: ignore[attr-defined]
+    return orders
+
+
+def local_day_start(day: dt.date) -> dt.datetime:
+    """Midnight of `day` in Africa/Douala (the business day), as an aware datetime."""
+    return timezone.make_aware(dt.datetime.combine(day, dt.time.min), timezone.get_default_timezone())
+
+
+def today_by_city(*, now: dt.datetime | None = None) -> list[dict[str, Any]]:
+    """Orders placed today (Douala time) and their revenue, per city; cancelled and expired
+    orders count as orders but bring no revenue."""
+    now = now or timezone.now()
+    start = local_day_start(timezone.localtime(now).date())
+    return list(
+        Order.objects.filter(placed_at__gte=start, placed_at__lte=now)
+        .values("zone__city")
+        .annotate(
+            orders=Count("id"),
+            revenue=Sum("total_xaf", filter=~Q(status__in=CLOSED_UNPAID), default=0),
+        )
+        .order_by("zone__city")
+    )
+
+
+def orders_per_day(*, days: int = 14, now: dt.datetime | None = None) -> list[tuple[dt.date, int]]:
+    """Orders placed per local day over the last `days` days, today included (zeros kept)."""
+    now = now or timezone.now()
+    today = timezone.localtime(now).date()
+    first = today - dt.timedelta(days=days - 1)
+    counts = dict(
+        Order.objects.filter(placed_at__gte=local_day_start(first), placed_at__lte=now)
+        .annotate(day=TruncDate("placed_at", tzinfo=timezone.get_default_timezone()))
+        .values("day")
+        .annotate(n=Count("id"))
+        .order_by()
+        .values_list("day", "n")
+    )
+    return [(first + dt.timedelta(days=i), counts.get(first + dt.timedelta(days=i), 0)) for i in range(days)]
+
+
+def order_timeline(*, order: Order, limit: int = 200) -> list[OrderEvent]:
+    """The order's events, oldest first (index on order, created_at), with the acting user."""
+    return list(
+        OrderEvent.objects.filter(order_id=order.pk)
+        .select_related("actor_user")
+        .order_by("created_at")[:limit]
+    )
+
+
+def open_orders_for_vendor(*, vendor: Any, limit: int = 10) -> OrderQuerySet:
+    return (
+        Order.objects.for_vendor(vendor)
+        .open()
+        .select_related("customer", "zone")
+        .order_by("-placed_at")[:limit]
+    )

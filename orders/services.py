@@ -18,9 +18,11 @@ from django.core.exceptions import ValidationError
 from django.db import DEFAULT_DB_ALIAS, IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 
 from catalog.models import Product, Vendor
 from catalog.services import Line, stock_release, stock_sell
+from okada.core import services as core
 from okada.core.actors import Actor, acting_for
 from okada.core.db import one_value
 from okada.core.errors import (
@@ -32,11 +34,13 @@ from okada.core.errors import (
     NotAllowed,
     NotFound,
     unique_or,
+    validated,
 )
 from okada.core.fields import normalize_cm_phone
 
 from .models import (
     MOBILE_MONEY,
+    OPEN_STATUSES,
     Channel,
     Customer,
     Order,
@@ -57,6 +61,26 @@ CHANNELS = frozenset(Channel.values)
 # For building the placed Order from the function's result (see order_place).
 ORDER_COLUMNS = [f.attname for f in Order._meta.concrete_fields]
 ORDER_VENDOR, ORDER_CUSTOMER, ORDER_ZONE = (Order.vendor.field, Order.customer.field, Order.zone.field)
+
+# The reasons this module writes into history and the ledger (stored in English, shown
+# translated by okada.core.display.reason_label).
+CHANGE_REASONS = (
+    gettext_noop("order placed"),
+    gettext_noop("order note"),
+    gettext_noop("order deleted"),
+    gettext_noop("order restored"),
+    gettext_noop("payment recorded"),
+    gettext_noop("payment callback"),
+    gettext_noop("zone created"),
+    gettext_noop("zone updated"),
+    gettext_noop("zone deleted"),
+    gettext_noop("zone restored"),
+    gettext_noop("customer created"),
+    gettext_noop("customer updated"),
+    gettext_noop("customer deleted"),
+    gettext_noop("customer restored"),
+    gettext_noop("order -> %(status)s"),
+)
 
 # --- Errors -------------------------------------------------------------------------------------
 
@@ -80,6 +104,14 @@ class InvalidTransition(Conflict):
 class TransitionNotAllowed(NotAllowed):
     code = "transition_not_allowed"
     status = 403
+
+
+class ZoneTaken(Conflict):
+    code = "zone_taken"
+
+
+class PhoneTaken(Conflict):
+    code = "phone_taken"
 
 
 class UnknownPayment(NotFound):
@@ -115,8 +147,20 @@ RELEASES_STOCK = {S.CANCELLED, S.EXPIRED}
 SELLS_STOCK = {S.OUT_FOR_DELIVERY}
 
 
+def transition_permission(to: str) -> str:
+    """The Django permission staff need to move an order to `to` (refunds are Finance's)."""
+    return "orders.refund_order" if to == S.REFUNDED else "orders.transition_order"
+
+
 def allowed_targets(*, order: Order, actor: Actor) -> list[str]:
-    return [to for (frm, to), roles in TRANSITIONS.items() if frm == order.status and actor.role in roles]
+    """Where this actor may move the order now (the admin shows one button per target)."""
+    return [
+        to
+        for (frm, to), roles in TRANSITIONS.items()
+        if frm == order.status
+        and actor.role in roles
+        and (actor.role != STAFF or actor.can(transition_permission(to)))
+    ]
 
 
 # --- Placing ------------------------------------------------------------------------------------
@@ -286,7 +330,10 @@ def _lines(order: Order) -> list[Line]:
 
 
 def order_transition(*, order: Order, to: str, actor: Actor, note: str = "") -> Order:
-    """Move an order along its lifecycle (TRANSITIONS), with the stock side effects and an event."""
+    """Move an order along its lifecycle (TRANSITIONS), with the stock side effects and an event.
+
+    Staff need `orders.transition_order` (`orders.refund_order` for a refund)."""
+    actor.require_if_staff(transition_permission(to))
     with transaction.atomic(), acting_for(actor, f"order -> {to}"):
         order = Order.objects.select_for_update().get(pk=order.pk)
         if actor.role == VENDOR and actor.vendor_id != order.vendor_id:
@@ -375,6 +422,7 @@ def payment_record(
     status: str = Payment.Status.PENDING,
 ) -> Payment:
     """Record a payment: a mobile-money request awaiting its callback, or cash received."""
+    actor.require_if_staff("orders.add_payment")
     if provider not in PaymentMethod.values:
         raise InvalidInput(_("Unknown payment provider."), field="provider")
     if amount_xaf <= 0:
@@ -507,3 +555,149 @@ def customer_get_or_create(
             raise
         return Customer.objects.get(phone=phone)
     return customer
+
+
+# --- Notes, and soft delete / restore of orders --------------------------------------------------
+
+
+def order_add_note(*, order: Order, note: str, actor: Actor) -> OrderEvent:
+    """Add a note to the order's timeline (Support: what the customer said, what was promised)."""
+    actor.require_if_staff("orders.add_order_note")
+    if actor.role not in (STAFF, SYSTEM):
+        raise NotAllowed(_("Only staff can add notes to orders."))
+    note = note.strip()
+    if not note:
+        raise InvalidInput(_("The note is empty."), field="note")
+    with transaction.atomic(), acting_for(actor, "order note"):
+        order = Order.all_objects.select_for_update().get(pk=order.pk)
+        return _event(order=order, kind=OrderEvent.Kind.NOTE, actor=actor, data={"note": note[:2000]})
+
+
+def order_soft_delete(*, order: Order, actor: Actor, reason: str = "order deleted") -> Order:
+    """Soft-delete a finished order; an open order holds stock and is cancelled instead."""
+    actor.require_if_staff("orders.delete_order")
+    with transaction.atomic(), acting_for(actor, reason):
+        order = Order.objects.select_for_update().get(pk=order.pk)
+        if order.status in OPEN_STATUSES:
+            raise Conflict(_("An open order cannot be deleted: cancel it first (it releases the stock)."))
+        order.delete()
+    return order
+
+
+def order_restore(*, order: Order, actor: Actor, reason: str = "order restored") -> Order:
+    actor.require_if_staff("orders.change_order")
+    return core.restore(order, actor=actor, reason=reason)  # type: ignore[return-value]
+
+
+# --- Zones --------------------------------------------------------------------------------------
+
+ZONE_EDITABLE_FIELDS = ("city", "name", "delivery_fee_xaf")
+ZONE_CONSTRAINT = "orders_zone_city_name_live_uniq"
+
+
+def _zone_taken() -> ZoneTaken:
+    return ZoneTaken(_("This city already has a zone with this name."), field="name")
+
+
+def _check_zone(zone: Zone) -> None:
+    validated(zone)
+    if zone.delivery_fee_xaf < 0:
+        raise InvalidInput(_("The delivery fee cannot be negative."), field="delivery_fee_xaf")
+    if Zone.objects.filter(city=zone.city, name=zone.name).exclude(pk=zone.pk).exists():
+        raise _zone_taken()
+
+
+def zone_create(*, city: str, name: str, delivery_fee_xaf: int, actor: Actor) -> Zone:
+    actor.require_if_staff("orders.add_zone")
+    with transaction.atomic(), acting_for(actor, "zone created"):
+        zone = Zone(city=city, name=name, delivery_fee_xaf=delivery_fee_xaf)
+        _check_zone(zone)
+        with unique_or(_zone_taken(), ZONE_CONSTRAINT):
+            zone.save()
+    return zone
+
+
+def zone_update(*, zone: Zone, data: dict[str, Any], actor: Actor) -> Zone:
+    """Change a zone; orders already placed keep the fee they were charged."""
+    core.refuse_unknown_fields(data, ZONE_EDITABLE_FIELDS)
+    actor.require_if_staff("orders.change_zone")
+    with transaction.atomic(), acting_for(actor, "zone updated"):
+        zone = Zone.objects.select_for_update().get(pk=zone.pk)
+        if not core.model_fields_update(zone, data):
+            return zone
+        _check_zone(zone)
+        with unique_or(_zone_taken(), ZONE_CONSTRAINT):
+            zone.save()
+    return zone
+
+
+def zone_soft_delete(*, zone: Zone, actor: Actor, reason: str = "zone deleted") -> Zone:
+    """Refused (in_use) while live customers or orders use the zone."""
+    actor.require_if_staff("orders.delete_zone")
+    return core.soft_delete(zone, actor=actor, reason=reason)  # type: ignore[return-value]
+
+
+def zone_restore(*, zone: Zone, actor: Actor, reason: str = "zone restored") -> Zone:
+    actor.require_if_staff("orders.change_zone")
+    if Zone.objects.filter(city=zone.city, name=zone.name).exists():
+        raise _zone_taken()
+    with unique_or(_zone_taken(), ZONE_CONSTRAINT):
+        return core.restore(zone, actor=actor, reason=reason)  # type: ignore[return-value]
+
+
+# --- Customers ----------------------------------------------------------------------------------
+
+CUSTOMER_EDITABLE_FIELDS = ("name", "phone", "default_address", "zone")
+CUSTOMER_CONSTRAINT = "orders_customer_phone_live_uniq"
+
+
+def _phone_taken() -> PhoneTaken:
+    return PhoneTaken(_("Another customer already has this phone number."), field="phone")
+
+
+def _check_customer(customer: Customer) -> None:
+    customer.phone = core.cm_phone(customer.phone)
+    if customer.zone_id is not None and not Zone.objects.filter(pk=customer.zone_id).exists():
+        raise InvalidInput(_("This zone does not exist or was deleted."), field="zone")
+    validated(customer)
+    if Customer.objects.filter(phone=customer.phone).exclude(pk=customer.pk).exists():
+        raise _phone_taken()
+
+
+def customer_create(
+    *, name: str, phone: str, actor: Actor, default_address: str = "", zone: Zone | None = None
+) -> Customer:
+    actor.require_if_staff("orders.add_customer")
+    with transaction.atomic(), acting_for(actor, "customer created"):
+        customer = Customer(name=name, phone=phone, default_address=default_address, zone=zone)
+        _check_customer(customer)
+        with unique_or(_phone_taken(), CUSTOMER_CONSTRAINT):
+            customer.save()
+    return customer
+
+
+def customer_update(*, customer: Customer, data: dict[str, Any], actor: Actor) -> Customer:
+    core.refuse_unknown_fields(data, CUSTOMER_EDITABLE_FIELDS)
+    actor.require_if_staff("orders.change_customer")
+    with transaction.atomic(), acting_for(actor, "customer updated"):
+        customer = Customer.objects.select_for_update().get(pk=customer.pk)
+        if not core.model_fields_update(customer, data):
+            return customer
+        _check_customer(customer)
+        with unique_or(_phone_taken(), CUSTOMER_CONSTRAINT):
+            customer.save()
+    return customer
+
+
+def customer_soft_delete(*, customer: Customer, actor: Actor, reason: str = "customer deleted") -> Customer:
+    """Refused (in_use) while the customer has live orders."""
+    actor.require_if_staff("orders.delete_customer")
+    return core.soft_delete(customer, actor=actor, reason=reason)  # type: ignore[return-value]
+
+
+def customer_restore(*, customer: Customer, actor: Actor, reason: str = "customer restored") -> Customer:
+    actor.require_if_staff("orders.change_customer")
+    if Customer.objects.filter(phone=customer.phone).exists():
+        raise _phone_taken()
+    with unique_or(_phone_taken(), CUSTOMER_CONSTRAINT):
+        return core.restore(customer, actor=actor, reason=reason)  # type: ignore[return-value]

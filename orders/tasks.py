@@ -9,3 +9,19 @@ def expire_unpaid_orders() -> None:
 
     with job("orders.expire_unpaid_orders") as run:
         run.summary = {"expired": order_expire_unpaid()}
+
+
+@shared_task(name="orders.export_orders", acks_late=True)
+def export_orders(export_id: str, language: str = "fr") -> None:
+    """One CSV export (not a scheduled job: several users may export at once)."""
+    from .exports import export_run
+
+    export_run(export_id=export_id, language=language)
+
+
+@shared_task(name="orders.prune_exports", acks_late=True)
+def prune_exports() -> None:
+    from .exports import exports_prune
+
+    with job("orders.prune_exports") as run:
+        run.summary = {"deleted": exports_prune()}

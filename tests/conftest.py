@@ -36,6 +36,17 @@ def _clean_cache():
     yield
 
 
+@pytest.fixture(autouse=True)
+def _english_outside_requests():
+    """Code run by a test outside a request (services, tasks) speaks English, so tests may match
+    messages as written in the code. Requests choose their own language (the admin: French by
+    default); the French catalogue is checked whole by tests/core/test_translations.py."""
+    from django.utils import translation
+
+    with translation.override("en"):
+        yield
+
+
 @pytest.fixture
 def staff_user(django_user_model):
     return django_user_model.objects.create_user(username="staff", password="pw", is_staff=True)

@@ -1,31 +1,86 @@
-"""Admin base for tracked models, and the read-only JobRun log."""
+"""Admin bases every app builds on, and the JobRun log.
+
+The admin is django-unfold (`unfold.admin.ModelAdmin`) over the stock Django admin. Domain apps
+(and backups, partitions, API keys...) subclass one of these bases:
+
+- `TrackedAdmin` for tracked models (soft delete + history). Every write goes through the
+  model's services: the subclass implements `create_object`, `update_object`, `delete_object`
+  and `restore_object` (each calls a service with `staff_actor(request)`), and the base routes
+  the add/change form, the delete view, the "delete selected" and "restore" actions and a
+  history revert through them. A `DomainError` from a service is shown on the form (or as a
+  message for actions), never a 500, and nothing is written. It also gives the "deleted"
+  filter (live rows by default), history with field diffs, hard delete (superusers only, after
+  a confirmation page) and autocompletes that never offer deleted rows.
+  History revert: simple-history's form view would save the old row as it was, bypassing the
+  services; here a POST to it is refused (403) unless the user has the change permission and
+  the admin lists `revert_fields`, and then only those fields are passed to `update_object`.
+- `ReadOnlyAdmin` for logs and ledgers (job runs, stock movements, order events, backups): staff
+  read, nobody adds, edits or deletes through the admin.
+- `BigTableMixin` for tables with millions of rows: no COUNT(*) (unfold's infinite paginator),
+  no "select all N rows".
+
+Helpers: `staff_actor(request)` (the Actor of the logged-in staff user, with their groups'
+permissions), `run_per_object` (an action calling a service per selected row and reporting each
+refusal), `badge()` and `money()` for list columns.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from django.contrib import admin, messages
-from django.db import IntegrityError
-from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.contrib.admin import helpers
+from django.contrib.admin.actions import delete_selected as django_delete_selected
+from django.core.exceptions import PermissionDenied
+from django.db.models import Model, QuerySet
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils.translation import gettext as _t
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 from simple_history.admin import SimpleHistoryAdmin
+from unfold.admin import ModelAdmin
+from unfold.paginator import InfinitePaginator
+from unfold.templatetags import unfold_list
 
-from . import actors
+from . import services
 from .actors import Actor
+from .display import badge, reason_label
 from .errors import DomainError
 from .models import JobRun
 
+# --- unfold, made to compute the list's headers once per page ----------------------------------
+# unfold's `items_for_result` rebuilds every column header for each row (for the data-label of
+# the responsive layout): half the time of a 50-row list. The headers depend on the change list
+# only, so they are computed once and reused for every row.
+_unfold_result_headers = unfold_list.result_headers
+
+
+def _result_headers_once(cl: Any) -> Any:
+    headers = getattr(cl, "_okada_result_headers", None)
+    if headers is None:
+        headers = list(_unfold_result_headers(cl))
+        cl._okada_result_headers = headers
+    return iter(headers)
+
+
+unfold_list.result_headers = _result_headers_once
+
+
+# --- Helpers ------------------------------------------------------------------------------------
+
 
 def staff_actor(request: HttpRequest) -> Actor:
-    return Actor(role=Actor.STAFF, user=request.user)
+    """The actor for the logged-in user: refuses anyone who is not active staff (NotAllowed)."""
+    return Actor.for_staff_user(request.user)
 
 
 def run_per_object(
-    model_admin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet, action: Any
-) -> None:
-    """Apply a service to each selected row; report successes and domain errors to the user."""
+    model_admin: admin.ModelAdmin, request: HttpRequest, queryset: Iterable[Any], action: Callable[[Any], Any]
+) -> int:
+    """Apply a service to each selected row; report successes and each refusal to the user."""
     done = 0
     for obj in queryset:
         try:
@@ -34,7 +89,12 @@ def run_per_object(
         except DomainError as exc:
             model_admin.message_user(request, f"{obj}: {exc}", messages.ERROR)
     if done:
-        model_admin.message_user(request, _("%(n)d row(s) updated.") % {"n": done}, messages.SUCCESS)
+        model_admin.message_user(
+            request,
+            ngettext("%(n)d row updated.", "%(n)d rows updated.", done) % {"n": done},
+            messages.SUCCESS,
+        )
+    return done
 
 
 class DeletedFilter(admin.SimpleListFilter):
@@ -61,16 +121,103 @@ class DeletedFilter(admin.SimpleListFilter):
         return queryset
 
 
-class TrackedAdmin(SimpleHistoryAdmin):
-    """Deleted rows filter, restore action, history with diffs; delete = soft delete."""
+class BigTableMixin:
+    """Millions of rows: no COUNT(*) per page and no "select all N" (N would be a guess)."""
 
-    actions = ["restore_selected"]
+    paginator = InfinitePaginator
+    show_full_result_count = False
+    list_disable_select_all = True
+    list_per_page = 50
+
+
+def is_autocomplete(request: HttpRequest) -> bool:
+    match = getattr(request, "resolver_match", None)
+    return bool(match and match.url_name == "autocomplete")
+
+
+# --- Tracked models -----------------------------------------------------------------------------
+
+
+HISTORY_DIFF_IGNORED = {"id", "updated_at", "deleted_by_cascade", "search_vector"}
+
+
+def _shown(value: Any) -> str:
+    from django.utils import formats, timezone
+
+    if value is None:
+        return "-"
+    if hasattr(value, "tzinfo"):
+        return formats.date_format(timezone.localtime(value), "DATETIME_FORMAT")
+    return str(value)
+
+
+class ServiceRefused(Exception):
+    """A service refused the form's change: the admin shows the form again with the error."""
+
+    def __init__(self, error: DomainError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+REFUSAL_ATTR = "_okada_service_refusal"
+
+
+def _form_showing(form_class: type, refusal: DomainError) -> type:
+    """`form_class` whose validation fails with the service's refusal (on its fields if named)."""
+
+    class RefusedForm(form_class):  # type: ignore[valid-type,misc]
+        def clean(self) -> Any:
+            cleaned = super().clean()
+            placed = False
+            for field, errors in refusal.errors.items():
+                if field in self.fields and field not in self._errors:
+                    for error in errors:
+                        self.add_error(field, error)
+                    placed = True
+            if not placed:
+                self.add_error(None, refusal.message)
+            return cleaned
+
+    RefusedForm.__name__ = form_class.__name__
+    return RefusedForm
+
+
+class TrackedAdmin(SimpleHistoryAdmin, ModelAdmin):
+    """Admin of a tracked model: every write through its services (see the module docstring)."""
+
+    actions = ["delete_selected", "restore_selected", "hard_delete_selected"]
     list_filter: Any = (DeletedFilter,)
     readonly_fields: Any = ("id", "created_at", "updated_at", "deleted_at")
+    list_filter_submit = True
+    #: Fields a history revert may bring back through `update_object`; empty = no revert.
+    revert_fields: tuple[str, ...] = ()
+
+    # --- The write path: subclasses call their services ----------------------------------------
+
+    def create_object(self, request: HttpRequest, form: Any) -> Model:
+        raise PermissionDenied  # no create service: the model is created elsewhere
+
+    def update_object(self, request: HttpRequest, obj: Any, form: Any) -> Model:
+        raise PermissionDenied
+
+    def delete_object(self, request: HttpRequest, obj: Any) -> None:
+        raise PermissionDenied
+
+    def restore_object(self, request: HttpRequest, obj: Any) -> None:
+        raise PermissionDenied
+
+    @staticmethod
+    def form_data(form: Any, fields: Iterable[str]) -> dict[str, Any]:
+        """The cleaned values of `fields` that the form has (for an update service's `data`)."""
+        return {f: form.cleaned_data[f] for f in fields if f in form.cleaned_data}
+
+    # --- Reads ------------------------------------------------------------------------------------
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:
-        # Staff must see deleted rows to restore them; the filter defaults to live rows.
-        qs = self.model.all_objects.all()
+        # Staff must see deleted rows to restore them (the filter defaults to live rows); an
+        # autocomplete never offers a deleted row (a product's vendor, an order's zone...).
+        manager = self.model.objects if is_autocomplete(request) else self.model.all_objects
+        qs = manager.all()
         ordering = self.get_ordering(request)
         return qs.order_by(*ordering) if ordering else qs
 
@@ -78,49 +225,179 @@ class TrackedAdmin(SimpleHistoryAdmin):
         filters = list(super().get_list_filter(request))
         return filters if DeletedFilter in filters else [DeletedFilter, *filters]
 
-    @admin.action(description=_("Restore selected deleted rows"))
-    def restore_selected(self, request: HttpRequest, queryset: QuerySet) -> None:
-        restored = 0
-        with actors.acting_as(user=request.user, reason="restored in admin"):
-            for obj in queryset.filter(deleted_at__isnull=False):
-                try:
-                    self.restore_object(request, obj)
-                except (IntegrityError, DomainError) as exc:
-                    # e.g. a live row took its unique slot since it was deleted
-                    message = (
-                        exc if isinstance(exc, DomainError) else _("a live row already uses its unique value")
-                    )
-                    self.message_user(request, f"{obj}: {message}", messages.ERROR)
-                    continue
-                restored += 1
-        if restored:
-            self.message_user(
-                request,
-                ngettext("%(n)d row restored.", "%(n)d rows restored.", restored) % {"n": restored},
-                messages.SUCCESS,
-            )
+    # --- Add / change form --------------------------------------------------------------------------
 
-    def restore_object(self, request: HttpRequest, obj: Any) -> None:
-        """Model admins whose rows have a restore service override this to call it."""
-        from django.db import transaction
+    def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> Any:
+        form = super().get_form(request, obj, change=change, **kwargs)
+        refusal = getattr(request, REFUSAL_ATTR, None)
+        return _form_showing(form, refusal) if refusal is not None else form
 
-        with transaction.atomic():
-            obj.restore()
+    def changeform_view(
+        self,
+        request: HttpRequest,
+        object_id: str | None = None,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> Any:
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except ServiceRefused as refused:
+            # The view's transaction was rolled back; show the same form with the refusal.
+            setattr(request, REFUSAL_ATTR, refused.error)
+            return super().changeform_view(request, object_id, form_url, extra_context)
 
     def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
-        with actors.acting_as(user=request.user, reason="edited in admin" if change else "added in admin"):
-            super().save_model(request, obj, form, change)
+        try:
+            saved = self.update_object(request, obj, form) if change else self.create_object(request, form)
+        except DomainError as exc:
+            raise ServiceRefused(exc) from exc
+        # The admin goes on with `obj` (log entry, message, redirect): make it the saved row.
+        for field in obj._meta.concrete_fields:
+            setattr(obj, field.attname, getattr(saved, field.attname))
+        obj._state.adding = False
+
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        # Many-to-many fields and inlines of tracked models are written by the services too; an
+        # admin that has editable inlines must save them in its update_object.
+        return None
+
+    # --- Delete, restore, hard delete -----------------------------------------------------------------
+
+    def get_deleted_objects(self, objs: Any, request: HttpRequest) -> Any:
+        # Django would walk every related row (a vendor's 1,000 products) to list them. A delete
+        # here is a soft delete that the service refuses while live rows still depend on the row,
+        # so the page lists the rows themselves; permission is checked by has_delete_permission.
+        return [str(obj) for obj in objs], {}, set(), []
 
     def delete_model(self, request: HttpRequest, obj: Any) -> None:
-        with actors.acting_as(user=request.user, reason="deleted in admin"):
-            obj.delete()
+        self.delete_object(request, obj)
+
+    def delete_view(self, request: HttpRequest, object_id: str, extra_context: Any = None) -> Any:
+        try:
+            return super().delete_view(request, object_id, extra_context)
+        except DomainError as exc:
+            self.message_user(request, str(exc), messages.ERROR)
+            return HttpResponseRedirect(request.path.rsplit("/delete/", 1)[0] + "/change/")
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet) -> None:
-        with actors.acting_as(user=request.user, reason="deleted in admin"):
-            queryset.delete()
+        run_per_object(self, request, queryset.filter(deleted_at__isnull=True), self._delete_one(request))
+
+    def _delete_one(self, request: HttpRequest) -> Callable[[Any], None]:
+        return lambda obj: self.delete_object(request, obj)
+
+    @admin.action(permissions=["delete"], description=_("Delete selected %(verbose_name_plural)s"))
+    def delete_selected(self, request: HttpRequest, queryset: QuerySet) -> Any:
+        """Soft delete through the service, row by row, after Django's confirmation page."""
+        if request.POST.get("post") and not request.POST.get("cancel"):
+            self.delete_queryset(request, queryset)
+            return None
+        return django_delete_selected(self, request, queryset)
+
+    @admin.action(permissions=["change"], description=_("Restore selected deleted rows"))
+    def restore_selected(self, request: HttpRequest, queryset: QuerySet) -> None:
+        run_per_object(
+            self,
+            request,
+            queryset.filter(deleted_at__isnull=False),
+            lambda obj: self.restore_object(request, obj),
+        )
+
+    def has_hard_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return bool(request.user.is_active and request.user.is_superuser)
+
+    @admin.action(permissions=["hard_delete"], description=_("Delete selected rows for good (superusers)"))
+    def hard_delete_selected(self, request: HttpRequest, queryset: QuerySet) -> Any:
+        """Remove rows for good: superusers only, after a confirmation page naming the rows."""
+        if not self.has_hard_delete_permission(request):
+            raise PermissionDenied
+        if request.POST.get("confirm") == "yes":
+            actor = staff_actor(request)
+            run_per_object(
+                self, request, queryset, lambda obj: services.tracked_hard_delete(obj=obj, actor=actor)
+            )
+            return None
+        context = {
+            **self.admin_site.each_context(request),
+            "title": _t("Delete for good?"),
+            "objects": list(queryset[:100]),
+            "queryset": queryset,
+            "opts": self.model._meta,
+            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+            "action": "hard_delete_selected",
+        }
+        return TemplateResponse(request, "admin/okada/hard_delete_confirmation.html", context)
+
+    # --- History: read by anyone who may view; revert only through the services -----------------------
+
+    def revert_disabled(self, request: HttpRequest, obj: Any = None) -> bool:
+        return not (self.revert_fields and self.has_change_permission(request, obj))
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        readonly = list(super().get_readonly_fields(request, obj))
+        if getattr(request, "_okada_history_revert", False):
+            # A revert brings back `revert_fields` only; everything else is shown, not sent.
+            names = [f.name for f in self.model._meta.fields]
+            readonly += [n for n in names if n not in self.revert_fields and n not in readonly]
+        return readonly
+
+    def history_form_view(
+        self, request: HttpRequest, object_id: str, version_id: str, extra_context: Any = None
+    ) -> HttpResponse:
+        obj = self.get_object(request, object_id)
+        if request.method == "POST" and self.revert_disabled(request, obj):
+            # simple-history would save the historical row as it was (no services, no checks).
+            raise PermissionDenied
+        request._okada_history_revert = True  # type: ignore[attr-defined]
+        try:
+            return super().history_form_view(request, object_id, version_id, extra_context)
+        except ServiceRefused as refused:
+            setattr(request, REFUSAL_ATTR, refused.error)
+            return super().history_form_view(request, object_id, version_id, extra_context)
+
+    def set_history_delta_changes(
+        self, request: HttpRequest, historical_records: Any, foreign_keys_are_objs: bool = True
+    ) -> None:
+        """Field diffs of every change, soft delete and restore included (simple-history compares
+        only editable fields, which would hide `deleted_at` and `version`), and the reasons in
+        the active language."""
+        previous = None
+        for current in historical_records:
+            current.history_change_reason = reason_label(current.history_change_reason)
+            if previous is not None:
+                delta = previous.diff_against(current, foreign_keys_are_objs=foreign_keys_are_objs)
+                helper = self.get_historical_record_context_helper(request, previous)
+                changes = helper.context_for_delta_changes(delta)
+                for field in previous.tracked_fields:
+                    if field.editable or field.name in HISTORY_DIFF_IGNORED:
+                        continue
+                    old, new = getattr(current, field.attname), getattr(previous, field.attname)
+                    if old != new:
+                        changes.append({"field": field.verbose_name, "old": _shown(old), "new": _shown(new)})
+                previous.history_delta_changes = changes
+            previous = current
+
+    def has_view_history_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self.has_view_or_change_permission(request, obj)
+
+    def has_change_history_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return not self.revert_disabled(request, obj)
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
+def change_url(obj: Model) -> str:
+    return reverse(f"admin:{obj._meta.app_label}_{obj._meta.model_name}_change", args=[obj.pk])
+
+
+def changelist_url(model: type[Model], **params: Any) -> str:
+    from urllib.parse import urlencode
+
+    url = reverse(f"admin:{model._meta.app_label}_{model._meta.model_name}_changelist")
+    return f"{url}?{urlencode(params)}" if params else url
+
+
+# --- Logs and ledgers ---------------------------------------------------------------------------
+
+
+class ReadOnlyAdmin(ModelAdmin):
     """For logs and ledgers (job runs, stock movements, order events): staff read, nobody edits."""
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
@@ -138,7 +415,76 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
 @admin.register(JobRun)
 class JobRunAdmin(ReadOnlyAdmin):
-    list_display = ("name", "outcome", "started_at", "finished_at", "duration", "host")
+    list_display = ("name", "outcome_badge", "started_at", "finished_at", "duration", "host")
     list_filter = ("outcome", "name")
-    search_fields = ("name", "error")
+    search_fields = ("name",)
     date_hierarchy = "started_at"
+    show_full_result_count = False
+
+    @admin.display(description=_("outcome"), ordering="outcome")
+    def outcome_badge(self, run: JobRun) -> str:
+        return badge(run.outcome, run.get_outcome_display())
+
+
+# --- Third-party models in the same theme: users and groups, periodic tasks ---------------------
+
+from django.contrib.auth import get_user_model  # noqa: E402
+from django.contrib.auth.admin import GroupAdmin as BaseGroupAdmin  # noqa: E402
+from django.contrib.auth.admin import UserAdmin as BaseUserAdmin  # noqa: E402
+from django.contrib.auth.models import Group  # noqa: E402
+from django_celery_beat import admin as beat_admin  # noqa: E402
+from django_celery_beat import models as beat  # noqa: E402
+from unfold.forms import AdminPasswordChangeForm, UserChangeForm, UserCreationForm  # noqa: E402
+from unfold.widgets import UnfoldAdminSelectWidget, UnfoldAdminTextInputWidget  # noqa: E402
+
+for _model in (get_user_model(), Group, *beat_admin.admin.site._registry.keys()):
+    if admin.site.is_registered(_model) and _model._meta.app_label in ("auth", "django_celery_beat"):
+        admin.site.unregister(_model)
+
+
+@admin.register(get_user_model())
+class UserAdmin(BaseUserAdmin, ModelAdmin):
+    form = UserChangeForm
+    add_form = UserCreationForm
+    change_password_form = AdminPasswordChangeForm
+
+
+@admin.register(Group)
+class GroupAdmin(BaseGroupAdmin, ModelAdmin):
+    pass
+
+
+class _TaskSelectWidget(UnfoldAdminSelectWidget, beat_admin.TaskSelectWidget):
+    pass
+
+
+class _PeriodicTaskForm(beat_admin.PeriodicTaskForm):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["task"].widget = UnfoldAdminTextInputWidget()
+        self.fields["regtask"].widget = _TaskSelectWidget()
+
+
+@admin.register(beat.PeriodicTask)
+class PeriodicTaskAdmin(beat_admin.PeriodicTaskAdmin, ModelAdmin):
+    form = _PeriodicTaskForm
+
+
+@admin.register(beat.CrontabSchedule)
+class CrontabScheduleAdmin(beat_admin.CrontabScheduleAdmin, ModelAdmin):
+    pass
+
+
+@admin.register(beat.IntervalSchedule)
+class IntervalScheduleAdmin(beat_admin.IntervalScheduleAdmin, ModelAdmin):
+    pass
+
+
+@admin.register(beat.ClockedSchedule)
+class ClockedScheduleAdmin(beat_admin.ClockedScheduleAdmin, ModelAdmin):
+    pass
+
+
+@admin.register(beat.SolarSchedule)
+class SolarScheduleAdmin(beat_admin.SolarScheduleAdmin, ModelAdmin):
+    pass

@@ -10,3 +10,6 @@ class CoreConfig(AppConfig):
     def ready(self) -> None:
         from . import checks  # noqa: F401  (registers the system checks)
         from .api import schema  # noqa: F401  (registers the OpenAPI security schemes)
+        from .dashboard import register_core_panels
+
+        register_core_panels()

@@ -105,6 +105,13 @@ class Conflict(DomainError):
     default_message = _("The current state of the data does not allow this.")
 
 
+class InUse(Conflict):
+    """Live rows still depend on the row (a vendor's products, a zone's customers): no delete."""
+
+    code = "in_use"
+    default_message = _("Live records still depend on this one: delete or move them first.")
+
+
 class AlreadyRecorded(Conflict):
     code = "already_recorded"
     default_message = _("This was already recorded.")

@@ -127,6 +127,7 @@ class TrackedModel(SafeDeleteModel, BaseModel):
         db_comment="Soft delete: when the row was deleted; NULL for live rows.",
     )
     deleted_by_cascade = models.BooleanField(
+        _("deleted with its parent"),
         editable=False,
         default=False,
         db_comment="True when the row was soft-deleted by the cascade of a parent's delete.",

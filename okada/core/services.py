@@ -5,16 +5,34 @@ from __future__ import annotations
 import io
 from collections.abc import Sequence
 from datetime import timedelta
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from django.conf import settings
 from django.core.management import call_command
-from django.db import models
+from django.db import IntegrityError, models, transaction
+from django.db.models import PROTECT, ProtectedError, RestrictedError
 from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 from simple_history.utils import bulk_create_with_history, bulk_update_with_history
 
 from . import actors
-from .models import JobRun
+from .actors import Actor
+from .errors import InUse, InvalidInput, NotAllowed
+from .fields import normalize_cm_phone
+from .models import JobRun, TrackedModel
+
+# The reasons this module writes into history and the ledger (stored in English, shown
+# translated by okada.core.display.reason_label).
+CHANGE_REASONS = (
+    gettext_noop("deleted for good"),
+    gettext_noop("soft delete"),
+    gettext_noop("restore"),
+    gettext_noop("hard delete"),
+    gettext_noop("bulk create"),
+    gettext_noop("bulk update"),
+    gettext_noop("seed_demo"),
+)
 
 M = TypeVar("M", bound=models.Model)
 
@@ -65,3 +83,86 @@ def history_clean_duplicates(*, days: int) -> dict[str, str]:
     out = io.StringIO()
     call_command("clean_duplicate_history", auto=True, minutes=days * 24 * 60, stdout=out)
     return {"output": out.getvalue().strip()[-2000:]}
+
+
+# --- Soft delete, restore, hard delete: the shared steps of every domain's services -------------
+
+
+def refuse_if_in_use(obj: TrackedModel) -> None:
+    """InUse when live rows still point at `obj` through a protected key (a vendor's products,
+    a zone's customers): deleting it would leave them pointing at a deleted row."""
+    for rel in obj._meta.related_objects:
+        related = rel.related_model
+        if rel.many_to_many or rel.on_delete is not PROTECT or not getattr(related, "tracked", False):
+            continue
+        if related.objects.filter(**{rel.field.name: obj}).exists():  # type: ignore[union-attr]
+            raise InUse(
+                _("%(obj)s is still used by live %(rows)s: delete or move them first.")
+                % {"obj": obj, "rows": related._meta.verbose_name_plural},  # type: ignore[union-attr]
+                model=related._meta.label,  # type: ignore[union-attr]
+            )
+
+
+def soft_delete(obj: TrackedModel, *, actor: Actor, reason: str) -> TrackedModel:
+    """Lock the live row, refuse while live rows depend on it, soft-delete it with history."""
+    model = type(obj)
+    with transaction.atomic(), actors.acting_for(actor, reason):
+        locked = model.objects.select_for_update().get(pk=obj.pk)  # type: ignore[attr-defined]
+        refuse_if_in_use(locked)
+        locked.delete()
+    return locked
+
+
+def restore(obj: TrackedModel, *, actor: Actor, reason: str) -> TrackedModel:
+    """Lock the deleted row and bring it back (and what its delete cascaded to), with history.
+
+    Callers check their unique values first; a race on one still ends as an IntegrityError,
+    which they map with `okada.core.errors.unique_or`.
+    """
+    model = type(obj)
+    with transaction.atomic(), actors.acting_for(actor, reason):
+        locked = model.deleted_objects.select_for_update().get(pk=obj.pk)  # type: ignore[attr-defined]
+        locked.restore()
+    return locked
+
+
+def tracked_hard_delete(*, obj: TrackedModel, actor: Actor, reason: str = "deleted for good") -> None:
+    """Remove a row for good (history keeps a `-` row): superusers only, and never a row that
+    others still reference (orders keep their products, the ledger its vendor...)."""
+    if actor.role != Actor.SYSTEM and not getattr(actor.user, "is_superuser", False):
+        raise NotAllowed(_("Only superusers may delete records for good."))
+    try:
+        with transaction.atomic(), actors.acting_for(actor, reason):
+            obj.hard_delete()
+    except (ProtectedError, RestrictedError, IntegrityError):
+        raise InUse(
+            _("%(obj)s is still referenced by other records: it cannot be deleted for good.") % {"obj": obj}
+        ) from None
+
+
+def model_fields_update(obj: Any, data: dict[str, Any]) -> list[str]:
+    """Set the values in `data` that differ on `obj`; return the names of the fields changed."""
+    changed = [f for f, v in data.items() if getattr(obj, f) != v]
+    for field in changed:
+        setattr(obj, field, data[field])
+    return changed
+
+
+def refuse_unknown_fields(data: dict[str, Any], editable: Sequence[str]) -> None:
+    """InvalidInput naming the fields of `data` an update service does not change."""
+    unknown = set(data) - set(editable)
+    if unknown:
+        raise InvalidInput(
+            _("These fields cannot be changed: %(f)s") % {"f": ", ".join(sorted(unknown))},
+            errors={f: [_("This field cannot be changed.")] for f in sorted(unknown)},
+        )
+
+
+def cm_phone(raw: str, *, field: str = "phone") -> str:
+    """A Cameroonian number in E.164 form, or InvalidInput on `field`."""
+    from django.core.exceptions import ValidationError
+
+    try:
+        return normalize_cm_phone(raw)
+    except ValidationError as exc:
+        raise InvalidInput(exc.messages[0], errors={field: exc.messages}) from None

@@ -4,6 +4,7 @@ from pathlib import Path
 from typing import Any
 
 import environ
+from django.templatetags.static import static
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
@@ -22,7 +23,8 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # --- Internationalisation ----------------------------------------------------------------------
 LANGUAGE_CODE = "fr"
 LANGUAGES = [("fr", "Français"), ("en", "English")]
-LOCALE_PATHS = [BASE_DIR / "locale"]
+# Ours first; then French for libraries that ship none (django-unfold), kept by `make messages`.
+LOCALE_PATHS = [BASE_DIR / "locale", BASE_DIR / "locale" / "vendor" / "unfold"]
 TIME_ZONE = "Africa/Douala"
 USE_I18N = True
 USE_TZ = True
@@ -59,6 +61,10 @@ SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
 
 # --- Applications ------------------------------------------------------------------------------
 DJANGO_APPS = [
+    # django-unfold (the admin theme) overrides admin templates: before django.contrib.admin.
+    "unfold",
+    "unfold.contrib.filters",
+    "unfold.contrib.simple_history",
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -94,7 +100,7 @@ MIDDLEWARE = [
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "okada.core.api.middleware.JsonGZipMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
-    "django.middleware.locale.LocaleMiddleware",
+    "okada.core.middleware.LocaleMiddleware",  # the admin: French unless English was chosen
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -134,6 +140,22 @@ STATIC_ROOT = BASE_DIR / "var" / "static"
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+
+# --- Admin (django-unfold) ---------------------------------------------------------------------
+# unfold's login form sends no `next`: without this a login at /admin/login/ ends on a 404.
+LOGIN_URL = "admin:login"
+LOGIN_REDIRECT_URL = "admin:index"
+UNFOLD = {
+    "SITE_TITLE": "Okada",
+    "SITE_HEADER": "Okada",
+    "SITE_SYMBOL": "local_shipping",
+    "SHOW_LANGUAGES": True,
+    "SHOW_HISTORY": True,
+    "SHOW_VIEW_ON_SITE": False,
+    "DASHBOARD_CALLBACK": "okada.core.dashboard.dashboard_callback",
+    "STYLES": [lambda request: static("okada/admin.css")],
+    "SIDEBAR": {"show_search": True, "show_all_applications": True},
 }
 
 # --- Soft delete + history ---------------------------------------------------------------------
@@ -276,3 +298,21 @@ LOGGING: dict[str, Any] = {
 }
 # Unpaid mobile-money orders expire (and release their stock) after this many minutes.
 OKADA_MOBILE_MONEY_DEADLINE_MINUTES = env.int("OKADA_MOBILE_MONEY_DEADLINE_MINUTES", default=30)
+
+# --- Operations admin --------------------------------------------------------------------------
+# An open order in a status longer than this many minutes is "stuck" (highlighted on the dashboard
+# and in the open-orders queue). Override one status: OKADA_STUCK_MINUTES="pending=10,ready=30".
+OKADA_STUCK_MINUTES = {
+    "pending": 15,
+    "accepted": 20,
+    "preparing": 45,
+    "ready": 30,
+    "out_for_delivery": 90,
+    **{k: int(v) for k, v in env.dict("OKADA_STUCK_MINUTES", default={}).items()},
+}
+# A product whose available stock (on hand - reserved) is at most this is "low stock".
+OKADA_LOW_STOCK_THRESHOLD = env.int("OKADA_LOW_STOCK_THRESHOLD", default=3)
+# Files served only to the staff user who asked for them (order exports): never under STATIC/MEDIA.
+OKADA_PRIVATE_DIR = env.path("OKADA_PRIVATE_DIR", default=str(BASE_DIR / "var" / "private"))
+# Exported files are deleted after this many days (they hold customers' phone numbers).
+OKADA_EXPORT_RETENTION_DAYS = env.int("OKADA_EXPORT_RETENTION_DAYS", default=7)

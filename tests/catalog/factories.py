@@ -62,7 +62,24 @@ class ProductFactory(factory.Factory[Product]):
 
 
 def staff_actor(user: Any = None) -> Actor:
-    return Actor(role=Actor.STAFF, user=user or UserFactory())
+    """A staff actor; by default a superuser (every permission): role tests use `role_user`."""
+    return Actor(role=Actor.STAFF, user=user or UserFactory(is_staff=True, is_superuser=True))
+
+
+def role_user(*roles: str, username: str | None = None, **fields: Any) -> Any:
+    """An active staff user in the given role groups (Operations, Stock, Support, Finance)."""
+    from django.contrib.auth.models import Group
+
+    from okada.core.roles import replay_grants
+
+    if Group.objects.filter(name__in=roles).count() < len(set(roles)):
+        replay_grants()  # a transactional test's flush emptied the groups the migrations made
+    fields.setdefault("is_staff", True)
+    user: Any = UserFactory(**({"username": username} if username else {}), **fields)
+    user.set_password("pw")
+    user.save()
+    user.groups.set(Group.objects.filter(name__in=roles))
+    return user
 
 
 def vendor_actor(vendor: Vendor, user: Any = None) -> Actor:

@@ -56,7 +56,7 @@ def test_admin_refuses_a_zero_price_on_the_form_and_saves_nothing(client, admin_
     client.force_login(admin_user)
     response = client.post("/admin/catalog/product/add/", product_form(vendor, price_xaf="0"))
     assert response.status_code == 200  # the form again, with the error
-    assert "errorlist" in response.content.decode()
+    assert "errornote" in response.content.decode() or "text-red-600" in response.content.decode()
     assert not Product.all_objects.filter(vendor=vendor).exists()
 
 
@@ -85,3 +85,94 @@ def test_vendor_suspend_action_goes_through_the_service(client, admin_user):
     vendor.refresh_from_db()
     assert vendor.status == Vendor.Status.SUSPENDED
     assert vendor.history.latest().history_user == admin_user
+
+
+# --- Stock on the product page, the ledger, the vendor page, the category tree --------------------
+
+
+def test_operations_adjust_stock_and_the_ledger_shows_the_row(client):
+    from catalog.models import StockMovement
+    from okada.core.roles import OPERATIONS
+    from tests.catalog.factories import role_user
+
+    product = ProductFactory(initial_stock=5)
+    client.force_login(role_user(OPERATIONS))
+    response = client.post(
+        f"/admin/catalog/product/{product.pk}/adjust-stock/", {"adjust-delta": "-2", "adjust-reason": "casse"}
+    )
+    assert response.status_code == 302
+    assert Stock.objects.get(product=product).on_hand == 3
+    movement = StockMovement.objects.filter(product=product).latest("created_at")
+    assert (movement.kind, movement.delta, movement.reason) == ("adjustment", -2, "casse")
+    page = client.get(f"/admin/catalog/product/{product.pk}/change/").content.decode()
+    assert "casse" in page and 'id="ledger"' in page
+    ledger = client.get(f"/admin/catalog/stockmovement/?product={product.pk}")
+    assert {m.pk for m in ledger.context["cl"].result_list} == set(
+        StockMovement.objects.filter(product=product).values_list("pk", flat=True)
+    )
+
+
+def test_a_count_is_compare_and_set(client):
+    from okada.core.roles import STOCK
+    from tests.catalog.factories import role_user
+
+    product = ProductFactory(initial_stock=5)
+    client.force_login(role_user(STOCK))
+    url = f"/admin/catalog/product/{product.pk}/count-stock/"
+    client.post(url, {"count-on_hand": "7", "count-expected_on_hand": "4", "count-reason": ""}, follow=True)
+    assert Stock.objects.get(product=product).on_hand == 5  # someone else's count in between: refused
+    client.post(url, {"count-on_hand": "7", "count-expected_on_hand": "5", "count-reason": "inventaire"})
+    assert Stock.objects.get(product=product).on_hand == 7
+
+
+def test_a_support_user_cannot_adjust_stock(client):
+    from okada.core.roles import SUPPORT
+    from tests.catalog.factories import role_user
+
+    product = ProductFactory(initial_stock=5)
+    client.force_login(role_user(SUPPORT))
+    url = f"/admin/catalog/product/{product.pk}/adjust-stock/"
+    assert client.post(url, {"adjust-delta": "10", "adjust-reason": "x"}).status_code == 403
+    assert Stock.objects.get(product=product).on_hand == 5
+
+
+def test_product_search_is_full_text_and_filters_by_vendor(client, admin_user):
+    vendor = VendorFactory()
+    creme = ProductFactory(vendor=vendor, name="Crème fraîche 20 cl")
+    ProductFactory(vendor=vendor, name="Riz parfumé")
+    other = ProductFactory(name="Crème glacée")
+    client.force_login(admin_user)
+    found = client.get("/admin/catalog/product/", {"q": "creme"}).context["cl"].result_list
+    assert {p.pk for p in found} == {creme.pk, other.pk}
+    found = (
+        client.get("/admin/catalog/product/", {"q": "creme", "vendor__id__exact": vendor.pk})
+        .context["cl"]
+        .result_list
+    )
+    assert {p.pk for p in found} == {creme.pk}
+
+
+def test_categories_are_listed_as_a_tree(client, admin_user):
+    from tests.catalog.factories import CategoryFactory
+
+    food = CategoryFactory(name_fr="Épicerie", position=1)
+    drinks = CategoryFactory(name_fr="Boissons", position=2)
+    rice = CategoryFactory(name_fr="Riz", parent=food, position=1)
+    client.force_login(admin_user)
+    listed = list(client.get("/admin/catalog/category/").context["cl"].result_list)
+    assert [c.pk for c in listed] == [food.pk, rice.pk, drinks.pk]
+
+
+def test_the_vendor_page_shows_bounded_lists_of_products_stock_and_open_orders(client, admin_user):
+    from tests.orders.factories import OrderFactory
+
+    vendor = VendorFactory()
+    products = [ProductFactory(vendor=vendor, initial_stock=1) for _ in range(12)]
+    order = OrderFactory(vendor=vendor, items=[(products[0], 1)])
+    client.force_login(admin_user)
+    response = client.get(f"/admin/catalog/vendor/{vendor.pk}/change/")
+    panels = {p.key: p.data for p in response.context["okada_panels"]}
+    assert len(panels["catalog.vendor_catalog"]["products"]) == 10
+    assert products[0].pk in {s.product_id for s in panels["catalog.vendor_catalog"]["low_stock"]}
+    assert [o.pk for o in panels["orders.vendor_open"]["orders"]] == [order.pk]
+    assert order.number in response.content.decode()

@@ -342,7 +342,7 @@ def test_product_restore_is_refused_when_another_live_product_took_the_sku():
 
 
 def test_product_soft_delete_and_restore_write_history_with_user_and_reason():
-    user = UserFactory()
+    user = UserFactory(is_staff=True, is_superuser=True)
     actor = Actor(role=Actor.STAFF, user=user)
     product = ProductFactory()
     product_soft_delete(product=product, actor=actor, reason="supplier recall")
@@ -361,7 +361,7 @@ def test_product_soft_delete_and_restore_write_history_with_user_and_reason():
 
 
 def test_vendor_services_write_history_with_the_actors_user_and_a_reason():
-    user = UserFactory()
+    user = UserFactory(is_staff=True, is_superuser=True)
     actor = Actor(role=Actor.STAFF, user=user)
     vendor = vendor_onboard(name="Shop", slug="shop", phone="677000111", city="douala", actor=actor)
     vendor_activate(vendor=vendor, actor=actor)
@@ -508,3 +508,100 @@ def test_stock_count_refuses_a_negative_count():
     with pytest.raises(DomainError):
         stock_count(product=product, on_hand=-1, expected_on_hand=1, actor=staff_actor())
     assert stock_of(product) == (1, 0)
+
+
+# --- Vendor details, members, categories; permissions of staff roles ---------------------------
+
+
+def test_vendor_update_changes_details_never_the_status_and_refuses_a_taken_slug():
+    from catalog.services import SlugTaken, vendor_update
+
+    VendorFactory(slug="pris")
+    vendor = VendorFactory(slug="libre", status=Vendor.Status.ACTIVE)
+    vendor = vendor_update(
+        vendor=vendor, data={"name": "Chez Mama", "phone": "6 77 55 44 33"}, actor=staff_actor()
+    )
+    assert (vendor.name, vendor.phone, vendor.status) == ("Chez Mama", "+237677554433", "active")
+    with pytest.raises(InvalidInput):
+        vendor_update(vendor=vendor, data={"status": "suspended"}, actor=staff_actor())
+    with pytest.raises(SlugTaken):
+        vendor_update(vendor=vendor, data={"slug": "pris"}, actor=staff_actor())
+    assert Vendor.objects.get(pk=vendor.pk).slug == "libre"
+
+
+def test_a_vendor_with_live_products_is_not_deleted_and_a_restore_needs_its_slug_free():
+    from catalog.services import SlugTaken, product_soft_delete, vendor_restore, vendor_soft_delete
+    from okada.core.errors import InUse
+
+    product = ProductFactory()
+    vendor = product.vendor
+    with pytest.raises(InUse):
+        vendor_soft_delete(vendor=vendor, actor=staff_actor())
+    product_soft_delete(product=product, actor=staff_actor())
+    vendor_soft_delete(vendor=vendor, actor=staff_actor())
+    assert Vendor.deleted_objects.filter(pk=vendor.pk).exists()
+    VendorFactory(slug=vendor.slug)
+    with pytest.raises(SlugTaken):
+        vendor_restore(vendor=vendor, actor=staff_actor())
+
+
+def test_vendor_members_are_added_changed_removed_and_restored_with_history():
+    from catalog.models import VendorMember
+    from catalog.services import (
+        MemberTaken,
+        vendor_member_add,
+        vendor_member_remove,
+        vendor_member_restore,
+        vendor_member_update,
+    )
+
+    vendor, user = VendorFactory(), UserFactory()
+    member = vendor_member_add(vendor=vendor, user=user, role="staff", actor=staff_actor())
+    with pytest.raises(MemberTaken):
+        vendor_member_add(vendor=vendor, user=user, role="owner", actor=staff_actor())
+    member = vendor_member_update(member=member, role="manager", actor=staff_actor())
+    vendor_member_remove(member=member, actor=staff_actor())
+    assert not VendorMember.objects.filter(pk=member.pk).exists()
+    vendor_member_add(vendor=vendor, user=user, role="owner", actor=staff_actor())  # the slot is free
+    with pytest.raises(MemberTaken):
+        vendor_member_restore(member=member, actor=staff_actor())
+    reasons = list(member.history.order_by("history_date").values_list("history_change_reason", flat=True))
+    assert reasons == ["vendor member added", "vendor member updated", "vendor member removed"]
+
+
+def test_categories_refuse_cycles_deleted_parents_and_deleting_while_used():
+    from catalog.services import category_create, category_soft_delete, category_update
+    from okada.core.errors import InUse
+
+    root = category_create(slug="epicerie", name_fr="Épicerie", name_en="Grocery", actor=staff_actor())
+    child = category_create(slug="riz", name_fr="Riz", name_en="Rice", parent=root, actor=staff_actor())
+    with pytest.raises(InvalidInput):
+        category_update(category=root, data={"parent": child}, actor=staff_actor())
+    with pytest.raises(InUse):
+        category_soft_delete(category=root, actor=staff_actor())  # it has a live sub-category
+    other = category_create(slug="vieux", name_fr="Vieux", name_en="Old", actor=staff_actor())
+    category_soft_delete(category=other, actor=staff_actor())
+    with pytest.raises(InvalidInput):
+        category_create(slug="x", name_fr="X", name_en="X", parent=other, actor=staff_actor())
+    with pytest.raises(InvalidInput):
+        ProductFactory(category=other)
+
+
+def test_staff_need_the_permission_of_each_change():
+    from catalog.services import stock_adjust, stock_count, vendor_suspend
+    from okada.core.errors import NotAllowed
+    from okada.core.roles import STOCK, SUPPORT
+    from tests.catalog.factories import role_user
+
+    product = ProductFactory(initial_stock=5)
+    stock_user = Actor.for_staff_user(role_user(STOCK))
+    stock_adjust(product=product, delta=2, reason="livraison", actor=stock_user)
+    stock_count(product=product, on_hand=6, expected_on_hand=7, actor=stock_user)
+    with pytest.raises(NotAllowed):
+        vendor_suspend(vendor=product.vendor, actor=stock_user)
+    with pytest.raises(NotAllowed):
+        product_soft_delete(product=product, actor=stock_user)
+    support = Actor.for_staff_user(role_user(SUPPORT))
+    with pytest.raises(NotAllowed):
+        stock_adjust(product=product, delta=1, reason="x", actor=support)
+    assert Stock.objects.get(product=product).on_hand == 6

@@ -1,18 +1,32 @@
-"""Orders admin: cancel through the service; open orders are never deleted."""
+"""Orders admin: cancel through the service, open orders never deleted, the order page's moves,
+notes and refunds by role, the queue, search, filters, CSV exports through a real Celery worker."""
 
 from __future__ import annotations
 
+import csv
+import io
+import time
+
 import pytest
+from celery.contrib.testing.worker import start_worker
 from django.contrib.messages import get_messages
 from django.contrib.messages.constants import ERROR
 
 from catalog.models import Stock, StockMovement
-from orders.models import Order, OrderEvent, OrderStatus
+from okada.celery import app
+from okada.core.roles import FINANCE, OPERATIONS, STOCK, SUPPORT
+from orders.models import Order, OrderEvent, OrderExport, OrderStatus
 from orders.services import order_cancel
-from tests.catalog.factories import ProductFactory, VendorFactory, staff_actor
-from tests.orders.factories import OrderFactory
+from tests.catalog.factories import ProductFactory, VendorFactory, role_user, staff_actor
+from tests.orders.factories import CustomerFactory, OrderFactory, order_in_status
 
 pytestmark = pytest.mark.django_db
+
+
+def login(client, *roles: str, **fields):
+    user = role_user(*roles, **fields)
+    client.force_login(user)
+    return user
 
 
 def test_cancel_action_releases_stock_and_records_the_staff_user(client, admin_user):
@@ -63,3 +77,173 @@ def test_a_cancelled_order_can_be_soft_deleted_and_cancel_ignores_deleted_rows(c
     assert Order.deleted_objects.get(pk=order.pk).status == OrderStatus.CANCELLED
     assert order.events.filter(to_status=OrderStatus.CANCELLED).count() == 1
     assert StockMovement.objects.filter(reference=order.number, kind=StockMovement.Kind.RELEASE).count() == 1
+
+
+def test_a_cancelled_order_can_be_soft_deleted_and_restored(client):
+    order = order_cancel(order=OrderFactory(), actor=staff_actor())
+    login(client, OPERATIONS)
+    assert client.post(f"/admin/orders/order/{order.pk}/delete/", {"post": "yes"}).status_code == 302
+    assert Order.deleted_objects.filter(pk=order.pk).exists()
+    client.post(
+        "/admin/orders/order/?deleted=deleted",
+        {"action": "restore_selected", "_selected_action": [str(order.pk)]},
+    )
+    assert Order.objects.filter(pk=order.pk).exists()
+
+
+def test_the_order_page_offers_the_moves_this_user_may_make(client):
+    order = OrderFactory()
+    login(client, OPERATIONS)
+    page = client.get(f"/admin/orders/order/{order.pk}/change/").content.decode()
+    assert 'data-to="accepted"' in page and 'id="cancel-order"' in page and 'id="add-note"' in page
+    login(client, SUPPORT)
+    page = client.get(f"/admin/orders/order/{order.pk}/change/").content.decode()
+    assert 'data-to="accepted"' not in page and 'id="cancel-order"' not in page
+    assert 'id="add-note"' in page
+
+
+def test_operations_move_an_order_along_and_the_timeline_shows_it(client):
+    order = OrderFactory()
+    user = login(client, OPERATIONS)
+    for to in ("accepted", "preparing"):
+        response = client.post(f"/admin/orders/order/{order.pk}/transition/", {"to": to})
+        assert response.status_code == 302
+    order.refresh_from_db()
+    assert order.status == OrderStatus.PREPARING
+    events = OrderEvent.objects.filter(order_id=order.pk, kind="status").order_by("created_at")
+    assert [e.to_status for e in events] == ["accepted", "preparing"]
+    assert {e.actor_user_id for e in events} == {user.pk}
+    page = client.get(f"/admin/orders/order/{order.pk}/change/").content.decode()
+    assert "En préparation" in page or "en préparation" in page
+
+
+def test_a_support_user_cannot_cancel_an_order_even_by_forging_the_post(client):
+    order = OrderFactory()
+    login(client, SUPPORT)
+    response = client.post(f"/admin/orders/order/{order.pk}/transition/", {"to": "cancelled", "note": "x"})
+    assert response.status_code == 403
+    assert Order.objects.get(pk=order.pk).status == OrderStatus.PENDING
+
+
+def test_cancelling_needs_a_reason(client):
+    order = OrderFactory()
+    login(client, OPERATIONS)
+    client.post(f"/admin/orders/order/{order.pk}/transition/", {"to": "cancelled"})
+    assert Order.objects.get(pk=order.pk).status == OrderStatus.PENDING
+    client.post(
+        f"/admin/orders/order/{order.pk}/transition/", {"to": "cancelled", "note": "client injoignable"}
+    )
+    order.refresh_from_db()
+    assert order.status == OrderStatus.CANCELLED
+    assert OrderEvent.objects.get(order_id=order.pk, to_status="cancelled").data == {
+        "note": "client injoignable"
+    }
+
+
+def test_a_refused_move_is_a_message_not_a_500(client):
+    order = OrderFactory()
+    login(client, OPERATIONS)
+    response = client.post(f"/admin/orders/order/{order.pk}/transition/", {"to": "delivered"}, follow=True)
+    assert response.status_code == 200
+    assert "ne peut pas passer" in response.content.decode()
+
+
+def test_only_finance_refunds_a_delivered_order(client):
+    order = order_in_status(OrderStatus.DELIVERED)
+    login(client, OPERATIONS)
+    assert client.post(f"/admin/orders/order/{order.pk}/transition/", {"to": "refunded"}).status_code == 403
+    login(client, FINANCE)
+    page = client.get(f"/admin/orders/order/{order.pk}/change/").content.decode()
+    assert 'data-to="refunded"' in page
+    assert client.post(f"/admin/orders/order/{order.pk}/transition/", {"to": "refunded"}).status_code == 302
+    assert Order.objects.get(pk=order.pk).status == OrderStatus.REFUNDED
+
+
+def test_support_adds_a_note_and_a_stock_user_may_not(client):
+    order = OrderFactory()
+    user = login(client, SUPPORT)
+    assert (
+        client.post(f"/admin/orders/order/{order.pk}/note/", {"note": "Rappeler à 18 h"}).status_code == 302
+    )
+    note = OrderEvent.objects.get(order_id=order.pk, kind="note")
+    assert (note.data, note.actor_user_id) == ({"note": "Rappeler à 18 h"}, user.pk)
+    login(client, STOCK)
+    assert client.post(f"/admin/orders/order/{order.pk}/note/", {"note": "x"}).status_code == 403
+    assert OrderEvent.objects.filter(order_id=order.pk, kind="note").count() == 1
+
+
+def test_search_finds_orders_by_number_phone_in_any_form_and_customer_name(client):
+    customer = CustomerFactory(name="Ngono Amougou", phone="+237677001122")
+    mine, other = OrderFactory(customer=customer), OrderFactory()
+    login(client, SUPPORT)
+
+    def found(term: str) -> set[str]:
+        response = client.get("/admin/orders/order/", {"q": term})
+        return {o.number for o in response.context["cl"].result_list}
+
+    assert found("6 77 00 11 22") == {mine.number}
+    assert found("+237677001122") == {mine.number}
+    assert found("amougou") == {mine.number}
+    assert found(mine.number) == {mine.number}
+    assert found(str(int(other.number[3:]))) == {other.number}
+
+
+def test_the_queue_lists_open_orders_oldest_first_with_stuck_ones_marked(client, settings):
+    settings.OKADA_STUCK_MINUTES = {**settings.OKADA_STUCK_MINUTES, "pending": 0}
+    first, second = OrderFactory(), OrderFactory()
+    order_cancel(order=OrderFactory(), actor=staff_actor())
+    login(client, SUPPORT)
+    response = client.get("/admin/orders/order/queue/")
+    assert response.status_code == 200
+    assert [o.pk for o in response.context["orders"]] == [first.pk, second.pk]
+    assert all(o.is_stuck for o in response.context["orders"])
+    assert "okada-stuck" in response.content.decode()
+
+
+def test_filters_by_stuck_city_and_placing_day(client, settings):
+    settings.OKADA_STUCK_MINUTES = {**settings.OKADA_STUCK_MINUTES, "pending": 0}
+    order = OrderFactory()
+    login(client, OPERATIONS)
+    day = order.placed_at.astimezone().date().isoformat()
+
+    def numbers(**params) -> set[str]:
+        return {o.number for o in client.get("/admin/orders/order/", params).context["cl"].result_list}
+
+    assert numbers(stuck="yes") == {order.number}
+    assert numbers(city="douala") == {order.number}
+    assert numbers(city="yaounde") == set()
+    assert numbers(placed_from=day, placed_to=day) == {order.number}
+    assert numbers(placed_from="2001-01-01", placed_to="2001-01-02") == set()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_csv_export_runs_on_a_worker_and_only_its_owner_downloads_it(client, tmp_path, settings):
+    settings.OKADA_PRIVATE_DIR = tmp_path
+    vendor = VendorFactory(name="Épicerie Akwa")
+    wanted = OrderFactory(vendor=vendor)
+    OrderFactory()  # another vendor's: filtered out
+    owner = login(client, FINANCE)
+    with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=30):
+        response = client.post("/admin/orders/order/export/", {"query": f"vendor__id__exact={vendor.pk}"})
+        assert response.status_code == 302
+        export = OrderExport.objects.get(requested_by=owner)
+        deadline = time.monotonic() + 60
+        while export.status not in ("done", "failed") and time.monotonic() < deadline:
+            time.sleep(0.2)
+            export.refresh_from_db()
+    assert export.status == "done", export.error
+    assert export.rows == 1
+
+    download = client.get(f"/admin/orders/orderexport/{export.pk}/download/")
+    assert download.status_code == 200
+    rows = list(
+        csv.reader(io.StringIO(b"".join(download.streaming_content).decode("utf-8-sig")), delimiter=";")
+    )
+    assert rows[0][0] == "numéro" and [r[0] for r in rows[1:]] == [wanted.number]
+    assert rows[1][3] == "Épicerie Akwa"
+
+    login(client, FINANCE)  # another Finance user: not theirs
+    assert client.get(f"/admin/orders/orderexport/{export.pk}/download/").status_code == 404
+    login(client, SUPPORT)  # no export permission at all
+    assert client.get(f"/admin/orders/orderexport/{export.pk}/download/").status_code == 403
+    assert client.post("/admin/orders/order/export/", {"query": ""}).status_code == 403

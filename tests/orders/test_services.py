@@ -17,6 +17,7 @@ from okada.core.actors import Actor
 from okada.core.errors import Conflict, DomainError, InvalidInput, NotAllowed
 from orders.models import (
     Channel,
+    Customer,
     Order,
     OrderEvent,
     OrderItem,
@@ -75,7 +76,7 @@ def actor_for(role: str, order: Order | None = None, user: Any = None) -> Actor:
         assert order is not None
         return Actor(role=VENDOR, user=user or UserFactory(), vendor_id=order.vendor_id)
     if role == STAFF:
-        return Actor(role=STAFF, user=user or UserFactory())
+        return Actor(role=STAFF, user=user or UserFactory(is_staff=True, is_superuser=True))
     if role == SYSTEM:
         return Actor.system("test")
     return Actor(role=role, label="web")
@@ -381,7 +382,9 @@ def test_the_transition_table_is_the_documented_lifecycle():
 def test_allowed_transition_succeeds_and_writes_an_event(frm, to, role):
     # Only unpaid mobile-money orders may expire.
     order = order_in_status(frm, **({"payment_method": PaymentMethod.MTN_MOMO} if to == S.EXPIRED else {}))
-    user = UserFactory() if role in (VENDOR, STAFF) else None
+    user = {VENDOR: UserFactory, STAFF: lambda: UserFactory(is_staff=True, is_superuser=True)}.get(
+        role, lambda: None
+    )()
     actor = actor_for(role, order, user=user)
     events_before = OrderEvent.objects.filter(order_id=order.pk).count()
 
@@ -532,7 +535,7 @@ def test_transitions_use_the_current_row_not_the_callers_stale_copy():
 
 
 def test_every_order_change_writes_history_with_the_actors_user_and_reason():
-    placer, worker = UserFactory(), UserFactory()
+    placer, worker = UserFactory(), UserFactory(is_staff=True, is_superuser=True)
     vendor = VendorFactory()
     order = place(vendor=vendor, channel=Channel.PHONE, actor=vendor_actor(vendor, user=placer))
     order = order_transition(order=order, to=S.ACCEPTED, actor=Actor(role=STAFF, user=worker))
@@ -691,7 +694,7 @@ def test_a_partial_payment_does_not_mark_the_order_paid():
 
 
 def test_recorded_cash_payment_marks_the_order_paid_with_history_of_the_user():
-    user = UserFactory()
+    user = UserFactory(is_staff=True, is_superuser=True)
     order = place(payment_method=PaymentMethod.CASH)
     payment = payment_record(
         order=order,
@@ -959,3 +962,79 @@ def test_order_place_function_keeps_its_planner_settings():
     assert {"plan_cache_mode=force_generic_plan", "enable_seqscan=off", "enable_bitmapscan=off"} <= set(
         settings
     )
+
+
+# --- Zones, customers, notes, deleting orders -----------------------------------------------------
+
+
+def test_zones_are_unique_per_city_among_live_ones_and_not_deleted_while_used():
+    from okada.core.errors import InUse
+    from orders.services import ZoneTaken, zone_create, zone_restore, zone_soft_delete, zone_update
+
+    akwa = zone_create(city="douala", name="Akwa", delivery_fee_xaf=500, actor=staff_actor())
+    zone_create(city="yaounde", name="Akwa", delivery_fee_xaf=500, actor=staff_actor())  # another city
+    with pytest.raises(ZoneTaken):
+        zone_create(city="douala", name="Akwa", delivery_fee_xaf=0, actor=staff_actor())
+    assert zone_update(zone=akwa, data={"delivery_fee_xaf": 700}, actor=staff_actor()).delivery_fee_xaf == 700
+    OrderFactory(zone=akwa)
+    with pytest.raises(InUse):
+        zone_soft_delete(zone=akwa, actor=staff_actor())
+    empty = zone_create(city="douala", name="Bonapriso", delivery_fee_xaf=500, actor=staff_actor())
+    zone_soft_delete(zone=empty, actor=staff_actor())
+    zone_create(city="douala", name="Bonapriso", delivery_fee_xaf=400, actor=staff_actor())
+    with pytest.raises(ZoneTaken):
+        zone_restore(zone=empty, actor=staff_actor())
+
+
+def test_customers_get_a_normalised_unique_phone_and_a_live_zone():
+    from orders.services import PhoneTaken, customer_create, customer_update, zone_create, zone_soft_delete
+
+    zone = zone_create(city="douala", name="Deido", delivery_fee_xaf=500, actor=staff_actor())
+    customer = customer_create(name="Awa", phone="6 99 11 22 33", zone=zone, actor=staff_actor())
+    assert customer.phone == "+237699112233"
+    with pytest.raises(PhoneTaken):
+        customer_create(name="Autre", phone="+237699112233", actor=staff_actor())
+    with pytest.raises(InvalidInput):
+        customer_update(customer=customer, data={"phone": "12"}, actor=staff_actor())
+    gone = zone_create(city="douala", name="Vieux", delivery_fee_xaf=500, actor=staff_actor())
+    zone_soft_delete(zone=gone, actor=staff_actor())
+    with pytest.raises(InvalidInput):
+        customer_update(customer=customer, data={"zone": gone}, actor=staff_actor())
+    assert Customer.objects.get(pk=customer.pk).zone_id == zone.pk
+
+
+def test_notes_are_events_and_an_open_order_is_never_soft_deleted():
+    from okada.core.errors import Conflict
+    from orders.services import order_add_note, order_restore, order_soft_delete
+
+    order = place()
+    event = order_add_note(order=order, note="  Livrer après 18 h  ", actor=staff_actor())
+    assert (event.kind, event.data) == ("note", {"note": "Livrer après 18 h"})
+    with pytest.raises(InvalidInput):
+        order_add_note(order=order, note="   ", actor=staff_actor())
+    with pytest.raises(Conflict):
+        order_soft_delete(order=order, actor=staff_actor())
+    order = order_cancel(order=order, actor=staff_actor())
+    order_soft_delete(order=order, actor=staff_actor())
+    assert Order.deleted_objects.filter(pk=order.pk).exists()
+    order_restore(order=order, actor=staff_actor())
+    assert Order.objects.filter(pk=order.pk).exists()
+
+
+def test_staff_transitions_follow_their_roles_permissions():
+    from django.contrib.auth.models import Group
+
+    from okada.core.errors import NotAllowed
+    from orders.services import allowed_targets
+
+    def staff(role: str) -> Actor:
+        user: Any = UserFactory(is_staff=True)
+        user.groups.set(Group.objects.filter(name=role))
+        return Actor.for_staff_user(user)
+
+    order = place()
+    assert allowed_targets(order=order, actor=staff("Support")) == []
+    assert set(allowed_targets(order=order, actor=staff("Operations"))) == {S.ACCEPTED, S.CANCELLED}
+    with pytest.raises(NotAllowed):
+        order_cancel(order=order, actor=staff("Support"))
+    assert Order.objects.get(pk=order.pk).status == S.PENDING

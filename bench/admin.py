@@ -1,0 +1,164 @@
+"""Server time of the operations admin's main pages on a seeded marketplace (`--only admin`).
+
+A worker process (its own Django, pointed at the kept seeded database of `--preset`) logs in as
+an Operations user and GETs each page `--requests` times through Django's test client: the
+time measured is the server's whole handling of the request (middleware, session, permissions,
+queries, template), without a network. The baseline is a minimal Django view behind the same
+login, measured in the same process and run, interleaved with the pages. Goal: p95 under 150 ms
+for every page. The user, its session and nothing else are written, and removed at the end.
+
+    python -m bench --only admin --preset small      # quick check
+    python -m bench --only admin --preset large      # the real figures (seeds once, minutes)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from . import kept
+from .report import Figure, at_most
+
+ROOT = Path(__file__).resolve().parent.parent
+GOAL_MS = 150.0
+BASELINE = "/bench-admin-baseline/"
+
+
+def run(*, preset: str, requests: int, log: Any) -> list[Figure]:
+    url = kept.seeded_database(preset, log=log)
+    log(f"admin pages on the {preset} marketplace, {requests} requests each")
+    env = {
+        **os.environ,
+        "DATABASE_URL": url,
+        "DJANGO_SETTINGS_MODULE": "okada.settings.local",
+        "DJANGO_DEBUG": "0",  # no query log, no debug toolbar: as in production
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.admin", "--worker", str(requests)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode:
+        raise RuntimeError(f"admin bench worker failed:\n{done.stderr[-3000:]}")
+    results = json.loads(done.stdout.strip().splitlines()[-1])
+    base = results.pop("baseline")
+    figures = []
+    for name, times in results.items():
+        figures.append(
+            Figure(
+                f"admin {name} median ({preset})",
+                _median(times),
+                "ms",
+                baseline="minimal Django view, median",
+                baseline_value=_median(base),
+            )
+        )
+        figures.append(
+            Figure(
+                f"admin {name} p95 ({preset})",
+                _p95(times),
+                "ms",
+                baseline="minimal Django view, p95",
+                baseline_value=_p95(base),
+                goal=f"<= {GOAL_MS:.0f} ms",
+                check=at_most(GOAL_MS),
+            )
+        )
+    return figures
+
+
+def _median(times: list[float]) -> float:
+    return round(statistics.median(times), 2)
+
+
+def _p95(times: list[float]) -> float:
+    ordered = sorted(times)
+    return round(ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))], 2)
+
+
+# --- The worker (runs with the seeded database's settings) --------------------------------------
+
+
+def _pages() -> dict[str, str]:
+    from catalog.models import Product, Vendor
+    from orders.models import Order
+
+    order = Order.objects.order_by("-placed_at").first()
+    product = Product.objects.order_by("-id").first()
+    vendor = Vendor.objects.order_by("name").first()
+    assert order and product and vendor, "the seeded database has no orders, products or vendors"
+    return {
+        "dashboard": "/admin/",
+        "orders list": "/admin/orders/order/",
+        "orders search (phone)": f"/admin/orders/order/?q={order.customer.phone}",
+        "orders queue": "/admin/orders/order/queue/",
+        "order page": f"/admin/orders/order/{order.pk}/change/",
+        "products list": "/admin/catalog/product/",
+        "products search": "/admin/catalog/product/?q=riz",
+        "product page": f"/admin/catalog/product/{product.pk}/change/",
+        "stock movements list": "/admin/catalog/stockmovement/",
+        "order events list": "/admin/orders/orderevent/",
+        "vendors list": "/admin/catalog/vendor/",
+        "vendor page": f"/admin/catalog/vendor/{vendor.pk}/change/",
+    }
+
+
+def _worker(requests: int) -> None:
+    import django
+
+    django.setup()
+    from django.conf import settings
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.decorators import login_required
+    from django.contrib.auth.models import Group
+    from django.http import HttpResponse
+    from django.test import Client
+    from django.test.utils import override_settings
+    from django.urls import include, path
+
+    settings.ALLOWED_HOSTS = [*settings.ALLOWED_HOSTS, "testserver"]
+
+    @login_required
+    def minimal(request: Any) -> HttpResponse:
+        return HttpResponse("ok")
+
+    patterns = [path(BASELINE.strip("/") + "/", minimal), path("", include("okada.urls"))]
+    urls = type("urls", (), {"urlpatterns": patterns})
+    user = get_user_model().objects.create_user(
+        username=f"bench-admin-{os.getpid()}",
+        password="bench",  # noqa: S106 (a throwaway user, deleted below)
+        is_staff=True,
+    )
+    try:
+        user.groups.set(Group.objects.filter(name="Operations"))
+        with override_settings(ROOT_URLCONF=urls):
+            client = Client()
+            client.force_login(user)
+            pages = _pages()
+            times: dict[str, list[float]] = {name: [] for name in ["baseline", *pages]}
+            for url in [BASELINE, *pages.values()]:  # warm-up: caches, plans, templates
+                assert client.get(url).status_code == 200, url
+            for _ in range(requests):
+                for name, url in [("baseline", BASELINE), *pages.items()]:
+                    started = time.perf_counter()
+                    response = client.get(url)
+                    times[name].append((time.perf_counter() - started) * 1000)
+                    assert response.status_code == 200, url
+            client.logout()
+    finally:
+        user.delete()  # its session went with client.logout()
+    print(json.dumps(times))
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 3 and sys.argv[1] == "--worker":
+        _worker(int(sys.argv[2]))

@@ -1,0 +1,29 @@
+"""Template helpers of the admin: money in FCFA and status badges."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import template
+
+from okada.core.display import badge, money, reason_label
+
+register = template.Library()
+
+
+@register.filter
+def fcfa(amount: int | None) -> str:
+    """{{ order.total_xaf|fcfa }} -> "12 500 FCFA"."""
+    return money(amount)
+
+
+@register.simple_tag
+def status_badge(value: str, label: Any) -> str:
+    """{% status_badge order.status order.get_status_display %}"""
+    return badge(value, label)
+
+
+@register.filter
+def reason(text: str) -> str:
+    """{{ movement.reason|reason }}: a reason the services wrote, in the active language."""
+    return reason_label(text) or ""

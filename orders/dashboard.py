@@ -1,0 +1,133 @@
+"""Order panels: the home page's open orders, today's figures and the 14-day chart; a vendor's
+open orders on its page."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from django.http import HttpRequest
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from okada.core import dashboard
+from okada.core.admin import changelist_url
+from okada.core.display import money
+
+from . import selectors
+from .models import OPEN_STATUSES, Order
+
+CHART_DAYS = 14
+
+
+def _day(d: dt.date) -> str:
+    return d.isoformat()
+
+
+def open_orders(request: HttpRequest, obj: Any = None) -> dict[str, Any]:
+    rows = selectors.open_orders_by_status()
+    now = timezone.now()
+    return {
+        "rows": [
+            {
+                "row": r,
+                "url": changelist_url(Order, status__exact=r.status),
+                "stuck_url": changelist_url(Order, status__exact=r.status, stuck="yes"),
+                "oldest_minutes": int((now - r.oldest).total_seconds() // 60) if r.oldest else None,
+            }
+            for r in rows
+        ],
+        "total": sum(r.count for r in rows),
+        "stuck": sum(r.stuck for r in rows),
+        "stuck_url": changelist_url(Order, stuck="yes"),
+        "queue_url": changelist_url(Order) + "queue/",
+        "stuck_orders": [o for o in selectors.open_queue(limit=200) if o.is_stuck][:10],  # type: ignore[attr-defined]
+    }
+
+
+def today(request: HttpRequest, obj: Any = None) -> dict[str, Any]:
+    day = _day(timezone.localdate())
+    rows = selectors.today_by_city()
+    return {
+        "rows": [
+            {
+                "city": r["zone__city"],
+                "orders": r["orders"],
+                "revenue": money(r["revenue"]),
+                "url": changelist_url(Order, placed_from=day, placed_to=day, city=r["zone__city"]),
+            }
+            for r in rows
+        ],
+        "orders": sum(r["orders"] for r in rows),
+        "revenue": money(sum(r["revenue"] for r in rows)),
+        "url": changelist_url(Order, placed_from=day, placed_to=day),
+    }
+
+
+def chart(request: HttpRequest, obj: Any = None) -> dict[str, Any]:
+    days = selectors.orders_per_day(days=CHART_DAYS)
+    top = max((n for _, n in days), default=0) or 1
+    width = 100 / len(days)
+    return {
+        "bars": [
+            {
+                "day": d,
+                "count": n,
+                "x": i * width,
+                "width": width * 0.8,
+                "height": round(100 * n / top, 1),
+                "y": round(100 - 100 * n / top, 1),
+                "url": changelist_url(Order, placed_from=_day(d), placed_to=_day(d)),
+            }
+            for i, (d, n) in enumerate(days)
+        ],
+        "top": top,
+        "total": sum(n for _, n in days),
+    }
+
+
+def vendor_open_orders(request: HttpRequest, vendor: Any) -> dict[str, Any]:
+    return {
+        "orders": list(selectors.open_orders_for_vendor(vendor=vendor, limit=10)),
+        "url": changelist_url(Order, vendor__id__exact=vendor.pk, status__in=",".join(OPEN_STATUSES)),
+    }
+
+
+def register() -> None:
+    for panel in (
+        dashboard.Panel(
+            key="orders.open",
+            title=_("Open orders"),
+            template="admin/orders/panels/open_orders.html",
+            build=open_orders,
+            permission="orders.view_order",
+            order=10,
+            wide=True,
+        ),
+        dashboard.Panel(
+            key="orders.today",
+            title=_("Today"),
+            template="admin/orders/panels/today.html",
+            build=today,
+            permission="orders.view_order",
+            order=20,
+        ),
+        dashboard.Panel(
+            key="orders.chart",
+            title=_("Orders per day, last 14 days"),
+            template="admin/orders/panels/chart.html",
+            build=chart,
+            permission="orders.view_order",
+            order=30,
+        ),
+        dashboard.Panel(
+            key="orders.vendor_open",
+            title=_("Open orders"),
+            template="admin/orders/panels/vendor_open_orders.html",
+            build=vendor_open_orders,
+            permission="orders.view_order",
+            page="catalog.vendor",
+            order=20,
+        ),
+    ):
+        dashboard.register(panel)

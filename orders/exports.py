@@ -1,0 +1,160 @@
+"""CSV exports of the order list: asked for in the admin, written by a Celery task.
+
+The file holds customers' names and phone numbers, so it is written under OKADA_PRIVATE_DIR (never
+a public media or static directory) and served by the admin only to the user who asked for it
+(`OrderExportAdmin.download_view`). The task rebuilds the list exactly as the admin showed it: the
+order changelist, with its filters and search, run on the saved query string as that user.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.test import RequestFactory
+from django.utils import timezone, translation
+from django.utils.translation import gettext as _
+
+from okada.core.actors import Actor
+
+from .models import OrderExport
+
+log = logging.getLogger(__name__)
+
+CHUNK = 2000
+
+
+def export_dir() -> Path:
+    path = Path(settings.OKADA_PRIVATE_DIR) / "exports"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def export_path(export: OrderExport) -> Path:
+    return export_dir() / f"{export.pk}.csv"
+
+
+def export_request(*, user: Any, query: str) -> OrderExport:
+    """Record the request and queue the task (after commit). Needs `orders.export_orders`."""
+    Actor.for_staff_user(user).require("orders.export_orders")
+    export = OrderExport.objects.create(requested_by=user, query=query[:2000])
+    language = translation.get_language() or settings.LANGUAGE_CODE
+
+    def queue() -> None:
+        from .tasks import export_orders
+
+        export_orders.delay(str(export.pk), language)
+
+    transaction.on_commit(queue)
+    return export
+
+
+def _header() -> list[str]:
+    return [
+        _("number"),
+        _("placed at"),
+        _("status"),
+        _("vendor"),
+        _("customer"),
+        _("phone"),
+        _("zone"),
+        _("city"),
+        _("channel"),
+        _("payment method"),
+        _("payment status"),
+        _("subtotal (XAF)"),
+        _("delivery fee (XAF)"),
+        _("total (XAF)"),
+    ]
+
+
+def _row(order: Any) -> list[Any]:
+    return [
+        order.number,
+        timezone.localtime(order.placed_at).strftime("%Y-%m-%d %H:%M"),
+        order.get_status_display(),
+        order.vendor.name,
+        order.customer.name,
+        order.customer.phone,
+        order.zone.name,
+        order.zone.get_city_display(),
+        order.get_channel_display(),
+        order.get_payment_method_display(),
+        order.get_payment_status_display(),
+        order.subtotal_xaf,
+        order.delivery_fee_xaf,
+        order.total_xaf,
+    ]
+
+
+def _changelist_queryset(export: OrderExport) -> Any:
+    """The admin's order list for the saved query string, as the user who asked saw it."""
+    from django.contrib import admin
+
+    from .models import Order
+
+    model_admin = admin.site._registry[Order]
+    request = RequestFactory().get("/admin/orders/order/?" + export.query)
+    request.user = export.requested_by
+    changelist = model_admin.get_changelist_instance(request)
+    return (
+        changelist.get_queryset(request).select_related("vendor", "customer", "zone").order_by("-placed_at")
+    )
+
+
+def export_run(*, export_id: str, language: str = "fr") -> OrderExport:
+    """Write the CSV (idempotent: a rerun writes it again) and mark the export ready or failed."""
+    export = OrderExport.objects.select_related("requested_by").get(pk=export_id)
+    if export.status == OrderExport.Status.DONE and export_path(export).exists():
+        return export
+    OrderExport.objects.filter(pk=export.pk).update(
+        status=OrderExport.Status.RUNNING, updated_at=timezone.now()
+    )
+    path = export_path(export)
+    partial = path.with_suffix(".part")
+    try:
+        with translation.override(language):
+            Actor.for_staff_user(export.requested_by).require("orders.export_orders")
+            rows = 0
+            with partial.open("w", newline="", encoding="utf-8-sig") as out:  # BOM: Excel reads UTF-8
+                writer = csv.writer(out, delimiter=";")  # the separator French spreadsheets expect
+                writer.writerow(_header())
+                for order in _changelist_queryset(export).iterator(chunk_size=CHUNK):
+                    writer.writerow(_row(order))
+                    rows += 1
+            partial.replace(path)
+            name = f"commandes-{timezone.localtime(export.created_at):%Y%m%d-%H%M}.csv"
+    except Exception as exc:
+        log.exception("order export %s failed", export.pk)
+        partial.unlink(missing_ok=True)
+        OrderExport.objects.filter(pk=export.pk).update(
+            status=OrderExport.Status.FAILED,
+            error=str(exc)[:2000],
+            finished_at=timezone.now(),
+            updated_at=timezone.now(),
+        )
+        raise
+    OrderExport.objects.filter(pk=export.pk).update(
+        status=OrderExport.Status.DONE,
+        rows=rows,
+        file_name=name,
+        finished_at=timezone.now(),
+        updated_at=timezone.now(),
+    )
+    export.refresh_from_db()
+    return export
+
+
+def exports_prune(*, days: int | None = None) -> int:
+    """Delete exports (rows and files) older than OKADA_EXPORT_RETENTION_DAYS."""
+    keep = days if days is not None else settings.OKADA_EXPORT_RETENTION_DAYS
+    old = list(OrderExport.objects.filter(created_at__lt=timezone.now() - timedelta(days=keep)))
+    for export in old:
+        export_path(export).unlink(missing_ok=True)
+    OrderExport.objects.filter(pk__in=[e.pk for e in old]).delete()
+    return len(old)

@@ -1,0 +1,51 @@
+"""Labels for codes stored in order events (statuses, providers, actors), in the active language."""
+
+from __future__ import annotations
+
+from django import template
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop, pgettext_lazy
+
+from orders.models import OrderStatus, PaymentMethod, PaymentResult
+
+register = template.Library()
+
+# Notes the services write themselves (stored in English, shown translated).
+SYSTEM_NOTES = (
+    gettext_noop("cancelled in admin"),
+    gettext_noop("unpaid past deadline"),
+)
+ROLES = {
+    "staff": pgettext_lazy("actor role", "staff"),
+    "system": pgettext_lazy("actor role", "system"),
+    "storefront": pgettext_lazy("actor role", "storefront"),
+    "vendor": pgettext_lazy("actor role", "vendor"),
+}
+
+
+@register.filter
+def status_label(code: str) -> str:
+    return str(dict(OrderStatus.choices).get(code, code))
+
+
+@register.filter
+def payment_label(code: str) -> str:
+    return str(dict(PaymentMethod.choices).get(code, code))
+
+
+@register.filter
+def payment_status_label(code: str) -> str:
+    return str(dict(PaymentResult.choices).get(code, code))
+
+
+@register.filter
+def note_label(note: str) -> str:
+    return _(note) if note in SYSTEM_NOTES else note
+
+
+@register.filter
+def actor_label(actor: str) -> str:
+    """ "storefront:web" -> "boutique en ligne (web)"; the role translated, the name kept."""
+    role, _sep, who = (actor or "").partition(":")
+    label = str(ROLES[role]) if role in ROLES else role
+    return f"{label} ({who})" if who else label

@@ -1,0 +1,216 @@
+"""The admin bases: every write through services, permissions on every POST, revert blocked."""
+
+from __future__ import annotations
+
+import pytest
+
+from catalog.models import Category, Product, Vendor
+from catalog.services import category_soft_delete, product_soft_delete, product_update, vendor_soft_delete
+from okada.core.roles import FINANCE, OPERATIONS, STOCK, SUPPORT
+from orders.models import Order, OrderStatus
+from tests.catalog.factories import CategoryFactory, ProductFactory, VendorFactory, role_user, staff_actor
+from tests.orders.factories import OrderFactory, order_in_status
+
+pytestmark = pytest.mark.django_db
+
+
+def login(client, *roles: str, **fields):
+    user = role_user(*roles, **fields)
+    client.force_login(user)
+    return user
+
+
+# --- History revert --------------------------------------------------------------------------
+
+
+def test_a_view_only_user_cannot_revert_an_order_from_history(client):
+    order = OrderFactory()
+    old = order.history.earliest()
+    login(client, SUPPORT)
+    page = client.get(f"/admin/orders/order/{order.pk}/history/{old.history_id}/")
+    assert page.status_code == 200  # reading the old version is fine
+    response = client.post(
+        f"/admin/orders/order/{order.pk}/history/{old.history_id}/", {"status": "delivered"}
+    )
+    assert response.status_code == 403
+    assert Order.objects.get(pk=order.pk).status == OrderStatus.PENDING
+
+
+def test_no_one_reverts_a_cancelled_order_to_pending_through_history(client):
+    order = order_in_status(OrderStatus.CANCELLED)
+    pending_version = order.history.filter(status=OrderStatus.PENDING).earliest()
+    login(client, OPERATIONS, is_superuser=True)
+    response = client.post(f"/admin/orders/order/{order.pk}/history/{pending_version.history_id}/", {})
+    assert response.status_code == 403
+    assert Order.objects.get(pk=order.pk).status == OrderStatus.CANCELLED
+
+
+def test_a_product_revert_goes_through_the_update_service_with_the_change_permission(client):
+    product = ProductFactory(name="Riz parfumé", price_xaf=1000)
+    first = product.history.earliest()
+    product_update(product=product, data={"price_xaf": 1500, "name": "Riz"}, actor=staff_actor())
+    url = f"/admin/catalog/product/{product.pk}/history/{first.history_id}/"
+
+    login(client, STOCK)  # may view products, not change them
+    assert client.post(url, {"name": "x"}).status_code == 403
+
+    ops = login(client, OPERATIONS)
+    form = client.get(url).context["adminform"].form
+    data = {name: form[name].value() if form[name].value() is not None else "" for name in form.fields}
+    data["is_active"] = "on"
+    response = client.post(url, data)
+    assert response.status_code == 302, response.content.decode()[:3000]
+    product.refresh_from_db()
+    assert (product.name, product.price_xaf, product.version) == ("Riz parfumé", 1000, 3)
+    latest = product.history.latest()
+    assert (latest.history_user, latest.history_change_reason) == (ops, "product updated")
+
+
+# --- Actions and POSTs check permissions -------------------------------------------------------
+
+
+def test_a_support_user_cannot_run_the_cancel_action(client):
+    order = OrderFactory()
+    login(client, SUPPORT)
+    client.post("/admin/orders/order/", {"action": "cancel_orders", "_selected_action": [str(order.pk)]})
+    assert Order.objects.get(pk=order.pk).status == OrderStatus.PENDING
+
+
+def test_a_view_only_user_cannot_suspend_or_restore_vendors(client):
+    vendor = VendorFactory()
+    gone = VendorFactory()
+    vendor_soft_delete(vendor=gone, actor=staff_actor())
+    login(client, FINANCE)  # may view vendors
+    client.post("/admin/catalog/vendor/", {"action": "suspend", "_selected_action": [str(vendor.pk)]})
+    client.post(
+        "/admin/catalog/vendor/?deleted=deleted",
+        {"action": "restore_selected", "_selected_action": [str(gone.pk)]},
+    )
+    assert Vendor.objects.get(pk=vendor.pk).status == Vendor.Status.ACTIVE
+    assert Vendor.deleted_objects.filter(pk=gone.pk).exists()
+
+
+def test_a_logged_in_user_who_is_not_staff_cannot_reach_the_admin(client):
+    order = OrderFactory()
+    login(client, OPERATIONS, is_staff=False)
+    response = client.post(f"/admin/orders/order/{order.pk}/transition/", {"to": "accepted"})
+    assert response.status_code == 302 and "/login/" in response["Location"]
+    assert Order.objects.get(pk=order.pk).status == OrderStatus.PENDING
+
+
+def test_hard_delete_is_for_superusers_after_a_confirmation(client):
+    product = ProductFactory()
+    product_soft_delete(product=product, actor=staff_actor())
+    login(client, OPERATIONS)
+    post = {"action": "hard_delete_selected", "_selected_action": [str(product.pk)]}
+    client.post("/admin/catalog/product/?deleted=deleted", {**post, "confirm": "yes"})
+    assert Product.all_objects.filter(pk=product.pk).exists()
+
+    login(client, OPERATIONS, is_superuser=True)
+    page = client.post("/admin/catalog/product/?deleted=deleted", post)
+    assert page.status_code == 200 and "confirm" in page.content.decode()
+    assert Product.all_objects.filter(pk=product.pk).exists()  # not before the confirmation
+    # A product no order refers to can go (its stock row with it).
+    client.post("/admin/catalog/product/?deleted=deleted", {**post, "confirm": "yes"})
+    assert not Product.all_objects.filter(pk=product.pk).exists()
+
+
+# --- One write path per model --------------------------------------------------------------------
+
+
+def test_a_vendor_status_cannot_be_edited_in_the_form(client):
+    vendor = VendorFactory(status=Vendor.Status.ACTIVE)
+    login(client, OPERATIONS)
+    data = {
+        "name": vendor.name,
+        "slug": vendor.slug,
+        "phone": vendor.phone,
+        "email": "",
+        "city": "douala",
+        "commission_bps": "1200",
+        "status": "suspended",
+    }
+    response = client.post(f"/admin/catalog/vendor/{vendor.pk}/change/", data)
+    assert response.status_code == 302, response.content.decode()[:2000]
+    vendor.refresh_from_db()
+    assert (vendor.status, vendor.commission_bps) == (Vendor.Status.ACTIVE, 1200)
+    assert vendor.history.latest().history_change_reason == "vendor updated"
+
+
+def test_deleting_a_product_in_admin_moves_its_version(client):
+    product = ProductFactory()
+    login(client, OPERATIONS)
+    response = client.post(f"/admin/catalog/product/{product.pk}/delete/", {"post": "yes"})
+    assert response.status_code == 302
+    deleted = Product.deleted_objects.get(pk=product.pk)
+    assert deleted.version == product.version + 1
+
+
+def test_a_refused_delete_is_shown_not_a_500(client):
+    category = CategoryFactory()
+    ProductFactory(category=category)
+    login(client, OPERATIONS)
+    response = client.post(f"/admin/catalog/category/{category.pk}/delete/", {"post": "yes"}, follow=True)
+    assert response.status_code == 200
+    assert Category.objects.filter(pk=category.pk).exists()
+    assert "produits actifs" in response.content.decode()
+
+
+def test_a_service_refusal_on_a_form_shows_the_form_with_the_error(client):
+    VendorFactory(slug="taken")
+    vendor = VendorFactory(slug="mine")
+    vendor_soft_delete(vendor=VendorFactory(slug="free-again"), actor=staff_actor())
+    login(client, OPERATIONS)
+    data = {
+        "name": "X",
+        "slug": "taken",
+        "phone": vendor.phone,
+        "email": "",
+        "city": "douala",
+        "commission_bps": "10",
+    }
+    response = client.post(f"/admin/catalog/vendor/{vendor.pk}/change/", data)
+    assert response.status_code == 200
+    assert "Un vendeur utilise déjà cet identifiant URL." in response.content.decode()
+    assert Vendor.objects.get(pk=vendor.pk).slug == "mine"
+    # a slug only a deleted vendor had is free
+    response = client.post(f"/admin/catalog/vendor/{vendor.pk}/change/", {**data, "slug": "free-again"})
+    assert response.status_code == 302
+
+
+# --- Deleted rows are never offered, and refused when forged --------------------------------------
+
+
+def test_autocomplete_never_offers_a_deleted_vendor(client):
+    live, gone = VendorFactory(name="Boutique Akwa"), VendorFactory(name="Boutique Akwa fermée")
+    vendor_soft_delete(vendor=gone, actor=staff_actor())
+    login(client, OPERATIONS)
+    response = client.get(
+        "/admin/autocomplete/",
+        {"term": "Akwa", "app_label": "catalog", "model_name": "product", "field_name": "vendor"},
+    )
+    assert response.status_code == 200
+    ids = {r["id"] for r in response.json()["results"]}
+    assert ids == {str(live.pk)}
+
+
+def test_a_forged_post_naming_a_deleted_category_is_refused(client):
+    category = CategoryFactory()
+    category_soft_delete(category=category, actor=staff_actor())
+    vendor = VendorFactory()
+    login(client, OPERATIONS)
+    data = {
+        "vendor": str(vendor.pk),
+        "sku": "X-1",
+        "name": "X",
+        "description": "",
+        "price_xaf": "100",
+        "compare_at_price_xaf": "",
+        "unit": "piece",
+        "is_active": "on",
+        "attributes": "{}",
+        "category": str(category.pk),
+    }
+    response = client.post("/admin/catalog/product/add/", data)
+    assert response.status_code == 200
+    assert not Product.all_objects.filter(sku="X-1").exists()

@@ -1,0 +1,99 @@
+"""Query counts of the main admin pages: fixed, whatever the number of rows shown.
+
+Each page is read with a few rows, then with many more; the count must not move (related rows
+come in the same query) and stays under a ceiling that would catch a new per-row query.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from okada.core.models import JobRun
+from okada.core.roles import OPERATIONS
+from orders.services import order_add_note, payment_record
+from tests.catalog.factories import ProductFactory, VendorFactory, role_user, staff_actor
+from tests.orders.factories import OrderFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def add_rows(vendor, n: int) -> None:
+    for _ in range(n):
+        product = ProductFactory(vendor=vendor, initial_stock=5)
+        order: Any = OrderFactory(vendor=vendor, items=[(product, 1)])
+        payment_record(
+            order=order, provider="cash", amount_xaf=order.total_xaf, actor=staff_actor(), status="succeeded"
+        )
+        order_add_note(order=order, note="appel", actor=staff_actor())
+        JobRun.objects.create(name=f"job.{order.number}", outcome="success")
+
+
+def count(client, url: str) -> int:
+    client.get(url)  # warms the process-wide caches (content types), as in a running server
+    with CaptureQueriesContext(connection) as ctx:
+        response = client.get(url)
+    assert response.status_code == 200, url
+    return len(ctx.captured_queries)
+
+
+LISTS = [
+    "/admin/",
+    "/admin/orders/order/",
+    "/admin/orders/order/?q=Client",
+    "/admin/orders/order/queue/",
+    "/admin/orders/orderevent/",
+    "/admin/orders/payment/",
+    "/admin/orders/customer/",
+    "/admin/catalog/product/",
+    "/admin/catalog/product/?q=produit",
+    "/admin/catalog/stock/",
+    "/admin/catalog/stockmovement/",
+    "/admin/catalog/vendor/",
+    "/admin/catalog/category/",
+    "/admin/core/jobrun/",
+]
+CEILING = 25
+
+
+def test_lists_and_dashboard_make_the_same_few_queries_for_3_or_15_rows(client):
+    vendor = VendorFactory()
+    add_rows(vendor, 3)
+    client.force_login(role_user(OPERATIONS))
+    few = {url: count(client, url) for url in LISTS}
+    add_rows(vendor, 12)
+    many = {url: count(client, url) for url in LISTS}
+    assert many == few
+    assert max(many.values()) <= CEILING, many
+
+
+def test_change_pages_make_the_same_few_queries_for_small_and_large_objects(client):
+    def pages(vendor, order, product):
+        return [
+            f"/admin/orders/order/{order.pk}/change/",
+            f"/admin/catalog/product/{product.pk}/change/",
+            f"/admin/catalog/vendor/{vendor.pk}/change/",
+            f"/admin/orders/customer/{order.customer_id}/change/",
+            f"/admin/orders/order/{order.pk}/history/",
+        ]
+
+    client.force_login(role_user(OPERATIONS))
+    small_vendor = VendorFactory()
+    small_product = ProductFactory(vendor=small_vendor, initial_stock=5)
+    small_order = OrderFactory(vendor=small_vendor, items=[(small_product, 1)])
+    few = [count(client, url) for url in pages(small_vendor, small_order, small_product)]
+
+    big_vendor = VendorFactory()
+    products = [ProductFactory(vendor=big_vendor, initial_stock=10) for _ in range(8)]
+    big_order = OrderFactory(vendor=big_vendor, items=[(p, 1) for p in products])
+    for _ in range(5):
+        order_add_note(order=big_order, note="relance", actor=staff_actor())
+        payment_record(order=big_order, provider="cash", amount_xaf=100, actor=staff_actor())
+    for _ in range(5):
+        OrderFactory(vendor=big_vendor, items=[(products[0], 1)])
+    many = [count(client, url) for url in pages(big_vendor, big_order, products[0])]
+    assert many == few
+    assert max(many) <= 40, many
