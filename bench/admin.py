@@ -95,7 +95,8 @@ def _pages() -> dict[str, str]:
     order = Order.objects.order_by("-placed_at").first()
     product = Product.objects.order_by("-id").first()
     vendor = Vendor.objects.order_by("name").first()
-    assert order and product and vendor, "the seeded database has no orders, products or vendors"
+    if not (order and product and vendor):
+        raise RuntimeError("the seeded database has no orders, products or vendors")
     return {
         "dashboard": "/admin/",
         "orders list": "/admin/orders/order/",
@@ -110,6 +111,11 @@ def _pages() -> dict[str, str]:
         "vendors list": "/admin/catalog/vendor/",
         "vendor page": f"/admin/catalog/vendor/{vendor.pk}/change/",
     }
+
+
+def _check(response: Any, url: str) -> None:
+    if response.status_code != 200:
+        raise RuntimeError(f"{url} answered {response.status_code}")
 
 
 def _worker(requests: int) -> None:
@@ -146,13 +152,13 @@ def _worker(requests: int) -> None:
             pages = _pages()
             times: dict[str, list[float]] = {name: [] for name in ["baseline", *pages]}
             for url in [BASELINE, *pages.values()]:  # warm-up: caches, plans, templates
-                assert client.get(url).status_code == 200, url
+                _check(client.get(url), url)
             for _ in range(requests):
                 for name, url in [("baseline", BASELINE), *pages.items()]:
                     started = time.perf_counter()
                     response = client.get(url)
                     times[name].append((time.perf_counter() - started) * 1000)
-                    assert response.status_code == 200, url
+                    _check(response, url)
             client.logout()
     finally:
         user.delete()  # its session went with client.logout()

@@ -243,7 +243,7 @@ def open_queue(*, status: str | None = None, limit: int = 50, now: dt.datetime |
     orders = list(open_order_queue(status=status or "", now=now)[:limit])
     cutoffs = stuck_cutoffs(now=now)
     for order in orders:
-        order.is_stuck = order.status in cutoffs and order.placed_at < cutoffs[order.status]  # type: ignore[attr-defined]
+        order.is_stuck = order.status in cutoffs and order.placed_at < cutoffs[order.status]
     return orders
 
 

@@ -165,7 +165,7 @@ REFUSAL_ATTR = "_okada_service_refusal"
 def _form_showing(form_class: type, refusal: DomainError) -> type:
     """`form_class` whose validation fails with the service's refusal (on its fields if named)."""
 
-    class RefusedForm(form_class):  # type: ignore[valid-type,misc]
+    class RefusedForm(form_class):
         def clean(self) -> Any:
             cleaned = super().clean()
             placed = False

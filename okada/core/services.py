@@ -107,7 +107,7 @@ def soft_delete(obj: TrackedModel, *, actor: Actor, reason: str) -> TrackedModel
     """Lock the live row, refuse while live rows depend on it, soft-delete it with history."""
     model = type(obj)
     with transaction.atomic(), actors.acting_for(actor, reason):
-        locked = model.objects.select_for_update().get(pk=obj.pk)  # type: ignore[attr-defined]
+        locked = model.objects.select_for_update().get(pk=obj.pk)
         refuse_if_in_use(locked)
         locked.delete()
     return locked
@@ -121,7 +121,7 @@ def restore(obj: TrackedModel, *, actor: Actor, reason: str) -> TrackedModel:
     """
     model = type(obj)
     with transaction.atomic(), actors.acting_for(actor, reason):
-        locked = model.deleted_objects.select_for_update().get(pk=obj.pk)  # type: ignore[attr-defined]
+        locked = model.deleted_objects.select_for_update().get(pk=obj.pk)
         locked.restore()
     return locked
 

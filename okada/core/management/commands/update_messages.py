@@ -48,8 +48,7 @@ def extract_project(out: Path) -> None:
 def extract_vendor(package: str, out: Path) -> None:
     """makemessages over an installed package, into `out` (merged with what `out` has)."""
     module = __import__(package)
-    assert module.__file__ is not None
-    _extract([Path(module.__file__).resolve().parent], out)
+    _extract([Path(str(module.__file__)).resolve().parent], out)
 
 
 def _extract(sources: list[Path], out: Path) -> None:
@@ -87,7 +86,7 @@ def _extract(sources: list[Path], out: Path) -> None:
 def fill_from_django(po_path: Path) -> int:
     """Fill empty entries with Django's own French for the same msgid (consistent wording)."""
     import django
-    import polib  # type: ignore[import-untyped]
+    import polib
 
     known: dict[Any, Any] = {}
     base = Path(django.__file__).resolve().parent
@@ -127,6 +126,6 @@ class Command(BaseCommand):
 
     @staticmethod
     def _untranslated(path: Path) -> int:
-        import polib  # type: ignore[import-untyped]
+        import polib
 
         return len([e for e in polib.pofile(str(path)) if not e.translated() and not e.obsolete])

@@ -10,7 +10,7 @@ import okada.core.fields
 class Migration(migrations.Migration):
     atomic = False
 
-    dependencies = [("orders", "0011_admin_labels_exports")]
+    dependencies = [("orders", "0012_admin_labels_exports")]
 
     operations = [
         AddIndexConcurrently(

@@ -25,7 +25,7 @@ SCHEDULES = [
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("orders", "0012_admin_indexes"),
+        ("orders", "0013_admin_indexes"),
         ("core", "0004_roles"),
     ]
 

@@ -10,7 +10,7 @@ def crud(*models):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("catalog", "0007_stock_low_index"),
+        ("catalog", "0008_stock_low_index"),
         ("core", "0004_roles"),
     ]
 

@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
     atomic = False
 
-    dependencies = [("catalog", "0006_admin_labels_members_stock_level")]
+    dependencies = [("catalog", "0007_admin_labels_members_stock_level")]
 
     operations = [
         AddIndexConcurrently(

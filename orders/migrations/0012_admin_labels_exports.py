@@ -11,8 +11,8 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('catalog', '0006_admin_labels_members_stock_level'),
-        ('orders', '0010_order_place_v4'),
+        ('catalog', '0007_admin_labels_members_stock_level'),
+        ('orders', '0011_partition_bounds_utc'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

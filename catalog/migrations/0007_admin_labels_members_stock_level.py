@@ -13,7 +13,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('catalog', '0005_uuid7_ids'),
+        ('catalog', '0006_partition_bounds_utc'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
