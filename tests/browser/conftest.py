@@ -26,12 +26,8 @@ ARGS = [
 ]
 FAILURES = Path(settings.BASE_DIR) / "var" / "browser-failures"
 
-# Playwright's sync API keeps an event loop in this thread; the test's own ORM calls are
-# synchronous and safe (the live server answers from its own thread).
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
-
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
     if not Path(CHROMIUM).exists():
         message = f"{CHROMIUM} missing: run `make test` as root or `apt-get install chromium chromium-driver`"
@@ -40,10 +36,17 @@ def browser() -> Iterator[object]:
         pytest.skip(message)
     from playwright.sync_api import sync_playwright
 
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield browser
-        browser.close()
+    # Playwright's sync API keeps an event loop running in this thread while it is started;
+    # the tests' own ORM calls (and the database flush after each) are synchronous and safe.
+    # Only while the browser runs: `check --deploy` rightly refuses this variable in other tests.
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+            yield browser
+            browser.close()
+    finally:
+        del os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"]
 
 
 @pytest.fixture
