@@ -11,7 +11,7 @@ def crud(*models):
 class Migration(migrations.Migration):
     dependencies = [
         ("catalog", "0008_stock_low_index"),
-        ("core", "0004_roles"),
+        ("core", "0006_roles"),
     ]
 
     operations = [

@@ -26,7 +26,7 @@ SCHEDULES = [
 class Migration(migrations.Migration):
     dependencies = [
         ("orders", "0013_admin_indexes"),
-        ("core", "0004_roles"),
+        ("core", "0006_roles"),
     ]
 
     operations = [
