@@ -46,9 +46,10 @@ def test_unknown_and_read_only_fields_are_refused_by_name_and_nothing_changes(ap
     body = problem(response)
     assert response.status_code == 400
     assert body["code"] == "invalid"
-    assert body["errors"]["reserved"] == ["This field is read-only."]
-    assert body["errors"]["vendor"] == ["This field is read-only."]
-    assert body["errors"]["colour"] == ["Unknown field."]
+    # No Accept-Language: the project's default language, French.
+    assert body["errors"]["reserved"] == ["Ce champ est en lecture seule."]
+    assert body["errors"]["vendor"] == ["Ce champ est en lecture seule."]
+    assert body["errors"]["colour"] == ["Champ inconnu."]
     assert not Product.objects.exists()
 
 
