@@ -13,3 +13,7 @@ class BackupsConfig(AppConfig):
         from .selectors import backup_readiness
 
         READINESS_CHECKS["backup"] = backup_readiness
+
+        from . import dashboard
+
+        dashboard.register()
