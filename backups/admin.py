@@ -47,7 +47,7 @@ class BackupAdmin(ReadOnlyAdmin):
     change_list_template = "admin/backups/backup/change_list.html"
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:
-        return super().get_queryset(request).with_last_verification()  # type: ignore[attr-defined]
+        return super().get_queryset(request).with_last_verification()
 
     @admin.display(description=_("size"), ordering="size_bytes")
     def size(self, obj: Backup) -> str:

@@ -18,3 +18,10 @@ def backup_dir(settings, tmp_path):
 def _english():
     with translation.override("en"):
         yield
+
+
+@pytest.fixture
+def client(client, settings):
+    """The test client with English chosen (the admin is French until a user picks English)."""
+    client.cookies[settings.LANGUAGE_COOKIE_NAME] = "en"
+    return client
