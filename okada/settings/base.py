@@ -86,6 +86,7 @@ LOCAL_APPS = [
     "okada.partitions",
     "catalog",
     "orders",
+    "sync",
     "okada.demo",
     "okada.credentials",
     "backups",

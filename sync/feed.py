@@ -1,0 +1,324 @@
+"""What devices sync: the tables, their priorities, the fields sent, and the capture triggers.
+
+Every synced table has three statement-level AFTER triggers (insert, update, delete) that copy
+the ids of the rows the statement touched into the change feed (sync_change), stamped with the
+writing transaction's id (`pg_current_xact_id()`). Being in the database, they see every write
+path: the services, `okada_order_place()`, conditional UPDATEs of stock, bulk writes, the admin,
+COPY. Statement-level with transition tables: one call per statement, not one per row, which is
+what order placement (one statement writing an order, its items and their stock) pays.
+
+The feed holds ids only (one feed row per statement, table and vendor, with the ids it changed). A pull reads the rows as they are when it is served, so a row changed
+five times between two pulls is sent once, and a deleted row is sent as deleted.
+
+A child follows its parent: an order's items and payments are live while the order is, a
+product's stock while the product is; when a parent is soft-deleted or restored, its trigger
+also writes its children's ids so devices drop or get them back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+TRIGGER_PREFIX = "okada_sync_"  # okada.demo.seed may silence these (see its _can_silence_triggers)
+FEED_TABLE = "sync_change"
+PRIORITIES = (0, 1, 2)
+
+
+@dataclass(frozen=True)
+class Child:
+    entity: str  # child entity name
+    table: str
+    fk: str  # column of the child pointing at the parent
+
+
+@dataclass(frozen=True)
+class Entity:
+    """A synced table as devices see it.
+
+    `source` is the FROM clause, with the table as `r`; `vendor` the expression giving the row's
+    vendor (NULL for rows every device gets); `live` whether the row exists for devices (False:
+    sent as deleted); `fields` the JSON object sent (only what the device app needs).
+    """
+
+    code: int
+    name: str
+    table: str
+    priority: int
+    source: str
+    vendor: str | None
+    live: str
+    fields: tuple[tuple[str, str], ...]
+    # Keyset of the initial download: columns of `r` in the order pages are read.
+    keyset: tuple[str, ...] = ("id",)
+    # For the capture trigger: how to reach the vendor from a transition-table row `r`.
+    capture_join: str = ""
+    capture_vendor: str | None = None
+    children: tuple[Child, ...] = ()
+    # Rows the initial download sends together with each row of this table (an order's items).
+    carries: str | None = None
+    tracked: bool = False  # has deleted_at (soft delete)
+
+    @property
+    def json(self) -> str:
+        pairs = ", ".join(f"'{key}', {expr}" for key, expr in self.fields)
+        return f"json_build_object({pairs})::text"
+
+
+def _f(*names: str) -> tuple[tuple[str, str], ...]:
+    return tuple((name, f"r.{name}") for name in names)
+
+
+ORDER_JOIN = "JOIN orders_order o ON o.id = r.order_id"
+PRODUCT_JOIN = "JOIN catalog_product p ON p.id = r.product_id"
+
+ENTITIES: tuple[Entity, ...] = (
+    # --- priority 0: what the counter needs first -------------------------------------------
+    Entity(
+        code=1,
+        name="orders",
+        table="orders_order",
+        priority=0,
+        source="orders_order r JOIN orders_customer c ON c.id = r.customer_id",
+        vendor="r.vendor_id",
+        live="r.deleted_at IS NULL",
+        fields=(
+            *_f("id", "number", "status", "channel", "payment_method", "payment_status"),
+            *_f("subtotal_xaf", "delivery_fee_xaf", "total_xaf", "address", "zone_id", "note"),
+            ("customer_name", "c.name"),
+            ("customer_phone", "c.phone"),
+            *_f("placed_at", "expires_at", "updated_at"),
+        ),
+        keyset=("updated_at", "id"),  # (vendor_id, updated_at) is indexed
+        capture_vendor="r.vendor_id",
+        children=(
+            Child("order_items", "orders_orderitem", "order_id"),
+            Child("payments", "orders_payment", "order_id"),
+        ),
+        carries="order_items",
+        tracked=True,
+    ),
+    Entity(
+        code=2,
+        name="order_items",
+        table="orders_orderitem",
+        priority=0,
+        source=f"orders_orderitem r {ORDER_JOIN}",
+        vendor="o.vendor_id",
+        live="o.deleted_at IS NULL",
+        fields=_f("id", "order_id", "product_id", "sku", "name", "unit_price_xaf", "quantity", "line_total_xaf"),
+        capture_join=ORDER_JOIN,
+        capture_vendor="o.vendor_id",
+    ),
+    Entity(
+        code=3,
+        name="stock",
+        table="catalog_stock",
+        priority=0,
+        source=f"catalog_stock r {PRODUCT_JOIN}",
+        vendor="r.vendor_id",
+        live="p.deleted_at IS NULL",
+        fields=_f("id", "product_id", "on_hand", "reserved", "version", "updated_at"),
+        capture_vendor="r.vendor_id",
+    ),
+    # --- priority 1: the catalog ------------------------------------------------------------
+    Entity(
+        code=4,
+        name="categories",
+        table="catalog_category",
+        priority=1,
+        source="catalog_category r",
+        vendor=None,
+        live="r.deleted_at IS NULL",
+        fields=_f("id", "parent_id", "slug", "name_fr", "name_en", "position"),
+        tracked=True,
+    ),
+    Entity(
+        code=5,
+        name="zones",
+        table="orders_zone",
+        priority=1,
+        source="orders_zone r",
+        vendor=None,
+        live="r.deleted_at IS NULL",
+        fields=_f("id", "city", "name", "delivery_fee_xaf"),
+        tracked=True,
+    ),
+    Entity(
+        code=6,
+        name="products",
+        table="catalog_product",
+        priority=1,
+        source="catalog_product r",
+        vendor="r.vendor_id",
+        live="r.deleted_at IS NULL",
+        fields=_f(
+            "id",
+            "sku",
+            "name",
+            "description",
+            "category_id",
+            "price_xaf",
+            "compare_at_price_xaf",
+            "unit",
+            "is_active",
+            "attributes",
+            "version",
+            "updated_at",
+        ),
+        keyset=("updated_at", "id"),  # (vendor_id, updated_at) is indexed
+        capture_vendor="r.vendor_id",
+        children=(Child("stock", "catalog_stock", "product_id"),),
+        tracked=True,
+    ),
+    # --- priority 2: the rest -----------------------------------------------------------------
+    Entity(
+        code=7,
+        name="vendors",
+        table="catalog_vendor",
+        priority=2,
+        source="catalog_vendor r",
+        vendor="r.id",
+        live="r.deleted_at IS NULL",
+        fields=_f("id", "name", "slug", "status", "city", "phone", "email"),
+        capture_vendor="r.id",
+        tracked=True,
+    ),
+    Entity(
+        code=8,
+        name="payments",
+        table="orders_payment",
+        priority=2,
+        source=f"orders_payment r {ORDER_JOIN}",
+        vendor="o.vendor_id",
+        live="o.deleted_at IS NULL",
+        fields=_f("id", "order_id", "provider", "provider_reference", "amount_xaf", "status", "paid_at"),
+        capture_join=ORDER_JOIN,
+        capture_vendor="o.vendor_id",
+    ),
+    Entity(
+        code=9,
+        name="conflicts",
+        table="sync_conflict",
+        priority=2,
+        source="sync_conflict r",
+        vendor="r.vendor_id",
+        live="true",
+        fields=_f(
+            "id",
+            "device_id",
+            "mutation_id",
+            "kind",
+            "entity",
+            "row_id",
+            "device_value",
+            "server_value",
+            "status",
+            "resolved_at",
+            "resolution_note",
+            "created_at",
+        ),
+        capture_vendor="r.vendor_id",
+    ),
+)
+
+BY_NAME = {e.name: e for e in ENTITIES}
+BY_CODE = {e.code: e for e in ENTITIES}
+BY_TABLE = {e.table: e for e in ENTITIES}
+BY_PRIORITY = {p: tuple(e for e in ENTITIES if e.priority == p) for p in PRIORITIES}
+# What the initial download of each priority walks, in this order (carried rows come with their
+# parents and are not walked on their own).
+CARRIED = {e.carries for e in ENTITIES if e.carries}
+DOWNLOAD = {p: tuple(e for e in BY_PRIORITY[p] if e.name not in CARRIED) for p in PRIORITIES}
+
+
+# --- Capture triggers (installed by migration 0002; `capture_sql()` is their whole definition) ---
+
+# One feed row per statement, table and vendor holds the ids of all the rows that statement
+# changed (in chunks of this many): placing an order writes three feed rows (order, items,
+# stock), not one per row, and a bulk write of a million rows a thousand.
+CHUNK = 1000
+
+_INSERT_FEED = f"""INSERT INTO {FEED_TABLE} (id, created_at, xid, vendor_id, priority, entity, row_ids)
+        SELECT okada_uuid7(), now(), pg_current_xact_id(), g.vendor_id, {{priority}}, {{code}},
+               g.ids[i:i + {CHUNK - 1}]
+          FROM (SELECT {{vendor}} AS vendor_id, array_agg({{row}}) AS ids
+                  FROM {{source}}{{where}}
+                 GROUP BY 1) AS g,
+               generate_series(1, cardinality(g.ids), {CHUNK}) AS i;"""
+
+
+def _capture_rows(entity: Entity, rows: str) -> str:
+    vendor = entity.capture_vendor or "NULL::uuid"
+    # Rows whose vendor cannot be found (an item whose order is gone) would reach nobody.
+    where = f" WHERE {vendor} IS NOT NULL" if entity.capture_join else ""
+    return _INSERT_FEED.format(
+        vendor=vendor,
+        priority=entity.priority,
+        code=entity.code,
+        row="r.id",
+        source=f"{rows} r {entity.capture_join}".rstrip(),
+        where=where,
+    )
+
+
+def _capture_children(entity: Entity) -> str:
+    """On a soft delete or restore of parents, their children's ids too."""
+    parts = []
+    for child in entity.children:
+        target = BY_NAME[child.entity]
+        parts.append(
+            _INSERT_FEED.format(
+                vendor="n.vendor_id",
+                priority=target.priority,
+                code=target.code,
+                row="c.id",
+                source=(
+                    "new_rows n JOIN old_rows o ON o.id = n.id "
+                    f"JOIN {child.table} c ON c.{child.fk} = n.id"
+                ),
+                where=" WHERE (n.deleted_at IS NULL) <> (o.deleted_at IS NULL)",
+            )
+        )
+    return "\n        ".join(parts)
+
+
+def function_name(entity: Entity) -> str:
+    return f"{TRIGGER_PREFIX}capture_{entity.name}"
+
+
+def capture_sql(entity: Entity) -> str:
+    """The trigger function and the three triggers of one synced table."""
+    fn = function_name(entity)
+    children = _capture_children(entity)
+    on_update = f"\n        IF TG_OP = 'UPDATE' THEN\n        {children}\n        END IF;" if children else ""
+    return f"""
+CREATE OR REPLACE FUNCTION {fn}() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'DELETE' THEN
+        {_capture_rows(entity, "old_rows")}
+    ELSE
+        {_capture_rows(entity, "new_rows")}{on_update}
+    END IF;
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION {fn}() IS 'Offline sync: records the ids of changed {entity.table} rows in {FEED_TABLE}.';
+CREATE TRIGGER {TRIGGER_PREFIX}insert AFTER INSERT ON {entity.table}
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION {fn}();
+CREATE TRIGGER {TRIGGER_PREFIX}update AFTER UPDATE ON {entity.table}
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION {fn}();
+CREATE TRIGGER {TRIGGER_PREFIX}delete AFTER DELETE ON {entity.table}
+    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION {fn}();
+"""
+
+
+def drop_capture_sql(entity: Entity) -> str:
+    return "\n".join(
+        [
+            *(
+                f"DROP TRIGGER IF EXISTS {TRIGGER_PREFIX}{op} ON {entity.table};"
+                for op in ("insert", "update", "delete")
+            ),
+            f"DROP FUNCTION IF EXISTS {function_name(entity)}();",
+        ]
+    )
