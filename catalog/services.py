@@ -383,8 +383,13 @@ def product_create(
     is_active: bool = True,
     attributes: dict[str, Any] | None = None,
     initial_stock: int = 0,
+    id: uuid.UUID | None = None,  # noqa: A002 (the model's field name)
 ) -> Product:
-    """Create a product with its Stock row (and a restock movement for the initial stock)."""
+    """Create a product with its Stock row (and a restock movement for the initial stock).
+
+    `id` lets an offline device choose the id of a product it created, so its later changes
+    to that product (stock, price) refer to it before the server has seen it.
+    """
     actor.require_if_staff("catalog.add_product")
     with transaction.atomic(), acting_for(actor, "product created"):
         vendor = _live(Vendor, vendor, "vendor")
@@ -404,10 +409,12 @@ def product_create(
             is_active=is_active,
             attributes=attributes or {},
         )
+        if id is not None:
+            product.id = id
         validated(product, exclude=["vendor"])
         _check_prices(product)
         with unique_or(_sku_taken(sku), SKU_CONSTRAINT):
-            product.save()
+            product.save(force_insert=True)
         Stock.objects.create(product=product, vendor=vendor)
         if initial_stock:
             _stock_adjust(

@@ -317,3 +317,19 @@ OKADA_LOW_STOCK_THRESHOLD = env.int("OKADA_LOW_STOCK_THRESHOLD", default=3)
 OKADA_PRIVATE_DIR = env.path("OKADA_PRIVATE_DIR", default=str(BASE_DIR / "var" / "private"))
 # Exported files are deleted after this many days (they hold customers' phone numbers).
 OKADA_EXPORT_RETENTION_DAYS = env.int("OKADA_EXPORT_RETENTION_DAYS", default=7)
+
+# --- Offline sync (sync app; README "Offline sync") --------------------------------------------
+# Rows per pull page when the device asks for none, and the most it may ask for.
+OKADA_SYNC_PAGE_ROWS = env.int("OKADA_SYNC_PAGE_ROWS", default=500)
+OKADA_SYNC_PAGE_MAX_ROWS = env.int("OKADA_SYNC_PAGE_MAX_ROWS", default=1000)
+# Uncompressed JSON bytes of rows per page (a page always holds at least one row).
+OKADA_SYNC_PAGE_MAX_BYTES = env.int("OKADA_SYNC_PAGE_MAX_BYTES", default=1024 * 1024)
+# Mutations per push.
+OKADA_SYNC_PUSH_MAX_MUTATIONS = env.int("OKADA_SYNC_PUSH_MAX_MUTATIONS", default=100)
+# Stored push results (replayed to retries) kept this long.
+OKADA_SYNC_MUTATION_RETENTION_DAYS = env.int("OKADA_SYNC_MUTATION_RETENTION_DAYS", default=30)
+# Key that signs pull cursors; empty: SECRET_KEY. Changing it makes devices download again.
+OKADA_SYNC_CURSOR_KEY = env("OKADA_SYNC_CURSOR_KEY", default="")
+# A pushed mutation waits at most this long for a row lock, then the push answers try_again.
+OKADA_SYNC_LOCK_TIMEOUT_MS = env.int("OKADA_SYNC_LOCK_TIMEOUT_MS", default=3000)
+OKADA_SYNC_RETRY_AFTER_SECONDS = env.int("OKADA_SYNC_RETRY_AFTER_SECONDS", default=5)

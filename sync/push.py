@@ -1,0 +1,480 @@
+"""Pushes: a device's mutations, applied exactly once and in order (Replicache's lastMutationID).
+
+Each mutation runs in its own transaction, which also stores its result and advances the
+device's `last_mutation_id`: either both happen or neither. A retry of an id already done replays
+the stored result (`duplicate`); an id past the next one is refused (`mutation_gap`), because
+the device must not skip any. A mutation the server refuses for good (bad input, a rule) is
+stored as `rejected` and still advances, so one bad mutation never blocks the device. A database
+that is busy (lock timeout, deadlock, serialization failure, connection lost) changes nothing
+and answers `try_again` (503): the device sends the same push again later.
+
+Every mutation calls the catalog and orders services: the sync has no write path of its own.
+See `MUTATIONS` for the names and arguments and README "Offline sync" for the conflict policy.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.conf import settings
+from django.db import OperationalError, connection, transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from catalog import services as catalog
+from catalog.models import Product, Stock, Vendor
+from okada.core.actors import Actor
+from okada.core.errors import DomainError, InvalidInput, NotFound
+from orders import services as orders
+from orders.models import Order
+
+from .models import ConflictKind, Device, Mutation, MutationStatus, SyncConflict
+from .services import DeviceRevoked, MutationGap, conflict_open, device_for, feed_resend, product_fields
+
+log = logging.getLogger(__name__)
+
+DUPLICATE = "duplicate"
+
+
+class TryAgain(DomainError):
+    """The database was busy: nothing of the mutation was kept; send the push again."""
+
+    code = "try_again"
+    status = 503
+
+
+@dataclass
+class Context:
+    device: Device
+    actor: Actor  # the vendor, acting through this device
+    mutation_id: int
+
+    @property
+    def reference(self) -> str:
+        return f"sync {self.device.pk}#{self.mutation_id}"[:100]
+
+    @property
+    def vendor(self) -> Vendor:
+        return Vendor.all_objects.get(pk=self.device.vendor_id)
+
+
+@dataclass(frozen=True)
+class Mutation_:
+    id: int
+    name: str
+    args: dict[str, Any]
+
+
+@dataclass
+class PushResult:
+    last_mutation_id: int
+    results: list[dict[str, Any]] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"last_mutation_id": self.last_mutation_id, "results": self.results}
+
+
+def push(*, actor: Actor, device_id: Any, mutations: Any) -> PushResult:
+    """Apply the device's mutations in order, each exactly once (see the module docstring)."""
+    device = device_for(actor=actor, device_id=device_id)
+    batch = _validated(mutations)
+    device_actor = Actor(
+        role=Actor.VENDOR, user=actor.user, vendor_id=device.vendor_id, label=f"device {device.name}"[:60]
+    )
+    result = PushResult(last_mutation_id=device.last_mutation_id)
+    for mutation in batch:
+        try:
+            outcome, last = _push_one(device, device_actor, mutation)
+        except OperationalError as exc:
+            log.warning("push of %s#%s: database busy (%s)", device.pk, mutation.id, exc)
+            raise TryAgain(
+                _("The server is busy: send the same push again in a moment."),
+                last_mutation_id=result.last_mutation_id,
+                retry_after=settings.OKADA_SYNC_RETRY_AFTER_SECONDS,
+            ) from None
+        result.results.append(outcome)
+        result.last_mutation_id = last
+    return result
+
+
+def _push_one(device: Device, actor: Actor, mutation: Mutation_) -> tuple[dict[str, Any], int]:
+    """One mutation in one transaction with the advance of last_mutation_id; its result."""
+    with transaction.atomic():
+        with connection.cursor() as cur:
+            # A busy row makes the device retry rather than hold a request (and a worker) open.
+            cur.execute("SELECT set_config('lock_timeout', %s, true)", [f"{settings.OKADA_SYNC_LOCK_TIMEOUT_MS}ms"])
+        locked = Device.objects.select_for_update().get(pk=device.pk)
+        if locked.is_revoked:
+            raise DeviceRevoked(_("This device was revoked: it can no longer sync."))
+        last = locked.last_mutation_id
+        if mutation.id <= last:
+            return _replay(locked, mutation.id), last
+        if mutation.id != last + 1:
+            raise MutationGap(
+                _("Mutation %(got)d is not the next one: the server has applied up to %(last)d.")
+                % {"got": mutation.id, "last": last},
+                last_mutation_id=last,
+            )
+        context = Context(device=locked, actor=actor, mutation_id=mutation.id)
+        status, code, message, conflict = _apply(context, mutation)
+        Mutation.objects.create(
+            device=locked,
+            mutation_id=mutation.id,
+            name=mutation.name[:40],
+            args=mutation.args,
+            status=status,
+            code=code,
+            message=message,
+            conflict=conflict,
+        )
+        locked.last_mutation_id = mutation.id
+        locked.last_push_at = timezone.now()
+        locked.save(update_fields=["last_mutation_id", "last_push_at", "updated_at"])
+    return _result(mutation.id, status, code, conflict.pk if conflict else None), mutation.id
+
+
+def _result(mutation_id: int, status: str, code: str, conflict_id: uuid.UUID | None) -> dict[str, Any]:
+    return {
+        "id": mutation_id,
+        "status": str(status),
+        "code": code or None,
+        "conflict_id": str(conflict_id) if conflict_id else None,
+    }
+
+
+def _replay(device: Device, mutation_id: int) -> dict[str, Any]:
+    """The stored result of a mutation already done, as `duplicate` with its code and conflict."""
+    stored = Mutation.objects.filter(device=device, mutation_id=mutation_id).first()
+    if stored is None:  # its record was pruned (OKADA_SYNC_MUTATION_RETENTION_DAYS): done all the same
+        return _result(mutation_id, DUPLICATE, "", None)
+    return _result(mutation_id, DUPLICATE, stored.code, stored.conflict_id)
+
+
+def _apply(context: Context, mutation: Mutation_) -> tuple[str, str, str, SyncConflict | None]:
+    handler = MUTATIONS.get(mutation.name)
+    try:
+        if handler is None:
+            raise InvalidInput(_("Unknown mutation %(name)s.") % {"name": mutation.name[:40]}, field="name")
+        with transaction.atomic():  # a refusal undoes this mutation's writes, nothing else
+            conflict = handler.apply(context, mutation.args)
+    except DomainError as err:
+        if err.status >= 500:
+            log.error("mutation %s#%s failed: %s", context.device.pk, mutation.id, err)
+        if handler is not None:
+            handler.resend(context, mutation.args)
+        return MutationStatus.REJECTED, err.code, err.message[:1000], None
+    if conflict is not None:
+        return MutationStatus.CONFLICT, conflict.kind, "", conflict
+    return MutationStatus.APPLIED, "", "", None
+
+
+def _validated(mutations: Any) -> list[Mutation_]:
+    limit = settings.OKADA_SYNC_PUSH_MAX_MUTATIONS
+    if not isinstance(mutations, list) or not mutations:
+        raise InvalidInput(_("mutations must be a non-empty list."), field="mutations")
+    if len(mutations) > limit:
+        raise InvalidInput(_("At most %(n)d mutations per push.") % {"n": limit}, field="mutations")
+    batch = []
+    for raw in mutations:
+        if not isinstance(raw, dict) or set(raw) - {"id", "name", "args"}:
+            raise InvalidInput(_("Each mutation is {id, name, args}."), field="mutations")
+        mid, name, args = raw.get("id"), raw.get("name"), raw.get("args", {})
+        if not isinstance(mid, int) or isinstance(mid, bool) or mid < 1:
+            raise InvalidInput(_("Mutation ids are positive integers."), field="mutations")
+        if not isinstance(name, str) or not isinstance(args, dict):
+            raise InvalidInput(_("A mutation has a name and an args object."), field="mutations")
+        batch.append(Mutation_(mid, name, args))
+    if any(b.id != a.id + 1 for a, b in zip(batch, batch[1:], strict=False)):
+        raise InvalidInput(_("Mutation ids go up by one within a push."), field="mutations")
+    return batch
+
+
+# --- Arguments ----------------------------------------------------------------------------------
+
+
+def _uuid(args: dict[str, Any], key: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(str(args[key]))
+    except (KeyError, TypeError, ValueError):
+        raise InvalidInput(_("%(key)s must be a UUID.") % {"key": key}, field=key) from None
+
+
+def _int(args: dict[str, Any], key: str, *, required: bool = True, minimum: int | None = None) -> Any:
+    value = args.get(key)
+    if value is None and not required:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or (minimum is not None and value < minimum):
+        message = _("%(key)s must be an integer.") % {"key": key}
+        if minimum is not None:
+            message = _("%(key)s must be an integer of at least %(min)d.") % {"key": key, "min": minimum}
+        raise InvalidInput(message, field=key)
+    return value
+
+
+def _text(args: dict[str, Any], key: str, *, default: str | None = None, max_length: int = 255) -> str:
+    value = args.get(key, default)
+    if not isinstance(value, str) or (default is None and not value) or len(value) > max_length:
+        raise InvalidInput(_("%(key)s must be a text of at most %(n)d characters.") % {"key": key, "n": max_length}, field=key)
+    return value
+
+
+def _product(context: Context, args: dict[str, Any], *, lock: bool = False) -> Product:
+    products = Product.all_objects.filter(pk=_uuid(args, "product_id"), vendor_id=context.device.vendor_id)
+    product = (products.select_for_update() if lock else products).first()
+    if product is None:
+        raise NotFound(_("No such product."))
+    return product
+
+
+def _stock_of(context: Context, args: dict[str, Any]) -> list[uuid.UUID]:
+    try:
+        product_id = uuid.UUID(str(args["product_id"]))
+    except (KeyError, TypeError, ValueError):
+        return []
+    return list(
+        Stock.objects.filter(product_id=product_id, vendor_id=context.device.vendor_id).values_list("pk", flat=True)
+    )
+
+
+def _row(key: str) -> Callable[[Context, dict[str, Any]], list[uuid.UUID]]:
+    def rows(context: Context, args: dict[str, Any]) -> list[uuid.UUID]:
+        try:
+            return [uuid.UUID(str(args[key]))]
+        except (KeyError, TypeError, ValueError):
+            return []
+
+    return rows
+
+
+# --- The mutations ------------------------------------------------------------------------------
+
+
+def stock_adjust(context: Context, args: dict[str, Any]) -> SyncConflict | None:
+    """{product_id, delta, reason?}: add or remove units (a sale at the counter, a delivery).
+
+    Commutative: adjustments from several devices all apply, in any order. One that would take
+    the stock below zero, or below what open orders reserved, is not applied: a conflict
+    (impossible_stock) for staff.
+    """
+    product = _product(context, args)
+    delta = _int(args, "delta")
+    reason = _text(args, "reason", default="adjusted on device")
+    try:
+        with transaction.atomic():
+            catalog.stock_adjust(
+                product=product, delta=delta, reason=reason, actor=context.actor, reference=context.reference
+            )
+    except catalog.InsufficientStock:
+        stock = Stock.objects.get(product_id=product.pk)
+        return conflict_open(
+            device=context.device,
+            mutation_id=context.mutation_id,
+            kind=ConflictKind.IMPOSSIBLE_STOCK,
+            entity="stock",
+            row_id=stock.pk,
+            device_value={"product_id": str(product.pk), "delta": delta, "reason": reason},
+            server_value=_stock_value(stock),
+        )
+    return None
+
+
+def _stock_value(stock: Stock) -> dict[str, Any]:
+    return {"on_hand": stock.on_hand, "reserved": stock.reserved, "version": stock.version}
+
+
+def stock_count(context: Context, args: dict[str, Any]) -> SyncConflict | None:
+    """{product_id, on_hand, base_version, base_on_hand?}: the units counted on the shelf.
+
+    Applied when the stock is still the one the device read (same version), or when only
+    reservations moved since (same on_hand as `base_on_hand`: reserved units are still on the
+    shelf). Otherwise units arrived or left meanwhile and the count may be stale: a conflict
+    (stale_count). A count below the units reserved by open orders: a conflict (impossible_stock).
+    """
+    product = _product(context, args)
+    on_hand = _int(args, "on_hand", minimum=0)
+    base_version = _int(args, "base_version")
+    base_on_hand = _int(args, "base_on_hand", required=False)
+    stock = Stock.objects.select_for_update().get(product_id=product.pk)
+    device_value = {"product_id": str(product.pk), "on_hand": on_hand, "base_on_hand": base_on_hand}
+    kind = None
+    if stock.version != base_version and (base_on_hand is None or base_on_hand != stock.on_hand):
+        kind = ConflictKind.STALE_COUNT
+    elif on_hand < stock.reserved:
+        kind = ConflictKind.IMPOSSIBLE_STOCK
+    if kind is not None:
+        return conflict_open(
+            device=context.device,
+            mutation_id=context.mutation_id,
+            kind=kind,
+            entity="stock",
+            row_id=stock.pk,
+            device_value=device_value,
+            server_value=_stock_value(stock),
+            base_version=base_version,
+        )
+    catalog.stock_count(
+        product=product,
+        on_hand=on_hand,
+        expected_on_hand=stock.on_hand,
+        actor=context.actor,
+        reason=f"stock count ({context.reference})",
+    )
+    return None
+
+
+PRODUCT_FIELDS = (
+    "sku",
+    "name",
+    "description",
+    "category_id",
+    "price_xaf",
+    "compare_at_price_xaf",
+    "unit",
+    "is_active",
+    "attributes",
+)
+PRICE_FIELDS = ("price_xaf", "compare_at_price_xaf")
+
+
+def product_create(context: Context, args: dict[str, Any]) -> SyncConflict | None:
+    """{id, sku, name, price_xaf, description?, category_id?, compare_at_price_xaf?, unit?,
+    is_active?, attributes?, initial_stock?}: a new product, with the id the device gave it."""
+    product_id = _uuid(args, "id")
+    unknown = set(args) - {"id", "initial_stock", *PRODUCT_FIELDS}
+    if unknown:
+        raise InvalidInput(_("Unknown fields: %(f)s") % {"f": ", ".join(sorted(unknown))}, field="args")
+    if Product.all_objects.filter(pk=product_id).exists():
+        raise InvalidInput(_("A product with this id already exists."), field="id")
+    fields = product_fields({k: v for k, v in args.items() if k in PRODUCT_FIELDS})
+    for required in ("sku", "name", "price_xaf"):
+        if required not in fields:
+            raise InvalidInput(_("This field is required."), field=required)
+    catalog.product_create(
+        id=product_id,
+        vendor=context.vendor,
+        actor=context.actor,
+        initial_stock=_int(args, "initial_stock", required=False, minimum=0) or 0,
+        **fields,
+    )
+    return None
+
+
+def product_update(context: Context, args: dict[str, Any]) -> SyncConflict | None:
+    """{product_id, base_version, fields: {...changed fields}}.
+
+    Per field: descriptive fields (name, description, category, unit, active, attributes, sku)
+    are last-writer-wins field by field, so only the fields the device changed are written. The
+    price fields, when the product's price changed on the server since `base_version`, are not
+    applied but stored as a conflict (price) for staff. A product deleted meanwhile stays
+    deleted (the delete wins) and the update is stored as a conflict (delete_vs_update).
+    """
+    product = _product(context, args, lock=True)
+    base_version = _int(args, "base_version")
+    raw = args.get("fields")
+    if not isinstance(raw, dict) or not raw:
+        raise InvalidInput(_("fields must name at least one changed field."), field="fields")
+    data = product_fields(raw)  # refuses unknown fields before anything is written
+    if product.deleted_at is not None:
+        return conflict_open(
+            device=context.device,
+            mutation_id=context.mutation_id,
+            kind=ConflictKind.DELETE_VS_UPDATE,
+            entity="products",
+            row_id=product.pk,
+            device_value={"fields": raw},
+            server_value={"deleted_at": product.deleted_at.isoformat(), "version": product.version},
+            base_version=base_version,
+        )
+    conflicting: tuple[str, ...] = ()
+    price_moves = [f for f in PRICE_FIELDS if f in data and data[f] != getattr(product, f)]
+    if price_moves and base_version != product.version and _price_changed_since(product, base_version):
+        conflicting = tuple(f for f in PRICE_FIELDS if f in data)  # the two prices go together
+    apply = {k: v for k, v in data.items() if k not in conflicting}
+    if apply:
+        product = catalog.product_update(product=product, data=apply, actor=context.actor)
+    if not conflicting:
+        return None
+    return conflict_open(
+        device=context.device,
+        mutation_id=context.mutation_id,
+        kind=ConflictKind.PRICE,
+        entity="products",
+        row_id=product.pk,
+        device_value={"fields": {f: raw[f] for f in conflicting}},
+        server_value={"fields": {f: getattr(product, f) for f in PRICE_FIELDS}, "version": product.version},
+        base_version=base_version,
+    )
+
+
+def _price_changed_since(product: Product, version: int) -> bool:
+    """Whether the prices differ from those of `version` (from the product's history); unknown
+    versions count as changed."""
+    base = product.history.filter(version=version).order_by("-history_date").first()  # type: ignore[attr-defined]
+    if base is None:
+        return True
+    return any(getattr(base, f) != getattr(product, f) for f in PRICE_FIELDS)
+
+
+def product_delete(context: Context, args: dict[str, Any]) -> SyncConflict | None:
+    """{product_id, base_version?}: soft-delete. The delete wins over any change made meanwhile."""
+    product = _product(context, args, lock=True)
+    if product.deleted_at is None:
+        catalog.product_soft_delete(product=product, actor=context.actor, reason="deleted on device")
+    return None
+
+
+def order_transition(context: Context, args: dict[str, Any]) -> SyncConflict | None:
+    """{order_id, to, base_status, note?}: move the order (accept, prepare, ready...).
+
+    `base_status` is the order's base version: the status the device saw. If the order has
+    moved since (staff or another device moved it), the move is not made: a conflict
+    (stale_transition), unless it is already where the device wanted it.
+    """
+    order_id = _uuid(args, "order_id")
+    to = _text(args, "to", max_length=20)
+    base_status = _text(args, "base_status", max_length=20)
+    note = _text(args, "note", default="", max_length=1000)
+    order = Order.objects.select_for_update().filter(pk=order_id, vendor_id=context.device.vendor_id).first()
+    if order is None:
+        raise NotFound(_("No such order."))
+    if order.status == to:
+        return None  # already there: nothing to do
+    if order.status != base_status:
+        return conflict_open(
+            device=context.device,
+            mutation_id=context.mutation_id,
+            kind=ConflictKind.STALE_TRANSITION,
+            entity="orders",
+            row_id=order.pk,
+            device_value={"to": to, "base_status": base_status, "note": note},
+            server_value={"status": order.status},
+        )
+    orders.order_transition(order=order, to=to, actor=context.actor, note=note)
+    return None
+
+
+@dataclass(frozen=True)
+class Handler:
+    apply: Callable[[Context, dict[str, Any]], SyncConflict | None]
+    entity: str  # the synced table whose row(s) it changes
+    rows: Callable[[Context, dict[str, Any]], list[uuid.UUID]]
+
+    def resend(self, context: Context, args: dict[str, Any]) -> None:
+        """After a refusal: the device's own copy showed its change; send it the server's row."""
+        rows = self.rows(context, args)
+        if rows:
+            feed_resend(entity=self.entity, row_ids=rows, vendor_id=context.device.vendor_id)
+
+
+MUTATIONS: dict[str, Handler] = {
+    "stock.adjust": Handler(stock_adjust, "stock", _stock_of),
+    "stock.count": Handler(stock_count, "stock", _stock_of),
+    "product.create": Handler(product_create, "products", _row("id")),
+    "product.update": Handler(product_update, "products", _row("product_id")),
+    "product.delete": Handler(product_delete, "products", _row("product_id")),
+    "order.transition": Handler(order_transition, "orders", _row("order_id")),
+}

@@ -1,0 +1,414 @@
+"""Every write of the sync app: devices, conflict resolution, the feed's generation and upkeep.
+
+Pulls are in `sync.pull`, pushes (and the mutations they carry) in `sync.push`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, connection, transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from catalog import services as catalog
+from catalog.models import Product, Stock
+from okada.core.actors import Actor, acting_for
+from okada.core.errors import Conflict, InvalidInput, NotAllowed, NotFound
+from okada.core.partitions import add_months, ensure_month_partitions, month_start, partition_name
+from orders import services as orders
+from orders.models import Order
+
+from . import feed
+from .models import ConflictKind, ConflictStatus, Device, FeedState, Mutation, SyncConflict
+
+log = logging.getLogger(__name__)
+
+# --- Errors -------------------------------------------------------------------------------------
+
+
+class DeviceTaken(Conflict):
+    code = "device_taken"
+
+
+class DeviceRevoked(NotAllowed):
+    code = "device_revoked"
+
+
+class MutationGap(Conflict):
+    code = "mutation_gap"
+
+
+class ConflictResolved(Conflict):
+    code = "conflict_resolved"
+
+
+# --- Devices ------------------------------------------------------------------------------------
+
+
+def _vendor_id_of(actor: Actor) -> uuid.UUID:
+    if actor.role != Actor.VENDOR or actor.vendor_id is None:
+        raise NotAllowed(_("Only a vendor's credential can sync a device."))
+    return uuid.UUID(str(actor.vendor_id))
+
+
+def _device_id(raw: Any) -> uuid.UUID:
+    try:
+        return raw if isinstance(raw, uuid.UUID) else uuid.UUID(str(raw))
+    except (TypeError, ValueError):
+        raise InvalidInput(_("device_id must be a UUID."), field="device_id") from None
+
+
+def device_register(*, actor: Actor, device_id: Any, name: str) -> tuple[Device, bool]:
+    """Register a device for the actor's vendor; return it and whether it is new.
+
+    Idempotent: registering the same device again renames it. A device of another vendor is
+    refused (device_taken), a revoked one too (device_revoked): staff revoked it on purpose.
+    """
+    vendor_id = _vendor_id_of(actor)
+    device_id = _device_id(device_id)
+    name = (name or "").strip()
+    if not name or len(name) > 100:
+        raise InvalidInput(_("A device needs a name of at most 100 characters."), field="name")
+    with transaction.atomic():
+        device = Device.objects.select_for_update().filter(pk=device_id).first()
+        created = False
+        if device is None:
+            try:
+                with transaction.atomic():
+                    device = Device.objects.create(
+                        id=device_id, vendor_id=vendor_id, name=name, registered_by=_user(actor)
+                    )
+                created = True
+            except IntegrityError:  # registered at the same instant by another request: read it
+                device = Device.objects.select_for_update().get(pk=device_id)
+        if device.vendor_id != vendor_id:
+            raise DeviceTaken(_("This device id is registered to another vendor."), field="device_id")
+        if device.is_revoked:
+            raise DeviceRevoked(_("This device was revoked: register it under a new id."))
+        if device.name != name:
+            device.name = name
+            device.save(update_fields=["name", "updated_at"])
+    return device, created
+
+
+def _user(actor: Actor) -> Any:
+    return actor.user if getattr(actor.user, "pk", None) else None
+
+
+def device_for(*, actor: Actor, device_id: Any) -> Device:
+    """The actor's own device, or NotFound (another vendor's device is not found either);
+    a revoked device is refused."""
+    vendor_id = _vendor_id_of(actor)
+    device = Device.objects.filter(pk=_device_id(device_id), vendor_id=vendor_id).first()
+    if device is None:
+        raise NotFound(_("No such device: register it first."))
+    if device.is_revoked:
+        raise DeviceRevoked(_("This device was revoked: it can no longer sync."))
+    return device
+
+
+def device_revoke(*, device: Device, actor: Actor, reason: str = "") -> Device:
+    """Revoke a device: from now on its pulls and pushes are refused (403 device_revoked)."""
+    actor.require("sync.revoke_device")
+    with transaction.atomic():
+        device = Device.objects.select_for_update().get(pk=device.pk)
+        if device.revoked_at is None:
+            device.revoked_at = timezone.now()
+            device.revoked_by = _user(actor)
+            device.revoke_reason = reason[:255]
+            device.save(update_fields=["revoked_at", "revoked_by", "revoke_reason", "updated_at"])
+    return device
+
+
+# --- The feed: resends, generation, upkeep ------------------------------------------------------
+
+
+def feed_resend(*, entity: str, row_ids: list[uuid.UUID], vendor_id: uuid.UUID | None) -> None:
+    """Put rows back in the feed without changing them, so devices get the server's values again.
+
+    Used when a pushed change was rejected or conflicted: the device showed its own value
+    meanwhile, and the next pull must replace it with what the server kept.
+    """
+    target = feed.BY_NAME[entity]
+    with connection.cursor() as cur:
+        cur.execute(
+            f"INSERT INTO {feed.FEED_TABLE} (id, created_at, xid, vendor_id, priority, entity, row_ids) "
+            "SELECT okada_uuid7(), now(), pg_current_xact_id(), %s, %s, %s, %s::uuid[]",
+            [vendor_id, target.priority, target.code, [str(i) for i in row_ids]],
+        )
+
+
+@dataclass(frozen=True)
+class Generation:
+    token: str  # what cursors carry: the stored generation and the database it lives in
+    pruned: tuple[int, str] | None  # highest pruned feed position (xid, id), if any
+
+
+def generation_current() -> Generation:
+    """The database's sync generation. The token also names the database (its oid), so a copy
+    restored into another database has another token even before `generation_rotate` runs."""
+    with connection.cursor() as cur:
+        for _attempt in range(2):
+            cur.execute(
+                "SELECT s.generation::text || ':' || d.oid::text, s.pruned_xid::text, s.pruned_id::text "
+                "FROM sync_feedstate s, pg_database d WHERE s.id = 1 AND d.datname = current_database()"
+            )
+            row = cur.fetchone()
+            if row is not None:
+                break
+            # The row is made by migration; if it was truncated away, a new generation starts.
+            cur.execute(
+                "INSERT INTO sync_feedstate (id, generation, updated_at) "
+                "VALUES (1, gen_random_uuid(), now()) ON CONFLICT (id) DO NOTHING"
+            )
+    assert row is not None
+    token = uuid.uuid5(uuid.NAMESPACE_OID, row[0]).hex[:16]
+    pruned = (int(row[1]), row[2]) if row[1] is not None else None
+    return Generation(token=token, pruned=pruned)
+
+
+def generation_rotate(*, reason: str = "") -> uuid.UUID:
+    """Start a new sync generation: every device's next pull answers `reset: true`.
+
+    The restore hook: call it (or `manage.py sync_new_generation`) on a database restored from
+    a backup, whose data is older than what devices already hold.
+    """
+    generation = uuid.uuid4()
+    with transaction.atomic():
+        FeedState.objects.update_or_create(pk=1, defaults={"generation": generation})
+    log.warning("sync generation rotated to %s (%s): devices will download again", generation, reason)
+    return generation
+
+
+def feed_maintain(*, now: dt.datetime | None = None) -> dict[str, Any]:
+    """Keep the feed's monthly partitions ahead of time and drop those past the retention.
+
+    Dropping a partition records the highest feed position it held (FeedState.pruned_*), so a
+    device whose cursor is older is told to download again (`reset`). Also prunes the stored
+    results of pushed mutations past their retention.
+    """
+    now = now or timezone.now()
+    today = now.date()
+    created = ensure_month_partitions(feed.FEED_TABLE, month_start(today), add_months(today, 3))
+    cutoff = now - dt.timedelta(days=settings.OKADA_SYNC_FEED_RETENTION_DAYS)
+    dropped = []
+    month = _oldest_partition_month()
+    # A month goes once all of it is older than the cutoff.
+    while month is not None and add_months(month, 1) <= cutoff.date():
+        name = partition_name(feed.FEED_TABLE, month)
+        _drop_feed_partition(name)
+        dropped.append(name)
+        month = _oldest_partition_month()
+    default_pruned = _prune_default_partition(cutoff)
+    mutation_cutoff = now - dt.timedelta(days=settings.OKADA_SYNC_MUTATION_RETENTION_DAYS)
+    mutations, _ = Mutation.objects.filter(created_at__lt=mutation_cutoff).delete()
+    return {
+        "created": created,
+        "dropped": dropped,
+        "default_rows_pruned": default_pruned,
+        "mutations_pruned": mutations,
+    }
+
+
+def _oldest_partition_month() -> dt.date | None:
+    prefix = f"{feed.FEED_TABLE}_p"
+    with connection.cursor() as cur:
+        cur.execute(
+            "SELECT min(c.relname) FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+            "WHERE i.inhparent = %s::regclass AND c.relname LIKE %s",
+            [feed.FEED_TABLE, prefix + "%"],
+        )
+        name = cur.fetchone()[0]
+    if name is None:
+        return None
+    stamp = name[len(prefix) :]
+    return dt.date(int(stamp[:4]), int(stamp[4:6]), 1)
+
+
+def _record_pruned(cur: Any, source: str, condition: str = "true", params: list[Any] | None = None) -> None:
+    """Raise FeedState's pruned position to the highest (xid, id) about to leave `source`."""
+    cur.execute(
+        f"SELECT xid::text, id::text FROM {source} WHERE {condition} ORDER BY xid DESC, id DESC LIMIT 1",  # noqa: S608
+        params or [],
+    )
+    top = cur.fetchone()
+    if top is None:
+        return
+    cur.execute(
+        "UPDATE sync_feedstate SET pruned_xid = %s::xid8, pruned_id = %s::uuid, updated_at = now() "
+        "WHERE id = 1 AND (pruned_xid IS NULL OR (pruned_xid, pruned_id) < (%s::xid8, %s::uuid))",
+        [top[0], top[1], top[0], top[1]],
+    )
+
+
+def _drop_feed_partition(name: str) -> None:
+    with transaction.atomic(), connection.cursor() as cur:
+        cur.execute("SET LOCAL lock_timeout = '5s'")  # never queue writers behind us for long
+        cur.execute(f'LOCK TABLE "{name}" IN ACCESS EXCLUSIVE MODE')
+        _record_pruned(cur, f'"{name}"')
+        cur.execute(f'DROP TABLE "{name}"')
+
+
+def _prune_default_partition(cutoff: dt.datetime) -> int:
+    default = f"{feed.FEED_TABLE}_default"
+    with transaction.atomic(), connection.cursor() as cur:
+        cur.execute("SELECT to_regclass(%s) IS NOT NULL", [default])
+        if not cur.fetchone()[0]:
+            return 0
+        cur.execute("SET LOCAL lock_timeout = '5s'")
+        cur.execute(f'LOCK TABLE "{default}" IN SHARE ROW EXCLUSIVE MODE')
+        _record_pruned(cur, f'"{default}"', "created_at < %s", [cutoff])
+        cur.execute(f'DELETE FROM "{default}" WHERE created_at < %s', [cutoff])
+        return cur.rowcount
+
+
+def feed_size() -> int:
+    """Feed rows kept (an estimate from the statistics: no count of a large table)."""
+    with connection.cursor() as cur:
+        cur.execute(
+            "SELECT coalesce(sum(c.reltuples), 0)::bigint FROM pg_inherits i "
+            "JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = %s::regclass",
+            [feed.FEED_TABLE],
+        )
+        return max(0, int(cur.fetchone()[0]))
+
+
+# --- Conflicts ----------------------------------------------------------------------------------
+
+KEEP_SERVER = "keep_server"
+APPLY_DEVICE = "apply_device"
+
+
+def conflict_open(
+    *,
+    device: Device,
+    mutation_id: int,
+    kind: str,
+    entity: str,
+    row_id: uuid.UUID,
+    device_value: dict[str, Any],
+    server_value: dict[str, Any],
+    base_version: int | None = None,
+) -> SyncConflict:
+    """Record a clash for staff; devices get the row as the server kept it on their next pull."""
+    conflict = SyncConflict.objects.create(
+        vendor_id=device.vendor_id,
+        device=device,
+        mutation_id=mutation_id,
+        kind=kind,
+        entity=entity,
+        row_id=row_id,
+        base_version=base_version,
+        device_value=device_value,
+        server_value=server_value,
+    )
+    feed_resend(entity=entity, row_ids=[row_id], vendor_id=device.vendor_id)
+    return conflict
+
+
+def conflict_resolve(
+    *, conflict: SyncConflict, resolution: str, actor: Actor, note: str = ""
+) -> SyncConflict:
+    """Staff decide: keep the server's value, or apply the device's (through the services).
+
+    Applying the device's value may itself be refused (e.g. the stock still cannot go that
+    low): the error is raised and the conflict stays open. Devices see the outcome (the row and
+    the conflict) on their next pull.
+    """
+    actor.require("sync.resolve_syncconflict")
+    if resolution not in (KEEP_SERVER, APPLY_DEVICE):
+        raise InvalidInput(_("Resolve with keep_server or apply_device."), field="resolution")
+    with transaction.atomic(), acting_for(actor, f"sync conflict: {resolution}"):
+        conflict = SyncConflict.objects.select_for_update().get(pk=conflict.pk)
+        if conflict.status != ConflictStatus.OPEN:
+            raise ConflictResolved(_("This conflict was already resolved."))
+        if resolution == APPLY_DEVICE:
+            _apply_device_value(conflict, actor)
+            conflict.status = ConflictStatus.APPLIED_DEVICE
+        else:
+            feed_resend(entity=conflict.entity, row_ids=[conflict.row_id], vendor_id=conflict.vendor_id)
+            conflict.status = ConflictStatus.KEPT_SERVER
+        conflict.resolved_by = _user(actor)
+        conflict.resolved_at = timezone.now()
+        conflict.resolution_note = note
+        conflict.save(update_fields=["status", "resolved_by", "resolved_at", "resolution_note", "updated_at"])
+    return conflict
+
+
+def _apply_device_value(conflict: SyncConflict, actor: Actor) -> None:
+    value = conflict.device_value
+    kind = conflict.kind
+    if kind in (ConflictKind.PRICE, ConflictKind.DELETE_VS_UPDATE):
+        product = Product.all_objects.filter(pk=conflict.row_id).first()
+        if product is None:
+            raise NotFound(_("The product no longer exists."))
+        if product.deleted_at is not None:
+            product = catalog.product_restore(product=product, actor=actor, reason="sync conflict: device value")
+        data = value.get("fields", {})
+        if data:
+            catalog.product_update(product=product, data=product_fields(data), actor=actor)
+    elif kind == ConflictKind.STALE_COUNT:
+        stock = Stock.objects.get(pk=conflict.row_id)
+        catalog.stock_count(
+            product=stock.product,
+            on_hand=value["on_hand"],
+            expected_on_hand=stock.on_hand,
+            actor=actor,
+            reason="stock count (sync conflict resolved)",
+        )
+    elif kind == ConflictKind.IMPOSSIBLE_STOCK:
+        stock = Stock.objects.get(pk=conflict.row_id)
+        if "on_hand" in value:
+            catalog.stock_count(
+                product=stock.product,
+                on_hand=value["on_hand"],
+                expected_on_hand=stock.on_hand,
+                actor=actor,
+                reason="stock count (sync conflict resolved)",
+            )
+        else:
+            catalog.stock_adjust(
+                product=stock.product,
+                delta=value["delta"],
+                reason=value.get("reason") or "sync conflict resolved",
+                actor=actor,
+            )
+    elif kind == ConflictKind.STALE_TRANSITION:
+        order = Order.objects.filter(pk=conflict.row_id).first()
+        if order is None:
+            raise NotFound(_("The order no longer exists."))
+        orders.order_transition(order=order, to=value["to"], actor=actor, note=value.get("note", ""))
+    else:  # pragma: no cover - the CHECK constraint lists the kinds
+        raise InvalidInput(_("Unknown conflict kind."))
+
+
+def product_fields(data: dict[str, Any]) -> dict[str, Any]:
+    """A device's product fields as product_update takes them (`category_id` -> `category`)."""
+    from catalog.models import Category
+
+    fields = dict(data)
+    if "category_id" in fields:
+        category_id = fields.pop("category_id")
+        category = None
+        if category_id is not None:
+            try:
+                category = Category.objects.filter(pk=uuid.UUID(str(category_id))).first()
+            except ValueError:
+                category = None
+            if category is None:
+                raise InvalidInput(_("No such category."), field="category_id")
+        fields["category"] = category
+    unknown = set(fields) - set(catalog.PRODUCT_EDITABLE_FIELDS)
+    if unknown:
+        raise InvalidInput(
+            _("These fields cannot be changed: %(f)s") % {"f": ", ".join(sorted(unknown))},
+            errors={f: [_("This field cannot be changed.")] for f in sorted(unknown)},
+        )
+    return fields
+

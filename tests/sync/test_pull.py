@@ -1,0 +1,396 @@
+"""Pulls against the real database, with real commits (transaction=True): the snapshot horizon
+only moves past committed transactions, so these tests commit like production does."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+
+import pytest
+from django.db import connection, connections, transaction
+from django.test import override_settings
+
+from catalog.models import Product, Stock
+from catalog.services import product_restore, product_soft_delete, product_update, stock_adjust
+from okada.core.actors import Actor
+from okada.core.services import bulk_create_tracked, bulk_update_tracked
+from orders.models import Order, OrderItem, Payment
+from sync import feed
+from sync.pull import pull
+from sync.services import DeviceRevoked, device_revoke, generation_rotate
+from tests.catalog.factories import CategoryFactory, ProductFactory, VendorFactory
+from tests.orders.factories import OrderFactory, ZoneFactory
+from tests.sync.factories import WAIT, Phone
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+STAFF = Actor(role=Actor.STAFF, label="ops")
+
+
+def bulk_products(vendor, count: int, prefix: str = "B") -> list[Product]:
+    """`count` products with their stock rows, in two statements (setup for large pages)."""
+    products = bulk_create_tracked(
+        Product,
+        [Product(vendor=vendor, sku=f"{prefix}-{n:05d}", name=f"Article {n}", price_xaf=500) for n in range(count)],
+    )
+    Stock.objects.bulk_create([Stock(product=p, vendor=vendor) for p in products])
+    return products
+
+
+def test_initial_download_brings_the_vendors_rows_and_the_shared_ones():
+    vendor = VendorFactory()
+    category = CategoryFactory()
+    zone = ZoneFactory()
+    product = ProductFactory(vendor=vendor, initial_stock=10, category=category)
+    order = OrderFactory(vendor=vendor, zone=zone, items=[(product, 2)])
+    phone = Phone(vendor)
+
+    assert phone.pull_all() == 1
+    assert set(phone.copy("products")) == {str(product.pk)}
+    assert phone.copy("products")[str(product.pk)]["category_id"] == str(category.pk)
+    stock = Stock.objects.get(product=product)
+    assert phone.copy("stock")[str(stock.pk)]["reserved"] == 2
+    assert phone.copy("orders")[str(order.pk)]["status"] == "pending"
+    assert phone.copy("orders")[str(order.pk)]["customer_phone"] == order.customer.phone
+    item = OrderItem.objects.get(order=order)
+    assert phone.copy("order_items")[str(item.pk)]["quantity"] == 2
+    assert str(category.pk) in phone.copy("categories")
+    assert str(zone.pk) in phone.copy("zones")
+    assert set(phone.copy("vendors")) == {str(vendor.pk)}
+
+
+def test_a_device_receives_only_the_fields_its_schema_needs():
+    vendor = VendorFactory()
+    product = ProductFactory(vendor=vendor)
+    phone = Phone(vendor)
+    phone.pull_all()
+    row = phone.copy("products")[str(product.pk)]
+    assert "search_vector" not in row and "deleted_at" not in row and "vendor_id" not in row
+    assert set(row) == {name for name, _ in feed.BY_NAME["products"].fields}
+
+
+def test_changes_after_the_download_arrive_once_each_with_the_current_row():
+    vendor = VendorFactory()
+    product = ProductFactory(vendor=vendor, initial_stock=10)
+    phone = Phone(vendor)
+    phone.pull_all()
+    for n in range(5):
+        product = product_update(product=product, data={"name": f"Nom {n}"}, actor=STAFF)
+    stock_adjust(product=product, delta=3, reason="livraison", actor=STAFF)
+
+    page = phone.pull()
+
+    assert [r["name"] for r in page["changes"]["products"]["upserted"]] == ["Nom 4"]
+    assert [r["on_hand"] for r in page["changes"]["stock"]["upserted"]] == [13]
+    assert page["has_more"] == {"0": False, "1": False, "2": False}
+    assert phone.pull()["changes"] == {}  # nothing new: nothing sent
+
+
+def test_a_transaction_that_began_before_a_pull_and_commits_after_it_arrives_with_the_next_pull():
+    vendor = VendorFactory()
+    slow_product = ProductFactory(vendor=vendor)
+    fast_product = ProductFactory(vendor=vendor)
+    phone = Phone(vendor)
+    phone.pull_all()
+    written, release = threading.Event(), threading.Event()
+
+    def slow_writer() -> None:
+        try:
+            with transaction.atomic():
+                product_update(product=slow_product, data={"name": "Lent"}, actor=STAFF)
+                written.set()
+                assert release.wait(WAIT)
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=slow_writer)
+    thread.start()
+    try:
+        assert written.wait(WAIT)
+        # A later transaction commits while the slow one is still open: a feed ordered by
+        # commit or by id alone would serve it now and move the cursor past the slow one.
+        product_update(product=fast_product, data={"name": "Rapide"}, actor=STAFF)
+        page = phone.pull()
+        assert "products" not in page["changes"]  # both wait for the slow transaction's end
+        assert phone.copy("products")[str(slow_product.pk)]["name"] == slow_product.name
+    finally:
+        release.set()
+        thread.join(WAIT)
+
+    page = phone.pull()
+
+    names = {r["id"]: r["name"] for r in page["changes"]["products"]["upserted"]}
+    assert names == {str(slow_product.pk): "Lent", str(fast_product.pk): "Rapide"}
+
+
+def test_a_1200_row_transaction_arrives_in_whole_pages_with_no_loss_or_duplicate():
+    vendor = VendorFactory()
+    products = bulk_products(vendor, 1200)
+    phone = Phone(vendor, limit=500)
+    phone.pull_all()
+    for p in products:
+        p.name = f"{p.name} (nouveau)"
+    with transaction.atomic():
+        bulk_update_tracked(Product, products, ["name"])
+
+    pages = [phone.pull() for _ in range(3)]
+
+    served = [r["id"] for page in pages for r in page["changes"]["products"]["upserted"]]
+    assert [len(page["changes"]["products"]["upserted"]) for page in pages] == [500, 500, 200]
+    assert len(served) == len(set(served)) == 1200
+    assert [page["has_more"]["1"] for page in pages] == [True, True, False]
+    assert all(r["name"].endswith("(nouveau)") for r in phone.copy("products").values())
+
+
+def test_the_initial_download_of_1200_products_comes_in_whole_pages():
+    vendor = VendorFactory()
+    bulk_products(vendor, 1200)
+    phone = Phone(vendor, limit=500)
+
+    phone.pull_all()
+
+    product_pages = [len(p["changes"].get("products", {}).get("upserted", [])) for p in phone.pages]
+    stock_pages = [len(p["changes"].get("stock", {}).get("upserted", [])) for p in phone.pages]
+    assert all(sum(len(c["upserted"]) + len(c["deleted"]) for c in p["changes"].values()) <= 500 for p in phone.pages)
+    assert sum(product_pages) == len(phone.copy("products")) == 1200
+    assert sum(stock_pages) == len(phone.copy("stock")) == 1200
+
+
+@override_settings(OKADA_SYNC_PAGE_MAX_BYTES=4000)
+def test_pages_are_capped_by_bytes_and_lose_nothing():
+    vendor = VendorFactory()
+    bulk_products(vendor, 120)
+    phone = Phone(vendor)
+
+    phone.pull_all()
+
+    assert len(phone.pages) > 5
+    for page in phone.pages[:-1]:
+        rows = [r for c in page["changes"].values() for r in c["upserted"]]
+        assert 1 <= len(rows) and len(str(rows)) < 6000
+    assert len(phone.copy("products")) == 120
+
+
+def test_soft_delete_then_restore_arrive_as_delete_then_upsert():
+    vendor = VendorFactory()
+    product = ProductFactory(vendor=vendor, initial_stock=4)
+    stock = Stock.objects.get(product=product)
+    phone = Phone(vendor)
+    phone.pull_all()
+
+    product_soft_delete(product=product, actor=STAFF)
+    deleted = phone.pull()
+    product_restore(product=product, actor=STAFF)
+    restored = phone.pull()
+
+    assert deleted["changes"]["products"] == {"upserted": [], "deleted": [str(product.pk)]}
+    assert deleted["changes"]["stock"] == {"upserted": [], "deleted": [str(stock.pk)]}  # follows it
+    assert [r["id"] for r in restored["changes"]["products"]["upserted"]] == [str(product.pk)]
+    assert restored["changes"]["products"]["deleted"] == []
+    assert phone.copy("stock")[str(stock.pk)]["on_hand"] == 4
+
+
+def test_an_orders_items_leave_and_come_back_with_it():
+    vendor = VendorFactory()
+    order = OrderFactory(vendor=vendor)
+    item = OrderItem.objects.get(order=order)
+    phone = Phone(vendor)
+    phone.pull_all()
+    order = Order.objects.get(pk=order.pk)
+
+    from orders.services import order_cancel
+
+    order_cancel(order=order, actor=STAFF)
+    with transaction.atomic():
+        Order.objects.get(pk=order.pk).delete(reason="test")
+    phone.pull_all()
+    assert str(item.pk) not in phone.copy("order_items")
+    assert str(order.pk) not in phone.copy("orders")
+
+    with transaction.atomic():
+        Order.deleted_objects.get(pk=order.pk).restore(reason="test")
+    phone.pull_all()
+    assert phone.copy("order_items")[str(item.pk)]["order_id"] == str(order.pk)
+    assert phone.copy("orders")[str(order.pk)]["status"] == "cancelled"
+
+
+def test_priority_0_arrives_before_a_10000_row_priority_2_backlog():
+    vendor = VendorFactory()
+    product = ProductFactory(vendor=vendor, initial_stock=100)
+    order = OrderFactory(vendor=vendor, items=[(product, 1)])
+    phone = Phone(vendor, limit=500)
+    phone.pull_all()
+    Payment.objects.bulk_create(
+        [
+            Payment(order=order, provider="cash", provider_reference=f"cash-{n}", amount_xaf=100)
+            for n in range(10_000)
+        ]
+    )
+    urgent = OrderFactory(vendor=vendor, items=[(product, 3)])
+
+    first = phone.pull()
+
+    assert [r["id"] for r in first["changes"]["orders"]["upserted"]] == [str(urgent.pk)]
+    assert first["changes"]["stock"]["upserted"][0]["reserved"] == 4
+    assert first["has_more"] == {"0": False, "1": False, "2": True}
+    pages = 1 + phone.pull_all()
+    assert len(phone.copy("payments")) == 10_000
+    assert pages == 1 + 10_000 // 500
+
+
+def test_the_initial_download_serves_priority_0_before_priority_2():
+    vendor = VendorFactory()
+    product = ProductFactory(vendor=vendor, initial_stock=10)
+    order = OrderFactory(vendor=vendor, items=[(product, 1)])
+    Payment.objects.bulk_create(
+        [Payment(order=order, provider="cash", provider_reference=f"cash-{n}", amount_xaf=100) for n in range(30)]
+    )
+    phone = Phone(vendor, limit=5)
+
+    phone.pull_all()
+
+    tables = [t for page in phone.pages for t in page["changes"]]
+    assert tables.index("orders") < tables.index("payments")
+    assert max(i for i, t in enumerate(tables) if t in ("orders", "order_items", "stock")) < min(
+        i for i, t in enumerate(tables) if t == "payments"
+    )
+    assert len(phone.copy("payments")) == 30
+
+
+def test_another_vendors_device_never_receives_a_row_of_ours():
+    ours, theirs = VendorFactory(), VendorFactory()
+    our_product = ProductFactory(vendor=ours, initial_stock=5)
+    OrderFactory(vendor=ours, items=[(our_product, 1)])
+    their_phone = Phone(theirs)
+    their_product = ProductFactory(vendor=theirs, initial_stock=5)
+    their_phone.pull_all()
+    product_update(product=our_product, data={"name": "Secret"}, actor=STAFF)
+    stock_adjust(product=our_product, delta=2, reason="x", actor=STAFF)
+    product_soft_delete(product=our_product, actor=STAFF)
+    their_phone.pull_all()
+
+    our_ids = {str(our_product.pk), str(ours.pk), *map(str, Stock.objects.filter(vendor=ours).values_list("pk", flat=True))}
+    our_ids |= {str(pk) for pk in Order.all_objects.filter(vendor=ours).values_list("pk", flat=True)}
+    seen = {
+        row["id"] if isinstance(row, dict) else row
+        for page in their_phone.pages
+        for change in page["changes"].values()
+        for row in [*change["upserted"], *change["deleted"]]
+    }
+    assert seen and not seen & our_ids
+    assert set(their_phone.copy("products")) == {str(their_product.pk)}
+
+
+def test_after_a_restore_the_device_is_told_to_reset_and_downloads_again():
+    vendor = VendorFactory()
+    product = ProductFactory(vendor=vendor)
+    phone = Phone(vendor)
+    phone.pull_all()
+
+    generation_rotate(reason="restored from backup")
+    page = phone.pull()
+
+    assert page["reset"] is True
+    assert page["changes"] == {} and page["cursors"] == {"0": None, "1": None, "2": None}
+    assert phone.tables == {}
+    phone.pull_all()
+    assert set(phone.copy("products")) == {str(product.pk)}
+
+
+def test_a_cursor_from_another_database_resets():
+    """The generation token names the database: a restored copy elsewhere is another generation."""
+    vendor = VendorFactory()
+    phone = Phone(vendor)
+    phone.pull_all()
+    with connection.cursor() as cur:
+        cur.execute("DELETE FROM sync_feedstate")  # as if this were another database's copy
+    assert phone.pull()["reset"] is True
+
+
+def test_a_cursor_older_than_the_retained_feed_resets():
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from sync.services import feed_maintain
+
+    vendor = VendorFactory()
+    product = ProductFactory(vendor=vendor)
+    phone = Phone(vendor)
+    phone.pull_all()
+    product_update(product=product, data={"name": "Vu par personne"}, actor=STAFF)
+
+    summary = feed_maintain(now=timezone.now() + dt.timedelta(days=400))
+
+    assert summary["dropped"] or summary["default_rows_pruned"]
+    assert phone.pull()["reset"] is True
+    phone.pull_all()
+    assert phone.copy("products")[str(product.pk)]["name"] == "Vu par personne"
+
+
+def test_a_tampered_cursor_resets_instead_of_serving_anything():
+    vendor = VendorFactory()
+    ProductFactory(vendor=vendor)
+    phone = Phone(vendor)
+    phone.pull_all()
+    cursor = phone.cursors["1"]
+    assert cursor and "products" not in cursor
+    phone.cursors["1"] = cursor[:-3] + ("AAA" if not cursor.endswith("AAA") else "BBB")
+
+    page = phone.pull()
+
+    assert page["reset"] is True and page["changes"] == {}
+
+
+def test_a_cursor_of_another_vendor_resets():
+    ours, theirs = VendorFactory(), VendorFactory()
+    ProductFactory(vendor=ours)
+    our_phone, their_phone = Phone(ours), Phone(theirs)
+    our_phone.pull_all()
+    their_phone.cursors = dict(our_phone.cursors)
+
+    assert their_phone.pull()["reset"] is True
+
+
+def test_an_interrupted_pull_is_resumed_by_repeating_it():
+    vendor = VendorFactory()
+    bulk_products(vendor, 30)
+    phone = Phone(vendor, limit=10)
+    phone.pull()
+    lost = phone.pull(apply=False)  # the answer never reached the phone
+    again = phone.pull()
+
+    assert lost["changes"] == again["changes"]
+    phone.pull_all()
+    assert len(phone.copy("products")) == 30
+
+
+def test_a_revoked_device_cannot_pull():
+    vendor = VendorFactory()
+    phone = Phone(vendor)
+    device_revoke(device=phone.device, actor=Actor(role=Actor.STAFF, label="ops"), reason="lost")
+    with pytest.raises(DeviceRevoked):
+        phone.pull()
+
+
+def test_another_vendors_device_id_is_not_found():
+    from okada.core.errors import NotFound
+
+    ours, theirs = VendorFactory(), VendorFactory()
+    phone = Phone(ours)
+    with pytest.raises(NotFound):
+        pull(actor=Actor(role=Actor.VENDOR, vendor_id=theirs.pk), device_id=phone.device.pk, cursors={})
+    with pytest.raises(NotFound):
+        pull(actor=Actor(role=Actor.VENDOR, vendor_id=ours.pk), device_id=uuid.uuid4(), cursors={})
+
+
+@pytest.mark.parametrize(
+    ("cursors", "limit"),
+    [({"3": None}, None), ({"0": 5}, None), ([], None), ({}, 0), ({}, 100_000), ({}, "10")],
+)
+def test_bad_pull_input_is_refused(cursors, limit):
+    from okada.core.errors import InvalidInput
+
+    phone = Phone(VendorFactory())
+    with pytest.raises(InvalidInput):
+        pull(actor=phone.actor, device_id=phone.device.pk, cursors=cursors, limit=limit)
