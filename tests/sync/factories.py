@@ -81,9 +81,9 @@ class Phone:
 
     # --- push ---------------------------------------------------------------------------------
 
-    def mutation(self, name: str, **args: Any) -> dict[str, Any]:
+    def mutation(self, mutation_name: str, /, **args: Any) -> dict[str, Any]:
         """A new mutation with the device's next id (not sent yet)."""
-        m = {"id": self.next_id, "name": name, "args": args}
+        m = {"id": self.next_id, "name": mutation_name, "args": args}
         self.next_id += 1
         return m
 

@@ -1,0 +1,456 @@
+"""Pushes against the real database: exactly once, in order, under real concurrent connections."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+
+import pytest
+from django.db import connections, transaction
+from django.test import override_settings
+
+from catalog.models import Product, Stock, StockMovement
+from catalog.selectors import stock_audit
+from catalog.services import product_soft_delete, product_update, stock_adjust
+from okada.core.actors import Actor
+from okada.core.errors import InvalidInput
+from orders.models import Order
+from sync.models import ConflictKind, ConflictStatus, Device, Mutation, SyncConflict
+from sync.push import TryAgain
+from sync.services import APPLY_DEVICE, KEEP_SERVER, DeviceRevoked, MutationGap, conflict_resolve, device_revoke
+from tests.catalog.factories import ProductFactory, VendorFactory
+from tests.orders.factories import OrderFactory
+from tests.sync.factories import WAIT, Phone, in_threads
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+STAFF = Actor(role=Actor.STAFF, label="ops")
+
+
+def on_hand(product: Product) -> int:
+    return Stock.objects.get(product=product).on_hand
+
+
+def stock_id(product: Product) -> str:
+    return str(Stock.objects.get(product=product).pk)
+
+
+def test_the_same_push_sent_five_times_applies_once():
+    vendor = VendorFactory()
+    product = ProductFactory(vendor=vendor, initial_stock=10)
+    phone = Phone(vendor)
+    sale = phone.mutation("stock.adjust", product_id=str(product.pk), delta=-2, reason="vente")
+
+    answers = [phone.push(sale) for _ in range(5)]
+
+    assert answers[0]["results"] == [{"id": 1, "status": "applied", "code": None, "conflict_id": None}]
+    assert all(a["results"][0]["status"] == "duplicate" for a in answers[1:])
+    assert all(a["last_mutation_id"] == 1 for a in answers)
+    assert on_hand(product) == 8
+    assert StockMovement.objects.filter(product_id=product.pk, kind="adjustment").count() == 1
+
+
+def test_the_same_push_sent_five_times_at_once_applies_once():
+    vendor = VendorFactory()
+    product = ProductFactory(vendor=vendor, initial_stock=10)
+    phone = Phone(vendor)
+    batch = [phone.mutation("stock.adjust", product_id=str(product.pk), delta=-1) for _ in range(3)]
+
+    answers = in_threads([lambda: phone.push(*batch) for _ in range(5)])
+
+    assert not [a for a in answers if isinstance(a, Exception)], answers
+    statuses = sorted(r["status"] for a in answers for r in a["results"])
+    assert statuses.count("applied") == 3 and statuses.count("duplicate") == 12
+    assert on_hand(product) == 7
+    assert Device.objects.get(pk=phone.device.pk).last_mutation_id == 3
+    assert not stock_audit()
+
+
+def test_a_lost_response_retried_applies_once():
+    vendor = VendorFactory()
+    product = ProductFactory(vendor=vendor, initial_stock=10)
+    phone = Phone(vendor)
+    first = [phone.mutation("stock.adjust", product_id=str(product.pk), delta=-1) for _ in range(2)]
+    phone.push(*first)  # applied, but the answer never reached the phone
+    later = phone.mutation("stock.adjust", product_id=str(product.pk), delta=-4)
+
+    answer = phone.push(*first, later)
+
+    assert [r["status"] for r in answer["results"]] == ["duplicate", "duplicate", "applied"]
+    assert on_hand(product) == 4
+
+
+def test_a_retry_replays_the_stored_result_of_a_rejection_and_a_conflict():
+    vendor = VendorFactory()
+    product = ProductFactory(vendor=vendor, initial_stock=1)
+    phone = Phone(vendor)
+    batch = [
+        phone.mutation("stock.adjust", product_id=str(uuid.uuid4()), delta=1),
+        phone.mutation("stock.adjust", product_id=str(product.pk), delta=-5),
+    ]
+    first = phone.push(*batch)
+    again = phone.push(*batch)
+
+    assert [r["status"] for r in first["results"]] == ["rejected", "conflict"]
+    assert [r["status"] for r in again["results"]] == ["duplicate", "duplicate"]
+    assert [r["code"] for r in again["results"]] == [r["code"] for r in first["results"]] == [
+        "not_found",
+        "impossible_stock",
+    ]
+    assert again["results"][1]["conflict_id"] == first["results"][1]["conflict_id"] is not None
+
+
+def test_a_gap_is_refused_and_changes_nothing():
+    vendor = VendorFactory()
+    product = ProductFactory(vendor=vendor, initial_stock=10)
+    phone = Phone(vendor)
+    phone.push(phone.mutation("stock.adjust", product_id=str(product.pk), delta=-1))
+    phone.next_id += 1  # mutation 2 was lost on the phone
+
+    with pytest.raises(MutationGap) as refused:
+        phone.push(phone.mutation("stock.adjust", product_id=str(product.pk), delta=-1))
+
+    assert refused.value.data["last_mutation_id"] == 1
+    assert on_hand(product) == 9
+    assert Device.objects.get(pk=phone.device.pk).last_mutation_id == 1
+
+
+def test_mutation_ids_must_go_up_by_one_within_a_push():
+    vendor = VendorFactory()
+    product = ProductFactory(vendor=vendor, initial_stock=10)
+    phone = Phone(vendor)
+    a = phone.mutation("stock.adjust", product_id=str(product.pk), delta=-1)
+    phone.next_id += 1
+    b = phone.mutation("stock.adjust", product_id=str(product.pk), delta=-1)
+
+    with pytest.raises(InvalidInput):
+        phone.push(a, b)
+    assert on_hand(product) == 10
+
+
+def test_a_rejected_mutation_advances_and_the_next_applies():
+    vendor = VendorFactory()
+    product = ProductFactory(vendor=vendor, initial_stock=10)
+    phone = Phone(vendor)
+
+    answer = phone.push(
+        phone.mutation("stock.adjust", product_id=str(product.pk), delta=0),
+        phone.mutation("no.such.thing"),
+        phone.mutation("stock.adjust", product_id=str(product.pk), delta=-3),
+    )
+
+    assert [(r["status"], r["code"]) for r in answer["results"]] == [
+        ("rejected", "invalid"),
+        ("rejected", "invalid"),
+        ("applied", None),
+    ]
+    assert answer["last_mutation_id"] == 3
+    assert on_hand(product) == 7
+    assert Mutation.objects.get(device=phone.device, mutation_id=1).status == "rejected"
+
+
+def test_offline_sales_of_3_and_2_from_10_leave_5():
+    vendor = VendorFactory()
+    product = ProductFactory(vendor=vendor, initial_stock=10)
+    till, tablet = Phone(vendor, "Caisse"), Phone(vendor, "Tablette")
+    till.pull_all(), tablet.pull_all()
+
+    answers = in_threads(
+        [
+            lambda: till.push(till.mutation("stock.adjust", product_id=str(product.pk), delta=-3)),
+            lambda: tablet.push(tablet.mutation("stock.adjust", product_id=str(product.pk), delta=-2)),
+        ]
+    )
+
+    assert [a["results"][0]["status"] for a in answers] == ["applied", "applied"]
+    assert on_hand(product) == 5
+    till.pull_all(), tablet.pull_all()
+    assert till.copy("stock")[stock_id(product)]["on_hand"] == tablet.copy("stock")[stock_id(product)]["on_hand"] == 5
+
+
+def test_offline_sales_of_8_and_5_from_10_give_one_applied_and_one_conflict():
+    vendor = VendorFactory()
+    product = ProductFactory(vendor=vendor, initial_stock=10)
+    till, tablet = Phone(vendor, "Caisse"), Phone(vendor, "Tablette")
+
+    answers = in_threads(
+        [
+            lambda: till.push(till.mutation("stock.adjust", product_id=str(product.pk), delta=-8)),
+            lambda: tablet.push(tablet.mutation("stock.adjust", product_id=str(product.pk), delta=-5)),
+        ]
+    )
+
+    results = sorted((a["results"][0]["status"], a["results"][0]["code"]) for a in answers)
+    assert results == [("applied", None), ("conflict", "impossible_stock")]
+    conflict = SyncConflict.objects.get()
+    assert conflict.kind == ConflictKind.IMPOSSIBLE_STOCK and conflict.status == ConflictStatus.OPEN
+    assert conflict.device_value["delta"] in (-8, -5)
+    assert conflict.server_value["on_hand"] in (2, 5)  # what was left after the other sale
+    assert on_hand(product) in (2, 5) and on_hand(product) >= 0
+
+
+def test_a_stale_price_update_becomes_a_conflict_staff_resolve_and_the_device_sees_it(staff_user):
+    vendor = VendorFactory()
+    product = ProductFactory(vendor=vendor, price_xaf=1000)
+    phone = Phone(vendor)
+    phone.pull_all()
+    seen = phone.copy("products")[str(product.pk)]
+    product_update(product=product, data={"price_xaf": 1200}, actor=STAFF)  # staff, meanwhile
+
+    answer = phone.push(
+        phone.mutation(
+            "product.update",
+            product_id=str(product.pk),
+            base_version=seen["version"],
+            fields={"price_xaf": 900, "name": "Savon de Marseille"},
+        )
+    )
+
+    result = answer["results"][0]
+    assert (result["status"], result["code"]) == ("conflict", "price")
+    product.refresh_from_db()
+    assert (product.price_xaf, product.name) == (1200, "Savon de Marseille")  # name: last writer wins
+    conflict = SyncConflict.objects.get(pk=result["conflict_id"])
+    assert conflict.device_value == {"fields": {"price_xaf": 900}}
+    assert conflict.server_value["fields"]["price_xaf"] == 1200
+    phone.pull_all()
+    assert phone.copy("products")[str(product.pk)]["price_xaf"] == 1200
+    assert phone.copy("conflicts")[str(conflict.pk)]["status"] == "open"
+
+    staff = Actor.for_staff_user(_with_perm(staff_user, "resolve_syncconflict"))
+    conflict_resolve(conflict=conflict, resolution=APPLY_DEVICE, actor=staff, note="prix du marché")
+
+    phone.pull_all()
+    assert phone.copy("products")[str(product.pk)]["price_xaf"] == 900
+    assert phone.copy("conflicts")[str(conflict.pk)]["status"] == "applied_device"
+    assert conflict.history.count() == 2  # opened, resolved  # type: ignore[attr-defined]
+
+
+def _with_perm(user, codename: str):
+    from django.contrib.auth.models import Permission
+
+    user.user_permissions.add(Permission.objects.get(codename=codename))
+    return type(user).objects.get(pk=user.pk)  # fresh permission cache
+
+
+def test_a_price_update_on_a_stale_version_applies_when_the_price_did_not_move():
+    vendor = VendorFactory()
+    product = ProductFactory(vendor=vendor, price_xaf=1000)
+    phone = Phone(vendor)
+    phone.pull_all()
+    base = phone.copy("products")[str(product.pk)]["version"]
+    product_update(product=product, data={"description": "Lot de 3"}, actor=STAFF)
+
+    answer = phone.push(
+        phone.mutation("product.update", product_id=str(product.pk), base_version=base, fields={"price_xaf": 900})
+    )
+
+    assert answer["results"][0]["status"] == "applied"
+    product.refresh_from_db()
+    assert (product.price_xaf, product.description) == (900, "Lot de 3")
+
+
+def test_an_update_of_a_product_deleted_meanwhile_keeps_it_deleted_and_records_the_update(staff_user):
+    vendor = VendorFactory()
+    product = ProductFactory(vendor=vendor)
+    phone = Phone(vendor)
+    phone.pull_all()
+    base = phone.copy("products")[str(product.pk)]["version"]
+    product_soft_delete(product=product, actor=STAFF)
+
+    answer = phone.push(
+        phone.mutation("product.update", product_id=str(product.pk), base_version=base, fields={"name": "Neuf"})
+    )
+
+    assert (answer["results"][0]["status"], answer["results"][0]["code"]) == ("conflict", "delete_vs_update")
+    assert Product.deleted_objects.filter(pk=product.pk).exists()
+    phone.pull_all()
+    assert str(product.pk) not in phone.copy("products")
+
+    conflict = SyncConflict.objects.get()
+    staff = Actor.for_staff_user(_with_perm(staff_user, "resolve_syncconflict"))
+    conflict_resolve(conflict=conflict, resolution=KEEP_SERVER, actor=staff)
+    assert Product.deleted_objects.filter(pk=product.pk).exists()
+
+
+def test_a_delete_wins_over_a_change_made_meanwhile():
+    vendor = VendorFactory()
+    product = ProductFactory(vendor=vendor)
+    phone = Phone(vendor)
+    phone.pull_all()
+    base = phone.copy("products")[str(product.pk)]["version"]
+    product_update(product=product, data={"name": "Changé"}, actor=STAFF)
+
+    answer = phone.push(phone.mutation("product.delete", product_id=str(product.pk), base_version=base))
+
+    assert answer["results"][0]["status"] == "applied"
+    assert Product.deleted_objects.filter(pk=product.pk).exists()
+
+
+def test_a_stock_count_applies_when_only_reservations_moved_and_conflicts_when_units_moved():
+    vendor = VendorFactory()
+    product = ProductFactory(vendor=vendor, initial_stock=10)
+    phone = Phone(vendor)
+    phone.pull_all()
+    seen = phone.copy("stock")[stock_id(product)]
+    OrderFactory(vendor=vendor, items=[(product, 2)])  # reserves: version moves, on_hand does not
+
+    counted = phone.push(
+        phone.mutation(
+            "stock.count", product_id=str(product.pk), on_hand=9, base_version=seen["version"], base_on_hand=10
+        )
+    )
+    assert counted["results"][0]["status"] == "applied"
+    assert on_hand(product) == 9
+
+    stock_adjust(product=product, delta=5, reason="livraison", actor=STAFF)  # units arrive meanwhile
+    stale = phone.push(
+        phone.mutation(
+            "stock.count", product_id=str(product.pk), on_hand=8, base_version=seen["version"], base_on_hand=9
+        )
+    )
+    assert (stale["results"][0]["status"], stale["results"][0]["code"]) == ("conflict", "stale_count")
+    assert on_hand(product) == 14
+
+
+def test_an_order_moved_meanwhile_gives_a_transition_conflict():
+    vendor = VendorFactory()
+    order = OrderFactory(vendor=vendor)
+    phone = Phone(vendor)
+    phone.pull_all()
+    from orders.services import order_transition
+
+    order_transition(order=order, to="cancelled", actor=STAFF)
+
+    answer = phone.push(
+        phone.mutation("order.transition", order_id=str(order.pk), to="accepted", base_status="pending")
+    )
+
+    assert (answer["results"][0]["status"], answer["results"][0]["code"]) == ("conflict", "stale_transition")
+    assert Order.objects.get(pk=order.pk).status == "cancelled"
+
+
+def test_an_order_transition_from_the_device_goes_through_the_lifecycle_rules():
+    vendor = VendorFactory()
+    order = OrderFactory(vendor=vendor)
+    phone = Phone(vendor)
+
+    answer = phone.push(
+        phone.mutation("order.transition", order_id=str(order.pk), to="accepted", base_status="pending"),
+        phone.mutation("order.transition", order_id=str(order.pk), to="refunded", base_status="accepted"),
+    )
+
+    assert [(r["status"], r["code"]) for r in answer["results"]] == [
+        ("applied", None),
+        ("rejected", "invalid_transition"),
+    ]
+    assert Order.objects.get(pk=order.pk).status == "accepted"
+
+
+def test_a_product_created_offline_keeps_its_id_and_takes_stock_changes():
+    vendor = VendorFactory()
+    phone = Phone(vendor)
+    new_id = str(uuid.uuid4())
+
+    answer = phone.push(
+        phone.mutation("product.create", id=new_id, sku="PLT-1", name="Plantain", price_xaf=500, initial_stock=6),
+        phone.mutation("stock.adjust", product_id=new_id, delta=-2),
+        phone.mutation("product.create", id=str(uuid.uuid4()), sku="PLT-1", name="Double", price_xaf=500),
+    )
+
+    assert [(r["status"], r["code"]) for r in answer["results"]] == [
+        ("applied", None),
+        ("applied", None),
+        ("rejected", "sku_taken"),
+    ]
+    product = Product.objects.get(pk=new_id)
+    assert product.vendor_id == vendor.pk and on_hand(product) == 4
+    phone.pull_all()
+    assert phone.copy("products")[new_id]["sku"] == "PLT-1"
+
+
+def test_a_rejected_change_is_sent_back_so_the_device_drops_its_own_value():
+    vendor = VendorFactory()
+    product = ProductFactory(vendor=vendor, price_xaf=1000)
+    phone = Phone(vendor)
+    phone.pull_all()
+    phone.tables["products"][str(product.pk)]["price_xaf"] = -5  # shown on the phone meanwhile
+
+    answer = phone.push(
+        phone.mutation("product.update", product_id=str(product.pk), base_version=1, fields={"price_xaf": -5})
+    )
+
+    assert answer["results"][0]["status"] == "rejected"
+    phone.pull_all()
+    assert phone.copy("products")[str(product.pk)]["price_xaf"] == 1000
+
+
+def test_another_vendors_product_cannot_be_touched():
+    ours, theirs = VendorFactory(), VendorFactory()
+    their_product = ProductFactory(vendor=theirs, initial_stock=10)
+    phone = Phone(ours)
+
+    answer = phone.push(
+        phone.mutation("stock.adjust", product_id=str(their_product.pk), delta=-10),
+        phone.mutation("product.delete", product_id=str(their_product.pk)),
+    )
+
+    assert [(r["status"], r["code"]) for r in answer["results"]] == [("rejected", "not_found")] * 2
+    assert on_hand(their_product) == 10 and Product.objects.filter(pk=their_product.pk).exists()
+
+
+@override_settings(OKADA_SYNC_LOCK_TIMEOUT_MS=200)
+def test_a_busy_database_answers_try_again_and_the_retry_applies():
+    vendor = VendorFactory()
+    product = ProductFactory(vendor=vendor)
+    phone = Phone(vendor)
+    locked, release = threading.Event(), threading.Event()
+
+    def hold_the_row() -> None:
+        try:
+            with transaction.atomic():
+                Product.objects.select_for_update().get(pk=product.pk)
+                locked.set()
+                assert release.wait(WAIT)
+        finally:
+            connections.close_all()
+
+    holder = threading.Thread(target=hold_the_row)
+    holder.start()
+    rename = phone.mutation("product.update", product_id=str(product.pk), base_version=1, fields={"name": "Nouveau"})
+    try:
+        assert locked.wait(WAIT)
+        with pytest.raises(TryAgain) as busy:
+            phone.push(rename)
+    finally:
+        release.set()
+        holder.join(WAIT)
+
+    assert busy.value.status == 503 and busy.value.data["last_mutation_id"] == 0
+    assert Device.objects.get(pk=phone.device.pk).last_mutation_id == 0
+    assert not Mutation.objects.exists()
+    assert phone.push(rename)["results"][0]["status"] == "applied"
+    assert Product.objects.get(pk=product.pk).name == "Nouveau"
+
+
+def test_a_revoked_device_cannot_push():
+    vendor = VendorFactory()
+    product = ProductFactory(vendor=vendor, initial_stock=3)
+    phone = Phone(vendor)
+    device_revoke(device=phone.device, actor=STAFF, reason="volé")
+
+    with pytest.raises(DeviceRevoked):
+        phone.push(phone.mutation("stock.adjust", product_id=str(product.pk), delta=-3))
+    assert on_hand(product) == 3
+
+
+@pytest.mark.parametrize(
+    "mutations",
+    [[], "x", [{"id": 0, "name": "stock.adjust", "args": {}}], [{"id": 1, "name": "x", "args": [], "more": 1}]],
+)
+def test_bad_push_input_is_refused(mutations):
+    from sync.push import push
+
+    phone = Phone(VendorFactory())
+    with pytest.raises(InvalidInput):
+        push(actor=phone.actor, device_id=phone.device.pk, mutations=mutations)
