@@ -1,0 +1,200 @@
+"""Devices, conflict resolution, the feed's generation and upkeep."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+import pytest
+from django.contrib.auth.models import Permission
+from django.db import connection
+from django.utils import timezone
+
+from catalog.models import Stock
+from catalog.services import product_update
+from okada.core.actors import Actor
+from okada.core.errors import InvalidInput, NotAllowed
+from okada.core.partitions import add_months, month_start, partition_name
+from sync.models import ConflictStatus, Device, FeedState, Mutation, SyncConflict
+from sync.services import (
+    APPLY_DEVICE,
+    KEEP_SERVER,
+    ConflictResolved,
+    DeviceRevoked,
+    DeviceTaken,
+    device_register,
+    device_revoke,
+    conflict_resolve,
+    feed_maintain,
+    generation_current,
+    generation_rotate,
+)
+from tests.catalog.factories import ProductFactory, UserFactory, VendorFactory
+from tests.sync.factories import Phone
+
+pytestmark = pytest.mark.django_db
+
+STAFF = Actor(role=Actor.STAFF, label="ops")
+
+
+def vendor_actor(vendor):
+    return Actor(role=Actor.VENDOR, vendor_id=vendor.pk, user=UserFactory())
+
+
+def staff_with(*codenames: str) -> Actor:
+    user = UserFactory(is_staff=True)
+    user.user_permissions.add(*Permission.objects.filter(codename__in=codenames))
+    return Actor.for_staff_user(type(user).objects.get(pk=user.pk))
+
+
+def test_registering_a_device_is_idempotent_and_renames_it():
+    vendor = VendorFactory()
+    device_id = uuid.uuid4()
+    device, created = device_register(actor=vendor_actor(vendor), device_id=device_id, name="Caisse")
+    again, created_again = device_register(actor=vendor_actor(vendor), device_id=str(device_id), name="Caisse 2")
+    assert (created, created_again) == (True, False)
+    assert again.pk == device.pk == device_id and again.name == "Caisse 2"
+    assert Device.objects.count() == 1 and again.vendor_id == vendor.pk
+
+
+def test_a_device_id_of_another_vendor_is_refused():
+    device_id = uuid.uuid4()
+    device_register(actor=vendor_actor(VendorFactory()), device_id=device_id, name="A")
+    with pytest.raises(DeviceTaken):
+        device_register(actor=vendor_actor(VendorFactory()), device_id=device_id, name="B")
+
+
+def test_only_a_vendor_registers_devices_and_input_is_checked():
+    vendor = VendorFactory()
+    with pytest.raises(NotAllowed):
+        device_register(actor=STAFF, device_id=uuid.uuid4(), name="x")
+    with pytest.raises(InvalidInput):
+        device_register(actor=vendor_actor(vendor), device_id="not-a-uuid", name="x")
+    with pytest.raises(InvalidInput):
+        device_register(actor=vendor_actor(vendor), device_id=uuid.uuid4(), name=" ")
+    assert not Device.objects.exists()
+
+
+def test_revoking_needs_the_permission_and_a_revoked_device_cannot_register_again():
+    vendor = VendorFactory()
+    device, _ = device_register(actor=vendor_actor(vendor), device_id=uuid.uuid4(), name="Caisse")
+    with pytest.raises(NotAllowed):
+        device_revoke(device=device, actor=staff_with())
+    assert Device.objects.get(pk=device.pk).revoked_at is None
+
+    staff = staff_with("revoke_device")
+    device_revoke(device=device, actor=staff, reason="téléphone perdu")
+
+    device.refresh_from_db()
+    assert device.revoked_at is not None and device.revoked_by == staff.user
+    assert device.revoke_reason == "téléphone perdu"
+    with pytest.raises(DeviceRevoked):
+        device_register(actor=vendor_actor(vendor), device_id=device.pk, name="Caisse")
+
+
+def _price_conflict(vendor) -> SyncConflict:
+    product = ProductFactory(vendor=vendor, price_xaf=1000)
+    phone = Phone(vendor)
+    product_update(product=product, data={"price_xaf": 1100}, actor=STAFF)
+    phone.push(phone.mutation("product.update", product_id=str(product.pk), base_version=1, fields={"price_xaf": 900}))
+    return SyncConflict.objects.get()
+
+
+def test_resolving_needs_the_permission():
+    conflict = _price_conflict(VendorFactory())
+    with pytest.raises(NotAllowed):
+        conflict_resolve(conflict=conflict, resolution=KEEP_SERVER, actor=staff_with())
+    with pytest.raises(NotAllowed):
+        conflict_resolve(conflict=conflict, resolution=KEEP_SERVER, actor=vendor_actor(conflict.vendor))
+    assert SyncConflict.objects.get().status == ConflictStatus.OPEN
+
+
+def test_keeping_the_server_value_resolves_once():
+    conflict = _price_conflict(VendorFactory())
+    staff = staff_with("resolve_syncconflict")
+
+    conflict_resolve(conflict=conflict, resolution=KEEP_SERVER, actor=staff, note="prix fixé par le siège")
+
+    conflict.refresh_from_db()
+    assert conflict.status == ConflictStatus.KEPT_SERVER and conflict.resolved_by == staff.user
+    assert conflict.resolved_at is not None and conflict.resolution_note == "prix fixé par le siège"
+    with pytest.raises(ConflictResolved):
+        conflict_resolve(conflict=conflict, resolution=APPLY_DEVICE, actor=staff)
+    assert [h.status for h in conflict.history.order_by("history_date")] == ["open", "kept_server"]  # type: ignore[attr-defined]
+
+
+def test_applying_a_device_value_that_is_still_impossible_keeps_the_conflict_open():
+    vendor = VendorFactory()
+    product = ProductFactory(vendor=vendor, initial_stock=2)
+    phone = Phone(vendor)
+    phone.push(phone.mutation("stock.adjust", product_id=str(product.pk), delta=-5))
+    conflict = SyncConflict.objects.get()
+    staff = staff_with("resolve_syncconflict")
+
+    from catalog.services import InsufficientStock
+
+    with pytest.raises(InsufficientStock):
+        conflict_resolve(conflict=conflict, resolution=APPLY_DEVICE, actor=staff)
+    assert SyncConflict.objects.get().status == ConflictStatus.OPEN
+
+    from catalog.services import stock_adjust
+
+    stock_adjust(product=product, delta=10, reason="livraison", actor=STAFF, kind="restock")
+    conflict_resolve(conflict=conflict, resolution=APPLY_DEVICE, actor=staff)
+    assert Stock.objects.get(product=product).on_hand == 7
+    assert SyncConflict.objects.get().status == ConflictStatus.APPLIED_DEVICE
+
+
+def test_an_unknown_resolution_is_refused():
+    conflict = _price_conflict(VendorFactory())
+    with pytest.raises(InvalidInput):
+        conflict_resolve(conflict=conflict, resolution="both", actor=staff_with("resolve_syncconflict"))
+
+
+def test_rotating_the_generation_changes_the_token():
+    before = generation_current().token
+    generation_rotate(reason="restored")
+    assert generation_current().token != before
+
+
+def test_maintenance_creates_partitions_ahead_and_drops_those_past_the_retention(settings):
+    settings.OKADA_SYNC_FEED_RETENTION_DAYS = 90
+    now = timezone.now()
+    summary = feed_maintain(now=now)
+    ahead = partition_name("sync_change", add_months(month_start(now.date()), 3))
+    assert _exists(ahead)
+    assert summary["dropped"] == []
+
+    later = now + dt.timedelta(days=200)
+    oldest = partition_name("sync_change", add_months(month_start(now.date()), -1))
+    assert _exists(oldest)
+    summary = feed_maintain(now=later)
+    assert oldest in summary["dropped"] and not _exists(oldest)
+    assert _exists(partition_name("sync_change", month_start(later.date())))
+
+
+def test_maintenance_prunes_old_push_results(settings):
+    settings.OKADA_SYNC_MUTATION_RETENTION_DAYS = 30
+    vendor = VendorFactory()
+    product = ProductFactory(vendor=vendor, initial_stock=3)
+    phone = Phone(vendor)
+    phone.push(phone.mutation("stock.adjust", product_id=str(product.pk), delta=1))
+    Mutation.objects.update(created_at=timezone.now() - dt.timedelta(days=31))
+
+    assert feed_maintain()["mutations_pruned"] == 1
+    # A retry of a pruned mutation is still a duplicate: last_mutation_id remembers it.
+    again = phone.push({"id": 1, "name": "stock.adjust", "args": {"product_id": str(product.pk), "delta": 1}})
+    assert again["results"] == [{"id": 1, "status": "duplicate", "code": None, "conflict_id": None}]
+    assert Stock.objects.get(product=product).on_hand == 4
+
+
+def test_the_feed_state_is_recreated_when_missing():
+    FeedState.objects.all().delete()
+    assert generation_current().token
+    assert FeedState.objects.count() == 1
+
+
+def _exists(name: str) -> bool:
+    with connection.cursor() as cur:
+        cur.execute("SELECT to_regclass(%s) IS NOT NULL", [name])
+        return bool(cur.fetchone()[0])
