@@ -1,0 +1,149 @@
+"""Operations screens for offline sync: devices (revocable), conflicts to resolve, pushed mutations.
+
+Nothing here writes a model itself: the actions call `sync.services`, which check the permission
+(`sync.revoke_device`, `sync.resolve_syncconflict`) again whatever the screen shows.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.utils.html import format_html
+from django.utils.translation import gettext_lazy as _
+from simple_history.admin import SimpleHistoryAdmin
+
+from okada.core.actors import Actor
+from okada.core.admin import ReadOnlyAdmin, run_per_object
+from okada.core.errors import DomainError
+
+from . import services
+from .models import Device, Mutation, SyncConflict
+
+
+def _staff(model_admin: admin.ModelAdmin, request: HttpRequest) -> Actor | None:
+    try:
+        return Actor.for_staff_user(request.user)
+    except DomainError as exc:
+        model_admin.message_user(request, str(exc), messages.ERROR)
+        return None
+
+
+class RevokedFilter(admin.SimpleListFilter):
+    title = _("revoked")
+    parameter_name = "revoked"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, Any]]:
+        return [("no", _("Active")), ("yes", _("Revoked"))]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        if self.value() == "no":
+            return queryset.filter(revoked_at__isnull=True)
+        if self.value() == "yes":
+            return queryset.filter(revoked_at__isnull=False)
+        return queryset
+
+
+@admin.register(Device)
+class DeviceAdmin(ReadOnlyAdmin):
+    list_display = ("name", "vendor", "id", "last_mutation_id", "last_pull_at", "last_push_at", "revoked_at")
+    list_filter = (RevokedFilter,)
+    search_fields = ("name", "vendor__name", "vendor__slug")
+    list_select_related = ("vendor",)
+    show_full_result_count = False
+    actions = ["revoke"]
+
+    def has_revoke_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("sync.revoke_device")
+
+    @admin.action(description=_("Revoke selected devices"), permissions=["revoke"])
+    def revoke(self, request: HttpRequest, queryset: QuerySet) -> None:
+        actor = _staff(self, request)
+        if actor is None:
+            return
+        run_per_object(
+            self,
+            request,
+            queryset.filter(revoked_at__isnull=True),
+            lambda d: services.device_revoke(device=d, actor=actor, reason="revoked in admin"),
+        )
+
+
+def _pretty(value: Any) -> str:
+    return format_html("<pre style='margin:0'>{}</pre>", json.dumps(value, indent=2, ensure_ascii=False))
+
+
+@admin.register(SyncConflict)
+class SyncConflictAdmin(SimpleHistoryAdmin, ReadOnlyAdmin):
+    """Both sides of each clash; staff keep the server's value or apply the device's."""
+
+    list_display = ("created_at", "vendor", "device", "kind", "entity", "status", "resolved_by", "resolved_at")
+    list_filter = ("status", "kind")
+    search_fields = ("vendor__name", "row_id")
+    list_select_related = ("vendor", "device", "resolved_by")
+    date_hierarchy = "created_at"
+    show_full_result_count = False
+    actions = ["keep_server", "apply_device"]
+    fields = (
+        "vendor",
+        "device",
+        "mutation_id",
+        "kind",
+        "entity",
+        "row_id",
+        "base_version",
+        "device_side",
+        "server_side",
+        "status",
+        "resolved_by",
+        "resolved_at",
+        "resolution_note",
+        "created_at",
+    )
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return self.fields
+
+    @admin.display(description=_("device value"))
+    def device_side(self, obj: SyncConflict) -> str:
+        return _pretty(obj.device_value)
+
+    @admin.display(description=_("server value (when it arrived)"))
+    def server_side(self, obj: SyncConflict) -> str:
+        return _pretty(obj.server_value)
+
+    def has_resolve_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("sync.resolve_syncconflict")
+
+    @admin.action(description=_("Resolve: keep the server value"), permissions=["resolve"])
+    def keep_server(self, request: HttpRequest, queryset: QuerySet) -> None:
+        self._resolve(request, queryset, services.KEEP_SERVER)
+
+    @admin.action(description=_("Resolve: apply the device value"), permissions=["resolve"])
+    def apply_device(self, request: HttpRequest, queryset: QuerySet) -> None:
+        self._resolve(request, queryset, services.APPLY_DEVICE)
+
+    def _resolve(self, request: HttpRequest, queryset: QuerySet, resolution: str) -> None:
+        actor = _staff(self, request)
+        if actor is None:
+            return
+        run_per_object(
+            self,
+            request,
+            queryset.filter(status=SyncConflict.Status.OPEN),
+            lambda c: services.conflict_resolve(
+                conflict=c, resolution=resolution, actor=actor, note=f"resolved in admin ({resolution})"
+            ),
+        )
+
+
+@admin.register(Mutation)
+class MutationAdmin(ReadOnlyAdmin):
+    list_display = ("created_at", "device", "mutation_id", "name", "status", "code")
+    list_filter = ("status", "name")
+    search_fields = ("device__name", "code")
+    list_select_related = ("device",)
+    show_full_result_count = False

@@ -1,0 +1,112 @@
+"""Sync admin: conflicts resolved and devices revoked through the services, with permissions."""
+
+from __future__ import annotations
+
+import pytest
+from django.contrib.auth.models import Permission
+
+from catalog.models import Product
+from catalog.services import product_update
+from okada.core.actors import Actor
+from sync.models import ConflictStatus, Device, SyncConflict
+from tests.catalog.factories import ProductFactory, UserFactory, VendorFactory
+from tests.sync.factories import Phone
+
+pytestmark = pytest.mark.django_db
+
+STAFF = Actor(role=Actor.STAFF, label="ops")
+CONFLICTS = "/admin/sync/syncconflict/"
+DEVICES = "/admin/sync/device/"
+
+
+def price_conflict() -> tuple[SyncConflict, Product]:
+    vendor = VendorFactory()
+    product = ProductFactory(vendor=vendor, price_xaf=1000)
+    phone = Phone(vendor)
+    product_update(product=product, data={"price_xaf": 1100}, actor=STAFF)
+    answer = phone.push(
+        phone.mutation("product.update", product_id=str(product.pk), base_version=1, fields={"price_xaf": 900})
+    )
+    return SyncConflict.objects.get(pk=answer["results"][0]["conflict_id"]), product
+
+
+def staff_user(*codenames: str):
+    user = UserFactory(is_staff=True)
+    perms = Permission.objects.filter(codename__in=["view_syncconflict", "view_device", *codenames])
+    user.user_permissions.add(*perms)
+    return user
+
+
+def test_staff_apply_the_device_value_from_the_conflicts_list(client):
+    conflict, product = price_conflict()
+    user = staff_user("resolve_syncconflict")
+    client.force_login(user)
+
+    response = client.post(CONFLICTS, {"action": "apply_device", "_selected_action": [str(conflict.pk)]})
+
+    assert response.status_code == 302
+    conflict.refresh_from_db()
+    assert conflict.status == ConflictStatus.APPLIED_DEVICE and conflict.resolved_by == user
+    assert Product.objects.get(pk=product.pk).price_xaf == 900
+
+
+def test_staff_keep_the_server_value(client):
+    conflict, product = price_conflict()
+    client.force_login(staff_user("resolve_syncconflict"))
+
+    client.post(CONFLICTS, {"action": "keep_server", "_selected_action": [str(conflict.pk)]})
+
+    conflict.refresh_from_db()
+    assert conflict.status == ConflictStatus.KEPT_SERVER
+    assert Product.objects.get(pk=product.pk).price_xaf == 1100
+
+
+def test_staff_without_the_permission_cannot_resolve_even_by_posting(client):
+    conflict, product = price_conflict()
+    client.force_login(staff_user())
+
+    response = client.post(CONFLICTS, {"action": "apply_device", "_selected_action": [str(conflict.pk)]})
+
+    assert response.status_code in (200, 302, 403)
+    assert SyncConflict.objects.get().status == ConflictStatus.OPEN
+    assert Product.objects.get(pk=product.pk).price_xaf == 1100
+
+
+def test_the_conflict_page_shows_both_sides_and_its_history(client, admin_user):
+    conflict, _product = price_conflict()
+    client.force_login(admin_user)
+
+    page = client.get(f"{CONFLICTS}{conflict.pk}/change/").content.decode()
+    history = client.get(f"{CONFLICTS}{conflict.pk}/history/")
+
+    assert "900" in page and "1100" in page
+    assert history.status_code == 200
+    assert client.get(CONFLICTS).status_code == 200
+    assert client.get("/admin/sync/mutation/").status_code == 200
+
+
+def test_staff_revoke_a_device_with_the_permission_only(client):
+    phone = Phone(VendorFactory())
+    client.force_login(staff_user())
+    client.post(DEVICES, {"action": "revoke", "_selected_action": [str(phone.device.pk)]})
+    assert Device.objects.get(pk=phone.device.pk).revoked_at is None
+
+    user = staff_user("revoke_device")
+    client.force_login(user)
+    response = client.post(DEVICES, {"action": "revoke", "_selected_action": [str(phone.device.pk)]})
+
+    assert response.status_code == 302
+    device = Device.objects.get(pk=phone.device.pk)
+    assert device.revoked_at is not None and device.revoked_by == user
+
+
+def test_the_lists_keep_their_query_count_as_rows_grow(client, admin_user, django_assert_max_num_queries):
+    client.force_login(admin_user)
+    price_conflict()
+    with django_assert_max_num_queries(12):
+        assert client.get(CONFLICTS).status_code == 200
+    for _ in range(5):
+        price_conflict()
+    with django_assert_max_num_queries(12):
+        assert client.get(CONFLICTS).status_code == 200
+        assert "Caisse 1" in client.get(DEVICES).content.decode()
