@@ -48,6 +48,7 @@ from django.utils.text import slugify
 from tqdm import tqdm
 
 from catalog.models import StockMovement
+from sync.feed import TRIGGER_PREFIX
 from okada.core.ids import RANDOM_BITS, uuid7_int
 from okada.partitions.ddl import add_months, ensure_month_partitions
 
@@ -120,6 +121,8 @@ TABLES = (
     "catalog_stockmovement",
     "catalog_stock",
 )
+# The sync's change-capture triggers: safe to silence while seeding (see _can_silence_triggers).
+SILENCEABLE_TRIGGERS = TRIGGER_PREFIX.replace("_", r"\_") + "%"
 BULK_FROM_ROWS = 200_000  # below this, bulk-load techniques cost more than they save
 
 
@@ -190,15 +193,20 @@ def _can_silence_triggers(cur: Any) -> bool:
     per reference and row (about 15 us each, the largest single cost of the load) becomes one
     anti-join per foreign key after the load (_verify_foreign_keys), a thousand times cheaper.
     Only for a superuser (the setting needs it), and only when the schema has no trigger or rule
-    of its own: replica mode would silence those too, and they may do real work.
+    of its own: replica mode would silence those too, and they may do real work. The offline
+    sync's capture triggers are the exception: the seed fills an empty marketplace, so no device
+    holds a cursor yet, and every seeded row reaches devices by their initial download, which
+    reads the tables themselves (README "Offline sync").
     """
     cur.execute("SELECT current_setting('is_superuser') = 'on'")
     if not cur.fetchone()[0]:
         return False
     cur.execute(
         "SELECT (SELECT count(*) FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid "
-        "        WHERE NOT t.tgisinternal AND c.relnamespace = current_schema()::regnamespace)"
-        " + (SELECT count(*) FROM pg_rules WHERE schemaname = current_schema())"
+        "        WHERE NOT t.tgisinternal AND c.relnamespace = current_schema()::regnamespace"
+        "          AND t.tgname NOT LIKE %s)"
+        " + (SELECT count(*) FROM pg_rules WHERE schemaname = current_schema())",
+        [SILENCEABLE_TRIGGERS],
     )
     return cur.fetchone()[0] == 0
 

@@ -394,3 +394,30 @@ def test_bad_pull_input_is_refused(cursors, limit):
     phone = Phone(VendorFactory())
     with pytest.raises(InvalidInput):
         pull(actor=phone.actor, device_id=phone.device.pk, cursors=cursors, limit=limit)
+
+
+def test_a_bulk_seed_silences_the_capture_and_its_rows_arrive_by_the_initial_download():
+    import datetime as dt
+
+    from catalog.models import Vendor
+    from okada.demo.seed import SeedConfig, seed_demo
+    from sync.models import Change
+
+    seed_demo(
+        SeedConfig(vendors=2, products_per_vendor=30, customers=20, orders=60, months=1, now=dt.datetime.now(dt.UTC)),
+        bulk=True,
+    )
+    with connection.cursor() as cur:
+        cur.execute("SELECT current_setting('is_superuser') = 'on'")
+        superuser = cur.fetchone()[0]
+    if superuser:  # replica mode: no capture at all (the usual case for the private cluster)
+        assert not Change.objects.exists()
+    vendor = Vendor.objects.order_by("slug").first()
+    phone = Phone(vendor, limit=50)
+
+    phone.pull_all()
+
+    assert set(phone.copy("products")) == {str(pk) for pk in Product.objects.filter(vendor=vendor).values_list("pk", flat=True)}
+    live_orders = Order.objects.filter(vendor=vendor)
+    assert set(phone.copy("orders")) == {str(pk) for pk in live_orders.values_list("pk", flat=True)}
+    assert len(phone.copy("order_items")) == OrderItem.objects.filter(order__in=live_orders).count() > 0
