@@ -383,7 +383,7 @@ def product_create(
     is_active: bool = True,
     attributes: dict[str, Any] | None = None,
     initial_stock: int = 0,
-    id: uuid.UUID | None = None,  # noqa: A002 (the model's field name)
+    id: uuid.UUID | None = None,
 ) -> Product:
     """Create a product with its Stock row (and a restock movement for the initial stock).
 

@@ -80,7 +80,16 @@ def _pretty(value: Any) -> str:
 class SyncConflictAdmin(SimpleHistoryAdmin, ReadOnlyAdmin):
     """Both sides of each clash; staff keep the server's value or apply the device's."""
 
-    list_display = ("created_at", "vendor", "device", "kind", "entity", "status", "resolved_by", "resolved_at")
+    list_display = (
+        "created_at",
+        "vendor",
+        "device",
+        "kind",
+        "entity",
+        "status",
+        "resolved_by",
+        "resolved_at",
+    )
     list_filter = ("status", "kind")
     search_fields = ("vendor__name", "row_id")
     list_select_related = ("vendor", "device", "resolved_by")

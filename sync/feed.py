@@ -7,8 +7,9 @@ path: the services, `okada_order_place()`, conditional UPDATEs of stock, bulk wr
 COPY. Statement-level with transition tables: one call per statement, not one per row, which is
 what order placement (one statement writing an order, its items and their stock) pays.
 
-The feed holds ids only (one feed row per statement, table and vendor, with the ids it changed). A pull reads the rows as they are when it is served, so a row changed
-five times between two pulls is sent once, and a deleted row is sent as deleted.
+The feed holds ids only: one feed row per statement, table and vendor, with the ids it changed.
+A pull reads the rows as they are when it is served, so a row changed five times between two
+pulls is sent once, and a deleted row is sent as deleted.
 
 A child follows its parent: an order's items and payments are live while the order is, a
 product's stock while the product is; when a parent is soft-deleted or restored, its trigger
@@ -17,7 +18,7 @@ also writes its children's ids so devices drop or get them back.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 TRIGGER_PREFIX = "okada_sync_"  # okada.demo.seed may silence these (see its _can_silence_triggers)
 FEED_TABLE = "sync_change"
@@ -105,7 +106,9 @@ ENTITIES: tuple[Entity, ...] = (
         source=f"orders_orderitem r {ORDER_JOIN}",
         vendor="o.vendor_id",
         live="o.deleted_at IS NULL",
-        fields=_f("id", "order_id", "product_id", "sku", "name", "unit_price_xaf", "quantity", "line_total_xaf"),
+        fields=_f(
+            "id", "order_id", "product_id", "sku", "name", "unit_price_xaf", "quantity", "line_total_xaf"
+        ),
         capture_join=ORDER_JOIN,
         capture_vendor="o.vendor_id",
     ),
@@ -273,8 +276,7 @@ def _capture_children(entity: Entity) -> str:
                 code=target.code,
                 row="c.id",
                 source=(
-                    "new_rows n JOIN old_rows o ON o.id = n.id "
-                    f"JOIN {child.table} c ON c.{child.fk} = n.id"
+                    f"new_rows n JOIN old_rows o ON o.id = n.id JOIN {child.table} c ON c.{child.fk} = n.id"
                 ),
                 where=" WHERE (n.deleted_at IS NULL) <> (o.deleted_at IS NULL)",
             )

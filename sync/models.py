@@ -16,12 +16,12 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from catalog.models import Vendor
-from okada.core.fields import choices_check
 from okada.core import actors
+from okada.core.fields import choices_check
 from okada.core.models import BaseModel, TrackedHistory, uuid_key
 
 
-class XidField(models.Field):  # type: ignore[type-arg]
+class XidField(models.Field):
     """A PostgreSQL `xid8` (64-bit transaction id, never wraps), read as a Python int."""
 
     description = "PostgreSQL xid8"
@@ -46,7 +46,9 @@ class Device(BaseModel):
     vendor = models.ForeignKey(
         Vendor, on_delete=models.PROTECT, related_name="sync_devices", db_comment="Vendor it syncs for."
     )
-    name = models.CharField(_("name"), max_length=100, db_comment="Name given by the vendor (e.g. 'Caisse 1').")
+    name = models.CharField(
+        _("name"), max_length=100, db_comment="Name given by the vendor (e.g. 'Caisse 1')."
+    )
     registered_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         on_delete=models.SET_NULL,
@@ -161,7 +163,9 @@ class SyncConflict(BaseModel):
 
     class Meta:
         db_table = "sync_conflict"
-        db_table_comment = "Pushed changes that clashed with the server's data, kept with both sides for staff."
+        db_table_comment = (
+            "Pushed changes that clashed with the server's data, kept with both sides for staff."
+        )
         verbose_name = _("sync conflict")
         verbose_name_plural = _("sync conflicts")
         ordering = ["-created_at"]
@@ -252,14 +256,18 @@ class Change(models.Model):
     vendor_id = models.UUIDField(
         null=True, blank=True, db_comment="Vendor whose devices receive it; NULL: every device (shared rows)."
     )
-    priority = models.SmallIntegerField(db_comment="0 orders/items/stock, 1 products/categories/zones, 2 the rest.")
+    priority = models.SmallIntegerField(
+        db_comment="0 orders/items/stock, 1 products/categories/zones, 2 the rest."
+    )
     entity = models.SmallIntegerField(db_comment="Synced table (code in sync.feed.ENTITIES).")
     row_ids = ArrayField(
         models.UUIDField(), db_comment="Ids of the rows one statement changed (at most sync.feed.CHUNK)."
     )
 
     class Meta:
-        db_table_comment = "Change feed of the synced tables for offline devices, append-only, partitioned by month."
+        db_table_comment = (
+            "Change feed of the synced tables for offline devices, append-only, partitioned by month."
+        )
         verbose_name = _("change")
         verbose_name_plural = _("changes")
         indexes = [

@@ -287,7 +287,7 @@ class _Reader:
             params.update({f"k{i}": v for i, v in enumerate(key)})
         keys = ", ".join(f"r.{c}::text" for c in entity.keyset)
         sql = (
-            f"SELECT ARRAY[{keys}], r.id::text, {entity.json} FROM {entity.source} "  # noqa: S608 (fixed)
+            f"SELECT ARRAY[{keys}], r.id::text, {entity.json} FROM {entity.source} "
             f"WHERE {self._scope(entity)} AND {entity.live}{after} ORDER BY {columns} LIMIT %(limit)s"
         )
         with connection.cursor() as cur:
@@ -303,7 +303,7 @@ class _Reader:
         carried: dict[str, list[tuple[str, str]]] = {}
         with connection.cursor() as cur:
             cur.execute(
-                f"SELECT r.{fk}::text, r.id::text, {child.json} FROM {child.source} "  # noqa: S608 (fixed)
+                f"SELECT r.{fk}::text, r.id::text, {child.json} FROM {child.source} "
                 f"WHERE r.{fk} = ANY(%s::uuid[]) ORDER BY r.{fk}, r.id",
                 [parent_ids],
             )
@@ -343,7 +343,8 @@ class _Reader:
         # UNION ALL of the sorted branches is merged, not sorted again.
         parts = [
             "(SELECT c.xid AS xid, c.id AS id, u.ord AS ord, c.entity AS entity, u.row_id AS row_id "
-            f"FROM {feed.FEED_TABLE} c CROSS JOIN LATERAL unnest(c.row_ids) WITH ORDINALITY AS u(row_id, ord) "
+            f"FROM {feed.FEED_TABLE} c "
+            "CROSS JOIN LATERAL unnest(c.row_ids) WITH ORDINALITY AS u(row_id, ord) "
             f"WHERE {branch} AND c.priority = %(priority)s AND c.xid < %(horizon)s::xid8 "
             "AND (c.xid, c.id) >= (%(xid)s::xid8, %(id)s::uuid) "
             "AND (c.xid, c.id, u.ord) > (%(xid)s::xid8, %(id)s::uuid, %(ord)s) "
@@ -351,11 +352,11 @@ class _Reader:
             for branch in self._branches()
         ]
         sql = (
-            "SELECT f.xid::text, f.id::text, f.ord, f.entity, f.row_id::text FROM ("  # noqa: S608 (fixed)
+            "SELECT f.xid::text, f.id::text, f.ord, f.entity, f.row_id::text FROM ("
             + " UNION ALL ".join(parts)
             + ") f ORDER BY f.xid, f.id, f.ord LIMIT %(limit)s"
         )
-        params = {
+        params: dict[str, Any] = {
             "vendor": self.vendor_id,
             "priority": self.priority,
             "horizon": str(self.horizon),
@@ -378,7 +379,7 @@ class _Reader:
             for code, ids in wanted.items():
                 entity = feed.BY_CODE[code]
                 cur.execute(
-                    f"SELECT r.id::text, {entity.json} FROM {entity.source} "  # noqa: S608 (fixed)
+                    f"SELECT r.id::text, {entity.json} FROM {entity.source} "
                     f"WHERE {self._scope(entity)} AND {entity.live} AND r.id = ANY(%(ids)s::uuid[])",
                     {"vendor": self.vendor_id, "ids": sorted(ids)},
                 )

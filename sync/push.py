@@ -14,6 +14,7 @@ See `MUTATIONS` for the names and arguments and README "Offline sync" for the co
 
 from __future__ import annotations
 
+import itertools
 import logging
 import uuid
 from collections.abc import Callable
@@ -106,7 +107,9 @@ def _push_one(device: Device, actor: Actor, mutation: Mutation_) -> tuple[dict[s
     with transaction.atomic():
         with connection.cursor() as cur:
             # A busy row makes the device retry rather than hold a request (and a worker) open.
-            cur.execute("SELECT set_config('lock_timeout', %s, true)", [f"{settings.OKADA_SYNC_LOCK_TIMEOUT_MS}ms"])
+            cur.execute(
+                "SELECT set_config('lock_timeout', %s, true)", [f"{settings.OKADA_SYNC_LOCK_TIMEOUT_MS}ms"]
+            )
         locked = Device.objects.select_for_update().get(pk=device.pk)
         if locked.is_revoked:
             raise DeviceRevoked(_("This device was revoked: it can no longer sync."))
@@ -188,7 +191,7 @@ def _validated(mutations: Any) -> list[Mutation_]:
         if not isinstance(name, str) or not isinstance(args, dict):
             raise InvalidInput(_("A mutation has a name and an args object."), field="mutations")
         batch.append(Mutation_(mid, name, args))
-    if any(b.id != a.id + 1 for a, b in zip(batch, batch[1:], strict=False)):
+    if any(b.id != a.id + 1 for a, b in itertools.pairwise(batch)):
         raise InvalidInput(_("Mutation ids go up by one within a push."), field="mutations")
     return batch
 
@@ -218,7 +221,10 @@ def _int(args: dict[str, Any], key: str, *, required: bool = True, minimum: int 
 def _text(args: dict[str, Any], key: str, *, default: str | None = None, max_length: int = 255) -> str:
     value = args.get(key, default)
     if not isinstance(value, str) or (default is None and not value) or len(value) > max_length:
-        raise InvalidInput(_("%(key)s must be a text of at most %(n)d characters.") % {"key": key, "n": max_length}, field=key)
+        raise InvalidInput(
+            _("%(key)s must be a text of at most %(n)d characters.") % {"key": key, "n": max_length},
+            field=key,
+        )
     return value
 
 
@@ -236,7 +242,9 @@ def _stock_of(context: Context, args: dict[str, Any]) -> list[uuid.UUID]:
     except (KeyError, TypeError, ValueError):
         return []
     return list(
-        Stock.objects.filter(product_id=product_id, vendor_id=context.device.vendor_id).values_list("pk", flat=True)
+        Stock.objects.filter(product_id=product_id, vendor_id=context.device.vendor_id).values_list(
+            "pk", flat=True
+        )
     )
 
 
@@ -413,7 +421,7 @@ def product_update(context: Context, args: dict[str, Any]) -> SyncConflict | Non
 def _price_changed_since(product: Product, version: int) -> bool:
     """Whether the prices differ from those of `version` (from the product's history); unknown
     versions count as changed."""
-    base = product.history.filter(version=version).order_by("-history_date").first()  # type: ignore[attr-defined]
+    base = product.history.filter(version=version).order_by("-history_date").first()
     if base is None:
         return True
     return any(getattr(base, f) != getattr(product, f) for f in PRICE_FIELDS)

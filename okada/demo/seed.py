@@ -48,9 +48,9 @@ from django.utils.text import slugify
 from tqdm import tqdm
 
 from catalog.models import StockMovement
-from sync.feed import TRIGGER_PREFIX
 from okada.core.ids import RANDOM_BITS, uuid7_int
 from okada.partitions.ddl import add_months, ensure_month_partitions
+from sync.feed import TRIGGER_PREFIX
 
 from . import data
 

@@ -25,7 +25,9 @@ def price_conflict() -> tuple[SyncConflict, Product]:
     phone = Phone(vendor)
     product_update(product=product, data={"price_xaf": 1100}, actor=STAFF)
     answer = phone.push(
-        phone.mutation("product.update", product_id=str(product.pk), base_version=1, fields={"price_xaf": 900})
+        phone.mutation(
+            "product.update", product_id=str(product.pk), base_version=1, fields={"price_xaf": 900}
+        )
     )
     return SyncConflict.objects.get(pk=answer["results"][0]["conflict_id"]), product
 

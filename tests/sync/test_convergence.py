@@ -53,7 +53,7 @@ class RandomPhone(Phone):
             del page
 
     def make_change(self) -> None:
-        products = [p for p in self.copy("products").values()]
+        products = list(self.copy("products").values())
         stock = {s["product_id"]: s for s in self.copy("stock").values()}
         if not products:
             return
@@ -77,12 +77,17 @@ class RandomPhone(Phone):
             )
             row["on_hand"] = counted
         elif kind < 0.85:
-            fields = self.rng.choice(
-                [{"name": f"{self.device.name} {self.rng.randint(1, 999)}"}, {"price_xaf": self.rng.randint(100, 900)}]
+            fields: dict[str, Any] = self.rng.choice(
+                [
+                    {"name": f"{self.device.name} {self.rng.randint(1, 999)}"},
+                    {"price_xaf": self.rng.randint(100, 900)},
+                ]
             )
             product.update(fields)
             self.pending.append(
-                self.mutation("product.update", product_id=product["id"], base_version=product["version"], fields=fields)
+                self.mutation(
+                    "product.update", product_id=product["id"], base_version=product["version"], fields=fields
+                )
             )
         else:
             orders = [o for o in self.copy("orders").values() if o["status"] in NEXT_STATUS]
@@ -90,7 +95,9 @@ class RandomPhone(Phone):
                 order = self.rng.choice(orders)
                 to = NEXT_STATUS[order["status"]]
                 self.pending.append(
-                    self.mutation("order.transition", order_id=order["id"], to=to, base_status=order["status"])
+                    self.mutation(
+                        "order.transition", order_id=order["id"], to=to, base_status=order["status"]
+                    )
                 )
                 order["status"] = to
 
@@ -134,10 +141,15 @@ def staff_writer(vendor: Any, rng: random.Random, stop: threading.Event) -> None
             elif choice < 0.8:
                 live = [p for p in products if p.deleted_at is None]
                 OrderFactory(
-                    vendor=vendor, customer=customer, zone=zone, items=[(p, 1) for p in rng.sample(live, min(2, len(live)))]
+                    vendor=vendor,
+                    customer=customer,
+                    zone=zone,
+                    items=[(p, 1) for p in rng.sample(live, min(2, len(live)))],
                 )
             else:
-                order = Order.objects.filter(vendor=vendor, status__in=list(NEXT_STATUS)).order_by("?").first()
+                order = (
+                    Order.objects.filter(vendor=vendor, status__in=list(NEXT_STATUS)).order_by("?").first()
+                )
                 if order is not None:
                     order_transition(order=order, to=NEXT_STATUS[order.status], actor=STAFF)
         except DomainError:
@@ -157,7 +169,9 @@ def server_copy(vendor: Any) -> dict[str, dict[str, dict[str, Any]]]:
             for s in Stock.objects.filter(vendor=vendor, product__deleted_at__isnull=True)
         },
         "orders": {str(o.pk): {"status": o.status} for o in live_orders},
-        "order_items": {str(i.pk): {"quantity": i.quantity} for i in OrderItem.objects.filter(order__in=live_orders)},
+        "order_items": {
+            str(i.pk): {"quantity": i.quantity} for i in OrderItem.objects.filter(order__in=live_orders)
+        },
         "payments": {str(p.pk): {"status": p.status} for p in Payment.objects.filter(order__in=live_orders)},
         "conflicts": {str(c.pk): {"status": c.status} for c in SyncConflict.objects.filter(vendor=vendor)},
         "zones": {str(z.pk): {"name": z.name} for z in Zone.objects.all()},
@@ -166,7 +180,9 @@ def server_copy(vendor: Any) -> dict[str, dict[str, dict[str, Any]]]:
     }
 
 
-def device_copy(phone: Phone, like: dict[str, dict[str, dict[str, Any]]]) -> dict[str, dict[str, dict[str, Any]]]:
+def device_copy(
+    phone: Phone, like: dict[str, dict[str, dict[str, Any]]]
+) -> dict[str, dict[str, dict[str, Any]]]:
     """The device's copy, cut to the tables and fields of `like`."""
     copy = {}
     for table, rows in like.items():
@@ -205,10 +221,8 @@ def test_writers_and_interrupted_devices_converge_on_the_servers_rows(seed):
             phone.step()
 
     threads = [threading.Thread(target=run, args=(lambda p=p: device_loop(p),)) for p in phones]
-    threads += [
-        threading.Thread(target=run, args=(lambda r=random.Random(master.random()): staff_writer(vendor, r, stop),))
-        for _ in range(2)
-    ]
+    for rng in [random.Random(master.random()) for _ in range(2)]:
+        threads.append(threading.Thread(target=run, args=(lambda r=rng: staff_writer(vendor, r, stop),)))
     for t in threads:
         t.start()
     for t in threads:
@@ -225,8 +239,8 @@ def test_writers_and_interrupted_devices_converge_on_the_servers_rows(seed):
     for phone in phones:
         assert device_copy(phone, expected) == expected, f"seed {seed}: {phone.device.name} diverged"
         assert phone.resets == 0
-        assert not {str(pk) for pk in Product.objects.filter(vendor=other_vendor).values_list("pk", flat=True)} & set(
-            phone.copy("products")
-        )
+        assert not {
+            str(pk) for pk in Product.objects.filter(vendor=other_vendor).values_list("pk", flat=True)
+        } & set(phone.copy("products"))
     assert sum(len(p.pages) for p in phones) > 3 * 10, "the devices hardly synced: the test proves little"
     assert SyncConflict.objects.exists() or seed != 2026  # this seed makes some conflicts

@@ -78,10 +78,13 @@ def test_conditional_updates_querysets_and_raw_sql_are_captured():
 def test_a_copy_writes_one_feed_row_per_thousand_rows():
     zone_count = 2500
     Change.objects.all().delete()
-    with connection.cursor() as cur, cur.cursor.copy(
-        "COPY orders_zone (id, created_at, updated_at, deleted_by_cascade, city, name, delivery_fee_xaf) "
-        "FROM STDIN"
-    ) as copy:
+    with (
+        connection.cursor() as cur,
+        cur.cursor.copy(
+            "COPY orders_zone (id, created_at, updated_at, deleted_by_cascade, city, name, delivery_fee_xaf) "
+            "FROM STDIN"
+        ) as copy,
+    ):
         for n in range(zone_count):
             copy.write_row((okada_uuid(), "now", "now", False, "douala", f"Zone {n}", 500))
 
@@ -146,6 +149,9 @@ def test_feed_rows_of_one_transaction_share_its_id_and_later_transactions_have_l
         a = ProductFactory(vendor=vendor)
         b = ProductFactory(vendor=vendor)
     c = ProductFactory(vendor=vendor)
-    xids = {str(p.pk): Change.objects.get(entity=feed.BY_NAME["products"].code, row_ids__contains=[p.pk]).xid for p in (a, b, c)}
+    xids = {
+        str(p.pk): Change.objects.get(entity=feed.BY_NAME["products"].code, row_ids__contains=[p.pk]).xid
+        for p in (a, b, c)
+    }
     assert xids[str(a.pk)] == xids[str(b.pk)] < xids[str(c.pk)]
     assert Order.objects.count() == 0

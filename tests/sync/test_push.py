@@ -17,7 +17,14 @@ from okada.core.errors import InvalidInput
 from orders.models import Order
 from sync.models import ConflictKind, ConflictStatus, Device, Mutation, SyncConflict
 from sync.push import TryAgain
-from sync.services import APPLY_DEVICE, KEEP_SERVER, DeviceRevoked, MutationGap, conflict_resolve, device_revoke
+from sync.services import (
+    APPLY_DEVICE,
+    KEEP_SERVER,
+    DeviceRevoked,
+    MutationGap,
+    conflict_resolve,
+    device_revoke,
+)
 from tests.catalog.factories import ProductFactory, VendorFactory
 from tests.orders.factories import OrderFactory
 from tests.sync.factories import WAIT, Phone, in_threads
@@ -93,10 +100,14 @@ def test_a_retry_replays_the_stored_result_of_a_rejection_and_a_conflict():
 
     assert [r["status"] for r in first["results"]] == ["rejected", "conflict"]
     assert [r["status"] for r in again["results"]] == ["duplicate", "duplicate"]
-    assert [r["code"] for r in again["results"]] == [r["code"] for r in first["results"]] == [
-        "not_found",
-        "impossible_stock",
-    ]
+    assert (
+        [r["code"] for r in again["results"]]
+        == [r["code"] for r in first["results"]]
+        == [
+            "not_found",
+            "impossible_stock",
+        ]
+    )
     assert again["results"][1]["conflict_id"] == first["results"][1]["conflict_id"] is not None
 
 
@@ -165,7 +176,11 @@ def test_offline_sales_of_3_and_2_from_10_leave_5():
     assert [a["results"][0]["status"] for a in answers] == ["applied", "applied"]
     assert on_hand(product) == 5
     till.pull_all(), tablet.pull_all()
-    assert till.copy("stock")[stock_id(product)]["on_hand"] == tablet.copy("stock")[stock_id(product)]["on_hand"] == 5
+    assert (
+        till.copy("stock")[stock_id(product)]["on_hand"]
+        == tablet.copy("stock")[stock_id(product)]["on_hand"]
+        == 5
+    )
 
 
 def test_offline_sales_of_8_and_5_from_10_give_one_applied_and_one_conflict():
@@ -242,7 +257,9 @@ def test_a_price_update_on_a_stale_version_applies_when_the_price_did_not_move()
     product_update(product=product, data={"description": "Lot de 3"}, actor=STAFF)
 
     answer = phone.push(
-        phone.mutation("product.update", product_id=str(product.pk), base_version=base, fields={"price_xaf": 900})
+        phone.mutation(
+            "product.update", product_id=str(product.pk), base_version=base, fields={"price_xaf": 900}
+        )
     )
 
     assert answer["results"][0]["status"] == "applied"
@@ -259,7 +276,9 @@ def test_an_update_of_a_product_deleted_meanwhile_keeps_it_deleted_and_records_t
     product_soft_delete(product=product, actor=STAFF)
 
     answer = phone.push(
-        phone.mutation("product.update", product_id=str(product.pk), base_version=base, fields={"name": "Neuf"})
+        phone.mutation(
+            "product.update", product_id=str(product.pk), base_version=base, fields={"name": "Neuf"}
+        )
     )
 
     assert (answer["results"][0]["status"], answer["results"][0]["code"]) == ("conflict", "delete_vs_update")
@@ -297,7 +316,11 @@ def test_a_stock_count_applies_when_only_reservations_moved_and_conflicts_when_u
 
     counted = phone.push(
         phone.mutation(
-            "stock.count", product_id=str(product.pk), on_hand=9, base_version=seen["version"], base_on_hand=10
+            "stock.count",
+            product_id=str(product.pk),
+            on_hand=9,
+            base_version=seen["version"],
+            base_on_hand=10,
         )
     )
     assert counted["results"][0]["status"] == "applied"
@@ -353,7 +376,9 @@ def test_a_product_created_offline_keeps_its_id_and_takes_stock_changes():
     new_id = str(uuid.uuid4())
 
     answer = phone.push(
-        phone.mutation("product.create", id=new_id, sku="PLT-1", name="Plantain", price_xaf=500, initial_stock=6),
+        phone.mutation(
+            "product.create", id=new_id, sku="PLT-1", name="Plantain", price_xaf=500, initial_stock=6
+        ),
         phone.mutation("stock.adjust", product_id=new_id, delta=-2),
         phone.mutation("product.create", id=str(uuid.uuid4()), sku="PLT-1", name="Double", price_xaf=500),
     )
@@ -417,7 +442,9 @@ def test_a_busy_database_answers_try_again_and_the_retry_applies():
 
     holder = threading.Thread(target=hold_the_row)
     holder.start()
-    rename = phone.mutation("product.update", product_id=str(product.pk), base_version=1, fields={"name": "Nouveau"})
+    rename = phone.mutation(
+        "product.update", product_id=str(product.pk), base_version=1, fields={"name": "Nouveau"}
+    )
     try:
         assert locked.wait(WAIT)
         with pytest.raises(TryAgain) as busy:
@@ -446,7 +473,12 @@ def test_a_revoked_device_cannot_push():
 
 @pytest.mark.parametrize(
     "mutations",
-    [[], "x", [{"id": 0, "name": "stock.adjust", "args": {}}], [{"id": 1, "name": "x", "args": [], "more": 1}]],
+    [
+        [],
+        "x",
+        [{"id": 0, "name": "stock.adjust", "args": {}}],
+        [{"id": 1, "name": "x", "args": [], "more": 1}],
+    ],
 )
 def test_bad_push_input_is_refused(mutations):
     from sync.push import push

@@ -22,9 +22,9 @@ from sync.services import (
     ConflictResolved,
     DeviceRevoked,
     DeviceTaken,
+    conflict_resolve,
     device_register,
     device_revoke,
-    conflict_resolve,
     feed_maintain,
     generation_current,
     generation_rotate,
@@ -51,7 +51,9 @@ def test_registering_a_device_is_idempotent_and_renames_it():
     vendor = VendorFactory()
     device_id = uuid.uuid4()
     device, created = device_register(actor=vendor_actor(vendor), device_id=device_id, name="Caisse")
-    again, created_again = device_register(actor=vendor_actor(vendor), device_id=str(device_id), name="Caisse 2")
+    again, created_again = device_register(
+        actor=vendor_actor(vendor), device_id=str(device_id), name="Caisse 2"
+    )
     assert (created, created_again) == (True, False)
     assert again.pk == device.pk == device_id and again.name == "Caisse 2"
     assert Device.objects.count() == 1 and again.vendor_id == vendor.pk
@@ -96,7 +98,11 @@ def _price_conflict(vendor) -> SyncConflict:
     product = ProductFactory(vendor=vendor, price_xaf=1000)
     phone = Phone(vendor)
     product_update(product=product, data={"price_xaf": 1100}, actor=STAFF)
-    phone.push(phone.mutation("product.update", product_id=str(product.pk), base_version=1, fields={"price_xaf": 900}))
+    phone.push(
+        phone.mutation(
+            "product.update", product_id=str(product.pk), base_version=1, fields={"price_xaf": 900}
+        )
+    )
     return SyncConflict.objects.get()
 
 
@@ -120,7 +126,7 @@ def test_keeping_the_server_value_resolves_once():
     assert conflict.resolved_at is not None and conflict.resolution_note == "prix fixé par le siège"
     with pytest.raises(ConflictResolved):
         conflict_resolve(conflict=conflict, resolution=APPLY_DEVICE, actor=staff)
-    assert [h.status for h in conflict.history.order_by("history_date")] == ["open", "kept_server"]  # type: ignore[attr-defined]
+    assert [h.status for h in conflict.history.order_by("history_date")] == ["open", "kept_server"]
 
 
 def test_applying_a_device_value_that_is_still_impossible_keeps_the_conflict_open():

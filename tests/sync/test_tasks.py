@@ -19,7 +19,12 @@ def test_the_feed_upkeep_runs_as_a_job_and_is_scheduled():
     maintain_feed()
     run = JobRun.objects.get(name="sync.maintain_feed")
     assert run.outcome == JobRun.Outcome.SUCCESS
-    assert set(run.summary) == {"created", "dropped", "default_rows_pruned", "mutations_pruned"}
+    assert run.summary is not None and set(run.summary) == {
+        "created",
+        "dropped",
+        "default_rows_pruned",
+        "mutations_pruned",
+    }
     assert PeriodicTask.objects.filter(task="sync.maintain_feed").exists()
 
 
