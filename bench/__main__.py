@@ -1,8 +1,8 @@
 """`python -m bench` (`make bench`): run the figures, print one table, exit 1 if a goal is missed.
 
-    python -m bench                    # order placement + seed (medium preset) + partitions + API + backup
-    python -m bench --large            # every figure on the "large" preset (minutes)
-    python -m bench --only order_place # one figure: order_place, seed, partitions, api..., backup
+    python -m bench                    # order placement + seed (medium) + partitions + API + backup + sync
+    python -m bench --large            # every figure on the "large" preset (minutes; not sync)
+    python -m bench --only order_place # one figure: order_place, seed, partitions, api..., backup, sync
     python -m bench --only partitions --preset small   # partitions on a kept small marketplace
     python -m bench --only api_list --preset medium    # the API's lists on the kept medium database
     python -m bench --only backup --preset small       # backup vs bare pg_dump, and the restore drill
@@ -19,7 +19,7 @@ import os
 import sys
 import time
 
-FIGURES = ("order_place", "seed", "partitions", "api", "api_list", "api_orders", "backup", "admin")
+FIGURES = ("order_place", "seed", "partitions", "api", "api_list", "api_orders", "backup", "admin", "sync")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     import django
 
     django.setup()
-    from . import admin, api, backups, orders, partitions, seed
+    from . import admin, api, backups, orders, partitions, seed, sync
     from .report import render
 
     started = time.monotonic()
@@ -76,6 +76,8 @@ def main(argv: list[str] | None = None) -> int:
         figures += backups.run(preset=preset, rounds=args.rounds, log=log)
     if args.only in (None, "admin"):
         figures += admin.run(preset=preset, requests=args.requests, log=log)
+    if args.only in (None, "sync"):
+        figures += sync.run(log=log)  # one vendor's shop in a scratch database (no --large)
     print(render(figures))
     return 1 if any(f.verdict == "FAIL" for f in figures) else 0
 

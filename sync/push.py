@@ -171,7 +171,7 @@ def _apply(context: Context, mutation: Mutation_) -> tuple[str, str, str, SyncCo
             handler.resend(context, mutation.args)
         return MutationStatus.REJECTED, err.code, err.message[:1000], None
     if conflict is not None:
-        return MutationStatus.CONFLICT, conflict.kind, "", conflict
+        return MutationStatus.CONFLICT, str(conflict.kind), "", conflict
     return MutationStatus.APPLIED, "", "", None
 
 
