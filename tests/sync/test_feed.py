@@ -155,3 +155,15 @@ def test_feed_rows_of_one_transaction_share_its_id_and_later_transactions_have_l
     }
     assert xids[str(a.pk)] == xids[str(b.pk)] < xids[str(c.pk)]
     assert Order.objects.count() == 0
+
+
+def test_the_installed_capture_functions_are_the_ones_the_code_describes():
+    """Migration 0002 froze the SQL; a change to sync.feed needs a migration that installs it."""
+    import re
+
+    with connection.cursor() as cur:
+        for entity in feed.ENTITIES:
+            cur.execute("SELECT prosrc FROM pg_proc WHERE proname = %s", [feed.function_name(entity)])
+            installed = cur.fetchone()[0]
+            described = re.search(r"AS \$\$(.*?)\$\$;", feed.capture_sql(entity), re.S)
+            assert described is not None and installed == described.group(1), entity.name
