@@ -82,6 +82,7 @@ def _measure() -> dict[str, Any]:
     actor = _actor(vendor)
     device, _ = device_register(actor=actor, device_id=uuid.uuid4(), name="bench")
     result: dict[str, Any] = {}
+    cursors: dict[str, str | None] = {}
 
     def pull_until_done() -> tuple[int, int, int, float]:
         nonlocal cursors
@@ -94,7 +95,6 @@ def _measure() -> dict[str, Any]:
             if not any(page.has_more.values()):
                 return rows, pages, compressed, time.perf_counter() - started
 
-    cursors: dict[str, str | None] = {}
     result["rows"], result["pages"], result["download_gzip"], result["download_seconds"] = pull_until_done()
 
     started = time.perf_counter()
