@@ -293,6 +293,9 @@ def capture_sql(entity: Entity) -> str:
     fn = function_name(entity)
     children = _capture_children(entity)
     on_update = f"\n        IF TG_OP = 'UPDATE' THEN\n        {children}\n        END IF;" if children else ""
+    # The old rows of an update are only needed to see a parent's soft delete or restore; not
+    # keeping them spares every stock update (order placement) a second transition table.
+    update_rows = "OLD TABLE AS old_rows NEW TABLE AS new_rows" if children else "NEW TABLE AS new_rows"
     return f"""
 CREATE OR REPLACE FUNCTION {fn}() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
@@ -308,7 +311,7 @@ COMMENT ON FUNCTION {fn}() IS 'Offline sync: records the ids of changed {entity.
 CREATE TRIGGER {TRIGGER_PREFIX}insert AFTER INSERT ON {entity.table}
     REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION {fn}();
 CREATE TRIGGER {TRIGGER_PREFIX}update AFTER UPDATE ON {entity.table}
-    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION {fn}();
+    REFERENCING {update_rows} FOR EACH STATEMENT EXECUTE FUNCTION {fn}();
 CREATE TRIGGER {TRIGGER_PREFIX}delete AFTER DELETE ON {entity.table}
     REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION {fn}();
 """

@@ -100,7 +100,7 @@ COMMENT ON FUNCTION okada_sync_capture_order_items() IS 'Offline sync: records t
 CREATE TRIGGER okada_sync_insert AFTER INSERT ON orders_orderitem
     REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION okada_sync_capture_order_items();
 CREATE TRIGGER okada_sync_update AFTER UPDATE ON orders_orderitem
-    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION okada_sync_capture_order_items();
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION okada_sync_capture_order_items();
 CREATE TRIGGER okada_sync_delete AFTER DELETE ON orders_orderitem
     REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION okada_sync_capture_order_items();
 """,
@@ -138,7 +138,7 @@ COMMENT ON FUNCTION okada_sync_capture_stock() IS 'Offline sync: records the ids
 CREATE TRIGGER okada_sync_insert AFTER INSERT ON catalog_stock
     REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION okada_sync_capture_stock();
 CREATE TRIGGER okada_sync_update AFTER UPDATE ON catalog_stock
-    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION okada_sync_capture_stock();
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION okada_sync_capture_stock();
 CREATE TRIGGER okada_sync_delete AFTER DELETE ON catalog_stock
     REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION okada_sync_capture_stock();
 """,
@@ -176,7 +176,7 @@ COMMENT ON FUNCTION okada_sync_capture_categories() IS 'Offline sync: records th
 CREATE TRIGGER okada_sync_insert AFTER INSERT ON catalog_category
     REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION okada_sync_capture_categories();
 CREATE TRIGGER okada_sync_update AFTER UPDATE ON catalog_category
-    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION okada_sync_capture_categories();
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION okada_sync_capture_categories();
 CREATE TRIGGER okada_sync_delete AFTER DELETE ON catalog_category
     REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION okada_sync_capture_categories();
 """,
@@ -214,7 +214,7 @@ COMMENT ON FUNCTION okada_sync_capture_zones() IS 'Offline sync: records the ids
 CREATE TRIGGER okada_sync_insert AFTER INSERT ON orders_zone
     REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION okada_sync_capture_zones();
 CREATE TRIGGER okada_sync_update AFTER UPDATE ON orders_zone
-    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION okada_sync_capture_zones();
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION okada_sync_capture_zones();
 CREATE TRIGGER okada_sync_delete AFTER DELETE ON orders_zone
     REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION okada_sync_capture_zones();
 """,
@@ -299,7 +299,7 @@ COMMENT ON FUNCTION okada_sync_capture_vendors() IS 'Offline sync: records the i
 CREATE TRIGGER okada_sync_insert AFTER INSERT ON catalog_vendor
     REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION okada_sync_capture_vendors();
 CREATE TRIGGER okada_sync_update AFTER UPDATE ON catalog_vendor
-    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION okada_sync_capture_vendors();
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION okada_sync_capture_vendors();
 CREATE TRIGGER okada_sync_delete AFTER DELETE ON catalog_vendor
     REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION okada_sync_capture_vendors();
 """,
@@ -337,7 +337,7 @@ COMMENT ON FUNCTION okada_sync_capture_payments() IS 'Offline sync: records the 
 CREATE TRIGGER okada_sync_insert AFTER INSERT ON orders_payment
     REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION okada_sync_capture_payments();
 CREATE TRIGGER okada_sync_update AFTER UPDATE ON orders_payment
-    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION okada_sync_capture_payments();
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION okada_sync_capture_payments();
 CREATE TRIGGER okada_sync_delete AFTER DELETE ON orders_payment
     REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION okada_sync_capture_payments();
 """,
@@ -375,7 +375,7 @@ COMMENT ON FUNCTION okada_sync_capture_conflicts() IS 'Offline sync: records the
 CREATE TRIGGER okada_sync_insert AFTER INSERT ON sync_conflict
     REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION okada_sync_capture_conflicts();
 CREATE TRIGGER okada_sync_update AFTER UPDATE ON sync_conflict
-    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION okada_sync_capture_conflicts();
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION okada_sync_capture_conflicts();
 CREATE TRIGGER okada_sync_delete AFTER DELETE ON sync_conflict
     REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION okada_sync_capture_conflicts();
 """,
