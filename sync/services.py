@@ -20,7 +20,6 @@ from catalog import services as catalog
 from catalog.models import Product, Stock
 from okada.core.actors import Actor, acting_for
 from okada.core.errors import Conflict, InvalidInput, NotAllowed, NotFound
-from okada.core.partitions import add_months, ensure_month_partitions, month_start, partition_name
 from orders import services as orders
 from orders.models import Order
 
@@ -187,57 +186,30 @@ def generation_rotate(*, reason: str = "") -> uuid.UUID:
     return generation
 
 
-def feed_maintain(*, now: dt.datetime | None = None) -> dict[str, Any]:
-    """Keep the feed's monthly partitions ahead of time and drop those past the retention.
+def push_results_prune(*, now: dt.datetime | None = None) -> int:
+    """Delete stored push results older than OKADA_SYNC_MUTATION_RETENTION_DAYS.
 
-    Dropping a partition records the highest feed position it held (FeedState.pruned_*), so a
-    device whose cursor is older is told to download again (`reset`). Also prunes the stored
-    results of pushed mutations past their retention.
+    A retry of a pruned mutation still answers `duplicate` (the device's last_mutation_id
+    remembers it), without its code.
     """
-    now = now or timezone.now()
-    today = now.date()
-    created = ensure_month_partitions(feed.FEED_TABLE, month_start(today), add_months(today, 3))
-    cutoff = now - dt.timedelta(days=settings.OKADA_SYNC_FEED_RETENTION_DAYS)
-    dropped = []
-    month = _oldest_partition_month()
-    # A month goes once all of it is older than the cutoff.
-    while month is not None and add_months(month, 1) <= cutoff.date():
-        name = partition_name(feed.FEED_TABLE, month)
-        _drop_feed_partition(name)
-        dropped.append(name)
-        month = _oldest_partition_month()
-    default_pruned = _prune_default_partition(cutoff)
-    mutation_cutoff = now - dt.timedelta(days=settings.OKADA_SYNC_MUTATION_RETENTION_DAYS)
-    mutations, _ = Mutation.objects.filter(created_at__lt=mutation_cutoff).delete()
-    return {
-        "created": created,
-        "dropped": dropped,
-        "default_rows_pruned": default_pruned,
-        "mutations_pruned": mutations,
-    }
+    cutoff = (now or timezone.now()) - dt.timedelta(days=settings.OKADA_SYNC_MUTATION_RETENTION_DAYS)
+    deleted, _ = Mutation.objects.filter(created_at__lt=cutoff).delete()
+    return deleted
 
 
-def _oldest_partition_month() -> dt.date | None:
-    prefix = f"{feed.FEED_TABLE}_p"
-    with connection.cursor() as cur:
-        cur.execute(
-            "SELECT min(c.relname) FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
-            "WHERE i.inhparent = %s::regclass AND c.relname LIKE %s",
-            [feed.FEED_TABLE, prefix + "%"],
-        )
-        name = cur.fetchone()[0]
-    if name is None:
-        return None
-    stamp = name[len(prefix) :]
-    return dt.date(int(stamp[:4]), int(stamp[4:6]), 1)
+def feed_partition_detached(cursor: Any, table: str, partition: str) -> None:
+    """The change feed's `on_detach` hook (sync/partitions.py): a month of the feed is leaving.
+
+    Called in the transaction that detaches it, so devices never see the feed without those
+    rows before FeedState says they are gone: a cursor at or below the highest position they
+    held is answered `reset` from then on.
+    """
+    _record_pruned(cursor, f'"{partition}"')
 
 
-def _record_pruned(cur: Any, source: str, condition: str = "true", params: list[Any] | None = None) -> None:
-    """Raise FeedState's pruned position to the highest (xid, id) about to leave `source`."""
-    cur.execute(
-        f"SELECT xid::text, id::text FROM {source} WHERE {condition} ORDER BY xid DESC, id DESC LIMIT 1",
-        params or [],
-    )
+def _record_pruned(cur: Any, source: str) -> None:
+    """Raise FeedState's pruned position to the highest (xid, id) leaving with `source`."""
+    cur.execute(f"SELECT xid::text, id::text FROM {source} ORDER BY xid DESC, id DESC LIMIT 1")
     top = cur.fetchone()
     if top is None:
         return
@@ -246,38 +218,6 @@ def _record_pruned(cur: Any, source: str, condition: str = "true", params: list[
         "WHERE id = 1 AND (pruned_xid IS NULL OR (pruned_xid, pruned_id) < (%s::xid8, %s::uuid))",
         [top[0], top[1], top[0], top[1]],
     )
-
-
-def _drop_feed_partition(name: str) -> None:
-    with transaction.atomic(), connection.cursor() as cur:
-        cur.execute("SET LOCAL lock_timeout = '5s'")  # never queue writers behind us for long
-        cur.execute(f'LOCK TABLE "{name}" IN ACCESS EXCLUSIVE MODE')
-        _record_pruned(cur, f'"{name}"')
-        cur.execute(f'DROP TABLE "{name}"')
-
-
-def _prune_default_partition(cutoff: dt.datetime) -> int:
-    default = f"{feed.FEED_TABLE}_default"
-    with transaction.atomic(), connection.cursor() as cur:
-        cur.execute("SELECT to_regclass(%s) IS NOT NULL", [default])
-        if not cur.fetchone()[0]:
-            return 0
-        cur.execute("SET LOCAL lock_timeout = '5s'")
-        cur.execute(f'LOCK TABLE "{default}" IN SHARE ROW EXCLUSIVE MODE')
-        _record_pruned(cur, f'"{default}"', "created_at < %s", [cutoff])
-        cur.execute(f'DELETE FROM "{default}" WHERE created_at < %s', [cutoff])
-        return cur.rowcount
-
-
-def feed_size() -> int:
-    """Feed rows kept (an estimate from the statistics: no count of a large table)."""
-    with connection.cursor() as cur:
-        cur.execute(
-            "SELECT coalesce(sum(c.reltuples), 0)::bigint FROM pg_inherits i "
-            "JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = %s::regclass",
-            [feed.FEED_TABLE],
-        )
-        return max(0, int(cur.fetchone()[0]))
 
 
 # --- Conflicts ----------------------------------------------------------------------------------

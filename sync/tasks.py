@@ -1,13 +1,16 @@
-"""Thin scheduled tasks of the sync app: they call services inside `job()`."""
+"""Thin scheduled tasks of the sync app: they call services inside `job()`.
+
+The change feed's partitions are kept by okada.partitions (sync/partitions.py declares them).
+"""
 
 from celery import shared_task
 
 from okada.core.jobs import job
 
 
-@shared_task(name="sync.maintain_feed", acks_late=True)
-def maintain_feed() -> None:
-    from .services import feed_maintain
+@shared_task(name="sync.prune_push_results", acks_late=True)
+def prune_push_results() -> None:
+    from .services import push_results_prune
 
-    with job("sync.maintain_feed") as run:
-        run.summary = feed_maintain()
+    with job("sync.prune_push_results") as run:
+        run.summary = {"deleted": push_results_prune()}

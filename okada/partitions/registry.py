@@ -37,6 +37,12 @@ class PartitionPolicy:
       (archived when `archive`, then detached and dropped). None keeps every month.
     - `retention_configurable`: False when dropping old months would break an invariant (the
       stock ledger sums to the stock): settings may then not set a retention.
+    - `on_detach`: dotted path of a function `(cursor, table, partition)` called when a partition
+      is detached to be retired, in the detach's own transaction (after the DETACH: the
+      partition is a table of its own, locked, that no row can reach any more). The sync change
+      feed records there the highest position it drops. For a table without DEFAULT partition
+      (detached CONCURRENTLY, outside a transaction) it is called right after, in a transaction
+      of its own.
     """
 
     table: str
@@ -48,6 +54,7 @@ class PartitionPolicy:
     archive: bool = True
     retention_configurable: bool = True
     note: Any = ""  # why this retention, shown in the admin
+    on_detach: str = ""
 
     def __post_init__(self) -> None:
         if self.interval != "month":

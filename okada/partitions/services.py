@@ -37,6 +37,7 @@ from typing import Any
 from django.conf import settings
 from django.db import DatabaseError, OperationalError, connection, transaction
 from django.utils import timezone
+from django.utils.module_loading import import_string
 from django.utils.translation import gettext as _
 
 from okada.core.actors import Actor
@@ -365,10 +366,10 @@ def _retire(step: Step, policy: PartitionPolicy, run_at: dt.datetime, summary: d
     if not step.detached:
         with _action(step, Kind.DETACHED, summary) as fields:
             if has_default:
-                fields["attempts"] = _detach(step)
+                fields["attempts"] = _detach(step, policy)
                 fields["logged"] = True
             else:
-                _detach_concurrently(step)
+                _detach_concurrently(step, policy)
         if not fields["ok"]:
             return
     if policy.archive:
@@ -386,7 +387,12 @@ def _retire(step: Step, policy: PartitionPolicy, run_at: dt.datetime, summary: d
         _, fields["attempts"] = _with_lock_retries(drop)
 
 
-def _detach(step: Step) -> int:
+def _on_detach(cursor: Any, step: Step, policy: PartitionPolicy) -> None:
+    if policy.on_detach:
+        import_string(policy.on_detach)(cursor, step.table, step.partition)
+
+
+def _detach(step: Step, policy: PartitionPolicy) -> int:
     """Plain DETACH (the table has a DEFAULT partition), marked and logged in one transaction."""
     started = timezone.now()
 
@@ -395,13 +401,14 @@ def _detach(step: Step) -> int:
             ddl.set_local_lock_timeout(cursor, _lock_timeout_ms())
             ddl.detach_partition(cursor, step.table, step.partition, concurrently=False)
             ddl.mark_retiring(cursor, step.partition)
+            _on_detach(cursor, step, policy)
         _record(step, Kind.DETACHED, Outcome.SUCCESS, started)
 
     _, attempts = _with_lock_retries(work)
     return int(attempts)
 
 
-def _detach_concurrently(step: Step) -> None:
+def _detach_concurrently(step: Step, policy: PartitionPolicy) -> None:
     """DETACH ... CONCURRENTLY (no DEFAULT partition): outside any transaction. If it is
     interrupted (lock_timeout while it waits for older snapshots, a cancel, a killed worker) the
     partition stays pending detach, marked as retiring: the next run finalises and retires it."""
@@ -419,6 +426,9 @@ def _detach_concurrently(step: Step) -> None:
             raise
         finally:
             cursor.execute("RESET lock_timeout")
+    if policy.on_detach:
+        with transaction.atomic(), connection.cursor() as cursor:
+            _on_detach(cursor, step, policy)
 
 
 def _archive(step: Step, run_at: dt.datetime) -> dict[str, Any]:

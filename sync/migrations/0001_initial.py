@@ -10,7 +10,7 @@ import sync.models
 from django.conf import settings
 from django.db import migrations, models
 
-from okada.core.partitions import partition_table
+from okada.partitions.ddl import partition_table
 
 
 class Migration(migrations.Migration):

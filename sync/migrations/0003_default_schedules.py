@@ -4,13 +4,11 @@ from okada.core.schedules import Schedule, install, uninstall
 
 SCHEDULES = [
     Schedule(
-        name="Sync: change feed partitions and retention",
-        task="sync.maintain_feed",
+        name="Sync: prune stored push results",
+        task="sync.prune_push_results",
         minute="17",
-        description=(
-            "Creates the change feed's monthly partitions ahead, drops those older than "
-            "OKADA_SYNC_FEED_RETENTION_DAYS and prunes stored push results."
-        ),
+        hour="3",
+        description="Deletes stored push results older than OKADA_SYNC_MUTATION_RETENTION_DAYS.",
     ),
 ]
 

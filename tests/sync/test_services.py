@@ -14,8 +14,8 @@ from catalog.models import Stock
 from catalog.services import product_update
 from okada.core.actors import Actor
 from okada.core.errors import InvalidInput, NotAllowed
-from okada.core.partitions import add_months, month_start, partition_name
-from sync.models import ConflictStatus, Device, FeedState, Mutation, SyncConflict
+from okada.partitions.registry import policy_for
+from sync.models import Change, ConflictStatus, Device, FeedState, Mutation, SyncConflict
 from sync.services import (
     APPLY_DEVICE,
     KEEP_SERVER,
@@ -25,9 +25,10 @@ from sync.services import (
     conflict_resolve,
     device_register,
     device_revoke,
-    feed_maintain,
+    feed_partition_detached,
     generation_current,
     generation_rotate,
+    push_results_prune,
 )
 from tests.catalog.factories import ProductFactory, UserFactory, VendorFactory
 from tests.sync.factories import Phone
@@ -163,23 +164,26 @@ def test_rotating_the_generation_changes_the_token():
     assert generation_current().token != before
 
 
-def test_maintenance_creates_partitions_ahead_and_drops_those_past_the_retention(settings):
-    settings.OKADA_SYNC_FEED_RETENTION_DAYS = 90
-    now = timezone.now()
-    summary = feed_maintain(now=now)
-    ahead = partition_name("sync_change", add_months(month_start(now.date()), 3))
-    assert _exists(ahead)
-    assert summary["dropped"] == []
-
-    later = now + dt.timedelta(days=200)
-    oldest = partition_name("sync_change", add_months(month_start(now.date()), -1))
-    assert _exists(oldest)
-    summary = feed_maintain(now=later)
-    assert oldest in summary["dropped"] and not _exists(oldest)
-    assert _exists(partition_name("sync_change", month_start(later.date())))
+def test_the_feed_is_kept_by_the_partition_registry_with_a_retention():
+    policy = policy_for("sync_change")
+    assert policy is not None and policy.retention_months == 3 and not policy.archive
+    assert policy.on_detach == "sync.services.feed_partition_detached"
 
 
-def test_maintenance_prunes_old_push_results(settings):
+def test_a_detached_month_of_the_feed_records_the_highest_position_it_held():
+    vendor = VendorFactory()
+    ProductFactory(vendor=vendor)
+    top = Change.objects.order_by("-xid", "-id").first()
+    assert top is not None
+    with connection.cursor() as cur:
+        cur.execute("CREATE TABLE sync_change_gone AS SELECT * FROM sync_change")
+        feed_partition_detached(cur, "sync_change", "sync_change_gone")
+    state = FeedState.objects.get()
+    assert (state.pruned_xid, state.pruned_id) == (top.xid, top.id)
+    assert generation_current().pruned == (top.xid, str(top.id))
+
+
+def test_old_push_results_are_pruned(settings):
     settings.OKADA_SYNC_MUTATION_RETENTION_DAYS = 30
     vendor = VendorFactory()
     product = ProductFactory(vendor=vendor, initial_stock=3)
@@ -187,7 +191,7 @@ def test_maintenance_prunes_old_push_results(settings):
     phone.push(phone.mutation("stock.adjust", product_id=str(product.pk), delta=1))
     Mutation.objects.update(created_at=timezone.now() - dt.timedelta(days=31))
 
-    assert feed_maintain()["mutations_pruned"] == 1
+    assert push_results_prune() == 1
     # A retry of a pruned mutation is still a duplicate: last_mutation_id remembers it.
     again = phone.push({"id": 1, "name": "stock.adjust", "args": {"product_id": str(product.pk), "delta": 1}})
     assert again["results"] == [{"id": 1, "status": "duplicate", "code": None, "conflict_id": None}]

@@ -10,22 +10,17 @@ from django_celery_beat.models import PeriodicTask
 
 from okada.core.models import JobRun
 from sync.services import generation_current
-from sync.tasks import maintain_feed
+from sync.tasks import prune_push_results
 
 pytestmark = pytest.mark.django_db
 
 
-def test_the_feed_upkeep_runs_as_a_job_and_is_scheduled():
-    maintain_feed()
-    run = JobRun.objects.get(name="sync.maintain_feed")
+def test_pruning_push_results_runs_as_a_job_and_is_scheduled():
+    prune_push_results()
+    run = JobRun.objects.get(name="sync.prune_push_results")
     assert run.outcome == JobRun.Outcome.SUCCESS
-    assert run.summary is not None and set(run.summary) == {
-        "created",
-        "dropped",
-        "default_rows_pruned",
-        "mutations_pruned",
-    }
-    assert PeriodicTask.objects.filter(task="sync.maintain_feed").exists()
+    assert run.summary == {"deleted": 0}
+    assert PeriodicTask.objects.filter(task="sync.prune_push_results").exists()
 
 
 def test_the_restore_hook_command_starts_a_new_generation():
