@@ -7,6 +7,7 @@ Nothing here writes a model itself: the actions call `sync.services`, which chec
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from django.contrib import admin, messages
@@ -24,12 +25,19 @@ from . import services
 from .models import Device, Mutation, SyncConflict
 
 
-def _staff(model_admin: admin.ModelAdmin, request: HttpRequest) -> Actor | None:
+def _as_staff(
+    model_admin: admin.ModelAdmin,
+    request: HttpRequest,
+    queryset: QuerySet,
+    action: Callable[[Any, Actor], Any],
+) -> None:
+    """Apply a service to each selected row as the staff user (whose permissions it checks)."""
     try:
-        return Actor.for_staff_user(request.user)
+        actor = Actor.for_staff_user(request.user)
     except DomainError as exc:
         model_admin.message_user(request, str(exc), messages.ERROR)
-        return None
+        return
+    run_per_object(model_admin, request, queryset, lambda obj: action(obj, actor))
 
 
 class RevokedFilter(admin.SimpleListFilter):
@@ -61,14 +69,11 @@ class DeviceAdmin(ReadOnlyAdmin):
 
     @admin.action(description=_("Revoke selected devices"), permissions=["revoke"])
     def revoke(self, request: HttpRequest, queryset: QuerySet) -> None:
-        actor = _staff(self, request)
-        if actor is None:
-            return
-        run_per_object(
+        _as_staff(
             self,
             request,
             queryset.filter(revoked_at__isnull=True),
-            lambda d: services.device_revoke(device=d, actor=actor, reason="revoked in admin"),
+            lambda d, actor: services.device_revoke(device=d, actor=actor, reason="revoked in admin"),
         )
 
 
@@ -136,14 +141,11 @@ class SyncConflictAdmin(SimpleHistoryAdmin, ReadOnlyAdmin):
         self._resolve(request, queryset, services.APPLY_DEVICE)
 
     def _resolve(self, request: HttpRequest, queryset: QuerySet, resolution: str) -> None:
-        actor = _staff(self, request)
-        if actor is None:
-            return
-        run_per_object(
+        _as_staff(
             self,
             request,
             queryset.filter(status=SyncConflict.Status.OPEN),
-            lambda c: services.conflict_resolve(
+            lambda c, actor: services.conflict_resolve(
                 conflict=c, resolution=resolution, actor=actor, note=f"resolved in admin ({resolution})"
             ),
         )

@@ -20,6 +20,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from catalog.services import PRODUCT_EDITABLE_FIELDS
+
 TRIGGER_PREFIX = "okada_sync_"  # okada.demo.seed may silence these (see its _can_silence_triggers)
 FEED_TABLE = "sync_change"
 PRIORITIES = (0, 1, 2)
@@ -63,6 +65,11 @@ class Entity:
     def json(self) -> str:
         pairs = ", ".join(f"'{key}', {expr}" for key, expr in self.fields)
         return f"json_build_object({pairs})::text"
+
+
+# What a device may set on a product (product.create, product.update): the catalog's editable
+# fields, with the category by id as devices see it.
+PRODUCT_FIELDS = tuple("category_id" if f == "category" else f for f in PRODUCT_EDITABLE_FIELDS)
 
 
 def _f(*names: str) -> tuple[tuple[str, str], ...]:
@@ -154,20 +161,7 @@ ENTITIES: tuple[Entity, ...] = (
         source="catalog_product r",
         vendor="r.vendor_id",
         live="r.deleted_at IS NULL",
-        fields=_f(
-            "id",
-            "sku",
-            "name",
-            "description",
-            "category_id",
-            "price_xaf",
-            "compare_at_price_xaf",
-            "unit",
-            "is_active",
-            "attributes",
-            "version",
-            "updated_at",
-        ),
+        fields=_f("id", *PRODUCT_FIELDS, "version", "updated_at"),
         keyset=("updated_at", "id"),  # (vendor_id, updated_at) is indexed
         capture_vendor="r.vendor_id",
         children=(Child("stock", "catalog_stock", "product_id"),),

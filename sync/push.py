@@ -33,6 +33,7 @@ from okada.core.errors import DomainError, InvalidInput, NotFound
 from orders import services as orders
 from orders.models import Order
 
+from . import feed
 from .models import ConflictKind, Device, Mutation, MutationStatus, SyncConflict
 from .services import DeviceRevoked, MutationGap, conflict_open, device_for, feed_resend, product_fields
 
@@ -334,17 +335,7 @@ def stock_count(context: Context, args: dict[str, Any]) -> SyncConflict | None:
     return None
 
 
-PRODUCT_FIELDS = (
-    "sku",
-    "name",
-    "description",
-    "category_id",
-    "price_xaf",
-    "compare_at_price_xaf",
-    "unit",
-    "is_active",
-    "attributes",
-)
+PRODUCT_FIELDS = feed.PRODUCT_FIELDS
 PRICE_FIELDS = ("price_xaf", "compare_at_price_xaf")
 
 

@@ -296,18 +296,9 @@ def _apply_device_value(conflict: SyncConflict, actor: Actor) -> None:
         data = value.get("fields", {})
         if data:
             catalog.product_update(product=product, data=product_fields(data), actor=actor)
-    elif kind == ConflictKind.STALE_COUNT:
+    elif kind in (ConflictKind.STALE_COUNT, ConflictKind.IMPOSSIBLE_STOCK):
         stock = Stock.objects.get(pk=conflict.row_id)
-        catalog.stock_count(
-            product=stock.product,
-            on_hand=value["on_hand"],
-            expected_on_hand=stock.on_hand,
-            actor=actor,
-            reason="stock count (sync conflict resolved)",
-        )
-    elif kind == ConflictKind.IMPOSSIBLE_STOCK:
-        stock = Stock.objects.get(pk=conflict.row_id)
-        if "on_hand" in value:
+        if "on_hand" in value:  # a count (stale, or below the reservations)
             catalog.stock_count(
                 product=stock.product,
                 on_hand=value["on_hand"],
@@ -315,7 +306,7 @@ def _apply_device_value(conflict: SyncConflict, actor: Actor) -> None:
                 actor=actor,
                 reason="stock count (sync conflict resolved)",
             )
-        else:
+        else:  # an adjustment that could not be made
             catalog.stock_adjust(
                 product=stock.product,
                 delta=value["delta"],
