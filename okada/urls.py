@@ -10,6 +10,7 @@ api_v1 = [
     path("", include("okada.credentials.urls")),
     path("", include("catalog.urls")),
     path("", include("orders.urls")),
+    path("sync/", include("sync.urls")),
 ]
 
 urlpatterns = [

@@ -187,14 +187,29 @@ def _validated(mutations: Any) -> list[Mutation_]:
         if not isinstance(raw, dict) or set(raw) - {"id", "name", "args"}:
             raise InvalidInput(_("Each mutation is {id, name, args}."), field="mutations")
         mid, name, args = raw.get("id"), raw.get("name"), raw.get("args", {})
-        if not isinstance(mid, int) or isinstance(mid, bool) or mid < 1:
+        if not isinstance(mid, int) or isinstance(mid, bool) or not 1 <= mid <= MAX_MUTATION_ID:
             raise InvalidInput(_("Mutation ids are positive integers."), field="mutations")
         if not isinstance(name, str) or not isinstance(args, dict):
             raise InvalidInput(_("A mutation has a name and an args object."), field="mutations")
+        if _has_nul(name) or _has_nul(args):  # PostgreSQL text and jsonb cannot hold U+0000
+            raise InvalidInput(_("Texts may not contain the NUL character."), field="mutations")
         batch.append(Mutation_(mid, name, args))
     if any(b.id != a.id + 1 for a, b in itertools.pairwise(batch)):
         raise InvalidInput(_("Mutation ids go up by one within a push."), field="mutations")
     return batch
+
+
+MAX_MUTATION_ID = 2**53  # what a JSON number holds exactly
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False
 
 
 # --- Arguments ----------------------------------------------------------------------------------
@@ -207,15 +222,27 @@ def _uuid(args: dict[str, Any], key: str) -> uuid.UUID:
         raise InvalidInput(_("%(key)s must be a UUID.") % {"key": key}, field=key) from None
 
 
-def _int(args: dict[str, Any], key: str, *, required: bool = True, minimum: int | None = None) -> Any:
+MAX_UNITS = 100_000_000  # stock quantities and deltas: far above any shop, far below int4
+MAX_VERSION = 2**31 - 1
+
+
+def _int(
+    args: dict[str, Any],
+    key: str,
+    *,
+    required: bool = True,
+    minimum: int = -MAX_UNITS,
+    maximum: int = MAX_UNITS,
+) -> Any:
     value = args.get(key)
     if value is None and not required:
         return None
-    if not isinstance(value, int) or isinstance(value, bool) or (minimum is not None and value < minimum):
-        message = _("%(key)s must be an integer.") % {"key": key}
-        if minimum is not None:
-            message = _("%(key)s must be an integer of at least %(min)d.") % {"key": key, "min": minimum}
-        raise InvalidInput(message, field=key)
+    if not isinstance(value, int) or isinstance(value, bool) or not minimum <= value <= maximum:
+        raise InvalidInput(
+            _("%(key)s must be an integer from %(min)d to %(max)d.")
+            % {"key": key, "min": minimum, "max": maximum},
+            field=key,
+        )
     return value
 
 
@@ -305,8 +332,8 @@ def stock_count(context: Context, args: dict[str, Any]) -> SyncConflict | None:
     """
     product = _product(context, args)
     on_hand = _int(args, "on_hand", minimum=0)
-    base_version = _int(args, "base_version")
-    base_on_hand = _int(args, "base_on_hand", required=False)
+    base_version = _int(args, "base_version", minimum=0, maximum=MAX_VERSION)
+    base_on_hand = _int(args, "base_on_hand", required=False, minimum=0)
     stock = Stock.objects.select_for_update().get(product_id=product.pk)
     device_value = {"product_id": str(product.pk), "on_hand": on_hand, "base_on_hand": base_on_hand}
     kind = None
@@ -372,7 +399,7 @@ def product_update(context: Context, args: dict[str, Any]) -> SyncConflict | Non
     deleted (the delete wins) and the update is stored as a conflict (delete_vs_update).
     """
     product = _product(context, args, lock=True)
-    base_version = _int(args, "base_version")
+    base_version = _int(args, "base_version", minimum=0, maximum=MAX_VERSION)
     raw = args.get("fields")
     if not isinstance(raw, dict) or not raw:
         raise InvalidInput(_("fields must name at least one changed field."), field="fields")

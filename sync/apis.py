@@ -1,0 +1,251 @@
+"""Offline sync endpoints of `/api/v1/` (DESIGN.md section 5): register a device, pull, push.
+
+Thin views: validate the shape, call `sync.services` / `sync.pull` / `sync.push`, answer. A vendor
+credential with the `sync` scope reaches only its own vendor's devices (another vendor's device
+is a 404); a revoked device is a 403 `device_revoked`. Answers are gzip-compressed for clients
+that accept it (okada.core.api.middleware.JsonGZipMiddleware).
+
+Pulls and pushes skip the API's Idempotency-Key store: the protocol is its own (a pull repeated
+with the same cursors, a push retried with the same mutation ids), and a stored pull page would
+be a copy of up to a megabyte per request.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.http import HttpResponse
+from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
+from rest_framework import serializers, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from okada.core.actors import Actor
+from okada.core.api.problems import problem_response
+from okada.core.api.serializers import StrictSerializer, utc
+from okada.core.api.views import ApiView
+
+from . import feed, services
+from .models import Device
+from .pull import pull
+from .push import MUTATIONS, TryAgain, push
+
+VENDOR = Actor.VENDOR
+TAGS = ["sync"]
+
+# --- Devices ------------------------------------------------------------------------------------
+
+
+class DeviceIn(StrictSerializer):
+    read_only_names = ("created_at", "updated_at", "last_mutation_id")
+    device_id = serializers.UUIDField(help_text="Chosen by the device, kept for its lifetime.")
+    name = serializers.CharField(max_length=100, help_text="Shown to staff (e.g. 'Caisse 1').")
+
+
+class DeviceOut(serializers.Serializer[Any]):
+    device_id = serializers.UUIDField()
+    name = serializers.CharField()
+    last_mutation_id = serializers.IntegerField()
+    created_at = serializers.CharField()
+
+
+def device_json(device: Device) -> dict[str, Any]:
+    return {
+        "device_id": str(device.pk),
+        "name": device.name,
+        "last_mutation_id": device.last_mutation_id,
+        "created_at": utc(device.created_at),
+    }
+
+
+class DeviceRegisterApi(ApiView):
+    required_scopes = {"POST": "sync"}
+    allowed_roles = {VENDOR}
+
+    @extend_schema(
+        operation_id="sync_devices_register",
+        summary="Register a device for offline sync",
+        description="Idempotent: registering the same device again renames it (200). A device id "
+        "registered to another vendor is a 409 `device_taken`; a revoked device a 403 `device_revoked`.",
+        request=DeviceIn,
+        responses={201: DeviceOut, 200: DeviceOut},
+        examples=[
+            OpenApiExample(
+                "till",
+                value={"device_id": "0192f6d2-8b1c-7c3e-9a51-3f2b9c1d4e5f", "name": "Caisse 1"},
+                request_only=True,
+            )
+        ],
+        tags=TAGS,
+    )
+    def post(self, request: Request) -> Response:
+        data = DeviceIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        device, created = services.device_register(
+            actor=self.actor, device_id=data.validated_data["device_id"], name=data.validated_data["name"]
+        )
+        return Response(
+            device_json(device), status=status.HTTP_201_CREATED if created else status.HTTP_200_OK
+        )
+
+
+# --- Pull ---------------------------------------------------------------------------------------
+
+
+class CursorsIn(StrictSerializer):
+    """{"0": cursor|null, "1": ..., "2": ...}: keys that are not Python names, hence get_fields."""
+
+    read_only_names = ()
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        return {
+            str(p): serializers.CharField(required=False, allow_null=True, max_length=2000)
+            for p in feed.PRIORITIES
+        }
+
+
+class PullIn(StrictSerializer):
+    device_id = serializers.UUIDField()
+    cursors = CursorsIn(
+        required=False, allow_null=True, help_text="One opaque cursor per priority; null to start."
+    )
+    limit = serializers.IntegerField(
+        required=False,
+        min_value=1,
+        max_value=settings.OKADA_SYNC_PAGE_MAX_ROWS,
+        help_text="Rows per page (default OKADA_SYNC_PAGE_ROWS).",
+    )
+
+
+class TableChangesOut(serializers.Serializer[Any]):
+    upserted = serializers.ListField(child=serializers.DictField(), help_text="Rows as they are now.")
+    deleted = serializers.ListField(child=serializers.UUIDField(), help_text="Ids to drop.")
+
+
+class PullOut(serializers.Serializer[Any]):
+    changes = serializers.DictField(
+        child=TableChangesOut(),
+        help_text="Per table (" + ", ".join(e.name for e in feed.ENTITIES) + "); only tables with changes.",
+    )
+    cursors = serializers.DictField(child=serializers.CharField(allow_null=True))
+    has_more = serializers.DictField(child=serializers.BooleanField())
+    last_mutation_id = serializers.IntegerField()
+    reset = serializers.BooleanField(help_text="True: drop the local copy and pull again with null cursors.")
+
+
+class PullApi(ApiView):
+    required_scopes = {"POST": "sync"}
+    allowed_roles = {VENDOR}
+    idempotent = False
+
+    @extend_schema(
+        operation_id="sync_pull",
+        summary="Pull a page of changes",
+        description="Priority 0 (orders, order items, stock) first, then 1 (products, categories, "
+        "zones), then 2 (the shop, payments, conflicts), up to `limit` rows and a byte cap. Never "
+        "misses a change: repeat an interrupted pull with the same cursors. `reset: true` after a "
+        "restore from backup or for a cursor older than the retained feed.",
+        request=PullIn,
+        responses={200: PullOut},
+        examples=[
+            OpenApiExample(
+                "first pull",
+                value={
+                    "device_id": "0192f6d2-8b1c-7c3e-9a51-3f2b9c1d4e5f",
+                    "cursors": {"0": None, "1": None, "2": None},
+                    "limit": 500,
+                },
+                request_only=True,
+            )
+        ],
+        tags=TAGS,
+    )
+    def post(self, request: Request) -> HttpResponse:
+        data = PullIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        page = pull(
+            actor=self.actor,
+            device_id=data.validated_data["device_id"],
+            cursors=data.validated_data.get("cursors") or {},
+            limit=data.validated_data.get("limit"),
+        )
+        # The rows are JSON already (built by PostgreSQL): joined, not parsed and dumped again.
+        return HttpResponse(page.as_json(), content_type="application/json")
+
+
+# --- Push ---------------------------------------------------------------------------------------
+
+
+class MutationIn(StrictSerializer):
+    read_only_names = ()
+    id = serializers.IntegerField(min_value=1, help_text="1, 2, 3... per device, never reused.")
+    name = serializers.ChoiceField(choices=sorted(MUTATIONS))
+    args = serializers.DictField(help_text="The mutation's arguments (README: Offline sync).")
+
+
+class PushIn(StrictSerializer):
+    device_id = serializers.UUIDField()
+    mutations = serializers.ListField(
+        child=MutationIn(), min_length=1, max_length=settings.OKADA_SYNC_PUSH_MAX_MUTATIONS
+    )
+
+
+class MutationResultOut(serializers.Serializer[Any]):
+    id = serializers.IntegerField()
+    status = serializers.ChoiceField(choices=["applied", "duplicate", "rejected", "conflict"])
+    code = serializers.CharField(allow_null=True, help_text="Error code (rejected) or conflict kind.")
+    conflict_id = serializers.UUIDField(allow_null=True)
+
+
+class PushOut(serializers.Serializer[Any]):
+    last_mutation_id = serializers.IntegerField()
+    results = MutationResultOut(many=True)
+
+
+class PushApi(ApiView):
+    required_scopes = {"POST": "sync"}
+    allowed_roles = {VENDOR}
+    idempotent = False
+
+    @extend_schema(
+        operation_id="sync_push",
+        summary="Push mutations made offline",
+        description="Each mutation is applied exactly once, in order: a retry answers `duplicate` "
+        "with the stored result; a skipped id is a 409 `mutation_gap`; a busy database a 503 "
+        "`try_again` (nothing of that mutation was kept: send the same push again).",
+        request=PushIn,
+        responses={
+            200: PushOut,
+            503: OpenApiResponse(description="The database was busy: retry after Retry-After."),
+        },
+        examples=[
+            OpenApiExample(
+                "a sale at the counter",
+                value={
+                    "device_id": "0192f6d2-8b1c-7c3e-9a51-3f2b9c1d4e5f",
+                    "mutations": [
+                        {
+                            "id": 1,
+                            "name": "stock.adjust",
+                            "args": {"product_id": "0192f6d2-9c3e-7a51-8b1c-2e4f6a8b0c1d", "delta": -2},
+                        }
+                    ],
+                },
+                request_only=True,
+            )
+        ],
+        tags=TAGS,
+    )
+    def post(self, request: Request) -> Response:
+        data = PushIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        try:
+            result = push(
+                actor=self.actor,
+                device_id=data.validated_data["device_id"],
+                mutations=[dict(m) for m in data.validated_data["mutations"]],
+            )
+        except TryAgain as busy:
+            return problem_response(busy, headers={"Retry-After": str(busy.data["retry_after"])})
+        return Response(result.as_dict())

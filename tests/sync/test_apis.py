@@ -1,0 +1,285 @@
+"""sync.apis over HTTP: wiring, credentials and scopes, tenant isolation, gzip, problem+json.
+
+Pulls only serve committed transactions below the snapshot horizon, so these tests commit
+(transaction=True) like production does.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import threading
+import uuid
+
+import pytest
+from django.db import connections, transaction
+from django.test import override_settings
+
+from catalog.models import Product, Stock
+from okada.core.actors import Actor
+from sync.models import Device
+from sync.services import device_revoke
+from tests.catalog.factories import ProductFactory, VendorFactory
+from tests.credentials.factories import Api, problem, storefront_api, vendor_api
+from tests.sync.factories import WAIT
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+STAFF = Actor(role=Actor.STAFF, label="ops")
+
+
+def register(api: Api, device_id: uuid.UUID | None = None, name: str = "Caisse 1") -> str:
+    device_id = device_id or uuid.uuid4()
+    response = api.post("/sync/devices", {"device_id": str(device_id), "name": name})
+    assert response.status_code in (200, 201), response.content
+    return str(device_id)
+
+
+def pull_all(api: Api, device_id: str, limit: int = 500) -> tuple[dict[str, dict[str, dict]], list[dict]]:
+    copy: dict[str, dict[str, dict]] = {}
+    cursors: dict[str, str | None] = {"0": None, "1": None, "2": None}
+    pages = []
+    for _ in range(100):
+        response = api.post("/sync/pull", {"device_id": device_id, "cursors": cursors, "limit": limit})
+        assert response.status_code == 200, response.content
+        page = response.json()
+        pages.append(page)
+        for table, change in page["changes"].items():
+            rows = copy.setdefault(table, {})
+            rows.update({r["id"]: r for r in change["upserted"]})
+            for gone in change["deleted"]:
+                rows.pop(gone, None)
+        cursors = page["cursors"]
+        if not any(page["has_more"].values()):
+            return copy, pages
+    raise AssertionError("pull never finished")
+
+
+@pytest.fixture
+def vendor():
+    return VendorFactory()
+
+
+@pytest.fixture
+def api(vendor):
+    return vendor_api(vendor)
+
+
+def test_a_device_registers_once_and_again_idempotently(api, vendor):
+    device_id = uuid.uuid4()
+    first = api.post("/sync/devices", {"device_id": str(device_id), "name": "Caisse 1"})
+    again = api.post("/sync/devices", {"device_id": str(device_id), "name": "Caisse 2"})
+    assert (first.status_code, again.status_code) == (201, 200)
+    assert again.json() == {
+        "device_id": str(device_id),
+        "name": "Caisse 2",
+        "last_mutation_id": 0,
+        "created_at": first.json()["created_at"],
+    }
+    assert Device.objects.get().vendor == vendor
+
+
+def test_another_vendors_device_id_is_refused_at_registration_and_not_found_elsewhere(api):
+    device_id = register(api)
+    intruder = vendor_api(VendorFactory())
+    taken = intruder.post("/sync/devices", {"device_id": device_id, "name": "x"})
+    pulled = intruder.post("/sync/pull", {"device_id": device_id})
+    pushed = intruder.post(
+        "/sync/push", {"device_id": device_id, "mutations": [{"id": 1, "name": "product.delete", "args": {}}]}
+    )
+    assert (taken.status_code, problem(taken)["code"]) == (409, "device_taken")
+    assert (pulled.status_code, problem(pulled)["code"]) == (404, "not_found")
+    assert (pushed.status_code, problem(pushed)["code"]) == (404, "not_found")
+    assert Device.objects.get().last_mutation_id == 0
+
+
+def test_only_a_vendor_credential_with_the_sync_scope_syncs(vendor):
+    no_scope = vendor_api(vendor, scopes=["products:read"])
+    storefront = storefront_api()
+    nobody = Api()
+    for client, status in ((no_scope, 403), (storefront, 403), (nobody, 401)):
+        response = client.post("/sync/devices", {"device_id": str(uuid.uuid4()), "name": "x"})
+        assert response.status_code == status
+        problem(response)
+    assert not Device.objects.exists()
+
+
+def test_the_initial_download_over_http_is_gzipped_and_complete(api, vendor):
+    products = [ProductFactory(vendor=vendor, initial_stock=3) for _ in range(12)]
+    device_id = register(api)
+
+    plain = api.post("/sync/pull", {"device_id": device_id, "limit": 5})
+    zipped = api.post("/sync/pull", {"device_id": device_id, "limit": 5}, HTTP_ACCEPT_ENCODING="gzip")
+
+    assert plain["Content-Type"] == "application/json" and "Content-Encoding" not in plain
+    assert zipped["Content-Encoding"] == "gzip"
+    unzipped, body = json.loads(gzip.decompress(zipped.content)), plain.json()
+    # The same page (the cursors differ: each first pull notes the horizon of its moment).
+    assert {k: v for k, v in unzipped.items() if k != "cursors"} == {
+        k: v for k, v in body.items() if k != "cursors"
+    }
+    assert set(body) == {"changes", "cursors", "has_more", "last_mutation_id", "reset"}
+    copy, pages = pull_all(api, device_id, limit=5)
+    assert set(copy["products"]) == {str(p.pk) for p in products}
+    assert len(copy["stock"]) == 12 and len(pages) > 3
+
+
+def test_a_push_over_http_applies_once_and_a_retry_replays(api, vendor):
+    product = ProductFactory(vendor=vendor, initial_stock=10)
+    device_id = register(api)
+    body = {
+        "device_id": device_id,
+        "mutations": [
+            {"id": 1, "name": "stock.adjust", "args": {"product_id": str(product.pk), "delta": -3}}
+        ],
+    }
+
+    first = api.post("/sync/push", body)
+    retry = api.post("/sync/push", body)
+
+    assert first.status_code == 200, first.content
+    assert first.json() == {
+        "last_mutation_id": 1,
+        "results": [{"id": 1, "status": "applied", "code": None, "conflict_id": None}],
+    }
+    assert retry.json()["results"][0]["status"] == "duplicate"
+    assert Stock.objects.get(product=product).on_hand == 7
+
+
+def test_a_gap_is_a_409_problem_that_says_where_the_server_is(api, vendor):
+    product = ProductFactory(vendor=vendor, initial_stock=10)
+    device_id = register(api)
+    response = api.post(
+        "/sync/push",
+        {
+            "device_id": device_id,
+            "mutations": [
+                {"id": 2, "name": "stock.adjust", "args": {"product_id": str(product.pk), "delta": -1}}
+            ],
+        },
+    )
+    body = problem(response)
+    assert (response.status_code, body["code"], body["last_mutation_id"]) == (409, "mutation_gap", 0)
+    assert Stock.objects.get(product=product).on_hand == 10
+
+
+def test_a_revoked_device_is_refused_with_403(api):
+    device_id = register(api)
+    device_revoke(device=Device.objects.get(pk=device_id), actor=STAFF, reason="volé")
+    for path, body in (
+        ("/sync/pull", {"device_id": device_id}),
+        (
+            "/sync/push",
+            {"device_id": device_id, "mutations": [{"id": 1, "name": "product.delete", "args": {}}]},
+        ),
+        ("/sync/devices", {"device_id": device_id, "name": "encore"}),
+    ):
+        response = api.post(path, body)
+        assert (response.status_code, problem(response)["code"]) == (403, "device_revoked"), path
+
+
+@pytest.mark.parametrize(
+    "path, body, field",
+    [
+        ("/sync/devices", {"device_id": "nope", "name": "x"}, "device_id"),
+        ("/sync/devices", {"device_id": str(uuid.uuid4()), "name": "a\u0000b"}, "name"),
+        ("/sync/pull", {"device_id": str(uuid.uuid4()), "cursors": {"3": None}}, "cursors.3"),
+        ("/sync/pull", {"device_id": str(uuid.uuid4()), "limit": 0}, "limit"),
+        ("/sync/pull", {"device_id": str(uuid.uuid4()), "since": 1}, "since"),
+        ("/sync/push", {"device_id": str(uuid.uuid4()), "mutations": []}, "mutations"),
+        (
+            "/sync/push",
+            {"device_id": str(uuid.uuid4()), "mutations": [{"id": 1, "name": "drop.table"}]},
+            "mutations.0.name",
+        ),
+    ],
+)
+def test_bad_input_is_a_400_problem_naming_the_field(api, path, body, field):
+    response = api.post(path, body)
+    assert response.status_code == 400, response.content
+    assert field in problem(response)["errors"]
+
+
+def test_nul_characters_in_mutation_args_are_refused_not_stored(api, vendor):
+    product = ProductFactory(vendor=vendor)
+    device_id = register(api)
+    response = api.post(
+        "/sync/push",
+        {
+            "device_id": device_id,
+            "mutations": [
+                {
+                    "id": 1,
+                    "name": "product.update",
+                    "args": {"product_id": str(product.pk), "base_version": 1, "fields": {"name": "a\u0000"}},
+                }
+            ],
+        },
+    )
+    assert (response.status_code, problem(response)["code"]) == (400, "invalid")
+    assert Device.objects.get(pk=device_id).last_mutation_id == 0
+
+
+@override_settings(OKADA_SYNC_LOCK_TIMEOUT_MS=200)
+def test_a_busy_database_is_a_503_with_retry_after_and_nothing_kept(api, vendor):
+    product = ProductFactory(vendor=vendor)
+    device_id = register(api)
+    locked, release = threading.Event(), threading.Event()
+
+    def hold_the_row() -> None:
+        try:
+            with transaction.atomic():
+                Product.objects.select_for_update().get(pk=product.pk)
+                locked.set()
+                assert release.wait(WAIT)
+        finally:
+            connections.close_all()
+
+    holder = threading.Thread(target=hold_the_row)
+    holder.start()
+    body = {
+        "device_id": device_id,
+        "mutations": [
+            {
+                "id": 1,
+                "name": "product.update",
+                "args": {"product_id": str(product.pk), "base_version": 1, "fields": {"name": "Neuf"}},
+            }
+        ],
+    }
+    try:
+        assert locked.wait(WAIT)
+        busy = api.post("/sync/push", body)
+    finally:
+        release.set()
+        holder.join(WAIT)
+
+    assert (busy.status_code, problem(busy)["code"]) == (503, "try_again")
+    assert int(busy["Retry-After"]) > 0
+    assert Device.objects.get(pk=device_id).last_mutation_id == 0
+    assert api.post("/sync/push", body).json()["results"][0]["status"] == "applied"
+
+
+def test_a_pull_makes_as_many_queries_for_30_rows_as_for_3():
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from catalog.services import product_update
+
+    def queries(products: int) -> tuple[int, int]:
+        vendor = VendorFactory()
+        made = [ProductFactory(vendor=vendor, initial_stock=1) for _ in range(products)]
+        api = vendor_api(vendor)
+        device_id = register(api)
+        with CaptureQueriesContext(connection) as download:
+            first = api.post("/sync/pull", {"device_id": device_id, "limit": 200})
+        for product in made:
+            product_update(product=product, data={"name": "Nouveau"}, actor=STAFF)
+        with CaptureQueriesContext(connection) as changes:
+            api.post("/sync/pull", {"device_id": device_id, "cursors": first.json()["cursors"], "limit": 200})
+        return len(download), len(changes)
+
+    from sync.services import generation_current
+
+    generation_current()  # makes the feed state row the test database's flush removed
+    assert queries(3) == queries(30)
