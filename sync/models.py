@@ -247,7 +247,8 @@ class Change(models.Model):
     (`sync.services.feed_maintain`). A pull serves rows by (xid, id) below the snapshot horizon.
     """
 
-    # Django sees `id` as the key; the table's real primary key is (id, created_at).
+    # Django sees `id` as the key; the table has no primary key index (migration 0001: nothing
+    # looks a feed row up by id, and each order placed would pay for maintaining one).
     id = uuid_key("Change id (UUID v7); breaks ties between rows of one transaction.")
     created_at = models.DateTimeField(
         default=timezone.now, db_comment="Start of the writing transaction (UTC); partition key."

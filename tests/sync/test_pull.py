@@ -319,7 +319,7 @@ def test_a_cursor_from_another_database_resets():
     assert phone.pull()["reset"] is True
 
 
-def test_a_cursor_older_than_the_retained_feed_resets():
+def test_a_cursor_older_than_the_retained_feed_resets(partitions_restored):
     """Partition maintenance retires the feed's old months; its hook records what left."""
     import datetime as dt
 
@@ -416,7 +416,7 @@ def test_bad_pull_input_is_refused(cursors, limit):
         pull(actor=phone.actor, device_id=phone.device.pk, cursors=cursors, limit=limit)
 
 
-def test_a_bulk_seed_silences_the_capture_and_its_rows_arrive_by_the_initial_download():
+def test_a_bulk_seed_silences_the_capture_and_its_rows_arrive_by_the_initial_download(partitions_restored):
     import datetime as dt
 
     from catalog.models import Vendor
