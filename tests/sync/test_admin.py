@@ -41,7 +41,7 @@ def staff_user(*codenames: str):
 
 def test_staff_apply_the_device_value_from_the_conflicts_list(client):
     conflict, product = price_conflict()
-    user = staff_user("resolve_syncconflict")
+    user = staff_user("resolve_syncconflict", "change_product")  # the price goes through product_update
     client.force_login(user)
 
     response = client.post(CONFLICTS, {"action": "apply_device", "_selected_action": [str(conflict.pk)]})
@@ -65,7 +65,7 @@ def test_staff_keep_the_server_value(client):
 
 def test_staff_without_the_permission_cannot_resolve_even_by_posting(client):
     conflict, product = price_conflict()
-    client.force_login(staff_user())
+    client.force_login(staff_user("change_product"))
 
     response = client.post(CONFLICTS, {"action": "apply_device", "_selected_action": [str(conflict.pk)]})
 

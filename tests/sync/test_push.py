@@ -232,7 +232,7 @@ def test_a_stale_price_update_becomes_a_conflict_staff_resolve_and_the_device_se
     assert phone.copy("products")[str(product.pk)]["price_xaf"] == 1200
     assert phone.copy("conflicts")[str(conflict.pk)]["status"] == "open"
 
-    staff = Actor.for_staff_user(_with_perm(staff_user, "resolve_syncconflict"))
+    staff = Actor.for_staff_user(_with_perm(staff_user, "resolve_syncconflict", "change_product"))
     conflict_resolve(conflict=conflict, resolution=APPLY_DEVICE, actor=staff, note="prix du marché")
 
     phone.pull_all()
@@ -241,10 +241,10 @@ def test_a_stale_price_update_becomes_a_conflict_staff_resolve_and_the_device_se
     assert conflict.history.count() == 2  # opened, resolved  # type: ignore[attr-defined]
 
 
-def _with_perm(user, codename: str):
+def _with_perm(user, *codenames: str):
     from django.contrib.auth.models import Permission
 
-    user.user_permissions.add(Permission.objects.get(codename=codename))
+    user.user_permissions.add(*Permission.objects.filter(codename__in=codenames))
     return type(user).objects.get(pk=user.pk)  # fresh permission cache
 
 

@@ -136,7 +136,7 @@ def test_applying_a_device_value_that_is_still_impossible_keeps_the_conflict_ope
     phone = Phone(vendor)
     phone.push(phone.mutation("stock.adjust", product_id=str(product.pk), delta=-5))
     conflict = SyncConflict.objects.get()
-    staff = staff_with("resolve_syncconflict")
+    staff = staff_with("resolve_syncconflict", "adjust_stock")
 
     from catalog.services import InsufficientStock
 
