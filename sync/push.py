@@ -357,7 +357,7 @@ def stock_count(context: Context, args: dict[str, Any]) -> SyncConflict | None:
         on_hand=on_hand,
         expected_on_hand=stock.on_hand,
         actor=context.actor,
-        reason=f"stock count ({context.reference})",
+        reason="stock count on device",
     )
     return None
 

@@ -15,6 +15,7 @@ from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 
 from catalog import services as catalog
 from catalog.models import Product, Stock
@@ -27,6 +28,19 @@ from . import feed
 from .models import ConflictKind, ConflictStatus, Device, FeedState, Mutation, SyncConflict
 
 log = logging.getLogger(__name__)
+
+# Change reasons and ledger reasons this app (and sync.push) writes, stored in English and
+# translated when shown (okada.core.display.reason_label).
+CHANGE_REASONS = (
+    gettext_noop("sync conflict: keep_server"),
+    gettext_noop("sync conflict: apply_device"),
+    gettext_noop("sync conflict: device value"),
+    gettext_noop("sync conflict resolved"),
+    gettext_noop("stock count (sync conflict resolved)"),
+    gettext_noop("deleted on device"),
+    gettext_noop("adjusted on device"),
+    gettext_noop("stock count on device"),
+)
 
 # --- Errors -------------------------------------------------------------------------------------
 
