@@ -89,7 +89,7 @@ def test_a_copy_writes_one_feed_row_per_thousand_rows():
             copy.write_row((okada_uuid(), "now", "now", False, "douala", f"Zone {n}", 500))
 
     chunks = feed_rows("zones")
-    assert [len(ids) for _v, ids in chunks] == [1000, 1000, 500]
+    assert sorted(len(ids) for _v, ids in chunks) == [500, 1000, 1000]  # one statement, one xid
     assert len(set().union(*(ids for _v, ids in chunks))) == zone_count == Zone.objects.count()
 
 
