@@ -7,6 +7,7 @@ import uuid
 from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
+from django.db.models.functions import Length
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -120,6 +121,12 @@ class OrderQuerySet(TrackedQuerySet):
     def with_items(self) -> OrderQuerySet:
         return self.prefetch_related("items")
 
+    def by_number(self, *, descending: bool = False) -> OrderQuerySet:
+        """In order-number order. Numbers grow past 7 digits uncut (OK-9999999, OK-10000000), so a
+        text sort alone would be wrong: the shorter number comes first, then the text."""
+        keys = [Length("number"), F("number")]
+        return self.order_by(*(key.desc() if descending else key.asc() for key in keys))
+
     def unpaid_mobile_money_past(self, when) -> OrderQuerySet:
         return self.filter(
             status=OrderStatus.PENDING,
@@ -130,8 +137,13 @@ class OrderQuerySet(TrackedQuerySet):
 
 
 class Order(TrackedModel):
+    # OK- and the sequence's value, zero-padded to at least 7 digits and never cut: made by
+    # okada_order_number() in SQL (orders migration 0015). 22 characters hold any bigint.
     number = models.CharField(
-        _("number"), max_length=20, editable=False, db_comment="Human order number (OK-0000123), unique."
+        _("number"),
+        max_length=22,
+        editable=False,
+        db_comment="Human order number, OK- and the sequence, at least 7 digits (OK-0000123); unique.",
     )
     # No single-column indexes on vendor and customer: the composite indexes in Meta lead with
     # them and serve the same lookups, and every index costs each order placed.

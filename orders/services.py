@@ -97,6 +97,14 @@ class VendorNotActive(Conflict):
     code = "vendor_not_active"
 
 
+class ZoneUnavailable(Conflict):
+    code = "zone_unavailable"
+
+
+class CustomerUnavailable(Conflict):
+    code = "customer_unavailable"
+
+
 class InvalidTransition(Conflict):
     code = "invalid_transition"
 
@@ -211,7 +219,10 @@ def order_place(
 
     Never oversells, under any concurrency: the stock rows are locked in product-id order, then
     checked with their latest committed values before anything is written, so concurrent
-    placements neither oversell nor deadlock. Refuses with OutOfStock naming the short items.
+    placements neither oversell nor deadlock. Refuses with OutOfStock naming the short items,
+    and with VendorNotActive, ZoneUnavailable, CustomerUnavailable or ProductUnavailable when one
+    of them is suspended, soft-deleted or missing (checked in the same statement).
+    The order's number is okada_order_number() of the next value of orders_order_number_seq.
     """
     _check_can_place(vendor=vendor, actor=actor, channel=channel)
     quantities = _normalise_items(items)
@@ -224,7 +235,7 @@ def order_place(
 
     deadline = settings.OKADA_MOBILE_MONEY_DEADLINE_MINUTES if payment_method in MOBILE_MONEY else None
     with acting_for(actor, "order placed") as acting:
-        # The whole placement is one call to okada_order_place() (v4, orders migration 0010), which
+        # The whole placement is one call to okada_order_place() (v5, orders migration 0015), which
         # returns an error instead of raising, before changing anything.
         raw = one_value(
             "SELECT okada_order_place(%s, %s, %s, %s::uuid[], %s::integer[], %s, %s, %s, %s, %s, %s, %s, %s)",
@@ -248,6 +259,10 @@ def order_place(
     error = result.get("error")
     if error == "vendor_not_active":
         raise VendorNotActive(_("This vendor is not taking orders."))
+    if error == "zone_unavailable":
+        raise ZoneUnavailable(_("This delivery zone no longer exists."), field="zone")
+    if error == "customer_unavailable":
+        raise CustomerUnavailable(_("This customer no longer exists."), field="customer")
     if error == "product_unavailable":
         missing = result["product_ids"]
         raise ProductUnavailable(

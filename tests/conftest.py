@@ -55,3 +55,30 @@ def staff_user(django_user_model):
 @pytest.fixture
 def admin_user(django_user_model):
     return django_user_model.objects.create_superuser(username="root", password="pw", email="r@x.cm")
+
+
+@pytest.fixture
+def order_number_sequence():
+    """`order_number_sequence(9_999_998)`: the next order number is 9,999,999.
+
+    Sequences ignore the test's rollback, so the fixture puts the sequence back afterwards (the
+    orders that used the moved values are rolled back with the test).
+    """
+    from django.db import DEFAULT_DB_ALIAS, connection, connections
+
+    with connection.cursor() as cur:
+        cur.execute("SELECT last_value, is_called FROM orders_order_number_seq")
+        saved = cur.fetchone()
+
+    def move(last_value: int) -> None:
+        with connection.cursor() as cur:
+            cur.execute("SELECT setval('orders_order_number_seq', %s)", [last_value])
+
+    yield move
+    # On a connection of its own: the test's transaction may have been broken by a failure.
+    other = connections.create_connection(DEFAULT_DB_ALIAS)
+    try:
+        with other.cursor() as cur:
+            cur.execute("SELECT setval('orders_order_number_seq', %s, %s)", saved)
+    finally:
+        other.close()

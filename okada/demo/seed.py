@@ -299,11 +299,16 @@ def _verify_foreign_keys(cur: Any, tables: list[str]) -> None:
 
 
 def _order_numbers(cur: Any, count: int) -> list[str]:
-    """Numbers from the same sequence order_place uses, so later orders never collide."""
+    """Numbers from the sequence order_place uses, so later orders never collide, made by the
+    same SQL function (okada_order_number), in sequence order (a text sort is wrong past 7 digits)."""
     if not count:
         return []
-    cur.execute("SELECT nextval('orders_order_number_seq') FROM generate_series(1, %s)", [count])
-    return [f"OK-{n:07d}" for (n,) in sorted(cur.fetchall())]
+    cur.execute(
+        "SELECT okada_order_number(n) FROM (SELECT nextval('orders_order_number_seq') AS n"
+        " FROM generate_series(1, %s)) AS s ORDER BY n",
+        [count],
+    )
+    return [number for (number,) in cur.fetchall()]
 
 
 def _existing_reference_rows(cur: Any) -> tuple[dict[tuple[str, str], tuple[str, int]], dict[str, str]]:

@@ -25,15 +25,18 @@ from orders.models import (
     Payment,
     PaymentMethod,
     PaymentStatus,
+    Zone,
 )
 from orders.services import (
     TRANSITIONS,
+    CustomerUnavailable,
     InvalidTransition,
     OutOfStock,
     ProductUnavailable,
     TransitionNotAllowed,
     UnknownPayment,
     VendorNotActive,
+    ZoneUnavailable,
     order_cancel,
     order_expire_unpaid,
     order_transition,
@@ -288,19 +291,83 @@ def test_products_that_cannot_be_ordered_raise_product_unavailable(case):
     assert not Order.all_objects.exists()
 
 
+def nothing_placed(product: Product) -> bool:
+    return (
+        stock_of(product) == (5, 0)
+        and not Order.all_objects.exists()
+        and not StockMovement.objects.filter(kind="reserve").exists()
+    )
+
+
 def test_a_zone_missing_from_the_database_is_refused_before_anything_is_written():
-    from django.db import IntegrityError
-
-    from orders.models import Zone
-
     product = ProductFactory(initial_stock=5)
     ghost = Zone(name="Nowhere", city="Douala", delivery_fee_xaf=500)  # never saved
-    with pytest.raises(IntegrityError):
+    with pytest.raises(ZoneUnavailable) as exc:
         place(vendor=product.vendor, items=[(product, 1)], zone=ghost)
+    assert exc.value.errors == {"zone": [exc.value.message]}
     # The caller's transaction (the test's) is still usable, and nothing was written.
-    assert stock_of(product) == (5, 0)
-    assert not Order.all_objects.exists()
-    assert not StockMovement.objects.filter(kind="reserve").exists()
+    assert nothing_placed(product)
+
+
+def test_an_order_for_a_soft_deleted_zone_is_refused_and_writes_nothing():
+    product = ProductFactory(initial_stock=5)
+    zone = ZoneFactory()  # the caller's copy, loaded before staff delete the zone
+    Zone.objects.get(pk=zone.pk).delete()
+    with pytest.raises(ZoneUnavailable):
+        place(vendor=product.vendor, items=[(product, 1)], zone=zone)
+    assert nothing_placed(product)
+
+
+def test_an_order_for_a_soft_deleted_customer_is_refused_and_writes_nothing():
+    product = ProductFactory(initial_stock=5)
+    customer = CustomerFactory()
+    Customer.objects.get(pk=customer.pk).delete()
+    with pytest.raises(CustomerUnavailable) as exc:
+        place(vendor=product.vendor, items=[(product, 1)], customer=customer, zone=customer.zone)
+    assert exc.value.errors == {"customer": [exc.value.message]}
+    assert nothing_placed(product)
+
+
+def test_an_order_for_a_customer_missing_from_the_database_is_refused():
+    product = ProductFactory(initial_stock=5)
+    ghost = Customer(name="Nobody", phone="+237690999999")  # never saved
+    with pytest.raises(CustomerUnavailable):
+        place(vendor=product.vendor, items=[(product, 1)], customer=ghost)
+    assert nothing_placed(product)
+
+
+# --- Order numbers ------------------------------------------------------------------------------
+
+
+def test_order_numbers_stay_unique_and_sortable_past_9999999(order_number_sequence):
+    order_number_sequence(9_999_998)
+    product = ProductFactory(initial_stock=10)
+
+    orders = [place(vendor=product.vendor, items=[(product, 1)]) for _ in range(3)]
+
+    expected = ["OK-9999999", "OK-10000000", "OK-10000001"]
+    assert [o.number for o in orders] == expected
+    assert list(Order.objects.by_number().values_list("number", flat=True)) == expected
+    assert list(Order.objects.by_number(descending=True).values_list("number", flat=True)) == expected[::-1]
+
+
+NUMBERED = [0, 42, 1000, 999_999, 9_999_999, 10_000_000, 12_345_678, 10**12, 2**63 - 1]
+
+
+def test_okada_order_number_pads_to_seven_digits_and_never_cuts():
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT n, okada_order_number(n) FROM unnest(%s::bigint[]) AS n", [NUMBERED])
+        numbers = dict(cursor.fetchall())
+    assert numbers[42] == "OK-0000042"
+    assert numbers[9_999_999] == "OK-9999999"
+    assert numbers[10_000_000] == "OK-10000000"
+    assert numbers[10**12] == "OK-1000000000000"
+    assert all(int(number[3:]) == n for n, number in numbers.items())  # never cut
+    assert max(len(number) for number in numbers.values()) <= Order._meta.get_field("number").max_length
+    # Sorting by length, then text (OrderQuerySet.by_number) is sorting by the sequence's value.
+    assert sorted(numbers.values(), key=lambda number: (len(number), number)) == [
+        numbers[n] for n in NUMBERED
+    ]
 
 
 @pytest.mark.parametrize(
@@ -906,7 +973,7 @@ def test_placing_writes_a_history_row_identical_to_the_order_row(django_assert_n
         )
 
 
-SCANNED_BY_PLACING = ["catalog_stock", "catalog_product", "catalog_vendor", "orders_zone"]
+SCANNED_BY_PLACING = ["catalog_stock", "catalog_product", "catalog_vendor", "orders_zone", "orders_customer"]
 
 
 def _sequential_scans() -> dict[str, int]:
@@ -950,6 +1017,21 @@ def test_order_place_gives_every_row_it_writes_a_uuid7_id_of_its_time():
     ]
     for row in rows:
         assert before <= uuid7_time(row.pk) <= after, type(row).__name__
+
+
+def test_order_place_calls_no_sql_function_it_could_inline():
+    # okada_order_number() and okada_uuid7() are SQL functions: inlined, they cost an expression;
+    # not inlined (e.g. okada_order_number(nextval(...))), each call is a function call planned
+    # again in every transaction (orders migration 0015).
+    names = ["okada_order_place", "okada_order_number", "okada_uuid7"]
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL track_functions = 'all'")  # the test database's owner is a superuser
+        place()
+        cursor.execute(
+            "SELECT funcname, calls FROM pg_stat_xact_user_functions WHERE funcname = ANY(%s)", [names]
+        )
+        calls = dict(cursor.fetchall())
+    assert calls == {"okada_order_place": 1}
 
 
 def test_order_place_function_keeps_its_planner_settings():
