@@ -339,6 +339,22 @@ def _live(model: Any, obj: Any, field: str) -> Any:
     return found
 
 
+def _live_category(category: Category | uuid.UUID) -> Category:
+    """`_live` for a product's category, share-locked until the product's transaction ends.
+
+    core.soft_delete locks the category, then looks for its live products: with this lock, a
+    delete in flight finishes first (and the category is refused here), or one that comes later
+    waits for this product and then finds it in use. A plain read would let both through.
+    """
+    pk = getattr(category, "pk", category)
+    locked = Category.objects.raw(
+        "SELECT * FROM catalog_category WHERE id = %s AND deleted_at IS NULL FOR SHARE", [pk]
+    )
+    for found in locked:
+        return found
+    return _live(Category, pk, "category")  # raises: deleted or unknown
+
+
 # --- Products -----------------------------------------------------------------------------------
 
 PRODUCT_EDITABLE_FIELDS = (
@@ -394,7 +410,7 @@ def product_create(
     with transaction.atomic(), acting_for(actor, "product created"):
         vendor = _live(Vendor, vendor, "vendor")
         if category is not None:
-            category = _live(Category, category, "category")
+            category = _live_category(category)
         if Product.objects.filter(vendor=vendor, sku=sku).exists():
             raise _sku_taken(sku)
         product = Product(
@@ -434,9 +450,9 @@ def product_update(
     """Change editable fields; with `expected_version`, refuse if someone changed it meanwhile."""
     core.refuse_unknown_fields(data, PRODUCT_EDITABLE_FIELDS)
     actor.require_if_staff("catalog.change_product")
-    if data.get("category") is not None:
-        data = {**data, "category": _live(Category, data["category"], "category")}
     with transaction.atomic(), acting_for(actor, "product updated"):
+        if data.get("category") is not None:
+            data = {**data, "category": _live_category(data["category"])}
         product = Product.objects.select_for_update().get(pk=product.pk)
         if expected_version is not None and product.version != expected_version:
             raise VersionConflict(

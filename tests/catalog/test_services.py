@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from catalog.models import Product, Stock, StockMovement, Vendor
+from catalog.models import Category, Product, Stock, StockMovement, Vendor
 from catalog.selectors import stock_audit
 from catalog.services import (
     InsufficientStock,
@@ -299,6 +299,29 @@ def test_product_update_may_take_the_sku_of_a_deleted_product():
     product_update(product=product, data={"sku": "A"}, actor=staff_actor())
     product.refresh_from_db()
     assert product.sku == "A"
+
+
+def test_product_create_refuses_a_soft_deleted_category_and_creates_nothing():
+    vendor = VendorFactory()
+    category = CategoryFactory()  # the caller's copy, loaded before staff delete the category
+    Category.objects.get(pk=category.pk).delete()
+    with pytest.raises(InvalidInput) as exc:
+        ProductFactory(vendor=vendor, category=category, initial_stock=5)
+    assert list(exc.value.errors) == ["category"]
+    assert not Product.all_objects.filter(vendor=vendor).exists()
+    assert not Stock.objects.filter(vendor=vendor).exists()
+
+
+def test_product_update_refuses_a_soft_deleted_category_and_changes_nothing():
+    live = CategoryFactory()
+    product = ProductFactory(category=live)
+    deleted = CategoryFactory()
+    Category.objects.get(pk=deleted.pk).delete()
+    with pytest.raises(InvalidInput) as exc:
+        product_update(product=product, data={"category": deleted, "name": "Autre"}, actor=staff_actor())
+    assert list(exc.value.errors) == ["category"]
+    stored = Product.objects.get(pk=product.pk)
+    assert (stored.category_id, stored.name, stored.version) == (live.pk, product.name, product.version)
 
 
 def test_product_soft_delete_hides_the_product_keeps_the_row_and_bumps_the_version():
