@@ -109,6 +109,10 @@ class InvalidTransition(Conflict):
     code = "invalid_transition"
 
 
+class AwaitingPayment(Conflict):
+    code = "awaiting_payment"
+
+
 class TransitionNotAllowed(NotAllowed):
     code = "transition_not_allowed"
     status = 403
@@ -153,6 +157,18 @@ TRANSITIONS: dict[tuple[str, str], frozenset[str]] = {
 }
 RELEASES_STOCK = {S.CANCELLED, S.EXPIRED}
 SELLS_STOCK = {S.OUT_FOR_DELIVERY}
+# Where an unpaid mobile-money order may go: it stays pending, where the expiry job finds it,
+# until it is paid, so it never holds stock past its deadline.
+UNPAID_MOBILE_MONEY_TARGETS = {S.CANCELLED, S.EXPIRED}
+
+
+def _awaiting_payment(order: Order, to: str) -> bool:
+    return (
+        order.status == S.PENDING
+        and to not in UNPAID_MOBILE_MONEY_TARGETS
+        and order.payment_method in MOBILE_MONEY
+        and order.payment_status == PaymentStatus.UNPAID
+    )
 
 
 def transition_permission(to: str) -> str:
@@ -161,13 +177,15 @@ def transition_permission(to: str) -> str:
 
 
 def allowed_targets(*, order: Order, actor: Actor) -> list[str]:
-    """Where this actor may move the order now (the admin shows one button per target)."""
+    """Where this actor may move the order now (the lifecycle, its role, its permissions and the
+    payment rule); the admin shows one button per target."""
     return [
         to
         for (frm, to), roles in TRANSITIONS.items()
         if frm == order.status
         and actor.role in roles
         and (actor.role != STAFF or actor.can(transition_permission(to)))
+        and not _awaiting_payment(order, to)
     ]
 
 
@@ -347,7 +365,11 @@ def _lines(order: Order) -> list[Line]:
 def order_transition(*, order: Order, to: str, actor: Actor, note: str = "") -> Order:
     """Move an order along its lifecycle (TRANSITIONS), with the stock side effects and an event.
 
-    Staff need `orders.transition_order` (`orders.refund_order` for a refund)."""
+    Refused with InvalidTransition (not a move of the lifecycle), TransitionNotAllowed (not for
+    this actor), NotAllowed (staff need `orders.transition_order`, `orders.refund_order` for a
+    refund) or AwaitingPayment (an unpaid mobile-money order stays pending until paid; it may be
+    cancelled, and expires at its deadline).
+    """
     actor.require_if_staff(transition_permission(to))
     with transaction.atomic(), acting_for(actor, f"order -> {to}"):
         order = Order.objects.select_for_update().get(pk=order.pk)
@@ -363,6 +385,10 @@ def order_transition(*, order: Order, to: str, actor: Actor, note: str = "") -> 
             raise TransitionNotAllowed(
                 _("%(role)s may not move an order from %(from)s to %(to)s.")
                 % {"role": actor.role, "from": order.status, "to": to}
+            )
+        if _awaiting_payment(order, to):
+            raise AwaitingPayment(
+                _("This order waits for its mobile-money payment: until it is paid it can only be cancelled.")
             )
         if to == S.EXPIRED and not (
             order.payment_method in MOBILE_MONEY and order.payment_status == PaymentStatus.UNPAID

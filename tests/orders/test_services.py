@@ -29,6 +29,7 @@ from orders.models import (
 )
 from orders.services import (
     TRANSITIONS,
+    AwaitingPayment,
     CustomerUnavailable,
     InvalidTransition,
     OutOfStock,
@@ -37,6 +38,7 @@ from orders.services import (
     UnknownPayment,
     VendorNotActive,
     ZoneUnavailable,
+    allowed_targets,
     order_cancel,
     order_expire_unpaid,
     order_transition,
@@ -45,7 +47,7 @@ from orders.services import (
 )
 from tests.catalog.factories import ProductFactory, UserFactory, VendorFactory, staff_actor, vendor_actor
 from tests.ids import uuid7_time
-from tests.orders.factories import CustomerFactory, OrderFactory, ZoneFactory, order_in_status
+from tests.orders.factories import CustomerFactory, OrderFactory, ZoneFactory, advance, order_in_status
 
 pytestmark = pytest.mark.django_db
 
@@ -500,6 +502,33 @@ def test_invalid_transition_lists_what_the_actor_may_do_instead():
     assert sorted(exc.value.data["allowed"]) == sorted([S.ACCEPTED, S.CANCELLED])
 
 
+@pytest.mark.parametrize("method", [PaymentMethod.MTN_MOMO, PaymentMethod.ORANGE_MONEY])
+@pytest.mark.parametrize("role", [VENDOR, STAFF])
+def test_an_unpaid_mobile_money_order_cannot_leave_pending_but_for_cancel_or_expiry(method, role):
+    order = place(payment_method=method)
+    actor = actor_for(role, order)
+    before = snapshot(order)
+
+    with pytest.raises(AwaitingPayment) as exc:
+        order_transition(order=order, to=S.ACCEPTED, actor=actor)
+
+    assert (exc.value.code, exc.value.status) == ("awaiting_payment", 409)
+    assert snapshot(order) == before
+    assert allowed_targets(order=order, actor=actor) == [S.CANCELLED]
+    assert order_cancel(order=order, actor=actor).status == S.CANCELLED
+
+
+def test_a_paid_mobile_money_order_and_a_cash_order_may_be_accepted():
+    paid = momo_order()
+    record(paid)
+    callback(paid, "succeeded")
+    cash = place(payment_method=PaymentMethod.CASH)
+    for order in (Order.objects.get(pk=paid.pk), cash):
+        actor = vendor_actor(order.vendor)
+        assert allowed_targets(order=order, actor=actor) == [S.ACCEPTED, S.CANCELLED]
+        assert order_transition(order=order, to=S.ACCEPTED, actor=actor).status == S.ACCEPTED
+
+
 @pytest.mark.parametrize("to", [S.ACCEPTED, S.CANCELLED])
 def test_a_vendor_cannot_transition_another_vendors_order(to):
     order = order_in_status(S.PENDING)
@@ -567,7 +596,7 @@ def test_delivering_and_refunding_do_not_move_stock():
 
 
 def test_refunded_sets_the_payment_status_to_refunded():
-    order = order_in_status(S.DELIVERED, payment_method=PaymentMethod.MTN_MOMO)
+    order = place(payment_method=PaymentMethod.MTN_MOMO)
     payment_record(
         order=order,
         provider=PaymentMethod.MTN_MOMO,
@@ -576,6 +605,7 @@ def test_refunded_sets_the_payment_status_to_refunded():
         actor=staff_actor(),
     )
     assert Order.objects.get(pk=order.pk).payment_status == PaymentStatus.PAID
+    order = advance(order, S.DELIVERED)
 
     order_transition(order=order, to=S.REFUNDED, actor=staff_actor())
 
@@ -813,20 +843,21 @@ def test_order_expire_unpaid_expires_only_pending_unpaid_mobile_money_orders_pas
     paid = order(PaymentMethod.MTN_MOMO)
     record(paid, reference="PAID-1")
     callback(paid, "succeeded", reference="PAID-1")
-    accepted = order(PaymentMethod.MTN_MOMO)
-    order_transition(order=accepted, to=S.ACCEPTED, actor=vendor_actor(vendor))
+    # The vendor tries to accept it unpaid: refused, so the expiry job still sees it.
+    tried = order(PaymentMethod.MTN_MOMO)
+    with pytest.raises(AwaitingPayment):
+        order_transition(order=tried, to=S.ACCEPTED, actor=vendor_actor(vendor))
     not_yet = order(PaymentMethod.MTN_MOMO, deadline_minutes=120)
     assert stock_of(product) == (100, 12)
 
     in_an_hour = timezone.now() + timedelta(minutes=60)
-    assert order_expire_unpaid(now=in_an_hour) == 2
+    assert order_expire_unpaid(now=in_an_hour) == 3
 
     statuses = dict(Order.objects.values_list("pk", "status"))
-    assert statuses[late_momo.pk] == statuses[late_orange.pk] == S.EXPIRED
+    assert statuses[late_momo.pk] == statuses[late_orange.pk] == statuses[tried.pk] == S.EXPIRED
     assert statuses[cash.pk] == statuses[paid.pk] == statuses[not_yet.pk] == S.PENDING
-    assert statuses[accepted.pk] == S.ACCEPTED
-    assert stock_of(product) == (100, 8)
-    for expired in (late_momo, late_orange):
+    assert stock_of(product) == (100, 6)
+    for expired in (late_momo, late_orange, tried):
         event = OrderEvent.objects.get(order_id=expired.pk, kind="status")
         assert (event.from_status, event.to_status) == (S.PENDING, S.EXPIRED)
         assert event.actor == "system:expire_unpaid_orders"
