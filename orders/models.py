@@ -124,8 +124,9 @@ class OrderQuerySet(TrackedQuerySet):
     def by_number(self, *, descending: bool = False) -> OrderQuerySet:
         """In order-number order. Numbers grow past 7 digits uncut (OK-9999999, OK-10000000), so a
         text sort alone would be wrong: the shorter number comes first, then the text."""
-        keys = [Length("number"), F("number")]
-        return self.order_by(*(key.desc() if descending else key.asc() for key in keys))
+        if descending:
+            return self.order_by(Length("number").desc(), F("number").desc())
+        return self.order_by(Length("number"), "number")
 
     def unpaid_mobile_money_past(self, when) -> OrderQuerySet:
         return self.filter(
@@ -369,7 +370,20 @@ class PaymentResult(models.TextChoices):
     FAILED = "failed", _("failed")
 
 
+class PaymentQuerySet(models.QuerySet["Payment"]):
+    def needing_refund(self) -> PaymentQuerySet:
+        """Money received that does not fit its order, for Finance (served by a partial index)."""
+        return self.filter(needs_refund=True)
+
+
 class Payment(BaseModel):
+    """One payment of an order: a mobile-money request (pending until its callback) or money received.
+
+    `amount_xaf` is what was asked for (a request) or recorded (cash); `received_xaf` is what
+    actually arrived, set when the payment succeeds. Every write is named by the caller's
+    `idempotency_key` and/or the provider's `provider_reference` (orders.services.payment_record).
+    """
+
     Status = PaymentResult
 
     order = models.ForeignKey(
@@ -388,9 +402,26 @@ class Payment(BaseModel):
     provider_reference = models.CharField(
         _("provider reference"),
         max_length=100,
-        db_comment="Transaction id at the provider; unique per provider.",
+        blank=True,
+        default="",
+        db_default="",
+        db_comment="Transaction id at the provider; unique per provider when given.",
     )
-    amount_xaf = money_field(_("amount (XAF)"), "Amount paid")
+    idempotency_key = models.CharField(
+        _("idempotency key"),
+        max_length=255,
+        blank=True,
+        default="",
+        db_default="",
+        db_comment="The caller's name for this payment write (e.g. Idempotency-Key); unique when given.",
+    )
+    amount_xaf = money_field(_("amount (XAF)"), "Amount asked for (mobile-money request) or recorded (cash)")
+    received_xaf = money_field(
+        _("received (XAF)"),
+        "Amount that arrived, set when the payment succeeded; NULL otherwise",
+        null=True,
+        blank=True,
+    )
     status = models.CharField(
         _("status"),
         max_length=16,
@@ -402,6 +433,17 @@ class Payment(BaseModel):
     callbacks = models.JSONField(
         _("provider callbacks"), default=list, blank=True, db_comment="Provider callbacks received, in order."
     )
+    needs_refund = models.BooleanField(
+        _("needs refund"),
+        default=False,
+        db_default=False,
+        db_comment=(
+            "Money received that does not fit the order (after expiry or cancel, more than the total, "
+            "not the amount requested): Finance refunds it."
+        ),
+    )
+
+    objects = PaymentQuerySet.as_manager()
 
     class Meta:
         db_table_comment = "Mobile-money and cash payments; callbacks are applied idempotently."
@@ -409,11 +451,34 @@ class Payment(BaseModel):
         verbose_name_plural = _("payments")
         constraints = [
             models.UniqueConstraint(
-                fields=["provider", "provider_reference"], name="orders_payment_provider_ref_uniq"
+                fields=["provider", "provider_reference"],
+                condition=~Q(provider_reference=""),
+                name="orders_payment_provider_ref_uniq",
+            ),
+            models.UniqueConstraint(
+                fields=["idempotency_key"],
+                condition=~Q(idempotency_key=""),
+                name="orders_payment_idempotency_key_uniq",
+            ),
+            models.CheckConstraint(
+                condition=~Q(provider_reference="") | ~Q(idempotency_key=""),
+                name="orders_payment_named",
             ),
             models.CheckConstraint(condition=Q(amount_xaf__gt=0), name="orders_payment_amount_positive"),
+            # Received money is positive, and recorded exactly when the payment succeeded.
+            models.CheckConstraint(
+                # IS NOT NULL written out: a CHECK that comes out NULL passes.
+                condition=Q(status=PaymentResult.SUCCEEDED, received_xaf__isnull=False, received_xaf__gt=0)
+                | (~Q(status=PaymentResult.SUCCEEDED) & Q(received_xaf__isnull=True)),
+                name="orders_payment_received_iff_succeeded",
+            ),
             choices_check("provider", PaymentMethod.choices, "orders_payment_provider_valid"),
             choices_check("status", PaymentResult.choices, "orders_payment_status_valid"),
+        ]
+        indexes = [
+            models.Index(
+                fields=["-created_at"], name="orders_payment_needs_refund", condition=Q(needs_refund=True)
+            ),
         ]
 
     def __str__(self) -> str:

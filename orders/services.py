@@ -16,6 +16,7 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import DEFAULT_DB_ALIAS, IntegrityError, transaction
+from django.db.models import Sum
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
@@ -29,6 +30,7 @@ from okada.core.errors import (
     AlreadyRecorded,
     Conflict,
     DomainError,
+    IdempotencyMismatch,
     InternalError,
     InvalidInput,
     NotAllowed,
@@ -452,6 +454,13 @@ def order_expire_unpaid(*, now: datetime | None = None, limit: int = 1000) -> in
 
 # --- Payments -----------------------------------------------------------------------------------
 
+RECEIVES_MONEY = frozenset({STAFF, SYSTEM})  # the provider-callback path acts as the system
+MAX_REFERENCE, MAX_KEY = 100, 255  # the columns' sizes; 255 is also the API's Idempotency-Key limit
+KEY_CONSTRAINT = "orders_payment_idempotency_key_uniq"
+REFERENCE_CONSTRAINT = "orders_payment_provider_ref_uniq"
+# Money that arrives for an order in one of these statuses is not owed: Finance refunds it.
+MONEY_NOT_EXPECTED = frozenset({S.CANCELLED, S.EXPIRED, S.REFUNDED})
+
 
 def payment_record(
     *,
@@ -459,53 +468,184 @@ def payment_record(
     provider: str,
     amount_xaf: int,
     actor: Actor,
+    idempotency_key: str = "",
     provider_reference: str = "",
     status: str = Payment.Status.PENDING,
 ) -> Payment:
-    """Record a payment: a mobile-money request awaiting its callback, or cash received."""
+    """Record a mobile-money request (`pending`, awaiting its callback) or money received (`succeeded`).
+
+    Idempotent. The caller names the write with `idempotency_key` (e.g. the request's
+    Idempotency-Key, up to 255 characters) and/or `provider_reference` (the provider's transaction
+    id); one is required, and a mobile-money request needs its reference (its callback finds the
+    payment by it). A repeat returns the first payment and writes nothing. A name already used
+    for another payment (another order, provider or amount, or money received where a request was
+    recorded) is refused: IdempotencyMismatch (422) for a key, AlreadyRecorded (409) for a
+    reference; never a second row.
+
+    Who: staff and the system may record money received; a vendor (for its own orders) and the
+    storefront may only request a mobile-money payment. Money received that does not fit the
+    order is kept and flagged `needs_refund` (see `_settle`).
+    """
+    _check_payment_input(
+        provider=provider,
+        amount_xaf=amount_xaf,
+        status=status,
+        idempotency_key=idempotency_key,
+        provider_reference=provider_reference,
+    )
     actor.require_if_staff("orders.add_payment")
-    if provider not in PaymentMethod.values:
-        raise InvalidInput(_("Unknown payment provider."), field="provider")
-    if amount_xaf <= 0:
-        raise InvalidInput(_("The amount must be positive."), field="amount_xaf")
-    reference = provider_reference or f"{provider}-{uuid.uuid4().hex[:20]}"
-    duplicate = AlreadyRecorded(_("This provider reference is already recorded."), field="provider_reference")
+    _check_can_record_payment(order=order, status=status, actor=actor)
+    key_used = IdempotencyMismatch(
+        _("This idempotency key was already used for a different payment."), field="idempotency_key"
+    )
+    reference_used = AlreadyRecorded(
+        _("This provider reference is already recorded for a different payment."), field="provider_reference"
+    )
     with transaction.atomic(), acting_for(actor, "payment recorded"):
-        order = Order.objects.select_for_update().get(pk=order.pk)  # lock order: order row first
-        if Payment.objects.filter(provider=provider, provider_reference=reference).exists():
-            raise duplicate
-        with unique_or(duplicate, "orders_payment_provider_ref_uniq"):
+        # Lock order: the order row first. Two repeats of one write queue here, so the second
+        # finds the first's payment.
+        locked = Order.objects.select_for_update().filter(pk=order.pk).first()
+        if locked is None:
+            raise NotFound(_("No such order."), field="order")
+        order = locked
+        # A repeat: the payment this key or reference already names (checked in that order).
+        named: list[tuple[Any, DomainError]] = []
+        if idempotency_key:
+            named.append((Payment.objects.filter(idempotency_key=idempotency_key), key_used))
+        if provider_reference:
+            named.append(
+                (
+                    Payment.objects.filter(provider=provider, provider_reference=provider_reference),
+                    reference_used,
+                )
+            )
+        for payments, used in named:
+            first = payments.first()
+            if first is None:
+                continue
+            if not _same_payment(
+                first,
+                order=order,
+                provider=provider,
+                amount_xaf=amount_xaf,
+                status=status,
+                provider_reference=provider_reference,
+            ):
+                raise used
+            return first
+        received = status == Payment.Status.SUCCEEDED
+        # A write that races another of the same name for another order meets the unique indexes.
+        with unique_or(key_used, KEY_CONSTRAINT), unique_or(reference_used, REFERENCE_CONSTRAINT):
             payment = Payment.objects.create(
                 order=order,
                 provider=provider,
-                provider_reference=reference,
+                provider_reference=provider_reference,
+                idempotency_key=idempotency_key,
                 amount_xaf=amount_xaf,
+                received_xaf=amount_xaf if received else None,
                 status=status,
-                paid_at=timezone.now() if status == Payment.Status.SUCCEEDED else None,
+                paid_at=timezone.now() if received else None,
             )
         _event(
             order=order,
             kind=OrderEvent.Kind.PAYMENT,
             actor=actor,
-            data={"provider": provider, "reference": reference, "status": status, "amount_xaf": amount_xaf},
+            data={
+                "payment_id": str(payment.pk),
+                "provider": provider,
+                "reference": provider_reference,
+                "status": status,
+                "amount_xaf": amount_xaf,
+            },
         )
-        if status == Payment.Status.SUCCEEDED:
-            _mark_paid(order=order, actor=actor)
+        if received:
+            _settle(order=order, payment=payment, actor=actor)
     return payment
+
+
+def _check_payment_input(
+    *, provider: str, amount_xaf: int, status: str, idempotency_key: str, provider_reference: str
+) -> None:
+    if provider not in PaymentMethod.values:
+        raise InvalidInput(_("Unknown payment provider."), field="provider")
+    if not isinstance(amount_xaf, int) or isinstance(amount_xaf, bool) or amount_xaf <= 0:
+        raise InvalidInput(_("The amount must be positive."), field="amount_xaf")
+    if status not in (Payment.Status.PENDING, Payment.Status.SUCCEEDED):
+        raise InvalidInput(_("A payment is recorded as pending or succeeded."), field="status")
+    if not idempotency_key and not provider_reference:
+        raise InvalidInput(
+            _("Name the payment with an idempotency key or the provider's reference."),
+            field="idempotency_key",
+        )
+    if len(idempotency_key) > MAX_KEY:
+        raise InvalidInput(
+            _("An idempotency key has at most %(n)d characters.") % {"n": MAX_KEY}, field="idempotency_key"
+        )
+    if len(provider_reference) > MAX_REFERENCE:
+        raise InvalidInput(
+            _("A provider reference has at most %(n)d characters.") % {"n": MAX_REFERENCE},
+            field="provider_reference",
+        )
+    if status == Payment.Status.PENDING and provider not in MOBILE_MONEY:
+        raise InvalidInput(_("Cash is recorded when it is received."), field="status")
+    if status == Payment.Status.PENDING and not provider_reference:
+        raise InvalidInput(
+            _("A mobile-money request needs the provider's reference (its callback names it)."),
+            field="provider_reference",
+        )
+
+
+def _check_can_record_payment(*, order: Order, status: str, actor: Actor) -> None:
+    if actor.role in RECEIVES_MONEY:
+        return
+    if actor.role == VENDOR and actor.vendor_id != order.vendor_id:
+        raise NotAllowed(_("This order belongs to another vendor."))
+    if actor.role not in (VENDOR, STOREFRONT) or status != Payment.Status.PENDING:
+        raise NotAllowed(_("Only staff record money received; you may request a mobile-money payment."))
+
+
+def _same_payment(
+    payment: Payment,
+    *,
+    order: Order,
+    provider: str,
+    amount_xaf: int,
+    status: str,
+    provider_reference: str,
+) -> bool:
+    """Is a write with these values a repeat of the one that recorded `payment`?
+
+    A repeated request matches whatever became of it (pending, paid or failed); a repeated record
+    of money received matches only a payment that succeeded.
+    """
+    return (
+        (payment.order_id, payment.provider, payment.amount_xaf) == (order.pk, provider, amount_xaf)
+        and provider_reference in ("", payment.provider_reference)
+        and (status == Payment.Status.PENDING or payment.status == Payment.Status.SUCCEEDED)
+    )
 
 
 def payment_apply_callback(
     *, provider: str, provider_reference: str, status: str, amount_xaf: int, payload: dict[str, Any]
 ) -> Payment:
-    """Apply a provider's callback. Idempotent: once a payment is final, repeats change nothing."""
+    """Apply a provider's callback (the system acts). Idempotent: once a payment is final,
+    repeats change nothing.
+
+    The amount received is kept apart from the amount requested (`received_xaf`); money that does
+    not fit the order (another amount than requested, more than the total, or for an order
+    expired or cancelled meanwhile) is kept and flagged `needs_refund` (see `_settle`).
+    """
     if status not in (Payment.Status.SUCCEEDED, Payment.Status.FAILED):
         raise InvalidInput(_("Unknown payment status."), field="status")
-    if status == Payment.Status.SUCCEEDED and (not isinstance(amount_xaf, int) or amount_xaf <= 0):
+    if status == Payment.Status.SUCCEEDED and (
+        not isinstance(amount_xaf, int) or isinstance(amount_xaf, bool) or amount_xaf <= 0
+    ):
         raise InvalidInput(_("The amount must be positive."), field="amount_xaf")
     actor = Actor.system(f"callback:{provider}")
     with transaction.atomic(), acting_for(actor, "payment callback"):
         order_id = (
             Payment.objects.filter(provider=provider, provider_reference=provider_reference)
+            .exclude(provider_reference="")
             .values_list("order_id", flat=True)
             .first()
         )
@@ -521,46 +661,71 @@ def payment_apply_callback(
         payment.status = status
         payment.callbacks = [*payment.callbacks, payload]
         if status == Payment.Status.SUCCEEDED:
-            payment.amount_xaf = amount_xaf
+            payment.received_xaf = amount_xaf
             payment.paid_at = timezone.now()
-        payment.save(update_fields=["status", "callbacks", "amount_xaf", "paid_at", "updated_at"])
+        payment.save(update_fields=["status", "callbacks", "received_xaf", "paid_at", "updated_at"])
         _event(
             order=order,
             kind=OrderEvent.Kind.PAYMENT,
             actor=actor,
             data={
+                "payment_id": str(payment.pk),
                 "provider": provider,
                 "reference": provider_reference,
                 "status": status,
                 "amount_xaf": amount_xaf,
+                "requested_xaf": payment.amount_xaf,
             },
         )
         if status == Payment.Status.SUCCEEDED:
-            _mark_paid(order=order, actor=actor)
+            _settle(order=order, payment=payment, actor=actor)
     return payment
 
 
-def _mark_paid(*, order: Order, actor: Actor) -> None:
-    """Mark the (locked) order paid once successful payments cover its total.
+def _settle(*, order: Order, payment: Payment, actor: Actor) -> None:
+    """After `payment` succeeded (its order row locked): mark the order paid once successful
+    payments cover its total, and flag money that does not fit the order for Finance.
 
-    Money that arrives for an order already expired or cancelled is still recorded as paid (it
-    was received), and a note event flags the refund staff must make.
+    Money is always kept as received. It is flagged `needs_refund` (the payment's column, for
+    Finance's list, and a note event on the timeline) when it came for an order expired, cancelled
+    or refunded, when it takes what the order received past its total (a second successful
+    payment, a callback for more), or when it is not the amount that was requested.
     """
-    paid = sum(
-        Payment.objects.filter(order=order, status=Payment.Status.SUCCEEDED).values_list(
-            "amount_xaf", flat=True
-        )
+    received = (
+        Payment.objects.filter(order=order, status=Payment.Status.SUCCEEDED).aggregate(
+            total=Sum("received_xaf")
+        )["total"]
+        or 0
     )
-    if order.payment_status == PaymentStatus.UNPAID and paid >= order.total_xaf:
+    if order.payment_status == PaymentStatus.UNPAID and received >= order.total_xaf:
         order.payment_status = PaymentStatus.PAID
         order.save(update_fields=["payment_status", "updated_at"])
-        if order.status in (S.EXPIRED, S.CANCELLED):
-            _event(
-                order=order,
-                kind=OrderEvent.Kind.NOTE,
-                actor=actor,
-                data={"needs_refund": True, "note": f"paid after the order was {order.status}"},
-            )
+    reasons = []
+    if order.status in MONEY_NOT_EXPECTED:
+        reasons.append(f"order_{order.status}")
+    elif received > order.total_xaf:
+        reasons.append("overpaid")
+    if payment.received_xaf != payment.amount_xaf:
+        reasons.append("amount_differs")
+    if not reasons:
+        return
+    payment.needs_refund = True
+    payment.save(update_fields=["needs_refund", "updated_at"])
+    log.warning("payment %s of order %s needs a refund: %s", payment.pk, order.number, ", ".join(reasons))
+    _event(
+        order=order,
+        kind=OrderEvent.Kind.NOTE,
+        actor=actor,
+        data={
+            "needs_refund": True,
+            "payment_id": str(payment.pk),
+            "reasons": reasons,
+            "requested_xaf": payment.amount_xaf,
+            "received_xaf": payment.received_xaf,
+            "order_received_xaf": received,
+            "order_total_xaf": order.total_xaf,
+        },
+    )
 
 
 # --- Customers ----------------------------------------------------------------------------------

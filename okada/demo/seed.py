@@ -479,8 +479,8 @@ COLUMNS = {
         "product_id"
     ),
     "orders_payment": (
-        "id, created_at, updated_at, provider, provider_reference, amount_xaf, status, paid_at, "
-        "callbacks, order_id"
+        "id, created_at, updated_at, provider, provider_reference, idempotency_key, amount_xaf, "
+        "received_xaf, status, paid_at, callbacks, needs_refund, order_id"
     ),
     "orders_orderevent": "id, created_at, kind, from_status, to_status, actor, data, actor_user_id, order_id",
     "catalog_stockmovement": "id, created_at, delta, kind, reason, reference, actor, product_id, vendor_id",
@@ -900,7 +900,7 @@ class _Generator:
             )
             self.movement(p, vid, placed, qty, "reserve", number, placer)
         if paid_at is not None:
-            self.payment(oid, number, method, total, paid_at, vendor_actor)
+            self.payment(oid, number, method, total, paid_at)
 
         events = self.events
         events.add(
@@ -971,9 +971,7 @@ class _Generator:
                 self.movement(p, vid, later, delta, kind, "", actor, why)
                 ledger.free[p] += min(delta, 0)  # a gain is not counted on: `free` never overstates
 
-    def payment(
-        self, oid: str, number: str, method: str, amount: int, paid_at: int, vendor_actor: str
-    ) -> None:
+    def payment(self, oid: str, number: str, method: str, amount: int, paid_at: int) -> None:
         rng, at = self.rng, self.clock(paid_at)
         digits = number[3:]
         if method == "mtn_momo":
@@ -983,14 +981,17 @@ class _Generator:
             reference, actor = f"MP{rng.randrange(10**6):06d}.{digits}", "system:callback:orange_money"
             callbacks = f'[{{"status": "SUCCESS", "txnid": "{reference}"}}]'
         else:
-            reference, actor, callbacks = f"CASH-{digits}", vendor_actor, "[]"
+            # Recorded by operations staff: vendors may not record money received.
+            reference, actor, callbacks = f"CASH-{digits}", "staff:ops", "[]"
+        pid = self.uuid(paid_at)
         self.payments.add(
-            f"{self.uuid(paid_at)}\t{at}\t{at}\t{method}\t{reference}\t{amount}\tsucceeded\t{at}\t{callbacks}\t{oid}\n"
+            f"{pid}\t{at}\t{at}\t{method}\t{reference}\t\t{amount}\t{amount}\tsucceeded\t{at}\t"
+            f"{callbacks}\tf\t{oid}\n"
         )
         self.events.add(
             f"{self.uuid(paid_at)}\t{at}\tpayment\t\t\t{actor}\t"
-            f'{{"provider": "{method}", "reference": "{reference}", "status": "succeeded", '
-            f'"amount_xaf": {amount}}}'
+            f'{{"payment_id": "{pid}", "provider": "{method}", "reference": "{reference}", '
+            f'"status": "succeeded", "amount_xaf": {amount}}}'
             f"\t{NULL}\t{oid}\n"
         )
 

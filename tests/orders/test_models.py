@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 
 from okada.core.actors import Actor
@@ -145,3 +145,40 @@ def test_database_refuses_a_non_positive_payment(amount):
     row = pending_payment(order, "TX-1")
     row.amount_xaf = amount
     assert violated_constraint(lambda: Payment.objects.bulk_create([row])) == "orders_payment_amount_positive"
+
+
+def test_database_refuses_a_payment_without_a_key_or_a_reference():
+    row = pending_payment(OrderFactory(), "")
+    assert violated_constraint(lambda: Payment.objects.bulk_create([row])) == "orders_payment_named"
+
+
+def test_database_refuses_a_duplicate_idempotency_key_but_not_two_blank_ones():
+    order = OrderFactory()
+    Payment.objects.bulk_create([pending_payment(order, "TX-1"), pending_payment(order, "TX-2")])
+    keyed = [pending_payment(order, "", provider=PaymentMethod.CASH) for _ in range(2)]
+    for row in keyed:
+        row.idempotency_key = "key-1"
+    Payment.objects.bulk_create(keyed[:1])
+    assert violated_constraint(lambda: Payment.objects.bulk_create(keyed[1:])) == (
+        "orders_payment_idempotency_key_uniq"
+    )
+
+
+@pytest.mark.parametrize(
+    ("status", "received"), [("succeeded", None), ("pending", 500), ("failed", 500), ("succeeded", 0)]
+)
+def test_database_refuses_a_received_amount_unless_the_payment_succeeded(status, received):
+    row = pending_payment(OrderFactory(), "TX-1")
+    row.status, row.received_xaf = status, received
+    assert violated_constraint(lambda: Payment.objects.bulk_create([row])) == (
+        "orders_payment_received_iff_succeeded"
+    )
+
+
+def test_payments_needing_refund_are_listed_from_their_partial_index():
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")  # an empty table would be read whole
+        sql, params = Payment.objects.needing_refund().order_by("-created_at")[:50].query.sql_with_params()
+        cursor.execute(f"EXPLAIN {sql}", params)
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+    assert "orders_payment_needs_refund" in plan

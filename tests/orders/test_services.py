@@ -14,7 +14,14 @@ from catalog.models import Product, Stock, StockMovement, Vendor
 from catalog.selectors import stock_audit
 from catalog.services import product_soft_delete, product_update, vendor_suspend
 from okada.core.actors import Actor
-from okada.core.errors import Conflict, DomainError, InvalidInput, NotAllowed
+from okada.core.errors import (
+    AlreadyRecorded,
+    DomainError,
+    IdempotencyMismatch,
+    InvalidInput,
+    NotAllowed,
+    NotFound,
+)
 from orders.models import (
     Channel,
     Customer,
@@ -600,6 +607,7 @@ def test_refunded_sets_the_payment_status_to_refunded():
     payment_record(
         order=order,
         provider=PaymentMethod.MTN_MOMO,
+        provider_reference="MP-REFUND",
         amount_xaf=order.total_xaf,
         status=Payment.Status.SUCCEEDED,
         actor=staff_actor(),
@@ -680,6 +688,22 @@ def callback(order: Order, status: str = "succeeded", reference: str = "MTN-TX-1
         amount_xaf=order.total_xaf,
         payload={"status": status, **payload},
     )
+
+
+def cash(order: Order, key: str, amount: int, actor: Actor | None = None) -> Payment:
+    """Cash received, entered by staff under an idempotency key."""
+    return payment_record(
+        order=order,
+        provider=PaymentMethod.CASH,
+        idempotency_key=key,
+        amount_xaf=amount,
+        status=Payment.Status.SUCCEEDED,
+        actor=actor or staff_actor(),
+    )
+
+
+def refund_flags(order: Order) -> list[dict[str, Any]]:
+    return [e.data for e in OrderEvent.objects.filter(order_id=order.pk, kind=OrderEvent.Kind.NOTE)]
 
 
 def payment_events(order: Order, status: str | None = None) -> list[OrderEvent]:
@@ -774,48 +798,231 @@ def test_a_callback_with_an_unknown_status_is_refused():
 
 def test_a_partial_payment_does_not_mark_the_order_paid():
     order = momo_order()
-    payment_record(
-        order=order,
-        provider=PaymentMethod.CASH,
-        amount_xaf=order.total_xaf - 100,
-        status=Payment.Status.SUCCEEDED,
-        actor=staff_actor(),
-    )
+    cash(order, "cash-1", order.total_xaf - 100)
     assert Order.objects.get(pk=order.pk).payment_status == PaymentStatus.UNPAID
-    payment_record(
-        order=order,
-        provider=PaymentMethod.CASH,
-        amount_xaf=100,
-        status=Payment.Status.SUCCEEDED,
-        actor=staff_actor(),
-    )
+    cash(order, "cash-2", 100)
     assert Order.objects.get(pk=order.pk).payment_status == PaymentStatus.PAID
+    assert not Payment.objects.needing_refund().exists()
 
 
 def test_recorded_cash_payment_marks_the_order_paid_with_history_of_the_user():
     user = UserFactory(is_staff=True, is_superuser=True)
     order = place(payment_method=PaymentMethod.CASH)
-    payment = payment_record(
-        order=order,
-        provider=PaymentMethod.CASH,
-        amount_xaf=order.total_xaf,
-        status=Payment.Status.SUCCEEDED,
-        actor=Actor(role=STAFF, user=user),
-    )
+    payment = cash(order, "cash-1", order.total_xaf, actor=Actor(role=STAFF, user=user))
     assert payment.paid_at is not None
+    assert (payment.amount_xaf, payment.received_xaf, payment.needs_refund) == (
+        order.total_xaf,
+        order.total_xaf,
+        False,
+    )
     order.refresh_from_db()
     assert order.payment_status == PaymentStatus.PAID
     latest = order.history.latest()
     assert (latest.history_user, latest.history_change_reason) == (user, "payment recorded")
 
 
-def test_payment_record_refuses_a_reference_already_recorded_for_the_provider():
+def test_a_repeated_request_returns_the_first_payment_whatever_became_of_it():
     order = momo_order()
+    first = record(order, reference="MTN-TX-1")
+    assert record(order, reference="MTN-TX-1").pk == first.pk
+    callback(order, "succeeded", reference="MTN-TX-1")
+
+    again = record(order, reference="MTN-TX-1")
+
+    assert (again.pk, again.status) == (first.pk, Payment.Status.SUCCEEDED)
+    assert Payment.objects.count() == 1
+    assert len(payment_events(order, "pending")) == 1
+
+
+def test_payment_record_refuses_a_reference_already_recorded_for_another_payment():
+    order, other = momo_order(), momo_order()
     record(order, reference="MTN-TX-1")
-    with pytest.raises(Conflict):
-        record(order, reference="MTN-TX-1")
+    with pytest.raises(AlreadyRecorded):
+        record(other, reference="MTN-TX-1")
+    with pytest.raises(AlreadyRecorded):
+        record(order, reference="MTN-TX-1", amount=order.total_xaf + 1)
     assert Payment.objects.count() == 1
     assert len(payment_events(order)) == 1
+    assert payment_events(other) == []
+
+
+def test_payment_record_without_a_key_or_a_reference_is_refused():
+    # A retried entry could not be told from a new one: it would be counted twice.
+    order = momo_order()
+    with pytest.raises(InvalidInput) as exc:
+        payment_record(
+            order=order,
+            provider=PaymentMethod.CASH,
+            amount_xaf=order.total_xaf,
+            status=Payment.Status.SUCCEEDED,
+            actor=staff_actor(),
+        )
+    assert "idempotency_key" in exc.value.errors
+    assert not Payment.objects.exists()
+    assert Order.objects.get(pk=order.pk).payment_status == PaymentStatus.UNPAID
+
+
+def test_a_retried_cash_entry_with_the_same_key_is_recorded_once():
+    order = place(payment_method=PaymentMethod.CASH)
+    first = cash(order, "retry-me", order.total_xaf)
+    history = order.history.count()
+
+    again = cash(order, "retry-me", order.total_xaf, actor=staff_actor())
+
+    assert again.pk == first.pk
+    assert Payment.objects.count() == 1
+    assert len(payment_events(order)) == 1
+    assert order.history.count() == history
+    assert Order.objects.get(pk=order.pk).payment_status == PaymentStatus.PAID
+    assert not Payment.objects.needing_refund().exists()
+
+
+@pytest.mark.parametrize("change", ["amount", "order", "provider", "received_where_requested"])
+def test_a_key_reused_for_a_different_payment_is_refused_with_idempotency_mismatch(change):
+    order, other_order = momo_order(), momo_order()
+    first = {
+        "order": order,
+        "provider": PaymentMethod.MTN_MOMO,
+        "provider_reference": "MTN-TX-1",
+        "amount_xaf": order.total_xaf,
+        "status": Payment.Status.PENDING,
+    }
+    payment_record(**first, idempotency_key="key-1", actor=staff_actor())
+    repeat = (
+        first
+        | {
+            "amount": {"amount_xaf": order.total_xaf + 500},
+            "order": {"order": other_order},
+            "provider": {"provider": PaymentMethod.ORANGE_MONEY},
+            "received_where_requested": {"status": Payment.Status.SUCCEEDED},
+        }[change]
+    )
+    before = snapshot(order), snapshot(other_order)
+
+    with pytest.raises(IdempotencyMismatch) as exc:
+        payment_record(**repeat, idempotency_key="key-1", actor=staff_actor())
+
+    assert (exc.value.code, exc.value.status) == ("idempotency_mismatch", 422)
+    assert Payment.objects.count() == 1
+    assert (snapshot(order), snapshot(other_order)) == before
+
+
+def test_a_second_successful_mobile_money_payment_is_kept_and_flagged_for_refund():
+    order = momo_order()
+    first, second = record(order, "MTN-TX-1"), record(order, "MTN-TX-2")
+    callback(order, "succeeded", reference="MTN-TX-1")
+    assert refund_flags(order) == []
+
+    callback(order, "succeeded", reference="MTN-TX-2")
+
+    assert Order.objects.get(pk=order.pk).payment_status == PaymentStatus.PAID
+    assert list(Payment.objects.needing_refund()) == [second]
+    assert not Payment.objects.get(pk=first.pk).needs_refund
+    [flag] = refund_flags(order)
+    assert (flag["needs_refund"], flag["payment_id"], flag["reasons"]) == (True, str(second.pk), ["overpaid"])
+    assert (flag["order_received_xaf"], flag["order_total_xaf"]) == (2 * order.total_xaf, order.total_xaf)
+
+
+def test_a_callback_for_more_than_the_total_is_kept_and_flagged_beside_the_amount_requested():
+    order = momo_order()
+    requested = record(order)
+
+    payment = payment_apply_callback(
+        provider=PaymentMethod.MTN_MOMO,
+        provider_reference="MTN-TX-1",
+        status="succeeded",
+        amount_xaf=order.total_xaf + 500,
+        payload={},
+    )
+
+    stored = Payment.objects.get(pk=requested.pk)
+    assert (stored.amount_xaf, stored.received_xaf, stored.needs_refund) == (
+        order.total_xaf,
+        order.total_xaf + 500,
+        True,
+    )
+    assert payment.received_xaf == order.total_xaf + 500
+    assert Order.objects.get(pk=order.pk).payment_status == PaymentStatus.PAID
+    [flag] = refund_flags(order)
+    assert flag["reasons"] == ["overpaid", "amount_differs"]
+    assert (flag["requested_xaf"], flag["received_xaf"]) == (order.total_xaf, order.total_xaf + 500)
+
+
+def test_a_callback_for_less_than_requested_is_recorded_as_received_and_flagged():
+    order = momo_order()
+    record(order)
+
+    payment_apply_callback(
+        provider=PaymentMethod.MTN_MOMO,
+        provider_reference="MTN-TX-1",
+        status="succeeded",
+        amount_xaf=order.total_xaf - 100,
+        payload={},
+    )
+
+    stored = Payment.objects.get()
+    assert (stored.status, stored.amount_xaf, stored.received_xaf) == (
+        Payment.Status.SUCCEEDED,
+        order.total_xaf,
+        order.total_xaf - 100,
+    )
+    assert list(Payment.objects.needing_refund()) == [stored]
+    assert Order.objects.get(pk=order.pk).payment_status == PaymentStatus.UNPAID
+    assert [flag["reasons"] for flag in refund_flags(order)] == [["amount_differs"]]
+
+
+@pytest.mark.parametrize("role", [VENDOR, STOREFRONT])
+@pytest.mark.parametrize("provider", [PaymentMethod.CASH, PaymentMethod.MTN_MOMO])
+def test_a_vendor_or_the_storefront_may_not_record_money_received(role, provider):
+    order = momo_order()
+    before = snapshot(order)
+    with pytest.raises(NotAllowed):
+        payment_record(
+            order=order,
+            provider=provider,
+            provider_reference="TX-1",
+            amount_xaf=order.total_xaf,
+            status=Payment.Status.SUCCEEDED,
+            actor=actor_for(role, order),
+        )
+    assert not Payment.objects.exists()
+    assert snapshot(order) == before
+
+
+@pytest.mark.parametrize("role", [VENDOR, STOREFRONT])
+def test_a_vendor_or_the_storefront_may_request_a_mobile_money_payment_only(role):
+    order = momo_order()
+    actor = actor_for(role, order)
+    payment = payment_record(
+        order=order, provider=PaymentMethod.MTN_MOMO, provider_reference="TX-1", amount_xaf=100, actor=actor
+    )
+    assert (payment.status, payment.received_xaf) == (Payment.Status.PENDING, None)
+    with pytest.raises(InvalidInput):  # cash is not requested: it is recorded when received
+        payment_record(
+            order=order, provider=PaymentMethod.CASH, idempotency_key="k", amount_xaf=100, actor=actor
+        )
+    assert Payment.objects.count() == 1
+
+
+def test_a_vendor_may_not_request_a_payment_for_another_vendors_order():
+    order = momo_order()
+    with pytest.raises(NotAllowed):
+        payment_record(
+            order=order,
+            provider=PaymentMethod.MTN_MOMO,
+            provider_reference="TX-1",
+            amount_xaf=order.total_xaf,
+            actor=vendor_actor(VendorFactory()),
+        )
+    assert not Payment.objects.exists()
+
+
+def test_payment_record_for_a_deleted_order_is_not_found():
+    order = order_in_status(S.CANCELLED)
+    Order.objects.get(pk=order.pk).delete()
+    with pytest.raises(NotFound):
+        cash(order, "cash-1", order.total_xaf)
+    assert not Payment.objects.exists()
 
 
 @pytest.mark.parametrize(("provider", "amount"), [("paypal", 1000), (PaymentMethod.MTN_MOMO, 0)])
@@ -934,8 +1141,9 @@ def test_money_arriving_after_expiry_is_recorded_and_flagged_for_refund():
     order.refresh_from_db()
     payment.refresh_from_db()
     assert (order.status, order.payment_status, payment.status) == (S.EXPIRED, "paid", "succeeded")
+    assert list(Payment.objects.needing_refund()) == [payment]
     flag = OrderEvent.objects.get(order_id=order.pk, kind=OrderEvent.Kind.NOTE)
-    assert flag.data["needs_refund"] is True
+    assert (flag.data["needs_refund"], flag.data["reasons"]) == (True, ["order_expired"])
 
 
 def test_a_callback_without_a_positive_amount_is_refused_and_changes_nothing():
