@@ -1,8 +1,10 @@
 """`python -m bench` (`make bench`): run the figures, print one table, exit 1 if a goal is missed.
 
     python -m bench                    # order placement + seed (medium) + partitions + API + backup + sync
+                                       # + invariant audit
     python -m bench --large            # every figure on the "large" preset (minutes; not sync)
-    python -m bench --only order_place # one figure: order_place, seed, partitions, api..., backup, sync
+    python -m bench --only order_place # one figure: order_place, seed, partitions, api..., backup, sync,
+                                       # audit
     python -m bench --only partitions --preset small   # partitions on a kept small marketplace
     python -m bench --only api_list --preset medium    # the API's lists on the kept medium database
     python -m bench --only backup --preset small       # backup vs bare pg_dump, and the restore drill
@@ -19,7 +21,18 @@ import os
 import sys
 import time
 
-FIGURES = ("order_place", "seed", "partitions", "api", "api_list", "api_orders", "backup", "admin", "sync")
+FIGURES = (
+    "order_place",
+    "seed",
+    "partitions",
+    "api",
+    "api_list",
+    "api_orders",
+    "backup",
+    "admin",
+    "sync",
+    "audit",
+)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -33,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--preset",
         choices=("small", "medium", "large"),
-        help="kept seeded marketplace the partitions, API list, backup and admin figures read "
+        help="kept seeded marketplace the partitions, API list, backup, admin and audit figures read "
         "(default: large with --large, else medium)",
     )
     parser.add_argument(
@@ -47,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     import django
 
     django.setup()
-    from . import admin, api, backups, orders, partitions, seed, sync
+    from . import admin, api, audit, backups, orders, partitions, seed, sync
     from .report import render
 
     started = time.monotonic()
@@ -78,6 +91,8 @@ def main(argv: list[str] | None = None) -> int:
         figures += admin.run(preset=preset, requests=args.requests, log=log)
     if args.only in (None, "sync"):
         figures += sync.run(log=log)  # one vendor's shop in a scratch database (no --large)
+    if args.only in (None, "audit"):
+        figures += audit.run(preset=preset, log=log)
     print(render(figures))
     return 1 if any(f.verdict == "FAIL" for f in figures) else 0
 

@@ -1,6 +1,6 @@
 from celery import shared_task
 
-from okada.core.jobs import job
+from okada.core.jobs import JobFailed, job
 
 
 @shared_task(name="orders.expire_unpaid_orders", acks_late=True)
@@ -25,3 +25,16 @@ def prune_exports() -> None:
 
     with job("orders.prune_exports") as run:
         run.summary = {"deleted": exports_prune()}
+
+
+@shared_task(name="orders.audit_invariants", acks_late=True)
+def audit_invariants() -> None:
+    """Nightly: check the stored data against the services' rules; any finding fails the run."""
+    from .audit import invariant_audit
+
+    with job("orders.audit_invariants") as run:
+        report = invariant_audit()
+        run.summary = report.summary()
+        if report.findings:
+            broken = ", ".join(name for name, count in report.counts.items() if count)
+            raise JobFailed(f"invariant audit: {report.findings} rows break the rules ({broken})")

@@ -110,6 +110,12 @@ class JobSkipped(Ignore):
     """
 
 
+class JobFailed(Exception):
+    """Raise from a job body that ran to its end but found problems (e.g. an audit's findings),
+    after setting `run.summary`: the run is recorded `failed` with that summary and this message
+    as its error, without a traceback (nothing crashed)."""
+
+
 def _host() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
@@ -313,10 +319,14 @@ def job(name: str) -> Iterator[RunHandle]:
                 yield handle
             handle.check()  # a run that lost its lock on the way is not a success
         except BaseException as exc:
-            log.exception("job %s failed", name)
+            if isinstance(exc, JobFailed):
+                log.error("job %s failed: %s", name, exc)
+                run.error = str(exc)
+            else:
+                log.exception("job %s failed", name)
+                trace = "".join(traceback.format_exception(exc))
+                run.error = f"{exc}\n\n{trace}" if isinstance(exc, LockLost) else trace
             run.outcome = JobRun.Outcome.FAILED
-            trace = "".join(traceback.format_exception(exc))
-            run.error = f"{exc}\n\n{trace}" if isinstance(exc, LockLost) else trace
             run.summary = _jsonable(handle.summary)
             run.finished_at = timezone.now()
             try:

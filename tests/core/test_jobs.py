@@ -16,7 +16,7 @@ import pytest
 from django.db import connection, connections
 
 from okada.core import jobs
-from okada.core.jobs import JobSkipped, LockLost, advisory_lock, job
+from okada.core.jobs import JobFailed, JobSkipped, LockLost, advisory_lock, job
 from okada.core.models import JobRun
 from tests.concurrency import database_url, in_thread, poll
 
@@ -85,6 +85,21 @@ def test_failed_run_records_the_error_and_releases_the_lock():
     with job("test.fails"):
         pass
     assert JobRun.objects.filter(name="test.fails", outcome="success").exists()
+
+
+def test_a_body_that_finds_problems_fails_the_run_with_its_summary_and_no_traceback(caplog):
+    with pytest.raises(JobFailed), job("test.audit") as run:
+        run.summary = {"findings": 2}
+        raise JobFailed("2 rows break the rules")
+    stored = JobRun.objects.get(name="test.audit")
+    assert (stored.outcome, stored.summary, stored.error) == (
+        "failed",
+        {"findings": 2},
+        "2 rows break the rules",
+    )
+    assert stored.finished_at is not None
+    [record] = [r for r in caplog.records if r.name == "okada.core.jobs"]
+    assert (record.levelname, record.exc_info) == ("ERROR", None)
 
 
 def test_lock_dies_with_its_connection_and_leftover_running_rows_are_marked_abandoned():

@@ -19,6 +19,7 @@ from okada.core.fields import normalize_cm_phone
 from okada.demo import data
 from okada.demo.seed import COLUMNS, HISTORY_TABLES, SeedConfig, SeedError, seed_demo
 from okada.partitions.ddl import add_months, ensure_month_partitions
+from orders.audit import invariant_audit
 from orders.models import OPEN_STATUSES, Customer, Order, OrderEvent, OrderItem, Payment, Zone
 from orders.services import TRANSITIONS
 from tests.ids import uuid7_time
@@ -232,6 +233,12 @@ def test_paid_orders_have_one_payment_of_their_total(seeded):
     for order in Order.objects.filter(status="expired"):
         assert order.payment_method != "cash" and order.payment_status == "unpaid"
         assert order.expires_at is not None
+
+
+def test_a_seeded_marketplace_passes_the_invariant_audit(seeded):
+    report = invariant_audit()
+    assert report.findings == 0, report.samples
+    assert Order.objects.filter(payment_status="paid").exists()  # the paid check had rows to read
 
 
 def test_order_numbers_come_from_the_sequence_made_by_the_sql_definition(order_number_sequence):

@@ -1,14 +1,17 @@
-"""orders.tasks: the expiry job run directly, and its beat schedule."""
+"""orders.tasks: the expiry job and the invariant audit run directly, and their beat schedules."""
 
 from __future__ import annotations
 
 import pytest
+from django.db import connection
 from django_celery_beat.models import PeriodicTask
 
 from catalog.models import Stock
+from okada.core.jobs import JobFailed
 from okada.core.models import JobRun
+from orders.audit import SQL_CHECKS
 from orders.models import Order, OrderStatus, PaymentMethod
-from orders.tasks import expire_unpaid_orders
+from orders.tasks import audit_invariants, expire_unpaid_orders
 from tests.catalog.factories import ProductFactory
 from tests.orders.factories import OrderFactory
 
@@ -52,5 +55,52 @@ def test_the_expiry_job_is_scheduled_every_five_minutes():
     assert entry.crontab is not None
     assert entry.crontab.minute == "*/5"
     assert (entry.crontab.hour, entry.crontab.day_of_week) == ("*", "*")
+    app.loader.import_default_modules()
+    assert entry.task in app.tasks
+
+
+CHECKS = ["stock_vs_ledger", *SQL_CHECKS]
+
+
+def test_the_audit_job_on_consistent_data_records_a_successful_run():
+    OrderFactory(payment_method=PaymentMethod.MTN_MOMO)
+
+    audit_invariants()
+
+    run = JobRun.objects.get(name="orders.audit_invariants")
+    assert run.outcome == JobRun.Outcome.SUCCESS
+    assert run.summary == {"findings": 0, "checks": dict.fromkeys(CHECKS, 0), "samples": {}}
+
+
+def test_the_audit_job_fails_its_run_on_any_finding_with_the_findings_in_its_summary(caplog):
+    order = OrderFactory()
+    with connection.cursor() as cursor:  # the ledger says 10
+        cursor.execute(
+            "UPDATE catalog_stock SET on_hand = 7 WHERE product_id = %s", [order.items.get().product_id]
+        )
+
+    with pytest.raises(JobFailed):
+        audit_invariants()
+
+    run = JobRun.objects.get(name="orders.audit_invariants")
+    assert run.outcome == JobRun.Outcome.FAILED
+    assert run.error == "invariant audit: 1 rows break the rules (stock_vs_ledger)"
+    assert run.summary["findings"] == 1
+    assert run.summary["checks"] == dict.fromkeys(CHECKS, 0) | {"stock_vs_ledger": 1}
+    [mismatch] = run.summary["samples"]["stock_vs_ledger"]
+    assert (mismatch["on_hand"], mismatch["ledger_on_hand"]) == (7, 10)
+    errors = {r.name for r in caplog.records if r.levelname == "ERROR"}
+    assert errors == {"orders.audit", "okada.core.jobs"}
+
+
+def test_the_audit_job_is_scheduled_nightly_at_three():
+    from okada.celery import app
+
+    entry = PeriodicTask.objects.select_related("crontab").get(name="Nightly invariant audit")
+    assert entry.task == "orders.audit_invariants"
+    assert entry.enabled
+    assert entry.crontab is not None
+    assert (entry.crontab.minute, entry.crontab.hour, entry.crontab.day_of_week) == ("0", "3", "*")
+    assert str(entry.crontab.timezone) == "Africa/Douala"
     app.loader.import_default_modules()
     assert entry.task in app.tasks
