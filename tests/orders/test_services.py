@@ -372,7 +372,8 @@ def test_okada_order_number_pads_to_seven_digits_and_never_cuts():
     assert numbers[10_000_000] == "OK-10000000"
     assert numbers[10**12] == "OK-1000000000000"
     assert all(int(number[3:]) == n for n, number in numbers.items())  # never cut
-    assert max(len(number) for number in numbers.values()) <= Order._meta.get_field("number").max_length
+    column_size = Order._meta.get_field("number").max_length
+    assert column_size is not None and max(len(number) for number in numbers.values()) <= column_size
     # Sorting by length, then text (OrderQuerySet.by_number) is sorting by the sequence's value.
     assert sorted(numbers.values(), key=lambda number: (len(number), number)) == [
         numbers[n] for n in NUMBERED

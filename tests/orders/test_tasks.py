@@ -85,9 +85,11 @@ def test_the_audit_job_fails_its_run_on_any_finding_with_the_findings_in_its_sum
     run = JobRun.objects.get(name="orders.audit_invariants")
     assert run.outcome == JobRun.Outcome.FAILED
     assert run.error == "invariant audit: 1 rows break the rules (stock_vs_ledger)"
-    assert run.summary["findings"] == 1
-    assert run.summary["checks"] == dict.fromkeys(CHECKS, 0) | {"stock_vs_ledger": 1}
-    [mismatch] = run.summary["samples"]["stock_vs_ledger"]
+    summary = run.summary
+    assert summary is not None
+    assert summary["findings"] == 1
+    assert summary["checks"] == dict.fromkeys(CHECKS, 0) | {"stock_vs_ledger": 1}
+    [mismatch] = summary["samples"]["stock_vs_ledger"]
     assert (mismatch["on_hand"], mismatch["ledger_on_hand"]) == (7, 10)
     errors = {r.name for r in caplog.records if r.levelname == "ERROR"}
     assert errors == {"orders.audit", "okada.core.jobs"}
