@@ -546,18 +546,7 @@ def payment_record(
                 status=status,
                 paid_at=timezone.now() if received else None,
             )
-        _event(
-            order=order,
-            kind=OrderEvent.Kind.PAYMENT,
-            actor=actor,
-            data={
-                "payment_id": str(payment.pk),
-                "provider": provider,
-                "reference": provider_reference,
-                "status": status,
-                "amount_xaf": amount_xaf,
-            },
-        )
+        _payment_event(order=order, payment=payment, actor=actor, amount_xaf=amount_xaf)
         if received:
             _settle(order=order, payment=payment, actor=actor)
     return payment
@@ -664,22 +653,28 @@ def payment_apply_callback(
             payment.received_xaf = amount_xaf
             payment.paid_at = timezone.now()
         payment.save(update_fields=["status", "callbacks", "received_xaf", "paid_at", "updated_at"])
-        _event(
-            order=order,
-            kind=OrderEvent.Kind.PAYMENT,
-            actor=actor,
-            data={
-                "payment_id": str(payment.pk),
-                "provider": provider,
-                "reference": provider_reference,
-                "status": status,
-                "amount_xaf": amount_xaf,
-                "requested_xaf": payment.amount_xaf,
-            },
+        _payment_event(
+            order=order, payment=payment, actor=actor, amount_xaf=amount_xaf, requested_xaf=payment.amount_xaf
         )
         if status == Payment.Status.SUCCEEDED:
             _settle(order=order, payment=payment, actor=actor)
     return payment
+
+
+def _payment_event(*, order: Order, payment: Payment, actor: Actor, amount_xaf: int, **extra: Any) -> None:
+    _event(
+        order=order,
+        kind=OrderEvent.Kind.PAYMENT,
+        actor=actor,
+        data={
+            "payment_id": str(payment.pk),
+            "provider": payment.provider,
+            "reference": payment.provider_reference,
+            "status": payment.status,
+            "amount_xaf": amount_xaf,
+            **extra,
+        },
+    )
 
 
 def _settle(*, order: Order, payment: Payment, actor: Actor) -> None:

@@ -422,22 +422,25 @@ def test_simultaneous_first_orders_over_http_from_one_new_phone_make_one_custome
     assert Order.objects.filter(customer__phone="+237699000777").count() == 8
 
 
+def cash_entry(order: Order, key: str) -> Callable[[], Payment]:
+    """Staff entering cash received under an idempotency key, as a thread would."""
+    return lambda: payment_record(
+        order=order,
+        provider=PaymentMethod.CASH,
+        idempotency_key=key,
+        amount_xaf=order.total_xaf,
+        status=Payment.Status.SUCCEEDED,
+        actor=STAFF,
+    )
+
+
 def test_one_cash_entry_sent_concurrently_is_recorded_once():
     order = OrderFactory(payment_method=PaymentMethod.CASH)
 
-    def enter() -> Payment:
-        return payment_record(
-            order=order,
-            provider=PaymentMethod.CASH,
-            idempotency_key="till-7:entry-1",
-            amount_xaf=order.total_xaf,
-            status=Payment.Status.SUCCEEDED,
-            actor=STAFF,
-        )
+    results = run_together([cash_entry(order, "till-7:entry-1")] * 10, workers=10)
 
-    results = run_together([enter] * 10, workers=10)
-
-    assert {r.pk for r in results if isinstance(r, Payment)} == {Payment.objects.get().pk}, results
+    assert all(isinstance(r, Payment) for r in results), results
+    assert {r.pk for r in results} == {Payment.objects.get().pk}
     assert order.events.filter(kind="payment").count() == 1
     assert Order.objects.get(pk=order.pk).payment_status == "paid"
     assert not Payment.objects.needing_refund().exists()
@@ -445,21 +448,8 @@ def test_one_cash_entry_sent_concurrently_is_recorded_once():
 
 def test_one_key_sent_concurrently_for_two_orders_records_one_payment_and_refuses_the_other():
     orders = [OrderFactory(payment_method=PaymentMethod.CASH) for _ in range(2)]
-    calls = [
-        (
-            lambda order=order: payment_record(
-                order=order,
-                provider=PaymentMethod.CASH,
-                idempotency_key="shared-key",
-                amount_xaf=order.total_xaf,
-                status=Payment.Status.SUCCEEDED,
-                actor=STAFF,
-            )
-        )
-        for order in orders
-    ]
 
-    results = run_together(calls, workers=2)
+    results = run_together([cash_entry(order, "shared-key") for order in orders], workers=2)
 
     assert sorted(type(r).__name__ for r in results) == ["IdempotencyMismatch", "Payment"], results
     payment = Payment.objects.get()
