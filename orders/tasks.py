@@ -37,4 +37,4 @@ def audit_invariants() -> None:
         run.summary = report.summary()
         if report.findings:
             broken = ", ".join(name for name, count in report.counts.items() if count)
-            raise JobFailed(f"invariant audit: {report.findings} rows break the rules ({broken})")
+            raise JobFailed(f"invariant audit: {report.findings} finding(s) in {broken}")
