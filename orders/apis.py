@@ -325,7 +325,12 @@ class OrderListApi(OrderScope):
         if order.payment_method in MOBILE_MONEY:
             payments.append(
                 services.payment_record(
-                    order=order, provider=order.payment_method, amount_xaf=order.total_xaf, actor=self.actor
+                    order=order,
+                    provider=order.payment_method,
+                    amount_xaf=order.total_xaf,
+                    # The one request made as the order is placed: the order names it.
+                    idempotency_key=f"order-placed:{order.pk}",
+                    actor=self.actor,
                 )
             )
         # The placed order as returned (customer cached), its items read once: no second read.

@@ -476,8 +476,9 @@ def payment_record(
 
     Idempotent. The caller names the write with `idempotency_key` (e.g. the request's
     Idempotency-Key, up to 255 characters) and/or `provider_reference` (the provider's transaction
-    id); one is required, and a mobile-money request needs its reference (its callback finds the
-    payment by it). A repeat returns the first payment and writes nothing. A name already used
+    id); one is required. A mobile-money request named by its key alone gets a reference made for
+    it (`<provider>-<20 hex digits>`, what we send the provider and its callback names). A repeat
+    returns the first payment and writes nothing. A name already used
     for another payment (another order, provider or amount, or money received where a request was
     recorded) is refused: IdempotencyMismatch (422) for a key, AlreadyRecorded (409) for a
     reference; never a second row.
@@ -534,6 +535,8 @@ def payment_record(
                 raise used
             return first
         received = status == Payment.Status.SUCCEEDED
+        if not provider_reference:  # money received is named by its key; a request needs a reference
+            provider_reference = "" if received else f"{provider}-{uuid.uuid4().hex[:20]}"
         # A write that races another of the same name for another order meets the unique indexes.
         with unique_or(key_used, KEY_CONSTRAINT), unique_or(reference_used, REFERENCE_CONSTRAINT):
             payment = Payment.objects.create(
@@ -577,11 +580,6 @@ def _check_payment_input(
         )
     if status == Payment.Status.PENDING and provider not in MOBILE_MONEY:
         raise InvalidInput(_("Cash is recorded when it is received."), field="status")
-    if status == Payment.Status.PENDING and not provider_reference:
-        raise InvalidInput(
-            _("A mobile-money request needs the provider's reference (its callback names it)."),
-            field="provider_reference",
-        )
 
 
 def _check_can_record_payment(*, order: Order, status: str, actor: Actor) -> None:

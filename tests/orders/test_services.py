@@ -835,6 +835,25 @@ def test_a_repeated_request_returns_the_first_payment_whatever_became_of_it():
     assert len(payment_events(order, "pending")) == 1
 
 
+def test_a_mobile_money_request_named_by_its_key_gets_a_reference_for_its_callback():
+    order = momo_order()
+    request = {
+        "order": order,
+        "provider": PaymentMethod.MTN_MOMO,
+        "idempotency_key": f"order-placed:{order.pk}",
+        "amount_xaf": order.total_xaf,
+        "actor": Actor(role=STOREFRONT, label="web"),
+    }
+    payment = payment_record(**request)
+    assert payment.provider_reference.startswith("mtn_momo-")
+    assert payment_record(**request).pk == payment.pk  # a repeat: no second request
+
+    callback(order, "succeeded", reference=payment.provider_reference)
+
+    assert Order.objects.get(pk=order.pk).payment_status == PaymentStatus.PAID
+    assert Payment.objects.count() == 1
+
+
 def test_payment_record_refuses_a_reference_already_recorded_for_another_payment():
     order, other = momo_order(), momo_order()
     record(order, reference="MTN-TX-1")
