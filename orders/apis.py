@@ -376,7 +376,8 @@ class OrderTransitionApi(OrderScope):
         summary="Move an order along its lifecycle",
         description="pending → accepted → preparing → ready → out_for_delivery → delivered; "
         "cancelled from pending to ready (the storefront: only while pending). A refused move is a "
-        "409 `invalid_transition` (`allowed` lists the possible ones) or a 403 "
+        "409 `invalid_transition` (`allowed` lists the possible ones), a 409 `awaiting_payment` (an "
+        "unpaid mobile-money order may only be cancelled until it is paid) or a 403 "
         "`transition_not_allowed`.",
         request=TransitionIn,
         responses={200: OrderOut},
