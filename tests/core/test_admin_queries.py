@@ -26,7 +26,12 @@ def add_rows(vendor, n: int) -> None:
         product = ProductFactory(vendor=vendor, initial_stock=5)
         order: Any = OrderFactory(vendor=vendor, items=[(product, 1)])
         payment_record(
-            order=order, provider="cash", amount_xaf=order.total_xaf, actor=staff_actor(), status="succeeded"
+            order=order,
+            provider="cash",
+            amount_xaf=order.total_xaf,
+            actor=staff_actor(),
+            status="succeeded",
+            idempotency_key=f"cash:{order.pk}",
         )
         order_add_note(order=order, note="appel", actor=staff_actor())
         JobRun.objects.create(name=f"job.{order.number}", outcome="success")
@@ -89,9 +94,16 @@ def test_change_pages_make_the_same_few_queries_for_small_and_large_objects(clie
     big_vendor = VendorFactory()
     products = [ProductFactory(vendor=big_vendor, initial_stock=10) for _ in range(8)]
     big_order = OrderFactory(vendor=big_vendor, items=[(p, 1) for p in products])
-    for _ in range(5):
+    for i in range(5):
         order_add_note(order=big_order, note="relance", actor=staff_actor())
-        payment_record(order=big_order, provider="cash", amount_xaf=100, actor=staff_actor())
+        payment_record(
+            order=big_order,
+            provider="cash",
+            amount_xaf=100,
+            actor=staff_actor(),
+            status="succeeded",
+            idempotency_key=f"cash:{i}",
+        )
     for _ in range(5):
         OrderFactory(vendor=big_vendor, items=[(products[0], 1)])
     many = [count(client, url) for url in pages(big_vendor, big_order, products[0])]
