@@ -6,12 +6,12 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any
 
 import pytest
 from django.contrib.auth.models import Group
-from django.db import connections
+from django.db import DatabaseError, connections
 
 WAIT = 30  # seconds: a deadline, never a sleep
 
@@ -41,9 +41,10 @@ def session(autocommit: bool = True) -> Iterator[Any]:
     try:
         yield conn
     finally:
-        if not autocommit:
-            conn.rollback()
-        conn.close()
+        with suppress(DatabaseError):  # the test may have terminated it
+            if not autocommit:
+                conn.rollback()
+            conn.close()
 
 
 @contextmanager
@@ -61,7 +62,7 @@ def in_thread(sql: str, params: Any = None) -> Iterator[tuple[int, list[Any]]]:
             try:
                 with conn.cursor() as cur:
                     cur.execute(sql, params)
-                    results.append(cur.fetchall())
+                    results.append(cur.fetchall() if cur.description else [])
             except BaseException as exc:
                 results.append(exc)
 
