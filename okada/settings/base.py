@@ -1,7 +1,6 @@
 """Settings shared by every environment; values come from the environment (django-environ)."""
 
 from pathlib import Path
-from typing import Any
 
 import environ
 from django.templatetags.static import static

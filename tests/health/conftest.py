@@ -77,6 +77,8 @@ def in_thread(sql: str, params: Any = None) -> Iterator[tuple[int, list[Any]]]:
 
 @pytest.fixture
 def operations_user(django_user_model):
-    user = django_user_model.objects.create_user(username="ops", password="pw", is_staff=True, email="ops@x.cm")
+    user = django_user_model.objects.create_user(
+        username="ops", password="pw", is_staff=True, email="ops@x.cm"
+    )
     user.groups.add(Group.objects.get_or_create(name="Operations")[0])
     return user

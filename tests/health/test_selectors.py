@@ -31,7 +31,8 @@ def test_a_lock_held_by_one_session_shows_in_the_blocking_tree_while_another_wai
             cur.execute("SELECT * FROM health_probe WHERE id = 1 FOR UPDATE")  # then idle in transaction
         with in_thread("UPDATE health_probe SET id = 1 WHERE id = 1") as (waiter_pid, done):
             waiting = wait_until(
-                lambda: (s := activity_of(waiter_pid)) and s["blocked_by"] and s, "the update to wait for the row lock"
+                lambda: (s := activity_of(waiter_pid)) and s["blocked_by"] and s,
+                "the update to wait for the row lock",
             )
             assert waiting["blocked_by"] == [holder_pid]
             assert waiting["wait_event_type"] == "Lock"

@@ -35,7 +35,10 @@ def test_a_snapshot_records_tables_indexes_and_statements_once_per_hour():
     assert TableStat.objects.filter(snapshot=snapshot, name="orders_order").exists()
     events = TableStat.objects.get(snapshot=snapshot, name="orders_orderevent")
     assert events.kind == "p"
-    assert TableStat.objects.get(snapshot=snapshot, name="orders_orderevent_default").parent == "orders_orderevent"
+    assert (
+        TableStat.objects.get(snapshot=snapshot, name="orders_orderevent_default").parent
+        == "orders_orderevent"
+    )
     assert IndexStat.objects.filter(snapshot=snapshot, name="orders_order_pkey").exists()
     assert QueryStat.objects.filter(snapshot=snapshot).count() == first["statements"] > 0
     assert QueryText.objects.count() >= first["statements"]
@@ -84,7 +87,10 @@ def test_an_opened_alert_is_logged_at_error_and_emailed_to_operations(
 ):
     settings.OKADA_HEALTH_ALERT_EMAIL = True
     execute("CREATE SEQUENCE health_probe_seq MAXVALUE 100; SELECT setval('health_probe_seq', 99)")
-    with caplog.at_level("ERROR", logger="okada.health.services"), django_capture_on_commit_callbacks(execute=True):
+    with (
+        caplog.at_level("ERROR", logger="okada.health.services"),
+        django_capture_on_commit_callbacks(execute=True),
+    ):
         services.alerts_evaluate(kinds=["sequence_near_max"])
     assert any("health_probe_seq" in r.getMessage() for r in caplog.records if r.levelname == "ERROR")
     assert [m.to for m in mail.outbox] == [["ops@x.cm"]]
@@ -149,7 +155,9 @@ def test_a_job_that_has_not_succeeded_since_its_run_was_due_opens_an_alert(setti
     crontab = CrontabSchedule.objects.create(minute="0", hour="*", timezone="Africa/Douala")
     PeriodicTask.objects.create(name="probe", task="probe.hourly", crontab=crontab)
     three_hours_ago = timezone.now() - dt.timedelta(hours=3)
-    JobRun.objects.create(name="probe.hourly", started_at=three_hours_ago, finished_at=three_hours_ago, outcome="success")
+    JobRun.objects.create(
+        name="probe.hourly", started_at=three_hours_ago, finished_at=three_hours_ago, outcome="success"
+    )
     services.alerts_evaluate(kinds=["job_overdue"])
     assert Alert.objects.open().filter(key="job_overdue:probe.hourly").exists()
     now = timezone.now()
