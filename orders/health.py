@@ -19,7 +19,9 @@ HOURS = 12
 def placements_panel() -> dict[str, Any]:
     placed = selectors.placements_by_hour(hours=HOURS)
     refused = dict(counters.hourly(REFUSED_OUT_OF_STOCK, hours=HOURS))
-    rows = [{"hour": hour, "placed": n, "refused": refused.get(hour, 0)} for hour, n in placed]
+    rows: list[dict[str, Any]] = [
+        {"hour": hour, "placed": n, "refused": refused.get(hour, 0)} for hour, n in placed
+    ]
     peak = max([max(r["placed"], r["refused"]) for r in rows] + [1])
     for r in rows:
         r["placed_percent"] = 100 * r["placed"] / peak

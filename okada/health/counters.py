@@ -7,10 +7,16 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from typing import Any
 
-from django_redis import get_redis_connection
+from django.core.cache import cache
 
 log = logging.getLogger(__name__)
+
+
+def _redis() -> Any:
+    """The cache's Redis client (django-redis): the counters live beside the cache."""
+    return cache.client.get_client(write=True)  # type: ignore[attr-defined]
 
 PREFIX = "okada:count:"
 HOURLY_KEPT_SECONDS = 2 * 24 * 3600
@@ -24,7 +30,7 @@ def count(name: str, *, now: dt.datetime | None = None) -> None:
     """Add one to the counter `name` (its total and the current UTC hour's bucket)."""
     now = now or dt.datetime.now(dt.UTC)
     try:
-        client = get_redis_connection("default")
+        client = _redis()
         with client.pipeline(transaction=False) as pipe:
             pipe.incr(PREFIX + name)
             pipe.incr(_hour_key(name, now))
@@ -36,7 +42,7 @@ def count(name: str, *, now: dt.datetime | None = None) -> None:
 
 def total(name: str) -> int:
     """The counter's total since Redis keeps it (a Prometheus counter: it may restart at zero)."""
-    value = get_redis_connection("default").get(PREFIX + name)
+    value = _redis().get(PREFIX + name)
     return int(value or 0)
 
 
@@ -44,5 +50,5 @@ def hourly(name: str, *, hours: int, now: dt.datetime | None = None) -> list[tup
     """The counts of the last `hours` UTC hours, oldest first (the current hour last)."""
     now = (now or dt.datetime.now(dt.UTC)).astimezone(dt.UTC).replace(minute=0, second=0, microsecond=0)
     starts = [now - dt.timedelta(hours=h) for h in range(hours - 1, -1, -1)]
-    values = get_redis_connection("default").mget([_hour_key(name, s) for s in starts])
+    values = _redis().mget([_hour_key(name, s) for s in starts])
     return [(s, int(v or 0)) for s, v in zip(starts, values, strict=True)]

@@ -5,6 +5,7 @@ reset the statement statistics), each logged as a DatabaseAction."""
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 from typing import Any
 
@@ -208,7 +209,7 @@ def _sync(kind: str, findings: list[registry.Finding], now: dt.datetime, summary
             )
             summary["opened"].append(key)
             if settings.OKADA_HEALTH_ALERT_EMAIL:
-                transaction.on_commit(lambda pk=alert.pk: _email(pk))
+                transaction.on_commit(functools.partial(_email, alert.pk))
         for key, alert in open_alerts.items():
             if key in current:
                 continue

@@ -28,8 +28,9 @@ def test_the_snapshot_job_is_idempotent_within_an_hour():
     assert Snapshot.objects.count() == 1
     runs = list(JobRun.objects.filter(name="health.take_snapshot").order_by("started_at"))
     assert [r.outcome for r in runs] == ["success", "success"]
-    assert runs[0].summary["taken"] is True and runs[1].summary["taken"] is False
-    assert runs[0].summary["pruned"] == 0
+    first, second = runs[0].summary or {}, runs[1].summary or {}
+    assert first["taken"] is True and second["taken"] is False
+    assert first["pruned"] == 0
 
 
 @pytest.mark.django_db(transaction=True)
@@ -37,8 +38,9 @@ def test_the_alert_job_records_what_it_opened():
     evaluate_alerts()
     run = JobRun.objects.get(name="health.evaluate_alerts")
     assert run.outcome == "success"
-    assert set(run.summary) == {"opened", "cleared", "repeated", "errors"}
-    assert run.summary["errors"] == {}
+    summary = run.summary or {}
+    assert set(summary) == {"opened", "cleared", "repeated", "errors"}
+    assert summary["errors"] == {}
 
 
 @pytest.mark.django_db
