@@ -18,6 +18,7 @@ def _redis() -> Any:
     """The cache's Redis client (django-redis): the counters live beside the cache."""
     return cache.client.get_client(write=True)  # type: ignore[attr-defined]
 
+
 PREFIX = "okada:count:"
 HOURLY_KEPT_SECONDS = 2 * 24 * 3600
 

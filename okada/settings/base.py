@@ -166,7 +166,7 @@ UNFOLD = {
     "SHOW_HISTORY": True,
     "SHOW_VIEW_ON_SITE": False,
     "DASHBOARD_CALLBACK": "okada.core.dashboard.dashboard_callback",
-    "STYLES": [lambda request: static("okada/admin.css")],
+    "STYLES": [lambda request: static("okada/admin.css"), lambda request: static("health/health.css")],
     "SIDEBAR": {"show_search": True, "show_all_applications": True},
 }
 

@@ -1,0 +1,142 @@
+"""The health screens in the admin: who reads them, who acts, and that each renders."""
+
+from __future__ import annotations
+
+import pytest
+from django.contrib.auth.models import Group
+from django.urls import reverse
+
+from okada.health.models import Alert, DatabaseAction
+from tests.health.conftest import in_thread, wait_until
+
+pytestmark = pytest.mark.django_db
+
+SCREENS = ["changelist", "queries", "activity", "storage", "indexes", "sequences", "connections"]
+
+
+def url(name: str) -> str:
+    return reverse(f"admin:health_databasehealth_{name}" if name == "changelist" else f"admin:health_{name}")
+
+
+@pytest.mark.parametrize("screen", SCREENS)
+def test_superusers_and_operations_read_every_screen(client, admin_user, operations_user, screen):
+    for user in (admin_user, operations_user):
+        client.force_login(user)
+        response = client.get(url(screen))
+        assert response.status_code == 200, (user, screen)
+        assert b"Unavailable right now" not in response.content
+
+
+def test_staff_without_the_role_cannot_read_the_screens(client, staff_user):
+    client.force_login(staff_user)
+    assert client.get(url("queries")).status_code == 403
+    assert client.get(url("changelist")).status_code == 403
+
+
+def test_the_overview_shows_the_database_beside_the_marketplace(client, admin_user):
+    client.force_login(admin_user)
+    body = client.get(url("changelist")).content.decode()
+    for panel in (
+        "orders.placements",
+        "orders.open",
+        "catalog.stock_outs",
+        "backups.status",
+        "health.jobs",
+        "health.partitions",
+        "health.queue",
+    ):
+        assert f'id="panel-{panel}"' in body, panel
+
+
+def test_the_queries_screen_says_when_pg_stat_statements_is_missing(client, admin_user, monkeypatch):
+    from okada.health import pg
+
+    original = pg.statements_status
+
+    def not_preloaded(cur):
+        status = original(cur)
+        return {**status, "preloaded": False, "available": False}
+
+    monkeypatch.setattr(pg, "statements_status", not_preloaded)
+    client.force_login(admin_user)
+    body = client.get(url("queries")).content.decode()
+    assert "shared_preload_libraries" in body
+
+
+def test_operations_see_no_action_buttons_and_their_posts_are_refused(client, operations_user):
+    client.force_login(operations_user)
+    assert b"Reset statistics" not in client.get(url("queries")).content
+    assert client.get(reverse("admin:health_queries_reset")).status_code == 403
+    assert client.post(reverse("admin:health_queries_reset")).status_code == 403
+    assert client.post(reverse("admin:health_signal", args=[1, "cancel"])).status_code == 403
+    assert not DatabaseAction.objects.exists()
+
+
+def test_resetting_the_statistics_asks_first_and_is_logged(client, admin_user):
+    client.force_login(admin_user)
+    confirm = client.get(reverse("admin:health_queries_reset"))
+    assert confirm.status_code == 200 and b"Yes, do it" in confirm.content
+    assert not DatabaseAction.objects.exists()  # asking changes nothing
+    response = client.post(reverse("admin:health_queries_reset"))
+    assert response.status_code == 302
+    assert DatabaseAction.objects.get().user == admin_user
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_superuser_cancels_a_long_query_from_the_activity_screen(client, admin_user):
+    client.force_login(admin_user)
+    with in_thread("SELECT pg_sleep(30) AS health_probe_sleep") as (pid, done):
+        wait_until(
+            lambda: b"health_probe_sleep" in client.get(url("activity")).content, "the query to be listed"
+        )
+        confirm = client.get(reverse("admin:health_signal", args=[pid, "cancel"]))
+        assert b"health_probe_sleep" in confirm.content
+        response = client.post(reverse("admin:health_signal", args=[pid, "cancel"]))
+        assert response.status_code == 302
+        wait_until(lambda: done, "the query to stop")
+    assert "canceling statement" in str(done[0])
+    assert DatabaseAction.objects.get().pid == pid
+
+
+def test_open_alerts_show_as_a_banner_on_every_admin_page(client, operations_user, staff_user):
+    Alert.objects.create(
+        key="probe:x",
+        kind="probe",
+        severity="critical",
+        message="Sequence x has used 90.0% of its range.",
+        data={
+            "message": "Sequence %(name)s has used %(percent).1f%% of its range (%(remaining)s values left).",
+            "params": {"name": "x", "percent": 90.0, "remaining": 10},
+        },
+    )
+    client.force_login(operations_user)
+    body = client.get(reverse("admin:index")).content.decode()
+    assert 'id="health-alerts"' in body and "Sequence x has used 90.0% of its range" in body
+    client.force_login(staff_user)  # no role: no banner
+    assert 'id="health-alerts"' not in client.get(reverse("admin:index")).content.decode()
+
+
+def test_operations_acknowledge_alerts_from_the_list(client, operations_user):
+    alert = Alert.objects.create(key="probe:x", kind="probe", severity="warning", message="m")
+    client.force_login(operations_user)
+    response = client.post(
+        reverse("admin:health_alert_changelist"), {"action": "acknowledge", "_selected_action": [alert.pk]}
+    )
+    assert response.status_code == 302
+    alert.refresh_from_db()
+    assert alert.acknowledged_by == operations_user
+
+
+def test_a_role_without_the_acknowledge_permission_cannot_acknowledge(client, staff_user):
+    from django.contrib.auth.models import Permission
+
+    group = Group.objects.create(name="Readers")
+    group.permissions.add(Permission.objects.get(codename="view_alert"))
+    staff_user.groups.add(group)
+    alert = Alert.objects.create(key="probe:x", kind="probe", severity="warning", message="m")
+    client.force_login(staff_user)
+    client.post(
+        reverse("admin:health_alert_changelist"), {"action": "acknowledge", "_selected_action": [alert.pk]}
+    )
+    alert.refresh_from_db()
+    assert alert.acknowledged_at is None
