@@ -74,7 +74,7 @@ def _measure(rounds: int) -> dict[str, Any]:
         user = get_user_model().objects.create_superuser("okada-bench-health", "bench@example.com", "x")
         client = Client()
         client.force_login(user)
-        for name, view in [*SCREENS.items(), ("baseline", BASELINE)]:
+        for _name, view in [*SCREENS.items(), ("baseline", BASELINE)]:
             _get(client, reverse(view))  # warm: templates compiled, connections made
         for _ in range(rounds):
             for name, view in [*SCREENS.items(), ("baseline", BASELINE)]:
