@@ -14,7 +14,8 @@ from .selectors import backup_status
 
 
 def backups_panel() -> dict[str, Any]:
-    return {"status": backup_status()}
+    status = backup_status()
+    return {"status": status, "max_age_hours": round(status.max_age.total_seconds() / 3600)}
 
 
 def backup_too_old() -> list[registry.Finding]:

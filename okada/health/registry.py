@@ -38,6 +38,7 @@ class Panel:
     template: str
     build: Callable[[], dict[str, Any]]
     order: int = 100
+    wide: bool = False  # the panel takes the page's whole width
 
 
 @dataclass(frozen=True)
