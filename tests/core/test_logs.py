@@ -32,7 +32,7 @@ def test_a_requests_lines_carry_its_request_id_and_user(client, admin_user, caps
 def test_a_tasks_lines_carry_its_task_id_task_name_and_job(capsys):
     logging.config.dictConfig(logs.logging_config("json"))
     try:
-        result = log_inside_job.apply(args=["probe.logged_job"], task_id="task-health-1")
+        result = log_inside_job.apply(args=("probe.logged_job",), task_id="task-health-1")
     finally:
         logging.config.dictConfig(settings.LOGGING)
     assert result.successful()
@@ -44,7 +44,7 @@ def test_a_tasks_lines_carry_its_task_id_task_name_and_job(capsys):
 
 
 def test_nothing_of_a_task_leaks_into_the_next_lines(capsys):
-    log_inside_job.apply(args=["probe.logged_job"], task_id="task-health-2")
+    log_inside_job.apply(args=("probe.logged_job",), task_id="task-health-2")
     logging.config.dictConfig(logs.logging_config("json"))
     try:
         logging.getLogger("testapp").warning("after the task")
