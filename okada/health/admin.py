@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
@@ -56,21 +57,12 @@ def sparkline(points: list[tuple[Any, int]], *, width: int = 120, height: int = 
 
 
 @admin.register(DatabaseHealth)
-class DatabaseHealthAdmin(admin.ModelAdmin):
+class DatabaseHealthAdmin(ReadOnlyAdmin):
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return request.user.has_perm(VIEW_PERMISSION)
 
     def has_module_permission(self, request: HttpRequest) -> bool:
         return self.has_view_permission(request)
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     def get_urls(self) -> list[Any]:
         wrap = self.admin_site.admin_view
@@ -203,78 +195,61 @@ class DatabaseHealthAdmin(admin.ModelAdmin):
 
     # --- Actions (superusers; the services check) --------------------------------------------
 
+    def _act(
+        self, request: HttpRequest, back: str, do: Callable[[Actor], str], confirm: dict[str, Any]
+    ) -> HttpResponse:
+        """GET: a confirmation page (superusers only). POST: `do(actor)` -> the message to show;
+        a refusal from the service is a 403, any other domain error a message."""
+        if request.method != "POST":
+            if not request.user.is_superuser:
+                raise PermissionDenied
+            return self._render(
+                request, confirm.pop("tab"), "admin/health/confirm.html", {"back": back, **confirm}
+            )
+        try:
+            self.message_user(request, do(Actor.for_staff_user(request.user)), messages.SUCCESS)
+        except NotAllowed as exc:
+            raise PermissionDenied(str(exc)) from None
+        except DomainError as exc:
+            self.message_user(request, str(exc), messages.ERROR)
+        return HttpResponseRedirect(back)
+
     def signal_view(self, request: HttpRequest, pid: int, kind: str) -> HttpResponse:
-        """GET: what will be cancelled or terminated, and a button. POST: do it."""
+        """Cancel a session's query or terminate the session: confirmed, then done (logged)."""
         self._start(request)
         if kind not in (DatabaseAction.Kind.CANCEL, DatabaseAction.Kind.TERMINATE):
             raise PermissionDenied
-        back = reverse("admin:health_activity")
-        if request.method == "POST":
-            try:
-                action = services.session_signal(pid=pid, kind=kind, actor=Actor.for_staff_user(request.user))
-            except NotAllowed as exc:
-                raise PermissionDenied(str(exc)) from None
-            except DomainError as exc:
-                self.message_user(request, str(exc), messages.ERROR)
-                return HttpResponseRedirect(back)
-            if action.succeeded:
-                self.message_user(
-                    request,
-                    gettext("Done: %(what)s %(pid)s.") % {"what": action.get_kind_display(), "pid": pid},
-                    messages.SUCCESS,
-                )
-            else:
-                self.message_user(
-                    request, gettext("Session %(pid)s was already gone.") % {"pid": pid}, messages.WARNING
-                )
-            return HttpResponseRedirect(back)
-        if not request.user.is_superuser:
-            raise PermissionDenied
-        target = selectors.section(pg.session, pid)
+
+        def do(actor: Actor) -> str:
+            action = services.session_signal(pid=pid, kind=kind, actor=actor)
+            if not action.succeeded:
+                return gettext("Session %(pid)s was already gone.") % {"pid": pid}
+            return gettext("Done: %(what)s %(pid)s.") % {"what": action.get_kind_display(), "pid": pid}
+
         question = (
             _("Cancel the running query of session %(pid)s?")
             if kind == DatabaseAction.Kind.CANCEL
             else _("Terminate session %(pid)s (its open transaction is rolled back)?")
         )
-        return self._render(
-            request,
-            "activity",
-            "admin/health/confirm.html",
-            {
-                "question": question % {"pid": pid},
-                "target": target,
-                "back": back,
-                "danger": kind == "terminate",
-            },
-        )
+        confirm = {"tab": "activity", "question": question % {"pid": pid}, "danger": kind == "terminate"}
+        if request.method != "POST":
+            confirm["target"] = selectors.section(pg.session, pid)
+        return self._act(request, reverse("admin:health_activity"), do, confirm)
 
     def reset_view(self, request: HttpRequest) -> HttpResponse:
-        """GET: confirm resetting pg_stat_statements. POST: reset (logged)."""
+        """Reset pg_stat_statements: confirmed, then done (logged)."""
         self._start(request)
-        back = reverse("admin:health_queries")
-        if request.method == "POST":
-            try:
-                services.statements_reset(actor=Actor.for_staff_user(request.user))
-            except NotAllowed as exc:
-                raise PermissionDenied(str(exc)) from None
-            except DomainError as exc:
-                self.message_user(request, str(exc), messages.ERROR)
-                return HttpResponseRedirect(back)
-            self.message_user(request, gettext("Query statistics were reset."), messages.SUCCESS)
-            return HttpResponseRedirect(back)
-        if not request.user.is_superuser:
-            raise PermissionDenied
-        return self._render(
+
+        def do(actor: Actor) -> str:
+            services.statements_reset(actor=actor)
+            return gettext("Query statistics were reset.")
+
+        question = _("Reset the statistics of every query? Deltas and trends start again from zero.")
+        return self._act(
             request,
-            "queries",
-            "admin/health/confirm.html",
-            {
-                "question": _(
-                    "Reset the statistics of every query? Deltas and trends start again from zero."
-                ),
-                "back": back,
-                "danger": True,
-            },
+            reverse("admin:health_queries"),
+            do,
+            {"tab": "queries", "question": question, "danger": True},
         )
 
 
