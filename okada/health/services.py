@@ -56,8 +56,13 @@ def snapshot_take(*, now: dt.datetime | None = None) -> dict[str, Any]:
         tables = pg.tables(cur)
         indexes = pg.indexes(cur)
         status = pg.statements_status(cur)
-        statements = (
-            pg.statements(cur, order="total", limit=settings.OKADA_HEALTH_SNAPSHOT_QUERIES)
+        # The top statements by each order the Queries screen offers: each has its delta there.
+        statements = list(
+            {
+                q["queryid"]: q
+                for order in pg.STATEMENT_ORDER
+                for q in pg.statements(cur, order=order, limit=settings.OKADA_HEALTH_SNAPSHOT_QUERIES)
+            }.values()
             if status["available"]
             else []
         )

@@ -242,3 +242,107 @@ def test_resetting_query_statistics_is_for_superusers_and_logged(admin_user, ope
         services.statements_reset(actor=Actor.for_staff_user(operations_user))
     action = services.statements_reset(actor=Actor.for_staff_user(admin_user))
     assert action.kind == "reset_statements" and action.user == admin_user
+
+
+# --- Sessions as alerts --------------------------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_query_running_longer_than_the_threshold_opens_an_alert_that_clears_when_it_ends(settings):
+    settings.OKADA_HEALTH_LONG_QUERY_MINUTES = 0.01  # 0.6 s
+    with in_thread("SELECT pg_sleep(30) AS health_probe_sleep") as (pid, done):
+        wait_until(lambda: services.alerts_evaluate(kinds=["long_query"])["opened"], "the query to be long")
+        alert = Alert.objects.open().get(kind="long_query")
+        assert alert.data["params"]["pid"] == pid and "health_probe_sleep" in alert.message
+        with session() as conn, conn.cursor() as cur:
+            cur.execute("SELECT pg_cancel_backend(%s)", [pid])
+        wait_until(lambda: done, "the query to stop")
+    services.alerts_evaluate(kinds=["long_query"])
+    assert not Alert.objects.open().filter(kind="long_query").exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_lock_wait_longer_than_the_threshold_opens_an_alert_naming_the_blocker(settings):
+    settings.OKADA_HEALTH_LOCK_WAIT_SECONDS = 0.5
+    with session() as conn, conn.cursor() as cur:
+        cur.execute("CREATE TABLE health_probe (id int)")
+    try:
+        with session(autocommit=False) as holder:
+            with holder.cursor() as cur:
+                cur.execute("LOCK TABLE health_probe IN ACCESS EXCLUSIVE MODE")
+            with in_thread("SELECT count(*) FROM health_probe") as (waiter, done):
+                wait_until(
+                    lambda: services.alerts_evaluate(kinds=["lock_wait"])["opened"], "a long lock wait"
+                )
+                alert = Alert.objects.open().get(kind="lock_wait")
+                assert alert.data["params"]["pid"] == waiter
+                assert alert.data["params"]["blockers"] == str(backend_pid(holder))
+                assert alert.data["params"]["relation"] == "health_probe"
+                holder.rollback()
+                wait_until(lambda: done, "the waiter to get its lock")
+        services.alerts_evaluate(kinds=["lock_wait"])
+        assert not Alert.objects.open().filter(kind="lock_wait").exists()
+    finally:
+        with session() as conn, conn.cursor() as cur:
+            cur.execute("DROP TABLE health_probe")
+
+
+def test_a_celery_queue_that_keeps_growing_opens_an_alert():
+    from okada.health import queue
+
+    now = 1_000_000.0
+    samples = [(now - 660, 5), (now - 300, 9), (now - 60, 14), (now, 20)]
+    assert queue.growing_for(samples, 10, now=now)
+    assert not queue.growing_for([(now - 660, 5), (now - 300, 0), (now, 20)], 10, now=now)  # it emptied
+    assert not queue.growing_for([(now - 300, 5), (now, 20)], 10, now=now)  # not watched long enough
+    assert not queue.growing_for([(now - 660, 20), (now, 20)], 10, now=now)  # not longer
+
+
+# --- What the screens read from the snapshots ----------------------------------------------------
+
+
+def test_query_deltas_count_the_calls_and_time_since_the_snapshot(settings):
+    from okada.health import pg, selectors
+
+    settings.OKADA_HEALTH_SNAPSHOT_QUERIES = 100_000  # every statement, the probe among them
+
+    execute("CREATE TABLE health_probe (id int); SELECT count(*) FROM health_probe")
+    services.snapshot_take()
+    for _ in range(3):
+        execute("SELECT count(*) FROM health_probe")
+    since = selectors.previous_snapshot()
+    with pg.reads() as cur:
+        report = selectors.statement_deltas(cur, order="calls", limit=100_000, since=since)
+    [row] = [r for r in report["rows"] if r["query"] == "SELECT count(*) FROM health_probe"]
+    assert row["calls"] == 4
+    assert row["delta"]["calls"] == 3
+    assert row["delta"]["mean_ms"] is not None and row["delta"]["mean_change_percent"] is not None
+
+
+def test_a_snapshot_keeps_the_top_statements_by_total_time_mean_time_and_calls(settings):
+    from okada.health import pg
+
+    settings.OKADA_HEALTH_SNAPSHOT_QUERIES = 3
+    with pg.reads() as cur:
+        tops = {
+            order: {q["queryid"] for q in pg.statements(cur, order=order, limit=3)}
+            for order in pg.STATEMENT_ORDER
+        }
+    services.snapshot_take()
+    kept = set(QueryStat.objects.values_list("queryid", flat=True))
+    # The busiest by calls and the slowest by mean time are different statements (SAVEPOINTs
+    # against DDL): the snapshot holds more than one top 3, at most three.
+    assert tops["calls"] != tops["mean"]
+    assert 3 < len(kept) <= 9
+
+
+def test_table_growth_reads_the_last_snapshot_of_each_day():
+    from okada.health import selectors
+
+    now = timezone.now()
+    for days in (3, 2, 1):
+        services.snapshot_take(now=now - dt.timedelta(days=days))
+    growth = selectors.table_growth(days=30, now=now)
+    assert len(growth["orders_order"]) == 3
+    assert "orders_orderevent_default" not in growth  # partitions are summed into their table
+    assert len(growth["orders_orderevent"]) == 3
