@@ -6,7 +6,8 @@
     python -m bench --only partitions --preset small   # partitions on a kept small marketplace
     python -m bench --only api_list --preset medium    # the API's lists on the kept medium database
     python -m bench --only backup --preset small       # backup vs bare pg_dump, and the restore drill
-    python -m bench --only admin --preset small        # admin pages on a kept small marketplace
+    python -m bench --only admin --preset small        # admin pages, health screens too
+    python -m bench --only health --preset small       # a health snapshot and an uncached /metrics
 
 Each figure works in its own scratch databases (okada_bench_*, dropped afterwards) on the
 server the settings point at, and measures its baseline in the same run.
@@ -19,7 +20,7 @@ import os
 import sys
 import time
 
-FIGURES = ("order_place", "seed", "partitions", "api", "api_list", "api_orders", "backup", "admin", "sync")
+FIGURES = ("order_place", "seed", "partitions", "api", "api_list", "api_orders", "backup", "admin", "sync", "health")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -33,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--preset",
         choices=("small", "medium", "large"),
-        help="kept seeded marketplace the partitions, API list, backup and admin figures read "
+        help="kept seeded marketplace the partitions, API list, backup, admin and health figures read "
         "(default: large with --large, else medium)",
     )
     parser.add_argument(
@@ -47,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     import django
 
     django.setup()
-    from . import admin, api, backups, orders, partitions, seed, sync
+    from . import admin, api, backups, health, orders, partitions, seed, sync
     from .report import render
 
     started = time.monotonic()
@@ -78,6 +79,8 @@ def main(argv: list[str] | None = None) -> int:
         figures += admin.run(preset=preset, requests=args.requests, log=log)
     if args.only in (None, "sync"):
         figures += sync.run(log=log)  # one vendor's shop in a scratch database (no --large)
+    if args.only in (None, "health"):
+        figures += health.run(preset=preset, log=log)
     print(render(figures))
     return 1 if any(f.verdict == "FAIL" for f in figures) else 0
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.db import DEFAULT_DB_ALIAS, connections
-from django.db.models import F, QuerySet
+from django.db.models import QuerySet
 
 from .models import Category, Product, ProductQuerySet, Stock, StockMovement, Vendor
 

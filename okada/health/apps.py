@@ -8,9 +8,10 @@ class HealthConfig(AppConfig):
     verbose_name = _("Database health")
 
     def ready(self) -> None:
-        from . import conditions, marketplace, metrics, registry
+        from . import conditions, dashboard, marketplace, metrics, registry
 
         conditions.register()  # the database's, jobs', partitions' and queue's alert conditions
         marketplace.register()  # jobs, partitions and the Celery queue beside the database
         metrics.install()  # Okada's gauges on the Prometheus registry
         registry.autodiscover()  # each app's health.py: its panels, conditions and metrics
+        dashboard.register()  # open alerts on the admin's home

@@ -19,13 +19,13 @@ from django.utils.translation import gettext as _
 
 from okada.core.actors import Actor
 from okada.core.errors import Conflict, InvalidInput, NotAllowed, NotFound
+from okada.core.roles import OPERATIONS
 
 from . import pg, registry
 from .models import Alert, DatabaseAction, IndexStat, QueryStat, QueryText, Snapshot, TableStat
 
 log = logging.getLogger(__name__)
 
-OPERATIONS_GROUP = "Operations"
 ACKNOWLEDGE_PERMISSION = "health.acknowledge_alert"
 # The snapshot job reads more than a screen does, and nobody waits for it.
 SNAPSHOT_TIMEOUT_FACTOR = 5
@@ -232,7 +232,7 @@ def _jsonable(params: dict[str, Any]) -> dict[str, Any]:
 def _email(alert_pk: Any) -> None:
     """Email a new alert to the active members of the Operations group who have an address."""
     alert = Alert.objects.get(pk=alert_pk)
-    users = get_user_model().objects.filter(groups__name=OPERATIONS_GROUP, is_active=True).exclude(email="")
+    users = get_user_model().objects.filter(groups__name=OPERATIONS, is_active=True).exclude(email="")
     recipients = sorted({u.email for u in users})
     if not recipients:
         return

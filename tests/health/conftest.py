@@ -10,8 +10,10 @@ from contextlib import contextmanager, suppress
 from typing import Any
 
 import pytest
-from django.contrib.auth.models import Group
 from django.db import DatabaseError, connections
+
+from okada.core.roles import OPERATIONS
+from tests.catalog.factories import role_user
 
 WAIT = 30  # seconds: a deadline, never a sleep
 
@@ -76,9 +78,5 @@ def in_thread(sql: str, params: Any = None) -> Iterator[tuple[int, list[Any]]]:
 
 
 @pytest.fixture
-def operations_user(django_user_model):
-    user = django_user_model.objects.create_user(
-        username="ops", password="pw", is_staff=True, email="ops@x.cm"
-    )
-    user.groups.add(Group.objects.get_or_create(name="Operations")[0])
-    return user
+def operations_user():
+    return role_user(OPERATIONS, username="ops", email="ops@x.cm")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from django.conf import settings
 from django.contrib.auth.models import Group
 from django.urls import reverse
 
@@ -24,7 +25,7 @@ def test_superusers_and_operations_read_every_screen(client, admin_user, operati
         client.force_login(user)
         response = client.get(url(screen))
         assert response.status_code == 200, (user, screen)
-        assert b"Unavailable right now" not in response.content
+        assert b"health-unavailable" not in response.content
 
 
 def test_staff_without_the_role_cannot_read_the_screens(client, staff_user):
@@ -65,15 +66,24 @@ def test_the_queries_screen_says_when_pg_stat_statements_is_missing(client, admi
 
 def test_operations_see_no_action_buttons_and_their_posts_are_refused(client, operations_user):
     client.force_login(operations_user)
-    assert b"Reset statistics" not in client.get(url("queries")).content
+    page = client.get(url("queries")).content
+    assert reverse("admin:health_queries_reset").encode() not in page
+    assert b"/cancel/" not in client.get(url("activity")).content
     assert client.get(reverse("admin:health_queries_reset")).status_code == 403
     assert client.post(reverse("admin:health_queries_reset")).status_code == 403
     assert client.post(reverse("admin:health_signal", args=[1, "cancel"])).status_code == 403
     assert not DatabaseAction.objects.exists()
 
 
+def english(client) -> None:
+    """The admin speaks French unless the user chose English (the language cookie)."""
+    client.cookies[settings.LANGUAGE_COOKIE_NAME] = "en"
+
+
 def test_resetting_the_statistics_asks_first_and_is_logged(client, admin_user):
     client.force_login(admin_user)
+    english(client)
+    assert reverse("admin:health_queries_reset").encode() in client.get(url("queries")).content
     confirm = client.get(reverse("admin:health_queries_reset"))
     assert confirm.status_code == 200 and b"Yes, do it" in confirm.content
     assert not DatabaseAction.objects.exists()  # asking changes nothing
@@ -110,8 +120,12 @@ def test_open_alerts_show_as_a_banner_on_every_admin_page(client, operations_use
         },
     )
     client.force_login(operations_user)
+    english(client)
     body = client.get(reverse("admin:index")).content.decode()
     assert 'id="health-alerts"' in body and "Sequence x has used 90.0% of its range" in body
+    client.cookies[settings.LANGUAGE_COOKIE_NAME] = "fr"  # and in French for French readers
+    body = client.get(reverse("admin:health_alert_changelist")).content.decode()
+    assert "La séquence x a utilisé 90.0 % de sa plage" in body
     client.force_login(staff_user)  # no role: no banner
     assert 'id="health-alerts"' not in client.get(reverse("admin:index")).content.decode()
 
@@ -140,3 +154,11 @@ def test_a_role_without_the_acknowledge_permission_cannot_acknowledge(client, st
     )
     alert.refresh_from_db()
     assert alert.acknowledged_at is None
+
+
+def test_open_alerts_are_a_panel_of_the_operations_dashboard(client, operations_user):
+    Alert.objects.create(key="probe:x", kind="probe", severity="critical", message="probe alert text")
+    client.force_login(operations_user)
+    body = client.get(reverse("admin:index")).content.decode()
+    assert 'id="panel-healthalerts"' in body
+    assert body.count("probe alert text") == 2  # the banner and the panel

@@ -44,16 +44,15 @@ def test_the_placements_panel_sets_refusals_beside_placements():
     assert panel["rows"][-1]["placed_percent"] == 100
 
 
-def test_the_oldest_open_order_of_each_status_is_shown_with_its_age():
+def test_the_open_orders_panel_and_metric_give_the_oldest_open_order_of_each_status():
     first = OrderFactory()
     OrderFactory()
-    rows = {
-        r["status"]: r for r in selectors.oldest_open_orders(now=first.placed_at + dt.timedelta(minutes=5))
-    }
-    assert rows["pending"]["count"] == 2
-    assert rows["pending"]["oldest"] == first.placed_at
-    assert rows["pending"]["age"] == dt.timedelta(minutes=5)
-    assert rows["ready"]["count"] == 0 and rows["ready"]["age"] is None
+    rows = {r.status: r for r in health.open_orders_panel()["statuses"]}
+    assert rows["pending"].count == 2 and rows["pending"].oldest == first.placed_at
+    assert rows["ready"].count == 0 and rows["ready"].oldest is None
+    [age] = next(m for m in health.order_metrics() if m.name == "okada_oldest_open_order_age_seconds").samples
+    assert age[0] == {"status": "pending"}
+    assert 0 <= age[1] < 60
 
 
 def test_order_counts_estimate_closed_statuses_from_the_statistics():
