@@ -34,6 +34,7 @@ def register() -> None:
             template="admin/health/panels/jobs.html",
             build=jobs_panel,
             order=60,
+            wide=True,
         )
     )
     register_panel(

@@ -21,8 +21,8 @@ class DatabaseHealth(models.Model):
     class Meta:
         managed = False
         db_table = "health_databasehealth_no_table"
-        verbose_name = _("database health")
-        verbose_name_plural = _("database health")
+        verbose_name = _("database overview")
+        verbose_name_plural = _("database overview")
         default_permissions = ()
         permissions = [("view_database_health", _("Can see the database health screens"))]
 

@@ -6,6 +6,7 @@ from typing import Any
 
 from django import template
 from django.template.defaultfilters import filesizeformat
+from django.utils import formats
 from django.utils.translation import gettext
 
 register = template.Library()
@@ -47,7 +48,8 @@ def ms(value: Any) -> str:
 
 @register.filter
 def percent(value: Any, digits: int = 1) -> str:
-    return "-" if value is None else f"{100 * float(value):.{int(digits)}f} %"
+    """A ratio as a percentage in the reader's number format (98,74 % in French)."""
+    return "-" if value is None else f"{formats.number_format(100 * float(value), int(digits))} %"
 
 
 @register.filter
