@@ -9,6 +9,7 @@ timeout (okada.health.pg.reads): a section that cannot be read says why, the pag
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Callable
@@ -56,6 +57,21 @@ def sparkline(points: list[tuple[Any, int]], *, width: int = 120, height: int = 
     return " ".join(f"{i * step:.1f},{height - (v - low) / span * height:.1f}" for i, v in enumerate(values))
 
 
+def reading(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """A GET of a health screen gathers everything inside `pg.reads()`: one read-only transaction
+    under the health statement timeout, the marketplace panels' queries included. (Each section
+    is a savepoint of its own: one that fails leaves the others standing.) POSTs act: not here."""
+
+    @functools.wraps(view)
+    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if request.method != "GET":
+            return view(request, *args, **kwargs)
+        with pg.reads():
+            return view(request, *args, **kwargs)
+
+    return wrapped
+
+
 @admin.register(DatabaseHealth)
 class DatabaseHealthAdmin(ReadOnlyAdmin):
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
@@ -65,7 +81,9 @@ class DatabaseHealthAdmin(ReadOnlyAdmin):
         return self.has_view_permission(request)
 
     def get_urls(self) -> list[Any]:
-        wrap = self.admin_site.admin_view
+        def wrap(view: Callable[..., HttpResponse]) -> Any:
+            return self.admin_site.admin_view(reading(view))
+
         return [
             path("", wrap(self.changelist_view), name="health_databasehealth_changelist"),
             path("queries/", wrap(self.queries_view), name="health_queries"),
@@ -111,7 +129,9 @@ class DatabaseHealthAdmin(ReadOnlyAdmin):
         panels = []
         for panel in registry.panels():
             try:
-                panels.append({"panel": panel, "data": panel.build(), "failed": False})
+                with pg.reads():  # a savepoint: a panel that times out spoils no other
+                    data = panel.build()
+                panels.append({"panel": panel, "data": data, "failed": False})
             except Exception:  # one broken figure must not take the page down
                 log.exception("health panel %s failed", panel.key)
                 panels.append({"panel": panel, "data": {}, "failed": True})

@@ -45,7 +45,8 @@ def compute() -> list[registry.Metric]:
     )
     for key, provider in registry.metric_providers().items():
         try:
-            found.extend(provider())
+            with pg.reads():  # every provider's queries under the health statement timeout
+                found.extend(provider())
             up.samples.append(({"provider": key}, 1))
         except Exception:
             log.exception("metrics provider %s failed", key)

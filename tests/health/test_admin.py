@@ -162,3 +162,31 @@ def test_open_alerts_are_a_panel_of_the_operations_dashboard(client, operations_
     body = client.get(reverse("admin:index")).content.decode()
     assert 'id="panel-healthalerts"' in body
     assert body.count("probe alert text") == 2  # the banner and the panel
+
+
+def test_a_panel_slower_than_the_statement_timeout_is_unavailable_and_the_page_still_renders(
+    client, admin_user, settings
+):
+    from django.db import connection
+
+    from okada.health import registry
+
+    def slow() -> dict:
+        with connection.cursor() as cur:
+            cur.execute("SELECT pg_sleep(2)")
+        return {}
+
+    settings.OKADA_HEALTH_STATEMENT_TIMEOUT_MS = 300
+    registry.register_panel(
+        registry.Panel(key="probe.slow", title="slow", template="x.html", build=slow, order=1)
+    )
+    try:
+        client.force_login(admin_user)
+        response = client.get(url("changelist"))
+    finally:
+        registry.unregister("probe.slow")
+    body = response.content.decode()
+    assert response.status_code == 200
+    slow_panel = body.split('id="panel-probe.slow"', 1)[1].split("</section>", 1)[0]
+    assert "health-unavailable" in slow_panel
+    assert body.count("health-unavailable") == 1  # the panels after it were read as usual
