@@ -20,7 +20,18 @@ import os
 import sys
 import time
 
-FIGURES = ("order_place", "seed", "partitions", "api", "api_list", "api_orders", "backup", "admin", "sync", "health")
+FIGURES = (
+    "order_place",
+    "seed",
+    "partitions",
+    "api",
+    "api_list",
+    "api_orders",
+    "backup",
+    "admin",
+    "sync",
+    "health",
+)
 
 
 def main(argv: list[str] | None = None) -> int:
