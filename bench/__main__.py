@@ -8,7 +8,8 @@
     python -m bench --only partitions --preset small   # partitions on a kept small marketplace
     python -m bench --only api_list --preset medium    # the API's lists on the kept medium database
     python -m bench --only backup --preset small       # backup vs bare pg_dump, and the restore drill
-    python -m bench --only admin --preset small        # admin pages on a kept small marketplace
+    python -m bench --only admin --preset small        # admin pages, health screens too
+    python -m bench --only health --preset small       # a health snapshot and an uncached /metrics
 
 Each figure works in its own scratch databases (okada_bench_*, dropped afterwards) on the
 server the settings point at, and measures its baseline in the same run.
@@ -32,6 +33,7 @@ FIGURES = (
     "admin",
     "sync",
     "audit",
+    "health",
 )
 
 
@@ -46,7 +48,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--preset",
         choices=("small", "medium", "large"),
-        help="kept seeded marketplace the partitions, API list, backup, admin and audit figures read "
+        help="kept seeded marketplace the partitions, API list, backup, admin, audit and health figures "
+        "read "
         "(default: large with --large, else medium)",
     )
     parser.add_argument(
@@ -60,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     import django
 
     django.setup()
-    from . import admin, api, audit, backups, orders, partitions, seed, sync
+    from . import admin, api, audit, backups, health, orders, partitions, seed, sync
     from .report import render
 
     started = time.monotonic()
@@ -93,6 +96,8 @@ def main(argv: list[str] | None = None) -> int:
         figures += sync.run(log=log)  # one vendor's shop in a scratch database (no --large)
     if args.only in (None, "audit"):
         figures += audit.run(preset=preset, log=log)
+    if args.only in (None, "health"):
+        figures += health.run(preset=preset, log=log)
     print(render(figures))
     return 1 if any(f.verdict == "FAIL" for f in figures) else 0
 

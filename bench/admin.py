@@ -5,7 +5,9 @@ an Operations user and GETs each page `--requests` times through Django's test c
 time measured is the server's whole handling of the request (middleware, session, permissions,
 queries, template), without a network. The baseline is a minimal Django view behind the same
 login, measured in the same process and run, interleaved with the pages. Goal: p95 under 150 ms
-for every page. The user, its session and nothing else are written, and removed at the end.
+for every page, 300 ms for the Database health screens (they read PostgreSQL's catalog and
+statistics: sizes of every table, every index, the statement statistics). The user, its session
+and nothing else are written, and removed at the end.
 
     python -m bench --only admin --preset small      # quick check
     python -m bench --only admin --preset large      # the real figures (seeds once, minutes)
@@ -27,6 +29,7 @@ from .report import Figure, at_most
 
 ROOT = Path(__file__).resolve().parent.parent
 GOAL_MS = 150.0
+HEALTH_GOAL_MS = 300.0  # the Database health screens (issue 15)
 BASELINE = "/bench-admin-baseline/"
 
 
@@ -53,6 +56,7 @@ def run(*, preset: str, requests: int, log: Any) -> list[Figure]:
     base = results.pop("baseline")
     figures = []
     for name, times in results.items():
+        goal = HEALTH_GOAL_MS if name.startswith("health ") else GOAL_MS
         figures.append(
             Figure(
                 f"admin {name} median ({preset})",
@@ -69,8 +73,8 @@ def run(*, preset: str, requests: int, log: Any) -> list[Figure]:
                 "ms",
                 baseline="minimal Django view, p95",
                 baseline_value=_p95(base),
-                goal=f"<= {GOAL_MS:.0f} ms",
-                check=at_most(GOAL_MS),
+                goal=f"<= {goal:.0f} ms",
+                check=at_most(goal),
             )
         )
     return figures
@@ -110,12 +114,21 @@ def _pages() -> dict[str, str]:
         "order events list": "/admin/orders/orderevent/",
         "vendors list": "/admin/catalog/vendor/",
         "vendor page": f"/admin/catalog/vendor/{vendor.pk}/change/",
+        "health overview": "/admin/health/databasehealth/",
+        "health queries": "/admin/health/databasehealth/queries/",
+        "health activity": "/admin/health/databasehealth/activity/",
+        "health storage": "/admin/health/databasehealth/storage/",
+        "health indexes": "/admin/health/databasehealth/indexes/",
+        "health sequences": "/admin/health/databasehealth/sequences/",
+        "health connections": "/admin/health/databasehealth/connections/",
     }
 
 
 def _check(response: Any, url: str) -> None:
     if response.status_code != 200:
         raise RuntimeError(f"{url} answered {response.status_code}")
+    if b"health-unavailable" in response.content:
+        raise RuntimeError(f"{url}: a section could not be read in time (statement timeout)")
 
 
 def _worker(requests: int) -> None:

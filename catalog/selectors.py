@@ -116,3 +116,18 @@ def low_stock(*, threshold: int, limit: int = 10) -> list[Stock]:
 def low_stock_count(*, threshold: int, cap: int = 1000) -> int:
     """How many stock rows are low, counted up to `cap` (the dashboard shows "1000+")."""
     return Stock.objects.filter(level__lte=threshold).values("id")[: cap + 1].count()
+
+
+def stock_outs(*, limit: int = 10) -> list[Stock]:
+    """Live, active products with nothing left to sell (every unit on hand is reserved)."""
+    return low_stock(threshold=0, limit=limit)
+
+
+def stock_out_count(*, cap: int = 1000) -> int:
+    """How many live, active products are out of stock, counted up to `cap` ("1000+"); reads the
+    partial index on `Stock.level`, then each of those few products by its key."""
+    return (
+        Stock.objects.filter(level__lte=0, product__deleted_at__isnull=True, product__is_active=True)
+        .values("id")[: cap + 1]
+        .count()
+    )

@@ -14,9 +14,9 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import DEFAULT_DB_ALIAS, connections
+from django.db import DEFAULT_DB_ALIAS, connection, connections
 from django.db.models import Count, Min, Prefetch, Q, QuerySet, Sum
-from django.db.models.functions import TruncDate
+from django.db.models.functions import Trunc, TruncDate
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -300,3 +300,58 @@ def open_orders_for_vendor(*, vendor: Any, limit: int = 10) -> OrderQuerySet:
         .select_related("customer", "zone")
         .order_by("-placed_at")[:limit]
     )
+
+
+# --- Figures of the health page and /metrics (okada.health; orders/health.py) ---------------------
+
+
+def placements_by_hour(*, hours: int = 24, now: datetime | None = None) -> list[tuple[datetime, int]]:
+    """Orders placed in each of the last `hours` UTC hours, oldest first (the current hour last);
+    reads the index on placed_at."""
+    now = (now or timezone.now()).astimezone(dt.UTC)
+    current = now.replace(minute=0, second=0, microsecond=0)
+    since = current - timedelta(hours=hours - 1)
+    counts = dict(
+        Order.all_objects.filter(placed_at__gte=since)
+        .annotate(hour=Trunc("placed_at", "hour", tzinfo=dt.UTC))
+        .order_by()
+        .values_list("hour")
+        .annotate(n=Count("id"))
+        .values_list("hour", "n")
+    )
+    starts = [since + timedelta(hours=h) for h in range(hours)]
+    return [(start, counts.get(start, 0)) for start in starts]
+
+
+def order_counts_by_status() -> dict[str, int]:
+    """Orders per status, cheap at any size: open statuses counted exactly (open orders are few),
+    the others estimated from the planner's statistics (pg_stats' most common values times
+    pg_class.reltuples, as of the last ANALYZE)."""
+    counts = {row.status: row.count for row in open_orders_by_status()}
+    with connection.cursor() as cur:
+        cur.execute(
+            "SELECT s.most_common_vals::text::text[], s.most_common_freqs, greatest(c.reltuples, 0) "
+            "FROM pg_stats s JOIN pg_class c ON c.oid = to_regclass(%s) "
+            "WHERE s.schemaname = current_schema() AND s.tablename = %s AND s.attname = 'status'",
+            [Order._meta.db_table, Order._meta.db_table],
+        )
+        row = cur.fetchone()
+    if row and row[0]:
+        for value, freq in zip(row[0], row[1], strict=True):
+            if value not in counts:
+                counts[value] = round(freq * row[2])
+    for status in OrderStatus.values:
+        counts.setdefault(status, 0)
+    return counts
+
+
+def order_numbers_issued() -> int:
+    """Order numbers taken from the sequence so far: every order ever placed (a counter that only
+    grows; a rolled-back placement may leave a gap)."""
+    with connection.cursor() as cur:
+        cur.execute(
+            "SELECT coalesce(last_value - start_value + 1, 0) FROM pg_sequences "
+            "WHERE schemaname = current_schema() AND sequencename = 'orders_order_number_seq'"
+        )
+        row = cur.fetchone()
+    return int(row[0]) if row else 0

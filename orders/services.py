@@ -39,6 +39,7 @@ from okada.core.errors import (
     validated,
 )
 from okada.core.fields import normalize_cm_phone
+from okada.health import counters
 
 from .models import (
     MOBILE_MONEY,
@@ -57,6 +58,7 @@ from .models import (
 log = logging.getLogger(__name__)
 
 MAX_LINES = 100
+REFUSED_OUT_OF_STOCK = "orders.refused.out_of_stock"  # counter name (okada.health.counters)
 MAX_QUANTITY = 10_000  # per line: far above any basket, far below int4 overflow
 PAYMENT_METHODS = frozenset(PaymentMethod.values)
 CHANNELS = frozenset(Channel.values)
@@ -289,6 +291,7 @@ def order_place(
             _("These products cannot be ordered: %(ids)s") % {"ids": ", ".join(missing)}, product_ids=missing
         )
     if error == "out_of_stock":
+        counters.count(REFUSED_OUT_OF_STOCK)  # the health page's refusals (one Redis round trip)
         short = result["items"]
         raise OutOfStock(
             _("Not enough stock for: %(items)s")

@@ -11,5 +11,7 @@ class CoreConfig(AppConfig):
         from . import checks  # noqa: F401  (registers the system checks)
         from .api import schema  # noqa: F401  (registers the OpenAPI security schemes)
         from .dashboard import register_core_panels
+        from .logs import connect_celery
 
         register_core_panels()
+        connect_celery()  # task id and name on every line a task logs

@@ -71,7 +71,7 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.utils import load_backend
 from django.utils import timezone
 
-from . import actors
+from . import actors, logs
 from .models import JobRun
 
 log = logging.getLogger(__name__)
@@ -315,7 +315,7 @@ def job(name: str) -> Iterator[RunHandle]:
         run = JobRun.objects.create(name=name, host=_host())
         handle = RunHandle(run, lock)
         try:
-            with actors.acting_as(reason=f"job {name}"):
+            with actors.acting_as(reason=f"job {name}"), logs.bound(job=name, job_run=str(run.pk)):
                 yield handle
             handle.check()  # a run that lost its lock on the way is not a success
         except BaseException as exc:

@@ -1,10 +1,11 @@
 """Settings shared by every environment; values come from the environment (django-environ)."""
 
 from pathlib import Path
-from typing import Any
 
 import environ
 from django.templatetags.static import static
+
+from okada.core import logs
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
@@ -33,7 +34,8 @@ USE_TZ = True
 DATABASES = {
     "default": env.db("DATABASE_URL", default="postgres://okada@127.0.0.1:55432/okada"),
 }
-DATABASES["default"]["ENGINE"] = "django.db.backends.postgresql"
+# Django's PostgreSQL backend, with django-prometheus counting connections, queries and errors.
+DATABASES["default"]["ENGINE"] = "django_prometheus.db.backends.postgresql"
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
@@ -46,7 +48,8 @@ DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = 2**31 - 1
 REDIS_URL = env("REDIS_URL", default="redis://127.0.0.1:56379/0")
 CACHES = {
     "default": {
-        "BACKEND": "django_redis.cache.RedisCache",
+        # django-redis, with django-prometheus counting hits and misses
+        "BACKEND": "django_prometheus.cache.backends.redis.RedisCache",
         "LOCATION": REDIS_URL,
         "OPTIONS": {
             "CLIENT_CLASS": "django_redis.client.DefaultClient",
@@ -80,10 +83,12 @@ THIRD_PARTY_APPS = [
     "django_celery_beat",
     "simple_history",
     "safedelete",
+    "django_prometheus",
 ]
 LOCAL_APPS = [
     "okada.core",
     "okada.partitions",
+    "okada.health",
     "catalog",
     "orders",
     "sync",
@@ -94,8 +99,12 @@ LOCAL_APPS = [
 INSTALLED_APPS = DJANGO_APPS + THIRD_PARTY_APPS + LOCAL_APPS
 
 MIDDLEWARE = [
-    # First: every log line and every response (errors included) carries the request id.
+    # First and last: request counts and latencies for /metrics (django-prometheus).
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    # Then every log line and every response (errors included) carries the request id, and every
+    # line of a request (the access log too) its user or API credential and vendor.
     "log_request_id.middleware.RequestIDMiddleware",
+    "okada.core.logs.RequestContextMiddleware",
     "okada.core.api.middleware.AccessLogMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -109,6 +118,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # After authentication: history rows written during a request name request.user.
     "simple_history.middleware.HistoryRequestMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
 TEMPLATES = [
@@ -122,6 +132,7 @@ TEMPLATES = [
                 "django.template.context_processors.i18n",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "okada.health.context_processors.open_alerts",
             ],
         },
     },
@@ -155,7 +166,7 @@ UNFOLD = {
     "SHOW_HISTORY": True,
     "SHOW_VIEW_ON_SITE": False,
     "DASHBOARD_CALLBACK": "okada.core.dashboard.dashboard_callback",
-    "STYLES": [lambda request: static("okada/admin.css")],
+    "STYLES": [lambda request: static("okada/admin.css"), lambda request: static("health/health.css")],
     "SIDEBAR": {"show_search": True, "show_all_applications": True},
 }
 
@@ -278,25 +289,13 @@ LOG_REQUEST_ID_HEADER = "HTTP_X_REQUEST_ID"  # a caller's X-Request-ID is kept..
 GENERATE_REQUEST_ID_IF_NOT_IN_HEADER = True  # ...otherwise one is made
 REQUEST_ID_RESPONSE_HEADER = "X-Request-ID"  # and echoed back
 LOG_REQUESTS = False  # okada.core.api.middleware.AccessLogMiddleware writes the access log
-LOG_FORMAT = env("OKADA_LOG_FORMAT", default="plain")  # plain | json
-LOGGING: dict[str, Any] = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "filters": {"request_id": {"()": "log_request_id.filters.RequestIDFilter"}},
-    "formatters": {
-        "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
-        "json": {
-            "()": "pythonjsonlogger.json.JsonFormatter",
-            "format": "%(levelname)s %(name)s %(request_id)s %(message)s",
-            "rename_fields": {"levelname": "level", "name": "logger"},
-            "timestamp": "time",  # RFC 3339, UTC
-        },
-    },
-    "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["request_id"]}
-    },
-    "root": {"handlers": ["console"], "level": "INFO"},
-}
+# okada.core.logs: structlog renders every line (ours and the libraries'). "plain": readable lines
+# (development); "json": one JSON object per line. A request's lines carry its request id, user or
+# API credential and vendor; a task's its task id, task name and job.
+OKADA_LOG_FORMAT = env("OKADA_LOG_FORMAT", default="plain")
+LOGGING = logs.logging_config(OKADA_LOG_FORMAT)
+# Celery workers keep these handlers instead of installing their own on the root logger.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # Unpaid mobile-money orders expire (and release their stock) after this many minutes.
 OKADA_MOBILE_MONEY_DEADLINE_MINUTES = env.int("OKADA_MOBILE_MONEY_DEADLINE_MINUTES", default=30)
 
@@ -333,3 +332,27 @@ OKADA_SYNC_CURSOR_KEY = env("OKADA_SYNC_CURSOR_KEY", default="")
 # A pushed mutation waits at most this long for a row lock, then the push answers try_again.
 OKADA_SYNC_LOCK_TIMEOUT_MS = env.int("OKADA_SYNC_LOCK_TIMEOUT_MS", default=3000)
 OKADA_SYNC_RETRY_AFTER_SECONDS = env.int("OKADA_SYNC_RETRY_AFTER_SECONDS", default=5)
+# --- Database health (okada.health) ------------------------------------------------------------
+# Every query behind the health screens, the snapshots and the alerts runs under this timeout
+# (and a lock_timeout of the same length), read-only: the screens never hurt the database.
+OKADA_HEALTH_STATEMENT_TIMEOUT_MS = env.int("OKADA_HEALTH_STATEMENT_TIMEOUT_MS", default=1000)
+# Hourly snapshots of table, index and query statistics are kept this long.
+OKADA_HEALTH_SNAPSHOT_RETENTION_DAYS = env.int("OKADA_HEALTH_SNAPSHOT_RETENTION_DAYS", default=90)
+# The statements kept per snapshot: the top N by total time, by mean time and by calls.
+OKADA_HEALTH_SNAPSHOT_QUERIES = env.int("OKADA_HEALTH_SNAPSHOT_QUERIES", default=200)
+# Alerts: what opens one. Each is a row (opened, repeated, cleared, acknowledged), a banner in the
+# admin and an ERROR log line; OKADA_HEALTH_ALERT_EMAIL also emails the Operations group.
+OKADA_HEALTH_ALERT_EMAIL = env.bool("OKADA_HEALTH_ALERT_EMAIL", default=False)
+OKADA_HEALTH_SEQUENCE_ALERT_PERCENT = env.float("OKADA_HEALTH_SEQUENCE_ALERT_PERCENT", default=80.0)
+OKADA_HEALTH_CACHE_HIT_ALERT_PERCENT = env.float("OKADA_HEALTH_CACHE_HIT_ALERT_PERCENT", default=99.0)
+OKADA_HEALTH_LONG_QUERY_MINUTES = env.float("OKADA_HEALTH_LONG_QUERY_MINUTES", default=5.0)
+OKADA_HEALTH_LOCK_WAIT_SECONDS = env.float("OKADA_HEALTH_LOCK_WAIT_SECONDS", default=30.0)
+OKADA_HEALTH_WRAPAROUND_ALERT_PERCENT = env.float("OKADA_HEALTH_WRAPAROUND_ALERT_PERCENT", default=50.0)
+OKADA_HEALTH_JOB_GRACE_MINUTES = env.int("OKADA_HEALTH_JOB_GRACE_MINUTES", default=30)
+OKADA_HEALTH_QUEUE_GROWTH_MINUTES = env.int("OKADA_HEALTH_QUEUE_GROWTH_MINUTES", default=10)
+# /metrics (Prometheus): a scraper sends `Authorization: Bearer <token>`, or comes from an
+# allowed address (IPs or networks, comma-separated). Neither set: every scrape is refused.
+OKADA_METRICS_TOKEN = env("OKADA_METRICS_TOKEN", default="")
+OKADA_METRICS_ALLOWED_IPS = env.list("OKADA_METRICS_ALLOWED_IPS", default=[])
+# Okada's own gauges are computed at most this often (shared by every web process, in Redis).
+OKADA_METRICS_CACHE_SECONDS = env.int("OKADA_METRICS_CACHE_SECONDS", default=15)

@@ -1,7 +1,7 @@
 """Production: everything secret or host-specific comes from the environment."""
 
 from .base import *  # noqa: F403
-from .base import LOGGING, STORAGES, env
+from .base import STORAGES, env, logs
 
 DEBUG = False
 SECRET_KEY = env("SECRET_KEY")
@@ -11,7 +11,7 @@ ALLOWED_HOSTS = env.list("ALLOWED_HOSTS")
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=True)
 # Load balancers probe over plain HTTP inside the network: never redirect the probes.
-SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
 SESSION_COOKIE_SECURE = True
 CSRF_COOKIE_SECURE = True
 SECURE_HSTS_SECONDS = env.int("DJANGO_SECURE_HSTS_SECONDS", default=31536000)
@@ -26,5 +26,7 @@ STORAGES = {
     **STORAGES,
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
 }
-# One JSON object per log line (access log included), each with the request id.
-LOGGING["handlers"]["console"]["formatter"] = env("OKADA_LOG_FORMAT", default="json")
+
+# --- Logs --------------------------------------------------------------------------------------
+# One JSON object per line (see okada.core.logs).
+LOGGING = logs.logging_config(env("OKADA_LOG_FORMAT", default="json"))

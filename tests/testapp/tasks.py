@@ -17,3 +17,12 @@ def crash_then_run_job(name: str) -> None:
         os.kill(os.getpid(), signal.SIGKILL)  # a worker killed mid-task: the task is not acked
     with job(name) as run:
         run.summary = "rerun finished"
+
+
+@shared_task(name="testapp.log_inside_job")
+def log_inside_job(name: str) -> None:
+    """Logs one line inside `job(name)` (tests of what a task's log lines carry)."""
+    import logging
+
+    with job(name):
+        logging.getLogger("testapp").warning("inside the job")

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import gzip
 import json
+import logging.config
 
 import pytest
+from django.conf import settings
 from django.test import override_settings
 
 from catalog.models import Product
@@ -101,21 +103,18 @@ def test_the_access_log_is_one_structured_line_with_the_request_id(api, caplog):
     assert record.duration_ms >= 0
 
 
-def test_the_json_log_format_carries_the_request_id():
-    import logging
+def test_the_json_log_lines_carry_the_request_id_and_the_credential(api, capsys):
+    # The production format (okada.core.logs, structlog): one JSON object per line.
+    from okada.core import logs
 
-    from log_request_id import local
-    from pythonjsonlogger.json import JsonFormatter
-
-    formatter = JsonFormatter("%(asctime)s %(levelname)s %(name)s %(request_id)s %(message)s")
-    local.request_id = "req-99"
+    logging.config.dictConfig(logs.logging_config("json"))
     try:
-        record = logging.LogRecord("okada.access", logging.INFO, __file__, 1, "GET / 200", None, None)
-        from log_request_id.filters import RequestIDFilter
-
-        RequestIDFilter().filter(record)
-        line = json.loads(formatter.format(record))
+        api.get("/products", HTTP_X_REQUEST_ID="req-99")
     finally:
-        del local.request_id
-    assert line["request_id"] == "req-99"
-    assert line["message"] == "GET / 200"
+        logging.config.dictConfig(settings.LOGGING)
+    lines = [json.loads(line) for line in capsys.readouterr().err.splitlines() if line.startswith("{")]
+    [access] = [line for line in lines if line["logger"] == "okada.access"]
+    assert access["request_id"] == "req-99"
+    assert access["credential"].startswith("key:") and access["vendor"]
+    assert (access["method"], access["status"], access["level"]) == ("GET", 200, "info")
+    assert access["event"] == "GET /api/v1/products 200"

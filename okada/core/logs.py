@@ -1,0 +1,154 @@
+"""Structured logs: structlog renders every log line, ours and the libraries' (standard logging).
+
+- `logging_config(fmt)` is the settings' LOGGING: "json" writes one JSON object per line
+  (production), "plain" readable lines (development, tests).
+- `RequestContextMiddleware` gives each request an id (the caller's `X-Request-ID` when it sends
+  a sane one, else a new one, echoed in the response) and makes every line logged while the
+  request runs carry it, with the signed-in user or the API credential and its vendor.
+- Celery tasks carry their task id and task name (signals connected by `connect_celery()`), and
+  `okada.core.jobs.job()` adds the job name and its JobRun id.
+
+Context lives in contextvars (`structlog.contextvars`): bound for one request or one task, then
+cleared, so nothing leaks into the next one a process serves.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Callable, Iterator, MutableMapping
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Any
+
+import structlog
+
+REQUEST_ID_HEADER = "X-Request-ID"
+_SANE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")  # anything else is replaced, not logged
+
+_current_request: ContextVar[Any] = ContextVar("okada_log_request", default=None)
+
+
+def _request_context(logger: Any, method: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    """Who the current request acts for, read when the line is written: the user is known only
+    after authentication, and an API credential only once the API view authenticated it."""
+    request = _current_request.get()
+    if request is None:
+        return event
+    user = request.__dict__.get("user")  # never evaluate a lazy user here (a query in a log call)
+    wrapped = getattr(user, "_wrapped", user)
+    from django.utils.functional import empty
+
+    if wrapped is not None and wrapped is not empty and getattr(wrapped, "is_authenticated", False):
+        event.setdefault("user", getattr(wrapped, "username", str(wrapped.pk)))
+    credential = getattr(request, "credential", None)
+    if credential is not None:
+        event.setdefault("credential", getattr(credential, "scope_key", str(credential)))
+        vendor = getattr(credential, "vendor_id", None)
+        if vendor is not None:
+            event.setdefault("vendor", str(vendor))
+    return event
+
+
+def _shared_processors() -> list[Any]:
+    return [
+        structlog.contextvars.merge_contextvars,
+        _request_context,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.stdlib.ExtraAdder(),  # logger.info("...", extra={...}) fields become keys
+        structlog.processors.TimeStamper(fmt="iso", utc=True, key="time"),
+    ]
+
+
+def logging_config(fmt: str) -> dict[str, Any]:
+    """The LOGGING dict: every handler renders through structlog, as JSON or plain text."""
+    if fmt not in ("json", "plain"):
+        raise ValueError(f"OKADA_LOG_FORMAT must be json or plain, not {fmt!r}")
+    structlog.configure(
+        processors=[
+            structlog.stdlib.filter_by_level,
+            *_shared_processors(),
+            structlog.stdlib.PositionalArgumentsFormatter(),
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+        ],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=True,
+    )
+    renderer: Any
+    if fmt == "json":
+        renderer = [structlog.processors.dict_tracebacks, structlog.processors.JSONRenderer()]
+    else:
+        renderer = [structlog.dev.ConsoleRenderer(colors=False)]
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {
+            "structlog": {
+                "()": structlog.stdlib.ProcessorFormatter,
+                "foreign_pre_chain": _shared_processors(),
+                "processors": [structlog.stdlib.ProcessorFormatter.remove_processors_meta, *renderer],
+            }
+        },
+        "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "structlog"}},
+        "root": {"handlers": ["console"], "level": "INFO"},
+    }
+
+
+def request_id_for(request: Any) -> str:
+    """The request's id: one an earlier middleware gave it, the caller's sane X-Request-ID, or new."""
+    known = getattr(request, "id", None)
+    if isinstance(known, str) and _SANE_REQUEST_ID.match(known):
+        return known
+    sent = request.headers.get(REQUEST_ID_HEADER, "")
+    return sent if _SANE_REQUEST_ID.match(sent) else uuid.uuid4().hex
+
+
+class RequestContextMiddleware:
+    """Binds the request id (and, lazily, user, credential, vendor) to every line of a request."""
+
+    def __init__(self, get_response: Callable[[Any], Any]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: Any) -> Any:
+        request_id = request_id_for(request)
+        request.id = request_id
+        token = _current_request.set(request)
+        try:
+            with structlog.contextvars.bound_contextvars(request_id=request_id):
+                response = self.get_response(request)
+        finally:
+            _current_request.reset(token)
+        if REQUEST_ID_HEADER not in response:
+            response[REQUEST_ID_HEADER] = request_id
+        return response
+
+
+@contextmanager
+def bound(**values: Any) -> Iterator[None]:
+    """Add `values` to every line logged inside the block (job name, run id ...)."""
+    with structlog.contextvars.bound_contextvars(**{k: v for k, v in values.items() if v is not None}):
+        yield
+
+
+def _task_started(task_id: str | None = None, task: Any = None, **kwargs: Any) -> None:
+    structlog.contextvars.clear_contextvars()
+    structlog.contextvars.bind_contextvars(task_id=task_id, task=getattr(task, "name", None))
+
+
+def _task_finished(**kwargs: Any) -> None:
+    structlog.contextvars.clear_contextvars()
+
+
+def connect_celery() -> None:
+    """Every line a task logs carries its task id and name (worker processes import Django)."""
+    from celery import signals
+
+    signals.task_prerun.connect(_task_started, weak=False, dispatch_uid="okada.logs.task_prerun")
+    signals.task_postrun.connect(_task_finished, weak=False, dispatch_uid="okada.logs.task_postrun")
+
+
+def get_logger(name: str) -> Any:
+    """A structlog logger (key=value events); standard `logging.getLogger` works just as well."""
+    return structlog.stdlib.get_logger(name)

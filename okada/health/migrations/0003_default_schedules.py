@@ -1,0 +1,35 @@
+from django.db import migrations
+
+from okada.core.schedules import Schedule, install, uninstall
+
+SCHEDULES = [
+    Schedule(
+        name="Database health snapshot",
+        task="health.take_snapshot",
+        minute="2",
+        description="Hourly: snapshot of table, index and query statistics; prunes those past retention.",
+    ),
+    Schedule(
+        name="Health alerts",
+        task="health.evaluate_alerts",
+        minute="*",
+        description="Every minute: open, repeat and clear health alerts (thresholds in OKADA_HEALTH_* settings).",
+    ),
+]
+
+
+def forwards(apps, schema_editor):
+    install(apps, SCHEDULES)
+
+
+def backwards(apps, schema_editor):
+    uninstall(apps, SCHEDULES)
+
+
+class Migration(migrations.Migration):
+    dependencies = [
+        ("health", "0002_pg_stat_statements"),
+        ("core", "0002_default_schedules"),
+    ]
+
+    operations = [migrations.RunPython(forwards, backwards)]

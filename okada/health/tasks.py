@@ -1,0 +1,26 @@
+"""Health jobs: thin tasks calling the services inside `job()` (single-flight, a JobRun each)."""
+
+from celery import shared_task
+
+from okada.core.jobs import job
+
+
+@shared_task(name="health.take_snapshot", acks_late=True)
+def take_snapshot() -> None:
+    """Hourly: this hour's statistics snapshot, then the snapshots past retention pruned."""
+    from .services import snapshot_take, snapshots_prune
+
+    with job("health.take_snapshot") as run:
+        summary = snapshot_take()
+        run.check()
+        summary["pruned"] = snapshots_prune()
+        run.summary = summary
+
+
+@shared_task(name="health.evaluate_alerts", acks_late=True)
+def evaluate_alerts() -> None:
+    """Every minute: open, repeat and clear alerts (a long lock wait must not wait an hour)."""
+    from .services import alerts_evaluate
+
+    with job("health.evaluate_alerts") as run:
+        run.summary = alerts_evaluate()

@@ -1,0 +1,60 @@
+"""Structured logs (okada.core.logs): what a request's and a task's lines carry, as JSON."""
+
+from __future__ import annotations
+
+import json
+import logging.config
+
+import pytest
+from django.conf import settings
+
+from okada.core import logs
+from tests.testapp.tasks import log_inside_job
+
+pytestmark = pytest.mark.django_db
+
+
+def test_a_requests_lines_carry_its_request_id_and_user(client, admin_user, capsys):
+    logging.config.dictConfig(logs.logging_config("json"))
+    try:
+        client.force_login(admin_user)
+        response = client.get("/admin/", HTTP_X_REQUEST_ID="req-health-1")
+    finally:
+        logging.config.dictConfig(settings.LOGGING)
+    lines = [json.loads(line) for line in capsys.readouterr().err.splitlines() if line.startswith("{")]
+    [access] = [line for line in lines if line["logger"] == "okada.access"]
+    assert response["X-Request-ID"] == "req-health-1"
+    assert access["request_id"] == "req-health-1"
+    assert access["user"] == admin_user.username
+    assert access["level"] == "info" and access["time"].endswith("Z")
+
+
+def test_a_tasks_lines_carry_its_task_id_task_name_and_job(capsys):
+    logging.config.dictConfig(logs.logging_config("json"))
+    try:
+        result = log_inside_job.apply(args=("probe.logged_job",), task_id="task-health-1")
+    finally:
+        logging.config.dictConfig(settings.LOGGING)
+    assert result.successful()
+    lines = [json.loads(line) for line in capsys.readouterr().err.splitlines() if line.startswith("{")]
+    [line] = [line for line in lines if line["event"] == "inside the job"]
+    assert line["task_id"] == "task-health-1"
+    assert line["task"] == "testapp.log_inside_job"
+    assert line["job"] == "probe.logged_job" and line["job_run"]
+
+
+def test_nothing_of_a_task_leaks_into_the_next_lines(capsys):
+    log_inside_job.apply(args=("probe.logged_job",), task_id="task-health-2")
+    logging.config.dictConfig(logs.logging_config("json"))
+    try:
+        logging.getLogger("testapp").warning("after the task")
+    finally:
+        logging.config.dictConfig(settings.LOGGING)
+    lines = [json.loads(line) for line in capsys.readouterr().err.splitlines() if line.startswith("{")]
+    [line] = [line for line in lines if line["event"] == "after the task"]
+    assert "task_id" not in line and "job" not in line
+
+
+def test_an_unknown_log_format_is_refused():
+    with pytest.raises(ValueError, match="json or plain"):
+        logs.logging_config("xml")

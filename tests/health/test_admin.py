@@ -1,0 +1,192 @@
+"""The health screens in the admin: who reads them, who acts, and that each renders."""
+
+from __future__ import annotations
+
+import pytest
+from django.conf import settings
+from django.contrib.auth.models import Group
+from django.urls import reverse
+
+from okada.health.models import Alert, DatabaseAction
+from tests.health.conftest import in_thread, wait_until
+
+pytestmark = pytest.mark.django_db
+
+SCREENS = ["changelist", "queries", "activity", "storage", "indexes", "sequences", "connections"]
+
+
+def url(name: str) -> str:
+    return reverse(f"admin:health_databasehealth_{name}" if name == "changelist" else f"admin:health_{name}")
+
+
+@pytest.mark.parametrize("screen", SCREENS)
+def test_superusers_and_operations_read_every_screen(client, admin_user, operations_user, screen):
+    for user in (admin_user, operations_user):
+        client.force_login(user)
+        response = client.get(url(screen))
+        assert response.status_code == 200, (user, screen)
+        assert b"health-unavailable" not in response.content
+
+
+def test_staff_without_the_role_cannot_read_the_screens(client, staff_user):
+    client.force_login(staff_user)
+    assert client.get(url("queries")).status_code == 403
+    assert client.get(url("changelist")).status_code == 403
+
+
+def test_the_overview_shows_the_database_beside_the_marketplace(client, admin_user):
+    client.force_login(admin_user)
+    body = client.get(url("changelist")).content.decode()
+    for panel in (
+        "orders.placements",
+        "orders.open",
+        "catalog.stock_outs",
+        "backups.status",
+        "health.jobs",
+        "health.partitions",
+        "health.queue",
+    ):
+        assert f'id="panel-{panel}"' in body, panel
+
+
+def test_the_queries_screen_says_when_pg_stat_statements_is_missing(client, admin_user, monkeypatch):
+    from okada.health import pg
+
+    original = pg.statements_status
+
+    def not_preloaded(cur):
+        status = original(cur)
+        return {**status, "preloaded": False, "available": False}
+
+    monkeypatch.setattr(pg, "statements_status", not_preloaded)
+    client.force_login(admin_user)
+    body = client.get(url("queries")).content.decode()
+    assert "shared_preload_libraries" in body
+
+
+def test_operations_see_no_action_buttons_and_their_posts_are_refused(client, operations_user):
+    client.force_login(operations_user)
+    page = client.get(url("queries")).content
+    assert reverse("admin:health_queries_reset").encode() not in page
+    assert b"/cancel/" not in client.get(url("activity")).content
+    assert client.get(reverse("admin:health_queries_reset")).status_code == 403
+    assert client.post(reverse("admin:health_queries_reset")).status_code == 403
+    assert client.post(reverse("admin:health_signal", args=[1, "cancel"])).status_code == 403
+    assert not DatabaseAction.objects.exists()
+
+
+def english(client) -> None:
+    """The admin speaks French unless the user chose English (the language cookie)."""
+    client.cookies[settings.LANGUAGE_COOKIE_NAME] = "en"
+
+
+def test_resetting_the_statistics_asks_first_and_is_logged(client, admin_user):
+    client.force_login(admin_user)
+    english(client)
+    assert reverse("admin:health_queries_reset").encode() in client.get(url("queries")).content
+    confirm = client.get(reverse("admin:health_queries_reset"))
+    assert confirm.status_code == 200 and b"Yes, do it" in confirm.content
+    assert not DatabaseAction.objects.exists()  # asking changes nothing
+    response = client.post(reverse("admin:health_queries_reset"))
+    assert response.status_code == 302
+    assert DatabaseAction.objects.get().user == admin_user
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_superuser_cancels_a_long_query_from_the_activity_screen(client, admin_user):
+    client.force_login(admin_user)
+    with in_thread("SELECT pg_sleep(30) AS health_probe_sleep") as (pid, done):
+        wait_until(
+            lambda: b"health_probe_sleep" in client.get(url("activity")).content, "the query to be listed"
+        )
+        confirm = client.get(reverse("admin:health_signal", args=[pid, "cancel"]))
+        assert b"health_probe_sleep" in confirm.content
+        response = client.post(reverse("admin:health_signal", args=[pid, "cancel"]))
+        assert response.status_code == 302
+        wait_until(lambda: done, "the query to stop")
+    assert "canceling statement" in str(done[0])
+    assert DatabaseAction.objects.get().pid == pid
+
+
+def test_open_alerts_show_as_a_banner_on_every_admin_page(client, operations_user, staff_user):
+    Alert.objects.create(
+        key="probe:x",
+        kind="probe",
+        severity="critical",
+        message="Sequence x has used 90.0% of its range.",
+        data={
+            "message": "Sequence %(name)s has used %(percent).1f%% of its range (%(remaining)s values left).",
+            "params": {"name": "x", "percent": 90.0, "remaining": 10},
+        },
+    )
+    client.force_login(operations_user)
+    english(client)
+    body = client.get(reverse("admin:index")).content.decode()
+    assert 'id="health-alerts"' in body and "Sequence x has used 90.0% of its range" in body
+    client.cookies[settings.LANGUAGE_COOKIE_NAME] = "fr"  # and in French for French readers
+    body = client.get(reverse("admin:health_alert_changelist")).content.decode()
+    assert "La séquence x a utilisé 90.0 % de sa plage" in body
+    client.force_login(staff_user)  # no role: no banner
+    assert 'id="health-alerts"' not in client.get(reverse("admin:index")).content.decode()
+
+
+def test_operations_acknowledge_alerts_from_the_list(client, operations_user):
+    alert = Alert.objects.create(key="probe:x", kind="probe", severity="warning", message="m")
+    client.force_login(operations_user)
+    response = client.post(
+        reverse("admin:health_alert_changelist"), {"action": "acknowledge", "_selected_action": [alert.pk]}
+    )
+    assert response.status_code == 302
+    alert.refresh_from_db()
+    assert alert.acknowledged_by == operations_user
+
+
+def test_a_role_without_the_acknowledge_permission_cannot_acknowledge(client, staff_user):
+    from django.contrib.auth.models import Permission
+
+    group = Group.objects.create(name="Readers")
+    group.permissions.add(Permission.objects.get(codename="view_alert"))
+    staff_user.groups.add(group)
+    alert = Alert.objects.create(key="probe:x", kind="probe", severity="warning", message="m")
+    client.force_login(staff_user)
+    client.post(
+        reverse("admin:health_alert_changelist"), {"action": "acknowledge", "_selected_action": [alert.pk]}
+    )
+    alert.refresh_from_db()
+    assert alert.acknowledged_at is None
+
+
+def test_open_alerts_are_a_panel_of_the_operations_dashboard(client, operations_user):
+    Alert.objects.create(key="probe:x", kind="probe", severity="critical", message="probe alert text")
+    client.force_login(operations_user)
+    body = client.get(reverse("admin:index")).content.decode()
+    assert 'id="panel-healthalerts"' in body
+    assert body.count("probe alert text") == 2  # the banner and the panel
+
+
+def test_a_panel_slower_than_the_statement_timeout_is_unavailable_and_the_page_still_renders(
+    client, admin_user, settings
+):
+    from django.db import connection
+
+    from okada.health import registry
+
+    def slow() -> dict:
+        with connection.cursor() as cur:
+            cur.execute("SELECT pg_sleep(2)")
+        return {}
+
+    settings.OKADA_HEALTH_STATEMENT_TIMEOUT_MS = 300
+    registry.register_panel(
+        registry.Panel(key="probe.slow", title="slow", template="x.html", build=slow, order=1)
+    )
+    try:
+        client.force_login(admin_user)
+        response = client.get(url("changelist"))
+    finally:
+        registry.unregister("probe.slow")
+    body = response.content.decode()
+    assert response.status_code == 200
+    slow_panel = body.split('id="panel-probe.slow"', 1)[1].split("</section>", 1)[0]
+    assert "health-unavailable" in slow_panel
+    assert body.count("health-unavailable") == 1  # the panels after it were read as usual

@@ -1,0 +1,76 @@
+"""/metrics: Prometheus text with django-prometheus' and Okada's metrics, behind a token or an
+address allowlist."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import connection
+
+from okada.health import counters
+from orders.services import REFUSED_OUT_OF_STOCK
+from tests.orders.factories import OrderFactory
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def token(settings):
+    settings.OKADA_METRICS_TOKEN = "s3cret-metrics-token"
+    settings.OKADA_METRICS_ALLOWED_IPS = []
+    return settings.OKADA_METRICS_TOKEN
+
+
+def test_metrics_refuse_a_request_without_the_token(client, token):
+    response = client.get("/metrics")
+    assert response.status_code == 401
+    assert response["WWW-Authenticate"].startswith("Bearer")
+    assert b"okada_" not in response.content
+    assert client.get("/metrics", HTTP_AUTHORIZATION="Bearer wrong").status_code == 401
+
+
+def test_metrics_are_refused_to_everybody_when_neither_token_nor_allowlist_is_set(client, settings):
+    settings.OKADA_METRICS_TOKEN = ""
+    settings.OKADA_METRICS_ALLOWED_IPS = []
+    assert client.get("/metrics", HTTP_AUTHORIZATION="Bearer ").status_code == 401
+
+
+def test_metrics_answer_an_allowed_address_without_a_token(client, settings):
+    settings.OKADA_METRICS_TOKEN = ""
+    settings.OKADA_METRICS_ALLOWED_IPS = ["10.0.0.0/8", "127.0.0.1"]
+    assert client.get("/metrics").status_code == 200  # the test client comes from 127.0.0.1
+    settings.OKADA_METRICS_ALLOWED_IPS = ["10.0.0.0/8"]
+    assert client.get("/metrics").status_code == 401
+
+
+def test_metrics_expose_okadas_gauges_and_counters(client, token):
+    OrderFactory()
+    counters.count(REFUSED_OUT_OF_STOCK)
+    counters.count(REFUSED_OUT_OF_STOCK)
+    with connection.cursor() as cur:
+        cur.execute("SELECT nextval('orders_order_number_seq')")  # an order number issued
+    response = client.get("/metrics", HTTP_AUTHORIZATION=f"Bearer {token}")
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("text/plain")
+    text = response.content.decode()
+    assert 'okada_orders{status="pending"} 1.0' in text
+    assert 'okada_order_refusals_total{reason="out_of_stock"} 2.0' in text
+    assert "okada_order_placements_total " in text
+    assert 'okada_oldest_open_order_age_seconds{status="pending"}' in text
+    assert "okada_stock_outs " in text
+    assert 'okada_celery_queue_length{queue="celery"}' in text
+    assert "okada_db_max_connections " in text
+    assert 'okada_metrics_provider_up{provider="orders"} 1.0' in text
+    assert "okada_backup_max_age_seconds " in text
+    # django-prometheus: requests, database and cache
+    assert "django_http_requests_total_by_method_total" in text
+    assert "django_db_execute_total" in text
+    assert "django_cache_get_total" in text
+
+
+def test_okadas_figures_are_cached_between_scrapes(client, token):
+    OrderFactory()
+    first = client.get("/metrics", HTTP_AUTHORIZATION=f"Bearer {token}").content.decode()
+    OrderFactory()
+    second = client.get("/metrics", HTTP_AUTHORIZATION=f"Bearer {token}").content.decode()
+    assert 'okada_orders{status="pending"} 1.0' in first
+    assert 'okada_orders{status="pending"} 1.0' in second  # within OKADA_METRICS_CACHE_SECONDS

@@ -1,0 +1,348 @@
+"""Snapshots, alerts, and what superusers may do to the database."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from django.core import mail
+from django.db import connection
+from django.utils import timezone
+
+from okada.core.actors import Actor
+from okada.core.errors import NotAllowed, NotFound
+from okada.health import registry, services
+from okada.health.models import Alert, DatabaseAction, IndexStat, QueryStat, QueryText, Snapshot, TableStat
+from tests.health.conftest import backend_pid, in_thread, session, wait_until
+
+pytestmark = pytest.mark.django_db
+
+
+def execute(sql: str, params=None) -> None:
+    with connection.cursor() as cur:
+        cur.execute(sql, params)
+
+
+# --- Snapshots -----------------------------------------------------------------------------------
+
+
+def test_a_snapshot_records_tables_indexes_and_statements_once_per_hour():
+    now = timezone.now()
+    first = services.snapshot_take(now=now)
+    again = services.snapshot_take(now=now + dt.timedelta(minutes=1))
+    assert first["taken"] and first["statements_available"] and not again["taken"]
+    snapshot = Snapshot.objects.get()
+    assert TableStat.objects.filter(snapshot=snapshot, name="orders_order").exists()
+    events = TableStat.objects.get(snapshot=snapshot, name="orders_orderevent")
+    assert events.kind == "p"
+    assert (
+        TableStat.objects.get(snapshot=snapshot, name="orders_orderevent_default").parent
+        == "orders_orderevent"
+    )
+    assert IndexStat.objects.filter(snapshot=snapshot, name="orders_order_pkey").exists()
+    assert QueryStat.objects.filter(snapshot=snapshot).count() == first["statements"] > 0
+    assert QueryText.objects.count() >= first["statements"]
+
+
+def test_snapshots_past_retention_are_pruned_with_their_rows(settings):
+    settings.OKADA_HEALTH_SNAPSHOT_RETENTION_DAYS = 90
+    now = timezone.now()
+    services.snapshot_take(now=now - dt.timedelta(days=91))
+    services.snapshot_take(now=now)
+    assert services.snapshots_prune(now=now) == 1
+    kept = Snapshot.objects.get()
+    assert kept.hour == now.astimezone(dt.UTC).replace(minute=0, second=0, microsecond=0)
+    assert not TableStat.objects.exclude(snapshot=kept).exists()
+    assert not QueryStat.objects.exclude(snapshot=kept).exists()
+
+
+# --- Alerts --------------------------------------------------------------------------------------
+
+
+def test_a_sequence_near_its_maximum_opens_an_alert_and_moving_it_back_clears_it(settings):
+    settings.OKADA_HEALTH_SEQUENCE_ALERT_PERCENT = 80
+    execute("CREATE SEQUENCE health_probe_seq MAXVALUE 1000; SELECT setval('health_probe_seq', 850)")
+    summary = services.alerts_evaluate(kinds=["sequence_near_max"])
+    alert = Alert.objects.get(key="sequence_near_max:health_probe_seq")
+    assert summary["opened"] == [alert.key] and alert.is_open
+    assert "85.0%" in alert.message and alert.data["params"]["remaining"] == 150
+
+    services.alerts_evaluate(kinds=["sequence_near_max"])  # still there: the same alert, seen again
+    alert.refresh_from_db()
+    assert alert.repeats == 2 and alert.is_open
+
+    execute("SELECT setval('health_probe_seq', 10)")
+    summary = services.alerts_evaluate(kinds=["sequence_near_max"])
+    alert.refresh_from_db()
+    assert summary["cleared"] == [alert.key] and alert.cleared_at is not None
+
+    execute("SELECT setval('health_probe_seq', 990)")  # back again: a new alert
+    services.alerts_evaluate(kinds=["sequence_near_max"])
+    assert Alert.objects.filter(key=alert.key).count() == 2
+    assert Alert.objects.open().get(key=alert.key).severity == "critical"
+
+
+def test_an_opened_alert_is_logged_at_error_and_emailed_to_operations(
+    settings, caplog, operations_user, django_capture_on_commit_callbacks
+):
+    settings.OKADA_HEALTH_ALERT_EMAIL = True
+    execute("CREATE SEQUENCE health_probe_seq MAXVALUE 100; SELECT setval('health_probe_seq', 99)")
+    with (
+        caplog.at_level("ERROR", logger="okada.health.services"),
+        django_capture_on_commit_callbacks(execute=True),
+    ):
+        services.alerts_evaluate(kinds=["sequence_near_max"])
+    assert any("health_probe_seq" in r.getMessage() for r in caplog.records if r.levelname == "ERROR")
+    assert [m.to for m in mail.outbox] == [["ops@x.cm"]]
+    assert Alert.objects.get(key="sequence_near_max:health_probe_seq").emailed_at is not None
+
+    services.alerts_evaluate(kinds=["sequence_near_max"])  # seen again: no second email
+    assert len(mail.outbox) == 1
+
+
+def test_a_condition_that_cannot_be_evaluated_leaves_its_alerts_as_they_were():
+    calls = {"n": 0}
+
+    def flaky() -> list[registry.Finding]:
+        calls["n"] += 1
+        if calls["n"] > 1:
+            raise RuntimeError("cannot tell")
+        return [registry.Finding(subject="x", message="probe %(n)s", params={"n": 1})]
+
+    registry.register_condition(registry.Condition(kind="probe", title="probe", evaluate=flaky))
+    try:
+        services.alerts_evaluate(kinds=["probe"])
+        summary = services.alerts_evaluate(kinds=["probe"])
+    finally:
+        registry.unregister("probe")
+    assert "probe" in summary["errors"]
+    assert Alert.objects.open().filter(key="probe:x").exists()
+
+
+def test_alerts_are_acknowledged_by_operations_once(operations_user, staff_user):
+    alert = Alert.objects.create(key="probe:x", kind="probe", severity="warning", message="m")
+    with pytest.raises(NotAllowed):
+        services.alert_acknowledge(alert=alert, actor=Actor.for_staff_user(staff_user))
+    services.alert_acknowledge(alert=alert, actor=Actor.for_staff_user(operations_user))
+    alert.refresh_from_db()
+    first = alert.acknowledged_at
+    assert alert.acknowledged_by == operations_user and first is not None
+    services.alert_acknowledge(alert=alert, actor=Actor.for_staff_user(operations_user))
+    alert.refresh_from_db()
+    assert alert.acknowledged_at == first
+
+
+def test_a_job_failing_twice_in_a_row_opens_an_alert():
+    from okada.core.models import JobRun
+
+    now = timezone.now()
+    for minutes, outcome in ((30, "success"), (20, "failed"), (10, "skipped"), (5, "failed")):
+        started = now - dt.timedelta(minutes=minutes)
+        JobRun.objects.create(name="probe.job", started_at=started, finished_at=started, outcome=outcome)
+    services.alerts_evaluate(kinds=["job_failing"])
+    assert Alert.objects.open().filter(key="job_failing:probe.job").exists()
+    JobRun.objects.create(name="probe.job", started_at=now, finished_at=now, outcome="success")
+    services.alerts_evaluate(kinds=["job_failing"])
+    assert not Alert.objects.open().filter(key="job_failing:probe.job").exists()
+
+
+def test_a_job_that_has_not_succeeded_since_its_run_was_due_opens_an_alert(settings):
+    from django_celery_beat.models import CrontabSchedule, PeriodicTask
+
+    from okada.core.models import JobRun
+
+    settings.OKADA_HEALTH_JOB_GRACE_MINUTES = 30
+    crontab = CrontabSchedule.objects.create(minute="0", hour="*", timezone="Africa/Douala")
+    PeriodicTask.objects.create(name="probe", task="probe.hourly", crontab=crontab)
+    three_hours_ago = timezone.now() - dt.timedelta(hours=3)
+    JobRun.objects.create(
+        name="probe.hourly", started_at=three_hours_ago, finished_at=three_hours_ago, outcome="success"
+    )
+    services.alerts_evaluate(kinds=["job_overdue"])
+    assert Alert.objects.open().filter(key="job_overdue:probe.hourly").exists()
+    now = timezone.now()
+    JobRun.objects.create(name="probe.hourly", started_at=now, finished_at=now, outcome="success")
+    services.alerts_evaluate(kinds=["job_overdue"])
+    assert not Alert.objects.open().filter(key="job_overdue:probe.hourly").exists()
+
+
+def test_rows_in_a_default_partition_open_an_alert():
+    from orders.models import OrderEvent
+
+    with connection.cursor() as cur:
+        cur.execute("SELECT count(*) FROM orders_orderevent_default")
+        assert cur.fetchone()[0] == 0
+    services.alerts_evaluate(kinds=["rows_in_default", "partition_missing"])
+    assert not Alert.objects.open().filter(kind__in=["rows_in_default", "partition_missing"]).exists()
+    # An event dated in a month without partition lands in DEFAULT (the insert never fails).
+    from tests.orders.factories import OrderFactory
+
+    order = OrderFactory()
+    OrderEvent.objects.create(order=order, kind="note", created_at=dt.datetime(2001, 3, 4, tzinfo=dt.UTC))
+    services.alerts_evaluate(kinds=["rows_in_default"])
+    alert = Alert.objects.open().get(key="rows_in_default:orders_orderevent")
+    assert alert.data["params"]["rows"] == 1
+
+
+# --- Acting on the database ----------------------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_superuser_cancels_a_long_query_and_operations_cannot(admin_user, operations_user):
+    with in_thread("SELECT pg_sleep(30) AS health_probe_sleep") as (pid, done):
+        wait_until(lambda: _running(pid), "the query to run")
+        with pytest.raises(NotAllowed):
+            services.session_signal(pid=pid, kind="cancel", actor=Actor.for_staff_user(operations_user))
+        assert _running(pid)
+        action = services.session_signal(pid=pid, kind="cancel", actor=Actor.for_staff_user(admin_user))
+        wait_until(lambda: done, "the query to stop")
+    assert action.succeeded and action.user == admin_user and "health_probe_sleep" in action.target
+    assert "canceling statement due to user request" in str(done[0])
+    assert list(DatabaseAction.objects.values_list("kind", "pid")) == [("cancel", pid)]
+
+
+def _running(pid: int) -> bool:
+    with connection.cursor() as cur:
+        cur.execute("SELECT state = 'active' FROM pg_stat_activity WHERE pid = %s", [pid])
+        row = cur.fetchone()
+    return bool(row and row[0])
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_superuser_terminates_an_idle_in_transaction_session(admin_user):
+    with session(autocommit=False) as idle:
+        pid = backend_pid(idle)
+        action = services.session_signal(pid=pid, kind="terminate", actor=Actor.for_staff_user(admin_user))
+        assert action.succeeded
+        wait_until(lambda: not _exists(pid), "the session to end")
+
+
+def _exists(pid: int) -> bool:
+    with connection.cursor() as cur:
+        cur.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = %s", [pid])
+        return bool(cur.fetchone()[0])
+
+
+def test_the_callers_own_session_and_server_processes_are_never_signalled(admin_user):
+    actor = Actor.for_staff_user(admin_user)
+    with pytest.raises(NotAllowed, match="own session"):
+        services.session_signal(pid=backend_pid(connection), kind="terminate", actor=actor)
+    with connection.cursor() as cur:
+        cur.execute("SELECT pid FROM pg_stat_activity WHERE backend_type = 'checkpointer'")
+        checkpointer = cur.fetchone()[0]
+    with pytest.raises(NotAllowed, match="checkpointer"):
+        services.session_signal(pid=checkpointer, kind="terminate", actor=actor)
+    with pytest.raises(NotFound):
+        services.session_signal(pid=2_000_000_000, kind="cancel", actor=actor)
+    assert not DatabaseAction.objects.exists()
+
+
+def test_resetting_query_statistics_is_for_superusers_and_logged(admin_user, operations_user):
+    with pytest.raises(NotAllowed):
+        services.statements_reset(actor=Actor.for_staff_user(operations_user))
+    action = services.statements_reset(actor=Actor.for_staff_user(admin_user))
+    assert action.kind == "reset_statements" and action.user == admin_user
+
+
+# --- Sessions as alerts --------------------------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_query_running_longer_than_the_threshold_opens_an_alert_that_clears_when_it_ends(settings):
+    settings.OKADA_HEALTH_LONG_QUERY_MINUTES = 0.01  # 0.6 s
+    with in_thread("SELECT pg_sleep(30) AS health_probe_sleep") as (pid, done):
+        wait_until(lambda: services.alerts_evaluate(kinds=["long_query"])["opened"], "the query to be long")
+        alert = Alert.objects.open().get(kind="long_query")
+        assert alert.data["params"]["pid"] == pid and "health_probe_sleep" in alert.message
+        with session() as conn, conn.cursor() as cur:
+            cur.execute("SELECT pg_cancel_backend(%s)", [pid])
+        wait_until(lambda: done, "the query to stop")
+    services.alerts_evaluate(kinds=["long_query"])
+    assert not Alert.objects.open().filter(kind="long_query").exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_lock_wait_longer_than_the_threshold_opens_an_alert_naming_the_blocker(settings):
+    settings.OKADA_HEALTH_LOCK_WAIT_SECONDS = 0.5
+    with session() as conn, conn.cursor() as cur:
+        cur.execute("CREATE TABLE health_probe (id int)")
+    try:
+        with session(autocommit=False) as holder:
+            with holder.cursor() as cur:
+                cur.execute("LOCK TABLE health_probe IN ACCESS EXCLUSIVE MODE")
+            with in_thread("SELECT count(*) FROM health_probe") as (waiter, done):
+                wait_until(
+                    lambda: services.alerts_evaluate(kinds=["lock_wait"])["opened"], "a long lock wait"
+                )
+                alert = Alert.objects.open().get(kind="lock_wait")
+                assert alert.data["params"]["pid"] == waiter
+                assert alert.data["params"]["blockers"] == str(backend_pid(holder))
+                assert alert.data["params"]["relation"] == "health_probe"
+                holder.rollback()
+                wait_until(lambda: done, "the waiter to get its lock")
+        services.alerts_evaluate(kinds=["lock_wait"])
+        assert not Alert.objects.open().filter(kind="lock_wait").exists()
+    finally:
+        with session() as conn, conn.cursor() as cur:
+            cur.execute("DROP TABLE health_probe")
+
+
+def test_a_celery_queue_that_keeps_growing_opens_an_alert():
+    from okada.health import queue
+
+    now = 1_000_000.0
+    samples = [(now - 660, 5), (now - 300, 9), (now - 60, 14), (now, 20)]
+    assert queue.growing_for(samples, 10, now=now)
+    assert not queue.growing_for([(now - 660, 5), (now - 300, 0), (now, 20)], 10, now=now)  # it emptied
+    assert not queue.growing_for([(now - 300, 5), (now, 20)], 10, now=now)  # not watched long enough
+    assert not queue.growing_for([(now - 660, 20), (now, 20)], 10, now=now)  # not longer
+
+
+# --- What the screens read from the snapshots ----------------------------------------------------
+
+
+def test_query_deltas_count_the_calls_and_time_since_the_snapshot(settings):
+    from okada.health import pg, selectors
+
+    settings.OKADA_HEALTH_SNAPSHOT_QUERIES = 100_000  # every statement, the probe among them
+
+    execute("CREATE TABLE health_probe (id int); SELECT count(*) FROM health_probe")
+    services.snapshot_take()
+    for _ in range(3):
+        execute("SELECT count(*) FROM health_probe")
+    since = selectors.previous_snapshot()
+    with pg.reads() as cur:
+        report = selectors.statement_deltas(cur, order="calls", limit=100_000, since=since)
+    [row] = [r for r in report["rows"] if r["query"] == "SELECT count(*) FROM health_probe"]
+    assert row["calls"] == 4
+    assert row["delta"]["calls"] == 3
+    assert row["delta"]["mean_ms"] is not None and row["delta"]["mean_change_percent"] is not None
+
+
+def test_a_snapshot_keeps_the_top_statements_by_total_time_mean_time_and_calls(settings):
+    from okada.health import pg
+
+    settings.OKADA_HEALTH_SNAPSHOT_QUERIES = 3
+    with pg.reads() as cur:
+        tops = {
+            order: {q["queryid"] for q in pg.statements(cur, order=order, limit=3)}
+            for order in pg.STATEMENT_ORDER
+        }
+    services.snapshot_take()
+    kept = set(QueryStat.objects.values_list("queryid", flat=True))
+    # The busiest by calls and the slowest by mean time are different statements (SAVEPOINTs
+    # against DDL): the snapshot holds more than one top 3, at most three.
+    assert tops["calls"] != tops["mean"]
+    assert 3 < len(kept) <= 9
+
+
+def test_table_growth_reads_the_last_snapshot_of_each_day():
+    from okada.health import selectors
+
+    now = timezone.now()
+    for days in (3, 2, 1):
+        services.snapshot_take(now=now - dt.timedelta(days=days))
+    growth = selectors.table_growth(days=30, now=now)
+    assert len(growth["orders_order"]) == 3
+    assert "orders_orderevent_default" not in growth  # partitions are summed into their table
+    assert len(growth["orders_orderevent"]) == 3
