@@ -19,6 +19,7 @@ from okada.core.models import (
     BaseModel,
     TrackedModel,
     TrackedQuerySet,
+    deleted_rows_index,
     live_unique,
     tracked_managers,
     uuid_key,
@@ -80,6 +81,7 @@ class Vendor(TrackedModel):
             choices_check("status", VendorStatus.choices, "catalog_vendor_status_valid"),
             choices_check("city", City.choices, "catalog_vendor_city_valid"),
         ]
+        indexes = [deleted_rows_index("catalog_vendor_deleted")]
 
     def __str__(self) -> str:
         return self.name
@@ -124,6 +126,7 @@ class VendorMember(TrackedModel):
             live_unique("user", "vendor", name="catalog_vendormember_live_uniq"),
             choices_check("role", MemberRole.choices, "catalog_vendormember_role_valid"),
         ]
+        indexes = [deleted_rows_index("catalog_vendormember_deleted")]
 
     def __str__(self) -> str:
         return f"{self.user} @ {self.vendor} ({self.role})"
@@ -158,6 +161,7 @@ class Category(TrackedModel):
             live_unique("slug", name="catalog_category_slug_live_uniq"),
             models.CheckConstraint(condition=~Q(parent=F("id")), name="catalog_category_not_own_parent"),
         ]
+        indexes = [deleted_rows_index("catalog_category_deleted")]
 
     def __str__(self) -> str:
         return self.name_fr
@@ -271,6 +275,7 @@ class Product(TrackedModel):
             choices_check("unit", ProductUnit.choices, "catalog_product_unit_valid"),
         ]
         indexes = [
+            deleted_rows_index("catalog_product_deleted"),
             GinIndex(fields=["search_vector"], name="catalog_product_search_gin"),
             models.Index(fields=["vendor", "updated_at"], name="catalog_product_vendor_upd"),
             models.Index(fields=["vendor", "is_active"], name="catalog_product_vendor_active"),
@@ -381,12 +386,16 @@ class StockMovement(models.Model):
         db_index=False,
         db_comment="Product (indexed with created_at).",
     )
+    # No index of its own: the ledger is read by product (and time); an index by vendor would
+    # cost each line of every order placed for the admin's vendor filter alone, which scans
+    # the newest movements instead.
     vendor = models.ForeignKey(
         Vendor,
         verbose_name=_("vendor"),
         on_delete=models.DO_NOTHING,
         related_name="+",
         db_constraint=False,
+        db_index=False,
         db_comment="Vendor.",
     )
     delta = models.IntegerField(_("change"), db_comment="Signed change in units (see kind).")

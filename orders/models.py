@@ -17,6 +17,7 @@ from okada.core.models import (
     BaseModel,
     TrackedModel,
     TrackedQuerySet,
+    deleted_rows_index,
     live_unique,
     tracked_managers,
     uuid_key,
@@ -40,6 +41,7 @@ class Zone(TrackedModel):
             models.CheckConstraint(condition=Q(delivery_fee_xaf__gte=0), name="orders_zone_fee_nonneg"),
             choices_check("city", City.choices, "orders_zone_city_valid"),
         ]
+        indexes = [deleted_rows_index("orders_zone_deleted")]
 
     def __str__(self) -> str:
         return f"{self.name} ({self.get_city_display()})"
@@ -70,6 +72,7 @@ class Customer(TrackedModel):
             live_unique("phone", name="orders_customer_phone_live_uniq"),
             phone_check("phone", "orders_customer_phone_e164"),
         ]
+        indexes = [deleted_rows_index("orders_customer_deleted")]
 
     def __str__(self) -> str:
         return f"{self.name} ({self.phone})"
@@ -191,11 +194,14 @@ class Order(TrackedModel):
     delivery_fee_xaf = money_field(_("delivery fee (XAF)"), "Delivery fee")
     total_xaf = money_field(_("total (XAF)"), "subtotal + delivery fee")
     address = models.TextField(_("address"), db_comment="Delivery address as given.")
+    # No index of its own: the admin's zone filter walks orders by placed_at (fifty zones,
+    # so matches come fast) and a zone is deleted rarely; each index costs every order placed.
     zone = models.ForeignKey(
         Zone,
         verbose_name=_("zone"),
         on_delete=models.PROTECT,
         related_name="orders",
+        db_index=False,
         db_comment="Delivery zone.",
     )
     placed_at = models.DateTimeField(
@@ -236,6 +242,7 @@ class Order(TrackedModel):
             choices_check("payment_status", PaymentStatus.choices, "orders_order_payment_status_valid"),
         ]
         indexes = [
+            deleted_rows_index("orders_order_deleted"),
             models.Index(fields=["vendor", "status", "-placed_at"], name="orders_order_vendor_status"),
             models.Index(fields=["vendor", "updated_at"], name="orders_order_vendor_upd"),
             models.Index(fields=["customer", "-placed_at"], name="orders_order_customer"),
@@ -269,11 +276,14 @@ class OrderItem(BaseModel):
     )
     # DO_NOTHING, not PROTECT: soft-deleting a product that was ordered is fine (the line keeps
     # its snapshot), while the database's FK still refuses a hard delete of an ordered product.
+    # No index: nothing reads items by product but that FK check, on a hard delete (superusers,
+    # rarely), and an index would cost each line of every order placed.
     product = models.ForeignKey(
         Product,
         verbose_name=_("product"),
         on_delete=models.DO_NOTHING,
         related_name="order_items",
+        db_index=False,
         db_comment="Product ordered.",
     )
     sku = models.CharField(_("SKU"), max_length=64, db_comment="SKU at order time (snapshot).")

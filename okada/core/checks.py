@@ -1,4 +1,4 @@
-"""System checks that keep every tracked model honest about partial uniqueness."""
+"""System checks that keep every tracked model honest: partial uniqueness, partial deleted index."""
 
 from __future__ import annotations
 
@@ -26,7 +26,28 @@ def tracked_models_use_partial_unique(app_configs: Any = None, **kwargs: Any) ->
     for model in apps.get_models():
         if issubclass(model, TrackedModel):
             errors += partial_unique_errors(model)
+            errors += deleted_index_errors(model)
     return errors
+
+
+def deleted_index_errors(model: Any) -> list[checks.CheckMessage]:
+    """An error unless `model` indexes its soft-deleted rows with a partial index only."""
+    for index in model._meta.indexes:
+        condition = index.condition
+        if (
+            list(index.fields) == ["deleted_at"]
+            and condition is not None
+            and list(condition.children) == [("deleted_at__isnull", False)]
+        ):
+            return []
+    return [
+        checks.Error(
+            f"{model._meta.label} has no partial index of its deleted rows.",
+            hint="Add okada.core.models.deleted_rows_index(name) to Meta.indexes.",
+            obj=model,
+            id="okada.E002",
+        )
+    ]
 
 
 def partial_unique_errors(model: Any) -> list[checks.CheckMessage]:

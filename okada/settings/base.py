@@ -173,6 +173,8 @@ UNFOLD = {
 # --- Soft delete + history ---------------------------------------------------------------------
 SAFE_DELETE_FIELD_NAME = "deleted_at"
 SIMPLE_HISTORY_HISTORY_CHANGE_REASON_USE_TEXT_FIELD = True
+# History dates get a BRIN index instead of a btree (okada.core.models.TrackedHistory).
+SIMPLE_HISTORY_DATE_INDEX = False
 
 # --- Celery ------------------------------------------------------------------------------------
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", default=REDIS_URL)

@@ -8,7 +8,7 @@ from django.db import IntegrityError, connection, models, transaction
 from django.test.utils import isolate_apps
 
 from okada.core import actors
-from okada.core.models import live_unique
+from okada.core.models import deleted_rows_index, live_unique
 from okada.core.services import bulk_create_tracked, bulk_update_tracked
 from tests.testapp.models import Book, Shelf
 
@@ -187,6 +187,57 @@ def test_partial_unique_check_rejects_full_unique_rules_and_accepts_live_unique(
     assert [e.id for e in partial_unique_errors(WrongCondition)] == ["okada.E001"]
     assert all(isinstance(e, checks.Error) for e in partial_unique_errors(BadField))
     assert partial_unique_errors(Good) == []
+
+
+@isolate_apps("tests.testapp")
+def test_deleted_index_check_wants_a_partial_index_of_deleted_rows_only():
+    from okada.core.checks import deleted_index_errors
+
+    class FullIndex(models.Model):
+        deleted_at = models.DateTimeField(null=True)
+
+        class Meta:
+            app_label = "testapp"
+            indexes = [models.Index(fields=["deleted_at"], name="full_deleted")]
+
+    class LiveRowsIndex(models.Model):
+        deleted_at = models.DateTimeField(null=True)
+
+        class Meta:
+            app_label = "testapp"
+            indexes = [
+                models.Index(
+                    fields=["deleted_at"], name="live_deleted", condition=models.Q(deleted_at__isnull=True)
+                )
+            ]
+
+    class Good(models.Model):
+        deleted_at = models.DateTimeField(null=True)
+
+        class Meta:
+            app_label = "testapp"
+            indexes = [deleted_rows_index("good_deleted")]
+
+    assert [e.id for e in deleted_index_errors(FullIndex)] == ["okada.E002"]
+    assert [e.id for e in deleted_index_errors(LiveRowsIndex)] == ["okada.E002"]
+    assert deleted_index_errors(Good) == []
+
+
+def test_the_database_indexes_the_deleted_rows_of_every_tracked_table_and_nothing_else_on_deleted_at():
+    """The migrations made the partial index and dropped the full one (which every write paid)."""
+    from django.apps import apps
+
+    from okada.core.models import TrackedModel
+
+    tables = [m._meta.db_table for m in apps.get_models() if issubclass(m, TrackedModel)]
+    with connection.cursor() as cur:
+        cur.execute(
+            "SELECT tablename, indexdef FROM pg_indexes WHERE tablename = ANY(%s) AND indexdef LIKE %s",
+            [tables, "%(deleted_at)%"],
+        )
+        found = cur.fetchall()
+    assert sorted(t for t, _ in found) == sorted(tables)
+    assert all(d.endswith("WHERE (deleted_at IS NOT NULL)") for _, d in found), found
 
 
 def test_installed_models_pass_the_partial_unique_check():

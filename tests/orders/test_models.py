@@ -182,3 +182,50 @@ def test_payments_needing_refund_are_listed_from_their_partial_index():
         cursor.execute(f"EXPLAIN {sql}", params)
         plan = "\n".join(row[0] for row in cursor.fetchall())
     assert "orders_payment_needs_refund" in plan
+
+
+# Every index of these tables costs each order placed (okada_order_place writes them all): an
+# index is added here on purpose, with `make bench BENCH_ARGS="--only order_place"` before and
+# after. Partial indexes that a new order does not enter say so.
+PLACEMENT_INDEXES = {
+    "orders_order": {
+        "orders_order_pkey",
+        "orders_order_number_live_uniq",
+        "orders_order_vendor_status",  # vendor's orders by status (API, vendor app)
+        "orders_order_vendor_upd",  # vendor's orders by update (sync, updated_since)
+        "orders_order_customer",  # a customer's orders
+        "orders_order_placed",  # admin lists and dashboard by placing time
+        "orders_order_open",  # open orders queue (partial: closed orders leave it)
+        "orders_order_expiring",  # expiry job (partial: unpaid mobile money only)
+        "orders_order_deleted",  # deleted filter (partial: a new order never enters it)
+    },
+    "orders_historicalorder": {
+        "orders_historicalorder_pkey",
+        "orders_historicalorder_id_91eda5cd",  # one order's history
+        "orders_horder_date",  # BRIN
+        "orders_horder_user",  # partial: storefront orders have no user
+    },
+    "orders_orderitem": {"orders_orderitem_pkey", "orders_item_one_line_per_product"},
+    "orders_orderevent": {"orders_orderevent_pkey", "orders_event_order_ts"},
+    "catalog_stockmovement": {"catalog_stockmovement_pkey", "catalog_stockmove_prod_ts"},
+    "catalog_stock": {
+        "catalog_stock_pkey",
+        "catalog_stock_product_id_key",
+        "catalog_stock_vendor_id_d9c33e28",
+        "catalog_stock_low",  # partial on a capped level: placing keeps stock updates HOT
+    },
+    "sync_change": {"sync_change_pull"},
+}
+
+
+def test_the_tables_an_order_placement_writes_have_exactly_their_budgeted_indexes():
+    with connection.cursor() as cur:
+        cur.execute(
+            "SELECT tablename, indexname FROM pg_indexes WHERE schemaname = current_schema() "
+            "AND tablename = ANY(%s)",
+            [list(PLACEMENT_INDEXES)],
+        )
+        found: dict[str, set[str]] = {}
+        for table, index in cur.fetchall():
+            found.setdefault(table, set()).add(index)
+    assert found == PLACEMENT_INDEXES

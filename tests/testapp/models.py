@@ -2,7 +2,7 @@
 
 from django.db import models
 
-from okada.core.models import TrackedModel, live_unique
+from okada.core.models import TrackedModel, deleted_rows_index, live_unique
 
 
 class Shelf(TrackedModel):
@@ -12,6 +12,7 @@ class Shelf(TrackedModel):
     class Meta:
         db_table_comment = "Test-only tracked parent."
         constraints = [live_unique("code", name="testapp_shelf_code_live_uniq")]
+        indexes = [deleted_rows_index("testapp_shelf_deleted")]
 
     def __str__(self) -> str:
         return self.code
@@ -23,6 +24,7 @@ class Book(TrackedModel):
 
     class Meta:
         db_table_comment = "Test-only tracked child (cascade)."
+        indexes = [deleted_rows_index("testapp_book_deleted")]
 
     def __str__(self) -> str:
         return self.title
