@@ -23,6 +23,7 @@ from django.utils.translation import gettext_noop
 
 from catalog.models import Product, Vendor
 from catalog.services import Line, stock_release, stock_sell
+from okada.core import counters
 from okada.core import services as core
 from okada.core.actors import Actor, acting_for
 from okada.core.db import one_value
@@ -39,7 +40,6 @@ from okada.core.errors import (
     validated,
 )
 from okada.core.fields import normalize_cm_phone
-from okada.health import counters
 
 from .models import (
     MOBILE_MONEY,
@@ -58,7 +58,7 @@ from .models import (
 log = logging.getLogger(__name__)
 
 MAX_LINES = 100
-REFUSED_OUT_OF_STOCK = "orders.refused.out_of_stock"  # counter name (okada.health.counters)
+REFUSED_OUT_OF_STOCK = "orders.refused.out_of_stock"  # counter name (okada.core.counters)
 MAX_QUANTITY = 10_000  # per line: far above any basket, far below int4 overflow
 PAYMENT_METHODS = frozenset(PaymentMethod.values)
 CHANNELS = frozenset(Channel.values)

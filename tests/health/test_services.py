@@ -9,9 +9,10 @@ from django.core import mail
 from django.db import connection
 from django.utils import timezone
 
+from okada.core import health_registry as registry
 from okada.core.actors import Actor
 from okada.core.errors import NotAllowed, NotFound
-from okada.health import registry, services
+from okada.health import services
 from okada.health.models import Alert, DatabaseAction, IndexStat, QueryStat, QueryText, Snapshot, TableStat
 from tests.health.conftest import backend_pid, in_thread, session, wait_until
 
