@@ -377,7 +377,7 @@ def order_transition(*, order: Order, to: str, actor: Actor, note: str = "") -> 
     """
     actor.require_if_staff(transition_permission(to))
     with transaction.atomic(), acting_for(actor, f"order -> {to}"):
-        order = Order.objects.select_for_update().get(pk=order.pk)
+        order = core.locked(Order.objects, order.pk)
         if actor.role == VENDOR and actor.vendor_id != order.vendor_id:
             raise TransitionNotAllowed(_("This order belongs to another vendor."))
         roles = TRANSITIONS.get((order.status, to))
@@ -642,7 +642,7 @@ def payment_apply_callback(
         if order_id is None:
             raise UnknownPayment(_("No payment with this provider reference."))
         # Same lock order as every order service: the order row, then the payment row.
-        order = Order.all_objects.select_for_update().get(pk=order_id)
+        order = core.locked(Order.all_objects, order_id)
         payment = Payment.objects.select_for_update().get(
             provider=provider, provider_reference=provider_reference
         )
@@ -771,7 +771,7 @@ def order_add_note(*, order: Order, note: str, actor: Actor) -> OrderEvent:
     if not note:
         raise InvalidInput(_("The note is empty."), field="note")
     with transaction.atomic(), acting_for(actor, "order note"):
-        order = Order.all_objects.select_for_update().get(pk=order.pk)
+        order = core.locked(Order.all_objects, order.pk)
         return _event(order=order, kind=OrderEvent.Kind.NOTE, actor=actor, data={"note": note[:2000]})
 
 
@@ -779,7 +779,7 @@ def order_soft_delete(*, order: Order, actor: Actor, reason: str = "order delete
     """Soft-delete a finished order; an open order holds stock and is cancelled instead."""
     actor.require_if_staff("orders.delete_order")
     with transaction.atomic(), acting_for(actor, reason):
-        order = Order.objects.select_for_update().get(pk=order.pk)
+        order = core.locked(Order.objects, order.pk)
         if order.status in OPEN_STATUSES:
             raise Conflict(_("An open order cannot be deleted: cancel it first (it releases the stock)."))
         order.delete()
@@ -824,7 +824,7 @@ def zone_update(*, zone: Zone, data: dict[str, Any], actor: Actor) -> Zone:
     core.refuse_unknown_fields(data, ZONE_EDITABLE_FIELDS)
     actor.require_if_staff("orders.change_zone")
     with transaction.atomic(), acting_for(actor, "zone updated"):
-        zone = Zone.objects.select_for_update().get(pk=zone.pk)
+        zone = core.locked(Zone.objects, zone.pk)
         if not core.model_fields_update(zone, data):
             return zone
         _check_zone(zone)
@@ -882,7 +882,7 @@ def customer_update(*, customer: Customer, data: dict[str, Any], actor: Actor) -
     core.refuse_unknown_fields(data, CUSTOMER_EDITABLE_FIELDS)
     actor.require_if_staff("orders.change_customer")
     with transaction.atomic(), acting_for(actor, "customer updated"):
-        customer = Customer.objects.select_for_update().get(pk=customer.pk)
+        customer = core.locked(Customer.objects, customer.pk)
         if not core.model_fields_update(customer, data):
             return customer
         _check_customer(customer)

@@ -8,12 +8,13 @@ from typing import Any
 
 import pytest
 from django.db import connection, connections, transaction
+from django.utils import translation
 
 from catalog.models import Category, Product
-from catalog.services import category_soft_delete, product_create
+from catalog.services import category_soft_delete, product_create, product_soft_delete, product_update
 from okada.core.actors import Actor
-from okada.core.errors import InUse
-from tests.catalog.factories import CategoryFactory, VendorFactory
+from okada.core.errors import InUse, NotFound
+from tests.catalog.factories import CategoryFactory, ProductFactory, VendorFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -75,3 +76,50 @@ def test_a_category_deleted_while_a_product_is_created_in_it_is_refused_as_in_us
     assert isinstance(results["delete"], InUse), results
     assert Category.objects.filter(pk=category.pk).exists()
     assert Product.objects.get(sku="NEW-1").category_id == category.pk
+
+
+def test_a_product_deleted_while_an_update_waits_for_its_lock_is_not_found():
+    # The update has read the product; a delete holds its row lock and commits; the update's
+    # re-read under the lock no longer sees a live row: a clear 404, not DoesNotExist (a 500).
+    product = ProductFactory(price_xaf=1000)
+    deleting, release = threading.Event(), threading.Event()
+    results: dict[str, Any] = {}
+
+    def delete() -> None:
+        try:
+            with transaction.atomic():
+                results["delete"] = product_soft_delete(product=product, actor=STAFF)
+                deleting.set()
+                release.wait(WAIT)  # the delete holds the row lock, not committed yet
+        except Exception as exc:  # reported to the test
+            results["delete"] = exc
+        finally:
+            deleting.set()
+            connections.close_all()
+
+    def update() -> None:
+        try:
+            with translation.override("en"):
+                results["update"] = product_update(product=product, data={"price_xaf": 1200}, actor=STAFF)
+        except Exception as exc:  # reported to the test
+            results["update"] = exc
+        finally:
+            connections.close_all()
+
+    deleter, updater = threading.Thread(target=delete), threading.Thread(target=update)
+    deleter.start()
+    assert deleting.wait(WAIT)
+    updater.start()
+    try:
+        wait_until_a_lock_is_awaited()
+    finally:
+        release.set()
+        deleter.join(WAIT)
+        updater.join(WAIT)
+
+    assert isinstance(results["delete"], Product), results
+    error = results["update"]
+    assert isinstance(error, NotFound), results
+    assert (error.code, error.status) == ("not_found", 404)
+    assert str(error) == "Product no longer exists: it was deleted meanwhile."
+    assert Product.all_objects.get(pk=product.pk).price_xaf == 1000

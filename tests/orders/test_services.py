@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from django.db import connection
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from catalog.models import Product, Stock, StockMovement, Vendor
 from catalog.selectors import stock_audit
@@ -1362,6 +1362,29 @@ def test_notes_are_events_and_an_open_order_is_never_soft_deleted():
     assert Order.deleted_objects.filter(pk=order.pk).exists()
     order_restore(order=order, actor=staff_actor())
     assert Order.objects.filter(pk=order.pk).exists()
+
+
+def test_changing_a_row_deleted_since_it_was_read_is_not_found_and_changes_nothing():
+    # The caller read the row, then another request deleted (or restored) it: a clear 404.
+    from orders.services import order_restore, order_soft_delete, zone_soft_delete, zone_update
+
+    order = order_cancel(order=place(), actor=staff_actor())
+    stale = Order.objects.get(pk=order.pk)
+    order_soft_delete(order=order, actor=staff_actor())
+    with pytest.raises(NotFound):
+        order_transition(order=stale, to=S.ACCEPTED, actor=staff_actor())
+    with pytest.raises(NotFound):
+        order_soft_delete(order=stale, actor=staff_actor())
+    order_restore(order=order, actor=staff_actor())
+    with translation.override("en"), pytest.raises(NotFound, match="restored meanwhile"):
+        order_restore(order=order, actor=staff_actor())
+
+    zone = ZoneFactory(delivery_fee_xaf=500)
+    zone_soft_delete(zone=Zone.objects.get(pk=zone.pk), actor=staff_actor())
+    with pytest.raises(NotFound) as refused:
+        zone_update(zone=zone, data={"delivery_fee_xaf": 700}, actor=staff_actor())
+    assert refused.value.as_dict()["status"] == 404
+    assert Zone.all_objects.get(pk=zone.pk).delivery_fee_xaf == 500
 
 
 def test_staff_transitions_follow_their_roles_permissions():
