@@ -121,6 +121,23 @@ class DeletedFilter(admin.SimpleListFilter):
         return queryset
 
 
+class RevokedFilter(admin.SimpleListFilter):
+    """Active or revoked rows of a model with `revoked_at` (sync devices, API keys, tokens)."""
+
+    title = _("revoked")
+    parameter_name = "revoked"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, Any]]:
+        return [("no", _("Active")), ("yes", _("Revoked"))]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        if self.value() == "no":
+            return queryset.filter(revoked_at__isnull=True)
+        if self.value() == "yes":
+            return queryset.filter(revoked_at__isnull=False)
+        return queryset
+
+
 class BigTableMixin:
     """Millions of rows: no COUNT(*) per page and no "select all N" (N would be a guess)."""
 

@@ -34,6 +34,8 @@ BADGE_COLOURS = {
     "failed": "danger",
     "active": "success",
     "suspended": "danger",
+    # API keys and tokens
+    "revoked": "danger",
     # job runs
     "running": "info",
     "success": "success",
