@@ -19,6 +19,14 @@ def test_every_changelist_renders(client, admin_user, url):
     assert response.status_code == 200, url
 
 
+def test_every_admin_screen_is_built_on_unfold():
+    # A stock ModelAdmin renders plain Django widgets inside unfold's pages (the API keys did).
+    from unfold.admin import ModelAdmin
+
+    stock = [m._meta.label for m, a in admin.site._registry.items() if not isinstance(a, ModelAdmin)]
+    assert stock == []
+
+
 def test_login_page_is_french_by_default_and_switches_to_english(client):
     french = client.get("/admin/login/")
     assert "Connexion" in french.content.decode()
