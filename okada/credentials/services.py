@@ -166,6 +166,26 @@ def personal_token_revoke(*, token: PersonalToken, actor: Actor) -> PersonalToke
     return token
 
 
+PRUNE_BATCH = 5000  # tokens per DELETE: each statement stays short
+
+
+def personal_tokens_prune(*, now: datetime | None = None) -> int:
+    """Delete personal tokens that expired, or were revoked, more than
+    OKADA_API_TOKEN_RETENTION_DAYS ago; return how many. Idempotent (the hourly job).
+
+    A token stops working the moment it expires or is revoked; its row is kept that long only to
+    show who used the API until then.
+    """
+    # Never a cutoff in the future: a negative setting would delete tokens still in use.
+    days = max(0, settings.OKADA_API_TOKEN_RETENTION_DAYS)
+    cutoff = (now or timezone.now()) - timedelta(days=days)
+    stale = PersonalToken.objects.filter(Q(expires_at__lt=cutoff) | Q(revoked_at__lt=cutoff))
+    deleted = 0
+    while ids := list(stale.values_list("pk", flat=True)[:PRUNE_BATCH]):
+        deleted += PersonalToken.objects.filter(pk__in=ids).delete()[0]
+    return deleted
+
+
 # --- Using them -----------------------------------------------------------------------------------
 
 
