@@ -33,7 +33,8 @@ from backups.services import (
 )
 from catalog.models import Stock
 from okada.core.errors import InvalidInput
-from orders.models import Order, Zone
+from orders.audit import CHECKS
+from orders.models import Order, PaymentStatus, Zone
 from tests.backups.factories import BackupFactory, BackupVerificationFactory
 from tests.backups.helpers import (
     ROOT,
@@ -85,7 +86,8 @@ def test_backup_then_drill_counts_match_and_the_backup_is_marked_verified(backup
     assert verification.checks["count_differences"] == {}
     assert verification.checks["tables"] == len(backup.manifest)
     assert verification.checks["rows"] == sum(backup.manifest.values())
-    assert verification.checks["invariants"] == {"stock_vs_ledger": 0, "order_subtotal_vs_items": 0}
+    assert verification.checks["invariants"] == dict.fromkeys(CHECKS, 0)  # every check of the audit
+    assert len(CHECKS) >= 5 and "invariant_samples" not in verification.checks
     assert list(Backup.objects.verified()) == [backup]
     assert not pg.database_exists(scratch_database(backup))
 
@@ -155,7 +157,27 @@ def test_a_drill_fails_when_the_restored_copy_breaks_an_invariant():
     assert verification is not None
     assert verification.outcome == VerificationOutcome.FAILED
     assert "stock_vs_ledger: 1" in verification.error
-    assert verification.checks["invariants"]["stock_vs_ledger"] == 1
+    assert verification.checks["invariants"] == dict.fromkeys(CHECKS, 0) | {"stock_vs_ledger": 1}
+
+
+def test_a_drill_fails_when_the_restored_copy_has_an_order_marked_paid_without_payments():
+    # Not one of the drill's two checks of old (stock, subtotals): the audit's paid = payments.
+    marketplace()
+    order = Order.objects.filter(payment_status=PaymentStatus.UNPAID).first()
+    assert order is not None
+    with connection.cursor() as cursor:
+        cursor.execute("UPDATE orders_order SET payment_status = 'paid' WHERE id = %s", [order.pk])
+    backup = backup_run(kind=BackupKind.MANUAL)
+
+    verification = backup_verify(backup=backup)
+
+    assert verification is not None
+    assert verification.outcome == VerificationOutcome.FAILED
+    assert "paid_vs_payments: 1" in verification.error
+    assert verification.checks["invariants"] == dict.fromkeys(CHECKS, 0) | {"paid_vs_payments": 1}
+    [row] = verification.checks["invariant_samples"]["paid_vs_payments"]
+    assert row["number"] == order.number and row["received_xaf"] == 0
+    assert not pg.database_exists(scratch_database(backup))
 
 
 def test_an_encrypted_backup_cannot_be_read_without_the_passphrase_and_the_drill_decrypts_it(settings):
