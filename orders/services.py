@@ -17,7 +17,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import DEFAULT_DB_ALIAS, IntegrityError, transaction
 from django.db.models import Sum
-from django.utils import timezone
+from django.utils import formats, timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
 
@@ -132,6 +132,10 @@ class PhoneTaken(Conflict):
 
 class UnknownPayment(NotFound):
     code = "unknown_payment"
+
+
+class RefundNotOwed(Conflict):
+    code = "refund_not_owed"
 
 
 class UnexpectedPlacementResult(InternalError):
@@ -722,6 +726,58 @@ def _settle(*, order: Order, payment: Payment, actor: Actor) -> None:
             "order_total_xaf": order.total_xaf,
         },
     )
+
+
+def payment_refund_settle(*, payment: Payment, actor: Actor, note: str) -> Payment:
+    """Record that Finance settled the refund a payment was flagged for (`needs_refund`): the
+    money went back to the customer, or was otherwise dealt with, as `note` says (e.g. the
+    transfer's reference). Clears the flag, keeps who and when on the payment, and writes a note
+    event on the order's timeline.
+
+    Staff need `orders.refund_order` (Finance); only staff and the system settle refunds.
+    Refused with RefundNotOwed (409 `refund_not_owed`) when the payment needs no refund: never
+    flagged, or already settled (the message says when), so a second settle changes nothing.
+    """
+    actor.require_if_staff("orders.refund_order")
+    if actor.role not in (STAFF, SYSTEM):
+        raise NotAllowed(_("Only staff settle refunds."))
+    note = note.strip()
+    if not note:
+        raise InvalidInput(_("Say how the refund was settled (e.g. the transfer's reference)."), field="note")
+    with transaction.atomic():
+        # Lock order, as everywhere: the order row, then the payment row. Two settles of one
+        # payment queue here; the second finds the flag cleared.
+        order = core.locked(Order.all_objects, payment.order_id)
+        payment = core.locked(Payment.objects, payment.pk)
+        if not payment.needs_refund:
+            if payment.refund_settled_at is not None:
+                raise RefundNotOwed(
+                    _("This refund was already settled on %(when)s.")
+                    % {
+                        "when": formats.date_format(
+                            timezone.localtime(payment.refund_settled_at), "DATETIME_FORMAT"
+                        )
+                    },
+                    settled_at=payment.refund_settled_at.isoformat(),
+                )
+            raise RefundNotOwed(_("This payment needs no refund."))
+        payment.needs_refund = False
+        payment.refund_settled_at = timezone.now()
+        payment.refund_settled_by = actor.user if getattr(actor.user, "pk", None) else None
+        payment.save(update_fields=["needs_refund", "refund_settled_at", "refund_settled_by", "updated_at"])
+        _event(
+            order=order,
+            kind=OrderEvent.Kind.NOTE,
+            actor=actor,
+            data={
+                "refund_settled": True,
+                "payment_id": str(payment.pk),
+                "received_xaf": payment.received_xaf,
+                "note": note[:2000],
+            },
+        )
+    log.info("refund of payment %s (order %s) settled by %s", payment.pk, order.number, actor)
+    return payment
 
 
 # --- Customers ----------------------------------------------------------------------------------

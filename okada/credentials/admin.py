@@ -18,6 +18,7 @@ from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext
 from unfold.admin import ModelAdmin
 from unfold.widgets import UnfoldAdminCheckboxSelectMultipleWidget
 
@@ -46,10 +47,10 @@ class ApiKeyForm(forms.ModelForm):
 def state_badge(credential: ApiKey | PersonalToken) -> str:
     """Active, expired or revoked, as a coloured badge."""
     if credential.revoked_at is not None:
-        return badge("revoked", _("revoked"))
+        return badge("revoked", pgettext("credential state", "revoked"))
     if credential.expires_at is not None and credential.expires_at <= timezone.now():
-        return badge("expired", _("expired"))
-    return badge("active", _("active"))
+        return badge("expired", pgettext("credential state", "expired"))
+    return badge("active", pgettext("credential state", "active"))
 
 
 @admin.register(ApiKey)
