@@ -16,9 +16,10 @@ from django.utils import timezone
 
 from catalog.models import Stock, StockMovement
 from okada.celery import app
+from okada.core.actors import Actor
 from okada.core.roles import FINANCE, OPERATIONS, STOCK, SUPPORT
-from orders.models import Order, OrderEvent, OrderExport, OrderStatus, Payment
-from orders.services import order_cancel
+from orders.models import Order, OrderEvent, OrderExport, OrderStatus, Payment, PaymentMethod
+from orders.services import order_cancel, payment_record
 from tests.catalog.factories import ProductFactory, VendorFactory, role_user, staff_actor
 from tests.orders.factories import CustomerFactory, OrderFactory, order_in_status, payment_needing_refund
 
@@ -343,3 +344,33 @@ def test_the_refunds_pages_make_the_same_few_queries_for_2_or_8_payments(client)
     for i in range(2, 8):
         payment_needing_refund(key=f"cash-{i}")
     assert [count(client, url) for url in urls] == few
+
+
+def test_payments_are_found_by_a_reference_made_of_digits_or_by_order_number(client):
+    owed = payment_needing_refund()
+    digits = str(int(owed.order.number.removeprefix("OK-")))
+    order = OrderFactory(payment_method=PaymentMethod.MTN_MOMO)
+    momo = payment_record(
+        order=order,
+        provider=PaymentMethod.MTN_MOMO,
+        provider_reference="884421",
+        amount_xaf=order.total_xaf,
+        actor=Actor(role=Actor.STOREFRONT, label="web"),
+    )
+    orange = payment_record(
+        order=OrderFactory(payment_method=PaymentMethod.ORANGE_MONEY),
+        provider=PaymentMethod.ORANGE_MONEY,
+        provider_reference=digits,
+        amount_xaf=order.total_xaf,
+        actor=Actor(role=Actor.STOREFRONT, label="web"),
+    )
+    login(client, FINANCE)
+
+    def found(term: str) -> set:
+        return {p.pk for p in client.get(PAYMENTS, {"q": term}).context["cl"].result_list}
+
+    assert found("884421") == {momo.pk}
+    assert found(owed.order.number) == {owed.pk}
+    # Digits only: the order with that number and the reference made of them.
+    assert found(digits) == {owed.pk, orange.pk}
+    assert found("999999") == set()
