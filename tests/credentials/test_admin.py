@@ -14,7 +14,7 @@ from unfold.widgets import UnfoldAdminCheckboxSelectMultipleWidget
 from okada.core.roles import OPERATIONS, SUPPORT
 from okada.credentials import resolver
 from okada.credentials.models import ApiKey, PersonalToken
-from okada.credentials.services import api_key_issue, api_key_revoke
+from okada.credentials.services import api_key_issue, api_key_revoke, personal_token_issue
 from tests.catalog.factories import UserFactory, VendorFactory, role_user
 from tests.credentials.factories import OPERATOR
 
@@ -124,3 +124,24 @@ def test_support_can_neither_see_nor_issue_keys(client):
     response = client.post("/admin/credentials/apikey/add/", {"name": "x", "scopes": ["orders:read"]})
     assert response.status_code == 403
     assert not ApiKey.objects.exists()
+
+
+def test_revoking_a_token_needs_the_change_permission(client):
+    user, vendor = UserFactory(username="ngo"), VendorFactory()
+    user.set_password("pw-12345678")
+    user.save()
+    vendor.members.create(user=user, role="owner")
+    issued = personal_token_issue(username="ngo", password="pw-12345678")
+    viewer = UserFactory(is_staff=True)
+    viewer.user_permissions.add(Permission.objects.get(codename="view_personaltoken"))
+    client.force_login(viewer)
+    url = "/admin/credentials/personaltoken/"
+    assert client.get(url).context["action_form"] is None  # no action offered
+    client.post(url, {"action": "revoke", "_selected_action": [issued.token.pk]})
+    assert PersonalToken.objects.get().revoked_at is None
+    assert resolver.resolve(issued.secret) is not None
+
+    client.force_login(role_user(OPERATIONS))
+    client.post(url, {"action": "revoke", "_selected_action": [issued.token.pk]})
+    assert PersonalToken.objects.get().revoked_at is not None
+    assert resolver.resolve(issued.secret) is None

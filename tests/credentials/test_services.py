@@ -8,7 +8,7 @@ import pytest
 from django.utils import timezone
 
 from okada.core.actors import Actor, acting_as
-from okada.core.errors import InvalidInput, NotAllowed, NotAuthenticated
+from okada.core.errors import InvalidInput, NotAllowed, NotAuthenticated, NotFound
 from okada.credentials import resolver
 from okada.credentials.models import ApiKey, PersonalToken
 from okada.credentials.services import (
@@ -170,3 +170,17 @@ def test_tokens_expired_or_revoked_past_the_retention_are_pruned_and_the_rest_ke
     settings.OKADA_API_TOKEN_RETENTION_DAYS = -3  # read as 0, never as "delete valid tokens too"
     assert personal_tokens_prune(now=now) == 2
     assert set(PersonalToken.objects.values_list("prefix", flat=True)) == {"valid"}
+
+
+def test_revoking_a_token_the_prune_deleted_meanwhile_is_not_found():
+    user, vendor = UserFactory(username="ebai"), VendorFactory()
+    user.set_password("pw-12345678")
+    user.save()
+    vendor.members.create(user=user, role="owner")
+    stale = personal_token_issue(username="ebai", password="pw-12345678").token  # read by the admin
+    PersonalToken.objects.filter(pk=stale.pk).update(expires_at=timezone.now() - timedelta(days=30))
+    assert personal_tokens_prune() == 1
+
+    with pytest.raises(NotFound) as gone:
+        personal_token_revoke(token=stale, actor=OPERATOR)
+    assert gone.value.status == 404
