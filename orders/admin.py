@@ -509,6 +509,9 @@ class OrderEventAdmin(BigTableMixin, ReadOnlyAdmin):
         return format_html('<a href="{}">{}</a>', url, _("open"))
 
 
+SETTLE_PAGE = 100  # payments on the settle page (a list page selects 25)
+
+
 class SettleRefundForm(forms.Form):
     note = forms.CharField(
         label=_("How was the money refunded?"),
@@ -611,8 +614,8 @@ class PaymentAdmin(BigTableMixin, ReadOnlyAdmin):
         context = {
             **self.admin_site.each_context(request),
             "title": _("Record refunds as settled"),
-            "payments": list(queryset.select_related("order")[:100]),
-            "queryset": queryset,
+            # What is shown is what the confirmation settles (its hidden inputs): a bounded page.
+            "payments": list(queryset.select_related("order")[:SETTLE_PAGE]),
             "form": form,
             "opts": self.model._meta,
             "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,

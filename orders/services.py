@@ -744,7 +744,7 @@ def payment_refund_settle(*, payment: Payment, actor: Actor, note: str) -> Payme
     note = note.strip()
     if not note:
         raise InvalidInput(_("Say how the refund was settled (e.g. the transfer's reference)."), field="note")
-    with transaction.atomic():
+    with transaction.atomic(), acting_for(actor, "refund settled"):
         # Lock order, as everywhere: the order row, then the payment row. Two settles of one
         # payment queue here; the second finds the flag cleared.
         order = core.locked(Order.all_objects, payment.order_id)
