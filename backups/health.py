@@ -1,4 +1,4 @@
-"""What backups add to database health (okada.health.registry): the newest good backup's age and
+"""What backups add to database health (okada.core.health_registry): the newest good backup's age and
 the last restore drill, as a panel, two alert conditions and Prometheus gauges."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from typing import Any
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import gettext_noop
 
-from okada.health import registry
+from okada.core import health_registry as registry
 
 from .selectors import backup_status
 

@@ -28,11 +28,10 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from catalog.selectors import stock_audit
 from okada.core.actors import Actor
 from okada.core.errors import Conflict, InvalidInput
 from okada.core.jobs import advisory_lock
-from orders.selectors import order_total_audit
+from orders.audit import invariant_audit
 
 from . import pg, retention
 from .models import Backup, BackupKind, BackupStatus, BackupVerification, VerificationOutcome
@@ -251,8 +250,10 @@ def backup_verify(
     *, backup: Backup | None = None, request_id: str = "", on_step: Step = quiet
 ) -> BackupVerification | None:
     """Restore drill: restore `backup` (default: the newest complete one) into a scratch database,
-    compare every table's row count with the manifest, check invariants (stock = ledger, order
-    subtotals = items), record the restore time, drop the scratch database, and record the outcome.
+    compare every table's row count with the manifest, run every check of the invariant audit
+    (`orders.audit.invariant_audit`: stock = ledger, totals = items, reserved = open items, paid =
+    payments, unpaid mobile money still pending), record the restore time, drop the scratch
+    database, and record the outcome.
 
     Run it inside `job(DRILL_JOB)`. Returns None when there is no backup to verify. A drill that
     finds a problem is recorded as failed (the error says why) and returned, not raised.
@@ -364,12 +365,14 @@ def _count_differences(backup: Backup, alias: str, checks: dict[str, Any]) -> di
 
 
 def _invariants(alias: str, checks: dict[str, Any]) -> dict[str, int]:
-    findings = {
-        "stock_vs_ledger": len(stock_audit(using=alias)),
-        "order_subtotal_vs_items": len(order_total_audit(using=alias)),
-    }
-    checks["invariants"] = findings
-    return {name: n for name, n in findings.items() if n}
+    """Every check of the nightly audit (orders.audit), on the restored copy: each check's count
+    goes into `checks["invariants"]`, the first offending rows of those that found any into
+    `checks["invariant_samples"]`; returns the checks that found something."""
+    report = invariant_audit(using=alias)
+    checks["invariants"] = dict(report.counts)
+    if report.samples:
+        checks["invariant_samples"] = report.samples
+    return {name: n for name, n in report.counts.items() if n}
 
 
 def _recover_interrupted_drills(on_step: Step) -> None:

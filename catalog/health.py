@@ -1,4 +1,4 @@
-"""What the catalog adds to database health (okada.health.registry): stock-outs."""
+"""What the catalog adds to database health (okada.core.health_registry): stock-outs."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from typing import Any
 
 from django.utils.translation import gettext_lazy as _
 
-from okada.health import registry
+from okada.core import health_registry as registry
 
 from . import selectors
 

@@ -134,7 +134,7 @@ def _vendor_set_status(*, vendor: Vendor, status: str, actor: Actor, reason: str
         raise NotAllowed(_("Only staff can change a vendor's status."))
     actor.require_if_staff("catalog.change_vendor")
     with transaction.atomic(), acting_for(actor, reason):
-        vendor = Vendor.objects.select_for_update().get(pk=vendor.pk)
+        vendor = core.locked(Vendor.objects, vendor.pk)
         if vendor.status != status:
             vendor.status = status
             vendor.save(update_fields=["status", "updated_at"])
@@ -163,7 +163,7 @@ def vendor_update(*, vendor: Vendor, data: dict[str, Any], actor: Actor) -> Vend
     core.refuse_unknown_fields(data, VENDOR_EDITABLE_FIELDS)
     actor.require_if_staff("catalog.change_vendor")
     with transaction.atomic(), acting_for(actor, "vendor updated"):
-        vendor = Vendor.objects.select_for_update().get(pk=vendor.pk)
+        vendor = core.locked(Vendor.objects, vendor.pk)
         if "phone" in data:
             data = {**data, "phone": core.cm_phone(data["phone"])}
         if data.get("slug", vendor.slug) != vendor.slug and Vendor.objects.filter(slug=data["slug"]).exists():
@@ -219,7 +219,7 @@ def vendor_member_update(*, member: VendorMember, role: str, actor: Actor) -> Ve
     if role not in VendorMember.Role.values:
         raise InvalidInput(_("Unknown member role."), field="role")
     with transaction.atomic(), acting_for(actor, "vendor member updated"):
-        member = VendorMember.objects.select_for_update().get(pk=member.pk)
+        member = core.locked(VendorMember.objects, member.pk)
         if member.role != role:
             member.role = role
             member.save(update_fields=["role", "updated_at"])
@@ -293,7 +293,7 @@ def category_update(*, category: Category, data: dict[str, Any], actor: Actor) -
     core.refuse_unknown_fields(data, CATEGORY_EDITABLE_FIELDS)
     actor.require_if_staff("catalog.change_category")
     with transaction.atomic(), acting_for(actor, "category updated"):
-        category = Category.objects.select_for_update().get(pk=category.pk)
+        category = core.locked(Category.objects, category.pk)
         if (
             data.get("slug", category.slug) != category.slug
             and Category.objects.filter(slug=data["slug"]).exists()
@@ -453,7 +453,7 @@ def product_update(
     with transaction.atomic(), acting_for(actor, "product updated"):
         if data.get("category") is not None:
             data = {**data, "category": _live_category(data["category"])}
-        product = Product.objects.select_for_update().get(pk=product.pk)
+        product = core.locked(Product.objects, product.pk)
         if expected_version is not None and product.version != expected_version:
             raise VersionConflict(
                 _("The product changed since version %(v)s (now %(now)s).")
@@ -480,7 +480,7 @@ def product_soft_delete(*, product: Product, actor: Actor, reason: str = "produc
     """Soft-delete a product; its version moves on (offline devices see the delete as a change)."""
     actor.require_if_staff("catalog.delete_product")
     with transaction.atomic(), acting_for(actor, reason):
-        product = Product.objects.select_for_update().get(pk=product.pk)
+        product = core.locked(Product.objects, product.pk)
         product.version += 1
         product.delete()
     return product
@@ -490,7 +490,7 @@ def product_restore(*, product: Product, actor: Actor, reason: str = "product re
     """Bring back a deleted product (its vendor must be live, its SKU free), version moved on."""
     actor.require_if_staff("catalog.change_product")
     with transaction.atomic(), acting_for(actor, reason):
-        product = Product.deleted_objects.select_for_update().get(pk=product.pk)
+        product = core.locked(Product.deleted_objects, product.pk, gone=core.not_deleted(Product))
         _live(Vendor, product.vendor_id, "vendor")
         if Product.objects.filter(vendor_id=product.vendor_id, sku=product.sku).exists():
             raise _sku_taken(product.sku)

@@ -9,8 +9,9 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
 from django.core.exceptions import PermissionDenied
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
@@ -44,6 +45,7 @@ from .models import (
     OrderItem,
     OrderStatus,
     Payment,
+    PaymentMethod,
     Zone,
 )
 
@@ -88,6 +90,15 @@ def phone_or_none(term: str) -> str | None:
         return normalize_cm_phone(term.strip())
     except Exception:
         return None
+
+
+ORDER_NUMBER_LIKE = re.compile(r"(?i)(?:OK-?)?0*(\d{1,12})")
+
+
+def order_number_or_none(term: str) -> str | None:
+    """The order number a search term names (`OK-0000123`, `ok123` or `123`), else None."""
+    number = ORDER_NUMBER_LIKE.fullmatch(term.strip())
+    return f"OK-{int(number.group(1)):07d}" if number else None
 
 
 @admin.register(Customer)
@@ -193,7 +204,25 @@ class CityFilter(admin.SimpleListFilter):
         return queryset.filter(zone__city=self.value()) if self.value() else queryset
 
 
-class PlacedFilter(RangeDateFilter):
+class LocalDaysFilter(RangeDateFilter):
+    """From one day to another (Douala time), both included, on a date-time field."""
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet | None:
+        try:
+            start = self.used_parameters.get(f"{self.field_path}_from")
+            end = self.used_parameters.get(f"{self.field_path}_to")
+            if start:
+                since = selectors.local_day_start(dt.date.fromisoformat(start))
+                queryset = queryset.filter(**{f"{self.field_path}__gte": since})
+            if end:
+                after = selectors.local_day_start(dt.date.fromisoformat(end) + dt.timedelta(days=1))
+                queryset = queryset.filter(**{f"{self.field_path}__lt": after})
+        except ValueError:
+            return None
+        return queryset
+
+
+class PlacedFilter(LocalDaysFilter):
     """Placed between two days (Douala time), both included: `placed_from` / `placed_to`."""
 
     def __init__(
@@ -203,21 +232,6 @@ class PlacedFilter(RangeDateFilter):
             if f"placed{suffix}" in params:
                 params[f"{field_path}{suffix}"] = params.pop(f"placed{suffix}")
         super().__init__(field, request, params, model, model_admin, field_path)
-
-    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet | None:
-        try:
-            start = self.used_parameters.get(f"{self.field_path}_from")
-            end = self.used_parameters.get(f"{self.field_path}_to")
-            if start:
-                queryset = queryset.filter(
-                    placed_at__gte=selectors.local_day_start(dt.date.fromisoformat(start))
-                )
-            if end:
-                after = dt.date.fromisoformat(end) + dt.timedelta(days=1)
-                queryset = queryset.filter(placed_at__lt=selectors.local_day_start(after))
-        except ValueError:
-            return None
-        return queryset
 
 
 class TransitionForm(forms.Form):
@@ -308,12 +322,12 @@ class OrderAdmin(BigTableMixin, TrackedAdmin):
         term = search_term.strip()
         if not term:
             return queryset, False
-        number = re.fullmatch(r"(?i)(?:OK-?)?0*(\d{1,12})", term)
         phone = phone_or_none(term)
         if phone:
             return queryset.filter(customer__phone=phone), False
+        number = order_number_or_none(term)
         if number:
-            return queryset.filter(number=f"OK-{int(number.group(1)):07d}"), False
+            return queryset.filter(number=number), False
         # A bounded list of matching customers (100k rows, scanned once), then their orders.
         customers = Customer.all_objects.filter(name__icontains=term).values("id")[:500]
         return queryset.filter(customer_id__in=customers), False
@@ -495,27 +509,119 @@ class OrderEventAdmin(BigTableMixin, ReadOnlyAdmin):
         return format_html('<a href="{}">{}</a>', url, _("open"))
 
 
+SETTLE_PAGE = 100  # payments on the settle page (a list page selects 25)
+
+
+class SettleRefundForm(forms.Form):
+    note = forms.CharField(
+        label=_("How was the money refunded?"),
+        help_text=_("For example the reference of the mobile-money transfer back to the customer."),
+        max_length=2000,
+        widget=forms.Textarea(attrs={"rows": 2}),
+    )
+
+
 @admin.register(Payment)
 class PaymentAdmin(BigTableMixin, ReadOnlyAdmin):
-    """Payments are written by the payment services (records, provider callbacks)."""
+    """Payments are written by the payment services (records, provider callbacks). Finance follows
+    up the refunds owed here: filter "needs refund", refund the customer, then record it settled
+    (action, `orders.refund_order`, checked again by the service)."""
 
-    list_display = ("provider_reference", "provider", "amount", "status_badge", "order_link", "paid_at")
-    list_filter = ("status", "provider")
+    list_display = (
+        "provider_reference",
+        "order_link",
+        "provider",
+        "amount",
+        "received",
+        "status_badge",
+        "refund_badge",
+        "created_at",
+    )
+    list_filter = ("needs_refund", "provider", "status", ("created_at", LocalDaysFilter))
+    list_filter_submit = True
     search_fields = ("provider_reference",)
+    search_help_text = _("A provider reference, or an order number (OK-0000123 or 123).")
     list_select_related = ("order",)
     ordering = ("-id",)
+    actions = ["settle_refunds"]
+
+    def get_ordering(self, request: HttpRequest) -> Any:
+        # The refunds owed are read newest first from their partial index (needs_refund, -created_at).
+        if request.GET.get("needs_refund__exact") == "1":
+            return ("-created_at",)
+        return super().get_ordering(request)
+
+    def get_search_results(self, request: HttpRequest, queryset: QuerySet, search_term: str) -> Any:
+        """A live order's number (its payments; the order's unique index finds it) or a provider
+        reference (digits only may be either)."""
+        number = order_number_or_none(search_term)
+        if number:
+            # The order's id first: with constants on both sides PostgreSQL ORs two index scans (the
+            # payments' order index, the (provider, reference) unique index) instead of a seq scan.
+            order_ids = list(Order.objects.filter(number=number).values_list("pk", flat=True))
+            reference = Q(provider__in=PaymentMethod.values, provider_reference=search_term.strip())
+            return queryset.filter(Q(order_id__in=order_ids) | reference), False
+        return super().get_search_results(request, queryset, search_term)
+
+    def lookup_allowed(self, lookup: str, value: str, request: Any = None) -> bool:
+        # The dashboard's links: an order's refunds owed.
+        return lookup == "order__id__exact" or super().lookup_allowed(lookup, value, request)
 
     @admin.display(description=_("amount"), ordering="amount_xaf")
     def amount(self, payment: Payment) -> str:
         return money(payment.amount_xaf)
 
+    @admin.display(description=_("received"))
+    def received(self, payment: Payment) -> str:
+        return money(payment.received_xaf)
+
     @admin.display(description=_("status"), ordering="status")
     def status_badge(self, payment: Payment) -> str:
         return badge(payment.status, payment.get_status_display())
 
+    @admin.display(description=_("refund"))
+    def refund_badge(self, payment: Payment) -> str:
+        if payment.needs_refund:
+            return badge("refund_owed", _("owed"))
+        if payment.refund_settled_at is not None:
+            return badge("refund_settled", _("settled"))
+        return "-"
+
     @admin.display(description=_("order"))
     def order_link(self, payment: Payment) -> str:
         return format_html('<a href="{}">{}</a>', change_url(payment.order), payment.order.number)
+
+    def has_settle_refund_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("orders.refund_order")
+
+    @admin.action(
+        permissions=["settle_refund"], description=_("Record the refunds of the selected payments as settled")
+    )
+    def settle_refunds(self, request: HttpRequest, queryset: QuerySet) -> Any:
+        """A page that asks how the money went back, then `payment_refund_settle` per payment (a
+        payment that needs no refund, or no longer, is refused and named)."""
+        form = SettleRefundForm(request.POST if request.POST.get("confirm") == "yes" else None)
+        if form.is_valid():
+            actor = staff_actor(request)
+            note = form.cleaned_data["note"]
+            run_per_object(
+                self,
+                request,
+                queryset.select_related("order"),
+                lambda p: services.payment_refund_settle(payment=p, actor=actor, note=note),
+            )
+            return None
+        context = {
+            **self.admin_site.each_context(request),
+            "title": _("Record refunds as settled"),
+            # What is shown is what the confirmation settles (its hidden inputs): a bounded page.
+            "payments": list(queryset.select_related("order")[:SETTLE_PAGE]),
+            "form": form,
+            "opts": self.model._meta,
+            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+            "action": "settle_refunds",
+        }
+        return TemplateResponse(request, "admin/orders/refund_settle.html", context)
 
 
 @admin.register(OrderExport)

@@ -1,5 +1,5 @@
-"""Order panels: the home page's open orders, today's figures and the 14-day chart; a vendor's
-open orders on its page."""
+"""Order panels: the home page's open orders, today's figures, the 14-day chart and the refunds
+owed (Finance's follow-up); a vendor's open orders on its page."""
 
 from __future__ import annotations
 
@@ -15,9 +15,10 @@ from okada.core.admin import changelist_url
 from okada.core.display import money
 
 from . import selectors
-from .models import OPEN_STATUSES, Order
+from .models import OPEN_STATUSES, Order, Payment
 
 CHART_DAYS = 14
+REFUNDS_SHOWN, REFUNDS_CAP = 5, 1000
 
 
 def _day(d: dt.date) -> str:
@@ -86,6 +87,27 @@ def chart(request: HttpRequest, obj: Any = None) -> dict[str, Any]:
     }
 
 
+def refunds_owed(request: HttpRequest, obj: Any = None) -> dict[str, Any]:
+    """Payments whose money does not fit their order, oldest first, each linked to the payment
+    list filtered to it (where Finance records the refund as settled)."""
+    count, oldest = selectors.refunds_owed(limit=REFUNDS_SHOWN, cap=REFUNDS_CAP)
+    now = timezone.now()
+    return {
+        "count": count,
+        "cap": REFUNDS_CAP,
+        "url": changelist_url(Payment, needs_refund__exact=1),
+        "rows": [
+            {
+                "payment": p,
+                "received": money(p.received_xaf),
+                "days": (now - p.created_at).days,
+                "url": changelist_url(Payment, needs_refund__exact=1, order__id__exact=p.order_id),
+            }
+            for p in oldest
+        ],
+    }
+
+
 def vendor_open_orders(request: HttpRequest, vendor: Any) -> dict[str, Any]:
     return {
         "orders": list(selectors.open_orders_for_vendor(vendor=vendor, limit=10)),
@@ -119,6 +141,14 @@ def register() -> None:
             build=chart,
             permission="orders.view_order",
             order=30,
+        ),
+        dashboard.Panel(
+            key="orders.refunds_owed",
+            title=_("Refunds owed"),
+            template="admin/orders/panels/refunds_owed.html",
+            build=refunds_owed,
+            permission="orders.view_payment",
+            order=35,
         ),
         dashboard.Panel(
             key="orders.vendor_open",

@@ -1,4 +1,4 @@
-"""What orders add to database health (okada.health.registry): placements and refusals over the
+"""What orders add to database health (okada.core.health_registry): placements and refusals over the
 last hours, the oldest open order per status, and their Prometheus metrics."""
 
 from __future__ import annotations
@@ -8,7 +8,8 @@ from typing import Any
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from okada.health import counters, registry
+from okada.core import counters
+from okada.core import health_registry as registry
 
 from . import selectors
 from .services import REFUSED_OUT_OF_STOCK

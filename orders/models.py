@@ -452,6 +452,22 @@ class Payment(BaseModel):
             "not the amount requested): Finance refunds it."
         ),
     )
+    refund_settled_at = models.DateTimeField(
+        _("refund settled at"),
+        null=True,
+        blank=True,
+        db_comment="When Finance recorded the refund owed as settled (UTC); NULL otherwise.",
+    )
+    refund_settled_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("refund settled by"),
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        db_index=False,  # never queried by user: not worth an index on every payment
+        db_comment="Finance user who recorded the refund as settled.",
+    )
 
     objects = PaymentQuerySet.as_manager()
 
@@ -481,6 +497,11 @@ class Payment(BaseModel):
                 condition=Q(status=PaymentResult.SUCCEEDED, received_xaf__isnull=False, received_xaf__gt=0)
                 | (~Q(status=PaymentResult.SUCCEEDED) & Q(received_xaf__isnull=True)),
                 name="orders_payment_received_iff_succeeded",
+            ),
+            # A settled refund is no longer owed.
+            models.CheckConstraint(
+                condition=Q(refund_settled_at__isnull=True) | Q(needs_refund=False),
+                name="orders_payment_settled_not_owed",
             ),
             choices_check("provider", PaymentMethod.choices, "orders_payment_provider_valid"),
             choices_check("status", PaymentResult.choices, "orders_payment_status_valid"),

@@ -302,6 +302,18 @@ def open_orders_for_vendor(*, vendor: Any, limit: int = 10) -> OrderQuerySet:
     )
 
 
+# --- Finance: refunds owed -------------------------------------------------------------------------
+
+
+def refunds_owed(*, limit: int = 5, cap: int = 1000) -> tuple[int, list[Payment]]:
+    """Payments flagged `needs_refund` (counted up to `cap` + 1) and the oldest `limit` of them
+    with their order: two reads of the partial index orders_payment_needs_refund."""
+    owed = Payment.objects.needing_refund()
+    count = owed.order_by().values("pk")[: cap + 1].count()
+    oldest = list(owed.select_related("order").order_by("created_at")[:limit])
+    return count, oldest
+
+
 # --- Figures of the health page and /metrics (okada.health; orders/health.py) ---------------------
 
 

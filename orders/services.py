@@ -17,12 +17,13 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import DEFAULT_DB_ALIAS, IntegrityError, transaction
 from django.db.models import Sum
-from django.utils import timezone
+from django.utils import formats, timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
 
 from catalog.models import Product, Vendor
 from catalog.services import Line, stock_release, stock_sell
+from okada.core import counters
 from okada.core import services as core
 from okada.core.actors import Actor, acting_for
 from okada.core.db import one_value
@@ -39,7 +40,6 @@ from okada.core.errors import (
     validated,
 )
 from okada.core.fields import normalize_cm_phone
-from okada.health import counters
 
 from .models import (
     MOBILE_MONEY,
@@ -58,7 +58,7 @@ from .models import (
 log = logging.getLogger(__name__)
 
 MAX_LINES = 100
-REFUSED_OUT_OF_STOCK = "orders.refused.out_of_stock"  # counter name (okada.health.counters)
+REFUSED_OUT_OF_STOCK = "orders.refused.out_of_stock"  # counter name (okada.core.counters)
 MAX_QUANTITY = 10_000  # per line: far above any basket, far below int4 overflow
 PAYMENT_METHODS = frozenset(PaymentMethod.values)
 CHANNELS = frozenset(Channel.values)
@@ -132,6 +132,10 @@ class PhoneTaken(Conflict):
 
 class UnknownPayment(NotFound):
     code = "unknown_payment"
+
+
+class RefundNotOwed(Conflict):
+    code = "refund_not_owed"
 
 
 class UnexpectedPlacementResult(InternalError):
@@ -377,7 +381,7 @@ def order_transition(*, order: Order, to: str, actor: Actor, note: str = "") -> 
     """
     actor.require_if_staff(transition_permission(to))
     with transaction.atomic(), acting_for(actor, f"order -> {to}"):
-        order = Order.objects.select_for_update().get(pk=order.pk)
+        order = core.locked(Order.objects, order.pk)
         if actor.role == VENDOR and actor.vendor_id != order.vendor_id:
             raise TransitionNotAllowed(_("This order belongs to another vendor."))
         roles = TRANSITIONS.get((order.status, to))
@@ -642,7 +646,7 @@ def payment_apply_callback(
         if order_id is None:
             raise UnknownPayment(_("No payment with this provider reference."))
         # Same lock order as every order service: the order row, then the payment row.
-        order = Order.all_objects.select_for_update().get(pk=order_id)
+        order = core.locked(Order.all_objects, order_id)
         payment = Payment.objects.select_for_update().get(
             provider=provider, provider_reference=provider_reference
         )
@@ -724,6 +728,58 @@ def _settle(*, order: Order, payment: Payment, actor: Actor) -> None:
     )
 
 
+def payment_refund_settle(*, payment: Payment, actor: Actor, note: str) -> Payment:
+    """Record that Finance settled the refund a payment was flagged for (`needs_refund`): the
+    money went back to the customer, or was otherwise dealt with, as `note` says (e.g. the
+    transfer's reference). Clears the flag, keeps who and when on the payment, and writes a note
+    event on the order's timeline.
+
+    Staff need `orders.refund_order` (Finance); only staff and the system settle refunds.
+    Refused with RefundNotOwed (409 `refund_not_owed`) when the payment needs no refund: never
+    flagged, or already settled (the message says when), so a second settle changes nothing.
+    """
+    actor.require_if_staff("orders.refund_order")
+    if actor.role not in (STAFF, SYSTEM):
+        raise NotAllowed(_("Only staff settle refunds."))
+    note = note.strip()
+    if not note:
+        raise InvalidInput(_("Say how the refund was settled (e.g. the transfer's reference)."), field="note")
+    with transaction.atomic(), acting_for(actor, "refund settled"):
+        # Lock order, as everywhere: the order row, then the payment row. Two settles of one
+        # payment queue here; the second finds the flag cleared.
+        order = core.locked(Order.all_objects, payment.order_id)
+        payment = core.locked(Payment.objects, payment.pk)
+        if not payment.needs_refund:
+            if payment.refund_settled_at is not None:
+                raise RefundNotOwed(
+                    _("This refund was already settled on %(when)s.")
+                    % {
+                        "when": formats.date_format(
+                            timezone.localtime(payment.refund_settled_at), "DATETIME_FORMAT"
+                        )
+                    },
+                    settled_at=payment.refund_settled_at.isoformat(),
+                )
+            raise RefundNotOwed(_("This payment needs no refund."))
+        payment.needs_refund = False
+        payment.refund_settled_at = timezone.now()
+        payment.refund_settled_by = actor.user if getattr(actor.user, "pk", None) else None
+        payment.save(update_fields=["needs_refund", "refund_settled_at", "refund_settled_by", "updated_at"])
+        _event(
+            order=order,
+            kind=OrderEvent.Kind.NOTE,
+            actor=actor,
+            data={
+                "refund_settled": True,
+                "payment_id": str(payment.pk),
+                "received_xaf": payment.received_xaf,
+                "note": note[:2000],
+            },
+        )
+    log.info("refund of payment %s (order %s) settled by %s", payment.pk, order.number, actor)
+    return payment
+
+
 # --- Customers ----------------------------------------------------------------------------------
 
 CUSTOMER_PHONE = "orders_customer_phone_live_uniq"
@@ -771,7 +827,7 @@ def order_add_note(*, order: Order, note: str, actor: Actor) -> OrderEvent:
     if not note:
         raise InvalidInput(_("The note is empty."), field="note")
     with transaction.atomic(), acting_for(actor, "order note"):
-        order = Order.all_objects.select_for_update().get(pk=order.pk)
+        order = core.locked(Order.all_objects, order.pk)
         return _event(order=order, kind=OrderEvent.Kind.NOTE, actor=actor, data={"note": note[:2000]})
 
 
@@ -779,7 +835,7 @@ def order_soft_delete(*, order: Order, actor: Actor, reason: str = "order delete
     """Soft-delete a finished order; an open order holds stock and is cancelled instead."""
     actor.require_if_staff("orders.delete_order")
     with transaction.atomic(), acting_for(actor, reason):
-        order = Order.objects.select_for_update().get(pk=order.pk)
+        order = core.locked(Order.objects, order.pk)
         if order.status in OPEN_STATUSES:
             raise Conflict(_("An open order cannot be deleted: cancel it first (it releases the stock)."))
         order.delete()
@@ -824,7 +880,7 @@ def zone_update(*, zone: Zone, data: dict[str, Any], actor: Actor) -> Zone:
     core.refuse_unknown_fields(data, ZONE_EDITABLE_FIELDS)
     actor.require_if_staff("orders.change_zone")
     with transaction.atomic(), acting_for(actor, "zone updated"):
-        zone = Zone.objects.select_for_update().get(pk=zone.pk)
+        zone = core.locked(Zone.objects, zone.pk)
         if not core.model_fields_update(zone, data):
             return zone
         _check_zone(zone)
@@ -882,7 +938,7 @@ def customer_update(*, customer: Customer, data: dict[str, Any], actor: Actor) -
     core.refuse_unknown_fields(data, CUSTOMER_EDITABLE_FIELDS)
     actor.require_if_staff("orders.change_customer")
     with transaction.atomic(), acting_for(actor, "customer updated"):
-        customer = Customer.objects.select_for_update().get(pk=customer.pk)
+        customer = core.locked(Customer.objects, customer.pk)
         if not core.model_fields_update(customer, data):
             return customer
         _check_customer(customer)

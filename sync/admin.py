@@ -18,7 +18,7 @@ from django.utils.translation import gettext_lazy as _
 from simple_history.admin import SimpleHistoryAdmin
 
 from okada.core.actors import Actor
-from okada.core.admin import ReadOnlyAdmin, run_per_object
+from okada.core.admin import ReadOnlyAdmin, RevokedFilter, run_per_object
 from okada.core.errors import DomainError
 
 from . import services
@@ -38,21 +38,6 @@ def _as_staff(
         model_admin.message_user(request, str(exc), messages.ERROR)
         return
     run_per_object(model_admin, request, queryset, lambda obj: action(obj, actor))
-
-
-class RevokedFilter(admin.SimpleListFilter):
-    title = _("revoked")
-    parameter_name = "revoked"
-
-    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, Any]]:
-        return [("no", _("Active")), ("yes", _("Revoked"))]
-
-    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
-        if self.value() == "no":
-            return queryset.filter(revoked_at__isnull=True)
-        if self.value() == "yes":
-            return queryset.filter(revoked_at__isnull=False)
-        return queryset
 
 
 @admin.register(Device)

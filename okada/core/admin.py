@@ -26,6 +26,7 @@ refusal), `badge()` and `money()` for list columns.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -118,6 +119,23 @@ class DeletedFilter(admin.SimpleListFilter):
             return queryset.filter(deleted_at__isnull=True)
         if value == "deleted":
             return queryset.filter(deleted_at__isnull=False)
+        return queryset
+
+
+class RevokedFilter(admin.SimpleListFilter):
+    """Active or revoked rows of a model with `revoked_at` (sync devices, API keys, tokens)."""
+
+    title = _("revoked")
+    parameter_name = "revoked"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, Any]]:
+        return [("no", _("Active")), ("yes", _("Revoked"))]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        if self.value() == "no":
+            return queryset.filter(revoked_at__isnull=True)
+        if self.value() == "yes":
+            return queryset.filter(revoked_at__isnull=False)
         return queryset
 
 
@@ -466,9 +484,26 @@ class _PeriodicTaskForm(beat_admin.PeriodicTaskForm):
         self.fields["regtask"].widget = _TaskSelectWidget()
 
 
+def _needs_change(action: Callable[..., Any]) -> Callable[..., Any]:
+    """A third-party admin action offered (and run) only for users with the change permission:
+    Django offers an action without `permissions` to whoever may view the list."""
+
+    @functools.wraps(action)
+    def checked(model_admin: Any, request: HttpRequest, queryset: QuerySet) -> Any:
+        return action(model_admin, request, queryset)
+
+    checked.allowed_permissions = ("change",)  # type: ignore[attr-defined]
+    return checked
+
+
 @admin.register(beat.PeriodicTask)
 class PeriodicTaskAdmin(beat_admin.PeriodicTaskAdmin, ModelAdmin):
     form = _PeriodicTaskForm
+    # beat's actions enable, disable, toggle or run schedules now: not for view-only users.
+    enable_tasks = _needs_change(beat_admin.PeriodicTaskAdmin.enable_tasks)
+    disable_tasks = _needs_change(beat_admin.PeriodicTaskAdmin.disable_tasks)
+    toggle_tasks = _needs_change(beat_admin.PeriodicTaskAdmin.toggle_tasks)
+    run_tasks = _needs_change(beat_admin.PeriodicTaskAdmin.run_tasks)
 
 
 @admin.register(beat.CrontabSchedule)

@@ -34,6 +34,10 @@ BADGE_COLOURS = {
     "failed": "danger",
     "active": "success",
     "suspended": "danger",
+    "refund_owed": "danger",
+    "refund_settled": "success",
+    # API keys and tokens
+    "revoked": "danger",
     # job runs
     "running": "info",
     "success": "success",

@@ -8,6 +8,7 @@ from datetime import timedelta
 from typing import Any, TypeVar
 
 from django.conf import settings
+from django.core.exceptions import ObjectDoesNotExist
 from django.core.management import call_command
 from django.db import IntegrityError, models, transaction
 from django.db.models import PROTECT, ProtectedError, RestrictedError
@@ -18,7 +19,7 @@ from simple_history.utils import bulk_create_with_history, bulk_update_with_hist
 
 from . import actors
 from .actors import Actor
-from .errors import InUse, InvalidInput, NotAllowed
+from .errors import InUse, InvalidInput, NotAllowed, NotFound
 from .fields import normalize_cm_phone
 from .models import JobRun, TrackedModel
 
@@ -88,6 +89,24 @@ def history_clean_duplicates(*, days: int) -> dict[str, str]:
 # --- Soft delete, restore, hard delete: the shared steps of every domain's services -------------
 
 
+def locked(rows: Any, pk: Any, *, gone: str | None = None) -> Any:
+    """The row `pk` of `rows` (a manager or queryset) re-read under FOR UPDATE, or NotFound.
+
+    Services look a row up, then lock it. Between the two a concurrent request may soft-delete
+    the row (the default manager no longer sees it once that commits), delete it for good, or,
+    for `deleted_objects`, restore it: the caller gets a clear 404 (`gone`, or "... no longer
+    exists"), never Django's DoesNotExist (a 500).
+    """
+    try:
+        return rows.select_for_update().get(pk=pk)
+    except ObjectDoesNotExist:
+        meta = rows.model._meta
+        message = gone or _("%(what)s no longer exists: it was deleted meanwhile.") % {
+            "what": str(meta.verbose_name).capitalize()
+        }
+        raise NotFound(message, model=meta.label) from None
+
+
 def refuse_if_in_use(obj: TrackedModel) -> None:
     """InUse when live rows still point at `obj` through a protected key (a vendor's products,
     a zone's customers): deleting it would leave them pointing at a deleted row."""
@@ -107,10 +126,10 @@ def soft_delete(obj: TrackedModel, *, actor: Actor, reason: str) -> TrackedModel
     """Lock the live row, refuse while live rows depend on it, soft-delete it with history."""
     model = type(obj)
     with transaction.atomic(), actors.acting_for(actor, reason):
-        locked = model.objects.select_for_update().get(pk=obj.pk)
-        refuse_if_in_use(locked)
-        locked.delete()
-    return locked
+        row = locked(model.objects, obj.pk)
+        refuse_if_in_use(row)
+        row.delete()
+    return row
 
 
 def restore(obj: TrackedModel, *, actor: Actor, reason: str) -> TrackedModel:
@@ -121,9 +140,16 @@ def restore(obj: TrackedModel, *, actor: Actor, reason: str) -> TrackedModel:
     """
     model = type(obj)
     with transaction.atomic(), actors.acting_for(actor, reason):
-        locked = model.deleted_objects.select_for_update().get(pk=obj.pk)
-        locked.restore()
-    return locked
+        row = locked(model.deleted_objects, obj.pk, gone=not_deleted(model))
+        row.restore()
+    return row
+
+
+def not_deleted(model: Any) -> str:
+    """The NotFound message of a restore whose row is no longer deleted (see `locked`)."""
+    return _("%(what)s is not deleted (it was restored meanwhile) or no longer exists.") % {
+        "what": str(model._meta.verbose_name).capitalize()
+    }
 
 
 def tracked_hard_delete(*, obj: TrackedModel, actor: Actor, reason: str = "deleted for good") -> None:

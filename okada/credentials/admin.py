@@ -1,4 +1,11 @@
-"""API keys in the admin: list, issue (the key is shown once), revoke. Tokens: list, revoke."""
+"""API keys in the admin: list, issue (the key is shown once), revoke. Tokens: list, revoke.
+
+unfold's ModelAdmin, like every other screen. Nothing here writes a row itself: issuing and
+revoking call `okada.credentials.services`, which check the permission again
+(`credentials.add_apikey`, `credentials.change_apikey`, `credentials.change_personaltoken`)
+whatever the screen shows. Nobody deletes a key or a token here: revoke it, the row keeps who
+used it and when (expired tokens are pruned by the hourly job).
+"""
 
 from __future__ import annotations
 
@@ -9,9 +16,14 @@ from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext
+from unfold.admin import ModelAdmin
+from unfold.widgets import UnfoldAdminCheckboxSelectMultipleWidget
 
-from okada.core.admin import run_per_object, staff_actor
+from okada.core.admin import RevokedFilter, run_per_object, staff_actor
+from okada.core.display import badge
 
 from . import services
 from .models import ApiKey, PersonalToken, Scope
@@ -21,7 +33,7 @@ class ApiKeyForm(forms.ModelForm):
     scopes = forms.MultipleChoiceField(
         label=_("scopes"),
         choices=Scope.choices,
-        widget=forms.CheckboxSelectMultiple,
+        widget=UnfoldAdminCheckboxSelectMultipleWidget,
         required=False,
         help_text=_("Leave empty for every scope of its kind."),
     )
@@ -32,19 +44,20 @@ class ApiKeyForm(forms.ModelForm):
         help_texts = {"vendor": _("Empty: a storefront key.")}
 
 
+def state_badge(credential: ApiKey | PersonalToken) -> str:
+    """Active, expired or revoked, as a coloured badge."""
+    if credential.revoked_at is not None:
+        return badge("revoked", pgettext("credential state", "revoked"))
+    if credential.expires_at is not None and credential.expires_at <= timezone.now():
+        return badge("expired", pgettext("credential state", "expired"))
+    return badge("active", pgettext("credential state", "active"))
+
+
 @admin.register(ApiKey)
-class ApiKeyAdmin(admin.ModelAdmin):
-    list_display = (
-        "name",
-        "kind",
-        "vendor",
-        "scope_list",
-        "prefix",
-        "last_used_at",
-        "expires_at",
-        "revoked_at",
-    )
-    list_filter = ("kind", ("revoked_at", admin.EmptyFieldListFilter))
+class ApiKeyAdmin(ModelAdmin):
+    list_display = ("name", "kind", "vendor", "scope_list", "prefix", "last_used_at", "expires_at", "state")
+    list_filter = ("kind", RevokedFilter)
+    list_filter_submit = True
     search_fields = ("name", "prefix", "vendor__name", "vendor__slug")
     list_select_related = ("vendor",)
     autocomplete_fields = ("vendor",)
@@ -54,6 +67,10 @@ class ApiKeyAdmin(admin.ModelAdmin):
     @admin.display(description=_("scopes"))
     def scope_list(self, obj: ApiKey) -> str:
         return ", ".join(obj.scopes)
+
+    @admin.display(description=_("state"))
+    def state(self, obj: ApiKey) -> str:
+        return state_badge(obj)
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
         # A key never changes once issued: revoke it and issue another.
@@ -105,11 +122,17 @@ class ApiKeyAdmin(admin.ModelAdmin):
 
 
 @admin.register(PersonalToken)
-class PersonalTokenAdmin(admin.ModelAdmin):
-    list_display = ("user", "vendor", "prefix", "created_at", "last_used_at", "expires_at", "revoked_at")
+class PersonalTokenAdmin(ModelAdmin):
+    list_display = ("user", "vendor", "prefix", "created_at", "last_used_at", "expires_at", "state")
+    list_filter = (RevokedFilter,)
+    list_filter_submit = True
     list_select_related = ("user", "vendor")
     search_fields = ("user__username", "vendor__slug", "prefix")
     actions = ["revoke"]
+
+    @admin.display(description=_("state"))
+    def state(self, obj: PersonalToken) -> str:
+        return state_badge(obj)
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
         return [f.name for f in PersonalToken._meta.fields if f.name != "token_hash"]

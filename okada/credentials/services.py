@@ -18,6 +18,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from catalog.models import Vendor, VendorMember
+from okada.core import services as core
 from okada.core.actors import Actor
 from okada.core.errors import InvalidInput, NotAuthenticated
 
@@ -106,7 +107,7 @@ def api_key_revoke(*, key: ApiKey, actor: Actor) -> ApiKey:
     """Revoke at once: the next request with it is refused (401). Revoking twice is a no-op."""
     actor.require("credentials.change_apikey")
     with transaction.atomic():
-        key = ApiKey.objects.select_for_update().get(pk=key.pk)
+        key = core.locked(ApiKey.objects, key.pk)
         if key.revoked_at is None:
             key.revoked_at = timezone.now()
             key.revoked_by = actor.user if getattr(actor.user, "pk", None) else None
@@ -159,11 +160,32 @@ def personal_token_revoke(*, token: PersonalToken, actor: Actor) -> PersonalToke
     if not (actor.user is not None and actor.user.pk == token.user_id):
         actor.require("credentials.change_personaltoken")
     with transaction.atomic():
-        token = PersonalToken.objects.select_for_update().get(pk=token.pk)
+        # The hourly prune may have deleted it meanwhile (long expired or revoked): NotFound.
+        token = core.locked(PersonalToken.objects, token.pk)
         if token.revoked_at is None:
             token.revoked_at = timezone.now()
             token.save(update_fields=["revoked_at", "updated_at"])
     return token
+
+
+PRUNE_BATCH = 5000  # tokens per DELETE: each statement stays short
+
+
+def personal_tokens_prune(*, now: datetime | None = None) -> int:
+    """Delete personal tokens that expired, or were revoked, more than
+    OKADA_API_TOKEN_RETENTION_DAYS ago; return how many. Idempotent (the hourly job).
+
+    A token stops working the moment it expires or is revoked; its row is kept that long only to
+    show who used the API until then.
+    """
+    # Never a cutoff in the future: a negative setting would delete tokens still in use.
+    days = max(0, settings.OKADA_API_TOKEN_RETENTION_DAYS)
+    cutoff = (now or timezone.now()) - timedelta(days=days)
+    stale = PersonalToken.objects.filter(Q(expires_at__lt=cutoff) | Q(revoked_at__lt=cutoff))
+    deleted = 0
+    while ids := list(stale.values_list("pk", flat=True)[:PRUNE_BATCH]):
+        deleted += PersonalToken.objects.filter(pk__in=ids).delete()[0]
+    return deleted
 
 
 # --- Using them -----------------------------------------------------------------------------------

@@ -24,11 +24,12 @@ from django.urls import path, reverse
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
+from okada.core import health_registry as registry
 from okada.core.actors import Actor
 from okada.core.admin import ReadOnlyAdmin
 from okada.core.errors import DomainError, NotAllowed
 
-from . import pg, registry, selectors, services
+from . import pg, selectors, services
 from .models import Alert, DatabaseAction, DatabaseHealth
 
 log = logging.getLogger(__name__)

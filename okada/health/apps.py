@@ -8,10 +8,12 @@ class HealthConfig(AppConfig):
     verbose_name = _("Database health")
 
     def ready(self) -> None:
-        from . import conditions, dashboard, marketplace, metrics, registry
+        from okada.core import health_registry
+
+        from . import conditions, dashboard, marketplace, metrics
 
         conditions.register()  # the database's, jobs', partitions' and queue's alert conditions
         marketplace.register()  # jobs, partitions and the Celery queue beside the database
         metrics.install()  # Okada's gauges on the Prometheus registry
-        registry.autodiscover()  # each app's health.py: its panels, conditions and metrics
+        health_registry.autodiscover()  # each app's health.py: its panels, conditions and metrics
         dashboard.register()  # open alerts on the admin's home

@@ -8,8 +8,9 @@ from django.conf import settings
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import gettext_noop
 
+from okada.core.health_registry import CRITICAL, WARNING, Condition, Finding, register_condition
+
 from . import pg, queue, selectors
-from .registry import CRITICAL, WARNING, Condition, Finding, register_condition
 
 # Cache hit ratios mean little until this many blocks were read (a fresh or idle server).
 CACHE_HIT_MIN_BLOCKS = 10_000

@@ -7,8 +7,9 @@ from typing import Any
 
 from django.utils.translation import gettext_lazy as _
 
+from okada.core.health_registry import Panel, register_panel
+
 from . import pg, selectors
-from .registry import Panel, register_panel
 
 
 def jobs_panel() -> dict[str, Any]:

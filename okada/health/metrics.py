@@ -1,5 +1,5 @@
 """`/metrics` for Prometheus: django-prometheus' request, database and cache metrics, and Okada's
-own gauges and counters (from each app's health.py, see registry.py).
+own gauges and counters (from each app's health.py, see okada.core.health_registry).
 
 Access: `Authorization: Bearer $OKADA_METRICS_TOKEN`, or a client address in
 OKADA_METRICS_ALLOWED_IPS; with neither configured every scrape is refused.
@@ -30,7 +30,9 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 
-from . import pg, registry
+from okada.core import health_registry as registry
+
+from . import pg
 
 log = logging.getLogger(__name__)
 

@@ -17,11 +17,12 @@ from django.db.models import F
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
+from okada.core import health_registry as registry
 from okada.core.actors import Actor
 from okada.core.errors import Conflict, InvalidInput, NotAllowed, NotFound
 from okada.core.roles import OPERATIONS
 
-from . import pg, registry
+from . import pg
 from .models import Alert, DatabaseAction, IndexStat, QueryStat, QueryText, Snapshot, TableStat
 
 log = logging.getLogger(__name__)

@@ -252,6 +252,9 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = OKADA_API_MAX_BODY_BYTES
 OKADA_IDEMPOTENCY_TTL_HOURS = env.int("OKADA_IDEMPOTENCY_TTL_HOURS", default=24)
 # Personal tokens (POST /api/v1/auth/token) expire after this many hours.
 OKADA_API_TOKEN_HOURS = env.int("OKADA_API_TOKEN_HOURS", default=12)
+# Expired or revoked personal tokens are kept this many days (the admin shows who used them),
+# then deleted by the hourly job credentials.prune_tokens.
+OKADA_API_TOKEN_RETENTION_DAYS = env.int("OKADA_API_TOKEN_RETENTION_DAYS", default=7)
 # HMAC-SHA256 secrets of the payment providers' callbacks; empty = that provider's callbacks
 # are refused (401).
 OKADA_PAYMENT_CALLBACK_SECRETS = {

@@ -15,6 +15,14 @@ SYSTEM_NOTES = (
     gettext_noop("cancelled in admin"),
     gettext_noop("unpaid past deadline"),
 )
+# Why money was flagged for a refund (orders.services._settle writes these codes).
+REFUND_REASONS = {
+    "order_cancelled": gettext_noop("the order was cancelled"),
+    "order_expired": gettext_noop("the order had expired"),
+    "order_refunded": gettext_noop("the order was refunded"),
+    "overpaid": gettext_noop("more than the order's total"),
+    "amount_differs": gettext_noop("not the amount asked for"),
+}
 ROLES = {
     "staff": pgettext_lazy("actor role", "staff"),
     "system": pgettext_lazy("actor role", "system"),
@@ -49,3 +57,9 @@ def actor_label(actor: str) -> str:
     role, _sep, who = (actor or "").partition(":")
     label = str(ROLES[role]) if role in ROLES else role
     return f"{label} ({who})" if who else label
+
+
+@register.filter
+def refund_reasons(codes: list[str] | None) -> str:
+    """["overpaid", "amount_differs"] -> "more than the order's total, not the amount asked for"."""
+    return ", ".join(_(REFUND_REASONS[c]) if c in REFUND_REASONS else c for c in codes or [])

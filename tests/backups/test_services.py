@@ -33,7 +33,8 @@ from backups.services import (
 )
 from catalog.models import Stock
 from okada.core.errors import InvalidInput
-from orders.models import Order, Zone
+from orders.audit import CHECKS
+from orders.models import Order, PaymentStatus, Zone
 from tests.backups.factories import BackupFactory, BackupVerificationFactory
 from tests.backups.helpers import (
     ROOT,
@@ -85,7 +86,8 @@ def test_backup_then_drill_counts_match_and_the_backup_is_marked_verified(backup
     assert verification.checks["count_differences"] == {}
     assert verification.checks["tables"] == len(backup.manifest)
     assert verification.checks["rows"] == sum(backup.manifest.values())
-    assert verification.checks["invariants"] == {"stock_vs_ledger": 0, "order_subtotal_vs_items": 0}
+    assert verification.checks["invariants"] == dict.fromkeys(CHECKS, 0)  # every check of the audit
+    assert len(CHECKS) >= 5 and "invariant_samples" not in verification.checks
     assert list(Backup.objects.verified()) == [backup]
     assert not pg.database_exists(scratch_database(backup))
 
@@ -140,22 +142,41 @@ def test_a_dump_cut_short_fails_the_drill_even_with_a_matching_checksum():
     assert not pg.database_exists(scratch_database(backup))
 
 
+def drill_of_a_copy_broken_by(sql: str, params: list) -> BackupVerification:
+    """The failed drill of a backup taken after `sql` broke the marketplace's data."""
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+    backup = backup_run(kind=BackupKind.MANUAL)
+    verification = backup_verify(backup=backup)
+    assert verification is not None
+    assert verification.outcome == VerificationOutcome.FAILED
+    assert not pg.database_exists(scratch_database(backup))
+    return verification
+
+
 def test_a_drill_fails_when_the_restored_copy_breaks_an_invariant():
     # A ledger movement missing from the data (as a faulty dump or a bug would lose it).
     marketplace()
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "UPDATE catalog_stock SET on_hand = on_hand + 1 WHERE product_id = %s",
-            [Stock.objects.values_list("product_id", flat=True)[0]],
-        )
-    backup = backup_run(kind=BackupKind.MANUAL)
-
-    verification = backup_verify(backup=backup)
-
-    assert verification is not None
-    assert verification.outcome == VerificationOutcome.FAILED
+    verification = drill_of_a_copy_broken_by(
+        "UPDATE catalog_stock SET on_hand = on_hand + 1 WHERE product_id = %s",
+        [Stock.objects.values_list("product_id", flat=True)[0]],
+    )
     assert "stock_vs_ledger: 1" in verification.error
-    assert verification.checks["invariants"]["stock_vs_ledger"] == 1
+    assert verification.checks["invariants"] == dict.fromkeys(CHECKS, 0) | {"stock_vs_ledger": 1}
+
+
+def test_a_drill_fails_when_the_restored_copy_has_an_order_marked_paid_without_payments():
+    # Not one of the drill's two checks of old (stock, subtotals): the audit's paid = payments.
+    marketplace()
+    order = Order.objects.filter(payment_status=PaymentStatus.UNPAID).first()
+    assert order is not None
+    verification = drill_of_a_copy_broken_by(
+        "UPDATE orders_order SET payment_status = 'paid' WHERE id = %s", [order.pk]
+    )
+    assert "paid_vs_payments: 1" in verification.error
+    assert verification.checks["invariants"] == dict.fromkeys(CHECKS, 0) | {"paid_vs_payments": 1}
+    [row] = verification.checks["invariant_samples"]["paid_vs_payments"]
+    assert row["number"] == order.number and row["received_xaf"] == 0
 
 
 def test_an_encrypted_backup_cannot_be_read_without_the_passphrase_and_the_drill_decrypts_it(settings):

@@ -214,3 +214,28 @@ def test_a_forged_post_naming_a_deleted_category_is_refused(client):
     response = client.post("/admin/catalog/product/add/", data)
     assert response.status_code == 200
     assert not Product.all_objects.filter(sku="X-1").exists()
+
+
+# --- Scheduled jobs (django-celery-beat's screen) -----------------------------------------------
+
+
+def test_a_view_only_user_cannot_disable_or_run_a_scheduled_job_by_posting(client):
+    from django.contrib.auth.models import Permission
+    from django_celery_beat.models import PeriodicTask
+
+    from tests.catalog.factories import UserFactory
+
+    task = PeriodicTask.objects.get(task="credentials.prune_tokens")
+    viewer = UserFactory(is_staff=True)
+    viewer.user_permissions.add(Permission.objects.get(codename="view_periodictask"))
+    client.force_login(viewer)
+    url = "/admin/django_celery_beat/periodictask/"
+    page = client.get(url)
+    assert page.status_code == 200 and "disable_tasks" not in page.content.decode()
+    for action in ("disable_tasks", "toggle_tasks"):
+        client.post(url, {"action": action, "_selected_action": [str(task.pk)]})
+        assert PeriodicTask.objects.get(pk=task.pk).enabled, action
+
+    login(client, OPERATIONS)  # may change schedules
+    client.post(url, {"action": "disable_tasks", "_selected_action": [str(task.pk)]})
+    assert not PeriodicTask.objects.get(pk=task.pk).enabled

@@ -19,6 +19,38 @@ def test_every_changelist_renders(client, admin_user, url):
     assert response.status_code == 200, url
 
 
+def test_every_admin_screen_is_built_on_unfold():
+    # A stock ModelAdmin renders plain Django widgets inside unfold's pages (the API keys did).
+    from unfold.admin import ModelAdmin
+
+    stock = [m._meta.label for m, a in admin.site._registry.items() if not isinstance(a, ModelAdmin)]
+    assert stock == []
+
+
+@pytest.mark.parametrize("model", list(admin.site._registry), ids=lambda m: m._meta.label)
+def test_a_user_who_may_only_view_a_screen_is_offered_none_of_its_actions(rf, model):
+    # Django runs any action get_actions() offers; one without `permissions=` is offered to
+    # whoever sees the list. The services check again; the screens must not offer them either.
+    from django.contrib.auth import get_permission_codename
+    from django.contrib.auth.models import Permission
+
+    from tests.catalog.factories import UserFactory
+
+    opts = model._meta
+    viewer = UserFactory(is_staff=True)
+    # Screens without a view permission (superusers only) are checked with no permission at all.
+    viewer.user_permissions.add(
+        *Permission.objects.filter(
+            content_type__app_label=opts.app_label,
+            content_type__model=opts.model_name,
+            codename=get_permission_codename("view", opts),
+        )
+    )
+    request = rf.get(f"/admin/{opts.app_label}/{opts.model_name}/")
+    request.user = viewer
+    assert list(admin.site._registry[model].get_actions(request)) == []
+
+
 def test_login_page_is_french_by_default_and_switches_to_english(client):
     french = client.get("/admin/login/")
     assert "Connexion" in french.content.decode()

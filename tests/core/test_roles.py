@@ -42,6 +42,24 @@ def test_each_role_gets_what_its_job_needs_and_not_more():
     assert "orders.transition_order" not in finance
 
 
+def test_operations_follow_offline_sync_and_issue_and_revoke_api_keys():
+    ops = perms(OPERATIONS)
+    sync = {
+        "sync.view_device",
+        "sync.view_syncconflict",
+        "sync.resolve_syncconflict",
+        "sync.revoke_device",
+    }
+    keys = {"credentials.view_apikey", "credentials.add_apikey", "credentials.change_apikey"}
+    assert sync | keys | {"credentials.change_personaltoken"} <= ops
+    assert "credentials.delete_apikey" not in ops  # deleting a key for good: superusers only
+    for role in (STOCK, SUPPORT, FINANCE):
+        assert not {p for p in perms(role) if p.startswith(("sync.", "credentials."))}, role
+    actor = Actor.for_staff_user(role_user(OPERATIONS))
+    assert actor.can("sync.resolve_syncconflict") and actor.can("credentials.add_apikey")
+    assert not Actor.for_staff_user(role_user(SUPPORT)).can("sync.revoke_device")
+
+
 def test_grant_is_idempotent_and_revoke_takes_back(django_db_blocker):
     before = perms(SUPPORT)
     grant(global_apps, {SUPPORT: ["orders.view_order", "orders.export_orders"]})

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
-import pytest
-from django.contrib.auth.models import Permission
+from datetime import timedelta
 
+import pytest
+from django.contrib import admin
+from django.contrib.auth.models import Permission
+from django.utils import timezone
+from unfold.admin import ModelAdmin
+from unfold.widgets import UnfoldAdminCheckboxSelectMultipleWidget
+
+from okada.core.roles import OPERATIONS, SUPPORT
 from okada.credentials import resolver
-from okada.credentials.models import ApiKey
-from okada.credentials.services import api_key_issue
-from tests.catalog.factories import UserFactory, VendorFactory
+from okada.credentials.models import ApiKey, PersonalToken
+from okada.credentials.services import api_key_issue, api_key_revoke, personal_token_issue
+from tests.catalog.factories import UserFactory, VendorFactory, role_user
 from tests.credentials.factories import OPERATOR
 
 pytestmark = pytest.mark.django_db
@@ -57,4 +64,84 @@ def test_revoking_needs_the_change_permission(client):
     viewer.user_permissions.add(Permission.objects.get(codename="change_apikey"))
     client.post("/admin/credentials/apikey/", {"action": "revoke", "_selected_action": [issued.key.pk]})
     assert ApiKey.objects.get().revoked_at is not None
+    assert resolver.resolve(issued.secret) is None
+
+
+def test_keys_and_tokens_are_screens_of_unfold_like_the_rest_of_the_admin(client, admin_user):
+    for model in (ApiKey, PersonalToken):
+        assert isinstance(admin.site._registry[model], ModelAdmin), model
+    client.force_login(admin_user)
+    form = client.get("/admin/credentials/apikey/add/").context["adminform"].form
+    assert isinstance(form.fields["scopes"].widget, UnfoldAdminCheckboxSelectMultipleWidget)
+    assert type(form.fields["name"].widget).__module__ == "unfold.widgets"
+
+
+def test_the_list_says_in_french_which_keys_are_active_expired_or_revoked(client):
+    vendor = VendorFactory()
+    api_key_issue(name="actif", vendor=vendor, actor=OPERATOR)
+    revoked = api_key_issue(name="révoqué", vendor=vendor, actor=OPERATOR).key
+    api_key_revoke(key=revoked, actor=OPERATOR)
+    old = api_key_issue(name="périmé", vendor=vendor, actor=OPERATOR).key
+    ApiKey.objects.filter(pk=old.pk).update(expires_at=timezone.now() - timedelta(days=1))
+    client.force_login(role_user(OPERATIONS))
+    page = client.get("/admin/credentials/apikey/").content.decode()
+    assert 'data-status="active"' in page and 'data-status="revoked"' in page
+    assert 'data-status="expired"' in page
+    assert "Révoquer les clés sélectionnées" in page
+    shown = client.get("/admin/credentials/apikey/?revoked=yes").context["cl"].result_list
+    assert [k.name for k in shown] == ["révoqué"]
+
+
+def test_operations_issue_a_key_shown_once_and_revoke_it(client):
+    vendor = VendorFactory()
+    user = role_user(OPERATIONS)
+    client.force_login(user)
+    response = client.post(
+        "/admin/credentials/apikey/add/",
+        {
+            "name": "caisse",
+            "vendor": str(vendor.pk),
+            "scopes": ["orders:read"],
+            "expires_at_0": "",
+            "expires_at_1": "",
+        },
+    )
+    assert response.status_code == 200, response.content[:2000]
+    assert "no-store" in response["Cache-Control"]
+    page = response.content.decode()
+    assert "Copiez-la maintenant" in page  # the page speaks French
+    secret = page.split('id="api-key-secret"', 1)[1].split(">", 1)[1].split("<", 1)[0]
+    key = ApiKey.objects.get()
+    assert key.created_by == user and resolver.resolve(secret) is not None
+    client.post("/admin/credentials/apikey/", {"action": "revoke", "_selected_action": [key.pk]})
+    assert ApiKey.objects.get().revoked_by == user
+    assert resolver.resolve(secret) is None
+
+
+def test_support_can_neither_see_nor_issue_keys(client):
+    client.force_login(role_user(SUPPORT))
+    assert client.get("/admin/credentials/apikey/").status_code == 403
+    response = client.post("/admin/credentials/apikey/add/", {"name": "x", "scopes": ["orders:read"]})
+    assert response.status_code == 403
+    assert not ApiKey.objects.exists()
+
+
+def test_revoking_a_token_needs_the_change_permission(client):
+    user, vendor = UserFactory(username="ngo"), VendorFactory()
+    user.set_password("pw-12345678")
+    user.save()
+    vendor.members.create(user=user, role="owner")
+    issued = personal_token_issue(username="ngo", password="pw-12345678")
+    viewer = UserFactory(is_staff=True)
+    viewer.user_permissions.add(Permission.objects.get(codename="view_personaltoken"))
+    client.force_login(viewer)
+    url = "/admin/credentials/personaltoken/"
+    assert client.get(url).context["action_form"] is None  # no action offered
+    client.post(url, {"action": "revoke", "_selected_action": [issued.token.pk]})
+    assert PersonalToken.objects.get().revoked_at is None
+    assert resolver.resolve(issued.secret) is not None
+
+    client.force_login(role_user(OPERATIONS))
+    client.post(url, {"action": "revoke", "_selected_action": [issued.token.pk]})
+    assert PersonalToken.objects.get().revoked_at is not None
     assert resolver.resolve(issued.secret) is None

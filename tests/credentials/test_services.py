@@ -8,7 +8,7 @@ import pytest
 from django.utils import timezone
 
 from okada.core.actors import Actor, acting_as
-from okada.core.errors import InvalidInput, NotAllowed, NotAuthenticated
+from okada.core.errors import InvalidInput, NotAllowed, NotAuthenticated, NotFound
 from okada.credentials import resolver
 from okada.credentials.models import ApiKey, PersonalToken
 from okada.credentials.services import (
@@ -16,6 +16,7 @@ from okada.credentials.services import (
     api_key_revoke,
     personal_token_issue,
     personal_token_revoke,
+    personal_tokens_prune,
 )
 from tests.catalog.factories import UserFactory, VendorFactory
 from tests.credentials.factories import OPERATOR
@@ -135,3 +136,51 @@ def test_a_member_of_several_vendors_says_which():
         personal_token_issue(username="cho", password="pw-12345678")
     issued = personal_token_issue(username="cho", password="pw-12345678", vendor_slug=two.slug)
     assert issued.token.vendor == two
+
+
+def test_tokens_expired_or_revoked_past_the_retention_are_pruned_and_the_rest_kept(settings):
+    settings.OKADA_API_TOKEN_RETENTION_DAYS = 7
+    now = timezone.now()
+    user, vendor = UserFactory(), VendorFactory()
+
+    def token(prefix: str, *, expires: timedelta, revoked: timedelta | None = None) -> PersonalToken:
+        return PersonalToken.objects.create(
+            user=user,
+            vendor=vendor,
+            prefix=prefix,
+            token_hash="0" * 64,
+            expires_at=now + expires,
+            revoked_at=now + revoked if revoked is not None else None,
+        )
+
+    token("valid", expires=timedelta(hours=5))
+    token("expiredrecent", expires=-timedelta(days=6))
+    token("expiredlong", expires=-timedelta(days=8))
+    token("revokedrecent", expires=timedelta(days=30), revoked=-timedelta(days=1))
+    token("revokedlong", expires=timedelta(days=30), revoked=-timedelta(days=9))
+
+    assert personal_tokens_prune(now=now) == 2
+    assert set(PersonalToken.objects.values_list("prefix", flat=True)) == {
+        "valid",
+        "expiredrecent",
+        "revokedrecent",
+    }
+    assert personal_tokens_prune(now=now) == 0  # idempotent
+
+    settings.OKADA_API_TOKEN_RETENTION_DAYS = -3  # read as 0, never as "delete valid tokens too"
+    assert personal_tokens_prune(now=now) == 2
+    assert set(PersonalToken.objects.values_list("prefix", flat=True)) == {"valid"}
+
+
+def test_revoking_a_token_the_prune_deleted_meanwhile_is_not_found():
+    user, vendor = UserFactory(username="ebai"), VendorFactory()
+    user.set_password("pw-12345678")
+    user.save()
+    vendor.members.create(user=user, role="owner")
+    stale = personal_token_issue(username="ebai", password="pw-12345678").token  # read by the admin
+    PersonalToken.objects.filter(pk=stale.pk).update(expires_at=timezone.now() - timedelta(days=30))
+    assert personal_tokens_prune() == 1
+
+    with pytest.raises(NotFound) as gone:
+        personal_token_revoke(token=stale, actor=OPERATOR)
+    assert gone.value.status == 404

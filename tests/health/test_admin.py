@@ -169,7 +169,7 @@ def test_a_panel_slower_than_the_statement_timeout_is_unavailable_and_the_page_s
 ):
     from django.db import connection
 
-    from okada.health import registry
+    from okada.core import health_registry as registry
 
     def slow() -> dict:
         with connection.cursor() as cur:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from django.db import connection
 
-from okada.health import counters
+from okada.core import counters
 from orders.services import REFUSED_OUT_OF_STOCK
 from tests.orders.factories import OrderFactory
 

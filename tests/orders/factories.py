@@ -8,8 +8,8 @@ from typing import Any
 import factory
 
 from okada.core.actors import Actor
-from orders.models import Channel, Customer, Order, OrderStatus, PaymentMethod, Zone
-from orders.services import order_place, order_transition
+from orders.models import Channel, Customer, Order, OrderStatus, Payment, PaymentMethod, Zone
+from orders.services import order_place, order_transition, payment_record
 from tests.catalog.factories import ProductFactory, VendorFactory
 
 
@@ -82,3 +82,16 @@ def order_in_status(status: str, **kwargs: Any) -> Order:
     if status == S.EXPIRED:
         kwargs.setdefault("payment_method", PaymentMethod.MTN_MOMO)
     return advance(OrderFactory.create(**kwargs), status)
+
+
+def payment_needing_refund(key: str = "cash-after-cancel", **kwargs: Any) -> Payment:
+    """Cash received for a cancelled order: kept and flagged `needs_refund` by the services."""
+    order = order_in_status(S.CANCELLED, **kwargs)
+    return payment_record(
+        order=order,
+        provider=PaymentMethod.CASH,
+        idempotency_key=key,
+        amount_xaf=order.total_xaf,
+        status=Payment.Status.SUCCEEDED,
+        actor=Actor(role=Actor.STAFF, label="test"),
+    )

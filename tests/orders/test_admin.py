@@ -6,19 +6,22 @@ from __future__ import annotations
 import csv
 import io
 import time
+from datetime import timedelta
 
 import pytest
 from celery.contrib.testing.worker import start_worker
 from django.contrib.messages import get_messages
 from django.contrib.messages.constants import ERROR
+from django.utils import timezone
 
 from catalog.models import Stock, StockMovement
 from okada.celery import app
+from okada.core.actors import Actor
 from okada.core.roles import FINANCE, OPERATIONS, STOCK, SUPPORT
-from orders.models import Order, OrderEvent, OrderExport, OrderStatus
-from orders.services import order_cancel
+from orders.models import Order, OrderEvent, OrderExport, OrderStatus, Payment, PaymentMethod
+from orders.services import order_cancel, payment_record
 from tests.catalog.factories import ProductFactory, VendorFactory, role_user, staff_actor
-from tests.orders.factories import CustomerFactory, OrderFactory, order_in_status
+from tests.orders.factories import CustomerFactory, OrderFactory, order_in_status, payment_needing_refund
 
 pytestmark = pytest.mark.django_db
 
@@ -247,3 +250,127 @@ def test_csv_export_runs_on_a_worker_and_only_its_owner_downloads_it(client, tmp
     login(client, SUPPORT)  # no export permission at all
     assert client.get(f"/admin/orders/orderexport/{export.pk}/download/").status_code == 403
     assert client.post("/admin/orders/order/export/", {"query": ""}).status_code == 403
+
+
+# --- Payments: Finance's follow-up of refunds owed -------------------------------------------------
+
+PAYMENTS = "/admin/orders/payment/"
+
+
+def settle(client, payment, note: str = "MoMo 2231"):
+    return client.post(
+        PAYMENTS,
+        {"action": "settle_refunds", "_selected_action": [str(payment.pk)], "confirm": "yes", "note": note},
+    )
+
+
+def test_finance_lists_refunds_owed_and_records_one_settled_with_a_note(client):
+    owed = payment_needing_refund(key="cash-owed")
+    other = payment_needing_refund(key="cash-other")
+    user = login(client, FINANCE)
+
+    listed = client.get(PAYMENTS + "?needs_refund__exact=1").context["cl"].result_list
+    assert {p.pk for p in listed} == {owed.pk, other.pk}
+    found = client.get(PAYMENTS, {"q": owed.order.number.removeprefix("OK-").lstrip("0")})
+    assert [p.pk for p in found.context["cl"].result_list] == [owed.pk]
+    page = client.post(PAYMENTS, {"action": "settle_refunds", "_selected_action": [str(owed.pk)]})
+    assert page.status_code == 200 and owed.order.number in page.content.decode()  # asks for the note
+    assert Payment.objects.get(pk=owed.pk).needs_refund
+
+    assert settle(client, owed).status_code == 302
+
+    payment = Payment.objects.get(pk=owed.pk)
+    assert not payment.needs_refund and payment.refund_settled_by == user
+    assert OrderEvent.objects.filter(order=owed.order_id, data__refund_settled=True).count() == 1
+    listed = client.get(PAYMENTS + "?needs_refund__exact=1").context["cl"].result_list
+    assert [p.pk for p in listed] == [other.pk]
+    timeline = client.get(f"/admin/orders/order/{owed.order_id}/change/").content.decode()
+    assert "Remboursement réglé" in timeline and "MoMo 2231" in timeline
+
+
+def test_a_second_settle_in_the_admin_is_refused_and_says_so(client):
+    payment = payment_needing_refund()
+    login(client, FINANCE)
+    settle(client, payment)
+    response = settle(client, payment, note="encore")
+    errors = [str(m) for m in get_messages(response.wsgi_request) if m.level == ERROR]
+    assert len(errors) == 1 and "déjà été réglé" in errors[0]
+    assert not OrderEvent.objects.filter(order=payment.order_id, data__note="encore").exists()
+
+
+def test_a_settle_without_a_note_asks_again_and_changes_nothing(client):
+    payment = payment_needing_refund()
+    login(client, FINANCE)
+    response = settle(client, payment, note="  ")
+    assert response.status_code == 200 and "errornote" in response.content.decode()
+    assert Payment.objects.get(pk=payment.pk).needs_refund
+
+
+@pytest.mark.parametrize("role", [OPERATIONS, SUPPORT])
+def test_only_finance_may_settle_refunds_even_by_posting(client, role):
+    payment = payment_needing_refund()
+    login(client, role)
+    page = client.get(PAYMENTS)
+    assert page.status_code == 200 and "settle_refunds" not in page.content.decode()
+    settle(client, payment)
+    assert Payment.objects.get(pk=payment.pk).needs_refund
+
+
+def test_payments_filter_by_provider_status_and_local_day(client):
+    payment = payment_needing_refund()
+    Payment.objects.filter(pk=payment.pk).update(created_at=timezone.now() - timedelta(days=3))
+    recent = payment_needing_refund(key="cash-recent")
+    login(client, FINANCE)
+    day = timezone.localdate() - timedelta(days=3)
+    listed = (
+        client.get(PAYMENTS, {"created_at_from": day.isoformat(), "created_at_to": day.isoformat()})
+        .context["cl"]
+        .result_list
+    )
+    assert [p.pk for p in listed] == [payment.pk]
+    listed = client.get(PAYMENTS, {"provider__exact": "cash", "status__exact": "succeeded"}).context["cl"]
+    assert {p.pk for p in listed.result_list} == {payment.pk, recent.pk}
+    assert not client.get(PAYMENTS, {"provider__exact": "mtn_momo"}).context["cl"].result_list
+
+
+def test_the_refunds_pages_make_the_same_few_queries_for_2_or_8_payments(client):
+    from tests.core.test_admin_queries import count
+
+    for i in range(2):
+        payment_needing_refund(key=f"cash-{i}")
+    login(client, FINANCE)
+    urls = ["/admin/", PAYMENTS + "?needs_refund__exact=1"]
+    few = [count(client, url) for url in urls]
+    for i in range(2, 8):
+        payment_needing_refund(key=f"cash-{i}")
+    assert [count(client, url) for url in urls] == few
+
+
+def test_payments_are_found_by_a_reference_made_of_digits_or_by_order_number(client):
+    owed = payment_needing_refund()
+    digits = str(int(owed.order.number.removeprefix("OK-")))
+    order = OrderFactory(payment_method=PaymentMethod.MTN_MOMO)
+    momo = payment_record(
+        order=order,
+        provider=PaymentMethod.MTN_MOMO,
+        provider_reference="884421",
+        amount_xaf=order.total_xaf,
+        actor=Actor(role=Actor.STOREFRONT, label="web"),
+    )
+    orange = payment_record(
+        order=OrderFactory(payment_method=PaymentMethod.ORANGE_MONEY),
+        provider=PaymentMethod.ORANGE_MONEY,
+        provider_reference=digits,
+        amount_xaf=order.total_xaf,
+        actor=Actor(role=Actor.STOREFRONT, label="web"),
+    )
+    login(client, FINANCE)
+
+    def found(term: str) -> set:
+        return {p.pk for p in client.get(PAYMENTS, {"q": term}).context["cl"].result_list}
+
+    assert found("884421") == {momo.pk}
+    assert found(owed.order.number) == {owed.pk}
+    # Digits only: the order with that number and the reference made of them.
+    assert found(digits) == {owed.pk, orange.pk}
+    assert found("999999") == set()

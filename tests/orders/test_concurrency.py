@@ -20,7 +20,16 @@ from catalog.models import Product, Stock, StockMovement, Vendor
 from catalog.selectors import stock_audit
 from catalog.services import stock_adjust
 from okada.core.actors import Actor
-from orders.models import OPEN_STATUSES, Customer, Order, OrderItem, OrderStatus, Payment, PaymentMethod
+from orders.models import (
+    OPEN_STATUSES,
+    Customer,
+    Order,
+    OrderEvent,
+    OrderItem,
+    OrderStatus,
+    Payment,
+    PaymentMethod,
+)
 from orders.services import (
     InvalidTransition,
     OutOfStock,
@@ -30,9 +39,10 @@ from orders.services import (
     order_transition,
     payment_apply_callback,
     payment_record,
+    payment_refund_settle,
 )
 from tests.catalog.factories import ProductFactory, VendorFactory
-from tests.orders.factories import CustomerFactory, OrderFactory, ZoneFactory, advance
+from tests.orders.factories import CustomerFactory, OrderFactory, ZoneFactory, advance, payment_needing_refund
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -289,6 +299,19 @@ def test_two_concurrent_cancels_of_one_order_release_its_stock_once():
     assert stock_of(product) == (5, 0)
     assert StockMovement.objects.filter(kind="release", reference=order.number).count() == 1
     assert stock_audit() == []
+
+
+def test_two_finance_users_settling_one_refund_at_once_settle_it_once():
+    payment = payment_needing_refund()
+    events = OrderEvent.objects.filter(order=payment.order_id).count()
+
+    results = run_together(
+        [lambda: payment_refund_settle(payment=payment, actor=STAFF, note="MoMo 2231")] * 2, workers=2
+    )
+
+    assert sorted(type(r).__name__ for r in results) == ["Payment", "RefundNotOwed"]
+    assert not Payment.objects.get(pk=payment.pk).needs_refund
+    assert OrderEvent.objects.filter(order=payment.order_id).count() == events + 1
 
 
 def test_the_same_payment_callback_delivered_concurrently_is_applied_once():

@@ -8,7 +8,7 @@ import datetime as dt
 import pytest
 from django.utils import timezone
 
-from okada.health import counters
+from okada.core import counters
 from orders import health, selectors
 from orders.services import REFUSED_OUT_OF_STOCK, OutOfStock
 from tests.catalog.factories import ProductFactory, VendorFactory

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from django.db import connection
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from catalog.models import Product, Stock, StockMovement, Vendor
 from catalog.selectors import stock_audit
@@ -41,6 +41,7 @@ from orders.services import (
     InvalidTransition,
     OutOfStock,
     ProductUnavailable,
+    RefundNotOwed,
     TransitionNotAllowed,
     UnknownPayment,
     VendorNotActive,
@@ -51,10 +52,18 @@ from orders.services import (
     order_transition,
     payment_apply_callback,
     payment_record,
+    payment_refund_settle,
 )
 from tests.catalog.factories import ProductFactory, UserFactory, VendorFactory, staff_actor, vendor_actor
 from tests.ids import uuid7_time
-from tests.orders.factories import CustomerFactory, OrderFactory, ZoneFactory, advance, order_in_status
+from tests.orders.factories import (
+    CustomerFactory,
+    OrderFactory,
+    ZoneFactory,
+    advance,
+    order_in_status,
+    payment_needing_refund,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -1364,6 +1373,29 @@ def test_notes_are_events_and_an_open_order_is_never_soft_deleted():
     assert Order.objects.filter(pk=order.pk).exists()
 
 
+def test_changing_a_row_deleted_since_it_was_read_is_not_found_and_changes_nothing():
+    # The caller read the row, then another request deleted (or restored) it: a clear 404.
+    from orders.services import order_restore, order_soft_delete, zone_soft_delete, zone_update
+
+    order = order_cancel(order=place(), actor=staff_actor())
+    stale = Order.objects.get(pk=order.pk)
+    order_soft_delete(order=order, actor=staff_actor())
+    with pytest.raises(NotFound):
+        order_transition(order=stale, to=S.ACCEPTED, actor=staff_actor())
+    with pytest.raises(NotFound):
+        order_soft_delete(order=stale, actor=staff_actor())
+    order_restore(order=order, actor=staff_actor())
+    with translation.override("en"), pytest.raises(NotFound, match="restored meanwhile"):
+        order_restore(order=order, actor=staff_actor())
+
+    zone = ZoneFactory(delivery_fee_xaf=500)
+    zone_soft_delete(zone=Zone.objects.get(pk=zone.pk), actor=staff_actor())
+    with pytest.raises(NotFound) as refused:
+        zone_update(zone=zone, data={"delivery_fee_xaf": 700}, actor=staff_actor())
+    assert refused.value.as_dict()["status"] == 404
+    assert Zone.all_objects.get(pk=zone.pk).delivery_fee_xaf == 500
+
+
 def test_staff_transitions_follow_their_roles_permissions():
     from django.contrib.auth.models import Group
 
@@ -1381,3 +1413,64 @@ def test_staff_transitions_follow_their_roles_permissions():
     with pytest.raises(NotAllowed):
         order_cancel(order=order, actor=staff("Support"))
     assert Order.objects.get(pk=order.pk).status == S.PENDING
+
+
+# --- Refunds owed: Finance's follow-up ------------------------------------------------------------
+
+
+def test_finance_settles_a_refund_owed_once_with_a_note_on_the_timeline():
+    from okada.core.roles import FINANCE
+    from tests.catalog.factories import role_user
+
+    payment = payment_needing_refund()
+    assert payment.needs_refund
+    user = role_user(FINANCE)
+
+    settled = payment_refund_settle(payment=payment, actor=Actor.for_staff_user(user), note=" MoMo 2231 ")
+
+    assert not settled.needs_refund and settled.refund_settled_by == user
+    assert settled.refund_settled_at is not None
+    assert not Payment.objects.needing_refund().exists()
+    event = OrderEvent.objects.filter(order=payment.order_id).order_by("-created_at").first()
+    assert event is not None and (event.kind, event.actor_user) == ("note", user)
+    assert event.data == {
+        "refund_settled": True,
+        "payment_id": str(payment.pk),
+        "received_xaf": payment.received_xaf,
+        "note": "MoMo 2231",
+    }
+    events = OrderEvent.objects.filter(order=payment.order_id).count()
+    with pytest.raises(RefundNotOwed) as again:
+        payment_refund_settle(payment=payment, actor=Actor.for_staff_user(user), note="twice")
+    assert (again.value.code, again.value.status) == ("refund_not_owed", 409)
+    assert again.value.data["settled_at"] == settled.refund_settled_at.isoformat()
+    assert OrderEvent.objects.filter(order=payment.order_id).count() == events
+    assert Payment.objects.get(pk=payment.pk).refund_settled_at == settled.refund_settled_at
+
+
+def test_settling_a_refund_needs_finance_a_note_and_money_owed():
+    from okada.core.roles import OPERATIONS, SUPPORT
+    from tests.catalog.factories import role_user
+
+    payment = payment_needing_refund()
+    for role in (OPERATIONS, SUPPORT):
+        with pytest.raises(NotAllowed):
+            payment_refund_settle(payment=payment, actor=Actor.for_staff_user(role_user(role)), note="x")
+    with pytest.raises(NotAllowed):
+        payment_refund_settle(payment=payment, actor=vendor_actor(payment.order.vendor), note="x")
+    with pytest.raises(InvalidInput) as empty:
+        payment_refund_settle(payment=payment, actor=staff_actor(), note="   ")
+    assert empty.value.errors.keys() == {"note"}
+    fitting = cash(place(), "cash-ok", 1)  # short of the total: no refund owed
+    assert not fitting.needs_refund
+    with pytest.raises(RefundNotOwed):
+        payment_refund_settle(payment=fitting, actor=staff_actor(), note="x")
+    assert Payment.objects.get(pk=payment.pk).needs_refund
+
+
+def test_the_database_refuses_a_settled_refund_still_owed():
+    from django.db import IntegrityError
+
+    payment = payment_needing_refund()
+    with pytest.raises(IntegrityError), connection.cursor() as cursor:
+        cursor.execute("UPDATE orders_payment SET refund_settled_at = now() WHERE id = %s", [payment.pk])

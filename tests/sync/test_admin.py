@@ -8,8 +8,9 @@ from django.contrib.auth.models import Permission
 from catalog.models import Product
 from catalog.services import product_update
 from okada.core.actors import Actor
+from okada.core.roles import OPERATIONS
 from sync.models import ConflictStatus, Device, SyncConflict
-from tests.catalog.factories import ProductFactory, UserFactory, VendorFactory
+from tests.catalog.factories import ProductFactory, UserFactory, VendorFactory, role_user
 from tests.sync.factories import Phone
 
 pytestmark = pytest.mark.django_db
@@ -100,6 +101,20 @@ def test_staff_revoke_a_device_with_the_permission_only(client):
     assert response.status_code == 302
     device = Device.objects.get(pk=phone.device.pk)
     assert device.revoked_at is not None and device.revoked_by == user
+
+
+def test_the_operations_role_resolves_conflicts_and_revokes_devices(client):
+    conflict, product = price_conflict()
+    phone = Phone(VendorFactory())
+    client.force_login(role_user(OPERATIONS))
+    assert client.get(CONFLICTS).status_code == 200 and client.get(DEVICES).status_code == 200
+
+    client.post(CONFLICTS, {"action": "apply_device", "_selected_action": [str(conflict.pk)]})
+    client.post(DEVICES, {"action": "revoke", "_selected_action": [str(phone.device.pk)]})
+
+    assert SyncConflict.objects.get(pk=conflict.pk).status == ConflictStatus.APPLIED_DEVICE
+    assert Product.objects.get(pk=product.pk).price_xaf == 900
+    assert Device.objects.get(pk=phone.device.pk).revoked_at is not None
 
 
 def test_the_lists_keep_their_query_count_as_rows_grow(client, admin_user, django_assert_max_num_queries):

@@ -12,7 +12,6 @@ import threading
 from typing import Any
 
 import pytest
-from django.core.exceptions import ObjectDoesNotExist
 from django.db import connections
 
 from catalog.models import Category, Product, Stock
@@ -153,9 +152,9 @@ def staff_writer(vendor: Any, rng: random.Random, stop: threading.Event) -> None
                 )
                 if order is not None:
                     order_transition(order=order, to=NEXT_STATUS[order.status], actor=STAFF)
-        except (DomainError, ObjectDoesNotExist):
-            # Out of stock, a race with a device or with the other writer (the catalog services
-            # raise DoesNotExist for a product the other one deleted meanwhile): the server said no.
+        except DomainError:
+            # Out of stock, a race with a device or with the other writer (a product the other
+            # one deleted meanwhile is NotFound): the server said no.
             pass
 
 

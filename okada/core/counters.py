@@ -1,7 +1,10 @@
 """Marketplace events counted in Redis where they happen, for the health page and /metrics:
 one pipelined round trip (a total and an hourly bucket kept two days), and a Redis that is down
 never fails the caller. Only refusals are counted this way: placements are read from the orders
-themselves."""
+themselves.
+
+In `okada.core` so that the domains count where things happen without importing `okada.health`,
+which reads the counters for its page and /metrics."""
 
 from __future__ import annotations
 

@@ -1,11 +1,12 @@
 """What the apps add to database health: panels of the "Marketplace health" section, alert
 conditions, and Prometheus metrics.
 
-`okada.health` imports no domain app. Each app declares its contributions in a `health.py`
-module (found at start-up, as the admin finds `admin.py`)::
+The registry lives in `okada.core`, as the dashboard's does, so that the domains never import
+`okada.health` (which imports no domain app either): each app declares its contributions in a
+`health.py` module, found at start-up by `okada.health` (as the admin finds `admin.py`)::
 
     # orders/health.py
-    from okada.health import registry
+    from okada.core import health_registry as registry
 
     registry.register_panel(registry.Panel(key="orders.placements", title=_("Orders placed"),
                                            template="admin/health/panels/placements.html",
