@@ -66,6 +66,7 @@ def gunicorn(database_url: str, *, workers: int, threads: int, log: Any) -> Iter
         "GUNICORN_BIND": f"127.0.0.1:{port}",
         "WEB_CONCURRENCY": str(workers),
         "WEB_THREADS": str(threads),
+        "GUNICORN_MAX_REQUESTS": "0",  # no worker recycled mid-run: its CPU would be lost
     }
     logfile = open(ROOT / "var" / "bench-gunicorn.log", "ab")  # noqa: SIM115 (closed below)
     process = subprocess.Popen(
