@@ -55,6 +55,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--workers", type=int, default=(os.cpu_count() or 1) * 2 + 1, help="gunicorn workers (API figures)"
     )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="threads per gunicorn worker (> 1: gthread workers, keep-alive)",
+    )
     parser.add_argument("--rounds", type=int, default=3, help="backup: turns of bare pg_dump and backup")
     parser.add_argument("--requests", type=int, default=30, help="admin: requests per page (default 30)")
     args = parser.parse_args(argv)
@@ -86,6 +92,7 @@ def main(argv: list[str] | None = None) -> int:
             clients=args.clients,
             seconds=args.seconds,
             workers=args.workers,
+            threads=args.threads,
             log=log,
         )
     if args.only in (None, "backup"):

@@ -50,7 +50,7 @@ def _free_port() -> int:
 
 
 @contextmanager
-def gunicorn(database_url: str, *, workers: int, log: Any) -> Iterator[tuple[str, int, int]]:
+def gunicorn(database_url: str, *, workers: int, threads: int, log: Any) -> Iterator[tuple[str, int, int]]:
     """gunicorn with the production settings (+ the /bench/ping view) on a free local port;
     yields (host, port, master pid). Rate limits are set out of reach: the bench measures speed."""
     port = _free_port()
@@ -65,6 +65,8 @@ def gunicorn(database_url: str, *, workers: int, log: Any) -> Iterator[tuple[str
         "OKADA_LOG_FORMAT": "json",
         "GUNICORN_BIND": f"127.0.0.1:{port}",
         "WEB_CONCURRENCY": str(workers),
+        "WEB_THREADS": str(threads),
+        "GUNICORN_MAX_REQUESTS": "0",  # no worker recycled mid-run: its CPU would be lost
     }
     logfile = open(ROOT / "var" / "bench-gunicorn.log", "ab")  # noqa: SIM115 (closed below)
     process = subprocess.Popen(
@@ -96,7 +98,8 @@ def gunicorn(database_url: str, *, workers: int, log: Any) -> Iterator[tuple[str
             if time.monotonic() > deadline:
                 raise RuntimeError("gunicorn did not answer within 60 s")
             time.sleep(0.2)
-        log(f"gunicorn: {workers} sync workers on 127.0.0.1:{port} (production settings)")
+        kind = f"gthread workers x {threads} threads" if threads > 1 else "sync workers"
+        log(f"gunicorn: {workers} {kind} on 127.0.0.1:{port} (production settings)")
         yield "127.0.0.1", port, process.pid
     finally:
         process.send_signal(signal.SIGTERM)
@@ -173,6 +176,72 @@ def _redis_cpu() -> float:
 # --- Load generators (spawned processes) -------------------------------------------------------------
 
 
+class _Connection:
+    """A keep-alive HTTP/1.1 client made to cost the load generator as little CPU as possible
+    (http.client parses every header with the email package: on this 2-core machine that was CPU
+    taken from the server). Sends prepared bytes; reads the status line, Content-Length and the
+    body; reconnects when the server closes the connection (gunicorn's sync workers always do)."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.address = (host, port)
+        self.sock: socket.socket | None = None
+        self.buffer = b""
+
+    def close(self) -> None:
+        if self.sock is not None:
+            self.sock.close()
+        self.sock, self.buffer = None, b""
+
+    def _recv(self, sock: socket.socket) -> bytes:
+        data = sock.recv(262144)
+        if not data:
+            raise ConnectionError("the server closed the connection")
+        return data
+
+    def request(self, raw: bytes) -> int:
+        """Send one request, read its whole answer; its status (0 when the exchange failed)."""
+        for attempt in (1, 2):  # a kept connection the server closed meanwhile: once more
+            fresh = self.sock is None
+            try:
+                if self.sock is None:
+                    self.sock = socket.create_connection(self.address, timeout=60)
+                    self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                sock = self.sock
+                sock.sendall(raw)
+                while b"\r\n\r\n" not in self.buffer:
+                    self.buffer += self._recv(sock)
+                head, _, self.buffer = self.buffer.partition(b"\r\n\r\n")
+                lines = head.split(b"\r\n")
+                status = int(lines[0].split(b" ", 2)[1])
+                length, close = 0, False
+                for line in lines[1:]:
+                    name, _, value = line.partition(b":")
+                    name = name.strip().lower()
+                    if name == b"content-length":
+                        length = int(value)
+                    elif name == b"connection" and value.strip().lower() == b"close":
+                        close = True
+                while len(self.buffer) < length:
+                    self.buffer += self._recv(sock)
+                self.buffer = self.buffer[length:]
+                if close:
+                    self.close()
+                return status
+            except (OSError, ValueError, IndexError):
+                self.close()
+                if fresh or attempt == 2:
+                    return 0
+        return 0
+
+
+def _raw_request(host: str, method: str, path: str, body: bytes | None, headers: dict[str, str]) -> bytes:
+    lines = [f"{method} {path} HTTP/1.1", f"Host: {host}"]
+    lines += [f"{name}: {value}" for name, value in headers.items()]
+    if body is not None:
+        lines.append(f"Content-Length: {len(body)}")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + (body or b"")
+
+
 def _load(
     host: str,
     port: int,
@@ -183,7 +252,14 @@ def _load(
 ) -> None:
     """Send requests (cycling through `requests`) for `seconds`; report statuses and latencies."""
     try:
-        conn = http.client.HTTPConnection(host, port, timeout=60)
+        conn = _Connection(host, port)
+        # Prepared once; a request with an Idempotency-Key gets a fresh key each time it is sent.
+        prepared = [
+            (None, _raw_request(host, m, p, b, h))
+            if "Idempotency-Key" not in h
+            else ((m, p, b, {k: v for k, v in h.items() if k != "Idempotency-Key"}), b"")
+            for m, p, b, h in requests
+        ]
         statuses: dict[int, int] = {}
         latencies: list[float] = []
         cpu_before = time.process_time()
@@ -192,21 +268,16 @@ def _load(
         deadline = started + seconds
         i = 0
         while time.monotonic() < deadline:
-            method, path, body, headers = requests[i % len(requests)]
+            fresh, raw = prepared[i % len(prepared)]
             i += 1
-            if "Idempotency-Key" in headers:
-                headers = {**headers, "Idempotency-Key": uuid.uuid4().hex}
+            if fresh is not None:
+                method, path, body, headers = fresh
+                raw = _raw_request(host, method, path, body, {**headers, "Idempotency-Key": uuid.uuid4().hex})
             t0 = time.perf_counter()
-            try:
-                conn.request(method, path, body=body, headers=headers)
-                response = conn.getresponse()
-                response.read()
-                status = response.status
-            except (OSError, http.client.HTTPException):
-                conn.close()
-                status = 0
+            status = conn.request(raw)
             latencies.append((time.perf_counter() - t0) * 1000)
             statuses[status] = statuses.get(status, 0) + 1
+        conn.close()
         queue.put(
             {
                 "statuses": statuses,
@@ -260,6 +331,24 @@ def _drive(host: str, port: int, per_client: list[list[Any]], seconds: float) ->
     }
 
 
+def _drive_measured(
+    host: str, port: int, per_client: list[list[Any]], seconds: float, web: list[int]
+) -> dict[str, Any]:
+    """`_drive`, with the CPU each part used per request (ms): gunicorn (master and workers),
+    PostgreSQL (every backend), Redis and the load generator."""
+    pg_before, before = _postgres_cpu(), (_cpu_seconds(web), _redis_cpu())
+    result = _drive(host, port, per_client, seconds)
+    pg, web_cpu, redis_cpu = _postgres_cpu(since=pg_before), _cpu_seconds(web), _redis_cpu()
+    per = 1000 / max(result["requests"], 1)
+    result["cpu_ms"] = {
+        "gunicorn": (web_cpu - before[0]) * per,
+        "PostgreSQL": pg * per,
+        "Redis": (redis_cpu - before[1]) * per,
+        "load generator": result["client_cpu"] * per,
+    }
+    return result
+
+
 # --- api_list --------------------------------------------------------------------------------------------
 
 
@@ -299,12 +388,14 @@ def _delete_keys(url: str, ids: list[str]) -> None:
         conn.execute("DELETE FROM credentials_apikey WHERE id = ANY(%s::uuid[])", [ids])
 
 
-def run_list(*, preset: str, clients: int, seconds: int, workers: int, log: Any) -> list[Figure]:
+def run_list(
+    *, preset: str, clients: int, seconds: int, workers: int, threads: int, log: Any
+) -> list[Figure]:
     url = kept.seeded_database(preset, log=log)
     keys = isolated.call(url, _issue_keys, LIST_VENDORS)
     try:
         queries = isolated.call(url, _page_queries, keys[0][1])
-        with gunicorn(url, workers=workers, log=log) as (host, port, _pid):
+        with gunicorn(url, workers=workers, threads=threads, log=log) as (host, port, master):
             rng = random.Random(7)
 
             def requests(path_of: Any) -> list[list[Any]]:
@@ -319,14 +410,18 @@ def run_list(*, preset: str, clients: int, seconds: int, workers: int, log: Any)
             ping: list[list[Any]] = [[("GET", "/bench/ping", None, {})] for _ in range(clients)]
             warm = requests(lambda r: "/api/v1/products?limit=50")
             _drive(host, port, warm, 2)  # workers import, connect and cache before timing
+            web = [master, *_children(master)]
             log(f"api_list: {seconds} s each of ping, list and search, {clients} clients")
-            baseline = _drive(host, port, ping, seconds)
-            listing = _drive(host, port, requests(lambda r: "/api/v1/products?limit=50"), seconds)
-            search = _drive(
+            baseline = _drive_measured(host, port, ping, seconds, web)
+            listing = _drive_measured(
+                host, port, requests(lambda r: "/api/v1/products?limit=50"), seconds, web
+            )
+            search = _drive_measured(
                 host,
                 port,
                 requests(lambda r: f"/api/v1/products?limit=50&q={quote(r.choice(SEARCH_TERMS))}"),
                 seconds,
+                web,
             )
     finally:
         _delete_keys(url, [k for k, _ in keys])
@@ -355,6 +450,22 @@ def run_list(*, preset: str, clients: int, seconds: int, workers: int, log: Any)
             baseline["p95_ms"],
             "<= 40 ms",
             at_most(40),
+        ),
+        *(
+            Figure(
+                f"  {name} CPU per request: {part}",
+                run["cpu_ms"][part],
+                "ms",
+                f"ping: {part}" if ping_cpu is not None else "",
+                ping_cpu,
+            )
+            for name, run in (("list", listing), ("search", search))
+            for part, ping_cpu in (
+                ("gunicorn", baseline["cpu_ms"]["gunicorn"]),
+                ("PostgreSQL", None),
+                ("Redis", None),
+                ("load generator", baseline["cpu_ms"]["load generator"]),
+            )
         ),
         Figure("  non-200 answers", errors, "req", goal="= 0", check=at_most(0)),
         Figure(
@@ -428,7 +539,7 @@ def _order_requests(catalog: dict[str, Any], hot: list[str], seed: int, count: i
     return requests
 
 
-def run_orders(*, clients: int, seconds: int, workers: int, log: Any) -> list[Figure]:
+def run_orders(*, clients: int, seconds: int, workers: int, threads: int, log: Any) -> list[Figure]:
     per_round = max(2, round(seconds / ORDER_ROUNDS))
     with pgbench.scratch_database(orders.DATABASE) as url:
         log(f"api_orders: seeding {orders.DATABASE} ({' '.join(orders.CATALOG)})")
@@ -439,7 +550,7 @@ def run_orders(*, clients: int, seconds: int, workers: int, log: Any) -> list[Fi
         per_client = [_order_requests(catalog, hot, seed=n) for n in range(clients)]
         pgbench.pgbench_init(10)
         try:
-            with gunicorn(url, workers=workers, log=log) as (host, port, master):
+            with gunicorn(url, workers=workers, threads=threads, log=log) as (host, port, master):
                 _drive(host, port, per_client, 2)  # warm up (these orders count in the audits)
                 warm_orders = orders._counts(url, orders=orders.ORDERS)["orders"] - orders_before
                 web_pids = [master, *_children(master)]
@@ -525,11 +636,22 @@ def run_orders(*, clients: int, seconds: int, workers: int, log: Any) -> list[Fi
 
 
 def run(
-    *, only: str | None, preset: str, clients: int | None, seconds: int, workers: int, log: Any
+    *,
+    only: str | None,
+    preset: str,
+    clients: int | None,
+    seconds: int,
+    workers: int,
+    threads: int,
+    log: Any,
 ) -> list[Figure]:
     figures: list[Figure] = []
     if only in (None, "api", "api_list"):
-        figures += run_list(preset=preset, clients=clients or 8, seconds=seconds, workers=workers, log=log)
+        figures += run_list(
+            preset=preset, clients=clients or 8, seconds=seconds, workers=workers, threads=threads, log=log
+        )
     if only in (None, "api", "api_orders"):
-        figures += run_orders(clients=clients or 16, seconds=seconds, workers=workers, log=log)
+        figures += run_orders(
+            clients=clients or 16, seconds=seconds, workers=workers, threads=threads, log=log
+        )
     return figures

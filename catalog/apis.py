@@ -10,6 +10,9 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+import orjson
+from django.db.models import F, Func, TextField
+from django.db.models.functions import Cast
 from django.utils.translation import gettext as _
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import serializers, status
@@ -99,54 +102,72 @@ class ProductOut(serializers.Serializer[Any]):
         return product_json(row)
 
 
-# Lists read these columns as plain values (no model instances: a third of the time of a page).
+# Lists read these columns as plain values (no model instances: a third of the time of a page), and
+# PostgreSQL writes ids, times and attributes as the text the API shows: Python converts nothing
+# per row (parsing a timestamp or a jsonb value only to write it back costs more than the query).
+def _utc_text(field: str) -> Func:
+    """The column as `utc()` writes it: RFC 3339, UTC, microseconds, `Z`."""
+    return Func(
+        F(field),
+        template="to_char(%(expressions)s AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')",
+        output_field=TextField(),
+    )
+
+
 PRODUCT_VALUES = (
-    "id",
-    "vendor_id",
     "sku",
     "name",
     "description",
-    "category_id",
     "price_xaf",
     "compare_at_price_xaf",
     "unit",
     "is_active",
-    "attributes",
     "version",
-    "created_at",
-    "updated_at",
-    "stock__on_hand",
-    "stock__reserved",
-    "stock__version",
 )
+PRODUCT_TEXT = {
+    "id_text": Cast("id", TextField()),
+    "vendor_text": Cast("vendor_id", TextField()),
+    "category_text": Cast("category_id", TextField()),
+    "attributes_text": Cast("attributes", TextField()),
+    "created_text": _utc_text("created_at"),
+    "updated_text": _utc_text("updated_at"),
+    "on_hand": F("stock__on_hand"),
+    "reserved": F("stock__reserved"),
+    "stock_version": F("stock__version"),
+}
+
+
+def product_rows(products: ProductQuerySet, *also: str) -> ProductQuerySet:
+    """`products` as `.values()` rows for `product_json` (`also`: more columns, e.g. a sort key)."""
+    return products.values(*PRODUCT_VALUES, *also, **PRODUCT_TEXT)  # type: ignore[return-value]
 
 
 def product_json(row: dict[str, Any]) -> dict[str, Any]:
-    """A product as the API shows it, from a `.values(*PRODUCT_VALUES)` row."""
-    pk = str(row["id"])
-    on_hand, reserved = row["stock__on_hand"] or 0, row["stock__reserved"] or 0
+    """A product as the API shows it, from a `product_rows()` row."""
+    pk = row["id_text"]
+    on_hand, reserved = row["on_hand"] or 0, row["reserved"] or 0
     return {
         "id": pk,
-        "vendor": str(row["vendor_id"]),
+        "vendor": row["vendor_text"],
         "sku": row["sku"],
         "name": row["name"],
         "description": row["description"],
-        "category": str(row["category_id"]) if row["category_id"] else None,
+        "category": row["category_text"],
         "price_xaf": row["price_xaf"],
         "compare_at_price_xaf": row["compare_at_price_xaf"],
         "unit": row["unit"],
         "is_active": row["is_active"],
-        "attributes": row["attributes"],
+        "attributes": orjson.Fragment(row["attributes_text"]),  # jsonb's text is JSON already
         "version": row["version"],
         "stock": {
             "product": pk,
             "on_hand": on_hand,
             "reserved": reserved,
             "available": on_hand - reserved,
-            "version": row["stock__version"] or 0,
+            "version": row["stock_version"] or 0,
         },
-        "created_at": utc(row["created_at"]),
-        "updated_at": utc(row["updated_at"]),
+        "created_at": row["created_text"],
+        "updated_at": row["updated_text"],
     }
 
 
@@ -400,7 +421,8 @@ class ProductListApi(ProductScope):
             updated_since=query_datetime(request, "updated_since"),
             **({"vendor_id": query_uuid(request, "vendor")} if self.actor.role == STOREFRONT else {}),
         )
-        rows = page.paginate(products.values(*PRODUCT_VALUES))
+        # The page's sort key and id as values too: the cursor is made of them.
+        rows = page.paginate(product_rows(products, "id", page.field))
         return rows.response([product_json(p) for p in rows.rows])
 
     def post(self, request: Request) -> Response:
@@ -411,7 +433,7 @@ class ProductListApi(ProductScope):
 
 
 def _product_response(product: Product, code: int = status.HTTP_200_OK) -> Response:
-    row = Product.objects.filter(pk=product.pk).values(*PRODUCT_VALUES).get()
+    row = product_rows(Product.objects.filter(pk=product.pk)).get()
     return Response(product_json(row), status=code, headers={"ETag": f'"{row["version"]}"'})
 
 

@@ -79,7 +79,7 @@ def product_list(
     if updated_since is not None:
         products = products.filter(updated_at__gte=updated_since)
     if q:
-        products = products.search(q)
+        products = products.search(q, one_vendor=vendor_id is not None)
     return products
 
 

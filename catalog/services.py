@@ -16,6 +16,7 @@ from django.utils.translation import gettext_lazy, gettext_noop
 
 from okada.core import services as core
 from okada.core.actors import Actor, acting_for
+from okada.core.api.auth import credentials_changed
 from okada.core.errors import (
     Conflict,
     DomainError,
@@ -177,9 +178,13 @@ def vendor_update(*, vendor: Vendor, data: dict[str, Any], actor: Actor) -> Vend
 
 
 def vendor_soft_delete(*, vendor: Vendor, actor: Actor, reason: str = "vendor deleted") -> Vendor:
-    """Soft-delete a vendor; refused (in_use) while it has live products or orders."""
+    """Soft-delete a vendor; refused (in_use) while it has live products or orders. Its API keys
+    stop working at once, also in the web processes that kept them (credentials_changed)."""
     actor.require_if_staff("catalog.delete_vendor")
-    return core.soft_delete(vendor, actor=actor, reason=reason)  # type: ignore[return-value]
+    with transaction.atomic():
+        deleted = core.soft_delete(vendor, actor=actor, reason=reason)
+        credentials_changed()
+    return deleted  # type: ignore[return-value]
 
 
 def vendor_restore(*, vendor: Vendor, actor: Actor, reason: str = "vendor restored") -> Vendor:

@@ -10,10 +10,15 @@ import os
 
 bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count() * 2 + 1))
+# WEB_THREADS > 1: gthread workers, that many requests at once each, and keep-alive connections
+# (sync workers close every connection after its answer).
+threads = int(os.environ.get("WEB_THREADS", "1"))
+worker_class = "gthread" if threads > 1 else "sync"
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))  # the Idempotency-Key lock outlives it
 graceful_timeout = 30
 keepalive = 5
-max_requests = 5000  # recycle workers now and then (memory), staggered
+# Recycle workers now and then (memory), staggered; 0 never (the benchmarks count workers' CPU).
+max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "5000"))
 max_requests_jitter = 500
 accesslog = None
 errorlog = "-"

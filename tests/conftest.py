@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 from django.core.cache import cache
 
+from okada.core.api.auth import forget_credentials
+
 
 def pytest_configure(config: pytest.Config) -> None:
     # One clear line instead of a wall of tracebacks when the services are not there.
@@ -31,8 +33,10 @@ def pytest_configure(config: pytest.Config) -> None:
 
 @pytest.fixture(autouse=True)
 def _clean_cache():
-    """Each test starts with an empty cache (a Redis database reserved for tests)."""
+    """Each test starts with an empty cache (a Redis database reserved for tests) and no API
+    credential kept by this process."""
     cache.clear()
+    forget_credentials()
     yield
 
 

@@ -1,7 +1,10 @@
 """`OKADA_API_CREDENTIAL_RESOLVER`: a bearer secret -> the Credential it proves, or None.
 
-One indexed query per request (by the public prefix), a constant-time hash comparison, and at
-most one `last_used_at` write per credential per minute.
+One indexed query (by the public prefix), a constant-time hash comparison, and at most one
+`last_used_at` write per credential per minute. API keys may be kept by the web processes
+(`Credential.cacheable`, see okada.core.api.auth): revoking one and deleting a vendor call
+`credentials_changed()`. Personal tokens are read on every request (a user deactivated or
+removed from the vendor in the admin stops them at once, and nothing tells the cache).
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ def _api_key(raw: str, prefix: str) -> Credential | None:
     key = (
         ApiKey.objects.filter(_live(now), prefix=prefix)
         .filter(Q(vendor__isnull=True) | Q(vendor__deleted_at__isnull=True))
-        .only("id", "name", "kind", "vendor_id", "key_hash", "scopes", "last_used_at")
+        .only("id", "name", "kind", "vendor_id", "key_hash", "scopes", "last_used_at", "expires_at")
         .order_by()
         .first()
     )
@@ -45,7 +48,14 @@ def _api_key(raw: str, prefix: str) -> Credential | None:
         actor = Actor(role=Actor.VENDOR, vendor_id=key.vendor_id, label=key.name)
     else:
         actor = Actor(role=Actor.STOREFRONT, label=key.name)
-    return Credential(scope_key=f"key:{key.pk}", actor=actor, scopes=frozenset(key.scopes), label=key.name)
+    return Credential(
+        scope_key=f"key:{key.pk}",
+        actor=actor,
+        scopes=frozenset(key.scopes),
+        label=key.name,
+        cacheable=True,
+        expires_at=key.expires_at,
+    )
 
 
 def _personal_token(raw: str, prefix: str) -> Credential | None:

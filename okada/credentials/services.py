@@ -20,6 +20,7 @@ from django.utils.translation import gettext as _
 from catalog.models import Vendor, VendorMember
 from okada.core import services as core
 from okada.core.actors import Actor
+from okada.core.api.auth import credentials_changed
 from okada.core.errors import InvalidInput, NotAuthenticated
 
 from .models import STOREFRONT_SCOPES, VENDOR_SCOPES, ApiKey, KeyKind, PersonalToken
@@ -104,7 +105,8 @@ def api_key_issue(
 
 
 def api_key_revoke(*, key: ApiKey, actor: Actor) -> ApiKey:
-    """Revoke at once: the next request with it is refused (401). Revoking twice is a no-op."""
+    """Revoke at once: the next request with it is refused (401), also by the web processes that
+    kept it (credentials_changed). Revoking twice is a no-op."""
     actor.require("credentials.change_apikey")
     with transaction.atomic():
         key = core.locked(ApiKey.objects, key.pk)
@@ -112,6 +114,7 @@ def api_key_revoke(*, key: ApiKey, actor: Actor) -> ApiKey:
             key.revoked_at = timezone.now()
             key.revoked_by = actor.user if getattr(actor.user, "pk", None) else None
             key.save(update_fields=["revoked_at", "revoked_by", "updated_at"])
+            credentials_changed()
     return key
 
 

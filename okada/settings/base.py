@@ -239,6 +239,9 @@ REST_FRAMEWORK = {
 # Who a bearer credential is: a function (token) -> okada.core.api.auth.Credential | None.
 # The credentials app (vendor API keys, storefront keys, personal tokens) provides it.
 OKADA_API_CREDENTIAL_RESOLVER = "okada.credentials.resolver.resolve"
+# How long a web process may reuse an API key it read (checked against a Redis generation on every
+# request, so a revocation still takes effect at once; see okada.core.api.auth). 0 = never.
+OKADA_API_CREDENTIAL_CACHE_SECONDS = env.int("OKADA_API_CREDENTIAL_CACHE_SECONDS", default=60)
 # Requests per credential (per client IP for calls without one) per window, in Redis.
 OKADA_API_RATE_LIMIT = env("OKADA_API_RATE_LIMIT", default="600/minute")
 OKADA_API_ANON_RATE_LIMIT = env("OKADA_API_ANON_RATE_LIMIT", default="60/minute")

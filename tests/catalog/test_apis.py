@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from catalog.models import Product, Stock, StockMovement
 from catalog.selectors import stock_audit
+from okada.core.api.serializers import utc
 from tests.catalog.factories import CategoryFactory, ProductFactory, VendorFactory
 from tests.credentials.factories import problem, storefront_api, vendor_api
 
@@ -215,6 +218,44 @@ def test_list_filters_search_and_orders(api, vendor):
     assert api.get("/products?ordering=vendor").status_code == 400
     assert api.get("/products?updated_since=yesterday").status_code == 400
     assert api.get("/products?is_active=maybe").status_code == 400
+
+
+def test_a_listed_product_is_written_as_the_model_says_and_as_its_own_page_shows_it(api, vendor):
+    when = datetime(2026, 11, 22, 9, 30, tzinfo=UTC)  # no microseconds: still written with six digits
+    product = ProductFactory(
+        vendor=vendor,
+        name="Crème « fraîche »",
+        attributes={"origine": "Penja", "poids": [1, 2.5], "bio": True, "note": None},
+    )
+    Product.objects.filter(pk=product.pk).update(created_at=when)
+    product.refresh_from_db()
+    listed = api.get("/products").json()["results"]
+    assert listed == [
+        {
+            "id": str(product.pk),
+            "vendor": str(vendor.pk),
+            "sku": product.sku,
+            "name": "Crème « fraîche »",
+            "description": product.description,
+            "category": None,
+            "price_xaf": product.price_xaf,
+            "compare_at_price_xaf": product.compare_at_price_xaf,
+            "unit": product.unit,
+            "is_active": True,
+            "attributes": {"origine": "Penja", "poids": [1, 2.5], "bio": True, "note": None},
+            "version": product.version,
+            "stock": {
+                "product": str(product.pk),
+                "on_hand": product.stock.on_hand,
+                "reserved": product.stock.reserved,
+                "available": product.stock.on_hand - product.stock.reserved,
+                "version": product.stock.version,
+            },
+            "created_at": "2026-11-22T09:30:00.000000Z",
+            "updated_at": utc(product.updated_at),
+        }
+    ]
+    assert api.get(f"/products/{product.pk}").json() == listed[0]
 
 
 def test_list_pages_with_cursors_forward_and_back(api, vendor):

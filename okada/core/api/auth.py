@@ -3,18 +3,33 @@
 The lookup itself belongs to the app that stores credentials (vendor API keys, storefront keys,
 personal tokens reference vendors, which okada.core must not import): it is the function named
 by `OKADA_API_CREDENTIAL_RESOLVER`, `(raw_token) -> Credential | None`.
+
+Each web process keeps the credentials it resolved that say they may be kept (`cacheable`), by
+the SHA-256 of the secret, for `OKADA_API_CREDENTIAL_CACHE_SECONDS` at most (and never past the
+credential's own expiry). A kept one is trusted only while the Redis key `GENERATION` still holds
+the value it had when the credential was read from the database; that value is read in the round
+trip that counts the request for the rate limit, so a request with a kept credential makes no
+database query and one Redis round trip. `credentials_changed()` (revocation, a deleted vendor)
+changes the generation, so every process drops what it kept at its next request. When Redis
+cannot be read nothing kept is trusted: every request reads the database.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from functools import cache
-from typing import Any
+from typing import Any, NamedTuple
 
+import redis
 from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
 from django.utils.module_loading import import_string
 from django.utils.translation import gettext_lazy as _
 from rest_framework import authentication, exceptions, permissions
@@ -22,6 +37,11 @@ from rest_framework.request import Request
 
 from okada.core.actors import Actor
 from okada.core.errors import NotAllowed, NotAuthenticated
+
+from . import ratelimit
+
+log = logging.getLogger(__name__)
+GENERATION = "okada:credentials:generation"
 
 
 @dataclass(frozen=True)
@@ -36,6 +56,10 @@ class Credential:
     actor: Actor
     scopes: frozenset[str] = field(default_factory=frozenset)
     label: str = ""
+    # The resolver allows web processes to keep this answer (see the module docstring): only
+    # when every change that ends the credential calls credentials_changed().
+    cacheable: bool = False
+    expires_at: datetime | None = None
 
     @property
     def vendor_id(self) -> Any:
@@ -45,6 +69,86 @@ class Credential:
 @cache
 def _resolver() -> Callable[[str], Credential | None]:
     return import_string(settings.OKADA_API_CREDENTIAL_RESOLVER)
+
+
+class _Kept(NamedTuple):
+    credential: Credential
+    generation: Any  # GENERATION's value (bytes or None) when the credential was read
+    until: float  # time.monotonic() after which it is read again
+
+
+_kept: dict[str, _Kept] = {}  # SHA-256 of the secret -> the credential (this process)
+
+
+def forget_credentials() -> None:
+    """Drop what this process kept (tests; credentials_changed() reaches every process)."""
+    _kept.clear()
+
+
+def credentials_changed() -> None:
+    """A credential stopped working (revoked, its vendor deleted): web processes drop the ones
+    they kept. Called at once and again after the transaction commits (a request in between could
+    otherwise keep what it read before the commit). If Redis cannot be reached, kept credentials
+    still expire after OKADA_API_CREDENTIAL_CACHE_SECONDS."""
+
+    def bump() -> None:
+        try:
+            ratelimit._client(settings.OKADA_API_RATELIMIT_REDIS_URL).incr(GENERATION)
+        except redis.RedisError as exc:
+            log.warning(
+                "credential cache: Redis unavailable, processes keep credentials up to %ss: %s",
+                settings.OKADA_API_CREDENTIAL_CACHE_SECONDS,
+                exc,
+            )
+
+    bump()
+    transaction.on_commit(bump)
+
+
+def _from_cache(digest: str, request: Request) -> Credential | None:
+    kept = _kept.get(digest)
+    if kept is None:
+        return None
+    credential = kept.credential
+    expired = credential.expires_at is not None and credential.expires_at <= timezone.now()
+    if expired or time.monotonic() > kept.until:
+        _kept.pop(digest, None)
+        return None
+    # One round trip: count the request (the throttle then uses this count) and read the generation.
+    usage = ratelimit.hit(credential.scope_key, ratelimit.credential_rate(), read=GENERATION)
+    if usage is None:  # Redis cannot be read: nothing kept is trusted
+        _kept.pop(digest, None)
+        return None
+    ratelimit.counted(request, credential.scope_key, usage)
+    if usage.read != kept.generation:  # a credential changed somewhere: read them all again
+        _kept.clear()
+        return None
+    return credential
+
+
+def _generation() -> tuple[bool, Any]:
+    """(read, value) of GENERATION; read is False when Redis cannot be reached."""
+    try:
+        return True, ratelimit._client(settings.OKADA_API_RATELIMIT_REDIS_URL).get(GENERATION)
+    except redis.RedisError:
+        return False, None
+
+
+def resolve(token: str, request: Request) -> Credential | None:
+    """The credential a bearer secret proves: kept by this process, or from the resolver."""
+    seconds = settings.OKADA_API_CREDENTIAL_CACHE_SECONDS
+    if seconds <= 0:
+        return _resolver()(token)
+    digest = hashlib.sha256(token.encode()).hexdigest()
+    credential = _from_cache(digest, request)
+    if credential is not None:
+        return credential
+    # Read the generation before the database: a change committed in between makes it stale.
+    read, generation = _generation() if not ratelimit._breaker.open() else (False, None)
+    credential = _resolver()(token)
+    if credential is not None and credential.cacheable and read:
+        _kept[digest] = _Kept(credential, generation, time.monotonic() + seconds)
+    return credential
 
 
 class BearerAuthentication(authentication.BaseAuthentication):
@@ -63,7 +167,7 @@ class BearerAuthentication(authentication.BaseAuthentication):
             token = header[1].decode("ascii")
         except UnicodeDecodeError:
             raise exceptions.AuthenticationFailed(_("Invalid credential.")) from None
-        credential = _resolver()(token)
+        credential = resolve(token, request)
         if credential is None:
             raise exceptions.AuthenticationFailed(_("Invalid, expired or revoked credential."))
         attach(request, credential)

@@ -13,11 +13,13 @@ import logging
 import math
 from typing import Any
 
+import orjson
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from django.utils.translation import gettext_lazy as _
 from rest_framework import exceptions, renderers
 from rest_framework.response import Response
+from rest_framework.utils import encoders
 
 from okada.core.errors import (
     DomainError,
@@ -37,9 +39,25 @@ TYPE_PREFIX = "urn:okada:problem:"
 
 
 class JSONRenderer(renderers.JSONRenderer):
-    """Plain JSON (compact: no spaces after separators), UTF-8."""
+    """Plain JSON (compact: no spaces after separators), UTF-8, written by orjson (several times
+    faster than the json module on a list page). What orjson does not write itself (lazy
+    translations, Decimals) and datetimes (so that they keep DRF's format) go through DRF's
+    encoder: the JSON is what DRF's renderer writes. `orjson.Fragment` embeds JSON text
+    as it is (e.g. a jsonb column read as text)."""
 
     compact = True
+    _encoder = encoders.JSONEncoder()
+
+    def render(
+        self, data: Any, accepted_media_type: str | None = None, renderer_context: Any = None
+    ) -> bytes:
+        if data is None:
+            return b""
+        return orjson.dumps(
+            data,
+            default=self._encoder.default,
+            option=orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_NON_STR_KEYS,
+        )
 
 
 class ProblemJSONRenderer(JSONRenderer):

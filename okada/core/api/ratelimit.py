@@ -1,9 +1,11 @@
 """Rate limits in Redis: a fixed window per credential, one round trip per request, failing open.
 
-`hit(key, rate)` counts one request in the current window (`INCR` + `EXPIRE NX` + `TTL` in one
-pipeline) and says whether it is allowed, how many remain and when the window resets: enough
-for `429` + `Retry-After` and the `RateLimit-*` headers on every answer. Hand-written rather than
-the `limits` library because that one needs two or three round trips for the same figures.
+`hit(key, rate)` counts one request in the current window (`INCR` + `EXPIRE NX` in one
+pipeline; windows are aligned on the clock, so when one resets is arithmetic) and says whether it
+is allowed, how many remain and when the window resets: enough for `429` + `Retry-After` and the
+`RateLimit-*` headers on every answer. `hit(..., read=name)` reads one more key in the same
+round trip (the credential cache's generation, see `auth`). Hand-written rather than the
+`limits` library because that one needs two or three round trips for the same figures.
 
 When Redis cannot be reached the request is allowed (the API keeps answering) and the failure is
 logged; Redis is then left alone for a few seconds so that each request does not pay a timeout.
@@ -56,6 +58,7 @@ class Usage:
     remaining: int
     reset: int  # seconds until the window resets
     policy: str
+    read: bytes | None = None  # the value of `hit(..., read=)`'s key
 
     def headers(self) -> dict[str, str]:
         return {
@@ -90,14 +93,16 @@ def _client(url: str) -> redis.Redis:
     return redis.Redis.from_url(url, socket_connect_timeout=0.25, socket_timeout=0.25)
 
 
-def hit(key: str, rate: Rate, *, count: bool = True) -> Usage | None:
+def hit(key: str, rate: Rate, *, count: bool = True, read: str | None = None) -> Usage | None:
     """Count a request against `key`; None when Redis is unavailable (the caller allows it).
 
-    With `count=False` only reads the current usage (e.g. to check a login lock-out).
+    With `count=False` only reads the current usage (e.g. to check a login lock-out). With
+    `read`, the value of that Redis key comes back in the same round trip as `Usage.read`.
     """
     if _breaker.open():
         return None
-    window_start = int(time.time()) // rate.window
+    now = int(time.time())
+    window_start = now // rate.window
     name = f"okada:rl:{key}:{rate.window}:{window_start}"
     try:
         pipe = _client(settings.OKADA_API_RATELIMIT_REDIS_URL).pipeline(transaction=False)
@@ -106,20 +111,21 @@ def hit(key: str, rate: Rate, *, count: bool = True) -> Usage | None:
             pipe.expire(name, rate.window + 1, nx=True)
         else:
             pipe.get(name)
-        pipe.ttl(name)
+        if read is not None:
+            pipe.get(read)
         results = pipe.execute()
     except redis.RedisError as exc:
         _breaker.trip()
         log.warning("rate limiter: Redis unavailable, limits not enforced for %ss: %s", BACKOFF_SECONDS, exc)
         return None
     used = int(results[0] or 0)
-    ttl = results[-1] if isinstance(results[-1], int) and results[-1] > 0 else rate.window
     return Usage(
         allowed=used <= rate.limit if count else used < rate.limit,
         limit=rate.limit,
         remaining=max(rate.limit - used, 0),
-        reset=int(ttl),
+        reset=(window_start + 1) * rate.window - now,  # 1 to window seconds
         policy=rate.policy,
+        read=results[-1] if read is not None else None,
     )
 
 
@@ -138,6 +144,22 @@ def client_ip(request: Any) -> str:
     return str(request.META.get("REMOTE_ADDR", "unknown"))
 
 
+@cache
+def parse_rate(text: str) -> Rate:
+    return Rate.parse(text)
+
+
+def credential_rate() -> Rate:
+    """`OKADA_API_RATE_LIMIT`: the limit of every credential."""
+    return parse_rate(settings.OKADA_API_RATE_LIMIT)
+
+
+def counted(request: Any, key: str, usage: Usage) -> None:
+    """Say that this request was already counted against `key` (authentication does it in the
+    round trip that checks its cache): the throttle then uses `usage` instead of counting again."""
+    getattr(request, "_request", request)._ratelimit_counted = (key, usage)
+
+
 class CredentialRateThrottle(BaseThrottle):
     """`OKADA_API_RATE_LIMIT` per credential; `OKADA_API_ANON_RATE_LIMIT` per IP without one.
 
@@ -148,10 +170,14 @@ class CredentialRateThrottle(BaseThrottle):
         credential = request.auth
         scope_key = getattr(credential, "scope_key", None)
         if scope_key:
-            key, rate = scope_key, Rate.parse(settings.OKADA_API_RATE_LIMIT)
+            key, rate = scope_key, credential_rate()
         else:
-            key, rate = f"ip:{client_ip(request)}", Rate.parse(settings.OKADA_API_ANON_RATE_LIMIT)
-        usage = hit(key, rate)
+            key, rate = f"ip:{client_ip(request)}", parse_rate(settings.OKADA_API_ANON_RATE_LIMIT)
+        already = getattr(request._request, "_ratelimit_counted", None)
+        if already is not None and already[0] == key and already[1].limit == rate.limit:
+            usage: Usage | None = already[1]
+        else:
+            usage = hit(key, rate)
         request.ratelimit = usage  # type: ignore[attr-defined]
         self.usage = usage
         return usage is None or usage.allowed

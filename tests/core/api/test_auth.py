@@ -1,0 +1,146 @@
+"""okada.core.api.auth: API keys kept by the web process, and revocation still taking effect at once."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.test import override_settings
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from catalog.services import vendor_soft_delete
+from okada.core.api import auth, ratelimit
+from okada.credentials.models import ApiKey
+from okada.credentials.services import api_key_issue, api_key_revoke, personal_token_issue
+from tests.catalog.factories import UserFactory, VendorFactory
+from tests.credentials.factories import OPERATOR, Api, problem
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def _nothing_kept():
+    auth.forget_credentials()
+    ratelimit._breaker.until = 0.0
+    yield
+    auth.forget_credentials()
+    ratelimit._breaker.until = 0.0
+
+
+def _queries(api: Api, path: str = "/zones") -> tuple[int, list[str]]:
+    with CaptureQueriesContext(connection) as queries:
+        status = api.get(path).status_code
+    return status, [q["sql"] for q in queries.captured_queries]
+
+
+def test_a_kept_api_key_costs_no_query_and_the_rate_limit_counts_each_request_once():
+    api = Api(api_key_issue(name="erp", vendor=VendorFactory(), actor=OPERATOR).secret)
+    status, first = _queries(api)
+    assert status == 200
+    assert any("credentials_apikey" in sql for sql in first)
+    status, second = _queries(api)
+    assert status == 200
+    assert not any("credentials_apikey" in sql for sql in second)
+    remaining = [int(api.get("/zones")["RateLimit-Remaining"]) for _ in range(3)]
+    assert remaining[0] - remaining[2] == 2
+
+
+def test_revoking_a_kept_key_refuses_its_next_request():
+    issued = api_key_issue(name="erp", vendor=VendorFactory(), actor=OPERATOR)
+    api = Api(issued.secret)
+    assert api.get("/zones").status_code == 200
+    assert _queries(api)[0] == 200  # now served from what the process kept
+    api_key_revoke(key=issued.key, actor=OPERATOR)
+    refused = api.get("/zones")
+    assert refused.status_code == 401
+    assert problem(refused)["code"] == "not_authenticated"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_revocation_committed_by_another_connection_reaches_a_process_that_kept_the_key():
+    issued = api_key_issue(name="erp", vendor=VendorFactory(), actor=OPERATOR)
+    api = Api(issued.secret)
+    assert api.get("/zones").status_code == 200
+    assert not any("credentials_apikey" in sql for sql in _queries(api)[1])  # kept
+
+    def revoke_elsewhere() -> None:  # its own database connection, committed
+        try:
+            api_key_revoke(key=ApiKey.objects.get(pk=issued.key.pk), actor=OPERATOR)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=revoke_elsewhere)
+    thread.start()
+    thread.join(timeout=30)
+    assert ApiKey.objects.get(pk=issued.key.pk).revoked_at is not None
+    assert api.get("/zones").status_code == 401
+
+
+def test_a_deleted_vendors_kept_key_is_refused():
+    vendor = VendorFactory()
+    api = Api(api_key_issue(name="erp", vendor=vendor, actor=OPERATOR).secret)
+    assert api.get("/zones").status_code == 200
+    assert api.get("/zones").status_code == 200
+    vendor_soft_delete(vendor=vendor, actor=OPERATOR)
+    assert api.get("/zones").status_code == 401
+
+
+def test_a_kept_key_stops_at_its_expiry():
+    expires = timezone.now() + timedelta(seconds=2)
+    api = Api(api_key_issue(name="erp", vendor=VendorFactory(), actor=OPERATOR, expires_at=expires).secret)
+    assert api.get("/zones").status_code == 200
+    assert api.get("/zones").status_code == 200  # kept
+    deadline = time.monotonic() + 10
+    answers = []  # (sent before the expiry, status, answered after it)
+    while time.monotonic() < deadline:
+        before = timezone.now() < expires
+        status = api.get("/zones").status_code
+        answers.append((before, status, timezone.now() >= expires))
+        if status == 401:
+            break
+        time.sleep(0.1)  # a request every 100 ms until the refusal (bounded by the deadline)
+    assert answers[-1][1:] == (401, True)
+    assert all(before for before, status, _ in answers if status == 200)
+
+
+def test_personal_tokens_are_read_on_every_request():
+    vendor = VendorFactory()
+    user = UserFactory(username="awa")
+    user.set_password("s3cret-pass")
+    user.save()
+    membership = vendor.members.create(user=user, role="manager")
+    api = Api(personal_token_issue(username="awa", password="s3cret-pass").secret)
+    assert api.get("/zones").status_code == 200
+    assert any("credentials_personaltoken" in sql for sql in _queries(api)[1])
+    membership.delete()  # the admin may do this: nothing tells the processes
+    assert api.get("/zones").status_code == 401
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_without_redis_nothing_kept_is_trusted():
+    api = Api(api_key_issue(name="erp", vendor=VendorFactory(), actor=OPERATOR).secret)
+    assert api.get("/zones").status_code == 200
+    with override_settings(OKADA_API_RATELIMIT_REDIS_URL=f"redis://127.0.0.1:{_closed_port()}/0"):
+        status, queries = _queries(api)
+        assert status == 200
+        assert any("credentials_apikey" in sql for sql in queries)  # read from the database
+        status, queries = _queries(api)
+        assert status == 200
+        assert any("credentials_apikey" in sql for sql in queries)  # and not kept while Redis is away
+
+
+@override_settings(OKADA_API_CREDENTIAL_CACHE_SECONDS=0)
+def test_the_cache_can_be_turned_off():
+    api = Api(api_key_issue(name="erp", vendor=VendorFactory(), actor=OPERATOR).secret)
+    assert api.get("/zones").status_code == 200
+    assert any("credentials_apikey" in sql for sql in _queries(api)[1])
