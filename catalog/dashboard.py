@@ -31,11 +31,7 @@ def low_stock(request: HttpRequest, obj: Any = None) -> dict[str, Any]:
 def vendor_catalog(request: HttpRequest, vendor: Vendor) -> dict[str, Any]:
     threshold = settings.OKADA_LOW_STOCK_THRESHOLD
     return {
-        "products": list(
-            Product.objects.for_vendor(vendor)
-            .select_related("stock", "category")
-            .order_by("-id")[:LIST_LIMIT]
-        ),
+        "products": selectors.newest_products(vendor=vendor, limit=LIST_LIMIT),
         "products_url": changelist_url(Product, vendor__id__exact=vendor.pk),
         "low_stock": list(
             Stock.objects.filter(vendor=vendor, level__lte=threshold)

@@ -26,8 +26,8 @@ def _day(d: dt.date) -> str:
 
 
 def open_orders(request: HttpRequest, obj: Any = None) -> dict[str, Any]:
-    rows = selectors.open_orders_by_status()
     now = timezone.now()
+    rows = selectors.open_orders_by_status(now=now)
     return {
         "rows": [
             {
@@ -42,7 +42,7 @@ def open_orders(request: HttpRequest, obj: Any = None) -> dict[str, Any]:
         "stuck": sum(r.stuck for r in rows),
         "stuck_url": changelist_url(Order, stuck="yes"),
         "queue_url": changelist_url(Order) + "queue/",
-        "stuck_orders": [o for o in selectors.open_queue(limit=200) if o.is_stuck][:10],  # type: ignore[attr-defined]
+        "stuck_orders": selectors.stuck_orders(limit=10, now=now),
     }
 
 
