@@ -15,7 +15,7 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import DEFAULT_DB_ALIAS, connection, connections
-from django.db.models import Count, Min, Prefetch, Q, QuerySet, Sum
+from django.db.models import Count, Min, Prefetch, Q, QuerySet, Subquery, Sum
 from django.db.models.functions import Trunc, TruncDate
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -238,16 +238,33 @@ def open_orders_by_status(*, now: dt.datetime | None = None) -> list[OpenStatusR
     ]
 
 
+# What the queue and the dashboard's stuck orders show of each order; the rest is deferred, as
+# building 100 full orders with their vendor and customer was a third of the queue's time.
+QUEUE_FIELDS = (
+    "number",
+    "status",
+    "total_xaf",
+    "placed_at",
+    "vendor__name",
+    "customer__name",
+    "customer__phone",
+    "zone__name",
+)
+
+
 def oldest_open_orders(
     *, limit: int, status: str | None = None, placed_before: dict[str, dt.datetime] | None = None
 ) -> OrderQuerySet:
     """The `limit` open orders placed first (of `status` only, or with `placed_before`, of its
-    statuses only, each placed before its time), oldest first, vendor, customer and zone joined.
+    statuses only, each placed before its time), oldest first, with vendor, customer and zone
+    joined and only QUEUE_FIELDS loaded.
 
-    Takes the oldest `limit` of each status from the partial index on (status, placed_at), then
-    the oldest of those: a single ORDER BY placed_at over every open status leads the planner to
-    walk the placed_at index from the oldest order ever placed, through the million closed ones
-    (open orders are a few thousand of the newest), about 200 ms at the "large" scale.
+    Takes the oldest `limit` of each status from the partial index on (status, placed_at), keeps
+    the oldest `limit` of those, and only then joins vendor, customer and zone: a single ORDER BY
+    placed_at over every open status leads the planner to walk the placed_at index from the oldest
+    order ever placed, through the million closed ones (open orders are a few thousand of the
+    newest), about 200 ms at the "large" scale; joining before the last cut read five times the
+    rows shown (28 ms, against 2 ms).
     """
     statuses = [_status(status, OPEN_STATUSES)] if status else list(placed_before or OPEN_STATUSES)
     slices = []
@@ -256,11 +273,13 @@ def oldest_open_orders(
         if placed_before is not None:
             orders = orders.filter(placed_at__lt=placed_before[s])
         slices.append(orders.order_by("placed_at", "id").values("id")[:limit])
-    oldest = slices[0].union(*slices[1:], all=True) if len(slices) > 1 else slices[0]
+    candidates = slices[0].union(*slices[1:], all=True) if len(slices) > 1 else slices[0]
+    oldest = Order.objects.filter(pk__in=candidates).order_by("placed_at", "id").values("id")[:limit]
     return (
-        Order.objects.filter(pk__in=oldest)
+        Order.objects.filter(pk__in=Subquery(oldest))
         .select_related("vendor", "customer", "zone")
-        .order_by("placed_at", "id")[:limit]
+        .only(*QUEUE_FIELDS)
+        .order_by("placed_at", "id")
     )
 
 
