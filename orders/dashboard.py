@@ -47,26 +47,34 @@ def open_orders(request: HttpRequest, obj: Any = None) -> dict[str, Any]:
 
 
 def today(request: HttpRequest, obj: Any = None) -> dict[str, Any]:
-    day = _day(timezone.localdate())
-    rows = selectors.today_by_city()
+    now = timezone.now()
+    day = timezone.localtime(now).date()
+    figure = dashboard.cached_figure(f"orders.today:{day}", lambda: selectors.today_by_city(now=now))
+    rows = figure.value
     return {
         "rows": [
             {
                 "city": r["zone__city"],
                 "orders": r["orders"],
                 "revenue": money(r["revenue"]),
-                "url": changelist_url(Order, placed_from=day, placed_to=day, city=r["zone__city"]),
+                "url": changelist_url(Order, placed_from=_day(day), placed_to=_day(day), city=r["zone__city"]),
             }
             for r in rows
         ],
         "orders": sum(r["orders"] for r in rows),
         "revenue": money(sum(r["revenue"] for r in rows)),
-        "url": changelist_url(Order, placed_from=day, placed_to=day),
+        "url": changelist_url(Order, placed_from=_day(day), placed_to=_day(day)),
+        "figure": figure,
     }
 
 
 def chart(request: HttpRequest, obj: Any = None) -> dict[str, Any]:
-    days = selectors.orders_per_day(days=CHART_DAYS)
+    now = timezone.now()
+    figure = dashboard.cached_figure(
+        f"orders.chart:{timezone.localtime(now).date()}:{CHART_DAYS}",
+        lambda: selectors.orders_per_day(days=CHART_DAYS, now=now),
+    )
+    days = figure.value
     top = max((n for _, n in days), default=0) or 1
     width = 100 / len(days)
     return {
@@ -84,6 +92,7 @@ def chart(request: HttpRequest, obj: Any = None) -> dict[str, Any]:
         ],
         "top": top,
         "total": sum(n for _, n in days),
+        "figure": figure,
     }
 
 
