@@ -51,19 +51,20 @@ def today(request: HttpRequest, obj: Any = None) -> dict[str, Any]:
     day = timezone.localtime(now).date()
     figure = dashboard.cached_figure(f"orders.today:{day}", lambda: selectors.today_by_city(now=now))
     rows = figure.value
+    placed = {"placed_from": _day(day), "placed_to": _day(day)}
     return {
         "rows": [
             {
                 "city": r["zone__city"],
                 "orders": r["orders"],
                 "revenue": money(r["revenue"]),
-                "url": changelist_url(Order, placed_from=_day(day), placed_to=_day(day), city=r["zone__city"]),
+                "url": changelist_url(Order, **placed, city=r["zone__city"]),
             }
             for r in rows
         ],
         "orders": sum(r["orders"] for r in rows),
         "revenue": money(sum(r["revenue"] for r in rows)),
-        "url": changelist_url(Order, placed_from=_day(day), placed_to=_day(day)),
+        "url": changelist_url(Order, **placed),
         "figure": figure,
     }
 
