@@ -328,7 +328,7 @@ class OrderAdmin(BigTableMixin, TrackedAdmin):
             return queryset, False
         phone = phone_or_none(term)
         if phone:
-            return queryset.filter(customer__phone=phone), False
+            return queryset.filter(customer__in=selectors.customers_with_phone(phone)), False
         number = order_number_or_none(term)
         if number:
             return queryset.filter(number=number), False

@@ -20,7 +20,7 @@ from okada.core.actors import Actor
 from okada.core.roles import FINANCE, OPERATIONS, STOCK, SUPPORT
 from orders import admin as orders_admin
 from orders.models import Order, OrderEvent, OrderExport, OrderStatus, Payment, PaymentMethod
-from orders.services import order_cancel, payment_record
+from orders.services import customer_soft_delete, order_cancel, order_soft_delete, payment_record
 from tests.catalog.factories import ProductFactory, VendorFactory, role_user, staff_actor
 from tests.orders.factories import CustomerFactory, OrderFactory, order_in_status, payment_needing_refund
 
@@ -190,6 +190,14 @@ def test_search_finds_orders_by_number_phone_in_any_form_and_customer_name(clien
     assert found("amougou") == {mine.number}
     assert found(mine.number) == {mine.number}
     assert found(str(int(other.number[3:]))) == {other.number}
+
+    # The customer leaves (their order first) and the number passes to a new customer.
+    order_soft_delete(order=order_cancel(order=mine, actor=staff_actor()), actor=staff_actor())
+    customer_soft_delete(customer=customer, actor=staff_actor())
+    theirs = OrderFactory(customer=CustomerFactory(name="Nouveau", phone="+237677001122"))
+    assert found("677001122") == {theirs.number}
+    all_rows = client.get("/admin/orders/order/", {"q": "677001122", "deleted": "all"})
+    assert {o.number for o in all_rows.context["cl"].result_list} == {mine.number, theirs.number}
 
 
 def test_the_queue_lists_open_orders_oldest_first_with_stuck_ones_marked(client, settings):

@@ -14,6 +14,7 @@ from okada.core.errors import InvalidInput, NotFound
 from orders.models import OPEN_STATUSES, Order, OrderStatus, Payment, PaymentMethod
 from orders.selectors import (
     OPEN_AGE_BANDS,
+    customers_with_phone,
     oldest_open_orders,
     open_order_ages,
     open_order_queue,
@@ -22,9 +23,9 @@ from orders.selectors import (
     order_list_for_vendor,
     stuck_orders,
 )
-from orders.services import order_cancel, order_transition, payment_record
+from orders.services import customer_soft_delete, order_cancel, order_transition, payment_record
 from tests.catalog.factories import ProductFactory, VendorFactory, staff_actor
-from tests.orders.factories import OrderFactory, advance, order_in_status
+from tests.orders.factories import CustomerFactory, OrderFactory, advance, order_in_status
 
 pytestmark = pytest.mark.django_db
 
@@ -198,6 +199,16 @@ def test_open_order_queue_takes_one_query_for_any_number_of_rows(rows, django_as
         shown = [(o.number, o.vendor.name, o.customer.name, o.zone.name) for o in open_order_queue()]
 
     assert len(shown) == rows
+
+
+def test_customers_with_phone_are_the_live_and_the_deleted_customers_with_that_number():
+    before = CustomerFactory(phone="+237677001122")
+    customer_soft_delete(customer=before, actor=staff_actor())
+    now = CustomerFactory(phone="+237677001122")
+    CustomerFactory(phone="+237677001123")
+
+    assert set(customers_with_phone("+237677001122")) == {before, now}
+    assert list(customers_with_phone("+237699999999")) == []
 
 
 def test_oldest_open_orders_are_the_first_of_the_whole_queue_whatever_their_status():
