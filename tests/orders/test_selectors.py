@@ -230,7 +230,7 @@ def test_open_queue_marks_the_orders_past_their_status_limit_as_stuck(settings):
     pending, ready = OrderFactory(), order_in_status(S.READY)
     twenty_minutes_later = max(pending.placed_at, ready.placed_at) + timedelta(minutes=20)
 
-    stuck = {o.pk: o.is_stuck for o in open_queue(limit=10, now=twenty_minutes_later)}
+    stuck = {o.pk: o.is_stuck for o in open_queue(limit=10, now=twenty_minutes_later)}  # type: ignore[attr-defined]
 
     assert stuck == {pending.pk: True, ready.pk: False}
 
