@@ -15,14 +15,24 @@ from . import selectors
 from .models import Product, Stock, Vendor
 
 LIST_LIMIT = 10
+COUNT_CAP = 1000  # low stock is counted up to this; more shows as "1000+"
 
 
 def low_stock(request: HttpRequest, obj: Any = None) -> dict[str, Any]:
     threshold = settings.OKADA_LOW_STOCK_THRESHOLD
+    figure = dashboard.cached_figure(
+        f"catalog.low_stock:{threshold}",
+        lambda: (
+            selectors.low_stock(threshold=threshold, limit=LIST_LIMIT),
+            selectors.low_stock_count(threshold=threshold, cap=COUNT_CAP),
+        ),
+    )
+    rows, count = figure.value
     return {
-        "rows": selectors.low_stock(threshold=threshold, limit=LIST_LIMIT),
-        "count": selectors.low_stock_count(threshold=threshold),
-        "cap": 1000,
+        "rows": rows,
+        "count": count,
+        "cap": COUNT_CAP,
+        "figure": figure,
         "threshold": threshold,
         "url": changelist_url(Stock, low="yes"),
     }
@@ -31,11 +41,7 @@ def low_stock(request: HttpRequest, obj: Any = None) -> dict[str, Any]:
 def vendor_catalog(request: HttpRequest, vendor: Vendor) -> dict[str, Any]:
     threshold = settings.OKADA_LOW_STOCK_THRESHOLD
     return {
-        "products": list(
-            Product.objects.for_vendor(vendor)
-            .select_related("stock", "category")
-            .order_by("-id")[:LIST_LIMIT]
-        ),
+        "products": selectors.newest_products(vendor=vendor, limit=LIST_LIMIT),
         "products_url": changelist_url(Product, vendor__id__exact=vendor.pk),
         "low_stock": list(
             Stock.objects.filter(vendor=vendor, level__lte=threshold)

@@ -83,6 +83,20 @@ def product_list(
     return products
 
 
+def newest_products(*, vendor: Vendor, limit: int = 10) -> list[Product]:
+    """The vendor's `limit` newest live products, with stock and category.
+
+    By creation time, which the vendor's index serves as a top-N sort of its products: ordering
+    by the (time-ordered) id would walk the primary key from the newest product of any vendor,
+    hundreds of thousands of rows for a vendor that added none lately.
+    """
+    return list(
+        Product.objects.for_vendor(vendor)
+        .select_related("stock", "category")
+        .order_by("-created_at", "-id")[:limit]
+    )
+
+
 def category_list(
     *, parent_id: uuid.UUID | None = None, updated_since: datetime | None = None
 ) -> QuerySet[Category]:

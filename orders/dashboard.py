@@ -26,8 +26,8 @@ def _day(d: dt.date) -> str:
 
 
 def open_orders(request: HttpRequest, obj: Any = None) -> dict[str, Any]:
-    rows = selectors.open_orders_by_status()
     now = timezone.now()
+    rows = selectors.open_orders_by_status(now=now)
     return {
         "rows": [
             {
@@ -42,31 +42,40 @@ def open_orders(request: HttpRequest, obj: Any = None) -> dict[str, Any]:
         "stuck": sum(r.stuck for r in rows),
         "stuck_url": changelist_url(Order, stuck="yes"),
         "queue_url": changelist_url(Order) + "queue/",
-        "stuck_orders": [o for o in selectors.open_queue(limit=200) if o.is_stuck][:10],  # type: ignore[attr-defined]
+        "stuck_orders": selectors.stuck_orders(limit=10, now=now),
     }
 
 
 def today(request: HttpRequest, obj: Any = None) -> dict[str, Any]:
-    day = _day(timezone.localdate())
-    rows = selectors.today_by_city()
+    now = timezone.now()
+    day = timezone.localtime(now).date()
+    figure = dashboard.cached_figure(f"orders.today:{day}", lambda: selectors.today_by_city(now=now))
+    rows = figure.value
+    placed = {"placed_from": _day(day), "placed_to": _day(day)}
     return {
         "rows": [
             {
                 "city": r["zone__city"],
                 "orders": r["orders"],
                 "revenue": money(r["revenue"]),
-                "url": changelist_url(Order, placed_from=day, placed_to=day, city=r["zone__city"]),
+                "url": changelist_url(Order, **placed, city=r["zone__city"]),
             }
             for r in rows
         ],
         "orders": sum(r["orders"] for r in rows),
         "revenue": money(sum(r["revenue"] for r in rows)),
-        "url": changelist_url(Order, placed_from=day, placed_to=day),
+        "url": changelist_url(Order, **placed),
+        "figure": figure,
     }
 
 
 def chart(request: HttpRequest, obj: Any = None) -> dict[str, Any]:
-    days = selectors.orders_per_day(days=CHART_DAYS)
+    now = timezone.now()
+    figure = dashboard.cached_figure(
+        f"orders.chart:{timezone.localtime(now).date()}:{CHART_DAYS}",
+        lambda: selectors.orders_per_day(days=CHART_DAYS, now=now),
+    )
+    days = figure.value
     top = max((n for _, n in days), default=0) or 1
     width = 100 / len(days)
     return {
@@ -84,6 +93,7 @@ def chart(request: HttpRequest, obj: Any = None) -> dict[str, Any]:
         ],
         "top": top,
         "total": sum(n for _, n in days),
+        "figure": figure,
     }
 
 

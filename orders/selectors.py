@@ -15,7 +15,7 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import DEFAULT_DB_ALIAS, connection, connections
-from django.db.models import Count, Min, Prefetch, Q, QuerySet, Sum
+from django.db.models import Count, Min, Prefetch, Q, QuerySet, Subquery, Sum
 from django.db.models.functions import Trunc, TruncDate
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -23,7 +23,17 @@ from django.utils.translation import gettext as _
 from catalog.models import Vendor
 from okada.core.errors import InvalidInput, NotFound
 
-from .models import OPEN_STATUSES, Order, OrderEvent, OrderItem, OrderQuerySet, OrderStatus, Payment, Zone
+from .models import (
+    OPEN_STATUSES,
+    Customer,
+    Order,
+    OrderEvent,
+    OrderItem,
+    OrderQuerySet,
+    OrderStatus,
+    Payment,
+    Zone,
+)
 
 # Age bands of the open-orders figure, from placement: under 15 min, 15-60 min, 1-4 h, 4 h and more.
 OPEN_AGE_BANDS = (timedelta(0), timedelta(minutes=15), timedelta(hours=1), timedelta(hours=4))
@@ -50,6 +60,16 @@ def order_list_for_vendor(
     if updated_since is not None:
         return orders.filter(updated_at__gte=updated_since).order_by("updated_at", "id")
     return orders.order_by("-placed_at", "-id")
+
+
+def customers_with_phone(phone: str) -> QuerySet[Customer]:
+    """The customers, live or deleted, with this E.164 phone number.
+
+    Reads the partial unique index on the live customers' phone, and the index of the deleted
+    rows for the others: `phone = %s` alone matches no index (the unique one is partial) and
+    reads every customer (14 ms for 100,000, against 0.1 ms).
+    """
+    return Customer.all_objects.filter(Q(deleted_at__isnull=True) | Q(deleted_at__isnull=False), phone=phone)
 
 
 def order_detail(*, order_id: uuid.UUID | str, vendor: Vendor | uuid.UUID | None = None) -> Order:
@@ -238,13 +258,64 @@ def open_orders_by_status(*, now: dt.datetime | None = None) -> list[OpenStatusR
     ]
 
 
+# What the queue and the dashboard's stuck orders show of each order; the rest is deferred, as
+# building 100 full orders with their vendor and customer was a third of the queue's time.
+QUEUE_FIELDS = (
+    "number",
+    "status",
+    "total_xaf",
+    "placed_at",
+    "vendor__name",
+    "customer__name",
+    "customer__phone",
+    "zone__name",
+)
+
+
+def oldest_open_orders(
+    *, limit: int, status: str | None = None, placed_before: dict[str, dt.datetime] | None = None
+) -> OrderQuerySet:
+    """The `limit` open orders placed first (of `status` only, or with `placed_before`, of its
+    statuses only, each placed before its time), oldest first, with vendor, customer and zone
+    joined and only QUEUE_FIELDS loaded.
+
+    Takes the oldest `limit` of each status from the partial index on (status, placed_at), keeps
+    the oldest `limit` of those, and only then joins vendor, customer and zone: a single ORDER BY
+    placed_at over every open status leads the planner to walk the placed_at index from the oldest
+    order ever placed, through the million closed ones (open orders are a few thousand of the
+    newest), about 200 ms at the "large" scale; joining before the last cut read five times the
+    rows shown (28 ms, against 2 ms).
+    """
+    statuses = [_status(status, OPEN_STATUSES)] if status else list(placed_before or OPEN_STATUSES)
+    slices = []
+    for s in statuses:
+        orders = Order.objects.filter(status=s)
+        if placed_before is not None:
+            orders = orders.filter(placed_at__lt=placed_before[s])
+        slices.append(orders.order_by("placed_at", "id").values("id")[:limit])
+    candidates = slices[0].union(*slices[1:], all=True) if len(slices) > 1 else slices[0]
+    oldest = Order.objects.filter(pk__in=candidates).order_by("placed_at", "id").values("id")[:limit]
+    return (
+        Order.objects.filter(pk__in=Subquery(oldest))
+        .select_related("vendor", "customer", "zone")
+        .only(*QUEUE_FIELDS)
+        .order_by("placed_at", "id")
+    )
+
+
 def open_queue(*, status: str | None = None, limit: int = 50, now: dt.datetime | None = None) -> list[Order]:
-    """The first `limit` of `open_order_queue`, each with `is_stuck` set (the admin's queue)."""
-    orders = list(open_order_queue(status=status or "", now=now)[:limit])
+    """The first `limit` of the open orders (of `status`), oldest first, each with `is_stuck` set
+    (the admin's queue)."""
+    orders = list(oldest_open_orders(limit=limit, status=status))
     cutoffs = stuck_cutoffs(now=now)
     for order in orders:
-        order.is_stuck = order.status in cutoffs and order.placed_at < cutoffs[order.status]
+        order.is_stuck = order.placed_at < cutoffs[order.status]
     return orders
+
+
+def stuck_orders(*, limit: int = 10, now: dt.datetime | None = None) -> list[Order]:
+    """The `limit` orders stuck the longest (placed first), vendor, customer and zone joined."""
+    return list(oldest_open_orders(limit=limit, placed_before=stuck_cutoffs(now=now)))
 
 
 def local_day_start(day: dt.date) -> dt.datetime:

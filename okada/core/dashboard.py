@@ -17,16 +17,25 @@
 
 The backups app adds its "last backup / last restore drill" panel the same way. A panel that
 fails is shown as unavailable (and logged); the rest of the page still renders.
+
+Figures that read many rows (the 14-day chart, today's figures, low stock) go through
+`cached_figure`: computed at most once per OKADA_DASHBOARD_CACHE_SECONDS for every web process
+(in Redis), and shown with the time they were computed (`admin/core/panels/as_of.html`).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, TypeVar
 
+from django.conf import settings
+from django.core.cache import cache
+from django.db import connection
 from django.http import HttpRequest
+from django.utils import timezone
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +99,35 @@ def panels(request: HttpRequest, *, page: str = "home", obj: Any = None) -> list
             log.exception("dashboard panel %s failed", panel.key)
             shown.append(RenderedPanel(panel, failed=True))
     return shown
+
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Figure(Generic[T]):
+    """A value computed for the dashboard, with when it was computed and how long it is kept."""
+
+    value: T
+    as_of: dt.datetime
+    seconds: int
+
+
+def cached_figure(key: str, compute: Callable[[], T]) -> Figure[T]:
+    """`compute()`, or its value from Redis if it was computed less than
+    OKADA_DASHBOARD_CACHE_SECONDS ago (0: computed on every view). `key` names the figure and
+    what it depends on (a day, a threshold); the database's name is added, as one Redis may serve
+    several databases (a development server and the kept benchmark databases)."""
+    seconds = settings.OKADA_DASHBOARD_CACHE_SECONDS
+    if seconds <= 0:
+        return Figure(compute(), timezone.now(), 0)
+    full_key = f"dashboard:{connection.settings_dict['NAME']}:{key}"
+    found = cache.get(full_key)
+    if found is None:
+        found = (timezone.now(), compute())
+        cache.set(full_key, found, seconds)
+    as_of, value = found
+    return Figure(value, as_of, seconds)
 
 
 def dashboard_callback(request: HttpRequest, context: dict[str, Any]) -> dict[str, Any]:

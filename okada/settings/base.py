@@ -320,6 +320,9 @@ OKADA_STUCK_MINUTES = {
 }
 # A product whose available stock (on hand - reserved) is at most this is "low stock".
 OKADA_LOW_STOCK_THRESHOLD = env.int("OKADA_LOW_STOCK_THRESHOLD", default=3)
+# The dashboard's figures that read many rows (14-day chart, today per city, low stock) are
+# computed at most this often for every web process (in Redis) and shown with their time; 0: live.
+OKADA_DASHBOARD_CACHE_SECONDS = env.int("OKADA_DASHBOARD_CACHE_SECONDS", default=60)
 # Files served only to the staff user who asked for them (order exports): never under STATIC/MEDIA.
 OKADA_PRIVATE_DIR = env.path("OKADA_PRIVATE_DIR", default=str(BASE_DIR / "var" / "private"))
 # Exported files are deleted after this many days (they hold customers' phone numbers).

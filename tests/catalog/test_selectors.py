@@ -6,7 +6,7 @@ import pytest
 from django.db import connection
 
 from catalog.models import Stock, StockMovement
-from catalog.selectors import StockMismatch, product_list_for_vendor, stock_audit
+from catalog.selectors import StockMismatch, newest_products, product_list_for_vendor, stock_audit
 from catalog.services import (
     product_soft_delete,
     product_update,
@@ -120,6 +120,31 @@ def test_product_list_for_vendor_searches_with_q():
     ProductFactory(vendor=vendor, name="Plantains mûrs")
     ProductFactory(name="Crème glacée")  # another vendor's
     assert list(product_list_for_vendor(vendor=vendor, q="creme")) == [cream]
+
+
+def test_newest_products_are_the_vendors_live_products_last_created_first():
+    vendor = VendorFactory()
+    products = [ProductFactory(vendor=vendor, initial_stock=i) for i in range(4)]
+    product_soft_delete(product=products[1], actor=staff_actor())
+    ProductFactory()  # another vendor's, newer
+
+    assert newest_products(vendor=vendor, limit=2) == [products[3], products[2]]
+    assert newest_products(vendor=vendor, limit=10) == [products[3], products[2], products[0]]
+
+
+@pytest.mark.parametrize("rows", [1, 6])
+def test_newest_products_take_one_query_with_stock_and_category(rows, django_assert_max_num_queries):
+    vendor = VendorFactory()
+    for _ in range(rows):
+        ProductFactory(vendor=vendor, category=CategoryFactory(), initial_stock=3)
+
+    with django_assert_max_num_queries(1):
+        shown = [
+            (p.name, p.stock.available, p.category and p.category.name_fr)
+            for p in newest_products(vendor=vendor)
+        ]
+
+    assert len(shown) == rows
 
 
 @pytest.mark.parametrize("rows", [1, 6])

@@ -5,14 +5,16 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from django.core.cache import cache
 from django.utils import timezone
 
 from okada.core import dashboard
 from okada.core.models import JobRun
 from okada.core.roles import OPERATIONS, STOCK
+from orders.models import OrderStatus
 from orders.services import order_cancel
 from tests.catalog.factories import ProductFactory, VendorFactory, role_user, staff_actor
-from tests.orders.factories import OrderFactory, ZoneFactory
+from tests.orders.factories import OrderFactory, ZoneFactory, order_in_status
 
 pytestmark = pytest.mark.django_db
 
@@ -118,3 +120,93 @@ def test_other_apps_add_panels_and_a_broken_one_does_not_take_the_page_down(clie
     finally:
         dashboard.unregister("test.backups")
         dashboard.unregister("test.broken")
+
+
+def listed(client, url: str) -> list:
+    response = client.get(url)
+    assert response.status_code == 200, url
+    return list(response.context["cl"].result_list)
+
+
+def test_every_figure_is_the_number_of_rows_of_the_list_it_links_to(client, settings):
+    settings.OKADA_STUCK_MINUTES = {**settings.OKADA_STUCK_MINUTES, "pending": 0, "ready": 0}
+    settings.OKADA_LOW_STOCK_THRESHOLD = 2
+    douala, yaounde = ZoneFactory(city="douala"), ZoneFactory(city="yaounde")
+    OrderFactory(zone=douala), OrderFactory(zone=yaounde), OrderFactory(zone=yaounde)  # stuck
+    order_in_status(OrderStatus.READY, zone=douala)  # stuck
+    order_in_status(OrderStatus.ACCEPTED, zone=douala)  # within its 20 minutes
+    order_in_status(OrderStatus.CANCELLED, zone=yaounde)  # today's, not open
+    ProductFactory(initial_stock=1), ProductFactory(initial_stock=0)
+    client.force_login(role_user(OPERATIONS))
+    shown = panels(client)
+
+    open_orders = shown["orders.open"].data
+    assert (open_orders["total"], open_orders["stuck"]) == (5, 4)
+    for item in open_orders["rows"]:
+        assert len(listed(client, item["url"])) == item["row"].count, item["row"].status
+        assert len(listed(client, item["stuck_url"])) == item["row"].stuck, item["row"].status
+    stuck = {o.pk for o in listed(client, open_orders["stuck_url"])}
+    assert len(stuck) == open_orders["stuck"]
+    assert {o.pk for o in open_orders["stuck_orders"]} == stuck
+    assert len(client.get(open_orders["queue_url"]).context["orders"]) == open_orders["total"]
+
+    today = shown["orders.today"].data
+    assert today["orders"] == 6 and len(listed(client, today["url"])) == 6
+    assert {r["city"]: r["orders"] for r in today["rows"]} == {"douala": 3, "yaounde": 3}
+    for row in today["rows"]:
+        assert len(listed(client, row["url"])) == row["orders"], row["city"]
+
+    bars = shown["orders.chart"].data["bars"]
+    assert [b["count"] for b in bars] == [0] * 13 + [6]
+    for bar in bars:  # each day's link lists that local day's orders, and only them
+        assert len(listed(client, bar["url"])) == bar["count"], bar["day"]
+
+    low = shown["catalog.low_stock"].data
+    assert low["count"] == 2 and len(listed(client, low["url"])) == 2
+
+
+def test_the_heavy_figures_are_kept_for_the_cache_time_and_say_when_they_were_computed(client, settings):
+    settings.OKADA_DASHBOARD_CACHE_SECONDS = 60
+    OrderFactory()
+    client.force_login(role_user(OPERATIONS))
+    first = panels(client)
+    OrderFactory()
+
+    again = panels(client)
+    assert again["orders.today"].data["orders"] == first["orders.today"].data["orders"] == 1
+    assert again["orders.chart"].data["total"] == 1
+    assert again["orders.open"].data["total"] == 2  # open orders and stuck ones are always live
+    as_of = first["orders.today"].data["figure"].as_of
+    assert again["orders.today"].data["figure"].as_of == as_of
+    page = client.get("/admin/").content.decode()
+    assert f"Chiffres de {timezone.localtime(as_of):%H:%M:%S}, recalculés au plus toutes les 60 s" in page
+
+    cache.clear()  # as when the 60 seconds are over
+    assert panels(client)["orders.today"].data["orders"] == 2
+
+
+def test_with_no_cache_time_every_figure_is_computed_on_each_view(client, settings):
+    settings.OKADA_DASHBOARD_CACHE_SECONDS = 0
+    OrderFactory()
+    client.force_login(role_user(OPERATIONS))
+    assert panels(client)["orders.chart"].data["total"] == 1
+    OrderFactory()
+    assert panels(client)["orders.chart"].data["total"] == 2
+    assert "Chiffres de" not in client.get("/admin/").content.decode()
+
+
+def test_a_cached_figure_is_computed_once_per_key_until_it_expires(settings):
+    settings.OKADA_DASHBOARD_CACHE_SECONDS = 60
+    computed = []
+
+    def compute(value):
+        computed.append(value)
+        return value
+
+    first = dashboard.cached_figure("test.figure:a", lambda: compute("a"))
+    again = dashboard.cached_figure("test.figure:a", lambda: compute("other"))
+    other_key = dashboard.cached_figure("test.figure:b", lambda: compute("b"))
+
+    assert (first.value, again.value, other_key.value) == ("a", "a", "b")
+    assert again.as_of == first.as_of and again.seconds == 60
+    assert computed == ["a", "b"]

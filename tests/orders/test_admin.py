@@ -18,8 +18,9 @@ from catalog.models import Stock, StockMovement
 from okada.celery import app
 from okada.core.actors import Actor
 from okada.core.roles import FINANCE, OPERATIONS, STOCK, SUPPORT
+from orders import admin as orders_admin
 from orders.models import Order, OrderEvent, OrderExport, OrderStatus, Payment, PaymentMethod
-from orders.services import order_cancel, payment_record
+from orders.services import customer_soft_delete, order_cancel, order_soft_delete, payment_record
 from tests.catalog.factories import ProductFactory, VendorFactory, role_user, staff_actor
 from tests.orders.factories import CustomerFactory, OrderFactory, order_in_status, payment_needing_refund
 
@@ -190,6 +191,14 @@ def test_search_finds_orders_by_number_phone_in_any_form_and_customer_name(clien
     assert found(mine.number) == {mine.number}
     assert found(str(int(other.number[3:]))) == {other.number}
 
+    # The customer leaves (their order first) and the number passes to a new customer.
+    order_soft_delete(order=order_cancel(order=mine, actor=staff_actor()), actor=staff_actor())
+    customer_soft_delete(customer=customer, actor=staff_actor())
+    theirs = OrderFactory(customer=CustomerFactory(name="Nouveau", phone="+237677001122"))
+    assert found("677001122") == {theirs.number}
+    all_rows = client.get("/admin/orders/order/", {"q": "677001122", "deleted": "all"})
+    assert {o.number for o in all_rows.context["cl"].result_list} == {mine.number, theirs.number}
+
 
 def test_the_queue_lists_open_orders_oldest_first_with_stuck_ones_marked(client, settings):
     settings.OKADA_STUCK_MINUTES = {**settings.OKADA_STUCK_MINUTES, "pending": 0}
@@ -201,6 +210,24 @@ def test_the_queue_lists_open_orders_oldest_first_with_stuck_ones_marked(client,
     assert [o.pk for o in response.context["orders"]] == [first.pk, second.pk]
     assert all(o.is_stuck for o in response.context["orders"])
     assert "okada-stuck" in response.content.decode()
+
+
+def test_the_queue_shows_the_oldest_open_orders_up_to_its_limit_of_one_status_or_all(client, monkeypatch):
+    monkeypatch.setattr(orders_admin, "QUEUE_LIMIT", 2)
+    pending = [OrderFactory() for _ in range(3)]
+    ready = order_in_status(OrderStatus.READY)
+    login(client, OPERATIONS)
+
+    def shown(**params) -> list:
+        response = client.get("/admin/orders/order/queue/", params)
+        assert response.status_code == 200
+        return [o.pk for o in response.context["orders"]]
+
+    placing_order = sorted([*pending, ready], key=lambda o: (o.placed_at, o.pk))
+    assert shown() == [o.pk for o in placing_order[:2]]
+    assert shown(status="ready") == [ready.pk]
+    assert shown(status="pending") == [o.pk for o in sorted(pending, key=lambda o: (o.placed_at, o.pk))[:2]]
+    assert shown(status="delivered") == shown()  # not an open status: the whole queue
 
 
 def test_filters_by_stuck_city_and_placing_day(client, settings):

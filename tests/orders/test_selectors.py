@@ -14,14 +14,18 @@ from okada.core.errors import InvalidInput, NotFound
 from orders.models import OPEN_STATUSES, Order, OrderStatus, Payment, PaymentMethod
 from orders.selectors import (
     OPEN_AGE_BANDS,
+    customers_with_phone,
+    oldest_open_orders,
     open_order_ages,
     open_order_queue,
+    open_queue,
     order_detail,
     order_list_for_vendor,
+    stuck_orders,
 )
-from orders.services import order_cancel, order_transition, payment_record
+from orders.services import customer_soft_delete, order_cancel, order_transition, payment_record
 from tests.catalog.factories import ProductFactory, VendorFactory, staff_actor
-from tests.orders.factories import OrderFactory, advance, order_in_status
+from tests.orders.factories import CustomerFactory, OrderFactory, advance, order_in_status
 
 pytestmark = pytest.mark.django_db
 
@@ -193,6 +197,66 @@ def test_open_order_queue_takes_one_query_for_any_number_of_rows(rows, django_as
 
     with django_assert_max_num_queries(1):
         shown = [(o.number, o.vendor.name, o.customer.name, o.zone.name) for o in open_order_queue()]
+
+    assert len(shown) == rows
+
+
+def test_customers_with_phone_are_the_live_and_the_deleted_customers_with_that_number():
+    before = CustomerFactory(phone="+237677001122")
+    customer_soft_delete(customer=before, actor=staff_actor())
+    now = CustomerFactory(phone="+237677001122")
+    CustomerFactory(phone="+237677001123")
+
+    assert set(customers_with_phone("+237677001122")) == {before, now}
+    assert list(customers_with_phone("+237699999999")) == []
+
+
+def test_oldest_open_orders_are_the_first_of_the_whole_queue_whatever_their_status():
+    orders = [order_in_status(status) for status in OPEN_STATUSES for _ in range(2)]
+    order_in_status(S.DELIVERED)
+    queue = [o.pk for o in open_order_queue()]
+    assert sorted(queue) == sorted(o.pk for o in orders)
+
+    for limit in (1, 3, 10, 20):
+        assert [o.pk for o in oldest_open_orders(limit=limit)] == queue[:limit]
+    ready = [o.pk for o in open_order_queue(status=S.READY)]
+    assert [o.pk for o in oldest_open_orders(limit=1, status=S.READY)] == ready[:1]
+    with pytest.raises(InvalidInput):
+        oldest_open_orders(limit=1, status=S.DELIVERED)
+
+
+def test_open_queue_marks_the_orders_past_their_status_limit_as_stuck(settings):
+    settings.OKADA_STUCK_MINUTES = {**settings.OKADA_STUCK_MINUTES, "pending": 15, "ready": 30}
+    pending, ready = OrderFactory(), order_in_status(S.READY)
+    twenty_minutes_later = max(pending.placed_at, ready.placed_at) + timedelta(minutes=20)
+
+    stuck = {o.pk: o.is_stuck for o in open_queue(limit=10, now=twenty_minutes_later)}  # type: ignore[attr-defined]
+
+    assert stuck == {pending.pk: True, ready.pk: False}
+
+
+def test_stuck_orders_are_the_oldest_past_their_status_limit(settings):
+    settings.OKADA_STUCK_MINUTES = {**settings.OKADA_STUCK_MINUTES, "pending": 15, "accepted": 60}
+    pending = [OrderFactory() for _ in range(3)]
+    accepted = order_in_status(S.ACCEPTED)  # placed last, not stuck 20 minutes later
+    order_in_status(S.DELIVERED)
+    later = accepted.placed_at + timedelta(minutes=20)
+
+    assert [o.pk for o in stuck_orders(limit=10, now=later)] == oldest_first(pending)
+    assert [o.pk for o in stuck_orders(limit=2, now=later)] == oldest_first(pending)[:2]
+    assert stuck_orders(limit=10, now=accepted.placed_at) == []
+    assert [o.pk for o in stuck_orders(limit=10, now=later + timedelta(hours=1))] == oldest_first(
+        [*pending, accepted]
+    )
+
+
+@pytest.mark.parametrize("rows", SIZES)
+def test_oldest_open_orders_take_one_query_for_any_number_of_rows(rows, django_assert_max_num_queries):
+    vendor_with_orders(rows)
+
+    with django_assert_max_num_queries(1):
+        orders = oldest_open_orders(limit=50)
+        shown = [(o.number, o.vendor.name, o.customer.name, o.customer.phone, o.zone.name) for o in orders]
 
     assert len(shown) == rows
 
