@@ -23,6 +23,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
+from django.db import connection
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.cache import never_cache
 from prometheus_client import REGISTRY, CollectorRegistry, generate_latest, multiprocess
@@ -36,7 +37,10 @@ from . import pg
 
 log = logging.getLogger(__name__)
 
-CACHE_KEY = "health:metrics-samples"
+
+def cache_key() -> str:
+    """Per database: one Redis may serve several (the dev server and the bench's databases)."""
+    return f"health:metrics-samples:{connection.settings_dict['NAME']}"
 
 
 def compute() -> list[registry.Metric]:
@@ -58,10 +62,11 @@ def compute() -> list[registry.Metric]:
 
 
 def cached() -> list[registry.Metric]:
-    samples = cache.get(CACHE_KEY)
+    key = cache_key()
+    samples = cache.get(key)
     if samples is None:
         samples = compute()
-        cache.set(CACHE_KEY, samples, settings.OKADA_METRICS_CACHE_SECONDS)
+        cache.set(key, samples, settings.OKADA_METRICS_CACHE_SECONDS)
     return samples
 
 

@@ -74,3 +74,13 @@ def test_okadas_figures_are_cached_between_scrapes(client, token):
     second = client.get("/metrics", HTTP_AUTHORIZATION=f"Bearer {token}").content.decode()
     assert 'okada_orders{status="pending"} 1.0' in first
     assert 'okada_orders{status="pending"} 1.0' in second  # within OKADA_METRICS_CACHE_SECONDS
+
+
+def test_the_figures_cached_for_one_database_are_not_served_for_another(client, token, monkeypatch):
+    OrderFactory()
+    client.get("/metrics", HTTP_AUTHORIZATION=f"Bearer {token}")
+    OrderFactory()
+    # Another database behind the same Redis (the bench's next to the dev server's).
+    monkeypatch.setitem(connection.settings_dict, "NAME", f"{connection.settings_dict['NAME']}_other")
+    other = client.get("/metrics", HTTP_AUTHORIZATION=f"Bearer {token}").content.decode()
+    assert 'okada_orders{status="pending"} 2.0' in other
