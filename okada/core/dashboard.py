@@ -33,9 +33,10 @@ from typing import Any, Generic, TypeVar
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db import connection
 from django.http import HttpRequest
 from django.utils import timezone
+
+from okada.core.db import database_cache_key
 
 log = logging.getLogger(__name__)
 
@@ -116,12 +117,11 @@ class Figure(Generic[T]):
 def cached_figure(key: str, compute: Callable[[], T]) -> Figure[T]:
     """`compute()`, or its value from Redis if it was computed less than
     OKADA_DASHBOARD_CACHE_SECONDS ago (0: computed on every view). `key` names the figure and
-    what it depends on (a day, a threshold); the database's name is added, as one Redis may serve
-    several databases (a development server and the kept benchmark databases)."""
+    what it depends on (a day, a threshold); the key is the database's (`database_cache_key`)."""
     seconds = settings.OKADA_DASHBOARD_CACHE_SECONDS
     if seconds <= 0:
         return Figure(compute(), timezone.now(), 0)
-    full_key = f"dashboard:{connection.settings_dict['NAME']}:{key}"
+    full_key = database_cache_key("dashboard", key)
     found = cache.get(full_key)
     if found is None:
         found = (timezone.now(), compute())

@@ -1,4 +1,5 @@
-"""Database helpers for hot paths that are one SQL statement (e.g. a call to a SQL function)."""
+"""Database helpers: hot paths that are one SQL statement (e.g. a call to a SQL function), and
+cache keys that belong to one database."""
 
 from __future__ import annotations
 
@@ -46,3 +47,9 @@ def _prepared_cursor() -> Any:
         cached = _PreparedCursor(pgconn)
         connection._okada_prepared_cursor = cached  # type: ignore[attr-defined]
     return cached
+
+
+def database_cache_key(*parts: str) -> str:
+    """A cache key for figures read from this connection's database: one Redis may serve several
+    databases (a development server beside the kept benchmark databases), whose figures differ."""
+    return ":".join((*parts[:1], connection.settings_dict["NAME"], *parts[1:]))

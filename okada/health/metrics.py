@@ -23,7 +23,6 @@ from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db import connection
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.cache import never_cache
 from prometheus_client import REGISTRY, CollectorRegistry, generate_latest, multiprocess
@@ -32,15 +31,11 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 
 from okada.core import health_registry as registry
+from okada.core.db import database_cache_key
 
 from . import pg
 
 log = logging.getLogger(__name__)
-
-
-def cache_key() -> str:
-    """Per database: one Redis may serve several (the dev server and the bench's databases)."""
-    return f"health:metrics-samples:{connection.settings_dict['NAME']}"
 
 
 def compute() -> list[registry.Metric]:
@@ -62,7 +57,7 @@ def compute() -> list[registry.Metric]:
 
 
 def cached() -> list[registry.Metric]:
-    key = cache_key()
+    key = database_cache_key("health", "metrics-samples")
     samples = cache.get(key)
     if samples is None:
         samples = compute()
