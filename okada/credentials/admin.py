@@ -86,8 +86,13 @@ class ApiKeyAdmin(ModelAdmin):
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False  # revoke instead: the row says who used it and when
 
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # The change permission runs the revoke action (obj None); a key's own page is read-only
+        # for everybody, so its POST is refused instead of saving the row outside the services.
+        return obj is None and super().has_change_permission(request)
+
     def save_model(self, request: HttpRequest, obj: ApiKey, form: Any, change: bool) -> None:
-        """Only new keys reach here (the change form is read-only); issued by the service."""
+        """Only new keys reach here (a key's page refuses changes); issued by the service."""
         issued = services.api_key_issue(
             name=form.cleaned_data["name"],
             vendor=form.cleaned_data.get("vendor"),
@@ -136,6 +141,10 @@ class PersonalTokenAdmin(ModelAdmin):
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
         return [f.name for f in PersonalToken._meta.fields if f.name != "token_hash"]
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # As for keys: the permission runs the revoke action; a token's own page is read-only.
+        return obj is None and super().has_change_permission(request)
 
     def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
         return self.get_readonly_fields(request, obj)

@@ -145,3 +145,22 @@ def test_revoking_a_token_needs_the_change_permission(client):
     client.post(url, {"action": "revoke", "_selected_action": [issued.token.pk]})
     assert PersonalToken.objects.get().revoked_at is not None
     assert resolver.resolve(issued.secret) is None
+
+
+def test_a_keys_or_tokens_own_page_is_read_only_and_its_post_changes_nothing(client):
+    key = api_key_issue(name="caisse", vendor=VendorFactory(), actor=OPERATOR).key
+    user, vendor = UserFactory(username="ewane"), VendorFactory()
+    user.set_password("pw-12345678")
+    user.save()
+    vendor.members.create(user=user, role="owner")
+    token = personal_token_issue(username="ewane", password="pw-12345678").token
+    client.force_login(role_user(OPERATIONS))  # may revoke both
+    for url, model, row in (
+        (f"/admin/credentials/apikey/{key.pk}/change/", ApiKey, key),
+        (f"/admin/credentials/personaltoken/{token.pk}/change/", PersonalToken, token),
+    ):
+        page = client.get(url)
+        assert page.status_code == 200 and not page.context["has_change_permission"], url
+        before = model.objects.values().get(pk=row.pk)
+        assert client.post(url, {"name": "renamed", "_save": "Save"}).status_code == 403, url
+        assert model.objects.values().get(pk=row.pk) == before
