@@ -19,6 +19,7 @@ from simple_history.utils import bulk_create_with_history, bulk_update_with_hist
 
 from . import actors
 from .actors import Actor
+from .api.auth import credentials_changed
 from .errors import InUse, InvalidInput, NotAllowed, NotFound
 from .fields import normalize_cm_phone
 from .models import JobRun, TrackedModel
@@ -160,6 +161,9 @@ def tracked_hard_delete(*, obj: TrackedModel, actor: Actor, reason: str = "delet
     try:
         with transaction.atomic(), actors.acting_for(actor, reason):
             obj.hard_delete()
+            # The cascade may take API keys or tokens with it (a vendor's): processes drop the
+            # ones they kept, as after a revoke.
+            credentials_changed()
     except (ProtectedError, RestrictedError, IntegrityError):
         raise InUse(
             _("%(obj)s is still referenced by other records: it cannot be deleted for good.") % {"obj": obj}

@@ -90,6 +90,19 @@ def test_a_deleted_vendors_kept_key_is_refused():
     assert api.get("/zones").status_code == 401
 
 
+def test_a_vendor_deleted_for_good_takes_its_kept_key_with_it():
+    from okada.core.actors import Actor
+    from okada.core.services import tracked_hard_delete
+
+    vendor = VendorFactory()  # onboarded, key issued, nothing sold yet: may be deleted for good
+    api = Api(api_key_issue(name="erp", vendor=vendor, actor=OPERATOR).secret)
+    assert api.get("/zones").status_code == 200
+    assert api.get("/zones").status_code == 200  # kept
+    tracked_hard_delete(obj=vendor, actor=Actor(role=Actor.SYSTEM, label="test"))
+    assert not ApiKey.objects.exists()
+    assert api.get("/zones").status_code == 401
+
+
 def test_a_kept_key_stops_at_its_expiry():
     expires = timezone.now() + timedelta(seconds=2)
     api = Api(api_key_issue(name="erp", vendor=VendorFactory(), actor=OPERATOR, expires_at=expires).secret)
