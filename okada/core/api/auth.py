@@ -10,7 +10,8 @@ credential's own expiry). A kept one is trusted only while the Redis key `GENERA
 the value it had when the credential was read from the database; that value is read in the round
 trip that counts the request for the rate limit, so a request with a kept credential makes no
 database query and one Redis round trip. `credentials_changed()` (revocation, a deleted vendor)
-changes the generation, so every process drops what it kept at its next request. When Redis
+sets the generation to a new random value (never a counter a lost key could repeat), so every
+process drops what it kept at its next request. When Redis
 cannot be read nothing kept is trusted: every request reads the database.
 """
 
@@ -20,6 +21,7 @@ import hashlib
 import hmac
 import logging
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -93,7 +95,9 @@ def credentials_changed() -> None:
 
     def bump() -> None:
         try:
-            ratelimit._client(settings.OKADA_API_RATELIMIT_REDIS_URL).incr(GENERATION)
+            # A new random value, not a counter: a generation lost with Redis's data (a flush, a
+            # failover) comes back as another value, never as one a process kept keys under.
+            ratelimit._client(settings.OKADA_API_RATELIMIT_REDIS_URL).set(GENERATION, uuid.uuid4().hex)
         except redis.RedisError as exc:
             log.warning(
                 "credential cache: Redis unavailable, processes keep credentials up to %ss: %s",
@@ -129,7 +133,12 @@ def _from_cache(digest: str, request: Request) -> Credential | None:
 def _generation() -> tuple[bool, Any]:
     """(read, value) of GENERATION; read is False when Redis cannot be reached."""
     try:
-        return True, ratelimit._client(settings.OKADA_API_RATELIMIT_REDIS_URL).get(GENERATION)
+        client = ratelimit._client(settings.OKADA_API_RATELIMIT_REDIS_URL)
+        value = client.get(GENERATION)
+        if value is None:  # never set, or lost: start a random one (whoever sets it first wins)
+            client.set(GENERATION, uuid.uuid4().hex, nx=True)
+            value = client.get(GENERATION)
+        return True, value
     except redis.RedisError:
         return False, None
 

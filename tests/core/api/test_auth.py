@@ -8,6 +8,7 @@ import time
 from datetime import timedelta
 
 import pytest
+from django.conf import settings
 from django.db import connection
 from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
@@ -78,6 +79,20 @@ def test_a_revocation_committed_by_another_connection_reaches_a_process_that_kep
     thread.start()
     thread.join(timeout=30)
     assert ApiKey.objects.get(pk=issued.key.pk).revoked_at is not None
+    assert api.get("/zones").status_code == 401
+
+
+def test_a_revoke_after_redis_lost_the_generation_still_reaches_a_kept_key():
+    redis_client = ratelimit._client(settings.OKADA_API_RATELIMIT_REDIS_URL)
+    issued = api_key_issue(name="erp", vendor=VendorFactory(), actor=OPERATOR)
+    other = api_key_issue(name="other", vendor=VendorFactory(), actor=OPERATOR)
+    redis_client.delete(auth.GENERATION)
+    api_key_revoke(key=other.key, actor=OPERATOR)  # the generation after one change from scratch
+    api = Api(issued.secret)
+    assert api.get("/zones").status_code == 200
+    assert api.get("/zones").status_code == 200  # kept under that generation
+    redis_client.delete(auth.GENERATION)  # a flush or a failover loses it
+    api_key_revoke(key=issued.key, actor=OPERATOR)  # again one change from scratch
     assert api.get("/zones").status_code == 401
 
 
