@@ -11,8 +11,8 @@ the value it had when the credential was read from the database; that value is r
 trip that counts the request for the rate limit, so a request with a kept credential makes no
 database query and one Redis round trip. `credentials_changed()` (revocation, a deleted vendor)
 sets the generation to a new random value (never a counter a lost key could repeat), so every
-process drops what it kept at its next request. When Redis
-cannot be read nothing kept is trusted: every request reads the database.
+process drops what it kept at its next request. When Redis cannot be read nothing kept is
+trusted: every request reads the database.
 """
 
 from __future__ import annotations
