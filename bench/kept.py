@@ -69,15 +69,15 @@ def _migrate_forward(url: str, *, preset: str, seed: int, wanted: str, log: Any)
     return True
 
 
-def seeded_database(preset: str, *, log: Any, reseed: bool = False, seed: int = 2026) -> str:
+def seeded_database(preset: str, *, log: Any, seed: int = 2026) -> str:
     """URL of a database seeded with `preset` (seed_demo), built now or reused from an earlier run."""
     name = f"okada_bench_kept_{preset}"
     url = pgbench.server_url(name)
     wanted = f"{preset}:{seed}:{_migrations_fingerprint()}"
-    if not reseed and _marker(url) == wanted:
+    if _marker(url) == wanted:
         log(f"kept database {name} is current: reused")
         return url
-    if not reseed and _migrate_forward(url, preset=preset, seed=seed, wanted=wanted, log=log):
+    if _migrate_forward(url, preset=preset, seed=seed, wanted=wanted, log=log):
         return url
     log(f"kept database {name}: seeding the {preset} preset (the large one takes several minutes)")
     pgbench.drop_database(name)

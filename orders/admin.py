@@ -118,8 +118,8 @@ class CustomerAdmin(BigTableMixin, TrackedAdmin):
 
     def get_search_results(self, request: HttpRequest, queryset: QuerySet, search_term: str) -> Any:
         phone = phone_or_none(search_term)
-        if phone:
-            return queryset.filter(phone=phone), False
+        if phone:  # through the phone indexes (live and deleted), whichever deleted filter is on
+            return queryset.filter(pk__in=selectors.customers_with_phone(phone).values("pk")), False
         return super().get_search_results(request, queryset, search_term)
 
     @admin.display(description=_("orders"))

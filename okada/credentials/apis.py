@@ -60,7 +60,7 @@ class TokenApi(ApiView):
         data = TokenIn(data=request.data)
         data.is_valid(raise_exception=True)
         username = data.validated_data["username"]
-        rate = ratelimit.Rate.parse(settings.OKADA_API_LOGIN_RATE_LIMIT)
+        rate = ratelimit.parse_rate(settings.OKADA_API_LOGIN_RATE_LIMIT)
         counters = [f"login:user:{username.lower()}", f"login:ip:{ratelimit.client_ip(request)}"]
         for counter in counters:
             usage = ratelimit.hit(counter, rate, count=False)

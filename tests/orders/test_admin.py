@@ -198,6 +198,10 @@ def test_search_finds_orders_by_number_phone_in_any_form_and_customer_name(clien
     assert found("677001122") == {theirs.number}
     all_rows = client.get("/admin/orders/order/", {"q": "677001122", "deleted": "all"})
     assert {o.number for o in all_rows.context["cl"].result_list} == {mine.number, theirs.number}
+    customers = client.get("/admin/orders/customer/", {"q": "6 77 00 11 22", "deleted": "all"})
+    assert {c.name for c in customers.context["cl"].result_list} == {customer.name, "Nouveau"}
+    live = client.get("/admin/orders/customer/", {"q": "+237677001122"})
+    assert [c.name for c in live.context["cl"].result_list] == ["Nouveau"]
 
 
 def test_the_queue_lists_open_orders_oldest_first_with_stuck_ones_marked(client, settings):
