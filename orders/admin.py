@@ -545,7 +545,7 @@ class PaymentAdmin(BigTableMixin, ReadOnlyAdmin):
     list_filter = ("needs_refund", "provider", "status", ("created_at", LocalDaysFilter))
     list_filter_submit = True
     search_fields = ("provider_reference",)
-    search_help_text = _("A provider reference, or an order number (OK-0000123 or 123).")
+    search_help_text = _("A whole provider reference, or an order number (OK-0000123 or 123).")
     list_select_related = ("order",)
     ordering = ("-id",)
     actions = ["settle_refunds"]
@@ -557,16 +557,20 @@ class PaymentAdmin(BigTableMixin, ReadOnlyAdmin):
         return super().get_ordering(request)
 
     def get_search_results(self, request: HttpRequest, queryset: QuerySet, search_term: str) -> Any:
-        """A live order's number (its payments; the order's unique index finds it) or a provider
-        reference (digits only may be either)."""
-        number = order_number_or_none(search_term)
+        """A live order's number (its payments; the order's unique index finds it) or a whole
+        provider reference (digits only may be either). References are matched exactly, through
+        the (provider, reference) unique index: a substring search would read the whole table."""
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        # Constants on both sides: PostgreSQL ORs two index scans (the payments' order index,
+        # the (provider, reference) unique index) instead of a seq scan.
+        found = Q(provider__in=PaymentMethod.values, provider_reference=term)
+        number = order_number_or_none(term)
         if number:
-            # The order's id first: with constants on both sides PostgreSQL ORs two index scans (the
-            # payments' order index, the (provider, reference) unique index) instead of a seq scan.
             order_ids = list(Order.objects.filter(number=number).values_list("pk", flat=True))
-            reference = Q(provider__in=PaymentMethod.values, provider_reference=search_term.strip())
-            return queryset.filter(Q(order_id__in=order_ids) | reference), False
-        return super().get_search_results(request, queryset, search_term)
+            found |= Q(order_id__in=order_ids)
+        return queryset.filter(found), False
 
     def lookup_allowed(self, lookup: str, value: str, request: Any = None) -> bool:
         # The dashboard's links: an order's refunds owed.

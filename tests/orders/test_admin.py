@@ -405,3 +405,23 @@ def test_payments_are_found_by_a_reference_made_of_digits_or_by_order_number(cli
     # Digits only: the order with that number and the reference made of them.
     assert found(digits) == {owed.pk, orange.pk}
     assert found("999999") == set()
+
+
+def test_payments_are_found_by_a_whole_reference_with_letters_and_not_by_a_part_of_it(client):
+    order = OrderFactory(payment_method=PaymentMethod.ORANGE_MONEY)
+    orange = payment_record(
+        order=order,
+        provider=PaymentMethod.ORANGE_MONEY,
+        provider_reference="MP240517.1530.C12345",
+        amount_xaf=order.total_xaf,
+        actor=Actor(role=Actor.STOREFRONT, label="web"),
+    )
+    login(client, FINANCE)
+
+    def found(term: str) -> set:
+        return {p.pk for p in client.get(PAYMENTS, {"q": term}).context["cl"].result_list}
+
+    assert found("  MP240517.1530.C12345 ") == {orange.pk}
+    # A part of a reference would need a substring search, which reads the whole payments table.
+    assert found("C12345") == set()
+    assert found("MP240517") == set()
