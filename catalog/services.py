@@ -596,7 +596,7 @@ def stock_count(
     if on_hand < 0:
         raise InvalidInput(_("on_hand cannot be negative."), field="on_hand")
     with transaction.atomic():
-        stock = Stock.objects.select_for_update().get(product_id=product.pk)
+        stock = core.locked(Stock.objects, product.pk, by="product_id")
         if stock.on_hand != expected_on_hand:
             raise StockChanged(
                 _("Stock changed: %(now)d on hand, not %(expected)d. Count again.")
