@@ -709,7 +709,8 @@ def _settle(*, order: Order, payment: Payment, actor: Actor) -> None:
     if not reasons:
         return
     payment.needs_refund = True
-    payment.save(update_fields=["needs_refund", "updated_at"])
+    payment.refund_flagged_at = timezone.now()  # Finance counts the days waiting from here
+    payment.save(update_fields=["needs_refund", "refund_flagged_at", "updated_at"])
     log.warning("payment %s of order %s needs a refund: %s", payment.pk, order.number, ", ".join(reasons))
     _event(
         order=order,
