@@ -35,7 +35,7 @@ def test_refunds_owed_before_the_column_get_the_time_of_their_flag_event_or_else
     long_ago = timezone.now() - timedelta(days=9)
     with connection.cursor() as cursor:
         # As before migration 0020: no column value (its CHECK dropped with the test's transaction).
-        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")  # checks the foreign keys written so far: ALTER may run
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")  # the foreign keys checked now: ALTER may run
         cursor.execute("ALTER TABLE orders_payment DROP CONSTRAINT orders_payment_owed_since")
         cursor.execute("UPDATE orders_payment SET refund_flagged_at = NULL, created_at = %s", [long_ago])
         cursor.execute("UPDATE orders_payment SET paid_at = %s WHERE id = %s", [paid_at, unflagged_event.pk])

@@ -1176,7 +1176,7 @@ def test_money_arriving_after_expiry_is_recorded_and_flagged_for_refund():
     flag = OrderEvent.objects.get(order_id=order.pk, kind=OrderEvent.Kind.NOTE)
     assert (flag.data["needs_refund"], flag.data["reasons"]) == (True, ["order_expired"])
     # Owed since the money arrived and was flagged, not since the request two days before.
-    assert before <= payment.refund_flagged_at <= flag.created_at
+    assert payment.refund_flagged_at is not None and before <= payment.refund_flagged_at <= flag.created_at
 
 
 def test_a_callback_without_a_positive_amount_is_refused_and_changes_nothing():

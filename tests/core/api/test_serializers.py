@@ -24,7 +24,7 @@ INSTANTS = [
 
 @pytest.mark.parametrize("session_zone", ["UTC", "Africa/Douala", "America/St_Johns", "Asia/Kathmandu"])
 def test_postgresql_writes_a_time_exactly_as_python_does_whatever_the_session_zone(session_zone):
-    runs = [JobRun.objects.create(name=f"probe {i}", started_at=instant) for i, instant in enumerate(INSTANTS)]
+    runs = [JobRun.objects.create(name=f"probe {i}", started_at=at) for i, at in enumerate(INSTANTS)]
     with connection.cursor() as cursor:
         cursor.execute("SELECT set_config('TimeZone', %s, true)", [session_zone])
 
