@@ -23,6 +23,7 @@ from okada.core.errors import (
     InternalError,
     InvalidInput,
     NotAllowed,
+    NotFound,
     unique_or,
     validated,
 )
@@ -566,7 +567,9 @@ def _stock_adjust(
         updated = Stock.objects.filter(product_id=product.pk, on_hand__gte=F("reserved") - delta).update(
             on_hand=F("on_hand") + delta, version=F("version") + 1, updated_at=timezone.now()
         )
-        stock = Stock.objects.get(product_id=product.pk)
+        stock = Stock.objects.filter(product_id=product.pk).first()
+        if stock is None:  # the product was deleted for good since the caller read it
+            raise NotFound(_("The product no longer exists."))
         if not updated:
             raise InsufficientStock(
                 _("Cannot remove %(n)d units: %(on_hand)d on hand, %(reserved)d reserved.")

@@ -312,7 +312,9 @@ def _apply_device_value(conflict: SyncConflict, actor: Actor) -> None:
         if data:
             catalog.product_update(product=product, data=product_fields(data), actor=actor)
     elif kind in (ConflictKind.STALE_COUNT, ConflictKind.IMPOSSIBLE_STOCK):
-        stock = Stock.objects.get(pk=conflict.row_id)
+        stock = Stock.objects.select_related("product").filter(pk=conflict.row_id).first()
+        if stock is None:  # its product was deleted for good since the conflict
+            raise NotFound(_("The product no longer exists."))
         if "on_hand" in value:  # a count (stale, or below the reservations)
             catalog.stock_count(
                 product=stock.product,

@@ -5,12 +5,13 @@ from __future__ import annotations
 import pytest
 from django.utils import translation
 
-from catalog.models import Category, Product
+from catalog.models import Category, Product, StockMovement
 from catalog.services import (
     category_soft_delete,
     product_create,
     product_soft_delete,
     product_update,
+    stock_adjust,
     stock_count,
 )
 from okada.core.actors import Actor
@@ -70,3 +71,17 @@ def test_a_count_of_a_product_deleted_for_good_while_it_waits_is_not_found():
     assert deleted is None, (deleted, counted)
     assert isinstance(counted, NotFound), (deleted, counted)
     assert not Product.all_objects.filter(pk=product.pk).exists()
+
+
+def test_an_adjustment_of_a_product_deleted_for_good_while_it_waits_is_not_found():
+    product = ProductFactory(initial_stock=5)
+
+    deleted, adjusted = race(
+        # its own copy: a deleted instance loses its pk, which the other thread still reads
+        lambda: tracked_hard_delete(obj=Product.objects.get(pk=product.pk), actor=Actor.system("test")),
+        lambda: stock_adjust(product=product, delta=-1, reason="casse", actor=STAFF),
+    )
+
+    assert deleted is None, (deleted, adjusted)
+    assert isinstance(adjusted, NotFound), (deleted, adjusted)
+    assert not StockMovement.objects.filter(product_id=product.pk, kind="adjustment").exists()

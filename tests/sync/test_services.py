@@ -15,6 +15,7 @@ from catalog.models import Stock
 from catalog.services import product_update
 from okada.core.actors import Actor
 from okada.core.errors import InvalidInput, NotAllowed, NotFound
+from okada.core.services import tracked_hard_delete
 from okada.partitions.registry import policy_for
 from sync.models import Change, ConflictStatus, Device, FeedState, Mutation, SyncConflict
 from sync.services import (
@@ -270,3 +271,18 @@ def test_a_device_registered_and_deleted_by_others_while_it_registers_is_not_fou
 
     assert others_did == ["registered", "deleted"]
     assert not Device.objects.filter(pk=device_id).exists()
+
+
+def test_applying_a_stock_conflict_of_a_product_deleted_for_good_since_is_not_found():
+    vendor = VendorFactory()
+    product = ProductFactory(vendor=vendor, initial_stock=2)
+    phone = Phone(vendor)
+    phone.push(phone.mutation("stock.adjust", product_id=str(product.pk), delta=-5))
+    conflict = SyncConflict.objects.get()
+    tracked_hard_delete(obj=product, actor=Actor.system("test"))
+
+    staff = staff_with("resolve_syncconflict", "adjust_stock")
+
+    with pytest.raises(NotFound):
+        conflict_resolve(conflict=conflict, resolution=APPLY_DEVICE, actor=staff)
+    assert SyncConflict.objects.get().status == ConflictStatus.OPEN
