@@ -1,7 +1,7 @@
 """Server time of the operations admin's main pages on a seeded marketplace (`--only admin`).
 
 A worker process (its own Django, pointed at the kept seeded database of `--preset`) logs in as
-an Operations user and GETs each page `--requests` times through Django's test client: the
+an Operations and Finance user and GETs each page `--requests` times through Django's test client: the
 time measured is the server's whole handling of the request (middleware, session, permissions,
 queries, template), without a network. The baseline is a minimal Django view behind the same
 login, measured in the same process and run, interleaved with the pages. Goal: p95 under 150 ms
@@ -93,14 +93,24 @@ def _p95(times: list[float]) -> float:
 
 
 def _pages() -> dict[str, str]:
+    import datetime as dt
+
+    from django.db.models import Max, Min
+    from django.utils import timezone
+
     from catalog.models import Product, Vendor
-    from orders.models import Order
+    from orders.models import Order, Payment
 
     order = Order.objects.order_by("-placed_at").first()
     product = Product.objects.order_by("-id").first()
     vendor = Vendor.objects.order_by("name").first()
-    if not (order and product and vendor):
-        raise RuntimeError("the seeded database has no orders, products or vendors")
+    paid = Payment.objects.aggregate(first=Min("created_at"), last=Max("created_at"))
+    if not (order and product and vendor and paid["first"]):
+        raise RuntimeError("the seeded database has no orders, products, vendors or payments")
+    # Days in Douala time, as the date filter reads them: the newest day, and the oldest month
+    # (the changelist reads the newest rows first: the oldest month is the furthest from them).
+    newest, oldest = timezone.localdate(paid["last"]), timezone.localdate(paid["first"])
+    by_date = "/admin/orders/payment/?created_at_from={}&created_at_to={}"
     return {
         "dashboard": "/admin/",
         "orders list": "/admin/orders/order/",
@@ -113,6 +123,9 @@ def _pages() -> dict[str, str]:
         "stock movements list": "/admin/catalog/stockmovement/",
         "order events list": "/admin/orders/orderevent/",
         "vendors list": "/admin/catalog/vendor/",
+        "payments list": "/admin/orders/payment/",
+        "payments by date (newest day)": by_date.format(newest, newest),
+        "payments by date (oldest month)": by_date.format(oldest, oldest + dt.timedelta(days=30)),
         "vendor page": f"/admin/catalog/vendor/{vendor.pk}/change/",
         "health overview": "/admin/health/databasehealth/",
         "health queries": "/admin/health/databasehealth/queries/",
@@ -158,7 +171,7 @@ def _worker(requests: int) -> None:
         is_staff=True,
     )
     try:
-        user.groups.set(Group.objects.filter(name="Operations"))
+        user.groups.set(Group.objects.filter(name__in=["Operations", "Finance"]))  # Finance: payments
         with override_settings(ROOT_URLCONF=urls):
             client = Client()
             client.force_login(user)

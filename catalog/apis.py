@@ -11,7 +11,7 @@ import uuid
 from typing import Any
 
 import orjson
-from django.db.models import F, Func, TextField
+from django.db.models import F, TextField
 from django.db.models.functions import Cast
 from django.utils.translation import gettext as _
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema, extend_schema_view
@@ -30,6 +30,7 @@ from okada.core.api.serializers import (
     query_text,
     query_uuid,
     utc,
+    utc_sql,
 )
 from okada.core.api.views import ApiView
 from okada.core.errors import InvalidInput, NotFound
@@ -105,15 +106,6 @@ class ProductOut(serializers.Serializer[Any]):
 # Lists read these columns as plain values (no model instances: a third of the time of a page), and
 # PostgreSQL writes ids, times and attributes as the text the API shows: Python converts nothing
 # per row (parsing a timestamp or a jsonb value only to write it back costs more than the query).
-def _utc_text(field: str) -> Func:
-    """The column as `utc()` writes it: RFC 3339, UTC, microseconds, `Z`."""
-    return Func(
-        F(field),
-        template="to_char(%(expressions)s AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')",
-        output_field=TextField(),
-    )
-
-
 PRODUCT_VALUES = (
     "sku",
     "name",
@@ -129,8 +121,8 @@ PRODUCT_TEXT = {
     "vendor_text": Cast("vendor_id", TextField()),
     "category_text": Cast("category_id", TextField()),
     "attributes_text": Cast("attributes", TextField()),
-    "created_text": _utc_text("created_at"),
-    "updated_text": _utc_text("updated_at"),
+    "created_text": utc_sql("created_at"),
+    "updated_text": utc_sql("updated_at"),
     "on_hand": F("stock__on_hand"),
     "reserved": F("stock__reserved"),
     "stock_version": F("stock__version"),

@@ -9,6 +9,8 @@ from datetime import datetime
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.models import QuerySet
 
+from okada.core.querysets import count_up_to
+
 from .models import Category, Product, ProductQuerySet, Stock, StockMovement, Vendor
 
 
@@ -129,7 +131,7 @@ def low_stock(*, threshold: int, limit: int = 10) -> list[Stock]:
 
 def low_stock_count(*, threshold: int, cap: int = 1000) -> int:
     """How many stock rows are low, counted up to `cap` (the dashboard shows "1000+")."""
-    return Stock.objects.filter(level__lte=threshold).values("id")[: cap + 1].count()
+    return count_up_to(Stock.objects.filter(level__lte=threshold), cap)
 
 
 def stock_outs(*, limit: int = 10) -> list[Stock]:
@@ -140,8 +142,6 @@ def stock_outs(*, limit: int = 10) -> list[Stock]:
 def stock_out_count(*, cap: int = 1000) -> int:
     """How many live, active products are out of stock, counted up to `cap` ("1000+"); reads the
     partial index on `Stock.level`, then each of those few products by its key."""
-    return (
-        Stock.objects.filter(level__lte=0, product__deleted_at__isnull=True, product__is_active=True)
-        .values("id")[: cap + 1]
-        .count()
+    return count_up_to(
+        Stock.objects.filter(level__lte=0, product__deleted_at__isnull=True, product__is_active=True), cap
     )

@@ -23,6 +23,7 @@ from okada.core.errors import (
     InternalError,
     InvalidInput,
     NotAllowed,
+    NotFound,
     unique_or,
     validated,
 )
@@ -566,7 +567,9 @@ def _stock_adjust(
         updated = Stock.objects.filter(product_id=product.pk, on_hand__gte=F("reserved") - delta).update(
             on_hand=F("on_hand") + delta, version=F("version") + 1, updated_at=timezone.now()
         )
-        stock = Stock.objects.get(product_id=product.pk)
+        stock = Stock.objects.filter(product_id=product.pk).first()
+        if stock is None:  # the product was deleted for good since the caller read it
+            raise NotFound(_("The product no longer exists."))
         if not updated:
             raise InsufficientStock(
                 _("Cannot remove %(n)d units: %(on_hand)d on hand, %(reserved)d reserved.")
@@ -596,7 +599,7 @@ def stock_count(
     if on_hand < 0:
         raise InvalidInput(_("on_hand cannot be negative."), field="on_hand")
     with transaction.atomic():
-        stock = Stock.objects.select_for_update().get(product_id=product.pk)
+        stock = core.locked(Stock.objects, product.pk, by="product_id")
         if stock.on_hand != expected_on_hand:
             raise StockChanged(
                 _("Stock changed: %(now)d on hand, not %(expected)d. Count again.")

@@ -110,7 +110,8 @@ def refunds_owed(request: HttpRequest, obj: Any = None) -> dict[str, Any]:
             {
                 "payment": p,
                 "received": money(p.received_xaf),
-                "days": (now - p.created_at).days,
+                # Since flagged, not since asked for (always set while owed: a CHECK says so).
+                "days": (now - (p.refund_flagged_at or p.created_at)).days,
                 "url": changelist_url(Payment, needs_refund__exact=1, order__id__exact=p.order_id),
             }
             for p in oldest

@@ -452,6 +452,12 @@ class Payment(BaseModel):
             "not the amount requested): Finance refunds it."
         ),
     )
+    refund_flagged_at = models.DateTimeField(
+        _("refund owed since"),
+        null=True,
+        blank=True,
+        db_comment="When the payment was flagged needs_refund (UTC; kept once settled); NULL if never.",
+    )
     refund_settled_at = models.DateTimeField(
         _("refund settled at"),
         null=True,
@@ -497,6 +503,11 @@ class Payment(BaseModel):
                 condition=Q(status=PaymentResult.SUCCEEDED, received_xaf__isnull=False, received_xaf__gt=0)
                 | (~Q(status=PaymentResult.SUCCEEDED) & Q(received_xaf__isnull=True)),
                 name="orders_payment_received_iff_succeeded",
+            ),
+            # A refund owed says since when.
+            models.CheckConstraint(
+                condition=Q(needs_refund=False) | Q(refund_flagged_at__isnull=False),
+                name="orders_payment_owed_since",
             ),
             # A settled refund is no longer owed.
             models.CheckConstraint(

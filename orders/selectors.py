@@ -22,6 +22,7 @@ from django.utils.translation import gettext as _
 
 from catalog.models import Vendor
 from okada.core.errors import InvalidInput, NotFound
+from okada.core.querysets import count_up_to
 
 from .models import (
     OPEN_STATUSES,
@@ -87,27 +88,6 @@ def order_detail(*, order_id: uuid.UUID | str, vendor: Vendor | uuid.UUID | None
         return orders.get(pk=order_id)
     except (Order.DoesNotExist, ValidationError):
         raise NotFound(_("No such order.")) from None
-
-
-def open_order_queue(
-    *,
-    status: str = "",
-    older_than: timedelta | None = None,
-    vendor: Vendor | uuid.UUID | None = None,
-    now: datetime | None = None,
-) -> OrderQuerySet:
-    """Open orders, oldest placed first: the queue operations staff work through.
-
-    `older_than` keeps the orders placed at least that long before `now` (stuck orders).
-    """
-    orders = Order.objects.open().select_related("vendor", "customer", "zone")
-    if status:
-        orders = orders.filter(status=_status(status, OPEN_STATUSES))
-    if vendor is not None:
-        orders = orders.for_vendor(vendor)
-    if older_than is not None:
-        orders = orders.filter(placed_at__lte=(now or timezone.now()) - older_than)
-    return orders.order_by("placed_at", "id")
 
 
 @dataclass(frozen=True)
@@ -380,7 +360,7 @@ def refunds_owed(*, limit: int = 5, cap: int = 1000) -> tuple[int, list[Payment]
     """Payments flagged `needs_refund` (counted up to `cap` + 1) and the oldest `limit` of them
     with their order: two reads of the partial index orders_payment_needs_refund."""
     owed = Payment.objects.needing_refund()
-    count = owed.order_by().values("pk")[: cap + 1].count()
+    count = count_up_to(owed, cap)
     oldest = list(owed.select_related("order").order_by("created_at")[:limit])
     return count, oldest
 

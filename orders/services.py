@@ -637,19 +637,18 @@ def payment_apply_callback(
         raise InvalidInput(_("The amount must be positive."), field="amount_xaf")
     actor = Actor.system(f"callback:{provider}")
     with transaction.atomic(), acting_for(actor, "payment callback"):
-        order_id = (
+        found = (
             Payment.objects.filter(provider=provider, provider_reference=provider_reference)
             .exclude(provider_reference="")
-            .values_list("order_id", flat=True)
+            .values_list("pk", "order_id")
             .first()
         )
-        if order_id is None:
+        if found is None:
             raise UnknownPayment(_("No payment with this provider reference."))
+        payment_id, order_id = found
         # Same lock order as every order service: the order row, then the payment row.
         order = core.locked(Order.all_objects, order_id)
-        payment = Payment.objects.select_for_update().get(
-            provider=provider, provider_reference=provider_reference
-        )
+        payment = core.locked(Payment.objects, payment_id)
         if payment.status != Payment.Status.PENDING:
             return payment  # a repeat: the first callback decided
         payment.status = status
@@ -710,7 +709,8 @@ def _settle(*, order: Order, payment: Payment, actor: Actor) -> None:
     if not reasons:
         return
     payment.needs_refund = True
-    payment.save(update_fields=["needs_refund", "updated_at"])
+    payment.refund_flagged_at = timezone.now()  # Finance counts the days waiting from here
+    payment.save(update_fields=["needs_refund", "refund_flagged_at", "updated_at"])
     log.warning("payment %s of order %s needs a refund: %s", payment.pk, order.number, ", ".join(reasons))
     _event(
         order=order,

@@ -28,6 +28,7 @@ from django.utils.translation import gettext as _
 
 from catalog import services as catalog
 from catalog.models import Product, Stock, Vendor
+from okada.core import services as core
 from okada.core.actors import Actor
 from okada.core.errors import DomainError, InvalidInput, NotFound
 from orders import services as orders
@@ -111,7 +112,7 @@ def _push_one(device: Device, actor: Actor, mutation: Mutation_) -> tuple[dict[s
             cur.execute(
                 "SELECT set_config('lock_timeout', %s, true)", [f"{settings.OKADA_SYNC_LOCK_TIMEOUT_MS}ms"]
             )
-        locked = Device.objects.select_for_update().get(pk=device.pk)
+        locked = core.locked(Device.objects, device.pk)
         if locked.is_revoked:
             raise DeviceRevoked(_("This device was revoked: it can no longer sync."))
         last = locked.last_mutation_id
@@ -334,7 +335,7 @@ def stock_count(context: Context, args: dict[str, Any]) -> SyncConflict | None:
     on_hand = _int(args, "on_hand", minimum=0)
     base_version = _int(args, "base_version", minimum=0, maximum=MAX_VERSION)
     base_on_hand = _int(args, "base_on_hand", required=False, minimum=0)
-    stock = Stock.objects.select_for_update().get(product_id=product.pk)
+    stock = core.locked(Stock.objects, product.pk, by="product_id")
     device_value = {"product_id": str(product.pk), "on_hand": on_hand, "base_on_hand": base_on_hand}
     kind = None
     if stock.version != base_version and (base_on_hand is None or base_on_hand != stock.on_hand):

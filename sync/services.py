@@ -19,6 +19,7 @@ from django.utils.translation import gettext_noop
 
 from catalog import services as catalog
 from catalog.models import Product, Stock
+from okada.core import services as core
 from okada.core.actors import Actor, acting_for
 from okada.core.errors import Conflict, InvalidInput, NotAllowed, NotFound
 from orders import services as orders
@@ -99,7 +100,7 @@ def device_register(*, actor: Actor, device_id: Any, name: str) -> tuple[Device,
                     )
                 created = True
             except IntegrityError:  # registered at the same instant by another request: read it
-                device = Device.objects.select_for_update().get(pk=device_id)
+                device = core.locked(Device.objects, device_id)
         if device.vendor_id != vendor_id:
             raise DeviceTaken(_("This device id is registered to another vendor."), field="device_id")
         if device.is_revoked:
@@ -130,7 +131,7 @@ def device_revoke(*, device: Device, actor: Actor, reason: str = "") -> Device:
     """Revoke a device: from now on its pulls and pushes are refused (403 device_revoked)."""
     actor.require("sync.revoke_device")
     with transaction.atomic():
-        device = Device.objects.select_for_update().get(pk=device.pk)
+        device = core.locked(Device.objects, device.pk)
         if device.revoked_at is None:
             device.revoked_at = timezone.now()
             device.revoked_by = _user(actor)
@@ -280,7 +281,7 @@ def conflict_resolve(
     if resolution not in (KEEP_SERVER, APPLY_DEVICE):
         raise InvalidInput(_("Resolve with keep_server or apply_device."), field="resolution")
     with transaction.atomic(), acting_for(actor, f"sync conflict: {resolution}"):
-        conflict = SyncConflict.objects.select_for_update().get(pk=conflict.pk)
+        conflict = core.locked(SyncConflict.objects, conflict.pk)
         if conflict.status != ConflictStatus.OPEN:
             raise ConflictResolved(_("This conflict was already resolved."))
         if resolution == APPLY_DEVICE:
@@ -311,7 +312,9 @@ def _apply_device_value(conflict: SyncConflict, actor: Actor) -> None:
         if data:
             catalog.product_update(product=product, data=product_fields(data), actor=actor)
     elif kind in (ConflictKind.STALE_COUNT, ConflictKind.IMPOSSIBLE_STOCK):
-        stock = Stock.objects.get(pk=conflict.row_id)
+        stock = Stock.objects.select_related("product").filter(pk=conflict.row_id).first()
+        if stock is None:  # its product was deleted for good since the conflict
+            raise NotFound(_("The product no longer exists."))
         if "on_hand" in value:  # a count (stale, or below the reservations)
             catalog.stock_count(
                 product=stock.product,

@@ -1,15 +1,17 @@
 """What concurrency tests share: waiting for an event with a deadline (never a sleep), running code
-in a thread with connections of its own, and the test database's URL for other processes."""
+in a thread with connections of its own, racing two writes for one row lock, and the test
+database's URL for other processes."""
 
 from __future__ import annotations
 
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 from urllib.parse import quote
 
 import pytest
-from django.db import DEFAULT_DB_ALIAS, connections
+from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
 
 WAIT = 30  # seconds: a deadline for events, never a sleep
 
@@ -40,6 +42,56 @@ def in_thread(target: Callable[[], object]) -> tuple[threading.Thread, list[Base
     thread = threading.Thread(target=run)
     thread.start()
     return thread, errors
+
+
+def a_lock_is_awaited() -> bool:
+    """Some backend waits for a lock (seen in pg_locks from the test's own connection)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_locks WHERE NOT granted")
+        return bool(cursor.fetchone()[0])
+
+
+def race(first: Callable[[], Any], second: Callable[[], Any]) -> tuple[Any, Any]:
+    """`first` in a transaction held open until `second`, on another connection, waits for a
+    lock it holds; then `first` commits. Each one's result, or the exception it raised.
+
+    With `first` deleting a row, `second` is a service that has read the row before the delete
+    commits and then waits to lock it: the "deleted between lookup and lock" case.
+    """
+    holding, release = threading.Event(), threading.Event()
+    results: list[Any] = [None, None]
+
+    def hold() -> None:
+        try:
+            with transaction.atomic():
+                results[0] = first()
+                holding.set()
+                release.wait(WAIT)  # not committed yet: its locks are held
+        except Exception as exc:  # reported to the test
+            results[0] = exc
+        finally:
+            holding.set()
+            connections.close_all()
+
+    def wait() -> None:
+        try:
+            results[1] = second()
+        except Exception as exc:  # reported to the test
+            results[1] = exc
+        finally:
+            connections.close_all()
+
+    holder, waiter = threading.Thread(target=hold), threading.Thread(target=wait)
+    holder.start()
+    assert holding.wait(WAIT)
+    waiter.start()
+    try:
+        poll(a_lock_is_awaited, "the second write to wait for the first one's lock")
+    finally:
+        release.set()
+        holder.join(WAIT)
+        waiter.join(WAIT)
+    return results[0], results[1]
 
 
 def database_url() -> str:

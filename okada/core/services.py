@@ -90,16 +90,18 @@ def history_clean_duplicates(*, days: int) -> dict[str, str]:
 # --- Soft delete, restore, hard delete: the shared steps of every domain's services -------------
 
 
-def locked(rows: Any, pk: Any, *, gone: str | None = None) -> Any:
-    """The row `pk` of `rows` (a manager or queryset) re-read under FOR UPDATE, or NotFound.
+def locked(rows: Any, key: Any, *, by: str = "pk", gone: str | None = None) -> Any:
+    """The row of `rows` (a manager or queryset) whose `by` is `key` (its primary key unless
+    told: a stock row by its product_id), re-read under FOR UPDATE, or NotFound.
 
     Services look a row up, then lock it. Between the two a concurrent request may soft-delete
     the row (the default manager no longer sees it once that commits), delete it for good, or,
     for `deleted_objects`, restore it: the caller gets a clear 404 (`gone`, or "... no longer
-    exists"), never Django's DoesNotExist (a 500).
+    exists"), never Django's DoesNotExist (a 500). Every `select_for_update().get()` of a
+    service goes through here.
     """
     try:
-        return rows.select_for_update().get(pk=pk)
+        return rows.select_for_update().get(**{by: key})
     except ObjectDoesNotExist:
         meta = rows.model._meta
         message = gone or _("%(what)s no longer exists: it was deleted meanwhile.") % {

@@ -480,8 +480,8 @@ COLUMNS = {
     ),
     "orders_payment": (
         "id, created_at, updated_at, provider, provider_reference, idempotency_key, amount_xaf, "
-        "received_xaf, status, paid_at, callbacks, needs_refund, refund_settled_at, refund_settled_by_id, "
-        "order_id"
+        "received_xaf, status, paid_at, callbacks, needs_refund, refund_flagged_at, refund_settled_at, "
+        "refund_settled_by_id, order_id"
     ),
     "orders_orderevent": "id, created_at, kind, from_status, to_status, actor, data, actor_user_id, order_id",
     "catalog_stockmovement": "id, created_at, delta, kind, reason, reference, actor, product_id, vendor_id",
@@ -987,7 +987,7 @@ class _Generator:
         pid = self.uuid(paid_at)
         self.payments.add(
             f"{pid}\t{at}\t{at}\t{method}\t{reference}\t\t{amount}\t{amount}\tsucceeded\t{at}\t"
-            f"{callbacks}\tf\t{NULL}\t{NULL}\t{oid}\n"
+            f"{callbacks}\tf\t{NULL}\t{NULL}\t{NULL}\t{oid}\n"
         )
         self.events.add(
             f"{self.uuid(paid_at)}\t{at}\tpayment\t\t\t{actor}\t"

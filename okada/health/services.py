@@ -18,6 +18,7 @@ from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from okada.core import health_registry as registry
+from okada.core import services as core
 from okada.core.actors import Actor
 from okada.core.errors import Conflict, InvalidInput, NotAllowed, NotFound
 from okada.core.roles import OPERATIONS
@@ -255,7 +256,7 @@ def alert_acknowledge(*, alert: Alert, actor: Actor) -> Alert:
     twice keeps the first acknowledgement."""
     actor.require(ACKNOWLEDGE_PERMISSION)
     with transaction.atomic():
-        alert = Alert.objects.select_for_update().get(pk=alert.pk)
+        alert = core.locked(Alert.objects, alert.pk)
         if alert.acknowledged_at is None:
             alert.acknowledged_at = timezone.now()
             alert.acknowledged_by = actor.user

@@ -14,6 +14,7 @@ from okada.core.actors import Actor
 from okada.core.errors import NotAllowed, NotFound
 from okada.health import services
 from okada.health.models import Alert, DatabaseAction, IndexStat, QueryStat, QueryText, Snapshot, TableStat
+from tests.concurrency import race
 from tests.health.conftest import backend_pid, in_thread, session, wait_until
 
 pytestmark = pytest.mark.django_db
@@ -348,3 +349,16 @@ def test_table_growth_reads_the_last_snapshot_of_each_day():
     assert len(growth["orders_order"]) == 3
     assert "orders_orderevent_default" not in growth  # partitions are summed into their table
     assert len(growth["orders_orderevent"]) == 3
+
+
+@pytest.mark.django_db(transaction=True)
+def test_acknowledging_an_alert_deleted_meanwhile_is_not_found(operations_user):
+    alert = Alert.objects.create(key="probe:x", kind="probe", severity="warning", message="m")
+
+    deleted, acknowledged = race(
+        lambda: Alert.objects.filter(pk=alert.pk).delete(),
+        lambda: services.alert_acknowledge(alert=alert, actor=Actor.for_staff_user(operations_user)),
+    )
+
+    assert deleted[0] == 1, (deleted, acknowledged)
+    assert isinstance(acknowledged, NotFound), (deleted, acknowledged)

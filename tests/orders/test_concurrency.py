@@ -20,6 +20,7 @@ from catalog.models import Product, Stock, StockMovement, Vendor
 from catalog.selectors import stock_audit
 from catalog.services import stock_adjust
 from okada.core.actors import Actor
+from okada.core.errors import NotFound
 from orders.models import (
     OPEN_STATUSES,
     Customer,
@@ -42,6 +43,7 @@ from orders.services import (
     payment_refund_settle,
 )
 from tests.catalog.factories import ProductFactory, VendorFactory
+from tests.concurrency import race
 from tests.orders.factories import CustomerFactory, OrderFactory, ZoneFactory, advance, payment_needing_refund
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -340,6 +342,34 @@ def test_the_same_payment_callback_delivered_concurrently_is_applied_once():
     assert len(payment.callbacks) == 1
     assert order.events.filter(kind="payment", data__status="succeeded").count() == 1
     assert Order.objects.get(pk=order.pk).payment_status == "paid"
+
+
+def test_a_callback_for_a_payment_deleted_while_it_waits_is_not_found():
+    # The callback found the payment, locked its order, and waits for the payment's row, which
+    # another connection deletes (no service deletes payments: a repair by hand): a clear 404.
+    order = OrderFactory(payment_method=PaymentMethod.MTN_MOMO)
+    payment = payment_record(
+        order=order,
+        provider=PaymentMethod.MTN_MOMO,
+        provider_reference="MTN-GONE",
+        amount_xaf=order.total_xaf,
+        actor=STOREFRONT,
+    )
+
+    deleted, applied = race(
+        lambda: Payment.objects.filter(pk=payment.pk).delete(),
+        lambda: payment_apply_callback(
+            provider=PaymentMethod.MTN_MOMO,
+            provider_reference="MTN-GONE",
+            status="succeeded",
+            amount_xaf=order.total_xaf,
+            payload={"id": "MTN-GONE"},
+        ),
+    )
+
+    assert deleted[0] == 1, (deleted, applied)
+    assert isinstance(applied, NotFound), (deleted, applied)
+    assert Order.objects.get(pk=order.pk).payment_status == "unpaid"
 
 
 def test_placements_for_distinct_products_all_succeed_concurrently():

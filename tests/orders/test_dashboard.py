@@ -25,7 +25,11 @@ def panels(client) -> dict:
 
 def test_refunds_owed_shows_the_count_and_the_oldest_each_linked_to_its_payments(client):
     oldest = payment_needing_refund(key="cash-old")
-    Payment.objects.filter(pk=oldest.pk).update(created_at=timezone.now() - timedelta(days=3))
+    # Asked for five days ago, flagged three days ago: it has waited three days.
+    now = timezone.now()
+    Payment.objects.filter(pk=oldest.pk).update(
+        created_at=now - timedelta(days=5), refund_flagged_at=now - timedelta(days=3)
+    )
     newer = payment_needing_refund(key="cash-new")
     settled = payment_needing_refund(key="cash-settled")
     payment_refund_settle(payment=settled, actor=Actor.system("test"), note="rendu")
@@ -37,7 +41,7 @@ def test_refunds_owed_shows_the_count_and_the_oldest_each_linked_to_its_payments
     data = shown.data
     assert data["count"] == 2
     assert [r["payment"].pk for r in data["rows"]] == [oldest.pk, newer.pk]
-    assert data["rows"][0]["days"] == 3
+    assert [r["days"] for r in data["rows"]] == [3, 0]
     listed = client.get(data["url"]).context["cl"].result_list
     assert {p.pk for p in listed} == {oldest.pk, newer.pk}
     assert [p.pk for p in client.get(data["rows"][0]["url"]).context["cl"].result_list] == [oldest.pk]

@@ -1157,7 +1157,9 @@ def test_money_arriving_after_expiry_is_recorded_and_flagged_for_refund():
         actor=staff_actor(),
         provider_reference="MP-LATE",
     )
+    Payment.objects.filter(pk=payment.pk).update(created_at=timezone.now() - timedelta(days=2))  # asked for
     order_transition(order=order, to=S.EXPIRED, actor=Actor.system("test"))
+    before = timezone.now()
 
     payment_apply_callback(
         provider=PaymentMethod.MTN_MOMO,
@@ -1173,6 +1175,8 @@ def test_money_arriving_after_expiry_is_recorded_and_flagged_for_refund():
     assert list(Payment.objects.needing_refund()) == [payment]
     flag = OrderEvent.objects.get(order_id=order.pk, kind=OrderEvent.Kind.NOTE)
     assert (flag.data["needs_refund"], flag.data["reasons"]) == (True, ["order_expired"])
+    # Owed since the money arrived and was flagged, not since the request two days before.
+    assert payment.refund_flagged_at is not None and before <= payment.refund_flagged_at <= flag.created_at
 
 
 def test_a_callback_without_a_positive_amount_is_refused_and_changes_nothing():
@@ -1474,3 +1478,12 @@ def test_the_database_refuses_a_settled_refund_still_owed():
     payment = payment_needing_refund()
     with pytest.raises(IntegrityError), connection.cursor() as cursor:
         cursor.execute("UPDATE orders_payment SET refund_settled_at = now() WHERE id = %s", [payment.pk])
+
+
+def test_the_database_refuses_a_refund_owed_without_since_when():
+    from django.db import IntegrityError
+
+    payment = payment_needing_refund()
+    assert payment.refund_flagged_at is not None
+    with pytest.raises(IntegrityError), connection.cursor() as cursor:
+        cursor.execute("UPDATE orders_payment SET refund_flagged_at = NULL WHERE id = %s", [payment.pk])

@@ -13,7 +13,8 @@ from catalog.models import Product, Stock, StockMovement
 from catalog.selectors import stock_audit
 from catalog.services import product_soft_delete, product_update, stock_adjust
 from okada.core.actors import Actor
-from okada.core.errors import InvalidInput
+from okada.core.errors import InvalidInput, NotFound
+from okada.core.services import tracked_hard_delete
 from orders.models import Order
 from sync.models import ConflictKind, ConflictStatus, Device, Mutation, SyncConflict
 from sync.push import TryAgain
@@ -26,6 +27,7 @@ from sync.services import (
     device_revoke,
 )
 from tests.catalog.factories import ProductFactory, VendorFactory
+from tests.concurrency import race
 from tests.orders.factories import OrderFactory
 from tests.sync.factories import WAIT, Phone, in_threads
 
@@ -486,3 +488,42 @@ def test_bad_push_input_is_refused(mutations):
     phone = Phone(VendorFactory())
     with pytest.raises(InvalidInput):
         push(actor=phone.actor, device_id=phone.device.pk, mutations=mutations)
+
+
+# --- Rows deleted between lookup and lock: a 404 or a rejected mutation, never a 500 ------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_push_from_a_device_deleted_meanwhile_is_not_found():
+    vendor = VendorFactory()
+    product = ProductFactory(vendor=vendor, initial_stock=3)
+    phone = Phone(vendor)
+
+    deleted, pushed = race(
+        lambda: Device.objects.filter(pk=phone.device.pk).delete(),
+        lambda: phone.push(phone.mutation("stock.adjust", product_id=str(product.pk), delta=-1)),
+    )
+
+    assert deleted[0] == 1, (deleted, pushed)
+    assert isinstance(pushed, NotFound), (deleted, pushed)
+    assert on_hand(product) == 3
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_count_of_a_product_deleted_for_good_meanwhile_is_rejected_as_not_found():
+    vendor = VendorFactory()
+    product = ProductFactory(vendor=vendor, initial_stock=3)
+    phone = Phone(vendor)
+
+    deleted, pushed = race(
+        # its own copy: a deleted instance loses its pk, which the other thread still reads
+        lambda: tracked_hard_delete(obj=Product.objects.get(pk=product.pk), actor=Actor.system("test")),
+        lambda: phone.push(
+            phone.mutation("stock.count", product_id=str(product.pk), on_hand=7, base_version=1)
+        ),
+    )
+
+    assert deleted is None, (deleted, pushed)
+    assert not isinstance(pushed, Exception), (deleted, pushed)
+    assert [(r["status"], r["code"]) for r in pushed["results"]] == [("rejected", "not_found")]
+    assert Device.objects.get(pk=phone.device.pk).last_mutation_id == 1

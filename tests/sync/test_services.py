@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Callable
 
 import pytest
 from django.contrib.auth.models import Permission
@@ -13,7 +14,8 @@ from django.utils import timezone
 from catalog.models import Stock
 from catalog.services import product_update
 from okada.core.actors import Actor
-from okada.core.errors import InvalidInput, NotAllowed
+from okada.core.errors import InvalidInput, NotAllowed, NotFound
+from okada.core.services import tracked_hard_delete
 from okada.partitions.registry import policy_for
 from sync.models import Change, ConflictStatus, Device, FeedState, Mutation, SyncConflict
 from sync.services import (
@@ -31,7 +33,8 @@ from sync.services import (
     push_results_prune,
 )
 from tests.catalog.factories import ProductFactory, UserFactory, VendorFactory
-from tests.sync.factories import Phone
+from tests.concurrency import WAIT, in_thread, race
+from tests.sync.factories import Phone, register_device
 
 pytestmark = pytest.mark.django_db
 
@@ -208,3 +211,78 @@ def _exists(name: str) -> bool:
     with connection.cursor() as cur:
         cur.execute("SELECT to_regclass(%s) IS NOT NULL", [name])
         return bool(cur.fetchone()[0])
+
+
+# --- Rows deleted between the caller's lookup and the service's lock: a 404, never a 500 --------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_revoking_a_device_deleted_meanwhile_is_not_found():
+    device = register_device(VendorFactory())
+
+    deleted, revoked = race(
+        lambda: Device.objects.filter(pk=device.pk).delete(),
+        lambda: device_revoke(device=device, actor=staff_with("revoke_device")),
+    )
+
+    assert deleted == (1, {"sync.Device": 1}), (deleted, revoked)
+    assert isinstance(revoked, NotFound), (deleted, revoked)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_resolving_a_conflict_deleted_meanwhile_is_not_found():
+    conflict = _price_conflict(VendorFactory())
+
+    deleted, resolved = race(
+        lambda: SyncConflict.objects.filter(pk=conflict.pk).delete(),
+        lambda: conflict_resolve(
+            conflict=conflict, resolution=KEEP_SERVER, actor=staff_with("resolve_syncconflict")
+        ),
+    )
+
+    assert deleted[0] == 1, (deleted, resolved)
+    assert isinstance(resolved, NotFound), (deleted, resolved)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_device_registered_and_deleted_by_others_while_it_registers_is_not_found():
+    # Another request registers the same id just before this one inserts it (IntegrityError),
+    # and the row is deleted before this one re-reads it under lock: NotFound, not DoesNotExist.
+    vendor = VendorFactory()
+    device_id = uuid.uuid4()
+    others_did: list[str] = []
+
+    def on_another_connection(work: Callable[[], object]) -> None:
+        thread, errors = in_thread(work)
+        thread.join(WAIT)
+        assert not thread.is_alive() and not errors, errors
+
+    def others_meanwhile(execute, sql, params, many, context):
+        if sql.startswith('INSERT INTO "sync_device"') and not others_did:
+            on_another_connection(lambda: Device.objects.create(id=device_id, vendor=vendor, name="Autre"))
+            others_did.append("registered")
+        elif "FOR UPDATE" in sql and others_did == ["registered"]:
+            on_another_connection(lambda: Device.objects.filter(pk=device_id).delete())
+            others_did.append("deleted")
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(others_meanwhile), pytest.raises(NotFound):
+        device_register(actor=vendor_actor(vendor), device_id=device_id, name="Caisse")
+
+    assert others_did == ["registered", "deleted"]
+    assert not Device.objects.filter(pk=device_id).exists()
+
+
+def test_applying_a_stock_conflict_of_a_product_deleted_for_good_since_is_not_found():
+    vendor = VendorFactory()
+    product = ProductFactory(vendor=vendor, initial_stock=2)
+    phone = Phone(vendor)
+    phone.push(phone.mutation("stock.adjust", product_id=str(product.pk), delta=-5))
+    conflict = SyncConflict.objects.get()
+    tracked_hard_delete(obj=product, actor=Actor.system("test"))
+
+    staff = staff_with("resolve_syncconflict", "adjust_stock")
+
+    with pytest.raises(NotFound):
+        conflict_resolve(conflict=conflict, resolution=APPLY_DEVICE, actor=staff)
+    assert SyncConflict.objects.get().status == ConflictStatus.OPEN

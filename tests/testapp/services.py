@@ -21,7 +21,7 @@ def shelf_create(*, actor: Actor, **data: Any) -> Shelf:
 
 def shelf_update(*, shelf: Shelf, data: dict[str, Any], actor: Actor) -> Shelf:
     with transaction.atomic(), acting_for(actor, "edited in admin"):
-        shelf = Shelf.objects.select_for_update().get(pk=shelf.pk)
+        shelf = core.locked(Shelf.objects, shelf.pk)
         if core.model_fields_update(shelf, data):
             shelf.save()
     return shelf

@@ -97,7 +97,7 @@ def credentials_changed() -> None:
         try:
             # A new random value, not a counter: a generation lost with Redis's data (a flush, a
             # failover) comes back as another value, never as one a process kept keys under.
-            ratelimit._client(settings.OKADA_API_RATELIMIT_REDIS_URL).set(GENERATION, uuid.uuid4().hex)
+            ratelimit.value_set(GENERATION, uuid.uuid4().hex)
         except redis.RedisError as exc:
             log.warning(
                 "credential cache: Redis unavailable, processes keep credentials up to %ss: %s",
@@ -130,19 +130,6 @@ def _from_cache(digest: str, request: Request) -> Credential | None:
     return credential
 
 
-def _generation() -> tuple[bool, Any]:
-    """(read, value) of GENERATION; read is False when Redis cannot be reached."""
-    try:
-        client = ratelimit._client(settings.OKADA_API_RATELIMIT_REDIS_URL)
-        value = client.get(GENERATION)
-        if value is None:  # never set, or lost: start a random one (whoever sets it first wins)
-            client.set(GENERATION, uuid.uuid4().hex, nx=True)
-            value = client.get(GENERATION)
-        return True, value
-    except redis.RedisError:
-        return False, None
-
-
 def resolve(token: str, request: Request) -> Credential | None:
     """The credential a bearer secret proves: kept by this process, or from the resolver."""
     seconds = settings.OKADA_API_CREDENTIAL_CACHE_SECONDS
@@ -153,7 +140,8 @@ def resolve(token: str, request: Request) -> Credential | None:
     if credential is not None:
         return credential
     # Read the generation before the database: a change committed in between makes it stale.
-    read, generation = _generation() if not ratelimit._breaker.open() else (False, None)
+    # Never set, or lost with Redis's data: a random one is started (read is False without Redis).
+    read, generation = ratelimit.value_or_start(GENERATION, uuid.uuid4().hex)
     credential = _resolver()(token)
     if credential is not None and credential.cacheable and read:
         _kept[digest] = _Kept(credential, generation, time.monotonic() + seconds)

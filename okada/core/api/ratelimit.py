@@ -4,7 +4,8 @@
 pipeline; windows are aligned on the clock, so when one resets is arithmetic) and says whether it
 is allowed, how many remain and when the window resets: enough for `429` + `Retry-After` and the
 `RateLimit-*` headers on every answer. `hit(..., read=name)` reads one more key in the same
-round trip (the credential cache's generation, see `auth`). Hand-written rather than the
+round trip (the credential cache's generation, see `auth`), which `value_or_start` and
+`value_set` read and write on their own, on the same connection. Hand-written rather than the
 `limits` library because that one needs two or three round trips for the same figures.
 
 When Redis cannot be reached the request is allowed (the API keeps answering) and the failure is
@@ -127,6 +128,27 @@ def hit(key: str, rate: Rate, *, count: bool = True, read: str | None = None) ->
         policy=rate.policy,
         read=results[-1] if read is not None else None,
     )
+
+
+def value_or_start(name: str, start: str) -> tuple[bool, Any]:
+    """(read, value) of the Redis key `name`, set to `start` first when it has none (whoever sets
+    it first wins); read is False when Redis cannot be reached or failed a moment ago."""
+    if _breaker.open():
+        return False, None
+    try:
+        client = _client(settings.OKADA_API_RATELIMIT_REDIS_URL)
+        value = client.get(name)
+        if value is None:
+            client.set(name, start, nx=True)
+            value = client.get(name)
+        return True, value
+    except redis.RedisError:
+        return False, None
+
+
+def value_set(name: str, value: str) -> None:
+    """Set the Redis key `name` (raises redis.RedisError: the caller says what not setting it means)."""
+    _client(settings.OKADA_API_RATELIMIT_REDIS_URL).set(name, value)
 
 
 def reset(key: str, rate: Rate) -> None:

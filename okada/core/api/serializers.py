@@ -6,6 +6,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+from django.db.models import F, Func, TextField
 from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext as _
 from rest_framework import serializers
@@ -47,11 +48,26 @@ class UtcDateTimeField(serializers.DateTimeField):
         return utc(value)
 
 
+# The API's one text for a time, written by Python (`utc`) or by PostgreSQL (`utc_sql`, for lists
+# read as plain values): side by side so they cannot drift; tests/core/api/test_serializers.py
+# compares them on the same instants.
+
+
 def utc(value: datetime | None) -> str | None:
-    """RFC 3339 UTC with microseconds and a `Z` (the fast path of list pages)."""
+    """RFC 3339 UTC with microseconds and a `Z` (`2026-11-22T09:30:00.000000Z`)."""
     if value is None:
         return None
     return value.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+
+
+def utc_sql(field: str) -> Func:
+    """The column `field` as `utc()` writes it, by PostgreSQL: whatever the session's time zone
+    (AT TIME ZONE 'UTC' makes the UTC wall time), six digits of microseconds even when zero."""
+    return Func(
+        F(field),
+        template="to_char(%(expressions)s AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')",
+        output_field=TextField(),
+    )
 
 
 # --- Query parameters -----------------------------------------------------------------------------

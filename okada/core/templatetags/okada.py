@@ -1,4 +1,4 @@
-"""Template helpers of the admin: money in FCFA and status badges."""
+"""Template helpers of the admin: money in FCFA, status badges, counts capped for badges."""
 
 from __future__ import annotations
 
@@ -27,3 +27,10 @@ def status_badge(value: str, label: Any) -> str:
 def reason(text: str) -> str:
     """{{ movement.reason|reason }}: a reason the services wrote, in the active language."""
     return reason_label(text) or ""
+
+
+@register.filter
+def capped(count: int, cap: int) -> str:
+    """{{ data.count|capped:data.cap }}: a count made by `okada.core.querysets.count_up_to`,
+    "1000+" once it went past its cap."""
+    return f"{cap}+" if count > cap else str(count)

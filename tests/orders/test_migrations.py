@@ -1,0 +1,49 @@
+"""Data written by the orders migrations: run their SQL on rows as they were before."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from importlib import import_module
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+from okada.core.actors import Actor
+from orders.models import OrderEvent, Payment
+from orders.services import payment_refund_settle
+from tests.orders.factories import payment_needing_refund
+
+pytestmark = pytest.mark.django_db
+
+FLAGGED_AT = import_module("orders.migrations.0020_payment_refund_flagged_at")
+
+
+def flag_event_at(payment: Payment):
+    return OrderEvent.objects.get(order_id=payment.order_id, kind="note", data__needs_refund=True).created_at
+
+
+def test_refunds_owed_before_the_column_get_the_time_of_their_flag_event_or_else_of_the_money():
+    owed = payment_needing_refund(key="owed")
+    settled = payment_needing_refund(key="settled")
+    payment_refund_settle(payment=settled, actor=Actor.system("test"), note="rendu")
+    unflagged_event = payment_needing_refund(key="no-event")
+    OrderEvent.objects.filter(order_id=unflagged_event.order_id, kind="note").update(
+        data={"needs_refund": True, "payment_id": "another payment"}
+    )
+    paid_at = timezone.now() - timedelta(hours=2)
+    long_ago = timezone.now() - timedelta(days=9)
+    with connection.cursor() as cursor:
+        # As before migration 0020: no column value (its CHECK dropped with the test's transaction).
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")  # the foreign keys checked now: ALTER may run
+        cursor.execute("ALTER TABLE orders_payment DROP CONSTRAINT orders_payment_owed_since")
+        cursor.execute("UPDATE orders_payment SET refund_flagged_at = NULL, created_at = %s", [long_ago])
+        cursor.execute("UPDATE orders_payment SET paid_at = %s WHERE id = %s", [paid_at, unflagged_event.pk])
+
+        cursor.execute(FLAGGED_AT.BACKFILL)
+
+    flagged = dict(Payment.objects.values_list("pk", "refund_flagged_at"))
+    assert flagged[owed.pk] == flag_event_at(owed)
+    assert flagged[settled.pk] == flag_event_at(settled)  # settled refunds were owed too
+    assert flagged[unflagged_event.pk] == paid_at  # no event of its own: when the money came
+    assert all(when > long_ago for when in flagged.values())
