@@ -29,6 +29,7 @@ from django.http import HttpResponse
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from okada.core.db import execute
 from okada.core.errors import Conflict, IdempotencyMismatch, InvalidInput
 from okada.core.ids import uuid7
 from okada.core.models import IdempotencyRecord
@@ -142,14 +143,18 @@ def claim(*, scope: str, key: str, method: str, path: str, body: bytes) -> Claim
     raise IdempotencyInFlight(retry_after=1)
 
 
+_COMPLETE = """
+UPDATE core_idempotencyrecord
+   SET state = 'done', response_status = %s, response_headers = %s::jsonb, response_body = %s
+ WHERE id = %s
+"""
+
+
 def complete(claim: Claim, response: HttpResponse) -> None:
-    """Keep the answer; call it in the transaction of the change the request made."""
-    IdempotencyRecord.objects.filter(pk=claim.record_id).update(
-        state=IdempotencyRecord.State.DONE,
-        response_status=response.status_code,
-        response_headers={h: response[h] for h in REPLAYED_HEADERS if response.has_header(h)},
-        response_body=response.content,
-    )
+    """Keep the answer; call it in the transaction of the change the request made. One
+    statement, prepared (it runs on every idempotent POST)."""
+    headers = {h: response[h] for h in REPLAYED_HEADERS if response.has_header(h)}
+    execute(_COMPLETE, [response.status_code, json.dumps(headers), response.content, claim.record_id])
 
 
 def release(claim: Claim) -> None:
