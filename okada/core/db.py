@@ -20,7 +20,7 @@ class _PreparedCursor(psycopg.Cursor[Any]):
         return super().execute(query, params, prepare=True)
 
 
-def one_value(sql: str, params: list[Any], *, savepoint: bool = True) -> Any:
+def one_value(sql: str, params: list[Any] | dict[str, Any], *, savepoint: bool = True) -> Any:
     """The single value of one statement that is a whole transaction by itself.
 
     In autocommit it runs bare: PostgreSQL makes one statement atomic, and the BEGIN and COMMIT
@@ -41,7 +41,7 @@ def execute(sql: str, params: list[Any]) -> None:
     _run(sql, params)
 
 
-def _run(sql: str, params: list[Any]) -> Any:
+def _run(sql: str, params: list[Any] | dict[str, Any]) -> Any:
     raw = _prepared_cursor()
     wrap = connection.make_debug_cursor if connection.queries_logged else connection.make_cursor
     cursor = wrap(raw)  # not closed after use: the raw cursor serves the next call

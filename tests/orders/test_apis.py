@@ -107,7 +107,7 @@ def test_a_known_customers_order_is_three_statements_with_its_idempotency_key(st
         )
     assert response.status_code == 201, response.content
     assert statements == [
-        "INSERT INTO core_idempotencyrecord",
+        "WITH claimed AS",
         "SELECT okada_order_place(%s, %s,",
         "UPDATE core_idempotencyrecord SET",
     ], statements
