@@ -469,8 +469,11 @@ def order_place_for_phone(
         address=address,
         actor=actor,
     )
-    # Made here, like payment_record's, so the reference is the same kind wherever it is written.
-    reference = f"{payment_method}-{uuid.uuid4().hex[:20]}" if payment_method in MOBILE_MONEY else None
+    reference = None
+    if payment_method in MOBILE_MONEY:
+        actor.require_if_staff("orders.add_payment")  # as payment_record asks of staff
+        # Made as payment_record makes one: the same kind of reference wherever it is written.
+        reference = f"{payment_method}-{uuid.uuid4().hex[:20]}"
     place: dict[str, Any] = {
         "vendor_id": vendor_id,
         "zone_id": zone_id,
@@ -479,7 +482,12 @@ def order_place_for_phone(
         "address": address,
         "note": note,
     }
-    call: dict[str, Any] = {"quantities": quantities, "actor": actor, "payment_reference": reference, "savepoint": False}
+    call: dict[str, Any] = {
+        "quantities": quantities,
+        "actor": actor,
+        "payment_reference": reference,
+        "savepoint": False,
+    }
     result = _call_order_place(customer_id=None, customer_phone=phone, **call, **place)
     customer: Customer | None = None
     if result.get("error") == "customer_unknown":

@@ -536,6 +536,16 @@ def test_placing_for_a_phone_refuses_bad_input_and_creates_no_customer(change, f
     assert stock_of(product) == (5, 0)
 
 
+def test_staff_placing_for_a_phone_need_the_payment_permission_for_mobile_money():
+    clerk = Actor(role=STAFF, user=UserFactory(is_staff=True))  # no group, no permission
+    CustomerFactory(phone="+237677112233")
+    with pytest.raises(NotAllowed):
+        place_for_phone(channel=Channel.ADMIN, actor=clerk)
+    assert not Order.objects.exists()
+    placed = place_for_phone(channel=Channel.ADMIN, actor=clerk, payment_method=PaymentMethod.CASH)
+    assert placed.payments == []
+
+
 def test_placing_for_a_phone_keeps_order_places_refusals():
     vendor = VendorFactory()
     product = ProductFactory(vendor=vendor, initial_stock=1)
