@@ -455,12 +455,7 @@ def order_place_for_phone(
     Meant to run inside the caller's transaction (the API's Idempotency-Key one): a database
     error then fails that transaction (no savepoint of its own).
     """
-    try:
-        phone = normalize_cm_phone(phone)
-    except ValidationError as exc:
-        raise InvalidInput(exc.messages[0], field="phone") from None
-    if not name.strip():
-        raise InvalidInput(_("The customer's name is required."), field="name")
+    phone = _checked_customer(phone=phone, name=name)
     quantities = _check_placement(
         vendor_id=vendor_id,
         items=items,
@@ -1007,6 +1002,17 @@ def payment_refund_settle(*, payment: Payment, actor: Actor, note: str) -> Payme
 CUSTOMER_PHONE = "orders_customer_phone_live_uniq"
 
 
+def _checked_customer(*, phone: str, name: str) -> str:
+    """The phone number normalised (E.164), once it and the name are known to be valid."""
+    try:
+        phone = normalize_cm_phone(phone)
+    except ValidationError as exc:
+        raise InvalidInput(exc.messages[0], field="phone") from None
+    if not name.strip():
+        raise InvalidInput(_("The customer's name is required."), field="name")
+    return phone
+
+
 def customer_get_or_create(
     *, phone: str, name: str, actor: Actor, zone: Zone | None = None, address: str = ""
 ) -> Customer:
@@ -1017,12 +1023,7 @@ def customer_get_or_create(
     for the first to commit) and it takes the customer the first one made. An existing
     customer's name and address are kept (the storefront's spelling may vary).
     """
-    try:
-        phone = normalize_cm_phone(phone)
-    except ValidationError as exc:
-        raise InvalidInput(exc.messages[0], field="phone") from None
-    if not name.strip():
-        raise InvalidInput(_("The customer's name is required."), field="name")
+    phone = _checked_customer(phone=phone, name=name)
     existing = Customer.objects.filter(phone=phone).first()
     if existing is not None:
         return existing

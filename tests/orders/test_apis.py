@@ -400,11 +400,7 @@ def test_first_orders_from_one_new_number_at_once_make_one_customer(live_server)
     # Every request is told `customer_unknown` by okada_order_place() (nothing locked), and
     # creates the customer: one insert wins, the others wait on the phone's unique index, then
     # reuse it. Each still places its own order with its own payment request.
-    import threading
-    import urllib.error
-    import urllib.request
-    from concurrent.futures import ThreadPoolExecutor
-
+    from tests.concurrency import post_together
     from tests.credentials.factories import storefront_key
 
     vendor = VendorFactory()
@@ -413,28 +409,15 @@ def test_first_orders_from_one_new_number_at_once_make_one_customer(live_server)
     secret = storefront_key()
     body = json.dumps(order_body(vendor, zone, product, phone="+237677999000", quantity=1)).encode()
     clients = 8
-    barrier = threading.Barrier(clients, timeout=60)
-
-    def send(n: int) -> tuple[int, bytes]:
-        request = urllib.request.Request(  # noqa: S310 (our live server)
-            f"{live_server.url}/api/v1/orders",
-            data=body,
-            method="POST",
-            headers={
-                "Authorization": f"Bearer {secret}",
-                "Content-Type": "application/json",
-                "Idempotency-Key": f"first-order-{n}",
-            },
-        )
-        barrier.wait()
-        try:
-            with urllib.request.urlopen(request, timeout=60) as response:  # noqa: S310 (our live server)
-                return response.status, response.read()
-        except urllib.error.HTTPError as exc:
-            return exc.code, exc.read()
-
-    with ThreadPoolExecutor(max_workers=clients) as pool:
-        answers = list(pool.map(send, range(clients)))
+    headers = [
+        {
+            "Authorization": f"Bearer {secret}",
+            "Content-Type": "application/json",
+            "Idempotency-Key": f"first-order-{n}",
+        }
+        for n in range(clients)
+    ]
+    answers = post_together(f"{live_server.url}/api/v1/orders", body, headers)
     assert [status for status, _ in answers] == [201] * clients, answers
     customer = Customer.objects.get(phone="+237677999000")
     assert {json.loads(content)["customer"]["id"] for _, content in answers} == {str(customer.pk)}
