@@ -271,7 +271,7 @@ def _call_order_place(
     payment_reference: str | None = None,
     savepoint: bool = True,
 ) -> dict[str, Any]:
-    """One call of okada_order_place() (v6, orders migration 0020), which answers with an error
+    """One call of okada_order_place() (v6, orders migration 0021), which answers with an error
     instead of raising, before changing anything; its result as a dict."""
     deadline = settings.OKADA_MOBILE_MONEY_DEADLINE_MINUTES if payment_method in MOBILE_MONEY else None
     with acting_for(actor, "order placed") as acting:
@@ -490,7 +490,8 @@ def order_place_for_phone(
         # through its service, after the vendor and zone it refers to are known to exist.
         zone = _live_for_placing(vendor_id=vendor_id, zone_id=zone_id)
         customer = customer_get_or_create(phone=phone, name=name, zone=zone, address=address, actor=actor)
-        result = _call_order_place(customer_id=customer.pk, **call, **place)
+        # The phone again: with it the answer carries the items (see orders migration 0021).
+        result = _call_order_place(customer_id=customer.pk, customer_phone=phone, **call, **place)
     if result.get("error") == "vendor_unavailable":
         raise InvalidInput(_("No such vendor."), field="vendor")
     if result.get("error") == "zone_unavailable":
@@ -533,6 +534,7 @@ def order_place_for_phone(
             "paid_at": None,
             "callbacks": [],
             "needs_refund": False,
+            "refund_flagged_at": None,
             "refund_settled_at": None,
             "refund_settled_by_id": None,
         }

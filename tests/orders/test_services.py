@@ -71,7 +71,7 @@ from tests.orders.factories import (
 pytestmark = pytest.mark.django_db
 
 NO_ROW = uuid.UUID("0192f6d2-8b1c-7c3e-9a51-3f2b9c1d4e5f")  # an id no row has
-ORDER_PLACE = import_module("orders.migrations.0020_order_place_v6")  # the current version
+ORDER_PLACE = import_module("orders.migrations.0021_order_place_v6")  # the current version
 
 S = OrderStatus
 VENDOR, STAFF, STOREFRONT, SYSTEM = Actor.VENDOR, Actor.STAFF, Actor.STOREFRONT, Actor.SYSTEM

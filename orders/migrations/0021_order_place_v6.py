@@ -15,8 +15,8 @@ takes two more arguments, both optional, and does that work inside the call:
   written in the placement's statement. The order is new and not yet visible to anyone, so
   nothing is locked again and no earlier payment can bear that key.
 
-The result also carries the items written (ordered by name, then id, as the API shows them),
-the payment (`payment`: id and time) and, when the customer was found by phone, the customer's
+Called with a phone (the API's call), the result also carries the items written (ordered by
+name, then id, as the API shows them); with a payment reference, the payment (`payment`: id and time) and, when the customer was found by phone, the customer's
 id, name and phone. The vendor check now tells a missing or deleted vendor
 (`vendor_unavailable`) from one that is not active (`vendor_not_active`); the errors come in the
 order the API checked them before: vendor missing, zone missing, vendor not active, customer.
@@ -194,20 +194,35 @@ BEGIN
             id, created_at, product_id, vendor_id, delta, kind, reason, reference, actor)
         SELECT okada_uuid7(), now(), product_id, p_vendor, qty, 'reserve', 'reserve', v_number, p_actor
           FROM reserved
-    ), payment AS (
-        -- The mobile-money request, as orders.services.payment_record writes one. Its time is the
-        -- clock's, after now(): on the timeline its event comes after the `placed` one.
-        INSERT INTO orders_payment (
-            id, created_at, updated_at, order_id, provider, provider_reference, idempotency_key,
-            amount_xaf, received_xaf, status, paid_at, callbacks, needs_refund, refund_settled_at,
-            refund_settled_by_id)
-        SELECT okada_uuid7(), clock_timestamp(), clock_timestamp(), placed.id, p_payment_method,
-               p_payment_reference, 'order-placed:' || placed.id, placed.total_xaf, NULL, 'pending',
-               NULL, '[]'::jsonb, false, NULL, NULL
-          FROM placed
-         WHERE p_payment_reference IS NOT NULL
-        RETURNING id, created_at, order_id, provider, provider_reference, amount_xaf, status
-    ), payment_event AS (
+    )
+    -- The items for the answer only when the API asks (it always gives the phone, also with the
+    -- id of a customer it has just created): the service-level placement
+    -- does not pay for building them (the aggregate is not evaluated when the CASE is false).
+    SELECT CASE WHEN p_customer_phone IS NOT NULL THEN
+               (SELECT jsonb_agg(jsonb_build_object(
+                    'id', i.id, 'product_id', i.product_id, 'sku', i.sku, 'name', i.name,
+                    'unit_price_xaf', i.unit_price_xaf, 'quantity', i.quantity,
+                    'line_total_xaf', i.line_total_xaf) ORDER BY i.name, i.id)
+                  FROM items i)
+           END
+      INTO v_items;
+
+    -- The mobile-money request, as orders.services.payment_record writes one, in a statement
+    -- of its own that only its callers run (an empty INSERT in the statement above would still
+    -- cost every placement its setup). Its time is the clock's, after now(): on the timeline its
+    -- event comes after the `placed` one.
+    IF p_payment_reference IS NOT NULL THEN
+        WITH payment AS (
+            INSERT INTO orders_payment (
+                id, created_at, updated_at, order_id, provider, provider_reference,
+                idempotency_key, amount_xaf, received_xaf, status, paid_at, callbacks,
+                needs_refund, refund_settled_at, refund_settled_by_id)
+            VALUES (
+                okada_uuid7(), clock_timestamp(), clock_timestamp(), v_order, p_payment_method,
+                p_payment_reference, 'order-placed:' || v_order, v_subtotal + v_fee, NULL,
+                'pending', NULL, '[]'::jsonb, false, NULL, NULL)
+            RETURNING id, created_at, order_id, provider, provider_reference, amount_xaf, status
+        )
         INSERT INTO orders_orderevent (
             id, created_at, order_id, kind, from_status, to_status, actor, actor_user_id, data)
         SELECT okada_uuid7(), payment.created_at, payment.order_id, 'payment', '', '', p_actor,
@@ -216,14 +231,9 @@ BEGIN
                                   'reference', payment.provider_reference, 'status', payment.status,
                                   'amount_xaf', payment.amount_xaf)
           FROM payment
-    )
-    SELECT (SELECT jsonb_agg(jsonb_build_object(
-                'id', i.id, 'product_id', i.product_id, 'sku', i.sku, 'name', i.name,
-                'unit_price_xaf', i.unit_price_xaf, 'quantity', i.quantity,
-                'line_total_xaf', i.line_total_xaf) ORDER BY i.name, i.id)
-              FROM items i),
-           (SELECT jsonb_build_object('id', id, 'created_at', created_at) FROM payment)
-      INTO v_items, v_payment;
+        RETURNING jsonb_build_object('id', data -> 'payment_id', 'created_at', created_at)
+          INTO v_payment;
+    END IF;
 
     RETURN jsonb_build_object(
         'id', v_order, 'number', v_number, 'subtotal_xaf', v_subtotal,
@@ -235,7 +245,7 @@ $$;
 
 
 class Migration(migrations.Migration):
-    dependencies = [("orders", "0019_payment_refund_settled")]
+    dependencies = [("orders", "0020_payment_refund_flagged_at")]
 
     operations = [
         migrations.RunSQL(
