@@ -16,7 +16,7 @@ from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from catalog.models import City, Vendor
+from catalog.models import City, Product
 from okada.core.actors import Actor
 from okada.core.api.auth import SignedBodyAuthentication
 from okada.core.api.pagination import LIST_PARAMETERS, CursorPage, page_of
@@ -296,63 +296,42 @@ class OrderListApi(OrderScope):
         data = OrderPlaceIn(data=request.data)
         data.is_valid(raise_exception=True)
         d = data.validated_data
-        vendor = self._vendor(d.get("vendor"))
-        zone = Zone.objects.filter(pk=d["zone"]).first()
-        if zone is None:
-            raise InvalidInput(_("No such delivery zone."), field="zone")
+        vendor_id = self._vendor_id(d.get("vendor"))
         items = [(item["product"], item["quantity"]) for item in d["items"]]
         if self.actor.role == VENDOR:
-            self._own_products_only(vendor, items)
-        customer = services.customer_get_or_create(
+            self._own_products_only(vendor_id, items)
+        placed = services.order_place_for_phone(
+            vendor_id=vendor_id,
             phone=d["customer"]["phone"],
             name=d["customer"]["name"],
-            zone=zone,
-            address=d["address"],
-            actor=self.actor,
-        )
-        order = services.order_place(
-            vendor=vendor,
-            customer=customer,
+            zone_id=d["zone"],
             items=items,
             payment_method=d["payment_method"],
             channel=Channel.STOREFRONT if self.actor.role == STOREFRONT else Channel.PHONE,
             address=d["address"],
-            zone=zone,
             note=d.get("note", ""),
             actor=self.actor,
         )
-        payments = []
-        if order.payment_method in MOBILE_MONEY:
-            payments.append(
-                services.payment_record(
-                    order=order,
-                    provider=order.payment_method,
-                    amount_xaf=order.total_xaf,
-                    # The one request made as the order is placed: the order names it.
-                    idempotency_key=f"order-placed:{order.pk}",
-                    actor=self.actor,
-                )
-            )
-        # The placed order as returned (customer cached), its items read once: no second read.
-        lines = list(order.items.order_by("name", "id"))
-        return Response(order_json(order, items=lines, payments=payments), status=status.HTTP_201_CREATED)
+        return Response(
+            order_json(placed.order, items=placed.items, payments=placed.payments),
+            status=status.HTTP_201_CREATED,
+        )
 
-    def _vendor(self, vendor_id: uuid.UUID | None) -> Vendor:
+    def _vendor_id(self, vendor_id: uuid.UUID | None) -> uuid.UUID:
+        """The vendor named (the storefront) or the caller's own (a vendor); whether it exists
+        is the placement's check."""
         if self.actor.role == VENDOR:
             if vendor_id is not None and vendor_id != self.actor.vendor_id:
                 raise NotFound(_("No such vendor."))
-            vendor_id = self.actor.vendor_id
-        elif vendor_id is None:
+            return uuid.UUID(str(self.actor.vendor_id))
+        if vendor_id is None:
             raise InvalidInput(_("Say which vendor the order is for."), field="vendor")
-        vendor = Vendor.objects.filter(pk=vendor_id).first()
-        if vendor is None:
-            raise InvalidInput(_("No such vendor."), field="vendor")
-        return vendor
+        return vendor_id
 
-    def _own_products_only(self, vendor: Vendor, items: list[tuple[uuid.UUID, int]]) -> None:
+    def _own_products_only(self, vendor_id: uuid.UUID, items: list[tuple[uuid.UUID, int]]) -> None:
         """A vendor naming another vendor's product gets a 404, as for any object not theirs."""
         ids = {pk for pk, _qty in items}
-        if vendor.products.filter(pk__in=ids).count() != len(ids):
+        if Product.objects.filter(vendor_id=vendor_id, pk__in=ids).count() != len(ids):
             raise NotFound(_("No such product."))
 
 

@@ -10,6 +10,7 @@ import json
 import logging
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -48,6 +49,7 @@ from .models import (
     Customer,
     Order,
     OrderEvent,
+    OrderItem,
     OrderStatus,
     Payment,
     PaymentMethod,
@@ -64,6 +66,10 @@ PAYMENT_METHODS = frozenset(PaymentMethod.values)
 CHANNELS = frozenset(Channel.values)
 # For building the placed Order from the function's result (see order_place).
 ORDER_COLUMNS = [f.attname for f in Order._meta.concrete_fields]
+ITEM_COLUMNS = [f.attname for f in OrderItem._meta.concrete_fields]
+PAYMENT_COLUMNS = [f.attname for f in Payment._meta.concrete_fields]
+# A customer found by phone comes back with these columns only (the others load when read).
+CUSTOMER_COLUMNS = [f.attname for f in Customer._meta.concrete_fields if f.attname in ("id", "name", "phone")]
 ORDER_VENDOR, ORDER_CUSTOMER, ORDER_ZONE = (Order.vendor.field, Order.customer.field, Order.zone.field)
 
 # The reasons this module writes into history and the ledger (stored in English, shown
@@ -200,10 +206,10 @@ def allowed_targets(*, order: Order, actor: Actor) -> list[str]:
 # --- Placing ------------------------------------------------------------------------------------
 
 
-def _check_can_place(*, vendor: Vendor, actor: Actor, channel: str) -> None:
+def _check_can_place(*, vendor_id: uuid.UUID, actor: Actor, channel: str) -> None:
     if actor.role in (STOREFRONT, STAFF):
         return
-    if actor.role == VENDOR and actor.vendor_id == vendor.pk and channel == Channel.PHONE:
+    if actor.role == VENDOR and actor.vendor_id == vendor_id and channel == Channel.PHONE:
         return  # a vendor may take phone/WhatsApp orders for their own shop
     raise NotAllowed(_("You may not place orders for this vendor."))
 
@@ -229,28 +235,17 @@ def _normalise_items(items: Sequence[tuple[Product | uuid.UUID, int]]) -> dict[u
     return quantities
 
 
-def order_place(
+def _check_placement(
     *,
-    vendor: Vendor,
-    customer: Customer,
+    vendor_id: uuid.UUID,
     items: Sequence[tuple[Product | uuid.UUID, int]],
     payment_method: str,
     channel: str,
     address: str,
-    zone: Zone,
     actor: Actor,
-    note: str = "",
-) -> Order:
-    """Place an order: reserve stock for every item in one transaction, all or nothing.
-
-    Never oversells, under any concurrency: the stock rows are locked in product-id order, then
-    checked with their latest committed values before anything is written, so concurrent
-    placements neither oversell nor deadlock. Refuses with OutOfStock naming the short items,
-    and with VendorNotActive, ZoneUnavailable, CustomerUnavailable or ProductUnavailable when one
-    of them is suspended, soft-deleted or missing (checked in the same statement).
-    The order's number is okada_order_number() of the next value of orders_order_number_seq.
-    """
-    _check_can_place(vendor=vendor, actor=actor, channel=channel)
+) -> dict[uuid.UUID, int]:
+    """What every placement checks before the database is asked; the quantities by product."""
+    _check_can_place(vendor_id=vendor_id, actor=actor, channel=channel)
     quantities = _normalise_items(items)
     if payment_method not in PAYMENT_METHODS:
         raise InvalidInput(_("Unknown payment method."), field="payment_method")
@@ -258,17 +253,35 @@ def order_place(
         raise InvalidInput(_("Unknown channel."), field="channel")
     if not address.strip():
         raise InvalidInput(_("A delivery address is required."), field="address")
+    return quantities
 
+
+def _call_order_place(
+    *,
+    vendor_id: uuid.UUID,
+    customer_id: uuid.UUID | None,
+    zone_id: uuid.UUID,
+    quantities: dict[uuid.UUID, int],
+    payment_method: str,
+    channel: str,
+    address: str,
+    note: str,
+    actor: Actor,
+    customer_phone: str | None = None,
+    payment_reference: str | None = None,
+    savepoint: bool = True,
+) -> dict[str, Any]:
+    """One call of okada_order_place() (v6, orders migration 0021), which answers with an error
+    instead of raising, before changing anything; its result as a dict."""
     deadline = settings.OKADA_MOBILE_MONEY_DEADLINE_MINUTES if payment_method in MOBILE_MONEY else None
     with acting_for(actor, "order placed") as acting:
-        # The whole placement is one call to okada_order_place() (v5, orders migration 0015), which
-        # returns an error instead of raising, before changing anything.
         raw = one_value(
-            "SELECT okada_order_place(%s, %s, %s, %s::uuid[], %s::integer[], %s, %s, %s, %s, %s, %s, %s, %s)",
+            "SELECT okada_order_place(%s, %s, %s, %s::uuid[], %s::integer[], %s, %s, %s, %s, %s, %s, %s, %s,"
+            " %s, %s)",
             [
-                vendor.pk,
-                customer.pk,
-                zone.pk,
+                vendor_id,
+                customer_id,
+                zone_id,
                 list(quantities),
                 list(quantities.values()),
                 payment_method,
@@ -279,11 +292,19 @@ def order_place(
                 str(actor)[:150],
                 getattr(acting.user, "pk", None),
                 acting.reason,
+                customer_phone,
+                payment_reference,
             ],
+            savepoint=savepoint,
         )
-    result = json.loads(raw) if isinstance(raw, str) else raw  # Django's backend loads jsonb as text
+    result: dict[str, Any] = json.loads(raw) if isinstance(raw, str) else raw  # jsonb comes as text
+    return result
+
+
+def _refuse(result: dict[str, Any]) -> None:
+    """Raise the domain error okada_order_place() answered with (the errors every caller shares)."""
     error = result.get("error")
-    if error == "vendor_not_active":
+    if error in ("vendor_not_active", "vendor_unavailable"):
         raise VendorNotActive(_("This vendor is not taking orders."))
     if error == "zone_unavailable":
         raise ZoneUnavailable(_("This delivery zone no longer exists."), field="zone")
@@ -307,6 +328,20 @@ def order_place(
         raise UnexpectedPlacementResult(
             _("The order could not be placed (unexpected answer from the database)."), result=error
         )
+
+
+def _placed_order(
+    result: dict[str, Any],
+    *,
+    vendor_id: uuid.UUID,
+    customer_id: uuid.UUID,
+    zone_id: uuid.UUID,
+    payment_method: str,
+    channel: str,
+    address: str,
+    note: str,
+) -> Order:
+    """The order okada_order_place() wrote, built like a row read back."""
     subtotal, fee = result["subtotal_xaf"], result["delivery_fee_xaf"]
     placed_at = _timestamp(result["placed_at"])
     row = {
@@ -316,8 +351,8 @@ def order_place(
         "deleted_at": None,
         "deleted_by_cascade": False,
         "number": result["number"],
-        "vendor_id": vendor.pk,
-        "customer_id": customer.pk,
+        "vendor_id": vendor_id,
+        "customer_id": customer_id,
         "status": OrderStatus.PENDING,
         "channel": channel,
         "payment_method": payment_method,
@@ -326,17 +361,201 @@ def order_place(
         "delivery_fee_xaf": fee,
         "total_xaf": subtotal + fee,
         "address": address,
-        "zone_id": zone.pk,
+        "zone_id": zone_id,
         "placed_at": placed_at,
         "expires_at": _timestamp(result["expires_at"]) if result["expires_at"] else None,
         "note": note,
     }
-    # The row as stored, built like a row read back (positional: a third of the cost of keyword
-    # arguments, on the hot path), with the vendor, customer and zone already at hand cached.
-    order = Order.from_db(DEFAULT_DB_ALIAS, ORDER_COLUMNS, [row[name] for name in ORDER_COLUMNS])
+    # Positional (from_db): a third of the cost of keyword arguments, on the hot path.
+    order: Order = _row(Order, ORDER_COLUMNS, row)
+    return order
+
+
+def order_place(
+    *,
+    vendor: Vendor,
+    customer: Customer,
+    items: Sequence[tuple[Product | uuid.UUID, int]],
+    payment_method: str,
+    channel: str,
+    address: str,
+    zone: Zone,
+    actor: Actor,
+    note: str = "",
+) -> Order:
+    """Place an order: reserve stock for every item in one transaction, all or nothing.
+
+    Never oversells, under any concurrency: the stock rows are locked in product-id order, then
+    checked with their latest committed values before anything is written, so concurrent
+    placements neither oversell nor deadlock. Refuses with OutOfStock naming the short items,
+    and with VendorNotActive, ZoneUnavailable, CustomerUnavailable or ProductUnavailable when one
+    of them is suspended, soft-deleted or missing (checked in the same statement).
+    The order's number is okada_order_number() of the next value of orders_order_number_seq.
+    """
+    quantities = _check_placement(
+        vendor_id=vendor.pk,
+        items=items,
+        payment_method=payment_method,
+        channel=channel,
+        address=address,
+        actor=actor,
+    )
+    place: dict[str, Any] = {
+        "vendor_id": vendor.pk,
+        "customer_id": customer.pk,
+        "zone_id": zone.pk,
+        "payment_method": payment_method,
+        "channel": channel,
+        "address": address,
+        "note": note,
+    }
+    result = _call_order_place(quantities=quantities, actor=actor, **place)
+    _refuse(result)
+    order = _placed_order(result, **place)
+    # The vendor, customer and zone already at hand: cached, as a select_related read would.
     for field, related in ((ORDER_VENDOR, vendor), (ORDER_CUSTOMER, customer), (ORDER_ZONE, zone)):
         field.set_cached_value(order, related)
     return order
+
+
+@dataclass(frozen=True)
+class PlacedOrder:
+    """An order as order_place_for_phone() placed it: the order (its customer cached), its items
+    (by name, then id) and, for mobile money, the payment request."""
+
+    order: Order
+    items: list[OrderItem]
+    payments: list[Payment]
+
+
+def order_place_for_phone(
+    *,
+    vendor_id: uuid.UUID,
+    phone: str,
+    name: str,
+    zone_id: uuid.UUID,
+    items: Sequence[tuple[Product | uuid.UUID, int]],
+    payment_method: str,
+    channel: str,
+    address: str,
+    actor: Actor,
+    note: str = "",
+) -> PlacedOrder:
+    """Place an order for the customer with this phone number (the storefront's POST /orders),
+    and for mobile money request the payment, in one transaction and mostly one statement.
+
+    The live customer with this number is reused (its name and address kept); a new number gets
+    a new customer (customer_get_or_create: never two for one number, under any concurrency).
+    The vendor and zone are given by id: a missing or deleted one is refused with InvalidInput
+    (`vendor`, `zone`) before anything is written; otherwise the refusals of order_place().
+    For mobile money the payment request (`pending`, for the total, named
+    `order-placed:<order id>`, as payment_record() would write it) and its event are written in
+    the placement's statement: the order is new, so nothing is locked again.
+
+    Meant to run inside the caller's transaction (the API's Idempotency-Key one): a database
+    error then fails that transaction (no savepoint of its own).
+    """
+    phone = _checked_customer(phone=phone, name=name)
+    quantities = _check_placement(
+        vendor_id=vendor_id,
+        items=items,
+        payment_method=payment_method,
+        channel=channel,
+        address=address,
+        actor=actor,
+    )
+    reference = None
+    if payment_method in MOBILE_MONEY:
+        actor.require_if_staff("orders.add_payment")  # as payment_record asks of staff
+        # Made as payment_record makes one: the same kind of reference wherever it is written.
+        reference = f"{payment_method}-{uuid.uuid4().hex[:20]}"
+    place: dict[str, Any] = {
+        "vendor_id": vendor_id,
+        "zone_id": zone_id,
+        "payment_method": payment_method,
+        "channel": channel,
+        "address": address,
+        "note": note,
+    }
+    call: dict[str, Any] = {
+        "quantities": quantities,
+        "actor": actor,
+        "payment_reference": reference,
+        "savepoint": False,
+    }
+    result = _call_order_place(customer_id=None, customer_phone=phone, **call, **place)
+    customer: Customer | None = None
+    if result.get("error") == "customer_unknown":
+        # A first order from this number (nothing was locked or written): the customer is made
+        # through its service, after the vendor and zone it refers to are known to exist.
+        zone = _live_for_placing(vendor_id=vendor_id, zone_id=zone_id)
+        customer = customer_get_or_create(phone=phone, name=name, zone=zone, address=address, actor=actor)
+        # The phone again: with it the answer carries the items (see orders migration 0021).
+        result = _call_order_place(customer_id=customer.pk, customer_phone=phone, **call, **place)
+    if result.get("error") == "vendor_unavailable":
+        raise InvalidInput(_("No such vendor."), field="vendor")
+    if result.get("error") == "zone_unavailable":
+        raise InvalidInput(_("No such delivery zone."), field="zone")
+    _refuse(result)
+    if customer is None:
+        found = {**result["customer"], "id": uuid.UUID(result["customer"]["id"])}
+        customer = _row(Customer, CUSTOMER_COLUMNS, found)
+    order = _placed_order(result, customer_id=customer.pk, **place)
+    ORDER_CUSTOMER.set_cached_value(order, customer)
+    lines = [
+        _row(
+            OrderItem,
+            ITEM_COLUMNS,
+            {
+                **item,
+                "id": uuid.UUID(item["id"]),
+                "created_at": order.placed_at,
+                "updated_at": order.placed_at,
+                "order_id": order.pk,
+                "product_id": uuid.UUID(item["product_id"]),
+            },
+        )
+        for item in result["items"]
+    ]
+    payments = []
+    if result["payment"] is not None:
+        requested = _timestamp(result["payment"]["created_at"])
+        payment = {
+            "id": uuid.UUID(result["payment"]["id"]),
+            "created_at": requested,
+            "updated_at": requested,
+            "order_id": order.pk,
+            "provider": payment_method,
+            "provider_reference": reference,
+            "idempotency_key": f"order-placed:{order.pk}",
+            "amount_xaf": order.total_xaf,
+            "received_xaf": None,
+            "status": Payment.Status.PENDING,
+            "paid_at": None,
+            "callbacks": [],
+            "needs_refund": False,
+            "refund_flagged_at": None,
+            "refund_settled_at": None,
+            "refund_settled_by_id": None,
+        }
+        payments.append(_row(Payment, PAYMENT_COLUMNS, payment))
+    return PlacedOrder(order=order, items=lines, payments=payments)
+
+
+def _row(model: Any, columns: list[str], values: dict[str, Any]) -> Any:
+    """A model instance built like a row read back (a column missing from `values` fails loudly)."""
+    return model.from_db(DEFAULT_DB_ALIAS, columns, [values[name] for name in columns])
+
+
+def _live_for_placing(*, vendor_id: uuid.UUID, zone_id: uuid.UUID) -> Zone:
+    """The live zone, once the live vendor is known to exist (InvalidInput otherwise): checked
+    before a customer is created for an order that would be refused for them."""
+    if not Vendor.objects.filter(pk=vendor_id).exists():
+        raise InvalidInput(_("No such vendor."), field="vendor")
+    zone = Zone.objects.filter(pk=zone_id).first()
+    if zone is None:
+        raise InvalidInput(_("No such delivery zone."), field="zone")
+    return zone
 
 
 def _timestamp(value: str) -> datetime:
@@ -785,6 +1004,17 @@ def payment_refund_settle(*, payment: Payment, actor: Actor, note: str) -> Payme
 CUSTOMER_PHONE = "orders_customer_phone_live_uniq"
 
 
+def _checked_customer(*, phone: str, name: str) -> str:
+    """The phone number normalised (E.164), once it and the name are known to be valid."""
+    try:
+        phone = normalize_cm_phone(phone)
+    except ValidationError as exc:
+        raise InvalidInput(exc.messages[0], field="phone") from None
+    if not name.strip():
+        raise InvalidInput(_("The customer's name is required."), field="name")
+    return phone
+
+
 def customer_get_or_create(
     *, phone: str, name: str, actor: Actor, zone: Zone | None = None, address: str = ""
 ) -> Customer:
@@ -795,12 +1025,7 @@ def customer_get_or_create(
     for the first to commit) and it takes the customer the first one made. An existing
     customer's name and address are kept (the storefront's spelling may vary).
     """
-    try:
-        phone = normalize_cm_phone(phone)
-    except ValidationError as exc:
-        raise InvalidInput(exc.messages[0], field="phone") from None
-    if not name.strip():
-        raise InvalidInput(_("The customer's name is required."), field="name")
+    phone = _checked_customer(phone=phone, name=name)
     existing = Customer.objects.filter(phone=phone).first()
     if existing is not None:
         return existing

@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import quote
 
@@ -99,3 +102,21 @@ def database_url() -> str:
     db = connections[DEFAULT_DB_ALIAS].settings_dict
     password = f":{quote(str(db['PASSWORD']), safe='')}" if db["PASSWORD"] else ""
     return f"postgres://{quote(db['USER'], safe='')}{password}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
+
+
+def post_together(url: str, body: bytes, headers: list[dict[str, str]]) -> list[tuple[int, bytes]]:
+    """POST `body` to `url` (a live test server) once per entry of `headers`, all at the same
+    moment (a barrier), each from a thread of its own; their (status, body), in that order."""
+    barrier = threading.Barrier(len(headers), timeout=60)
+
+    def send(sent: dict[str, str]) -> tuple[int, bytes]:
+        request = urllib.request.Request(url, data=body, method="POST", headers=sent)  # noqa: S310 (our live server)
+        barrier.wait()
+        try:
+            with urllib.request.urlopen(request, timeout=60) as response:  # noqa: S310 (our live server)
+                return response.status, response.read()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read()
+
+    with ThreadPoolExecutor(max_workers=len(headers)) as pool:
+        return list(pool.map(send, headers))

@@ -20,22 +20,33 @@ class _PreparedCursor(psycopg.Cursor[Any]):
         return super().execute(query, params, prepare=True)
 
 
-def one_value(sql: str, params: list[Any]) -> Any:
+def one_value(sql: str, params: list[Any] | dict[str, Any], *, savepoint: bool = True) -> Any:
     """The single value of one statement that is a whole transaction by itself.
 
     In autocommit it runs bare: PostgreSQL makes one statement atomic, and the BEGIN and COMMIT
     round trips are saved, so the call is one round trip. Inside a caller's transaction it runs
-    in a savepoint, so that a failure leaves that transaction usable. It goes through Django's
-    cursor wrapper all the same: database errors come out as django.db errors, and execute
-    wrappers and query logging see the statement.
+    in a savepoint, so that a failure leaves that transaction usable; with `savepoint=False` a
+    failure fails the caller's transaction instead, and the two round trips are saved. It goes
+    through Django's cursor wrapper all the same: database errors come out as django.db errors,
+    and execute wrappers and query logging see the statement.
     """
-    with transaction.atomic() if connection.in_atomic_block else nullcontext():
-        raw = _prepared_cursor()
-        wrap = connection.make_debug_cursor if connection.queries_logged else connection.make_cursor
-        cursor = wrap(raw)  # not closed after use: the raw cursor serves the next call
-        cursor.execute(sql, params)
-        row = cursor.fetchone()
+    with transaction.atomic() if savepoint and connection.in_atomic_block else nullcontext():
+        row = _run(sql, params).fetchone()
     return row[0]
+
+
+def execute(sql: str, params: list[Any]) -> None:
+    """One statement that returns nothing, prepared like one_value's, run where the caller is
+    (in its transaction, without a savepoint): a hot-path write that needs no ORM."""
+    _run(sql, params)
+
+
+def _run(sql: str, params: list[Any] | dict[str, Any]) -> Any:
+    raw = _prepared_cursor()
+    wrap = connection.make_debug_cursor if connection.queries_logged else connection.make_cursor
+    cursor = wrap(raw)  # not closed after use: the raw cursor serves the next call
+    cursor.execute(sql, params)
+    return cursor
 
 
 def _prepared_cursor() -> Any:

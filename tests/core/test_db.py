@@ -1,4 +1,4 @@
-"""okada.core.db.one_value: one statement, one round trip, prepared, atomic either way."""
+"""okada.core.db.one_value and execute: one statement, one round trip, prepared, atomic either way."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.test.utils import CaptureQueriesContext
 
-from okada.core.db import one_value
+from okada.core.db import execute, one_value
 from tests.testapp.models import Shelf
 
 NEW_SHELF = """INSERT INTO testapp_shelf (id, created_at, updated_at, deleted_by_cascade, code, label)
@@ -46,6 +46,32 @@ def test_inside_a_transaction_a_failure_rolls_back_only_its_savepoint():
         # The caller's transaction is still usable and keeps its own work.
         assert one_value(NEW_SHELF, ["B"]) == "B"
         assert sorted(Shelf.objects.values_list("code", flat=True)) == ["B", "kept"]
+
+
+@pytest.mark.django_db
+def test_without_a_savepoint_a_failure_fails_the_callers_transaction_and_costs_no_round_trip():
+    with transaction.atomic():
+        with CaptureQueriesContext(connection) as queries:
+            assert one_value(NEW_SHELF, ["C"], savepoint=False) == "C"
+        assert len(queries.captured_queries) == 1  # the statement alone, no SAVEPOINT around it
+        with pytest.raises(IntegrityError):
+            one_value(NEW_SHELF, [None], savepoint=False)
+        # PostgreSQL refuses the rest of the transaction: nothing of it can be kept.
+        with pytest.raises(DatabaseError), transaction.atomic():
+            Shelf.objects.create(code="after")
+        transaction.set_rollback(True)
+    assert not Shelf.all_objects.exists()
+
+
+@pytest.mark.django_db
+def test_execute_runs_a_prepared_statement_in_the_callers_transaction():
+    shelf = Shelf.objects.create(code="D")
+    with CaptureQueriesContext(connection) as queries:
+        for label in ("x", "y"):
+            execute("UPDATE testapp_shelf SET label = %s WHERE id = %s", [label, shelf.pk])
+    assert len(queries.captured_queries) == 2  # no savepoints around them
+    assert Shelf.objects.get(pk=shelf.pk).label == "y"
+    assert sum("testapp_shelf SET label" in s for s in prepared_statements()) == 1
 
 
 @pytest.mark.django_db

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 
 import pytest
 from django.db import connection
@@ -12,7 +13,7 @@ from django.test.utils import CaptureQueriesContext
 
 from catalog.models import Stock
 from catalog.selectors import stock_audit
-from orders.models import Customer, Order, Payment
+from orders.models import Customer, Order, OrderItem, Payment
 from tests.catalog.factories import ProductFactory, VendorFactory
 from tests.credentials.factories import Api, problem, storefront_api, vendor_api
 from tests.orders.factories import CustomerFactory, OrderFactory, ZoneFactory
@@ -81,6 +82,154 @@ def test_out_of_stock_is_a_409_naming_the_items_and_nothing_is_placed(store, ven
     assert body["items"][0]["sku"] == "RARE"
     assert not Order.objects.exists()
     assert not Payment.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)  # the request's own transaction: BEGIN/COMMIT, no savepoint
+def test_a_known_customers_order_is_three_statements_with_its_idempotency_key(store, vendor):
+    # The whole placement over HTTP: the key claimed, okada_order_place() (customer by phone,
+    # stock, order, items, events, the payment request), the answer kept. BEGIN and COMMIT
+    # aside, nothing else reaches the database: no vendor, zone, customer or items read, the
+    # order not locked again for its payment.
+    zone = ZoneFactory()
+    product = ProductFactory(vendor=vendor, initial_stock=10)
+    CustomerFactory(phone="+237677000111")
+    first = store.post("/orders", order_body(vendor, zone, product, quantity=1), HTTP_IDEMPOTENCY_KEY="a")
+    assert first.status_code == 201  # the credential is now kept by this process
+    statements: list[str] = []
+
+    def record(execute, sql, params, many, context):  # sees prepared statements' text too
+        statements.append(" ".join(sql.split()[:3]))
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(record):
+        response = store.post(
+            "/orders", order_body(vendor, zone, product, quantity=1), HTTP_IDEMPOTENCY_KEY="b"
+        )
+    assert response.status_code == 201, response.content
+    assert statements == [
+        "WITH claimed AS",
+        "SELECT okada_order_place(%s, %s,",
+        "UPDATE core_idempotencyrecord SET",
+    ], statements
+
+
+def test_the_payment_request_is_the_one_payment_record_would_write(store, vendor):
+    from okada.core.actors import Actor
+    from orders.models import OrderEvent
+    from orders.services import payment_record
+
+    zone = ZoneFactory(delivery_fee_xaf=500)
+    product = ProductFactory(vendor=vendor, price_xaf=1000, initial_stock=5)
+    response = store.post("/orders", order_body(vendor, zone, product, method="orange_money"))
+    assert response.status_code == 201, response.content
+    body = response.json()
+    order = Order.objects.get(pk=body["id"])
+    payment = Payment.objects.get(order=order)
+    assert re.fullmatch(r"orange_money-[0-9a-f]{20}", payment.provider_reference)
+    assert (payment.provider, payment.amount_xaf, payment.status, payment.received_xaf) == (
+        "orange_money",
+        2500,
+        "pending",
+        None,
+    )
+    assert payment.idempotency_key == f"order-placed:{order.pk}"
+    assert body["payments"] == [
+        {
+            "id": str(payment.pk),
+            "provider": "orange_money",
+            "reference": payment.provider_reference,
+            "amount_xaf": 2500,
+            "status": "pending",
+            "paid_at": None,
+        }
+    ]
+    # Its event comes after the placement's on the timeline, with the data payment_record writes.
+    events = list(OrderEvent.objects.filter(order_id=order.pk).order_by("created_at"))
+    assert [e.kind for e in events] == ["placed", "payment"]
+    assert events[1].data == {
+        "payment_id": str(payment.pk),
+        "provider": "orange_money",
+        "reference": payment.provider_reference,
+        "status": "pending",
+        "amount_xaf": 2500,
+    }
+    assert events[1].actor == events[0].actor
+    # payment_record sees it as its own: the same request again is a repeat, not a second payment.
+    again = payment_record(
+        order=order,
+        provider="orange_money",
+        amount_xaf=2500,
+        idempotency_key=f"order-placed:{order.pk}",
+        actor=Actor(role=Actor.STOREFRONT, label="web"),
+    )
+    assert again.pk == payment.pk
+    assert Payment.objects.filter(order=order).count() == 1
+
+
+def test_the_answer_lists_the_items_as_stored_by_name(store, vendor):
+    zone = ZoneFactory()
+    products = [
+        ProductFactory(vendor=vendor, name=name, price_xaf=price, initial_stock=9)
+        for name, price in (("Riz", 700), ("Huile", 1200), ("Savon", 300))
+    ]
+    body = order_body(vendor, zone, products[0], method="cash")
+    body["items"] = [{"product": str(p.pk), "quantity": n} for p, n in zip(products, (1, 2, 3), strict=True)]
+    response = store.post("/orders", body)
+    assert response.status_code == 201, response.content
+    stored = OrderItem.objects.filter(order_id=response.json()["id"]).order_by("name", "id")
+    assert response.json()["items"] == [
+        {
+            "id": str(i.pk),
+            "product": str(i.product_id),
+            "sku": i.sku,
+            "name": i.name,
+            "unit_price_xaf": i.unit_price_xaf,
+            "quantity": i.quantity,
+            "line_total_xaf": i.line_total_xaf,
+        }
+        for i in stored
+    ]
+    assert [i["name"] for i in response.json()["items"]] == ["Huile", "Riz", "Savon"]
+    assert response.json()["subtotal_xaf"] == 700 + 2 * 1200 + 3 * 300
+    assert response.json()["payments"] == []
+
+
+def test_a_new_number_gets_a_customer_with_its_history_and_the_answer_names_it(store, vendor):
+    zone = ZoneFactory()
+    product = ProductFactory(vendor=vendor, initial_stock=5)
+    response = store.post("/orders", order_body(vendor, zone, product, phone="677 00 02 22"))
+    assert response.status_code == 201, response.content
+    customer = Customer.objects.get(phone="+237677000222")
+    assert response.json()["customer"] == {
+        "id": str(customer.pk),
+        "name": "Awa Mbarga",
+        "phone": "+237677000222",
+    }
+    assert (customer.zone_id, customer.default_address) == (zone.pk, "Carrefour Ndokoti")
+    assert customer.history.get().history_type == "+"
+
+
+def test_a_deleted_vendor_or_zone_is_a_400_a_suspended_vendor_a_409(store, vendor):
+    from catalog.services import vendor_soft_delete
+    from orders.services import zone_soft_delete
+    from tests.catalog.factories import staff_actor
+
+    zone = ZoneFactory()
+    product = ProductFactory(vendor=vendor, initial_stock=5)
+    CustomerFactory(phone="+237677000111")
+    suspended = VendorFactory(status="suspended")
+    gone = ZoneFactory()
+    zone_soft_delete(zone=gone, actor=staff_actor())
+    response = store.post("/orders", order_body(vendor, gone, product))
+    assert (response.status_code, list(problem(response)["errors"])) == (400, ["zone"])
+    response = store.post("/orders", {**order_body(vendor, zone, product), "vendor": str(suspended.pk)})
+    assert (response.status_code, problem(response)["code"]) == (409, "vendor_not_active")
+    deleted = VendorFactory()
+    vendor_soft_delete(vendor=deleted, actor=staff_actor())
+    response = store.post("/orders", {**order_body(vendor, zone, product), "vendor": str(deleted.pk)})
+    assert (response.status_code, list(problem(response)["errors"])) == (400, ["vendor"])
+    assert not Order.objects.exists()
+    assert Stock.objects.get(product=product).reserved == 0
 
 
 @pytest.mark.parametrize(
@@ -244,3 +393,35 @@ def test_a_callback_for_an_unknown_reference_is_a_404_unknown_payment():
     assert response.status_code == 404
     assert problem(response)["code"] == "unknown_payment"
     assert Api().post("/payments/callbacks/paypal", raw, **headers).status_code == 404
+
+
+@pytest.mark.django_db(transaction=True)
+def test_first_orders_from_one_new_number_at_once_make_one_customer(live_server):
+    # Every request is told `customer_unknown` by okada_order_place() (nothing locked), and
+    # creates the customer: one insert wins, the others wait on the phone's unique index, then
+    # reuse it. Each still places its own order with its own payment request.
+    from tests.concurrency import post_together
+    from tests.credentials.factories import storefront_key
+
+    vendor = VendorFactory()
+    zone = ZoneFactory()
+    product = ProductFactory(vendor=vendor, initial_stock=100)
+    secret = storefront_key()
+    body = json.dumps(order_body(vendor, zone, product, phone="+237677999000", quantity=1)).encode()
+    clients = 8
+    headers = [
+        {
+            "Authorization": f"Bearer {secret}",
+            "Content-Type": "application/json",
+            "Idempotency-Key": f"first-order-{n}",
+        }
+        for n in range(clients)
+    ]
+    answers = post_together(f"{live_server.url}/api/v1/orders", body, headers)
+    assert [status for status, _ in answers] == [201] * clients, answers
+    customer = Customer.objects.get(phone="+237677999000")
+    assert {json.loads(content)["customer"]["id"] for _, content in answers} == {str(customer.pk)}
+    assert Order.objects.filter(customer=customer).count() == clients
+    assert Payment.objects.filter(order__customer=customer, status="pending").count() == clients
+    assert Stock.objects.get(product=product).reserved == clients
+    assert stock_audit() == []

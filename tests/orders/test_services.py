@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 from importlib import import_module
 from typing import Any
@@ -40,6 +41,7 @@ from orders.services import (
     CustomerUnavailable,
     InvalidTransition,
     OutOfStock,
+    PlacedOrder,
     ProductUnavailable,
     RefundNotOwed,
     TransitionNotAllowed,
@@ -49,6 +51,7 @@ from orders.services import (
     allowed_targets,
     order_cancel,
     order_expire_unpaid,
+    order_place_for_phone,
     order_transition,
     payment_apply_callback,
     payment_record,
@@ -67,7 +70,8 @@ from tests.orders.factories import (
 
 pytestmark = pytest.mark.django_db
 
-ORDER_PLACE_V4 = import_module("orders.migrations.0010_order_place_v4")
+NO_ROW = uuid.UUID("0192f6d2-8b1c-7c3e-9a51-3f2b9c1d4e5f")  # an id no row has
+ORDER_PLACE = import_module("orders.migrations.0021_order_place_v6")  # the current version
 
 S = OrderStatus
 VENDOR, STAFF, STOREFRONT, SYSTEM = Actor.VENDOR, Actor.STAFF, Actor.STOREFRONT, Actor.SYSTEM
@@ -455,6 +459,113 @@ def test_a_vendor_may_not_place_orders_for_another_vendor():
 def test_staff_may_place_admin_orders_for_any_vendor():
     order = place(channel=Channel.ADMIN, actor=staff_actor())
     assert order.channel == Channel.ADMIN
+
+
+# --- Placing for a phone number (the storefront's POST /orders) ---------------------------------
+
+
+def place_for_phone(**kwargs: Any) -> PlacedOrder:
+    vendor = kwargs.pop("vendor", None) or VendorFactory()
+    product = kwargs.pop("product", None) or ProductFactory(vendor=vendor, price_xaf=1000, initial_stock=10)
+    zone = kwargs.pop("zone", None) or ZoneFactory(delivery_fee_xaf=500)
+    args: dict[str, Any] = {
+        "vendor_id": vendor.pk,
+        "phone": "677 11 22 33",
+        "name": "Awa Mbarga",
+        "zone_id": zone.pk,
+        "items": [(product.pk, 2)],
+        "payment_method": PaymentMethod.MTN_MOMO,
+        "channel": Channel.STOREFRONT,
+        "address": "Akwa",
+        "actor": actor_for(STOREFRONT),
+    }
+    return order_place_for_phone(**{**args, **kwargs})
+
+
+def test_placing_for_a_phone_reuses_the_live_customer_and_returns_what_was_stored():
+    existing = CustomerFactory(phone="+237677112233", name="Awa M.")
+    CustomerFactory(phone="+237677112233", deleted_at=timezone.now())  # a deleted one is not reused
+
+    placed = place_for_phone()
+
+    order = Order.objects.get()
+    assert placed.order.pk == order.pk and placed.order.customer_id == existing.pk
+    for field in Order._meta.concrete_fields:
+        if field.name != "search_vector":
+            assert getattr(placed.order, field.attname) == getattr(order, field.attname), field.name
+    assert (placed.order.customer.name, placed.order.customer.phone) == ("Awa M.", "+237677112233")
+    stored_items = list(OrderItem.objects.filter(order=order).order_by("name", "id").values())
+    assert [
+        {f.attname: getattr(i, f.attname) for f in OrderItem._meta.concrete_fields} for i in placed.items
+    ] == stored_items
+    [payment] = placed.payments
+    assert {f.attname: getattr(payment, f.attname) for f in Payment._meta.concrete_fields} == (
+        Payment.objects.filter(order=order).values().get()
+    )
+    assert Customer.objects.count() == 1  # no new live one
+
+
+def test_placing_for_a_new_phone_creates_the_customer_once_then_reuses_it():
+    zone = ZoneFactory()
+    first = place_for_phone(zone=zone, payment_method=PaymentMethod.CASH)
+    second = place_for_phone(zone=zone, name="Someone else")
+    customer = Customer.objects.get()
+    assert first.order.customer_id == second.order.customer_id == customer.pk
+    assert (customer.name, customer.zone_id, customer.default_address) == ("Awa Mbarga", zone.pk, "Akwa")
+    assert first.payments == [] and len(second.payments) == 1
+
+
+@pytest.mark.parametrize(
+    "change, field",
+    [
+        ({"phone": "12"}, "phone"),
+        ({"name": "  "}, "name"),
+        ({"vendor_id": NO_ROW}, "vendor"),
+        ({"zone_id": NO_ROW}, "zone"),
+        ({"address": " "}, "address"),
+        ({"items": []}, "items"),
+    ],
+)
+def test_placing_for_a_phone_refuses_bad_input_and_creates_no_customer(change, field):
+    product = ProductFactory(initial_stock=5)
+    with pytest.raises(InvalidInput) as exc:
+        place_for_phone(vendor=product.vendor, product=product, **change)
+    assert list(exc.value.errors) == [field]
+    assert not Customer.objects.exists()
+    assert not Order.objects.exists()
+    assert stock_of(product) == (5, 0)
+
+
+def test_staff_placing_for_a_phone_need_the_payment_permission_for_mobile_money():
+    clerk = Actor(role=STAFF, user=UserFactory(is_staff=True))  # no group, no permission
+    CustomerFactory(phone="+237677112233")
+    with pytest.raises(NotAllowed):
+        place_for_phone(channel=Channel.ADMIN, actor=clerk)
+    assert not Order.objects.exists()
+    placed = place_for_phone(channel=Channel.ADMIN, actor=clerk, payment_method=PaymentMethod.CASH)
+    assert placed.payments == []
+
+
+def test_placing_for_a_phone_keeps_order_places_refusals():
+    vendor = VendorFactory()
+    product = ProductFactory(vendor=vendor, initial_stock=1)
+    CustomerFactory(phone="+237677112233")
+    with pytest.raises(OutOfStock):
+        place_for_phone(vendor=vendor, product=product)
+    vendor_suspend(vendor=vendor, actor=staff_actor())
+    with pytest.raises(VendorNotActive):
+        place_for_phone(vendor=vendor, product=product)
+    other = ProductFactory(initial_stock=5)
+    with pytest.raises(ProductUnavailable):
+        place_for_phone(product=other)
+    with pytest.raises(NotAllowed):  # a vendor places phone orders for its own shop only
+        place_for_phone(
+            product=other,
+            vendor=other.vendor,
+            channel=Channel.PHONE,
+            actor=vendor_actor(vendor),
+        )
+    assert not Order.objects.exists()
 
 
 # --- Transitions --------------------------------------------------------------------------------
@@ -1312,7 +1423,7 @@ def test_order_place_function_keeps_its_planner_settings():
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT proconfig FROM pg_proc WHERE oid = %s::regprocedure",
-            [ORDER_PLACE_V4.SIGNATURE],
+            [ORDER_PLACE.SIGNATURE],
         )
         (settings,) = cursor.fetchone()
     assert {"plan_cache_mode=force_generic_plan", "enable_seqscan=off", "enable_bitmapscan=off"} <= set(

@@ -4,10 +4,6 @@ identical requests at once against a live server (real threads, separate connect
 from __future__ import annotations
 
 import json
-import threading
-import urllib.error
-import urllib.request
-from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
@@ -19,6 +15,7 @@ from okada.core.models import IdempotencyRecord, JobRun
 from okada.core.tasks import prune_idempotency_keys
 from orders.models import Customer, Order
 from tests.catalog.factories import ProductFactory, VendorFactory
+from tests.concurrency import post_together
 from tests.credentials.factories import Api, problem, storefront_key, vendor_api
 from tests.orders.factories import ZoneFactory
 
@@ -158,28 +155,12 @@ def test_twenty_identical_order_requests_at_once_place_one_order(live_server):
             "zone": str(zone.pk),
         }
     ).encode()
-    barrier = threading.Barrier(20, timeout=60)
-
-    def send(_: int) -> tuple[int, bytes]:
-        request = urllib.request.Request(  # noqa: S310 (our live server)
-            f"{live_server.url}/api/v1/orders",
-            data=body,
-            method="POST",
-            headers={
-                "Authorization": f"Bearer {secret}",
-                "Content-Type": "application/json",
-                "Idempotency-Key": "checkout-42",
-            },
-        )
-        barrier.wait()
-        try:
-            with urllib.request.urlopen(request, timeout=60) as response:  # noqa: S310 (our live server)
-                return response.status, response.read()
-        except urllib.error.HTTPError as exc:
-            return exc.code, exc.read()
-
-    with ThreadPoolExecutor(max_workers=20) as pool:
-        answers = list(pool.map(send, range(20)))
+    headers = {
+        "Authorization": f"Bearer {secret}",
+        "Content-Type": "application/json",
+        "Idempotency-Key": "checkout-42",
+    }
+    answers = post_together(f"{live_server.url}/api/v1/orders", body, [headers] * 20)
     assert Order.objects.count() == 1
     assert Customer.objects.count() == 1
     created = [content for status, content in answers if status == 201]
