@@ -180,6 +180,11 @@ class ProductUnit(models.TextChoices):
     BUNCH = "bunch", _("bunch")
 
 
+# Full-text search conditions (ProductQuerySet.search says which and why); one parameter, the text.
+SEARCH_SQL = "catalog_product.search_vector @@ public.okada_search_query(%s)"
+SEARCH_ONE_VENDOR_SQL = "ts_match_vq(catalog_product.search_vector, public.okada_search_query(%s))"
+
+
 class ProductQuerySet(TrackedQuerySet):
     def for_vendor(self, vendor: Vendor | uuid.UUID) -> ProductQuerySet:
         return self.filter(vendor=vendor)
@@ -199,10 +204,7 @@ class ProductQuerySet(TrackedQuerySet):
         underestimates that. `ts_match_vq()` is what the `@@` operator calls; written as a
         function call, the planner does not match it with the index.
         """
-        if one_vendor:
-            sql = "ts_match_vq(catalog_product.search_vector, public.okada_search_query(%s))"
-        else:
-            sql = "catalog_product.search_vector @@ public.okada_search_query(%s)"
+        sql = SEARCH_ONE_VENDOR_SQL if one_vendor else SEARCH_SQL
         match = RawSQL(sql, (text,), output_field=BooleanField())  # noqa: S611 (constant SQL)
         return self.filter(match)
 
