@@ -154,10 +154,11 @@ def product_page(
     ordering: str = "-updated_at",
     after: tuple[Any, uuid.UUID] | None = None,
     limit: int,
-) -> list[tuple[str, Any, uuid.UUID]]:
+) -> list[tuple[str, str, str]]:
     """The products `product_list` selects (same arguments), in `ordering` then by id the same
     way, strictly after the (sort key, id) `after`, `limit` at most: rows of (JSON text as
-    `PRODUCT_JSON` writes it, sort key, id). One statement, whose text depends only on which
+    `PRODUCT_JSON` writes it, sort key, id), all three as text (PostgreSQL's; a page converts
+    only the keys of its first and last rows). One statement, whose text depends only on which
     filters are given: prepared once per connection, never compiled by the ORM."""
     sql = _product_page_sql(
         vendor=vendor_id is not None,
@@ -222,7 +223,7 @@ def _product_page_sql(
     if after:  # the keyset condition, which the (vendor, updated_at) index serves
         where.append(f"(catalog_product.{key}, catalog_product.id) {op} (%(after_key)s, %(after_id)s)")
     return (
-        f"SELECT {PRODUCT_JSON}, catalog_product.{key}, catalog_product.id"  # noqa: S608 (constant)
+        f"SELECT {PRODUCT_JSON}, catalog_product.{key}::text, catalog_product.id::text"  # noqa: S608
         f" FROM {tables} WHERE {' AND '.join(where)}"
         f" ORDER BY catalog_product.{key} {direction}, catalog_product.id {direction}"
         " LIMIT %(limit)s"
