@@ -180,9 +180,11 @@ class ProductUnit(models.TextChoices):
     BUNCH = "bunch", _("bunch")
 
 
-# Full-text search conditions (ProductQuerySet.search says which and why); one parameter, the text.
-SEARCH_SQL = "catalog_product.search_vector @@ public.okada_search_query(%s)"
-SEARCH_ONE_VENDOR_SQL = "ts_match_vq(catalog_product.search_vector, public.okada_search_query(%s))"
+# Full-text search conditions (ProductQuerySet.search says which and why), on `{query}`: the
+# tsquery, e.g. SEARCH_QUERY (one parameter, the text).
+SEARCH_QUERY = "public.okada_search_query(%s)"
+SEARCH_SQL = "catalog_product.search_vector @@ {query}"
+SEARCH_ONE_VENDOR_SQL = "ts_match_vq(catalog_product.search_vector, {query})"
 
 
 class ProductQuerySet(TrackedQuerySet):
@@ -204,7 +206,7 @@ class ProductQuerySet(TrackedQuerySet):
         underestimates that. `ts_match_vq()` is what the `@@` operator calls; written as a
         function call, the planner does not match it with the index.
         """
-        sql = SEARCH_ONE_VENDOR_SQL if one_vendor else SEARCH_SQL
+        sql = (SEARCH_ONE_VENDOR_SQL if one_vendor else SEARCH_SQL).format(query=SEARCH_QUERY)
         match = RawSQL(sql, (text,), output_field=BooleanField())  # noqa: S611 (constant SQL)
         return self.filter(match)
 

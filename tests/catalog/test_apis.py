@@ -487,3 +487,17 @@ def test_list_query_count_does_not_grow_with_the_page_size(api, vendor, path):
         assert len(response.json()["results"]) == limit
         counts.append(len(queries))
     assert counts[0] == counts[1] <= 3
+
+
+def test_searches_find_the_same_products_once_the_statement_is_prepared_and_planned_generically(api, vendor):
+    ProductFactory(vendor=vendor, name="Riz parfumé")
+    ProductFactory(vendor=vendor, name="Huile de palme")
+    ProductFactory(name="Riz long")  # another vendor's: the storefront finds it, the vendor never
+    store = storefront_api()
+    names = lambda r: sorted(p["name"] for p in r.json()["results"])  # noqa: E731
+    # PostgreSQL switches a prepared statement to a generic plan after five executions.
+    for _ in range(8):
+        assert names(api.get("/products?q=riz")) == ["Riz parfumé"]
+        assert names(api.get("/products?q=huile")) == ["Huile de palme"]
+        assert names(api.get("/products?q=creme")) == []
+        assert names(store.get("/products?q=riz")) == ["Riz long", "Riz parfumé"]
