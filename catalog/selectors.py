@@ -139,7 +139,7 @@ def product_json(*, pk: uuid.UUID) -> tuple[str, int] | None:
     rows = prepared_rows(
         f"SELECT {PRODUCT_JSON}, catalog_product.version FROM {PRODUCT_FROM}"  # noqa: S608 (constant)
         " WHERE catalog_product.id = %(pk)s AND catalog_product.deleted_at IS NULL",
-        {"pk": pk},  # type: ignore[arg-type]
+        {"pk": pk},
     )
     return rows[0] if rows else None
 
@@ -189,7 +189,7 @@ def product_page(
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
             return cursor.fetchall()  # type: ignore[return-value]
-    return prepared_rows(sql, params)  # type: ignore[arg-type,return-value]
+    return prepared_rows(sql, params)  # type: ignore[return-value]
 
 
 @cache
