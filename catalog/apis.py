@@ -354,8 +354,7 @@ class ProductListApi(ProductScope):
             limit=page.limit + 1,
         )
         # Rows of (JSON text, sort key, id) as text: the cursors are made of the last two.
-        sort_key = Product._meta.get_field(page.field)
-        found = page.page(rows, key=lambda row: (sort_key.to_python(row[1]), row[2]))
+        found = page.page(rows, key=lambda row: (page.sort_value(Product, row[1]), row[2]))
         return found.json_response(row[0] for row in found.rows)
 
     def post(self, request: Request) -> Response:

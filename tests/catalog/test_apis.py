@@ -428,7 +428,8 @@ def test_every_page_of_every_ordering_is_the_orms_order_with_no_row_lost_or_repe
             url = page["next"]
         assert seen == expected, ordering
         assert str(other.pk) not in seen
-        back, url = [], pages[-1]["previous"]
+        back: list[str] = []
+        url = pages[-1]["previous"]
         while url:
             page = api.client.get(url, **api.headers).json()
             back = [p["id"] for p in page["results"]] + back

@@ -123,13 +123,16 @@ class CursorPage:
         holds the rows strictly after it in `read_ordering`."""
         if self.cursor is None:
             return None
+        pk: Any = model._meta.pk
         try:
-            return (
-                model._meta.get_field(self.field).to_python(self.cursor[1]),
-                model._meta.pk.to_python(self.cursor[2]),  # type: ignore[union-attr]
-            )
+            return self.sort_value(model, self.cursor[1]), pk.to_python(self.cursor[2])
         except Exception:
             raise InvalidInput(_("This cursor is not valid."), field="cursor") from None
+
+    def sort_value(self, model: type[Model], value: Any) -> Any:
+        """`value` (e.g. a cursor's, or PostgreSQL's text) as `model`'s Python value of the sort key."""
+        field: Any = model._meta.get_field(self.field)
+        return field.to_python(value)
 
     def paginate(self, queryset: QuerySet[Any]) -> Page:
         position = self.position(queryset.model)
