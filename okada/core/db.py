@@ -3,7 +3,6 @@ cache keys that belong to one database."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 from contextlib import nullcontext
 from typing import Any
 
