@@ -11,8 +11,6 @@ import uuid
 from typing import Any
 
 import orjson
-from django.db.models import F, TextField
-from django.db.models.functions import Cast
 from django.utils.translation import gettext as _
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import serializers, status
@@ -30,7 +28,6 @@ from okada.core.api.serializers import (
     query_text,
     query_uuid,
     utc,
-    utc_sql,
 )
 from okada.core.api.views import ApiView
 from okada.core.errors import InvalidInput, NotFound
@@ -80,8 +77,7 @@ def stock_json(stock: Stock) -> dict[str, Any]:
 
 
 class ProductOut(serializers.Serializer[Any]):
-    """Declared for the schema; `to_representation` builds the dict directly (a list page of 200
-    products costs a fraction of what field-by-field serialization would)."""
+    """The schema of a product; PostgreSQL writes the JSON itself (`selectors.PRODUCT_JSON`)."""
 
     id = serializers.UUIDField()
     vendor = serializers.UUIDField()
@@ -98,69 +94,6 @@ class ProductOut(serializers.Serializer[Any]):
     stock = StockOut()
     created_at = UtcDateTimeField()
     updated_at = UtcDateTimeField()
-
-    def to_representation(self, row: dict[str, Any]) -> dict[str, Any]:
-        return product_json(row)
-
-
-# Lists read these columns as plain values (no model instances: a third of the time of a page), and
-# PostgreSQL writes ids, times and attributes as the text the API shows: Python converts nothing
-# per row (parsing a timestamp or a jsonb value only to write it back costs more than the query).
-PRODUCT_VALUES = (
-    "sku",
-    "name",
-    "description",
-    "price_xaf",
-    "compare_at_price_xaf",
-    "unit",
-    "is_active",
-    "version",
-)
-PRODUCT_TEXT = {
-    "id_text": Cast("id", TextField()),
-    "vendor_text": Cast("vendor_id", TextField()),
-    "category_text": Cast("category_id", TextField()),
-    "attributes_text": Cast("attributes", TextField()),
-    "created_text": utc_sql("created_at"),
-    "updated_text": utc_sql("updated_at"),
-    "on_hand": F("stock__on_hand"),
-    "reserved": F("stock__reserved"),
-    "stock_version": F("stock__version"),
-}
-
-
-def product_rows(products: ProductQuerySet, *also: str) -> ProductQuerySet:
-    """`products` as `.values()` rows for `product_json` (`also`: more columns, e.g. a sort key)."""
-    return products.values(*PRODUCT_VALUES, *also, **PRODUCT_TEXT)  # type: ignore[return-value]
-
-
-def product_json(row: dict[str, Any]) -> dict[str, Any]:
-    """A product as the API shows it, from a `product_rows()` row."""
-    pk = row["id_text"]
-    on_hand, reserved = row["on_hand"] or 0, row["reserved"] or 0
-    return {
-        "id": pk,
-        "vendor": row["vendor_text"],
-        "sku": row["sku"],
-        "name": row["name"],
-        "description": row["description"],
-        "category": row["category_text"],
-        "price_xaf": row["price_xaf"],
-        "compare_at_price_xaf": row["compare_at_price_xaf"],
-        "unit": row["unit"],
-        "is_active": row["is_active"],
-        "attributes": orjson.Fragment(row["attributes_text"]),  # jsonb's text is JSON already
-        "version": row["version"],
-        "stock": {
-            "product": pk,
-            "on_hand": on_hand,
-            "reserved": reserved,
-            "available": on_hand - reserved,
-            "version": row["stock_version"] or 0,
-        },
-        "created_at": row["created_text"],
-        "updated_at": row["updated_text"],
-    }
 
 
 class CategoryOut(serializers.Serializer[Any]):
@@ -342,10 +275,14 @@ PRODUCT_EXAMPLE = {
 class ProductScope(ApiView):
     """The products a credential may see: its vendor's (vendor), the orderable ones (storefront)."""
 
-    def products(self, **filters: Any) -> ProductQuerySet:
+    def scope(self, vendor_id: uuid.UUID | None = None) -> dict[str, Any]:
+        """The selectors' arguments for that; `vendor_id`: the storefront's choice of one vendor."""
         if self.actor.role == VENDOR:
-            return selectors.product_list(vendor_id=self.actor.vendor_id, **filters)
-        return selectors.product_list(vendor_id=filters.pop("vendor_id", None), orderable=True, **filters)
+            return {"vendor_id": self.actor.vendor_id}
+        return {"vendor_id": vendor_id, "orderable": True}
+
+    def products(self) -> ProductQuerySet:
+        return selectors.product_list(**self.scope())
 
     def product(self, pk: uuid.UUID) -> Product:
         product = self.products().filter(pk=pk).first()
@@ -406,16 +343,19 @@ class ProductListApi(ProductScope):
 
     def get(self, request: Request) -> Response:
         page = CursorPage(request, orderings=PRODUCT_ORDERINGS, default="-updated_at")
-        products = self.products(
+        rows = selectors.product_page(
+            **self.scope(query_uuid(request, "vendor") if self.actor.role == STOREFRONT else None),
             q=query_text(request, "q"),
             is_active=query_bool(request, "is_active"),
             category_id=query_uuid(request, "category"),
             updated_since=query_datetime(request, "updated_since"),
-            **({"vendor_id": query_uuid(request, "vendor")} if self.actor.role == STOREFRONT else {}),
+            ordering=page.read_ordering,
+            after=page.position(Product),
+            limit=page.limit + 1,
         )
-        # The page's sort key and id as values too: the cursor is made of them.
-        rows = page.paginate(product_rows(products, "id", page.field))
-        return rows.response([product_json(p) for p in rows.rows])
+        # Rows of (JSON text, sort key, id) as text: the cursors are made of the last two.
+        found = page.page(rows, key=lambda row: (page.sort_value(Product, row[1]), row[2]))
+        return found.json_response(row[0] for row in found.rows)
 
     def post(self, request: Request) -> Response:
         data = ProductCreateIn(data=request.data)
@@ -425,8 +365,11 @@ class ProductListApi(ProductScope):
 
 
 def _product_response(product: Product, code: int = status.HTTP_200_OK) -> Response:
-    row = product_rows(Product.objects.filter(pk=product.pk)).get()
-    return Response(product_json(row), status=code, headers={"ETag": f'"{row["version"]}"'})
+    found = selectors.product_json(pk=product.pk)
+    if found is None:
+        raise NotFound(_("No such product."))
+    text, version = found
+    return Response(orjson.Fragment(text), status=code, headers={"ETag": f'"{version}"'})
 
 
 def _if_match(request: Request) -> int | None:

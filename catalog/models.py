@@ -180,6 +180,13 @@ class ProductUnit(models.TextChoices):
     BUNCH = "bunch", _("bunch")
 
 
+# Full-text search conditions (ProductQuerySet.search says which and why), on `{query}`: the
+# tsquery, e.g. SEARCH_QUERY (one parameter, the text).
+SEARCH_QUERY = "public.okada_search_query(%s)"
+SEARCH_SQL = "catalog_product.search_vector @@ {query}"
+SEARCH_ONE_VENDOR_SQL = "ts_match_vq(catalog_product.search_vector, {query})"
+
+
 class ProductQuerySet(TrackedQuerySet):
     def for_vendor(self, vendor: Vendor | uuid.UUID) -> ProductQuerySet:
         return self.filter(vendor=vendor)
@@ -199,10 +206,7 @@ class ProductQuerySet(TrackedQuerySet):
         underestimates that. `ts_match_vq()` is what the `@@` operator calls; written as a
         function call, the planner does not match it with the index.
         """
-        if one_vendor:
-            sql = "ts_match_vq(catalog_product.search_vector, public.okada_search_query(%s))"
-        else:
-            sql = "catalog_product.search_vector @@ public.okada_search_query(%s)"
+        sql = (SEARCH_ONE_VENDOR_SQL if one_vendor else SEARCH_SQL).format(query=SEARCH_QUERY)
         match = RawSQL(sql, (text,), output_field=BooleanField())  # noqa: S611 (constant SQL)
         return self.filter(match)
 

@@ -41,6 +41,17 @@ def execute(sql: str, params: list[Any]) -> None:
     _run(sql, params)
 
 
+def prepared_rows(sql: str, params: list[Any] | dict[str, Any]) -> list[tuple[Any, ...]]:
+    """The rows of one read statement, prepared on the connection at first use (a hot read whose
+    SQL text is one of a few fixed ones: PostgreSQL plans it once per connection, and nothing is
+    compiled in Python). Through Django's cursor wrapper, like `one_value`. The connection is
+    checked first, as Django checks it before its own cursors (CONN_HEALTH_CHECKS: a connection
+    that died between requests is replaced instead of failing the request), since this is
+    usually a request's only statement."""
+    connection.close_if_health_check_failed()
+    return list(_run(sql, params).fetchall())
+
+
 def _run(sql: str, params: list[Any] | dict[str, Any]) -> Any:
     raw = _prepared_cursor()
     wrap = connection.make_debug_cursor if connection.queries_logged else connection.make_cursor

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import base64
+import json
 from datetime import UTC, datetime
 
+import orjson
 import pytest
+from django.core import signing
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
@@ -307,6 +311,170 @@ def test_categories_list(api):
     assert [c["id"] for c in api.get(f"/categories?parent={root.pk}").json()["results"]] == [str(child.pk)]
 
 
+def _shown(product: Product) -> dict:
+    """A product as the API showed it before PostgreSQL wrote the JSON: the dict orjson wrote, with
+    the attributes as jsonb's own text (embedded as it is)."""
+    product.refresh_from_db()
+    stock = Stock.objects.filter(product=product).first()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT attributes::text FROM catalog_product WHERE id = %s", [product.pk])
+        attributes = orjson.Fragment(cursor.fetchone()[0])
+    return {
+        "id": str(product.pk),
+        "vendor": str(product.vendor_id),
+        "sku": product.sku,
+        "name": product.name,
+        "description": product.description,
+        "category": str(product.category_id) if product.category_id else None,
+        "price_xaf": product.price_xaf,
+        "compare_at_price_xaf": product.compare_at_price_xaf,
+        "unit": product.unit,
+        "is_active": product.is_active,
+        "attributes": attributes,
+        "version": product.version,
+        "stock": {
+            "product": str(product.pk),
+            "on_hand": stock.on_hand if stock else 0,
+            "reserved": stock.reserved if stock else 0,
+            "available": stock.on_hand - stock.reserved if stock else 0,
+            "version": stock.version if stock else 0,
+        },
+        "created_at": utc(product.created_at),
+        "updated_at": utc(product.updated_at),
+    }
+
+
+def test_a_list_page_is_byte_for_byte_what_orjson_writes_for_the_same_products(api, vendor):
+    awkward = 'Quote " back\\slash \n new\tline \x01\x1f é 😀 \u2028 </script> ' + "«»"
+    products = [
+        ProductFactory(
+            vendor=vendor,
+            name=awkward,
+            description=awkward * 2,
+            sku='S"1\\',
+            price_xaf=1500,
+            compare_at_price_xaf=2000,
+            category=CategoryFactory(),
+            attributes={'k"ey': awkward, "n": [1, 2.5, None, True, {"x": "é"}], "e": {}},
+            initial_stock=7,
+            is_active=False,
+        ),
+        ProductFactory(vendor=vendor, name="Plain", unit="kg", attributes={}),
+    ]
+    Product.objects.filter(pk=products[1].pk).update(created_at=datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC))
+    response = api.get("/products?ordering=price_xaf")
+    expected = {"results": [_shown(products[1]), _shown(products[0])], "next": None, "previous": None}
+    assert response.content == orjson.dumps(expected)
+    detail = api.get(f"/products/{products[0].pk}")
+    assert detail.content == orjson.dumps(_shown(products[0]))
+    assert detail["ETag"] == f'"{products[0].version}"'
+
+
+def _cursor(url: str) -> list:
+    raw = url.split("cursor=")[1].split("&")[0]
+    from urllib.parse import unquote
+
+    signed = signing.Signer(salt="okada.api.cursor").unsign(unquote(raw))
+    return json.loads(base64.urlsafe_b64decode(signed.encode()))
+
+
+@pytest.mark.parametrize("ordering", ["-updated_at", "created_at", "name", "-sku", "price_xaf"])
+def test_cursors_hold_the_edge_rows_key_as_before(api, vendor, ordering):
+    for i in range(5):
+        ProductFactory(vendor=vendor, name=f"Nom {i % 2}", price_xaf=100 + i % 2)
+    first = api.get(f"/products?ordering={ordering}&limit=2").json()
+    second = api.client.get(first["next"], **api.headers).json()
+    field = ordering.lstrip("-")
+    for link, direction, row in (
+        (first["next"], "n", first["results"][-1]),
+        (second["previous"], "p", second["results"][0]),
+    ):
+        product = Product.objects.get(pk=row["id"])
+        value = getattr(product, field)
+        value = value.isoformat() if hasattr(value, "isoformat") else value
+        assert _cursor(link) == [ordering, direction, value, str(product.pk)]
+    assert [p["id"] for p in api.client.get(second["previous"], **api.headers).json()["results"]] == [
+        p["id"] for p in first["results"]
+    ]
+
+
+def test_every_page_of_every_ordering_is_the_orms_order_with_no_row_lost_or_repeated(api, vendor):
+    for i in range(11):  # ties on name and price: the id breaks them
+        ProductFactory(vendor=vendor, name=f"Nom {i % 3}", price_xaf=100 + i % 2)
+    other = ProductFactory(name="Nom 0")  # another vendor's: never listed
+    for ordering in (
+        "-updated_at",
+        "updated_at",
+        "-created_at",
+        "name",
+        "-name",
+        "sku",
+        "price_xaf",
+        "-price_xaf",
+    ):
+        sign = "-" if ordering.startswith("-") else ""
+        expected = [
+            str(pk)
+            for pk in Product.objects.filter(vendor=vendor)
+            .order_by(ordering, f"{sign}pk")
+            .values_list("pk", flat=True)
+        ]
+        seen, url = [], f"/api/v1/products?ordering={ordering}&limit=4"
+        pages = []
+        while url:
+            page = api.client.get(url, **api.headers).json()
+            pages.append(page)
+            seen += [p["id"] for p in page["results"]]
+            url = page["next"]
+        assert seen == expected, ordering
+        assert str(other.pk) not in seen
+        back: list[str] = []
+        url = pages[-1]["previous"]
+        while url:
+            page = api.client.get(url, **api.headers).json()
+            back = [p["id"] for p in page["results"]] + back
+            url = page["previous"]
+        assert back + [p["id"] for p in pages[-1]["results"]] == expected, ordering
+
+
+def test_filters_and_search_never_reach_another_vendors_products(api, vendor):
+    mine = ProductFactory(vendor=vendor, name="Riz parfumé", category=CategoryFactory())
+    theirs = ProductFactory(name="Riz parfumé", category=mine.category)
+    ids = lambda r: [p["id"] for p in r.json()["results"]]  # noqa: E731
+    for path in (
+        "/products",
+        "/products?q=riz",
+        f"/products?category={mine.category_id}",
+        "/products?is_active=true",
+        "/products?updated_since=2000-01-01T00:00:00Z",
+        f"/products?vendor={theirs.vendor_id}",  # a vendor key's scope is its own vendor, whatever it asks
+    ):
+        assert ids(api.get(path)) == [str(mine.pk)], path
+    assert api.get(f"/products/{theirs.pk}").status_code == 404
+    store = storefront_api()
+    assert set(ids(store.get("/products?q=riz"))) == {str(mine.pk), str(theirs.pk)}
+    assert ids(store.get(f"/products?q=riz&vendor={theirs.vendor_id}")) == [str(theirs.pk)]
+
+
+@pytest.mark.parametrize(
+    "path", ["/products", "/products?q=produit", "/products?ordering=name&is_active=true"]
+)
+def test_a_product_page_is_one_statement_whatever_its_size(api, vendor, path):
+    for i in range(210):
+        ProductFactory(vendor=vendor, name=f"Produit {i}")
+    api.get(path)  # the key's last_used_at is written on first use
+    sep = "&" if "?" in path else "?"
+    for limit in (1, 50, 200):
+        with CaptureQueriesContext(connection) as queries:
+            response = api.get(f"{path}{sep}limit={limit}")
+        assert len(response.json()["results"]) == limit
+        assert len(queries) == 1, [q["sql"] for q in queries]
+        with CaptureQueriesContext(connection) as queries:
+            nxt = api.client.get(response.json()["next"], **api.headers)
+        assert nxt.status_code == 200
+        assert len(queries) == 1, [q["sql"] for q in queries]  # the page; the key is kept by the process
+
+
 @pytest.mark.parametrize("path", ["/products", "/products?q=produit", "/categories"])
 def test_list_query_count_does_not_grow_with_the_page_size(api, vendor, path):
     for i in range(30):
@@ -320,3 +488,17 @@ def test_list_query_count_does_not_grow_with_the_page_size(api, vendor, path):
         assert len(response.json()["results"]) == limit
         counts.append(len(queries))
     assert counts[0] == counts[1] <= 3
+
+
+def test_searches_find_the_same_products_once_the_statement_is_prepared_and_planned_generically(api, vendor):
+    ProductFactory(vendor=vendor, name="Riz parfumé")
+    ProductFactory(vendor=vendor, name="Huile de palme")
+    ProductFactory(name="Riz long")  # another vendor's: the storefront finds it, the vendor never
+    store = storefront_api()
+    names = lambda r: sorted(p["name"] for p in r.json()["results"])  # noqa: E731
+    # PostgreSQL switches a prepared statement to a generic plan after five executions.
+    for _ in range(8):
+        assert names(api.get("/products?q=riz")) == ["Riz parfumé"]
+        assert names(api.get("/products?q=huile")) == ["Huile de palme"]
+        assert names(api.get("/products?q=creme")) == []
+        assert names(store.get("/products?q=riz")) == ["Riz long", "Riz parfumé"]

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
+import orjson
 from django.core import signing
-from django.db.models import Q, QuerySet
+from django.db.models import Model, Q, QuerySet
 from django.utils.translation import gettext as _
 from drf_spectacular.utils import OpenApiParameter, inline_serializer
 from rest_framework import serializers
@@ -39,6 +40,10 @@ class Page:
 
     def response(self, results: Any) -> Response:
         return Response({"results": results, "next": self.next, "previous": self.previous})
+
+    def json_response(self, texts: Iterable[str]) -> Response:
+        """The page of rows already written as JSON text, one object each (sent as they are)."""
+        return self.response(orjson.Fragment("[" + ",".join(texts) + "]"))
 
 
 # The query parameters of every list, for its @extend_schema(parameters=[*LIST_PARAMETERS, ...]).
@@ -100,54 +105,78 @@ class CursorPage:
             raise InvalidInput(_("This cursor is not valid for this ordering."), field="cursor")
         return direction, value, pk
 
-    def _encode(self, direction: str, row: Any) -> str:
-        """Rows are model instances or `.values()` dicts (which must include the ordering and id)."""
+    @property
+    def forward(self) -> bool:
+        """Whether this page is read in the list's order (no cursor, or a `next` one)."""
+        return self.cursor is None or self.cursor[0] == "n"
+
+    @property
+    def read_ordering(self) -> str:
+        """The order the page's rows are read in: the list's, or its reverse for a `previous` page
+        (read backwards from the cursor, then turned round)."""
+        if self.forward:
+            return self.ordering
+        return self.field if self.descending else f"-{self.field}"
+
+    def position(self, model: type[Model]) -> tuple[Any, Any] | None:
+        """The cursor's (sort key, id) as `model`'s Python values (None without a cursor): a page
+        holds the rows strictly after it in `read_ordering`."""
+        if self.cursor is None:
+            return None
+        pk: Any = model._meta.pk
+        try:
+            return self.sort_value(model, self.cursor[1]), pk.to_python(self.cursor[2])
+        except Exception:
+            raise InvalidInput(_("This cursor is not valid."), field="cursor") from None
+
+    def sort_value(self, model: type[Model], value: Any) -> Any:
+        """`value` (e.g. a cursor's, or PostgreSQL's text) as `model`'s Python value of the sort key."""
+        field: Any = model._meta.get_field(self.field)
+        return field.to_python(value)
+
+    def paginate(self, queryset: QuerySet[Any]) -> Page:
+        position = self.position(queryset.model)
+        if position is not None:
+            queryset = self._after(queryset, *position)
+        descending = self.read_ordering.startswith("-")
+        sign = "-" if descending else ""
+        rows = list(queryset.order_by(f"{sign}{self.field}", f"{sign}pk")[: self.limit + 1])
+        return self.page(rows, self._key)
+
+    def _after(self, queryset: QuerySet[Any], value: Any, pk: Any) -> QuerySet[Any]:
+        op = "lt" if self.read_ordering.startswith("-") else "gt"
+        return queryset.filter(
+            Q(**{f"{self.field}__{op}": value}) | Q(**{self.field: value, f"pk__{op}": pk})
+        )
+
+    def _key(self, row: Any) -> tuple[Any, Any]:
+        """(sort key, id) of a model instance or a `.values()` dict (which must hold both)."""
         if isinstance(row, dict):
-            value, pk = row[self.field], row["id"]
-        else:
-            value, pk = getattr(row, self.field), row.pk
+            return row[self.field], row["id"]
+        return getattr(row, self.field), row.pk
+
+    def page(self, rows: list[Any], key: Callable[[Any], tuple[Any, Any]]) -> Page:
+        """The page of up to `limit + 1` rows read in `read_ordering` after `position()` (the
+        extra row only says there is more); `key(row)` is a row's (sort key, id) for the cursors."""
+        more = len(rows) > self.limit
+        rows = rows[: self.limit]
+        if not self.forward:
+            rows.reverse()
+        has_next = more if self.forward else self.cursor is not None
+        has_previous = self.cursor is not None if self.forward else more
+        return Page(
+            rows=rows,
+            next=self._link("n", key(rows[-1])) if has_next and rows else None,
+            previous=self._link("p", key(rows[0])) if has_previous and rows else None,
+        )
+
+    def _encode(self, direction: str, value: Any, pk: Any) -> str:
         if hasattr(value, "isoformat"):
             value = value.isoformat()
         payload = json.dumps([self.ordering, direction, value, str(pk)], separators=(",", ":"))
         return _SIGNER.sign(base64.urlsafe_b64encode(payload.encode()).decode())
 
-    def _after(self, queryset: QuerySet[Any], value: Any, pk: str, *, forward: bool) -> QuerySet[Any]:
-        """Rows after (forward) or before the position (value, pk) in this ordering."""
-        model_field = queryset.model._meta.get_field(self.field)
-        try:
-            value = model_field.to_python(value)
-            pk_value = queryset.model._meta.pk.to_python(pk)
-        except Exception:
-            raise InvalidInput(_("This cursor is not valid."), field="cursor") from None
-        greater = forward != self.descending
-        op = "gt" if greater else "lt"
-        return queryset.filter(
-            Q(**{f"{self.field}__{op}": value}) | Q(**{self.field: value, f"pk__{op}": pk_value})
-        )
-
-    def _order(self, queryset: QuerySet[Any], *, forward: bool) -> QuerySet[Any]:
-        descending = self.descending if forward else not self.descending
-        sign = "-" if descending else ""
-        return queryset.order_by(f"{sign}{self.field}", f"{sign}pk")
-
-    def paginate(self, queryset: QuerySet[Any]) -> Page:
-        forward = self.cursor is None or self.cursor[0] == "n"
-        if self.cursor is not None:
-            queryset = self._after(queryset, self.cursor[1], self.cursor[2], forward=forward)
-        rows = list(self._order(queryset, forward=forward)[: self.limit + 1])
-        more = len(rows) > self.limit
-        rows = rows[: self.limit]
-        if not forward:
-            rows.reverse()
-        has_next = more if forward else self.cursor is not None
-        has_previous = self.cursor is not None if forward else more
-        return Page(
-            rows=rows,
-            next=self._link("n", rows[-1]) if has_next and rows else None,
-            previous=self._link("p", rows[0]) if has_previous and rows else None,
-        )
-
-    def _link(self, direction: str, row: Any) -> str:
+    def _link(self, direction: str, key: tuple[Any, Any]) -> str:
         params = {k: v for k, v in self.request.query_params.items() if k != "cursor"}
-        params["cursor"] = self._encode(direction, row)
+        params["cursor"] = self._encode(direction, *key)
         return self.request.build_absolute_uri(f"{self.request.path}?{urlencode(params)}")

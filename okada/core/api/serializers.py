@@ -60,14 +60,14 @@ def utc(value: datetime | None) -> str | None:
     return value.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
+# `utc_sql` as SQL text, for statements written by hand (`{column}`: the column).
+UTC_SQL = "to_char({column} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
+
+
 def utc_sql(field: str) -> Func:
     """The column `field` as `utc()` writes it, by PostgreSQL: whatever the session's time zone
     (AT TIME ZONE 'UTC' makes the UTC wall time), six digits of microseconds even when zero."""
-    return Func(
-        F(field),
-        template="to_char(%(expressions)s AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')",
-        output_field=TextField(),
-    )
+    return Func(F(field), template=UTC_SQL.format(column="%(expressions)s"), output_field=TextField())
 
 
 # --- Query parameters -----------------------------------------------------------------------------
