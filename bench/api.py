@@ -22,6 +22,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -156,13 +157,34 @@ def _postgres_pids() -> list[int]:
     return [postmaster, *_children(postmaster)]
 
 
-def _postgres_cpu(since: dict[int, float] | None = None) -> Any:
-    """CPU seconds per PostgreSQL process now; with `since`, the CPU used since then by the
-    processes alive at both times (pgbench's backends come and go between the two)."""
-    now = {pid: _cpu_seconds([pid]) for pid in _postgres_pids()}
-    if since is None:
-        return now
-    return sum(now[pid] - since[pid] for pid in now.keys() & since.keys())
+def _postgres_cpu() -> dict[int, float]:
+    """CPU seconds per PostgreSQL process now."""
+    return {pid: _cpu_seconds([pid]) for pid in _postgres_pids()}
+
+
+@contextmanager
+def _postgres_cpu_used() -> Iterator[list[float]]:
+    """The CPU seconds PostgreSQL's processes used inside the block, in the list yielded (one
+    value, set on exit). Sampled every half second: a backend that ends inside the block (Django
+    closes a connection older than CONN_MAX_AGE and opens another) counts up to its last sample;
+    pgbench's backends of an earlier turn, gone before the block, count nothing."""
+    start, last = _postgres_cpu(), {}
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.wait(0.5):
+            last.update(_postgres_cpu())
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    used = [0.0]
+    try:
+        yield used
+    finally:
+        done.set()
+        sampler.join()
+        last.update(_postgres_cpu())
+        used[0] = sum(cpu - start.get(pid, 0.0) for pid, cpu in last.items())
 
 
 def _redis_cpu() -> float:
@@ -336,13 +358,14 @@ def _drive_measured(
 ) -> dict[str, Any]:
     """`_drive`, with the CPU each part used per request (ms): gunicorn (master and workers),
     PostgreSQL (every backend), Redis and the load generator."""
-    pg_before, before = _postgres_cpu(), (_cpu_seconds(web), _redis_cpu())
-    result = _drive(host, port, per_client, seconds)
-    pg, web_cpu, redis_cpu = _postgres_cpu(since=pg_before), _cpu_seconds(web), _redis_cpu()
+    before = (_cpu_seconds(web), _redis_cpu())
+    with _postgres_cpu_used() as pg:
+        result = _drive(host, port, per_client, seconds)
+    web_cpu, redis_cpu = _cpu_seconds(web), _redis_cpu()
     per = 1000 / max(result["requests"], 1)
     result["cpu_ms"] = {
         "gunicorn": (web_cpu - before[0]) * per,
-        "PostgreSQL": pg * per,
+        "PostgreSQL": pg[0] * per,
         "Redis": (redis_cpu - before[1]) * per,
         "load generator": result["client_cpu"] * per,
     }
@@ -564,11 +587,11 @@ def run_orders(*, clients: int, seconds: int, workers: int, threads: int, log: A
                     pgbench.checkpoint()
                     baseline = pgbench.pgbench_run(clients=clients, jobs=2, seconds=per_round)
                     pgbench.checkpoint()
-                    pg_before = _postgres_cpu()
                     before = (_cpu_seconds(web_pids), _redis_cpu())
-                    result = _drive(host, port, per_client, per_round)
+                    with _postgres_cpu_used() as pg:
+                        result = _drive(host, port, per_client, per_round)
                     after = (_cpu_seconds(web_pids), _redis_cpu())
-                    cpu["postgres"] += _postgres_cpu(since=pg_before)
+                    cpu["postgres"] += pg[0]
                     for name, b, a in zip(("web", "redis"), before, after, strict=True):
                         cpu[name] += a - b
                     cpu["clients"] += result["client_cpu"]
