@@ -377,6 +377,10 @@ def test_the_refunds_pages_make_the_same_few_queries_for_2_or_8_payments(client)
     assert [count(client, url) for url in urls] == few
 
 
+def payments_found(client, term: str) -> set:
+    return {p.pk for p in client.get(PAYMENTS, {"q": term}).context["cl"].result_list}
+
+
 def test_payments_are_found_by_a_reference_made_of_digits_or_by_order_number(client):
     owed = payment_needing_refund()
     digits = str(int(owed.order.number.removeprefix("OK-")))
@@ -397,14 +401,11 @@ def test_payments_are_found_by_a_reference_made_of_digits_or_by_order_number(cli
     )
     login(client, FINANCE)
 
-    def found(term: str) -> set:
-        return {p.pk for p in client.get(PAYMENTS, {"q": term}).context["cl"].result_list}
-
-    assert found("884421") == {momo.pk}
-    assert found(owed.order.number) == {owed.pk}
+    assert payments_found(client, "884421") == {momo.pk}
+    assert payments_found(client, owed.order.number) == {owed.pk}
     # Digits only: the order with that number and the reference made of them.
-    assert found(digits) == {owed.pk, orange.pk}
-    assert found("999999") == set()
+    assert payments_found(client, digits) == {owed.pk, orange.pk}
+    assert payments_found(client, "999999") == set()
 
 
 def test_payments_are_found_by_a_whole_reference_with_letters_and_not_by_a_part_of_it(client):
@@ -418,10 +419,7 @@ def test_payments_are_found_by_a_whole_reference_with_letters_and_not_by_a_part_
     )
     login(client, FINANCE)
 
-    def found(term: str) -> set:
-        return {p.pk for p in client.get(PAYMENTS, {"q": term}).context["cl"].result_list}
-
-    assert found("  MP240517.1530.C12345 ") == {orange.pk}
+    assert payments_found(client, "  MP240517.1530.C12345 ") == {orange.pk}
     # A part of a reference would need a substring search, which reads the whole payments table.
-    assert found("C12345") == set()
-    assert found("MP240517") == set()
+    assert payments_found(client, "C12345") == set()
+    assert payments_found(client, "MP240517") == set()
