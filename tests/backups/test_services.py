@@ -182,9 +182,18 @@ def test_a_drill_fails_when_the_restored_copy_has_an_order_marked_paid_without_p
 def test_an_encrypted_backup_cannot_be_read_without_the_passphrase_and_the_drill_decrypts_it(
     settings, monkeypatch
 ):
-    # Linux's default pipes (64 KiB): gpg, unable to write the whole small dump at once, is
-    # still running when the command lines are read.
+    # Linux's default pipes (64 KiB), and nothing reads gpg's output until the command lines have
+    # been read: gpg, unable to write the whole dump into its pipe, is still running then (the
+    # copy thread, reading at once, let gpg finish first on a fast run).
     monkeypatch.setattr(pg, "PIPE_BYTES", 64 * 1024)
+    scanned = threading.Event()
+    copy = pg._copy
+
+    def copy_after_the_scan(source, out):
+        scanned.wait(timeout=WAIT)
+        return copy(source, out)
+
+    monkeypatch.setattr(pg, "_copy", copy_after_the_scan)
     marketplace()
     settings.OKADA_BACKUP_PASSPHRASE = "correct horse battery staple"
     leaks: list[str] = []
@@ -202,6 +211,7 @@ def test_an_encrypted_backup_cannot_be_read_without_the_passphrase_and_the_drill
                 continue
             leaks.extend(text for secret in secrets if secret and secret in text)
             gpg_seen.extend([text] if "--passphrase-fd" in text else [])
+        scanned.set()
 
     backup = backup_run(kind=BackupKind.MANUAL, on_step=look_at_every_command_line)
 
