@@ -105,7 +105,7 @@ def test_a_connection_that_died_between_requests_is_replaced_not_a_failed_reques
     old_pid = connection.connection.info.backend_pid
     request_finished.send(sender=None)
     with psycopg.connect(**connection.get_connection_params()) as other:
-        assert other.execute("SELECT pg_terminate_backend(%s, 10000)", [old_pid]).fetchone()[0]
+        assert other.execute("SELECT pg_terminate_backend(%s, 10000)", [old_pid]).fetchone() == (True,)
     request_started.send(sender=None)
     assert run("SELECT %s::integer * 2", [2]) in (4, [(4,)])
     assert connection.connection.info.backend_pid != old_pid
