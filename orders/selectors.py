@@ -357,11 +357,13 @@ def open_orders_for_vendor(*, vendor: Any, limit: int = 10) -> OrderQuerySet:
 
 
 def refunds_owed(*, limit: int = 5, cap: int = 1000) -> tuple[int, list[Payment]]:
-    """Payments flagged `needs_refund` (counted up to `cap` + 1) and the oldest `limit` of them
-    with their order: two reads of the partial index orders_payment_needs_refund."""
+    """Payments flagged `needs_refund` (counted up to `cap` + 1) and the `limit` of them waiting
+    longest since their flag, with their order: two reads of the partial index
+    orders_payment_needs_refund (the few rows owed, sorted by their flag's time; a payment may
+    be flagged days after it was made, so its creation does not say how long it has waited)."""
     owed = Payment.objects.needing_refund()
     count = count_up_to(owed, cap)
-    oldest = list(owed.select_related("order").order_by("created_at")[:limit])
+    oldest = list(owed.select_related("order").order_by("refund_flagged_at", "pk")[:limit])
     return count, oldest
 
 

@@ -445,7 +445,8 @@ def order_place_for_phone(
     and for mobile money request the payment, in one transaction and mostly one statement.
 
     The live customer with this number is reused (its name and address kept); a new number gets
-    a new customer (customer_get_or_create: never two for one number, under any concurrency).
+    a new customer (customer_get_or_create: never two for one number, under any concurrency),
+    undone if the order is then refused.
     The vendor and zone are given by id: a missing or deleted one is refused with InvalidInput
     (`vendor`, `zone`) before anything is written; otherwise the refusals of order_place().
     For mobile money the payment request (`pending`, for the total, named
@@ -487,16 +488,17 @@ def order_place_for_phone(
     customer: Customer | None = None
     if result.get("error") == "customer_unknown":
         # A first order from this number (nothing was locked or written): the customer is made
-        # through its service, after the vendor and zone it refers to are known to exist.
-        zone = _live_for_placing(vendor_id=vendor_id, zone_id=zone_id)
-        customer = customer_get_or_create(phone=phone, name=name, zone=zone, address=address, actor=actor)
-        # The phone again: with it the answer carries the items (see orders migration 0021).
-        result = _call_order_place(customer_id=customer.pk, customer_phone=phone, **call, **place)
-    if result.get("error") == "vendor_unavailable":
-        raise InvalidInput(_("No such vendor."), field="vendor")
-    if result.get("error") == "zone_unavailable":
-        raise InvalidInput(_("No such delivery zone."), field="zone")
-    _refuse(result)
+        # through its service, after the vendor and zone it refers to are known to exist, in a
+        # savepoint undone when the placement is then refused (a suspended vendor, an unknown
+        # product, short stock): a refused request leaves no customer behind, even in the
+        # API's transaction, which commits its 4xx answers.
+        with transaction.atomic():
+            zone = _live_for_placing(vendor_id=vendor_id, zone_id=zone_id)
+            customer = customer_get_or_create(phone=phone, name=name, zone=zone, address=address, actor=actor)
+            # The phone again: with it the answer carries the items (see orders migration 0021).
+            result = _call_order_place(customer_id=customer.pk, customer_phone=phone, **call, **place)
+            _refuse_for_phone(result)
+    _refuse_for_phone(result)
     if customer is None:
         found = {**result["customer"], "id": uuid.UUID(result["customer"]["id"])}
         customer = _row(Customer, CUSTOMER_COLUMNS, found)
@@ -540,6 +542,15 @@ def order_place_for_phone(
         }
         payments.append(_row(Payment, PAYMENT_COLUMNS, payment))
     return PlacedOrder(order=order, items=lines, payments=payments)
+
+
+def _refuse_for_phone(result: dict[str, Any]) -> None:
+    """order_place_for_phone's refusals: a missing vendor or zone is bad input there."""
+    if result.get("error") == "vendor_unavailable":
+        raise InvalidInput(_("No such vendor."), field="vendor")
+    if result.get("error") == "zone_unavailable":
+        raise InvalidInput(_("No such delivery zone."), field="zone")
+    _refuse(result)
 
 
 def _row(model: Any, columns: list[str], values: dict[str, Any]) -> Any:

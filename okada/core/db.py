@@ -44,11 +44,7 @@ def execute(sql: str, params: list[Any]) -> None:
 def prepared_rows(sql: str, params: list[Any] | dict[str, Any]) -> list[tuple[Any, ...]]:
     """The rows of one read statement, prepared on the connection at first use (a hot read whose
     SQL text is one of a few fixed ones: PostgreSQL plans it once per connection, and nothing is
-    compiled in Python). Through Django's cursor wrapper, like `one_value`. The connection is
-    checked first, as Django checks it before its own cursors (CONN_HEALTH_CHECKS: a connection
-    that died between requests is replaced instead of failing the request), since this is
-    usually a request's only statement."""
-    connection.close_if_health_check_failed()
+    compiled in Python). Through Django's cursor wrapper, like `one_value`."""
     return list(_run(sql, params).fetchall())
 
 
@@ -61,7 +57,14 @@ def _run(sql: str, params: list[Any] | dict[str, Any]) -> Any:
 
 
 def _prepared_cursor() -> Any:
-    """This thread's connection's prepared cursor, made once per database connection."""
+    """This thread's connection's prepared cursor, made once per database connection.
+
+    The connection is checked first, as Django checks it before each of its own cursors
+    (CONN_HEALTH_CHECKS, once per request): a kept connection that died between requests (a
+    database restart, a failover) is replaced instead of failing the request. A prepared
+    statement is often a request's first (the Idempotency-Key claim, the placement, the product
+    list); the new connection prepares its statements again at first use."""
+    connection.close_if_health_check_failed()
     connection.ensure_connection()
     pgconn = connection.connection
     cached = getattr(connection, "_okada_prepared_cursor", None)

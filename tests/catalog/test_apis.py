@@ -502,3 +502,16 @@ def test_searches_find_the_same_products_once_the_statement_is_prepared_and_plan
         assert names(api.get("/products?q=huile")) == ["Huile de palme"]
         assert names(api.get("/products?q=creme")) == []
         assert names(store.get("/products?q=riz")) == ["Riz long", "Riz parfumé"]
+
+
+def test_deleted_products_stay_out_of_lists_and_searches(api, vendor):
+    from catalog.services import product_soft_delete
+    from tests.catalog.factories import staff_actor
+
+    live = ProductFactory(vendor=vendor, name="Riz parfumé")
+    gone = ProductFactory(vendor=vendor, name="Riz parfumé")
+    product_soft_delete(product=gone, actor=staff_actor())
+    ids = lambda r: [p["id"] for p in r.json()["results"]]  # noqa: E731
+    for path in ("/products", "/products?q=riz", "/products?ordering=name", "/products?is_active=true"):
+        assert ids(api.get(path)) == [str(live.pk)], path
+        assert ids(storefront_api().get(path)) == [str(live.pk)], path

@@ -7,7 +7,7 @@ import pytest
 from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.test.utils import CaptureQueriesContext
 
-from okada.core.db import execute, one_value
+from okada.core.db import execute, one_value, prepared_rows
 from tests.testapp.models import Shelf
 
 NEW_SHELF = """INSERT INTO testapp_shelf (id, created_at, updated_at, deleted_by_cascade, code, label)
@@ -90,3 +90,22 @@ def test_the_statement_is_prepared_once_per_connection_and_seen_by_djangos_query
 def test_a_database_error_is_wrapped_as_djangos():
     with pytest.raises(DatabaseError):
         one_value("SELECT 1 / %s", [0])
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("run", [one_value, prepared_rows], ids=["one_value", "prepared_rows"])
+def test_a_connection_that_died_between_requests_is_replaced_not_a_failed_request(run):
+    # A kept connection (CONN_MAX_AGE) whose server went away (a restart, a failover) between two
+    # requests: Django checks it before the next request's first statement (CONN_HEALTH_CHECKS),
+    # and a prepared statement may well be that first statement (the Idempotency-Key claim, the
+    # placement, the product list).
+    from django.core.signals import request_finished, request_started
+
+    assert run("SELECT %s::integer * 2", [1]) in (2, [(2,)])
+    old_pid = connection.connection.info.backend_pid
+    request_finished.send(sender=None)
+    with psycopg.connect(**connection.get_connection_params()) as other:
+        assert other.execute("SELECT pg_terminate_backend(%s, 10000)", [old_pid]).fetchone() == (True,)
+    request_started.send(sender=None)
+    assert run("SELECT %s::integer * 2", [2]) in (4, [(4,)])
+    assert connection.connection.info.backend_pid != old_pid

@@ -425,3 +425,24 @@ def test_first_orders_from_one_new_number_at_once_make_one_customer(live_server)
     assert Payment.objects.filter(order__customer=customer, status="pending").count() == clients
     assert Stock.objects.get(product=product).reserved == clients
     assert stock_audit() == []
+
+
+@pytest.mark.parametrize("idempotency_key", [None, "refused-first-order"])
+@pytest.mark.parametrize("refusal", ["unknown_product", "suspended_vendor", "out_of_stock"])
+def test_a_first_order_refused_leaves_no_customer_behind(store, vendor, refusal, idempotency_key):
+    # A new number makes its customer only with its order: a refused placement (bad input, a
+    # suspended vendor, short stock) changes nothing, with or without an Idempotency-Key.
+    zone = ZoneFactory()
+    product = ProductFactory(vendor=vendor, initial_stock=1)
+    body = order_body(vendor, zone, product, phone="+237677555000", quantity=1)
+    if refusal == "unknown_product":
+        body["items"] = [{"product": "0192f6d2-8b1c-7c3e-9a51-3f2b9c1d4e5f", "quantity": 1}]
+    elif refusal == "suspended_vendor":
+        body["vendor"] = str(VendorFactory(status="suspended").pk)
+    else:
+        body["items"][0]["quantity"] = 2
+    headers = {"HTTP_IDEMPOTENCY_KEY": idempotency_key} if idempotency_key else {}
+    response = store.post("/orders", body, **headers)
+    assert 400 <= response.status_code < 500, response.content
+    assert not Customer.all_objects.exists()
+    assert not Order.objects.exists()

@@ -257,3 +257,24 @@ def test_open_order_ages_takes_one_query_for_any_number_of_orders(rows, django_a
         ages = open_order_ages()
 
     assert sum(row.total for row in ages) == min(rows, len(OPEN_STATUSES))
+
+
+def test_refunds_owed_lists_first_those_waiting_longest_since_their_flag():
+    # The panel shows how long each refund has waited since it was flagged: its "oldest" are the
+    # ones waiting longest, not the payments asked for first (a request may be paid, and so
+    # flagged, days after it was made).
+    from orders.selectors import refunds_owed
+    from tests.orders.factories import payment_needing_refund
+
+    now = timezone.now()
+    asked_first = payment_needing_refund(key="asked-first")
+    Payment.objects.filter(pk=asked_first.pk).update(
+        created_at=now - timedelta(days=9), refund_flagged_at=now - timedelta(hours=1)
+    )
+    waiting_longest = payment_needing_refund(key="waiting-longest")
+    Payment.objects.filter(pk=waiting_longest.pk).update(
+        created_at=now - timedelta(days=4), refund_flagged_at=now - timedelta(days=4)
+    )
+    count, oldest = refunds_owed(limit=1)
+    assert count == 2
+    assert [p.pk for p in oldest] == [waiting_longest.pk]
