@@ -132,6 +132,7 @@ PRODUCT_FROM = """
     catalog_product LEFT JOIN catalog_stock ON catalog_stock.product_id = catalog_product.id
 """
 PRODUCT_SORT_KEYS = ("updated_at", "created_at", "name", "sku", "price_xaf")
+TIME_SORT_KEYS = ("updated_at", "created_at")
 
 
 def product_json(*, pk: uuid.UUID) -> tuple[str, int] | None:
@@ -233,8 +234,15 @@ def _product_page_sql(
         where.append(SEARCH_SQL.format(query=SEARCH_QUERY.replace("%s", "%(q)s")))
     if after:  # the keyset condition, which the (vendor, updated_at) index serves
         where.append(f"(catalog_product.{key}, catalog_product.id) {op} (%(after_key)s, %(after_id)s)")
+    # The sort key as text for the cursors: a time in one fixed format (`::text` would follow the
+    # server's DateStyle, which the cursor's parser need not read).
+    key_text = (
+        UTC_SQL.format(column=f"catalog_product.{key}")
+        if key in TIME_SORT_KEYS
+        else f"catalog_product.{key}::text"
+    )
     return (
-        f"SELECT {PRODUCT_JSON}, catalog_product.{key}::text, catalog_product.id::text"  # noqa: S608
+        f"SELECT {PRODUCT_JSON}, {key_text}, catalog_product.id::text"  # noqa: S608
         f" FROM {tables} WHERE {' AND '.join(where)}"
         f" ORDER BY catalog_product.{key} {direction}, catalog_product.id {direction}"
         " LIMIT %(limit)s"

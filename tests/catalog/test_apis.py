@@ -515,3 +515,19 @@ def test_deleted_products_stay_out_of_lists_and_searches(api, vendor):
     for path in ("/products", "/products?q=riz", "/products?ordering=name", "/products?is_active=true"):
         assert ids(api.get(path)) == [str(live.pk)], path
         assert ids(storefront_api().get(path)) == [str(live.pk)], path
+
+
+@pytest.mark.parametrize("ordering", ["-updated_at", "created_at"])
+def test_time_cursors_do_not_depend_on_the_servers_datestyle(api, vendor, ordering):
+    for _ in range(3):
+        ProductFactory(vendor=vendor)
+    expected = [p["id"] for p in api.get(f"/products?ordering={ordering}&limit=3").json()["results"]]
+    with connection.cursor() as cursor:  # undone with the test's transaction
+        cursor.execute("SET DateStyle = 'SQL, DMY'")
+
+    first = api.get(f"/products?ordering={ordering}&limit=2")
+    assert first.status_code == 200, first.content
+    second = api.client.get(first.json()["next"], **api.headers)
+
+    assert second.status_code == 200, second.content
+    assert [p["id"] for p in first.json()["results"] + second.json()["results"]] == expected
