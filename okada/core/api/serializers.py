@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import threading
 import uuid
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import Any
 
 from django.db.models import F, Func, TextField
 from django.utils.dateparse import parse_datetime
+from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 from rest_framework import serializers
+from rest_framework.exceptions import ErrorDetail
 from rest_framework.request import Request
+from rest_framework.settings import api_settings
 
 from okada.core.errors import InvalidInput
 
@@ -25,13 +30,20 @@ class StrictSerializer(serializers.Serializer[Any]):
 
     read_only_names: tuple[str, ...] = ("id", "created_at", "updated_at")
 
+    @cached_property
+    def _writable_names(self) -> frozenset[str]:
+        # Once per instance, after `fields` (which subclasses may build or adjust in __init__).
+        return frozenset(name for name, f in self.fields.items() if not f.read_only)
+
+    @cached_property
+    def _read_only_input_names(self) -> frozenset[str]:
+        return frozenset(name for name, f in self.fields.items() if f.read_only) | set(self.read_only_names)
+
     def to_internal_value(self, data: Any) -> Any:
         if isinstance(data, dict):
-            writable = {name for name, f in self.fields.items() if not f.read_only}
-            refused = sorted(set(data) - writable)
+            refused = sorted(set(data) - self._writable_names)
             if refused:
-                read_only = {name for name, f in self.fields.items() if f.read_only}
-                read_only.update(self.read_only_names)
+                read_only = self._read_only_input_names
                 raise serializers.ValidationError(
                     {
                         name: [_("This field is read-only.") if name in read_only else _("Unknown field.")]
@@ -39,6 +51,61 @@ class StrictSerializer(serializers.Serializer[Any]):
                     }
                 )
         return super().to_internal_value(data)
+
+
+# --- Validating input -----------------------------------------------------------------------------
+
+# Serializers kept for `validated`, per thread: {(class, language): serializer}.
+_kept = threading.local()
+
+
+def validated(
+    serializer_class: type[serializers.Serializer[Any]], data: Any, **kwargs: Any
+) -> dict[str, Any]:
+    """`data` checked by `serializer_class`: its validated data, or the ValidationError that
+    `serializer_class(data=data).is_valid(raise_exception=True)` raises, with the same detail.
+
+    A new DRF serializer deep-copies every declared field (and its nested serializers' fields)
+    before it validates anything; on an API's hot path that copy costs more than the checks.
+    Validation keeps no state on the fields (DRF's `is_valid` puts `initial_data`, `_errors` and
+    `_validated_data` on the serializer it is called on; `run_validation` is the same checks
+    without them), so one serializer per class is built once and reused, provided that:
+    - it is used by one call at a time: kept per thread, and taken off the shelf while in use
+      (a validation that validates the same class again gets a new one);
+    - it is kept per language: the min/max messages of DRF's fields are `lazy_format`s that keep
+      the text of their first rendering, so a French request must not reuse a serializer that
+      once answered in English;
+    - it depends on nothing of the request: with keyword arguments (`context=`, `partial=`, whose
+      fields may depend on the user) a new serializer is built for this call, as before. A
+      class that is always partial says so in its `__init__` (ProductPatchIn).
+    """
+    if kwargs:
+        return _run_validation(serializer_class(**kwargs), data)
+    shelf: dict[tuple[type[serializers.Serializer[Any]], str | None], serializers.Serializer[Any]]
+    shelf = _kept.__dict__.setdefault("shelf", {})
+    key = (serializer_class, get_language())
+    serializer = shelf.pop(key, None)
+    if serializer is None:
+        serializer = serializer_class()
+    try:
+        return _run_validation(serializer, data)
+    finally:
+        shelf[key] = serializer
+
+
+def _run_validation(serializer: serializers.Serializer[Any], data: Any) -> dict[str, Any]:
+    try:
+        value: dict[str, Any] = serializer.run_validation(data)
+    except serializers.ValidationError as exc:
+        raise serializers.ValidationError(_as_serializer_errors(exc.detail)) from None
+    return value
+
+
+def _as_serializer_errors(detail: Any) -> Any:
+    """What `Serializer.errors` makes of a validation's detail (DRF's edge case for a null body)."""
+    if isinstance(detail, list) and len(detail) == 1 and getattr(detail[0], "code", None) == "null":
+        return {api_settings.NON_FIELD_ERRORS_KEY: [ErrorDetail("No data provided", code="null")]}
+    return detail
 
 
 class UtcDateTimeField(serializers.DateTimeField):

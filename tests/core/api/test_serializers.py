@@ -1,15 +1,24 @@
-"""The API's conventions for times: Python's and PostgreSQL's texts of one instant are the same."""
+"""The API's conventions: Python's and PostgreSQL's texts of one instant are the same; `validated`
+reuses its serializers and answers exactly what a new serializer's `is_valid` would."""
 
 from __future__ import annotations
 
 import datetime as dt
+import threading
+import uuid
+from typing import Any, ClassVar
 from zoneinfo import ZoneInfo
 
 import pytest
 from django.db import connection
+from django.utils import translation
+from rest_framework import serializers
 
-from okada.core.api.serializers import utc, utc_sql
+from catalog.apis import BulkItemIn, ProductCreateIn, ProductPatchIn
+from okada.core.api.serializers import StrictSerializer, utc, utc_sql, validated
 from okada.core.models import JobRun
+from orders.apis import OrderPlaceIn, TransitionIn
+from sync.apis import PullIn, PushIn
 
 pytestmark = pytest.mark.django_db
 
@@ -38,3 +47,173 @@ def test_postgresql_writes_a_time_exactly_as_python_does_whatever_the_session_zo
 
 def test_no_time_is_none_in_python():
     assert utc(None) is None
+
+
+# --- validated ----------------------------------------------------------------------------------------
+
+
+def outcome(serializer_class: Any, data: Any, **kwargs: Any) -> tuple[str, Any]:
+    """What `validated` answers: ("valid", data) or ("invalid", the error detail, whose
+    ErrorDetails compare with their codes too)."""
+    try:
+        return "valid", validated(serializer_class, data, **kwargs)
+    except serializers.ValidationError as exc:
+        return "invalid", exc.detail
+
+
+def fresh(serializer_class: Any, data: Any) -> tuple[str, Any]:
+    """What a new serializer answers: DRF's own way, a deep copy of the fields per call."""
+    serializer = serializer_class(data=data)
+    if serializer.is_valid():
+        return "valid", serializer.validated_data
+    return "invalid", serializer.errors
+
+
+PRODUCT = str(uuid.uuid4())
+ORDER = {
+    "customer": {"phone": "+237677000111", "name": "Awa"},
+    "items": [{"product": PRODUCT, "quantity": 2}],
+    "payment_method": "mtn_momo",
+    "address": "Ndokoti",
+    "zone": str(uuid.uuid4()),
+}
+# Valid and invalid inputs in turn, so that each call follows one that could have left something.
+CASES: list[tuple[Any, Any]] = [
+    (OrderPlaceIn, ORDER),
+    (OrderPlaceIn, {**ORDER, "id": 1, "coupon": "X", "customer": {"phone": "1", "name": "A" * 201, "id": 3}}),
+    (
+        OrderPlaceIn,
+        {**ORDER, "items": [{"product": "nope", "quantity": 0}, {"product": PRODUCT, "quantity": 1, "x": 1}]},
+    ),
+    (OrderPlaceIn, {**ORDER, "note": "appeler avant"}),
+    (OrderPlaceIn, {**ORDER, "items": []}),
+    (OrderPlaceIn, {**ORDER, "items": [{"product": PRODUCT, "quantity": 1}] * 101}),
+    (OrderPlaceIn, {**ORDER, "items": {"product": PRODUCT}, "customer": "Awa"}),
+    (OrderPlaceIn, None),
+    (OrderPlaceIn, ["not", "an", "object"]),
+    (OrderPlaceIn, {}),
+    (OrderPlaceIn, ORDER),
+    (ProductPatchIn, {}),
+    (ProductCreateIn, {}),
+    (ProductPatchIn, {"price_xaf": 0, "reserved": 1, "colour": "red"}),
+    (BulkItemIn, {"sku": "A"}),
+    (ProductCreateIn, {"sku": "A"}),
+    (BulkItemIn, {"sku": "A", "name": "x" * 201, "stock": 3}),
+    (PushIn, {"device_id": PRODUCT, "mutations": [{"id": 0, "name": "nope", "args": {}, "extra": 1}]}),
+    (PushIn, {"device_id": PRODUCT, "mutations": [{"id": 1, "name": "stock.adjust", "args": {}}]}),
+    (PullIn, {"device_id": PRODUCT, "cursors": {"0": None, "9": "x"}, "limit": 0}),
+    (PullIn, {"device_id": PRODUCT, "cursors": {"0": "c" * 2001}}),
+    (PullIn, {"device_id": PRODUCT, "cursors": {"1": "abc"}}),
+]
+
+
+def test_validated_answers_what_a_new_serializer_answers_call_after_call_in_both_languages():
+    for language in ("en", "fr", "en"):
+        with translation.override(language):
+            for serializer_class, data in CASES:
+                expected = fresh(serializer_class, data)
+                assert outcome(serializer_class, data) == expected, (language, data)
+
+
+def test_a_reused_serializer_keeps_nothing_of_the_previous_call():
+    with translation.override("en"):
+        first = outcome(OrderPlaceIn, {**ORDER, "coupon": "X", "items": [{"quantity": 0}]})
+        second = outcome(OrderPlaceIn, {**ORDER, "note": "first"})
+        third = outcome(OrderPlaceIn, {**ORDER, "customer": {"name": "Awa"}})
+        fourth = outcome(OrderPlaceIn, ORDER)
+
+    assert first == (
+        "invalid",
+        {"coupon": ["Unknown field."]},
+    )
+    assert second[0] == "valid" and second[1]["note"] == "first"
+    assert third == ("invalid", {"customer": {"phone": ["This field is required."]}})
+    assert fourth[0] == "valid" and "note" not in fourth[1]
+    assert fourth[1] is not second[1] and fourth[1]["items"] is not second[1]["items"]
+
+
+def test_nested_and_many_errors_keep_their_shape():
+    body = {**ORDER, "customer": {"phone": "+237677000111"}, "items": [ORDER["items"][0], {"product": "x"}]}
+    with translation.override("en"):
+        assert outcome(OrderPlaceIn, body) == (
+            "invalid",
+            {
+                "customer": {"name": ["This field is required."]},
+                "items": {1: {"product": ["Must be a valid UUID."], "quantity": ["This field is required."]}},
+            },
+        )
+
+
+def test_min_and_max_messages_follow_the_language_of_each_call():
+    # DRF renders these messages once and keeps the text (lazy_format): in English first, a
+    # serializer shared across languages would answer the French request in English.
+    body = {**ORDER, "items": [{"product": PRODUCT, "quantity": 0}], "address": "x" * 501}
+    answers = {}
+    for language in ("en", "fr", "en"):
+        with translation.override(language):
+            kind, errors = outcome(OrderPlaceIn, body)
+            answers[language] = (errors["items"][0]["quantity"], errors["address"])
+            assert kind == "invalid"
+    assert answers["en"] == (
+        ["Ensure this value is greater than or equal to 1."],
+        ["Ensure this field has no more than 500 characters."],
+    )
+    assert answers["fr"] == (
+        ["Assurez-vous que cette valeur est supérieure ou égale à\xa01."],
+        ["Assurez-vous que ce champ comporte au plus 500\xa0caractères."],
+    )
+
+
+class Probe(StrictSerializer):
+    """Records the serializer instances that validated something."""
+
+    used: ClassVar[list[Probe]] = []
+    n = serializers.IntegerField()
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        Probe.used.append(self)
+        return attrs
+
+
+def test_one_serializer_is_reused_per_class_thread_and_language():
+    Probe.used.clear()
+    with translation.override("en"):
+        validated(Probe, {"n": 1})
+        validated(Probe, {"n": 2})
+    with translation.override("fr"):
+        validated(Probe, {"n": 3})
+    other_thread = threading.Thread(target=lambda: translation.activate("en") or validated(Probe, {"n": 4}))
+    other_thread.start()
+    other_thread.join()
+
+    english, again, french, elsewhere = Probe.used
+    assert again is english
+    assert french is not english
+    assert elsewhere is not english and elsewhere is not french
+
+
+class ByContext(StrictSerializer):
+    """Fields that depend on the request: never to be kept from one call to the next."""
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        fields: dict[str, serializers.Field] = {"name": serializers.CharField()}
+        if self.context.get("staff"):
+            fields["internal_note"] = serializers.CharField()
+        return fields
+
+
+def test_context_and_partial_build_a_serializer_for_the_call():
+    with translation.override("en"):
+        assert validated(ByContext, {"name": "a", "internal_note": "b"}, context={"staff": True}) == {
+            "name": "a",
+            "internal_note": "b",
+        }
+        assert outcome(ByContext, {"name": "a", "internal_note": "b"}, context={}) == (
+            "invalid",
+            {"internal_note": ["Unknown field."]},
+        )
+        assert validated(TransitionIn, {}, partial=True) == {}
+        assert outcome(TransitionIn, {}) == (
+            "invalid",
+            {"to": ["This field is required."]},
+        )
