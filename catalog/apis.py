@@ -28,6 +28,7 @@ from okada.core.api.serializers import (
     query_text,
     query_uuid,
     utc,
+    validated,
 )
 from okada.core.api.views import ApiView
 from okada.core.errors import InvalidInput, NotFound
@@ -358,9 +359,8 @@ class ProductListApi(ProductScope):
         return found.json_response(row[0] for row in found.rows)
 
     def post(self, request: Request) -> Response:
-        data = ProductCreateIn(data=request.data)
-        data.is_valid(raise_exception=True)
-        product = services.product_create(vendor=self.vendor(), actor=self.actor, **data.validated_data)
+        data = validated(ProductCreateIn, request.data)
+        product = services.product_create(vendor=self.vendor(), actor=self.actor, **data)
         return _product_response(product, status.HTTP_201_CREATED)
 
 
@@ -406,9 +406,8 @@ class ProductDetailApi(ProductScope):
 
     def patch(self, request: Request, pk: uuid.UUID) -> Response:
         product = self.product(pk)
-        data = ProductPatchIn(data=request.data)
-        data.is_valid(raise_exception=True)
-        fields = dict(data.validated_data)
+        data = validated(ProductPatchIn, request.data)
+        fields = dict(data)
         expected = _if_match(request)
         body_version = fields.pop("version", None)
         product = services.product_update(
@@ -486,16 +485,14 @@ class ProductBulkApi(ProductScope):
     )
     def post(self, request: Request) -> Response:
         atomic = bool(query_bool(request, "atomic"))
-        envelope = BulkIn(data=request.data)
-        envelope.is_valid(raise_exception=True)
+        envelope = validated(BulkIn, request.data)
         items: list[dict[str, Any]] = []
         invalid: dict[int, dict[str, list[str]]] = {}
-        for index, raw in enumerate(envelope.validated_data["items"]):
-            checked = BulkItemIn(data=raw)
-            if checked.is_valid():
-                items.append(dict(checked.validated_data))
-            else:
-                invalid[index] = flatten_errors(checked.errors)
+        for index, raw in enumerate(envelope["items"]):
+            try:
+                items.append(validated(BulkItemIn, raw))
+            except serializers.ValidationError as exc:
+                invalid[index] = flatten_errors(exc.detail)
                 items.append({"sku": str(raw.get("sku", ""))[:64]})
         if atomic and invalid:
             raise services.BulkRejected(
@@ -550,9 +547,8 @@ class StockAdjustmentApi(ProductScope):
     )
     def post(self, request: Request, pk: uuid.UUID) -> Response:
         product = self.product(pk)
-        data = StockAdjustmentIn(data=request.data)
-        data.is_valid(raise_exception=True)
-        stock = services.stock_adjust(product=product, actor=self.actor, **data.validated_data)
+        data = validated(StockAdjustmentIn, request.data)
+        stock = services.stock_adjust(product=product, actor=self.actor, **data)
         return Response(stock_json(stock), status=status.HTTP_201_CREATED)
 
 
@@ -571,9 +567,8 @@ class StockCountApi(ProductScope):
     )
     def put(self, request: Request, pk: uuid.UUID) -> Response:
         product = self.product(pk)
-        data = StockCountIn(data=request.data)
-        data.is_valid(raise_exception=True)
-        stock = services.stock_count(product=product, actor=self.actor, **data.validated_data)
+        data = validated(StockCountIn, request.data)
+        stock = services.stock_count(product=product, actor=self.actor, **data)
         return Response(stock_json(stock))
 
 

@@ -26,6 +26,7 @@ from okada.core.api.serializers import (
     query_choice,
     query_datetime,
     utc,
+    validated,
 )
 from okada.core.api.views import ApiView
 from okada.core.errors import InvalidInput, NotFound
@@ -293,9 +294,7 @@ class OrderListApi(OrderScope):
         return rows.response([order_json(o) for o in rows.rows])
 
     def post(self, request: Request) -> Response:
-        data = OrderPlaceIn(data=request.data)
-        data.is_valid(raise_exception=True)
-        d = data.validated_data
+        d = validated(OrderPlaceIn, request.data)
         vendor_id = self._vendor_id(d.get("vendor"))
         items = [(item["product"], item["quantity"]) for item in d["items"]]
         if self.actor.role == VENDOR:
@@ -367,12 +366,11 @@ class OrderTransitionApi(OrderScope):
     )
     def post(self, request: Request, pk: uuid.UUID) -> Response:
         order = self.order(pk)
-        data = TransitionIn(data=request.data)
-        data.is_valid(raise_exception=True)
+        data = validated(TransitionIn, request.data)
         services.order_transition(
             order=order,
-            to=data.validated_data["to"],
-            note=data.validated_data.get("note", ""),
+            to=data["to"],
+            note=data.get("note", ""),
             actor=self.actor,
         )
         return Response(order_json(self.order(pk)))
@@ -447,9 +445,7 @@ class PaymentCallbackApi(ApiView):
     def post(self, request: Request, provider: str) -> Response:
         if provider not in PROVIDERS:
             raise NotFound()
-        data = CallbackIn(data=request.data)
-        data.is_valid(raise_exception=True)
-        d = data.validated_data
+        d = validated(CallbackIn, request.data)
         if d["status"] == Payment.Status.SUCCEEDED and "amount_xaf" not in d:
             raise InvalidInput(_("A successful payment needs its amount."), field="amount_xaf")
         payment = services.payment_apply_callback(

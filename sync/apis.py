@@ -23,7 +23,7 @@ from rest_framework.response import Response
 
 from okada.core.actors import Actor
 from okada.core.api.problems import problem_response
-from okada.core.api.serializers import StrictSerializer, utc
+from okada.core.api.serializers import StrictSerializer, utc, validated
 from okada.core.api.views import ApiView
 
 from . import feed, services
@@ -80,10 +80,9 @@ class DeviceRegisterApi(ApiView):
         tags=TAGS,
     )
     def post(self, request: Request) -> Response:
-        data = DeviceIn(data=request.data)
-        data.is_valid(raise_exception=True)
+        data = validated(DeviceIn, request.data)
         device, created = services.device_register(
-            actor=self.actor, device_id=data.validated_data["device_id"], name=data.validated_data["name"]
+            actor=self.actor, device_id=data["device_id"], name=data["name"]
         )
         return Response(
             device_json(device), status=status.HTTP_201_CREATED if created else status.HTTP_200_OK
@@ -162,13 +161,12 @@ class PullApi(ApiView):
         tags=TAGS,
     )
     def post(self, request: Request) -> HttpResponse:
-        data = PullIn(data=request.data)
-        data.is_valid(raise_exception=True)
+        data = validated(PullIn, request.data)
         page = pull(
             actor=self.actor,
-            device_id=data.validated_data["device_id"],
-            cursors=data.validated_data.get("cursors") or {},
-            limit=data.validated_data.get("limit"),
+            device_id=data["device_id"],
+            cursors=data.get("cursors") or {},
+            limit=data.get("limit"),
         )
         # The rows are JSON already (built by PostgreSQL): joined, not parsed and dumped again.
         return HttpResponse(page.as_json(), content_type="application/json")
@@ -238,13 +236,12 @@ class PushApi(ApiView):
         tags=TAGS,
     )
     def post(self, request: Request) -> Response:
-        data = PushIn(data=request.data)
-        data.is_valid(raise_exception=True)
+        data = validated(PushIn, request.data)
         try:
             result = push(
                 actor=self.actor,
-                device_id=data.validated_data["device_id"],
-                mutations=[dict(m) for m in data.validated_data["mutations"]],
+                device_id=data["device_id"],
+                mutations=[dict(m) for m in data["mutations"]],
             )
         except TryAgain as busy:
             return problem_response(busy, headers={"Retry-After": str(busy.data["retry_after"])})

@@ -12,7 +12,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from okada.core.api import ratelimit
-from okada.core.api.serializers import StrictSerializer, UtcDateTimeField
+from okada.core.api.serializers import StrictSerializer, UtcDateTimeField, validated
 from okada.core.api.views import ApiView
 from okada.core.errors import NotAuthenticated, Throttled
 
@@ -57,9 +57,8 @@ class TokenApi(ApiView):
         tags=["auth"],
     )
     def post(self, request: Request) -> Response:
-        data = TokenIn(data=request.data)
-        data.is_valid(raise_exception=True)
-        username = data.validated_data["username"]
+        data = validated(TokenIn, request.data)
+        username = data["username"]
         rate = ratelimit.parse_rate(settings.OKADA_API_LOGIN_RATE_LIMIT)
         counters = [f"login:user:{username.lower()}", f"login:ip:{ratelimit.client_ip(request)}"]
         for counter in counters:
@@ -72,8 +71,8 @@ class TokenApi(ApiView):
         try:
             issued = services.personal_token_issue(
                 username=username,
-                password=data.validated_data["password"],
-                vendor_slug=data.validated_data.get("vendor", ""),
+                password=data["password"],
+                vendor_slug=data.get("vendor", ""),
             )
         except NotAuthenticated:
             for counter in counters:
