@@ -175,6 +175,26 @@ def test_bulk_per_row_applies_the_good_items_and_reports_the_bad(api, vendor):
     assert not Product.objects.filter(sku__in=["BAD", "NONAME"]).exists()
 
 
+def test_bulk_items_are_each_checked_on_their_own(api):
+    items = [
+        {"sku": "A", "name": "A", "price_xaf": 0},
+        {"sku": "B", "name": "B", "price_xaf": 10, "reserved": 1},
+        {"sku": "C", "name": "C", "price_xaf": 10},
+        {"sku": "D", "name": "D" * 201, "price_xaf": 10, "colour": "red"},
+        {"sku": "E", "name": "E" * 201, "price_xaf": 10},
+    ]
+    response = api.post("/products/bulk", {"items": items}, HTTP_ACCEPT_LANGUAGE="en")
+    assert response.status_code == 200, response.content
+    assert [r.get("errors") for r in response.json()["results"]] == [
+        {"price_xaf": ["Ensure this value is greater than or equal to 1."]},
+        {"reserved": ["This field is read-only."]},
+        None,
+        {"colour": ["Unknown field."]},
+        {"name": ["Ensure this field has no more than 200 characters."]},
+    ]
+    assert list(Product.objects.values_list("sku", flat=True)) == ["C"]
+
+
 def test_bulk_atomic_applies_nothing_when_an_item_fails(api, vendor):
     existing = ProductFactory(vendor=vendor, sku="OLD", price_xaf=100)
     items = [

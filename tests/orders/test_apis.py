@@ -255,6 +255,47 @@ def test_bad_order_input_is_a_400_and_places_nothing(store, vendor, change, fiel
     assert not Customer.objects.exists()
 
 
+def test_each_order_request_is_checked_on_its_own_even_after_an_invalid_one(store, vendor):
+    # The API reuses its input serializers from one request to the next: nothing may carry over.
+    zone = ZoneFactory()
+    product = ProductFactory(vendor=vendor, initial_stock=10)
+    body = order_body(vendor, zone, product)
+    nested = {**body, "customer": {**body["customer"], "email": "a@b.cm"}, "items": [{"product": "x"}]}
+    answers = [
+        store.post("/orders", change, HTTP_ACCEPT_LANGUAGE="en")
+        for change in (nested, {**body, "id": "1"}, body, {**body, "customer": {"name": "Awa"}})
+    ]
+    assert [a.status_code for a in answers] == [400, 400, 201, 400]
+    assert problem(answers[0])["errors"] == {
+        "customer.email": ["Unknown field."],
+        "items.0.product": ["Must be a valid UUID."],
+        "items.0.quantity": ["This field is required."],
+    }
+    assert problem(answers[1])["errors"] == {"id": ["This field is read-only."]}
+    assert answers[2].json()["items"][0]["quantity"] == 2
+    assert problem(answers[3])["errors"] == {"customer.phone": ["This field is required."]}
+    assert Order.objects.count() == 1
+
+
+def test_order_errors_are_in_each_request_language_in_turn(store, vendor):
+    zone = ZoneFactory()
+    product = ProductFactory(vendor=vendor, initial_stock=10)
+    body = {**order_body(vendor, zone, product, quantity=0), "address": "x" * 501}
+    answers = [
+        problem(store.post("/orders", body, HTTP_ACCEPT_LANGUAGE=language))["errors"]
+        for language in ("en", "fr", "en")
+    ]
+    english = {
+        "address": ["Ensure this field has no more than 500 characters."],
+        "items.0.quantity": ["Ensure this value is greater than or equal to 1."],
+    }
+    french = {
+        "address": ["Assurez-vous que ce champ comporte au plus 500\xa0caractères."],
+        "items.0.quantity": ["Assurez-vous que cette valeur est supérieure ou égale à\xa01."],
+    }
+    assert answers == [english, french, english]
+
+
 def test_a_vendor_may_place_a_phone_order_for_its_own_shop_only(vendor):
     zone = ZoneFactory()
     own = ProductFactory(vendor=vendor, initial_stock=5)

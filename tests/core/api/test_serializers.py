@@ -217,3 +217,30 @@ def test_context_and_partial_build_a_serializer_for_the_call():
             "invalid",
             {"to": ["This field is required."]},
         )
+
+
+def input_serializers(base: type = StrictSerializer) -> list[Any]:
+    found = []
+    for cls in base.__subclasses__():
+        found += [cls, *input_serializers(cls)]
+    return found
+
+
+def all_fields(field: Any) -> list[Any]:
+    children = [field.child] if getattr(field, "child", None) is not None else []
+    if isinstance(field, serializers.Serializer):
+        children += list(field.fields.values())
+    return [field, *(f for child in children for f in all_fields(child))]
+
+
+def test_no_input_field_has_a_mutable_default():
+    # A kept serializer hands the same default object to every request that omits the field: a
+    # list or dict default changed by one request would be seen by the next. Use a callable.
+    assert {OrderPlaceIn, BulkItemIn, PushIn, PullIn} <= set(input_serializers())
+    mutable = [
+        (cls.__name__, field.field_name)
+        for cls in input_serializers()
+        for field in all_fields(cls())
+        if isinstance(field.default, (list, dict, set))
+    ]
+    assert mutable == []
