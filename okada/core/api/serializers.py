@@ -77,7 +77,9 @@ def validated(
       once answered in English;
     - it depends on nothing of the request: with keyword arguments (`context=`, `partial=`, whose
       fields may depend on the user) a new serializer is built for this call, as before. A
-      class that is always partial says so in its `__init__` (ProductPatchIn).
+      class that is always partial says so in its `__init__` (ProductPatchIn);
+    - no field has a list or dict default: every request that omits the field would get the
+      same object (tests/core/api/test_serializers.py checks the input serializers).
     """
     if kwargs:
         return _run_validation(serializer_class(**kwargs), data)
