@@ -70,7 +70,7 @@ def fresh(serializer_class: Any, data: Any) -> tuple[str, Any]:
 
 
 PRODUCT = str(uuid.uuid4())
-ORDER = {
+ORDER: dict[str, Any] = {
     "customer": {"phone": "+237677000111", "name": "Awa"},
     "items": [{"product": PRODUCT, "quantity": 2}],
     "payment_method": "mtn_momo",
@@ -182,7 +182,12 @@ def test_one_serializer_is_reused_per_class_thread_and_language():
         validated(Probe, {"n": 2})
     with translation.override("fr"):
         validated(Probe, {"n": 3})
-    other_thread = threading.Thread(target=lambda: translation.activate("en") or validated(Probe, {"n": 4}))
+
+    def in_english() -> None:
+        with translation.override("en"):
+            validated(Probe, {"n": 4})
+
+    other_thread = threading.Thread(target=in_english)
     other_thread.start()
     other_thread.join()
 
