@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import threading
 import uuid
+from pathlib import Path
 from typing import Any, ClassVar
 from zoneinfo import ZoneInfo
 
@@ -249,3 +250,18 @@ def test_no_input_field_has_a_mutable_default():
         if isinstance(field.default, (list, dict, set))
     ]
     assert mutable == []
+
+
+def test_api_views_validate_input_through_validated():
+    # `validated` is the one way a view checks its input (it spares every request the copy of
+    # the serializer's fields); a view that builds `SomeIn(data=...)` itself is caught here.
+    root = Path(__file__).resolve().parents[3]
+    modules = list(root.glob("*/apis.py")) + list((root / "okada").glob("**/apis.py"))
+    assert len(modules) >= 4
+    built_by_hand = [
+        f"{path.relative_to(root)}:{n}"
+        for path in modules
+        for n, line in enumerate(path.read_text().splitlines(), 1)
+        if "(data=" in line or ".is_valid(" in line
+    ]
+    assert built_by_hand == []
