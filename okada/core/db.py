@@ -35,10 +35,11 @@ def one_value(sql: str, params: list[Any] | dict[str, Any], *, savepoint: bool =
     return row[0]
 
 
-def execute(sql: str, params: list[Any]) -> None:
-    """One statement that returns nothing, prepared like one_value's, run where the caller is
-    (in its transaction, without a savepoint): a hot-path write that needs no ORM."""
-    _run(sql, params)
+def execute(sql: str, params: list[Any] | dict[str, Any]) -> int:
+    """One statement that returns no rows, prepared like one_value's, run where the caller is
+    (in its transaction, without a savepoint): a hot-path write that needs no ORM. The number of
+    rows it changed."""
+    return int(_run(sql, params).rowcount)
 
 
 def prepared_rows(sql: str, params: list[Any] | dict[str, Any]) -> list[tuple[Any, ...]]:

@@ -7,6 +7,7 @@ import hmac
 import json
 import re
 
+import psycopg
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -85,20 +86,27 @@ def test_out_of_stock_is_a_409_naming_the_items_and_nothing_is_placed(store, ven
 
 
 @pytest.mark.django_db(transaction=True)  # the request's own transaction: BEGIN/COMMIT, no savepoint
-def test_a_known_customers_order_is_three_statements_with_its_idempotency_key(store, vendor):
-    # The whole placement over HTTP: the key claimed, okada_order_place() (customer by phone,
-    # stock, order, items, events, the payment request), the answer kept. BEGIN and COMMIT
-    # aside, nothing else reaches the database: no vendor, zone, customer or items read, the
-    # order not locked again for its payment.
+def test_a_known_customers_order_is_three_statements_in_one_transaction_with_its_idempotency_key(
+    store, vendor
+):
+    # The whole placement over HTTP: the key locked and looked up, okada_order_place() (customer
+    # by phone, stock, order, items, events, the payment request), the record written with the
+    # answer. BEGIN and COMMIT aside, nothing else reaches the database: no vendor, zone, customer
+    # or items read, the order not locked again for its payment; and one transaction, one commit
+    # (the key is not claimed in a transaction of its own).
     zone = ZoneFactory()
     product = ProductFactory(vendor=vendor, initial_stock=10)
     CustomerFactory(phone="+237677000111")
     first = store.post("/orders", order_body(vendor, zone, product, quantity=1), HTTP_IDEMPOTENCY_KEY="a")
     assert first.status_code == 201  # the credential is now kept by this process
     statements: list[str] = []
+    transactions = 0
 
     def record(execute, sql, params, many, context):  # sees prepared statements' text too
-        statements.append(" ".join(sql.split()[:3]))
+        nonlocal transactions
+        # Idle before a statement: that statement starts a transaction (its own in autocommit).
+        transactions += connection.connection.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+        statements.append(" ".join(sql.split()[:4]))
         return execute(sql, params, many, context)
 
     with connection.execute_wrapper(record):
@@ -107,10 +115,11 @@ def test_a_known_customers_order_is_three_statements_with_its_idempotency_key(st
         )
     assert response.status_code == 201, response.content
     assert statements == [
-        "WITH claimed AS",
-        "SELECT okada_order_place(%s, %s,",
-        "UPDATE core_idempotencyrecord SET",
+        "SELECT * FROM okada_idempotency_lookup(%s,",
+        "SELECT okada_order_place(%s, %s, %s,",
+        "INSERT INTO core_idempotencyrecord AS",
     ], statements
+    assert transactions == 1
 
 
 def test_the_payment_request_is_the_one_payment_record_would_write(store, vendor):

@@ -1,25 +1,45 @@
 """`Idempotency-Key` for POSTs: a retry gets the first answer, never a second write.
 
 A key is scoped to the credential that sent it (two vendors may use the same key; neither sees
-the other's record). The first request *claims* the key with one `INSERT ... ON CONFLICT`,
-committed at once so that a concurrent retry sees it:
+the other's record). An idempotent POST is one transaction: `begin` opens it by locking the key,
+the handler runs, and `keep` writes the record with the answer; either all of it commits or
+none (a crash can never leave a change without its recorded answer, nor an answer without it).
 - a retry while the first still runs gets 409 `idempotency_in_flight` (retry later);
 - a retry after it finished gets the first status, headers and body again (`Idempotent-Replayed`);
 - the same key with another method, path or body gets 422 `idempotency_mismatch`.
 
-The handler then runs in one transaction with the write of its answer (`complete`), so a crash
-can never leave a change without its recorded answer: either both commit or neither. An answer
-of 500 or more is not kept (the claim is released: nothing was applied, a retry runs again).
-A worker that dies mid-request leaves its claim `in_flight`; after `IN_FLIGHT_SECONDS` a retry
-of the same request takes it over. Records are kept OKADA_IDEMPOTENCY_TTL_HOURS (24 h), then a
-reuse of the key is a new request; `prune` deletes them (hourly job).
+Why a lock, and why it is not a row: a request must know that another one holds its key before
+that one commits. A claim row committed on its own (the way this module used to work) costs a
+second transaction and its WAL flush per request, and a dead worker's claim blocked its key
+until a timeout. A transaction-scoped advisory lock, taken without waiting
+(`pg_try_advisory_xact_lock(int4, int4)`, see core migration 0007), is seen by every other
+session at once and goes with its transaction: a worker that dies mid-request has its
+transaction aborted and the lock released, so a retry runs at once. The lock's second int is a
+32-bit hash of scope and key: two different keys that collide only get a spurious 409 while the
+other runs (a retry then proceeds); correctness never rests on the hash, only on the unique
+(scope, key) record.
+
+Why the lookup is a statement after the lock: in READ COMMITTED each statement reads its own
+snapshot, and the previous holder's record commits just before its lock goes. A statement that
+took the lock and read the record together would read a snapshot from before the lock, miss
+that record and run the request a second time. `okada_idempotency_lookup()` takes the lock and
+then reads in a statement of its own (a VOLATILE plpgsql function takes a new snapshot per
+statement): one round trip.
+
+An answer of 500 or more, or an exception, rolls the transaction back: nothing is kept and a
+retry runs again. Records are kept OKADA_IDEMPOTENCY_TTL_HOURS (24 h), then a reuse of the key
+is a new request; `prune` deletes them (hourly job).
+
+Records are written `done`. An `in_flight` record can only be a claim committed by the previous
+version of this module (during a rolling deploy): it is honoured as that version did (409 until
+`locked_until`, then taken over by the same request), and `keep` never overwrites one that is
+still live (the request is refused 409 instead, its transaction rolled back).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -28,14 +48,13 @@ from django.http import HttpResponse
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from okada.core.db import execute, one_value
+from okada.core.db import execute, prepared_rows
 from okada.core.errors import Conflict, IdempotencyMismatch, InvalidInput
 from okada.core.ids import uuid7
 from okada.core.models import IdempotencyRecord
 
 HEADER = "Idempotency-Key"
 MAX_KEY_LENGTH = 255
-IN_FLIGHT_SECONDS = 120  # longer than any request may run (gunicorn's timeout is 30 s)
 REPLAYED_HEADERS = ("Content-Type", "Location", "Content-Language", "ETag")
 
 
@@ -45,8 +64,14 @@ class IdempotencyInFlight(Conflict):
 
 
 @dataclass(frozen=True)
-class Claim:
-    record_id: uuid.UUID
+class Held:
+    """The key is locked by this transaction and has no record: run the request, then `keep`."""
+
+    scope: str
+    key: str
+    request_hash: str
+    method: str
+    path: str
 
 
 @dataclass(frozen=True)
@@ -85,83 +110,74 @@ def fingerprint(method: str, path: str, body: bytes) -> str:
     return digest.hexdigest()
 
 
-# One row whatever happens: the new or retaken record's id, or NULL when the key is taken.
-_CLAIM = """
-WITH claimed AS (
+_LOOKUP = "SELECT * FROM okada_idempotency_lookup(%s, %s, %s)"
+
+
+def begin(*, scope: str, key: str, method: str, path: str, body: bytes) -> Held | Replay:
+    """Lock `key` for this request and say what to do. Call it first in the request's
+    transaction: the lock is held until that transaction ends."""
+    request_hash = fingerprint(method, path, body)
+    now = timezone.now()
+    rows = prepared_rows(_LOOKUP, [scope, key, _expired_before(now)])
+    held = Held(scope=scope, key=key, request_hash=request_hash, method=method, path=path[:500])
+    if not rows:
+        return held
+    acquired, hash_, method_, path_, state, locked_until, status, headers, body_ = rows[0]
+    if not acquired:
+        raise IdempotencyInFlight(retry_after=1)
+    if hash_ != request_hash:
+        raise IdempotencyMismatch(
+            _("This Idempotency-Key was already used for a different request (%(method)s %(path)s).")
+            % {"method": method_, "path": path_}
+        )
+    if state == IdempotencyRecord.State.IN_FLIGHT:  # the previous version's claim (see above)
+        if locked_until >= now:
+            raise IdempotencyInFlight(retry_after=1)
+        return held
+    return Replay(status=status or 200, headers=json.loads(headers), body=bytes(body_ or b""))
+
+
+# Written once, with its answer. The conflict is an expired record of the key (or an abandoned
+# claim of the previous version): anything else is a live writer that took no lock, and no row
+# is written.
+_KEEP = """
 INSERT INTO core_idempotencyrecord AS r
-       (id, scope, key, request_hash, method, path, state, locked_until, response_headers, created_at)
-VALUES (%(id)s, %(scope)s, %(key)s, %(hash)s, %(method)s, %(path)s, 'in_flight', %(locked_until)s,
-        '{}'::jsonb, %(now)s)
+       (id, scope, key, request_hash, method, path, state, locked_until,
+        response_status, response_headers, response_body, created_at)
+VALUES (%(id)s, %(scope)s, %(key)s, %(hash)s, %(method)s, %(path)s, 'done', %(now)s,
+        %(status)s, %(headers)s::jsonb, %(body)s, %(now)s)
 ON CONFLICT (scope, key) DO UPDATE
    SET request_hash = EXCLUDED.request_hash, method = EXCLUDED.method, path = EXCLUDED.path,
-       state = 'in_flight', locked_until = EXCLUDED.locked_until, response_status = NULL,
-       response_headers = '{}'::jsonb, response_body = NULL, created_at = EXCLUDED.created_at
- WHERE r.created_at < %(expired_before)s
-    OR (r.state = 'in_flight' AND r.locked_until < %(now)s AND r.request_hash = EXCLUDED.request_hash)
-RETURNING r.id
-)
-SELECT (SELECT id FROM claimed)
+       state = 'done', locked_until = EXCLUDED.locked_until,
+       response_status = EXCLUDED.response_status, response_headers = EXCLUDED.response_headers,
+       response_body = EXCLUDED.response_body, created_at = EXCLUDED.created_at
+ WHERE r.created_at < %(expired_before)s OR (r.state = 'in_flight' AND r.locked_until < %(now)s)
 """
 
 
-def claim(*, scope: str, key: str, method: str, path: str, body: bytes) -> Claim | Replay:
-    """Claim `key` for this request, or say what it got. Called outside any transaction
-    (ATOMIC_REQUESTS is off), so the claim is committed at once and concurrent retries see it."""
-    request_hash = fingerprint(method, path, body)
-    for _attempt in range(3):  # a record released or expired between our two statements: again
-        now = timezone.now()
-        # Prepared, and one round trip: outside a transaction the statement commits by itself.
-        record_id = one_value(
-            _CLAIM,
-            {
-                "id": uuid7(),
-                "scope": scope,
-                "key": key,
-                "hash": request_hash,
-                "method": method,
-                "path": path[:500],
-                "locked_until": now + timedelta(seconds=IN_FLIGHT_SECONDS),
-                "now": now,
-                "expired_before": _expired_before(now),
-            },
-        )
-        if record_id is not None:
-            return Claim(record_id=record_id)
-        record = IdempotencyRecord.objects.filter(scope=scope, key=key).first()
-        if record is None:
-            continue
-        if record.request_hash != request_hash:
-            raise IdempotencyMismatch(
-                _("This Idempotency-Key was already used for a different request (%(method)s %(path)s).")
-                % {"method": record.method, "path": record.path}
-            )
-        if record.state == IdempotencyRecord.State.IN_FLIGHT:
-            raise IdempotencyInFlight(retry_after=1)
-        return Replay(
-            status=record.response_status or 200,
-            headers=dict(record.response_headers),
-            body=bytes(record.response_body or b""),
-        )
-    raise IdempotencyInFlight(retry_after=1)
-
-
-_COMPLETE = """
-UPDATE core_idempotencyrecord
-   SET state = 'done', response_status = %s, response_headers = %s::jsonb, response_body = %s
- WHERE id = %s
-"""
-
-
-def complete(claim: Claim, response: HttpResponse) -> None:
-    """Keep the answer; call it in the transaction of the change the request made. One
+def keep(held: Held, response: HttpResponse) -> None:
+    """Write the record with its answer, in the transaction of the change the request made. One
     statement, prepared (it runs on every idempotent POST)."""
+    now = timezone.now()
     headers = {h: response[h] for h in REPLAYED_HEADERS if response.has_header(h)}
-    execute(_COMPLETE, [response.status_code, json.dumps(headers), response.content, claim.record_id])
-
-
-def release(claim: Claim) -> None:
-    """Forget a claim whose request failed (nothing applied): a retry runs it again."""
-    IdempotencyRecord.objects.filter(pk=claim.record_id, state=IdempotencyRecord.State.IN_FLIGHT).delete()
+    written = execute(
+        _KEEP,
+        {
+            "id": uuid7(),
+            "scope": held.scope,
+            "key": held.key,
+            "hash": held.request_hash,
+            "method": held.method,
+            "path": held.path,
+            "now": now,
+            "status": response.status_code,
+            "headers": json.dumps(headers),
+            "body": response.content,
+            "expired_before": _expired_before(now),
+        },
+    )
+    if not written:
+        raise IdempotencyInFlight(retry_after=1)
 
 
 def _expired_before(now: datetime) -> datetime:

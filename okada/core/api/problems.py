@@ -156,7 +156,7 @@ def as_domain_error(exc: BaseException) -> tuple[DomainError, dict[str, str]]:
     """The domain error (and extra headers) an exception is answered with."""
     if isinstance(exc, DomainError):
         headers = {}
-        if isinstance(exc, Throttled) and "retry_after" in exc.data:
+        if "retry_after" in exc.data:  # "try again later": throttled, an Idempotency-Key in flight
             headers["Retry-After"] = str(exc.data["retry_after"])
         return exc, headers
     if isinstance(exc, exceptions.ValidationError):

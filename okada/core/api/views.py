@@ -89,19 +89,20 @@ class ApiView(APIView):
         key = idempotency.validate_key(request.headers.get(idempotency.HEADER))
         if request.method != "POST" or key is None or not self.idempotent:
             return handler(request, *args, **kwargs)
-        outcome = idempotency.claim(
-            scope=self.credential.scope_key
-            if isinstance(request.auth, Credential)
-            else self._anonymous_scope(),
-            key=key,
-            method=request.method,
-            path=request.get_full_path(),
-            body=request.body,
-        )
-        if isinstance(outcome, idempotency.Replay):
-            return outcome.response()
+        scope = self.credential.scope_key if isinstance(request.auth, Credential) else self._anonymous_scope()
+        # One transaction: the key's lock, the handler's writes and the record with the answer
+        # (see idempotency's docstring). A refusal of the key (409, 422) rolls it back.
         try:
             with transaction.atomic():
+                outcome = idempotency.begin(
+                    scope=scope,
+                    key=key,
+                    method=request.method,
+                    path=request.get_full_path(),
+                    body=request.body,
+                )
+                if isinstance(outcome, idempotency.Replay):
+                    return outcome.response()
                 try:
                     response: Any = handler(request, *args, **kwargs)
                 except Exception as exc:
@@ -111,14 +112,10 @@ class ApiView(APIView):
                 response = self.finalize_response(request, response, *args, **kwargs)
                 if isinstance(response, Response):
                     response.render()
-                idempotency.complete(outcome, response)
+                idempotency.keep(outcome, response)
             return response
-        except _Failed as failed:
-            idempotency.release(outcome)
+        except _Failed as failed:  # rolled back: nothing kept, a retry runs again
             return failed.response
-        except BaseException:
-            idempotency.release(outcome)
-            raise
 
     def _anonymous_scope(self) -> str:
         """Endpoints without a credential (payment callbacks) scope keys by view."""

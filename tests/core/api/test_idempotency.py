@@ -1,12 +1,20 @@
 """okada.core.api.idempotency: replays, mismatches, in-flight requests, scoping, pruning, and 20
-identical requests at once against a live server (real threads, separate connections)."""
+identical requests at once against a live server (real threads, separate connections).
+
+A request "in flight" is a real one, run in a thread of its own (its own connection) and held
+just before its handler's first statement on products: its key is locked, its work not done."""
 
 from __future__ import annotations
 
 import json
+import threading
 from datetime import timedelta
+from typing import Any
 
+import psycopg
 import pytest
+from django.db import connection
+from django.test import Client
 from django.utils import timezone
 
 from catalog.models import Product
@@ -15,8 +23,8 @@ from okada.core.models import IdempotencyRecord, JobRun
 from okada.core.tasks import prune_idempotency_keys
 from orders.models import Customer, Order
 from tests.catalog.factories import ProductFactory, VendorFactory
-from tests.concurrency import post_together
-from tests.credentials.factories import Api, problem, storefront_key, vendor_api
+from tests.concurrency import WAIT, a_lock_is_awaited, in_thread, poll, post_together
+from tests.credentials.factories import Api, problem, storefront_key, vendor_api, vendor_key
 from tests.orders.factories import ZoneFactory
 
 NEW = {"sku": "IDEM-1", "name": "Idem", "price_xaf": 100}
@@ -57,21 +65,131 @@ def test_the_same_key_for_another_request_is_a_422_and_changes_nothing():
     assert not Product.objects.filter(sku="IDEM-2").exists()
 
 
-@pytest.mark.django_db
-def test_a_request_while_the_first_is_in_flight_is_a_409():
-    api = vendor_api(VendorFactory())
-    body = json.dumps(NEW).encode()
-    api.post("/products", {"sku": "warm", "name": "w", "price_xaf": 1})
-    # The first request is running: its claim is taken and not done.
-    credential_scope = f"key:{_only_key_id()}"
-    claim = idempotency.claim(
-        scope=credential_scope, key="k-4", method="POST", path="/api/v1/products", body=body
-    )
-    assert isinstance(claim, idempotency.Claim)
-    response = api.post("/products", NEW, HTTP_IDEMPOTENCY_KEY="k-4")
+class Paused:
+    """A POST run in a thread with a connection of its own, held before its handler's first
+    statement on products until `go` is set (its key taken, nothing of its work done)."""
+
+    def __init__(self, secret: str, key: str, body: Any = NEW) -> None:
+        self.holding, self.go = threading.Event(), threading.Event()
+        self.backend_pid = 0
+        self.response: Any = None
+        self.thread, self.errors = in_thread(lambda: self._post(secret, key, body))
+        assert self.holding.wait(WAIT)
+
+    def _post(self, secret: str, key: str, body: Any) -> None:
+        with connection.execute_wrapper(self._hold):
+            api = Api(secret, client=Client(HTTP_HOST="localhost", raise_request_exception=False))
+            self.response = api.post("/products", body, HTTP_IDEMPOTENCY_KEY=key)
+
+    def _hold(self, execute, sql, params, many, context):
+        if not self.holding.is_set() and '"catalog_product"' in sql:
+            self.backend_pid = connection.connection.info.backend_pid
+            self.holding.set()
+            self.go.wait(WAIT)
+        return execute(sql, params, many, context)
+
+    def finish(self) -> None:
+        self.go.set()
+        self.thread.join(WAIT)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_request_while_another_connection_runs_the_same_key_is_a_409_then_replays_it():
+    secret = vendor_key(VendorFactory())
+    first = Paused(secret, "k-4")
+    try:
+        response = Api(secret).post("/products", NEW, HTTP_IDEMPOTENCY_KEY="k-4")
+    finally:
+        first.finish()
     assert response.status_code == 409
     assert problem(response)["code"] == "idempotency_in_flight"
-    assert not Product.objects.filter(sku="IDEM-1").exists()
+    assert response["Retry-After"] == "1"
+    assert first.errors == []
+    assert first.response.status_code == 201
+    again = Api(secret).post("/products", NEW, HTTP_IDEMPOTENCY_KEY="k-4")
+    assert (again.status_code, again.content) == (201, first.response.content)
+    assert again["Idempotent-Replayed"] == "true"
+    assert Product.objects.filter(sku="IDEM-1").count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_killed_mid_request_frees_its_key_at_once():
+    # Its connection's transaction aborts and takes the key's lock with it: the retry runs now,
+    # not after a timeout.
+    secret = vendor_key(VendorFactory())
+    killed = Paused(secret, "k-killed")
+    try:
+        assert Api(secret).post("/products", NEW, HTTP_IDEMPOTENCY_KEY="k-killed").status_code == 409
+        with psycopg.connect(**connection.get_connection_params()) as other:
+            ended = other.execute("SELECT pg_terminate_backend(%s, 10000)", [killed.backend_pid]).fetchone()
+        assert ended == (True,)
+        retry = Api(secret).post("/products", NEW, HTTP_IDEMPOTENCY_KEY="k-killed")
+    finally:
+        killed.finish()  # its next statement fails on the dead connection (not checked)
+    assert retry.status_code == 201, retry.content
+    assert "Idempotent-Replayed" not in retry
+    assert Product.objects.filter(sku="IDEM-1").count() == 1
+    assert IdempotencyRecord.objects.get(key="k-killed").response_body == retry.content
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_lookup_reads_a_record_committed_while_its_caller_waited_for_the_lock():
+    # The snapshot point. The previous holder commits its record, then its lock goes; the lookup
+    # must read a snapshot taken after it holds the lock, never its caller's. Here the caller's
+    # statement starts (and takes its snapshot) while the holder has not committed, waits on a
+    # gate, and only then calls the lookup: the record must be there.
+    scope, key, gate = "test:snapshot", "k-snap", 1_402_021
+    expired_before = timezone.now() - timedelta(hours=1)
+    params = connection.get_connection_params()
+    with psycopg.connect(**params) as holder, psycopg.connect(**params, autocommit=True) as gatekeeper:
+        assert holder.execute(idempotency._LOOKUP, [scope, key, expired_before]).fetchall() == []
+        holder.execute(
+            "INSERT INTO core_idempotencyrecord (id, scope, key, request_hash, method, path, state,"
+            " locked_until, response_status, response_headers, response_body, created_at)"
+            " VALUES (gen_random_uuid(), %s, %s, 'h', 'POST', '/p', 'done', now(), 201, '{}', 'kept', now())",
+            [scope, key],
+        )
+        gatekeeper.execute("SELECT pg_advisory_lock(%s)", [gate])
+        found: list[Any] = []
+
+        def look_up() -> None:
+            with psycopg.connect(**params) as caller:
+                found.extend(
+                    caller.execute(
+                        "SELECT l.acquired, l.response_body"
+                        "  FROM (SELECT pg_advisory_lock(%s)::text AS gate OFFSET 0) g"
+                        " CROSS JOIN LATERAL okada_idempotency_lookup(%s || g.gate, %s, %s) l",
+                        [gate, scope, key, expired_before],
+                    ).fetchall()
+                )
+
+        thread, errors = in_thread(look_up)
+        poll(a_lock_is_awaited, "the caller's statement to wait at the gate")
+        holder.commit()  # the record, then the key's lock released
+        gatekeeper.execute("SELECT pg_advisory_unlock(%s)", [gate])
+        thread.join(WAIT)
+    assert errors == []
+    assert found == [(True, b"kept")]
+
+
+@pytest.mark.django_db
+def test_an_answer_of_500_keeps_nothing_and_a_retry_runs_again():
+    api = Api(vendor_key(VendorFactory()), client=Client(HTTP_HOST="localhost", raise_request_exception=False))
+
+    def break_after_the_product(execute, sql, params, many, context):
+        if sql.startswith('INSERT INTO "catalog_stock"'):
+            raise RuntimeError("the stock row could not be written")
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(break_after_the_product):
+        failed = api.post("/products", NEW, HTTP_IDEMPOTENCY_KEY="k-500")
+    assert failed.status_code == 500
+    assert not IdempotencyRecord.objects.filter(key="k-500").exists()
+    assert not Product.objects.exists()
+    retry = api.post("/products", NEW, HTTP_IDEMPOTENCY_KEY="k-500")
+    assert retry.status_code == 201
+    assert "Idempotent-Replayed" not in retry
+    assert Product.objects.count() == 1
 
 
 def _only_key_id():
@@ -102,17 +220,24 @@ def test_a_key_over_255_characters_is_a_400():
 
 
 @pytest.mark.django_db
-def test_an_abandoned_claim_is_taken_over_after_its_lock_and_an_expired_key_is_a_new_request():
+def test_a_claim_of_the_previous_version_is_honoured_and_an_expired_key_is_a_new_request():
+    # During a rolling deploy the previous version's workers commit an `in_flight` claim first:
+    # a 409 until its lock time, then taken over by the same request.
     api = vendor_api(VendorFactory())
     api.post("/products", {"sku": "warm", "name": "w", "price_xaf": 1})
-    scope = f"key:{_only_key_id()}"
-    body = json.dumps(NEW).encode()
-    claim = idempotency.claim(scope=scope, key="k-5", method="POST", path="/api/v1/products", body=body)
-    assert isinstance(claim, idempotency.Claim)
-    IdempotencyRecord.objects.filter(pk=claim.record_id).update(
-        locked_until=timezone.now() - timedelta(seconds=1)
+    claim = IdempotencyRecord.objects.create(
+        scope=f"key:{_only_key_id()}",
+        key="k-5",
+        request_hash=idempotency.fingerprint("POST", "/api/v1/products", json.dumps(NEW).encode()),
+        method="POST",
+        path="/api/v1/products",
+        state=IdempotencyRecord.State.IN_FLIGHT,
+        locked_until=timezone.now() + timedelta(seconds=60),
     )
+    assert api.post("/products", NEW, HTTP_IDEMPOTENCY_KEY="k-5").status_code == 409
+    IdempotencyRecord.objects.filter(pk=claim.pk).update(locked_until=timezone.now() - timedelta(seconds=1))
     assert api.post("/products", NEW, HTTP_IDEMPOTENCY_KEY="k-5").status_code == 201
+    assert IdempotencyRecord.objects.get(key="k-5").state == IdempotencyRecord.State.DONE
     IdempotencyRecord.objects.filter(key="k-5").update(created_at=timezone.now() - timedelta(hours=25))
     reused = api.post("/products", {**NEW, "sku": "IDEM-9"}, HTTP_IDEMPOTENCY_KEY="k-5")
     assert reused.status_code == 201
