@@ -63,7 +63,7 @@ def _prepared_cursor() -> Any:
     The connection is checked first, as Django checks it before each of its own cursors
     (CONN_HEALTH_CHECKS, once per request): a kept connection that died between requests (a
     database restart, a failover) is replaced instead of failing the request. A prepared
-    statement is often a request's first (the Idempotency-Key claim, the placement, the product
+    statement is often a request's first (the Idempotency-Key lookup, the placement, the product
     list); the new connection prepares its statements again at first use."""
     connection.close_if_health_check_failed()
     connection.ensure_connection()

@@ -262,8 +262,11 @@ class IdempotencyState(models.TextChoices):
 class IdempotencyRecord(models.Model):
     """One `Idempotency-Key` of one credential: the request it named and the answer it got.
 
-    Written by `okada.core.api.idempotency` only (raw SQL: claiming a key is one INSERT ... ON
-    CONFLICT); pruned after OKADA_IDEMPOTENCY_TTL_HOURS by `core.prune_idempotency_keys`.
+    Written by `okada.core.api.idempotency` only (raw SQL: one INSERT ... ON CONFLICT, with the
+    answer, in the request's transaction); pruned after OKADA_IDEMPOTENCY_TTL_HOURS by
+    `core.prune_idempotency_keys`. `state` and `locked_until` served the previous version's claim
+    committed ahead of the request: records are now written `done`, and an `in_flight` one can
+    only be such a claim (honoured during a rolling deploy).
     """
 
     State = IdempotencyState

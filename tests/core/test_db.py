@@ -97,7 +97,7 @@ def test_a_database_error_is_wrapped_as_djangos():
 def test_a_connection_that_died_between_requests_is_replaced_not_a_failed_request(run):
     # A kept connection (CONN_MAX_AGE) whose server went away (a restart, a failover) between two
     # requests: Django checks it before the next request's first statement (CONN_HEALTH_CHECKS),
-    # and a prepared statement may well be that first statement (the Idempotency-Key claim, the
+    # and a prepared statement may well be that first statement (the Idempotency-Key lookup, the
     # placement, the product list).
     from django.core.signals import request_finished, request_started
 

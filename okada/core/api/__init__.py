@@ -20,7 +20,8 @@ What a view gets for free from `ApiView`:
 - scopes per method (`required_scopes`), checked before the handler;
 - rate limits per credential in Redis (`ratelimit`), with `RateLimit-*` headers, failing open;
 - the body size cap (413 before the body is read);
-- `Idempotency-Key` on every POST (`idempotency`): replays, mismatch 422, in flight 409;
+- `Idempotency-Key` on every POST (`idempotency`): replays, mismatch 422, in flight 409, the
+  key's lock, the handler and the kept answer in one transaction;
 - every error as RFC 9457 problem+json (`problems`), `DomainError` codes mapped one to one.
 
 Serializers subclass `serializers.StrictSerializer`: unknown and read-only fields are refused by

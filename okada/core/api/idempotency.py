@@ -15,9 +15,9 @@ until a timeout. A transaction-scoped advisory lock, taken without waiting
 (`pg_try_advisory_xact_lock(int4, int4)`, see core migration 0007), is seen by every other
 session at once and goes with its transaction: a worker that dies mid-request has its
 transaction aborted and the lock released, so a retry runs at once. The lock's second int is a
-32-bit hash of scope and key: two different keys that collide only get a spurious 409 while the
-other runs (a retry then proceeds); correctness never rests on the hash, only on the unique
-(scope, key) record.
+32-bit hash of scope and key: one key always meets itself on one lock, and two different keys
+whose hashes collide only cost a spurious 409 to whichever comes while the other runs (its retry
+then proceeds).
 
 Why the lookup is a statement after the lock: in READ COMMITTED each statement reads its own
 snapshot, and the previous holder's record commits just before its lock goes. A statement that
