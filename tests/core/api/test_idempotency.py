@@ -65,6 +65,11 @@ def test_the_same_key_for_another_request_is_a_422_and_changes_nothing():
     assert not Product.objects.filter(sku="IDEM-2").exists()
 
 
+def _quiet_client() -> Client:
+    """A test client that answers a server error as the server would, without raising it."""
+    return Client(HTTP_HOST="localhost", raise_request_exception=False)
+
+
 class Paused:
     """A POST run in a thread with a connection of its own, held before its handler's first
     statement on products until `go` is set (its key taken, nothing of its work done)."""
@@ -78,7 +83,7 @@ class Paused:
 
     def _post(self, secret: str, key: str, body: Any) -> None:
         with connection.execute_wrapper(self._hold):
-            api = Api(secret, client=Client(HTTP_HOST="localhost", raise_request_exception=False))
+            api = Api(secret, client=_quiet_client())
             self.response = api.post("/products", body, HTTP_IDEMPOTENCY_KEY=key)
 
     def _hold(self, execute, sql, params, many, context):
@@ -174,7 +179,7 @@ def test_the_lookup_reads_a_record_committed_while_its_caller_waited_for_the_loc
 
 @pytest.mark.django_db
 def test_an_answer_of_500_keeps_nothing_and_a_retry_runs_again():
-    api = Api(vendor_key(VendorFactory()), client=Client(HTTP_HOST="localhost", raise_request_exception=False))
+    api = Api(vendor_key(VendorFactory()), client=_quiet_client())
 
     def break_after_the_product(execute, sql, params, many, context):
         if sql.startswith('INSERT INTO "catalog_stock"'):
