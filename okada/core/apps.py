@@ -8,10 +8,15 @@ class CoreConfig(AppConfig):
     verbose_name = _("Operations")
 
     def ready(self) -> None:
+        from django.db.backends.signals import connection_created
+
         from . import checks  # noqa: F401  (registers the system checks)
         from .api import schema  # noqa: F401  (registers the OpenAPI security schemes)
         from .dashboard import register_core_panels
+        from .db import set_server_keepalive
         from .logs import connect_celery
+
+        connection_created.connect(set_server_keepalive, dispatch_uid="okada.server_keepalive")
 
         register_core_panels()
         connect_celery()  # task id and name on every line a task logs

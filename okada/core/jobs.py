@@ -16,8 +16,9 @@ their guarantee when Redis is down) and it does not outlive its holder for long:
 - a killed worker process: its socket closes, PostgreSQL ends the backend and the lock is free at
   once, so the task delivered again (acks_late, reject_on_worker_lost) can run;
 - a worker host that vanishes (power cut, network gone) sends nothing, and by default PostgreSQL
-  would wait for the kernel's TCP keepalive: 2 hours + 9 probes. The lock's connection sets TCP
-  keepalives on both ends (`KEEPALIVE`): PostgreSQL probes the idle connection after 30 s, then
+  would wait for the kernel's TCP keepalive: 2 hours + 9 probes. The lock's connection has TCP
+  keepalives on both ends (`KEEPALIVE` here; PostgreSQL's side is set on every Django
+  connection, `okada.core.db.SERVER_KEEPALIVE`): PostgreSQL probes the idle connection after 30 s, then
   every 10 s, and drops it after 3 unanswered probes, and data left unacknowledged for 60 s
   (`tcp_user_timeout`) drops it too: the lock is free about a minute after the host vanished. On
   the worker's side the same numbers make `run.check()` fail within a minute when the server is
@@ -84,13 +85,6 @@ KEEPALIVE = {
     "keepalives_count": 3,  # unanswered probes before the connection is dropped
     "tcp_user_timeout": 60_000,  # ms that sent data may stay unacknowledged
 }
-# The same numbers for PostgreSQL's side, which is the side that must notice a vanished worker.
-SERVER_KEEPALIVE = {
-    "tcp_keepalives_idle": 30,
-    "tcp_keepalives_interval": 10,
-    "tcp_keepalives_count": 3,
-    "tcp_user_timeout": 60_000,
-}
 # How long a run waits for a lock held by a dead run: more than the keepalives take (~60 s).
 RERUN_WAIT_SECONDS = 90.0
 
@@ -125,7 +119,8 @@ def _holder_name() -> str:
 
 
 class JobLock:
-    """The advisory lock of one job name, on a dedicated connection with TCP keepalives."""
+    """The advisory lock of one job name, on a dedicated connection with TCP keepalives (the
+    worker's side here; PostgreSQL's side is set on every new connection, okada.core.db)."""
 
     def __init__(self, name: str) -> None:
         self.key = f"okada.job:{name}"
@@ -145,8 +140,6 @@ class JobLock:
         return row[0] if row else None
 
     def try_acquire(self) -> bool:
-        settings = ", ".join(f"set_config('{k}', '{v}', false)" for k, v in SERVER_KEEPALIVE.items())
-        self._one(f"SELECT {settings}")
         self.backend_pid = self._one("SELECT pg_backend_pid()")
         return bool(self._one("SELECT pg_try_advisory_lock(hashtextextended(%s, 0))", [self.key]))
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import psycopg
 import pytest
-from django.db import DatabaseError, IntegrityError, connection, transaction
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, IntegrityError, connection, connections, transaction
 from django.test.utils import CaptureQueriesContext
 
 from okada.core.db import execute, one_value, prepared_rows
@@ -109,3 +109,19 @@ def test_a_connection_that_died_between_requests_is_replaced_not_a_failed_reques
     request_started.send(sender=None)
     assert run("SELECT %s::integer * 2", [2]) in (4, [(4,)])
     assert connection.connection.info.backend_pid != old_pid
+
+
+@pytest.mark.django_db
+def test_every_new_connection_has_postgresql_side_tcp_keepalives():
+    # A web or worker host that vanishes mid-transaction must not hold its locks (a placement's
+    # stock rows, an Idempotency-Key) for the kernel's two hours: PostgreSQL probes within a minute.
+    fresh = connections.create_connection(DEFAULT_DB_ALIAS)
+    try:
+        with fresh.cursor() as cursor:
+            cursor.execute(
+                "SELECT current_setting('tcp_keepalives_idle'), current_setting('tcp_keepalives_interval'),"
+                " current_setting('tcp_keepalives_count'), current_setting('tcp_user_timeout')"
+            )
+            assert cursor.fetchone() == ("30", "10", "3", "60000")
+    finally:
+        fresh.close()
