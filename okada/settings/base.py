@@ -228,7 +228,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["okada.core.api.auth.IsAuthenticatedCredential"],
     "DEFAULT_THROTTLE_CLASSES": ["okada.core.api.ratelimit.CredentialRateThrottle"],
     "DEFAULT_RENDERER_CLASSES": ["okada.core.api.problems.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["okada.core.api.parsers.JSONParser"],
     "DEFAULT_PAGINATION_CLASS": None,  # lists paginate with okada.core.api.pagination
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "okada.core.api.problems.exception_handler",

@@ -103,7 +103,7 @@ def fingerprint(method: str, path: str, body: bytes) -> str:
     """The request a key names: a JSON body is compared by value (key order and spacing aside)."""
     try:
         canonical = json.dumps(json.loads(body), sort_keys=True, separators=(",", ":")).encode()
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested too deep to compare: the bytes
         canonical = body
     digest = hashlib.sha256(f"{method}\n{path}\n".encode())
     digest.update(canonical)

@@ -38,6 +38,16 @@ def test_malformed_json_is_a_400_malformed_and_changes_nothing(api):
     assert not Product.objects.exists()
 
 
+@pytest.mark.parametrize("key", [None, "deep-1"])
+def test_json_nested_too_deep_for_the_decoder_is_a_400_malformed_not_a_500(api, key):
+    # 100 KB of "[": far under the body cap, far over Python's recursion limit.
+    headers = {"HTTP_IDEMPOTENCY_KEY": key} if key else {}
+    response = api.post("/products", b"[" * 100_000, **headers)
+    assert response.status_code == 400
+    assert problem(response)["code"] == "malformed"
+    assert not Product.objects.exists()
+
+
 def test_a_body_that_is_not_json_is_a_415(api):
     response = api.client.post("/api/v1/products", "sku=A", content_type="text/plain", **api.headers)
     assert response.status_code == 415
