@@ -224,6 +224,34 @@ def test_a_key_over_255_characters_is_a_400():
     assert api.post("/products", NEW, HTTP_IDEMPOTENCY_KEY="k" * 255).status_code == 201
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_claim_of_the_previous_version_committed_mid_request_wins_and_nothing_is_written_twice():
+    # Rolling deploy: a previous-version worker (which takes no lock) commits its `in_flight`
+    # claim while this version runs the same request. Only one of the two may write: this one
+    # answers 409 and rolls its work back, the claim stays the other's.
+    secret = vendor_key(VendorFactory())
+    paused = Paused(secret, "k-6")
+    try:
+        claim = IdempotencyRecord.objects.create(
+            scope=f"key:{_only_key_id()}",
+            key="k-6",
+            request_hash=idempotency.fingerprint("POST", "/api/v1/products", json.dumps(NEW).encode()),
+            method="POST",
+            path="/api/v1/products",
+            state=IdempotencyRecord.State.IN_FLIGHT,
+            locked_until=timezone.now() + timedelta(seconds=60),
+        )
+    finally:
+        paused.finish()
+    assert paused.errors == []
+    assert paused.response.status_code == 409
+    assert problem(paused.response)["code"] == "idempotency_in_flight"
+    assert paused.response["Retry-After"] == "1"
+    assert not Product.objects.filter(sku="IDEM-1").exists()
+    claim.refresh_from_db()
+    assert claim.state == IdempotencyRecord.State.IN_FLIGHT
+
+
 @pytest.mark.django_db
 def test_a_claim_of_the_previous_version_is_honoured_and_an_expired_key_is_a_new_request():
     # During a rolling deploy the previous version's workers commit an `in_flight` claim first:
