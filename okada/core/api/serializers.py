@@ -106,7 +106,7 @@ def _run_validation(serializer: serializers.Serializer[Any], data: Any) -> dict[
 def _as_serializer_errors(detail: Any) -> Any:
     """What `Serializer.errors` makes of a validation's detail (DRF's edge case for a null body)."""
     if isinstance(detail, list) and len(detail) == 1 and getattr(detail[0], "code", None) == "null":
-        return {api_settings.NON_FIELD_ERRORS_KEY: [ErrorDetail("No data provided", code="null")]}
+        return {api_settings.NON_FIELD_ERRORS_KEY: [ErrorDetail(_("No data provided"), code="null")]}
     return detail
 
 

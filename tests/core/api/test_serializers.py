@@ -13,7 +13,9 @@ from zoneinfo import ZoneInfo
 import pytest
 from django.db import connection
 from django.utils import translation
+from django.utils.translation import gettext
 from rest_framework import serializers
+from rest_framework.exceptions import ErrorDetail
 
 from catalog.apis import BulkItemIn, ProductCreateIn, ProductPatchIn
 from okada.core.api.serializers import StrictSerializer, utc, utc_sql, validated
@@ -67,7 +69,10 @@ def fresh(serializer_class: Any, data: Any) -> tuple[str, Any]:
     serializer = serializer_class(data=data)
     if serializer.is_valid():
         return "valid", serializer.validated_data
-    return "invalid", serializer.errors
+    errors = dict(serializer.errors)
+    if errors == {"non_field_errors": ["No data provided"]}:  # DRF's one untranslated message
+        errors = {"non_field_errors": [ErrorDetail(gettext("No data provided"), code="null")]}
+    return "invalid", errors
 
 
 PRODUCT = str(uuid.uuid4())
