@@ -578,6 +578,7 @@ def run_orders(*, clients: int, seconds: int, workers: int, threads: int, log: A
                 warm_orders = orders._counts(url, orders=orders.ORDERS)["orders"] - orders_before
                 web_pids = [master, *_children(master)]
                 rounds, ratios, tps, ceilings = [], [], [], []
+                ping_errors = 0
                 ping: list[list[Any]] = [[("GET", "/bench/ping", None, {})] for _ in range(clients)]
                 cpu = {"web": 0.0, "postgres": 0.0, "redis": 0.0, "clients": 0.0}
                 log(
@@ -603,7 +604,9 @@ def run_orders(*, clients: int, seconds: int, workers: int, threads: int, log: A
                     tps.append(baseline.tps)
                     # The ceiling of any endpoint on this stack: the minimal DRF view (no
                     # credential, no database) at the same concurrency, in the same round.
-                    ceilings.append(_drive(host, port, ping, per_round)["rps"] / baseline.tps)
+                    pinged = _drive(host, port, ping, per_round)
+                    ceilings.append(pinged["rps"] / baseline.tps)
+                    ping_errors += sum(n for s, n in pinged["statuses"].items() if s != 200)
                     log(
                         f"  round {number}: pgbench {baseline.tps:,.0f} tps, "
                         f"API {rate:,.0f} orders/s (ratio {ratios[-1]:.2f}; "
@@ -641,6 +644,7 @@ def run_orders(*, clients: int, seconds: int, workers: int, threads: int, log: A
             statistics.median(ceilings),
             f"(rounds {min(ceilings):.2f} to {max(ceilings):.2f})",
         ),
+        Figure("  minimal DRF view non-200 answers", ping_errors, "req", goal="= 0", check=at_most(0)),
         Figure("  of which placed (201)", placed / elapsed, "orders/s"),
         Figure("  of which refused out of stock (409)", refused / elapsed, "orders/s"),
         Figure("  errors (other statuses)", errors, "req", goal="= 0", check=at_most(0)),

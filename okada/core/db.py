@@ -94,8 +94,13 @@ SET_SERVER_KEEPALIVE = "SELECT " + ", ".join(
 
 def set_server_keepalive(sender: Any, connection: Any, **kwargs: Any) -> None:
     """`connection_created` receiver: every new Django connection gets SERVER_KEEPALIVE (one
-    statement, once per connection; a SET at connection time works behind PgBouncer too, where
-    a startup `options` parameter would be refused)."""
+    statement, once per connection: CONN_MAX_AGE keeps them; with Django's connection pool,
+    once per checkout).
+
+    It protects direct connections only. Behind PgBouncer, PostgreSQL's peer is PgBouncer, which
+    stays up when a web host vanishes: set PgBouncer's own client keepalives (`tcp_keepalive`,
+    `tcp_keepidle`, `tcp_keepintvl`, `tcp_keepcnt`, `tcp_user_timeout`) and
+    `idle_transaction_timeout` to the same effect (README, Operations)."""
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute(SET_SERVER_KEEPALIVE)
