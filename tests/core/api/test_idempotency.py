@@ -224,6 +224,19 @@ def test_a_key_over_255_characters_is_a_400():
     assert api.post("/products", NEW, HTTP_IDEMPOTENCY_KEY="k" * 255).status_code == 201
 
 
+def _previous_version_claim(key: str) -> IdempotencyRecord:
+    """What the previous version's claim of NEW under `key` looks like, committed, lock time ahead."""
+    return IdempotencyRecord.objects.create(
+        scope=f"key:{_only_key_id()}",
+        key=key,
+        request_hash=idempotency.fingerprint("POST", "/api/v1/products", json.dumps(NEW).encode()),
+        method="POST",
+        path="/api/v1/products",
+        state=IdempotencyRecord.State.IN_FLIGHT,
+        locked_until=timezone.now() + timedelta(seconds=60),
+    )
+
+
 @pytest.mark.django_db(transaction=True)
 def test_a_claim_of_the_previous_version_committed_mid_request_wins_and_nothing_is_written_twice():
     # Rolling deploy: a previous-version worker (which takes no lock) commits its `in_flight`
@@ -232,15 +245,7 @@ def test_a_claim_of_the_previous_version_committed_mid_request_wins_and_nothing_
     secret = vendor_key(VendorFactory())
     paused = Paused(secret, "k-6")
     try:
-        claim = IdempotencyRecord.objects.create(
-            scope=f"key:{_only_key_id()}",
-            key="k-6",
-            request_hash=idempotency.fingerprint("POST", "/api/v1/products", json.dumps(NEW).encode()),
-            method="POST",
-            path="/api/v1/products",
-            state=IdempotencyRecord.State.IN_FLIGHT,
-            locked_until=timezone.now() + timedelta(seconds=60),
-        )
+        claim = _previous_version_claim("k-6")
     finally:
         paused.finish()
     assert paused.errors == []
@@ -258,15 +263,7 @@ def test_a_claim_of_the_previous_version_is_honoured_and_an_expired_key_is_a_new
     # a 409 until its lock time, then taken over by the same request.
     api = vendor_api(VendorFactory())
     api.post("/products", {"sku": "warm", "name": "w", "price_xaf": 1})
-    claim = IdempotencyRecord.objects.create(
-        scope=f"key:{_only_key_id()}",
-        key="k-5",
-        request_hash=idempotency.fingerprint("POST", "/api/v1/products", json.dumps(NEW).encode()),
-        method="POST",
-        path="/api/v1/products",
-        state=IdempotencyRecord.State.IN_FLIGHT,
-        locked_until=timezone.now() + timedelta(seconds=60),
-    )
+    claim = _previous_version_claim("k-5")
     assert api.post("/products", NEW, HTTP_IDEMPOTENCY_KEY="k-5").status_code == 409
     IdempotencyRecord.objects.filter(pk=claim.pk).update(locked_until=timezone.now() - timedelta(seconds=1))
     assert api.post("/products", NEW, HTTP_IDEMPOTENCY_KEY="k-5").status_code == 201
