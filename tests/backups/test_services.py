@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -204,18 +205,29 @@ def test_an_encrypted_backup_cannot_be_read_without_the_passphrase_and_the_drill
         if not message.startswith("pg_dump started"):
             return
         secrets = [settings.OKADA_BACKUP_PASSPHRASE, connection.settings_dict["PASSWORD"]]
-        for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
-            try:
-                text = cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            except OSError:
-                continue
-            leaks.extend(text for secret in secrets if secret and secret in text)
-            gpg_seen.extend([text] if "--passphrase-fd" in text else [])
+        # gpg cannot finish before `scanned` (its output waits in a full pipe), so scanning again
+        # until it shows up is bounded; one pass missed it once on CI (a listing of /proc is not
+        # a snapshot).
+        deadline = time.monotonic() + WAIT
+        while not gpg_seen and time.monotonic() < deadline:
+            for pid in filter(str.isdigit, os.listdir("/proc")):
+                try:
+                    text = (
+                        Path(f"/proc/{pid}/cmdline")
+                        .read_bytes()
+                        .replace(b"\0", b" ")
+                        .decode(errors="replace")
+                    )
+                except OSError:  # ended since the listing
+                    continue
+                leaks.extend(text for secret in secrets if secret and secret in text)
+                gpg_seen.extend([text] if "--passphrase-fd" in text else [])
         scanned.set()
 
     backup = backup_run(kind=BackupKind.MANUAL, on_step=look_at_every_command_line)
 
     assert gpg_seen, "gpg was running while the command lines were read"
+    assert backup.size_bytes > 4 * 64 * 1024  # the premise: far more than the pipes between gpg and us hold
     assert leaks == []
     path = backup_path(backup)
     assert backup.encrypted and path.name.endswith(".dump.gpg")
