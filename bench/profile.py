@@ -228,7 +228,10 @@ def main() -> None:
     if args.what == "order":
         name = "okada_bench_profile_orders"
         url = pgbench.server_url(name)
-        if not (args.keep and _seeded(url)):
+        if args.keep and _seeded(url):
+            # A copy kept by older code: bring its schema up to this checkout's.
+            pgbench.manage("migrate", "--noinput", "-v0", database_url=url)
+        else:
             pgbench.drop_database(name)
             pgbench._admin(f'CREATE DATABASE "{name}"')
             pgbench.manage("migrate", "--noinput", "-v0", database_url=url)

@@ -227,7 +227,8 @@ def test_an_encrypted_backup_cannot_be_read_without_the_passphrase_and_the_drill
     backup = backup_run(kind=BackupKind.MANUAL, on_step=look_at_every_command_line)
 
     assert gpg_seen, "gpg was running while the command lines were read"
-    assert backup.size_bytes > 4 * 64 * 1024  # the premise: far more than the pipes between gpg and us hold
+    # The premise: far more than the pipes between gpg and us hold.
+    assert (backup.size_bytes or 0) > 4 * 64 * 1024
     assert leaks == []
     path = backup_path(backup)
     assert backup.encrypted and path.name.endswith(".dump.gpg")
