@@ -551,8 +551,12 @@ class PaymentAdmin(BigTableMixin, ReadOnlyAdmin):
     actions = ["settle_refunds"]
 
     def get_ordering(self, request: HttpRequest) -> Any:
-        # The refunds owed are read newest first from their partial index (needs_refund, -created_at).
-        if request.GET.get("needs_refund__exact") == "1":
+        # The refunds owed are read newest first from their partial index (needs_refund, -created_at);
+        # a range of days from orders_payment_created (created_at, id). Ordered by id there,
+        # PostgreSQL would walk the whole primary key back to the days asked for.
+        if request.GET.get("needs_refund__exact") == "1" or any(
+            request.GET.get(f"created_at_{end}") for end in ("from", "to")
+        ):
             return ("-created_at",)
         return super().get_ordering(request)
 

@@ -364,6 +364,22 @@ def test_payments_filter_by_provider_status_and_local_day(client):
     assert not client.get(PAYMENTS, {"provider__exact": "mtn_momo"}).context["cl"].result_list
 
 
+def test_payments_filtered_by_days_come_newest_first_by_time_and_ties_by_id(client):
+    # Ordered by time, from orders_payment_created (created_at, id): the id order (the list's
+    # default) would put `second` first although `first` was created later on that day.
+    first, second, third = (payment_needing_refund(key=f"cash-{n}") for n in range(3))
+    noon = timezone.localtime().replace(hour=12, minute=0, second=0, microsecond=0) - timedelta(days=2)
+    Payment.objects.filter(pk=first.pk).update(created_at=noon + timedelta(hours=1))
+    Payment.objects.filter(pk__in=[second.pk, third.pk]).update(created_at=noon)
+    login(client, FINANCE)
+    day = noon.date().isoformat()
+    for params in ({"created_at_from": day, "created_at_to": day}, {"created_at_from": day}):
+        listed = client.get(PAYMENTS, params).context["cl"].result_list
+        assert [p.pk for p in listed] == [first.pk, third.pk, second.pk]
+    unfiltered = client.get(PAYMENTS).context["cl"].result_list
+    assert [p.pk for p in unfiltered] == [third.pk, second.pk, first.pk]
+
+
 def test_the_refunds_pages_make_the_same_few_queries_for_2_or_8_payments(client):
     from tests.core.test_admin_queries import count
 
