@@ -127,3 +127,20 @@ def test_the_lists_keep_their_query_count_as_rows_grow(client, admin_user, djang
     with django_assert_max_num_queries(12):
         assert client.get(CONFLICTS).status_code == 200
         assert "Caisse 1" in client.get(DEVICES).content.decode()
+
+
+@pytest.mark.parametrize("codenames", [(), ("resolve_syncconflict", "change_product")])
+def test_a_history_revert_post_never_reopens_a_resolved_conflict(client, codenames):
+    # simple-history's revert form would save the old row as it was (status open, no resolver),
+    # outside conflict_resolve: the conflict could then be resolved, and applied, a second time.
+    conflict, _product = price_conflict()
+    client.force_login(staff_user("resolve_syncconflict", "change_product"))
+    client.post(CONFLICTS, {"action": "keep_server", "_selected_action": [str(conflict.pk)]})
+    opened = conflict.history.earliest("history_date")
+    client.force_login(staff_user(*codenames))
+
+    response = client.post(f"{CONFLICTS}{conflict.pk}/history/{opened.history_id}/", {})
+
+    conflict.refresh_from_db()
+    assert conflict.status == ConflictStatus.KEPT_SERVER and conflict.resolved_at is not None
+    assert response.status_code == 403
