@@ -371,6 +371,9 @@ class OrderAdmin(BigTableMixin, TrackedAdmin):
     def restore_object(self, request: HttpRequest, obj: Order) -> None:
         services.order_restore(order=obj, actor=staff_actor(request))
 
+    def hard_delete_object(self, request: HttpRequest, obj: Order) -> None:
+        services.order_hard_delete(order=obj, actor=staff_actor(request))
+
     @admin.action(permissions=["transition"], description=_("Cancel selected orders (releases stock)"))
     def cancel_orders(self, request: HttpRequest, queryset: QuerySet) -> None:
         actor = staff_actor(request)

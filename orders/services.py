@@ -1078,6 +1078,16 @@ def order_soft_delete(*, order: Order, actor: Actor, reason: str = "order delete
     return order
 
 
+def order_hard_delete(*, order: Order, actor: Actor, reason: str = "deleted for good") -> None:
+    """Remove a finished order for good (superusers). An open order is refused: its items would
+    go with it but not its stock reservation, which only a cancel or an expiry releases."""
+    with transaction.atomic():
+        order = core.locked(Order.all_objects, order.pk)
+        if order.status in OPEN_STATUSES:
+            raise Conflict(_("An open order cannot be deleted: cancel it first (it releases the stock)."))
+        core.tracked_hard_delete(obj=order, actor=actor, reason=reason)
+
+
 def order_restore(*, order: Order, actor: Actor, reason: str = "order restored") -> Order:
     actor.require_if_staff("orders.change_order")
     return core.restore(order, actor=actor, reason=reason)  # type: ignore[return-value]

@@ -321,6 +321,11 @@ class TrackedAdmin(SimpleHistoryAdmin, ModelAdmin):
             lambda obj: self.restore_object(request, obj),
         )
 
+    def hard_delete_object(self, request: HttpRequest, obj: Any) -> None:
+        """A model whose rows hold something a hard delete would strand (an open order's stock
+        reservation) overrides this with its own service."""
+        services.tracked_hard_delete(obj=obj, actor=staff_actor(request))
+
     def has_hard_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return bool(request.user.is_active and request.user.is_superuser)
 
@@ -330,10 +335,7 @@ class TrackedAdmin(SimpleHistoryAdmin, ModelAdmin):
         if not self.has_hard_delete_permission(request):
             raise PermissionDenied
         if request.POST.get("confirm") == "yes":
-            actor = staff_actor(request)
-            run_per_object(
-                self, request, queryset, lambda obj: services.tracked_hard_delete(obj=obj, actor=actor)
-            )
+            run_per_object(self, request, queryset, lambda obj: self.hard_delete_object(request, obj))
             return None
         context = {
             **self.admin_site.each_context(request),

@@ -65,6 +65,24 @@ def test_an_open_order_cannot_be_deleted_in_admin(client, admin_user):
     assert Order.objects.filter(pk=order.pk).exists()
 
 
+def test_an_open_order_is_not_deleted_for_good_either_its_stock_stays_reserved_otherwise(client, admin_user):
+    # A hard delete takes the order's items with it but not its reservation: the stock would stay
+    # reserved for no open order (the nightly audit's reserved = open items), never released.
+    product = ProductFactory(initial_stock=5)
+    order = OrderFactory(vendor=product.vendor, items=[(product, 2)])
+    client.force_login(admin_user)
+
+    response = client.post(
+        "/admin/orders/order/",
+        {"action": "hard_delete_selected", "_selected_action": [str(order.pk)], "confirm": "yes"},
+    )
+
+    assert response.status_code == 302
+    assert [m.message for m in get_messages(response.wsgi_request) if m.level == ERROR]
+    assert Order.objects.filter(pk=order.pk).exists() and order.items.count() == 1
+    assert Stock.objects.get(product=product).reserved == 2
+
+
 def test_a_cancelled_order_can_be_soft_deleted_and_cancel_ignores_deleted_rows(client, admin_user):
     order = order_cancel(order=OrderFactory(), actor=staff_actor())
     client.force_login(admin_user)

@@ -17,6 +17,7 @@ from catalog.services import product_soft_delete, product_update, vendor_suspend
 from okada.core.actors import Actor
 from okada.core.errors import (
     AlreadyRecorded,
+    Conflict,
     DomainError,
     IdempotencyMismatch,
     InvalidInput,
@@ -51,6 +52,7 @@ from orders.services import (
     allowed_targets,
     order_cancel,
     order_expire_unpaid,
+    order_hard_delete,
     order_place_for_phone,
     order_transition,
     payment_apply_callback,
@@ -1598,3 +1600,18 @@ def test_the_database_refuses_a_refund_owed_without_since_when():
     assert payment.refund_flagged_at is not None
     with pytest.raises(IntegrityError), connection.cursor() as cursor:
         cursor.execute("UPDATE orders_payment SET refund_flagged_at = NULL WHERE id = %s", [payment.pk])
+
+
+def test_order_hard_delete_refuses_an_open_order_and_removes_a_finished_one():
+    superuser = UserFactory(is_staff=True, is_superuser=True)
+    actor = Actor.for_staff_user(superuser)
+    open_order = OrderFactory()
+    with pytest.raises(Conflict):
+        order_hard_delete(order=open_order, actor=actor)
+    assert Order.objects.filter(pk=open_order.pk).exists()
+
+    done = order_in_status(OrderStatus.CANCELLED)
+    with pytest.raises(NotAllowed):
+        order_hard_delete(order=done, actor=Actor.for_staff_user(UserFactory(is_staff=True)))
+    order_hard_delete(order=done, actor=actor)
+    assert not Order.all_objects.filter(pk=done.pk).exists()
