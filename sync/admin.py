@@ -15,15 +15,26 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.utils.html import format_html
+from django.utils.text import capfirst
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import gettext_noop
 from simple_history.admin import SimpleHistoryAdmin
 
 from okada.core.actors import Actor
 from okada.core.admin import ReadOnlyAdmin, RevokedFilter, run_per_object
+from okada.core.display import reason_label
 from okada.core.errors import DomainError
 
 from . import services
 from .models import Device, Mutation, SyncConflict
+
+# What the actions below record: stored in English (data; devices pull the conflict's note),
+# shown in the page's language through reason_label.
+REVOKED_IN_ADMIN = gettext_noop("revoked in admin")
+RESOLVED_IN_ADMIN = {
+    services.KEEP_SERVER: gettext_noop("resolved in admin (keep_server)"),
+    services.APPLY_DEVICE: gettext_noop("resolved in admin (apply_device)"),
+}
 
 
 def _as_staff(
@@ -50,6 +61,17 @@ class DeviceAdmin(ReadOnlyAdmin):
     show_full_result_count = False
     actions = ["revoke"]
 
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        fields = super().get_readonly_fields(request, obj)
+        return [name if name != "revoke_reason" else "revoke_reason_shown" for name in fields]
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return self.get_readonly_fields(request, obj)
+
+    @admin.display(description=Device._meta.get_field("revoke_reason").verbose_name)
+    def revoke_reason_shown(self, device: Device) -> str:
+        return reason_label(device.revoke_reason) or "-"
+
     def has_revoke_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("sync.revoke_device")
 
@@ -59,7 +81,7 @@ class DeviceAdmin(ReadOnlyAdmin):
             self,
             request,
             queryset.filter(revoked_at__isnull=True),
-            lambda d, actor: services.device_revoke(device=d, actor=actor, reason="revoked in admin"),
+            lambda d, actor: services.device_revoke(device=d, actor=actor, reason=REVOKED_IN_ADMIN),
         )
 
 
@@ -100,7 +122,7 @@ class SyncConflictAdmin(SimpleHistoryAdmin, ReadOnlyAdmin):
         "status",
         "resolved_by",
         "resolved_at",
-        "resolution_note",
+        "resolution_note_shown",
         "created_at",
     )
 
@@ -120,6 +142,21 @@ class SyncConflictAdmin(SimpleHistoryAdmin, ReadOnlyAdmin):
         if request.method == "POST":
             raise PermissionDenied
         return super().history_form_view(request, object_id, version_id, extra_context)
+
+    def set_history_delta_changes(
+        self, request: HttpRequest, historical_records: Any, foreign_keys_are_objs: bool = True
+    ) -> None:
+        super().set_history_delta_changes(request, historical_records, foreign_keys_are_objs)
+        note = capfirst(SyncConflict._meta.get_field("resolution_note").verbose_name)
+        for record in historical_records:
+            record.history_change_reason = reason_label(record.history_change_reason)
+            for change in getattr(record, "history_delta_changes", []):
+                if change["field"] == note:
+                    change["old"], change["new"] = reason_label(change["old"]), reason_label(change["new"])
+
+    @admin.display(description=SyncConflict._meta.get_field("resolution_note").verbose_name)
+    def resolution_note_shown(self, conflict: SyncConflict) -> str:
+        return reason_label(conflict.resolution_note) or "-"
 
     @admin.display(description=_("device value"))
     def device_side(self, obj: SyncConflict) -> str:
@@ -146,7 +183,7 @@ class SyncConflictAdmin(SimpleHistoryAdmin, ReadOnlyAdmin):
             request,
             queryset.filter(status=SyncConflict.Status.OPEN),
             lambda c, actor: services.conflict_resolve(
-                conflict=c, resolution=resolution, actor=actor, note=f"resolved in admin ({resolution})"
+                conflict=c, resolution=resolution, actor=actor, note=RESOLVED_IN_ADMIN[resolution]
             ),
         )
 

@@ -144,3 +144,26 @@ def test_a_history_revert_post_never_reopens_a_resolved_conflict(client, codenam
     conflict.refresh_from_db()
     assert conflict.status == ConflictStatus.KEPT_SERVER and conflict.resolved_at is not None
     assert response.status_code == 403
+
+
+def test_what_the_admin_actions_record_reads_in_french_on_the_pages(client, admin_user):
+    # The notes are stored in English (data) and shown in the page's language, nothing mixed.
+    conflict, _product = price_conflict()
+    phone = Phone(VendorFactory())
+    client.force_login(admin_user)
+    client.post(CONFLICTS, {"action": "keep_server", "_selected_action": [str(conflict.pk)]})
+    client.post(DEVICES, {"action": "revoke", "_selected_action": [str(phone.device.pk)]})
+
+    pages = {
+        "conflict": client.get(f"{CONFLICTS}{conflict.pk}/change/").content.decode(),
+        "conflict history": client.get(f"{CONFLICTS}{conflict.pk}/history/").content.decode(),
+        "device": client.get(f"{DEVICES}{phone.device.pk}/change/").content.decode(),
+    }
+
+    english = ["resolved in admin", "revoked in admin", "sync conflict: keep_server"]
+    assert {name: [e for e in english if e in page] for name, page in pages.items()} == {
+        name: [] for name in pages
+    }
+    assert "révoqué dans l\u2019administration" in pages["device"]
+    assert "résolu dans l\u2019administration (valeur du serveur gardée)" in pages["conflict"]
+    assert "résolu dans l\u2019administration" in pages["conflict history"]
