@@ -1,17 +1,18 @@
 from django.db import migrations
+from django.utils.translation import gettext_noop
 
 from okada.core.schedules import Schedule, install, uninstall
 
 SCHEDULES = [
     Schedule(
-        name="Nightly backup",
+        name=gettext_noop("Nightly backup"),
         task="backups.run_backup",
         minute="0",
         hour="2",
         description="pg_dump of the whole database to OKADA_BACKUP_DIR, then retention pruning.",
     ),
     Schedule(
-        name="Restore drill",
+        name=gettext_noop("Restore drill"),
         task="backups.run_restore_drill",
         minute="0",
         hour="4",

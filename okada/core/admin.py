@@ -26,6 +26,7 @@ refusal), `badge()` and `money()` for list columns.
 
 from __future__ import annotations
 
+import calendar
 import functools
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -38,9 +39,9 @@ from django.db.models import Model, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
+from django.utils.translation import get_language, ngettext
 from django.utils.translation import gettext as _t
 from django.utils.translation import gettext_lazy as _
-from django.utils.translation import ngettext
 from simple_history.admin import SimpleHistoryAdmin
 from unfold.admin import ModelAdmin
 from unfold.paginator import InfinitePaginator
@@ -498,19 +499,71 @@ def _needs_change(action: Callable[..., Any]) -> Callable[..., Any]:
     return checked
 
 
+def cron_in_words(crontab: beat.CrontabSchedule) -> str:
+    """A crontab in words in the active language: beat's `human_readable` is English only."""
+    from cron_descriptor import ExpressionDescriptor, FormatException, MissingFieldException, Options
+
+    options = Options()
+    options.locale_code = "fr_FR" if (get_language() or "").startswith("fr") else "en_US"
+    options.use_24hour_time_format = True
+    fields = (crontab.minute, crontab.hour, crontab.day_of_month, crontab.month_of_year, crontab.day_of_week)
+    expression = " ".join(beat.cronexp(f) for f in fields)
+    try:
+        words = ExpressionDescriptor(expression, options).get_description()
+    except (FormatException, MissingFieldException):
+        return f"{expression} ({crontab.timezone})"
+    # cron_descriptor names the days from the process's locale (English): Django's catalogue has them.
+    for day in calendar.day_name:
+        words = words.replace(day, _t(day))
+    return f"{words} ({crontab.timezone})"
+
+
 @admin.register(beat.PeriodicTask)
 class PeriodicTaskAdmin(beat_admin.PeriodicTaskAdmin, ModelAdmin):
     form = _PeriodicTaskForm
+    list_display = ("name_shown", "enabled", "schedule", "interval", "start_time", "last_run_at", "one_off")
     # beat's actions enable, disable, toggle or run schedules now: not for view-only users.
     enable_tasks = _needs_change(beat_admin.PeriodicTaskAdmin.enable_tasks)
     disable_tasks = _needs_change(beat_admin.PeriodicTaskAdmin.disable_tasks)
     toggle_tasks = _needs_change(beat_admin.PeriodicTaskAdmin.toggle_tasks)
     run_tasks = _needs_change(beat_admin.PeriodicTaskAdmin.run_tasks)
 
+    @admin.display(description=_("name"), ordering="name")
+    def name_shown(self, task: beat.PeriodicTask) -> str:
+        return _t(task.name)  # the default schedules' names are in the catalogue; others as typed
+
+    @admin.display(description=_("schedule"))
+    def schedule(self, task: beat.PeriodicTask) -> str:
+        return cron_in_words(task.crontab) if task.crontab is not None else str(task.scheduler)
+
+    @admin.display(description=_("schedule"))
+    def crontab_translation(self, task: beat.PeriodicTask) -> str:
+        return cron_in_words(task.crontab) if task.crontab is not None else "-"
+
+    def changeform_view(
+        self,
+        request: HttpRequest,
+        object_id: str | None = None,
+        form_url: str = "",
+        extra_context: Any = None,
+    ) -> Any:
+        # beat's own view fills the crontab picker's words in English: ModelAdmin's, with ours.
+        words = {c.id: cron_in_words(c) for c in beat.CrontabSchedule.objects.all()}
+        context = {**(extra_context or {}), "readable_crontabs": words}
+        return super(beat_admin.PeriodicTaskAdmin, self).changeform_view(
+            request, object_id, form_url, context
+        )
+
 
 @admin.register(beat.CrontabSchedule)
 class CrontabScheduleAdmin(beat_admin.CrontabScheduleAdmin, ModelAdmin):
-    pass
+    list_display = ("__str__", "in_words")
+    fields = ("in_words", "minute", "hour", "day_of_month", "month_of_year", "day_of_week", "timezone")
+    readonly_fields = ("in_words",)
+
+    @admin.display(description=_("in words"))
+    def in_words(self, crontab: beat.CrontabSchedule) -> str:
+        return cron_in_words(crontab)
 
 
 @admin.register(beat.IntervalSchedule)

@@ -1,10 +1,11 @@
 from django.db import migrations
+from django.utils.translation import gettext_noop
 
 from okada.core.schedules import Schedule, install, uninstall
 
 SCHEDULES = [
     Schedule(
-        name="Expire unpaid mobile-money orders",
+        name=gettext_noop("Expire unpaid mobile-money orders"),
         task="orders.expire_unpaid_orders",
         minute="*/5",
         description="Pending mobile-money orders unpaid past OKADA_MOBILE_MONEY_DEADLINE_MINUTES expire.",

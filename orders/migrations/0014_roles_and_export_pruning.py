@@ -1,5 +1,6 @@
 # What each staff role may do with orders (okada.core.roles), and the daily pruning of exports.
 from django.db import migrations
+from django.utils.translation import gettext_noop
 
 from okada.core.roles import FINANCE, OPERATIONS, SUPPORT, grant_operation
 from okada.core.schedules import Schedule, install, uninstall
@@ -14,7 +15,7 @@ READ = [
 ]
 SCHEDULES = [
     Schedule(
-        name="Prune order exports",
+        name=gettext_noop("Prune order exports"),
         task="orders.prune_exports",
         minute="30",
         hour="4",

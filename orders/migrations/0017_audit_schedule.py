@@ -1,10 +1,11 @@
 from django.db import migrations
+from django.utils.translation import gettext_noop
 
 from okada.core.schedules import Schedule, install, uninstall
 
 SCHEDULES = [
     Schedule(
-        name="Nightly invariant audit",
+        name=gettext_noop("Nightly invariant audit"),
         task="orders.audit_invariants",
         minute="0",
         hour="3",

@@ -1,10 +1,11 @@
 from django.db import migrations
+from django.utils.translation import gettext_noop
 
 from okada.core.schedules import Schedule, install, uninstall
 
 SCHEDULES = [
     Schedule(
-        name="Sync: prune stored push results",
+        name=gettext_noop("Sync: prune stored push results"),
         task="sync.prune_push_results",
         minute="17",
         hour="3",

@@ -239,3 +239,27 @@ def test_a_view_only_user_cannot_disable_or_run_a_scheduled_job_by_posting(clien
     login(client, OPERATIONS)  # may change schedules
     client.post(url, {"action": "disable_tasks", "_selected_action": [str(task.pk)]})
     assert not PeriodicTask.objects.get(pk=task.pk).enabled
+
+
+def test_the_scheduled_jobs_screens_read_in_french(client, admin_user):
+    from django_celery_beat.models import PeriodicTask
+
+    client.force_login(admin_user)
+    task = PeriodicTask.objects.get(task="backups.run_backup")
+    pages = {
+        "tasks": client.get("/admin/django_celery_beat/periodictask/").content.decode(),
+        "task": client.get(f"/admin/django_celery_beat/periodictask/{task.pk}/change/").content.decode(),
+        "crontabs": client.get("/admin/django_celery_beat/crontabschedule/").content.decode(),
+    }
+
+    english = [
+        "Nightly backup<",
+        "Scheduler",
+        "Human readable",
+        "At 02:00",
+        "only on Sunday",
+        "past the hour",
+    ]
+    assert {name: [e for e in english if e in page] for name, page in pages.items()} == {n: [] for n in pages}
+    assert "Sauvegarde nocturne" in pages["tasks"] and "À 02:00" in pages["tasks"]
+    assert "dimanche" in pages["crontabs"]

@@ -1,17 +1,18 @@
 from django.db import migrations
+from django.utils.translation import gettext_noop
 
 from okada.core.schedules import Schedule, install, uninstall
 
 SCHEDULES = [
     Schedule(
-        name="Prune old job runs",
+        name=gettext_noop("Prune old job runs"),
         task="core.prune_job_runs",
         minute="15",
         hour="3",
         description="Delete JobRun rows older than OKADA_JOB_RUN_RETENTION_DAYS.",
     ),
     Schedule(
-        name="Clean duplicate history",
+        name=gettext_noop("Clean duplicate history"),
         task="core.clean_duplicate_history",
         minute="30",
         hour="5",

@@ -1,10 +1,11 @@
 from django.db import migrations
+from django.utils.translation import gettext_noop
 
 from okada.core.schedules import Schedule, install, uninstall
 
 SCHEDULES = [
     Schedule(
-        name="Prune idempotency keys",
+        name=gettext_noop("Prune idempotency keys"),
         task="core.prune_idempotency_keys",
         minute="20",
         description="Hourly: delete Idempotency-Key records older than OKADA_IDEMPOTENCY_TTL_HOURS (24 h).",

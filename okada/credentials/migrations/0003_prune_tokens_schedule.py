@@ -1,11 +1,12 @@
 # Hourly: personal tokens expired or revoked longer than OKADA_API_TOKEN_RETENTION_DAYS go.
 from django.db import migrations
+from django.utils.translation import gettext_noop
 
 from okada.core.schedules import Schedule, install, uninstall
 
 SCHEDULES = [
     Schedule(
-        name="Prune personal tokens",
+        name=gettext_noop("Prune personal tokens"),
         task="credentials.prune_tokens",
         minute="25",
         description=(

@@ -1,16 +1,17 @@
 from django.db import migrations
+from django.utils.translation import gettext_noop
 
 from okada.core.schedules import Schedule, install, uninstall
 
 SCHEDULES = [
     Schedule(
-        name="Database health snapshot",
+        name=gettext_noop("Database health snapshot"),
         task="health.take_snapshot",
         minute="2",
         description="Hourly: snapshot of table, index and query statistics; prunes those past retention.",
     ),
     Schedule(
-        name="Health alerts",
+        name=gettext_noop("Health alerts"),
         task="health.evaluate_alerts",
         minute="*",
         description="Every minute: open, repeat and clear health alerts (thresholds in OKADA_HEALTH_* settings).",

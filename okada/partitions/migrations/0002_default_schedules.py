@@ -1,10 +1,11 @@
 from django.db import migrations
+from django.utils.translation import gettext_noop
 
 from okada.core.schedules import Schedule, install, uninstall
 
 SCHEDULES = [
     Schedule(
-        name="Partition maintenance",
+        name=gettext_noop("Partition maintenance"),
         task="partitions.maintain_partitions",
         minute="7",
         description="Hourly: premake monthly partitions, rescue rows from DEFAULT, retire months past retention.",
