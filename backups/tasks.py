@@ -12,9 +12,10 @@ from collections.abc import Callable
 
 from celery import Task, shared_task
 
-from okada.core.jobs import RunHandle, job
+from okada.core.jobs import RunHandle, job, started_by_hand_with
 
 from .models import BackupKind
+from .services import RUN_PERMISSION
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +35,7 @@ def steps(run: RunHandle, say: Callable[[str], None] = log.info) -> Callable[[st
     return on_step
 
 
+@started_by_hand_with(RUN_PERMISSION)
 @shared_task(name="backups.run_backup", acks_late=True, bind=True)
 def run_backup(self: Task, kind: str = BackupKind.SCHEDULED) -> None:
     from .services import BACKUP_JOB, backup_and_prune
@@ -42,6 +44,7 @@ def run_backup(self: Task, kind: str = BackupKind.SCHEDULED) -> None:
         run.summary = backup_and_prune(kind=kind, request_id=self.request.id or "", on_step=steps(run))
 
 
+@started_by_hand_with(RUN_PERMISSION)
 @shared_task(name="backups.run_restore_drill", acks_late=True, bind=True)
 def run_restore_drill(self: Task, backup_id: str | None = None) -> None:
     from .models import Backup

@@ -31,6 +31,7 @@ import functools
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.contrib.admin.actions import delete_selected as django_delete_selected
@@ -39,8 +40,7 @@ from django.db.models import Model, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
-from django.utils.translation import get_language, ngettext
-from django.utils.translation import gettext as _t
+from django.utils.translation import get_language, gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 from simple_history.admin import SimpleHistoryAdmin
 from unfold.admin import ModelAdmin
@@ -340,7 +340,7 @@ class TrackedAdmin(SimpleHistoryAdmin, ModelAdmin):
             return None
         context = {
             **self.admin_site.each_context(request),
-            "title": _t("Delete for good?"),
+            "title": gettext("Delete for good?"),
             "objects": list(queryset[:100]),
             "queryset": queryset,
             "opts": self.model._meta,
@@ -480,11 +480,39 @@ class _TaskSelectWidget(UnfoldAdminSelectWidget, beat_admin.TaskSelectWidget):
     pass
 
 
+def run_permission(task_name: str) -> str | None:
+    """The permission a user needs to start `task_name` from the scheduled jobs' screens: the one
+    its own "run now" button asks for, declared on the task (okada.core.jobs.started_by_hand_with).
+    None: the change permission on schedules is enough."""
+    from celery import current_app
+
+    current_app.loader.import_default_modules()
+    return getattr(current_app.tasks.get(task_name), "run_permission", None)
+
+
+def _may_run(user: Any, task_name: str) -> bool:
+    needed = run_permission(task_name)
+    return needed is None or bool(user.has_perm(needed))
+
+
 class _PeriodicTaskForm(beat_admin.PeriodicTaskForm):
+    user: Any = None  # set per request by PeriodicTaskAdmin.get_form
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fields["task"].widget = UnfoldAdminTextInputWidget()
         self.fields["regtask"].widget = _TaskSelectWidget()
+
+    def clean(self) -> dict[str, Any]:
+        data: dict[str, Any] = super().clean()
+        task = data.get("task") or ""
+        # Pointing a schedule at a task is starting it: the task's own permission, as its button.
+        if task != self.instance.task and self.user is not None and not _may_run(self.user, task):
+            raise forms.ValidationError(
+                gettext("You may not schedule %(task)s: it needs the permission %(permission)s.")
+                % {"task": task, "permission": run_permission(task)}
+            )
+        return data
 
 
 def _needs_change(action: Callable[..., Any]) -> Callable[..., Any]:
@@ -514,7 +542,7 @@ def cron_in_words(crontab: beat.CrontabSchedule) -> str:
         return f"{expression} ({crontab.timezone})"
     # cron_descriptor names the days from the process's locale (English): Django's catalogue has them.
     for day in calendar.day_name:
-        words = words.replace(day, _t(day))
+        words = words.replace(day, gettext(day))
     return f"{words} ({crontab.timezone})"
 
 
@@ -526,11 +554,31 @@ class PeriodicTaskAdmin(beat_admin.PeriodicTaskAdmin, ModelAdmin):
     enable_tasks = _needs_change(beat_admin.PeriodicTaskAdmin.enable_tasks)
     disable_tasks = _needs_change(beat_admin.PeriodicTaskAdmin.disable_tasks)
     toggle_tasks = _needs_change(beat_admin.PeriodicTaskAdmin.toggle_tasks)
-    run_tasks = _needs_change(beat_admin.PeriodicTaskAdmin.run_tasks)
+
+    def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> Any:
+        form = super().get_form(request, obj, change, **kwargs)
+        return type(form.__name__, (form,), {"user": request.user})
+
+    @admin.action(
+        description=beat_admin.PeriodicTaskAdmin.run_tasks.short_description, permissions=["change"]
+    )
+    def run_tasks(self, request: HttpRequest, queryset: QuerySet) -> Any:
+        """beat's "run now", only for jobs the user may start by their own buttons too (a backup
+        needs `backups.run_backup`): otherwise nothing is run and the message says why."""
+        refused = sorted(t.name for t in queryset if not _may_run(request.user, t.task))
+        if refused:
+            self.message_user(
+                request,
+                gettext("Nothing was run: you may not start %(jobs)s.")
+                % {"jobs": ", ".join(map(gettext, refused))},
+                messages.ERROR,
+            )
+            return None
+        return beat_admin.PeriodicTaskAdmin.run_tasks(self, request, queryset)
 
     @admin.display(description=_("name"), ordering="name")
     def name_shown(self, task: beat.PeriodicTask) -> str:
-        return _t(task.name)  # the default schedules' names are in the catalogue; others as typed
+        return gettext(task.name)  # the default schedules' names are in the catalogue; others as typed
 
     @admin.display(description=_("schedule"))
     def schedule(self, task: beat.PeriodicTask) -> str:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.utils.html import format_html
-from django.utils.translation import gettext as _t
+from django.utils.translation import gettext
 
 
 def money(amount: int | None) -> str:
@@ -66,5 +66,5 @@ def reason_label(reason: str | None) -> str | None:
     base, sep, suffix = reason.partition(" [")
     if base.startswith("order -> "):
         status = base.removeprefix("order -> ")
-        return _t("order -> %(status)s") % {"status": _t(status)} + (sep + suffix if sep else "")
-    return _t(base) + (sep + suffix if sep else "")
+        return gettext("order -> %(status)s") % {"status": gettext(status)} + (sep + suffix if sep else "")
+    return gettext(base) + (sep + suffix if sep else "")

@@ -64,7 +64,7 @@ import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from celery.exceptions import Ignore
 from django.db import DEFAULT_DB_ALIAS, Error, connections
@@ -337,3 +337,19 @@ def _jsonable(value: Any) -> Any:
     if value is None or isinstance(value, (dict, list, str, int, float, bool)):
         return value
     return str(value)
+
+
+_T = TypeVar("_T")
+
+
+def started_by_hand_with(permission: str) -> Any:
+    """Mark a Celery task as one that only holders of `permission` may start by hand: the
+    permission its own "run now" button asks for. The scheduled jobs' screens ask for it too
+    (okada.core.admin.run_permission), so the change permission on schedules does not start a
+    backup for someone its own button would refuse."""
+
+    def mark(task: _T) -> _T:
+        task.run_permission = permission  # type: ignore[attr-defined]
+        return task
+
+    return mark

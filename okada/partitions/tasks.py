@@ -4,9 +4,10 @@ from typing import Any
 
 from celery import shared_task
 
-from okada.core.jobs import job
+from okada.core.jobs import job, started_by_hand_with
 
 
+@started_by_hand_with("partitions.run_partition_maintenance")
 @shared_task(name="partitions.maintain_partitions", acks_late=True)
 def maintain_partitions() -> dict[str, Any]:
     from .services import MaintenanceFailed, maintenance_run

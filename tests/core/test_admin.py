@@ -263,3 +263,85 @@ def test_the_scheduled_jobs_screens_read_in_french(client, admin_user):
     assert {name: [e for e in english if e in page] for name, page in pages.items()} == {n: [] for n in pages}
     assert "Sauvegarde nocturne" in pages["tasks"] and "À 02:00" in pages["tasks"]
     assert "dimanche" in pages["crontabs"]
+
+
+# --- scheduled jobs: starting one needs what its own button needs ------------------------------
+
+
+def _scheduler_user():
+    """May change schedules, may not run backups (no role has this mix today: a custom group could)."""
+    from django.contrib.auth.models import Permission
+
+    from tests.catalog.factories import UserFactory
+
+    user = UserFactory(is_staff=True)
+    user.user_permissions.add(
+        *Permission.objects.filter(codename__in=["view_periodictask", "change_periodictask"])
+    )
+    return user
+
+
+def _queued() -> list[str]:
+    import json
+
+    import redis
+    from django.conf import settings
+
+    broker = redis.Redis.from_url(settings.CELERY_BROKER_URL)
+    return [json.loads(m)["headers"]["task"] for m in broker.lrange("celery", 0, -1)]
+
+
+@pytest.fixture
+def empty_queue():
+    import redis
+    from django.conf import settings
+
+    redis.Redis.from_url(settings.CELERY_BROKER_URL).delete("celery")
+
+
+def _run_now(client, *task_names: str):
+    from django_celery_beat.models import PeriodicTask
+
+    ids = [str(t.pk) for t in PeriodicTask.objects.filter(task__in=task_names)]
+    return client.post(
+        "/admin/django_celery_beat/periodictask/",
+        {"action": "run_tasks", "_selected_action": ids},
+        follow=True,
+    )
+
+
+def test_run_now_of_a_backup_needs_the_backup_permission_not_only_the_schedules(client, empty_queue):
+    client.force_login(_scheduler_user())
+    page = _run_now(client, "backups.run_backup", "credentials.prune_tokens").content.decode()
+    assert _queued() == []  # all or nothing: the message says which job was refused
+    assert "Sauvegarde nocturne" in page or "Nightly backup" in page
+
+    _run_now(client, "credentials.prune_tokens")
+    assert _queued() == ["credentials.prune_tokens"]
+
+    login(client, OPERATIONS)  # holds backups.run_backup
+    _run_now(client, "backups.run_backup")
+    assert sorted(_queued()) == ["backups.run_backup", "credentials.prune_tokens"]
+
+
+def test_a_schedule_cannot_be_pointed_at_a_job_the_user_may_not_start(client):
+    from django.forms.models import model_to_dict
+    from django_celery_beat.models import PeriodicTask
+
+    client.force_login(_scheduler_user())
+    prune = PeriodicTask.objects.get(task="credentials.prune_tokens")
+    url = f"/admin/django_celery_beat/periodictask/{prune.pk}/change/"
+    form = {k: v for k, v in model_to_dict(prune).items() if v is not None}
+    refused = client.post(url, {**form, "regtask": "partitions.maintain_partitions", "task": ""})
+    assert refused.status_code == 200 and "partitions.run_partition_maintenance" in refused.content.decode()
+    assert PeriodicTask.objects.get(pk=prune.pk).task == "credentials.prune_tokens"
+
+    # Its own task kept, a schedule of a job the user may not start can still be edited.
+    backup = PeriodicTask.objects.get(task="backups.run_backup")
+    form = {k: v for k, v in model_to_dict(backup).items() if v is not None}
+    saved = client.post(
+        f"/admin/django_celery_beat/periodictask/{backup.pk}/change/",
+        {**form, "regtask": "backups.run_backup", "description": "moved by ops"},
+    )
+    assert saved.status_code == 302
+    assert PeriodicTask.objects.get(pk=backup.pk).description == "moved by ops"

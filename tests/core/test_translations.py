@@ -53,3 +53,22 @@ def test_the_compiled_catalogue_is_used():
     with translation.override("fr"):
         assert translation.gettext("Open orders") == "Commandes en cours"
         assert translation.gettext("Filters") == "Filtres"  # django-unfold's, from locale/vendor
+
+
+def test_no_module_renames_gettext_where_makemessages_would_not_find_its_strings():
+    # xgettext extracts `_(...)`, `gettext(...)`, `ngettext(...)`...: a string passed to another
+    # name (`gettext as _t`) never reaches the catalogue and shows in English on French pages.
+    import ast
+
+    from django.conf import settings
+
+    renamed = []
+    for path in Path(settings.BASE_DIR).glob("*/**/*.py"):
+        if path.parts[len(Path(settings.BASE_DIR).parts)] in (".venv", "var", "node_modules"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.ImportFrom) and node.module == "django.utils.translation":
+                renamed += [
+                    f"{path}: {a.name} as {a.asname}" for a in node.names if a.asname not in (None, "_")
+                ]
+    assert renamed == [], renamed
