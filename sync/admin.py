@@ -10,6 +10,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+from django.apps import apps
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
@@ -21,11 +22,11 @@ from django.utils.translation import gettext_noop
 from simple_history.admin import SimpleHistoryAdmin
 
 from okada.core.actors import Actor
-from okada.core.admin import ReadOnlyAdmin, RevokedFilter, run_per_object
+from okada.core.admin import HistoryDiffs, ReadOnlyAdmin, RevokedFilter, run_per_object
 from okada.core.display import reason_label
 from okada.core.errors import DomainError
 
-from . import services
+from . import feed, services
 from .models import Device, Mutation, SyncConflict
 
 # What the actions below record: stored in English (data; devices pull the conflict's note),
@@ -35,6 +36,13 @@ RESOLVED_IN_ADMIN = {
     services.KEEP_SERVER: gettext_noop("resolved in admin (keep_server)"),
     services.APPLY_DEVICE: gettext_noop("resolved in admin (apply_device)"),
 }
+
+
+def entity_label(name: str) -> str:
+    """A synced table by its model's name in the page's language ("products" -> "produits")."""
+    entity = feed.BY_NAME.get(name)
+    model = next((m for m in apps.get_models() if entity and m._meta.db_table == entity.table), None)
+    return str(model._meta.verbose_name_plural) if model is not None else name
 
 
 def _as_staff(
@@ -98,7 +106,7 @@ class SyncConflictAdmin(SimpleHistoryAdmin, ReadOnlyAdmin):
         "vendor",
         "device",
         "kind",
-        "entity",
+        "entity_shown",
         "status",
         "resolved_by",
         "resolved_at",
@@ -114,7 +122,7 @@ class SyncConflictAdmin(SimpleHistoryAdmin, ReadOnlyAdmin):
         "device",
         "mutation_id",
         "kind",
-        "entity",
+        "entity_shown",
         "row_id",
         "base_version",
         "device_side",
@@ -143,13 +151,16 @@ class SyncConflictAdmin(SimpleHistoryAdmin, ReadOnlyAdmin):
             raise PermissionDenied
         return super().history_form_view(request, object_id, version_id, extra_context)
 
+    def get_historical_record_context_helper(self, request: HttpRequest, historical_record: Any) -> Any:
+        return HistoryDiffs(self.model, historical_record)
+
     def set_history_delta_changes(
         self, request: HttpRequest, historical_records: Any, foreign_keys_are_objs: bool = True
     ) -> None:
         super().set_history_delta_changes(request, historical_records, foreign_keys_are_objs)
         note = capfirst(SyncConflict._meta.get_field("resolution_note").verbose_name)
         for record in historical_records:
-            record.history_change_reason = reason_label(record.history_change_reason)
+            record.history_change_reason = reason_label(record.history_change_reason) or ""
             for change in getattr(record, "history_delta_changes", []):
                 if change["field"] == note:
                     change["old"], change["new"] = reason_label(change["old"]), reason_label(change["new"])
@@ -157,6 +168,10 @@ class SyncConflictAdmin(SimpleHistoryAdmin, ReadOnlyAdmin):
     @admin.display(description=SyncConflict._meta.get_field("resolution_note").verbose_name)
     def resolution_note_shown(self, conflict: SyncConflict) -> str:
         return reason_label(conflict.resolution_note) or "-"
+
+    @admin.display(description=SyncConflict._meta.get_field("entity").verbose_name)
+    def entity_shown(self, conflict: SyncConflict) -> str:
+        return entity_label(conflict.entity)
 
     @admin.display(description=_("device value"))
     def device_side(self, obj: SyncConflict) -> str:
@@ -190,8 +205,21 @@ class SyncConflictAdmin(SimpleHistoryAdmin, ReadOnlyAdmin):
 
 @admin.register(Mutation)
 class MutationAdmin(ReadOnlyAdmin):
-    list_display = ("created_at", "device", "mutation_id", "name", "status", "code")
+    list_display = ("created_at", "device", "mutation_id", "name", "status", "code_shown")
     list_filter = ("status", "name")
     search_fields = ("device__name", "code")
     list_select_related = ("device",)
     show_full_result_count = False
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return [
+            name if name != "code" else "code_shown" for name in super().get_readonly_fields(request, obj)
+        ]
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return self.get_readonly_fields(request, obj)
+
+    @admin.display(description=Mutation._meta.get_field("code").verbose_name)
+    def code_shown(self, mutation: Mutation) -> str:
+        """A conflict by its kind in words; a rejection's error code as the API sent it."""
+        return str(dict(SyncConflict.Kind.choices).get(mutation.code, mutation.code)) or "-"

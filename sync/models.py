@@ -123,19 +123,30 @@ class SyncConflict(BaseModel):
     Status = ConflictStatus
 
     vendor = models.ForeignKey(
-        Vendor, on_delete=models.PROTECT, related_name="sync_conflicts", db_comment="Vendor."
+        Vendor,
+        verbose_name=_("vendor"),
+        on_delete=models.PROTECT,
+        related_name="sync_conflicts",
+        db_comment="Vendor.",
     )
     device = models.ForeignKey(
-        Device, on_delete=models.PROTECT, related_name="conflicts", db_comment="Device that pushed it."
+        Device,
+        verbose_name=_("device"),
+        on_delete=models.PROTECT,
+        related_name="conflicts",
+        db_comment="Device that pushed it.",
     )
-    mutation_id = models.BigIntegerField(db_comment="The device's mutation id.")
+    mutation_id = models.BigIntegerField(_("mutation id"), db_comment="The device's mutation id.")
     kind = models.CharField(_("kind"), max_length=20, choices=Kind.choices, db_comment="What clashed.")
     entity = models.CharField(
         _("table"), max_length=20, db_comment="Synced table of the row: products, stock or orders."
     )
     row_id = models.UUIDField(_("row"), db_comment="Id of the row in that table.")
     base_version = models.BigIntegerField(
-        null=True, blank=True, db_comment="Version (or status) the device based its change on."
+        _("base version"),
+        null=True,
+        blank=True,
+        db_comment="Version (or status) the device based its change on.",
     )
     device_value = models.JSONField(_("device value"), db_comment="What the device asked for.")
     server_value = models.JSONField(_("server value"), db_comment="The server's values when it arrived.")
@@ -148,6 +159,7 @@ class SyncConflict(BaseModel):
     )
     resolved_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
+        verbose_name=_("resolved by"),
         on_delete=models.SET_NULL,
         null=True,
         blank=True,
@@ -202,20 +214,28 @@ class Mutation(BaseModel):
     Status = MutationStatus
 
     device = models.ForeignKey(
-        Device, on_delete=models.CASCADE, related_name="mutations", db_index=False, db_comment="Device."
+        Device,
+        verbose_name=_("device"),
+        on_delete=models.CASCADE,
+        related_name="mutations",
+        db_index=False,
+        db_comment="Device.",
     )
-    mutation_id = models.BigIntegerField(db_comment="The device's id for it: 1, 2, 3... per device.")
-    name = models.CharField(max_length=40, db_comment="stock.adjust, product.update...")
-    args = models.JSONField(default=dict, db_comment="Arguments as pushed.")
+    mutation_id = models.BigIntegerField(
+        _("mutation id"), db_comment="The device's id for it: 1, 2, 3... per device."
+    )
+    name = models.CharField(_("mutation"), max_length=40, db_comment="stock.adjust, product.update...")
+    args = models.JSONField(_("arguments"), default=dict, db_comment="Arguments as pushed.")
     status = models.CharField(
-        max_length=16, choices=Status.choices, db_comment="applied, rejected or conflict."
+        _("status"), max_length=16, choices=Status.choices, db_comment="applied, rejected or conflict."
     )
     code = models.CharField(
-        max_length=40, blank=True, default="", db_comment="Error code of a rejection or conflict."
+        _("code"), max_length=40, blank=True, default="", db_comment="Error code of a rejection or conflict."
     )
-    message = models.TextField(blank=True, default="", db_comment="Why it was rejected.")
+    message = models.TextField(_("message"), blank=True, default="", db_comment="Why it was rejected.")
     conflict = models.ForeignKey(
         SyncConflict,
+        verbose_name=_("conflict"),
         on_delete=models.SET_NULL,
         null=True,
         blank=True,

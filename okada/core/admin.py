@@ -43,7 +43,8 @@ from django.urls import reverse
 from django.utils.translation import get_language, gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 from simple_history.admin import SimpleHistoryAdmin
-from unfold.admin import ModelAdmin
+from simple_history.template_utils import HistoricalRecordContextHelper
+from unfold.admin import ModelAdmin, TabularInline
 from unfold.paginator import InfinitePaginator
 from unfold.templatetags import unfold_list
 
@@ -52,6 +53,7 @@ from .actors import Actor
 from .display import badge, reason_label
 from .errors import DomainError
 from .models import JobRun
+from .roles import role_label
 
 # --- unfold, made to compute the list's headers once per page ----------------------------------
 # unfold's `items_for_result` rebuilds every column header for each row (for the data-label of
@@ -161,14 +163,28 @@ def is_autocomplete(request: HttpRequest) -> bool:
 HISTORY_DIFF_IGNORED = {"id", "updated_at", "deleted_by_cascade", "search_vector"}
 
 
-def _shown(value: Any) -> str:
+def _shown(value: Any, field: Any = None) -> str:
+    """A value of a history diff as staff read it: a choice by its label, no "None"."""
     from django.utils import formats, timezone
 
     if value is None:
         return "-"
+    if field is not None and field.choices:
+        return str(dict(field.flatchoices).get(value, value))
     if hasattr(value, "tzinfo"):
         return formats.date_format(timezone.localtime(value), "DATETIME_FORMAT")
     return str(value)
+
+
+class HistoryDiffs(HistoricalRecordContextHelper):
+    """simple-history's field diffs with choices by their label ("acceptée", not "accepted") and
+    no "None" for an empty value."""
+
+    def prepare_delta_change_value(self, change: Any, value: Any) -> Any:
+        field = self.model._meta.get_field(change.field)
+        if value is None or (field.choices and not field.many_to_many):
+            return _shown(value, field)
+        return super().prepare_delta_change_value(change, value)
 
 
 class ServiceRefused(Exception):
@@ -376,6 +392,9 @@ class TrackedAdmin(SimpleHistoryAdmin, ModelAdmin):
             setattr(request, REFUSAL_ATTR, refused.error)
             return super().history_form_view(request, object_id, version_id, extra_context)
 
+    def get_historical_record_context_helper(self, request: HttpRequest, historical_record: Any) -> Any:
+        return HistoryDiffs(self.model, historical_record)
+
     def set_history_delta_changes(
         self, request: HttpRequest, historical_records: Any, foreign_keys_are_objs: bool = True
     ) -> None:
@@ -384,7 +403,7 @@ class TrackedAdmin(SimpleHistoryAdmin, ModelAdmin):
         the active language."""
         previous = None
         for current in historical_records:
-            current.history_change_reason = reason_label(current.history_change_reason)
+            current.history_change_reason = reason_label(current.history_change_reason) or ""
             if previous is not None:
                 delta = previous.diff_against(current, foreign_keys_are_objs=foreign_keys_are_objs)
                 helper = self.get_historical_record_context_helper(request, previous)
@@ -394,7 +413,13 @@ class TrackedAdmin(SimpleHistoryAdmin, ModelAdmin):
                         continue
                     old, new = getattr(current, field.attname), getattr(previous, field.attname)
                     if old != new:
-                        changes.append({"field": field.verbose_name, "old": _shown(old), "new": _shown(new)})
+                        changes.append(
+                            {
+                                "field": field.verbose_name,
+                                "old": _shown(old, field),
+                                "new": _shown(new, field),
+                            }
+                        )
                 previous.history_delta_changes = changes
             previous = current
 
@@ -437,7 +462,7 @@ class ReadOnlyAdmin(ModelAdmin):
 
 @admin.register(JobRun)
 class JobRunAdmin(ReadOnlyAdmin):
-    list_display = ("name", "outcome_badge", "started_at", "finished_at", "duration", "host")
+    list_display = ("name", "outcome_badge", "started_at", "finished_at", "duration_shown", "host")
     list_filter = ("outcome", "name")
     search_fields = ("name",)
     date_hierarchy = "started_at"
@@ -446,6 +471,10 @@ class JobRunAdmin(ReadOnlyAdmin):
     @admin.display(description=_("outcome"), ordering="outcome")
     def outcome_badge(self, run: JobRun) -> str:
         return badge(run.outcome, run.get_outcome_display())
+
+    @admin.display(description=_("duration"))
+    def duration_shown(self, run: JobRun) -> Any:
+        return run.duration
 
 
 # --- Third-party models in the same theme: users and groups, periodic tasks ---------------------
@@ -464,16 +493,46 @@ for _model in (get_user_model(), Group, *beat_admin.admin.site._registry.keys())
         admin.site.unregister(_model)
 
 
+class RoleFilter(admin.SimpleListFilter):
+    """Django's filter on groups, the roles' names in the page's language."""
+
+    title = _("groups")
+    parameter_name = "groups__id__exact"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[Any, str]]:
+        return [(group.pk, role_label(group.name)) for group in Group.objects.order_by("name")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        return queryset.filter(groups__id=self.value()) if self.value() else queryset
+
+
+class RoleChoiceField(forms.ModelMultipleChoiceField):
+    """The user form's groups, the roles' names in the page's language."""
+
+    def label_from_instance(self, obj: Any) -> str:
+        return role_label(obj.name)
+
+
 @admin.register(get_user_model())
 class UserAdmin(BaseUserAdmin, ModelAdmin):
     form = UserChangeForm
     add_form = UserCreationForm
     change_password_form = AdminPasswordChangeForm
+    list_filter = ("is_staff", "is_superuser", "is_active", RoleFilter)
+
+    def formfield_for_manytomany(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        if db_field.name == "groups":
+            kwargs["form_class"] = RoleChoiceField
+        return super().formfield_for_manytomany(db_field, request, **kwargs)
 
 
 @admin.register(Group)
 class GroupAdmin(BaseGroupAdmin, ModelAdmin):
-    pass
+    list_display = ("name_shown",)
+
+    @admin.display(description=_("name"), ordering="name")
+    def name_shown(self, group: Group) -> str:
+        return role_label(group.name)
 
 
 class _TaskSelectWidget(UnfoldAdminSelectWidget, beat_admin.TaskSelectWidget):
@@ -603,8 +662,30 @@ class PeriodicTaskAdmin(beat_admin.PeriodicTaskAdmin, ModelAdmin):
         )
 
 
+class TasksOfSchedule(TabularInline):
+    """The tasks a schedule runs, names in the page's language (beat's inline shows them raw and
+    titles itself in English: its catalogue has no French for it)."""
+
+    model = beat.PeriodicTask
+    fields = ("name_shown", "task", "enabled")
+    readonly_fields = fields
+    can_delete = False
+    extra = 0
+    show_change_link = True
+    verbose_name = _("periodic task using this schedule")
+    verbose_name_plural = _("periodic tasks using this schedule")
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.display(description=_("name"))
+    def name_shown(self, task: beat.PeriodicTask) -> str:
+        return gettext(task.name)
+
+
 @admin.register(beat.CrontabSchedule)
 class CrontabScheduleAdmin(beat_admin.CrontabScheduleAdmin, ModelAdmin):
+    inlines = [TasksOfSchedule]
     list_display = ("__str__", "in_words")
     fields = ("in_words", "minute", "hour", "day_of_month", "month_of_year", "day_of_week", "timezone")
     readonly_fields = ("in_words",)
@@ -616,14 +697,14 @@ class CrontabScheduleAdmin(beat_admin.CrontabScheduleAdmin, ModelAdmin):
 
 @admin.register(beat.IntervalSchedule)
 class IntervalScheduleAdmin(beat_admin.IntervalScheduleAdmin, ModelAdmin):
-    pass
+    inlines = [TasksOfSchedule]
 
 
 @admin.register(beat.ClockedSchedule)
 class ClockedScheduleAdmin(beat_admin.ClockedScheduleAdmin, ModelAdmin):
-    pass
+    inlines = [TasksOfSchedule]
 
 
 @admin.register(beat.SolarSchedule)
 class SolarScheduleAdmin(beat_admin.SolarScheduleAdmin, ModelAdmin):
-    pass
+    inlines = [TasksOfSchedule]

@@ -23,12 +23,27 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from django.db import migrations
+from django.utils.translation import pgettext, pgettext_lazy
 
+# The groups' names, stored in English (migrations and code find the groups by them); the admin
+# shows them in the page's language through role_label.
 OPERATIONS = "Operations"
 STOCK = "Stock"
 SUPPORT = "Support"
 FINANCE = "Finance"
 ROLES = (OPERATIONS, STOCK, SUPPORT, FINANCE)
+# For `make messages` (role_label translates the stored names in this context).
+_ROLE_NAMES = (
+    pgettext_lazy("staff role", "Operations"),
+    pgettext_lazy("staff role", "Stock"),
+    pgettext_lazy("staff role", "Support"),
+    pgettext_lazy("staff role", "Finance"),
+)
+
+
+def role_label(name: str) -> str:
+    """A group's name in the active language: a role's translated, any other group's as typed."""
+    return pgettext("staff role", name) if name in ROLES else name
 
 
 def _permissions(apps: Any, names: Iterable[str]) -> list[Any]:

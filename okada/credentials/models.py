@@ -114,13 +114,23 @@ class PersonalToken(BaseModel):
     """An expiring token a vendor user got with their password (POST /api/v1/auth/token)."""
 
     user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens", db_comment="Owner."
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("user"),
+        on_delete=models.CASCADE,
+        related_name="api_tokens",
+        db_comment="Owner.",
     )
     vendor = models.ForeignKey(
-        Vendor, on_delete=models.CASCADE, related_name="api_tokens", db_comment="The vendor it acts for."
+        Vendor,
+        verbose_name=_("vendor"),
+        on_delete=models.CASCADE,
+        related_name="api_tokens",
+        db_comment="The vendor it acts for.",
     )
-    prefix = models.CharField(max_length=16, unique=True, db_comment="Public part of the token.")
-    token_hash = models.CharField(max_length=64, db_comment="SHA-256 (hex) of the token; never the token.")
+    prefix = models.CharField(_("prefix"), max_length=16, unique=True, db_comment="Public part of the token.")
+    token_hash = models.CharField(
+        _("token hash"), max_length=64, db_comment="SHA-256 (hex) of the token; never the token."
+    )
     expires_at = models.DateTimeField(_("expires at"), db_comment="The token stops working then.")
     revoked_at = models.DateTimeField(
         _("revoked at"), null=True, blank=True, db_comment="When it was revoked; NULL while valid."

@@ -20,6 +20,14 @@ def alert_text(alert: Any) -> str:
 
 
 @register.filter
+def job_outcome(value: str | None) -> str:
+    """A job run's outcome as stored ("success") in the reader's language."""
+    from okada.core.models import JobRun
+
+    return str(dict(JobRun.Outcome.choices).get(value, value)) if value else ""
+
+
+@register.filter
 def bytes_(value: Any) -> str:
     return "-" if value is None else str(filesizeformat(value))
 
