@@ -44,13 +44,18 @@ class Device(BaseModel):
 
     id = models.UUIDField(primary_key=True, db_comment="Device id, chosen by the device (a UUID).")
     vendor = models.ForeignKey(
-        Vendor, on_delete=models.PROTECT, related_name="sync_devices", db_comment="Vendor it syncs for."
+        Vendor,
+        verbose_name=_("vendor"),
+        on_delete=models.PROTECT,
+        related_name="sync_devices",
+        db_comment="Vendor it syncs for.",
     )
     name = models.CharField(
         _("name"), max_length=100, db_comment="Name given by the vendor (e.g. 'Caisse 1')."
     )
     registered_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
+        verbose_name=_("registered by"),
         on_delete=models.SET_NULL,
         null=True,
         blank=True,
@@ -73,6 +78,7 @@ class Device(BaseModel):
         null=True,
         blank=True,
         related_name="+",
+        verbose_name=_("revoked by"),
         db_comment="Staff user who revoked it.",
     )
     revoke_reason = models.CharField(

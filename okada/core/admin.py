@@ -560,6 +560,7 @@ class _PeriodicTaskForm(beat_admin.PeriodicTaskForm):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fields["task"].widget = UnfoldAdminTextInputWidget()
+        self.fields["task"].label = _("task name")  # beat's "Task Name" has no French
         self.fields["regtask"].widget = _TaskSelectWidget()
 
     def clean(self) -> dict[str, Any]:
@@ -667,7 +668,7 @@ class TasksOfSchedule(TabularInline):
     titles itself in English: its catalogue has no French for it)."""
 
     model = beat.PeriodicTask
-    fields = ("name_shown", "task", "enabled")
+    fields = ("name_shown", "task_name", "enabled")
     readonly_fields = fields
     can_delete = False
     extra = 0
@@ -681,6 +682,10 @@ class TasksOfSchedule(TabularInline):
     @admin.display(description=_("name"))
     def name_shown(self, task: beat.PeriodicTask) -> str:
         return gettext(task.name)
+
+    @admin.display(description=_("task name"))
+    def task_name(self, task: beat.PeriodicTask) -> str:
+        return task.task
 
 
 @admin.register(beat.CrontabSchedule)

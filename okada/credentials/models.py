@@ -57,7 +57,9 @@ class ApiKey(BaseModel):
     prefix = models.CharField(
         _("prefix"), max_length=16, unique=True, db_comment="Public part of the key, to find it."
     )
-    key_hash = models.CharField(max_length=64, db_comment="SHA-256 (hex) of the whole key; never the key.")
+    key_hash = models.CharField(
+        _("key hash"), max_length=64, db_comment="SHA-256 (hex) of the whole key; never the key."
+    )
     scopes = ArrayField(
         models.CharField(max_length=32, choices=Scope.choices),
         verbose_name=_("scopes"),
@@ -76,6 +78,7 @@ class ApiKey(BaseModel):
         null=True,
         blank=True,
         related_name="+",
+        verbose_name=_("revoked by"),
         db_comment="Who revoked it.",
     )
     created_by = models.ForeignKey(
@@ -84,6 +87,7 @@ class ApiKey(BaseModel):
         null=True,
         blank=True,
         related_name="+",
+        verbose_name=_("issued by"),
         db_comment="Who issued it (NULL: a management command).",
     )
     last_used_at = models.DateTimeField(

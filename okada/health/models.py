@@ -220,7 +220,7 @@ class Alert(BaseModel):
         db_comment="Who took it.",
     )
     emailed_at = models.DateTimeField(
-        null=True, blank=True, db_comment="When the Operations group was emailed."
+        _("emailed at"), null=True, blank=True, db_comment="When the Operations group was emailed."
     )
 
     objects = AlertQuerySet.as_manager()
