@@ -383,6 +383,7 @@ class StockAdmin(BigTableMixin, ReadOnlyAdmin):
 
 @admin.register(StockMovement)
 class StockMovementAdmin(BigTableMixin, ReadOnlyAdmin):
+    shown_as = {"reason": "reason_shown"}  # stored in English: shown in the page's language
     list_display = ("created_at", "kind_badge", "delta", "product_link", "reason_shown", "reference", "actor")
     list_filter = ("kind", ("vendor", AutocompleteSelectFilter))
     list_select_related = ("product",)
@@ -402,13 +403,6 @@ class StockMovementAdmin(BigTableMixin, ReadOnlyAdmin):
     @admin.display(description=_("product"))
     def product_link(self, movement: StockMovement) -> str:
         return format_html('<a href="{}">{}</a>', change_url(movement.product), movement.product)
-
-    # The reasons the services write are stored in English: shown in the page's language.
-    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
-        return [n if n != "reason" else "reason_shown" for n in super().get_readonly_fields(request, obj)]
-
-    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
-        return self.get_readonly_fields(request, obj)
 
     @admin.display(description=StockMovement._meta.get_field("reason").verbose_name)
     def reason_shown(self, movement: StockMovement) -> str:

@@ -503,9 +503,10 @@ class OrderAdmin(BigTableMixin, TrackedAdmin):
 
 @admin.register(OrderEvent)
 class OrderEventAdmin(BigTableMixin, ReadOnlyAdmin):
+    # Statuses are stored as codes (no choices on these columns): shown by their label.
+    shown_as = {"from_status": "from_status_shown", "to_status": "to_status_shown"}
     list_display = ("created_at", "order_link", "kind", "from_status_shown", "to_status_shown", "actor")
     list_filter = ("kind",)
-    SHOWN = {"from_status": "from_status_shown", "to_status": "to_status_shown"}
     # Newest first by the UUID v7 id, each partition's primary key (see StockMovementAdmin).
     ordering = ("-id",)
 
@@ -516,13 +517,6 @@ class OrderEventAdmin(BigTableMixin, ReadOnlyAdmin):
     def order_link(self, event: OrderEvent) -> str:
         url = reverse("admin:orders_order_change", args=[event.order_id])
         return format_html('<a href="{}">{}</a>', url, _("open"))
-
-    # Statuses are stored as their codes (no choices on these columns): shown by their label.
-    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
-        return [self.SHOWN.get(name, name) for name in super().get_readonly_fields(request, obj)]
-
-    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
-        return self.get_readonly_fields(request, obj)
 
     @admin.display(description=OrderEvent._meta.get_field("from_status").verbose_name)
     def from_status_shown(self, event: OrderEvent) -> str:

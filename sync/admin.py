@@ -62,19 +62,13 @@ def _as_staff(
 
 @admin.register(Device)
 class DeviceAdmin(ReadOnlyAdmin):
+    shown_as = {"revoke_reason": "revoke_reason_shown"}
     list_display = ("name", "vendor", "id", "last_mutation_id", "last_pull_at", "last_push_at", "revoked_at")
     list_filter = (RevokedFilter,)
     search_fields = ("name", "vendor__name", "vendor__slug")
     list_select_related = ("vendor",)
     show_full_result_count = False
     actions = ["revoke"]
-
-    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
-        fields = super().get_readonly_fields(request, obj)
-        return [name if name != "revoke_reason" else "revoke_reason_shown" for name in fields]
-
-    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
-        return self.get_readonly_fields(request, obj)
 
     @admin.display(description=Device._meta.get_field("revoke_reason").verbose_name)
     def revoke_reason_shown(self, device: Device) -> str:
@@ -205,19 +199,12 @@ class SyncConflictAdmin(SimpleHistoryAdmin, ReadOnlyAdmin):
 
 @admin.register(Mutation)
 class MutationAdmin(ReadOnlyAdmin):
+    shown_as = {"code": "code_shown"}
     list_display = ("created_at", "device", "mutation_id", "name", "status", "code_shown")
     list_filter = ("status", "name")
     search_fields = ("device__name", "code")
     list_select_related = ("device",)
     show_full_result_count = False
-
-    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
-        return [
-            name if name != "code" else "code_shown" for name in super().get_readonly_fields(request, obj)
-        ]
-
-    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
-        return self.get_readonly_fields(request, obj)
 
     @admin.display(description=Mutation._meta.get_field("code").verbose_name)
     def code_shown(self, mutation: Mutation) -> str:

@@ -445,10 +445,20 @@ def changelist_url(model: type[Model], **params: Any) -> str:
 
 
 class ReadOnlyAdmin(ModelAdmin):
-    """For logs and ledgers (job runs, stock movements, order events): staff read, nobody edits."""
+    """For logs and ledgers (job runs, stock movements, order events): staff read, nobody edits.
+
+    `shown_as = {"reason": "reason_shown"}` shows a field on the page through a display method
+    instead (a value stored in English or as a code, shown in the page's language)."""
+
+    shown_as: dict[str, str] = {}
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
-        return [f.name for f in self.model._meta.fields]
+        return [self.shown_as.get(f.name, f.name) for f in self.model._meta.fields]
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        if self.fields:
+            return self.fields
+        return self.get_readonly_fields(request, obj)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
