@@ -1063,7 +1063,8 @@ def order_add_note(*, order: Order, note: str, actor: Actor) -> OrderEvent:
     if not note:
         raise InvalidInput(_("The note is empty."), field="note")
     with transaction.atomic(), acting_for(actor, "order note"):
-        order = core.locked(Order.all_objects, order.pk)
+        # A deleted order takes no new notes (it stays as it was deleted): restore it first.
+        order = core.locked(Order.objects, order.pk)
         return _event(order=order, kind=OrderEvent.Kind.NOTE, actor=actor, data={"note": note[:2000]})
 
 
