@@ -1064,7 +1064,9 @@ def order_add_note(*, order: Order, note: str, actor: Actor) -> OrderEvent:
         raise InvalidInput(_("The note is empty."), field="note")
     with transaction.atomic(), acting_for(actor, "order note"):
         # A deleted order takes no new notes (it stays as it was deleted): restore it first.
-        order = core.locked(Order.objects, order.pk)
+        order = core.locked(
+            Order.objects, order.pk, gone=_("This order is deleted: restore it before adding a note.")
+        )
         return _event(order=order, kind=OrderEvent.Kind.NOTE, actor=actor, data={"note": note[:2000]})
 
 

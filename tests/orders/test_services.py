@@ -1486,7 +1486,7 @@ def test_notes_are_events_and_an_open_order_is_never_soft_deleted():
     order = order_cancel(order=order, actor=staff_actor())
     order_soft_delete(order=order, actor=staff_actor())
     assert Order.deleted_objects.filter(pk=order.pk).exists()
-    with pytest.raises(NotFound):  # a deleted order takes no new note
+    with translation.override("en"), pytest.raises(NotFound, match="restore it before"):
         order_add_note(order=order, note="trop tard", actor=staff_actor())
     assert OrderEvent.objects.filter(order_id=order.pk, kind="note").count() == 1
     order_restore(order=order, actor=staff_actor())
