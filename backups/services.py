@@ -26,7 +26,7 @@ from django.conf import settings
 from django.db import connections, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext_lazy, gettext_noop
 
 from okada.core.actors import Actor
 from okada.core.errors import Conflict, InvalidInput
@@ -520,7 +520,7 @@ def verification_request(*, backup: Backup, actor: Actor) -> None:
 def drill_summary(verification: BackupVerification | None) -> dict[str, Any]:
     """A drill as the JobRun summary and the command show it."""
     if verification is None:
-        return {"outcome": "nothing to verify"}
+        return {"outcome": gettext_noop("nothing to verify")}  # shown translated in the admin
     return {
         "backup": str(verification.backup_id),
         "outcome": verification.outcome,

@@ -11,8 +11,9 @@ import logging
 from collections.abc import Callable
 
 from celery import Task, shared_task
+from django.utils.translation import gettext_lazy as _
 
-from okada.core.jobs import RunHandle, job, started_by_hand_with
+from okada.core.jobs import RunHandle, job, labelled, started_by_hand_with
 
 from .models import BackupKind
 from .services import RUN_PERMISSION
@@ -35,6 +36,13 @@ def steps(run: RunHandle, say: Callable[[str], None] = log.info) -> Callable[[st
     return on_step
 
 
+@labelled(
+    _("Database backup"),
+    backup=_("backup"),
+    file=_("file"),
+    size_bytes=_("size (bytes)"),
+    pruned=_("old backups deleted"),
+)
 @started_by_hand_with(RUN_PERMISSION)
 @shared_task(name="backups.run_backup", acks_late=True, bind=True)
 def run_backup(self: Task, kind: str = BackupKind.SCHEDULED) -> None:
@@ -44,6 +52,14 @@ def run_backup(self: Task, kind: str = BackupKind.SCHEDULED) -> None:
         run.summary = backup_and_prune(kind=kind, request_id=self.request.id or "", on_step=steps(run))
 
 
+@labelled(
+    _("Restore drill"),
+    backup=_("backup"),
+    outcome=_("outcome"),
+    restore_seconds=_("restore (seconds)"),
+    checks=_("checks"),
+    error=_("error"),
+)
 @started_by_hand_with(RUN_PERMISSION)
 @shared_task(name="backups.run_restore_drill", acks_late=True, bind=True)
 def run_restore_drill(self: Task, backup_id: str | None = None) -> None:

@@ -1,8 +1,10 @@
 from celery import shared_task
+from django.utils.translation import gettext_lazy as _
 
-from okada.core.jobs import JobFailed, job
+from okada.core.jobs import JobFailed, job, labelled
 
 
+@labelled(_("Expire unpaid mobile-money orders"), expired=_("orders expired"))
 @shared_task(name="orders.expire_unpaid_orders", acks_late=True)
 def expire_unpaid_orders() -> None:
     from .services import order_expire_unpaid
@@ -19,6 +21,7 @@ def export_orders(export_id: str, language: str = "fr") -> None:
     export_run(export_id=export_id, language=language)
 
 
+@labelled(_("Prune order exports"), deleted=_("exports deleted"))
 @shared_task(name="orders.prune_exports", acks_late=True)
 def prune_exports() -> None:
     from .exports import exports_prune
@@ -27,6 +30,9 @@ def prune_exports() -> None:
         run.summary = {"deleted": exports_prune()}
 
 
+@labelled(
+    _("Invariant audit"), findings=_("findings"), checks=_("rows found per check"), samples=_("sample rows")
+)
 @shared_task(name="orders.audit_invariants", acks_late=True)
 def audit_invariants() -> None:
     """Nightly: check the stored data against the services' rules; any finding fails the run."""

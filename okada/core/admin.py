@@ -40,6 +40,7 @@ from django.db.models import Model, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
+from django.utils.html import format_html
 from django.utils.translation import get_language, gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 from simple_history.admin import SimpleHistoryAdmin
@@ -50,8 +51,9 @@ from unfold.templatetags import unfold_list
 
 from . import services
 from .actors import Actor
-from .display import badge, reason_label
+from .display import badge, job_label, job_shown, job_summary, reason_label
 from .errors import DomainError
+from .jobs import registered_task
 from .models import JobRun
 from .roles import role_label
 
@@ -470,13 +472,56 @@ class ReadOnlyAdmin(ModelAdmin):
         return False
 
 
+class LabelledValuesFilter(admin.SimpleListFilter):
+    """A filter on the values a field holds (a code stored in English), each shown by `label`
+    in the page's language; the URL keeps the stored value (`?name=backups.run_backup`)."""
+
+    parameter_name: str  # the field
+
+    def label(self, value: str) -> str:
+        return value
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        values = (
+            model_admin.get_queryset(request)
+            .order_by()
+            .values_list(self.parameter_name, flat=True)
+            .distinct()
+        )
+        return sorted(((v, self.label(v)) for v in values), key=lambda choice: choice[1])
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        return queryset.filter(**{self.parameter_name: self.value()}) if self.value() else queryset
+
+
+class JobFilter(LabelledValuesFilter):
+    title = _("job")
+    parameter_name = "name"
+
+    def label(self, value: str) -> str:
+        return job_label(value)
+
+
 @admin.register(JobRun)
 class JobRunAdmin(ReadOnlyAdmin):
-    list_display = ("name", "outcome_badge", "started_at", "finished_at", "duration_shown", "host")
-    list_filter = ("outcome", "name")
+    list_display = ("name_shown", "outcome_badge", "started_at", "finished_at", "duration_shown", "host")
+    list_filter = ("outcome", JobFilter)
     search_fields = ("name",)
     date_hierarchy = "started_at"
     show_full_result_count = False
+    shown_as = {"name": "job_and_task", "summary": "summary_shown"}
+
+    @admin.display(description=_("job"), ordering="name")
+    def name_shown(self, run: JobRun) -> str:
+        return job_shown(run.name)
+
+    @admin.display(description=_("job"))
+    def job_and_task(self, run: JobRun) -> str:
+        return format_html('{}<br><code class="okada-muted">{}</code>', job_label(run.name), run.name)
+
+    @admin.display(description=_("summary"))
+    def summary_shown(self, run: JobRun) -> str:
+        return job_summary(run.name, run.summary)
 
     @admin.display(description=_("outcome"), ordering="outcome")
     def outcome_badge(self, run: JobRun) -> str:
@@ -546,17 +591,19 @@ class GroupAdmin(BaseGroupAdmin, ModelAdmin):
 
 
 class _TaskSelectWidget(UnfoldAdminSelectWidget, beat_admin.TaskSelectWidget):
-    pass
+    def tasks_as_choices(self) -> tuple[tuple[str, str], ...]:
+        """beat's registered tasks, each by its job's label with the task name beside it."""
+        choices = super().tasks_as_choices()
+        return tuple(
+            (name, f"{job_label(name)} ({name})" if job_label(name) != name else name) for name, _ in choices
+        )
 
 
 def run_permission(task_name: str) -> str | None:
     """The permission a user needs to start `task_name` from the scheduled jobs' screens: the one
     its own "run now" button asks for, declared on the task (okada.core.jobs.started_by_hand_with).
     None: the change permission on schedules is enough."""
-    from celery import current_app
-
-    current_app.loader.import_default_modules()
-    return getattr(current_app.tasks.get(task_name), "run_permission", None)
+    return getattr(registered_task(task_name), "run_permission", None)
 
 
 def _may_run(user: Any, task_name: str) -> bool:
@@ -580,7 +627,7 @@ class _PeriodicTaskForm(beat_admin.PeriodicTaskForm):
         if task != self.instance.task and self.user is not None and not _may_run(self.user, task):
             raise forms.ValidationError(
                 gettext("You may not schedule %(task)s: it needs the permission %(permission)s.")
-                % {"task": task, "permission": run_permission(task)}
+                % {"task": job_label(task), "permission": run_permission(task)}
             )
         return data
 
@@ -597,6 +644,12 @@ def _needs_change(action: Callable[..., Any]) -> Callable[..., Any]:
     return checked
 
 
+def cron_expression(crontab: beat.CrontabSchedule) -> str:
+    """The five fields, "0 3 * * *" (beat's own string adds English: "(m/h/dM/MY/d)")."""
+    fields = (crontab.minute, crontab.hour, crontab.day_of_month, crontab.month_of_year, crontab.day_of_week)
+    return " ".join(beat.cronexp(f) for f in fields)
+
+
 def cron_in_words(crontab: beat.CrontabSchedule) -> str:
     """A crontab in words in the active language: beat's `human_readable` is English only."""
     from cron_descriptor import ExpressionDescriptor, FormatException, MissingFieldException, Options
@@ -604,8 +657,7 @@ def cron_in_words(crontab: beat.CrontabSchedule) -> str:
     options = Options()
     options.locale_code = "fr_FR" if (get_language() or "").startswith("fr") else "en_US"
     options.use_24hour_time_format = True
-    fields = (crontab.minute, crontab.hour, crontab.day_of_month, crontab.month_of_year, crontab.day_of_week)
-    expression = " ".join(beat.cronexp(f) for f in fields)
+    expression = cron_expression(crontab)
     try:
         words = ExpressionDescriptor(expression, options).get_description()
     except (FormatException, MissingFieldException):
@@ -616,10 +668,29 @@ def cron_in_words(crontab: beat.CrontabSchedule) -> str:
     return f"{words} ({crontab.timezone})"
 
 
+# beat's models name themselves in English wherever the admin shows an object (titles,
+# breadcrumbs, the crontab picker, inline rows, delete and history pages): a crontab as
+# "0 3 * * * (m/h/dM/MY/d) Africa/Douala", a schedule by its stored English name. Only their names
+# change: the scheduler reads the fields, never these.
+beat.CrontabSchedule.__str__ = cron_in_words
+beat.PeriodicTask.__str__ = lambda task: (
+    gettext("%(name)s: %(schedule)s")
+    % {
+        "name": gettext(task.name),
+        "schedule": task.scheduler or "-",
+    }
+)
+
+
+class ScheduledJobFilter(JobFilter):
+    parameter_name = "task"
+
+
 @admin.register(beat.PeriodicTask)
 class PeriodicTaskAdmin(beat_admin.PeriodicTaskAdmin, ModelAdmin):
     form = _PeriodicTaskForm
     list_display = ("name_shown", "enabled", "schedule", "interval", "start_time", "last_run_at", "one_off")
+    list_filter = ("enabled", "one_off", ScheduledJobFilter, "start_time", "last_run_at")
     # beat's actions enable, disable, toggle or run schedules now: not for view-only users.
     enable_tasks = _needs_change(beat_admin.PeriodicTaskAdmin.enable_tasks)
     disable_tasks = _needs_change(beat_admin.PeriodicTaskAdmin.disable_tasks)
@@ -693,21 +764,25 @@ class TasksOfSchedule(TabularInline):
     def name_shown(self, task: beat.PeriodicTask) -> str:
         return gettext(task.name)
 
-    @admin.display(description=_("task name"))
+    @admin.display(description=_("job"))
     def task_name(self, task: beat.PeriodicTask) -> str:
-        return task.task
+        return job_shown(task.task)
 
 
 @admin.register(beat.CrontabSchedule)
 class CrontabScheduleAdmin(beat_admin.CrontabScheduleAdmin, ModelAdmin):
     inlines = [TasksOfSchedule]
-    list_display = ("__str__", "in_words")
+    list_display = ("in_words", "expression")
     fields = ("in_words", "minute", "hour", "day_of_month", "month_of_year", "day_of_week", "timezone")
     readonly_fields = ("in_words",)
 
     @admin.display(description=_("in words"))
     def in_words(self, crontab: beat.CrontabSchedule) -> str:
         return cron_in_words(crontab)
+
+    @admin.display(description=_("cron expression"))
+    def expression(self, crontab: beat.CrontabSchedule) -> str:
+        return format_html("<code>{}</code>", cron_expression(crontab))
 
 
 @admin.register(beat.IntervalSchedule)

@@ -1,11 +1,14 @@
-"""How the admin shows values: money in FCFA, statuses as coloured badges (no admin imports,
-so template tags may use it)."""
+"""How the admin shows values: money in FCFA, statuses as coloured badges, jobs by their
+labels (no admin imports, so template tags may use it)."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
-from django.utils.html import format_html
+from django.template.defaultfilters import yesno
+from django.utils import formats
+from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext
 
 
@@ -68,3 +71,46 @@ def reason_label(reason: str | None) -> str | None:
         status = base.removeprefix("order -> ")
         return gettext("order -> %(status)s") % {"status": gettext(status)} + (sep + suffix if sep else "")
     return gettext(base) + (sep + suffix if sep else "")
+
+
+def job_label(name: str) -> str:
+    """A job's label in the active language (okada.core.jobs.labelled on its task), or the task
+    name for a job nobody labelled."""
+    from .jobs import registered_task
+
+    label = getattr(registered_task(name), "job_label", None)
+    return str(label) if label else name
+
+
+def job_shown(name: str) -> str:
+    """A job's label, its task name (what logs and scripts use) in the tooltip."""
+    return format_html('<span title="{}">{}</span>', name, job_label(name))
+
+
+def job_summary(name: str, summary: Any) -> str:
+    """A run's summary as a small table: each key by the label its job gave it (a key without
+    one as it is, so nothing is hidden), each value readable in the active language."""
+    from .jobs import SKIPPED_SUMMARY, registered_task
+
+    labels = {**SKIPPED_SUMMARY, **getattr(registered_task(name), "summary_labels", {})}
+    return _summary_value(summary, labels)
+
+
+def _summary_value(value: Any, labels: dict[str, Any]) -> str:
+    if value is None or value == [] or value == {}:
+        return "-"
+    if isinstance(value, bool):
+        return str(yesno(value))
+    if isinstance(value, str):  # stored in English; those the jobs write are in the catalogue
+        return gettext(value)
+    if isinstance(value, (int, float)):
+        return formats.localize(value)
+    if isinstance(value, dict):
+        rows = ((key, labels.get(key, key), _summary_value(item, labels)) for key, item in value.items())
+        return format_html(
+            '<table class="okada-summary">{}</table>',
+            format_html_join("", '<tr data-key="{}"><th>{}</th><td>{}</td></tr>', rows),
+        )
+    if isinstance(value, list) and not any(isinstance(item, (dict, list)) for item in value):
+        return ", ".join(_summary_value(item, labels) for item in value)
+    return json.dumps(value, ensure_ascii=False, default=str)  # rows sampled by an audit

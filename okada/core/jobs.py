@@ -71,6 +71,9 @@ from django.db import DEFAULT_DB_ALIAS, Error, connections
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.utils import load_backend
 from django.utils import timezone
+from django.utils.functional import Promise
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import gettext_noop
 
 from . import actors, logs
 from .models import JobRun
@@ -288,7 +291,7 @@ def job(name: str) -> Iterator[RunHandle]:
             acquired = lock.wait(RERUN_WAIT_SECONDS)
         if not acquired:
             now = timezone.now()
-            summary: dict[str, Any] = {"reason": "another run holds the lock", "holder": holder}
+            summary: dict[str, Any] = {"reason": gettext_noop("another run holds the lock"), "holder": holder}
             if reason:
                 summary["waited_seconds"] = RERUN_WAIT_SECONDS
             JobRun.objects.create(
@@ -353,3 +356,43 @@ def started_by_hand_with(permission: str) -> Any:
         return task
 
     return mark
+
+
+# --- What staff read: a job's label and its summary's keys ---------------------------------------
+# The labels sit on the Celery task, as `run_permission` does (started_by_hand_with): each app
+# labels its own tasks where it defines them, okada.core imports no domain app, and the admin
+# finds them through Celery's task registry (job names are task names). JobRun.name and the
+# summaries stay as stored (scripts and logs read them); only the screens translate them.
+
+# Keys job() itself writes in the summary of a skipped run.
+SKIPPED_SUMMARY = {
+    "reason": _("reason"),
+    "holder": _("lock holder"),
+    "waited_seconds": _("seconds waited"),
+}
+
+
+def labelled(label: str | Promise, **summary: str | Promise) -> Any:
+    """Give a job (its Celery task) the `label` staff read instead of the task name, and labels
+    for the keys of its `run.summary` (a key without one shows as it is)."""
+
+    def mark(task: _T) -> _T:
+        task.job_label = label  # type: ignore[attr-defined]
+        task.summary_labels = summary  # type: ignore[attr-defined]
+        return task
+
+    return mark
+
+
+_tasks_imported = False
+
+
+def registered_task(name: str) -> Any:
+    """The Celery task named `name` (None when there is none), every app's tasks imported."""
+    global _tasks_imported
+    from celery import current_app
+
+    if not _tasks_imported:
+        current_app.loader.import_default_modules()
+        _tasks_imported = True
+    return current_app.tasks.get(name)

@@ -247,7 +247,9 @@ class JobRun(BaseModel):
         ]
 
     def __str__(self) -> str:
-        return f"{self.name} @ {self.started_at:%Y-%m-%d %H:%M} ({self.outcome})"
+        from .display import job_label  # the job's label in the page's language
+
+        return f"{job_label(self.name)} @ {self.started_at:%Y-%m-%d %H:%M} ({self.get_outcome_display()})"
 
     @property
     def duration(self):

@@ -1,10 +1,12 @@
 """Housekeeping tasks of the core: thin wrappers that call services inside `job()`."""
 
 from celery import shared_task
+from django.utils.translation import gettext_lazy as _
 
-from .jobs import job
+from .jobs import job, labelled
 
 
+@labelled(_("Prune old job runs"), deleted=_("job runs deleted"))
 @shared_task(name="core.prune_job_runs", acks_late=True)
 def prune_job_runs() -> None:
     from .services import job_runs_prune
@@ -13,6 +15,7 @@ def prune_job_runs() -> None:
         run.summary = {"deleted": job_runs_prune()}
 
 
+@labelled(_("Clean duplicate history"), output=_("output"))
 @shared_task(name="core.clean_duplicate_history", acks_late=True)
 def clean_duplicate_history() -> None:
     from .services import history_clean_duplicates
@@ -21,6 +24,7 @@ def clean_duplicate_history() -> None:
         run.summary = history_clean_duplicates(days=8)
 
 
+@labelled(_("Prune idempotency keys"), deleted=_("keys deleted"))
 @shared_task(name="core.prune_idempotency_keys", acks_late=True)
 def prune_idempotency_keys() -> None:
     from .api.idempotency import prune

@@ -21,12 +21,13 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils.html import format_html
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from okada.core import health_registry as registry
 from okada.core.actors import Actor
-from okada.core.admin import ReadOnlyAdmin
+from okada.core.admin import LabelledValuesFilter, ReadOnlyAdmin
 from okada.core.errors import DomainError, NotAllowed
 
 from . import pg, selectors, services
@@ -289,22 +290,42 @@ class OpenFilter(admin.SimpleListFilter):
         return queryset
 
 
+def kind_label(kind: str) -> str:
+    """An alert's kind (a condition's code, stored) by its condition's title."""
+    condition = registry.condition(kind)
+    return str(condition.title) if condition is not None else kind
+
+
+class KindFilter(LabelledValuesFilter):
+    title = _("kind")
+    parameter_name = "kind"
+
+    def label(self, value: str) -> str:
+        return kind_label(value)
+
+
 @admin.register(Alert)
 class AlertAdmin(ReadOnlyAdmin):
     list_display = (
         "opened_at",
         "severity",
-        "kind",
+        "kind_shown",
         "text",
         "repeats",
         "last_seen_at",
         "cleared_at",
         "acknowledged",
     )
-    list_filter = (OpenFilter, "severity", "kind")
+    list_filter = (OpenFilter, "severity", KindFilter)
     search_fields = ("key", "message")
     date_hierarchy = "opened_at"
     actions = ["acknowledge"]
+
+    shown_as = {"kind": "kind_shown"}
+
+    @admin.display(description=_("kind"), ordering="kind")
+    def kind_shown(self, obj: Alert) -> str:
+        return format_html('<span title="{}">{}</span>', obj.kind, kind_label(obj.kind))
 
     @admin.display(description=_("message"))
     def text(self, obj: Alert) -> str:

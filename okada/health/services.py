@@ -16,6 +16,7 @@ from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 
 from okada.core import health_registry as registry
 from okada.core import services as core
@@ -41,6 +42,10 @@ SIGNALLABLE = ("client backend", "autovacuum worker")
 # --- Snapshots ---------------------------------------------------------------------------------
 
 
+# Stored in English in the JobRun summary, shown in the reader's language.
+ALREADY_RECORDED = gettext_noop("this hour is already recorded")
+
+
 def _hour_of(now: dt.datetime) -> dt.datetime:
     return now.astimezone(dt.UTC).replace(minute=0, second=0, microsecond=0)
 
@@ -52,7 +57,7 @@ def snapshot_take(*, now: dt.datetime | None = None) -> dict[str, Any]:
     now = now or timezone.now()
     hour = _hour_of(now)
     if Snapshot.objects.filter(hour=hour).exists():
-        return {"hour": hour.isoformat(), "taken": False, "reason": "this hour is already recorded"}
+        return {"hour": hour.isoformat(), "taken": False, "reason": ALREADY_RECORDED}
     with pg.reads(settings.OKADA_HEALTH_STATEMENT_TIMEOUT_MS * SNAPSHOT_TIMEOUT_FACTOR) as cur:
         db = pg.database(cur)
         tables = pg.tables(cur)
@@ -128,7 +133,7 @@ def snapshot_take(*, now: dt.datetime | None = None) -> dict[str, Any]:
                 for q in statements
             )
     except IntegrityError:  # another run recorded this hour meanwhile
-        return {"hour": hour.isoformat(), "taken": False, "reason": "this hour is already recorded"}
+        return {"hour": hour.isoformat(), "taken": False, "reason": ALREADY_RECORDED}
     return {
         "hour": hour.isoformat(),
         "taken": True,

@@ -3,10 +3,19 @@
 from typing import Any
 
 from celery import shared_task
+from django.utils.translation import gettext_lazy as _
 
-from okada.core.jobs import job, started_by_hand_with
+from okada.core.jobs import job, labelled, started_by_hand_with
 
 
+@labelled(
+    _("Partition maintenance"),
+    steps=_("steps planned"),
+    done=_("done"),
+    deferred=_("left to the next run"),
+    failed=_("failed"),
+    warnings=_("warnings"),
+)
 @started_by_hand_with("partitions.run_partition_maintenance")
 @shared_task(name="partitions.maintain_partitions", acks_late=True)
 def maintain_partitions() -> dict[str, Any]:

@@ -88,11 +88,7 @@ ALLOWED = {
     "English",  # the language switch names the other language in that language
 }
 # The same, on one page only (by URL name).
-ALLOWED_ON = {
-    # A session's state as PostgreSQL names it (pg_stat_activity.state, as in its manual), on a
-    # screen for superusers; "active" is also the English of a vendor's status, translated.
-    "health_connections": {"active"},
-}
+ALLOWED_ON: dict[str, set[str]] = {}
 
 
 # --- What counts as English ------------------------------------------------------------------------

@@ -8,7 +8,8 @@ from django.contrib.auth.models import Group
 from django.urls import reverse
 
 from okada.health.models import Alert, DatabaseAction
-from tests.health.conftest import in_thread, wait_until
+from tests.core.test_admin_job_labels import shown
+from tests.health.conftest import in_thread, session, wait_until
 
 pytestmark = pytest.mark.django_db
 
@@ -190,3 +191,28 @@ def test_a_panel_slower_than_the_statement_timeout_is_unavailable_and_the_page_s
     slow_panel = body.split('id="panel-probe.slow"', 1)[1].split("</section>", 1)[0]
     assert "health-unavailable" in slow_panel
     assert body.count("health-unavailable") == 1  # the panels after it were read as usual
+
+
+def test_sessions_states_read_in_french_with_postgresqls_word_in_the_tooltip(client, admin_user):
+    client.force_login(admin_user)
+    with session(autocommit=False) as other:
+        with other.cursor() as cur:
+            cur.execute("SELECT 1 AS health_probe_open")  # then idle, its transaction left open
+        activity = client.get(url("activity")).content.decode()
+    texts = shown(activity)
+    assert "inactive, transaction ouverte" in texts and "idle in transaction" not in texts
+    assert "attend le client" in texts and "Client" not in texts  # wait_event_type
+    assert 'title="PostgreSQL: idle in transaction"' in activity
+
+    connections = client.get(url("connections")).content.decode()
+    assert "exécute une requête" in shown(connections) and "active" not in shown(connections)
+    assert 'title="PostgreSQL: active"' in connections
+
+
+def test_alerts_are_listed_and_filtered_by_their_conditions_titles(client, operations_user):
+    Alert.objects.create(
+        key="job_failing:x", kind="job_failing", severity="warning", message="Job x failed twice in a row."
+    )
+    client.force_login(operations_user)
+    texts = shown(client.get(reverse("admin:health_alert_changelist")).content.decode())
+    assert texts.count("Tâche en échec") >= 2 and "job_failing" not in texts  # the column and the filter

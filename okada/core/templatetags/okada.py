@@ -6,7 +6,7 @@ from typing import Any
 
 from django import template
 
-from okada.core.display import badge, money, reason_label
+from okada.core.display import badge, job_shown, money, reason_label
 
 register = template.Library()
 
@@ -27,6 +27,12 @@ def status_badge(value: str, label: Any) -> str:
 def reason(text: str) -> str:
     """{{ movement.reason|reason }}: a reason the services wrote, in the active language."""
     return reason_label(text) or ""
+
+
+@register.filter
+def job(name: str) -> str:
+    """{{ run.name|job }}: a job's label in the active language, its task name in the tooltip."""
+    return job_shown(name)
 
 
 @register.filter

@@ -1,4 +1,5 @@
-"""Template helpers of the health screens: alert texts in the reader's language, sizes, ages."""
+"""Template helpers of the health screens: alert texts and PostgreSQL's words in the reader's
+language, sizes, ages."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ from typing import Any
 from django import template
 from django.template.defaultfilters import filesizeformat
 from django.utils import formats
+from django.utils.html import format_html
 from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 register = template.Library()
 
@@ -17,6 +20,67 @@ def alert_text(alert: Any) -> str:
     from ..admin import alert_text as text
 
     return text(alert)
+
+
+# Words PostgreSQL reports in pg_stat_activity and pg_stat_replication (state, backend_type,
+# wait_event_type, sync_state), as its manual names them; shown by `pg`. Values not listed
+# (wait events, lock modes: identifiers an engineer looks up) are shown as they are.
+PG_WORDS = {
+    # sessions' state
+    "active": _("running a query"),
+    "idle": _("idle (connected)"),
+    "idle in transaction": _("idle, transaction open"),
+    "idle in transaction (aborted)": _("idle, failed transaction open"),
+    "fastpath function call": _("calling a function (fast path)"),
+    "disabled": _("not tracked (track_activities off)"),
+    # backend_type
+    "client backend": _("client connection"),
+    "autovacuum launcher": _("autovacuum launcher"),
+    "autovacuum worker": _("autovacuum worker"),
+    "background writer": _("background writer"),
+    "checkpointer": _("checkpointer"),
+    "walwriter": _("WAL writer"),
+    "walsender": _("WAL sender (replication)"),
+    "walreceiver": _("WAL receiver (replication)"),
+    "walsummarizer": _("WAL summarizer"),
+    "archiver": _("WAL archiver"),
+    "startup": _("startup"),
+    "logical replication launcher": _("logical replication launcher"),
+    "logical replication worker": _("logical replication worker"),
+    "parallel worker": _("parallel query worker"),
+    "background worker": _("background worker"),
+    # wait_event_type
+    "Activity": _("waiting for work (background process)"),
+    "BufferPin": _("waiting for a buffer pin"),
+    "Client": _("waiting for the client"),
+    "Extension": _("waiting in an extension"),
+    "IO": _("waiting for disk I/O"),
+    "IPC": _("waiting for another process"),
+    "Lock": _("waiting for a lock"),
+    "LWLock": _("waiting for an internal lock"),
+    "Timeout": _("waiting for a timeout"),
+    # replication: state, sync_state
+    "catchup": _("catching up"),
+    "streaming": _("streaming"),
+    "backup": _("taking a base backup"),
+    "stopping": _("stopping"),
+    "async": _("asynchronous"),
+    "sync": _("synchronous"),
+    "potential": _("synchronous if needed"),
+    "quorum": _("synchronous (quorum)"),
+}
+
+
+@register.filter
+def pg(value: str | None) -> str:
+    """{{ s.state|pg }}: a word of PostgreSQL's in the reader's language, PostgreSQL's own word
+    in the tooltip (what an engineer searches for or queries)."""
+    if not value:
+        return "-"
+    label = PG_WORDS.get(value)
+    if label is None:
+        return value
+    return format_html('<span title="PostgreSQL: {}">{}</span>', value, label)
 
 
 @register.filter

@@ -1,0 +1,115 @@
+"""Job runs and scheduled jobs in French: labels instead of task names, summaries as translated
+tables, crontabs in words. Task names and summaries stay stored as they are; the task name is
+still shown to engineers (tooltip, detail page, the task picker)."""
+
+from __future__ import annotations
+
+import pytest
+from django.urls import reverse
+from django.utils import translation
+from django_celery_beat.models import CrontabSchedule, PeriodicTask
+
+from okada.core.jobs import job
+from okada.core.models import JobRun
+from tests.core.test_admin_french import VisibleText
+
+pytestmark = pytest.mark.django_db
+
+BACKUP = "Sauvegarde de la base de données"
+PRUNE = "Purge des anciennes exécutions de tâches"
+
+
+def shown(html: str) -> list[str]:
+    """The page's text nodes (tooltips left out: they may hold the raw names on purpose)."""
+    parser = VisibleText()
+    parser.feed(html)
+    parser.close()
+    return [" ".join(text.split()) for text, tag in parser.texts if text.strip() and "[" not in tag]
+
+
+def page(client, url: str) -> list[str]:
+    response = client.get(url)
+    assert response.status_code == 200, url
+    return shown(response.content.decode())
+
+
+@pytest.fixture
+def runs():
+    with job("core.prune_job_runs") as run:
+        run.summary = {"deleted": 3, "surprise": 1}
+    with job("backups.run_backup") as run:
+        run.summary = {"backup": "b1", "file": "okada.dump", "size_bytes": 2048, "pruned": ["old.dump"]}
+    return JobRun.objects.get(name="core.prune_job_runs")
+
+
+def test_the_job_runs_list_and_its_filter_name_jobs_by_their_french_labels(client, admin_user, runs):
+    client.force_login(admin_user)
+    texts = page(client, reverse("admin:core_jobrun_changelist"))
+    assert texts.count(BACKUP) >= 2 and texts.count(PRUNE) >= 2  # the column and the filter
+    assert "backups.run_backup" not in texts and "core.prune_job_runs" not in texts
+
+    filtered = client.get(reverse("admin:core_jobrun_changelist"), {"name": "core.prune_job_runs"})
+    assert [r.name for r in filtered.context["cl"].result_list] == ["core.prune_job_runs"]
+
+
+def test_a_job_run_shows_its_label_its_task_name_and_its_summary_in_french(client, admin_user, runs):
+    client.force_login(admin_user)
+    texts = page(client, reverse("admin:core_jobrun_change", args=[runs.pk]))
+    assert PRUNE in texts and "core.prune_job_runs" in texts  # the task name, for engineers
+    assert "exécutions supprimées" in texts and "deleted" not in texts
+    assert "surprise" in texts  # a key without a label is shown as it is, never hidden
+    assert not any("(success)" in t for t in texts)  # the title: the outcome in French too
+
+
+def test_a_summary_reads_in_the_page_language_values_included():
+    from okada.core.display import job_summary
+
+    with translation.override("fr"):
+        backup = job_summary(
+            "backups.run_backup", {"file": "okada.dump", "size_bytes": 2048, "pruned": ["a.dump", "b.dump"]}
+        )
+        skipped = job_summary("core.prune_job_runs", {"reason": "another run holds the lock", "holder": None})
+        drill = job_summary("backups.run_restore_drill", {"outcome": "nothing to verify"})
+        snapshot = job_summary("health.take_snapshot", {"taken": False})
+    texts = shown(backup + skipped + drill + snapshot)
+    assert texts == [
+        *(
+            "fichier",
+            "okada.dump",
+            "taille (octets)",
+            "2048",
+            "anciennes sauvegardes supprimées",
+            "a.dump, b.dump",
+        ),
+        *("motif", "une autre exécution détient le verrou", "détenteur du verrou", "-"),
+        *("résultat", "rien à vérifier"),
+        *("pris", "non"),
+    ]
+
+
+def test_the_dashboard_and_the_health_jobs_panel_name_jobs_by_their_labels(client, admin_user, runs):
+    client.force_login(admin_user)
+    for url in (reverse("admin:index"), reverse("admin:health_databasehealth_changelist")):
+        texts = page(client, url)
+        assert PRUNE in texts and "core.prune_job_runs" not in texts, url
+
+
+def test_the_scheduled_jobs_screens_show_labels_and_crontabs_in_words(client, admin_user):
+    client.force_login(admin_user)
+    backup = PeriodicTask.objects.get(task="backups.run_backup")
+    tasks = page(client, reverse("admin:django_celery_beat_periodictask_changelist"))
+    assert BACKUP in tasks and "backups.run_backup" not in tasks  # the filter by job
+
+    task = page(client, reverse("admin:django_celery_beat_periodictask_change", args=[backup.pk]))
+    assert f"{BACKUP} (backups.run_backup)" in task  # the task picker: label, then the task name
+    assert "À 03:00 (Africa/Douala)" in task  # the crontab picker in words
+    assert not any("m/h/dM/MY/d" in t for t in task)  # the title and the picker
+
+    crontabs = page(client, reverse("admin:django_celery_beat_crontabschedule_changelist"))
+    assert "À 02:00 (Africa/Douala)" in crontabs and "0 2 * * *" in crontabs
+    assert not any("m/h/dM/MY/d" in t for t in crontabs)
+
+    nightly = CrontabSchedule.objects.get(pk=backup.crontab_id)
+    crontab = page(client, reverse("admin:django_celery_beat_crontabschedule_change", args=[nightly.pk]))
+    assert BACKUP in crontab and "backups.run_backup" not in crontab  # the inline of its tasks
+    assert not any("m/h/dM/MY/d" in t or "Nightly backup" in t for t in crontab)
