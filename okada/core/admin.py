@@ -53,7 +53,7 @@ from . import services
 from .actors import Actor
 from .display import badge, job_label, job_shown, job_summary, reason_label
 from .errors import DomainError
-from .jobs import registered_task
+from .jobs import labelled_task_names, registered_task
 from .models import JobRun
 from .roles import role_label
 
@@ -510,6 +510,16 @@ class JobRunAdmin(ReadOnlyAdmin):
     date_hierarchy = "started_at"
     show_full_result_count = False
     shown_as = {"name": "job_and_task", "summary": "summary_shown"}
+
+    def get_search_results(self, request: HttpRequest, queryset: QuerySet, search_term: str) -> Any:
+        """The task name as typed, or words of a job's label in the reader's language ("sauvegarde")."""
+        found, may_have_duplicates = super().get_search_results(request, queryset, search_term)
+        words = search_term.casefold().split()
+        if words:
+            names = [n for n in labelled_task_names() if all(w in job_label(n).casefold() for w in words)]
+            if names:
+                found |= queryset.filter(name__in=names)
+        return found, may_have_duplicates
 
     @admin.display(description=_("job"), ordering="name")
     def name_shown(self, run: JobRun) -> str:

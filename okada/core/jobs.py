@@ -396,3 +396,11 @@ def registered_task(name: str) -> Any:
         current_app.loader.import_default_modules()
         _tasks_imported = True
     return current_app.tasks.get(name)
+
+
+def labelled_task_names() -> list[str]:
+    """The names of the tasks that have a label (okada.core.jobs.labelled)."""
+    from celery import current_app
+
+    registered_task("")  # imports every app's tasks
+    return sorted(name for name, task in current_app.tasks.items() if getattr(task, "job_label", None))

@@ -28,6 +28,7 @@ from django.utils.translation import gettext_lazy as _
 from okada.core import health_registry as registry
 from okada.core.actors import Actor
 from okada.core.admin import LabelledValuesFilter, ReadOnlyAdmin
+from okada.core.display import job_label
 from okada.core.errors import DomainError, NotAllowed
 
 from . import pg, selectors, services
@@ -360,10 +361,13 @@ class AlertAdmin(ReadOnlyAdmin):
 
 
 def alert_text(alert: Alert) -> str:
-    """The alert's message in the reader's language (the English text when it cannot be built)."""
+    """The alert's message in the reader's language (the English text when it cannot be built),
+    a job by its label: the stored English text (logs, email) keeps the task name."""
     template, params = alert.data.get("message"), alert.data.get("params") or {}
     if not template:
         return alert.message
+    if isinstance(params.get("job"), str):
+        params = {**params, "job": job_label(params["job"])}
     try:
         return gettext(template) % params
     except (KeyError, TypeError, ValueError):

@@ -52,6 +52,19 @@ def test_the_job_runs_list_and_its_filter_name_jobs_by_their_french_labels(clien
     assert [r.name for r in filtered.context["cl"].result_list] == ["core.prune_job_runs"]
 
 
+def test_job_runs_are_found_by_words_of_their_label_or_by_their_task_name(client, admin_user, runs):
+    client.force_login(admin_user)
+
+    def found(term: str) -> list[str]:
+        response = client.get(reverse("admin:core_jobrun_changelist"), {"q": term})
+        return sorted(r.name for r in response.context["cl"].result_list)
+
+    assert found("sauvegarde") == ["backups.run_backup"]
+    assert found("PURGE exécutions") == ["core.prune_job_runs"]
+    assert found("run_backup") == ["backups.run_backup"]  # the task name, as engineers type it
+    assert found("sauvegarde purge") == []  # every word must match the same job
+
+
 def test_a_job_run_shows_its_label_its_task_name_and_its_summary_in_french(client, admin_user, runs):
     client.force_login(admin_user)
     texts = page(client, reverse("admin:core_jobrun_change", args=[runs.pk]))

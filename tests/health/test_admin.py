@@ -216,3 +216,22 @@ def test_alerts_are_listed_and_filtered_by_their_conditions_titles(client, opera
     client.force_login(operations_user)
     texts = shown(client.get(reverse("admin:health_alert_changelist")).content.decode())
     assert texts.count("Tâche en échec") >= 2 and "job_failing" not in texts  # the column and the filter
+
+
+def test_a_failing_jobs_alert_names_the_job_by_its_label_and_keeps_the_task_name_in_english(
+    client, operations_user
+):
+    template = "Job %(job)s failed twice in a row (last run %(when)s)."
+    params = {"job": "core.prune_job_runs", "when": "2026-12-02T03:00+00:00"}
+    Alert.objects.create(
+        key="job_failing:core.prune_job_runs",
+        kind="job_failing",
+        severity="warning",
+        message=template % params,
+        data={"message": template, "params": params},
+    )
+    client.force_login(operations_user)
+    text = " ".join(shown(client.get(reverse("admin:health_alert_changelist")).content.decode()))
+    assert "La tâche Purge des anciennes exécutions de tâches a échoué deux fois de suite" in text
+    assert "core.prune_job_runs" not in text
+    assert Alert.objects.get().message.startswith("Job core.prune_job_runs failed")  # logs, email
