@@ -9,14 +9,14 @@ SCHEDULES = [
         task="backups.run_backup",
         minute="0",
         hour="2",
-        description="pg_dump of the whole database to OKADA_BACKUP_DIR, then retention pruning.",
+        description=gettext_noop("pg_dump of the whole database to OKADA_BACKUP_DIR, then retention pruning."),
     ),
     Schedule(
         name=gettext_noop("Restore drill"),
         task="backups.run_restore_drill",
         minute="0",
         hour="4",
-        description="Restore the newest backup into a scratch database and check it.",
+        description=gettext_noop("Restore the newest backup into a scratch database and check it."),
     ),
 ]
 

@@ -623,12 +623,31 @@ def _may_run(user: Any, task_name: str) -> bool:
 
 class _PeriodicTaskForm(beat_admin.PeriodicTaskForm):
     user: Any = None  # set per request by PeriodicTaskAdmin.get_form
+    CATALOGUED = ("name", "description")  # the default schedules' are in the catalogue
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fields["task"].widget = UnfoldAdminTextInputWidget()
         self.fields["task"].label = _("task name")  # beat's "Task Name" has no French
         self.fields["regtask"].widget = _TaskSelectWidget()
+        # The default schedules' names and descriptions are stored in English and catalogued
+        # (their migrations): shown in the reader's language, stored back in English when left
+        # as shown, so English readers (and scripts that look a schedule up by name) keep them.
+        for field in self.CATALOGUED:
+            stored = getattr(self.instance, field)
+            if stored and field in self.fields:
+                self.initial[field] = gettext(stored)
+
+    def _as_stored(self, field: str) -> str:
+        value: str = self.cleaned_data.get(field) or ""
+        stored = getattr(self.instance, field)
+        return stored if stored and value.strip() == gettext(stored).strip() else value
+
+    def clean_name(self) -> str:
+        return self._as_stored("name")
+
+    def clean_description(self) -> str:
+        return self._as_stored("description")
 
     def clean(self) -> dict[str, Any]:
         data: dict[str, Any] = super().clean()

@@ -8,7 +8,7 @@ SCHEDULES = [
         name=gettext_noop("Expire unpaid mobile-money orders"),
         task="orders.expire_unpaid_orders",
         minute="*/5",
-        description="Pending mobile-money orders unpaid past OKADA_MOBILE_MONEY_DEADLINE_MINUTES expire.",
+        description=gettext_noop("Pending mobile-money orders unpaid past OKADA_MOBILE_MONEY_DEADLINE_MINUTES expire."),
     ),
 ]
 

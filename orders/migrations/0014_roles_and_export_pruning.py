@@ -19,7 +19,7 @@ SCHEDULES = [
         task="orders.prune_exports",
         minute="30",
         hour="4",
-        description="CSV exports older than OKADA_EXPORT_RETENTION_DAYS are deleted (rows and files).",
+        description=gettext_noop("CSV exports older than OKADA_EXPORT_RETENTION_DAYS are deleted (rows and files)."),
     ),
 ]
 

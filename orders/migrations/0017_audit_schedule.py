@@ -9,7 +9,7 @@ SCHEDULES = [
         task="orders.audit_invariants",
         minute="0",
         hour="3",
-        description=(
+        description=gettext_noop(
             "Stock = ledger, order totals = items, reserved stock = open orders' items, "
             "paid status = payments; any finding fails the run."
         ),

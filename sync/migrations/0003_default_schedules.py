@@ -9,7 +9,7 @@ SCHEDULES = [
         task="sync.prune_push_results",
         minute="17",
         hour="3",
-        description="Deletes stored push results older than OKADA_SYNC_MUTATION_RETENTION_DAYS.",
+        description=gettext_noop("Deletes stored push results older than OKADA_SYNC_MUTATION_RETENTION_DAYS."),
     ),
 ]
 

@@ -5,6 +5,7 @@ still shown to engineers (tooltip, detail page, the task picker)."""
 from __future__ import annotations
 
 import pytest
+from django.contrib import admin
 from django.urls import reverse
 from django.utils import translation
 from django_celery_beat.models import CrontabSchedule, PeriodicTask
@@ -126,3 +127,38 @@ def test_the_scheduled_jobs_screens_show_labels_and_crontabs_in_words(client, ad
     crontab = page(client, reverse("admin:django_celery_beat_crontabschedule_change", args=[nightly.pk]))
     assert BACKUP in crontab and "backups.run_backup" not in crontab  # the inline of its tasks
     assert not any("m/h/dM/MY/d" in t or "Nightly backup" in t for t in crontab)
+
+
+def test_a_default_schedules_name_and_description_read_in_french_and_stay_stored_in_english(
+    client, admin_user
+):
+    from okada.core.admin import PeriodicTaskAdmin
+
+    backup = PeriodicTask.objects.get(task="backups.run_backup")
+    english = backup.description
+    french = "pg_dump de toute la base dans OKADA_BACKUP_DIR, puis purge selon la rétention."
+    client.force_login(admin_user)
+    response = client.get(reverse("admin:django_celery_beat_periodictask_change", args=[backup.pk]))
+    assert french in response.content.decode() and english not in response.content.decode()
+    assert 'value="Sauvegarde nocturne"' in response.content.decode()  # the name, too
+
+    # Saved as shown: the stored text stays the catalogued English (English readers still read it).
+    form = response.context["adminform"].form
+    shown = {name: form[name].value() for name in form.fields}
+    assert shown["description"] == french
+    model_admin = PeriodicTaskAdmin(PeriodicTask, admin.site)
+    request = response.wsgi_request
+    with translation.override("fr"):
+        bound = model_admin.get_form(request, backup, change=True)(
+            data={k: v for k, v in shown.items() if v is not None}, instance=backup
+        )
+        assert bound.is_valid(), bound.errors
+        assert bound.cleaned_data["description"] == english
+        assert bound.cleaned_data["name"] == "Nightly backup"
+
+        edited = model_admin.get_form(request, backup, change=True)(
+            data={**{k: v for k, v in shown.items() if v is not None}, "description": "Nuit : sauvegarde."},
+            instance=backup,
+        )
+        assert edited.is_valid(), edited.errors
+        assert edited.cleaned_data["description"] == "Nuit : sauvegarde."  # an edit is kept as typed

@@ -9,7 +9,7 @@ SCHEDULES = [
         task="core.prune_job_runs",
         minute="15",
         hour="3",
-        description="Delete JobRun rows older than OKADA_JOB_RUN_RETENTION_DAYS.",
+        description=gettext_noop("Delete JobRun rows older than OKADA_JOB_RUN_RETENTION_DAYS."),
     ),
     Schedule(
         name=gettext_noop("Clean duplicate history"),
@@ -17,7 +17,7 @@ SCHEDULES = [
         minute="30",
         hour="5",
         day_of_week="0",
-        description="Weekly: drop history rows identical to the previous one.",
+        description=gettext_noop("Weekly: drop history rows identical to the previous one."),
     ),
 ]
 

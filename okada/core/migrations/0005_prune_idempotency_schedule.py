@@ -8,7 +8,7 @@ SCHEDULES = [
         name=gettext_noop("Prune idempotency keys"),
         task="core.prune_idempotency_keys",
         minute="20",
-        description="Hourly: delete Idempotency-Key records older than OKADA_IDEMPOTENCY_TTL_HOURS (24 h).",
+        description=gettext_noop("Hourly: delete Idempotency-Key records older than OKADA_IDEMPOTENCY_TTL_HOURS (24 h)."),
     ),
 ]
 

@@ -9,7 +9,7 @@ SCHEDULES = [
         name=gettext_noop("Prune personal tokens"),
         task="credentials.prune_tokens",
         minute="25",
-        description=(
+        description=gettext_noop(
             "Hourly: delete personal API tokens expired or revoked more than "
             "OKADA_API_TOKEN_RETENTION_DAYS (7) days ago."
         ),

@@ -8,13 +8,13 @@ SCHEDULES = [
         name=gettext_noop("Database health snapshot"),
         task="health.take_snapshot",
         minute="2",
-        description="Hourly: snapshot of table, index and query statistics; prunes those past retention.",
+        description=gettext_noop("Hourly: snapshot of table, index and query statistics; prunes those past retention."),
     ),
     Schedule(
         name=gettext_noop("Health alerts"),
         task="health.evaluate_alerts",
         minute="*",
-        description="Every minute: open, repeat and clear health alerts (thresholds in OKADA_HEALTH_* settings).",
+        description=gettext_noop("Every minute: open, repeat and clear health alerts (thresholds in OKADA_HEALTH_* settings)."),
     ),
 ]
 

@@ -8,7 +8,7 @@ SCHEDULES = [
         name=gettext_noop("Partition maintenance"),
         task="partitions.maintain_partitions",
         minute="7",
-        description="Hourly: premake monthly partitions, rescue rows from DEFAULT, retire months past retention.",
+        description=gettext_noop("Hourly: premake monthly partitions, rescue rows from DEFAULT, retire months past retention."),
     ),
 ]
 
