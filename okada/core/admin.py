@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import calendar
 import functools
+import re
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -679,6 +680,10 @@ def cron_expression(crontab: beat.CrontabSchedule) -> str:
     return " ".join(beat.cronexp(f) for f in fields)
 
 
+# The English names of days and months, as cron_descriptor writes them.
+_CALENDAR_NAMES = re.compile(r"\b({})\b".format("|".join([*calendar.day_name, *calendar.month_name[1:]])))
+
+
 def cron_in_words(crontab: beat.CrontabSchedule) -> str:
     """A crontab in words in the active language: beat's `human_readable` is English only."""
     from cron_descriptor import ExpressionDescriptor, FormatException, MissingFieldException, Options
@@ -691,9 +696,9 @@ def cron_in_words(crontab: beat.CrontabSchedule) -> str:
         words = ExpressionDescriptor(expression, options).get_description()
     except (FormatException, MissingFieldException):
         return f"{expression} ({crontab.timezone})"
-    # cron_descriptor names the days from the process's locale (English): Django's catalogue has them.
-    for day in calendar.day_name:
-        words = words.replace(day, gettext(day))
+    # cron_descriptor names days and months from the process's locale (English), even in its
+    # French sentences: Django's catalogue has them ("June" -> "juin").
+    words = _CALENDAR_NAMES.sub(lambda name: gettext(name[0]), words)
     return f"{words} ({crontab.timezone})"
 
 

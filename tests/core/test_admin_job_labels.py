@@ -162,3 +162,16 @@ def test_a_default_schedules_name_and_description_read_in_french_and_stay_stored
         )
         assert edited.is_valid(), edited.errors
         assert edited.cleaned_data["description"] == "Nuit : sauvegarde."  # an edit is kept as typed
+
+
+def test_a_crontab_in_words_names_its_months_in_the_pages_language():
+    from okada.core.admin import cron_in_words
+
+    douala = "Africa/Douala"
+    twice_a_year = CrontabSchedule(minute="0", hour="3", month_of_year="6,12", timezone=douala)
+    new_year = CrontabSchedule(minute="0", hour="3", day_of_month="1", month_of_year="jan", timezone=douala)
+    with translation.override("fr"):
+        assert cron_in_words(twice_a_year) == "À 03:00, uniquement en juin et décembre (Africa/Douala)"
+        assert "janvier" in cron_in_words(new_year) and "January" not in cron_in_words(new_year)
+    with translation.override("en"):
+        assert cron_in_words(twice_a_year) == "At 03:00, only in June and December (Africa/Douala)"
