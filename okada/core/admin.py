@@ -794,6 +794,10 @@ class TasksOfSchedule(TabularInline):
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        # Each row is titled by its task's name, which names the task's schedule (its own FK).
+        return super().get_queryset(request).select_related("interval", "crontab", "solar", "clocked")
+
     @admin.display(description=_("name"))
     def name_shown(self, task: beat.PeriodicTask) -> str:
         return gettext(task.name)

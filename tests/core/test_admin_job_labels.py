@@ -175,3 +175,24 @@ def test_a_crontab_in_words_names_its_months_in_the_pages_language():
         assert "janvier" in cron_in_words(new_year) and "January" not in cron_in_words(new_year)
     with translation.override("en"):
         assert cron_in_words(twice_a_year) == "At 03:00, only in June and December (Africa/Douala)"
+
+
+def test_a_schedules_page_takes_the_same_queries_for_any_number_of_its_tasks(client, admin_user):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    nightly = CrontabSchedule.objects.create(minute="7", hour="4", timezone="Africa/Douala")
+    url = reverse("admin:django_celery_beat_crontabschedule_change", args=[nightly.pk])
+    client.force_login(admin_user)
+
+    def queries() -> int:
+        with CaptureQueriesContext(connection) as captured:
+            assert client.get(url).status_code == 200
+        return len(captured)
+
+    PeriodicTask.objects.create(name="probe 0", task="core.prune_job_runs", crontab=nightly)
+    queries()  # the first request fills per-process caches
+    one = queries()
+    for i in range(1, 6):
+        PeriodicTask.objects.create(name=f"probe {i}", task="core.prune_job_runs", crontab=nightly)
+    assert queries() == one  # each inline row names its task with its schedule: not a query each
