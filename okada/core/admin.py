@@ -653,11 +653,23 @@ class _PeriodicTaskForm(beat_admin.PeriodicTaskForm):
     def clean(self) -> dict[str, Any]:
         data: dict[str, Any] = super().clean()
         task = data.get("task") or ""
+        if self.user is None:
+            return data
         # Pointing a schedule at a task is starting it: the task's own permission, as its button.
-        if task != self.instance.task and self.user is not None and not _may_run(self.user, task):
+        if task != self.instance.task and not _may_run(self.user, task):
             raise forms.ValidationError(
                 gettext("You may not schedule %(task)s: it needs the permission %(permission)s.")
                 % {"task": job_label(task), "permission": run_permission(task)}
+            )
+        # So is deciding when (or whether) it runs: only its name and description are free.
+        timing = set(self.changed_data) - {*self.CATALOGUED, "task", "regtask"}
+        if self.instance.pk and timing and not _may_run(self.user, self.instance.task):
+            raise forms.ValidationError(
+                gettext(
+                    "You may not change when %(task)s runs: it needs the permission %(permission)s. "
+                    "You may still edit its name and description."
+                )
+                % {"task": job_label(self.instance.task), "permission": run_permission(self.instance.task)}
             )
         return data
 
@@ -716,6 +728,30 @@ beat.PeriodicTask.__str__ = lambda task: (
 )
 
 
+def _refused(model_admin: Any, request: HttpRequest, queryset: QuerySet) -> bool:
+    """True, with a message saying which, when `queryset` holds schedules of jobs the user may
+    not start (a backup needs `backups.run_backup`): the action then changes nothing."""
+    refused = sorted(t.name for t in queryset if not _may_run(request.user, t.task))
+    if refused:
+        model_admin.message_user(
+            request,
+            gettext("Nothing was done: you may not start %(jobs)s.")
+            % {"jobs": ", ".join(map(gettext, refused))},
+            messages.ERROR,
+        )
+    return bool(refused)
+
+
+def _runnable_only(action: Callable[..., Any]) -> Callable[..., Any]:
+    """beat's action, run only when every selected schedule's job is one the user may start."""
+
+    @functools.wraps(action)
+    def checked(model_admin: Any, request: HttpRequest, queryset: QuerySet) -> Any:
+        return None if _refused(model_admin, request, queryset) else action(model_admin, request, queryset)
+
+    return checked
+
+
 class ScheduledJobFilter(JobFilter):
     parameter_name = "task"
 
@@ -725,10 +761,11 @@ class PeriodicTaskAdmin(beat_admin.PeriodicTaskAdmin, ModelAdmin):
     form = _PeriodicTaskForm
     list_display = ("name_shown", "enabled", "schedule", "interval", "start_time", "last_run_at", "one_off")
     list_filter = ("enabled", "one_off", ScheduledJobFilter, "start_time", "last_run_at")
-    # beat's actions enable, disable, toggle or run schedules now: not for view-only users.
-    enable_tasks = _needs_change(beat_admin.PeriodicTaskAdmin.enable_tasks)
-    disable_tasks = _needs_change(beat_admin.PeriodicTaskAdmin.disable_tasks)
-    toggle_tasks = _needs_change(beat_admin.PeriodicTaskAdmin.toggle_tasks)
+    # beat's actions enable, disable, toggle or run schedules now: not for view-only users, and
+    # only on jobs the user may start (see _refused).
+    enable_tasks = _needs_change(_runnable_only(beat_admin.PeriodicTaskAdmin.enable_tasks))
+    disable_tasks = _needs_change(_runnable_only(beat_admin.PeriodicTaskAdmin.disable_tasks))
+    toggle_tasks = _needs_change(_runnable_only(beat_admin.PeriodicTaskAdmin.toggle_tasks))
 
     def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> Any:
         form = super().get_form(request, obj, change, **kwargs)
@@ -740,16 +777,19 @@ class PeriodicTaskAdmin(beat_admin.PeriodicTaskAdmin, ModelAdmin):
     def run_tasks(self, request: HttpRequest, queryset: QuerySet) -> Any:
         """beat's "run now", only for jobs the user may start by their own buttons too (a backup
         needs `backups.run_backup`): otherwise nothing is run and the message says why."""
-        refused = sorted(t.name for t in queryset if not _may_run(request.user, t.task))
-        if refused:
-            self.message_user(
-                request,
-                gettext("Nothing was run: you may not start %(jobs)s.")
-                % {"jobs": ", ".join(map(gettext, refused))},
-                messages.ERROR,
-            )
+        if _refused(self, request, queryset):
             return None
         return beat_admin.PeriodicTaskAdmin.run_tasks(self, request, queryset)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # Deleting a schedule decides that its job no longer runs: the job's own permission too.
+        allowed = super().has_delete_permission(request, obj)
+        return allowed and (obj is None or _may_run(request.user, obj.task))
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet) -> None:
+        if any(not _may_run(request.user, t.task) for t in queryset):
+            raise PermissionDenied  # the bulk delete's confirmation lists no such schedule
+        super().delete_queryset(request, queryset)
 
     @admin.display(description=_("name"), ordering="name")
     def name_shown(self, task: beat.PeriodicTask) -> str:

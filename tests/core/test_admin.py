@@ -345,3 +345,56 @@ def test_a_schedule_cannot_be_pointed_at_a_job_the_user_may_not_start(client):
     )
     assert saved.status_code == 302
     assert PeriodicTask.objects.get(pk=backup.pk).description == "moved by ops"
+
+
+def test_when_a_backup_runs_is_decided_only_by_who_may_start_one(client):
+    """Enabling, disabling, re-timing or deleting the backup schedule is starting (or stopping)
+    backups: without `backups.run_backup`, only its name and description may change."""
+    from django.contrib.auth.models import Permission
+    from django.forms.models import model_to_dict
+    from django_celery_beat.models import CrontabSchedule, PeriodicTask
+
+    user = _scheduler_user()
+    user.user_permissions.add(Permission.objects.get(codename="delete_periodictask"))
+    client.force_login(user)
+    backup = PeriodicTask.objects.get(task="backups.run_backup")
+    before = model_to_dict(backup)
+    url = f"/admin/django_celery_beat/periodictask/{backup.pk}/change/"
+    form = {k: v for k, v in before.items() if v is not None}
+    every_minute = CrontabSchedule.objects.create(minute="*", hour="*", timezone="Africa/Douala")
+
+    for change in ({"enabled": ""}, {"crontab": every_minute.pk}, {"kwargs": '{"kind": "manual"}'}):
+        refused = client.post(url, {**form, "regtask": "backups.run_backup", **change})
+        assert refused.status_code == 200, change
+        assert "backups.run_backup" in refused.content.decode(), change  # the permission it needs
+    for action in ("disable_tasks", "toggle_tasks"):
+        page = client.post(
+            "/admin/django_celery_beat/periodictask/",
+            {"action": action, "_selected_action": [str(backup.pk)]},
+            follow=True,
+        )
+        assert "Rien n\u2019a été fait" in page.content.decode(), action
+    assert (
+        client.post(
+            f"/admin/django_celery_beat/periodictask/{backup.pk}/delete/", {"post": "yes"}
+        ).status_code
+        == 403
+    )
+    bulk = client.post(
+        "/admin/django_celery_beat/periodictask/",
+        {"action": "delete_selected", "_selected_action": [str(backup.pk)], "post": "yes"},
+    )
+    assert bulk.status_code == 403
+    assert model_to_dict(PeriodicTask.objects.get(pk=backup.pk)) == before
+
+    # A job without a button of its own: the change permission on schedules is enough.
+    prune = PeriodicTask.objects.get(task="credentials.prune_tokens")
+    client.post(
+        "/admin/django_celery_beat/periodictask/",
+        {"action": "disable_tasks", "_selected_action": [str(prune.pk)]},
+    )
+    assert not PeriodicTask.objects.get(pk=prune.pk).enabled
+
+    login(client, OPERATIONS)  # holds backups.run_backup
+    assert client.post(url, {**form, "regtask": "backups.run_backup", "enabled": ""}).status_code == 302
+    assert not PeriodicTask.objects.get(pk=backup.pk).enabled
