@@ -26,9 +26,7 @@ refusal), `badge()` and `money()` for list columns.
 
 from __future__ import annotations
 
-import calendar
 import functools
-import re
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -42,7 +40,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html
-from django.utils.translation import get_language, gettext, ngettext
+from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 from simple_history.admin import SimpleHistoryAdmin
 from simple_history.template_utils import HistoricalRecordContextHelper
@@ -57,6 +55,7 @@ from .errors import DomainError
 from .jobs import labelled_task_names, registered_task
 from .models import JobRun
 from .roles import role_label
+from .schedule_names import cron_expression, cron_in_words
 
 # --- unfold, made to compute the list's headers once per page ----------------------------------
 # unfold's `items_for_result` rebuilds every column header for each row (for the data-label of
@@ -684,48 +683,6 @@ def _needs_change(action: Callable[..., Any]) -> Callable[..., Any]:
 
     checked.allowed_permissions = ("change",)  # type: ignore[attr-defined]
     return checked
-
-
-def cron_expression(crontab: beat.CrontabSchedule) -> str:
-    """The five fields, "0 3 * * *" (beat's own string adds English: "(m/h/dM/MY/d)")."""
-    fields = (crontab.minute, crontab.hour, crontab.day_of_month, crontab.month_of_year, crontab.day_of_week)
-    return " ".join(beat.cronexp(f) for f in fields)
-
-
-# The English names of days and months, as cron_descriptor writes them.
-_CALENDAR_NAMES = re.compile(r"\b({})\b".format("|".join([*calendar.day_name, *calendar.month_name[1:]])))
-
-
-def cron_in_words(crontab: beat.CrontabSchedule) -> str:
-    """A crontab in words in the active language: beat's `human_readable` is English only."""
-    from cron_descriptor import ExpressionDescriptor, FormatException, MissingFieldException, Options
-
-    options = Options()
-    options.locale_code = "fr_FR" if (get_language() or "").startswith("fr") else "en_US"
-    options.use_24hour_time_format = True
-    expression = cron_expression(crontab)
-    try:
-        words = ExpressionDescriptor(expression, options).get_description()
-    except (FormatException, MissingFieldException):
-        return f"{expression} ({crontab.timezone})"
-    # cron_descriptor names days and months from the process's locale (English), even in its
-    # French sentences: Django's catalogue has them ("June" -> "juin").
-    words = _CALENDAR_NAMES.sub(lambda name: gettext(name[0]), words)
-    return f"{words} ({crontab.timezone})"
-
-
-# beat's models name themselves in English wherever the admin shows an object (titles,
-# breadcrumbs, the crontab picker, inline rows, delete and history pages): a crontab as
-# "0 3 * * * (m/h/dM/MY/d) Africa/Douala", a schedule by its stored English name. Only their names
-# change: the scheduler reads the fields, never these.
-beat.CrontabSchedule.__str__ = cron_in_words
-beat.PeriodicTask.__str__ = lambda task: (
-    gettext("%(name)s: %(schedule)s")
-    % {
-        "name": gettext(task.name),
-        "schedule": task.scheduler or "-",
-    }
-)
 
 
 def _refused(model_admin: Any, request: HttpRequest, queryset: QuerySet) -> bool:

@@ -15,8 +15,10 @@ class CoreConfig(AppConfig):
         from .dashboard import register_core_panels
         from .db import set_server_keepalive
         from .logs import connect_celery
+        from .schedule_names import name_beat_models
 
         connection_created.connect(set_server_keepalive, dispatch_uid="okada.server_keepalive")
 
         register_core_panels()
         connect_celery()  # task id and name on every line a task logs
+        name_beat_models()  # beat's crontabs and schedules named in the reader's language

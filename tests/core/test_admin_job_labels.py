@@ -165,7 +165,7 @@ def test_a_default_schedules_name_and_description_read_in_french_and_stay_stored
 
 
 def test_a_crontab_in_words_names_its_months_in_the_pages_language():
-    from okada.core.admin import cron_in_words
+    from okada.core.schedule_names import cron_in_words
 
     douala = "Africa/Douala"
     twice_a_year = CrontabSchedule(minute="0", hour="3", month_of_year="6,12", timezone=douala)
