@@ -27,6 +27,7 @@ refusal), `badge()` and `money()` for list columns.
 from __future__ import annotations
 
 import functools
+import unicodedata
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -494,6 +495,12 @@ class LabelledValuesFilter(admin.SimpleListFilter):
         return queryset.filter(**{self.parameter_name: self.value()}) if self.value() else queryset
 
 
+def _folded(text: str) -> str:
+    """Lower case without accents: "Exécutions" and "executions" match."""
+    decomposed = unicodedata.normalize("NFKD", text.casefold())
+    return "".join(c for c in decomposed if not unicodedata.combining(c))
+
+
 class JobFilter(LabelledValuesFilter):
     title = _("job")
     parameter_name = "name"
@@ -514,9 +521,9 @@ class JobRunAdmin(ReadOnlyAdmin):
     def get_search_results(self, request: HttpRequest, queryset: QuerySet, search_term: str) -> Any:
         """The task name as typed, or words of a job's label in the reader's language ("sauvegarde")."""
         found, may_have_duplicates = super().get_search_results(request, queryset, search_term)
-        words = search_term.casefold().split()
+        words = _folded(search_term).split()
         if words:
-            names = [n for n in labelled_task_names() if all(w in job_label(n).casefold() for w in words)]
+            names = [n for n in labelled_task_names() if all(w in _folded(job_label(n)) for w in words)]
             if names:
                 found |= queryset.filter(name__in=names)
         return found, may_have_duplicates

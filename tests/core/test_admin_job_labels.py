@@ -62,6 +62,7 @@ def test_job_runs_are_found_by_words_of_their_label_or_by_their_task_name(client
 
     assert found("sauvegarde") == ["backups.run_backup"]
     assert found("PURGE exécutions") == ["core.prune_job_runs"]
+    assert found("executions") == ["core.prune_job_runs"]  # typed without accents, as on a phone
     assert found("run_backup") == ["backups.run_backup"]  # the task name, as engineers type it
     assert found("sauvegarde purge") == []  # every word must match the same job
 
