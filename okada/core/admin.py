@@ -597,6 +597,37 @@ class UserAdmin(BaseUserAdmin, ModelAdmin):
             kwargs["form_class"] = RoleChoiceField
         return super().formfield_for_manytomany(db_field, request, **kwargs)
 
+    def get_deleted_objects(self, objs: Any, request: HttpRequest) -> Any:
+        """A user some record names (history rows they wrote, vendor memberships, payments they
+        settled, keys they issued...) is not deleted: Django would set those names to NULL (the
+        audit trail would lose who did it) and delete their memberships for good, outside the
+        services. They are listed as protected, which stops the delete page and the "delete
+        selected" action alike; deactivating the account is the way."""
+        to_delete, model_count, perms_needed, protected = super().get_deleted_objects(objs, request)
+        named = [
+            gettext(
+                "%(user)s is named in the history or other records: deactivate the account instead "
+                "(uncheck “active”), so the audit trail keeps their name."
+            )
+            % {"user": user}
+            for user in objs
+            if _named_in_records(user)
+        ]
+        return to_delete, model_count, perms_needed, [*protected, *named]
+
+
+def _named_in_records(user: Any) -> bool:
+    """Whether any row points at `user`, but its groups and permissions (history rows included:
+    their `history_user` is a hidden relation)."""
+    for relation in user._meta.get_fields(include_hidden=True):
+        if not relation.auto_created or relation.concrete or relation.many_to_many:
+            continue
+        if relation.related_model._meta.auto_created:  # the groups' and permissions' link tables
+            continue
+        if relation.related_model._base_manager.filter(**{relation.field.name: user.pk}).exists():
+            return True
+    return False
+
 
 @admin.register(Group)
 class GroupAdmin(BaseGroupAdmin, ModelAdmin):

@@ -398,3 +398,35 @@ def test_when_a_backup_runs_is_decided_only_by_who_may_start_one(client):
     login(client, OPERATIONS)  # holds backups.run_backup
     assert client.post(url, {**form, "regtask": "backups.run_backup", "enabled": ""}).status_code == 302
     assert not PeriodicTask.objects.get(pk=backup.pk).enabled
+
+
+# --- Users: deleting one would erase them from the audit trail ------------------------------------
+
+
+def test_deleting_a_user_who_acted_is_refused_so_history_keeps_their_name(client):
+    """Django's delete of a user sets history_user to NULL on every history row they wrote and
+    deletes their vendor memberships for good (a tracked model, outside its services): refused,
+    by the delete page and by the "delete selected" action; deactivating is the way."""
+    from catalog.models import VendorMember
+    from catalog.services import vendor_member_add
+    from tests.catalog.factories import UserFactory
+
+    clerk = role_user(OPERATIONS)
+    product = ProductFactory(name="Riz")
+    product_update(product=product, data={"name": "Riz long"}, actor=staff_actor(clerk))
+    owner = UserFactory()
+    vendor_member_add(vendor=product.vendor, user=owner, role="owner", actor=staff_actor())
+    login(client, OPERATIONS, is_superuser=True)
+
+    page = client.post(f"/admin/auth/user/{clerk.pk}/delete/", {"post": "yes"})
+    assert page.status_code == 200
+    assert "désactivez plutôt le compte" in page.content.decode()  # the admin speaks French
+    bulk = {"action": "delete_selected", "_selected_action": [str(owner.pk)], "post": "yes"}
+    client.post("/admin/auth/user/", bulk)
+
+    assert product.history.latest().history_user == clerk
+    assert VendorMember.objects.filter(user=owner, vendor=product.vendor).exists()
+
+    nobody = UserFactory()  # never did anything: may go
+    client.post(f"/admin/auth/user/{nobody.pk}/delete/", {"post": "yes"})
+    assert not type(nobody).objects.filter(pk=nobody.pk).exists()
