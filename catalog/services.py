@@ -549,9 +549,19 @@ def stock_adjust(
     `catalog.adjust_stock`.
     """
     actor.require_if_staff("catalog.adjust_stock")
+    refuse_if_product_deleted(product)
     return _stock_adjust(
         product=product, delta=delta, reason=reason, actor=actor, reference=reference, kind=kind
     )
+
+
+def refuse_if_product_deleted(product: Product) -> None:
+    """A soft-deleted product's stock takes no adjustment or count (as a deleted order takes no
+    note): restore the product first. The API and the admin reach live products only; an
+    offline device's push and a sync conflict applied later may name one deleted meanwhile.
+    Orders still release and sell what they reserved (stock_release, stock_sell)."""
+    if Product.deleted_objects.filter(pk=product.pk).exists():
+        raise NotFound(_("This product is deleted: restore it before changing its stock."))
 
 
 def _stock_adjust(
@@ -600,6 +610,7 @@ def stock_count(
         raise InvalidInput(_("on_hand cannot be negative."), field="on_hand")
     with transaction.atomic():
         stock = core.locked(Stock.objects, product.pk, by="product_id")
+        refuse_if_product_deleted(product)
         if stock.on_hand != expected_on_hand:
             raise StockChanged(
                 _("Stock changed: %(now)d on hand, not %(expected)d. Count again.")

@@ -332,6 +332,7 @@ def stock_count(context: Context, args: dict[str, Any]) -> SyncConflict | None:
     (stale_count). A count below the units reserved by open orders: a conflict (impossible_stock).
     """
     product = _product(context, args)
+    catalog.refuse_if_product_deleted(product)  # before a stale count becomes a conflict for staff
     on_hand = _int(args, "on_hand", minimum=0)
     base_version = _int(args, "base_version", minimum=0, maximum=MAX_VERSION)
     base_on_hand = _int(args, "base_on_hand", required=False, minimum=0)

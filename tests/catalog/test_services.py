@@ -533,6 +533,27 @@ def test_stock_count_refuses_a_negative_count():
     assert stock_of(product) == (1, 0)
 
 
+def test_the_stock_of_a_soft_deleted_product_is_neither_adjusted_nor_counted_until_restored():
+    """Every path that reaches a deleted product (an offline device's push, a sync conflict
+    applied in the admin) meets the same refusal as a deleted order's note: restore it first."""
+    from django.utils import translation
+
+    from okada.core.errors import NotFound
+
+    product = ProductFactory(initial_stock=10)
+    product_soft_delete(product=product, actor=staff_actor())
+    with translation.override("en"), pytest.raises(NotFound, match="restore it before"):
+        stock_adjust(product=product, delta=5, reason="livraison", actor=staff_actor())
+    with translation.override("en"), pytest.raises(NotFound, match="restore it before"):
+        stock_count(product=product, on_hand=3, expected_on_hand=10, actor=staff_actor())
+    assert stock_of(product) == (10, 0)
+    assert StockMovement.objects.filter(product_id=product.pk).exclude(kind="restock").count() == 0
+
+    product_restore(product=product, actor=staff_actor())
+    stock_adjust(product=product, delta=5, reason="livraison", actor=staff_actor())
+    assert stock_of(product) == (15, 0)
+
+
 # --- Vendor details, members, categories; permissions of staff roles ---------------------------
 
 

@@ -294,6 +294,26 @@ def test_an_update_of_a_product_deleted_meanwhile_keeps_it_deleted_and_records_t
     assert Product.deleted_objects.filter(pk=product.pk).exists()
 
 
+def test_stock_mutations_on_a_product_deleted_meanwhile_are_rejected_and_change_nothing():
+    vendor = VendorFactory()
+    product = ProductFactory(vendor=vendor, initial_stock=10)
+    phone = Phone(vendor)
+    phone.pull_all()
+    version = Stock.objects.get(product=product).version
+    product_soft_delete(product=product, actor=STAFF)
+    movements = StockMovement.objects.filter(product_id=product.pk).count()
+
+    answer = phone.push(
+        phone.mutation("stock.adjust", product_id=str(product.pk), delta=-2, reason="vente"),
+        phone.mutation("stock.count", product_id=str(product.pk), on_hand=3, base_version=version),
+    )
+
+    assert [(r["status"], r["code"]) for r in answer["results"]] == [("rejected", "not_found")] * 2
+    assert answer["last_mutation_id"] == 2
+    assert on_hand(product) == 10
+    assert StockMovement.objects.filter(product_id=product.pk).count() == movements
+
+
 def test_a_delete_wins_over_a_change_made_meanwhile():
     vendor = VendorFactory()
     product = ProductFactory(vendor=vendor)
