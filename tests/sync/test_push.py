@@ -314,6 +314,23 @@ def test_stock_mutations_on_a_product_deleted_meanwhile_are_rejected_and_change_
     assert StockMovement.objects.filter(product_id=product.pk).count() == movements
 
 
+def test_a_stock_conflict_of_a_product_deleted_since_is_not_applied_by_staff(staff_user):
+    vendor = VendorFactory()
+    product = ProductFactory(vendor=vendor, initial_stock=10)
+    phone = Phone(vendor)
+    answer = phone.push(phone.mutation("stock.adjust", product_id=str(product.pk), delta=-20))
+    assert answer["results"][0]["code"] == "impossible_stock"
+    product_soft_delete(product=product, actor=STAFF)
+    conflict = SyncConflict.objects.get()
+    staff = Actor.for_staff_user(_with_perm(staff_user, "resolve_syncconflict", "adjust_stock"))
+
+    with pytest.raises(NotFound):
+        conflict_resolve(conflict=conflict, resolution=APPLY_DEVICE, actor=staff)
+
+    assert SyncConflict.objects.get(pk=conflict.pk).status == ConflictStatus.OPEN
+    assert on_hand(product) == 10
+
+
 def test_a_delete_wins_over_a_change_made_meanwhile():
     vendor = VendorFactory()
     product = ProductFactory(vendor=vendor)
