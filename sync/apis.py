@@ -242,6 +242,7 @@ class PushApi(ApiView):
                 actor=self.actor,
                 device_id=data["device_id"],
                 mutations=[dict(m) for m in data["mutations"]],
+                scopes=self.credential.scopes,
             )
         except TryAgain as busy:
             return problem_response(busy, headers={"Retry-After": str(busy.data["retry_after"])})

@@ -17,7 +17,7 @@ from __future__ import annotations
 import itertools
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,7 +30,7 @@ from catalog import services as catalog
 from catalog.models import Product, Stock, Vendor
 from okada.core import services as core
 from okada.core.actors import Actor
-from okada.core.errors import DomainError, InvalidInput, NotFound
+from okada.core.errors import DomainError, InvalidInput, NotAllowed, NotFound
 from orders import services as orders
 from orders.models import Order
 
@@ -55,6 +55,7 @@ class Context:
     device: Device
     actor: Actor  # the vendor, acting through this device
     mutation_id: int
+    scopes: Collection[str] | None = None  # the credential's; None: every scope (internal callers)
 
     @property
     def reference(self) -> str:
@@ -81,8 +82,14 @@ class PushResult:
         return {"last_mutation_id": self.last_mutation_id, "results": self.results}
 
 
-def push(*, actor: Actor, device_id: Any, mutations: Any) -> PushResult:
-    """Apply the device's mutations in order, each exactly once (see the module docstring)."""
+def push(
+    *, actor: Actor, device_id: Any, mutations: Any, scopes: Collection[str] | None = None
+) -> PushResult:
+    """Apply the device's mutations in order, each exactly once (see the module docstring).
+
+    `scopes`: the credential's. Each mutation needs the scope its REST twin needs (a key with
+    `sync` but not `products:write` creates no product here either): refused, it is rejected
+    (`not_allowed`) and the device gets the server's row back."""
     device = device_for(actor=actor, device_id=device_id)
     batch = _validated(mutations)
     device_actor = Actor(
@@ -91,7 +98,7 @@ def push(*, actor: Actor, device_id: Any, mutations: Any) -> PushResult:
     result = PushResult(last_mutation_id=device.last_mutation_id)
     for mutation in batch:
         try:
-            outcome, last = _push_one(device, device_actor, mutation)
+            outcome, last = _push_one(device, device_actor, mutation, scopes)
         except OperationalError as exc:
             log.warning("push of %s#%s: database busy (%s)", device.pk, mutation.id, exc)
             raise TryAgain(
@@ -104,7 +111,9 @@ def push(*, actor: Actor, device_id: Any, mutations: Any) -> PushResult:
     return result
 
 
-def _push_one(device: Device, actor: Actor, mutation: Mutation_) -> tuple[dict[str, Any], int]:
+def _push_one(
+    device: Device, actor: Actor, mutation: Mutation_, scopes: Collection[str] | None = None
+) -> tuple[dict[str, Any], int]:
     """One mutation in one transaction with the advance of last_mutation_id; its result."""
     with transaction.atomic():
         with connection.cursor() as cur:
@@ -124,7 +133,7 @@ def _push_one(device: Device, actor: Actor, mutation: Mutation_) -> tuple[dict[s
                 % {"got": mutation.id, "last": last},
                 last_mutation_id=last,
             )
-        context = Context(device=locked, actor=actor, mutation_id=mutation.id)
+        context = Context(device=locked, actor=actor, mutation_id=mutation.id, scopes=scopes)
         status, code, message, conflict = _apply(context, mutation)
         Mutation.objects.create(
             device=locked,
@@ -164,6 +173,11 @@ def _apply(context: Context, mutation: Mutation_) -> tuple[str, str, str, SyncCo
     try:
         if handler is None:
             raise InvalidInput(_("Unknown mutation %(name)s.") % {"name": mutation.name[:40]}, field="name")
+        if context.scopes is not None and handler.scope not in context.scopes:
+            raise NotAllowed(
+                _("This credential lacks the scope %(scope)s.") % {"scope": handler.scope},
+                scope=handler.scope,
+            )
         with transaction.atomic():  # a refusal undoes this mutation's writes, nothing else
             conflict = handler.apply(context, mutation.args)
     except DomainError as err:
@@ -490,6 +504,7 @@ class Handler:
     apply: Callable[[Context, dict[str, Any]], SyncConflict | None]
     entity: str  # the synced table whose row(s) it changes
     rows: Callable[[Context, dict[str, Any]], list[uuid.UUID]]
+    scope: str  # the credential scope it needs, as its REST endpoint
 
     def resend(self, context: Context, args: dict[str, Any]) -> None:
         """After a refusal: the device's own copy showed its change; send it the server's row."""
@@ -499,10 +514,10 @@ class Handler:
 
 
 MUTATIONS: dict[str, Handler] = {
-    "stock.adjust": Handler(stock_adjust, "stock", _stock_of),
-    "stock.count": Handler(stock_count, "stock", _stock_of),
-    "product.create": Handler(product_create, "products", _row("id")),
-    "product.update": Handler(product_update, "products", _row("product_id")),
-    "product.delete": Handler(product_delete, "products", _row("product_id")),
-    "order.transition": Handler(order_transition, "orders", _row("order_id")),
+    "stock.adjust": Handler(stock_adjust, "stock", _stock_of, "stock:write"),
+    "stock.count": Handler(stock_count, "stock", _stock_of, "stock:write"),
+    "product.create": Handler(product_create, "products", _row("id"), "products:write"),
+    "product.update": Handler(product_update, "products", _row("product_id"), "products:write"),
+    "product.delete": Handler(product_delete, "products", _row("product_id"), "products:write"),
+    "order.transition": Handler(order_transition, "orders", _row("order_id"), "orders:write"),
 }

@@ -283,3 +283,33 @@ def test_a_pull_makes_as_many_queries_for_30_rows_as_for_3():
 
     generation_current()  # makes the feed state row the test database's flush removed
     assert queries(3) == queries(30)
+
+
+def test_a_push_needs_the_scope_each_mutation_needs_through_rest(vendor):
+    """`sync` lets a device sync; creating a product, moving stock or an order still needs
+    products:write, stock:write or orders:write, as the REST endpoints do."""
+    product = ProductFactory(vendor=vendor, initial_stock=10)
+    api = vendor_api(vendor, scopes=["sync", "products:read"])
+    assert api.post("/products", {"sku": "A-1", "name": "A", "price_xaf": 100}).status_code == 403
+    device_id = register(api)
+    new_id = str(uuid.uuid4())
+    mutations = [
+        {
+            "id": 1,
+            "name": "product.create",
+            "args": {"id": new_id, "sku": "A-1", "name": "A", "price_xaf": 100},
+        },
+        {"id": 2, "name": "stock.adjust", "args": {"product_id": str(product.pk), "delta": -2}},
+    ]
+
+    answer = api.post("/sync/push", {"device_id": device_id, "mutations": mutations}).json()
+
+    assert [(r["status"], r["code"]) for r in answer["results"]] == [("rejected", "not_allowed")] * 2
+    assert answer["last_mutation_id"] == 2  # refused for good: the device moves on
+    assert not Product.all_objects.filter(pk=new_id).exists()
+    assert Stock.objects.get(product=product).on_hand == 10
+
+    full = vendor_api(vendor)  # every scope of a vendor key
+    device_id = register(full)
+    answer = full.post("/sync/push", {"device_id": device_id, "mutations": mutations}).json()
+    assert [r["status"] for r in answer["results"]] == ["applied", "applied"]
