@@ -554,7 +554,7 @@ class JobRunAdmin(ReadOnlyAdmin):
 from django.contrib.auth import get_user_model  # noqa: E402
 from django.contrib.auth.admin import GroupAdmin as BaseGroupAdmin  # noqa: E402
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin  # noqa: E402
-from django.contrib.auth.models import Group  # noqa: E402
+from django.contrib.auth.models import Group, Permission  # noqa: E402
 from django_celery_beat import admin as beat_admin  # noqa: E402
 from django_celery_beat import models as beat  # noqa: E402
 from unfold.forms import AdminPasswordChangeForm, UserChangeForm, UserCreationForm  # noqa: E402
@@ -585,12 +585,68 @@ class RoleChoiceField(forms.ModelMultipleChoiceField):
         return role_label(obj.name)
 
 
+def _permission_names(permissions: Any) -> set[str]:
+    return {f"{p.content_type.app_label}.{p.codename}" for p in permissions}
+
+
+class _GrantsOnlyOwnPermissions:
+    """A form that grants permissions (a user's roles and own permissions, a role's permissions)
+    grants none its editor lacks: else anyone who may edit users or roles could make themselves
+    anything. Superusers hold every permission, so they pass."""
+
+    editor: Any = None  # set per request by the admin's get_form
+    GRANTING: dict[str, str] = {}  # field -> "groups" (permissions through roles) or "permissions"
+
+    def clean(self) -> Any:
+        data = super().clean()  # type: ignore[misc]
+        if self.editor is None:
+            return data
+        for field, kind in self.GRANTING.items():
+            if field not in data:
+                continue
+            before = set(getattr(self.instance, field).all()) if self.instance.pk else set()  # type: ignore[attr-defined]
+            added: Any = [x for x in data[field] if x not in before]
+            if kind == "groups":
+                added = Permission.objects.filter(group__in=added)
+            beyond = sorted(p for p in _permission_names(added) if not self.editor.has_perm(p))
+            if beyond:
+                self.add_error(  # type: ignore[attr-defined]
+                    field,
+                    gettext("You may not grant permissions you do not hold yourself: %(permissions)s.")
+                    % {"permissions": ", ".join(beyond)},
+                )
+        return data
+
+
+def _granting_form(form: Any, request: HttpRequest, granting: dict[str, str]) -> Any:
+    return type(
+        form.__name__, (_GrantsOnlyOwnPermissions, form), {"editor": request.user, "GRANTING": granting}
+    )
+
+
 @admin.register(get_user_model())
 class UserAdmin(BaseUserAdmin, ModelAdmin):
     form = UserChangeForm
     add_form = UserCreationForm
     change_password_form = AdminPasswordChangeForm
     list_filter = ("is_staff", "is_superuser", "is_active", RoleFilter)
+
+    def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> Any:
+        form = super().get_form(request, obj, change=change, **kwargs)
+        return _granting_form(form, request, {"groups": "groups", "user_permissions": "permissions"})
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        fields = tuple(super().get_readonly_fields(request, obj))
+        return fields if request.user.is_superuser else (*fields, "is_superuser")
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # A superuser's account (its password included) is changed by superusers only.
+        allowed = super().has_change_permission(request, obj)
+        return allowed and (obj is None or not obj.is_superuser or request.user.is_superuser)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        allowed = super().has_delete_permission(request, obj)
+        return allowed and (obj is None or not obj.is_superuser or request.user.is_superuser)
 
     def formfield_for_manytomany(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
         if db_field.name == "groups":
@@ -613,6 +669,13 @@ class UserAdmin(BaseUserAdmin, ModelAdmin):
             for user in objs
             if _named_in_records(user)
         ]
+        if not request.user.is_superuser:
+            named += [
+                gettext("%(user)s is a superuser: only a superuser may delete their account.")
+                % {"user": user}
+                for user in objs
+                if user.is_superuser
+            ]
         return to_delete, model_count, perms_needed, [*protected, *named]
 
 
@@ -632,6 +695,10 @@ def _named_in_records(user: Any) -> bool:
 @admin.register(Group)
 class GroupAdmin(BaseGroupAdmin, ModelAdmin):
     list_display = ("name_shown",)
+
+    def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> Any:
+        form = super().get_form(request, obj, change=change, **kwargs)
+        return _granting_form(form, request, {"permissions": "permissions"})
 
     @admin.display(description=_("name"), ordering="name")
     def name_shown(self, group: Group) -> str:

@@ -430,3 +430,79 @@ def test_deleting_a_user_who_acted_is_refused_so_history_keeps_their_name(client
     nobody = UserFactory()  # never did anything: may go
     client.post(f"/admin/auth/user/{nobody.pk}/delete/", {"post": "yes"})
     assert not type(nobody).objects.filter(pk=nobody.pk).exists()
+
+
+# --- Users and roles: nobody grants what they do not hold ------------------------------------------
+
+
+def _user_manager():
+    """May edit users and roles (no role holds this today: a custom group could), nothing else."""
+    from django.contrib.auth.models import Permission
+
+    from tests.catalog.factories import UserFactory
+
+    manager = UserFactory(is_staff=True)
+    manager.user_permissions.add(
+        *Permission.objects.filter(
+            content_type__app_label="auth",
+            codename__in=["view_user", "change_user", "delete_user", "view_group", "change_group"],
+        )
+    )
+    return manager
+
+
+def _posted(client, url: str, **changes):
+    """POST the admin form at `url` as it is shown, with `changes`."""
+    form = client.get(url).context["adminform"].form
+    data = {}
+    for name, field in form.fields.items():
+        value = form[name].value()
+        if getattr(field.widget, "widgets", None):  # a date and a time: posted as name_0, name_1
+            for i, part in enumerate(field.widget.decompress(value)):
+                data[f"{name}_{i}"] = part.isoformat() if part else ""
+            continue
+        if value is None or value is False:
+            continue
+        data[name] = [str(v) for v in value] if isinstance(value, list | tuple) else value
+    return client.post(url, {**data, **changes})
+
+
+def test_a_user_manager_grants_no_role_or_permission_beyond_their_own(client):
+    from django.contrib.auth.models import Group, Permission
+
+    from tests.catalog.factories import UserFactory
+
+    manager = _user_manager()
+    clerk = UserFactory(is_staff=True)
+    client.force_login(manager)
+    url = f"/admin/auth/user/{clerk.pk}/change/"
+
+    operations = Group.objects.get(name=OPERATIONS)
+    refused = _posted(client, url, groups=[str(operations.pk)])
+    assert refused.status_code == 200
+    assert "Vous ne pouvez pas accorder des permissions que vous n" in refused.content.decode()
+    run_backup = Permission.objects.get(codename="run_backup")
+    _posted(client, url, user_permissions=[str(run_backup.pk)])
+    _posted(client, url, is_superuser="on")
+    clerk.refresh_from_db()
+    assert not clerk.groups.exists() and not clerk.user_permissions.exists() and not clerk.is_superuser
+
+    readers = Group.objects.create(name="Lecteurs des comptes")
+    readers.permissions.add(Permission.objects.get(codename="view_user"))
+    ok = _posted(client, url, groups=[str(readers.pk)])
+    assert ok.status_code == 302, ok.context["adminform"].form.errors  # held by the manager
+    assert list(clerk.groups.all()) == [readers]
+
+    # Nor through a role's permissions (their own included), nor by taking over a superuser.
+    mine = Group.objects.create(name="Gestion des comptes")
+    manager.groups.add(mine)
+    _posted(client, f"/admin/auth/group/{mine.pk}/change/", permissions=[str(run_backup.pk)])
+    assert not mine.permissions.exists()
+    boss = UserFactory(is_staff=True, is_superuser=True)
+    assert client.post(f"/admin/auth/user/{boss.pk}/change/", {"username": "x"}).status_code == 403
+    assert client.post(f"/admin/auth/user/{boss.pk}/password/", {"password1": "x"}).status_code == 403
+    client.post(
+        "/admin/auth/user/", {"action": "delete_selected", "_selected_action": [str(boss.pk)], "post": "yes"}
+    )
+    boss.refresh_from_db()
+    assert boss.is_superuser and boss.username != "x"
