@@ -52,7 +52,7 @@ from unfold.templatetags import unfold_list
 from . import services
 from .actors import Actor
 from .display import badge, job_label, job_shown, job_summary, reason_label
-from .errors import DomainError
+from .errors import Conflict, DomainError
 from .jobs import labelled_task_names, registered_task
 from .models import JobRun
 from .roles import role_label
@@ -199,6 +199,14 @@ class ServiceRefused(Exception):
 
 
 REFUSAL_ATTR = "_okada_service_refusal"
+#: The change form's hidden input: when the row was last changed as the user opened it.
+LOADED_AT = "_okada_loaded_at"
+
+
+class ChangedSinceOpened(Conflict):
+    """Someone saved the row after this user opened its form: saving would overwrite their change."""
+
+    code = "changed_since_opened"
 
 
 def _form_showing(form_class: type, refusal: DomainError) -> type:
@@ -230,6 +238,8 @@ class TrackedAdmin(SimpleHistoryAdmin, ModelAdmin):
     list_filter_submit = True
     #: Fields a history revert may bring back through `update_object`; empty = no revert.
     revert_fields: tuple[str, ...] = ()
+    #: Inside the change form (unfold's hook): the LOADED_AT input.
+    change_form_before_template = "admin/okada/loaded_at.html"
 
     # --- The write path: subclasses call their services ----------------------------------------
 
@@ -285,7 +295,48 @@ class TrackedAdmin(SimpleHistoryAdmin, ModelAdmin):
             setattr(request, REFUSAL_ATTR, refused.error)
             return super().changeform_view(request, object_id, form_url, extra_context)
 
+    def render_change_form(
+        self,
+        request: HttpRequest,
+        context: dict[str, Any],
+        add: bool = False,
+        change: bool = False,
+        form_url: str = "",
+        obj: Any = None,
+    ) -> Any:
+        if change and obj is not None:
+            # Shown again after an error, the form keeps the time it was first opened at; after
+            # a ChangedSinceOpened refusal it takes the new one, so saving again is a choice.
+            posted = request.POST.get(LOADED_AT)
+            refused = isinstance(getattr(request, REFUSAL_ATTR, None), ChangedSinceOpened)
+            context[LOADED_AT.lstrip("_")] = posted if posted and not refused else obj.updated_at.isoformat()
+        return super().render_change_form(request, context, add, change, form_url, obj)
+
+    def refuse_if_changed_since_opened(self, request: HttpRequest, obj: Any) -> None:
+        """Two staff editing one row: the second save must not silently undo the first. The row is
+        locked until the view's transaction ends, so the service writes what was checked."""
+        opened = request.POST.get(LOADED_AT)
+        if not opened:
+            return  # not from the change form (a history revert): a deliberate write
+        now = (
+            type(obj)._base_manager.select_for_update().filter(pk=obj.pk).values_list("updated_at", flat=True)
+        )
+        changed = now.first()
+        if changed is not None and changed.isoformat() != opened:
+            raise ServiceRefused(
+                ChangedSinceOpened(
+                    gettext(
+                        "Someone else saved this record at %(when)s, after you opened it, so your "
+                        "changes were not saved. Check their change in the history: saving this form "
+                        "again will replace it."
+                    )
+                    % {"when": _shown(changed)}
+                )
+            )
+
     def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        if change:
+            self.refuse_if_changed_since_opened(request, obj)
         try:
             saved = self.update_object(request, obj, form) if change else self.create_object(request, form)
         except DomainError as exc:

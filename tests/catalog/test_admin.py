@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from catalog.models import Product, Stock, Vendor
@@ -176,3 +178,47 @@ def test_the_vendor_page_shows_bounded_lists_of_products_stock_and_open_orders(c
     assert products[0].pk in {s.product_id for s in panels["catalog.vendor_catalog"]["low_stock"]}
     assert [o.pk for o in panels["orders.vendor_open"]["orders"]] == [order.pk]
     assert order.number in response.content.decode()
+
+
+def loaded_at(html: str) -> str:
+    """The change form's hidden time of opening, as the browser posts it back."""
+    found = re.search(r'name="_okada_loaded_at" value="([^"]+)"', html)
+    assert found, "the change form carries the time it was opened"
+    return found[1]
+
+
+def _opened(client, url: str) -> str:
+    return loaded_at(client.get(url).content.decode())
+
+
+def test_two_staff_editing_one_product_the_second_save_does_not_undo_the_first(client, admin_user):
+    from django.test import Client
+
+    from tests.catalog.factories import UserFactory
+
+    product = ProductFactory(sku="PLT-1", name="Plantain", price_xaf=1000)
+    url = f"/admin/catalog/product/{product.pk}/change/"
+    other = Client()
+    other.force_login(UserFactory(is_staff=True, is_superuser=True))
+    client.force_login(admin_user)
+    mine, theirs = _opened(client, url), _opened(other, url)
+
+    their_form = product_form(product.vendor, name="Plantain", price_xaf="1200")
+    my_form = product_form(product.vendor, name="Plantain doux", price_xaf="1000")
+    saved = other.post(url, {**their_form, "_okada_loaded_at": theirs})
+    assert saved.status_code == 302
+    refused = client.post(url, {**my_form, "_okada_loaded_at": mine})
+    assert refused.status_code == 200
+    assert "Quelqu\u2019un d\u2019autre a enregistré cette fiche" in refused.content.decode()
+    product.refresh_from_db()
+    assert (product.name, product.price_xaf, product.version) == ("Plantain", 1200, 2)  # theirs kept
+
+    # A form error keeps the time the form was opened; after the refusal, saving again is a choice.
+    again = loaded_at(refused.content.decode())
+    assert again != mine
+    invalid = client.post(url, {**my_form, "price_xaf": "0", "_okada_loaded_at": mine})
+    assert f'value="{mine}"' in invalid.content.decode()
+    replaced = client.post(url, {**my_form, "_okada_loaded_at": again})
+    assert replaced.status_code == 302
+    product.refresh_from_db()
+    assert (product.name, product.price_xaf) == ("Plantain doux", 1000)  # the form's values, knowingly

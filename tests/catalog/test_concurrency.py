@@ -85,3 +85,30 @@ def test_an_adjustment_of_a_product_deleted_for_good_while_it_waits_is_not_found
     assert deleted is None, (deleted, adjusted)
     assert isinstance(adjusted, NotFound), (deleted, adjusted)
     assert not StockMovement.objects.filter(product_id=product.pk, kind="adjustment").exists()
+
+
+def test_two_staff_saving_one_product_form_at_the_same_instant_one_is_refused():
+    # Both opened the form at the same time; the first save holds the row's lock, the second
+    # waits for it, then finds the row changed since it was opened: refused, nothing of its saved.
+    from django.test import Client
+
+    from tests.catalog.factories import UserFactory
+    from tests.catalog.test_admin import loaded_at, product_form
+
+    product = ProductFactory(sku="PLT-1", name="Plantain", price_xaf=1000)
+    url = f"/admin/catalog/product/{product.pk}/change/"
+    first, second = Client(), Client()
+    for staff in (first, second):
+        staff.force_login(UserFactory(is_staff=True, is_superuser=True))
+    opened = loaded_at(first.get(url).content.decode())
+
+    def save(client: Client, name: str) -> int:
+        return client.post(
+            url, {**product_form(product.vendor, name=name), "_okada_loaded_at": opened}
+        ).status_code
+
+    saved, refused = race(lambda: save(first, "Plantain mûr"), lambda: save(second, "Plantain vert"))
+
+    assert (saved, refused) == (302, 200)
+    product.refresh_from_db()
+    assert (product.name, product.version) == ("Plantain mûr", 2)
