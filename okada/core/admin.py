@@ -36,7 +36,7 @@ from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.contrib.admin.actions import delete_selected as django_delete_selected
 from django.core.exceptions import PermissionDenied
-from django.db.models import Model, QuerySet
+from django.db.models import Model, Q, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
@@ -669,6 +669,17 @@ class _GrantsOnlyOwnPermissions:
         return data
 
 
+def _holds_more_than(user: Any, editor: Any) -> bool:
+    """Whether `user` holds a permission `editor` lacks (through a role or directly, active or
+    not: a manager who could set their password or re-activate them would hold it too)."""
+    if editor.is_superuser:
+        return False
+    if user.is_superuser:
+        return True
+    held = Permission.objects.filter(Q(user=user) | Q(group__user=user)).select_related("content_type")
+    return any(not editor.has_perm(p) for p in _permission_names(held))
+
+
 def _granting_form(form: Any, request: HttpRequest, granting: dict[str, str]) -> Any:
     return type(
         form.__name__, (_GrantsOnlyOwnPermissions, form), {"editor": request.user, "GRANTING": granting}
@@ -691,13 +702,15 @@ class UserAdmin(BaseUserAdmin, ModelAdmin):
         return fields if request.user.is_superuser else (*fields, "is_superuser")
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        # A superuser's account (its password included) is changed by superusers only.
+        # An account holding more than the editor (a superuser's, a Finance clerk's) is changed,
+        # its password included, only by someone who holds all of it: else setting its password
+        # would be granting oneself its permissions.
         allowed = super().has_change_permission(request, obj)
-        return allowed and (obj is None or not obj.is_superuser or request.user.is_superuser)
+        return allowed and (obj is None or not _holds_more_than(obj, request.user))
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         allowed = super().has_delete_permission(request, obj)
-        return allowed and (obj is None or not obj.is_superuser or request.user.is_superuser)
+        return allowed and (obj is None or not _holds_more_than(obj, request.user))
 
     def formfield_for_manytomany(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
         if db_field.name == "groups":

@@ -506,3 +506,34 @@ def test_a_user_manager_grants_no_role_or_permission_beyond_their_own(client):
     )
     boss.refresh_from_db()
     assert boss.is_superuser and boss.username != "x"
+
+
+def test_a_user_manager_takes_over_no_account_that_holds_more_than_they_do(client):
+    """Setting the password of a Finance clerk (or re-activating, renaming, deleting them) would
+    give the manager Finance's permissions: an account holding a permission the editor lacks is
+    theirs to read only, inactive or not."""
+    from tests.catalog.factories import UserFactory
+
+    manager = _user_manager()
+    client.force_login(manager)
+    for finance in (role_user(FINANCE), role_user(FINANCE, is_active=False)):
+        url = f"/admin/auth/user/{finance.pk}"
+        assert client.get(f"{url}/password/").status_code == 403
+        assert (
+            client.post(f"{url}/password/", {"password1": "S3cret!x", "password2": "S3cret!x"}).status_code
+            == 403
+        )
+        assert client.post(f"{url}/change/", {"username": "x", "is_active": "on"}).status_code == 403
+        assert client.post(f"{url}/delete/", {"post": "yes"}).status_code == 403
+        client.post(
+            "/admin/auth/user/",
+            {"action": "delete_selected", "_selected_action": [str(finance.pk)], "post": "yes"},
+        )
+        before = (finance.username, finance.password, finance.is_active)
+        finance.refresh_from_db()
+        assert (finance.username, finance.password, finance.is_active) == before
+
+    # An account holding nothing the manager lacks stays theirs to manage.
+    clerk = UserFactory(is_staff=True)
+    assert client.get(f"/admin/auth/user/{clerk.pk}/password/").status_code == 200
+    assert _posted(client, f"/admin/auth/user/{clerk.pk}/change/", first_name="Awa").status_code == 302
