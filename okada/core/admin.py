@@ -830,7 +830,10 @@ class _PeriodicTaskForm(beat_admin.PeriodicTaskForm):
                 % {"task": job_label(task), "permission": run_permission(task)}
             )
         # So is deciding when (or whether) it runs: only its name and description are free.
+        # Pointing it at another job is taking its own job off the schedule, as disabling it.
         timing = set(self.changed_data) - {*self.CATALOGUED, "task", "regtask"}
+        if task != self.instance.task:
+            timing.add("task")
         if self.instance.pk and timing and not _may_run(self.user, self.instance.task):
             raise forms.ValidationError(
                 gettext(
@@ -973,8 +976,19 @@ class TasksOfSchedule(TabularInline):
         return job_shown(task.task)
 
 
+class _ScheduleOfRunnableJobs:
+    """A crontab, interval, clock or solar schedule is shared by reference: changing it re-times
+    every task on it, so it takes the run permission of each of their jobs (as the task's own
+    form does). Deleting it deletes those tasks: Django's delete pages ask PeriodicTaskAdmin."""
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        allowed: bool = super().has_change_permission(request, obj)  # type: ignore[misc]
+        tasks = obj.periodictask_set.values_list("task", flat=True) if obj is not None else []
+        return allowed and all(_may_run(request.user, task) for task in tasks)
+
+
 @admin.register(beat.CrontabSchedule)
-class CrontabScheduleAdmin(beat_admin.CrontabScheduleAdmin, ModelAdmin):
+class CrontabScheduleAdmin(_ScheduleOfRunnableJobs, beat_admin.CrontabScheduleAdmin, ModelAdmin):
     inlines = [TasksOfSchedule]
     list_display = ("in_words", "expression")
     fields = ("in_words", "minute", "hour", "day_of_month", "month_of_year", "day_of_week", "timezone")
@@ -990,15 +1004,15 @@ class CrontabScheduleAdmin(beat_admin.CrontabScheduleAdmin, ModelAdmin):
 
 
 @admin.register(beat.IntervalSchedule)
-class IntervalScheduleAdmin(beat_admin.IntervalScheduleAdmin, ModelAdmin):
+class IntervalScheduleAdmin(_ScheduleOfRunnableJobs, beat_admin.IntervalScheduleAdmin, ModelAdmin):
     inlines = [TasksOfSchedule]
 
 
 @admin.register(beat.ClockedSchedule)
-class ClockedScheduleAdmin(beat_admin.ClockedScheduleAdmin, ModelAdmin):
+class ClockedScheduleAdmin(_ScheduleOfRunnableJobs, beat_admin.ClockedScheduleAdmin, ModelAdmin):
     inlines = [TasksOfSchedule]
 
 
 @admin.register(beat.SolarSchedule)
-class SolarScheduleAdmin(beat_admin.SolarScheduleAdmin, ModelAdmin):
+class SolarScheduleAdmin(_ScheduleOfRunnableJobs, beat_admin.SolarScheduleAdmin, ModelAdmin):
     inlines = [TasksOfSchedule]

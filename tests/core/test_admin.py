@@ -537,3 +537,72 @@ def test_a_user_manager_takes_over_no_account_that_holds_more_than_they_do(clien
     clerk = UserFactory(is_staff=True)
     assert client.get(f"/admin/auth/user/{clerk.pk}/password/").status_code == 200
     assert _posted(client, f"/admin/auth/user/{clerk.pk}/change/", first_name="Awa").status_code == 302
+
+
+def test_a_backup_schedule_is_not_taken_off_backups_by_pointing_it_elsewhere(client):
+    """Moving the backup's schedule to another job stops backups, as disabling it would."""
+    from django.forms.models import model_to_dict
+    from django_celery_beat.models import PeriodicTask
+
+    client.force_login(_scheduler_user())
+    backup = PeriodicTask.objects.get(task="backups.run_backup")
+    before = model_to_dict(backup)
+    url = f"/admin/django_celery_beat/periodictask/{backup.pk}/change/"
+    form = {k: v for k, v in before.items() if v is not None}
+
+    refused = client.post(url, {**form, "regtask": "credentials.prune_tokens", "task": ""})
+    assert refused.status_code == 200
+    assert "backups.run_backup" in refused.content.decode()
+    assert model_to_dict(PeriodicTask.objects.get(pk=backup.pk)) == before
+
+
+def _inline_management(client, url: str) -> dict[str, str]:
+    """What the change page's inlines post (they are read-only): management forms and row ids."""
+    page = client.get(f"{url}/change/")
+    data: dict[str, str] = {}
+    for inline in page.context["inline_admin_formsets"]:
+        formset = inline.formset
+        management = formset.management_form
+        data.update({management.add_prefix(name): value for name, value in management.initial.items()})
+        for form in formset.initial_forms:
+            data[form.add_prefix("id")] = str(form.instance.pk)
+            data[form.add_prefix(formset.fk.name)] = str(formset.instance.pk)
+    return data
+
+
+def test_the_backup_is_not_re_timed_through_its_crontab(client):
+    """The backup's crontab is shared by reference: changing it (or deleting it, which deletes
+    its schedules) decides when backups run, so it needs `backups.run_backup` too."""
+    from django.contrib.auth.models import Permission
+    from django_celery_beat.models import CrontabSchedule, PeriodicTask
+
+    user = _scheduler_user()
+    user.user_permissions.add(
+        *Permission.objects.filter(
+            codename__in=["view_crontabschedule", "change_crontabschedule", "delete_crontabschedule"]
+        )
+    )
+    client.force_login(user)
+    crontab = PeriodicTask.objects.get(task="backups.run_backup").crontab
+    before = (crontab.minute, crontab.hour, crontab.day_of_week)
+    url = f"/admin/django_celery_beat/crontabschedule/{crontab.pk}"
+    changed = {
+        "minute": "0",
+        "hour": "2",
+        "day_of_month": "31",
+        "month_of_year": "2",
+        "day_of_week": "*",
+        "timezone": "Africa/Douala",
+    }
+    assert client.post(f"{url}/change/", {**changed, **_inline_management(client, url)}).status_code == 403
+    assert client.post(f"{url}/delete/", {"post": "yes"}).status_code == 403
+    crontab.refresh_from_db()
+    assert (crontab.minute, crontab.hour, crontab.day_of_week) == before
+
+    # A crontab of jobs without a button of their own: the change permission is enough.
+    spare = CrontabSchedule.objects.create(minute="5", hour="4", timezone="Africa/Douala")
+    url = f"/admin/django_celery_beat/crontabschedule/{spare.pk}"
+    saved = client.post(f"{url}/change/", {**changed, "hour": "6", **_inline_management(client, url)})
+    assert saved.status_code == 302
+    spare.refresh_from_db()
+    assert spare.hour == "6"
