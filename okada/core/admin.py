@@ -36,6 +36,7 @@ from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.contrib.admin.actions import delete_selected as django_delete_selected
 from django.core.exceptions import PermissionDenied
+from django.db import router, transaction
 from django.db.models import Model, Q, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
@@ -441,7 +442,10 @@ class TrackedAdmin(SimpleHistoryAdmin, ModelAdmin):
             raise PermissionDenied
         request._okada_history_revert = True  # type: ignore[attr-defined]
         try:
-            return super().history_form_view(request, object_id, version_id, extra_context)
+            # One transaction, as the change form's: the save and its log entry together, and the
+            # row lock of refuse_if_changed_since_opened (posted by a stale tab) held to the end.
+            with transaction.atomic(using=router.db_for_write(self.model)):
+                return super().history_form_view(request, object_id, version_id, extra_context)
         except ServiceRefused as refused:
             setattr(request, REFUSAL_ATTR, refused.error)
             return super().history_form_view(request, object_id, version_id, extra_context)

@@ -606,3 +606,24 @@ def test_the_backup_is_not_re_timed_through_its_crontab(client):
     assert saved.status_code == 302
     spare.refresh_from_db()
     assert spare.hour == "6"
+
+
+@pytest.mark.django_db(transaction=True)  # as served: the revert view runs in no test transaction
+def test_a_revert_posted_with_the_change_forms_opening_time_is_refused_not_a_500(client, admin_user):
+    """A revert form posted with `_okada_loaded_at` (a stale tab, a crafted POST) is checked like
+    the change form: under the row lock, in the revert's own transaction, refused with the
+    message; never a TransactionManagementError (a 500)."""
+    product = ProductFactory(name="Riz parfumé", price_xaf=1000)
+    first = product.history.earliest()
+    opened = product.updated_at.isoformat()
+    product_update(product=product, data={"price_xaf": 1500, "name": "Riz"}, actor=staff_actor())
+    url = f"/admin/catalog/product/{product.pk}/history/{first.history_id}/"
+
+    client.force_login(admin_user)
+    form = client.get(url).context["adminform"].form
+    data = {name: form[name].value() if form[name].value() is not None else "" for name in form.fields}
+    refused = client.post(url, {**data, "is_active": "on", "_okada_loaded_at": opened})
+    assert refused.status_code == 200
+    assert "Quelqu\u2019un d\u2019autre a enregistré cette fiche" in refused.content.decode()
+    product.refresh_from_db()
+    assert (product.name, product.price_xaf, product.version) == ("Riz", 1500, 2)
