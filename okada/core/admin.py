@@ -660,9 +660,10 @@ class _GrantsOnlyOwnPermissions:
             if field not in data:
                 continue
             before = set(getattr(self.instance, field).all()) if self.instance.pk else set()  # type: ignore[attr-defined]
-            added: Any = [x for x in data[field] if x not in before]
-            if kind == "groups":
-                added = Permission.objects.filter(group__in=added)
+            added = [x for x in data[field] if x not in before]
+            # The permissions granted, each named with its app in one query.
+            lookup = {"group__in": added} if kind == "groups" else {"pk__in": [p.pk for p in added]}
+            added = list(Permission.objects.filter(**lookup).select_related("content_type"))
             beyond = sorted(p for p in _permission_names(added) if not self.editor.has_perm(p))
             if beyond:
                 self.add_error(  # type: ignore[attr-defined]
@@ -737,13 +738,6 @@ class UserAdmin(BaseUserAdmin, ModelAdmin):
             for user in objs
             if _named_in_records(user)
         ]
-        if not request.user.is_superuser:
-            named += [
-                gettext("%(user)s is a superuser: only a superuser may delete their account.")
-                % {"user": user}
-                for user in objs
-                if user.is_superuser
-            ]
         return to_delete, model_count, perms_needed, [*protected, *named]
 
 
