@@ -56,7 +56,7 @@ from .display import badge, job_label, job_shown, job_summary, reason_label
 from .errors import Conflict, DomainError
 from .jobs import labelled_task_names, registered_task
 from .models import JobRun
-from .roles import role_label
+from .roles import ROLES, role_label
 from .schedule_names import cron_expression, cron_in_words
 
 # --- unfold, made to compute the list's headers once per page ----------------------------------
@@ -757,6 +757,18 @@ def _named_in_records(user: Any) -> bool:
 @admin.register(Group)
 class GroupAdmin(BaseGroupAdmin, ModelAdmin):
     list_display = ("name_shown",)
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        # The roles' migrations grant new permissions to them by name: a renamed role would
+        # silently stop receiving them, so a role's name is shown, not edited.
+        fields = list(super().get_fields(request, obj))
+        if obj is not None and obj.name in ROLES:
+            fields = ["name_shown" if f == "name" else f for f in fields]
+        return fields
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        fields = tuple(super().get_readonly_fields(request, obj))
+        return (*fields, "name_shown") if obj is not None and obj.name in ROLES else fields
 
     def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> Any:
         form = super().get_form(request, obj, change=change, **kwargs)

@@ -627,3 +627,20 @@ def test_a_revert_posted_with_the_change_forms_opening_time_is_refused_not_a_500
     assert "Quelqu\u2019un d\u2019autre a enregistré cette fiche" in refused.content.decode()
     product.refresh_from_db()
     assert (product.name, product.price_xaf, product.version) == ("Riz", 1500, 2)
+
+
+def test_a_role_keeps_its_name_so_its_migrations_still_grant_to_it(client, admin_user):
+    from django.contrib.auth.models import Group
+
+    operations = Group.objects.get(name=OPERATIONS)
+    client.force_login(admin_user)
+    url = f"/admin/auth/group/{operations.pk}/change/"
+    page = client.get(url)
+    assert "name" not in page.context["adminform"].form.fields
+    permissions = [str(pk) for pk in operations.permissions.values_list("pk", flat=True)]
+    client.post(url, {"name": "Ops", "permissions": permissions})
+    assert Group.objects.filter(pk=operations.pk, name=OPERATIONS).exists()
+
+    custom = Group.objects.create(name="Lecteurs")  # not a role: renamed freely
+    client.post(f"/admin/auth/group/{custom.pk}/change/", {"name": "Lecteurs du catalogue"})
+    assert Group.objects.filter(pk=custom.pk, name="Lecteurs du catalogue").exists()
