@@ -134,7 +134,8 @@ class PullOut(serializers.Serializer[Any]):
 
 
 class PullApi(ApiView):
-    required_scopes = {"POST": "sync"}
+    # A pull sends products, stock and orders: the scopes that read them over REST too.
+    required_scopes = {"POST": ("sync", "products:read", "orders:read")}
     allowed_roles = {VENDOR}
     idempotent = False
 

@@ -21,6 +21,7 @@ from sync.models import Device
 from sync.services import device_revoke
 from tests.catalog.factories import ProductFactory, VendorFactory
 from tests.credentials.factories import Api, problem, storefront_api, vendor_api
+from tests.orders.factories import OrderFactory
 from tests.sync.factories import WAIT
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -313,3 +314,18 @@ def test_a_push_needs_the_scope_each_mutation_needs_through_rest(vendor):
     device_id = register(full)
     answer = full.post("/sync/push", {"device_id": device_id, "mutations": mutations}).json()
     assert [r["status"] for r in answer["results"]] == ["applied", "applied"]
+
+
+def test_a_pull_needs_the_read_scopes_of_what_it_sends(vendor):
+    """A pull sends products, stock and orders: a key that may not read orders over REST does not
+    get them through /sync/pull either."""
+    OrderFactory(vendor=vendor)
+    api = vendor_api(vendor, scopes=["sync", "products:read"])
+    assert api.get("/orders").status_code == 403
+    device_id = register(api)
+
+    refused = api.post("/sync/pull", {"device_id": device_id})
+
+    assert refused.status_code == 403
+    assert problem(refused)["scope"] == "orders:read"
+    assert vendor_api(vendor).post("/sync/pull", {"device_id": device_id}).status_code == 200

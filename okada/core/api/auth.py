@@ -192,11 +192,12 @@ class IsAuthenticatedCredential(permissions.BasePermission):
         credential = request.auth
         if not isinstance(credential, Credential):
             raise exceptions.NotAuthenticated()
-        needed = getattr(view, "required_scopes", {}).get(request.method)
-        if needed and needed not in credential.scopes:
-            raise NotAllowed(
-                _("This credential lacks the scope %(scope)s.") % {"scope": needed}, scope=needed
-            )
+        needed = getattr(view, "required_scopes", {}).get(request.method) or ()
+        for scope in (needed,) if isinstance(needed, str) else needed:  # one scope, or all of several
+            if scope not in credential.scopes:
+                raise NotAllowed(
+                    _("This credential lacks the scope %(scope)s.") % {"scope": scope}, scope=scope
+                )
         roles = getattr(view, "allowed_roles", None)
         if isinstance(roles, dict):
             roles = roles.get(request.method, set())

@@ -39,7 +39,7 @@ class ApiView(APIView):
       such as a new token, must never be stored).
     """
 
-    required_scopes: dict[str, str] = {}
+    required_scopes: dict[str, str | tuple[str, ...]] = {}  # per method: a scope, or all of several
     allowed_roles: Any = None
     idempotent = True
 
