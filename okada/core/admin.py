@@ -310,7 +310,7 @@ class TrackedAdmin(SimpleHistoryAdmin, ModelAdmin):
             # a ChangedSinceOpened refusal it takes the new one, so saving again is a choice.
             posted = request.POST.get(LOADED_AT)
             refused = isinstance(getattr(request, REFUSAL_ATTR, None), ChangedSinceOpened)
-            context[LOADED_AT.lstrip("_")] = posted if posted and not refused else obj.updated_at.isoformat()
+            context["okada_loaded_at"] = posted if posted and not refused else obj.updated_at.isoformat()
         return super().render_change_form(request, context, add, change, form_url, obj)
 
     def refuse_if_changed_since_opened(self, request: HttpRequest, obj: Any) -> None:
@@ -685,6 +685,10 @@ def _holds_more_than(user: Any, editor: Any) -> bool:
     return any(not editor.has_perm(p) for p in _permission_names(held))
 
 
+def _within_reach(request: HttpRequest, account: Any) -> bool:
+    return account is None or not _holds_more_than(account, request.user)
+
+
 def _granting_form(form: Any, request: HttpRequest, granting: dict[str, str]) -> Any:
     return type(
         form.__name__, (_GrantsOnlyOwnPermissions, form), {"editor": request.user, "GRANTING": granting}
@@ -706,16 +710,14 @@ class UserAdmin(BaseUserAdmin, ModelAdmin):
         fields = tuple(super().get_readonly_fields(request, obj))
         return fields if request.user.is_superuser else (*fields, "is_superuser")
 
+    # An account holding more than the editor (a superuser's, a Finance clerk's) is changed, its
+    # password included, or deleted only by someone who holds all of it: else setting its password
+    # would be granting oneself its permissions.
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        # An account holding more than the editor (a superuser's, a Finance clerk's) is changed,
-        # its password included, only by someone who holds all of it: else setting its password
-        # would be granting oneself its permissions.
-        allowed = super().has_change_permission(request, obj)
-        return allowed and (obj is None or not _holds_more_than(obj, request.user))
+        return super().has_change_permission(request, obj) and _within_reach(request, obj)
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        allowed = super().has_delete_permission(request, obj)
-        return allowed and (obj is None or not _holds_more_than(obj, request.user))
+        return super().has_delete_permission(request, obj) and _within_reach(request, obj)
 
     def formfield_for_manytomany(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
         if db_field.name == "groups":
