@@ -306,19 +306,24 @@ class TrackedAdmin(SimpleHistoryAdmin, ModelAdmin):
         obj: Any = None,
     ) -> Any:
         if change and obj is not None:
-            # Shown again after an error, the form keeps the time it was first opened at; after
-            # a ChangedSinceOpened refusal it takes the new one, so saving again is a choice.
-            posted = request.POST.get(LOADED_AT)
-            refused = isinstance(getattr(request, REFUSAL_ATTR, None), ChangedSinceOpened)
-            context["okada_loaded_at"] = posted if posted and not refused else obj.updated_at.isoformat()
+            context["okada_loaded_at"] = self._opened_at(request, obj)
         return super().render_change_form(request, context, add, change, form_url, obj)
+
+    @staticmethod
+    def _opened_at(request: HttpRequest, obj: Any) -> str:
+        """The live row's `updated_at` when the form was opened. Shown again after an error, the
+        form keeps the time it was first opened at; after a ChangedSinceOpened refusal it takes
+        the new one, so saving again is a choice."""
+        posted = request.POST.get(LOADED_AT)
+        refused = isinstance(getattr(request, REFUSAL_ATTR, None), ChangedSinceOpened)
+        return posted if posted and not refused else obj.updated_at.isoformat()
 
     def refuse_if_changed_since_opened(self, request: HttpRequest, obj: Any) -> None:
         """Two staff editing one row: the second save must not silently undo the first. The row is
         locked until the view's transaction ends, so the service writes what was checked."""
         opened = request.POST.get(LOADED_AT)
         if not opened:
-            return  # not from the change form (a history revert): a deliberate write
+            return  # a POST made without either form (a script, a test): a deliberate write
         now = (
             type(obj)._base_manager.select_for_update().filter(pk=obj.pk).values_list("updated_at", flat=True)
         )
@@ -443,12 +448,25 @@ class TrackedAdmin(SimpleHistoryAdmin, ModelAdmin):
         request._okada_history_revert = True  # type: ignore[attr-defined]
         try:
             # One transaction, as the change form's: the save and its log entry together, and the
-            # row lock of refuse_if_changed_since_opened (posted by a stale tab) held to the end.
+            # row lock of refuse_if_changed_since_opened held to the end.
             with transaction.atomic(using=router.db_for_write(self.model)):
-                return super().history_form_view(request, object_id, version_id, extra_context)
+                return super().history_form_view(
+                    request, object_id, version_id, self._loaded_at_context(request, obj, extra_context)
+                )
         except ServiceRefused as refused:
             setattr(request, REFUSAL_ATTR, refused.error)
-            return super().history_form_view(request, object_id, version_id, extra_context)
+            obj = self.get_object(request, object_id)  # the row as the refusal found it
+            return super().history_form_view(
+                request, object_id, version_id, self._loaded_at_context(request, obj, extra_context)
+            )
+
+    def _loaded_at_context(self, request: HttpRequest, obj: Any, extra_context: Any) -> dict[str, Any]:
+        """A revert replaces the live row too: its form carries the time the live row had when the
+        form was opened, checked on save like the change form's."""
+        context = dict(extra_context or {})
+        if obj is not None:
+            context["okada_loaded_at"] = self._opened_at(request, obj)
+        return context
 
     def get_historical_record_context_helper(self, request: HttpRequest, historical_record: Any) -> Any:
         return HistoryDiffs(self.model, historical_record)

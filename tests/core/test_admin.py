@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from catalog.models import Category, Product, Vendor
@@ -627,6 +629,37 @@ def test_a_revert_posted_with_the_change_forms_opening_time_is_refused_not_a_500
     assert "Quelqu\u2019un d\u2019autre a enregistré cette fiche" in refused.content.decode()
     product.refresh_from_db()
     assert (product.name, product.price_xaf, product.version) == ("Riz", 1500, 2)
+
+
+@pytest.mark.django_db(transaction=True)  # as served: the revert view runs in no test transaction
+def test_a_revert_form_opened_before_someone_elses_save_does_not_undo_it(client, admin_user):
+    """The revert form carries the live row's time when it was opened: a save made meanwhile by
+    someone else is not silently replaced; posting the refused form again is a choice."""
+    product = ProductFactory(name="Riz parfumé", price_xaf=1000)
+    first = product.history.earliest()
+    url = f"/admin/catalog/product/{product.pk}/history/{first.history_id}/"
+
+    client.force_login(admin_user)
+    page = client.get(url)
+    opened = re.search(r'name="_okada_loaded_at" value="([^"]+)"', page.content.decode())
+    assert opened is not None and opened.group(1) == product.updated_at.isoformat()
+    form = page.context["adminform"].form
+    data = {name: form[name].value() if form[name].value() is not None else "" for name in form.fields}
+    data.update({"is_active": "on", "_okada_loaded_at": opened.group(1)})
+
+    product_update(product=product, data={"price_xaf": 1500}, actor=staff_actor())  # someone else
+    refused = client.post(url, data)
+    assert refused.status_code == 200
+    assert "Quelqu\u2019un d\u2019autre a enregistré cette fiche" in refused.content.decode()
+    product.refresh_from_db()
+    assert (product.price_xaf, product.version) == (1500, 2)
+
+    again = re.search(r'name="_okada_loaded_at" value="([^"]+)"', refused.content.decode())
+    assert again is not None and again.group(1) == product.updated_at.isoformat()
+    reverted = client.post(url, {**data, "_okada_loaded_at": again.group(1)})
+    assert reverted.status_code == 302
+    product.refresh_from_db()
+    assert (product.price_xaf, product.version) == (1000, 3)
 
 
 def test_a_role_keeps_its_name_so_its_migrations_still_grant_to_it(client, admin_user):
