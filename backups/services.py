@@ -165,8 +165,13 @@ def _describe_backup(backup: Backup) -> dict[str, Any]:
 
 
 def _recover_interrupted_backups(on_step: Step) -> None:
-    # Called under the backup lock: a row still `running` belongs to a run that died.
+    # Called under the backup lock: a row still `running` belongs to a run that died, or it is
+    # the row a restored database holds of the very backup it was restored from (its snapshot
+    # caught it running). A file under its final name is whole: adopt it, never delete it.
     for backup in Backup.objects.filter(status=BackupStatus.RUNNING):
+        if _adopt_finished_file(backup):
+            on_step(f"backup {backup.pk}: its file is whole and matches its companions: marked complete")
+            continue
         _remove_files(backup_path(backup))
         _finish(
             backup,
@@ -174,6 +179,26 @@ def _recover_interrupted_backups(on_step: Step) -> None:
             error=_("The run stopped before it finished (recovered by the next run)."),
         )
         on_step(f"backup {backup.pk} was interrupted: marked failed, its partial file removed")
+
+
+def _adopt_finished_file(backup: Backup) -> bool:
+    """Mark `backup` complete from its `.json` companion when its file has its final name and the
+    size and SHA-256 the companion records (written before the rename); False otherwise."""
+    path = backup_path(backup)
+    try:
+        described = json.loads(_companions(path)[1].read_text())
+        if described.get("backup_id") != str(backup.pk) or described.get("file") != backup.file_name:
+            return False
+        if path.stat().st_size != described["size_bytes"] or pg.file_sha256(path) != described["sha256"]:
+            return False
+    except (OSError, ValueError, KeyError, AttributeError):
+        return False
+    backup.size_bytes, backup.sha256 = described["size_bytes"], described["sha256"]
+    backup.manifest = described.get("row_counts") or {}
+    backup.pg_dump_version = described.get("pg_dump_version") or ""
+    backup.server_version = described.get("server_version") or ""
+    _finish(backup, BackupStatus.COMPLETE)
+    return True
 
 
 def backups_prune(*, now: datetime | None = None, on_step: Step = quiet) -> list[Backup]:

@@ -304,6 +304,52 @@ def test_a_killed_backup_process_leaves_only_a_partial_file_and_the_next_run_mar
     assert not any(name.endswith(".partial") for name in files_in(backup_dir))
 
 
+def test_a_complete_file_whose_row_says_running_is_adopted_by_the_next_run_never_deleted(backup_dir):
+    # A database restored by hand from a backup holds that backup's own row as its snapshot saw
+    # it: `running`, no checksum. (A run killed between the rename and the row's update leaves
+    # the same.) The file has its final name, so it is whole: the next run must keep it.
+    marketplace()
+    restored_from = backup_run(kind=BackupKind.MANUAL)
+    recorded = {
+        f: getattr(restored_from, f)
+        for f in ("size_bytes", "sha256", "manifest", "pg_dump_version", "server_version")
+    }
+    Backup.objects.filter(pk=restored_from.pk).update(
+        status=BackupStatus.RUNNING,
+        finished_at=None,
+        size_bytes=None,
+        sha256="",
+        manifest={},
+        pg_dump_version="",
+        server_version="",
+    )
+    steps: list[str] = []
+
+    newer = backup_run(kind=BackupKind.MANUAL, on_step=steps.append)
+
+    restored_from.refresh_from_db()
+    assert restored_from.status == BackupStatus.COMPLETE, restored_from.error
+    assert {f: getattr(restored_from, f) for f in recorded} == recorded
+    assert restored_from.finished_at is not None
+    assert backup_path(restored_from).exists()
+    assert pg.file_sha256(backup_path(restored_from)) == recorded["sha256"]
+    assert any(f"backup {restored_from.pk}" in step and "complete" in step for step in steps)
+    assert newer.status == BackupStatus.COMPLETE
+    assert backup_verify(backup=restored_from).outcome == VerificationOutcome.PASSED
+
+
+def test_a_running_row_whose_final_file_does_not_match_its_companion_is_marked_failed(backup_dir):
+    backup = backup_run(kind=BackupKind.MANUAL)
+    Backup.objects.filter(pk=backup.pk).update(status=BackupStatus.RUNNING, finished_at=None)
+    flip_a_byte(backup_path(backup))
+
+    backup_run(kind=BackupKind.MANUAL)
+
+    backup.refresh_from_db()
+    assert backup.status == BackupStatus.FAILED
+    assert not any(name.startswith(backup.file_name) for name in files_in(backup_dir))
+
+
 def test_two_concurrent_backup_jobs_one_runs_and_the_other_is_skipped():
     from backups.tasks import run_backup
     from okada.core.jobs import JobSkipped
