@@ -382,6 +382,17 @@ def restore(
     return time.monotonic() - started
 
 
+def decrypts(path: Path, passphrase: str) -> bool:
+    """Whether `passphrase` decrypts the encrypted dump `path` into a pg_dump archive: gpg decrypts
+    its first bytes only (a wrong passphrase fails before any output), then is stopped."""
+    if not passphrase:
+        return False
+    with _gpg(passphrase, "--decrypt", str(path)) as (gpg, fd), Processes() as processes:
+        decryptor = processes.start(gpg, stdout=subprocess.PIPE, pass_fds=(fd,))
+        head = cast(IO[bytes], decryptor.stdout).read(5)
+    return head == b"PGDMP"
+
+
 # --- databases on the same server -------------------------------------------------------------
 
 

@@ -449,6 +449,15 @@ def backup_restore(*, backup: Backup, target: str, force: bool = False, on_step:
         _check_file(backup)
     except DrillProblem as exc:
         raise BackupNotRestorable(str(exc)) from None
+    pg.binary("pg_restore")  # missing tools and a wrong passphrase stop us before the target changes
+    if backup.encrypted and not pg.decrypts(backup_path(backup), settings.OKADA_BACKUP_PASSPHRASE):
+        raise BackupNotRestorable(
+            _(
+                "Backup %(id)s is encrypted and OKADA_BACKUP_PASSPHRASE does not decrypt it: set it "
+                "to the passphrase the backup was taken with."
+            )
+            % {"id": backup.pk}
+        )
     _prepare_target(target, force=force, on_step=on_step)
     on_step(f"restoring into {target}")
     total = len(backup.manifest)

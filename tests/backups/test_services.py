@@ -523,3 +523,23 @@ def test_restore_refuses_a_target_that_is_not_a_plain_database_name():
     with pytest.raises(InvalidInput) as refused:
         backup_restore(backup=backup, target="okada host=elsewhere")
     assert refused.value.errors == {"target": [refused.value.message]}
+
+
+@pytest.mark.parametrize("passphrase", ["", "wrong"])
+def test_restore_with_force_checks_it_can_decrypt_before_it_drops_the_target(
+    settings, target_database, passphrase
+):
+    settings.OKADA_BACKUP_PASSPHRASE = "correct horse battery staple"
+    backup = backup_run(kind=BackupKind.MANUAL)
+    pg.create_database(target_database)
+    with pg.database_alias(target_database) as alias, connections[alias].cursor() as cursor:
+        cursor.execute("CREATE TABLE precious (note text)")
+        cursor.execute("INSERT INTO precious VALUES ('keep me')")
+    settings.OKADA_BACKUP_PASSPHRASE = passphrase
+
+    with pytest.raises(BackupNotRestorable, match="OKADA_BACKUP_PASSPHRASE"):
+        backup_restore(backup=backup, target=target_database, force=True)
+
+    with pg.database_alias(target_database) as alias, connections[alias].cursor() as cursor:
+        cursor.execute("SELECT note FROM precious")
+        assert cursor.fetchall() == [("keep me",)]
