@@ -11,6 +11,8 @@ restored by hand even when the database that catalogued it is gone.
 
 from __future__ import annotations
 
+import errno
+import getpass
 import json
 import os
 import re
@@ -57,9 +59,32 @@ class TargetNotEmpty(Conflict):
 # --- files ------------------------------------------------------------------------------------
 
 
+class BackupDirUnusable(Exception):
+    """OKADA_BACKUP_DIR cannot hold the backup (not a directory, not writable, full); the
+    message says which directory and what to do."""
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no name for our uid
+        return f"uid {os.getuid()}"
+
+
 def backup_dir() -> Path:
     directory = Path(settings.OKADA_BACKUP_DIR)
-    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if not os.access(directory, os.W_OK | os.X_OK):
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(directory))
+    except OSError as exc:
+        raise BackupDirUnusable(
+            _(
+                "OKADA_BACKUP_DIR (%(dir)s) cannot be used: %(why)s. Point OKADA_BACKUP_DIR at a "
+                "directory the user %(user)s can create or write."
+            )
+            % {"dir": directory, "why": exc.strerror or exc, "user": _user()}
+        ) from exc
     return directory
 
 
@@ -96,7 +121,17 @@ def _remove_files(path: Path) -> None:
 
 
 def _describe(exc: BaseException) -> str:
-    return str(exc) if isinstance(exc, pg.ToolError) else f"{type(exc).__name__}: {exc}"
+    return str(exc) if isinstance(exc, (pg.ToolError, BackupDirUnusable)) else f"{type(exc).__name__}: {exc}"
+
+
+def _no_space(directory: Path) -> BackupDirUnusable:
+    return BackupDirUnusable(
+        _(
+            "No space left on the disk of OKADA_BACKUP_DIR (%(dir)s): the partial dump was deleted. "
+            "Free some space there or point OKADA_BACKUP_DIR at a larger disk, then back up again."
+        )
+        % {"dir": directory}
+    )
 
 
 # --- backup -----------------------------------------------------------------------------------
@@ -134,6 +169,10 @@ def backup_run(*, kind: str, request_id: str = "", on_step: Step = quiet) -> Bac
         pg.fsync_dir(directory)
     except BaseException as exc:
         _remove_files(path)
+        if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+            full = _no_space(directory)
+            _finish(backup, BackupStatus.FAILED, error=str(full))
+            raise full from exc
         _finish(backup, BackupStatus.FAILED, error=_describe(exc))
         raise
     _finish(backup, BackupStatus.COMPLETE)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 from io import StringIO
 
 import pytest
@@ -92,3 +93,36 @@ def test_restore_backup_refuses_a_non_empty_target_without_force_and_replaces_it
 def test_restore_backup_names_a_missing_backup():
     with pytest.raises(CommandError, match="no backup 01234567-0123-0123-0123-0123456789ab"):
         run("restore_backup", "01234567-0123-0123-0123-0123456789ab", "--target", "okada_nothing")
+
+
+def test_backup_into_a_path_that_is_not_a_directory_says_so_and_what_to_do(settings, tmp_path):
+    settings.OKADA_BACKUP_DIR = tmp_path / "a-file"
+    settings.OKADA_BACKUP_DIR.write_text("not a directory")
+
+    with pytest.raises(CommandError) as refused:
+        run("backup")
+
+    message = str(refused.value)
+    assert f"OKADA_BACKUP_DIR ({settings.OKADA_BACKUP_DIR}) cannot be used" in message
+    assert "Point OKADA_BACKUP_DIR at a directory" in message
+    assert not Backup.objects.filter(status=BackupStatus.COMPLETE).exists()
+
+
+def test_a_full_disk_fails_the_backup_with_a_message_naming_the_directory(monkeypatch, backup_dir):
+    copy = pg._copy
+
+    def copy_then_disk_full(source, out):
+        copy(source, out)  # the whole dump went through the pipe: pg_dump ends normally
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(pg, "_copy", copy_then_disk_full)
+
+    with pytest.raises(CommandError) as refused:
+        run("backup")
+
+    message = str(refused.value)
+    assert f"No space left on the disk of OKADA_BACKUP_DIR ({backup_dir})" in message
+    assert "Free some space" in message
+    backup = Backup.objects.get()
+    assert backup.status == BackupStatus.FAILED and "No space left" in backup.error
+    assert list(backup_dir.iterdir()) == []
