@@ -68,15 +68,31 @@ def _run(args: list[str]) -> None:
         raise ArchiveError(f"{Path(args[0]).name} failed: {done.stderr.strip()[-2000:]}")
 
 
+def _owner_only_directory(directory: Path) -> None:
+    """Create `directory` and any missing parent with mode 0700, as the backups make theirs: it
+    may be the first thing written under OKADA_BACKUP_DIR."""
+    missing = []
+    for path in (directory, *directory.parents):
+        if path.exists():
+            break
+        missing.append(path)
+    for path in reversed(missing):
+        path.mkdir(mode=0o700, exist_ok=True)
+        os.chmod(path, 0o700)  # mkdir's mode goes through the umask
+
+
 def dump_table(name: str, *, schema: str, directory: Path, stamp: str, lock_wait_ms: int) -> Archive:
     """pg_dump one table into `directory/<name>-<stamp>.dump`, then `verify_archive` it.
 
     Written under a `.partial` name and renamed once complete and synced: a file with the final
     name is always a whole archive. `<file>.sha256` holds the digest (sha256sum -c reads it).
     """
-    directory.mkdir(parents=True, exist_ok=True)
+    _owner_only_directory(directory)
     final = directory / f"{name}-{stamp}.dump"
     partial = final.with_name(final.name + ".partial")
+    # Owner-only from the first byte (pg_dump keeps the mode of the file it truncates).
+    os.close(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600))
+    os.chmod(partial, 0o600)  # a .partial an earlier run left keeps its own mode otherwise
     _run(
         [
             _binary("pg_dump"),
@@ -90,7 +106,9 @@ def dump_table(name: str, *, schema: str, directory: Path, stamp: str, lock_wait
         os.fsync(f.fileno())
     os.replace(partial, final)
     digest = sha256_of(final)
-    (final.with_name(final.name + ".sha256")).write_text(f"{digest}  {final.name}\n")
+    checksum = final.with_name(final.name + ".sha256")
+    with os.fdopen(os.open(checksum, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
+        f.write(f"{digest}  {final.name}\n")
     rows = archived_rows(final, name=name, schema=schema)
     return Archive(path=final, sha256=digest, bytes=final.stat().st_size, rows=rows)
 

@@ -39,6 +39,24 @@ def test_a_dump_reads_back_with_every_row_and_its_digest(plain_table, tmp_path):
         archive.verify_archive(made, name=plain_table, schema="public", expected_rows=8)
 
 
+def test_archives_are_owner_only_like_the_backups_beside_them(plain_table, tmp_path):
+    # The backup directory holds every customer's data: mode 0700, files 0600 (README "Backups"),
+    # even when a partition archive is the first thing written there.
+    insert_readings(plain_table, [at(2030, 1, 1)])
+    backups = tmp_path / "backups"
+    previous = os.umask(0o022)  # the usual umask: a file pg_dump creates itself would be 0644
+    try:
+        made = archive.dump_table(
+            plain_table, schema="public", directory=backups / "partitions" / plain_table, stamp="S", lock_wait_ms=1000
+        )
+    finally:
+        os.umask(previous)
+    for directory in (backups, backups / "partitions", made.path.parent):
+        assert oct(directory.stat().st_mode & 0o777) == "0o700", directory
+    for path in (made.path, made.path.with_name(made.path.name + ".sha256")):
+        assert oct(path.stat().st_mode & 0o777) == "0o600", path
+
+
 def test_a_changed_or_truncated_archive_is_refused(plain_table, tmp_path):
     insert_readings(plain_table, [at(2030, 1, 1)])
     made = archive.dump_table(plain_table, schema="public", directory=tmp_path, stamp="S", lock_wait_ms=1000)
