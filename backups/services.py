@@ -478,11 +478,24 @@ def backup_restore(*, backup: Backup, target: str, force: bool = False, on_step:
             % {"target": target},
             field="target",
         )
-    if backup.status != BackupStatus.COMPLETE:
-        raise BackupNotRestorable(
-            _("Backup %(id)s is %(status)s: only a complete backup can be restored.")
-            % {"id": backup.pk, "status": backup.get_status_display()}
-        )
+    # Retention takes this lock to prune the backup, a drill holds it: the file stays for the
+    # whole restore (pg_restore's parallel workers open it again by name).
+    with _backup_lock(backup, wait=True) as held:
+        backup.refresh_from_db()
+        if backup.status != BackupStatus.COMPLETE:
+            raise BackupNotRestorable(
+                _("Backup %(id)s is %(status)s: only a complete backup can be restored.")
+                % {"id": backup.pk, "status": backup.get_status_display()}
+            )
+        if not held:
+            raise BackupNotRestorable(
+                _("Backup %(id)s is being verified or pruned right now: try again when that is over.")
+                % {"id": backup.pk}
+            )
+        return _restore_held(backup, target, force=force, on_step=on_step)
+
+
+def _restore_held(backup: Backup, target: str, *, force: bool, on_step: Step) -> Restored:
     on_step(f"checking the size and SHA-256 of {backup_path(backup)} ({backup.size_bytes:,} bytes)")
     try:
         _check_file(backup)

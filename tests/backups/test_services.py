@@ -543,3 +543,34 @@ def test_restore_with_force_checks_it_can_decrypt_before_it_drops_the_target(
     with pg.database_alias(target_database) as alias, connections[alias].cursor() as cursor:
         cursor.execute("SELECT note FROM precious")
         assert cursor.fetchall() == [("keep me",)]
+
+
+def test_pruning_never_deletes_a_backup_while_it_is_being_restored(settings, target_database):
+    (
+        settings.OKADA_BACKUP_KEEP_DAILY,
+        settings.OKADA_BACKUP_KEEP_WEEKLY,
+        settings.OKADA_BACKUP_KEEP_MONTHLY,
+    ) = 1, 0, 0
+    older = backup_run(kind=BackupKind.MANUAL)
+    backup_run(kind=BackupKind.MANUAL)  # the newest of the day: the policy keeps only this one
+    restoring, release = threading.Event(), threading.Event()
+
+    def pause_while_restoring(message: str) -> None:
+        if message.startswith("restoring into"):
+            restoring.set()
+            assert release.wait(WAIT)
+
+    thread, errors = in_thread(
+        lambda: backup_restore(backup=older, target=target_database, on_step=pause_while_restoring)
+    )
+    try:
+        assert restoring.wait(WAIT)
+        assert backups_prune() == []  # outside the policy, but being restored
+    finally:
+        release.set()
+        thread.join(WAIT)
+
+    assert errors == []
+    older.refresh_from_db()
+    assert older.status == BackupStatus.COMPLETE and backup_path(older).exists()
+    assert [b.pk for b in backups_prune()] == [older.pk]  # the restore is over: pruned now
