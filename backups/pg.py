@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, cast
 
-from django.db import DEFAULT_DB_ALIAS, connections
+from django.db import DEFAULT_DB_ALIAS, Error, connections
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.backends.postgresql.client import DatabaseClient
 from django.db.utils import load_backend
@@ -408,15 +408,34 @@ def own_connection(dbname: str | None = None, alias: str = DEFAULT_DB_ALIAS) -> 
     return load_backend(settings["ENGINE"]).DatabaseWrapper(settings, alias)
 
 
+MAINTENANCE_DATABASES = ("postgres", "template1")  # where to stand to drop the settings' own database
+
+
 @contextmanager
-def server_cursor() -> Iterator[Any]:
-    """A cursor on a connection of its own (autocommit), for CREATE/DROP DATABASE."""
-    conn = own_connection()
-    try:
-        with conn.cursor() as cursor:
-            yield cursor
-    finally:
-        conn.close()
+def server_cursor(*, outside: str | None = None) -> Iterator[Any]:
+    """A cursor on a connection of its own (autocommit), for CREATE/DROP DATABASE.
+
+    It connects to the settings' database, unless that is `outside` (a database to drop, which
+    no session may be connected to): then to the server's maintenance database, as Django's own
+    test runner does."""
+    names: tuple[str | None, ...] = (None,)
+    if outside is not None and outside == connections[DEFAULT_DB_ALIAS].settings_dict["NAME"]:
+        names = MAINTENANCE_DATABASES
+    for i, dbname in enumerate(names):
+        conn = own_connection(dbname)
+        try:
+            conn.ensure_connection()
+        except Error:
+            conn.close()
+            if i == len(names) - 1:
+                raise
+            continue
+        try:
+            with conn.cursor() as cursor:
+                yield cursor
+            return
+        finally:
+            conn.close()
 
 
 def database_exists(name: str) -> bool:
@@ -426,12 +445,12 @@ def database_exists(name: str) -> bool:
 
 
 def create_database(name: str) -> None:
-    with server_cursor() as cursor:
+    with server_cursor(outside=name) as cursor:
         cursor.execute(f"CREATE DATABASE {quote(name)} TEMPLATE template0")
 
 
 def drop_database(name: str) -> None:
-    with server_cursor() as cursor:
+    with server_cursor(outside=name) as cursor:
         cursor.execute(f"DROP DATABASE IF EXISTS {quote(name)} WITH (FORCE)")
 
 

@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import errno
+import os
+import subprocess
+import sys
 from io import StringIO
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.db import connections
 
 from backups import pg
 from backups.models import Backup, BackupKind, BackupStatus, VerificationOutcome
-from backups.services import backup_path
+from backups.services import backup_path, backup_restore
 from okada.core.models import JobRun
-from tests.backups.helpers import flip_a_byte, marketplace
+from tests.backups.helpers import ROOT, WAIT, flip_a_byte, marketplace
+from tests.concurrency import database_url
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -126,3 +131,44 @@ def test_a_full_disk_fails_the_backup_with_a_message_naming_the_directory(monkey
     backup = Backup.objects.get()
     assert backup.status == BackupStatus.FAILED and "No space left" in backup.error
     assert list(backup_dir.iterdir()) == []
+
+
+def test_restore_backup_with_force_replaces_the_database_it_runs_on(backup_dir):
+    # The database the command is connected to is the one it replaces: it cannot drop it from a
+    # session of its own, so it must work from the server's maintenance database.
+    live = "okada_test_live_restore"
+    pg.drop_database(live)
+    try:
+        marketplace()
+        backup = Backup.objects.get(pk=run_backup_and_get_id())
+        backup_restore(backup=backup, target=live)  # a "live" database holding the backup's catalog
+        with pg.database_alias(live) as alias, connections[alias].cursor() as cursor:
+            cursor.execute("DELETE FROM orders_orderitem")  # a change the restore must undo
+        url = database_url().rsplit("/", 1)[0] + f"/{live}"
+        env = {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "okada.settings.test",
+            "DATABASE_URL": url,
+            "OKADA_BACKUP_DIR": str(backup_dir),
+        }
+        done = subprocess.run(
+            [sys.executable, "manage.py", "restore_backup", str(backup.pk), "--target", live, "--force"],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=WAIT,
+        )
+        assert done.returncode == 0, done.stderr
+        assert "as in the manifest" in done.stdout
+        with pg.database_alias(live) as alias, connections[alias].cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM orders_orderitem")
+            assert cursor.fetchone()[0] == backup.manifest["public.orders_orderitem"] > 0
+    finally:
+        connections.close_all()
+        pg.drop_database(live)
+
+
+def run_backup_and_get_id() -> str:
+    run("backup")
+    return str(Backup.objects.get(status=BackupStatus.COMPLETE).pk)

@@ -18,7 +18,12 @@ class Command(BaseCommand):
     help = "Back up the whole database to OKADA_BACKUP_DIR (pg_dump custom format), then apply retention."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--kind", choices=BackupKind.values, default=BackupKind.MANUAL)
+        parser.add_argument(
+            "--kind",
+            choices=BackupKind.values,
+            default=BackupKind.MANUAL,
+            help="what the catalog records it as (default: manual)",
+        )
         parser.add_argument(
             "--if-migrations-pending",
             action="store_true",

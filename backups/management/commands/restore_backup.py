@@ -17,10 +17,13 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("backup_id")
+        parser.add_argument("backup_id", help="the backup's id (Backups > Backups in the admin)")
         parser.add_argument("--target", required=True, help="database name (created when missing)")
         parser.add_argument(
-            "--force", action="store_true", help="replace a non-empty target (ends its sessions, drops it)"
+            "--force",
+            action="store_true",
+            help="replace a non-empty target (ends its sessions, drops it); it may be the database "
+            "the app runs on: stop the web, worker and beat first, later backups leave its catalog",
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
