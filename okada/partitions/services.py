@@ -137,19 +137,37 @@ def _plan_table(cursor: Any, policy: PartitionPolicy, plan: Plan) -> None:
             % {"t": table}
         )
     steps = plan.steps
+    this_month = ddl.utc_month_of(plan.now)
+    cutoff = None
+    if policy.retention_months is not None:
+        cutoff = ddl.month_bounds(ddl.add_months(this_month, -policy.retention_months))[0]
+
+    def finish_retiring(name: str, starts_at: dt.datetime, ends_at: dt.datetime) -> None:
+        # Detached to be retired by an earlier run; the retention may have been lengthened since.
+        if cutoff is not None and ends_at <= cutoff:
+            steps.append(Step(table, Step.RETIRE, name, starts_at, ends_at, detached=True))
+            return
+        plan.warnings.append(
+            _(
+                "%(p)s was detached to be retired, but the retention now keeps its month: it is left "
+                "as it is, not dropped. To put it back: ALTER TABLE %(t)s ATTACH PARTITION %(p)s "
+                "FOR VALUES FROM ('%(a)s') TO ('%(b)s'); COMMENT ON TABLE %(p)s IS NULL;"
+            )
+            % {"p": name, "t": table, "a": starts_at.isoformat(), "b": ends_at.isoformat()}
+        )
+
     for p in parts:
         if p.detach_pending:
             steps.append(Step(table, Step.FINALIZE, p.name, p.starts_at, p.ends_at))
-            if _is_marked_retiring(cursor, p.name):
-                steps.append(Step(table, Step.RETIRE, p.name, p.starts_at, p.ends_at, detached=True))
+            if _is_marked_retiring(cursor, p.name) and p.starts_at and p.ends_at:
+                finish_retiring(p.name, p.starts_at, p.ends_at)
             else:
                 plan.warnings.append(
                     _("%(p)s was being detached by someone else: it will be finalised and left in place.")
                     % {"p": p.name}
                 )
     for name in ddl.retiring_tables(cursor, table):
-        starts_at, ends_at = ddl.month_bounds(_month_of_name(name))
-        steps.append(Step(table, Step.RETIRE, name, starts_at, ends_at, detached=True))
+        finish_retiring(name, *ddl.month_bounds(_month_of_name(name)))
 
     attached = [p for p in parts if not p.detach_pending]
     months = {p.month for p in attached if p.month is not None}
@@ -165,7 +183,6 @@ def _plan_table(cursor: Any, policy: PartitionPolicy, plan: Plan) -> None:
             _("%(t)s: %(n)d row(s) in DEFAULT have an infinite or out-of-range date and stay there.")
             % {"t": table, "n": unplaceable}
         )
-    this_month = ddl.utc_month_of(plan.now)
     ahead = {ddl.add_months(this_month, i) for i in range(int(policy.premake_months or 0) + 1)}
     new_months = sorted((ahead - months) | set(in_default))
     for month in new_months:
@@ -176,9 +193,8 @@ def _plan_table(cursor: Any, policy: PartitionPolicy, plan: Plan) -> None:
         else:
             steps.append(Step(table, Step.CREATE, name, starts_at, ends_at))
 
-    if policy.retention_months is None:
+    if cutoff is None:
         return
-    cutoff = ddl.month_bounds(ddl.add_months(this_month, -policy.retention_months))[0]
     expired = [
         Step(table, Step.RETIRE, p.name, p.starts_at, p.ends_at, rows=p.estimated_rows)
         for p in attached

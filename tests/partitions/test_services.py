@@ -350,3 +350,29 @@ def test_a_partition_with_bounds_that_are_not_a_utc_month_is_reported_and_left_a
     failed = PartitionAction.objects.get(table=table)
     assert (failed.kind, failed.outcome) == (Kind.CREATED, Outcome.FAILED)
     assert "overlap" in failed.detail and len(summary["failed"]) == 1
+
+
+def test_a_detached_month_the_retention_now_keeps_is_never_dropped(scratch_table, settings, tmp_path):
+    # A retirement stopped after its detach (the archive failed); meanwhile the retention was
+    # lengthened: the month is no longer past it, so the next run must not drop it.
+    table = scratch_table(premake_months=0, retention_months=1)
+    ids = insert_readings(table, [at(2030, 1, 3), at(2030, 1, 20)])
+    settings.OKADA_BACKUP_DIR = tmp_path / "not-a-directory"
+    settings.OKADA_BACKUP_DIR.write_text("a file where the backup directory should be")
+    maintenance_run(now=at(2030, 4, 2))
+    name = f"{table}_p203001"
+    assert name in standalone_tables(name)  # detached, its archive failed
+
+    settings.OKADA_BACKUP_DIR = tmp_path / "backups"
+    settings.OKADA_PARTITION_RETENTION_MONTHS = {table: "forever"}
+    plan = maintenance_plan(now=at(2030, 4, 2, 1))
+    assert [s for s in plan.steps if s.partition == name] == []
+    assert any(name in w and "ATTACH PARTITION" in w for w in plan.warnings)
+    summary = maintenance_run(now=at(2030, 4, 2, 1))
+
+    assert summary["failed"] == []
+    assert name in standalone_tables(name)
+    with connection.cursor() as cursor:
+        cursor.execute(f'SELECT count(*) FROM "{name}"')  # noqa: S608
+        assert cursor.fetchone()[0] == len(ids)
+    assert not PartitionAction.objects.filter(partition=name, kind=Kind.DROPPED).exists()
