@@ -335,7 +335,8 @@ def test_a_complete_file_whose_row_says_running_is_adopted_by_the_next_run_never
     assert pg.file_sha256(backup_path(restored_from)) == recorded["sha256"]
     assert any(f"backup {restored_from.pk}" in step and "complete" in step for step in steps)
     assert newer.status == BackupStatus.COMPLETE
-    assert backup_verify(backup=restored_from).outcome == VerificationOutcome.PASSED
+    drill = backup_verify(backup=restored_from)
+    assert drill is not None and drill.outcome == VerificationOutcome.PASSED, drill and drill.error
 
 
 def test_a_running_row_whose_final_file_does_not_match_its_companion_is_marked_failed(backup_dir):

@@ -47,7 +47,11 @@ def test_archives_are_owner_only_like_the_backups_beside_them(plain_table, tmp_p
     previous = os.umask(0o022)  # the usual umask: a file pg_dump creates itself would be 0644
     try:
         made = archive.dump_table(
-            plain_table, schema="public", directory=backups / "partitions" / plain_table, stamp="S", lock_wait_ms=1000
+            plain_table,
+            schema="public",
+            directory=backups / "partitions" / plain_table,
+            stamp="S",
+            lock_wait_ms=1000,
         )
     finally:
         os.umask(previous)
