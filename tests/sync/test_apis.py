@@ -17,7 +17,7 @@ from django.test import override_settings
 
 from catalog.models import Product, Stock
 from okada.core.actors import Actor
-from sync.models import Device
+from sync.models import Device, SyncConflict
 from sync.services import device_revoke
 from tests.catalog.factories import ProductFactory, VendorFactory
 from tests.credentials.factories import Api, problem, storefront_api, vendor_api
@@ -329,3 +329,93 @@ def test_a_pull_needs_the_read_scopes_of_what_it_sends(vendor):
     assert refused.status_code == 403
     assert problem(refused)["scope"] == "orders:read"
     assert vendor_api(vendor).post("/sync/pull", {"device_id": device_id}).status_code == 200
+
+
+# --- Product fields: the REST API's rules, and a refusal is per mutation, never a 500 -----------
+
+BAD_FIELDS = [
+    {"description": None},  # NOT NULL column: was an IntegrityError (500) on every retry
+    {"attributes": None},
+    {"attributes": ["rouge"]},  # REST takes an object only
+    {"price_xaf": True},
+    {"price_xaf": 5_000_000_000},  # above the REST cap
+    {"name": "   "},
+    {"unit": "parsec"},
+]
+
+
+@pytest.mark.parametrize("fields", BAD_FIELDS)
+def test_a_product_update_with_bad_fields_is_rejected_alone_and_changes_nothing(api, vendor, fields):
+    product = ProductFactory(vendor=vendor, price_xaf=500)
+    device_id = register(api)
+    before = Product.objects.values(
+        "sku",
+        "description",
+        "category_id",
+        "price_xaf",
+        "compare_at_price_xaf",
+        "unit",
+        "is_active",
+        "attributes",
+        "name",
+    ).get(pk=product.pk)
+    mutations = [
+        {
+            "id": 1,
+            "name": "product.update",
+            "args": {"product_id": str(product.pk), "base_version": product.version, "fields": fields},
+        },
+        {
+            "id": 2,
+            "name": "product.update",
+            "args": {
+                "product_id": str(product.pk),
+                "base_version": product.version,
+                "fields": {"name": "Bon"},
+            },
+        },
+    ]
+
+    answer = api.post("/sync/push", {"device_id": device_id, "mutations": mutations})
+
+    assert answer.status_code == 200, answer.content
+    assert [(r["status"], r["code"]) for r in answer.json()["results"]] == [
+        ("rejected", "invalid"),
+        ("applied", None),
+    ]
+    kept = ("sku", "description", "category_id", "price_xaf", "compare_at_price_xaf", "unit", "is_active")
+    after = Product.objects.values(*kept, "attributes", "name").get(pk=product.pk)
+    assert after == {**before, "name": "Bon"}
+
+
+@pytest.mark.parametrize("fields", BAD_FIELDS)
+def test_a_product_create_with_bad_fields_is_rejected_and_creates_nothing(api, fields):
+    device_id = register(api)
+    new_id = str(uuid.uuid4())
+    args = {"id": new_id, "sku": "N-1", "name": "Neuf", "price_xaf": 100, **fields}
+
+    answer = api.post(
+        "/sync/push",
+        {"device_id": device_id, "mutations": [{"id": 1, "name": "product.create", "args": args}]},
+    )
+
+    assert answer.status_code == 200, answer.content
+    assert answer.json() == {
+        "last_mutation_id": 1,
+        "results": [{"id": 1, "status": "rejected", "code": "invalid", "conflict_id": None}],
+    }
+    assert not Product.all_objects.filter(pk=new_id).exists()
+
+
+def test_a_null_price_from_a_device_is_rejected_not_stored_as_a_conflict(api, vendor):
+    product = ProductFactory(vendor=vendor, price_xaf=500)
+    device_id = register(api)
+    args = {"product_id": str(product.pk), "base_version": 999, "fields": {"price_xaf": None}}
+
+    answer = api.post(
+        "/sync/push",
+        {"device_id": device_id, "mutations": [{"id": 1, "name": "product.update", "args": args}]},
+    )
+
+    assert [(r["status"], r["code"]) for r in answer.json()["results"]] == [("rejected", "invalid")]
+    assert not SyncConflict.objects.exists()
