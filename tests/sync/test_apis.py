@@ -419,3 +419,21 @@ def test_a_null_price_from_a_device_is_rejected_not_stored_as_a_conflict(api, ve
 
     assert [(r["status"], r["code"]) for r in answer.json()["results"]] == [("rejected", "invalid")]
     assert not SyncConflict.objects.exists()
+
+
+def test_mutation_args_nested_hundreds_deep_are_a_400_not_a_500(api, vendor):
+    """The body parses (Python's decoder goes deeper), but walking such args recursively ran out
+    of stack: a RecursionError, a 500 on every retry."""
+    product = ProductFactory(vendor=vendor, initial_stock=5)
+    device_id = register(api)
+    deep = "[" * 400 + "]" * 400
+    body = (
+        f'{{"device_id": "{device_id}", "mutations": [{{"id": 1, "name": "stock.adjust", '
+        f'"args": {{"product_id": "{product.pk}", "delta": 1, "reason": "x", "note": {deep}}}}}]}}'
+    )
+
+    response = api.post("/sync/push", body)
+
+    assert (response.status_code, problem(response)["code"]) == (400, "invalid")
+    assert Device.objects.get(pk=device_id).last_mutation_id == 0
+    assert Stock.objects.get(product=product).on_hand == 5
