@@ -437,3 +437,27 @@ def test_mutation_args_nested_hundreds_deep_are_a_400_not_a_500(api, vendor):
     assert (response.status_code, problem(response)["code"]) == (400, "invalid")
     assert Device.objects.get(pk=device_id).last_mutation_id == 0
     assert Stock.objects.get(product=product).on_hand == 5
+
+
+def test_an_adjustment_past_the_stock_columns_range_is_rejected_not_a_500(api, vendor):
+    """on_hand is an integer column: an adjustment taking it past 2**31 - 1 was a DataError (a 500
+    on every retry of the push); it is refused like any bad input and changes nothing."""
+    from django.db.models import Sum
+
+    from catalog.models import StockMovement
+    from catalog.services import stock_adjust
+
+    product = ProductFactory(vendor=vendor, initial_stock=5)
+    stock_adjust(product=product, delta=2_100_000_000, reason="inventaire", actor=STAFF)
+    device_id = register(api)
+    mutations = [
+        {"id": 1, "name": "stock.adjust", "args": {"product_id": str(product.pk), "delta": 99_000_000}}
+    ]
+
+    answer = api.post("/sync/push", {"device_id": device_id, "mutations": mutations})
+
+    assert answer.status_code == 200, answer.content
+    assert [(r["status"], r["code"]) for r in answer.json()["results"]] == [("rejected", "invalid")]
+    on_hand = Stock.objects.get(product=product).on_hand
+    assert on_hand == 2_100_000_005
+    assert StockMovement.objects.filter(product_id=product.pk).aggregate(s=Sum("delta"))["s"] == on_hand
