@@ -461,3 +461,81 @@ def test_an_adjustment_past_the_stock_columns_range_is_rejected_not_a_500(api, v
     on_hand = Stock.objects.get(product=product).on_hand
     assert on_hand == 2_100_000_005
     assert StockMovement.objects.filter(product_id=product.pk).aggregate(s=Sum("delta"))["s"] == on_hand
+
+
+# --- Real concurrent connections against a live server -------------------------------------------
+
+
+def _push_together(url: str, secret: str, bodies: list[dict]) -> list[tuple[int, dict]]:
+    """POST each body to the live server's /sync/push at the same moment, one connection each."""
+    from concurrent.futures import ThreadPoolExecutor
+    from urllib.error import HTTPError
+    from urllib.request import Request, urlopen
+
+    barrier = threading.Barrier(len(bodies), timeout=WAIT)
+    headers = {"Authorization": f"Bearer {secret}", "Content-Type": "application/json"}
+
+    def send(body: dict) -> tuple[int, dict]:
+        request = Request(f"{url}/api/v1/sync/push", data=json.dumps(body).encode(), headers=headers)  # noqa: S310 (our live server)
+        barrier.wait()
+        try:
+            with urlopen(request, timeout=WAIT) as response:  # noqa: S310 (our live server)
+                return response.status, json.loads(response.read())
+        except HTTPError as exc:
+            return exc.code, json.loads(exc.read())
+
+    with ThreadPoolExecutor(max_workers=len(bodies)) as pool:
+        return list(pool.map(send, bodies))
+
+
+def test_four_devices_selling_at_once_never_oversell_and_record_each_refusal(live_server, vendor):
+    from django.db.models import Sum
+
+    from catalog.models import StockMovement
+    from tests.credentials.factories import vendor_key
+
+    product = ProductFactory(vendor=vendor, initial_stock=10)
+    secret = vendor_key(vendor)
+    devices = [register(Api(secret), name=f"Caisse {i}") for i in range(4)]
+    sale = {"name": "stock.adjust", "args": {"product_id": str(product.pk), "delta": -1}}
+
+    answers = _push_together(
+        live_server.url,
+        secret,
+        [{"device_id": d, "mutations": [{"id": i, **sale} for i in range(1, 6)]} for d in devices],
+    )
+
+    assert [status for status, _ in answers] == [200] * 4, answers
+    results = [r for _, body in answers for r in body["results"]]
+    assert sorted(r["status"] for r in results) == ["applied"] * 10 + ["conflict"] * 10
+    assert {r["code"] for r in results if r["status"] == "conflict"} == {"impossible_stock"}
+    stock = Stock.objects.get(product=product)
+    assert (stock.on_hand, stock.reserved) == (0, 0)
+    assert StockMovement.objects.filter(product_id=product.pk).aggregate(s=Sum("delta"))["s"] == 0
+    conflicts = SyncConflict.objects.filter(vendor=vendor, row_id=stock.pk, kind="impossible_stock")
+    assert {str(c.pk) for c in conflicts} == {r["conflict_id"] for r in results if r["conflict_id"]}
+    assert all(d.last_mutation_id == 5 for d in Device.objects.filter(pk__in=devices))
+
+
+def test_a_push_sent_six_times_at_once_applies_once(live_server, vendor):
+    from tests.credentials.factories import vendor_key
+
+    product = ProductFactory(vendor=vendor, initial_stock=10)
+    secret = vendor_key(vendor)
+    device_id = register(Api(secret))
+    body = {
+        "device_id": device_id,
+        "mutations": [
+            {"id": 1, "name": "stock.adjust", "args": {"product_id": str(product.pk), "delta": -3}}
+        ],
+    }
+
+    answers = _push_together(live_server.url, secret, [body] * 6)
+
+    statuses = sorted(
+        body["results"][0]["status"] if status == 200 else body["code"] for status, body in answers
+    )
+    assert statuses.count("applied") == 1, answers
+    assert set(statuses) <= {"applied", "duplicate", "try_again"}, answers
+    assert Stock.objects.get(product=product).on_hand == 7
+    assert Device.objects.get(pk=device_id).last_mutation_id == 1
