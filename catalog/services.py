@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, gettext_noop
@@ -530,6 +530,9 @@ def _movement(
     )
 
 
+MAX_ON_HAND = 2**31 - 1  # Stock.on_hand is an integer column
+
+
 ADJUST_KINDS = (StockMovement.Kind.ADJUSTMENT, StockMovement.Kind.RESTOCK, StockMovement.Kind.RETURN)
 
 
@@ -573,13 +576,20 @@ def _stock_adjust(
         raise InvalidInput(_("Unknown adjustment kind."), field="kind")
     if kind in (StockMovement.Kind.RESTOCK, StockMovement.Kind.RETURN) and delta < 0:
         raise InvalidInput(_("A restock or return adds units: delta must be positive."), field="delta")
+    fits = Q(on_hand__gte=F("reserved") - delta)
+    if delta > 0:  # past the column's range the UPDATE would fail (a DataError, a 500)
+        fits &= Q(on_hand__lte=MAX_ON_HAND - delta)
     with transaction.atomic():
-        updated = Stock.objects.filter(product_id=product.pk, on_hand__gte=F("reserved") - delta).update(
+        updated = Stock.objects.filter(fits, product_id=product.pk).update(
             on_hand=F("on_hand") + delta, version=F("version") + 1, updated_at=timezone.now()
         )
         stock = Stock.objects.filter(product_id=product.pk).first()
         if stock is None:  # the product was deleted for good since the caller read it
             raise NotFound(_("The product no longer exists."))
+        if not updated and delta > 0 and stock.on_hand > MAX_ON_HAND - delta:
+            raise InvalidInput(
+                _("The stock cannot hold more than %(n)d units.") % {"n": MAX_ON_HAND}, field="delta"
+            )
         if not updated:
             raise InsufficientStock(
                 _("Cannot remove %(n)d units: %(on_hand)d on hand, %(reserved)d reserved.")

@@ -17,7 +17,7 @@ from __future__ import annotations
 import itertools
 import logging
 import uuid
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -208,6 +208,11 @@ def _validated(mutations: Any) -> list[Mutation_]:
             raise InvalidInput(_("A mutation has a name and an args object."), field="mutations")
         if _has_nul(name) or _has_nul(args):  # PostgreSQL text and jsonb cannot hold U+0000
             raise InvalidInput(_("Texts may not contain the NUL character."), field="mutations")
+        if _depth(args) > MAX_ARGS_DEPTH:
+            raise InvalidInput(
+                _("Mutation args are nested at most %(n)d levels deep.") % {"n": MAX_ARGS_DEPTH},
+                field="mutations",
+            )
         batch.append(Mutation_(mid, name, args))
     if any(b.id != a.id + 1 for a, b in itertools.pairwise(batch)):
         raise InvalidInput(_("Mutation ids go up by one within a push."), field="mutations")
@@ -217,14 +222,29 @@ def _validated(mutations: Any) -> list[Mutation_]:
 MAX_MUTATION_ID = 2**53  # what a JSON number holds exactly
 
 
+MAX_ARGS_DEPTH = 32  # far above any mutation's args (attributes are a flat object, usually)
+
+
+def _nested(value: Any) -> Iterator[tuple[Any, int]]:
+    """Every value inside `value` with its depth, walked without recursion: args nested hundreds
+    deep parse (Python's JSON decoder allows it) but would exhaust the stack of a recursive walk
+    (a RecursionError, a 500 on every retry of the push)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        yield item, depth
+        if isinstance(item, dict):
+            stack.extend((child, depth + 1) for pair in item.items() for child in pair)
+        elif isinstance(item, list):
+            stack.extend((child, depth + 1) for child in item)
+
+
 def _has_nul(value: Any) -> bool:
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_has_nul(v) for v in value)
-    return False
+    return any(isinstance(item, str) and "\x00" in item for item, _depth in _nested(value))
+
+
+def _depth(value: Any) -> int:
+    return max(depth for _item, depth in _nested(value))
 
 
 # --- Arguments ----------------------------------------------------------------------------------

@@ -340,25 +340,34 @@ def _apply_device_value(conflict: SyncConflict, actor: Actor) -> None:
 
 
 def product_fields(data: dict[str, Any]) -> dict[str, Any]:
-    """A device's product fields as product_update takes them (`category_id` -> `category`)."""
-    from catalog.models import Category
+    """A device's product fields as product_update takes them (`category_id` -> `category`).
+
+    Checked by the REST API's rules for the same fields (catalog.apis.ProductFieldsIn: types,
+    bounds, null, an object for `attributes`): a device sets what an integration may. Unchecked,
+    a null description or attributes reached a NOT NULL column (an IntegrityError, a 500 on
+    every retry of the push, so the device could never sync again) and other values the API
+    refuses were stored."""
+    from rest_framework.serializers import ValidationError
+
+    from catalog.apis import ProductFieldsIn
+    from okada.core.api.problems import flatten_errors
+    from okada.core.api.serializers import validated
 
     fields = dict(data)
     if "category_id" in fields:
-        category_id = fields.pop("category_id")
-        category = None
-        if category_id is not None:
-            try:
-                category = Category.objects.filter(pk=uuid.UUID(str(category_id))).first()
-            except ValueError:
-                category = None
-            if category is None:
-                raise InvalidInput(_("No such category."), field="category_id")
-        fields["category"] = category
+        fields["category"] = fields.pop("category_id")
     unknown = set(fields) - set(catalog.PRODUCT_EDITABLE_FIELDS)
     if unknown:
         raise InvalidInput(
             _("These fields cannot be changed: %(f)s") % {"f": ", ".join(sorted(unknown))},
             errors={f: [_("This field cannot be changed.")] for f in sorted(unknown)},
         )
-    return fields
+    try:
+        return validated(ProductFieldsIn, fields, partial=True)
+    except ValidationError as exc:
+        errors = {
+            ("category_id" if name == "category" else name): messages
+            for name, messages in flatten_errors(exc.detail).items()
+        }
+        name, messages = next(iter(errors.items()))
+        raise InvalidInput(f"{name}: {messages[0]}", errors=errors) from None

@@ -17,7 +17,7 @@ from django.test import override_settings
 
 from catalog.models import Product, Stock
 from okada.core.actors import Actor
-from sync.models import Device
+from sync.models import Device, SyncConflict
 from sync.services import device_revoke
 from tests.catalog.factories import ProductFactory, VendorFactory
 from tests.credentials.factories import Api, problem, storefront_api, vendor_api
@@ -329,3 +329,213 @@ def test_a_pull_needs_the_read_scopes_of_what_it_sends(vendor):
     assert refused.status_code == 403
     assert problem(refused)["scope"] == "orders:read"
     assert vendor_api(vendor).post("/sync/pull", {"device_id": device_id}).status_code == 200
+
+
+# --- Product fields: the REST API's rules, and a refusal is per mutation, never a 500 -----------
+
+BAD_FIELDS = [
+    {"description": None},  # NOT NULL column: was an IntegrityError (500) on every retry
+    {"attributes": None},
+    {"attributes": ["rouge"]},  # REST takes an object only
+    {"price_xaf": True},
+    {"price_xaf": 5_000_000_000},  # above the REST cap
+    {"name": "   "},
+    {"unit": "parsec"},
+]
+
+
+@pytest.mark.parametrize("fields", BAD_FIELDS)
+def test_a_product_update_with_bad_fields_is_rejected_alone_and_changes_nothing(api, vendor, fields):
+    product = ProductFactory(vendor=vendor, price_xaf=500)
+    device_id = register(api)
+    before = Product.objects.values(
+        "sku",
+        "description",
+        "category_id",
+        "price_xaf",
+        "compare_at_price_xaf",
+        "unit",
+        "is_active",
+        "attributes",
+        "name",
+    ).get(pk=product.pk)
+    mutations = [
+        {
+            "id": 1,
+            "name": "product.update",
+            "args": {"product_id": str(product.pk), "base_version": product.version, "fields": fields},
+        },
+        {
+            "id": 2,
+            "name": "product.update",
+            "args": {
+                "product_id": str(product.pk),
+                "base_version": product.version,
+                "fields": {"name": "Bon"},
+            },
+        },
+    ]
+
+    answer = api.post("/sync/push", {"device_id": device_id, "mutations": mutations})
+
+    assert answer.status_code == 200, answer.content
+    assert [(r["status"], r["code"]) for r in answer.json()["results"]] == [
+        ("rejected", "invalid"),
+        ("applied", None),
+    ]
+    kept = ("sku", "description", "category_id", "price_xaf", "compare_at_price_xaf", "unit", "is_active")
+    after = Product.objects.values(*kept, "attributes", "name").get(pk=product.pk)
+    assert after == {**before, "name": "Bon"}
+
+
+@pytest.mark.parametrize("fields", BAD_FIELDS)
+def test_a_product_create_with_bad_fields_is_rejected_and_creates_nothing(api, fields):
+    device_id = register(api)
+    new_id = str(uuid.uuid4())
+    args = {"id": new_id, "sku": "N-1", "name": "Neuf", "price_xaf": 100, **fields}
+
+    answer = api.post(
+        "/sync/push",
+        {"device_id": device_id, "mutations": [{"id": 1, "name": "product.create", "args": args}]},
+    )
+
+    assert answer.status_code == 200, answer.content
+    assert answer.json() == {
+        "last_mutation_id": 1,
+        "results": [{"id": 1, "status": "rejected", "code": "invalid", "conflict_id": None}],
+    }
+    assert not Product.all_objects.filter(pk=new_id).exists()
+
+
+def test_a_null_price_from_a_device_is_rejected_not_stored_as_a_conflict(api, vendor):
+    product = ProductFactory(vendor=vendor, price_xaf=500)
+    device_id = register(api)
+    args = {"product_id": str(product.pk), "base_version": 999, "fields": {"price_xaf": None}}
+
+    answer = api.post(
+        "/sync/push",
+        {"device_id": device_id, "mutations": [{"id": 1, "name": "product.update", "args": args}]},
+    )
+
+    assert [(r["status"], r["code"]) for r in answer.json()["results"]] == [("rejected", "invalid")]
+    assert not SyncConflict.objects.exists()
+
+
+def test_mutation_args_nested_hundreds_deep_are_a_400_not_a_500(api, vendor):
+    """The body parses (Python's decoder goes deeper), but walking such args recursively ran out
+    of stack: a RecursionError, a 500 on every retry."""
+    product = ProductFactory(vendor=vendor, initial_stock=5)
+    device_id = register(api)
+    deep = "[" * 400 + "]" * 400
+    body = (
+        f'{{"device_id": "{device_id}", "mutations": [{{"id": 1, "name": "stock.adjust", '
+        f'"args": {{"product_id": "{product.pk}", "delta": 1, "reason": "x", "note": {deep}}}}}]}}'
+    )
+
+    response = api.post("/sync/push", body)
+
+    assert (response.status_code, problem(response)["code"]) == (400, "invalid")
+    assert Device.objects.get(pk=device_id).last_mutation_id == 0
+    assert Stock.objects.get(product=product).on_hand == 5
+
+
+def test_an_adjustment_past_the_stock_columns_range_is_rejected_not_a_500(api, vendor):
+    """on_hand is an integer column: an adjustment taking it past 2**31 - 1 was a DataError (a 500
+    on every retry of the push); it is refused like any bad input and changes nothing."""
+    from django.db.models import Sum
+
+    from catalog.models import StockMovement
+    from catalog.services import stock_adjust
+
+    product = ProductFactory(vendor=vendor, initial_stock=5)
+    stock_adjust(product=product, delta=2_100_000_000, reason="inventaire", actor=STAFF)
+    device_id = register(api)
+    mutations = [
+        {"id": 1, "name": "stock.adjust", "args": {"product_id": str(product.pk), "delta": 99_000_000}}
+    ]
+
+    answer = api.post("/sync/push", {"device_id": device_id, "mutations": mutations})
+
+    assert answer.status_code == 200, answer.content
+    assert [(r["status"], r["code"]) for r in answer.json()["results"]] == [("rejected", "invalid")]
+    on_hand = Stock.objects.get(product=product).on_hand
+    assert on_hand == 2_100_000_005
+    assert StockMovement.objects.filter(product_id=product.pk).aggregate(s=Sum("delta"))["s"] == on_hand
+
+
+# --- Real concurrent connections against a live server -------------------------------------------
+
+
+def _push_together(url: str, secret: str, bodies: list[dict]) -> list[tuple[int, dict]]:
+    """POST each body to the live server's /sync/push at the same moment, one connection each."""
+    from concurrent.futures import ThreadPoolExecutor
+    from urllib.error import HTTPError
+    from urllib.request import Request, urlopen
+
+    barrier = threading.Barrier(len(bodies), timeout=WAIT)
+    headers = {"Authorization": f"Bearer {secret}", "Content-Type": "application/json"}
+
+    def send(body: dict) -> tuple[int, dict]:
+        request = Request(f"{url}/api/v1/sync/push", data=json.dumps(body).encode(), headers=headers)  # noqa: S310 (our live server)
+        barrier.wait()
+        try:
+            with urlopen(request, timeout=WAIT) as response:  # noqa: S310 (our live server)
+                return response.status, json.loads(response.read())
+        except HTTPError as exc:
+            return exc.code, json.loads(exc.read())
+
+    with ThreadPoolExecutor(max_workers=len(bodies)) as pool:
+        return list(pool.map(send, bodies))
+
+
+def test_four_devices_selling_at_once_never_oversell_and_record_each_refusal(live_server, vendor):
+    from django.db.models import Sum
+
+    from catalog.models import StockMovement
+    from tests.credentials.factories import vendor_key
+
+    product = ProductFactory(vendor=vendor, initial_stock=10)
+    secret = vendor_key(vendor)
+    devices = [register(Api(secret), name=f"Caisse {i}") for i in range(4)]
+    sale = {"name": "stock.adjust", "args": {"product_id": str(product.pk), "delta": -1}}
+
+    answers = _push_together(
+        live_server.url,
+        secret,
+        [{"device_id": d, "mutations": [{"id": i, **sale} for i in range(1, 6)]} for d in devices],
+    )
+
+    assert [status for status, _ in answers] == [200] * 4, answers
+    results = [r for _, body in answers for r in body["results"]]
+    assert sorted(r["status"] for r in results) == ["applied"] * 10 + ["conflict"] * 10
+    assert {r["code"] for r in results if r["status"] == "conflict"} == {"impossible_stock"}
+    stock = Stock.objects.get(product=product)
+    assert (stock.on_hand, stock.reserved) == (0, 0)
+    assert StockMovement.objects.filter(product_id=product.pk).aggregate(s=Sum("delta"))["s"] == 0
+    conflicts = SyncConflict.objects.filter(vendor=vendor, row_id=stock.pk, kind="impossible_stock")
+    assert {str(c.pk) for c in conflicts} == {r["conflict_id"] for r in results if r["conflict_id"]}
+    assert all(d.last_mutation_id == 5 for d in Device.objects.filter(pk__in=devices))
+
+
+def test_a_push_sent_six_times_at_once_applies_once(live_server, vendor):
+    from tests.credentials.factories import vendor_key
+
+    product = ProductFactory(vendor=vendor, initial_stock=10)
+    secret = vendor_key(vendor)
+    device_id = register(Api(secret))
+    body = {
+        "device_id": device_id,
+        "mutations": [
+            {"id": 1, "name": "stock.adjust", "args": {"product_id": str(product.pk), "delta": -3}}
+        ],
+    }
+
+    answers = _push_together(live_server.url, secret, [body] * 6)
+
+    statuses = sorted(
+        body["results"][0]["status"] if status == 200 else body["code"] for status, body in answers
+    )
+    assert statuses.count("applied") == 1, answers
+    assert set(statuses) <= {"applied", "duplicate", "try_again"}, answers
+    assert Stock.objects.get(product=product).on_hand == 7
+    assert Device.objects.get(pk=device_id).last_mutation_id == 1
