@@ -377,7 +377,7 @@ def _if_match(request: Request) -> int | None:
     if raw is None or raw.strip() == "*":
         return None
     value = raw.strip().removeprefix("W/").strip('"')
-    if not value.isdigit() or len(value) > 9:
+    if not (value.isascii() and value.isdigit()) or len(value) > 9:  # "²".isdigit() holds
         raise InvalidInput(_('If-Match is the product version as an ETag, e.g. "3".'), field="If-Match")
     return int(value)
 

@@ -115,6 +115,16 @@ def test_patch_with_a_stale_if_match_is_a_409_version_conflict_and_changes_nothi
     assert api.patch(f"/products/{product.pk}", {"price_xaf": 900, "version": 2}).status_code == 200
 
 
+@pytest.mark.parametrize("if_match", ['"\u00b2"', 'W/"\u00b9"', '"\uff15"', "\u0661", '"-1"', "garbage"])
+def test_an_if_match_that_is_not_an_ascii_version_is_a_400_and_changes_nothing(api, vendor, if_match):
+    product = ProductFactory(vendor=vendor, price_xaf=1000)
+    response = api.patch(f"/products/{product.pk}", {"price_xaf": 900}, HTTP_IF_MATCH=if_match)
+    assert response.status_code == 400
+    body = problem(response)
+    assert (body["code"], list(body["errors"])) == ("invalid", ["If-Match"])
+    assert Product.objects.get(pk=product.pk).price_xaf == 1000
+
+
 def test_delete_soft_deletes_and_the_product_is_then_gone_from_the_api(api, vendor):
     product = ProductFactory(vendor=vendor)
     assert api.delete(f"/products/{product.pk}").status_code == 204

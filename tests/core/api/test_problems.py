@@ -48,6 +48,16 @@ def test_json_nested_too_deep_for_the_decoder_is_a_400_malformed_not_a_500(api, 
     assert not Product.objects.exists()
 
 
+@pytest.mark.parametrize("path", ["/products", "/orders", "/categories", "/zones"])
+@pytest.mark.parametrize("limit", ["%C2%B2", "%C2%B9%C2%B2", "%EF%BC%95", "%D9%A5"])
+def test_a_limit_of_digits_that_are_not_ascii_is_a_400_not_a_500(api, path, limit):
+    # "²" passes str.isdigit() but not int(); "５" and "٥" pass both: only 0-9 are a limit.
+    response = api.get(f"{path}?limit={limit}")
+    assert response.status_code == 400
+    body = problem(response)
+    assert (body["code"], list(body["errors"])) == ("invalid", ["limit"])
+
+
 def test_a_body_that_is_not_json_is_a_415(api):
     response = api.client.post("/api/v1/products", "sku=A", content_type="text/plain", **api.headers)
     assert response.status_code == 415
