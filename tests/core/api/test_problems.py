@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import json
 import logging.config
+import uuid
 
 import pytest
 from django.conf import settings
@@ -56,6 +57,44 @@ def test_a_limit_of_digits_that_are_not_ascii_is_a_400_not_a_500(api, path, limi
     assert response.status_code == 400
     body = problem(response)
     assert (body["code"], list(body["errors"])) == ("invalid", ["limit"])
+
+
+@pytest.mark.parametrize(
+    "attributes",
+    [
+        '{"weight": 1e400}',  # read as infinity by Python; jsonb has none
+        '{"weight": -1E999}',
+        '{"origin": "\\udc00"}',  # an unpaired surrogate: no character, no UTF-8
+        '{"origin": "Penja \\uD83D"}',
+        '{"\\ud800": "key"}',
+        '{"list": [["\\ude00"]]}',
+    ],
+)
+@pytest.mark.parametrize("path", ["/products", "/products/bulk", "/sync/push"])
+def test_json_that_postgresql_cannot_store_is_a_400_malformed_not_a_500(api, attributes, path):
+    product = f'{{"sku": "A", "name": "n", "price_xaf": 5, "attributes": {attributes}}}'
+    body = {
+        "/products": product,
+        "/products/bulk": f'{{"items": [{product}]}}',
+        "/sync/push": f'{{"device_id": "{uuid.uuid4()}", "mutations": [{{"id": 1, "name": '
+        f'"product.create", "args": {attributes}}}]}}',
+    }[path]
+    response = api.post(path, body, HTTP_IDEMPOTENCY_KEY="odd-json")
+    assert response.status_code == 400, response.content
+    assert problem(response)["code"] == "malformed"
+    assert not Product.objects.exists()
+
+
+def test_surrogate_pairs_and_large_numbers_that_fit_are_stored(api):
+    response = api.post(
+        "/products",
+        '{"sku": "\\ud83c\\udf4c", "name": "Banane \\ud83c\\udf4c", "price_xaf": 5, '
+        '"attributes": {"emoji": "\\uD83C\\uDF4C", "grams": 2.5e2, "big": 100000000000000000000}}',
+    )
+    assert response.status_code == 201, response.content
+    product = Product.objects.get()
+    assert (product.sku, product.name) == ("\U0001f34c", "Banane \U0001f34c")
+    assert product.attributes == {"emoji": "\U0001f34c", "grams": 2.5e2, "big": 10**20}
 
 
 def test_a_body_that_is_not_json_is_a_415(api):
