@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import uuid
 from datetime import UTC, datetime
 
 import orjson
@@ -16,7 +17,8 @@ from catalog.models import Product, Stock, StockMovement
 from catalog.selectors import stock_audit
 from okada.core.api.serializers import utc
 from tests.catalog.factories import CategoryFactory, ProductFactory, VendorFactory
-from tests.credentials.factories import problem, storefront_api, vendor_api
+from tests.credentials.factories import Api, problem, storefront_api, vendor_api
+from tests.orders.factories import OrderFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -330,6 +332,36 @@ def test_a_key_without_the_scope_is_refused_403(vendor):
     refused = reader.patch(f"/products/{product.pk}", {"price_xaf": 5})
     assert refused.status_code == 403
     assert problem(refused)["scope"] == "products:write"
+
+
+def test_head_is_get_without_the_body_under_gets_scope_and_roles(vendor):
+    # Every answer's Allow lists HEAD and OPTIONS. HEAD needs what GET needs: it was refused
+    # where roles are given per method (products), and needed no scope where they are not
+    # (orders), telling a key without orders:read whether an order id exists.
+    reader = vendor_api(vendor, scopes=["products:read"])
+    product = ProductFactory(vendor=vendor, initial_stock=5)
+    order = OrderFactory(vendor=vendor, items=[(product, 1)])
+    head = reader.request("HEAD", f"/products/{product.pk}")
+    assert (head.status_code, head.content) == (200, b"")
+    assert head["ETag"] == reader.get(f"/products/{product.pk}")["ETag"]
+    assert reader.request("HEAD", "/products").status_code == 200
+    assert reader.request("HEAD", f"/products/{uuid.uuid4()}").status_code == 404
+    for path in (f"/orders/{order.pk}", f"/orders/{uuid.uuid4()}", "/orders"):
+        refused = reader.request("HEAD", path)
+        assert refused.status_code == 403, path
+        assert reader.get(path).status_code == 403
+    assert vendor_api(vendor, scopes=["orders:read"]).request("HEAD", f"/orders/{order.pk}").status_code == 200
+    assert storefront_api().request("HEAD", f"/products/{product.pk}").status_code == 200
+
+
+def test_options_describes_the_endpoint_to_any_credential_and_nothing_without_one(vendor):
+    reader = vendor_api(vendor, scopes=["products:read"])
+    product = ProductFactory(vendor=vendor)
+    for path in (f"/products/{product.pk}", "/products", "/orders", f"/products/{product.pk}/stock"):
+        response = reader.request("OPTIONS", path)
+        assert response.status_code == 200, (path, response.content)
+        assert set(response.json()) == {"name", "description", "renders", "parses"}
+    assert problem(Api().request("OPTIONS", "/products"))["code"] == "not_authenticated"
 
 
 def test_categories_list(api):
