@@ -233,13 +233,21 @@ class BulkOut(serializers.Serializer[Any]):
     results = BulkResultOut(many=True)
 
 
+# What a stock answer shows (StockOut) and a client may not set: refused as read-only, not unknown.
+STOCK_READ_ONLY = ("product", "on_hand", "reserved", "available", "version")
+
+
 class StockAdjustmentIn(StrictSerializer):
+    read_only_names = STOCK_READ_ONLY
+
     delta = serializers.IntegerField(min_value=-MAX_DELTA, max_value=MAX_DELTA, help_text="Non-zero.")
     reason = serializers.CharField(max_length=255)
     reference = serializers.CharField(max_length=100, allow_blank=True, required=False)
 
 
 class StockCountIn(StrictSerializer):
+    read_only_names = STOCK_READ_ONLY
+
     on_hand = serializers.IntegerField(min_value=0, max_value=MAX_STOCK)
     expected_on_hand = serializers.IntegerField(
         min_value=0, max_value=MAX_STOCK, help_text="What you counted from: refused (409) if it moved."

@@ -150,6 +150,25 @@ def test_stock_adjustment_writes_the_ledger_and_refuses_going_below_zero(api, ve
     assert stock_audit() == []
 
 
+def test_stock_writes_refuse_reserved_and_the_other_stock_fields_as_read_only(api, vendor):
+    # README: an unknown or read-only field (`reserved`...) is a 400 that names it, as read-only.
+    product = ProductFactory(vendor=vendor, initial_stock=5)
+    for method, path, body in (
+        ("POST", "stock-adjustments", {"delta": 1, "reason": "r", "reserved": 0, "available": 6}),
+        ("PUT", "stock", {"on_hand": 6, "expected_on_hand": 5, "reserved": 0, "available": 6}),
+    ):
+        response = api.request(
+            method, f"/products/{product.pk}/{path}", {**body, "colour": 1}, HTTP_ACCEPT_LANGUAGE="en"
+        )
+        assert response.status_code == 400
+        assert problem(response)["errors"] == {
+            "available": ["This field is read-only."],
+            "colour": ["Unknown field."],
+            "reserved": ["This field is read-only."],
+        }
+    assert Stock.objects.get(product=product).on_hand == 5
+
+
 def test_stock_count_is_compare_and_set(api, vendor):
     product = ProductFactory(vendor=vendor, initial_stock=10)
     ok = api.put(f"/products/{product.pk}/stock", {"on_hand": 8, "expected_on_hand": 10})
