@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import io
 import json
 import logging.config
 import uuid
@@ -95,6 +96,43 @@ def test_surrogate_pairs_and_large_numbers_that_fit_are_stored(api):
     product = Product.objects.get()
     assert (product.sku, product.name) == ("\U0001f34c", "Banane \U0001f34c")
     assert product.attributes == {"emoji": "\U0001f34c", "grams": 2.5e2, "big": 10**20}
+
+
+def chunked(body: bytes) -> dict:
+    """What gunicorn hands a chunked request: no CONTENT_LENGTH, the body undone from its chunks."""
+    return {
+        "CONTENT_LENGTH": "",
+        "CONTENT_TYPE": "application/json",
+        "HTTP_TRANSFER_ENCODING": "chunked",
+        "wsgi.input": io.BytesIO(body),
+    }
+
+
+def test_a_chunked_body_is_read_like_one_with_a_content_length(api):
+    # Django reads CONTENT_LENGTH bytes: without one the body was empty, a chunked POST was refused
+    # ("sku is required") and a chunked PATCH answered 200 having changed nothing.
+    body = b'{"sku": "CH-1", "name": "Chunked", "price_xaf": 5}'
+    created = api.client.generic("POST", "/api/v1/products", **api.headers, **chunked(body))
+    assert created.status_code == 201, created.content
+    product = Product.objects.get(sku="CH-1")
+    changed = api.client.generic(
+        "PATCH",
+        f"/api/v1/products/{product.pk}",
+        **api.headers,
+        **chunked(b'{"price_xaf": 7}'),
+    )
+    assert changed.status_code == 200, changed.content
+    product.refresh_from_db()
+    assert product.price_xaf == 7
+
+
+@override_settings(OKADA_API_MAX_BODY_BYTES=1000)
+def test_a_chunked_body_over_the_cap_is_a_413(api):
+    body = b'{"sku": "CH-2", "name": "' + b"x" * 2000 + b'", "price_xaf": 5}'
+    response = api.client.generic("POST", "/api/v1/products", **api.headers, **chunked(body))
+    assert response.status_code == 413
+    assert problem(response)["code"] == "payload_too_large"
+    assert not Product.objects.exists()
 
 
 def test_a_body_that_is_not_json_is_a_415(api):
