@@ -369,7 +369,8 @@ def test_head_is_get_without_the_body_under_gets_scope_and_roles(vendor):
         refused = reader.request("HEAD", path)
         assert refused.status_code == 403, path
         assert reader.get(path).status_code == 403
-    assert vendor_api(vendor, scopes=["orders:read"]).request("HEAD", f"/orders/{order.pk}").status_code == 200
+    order_reader = vendor_api(vendor, scopes=["orders:read"])
+    assert order_reader.request("HEAD", f"/orders/{order.pk}").status_code == 200
     assert storefront_api().request("HEAD", f"/products/{product.pk}").status_code == 200
 
 

@@ -357,7 +357,10 @@ def test_order_refusals_name_statuses_roles_and_stock_in_the_callers_language(st
     assert short["en"]["detail"] == "Not enough stock for: RARE (2 left)"
     order = OrderFactory(vendor=vendor)
     for lang, expected in (
-        ("fr", "La boutique en ligne ne peut pas faire passer une commande de « en attente » à « acceptée »."),
+        (
+            "fr",
+            "La boutique en ligne ne peut pas faire passer une commande de « en attente » à « acceptée ».",
+        ),
         ("en", "The storefront may not move an order from pending to accepted."),
     ):
         refused = store.post(f"/orders/{order.pk}/transitions", {"to": "accepted"}, HTTP_ACCEPT_LANGUAGE=lang)

@@ -18,7 +18,7 @@ import re
 from typing import Any
 
 from rest_framework import exceptions, parsers
-from rest_framework.parsers import get_encoding
+from rest_framework.parsers import get_encoding  # type: ignore[attr-defined]  # not in the stubs yet
 from rest_framework.utils.json import strict_constant
 
 # A surrogate escape (`\ud83d`, `\uDC00`): only bodies holding one are searched for unpaired ones.

@@ -140,10 +140,10 @@ def _read_chunked_body(request: Request) -> None:
     under the body cap (one byte more says it is over)."""
     cap = settings.OKADA_API_MAX_BODY_BYTES
     django_request = request._request
-    body = django_request.environ["wsgi.input"].read(cap + 1)
+    body = django_request.META["wsgi.input"].read(cap + 1)  # META is the WSGI environ
     if len(body) > cap:
         raise PayloadTooLarge(max_bytes=cap)
-    django_request._stream = io.BytesIO(body)  # type: ignore[attr-defined]
+    django_request._stream = io.BytesIO(body)
     django_request.META["CONTENT_LENGTH"] = str(len(body))
 
 

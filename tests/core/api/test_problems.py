@@ -53,7 +53,8 @@ def test_json_nested_too_deep_for_the_decoder_is_a_400_malformed_not_a_500(api, 
 @pytest.mark.parametrize("path", ["/products", "/orders", "/categories", "/zones"])
 @pytest.mark.parametrize("limit", ["%C2%B2", "%C2%B9%C2%B2", "%EF%BC%95", "%D9%A5"])
 def test_a_limit_of_digits_that_are_not_ascii_is_a_400_not_a_500(api, path, limit):
-    # "²" passes str.isdigit() but not int(); "５" and "٥" pass both: only 0-9 are a limit.
+    # "²" passes str.isdigit() but not int(); fullwidth and Arabic-Indic digits pass both: only
+    # 0-9 make a limit.
     response = api.get(f"{path}?limit={limit}")
     assert response.status_code == 400
     body = problem(response)
