@@ -233,13 +233,21 @@ class BulkOut(serializers.Serializer[Any]):
     results = BulkResultOut(many=True)
 
 
+# What a stock answer shows (StockOut) and a client may not set: refused as read-only, not unknown.
+STOCK_READ_ONLY = ("product", "on_hand", "reserved", "available", "version")
+
+
 class StockAdjustmentIn(StrictSerializer):
+    read_only_names = STOCK_READ_ONLY
+
     delta = serializers.IntegerField(min_value=-MAX_DELTA, max_value=MAX_DELTA, help_text="Non-zero.")
     reason = serializers.CharField(max_length=255)
     reference = serializers.CharField(max_length=100, allow_blank=True, required=False)
 
 
 class StockCountIn(StrictSerializer):
+    read_only_names = STOCK_READ_ONLY
+
     on_hand = serializers.IntegerField(min_value=0, max_value=MAX_STOCK)
     expected_on_hand = serializers.IntegerField(
         min_value=0, max_value=MAX_STOCK, help_text="What you counted from: refused (409) if it moved."
@@ -377,7 +385,7 @@ def _if_match(request: Request) -> int | None:
     if raw is None or raw.strip() == "*":
         return None
     value = raw.strip().removeprefix("W/").strip('"')
-    if not value.isdigit() or len(value) > 9:
+    if not (value.isascii() and value.isdigit()) or len(value) > 9:  # "²".isdigit() holds
         raise InvalidInput(_('If-Match is the product version as an ETag, e.g. "3".'), field="If-Match")
     return int(value)
 

@@ -20,7 +20,7 @@ from django.db import DEFAULT_DB_ALIAS, IntegrityError, transaction
 from django.db.models import Sum
 from django.utils import formats, timezone
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_noop
+from django.utils.translation import gettext_lazy, gettext_noop
 
 from catalog.models import Product, Vendor
 from catalog.services import Line, stock_release, stock_sell
@@ -320,7 +320,12 @@ def _refuse(result: dict[str, Any]) -> None:
         short = result["items"]
         raise OutOfStock(
             _("Not enough stock for: %(items)s")
-            % {"items": ", ".join(f"{s['sku']} ({s['available']} left)" for s in short)},
+            % {
+                "items": ", ".join(
+                    _("%(sku)s (%(available)s left)") % {"sku": s["sku"], "available": s["available"]}
+                    for s in short
+                )
+            },
             items=short,
         )
     if error is not None or "id" not in result:
@@ -601,6 +606,21 @@ def _lines(order: Order) -> list[Line]:
 # --- Transitions --------------------------------------------------------------------------------
 
 
+# Who is refused a transition, in its message (the statuses are named by their labels: a French
+# message says "annulée", not "cancelled").
+ROLE_NAMES = {
+    VENDOR: gettext_lazy("The vendor"),
+    STOREFRONT: gettext_lazy("The storefront"),
+    STAFF: gettext_lazy("Staff"),
+    SYSTEM: gettext_lazy("The system"),
+}
+
+
+def _status_name(status: str) -> str:
+    """An order status as its translated label (the value itself if it names none)."""
+    return str(OrderStatus(status).label) if status in OrderStatus.values else status
+
+
 def order_transition(*, order: Order, to: str, actor: Actor, note: str = "") -> Order:
     """Move an order along its lifecycle (TRANSITIONS), with the stock side effects and an event.
 
@@ -617,13 +637,18 @@ def order_transition(*, order: Order, to: str, actor: Actor, note: str = "") -> 
         roles = TRANSITIONS.get((order.status, to))
         if roles is None:
             raise InvalidTransition(
-                _("An order cannot go from %(from)s to %(to)s.") % {"from": order.status, "to": to},
+                _("An order cannot go from %(from)s to %(to)s.")
+                % {"from": _status_name(order.status), "to": _status_name(to)},
                 allowed=allowed_targets(order=order, actor=actor),
             )
         if actor.role not in roles:
             raise TransitionNotAllowed(
                 _("%(role)s may not move an order from %(from)s to %(to)s.")
-                % {"role": actor.role, "from": order.status, "to": to}
+                % {
+                    "role": ROLE_NAMES.get(actor.role, actor.role),
+                    "from": _status_name(order.status),
+                    "to": _status_name(to),
+                }
             )
         if _awaiting_payment(order, to):
             raise AwaitingPayment(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import uuid
 from datetime import UTC, datetime
 
 import orjson
@@ -16,7 +17,8 @@ from catalog.models import Product, Stock, StockMovement
 from catalog.selectors import stock_audit
 from okada.core.api.serializers import utc
 from tests.catalog.factories import CategoryFactory, ProductFactory, VendorFactory
-from tests.credentials.factories import problem, storefront_api, vendor_api
+from tests.credentials.factories import Api, problem, storefront_api, vendor_api
+from tests.orders.factories import OrderFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -115,6 +117,16 @@ def test_patch_with_a_stale_if_match_is_a_409_version_conflict_and_changes_nothi
     assert api.patch(f"/products/{product.pk}", {"price_xaf": 900, "version": 2}).status_code == 200
 
 
+@pytest.mark.parametrize("if_match", ['"\u00b2"', 'W/"\u00b9"', '"\uff15"', "\u0661", '"-1"', "garbage"])
+def test_an_if_match_that_is_not_an_ascii_version_is_a_400_and_changes_nothing(api, vendor, if_match):
+    product = ProductFactory(vendor=vendor, price_xaf=1000)
+    response = api.patch(f"/products/{product.pk}", {"price_xaf": 900}, HTTP_IF_MATCH=if_match)
+    assert response.status_code == 400
+    body = problem(response)
+    assert (body["code"], list(body["errors"])) == ("invalid", ["If-Match"])
+    assert Product.objects.get(pk=product.pk).price_xaf == 1000
+
+
 def test_delete_soft_deletes_and_the_product_is_then_gone_from_the_api(api, vendor):
     product = ProductFactory(vendor=vendor)
     assert api.delete(f"/products/{product.pk}").status_code == 204
@@ -136,6 +148,25 @@ def test_stock_adjustment_writes_the_ledger_and_refuses_going_below_zero(api, ve
     assert problem(refused)["code"] == "insufficient_stock"
     assert Stock.objects.get(product=product).on_hand == 3
     assert stock_audit() == []
+
+
+def test_stock_writes_refuse_reserved_and_the_other_stock_fields_as_read_only(api, vendor):
+    # README: an unknown or read-only field (`reserved`...) is a 400 that names it, as read-only.
+    product = ProductFactory(vendor=vendor, initial_stock=5)
+    for method, path, body in (
+        ("POST", "stock-adjustments", {"delta": 1, "reason": "r", "reserved": 0, "available": 6}),
+        ("PUT", "stock", {"on_hand": 6, "expected_on_hand": 5, "reserved": 0, "available": 6}),
+    ):
+        response = api.request(
+            method, f"/products/{product.pk}/{path}", {**body, "colour": 1}, HTTP_ACCEPT_LANGUAGE="en"
+        )
+        assert response.status_code == 400
+        assert problem(response)["errors"] == {
+            "available": ["This field is read-only."],
+            "colour": ["Unknown field."],
+            "reserved": ["This field is read-only."],
+        }
+    assert Stock.objects.get(product=product).on_hand == 5
 
 
 def test_stock_count_is_compare_and_set(api, vendor):
@@ -320,6 +351,37 @@ def test_a_key_without_the_scope_is_refused_403(vendor):
     refused = reader.patch(f"/products/{product.pk}", {"price_xaf": 5})
     assert refused.status_code == 403
     assert problem(refused)["scope"] == "products:write"
+
+
+def test_head_is_get_without_the_body_under_gets_scope_and_roles(vendor):
+    # Every answer's Allow lists HEAD and OPTIONS. HEAD needs what GET needs: it was refused
+    # where roles are given per method (products), and needed no scope where they are not
+    # (orders), telling a key without orders:read whether an order id exists.
+    reader = vendor_api(vendor, scopes=["products:read"])
+    product = ProductFactory(vendor=vendor, initial_stock=5)
+    order = OrderFactory(vendor=vendor, items=[(product, 1)])
+    head = reader.request("HEAD", f"/products/{product.pk}")
+    assert (head.status_code, head.content) == (200, b"")
+    assert head["ETag"] == reader.get(f"/products/{product.pk}")["ETag"]
+    assert reader.request("HEAD", "/products").status_code == 200
+    assert reader.request("HEAD", f"/products/{uuid.uuid4()}").status_code == 404
+    for path in (f"/orders/{order.pk}", f"/orders/{uuid.uuid4()}", "/orders"):
+        refused = reader.request("HEAD", path)
+        assert refused.status_code == 403, path
+        assert reader.get(path).status_code == 403
+    order_reader = vendor_api(vendor, scopes=["orders:read"])
+    assert order_reader.request("HEAD", f"/orders/{order.pk}").status_code == 200
+    assert storefront_api().request("HEAD", f"/products/{product.pk}").status_code == 200
+
+
+def test_options_describes_the_endpoint_to_any_credential_and_nothing_without_one(vendor):
+    reader = vendor_api(vendor, scopes=["products:read"])
+    product = ProductFactory(vendor=vendor)
+    for path in (f"/products/{product.pk}", "/products", "/orders", f"/products/{product.pk}/stock"):
+        response = reader.request("OPTIONS", path)
+        assert response.status_code == 200, (path, response.content)
+        assert set(response.json()) == {"name", "description", "renders", "parses"}
+    assert problem(Api().request("OPTIONS", "/products"))["code"] == "not_authenticated"
 
 
 def test_categories_list(api):

@@ -347,6 +347,35 @@ def test_the_storefront_may_cancel_its_pending_order_but_not_accept_it(store, ve
     assert stock_audit() == []
 
 
+def test_order_refusals_name_statuses_roles_and_stock_in_the_callers_language(store, vendor):
+    # The detail interpolated English: "(2 left)" after each short SKU, status values
+    # ("cancelled") and the role ("storefront") inside French sentences.
+    product = ProductFactory(vendor=vendor, sku="RARE", initial_stock=2)
+    body = order_body(vendor, ZoneFactory(), product, quantity=3)
+    short = {lang: problem(store.post("/orders", body, HTTP_ACCEPT_LANGUAGE=lang)) for lang in ("fr", "en")}
+    assert short["fr"]["detail"] == "Stock insuffisant pour : RARE (reste 2)"
+    assert short["en"]["detail"] == "Not enough stock for: RARE (2 left)"
+    order = OrderFactory(vendor=vendor)
+    for lang, expected in (
+        (
+            "fr",
+            "La boutique en ligne ne peut pas faire passer une commande de « en attente » à « acceptée ».",
+        ),
+        ("en", "The storefront may not move an order from pending to accepted."),
+    ):
+        refused = store.post(f"/orders/{order.pk}/transitions", {"to": "accepted"}, HTTP_ACCEPT_LANGUAGE=lang)
+        assert problem(refused)["detail"] == expected
+    assert store.post(f"/orders/{order.pk}/transitions", {"to": "cancelled"}).status_code == 200
+    for lang, expected in (
+        ("fr", "Une commande ne peut pas passer de « annulée » à « en livraison »."),
+        ("en", "An order cannot go from cancelled to out for delivery."),
+    ):
+        refused = vendor_api(vendor).post(
+            f"/orders/{order.pk}/transitions", {"to": "out_for_delivery"}, HTTP_ACCEPT_LANGUAGE=lang
+        )
+        assert problem(refused)["detail"] == expected
+
+
 def test_order_list_filters_by_status_and_reads_one_order(vendor):
     pending = OrderFactory(vendor=vendor)
     accepted = OrderFactory(vendor=vendor)

@@ -192,7 +192,12 @@ class IsAuthenticatedCredential(permissions.BasePermission):
         credential = request.auth
         if not isinstance(credential, Credential):
             raise exceptions.NotAuthenticated()
-        needed = getattr(view, "required_scopes", {}).get(request.method) or ()
+        if request.method == "OPTIONS":
+            return True  # the view's description (DRF's metadata): nothing of any row
+        # HEAD is GET without the body (Django serves it with `get`): GET's scope and roles, else
+        # a HEAD would tell a key without the read scope whether an id exists (200 or 404).
+        method = "GET" if request.method == "HEAD" else request.method
+        needed = getattr(view, "required_scopes", {}).get(method) or ()
         for scope in (needed,) if isinstance(needed, str) else needed:  # one scope, or all of several
             if scope not in credential.scopes:
                 raise NotAllowed(
@@ -200,7 +205,7 @@ class IsAuthenticatedCredential(permissions.BasePermission):
                 )
         roles = getattr(view, "allowed_roles", None)
         if isinstance(roles, dict):
-            roles = roles.get(request.method, set())
+            roles = roles.get(method, set())
         if roles is not None and credential.actor.role not in roles:
             raise NotAllowed(_("This credential cannot use this endpoint."))
         return True

@@ -71,7 +71,8 @@ def parse_limit(request: Request) -> int:
     raw = request.query_params.get("limit")
     if raw is None:
         return DEFAULT_LIMIT
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
+    # ASCII digits only: str.isdigit() also holds for "²" (int() refuses it) or fullwidth digits.
+    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= MAX_LIMIT:
         raise InvalidInput(_("limit is an integer from 1 to %(max)d.") % {"max": MAX_LIMIT}, field="limit")
     return int(raw)
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import gzip
+import io
 import json
 import logging.config
+import uuid
 
 import pytest
 from django.conf import settings
@@ -45,6 +47,92 @@ def test_json_nested_too_deep_for_the_decoder_is_a_400_malformed_not_a_500(api, 
     response = api.post("/products", b"[" * 100_000, **headers)
     assert response.status_code == 400
     assert problem(response)["code"] == "malformed"
+    assert not Product.objects.exists()
+
+
+@pytest.mark.parametrize("path", ["/products", "/orders", "/categories", "/zones"])
+@pytest.mark.parametrize("limit", ["%C2%B2", "%C2%B9%C2%B2", "%EF%BC%95", "%D9%A5"])
+def test_a_limit_of_digits_that_are_not_ascii_is_a_400_not_a_500(api, path, limit):
+    # "²" passes str.isdigit() but not int(); fullwidth and Arabic-Indic digits pass both: only
+    # 0-9 make a limit.
+    response = api.get(f"{path}?limit={limit}")
+    assert response.status_code == 400
+    body = problem(response)
+    assert (body["code"], list(body["errors"])) == ("invalid", ["limit"])
+
+
+@pytest.mark.parametrize(
+    "attributes",
+    [
+        '{"weight": 1e400}',  # read as infinity by Python; jsonb has none
+        '{"weight": -1E999}',
+        '{"origin": "\\udc00"}',  # an unpaired surrogate: no character, no UTF-8
+        '{"origin": "Penja \\uD83D"}',
+        '{"\\ud800": "key"}',
+        '{"list": [["\\ude00"]]}',
+    ],
+)
+@pytest.mark.parametrize("path", ["/products", "/products/bulk", "/sync/push"])
+def test_json_that_postgresql_cannot_store_is_a_400_malformed_not_a_500(api, attributes, path):
+    product = f'{{"sku": "A", "name": "n", "price_xaf": 5, "attributes": {attributes}}}'
+    body = {
+        "/products": product,
+        "/products/bulk": f'{{"items": [{product}]}}',
+        "/sync/push": f'{{"device_id": "{uuid.uuid4()}", "mutations": [{{"id": 1, "name": '
+        f'"product.create", "args": {attributes}}}]}}',
+    }[path]
+    response = api.post(path, body, HTTP_IDEMPOTENCY_KEY="odd-json")
+    assert response.status_code == 400, response.content
+    assert problem(response)["code"] == "malformed"
+    assert not Product.objects.exists()
+
+
+def test_surrogate_pairs_and_large_numbers_that_fit_are_stored(api):
+    response = api.post(
+        "/products",
+        '{"sku": "\\ud83c\\udf4c", "name": "Banane \\ud83c\\udf4c", "price_xaf": 5, '
+        '"attributes": {"emoji": "\\uD83C\\uDF4C", "grams": 2.5e2, "big": 100000000000000000000}}',
+    )
+    assert response.status_code == 201, response.content
+    product = Product.objects.get()
+    assert (product.sku, product.name) == ("\U0001f34c", "Banane \U0001f34c")
+    assert product.attributes == {"emoji": "\U0001f34c", "grams": 2.5e2, "big": 10**20}
+
+
+def chunked(body: bytes) -> dict:
+    """What gunicorn hands a chunked request: no CONTENT_LENGTH, the body undone from its chunks."""
+    return {
+        "CONTENT_LENGTH": "",
+        "CONTENT_TYPE": "application/json",
+        "HTTP_TRANSFER_ENCODING": "chunked",
+        "wsgi.input": io.BytesIO(body),
+    }
+
+
+def test_a_chunked_body_is_read_like_one_with_a_content_length(api):
+    # Django reads CONTENT_LENGTH bytes: without one the body was empty, a chunked POST was refused
+    # ("sku is required") and a chunked PATCH answered 200 having changed nothing.
+    body = b'{"sku": "CH-1", "name": "Chunked", "price_xaf": 5}'
+    created = api.client.generic("POST", "/api/v1/products", **api.headers, **chunked(body))
+    assert created.status_code == 201, created.content
+    product = Product.objects.get(sku="CH-1")
+    changed = api.client.generic(
+        "PATCH",
+        f"/api/v1/products/{product.pk}",
+        **api.headers,
+        **chunked(b'{"price_xaf": 7}'),
+    )
+    assert changed.status_code == 200, changed.content
+    product.refresh_from_db()
+    assert product.price_xaf == 7
+
+
+@override_settings(OKADA_API_MAX_BODY_BYTES=1000)
+def test_a_chunked_body_over_the_cap_is_a_413(api):
+    body = b'{"sku": "CH-2", "name": "' + b"x" * 2000 + b'", "price_xaf": 5}'
+    response = api.client.generic("POST", "/api/v1/products", **api.headers, **chunked(body))
+    assert response.status_code == 413
+    assert problem(response)["code"] == "payload_too_large"
     assert not Product.objects.exists()
 
 
