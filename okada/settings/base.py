@@ -227,7 +227,13 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["okada.core.api.auth.BearerAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["okada.core.api.auth.IsAuthenticatedCredential"],
     "DEFAULT_THROTTLE_CLASSES": ["okada.core.api.ratelimit.CredentialRateThrottle"],
-    "DEFAULT_RENDERER_CLASSES": ["okada.core.api.problems.JSONRenderer"],
+    # JSON first: it answers `*/*`, `application/*` and no Accept. problem+json only answers
+    # clients that accept nothing else (errors are problem+json whatever was negotiated, and a
+    # success is labelled application/json even then: see ProblemJSONRenderer).
+    "DEFAULT_RENDERER_CLASSES": [
+        "okada.core.api.problems.JSONRenderer",
+        "okada.core.api.problems.ProblemJSONRenderer",
+    ],
     "DEFAULT_PARSER_CLASSES": ["okada.core.api.parsers.JSONParser"],
     "DEFAULT_PAGINATION_CLASS": None,  # lists paginate with okada.core.api.pagination
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
@@ -278,6 +284,9 @@ SPECTACULAR_SETTINGS = {
     "SERVE_AUTHENTICATION": [],
     "SCHEMA_PATH_PREFIX": "/api/v1",
     "COMPONENT_SPLIT_REQUEST": True,
+    # Successes are documented as application/json only (ProblemJSONRenderer answers errors'
+    # media type to clients that accept nothing else; errors are documented by the hook below).
+    "RENDERER_WHITELIST": ["okada.core.api.problems.JSONRenderer"],
     "ENUM_NAME_OVERRIDES": {
         "OrderStatusEnum": "orders.models.OrderStatus",
         "PaymentMethodEnum": "orders.models.PaymentMethod",

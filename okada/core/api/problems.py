@@ -38,7 +38,7 @@ PROBLEM_CONTENT_TYPE = "application/problem+json"
 TYPE_PREFIX = "urn:okada:problem:"
 
 
-class JSONRenderer(renderers.JSONRenderer):
+class _OrjsonRenderer(renderers.JSONRenderer):
     """Plain JSON (compact: no spaces after separators), UTF-8, written by orjson (several times
     faster than the json module on a list page). What orjson does not write itself (lazy
     translations, Decimals) and datetimes (so that they keep DRF's format) go through DRF's
@@ -60,10 +60,29 @@ class JSONRenderer(renderers.JSONRenderer):
         )
 
 
-class ProblemJSONRenderer(JSONRenderer):
-    """So that `Accept: application/problem+json` is not refused with a 406."""
+class JSONRenderer(_OrjsonRenderer):
+    """`application/json`: every answer (errors are labelled problem+json by problem_response)."""
+
+
+class ProblemJSONRenderer(_OrjsonRenderer):
+    """For clients that accept only `application/problem+json` (e.g. those that read nothing but
+    errors): they get answers, not a 406. Listed after JSONRenderer (DRF's negotiation takes the
+    first renderer that matches the most specific accepted type, so `*/*` and `application/*`
+    still get JSONRenderer). Errors are problem+json whichever renderer was picked; a success is
+    labelled `application/json`, what its body is, never as a problem. Not a JSONRenderer
+    subclass: the OpenAPI schema lists JSONRenderer's (and subclasses') media types only
+    (SPECTACULAR_SETTINGS["RENDERER_WHITELIST"]), so no success is documented as problem+json."""
 
     media_type = PROBLEM_CONTENT_TYPE
+
+    def render(
+        self, data: Any, accepted_media_type: str | None = None, renderer_context: Any = None
+    ) -> bytes:
+        response = (renderer_context or {}).get("response")
+        # DRF set Content-Type from this renderer's media type just before calling render().
+        if response is not None and response.content_type is None and response.status_code < 400:
+            response["Content-Type"] = JSONRenderer.media_type
+        return super().render(data, accepted_media_type, renderer_context)
 
 
 # --- Codes for what the HTTP layer refuses (the services never raise these) --------------------

@@ -149,6 +149,37 @@ def test_a_method_not_allowed_is_a_405_with_allow(api):
     assert "GET" in response["Allow"]
 
 
+@pytest.mark.parametrize(
+    "accept",
+    [
+        "application/problem+json",  # a client that only reads errors
+        "application/*",
+        "application/problem+json, application/json",
+        "application/json;q=0.9, application/problem+json",
+        "*/*",
+    ],
+)
+def test_clients_that_accept_problem_json_or_any_application_type_get_answers(accept):
+    vendor = VendorFactory()
+    api = vendor_api(vendor)
+    ProductFactory(vendor=vendor)
+    ok = api.get("/products", HTTP_ACCEPT=accept)
+    assert ok.status_code == 200, ok.content
+    assert ok["Content-Type"] == "application/json"  # a success is JSON, never labelled a problem
+    assert len(ok.json()["results"]) == 1
+    refused = api.get(f"/products/{uuid.uuid4()}", HTTP_ACCEPT=accept)
+    assert refused.status_code == 404
+    assert problem(refused)["code"] == "not_found"
+    invalid = api.post("/products", {"sku": "A"}, HTTP_ACCEPT=accept)
+    assert problem(invalid)["code"] == "invalid"
+
+
+def test_a_client_that_accepts_no_json_is_a_406_problem(api):
+    response = api.get("/products", HTTP_ACCEPT="text/html")
+    assert response.status_code == 406
+    assert problem(response)["code"] == "not_acceptable"
+
+
 def test_unknown_paths_under_api_are_problem_404s(api):
     for path in ("/api/v1/nothing", "/api/v1/products/not-a-uuid", "/api/elsewhere"):
         response = api.get(path)

@@ -51,6 +51,9 @@ def test_every_operation_describes_its_errors_as_problem_json(client):
             assert content["application/problem+json"]["example"]["status"] == int(status)
         if "{" in path:
             assert "404" in operation["responses"], (path, method)
+        for status, response in operation["responses"].items():
+            if status < "400" and "content" in response:  # successes are JSON, never problems
+                assert list(response["content"]) == ["application/json"], (path, method, status)
 
 
 def test_write_operations_have_request_examples(client):
