@@ -183,14 +183,16 @@ def counted(request: Any, key: str, usage: Usage) -> None:
 
 
 class CredentialRateThrottle(BaseThrottle):
-    """`OKADA_API_RATE_LIMIT` per credential; `OKADA_API_ANON_RATE_LIMIT` per IP without one.
+    """`OKADA_API_RATE_LIMIT` per credential; `OKADA_API_ANON_RATE_LIMIT` per IP without one (and
+    for a credential that failed authentication: ApiView counts those against the address).
 
     The usage is kept on the request so that the view adds the `RateLimit-*` headers.
     """
 
-    def allow_request(self, request: Request, view: Any) -> bool:
-        credential = request.auth
-        scope_key = getattr(credential, "scope_key", None)
+    def allow_request(self, request: Request, view: Any, *, anonymous: bool = False) -> bool:
+        """Count this request. `anonymous`: against the address, whatever the request says it
+        carries (a credential that failed authentication)."""
+        scope_key = None if anonymous else getattr(request.auth, "scope_key", None)
         if scope_key:
             key, rate = scope_key, credential_rate()
         else:

@@ -9,6 +9,7 @@ from typing import Any
 from django.conf import settings
 from django.db import connection, transaction
 from django.http import HttpRequest, HttpResponseBase
+from rest_framework import exceptions
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -17,8 +18,9 @@ from okada.core.actors import Actor
 from okada.core.errors import NotAuthenticated, NotFound
 
 from . import idempotency
-from .auth import Credential
+from .auth import Credential, SignedBodyAuthentication
 from .problems import PayloadTooLarge
+from .ratelimit import CredentialRateThrottle
 
 log = logging.getLogger(__name__)
 
@@ -60,12 +62,54 @@ class ApiView(APIView):
     # --- the request cycle ---------------------------------------------------------------------
 
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
-        length = request.META.get("CONTENT_LENGTH") or "0"
-        if not length.isdigit() or int(length) > settings.OKADA_API_MAX_BODY_BYTES:
-            raise PayloadTooLarge(max_bytes=settings.OKADA_API_MAX_BODY_BYTES)
-        if length == "0" and "chunked" in request.META.get("HTTP_TRANSFER_ENCODING", "").lower():
-            _read_chunked_body(request)
-        super().initial(request, *args, **kwargs)
+        """DRF's checks, in this order (README "Rate limits"):
+
+        1. what needs no credential: the body cap (413), the method (405), content negotiation
+           (406). Noted, not answered yet: a credential's refused requests count too. A view that
+           authenticates with the body (a signed callback) answers them at once, before the
+           signature is computed over a body it should not read or a method it does not serve;
+        2. authentication (401). A request without a valid credential has no credential's limit:
+           it counts against its address's (`OKADA_API_ANON_RATE_LIMIT`), a failed one included;
+        3. the rate limit (429), before the permissions: every request of a credential counts,
+           a 403 included (DRF checks permissions first, so a credential probed without limit);
+        4. the refusal noted in 1, then the permissions (401 without a credential, 403).
+        """
+        self.format_kwarg = self.get_format_suffix(**kwargs)
+        refusal: Exception | None = None
+        try:
+            _check_body(request)
+        except PayloadTooLarge as exc:
+            refusal = exc
+        method = str(request.method).lower()
+        if refusal is None and not (method in self.http_method_names and hasattr(self, method)):
+            refusal = exceptions.MethodNotAllowed(str(request.method))
+        try:
+            negotiated = self.perform_content_negotiation(request)
+        except exceptions.NotAcceptable as exc:
+            negotiated = self.perform_content_negotiation(request, force=True)
+            refusal = refusal or exc
+        request.accepted_renderer, request.accepted_media_type = negotiated
+        request.version, request.versioning_scheme = self.determine_version(request, *args, **kwargs)
+        signed = any(isinstance(a, SignedBodyAuthentication) for a in request.authenticators or ())
+        if refusal is not None and signed:
+            raise refusal
+        try:
+            self.perform_authentication(request)
+        except (exceptions.NotAuthenticated, exceptions.AuthenticationFailed, NotAuthenticated):
+            self._count_for_address(request)
+            raise
+        self.check_throttles(request)
+        if refusal is not None:
+            raise refusal
+        self.check_permissions(request)
+
+    def _count_for_address(self, request: Request) -> None:
+        """A failed authentication counts against the caller's address (429 past its limit)."""
+        for throttle in self.get_throttles():
+            if isinstance(throttle, CredentialRateThrottle) and not throttle.allow_request(
+                request, self, anonymous=True
+            ):
+                self.throttled(request, throttle.wait() or 1.0)
 
     def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
         """DRF's dispatch, with the handler run through the Idempotency-Key store for POSTs."""
@@ -131,6 +175,16 @@ class ApiView(APIView):
             for name, value in usage.headers().items():
                 response[name] = value
         return response
+
+
+def _check_body(request: Request) -> None:
+    """413 for a body over OKADA_API_MAX_BODY_BYTES (before it is read); a chunked one is read
+    here, under the cap."""
+    length = request.META.get("CONTENT_LENGTH") or "0"
+    if not length.isdigit() or int(length) > settings.OKADA_API_MAX_BODY_BYTES:
+        raise PayloadTooLarge(max_bytes=settings.OKADA_API_MAX_BODY_BYTES)
+    if length == "0" and "chunked" in request.META.get("HTTP_TRANSFER_ENCODING", "").lower():
+        _read_chunked_body(request)
 
 
 def _read_chunked_body(request: Request) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import uuid
 
 import pytest
 from django.test import override_settings
@@ -11,7 +12,7 @@ from django.test import override_settings
 from okada.core.api import ratelimit
 from okada.core.api.ratelimit import Rate
 from tests.catalog.factories import VendorFactory
-from tests.credentials.factories import problem, vendor_api
+from tests.credentials.factories import Api, problem, vendor_api
 
 pytestmark = pytest.mark.django_db
 
@@ -75,3 +76,69 @@ def test_when_redis_is_unreachable_the_api_answers_and_logs_it(caplog):
     assert [a.status_code for a in answers] == [200, 200, 200]  # limits fail open
     assert "RateLimit-Limit" not in answers[0]
     assert "Redis unavailable" in caplog.text
+
+
+# --- Which answers count and carry the headers ----------------------------------------------
+
+
+def _refusals(api):
+    """An authenticated credential's refused requests: each must count against its limit."""
+    return {
+        403: lambda: api.post("/orders", {}),  # the vendor key lacks orders:place
+        404: lambda: api.get(f"/products/{uuid.uuid4()}"),
+        405: lambda: api.delete("/products"),
+        406: lambda: api.get("/products", HTTP_ACCEPT="text/html"),
+        413: lambda: api.post("/products", {"sku": "A", "name": "x" * 2000, "price_xaf": 1}),
+        415: lambda: api.client.post("/api/v1/products", "sku=A", content_type="text/plain", **api.headers),
+    }
+
+
+@override_settings(OKADA_API_RATE_LIMIT="3/minute", OKADA_API_MAX_BODY_BYTES=1000)
+@pytest.mark.parametrize("status", [403, 404, 405, 406, 413, 415])
+def test_a_credentials_refused_requests_count_and_carry_its_headers(status):
+    # Throttled before the permission check: a credential cannot probe past its limit with
+    # requests it is refused (403) or any other refusal.
+    api = vendor_api(VendorFactory(), scopes=["products:read", "products:write"])
+    send = _refusals(api)[status]
+    answers = [send() for _ in range(3)]
+    assert [a.status_code for a in answers] == [status] * 3
+    assert [a["RateLimit-Remaining"] for a in answers] == ["2", "1", "0"]
+    assert answers[0]["RateLimit-Limit"] == "3"
+    refused = send()
+    assert refused.status_code == 429
+    assert problem(refused)["code"] == "throttled"
+    assert api.get("/products").status_code == 429  # the same limit as its other requests
+
+
+@override_settings(OKADA_API_ANON_RATE_LIMIT="2/minute")
+def test_requests_without_a_valid_credential_count_against_the_address():
+    # No per-credential limit without a credential: 401s count against the caller's address
+    # (OKADA_API_ANON_RATE_LIMIT), and carry that limit's headers.
+    answers = [
+        Api().get("/products"),
+        Api(HTTP_AUTHORIZATION="Bearer okk_000000000000_wrong").get("/products"),
+    ]
+    assert [a.status_code for a in answers] == [401, 401]
+    assert [a["RateLimit-Remaining"] for a in answers] == ["1", "0"]
+    assert answers[0]["RateLimit-Limit"] == "2"
+    refused = Api(HTTP_AUTHORIZATION="Bearer okk_000000000000_wrong").get("/products")
+    assert refused.status_code == 429
+    assert problem(refused)["code"] == "throttled"
+    # A valid credential from the same address has its own limit.
+    assert vendor_api(VendorFactory()).get("/products").status_code == 200
+
+
+def test_unknown_urls_carry_no_ratelimit_headers():
+    # Answered by Django before any endpoint (README: the one exception), with no credential read.
+    response = vendor_api(VendorFactory()).get("/api/v1/nothing")
+    assert response.status_code == 404
+    assert not any(name.startswith("RateLimit-") for name in response.headers)
+
+
+def test_when_redis_is_unreachable_refusals_are_answered_as_usual():
+    api = vendor_api(VendorFactory(), scopes=["products:read"])
+    with override_settings(OKADA_API_RATELIMIT_REDIS_URL=f"redis://127.0.0.1:{_closed_port()}/0"):
+        forbidden = api.post("/products", {"sku": "A", "name": "n", "price_xaf": 1})
+        unauthenticated = Api().get("/products")
+    assert (forbidden.status_code, unauthenticated.status_code) == (403, 401)
+    assert "RateLimit-Limit" not in forbidden
