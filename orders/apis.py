@@ -416,6 +416,9 @@ class PaymentCallbackApi(ApiView):
 
     authentication_classes = [ProviderSignature]
     allowed_roles = {SYSTEM}
+    # POST only (no OPTIONS, no HEAD): any other method is a 405 `Allow: POST` before the
+    # signature is checked (ApiView.initial).
+    http_method_names = ["post"]
 
     @extend_schema(
         operation_id="payments_callback",

@@ -31,7 +31,8 @@ ONE_READING = """\
 
 
 def _replacing(sql: str) -> str:
-    assert sql.count(TWO_READINGS) == 1, "v6's payment insert is not where it was"
+    if sql.count(TWO_READINGS) != 1:
+        raise ValueError("v6's payment insert is not where it was")
     return sql.replace("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION", 1).replace(TWO_READINGS, ONE_READING)
 
 

@@ -466,6 +466,18 @@ def test_a_bad_signature_is_a_401_and_changes_nothing(store, vendor):
     assert Order.objects.get(pk=order_id).payment_status == "unpaid"
 
 
+@pytest.mark.parametrize("method", ["GET", "HEAD", "OPTIONS", "PUT", "PATCH", "DELETE"])
+def test_another_method_on_a_callback_url_is_a_405_with_allow_before_the_signature(method):
+    # The method is refused before the signature is checked: a probe (or a provider's
+    # misconfigured GET) learns that only POST is served, not that it should sign.
+    for headers in ({}, signed({"reference": "nobody", "status": "failed"})[1]):
+        response = Api().request(method, "/payments/callbacks/mtn_momo", **headers)
+        assert response.status_code == 405, response.content
+        assert response["Allow"] == "POST"
+        if method != "HEAD":  # a HEAD answer has no body
+            assert problem(response)["code"] == "method_not_allowed"
+
+
 def test_a_callback_for_an_unknown_reference_is_a_404_unknown_payment():
     raw, headers = signed({"reference": "nobody", "status": "failed"})
     response = Api().post("/payments/callbacks/mtn_momo", raw, **headers)
