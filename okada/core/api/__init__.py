@@ -18,7 +18,9 @@ What a view gets for free from `ApiView`:
   `request.actor` is the `okada.core.actors.Actor` to hand to services, `request.credential`
   the credential (its `scope_key` scopes idempotency records and rate limits);
 - scopes per method (`required_scopes`), checked before the handler;
-- rate limits per credential in Redis (`ratelimit`), with `RateLimit-*` headers, failing open;
+- rate limits per credential in Redis (`ratelimit`; per address without a valid one), counted
+  before the scope checks so that refused requests count too, with `RateLimit-*` headers,
+  failing open (`ApiView.initial` says in which order everything is checked);
 - the body size cap (413 before the body is read);
 - `Idempotency-Key` on every POST (`idempotency`): replays, mismatch 422, in flight 409, the
   key's lock, the handler and the kept answer in one transaction;
