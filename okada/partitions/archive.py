@@ -1,8 +1,9 @@
 """Archives of retired partitions: `pg_dump -t` (custom format) into the backup directory, a SHA-256
 beside each, and a check that the archive reads back with every row.
 
-The connection comes from the Django settings (DATABASE_URL is the single source of truth); the
-password reaches pg_dump through PGPASSWORD in its environment, never on a command line.
+pg_dump connects exactly as the backups' does (`okada.core.db.libpq_env`: DATABASE_URL is the single
+source of truth); the password reaches it through PGPASSWORD in its environment, never on a command
+line.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from django.db import DEFAULT_DB_ALIAS, connections
+from okada.core.db import libpq_env
 
 
 class ArchiveError(Exception):
@@ -37,23 +38,6 @@ def _binary(name: str) -> str:
     return found
 
 
-def libpq_environment() -> dict[str, str]:
-    """PG* variables for the database Django uses (the live settings: tests use their own DB)."""
-    db = connections[DEFAULT_DB_ALIAS].settings_dict
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
-    env.update(
-        PGHOST=str(db["HOST"] or "localhost"), PGPORT=str(db["PORT"] or 5432), PGDATABASE=str(db["NAME"])
-    )
-    if db.get("USER"):
-        env["PGUSER"] = str(db["USER"])
-    if db.get("PASSWORD"):
-        env["PGPASSWORD"] = str(db["PASSWORD"])
-    sslmode = (db.get("OPTIONS") or {}).get("sslmode")
-    if sslmode:
-        env["PGSSLMODE"] = str(sslmode)
-    return env
-
-
 def sha256_of(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as f:
@@ -63,7 +47,7 @@ def sha256_of(path: Path) -> str:
 
 
 def _run(args: list[str]) -> None:
-    done = subprocess.run(args, env=libpq_environment(), capture_output=True, text=True, check=False)
+    done = subprocess.run(args, env=libpq_env(), capture_output=True, text=True, check=False)
     if done.returncode:
         raise ArchiveError(f"{Path(args[0]).name} failed: {done.stderr.strip()[-2000:]}")
 

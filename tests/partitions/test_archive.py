@@ -7,6 +7,7 @@ import os
 import pytest
 from django.db import connection, connections
 
+from okada.core.db import libpq_env
 from okada.partitions import archive
 from tests.partitions.conftest import at, insert_readings
 
@@ -76,7 +77,20 @@ def test_the_password_reaches_pg_dump_through_its_environment_only(monkeypatch):
     settings_dict = connections["default"].settings_dict
     monkeypatch.setitem(settings_dict, "PASSWORD", "s3cret")
     monkeypatch.setenv("PGPASSWORD", "stale")
-    env = archive.libpq_environment()
+    env = libpq_env()
     assert env["PGPASSWORD"] == "s3cret"
     assert env["PGDATABASE"] == settings_dict["NAME"]
     assert os.environ["PGPASSWORD"] == "stale"  # our own environment is left alone
+
+
+def test_pg_dump_connects_with_every_libpq_option_of_the_settings_as_the_backups_do(
+    plain_table, tmp_path, monkeypatch
+):
+    # The archive's pg_dump gets the same environment as the backups' (okada.core.db.libpq_env),
+    # so a libpq option of DATABASE_URL reaches it: here one the server refuses, to see it arrive.
+    # (The test's own connection is open already: it keeps the settings it was made with.)
+    settings_dict = connections["default"].settings_dict
+    options = {**settings_dict.get("OPTIONS", {}), "options": "-c default_transaction_isolation=nonsense"}
+    monkeypatch.setitem(settings_dict, "OPTIONS", options)
+    with pytest.raises(archive.ArchiveError, match="default_transaction_isolation"):
+        archive.dump_table(plain_table, schema="public", directory=tmp_path, stamp="S", lock_wait_ms=1000)

@@ -14,6 +14,7 @@ import psycopg
 import pytest
 from django.db import connection, connections, transaction
 
+from okada.core.db import libpq_env
 from okada.partitions import archive, ddl
 from okada.partitions.models import PartitionAction
 from okada.partitions.services import Step, maintenance_plan, maintenance_run
@@ -174,7 +175,7 @@ def scratch_database() -> Iterator[dict[str, str]]:
     with connection.cursor() as cursor:
         cursor.execute(f'CREATE DATABASE "{name}"')
     try:
-        yield {**archive.libpq_environment(), "PGDATABASE": name}
+        yield {**libpq_env(), "PGDATABASE": name}
     finally:
         with connection.cursor() as cursor:
             cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
