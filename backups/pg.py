@@ -30,8 +30,9 @@ from typing import IO, Any, cast
 
 from django.db import DEFAULT_DB_ALIAS, Error, connections
 from django.db.backends.base.base import BaseDatabaseWrapper
-from django.db.backends.postgresql.client import DatabaseClient
 from django.db.utils import load_backend
+
+from okada.core.db import libpq_env
 
 CHUNK = 1 << 20  # bytes per read when copying and hashing
 PIPE_BYTES = 1 << 20  # buffer of the pipes between the tools and us (Linux's default: 64 KiB)
@@ -75,22 +76,6 @@ def version(name: str) -> str:
     """`name --version`, e.g. "pg_dump (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)"."""
     done = subprocess.run([binary(name), "--version"], capture_output=True, text=True, check=True)
     return done.stdout.strip()
-
-
-def libpq_env(dbname: str | None = None) -> dict[str, str]:
-    """The environment that points libpq tools at the settings' server (and `dbname`, default its NAME).
-
-    The caller's own PG* variables are dropped: DATABASE_URL is the single source of truth.
-    """
-    db = connections[DEFAULT_DB_ALIAS].settings_dict
-    env = {key: value for key, value in os.environ.items() if not key.startswith("PG")}
-    _args, secrets = DatabaseClient.settings_to_cmd_args_env(db, [])
-    env.update(secrets or {})  # PGPASSWORD, PGSSLMODE, PGSSLROOTCERT, PGSSLCERT, PGSSLKEY, PGPASSFILE ...
-    for var, key in (("PGHOST", "HOST"), ("PGPORT", "PORT"), ("PGUSER", "USER")):
-        if db.get(key):
-            env[var] = str(db[key])
-    env["PGDATABASE"] = dbname or db["NAME"]
-    return env
 
 
 # --- child processes --------------------------------------------------------------------------

@@ -75,6 +75,7 @@ def _measure(workdir: str, rounds: int) -> dict[str, Any]:
     from backups import pg
     from backups.models import Backup, BackupKind
     from backups.services import backup_run, backup_verify
+    from okada.core.db import libpq_env
 
     settings.OKADA_BACKUP_DIR = workdir
     settings.OKADA_BACKUP_PASSPHRASE = ""
@@ -83,7 +84,7 @@ def _measure(workdir: str, rounds: int) -> dict[str, Any]:
     def bare() -> float:
         target.unlink(missing_ok=True)
         started = time.monotonic()
-        subprocess.run([pg.binary("pg_dump"), "-Fc", "-f", str(target)], env=pg.libpq_env(), check=True)
+        subprocess.run([pg.binary("pg_dump"), "-Fc", "-f", str(target)], env=libpq_env(), check=True)
         return time.monotonic() - started
 
     began = timezone.now()

@@ -1,13 +1,16 @@
-"""Database helpers: hot paths that are one SQL statement (e.g. a call to a SQL function), and
-cache keys that belong to one database."""
+"""Database helpers: hot paths that are one SQL statement (e.g. a call to a SQL function),
+cache keys that belong to one database, and the environment that points libpq tools (pg_dump,
+pg_restore, psql) where Django connects."""
 
 from __future__ import annotations
 
+import functools
+import os
 from contextlib import nullcontext
 from typing import Any
 
 import psycopg
-from django.db import connection, transaction
+from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
 
 
 class _PreparedCursor(psycopg.Cursor[Any]):
@@ -110,3 +113,54 @@ def database_cache_key(*parts: str) -> str:
     """A cache key for figures read from this connection's database: one Redis may serve several
     databases (a development server beside the kept benchmark databases), whose figures differ."""
     return ":".join((*parts[:1], connection.settings_dict["NAME"], *parts[1:]))
+
+
+@functools.cache
+def _libpq_variables() -> dict[str, str]:
+    """libpq's own table of connection parameters and the PG* variable each reads, e.g.
+    {"sslmode": "PGSSLMODE", "connect_timeout": "PGCONNECT_TIMEOUT", ...} (PQconndefaults)."""
+    return {
+        option.keyword.decode(): option.envvar.decode()
+        for option in psycopg.pq.Conninfo.get_defaults()
+        if option.envvar
+    }
+
+
+def libpq_env(dbname: str | None = None, *, alias: str = DEFAULT_DB_ALIAS) -> dict[str, str]:
+    """The environment for a libpq tool (pg_dump, pg_restore, psql) that connects where Django's
+    `alias` does, to `dbname` (default: its NAME). The one place backups and partition archives
+    get their connection from.
+
+    DATABASE_URL is the single source of truth: the caller's own PG* variables are dropped. HOST,
+    PORT, USER, PASSWORD and NAME become PGHOST ... PGDATABASE, each only when set (an empty HOST
+    leaves PGHOST unset: libpq then uses its Unix socket, as psycopg does for Django). Every
+    OPTIONS key that libpq reads from the environment (its own table: sslmode, sslrootcert,
+    sslcert, sslkey, passfile, service, connect_timeout, application_name, target_session_attrs,
+    options ...) becomes its PG* variable; keys that are not libpq's (psycopg's
+    prepare_threshold, Django's isolation_level, pool ...) are left out, and so are the few libpq
+    has no variable for (keepalives*, tcp_user_timeout, sslpassword). Secrets such as the
+    password travel in this environment, never on a command line (`ps` shows those to anyone).
+    """
+    db = connections[alias].settings_dict
+    env = {key: value for key, value in os.environ.items() if not key.startswith("PG")}
+    variables = _libpq_variables()
+    given = {**(db.get("OPTIONS") or {})}
+    # As Django's connection: a setting that is set wins over the same key in OPTIONS.
+    given.update({key: db[name] for key, name in _SETTINGS.items() if db.get(name)})
+    if dbname:
+        given["dbname"] = dbname
+    given.pop("client_encoding", None)  # pg_dump keeps the database's encoding unless told otherwise
+    for key, value in given.items():
+        if key in variables and value not in (None, ""):
+            env[variables[key]] = _libpq_value(value)
+    return env
+
+
+# Django's settings keys and the libpq parameters they are (OPTIONS may name these too).
+_SETTINGS = {"host": "HOST", "port": "PORT", "user": "USER", "password": "PASSWORD", "dbname": "NAME"}
+
+
+def _libpq_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "1" if value else "0"  # libpq reads booleans as 1/0
+    return str(value)

@@ -1,12 +1,14 @@
 """Archives of retired partitions: `pg_dump -t` (custom format) into the backup directory, a SHA-256
 beside each, and a check that the archive reads back with every row.
 
-The connection comes from the Django settings (DATABASE_URL is the single source of truth); the
-password reaches pg_dump through PGPASSWORD in its environment, never on a command line.
+pg_dump connects exactly as the backups' does (`okada.core.db.libpq_env`: DATABASE_URL is the single
+source of truth); the password reaches it through PGPASSWORD in its environment, never on a command
+line.
 """
 
 from __future__ import annotations
 
+import fcntl
 import glob
 import hashlib
 import os
@@ -15,7 +17,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from django.db import DEFAULT_DB_ALIAS, connections
+from okada.core.db import libpq_env
 
 
 class ArchiveError(Exception):
@@ -37,23 +39,6 @@ def _binary(name: str) -> str:
     return found
 
 
-def libpq_environment() -> dict[str, str]:
-    """PG* variables for the database Django uses (the live settings: tests use their own DB)."""
-    db = connections[DEFAULT_DB_ALIAS].settings_dict
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
-    env.update(
-        PGHOST=str(db["HOST"] or "localhost"), PGPORT=str(db["PORT"] or 5432), PGDATABASE=str(db["NAME"])
-    )
-    if db.get("USER"):
-        env["PGUSER"] = str(db["USER"])
-    if db.get("PASSWORD"):
-        env["PGPASSWORD"] = str(db["PASSWORD"])
-    sslmode = (db.get("OPTIONS") or {}).get("sslmode")
-    if sslmode:
-        env["PGSSLMODE"] = str(sslmode)
-    return env
-
-
 def sha256_of(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as f:
@@ -62,8 +47,10 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _run(args: list[str]) -> None:
-    done = subprocess.run(args, env=libpq_environment(), capture_output=True, text=True, check=False)
+def _run(args: list[str], *, pass_fds: tuple[int, ...] = ()) -> None:
+    done = subprocess.run(
+        args, env=libpq_env(), capture_output=True, text=True, check=False, pass_fds=pass_fds
+    )
     if done.returncode:
         raise ArchiveError(f"{Path(args[0]).name} failed: {done.stderr.strip()[-2000:]}")
 
@@ -81,30 +68,100 @@ def _owner_only_directory(directory: Path) -> None:
         os.chmod(path, 0o700)  # mkdir's mode goes through the umask
 
 
+def _partials(directory: Path, name: str) -> list[Path]:
+    """The `.partial` files of archives of `name` (any run's stamp) in `directory`."""
+    return sorted(directory.glob(f"{glob.escape(name)}-*.dump.partial"))
+
+
+def _same_file(fd: int, path: Path) -> bool:
+    """`fd` is still the file named `path` (not one unlinked, or replaced, since it was opened)."""
+    try:
+        named = path.stat()
+    except FileNotFoundError:
+        return False
+    opened = os.fstat(fd)
+    return (opened.st_dev, opened.st_ino) == (named.st_dev, named.st_ino)
+
+
+def remove_stale_partials(directory: Path, name: str) -> list[Path]:
+    """Delete the `.partial` archives of `name` that no one is writing: those a killed run left
+    (each run has its own stamp, so no later run would overwrite them). Returns what it deleted.
+
+    A run writing an archive holds an exclusive flock on its `.partial` until it has renamed it,
+    and so does its pg_dump (it inherits the descriptor), even when the run was killed under it:
+    a file whose lock is held is left alone. Maintenance runs are single-flight anyway (job()'s
+    advisory lock); the flock also covers a run that lost that lock while pg_dump was writing.
+    """
+    if not directory.is_dir():
+        return []
+    removed = []
+    for path in _partials(directory, name):
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        except (FileNotFoundError, OSError):
+            continue  # gone meanwhile, or a symlink: not a file we wrote
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue  # being written right now
+            if _same_file(fd, path):
+                path.unlink()
+                removed.append(path)
+        finally:
+            os.close(fd)  # releases the flock
+    return removed
+
+
+def _open_locked(partial: Path) -> int:
+    """Open (create) `partial` owner-only and hold an exclusive flock on it: a run cleaning stale
+    `.partial` files leaves it alone while the descriptor (ours, or pg_dump's copy) is open."""
+    for _attempt in range(3):
+        # Owner-only from the first byte (pg_dump keeps the mode of the file it truncates).
+        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise ArchiveError(f"{partial.name} is being written by another run") from None
+        if _same_file(fd, partial):  # not deleted as stale between our open and our lock
+            os.fchmod(fd, 0o600)  # a .partial an earlier run left keeps its own mode otherwise
+            os.ftruncate(fd, 0)
+            return fd
+        os.close(fd)
+    raise ArchiveError(f"{partial.name} keeps being removed while it is opened")
+
+
 def dump_table(name: str, *, schema: str, directory: Path, stamp: str, lock_wait_ms: int) -> Archive:
     """pg_dump one table into `directory/<name>-<stamp>.dump`, then `verify_archive` it.
 
-    Written under a `.partial` name and renamed once complete and synced: a file with the final
-    name is always a whole archive. `<file>.sha256` holds the digest (sha256sum -c reads it).
+    Written under a `.partial` name (locked while written, see `remove_stale_partials`) and
+    renamed once complete and synced: a file with the final name is always a whole archive.
+    `<file>.sha256` holds the digest (sha256sum -c reads it).
     """
     _owner_only_directory(directory)
     final = directory / f"{name}-{stamp}.dump"
     partial = final.with_name(final.name + ".partial")
-    # Owner-only from the first byte (pg_dump keeps the mode of the file it truncates).
-    os.close(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600))
-    os.chmod(partial, 0o600)  # a .partial an earlier run left keeps its own mode otherwise
-    _run(
-        [
-            _binary("pg_dump"),
-            "--format=custom",
-            f"--lock-wait-timeout={int(lock_wait_ms)}",
-            f"--table={schema}.{name}",
-            f"--file={partial}",
-        ]
-    )
-    with partial.open("rb") as f:
-        os.fsync(f.fileno())
-    os.replace(partial, final)
+    fd = _open_locked(partial)
+    try:
+        _run(
+            [
+                _binary("pg_dump"),
+                "--format=custom",
+                f"--lock-wait-timeout={int(lock_wait_ms)}",
+                f"--table={schema}.{name}",
+                f"--file={partial}",
+            ],
+            pass_fds=(fd,),  # pg_dump holds the lock too, for as long as it runs
+        )
+        os.fsync(fd)
+        os.replace(partial, final)
+    except BaseException:
+        if _same_file(fd, partial):  # ours and still locked: no one else is writing it
+            partial.unlink()
+        raise
+    finally:
+        os.close(fd)
     digest = sha256_of(final)
     checksum = final.with_name(final.name + ".sha256")
     with os.fdopen(os.open(checksum, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
@@ -113,16 +170,62 @@ def dump_table(name: str, *, schema: str, directory: Path, stamp: str, lock_wait
     return Archive(path=final, sha256=digest, bytes=final.stat().st_size, rows=rows)
 
 
-def archived_rows(path: Path, *, name: str, schema: str) -> int:
-    """Read the whole archive back (pg_restore to a stream, no database) and count the rows of
-    `schema.name` in it. Raises ArchiveError when the archive is unreadable or lacks the table."""
+def written_archive(
+    name: str, *, schema: str, directory: Path, table_oid: int, expected_rows: int
+) -> Archive | None:
+    """The newest archive an earlier run wrote of this very table that still checks out, if any:
+    a run whose drop failed after a verified archive leaves one, and the next run reuses it
+    rather than dump the month a second time.
+
+    It checks out when its `.sha256` names it with its current digest, its table is this table
+    (the OID in the archive's table of contents: a partition of the same name made again later,
+    e.g. to rescue rows, is another table) and it reads back whole with `expected_rows` rows.
+    """
+    if not directory.is_dir():
+        return None
+    for path in sorted(directory.glob(f"{glob.escape(name)}-*.dump"), reverse=True):  # newest stamp first
+        try:
+            recorded = path.with_name(path.name + ".sha256").read_text()
+        except (FileNotFoundError, UnicodeDecodeError):
+            continue  # killed before it was written: not known to be whole and ours
+        digest = sha256_of(path)
+        if recorded != f"{digest}  {path.name}\n":
+            continue
+        try:
+            if _table_oid(_listing(path), name=name, schema=schema) != table_oid:
+                continue
+            rows = archived_rows(path, name=name, schema=schema)
+        except ArchiveError:
+            continue
+        if rows == expected_rows:
+            return Archive(path=path, sha256=digest, bytes=path.stat().st_size, rows=rows)
+    return None
+
+
+def _listing(path: Path) -> str:
     listing = subprocess.run(
         [_binary("pg_restore"), "--list", str(path)], capture_output=True, text=True, check=False
     )
-    if listing.returncode or f"TABLE DATA {schema} {name} " not in listing.stdout:
-        raise ArchiveError(
-            f"{path.name}: no data of {schema}.{name} in the archive ({listing.stderr.strip()})"
-        )
+    if listing.returncode:
+        raise ArchiveError(f"{path.name} cannot be listed: {listing.stderr.strip()[-2000:]}")
+    return listing.stdout
+
+
+def _table_oid(listing: str, *, name: str, schema: str) -> int | None:
+    """The OID the table had when it was dumped: `<id>; 1259 <oid> TABLE <schema> <name> <owner>`."""
+    for line in listing.splitlines():
+        head, _sep, rest = line.partition("; ")
+        parts = rest.split(" ")
+        if head.isdigit() and parts[2:5] == ["TABLE", schema, name] and parts[0] == "1259":
+            return int(parts[1])
+    return None
+
+
+def archived_rows(path: Path, *, name: str, schema: str) -> int:
+    """Read the whole archive back (pg_restore to a stream, no database) and count the rows of
+    `schema.name` in it. Raises ArchiveError when the archive is unreadable or lacks the table."""
+    if f"TABLE DATA {schema} {name} " not in _listing(path):
+        raise ArchiveError(f"{path.name}: no data of {schema}.{name} in the archive")
     process = subprocess.Popen(
         [_binary("pg_restore"), "--data-only", f"--table={name}", "--file=-", str(path)],
         stdout=subprocess.PIPE,

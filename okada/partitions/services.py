@@ -13,7 +13,9 @@
    archive back and compare its rows with the table's, then drop it. Detaching first means no
    row can arrive between the archive and the drop; if the archive fails, the detached table
    stays and the next run tries again. Nothing is dropped without a verified archive (unless the
-   policy says archive=False).
+   policy says archive=False). A verified archive of the same table that an earlier run wrote
+   (its drop failed) is reused, not dumped again; `.partial` files of the month that a killed
+   run left are deleted (never one a live run is writing: it holds a lock on it).
 
 Each step commits on its own, under `lock_timeout` (OKADA_PARTITION_LOCK_TIMEOUT_MS) with a few
 retries: a step that cannot get its lock is logged as deferred and the next run tries again, so
@@ -448,23 +450,46 @@ def _detach_concurrently(step: Step, policy: PartitionPolicy) -> None:
 
 
 def _archive(step: Step, run_at: dt.datetime) -> dict[str, Any]:
+    """Archive and verify the detached table. Stale `.partial` files of its month (a killed
+    run's) are deleted first; a verified archive an earlier run wrote of this same table (its drop
+    failed after it) is reused, not dumped again (`nothing_done` when the log already has it)."""
     with connection.cursor() as cursor:
         rows = ddl.count_rows(cursor, step.partition)  # a detached table: nothing writes to it now
-        cursor.execute("SELECT current_schema()")
-        schema = cursor.fetchone()[0]
-    made = archive.dump_table(
-        step.partition,
-        schema=schema,
-        directory=archive_directory(step.table),
-        stamp=run_at.astimezone(dt.UTC).strftime("%Y%m%dT%H%M%SZ"),
-        lock_wait_ms=_lock_timeout_ms(),
+        cursor.execute("SELECT current_schema(), to_regclass(%s)::oid", [f'"{step.partition}"'])
+        schema, table_oid = cursor.fetchone()
+    directory = archive_directory(step.table)
+    removed = archive.remove_stale_partials(directory, step.partition)
+    notes = [f"removed a partial archive a stopped run left: {path.name}" for path in removed]
+    made = archive.written_archive(
+        step.partition, schema=schema, directory=directory, table_oid=table_oid, expected_rows=rows
     )
+    logged = False
+    if made is None:
+        made = archive.dump_table(
+            step.partition,
+            schema=schema,
+            directory=directory,
+            stamp=run_at.astimezone(dt.UTC).strftime("%Y%m%dT%H%M%SZ"),
+            lock_wait_ms=_lock_timeout_ms(),
+        )
+    else:
+        notes.append("reused the verified archive an earlier run wrote (its drop had not succeeded)")
+        logged = PartitionAction.objects.filter(
+            partition=step.partition,
+            kind=Kind.ARCHIVED,
+            outcome=Outcome.SUCCESS,
+            archive_path=str(made.path),
+        ).exists()
     archive.verify_archive(made, name=step.partition, schema=schema, expected_rows=rows)
+    for note in notes:
+        log.info("partition maintenance: %s: %s", step.partition, note)
     return {
         "rows": rows,
         "archive_path": str(made.path),
         "archive_sha256": made.sha256,
         "archive_bytes": made.bytes,
+        "detail": "; ".join(notes),
+        "nothing_done": logged,  # the log holds it already (the archives listed once)
     }
 
 

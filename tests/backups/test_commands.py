@@ -11,6 +11,7 @@ from io import StringIO
 import pytest
 from django.core.management import CommandError, call_command
 from django.db import connections
+from django.utils import translation
 
 from backups import pg
 from backups.models import Backup, BackupKind, BackupStatus, VerificationOutcome
@@ -172,3 +173,22 @@ def test_restore_backup_with_force_replaces_the_database_it_runs_on(backup_dir):
 def run_backup_and_get_id() -> str:
     run("backup")
     return str(Backup.objects.get(status=BackupStatus.COMPLETE).pk)
+
+
+def test_the_commands_print_english_in_a_french_installation():
+    # manage.py activates no language, so Django would translate into LANGUAGE_CODE ("fr"): the
+    # services' messages (the drill's error, the target refused) came out French inside the
+    # commands' English lines.
+    marketplace()
+    run("backup")
+    backup = Backup.objects.get()
+    flip_a_byte(backup_path(backup))
+    translation.deactivate()
+    assert translation.get_language() == "fr"
+
+    with pytest.raises(CommandError) as refused:
+        run("verify_backup", str(backup.pk))
+    assert str(refused.value).startswith("restore drill FAILED: Checksum mismatch: the file's SHA-256 is ")
+    with pytest.raises(CommandError) as refused:
+        run("restore_backup", str(backup.pk), "--target", connections["default"].settings_dict["NAME"])
+    assert str(refused.value).startswith("Checksum mismatch: the file's SHA-256 is ")

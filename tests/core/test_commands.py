@@ -86,3 +86,25 @@ def test_migration_sql_writes_each_hand_written_statement_as_the_migration_runs_
     search = import_module("catalog.migrations.0001_initial").SEARCH_SQL
     assert (tmp_path / "catalog" / "0001_initial.1.forward.sql").read_text() == search.strip() + "\n"
     assert not (tmp_path / "auth").exists()  # Django's own migrations are not ours to lint
+
+
+def test_every_command_of_ours_runs_untranslated():
+    # Operators and cron read English (README quotes it), whatever LANGUAGE_CODE is: Django runs a
+    # command in LANGUAGE_CODE unless its handle() says @no_translations.
+    from importlib import import_module
+
+    from django.conf import settings
+    from django.core.management import get_commands, load_command_class
+
+    def ours(app: str) -> bool:
+        where = Path(import_module(app).__file__ or "").resolve()
+        return where.is_relative_to(settings.BASE_DIR) and ".venv" not in where.parts
+
+    commands = {name: app for name, app in get_commands().items() if ours(app)}
+    assert {"maintain_partitions", "backup", "restore_backup", "issue_api_key"} <= set(commands)
+    translated = [
+        name
+        for name, app in commands.items()
+        if load_command_class(app, name).handle.__qualname__ != "no_translations.<locals>.wrapper"
+    ]
+    assert translated == [], "decorate their handle() with django.core.management.base.no_translations"

@@ -7,7 +7,7 @@ import pytest
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, IntegrityError, connection, connections, transaction
 from django.test.utils import CaptureQueriesContext
 
-from okada.core.db import execute, one_value, prepared_rows
+from okada.core.db import execute, libpq_env, one_value, prepared_rows
 from tests.testapp.models import Shelf
 
 NEW_SHELF = """INSERT INTO testapp_shelf (id, created_at, updated_at, deleted_by_cascade, code, label)
@@ -127,3 +127,64 @@ def test_every_new_connection_has_postgresql_side_tcp_keepalives():
             assert cursor.fetchone() == ("30", "10", "3", "60000")
     finally:
         fresh.close()
+
+
+# --- libpq_env: where pg_dump, pg_restore and psql connect -------------------------------------
+
+
+@pytest.fixture
+def database_settings(monkeypatch):
+    """The default connection's settings, changed for one test (the open connection keeps its own)."""
+    settings_dict = connections[DEFAULT_DB_ALIAS].settings_dict
+    monkeypatch.setitem(settings_dict, "OPTIONS", dict(settings_dict.get("OPTIONS") or {}))
+    return settings_dict
+
+
+def test_libpq_env_leaves_the_host_to_libpq_when_the_settings_have_none(database_settings, monkeypatch):
+    # An empty HOST means the Unix socket, for psycopg (Django) and for every libpq tool alike.
+    monkeypatch.setitem(database_settings, "HOST", "")
+    monkeypatch.setitem(database_settings, "PORT", "")
+    monkeypatch.setenv("PGHOST", "elsewhere.example")  # the caller's PG* never leak in
+    env = libpq_env()
+    assert "PGHOST" not in env and "PGPORT" not in env
+    assert env["PGDATABASE"] == database_settings["NAME"]
+
+
+def test_libpq_env_passes_every_options_key_libpq_knows_and_no_other(database_settings, monkeypatch):
+    monkeypatch.setitem(database_settings, "PASSWORD", "s3cret")
+    database_settings["OPTIONS"].update(
+        sslmode="verify-full",
+        sslrootcert="/etc/okada/root.crt",
+        connect_timeout=7,
+        application_name="okada archive",
+        target_session_attrs="read-write",
+        options="-c lock_timeout=5s",
+        sslcompression=True,
+        prepare_threshold=100,  # psycopg's, not libpq's
+        isolation_level=1,  # Django's
+        keepalives=1,  # libpq's, but it reads no variable for it
+    )
+    monkeypatch.setenv("PGPASSWORD", "stale")
+    env = libpq_env("another_db")
+    assert {k: v for k, v in env.items() if k.startswith("PG")} == {
+        "PGHOST": str(database_settings["HOST"]),
+        "PGPORT": str(database_settings["PORT"]),
+        "PGUSER": str(database_settings["USER"]),
+        "PGPASSWORD": "s3cret",  # in the environment, never on a command line
+        "PGDATABASE": "another_db",
+        "PGSSLMODE": "verify-full",
+        "PGSSLROOTCERT": "/etc/okada/root.crt",
+        "PGCONNECT_TIMEOUT": "7",
+        "PGAPPNAME": "okada archive",
+        "PGTARGETSESSIONATTRS": "read-write",
+        "PGOPTIONS": "-c lock_timeout=5s",
+        "PGSSLCOMPRESSION": "1",
+    }
+
+
+def test_a_setting_wins_over_the_same_key_in_options_as_for_django(database_settings, monkeypatch):
+    database_settings["OPTIONS"].update(host="/var/run/other", port=6543)
+    env = libpq_env()
+    assert env["PGHOST"] == str(database_settings["HOST"]) and env["PGPORT"] == str(database_settings["PORT"])
+    monkeypatch.setitem(database_settings, "HOST", "")
+    assert libpq_env()["PGHOST"] == "/var/run/other"  # psycopg would connect there too

@@ -7,7 +7,10 @@ import os
 import pytest
 from django.db import connection, connections
 
+from okada.core.db import libpq_env
 from okada.partitions import archive
+from tests.backups.helpers import pg_dump_waits_for_a_lock, table_locked
+from tests.concurrency import WAIT, in_thread, poll
 from tests.partitions.conftest import at, insert_readings
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -76,7 +79,69 @@ def test_the_password_reaches_pg_dump_through_its_environment_only(monkeypatch):
     settings_dict = connections["default"].settings_dict
     monkeypatch.setitem(settings_dict, "PASSWORD", "s3cret")
     monkeypatch.setenv("PGPASSWORD", "stale")
-    env = archive.libpq_environment()
+    env = libpq_env()
     assert env["PGPASSWORD"] == "s3cret"
     assert env["PGDATABASE"] == settings_dict["NAME"]
     assert os.environ["PGPASSWORD"] == "stale"  # our own environment is left alone
+
+
+def test_pg_dump_connects_with_every_libpq_option_of_the_settings_as_the_backups_do(
+    plain_table, tmp_path, monkeypatch
+):
+    # The archive's pg_dump gets the same environment as the backups' (okada.core.db.libpq_env),
+    # so a libpq option of DATABASE_URL reaches it: here one the server refuses, to see it arrive.
+    # (The test's own connection is open already: it keeps the settings it was made with.)
+    settings_dict = connections["default"].settings_dict
+    options = {**settings_dict.get("OPTIONS", {}), "options": "-c default_transaction_isolation=nonsense"}
+    monkeypatch.setitem(settings_dict, "OPTIONS", options)
+    with pytest.raises(archive.ArchiveError, match="default_transaction_isolation"):
+        archive.dump_table(plain_table, schema="public", directory=tmp_path, stamp="S", lock_wait_ms=1000)
+
+
+def test_the_partial_file_of_a_dump_in_progress_is_never_removed_as_stale(plain_table, tmp_path):
+    # pg_dump waits for a lock another session holds: its .partial exists and is being written.
+    insert_readings(plain_table, [at(2030, 1, 1), at(2030, 1, 2)])
+    made: list[archive.Archive] = []
+    with table_locked(plain_table):
+        thread, errors = in_thread(
+            lambda: made.append(
+                archive.dump_table(
+                    plain_table, schema="public", directory=tmp_path, stamp="S", lock_wait_ms=WAIT * 1000
+                )
+            )
+        )
+        poll(pg_dump_waits_for_a_lock, "pg_dump to wait for the table's lock")
+        partial = tmp_path / "test_archive_me-S.dump.partial"
+        assert partial.exists()
+
+        assert archive.remove_stale_partials(tmp_path, plain_table) == []
+        with pytest.raises(archive.ArchiveError, match="being written by another run"):
+            archive.dump_table(plain_table, schema="public", directory=tmp_path, stamp="S", lock_wait_ms=1)
+        assert partial.exists()
+    thread.join(WAIT)
+    assert not errors and made[0].rows == 2 and not partial.exists()
+
+
+def table_oid(name: str) -> int:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT to_regclass(%s)::oid", [name])
+        return cursor.fetchone()[0]
+
+
+def test_an_archive_is_reused_only_when_its_checksum_table_and_rows_all_check_out(plain_table, tmp_path):
+    insert_readings(plain_table, [at(2030, 1, 1), at(2030, 1, 2)])
+    made = archive.dump_table(plain_table, schema="public", directory=tmp_path, stamp="A", lock_wait_ms=1000)
+    oid = table_oid(plain_table)
+
+    def found(**changes: int) -> archive.Archive | None:
+        given = {"table_oid": oid, "expected_rows": 2, **changes}
+        return archive.written_archive(plain_table, schema="public", directory=tmp_path, **given)
+
+    assert found() == made
+    assert found(expected_rows=3) is None  # rows came or went since
+    assert found(table_oid=oid + 1) is None  # another table of that name (made again since)
+    checksum = made.path.with_name(made.path.name + ".sha256")
+    checksum.write_text(checksum.read_text().replace(made.sha256[:8], "00000000"))
+    assert found() is None  # not the file that was written
+    checksum.unlink()
+    assert found() is None  # a run killed before it wrote the digest

@@ -3,6 +3,7 @@ interrupted detaches, lock timeouts. Each run commits step by step, so the tests
 
 from __future__ import annotations
 
+import fcntl
 import subprocess
 import threading
 import uuid
@@ -14,6 +15,7 @@ import psycopg
 import pytest
 from django.db import connection, connections, transaction
 
+from okada.core.db import libpq_env
 from okada.partitions import archive, ddl
 from okada.partitions.models import PartitionAction
 from okada.partitions.services import Step, maintenance_plan, maintenance_run
@@ -174,7 +176,7 @@ def scratch_database() -> Iterator[dict[str, str]]:
     with connection.cursor() as cursor:
         cursor.execute(f'CREATE DATABASE "{name}"')
     try:
-        yield {**archive.libpq_environment(), "PGDATABASE": name}
+        yield {**libpq_env(), "PGDATABASE": name}
     finally:
         with connection.cursor() as cursor:
             cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -376,3 +378,63 @@ def test_a_detached_month_the_retention_now_keeps_is_never_dropped(scratch_table
         cursor.execute(f'SELECT count(*) FROM "{name}"')  # noqa: S608
         assert cursor.fetchone()[0] == len(ids)
     assert not PartitionAction.objects.filter(partition=name, kind=Kind.DROPPED).exists()
+
+
+def test_a_run_whose_drop_failed_after_the_archive_is_finished_without_a_second_archive(
+    scratch_table, settings, tmp_path
+):
+    table = scratch_table(premake_months=0, retention_months=1)
+    ids = insert_readings(table, [at(2030, 1, 3), at(2030, 1, 20)])
+    name = f"{table}_p203001"
+    directory = tmp_path / "backups" / "partitions" / table
+    settings.OKADA_BACKUP_DIR = tmp_path / "not-a-directory"
+    settings.OKADA_BACKUP_DIR.write_text("a file where the backup directory should be")
+    maintenance_run(now=at(2030, 4, 2))  # detached, its archive failed: a detached table to retire
+    settings.OKADA_BACKUP_DIR = tmp_path / "backups"
+    settings.OKADA_PARTITION_LOCK_TIMEOUT_MS = 200
+
+    with snapshot_held(name):  # a reader of the detached table: pg_dump reads on, DROP waits
+        second = maintenance_run(now=at(2030, 4, 2, 1))
+
+    assert [label.split(":")[0] for label in second["deferred"]] == [f"dropped {name}"]
+    assert name in standalone_tables(name)
+    [written] = directory.glob("*.dump")
+
+    third = maintenance_run(now=at(2030, 4, 2, 2))
+
+    assert third["failed"] == [] and third["deferred"] == [] and third["done"] == [f"dropped {name}"]
+    assert name not in standalone_tables(name)
+    assert list(directory.glob("*.dump")) == [written]  # the month archived once, not twice
+    [archived] = PartitionAction.objects.filter(partition=name, kind=Kind.ARCHIVED, outcome=Outcome.SUCCESS)
+    assert (archived.archive_path, archived.rows) == (str(written), len(ids))
+    assert PartitionAction.objects.filter(partition=name, kind=Kind.DROPPED, outcome=Outcome.SUCCESS).exists()
+
+
+def test_a_run_removes_the_partial_archives_a_killed_run_left_of_its_month_but_not_one_being_written(
+    scratch_table, backup_dir
+):
+    table = scratch_table(premake_months=0, retention_months=1)
+    insert_readings(table, [at(2030, 1, 3)])
+    name = f"{table}_p203001"
+    directory = backup_dir / "partitions" / table
+    directory.mkdir(parents=True)
+    killed = directory / f"{name}-20300401T000000Z.dump.partial"  # each run has its own stamp
+    killed.write_bytes(b"PGDMP half a dump")
+    other_month = directory / f"{table}_p202912-20300401T000000Z.dump.partial"
+    other_month.write_bytes(b"PGDMP")
+    writing = directory / f"{name}-20300401T003000Z.dump.partial"
+    writing.write_bytes(b"PGDMP")
+
+    with writing.open("rb") as held:
+        fcntl.flock(held.fileno(), fcntl.LOCK_EX)  # as a run writing it holds it (another descriptor)
+        summary = maintenance_run(now=at(2030, 4, 2))
+
+    assert summary["failed"] == []
+    assert not killed.exists()
+    assert writing.exists() and other_month.exists()
+    archived = PartitionAction.objects.get(partition=name, kind=Kind.ARCHIVED, outcome=Outcome.SUCCESS)
+    assert killed.name in archived.detail
+    written = Path(archived.archive_path).name
+    assert sorted(p.name for p in directory.iterdir()) == sorted(
+        [written, f"{written}.sha256", writing.name, other_month.name]
+    )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.management import call_command
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import BaseCommand, CommandError, CommandParser, no_translations
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.migrations.executor import MigrationExecutor
 
@@ -37,6 +37,7 @@ class Command(BaseCommand):
         )
         parser.add_argument("--verify", action="store_true", help="run a restore drill of it afterwards")
 
+    @no_translations
     def handle(self, *args: Any, **options: Any) -> None:
         if options["if_migrations_pending"] and not self._migrations_pending():
             return

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import BaseCommand, CommandError, CommandParser, no_translations
 
 from backups.models import Backup
 from okada.core.errors import DomainError
@@ -26,6 +26,7 @@ class Command(BaseCommand):
             "the app runs on: stop the web, worker and beat first, later backups leave its catalog",
         )
 
+    @no_translations
     def handle(self, *args: Any, **options: Any) -> None:
         from backups.pg import ToolError
         from backups.services import backup_restore

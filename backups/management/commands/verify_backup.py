@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import BaseCommand, CommandError, CommandParser, no_translations
 
 from backups.models import Backup
 from backups.tasks import steps
@@ -20,6 +20,7 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("backup_id", nargs="?", help="the backup's id (default: the newest complete one)")
 
+    @no_translations
     def handle(self, *args: Any, **options: Any) -> None:
         from backups.services import DRILL_JOB, backup_verify, drill_summary
 

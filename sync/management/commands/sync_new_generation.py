@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, no_translations
 
 from sync.services import generation_rotate
 
@@ -16,6 +16,7 @@ class Command(BaseCommand):
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("--reason", default="database restored", help="why (logged)")
 
+    @no_translations
     def handle(self, *args: Any, **options: Any) -> None:
         generation = generation_rotate(reason=options["reason"])
         self.stdout.write(f"sync generation is now {generation}: devices will download again")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, no_translations
 from django.db import connection
 
 from okada.core import health
@@ -22,6 +22,7 @@ def _where(url: str) -> str:
 class Command(BaseCommand):
     help = "Check that the database and Redis answer; exit 1 with a clear message if not."
 
+    @no_translations
     def handle(self, *args: Any, **options: Any) -> None:
         db = settings.DATABASES["default"]
         try:

@@ -6,7 +6,7 @@ import secrets
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, no_translations
 
 
 class Command(BaseCommand):
@@ -16,6 +16,7 @@ class Command(BaseCommand):
         parser.add_argument("--username", default="admin")
         parser.add_argument("--email", default="admin@okada.local")
 
+    @no_translations
     def handle(self, *args: Any, username: str, email: str, **options: Any) -> None:
         user_model = get_user_model()
         if user_model.objects.filter(is_superuser=True).exists():

@@ -14,7 +14,7 @@ from typing import Any
 
 from django.apps import apps
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import BaseCommand, CommandParser, no_translations
 from django.db import migrations
 from django.db.migrations.loader import MigrationLoader
 from django.db.migrations.operations.base import Operation
@@ -42,6 +42,7 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--out", type=Path, default=Path(settings.BASE_DIR) / "var" / "migration-sql")
 
+    @no_translations
     def handle(self, *args: Any, **options: Any) -> None:
         out: Path = options["out"]
         shutil.rmtree(out, ignore_errors=True)

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, no_translations
 
 LANGUAGE = "fr"
 VENDORED = ("unfold",)  # installed packages whose French we keep (they ship none)
@@ -115,6 +115,7 @@ def fill_from_django(po_path: Path) -> int:
 class Command(BaseCommand):
     help = "Refresh the French catalogues (project and vendored libraries) from the code."
 
+    @no_translations
     def handle(self, *args: Any, **options: Any) -> None:
         extract_project(project_po())
         self.stdout.write(f"{project_po()}: {self._untranslated(project_po())} untranslated")

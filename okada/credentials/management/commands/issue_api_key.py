@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import BaseCommand, CommandError, CommandParser, no_translations
 from django.utils import timezone
 
 from catalog.models import Vendor
@@ -34,6 +34,7 @@ class Command(BaseCommand):
         )
         parser.add_argument("--expires-days", type=int, help="the key stops working after this many days")
 
+    @no_translations
     def handle(self, *args: Any, **options: Any) -> None:
         vendor = None
         if options["vendor"]:

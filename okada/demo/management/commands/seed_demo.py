@@ -6,7 +6,7 @@ import dataclasses
 import datetime as dt
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import BaseCommand, CommandError, CommandParser, no_translations
 
 from okada.demo.seed import PRESETS, SeedError, database_has_marketplace_data, seed_demo
 
@@ -34,6 +34,7 @@ class Command(BaseCommand):
             "--if-empty", action="store_true", help="do nothing if the database already has vendors"
         )
 
+    @no_translations
     def handle(self, *args: Any, **options: Any) -> None:
         if options["if_empty"] and database_has_marketplace_data():
             self.stdout.write("Demo data not loaded: the database already has marketplace data.")

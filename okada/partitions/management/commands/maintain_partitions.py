@@ -1,27 +1,31 @@
-"""`manage.py maintain_partitions [--dry-run]`: run partition maintenance now, or print its plan."""
+"""`manage.py maintain_partitions [--dry-run]`: run partition maintenance now, or print its plan.
+
+Like every command of ours it prints English whatever LANGUAGE_CODE says (`no_translations`):
+operators and cron read one language, the one the README quotes. The admin shows the same plan
+in each user's language.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError
-from django.utils.translation import gettext as _
+from django.core.management.base import BaseCommand, CommandError, no_translations
 
 from okada.core.jobs import JobSkipped
 from okada.partitions.services import MaintenanceFailed, Plan, maintenance_plan
 
 
 def render_plan(plan: Plan) -> str:
-    lines = [_("Partition maintenance plan at %(at)s UTC:") % {"at": f"{plan.now:%Y-%m-%d %H:%M}"}]
+    lines = [f"Partition maintenance plan at {plan.now:%Y-%m-%d %H:%M} UTC:"]
     if plan.is_empty:
-        lines.append("  " + _("nothing to do."))
+        lines.append("  nothing to do.")
     for step in plan.steps:
         bounds = ""
         if step.starts_at and step.ends_at:
             bounds = f"  [{step.starts_at:%Y-%m-%d} .. {step.ends_at:%Y-%m-%d})"
         lines.append(f"  {step.table}: {step.describe()}{bounds}")
     for warning in plan.warnings:
-        lines.append("  " + _("warning: %(w)s") % {"w": warning})
+        lines.append(f"  warning: {warning}")
     return "\n".join(lines)
 
 
@@ -31,6 +35,7 @@ class Command(BaseCommand):
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("--dry-run", action="store_true", help="print the plan; change nothing")
 
+    @no_translations
     def handle(self, *args: Any, dry_run: bool = False, **options: Any) -> None:
         if dry_run:
             self.stdout.write(render_plan(maintenance_plan()))
@@ -40,16 +45,14 @@ class Command(BaseCommand):
         try:
             summary = maintain_partitions()  # in this process, through job(): a JobRun, the same lock
         except JobSkipped:
-            raise CommandError(_("Another maintenance run is in progress: nothing done.")) from None
+            raise CommandError("Another maintenance run is in progress: nothing done.") from None
         except MaintenanceFailed as exc:
-            raise CommandError(
-                _("Some steps failed (see the partition action log): %(e)s") % {"e": exc}
-            ) from None
+            raise CommandError(f"Some steps failed (see the partition action log): {exc}") from None
         for label in summary["done"]:
-            self.stdout.write(_("done: %(a)s") % {"a": label})
+            self.stdout.write(f"done: {label}")
         for label in summary["deferred"]:
-            self.stdout.write(_("deferred (next run retries): %(a)s") % {"a": label})
+            self.stdout.write(f"deferred (next run retries): {label}")
         for warning in summary["warnings"]:
-            self.stdout.write(_("warning: %(w)s") % {"w": warning})
+            self.stdout.write(f"warning: {warning}")
         if not summary["done"] and not summary["deferred"]:
-            self.stdout.write(_("Nothing to do."))
+            self.stdout.write("Nothing to do.")
