@@ -32,14 +32,15 @@ from okada.core.api.serializers import (
 )
 from okada.core.api.views import ApiView
 from okada.core.errors import InvalidInput, NotFound
+from okada.core.fields import json_refusal
 
 from . import selectors, services
 from .models import Category, Product, ProductQuerySet, ProductUnit, Stock, Vendor
 
 VENDOR, STOREFRONT = Actor.VENDOR, Actor.STOREFRONT
 MAX_PRICE_XAF = 1_000_000_000
-MAX_STOCK = 100_000_000
-MAX_DELTA = 10_000_000
+MAX_STOCK = services.MAX_STOCK
+MAX_DELTA = services.MAX_DELTA
 PRODUCT_ORDERINGS = (
     "-updated_at",
     "updated_at",
@@ -121,23 +122,15 @@ class CategoryOut(serializers.Serializer[Any]):
 # --- Input ------------------------------------------------------------------------------------------
 
 
-def _no_nul(value: Any) -> bool:
-    if isinstance(value, str):
-        return "\x00" not in value
-    if isinstance(value, dict):
-        return all(_no_nul(k) and _no_nul(v) for k, v in value.items())
-    if isinstance(value, list):
-        return all(_no_nul(v) for v in value)
-    return True
-
-
 class AttributesField(serializers.DictField):
-    """Free-form attributes: a JSON object (PostgreSQL refuses NUL characters in JSON text)."""
+    """Free-form attributes: a JSON object that PostgreSQL can store (no NUL character) and that
+    is nested at most MAX_JSON_DEPTH levels (okada.core.fields.json_refusal)."""
 
     def to_internal_value(self, data: Any) -> dict[str, Any]:
         value = super().to_internal_value(data)
-        if not _no_nul(value):
-            raise serializers.ValidationError(_("Text cannot contain NUL characters."))
+        refusal = json_refusal(value)
+        if refusal is not None:
+            raise serializers.ValidationError(refusal)
         return value
 
 

@@ -1,4 +1,5 @@
-"""Field helpers shared by domain models: money in XAF, Cameroonian phone numbers."""
+"""Field helpers shared by domain models: money in XAF, Cameroonian phone numbers, JSON values
+taken from clients."""
 
 from __future__ import annotations
 
@@ -83,3 +84,31 @@ def any_of(field: str, values: Any) -> AnyOf:
 def choices_check(field: str, choices: Any, name: str) -> models.CheckConstraint:
     """CHECK that a choices column holds one of its values: the database refuses a typo too."""
     return models.CheckConstraint(condition=any_of(field, [value for value, _label in choices]), name=name)
+
+
+# --- JSON values taken from clients (product attributes, sync mutation args) ---------------------
+
+MAX_JSON_DEPTH = 32  # far above any real value (attributes are a flat object, usually)
+
+
+def json_refusal(value: Any, *, max_depth: int = MAX_JSON_DEPTH) -> str | None:
+    """Why PostgreSQL or the server cannot take `value` (a parsed JSON value) as it is, or None.
+
+    - a text (key or value) holding NUL: jsonb and text columns cannot hold U+0000;
+    - nesting deeper than `max_depth` (the value itself is level 1): Python's JSON decoder reads
+      hundreds of levels from a small body, and any recursive walk over them (a check, a copy,
+      the history) exhausts the stack, a RecursionError (a 500) on every retry.
+    Walked without recursion, stopping at the first refusal."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > max_depth:
+            return str(_("Nested at most %(n)d levels deep.") % {"n": max_depth})
+        if isinstance(item, str):
+            if "\x00" in item:
+                return str(_("Text cannot contain NUL characters."))
+        elif isinstance(item, dict):
+            stack.extend((child, depth + 1) for pair in item.items() for child in pair)
+        elif isinstance(item, list):
+            stack.extend((child, depth + 1) for child in item)
+    return None

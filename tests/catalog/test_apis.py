@@ -86,6 +86,41 @@ def test_bad_product_input_is_a_400_naming_the_field(api, payload, field):
     assert not Product.objects.exists()
 
 
+def _nested(depth: int) -> str:
+    """A JSON object nested `depth` levels deep (the object itself is level 1): small as a body,
+    deep enough that a recursive walk over it ran out of stack."""
+    return '{"k": ' * (depth - 1) + "1" + "}" * (depth - 1)
+
+
+def test_attributes_nested_hundreds_deep_are_a_400_naming_the_field_on_create_and_patch(api, vendor):
+    """Python's JSON decoder reads ~400 levels; the recursive NUL check over them ran out of stack
+    (a RecursionError, a 500). Attributes are refused past 32 levels, as a sync mutation's args."""
+    product = ProductFactory(vendor=vendor, name="Riz", attributes={"origine": "Penja"})
+    deep = _nested(400)
+    created = api.post("/products", f'{{"sku": "D", "name": "D", "price_xaf": 10, "attributes": {deep}}}')
+    patched = api.patch(f"/products/{product.pk}", f'{{"name": "Autre", "attributes": {deep}}}')
+
+    for response in (created, patched):
+        assert (response.status_code, problem(response)["code"]) == (400, "invalid"), response.content
+        assert list(problem(response)["errors"]) == ["attributes"]
+    assert not Product.objects.filter(sku="D").exists()
+    product.refresh_from_db()
+    assert (product.name, product.attributes) == ("Riz", {"origine": "Penja"})
+
+
+def test_attributes_nested_32_levels_are_taken_and_33_refused(api, vendor):
+    taken = api.post(
+        "/products", f'{{"sku": "A", "name": "A", "price_xaf": 10, "attributes": {_nested(32)}}}'
+    )
+    refused = api.post(
+        "/products", f'{{"sku": "B", "name": "B", "price_xaf": 10, "attributes": {_nested(33)}}}'
+    )
+
+    assert taken.status_code == 201, taken.content
+    assert (refused.status_code, list(problem(refused)["errors"])) == (400, ["attributes"])
+    assert list(Product.objects.values_list("sku", flat=True)) == ["A"]
+
+
 def test_a_taken_sku_is_a_409_sku_taken(api, vendor):
     ProductFactory(vendor=vendor, sku="DUP")
     response = api.post("/products", {"sku": "DUP", "name": "Again", "price_xaf": 10})
