@@ -531,6 +531,10 @@ def _movement(
 
 
 MAX_ON_HAND = 2**31 - 1  # Stock.on_hand is an integer column
+# What a client may send, over REST or a device's sync push (one cap for both): units counted or
+# created at once, and units added or removed by one adjustment.
+MAX_STOCK = 100_000_000
+MAX_DELTA = 10_000_000
 
 
 ADJUST_KINDS = (StockMovement.Kind.ADJUSTMENT, StockMovement.Kind.RESTOCK, StockMovement.Kind.RETURN)

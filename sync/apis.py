@@ -16,10 +16,13 @@ from typing import Any
 
 from django.conf import settings
 from django.http import HttpResponse
+from django.utils.translation import gettext as _
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
+from rest_framework.fields import empty
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.settings import api_settings
 
 from okada.core.actors import Actor
 from okada.core.api.problems import problem_response
@@ -29,7 +32,7 @@ from okada.core.api.views import ApiView
 from . import feed, services
 from .models import Device
 from .pull import pull
-from .push import MUTATIONS, TryAgain, push
+from .push import MAX_MUTATION_ID, MUTATIONS, TryAgain, push
 
 VENDOR = Actor.VENDOR
 TAGS = ["sync"]
@@ -176,11 +179,29 @@ class PullApi(ApiView):
 # --- Push ---------------------------------------------------------------------------------------
 
 
-class MutationIn(StrictSerializer):
-    read_only_names = ()
-    id = serializers.IntegerField(min_value=1, help_text="1, 2, 3... per device, never reused.")
-    name = serializers.ChoiceField(choices=sorted(MUTATIONS))
+class MutationIn(serializers.Serializer[Any]):
+    """A mutation: only its `id` is checked here (without one it cannot be recorded: a 400). A
+    name, args or keys the server cannot read make that mutation `rejected` (`invalid`), recorded
+    and advancing like any other (sync.push._refusal): a device is never stuck on one."""
+
+    id = serializers.IntegerField(
+        min_value=1, max_value=MAX_MUTATION_ID, help_text="1, 2, 3... per device, never reused."
+    )
+    name = serializers.ChoiceField(
+        choices=sorted(MUTATIONS), help_text="Another name is rejected (`invalid`), not a 400."
+    )
     args = serializers.DictField(help_text="The mutation's arguments (README: Offline sync).")
+
+    def to_internal_value(self, data: Any) -> dict[str, Any]:
+        if not isinstance(data, dict):
+            raise serializers.ValidationError(
+                {api_settings.NON_FIELD_ERRORS_KEY: [_("Each mutation is {id, name, args}.")]}
+            )
+        try:
+            mutation_id = self.fields["id"].run_validation(data.get("id", empty))
+        except serializers.ValidationError as exc:
+            raise serializers.ValidationError({"id": exc.detail}) from None
+        return {**data, "id": mutation_id}  # the rest as sent: push rejects a bad one alone
 
 
 class PushIn(StrictSerializer):
@@ -212,7 +233,14 @@ class PushApi(ApiView):
         summary="Push mutations made offline",
         description="Each mutation is applied exactly once, in order: a retry answers `duplicate` "
         "with the stored result; a skipped id is a 409 `mutation_gap`; a busy database a 503 "
-        "`try_again` (nothing of that mutation was kept: send the same push again).",
+        "`try_again` (nothing of that mutation was kept: send the same push again). A mutation "
+        "refused for good is `rejected` with its error code and still advances `last_mutation_id`, "
+        "the rest of the push applied in order: also one with an unknown `name`, `args` that are "
+        "not an object (or hold a NUL character, or nest deeper than 32 levels) or other keys "
+        "(`invalid`). Only an envelope that cannot be recorded is a 400 `invalid`, nothing "
+        "applied: no valid `device_id`, `mutations` not a list of 1 to "
+        "OKADA_SYNC_PUSH_MAX_MUTATIONS objects, an `id` missing or not a positive integer, ids "
+        "not going up by one.",
         request=PushIn,
         responses={
             200: PushOut,

@@ -17,7 +17,7 @@ from __future__ import annotations
 import itertools
 import logging
 import uuid
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,6 +31,7 @@ from catalog.models import Product, Stock, Vendor
 from okada.core import services as core
 from okada.core.actors import Actor
 from okada.core.errors import DomainError, InvalidInput, NotAllowed, NotFound
+from okada.core.fields import json_refusal
 from orders import services as orders
 from orders.models import Order
 
@@ -68,9 +69,13 @@ class Context:
 
 @dataclass(frozen=True)
 class Mutation_:
+    """A mutation as pushed: only its id is known good (`_validated`); a name, args or keys the
+    server cannot read make it rejected alone (`_refusal`), recorded like any other."""
+
     id: int
-    name: str
-    args: dict[str, Any]
+    name: Any
+    args: Any
+    extra_keys: tuple[str, ...] = ()
 
 
 @dataclass
@@ -135,11 +140,12 @@ def _push_one(
             )
         context = Context(device=locked, actor=actor, mutation_id=mutation.id, scopes=scopes)
         status, code, message, conflict = _apply(context, mutation)
+        stored_name, stored_args = _storable(mutation)
         Mutation.objects.create(
             device=locked,
             mutation_id=mutation.id,
-            name=mutation.name[:40],
-            args=mutation.args,
+            name=stored_name,
+            args=stored_args,
             status=status,
             code=code,
             message=message,
@@ -169,8 +175,11 @@ def _replay(device: Device, mutation_id: int) -> dict[str, Any]:
 
 
 def _apply(context: Context, mutation: Mutation_) -> tuple[str, str, str, SyncConflict | None]:
-    handler = MUTATIONS.get(mutation.name)
+    refusal = _refusal(mutation)
+    handler = MUTATIONS.get(mutation.name) if isinstance(mutation.name, str) else None
     try:
+        if refusal is not None:
+            raise refusal
         if handler is None:
             raise InvalidInput(_("Unknown mutation %(name)s.") % {"name": mutation.name[:40]}, field="name")
         if context.scopes is not None and handler.scope not in context.scopes:
@@ -183,7 +192,7 @@ def _apply(context: Context, mutation: Mutation_) -> tuple[str, str, str, SyncCo
     except DomainError as err:
         if err.status >= 500:
             log.error("mutation %s#%s failed: %s", context.device.pk, mutation.id, err)
-        if handler is not None:
+        if handler is not None and isinstance(mutation.args, dict):
             handler.resend(context, mutation.args)
         return MutationStatus.REJECTED, err.code, err.message[:1000], None
     if conflict is not None:
@@ -192,6 +201,10 @@ def _apply(context: Context, mutation: Mutation_) -> tuple[str, str, str, SyncCo
 
 
 def _validated(mutations: Any) -> list[Mutation_]:
+    """The push's envelope: what cannot be recorded is refused whole (InvalidInput, a 400). A
+    mutation with a good id but a name, args or keys the server cannot read is kept for `_apply`
+    to reject alone: refusing the push would block the device for good (a newer app's mutation
+    would be sent again and again)."""
     limit = settings.OKADA_SYNC_PUSH_MAX_MUTATIONS
     if not isinstance(mutations, list) or not mutations:
         raise InvalidInput(_("mutations must be a non-empty list."), field="mutations")
@@ -199,21 +212,13 @@ def _validated(mutations: Any) -> list[Mutation_]:
         raise InvalidInput(_("At most %(n)d mutations per push.") % {"n": limit}, field="mutations")
     batch = []
     for raw in mutations:
-        if not isinstance(raw, dict) or set(raw) - {"id", "name", "args"}:
+        if not isinstance(raw, dict):
             raise InvalidInput(_("Each mutation is {id, name, args}."), field="mutations")
-        mid, name, args = raw.get("id"), raw.get("name"), raw.get("args", {})
+        mid = raw.get("id")
         if not isinstance(mid, int) or isinstance(mid, bool) or not 1 <= mid <= MAX_MUTATION_ID:
             raise InvalidInput(_("Mutation ids are positive integers."), field="mutations")
-        if not isinstance(name, str) or not isinstance(args, dict):
-            raise InvalidInput(_("A mutation has a name and an args object."), field="mutations")
-        if _has_nul(name) or _has_nul(args):  # PostgreSQL text and jsonb cannot hold U+0000
-            raise InvalidInput(_("Texts may not contain the NUL character."), field="mutations")
-        if _depth(args) > MAX_ARGS_DEPTH:
-            raise InvalidInput(
-                _("Mutation args are nested at most %(n)d levels deep.") % {"n": MAX_ARGS_DEPTH},
-                field="mutations",
-            )
-        batch.append(Mutation_(mid, name, args))
+        extra = tuple(sorted(str(k) for k in set(raw) - {"id", "name", "args"}))
+        batch.append(Mutation_(mid, raw.get("name"), raw.get("args", {}), extra))
     if any(b.id != a.id + 1 for a, b in itertools.pairwise(batch)):
         raise InvalidInput(_("Mutation ids go up by one within a push."), field="mutations")
     return batch
@@ -222,29 +227,26 @@ def _validated(mutations: Any) -> list[Mutation_]:
 MAX_MUTATION_ID = 2**53  # what a JSON number holds exactly
 
 
-MAX_ARGS_DEPTH = 32  # far above any mutation's args (attributes are a flat object, usually)
+def _refusal(mutation: Mutation_) -> InvalidInput | None:
+    """Why the server cannot read this mutation at all (it is then rejected `invalid`), or None."""
+    if mutation.extra_keys:
+        return InvalidInput(_("Each mutation is {id, name, args}."), field="mutations")
+    if not isinstance(mutation.name, str) or not isinstance(mutation.args, dict):
+        return InvalidInput(_("A mutation has a name and an args object."), field="args")
+    if "\x00" in mutation.name:  # PostgreSQL text cannot hold U+0000
+        return InvalidInput(_("Text cannot contain NUL characters."), field="name")
+    refusal = json_refusal(mutation.args)  # no NUL (jsonb), at most MAX_JSON_DEPTH levels
+    if refusal is not None:
+        return InvalidInput(refusal, field="args")
+    return None
 
 
-def _nested(value: Any) -> Iterator[tuple[Any, int]]:
-    """Every value inside `value` with its depth, walked without recursion: args nested hundreds
-    deep parse (Python's JSON decoder allows it) but would exhaust the stack of a recursive walk
-    (a RecursionError, a 500 on every retry of the push)."""
-    stack = [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        yield item, depth
-        if isinstance(item, dict):
-            stack.extend((child, depth + 1) for pair in item.items() for child in pair)
-        elif isinstance(item, list):
-            stack.extend((child, depth + 1) for child in item)
-
-
-def _has_nul(value: Any) -> bool:
-    return any(isinstance(item, str) and "\x00" in item for item, _depth in _nested(value))
-
-
-def _depth(value: Any) -> int:
-    return max(depth for _item, depth in _nested(value))
+def _storable(mutation: Mutation_) -> tuple[str, Any]:
+    """The name and args to record: as pushed, or, when PostgreSQL cannot hold them (not a text,
+    a NUL character, nested too deep), an empty name or args (the message says why)."""
+    name = mutation.name.replace("\x00", "")[:40] if isinstance(mutation.name, str) else ""
+    args = mutation.args if isinstance(mutation.args, dict) and json_refusal(mutation.args) is None else {}
+    return name, args
 
 
 # --- Arguments ----------------------------------------------------------------------------------
@@ -257,7 +259,6 @@ def _uuid(args: dict[str, Any], key: str) -> uuid.UUID:
         raise InvalidInput(_("%(key)s must be a UUID.") % {"key": key}, field=key) from None
 
 
-MAX_UNITS = 100_000_000  # stock quantities and deltas: far above any shop, far below int4
 MAX_VERSION = 2**31 - 1
 
 
@@ -266,8 +267,8 @@ def _int(
     key: str,
     *,
     required: bool = True,
-    minimum: int = -MAX_UNITS,
-    maximum: int = MAX_UNITS,
+    minimum: int = -catalog.MAX_STOCK,
+    maximum: int = catalog.MAX_STOCK,
 ) -> Any:
     value = args.get(key)
     if value is None and not required:
@@ -332,7 +333,7 @@ def stock_adjust(context: Context, args: dict[str, Any]) -> SyncConflict | None:
     (impossible_stock) for staff.
     """
     product = _product(context, args)
-    delta = _int(args, "delta")
+    delta = _int(args, "delta", minimum=-catalog.MAX_DELTA, maximum=catalog.MAX_DELTA)  # as REST
     reason = _text(args, "reason", default="adjusted on device")
     try:
         with transaction.atomic():

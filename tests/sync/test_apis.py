@@ -17,7 +17,7 @@ from django.test import override_settings
 
 from catalog.models import Product, Stock
 from okada.core.actors import Actor
-from sync.models import Device, SyncConflict
+from sync.models import Device, Mutation, SyncConflict
 from sync.services import device_revoke
 from tests.catalog.factories import ProductFactory, VendorFactory
 from tests.credentials.factories import Api, problem, storefront_api, vendor_api
@@ -188,10 +188,18 @@ def test_a_revoked_device_is_refused_with_403(api):
         ("/sync/pull", {"device_id": str(uuid.uuid4()), "limit": 0}, "limit"),
         ("/sync/pull", {"device_id": str(uuid.uuid4()), "since": 1}, "since"),
         ("/sync/push", {"device_id": str(uuid.uuid4()), "mutations": []}, "mutations"),
+        # An envelope that cannot be recorded (no usable id): the whole push is a 400.
+        ("/sync/push", {"device_id": "nope", "mutations": [{"id": 1}]}, "device_id"),
+        ("/sync/push", {"device_id": str(uuid.uuid4()), "mutations": "x"}, "mutations"),
+        ("/sync/push", {"device_id": str(uuid.uuid4()), "mutations": [7]}, "mutations.0"),
+        ("/sync/push", {"device_id": str(uuid.uuid4()), "mutations": [{"name": "x"}]}, "mutations.0.id"),
+        ("/sync/push", {"device_id": str(uuid.uuid4()), "mutations": [{"id": "un"}]}, "mutations.0.id"),
+        ("/sync/push", {"device_id": str(uuid.uuid4()), "mutations": [{"id": 0}]}, "mutations.0.id"),
+        ("/sync/push", {"device_id": str(uuid.uuid4()), "mutations": [{"id": 2**60}]}, "mutations.0.id"),
         (
             "/sync/push",
-            {"device_id": str(uuid.uuid4()), "mutations": [{"id": 1, "name": "drop.table"}]},
-            "mutations.0.name",
+            {"device_id": str(uuid.uuid4()), "mutations": [{"id": i} for i in range(1, 102)]},
+            "mutations",
         ),
     ],
 )
@@ -201,24 +209,89 @@ def test_bad_input_is_a_400_problem_naming_the_field(api, path, body, field):
     assert field in problem(response)["errors"]
 
 
-def test_nul_characters_in_mutation_args_are_refused_not_stored(api, vendor):
-    product = ProductFactory(vendor=vendor)
+UNREADABLE = [
+    pytest.param('"name": "stock.teleport", "args": {}', id="unknown-name"),  # e.g. a newer app
+    pytest.param('"name": 42, "args": {}', id="name-not-a-text"),
+    pytest.param('"args": {}', id="no-name"),
+    pytest.param('"name": "stock.adjust\\u0000", "args": {}', id="nul-in-name"),
+    pytest.param('"name": "stock.adjust", "args": ["PRODUCT", -1]', id="args-a-list"),
+    pytest.param('"name": "stock.adjust", "args": null', id="args-null"),
+    pytest.param('"name": "stock.adjust", "args": "PRODUCT"', id="args-a-text"),
+    pytest.param(
+        '"name": "stock.adjust", "args": {"product_id": "PRODUCT", "delta": "-1"}', id="args-wrong-type"
+    ),
+    pytest.param(
+        '"name": "stock.adjust", "args": {"product_id": "PRODUCT", "delta": -1, "reason": "a\\u0000"}',
+        id="nul-in-args",
+    ),
+    pytest.param(
+        # Parses (Python's decoder goes deeper) but a recursive walk ran out of stack: a 500.
+        '"name": "stock.adjust", "args": {"product_id": "PRODUCT", "delta": -1, "note": '
+        + "[" * 400
+        + "]" * 400
+        + "}",
+        id="args-nested-400-deep",
+    ),
+    pytest.param(
+        '"name": "stock.adjust", "args": {"product_id": "PRODUCT", "delta": -1}, "at": 1', id="more-keys"
+    ),
+]
+
+
+@pytest.mark.parametrize("unreadable", UNREADABLE)
+def test_a_mutation_the_server_cannot_read_is_rejected_alone_recorded_and_advances(api, vendor, unreadable):
+    """DESIGN.md 5: a permanently failing mutation is recorded as rejected and still advances.
+    Such a mutation was a 400 for the whole push, sent again and again: the device was stuck."""
+    product = ProductFactory(vendor=vendor, initial_stock=5)
     device_id = register(api)
-    response = api.post(
-        "/sync/push",
-        {
-            "device_id": device_id,
-            "mutations": [
-                {
-                    "id": 1,
-                    "name": "product.update",
-                    "args": {"product_id": str(product.pk), "base_version": 1, "fields": {"name": "a\u0000"}},
-                }
-            ],
-        },
-    )
-    assert (response.status_code, problem(response)["code"]) == (400, "invalid")
-    assert Device.objects.get(pk=device_id).last_mutation_id == 0
+    bad = "{" + f'"id": 1, {unreadable.replace("PRODUCT", str(product.pk))}' + "}"
+    good = json.dumps({"id": 2, "name": "stock.adjust", "args": {"product_id": str(product.pk), "delta": -2}})
+    body = f'{{"device_id": "{device_id}", "mutations": [{bad}, {good}]}}'
+
+    answer = api.post("/sync/push", body)
+    retry = api.post("/sync/push", body)
+
+    assert answer.status_code == 200, answer.content
+    assert answer.json() == {
+        "last_mutation_id": 2,
+        "results": [
+            {"id": 1, "status": "rejected", "code": "invalid", "conflict_id": None},
+            {"id": 2, "status": "applied", "code": None, "conflict_id": None},
+        ],
+    }
+    assert retry.status_code == 200, retry.content
+    assert [(r["status"], r["code"]) for r in retry.json()["results"]] == [
+        ("duplicate", "invalid"),
+        ("duplicate", None),
+    ]
+    assert Stock.objects.get(product=product).on_hand == 3
+    assert Device.objects.get(pk=device_id).last_mutation_id == 2
+    stored = Mutation.objects.get(device_id=device_id, mutation_id=1)
+    assert (stored.status, stored.code) == ("rejected", "invalid")
+    assert stored.message
+    assert "\x00" not in stored.name + json.dumps(stored.args)
+
+
+@pytest.mark.parametrize("delta", [10_000_001, -10_000_001, 99_000_000])
+def test_a_stock_adjust_past_the_rest_cap_is_rejected(api, vendor, delta):
+    """REST caps one adjustment at 10,000,000 units; a device's stock.adjust took 100,000,000."""
+    product = ProductFactory(vendor=vendor, initial_stock=20_000_000)
+    device_id = register(api)
+    mutations = [
+        {"id": 1, "name": "stock.adjust", "args": {"product_id": str(product.pk), "delta": delta}},
+        {"id": 2, "name": "stock.adjust", "args": {"product_id": str(product.pk), "delta": 10_000_000}},
+        {"id": 3, "name": "stock.adjust", "args": {"product_id": str(product.pk), "delta": -10_000_000}},
+    ]
+
+    answer = api.post("/sync/push", {"device_id": device_id, "mutations": mutations})
+
+    assert answer.status_code == 200, answer.content
+    assert [(r["status"], r["code"]) for r in answer.json()["results"]] == [
+        ("rejected", "invalid"),
+        ("applied", None),
+        ("applied", None),
+    ]
+    assert Stock.objects.get(product=product).on_hand == 20_000_000
 
 
 @override_settings(OKADA_SYNC_LOCK_TIMEOUT_MS=200)
@@ -421,24 +494,6 @@ def test_a_null_price_from_a_device_is_rejected_not_stored_as_a_conflict(api, ve
     assert not SyncConflict.objects.exists()
 
 
-def test_mutation_args_nested_hundreds_deep_are_a_400_not_a_500(api, vendor):
-    """The body parses (Python's decoder goes deeper), but walking such args recursively ran out
-    of stack: a RecursionError, a 500 on every retry."""
-    product = ProductFactory(vendor=vendor, initial_stock=5)
-    device_id = register(api)
-    deep = "[" * 400 + "]" * 400
-    body = (
-        f'{{"device_id": "{device_id}", "mutations": [{{"id": 1, "name": "stock.adjust", '
-        f'"args": {{"product_id": "{product.pk}", "delta": 1, "reason": "x", "note": {deep}}}}}]}}'
-    )
-
-    response = api.post("/sync/push", body)
-
-    assert (response.status_code, problem(response)["code"]) == (400, "invalid")
-    assert Device.objects.get(pk=device_id).last_mutation_id == 0
-    assert Stock.objects.get(product=product).on_hand == 5
-
-
 def test_an_adjustment_past_the_stock_columns_range_is_rejected_not_a_500(api, vendor):
     """on_hand is an integer column: an adjustment taking it past 2**31 - 1 was a DataError (a 500
     on every retry of the push); it is refused like any bad input and changes nothing."""
@@ -448,10 +503,10 @@ def test_an_adjustment_past_the_stock_columns_range_is_rejected_not_a_500(api, v
     from catalog.services import stock_adjust
 
     product = ProductFactory(vendor=vendor, initial_stock=5)
-    stock_adjust(product=product, delta=2_100_000_000, reason="inventaire", actor=STAFF)
+    stock_adjust(product=product, delta=2_140_000_000, reason="inventaire", actor=STAFF)
     device_id = register(api)
-    mutations = [
-        {"id": 1, "name": "stock.adjust", "args": {"product_id": str(product.pk), "delta": 99_000_000}}
+    mutations = [  # within the 10,000,000 cap of one adjustment, past the column's range
+        {"id": 1, "name": "stock.adjust", "args": {"product_id": str(product.pk), "delta": 9_000_000}}
     ]
 
     answer = api.post("/sync/push", {"device_id": device_id, "mutations": mutations})
@@ -459,7 +514,7 @@ def test_an_adjustment_past_the_stock_columns_range_is_rejected_not_a_500(api, v
     assert answer.status_code == 200, answer.content
     assert [(r["status"], r["code"]) for r in answer.json()["results"]] == [("rejected", "invalid")]
     on_hand = Stock.objects.get(product=product).on_hand
-    assert on_hand == 2_100_000_005
+    assert on_hand == 2_140_000_005
     assert StockMovement.objects.filter(product_id=product.pk).aggregate(s=Sum("delta"))["s"] == on_hand
 
 

@@ -516,7 +516,9 @@ def test_a_revoked_device_cannot_push():
         [],
         "x",
         [{"id": 0, "name": "stock.adjust", "args": {}}],
-        [{"id": 1, "name": "x", "args": [], "more": 1}],
+        [{"id": True, "name": "stock.adjust", "args": {}}],
+        [{"name": "stock.adjust", "args": {}}],
+        ["stock.adjust"],
     ],
 )
 def test_bad_push_input_is_refused(mutations):
@@ -525,6 +527,35 @@ def test_bad_push_input_is_refused(mutations):
     phone = Phone(VendorFactory())
     with pytest.raises(InvalidInput):
         push(actor=phone.actor, device_id=phone.device.pk, mutations=mutations)
+
+
+def test_a_mutation_that_cannot_be_read_is_rejected_alone_and_its_retry_replays_the_code():
+    from sync.push import push
+
+    vendor = VendorFactory()
+    product = ProductFactory(vendor=vendor, initial_stock=10)
+    phone = Phone(vendor)
+    mutations = [
+        {"id": 1, "name": "stock.adjust", "args": {"product_id": str(product.pk), "delta": -1}, "more": 1},
+        {"id": 2, "name": "stock.split", "args": {"product_id": str(product.pk)}},
+        {"id": 3, "name": "stock.adjust", "args": [str(product.pk), -1]},
+        {"id": 4, "name": "stock.adjust", "args": {"product_id": str(product.pk), "delta": -1}},
+    ]
+
+    first = push(actor=phone.actor, device_id=phone.device.pk, mutations=mutations).as_dict()
+    again = push(actor=phone.actor, device_id=phone.device.pk, mutations=mutations).as_dict()
+
+    assert [(r["status"], r["code"]) for r in first["results"]] == [("rejected", "invalid")] * 3 + [
+        ("applied", None)
+    ]
+    assert [(r["status"], r["code"]) for r in again["results"]] == [("duplicate", "invalid")] * 3 + [
+        ("duplicate", None)
+    ]
+    assert first["last_mutation_id"] == again["last_mutation_id"] == 4
+    assert on_hand(product) == 9
+    stored = {m.mutation_id: (m.name, m.args) for m in Mutation.objects.filter(device=phone.device)}
+    assert stored[2] == ("stock.split", {"product_id": str(product.pk)})
+    assert stored[3] == ("stock.adjust", {})  # not an object: not kept as args
 
 
 # --- Rows deleted between lookup and lock: a 404 or a rejected mutation, never a 500 ------------
