@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import copy
 import fcntl
-import glob
 import hashlib
 import os
-import re
 import shutil
 import subprocess
 import tempfile
@@ -32,7 +30,7 @@ from django.db import DEFAULT_DB_ALIAS, Error, connections
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.utils import load_backend
 
-from okada.core.db import libpq_env
+from okada.core.db import libpq_env, postgresql_program
 
 CHUNK = 1 << 20  # bytes per read when copying and hashing
 PIPE_BYTES = 1 << 20  # buffer of the pipes between the tools and us (Linux's default: 64 KiB)
@@ -52,14 +50,8 @@ class ToolError(Exception):
 
 
 def binary(name: str) -> str:
-    """The newest installed PostgreSQL's `name` (pg_dump refuses a server newer than itself), else PATH."""
-
-    def major(path: str) -> int:
-        match = re.search(r"/postgresql/(\d+)/bin/", path)
-        return int(match.group(1)) if match else 0
-
-    installed = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"), key=major)
-    found = installed[-1] if installed else shutil.which(name)
+    """`name` of the newest installed PostgreSQL (okada.core.db.postgresql_program)."""
+    found = postgresql_program(name)
     if not found:
         raise ToolError(f"{name} not found: install it with `sudo apt-get install -y postgresql-client`")
     return found

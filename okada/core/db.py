@@ -5,7 +5,10 @@ pg_restore, psql) where Django connects."""
 from __future__ import annotations
 
 import functools
+import glob
 import os
+import re
+import shutil
 from contextlib import nullcontext
 from typing import Any
 
@@ -124,6 +127,18 @@ def _libpq_variables() -> dict[str, str]:
         for option in psycopg.pq.Conninfo.get_defaults()
         if option.envvar
     }
+
+
+def postgresql_program(name: str) -> str | None:
+    """The newest installed PostgreSQL's `name` (pg_dump refuses a server newer than itself; the
+    versions compare as numbers: 9 is older than 15), else the one on PATH, else None."""
+
+    def major(path: str) -> int:
+        match = re.search(r"/postgresql/(\d+)/bin/", path)
+        return int(match.group(1)) if match else 0
+
+    installed = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"), key=major)
+    return installed[-1] if installed else shutil.which(name)
 
 
 def libpq_env(dbname: str | None = None, *, alias: str = DEFAULT_DB_ALIAS) -> dict[str, str]:

@@ -12,12 +12,11 @@ import fcntl
 import glob
 import hashlib
 import os
-import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from okada.core.db import libpq_env
+from okada.core.db import libpq_env, postgresql_program
 
 
 class ArchiveError(Exception):
@@ -33,7 +32,7 @@ class Archive:
 
 
 def _binary(name: str) -> str:
-    found = shutil.which(name) or max(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"), default=None)
+    found = postgresql_program(name)  # the one backups use: pg_dump must not be older than the server
     if not found:
         raise ArchiveError(f"{name} not found: install the PostgreSQL client (postgresql-client)")
     return found

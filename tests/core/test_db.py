@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
+
 import psycopg
 import pytest
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, IntegrityError, connection, connections, transaction
 from django.test.utils import CaptureQueriesContext
 
+from okada.core import db
 from okada.core.db import execute, libpq_env, one_value, prepared_rows
 from tests.testapp.models import Shelf
 
@@ -188,3 +191,14 @@ def test_a_setting_wins_over_the_same_key_in_options_as_for_django(database_sett
     assert env["PGHOST"] == str(database_settings["HOST"]) and env["PGPORT"] == str(database_settings["PORT"])
     monkeypatch.setitem(database_settings, "HOST", "")
     assert libpq_env()["PGHOST"] == "/var/run/other"  # psycopg would connect there too
+
+
+def test_postgresql_program_is_the_newest_installed_version_by_number(monkeypatch):
+    found = db.postgresql_program("pg_dump")
+    assert found is not None and os.access(found, os.X_OK)  # the real one, on this machine
+    installed = ["/usr/lib/postgresql/15/bin/pg_dump", "/usr/lib/postgresql/9/bin/pg_dump"]
+    monkeypatch.setattr(db.glob, "glob", lambda pattern: list(installed))
+    assert db.postgresql_program("pg_dump") == "/usr/lib/postgresql/15/bin/pg_dump"  # not "9" > "15"
+    monkeypatch.setattr(db.glob, "glob", lambda pattern: [])
+    monkeypatch.setattr(db.shutil, "which", lambda name: None)
+    assert db.postgresql_program("pg_dump") is None
