@@ -172,3 +172,30 @@ def test_the_cache_can_be_turned_off():
     api = Api(api_key_issue(name="erp", vendor=VendorFactory(), actor=OPERATOR).secret)
     assert api.get("/zones").status_code == 200
     assert any("credentials_apikey" in sql for sql in _queries(api)[1])
+
+
+def test_an_error_while_checking_a_credential_never_logs_the_secret(monkeypatch, capsys):
+    """A 500 is logged with its traceback (JSON logs): never with the frames' local variables,
+    which hold the bearer secret (and, on POST /auth/token, the password)."""
+    import json
+    import logging.config
+
+    from okada.core import logs
+    from okada.credentials import resolver
+
+    secret = api_key_issue(name="erp", vendor=VendorFactory(), actor=OPERATOR).secret
+
+    def broken(raw: str, prefix: str) -> None:
+        raise RuntimeError("database went away")
+
+    monkeypatch.setattr(resolver, "_api_key", broken)
+    logging.config.dictConfig(logs.logging_config("json"))
+    try:
+        response = Api(secret).get("/zones")
+    finally:
+        logging.config.dictConfig(settings.LOGGING)
+    assert response.status_code == 500
+    lines = [json.loads(line) for line in capsys.readouterr().err.splitlines() if line.startswith("{")]
+    [error] = [line for line in lines if line["event"] == "unhandled error in the API"]
+    assert "database went away" in json.dumps(error["exception"])  # the traceback is still there
+    assert not any(secret in json.dumps(line) for line in lines)
