@@ -22,8 +22,9 @@ from django.utils.translation import pgettext
 from unfold.admin import ModelAdmin
 from unfold.widgets import UnfoldAdminCheckboxSelectMultipleWidget
 
-from okada.core.admin import RevokedFilter, run_per_object, staff_actor
+from okada.core.admin import REFUSAL_ATTR, RevokedFilter, ServiceRefused, _form_showing, run_per_object, staff_actor
 from okada.core.display import badge
+from okada.core.errors import DomainError
 
 from . import services
 from .models import ApiKey, PersonalToken, Scope
@@ -91,15 +92,37 @@ class ApiKeyAdmin(ModelAdmin):
         # for everybody, so its POST is refused instead of saving the row outside the services.
         return obj is None and super().has_change_permission(request)
 
+    def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> Any:
+        form = super().get_form(request, obj, change=change, **kwargs)
+        refusal = getattr(request, REFUSAL_ATTR, None)
+        return _form_showing(form, refusal) if refusal is not None else form
+
+    def changeform_view(
+        self,
+        request: HttpRequest,
+        object_id: str | None = None,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> Any:
+        """A refusal of the service is shown on the form again (as TrackedAdmin does), not a 500."""
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except ServiceRefused as refused:
+            setattr(request, REFUSAL_ATTR, refused.error)
+            return super().changeform_view(request, object_id, form_url, extra_context)
+
     def save_model(self, request: HttpRequest, obj: ApiKey, form: Any, change: bool) -> None:
         """Only new keys reach here (a key's page refuses changes); issued by the service."""
-        issued = services.api_key_issue(
-            name=form.cleaned_data["name"],
-            vendor=form.cleaned_data.get("vendor"),
-            scopes=form.cleaned_data.get("scopes") or None,
-            expires_at=form.cleaned_data.get("expires_at"),
-            actor=staff_actor(request),
-        )
+        try:
+            issued = services.api_key_issue(
+                name=form.cleaned_data["name"],
+                vendor=form.cleaned_data.get("vendor"),
+                scopes=form.cleaned_data.get("scopes") or None,
+                expires_at=form.cleaned_data.get("expires_at"),
+                actor=staff_actor(request),
+            )
+        except DomainError as exc:  # e.g. a vendor scope on a storefront key, a past expiry
+            raise ServiceRefused(exc) from exc
         obj.pk = issued.key.pk
         obj._state.adding = False
         request._okada_issued_secret = issued.secret  # type: ignore[attr-defined]

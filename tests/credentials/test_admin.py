@@ -164,3 +164,26 @@ def test_a_keys_or_tokens_own_page_is_read_only_and_its_post_changes_nothing(cli
         before = model.objects.values().get(pk=row.pk)
         assert client.post(url, {"name": "renamed", "_save": "Save"}).status_code == 403, url
         assert model.objects.values().get(pk=row.pk) == before
+
+
+@pytest.mark.parametrize(
+    ("vendor", "scopes", "expires"),
+    [(False, ["sync"], ""), (True, ["products:read"], "2020-01-01")],
+    ids=["storefront-with-a-vendor-scope", "expiry-in-the-past"],
+)
+def test_a_key_the_service_refuses_is_shown_on_the_form_not_a_500(client, admin_user, vendor, scopes, expires):
+    client.force_login(admin_user)
+    response = client.post(
+        "/admin/credentials/apikey/add/",
+        {
+            "name": "caisse",
+            "vendor": str(VendorFactory().pk) if vendor else "",
+            "scopes": scopes,
+            "expires_at_0": expires,
+            "expires_at_1": "10:00:00" if expires else "",
+        },
+    )
+    assert response.status_code == 200
+    assert 'id="api-key-secret"' not in response.content.decode()
+    assert response.context["adminform"].form.errors
+    assert not ApiKey.objects.exists()
