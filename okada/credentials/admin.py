@@ -22,7 +22,14 @@ from django.utils.translation import pgettext
 from unfold.admin import ModelAdmin
 from unfold.widgets import UnfoldAdminCheckboxSelectMultipleWidget
 
-from okada.core.admin import REFUSAL_ATTR, RevokedFilter, ServiceRefused, _form_showing, run_per_object, staff_actor
+from okada.core.admin import (
+    REFUSAL_ATTR,
+    RevokedFilter,
+    ServiceRefused,
+    _form_showing,
+    run_per_object,
+    staff_actor,
+)
 from okada.core.display import badge
 from okada.core.errors import DomainError
 

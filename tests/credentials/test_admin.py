@@ -171,7 +171,9 @@ def test_a_keys_or_tokens_own_page_is_read_only_and_its_post_changes_nothing(cli
     [(False, ["sync"], ""), (True, ["products:read"], "2020-01-01")],
     ids=["storefront-with-a-vendor-scope", "expiry-in-the-past"],
 )
-def test_a_key_the_service_refuses_is_shown_on_the_form_not_a_500(client, admin_user, vendor, scopes, expires):
+def test_a_key_the_service_refuses_is_shown_on_the_form_not_a_500(
+    client, admin_user, vendor, scopes, expires
+):
     client.force_login(admin_user)
     response = client.post(
         "/admin/credentials/apikey/add/",
