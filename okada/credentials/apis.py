@@ -35,7 +35,11 @@ class TokenOut(serializers.Serializer[Any]):
 class TokenApi(ApiView):
     """Brute force: failed attempts are counted per username and per client address in Redis
     (OKADA_API_LOGIN_RATE_LIMIT, default 10 per 15 minutes); past the limit every attempt, right
-    or wrong, is refused with 429 until the window ends. A success clears the username's count."""
+    or wrong, is refused with 429 until the window ends. A success clears the username's count.
+
+    Each attempt is counted before its password is checked, and taken back when it was not a
+    failure: guesses sent at once cannot all pass a check made before any of them failed.
+    """
 
     authentication_classes: list[Any] = []
     permission_classes: list[Any] = []
@@ -61,13 +65,18 @@ class TokenApi(ApiView):
         username = data["username"]
         rate = ratelimit.parse_rate(settings.OKADA_API_LOGIN_RATE_LIMIT)
         counters = [f"login:user:{username.lower()}", f"login:ip:{ratelimit.client_ip(request)}"]
+        counted: list[ratelimit.Usage | None] = []
         for counter in counters:
-            usage = ratelimit.hit(counter, rate, count=False)
+            usage = ratelimit.hit(counter, rate)
+            counted.append(usage)
             if usage is not None and not usage.allowed:
+                for done in counted:  # refused unchecked: not a failure
+                    ratelimit.take_back(done)
                 raise Throttled(
                     _("Too many failed logins: try again in %(s)d seconds.") % {"s": usage.reset},
                     retry_after=usage.reset,
                 )
+        failed = False
         try:
             issued = services.personal_token_issue(
                 username=username,
@@ -75,9 +84,12 @@ class TokenApi(ApiView):
                 vendor_slug=data.get("vendor", ""),
             )
         except NotAuthenticated:
-            for counter in counters:
-                ratelimit.hit(counter, rate)
+            failed = True  # the counts stay
             raise
+        finally:
+            if not failed:  # the right password (a token, or "say which vendor"), or an error
+                for done in counted:
+                    ratelimit.take_back(done)
         ratelimit.reset(counters[0], rate)
         body = TokenOut({"token": issued.secret, "expires_at": issued.token.expires_at}).data
         return Response(body, status=status.HTTP_201_CREATED, headers={"Cache-Control": "no-store"})

@@ -81,3 +81,47 @@ def test_unknown_fields_are_refused():
     response = Api().post("/auth/token", {"username": "a", "password": "b", "remember": True})
     assert response.status_code == 400
     assert problem(response)["errors"]["remember"] == ["Champ inconnu."]  # French by default
+
+
+@pytest.mark.django_db(transaction=True)
+@override_settings(OKADA_API_LOGIN_RATE_LIMIT="3/15minutes")
+def test_concurrent_guesses_check_no_more_passwords_than_the_lock_out_allows(monkeypatch):
+    """Each attempt is counted before its password is checked: guesses sent at once cannot all
+    pass a check made before any of them failed."""
+    import functools
+    import threading
+    import uuid
+
+    from okada.credentials import services
+    from tests.concurrency import WAIT, in_thread, poll
+
+    username = f"racer-{uuid.uuid4().hex[:8]}"  # a fresh lock-out counter in Redis
+    vendor = VendorFactory()
+    user = UserFactory(username=username)
+    user.set_password("s3cret-pass")
+    user.save()
+    vendor.members.create(user=user)
+    checking, statuses, go = [], [], threading.Event()
+    real = services.personal_token_issue
+
+    def held(**kwargs):
+        checking.append(kwargs["username"])
+        go.wait(WAIT)  # every attempt that got this far checks its password at once
+        return real(**kwargs)
+
+    monkeypatch.setattr(services, "personal_token_issue", held)
+    attempts = 8
+
+    def guess(n: int) -> None:
+        api = Api(REMOTE_ADDR=f"10.7.0.{n}")  # one address each: only the username's count matters
+        statuses.append(api.post("/auth/token", {"username": username, "password": f"guess-{n}"}).status_code)
+
+    threads = [in_thread(functools.partial(guess, n)) for n in range(attempts)]
+    poll(lambda: len(checking) + statuses.count(429) == attempts, "every guess checked or refused")
+    go.set()
+    for thread, errors in threads:
+        thread.join(WAIT)
+        assert not errors, errors
+    assert sorted(statuses) == [401] * 3 + [429] * 5
+    right = Api(REMOTE_ADDR="10.7.1.1").post("/auth/token", {"username": username, "password": "s3cret-pass"})
+    assert right.status_code == 429  # still locked out

@@ -60,6 +60,7 @@ class Usage:
     reset: int  # seconds until the window resets
     policy: str
     read: bytes | None = None  # the value of `hit(..., read=)`'s key
+    counter: str = ""  # the Redis key counted (its window), for `take_back`
 
     def headers(self) -> dict[str, str]:
         return {
@@ -127,7 +128,23 @@ def hit(key: str, rate: Rate, *, count: bool = True, read: str | None = None) ->
         reset=(window_start + 1) * rate.window - now,  # 1 to window seconds
         policy=rate.policy,
         read=results[-1] if read is not None else None,
+        counter=name if count else "",
     )
+
+
+# Decrement only a count that still exists (never leave a negative key without expiry behind).
+_TAKE_BACK = "if redis.call('EXISTS', KEYS[1]) == 1 then return redis.call('DECR', KEYS[1]) end return 0"
+
+
+def take_back(usage: Usage | None) -> None:
+    """Uncount the request `hit` counted in `usage` (in its own window): e.g. a login attempt,
+    counted before its password was checked, that turned out not to be a failure."""
+    if usage is None or not usage.counter:
+        return
+    try:
+        _client(settings.OKADA_API_RATELIMIT_REDIS_URL).eval(_TAKE_BACK, 1, usage.counter)
+    except redis.RedisError as exc:
+        log.warning("rate limiter: Redis unavailable: %s", exc)
 
 
 def value_or_start(name: str, start: str) -> tuple[bool, Any]:
