@@ -189,3 +189,15 @@ def test_a_key_the_service_refuses_is_shown_on_the_form_not_a_500(
     assert 'id="api-key-secret"' not in response.content.decode()
     assert response.context["adminform"].form.errors
     assert not ApiKey.objects.exists()
+
+
+def test_a_view_only_user_cannot_issue_a_key_by_posting_the_add_form(client):
+    viewer = UserFactory(is_staff=True)
+    viewer.user_permissions.add(Permission.objects.get(codename="view_apikey"))
+    client.force_login(viewer)
+    response = client.post(
+        "/admin/credentials/apikey/add/",
+        {"name": "sneaky", "vendor": "", "scopes": ["products:read"], "expires_at_0": "", "expires_at_1": ""},
+    )
+    assert response.status_code == 403
+    assert not ApiKey.objects.exists()
