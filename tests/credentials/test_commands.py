@@ -44,3 +44,10 @@ def test_an_unknown_vendor_or_scope_is_refused():
     with pytest.raises(CommandError):
         issue("--storefront", "--scopes", "products:write")
     assert not ApiKey.objects.exists()
+
+
+@pytest.mark.parametrize("days", ["3000000", "99999999999"])
+def test_an_expiry_past_the_calendar_is_refused_clearly(days):
+    with pytest.raises(CommandError, match="--expires-days"):
+        issue("--storefront", "--expires-days", days)
+    assert not ApiKey.objects.exists()

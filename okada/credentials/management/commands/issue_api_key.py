@@ -44,13 +44,17 @@ class Command(BaseCommand):
         days = options["expires_days"]
         if days is not None and days <= 0:
             raise CommandError("--expires-days must be positive")
+        try:
+            expires_at = timezone.now() + timedelta(days=days) if days else None
+        except OverflowError:
+            raise CommandError("--expires-days is too large (the date would pass the year 9999)") from None
         name = options["name"] or (f"{vendor.slug} integration" if vendor else "storefront")
         try:
             issued = api_key_issue(
                 name=name,
                 vendor=vendor,
                 scopes=options["scopes"],
-                expires_at=timezone.now() + timedelta(days=days) if days else None,
+                expires_at=expires_at,
                 actor=Actor(role=Actor.STAFF, label="issue_api_key"),  # an operator at the console
             )
         except DomainError as exc:
