@@ -130,7 +130,9 @@ class ApiKeyAdmin(ModelAdmin):
             )
         except DomainError as exc:  # e.g. a vendor scope on a storefront key, a past expiry
             raise ServiceRefused(exc) from exc
-        obj.pk = issued.key.pk
+        # The admin goes on with `obj` (its history entry names it): make it the issued row.
+        for field in ApiKey._meta.concrete_fields:
+            setattr(obj, field.attname, getattr(issued.key, field.attname))
         obj._state.adding = False
         request._okada_issued_secret = issued.secret  # type: ignore[attr-defined]
 

@@ -6,6 +6,7 @@ from datetime import timedelta
 
 import pytest
 from django.contrib import admin
+from django.contrib.admin.models import LogEntry
 from django.contrib.auth.models import Permission
 from django.utils import timezone
 from unfold.admin import ModelAdmin
@@ -51,6 +52,8 @@ def test_adding_a_key_shows_it_once_and_stores_only_its_hash(client, admin_user)
     assert credential is not None
     assert credential.scopes == {"products:read"}
     assert key.created_by == admin_user
+    # The admin's history names the key by its prefix (never by its secret).
+    assert LogEntry.objects.get().object_repr == f"caisse ({key.prefix})"
     assert secret not in client.get(f"/admin/credentials/apikey/{key.pk}/change/").content.decode()
 
 
