@@ -204,6 +204,31 @@ REFUSAL_ATTR = "_okada_service_refusal"
 LOADED_AT = "_okada_loaded_at"
 
 
+class RefusalOnForm:
+    """Add and change forms whose save goes through a service: a refusal (ServiceRefused) is shown
+    on the same form again, with what the user typed, never a 500."""
+
+    def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> Any:
+        form = super().get_form(request, obj, change=change, **kwargs)  # type: ignore[misc]
+        refusal = getattr(request, REFUSAL_ATTR, None)
+        return _form_showing(form, refusal) if refusal is not None else form
+
+    def changeform_view(
+        self,
+        request: HttpRequest,
+        object_id: str | None = None,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> Any:
+        view = super().changeform_view  # type: ignore[misc]
+        try:
+            return view(request, object_id, form_url, extra_context)
+        except ServiceRefused as refused:
+            # The view's transaction was rolled back; show the same form with the refusal.
+            setattr(request, REFUSAL_ATTR, refused.error)
+            return view(request, object_id, form_url, extra_context)
+
+
 class ChangedSinceOpened(Conflict):
     """Someone saved the row after this user opened its form: saving would overwrite their change."""
 
@@ -230,7 +255,7 @@ def _form_showing(form_class: type, refusal: DomainError) -> type:
     return RefusedForm
 
 
-class TrackedAdmin(SimpleHistoryAdmin, ModelAdmin):
+class TrackedAdmin(RefusalOnForm, SimpleHistoryAdmin, ModelAdmin):
     """Admin of a tracked model: every write through its services (see the module docstring)."""
 
     actions = ["delete_selected", "restore_selected", "hard_delete_selected"]
@@ -276,25 +301,6 @@ class TrackedAdmin(SimpleHistoryAdmin, ModelAdmin):
         return filters if DeletedFilter in filters else [DeletedFilter, *filters]
 
     # --- Add / change form --------------------------------------------------------------------------
-
-    def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> Any:
-        form = super().get_form(request, obj, change=change, **kwargs)
-        refusal = getattr(request, REFUSAL_ATTR, None)
-        return _form_showing(form, refusal) if refusal is not None else form
-
-    def changeform_view(
-        self,
-        request: HttpRequest,
-        object_id: str | None = None,
-        form_url: str = "",
-        extra_context: dict[str, Any] | None = None,
-    ) -> Any:
-        try:
-            return super().changeform_view(request, object_id, form_url, extra_context)
-        except ServiceRefused as refused:
-            # The view's transaction was rolled back; show the same form with the refusal.
-            setattr(request, REFUSAL_ATTR, refused.error)
-            return super().changeform_view(request, object_id, form_url, extra_context)
 
     def render_change_form(
         self,

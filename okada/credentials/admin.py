@@ -23,10 +23,9 @@ from unfold.admin import ModelAdmin
 from unfold.widgets import UnfoldAdminCheckboxSelectMultipleWidget
 
 from okada.core.admin import (
-    REFUSAL_ATTR,
+    RefusalOnForm,
     RevokedFilter,
     ServiceRefused,
-    _form_showing,
     run_per_object,
     staff_actor,
 )
@@ -62,7 +61,7 @@ def state_badge(credential: ApiKey | PersonalToken) -> str:
 
 
 @admin.register(ApiKey)
-class ApiKeyAdmin(ModelAdmin):
+class ApiKeyAdmin(RefusalOnForm, ModelAdmin):
     list_display = ("name", "kind", "vendor", "scope_list", "prefix", "last_used_at", "expires_at", "state")
     list_filter = ("kind", RevokedFilter)
     list_filter_submit = True
@@ -98,25 +97,6 @@ class ApiKeyAdmin(ModelAdmin):
         # The change permission runs the revoke action (obj None); a key's own page is read-only
         # for everybody, so its POST is refused instead of saving the row outside the services.
         return obj is None and super().has_change_permission(request)
-
-    def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> Any:
-        form = super().get_form(request, obj, change=change, **kwargs)
-        refusal = getattr(request, REFUSAL_ATTR, None)
-        return _form_showing(form, refusal) if refusal is not None else form
-
-    def changeform_view(
-        self,
-        request: HttpRequest,
-        object_id: str | None = None,
-        form_url: str = "",
-        extra_context: dict[str, Any] | None = None,
-    ) -> Any:
-        """A refusal of the service is shown on the form again (as TrackedAdmin does), not a 500."""
-        try:
-            return super().changeform_view(request, object_id, form_url, extra_context)
-        except ServiceRefused as refused:
-            setattr(request, REFUSAL_ATTR, refused.error)
-            return super().changeform_view(request, object_id, form_url, extra_context)
 
     def save_model(self, request: HttpRequest, obj: ApiKey, form: Any, change: bool) -> None:
         """Only new keys reach here (a key's page refuses changes); issued by the service."""
