@@ -101,6 +101,13 @@ def test_restore_backup_names_a_missing_backup():
         run("restore_backup", "01234567-0123-0123-0123-0123456789ab", "--target", "okada_nothing")
 
 
+@pytest.mark.parametrize("command", [("verify_backup",), ("restore_backup", "--target", "okada_nothing")])
+def test_a_backup_id_that_is_not_a_uuid_is_a_usage_error_in_english_not_a_traceback(command):
+    # An operator pasting a file name or a typo gets one line, as for an unknown id.
+    with translation.override("fr"), pytest.raises(CommandError, match="invalid UUID value: 'nope'"):
+        run(command[0], "nope", *command[1:])
+
+
 def test_backup_into_a_path_that_is_not_a_directory_says_so_and_what_to_do(settings, tmp_path):
     settings.OKADA_BACKUP_DIR = tmp_path / "a-file"
     settings.OKADA_BACKUP_DIR.write_text("not a directory")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser, no_translations
@@ -17,7 +18,9 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("backup_id", help="the backup's id (Backups > Backups in the admin)")
+        parser.add_argument(
+            "backup_id", type=uuid.UUID, help="the backup's id (Backups > Backups in the admin)"
+        )
         parser.add_argument("--target", required=True, help="database name (created when missing)")
         parser.add_argument(
             "--force",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser, no_translations
@@ -18,7 +19,9 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("backup_id", nargs="?", help="the backup's id (default: the newest complete one)")
+        parser.add_argument(
+            "backup_id", nargs="?", type=uuid.UUID, help="the backup's id (default: the newest complete one)"
+        )
 
     @no_translations
     def handle(self, *args: Any, **options: Any) -> None:
