@@ -75,7 +75,8 @@ SERVE_ENV = DJANGO_SETTINGS_MODULE=okada.settings.production \
 	DJANGO_SECURE_SSL_REDIRECT="$${DJANGO_SECURE_SSL_REDIRECT:-0}"
 
 serve: migrate
-	@test -s var/serve-secret-key || $(BIN)/python -c "import secrets; print(secrets.token_urlsafe(50))" > var/serve-secret-key
+	@test -s var/serve-secret-key || (umask 077 && $(BIN)/python -c "import secrets; print(secrets.token_urlsafe(50))" > var/serve-secret-key)
+	@chmod 600 var/serve-secret-key
 	@$(SERVE_ENV) $(MANAGE) collectstatic --noinput -v0
 	@echo "[serve] gunicorn (production settings) on http://127.0.0.1:8000/ -- API docs at /api/docs/; Ctrl-C stops it."
 	@$(SERVE_ENV) $(BIN)/gunicorn -c okada/gunicorn.conf.py okada.wsgi || test $$? -eq 130
