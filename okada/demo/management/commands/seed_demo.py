@@ -31,7 +31,9 @@ class Command(BaseCommand):
             help="end of the period, ISO 8601 with offset (default: now); pins the timestamps",
         )
         parser.add_argument(
-            "--if-empty", action="store_true", help="do nothing if the database already has vendors"
+            "--if-empty",
+            action="store_true",
+            help="do nothing if the database already has vendors, customers or orders",
         )
 
     @no_translations
