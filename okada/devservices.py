@@ -154,6 +154,33 @@ def pick_port(preferred: int) -> int:
     raise ServiceError(f"no free TCP port between {preferred} and {preferred + 199} on 127.0.0.1")
 
 
+# Another worktree's `make up` may bind the port we found free before our server does: the server
+# then fails with this in its log, and we move on to the next free port.
+PORT_RACE = "Address already in use"
+PORT_TRIES = 5
+
+
+def log_since(path: Path, offset: int) -> str:
+    """What `path` gained after `offset` bytes (a server's log of this start only)."""
+    try:
+        with path.open("rb") as log:
+            log.seek(offset)
+            return log.read().decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def log_size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def port_taken_meanwhile(port: int) -> None:
+    say(f"port {port} was taken meanwhile (another `make up`?), trying the next free one")
+
+
 def pid_alive(pid: int) -> bool:
     """True for a running process; False for a dead one or a zombie nobody reaped (containers)."""
     try:
@@ -383,24 +410,7 @@ def pg_up(env: dict[str, str]) -> None:
             say("PostgreSQL now asks for a password over TCP (pg_hba.conf rewritten and reloaded)")
     else:
         # pg_ctl removes a stale postmaster.pid itself and a cluster left by a crash runs recovery.
-        port = pick_port(int(env.get("OKADA_PG_PORT", DEFAULT_PG_PORT)))
-        cmd = [
-            str(bindir / "pg_ctl"),
-            "start",
-            "-D",
-            str(PG_DATA),
-            "-l",
-            str(PG_LOG),
-            "-w",
-            "-t",
-            "120",
-            "-o",
-            f"-p {port}",
-        ]
-        result = subprocess.run(as_owner(cmd, owner), capture_output=True, text=True)
-        if result.returncode != 0:
-            tail = PG_LOG.read_text().splitlines()[-5:] if PG_LOG.exists() else []
-            raise ServiceError("PostgreSQL failed to start: " + " | ".join(tail or [result.stderr]))
+        port = pg_start(bindir, owner, int(env.get("OKADA_PG_PORT", DEFAULT_PG_PORT)))
         say(f"PostgreSQL started on 127.0.0.1:{port} (log: {PG_LOG})")
     secret = password(env, "OKADA_PG_PASSWORD")
     # Over the owner's socket (peer), the password on standard input (never in a command line):
@@ -424,6 +434,37 @@ def pg_up(env: dict[str, str]) -> None:
     pg_refuses_no_password(bindir, port)
     env["OKADA_PG_PORT"] = str(port)
     env["DATABASE_URL"] = f"postgres://{PG_USER}:{secret}@127.0.0.1:{port}/{PG_DB}"
+
+
+def pg_start(bindir: Path, owner: str | None, preferred: int) -> int:
+    """Start the cluster on the preferred port or the next free one; the port it listens on."""
+    start = preferred
+    for _ in range(PORT_TRIES):
+        port = pick_port(start)
+        logged = log_size(PG_LOG)
+        cmd = [
+            str(bindir / "pg_ctl"),
+            "start",
+            "-D",
+            str(PG_DATA),
+            "-l",
+            str(PG_LOG),
+            "-w",
+            "-t",
+            "120",
+            "-o",
+            f"-p {port}",
+        ]
+        result = subprocess.run(as_owner(cmd, owner), capture_output=True, text=True)
+        if result.returncode == 0:
+            return port
+        this_start = log_since(PG_LOG, logged)
+        if PORT_RACE not in this_start:
+            tail = this_start.splitlines()[-5:]
+            raise ServiceError("PostgreSQL failed to start: " + " | ".join(tail or [result.stderr]))
+        port_taken_meanwhile(port)
+        start = port + 1
+    raise ServiceError(f"PostgreSQL failed to start: {PORT_TRIES} ports in a row were taken meanwhile")
 
 
 def pg_refuses_no_password(bindir: Path, port: int) -> None:
@@ -543,13 +584,32 @@ def redis_up(env: dict[str, str]) -> None:
         if pid:  # ours, but without this password (made before passwords existed): restart it
             say("restarting Redis so that it requires a password")
             redis_stop(pid)
-        port = pick_port(port)
-        write_private(REDIS_CONF, redis_config(port, secret))
-        subprocess.run([server, str(REDIS_CONF)], check=True)
-        wait_until(lambda: redis_answers_to(port, secret), "Redis")
+        port = redis_start(server, secret, port)
         say(f"Redis started on 127.0.0.1:{port}")
     env["OKADA_REDIS_PORT"] = str(port)
     env["REDIS_URL"] = f"redis://default:{secret}@127.0.0.1:{port}/0"  # Redis 6+ user `default`
+
+
+def redis_start(server: str, secret: str, preferred: int) -> int:
+    """Start Redis on the preferred port or the next free one; the port it listens on."""
+    log = REDIS_DIR / "redis.log"
+    start = preferred
+    for _ in range(PORT_TRIES):
+        port = pick_port(start)
+        logged = log_size(log)
+        write_private(REDIS_CONF, redis_config(port, secret))
+        subprocess.run([server, str(REDIS_CONF)], check=True)
+
+        def answers(port: int = port, logged: int = logged) -> bool:
+            # It daemonizes before it binds: a bind that fails shows only in its log.
+            return redis_answers_to(port, secret) or PORT_RACE in log_since(log, logged)
+
+        wait_until(answers, "Redis")
+        if redis_answers_to(port, secret):
+            return port
+        port_taken_meanwhile(port)
+        start = port + 1
+    raise ServiceError(f"Redis failed to start: {PORT_TRIES} ports in a row were taken meanwhile")
 
 
 def redis_down() -> None:

@@ -108,6 +108,49 @@ def test_up_is_idempotent_survives_taken_ports_and_crashes_and_keeps_data(scratc
         psycopg.connect(urls["DATABASE_URL"], connect_timeout=2)
 
 
+# `up` with a port check that calls `racy` free although it is taken: what happens when another
+# worktree's `make up` binds a port between our check and our server's bind.
+RACY_UP = """
+import importlib.util, sys
+spec = importlib.util.spec_from_file_location("devservices", sys.argv[1])
+ds = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(ds)
+racy = {int(p) for p in sys.argv[2:]}
+checked = ds.port_is_free
+ds.port_is_free = lambda port: port in racy or checked(port)
+sys.exit(ds.main(["devservices.py", "up"]))
+"""
+
+
+def test_a_port_taken_between_the_check_and_the_bind_moves_the_service_to_the_next_free_one(scratch_var):
+    held = [socket.socket(), socket.socket()]
+    for s in held:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+    pg_port, redis_port = (s.getsockname()[1] for s in held)
+    (scratch_var / "services.env").write_text(f"OKADA_PG_PORT={pg_port}\nOKADA_REDIS_PORT={redis_port}\n")
+    try:
+        up = subprocess.run(
+            [sys.executable, "-c", RACY_UP, str(SCRIPT), str(pg_port), str(redis_port)],
+            env=services_env(scratch_var),
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
+    finally:
+        for s in held:
+            s.close()
+    assert up.returncode == 0, up.stderr
+    assert f"port {pg_port} was taken meanwhile" in up.stdout
+    assert f"port {redis_port} was taken meanwhile" in up.stdout
+    urls = env_file(scratch_var)
+    assert urlsplit(urls["DATABASE_URL"]).port not in (pg_port, None)
+    assert urlsplit(urls["REDIS_URL"]).port not in (redis_port, None)
+    with psycopg.connect(urls["DATABASE_URL"]) as conn:
+        assert scalar(conn, "SELECT 1") == 1
+    assert redis.Redis.from_url(urls["REDIS_URL"]).ping()
+
+
 def redis_servers_in(directory: Path) -> list[int]:
     """redis-server processes working in `directory` (Redis chdirs to its data directory)."""
     found = []
