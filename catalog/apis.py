@@ -12,6 +12,7 @@ from typing import Any
 
 import orjson
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import serializers, status
 from rest_framework.request import Request
@@ -130,7 +131,7 @@ class AttributesField(serializers.DictField):
         value = super().to_internal_value(data)
         refusal = json_refusal(value)
         if refusal is not None:
-            raise serializers.ValidationError(refusal)
+            raise serializers.ValidationError(str(refusal))
         return value
 
 
@@ -421,7 +422,7 @@ class ProductDetailApi(ProductScope):
 
     def delete(self, request: Request, pk: uuid.UUID) -> Response:
         services.product_soft_delete(
-            product=self.product(pk), actor=self.actor, reason="deleted through the API"
+            product=self.product(pk), actor=self.actor, reason=gettext_noop("deleted through the API")
         )
         return Response(status=status.HTTP_204_NO_CONTENT)
 

@@ -58,6 +58,7 @@ from .jobs import labelled_task_names, registered_task
 from .models import JobRun
 from .roles import ROLES, role_label
 from .schedule_names import cron_expression, cron_in_words
+from .texts import shown
 
 # --- unfold, made to compute the list's headers once per page ----------------------------------
 # unfold's `items_for_result` rebuilds every column header for each row (for the data-label of
@@ -526,13 +527,35 @@ def changelist_url(model: type[Model], **params: Any) -> str:
 # --- Logs and ledgers ---------------------------------------------------------------------------
 
 
+def stored_text_display(model: type[Model], name: str) -> Callable[[Any], str | None]:
+    """A display function for the text field `name` of `model` holding an okada.core.texts text
+    (an error, a note): the text in the page's language."""
+    label = getattr(model._meta.get_field(name), "verbose_name", name)
+
+    @admin.display(description=label)
+    def display(obj: Any) -> str | None:
+        return shown(getattr(obj, name)) or None
+
+    display.__name__ = f"{name}_shown"
+    return display
+
+
 class ReadOnlyAdmin(ModelAdmin):
     """For logs and ledgers (job runs, stock movements, order events): staff read, nobody edits.
 
     `shown_as = {"reason": "reason_shown"}` shows a field on the page through a display method
-    instead (a value stored in English or as a code, shown in the page's language)."""
+    instead (a value stored in English or as a code, shown in the page's language).
+    `stored_texts = ("error",)` does so for text fields written with okada.core.texts: each is
+    shown as `<field>_shown` (usable in list_display too), in the page's language."""
 
     shown_as: dict[str, str] = {}
+    stored_texts: tuple[str, ...] = ()
+
+    def __init__(self, model: type[Model], admin_site: Any) -> None:
+        super().__init__(model, admin_site)
+        for name in self.stored_texts:
+            setattr(self, f"{name}_shown", stored_text_display(model, name))
+        self.shown_as = {**{name: f"{name}_shown" for name in self.stored_texts}, **self.shown_as}
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
         return [self.shown_as.get(f.name, f.name) for f in self.model._meta.fields]
@@ -596,6 +619,7 @@ class JobRunAdmin(ReadOnlyAdmin):
     date_hierarchy = "started_at"
     show_full_result_count = False
     shown_as = {"name": "job_and_task", "summary": "summary_shown"}
+    stored_texts = ("error",)  # a traceback as it is; a job's own error in the page's language
 
     def get_search_results(self, request: HttpRequest, queryset: QuerySet, search_term: str) -> Any:
         """The task name as typed, or words of a job's label in the reader's language ("sauvegarde")."""

@@ -4,12 +4,15 @@ labels (no admin imports, so template tags may use it)."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from django.template.defaultfilters import yesno
 from django.utils import formats
 from django.utils.html import format_html, format_html_join
-from django.utils.translation import gettext
+from django.utils.translation import gettext, gettext_noop
+
+from .texts import Text, shown
 
 
 def money(amount: int | None) -> str:
@@ -59,18 +62,33 @@ def badge(value: str, label: Any) -> str:
     )
 
 
+def _is_job(name: str) -> bool:
+    from .jobs import registered_task
+
+    return registered_task(name) is not None
+
+
+# Change reasons the services write with a parameter ("order -> accepted", "job
+# backups.run_backup"): (prefix, msgid, parameter, whether a value is one, how it is shown).
+PARAMETRISED_REASONS: tuple[tuple[str, str, str, Callable[[str], bool], Callable[[str], str]], ...] = (
+    ("order -> ", gettext_noop("order -> %(status)s"), "status", bool, gettext),
+    ("job ", gettext_noop("job %(name)s"), "name", _is_job, lambda name: job_label(name)),
+)
+
+
 def reason_label(reason: str | None) -> str | None:
     """A stored change reason in the active language: "product created [system:factory]" ->
-    "produit créé [system:factory]". Reasons are stored in English (data, stable); those the
-    services write are in the catalogue (each services module lists its own CHANGE_REASONS),
-    free text stays as typed."""
+    "produit créé [system:factory]". Reasons are stored in English (data, stable), the way
+    okada.core.texts stores any text we write; those the services write are in the catalogue
+    (each services module lists its own CHANGE_REASONS), free text stays as typed."""
     if not reason:
         return reason
     base, sep, suffix = reason.partition(" [")
-    if base.startswith("order -> "):
-        status = base.removeprefix("order -> ")
-        return gettext("order -> %(status)s") % {"status": gettext(status)} + (sep + suffix if sep else "")
-    return gettext(base) + (sep + suffix if sep else "")
+    for prefix, msgid, parameter, is_one, show in PARAMETRISED_REASONS:
+        value = base.removeprefix(prefix)
+        if base.startswith(prefix) and is_one(value):
+            return Text(msgid, **{parameter: show(value)}).render() + (sep + suffix if sep else "")
+    return shown(base) + (sep + suffix if sep else "")
 
 
 def job_label(name: str) -> str:
@@ -101,8 +119,8 @@ def _summary_value(value: Any, labels: dict[str, Any]) -> str:
         return "-"
     if isinstance(value, bool):
         return str(yesno(value))
-    if isinstance(value, str):  # stored in English; those the jobs write are in the catalogue
-        return gettext(value)
+    if isinstance(value, str):  # stored in English or as okada.core.texts: shown translated
+        return shown(value)
     if isinstance(value, (int, float)):
         return formats.localize(value)
     if isinstance(value, dict):

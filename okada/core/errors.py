@@ -4,6 +4,9 @@ A `DomainError` has
 - `code`: stable, machine-readable (clients and tests match on it); one class per code;
 - `status`: the HTTP status the API answers with (400, 401, 403, 404, 409, 422, 429, 500);
 - `message`: a sentence for people, translated into the active language when raised;
+- `text`: the same sentence kept in no language (okada.core.texts), for a message that is
+  stored (a sync mutation's rejection): the Text it was raised with, the default message, or
+  else the message as raised;
 - `errors`: optional `{field: [messages]}` for input that failed validation;
 - `data`: optional machine-readable details (`items` short of stock, `allowed` targets...).
 
@@ -18,7 +21,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, ClassVar
 
+from django.utils import translation
 from django.utils.translation import gettext_lazy as _
+
+from .texts import Text
 
 
 class DomainError(Exception):
@@ -49,6 +55,13 @@ class DomainError(Exception):
         if type(self) is DomainError:
             raise TypeError("raise a DomainError subclass: the base class has no code")
         self.message = str(message if message is not None else self.default_message)
+        if isinstance(message, Text):
+            self.text = message
+        elif message is None:
+            with translation.override(None):  # a lazy default's own words: its msgid
+                self.text = Text(str(self.default_message))
+        else:
+            self.text = Text(self.message)
         # `field=` is shorthand for the common case of one message about one field.
         self.errors = {k: [str(m) for m in v] for k, v in (errors or {}).items()}
         if field is not None:

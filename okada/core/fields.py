@@ -11,6 +11,9 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import gettext_noop
+
+from .texts import Text
 
 E164_CM_REGEX = r"^\+237[0-9]{9}$"
 
@@ -91,7 +94,7 @@ def choices_check(field: str, choices: Any, name: str) -> models.CheckConstraint
 MAX_JSON_DEPTH = 32  # far above any real value (attributes are a flat object, usually)
 
 
-def json_refusal(value: Any, *, max_depth: int = MAX_JSON_DEPTH) -> str | None:
+def json_refusal(value: Any, *, max_depth: int = MAX_JSON_DEPTH) -> Text | None:
     """Why PostgreSQL or the server cannot take `value` (a parsed JSON value) as it is, or None.
 
     - a text (key or value) holding NUL: jsonb and text columns cannot hold U+0000;
@@ -103,10 +106,10 @@ def json_refusal(value: Any, *, max_depth: int = MAX_JSON_DEPTH) -> str | None:
     while stack:
         item, depth = stack.pop()
         if depth > max_depth:
-            return str(_("Nested at most %(n)d levels deep.") % {"n": max_depth})
+            return Text(gettext_noop("Nested at most %(n)d levels deep."), n=max_depth)
         if isinstance(item, str):
             if "\x00" in item:
-                return str(_("Text cannot contain NUL characters."))
+                return Text(gettext_noop("Text cannot contain NUL characters."))
         elif isinstance(item, dict):
             stack.extend((child, depth + 1) for pair in item.items() for child in pair)
         elif isinstance(item, list):

@@ -45,7 +45,8 @@ class Panel:
 @dataclass(frozen=True)
 class Finding:
     """One thing wrong now. `message` is an untranslated msgid (mark it with gettext_noop) with
-    %(name)s placeholders filled from `params`: alerts are shown in each reader's language."""
+    %(name)s placeholders filled from `params`: alerts are shown in each reader's language. A
+    parameter may be an okada.core.texts.Text (a stored error): it is translated with them."""
 
     subject: str
     message: str

@@ -77,6 +77,7 @@ from django.utils.translation import gettext_noop
 
 from . import actors, logs
 from .models import JobRun
+from .texts import text_of
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +111,8 @@ class JobSkipped(Ignore):
 class JobFailed(Exception):
     """Raise from a job body that ran to its end but found problems (e.g. an audit's findings),
     after setting `run.summary`: the run is recorded `failed` with that summary and this message
-    as its error, without a traceback (nothing crashed)."""
+    as its error, without a traceback (nothing crashed). Raise it with an okada.core.texts.Text:
+    the error is then shown in each reader's language."""
 
 
 def _host() -> str:
@@ -311,13 +313,14 @@ def job(name: str) -> Iterator[RunHandle]:
         run = JobRun.objects.create(name=name, host=_host())
         handle = RunHandle(run, lock)
         try:
+            # Stored in English, shown with the job's label (okada.core.display.reason_label).
             with actors.acting_as(reason=f"job {name}"), logs.bound(job=name, job_run=str(run.pk)):
                 yield handle
             handle.check()  # a run that lost its lock on the way is not a success
         except BaseException as exc:
             if isinstance(exc, JobFailed):
-                log.error("job %s failed: %s", name, exc)
-                run.error = str(exc)
+                log.error("job %s failed: %s", name, text_of(exc).english())
+                run.error = text_of(exc).stored
             else:
                 log.exception("job %s failed", name)
                 trace = "".join(traceback.format_exception(exc))

@@ -7,6 +7,7 @@ from typing import Any
 from django import template
 
 from okada.core.display import badge, job_shown, money, reason_label
+from okada.core.texts import shown
 
 register = template.Library()
 
@@ -27,6 +28,13 @@ def status_badge(value: str, label: Any) -> str:
 def reason(text: str) -> str:
     """{{ movement.reason|reason }}: a reason the services wrote, in the active language."""
     return reason_label(text) or ""
+
+
+@register.filter
+def stored_text(text: str | None) -> str:
+    """{{ action.detail|stored_text }}: an error or note written with okada.core.texts, in the
+    active language."""
+    return shown(text)
 
 
 @register.filter

@@ -1,0 +1,144 @@
+"""Sentences we author into the database, stored in no language and shown in the reader's.
+
+A row written by a Celery worker (French) or by a management command (English) must read the
+same in a French and an English admin. So a sentence we write (an error, a note, a change
+reason) is stored as its English msgid, marked with `gettext_noop` so `make messages` finds it,
+with the values of its %(name)s parameters, and translated where it is shown::
+
+    raise DrillProblem(Text(gettext_noop("The backup file %(path)s is missing."), path=str(path)))
+    verification.error = text_of(exc).stored      # what the column holds
+    shown(verification.error)                      # in the active language, wherever it is read
+
+`Text.stored` is the msgid itself when there are no parameters (as change reasons and job
+summaries always were), else JSON `{"msgid": ..., "params": {...}}`. A parameter may be
+another Text: it is kept structured and translated with the sentence around it. Any other value
+is shown as it is: names, figures, pg_dump's stderr, a library's exception text, a traceback.
+Stored text that is not ours (rows written before, output of external tools) is shown as
+stored: gettext leaves a string it does not know alone.
+
+`str(text)` is the sentence in the active language, so an exception raised with a Text says
+itself in the language of whoever prints it (a command prints English, the admin French).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from django.utils.translation import gettext
+
+_PREFIX = '{"msgid": '
+
+
+class Text:
+    """A sentence we author: an English msgid (marked with gettext_noop) and its parameters."""
+
+    __slots__ = ("msgid", "params")
+
+    def __init__(self, msgid: str, /, **params: Any) -> None:
+        self.msgid = msgid
+        self.params = params
+
+    @classmethod
+    def load(cls, stored: str | None) -> Text:
+        """The Text a column holds (a string that is not one of ours: a Text of that string)."""
+        if stored and stored.startswith(_PREFIX):
+            try:
+                data = json.loads(stored)
+            except ValueError:
+                data = None
+            if _is_text(data):
+                return cls.from_json(data)
+        return cls(stored or "")
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Text:
+        params = {k: cls.from_json(v) if _is_text(v) else v for k, v in data["params"].items()}
+        return cls(data["msgid"], **params)
+
+    @property
+    def stored(self) -> str:
+        """What the column holds: the msgid, or JSON when the sentence has parameters."""
+        if not self.params:
+            return self.msgid
+        return json.dumps(self.as_json(), ensure_ascii=False)
+
+    def as_json(self) -> dict[str, Any]:
+        return {"msgid": self.msgid, "params": {k: _jsonable(v) for k, v in self.params.items()}}
+
+    def render(self, *, translate: bool = True) -> str:
+        """The sentence in the active language (the English msgid with `translate=False`); a
+        translation that does not fit its parameters falls back to the English."""
+        template = gettext(self.msgid) if translate and self.msgid else self.msgid
+        if not self.params:
+            return template
+        params = {
+            k: v.render(translate=translate) if isinstance(v, Text) else v for k, v in self.params.items()
+        }
+        for candidate in (template, self.msgid):
+            try:
+                return candidate % params
+            except (KeyError, TypeError, ValueError):
+                continue
+        return self.msgid
+
+    def english(self) -> str:
+        """For logs, emails and anything read outside a request."""
+        return self.render(translate=False)
+
+    def __str__(self) -> str:
+        return self.render()
+
+    def __repr__(self) -> str:
+        return f"Text({self.msgid!r}, **{self.params!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Text) and (self.msgid, self.params) == (other.msgid, other.params)
+
+    def __hash__(self) -> int:
+        return hash(self.msgid)
+
+
+def _is_text(data: Any) -> bool:
+    return (
+        isinstance(data, dict)
+        and data.keys() == {"msgid", "params"}
+        and isinstance(data["msgid"], str)
+        and isinstance(data["params"], dict)
+    )
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, Text):
+        return value.as_json()
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    return str(value)
+
+
+def joined(parts: Sequence[Text | str], separator: str = "; ") -> Text:
+    """Texts one after the other, each translated when shown (a layout: no words of its own)."""
+    names = [f"part{i}" for i in range(len(parts))]
+    return Text(separator.join(f"%({name})s" for name in names), **dict(zip(names, parts, strict=True)))
+
+
+def text_of(exc: BaseException) -> Text:
+    """What an exception says: the Text it was raised with (a DomainError's `text`), else its
+    own words, verbatim."""
+    text = getattr(exc, "text", None)
+    if isinstance(text, Text):
+        return text
+    if exc.args and isinstance(exc.args[0], Text):
+        return exc.args[0]
+    return Text(str(exc))
+
+
+def shown(stored: str | None) -> str:
+    """A stored text in the active language ("" for none)."""
+    return Text.load(stored).render() if stored else ""
+
+
+def english(stored: str | None) -> str:
+    """A stored text in English ("" for none): for logs, emails and the management commands."""
+    return Text.load(stored).english() if stored else ""

@@ -1,0 +1,101 @@
+"""okada.core.texts: a sentence we write into the database is stored in no language and shown in
+the reader's; what is not ours (old rows, tools' output) is shown as stored."""
+
+from __future__ import annotations
+
+import pytest
+from django.utils import translation
+from django.utils.translation import gettext_noop
+
+from okada.core.display import reason_label
+from okada.core.errors import InvalidInput, NotFound
+from okada.core.jobs import JobFailed, job
+from okada.core.models import JobRun
+from okada.core.texts import Text, english, joined, shown, text_of
+from tests.languages import reads_in_its_language
+
+MISSING = gettext_noop("The backup file %(path)s is missing.")  # in the catalogue
+
+
+def test_a_text_is_stored_once_and_read_in_each_language():
+    stored = Text(MISSING, path="/var/b.dump").stored
+    with translation.override("fr"):
+        assert shown(stored) == "Le fichier de sauvegarde /var/b.dump est introuvable."
+    with translation.override("en"):
+        assert shown(stored) == "The backup file /var/b.dump is missing."
+    with translation.override("fr"):
+        assert english(stored) == "The backup file /var/b.dump is missing."
+
+
+def test_a_text_without_parameters_is_stored_as_its_msgid():
+    stored = Text(gettext_noop("The run stopped before it finished (recovered by the next run).")).stored
+    assert stored == "The run stopped before it finished (recovered by the next run)."
+    with translation.override("fr"):
+        assert shown(stored) == "L\u2019exécution s\u2019est arrêtée avant la fin (reprise par la suivante)."
+
+
+def test_a_nested_text_is_translated_with_the_sentence_and_verbatim_values_are_not():
+    inner = Text(MISSING, path="restore")  # "restore" is a msgid too: as a value it stays as is
+    outer = Text(
+        gettext_noop("The restore drill of %(when)s failed: %(error)s"), when="2026-12-01", error=inner
+    )
+    with translation.override("fr"):
+        assert shown(outer.stored) == (
+            "Le test de restauration du 2026-12-01 a échoué : "
+            "Le fichier de sauvegarde restore est introuvable."
+        )
+        assert shown(joined([inner, "pg_restore: error: x"]).stored) == (
+            "Le fichier de sauvegarde restore est introuvable.; pg_restore: error: x"
+        )
+
+
+@pytest.mark.parametrize(
+    "stored",
+    [
+        "",
+        "Le test s\u2019est arrêté avant la fin.",  # a row written translated, before
+        'pg_restore: error: could not read input file: {"msgid": 1}',
+        '{"msgid": "x", "params": [1]}',  # JSON, but not ours
+        '{"msgid": "broken',
+        "100% done",
+    ],
+)
+def test_text_that_is_not_ours_is_shown_as_stored(stored):
+    with translation.override("fr"):
+        assert shown(stored) == stored
+
+
+def test_a_translation_that_does_not_fit_its_parameters_falls_back_to_the_english():
+    stored = Text(MISSING, wrong="x").stored  # a %(path)s the parameters do not have
+    assert shown(stored) == MISSING
+
+
+def test_what_an_exception_says():
+    assert text_of(ValueError("bad")).stored == "bad"
+    assert text_of(JobFailed(Text(MISSING, path="p"))) == Text(MISSING, path="p")
+    assert text_of(NotFound()).stored == "Not found."  # a default message: its msgid
+    assert text_of(InvalidInput(Text(MISSING, path="p"), field="x")).stored == Text(MISSING, path="p").stored
+    with translation.override("fr"):
+        assert str(InvalidInput(Text(MISSING, path="p"))) == "Le fichier de sauvegarde p est introuvable."
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("language", ["fr", "en"])
+def test_a_job_failed_with_a_text_reads_in_the_viewers_language(language, client, admin_user):
+    with translation.override(language), pytest.raises(JobFailed), job("tests.failing_job"):
+        raise JobFailed(Text(MISSING, path="/var/b.dump"))
+    run = JobRun.objects.get(name="tests.failing_job")
+    client.force_login(admin_user)
+    reads_in_its_language(
+        client,
+        f"/admin/core/jobrun/{run.pk}/change/",
+        "Le fichier de sauvegarde /var/b.dump est introuvable",
+        "The backup file /var/b.dump is missing",
+    )
+
+
+def test_change_reasons_a_job_or_the_api_writes_read_in_the_viewers_language():
+    with translation.override("fr"):
+        assert reason_label("job backups.run_backup") == "tâche Sauvegarde de la base de données"
+        assert reason_label("deleted through the API [vendor:x]") == "supprimé par l\u2019API [vendor:x]"
+        assert reason_label("job interview") == "job interview"  # free text stays as typed
