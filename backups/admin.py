@@ -14,7 +14,7 @@ from django.utils.timesince import timesince
 from django.utils.translation import gettext_lazy as _
 
 from okada.core.actors import Actor
-from okada.core.admin import ReadOnlyAdmin
+from okada.core.admin import ReadOnlyAdmin, stored_text_display
 from okada.core.errors import DomainError, NotAllowed
 
 from .models import Backup, BackupVerification, VerificationOutcome
@@ -24,8 +24,9 @@ from .services import RUN_PERMISSION, backup_request, verification_request
 
 class VerificationInline(admin.TabularInline):
     model = BackupVerification
-    fields = ("started_at", "finished_at", "outcome", "restore_seconds", "checks", "error")
+    fields = ("started_at", "finished_at", "outcome", "restore_seconds", "checks", "error_shown")
     readonly_fields = fields
+    error_shown = staticmethod(stored_text_display(BackupVerification, "error"))
     extra = 0
     can_delete = False
     ordering = ("-started_at",)
@@ -39,6 +40,7 @@ class VerificationInline(admin.TabularInline):
 
 @admin.register(Backup)
 class BackupAdmin(ReadOnlyAdmin):
+    stored_texts = ("error",)
     list_display = ("started_at", "kind", "status", "size", "age", "checksum", "verified", "restore_time")
     list_filter = ("status", "kind")
     search_fields = ("file_name", "sha256")
@@ -117,6 +119,7 @@ class BackupAdmin(ReadOnlyAdmin):
 
 @admin.register(BackupVerification)
 class BackupVerificationAdmin(ReadOnlyAdmin):
-    list_display = ("started_at", "backup", "outcome", "restore_seconds", "error")
+    list_display = ("started_at", "backup", "outcome", "restore_seconds", "error_shown")
+    stored_texts = ("error",)
     list_filter = ("outcome",)
     list_select_related = ("backup",)

@@ -9,6 +9,7 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import gettext_noop
 
 from okada.core import health_registry as registry
+from okada.core.texts import Text
 
 from .selectors import backup_status
 
@@ -56,7 +57,7 @@ def drill_failed() -> list[registry.Finding]:
             message=gettext_noop("The restore drill of %(when)s failed: %(error)s"),
             params={
                 "when": drill.finished_at.isoformat(timespec="minutes") if drill.finished_at else "-",
-                "error": drill.error[:300],
+                "error": Text.load(drill.error),  # translated with the sentence
             },
             severity=registry.CRITICAL,
         )

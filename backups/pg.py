@@ -29,8 +29,10 @@ from typing import IO, Any, cast
 from django.db import DEFAULT_DB_ALIAS, Error, connections
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.utils import load_backend
+from django.utils.translation import gettext_noop
 
 from okada.core.db import libpq_env, postgresql_program
+from okada.core.texts import Text, text_of
 
 CHUNK = 1 << 20  # bytes per read when copying and hashing
 PIPE_BYTES = 1 << 20  # buffer of the pipes between the tools and us (Linux's default: 64 KiB)
@@ -43,7 +45,8 @@ def quiet(message: str) -> None:
 
 
 class ToolError(Exception):
-    """A tool failed or is missing; the message names it and quotes its last error lines."""
+    """A tool failed or is missing, raised with a Text that names it and quotes its last error
+    lines (verbatim)."""
 
 
 # --- finding the tools ------------------------------------------------------------------------
@@ -53,14 +56,27 @@ def binary(name: str) -> str:
     """`name` of the newest installed PostgreSQL (okada.core.db.postgresql_program)."""
     found = postgresql_program(name)
     if not found:
-        raise ToolError(f"{name} not found: install it with `sudo apt-get install -y postgresql-client`")
+        raise ToolError(
+            Text(
+                gettext_noop(
+                    "%(tool)s not found: install it with `sudo apt-get install -y postgresql-client`"
+                ),
+                tool=name,
+            )
+        )
     return found
 
 
 def gpg_binary() -> str:
     found = shutil.which("gpg")
     if not found:
-        raise ToolError("gpg not found (needed by OKADA_BACKUP_PASSPHRASE): `sudo apt-get install -y gnupg`")
+        raise ToolError(
+            Text(
+                gettext_noop(
+                    "gpg not found (needed by OKADA_BACKUP_PASSPHRASE): `sudo apt-get install -y gnupg`"
+                )
+            )
+        )
     return found
 
 
@@ -133,9 +149,24 @@ def _tail(log: IO[bytes] | None, lines: int = 8) -> str:
     return "\n".join(text.splitlines()[-lines:])
 
 
-def _failure(name: str, code: int, detail: str) -> str:
-    how = f"was killed by signal {-code}" if code < 0 else f"exited with status {code}"
-    return f"{name} {how}" + (f": {detail}" if detail else "")
+def _failure(name: str, code: int, detail: str) -> Text:
+    if code < 0:
+        if detail:
+            return Text(
+                gettext_noop("%(tool)s was killed by signal %(signal)s: %(detail)s"),
+                tool=name,
+                signal=-code,
+                detail=detail,
+            )
+        return Text(gettext_noop("%(tool)s was killed by signal %(signal)s"), tool=name, signal=-code)
+    if detail:
+        return Text(
+            gettext_noop("%(tool)s exited with status %(code)s: %(detail)s"),
+            tool=name,
+            code=code,
+            detail=detail,
+        )
+    return Text(gettext_noop("%(tool)s exited with status %(code)s"), tool=name, code=code)
 
 
 @contextmanager
@@ -336,7 +367,9 @@ def restore(
         processes = stack.enter_context(Processes())
         if encrypted:
             if not passphrase:
-                raise ToolError("the backup is encrypted: set OKADA_BACKUP_PASSPHRASE to decrypt it")
+                raise ToolError(
+                    Text(gettext_noop("the backup is encrypted: set OKADA_BACKUP_PASSPHRASE to decrypt it"))
+                )
             gpg, fd = stack.enter_context(_gpg(passphrase, "--decrypt", str(path)))
             decryptor = processes.start(gpg, stdout=subprocess.PIPE, pass_fds=(fd,))
             restorer = processes.start(
@@ -355,7 +388,12 @@ def restore(
         try:
             processes.wait()
         except ToolError as exc:
-            raise ToolError("\n".join([str(exc), *errors])) from None
+            if not errors:
+                raise
+            # A layout, not a sentence: the failure (translated) above pg_restore's own lines.
+            raise ToolError(
+                Text("%(failure)s\n%(errors)s", failure=text_of(exc), errors="\n".join(errors))
+            ) from None
     return time.monotonic() - started
 
 

@@ -15,6 +15,8 @@ from django.db.models import Min
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from okada.core.texts import shown
+
 from .models import Backup, BackupVerification, VerificationOutcome
 
 
@@ -58,7 +60,7 @@ class BackupStatus:
         if self.last_drill is not None and self.last_drill_failed:
             problems.append(
                 _("The last restore drill (%(when)s) failed: %(error)s")
-                % {"when": _stamp(self.last_drill.finished_at), "error": self.last_drill.error[:300]}
+                % {"when": _stamp(self.last_drill.finished_at), "error": shown(self.last_drill.error)[:300]}
             )
         if self.too_old:
             hours = self.max_age.total_seconds() / 3600

@@ -33,6 +33,7 @@ from django.utils.translation import gettext_lazy, gettext_noop
 from okada.core.actors import Actor
 from okada.core.errors import Conflict, InvalidInput
 from okada.core.jobs import advisory_lock
+from okada.core.texts import Text, shown, text_of
 from orders.audit import invariant_audit
 
 from . import pg, retention
@@ -79,11 +80,15 @@ def backup_dir() -> Path:
             raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(directory))
     except OSError as exc:
         raise BackupDirUnusable(
-            _(
-                "OKADA_BACKUP_DIR (%(dir)s) cannot be used: %(why)s. Point OKADA_BACKUP_DIR at a "
-                "directory the user %(user)s can create or write."
+            Text(
+                gettext_noop(
+                    "OKADA_BACKUP_DIR (%(dir)s) cannot be used: %(why)s. Point OKADA_BACKUP_DIR at a "
+                    "directory the user %(user)s can create or write."
+                ),
+                dir=str(directory),
+                why=exc.strerror or str(exc),
+                user=_user(),
             )
-            % {"dir": directory, "why": exc.strerror or exc, "user": _user()}
         ) from exc
     return directory
 
@@ -120,17 +125,23 @@ def _remove_files(path: Path) -> None:
         leftover.unlink(missing_ok=True)
 
 
-def _describe(exc: BaseException) -> str:
-    return str(exc) if isinstance(exc, (pg.ToolError, BackupDirUnusable)) else f"{type(exc).__name__}: {exc}"
+def _describe(exc: BaseException) -> Text:
+    """Why a run failed, as stored: our own sentence (translated when shown), or what a library
+    said, verbatim, after the exception's type."""
+    if isinstance(exc, (pg.ToolError, BackupDirUnusable, DrillProblem)):
+        return text_of(exc)
+    return Text(f"{type(exc).__name__}: {exc}")
 
 
 def _no_space(directory: Path) -> BackupDirUnusable:
     return BackupDirUnusable(
-        _(
-            "No space left on the disk of OKADA_BACKUP_DIR (%(dir)s): the partial dump was deleted. "
-            "Free some space there or point OKADA_BACKUP_DIR at a larger disk, then back up again."
+        Text(
+            gettext_noop(
+                "No space left on the disk of OKADA_BACKUP_DIR (%(dir)s): the partial dump was deleted. "
+                "Free some space there or point OKADA_BACKUP_DIR at a larger disk, then back up again."
+            ),
+            dir=str(directory),
         )
-        % {"dir": directory}
     )
 
 
@@ -171,7 +182,7 @@ def backup_run(*, kind: str, request_id: str = "", on_step: Step = quiet) -> Bac
         _remove_files(path)
         if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
             full = _no_space(directory)
-            _finish(backup, BackupStatus.FAILED, error=str(full))
+            _finish(backup, BackupStatus.FAILED, error=text_of(full))
             raise full from exc
         _finish(backup, BackupStatus.FAILED, error=_describe(exc))
         raise
@@ -180,9 +191,9 @@ def backup_run(*, kind: str, request_id: str = "", on_step: Step = quiet) -> Bac
     return backup
 
 
-def _finish(backup: Backup, status: str, *, error: str = "") -> None:
+def _finish(backup: Backup, status: str, *, error: Text | None = None) -> None:
     backup.status = status
-    backup.error = error
+    backup.error = error.stored if error is not None else ""
     backup.finished_at = timezone.now()
     backup.save()
 
@@ -215,7 +226,7 @@ def _recover_interrupted_backups(on_step: Step) -> None:
         _finish(
             backup,
             BackupStatus.FAILED,
-            error=_("The run stopped before it finished (recovered by the next run)."),
+            error=Text(gettext_noop("The run stopped before it finished (recovered by the next run).")),
         )
         on_step(f"backup {backup.pk} was interrupted: marked failed, its partial file removed")
 
@@ -303,7 +314,7 @@ def _backup_lock(backup: Backup, *, wait: bool) -> Iterator[bool]:
 
 
 class DrillProblem(Exception):
-    """What a drill found wrong; the message is stored as the verification's error."""
+    """What a drill found wrong, raised with a Text: stored as the verification's error."""
 
 
 def scratch_database(backup: Backup) -> str:
@@ -354,11 +365,11 @@ def backup_verify(
             verification.outcome = VerificationOutcome.PASSED
         except Exception as exc:
             verification.outcome = VerificationOutcome.FAILED
-            verification.error = str(exc) if isinstance(exc, DrillProblem) else _describe(exc)
+            verification.error = _describe(exc).stored
         verification.checks = checks
         verification.finished_at = timezone.now()
         verification.save()
-    on_step(f"drill {verification.get_outcome_display()}: {verification.error or checks}")
+    on_step(f"drill {verification.get_outcome_display()}: {shown(verification.error) or checks}")
     return verification
 
 
@@ -387,13 +398,17 @@ def _drill(backup: Backup, checks: dict[str, Any], on_step: Step) -> float:
             findings = _invariants(alias, checks)
         if differences:
             raise DrillProblem(
-                _("Row counts differ from the manifest: %(tables)s")
-                % {"tables": ", ".join(f"{t} {e} -> {f}" for t, (e, f) in list(differences.items())[:10])}
+                Text(
+                    gettext_noop("Row counts differ from the manifest: %(tables)s"),
+                    tables=", ".join(f"{t} {e} -> {f}" for t, (e, f) in list(differences.items())[:10]),
+                )
             )
         if findings:
             raise DrillProblem(
-                _("Invariants broken in the restored copy: %(findings)s")
-                % {"findings": ", ".join(f"{name}: {n}" for name, n in findings.items())}
+                Text(
+                    gettext_noop("Invariants broken in the restored copy: %(findings)s"),
+                    findings=", ".join(f"{name}: {n}" for name, n in findings.items()),
+                )
             )
         return seconds
     finally:
@@ -403,18 +418,28 @@ def _drill(backup: Backup, checks: dict[str, Any], on_step: Step) -> float:
 def _check_file(backup: Backup) -> None:
     path = backup_path(backup)
     if not path.exists():
-        raise DrillProblem(_("The backup file %(path)s is missing.") % {"path": path})
+        raise DrillProblem(Text(gettext_noop("The backup file %(path)s is missing."), path=str(path)))
     size = path.stat().st_size
     if size != backup.size_bytes:
         raise DrillProblem(
-            _("The file is %(found)s bytes, the catalog says %(expected)s: it was changed or cut.")
-            % {"found": size, "expected": backup.size_bytes}
+            Text(
+                gettext_noop(
+                    "The file is %(found)s bytes, the catalog says %(expected)s: it was changed or cut."
+                ),
+                found=size,
+                expected=backup.size_bytes,
+            )
         )
     digest = pg.file_sha256(path)
     if digest != backup.sha256:
         raise DrillProblem(
-            _("Checksum mismatch: the file's SHA-256 is %(found)s, the catalog says %(expected)s.")
-            % {"found": digest, "expected": backup.sha256}
+            Text(
+                gettext_noop(
+                    "Checksum mismatch: the file's SHA-256 is %(found)s, the catalog says %(expected)s."
+                ),
+                found=digest,
+                expected=backup.sha256,
+            )
         )
 
 
@@ -446,7 +471,9 @@ def _recover_interrupted_drills(on_step: Step) -> None:
     ):
         pg.drop_database(scratch_database(verification.backup))
         verification.outcome = VerificationOutcome.FAILED
-        verification.error = _("The drill stopped before it finished (recovered by the next drill).")
+        verification.error = Text(
+            gettext_noop("The drill stopped before it finished (recovered by the next drill).")
+        ).stored
         verification.finished_at = timezone.now()
         verification.save()
         on_step(f"drill {verification.pk} was interrupted: marked failed, scratch database dropped")

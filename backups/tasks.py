@@ -13,7 +13,8 @@ from collections.abc import Callable
 from celery import Task, shared_task
 from django.utils.translation import gettext_lazy as _
 
-from okada.core.jobs import RunHandle, job, labelled, started_by_hand_with
+from okada.core.jobs import JobFailed, RunHandle, job, labelled, started_by_hand_with
+from okada.core.texts import Text
 
 from .models import BackupKind
 from .services import RUN_PERMISSION
@@ -21,8 +22,9 @@ from .services import RUN_PERMISSION
 log = logging.getLogger(__name__)
 
 
-class DrillFailed(Exception):
-    """Raised after a failed drill is recorded, so its job run and task are marked failed too."""
+class DrillFailed(JobFailed):
+    """Raised after a failed drill is recorded, so its job run and task are marked failed too
+    (with the drill's error: the drill ran to its end, nothing crashed)."""
 
 
 def steps(run: RunHandle, say: Callable[[str], None] = log.info) -> Callable[[str], None]:
@@ -71,4 +73,4 @@ def run_restore_drill(self: Task, backup_id: str | None = None) -> None:
         verification = backup_verify(backup=backup, request_id=self.request.id or "", on_step=steps(run))
         run.summary = drill_summary(verification)
         if verification is not None and verification.error:
-            raise DrillFailed(verification.error)
+            raise DrillFailed(Text.load(verification.error))

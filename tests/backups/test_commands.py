@@ -17,6 +17,7 @@ from backups import pg
 from backups.models import Backup, BackupKind, BackupStatus, VerificationOutcome
 from backups.services import backup_path, backup_restore
 from okada.core.models import JobRun
+from okada.core.texts import english
 from tests.backups.helpers import ROOT, WAIT, flip_a_byte, marketplace
 from tests.concurrency import database_url
 
@@ -73,7 +74,9 @@ def test_verify_backup_fails_loudly_on_a_corrupted_backup():
 
     with pytest.raises(CommandError, match="restore drill FAILED: Checksum mismatch"):
         run("verify_backup", str(backup.pk))
-    assert JobRun.objects.get(name="backups.run_restore_drill").outcome == JobRun.Outcome.SUCCESS
+    job_run = JobRun.objects.get(name="backups.run_restore_drill")  # failed, as the task's run
+    assert job_run.outcome == JobRun.Outcome.FAILED
+    assert english(job_run.error).startswith("Checksum mismatch")
     assert backup.verifications.get().outcome == VerificationOutcome.FAILED
 
 

@@ -34,6 +34,7 @@ from backups.services import (
 )
 from catalog.models import Stock
 from okada.core.errors import InvalidInput
+from okada.core.texts import english
 from orders.audit import CHECKS
 from orders.models import Order, PaymentStatus, Zone
 from tests.backups.factories import BackupFactory, BackupVerificationFactory
@@ -263,7 +264,7 @@ def test_pg_dump_killed_mid_way_leaves_a_failed_row_and_no_file(backup_dir):
     assert len(errors) == 1 and isinstance(errors[0], pg.ToolError)
     backup = Backup.objects.get()
     assert backup.status == BackupStatus.FAILED
-    assert backup.error.startswith("pg_dump exited with status 1")
+    assert english(backup.error).startswith("pg_dump exited with status 1")
     assert backup.finished_at is not None
     assert files_in(backup_dir) == []
 

@@ -8,8 +8,9 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser, no_translations
 
 from backups.models import Backup
-from backups.tasks import steps
+from backups.tasks import DrillFailed, steps
 from okada.core.jobs import JobSkipped, job
+from okada.core.texts import Text
 
 
 class Command(BaseCommand):
@@ -36,15 +37,17 @@ class Command(BaseCommand):
             with job(DRILL_JOB) as run:
                 verification = backup_verify(backup=backup, on_step=steps(run, self._say))
                 run.summary = drill_summary(verification)
+                if verification is not None and verification.error:  # its job run fails too, as the task's
+                    raise DrillFailed(Text.load(verification.error))
         except JobSkipped:
             raise CommandError("another restore drill is running: try again when it has finished") from None
+        except DrillFailed as exc:
+            raise CommandError(f"restore drill FAILED: {exc}") from None
         except Exception as exc:
             raise CommandError(f"restore drill failed to run: {exc}") from None
         if verification is None:
             self._say("no backup to verify")
             return
-        if verification.error:
-            raise CommandError(f"restore drill FAILED: {verification.error}")
         self._say(f"restore drill passed: restored in {verification.restore_seconds:.1f} s")
 
     def _say(self, message: str) -> None:
