@@ -95,7 +95,7 @@ class PartitionedTableAdmin(ReadOnlyAdmin):
             "table": table,
             "plan": plan,
             "steps": [s for s in plan.steps if s.table == table.name],
-            "warnings": [w for w in plan.warnings if table.name in w],
+            "warnings": [w for w in plan.warnings if table.name in w.english()],
             "can_run": request.user.has_perm(RUN_PERMISSION),
         }
         return TemplateResponse(request, "admin/partitions/partitionedtable/plan.html", context)
@@ -132,5 +132,6 @@ class PartitionActionAdmin(ReadOnlyAdmin):
     list_display = ("started_at", "table", "partition", "kind", "outcome", "rows", "attempts", "archive_path")
     list_filter = ("outcome", "kind", "table")
     search_fields = ("partition", "detail")
+    stored_texts = ("detail",)
     date_hierarchy = "started_at"
     show_full_result_count = False

@@ -16,11 +16,15 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from django.utils.translation import gettext_noop
+
 from okada.core.db import libpq_env, postgresql_program
+from okada.core.texts import Text
 
 
 class ArchiveError(Exception):
-    """pg_dump or pg_restore failed, or the archive does not hold what was dumped."""
+    """pg_dump or pg_restore failed, or the archive does not hold what was dumped (raised with a
+    Text: it is stored in the action log and shown in each reader's language)."""
 
 
 @dataclass(frozen=True)
@@ -34,7 +38,12 @@ class Archive:
 def _binary(name: str) -> str:
     found = postgresql_program(name)  # the one backups use: pg_dump must not be older than the server
     if not found:
-        raise ArchiveError(f"{name} not found: install the PostgreSQL client (postgresql-client)")
+        raise ArchiveError(
+            Text(
+                gettext_noop("%(tool)s not found: install the PostgreSQL client (postgresql-client)"),
+                tool=name,
+            )
+        )
     return found
 
 
@@ -51,7 +60,13 @@ def _run(args: list[str], *, pass_fds: tuple[int, ...] = ()) -> None:
         args, env=libpq_env(), capture_output=True, text=True, check=False, pass_fds=pass_fds
     )
     if done.returncode:
-        raise ArchiveError(f"{Path(args[0]).name} failed: {done.stderr.strip()[-2000:]}")
+        raise ArchiveError(
+            Text(
+                gettext_noop("%(tool)s failed: %(stderr)s"),
+                tool=Path(args[0]).name,
+                stderr=done.stderr.strip()[-2000:],
+            )
+        )
 
 
 def _owner_only_directory(directory: Path) -> None:
@@ -122,13 +137,17 @@ def _open_locked(partial: Path) -> int:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(fd)
-            raise ArchiveError(f"{partial.name} is being written by another run") from None
+            raise ArchiveError(
+                Text(gettext_noop("%(file)s is being written by another run"), file=partial.name)
+            ) from None
         if _same_file(fd, partial):  # not deleted as stale between our open and our lock
             os.fchmod(fd, 0o600)  # a .partial an earlier run left keeps its own mode otherwise
             os.ftruncate(fd, 0)
             return fd
         os.close(fd)
-    raise ArchiveError(f"{partial.name} keeps being removed while it is opened")
+    raise ArchiveError(
+        Text(gettext_noop("%(file)s keeps being removed while it is opened"), file=partial.name)
+    )
 
 
 def dump_table(name: str, *, schema: str, directory: Path, stamp: str, lock_wait_ms: int) -> Archive:
@@ -206,7 +225,13 @@ def _listing(path: Path) -> str:
         [_binary("pg_restore"), "--list", str(path)], capture_output=True, text=True, check=False
     )
     if listing.returncode:
-        raise ArchiveError(f"{path.name} cannot be listed: {listing.stderr.strip()[-2000:]}")
+        raise ArchiveError(
+            Text(
+                gettext_noop("%(file)s cannot be listed: %(stderr)s"),
+                file=path.name,
+                stderr=listing.stderr.strip()[-2000:],
+            )
+        )
     return listing.stdout
 
 
@@ -224,7 +249,13 @@ def archived_rows(path: Path, *, name: str, schema: str) -> int:
     """Read the whole archive back (pg_restore to a stream, no database) and count the rows of
     `schema.name` in it. Raises ArchiveError when the archive is unreadable or lacks the table."""
     if f"TABLE DATA {schema} {name} " not in _listing(path):
-        raise ArchiveError(f"{path.name}: no data of {schema}.{name} in the archive")
+        raise ArchiveError(
+            Text(
+                gettext_noop("%(file)s: no data of %(table)s in the archive"),
+                file=path.name,
+                table=f"{schema}.{name}",
+            )
+        )
     process = subprocess.Popen(
         [_binary("pg_restore"), "--data-only", f"--table={name}", "--file=-", str(path)],
         stdout=subprocess.PIPE,
@@ -241,13 +272,28 @@ def archived_rows(path: Path, *, name: str, schema: str) -> int:
             copying = True
     stderr = process.stderr.read().decode() if process.stderr else ""
     if process.wait() or copying:
-        raise ArchiveError(f"{path.name} does not read back whole: {stderr.strip()[-2000:]}")
+        raise ArchiveError(
+            Text(
+                gettext_noop("%(file)s does not read back whole: %(stderr)s"),
+                file=path.name,
+                stderr=stderr.strip()[-2000:],
+            )
+        )
     return rows
 
 
 def verify_archive(archive: Archive, *, name: str, schema: str, expected_rows: int) -> None:
     """The file is the one we wrote (SHA-256) and holds exactly the rows of the table."""
     if sha256_of(archive.path) != archive.sha256:
-        raise ArchiveError(f"{archive.path.name}: SHA-256 changed since it was written")
+        raise ArchiveError(
+            Text(gettext_noop("%(file)s: SHA-256 changed since it was written"), file=archive.path.name)
+        )
     if archive.rows != expected_rows:
-        raise ArchiveError(f"{archive.path.name} holds {archive.rows} rows, the table {expected_rows}")
+        raise ArchiveError(
+            Text(
+                gettext_noop("%(file)s holds %(rows)s rows, the table %(expected)s"),
+                file=archive.path.name,
+                rows=archive.rows,
+                expected=expected_rows,
+            )
+        )

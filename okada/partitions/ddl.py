@@ -25,6 +25,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db import connection, migrations, transaction
+from django.utils.translation import gettext_noop
+
+from okada.core.texts import Text
 
 UTC = dt.UTC
 DEFAULT_LOCK_TIMEOUT_MS = 5000
@@ -34,7 +37,8 @@ RETIRING_MARK = "okada: retiring partition"
 
 
 class PartitionError(Exception):
-    """A partition change the catalog refuses (name taken by another table, overlapping bounds)."""
+    """A partition change the catalog refuses (name taken by another table, overlapping bounds),
+    raised with a Text."""
 
 
 def month_start(day: dt.date) -> dt.date:
@@ -166,9 +170,23 @@ def create_month_partition(
         and (p.starts_at is None or p.starts_at < end)
     ]
     if overlapping:
-        raise PartitionError(f"{table}: {', '.join(overlapping)} overlap(s) {month:%Y-%m}")
+        raise PartitionError(
+            Text(
+                gettext_noop("%(table)s: %(partitions)s overlap(s) %(month)s"),
+                table=table,
+                partitions=", ".join(overlapping),
+                month=f"{month:%Y-%m}",
+            )
+        )
     if table_exists(cursor, name):
-        raise PartitionError(f"{name} exists but is not the {month:%Y-%m} partition of {table}")
+        raise PartitionError(
+            Text(
+                gettext_noop("%(name)s exists but is not the %(month)s partition of %(table)s"),
+                name=name,
+                month=f"{month:%Y-%m}",
+                table=table,
+            )
+        )
     default = default_name(table) if any(p.is_default for p in existing) else None
     previous = set_local_lock_timeout(cursor, lock_timeout_ms)
     # Built apart, then attached: CREATE ... PARTITION OF would take ACCESS EXCLUSIVE on the

@@ -41,8 +41,11 @@ from django.db import DatabaseError, OperationalError, connection, transaction
 from django.utils import timezone
 from django.utils.module_loading import import_string
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 
 from okada.core.actors import Actor
+from okada.core.jobs import JobFailed
+from okada.core.texts import Text, joined, text_of
 
 from . import archive, ddl
 from .models import PartitionAction
@@ -57,7 +60,7 @@ LOCK_TIMEOUT = "55P03"  # lock_not_available: lock_timeout expired
 DEADLOCK = "40P01"
 
 
-class MaintenanceFailed(Exception):
+class MaintenanceFailed(JobFailed):
     """Raised by the task after a run in which some step failed (each failure is in the log)."""
 
 
@@ -65,8 +68,10 @@ class LockBusy(Exception):
     """The step cannot be done now (its lock was not granted within lock_timeout on every try,
     or the table is busy with another detach): the next run tries again."""
 
-    def __init__(self, attempts: int, reason: str = "") -> None:
-        super().__init__(reason or f"lock not granted within lock_timeout after {attempts} tries")
+    def __init__(self, attempts: int, reason: Text | None = None) -> None:
+        super().__init__(
+            reason or Text(gettext_noop("lock not granted within lock_timeout after %(n)s tries"), n=attempts)
+        )
         self.attempts = attempts
 
 
@@ -87,7 +92,7 @@ class Step:
     rows: int | None = None  # rows to move out of DEFAULT; estimated rows of a partition to retire
     detached: bool = False  # retire: already detached (an interrupted retirement)
 
-    def describe(self) -> str:
+    def describe(self) -> str:  # read at once (admin, command), never stored
         if self.action == self.FINALIZE:
             return _("finalise the interrupted detach of %(p)s") % {"p": self.partition}
         if self.action == self.RESCUE:
@@ -108,7 +113,7 @@ class Step:
 class Plan:
     now: dt.datetime
     steps: list[Step] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
+    warnings: list[Text] = field(default_factory=list)
 
     @property
     def is_empty(self) -> bool:
@@ -130,13 +135,19 @@ def maintenance_plan(*, now: dt.datetime | None = None) -> Plan:
 def _plan_table(cursor: Any, policy: PartitionPolicy, plan: Plan) -> None:
     table = policy.table
     if not ddl.table_exists(cursor, table) or not ddl.is_partitioned(cursor, table):
-        plan.warnings.append(_("%(t)s: the table does not exist or is not partitioned.") % {"t": table})
+        plan.warnings.append(
+            Text(gettext_noop("%(t)s: the table does not exist or is not partitioned."), t=table)
+        )
         return
     parts = ddl.partitions(cursor, table)
     if not any(p.is_default for p in parts):
         plan.warnings.append(
-            _("%(t)s has no DEFAULT partition: an insert for a month without partition would fail.")
-            % {"t": table}
+            Text(
+                gettext_noop(
+                    "%(t)s has no DEFAULT partition: an insert for a month without partition would fail."
+                ),
+                t=table,
+            )
         )
     steps = plan.steps
     this_month = ddl.utc_month_of(plan.now)
@@ -150,12 +161,17 @@ def _plan_table(cursor: Any, policy: PartitionPolicy, plan: Plan) -> None:
             steps.append(Step(table, Step.RETIRE, name, starts_at, ends_at, detached=True))
             return
         plan.warnings.append(
-            _(
-                "%(p)s was detached to be retired, but the retention now keeps its month: it is left "
-                "as it is, not dropped. To put it back: ALTER TABLE %(t)s ATTACH PARTITION %(p)s "
-                "FOR VALUES FROM ('%(a)s') TO ('%(b)s'); COMMENT ON TABLE %(p)s IS NULL;"
+            Text(
+                gettext_noop(
+                    "%(p)s was detached to be retired, but the retention now keeps its month: it is left "
+                    "as it is, not dropped. To put it back: ALTER TABLE %(t)s ATTACH PARTITION %(p)s "
+                    "FOR VALUES FROM ('%(a)s') TO ('%(b)s'); COMMENT ON TABLE %(p)s IS NULL;"
+                ),
+                p=name,
+                t=table,
+                a=starts_at.isoformat(),
+                b=ends_at.isoformat(),
             )
-            % {"p": name, "t": table, "a": starts_at.isoformat(), "b": ends_at.isoformat()}
         )
 
     for p in parts:
@@ -165,8 +181,13 @@ def _plan_table(cursor: Any, policy: PartitionPolicy, plan: Plan) -> None:
                 finish_retiring(p.name, p.starts_at, p.ends_at)
             else:
                 plan.warnings.append(
-                    _("%(p)s was being detached by someone else: it will be finalised and left in place.")
-                    % {"p": p.name}
+                    Text(
+                        gettext_noop(
+                            "%(p)s was being detached by someone else: it will be finalised and left "
+                            "in place."
+                        ),
+                        p=p.name,
+                    )
                 )
     for name in ddl.retiring_tables(cursor, table):
         finish_retiring(name, *ddl.month_bounds(_month_of_name(name)))
@@ -176,14 +197,23 @@ def _plan_table(cursor: Any, policy: PartitionPolicy, plan: Plan) -> None:
     for p in attached:
         if not p.is_default and p.month is None:
             plan.warnings.append(
-                _("%(p)s has bounds that are not one UTC month (%(a)s to %(b)s): left alone.")
-                % {"p": p.name, "a": p.starts_at, "b": p.ends_at}
+                Text(
+                    gettext_noop("%(p)s has bounds that are not one UTC month (%(a)s to %(b)s): left alone."),
+                    p=p.name,
+                    a=str(p.starts_at),
+                    b=str(p.ends_at),
+                )
             )
     in_default, unplaceable = ddl.default_rows_by_month(cursor, table, key=policy.key)
     if unplaceable:
         plan.warnings.append(
-            _("%(t)s: %(n)d row(s) in DEFAULT have an infinite or out-of-range date and stay there.")
-            % {"t": table, "n": unplaceable}
+            Text(
+                gettext_noop(
+                    "%(t)s: %(n)d row(s) in DEFAULT have an infinite or out-of-range date and stay there."
+                ),
+                t=table,
+                n=unplaceable,
+            )
         )
     ahead = {ddl.add_months(this_month, i) for i in range(int(policy.premake_months or 0) + 1)}
     new_months = sorted((ahead - months) | set(in_default))
@@ -242,7 +272,7 @@ def maintenance_run(
         "done": [],
         "deferred": [],
         "failed": [],
-        "warnings": [str(w) for w in plan.warnings],
+        "warnings": [w.stored for w in plan.warnings],  # shown translated (okada.core.texts)
     }
     run_at = plan.now
     for step in plan.steps:
@@ -258,8 +288,8 @@ def maintenance_run(
             Step.RETIRE: _retire,
         }[step.action]
         handler(step, policy, run_at, summary)
-    for warning in summary["warnings"]:
-        log.warning("partition maintenance: %s", warning)
+    for warning in plan.warnings:
+        log.warning("partition maintenance: %s", warning.english())
     return summary
 
 
@@ -300,25 +330,33 @@ def _action(step: Step, kind: str, summary: dict[str, Any]) -> Iterator[dict[str
     """
     started = timezone.now()
     fields: dict[str, Any] = {"ok": False}
-    outcome, detail = Outcome.SUCCESS, ""
+    outcome, detail = Outcome.SUCCESS, None
     try:
         yield fields
         fields["ok"] = True
     except LockBusy as exc:
-        outcome, detail, fields["attempts"] = Outcome.DEFERRED, str(exc), exc.attempts
-    except (DatabaseError, ddl.PartitionError, archive.ArchiveError, OSError) as exc:
-        outcome, detail = Outcome.FAILED, f"{type(exc).__name__}: {exc}"
-        log.error("partition maintenance: %s %s failed: %s", kind, step.partition, detail)
+        outcome, detail, fields["attempts"] = Outcome.DEFERRED, text_of(exc), exc.attempts
+    except (ddl.PartitionError, archive.ArchiveError) as exc:
+        outcome, detail = (
+            Outcome.FAILED,
+            Text("%(kind)s: %(error)s", kind=type(exc).__name__, error=text_of(exc)),
+        )
+    except (DatabaseError, OSError) as exc:  # PostgreSQL's or the system's words: verbatim
+        outcome, detail = Outcome.FAILED, Text(f"{type(exc).__name__}: {exc}")
+    if outcome == Outcome.FAILED and detail is not None:
+        log.error("partition maintenance: %s %s failed: %s", kind, step.partition, detail.english())
     label = f"{kind} {step.partition}"
     if outcome == Outcome.SUCCESS and fields.get("nothing_done"):
         return
     if outcome == Outcome.SUCCESS:
         summary["done"].append(label)
     else:
-        summary["deferred" if outcome == Outcome.DEFERRED else "failed"].append(f"{label}: {detail}")
+        entry = Text("%(action)s: %(detail)s", action=label, detail=detail)  # a layout: no words
+        summary["deferred" if outcome == Outcome.DEFERRED else "failed"].append(entry.stored)
     if fields.get("logged") and outcome == Outcome.SUCCESS:
         return
-    _record(step, kind, outcome, started, detail=detail or fields.get("detail", ""), **_action_fields(fields))
+    note = detail or fields.get("detail")
+    _record(step, kind, outcome, started, detail=note.stored if note else "", **_action_fields(fields))
 
 
 def _action_fields(fields: dict[str, Any]) -> dict[str, Any]:
@@ -433,7 +471,13 @@ def _detach_concurrently(step: Step, policy: PartitionPolicy) -> None:
     with connection.cursor() as cursor:
         pending = [p.name for p in ddl.partitions(cursor, step.table) if p.detach_pending]
         if pending:  # PostgreSQL allows one pending detach per table
-            raise LockBusy(0, f"{pending[0]} is still pending detach: the next run finalises it first")
+            raise LockBusy(
+                0,
+                Text(
+                    gettext_noop("%(p)s is still pending detach: the next run finalises it first"),
+                    p=pending[0],
+                ),
+            )
         ddl.mark_retiring(cursor, step.partition)
         cursor.execute("SELECT set_config('lock_timeout', %s, false)", [f"{_lock_timeout_ms()}ms"])
         try:
@@ -459,7 +503,10 @@ def _archive(step: Step, run_at: dt.datetime) -> dict[str, Any]:
         schema, table_oid = cursor.fetchone()
     directory = archive_directory(step.table)
     removed = archive.remove_stale_partials(directory, step.partition)
-    notes = [f"removed a partial archive a stopped run left: {path.name}" for path in removed]
+    notes = [
+        Text(gettext_noop("removed a partial archive a stopped run left: %(file)s"), file=path.name)
+        for path in removed
+    ]
     made = archive.written_archive(
         step.partition, schema=schema, directory=directory, table_oid=table_oid, expected_rows=rows
     )
@@ -473,7 +520,11 @@ def _archive(step: Step, run_at: dt.datetime) -> dict[str, Any]:
             lock_wait_ms=_lock_timeout_ms(),
         )
     else:
-        notes.append("reused the verified archive an earlier run wrote (its drop had not succeeded)")
+        notes.append(
+            Text(
+                gettext_noop("reused the verified archive an earlier run wrote (its drop had not succeeded)")
+            )
+        )
         logged = PartitionAction.objects.filter(
             partition=step.partition,
             kind=Kind.ARCHIVED,
@@ -482,13 +533,13 @@ def _archive(step: Step, run_at: dt.datetime) -> dict[str, Any]:
         ).exists()
     archive.verify_archive(made, name=step.partition, schema=schema, expected_rows=rows)
     for note in notes:
-        log.info("partition maintenance: %s: %s", step.partition, note)
+        log.info("partition maintenance: %s: %s", step.partition, note.english())
     return {
         "rows": rows,
         "archive_path": str(made.path),
         "archive_sha256": made.sha256,
         "archive_bytes": made.bytes,
-        "detail": "; ".join(notes),
+        "detail": joined(notes) if notes else None,
         "nothing_done": logged,  # the log holds it already (the archives listed once)
     }
 

@@ -4,8 +4,10 @@ from typing import Any
 
 from celery import shared_task
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import gettext_noop
 
 from okada.core.jobs import job, labelled, started_by_hand_with
+from okada.core.texts import Text, joined
 
 
 @labelled(
@@ -26,5 +28,10 @@ def maintain_partitions() -> dict[str, Any]:
         summary = run.summary = maintenance_run(between_steps=run.check)
         if summary["failed"]:
             # The run did every step it could; the failed ones are in the action log.
-            raise MaintenanceFailed("; ".join(summary["failed"]))
+            raise MaintenanceFailed(
+                Text(
+                    gettext_noop("Some steps failed (see the partition action log): %(steps)s"),
+                    steps=joined([Text.load(failed) for failed in summary["failed"]]),
+                )
+            )
     return summary

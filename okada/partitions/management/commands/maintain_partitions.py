@@ -12,6 +12,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, no_translations
 
 from okada.core.jobs import JobSkipped
+from okada.core.texts import english
 from okada.partitions.services import MaintenanceFailed, Plan, maintenance_plan
 
 
@@ -47,12 +48,12 @@ class Command(BaseCommand):
         except JobSkipped:
             raise CommandError("Another maintenance run is in progress: nothing done.") from None
         except MaintenanceFailed as exc:
-            raise CommandError(f"Some steps failed (see the partition action log): {exc}") from None
+            raise CommandError(str(exc)) from None
         for label in summary["done"]:
             self.stdout.write(f"done: {label}")
         for label in summary["deferred"]:
-            self.stdout.write(f"deferred (next run retries): {label}")
+            self.stdout.write(f"deferred (next run retries): {english(label)}")
         for warning in summary["warnings"]:
-            self.stdout.write(f"warning: {warning}")
+            self.stdout.write(f"warning: {english(warning)}")
         if not summary["done"] and not summary["deferred"]:
             self.stdout.write("Nothing to do.")
