@@ -10,6 +10,7 @@ timeout (okada.health.pg.reads): a section that cannot be read says why, the pag
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import time
 from collections.abc import Callable
@@ -30,6 +31,7 @@ from okada.core.actors import Actor
 from okada.core.admin import LabelledValuesFilter, ReadOnlyAdmin
 from okada.core.display import job_label
 from okada.core.errors import DomainError, NotAllowed
+from okada.core.texts import Text
 
 from . import pg, selectors, services
 from .models import Alert, DatabaseAction, DatabaseHealth
@@ -322,7 +324,7 @@ class AlertAdmin(ReadOnlyAdmin):
     date_hierarchy = "opened_at"
     actions = ["acknowledge"]
 
-    shown_as = {"kind": "kind_shown"}
+    shown_as = {"kind": "kind_shown", "message": "text", "data": "details"}
 
     @admin.display(description=_("kind"), ordering="kind")
     def kind_shown(self, obj: Alert) -> str:
@@ -331,6 +333,17 @@ class AlertAdmin(ReadOnlyAdmin):
     @admin.display(description=_("message"))
     def text(self, obj: Alert) -> str:
         return alert_text(obj)
+
+    @admin.display(description=_("details"))
+    def details(self, obj: Alert) -> str:
+        """The figures behind the message (its parameters, as data), a stored text among them
+        (a drill's error) in the page's language."""
+        params = obj.data.get("params") if isinstance(obj.data, dict) else None
+        if not isinstance(params, dict) or not params:
+            return "-"
+        values = Text.from_json({"msgid": "", "params": params}).params
+        shown = {name: value.render() if isinstance(value, Text) else value for name, value in values.items()}
+        return json.dumps(shown, ensure_ascii=False)
 
     @admin.display(description=_("acknowledged"))
     def acknowledged(self, obj: Alert) -> str:
@@ -361,17 +374,15 @@ class AlertAdmin(ReadOnlyAdmin):
 
 
 def alert_text(alert: Alert) -> str:
-    """The alert's message in the reader's language (the English text when it cannot be built),
-    a job by its label: the stored English text (logs, email) keeps the task name."""
+    """The alert's message in the reader's language (okada.core.texts: a parameter that is a
+    stored text, e.g. a drill's error, translated with it), a job by its label: the stored
+    English text (logs, email) keeps the task name."""
     template, params = alert.data.get("message"), alert.data.get("params") or {}
-    if not template:
+    if not template or not isinstance(params, dict):
         return alert.message
     if isinstance(params.get("job"), str):
         params = {**params, "job": job_label(params["job"])}
-    try:
-        return gettext(template) % params
-    except (KeyError, TypeError, ValueError):
-        return alert.message
+    return Text.from_json({"msgid": template, "params": params}).render()
 
 
 @admin.register(DatabaseAction)

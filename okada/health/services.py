@@ -14,7 +14,7 @@ from django.contrib.auth import get_user_model
 from django.core.mail import send_mail
 from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.db.models import F
-from django.utils import timezone, translation
+from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
 
@@ -23,6 +23,7 @@ from okada.core import services as core
 from okada.core.actors import Actor
 from okada.core.errors import Conflict, InvalidInput, NotAllowed, NotFound
 from okada.core.roles import OPERATIONS
+from okada.core.texts import Text
 
 from . import pg
 from .models import Alert, DatabaseAction, IndexStat, QueryStat, QueryText, Snapshot, TableStat
@@ -165,8 +166,7 @@ def snapshots_prune(*, now: dt.datetime | None = None, days: int | None = None) 
 
 
 def _english(finding: registry.Finding) -> str:
-    with translation.override("en"):
-        return _(finding.message) % finding.params
+    return Text(finding.message, **finding.params).english()
 
 
 def alerts_evaluate(*, kinds: list[str] | None = None, now: dt.datetime | None = None) -> dict[str, Any]:
@@ -231,9 +231,8 @@ def _sync(kind: str, findings: list[registry.Finding], now: dt.datetime, summary
 
 
 def _jsonable(params: dict[str, Any]) -> dict[str, Any]:
-    return {
-        k: v if isinstance(v, (int, float, str, bool)) or v is None else str(v) for k, v in params.items()
-    }
+    """The parameters as JSON; one that is a Text (e.g. a drill's error) stays one."""
+    return Text("", **params).as_json()["params"]
 
 
 def _email(alert_pk: Any) -> None:
