@@ -659,8 +659,9 @@ class OrderExportAdmin(ReadOnlyAdmin):
     """Each user sees and downloads only the exports they asked for."""
 
     list_display = ("created_at", "status_badge", "rows", "query", "download")
-    readonly_fields = ("created_at", "status", "rows", "query", "finished_at", "error", "download")
+    readonly_fields = ("created_at", "status", "rows", "query", "finished_at", "error_shown", "download")
     fields = readonly_fields
+    stored_texts = ("error",)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:
         return super().get_queryset(request).filter(requested_by_id=request.user.pk)

@@ -21,6 +21,7 @@ from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from okada.core.actors import Actor
+from okada.core.texts import text_of
 
 from .models import OrderExport
 
@@ -134,7 +135,7 @@ def export_run(*, export_id: str, language: str = "fr") -> OrderExport:
         partial.unlink(missing_ok=True)
         OrderExport.objects.filter(pk=export.pk).update(
             status=OrderExport.Status.FAILED,
-            error=str(exc)[:2000],
+            error=text_of(exc).stored,
             finished_at=timezone.now(),
             updated_at=timezone.now(),
         )

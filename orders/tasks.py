@@ -1,7 +1,9 @@
 from celery import shared_task
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import gettext_noop
 
 from okada.core.jobs import JobFailed, job, labelled
+from okada.core.texts import Text
 
 
 @labelled(_("Expire unpaid mobile-money orders"), expired=_("orders expired"))
@@ -43,4 +45,10 @@ def audit_invariants() -> None:
         run.summary = report.summary()
         if report.findings:
             broken = ", ".join(name for name, count in report.counts.items() if count)
-            raise JobFailed(f"invariant audit: {report.findings} finding(s) in {broken}")
+            raise JobFailed(
+                Text(
+                    gettext_noop("invariant audit: %(n)s finding(s) in %(checks)s"),
+                    n=report.findings,
+                    checks=broken,
+                )
+            )

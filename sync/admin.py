@@ -205,6 +205,7 @@ class MutationAdmin(ReadOnlyAdmin):
     search_fields = ("device__name", "code")
     list_select_related = ("device",)
     show_full_result_count = False
+    stored_texts = ("message",)  # why it was rejected, in the page's language
 
     @admin.display(description=Mutation._meta.get_field("code").verbose_name)
     def code_shown(self, mutation: Mutation) -> str:

@@ -25,6 +25,7 @@ from django.conf import settings
 from django.db import OperationalError, connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 
 from catalog import services as catalog
 from catalog.models import Product, Stock, Vendor
@@ -32,6 +33,7 @@ from okada.core import services as core
 from okada.core.actors import Actor
 from okada.core.errors import DomainError, InvalidInput, NotAllowed, NotFound
 from okada.core.fields import json_refusal
+from okada.core.texts import Text, text_of
 from orders import services as orders
 from orders.models import Order
 
@@ -181,10 +183,12 @@ def _apply(context: Context, mutation: Mutation_) -> tuple[str, str, str, SyncCo
         if refusal is not None:
             raise refusal
         if handler is None:
-            raise InvalidInput(_("Unknown mutation %(name)s.") % {"name": mutation.name[:40]}, field="name")
+            raise InvalidInput(
+                Text(gettext_noop("Unknown mutation %(name)s."), name=mutation.name[:40]), field="name"
+            )
         if context.scopes is not None and handler.scope not in context.scopes:
             raise NotAllowed(
-                _("This credential lacks the scope %(scope)s.") % {"scope": handler.scope},
+                Text(gettext_noop("This credential lacks the scope %(scope)s."), scope=handler.scope),
                 scope=handler.scope,
             )
         with transaction.atomic():  # a refusal undoes this mutation's writes, nothing else
@@ -194,7 +198,7 @@ def _apply(context: Context, mutation: Mutation_) -> tuple[str, str, str, SyncCo
             log.error("mutation %s#%s failed: %s", context.device.pk, mutation.id, err)
         if handler is not None and isinstance(mutation.args, dict):
             handler.resend(context, mutation.args)
-        return MutationStatus.REJECTED, err.code, err.message[:1000], None
+        return MutationStatus.REJECTED, err.code, text_of(err).stored, None
     if conflict is not None:
         return MutationStatus.CONFLICT, str(conflict.kind), "", conflict
     return MutationStatus.APPLIED, "", "", None
@@ -230,11 +234,11 @@ MAX_MUTATION_ID = 2**53  # what a JSON number holds exactly
 def _refusal(mutation: Mutation_) -> InvalidInput | None:
     """Why the server cannot read this mutation at all (it is then rejected `invalid`), or None."""
     if mutation.extra_keys:
-        return InvalidInput(_("Each mutation is {id, name, args}."), field="mutations")
+        return InvalidInput(Text(gettext_noop("Each mutation is {id, name, args}.")), field="mutations")
     if not isinstance(mutation.name, str) or not isinstance(mutation.args, dict):
-        return InvalidInput(_("A mutation has a name and an args object."), field="args")
+        return InvalidInput(Text(gettext_noop("A mutation has a name and an args object.")), field="args")
     if "\x00" in mutation.name:  # PostgreSQL text cannot hold U+0000
-        return InvalidInput(_("Text cannot contain NUL characters."), field="name")
+        return InvalidInput(Text(gettext_noop("Text cannot contain NUL characters.")), field="name")
     refusal = json_refusal(mutation.args)  # no NUL (jsonb), at most MAX_JSON_DEPTH levels
     if refusal is not None:
         return InvalidInput(refusal, field="args")
@@ -256,7 +260,7 @@ def _uuid(args: dict[str, Any], key: str) -> uuid.UUID:
     try:
         return uuid.UUID(str(args[key]))
     except (KeyError, TypeError, ValueError):
-        raise InvalidInput(_("%(key)s must be a UUID.") % {"key": key}, field=key) from None
+        raise InvalidInput(Text(gettext_noop("%(key)s must be a UUID."), key=key), field=key) from None
 
 
 MAX_VERSION = 2**31 - 1
@@ -275,8 +279,12 @@ def _int(
         return None
     if not isinstance(value, int) or isinstance(value, bool) or not minimum <= value <= maximum:
         raise InvalidInput(
-            _("%(key)s must be an integer from %(min)d to %(max)d.")
-            % {"key": key, "min": minimum, "max": maximum},
+            Text(
+                gettext_noop("%(key)s must be an integer from %(min)d to %(max)d."),
+                key=key,
+                min=minimum,
+                max=maximum,
+            ),
             field=key,
         )
     return value
@@ -286,7 +294,7 @@ def _text(args: dict[str, Any], key: str, *, default: str | None = None, max_len
     value = args.get(key, default)
     if not isinstance(value, str) or (default is None and not value) or len(value) > max_length:
         raise InvalidInput(
-            _("%(key)s must be a text of at most %(n)d characters.") % {"key": key, "n": max_length},
+            Text(gettext_noop("%(key)s must be a text of at most %(n)d characters."), key=key, n=max_length),
             field=key,
         )
     return value
@@ -296,7 +304,7 @@ def _product(context: Context, args: dict[str, Any], *, lock: bool = False) -> P
     products = Product.all_objects.filter(pk=_uuid(args, "product_id"), vendor_id=context.device.vendor_id)
     product = (products.select_for_update() if lock else products).first()
     if product is None:
-        raise NotFound(_("No such product."))
+        raise NotFound(Text(gettext_noop("No such product.")))
     return product
 
 
@@ -409,13 +417,15 @@ def product_create(context: Context, args: dict[str, Any]) -> SyncConflict | Non
     product_id = _uuid(args, "id")
     unknown = set(args) - {"id", "initial_stock", *PRODUCT_FIELDS}
     if unknown:
-        raise InvalidInput(_("Unknown fields: %(f)s") % {"f": ", ".join(sorted(unknown))}, field="args")
+        raise InvalidInput(
+            Text(gettext_noop("Unknown fields: %(f)s"), f=", ".join(sorted(unknown))), field="args"
+        )
     if Product.all_objects.filter(pk=product_id).exists():
-        raise InvalidInput(_("A product with this id already exists."), field="id")
+        raise InvalidInput(Text(gettext_noop("A product with this id already exists.")), field="id")
     fields = product_fields({k: v for k, v in args.items() if k in PRODUCT_FIELDS})
     for required in ("sku", "name", "price_xaf"):
         if required not in fields:
-            raise InvalidInput(_("This field is required."), field=required)
+            raise InvalidInput(Text(gettext_noop("This field is required.")), field=required)
     catalog.product_create(
         id=product_id,
         vendor=context.vendor,
@@ -439,7 +449,7 @@ def product_update(context: Context, args: dict[str, Any]) -> SyncConflict | Non
     base_version = _int(args, "base_version", minimum=0, maximum=MAX_VERSION)
     raw = args.get("fields")
     if not isinstance(raw, dict) or not raw:
-        raise InvalidInput(_("fields must name at least one changed field."), field="fields")
+        raise InvalidInput(Text(gettext_noop("fields must name at least one changed field.")), field="fields")
     data = product_fields(raw)  # refuses unknown fields before anything is written
     if product.deleted_at is not None:
         return conflict_open(
@@ -503,7 +513,7 @@ def order_transition(context: Context, args: dict[str, Any]) -> SyncConflict | N
     note = _text(args, "note", default="", max_length=1000)
     order = Order.objects.select_for_update().filter(pk=order_id, vendor_id=context.device.vendor_id).first()
     if order is None:
-        raise NotFound(_("No such order."))
+        raise NotFound(Text(gettext_noop("No such order.")))
     if order.status == to:
         return None  # already there: nothing to do
     if order.status != base_status:
