@@ -746,6 +746,11 @@ def product_upsert_many(
     fields given and keeps the others. With `atomic`, one failed item rolls back every item and
     raises BulkRejected (its `results` say which failed and why); otherwise each item is applied
     or refused on its own and the results say which.
+
+    Items are applied in SKU order (the results keep the request's): two requests with
+    overlapping SKUs then lock rows and wait on the unique index in the same order, so the later
+    one waits for the earlier instead of deadlocking with it; a SKU that the other request
+    created meanwhile is updated (see `_upsert_one`).
     """
     if len(items) > BULK_MAX_ITEMS:
         raise InvalidInput(_("At most %(n)d items per request.") % {"n": BULK_MAX_ITEMS}, field="items")
@@ -755,9 +760,13 @@ def product_upsert_many(
         skus = [item["sku"] for item in items]
         existing = {p.sku: p for p in Product.objects.filter(vendor=vendor, sku__in=skus)}
         seen: set[str] = set()
-        results = []
-        for index, item in enumerate(items):
-            results.append(_upsert_one(index, item, vendor=vendor, existing=existing, seen=seen, actor=actor))
+        by_index: dict[int, UpsertResult] = {}
+        # sorted() is stable: of one SKU given twice, the first in the request still wins.
+        for index, item in sorted(enumerate(items), key=lambda pair: pair[1]["sku"]):
+            by_index[index] = _upsert_one(
+                index, item, vendor=vendor, existing=existing, seen=seen, actor=actor
+            )
+        results = [by_index[index] for index in range(len(items))]
         failed = [r for r in results if r.error is not None]
         if atomic and failed:
             transaction.set_rollback(True)
@@ -805,10 +814,21 @@ def _upsert_one(
                         _("A new product needs a name and a price."),
                         errors={f: [_("This field is required for a new product.")] for f in missing},
                     )
-                product = product_create(
-                    vendor=vendor, sku=sku, actor=actor, initial_stock=item.get("initial_stock", 0), **fields
-                )
-                return UpsertResult(index, sku, "created", product=product)
+                try:
+                    product = product_create(
+                        vendor=vendor,
+                        sku=sku,
+                        actor=actor,
+                        initial_stock=item.get("initial_stock", 0),
+                        **fields,
+                    )
+                    return UpsertResult(index, sku, "created", product=product)
+                except SkuTaken:
+                    # Another request created the SKU since this one looked (this insert waited
+                    # for its commit on the unique index): an upsert updates it.
+                    current = Product.objects.filter(vendor=vendor, sku=sku).first()
+                    if current is None:
+                        raise
             product = product_update(product=current, data=fields, actor=actor)
             status = "updated" if product.version != current.version else "unchanged"
             return UpsertResult(index, sku, status, product=product)

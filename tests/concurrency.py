@@ -8,7 +8,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import quote
@@ -17,6 +17,7 @@ import pytest
 from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
 
 WAIT = 30  # seconds: a deadline for events, never a sleep
+RUN_WAIT = 120  # seconds: a deadline for a whole run_together
 
 
 def poll(condition: Callable[[], object], what: str, seconds: float = WAIT) -> None:
@@ -120,3 +121,30 @@ def post_together(url: str, body: bytes, headers: list[dict[str, str]]) -> list[
 
     with ThreadPoolExecutor(max_workers=len(headers)) as pool:
         return list(pool.map(send, headers))
+
+
+def run_together(calls: Sequence[Callable[[], Any]], workers: int = 20) -> list[Any]:
+    """Run `calls` on `workers` threads that start at the same instant; return each call's result
+    or the exception it raised, in the order of `calls`."""
+    barrier = threading.Barrier(workers, timeout=RUN_WAIT)
+    results: list[Any] = [None] * len(calls)
+
+    def worker(first: int) -> None:
+        try:
+            barrier.wait()
+            for i in range(first, len(calls), workers):
+                try:
+                    results[i] = calls[i]()
+                except Exception as exc:  # reported to the test, which asserts on it
+                    results[i] = exc
+        finally:
+            connections.close_all()
+
+    pool = ThreadPoolExecutor(max_workers=workers)
+    try:
+        futures = [pool.submit(worker, n) for n in range(workers)]
+        for future in futures:
+            future.result(timeout=RUN_WAIT)  # re-raises a worker's own failure (e.g. a broken barrier)
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+    return results

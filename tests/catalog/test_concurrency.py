@@ -7,10 +7,12 @@ from django.utils import translation
 
 from catalog.models import Category, Product, StockMovement
 from catalog.services import (
+    UpsertResult,
     category_soft_delete,
     product_create,
     product_soft_delete,
     product_update,
+    product_upsert_many,
     stock_adjust,
     stock_count,
 )
@@ -18,7 +20,7 @@ from okada.core.actors import Actor
 from okada.core.errors import InUse, NotFound
 from okada.core.services import tracked_hard_delete
 from tests.catalog.factories import CategoryFactory, ProductFactory, VendorFactory
-from tests.concurrency import race
+from tests.concurrency import race, run_together
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -112,3 +114,28 @@ def test_two_staff_saving_one_product_form_at_the_same_instant_one_is_refused():
     assert (saved, refused) == (302, 200)
     product.refresh_from_db()
     assert (product.name, product.version) == ("Plantain mûr", 2)
+
+
+def test_two_bulk_upserts_of_the_same_skus_in_opposite_orders_all_apply_without_deadlock():
+    # A vendor's integration and its vendor app send overlapping batches, in their own orders:
+    # half the SKUs exist (updates lock their rows), half are new (inserts wait on the unique
+    # index). Taken in the request's order the two cross and deadlock (a 500); every item must
+    # apply, and a SKU the other request created meanwhile is updated, not refused.
+    vendor = VendorFactory()
+    skus = [f"BULK-{i:03d}" for i in range(80)]
+    for sku in skus[:40]:
+        ProductFactory(vendor=vendor, sku=sku, price_xaf=1000)
+    actor = Actor(role=Actor.VENDOR, vendor_id=vendor.pk, label="integration")
+
+    def upsert(order: list[str], price: int) -> list[UpsertResult]:
+        items = [{"sku": sku, "name": f"Produit {sku}", "price_xaf": price} for sku in order]
+        return product_upsert_many(vendor=vendor, items=items, actor=actor, atomic=False)
+
+    results = run_together([lambda: upsert(skus, 1100), lambda: upsert(skus[::-1], 1200)], workers=2)
+
+    assert all(isinstance(r, list) for r in results), results
+    for batch in results:
+        assert [r.error for r in batch if r.status == "failed"] == []
+    assert [r.sku for r in results[1]] == skus[::-1]  # the answer keeps the request's order
+    assert Product.objects.filter(vendor=vendor).count() == 80
+    assert len(set(Product.objects.filter(vendor=vendor).values_list("price_xaf", flat=True))) == 1

@@ -9,8 +9,7 @@ from __future__ import annotations
 import functools
 import threading
 import uuid
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import pytest
@@ -43,7 +42,7 @@ from orders.services import (
     payment_refund_settle,
 )
 from tests.catalog.factories import ProductFactory, VendorFactory
-from tests.concurrency import race
+from tests.concurrency import race, run_together
 from tests.orders.factories import CustomerFactory, OrderFactory, ZoneFactory, advance, payment_needing_refund
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -53,33 +52,6 @@ WORKERS = 20  # PostgreSQL allows 300 connections; this uses WORKERS + 2
 S = OrderStatus
 STAFF = Actor(role=Actor.STAFF, label="ops")
 STOREFRONT = Actor(role=Actor.STOREFRONT, label="web")
-
-
-def run_together(calls: Sequence[Callable[[], Any]], workers: int = WORKERS) -> list[Any]:
-    """Run `calls` on `workers` threads that start at the same instant; return each call's result
-    or the exception it raised, in the order of `calls`."""
-    barrier = threading.Barrier(workers, timeout=WAIT)
-    results: list[Any] = [None] * len(calls)
-
-    def worker(first: int) -> None:
-        try:
-            barrier.wait()
-            for i in range(first, len(calls), workers):
-                try:
-                    results[i] = calls[i]()
-                except Exception as exc:  # reported to the test, which asserts on it
-                    results[i] = exc
-        finally:
-            connections.close_all()
-
-    pool = ThreadPoolExecutor(max_workers=workers)
-    try:
-        futures = [pool.submit(worker, n) for n in range(workers)]
-        for future in futures:
-            future.result(timeout=WAIT)  # re-raises a worker's own failure (e.g. a broken barrier)
-    finally:
-        pool.shutdown(wait=False, cancel_futures=True)
-    return results
 
 
 class Snapshot(NamedTuple):
