@@ -361,6 +361,21 @@ def _live_category(category: Category | uuid.UUID) -> Category:
     return _live(Category, pk, "category")  # raises: deleted or unknown
 
 
+def _live_vendor(vendor: Vendor | uuid.UUID) -> Vendor:
+    """`_live` for a product's vendor, key-share-locked until the product's transaction ends,
+    for the reason `_live_category` gives: vendor_soft_delete (FOR UPDATE, then its live
+    products) and a product created or restored for the vendor then wait for each other. FOR KEY
+    SHARE is the lock the product's foreign key takes at commit anyway: concurrent creates and
+    placements do not wait for each other on it."""
+    pk = getattr(vendor, "pk", vendor)
+    locked = Vendor.objects.raw(
+        "SELECT * FROM catalog_vendor WHERE id = %s AND deleted_at IS NULL FOR KEY SHARE", [pk]
+    )
+    for found in locked:
+        return found
+    return _live(Vendor, pk, "vendor")  # raises: deleted or unknown
+
+
 # --- Products -----------------------------------------------------------------------------------
 
 PRODUCT_EDITABLE_FIELDS = (
@@ -414,7 +429,7 @@ def product_create(
     """
     actor.require_if_staff("catalog.add_product")
     with transaction.atomic(), acting_for(actor, "product created"):
-        vendor = _live(Vendor, vendor, "vendor")
+        vendor = _live_vendor(vendor)
         if category is not None:
             category = _live_category(category)
         if Product.objects.filter(vendor=vendor, sku=sku).exists():
@@ -497,7 +512,7 @@ def product_restore(*, product: Product, actor: Actor, reason: str = "product re
     actor.require_if_staff("catalog.change_product")
     with transaction.atomic(), acting_for(actor, reason):
         product = core.locked(Product.deleted_objects, product.pk, gone=core.not_deleted(Product))
-        _live(Vendor, product.vendor_id, "vendor")
+        _live_vendor(product.vendor_id)
         if Product.objects.filter(vendor_id=product.vendor_id, sku=product.sku).exists():
             raise _sku_taken(product.sku)
         product.version += 1  # saved by restore()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from django.utils import translation
 
-from catalog.models import Category, Product, StockMovement
+from catalog.models import Category, Product, StockMovement, Vendor
 from catalog.services import (
     UpsertResult,
     category_soft_delete,
@@ -15,9 +15,10 @@ from catalog.services import (
     product_upsert_many,
     stock_adjust,
     stock_count,
+    vendor_soft_delete,
 )
 from okada.core.actors import Actor
-from okada.core.errors import InUse, NotFound
+from okada.core.errors import InUse, InvalidInput, NotFound
 from okada.core.services import tracked_hard_delete
 from tests.catalog.factories import CategoryFactory, ProductFactory, VendorFactory
 from tests.concurrency import race, run_together
@@ -139,3 +140,31 @@ def test_two_bulk_upserts_of_the_same_skus_in_opposite_orders_all_apply_without_
     assert [r.sku for r in results[1]] == skus[::-1]  # the answer keeps the request's order
     assert Product.objects.filter(vendor=vendor).count() == 80
     assert len(set(Product.objects.filter(vendor=vendor).values_list("price_xaf", flat=True))) == 1
+
+
+def test_a_vendor_deleted_while_a_product_is_created_for_it_is_refused_as_in_use():
+    # The create has read the vendor live and written its product, not yet committed; the delete
+    # must wait for it and then find the product, not leave a live product of a deleted vendor.
+    vendor = VendorFactory()
+
+    product, delete = race(
+        lambda: product_create(vendor=vendor, sku="NEW-1", name="Nouveau", price_xaf=500, actor=STAFF),
+        lambda: vendor_soft_delete(vendor=vendor, actor=STAFF),
+    )
+
+    assert isinstance(product, Product), (product, delete)
+    assert isinstance(delete, InUse), (product, delete)
+    assert Vendor.objects.filter(pk=vendor.pk).exists()
+
+
+def test_a_product_created_for_a_vendor_being_deleted_is_refused():
+    vendor = VendorFactory()
+
+    delete, product = race(
+        lambda: vendor_soft_delete(vendor=vendor, actor=STAFF),
+        lambda: product_create(vendor=vendor, sku="NEW-1", name="Nouveau", price_xaf=500, actor=STAFF),
+    )
+
+    assert isinstance(delete, Vendor), (delete, product)
+    assert isinstance(product, InvalidInput), (delete, product)
+    assert not Product.all_objects.filter(vendor=vendor).exists()
