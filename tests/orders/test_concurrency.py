@@ -19,7 +19,7 @@ from catalog.models import Product, Stock, StockMovement, Vendor
 from catalog.selectors import stock_audit
 from catalog.services import stock_adjust
 from okada.core.actors import Actor
-from okada.core.errors import NotFound
+from okada.core.errors import InUse, NotFound
 from orders.models import (
     OPEN_STATUSES,
     Customer,
@@ -31,15 +31,18 @@ from orders.models import (
     PaymentMethod,
 )
 from orders.services import (
+    CustomerUnavailable,
     InvalidTransition,
     OutOfStock,
     customer_get_or_create,
+    customer_soft_delete,
     order_cancel,
     order_place,
     order_transition,
     payment_apply_callback,
     payment_record,
     payment_refund_settle,
+    zone_soft_delete,
 )
 from tests.catalog.factories import ProductFactory, VendorFactory
 from tests.concurrency import race, run_together
@@ -481,3 +484,57 @@ def test_one_key_sent_concurrently_for_two_orders_records_one_payment_and_refuse
     assert [Order.objects.get(pk=o.pk).payment_status for o in orders] == [
         "paid" if o.pk == payment.order_id else "unpaid" for o in orders
     ]
+
+
+def place_for(customer: Customer, zone: Any, product: Product) -> Callable[[], Order]:
+    return lambda: order_place(
+        vendor=product.vendor,
+        customer=customer,
+        items=[(product.pk, 1)],
+        payment_method=PaymentMethod.CASH,
+        channel="storefront",
+        address="Akwa",
+        zone=zone,
+        actor=STOREFRONT,
+    )
+
+
+def test_a_customer_deleted_while_an_order_is_placed_for_them_is_refused_as_in_use():
+    # The placement has written the order, not yet committed (the API's transaction); the delete
+    # must wait for it and find the order, not leave a live order of a deleted customer.
+    product, zone = ProductFactory(initial_stock=5), ZoneFactory()
+    customer = CustomerFactory(zone=None)
+
+    placed, deleted = race(
+        place_for(customer, zone, product), lambda: customer_soft_delete(customer=customer, actor=STAFF)
+    )
+
+    assert isinstance(placed, Order), (placed, deleted)
+    assert isinstance(deleted, InUse), (placed, deleted)
+    assert Customer.objects.filter(pk=customer.pk).exists()
+
+
+def test_an_order_placed_for_a_customer_being_deleted_is_refused():
+    product, zone = ProductFactory(initial_stock=5), ZoneFactory()
+    customer = CustomerFactory(zone=None)
+
+    deleted, placed = race(
+        lambda: customer_soft_delete(customer=customer, actor=STAFF), place_for(customer, zone, product)
+    )
+
+    assert isinstance(deleted, Customer), (deleted, placed)
+    assert isinstance(placed, CustomerUnavailable), (deleted, placed)
+    assert not Order.all_objects.filter(customer=customer).exists()
+    assert stock_of(product) == (5, 0)
+
+
+def test_a_zone_deleted_while_an_order_is_placed_in_it_is_refused_as_in_use():
+    product, zone = ProductFactory(initial_stock=5), ZoneFactory()
+    customer = CustomerFactory(zone=None)
+
+    placed, deleted = race(
+        place_for(customer, zone, product), lambda: zone_soft_delete(zone=zone, actor=STAFF)
+    )
+
+    assert isinstance(placed, Order), (placed, deleted)
+    assert isinstance(deleted, InUse), (placed, deleted)
