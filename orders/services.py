@@ -271,7 +271,7 @@ def _call_order_place(
     payment_reference: str | None = None,
     savepoint: bool = True,
 ) -> dict[str, Any]:
-    """One call of okada_order_place() (v6, orders migration 0021), which answers with an error
+    """One call of okada_order_place() (v6, orders migrations 0021, 0023, 0024), which answers with an error
     instead of raising, before changing anything; its result as a dict."""
     deadline = settings.OKADA_MOBILE_MONEY_DEADLINE_MINUTES if payment_method in MOBILE_MONEY else None
     with acting_for(actor, "order placed") as acting:
