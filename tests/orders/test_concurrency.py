@@ -10,10 +10,12 @@ import functools
 import threading
 import uuid
 from collections.abc import Callable
+from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
 import pytest
 from django.db import OperationalError, connection, connections
+from django.utils import timezone
 
 from catalog.models import Product, Stock, StockMovement, Vendor
 from catalog.selectors import stock_audit
@@ -37,6 +39,7 @@ from orders.services import (
     customer_get_or_create,
     customer_soft_delete,
     order_cancel,
+    order_expire_unpaid,
     order_place,
     order_transition,
     payment_apply_callback,
@@ -538,3 +541,110 @@ def test_a_zone_deleted_while_an_order_is_placed_in_it_is_refused_as_in_use():
 
     assert isinstance(placed, Order), (placed, deleted)
     assert isinstance(deleted, InUse), (placed, deleted)
+
+
+MTN = PaymentMethod.MTN_MOMO
+
+
+def tomorrow() -> datetime:
+    """Past every deadline of the orders made now: the expiry job's `now`."""
+    return timezone.now() + timedelta(days=1)
+
+
+def momo_order(product: Product, reference: str) -> Order:
+    """A pending MTN MoMo order of 2 units, its payment requested under `reference`."""
+    order = OrderFactory(vendor=product.vendor, items=[(product, 2)], payment_method=MTN)
+    payment_record(
+        order=order, provider=MTN, provider_reference=reference, amount_xaf=order.total_xaf, actor=STOREFRONT
+    )
+    return order
+
+
+def paid_callback(order: Order, reference: str) -> Callable[[], Payment]:
+    return lambda: payment_apply_callback(
+        provider=MTN,
+        provider_reference=reference,
+        status="succeeded",
+        amount_xaf=order.total_xaf,
+        payload={"id": reference},
+    )
+
+
+def status_moves(order: Order) -> list[tuple[str, str]]:
+    events = OrderEvent.objects.filter(order=order.pk, kind="status").order_by("created_at", "id")
+    return list(events.values_list("from_status", "to_status"))
+
+
+def test_money_landing_while_the_expiry_job_expires_its_order_is_kept_and_flagged_for_refund():
+    # The job holds the order's lock; the callback waits for it, then finds the order expired.
+    product = ProductFactory(initial_stock=5)
+    order = momo_order(product, "MTN-EXP-1")
+
+    expired, paid = race(lambda: order_expire_unpaid(now=tomorrow()), paid_callback(order, "MTN-EXP-1"))
+
+    assert expired == 1, (expired, paid)
+    assert isinstance(paid, Payment), (expired, paid)
+    assert (paid.status, paid.needs_refund) == ("succeeded", True)
+    assert Order.objects.get(pk=order.pk).status == S.EXPIRED
+    assert status_moves(order) == [(S.PENDING, S.EXPIRED)]
+    assert stock_of(product) == (5, 0)
+    assert StockMovement.objects.filter(kind="release", reference=order.number).count() == 1
+    assert stock_audit() == []
+
+
+def test_an_order_paid_while_the_expiry_job_runs_is_not_expired():
+    # The callback holds the order's lock: the job skips the order (never waits on it), and
+    # a later run finds it paid.
+    product = ProductFactory(initial_stock=5)
+    order = momo_order(product, "MTN-EXP-2")
+
+    paid, expired = race(paid_callback(order, "MTN-EXP-2"), lambda: order_expire_unpaid(now=tomorrow()))
+
+    assert isinstance(paid, Payment), (paid, expired)
+    assert (paid.status, paid.needs_refund, expired) == ("succeeded", False, 0)
+    assert order_expire_unpaid(now=tomorrow()) == 0
+    order.refresh_from_db()
+    assert (order.status, order.payment_status) == (S.PENDING, "paid")
+    assert status_moves(order) == []
+    assert stock_of(product) == (5, 2)
+
+
+def test_two_expiry_runs_at_once_expire_each_order_once():
+    # Two beat ticks, or the job and `manage.py` by hand: each order expired by one of them.
+    product = ProductFactory(initial_stock=100)
+    orders = [
+        OrderFactory(vendor=product.vendor, items=[(product, 1)], payment_method=MTN) for _ in range(20)
+    ]
+
+    results = run_together([lambda: order_expire_unpaid(now=tomorrow())] * 2, workers=2)
+
+    assert all(isinstance(r, int) for r in results), results
+    assert sum(results) == 20
+    assert all(status_moves(o) == [(S.PENDING, S.EXPIRED)] for o in orders)
+    assert stock_of(product) == (100, 0)
+    assert StockMovement.objects.filter(kind="release").count() == 20
+    assert stock_audit() == []
+
+
+def test_staff_cancelling_while_the_vendor_accepts_ends_cancelled_with_one_event_per_move():
+    product = ProductFactory(initial_stock=5)
+    order = OrderFactory(vendor=product.vendor, items=[(product, 2)])
+    vendor_app = Actor(role=Actor.VENDOR, vendor_id=product.vendor_id, label="app")
+
+    cancelled, accepted = run_together(
+        [
+            lambda: order_cancel(order=order, actor=STAFF),
+            lambda: order_transition(order=order, to=S.ACCEPTED, actor=vendor_app),
+        ],
+        workers=2,
+    )
+
+    assert isinstance(cancelled, Order), (cancelled, accepted)
+    if isinstance(accepted, Order):  # accepted first, then cancelled from accepted
+        assert status_moves(order) == [(S.PENDING, S.ACCEPTED), (S.ACCEPTED, S.CANCELLED)]
+    else:  # cancelled first: the accept is refused
+        assert isinstance(accepted, InvalidTransition), (cancelled, accepted)
+        assert status_moves(order) == [(S.PENDING, S.CANCELLED)]
+    assert Order.objects.get(pk=order.pk).status == S.CANCELLED
+    assert stock_of(product) == (5, 0)
+    assert StockMovement.objects.filter(kind="release", reference=order.number).count() == 1
