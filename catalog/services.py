@@ -392,6 +392,7 @@ PRODUCT_EDITABLE_FIELDS = (
 
 
 SKU_CONSTRAINT = "catalog_product_vendor_sku_live_uniq"
+PRODUCT_PKEY = "catalog_product_pkey"
 
 
 def _sku_taken(sku: str) -> SkuTaken:
@@ -450,7 +451,10 @@ def product_create(
             product.id = id
         validated(product, exclude=["vendor"])
         _check_prices(product)
-        with unique_or(_sku_taken(sku), SKU_CONSTRAINT):
+        # A device's id may already be taken by a create in flight (one app restored onto two
+        # phones replays its queue from both): the primary key says so, as clearly as the SKU.
+        id_taken = InvalidInput(_("A product with this id already exists."), field="id")
+        with unique_or(_sku_taken(sku), SKU_CONSTRAINT), unique_or(id_taken, PRODUCT_PKEY):
             product.save(force_insert=True)
         Stock.objects.create(product=product, vendor=vendor)
         if initial_stock:

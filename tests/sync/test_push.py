@@ -595,3 +595,26 @@ def test_a_count_of_a_product_deleted_for_good_meanwhile_is_rejected_as_not_foun
     assert not isinstance(pushed, Exception), (deleted, pushed)
     assert [(r["status"], r["code"]) for r in pushed["results"]] == [("rejected", "not_found")]
     assert Device.objects.get(pk=phone.device.pk).last_mutation_id == 1
+
+
+def test_two_devices_creating_one_product_id_at_once_apply_it_once_and_reject_the_other():
+    # One vendor app restored from a backup onto two phones replays the same queued create (the
+    # id the app chose) from both. The second waits on the first's primary key, then must be
+    # rejected like a create of an id already taken, not fail the whole push (a 500).
+    vendor = VendorFactory()
+    phones = Phone(vendor, "Caisse 1"), Phone(vendor, "Caisse 2")
+    product_id = str(uuid.uuid4())
+    first, second = (
+        phone.mutation("product.create", id=product_id, sku=sku, name="Mangue", price_xaf=300)
+        for phone, sku in zip(phones, ("MNG-1", "MNG-2"), strict=True)
+    )
+
+    applied, rejected = race(lambda: phones[0].push(first), lambda: phones[1].push(second))
+
+    assert isinstance(applied, dict) and isinstance(rejected, dict), (applied, rejected)
+    assert applied["results"] == [{"id": 1, "status": "applied", "code": None, "conflict_id": None}]
+    assert rejected["results"] == [{"id": 1, "status": "rejected", "code": "invalid", "conflict_id": None}]
+    assert rejected["last_mutation_id"] == 1
+    assert list(Product.all_objects.filter(vendor=vendor).values_list("pk", "sku")) == [
+        (uuid.UUID(product_id), "MNG-1")
+    ]
