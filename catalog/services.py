@@ -8,7 +8,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -299,6 +299,8 @@ def category_update(*, category: Category, data: dict[str, Any], actor: Actor) -
     core.refuse_unknown_fields(data, CATEGORY_EDITABLE_FIELDS)
     actor.require_if_staff("catalog.change_category")
     with transaction.atomic(), acting_for(actor, "category updated"):
+        if "parent" in data:
+            _lock_category_tree()
         category = core.locked(Category.objects, category.pk)
         if (
             data.get("slug", category.slug) != category.slug
@@ -312,6 +314,18 @@ def category_update(*, category: Category, data: dict[str, Any], actor: Actor) -
         with unique_or(_category_slug_taken(), CATEGORY_SLUG_CONSTRAINT):
             category.save()
     return category
+
+
+def _lock_category_tree() -> None:
+    """Moves in the category tree, one at a time (until the transaction ends).
+
+    `_check_parent` walks the committed tree: two moves at once (A under B, B under A) would each
+    pass it and together make a loop; each also locks its row and the other's (the parent's
+    foreign key), so they deadlock instead. Queued on this lock, taken before any row lock, the
+    second walks the tree the first left. Moves are rare staff edits: one lock for the tree.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended('catalog.category_tree', 0))")
 
 
 def category_soft_delete(*, category: Category, actor: Actor, reason: str = "category deleted") -> Category:

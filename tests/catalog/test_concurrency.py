@@ -9,6 +9,7 @@ from catalog.models import Category, Product, StockMovement, Vendor
 from catalog.services import (
     UpsertResult,
     category_soft_delete,
+    category_update,
     product_create,
     product_soft_delete,
     product_update,
@@ -168,3 +169,20 @@ def test_a_product_created_for_a_vendor_being_deleted_is_refused():
     assert isinstance(delete, Vendor), (delete, product)
     assert isinstance(product, InvalidInput), (delete, product)
     assert not Product.all_objects.filter(vendor=vendor).exists()
+
+
+def test_two_categories_moved_under_each_other_at_once_never_make_a_cycle():
+    # Two staff reorganising the tree: one puts Fruits under Légumes, the other Légumes under
+    # Fruits. Each move alone is fine; both together would make a loop with no root.
+    fruits, vegetables = CategoryFactory(), CategoryFactory()
+
+    moved, refused = race(
+        lambda: category_update(category=fruits, data={"parent": vegetables}, actor=STAFF),
+        lambda: category_update(category=vegetables, data={"parent": fruits}, actor=STAFF),
+    )
+
+    assert isinstance(moved, Category), (moved, refused)
+    assert isinstance(refused, InvalidInput), (moved, refused)
+    assert (refused.code, list(refused.errors)) == ("invalid", ["parent"])
+    parents = dict(Category.objects.values_list("pk", "parent_id"))
+    assert (parents[fruits.pk], parents[vegetables.pk]) == (vegetables.pk, None)
