@@ -264,7 +264,7 @@ def _check_parent(category: Category) -> None:
     """The parent is live, and not the category itself nor one of its descendants (no cycles)."""
     if category.parent_id is None:
         return
-    _live(Category, category.parent_id, "parent")
+    _live_category(category.parent_id, field="parent")  # share-locked: see _live_category
     seen = {category.pk}
     parent_id = category.parent_id
     while parent_id is not None:
@@ -359,10 +359,11 @@ def _live(model: Any, obj: Any, field: str) -> Any:
     return found
 
 
-def _live_category(category: Category | uuid.UUID) -> Category:
-    """`_live` for a product's category, share-locked until the product's transaction ends.
+def _live_category(category: Category | uuid.UUID, field: str = "category") -> Category:
+    """`_live` for a product's category (or a category's parent), share-locked until the
+    transaction ends.
 
-    core.soft_delete locks the category, then looks for its live products: with this lock, a
+    core.soft_delete locks the category, then looks for its live products (and children): with this lock, a
     delete in flight finishes first (and the category is refused here), or one that comes later
     waits for this product and then finds it in use. A plain read would let both through.
     """
@@ -372,7 +373,7 @@ def _live_category(category: Category | uuid.UUID) -> Category:
     )
     for found in locked:
         return found
-    return _live(Category, pk, "category")  # raises: deleted or unknown
+    return _live(Category, pk, field)  # raises: deleted or unknown
 
 
 def _live_vendor(vendor: Vendor | uuid.UUID) -> Vendor:

@@ -8,6 +8,7 @@ from django.utils import translation
 from catalog.models import Category, Product, StockMovement, Vendor
 from catalog.services import (
     UpsertResult,
+    category_create,
     category_soft_delete,
     category_update,
     product_create,
@@ -186,3 +187,18 @@ def test_two_categories_moved_under_each_other_at_once_never_make_a_cycle():
     assert (refused.code, list(refused.errors)) == ("invalid", ["parent"])
     parents = dict(Category.objects.values_list("pk", "parent_id"))
     assert (parents[fruits.pk], parents[vegetables.pk]) == (vegetables.pk, None)
+
+
+def test_a_category_deleted_while_a_sub_category_is_created_in_it_is_refused_as_in_use():
+    parent = CategoryFactory()
+
+    child, delete = race(
+        lambda: category_create(
+            slug="mangues", name_fr="Mangues", name_en="Mangoes", parent=parent, actor=STAFF
+        ),
+        lambda: category_soft_delete(category=parent, actor=STAFF),
+    )
+
+    assert isinstance(child, Category), (child, delete)
+    assert isinstance(delete, InUse), (child, delete)
+    assert Category.objects.filter(pk=parent.pk).exists()
