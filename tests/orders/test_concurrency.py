@@ -36,6 +36,7 @@ from orders.services import (
     CustomerUnavailable,
     InvalidTransition,
     OutOfStock,
+    customer_create,
     customer_get_or_create,
     customer_soft_delete,
     order_cancel,
@@ -648,3 +649,17 @@ def test_staff_cancelling_while_the_vendor_accepts_ends_cancelled_with_one_event
     assert Order.objects.get(pk=order.pk).status == S.CANCELLED
     assert stock_of(product) == (5, 0)
     assert StockMovement.objects.filter(kind="release", reference=order.number).count() == 1
+
+
+def test_a_storefront_first_order_while_staff_create_that_customer_takes_the_staff_one():
+    # Staff save a new customer in the admin; a first storefront order from the same number
+    # comes before that commits: it waits on the phone's unique index and takes that customer.
+    created, found = race(
+        lambda: customer_create(name="Ngo Bassa", phone="+237677000555", actor=STAFF),
+        lambda: customer_get_or_create(phone="677 00 05 55", name="Ngo", actor=STOREFRONT),
+    )
+
+    assert isinstance(created, Customer), (created, found)
+    assert isinstance(found, Customer), (created, found)
+    assert found.pk == created.pk
+    assert Customer.objects.filter(phone="+237677000555").count() == 1
