@@ -18,6 +18,8 @@ The admin is django-unfold (`unfold.admin.ModelAdmin`) over the stock Django adm
   read, nobody adds, edits or deletes through the admin.
 - `BigTableMixin` for tables with millions of rows: no COUNT(*) (unfold's infinite paginator),
   no "select all N rows".
+- `HidesSecrets` for models with secret columns (`secret_fields`: API key and token hashes):
+  never shown, and no list filter on them from the query string.
 
 Helpers: `staff_actor(request)` (the Actor of the logged-in staff user, with their groups'
 permissions), `run_per_object` (an action calling a service per selected row and reporting each
@@ -38,6 +40,7 @@ from django.contrib.admin.actions import delete_selected as django_delete_select
 from django.core.exceptions import PermissionDenied
 from django.db import router, transaction
 from django.db.models import Model, Q, QuerySet
+from django.db.models.constants import LOOKUP_SEP
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
@@ -155,6 +158,25 @@ class BigTableMixin:
     list_disable_select_all = True
     # Half of the page time is rendering the rows (unfold): 25 rows keep lists fast on slow links.
     list_per_page = 25
+
+
+class HidesSecrets:
+    """An admin of a model with secret columns (an API key's hash, a token's): they are never on
+    its pages, and its list takes no filter on them. Django lets a list filter on any of the
+    model's own fields from its query string: `?key_hash__startswith=a7` would tell whoever may
+    view the list the hash, a character at a time. Such a filter is a 400, as Django's own
+    refusal of a lookup it does not allow."""
+
+    secret_fields: tuple[str, ...] = ()
+
+    def shown_fields(self) -> list[str]:
+        """The model's fields but the secret ones, for the (read-only) pages."""
+        return [f.name for f in self.model._meta.fields if f.name not in self.secret_fields]  # type: ignore[attr-defined]
+
+    def lookup_allowed(self, lookup: str, value: str, request: Any = None) -> bool:
+        if lookup.split(LOOKUP_SEP, 1)[0] in self.secret_fields:
+            return False
+        return bool(super().lookup_allowed(lookup, value, request))  # type: ignore[misc]
 
 
 def is_autocomplete(request: HttpRequest) -> bool:

@@ -23,6 +23,7 @@ from unfold.admin import ModelAdmin
 from unfold.widgets import UnfoldAdminCheckboxSelectMultipleWidget
 
 from okada.core.admin import (
+    HidesSecrets,
     RefusalOnForm,
     RevokedFilter,
     ServiceRefused,
@@ -61,7 +62,8 @@ def state_badge(credential: ApiKey | PersonalToken) -> str:
 
 
 @admin.register(ApiKey)
-class ApiKeyAdmin(RefusalOnForm, ModelAdmin):
+class ApiKeyAdmin(HidesSecrets, RefusalOnForm, ModelAdmin):
+    secret_fields = ("key_hash",)
     list_display = ("name", "kind", "vendor", "scope_list", "prefix", "last_used_at", "expires_at", "state")
     list_filter = ("kind", RevokedFilter)
     list_filter_submit = True
@@ -83,7 +85,7 @@ class ApiKeyAdmin(RefusalOnForm, ModelAdmin):
         # A key never changes once issued: revoke it and issue another.
         if obj is None:
             return ()
-        return [f.name for f in ApiKey._meta.fields if f.name != "key_hash"]
+        return self.shown_fields()
 
     def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
         if obj is None:
@@ -139,7 +141,8 @@ class ApiKeyAdmin(RefusalOnForm, ModelAdmin):
 
 
 @admin.register(PersonalToken)
-class PersonalTokenAdmin(ModelAdmin):
+class PersonalTokenAdmin(HidesSecrets, ModelAdmin):
+    secret_fields = ("token_hash",)
     list_display = ("user", "vendor", "prefix", "created_at", "last_used_at", "expires_at", "state")
     list_filter = (RevokedFilter,)
     list_filter_submit = True
@@ -152,7 +155,7 @@ class PersonalTokenAdmin(ModelAdmin):
         return state_badge(obj)
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
-        return [f.name for f in PersonalToken._meta.fields if f.name != "token_hash"]
+        return self.shown_fields()
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         # As for keys: the permission runs the revoke action; a token's own page is read-only.

@@ -12,6 +12,7 @@ from django.utils import timezone
 from unfold.admin import ModelAdmin
 from unfold.widgets import UnfoldAdminCheckboxSelectMultipleWidget
 
+from catalog.services import vendor_member_add
 from okada.core.roles import OPERATIONS, SUPPORT
 from okada.credentials import resolver
 from okada.credentials.models import ApiKey, PersonalToken
@@ -204,3 +205,35 @@ def test_a_view_only_user_cannot_issue_a_key_by_posting_the_add_form(client):
     )
     assert response.status_code == 403
     assert not ApiKey.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("url", "lookup"),
+    [
+        ("/admin/credentials/apikey/", "key_hash__startswith"),
+        ("/admin/credentials/apikey/", "key_hash"),
+        ("/admin/credentials/personaltoken/", "token_hash__startswith"),
+        ("/admin/catalog/vendor/", "api_keys__key_hash__startswith"),
+        ("/admin/auth/user/", "api_tokens__token_hash__startswith"),
+    ],
+)
+def test_no_list_filters_on_a_hash_from_the_query_string(client, url, lookup):
+    """`?key_hash__startswith=a7` showed the key only when the hash began so: whoever may view
+    the keys could read a hash a character at a time. Such a filter is refused (400)."""
+    vendor = VendorFactory()
+    api_key_issue(name="erp-awa", vendor=vendor, actor=OPERATOR)
+    member = UserFactory(username="awa")
+    member.set_password("pw")
+    member.save()
+    vendor_member_add(vendor=vendor, user=member, role="owner", actor=OPERATOR)
+    personal_token_issue(username="awa", password="pw")
+    hashes = {"key_hash": ApiKey.objects.get().key_hash, "token_hash": PersonalToken.objects.get().token_hash}
+    the_hash = hashes["key_hash" if "key_hash" in lookup else "token_hash"]
+    value = the_hash if lookup.endswith("_hash") else the_hash[:2]
+    viewer = UserFactory(is_staff=True)
+    views = ["view_apikey", "view_personaltoken", "view_vendor", "view_user"]
+    viewer.user_permissions.add(*Permission.objects.filter(codename__in=views))
+    client.force_login(viewer)
+    response = client.get(url, {lookup: value})
+    assert response.status_code == 400
+    assert the_hash not in response.content.decode()
