@@ -125,12 +125,29 @@ def refuse_if_in_use(obj: TrackedModel) -> None:
             )
 
 
+def refuse_if_kept_records(obj: TrackedModel) -> None:
+    """InUse when records that are never deleted (an order's payments, a vendor's devices and
+    sync conflicts) point at `obj` through a protected key: they keep it live (safedelete's
+    cascade would raise ProtectedError, a 500)."""
+    for rel in obj._meta.related_objects:
+        related = rel.related_model
+        if rel.many_to_many or rel.on_delete is not PROTECT or getattr(related, "tracked", False):
+            continue
+        if related._default_manager.filter(**{rel.field.name: obj}).exists():  # type: ignore[union-attr]
+            raise InUse(
+                _("%(obj)s has %(rows)s, which are kept for good: it cannot be deleted.")
+                % {"obj": obj, "rows": related._meta.verbose_name_plural},  # type: ignore[union-attr]
+                model=related._meta.label,  # type: ignore[union-attr]
+            )
+
+
 def soft_delete(obj: TrackedModel, *, actor: Actor, reason: str) -> TrackedModel:
     """Lock the live row, refuse while live rows depend on it, soft-delete it with history."""
     model = type(obj)
     with transaction.atomic(), actors.acting_for(actor, reason):
         row = locked(model.objects, obj.pk)
         refuse_if_in_use(row)
+        refuse_if_kept_records(row)
         row.delete()
     return row
 

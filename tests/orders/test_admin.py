@@ -17,6 +17,7 @@ from django.utils import timezone
 from catalog.models import Stock, StockMovement
 from okada.celery import app
 from okada.core.actors import Actor
+from okada.core.errors import InUse
 from okada.core.roles import FINANCE, OPERATIONS, STOCK, SUPPORT
 from orders import admin as orders_admin
 from orders.models import Order, OrderEvent, OrderExport, OrderStatus, Payment, PaymentMethod
@@ -99,6 +100,36 @@ def test_a_cancelled_order_can_be_soft_deleted_and_cancel_ignores_deleted_rows(c
     assert Order.deleted_objects.get(pk=order.pk).status == OrderStatus.CANCELLED
     assert order.events.filter(to_status=OrderStatus.CANCELLED).count() == 1
     assert StockMovement.objects.filter(reference=order.number, kind=StockMovement.Kind.RELEASE).count() == 1
+
+
+def test_an_order_with_a_payment_is_kept_the_delete_says_why_instead_of_a_500(client):
+    # A payment is a record of money asked for or received: it keeps its order (PROTECT), so
+    # the delete is refused with a clear message, in the admin page and in the bulk action.
+    order = OrderFactory(payment_method=PaymentMethod.MTN_MOMO)
+    payment_record(
+        order=order,
+        provider=PaymentMethod.MTN_MOMO,
+        provider_reference="551200",
+        amount_xaf=order.total_xaf,
+        actor=Actor(role=Actor.STOREFRONT, label="web"),
+    )
+    order = order_cancel(order=order, actor=staff_actor())
+    login(client, OPERATIONS)
+
+    response = client.post(f"/admin/orders/order/{order.pk}/delete/", {"post": "yes"})
+    assert response.status_code == 302
+    errors = [m.message for m in get_messages(response.wsgi_request) if m.level == ERROR]
+    assert errors == [f"{order.number} a des paiements, conservés pour toujours : suppression impossible."]
+    response = client.post(
+        "/admin/orders/order/",
+        {"action": "delete_selected", "_selected_action": [str(order.pk)], "post": "yes"},
+    )
+    assert response.status_code == 302
+    assert [m.message for m in get_messages(response.wsgi_request) if m.level == ERROR]
+    assert Order.objects.filter(pk=order.pk).exists()
+    with pytest.raises(InUse):
+        order_soft_delete(order=order, actor=staff_actor())
+    assert Order.objects.filter(pk=order.pk).exists() and order.payments.count() == 1
 
 
 def test_a_cancelled_order_can_be_soft_deleted_and_restored(client):

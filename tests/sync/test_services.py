@@ -9,12 +9,12 @@ from collections.abc import Callable
 import pytest
 from django.contrib.auth.models import Permission
 from django.db import connection
-from django.utils import timezone
+from django.utils import timezone, translation
 
-from catalog.models import Stock
-from catalog.services import product_update
+from catalog.models import Stock, Vendor
+from catalog.services import product_update, vendor_soft_delete
 from okada.core.actors import Actor
-from okada.core.errors import InvalidInput, NotAllowed, NotFound
+from okada.core.errors import InUse, InvalidInput, NotAllowed, NotFound
 from okada.core.services import tracked_hard_delete
 from okada.partitions.registry import policy_for
 from sync.models import Change, ConflictStatus, Device, FeedState, Mutation, SyncConflict
@@ -32,7 +32,7 @@ from sync.services import (
     generation_rotate,
     push_results_prune,
 )
-from tests.catalog.factories import ProductFactory, UserFactory, VendorFactory
+from tests.catalog.factories import ProductFactory, UserFactory, VendorFactory, staff_actor
 from tests.concurrency import WAIT, in_thread, race
 from tests.sync.factories import Phone, register_device
 
@@ -286,3 +286,14 @@ def test_applying_a_stock_conflict_of_a_product_deleted_for_good_since_is_not_fo
     with pytest.raises(NotFound):
         conflict_resolve(conflict=conflict, resolution=APPLY_DEVICE, actor=staff)
     assert SyncConflict.objects.get().status == ConflictStatus.OPEN
+
+
+def test_a_vendor_with_a_registered_device_is_kept_the_delete_is_a_clear_in_use_not_a_500():
+    # Devices (and sync conflicts) are kept for good and point at their vendor through a
+    # protected key: safedelete's cascade raised ProtectedError, a 500 in the admin.
+    vendor = VendorFactory()
+    device = register_device(vendor)
+    device_revoke(device=device, actor=staff_actor())  # a revoked device is still kept
+    with translation.override("en"), pytest.raises(InUse, match="devices, which are kept for good"):
+        vendor_soft_delete(vendor=vendor, actor=staff_actor())
+    assert Vendor.objects.filter(pk=vendor.pk).exists()
