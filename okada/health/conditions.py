@@ -63,7 +63,11 @@ def long_queries() -> list[Finding]:
             # A new query of the same backend is a new alert: the start time is part of the subject.
             subject=f"{s['pid']}@{s['query_start']:%Y%m%d%H%M%S%f}",
             message=gettext_noop("Backend %(pid)s has run one query for %(minutes).0f minutes: %(query)s"),
-            params={"pid": s["pid"], "minutes": s["query_seconds"] / 60, "query": (s["query"] or "")[:300]},
+            params={
+                "pid": s["pid"],
+                "minutes": s["query_seconds"] / 60,
+                "query": pg.without_literals(s["query"])[:300],
+            },
         )
         for s in sessions
         if s["state"] == "active"

@@ -13,6 +13,7 @@ statistics, and `pg_signal_backend` to cancel or terminate their sessions (a sup
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -136,6 +137,26 @@ SELECT * FROM sessions
     OR pid IN (SELECT unnest(blocked_by) FROM sessions)
  ORDER BY xact_seconds DESC NULLS LAST, query_seconds DESC NULLS LAST
 """
+
+
+# The literal values in a query's text: Django sends values inside the SQL (client-side binding),
+# so a running query can carry a session key, a password hash or a customer's phone. Identifiers
+# ("...") and comments are matched only to be kept: an apostrophe inside them opens no string. A
+# string the 4,000-character cut left open runs to the end.
+_TOKENS = re.compile(
+    r"""(?P<keep>"(?:[^"]|"")*"?|--[^\n]*|/\*.*?(?:\*/|$))"""
+    r"""|\$(?P<tag>[A-Za-z_][A-Za-z_0-9]*|)\$.*?(?:\$(?P=tag)\$|$)"""  # $$...$$, $x$...$x$
+    r"""|[Ee]'(?:[^'\\]|''|\\.)*(?:'|$)"""  # E'...': backslash escapes
+    r"""|[BbXxNn]?'(?:[^']|'')*(?:'|$)""",  # '...': a backslash is itself
+    re.DOTALL,
+)
+HIDDEN_LITERAL = "'…'"
+
+
+def without_literals(sql: str | None) -> str:
+    """`sql` with every string literal shown as '…' (numbers stay: they name no secret), for
+    readers of the activity who are not superusers and for alerts, which are stored."""
+    return _TOKENS.sub(lambda m: m.group("keep") or HIDDEN_LITERAL, sql or "")
 
 
 def activity(cur: Any) -> list[dict[str, Any]]:

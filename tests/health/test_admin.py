@@ -109,6 +109,25 @@ def test_a_superuser_cancels_a_long_query_from_the_activity_screen(client, admin
     assert DatabaseAction.objects.get().pid == pid
 
 
+def test_the_activity_shows_queries_without_their_values_except_to_superusers(
+    client, admin_user, operations_user
+):
+    # Django puts values inside the SQL: a running query can carry a session key or a password
+    # hash. Operations read the activity; only superusers see the values.
+    with session(autocommit=False) as other:
+        with other.cursor() as cur:
+            cur.execute(
+                "SELECT 'pbkdf2_sha256$secret' AS health_probe_secret, 42"
+            )  # then idle in transaction
+        client.force_login(operations_user)
+        hidden = client.get(url("activity")).content.decode()
+        client.force_login(admin_user)
+        shown_in_full = client.get(url("activity")).content.decode()
+    assert "health_probe_secret" in hidden and "pbkdf2_sha256$secret" not in hidden
+    assert "&#x27;…&#x27; AS health_probe_secret, 42" in hidden
+    assert "pbkdf2_sha256$secret" in shown_in_full
+
+
 def test_open_alerts_show_as_a_banner_on_every_admin_page(client, operations_user, staff_user):
     Alert.objects.create(
         key="probe:x",

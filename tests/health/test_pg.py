@@ -129,3 +129,24 @@ def test_partitioned_tables_are_rolled_up_with_their_partitions():
     assert "orders_orderevent_default" in names
     assert events["total_bytes"] == sum(p["total_bytes"] for p in events["partitions"])
     assert tables["orders_order"]["parent"] == ""
+
+
+@pytest.mark.parametrize(
+    ("sql", "expected"),
+    [
+        (
+            "SELECT * FROM s WHERE k = 'it''s' AND n = $1 AND m = 7",
+            "SELECT * FROM s WHERE k = '…' AND n = $1 AND m = 7",
+        ),
+        ("SELECT E'a\\'b', \"it's\" FROM t -- it's", "SELECT '…', \"it's\" FROM t -- it's"),
+        ("/* it's */ SELECT 'c:\\', 'x'", "/* it's */ SELECT '…', '…'"),
+        ("SELECT $$sec'ret$$, $f$ y $f$, 3", "SELECT '…', '…', 3"),
+        (
+            "UPDATE auth_user SET password = 'pbkdf2_sha256$87",
+            "UPDATE auth_user SET password = '…'",
+        ),  # cut at 4,000
+        ("SELECT x'1F', b'01', n'é'", "SELECT '…', '…', '…'"),
+    ],
+)
+def test_without_literals_hides_every_kind_of_string_and_keeps_identifiers_and_comments(sql, expected):
+    assert pg.without_literals(sql) == expected

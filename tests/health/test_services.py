@@ -253,10 +253,12 @@ def test_resetting_query_statistics_is_for_superusers_and_logged(admin_user, ope
 @pytest.mark.django_db(transaction=True)
 def test_a_query_running_longer_than_the_threshold_opens_an_alert_that_clears_when_it_ends(settings):
     settings.OKADA_HEALTH_LONG_QUERY_MINUTES = 0.01  # 0.6 s
-    with in_thread("SELECT pg_sleep(30) AS health_probe_sleep") as (pid, done):
+    # The alert is stored and shown to Operations: the query's literal values are left out.
+    with in_thread("SELECT pg_sleep(30) AS health_probe_sleep, 'sessionkey-4242' AS k") as (pid, done):
         wait_until(lambda: services.alerts_evaluate(kinds=["long_query"])["opened"], "the query to be long")
         alert = Alert.objects.open().get(kind="long_query")
         assert alert.data["params"]["pid"] == pid and "health_probe_sleep" in alert.message
+        assert "'…' AS k" in alert.message and "sessionkey-4242" not in str(alert.data)
         with session() as conn, conn.cursor() as cur:
             cur.execute("SELECT pg_cancel_backend(%s)", [pid])
         wait_until(lambda: done, "the query to stop")
