@@ -5,8 +5,11 @@ A `DomainError` has
 - `status`: the HTTP status the API answers with (400, 401, 403, 404, 409, 422, 429, 500);
 - `message`: a sentence for people, translated into the active language when raised;
 - `text`: the same sentence kept in no language (okada.core.texts), for a message that is
-  stored (a sync mutation's rejection): the Text it was raised with, the default message, or
-  else the message as raised;
+  stored (a sync mutation's rejection): the Text it was raised with, or the msgid of a lazy
+  message (gettext_lazy, as the default messages). So services raise with
+  `Text(gettext_noop("... %(x)s"), x=...)` when the sentence has parameters, else with
+  `gettext_lazy("...")`; a string translated already is kept as it is (in its language), and
+  tests/core/test_error_texts.py refuses one in the code;
 - `errors`: optional `{field: [messages]}` for input that failed validation;
 - `data`: optional machine-readable details (`items` short of stock, `allowed` targets...).
 
@@ -21,7 +24,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, ClassVar
 
-from django.utils import translation
+from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
 
 from .texts import Text
@@ -54,14 +57,9 @@ class DomainError(Exception):
     ) -> None:
         if type(self) is DomainError:
             raise TypeError("raise a DomainError subclass: the base class has no code")
-        self.message = str(message if message is not None else self.default_message)
-        if isinstance(message, Text):
-            self.text = message
-        elif message is None:
-            with translation.override(None):  # a lazy default's own words: its msgid
-                self.text = Text(str(self.default_message))
-        else:
-            self.text = Text(self.message)
+        message = message if message is not None else self.default_message
+        self.message = str(message)
+        self.text = Text.of(message)
         # `field=` is shorthand for the common case of one message about one field.
         self.errors = {k: [str(m) for m in v] for k, v in (errors or {}).items()}
         if field is not None:
@@ -161,9 +159,21 @@ def validated(obj: Any, *, exclude: list[str] | None = None) -> Any:
         obj.full_clean(exclude=exclude, validate_constraints=False)
     except ValidationError as exc:
         errors = {field: [str(m) for m in messages] for field, messages in exc.message_dict.items()}
-        first = next(iter(errors.values()))[0] if errors else str(exc)
-        raise InvalidInput(first, errors=errors) from None
+        raise InvalidInput(validation_text(exc), errors=errors) from None
     return obj
+
+
+def validation_text(exc: Any) -> Text:
+    """The first message of a Django ValidationError as a Text: its msgid and parameters (a
+    model's name among them kept as a word to translate), as the services' own refusals. A
+    plural message (ngettext_lazy: "at most %(limit_value)d characters") has no single msgid: it
+    is kept as shown in the active language."""
+    first = next(iter(exc.error_dict.values()))[0] if hasattr(exc, "error_dict") else exc.error_list[0]
+    msgid = Text.of(first.message).msgid
+    if not msgid:
+        return Text(first.messages[0])
+    params = {k: Text.of(v) if isinstance(v, Promise) else v for k, v in (first.params or {}).items()}
+    return Text(msgid, **params)
 
 
 @contextmanager

@@ -18,17 +18,25 @@ stored: gettext leaves a string it does not know alone.
 
 `str(text)` is the sentence in the active language, so an exception raised with a Text says
 itself in the language of whoever prints it (a command prints English, the admin French).
+`Text.of(value)` keeps a lazy translation (gettext_lazy: a model's verbose_name, a choice's
+label) as its msgid, so it can be a parameter: a sentence that opens with such a word is
+capitalised in each language ("%(what)s does not exist" -> "Product ...", "Produit ...").
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from typing import Any
 
+from django.utils import translation
+from django.utils.functional import Promise
+from django.utils.text import capfirst
 from django.utils.translation import gettext
 
 _PREFIX = '{"msgid": '
+_PARAM = re.compile(r"%\((?P<name>\w+)\)[sdr]")
 
 
 class Text:
@@ -39,6 +47,17 @@ class Text:
     def __init__(self, msgid: str, /, **params: Any) -> None:
         self.msgid = msgid
         self.params = params
+
+    @classmethod
+    def of(cls, value: Any) -> Text:
+        """`value` as a Text: itself, a lazy translation as its msgid, anything else as its words
+        (a string translated already stays in its language: raise with a Text or a lazy one)."""
+        if isinstance(value, Text):
+            return value
+        if isinstance(value, Promise):
+            with translation.override(None):  # no catalog: a lazy translation's own words
+                return cls(str(value))
+        return cls(str(value))
 
     @classmethod
     def load(cls, stored: str | None) -> Text:
@@ -78,10 +97,21 @@ class Text:
         }
         for candidate in (template, self.msgid):
             try:
-                return candidate % params
+                sentence = candidate % params
             except (KeyError, TypeError, ValueError):
                 continue
+            return capfirst(sentence) if self._opens_with_a_word(candidate) else sentence
         return self.msgid
+
+    def _opens_with_a_word(self, template: str) -> bool:
+        """Whether `template` is a sentence (words of its own, not a layout like `joined`'s)
+        that opens with a Text parameter: a translated word, lower case in the catalog."""
+        opening = _PARAM.match(template)
+        return (
+            opening is not None
+            and isinstance(self.params.get(opening["name"]), Text)
+            and any(c.isalpha() for c in _PARAM.sub("", template))
+        )
 
     def english(self) -> str:
         """For logs, emails and anything read outside a request."""
