@@ -27,7 +27,6 @@ from typing import Any
 from django.conf import settings
 from django.db import connections, transaction
 from django.utils import timezone
-from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, gettext_noop
 
 from okada.core.actors import Actor
@@ -351,12 +350,15 @@ def backup_verify(
             if backup is None:  # retention pruned the newest meanwhile: take the next newest
                 return backup_verify(request_id=request_id, on_step=on_step)
             raise BackupNotRestorable(
-                _("Backup %(id)s is %(status)s: only a complete backup can be verified.")
-                % {"id": chosen.pk, "status": chosen.get_status_display()}
+                Text(
+                    gettext_noop("Backup %(id)s is %(status)s: only a complete backup can be verified."),
+                    id=chosen.pk,
+                    status=Text.of(BackupStatus(chosen.status).label),
+                )
             )
         if not held:
             raise BackupNotRestorable(
-                _("Backup %(id)s is locked by retention or another drill.") % {"id": chosen.pk}
+                Text(gettext_noop("Backup %(id)s is locked by retention or another drill."), id=chosen.pk)
             )
         verification = BackupVerification.objects.create(backup=chosen, request_id=request_id)
         checks: dict[str, Any] = {}
@@ -501,8 +503,10 @@ def backup_restore(*, backup: Backup, target: str, force: bool = False, on_step:
     """
     if not DATABASE_NAME.fullmatch(target):
         raise InvalidInput(
-            _("A database name is letters, digits, _ and $ (at most 63), not %(target)r.")
-            % {"target": target},
+            Text(
+                gettext_noop("A database name is letters, digits, _ and $ (at most 63), not %(target)r."),
+                target=target,
+            ),
             field="target",
         )
     # Retention takes this lock to prune the backup, a drill holds it: the file stays for the
@@ -511,13 +515,20 @@ def backup_restore(*, backup: Backup, target: str, force: bool = False, on_step:
         backup.refresh_from_db()
         if backup.status != BackupStatus.COMPLETE:
             raise BackupNotRestorable(
-                _("Backup %(id)s is %(status)s: only a complete backup can be restored.")
-                % {"id": backup.pk, "status": backup.get_status_display()}
+                Text(
+                    gettext_noop("Backup %(id)s is %(status)s: only a complete backup can be restored."),
+                    id=backup.pk,
+                    status=Text.of(BackupStatus(backup.status).label),
+                )
             )
         if not held:
             raise BackupNotRestorable(
-                _("Backup %(id)s is being verified or pruned right now: try again when that is over.")
-                % {"id": backup.pk}
+                Text(
+                    gettext_noop(
+                        "Backup %(id)s is being verified or pruned right now: try again when that is over."
+                    ),
+                    id=backup.pk,
+                )
             )
         return _restore_held(backup, target, force=force, on_step=on_step)
 
@@ -527,15 +538,17 @@ def _restore_held(backup: Backup, target: str, *, force: bool, on_step: Step) ->
     try:
         _check_file(backup)
     except DrillProblem as exc:
-        raise BackupNotRestorable(str(exc)) from None
+        raise BackupNotRestorable(text_of(exc)) from None
     pg.binary("pg_restore")  # missing tools and a wrong passphrase stop us before the target changes
     if backup.encrypted and not pg.decrypts(backup_path(backup), settings.OKADA_BACKUP_PASSPHRASE):
         raise BackupNotRestorable(
-            _(
-                "Backup %(id)s is encrypted and OKADA_BACKUP_PASSPHRASE does not decrypt it: set it "
-                "to the passphrase the backup was taken with."
+            Text(
+                gettext_noop(
+                    "Backup %(id)s is encrypted and OKADA_BACKUP_PASSPHRASE does not decrypt it: set it "
+                    "to the passphrase the backup was taken with."
+                ),
+                id=backup.pk,
             )
-            % {"id": backup.pk}
         )
     _prepare_target(target, force=force, on_step=on_step)
     on_step(f"restoring into {target}")
@@ -580,8 +593,14 @@ def _prepare_target(target: str, *, force: bool, on_step: Step) -> None:
         return
     if not force:
         raise TargetNotEmpty(
-            _("The database %(target)s holds %(n)s tables, views or sequences: use --force to replace it.")
-            % {"target": target, "n": relations}
+            Text(
+                gettext_noop(
+                    "The database %(target)s holds %(n)s tables, views or sequences: use --force to "
+                    "replace it."
+                ),
+                target=target,
+                n=relations,
+            )
         )
     on_step(f"--force: dropping and re-creating {target} ({relations} relations, its sessions ended)")
     connections.close_all()  # ours too, in case the target is the database we run on
@@ -621,8 +640,11 @@ def verification_request(*, backup: Backup, actor: Actor) -> None:
     actor.require(RUN_PERMISSION)
     if backup.status != BackupStatus.COMPLETE:
         raise BackupNotRestorable(
-            _("Backup %(id)s is %(status)s: only a complete backup can be verified.")
-            % {"id": backup.pk, "status": backup.get_status_display()}
+            Text(
+                gettext_noop("Backup %(id)s is %(status)s: only a complete backup can be verified."),
+                id=backup.pk,
+                status=Text.of(BackupStatus(backup.status).label),
+            )
         )
     from .tasks import run_restore_drill
 

@@ -11,7 +11,7 @@ import uuid
 from typing import Any
 
 import orjson
-from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy as _
 from django.utils.translation import gettext_noop
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import serializers, status
@@ -34,6 +34,7 @@ from okada.core.api.serializers import (
 from okada.core.api.views import ApiView
 from okada.core.errors import InvalidInput, NotFound
 from okada.core.fields import json_refusal
+from okada.core.texts import Text
 
 from . import selectors, services
 from .models import Category, Product, ProductQuerySet, ProductUnit, Stock, Vendor
@@ -498,7 +499,7 @@ class ProductBulkApi(ProductScope):
                 items.append({"sku": str(raw.get("sku", ""))[:64]})
         if atomic and invalid:
             raise services.BulkRejected(
-                _("Item %(i)d is not valid: nothing was applied.") % {"i": min(invalid)},
+                Text(gettext_noop("Item %(i)d is not valid: nothing was applied."), i=min(invalid)),
                 errors={f"items.{i}.{f}": ms for i, errors in invalid.items() for f, ms in errors.items()},
             )
         valid = [(i, item) for i, item in enumerate(items) if i not in invalid]

@@ -11,8 +11,8 @@ from typing import Any
 from django.db import connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
-from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, gettext_noop
+from django.utils.translation import gettext_lazy as _
 
 from okada.core import services as core
 from okada.core.actors import Actor, acting_for
@@ -27,6 +27,7 @@ from okada.core.errors import (
     unique_or,
     validated,
 )
+from okada.core.texts import Text, text_of
 
 from .models import Category, Product, Stock, StockMovement, Vendor, VendorMember
 
@@ -353,7 +354,10 @@ def _live(model: Any, obj: Any, field: str) -> Any:
     found = model.objects.filter(pk=pk).first()
     if found is None:
         raise InvalidInput(
-            _("%(what)s does not exist or was deleted.") % {"what": model._meta.verbose_name.capitalize()},
+            Text(
+                gettext_noop("%(what)s does not exist or was deleted."),
+                what=Text.of(model._meta.verbose_name),
+            ),
             field=field,
         )
     return found
@@ -411,7 +415,9 @@ PRODUCT_PKEY = "catalog_product_pkey"
 
 
 def _sku_taken(sku: str) -> SkuTaken:
-    return SkuTaken(_("This vendor already has a product with SKU %(sku)s.") % {"sku": sku}, field="sku")
+    return SkuTaken(
+        Text(gettext_noop("This vendor already has a product with SKU %(sku)s."), sku=sku), field="sku"
+    )
 
 
 def _check_prices(product: Product) -> None:
@@ -496,8 +502,11 @@ def product_update(
         product = core.locked(Product.objects, product.pk)
         if expected_version is not None and product.version != expected_version:
             raise VersionConflict(
-                _("The product changed since version %(v)s (now %(now)s).")
-                % {"v": expected_version, "now": product.version},
+                Text(
+                    gettext_noop("The product changed since version %(v)s (now %(now)s)."),
+                    v=expected_version,
+                    now=product.version,
+                ),
                 current_version=product.version,
             )
         sku_changes = "sku" in data and data["sku"] != product.sku
@@ -626,12 +635,17 @@ def _stock_adjust(
             raise NotFound(_("The product no longer exists."))
         if not updated and delta > 0 and stock.on_hand > MAX_ON_HAND - delta:
             raise InvalidInput(
-                _("The stock cannot hold more than %(n)d units.") % {"n": MAX_ON_HAND}, field="delta"
+                Text(gettext_noop("The stock cannot hold more than %(n)d units."), n=MAX_ON_HAND),
+                field="delta",
             )
         if not updated:
             raise InsufficientStock(
-                _("Cannot remove %(n)d units: %(on_hand)d on hand, %(reserved)d reserved.")
-                % {"n": -delta, "on_hand": stock.on_hand, "reserved": stock.reserved},
+                Text(
+                    gettext_noop("Cannot remove %(n)d units: %(on_hand)d on hand, %(reserved)d reserved."),
+                    n=-delta,
+                    on_hand=stock.on_hand,
+                    reserved=stock.reserved,
+                ),
                 on_hand=stock.on_hand,
                 reserved=stock.reserved,
             )
@@ -661,14 +675,21 @@ def stock_count(
         refuse_if_product_deleted(product)
         if stock.on_hand != expected_on_hand:
             raise StockChanged(
-                _("Stock changed: %(now)d on hand, not %(expected)d. Count again.")
-                % {"now": stock.on_hand, "expected": expected_on_hand},
+                Text(
+                    gettext_noop("Stock changed: %(now)d on hand, not %(expected)d. Count again."),
+                    now=stock.on_hand,
+                    expected=expected_on_hand,
+                ),
                 on_hand=stock.on_hand,
             )
         if on_hand < stock.reserved:
             raise InsufficientStock(
-                _("%(reserved)d units are reserved by open orders: the count cannot be lower.")
-                % {"reserved": stock.reserved},
+                Text(
+                    gettext_noop(
+                        "%(reserved)d units are reserved by open orders: the count cannot be lower."
+                    ),
+                    reserved=stock.reserved,
+                ),
                 reserved=stock.reserved,
             )
         delta = on_hand - stock.on_hand
@@ -787,7 +808,9 @@ def product_upsert_many(
     created meanwhile is updated (see `_upsert_one`).
     """
     if len(items) > BULK_MAX_ITEMS:
-        raise InvalidInput(_("At most %(n)d items per request.") % {"n": BULK_MAX_ITEMS}, field="items")
+        raise InvalidInput(
+            Text(gettext_noop("At most %(n)d items per request."), n=BULK_MAX_ITEMS), field="items"
+        )
     if actor.role == Actor.VENDOR and actor.vendor_id != vendor.pk:
         raise NotAllowed(_("You may not change this vendor's products."))
     with transaction.atomic():
@@ -810,11 +833,12 @@ def product_upsert_many(
                 for r in failed
                 for field, messages in (r.error.errors if r.error else {}).items()
             }
-            detail = _("Item %(i)d (%(sku)s): %(msg)s") % {
-                "i": first.index,
-                "sku": first.sku,
-                "msg": first.error,
-            }
+            detail = Text(
+                gettext_noop("Item %(i)d (%(sku)s): %(msg)s"),
+                i=first.index,
+                sku=first.sku,
+                msg=text_of(first.error) if first.error else "",
+            )
             outcome = [
                 r.as_dict() if r.error else {"index": r.index, "sku": r.sku, "status": "rolled_back"}
                 for r in results

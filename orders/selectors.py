@@ -18,11 +18,13 @@ from django.db import DEFAULT_DB_ALIAS, connection, connections
 from django.db.models import Count, Min, Prefetch, Q, QuerySet, Subquery, Sum
 from django.db.models.functions import Trunc, TruncDate
 from django.utils import timezone
-from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import gettext_noop
 
 from catalog.models import Vendor
 from okada.core.errors import InvalidInput, NotFound
 from okada.core.querysets import count_up_to
+from okada.core.texts import Text
 
 from .models import (
     OPEN_STATUSES,
@@ -42,7 +44,9 @@ OPEN_AGE_BANDS = (timedelta(0), timedelta(minutes=15), timedelta(hours=1), timed
 
 def _status(status: str, allowed: tuple[str, ...] | list[str]) -> str:
     if status not in allowed:
-        raise InvalidInput(_("Unknown order status: %(status)s") % {"status": status}, field="status")
+        raise InvalidInput(
+            Text(gettext_noop("Unknown order status: %(status)s"), status=status), field="status"
+        )
     return status
 
 

@@ -18,9 +18,9 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import DEFAULT_DB_ALIAS, IntegrityError, transaction
 from django.db.models import Sum
-from django.utils import formats, timezone
-from django.utils.translation import gettext as _
+from django.utils import timezone
 from django.utils.translation import gettext_lazy, gettext_noop
+from django.utils.translation import gettext_lazy as _
 
 from catalog.models import Product, Vendor
 from catalog.services import Line, stock_release, stock_sell
@@ -39,8 +39,10 @@ from okada.core.errors import (
     NotFound,
     unique_or,
     validated,
+    validation_text,
 )
 from okada.core.fields import normalize_cm_phone
+from okada.core.texts import Text, joined
 
 from .models import (
     MOBILE_MONEY,
@@ -218,7 +220,9 @@ def _normalise_items(items: Sequence[tuple[Product | uuid.UUID, int]]) -> dict[u
     if not items:
         raise InvalidInput(_("An order needs at least one item."), field="items")
     if len(items) > MAX_LINES:
-        raise InvalidInput(_("An order has at most %(n)d lines.") % {"n": MAX_LINES}, field="items")
+        raise InvalidInput(
+            Text(gettext_noop("An order has at most %(n)d lines."), n=MAX_LINES), field="items"
+        )
     quantities: dict[uuid.UUID, int] = {}
     for product, quantity in items:
         try:
@@ -227,7 +231,8 @@ def _normalise_items(items: Sequence[tuple[Product | uuid.UUID, int]]) -> dict[u
             raise InvalidInput(_("Product ids are UUIDs."), field="items") from None
         if not isinstance(quantity, int) or isinstance(quantity, bool) or not 0 < quantity <= MAX_QUANTITY:
             raise InvalidInput(
-                _("Quantities must be integers from 1 to %(max)d.") % {"max": MAX_QUANTITY}, field="items"
+                Text(gettext_noop("Quantities must be integers from 1 to %(max)d."), max=MAX_QUANTITY),
+                field="items",
             )
         if product_id in quantities:
             raise InvalidInput(_("Each product may appear only once in an order."), field="items")
@@ -313,19 +318,27 @@ def _refuse(result: dict[str, Any]) -> None:
     if error == "product_unavailable":
         missing = result["product_ids"]
         raise ProductUnavailable(
-            _("These products cannot be ordered: %(ids)s") % {"ids": ", ".join(missing)}, product_ids=missing
+            Text(gettext_noop("These products cannot be ordered: %(ids)s"), ids=", ".join(missing)),
+            product_ids=missing,
         )
     if error == "out_of_stock":
         counters.count(REFUSED_OUT_OF_STOCK)  # the health page's refusals (one Redis round trip)
         short = result["items"]
         raise OutOfStock(
-            _("Not enough stock for: %(items)s")
-            % {
-                "items": ", ".join(
-                    _("%(sku)s (%(available)s left)") % {"sku": s["sku"], "available": s["available"]}
-                    for s in short
-                )
-            },
+            Text(
+                gettext_noop("Not enough stock for: %(items)s"),
+                items=joined(
+                    [
+                        Text(
+                            gettext_noop("%(sku)s (%(available)s left)"),
+                            sku=s["sku"],
+                            available=s["available"],
+                        )
+                        for s in short
+                    ],
+                    ", ",
+                ),
+            ),
             items=short,
         )
     if error is not None or "id" not in result:
@@ -616,9 +629,9 @@ ROLE_NAMES = {
 }
 
 
-def _status_name(status: str) -> str:
-    """An order status as its translated label (the value itself if it names none)."""
-    return str(OrderStatus(status).label) if status in OrderStatus.values else status
+def _status_name(status: str) -> Text | str:
+    """An order status as its label, translated where shown (the value itself if it names none)."""
+    return Text.of(OrderStatus(status).label) if status in OrderStatus.values else status
 
 
 def order_transition(*, order: Order, to: str, actor: Actor, note: str = "") -> Order:
@@ -637,18 +650,21 @@ def order_transition(*, order: Order, to: str, actor: Actor, note: str = "") -> 
         roles = TRANSITIONS.get((order.status, to))
         if roles is None:
             raise InvalidTransition(
-                _("An order cannot go from %(from)s to %(to)s.")
-                % {"from": _status_name(order.status), "to": _status_name(to)},
+                Text(
+                    gettext_noop("An order cannot go from %(from)s to %(to)s."),
+                    to=_status_name(to),
+                    **{"from": _status_name(order.status)},
+                ),
                 allowed=allowed_targets(order=order, actor=actor),
             )
         if actor.role not in roles:
             raise TransitionNotAllowed(
-                _("%(role)s may not move an order from %(from)s to %(to)s.")
-                % {
-                    "role": ROLE_NAMES.get(actor.role, actor.role),
-                    "from": _status_name(order.status),
-                    "to": _status_name(to),
-                }
+                Text(
+                    gettext_noop("%(role)s may not move an order from %(from)s to %(to)s."),
+                    role=Text.of(ROLE_NAMES[actor.role]) if actor.role in ROLE_NAMES else actor.role,
+                    to=_status_name(to),
+                    **{"from": _status_name(order.status)},
+                )
             )
         if _awaiting_payment(order, to):
             raise AwaitingPayment(
@@ -833,11 +849,12 @@ def _check_payment_input(
         )
     if len(idempotency_key) > MAX_KEY:
         raise InvalidInput(
-            _("An idempotency key has at most %(n)d characters.") % {"n": MAX_KEY}, field="idempotency_key"
+            Text(gettext_noop("An idempotency key has at most %(n)d characters."), n=MAX_KEY),
+            field="idempotency_key",
         )
     if len(provider_reference) > MAX_REFERENCE:
         raise InvalidInput(
-            _("A provider reference has at most %(n)d characters.") % {"n": MAX_REFERENCE},
+            Text(gettext_noop("A provider reference has at most %(n)d characters."), n=MAX_REFERENCE),
             field="provider_reference",
         )
     if status == Payment.Status.PENDING and provider not in MOBILE_MONEY:
@@ -1007,12 +1024,10 @@ def payment_refund_settle(*, payment: Payment, actor: Actor, note: str) -> Payme
         if not payment.needs_refund:
             if payment.refund_settled_at is not None:
                 raise RefundNotOwed(
-                    _("This refund was already settled on %(when)s.")
-                    % {
-                        "when": formats.date_format(
-                            timezone.localtime(payment.refund_settled_at), "DATETIME_FORMAT"
-                        )
-                    },
+                    Text(
+                        gettext_noop("This refund was already settled on %(when)s."),
+                        when=f"{timezone.localtime(payment.refund_settled_at):%Y-%m-%d %H:%M}",
+                    ),
                     settled_at=payment.refund_settled_at.isoformat(),
                 )
             raise RefundNotOwed(_("This payment needs no refund."))
@@ -1045,7 +1060,7 @@ def _checked_customer(*, phone: str, name: str) -> str:
     try:
         phone = normalize_cm_phone(phone)
     except ValidationError as exc:
-        raise InvalidInput(exc.messages[0], field="phone") from None
+        raise InvalidInput(validation_text(exc), field="phone") from None
     if not name.strip():
         raise InvalidInput(_("The customer's name is required."), field="name")
     return phone
@@ -1090,7 +1105,9 @@ def order_add_note(*, order: Order, note: str, actor: Actor) -> OrderEvent:
     with transaction.atomic(), acting_for(actor, "order note"):
         # A deleted order takes no new notes (it stays as it was deleted): restore it first.
         order = core.locked(
-            Order.objects, order.pk, gone=_("This order is deleted: restore it before adding a note.")
+            Order.objects,
+            order.pk,
+            gone=Text(gettext_noop("This order is deleted: restore it before adding a note.")),
         )
         return _event(order=order, kind=OrderEvent.Kind.NOTE, actor=actor, data={"note": note[:2000]})
 

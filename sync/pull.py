@@ -30,10 +30,12 @@ from django.conf import settings
 from django.core import signing
 from django.db import connection
 from django.utils import timezone
-from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import gettext_noop
 
 from okada.core.actors import Actor
 from okada.core.errors import InvalidInput
+from okada.core.texts import Text
 
 from . import feed
 from .feed import Entity
@@ -219,7 +221,9 @@ def _validated_limit(limit: Any) -> int:
     if limit is None:
         return settings.OKADA_SYNC_PAGE_ROWS
     if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= cap:
-        raise InvalidInput(_("limit is an integer from 1 to %(max)d.") % {"max": cap}, field="limit")
+        raise InvalidInput(
+            Text(gettext_noop("limit is an integer from 1 to %(max)d."), max=cap), field="limit"
+        )
     return limit
 
 

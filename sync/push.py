@@ -24,7 +24,7 @@ from typing import Any
 from django.conf import settings
 from django.db import OperationalError, connection, transaction
 from django.utils import timezone
-from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy as _
 from django.utils.translation import gettext_noop
 
 from catalog import services as catalog
@@ -136,8 +136,13 @@ def _push_one(
             return _replay(locked, mutation.id), last
         if mutation.id != last + 1:
             raise MutationGap(
-                _("Mutation %(got)d is not the next one: the server has applied up to %(last)d.")
-                % {"got": mutation.id, "last": last},
+                Text(
+                    gettext_noop(
+                        "Mutation %(got)d is not the next one: the server has applied up to %(last)d."
+                    ),
+                    got=mutation.id,
+                    last=last,
+                ),
                 last_mutation_id=last,
             )
         context = Context(device=locked, actor=actor, mutation_id=mutation.id, scopes=scopes)
@@ -213,7 +218,9 @@ def _validated(mutations: Any) -> list[Mutation_]:
     if not isinstance(mutations, list) or not mutations:
         raise InvalidInput(_("mutations must be a non-empty list."), field="mutations")
     if len(mutations) > limit:
-        raise InvalidInput(_("At most %(n)d mutations per push.") % {"n": limit}, field="mutations")
+        raise InvalidInput(
+            Text(gettext_noop("At most %(n)d mutations per push."), n=limit), field="mutations"
+        )
     batch = []
     for raw in mutations:
         if not isinstance(raw, dict):

@@ -14,7 +14,7 @@ from typing import Any
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
-from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy as _
 from django.utils.translation import gettext_noop
 
 from catalog import services as catalog
@@ -22,6 +22,7 @@ from catalog.models import Product, Stock
 from okada.core import services as core
 from okada.core.actors import Actor, acting_for
 from okada.core.errors import Conflict, InvalidInput, NotAllowed, NotFound
+from okada.core.texts import Text
 from orders import services as orders
 from orders.models import Order
 
@@ -359,7 +360,7 @@ def product_fields(data: dict[str, Any]) -> dict[str, Any]:
     unknown = set(fields) - set(catalog.PRODUCT_EDITABLE_FIELDS)
     if unknown:
         raise InvalidInput(
-            _("These fields cannot be changed: %(f)s") % {"f": ", ".join(sorted(unknown))},
+            Text(gettext_noop("These fields cannot be changed: %(f)s"), f=", ".join(sorted(unknown))),
             errors={f: [_("This field cannot be changed.")] for f in sorted(unknown)},
         )
     try:

@@ -18,7 +18,10 @@ from contextvars import ContextVar
 from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
-from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import gettext_noop
+
+from .texts import Text
 
 
 @dataclass(frozen=True)
@@ -117,7 +120,8 @@ class Actor:
 
         if not self.can(perm):
             raise NotAllowed(
-                _("You do not have the permission to do this (%(perm)s).") % {"perm": perm}, permission=perm
+                Text(gettext_noop("You do not have the permission to do this (%(perm)s)."), perm=perm),
+                permission=perm,
             )
 
     def require_if_staff(self, perm: str) -> None:

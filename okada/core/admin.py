@@ -45,7 +45,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html
-from django.utils.translation import gettext, ngettext
+from django.utils.translation import gettext, gettext_noop, ngettext
 from django.utils.translation import gettext_lazy as _
 from simple_history.admin import SimpleHistoryAdmin
 from simple_history.template_utils import HistoricalRecordContextHelper
@@ -61,7 +61,7 @@ from .jobs import labelled_task_names, registered_task
 from .models import JobRun
 from .roles import ROLES, role_label
 from .schedule_names import cron_expression, cron_in_words
-from .texts import shown
+from .texts import Text, shown
 
 # --- unfold, made to compute the list's headers once per page ----------------------------------
 # unfold's `items_for_result` rebuilds every column header for each row (for the data-label of
@@ -360,12 +360,14 @@ class TrackedAdmin(RefusalOnForm, SimpleHistoryAdmin, ModelAdmin):
         if changed is not None and changed.isoformat() != opened:
             raise ServiceRefused(
                 ChangedSinceOpened(
-                    gettext(
-                        "Someone else saved this record at %(when)s, after you opened it, so your "
-                        "changes were not saved. Check their change in the history: saving this form "
-                        "again will replace it."
+                    Text(
+                        gettext_noop(
+                            "Someone else saved this record at %(when)s, after you opened it, so your "
+                            "changes were not saved. Check their change in the history: saving this form "
+                            "again will replace it."
+                        ),
+                        when=_shown(changed),
                     )
-                    % {"when": _shown(changed)}
                 )
             )
 

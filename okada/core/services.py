@@ -13,16 +13,17 @@ from django.core.management import call_command
 from django.db import IntegrityError, models, transaction
 from django.db.models import PROTECT, ProtectedError, RestrictedError
 from django.utils import timezone
-from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy as _
 from django.utils.translation import gettext_noop
 from simple_history.utils import bulk_create_with_history, bulk_update_with_history
 
 from . import actors
 from .actors import Actor
 from .api.auth import credentials_changed
-from .errors import InUse, InvalidInput, NotAllowed, NotFound
+from .errors import InUse, InvalidInput, NotAllowed, NotFound, validation_text
 from .fields import normalize_cm_phone
 from .models import JobRun, TrackedModel
+from .texts import Text
 
 # The reasons this module writes into history and the ledger (stored in English, shown
 # translated by okada.core.display.reason_label).
@@ -90,7 +91,7 @@ def history_clean_duplicates(*, days: int) -> dict[str, str]:
 # --- Soft delete, restore, hard delete: the shared steps of every domain's services -------------
 
 
-def locked(rows: Any, key: Any, *, by: str = "pk", gone: str | None = None) -> Any:
+def locked(rows: Any, key: Any, *, by: str = "pk", gone: Text | str | None = None) -> Any:
     """The row of `rows` (a manager or queryset) whose `by` is `key` (its primary key unless
     told: a stock row by its product_id), re-read under FOR UPDATE, or NotFound.
 
@@ -104,9 +105,10 @@ def locked(rows: Any, key: Any, *, by: str = "pk", gone: str | None = None) -> A
         return rows.select_for_update().get(**{by: key})
     except ObjectDoesNotExist:
         meta = rows.model._meta
-        message = gone or _("%(what)s no longer exists: it was deleted meanwhile.") % {
-            "what": str(meta.verbose_name).capitalize()
-        }
+        message = gone or Text(
+            gettext_noop("%(what)s no longer exists: it was deleted meanwhile."),
+            what=Text.of(meta.verbose_name),
+        )
         raise NotFound(message, model=meta.label) from None
 
 
@@ -119,8 +121,11 @@ def refuse_if_in_use(obj: TrackedModel) -> None:
             continue
         if related.objects.filter(**{rel.field.name: obj}).exists():  # type: ignore[union-attr]
             raise InUse(
-                _("%(obj)s is still used by live %(rows)s: delete or move them first.")
-                % {"obj": obj, "rows": related._meta.verbose_name_plural},  # type: ignore[union-attr]
+                Text(
+                    gettext_noop("%(obj)s is still used by live %(rows)s: delete or move them first."),
+                    obj=str(obj),
+                    rows=Text.of(related._meta.verbose_name_plural),  # type: ignore[union-attr]
+                ),
                 model=related._meta.label,  # type: ignore[union-attr]
             )
 
@@ -165,11 +170,12 @@ def restore(obj: TrackedModel, *, actor: Actor, reason: str) -> TrackedModel:
     return row
 
 
-def not_deleted(model: Any) -> str:
+def not_deleted(model: Any) -> Text:
     """The NotFound message of a restore whose row is no longer deleted (see `locked`)."""
-    return _("%(what)s is not deleted (it was restored meanwhile) or no longer exists.") % {
-        "what": str(model._meta.verbose_name).capitalize()
-    }
+    return Text(
+        gettext_noop("%(what)s is not deleted (it was restored meanwhile) or no longer exists."),
+        what=Text.of(model._meta.verbose_name),
+    )
 
 
 def tracked_hard_delete(*, obj: TrackedModel, actor: Actor, reason: str = "deleted for good") -> None:
@@ -185,7 +191,10 @@ def tracked_hard_delete(*, obj: TrackedModel, actor: Actor, reason: str = "delet
             credentials_changed()
     except (ProtectedError, RestrictedError, IntegrityError):
         raise InUse(
-            _("%(obj)s is still referenced by other records: it cannot be deleted for good.") % {"obj": obj}
+            Text(
+                gettext_noop("%(obj)s is still referenced by other records: it cannot be deleted for good."),
+                obj=str(obj),
+            )
         ) from None
 
 
@@ -202,7 +211,7 @@ def refuse_unknown_fields(data: dict[str, Any], editable: Sequence[str]) -> None
     unknown = set(data) - set(editable)
     if unknown:
         raise InvalidInput(
-            _("These fields cannot be changed: %(f)s") % {"f": ", ".join(sorted(unknown))},
+            Text(gettext_noop("These fields cannot be changed: %(f)s"), f=", ".join(sorted(unknown))),
             errors={f: [_("This field cannot be changed.")] for f in sorted(unknown)},
         )
 
@@ -214,4 +223,4 @@ def cm_phone(raw: str, *, field: str = "phone") -> str:
     try:
         return normalize_cm_phone(raw)
     except ValidationError as exc:
-        raise InvalidInput(exc.messages[0], errors={field: exc.messages}) from None
+        raise InvalidInput(validation_text(exc), errors={field: exc.messages}) from None

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
-from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework import serializers, status
 from rest_framework.request import Request
@@ -15,6 +15,7 @@ from okada.core.api import ratelimit
 from okada.core.api.serializers import StrictSerializer, UtcDateTimeField, validated
 from okada.core.api.views import ApiView
 from okada.core.errors import NotAuthenticated, Throttled
+from okada.core.texts import Text
 
 from . import services
 
@@ -73,7 +74,7 @@ class TokenApi(ApiView):
                 for done in counted:  # refused unchecked: not a failure
                     ratelimit.take_back(done)
                 raise Throttled(
-                    _("Too many failed logins: try again in %(s)d seconds.") % {"s": usage.reset},
+                    Text(gettext_noop("Too many failed logins: try again in %(s)d seconds."), s=usage.reset),
                     retry_after=usage.reset,
                 )
         failed = False

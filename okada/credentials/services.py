@@ -15,13 +15,15 @@ from django.contrib.auth import authenticate
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
-from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import gettext_noop
 
 from catalog.models import Vendor, VendorMember
 from okada.core import services as core
 from okada.core.actors import Actor
 from okada.core.api.auth import credentials_changed
 from okada.core.errors import InvalidInput, NotAuthenticated
+from okada.core.texts import Text
 
 from .models import STOREFRONT_SCOPES, VENDOR_SCOPES, ApiKey, KeyKind, PersonalToken
 
@@ -65,7 +67,8 @@ def _check_scopes(scopes: Sequence[str], allowed: Sequence[str]) -> list[str]:
     unknown = sorted(set(scopes) - set(allowed))
     if unknown:
         raise InvalidInput(
-            _("Scopes not available for this kind of key: %(s)s") % {"s": ", ".join(unknown)}, field="scopes"
+            Text(gettext_noop("Scopes not available for this kind of key: %(s)s"), s=", ".join(unknown)),
+            field="scopes",
         )
     return sorted(set(scopes))
 

@@ -15,7 +15,7 @@ from django.core.mail import send_mail
 from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
-from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy as _
 from django.utils.translation import gettext_noop
 
 from okada.core import health_registry as registry
@@ -293,13 +293,18 @@ def session_signal(*, pid: int, kind: str, actor: Actor) -> DatabaseAction:
     with pg.reads() as cur:
         target = pg.session(cur, pid)
     if not target:
-        raise NotFound(_("No session with process id %(pid)s.") % {"pid": pid})
+        raise NotFound(Text(gettext_noop("No session with process id %(pid)s."), pid=pid))
     if target["is_self"]:
         raise NotAllowed(_("This is your own session."))
     if target["backend_type"] not in SIGNALLABLE:
         raise NotAllowed(
-            _("Session %(pid)s is a %(type)s: only client sessions and autovacuum can be stopped here.")
-            % {"pid": pid, "type": target["backend_type"]}
+            Text(
+                gettext_noop(
+                    "Session %(pid)s is a %(type)s: only client sessions and autovacuum can be stopped here."
+                ),
+                pid=pid,
+                type=target["backend_type"],
+            )
         )
     function = "pg_cancel_backend" if kind == DatabaseAction.Kind.CANCEL else "pg_terminate_backend"
     with connection.cursor() as cur:
@@ -327,7 +332,7 @@ def statements_reset(*, actor: Actor) -> DatabaseAction:
         with connection.cursor() as cur:
             cur.execute("SELECT pg_stat_statements_reset()")
     except DatabaseError as exc:
-        raise NotAllowed(_("PostgreSQL refused: %(error)s") % {"error": exc}) from None
+        raise NotAllowed(Text(gettext_noop("PostgreSQL refused: %(error)s"), error=str(exc))) from None
     action = DatabaseAction.objects.create(
         kind=DatabaseAction.Kind.RESET_STATEMENTS, user=actor.user, succeeded=True
     )

@@ -34,11 +34,13 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.module_loading import import_string
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import gettext_noop
 from rest_framework import authentication, exceptions, permissions
 from rest_framework.request import Request
 
 from okada.core.actors import Actor
 from okada.core.errors import NotAllowed, NotAuthenticated
+from okada.core.texts import Text
 
 from . import ratelimit
 
@@ -201,7 +203,7 @@ class IsAuthenticatedCredential(permissions.BasePermission):
         for scope in (needed,) if isinstance(needed, str) else needed:  # one scope, or all of several
             if scope not in credential.scopes:
                 raise NotAllowed(
-                    _("This credential lacks the scope %(scope)s.") % {"scope": scope}, scope=scope
+                    Text(gettext_noop("This credential lacks the scope %(scope)s."), scope=scope), scope=scope
                 )
         roles = getattr(view, "allowed_roles", None)
         if isinstance(roles, dict):

@@ -47,11 +47,13 @@ from django.conf import settings
 from django.http import HttpResponse
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import gettext_noop
 
 from okada.core.db import execute, prepared_rows
 from okada.core.errors import Conflict, IdempotencyMismatch, InvalidInput
 from okada.core.ids import uuid7
 from okada.core.models import IdempotencyRecord
+from okada.core.texts import Text
 
 HEADER = "Idempotency-Key"
 MAX_KEY_LENGTH = 255
@@ -93,7 +95,10 @@ def validate_key(raw: str | None) -> str | None:
         return None
     if not raw or len(raw) > MAX_KEY_LENGTH or not raw.isprintable():
         raise InvalidInput(
-            _("The Idempotency-Key header must be 1 to %(n)d printable characters.") % {"n": MAX_KEY_LENGTH},
+            Text(
+                gettext_noop("The Idempotency-Key header must be 1 to %(n)d printable characters."),
+                n=MAX_KEY_LENGTH,
+            ),
             field=HEADER,
         )
     return raw
@@ -127,8 +132,13 @@ def begin(*, scope: str, key: str, method: str, path: str, body: bytes) -> Held 
         raise IdempotencyInFlight(retry_after=1)
     if hash_ != request_hash:
         raise IdempotencyMismatch(
-            _("This Idempotency-Key was already used for a different request (%(method)s %(path)s).")
-            % {"method": method_, "path": path_}
+            Text(
+                gettext_noop(
+                    "This Idempotency-Key was already used for a different request (%(method)s %(path)s)."
+                ),
+                method=method_,
+                path=path_,
+            )
         )
     if state == IdempotencyRecord.State.IN_FLIGHT:  # the previous version's claim (see above)
         if locked_until >= now:

@@ -19,13 +19,15 @@ from urllib.parse import urlencode
 import orjson
 from django.core import signing
 from django.db.models import Model, Q, QuerySet
-from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import gettext_noop
 from drf_spectacular.utils import OpenApiParameter, inline_serializer
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from okada.core.errors import InvalidInput
+from okada.core.texts import Text
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
@@ -73,7 +75,9 @@ def parse_limit(request: Request) -> int:
         return DEFAULT_LIMIT
     # ASCII digits only: str.isdigit() also holds for "²" (int() refuses it) or fullwidth digits.
     if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= MAX_LIMIT:
-        raise InvalidInput(_("limit is an integer from 1 to %(max)d.") % {"max": MAX_LIMIT}, field="limit")
+        raise InvalidInput(
+            Text(gettext_noop("limit is an integer from 1 to %(max)d."), max=MAX_LIMIT), field="limit"
+        )
     return int(raw)
 
 
@@ -86,7 +90,8 @@ class CursorPage:
         ordering = request.query_params.get("ordering", default)
         if ordering not in orderings:
             raise InvalidInput(
-                _("ordering is one of: %(choices)s") % {"choices": ", ".join(orderings)}, field="ordering"
+                Text(gettext_noop("ordering is one of: %(choices)s"), choices=", ".join(orderings)),
+                field="ordering",
             )
         self.ordering = ordering
         self.field = ordering.lstrip("-")

@@ -10,14 +10,15 @@ from typing import Any
 
 from django.db.models import F, Func, TextField
 from django.utils.dateparse import parse_datetime
-from django.utils.translation import get_language
-from django.utils.translation import gettext as _
+from django.utils.translation import get_language, gettext_noop
+from django.utils.translation import gettext_lazy as _
 from rest_framework import serializers
 from rest_framework.exceptions import ErrorDetail
 from rest_framework.request import Request
 from rest_framework.settings import api_settings
 
 from okada.core.errors import InvalidInput
+from okada.core.texts import Text
 
 
 class StrictSerializer(serializers.Serializer[Any]):
@@ -106,7 +107,7 @@ def _run_validation(serializer: serializers.Serializer[Any], data: Any) -> dict[
 def _as_serializer_errors(detail: Any) -> Any:
     """What `Serializer.errors` makes of a validation's detail (DRF's edge case for a null body)."""
     if isinstance(detail, list) and len(detail) == 1 and getattr(detail[0], "code", None) == "null":
-        return {api_settings.NON_FIELD_ERRORS_KEY: [ErrorDetail(_("No data provided"), code="null")]}
+        return {api_settings.NON_FIELD_ERRORS_KEY: [ErrorDetail(str(_("No data provided")), code="null")]}
     return detail
 
 
@@ -152,7 +153,10 @@ def query_datetime(request: Request, name: str) -> datetime | None:
         parsed = None
     if parsed is None or parsed.tzinfo is None:
         raise InvalidInput(
-            _("%(name)s is an RFC 3339 time with its offset, e.g. 2026-11-22T09:30:00Z.") % {"name": name},
+            Text(
+                gettext_noop("%(name)s is an RFC 3339 time with its offset, e.g. 2026-11-22T09:30:00Z."),
+                name=name,
+            ),
             field=name,
         )
     return parsed
@@ -166,7 +170,7 @@ def query_bool(request: Request, name: str) -> bool | None:
         return True
     if raw.lower() in ("false", "0"):
         return False
-    raise InvalidInput(_("%(name)s is true or false.") % {"name": name}, field=name)
+    raise InvalidInput(Text(gettext_noop("%(name)s is true or false."), name=name), field=name)
 
 
 def query_uuid(request: Request, name: str) -> uuid.UUID | None:
@@ -176,7 +180,7 @@ def query_uuid(request: Request, name: str) -> uuid.UUID | None:
     try:
         return uuid.UUID(raw)
     except ValueError:
-        raise InvalidInput(_("%(name)s is a UUID.") % {"name": name}, field=name) from None
+        raise InvalidInput(Text(gettext_noop("%(name)s is a UUID."), name=name), field=name) from None
 
 
 def query_choice(request: Request, name: str, choices: list[str]) -> str | None:
@@ -185,7 +189,8 @@ def query_choice(request: Request, name: str, choices: list[str]) -> str | None:
         return None
     if raw not in choices:
         raise InvalidInput(
-            _("%(name)s is one of: %(choices)s") % {"name": name, "choices": ", ".join(choices)}, field=name
+            Text(gettext_noop("%(name)s is one of: %(choices)s"), name=name, choices=", ".join(choices)),
+            field=name,
         )
     return raw
 
@@ -194,6 +199,6 @@ def query_text(request: Request, name: str, *, max_length: int = 200) -> str:
     raw = request.query_params.get(name, "").strip()
     if len(raw) > max_length or "\x00" in raw:
         raise InvalidInput(
-            _("%(name)s is at most %(n)d characters.") % {"name": name, "n": max_length}, field=name
+            Text(gettext_noop("%(name)s is at most %(n)d characters."), name=name, n=max_length), field=name
         )
     return raw
