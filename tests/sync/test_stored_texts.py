@@ -6,11 +6,19 @@ from __future__ import annotations
 import uuid
 
 import pytest
+from django.utils import translation
 
+from catalog import services as catalog
+from catalog.services import product_soft_delete
+from okada.core.actors import Actor
+from okada.core.errors import DomainError
+from okada.core.texts import text_of
 from sync.models import Mutation
-from tests.catalog.factories import VendorFactory
+from tests.catalog.factories import ProductFactory, VendorFactory
 from tests.credentials.factories import vendor_api
 from tests.languages import reads_in_its_language
+from tests.orders.factories import OrderFactory
+from tests.sync.factories import register_device
 from tests.sync.test_apis import register
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -46,3 +54,143 @@ def test_a_rejected_mutation_reads_in_the_viewers_language_whatever_the_device_s
     client.force_login(admin_user)
     stored = Mutation.objects.get()
     reads_in_its_language(client, f"/admin/sync/mutation/{stored.pk}/change/", french, english)
+
+
+def _refusals(vendor) -> list[tuple[dict, str, str]]:
+    """Mutations the services refuse, with why in French and in English (the parameters are the
+    device's or the server's values, a status is a translated word)."""
+    ProductFactory(vendor=vendor, sku="SKU-PRIS")
+    gone = ProductFactory(vendor=vendor)
+    product_soft_delete(product=gone, actor=Actor.system("test"))
+    full = ProductFactory(vendor=vendor, initial_stock=catalog.MAX_ON_HAND - 5)
+    order = OrderFactory(vendor=vendor)
+    most = catalog.MAX_ON_HAND
+    return [
+        (
+            {"name": "stock.adjust", "args": {"product_id": str(gone.pk), "delta": 1}},
+            "Ce produit est supprimé : restaurez-le avant de modifier son stock.",
+            "This product is deleted: restore it before changing its stock.",
+        ),
+        (
+            {
+                "name": "product.create",
+                "args": {"id": str(uuid.uuid4()), "sku": "SKU-PRIS", "name": "Savon", "price_xaf": 500},
+            },
+            "Ce vendeur a déjà un produit de référence SKU-PRIS.",
+            "This vendor already has a product with SKU SKU-PRIS.",
+        ),
+        (
+            {"name": "stock.adjust", "args": {"product_id": str(full.pk), "delta": 10}},
+            f"Le stock ne peut pas dépasser {most} unités.",
+            f"The stock cannot hold more than {most} units.",
+        ),
+        (
+            {
+                "name": "order.transition",
+                "args": {"order_id": str(order.pk), "to": "delivered", "base_status": "pending"},
+            },
+            "Une commande ne peut pas passer de « en attente » à « livrée ».",
+            "An order cannot go from pending to delivered.",
+        ),
+        (
+            {
+                "name": "product.update",
+                "args": {
+                    "product_id": str(full.pk),
+                    "base_version": full.version,
+                    "fields": {"colour": "red"},
+                },
+            },
+            "Ces champs ne peuvent pas être modifiés : colour",
+            "These fields cannot be changed: colour",
+        ),
+    ]
+
+
+@pytest.mark.parametrize("device_language", ["fr", "en"])
+def test_the_services_refusals_read_in_the_viewers_language_whatever_the_device_spoke(
+    device_language, client, admin_user
+):
+    vendor = VendorFactory()
+    api = vendor_api(vendor)
+    device_id = register(api)
+    refusals = _refusals(vendor)
+    response = api.post(
+        "/sync/push",
+        {"device_id": device_id, "mutations": [{"id": i, **m} for i, (m, _, _) in enumerate(refusals, 1)]},
+        HTTP_ACCEPT_LANGUAGE=device_language,
+    )
+    assert response.status_code == 200, response.content
+    assert [r["status"] for r in response.json()["results"]] == ["rejected"] * len(refusals)
+
+    client.force_login(admin_user)
+    for i, (_, french, english) in enumerate(refusals, 1):
+        stored = Mutation.objects.get(mutation_id=i)
+        reads_in_its_language(client, f"/admin/sync/mutation/{stored.pk}/change/", french, english)
+
+
+def _stale_version(vendor) -> DomainError:
+    product = ProductFactory(vendor=vendor)
+    with pytest.raises(catalog.VersionConflict) as refused:
+        catalog.product_update(
+            product=product,
+            data={"name": "Savon"},
+            actor=Actor.system("test"),
+            expected_version=product.version + 3,
+        )
+    return refused.value
+
+
+def _beyond_on_hand(vendor) -> DomainError:
+    product = ProductFactory(vendor=vendor, initial_stock=2)
+    with pytest.raises(catalog.InsufficientStock) as refused:
+        catalog.stock_adjust(product=product, delta=-7, reason="casse", actor=Actor.system("test"))
+    return refused.value
+
+
+def _stale_count(vendor) -> DomainError:
+    product = ProductFactory(vendor=vendor, initial_stock=4)
+    with pytest.raises(catalog.StockChanged) as refused:
+        catalog.stock_count(product=product, on_hand=3, expected_on_hand=9, actor=Actor.system("test"))
+    return refused.value
+
+
+@pytest.mark.parametrize("raised_in", ["fr", "en"])
+@pytest.mark.parametrize(
+    ("refuse", "french", "english"),
+    [
+        (
+            _stale_version,
+            "Le produit a changé depuis la version 4 (version actuelle : 1).",
+            "The product changed since version 4 (now 1).",
+        ),
+        (
+            _beyond_on_hand,
+            "Impossible de retirer 7 unités : 2 en rayon, 0 réservées.",
+            "Cannot remove 7 units: 2 on hand, 0 reserved.",
+        ),
+        (
+            _stale_count,
+            "Le stock a changé : 4 en rayon, et non 9. Recomptez.",
+            "Stock changed: 4 on hand, not 9. Count again.",
+        ),
+    ],
+)
+def test_a_refusal_with_parameters_is_stored_in_no_language(
+    raised_in, refuse, french, english, client, admin_user
+):
+    """Refusals a push turns into conflicts rather than rejections (a stale count, stock short)
+    still store the same way: raised in one language, stored as it is, shown in the reader's."""
+    vendor = VendorFactory()
+    with translation.override(raised_in):
+        refused = refuse(vendor)
+    mutation = Mutation.objects.create(
+        device=register_device(vendor),
+        mutation_id=1,
+        name="stock.adjust",
+        status=Mutation.Status.REJECTED,
+        code=refused.code,
+        message=text_of(refused).stored,
+    )
+    client.force_login(admin_user)
+    reads_in_its_language(client, f"/admin/sync/mutation/{mutation.pk}/change/", french, english)
