@@ -140,8 +140,11 @@ def refuse_if_kept_records(obj: TrackedModel) -> None:
             continue
         if related._default_manager.filter(**{rel.field.name: obj}).exists():  # type: ignore[union-attr]
             raise InUse(
-                _("%(obj)s has %(rows)s, which are kept for good: it cannot be deleted.")
-                % {"obj": obj, "rows": related._meta.verbose_name_plural},  # type: ignore[union-attr]
+                Text(
+                    gettext_noop("%(obj)s has %(rows)s, which are kept for good: it cannot be deleted."),
+                    obj=str(obj),
+                    rows=Text.of(related._meta.verbose_name_plural),  # type: ignore[union-attr]
+                ),
                 model=related._meta.label,  # type: ignore[union-attr]
             )
 
