@@ -212,7 +212,7 @@ def vendor_member_add(*, vendor: Vendor, user: Any, role: str, actor: Actor) -> 
     if role not in VendorMember.Role.values:
         raise InvalidInput(_("Unknown member role."), field="role")
     with transaction.atomic(), acting_for(actor, "vendor member added"):
-        vendor = _live(Vendor, vendor, "vendor")
+        vendor = _live_vendor(vendor)  # a vendor soft delete in flight is waited for: see there
         if VendorMember.objects.filter(vendor=vendor, user=user).exists():
             raise _member_taken()
         member = VendorMember(vendor=vendor, user=user, role=role)
@@ -246,8 +246,8 @@ def vendor_member_restore(
     actor.require_if_staff("catalog.change_vendormember")
     if VendorMember.objects.filter(vendor_id=member.vendor_id, user_id=member.user_id).exists():
         raise _member_taken()
-    _live(Vendor, member.vendor_id, "vendor")
-    with unique_or(_member_taken(), MEMBER_CONSTRAINT):
+    with transaction.atomic(), unique_or(_member_taken(), MEMBER_CONSTRAINT):
+        _live_vendor(member.vendor_id)  # locked until the restore commits: see _live_vendor
         return core.restore(member, actor=actor, reason=reason)  # type: ignore[return-value]
 
 
@@ -381,11 +381,12 @@ def _live_category(category: Category | uuid.UUID, field: str = "category") -> C
 
 
 def _live_vendor(vendor: Vendor | uuid.UUID) -> Vendor:
-    """`_live` for a product's vendor, key-share-locked until the product's transaction ends,
-    for the reason `_live_category` gives: vendor_soft_delete (FOR UPDATE, then its live
-    products) and a product created or restored for the vendor then wait for each other. FOR KEY
-    SHARE is the lock the product's foreign key takes at commit anyway: concurrent creates and
-    placements do not wait for each other on it."""
+    """`_live` for a product's (or a member's) vendor, key-share-locked until the transaction
+    ends, for the reason `_live_category` gives: vendor_soft_delete (FOR UPDATE, then its live
+    products; its members go with it) and a product or member created or restored for the vendor
+    then wait for each other. FOR KEY SHARE is the lock the row's foreign key takes at commit
+    anyway (the keys are deferred: without this lock a delete in flight does not see the new row
+    and does not wait for it): concurrent creates and placements do not wait for each other."""
     pk = getattr(vendor, "pk", vendor)
     locked = Vendor.objects.raw(
         "SELECT * FROM catalog_vendor WHERE id = %s AND deleted_at IS NULL FOR KEY SHARE", [pk]

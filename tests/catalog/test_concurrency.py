@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from django.utils import translation
 
-from catalog.models import Category, Product, StockMovement, Vendor
+from catalog.models import Category, Product, StockMovement, Vendor, VendorMember
 from catalog.services import (
     UpsertResult,
     category_create,
@@ -17,12 +17,15 @@ from catalog.services import (
     product_upsert_many,
     stock_adjust,
     stock_count,
+    vendor_member_add,
+    vendor_member_remove,
+    vendor_member_restore,
     vendor_soft_delete,
 )
 from okada.core.actors import Actor
 from okada.core.errors import InUse, InvalidInput, NotFound
 from okada.core.services import tracked_hard_delete
-from tests.catalog.factories import CategoryFactory, ProductFactory, VendorFactory
+from tests.catalog.factories import CategoryFactory, ProductFactory, UserFactory, VendorFactory
 from tests.concurrency import race, run_together
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -202,3 +205,48 @@ def test_a_category_deleted_while_a_sub_category_is_created_in_it_is_refused_as_
     assert isinstance(child, Category), (child, delete)
     assert isinstance(delete, InUse), (child, delete)
     assert Category.objects.filter(pk=parent.pk).exists()
+
+
+def test_a_member_added_to_a_vendor_being_deleted_is_refused():
+    # The add has read the vendor live; the delete (which soft-deletes the vendor's members with
+    # it) commits meanwhile: the new member must not stay live under the deleted vendor.
+    vendor, user = VendorFactory(), UserFactory()
+
+    delete, member = race(
+        lambda: vendor_soft_delete(vendor=vendor, actor=STAFF),
+        lambda: vendor_member_add(vendor=vendor, user=user, role="staff", actor=STAFF),
+    )
+
+    assert isinstance(delete, Vendor), (delete, member)
+    assert isinstance(member, InvalidInput), (delete, member)
+    assert list(member.errors) == ["vendor"]
+    assert not VendorMember.all_objects.filter(vendor=vendor).exists()
+
+
+def test_a_vendor_deleted_while_a_member_is_added_takes_the_member_with_it():
+    vendor, user = VendorFactory(), UserFactory()
+
+    member, delete = race(
+        lambda: vendor_member_add(vendor=vendor, user=user, role="staff", actor=STAFF),
+        lambda: vendor_soft_delete(vendor=vendor, actor=STAFF),
+    )
+
+    assert isinstance(member, VendorMember), (member, delete)
+    assert isinstance(delete, Vendor), (member, delete)
+    assert not VendorMember.objects.filter(vendor_id=vendor.pk).exists()
+    assert VendorMember.deleted_objects.get(pk=member.pk).deleted_by_cascade
+
+
+def test_a_member_restored_while_its_vendor_is_being_deleted_is_refused():
+    vendor, user = VendorFactory(), UserFactory()
+    member = vendor_member_add(vendor=vendor, user=user, role="staff", actor=STAFF)
+    vendor_member_remove(member=member, actor=STAFF)
+
+    delete, restored = race(
+        lambda: vendor_soft_delete(vendor=vendor, actor=STAFF),
+        lambda: vendor_member_restore(member=member, actor=STAFF),
+    )
+
+    assert isinstance(delete, Vendor), (delete, restored)
+    assert isinstance(restored, InvalidInput), (delete, restored)
+    assert not VendorMember.objects.filter(vendor_id=vendor.pk).exists()
