@@ -365,35 +365,19 @@ def _live(model: Any, obj: Any, field: str) -> Any:
 
 def _live_category(category: Category | uuid.UUID, field: str = "category") -> Category:
     """`_live` for a product's category (or a category's parent), share-locked until the
-    transaction ends.
-
-    core.soft_delete locks the category, then looks for its live products (and children): with this lock, a
-    delete in flight finishes first (and the category is refused here), or one that comes later
-    waits for this product and then finds it in use. A plain read would let both through.
-    """
-    pk = getattr(category, "pk", category)
-    locked = Category.objects.raw(
-        "SELECT * FROM catalog_category WHERE id = %s AND deleted_at IS NULL FOR SHARE", [pk]
-    )
-    for found in locked:
-        return found
-    return _live(Category, pk, field)  # raises: deleted or unknown
+    transaction ends (core.live_share_locked says why): a category soft delete in flight is
+    waited for (and the category refused here), a later one finds the new row (in_use)."""
+    found = core.live_share_locked(Category, category, strength="SHARE")
+    return found if found is not None else _live(Category, category, field)  # raises
 
 
 def _live_vendor(vendor: Vendor | uuid.UUID) -> Vendor:
     """`_live` for a product's (or a member's) vendor, key-share-locked until the transaction
-    ends, for the reason `_live_category` gives: vendor_soft_delete (FOR UPDATE, then its live
-    products; its members go with it) and a product or member created or restored for the vendor
-    then wait for each other. FOR KEY SHARE is the lock the row's foreign key takes at commit
-    anyway (the keys are deferred: without this lock a delete in flight does not see the new row
-    and does not wait for it): concurrent creates and placements do not wait for each other."""
-    pk = getattr(vendor, "pk", vendor)
-    locked = Vendor.objects.raw(
-        "SELECT * FROM catalog_vendor WHERE id = %s AND deleted_at IS NULL FOR KEY SHARE", [pk]
-    )
-    for found in locked:
-        return found
-    return _live(Vendor, pk, "vendor")  # raises: deleted or unknown
+    ends (core.live_share_locked says why): vendor_soft_delete (FOR UPDATE, then its live
+    products; its members go with it) and a product or member created or restored for the
+    vendor then wait for each other; concurrent creates and placements do not."""
+    found = core.live_share_locked(Vendor, vendor)
+    return found if found is not None else _live(Vendor, vendor, "vendor")  # raises
 
 
 # --- Products -----------------------------------------------------------------------------------

@@ -1207,7 +1207,9 @@ def _phone_taken() -> PhoneTaken:
 
 def _check_customer(customer: Customer) -> None:
     customer.phone = core.cm_phone(customer.phone)
-    if customer.zone_id is not None and not Zone.objects.filter(pk=customer.zone_id).exists():
+    # Key-share-locked until the transaction ends: a zone soft delete in flight is waited for
+    # (and refused here), a later one finds the customer (in_use). See core.live_share_locked.
+    if customer.zone_id is not None and core.live_share_locked(Zone, customer.zone_id) is None:
         raise InvalidInput(_("This zone does not exist or was deleted."), field="zone")
     validated(customer)
     if Customer.objects.filter(phone=customer.phone).exclude(pk=customer.pk).exists():

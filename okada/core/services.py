@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 from django.conf import settings
 from django.core.exceptions import ObjectDoesNotExist
 from django.core.management import call_command
-from django.db import IntegrityError, models, transaction
+from django.db import IntegrityError, connection, models, transaction
 from django.db.models import PROTECT, ProtectedError, RestrictedError
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -110,6 +110,30 @@ def locked(rows: Any, key: Any, *, by: str = "pk", gone: Text | str | None = Non
             what=Text.of(meta.verbose_name),
         )
         raise NotFound(message, model=meta.label) from None
+
+
+def live_share_locked(model: Any, key: Any, *, strength: str = "KEY SHARE") -> Any:
+    """The live row of `model` (a tracked model) whose primary key is `key`, share-locked until
+    the transaction ends; None when it is deleted or unknown, or was deleted while this waited.
+
+    For a service that checks a row it will point at (a product's vendor, a customer's zone):
+    `soft_delete` locks the row FOR UPDATE, then looks for live rows using it. Foreign keys are
+    checked at commit (deferred), so a plain read lets a delete in flight go unseen both ways:
+    the new row ends up live under a deleted one. With this lock, a delete in flight finishes
+    first (and the row is not found here), or one that comes later waits for this transaction
+    and then finds the new row (in_use). FOR KEY SHARE, the lock the foreign key takes anyway,
+    lets concurrent writers pointing at the same row go on together; `strength="SHARE"` also
+    waits for updates of the row (a category's own moves).
+    """
+    if strength not in ("KEY SHARE", "SHARE"):
+        raise ValueError(f"not a share lock: {strength}")
+    table = connection.ops.quote_name(model._meta.db_table)
+    column = connection.ops.quote_name(model._meta.pk.column)
+    rows = model.objects.raw(
+        f"SELECT * FROM {table} WHERE {column} = %s AND deleted_at IS NULL FOR {strength}",  # noqa: S608 (names from the model)
+        [getattr(key, "pk", key)],
+    )
+    return next(iter(rows), None)
 
 
 def refuse_if_in_use(obj: TrackedModel) -> None:

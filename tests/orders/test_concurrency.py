@@ -21,7 +21,7 @@ from catalog.models import Product, Stock, StockMovement, Vendor
 from catalog.selectors import stock_audit
 from catalog.services import stock_adjust
 from okada.core.actors import Actor
-from okada.core.errors import InUse, NotFound
+from okada.core.errors import InUse, InvalidInput, NotFound
 from orders.models import (
     OPEN_STATUSES,
     Customer,
@@ -39,6 +39,7 @@ from orders.services import (
     customer_create,
     customer_get_or_create,
     customer_soft_delete,
+    customer_update,
     order_cancel,
     order_expire_unpaid,
     order_place,
@@ -663,3 +664,58 @@ def test_a_storefront_first_order_while_staff_create_that_customer_takes_the_sta
     assert isinstance(found, Customer), (created, found)
     assert found.pk == created.pk
     assert Customer.objects.filter(phone="+237677000555").count() == 1
+
+
+def test_a_zone_deleted_while_a_customer_is_created_in_it_is_refused_as_in_use():
+    # The create has read the zone live and written its customer, not yet committed; the delete
+    # must wait for it and find the customer, not leave a live customer in a deleted zone.
+    zone = ZoneFactory()
+
+    created, deleted = race(
+        lambda: customer_create(name="Ngo Bassa", phone="+237677000556", zone=zone, actor=STAFF),
+        lambda: zone_soft_delete(zone=zone, actor=STAFF),
+    )
+
+    assert isinstance(created, Customer), (created, deleted)
+    assert isinstance(deleted, InUse), (created, deleted)
+    assert Customer.objects.get(pk=created.pk).zone_id == zone.pk
+
+
+def test_a_customer_created_in_a_zone_being_deleted_is_refused():
+    zone = ZoneFactory()
+
+    deleted, created = race(
+        lambda: zone_soft_delete(zone=zone, actor=STAFF),
+        lambda: customer_create(name="Ngo Bassa", phone="+237677000557", zone=zone, actor=STAFF),
+    )
+
+    assert isinstance(deleted, type(zone)), (deleted, created)
+    assert isinstance(created, InvalidInput), (deleted, created)
+    assert list(created.errors) == ["zone"]
+    assert not Customer.all_objects.filter(zone=zone).exists()
+
+
+def test_a_customer_moved_to_a_zone_being_deleted_is_refused():
+    zone, customer = ZoneFactory(), CustomerFactory(zone=None)
+
+    deleted, moved = race(
+        lambda: zone_soft_delete(zone=zone, actor=STAFF),
+        lambda: customer_update(customer=customer, data={"zone": zone}, actor=STAFF),
+    )
+
+    assert isinstance(deleted, type(zone)), (deleted, moved)
+    assert isinstance(moved, InvalidInput), (deleted, moved)
+    assert Customer.objects.get(pk=customer.pk).zone_id is None
+
+
+def test_a_zone_deleted_while_a_customer_is_moved_to_it_is_refused_as_in_use():
+    zone, customer = ZoneFactory(), CustomerFactory(zone=None)
+
+    moved, deleted = race(
+        lambda: customer_update(customer=customer, data={"zone": zone}, actor=STAFF),
+        lambda: zone_soft_delete(zone=zone, actor=STAFF),
+    )
+
+    assert isinstance(moved, Customer), (moved, deleted)
+    assert isinstance(deleted, InUse), (moved, deleted)
+    assert Customer.objects.get(pk=customer.pk).zone_id == zone.pk
