@@ -336,12 +336,14 @@ def category_soft_delete(*, category: Category, actor: Actor, reason: str = "cat
 
 
 def category_restore(*, category: Category, actor: Actor, reason: str = "category restored") -> Category:
+    """Refused (invalid, on `parent`) when its parent is deleted, also by a delete in flight:
+    the parent is share-locked until the restore commits (see _live_category)."""
     actor.require_if_staff("catalog.change_category")
     if Category.objects.filter(slug=category.slug).exists():
         raise _category_slug_taken()
-    if category.parent_id is not None:
-        _live(Category, category.parent_id, "parent")
-    with unique_or(_category_slug_taken(), CATEGORY_SLUG_CONSTRAINT):
+    with transaction.atomic(), unique_or(_category_slug_taken(), CATEGORY_SLUG_CONSTRAINT):
+        if category.parent_id is not None:
+            _live_category(category.parent_id, field="parent")
         return core.restore(category, actor=actor, reason=reason)  # type: ignore[return-value]
 
 

@@ -9,6 +9,7 @@ from catalog.models import Category, Product, StockMovement, Vendor, VendorMembe
 from catalog.services import (
     UpsertResult,
     category_create,
+    category_restore,
     category_soft_delete,
     category_update,
     product_create,
@@ -250,3 +251,39 @@ def test_a_member_restored_while_its_vendor_is_being_deleted_is_refused():
     assert isinstance(delete, Vendor), (delete, restored)
     assert isinstance(restored, InvalidInput), (delete, restored)
     assert not VendorMember.objects.filter(vendor_id=vendor.pk).exists()
+
+
+def deleted_child_of(parent: Category) -> Category:
+    child = category_create(slug="mangues", name_fr="Mangues", name_en="Mangoes", parent=parent, actor=STAFF)
+    return category_soft_delete(category=child, actor=STAFF)
+
+
+def test_a_category_restored_while_its_parent_is_being_deleted_is_refused():
+    # The restore has seen the parent live; the parent's delete (which found no live
+    # sub-category) commits meanwhile: the child must stay deleted, not come back under it.
+    parent = CategoryFactory()
+    child = deleted_child_of(parent)
+
+    deleted, restored = race(
+        lambda: category_soft_delete(category=parent, actor=STAFF),
+        lambda: category_restore(category=child, actor=STAFF),
+    )
+
+    assert isinstance(deleted, Category), (deleted, restored)
+    assert isinstance(restored, InvalidInput), (deleted, restored)
+    assert list(restored.errors) == ["parent"]
+    assert Category.deleted_objects.filter(pk=child.pk).exists()
+
+
+def test_a_category_deleted_while_a_sub_category_is_restored_in_it_is_refused_as_in_use():
+    parent = CategoryFactory()
+    child = deleted_child_of(parent)
+
+    restored, deleted = race(
+        lambda: category_restore(category=child, actor=STAFF),
+        lambda: category_soft_delete(category=parent, actor=STAFF),
+    )
+
+    assert isinstance(restored, Category), (restored, deleted)
+    assert isinstance(deleted, InUse), (restored, deleted)
+    assert Category.objects.filter(pk__in=[parent.pk, child.pk]).count() == 2
