@@ -14,17 +14,29 @@ from django.apps import apps
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.urls import path
 from django.utils.html import format_html
 from django.utils.text import capfirst
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import gettext_noop
 from simple_history.admin import SimpleHistoryAdmin
 
+from catalog.models import Stock
 from okada.core.actors import Actor
-from okada.core.admin import HistoryDiffs, ReadOnlyAdmin, RevokedFilter, run_per_object
+from okada.core.admin import (
+    LOADED_AT,
+    HistoryDiffs,
+    ReadOnlyAdmin,
+    RevokedFilter,
+    change_url,
+    run_per_object,
+    staff_actor,
+)
 from okada.core.display import reason_label
 from okada.core.errors import DomainError
+from orders.models import Order
 
 from . import feed, services
 from .models import Device, Mutation, SyncConflict
@@ -88,7 +100,27 @@ class DeviceAdmin(ReadOnlyAdmin):
 
 
 def _pretty(value: Any) -> str:
-    return format_html("<pre style='margin:0'>{}</pre>", json.dumps(value, indent=2, ensure_ascii=False))
+    return format_html(
+        "<pre style='margin:0'>{}</pre>", json.dumps(value, indent=2, ensure_ascii=False, default=str)
+    )
+
+
+def current_value(conflict: SyncConflict) -> dict[str, Any] | None:
+    """The row a conflict is about as it is now, shaped as its `server_value` (the fields the
+    device wants to change, the version; a stock's units; an order's status); None if gone."""
+    row = services.conflict_row(conflict)
+    if row is None:
+        return None
+    if isinstance(row, Stock):
+        return {"on_hand": row.on_hand, "reserved": row.reserved, "version": row.version}
+    if isinstance(row, Order):
+        return {"status": row.status}
+    wanted = (conflict.device_value or {}).get("fields") or {}
+    return {
+        "fields": {name: getattr(row, name, None) for name in wanted},
+        "version": row.version,
+        "deleted_at": row.deleted_at.isoformat() if row.deleted_at else None,
+    }
 
 
 @admin.register(SyncConflict)
@@ -121,6 +153,7 @@ class SyncConflictAdmin(SimpleHistoryAdmin, ReadOnlyAdmin):
         "base_version",
         "device_side",
         "server_side",
+        "current_side",
         "status",
         "resolved_by",
         "resolved_at",
@@ -175,8 +208,70 @@ class SyncConflictAdmin(SimpleHistoryAdmin, ReadOnlyAdmin):
     def server_side(self, obj: SyncConflict) -> str:
         return _pretty(obj.server_value)
 
+    @admin.display(description=_("current server value"))
+    def current_side(self, obj: SyncConflict) -> str:
+        return _pretty(current_value(obj))
+
     def has_resolve_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("sync.resolve_syncconflict")
+
+    # --- Resolving from the conflict's page -----------------------------------------------------
+    # Its forms carry the time the row was last changed when the page was opened (LOADED_AT, as
+    # the change forms of okada.core.admin): conflict_resolve refuses to apply the device's value
+    # over a change made after that (changed_since_opened), and the page, opened again, shows it.
+
+    change_form_outer_before_template = "admin/sync/conflict_resolve.html"
+
+    def get_urls(self) -> list[Any]:
+        view = self.admin_site.admin_view
+        return [
+            path("<path:object_id>/resolve/", view(self.resolve_view), name="sync_syncconflict_resolve"),
+            *super().get_urls(),
+        ]
+
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: Any = None
+    ) -> HttpResponse:
+        conflict = self.get_object(request, object_id)
+        extra: dict[str, Any] = {}
+        if (
+            conflict is not None
+            and conflict.status == SyncConflict.Status.OPEN
+            and self.has_resolve_permission(request)
+        ):
+            row = services.conflict_row(conflict)
+            extra = {
+                "can_resolve": True,
+                "okada_loaded_at": row.updated_at.isoformat() if row is not None else "",
+                "resolutions": [
+                    (services.KEEP_SERVER, _("Keep the server value")),
+                    (services.APPLY_DEVICE, _("Apply the device value")),
+                ],
+            }
+        return super().change_view(request, object_id, form_url, {**(extra_context or {}), **extra})
+
+    def resolve_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        conflict: SyncConflict = get_object_or_404(SyncConflict.objects, pk=object_id)
+        if request.method != "POST":
+            return HttpResponseRedirect(change_url(conflict))
+        if not self.has_resolve_permission(request):
+            raise PermissionDenied
+        resolution = request.POST.get("resolution", "")
+        try:
+            services.conflict_resolve(
+                conflict=conflict,
+                resolution=resolution,
+                actor=staff_actor(request),
+                note=RESOLVED_IN_ADMIN.get(resolution, ""),
+                opened_at=request.POST.get(LOADED_AT) or None,
+            )
+        except DomainError as exc:
+            if exc.status == 403:
+                raise PermissionDenied(str(exc)) from exc
+            self.message_user(request, str(exc), messages.ERROR)
+        else:
+            self.message_user(request, _("The conflict is resolved."), messages.SUCCESS)
+        return HttpResponseRedirect(change_url(conflict))
 
     @admin.action(description=_("Resolve: keep the server value"), permissions=["resolve"])
     def keep_server(self, request: HttpRequest, queryset: QuerySet) -> None:

@@ -13,7 +13,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
-from django.utils import timezone
+from django.utils import formats, timezone
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import gettext_noop
 
@@ -21,7 +21,7 @@ from catalog import services as catalog
 from catalog.models import Product, Stock
 from okada.core import services as core
 from okada.core.actors import Actor, acting_for
-from okada.core.errors import Conflict, InvalidInput, NotAllowed, NotFound
+from okada.core.errors import ChangedSinceOpened, Conflict, InvalidInput, NotAllowed, NotFound
 from okada.core.texts import Text
 from orders import services as orders
 from orders.models import Order
@@ -270,13 +270,24 @@ def conflict_open(
 
 
 def conflict_resolve(
-    *, conflict: SyncConflict, resolution: str, actor: Actor, note: str = ""
+    *,
+    conflict: SyncConflict,
+    resolution: str,
+    actor: Actor,
+    note: str = "",
+    opened_at: str | None = None,
 ) -> SyncConflict:
     """Staff decide: keep the server's value, or apply the device's (through the services).
 
     Applying the device's value may itself be refused (e.g. the stock still cannot go that
     low): the error is raised and the conflict stays open. Devices see the outcome (the row and
     the conflict) on their next pull.
+
+    Nothing a user saved is lost: applying is refused (changed_since_opened, the conflict stays
+    open) when the row changed after `opened_at` (the `updated_at` the row had, ISO 8601, when
+    staff opened the conflict's page, which shows its current value) or, without it (the list's
+    action), when a product changed after the conflict was recorded (its version then). The row
+    is checked under its lock, so a change in flight is waited for and then seen.
     """
     actor.require("sync.resolve_syncconflict")
     if resolution not in (KEEP_SERVER, APPLY_DEVICE):
@@ -286,6 +297,7 @@ def conflict_resolve(
         if conflict.status != ConflictStatus.OPEN:
             raise ConflictResolved(_("This conflict was already resolved."))
         if resolution == APPLY_DEVICE:
+            _refuse_if_changed(conflict, opened_at)
             _apply_device_value(conflict, actor)
             conflict.status = ConflictStatus.APPLIED_DEVICE
         else:
@@ -296,6 +308,56 @@ def conflict_resolve(
         conflict.resolution_note = note
         conflict.save(update_fields=["status", "resolved_by", "resolved_at", "resolution_note", "updated_at"])
     return conflict
+
+
+PRODUCT_KINDS = (ConflictKind.PRICE, ConflictKind.DELETE_VS_UPDATE)
+
+
+def conflict_row(conflict: SyncConflict, *, lock: bool = False) -> Product | Stock | Order | None:
+    """The row a conflict is about as it is now (a deleted product too), or None if gone."""
+    if conflict.kind in PRODUCT_KINDS:
+        rows: Any = Product.all_objects
+    elif conflict.entity == "stock":
+        rows = Stock.objects
+    else:
+        rows = Order.objects
+    rows = rows.filter(pk=conflict.row_id)
+    return (rows.select_for_update() if lock else rows).first()
+
+
+def _refuse_if_changed(conflict: SyncConflict, opened_at: str | None) -> None:
+    """ChangedSinceOpened when applying the device's value would undo a change staff have not
+    seen (see conflict_resolve). The row stays locked until the resolution commits."""
+    row = conflict_row(conflict, lock=True)
+    if row is None:
+        return  # gone: _apply_device_value says so
+    if opened_at is not None:
+        if row.updated_at.isoformat() != opened_at:
+            raise ChangedSinceOpened(
+                Text(
+                    gettext_noop(
+                        "What this conflict is about (%(what)s) was changed at %(when)s, after you "
+                        "opened this page: the device value was not applied, so that change is not "
+                        "lost. Look at the current value on this page, then choose again."
+                    ),
+                    what=Text.of(row._meta.verbose_name),
+                    when=formats.date_format(timezone.localtime(row.updated_at), "DATETIME_FORMAT"),
+                )
+            )
+        return
+    recorded = conflict.server_value.get("version")
+    if isinstance(row, Product) and row.version != recorded:
+        raise ChangedSinceOpened(
+            Text(
+                gettext_noop(
+                    "The product changed after this conflict was recorded (version %(then)s, now "
+                    "%(now)s): the device value was not applied, so that change is not lost. Open "
+                    "the conflict, look at the product's current value, then choose again."
+                ),
+                then=recorded,
+                now=row.version,
+            )
+        )
 
 
 def _apply_device_value(conflict: SyncConflict, actor: Actor) -> None:

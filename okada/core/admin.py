@@ -56,7 +56,7 @@ from unfold.templatetags import unfold_list
 from . import services
 from .actors import Actor
 from .display import badge, job_label, job_shown, job_summary, reason_label
-from .errors import Conflict, DomainError
+from .errors import ChangedSinceOpened, DomainError
 from .jobs import labelled_task_names, registered_task
 from .models import JobRun
 from .roles import ROLES, role_label
@@ -250,12 +250,6 @@ class RefusalOnForm:
             # The view's transaction was rolled back; show the same form with the refusal.
             setattr(request, REFUSAL_ATTR, refused.error)
             return view(request, object_id, form_url, extra_context)
-
-
-class ChangedSinceOpened(Conflict):
-    """Someone saved the row after this user opened its form: saving would overwrite their change."""
-
-    code = "changed_since_opened"
 
 
 def _form_showing(form_class: type, refusal: DomainError) -> type:

@@ -116,6 +116,13 @@ class Conflict(DomainError):
     default_message = _("The current state of the data does not allow this.")
 
 
+class ChangedSinceOpened(Conflict):
+    """Someone changed the row after this user opened the page that would change it (an admin
+    form, a sync conflict's resolution): going on would silently undo their change."""
+
+    code = "changed_since_opened"
+
+
 class InUse(Conflict):
     """Live rows still depend on the row (a vendor's products, a zone's customers): no delete."""
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
+from django.conf import settings
 from django.contrib.auth.models import Permission
 
 from catalog.models import Product
@@ -11,6 +14,8 @@ from okada.core.actors import Actor
 from okada.core.roles import OPERATIONS
 from sync.models import ConflictStatus, Device, SyncConflict
 from tests.catalog.factories import ProductFactory, UserFactory, VendorFactory, role_user
+from tests.credentials.factories import vendor_api
+from tests.languages import admin_page
 from tests.sync.factories import Phone
 
 pytestmark = pytest.mark.django_db
@@ -167,3 +172,102 @@ def test_what_the_admin_actions_record_reads_in_french_on_the_pages(client, admi
     assert "révoqué dans l\u2019administration" in pages["device"]
     assert "résolu dans l\u2019administration (valeur du serveur gardée)" in pages["conflict"]
     assert "résolu dans l\u2019administration" in pages["conflict history"]
+
+
+# --- Resolving from the conflict's page: refused when the row changed since it was opened -------
+
+
+def resolve_url(conflict: SyncConflict) -> str:
+    return f"{CONFLICTS}{conflict.pk}/resolve/"
+
+
+def opened_page(client, conflict: SyncConflict, language: str = "en") -> tuple[str, str]:
+    """The conflict's page and the `_okada_loaded_at` its resolution forms carry."""
+    html = admin_page(client, f"{CONFLICTS}{conflict.pk}/change/", language)
+    found = re.search(r'name="_okada_loaded_at" value="([^"]+)"', html)
+    assert found, "the resolution forms carry the time the product was last changed"
+    return html, found.group(1)
+
+
+def test_the_page_shows_the_current_value_and_applies_the_device_value(client):
+    conflict, product = price_conflict()
+    client.force_login(staff_user("resolve_syncconflict", "change_product"))
+    html, opened = opened_page(client, conflict)
+    assert "Apply the device value" in html and "Current server value" in html
+
+    response = client.post(resolve_url(conflict), {"resolution": "apply_device", "_okada_loaded_at": opened})
+
+    assert response.status_code == 302
+    assert SyncConflict.objects.get().status == ConflictStatus.APPLIED_DEVICE
+    assert Product.objects.get(pk=product.pk).price_xaf == 900
+
+
+def test_a_product_changed_through_the_api_after_the_page_was_opened_is_not_overwritten(client):
+    conflict, product = price_conflict()
+    client.force_login(staff_user("resolve_syncconflict", "change_product"))
+    _html, opened = opened_page(client, conflict)
+    api = vendor_api(product.vendor)
+    assert api.patch(f"/products/{product.pk}", {"price_xaf": 1300}).status_code == 200  # meanwhile
+
+    response = client.post(
+        resolve_url(conflict), {"resolution": "apply_device", "_okada_loaded_at": opened}, follow=True
+    )
+
+    assert Product.objects.get(pk=product.pk).price_xaf == 1300
+    assert SyncConflict.objects.get().status == ConflictStatus.OPEN
+    page = response.content.decode()
+    assert "changed at" in page and "after you opened this page" in page
+    assert "1300" in page  # back on the page, which shows the current value
+    # Reloaded, the page carries the new time: applying is now a choice made knowingly.
+    _html, reopened = opened_page(client, conflict)
+    assert reopened != opened
+    client.post(resolve_url(conflict), {"resolution": "apply_device", "_okada_loaded_at": reopened})
+    assert Product.objects.get(pk=product.pk).price_xaf == 900
+
+
+def test_the_refusal_reads_in_french(client):
+    conflict, product = price_conflict()
+    client.force_login(staff_user("resolve_syncconflict", "change_product"))
+    html, opened = opened_page(client, conflict, "fr")
+    assert "Appliquer la valeur de l\u2019appareil" in html
+    product_update(product=product, data={"price_xaf": 1300}, actor=STAFF)
+
+    response = client.post(
+        resolve_url(conflict), {"resolution": "apply_device", "_okada_loaded_at": opened}, follow=True
+    )
+
+    page = response.content.decode()
+    assert "après que vous avez ouvert cette page" in page and "after you opened" not in page
+    assert Product.objects.get(pk=product.pk).price_xaf == 1300
+
+
+def test_the_list_action_does_not_overwrite_a_change_made_since_the_conflict(client):
+    conflict, product = price_conflict()
+    client.force_login(staff_user("resolve_syncconflict", "change_product"))
+    client.cookies[settings.LANGUAGE_COOKIE_NAME] = "en"
+    assert vendor_api(product.vendor).patch(f"/products/{product.pk}", {"price_xaf": 1300}).status_code == 200
+
+    response = client.post(
+        CONFLICTS, {"action": "apply_device", "_selected_action": [str(conflict.pk)]}, follow=True
+    )
+
+    assert Product.objects.get(pk=product.pk).price_xaf == 1300
+    assert SyncConflict.objects.get().status == ConflictStatus.OPEN
+    assert "changed after this conflict was recorded" in response.content.decode()
+
+
+@pytest.mark.parametrize("codenames", [(), ("change_product",)])
+def test_a_view_only_user_cannot_resolve_from_the_page_even_by_posting(client, codenames):
+    conflict, product = price_conflict()
+    client.force_login(staff_user(*codenames))
+    html = admin_page(client, f"{CONFLICTS}{conflict.pk}/change/", "en")
+    assert "Apply the device value" not in html
+
+    response = client.post(
+        resolve_url(conflict),
+        {"resolution": "apply_device", "_okada_loaded_at": product.updated_at.isoformat()},
+    )
+
+    assert response.status_code == 403
+    assert SyncConflict.objects.get().status == ConflictStatus.OPEN
+    assert Product.objects.get(pk=product.pk).price_xaf == 1100

@@ -11,10 +11,10 @@ from django.contrib.auth.models import Permission
 from django.db import connection
 from django.utils import timezone, translation
 
-from catalog.models import Stock, Vendor
+from catalog.models import Product, Stock, Vendor
 from catalog.services import product_update, vendor_soft_delete
 from okada.core.actors import Actor
-from okada.core.errors import InUse, InvalidInput, NotAllowed, NotFound
+from okada.core.errors import ChangedSinceOpened, InUse, InvalidInput, NotAllowed, NotFound
 from okada.core.services import tracked_hard_delete
 from okada.partitions.registry import policy_for
 from sync.models import Change, ConflictStatus, Device, FeedState, Mutation, SyncConflict
@@ -153,6 +153,75 @@ def test_applying_a_device_value_that_is_still_impossible_keeps_the_conflict_ope
     conflict_resolve(conflict=conflict, resolution=APPLY_DEVICE, actor=staff)
     assert Stock.objects.get(product=product).on_hand == 7
     assert SyncConflict.objects.get().status == ConflictStatus.APPLIED_DEVICE
+
+
+def test_the_device_value_is_not_applied_over_a_change_made_since_the_conflict():
+    # Nothing a user saved is lost: the product was changed after the conflict was recorded (the
+    # staff resolving it saw the older value); applying the device's price would undo that.
+    conflict = _price_conflict(VendorFactory())
+    product = Product.objects.get(pk=conflict.row_id)
+    product_update(product=product, data={"price_xaf": 1300}, actor=STAFF)
+    staff = staff_with("resolve_syncconflict", "change_product")
+
+    with pytest.raises(ChangedSinceOpened) as refused:
+        conflict_resolve(conflict=conflict, resolution=APPLY_DEVICE, actor=staff)
+
+    assert (refused.value.code, refused.value.status) == ("changed_since_opened", 409)
+    assert Product.objects.get(pk=product.pk).price_xaf == 1300
+    assert SyncConflict.objects.get().status == ConflictStatus.OPEN
+    # Keeping the server's value loses nothing: still allowed.
+    conflict_resolve(conflict=conflict, resolution=KEEP_SERVER, actor=staff)
+    assert Product.objects.get(pk=product.pk).price_xaf == 1300
+
+
+def test_the_device_value_is_applied_when_the_product_did_not_change_since_the_conflict():
+    conflict = _price_conflict(VendorFactory())
+    staff = staff_with("resolve_syncconflict", "change_product")
+
+    conflict_resolve(conflict=conflict, resolution=APPLY_DEVICE, actor=staff)
+
+    assert Product.objects.get(pk=conflict.row_id).price_xaf == 900
+    assert SyncConflict.objects.get().status == ConflictStatus.APPLIED_DEVICE
+
+
+def test_the_device_value_applies_over_a_change_the_staff_saw_when_they_opened_the_page():
+    # Opened before a change: refused. Opened again after it (the page shows the current value):
+    # applying is then a choice made knowingly.
+    conflict = _price_conflict(VendorFactory())
+    product = Product.objects.get(pk=conflict.row_id)
+    opened_before = product.updated_at.isoformat()
+    product = product_update(product=product, data={"price_xaf": 1300}, actor=STAFF)
+    staff = staff_with("resolve_syncconflict", "change_product")
+
+    with pytest.raises(ChangedSinceOpened):
+        conflict_resolve(conflict=conflict, resolution=APPLY_DEVICE, actor=staff, opened_at=opened_before)
+    assert Product.objects.get(pk=product.pk).price_xaf == 1300
+
+    conflict_resolve(
+        conflict=conflict, resolution=APPLY_DEVICE, actor=staff, opened_at=product.updated_at.isoformat()
+    )
+    assert Product.objects.get(pk=product.pk).price_xaf == 900
+
+
+def test_a_deleted_product_restored_since_the_conflict_is_not_overwritten():
+    from catalog.services import product_restore, product_soft_delete
+
+    vendor = VendorFactory()
+    product = ProductFactory(vendor=vendor, name="Savon")
+    phone = Phone(vendor)
+    product_soft_delete(product=product, actor=STAFF)
+    phone.push(
+        phone.mutation("product.update", product_id=str(product.pk), base_version=1, fields={"name": "X"})
+    )
+    conflict = SyncConflict.objects.get()
+    product = product_restore(product=product, actor=STAFF)
+    product_update(product=product, data={"name": "Savon noir"}, actor=STAFF)
+    staff = staff_with("resolve_syncconflict", "change_product")
+
+    with pytest.raises(ChangedSinceOpened):
+        conflict_resolve(conflict=conflict, resolution=APPLY_DEVICE, actor=staff)
+
+    assert Product.objects.get(pk=product.pk).name == "Savon noir"
 
 
 def test_an_unknown_resolution_is_refused():
@@ -297,3 +366,22 @@ def test_a_vendor_with_a_registered_device_is_kept_the_delete_is_a_clear_in_use_
     with translation.override("en"), pytest.raises(InUse, match="devices, which are kept for good"):
         vendor_soft_delete(vendor=vendor, actor=staff_actor())
     assert Vendor.objects.filter(pk=vendor.pk).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_product_changed_while_the_device_value_is_being_applied_keeps_the_change():
+    # The REST API's update holds the product's lock when staff apply the device's value: the
+    # resolution waits for it, then finds the product changed since the conflict: refused.
+    conflict = _price_conflict(VendorFactory())
+    product = Product.objects.get(pk=conflict.row_id)
+    staff = staff_with("resolve_syncconflict", "change_product")
+
+    updated, resolved = race(
+        lambda: product_update(product=product, data={"price_xaf": 1300}, actor=STAFF),
+        lambda: conflict_resolve(conflict=conflict, resolution=APPLY_DEVICE, actor=staff),
+    )
+
+    assert isinstance(updated, Product), (updated, resolved)
+    assert isinstance(resolved, ChangedSinceOpened), (updated, resolved)
+    assert Product.objects.get(pk=product.pk).price_xaf == 1300
+    assert SyncConflict.objects.get().status == ConflictStatus.OPEN
