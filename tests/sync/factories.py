@@ -10,13 +10,17 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from catalog.models import Vendor
+from catalog.models import Product, Stock, Vendor
+from catalog.services import stock_adjust
 from okada.core.actors import Actor
-from sync.models import Device
+from orders.models import Order
+from orders.services import order_transition
+from sync.models import Device, SyncConflict
 from sync.pull import pull
 from sync.push import push
 from sync.services import device_register
-from tests.catalog.factories import UserFactory
+from tests.catalog.factories import ProductFactory, UserFactory
+from tests.orders.factories import OrderFactory
 
 
 def vendor_device_actor(vendor: Vendor) -> Actor:
@@ -120,3 +124,43 @@ def in_threads(calls: list[Any]) -> list[Any]:
         t.join(WAIT)
         assert not t.is_alive(), "a thread did not finish before the deadline"
     return results
+
+
+# --- Conflicts of each kind, as pushes make them ---------------------------------------------
+
+STAFF = Actor(role=Actor.STAFF, label="ops")
+
+
+def stale_count_conflict(vendor) -> tuple[SyncConflict, Product]:
+    """A device counted 8 on a stock that received 5 units meanwhile: stale_count (15 on hand)."""
+    product = ProductFactory(vendor=vendor, initial_stock=10)
+    phone = Phone(vendor)
+    phone.pull_all()
+    seen = phone.copy("stock")[str(Stock.objects.get(product=product).pk)]
+    stock_adjust(product=product, delta=5, reason="livraison", actor=STAFF)
+    phone.push(
+        phone.mutation(
+            "stock.count",
+            product_id=str(product.pk),
+            on_hand=8,
+            base_version=seen["version"],
+            base_on_hand=10,
+        )
+    )
+    conflict = SyncConflict.objects.get()
+    assert conflict.kind == "stale_count"
+    return conflict, product
+
+
+def stale_transition_conflict(vendor) -> tuple[SyncConflict, Order]:
+    """A device cancelled an order (seen pending) that staff accepted meanwhile: stale_transition."""
+    order = OrderFactory(vendor=vendor)
+    phone = Phone(vendor)
+    phone.pull_all()
+    order = order_transition(order=order, to="accepted", actor=STAFF)
+    phone.push(
+        phone.mutation("order.transition", order_id=str(order.pk), to="cancelled", base_status="pending")
+    )
+    conflict = SyncConflict.objects.get()
+    assert conflict.kind == "stale_transition"
+    return conflict, order

@@ -8,15 +8,16 @@ import pytest
 from django.conf import settings
 from django.contrib.auth.models import Permission
 
-from catalog.models import Product
+from catalog.models import Product, Stock
 from catalog.services import product_update
 from okada.core.actors import Actor
 from okada.core.roles import OPERATIONS
+from orders.models import Order
 from sync.models import ConflictStatus, Device, SyncConflict
 from tests.catalog.factories import ProductFactory, UserFactory, VendorFactory, role_user
 from tests.credentials.factories import vendor_api
 from tests.languages import admin_page
-from tests.sync.factories import Phone
+from tests.sync.factories import Phone, stale_count_conflict, stale_transition_conflict
 
 pytestmark = pytest.mark.django_db
 
@@ -271,3 +272,64 @@ def test_a_view_only_user_cannot_resolve_from_the_page_even_by_posting(client, c
     assert response.status_code == 403
     assert SyncConflict.objects.get().status == ConflictStatus.OPEN
     assert Product.objects.get(pk=product.pk).price_xaf == 1100
+
+
+# --- From the list: a stock count or an order move is not applied over a change made since -----
+
+
+def apply_from_the_list(client, conflict: SyncConflict, language: str = "en") -> str:
+    client.cookies[settings.LANGUAGE_COOKIE_NAME] = language
+    response = client.post(
+        CONFLICTS, {"action": "apply_device", "_selected_action": [str(conflict.pk)]}, follow=True
+    )
+    assert response.status_code == 200
+    return response.content.decode()
+
+
+def test_the_list_action_does_not_undo_a_restock_made_since_a_stock_count_conflict(client):
+    conflict, product = stale_count_conflict(VendorFactory())
+    api = vendor_api(product.vendor)
+    restock = api.post(f"/products/{product.pk}/stock-adjustments", {"delta": 10, "reason": "livraison"})
+    assert restock.status_code in (200, 201), restock.content  # 25 on hand now
+    client.force_login(role_user(OPERATIONS))
+
+    page = apply_from_the_list(client, conflict)
+
+    assert Stock.objects.get(product=product).on_hand == 25
+    assert SyncConflict.objects.get().status == ConflictStatus.OPEN
+    assert "changed after this conflict was recorded" in page
+    assert "Open the conflict, look at the current value" in page
+
+
+def test_the_list_action_applies_a_stock_count_when_the_stock_did_not_change(client):
+    conflict, product = stale_count_conflict(VendorFactory())
+    client.force_login(role_user(OPERATIONS))
+
+    apply_from_the_list(client, conflict)
+
+    assert Stock.objects.get(product=product).on_hand == 8
+    assert SyncConflict.objects.get().status == ConflictStatus.APPLIED_DEVICE
+
+
+def test_the_list_action_does_not_cancel_an_order_moved_since_the_conflict_and_says_so_in_french(client):
+    conflict, order = stale_transition_conflict(VendorFactory())
+    moved = vendor_api(order.vendor).post(f"/orders/{order.pk}/transitions", {"to": "preparing"})
+    assert moved.status_code == 200, moved.content
+    client.force_login(role_user(OPERATIONS))
+
+    page = apply_from_the_list(client, conflict, "fr")
+
+    assert Order.objects.get(pk=order.pk).status == "preparing"
+    assert SyncConflict.objects.get().status == ConflictStatus.OPEN
+    assert "modifié après l\u2019enregistrement de ce conflit" in page
+    assert "Ouvrez le conflit, regardez la valeur actuelle" in page
+
+
+def test_the_list_action_applies_an_order_move_when_the_order_did_not_move(client):
+    conflict, order = stale_transition_conflict(VendorFactory())
+    client.force_login(role_user(OPERATIONS))
+
+    apply_from_the_list(client, conflict)
+
+    assert Order.objects.get(pk=order.pk).status == "cancelled"
+    assert SyncConflict.objects.get().status == ConflictStatus.APPLIED_DEVICE

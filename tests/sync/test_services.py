@@ -12,11 +12,13 @@ from django.db import connection
 from django.utils import timezone, translation
 
 from catalog.models import Product, Stock, Vendor
-from catalog.services import product_update, vendor_soft_delete
+from catalog.services import product_update, stock_adjust, vendor_soft_delete
 from okada.core.actors import Actor
 from okada.core.errors import ChangedSinceOpened, InUse, InvalidInput, NotAllowed, NotFound
 from okada.core.services import tracked_hard_delete
 from okada.partitions.registry import policy_for
+from orders.models import Order
+from orders.services import order_transition
 from sync.models import Change, ConflictStatus, Device, FeedState, Mutation, SyncConflict
 from sync.services import (
     APPLY_DEVICE,
@@ -34,7 +36,7 @@ from sync.services import (
 )
 from tests.catalog.factories import ProductFactory, UserFactory, VendorFactory, staff_actor
 from tests.concurrency import WAIT, in_thread, race
-from tests.sync.factories import Phone, register_device
+from tests.sync.factories import Phone, register_device, stale_count_conflict, stale_transition_conflict
 
 pytestmark = pytest.mark.django_db
 
@@ -222,6 +224,64 @@ def test_a_deleted_product_restored_since_the_conflict_is_not_overwritten():
         conflict_resolve(conflict=conflict, resolution=APPLY_DEVICE, actor=staff)
 
     assert Product.objects.get(pk=product.pk).name == "Savon noir"
+
+
+# --- From the list (no page opened): every kind is checked against what the conflict recorded ---
+
+
+def test_a_stock_count_is_not_applied_over_a_restock_made_since_the_conflict():
+    conflict, product = stale_count_conflict(VendorFactory())
+    stock_adjust(product=product, delta=10, reason="livraison", actor=STAFF)  # 25 on hand now
+    staff = staff_with("resolve_syncconflict", "count_stock")
+
+    with translation.override("en"), pytest.raises(ChangedSinceOpened) as refused:
+        conflict_resolve(conflict=conflict, resolution=APPLY_DEVICE, actor=staff)
+
+    assert (refused.value.code, refused.value.status) == ("changed_since_opened", 409)
+    assert "changed after this conflict was recorded" in str(refused.value)
+    assert "Open the conflict, look at the current value" in str(refused.value)
+    assert Stock.objects.get(product=product).on_hand == 25
+    assert SyncConflict.objects.get().status == ConflictStatus.OPEN
+    conflict_resolve(conflict=conflict, resolution=KEEP_SERVER, actor=staff)  # loses nothing: allowed
+    assert Stock.objects.get(product=product).on_hand == 25
+    assert SyncConflict.objects.get().status == ConflictStatus.KEPT_SERVER
+
+
+def test_a_stock_count_applies_when_the_stock_did_not_change_since_the_conflict():
+    conflict, product = stale_count_conflict(VendorFactory())
+
+    conflict_resolve(
+        conflict=conflict, resolution=APPLY_DEVICE, actor=staff_with("resolve_syncconflict", "count_stock")
+    )
+
+    assert Stock.objects.get(product=product).on_hand == 8
+    assert SyncConflict.objects.get().status == ConflictStatus.APPLIED_DEVICE
+
+
+def test_an_order_transition_is_not_applied_over_a_move_made_since_the_conflict():
+    conflict, order = stale_transition_conflict(VendorFactory())
+    order_transition(order=order, to="preparing", actor=STAFF)  # staff went on with it meanwhile
+    staff = staff_with("resolve_syncconflict", "transition_order")
+
+    with translation.override("fr"), pytest.raises(ChangedSinceOpened) as refused:
+        conflict_resolve(conflict=conflict, resolution=APPLY_DEVICE, actor=staff)
+
+    message = str(refused.value)
+    assert "modifié après l\u2019enregistrement de ce conflit" in message
+    assert "Ouvrez le conflit, regardez la valeur actuelle" in message
+    assert Order.objects.get(pk=order.pk).status == "preparing"
+    assert SyncConflict.objects.get().status == ConflictStatus.OPEN
+
+
+def test_an_order_transition_applies_when_the_order_did_not_move_since_the_conflict():
+    conflict, order = stale_transition_conflict(VendorFactory())
+
+    staff = staff_with("resolve_syncconflict", "transition_order")
+
+    conflict_resolve(conflict=conflict, resolution=APPLY_DEVICE, actor=staff)
+
+    assert Order.objects.get(pk=order.pk).status == "cancelled"
+    assert SyncConflict.objects.get().status == ConflictStatus.APPLIED_DEVICE
 
 
 def test_an_unknown_resolution_is_refused():
