@@ -24,7 +24,7 @@ from okada.core.actors import Actor, acting_for
 from okada.core.errors import ChangedSinceOpened, Conflict, InvalidInput, NotAllowed, NotFound
 from okada.core.texts import Text
 from orders import services as orders
-from orders.models import Order
+from orders.models import Order, OrderStatus
 
 from . import feed
 from .models import ConflictKind, ConflictStatus, Device, FeedState, Mutation, SyncConflict
@@ -286,8 +286,11 @@ def conflict_resolve(
     Nothing a user saved is lost: applying is refused (changed_since_opened, the conflict stays
     open) when the row changed after `opened_at` (the `updated_at` the row had, ISO 8601, when
     staff opened the conflict's page, which shows its current value) or, without it (the list's
-    action), when a product changed after the conflict was recorded (its version then). The row
-    is checked under its lock, so a change in flight is waited for and then seen.
+    action), when the row changed after the conflict was recorded, whatever its kind (the
+    version or status recorded in `server_value`, see RECORDED_MARKS), except for a stock
+    adjustment (a delta adds to what is there, so it undoes nothing: staff restock, then apply).
+    The row is checked under its lock, so a change in flight is waited for and then seen.
+    Keeping the server's value loses nothing: always allowed.
     """
     actor.require("sync.resolve_syncconflict")
     if resolution not in (KEEP_SERVER, APPLY_DEVICE):
@@ -345,19 +348,37 @@ def _refuse_if_changed(conflict: SyncConflict, opened_at: str | None) -> None:
                 )
             )
         return
-    recorded = conflict.server_value.get("version")
-    if isinstance(row, Product) and row.version != recorded:
+    if "delta" in conflict.device_value:
+        return  # an adjustment adds to the units there now (e.g. after a restock): it undoes nothing
+    recorded = {mark: conflict.server_value[mark] for mark in RECORDED_MARKS if mark in conflict.server_value}
+    current = {mark: getattr(row, mark) for mark in recorded}
+    if current != recorded:
         raise ChangedSinceOpened(
             Text(
                 gettext_noop(
-                    "The product changed after this conflict was recorded (version %(then)s, now "
-                    "%(now)s): the device value was not applied, so that change is not lost. Open "
-                    "the conflict, look at the product's current value, then choose again."
+                    "What this conflict is about (%(what)s) changed after this conflict was recorded "
+                    "(then %(then)s, now %(now)s): the device value was not applied, so that change is "
+                    "not lost. Open the conflict, look at the current value, then choose again."
                 ),
-                then=recorded,
-                now=row.version,
+                what=Text.of(row._meta.verbose_name),
+                then=_mark_text(recorded),
+                now=_mark_text(current),
             )
         )
+
+
+# What a conflict records of its row (push.py, in `server_value`) that moves whenever the row
+# changes: a product's or a stock's version (every change, a reservation too, moves it on), an
+# order's status (it never comes back to one it left; an order has no version).
+RECORDED_MARKS = ("version", "status")
+
+
+def _mark_text(marks: dict[str, Any]) -> Text | str:
+    if "version" in marks:
+        return Text(gettext_noop("version %(n)s"), n=marks["version"])
+    status = str(marks.get("status"))
+    label = dict(OrderStatus.choices).get(status)
+    return Text.of(label) if label is not None else status
 
 
 def _apply_device_value(conflict: SyncConflict, actor: Actor) -> None:
