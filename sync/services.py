@@ -350,7 +350,8 @@ def _refuse_if_changed(conflict: SyncConflict, opened_at: str | None) -> None:
         return
     if "delta" in conflict.device_value:
         return  # an adjustment adds to the units there now (e.g. after a restock): it undoes nothing
-    recorded = {mark: conflict.server_value[mark] for mark in RECORDED_MARKS if mark in conflict.server_value}
+    marks = STOCK_MARKS if conflict.entity == "stock" else RECORDED_MARKS
+    recorded = {mark: conflict.server_value[mark] for mark in marks if mark in conflict.server_value}
     current = {mark: getattr(row, mark) for mark in recorded}
     if current != recorded:
         raise ChangedSinceOpened(
@@ -371,11 +372,16 @@ def _refuse_if_changed(conflict: SyncConflict, opened_at: str | None) -> None:
 # changes: a product's or a stock's version (every change, a reservation too, moves it on), an
 # order's status (it never comes back to one it left; an order has no version).
 RECORDED_MARKS = ("version", "status")
+# A stock count sets the units on hand: only a change of them (a restock, a count, a sale) would be
+# undone; reservations made since move the version but not what the count replaces.
+STOCK_MARKS = ("on_hand",)
 
 
 def _mark_text(marks: dict[str, Any]) -> Text | str:
     if "version" in marks:
         return Text(gettext_noop("version %(n)s"), n=marks["version"])
+    if "on_hand" in marks:
+        return Text(gettext_noop("%(n)s on hand"), n=marks["on_hand"])
     status = str(marks.get("status"))
     label = dict(OrderStatus.choices).get(status)
     return Text.of(label) if label is not None else status

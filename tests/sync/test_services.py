@@ -36,6 +36,7 @@ from sync.services import (
 )
 from tests.catalog.factories import ProductFactory, UserFactory, VendorFactory, staff_actor
 from tests.concurrency import WAIT, in_thread, race
+from tests.orders.factories import OrderFactory
 from tests.sync.factories import Phone, register_device, stale_count_conflict, stale_transition_conflict
 
 pytestmark = pytest.mark.django_db
@@ -255,6 +256,21 @@ def test_a_stock_count_applies_when_the_stock_did_not_change_since_the_conflict(
     )
 
     assert Stock.objects.get(product=product).on_hand == 8
+    assert SyncConflict.objects.get().status == ConflictStatus.APPLIED_DEVICE
+
+
+def test_a_stock_count_applies_over_a_reservation_made_since_the_conflict():
+    # An order reserving units moves the stock's version but not the units on hand the count
+    # replaces: nothing would be undone, so a busy shop's counts are not refused for it.
+    conflict, product = stale_count_conflict(VendorFactory())
+    OrderFactory(vendor=product.vendor, items=[(product, 3)])
+    assert Stock.objects.get(product=product).version != conflict.server_value["version"]
+
+    conflict_resolve(
+        conflict=conflict, resolution=APPLY_DEVICE, actor=staff_with("resolve_syncconflict", "count_stock")
+    )
+
+    assert (Stock.objects.get(product=product).on_hand, Stock.objects.get(product=product).reserved) == (8, 3)
     assert SyncConflict.objects.get().status == ConflictStatus.APPLIED_DEVICE
 
 
