@@ -1119,7 +1119,7 @@ def order_soft_delete(*, order: Order, actor: Actor, reason: str = "order delete
         order = core.locked(Order.objects, order.pk)
         if order.status in OPEN_STATUSES:
             raise Conflict(_("An open order cannot be deleted: cancel it first (it releases the stock)."))
-        core.refuse_if_kept_records(order)
+        core.refuse_if_in_use(order)
         order.delete()
     return order
 

@@ -137,39 +137,25 @@ def live_share_locked(model: Any, key: Any, *, strength: str = "KEY SHARE") -> A
 
 
 def refuse_if_in_use(obj: TrackedModel) -> None:
-    """InUse when live rows still point at `obj` through a protected key (a vendor's products,
-    a zone's customers): deleting it would leave them pointing at a deleted row."""
+    """InUse when rows point at `obj` through a protected key: live tracked rows (a vendor's
+    products, a zone's customers: deleting it would leave them pointing at a deleted row), or
+    records that are never deleted (an order's payments, a vendor's devices and sync conflicts:
+    they keep it live; safedelete's cascade would raise ProtectedError, a 500)."""
     for rel in obj._meta.related_objects:
-        related = rel.related_model
-        if rel.many_to_many or rel.on_delete is not PROTECT or not getattr(related, "tracked", False):
+        related: Any = rel.related_model
+        if rel.many_to_many or rel.on_delete is not PROTECT:
             continue
-        if related.objects.filter(**{rel.field.name: obj}).exists():  # type: ignore[union-attr]
-            raise InUse(
-                Text(
-                    gettext_noop("%(obj)s is still used by live %(rows)s: delete or move them first."),
-                    obj=str(obj),
-                    rows=Text.of(related._meta.verbose_name_plural),  # type: ignore[union-attr]
-                ),
-                model=related._meta.label,  # type: ignore[union-attr]
+        tracked = getattr(related, "tracked", False)
+        rows = related.objects if tracked else related._default_manager
+        if rows.filter(**{rel.field.name: obj}).exists():
+            message = (
+                gettext_noop("%(obj)s is still used by live %(rows)s: delete or move them first.")
+                if tracked
+                else gettext_noop("%(obj)s has %(rows)s, which are kept for good: it cannot be deleted.")
             )
-
-
-def refuse_if_kept_records(obj: TrackedModel) -> None:
-    """InUse when records that are never deleted (an order's payments, a vendor's devices and
-    sync conflicts) point at `obj` through a protected key: they keep it live (safedelete's
-    cascade would raise ProtectedError, a 500)."""
-    for rel in obj._meta.related_objects:
-        related = rel.related_model
-        if rel.many_to_many or rel.on_delete is not PROTECT or getattr(related, "tracked", False):
-            continue
-        if related._default_manager.filter(**{rel.field.name: obj}).exists():  # type: ignore[union-attr]
             raise InUse(
-                Text(
-                    gettext_noop("%(obj)s has %(rows)s, which are kept for good: it cannot be deleted."),
-                    obj=str(obj),
-                    rows=Text.of(related._meta.verbose_name_plural),  # type: ignore[union-attr]
-                ),
-                model=related._meta.label,  # type: ignore[union-attr]
+                Text(message, obj=str(obj), rows=Text.of(related._meta.verbose_name_plural)),
+                model=related._meta.label,
             )
 
 
@@ -179,7 +165,6 @@ def soft_delete(obj: TrackedModel, *, actor: Actor, reason: str) -> TrackedModel
     with transaction.atomic(), actors.acting_for(actor, reason):
         row = locked(model.objects, obj.pk)
         refuse_if_in_use(row)
-        refuse_if_kept_records(row)
         row.delete()
     return row
 
