@@ -166,7 +166,7 @@ def vendor_update(*, vendor: Vendor, data: dict[str, Any], actor: Actor) -> Vend
     core.refuse_unknown_fields(data, VENDOR_EDITABLE_FIELDS)
     actor.require_if_staff("catalog.change_vendor")
     with transaction.atomic(), acting_for(actor, "vendor updated"):
-        vendor = core.locked(Vendor.objects, vendor.pk)
+        vendor = core.locked(Vendor.objects, vendor.pk, no_key=True)  # placements go on meanwhile
         if "phone" in data:
             data = {**data, "phone": core.cm_phone(data["phone"])}
         if data.get("slug", vendor.slug) != vendor.slug and Vendor.objects.filter(slug=data["slug"]).exists():
@@ -265,7 +265,9 @@ def _check_parent(category: Category) -> None:
     """The parent is live, and not the category itself nor one of its descendants (no cycles)."""
     if category.parent_id is None:
         return
-    _live_category(category.parent_id, field="parent")  # share-locked: see _live_category
+    # The walk first: a move under its own descendant is refused before it waits for a lock on
+    # that descendant, which an edit of the descendant (holding it, waiting for this category
+    # as its parent) would turn into a deadlock.
     seen = {category.pk}
     parent_id = category.parent_id
     while parent_id is not None:
@@ -273,6 +275,7 @@ def _check_parent(category: Category) -> None:
             raise InvalidInput(_("A category cannot be inside itself."), field="parent")
         seen.add(parent_id)
         parent_id = Category.all_objects.filter(pk=parent_id).values_list("parent_id", flat=True).first()
+    _live_category(category.parent_id, field="parent")  # share-locked: see _live_category
 
 
 def category_create(

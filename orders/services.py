@@ -1172,7 +1172,7 @@ def zone_update(*, zone: Zone, data: dict[str, Any], actor: Actor) -> Zone:
     core.refuse_unknown_fields(data, ZONE_EDITABLE_FIELDS)
     actor.require_if_staff("orders.change_zone")
     with transaction.atomic(), acting_for(actor, "zone updated"):
-        zone = core.locked(Zone.objects, zone.pk)
+        zone = core.locked(Zone.objects, zone.pk, no_key=True)
         if not core.model_fields_update(zone, data):
             return zone
         _check_zone(zone)
@@ -1232,7 +1232,7 @@ def customer_update(*, customer: Customer, data: dict[str, Any], actor: Actor) -
     core.refuse_unknown_fields(data, CUSTOMER_EDITABLE_FIELDS)
     actor.require_if_staff("orders.change_customer")
     with transaction.atomic(), acting_for(actor, "customer updated"):
-        customer = core.locked(Customer.objects, customer.pk)
+        customer = core.locked(Customer.objects, customer.pk, no_key=True)
         if not core.model_fields_update(customer, data):
             return customer
         _check_customer(customer)

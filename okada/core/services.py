@@ -91,9 +91,15 @@ def history_clean_duplicates(*, days: int) -> dict[str, str]:
 # --- Soft delete, restore, hard delete: the shared steps of every domain's services -------------
 
 
-def locked(rows: Any, key: Any, *, by: str = "pk", gone: Text | str | None = None) -> Any:
+def locked(
+    rows: Any, key: Any, *, by: str = "pk", gone: Text | str | None = None, no_key: bool = False
+) -> Any:
     """The row of `rows` (a manager or queryset) whose `by` is `key` (its primary key unless
     told: a stock row by its product_id), re-read under FOR UPDATE, or NotFound.
+
+    `no_key=True` takes FOR NO KEY UPDATE: for an edit of a row's details, which then does not
+    wait for (nor hold up) writers that only point at the row (an order placement's FOR KEY
+    SHARE of its vendor, zone and customer). A delete keeps FOR UPDATE: it must wait for them.
 
     Services look a row up, then lock it. Between the two a concurrent request may soft-delete
     the row (the default manager no longer sees it once that commits), delete it for good, or,
@@ -102,7 +108,7 @@ def locked(rows: Any, key: Any, *, by: str = "pk", gone: Text | str | None = Non
     service goes through here.
     """
     try:
-        return rows.select_for_update().get(**{by: key})
+        return rows.select_for_update(no_key=no_key).get(**{by: key})
     except ObjectDoesNotExist:
         meta = rows.model._meta
         message = gone or Text(

@@ -114,7 +114,13 @@ def snapshot_take(*, now: dt.datetime | None = None) -> dict[str, Any]:
             )
             QueryText.objects.bulk_create(
                 [
-                    QueryText(queryid=q["queryid"], text=(q["query"] or "")[:QUERY_TEXT_MAX], last_seen=now)
+                    QueryText(
+                        queryid=q["queryid"],
+                        # pg_stat_statements leaves a utility statement's values in its text
+                        # (ALTER ROLE ... PASSWORD '...'); the Queries screen is Operations'.
+                        text=pg.without_literals(q["query"])[:QUERY_TEXT_MAX],
+                        last_seen=now,
+                    )
                     for q in statements
                 ],
                 update_conflicts=True,
@@ -314,7 +320,9 @@ def session_signal(*, pid: int, kind: str, actor: Actor) -> DatabaseAction:
         kind=kind,
         user=actor.user,
         pid=pid,
-        target=f"{target['user']} / {target['application']} / {target['database']}: {target['query']}"[:2000],
+        # The action log is read by Operations: the query's values stay out (see pg.without_literals).
+        target=f"{target['user']} / {target['application']} / {target['database']}: "
+        f"{pg.without_literals(target['query'])}"[:2000],
         succeeded=succeeded,
     )
     log.warning("backend %s: %s by %s (%s)", pid, kind, actor, "done" if succeeded else "already gone")

@@ -193,6 +193,32 @@ def test_two_categories_moved_under_each_other_at_once_never_make_a_cycle():
     assert (parents[fruits.pk], parents[vegetables.pk]) == (vegetables.pk, None)
 
 
+def test_a_move_under_its_own_child_is_refused_without_waiting_for_an_edit_of_the_child():
+    # The cycle is found before the new parent is locked: waiting for the child (held by an edit
+    # of it that will want this category as its parent) could only end in a deadlock.
+    fruits = CategoryFactory()
+    citrus = CategoryFactory(parent=fruits)
+
+    edited, (moved, citrus_position_seen) = race(
+        lambda: Category.objects.filter(pk=citrus.pk).update(position=7),
+        lambda: (
+            _refusal(lambda: category_update(category=fruits, data={"parent": citrus}, actor=STAFF)),
+            Category.objects.get(pk=citrus.pk).position,
+        ),
+    )
+
+    assert edited == 1
+    assert isinstance(moved, InvalidInput) and citrus_position_seen == 0, (moved, citrus_position_seen)
+    assert Category.objects.get(pk=fruits.pk).parent_id is None
+
+
+def _refusal(call):
+    try:
+        return call()
+    except Exception as exc:
+        return exc
+
+
 def test_a_category_deleted_while_a_sub_category_is_created_in_it_is_refused_as_in_use():
     parent = CategoryFactory()
 

@@ -47,6 +47,17 @@ def test_a_snapshot_records_tables_indexes_and_statements_once_per_hour():
     assert QueryText.objects.count() >= first["statements"]
 
 
+def test_a_statements_values_left_in_its_text_by_pg_stat_statements_are_not_kept():
+    # pg_stat_statements does not normalise utility statements: their values stay in the text.
+    with connection.cursor() as cur:
+        cur.execute("SELECT pg_stat_statements_reset()")  # so that it is among the top statements
+        cur.execute("SET LOCAL application_name = 'health-probe-secret'")
+    services.snapshot_take(now=timezone.now())
+    texts = list(QueryText.objects.filter(text__contains="application_name").values_list("text", flat=True))
+    assert texts and not any("health-probe-secret" in t for t in texts)
+    assert "SET LOCAL application_name = '…'" in texts
+
+
 def test_snapshots_past_retention_are_pruned_with_their_rows(settings):
     settings.OKADA_HEALTH_SNAPSHOT_RETENTION_DAYS = 90
     now = timezone.now()
@@ -192,7 +203,7 @@ def test_rows_in_a_default_partition_open_an_alert():
 
 @pytest.mark.django_db(transaction=True)
 def test_a_superuser_cancels_a_long_query_and_operations_cannot(admin_user, operations_user):
-    with in_thread("SELECT pg_sleep(30) AS health_probe_sleep") as (pid, done):
+    with in_thread("SELECT pg_sleep(30) AS health_probe_sleep, 'sessionkey-77' AS k") as (pid, done):
         wait_until(lambda: _running(pid), "the query to run")
         with pytest.raises(NotAllowed):
             services.session_signal(pid=pid, kind="cancel", actor=Actor.for_staff_user(operations_user))
@@ -200,6 +211,8 @@ def test_a_superuser_cancels_a_long_query_and_operations_cannot(admin_user, oper
         action = services.session_signal(pid=pid, kind="cancel", actor=Actor.for_staff_user(admin_user))
         wait_until(lambda: done, "the query to stop")
     assert action.succeeded and action.user == admin_user and "health_probe_sleep" in action.target
+    # The action log is Operations' reading: the query's values are not kept.
+    assert "'…' AS k" in action.target and "sessionkey-77" not in action.target
     assert "canceling statement due to user request" in str(done[0])
     assert list(DatabaseAction.objects.values_list("kind", "pid")) == [("cancel", pid)]
 

@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from catalog.models import Product, Stock, StockMovement, Vendor
 from catalog.selectors import stock_audit
-from catalog.services import stock_adjust
+from catalog.services import stock_adjust, vendor_update
 from okada.core.actors import Actor
 from okada.core.errors import InUse, InvalidInput, NotFound
 from orders.models import (
@@ -31,6 +31,7 @@ from orders.models import (
     OrderStatus,
     Payment,
     PaymentMethod,
+    Zone,
 )
 from orders.services import (
     CustomerUnavailable,
@@ -48,6 +49,7 @@ from orders.services import (
     payment_record,
     payment_refund_settle,
     zone_soft_delete,
+    zone_update,
 )
 from tests.catalog.factories import ProductFactory, VendorFactory
 from tests.concurrency import race, run_together
@@ -543,6 +545,40 @@ def test_a_zone_deleted_while_an_order_is_placed_in_it_is_refused_as_in_use():
 
     assert isinstance(placed, Order), (placed, deleted)
     assert isinstance(deleted, InUse), (placed, deleted)
+
+
+def test_an_edit_of_the_vendor_zone_or_customer_does_not_hold_up_placements():
+    # An edit of their details takes FOR NO KEY UPDATE, which the placement's FOR KEY SHARE of the
+    # rows it points at does not wait for: the order is placed while the edit is still open (a
+    # placement that waited would read the edit, committed by then, right after it).
+    product, zone = ProductFactory(initial_stock=5), ZoneFactory()
+    customer = CustomerFactory(zone=None)
+    edits = [
+        (
+            lambda: vendor_update(vendor=product.vendor, data={"name": "Chez Mama"}, actor=STAFF),
+            lambda: Vendor.objects.get(pk=product.vendor_id).name,
+        ),
+        (
+            lambda: zone_update(zone=zone, data={"delivery_fee_xaf": 900}, actor=STAFF),
+            lambda: Zone.objects.get(pk=zone.pk).delivery_fee_xaf,
+        ),
+        (
+            lambda: customer_update(customer=customer, data={"name": "Mama Ngo"}, actor=STAFF),
+            lambda: Customer.objects.get(pk=customer.pk).name,
+        ),
+    ]
+    for edit, read in edits:
+        before = read()
+
+        def place_then_read(read: Callable[[], Any] = read) -> tuple[Any, Any]:
+            return place_for(customer, zone, product)(), read()
+
+        edited, placed = race(edit, place_then_read)
+
+        assert not isinstance(edited, Exception) and not isinstance(placed, Exception), (edited, placed)
+        assert isinstance(placed[0], Order) and placed[1] == before, (edited, placed)
+        assert read() != before  # and the edit was saved
+    assert Order.objects.filter(customer=customer).count() == 3
 
 
 MTN = PaymentMethod.MTN_MOMO
