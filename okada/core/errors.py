@@ -24,7 +24,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, ClassVar
 
+from django.conf import settings
+from django.utils import translation
 from django.utils.functional import Promise
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from .texts import Text
@@ -179,8 +182,21 @@ def validation_text(exc: Any) -> Text:
     msgid = Text.of(first.message).msgid
     if not msgid:
         return Text(first.messages[0])
-    params = {k: Text.of(v) if isinstance(v, Promise) else v for k, v in (first.params or {}).items()}
+    params = {k: _word(v) if isinstance(v, Promise) else v for k, v in (first.params or {}).items()}
     return Text(msgid, **params)
+
+
+def _word(value: Promise) -> Text:
+    """A lazy parameter as a word to translate. Django passes capfirst(verbose_name), whose own
+    words ("Snapshot") no catalog knows: the verbose name's msgid ("snapshot") is, and the French
+    reads "Un objet instantané ...", not an English word (told apart in the site's language)."""
+    word = Text.of(value)
+    lowered = word.msgid[:1].lower() + word.msgid[1:]
+    if lowered != word.msgid:
+        with translation.override(settings.LANGUAGE_CODE):
+            if gettext(word.msgid) == word.msgid and gettext(lowered) != lowered:
+                return Text(lowered)
+    return word
 
 
 @contextmanager

@@ -179,3 +179,24 @@ def test_a_plural_validation_message_is_kept_as_it_was_shown():
         validated(Product(sku="S" * 300, name="Savon", price_xaf=500), exclude=["vendor", "category"])
     assert text_of(refused.value).stored == refused.value.message
     assert "300" in refused.value.message and "caractères" in refused.value.message
+
+
+@pytest.mark.django_db
+def test_a_unique_refusal_names_the_model_and_field_in_the_readers_language():
+    # Django passes capfirst(verbose_name): its own words are "Snapshot", "Hour", which no
+    # catalog translates; the reader must see "instantané" and "heure", not English inside French.
+    from django.utils import timezone
+
+    from okada.health.models import Snapshot
+
+    hour = timezone.now().replace(minute=0, second=0, microsecond=0)
+    Snapshot.objects.create(hour=hour, database_bytes=1)
+    with translation.override("en"), pytest.raises(InvalidInput) as refused:
+        validated(Snapshot(hour=hour, database_bytes=1))
+    stored = text_of(refused.value).stored
+    with translation.override("en"):
+        assert shown(stored).lower() == "snapshot with this hour already exists."
+    with translation.override("fr"):
+        french = shown(stored)
+    assert "Snapshot" not in french and "Hour" not in french, french
+    assert french.lower() == "un objet instantané avec ce champ heure existe déjà.", french
