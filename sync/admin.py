@@ -112,7 +112,7 @@ def current_value(conflict: SyncConflict) -> dict[str, Any] | None:
     if row is None:
         return None
     if isinstance(row, Stock):
-        return {"on_hand": row.on_hand, "reserved": row.reserved, "version": row.version}
+        return services.stock_value(row)
     if isinstance(row, Order):
         return {"status": row.status}
     wanted = (conflict.device_value or {}).get("fields") or {}

@@ -39,7 +39,15 @@ from orders.models import Order
 
 from . import feed
 from .models import ConflictKind, Device, Mutation, MutationStatus, SyncConflict
-from .services import DeviceRevoked, MutationGap, conflict_open, device_for, feed_resend, product_fields
+from .services import (
+    DeviceRevoked,
+    MutationGap,
+    conflict_open,
+    device_for,
+    feed_resend,
+    product_fields,
+    stock_value,
+)
 
 log = logging.getLogger(__name__)
 
@@ -364,13 +372,9 @@ def stock_adjust(context: Context, args: dict[str, Any]) -> SyncConflict | None:
             entity="stock",
             row_id=stock.pk,
             device_value={"product_id": str(product.pk), "delta": delta, "reason": reason},
-            server_value=_stock_value(stock),
+            server_value=stock_value(stock),
         )
     return None
-
-
-def _stock_value(stock: Stock) -> dict[str, Any]:
-    return {"on_hand": stock.on_hand, "reserved": stock.reserved, "version": stock.version}
 
 
 def stock_count(context: Context, args: dict[str, Any]) -> SyncConflict | None:
@@ -401,7 +405,7 @@ def stock_count(context: Context, args: dict[str, Any]) -> SyncConflict | None:
             entity="stock",
             row_id=stock.pk,
             device_value=device_value,
-            server_value=_stock_value(stock),
+            server_value=stock_value(stock),
             base_version=base_version,
         )
     catalog.stock_count(

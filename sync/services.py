@@ -316,6 +316,11 @@ def conflict_resolve(
 PRODUCT_KINDS = (ConflictKind.PRICE, ConflictKind.DELETE_VS_UPDATE)
 
 
+def stock_value(stock: Stock) -> dict[str, Any]:
+    """A stock row as a conflict records it (`server_value`) and the admin shows it now."""
+    return {"on_hand": stock.on_hand, "reserved": stock.reserved, "version": stock.version}
+
+
 def conflict_row(conflict: SyncConflict, *, lock: bool = False) -> Product | Stock | Order | None:
     """The row a conflict is about as it is now (a deleted product too), or None if gone."""
     if conflict.kind in PRODUCT_KINDS:
