@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.conf import settings
 from django.utils.translation import gettext_noop
 from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from okada.core import login_guard
 from okada.core.api import ratelimit
 from okada.core.api.serializers import StrictSerializer, UtcDateTimeField, validated
 from okada.core.api.views import ApiView
@@ -34,13 +34,8 @@ class TokenOut(serializers.Serializer[Any]):
 
 
 class TokenApi(ApiView):
-    """Brute force: failed attempts are counted per username and per client address in Redis
-    (OKADA_API_LOGIN_RATE_LIMIT, default 10 per 15 minutes); past the limit every attempt, right
-    or wrong, is refused with 429 until the window ends. A success clears the username's count.
-
-    Each attempt is counted before its password is checked, and taken back when it was not a
-    failure: guesses sent at once cannot all pass a check made before any of them failed.
-    """
+    """Brute force: okada.core.login_guard (shared with the admin's login form); past the limit
+    every attempt, right or wrong, is a 429 until the window ends."""
 
     authentication_classes: list[Any] = []
     permission_classes: list[Any] = []
@@ -63,34 +58,26 @@ class TokenApi(ApiView):
     )
     def post(self, request: Request) -> Response:
         data = validated(TokenIn, request.data)
-        username = data["username"]
-        rate = ratelimit.parse_rate(settings.OKADA_API_LOGIN_RATE_LIMIT)
-        counters = [f"login:user:{username.lower()}", f"login:ip:{ratelimit.client_ip(request)}"]
-        counted: list[ratelimit.Usage | None] = []
-        for counter in counters:
-            usage = ratelimit.hit(counter, rate)
-            counted.append(usage)
-            if usage is not None and not usage.allowed:
-                for done in counted:  # refused unchecked: not a failure
-                    ratelimit.take_back(done)
-                raise Throttled(
-                    Text(gettext_noop("Too many failed logins: try again in %(s)d seconds."), s=usage.reset),
-                    retry_after=usage.reset,
-                )
-        failed = False
+        try:
+            attempt = login_guard.begin(data["username"], ratelimit.client_ip(request))
+        except login_guard.LockedOut as locked:
+            raise Throttled(
+                Text(
+                    gettext_noop("Too many failed logins: try again in %(s)d seconds."), s=locked.retry_after
+                ),
+                retry_after=locked.retry_after,
+            ) from None
         try:
             issued = services.personal_token_issue(
-                username=username,
+                username=data["username"],
                 password=data["password"],
                 vendor_slug=data.get("vendor", ""),
             )
         except NotAuthenticated:
-            failed = True  # the counts stay
+            raise  # a failure: the counts stay
+        except BaseException:
+            attempt.not_a_failure()  # e.g. "say which vendor": the password was right
             raise
-        finally:
-            if not failed:  # the right password (a token, or "say which vendor"), or an error
-                for done in counted:
-                    ratelimit.take_back(done)
-        ratelimit.reset(counters[0], rate)
+        attempt.succeeded()
         body = TokenOut({"token": issued.secret, "expires_at": issued.token.expires_at}).data
         return Response(body, status=status.HTTP_201_CREATED, headers={"Cache-Control": "no-store"})

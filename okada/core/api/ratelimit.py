@@ -10,6 +10,8 @@ round trip (the credential cache's generation, see `auth`), which `value_or_star
 
 When Redis cannot be reached the request is allowed (the API keeps answering) and the failure is
 logged; Redis is then left alone for a few seconds so that each request does not pay a timeout.
+Login lock-outs are the exception (`hit(..., local=True)`): they count in the process's memory
+instead, so an outage weakens them (each worker counts alone) rather than lifting them.
 """
 
 from __future__ import annotations
@@ -89,23 +91,64 @@ class _Breaker:
 _breaker = _Breaker()
 
 
+class _LocalCounts:
+    """Fixed-window counts kept in this process while Redis cannot be reached (`hit(local=True)`)."""
+
+    MAX_KEYS = 100_000  # a flood of addresses during an outage cannot grow it without bound
+
+    def __init__(self) -> None:
+        self.counts: dict[str, tuple[int, float]] = {}  # name -> (count, expires at)
+        self.lock = threading.Lock()
+
+    def incr(self, name: str, expires_at: float) -> int | None:
+        """The new count of `name`; None when full (that request is not counted: fails open)."""
+        with self.lock:
+            now = time.time()
+            if name not in self.counts and len(self.counts) >= self.MAX_KEYS:
+                self.counts = {k: v for k, v in self.counts.items() if v[1] > now}
+                if len(self.counts) >= self.MAX_KEYS:
+                    return None
+            count, expires = self.counts.get(name, (0, expires_at))
+            if expires <= now:
+                count, expires = 0, expires_at
+            self.counts[name] = (count + 1, expires)
+            return count + 1
+
+    def decr(self, name: str) -> None:
+        with self.lock:
+            if name in self.counts:
+                count, expires = self.counts[name]
+                self.counts[name] = (max(count - 1, 0), expires)
+
+    def delete(self, name: str) -> None:
+        with self.lock:
+            self.counts.pop(name, None)
+
+
+_local = _LocalCounts()
+LOCAL = "local:"  # Usage.counter of a count kept in this process
+
+
 @cache
 def _client(url: str) -> redis.Redis:
     # Short timeouts: a slow or unreachable Redis must not hold up the request.
     return redis.Redis.from_url(url, socket_connect_timeout=0.25, socket_timeout=0.25)
 
 
-def hit(key: str, rate: Rate, *, count: bool = True, read: str | None = None) -> Usage | None:
+def hit(
+    key: str, rate: Rate, *, count: bool = True, read: str | None = None, local: bool = False
+) -> Usage | None:
     """Count a request against `key`; None when Redis is unavailable (the caller allows it).
 
     With `count=False` only reads the current usage (e.g. to check a login lock-out). With
-    `read`, the value of that Redis key comes back in the same round trip as `Usage.read`.
+    `read`, the value of that Redis key comes back in the same round trip as `Usage.read`. With
+    `local`, a count Redis cannot keep is kept in this process's memory instead of being dropped.
     """
-    if _breaker.open():
-        return None
     now = int(time.time())
     window_start = now // rate.window
     name = f"okada:rl:{key}:{rate.window}:{window_start}"
+    if _breaker.open():
+        return _hit_local(name, rate, now) if local and count else None
     try:
         pipe = _client(settings.OKADA_API_RATELIMIT_REDIS_URL).pipeline(transaction=False)
         if count:
@@ -118,18 +161,38 @@ def hit(key: str, rate: Rate, *, count: bool = True, read: str | None = None) ->
         results = pipe.execute()
     except redis.RedisError as exc:
         _breaker.trip()
-        log.warning("rate limiter: Redis unavailable, limits not enforced for %ss: %s", BACKOFF_SECONDS, exc)
-        return None
-    used = int(results[0] or 0)
+        log.warning(
+            "rate limiter: Redis unavailable, limits not enforced (login lock-outs count in memory) "
+            "for %ss: %s",
+            BACKOFF_SECONDS,
+            exc,
+        )
+        return _hit_local(name, rate, now) if local and count else None
+    return _usage(
+        int(results[0] or 0),
+        rate,
+        now,
+        count=count,
+        counter=name if count else "",
+        read=results[-1] if read is not None else None,
+    )
+
+
+def _usage(used: int, rate: Rate, now: int, *, count: bool, counter: str, read: bytes | None = None) -> Usage:
     return Usage(
         allowed=used <= rate.limit if count else used < rate.limit,
         limit=rate.limit,
         remaining=max(rate.limit - used, 0),
-        reset=(window_start + 1) * rate.window - now,  # 1 to window seconds
+        reset=(now // rate.window + 1) * rate.window - now,  # 1 to window seconds
         policy=rate.policy,
-        read=results[-1] if read is not None else None,
-        counter=name if count else "",
+        read=read,
+        counter=counter,
     )
+
+
+def _hit_local(name: str, rate: Rate, now: int) -> Usage | None:
+    used = _local.incr(name, expires_at=(now // rate.window + 1) * rate.window)
+    return None if used is None else _usage(used, rate, now, count=True, counter=LOCAL + name)
 
 
 # Decrement only a count that still exists (never leave a negative key without expiry behind).
@@ -140,6 +203,9 @@ def take_back(usage: Usage | None) -> None:
     """Uncount the request `hit` counted in `usage` (in its own window): e.g. a login attempt,
     counted before its password was checked, that turned out not to be a failure."""
     if usage is None or not usage.counter:
+        return
+    if usage.counter.startswith(LOCAL):
+        _local.decr(usage.counter.removeprefix(LOCAL))
         return
     try:
         _client(settings.OKADA_API_RATELIMIT_REDIS_URL).eval(_TAKE_BACK, 1, usage.counter)
@@ -168,13 +234,18 @@ def value_set(name: str, value: str) -> None:
     _client(settings.OKADA_API_RATELIMIT_REDIS_URL).set(name, value)
 
 
-def reset(key: str, rate: Rate) -> None:
-    """Forget the current window of `key` (a successful login clears its failures)."""
+def reset(key: str, rate: Rate) -> bool:
+    """Forget the current window of `key` (a successful login clears its failures); False when
+    Redis could not be reached (this process's memory count is forgotten all the same)."""
     window_start = int(time.time()) // rate.window
+    name = f"okada:rl:{key}:{rate.window}:{window_start}"
+    _local.delete(name)
     try:
-        _client(settings.OKADA_API_RATELIMIT_REDIS_URL).delete(f"okada:rl:{key}:{rate.window}:{window_start}")
+        _client(settings.OKADA_API_RATELIMIT_REDIS_URL).delete(name)
     except redis.RedisError as exc:
         log.warning("rate limiter: Redis unavailable: %s", exc)
+        return False
+    return True
 
 
 def client_ip(request: Any) -> str:
