@@ -755,6 +755,13 @@ def _within_reach(request: HttpRequest, account: Any) -> bool:
     return account is None or not _holds_more_than(account, request.user)
 
 
+def _role_within_reach(request: HttpRequest, group: Any) -> bool:
+    if group is None or request.user.is_superuser:
+        return True
+    held = group.permissions.select_related("content_type")
+    return all(request.user.has_perm(p) for p in _permission_names(held))
+
+
 def _granting_form(form: Any, request: HttpRequest, granting: dict[str, str]) -> Any:
     return type(
         form.__name__, (_GrantsOnlyOwnPermissions, form), {"editor": request.user, "GRANTING": granting}
@@ -841,6 +848,14 @@ class GroupAdmin(BaseGroupAdmin, ModelAdmin):
     def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> Any:
         form = super().get_form(request, obj, change=change, **kwargs)
         return _granting_form(form, request, {"permissions": "permissions"})
+
+    # As for accounts: a role holding a permission its editor lacks is changed or deleted only by
+    # someone who holds all of it, else anyone who may edit roles could strip or drop Finance's.
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return super().has_change_permission(request, obj) and _role_within_reach(request, obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return super().has_delete_permission(request, obj) and _role_within_reach(request, obj)
 
     @admin.display(description=_("name"), ordering="name")
     def name_shown(self, group: Group) -> str:

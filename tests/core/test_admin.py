@@ -541,6 +541,35 @@ def test_a_user_manager_takes_over_no_account_that_holds_more_than_they_do(clien
     assert _posted(client, f"/admin/auth/user/{clerk.pk}/change/", first_name="Awa").status_code == 302
 
 
+def test_a_user_manager_strips_or_drops_no_role_that_holds_more_than_they_do(client):
+    """Editing roles is not a way to take Finance's permissions away (or to delete Finance): a role
+    holding a permission the editor lacks is theirs to read only."""
+    from django.contrib.auth.models import Group, Permission
+
+    manager = _user_manager()
+    manager.user_permissions.add(Permission.objects.get(codename="delete_group"))
+    client.force_login(manager)
+    finance = Group.objects.get(name=FINANCE)
+    held = set(finance.permissions.values_list("pk", flat=True))
+    url = f"/admin/auth/group/{finance.pk}"
+    assert client.get(f"{url}/change/").status_code == 200  # readable
+    assert client.post(f"{url}/change/", {"name": FINANCE, "permissions": []}).status_code == 403
+    assert client.post(f"{url}/delete/", {"post": "yes"}).status_code == 403
+    client.post(
+        "/admin/auth/group/",
+        {"action": "delete_selected", "_selected_action": [str(finance.pk)], "post": "yes"},
+    )
+    assert set(Group.objects.get(pk=finance.pk).permissions.values_list("pk", flat=True)) == held
+
+    # A role holding nothing the manager lacks stays theirs to edit.
+    readers = Group.objects.create(name="Lecteurs des comptes")
+    readers.permissions.add(*Permission.objects.filter(codename__in=["view_user", "view_group"]))
+    view_user = Permission.objects.get(codename="view_user")
+    ok = _posted(client, f"/admin/auth/group/{readers.pk}/change/", permissions=[str(view_user.pk)])
+    assert ok.status_code == 302
+    assert list(readers.permissions.all()) == [view_user]
+
+
 def test_a_backup_schedule_is_not_taken_off_backups_by_pointing_it_elsewhere(client):
     """Moving the backup's schedule to another job stops backups, as disabling it would."""
     from django.forms.models import model_to_dict
