@@ -173,12 +173,17 @@ def test_a_model_validation_refusal_keeps_django_s_msgid_and_parameters():
 
 
 @pytest.mark.django_db
-def test_a_plural_validation_message_is_kept_as_it_was_shown():
-    """ngettext has no single msgid (Text has no plural forms): the message as raised."""
+def test_a_plural_validation_message_keeps_both_msgids_and_its_parameters():
+    """ngettext's message (at most %(limit_value)d character/characters) is stored with its
+    singular and plural msgids and read in the form its count takes in the reader's language."""
     with translation.override("fr"), pytest.raises(InvalidInput) as refused:
         validated(Product(sku="S" * 300, name="Savon", price_xaf=500), exclude=["vendor", "category"])
-    assert text_of(refused.value).stored == refused.value.message
     assert "300" in refused.value.message and "caractères" in refused.value.message
+    stored = text_of(refused.value).stored
+    with translation.override("en"):
+        assert shown(stored) == "Ensure this value has at most 64 characters (it has 300)."
+    with translation.override("fr"):
+        assert shown(stored) == refused.value.message
 
 
 @pytest.mark.django_db

@@ -99,3 +99,55 @@ def test_change_reasons_a_job_or_the_api_writes_read_in_the_viewers_language():
         assert reason_label("job backups.run_backup") == "tâche Sauvegarde de la base de données"
         assert reason_label("deleted through the API [vendor:x]") == "supprimé par l\u2019API [vendor:x]"
         assert reason_label("job interview") == "job interview"  # free text stays as typed
+
+
+# --- Plural forms (ngettext) --------------------------------------------------------------------
+
+AT_MOST = "Ensure this value has at most %(limit_value)d character (it has %(show_value)d)."
+AT_MOST_PLURAL = "Ensure this value has at most %(limit_value)d characters (it has %(show_value)d)."
+
+
+@pytest.mark.parametrize(
+    ("limit", "english", "french"),
+    [
+        (1, "at most 1 character (it has 3)", "au plus 1 caractère (actuellement 3)"),
+        (64, "at most 64 characters (it has 300)", "au plus 64 caractères (actuellement 300)"),
+    ],
+)
+def test_a_plural_text_is_stored_once_and_read_in_the_form_its_count_takes_in_each_language(
+    limit, english, french
+):
+    """Django's own catalog knows the msgid pair; the count is a parameter (ngettext_lazy's
+    `number` names it), or a number of its own."""
+    text = Text.counted(
+        AT_MOST, AT_MOST_PLURAL, "limit_value", limit_value=limit, show_value=300 if limit > 1 else 3
+    )
+    stored = Text.load(text.stored)
+    assert stored == text
+    with translation.override("en"):
+        assert english in shown(text.stored)
+    with translation.override("fr"):
+        assert french in shown(text.stored)
+        assert english in text.english()
+
+
+def test_a_lazy_plural_keeps_both_msgids_and_the_parameter_that_counts():
+    from django.utils.translation import ngettext_lazy
+
+    with translation.override("fr"):
+        text = Text.of(ngettext_lazy(AT_MOST, AT_MOST_PLURAL, "limit_value"))
+    assert text == Text.counted(AT_MOST, AT_MOST_PLURAL, "limit_value")
+    with translation.override("fr"):
+        fixed = Text.of(ngettext_lazy("%(n)d unit", "%(n)d units", 2))
+    assert fixed == Text.counted("%(n)d unit", "%(n)d units", 2)
+    assert fixed.with_params(n=2).english() == "2 units"
+
+
+def test_a_text_formatted_with_braces_keeps_its_msgid():
+    """DRF's messages are str.format templates ("{max_length}"): the same msgid, other braces."""
+    text = Text.braced("Ensure this field has no more than {max_length} characters.", max_length=200)
+    assert Text.load(text.stored) == text
+    with translation.override("fr"):
+        assert shown(text.stored) == "Assurez-vous que ce champ comporte au plus 200\xa0caractères."
+    with translation.override("en"):
+        assert shown(text.stored) == "Ensure this field has no more than 200 characters."

@@ -194,3 +194,80 @@ def test_a_refusal_with_parameters_is_stored_in_no_language(
     )
     client.force_login(admin_user)
     reads_in_its_language(client, f"/admin/sync/mutation/{mutation.pk}/change/", french, english)
+
+
+@pytest.mark.parametrize(
+    ("fields", "french", "english"),
+    [
+        (
+            {"price_xaf": 0},
+            "price_xaf : Assurez-vous que cette valeur est supérieure ou égale à\xa01.",
+            "price_xaf: Ensure this value is greater than or equal to 1.",
+        ),
+        (
+            {"name": "S" * 201},
+            "name : Assurez-vous que ce champ comporte au plus 200\xa0caractères.",
+            "name: Ensure this field has no more than 200 characters.",
+        ),
+        (
+            {"unit": "crate"},
+            "unit : «\xa0crate\xa0» n&#x27;est pas un choix valide.",  # escaped by the page
+            "unit: &quot;crate&quot; is not a valid choice.",
+        ),
+    ],
+)
+def test_a_field_the_api_rules_refuse_reads_in_the_viewers_language_whatever_the_device_spoke(
+    fields, french, english, client, admin_user
+):
+    """The API's rules for product fields (DRF: a message with a parameter, formatted at once in
+    the device's language) are stored as their msgid and parameters."""
+    vendor = VendorFactory()
+    product = ProductFactory(vendor=vendor)
+    api = vendor_api(vendor)
+    device_id = register(api)
+    response = api.post(
+        "/sync/push",
+        {
+            "device_id": device_id,
+            "mutations": [
+                {
+                    "id": 1,
+                    "name": "product.update",
+                    "args": {
+                        "product_id": str(product.pk),
+                        "base_version": product.version,
+                        "fields": fields,
+                    },
+                }
+            ],
+        },
+        HTTP_ACCEPT_LANGUAGE="fr",
+    )
+    assert response.status_code == 200, response.content
+    assert response.json()["results"] == [
+        {"id": 1, "status": "rejected", "code": "invalid", "conflict_id": None}
+    ]
+
+    client.force_login(admin_user)
+    stored = Mutation.objects.get()
+    reads_in_its_language(client, f"/admin/sync/mutation/{stored.pk}/change/", french, english)
+
+
+@pytest.mark.parametrize(
+    ("language", "message"),
+    [
+        ("fr", "Assurez-vous que ce champ comporte au plus 200\xa0caractères."),
+        ("en", "Ensure this field has no more than 200 characters."),
+    ],
+)
+def test_a_refusal_of_device_fields_answers_in_the_language_of_the_caller(language, message):
+    """What the refusal says when it is raised (the errors of an answer, a message in the admin
+    that resolves a conflict) is in the caller's language; only what is stored has none."""
+    from okada.core.errors import InvalidInput
+    from sync.services import product_fields
+
+    with translation.override(language), pytest.raises(InvalidInput) as refused:
+        product_fields({"name": "S" * 201, "category_id": "nope"})
+    assert refused.value.errors["name"] == [message]
+    assert set(refused.value.errors) == {"name", "category_id"}
+    assert refused.value.message == ("name : " if language == "fr" else "name: ") + message
