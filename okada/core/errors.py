@@ -176,14 +176,14 @@ def validated(obj: Any, *, exclude: list[str] | None = None) -> Any:
 def validation_text(exc: Any) -> Text:
     """The first message of a Django ValidationError as a Text: its msgid and parameters (a
     model's name among them kept as a word to translate), as the services' own refusals. A
-    plural message (ngettext_lazy: "at most %(limit_value)d characters") has no single msgid: it
-    is kept as shown in the active language."""
+    plural message (ngettext_lazy: "at most %(limit_value)d characters") keeps both msgids. One
+    with no msgid to keep (a context, npgettext_lazy) is kept as shown in the active language."""
     first = next(iter(exc.error_dict.values()))[0] if hasattr(exc, "error_dict") else exc.error_list[0]
-    msgid = Text.of(first.message).msgid
-    if not msgid:
+    text = Text.of(first.message)
+    if not text.msgid:
         return Text(first.messages[0])
     params = {k: _word(v) if isinstance(v, Promise) else v for k, v in (first.params or {}).items()}
-    return Text(msgid, **params)
+    return text.with_params(**params)
 
 
 def _word(value: Promise) -> Text:

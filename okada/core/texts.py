@@ -21,6 +21,12 @@ itself in the language of whoever prints it (a command prints English, the admin
 `Text.of(value)` keeps a lazy translation (gettext_lazy: a model's verbose_name, a choice's
 label) as its msgid, so it can be a parameter: a sentence that opens with such a word is
 capitalised in each language ("%(what)s does not exist" -> "Product ...", "Produit ...").
+
+A sentence with plural forms (ngettext) keeps both msgids and what counts: the name of the
+parameter that holds the count (ngettext_lazy's `number`) or the count itself
+(`Text.counted`, or `Text.of` a lazy plural); it is stored as JSON with `plural` and `number`.
+A sentence formatted with braces (DRF's "{max_length}") keeps its msgid too (`Text.braced`,
+stored with `"format": "braces"`).
 """
 
 from __future__ import annotations
@@ -33,20 +39,44 @@ from typing import Any
 from django.utils import translation
 from django.utils.functional import Promise
 from django.utils.text import capfirst
-from django.utils.translation import gettext
+from django.utils.translation import gettext, ngettext
 
 _PREFIX = '{"msgid": '
 _PARAM = re.compile(r"%\((?P<name>\w+)\)[sdr]")
+_BRACES = "braces"
 
 
 class Text:
     """A sentence we author: an English msgid (marked with gettext_noop) and its parameters."""
 
-    __slots__ = ("msgid", "params")
+    __slots__ = ("braces", "msgid", "number", "params", "plural")
 
     def __init__(self, msgid: str, /, **params: Any) -> None:
         self.msgid = msgid
         self.params = params
+        self.plural: str | None = None  # ngettext's plural msgid (`msgid` is the singular)
+        self.number: str | int | None = None  # the parameter that counts, or the count
+        self.braces = False  # formatted with str.format ("{n}") rather than % ("%(n)s")
+
+    @classmethod
+    def counted(cls, singular: str, plural: str, number: str | int, /, **params: Any) -> Text:
+        """A sentence with plural forms: `number` names the parameter that counts, or is the count."""
+        text = cls(singular, **params)
+        text.plural, text.number = plural, number
+        return text
+
+    @classmethod
+    def braced(cls, msgid: str, /, **params: Any) -> Text:
+        """A sentence formatted with str.format, as DRF's messages ("... {max_length} ...")."""
+        text = cls(msgid, **params)
+        text.braces = True
+        return text
+
+    def with_params(self, **params: Any) -> Text:
+        """The same sentence (its plural forms, its format) with these parameters."""
+        text = Text(self.msgid, **params)
+        text.plural, text.number, text.braces = self.plural, self.number, self.braces
+        return text
 
     @classmethod
     def of(cls, value: Any) -> Text:
@@ -55,6 +85,9 @@ class Text:
         if isinstance(value, Text):
             return value
         if isinstance(value, Promise):
+            plural = _plural_of(value)
+            if plural is not None:
+                return plural
             with translation.override(None):  # no catalog: a lazy translation's own words
                 return cls(str(value))
         return cls(str(value))
@@ -74,34 +107,59 @@ class Text:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Text:
         params = {k: cls.from_json(v) if _is_text(v) else v for k, v in data["params"].items()}
-        return cls(data["msgid"], **params)
+        text = cls(data["msgid"], **params)
+        if "plural" in data:
+            text.plural, text.number = data["plural"], data["number"]
+        text.braces = data.get("format") == _BRACES
+        return text
 
     @property
     def stored(self) -> str:
-        """What the column holds: the msgid, or JSON when the sentence has parameters."""
-        if not self.params:
+        """What the column holds: the msgid, or JSON when the sentence has parameters or plural
+        forms."""
+        if not self.params and self.plural is None:
             return self.msgid
         return json.dumps(self.as_json(), ensure_ascii=False)
 
     def as_json(self) -> dict[str, Any]:
-        return {"msgid": self.msgid, "params": {k: _jsonable(v) for k, v in self.params.items()}}
+        data: dict[str, Any] = {"msgid": self.msgid}
+        if self.plural is not None:
+            data.update(plural=self.plural, number=self.number)
+        if self.braces:
+            data["format"] = _BRACES
+        data["params"] = {k: _jsonable(v) for k, v in self.params.items()}
+        return data
 
     def render(self, *, translate: bool = True) -> str:
         """The sentence in the active language (the English msgid with `translate=False`); a
         translation that does not fit its parameters falls back to the English."""
-        template = gettext(self.msgid) if translate and self.msgid else self.msgid
+        english = self.msgid
+        if self.plural is not None:
+            count = self._count()
+            english = self.msgid if count == 1 else self.plural
+            template = ngettext(self.msgid, self.plural, count) if translate else english
+        else:
+            template = gettext(self.msgid) if translate and self.msgid else self.msgid
         if not self.params:
             return template
         params = {
             k: v.render(translate=translate) if isinstance(v, Text) else v for k, v in self.params.items()
         }
-        for candidate in (template, self.msgid):
+        for candidate in (template, english):
             try:
-                sentence = candidate % params
-            except (KeyError, TypeError, ValueError):
+                sentence = candidate.format(**params) if self.braces else candidate % params
+            except (KeyError, IndexError, TypeError, ValueError):
                 continue
             return capfirst(sentence) if self._opens_with_a_word(candidate) else sentence
-        return self.msgid
+        return english
+
+    def _count(self) -> int:
+        """The count that chooses the plural form (the plural's when it cannot be read)."""
+        count = self.params.get(self.number) if isinstance(self.number, str) else self.number
+        try:
+            return int(count)  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            return 2
 
     def _opens_with_a_word(self, template: str) -> bool:
         """Whether `template` is a sentence (words of its own, not a layout like `joined`'s)
@@ -121,22 +179,58 @@ class Text:
         return self.render()
 
     def __repr__(self) -> str:
+        if self.plural is not None:
+            return f"Text.counted({self.msgid!r}, {self.plural!r}, {self.number!r}, **{self.params!r})"
+        if self.braces:
+            return f"Text.braced({self.msgid!r}, **{self.params!r})"
         return f"Text({self.msgid!r}, **{self.params!r})"
 
+    def _key(self) -> tuple[Any, ...]:
+        return (self.msgid, self.params, self.plural, self.number, self.braces)
+
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, Text) and (self.msgid, self.params) == (other.msgid, other.params)
+        return isinstance(other, Text) and self._key() == other._key()
 
     def __hash__(self) -> int:
         return hash(self.msgid)
 
 
 def _is_text(data: Any) -> bool:
-    return (
+    if not (
         isinstance(data, dict)
-        and data.keys() == {"msgid", "params"}
+        and {"msgid", "params"} <= data.keys() <= {"msgid", "plural", "number", "format", "params"}
         and isinstance(data["msgid"], str)
         and isinstance(data["params"], dict)
-    )
+    ):
+        return False
+    if "plural" in data or "number" in data:
+        number = data.get("number")
+        if not isinstance(data.get("plural"), str) or not isinstance(number, (str, int)) or number is True:
+            return False
+    return data.get("format", _BRACES) == _BRACES
+
+
+def _plural_of(value: Promise) -> Text | None:
+    """A lazy plural (ngettext_lazy) as a Text with both msgids, else None. Django keeps them
+    where it pickles the proxy from: its arguments, or, when `number` names a parameter
+    ("limit_value" for the length validators), the arguments it hands to `__reduce__`."""
+    kwargs = getattr(value, "_kw", None)
+    if isinstance(kwargs, dict) and isinstance(kwargs.get("number"), int):
+        number: Any = kwargs["number"]
+    else:
+        try:
+            _unpickle, args = value.__reduce__()[:2]  # (func, resultclass, number, kwargs)
+        except (TypeError, ValueError):
+            return None
+        if not (isinstance(args, tuple) and len(args) == 4 and isinstance(args[3], dict)):
+            return None
+        number, kwargs = args[2], args[3]
+    if set(kwargs) - {"singular", "plural", "number"} or not isinstance(number, (str, int)):
+        return None  # a context (npgettext_lazy) has no place in a Text: shown as raised
+    singular, plural = kwargs.get("singular"), kwargs.get("plural")
+    if not (isinstance(singular, str) and isinstance(plural, str)):
+        return None
+    return Text.counted(singular, plural, number)
 
 
 def _jsonable(value: Any) -> Any:
