@@ -442,11 +442,8 @@ def product_fields(data: dict[str, Any]) -> dict[str, Any]:
     a null description or attributes reached a NOT NULL column (an IntegrityError, a 500 on
     every retry of the push, so the device could never sync again) and other values the API
     refuses were stored."""
-    from rest_framework.serializers import ValidationError
-
     from catalog.apis import ProductFieldsIn
-    from okada.core.api.problems import flatten_errors
-    from okada.core.api.serializers import validated
+    from okada.core.api.serializers import validated_or_texts
 
     fields = dict(data)
     if "category_id" in fields:
@@ -457,12 +454,14 @@ def product_fields(data: dict[str, Any]) -> dict[str, Any]:
             Text(gettext_noop("These fields cannot be changed: %(f)s"), f=", ".join(sorted(unknown))),
             errors={f: [_("This field cannot be changed.")] for f in sorted(unknown)},
         )
-    try:
-        return validated(ProductFieldsIn, fields, partial=True)
-    except ValidationError as exc:
-        errors = {
-            ("category_id" if name == "category" else name): messages
-            for name, messages in flatten_errors(exc.detail).items()
-        }
-        name, messages = next(iter(errors.items()))
-        raise InvalidInput(f"{name}: {messages[0]}", errors=errors) from None
+    # A refusal is stored with the mutation (Mutation.message): its msgids, not the device's words.
+    valid, refused = validated_or_texts(ProductFieldsIn, fields, partial=True)
+    if not refused:
+        return valid
+    errors = {("category_id" if name == "category" else name): texts for name, texts in refused.items()}
+    name, texts = next(iter(errors.items()))
+    raise InvalidInput(Text(FIELD_REFUSED, field=name, message=texts[0]), errors=errors)
+
+
+# "name: Ensure this field has no more than 200 characters." (the French puts a space before ":")
+FIELD_REFUSED = gettext_noop("%(field)s: %(message)s")

@@ -155,20 +155,29 @@ def problem_response(error: DomainError, headers: dict[str, str] | None = None) 
 
 def flatten_errors(detail: Any, prefix: str = "") -> dict[str, list[str]]:
     """DRF's nested validation errors as `{"items.2.quantity": ["..."]}`."""
+    return {path: [str(item) for item, _keys in items] for path, items in error_paths(detail, prefix).items()}
+
+
+Keys = tuple[str | int, ...]
+
+
+def error_paths(detail: Any, prefix: str = "", keys: Keys = ()) -> dict[str, list[tuple[Any, Keys]]]:
+    """`flatten_errors` keeping each message as DRF raised it (an ErrorDetail, with its `code`)
+    with the keys that lead to it in the detail (to find the field that raised it)."""
     if isinstance(detail, dict):
-        out: dict[str, list[str]] = {}
+        out: dict[str, list[tuple[Any, Keys]]] = {}
         for key, value in detail.items():
             nested = prefix if key == "non_field_errors" and prefix else f"{prefix}.{key}".lstrip(".")
-            out.update(flatten_errors(value, nested))
+            out.update(error_paths(value, nested, (*keys, key)))
         return out
     if isinstance(detail, list):
         if all(not isinstance(item, (dict, list)) for item in detail):
-            return {prefix or "non_field_errors": [str(item) for item in detail]} if detail else {}
+            return {prefix or "non_field_errors": [(item, keys) for item in detail]} if detail else {}
         out = {}
         for index, item in enumerate(detail):
-            out.update(flatten_errors(item, f"{prefix}.{index}" if prefix else str(index)))
+            out.update(error_paths(item, f"{prefix}.{index}" if prefix else str(index), (*keys, index)))
         return out
-    return {prefix or "non_field_errors": [str(detail)]}
+    return {prefix or "non_field_errors": [(detail, keys)]}
 
 
 def as_domain_error(exc: BaseException) -> tuple[DomainError, dict[str, str]]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import string
 import threading
 import uuid
 from datetime import UTC, datetime
@@ -9,6 +11,7 @@ from functools import cached_property
 from typing import Any
 
 from django.db.models import F, Func, TextField
+from django.utils import translation
 from django.utils.dateparse import parse_datetime
 from django.utils.translation import get_language, gettext_noop
 from django.utils.translation import gettext_lazy as _
@@ -109,6 +112,85 @@ def _as_serializer_errors(detail: Any) -> Any:
     if isinstance(detail, list) and len(detail) == 1 and getattr(detail[0], "code", None) == "null":
         return {api_settings.NON_FIELD_ERRORS_KEY: [ErrorDetail(str(_("No data provided")), code="null")]}
     return detail
+
+
+def validated_or_texts(
+    serializer_class: type[serializers.Serializer[Any]], data: Any, **kwargs: Any
+) -> tuple[dict[str, Any], dict[str, list[Text]]]:
+    """`data` checked by `serializer_class(**kwargs)`, for input whose refusal is stored (a sync
+    mutation's) and read later in another language: its validated data and no errors, or no
+    data and `{"field": [Text]}` (the paths of `flatten_errors`), each message as its msgid and
+    parameters.
+
+    DRF formats a message as soon as it raises it, in the active language; its ErrorDetail keeps
+    the `code` and the words, not the parameters. So the check runs with no language active
+    (the words are the msgid's, formatted) and each message is read back against the msgid the
+    field raised it from (`error_messages[code]`, lazy: the same msgid in every language).
+    """
+    from .problems import error_paths
+
+    serializer = serializer_class(**kwargs)
+    with translation.override(None):
+        try:
+            return _run_validation(serializer, data), {}
+        except serializers.ValidationError as exc:
+            detail = exc.detail
+    return {}, {
+        path: [error_text(_field_at(serializer, keys), item) for item, keys in items]
+        for path, items in error_paths(detail).items()
+    }
+
+
+def error_text(field: Any, detail: Any) -> Text:
+    """One message a field raised with no language active, as its msgid and parameters: the
+    field's message for the error's code, its parameters read back from the words. A message
+    the field does not list is kept as its words: a lazy message raised as it is ("No such
+    category.") is its own msgid; any other stays English."""
+    words = str(detail)
+    template = getattr(field, "error_messages", {}).get(getattr(detail, "code", None))
+    if template is not None:
+        text = Text.of(template)
+        params = _params_in(text.msgid, words)
+        if params is not None:
+            return Text.braced(text.msgid, **params) if params else text
+    return Text(words)
+
+
+def _field_at(serializer: Any, keys: tuple[str | int, ...]) -> Any:
+    """The field that raised the errors found at `keys` in a validation's detail, or None."""
+    field = serializer
+    for key in keys:
+        if key == api_settings.NON_FIELD_ERRORS_KEY:
+            break
+        fields = getattr(field, "fields", None)
+        if isinstance(key, str) and fields is not None and key in fields:
+            field = fields[key]
+        elif getattr(field, "child", None) is not None:  # a list or dict field, many=True
+            field = field.child
+        else:
+            return None
+    return field
+
+
+def _params_in(template: str, words: str) -> dict[str, Any] | None:
+    """The parameters that make `words` of the str.format `template`, or None if they do not."""
+    pattern, names = [], set()
+    try:
+        parts = list(string.Formatter().parse(template))
+    except ValueError:
+        return None
+    for literal, name, spec, conversion in parts:
+        pattern.append(re.escape(literal))
+        if name is None:
+            continue
+        if not name.isidentifier() or spec or conversion:
+            return None  # positional, indexed or formatted: not DRF's {name}
+        pattern.append(f"(?P={name})" if name in names else f"(?P<{name}>.+?)")
+        names.add(name)
+    found = re.fullmatch("".join(pattern), words, re.DOTALL)
+    if found is None:
+        return None
+    return {k: int(v) if re.fullmatch(r"-?[0-9]+", v) else v for k, v in found.groupdict().items()}
 
 
 class UtcDateTimeField(serializers.DateTimeField):
