@@ -18,8 +18,16 @@ from rest_framework import serializers
 from rest_framework.exceptions import ErrorDetail
 
 from catalog.apis import BulkItemIn, ProductCreateIn, ProductPatchIn
-from okada.core.api.serializers import StrictSerializer, utc, utc_sql, validated
+from okada.core.api.serializers import (
+    StrictSerializer,
+    error_text,
+    utc,
+    utc_sql,
+    validated,
+    validated_or_texts,
+)
 from okada.core.models import JobRun
+from okada.core.texts import Text
 from orders.apis import OrderPlaceIn, TransitionIn
 from sync.apis import PullIn, PushIn
 
@@ -270,3 +278,50 @@ def test_api_views_validate_input_through_validated():
         if "(data=" in line or ".is_valid(" in line
     ]
     assert built_by_hand == []
+
+
+# --- Refusals kept in no language (validated_or_texts) -----------------------------------------
+
+
+def test_validated_or_texts_keeps_each_message_as_its_msgid_and_parameters_nested_too():
+    """Raised in French, each message is the msgid its field raised it from, with the values it
+    was formatted with; shown, it reads as the API answers in each language."""
+    body = {**ORDER, "items": [ORDER["items"][0], {"product": "x", "quantity": 0}], "address": "x" * 501}
+    with translation.override("fr"):
+        data, texts = validated_or_texts(OrderPlaceIn, body)
+        _kind, french = outcome(OrderPlaceIn, body)
+    assert data == {}
+    assert texts["address"] == [
+        Text.braced("Ensure this field has no more than {max_length} characters.", max_length=500)
+    ]
+    assert texts["items.1.quantity"] == [
+        Text.braced("Ensure this value is greater than or equal to {min_value}.", min_value=1)
+    ]
+    assert texts["items.1.product"] == [Text("Must be a valid UUID.")]
+    with translation.override("fr"):
+        assert [str(t) for t in texts["address"]] == french["address"]
+        assert [str(t) for t in texts["items.1.quantity"]] == french["items"][1]["quantity"]
+    with translation.override("en"):
+        assert [Text.load(t.stored).render() for t in texts["address"]] == [
+            "Ensure this field has no more than 500 characters."
+        ]
+
+
+def test_validated_or_texts_answers_the_validated_data_of_good_input():
+    with translation.override("fr"):
+        data, texts = validated_or_texts(OrderPlaceIn, ORDER)
+    assert texts == {}
+    assert data == validated(OrderPlaceIn, ORDER)
+
+
+def test_a_message_the_field_does_not_list_is_kept_as_its_words():
+    class Shelf(serializers.Serializer[Any]):
+        n = serializers.IntegerField()
+
+        def validate_n(self, value: int) -> int:
+            raise serializers.ValidationError(f"{value} is odd")
+
+    with translation.override("fr"):
+        _data, texts = validated_or_texts(Shelf, {"n": 3})
+    assert texts == {"n": [Text("3 is odd")]}
+    assert error_text(None, ErrorDetail("x", code="max_length")) == Text("x")
