@@ -11,7 +11,7 @@ from django.test import override_settings
 
 from catalog.models import Product, Stock, StockMovement
 from catalog.selectors import stock_audit
-from catalog.services import product_soft_delete, product_update, stock_adjust
+from catalog.services import product_soft_delete, product_update
 from okada.core.actors import Actor
 from okada.core.errors import InvalidInput, NotFound
 from okada.core.services import tracked_hard_delete
@@ -29,7 +29,7 @@ from sync.services import (
 from tests.catalog.factories import ProductFactory, VendorFactory
 from tests.concurrency import race
 from tests.orders.factories import OrderFactory
-from tests.sync.factories import WAIT, Phone, in_threads
+from tests.sync.factories import WAIT, Phone, in_threads, stale_count_conflict
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -345,7 +345,7 @@ def test_a_delete_wins_over_a_change_made_meanwhile():
     assert Product.deleted_objects.filter(pk=product.pk).exists()
 
 
-def test_a_stock_count_applies_when_only_reservations_moved_and_conflicts_when_units_moved():
+def test_a_stock_count_applies_when_only_reservations_moved():
     vendor = VendorFactory()
     product = ProductFactory(vendor=vendor, initial_stock=10)
     phone = Phone(vendor)
@@ -365,14 +365,13 @@ def test_a_stock_count_applies_when_only_reservations_moved_and_conflicts_when_u
     assert counted["results"][0]["status"] == "applied"
     assert on_hand(product) == 9
 
-    stock_adjust(product=product, delta=5, reason="livraison", actor=STAFF)  # units arrive meanwhile
-    stale = phone.push(
-        phone.mutation(
-            "stock.count", product_id=str(product.pk), on_hand=8, base_version=seen["version"], base_on_hand=9
-        )
-    )
-    assert (stale["results"][0]["status"], stale["results"][0]["code"]) == ("conflict", "stale_count")
-    assert on_hand(product) == 14
+
+def test_a_stock_count_conflicts_when_units_moved_and_changes_nothing():
+    conflict, product = stale_count_conflict(VendorFactory())  # counted 8 after 5 units arrived
+
+    pushed = Mutation.objects.get(device=conflict.device, mutation_id=conflict.mutation_id)
+    assert (pushed.status, pushed.code, pushed.conflict_id) == ("conflict", "stale_count", conflict.pk)
+    assert on_hand(product) == 15
 
 
 def test_an_order_moved_meanwhile_gives_a_transition_conflict():
