@@ -205,7 +205,11 @@ def _is_text(data: Any) -> bool:
         return False
     if "plural" in data or "number" in data:
         number = data.get("number")
-        if not isinstance(data.get("plural"), str) or not isinstance(number, (str, int)) or number is True:
+        if (
+            not isinstance(data.get("plural"), str)
+            or not isinstance(number, (str, int))
+            or isinstance(number, bool)
+        ):
             return False
     return data.get("format", _BRACES) == _BRACES
 
