@@ -687,7 +687,9 @@ def catalog_state(vendor: Vendor) -> tuple:
     return (
         sorted(products.values_list("id", "sku", "name", "price_xaf", "version", "deleted_at")),
         Product.history.filter(vendor_id=vendor.pk).count(),
-        sorted(Stock.objects.filter(vendor=vendor).values_list("product_id", "on_hand", "reserved", "version")),
+        sorted(
+            Stock.objects.filter(vendor=vendor).values_list("product_id", "on_hand", "reserved", "version")
+        ),
         StockMovement.objects.filter(vendor_id=vendor.pk).count(),
     )
 
@@ -706,7 +708,11 @@ WRITES = {
         "/products/bulk?atomic=true",
         {"items": [{"sku": "RIZ-1", "price_xaf": 900}, {"sku": "NEW-2", "name": "Mil", "price_xaf": 300}]},
     ),
-    "stock_adjust": lambda p: ("POST", f"/products/{p.pk}/stock-adjustments", {"delta": 3, "reason": "livraison"}),
+    "stock_adjust": lambda p: (
+        "POST",
+        f"/products/{p.pk}/stock-adjustments",
+        {"delta": 3, "reason": "livraison"},
+    ),
     "stock_count": lambda p: ("PUT", f"/products/{p.pk}/stock", {"on_hand": 4, "expected_on_hand": 5}),
 }
 

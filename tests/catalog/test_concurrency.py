@@ -339,7 +339,9 @@ def vendor_writes(product: Product, actor: Actor) -> dict[str, Callable[[], obje
 
 def catalog_state(vendor: Vendor) -> tuple[object, ...]:
     return (
-        sorted(Product.all_objects.filter(vendor=vendor).values_list("id", "price_xaf", "version", "deleted_at")),
+        sorted(
+            Product.all_objects.filter(vendor=vendor).values_list("id", "price_xaf", "version", "deleted_at")
+        ),
         sorted(Stock.objects.filter(vendor=vendor).values_list("product_id", "on_hand", "version")),
         StockMovement.objects.filter(vendor_id=vendor.pk).count(),
     )

@@ -564,7 +564,9 @@ def test_the_stock_of_a_soft_deleted_product_is_neither_adjusted_nor_counted_unt
 def _vendor_writes(product: Product, actor: Actor) -> dict[str, Callable[[], object]]:
     """Every catalog and stock write a vendor makes, on `product` (live, 5 on hand) for `actor`."""
     return {
-        "create": lambda: product_create(vendor=product.vendor, sku="NEW-1", name="Mil", price_xaf=300, actor=actor),
+        "create": lambda: product_create(
+            vendor=product.vendor, sku="NEW-1", name="Mil", price_xaf=300, actor=actor
+        ),
         "update": lambda: product_update(product=product, data={"price_xaf": 1200}, actor=actor),
         "delete": lambda: product_soft_delete(product=product, actor=actor),
         "upsert": lambda: product_upsert_many(
@@ -573,14 +575,18 @@ def _vendor_writes(product: Product, actor: Actor) -> dict[str, Callable[[], obj
             actor=actor,
             atomic=False,
         ),
-        "adjust": lambda: stock_adjust(product=product, delta=2, reason="livraison", actor=actor),
         "count": lambda: stock_count(product=product, on_hand=4, expected_on_hand=5, actor=actor),
+        "adjust": lambda: stock_adjust(product=product, delta=2, reason="livraison", actor=actor),
     }
 
 
 def _state(vendor: Vendor) -> tuple[object, ...]:
     return (
-        sorted(Product.all_objects.filter(vendor=vendor).values_list("id", "sku", "price_xaf", "version", "deleted_at")),
+        sorted(
+            Product.all_objects.filter(vendor=vendor).values_list(
+                "id", "sku", "price_xaf", "version", "deleted_at"
+            )
+        ),
         Product.history.filter(vendor_id=vendor.pk).count(),
         sorted(Stock.objects.filter(vendor=vendor).values_list("product_id", "on_hand", "version")),
         StockMovement.objects.filter(vendor_id=vendor.pk).count(),
@@ -626,7 +632,10 @@ def test_a_suspended_vendors_bulk_upsert_is_refused_whole_even_per_item():
     for atomic in (False, True):
         with pytest.raises(VendorSuspended):
             product_upsert_many(
-                vendor=vendor, items=[{"sku": "RIZ-1", "price_xaf": 900}], actor=vendor_actor(vendor), atomic=atomic
+                vendor=vendor,
+                items=[{"sku": "RIZ-1", "price_xaf": 900}],
+                actor=vendor_actor(vendor),
+                atomic=atomic,
             )
 
 

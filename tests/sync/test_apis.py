@@ -614,12 +614,20 @@ def test_a_suspended_vendors_credentials_still_pull_but_push_no_stock_or_product
             "device_id": device_id,
             "mutations": [
                 {"id": 1, "name": "stock.adjust", "args": {"product_id": str(product.pk), "delta": -3}},
-                {"id": 2, "name": "product.update", "args": {
-                    "product_id": str(product.pk), "base_version": product.version, "fields": {"name": "Autre"}
-                }},
-                {"id": 3, "name": "order.transition", "args": {
-                    "order_id": str(order.pk), "to": "accepted", "base_status": "pending"
-                }},
+                {
+                    "id": 2,
+                    "name": "product.update",
+                    "args": {
+                        "product_id": str(product.pk),
+                        "base_version": product.version,
+                        "fields": {"name": "Autre"},
+                    },
+                },
+                {
+                    "id": 3,
+                    "name": "order.transition",
+                    "args": {"order_id": str(order.pk), "to": "accepted", "base_status": "pending"},
+                },
             ],
         },
     )

@@ -641,7 +641,11 @@ def test_a_suspended_vendors_device_changes_no_product_or_stock_but_still_moves_
 
     def catalog_state() -> tuple[object, ...]:
         return (
-            sorted(Product.all_objects.filter(vendor=vendor).values_list("id", "price_xaf", "version", "deleted_at")),
+            sorted(
+                Product.all_objects.filter(vendor=vendor).values_list(
+                    "id", "price_xaf", "version", "deleted_at"
+                )
+            ),
             sorted(Stock.objects.filter(vendor=vendor).values_list("pk", "on_hand", "version")),
             StockMovement.objects.filter(vendor_id=vendor.pk).count(),
         )
@@ -659,7 +663,10 @@ def test_a_suspended_vendors_device_changes_no_product_or_stock_but_still_moves_
         ),
         phone.mutation("product.create", id=str(uuid.uuid4()), sku="NEW-1", name="Mil", price_xaf=300),
         phone.mutation(
-            "product.update", product_id=str(product.pk), base_version=seen["version"], fields={"price_xaf": 900}
+            "product.update",
+            product_id=str(product.pk),
+            base_version=seen["version"],
+            fields={"price_xaf": 900},
         ),
         phone.mutation("product.delete", product_id=str(product.pk)),
         phone.mutation("product.delete", product_id=str(gone.pk)),
