@@ -21,6 +21,7 @@ from rest_framework.response import Response
 from okada.core.actors import Actor
 from okada.core.api.pagination import LIST_PARAMETERS, CursorPage, page_of
 from okada.core.api.problems import flatten_errors
+from okada.core.api.schema import problem_response
 from okada.core.api.serializers import (
     StrictSerializer,
     UtcDateTimeField,
@@ -41,6 +42,11 @@ from .models import Category, Product, ProductQuerySet, ProductUnit, Stock, Vend
 
 VENDOR, STOREFRONT = Actor.VENDOR, Actor.STOREFRONT
 MAX_PRICE_XAF = 1_000_000_000
+# The catalog and stock writes a suspended vendor's own credentials are refused (see README).
+SUSPENDED = problem_response(
+    services.VendorSuspended,
+    "the credential's vendor is suspended (Okada staff alone change its catalog and stock)",
+)
 MAX_STOCK = services.MAX_STOCK
 MAX_DELTA = services.MAX_DELTA
 PRODUCT_ORDERINGS = (
@@ -324,7 +330,7 @@ class ProductScope(ApiView):
         operation_id="products_create",
         summary="Create a product",
         request=ProductCreateIn,
-        responses={201: ProductOut},
+        responses={201: ProductOut, 403: SUSPENDED},
         examples=[
             OpenApiExample(
                 "new product",
@@ -394,11 +400,13 @@ def _if_match(request: Request) -> int | None:
         "body) a product changed meanwhile is refused with 409 `version_conflict`.",
         parameters=[OpenApiParameter("If-Match", str, OpenApiParameter.HEADER)],
         request=ProductPatchIn,
-        responses={200: ProductOut},
+        responses={200: ProductOut, 403: SUSPENDED},
         examples=[OpenApiExample("new price", value={"price_xaf": 1750, "version": 3}, request_only=True)],
         tags=["products"],
     ),
-    delete=extend_schema(operation_id="products_destroy", responses={204: None}, tags=["products"]),
+    delete=extend_schema(
+        operation_id="products_destroy", responses={204: None, 403: SUSPENDED}, tags=["products"]
+    ),
 )
 class ProductDetailApi(ProductScope):
     required_scopes = {"GET": "products:read", "PATCH": "products:write", "DELETE": "products:write"}
@@ -443,7 +451,7 @@ class ProductBulkApi(ProductScope):
         "name the items (`items.3.price_xaf`) and nothing is changed.",
         parameters=[OpenApiParameter("atomic", bool, description="All-or-nothing (default false).")],
         request=BulkIn,
-        responses={200: BulkOut},
+        responses={200: BulkOut, 403: SUSPENDED},
         examples=[
             OpenApiExample(
                 "two items",
@@ -538,7 +546,7 @@ class StockAdjustmentApi(ProductScope):
         description="Commutative: concurrent adjustments all apply. Refused with 409 "
         "`insufficient_stock` below zero or below the units reserved by open orders.",
         request=StockAdjustmentIn,
-        responses={201: StockOut},
+        responses={201: StockOut, 403: SUSPENDED},
         examples=[
             OpenApiExample(
                 "delivery",
@@ -564,7 +572,7 @@ class StockCountApi(ProductScope):
         summary="Set the counted stock (compare-and-set)",
         description="Refused with 409 `stock_changed` when on_hand is no longer `expected_on_hand`.",
         request=StockCountIn,
-        responses={200: StockOut},
+        responses={200: StockOut, 403: SUSPENDED},
         examples=[OpenApiExample("count", value={"on_hand": 38, "expected_on_hand": 40}, request_only=True)],
         tags=["stock"],
     )

@@ -89,6 +89,17 @@ class InsufficientStock(Conflict):
     code = "insufficient_stock"
 
 
+class VendorSuspended(NotAllowed):
+    """A suspended vendor's own credentials (API keys, members' tokens, sync devices) change
+    neither its catalog nor its stock; staff still do (see refuse_if_vendor_suspended)."""
+
+    code = "vendor_suspended"
+    default_message = _(
+        "This vendor is suspended: catalog and stock changes are refused until Okada operations "
+        "reactivate it."
+    )
+
+
 class StockLedgerMismatch(InternalError):
     """The stock holds fewer reserved units than an order's items: stop before corrupting more."""
 
@@ -385,6 +396,26 @@ def _live_vendor(vendor: Vendor | uuid.UUID) -> Vendor:
     return found if found is not None else _live(Vendor, vendor, "vendor")  # raises
 
 
+def refuse_if_vendor_suspended(*, actor: Actor, vendor_id: uuid.UUID, vendor: Vendor | None = None) -> None:
+    """VendorSuspended when a vendor actor changes the catalog or stock of a suspended vendor.
+
+    Staff and the system are not bound (they moderate a suspended vendor's catalog); a pending
+    vendor still builds its catalog; order moves are not catalog changes (orders.services: a
+    suspended vendor still serves or cancels the orders it has). Call it inside the write's
+    transaction, before the write: it reads the status under a share lock of the vendor row
+    (core.live_share_locked), held until the write commits, and vendor_suspend locks the row FOR
+    UPDATE, so a suspension committed before is always seen (one in flight is waited for, then
+    seen) and one that comes later waits for the write. `vendor`: the row when the caller has
+    just locked it so (`_live_vendor`).
+    """
+    if actor.role != Actor.VENDOR:
+        return
+    if vendor is None:
+        vendor = core.live_share_locked(Vendor, vendor_id)
+    if vendor is not None and vendor.status == Vendor.Status.SUSPENDED:
+        raise VendorSuspended()
+
+
 # --- Products -----------------------------------------------------------------------------------
 
 PRODUCT_EDITABLE_FIELDS = (
@@ -442,6 +473,7 @@ def product_create(
     actor.require_if_staff("catalog.add_product")
     with transaction.atomic(), acting_for(actor, "product created"):
         vendor = _live_vendor(vendor)
+        refuse_if_vendor_suspended(actor=actor, vendor_id=vendor.pk, vendor=vendor)
         if category is not None:
             category = _live_category(category)
         if Product.objects.filter(vendor=vendor, sku=sku).exists():
@@ -487,6 +519,7 @@ def product_update(
     core.refuse_unknown_fields(data, PRODUCT_EDITABLE_FIELDS)
     actor.require_if_staff("catalog.change_product")
     with transaction.atomic(), acting_for(actor, "product updated"):
+        refuse_if_vendor_suspended(actor=actor, vendor_id=product.vendor_id)
         if data.get("category") is not None:
             data = {**data, "category": _live_category(data["category"])}
         product = core.locked(Product.objects, product.pk)
@@ -519,6 +552,7 @@ def product_soft_delete(*, product: Product, actor: Actor, reason: str = "produc
     """Soft-delete a product; its version moves on (offline devices see the delete as a change)."""
     actor.require_if_staff("catalog.delete_product")
     with transaction.atomic(), acting_for(actor, reason):
+        refuse_if_vendor_suspended(actor=actor, vendor_id=product.vendor_id)
         product = core.locked(Product.objects, product.pk)
         product.version += 1
         product.delete()
@@ -530,7 +564,8 @@ def product_restore(*, product: Product, actor: Actor, reason: str = "product re
     actor.require_if_staff("catalog.change_product")
     with transaction.atomic(), acting_for(actor, reason):
         product = core.locked(Product.deleted_objects, product.pk, gone=core.not_deleted(Product))
-        _live_vendor(product.vendor_id)
+        vendor = _live_vendor(product.vendor_id)
+        refuse_if_vendor_suspended(actor=actor, vendor_id=vendor.pk, vendor=vendor)
         if Product.objects.filter(vendor_id=product.vendor_id, sku=product.sku).exists():
             raise _sku_taken(product.sku)
         product.version += 1  # saved by restore()
@@ -586,13 +621,15 @@ def stock_adjust(
 
     Refused (InsufficientStock) when it would take on_hand below zero or below what open orders
     have reserved; the check and the change are one conditional UPDATE. Staff need
-    `catalog.adjust_stock`.
+    `catalog.adjust_stock`; a suspended vendor's own actors are refused (VendorSuspended).
     """
     actor.require_if_staff("catalog.adjust_stock")
-    refuse_if_product_deleted(product)
-    return _stock_adjust(
-        product=product, delta=delta, reason=reason, actor=actor, reference=reference, kind=kind
-    )
+    with transaction.atomic():
+        refuse_if_vendor_suspended(actor=actor, vendor_id=product.vendor_id)
+        refuse_if_product_deleted(product)
+        return _stock_adjust(
+            product=product, delta=delta, reason=reason, actor=actor, reference=reference, kind=kind
+        )
 
 
 def refuse_if_product_deleted(product: Product) -> None:
@@ -661,6 +698,7 @@ def stock_count(
     if on_hand < 0:
         raise InvalidInput(_("on_hand cannot be negative."), field="on_hand")
     with transaction.atomic():
+        refuse_if_vendor_suspended(actor=actor, vendor_id=product.vendor_id)
         stock = core.locked(Stock.objects, product.pk, by="product_id")
         refuse_if_product_deleted(product)
         if stock.on_hand != expected_on_hand:
@@ -790,7 +828,9 @@ def product_upsert_many(
     only, `initial_stock`. An existing product (a live one of this vendor with the SKU) gets the
     fields given and keeps the others. With `atomic`, one failed item rolls back every item and
     raises BulkRejected (its `results` say which failed and why); otherwise each item is applied
-    or refused on its own and the results say which.
+    or refused on its own and the results say which. A suspended vendor's own actors are refused
+    the whole request (VendorSuspended), in both modes: not an item's fault, nothing to report
+    per item.
 
     Items are applied in SKU order (the results keep the request's): two requests with
     overlapping SKUs then lock rows and wait on the unique index in the same order, so the later
@@ -804,6 +844,8 @@ def product_upsert_many(
     if actor.role == Actor.VENDOR and actor.vendor_id != vendor.pk:
         raise NotAllowed(_("You may not change this vendor's products."))
     with transaction.atomic():
+        # The whole request, not each item: the suspension is the caller's, not an item's fault.
+        refuse_if_vendor_suspended(actor=actor, vendor_id=vendor.pk)
         skus = [item["sku"] for item in items]
         existing = {p.sku: p for p in Product.objects.filter(vendor=vendor, sku__in=skus)}
         seen: set[str] = set()

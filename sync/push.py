@@ -348,6 +348,15 @@ def _row(key: str) -> Callable[[Context, dict[str, Any]], list[uuid.UUID]]:
 # --- The mutations ------------------------------------------------------------------------------
 
 
+def _refuse_if_suspended(context: Context) -> None:
+    """A suspended vendor's device changes neither its products nor its stock: the mutation is
+    rejected (`vendor_suspended`) before anything else, so a stale count or price it sends is not
+    recorded as a conflict for staff either. The services check it too (catalog.services.
+    refuse_if_vendor_suspended); the vendor's share lock taken here is held until the mutation
+    commits. Order moves are still applied."""
+    catalog.refuse_if_vendor_suspended(actor=context.actor, vendor_id=context.device.vendor_id)
+
+
 def stock_adjust(context: Context, args: dict[str, Any]) -> SyncConflict | None:
     """{product_id, delta, reason?}: add or remove units (a sale at the counter, a delivery).
 
@@ -355,6 +364,7 @@ def stock_adjust(context: Context, args: dict[str, Any]) -> SyncConflict | None:
     the stock below zero, or below what open orders reserved, is not applied: a conflict
     (impossible_stock) for staff.
     """
+    _refuse_if_suspended(context)
     product = _product(context, args)
     delta = _int(args, "delta", minimum=-catalog.MAX_DELTA, maximum=catalog.MAX_DELTA)  # as REST
     reason = _text(args, "reason", default="adjusted on device")
@@ -385,6 +395,7 @@ def stock_count(context: Context, args: dict[str, Any]) -> SyncConflict | None:
     shelf). Otherwise units arrived or left meanwhile and the count may be stale: a conflict
     (stale_count). A count below the units reserved by open orders: a conflict (impossible_stock).
     """
+    _refuse_if_suspended(context)
     product = _product(context, args)
     catalog.refuse_if_product_deleted(product)  # before a stale count becomes a conflict for staff
     on_hand = _int(args, "on_hand", minimum=0)
@@ -425,6 +436,7 @@ PRICE_FIELDS = ("price_xaf", "compare_at_price_xaf")
 def product_create(context: Context, args: dict[str, Any]) -> SyncConflict | None:
     """{id, sku, name, price_xaf, description?, category_id?, compare_at_price_xaf?, unit?,
     is_active?, attributes?, initial_stock?}: a new product, with the id the device gave it."""
+    _refuse_if_suspended(context)
     product_id = _uuid(args, "id")
     unknown = set(args) - {"id", "initial_stock", *PRODUCT_FIELDS}
     if unknown:
@@ -456,6 +468,7 @@ def product_update(context: Context, args: dict[str, Any]) -> SyncConflict | Non
     applied but stored as a conflict (price) for staff. A product deleted meanwhile stays
     deleted (the delete wins) and the update is stored as a conflict (delete_vs_update).
     """
+    _refuse_if_suspended(context)
     product = _product(context, args, lock=True)
     base_version = _int(args, "base_version", minimum=0, maximum=MAX_VERSION)
     raw = args.get("fields")
@@ -505,6 +518,7 @@ def _price_changed_since(product: Product, version: int) -> bool:
 
 def product_delete(context: Context, args: dict[str, Any]) -> SyncConflict | None:
     """{product_id, base_version?}: soft-delete. The delete wins over any change made meanwhile."""
+    _refuse_if_suspended(context)
     product = _product(context, args, lock=True)
     if product.deleted_at is None:
         catalog.product_soft_delete(product=product, actor=context.actor, reason="deleted on device")

@@ -13,10 +13,12 @@ from django.core import signing
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from catalog.models import Product, Stock, StockMovement
+from catalog.models import Product, Stock, StockMovement, Vendor
 from catalog.selectors import stock_audit
+from catalog.services import vendor_activate, vendor_suspend
+from okada.core.actors import Actor
 from okada.core.api.serializers import utc
-from tests.catalog.factories import CategoryFactory, ProductFactory, VendorFactory
+from tests.catalog.factories import CategoryFactory, ProductFactory, UserFactory, VendorFactory
 from tests.credentials.factories import Api, problem, storefront_api, vendor_api
 from tests.orders.factories import OrderFactory
 
@@ -648,3 +650,136 @@ def test_time_cursors_do_not_depend_on_the_servers_datestyle(api, vendor, orderi
 
     assert second.status_code == 200, second.content
     assert [p["id"] for p in first.json()["results"] + second.json()["results"]] == expected
+
+
+# --- A suspended vendor's own credentials change neither its catalog nor its stock --------------
+
+OPS = Actor(role=Actor.STAFF, label="ops")
+
+
+def member_token(vendor: Vendor) -> str:
+    """A personal token of a member of `vendor` (POST /auth/token)."""
+    user = UserFactory()
+    user.set_password("s3cret-pass")
+    user.save()
+    vendor.members.create(user=user)
+    response = Api().post("/auth/token", {"username": user.username, "password": "s3cret-pass"})
+    assert response.status_code == 201, response.content
+    return response.json()["token"]
+
+
+@pytest.fixture(params=["api_key", "personal_token"])
+def suspended(request):
+    """A suspended vendor with a product (5 on hand) and an open order, and one of its own
+    credentials (issued while it was active)."""
+    vendor = VendorFactory()
+    product = ProductFactory(vendor=vendor, sku="RIZ-1", name="Riz", price_xaf=1000, initial_stock=5)
+    order = OrderFactory(vendor=vendor)
+    credential = vendor_api(vendor) if request.param == "api_key" else Api(member_token(vendor))
+    vendor_suspend(vendor=vendor, actor=OPS)
+    return credential, vendor, product, order
+
+
+def catalog_state(vendor: Vendor) -> tuple:
+    """What a refused write must leave as it was: the vendor's product rows, their history, the
+    stock rows and the ledger."""
+    products = Product.all_objects.filter(vendor=vendor)
+    return (
+        sorted(products.values_list("id", "sku", "name", "price_xaf", "version", "deleted_at")),
+        Product.history.filter(vendor_id=vendor.pk).count(),
+        sorted(
+            Stock.objects.filter(vendor=vendor).values_list("product_id", "on_hand", "reserved", "version")
+        ),
+        StockMovement.objects.filter(vendor_id=vendor.pk).count(),
+    )
+
+
+WRITES = {
+    "create": lambda p: ("POST", "/products", {"sku": "NEW-1", "name": "Nouveau", "price_xaf": 500}),
+    "update": lambda p: ("PATCH", f"/products/{p.pk}", {"name": "Riz parfumé", "price_xaf": 1200}),
+    "delete": lambda p: ("DELETE", f"/products/{p.pk}", None),
+    "bulk": lambda p: (
+        "POST",
+        "/products/bulk",
+        {"items": [{"sku": "RIZ-1", "price_xaf": 900}, {"sku": "NEW-2", "name": "Mil", "price_xaf": 300}]},
+    ),
+    "bulk_atomic": lambda p: (
+        "POST",
+        "/products/bulk?atomic=true",
+        {"items": [{"sku": "RIZ-1", "price_xaf": 900}, {"sku": "NEW-2", "name": "Mil", "price_xaf": 300}]},
+    ),
+    "stock_adjust": lambda p: (
+        "POST",
+        f"/products/{p.pk}/stock-adjustments",
+        {"delta": 3, "reason": "livraison"},
+    ),
+    "stock_count": lambda p: ("PUT", f"/products/{p.pk}/stock", {"on_hand": 4, "expected_on_hand": 5}),
+}
+
+
+@pytest.mark.parametrize("write", list(WRITES))
+def test_a_suspended_vendors_own_credentials_cannot_change_its_catalog_or_stock(suspended, write):
+    api, vendor, product, _order = suspended
+    before = catalog_state(vendor)
+    method, path, body = WRITES[write](product)
+
+    response = api.request(method, path, body)
+
+    assert response.status_code == 403, response.content
+    refusal = problem(response)
+    assert refusal["code"] == "vendor_suspended"
+    assert refusal["type"] == "urn:okada:problem:vendor_suspended"
+    # No Accept-Language: the project's default language, French.
+    assert refusal["detail"].startswith("Ce vendeur est suspendu"), refusal["detail"]
+    assert catalog_state(vendor) == before
+
+
+def test_a_suspended_vendor_still_reads_its_catalog_and_orders(suspended):
+    api, _vendor, product, order = suspended
+    for path in ("/products", f"/products/{product.pk}", "/orders", f"/orders/{order.pk}", "/categories"):
+        response = api.get(path)
+        assert response.status_code == 200, (path, response.content)
+    assert [p["id"] for p in api.get("/products").json()["results"]] == [
+        str(p.pk) for p in Product.objects.filter(vendor=product.vendor).order_by("-updated_at")
+    ]
+
+
+@pytest.mark.parametrize("path", ["accepted", "cancelled"])
+def test_a_suspended_vendor_still_serves_or_cancels_the_orders_it_already_has(suspended, path):
+    api, _vendor, _product, order = suspended
+    reserved = Stock.objects.get(product_id=order.items.get().product_id).reserved
+
+    response = api.post(f"/orders/{order.pk}/transitions", {"to": path, "note": "suspendu"})
+
+    assert response.status_code == 200, response.content
+    assert response.json()["status"] == path
+    # A cancellation gives the reserved unit back (the ledger records it).
+    after = Stock.objects.get(product_id=order.items.get().product_id).reserved
+    assert after == (reserved if path == "accepted" else reserved - 1)
+    assert stock_audit() == []
+
+
+def test_a_pending_vendor_still_builds_its_catalog():
+    pending = VendorFactory(status=Vendor.Status.PENDING)
+    api = vendor_api(pending)
+
+    created = api.post("/products", {"sku": "P-1", "name": "Mil", "price_xaf": 300, "initial_stock": 2})
+    assert created.status_code == 201, created.content
+    pk = created.json()["id"]
+    assert api.patch(f"/products/{pk}", {"price_xaf": 350}).status_code == 200
+    assert api.post(f"/products/{pk}/stock-adjustments", {"delta": 3, "reason": "r"}).status_code == 201
+    assert api.put(f"/products/{pk}/stock", {"on_hand": 4, "expected_on_hand": 5}).status_code == 200
+    bulk = api.post("/products/bulk", {"items": [{"sku": "P-2", "name": "Sel", "price_xaf": 100}]})
+    assert (bulk.status_code, bulk.json()["created"]) == (200, 1)
+    assert api.delete(f"/products/{pk}").status_code == 204
+    assert stock_audit() == []
+
+
+def test_a_reactivated_vendor_writes_again(suspended):
+    api, vendor, product, _order = suspended
+    vendor_activate(vendor=vendor, actor=OPS)
+
+    response = api.post(f"/products/{product.pk}/stock-adjustments", {"delta": 3, "reason": "livraison"})
+
+    assert response.status_code == 201, response.content
+    assert Stock.objects.get(product=product).on_hand == 8

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 from django.utils import translation
 
-from catalog.models import Category, Product, StockMovement, Vendor, VendorMember
+from catalog.models import Category, Product, Stock, StockMovement, Vendor, VendorMember
 from catalog.services import (
     UpsertResult,
+    VendorSuspended,
     category_create,
     category_restore,
     category_soft_delete,
@@ -22,6 +25,7 @@ from catalog.services import (
     vendor_member_remove,
     vendor_member_restore,
     vendor_soft_delete,
+    vendor_suspend,
 )
 from okada.core.actors import Actor
 from okada.core.errors import InUse, InvalidInput, NotFound
@@ -313,3 +317,75 @@ def test_a_category_deleted_while_a_sub_category_is_restored_in_it_is_refused_as
     assert isinstance(restored, Category), (restored, deleted)
     assert isinstance(deleted, InUse), (restored, deleted)
     assert Category.objects.filter(pk__in=[parent.pk, child.pk]).count() == 2
+
+
+# --- A vendor suspended while its own credentials write -----------------------------------------
+
+
+def vendor_writes(product: Product, actor: Actor) -> dict[str, Callable[[], object]]:
+    """A vendor's catalog and stock writes on `product` (live, 5 on hand)."""
+    vendor = product.vendor
+    return {
+        "create": lambda: product_create(vendor=vendor, sku="NEW-1", name="Mil", price_xaf=300, actor=actor),
+        "update": lambda: product_update(product=product, data={"price_xaf": 1200}, actor=actor),
+        "delete": lambda: product_soft_delete(product=product, actor=actor),
+        "upsert": lambda: product_upsert_many(
+            vendor=vendor, items=[{"sku": product.sku, "price_xaf": 900}], actor=actor, atomic=False
+        ),
+        "adjust": lambda: stock_adjust(product=product, delta=2, reason="livraison", actor=actor),
+        "count": lambda: stock_count(product=product, on_hand=4, expected_on_hand=5, actor=actor),
+    }
+
+
+def catalog_state(vendor: Vendor) -> tuple[object, ...]:
+    return (
+        sorted(
+            Product.all_objects.filter(vendor=vendor).values_list("id", "price_xaf", "version", "deleted_at")
+        ),
+        sorted(Stock.objects.filter(vendor=vendor).values_list("product_id", "on_hand", "version")),
+        StockMovement.objects.filter(vendor_id=vendor.pk).count(),
+    )
+
+
+WRITES = ["create", "update", "delete", "upsert", "adjust", "count"]
+
+
+@pytest.mark.parametrize("write", WRITES)
+def test_a_vendor_write_waiting_for_a_suspension_in_flight_is_refused_once_it_commits(write):
+    # The write starts while vendor_suspend holds the vendor row (FOR UPDATE, not committed): it
+    # waits for that lock and then reads the committed status, suspended.
+    vendor = VendorFactory()
+    product = ProductFactory(vendor=vendor, initial_stock=5)
+    before = catalog_state(vendor)
+
+    suspended, written = race(
+        lambda: vendor_suspend(vendor=vendor, actor=STAFF),
+        vendor_writes(product, Actor(role=Actor.VENDOR, vendor_id=vendor.pk, label="key"))[write],
+    )
+
+    assert isinstance(suspended, Vendor), (suspended, written)
+    assert isinstance(written, VendorSuspended), (suspended, written)
+    assert Vendor.objects.get(pk=vendor.pk).status == Vendor.Status.SUSPENDED
+    assert catalog_state(vendor) == before
+
+
+@pytest.mark.parametrize("write", WRITES)
+def test_a_vendor_write_holding_the_vendor_lock_commits_before_the_suspension(write):
+    # The write holds its share lock on the vendor row until it commits: vendor_suspend waits for
+    # it, so when the suspension returns the write is already committed (seen from its connection).
+    vendor = VendorFactory()
+    product = ProductFactory(vendor=vendor, initial_stock=5)
+    before = catalog_state(vendor)
+
+    def suspend() -> tuple[Vendor, tuple[object, ...]]:
+        suspended = vendor_suspend(vendor=vendor, actor=STAFF)
+        return suspended, catalog_state(vendor)
+
+    written, (suspended, seen_by_the_suspension) = race(
+        vendor_writes(product, Actor(role=Actor.VENDOR, vendor_id=vendor.pk, label="key"))[write], suspend
+    )
+
+    assert not isinstance(written, Exception), written
+    assert suspended.status == Vendor.Status.SUSPENDED
+    assert seen_by_the_suspension == catalog_state(vendor) != before
+    assert Vendor.objects.get(pk=vendor.pk).status == Vendor.Status.SUSPENDED

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
 from catalog.models import Category, Product, Stock, StockMovement, Vendor
@@ -11,11 +13,13 @@ from catalog.services import (
     SkuTaken,
     SlugTaken,
     StockChanged,
+    VendorSuspended,
     VersionConflict,
     product_create,
     product_restore,
     product_soft_delete,
     product_update,
+    product_upsert_many,
     stock_adjust,
     stock_count,
     vendor_activate,
@@ -552,6 +556,129 @@ def test_the_stock_of_a_soft_deleted_product_is_neither_adjusted_nor_counted_unt
     product_restore(product=product, actor=staff_actor())
     stock_adjust(product=product, delta=5, reason="livraison", actor=staff_actor())
     assert stock_of(product) == (15, 0)
+
+
+# --- A suspended vendor -------------------------------------------------------------------------
+
+
+def _vendor_writes(product: Product, actor: Actor) -> dict[str, Callable[[], object]]:
+    """Every catalog and stock write a vendor makes, on `product` (live, 5 on hand) for `actor`."""
+    return {
+        "create": lambda: product_create(
+            vendor=product.vendor, sku="NEW-1", name="Mil", price_xaf=300, actor=actor
+        ),
+        "update": lambda: product_update(product=product, data={"price_xaf": 1200}, actor=actor),
+        "delete": lambda: product_soft_delete(product=product, actor=actor),
+        "upsert": lambda: product_upsert_many(
+            vendor=product.vendor,
+            items=[{"sku": product.sku, "price_xaf": 900}, {"sku": "NEW-2", "name": "Sel", "price_xaf": 100}],
+            actor=actor,
+            atomic=False,
+        ),
+        "count": lambda: stock_count(product=product, on_hand=4, expected_on_hand=5, actor=actor),
+        "adjust": lambda: stock_adjust(product=product, delta=2, reason="livraison", actor=actor),
+    }
+
+
+def _state(vendor: Vendor) -> tuple[object, ...]:
+    return (
+        sorted(
+            Product.all_objects.filter(vendor=vendor).values_list(
+                "id", "sku", "price_xaf", "version", "deleted_at"
+            )
+        ),
+        Product.history.filter(vendor_id=vendor.pk).count(),
+        sorted(Stock.objects.filter(vendor=vendor).values_list("product_id", "on_hand", "version")),
+        StockMovement.objects.filter(vendor_id=vendor.pk).count(),
+    )
+
+
+@pytest.mark.parametrize("write", ["create", "update", "delete", "upsert", "adjust", "count"])
+def test_a_suspended_vendor_acting_for_itself_changes_nothing(write):
+    vendor = VendorFactory()
+    product = ProductFactory(vendor=vendor, initial_stock=5)
+    vendor_suspend(vendor=vendor, actor=staff_actor())
+    before = _state(vendor)
+
+    with pytest.raises(VendorSuspended) as refused:
+        _vendor_writes(product, vendor_actor(vendor))[write]()
+
+    assert (refused.value.code, refused.value.status) == ("vendor_suspended", 403)
+    assert str(refused.value) == (
+        "This vendor is suspended: catalog and stock changes are refused until Okada operations "
+        "reactivate it."
+    )
+    assert _state(vendor) == before
+
+
+def test_a_suspended_vendor_cannot_restore_its_product():
+    vendor = VendorFactory()
+    product = ProductFactory(vendor=vendor)
+    product_soft_delete(product=product, actor=staff_actor())
+    vendor_suspend(vendor=vendor, actor=staff_actor())
+
+    with pytest.raises(VendorSuspended):
+        product_restore(product=product, actor=vendor_actor(vendor))
+
+    assert Product.deleted_objects.filter(pk=product.pk).exists()
+
+
+def test_a_suspended_vendors_bulk_upsert_is_refused_whole_even_per_item():
+    # Not one `failed` result per item: the request is refused before any item is looked at.
+    vendor = VendorFactory()
+    ProductFactory(vendor=vendor, sku="RIZ-1")
+    vendor_suspend(vendor=vendor, actor=staff_actor())
+
+    for atomic in (False, True):
+        with pytest.raises(VendorSuspended):
+            product_upsert_many(
+                vendor=vendor,
+                items=[{"sku": "RIZ-1", "price_xaf": 900}],
+                actor=vendor_actor(vendor),
+                atomic=atomic,
+            )
+
+
+@pytest.mark.parametrize("write", ["create", "update", "delete", "upsert", "adjust", "count"])
+@pytest.mark.parametrize("role", [Actor.STAFF, Actor.SYSTEM])
+def test_staff_and_the_system_still_change_a_suspended_vendors_catalog(write, role):
+    vendor = VendorFactory()
+    product = ProductFactory(vendor=vendor, initial_stock=5)
+    vendor_suspend(vendor=vendor, actor=staff_actor())
+    actor = staff_actor() if role == Actor.STAFF else Actor.system("test")
+    before = _state(vendor)
+
+    _vendor_writes(product, actor)[write]()
+
+    assert _state(vendor) != before
+    assert stock_audit() == []
+
+
+def test_staff_still_restore_a_suspended_vendors_product():
+    vendor = VendorFactory()
+    product = ProductFactory(vendor=vendor)
+    product_soft_delete(product=product, actor=staff_actor())
+    vendor_suspend(vendor=vendor, actor=staff_actor())
+
+    product_restore(product=product, actor=staff_actor())
+
+    assert Product.objects.filter(pk=product.pk).exists()
+
+
+def test_a_pending_vendor_acting_for_itself_still_builds_its_catalog():
+    vendor = VendorFactory(status=Vendor.Status.PENDING)
+    product = ProductFactory(vendor=vendor, initial_stock=5)
+    before = _state(vendor)
+
+    for name, write in _vendor_writes(product, vendor_actor(vendor)).items():
+        if name != "delete":
+            write()
+    product_soft_delete(product=product, actor=vendor_actor(vendor))
+    product_restore(product=product, actor=vendor_actor(vendor))
+
+    assert _state(vendor) != before
+    assert Product.objects.filter(vendor=vendor).count() == 3
+    assert stock_audit() == []
 
 
 # --- Vendor details, members, categories; permissions of staff roles ---------------------------

@@ -594,3 +594,50 @@ def test_a_push_sent_six_times_at_once_applies_once(live_server, vendor):
     assert set(statuses) <= {"applied", "duplicate", "try_again"}, answers
     assert Stock.objects.get(product=product).on_hand == 7
     assert Device.objects.get(pk=device_id).last_mutation_id == 1
+
+
+@pytest.mark.parametrize("credential", ["api_key", "personal_token"])
+def test_a_suspended_vendors_credentials_still_pull_but_push_no_stock_or_product_change(vendor, credential):
+    from catalog.services import vendor_suspend
+    from tests.catalog.test_apis import member_token
+
+    product = ProductFactory(vendor=vendor, initial_stock=10)
+    order = OrderFactory(vendor=vendor)
+    api = vendor_api(vendor) if credential == "api_key" else Api(member_token(vendor))
+    device_id = register(api)
+    vendor_suspend(vendor=vendor, actor=STAFF)
+
+    copy, _pages = pull_all(api, device_id)
+    pushed = api.post(
+        "/sync/push",
+        {
+            "device_id": device_id,
+            "mutations": [
+                {"id": 1, "name": "stock.adjust", "args": {"product_id": str(product.pk), "delta": -3}},
+                {
+                    "id": 2,
+                    "name": "product.update",
+                    "args": {
+                        "product_id": str(product.pk),
+                        "base_version": product.version,
+                        "fields": {"name": "Autre"},
+                    },
+                },
+                {
+                    "id": 3,
+                    "name": "order.transition",
+                    "args": {"order_id": str(order.pk), "to": "accepted", "base_status": "pending"},
+                },
+            ],
+        },
+    )
+
+    assert str(product.pk) in copy["products"] and str(order.pk) in copy["orders"]
+    assert pushed.status_code == 200, pushed.content
+    assert [(r["status"], r["code"]) for r in pushed.json()["results"]] == [
+        ("rejected", "vendor_suspended"),
+        ("rejected", "vendor_suspended"),
+        ("applied", None),
+    ]
+    assert Stock.objects.get(product=product).on_hand == 10
+    assert Product.objects.get(pk=product.pk).name == product.name

@@ -11,7 +11,7 @@ from django.test import override_settings
 
 from catalog.models import Product, Stock, StockMovement
 from catalog.selectors import stock_audit
-from catalog.services import product_soft_delete, product_update
+from catalog.services import product_soft_delete, product_update, stock_adjust, vendor_suspend
 from okada.core.actors import Actor
 from okada.core.errors import InvalidInput, NotFound
 from okada.core.services import tracked_hard_delete
@@ -28,6 +28,7 @@ from sync.services import (
 )
 from tests.catalog.factories import ProductFactory, VendorFactory
 from tests.concurrency import race
+from tests.languages import reads_in_its_language
 from tests.orders.factories import OrderFactory
 from tests.sync.factories import WAIT, Phone, in_threads, stale_count_conflict
 
@@ -617,3 +618,79 @@ def test_two_devices_creating_one_product_id_at_once_apply_it_once_and_reject_th
     assert list(Product.all_objects.filter(vendor=vendor).values_list("pk", "sku")) == [
         (uuid.UUID(product_id), "MNG-1")
     ]
+
+
+def test_a_suspended_vendors_device_changes_no_product_or_stock_but_still_moves_its_orders(
+    client, admin_user
+):
+    vendor = VendorFactory()
+    product = ProductFactory(vendor=vendor, price_xaf=1000, initial_stock=10)
+    gone = ProductFactory(vendor=vendor)
+    order = OrderFactory(vendor=vendor)
+    phone = Phone(vendor)
+    phone.pull_all()
+    seen = phone.copy("products")[str(product.pk)]
+    stock_seen = phone.copy("stock")[stock_id(product)]
+    product_soft_delete(product=gone, actor=STAFF)
+    # Staff moved the price and the stock meanwhile: without the suspension the device's price
+    # and count would become conflicts for staff; suspended, they are refused like the rest.
+    product_update(product=product, data={"price_xaf": 1100}, actor=STAFF)
+    stock_adjust(product=product, delta=2, reason="livraison", actor=STAFF)
+    vendor_suspend(vendor=vendor, actor=STAFF)
+
+    def catalog_state() -> tuple[object, ...]:
+        return (
+            sorted(
+                Product.all_objects.filter(vendor=vendor).values_list(
+                    "id", "price_xaf", "version", "deleted_at"
+                )
+            ),
+            sorted(Stock.objects.filter(vendor=vendor).values_list("pk", "on_hand", "version")),
+            StockMovement.objects.filter(vendor_id=vendor.pk).count(),
+        )
+
+    before = catalog_state()
+
+    answer = phone.push(
+        phone.mutation("stock.adjust", product_id=str(product.pk), delta=-2, reason="vente"),
+        phone.mutation(
+            "stock.count",
+            product_id=str(product.pk),
+            on_hand=9,
+            base_version=stock_seen["version"],
+            base_on_hand=10,
+        ),
+        phone.mutation("product.create", id=str(uuid.uuid4()), sku="NEW-1", name="Mil", price_xaf=300),
+        phone.mutation(
+            "product.update",
+            product_id=str(product.pk),
+            base_version=seen["version"],
+            fields={"price_xaf": 900},
+        ),
+        phone.mutation("product.delete", product_id=str(product.pk)),
+        phone.mutation("product.delete", product_id=str(gone.pk)),
+        phone.mutation("order.transition", order_id=str(order.pk), to="accepted", base_status="pending"),
+    )
+
+    assert [(r["status"], r["code"]) for r in answer["results"]] == [
+        *[("rejected", "vendor_suspended")] * 6,
+        ("applied", None),
+    ]
+    assert answer["last_mutation_id"] == 7
+    assert catalog_state() == before  # accepting an order moves no stock
+    assert not SyncConflict.objects.exists()
+    assert Order.objects.get(pk=order.pk).status == "accepted"
+    # The rejections are recorded like any other, and the device still pulls (reads are allowed):
+    # the server's rows replace what it showed.
+    assert Mutation.objects.filter(device=phone.device, code="vendor_suspended").count() == 6
+    phone.pull_all()
+    assert phone.copy("products")[str(product.pk)]["price_xaf"] == 1100
+    assert phone.copy("orders")[str(order.pk)]["status"] == "accepted"
+    client.force_login(admin_user)
+    rejected = Mutation.objects.get(device=phone.device, mutation_id=1)
+    reads_in_its_language(
+        client,
+        f"/admin/sync/mutation/{rejected.pk}/change/",
+        "Ce vendeur est suspendu",
+        "This vendor is suspended",
+    )

@@ -78,6 +78,28 @@ def _problem(status: str) -> dict[str, Any]:
     return response
 
 
+def problem_response(error: Any, when: str) -> Any:
+    """An error response an operation documents itself (in @extend_schema `responses`): the
+    generic one for the status of `error` (a DomainError subclass) plus an example of its code,
+    the body the API sends (in English), e.g. `{403: problem_response(VendorSuspended, "its
+    vendor is suspended")}`. The hook below turns it into problem+json."""
+    from django.utils import translation
+    from drf_spectacular.types import OpenApiTypes
+    from drf_spectacular.utils import OpenApiExample, OpenApiResponse
+
+    from .problems import problem_body
+
+    with translation.override("en"):
+        body = problem_body(error())
+    return OpenApiResponse(
+        response=OpenApiTypes.OBJECT,
+        description=f"{PROBLEMS[str(error.status)][0]} Or `{error.code}`: {when}.",
+        examples=[
+            OpenApiExample(error.code, value=body, status_codes=[str(error.status)], response_only=True)
+        ],
+    )
+
+
 def add_problem_responses(
     result: dict[str, Any], generator: Any, request: Any, public: bool
 ) -> dict[str, Any]:
@@ -98,9 +120,14 @@ def add_problem_responses(
                 if existing is None:
                     responses[status] = _problem(status)
                 elif "application/json" in existing.get("content", {}):
-                    # An @extend_schema example for this status: keep it, as problem+json.
+                    # An @extend_schema example for this status: keep it, as problem+json; with
+                    # examples of the operation's own codes (`problem_response`), the generic
+                    # code's example goes with them.
                     content = existing["content"].pop("application/json")
                     content["schema"] = {"$ref": "#/components/schemas/Problem"}
+                    if "examples" in content:
+                        generic = _problem(status)["content"]["application/problem+json"]["example"]
+                        content["examples"] = {generic["code"]: {"value": generic}, **content["examples"]}
                     existing["content"]["application/problem+json"] = content
             for status, response in responses.items():
                 if status.startswith("2"):

@@ -48,12 +48,35 @@ def test_every_operation_describes_its_errors_as_problem_json(client):
         for status in ("400", "401", "403", "429", "500"):
             content = operation["responses"][status]["content"]
             assert list(content) == ["application/problem+json"], (path, method, status)
-            assert content["application/problem+json"]["example"]["status"] == int(status)
+            examples = _examples(content["application/problem+json"])
+            assert examples and {e["status"] for e in examples} == {int(status)}, (path, method, status)
         if "{" in path:
             assert "404" in operation["responses"], (path, method)
         for status, response in operation["responses"].items():
             if status < "400" and "content" in response:  # successes are JSON, never problems
                 assert list(response["content"]) == ["application/json"], (path, method, status)
+
+
+def _examples(media: dict) -> list[dict]:
+    """A media type's example values: its one `example`, or each of its `examples`."""
+    if "example" in media:
+        return [media["example"]]
+    return [example["value"] for example in media.get("examples", {}).values()]
+
+
+def test_catalog_and_stock_writes_document_the_suspended_vendor_refusal_and_the_generic_one(client):
+    schema = _schema_json(client)
+    codes = {
+        operation["operationId"]: [
+            e["code"] for e in _examples(operation["responses"]["403"]["content"]["application/problem+json"])
+        ]
+        for item in schema["paths"].values()
+        for operation in item.values()
+    }
+    writes = ("products_create", "products_update", "products_destroy", "products_bulk_upsert")
+    for operation_id in (*writes, "stock_adjust", "stock_count"):
+        assert codes[operation_id] == ["not_allowed", "vendor_suspended"], operation_id
+    assert codes["products_list"] == codes["orders_transition"] == ["not_allowed"]
 
 
 def test_write_operations_have_request_examples(client):
