@@ -148,7 +148,7 @@ class Text:
         for candidate in (template, english):
             try:
                 sentence = candidate.format(**params) if self.braces else candidate % params
-            except (KeyError, IndexError, TypeError, ValueError):
+            except (KeyError, IndexError, TypeError, ValueError, AttributeError):  # e.g. {a.b}
                 continue
             return capfirst(sentence) if self._opens_with_a_word(candidate) else sentence
         return english
@@ -158,7 +158,7 @@ class Text:
         count = self.params.get(self.number) if isinstance(self.number, str) else self.number
         try:
             return int(count)  # type: ignore[arg-type]
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):  # OverflowError: a float infinity
             return 2
 
     def _opens_with_a_word(self, template: str) -> bool:

@@ -151,3 +151,13 @@ def test_a_text_formatted_with_braces_keeps_its_msgid():
         assert shown(text.stored) == "Assurez-vous que ce champ comporte au plus 200\xa0caractères."
     with translation.override("en"):
         assert shown(text.stored) == "Ensure this field has no more than 200 characters."
+
+
+def test_a_stored_text_that_cannot_be_formatted_is_still_shown():
+    """Rows outlive the code that wrote them: a template reaching into its parameter ({a.b}) or
+    a count no int can hold reads as the English it was written in, never a crash."""
+    reaching = Text.braced("Value {a.b} refused.", a="x")
+    assert shown(Text.load(reaching.stored).stored) == "Value {a.b} refused."
+    endless = Text.counted("%(n)s unit", "%(n)s units", "n", n=float("inf"))
+    with translation.override("fr"):
+        assert shown(Text.load(endless.stored).stored) == "inf units"

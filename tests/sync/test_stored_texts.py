@@ -214,6 +214,16 @@ def test_a_refusal_with_parameters_is_stored_in_no_language(
             "unit : «\xa0crate\xa0» n&#x27;est pas un choix valide.",  # escaped by the page
             "unit: &quot;crate&quot; is not a valid choice.",
         ),
+        (  # the device's own input is kept as sent, never read as a number
+            {"unit": "007"},
+            "unit : «\xa0007\xa0» n&#x27;est pas un choix valide.",
+            "unit: &quot;007&quot; is not a valid choice.",
+        ),
+        (  # too many digits for int(): once a 500 on every retry of the push
+            {"unit": "1" * 5000},
+            "unit : «\xa0" + "1" * 5000 + "\xa0» n&#x27;est pas un choix valide.",
+            "unit: &quot;" + "1" * 5000 + "&quot; is not a valid choice.",
+        ),
     ],
 )
 def test_a_field_the_api_rules_refuse_reads_in_the_viewers_language_whatever_the_device_spoke(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import string
 import threading
@@ -22,6 +23,8 @@ from rest_framework.settings import api_settings
 
 from okada.core.errors import InvalidInput
 from okada.core.texts import Text
+
+log = logging.getLogger(__name__)
 
 
 class StrictSerializer(serializers.Serializer[Any]):
@@ -149,8 +152,12 @@ def error_text(field: Any, detail: Any) -> Text:
     words = str(detail)
     template = getattr(field, "error_messages", {}).get(getattr(detail, "code", None))
     if template is not None:
-        text = Text.of(template)
-        params = _params_in(text.msgid, words)
+        try:
+            text = Text.of(template)
+            params = _params_in(text.msgid, words)
+        except Exception:  # a message this cannot read back is still stored: as its words
+            log.exception("could not read back the message %r", words[:200])
+            params = None
         if params is not None:
             return Text.braced(text.msgid, **params) if params else text
     return Text(words)
@@ -190,7 +197,10 @@ def _params_in(template: str, words: str) -> dict[str, Any] | None:
     found = re.fullmatch("".join(pattern), words, re.DOTALL)
     if found is None:
         return None
-    return {k: int(v) if re.fullmatch(r"-?[0-9]+", v) else v for k, v in found.groupdict().items()}
+    # A number reads back as one (a limit, a count); anything else, the caller's own input among
+    # them ("007", five thousand digits), stays the words it was.
+    number = re.compile(r"-?(0|[1-9][0-9]{0,17})")
+    return {k: int(v) if number.fullmatch(v) else v for k, v in found.groupdict().items()}
 
 
 class UtcDateTimeField(serializers.DateTimeField):
