@@ -69,3 +69,28 @@ def partial_unique_errors(model: Any) -> list[checks.CheckMessage]:
         checks.Error(f"{p}: a deleted row would block re-creation.", hint=hint, obj=model, id="okada.E001")
         for p in problems
     ]
+
+
+RATE_SETTINGS = (
+    "OKADA_API_RATE_LIMIT",
+    "OKADA_API_ANON_RATE_LIMIT",
+    "OKADA_API_LOGIN_RATE_LIMIT",
+    "OKADA_API_LOGIN_ADDRESS_RATE_LIMIT",
+    "OKADA_API_LOGIN_ACCOUNT_RATE_LIMIT",
+)
+
+
+@checks.register()
+def rate_settings_parse(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """A mistyped rate would otherwise surface as a 500 on the first request (or login) it limits."""
+    from django.conf import settings
+
+    from .api.ratelimit import Rate
+
+    errors: list[checks.CheckMessage] = []
+    for name in RATE_SETTINGS:
+        try:
+            Rate.parse(str(getattr(settings, name)))
+        except ValueError as exc:
+            errors.append(checks.Error(f"{name}: {exc}", id="okada.E003"))
+    return errors

@@ -251,8 +251,12 @@ OKADA_API_CREDENTIAL_CACHE_SECONDS = env.int("OKADA_API_CREDENTIAL_CACHE_SECONDS
 # Requests per credential (per client IP for calls without one) per window, in Redis.
 OKADA_API_RATE_LIMIT = env("OKADA_API_RATE_LIMIT", default="600/minute")
 OKADA_API_ANON_RATE_LIMIT = env("OKADA_API_ANON_RATE_LIMIT", default="60/minute")
-# Failed logins (POST /api/v1/auth/token) per username and per client IP before a lock-out.
+# Failed logins (POST /api/v1/auth/token and the admin's login form) before a lock-out: per
+# username from one address; per address (IPv6: per /64); per username from every address
+# (okada.core.login_guard says why the last two are higher).
 OKADA_API_LOGIN_RATE_LIMIT = env("OKADA_API_LOGIN_RATE_LIMIT", default="10/15minutes")
+OKADA_API_LOGIN_ADDRESS_RATE_LIMIT = env("OKADA_API_LOGIN_ADDRESS_RATE_LIMIT", default="50/15minutes")
+OKADA_API_LOGIN_ACCOUNT_RATE_LIMIT = env("OKADA_API_LOGIN_ACCOUNT_RATE_LIMIT", default="50/15minutes")
 OKADA_API_RATELIMIT_REDIS_URL = env("OKADA_API_RATELIMIT_REDIS_URL", default=REDIS_URL)
 # A request body larger than this is refused with 413 before it is read.
 OKADA_API_MAX_BODY_BYTES = env.int("OKADA_API_MAX_BODY_BYTES", default=2 * 1024 * 1024)

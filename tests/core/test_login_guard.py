@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import io
 import logging
+import random
 import socket
 import uuid
 
 import pytest
+from django.core.management import CommandError, call_command
 from django.test import Client, override_settings
 
 from okada.core.api import ratelimit
@@ -19,27 +21,41 @@ from tests.credentials.factories import Api, problem
 pytestmark = pytest.mark.django_db
 
 PASSWORD = "s3cret-pass"
+LOCKED_FR = "Trop de tentatives de connexion"
+LOCKED_EN = "Too many failed logins for this account or from this address: try again in"
+LIMITS = {
+    "OKADA_API_LOGIN_RATE_LIMIT": "3/15minutes",  # one username from one address
+    "OKADA_API_LOGIN_ADDRESS_RATE_LIMIT": "6/15minutes",
+    "OKADA_API_LOGIN_ACCOUNT_RATE_LIMIT": "5/15minutes",
+}
 
 
 @pytest.fixture(autouse=True)
-def _closed_breaker():
+def _fresh_counts(monkeypatch):
+    """Redis is reachable again, and no memory counts are left from another test."""
     ratelimit._breaker.until = 0.0
-    yield
+    monkeypatch.setattr(ratelimit, "_local", ratelimit._LocalCounts())
+    with override_settings(**LIMITS):
+        yield
     ratelimit._breaker.until = 0.0
 
 
 @pytest.fixture
 def staff():
-    """A staff user with a fresh name: its lock-out counter starts empty in Redis and in memory."""
+    """A staff user (and vendor member) with a fresh name: its counters start empty."""
     user = UserFactory(username=f"ops-{uuid.uuid4().hex[:8]}", is_staff=True)
     user.set_password(PASSWORD)
     user.save()
+    VendorFactory().members.create(user=user)
     return user
 
 
-def _admin_login(
-    username: str, password: str, *, address: str = "10.9.0.1", language: str = ""
-) -> tuple[Client, str]:
+def _address() -> str:
+    """A fresh client address (its counter starts empty)."""
+    return f"10.{random.randrange(256)}.{random.randrange(256)}.{random.randrange(1, 255)}"
+
+
+def _admin_login(username: str, password: str, address: str, *, language: str = "") -> tuple[Client, str]:
     client = Client(REMOTE_ADDR=address)
     if language:
         client.post("/i18n/setlang/", {"language": language, "next": "/admin/login/"})
@@ -51,58 +67,83 @@ def _logged_in(client: Client) -> bool:
     return "_auth_user_id" in client.session
 
 
-@override_settings(OKADA_API_LOGIN_RATE_LIMIT="3/15minutes")
-def test_the_admin_locks_an_account_out_after_repeated_failures(staff):
+def _token(username: str, password: str, address: str) -> int:
+    return (
+        Api(REMOTE_ADDR=address).post("/auth/token", {"username": username, "password": password}).status_code
+    )
+
+
+def test_the_admin_locks_a_username_out_of_an_address_after_repeated_failures(staff):
+    here = _address()
     for _ in range(3):
-        client, page = _admin_login(staff.username, "guess")
+        client, page = _admin_login(staff.username, "guess", here)
         assert not _logged_in(client)
-        assert "Too many failed logins" not in page and "Trop de tentatives" not in page
-    client, page = _admin_login(staff.username, PASSWORD, address="10.9.0.2")  # the right one, elsewhere
+        assert LOCKED_FR not in page
+    client, page = _admin_login(staff.username, PASSWORD, here)  # the right one, refused
     assert not _logged_in(client)
-    assert "Trop de tentatives de connexion" in page  # French by default
-    client, page = _admin_login(staff.username, PASSWORD, address="10.9.0.3", language="en")
+    assert LOCKED_FR in page  # French by default
+    client, page = _admin_login(staff.username, PASSWORD, here, language="en")
     assert not _logged_in(client)
-    assert "Too many failed logins for this account or from this address: try again in" in page
+    assert LOCKED_EN in page
+    # One address cannot lock its owner out: from their own address they log in.
+    client, _page = _admin_login(staff.username, PASSWORD, _address())
+    assert _logged_in(client)
 
 
-@override_settings(OKADA_API_LOGIN_RATE_LIMIT="3/15minutes")
 def test_an_address_guessing_many_accounts_is_locked_out(staff):
-    address = f"10.{uuid.uuid4().int % 250}.1.1"
-    for n in range(3):
-        _admin_login(f"nobody-{n}-{uuid.uuid4().hex[:6]}", "guess", address=address)
-    client, page = _admin_login(staff.username, PASSWORD, address=address)
+    here = _address()
+    for n in range(6):
+        _admin_login(f"nobody-{n}-{uuid.uuid4().hex[:6]}", "guess", here)
+    client, page = _admin_login(staff.username, PASSWORD, here)
     assert not _logged_in(client)
-    assert "Trop de tentatives de connexion" in page
-    client, _page = _admin_login(staff.username, PASSWORD, address="10.9.9.9")  # another address
+    assert LOCKED_FR in page
+    client, _page = _admin_login(staff.username, PASSWORD, _address())
     assert _logged_in(client)
 
 
-@override_settings(OKADA_API_LOGIN_RATE_LIMIT="3/15minutes")
-def test_a_success_clears_the_accounts_failures(staff):
-    for _ in range(2):
-        _admin_login(staff.username, "guess", address="10.9.1.1")
-    client, _page = _admin_login(staff.username, PASSWORD, address="10.9.1.2")
-    assert _logged_in(client)
-    for _ in range(2):
-        _admin_login(staff.username, "guess", address="10.9.1.3")
-    client, _page = _admin_login(staff.username, PASSWORD, address="10.9.1.4")
-    assert _logged_in(client)  # 2 + 2 failures, but the success in between cleared the first two
+def test_guesses_at_one_account_from_many_addresses_lock_it(staff):
+    for _ in range(5):
+        _admin_login(staff.username, "guess", _address())
+    client, page = _admin_login(staff.username, PASSWORD, _address())
+    assert not _logged_in(client)
+    assert LOCKED_FR in page
+    assert _token(staff.username, PASSWORD, _address()) == 429
 
 
-@override_settings(OKADA_API_LOGIN_RATE_LIMIT="3/15minutes")
+def test_a_success_clears_the_usernames_failures(staff):
+    here = _address()
+    for _ in range(2):
+        _admin_login(staff.username, "guess", here)
+    assert _logged_in(_admin_login(staff.username, PASSWORD, here)[0])
+    for _ in range(2):
+        _admin_login(staff.username, "guess", here)
+    assert _logged_in(_admin_login(staff.username, PASSWORD, here)[0])  # 2 + 2, cleared between
+
+
 def test_guesses_through_the_api_and_the_admin_add_up(staff):
-    vendor = VendorFactory()
-    vendor.members.create(user=staff)
-    _admin_login(staff.username, "guess", address="10.9.2.1")
-    _admin_login(staff.username, "guess", address="10.9.2.2")
-    api = Api(REMOTE_ADDR="10.9.2.3")
-    assert api.post("/auth/token", {"username": staff.username, "password": "guess"}).status_code == 401
-    locked = api.post("/auth/token", {"username": staff.username, "password": PASSWORD})
+    here = _address()
+    _admin_login(staff.username, "guess", here)
+    _admin_login(staff.username, "guess", here)
+    assert _token(staff.username, "guess", here) == 401
+    locked = Api(REMOTE_ADDR=here).post("/auth/token", {"username": staff.username, "password": PASSWORD})
     assert locked.status_code == 429
     assert problem(locked)["code"] == "throttled"
-    client, _page = _admin_login(staff.username, PASSWORD, address="10.9.2.4")
-    assert not _logged_in(client)
+    assert not _logged_in(_admin_login(staff.username, PASSWORD, here)[0])
     assert not PersonalToken.objects.exists()
+
+
+def test_spellings_of_one_username_count_together(staff):
+    here = _address()
+    for spelling in (staff.username.upper(), f" {staff.username} ", staff.username):
+        assert _token(spelling, "guess", here) == 401
+    assert _token(staff.username, PASSWORD, here) == 429
+
+
+def test_ipv6_addresses_count_per_64(staff):
+    for host in (1, 2, 3):
+        _admin_login(staff.username, "guess", f"2001:db8:0:7::{host}")
+    assert not _logged_in(_admin_login(staff.username, PASSWORD, "2001:db8:0:7::ffff")[0])
+    assert _logged_in(_admin_login(staff.username, PASSWORD, "2001:db8:0:8::1")[0])
 
 
 def _closed_port() -> int:
@@ -111,43 +152,37 @@ def _closed_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@override_settings(OKADA_API_LOGIN_RATE_LIMIT="3/15minutes")
 def test_without_redis_the_lock_out_still_holds_in_memory(staff, caplog):
-    vendor = VendorFactory()
-    vendor.members.create(user=staff)
+    here = _address()
     with (
         override_settings(OKADA_API_RATELIMIT_REDIS_URL=f"redis://127.0.0.1:{_closed_port()}/0"),
         caplog.at_level(logging.WARNING, logger="okada.core.api.ratelimit"),
     ):
-        api = Api(REMOTE_ADDR="10.9.3.1")
         for _ in range(3):
-            assert (
-                api.post("/auth/token", {"username": staff.username, "password": "guess"}).status_code == 401
-            )
-        assert api.post("/auth/token", {"username": staff.username, "password": PASSWORD}).status_code == 429
-        client, page = _admin_login(staff.username, PASSWORD, address="10.9.3.2")
+            assert _token(staff.username, "guess", here) == 401
+        assert _token(staff.username, PASSWORD, here) == 429
+        client, page = _admin_login(staff.username, PASSWORD, here)
         assert not _logged_in(client)
-        assert "Trop de tentatives de connexion" in page
+        assert LOCKED_FR in page
     assert "Redis unavailable" in caplog.text
     assert not PersonalToken.objects.exists()
 
 
-@override_settings(OKADA_API_LOGIN_RATE_LIMIT="3/15minutes")
 def test_without_redis_a_right_password_still_logs_in_and_clears_the_memory_count(staff):
+    here = _address()
     with override_settings(OKADA_API_RATELIMIT_REDIS_URL=f"redis://127.0.0.1:{_closed_port()}/0"):
         for _ in range(2):
-            _admin_login(staff.username, "guess", address="10.9.4.1")
-        client, _page = _admin_login(staff.username, PASSWORD, address="10.9.4.2")
-        assert _logged_in(client)
+            _admin_login(staff.username, "guess", here)
+        assert _logged_in(_admin_login(staff.username, PASSWORD, here)[0])
         for _ in range(2):
-            _admin_login(staff.username, "guess", address="10.9.4.3")
-        client, _page = _admin_login(staff.username, PASSWORD, address="10.9.4.4")
-        assert _logged_in(client)
+            _admin_login(staff.username, "guess", here)
+        assert _logged_in(_admin_login(staff.username, PASSWORD, here)[0])
 
 
 def test_memory_counts_are_bounded(monkeypatch):
-    """A flood of new addresses during an outage cannot grow the process without bound: past the
-    bound a new key is not counted (fails open), known keys still are."""
+    """A flood of new names during an outage cannot grow the process without bound: past the
+    bound a new name is not counted (fails open), known ones still are; a count taken back to
+    nothing gives its room back; expired counts are swept to make room."""
     counts = ratelimit._LocalCounts()
     monkeypatch.setattr(counts, "MAX_KEYS", 2)
     far = 2**40
@@ -155,32 +190,37 @@ def test_memory_counts_are_bounded(monkeypatch):
     assert counts.incr("b", far) == 1
     assert counts.incr("c", far) is None
     assert counts.incr("a", far) == 2
-    assert counts.incr("d", 1.0) is None  # full of live keys
-    counts.delete("b")
+    counts.decr("b")  # taken back to nothing: "b" gives its room back
     assert counts.incr("d", 1.0) == 1
-    assert counts.incr("e", far) == 1  # "d" had expired (at t=1): pruned to make room
+    counts.pruned_at = 0.0
+    assert counts.incr("e", far) == 1  # "d" had expired (at t=1): swept to make room
+    assert set(counts.counts) == {"a", "e"}
 
 
-@override_settings(OKADA_API_LOGIN_RATE_LIMIT="2/15minutes")
 def test_unlock_login_lets_a_locked_out_account_in_at_once(staff):
-    from django.core.management import call_command
-
-    for _ in range(2):
-        _admin_login(staff.username, "guess", address="10.9.5.1")
-    client, _page = _admin_login(staff.username, PASSWORD, address="10.9.5.2")
-    assert not _logged_in(client)
+    here = _address()
+    for n in range(5):
+        _admin_login(staff.username, "guess", here if n < 3 else _address())
+    assert not _logged_in(_admin_login(staff.username, PASSWORD, _address())[0])  # the account's lock
     out = io.StringIO()
-    call_command("unlock_login", staff.username.upper(), "--address", "10.9.5.1", stdout=out)
-    assert f"cleared login:user:{staff.username}" in out.getvalue()
-    client, _page = _admin_login(staff.username, PASSWORD, address="10.9.5.1")
-    assert _logged_in(client)
+    call_command("unlock_login", staff.username.upper(), stdout=out)
+    assert "cleared the failed logins" in out.getvalue()
+    assert _logged_in(_admin_login(staff.username, PASSWORD, here)[0])  # the pair's count too
 
 
 def test_unlock_login_says_when_redis_cannot_be_reached(staff):
-    from django.core.management import CommandError, call_command
-
     with (
         override_settings(OKADA_API_RATELIMIT_REDIS_URL=f"redis://127.0.0.1:{_closed_port()}/0"),
         pytest.raises(CommandError, match="Redis cannot be reached"),
     ):
         call_command("unlock_login", staff.username)
+
+
+def test_a_mistyped_rate_setting_is_a_system_check_error():
+    from okada.core.checks import rate_settings_parse
+
+    assert rate_settings_parse() == []
+    with override_settings(OKADA_API_LOGIN_ACCOUNT_RATE_LIMIT="fifty a day"):
+        (error,) = rate_settings_parse()
+    assert error.id == "okada.E003"
+    assert "OKADA_API_LOGIN_ACCOUNT_RATE_LIMIT" in error.msg and "not a rate" in error.msg

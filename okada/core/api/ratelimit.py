@@ -94,18 +94,22 @@ _breaker = _Breaker()
 class _LocalCounts:
     """Fixed-window counts kept in this process while Redis cannot be reached (`hit(local=True)`)."""
 
-    MAX_KEYS = 100_000  # a flood of addresses during an outage cannot grow it without bound
+    MAX_KEYS = 100_000  # a flood of names during an outage cannot grow it without bound
 
     def __init__(self) -> None:
         self.counts: dict[str, tuple[int, float]] = {}  # name -> (count, expires at)
         self.lock = threading.Lock()
+        self.pruned_at = 0.0
 
     def incr(self, name: str, expires_at: float) -> int | None:
-        """The new count of `name`; None when full (that request is not counted: fails open)."""
+        """The new count of `name`; None when full of live counts (that request is not counted:
+        fails open, as every limit does without Redis)."""
         with self.lock:
             now = time.time()
             if name not in self.counts and len(self.counts) >= self.MAX_KEYS:
-                self.counts = {k: v for k, v in self.counts.items() if v[1] > now}
+                if now - self.pruned_at >= 1.0:  # a full table is swept at most once a second
+                    self.pruned_at = now
+                    self.counts = {k: v for k, v in self.counts.items() if v[1] > now}
                 if len(self.counts) >= self.MAX_KEYS:
                     return None
             count, expires = self.counts.get(name, (0, expires_at))
@@ -116,13 +120,19 @@ class _LocalCounts:
 
     def decr(self, name: str) -> None:
         with self.lock:
-            if name in self.counts:
-                count, expires = self.counts[name]
-                self.counts[name] = (max(count - 1, 0), expires)
+            count, expires = self.counts.get(name, (0, 0.0))
+            if count > 1:
+                self.counts[name] = (count - 1, expires)
+            else:  # nothing left to count: the room goes back
+                self.counts.pop(name, None)
 
     def delete(self, name: str) -> None:
         with self.lock:
             self.counts.pop(name, None)
+
+    def delete_prefixed(self, prefix: str) -> None:
+        with self.lock:
+            self.counts = {k: v for k, v in self.counts.items() if not k.startswith(prefix)}
 
 
 _local = _LocalCounts()
@@ -242,6 +252,22 @@ def reset(key: str, rate: Rate) -> bool:
     _local.delete(name)
     try:
         _client(settings.OKADA_API_RATELIMIT_REDIS_URL).delete(name)
+    except redis.RedisError as exc:
+        log.warning("rate limiter: Redis unavailable: %s", exc)
+        return False
+    return True
+
+
+def reset_prefixed(prefix: str) -> bool:
+    """`reset` of every key that starts with `prefix` (e.g. one username's counts from every
+    address), whatever its window."""
+    pattern = re.sub(r"([*?\[\]\\])", r"\\\1", f"okada:rl:{prefix}") + "*"  # Redis glob, escaped
+    _local.delete_prefixed(f"okada:rl:{prefix}")
+    try:
+        client = _client(settings.OKADA_API_RATELIMIT_REDIS_URL)
+        names = list(client.scan_iter(match=pattern, count=1000))
+        if names:
+            client.delete(*names)
     except redis.RedisError as exc:
         log.warning("rate limiter: Redis unavailable: %s", exc)
         return False
