@@ -11,7 +11,6 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.db.models.expressions import RawSQL
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
-from django.shortcuts import get_object_or_404
 from django.urls import path
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
@@ -25,6 +24,7 @@ from okada.core.admin import (
     change_url,
     changelist_url,
     is_autocomplete,
+    object_or_404,
     run_per_object,
     staff_actor,
 )
@@ -297,10 +297,10 @@ class ProductAdmin(BigTableMixin, TrackedAdmin):
         self, request: HttpRequest, object_id: str, perm: str, form_class: Any, prefix: str, apply: Any
     ):
         if request.method != "POST":
-            return HttpResponseRedirect(change_url(get_object_or_404(Product.all_objects, pk=object_id)))
+            return HttpResponseRedirect(change_url(object_or_404(Product.all_objects.all(), object_id)))
         if not request.user.has_perm(perm):
             raise PermissionDenied
-        product: Product = get_object_or_404(Product.objects, pk=object_id)
+        product: Product = object_or_404(Product.objects.all(), object_id)
         form = form_class(request.POST, prefix=prefix)
         if not form.is_valid():
             for field, errors in form.errors.items():

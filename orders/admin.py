@@ -13,7 +13,6 @@ from django.contrib.admin import helpers
 from django.core.exceptions import PermissionDenied
 from django.db.models import Q, QuerySet
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseRedirect
-from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
@@ -28,8 +27,10 @@ from okada.core.admin import (
     TrackedAdmin,
     change_url,
     changelist_url,
+    object_or_404,
     run_per_object,
     staff_actor,
+    valid_pk,
 )
 from okada.core.display import badge, money
 from okada.core.errors import DomainError
@@ -434,7 +435,7 @@ class OrderAdmin(BigTableMixin, TrackedAdmin):
         return super().change_view(request, object_id, form_url, {**(extra_context or {}), **extra})
 
     def transition_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
-        order: Order = get_object_or_404(Order.objects, pk=object_id)
+        order: Order = object_or_404(Order.objects.all(), object_id)
         if request.method != "POST":
             return HttpResponseRedirect(change_url(order))
         if not self.has_view_permission(request, order):
@@ -463,7 +464,7 @@ class OrderAdmin(BigTableMixin, TrackedAdmin):
         return HttpResponseRedirect(change_url(order))
 
     def note_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
-        order: Order = get_object_or_404(Order.all_objects, pk=object_id)
+        order: Order = object_or_404(Order.all_objects.all(), object_id)
         if request.method != "POST":
             return HttpResponseRedirect(change_url(order))
         if not request.user.has_perm("orders.add_order_note"):
@@ -695,6 +696,8 @@ class OrderExportAdmin(ReadOnlyAdmin):
         """The file, to the user who asked for it only, while they may still export orders."""
         if not request.user.has_perm("orders.export_orders"):
             raise PermissionDenied
+        if not valid_pk(OrderExport, object_id):
+            raise Http404
         export = OrderExport.objects.filter(pk=object_id, requested_by_id=request.user.pk).first()
         if export is None or export.status != OrderExport.Status.DONE:
             raise Http404

@@ -15,7 +15,6 @@ from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
-from django.shortcuts import get_object_or_404
 from django.urls import path
 from django.utils.html import format_html
 from django.utils.text import capfirst
@@ -28,9 +27,11 @@ from okada.core.actors import Actor
 from okada.core.admin import (
     LOADED_AT,
     HistoryDiffs,
+    HistoryOfValidIds,
     ReadOnlyAdmin,
     RevokedFilter,
     change_url,
+    object_or_404,
     run_per_object,
     staff_actor,
 )
@@ -124,7 +125,7 @@ def current_value(conflict: SyncConflict) -> dict[str, Any] | None:
 
 
 @admin.register(SyncConflict)
-class SyncConflictAdmin(SimpleHistoryAdmin, ReadOnlyAdmin):
+class SyncConflictAdmin(HistoryOfValidIds, SimpleHistoryAdmin, ReadOnlyAdmin):
     """Both sides of each clash; staff keep the server's value or apply the device's."""
 
     list_display = (
@@ -251,7 +252,7 @@ class SyncConflictAdmin(SimpleHistoryAdmin, ReadOnlyAdmin):
         return super().change_view(request, object_id, form_url, {**(extra_context or {}), **extra})
 
     def resolve_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
-        conflict: SyncConflict = get_object_or_404(SyncConflict.objects, pk=object_id)
+        conflict: SyncConflict = object_or_404(SyncConflict.objects.all(), object_id)
         if request.method != "POST":
             return HttpResponseRedirect(change_url(conflict))
         if not self.has_resolve_permission(request):

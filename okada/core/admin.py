@@ -37,11 +37,13 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.contrib.admin.actions import delete_selected as django_delete_selected
-from django.core.exceptions import PermissionDenied
+from django.contrib.admin.options import IncorrectLookupParameters
+from django.contrib.admin.utils import unquote
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import router, transaction
 from django.db.models import Model, Q, QuerySet
 from django.db.models.constants import LOOKUP_SEP
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html
@@ -107,6 +109,89 @@ def run_per_object(
             messages.SUCCESS,
         )
     return done
+
+
+class RefusesOddInput:
+    """Every admin screen's answer to values of the wrong kind (a tampered URL, a stale link, a
+    script), never a 500. (A NUL character anywhere is refused before, by
+    okada.core.middleware.AdminRefusesNul.)
+
+    - A list filter's value a filter cannot apply ("not-a-number" for a role's id): Django turns
+      the errors of its own filters into its "invalid" answer (a redirect to `?e=1`, the list
+      without filters) but lets those of a custom SimpleListFilter through: the same here.
+    - An action on rows whose ids are not ids: a message, nothing done (Django would filter
+      the rows by them and fail); on rows that are all gone: Django's message for no selection.
+    History pages: HistoryOfValidIds.
+    """
+
+    def get_changelist_instance(self, request: HttpRequest) -> Any:
+        try:
+            return super().get_changelist_instance(request)  # type: ignore[misc]
+        except (ValueError, ValidationError) as exc:
+            raise IncorrectLookupParameters(exc) from exc
+
+    def response_action(self, request: HttpRequest, queryset: QuerySet) -> Any:
+        selected = request.POST.getlist(helpers.ACTION_CHECKBOX_NAME)
+        if not all(valid_pk(self.model, value) for value in selected):  # type: ignore[attr-defined]
+            self.message_user(  # type: ignore[attr-defined]
+                request,
+                gettext("The selection holds a row id that is not valid: nothing was done."),
+                messages.ERROR,
+            )
+            return None
+        if (
+            selected
+            and request.POST.get("select_across") != "1"
+            and not queryset.filter(pk__in=selected).exists()
+        ):
+            # Rows gone since the list was shown: some actions would still write (beat's mark
+            # that the schedules changed). Django's own words for an empty selection.
+            self.message_user(  # type: ignore[attr-defined]
+                request,
+                gettext(
+                    "Items must be selected in order to perform actions on them. No items have been changed."
+                ),
+                messages.WARNING,
+            )
+            return None
+        return super().response_action(request, queryset)  # type: ignore[misc]
+
+
+class HistoryOfValidIds:
+    """Before simple-history's views: the history of an id that is not one, or a version that is
+    not a number, is a 404, as the history of an id that exists nowhere (simple-history would
+    fail on either)."""
+
+    def history_view(self, request: HttpRequest, object_id: str, extra_context: Any = None) -> Any:
+        if not valid_pk(self.model, unquote(object_id)):  # type: ignore[attr-defined]
+            raise Http404
+        return super().history_view(request, object_id, extra_context)  # type: ignore[misc]
+
+    def history_form_view(
+        self, request: HttpRequest, object_id: str, version_id: str, extra_context: Any = None
+    ) -> Any:
+        if not valid_pk(self.model, unquote(object_id)) or not str(version_id).isdigit():  # type: ignore[attr-defined]
+            raise Http404
+        return super().history_form_view(request, object_id, version_id, extra_context)  # type: ignore[misc]
+
+
+def object_or_404(queryset: QuerySet, object_id: str) -> Any:
+    """The row of a custom admin view's URL (`<path:object_id>/resolve/`...): a 404 when there is
+    none, or when the id is not one of the model's (get_object_or_404 would fail on it)."""
+    from django.shortcuts import get_object_or_404
+
+    if not valid_pk(queryset.model, unquote(object_id)):
+        raise Http404
+    return get_object_or_404(queryset, pk=unquote(object_id))
+
+
+def valid_pk(model: type[Model], value: str) -> bool:
+    """Whether `value` may be an id of `model` (a UUID for a UUID key, a number for a number)."""
+    try:
+        model._meta.pk.to_python(value)
+    except ValidationError:
+        return False
+    return True
 
 
 class DeletedFilter(admin.SimpleListFilter):
@@ -272,7 +357,7 @@ def _form_showing(form_class: type, refusal: DomainError) -> type:
     return RefusedForm
 
 
-class TrackedAdmin(RefusalOnForm, SimpleHistoryAdmin, ModelAdmin):
+class TrackedAdmin(RefusesOddInput, RefusalOnForm, HistoryOfValidIds, SimpleHistoryAdmin, ModelAdmin):
     """Admin of a tracked model: every write through its services (see the module docstring)."""
 
     actions = ["delete_selected", "restore_selected", "hard_delete_selected"]
@@ -558,7 +643,7 @@ def stored_text_display(model: type[Model], name: str) -> Callable[[Any], str | 
     return display
 
 
-class ReadOnlyAdmin(ModelAdmin):
+class ReadOnlyAdmin(RefusesOddInput, ModelAdmin):
     """For logs and ledgers (job runs, stock movements, order events): staff read, nobody edits.
 
     `shown_as = {"reason": "reason_shown"}` shows a field on the page through a display method
@@ -769,7 +854,7 @@ def _granting_form(form: Any, request: HttpRequest, granting: dict[str, str]) ->
 
 
 @admin.register(get_user_model())
-class UserAdmin(BaseUserAdmin, ModelAdmin):
+class UserAdmin(RefusesOddInput, BaseUserAdmin, ModelAdmin):
     form = UserChangeForm
     add_form = UserCreationForm
     change_password_form = AdminPasswordChangeForm
@@ -830,7 +915,7 @@ def _named_in_records(user: Any) -> bool:
 
 
 @admin.register(Group)
-class GroupAdmin(BaseGroupAdmin, ModelAdmin):
+class GroupAdmin(RefusesOddInput, BaseGroupAdmin, ModelAdmin):
     list_display = ("name_shown",)
 
     def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
@@ -979,7 +1064,7 @@ class ScheduledJobFilter(JobFilter):
 
 
 @admin.register(beat.PeriodicTask)
-class PeriodicTaskAdmin(beat_admin.PeriodicTaskAdmin, ModelAdmin):
+class PeriodicTaskAdmin(RefusesOddInput, beat_admin.PeriodicTaskAdmin, ModelAdmin):
     form = _PeriodicTaskForm
     list_display = ("name_shown", "enabled", "schedule", "interval", "start_time", "last_run_at", "one_off")
     list_filter = ("enabled", "one_off", ScheduledJobFilter, "start_time", "last_run_at")
@@ -1081,7 +1166,9 @@ class _ScheduleOfRunnableJobs:
 
 
 @admin.register(beat.CrontabSchedule)
-class CrontabScheduleAdmin(_ScheduleOfRunnableJobs, beat_admin.CrontabScheduleAdmin, ModelAdmin):
+class CrontabScheduleAdmin(
+    RefusesOddInput, _ScheduleOfRunnableJobs, beat_admin.CrontabScheduleAdmin, ModelAdmin
+):
     inlines = [TasksOfSchedule]
     list_display = ("in_words", "expression")
     fields = ("in_words", "minute", "hour", "day_of_month", "month_of_year", "day_of_week", "timezone")
@@ -1097,15 +1184,19 @@ class CrontabScheduleAdmin(_ScheduleOfRunnableJobs, beat_admin.CrontabScheduleAd
 
 
 @admin.register(beat.IntervalSchedule)
-class IntervalScheduleAdmin(_ScheduleOfRunnableJobs, beat_admin.IntervalScheduleAdmin, ModelAdmin):
+class IntervalScheduleAdmin(
+    RefusesOddInput, _ScheduleOfRunnableJobs, beat_admin.IntervalScheduleAdmin, ModelAdmin
+):
     inlines = [TasksOfSchedule]
 
 
 @admin.register(beat.ClockedSchedule)
-class ClockedScheduleAdmin(_ScheduleOfRunnableJobs, beat_admin.ClockedScheduleAdmin, ModelAdmin):
+class ClockedScheduleAdmin(
+    RefusesOddInput, _ScheduleOfRunnableJobs, beat_admin.ClockedScheduleAdmin, ModelAdmin
+):
     inlines = [TasksOfSchedule]
 
 
 @admin.register(beat.SolarSchedule)
-class SolarScheduleAdmin(_ScheduleOfRunnableJobs, beat_admin.SolarScheduleAdmin, ModelAdmin):
+class SolarScheduleAdmin(RefusesOddInput, _ScheduleOfRunnableJobs, beat_admin.SolarScheduleAdmin, ModelAdmin):
     inlines = [TasksOfSchedule]

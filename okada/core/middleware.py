@@ -1,4 +1,6 @@
-"""Language: the admin is French unless the user chose English (one click, kept in a cookie).
+"""The admin's middleware: its language, and its refusal of NUL characters.
+
+Language: the admin is French unless the user chose English (one click, kept in a cookie).
 
 Django's LocaleMiddleware would follow the browser's Accept-Language, so a laptop set up in
 English would open the admin in English. For the admin only the explicit choice counts; other
@@ -7,10 +9,13 @@ paths (the API answers in the request's language) keep Django's behaviour.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from django.conf import settings
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.middleware.locale import LocaleMiddleware as DjangoLocaleMiddleware
 from django.utils import translation
+from django.utils.translation import gettext
 
 
 class LocaleMiddleware(DjangoLocaleMiddleware):
@@ -23,3 +28,36 @@ class LocaleMiddleware(DjangoLocaleMiddleware):
         translation.activate(language)
         request.LANGUAGE_CODE = translation.get_language()
         return None
+
+
+def holds_nul(request: HttpRequest) -> bool:
+    """Whether the request's path, query string or form fields hold a NUL character."""
+    if "\x00" in request.path_info:
+        return True
+    fields = [*request.GET.lists()]
+    if request.method == "POST":
+        fields += request.POST.lists()
+    return any("\x00" in name or any("\x00" in value for value in values) for name, values in fields)
+
+
+class AdminRefusesNul:
+    """An admin request holding a NUL character (`%00` in its URL or a form field) is a 400.
+
+    PostgreSQL's text columns cannot store NUL: a filter value, an id or a form field holding
+    one would reach the database and fail there (a 500). Nobody types one; a tampered or
+    mangled URL or a script sends it. Refused here, for every admin page and action, before any
+    view reads it; nothing is done. (The API answers its own 400s.)"""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if request.path_info.startswith("/admin/") and holds_nul(request):
+            return HttpResponseBadRequest(
+                gettext(
+                    "This request holds a NUL character (code zero) in its address or a field, "
+                    "which the database cannot store: nothing was done."
+                ),
+                content_type="text/plain; charset=utf-8",
+            )
+        return self.get_response(request)

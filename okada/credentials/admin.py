@@ -25,6 +25,7 @@ from unfold.widgets import UnfoldAdminCheckboxSelectMultipleWidget
 from okada.core.admin import (
     HidesSecrets,
     RefusalOnForm,
+    RefusesOddInput,
     RevokedFilter,
     ServiceRefused,
     run_per_object,
@@ -62,7 +63,7 @@ def state_badge(credential: ApiKey | PersonalToken) -> str:
 
 
 @admin.register(ApiKey)
-class ApiKeyAdmin(HidesSecrets, RefusalOnForm, ModelAdmin):
+class ApiKeyAdmin(RefusesOddInput, HidesSecrets, RefusalOnForm, ModelAdmin):
     secret_fields = ("key_hash",)
     list_display = ("name", "kind", "vendor", "scope_list", "prefix", "last_used_at", "expires_at", "state")
     list_filter = ("kind", RevokedFilter)
@@ -141,7 +142,7 @@ class ApiKeyAdmin(HidesSecrets, RefusalOnForm, ModelAdmin):
 
 
 @admin.register(PersonalToken)
-class PersonalTokenAdmin(HidesSecrets, ModelAdmin):
+class PersonalTokenAdmin(RefusesOddInput, HidesSecrets, ModelAdmin):
     secret_fields = ("token_hash",)
     list_display = ("user", "vendor", "prefix", "created_at", "last_used_at", "expires_at", "state")
     list_filter = (RevokedFilter,)

@@ -111,6 +111,7 @@ MIDDLEWARE = [
     "okada.core.api.middleware.JsonGZipMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "okada.core.middleware.LocaleMiddleware",  # the admin: French unless English was chosen
+    "okada.core.middleware.AdminRefusesNul",  # a NUL in an admin request: 400, in its language
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
