@@ -11,7 +11,7 @@ import uuid
 from typing import Any
 
 from catalog.models import Product, Stock, Vendor
-from catalog.services import stock_adjust
+from catalog.services import stock_adjust, vendor_suspend
 from okada.core.actors import Actor
 from orders.models import Order
 from orders.services import order_transition
@@ -164,3 +164,23 @@ def stale_transition_conflict(vendor) -> tuple[SyncConflict, Order]:
     conflict = SyncConflict.objects.get()
     assert conflict.kind == "stale_transition"
     return conflict, order
+
+
+def suspended_vendor_stock_conflicts(vendor) -> tuple[SyncConflict, SyncConflict, Product]:
+    """A device of a vendor suspended while it was offline sold 2 of 10 units at the counter,
+    then counted the 8 left... 7 on the shelf: both are facts of the shelf, kept as conflicts
+    vendor_suspended for staff, nothing applied (10 on hand)."""
+    product = ProductFactory(vendor=vendor, initial_stock=10)
+    phone = Phone(vendor)
+    phone.pull_all()
+    seen = phone.copy("stock")[str(Stock.objects.get(product=product).pk)]
+    vendor_suspend(vendor=vendor, actor=STAFF)
+    answer = phone.push(
+        phone.mutation("stock.adjust", product_id=str(product.pk), delta=-2, reason="vente"),
+        phone.mutation(
+            "stock.count", product_id=str(product.pk), on_hand=7, base_version=seen["version"], base_on_hand=8
+        ),
+    )
+    assert [(r["status"], r["code"]) for r in answer["results"]] == [("conflict", "vendor_suspended")] * 2
+    sale, count = (SyncConflict.objects.get(pk=r["conflict_id"]) for r in answer["results"])
+    return sale, count, product

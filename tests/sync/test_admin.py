@@ -16,8 +16,13 @@ from orders.models import Order
 from sync.models import ConflictStatus, Device, SyncConflict
 from tests.catalog.factories import ProductFactory, UserFactory, VendorFactory, role_user
 from tests.credentials.factories import vendor_api
-from tests.languages import admin_page
-from tests.sync.factories import Phone, stale_count_conflict, stale_transition_conflict
+from tests.languages import admin_page, reads_in_its_language
+from tests.sync.factories import (
+    Phone,
+    stale_count_conflict,
+    stale_transition_conflict,
+    suspended_vendor_stock_conflicts,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -333,3 +338,66 @@ def test_the_list_action_applies_an_order_move_when_the_order_did_not_move(clien
 
     assert Order.objects.get(pk=order.pk).status == "cancelled"
     assert SyncConflict.objects.get().status == ConflictStatus.APPLIED_DEVICE
+
+
+# --- A suspended vendor's shelf changes, kept for staff ------------------------------------------
+
+
+def test_the_conflict_page_of_a_suspended_vendors_sale_reads_in_french_and_english(client):
+    sale, _count, _product = suspended_vendor_stock_conflicts(VendorFactory())
+    client.force_login(role_user(OPERATIONS))
+    url = f"{CONFLICTS}{sale.pk}/change/"
+
+    reads_in_its_language(
+        client,
+        url,
+        "modification de stock d\u2019un vendeur suspendu",
+        "stock change of a suspended vendor",
+    )
+    for language in ("fr", "en"):
+        html = admin_page(client, url, language)
+        assert "&quot;delta&quot;: -2" in html and "&quot;reason&quot;: &quot;vente&quot;" in html, language
+    assert "Appliquer la valeur de l\u2019appareil" in admin_page(client, url, "fr")
+    listing = admin_page(client, f"{CONFLICTS}?kind=vendor_suspended", "fr")
+    assert "modification de stock d\u2019un vendeur suspendu" in listing
+
+
+def test_operations_apply_a_suspended_vendors_sale_and_then_its_count_from_its_page(client):
+    sale, count, product = suspended_vendor_stock_conflicts(VendorFactory())
+    client.force_login(role_user(OPERATIONS))
+
+    page = apply_from_the_list(client, count)  # the later one first: refused, the sale waits
+    assert Stock.objects.get(product=product).on_hand == 10
+    assert "Resolve the device\u2019s earlier conflict" in page
+
+    apply_from_the_list(client, sale)
+    assert Stock.objects.get(product=product).on_hand == 8
+    assert SyncConflict.objects.get(pk=sale.pk).status == ConflictStatus.APPLIED_DEVICE
+    # The count was recorded on 10 on hand, which the sale changed: the list refuses it...
+    page = apply_from_the_list(client, count)
+    assert "changed after this conflict was recorded" in page
+    assert SyncConflict.objects.get(pk=count.pk).status == ConflictStatus.OPEN
+    # ...its page shows the current value, and applies it knowingly.
+    _html, opened = opened_page(client, count)
+    client.post(resolve_url(count), {"resolution": "apply_device", "_okada_loaded_at": opened})
+    assert Stock.objects.get(product=product).on_hand == 7
+    assert SyncConflict.objects.get(pk=count.pk).status == ConflictStatus.APPLIED_DEVICE
+
+
+def test_the_pushed_mutations_list_names_a_suspended_vendors_conflict_and_rejection_apart(client, admin_user):
+    vendor = VendorFactory()
+    sale, _count, product = suspended_vendor_stock_conflicts(vendor)
+    phone_device = sale.device
+    from sync.push import push
+
+    push(
+        actor=Actor(role=Actor.VENDOR, vendor_id=vendor.pk, label="Caisse 1"),
+        device_id=phone_device.pk,
+        mutations=[{"id": 3, "name": "product.delete", "args": {"product_id": str(product.pk)}}],
+    )
+    client.force_login(admin_user)
+
+    html = admin_page(client, "/admin/sync/mutation/?name=product.delete", "en")
+    assert "vendor_suspended" in html and "stock change of a suspended vendor" not in html
+    html = admin_page(client, "/admin/sync/mutation/?name=stock.adjust", "en")
+    assert "stock change of a suspended vendor" in html

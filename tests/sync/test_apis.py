@@ -598,6 +598,7 @@ def test_a_push_sent_six_times_at_once_applies_once(live_server, vendor):
 
 @pytest.mark.parametrize("credential", ["api_key", "personal_token"])
 def test_a_suspended_vendors_credentials_still_pull_but_push_no_stock_or_product_change(vendor, credential):
+    """A sale made at the counter is kept for staff (a conflict), a catalog change refused."""
     from catalog.services import vendor_suspend
     from tests.catalog.test_apis import member_token
 
@@ -635,9 +636,10 @@ def test_a_suspended_vendors_credentials_still_pull_but_push_no_stock_or_product
     assert str(product.pk) in copy["products"] and str(order.pk) in copy["orders"]
     assert pushed.status_code == 200, pushed.content
     assert [(r["status"], r["code"]) for r in pushed.json()["results"]] == [
-        ("rejected", "vendor_suspended"),
+        ("conflict", "vendor_suspended"),
         ("rejected", "vendor_suspended"),
         ("applied", None),
     ]
     assert Stock.objects.get(product=product).on_hand == 10
+    assert SyncConflict.objects.get().device_value["delta"] == -3
     assert Product.objects.get(pk=product.pk).name == product.name

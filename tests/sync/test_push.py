@@ -620,20 +620,25 @@ def test_two_devices_creating_one_product_id_at_once_apply_it_once_and_reject_th
     ]
 
 
-def test_a_suspended_vendors_device_changes_no_product_or_stock_but_still_moves_its_orders(
+def test_a_suspended_vendors_device_keeps_its_shelf_facts_for_staff_changes_no_product_and_moves_its_orders(
     client, admin_user
 ):
+    # Offline while Okada suspended its vendor, the phone sold at the counter and counted the
+    # shelf: facts that happened, kept for staff as conflicts (vendor_suspended), not lost. Its
+    # catalog changes are the vendor's intent: refused (vendor_suspended), recorded with their args.
     vendor = VendorFactory()
     product = ProductFactory(vendor=vendor, price_xaf=1000, initial_stock=10)
+    shelf = ProductFactory(vendor=vendor, initial_stock=5)
     gone = ProductFactory(vendor=vendor)
     order = OrderFactory(vendor=vendor)
     phone = Phone(vendor)
     phone.pull_all()
     seen = phone.copy("products")[str(product.pk)]
     stock_seen = phone.copy("stock")[stock_id(product)]
+    shelf_seen = phone.copy("stock")[stock_id(shelf)]
     product_soft_delete(product=gone, actor=STAFF)
-    # Staff moved the price and the stock meanwhile: without the suspension the device's price
-    # and count would become conflicts for staff; suspended, they are refused like the rest.
+    # Staff moved the price and the stock meanwhile: the device's count of that stock is stale,
+    # a conflict stale_count as for any vendor (never applied from the list over the restock).
     product_update(product=product, data={"price_xaf": 1100}, actor=STAFF)
     stock_adjust(product=product, delta=2, reason="livraison", actor=STAFF)
     vendor_suspend(vendor=vendor, actor=STAFF)
@@ -655,6 +660,13 @@ def test_a_suspended_vendors_device_changes_no_product_or_stock_but_still_moves_
         phone.mutation("stock.adjust", product_id=str(product.pk), delta=-2, reason="vente"),
         phone.mutation(
             "stock.count",
+            product_id=str(shelf.pk),
+            on_hand=4,
+            base_version=shelf_seen["version"],
+            base_on_hand=5,
+        ),
+        phone.mutation(
+            "stock.count",
             product_id=str(product.pk),
             on_hand=9,
             base_version=stock_seen["version"],
@@ -673,24 +685,149 @@ def test_a_suspended_vendors_device_changes_no_product_or_stock_but_still_moves_
     )
 
     assert [(r["status"], r["code"]) for r in answer["results"]] == [
-        *[("rejected", "vendor_suspended")] * 6,
+        ("conflict", "vendor_suspended"),
+        ("conflict", "vendor_suspended"),
+        ("conflict", "stale_count"),
+        *[("rejected", "vendor_suspended")] * 4,
         ("applied", None),
     ]
-    assert answer["last_mutation_id"] == 7
-    assert catalog_state() == before  # accepting an order moves no stock
-    assert not SyncConflict.objects.exists()
+    assert answer["last_mutation_id"] == 8
+    assert catalog_state() == before  # nothing applied yet; accepting an order moves no stock
     assert Order.objects.get(pk=order.pk).status == "accepted"
-    # The rejections are recorded like any other, and the device still pulls (reads are allowed):
-    # the server's rows replace what it showed.
-    assert Mutation.objects.filter(device=phone.device, code="vendor_suspended").count() == 6
+    conflicts = {c.mutation_id: c for c in SyncConflict.objects.filter(device=phone.device)}
+    assert sorted(conflicts) == [1, 2, 3]
+    assert all(c.status == ConflictStatus.OPEN for c in conflicts.values())
+    sale, count = conflicts[1], conflicts[2]
+    assert (sale.entity, sale.row_id) == ("stock", uuid.UUID(stock_id(product)))
+    assert sale.device_value == {"product_id": str(product.pk), "delta": -2, "reason": "vente"}
+    assert sale.server_value["on_hand"] == 12
+    assert (count.entity, count.row_id, count.base_version) == (
+        "stock",
+        uuid.UUID(stock_id(shelf)),
+        shelf_seen["version"],
+    )
+    assert count.device_value == {"product_id": str(shelf.pk), "on_hand": 4, "base_on_hand": 5}
+    assert count.server_value["on_hand"] == 5
+    # The rejections are recorded like any other, with what the device sent.
+    rejected = Mutation.objects.filter(device=phone.device, status="rejected").order_by("mutation_id")
+    assert [(m.name, m.code) for m in rejected] == [
+        ("product.create", "vendor_suspended"),
+        ("product.update", "vendor_suspended"),
+        ("product.delete", "vendor_suspended"),
+        ("product.delete", "vendor_suspended"),
+    ]
+    assert rejected[1].args == {
+        "product_id": str(product.pk),
+        "base_version": seen["version"],
+        "fields": {"price_xaf": 900},
+    }
+    # The device still pulls (reads are allowed): the server's rows replace what it showed, and
+    # its conflicts come with their kind.
     phone.pull_all()
     assert phone.copy("products")[str(product.pk)]["price_xaf"] == 1100
+    assert phone.copy("stock")[stock_id(product)]["on_hand"] == 12
     assert phone.copy("orders")[str(order.pk)]["status"] == "accepted"
+    assert phone.copy("conflicts")[str(sale.pk)]["kind"] == "vendor_suspended"
     client.force_login(admin_user)
-    rejected = Mutation.objects.get(device=phone.device, mutation_id=1)
     reads_in_its_language(
         client,
-        f"/admin/sync/mutation/{rejected.pk}/change/",
+        f"/admin/sync/mutation/{rejected[0].pk}/change/",
         "Ce vendeur est suspendu",
         "This vendor is suspended",
     )
+
+
+def test_a_suspended_vendors_bad_stock_mutation_is_still_rejected_for_what_is_wrong_with_it():
+    """Only a change staff could apply is kept as a conflict: a bad delta, an unknown or deleted
+    product are rejected as for any vendor, and no conflict is left for staff."""
+    vendor = VendorFactory()
+    product = ProductFactory(vendor=vendor, initial_stock=10)
+    gone = ProductFactory(vendor=vendor, initial_stock=3)
+    phone = Phone(vendor)
+    product_soft_delete(product=gone, actor=STAFF)
+    vendor_suspend(vendor=vendor, actor=STAFF)
+
+    answer = phone.push(
+        phone.mutation("stock.adjust", product_id=str(product.pk), delta=0),
+        phone.mutation("stock.adjust", product_id=str(uuid.uuid4()), delta=1),
+        phone.mutation("stock.adjust", product_id=str(gone.pk), delta=1),
+        phone.mutation("stock.count", product_id=str(gone.pk), on_hand=1, base_version=1),
+        phone.mutation("stock.count", product_id=str(product.pk), on_hand=-1, base_version=1),
+    )
+
+    assert [(r["status"], r["code"]) for r in answer["results"]] == [
+        ("rejected", "invalid"),
+        ("rejected", "not_found"),
+        ("rejected", "not_found"),
+        ("rejected", "not_found"),
+        ("rejected", "invalid"),
+    ]
+    assert not SyncConflict.objects.exists()
+    assert on_hand(product) == 10
+
+
+def test_staff_apply_or_discard_what_a_suspended_vendors_device_recorded_on_the_shelf():
+    from okada.core.roles import OPERATIONS
+    from tests.catalog.factories import role_user
+    from tests.sync.factories import suspended_vendor_stock_conflicts
+
+    sale, count, product = suspended_vendor_stock_conflicts(VendorFactory())
+    operations = Actor.for_staff_user(role_user(OPERATIONS))
+    movements = StockMovement.objects.filter(product_id=product.pk)
+    assert (on_hand(product), movements.count()) == (10, 1)  # the initial stock only
+
+    conflict_resolve(conflict=sale, resolution=APPLY_DEVICE, actor=operations)
+    assert on_hand(product) == 8
+    sold = movements.latest("created_at")
+    assert (sold.kind, sold.delta, sold.reason) == ("adjustment", -2, "vente")
+    # The count was recorded on 10 on hand; the sale applied since moved them: applied only
+    # from its page, by staff who saw the current value (the stale-count rules).
+    conflict_resolve(
+        conflict=count, resolution=APPLY_DEVICE, actor=operations, opened_at=_stock_updated(product)
+    )
+    assert on_hand(product) == 7
+    counted = movements.latest("created_at")
+    assert (counted.kind, counted.delta) == ("count", -1)
+    assert SyncConflict.objects.get(pk=count.pk).status == ConflictStatus.APPLIED_DEVICE
+    assert not stock_audit()
+
+
+def _stock_updated(product: Product) -> str:
+    return Stock.objects.get(product=product).updated_at.isoformat()
+
+
+def test_staff_keep_the_server_value_of_a_suspended_vendors_shelf_changes():
+    from okada.core.roles import OPERATIONS
+    from tests.catalog.factories import role_user
+    from tests.sync.factories import suspended_vendor_stock_conflicts
+
+    sale, count, product = suspended_vendor_stock_conflicts(VendorFactory())
+    operations = Actor.for_staff_user(role_user(OPERATIONS))
+
+    for conflict in (sale, count):
+        conflict_resolve(conflict=conflict, resolution=KEEP_SERVER, actor=operations)
+
+    assert on_hand(product) == 10
+    assert StockMovement.objects.filter(product_id=product.pk).count() == 1
+    assert set(SyncConflict.objects.values_list("status", flat=True)) == {ConflictStatus.KEPT_SERVER}
+
+
+def test_a_suspended_vendors_count_is_not_applied_before_the_sale_the_device_made_before_it():
+    """The device sold 2, then counted what was left: applied the other way round, the count
+    and then the sale, the shelf's 7 would read 5. Staff resolve a device's conflicts on one row
+    in the order the device made them (discarding the earlier one is always allowed)."""
+    from okada.core.roles import OPERATIONS
+    from sync.services import EarlierConflictOpen
+    from tests.catalog.factories import role_user
+    from tests.sync.factories import suspended_vendor_stock_conflicts
+
+    sale, count, product = suspended_vendor_stock_conflicts(VendorFactory())
+    operations = Actor.for_staff_user(role_user(OPERATIONS))
+
+    with pytest.raises(EarlierConflictOpen):
+        conflict_resolve(conflict=count, resolution=APPLY_DEVICE, actor=operations)
+    assert (on_hand(product), SyncConflict.objects.get(pk=count.pk).status) == (10, ConflictStatus.OPEN)
+
+    conflict_resolve(conflict=sale, resolution=KEEP_SERVER, actor=operations)
+    conflict_resolve(conflict=count, resolution=APPLY_DEVICE, actor=operations)
+    assert on_hand(product) == 7
