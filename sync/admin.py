@@ -305,5 +305,8 @@ class MutationAdmin(ReadOnlyAdmin):
 
     @admin.display(description=Mutation._meta.get_field("code").verbose_name)
     def code_shown(self, mutation: Mutation) -> str:
-        """A conflict by its kind in words; a rejection's error code as the API sent it."""
-        return str(dict(SyncConflict.Kind.choices).get(mutation.code, mutation.code)) or "-"
+        """A conflict by its kind in words; a rejection's error code as the API sent it (a
+        rejection `vendor_suspended` is not the conflict kind of the same name)."""
+        if mutation.status == Mutation.Status.CONFLICT:
+            return str(dict(SyncConflict.Kind.choices).get(mutation.code, mutation.code)) or "-"
+        return mutation.code or "-"

@@ -114,6 +114,9 @@ class ConflictKind(models.TextChoices):
     STALE_COUNT = "stale_count", _("stock count on a stale stock")
     IMPOSSIBLE_STOCK = "impossible_stock", _("stock change below zero or below reservations")
     STALE_TRANSITION = "stale_transition", _("order moved meanwhile")
+    # A sale, a restock or a count a suspended vendor's device recorded on the shelf: a fact, kept
+    # for staff (who may write for a suspended vendor) instead of refused (sync.push).
+    VENDOR_SUSPENDED = "vendor_suspended", _("stock change of a suspended vendor")
 
 
 class ConflictStatus(models.TextChoices):

@@ -349,12 +349,29 @@ def _row(key: str) -> Callable[[Context, dict[str, Any]], list[uuid.UUID]]:
 
 
 def _refuse_if_suspended(context: Context) -> None:
-    """A suspended vendor's device changes neither its products nor its stock: the mutation is
-    rejected (`vendor_suspended`) before anything else, so a stale count or price it sends is not
-    recorded as a conflict for staff either. The services check it too (catalog.services.
-    refuse_if_vendor_suspended); the vendor's share lock taken here is held until the mutation
-    commits. Order moves are still applied."""
+    """A suspended vendor's device changes none of its products: a product mutation is rejected
+    (`vendor_suspended`) before anything else, so a stale price it sends is not recorded as a
+    conflict for staff either (a catalog change is the vendor's intent, refused until Okada
+    reactivates it). The services check it too (catalog.services.refuse_if_vendor_suspended); the
+    vendor's share lock taken here is held until the mutation commits. Order moves are still
+    applied; stock mutations are kept for staff (`_suspended`)."""
     catalog.refuse_if_vendor_suspended(actor=context.actor, vendor_id=context.device.vendor_id)
+
+
+def _suspended(context: Context) -> bool:
+    """Whether the device's vendor is suspended, read as `_refuse_if_suspended` reads it (under
+    the vendor's share lock, held until the mutation commits, taken before the stock's lock).
+
+    A stock mutation records what happened on the shelf while the device was offline (a sale at
+    the counter, a delivery, a count): refused, it would be lost, and once the vendor is active
+    again the server would hold units the shelf does not (online customers oversold). So the
+    device's change, once its arguments are good, is kept as a conflict `vendor_suspended` for
+    staff, who may write for a suspended vendor: they apply it or discard it."""
+    try:
+        catalog.refuse_if_vendor_suspended(actor=context.actor, vendor_id=context.device.vendor_id)
+    except catalog.VendorSuspended:
+        return True
+    return False
 
 
 def stock_adjust(context: Context, args: dict[str, Any]) -> SyncConflict | None:
@@ -362,29 +379,50 @@ def stock_adjust(context: Context, args: dict[str, Any]) -> SyncConflict | None:
 
     Commutative: adjustments from several devices all apply, in any order. One that would take
     the stock below zero, or below what open orders reserved, is not applied: a conflict
-    (impossible_stock) for staff.
+    (impossible_stock) for staff. A suspended vendor's is not applied either: a conflict
+    (vendor_suspended) for staff (`_suspended`); whether the units still allow it is checked
+    when staff apply it.
     """
-    _refuse_if_suspended(context)
+    suspended = _suspended(context)
     product = _product(context, args)
     delta = _int(args, "delta", minimum=-catalog.MAX_DELTA, maximum=catalog.MAX_DELTA)  # as REST
     reason = _text(args, "reason", default="adjusted on device")
+    device_value = {"product_id": str(product.pk), "delta": delta, "reason": reason}
+    if suspended:
+        catalog.refuse_if_product_deleted(product)  # as when applied: restore it first
+        if delta == 0:
+            raise InvalidInput(Text(gettext_noop("delta must be a non-zero integer.")), field="delta")
+        return _stock_conflict(context, product, ConflictKind.VENDOR_SUSPENDED, device_value)
     try:
         with transaction.atomic():
             catalog.stock_adjust(
                 product=product, delta=delta, reason=reason, actor=context.actor, reference=context.reference
             )
     except catalog.InsufficientStock:
-        stock = Stock.objects.get(product_id=product.pk)
-        return conflict_open(
-            device=context.device,
-            mutation_id=context.mutation_id,
-            kind=ConflictKind.IMPOSSIBLE_STOCK,
-            entity="stock",
-            row_id=stock.pk,
-            device_value={"product_id": str(product.pk), "delta": delta, "reason": reason},
-            server_value=stock_value(stock),
-        )
+        return _stock_conflict(context, product, ConflictKind.IMPOSSIBLE_STOCK, device_value)
     return None
+
+
+def _stock_conflict(
+    context: Context,
+    product: Product,
+    kind: str,
+    device_value: dict[str, Any],
+    *,
+    stock: Stock | None = None,
+    base_version: int | None = None,
+) -> SyncConflict:
+    stock = stock or Stock.objects.get(product_id=product.pk)
+    return conflict_open(
+        device=context.device,
+        mutation_id=context.mutation_id,
+        kind=kind,
+        entity="stock",
+        row_id=stock.pk,
+        device_value=device_value,
+        server_value=stock_value(stock),
+        base_version=base_version,
+    )
 
 
 def stock_count(context: Context, args: dict[str, Any]) -> SyncConflict | None:
@@ -394,8 +432,11 @@ def stock_count(context: Context, args: dict[str, Any]) -> SyncConflict | None:
     reservations moved since (same on_hand as `base_on_hand`: reserved units are still on the
     shelf). Otherwise units arrived or left meanwhile and the count may be stale: a conflict
     (stale_count). A count below the units reserved by open orders: a conflict (impossible_stock).
+    A suspended vendor's count that would have been applied: a conflict (vendor_suspended) for
+    staff (`_suspended`); a stale one stays stale_count, so it is never applied from the
+    conflicts list over units the device never saw.
     """
-    _refuse_if_suspended(context)
+    suspended = _suspended(context)
     product = _product(context, args)
     catalog.refuse_if_product_deleted(product)  # before a stale count becomes a conflict for staff
     on_hand = _int(args, "on_hand", minimum=0)
@@ -408,17 +449,10 @@ def stock_count(context: Context, args: dict[str, Any]) -> SyncConflict | None:
         kind = ConflictKind.STALE_COUNT
     elif on_hand < stock.reserved:
         kind = ConflictKind.IMPOSSIBLE_STOCK
+    elif suspended:
+        kind = ConflictKind.VENDOR_SUSPENDED
     if kind is not None:
-        return conflict_open(
-            device=context.device,
-            mutation_id=context.mutation_id,
-            kind=kind,
-            entity="stock",
-            row_id=stock.pk,
-            device_value=device_value,
-            server_value=stock_value(stock),
-            base_version=base_version,
-        )
+        return _stock_conflict(context, product, kind, device_value, stock=stock, base_version=base_version)
     catalog.stock_count(
         product=product,
         on_hand=on_hand,

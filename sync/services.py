@@ -63,6 +63,13 @@ class ConflictResolved(Conflict):
     code = "conflict_resolved"
 
 
+class EarlierConflictOpen(Conflict):
+    """The device made an earlier change to the same row that is still an open conflict: applying
+    this one first would apply them out of order (a count, then the sale made before it)."""
+
+    code = "earlier_conflict_open"
+
+
 # --- Devices ------------------------------------------------------------------------------------
 
 
@@ -290,7 +297,10 @@ def conflict_resolve(
     version or status recorded in `server_value`, see RECORDED_MARKS), except for a stock
     adjustment (a delta adds to what is there, so it undoes nothing: staff restock, then apply).
     The row is checked under its lock, so a change in flight is waited for and then seen.
-    Keeping the server's value loses nothing: always allowed.
+    A device's changes to one row are applied in the order it made them: applying is refused
+    (earlier_conflict_open) while an earlier conflict of the same device on the same row is open
+    (a suspended vendor's sale, then its count of what was left: the count applied first, then
+    the sale, would take the sale twice). Keeping the server's value loses nothing: always allowed.
     """
     actor.require("sync.resolve_syncconflict")
     if resolution not in (KEEP_SERVER, APPLY_DEVICE):
@@ -300,6 +310,7 @@ def conflict_resolve(
         if conflict.status != ConflictStatus.OPEN:
             raise ConflictResolved(_("This conflict was already resolved."))
         if resolution == APPLY_DEVICE:
+            _refuse_if_earlier_open(conflict)
             _refuse_if_changed(conflict, opened_at)
             _apply_device_value(conflict, actor)
             conflict.status = ConflictStatus.APPLIED_DEVICE
@@ -314,6 +325,35 @@ def conflict_resolve(
 
 
 PRODUCT_KINDS = (ConflictKind.PRICE, ConflictKind.DELETE_VS_UPDATE)
+STOCK_KINDS = (ConflictKind.STALE_COUNT, ConflictKind.IMPOSSIBLE_STOCK, ConflictKind.VENDOR_SUSPENDED)
+
+
+def _refuse_if_earlier_open(conflict: SyncConflict) -> None:
+    """EarlierConflictOpen when the device's earlier change to this row is still an open conflict
+    (see conflict_resolve). The conflicts are resolved under their own lock: two staff applying
+    both at once, the later one waits, then sees the earlier resolved."""
+    earlier = (
+        SyncConflict.objects.filter(
+            device_id=conflict.device_id,
+            entity=conflict.entity,
+            row_id=conflict.row_id,
+            mutation_id__lt=conflict.mutation_id,
+            status=ConflictStatus.OPEN,
+        )
+        .order_by("mutation_id")
+        .first()
+    )
+    if earlier is not None:
+        raise EarlierConflictOpen(
+            Text(
+                gettext_noop(
+                    "Resolve first the earlier conflict this device recorded on this row (change "
+                    "%(n)s, %(kind)s): its changes are applied in the order it made them."
+                ),
+                n=earlier.mutation_id,
+                kind=Text.of(ConflictKind(earlier.kind).label),
+            )
+        )
 
 
 def stock_value(stock: Stock) -> dict[str, Any]:
@@ -406,11 +446,11 @@ def _apply_device_value(conflict: SyncConflict, actor: Actor) -> None:
         data = value.get("fields", {})
         if data:
             catalog.product_update(product=product, data=product_fields(data), actor=actor)
-    elif kind in (ConflictKind.STALE_COUNT, ConflictKind.IMPOSSIBLE_STOCK):
+    elif kind in STOCK_KINDS:
         stock = Stock.objects.select_related("product").filter(pk=conflict.row_id).first()
         if stock is None:  # its product was deleted for good since the conflict
             raise NotFound(_("The product no longer exists."))
-        if "on_hand" in value:  # a count (stale, or below the reservations)
+        if "on_hand" in value:  # a count (stale, below the reservations, or a suspended vendor's)
             catalog.stock_count(
                 product=stock.product,
                 on_hand=value["on_hand"],
@@ -418,7 +458,7 @@ def _apply_device_value(conflict: SyncConflict, actor: Actor) -> None:
                 actor=actor,
                 reason="stock count (sync conflict resolved)",
             )
-        else:  # an adjustment that could not be made
+        else:  # an adjustment that could not be made (or was a suspended vendor's)
             catalog.stock_adjust(
                 product=stock.product,
                 delta=value["delta"],

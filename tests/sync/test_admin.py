@@ -368,7 +368,7 @@ def test_operations_apply_a_suspended_vendors_sale_and_then_its_count_from_its_p
 
     page = apply_from_the_list(client, count)  # the later one first: refused, the sale waits
     assert Stock.objects.get(product=product).on_hand == 10
-    assert "Resolve the device\u2019s earlier conflict" in page
+    assert "Resolve first the earlier conflict this device recorded on this row" in page
 
     apply_from_the_list(client, sale)
     assert Stock.objects.get(product=product).on_hand == 8
