@@ -281,3 +281,45 @@ def test_a_refusal_of_device_fields_answers_in_the_language_of_the_caller(langua
     assert refused.value.errors["name"] == [message]
     assert set(refused.value.errors) == {"name", "category_id"}
     assert refused.value.message == ("name : " if language == "fr" else "name: ") + message
+
+
+def _nested(levels: int) -> dict:
+    value: dict = {}
+    for _ in range(levels - 1):
+        value = {"a": value}
+    return value
+
+
+def test_product_attributes_the_api_rules_refuse_keep_their_parameters_in_no_language(client, admin_user):
+    """A refusal of `attributes` with a parameter (too deep) is kept as its msgid and parameter,
+    not as the English words the check was run in: read in the reader's language."""
+    from catalog.apis import ProductFieldsIn
+    from okada.core.api.serializers import validated_or_texts
+    from okada.core.errors import InvalidInput
+    from okada.core.fields import MAX_JSON_DEPTH
+    from okada.core.texts import Text
+    from sync.services import product_fields
+
+    deep = _nested(MAX_JSON_DEPTH + 1)
+    _valid, refused = validated_or_texts(ProductFieldsIn, {"attributes": deep}, partial=True)
+    assert refused == {"attributes": [Text("Nested at most %(n)d levels deep.", n=MAX_JSON_DEPTH)]}
+
+    with translation.override("fr"), pytest.raises(InvalidInput) as raised:
+        product_fields({"attributes": deep})
+    assert raised.value.errors["attributes"] == [f"Au plus {MAX_JSON_DEPTH} niveaux d\u2019imbrication."]
+    vendor = VendorFactory()
+    mutation = Mutation.objects.create(
+        device=register_device(vendor),
+        mutation_id=1,
+        name="product.update",
+        status=Mutation.Status.REJECTED,
+        code=raised.value.code,
+        message=text_of(raised.value).stored,
+    )
+    client.force_login(admin_user)
+    reads_in_its_language(
+        client,
+        f"/admin/sync/mutation/{mutation.pk}/change/",
+        f"attributes : Au plus {MAX_JSON_DEPTH} niveaux d\u2019imbrication.",
+        f"attributes: Nested at most {MAX_JSON_DEPTH} levels deep.",
+    )
