@@ -34,7 +34,7 @@ from okada.core.api.serializers import (
 )
 from okada.core.api.views import ApiView
 from okada.core.errors import InvalidInput, NotFound
-from okada.core.fields import json_refusal
+from okada.core.fields import JSON_NUL, JSON_TOO_DEEP, json_refusal
 from okada.core.texts import Text
 
 from . import selectors, services
@@ -132,13 +132,20 @@ class CategoryOut(serializers.Serializer[Any]):
 
 class AttributesField(serializers.DictField):
     """Free-form attributes: a JSON object that PostgreSQL can store (no NUL character) and that
-    is nested at most MAX_JSON_DEPTH levels (okada.core.fields.json_refusal)."""
+    is nested at most MAX_JSON_DEPTH levels (okada.core.fields.json_refusal).
+
+    A refusal is raised with its code, whose message (`error_messages`) is the refusal's msgid:
+    so a check whose refusal is stored (a sync mutation's, `validated_or_texts`) reads it back as
+    that msgid and its parameters, shown later in the reader's language."""
+
+    default_error_messages = {"nul": _(JSON_NUL), "too_deep": _(JSON_TOO_DEEP)}
+    refusal_codes = {JSON_NUL: "nul", JSON_TOO_DEEP: "too_deep"}
 
     def to_internal_value(self, data: Any) -> dict[str, Any]:
         value = super().to_internal_value(data)
         refusal = json_refusal(value)
         if refusal is not None:
-            raise serializers.ValidationError(str(refusal))
+            raise serializers.ValidationError(str(refusal), code=self.refusal_codes[refusal.msgid])
         return value
 
 

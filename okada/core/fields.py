@@ -92,6 +92,9 @@ def choices_check(field: str, choices: Any, name: str) -> models.CheckConstraint
 # --- JSON values taken from clients (product attributes, sync mutation args) ---------------------
 
 MAX_JSON_DEPTH = 32  # far above any real value (attributes are a flat object, usually)
+# json_refusal's sentences (a field that raises them names them: catalog.apis.AttributesField).
+JSON_NUL = gettext_noop("Text cannot contain NUL characters.")
+JSON_TOO_DEEP = gettext_noop("Nested at most %(n)d levels deep.")
 
 
 def json_refusal(value: Any, *, max_depth: int = MAX_JSON_DEPTH) -> Text | None:
@@ -106,10 +109,10 @@ def json_refusal(value: Any, *, max_depth: int = MAX_JSON_DEPTH) -> Text | None:
     while stack:
         item, depth = stack.pop()
         if depth > max_depth:
-            return Text(gettext_noop("Nested at most %(n)d levels deep."), n=max_depth)
+            return Text(JSON_TOO_DEEP, n=max_depth)
         if isinstance(item, str):
             if "\x00" in item:
-                return Text(gettext_noop("Text cannot contain NUL characters."))
+                return Text(JSON_NUL)
         elif isinstance(item, dict):
             stack.extend((child, depth + 1) for pair in item.items() for child in pair)
         elif isinstance(item, list):

@@ -146,21 +146,47 @@ def validated_or_texts(
 
 def error_text(field: Any, detail: Any) -> Text:
     """One message a field raised with no language active, as its msgid and parameters: the
-    field's message for the error's code, its parameters read back from the words. A message
-    the field does not list is kept as its words: a lazy message raised as it is ("No such
-    category.") is its own msgid; any other stays English."""
+    field's message for the error's code, its parameters read back from the words (DRF's
+    messages format theirs with braces, "{max_length}"; ours with %, "%(n)d": a field of ours
+    raising one of our Texts lists it under its code). A message the field does not list is
+    kept as its words: a lazy message raised as it is ("No such category.") is its own msgid;
+    any other stays English."""
     words = str(detail)
     template = getattr(field, "error_messages", {}).get(getattr(detail, "code", None))
     if template is not None:
+        percent = False
         try:
             text = Text.of(template)
-            params = _params_in(text.msgid, words)
+            percent = _PERCENT_PARAM.search(text.msgid) is not None
+            params = (_percent_params_in if percent else _params_in)(text.msgid, words)
         except Exception:  # a message this cannot read back is still stored: as its words
             log.exception("could not read back the message %r", words[:200])
             params = None
+        if params is not None and percent:
+            return Text(text.msgid, **params)
         if params is not None:
             return Text.braced(text.msgid, **params) if params else text
     return Text(words)
+
+
+_PERCENT_PARAM = re.compile(r"%\((?P<name>\w+)\)[sdr]|%%")
+
+
+def _percent_params_in(template: str, words: str) -> dict[str, Any] | None:
+    """The parameters that make `words` of the %-format `template`, or None if they do not."""
+    pattern, names, at = [], set(), 0
+    for found in _PERCENT_PARAM.finditer(template):
+        pattern.append(re.escape(template[at : found.start()]))
+        at = found.end()
+        name = found["name"]
+        if name is None:  # "%%"
+            pattern.append("%")
+        else:
+            pattern.append(f"(?P={name})" if name in names else f"(?P<{name}>.+?)")
+            names.add(name)
+    pattern.append(re.escape(template[at:]))
+    matched = re.fullmatch("".join(pattern), words, re.DOTALL)
+    return None if matched is None else _read_back(matched.groupdict())
 
 
 def _field_at(serializer: Any, keys: tuple[str | int, ...]) -> Any:
@@ -195,12 +221,14 @@ def _params_in(template: str, words: str) -> dict[str, Any] | None:
         pattern.append(f"(?P={name})" if name in names else f"(?P<{name}>.+?)")
         names.add(name)
     found = re.fullmatch("".join(pattern), words, re.DOTALL)
-    if found is None:
-        return None
-    # A number reads back as one (a limit, a count); anything else, the caller's own input among
-    # them ("007", five thousand digits), stays the words it was.
+    return None if found is None else _read_back(found.groupdict())
+
+
+def _read_back(params: dict[str, str]) -> dict[str, Any]:
+    """Parameters read back from a message's words: a number as one (a limit, a count); anything
+    else, the caller's own input among them ("007", five thousand digits), the words it was."""
     number = re.compile(r"-?(0|[1-9][0-9]{0,17})")
-    return {k: int(v) if number.fullmatch(v) else v for k, v in found.groupdict().items()}
+    return {k: int(v) if number.fullmatch(v) else v for k, v in params.items()}
 
 
 class UtcDateTimeField(serializers.DateTimeField):
