@@ -330,8 +330,8 @@ STOCK_KINDS = (ConflictKind.STALE_COUNT, ConflictKind.IMPOSSIBLE_STOCK, Conflict
 
 def _refuse_if_earlier_open(conflict: SyncConflict) -> None:
     """EarlierConflictOpen when the device's earlier change to this row is still an open conflict
-    (see conflict_resolve). The conflicts are resolved under their own lock: two staff applying
-    both at once, the later one waits, then sees the earlier resolved."""
+    (see conflict_resolve). Read as committed, without waiting: while the earlier one's
+    resolution is in flight it is still open, so this one is refused, never applied before it."""
     earlier = (
         SyncConflict.objects.filter(
             device_id=conflict.device_id,
