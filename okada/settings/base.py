@@ -163,6 +163,8 @@ UNFOLD = {
     "SITE_TITLE": "Okada",
     "SITE_HEADER": "Okada",
     "SITE_SYMBOL": "local_shipping",
+    # No "View site" link: Okada serves no site at "/" (unfold's default), only the admin and API.
+    "SITE_URL": None,
     "SHOW_LANGUAGES": True,
     "SHOW_HISTORY": True,
     "SHOW_VIEW_ON_SITE": False,
