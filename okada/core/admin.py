@@ -543,8 +543,9 @@ class TrackedAdmin(RefusesOddInput, RefusalOnForm, HistoryOfValidIds, SimpleHist
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
         readonly = list(super().get_readonly_fields(request, obj))
         if getattr(request, "_okada_history_revert", False):
-            # A revert brings back `revert_fields` only; everything else is shown, not sent.
-            names = [f.name for f in self.model._meta.fields]
+            # A revert brings back `revert_fields` only; the change page's other fields are shown,
+            # not sent (columns it does not show, such as a search vector, are not shown either).
+            names = [f.name for f in self.model._meta.fields if f.editable]
             readonly += [n for n in names if n not in self.revert_fields and n not in readonly]
         return readonly
 
