@@ -417,3 +417,31 @@ def test_every_field_of_the_admin_has_a_french_label():
             if french == english and english.lower() not in SAME_IN_FRENCH:
                 untranslated.append(f"{model._meta.label}.{field.name}: {english!r}")
     assert untranslated == [], f"give these fields a verbose name and translate it: {untranslated}"
+
+
+def test_the_names_of_events_stock_rows_movements_and_payments_read_in_the_pages_language(client, admin_user):
+    # Their names head their pages (title, breadcrumbs) and link them from other pages; they were
+    # built from stored codes in English ("status pending->accepted", "… 2 on hand, 0 reserved").
+    from catalog.models import Stock, StockMovement
+    from orders.models import OrderEvent, Payment
+    from tests.catalog.factories import ProductFactory
+    from tests.orders.factories import advance, payment_needing_refund
+
+    product = ProductFactory(initial_stock=2)
+    order = advance(OrderFactory(), "accepted")
+    event = OrderEvent.objects.get(order=order, to_status="accepted")
+    stock = Stock.objects.get(product=product)
+    movement = StockMovement.objects.filter(product=product).earliest("created_at")
+    payment = payment_needing_refund()
+    with translation.override("fr"):
+        assert str(event) == "changement de statut : en attente → acceptée"
+        assert str(stock) == f"{product.name} : 2 en stock, réservé : 0"
+        assert str(movement) == f"réassort +2 {product.name}"
+        assert str(payment).startswith(payment.get_provider_display())
+    with translation.override("en"):
+        assert str(event) == "status changed: pending → accepted"
+        assert str(stock) == f"{product.name}: 2 on hand, 0 reserved"
+    client.force_login(admin_user)
+    page = client.get(f"/admin/orders/orderevent/{event.pk}/change/").content.decode()
+    assert "changement de statut : en attente → acceptée" in page and "pending-&gt;accepted" not in page
+    assert isinstance(payment, Payment)
