@@ -14,10 +14,10 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import path
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
-from unfold.contrib.filters.admin import AutocompleteSelectFilter
 
 from okada.core import dashboard
 from okada.core.admin import (
+    AutocompleteFilter,
     BigTableMixin,
     ReadOnlyAdmin,
     TrackedAdmin,
@@ -99,7 +99,7 @@ class MemberForm(forms.ModelForm):
 @admin.register(VendorMember)
 class VendorMemberAdmin(TrackedAdmin):
     list_display = ("user", "vendor", "role")
-    list_filter = ("role", ("vendor", AutocompleteSelectFilter))
+    list_filter = ("role", ("vendor", AutocompleteFilter))
     search_fields = ("user__username", "vendor__name")
     list_select_related = ("user", "vendor")
     autocomplete_fields = ("user", "vendor")
@@ -214,8 +214,8 @@ class CountStockForm(forms.Form):
 class ProductAdmin(BigTableMixin, TrackedAdmin):
     list_display = ("name", "sku", "vendor", "category", "price", "available", "is_active", "updated_at")
     list_filter = (
-        ("vendor", AutocompleteSelectFilter),
-        ("category", AutocompleteSelectFilter),
+        ("vendor", AutocompleteFilter),
+        ("category", AutocompleteFilter),
         "is_active",
     )
     search_fields = ("name",)  # shows the search box; the search itself is full-text (below)
@@ -368,7 +368,7 @@ class StockAdmin(BigTableMixin, ReadOnlyAdmin):
 
     list_display = ("product_link", "vendor", "on_hand", "reserved", "available", "updated_at")
     list_select_related = ("product", "vendor")
-    list_filter = (LowStockFilter, ("vendor", AutocompleteSelectFilter))
+    list_filter = (LowStockFilter, ("vendor", AutocompleteFilter))
     search_fields = ("product__sku",)
     ordering = ("-id",)
 
@@ -385,7 +385,7 @@ class StockAdmin(BigTableMixin, ReadOnlyAdmin):
 class StockMovementAdmin(BigTableMixin, ReadOnlyAdmin):
     shown_as = {"reason": "reason_shown"}  # stored in English: shown in the page's language
     list_display = ("created_at", "kind_badge", "delta", "product_link", "reason_shown", "reference", "actor")
-    list_filter = ("kind", ("vendor", AutocompleteSelectFilter))
+    list_filter = ("kind", ("vendor", AutocompleteFilter))
     list_select_related = ("product",)
     search_fields = ("reference",)
     # UUID v7 ids sort by time, and (id, created_at) is each partition's primary key: newest

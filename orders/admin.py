@@ -18,10 +18,11 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
-from unfold.contrib.filters.admin import AutocompleteSelectFilter, RangeDateFilter
+from unfold.contrib.filters.admin import RangeDateFilter
 
 from catalog.models import City
 from okada.core.admin import (
+    AutocompleteFilter,
     BigTableMixin,
     ReadOnlyAdmin,
     TrackedAdmin,
@@ -109,7 +110,7 @@ def order_number_or_none(term: str) -> str | None:
 @admin.register(Customer)
 class CustomerAdmin(BigTableMixin, TrackedAdmin):
     list_display = ("name", "phone", "zone", "orders_link")
-    list_filter = (("zone", AutocompleteSelectFilter),)
+    list_filter = (("zone", AutocompleteFilter),)
     search_fields = ("name", "phone")
     search_help_text = _("A name, or a phone number in any form (6 77 12 34 56, +237...).")
     list_select_related = ("zone",)
@@ -266,8 +267,8 @@ class OrderAdmin(BigTableMixin, TrackedAdmin):
         "payment_status",
         "payment_method",
         "channel",
-        ("vendor", AutocompleteSelectFilter),
-        ("zone", AutocompleteSelectFilter),
+        ("vendor", AutocompleteFilter),
+        ("zone", AutocompleteFilter),
         CityFilter,
         ("placed_at", PlacedFilter),
     )

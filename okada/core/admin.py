@@ -23,7 +23,8 @@ The admin is django-unfold (`unfold.admin.ModelAdmin`) over the stock Django adm
 
 Helpers: `staff_actor(request)` (the Actor of the logged-in staff user, with their groups'
 permissions), `run_per_object` (an action calling a service per selected row and reporting each
-refusal), `badge()` and `money()` for list columns.
+refusal), `badge()` and `money()` for list columns, and `AutocompleteFilter` (unfold's
+autocomplete list filter, speaking the page's language).
 """
 
 from __future__ import annotations
@@ -52,6 +53,8 @@ from django.utils.translation import gettext_lazy as _
 from simple_history.admin import SimpleHistoryAdmin
 from simple_history.template_utils import HistoricalRecordContextHelper
 from unfold.admin import ModelAdmin, TabularInline
+from unfold.contrib.filters.admin import AutocompleteSelectFilter
+from unfold.contrib.filters.forms import AutocompleteDropdownForm
 from unfold.paginator import InfinitePaginator
 from unfold.templatetags import unfold_list
 
@@ -310,6 +313,41 @@ class ServiceRefused(Exception):
 REFUSAL_ATTR = "_okada_service_refusal"
 #: The change form's hidden input: when the row was last changed as the user opened it.
 LOADED_AT = "_okada_loaded_at"
+
+
+class _Select2Translations:
+    """select2's translations for the language of the page being rendered (read at render time:
+    a Media class is built once, for every language)."""
+
+    def __html__(self) -> str:
+        from django.contrib.admin.widgets import get_select2_language
+        from django.templatetags.static import static
+        from django.utils.html import format_html
+
+        language = get_select2_language()
+        if not language:
+            return ""
+        src = static(f"admin/js/vendor/select2/i18n/{language}.js")
+        return format_html('<script src="{}"></script>', src)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Select2Translations)
+
+    def __hash__(self) -> int:
+        return hash(_Select2Translations)
+
+
+class AutocompleteFilterForm(AutocompleteDropdownForm):
+    class Media(AutocompleteDropdownForm.Media):
+        # unfold's list filter loads select2 without Django's translations of it ("Searching…",
+        # "No results found", "Remove all items" on French pages): they come after select2.
+        js = (*AutocompleteDropdownForm.Media.js, _Select2Translations())
+
+
+class AutocompleteFilter(AutocompleteSelectFilter):
+    """unfold's autocomplete list filter, in the page's language."""
+
+    form_class = AutocompleteFilterForm
 
 
 class RefusalOnForm:

@@ -445,3 +445,16 @@ def test_the_names_of_events_stock_rows_movements_and_payments_read_in_the_pages
     page = client.get(f"/admin/orders/orderevent/{event.pk}/change/").content.decode()
     assert "changement de statut : en attente → acceptée" in page and "pending-&gt;accepted" not in page
     assert isinstance(payment, Payment)
+
+
+def test_the_autocomplete_filters_speak_the_pages_language(client, admin_user):
+    # unfold's autocomplete filter loads select2 without its translations: on French pages the
+    # vendor and zone filters said "Searching…", "No results found", "Remove all items".
+    client.force_login(admin_user)
+    french = client.get("/admin/orders/order/").content.decode()
+    select2 = french.index("admin/js/vendor/select2/select2.full.js")
+    assert french.index("admin/js/vendor/select2/i18n/fr.js") > select2
+    client.post("/i18n/setlang/", {"language": "en", "next": "/admin/"})
+    english = client.get("/admin/catalog/product/").content.decode()
+    assert "admin/js/vendor/select2/i18n/en.js" in english
+    assert "select2/i18n/fr.js" not in english
