@@ -121,7 +121,9 @@ def _summary_value(value: Any, labels: dict[str, Any]) -> str:
         return str(yesno(value))
     if isinstance(value, str):  # stored in English or as okada.core.texts: shown translated
         return shown(value)
-    if isinstance(value, (int, float)):
+    if isinstance(value, float):  # durations and the like: two decimals are plenty to read
+        return formats.localize(round(value, 2))
+    if isinstance(value, int):
         return formats.localize(value)
     if isinstance(value, dict):
         rows = ((key, labels.get(key, key), _summary_value(item, labels)) for key, item in value.items())
