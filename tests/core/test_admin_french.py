@@ -458,3 +458,20 @@ def test_the_autocomplete_filters_speak_the_pages_language(client, admin_user):
     english = client.get("/admin/catalog/product/").content.decode()
     assert "admin/js/vendor/select2/i18n/en.js" in english
     assert "select2/i18n/fr.js" not in english
+
+
+def test_an_alert_and_a_pushed_mutation_are_named_in_the_pages_language():
+    # An alert's page was headed by its key ("Cache_hit_ratio_low:table"), a mutation's by its
+    # status code ("… order.transition (conflict)").
+    import uuid
+
+    from okada.health.models import Alert
+    from sync.models import Mutation
+
+    alert = Alert(kind="cache_hit_ratio_low", key="cache_hit_ratio_low:table")
+    mutation = Mutation(device_id=uuid.UUID(int=1), mutation_id=3, name="order.transition", status="conflict")
+    with translation.override("fr"):
+        assert str(alert) == f"{translation.gettext('Cache hit ratio low')} (table)"
+        assert str(alert) != "Cache hit ratio low (table)"
+        assert str(mutation).endswith(f"#3 order.transition ({translation.gettext('conflict')})")
+        assert "(conflict)" not in str(mutation)
