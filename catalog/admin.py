@@ -28,7 +28,7 @@ from okada.core.admin import (
     run_per_object,
     staff_actor,
 )
-from okada.core.display import badge, money, reason_label
+from okada.core.display import actor_label, badge, money, reason_label
 from okada.core.errors import DomainError
 
 from . import selectors, services
@@ -383,8 +383,17 @@ class StockAdmin(BigTableMixin, ReadOnlyAdmin):
 
 @admin.register(StockMovement)
 class StockMovementAdmin(BigTableMixin, ReadOnlyAdmin):
-    shown_as = {"reason": "reason_shown"}  # stored in English: shown in the page's language
-    list_display = ("created_at", "kind_badge", "delta", "product_link", "reason_shown", "reference", "actor")
+    # stored in English or as codes: shown in the page's language
+    shown_as = {"reason": "reason_shown", "actor": "actor_shown"}
+    list_display = (
+        "created_at",
+        "kind_badge",
+        "delta",
+        "product_link",
+        "reason_shown",
+        "reference",
+        "actor_shown",
+    )
     list_filter = ("kind", ("vendor", AutocompleteFilter))
     list_select_related = ("product",)
     search_fields = ("reference",)
@@ -407,3 +416,7 @@ class StockMovementAdmin(BigTableMixin, ReadOnlyAdmin):
     @admin.display(description=StockMovement._meta.get_field("reason").verbose_name)
     def reason_shown(self, movement: StockMovement) -> str:
         return reason_label(movement.reason) or "-"
+
+    @admin.display(description=StockMovement._meta.get_field("actor").verbose_name)
+    def actor_shown(self, movement: StockMovement) -> str:
+        return actor_label(movement.actor) or "-"

@@ -475,3 +475,33 @@ def test_an_alert_and_a_pushed_mutation_are_named_in_the_pages_language():
         assert str(alert) != "Cache hit ratio low (table)"
         assert str(mutation).endswith(f"#3 order.transition ({translation.gettext('conflict')})")
         assert "(conflict)" not in str(mutation)
+
+
+def test_the_event_and_movement_lists_name_who_did_it_in_french(client, admin_user):
+    # The order page's timeline said "boutique en ligne"; the lists of order events and stock
+    # movements (and their pages) showed the stored codes: "storefront", "staff:alice".
+    from catalog.models import StockMovement
+    from orders.models import OrderEvent
+
+    french = {"staff": "équipe", "system": "système", "storefront": "boutique en ligne"}
+    product = ProductFactory(initial_stock=3)
+    advance(OrderFactory(), "accepted")
+    client.force_login(admin_user)
+    for url, model in (
+        ("/admin/orders/orderevent/", OrderEvent),
+        ("/admin/catalog/stockmovement/", StockMovement),
+    ):
+        actors = set(model.objects.values_list("actor", flat=True))
+        body = client.get(url).content.decode()
+        assert not [a for a in actors if f">{a}<" in body], url
+        for actor in actors:
+            role, _, who = actor.partition(":")
+            assert f"{french[role]} ({who})" in body, (url, actor)
+    movement = StockMovement.objects.filter(product=product).earliest("created_at")
+    stock_panel = client.get(f"/admin/catalog/product/{product.pk}/change/").content.decode()
+    role, _, who = movement.actor.partition(":")
+    assert f"<td>{movement.actor}</td>" not in stock_panel
+    assert f"<td>{french[role]} ({who})</td>" in stock_panel
+    event = OrderEvent.objects.filter(actor__startswith="staff:").first()
+    page = client.get(f"/admin/orders/orderevent/{event.pk}/change/").content.decode()
+    assert f">{event.actor}<" not in page
