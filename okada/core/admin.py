@@ -35,6 +35,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.contrib.admin.actions import delete_selected as django_delete_selected
@@ -47,6 +48,7 @@ from django.db.models.constants import LOOKUP_SEP
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
+from django.utils.functional import lazy
 from django.utils.html import format_html
 from django.utils.translation import gettext, gettext_noop, ngettext
 from django.utils.translation import gettext_lazy as _
@@ -318,33 +320,31 @@ REFUSAL_ATTR = "_okada_service_refusal"
 LOADED_AT = "_okada_loaded_at"
 
 
-class _Select2Translations:
-    """select2's translations for the language of the page being rendered (read at render time:
-    a Media class is built once, for every language)."""
+def _select2_translations() -> str:
+    from django.contrib.admin.widgets import get_select2_language
 
-    def __html__(self) -> str:
-        from django.contrib.admin.widgets import get_select2_language
-        from django.templatetags.static import static
-        from django.utils.html import format_html
+    return f"admin/js/vendor/select2/i18n/{get_select2_language() or 'en'}.js"
 
-        language = get_select2_language()
-        if not language:
-            return ""
-        src = static(f"admin/js/vendor/select2/i18n/{language}.js")
-        return format_html('<script src="{}"></script>', src)
 
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, _Select2Translations)
-
-    def __hash__(self) -> int:
-        return hash(_Select2Translations)
+_SUFFIX = "" if settings.DEBUG else ".min"
 
 
 class AutocompleteFilterForm(AutocompleteDropdownForm):
-    class Media(AutocompleteDropdownForm.Media):
-        # unfold's list filter loads select2 without Django's translations of it ("Searching…",
-        # "No results found", "Remove all items" on French pages): they come after select2.
-        js = (*AutocompleteDropdownForm.Media.js, _Select2Translations())
+    class Media:
+        # unfold's filter loads select2.full.js without its translations ("Searching…", "No
+        # results found", "Remove all items" on French pages), and next to Django's autocomplete
+        # widget (select2.full.min.js) a page loaded two select2 builds and neither spoke French.
+        # The same files as Django's widget (AutocompleteMixin.media), so a page has one of each,
+        # the translations of the page's language (read when the page's media are gathered)
+        # between select2 and jquery.init.js (which takes the global jQuery away).
+        js = (
+            f"admin/js/vendor/jquery/jquery{_SUFFIX}.js",
+            f"admin/js/vendor/select2/select2.full{_SUFFIX}.js",
+            lazy(_select2_translations, str)(),
+            "admin/js/jquery.init.js",
+            "unfold/js/select2.init.js",
+        )
+        css = AutocompleteDropdownForm.Media.css
 
 
 class AutocompleteFilter(AutocompleteSelectFilter):

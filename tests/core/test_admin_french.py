@@ -17,6 +17,7 @@ through a translated label (okada.core.display.reason_label, role_label, choices
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Iterator
 from functools import cache
 from html.parser import HTMLParser
@@ -447,17 +448,30 @@ def test_the_names_of_events_stock_rows_movements_and_payments_read_in_the_pages
     assert isinstance(payment, Payment)
 
 
-def test_the_autocomplete_filters_speak_the_pages_language(client, admin_user):
-    # unfold's autocomplete filter loads select2 without its translations: on French pages the
-    # vendor and zone filters said "Searching…", "No results found", "Remove all items".
+def test_the_autocompletes_speak_the_pages_language(client, admin_user):
+    # unfold's autocomplete filter loaded select2 without its translations, and beside Django's
+    # autocomplete widget a second select2 build: filters and fields alike said "Searching…",
+    # "No results found", "Remove all items" on French pages. One build, then the translations,
+    # before jquery.init.js (which takes the global jQuery they register with away).
+    select2, french = "admin/js/vendor/select2/select2.full.min.js", "admin/js/vendor/select2/i18n/fr.js"
+
+    def scripts(url: str) -> list[str]:
+        body = client.get(url).content.decode()
+        return [
+            s for s in re.findall(r'<script src="/static/([^"]+)"', body) if "select2" in s or "jquery" in s
+        ]
+
     client.force_login(admin_user)
-    french = client.get("/admin/orders/order/").content.decode()
-    select2 = french.index("admin/js/vendor/select2/select2.full.js")
-    assert french.index("admin/js/vendor/select2/i18n/fr.js") > select2
+    product = ProductFactory()
+    for url in ("/admin/orders/order/", f"/admin/catalog/product/{product.pk}/change/"):
+        found = scripts(url)
+        assert [s for s in found if "select2.full" in s] == [select2], url
+        assert found.index(french) == found.index(select2) + 1, (url, found)
+        assert found.index("admin/js/jquery.init.js") > found.index(french), (url, found)
+        assert found.count(french) == 1, (url, found)
     client.post("/i18n/setlang/", {"language": "en", "next": "/admin/"})
-    english = client.get("/admin/catalog/product/").content.decode()
-    assert "admin/js/vendor/select2/i18n/en.js" in english
-    assert "select2/i18n/fr.js" not in english
+    english = scripts("/admin/catalog/product/")
+    assert "admin/js/vendor/select2/i18n/en.js" in english and french not in english
 
 
 def test_an_alert_and_a_pushed_mutation_are_named_in_the_pages_language():
