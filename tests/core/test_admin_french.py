@@ -516,6 +516,6 @@ def test_the_event_and_movement_lists_name_who_did_it_in_french(client, admin_us
     role, _, who = movement.actor.partition(":")
     assert f"<td>{movement.actor}</td>" not in stock_panel
     assert f"<td>{french[role]} ({who})</td>" in stock_panel
-    event = OrderEvent.objects.filter(actor__startswith="staff:").first()
+    event = OrderEvent.objects.filter(actor__startswith="staff:").earliest("created_at")
     page = client.get(f"/admin/orders/orderevent/{event.pk}/change/").content.decode()
     assert f">{event.actor}<" not in page
