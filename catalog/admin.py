@@ -14,10 +14,10 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import path
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
-from unfold.contrib.filters.admin import AutocompleteSelectFilter
 
 from okada.core import dashboard
 from okada.core.admin import (
+    AutocompleteFilter,
     BigTableMixin,
     ReadOnlyAdmin,
     TrackedAdmin,
@@ -28,7 +28,7 @@ from okada.core.admin import (
     run_per_object,
     staff_actor,
 )
-from okada.core.display import badge, money, reason_label
+from okada.core.display import actor_label, badge, money, reason_label
 from okada.core.errors import DomainError
 
 from . import selectors, services
@@ -99,7 +99,7 @@ class MemberForm(forms.ModelForm):
 @admin.register(VendorMember)
 class VendorMemberAdmin(TrackedAdmin):
     list_display = ("user", "vendor", "role")
-    list_filter = ("role", ("vendor", AutocompleteSelectFilter))
+    list_filter = ("role", ("vendor", AutocompleteFilter))
     search_fields = ("user__username", "vendor__name")
     list_select_related = ("user", "vendor")
     autocomplete_fields = ("user", "vendor")
@@ -214,8 +214,8 @@ class CountStockForm(forms.Form):
 class ProductAdmin(BigTableMixin, TrackedAdmin):
     list_display = ("name", "sku", "vendor", "category", "price", "available", "is_active", "updated_at")
     list_filter = (
-        ("vendor", AutocompleteSelectFilter),
-        ("category", AutocompleteSelectFilter),
+        ("vendor", AutocompleteFilter),
+        ("category", AutocompleteFilter),
         "is_active",
     )
     search_fields = ("name",)  # shows the search box; the search itself is full-text (below)
@@ -368,7 +368,7 @@ class StockAdmin(BigTableMixin, ReadOnlyAdmin):
 
     list_display = ("product_link", "vendor", "on_hand", "reserved", "available", "updated_at")
     list_select_related = ("product", "vendor")
-    list_filter = (LowStockFilter, ("vendor", AutocompleteSelectFilter))
+    list_filter = (LowStockFilter, ("vendor", AutocompleteFilter))
     search_fields = ("product__sku",)
     ordering = ("-id",)
 
@@ -383,9 +383,18 @@ class StockAdmin(BigTableMixin, ReadOnlyAdmin):
 
 @admin.register(StockMovement)
 class StockMovementAdmin(BigTableMixin, ReadOnlyAdmin):
-    shown_as = {"reason": "reason_shown"}  # stored in English: shown in the page's language
-    list_display = ("created_at", "kind_badge", "delta", "product_link", "reason_shown", "reference", "actor")
-    list_filter = ("kind", ("vendor", AutocompleteSelectFilter))
+    # stored in English or as codes: shown in the page's language
+    shown_as = {"reason": "reason_shown", "actor": "actor_shown"}
+    list_display = (
+        "created_at",
+        "kind_badge",
+        "delta",
+        "product_link",
+        "reason_shown",
+        "reference",
+        "actor_shown",
+    )
+    list_filter = ("kind", ("vendor", AutocompleteFilter))
     list_select_related = ("product",)
     search_fields = ("reference",)
     # UUID v7 ids sort by time, and (id, created_at) is each partition's primary key: newest
@@ -407,3 +416,7 @@ class StockMovementAdmin(BigTableMixin, ReadOnlyAdmin):
     @admin.display(description=StockMovement._meta.get_field("reason").verbose_name)
     def reason_shown(self, movement: StockMovement) -> str:
         return reason_label(movement.reason) or "-"
+
+    @admin.display(description=StockMovement._meta.get_field("actor").verbose_name)
+    def actor_shown(self, movement: StockMovement) -> str:
+        return actor_label(movement.actor) or "-"

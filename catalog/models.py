@@ -12,6 +12,7 @@ from django.db.models import BooleanField, F, Func, Q, Value
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import Least
 from django.utils import timezone
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from okada.core.fields import PhoneField, any_of, choices_check, money_field, phone_check
@@ -129,7 +130,7 @@ class VendorMember(TrackedModel):
         indexes = [deleted_rows_index("catalog_vendormember_deleted")]
 
     def __str__(self) -> str:
-        return f"{self.user} @ {self.vendor} ({self.role})"
+        return f"{self.user} @ {self.vendor} ({self.get_role_display()})"
 
 
 # --- Categories ---------------------------------------------------------------------------------
@@ -354,7 +355,11 @@ class Stock(BaseModel):
         ]
 
     def __str__(self) -> str:
-        return f"{self.product_id}: {self.on_hand} on hand, {self.reserved} reserved"
+        return gettext("%(product)s: %(on_hand)d on hand, %(reserved)d reserved") % {
+            "product": self.product.name,
+            "on_hand": self.on_hand,
+            "reserved": self.reserved,
+        }
 
     @property
     def available(self) -> int:
@@ -446,4 +451,4 @@ class StockMovement(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.kind} {self.delta:+d} {self.product_id}"
+        return f"{self.get_kind_display()} {self.delta:+d} {self.product.name}"

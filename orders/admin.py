@@ -18,10 +18,11 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
-from unfold.contrib.filters.admin import AutocompleteSelectFilter, RangeDateFilter
+from unfold.contrib.filters.admin import RangeDateFilter
 
 from catalog.models import City
 from okada.core.admin import (
+    AutocompleteFilter,
     BigTableMixin,
     ReadOnlyAdmin,
     TrackedAdmin,
@@ -32,7 +33,7 @@ from okada.core.admin import (
     staff_actor,
     valid_pk,
 )
-from okada.core.display import badge, money
+from okada.core.display import actor_label, badge, money
 from okada.core.errors import DomainError
 from okada.core.fields import normalize_cm_phone
 
@@ -109,7 +110,7 @@ def order_number_or_none(term: str) -> str | None:
 @admin.register(Customer)
 class CustomerAdmin(BigTableMixin, TrackedAdmin):
     list_display = ("name", "phone", "zone", "orders_link")
-    list_filter = (("zone", AutocompleteSelectFilter),)
+    list_filter = (("zone", AutocompleteFilter),)
     search_fields = ("name", "phone")
     search_help_text = _("A name, or a phone number in any form (6 77 12 34 56, +237...).")
     list_select_related = ("zone",)
@@ -266,8 +267,8 @@ class OrderAdmin(BigTableMixin, TrackedAdmin):
         "payment_status",
         "payment_method",
         "channel",
-        ("vendor", AutocompleteSelectFilter),
-        ("zone", AutocompleteSelectFilter),
+        ("vendor", AutocompleteFilter),
+        ("zone", AutocompleteFilter),
         CityFilter,
         ("placed_at", PlacedFilter),
     )
@@ -505,8 +506,8 @@ class OrderAdmin(BigTableMixin, TrackedAdmin):
 @admin.register(OrderEvent)
 class OrderEventAdmin(BigTableMixin, ReadOnlyAdmin):
     # Statuses are stored as codes (no choices on these columns): shown by their label.
-    shown_as = {"from_status": "from_status_shown", "to_status": "to_status_shown"}
-    list_display = ("created_at", "order_link", "kind", "from_status_shown", "to_status_shown", "actor")
+    shown_as = {"from_status": "from_status_shown", "to_status": "to_status_shown", "actor": "actor_shown"}
+    list_display = ("created_at", "order_link", "kind", "from_status_shown", "to_status_shown", "actor_shown")
     list_filter = ("kind",)
     # Newest first by the UUID v7 id, each partition's primary key (see StockMovementAdmin).
     ordering = ("-id",)
@@ -526,6 +527,10 @@ class OrderEventAdmin(BigTableMixin, ReadOnlyAdmin):
     @admin.display(description=OrderEvent._meta.get_field("to_status").verbose_name)
     def to_status_shown(self, event: OrderEvent) -> str:
         return _status_label(event.to_status)
+
+    @admin.display(description=OrderEvent._meta.get_field("actor").verbose_name)
+    def actor_shown(self, event: OrderEvent) -> str:
+        return actor_label(event.actor) or "-"
 
 
 def _status_label(code: str) -> str:

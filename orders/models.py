@@ -9,6 +9,7 @@ from django.db import models
 from django.db.models import F, Q
 from django.db.models.functions import Length
 from django.utils import timezone
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from catalog.models import City, Product, Vendor
@@ -371,7 +372,20 @@ class OrderEvent(models.Model):
         constraints = [choices_check("kind", EventKind.choices, "orders_orderevent_kind_valid")]
 
     def __str__(self) -> str:
-        return f"{self.kind} {self.from_status}->{self.to_status}"
+        # In the reader's language: the kind's and the statuses' labels, not their codes.
+        def label(status: str) -> str:
+            return str(OrderStatus(status).label) if status in OrderStatus.values else status
+
+        kind = self.get_kind_display()
+        if not self.to_status:
+            return str(kind)
+        if not self.from_status:
+            return gettext("%(kind)s: %(to)s") % {"kind": kind, "to": label(self.to_status)}
+        return gettext("%(kind)s: %(from)s → %(to)s") % {
+            "kind": kind,
+            "from": label(self.from_status),
+            "to": label(self.to_status),
+        }
 
 
 class PaymentResult(models.TextChoices):
@@ -529,7 +543,7 @@ class Payment(BaseModel):
         ]
 
     def __str__(self) -> str:
-        return f"{self.provider} {self.provider_reference}"
+        return f"{self.get_provider_display()} {self.provider_reference}"
 
 
 class ExportStatus(models.TextChoices):

@@ -263,7 +263,7 @@ class Mutation(BaseModel):
         indexes = [models.Index(fields=["created_at"], name="sync_mutation_created")]
 
     def __str__(self) -> str:
-        return f"{self.device_id}#{self.mutation_id} {self.name} ({self.status})"
+        return f"{self.device_id}#{self.mutation_id} {self.name} ({self.get_status_display()})"
 
 
 # --- The change feed ----------------------------------------------------------------------------

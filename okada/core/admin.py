@@ -23,7 +23,8 @@ The admin is django-unfold (`unfold.admin.ModelAdmin`) over the stock Django adm
 
 Helpers: `staff_actor(request)` (the Actor of the logged-in staff user, with their groups'
 permissions), `run_per_object` (an action calling a service per selected row and reporting each
-refusal), `badge()` and `money()` for list columns.
+refusal), `badge()` and `money()` for list columns, and `AutocompleteFilter` (unfold's
+autocomplete list filter, speaking the page's language).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.contrib.admin.actions import delete_selected as django_delete_selected
@@ -46,12 +48,15 @@ from django.db.models.constants import LOOKUP_SEP
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
+from django.utils.functional import lazy
 from django.utils.html import format_html
 from django.utils.translation import gettext, gettext_noop, ngettext
 from django.utils.translation import gettext_lazy as _
 from simple_history.admin import SimpleHistoryAdmin
 from simple_history.template_utils import HistoricalRecordContextHelper
 from unfold.admin import ModelAdmin, TabularInline
+from unfold.contrib.filters.admin import AutocompleteSelectFilter
+from unfold.contrib.filters.forms import AutocompleteDropdownForm
 from unfold.paginator import InfinitePaginator
 from unfold.templatetags import unfold_list
 
@@ -236,10 +241,13 @@ class RevokedFilter(admin.SimpleListFilter):
 
 
 class BigTableMixin:
-    """Millions of rows: no COUNT(*) per page and no "select all N" (N would be a guess)."""
+    """Millions of rows: no COUNT(*) per page or per filter choice, and no "select all N" (N would
+    be a guess)."""
 
     paginator = InfinitePaginator
     show_full_result_count = False
+    # No "Show counts" (?_facets=True): it counts the table once per choice of every filter.
+    show_facets = admin.ShowFacets.NEVER
     list_disable_select_all = True
     # Half of the page time is rendering the rows (unfold): 25 rows keep lists fast on slow links.
     list_per_page = 25
@@ -310,6 +318,39 @@ class ServiceRefused(Exception):
 REFUSAL_ATTR = "_okada_service_refusal"
 #: The change form's hidden input: when the row was last changed as the user opened it.
 LOADED_AT = "_okada_loaded_at"
+
+
+def _select2_translations() -> str:
+    from django.contrib.admin.widgets import get_select2_language
+
+    return f"admin/js/vendor/select2/i18n/{get_select2_language() or 'en'}.js"
+
+
+_SUFFIX = "" if settings.DEBUG else ".min"
+
+
+class AutocompleteFilterForm(AutocompleteDropdownForm):
+    class Media:
+        # unfold's filter loads select2.full.js without its translations ("Searching…", "No
+        # results found", "Remove all items" on French pages), and next to Django's autocomplete
+        # widget (select2.full.min.js) a page loaded two select2 builds and neither spoke French.
+        # The same files as Django's widget (AutocompleteMixin.media), so a page has one of each,
+        # the translations of the page's language (read when the page's media are gathered)
+        # between select2 and jquery.init.js (which takes the global jQuery away).
+        js = (
+            f"admin/js/vendor/jquery/jquery{_SUFFIX}.js",
+            f"admin/js/vendor/select2/select2.full{_SUFFIX}.js",
+            lazy(_select2_translations, str)(),
+            "admin/js/jquery.init.js",
+            "unfold/js/select2.init.js",
+        )
+        css = AutocompleteDropdownForm.Media.css
+
+
+class AutocompleteFilter(AutocompleteSelectFilter):
+    """unfold's autocomplete list filter, in the page's language."""
+
+    form_class = AutocompleteFilterForm
 
 
 class RefusalOnForm:
@@ -543,8 +584,9 @@ class TrackedAdmin(RefusesOddInput, RefusalOnForm, HistoryOfValidIds, SimpleHist
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
         readonly = list(super().get_readonly_fields(request, obj))
         if getattr(request, "_okada_history_revert", False):
-            # A revert brings back `revert_fields` only; everything else is shown, not sent.
-            names = [f.name for f in self.model._meta.fields]
+            # A revert brings back `revert_fields` only; the change page's other fields are shown,
+            # not sent (columns it does not show, such as a search vector, are not shown either).
+            names = [f.name for f in self.model._meta.fields if f.editable]
             readonly += [n for n in names if n not in self.revert_fields and n not in readonly]
         return readonly
 

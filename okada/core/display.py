@@ -10,7 +10,7 @@ from typing import Any
 from django.template.defaultfilters import yesno
 from django.utils import formats
 from django.utils.html import format_html, format_html_join
-from django.utils.translation import gettext, gettext_noop
+from django.utils.translation import gettext, gettext_noop, pgettext_lazy
 
 from .texts import Text, shown
 
@@ -121,7 +121,9 @@ def _summary_value(value: Any, labels: dict[str, Any]) -> str:
         return str(yesno(value))
     if isinstance(value, str):  # stored in English or as okada.core.texts: shown translated
         return shown(value)
-    if isinstance(value, (int, float)):
+    if isinstance(value, float):  # durations and the like: two decimals are plenty to read
+        return formats.localize(round(value, 2))
+    if isinstance(value, int):
         return formats.localize(value)
     if isinstance(value, dict):
         rows = ((key, labels.get(key, key), _summary_value(item, labels)) for key, item in value.items())
@@ -132,3 +134,19 @@ def _summary_value(value: Any, labels: dict[str, Any]) -> str:
     if isinstance(value, list) and not any(isinstance(item, (dict, list)) for item in value):
         return ", ".join(_summary_value(item, labels) for item in value)
     return json.dumps(value, ensure_ascii=False, default=str)  # rows sampled by an audit
+
+
+# Who did something, as stored on events and ledger rows: "<role>[:<name>]".
+ACTOR_ROLES = {
+    "staff": pgettext_lazy("actor role", "staff"),
+    "system": pgettext_lazy("actor role", "system"),
+    "storefront": pgettext_lazy("actor role", "storefront"),
+    "vendor": pgettext_lazy("actor role", "vendor"),
+}
+
+
+def actor_label(actor: str) -> str:
+    """ "storefront:web" -> "boutique en ligne (web)"; the role translated, the name kept."""
+    role, _sep, who = (actor or "").partition(":")
+    label = str(ACTOR_ROLES[role]) if role in ACTOR_ROLES else role
+    return f"{label} ({who})" if who else label

@@ -242,7 +242,13 @@ class Alert(BaseModel):
         indexes = [models.Index(fields=["-opened_at"], name="health_alert_opened")]
 
     def __str__(self) -> str:
-        return self.key
+        # Its condition's title in the reader's language and its subject ("table"), not the key.
+        from okada.core import health_registry
+
+        condition = health_registry.condition(self.kind)
+        title = str(condition.title) if condition is not None else self.kind
+        subject = self.key.split(":", 1)[1] if ":" in self.key else ""
+        return f"{title} ({subject})" if subject else title
 
     @property
     def is_open(self) -> bool:

@@ -163,11 +163,17 @@ UNFOLD = {
     "SITE_TITLE": "Okada",
     "SITE_HEADER": "Okada",
     "SITE_SYMBOL": "local_shipping",
+    # No "View site" link: Okada serves no site at "/" (unfold's default), only the admin and API.
+    "SITE_URL": None,
     "SHOW_LANGUAGES": True,
     "SHOW_HISTORY": True,
     "SHOW_VIEW_ON_SITE": False,
     "DASHBOARD_CALLBACK": "okada.core.dashboard.dashboard_callback",
     "STYLES": [lambda request: static("okada/admin.css"), lambda request: static("health/health.css")],
+    # Declared, so browsers do not ask for /favicon.ico (a 404) on every page.
+    "SITE_FAVICONS": [
+        {"rel": "icon", "type": "image/svg+xml", "href": lambda request: static("okada/favicon.svg")}
+    ],
     "SIDEBAR": {"show_search": True, "show_all_applications": True},
 }
 

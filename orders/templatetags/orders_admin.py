@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from django import template
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_noop, pgettext_lazy
+from django.utils.translation import gettext_noop
 
+from okada.core.display import actor_label
 from orders.models import OrderStatus, PaymentMethod, PaymentResult
 
 register = template.Library()
@@ -22,12 +23,6 @@ REFUND_REASONS = {
     "order_refunded": gettext_noop("the order was refunded"),
     "overpaid": gettext_noop("more than the order's total"),
     "amount_differs": gettext_noop("not the amount asked for"),
-}
-ROLES = {
-    "staff": pgettext_lazy("actor role", "staff"),
-    "system": pgettext_lazy("actor role", "system"),
-    "storefront": pgettext_lazy("actor role", "storefront"),
-    "vendor": pgettext_lazy("actor role", "vendor"),
 }
 
 
@@ -51,12 +46,7 @@ def note_label(note: str) -> str:
     return _(note) if note in SYSTEM_NOTES else note
 
 
-@register.filter
-def actor_label(actor: str) -> str:
-    """ "storefront:web" -> "boutique en ligne (web)"; the role translated, the name kept."""
-    role, _sep, who = (actor or "").partition(":")
-    label = str(ROLES[role]) if role in ROLES else role
-    return f"{label} ({who})" if who else label
+register.filter("actor_label", actor_label)
 
 
 @register.filter

@@ -639,6 +639,23 @@ def test_the_backup_is_not_re_timed_through_its_crontab(client):
     assert spare.hour == "6"
 
 
+def test_a_history_version_shows_the_change_pages_fields_and_links_back_to_the_history(client):
+    # The version's page listed every column (the product's full-text search vector, in English,
+    # as "Search vector") and its "History" tab had no link (unfold built it from the historical
+    # model's name: clicking it did nothing but raise a script error).
+    product = ProductFactory(name="Riz parfumé")
+    first = product.history.earliest()
+    product_update(product=product, data={"name": "Riz"}, actor=staff_actor())
+    login(client, STOCK)
+    page = client.get(f"/admin/catalog/product/{product.pk}/history/{first.history_id}/")
+    body = page.content.decode()
+    shown = {field for line in page.context["adminform"] for row in line for field in row.fields}
+    assert "search_vector" not in shown and "Search vector" not in body
+    assert "name" in shown and "Riz parfumé" in body
+    assert f'href="/admin/catalog/product/{product.pk}/history/"' in body
+    assert "actionDropdownOpen" not in body
+
+
 @pytest.mark.django_db(transaction=True)  # as served: the revert view runs in no test transaction
 def test_a_revert_posted_with_the_change_forms_opening_time_is_refused_not_a_500(client, admin_user):
     """A revert form posted with `_okada_loaded_at` (a stale tab, a crafted POST) is checked like

@@ -17,6 +17,7 @@ through a translated label (okada.core.display.reason_label, role_label, choices
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Iterator
 from functools import cache
 from html.parser import HTMLParser
@@ -417,3 +418,104 @@ def test_every_field_of_the_admin_has_a_french_label():
             if french == english and english.lower() not in SAME_IN_FRENCH:
                 untranslated.append(f"{model._meta.label}.{field.name}: {english!r}")
     assert untranslated == [], f"give these fields a verbose name and translate it: {untranslated}"
+
+
+def test_the_names_of_events_stock_rows_movements_and_payments_read_in_the_pages_language(client, admin_user):
+    # Their names head their pages (title, breadcrumbs) and link them from other pages; they were
+    # built from stored codes in English ("status pending->accepted", "… 2 on hand, 0 reserved").
+    from catalog.models import Stock, StockMovement
+    from orders.models import OrderEvent, Payment
+    from tests.catalog.factories import ProductFactory
+    from tests.orders.factories import advance, payment_needing_refund
+
+    product = ProductFactory(initial_stock=2)
+    order = advance(OrderFactory(), "accepted")
+    event = OrderEvent.objects.get(order=order, to_status="accepted")
+    stock = Stock.objects.get(product=product)
+    movement = StockMovement.objects.filter(product=product).earliest("created_at")
+    payment = payment_needing_refund()
+    with translation.override("fr"):
+        assert str(event) == "changement de statut : en attente → acceptée"
+        assert str(stock) == f"{product.name} : 2 en stock, réservé : 0"
+        assert str(movement) == f"réassort +2 {product.name}"
+        assert str(payment).startswith(payment.get_provider_display())
+    with translation.override("en"):
+        assert str(event) == "status changed: pending → accepted"
+        assert str(stock) == f"{product.name}: 2 on hand, 0 reserved"
+    client.force_login(admin_user)
+    page = client.get(f"/admin/orders/orderevent/{event.pk}/change/").content.decode()
+    assert "changement de statut : en attente → acceptée" in page and "pending-&gt;accepted" not in page
+    assert isinstance(payment, Payment)
+
+
+def test_the_autocompletes_speak_the_pages_language(client, admin_user):
+    # unfold's autocomplete filter loaded select2 without its translations, and beside Django's
+    # autocomplete widget a second select2 build: filters and fields alike said "Searching…",
+    # "No results found", "Remove all items" on French pages. One build, then the translations,
+    # before jquery.init.js (which takes the global jQuery they register with away).
+    select2, french = "admin/js/vendor/select2/select2.full.min.js", "admin/js/vendor/select2/i18n/fr.js"
+
+    def scripts(url: str) -> list[str]:
+        body = client.get(url).content.decode()
+        return [
+            s for s in re.findall(r'<script src="/static/([^"]+)"', body) if "select2" in s or "jquery" in s
+        ]
+
+    client.force_login(admin_user)
+    product = ProductFactory()
+    for url in ("/admin/orders/order/", f"/admin/catalog/product/{product.pk}/change/"):
+        found = scripts(url)
+        assert [s for s in found if "select2.full" in s] == [select2], url
+        assert found.index(french) == found.index(select2) + 1, (url, found)
+        assert found.index("admin/js/jquery.init.js") > found.index(french), (url, found)
+        assert found.count(french) == 1, (url, found)
+    client.post("/i18n/setlang/", {"language": "en", "next": "/admin/"})
+    english = scripts("/admin/catalog/product/")
+    assert "admin/js/vendor/select2/i18n/en.js" in english and french not in english
+
+
+def test_an_alert_and_a_pushed_mutation_are_named_in_the_pages_language():
+    # An alert's page was headed by its key ("Cache_hit_ratio_low:table"), a mutation's by its
+    # status code ("… order.transition (conflict)").
+    import uuid
+
+    from okada.health.models import Alert
+    from sync.models import Mutation
+
+    alert = Alert(kind="cache_hit_ratio_low", key="cache_hit_ratio_low:table")
+    mutation = Mutation(device_id=uuid.UUID(int=1), mutation_id=3, name="order.transition", status="conflict")
+    with translation.override("fr"):
+        assert str(alert) == f"{translation.gettext('Cache hit ratio low')} (table)"
+        assert str(alert) != "Cache hit ratio low (table)"
+        assert str(mutation).endswith(f"#3 order.transition ({translation.gettext('conflict')})")
+        assert "(conflict)" not in str(mutation)
+
+
+def test_the_event_and_movement_lists_name_who_did_it_in_french(client, admin_user):
+    # The order page's timeline said "boutique en ligne"; the lists of order events and stock
+    # movements (and their pages) showed the stored codes: "storefront", "staff:alice".
+    from catalog.models import StockMovement
+    from orders.models import OrderEvent
+
+    french = {"staff": "équipe", "system": "système", "storefront": "boutique en ligne"}
+    product = ProductFactory(initial_stock=3)
+    advance(OrderFactory(), "accepted")
+    client.force_login(admin_user)
+    for url, model in (
+        ("/admin/orders/orderevent/", OrderEvent),
+        ("/admin/catalog/stockmovement/", StockMovement),
+    ):
+        actors = set(model.objects.values_list("actor", flat=True))
+        body = client.get(url).content.decode()
+        assert not [a for a in actors if f">{a}<" in body], url
+        for actor in actors:
+            role, _, who = actor.partition(":")
+            assert f"{french[role]} ({who})" in body, (url, actor)
+    movement = StockMovement.objects.filter(product=product).earliest("created_at")
+    stock_panel = client.get(f"/admin/catalog/product/{product.pk}/change/").content.decode()
+    role, _, who = movement.actor.partition(":")
+    assert f"<td>{movement.actor}</td>" not in stock_panel
+    assert f"<td>{french[role]} ({who})</td>" in stock_panel
+    event = OrderEvent.objects.filter(actor__startswith="staff:").earliest("created_at")
+    page = client.get(f"/admin/orders/orderevent/{event.pk}/change/").content.decode()
+    assert f">{event.actor}<" not in page

@@ -4,6 +4,8 @@ still shown to engineers (tooltip, detail page, the task picker)."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from django.contrib import admin
 from django.urls import reverse
@@ -197,3 +199,28 @@ def test_a_schedules_page_takes_the_same_queries_for_any_number_of_its_tasks(cli
     for i in range(1, 6):
         PeriodicTask.objects.create(name=f"probe {i}", task="core.prune_job_runs", crontab=nightly)
     assert queries() == one  # each inline row names its task with its schedule: not a query each
+
+
+def test_a_restore_drills_summary_reads_in_french_down_to_its_checks(client, admin_user):
+    # The drill's checks (rows, tables, checksum, invariants, count differences) showed their
+    # English keys on the French page, and the restore time every digit of a float.
+    with job("backups.run_restore_drill") as run:
+        run.summary = {
+            "outcome": "passed",
+            "restore_seconds": 1.9576295489969198,
+            "checks": {"rows": 23562, "tables": 83, "checksum": "ok", "count_differences": {}},
+        }
+    drill = JobRun.objects.get(name="backups.run_restore_drill")
+    client.force_login(admin_user)
+    body = client.get(reverse("admin:core_jobrun_change", args=[drill.pk])).content.decode()
+    heads = dict(re.findall(r'<tr data-key="(\w+)"><th>([^<]*)</th>', body))
+    assert heads == {
+        "outcome": "résultat",
+        "restore_seconds": "restauration (secondes)",
+        "checks": "vérifications",
+        "rows": "lignes",
+        "tables": "tables",
+        "checksum": "somme de contrôle",
+        "count_differences": "écarts de comptage",
+    }
+    assert re.search(r'data-key="restore_seconds"><th>[^<]*</th><td>1,96</td>', body)

@@ -72,3 +72,28 @@ def test_job_runs_are_read_only_in_admin(client, admin_user):
     page = client.get(f"/admin/core/jobrun/{run.pk}/change/")
     assert page.status_code == 200
     assert 'name="name"' not in page.content.decode()  # shown, not editable
+
+
+def test_the_admin_offers_no_link_to_a_site_it_does_not_serve(client, admin_user):
+    # unfold's "View site" (the account menu, and "Return to site" on the login page) points at
+    # "/", which answers 404: Okada serves no site there.
+    assert client.get("/").status_code == 404
+    login = client.get("/admin/login/").content.decode()
+    client.force_login(admin_user)
+    index = client.get("/admin/").content.decode()
+    assert 'href="/"' not in login
+    assert 'href="/"' not in index
+
+
+def test_the_admin_pages_name_their_icon_so_browsers_do_not_ask_for_a_missing_favicon(client, admin_user):
+    # Without a declared icon every page load asked for /favicon.ico: a 404, logged by the server
+    # and shown as an error in the browser's console.
+    import re
+
+    from django.contrib.staticfiles import finders
+
+    for url in ("/admin/login/", "/admin/"):
+        body = client.get(url).content.decode()
+        icons = re.findall(r'<link rel="icon"[^>]*href="/static/([^"]+)"', body)
+        assert icons and all(finders.find(icon) for icon in icons), url
+        client.force_login(admin_user)

@@ -6,7 +6,7 @@ from typing import Any
 
 from django import template
 
-from okada.core.display import badge, job_shown, money, reason_label
+from okada.core.display import actor_label, badge, job_shown, money, reason_label
 from okada.core.texts import shown
 
 register = template.Library()
@@ -22,6 +22,9 @@ def fcfa(amount: int | None) -> str:
 def status_badge(value: str, label: Any) -> str:
     """{% status_badge order.status order.get_status_display %}"""
     return badge(value, label)
+
+
+register.filter("actor", actor_label)  # "storefront:web" -> "boutique en ligne (web)"
 
 
 @register.filter
