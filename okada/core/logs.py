@@ -14,6 +14,7 @@ cleared, so nothing leaks into the next one a process serves.
 
 from __future__ import annotations
 
+import logging
 import re
 import uuid
 from collections.abc import Callable, Iterator, MutableMapping
@@ -62,6 +63,19 @@ def _shared_processors() -> list[Any]:
     ]
 
 
+class ClientErrorsWithoutTraceback(logging.Filter):
+    """Django logs every 4xx it raised (PermissionDenied, Http404, a bad request) with the
+    exception's traceback: the caller's mistake, not ours, and a whole traceback per refused
+    request (log volume, CPU). Their line stays; the traceback goes. 5xx keep theirs."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        status = getattr(record, "status_code", None)
+        if isinstance(status, int) and 400 <= status < 500 and record.exc_info:
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
 def logging_config(fmt: str) -> dict[str, Any]:
     """The LOGGING dict: every handler renders through structlog, as JSON or plain text."""
     if fmt not in ("json", "plain"):
@@ -86,7 +100,11 @@ def logging_config(fmt: str) -> dict[str, Any]:
         )
         renderer = [tracebacks, structlog.processors.JSONRenderer()]
     else:
-        renderer = [structlog.dev.ConsoleRenderer(colors=False)]
+        # Plain tracebacks: structlog's default (rich, when installed) prints every frame's local
+        # variables, secrets included.
+        renderer = [
+            structlog.dev.ConsoleRenderer(colors=False, exception_formatter=structlog.dev.plain_traceback)
+        ]
     return {
         "version": 1,
         "disable_existing_loggers": False,
@@ -97,7 +115,14 @@ def logging_config(fmt: str) -> dict[str, Any]:
                 "processors": [structlog.stdlib.ProcessorFormatter.remove_processors_meta, *renderer],
             }
         },
-        "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "structlog"}},
+        "filters": {"client_errors": {"()": ClientErrorsWithoutTraceback}},
+        "handlers": {
+            "console": {
+                "class": "logging.StreamHandler",
+                "formatter": "structlog",
+                "filters": ["client_errors"],
+            }
+        },
         "root": {"handlers": ["console"], "level": "INFO"},
     }
 

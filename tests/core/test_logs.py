@@ -7,6 +7,7 @@ import logging.config
 
 import pytest
 from django.conf import settings
+from django.test import Client, override_settings
 
 from okada.core import logs
 from tests.testapp.tasks import log_inside_job
@@ -58,3 +59,26 @@ def test_nothing_of_a_task_leaks_into_the_next_lines(capsys):
 def test_an_unknown_log_format_is_refused():
     with pytest.raises(ValueError, match="json or plain"):
         logs.logging_config("xml")
+
+
+@pytest.mark.parametrize("fmt", ["json", "plain"])
+def test_a_refused_request_is_one_line_and_a_crash_keeps_its_traceback(fmt, client, admin_user, capsys):
+    """A 404 (the caller's mistake) is logged without Django's traceback; a 500 keeps it, and the
+    plain format never prints a frame's local variables (they hold secrets)."""
+    client.force_login(admin_user)
+    crashing = Client(raise_request_exception=False)
+    logging.config.dictConfig(logs.logging_config(fmt))
+    try:
+        capsys.readouterr()
+        assert client.get("/admin/no-such-screen/").status_code == 404
+        refused = capsys.readouterr().err
+        with override_settings(ROOT_URLCONF="tests.testapp.crash_urls"):
+            assert crashing.get("/crash").status_code == 500
+        crashed = capsys.readouterr().err
+    finally:
+        logging.config.dictConfig(settings.LOGGING)
+    assert "Not Found" in refused
+    assert "Traceback" not in refused and "exc_info" not in refused and '"exception"' not in refused
+    assert "crash on purpose" in crashed
+    assert ("Traceback" in crashed) if fmt == "plain" else ('"exception"' in crashed)
+    assert "s3cret-in-a-frame" not in crashed  # a local variable of the crashing frame
