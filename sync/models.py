@@ -325,6 +325,7 @@ class FeedState(models.Model):
     class Meta:
         db_table_comment = "Sync generation (rotated by restores) and the feed's pruned horizon."
         verbose_name = _("sync feed state")
+        verbose_name_plural = _("sync feed states")
         constraints = [models.CheckConstraint(condition=Q(id=1), name="sync_feedstate_single_row")]
 
     def __str__(self) -> str:

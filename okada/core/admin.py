@@ -66,6 +66,7 @@ from .display import badge, job_label, job_shown, job_summary, reason_label
 from .errors import ChangedSinceOpened, DomainError
 from .jobs import labelled_task_names, registered_task
 from .models import JobRun
+from .permission_labels import PermissionChoiceField, permission_labels, permission_list
 from .roles import ROLES, role_label
 from .schedule_names import cron_expression, cron_in_words
 from .texts import Text, shown
@@ -833,8 +834,12 @@ class RoleChoiceField(forms.ModelMultipleChoiceField):
         return role_label(obj.name)
 
 
+def _permission_name(permission: Any) -> str:
+    return f"{permission.content_type.app_label}.{permission.codename}"
+
+
 def _permission_names(permissions: Any) -> set[str]:
-    return {f"{p.content_type.app_label}.{p.codename}" for p in permissions}
+    return {_permission_name(p) for p in permissions}
 
 
 class _GrantsOnlyOwnPermissions:
@@ -857,12 +862,13 @@ class _GrantsOnlyOwnPermissions:
             # The permissions granted, each named with its app in one query.
             lookup = {"group__in": added} if kind == "groups" else {"pk__in": [p.pk for p in added]}
             added = list(Permission.objects.filter(**lookup).select_related("content_type"))
-            beyond = sorted(p for p in _permission_names(added) if not self.editor.has_perm(p))
+            beyond = [p for p in added if not self.editor.has_perm(_permission_name(p))]
             if beyond:
                 self.add_error(  # type: ignore[attr-defined]
                     field,
                     gettext("You may not grant permissions you do not hold yourself: %(permissions)s.")
-                    % {"permissions": ", ".join(beyond)},
+                    # Labels may hold commas ("Can adjust stock (add or remove units, with a reason)").
+                    % {"permissions": "; ".join(permission_labels(beyond))},
                 )
         return data
 
@@ -895,6 +901,20 @@ def _granting_form(form: Any, request: HttpRequest, granting: dict[str, str]) ->
     )
 
 
+# Read only (to whoever may only view accounts or roles), Django would list permissions and
+# roles by their stored English names: these show them by their labels in the page's language.
+_SHOWN_ON_USERS = {"user_permissions": "user_permissions_shown", "groups": "groups_shown"}
+_SHOWN_ON_ROLES = {"permissions": "permissions_shown"}
+
+
+def _renamed(fields: Any, names: dict[str, str]) -> list[Any]:
+    """A fieldset's fields, those in `names` replaced (fields on one line included)."""
+    return [
+        tuple(names.get(f, f) for f in field) if isinstance(field, list | tuple) else names.get(field, field)
+        for field in fields
+    ]
+
+
 @admin.register(get_user_model())
 class UserAdmin(RefusesOddInput, BaseUserAdmin, ModelAdmin):
     form = UserChangeForm
@@ -907,8 +927,27 @@ class UserAdmin(RefusesOddInput, BaseUserAdmin, ModelAdmin):
         return _granting_form(form, request, {"groups": "groups", "user_permissions": "permissions"})
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
-        fields = tuple(super().get_readonly_fields(request, obj))
+        fields = (*super().get_readonly_fields(request, obj), *_SHOWN_ON_USERS.values())
         return fields if request.user.is_superuser else (*fields, "is_superuser")
+
+    def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
+        fieldsets = super().get_fieldsets(request, obj)
+        if obj is None or self.has_change_permission(request, obj):
+            return fieldsets
+        return [
+            (name, {**options, "fields": _renamed(options["fields"], _SHOWN_ON_USERS)})
+            for name, options in fieldsets
+        ]
+
+    @admin.display(description=get_user_model()._meta.get_field("user_permissions").verbose_name)
+    def user_permissions_shown(self, user: Any) -> str:
+        return permission_list(user.user_permissions.select_related("content_type"))
+
+    @admin.display(description=get_user_model()._meta.get_field("groups").verbose_name)
+    def groups_shown(self, user: Any) -> str:
+        return (
+            ", ".join(sorted((role_label(group.name) for group in user.groups.all()), key=str.lower)) or "-"
+        )
 
     # An account holding more than the editor (a superuser's, a Finance clerk's) is changed, its
     # password included, or deleted only by someone who holds all of it: else setting its password
@@ -922,6 +961,9 @@ class UserAdmin(RefusesOddInput, BaseUserAdmin, ModelAdmin):
     def formfield_for_manytomany(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
         if db_field.name == "groups":
             kwargs["form_class"] = RoleChoiceField
+        if db_field.name == "user_permissions":
+            kwargs["form_class"] = PermissionChoiceField
+            kwargs["queryset"] = Permission.objects.select_related("content_type")
         return super().formfield_for_manytomany(db_field, request, **kwargs)
 
     def get_deleted_objects(self, objs: Any, request: HttpRequest) -> Any:
@@ -966,11 +1008,22 @@ class GroupAdmin(RefusesOddInput, BaseGroupAdmin, ModelAdmin):
         fields = list(super().get_fields(request, obj))
         if obj is not None and obj.name in ROLES:
             fields = ["name_shown" if f == "name" else f for f in fields]
+        if obj is not None and not self.has_change_permission(request, obj):
+            fields = _renamed(fields, _SHOWN_ON_ROLES)
         return fields
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
-        fields = tuple(super().get_readonly_fields(request, obj))
+        fields = (*super().get_readonly_fields(request, obj), *_SHOWN_ON_ROLES.values())
         return (*fields, "name_shown") if obj is not None and obj.name in ROLES else fields
+
+    def formfield_for_manytomany(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        if db_field.name == "permissions":
+            kwargs["form_class"] = PermissionChoiceField
+        return super().formfield_for_manytomany(db_field, request, **kwargs)  # selects the content types
+
+    @admin.display(description=Group._meta.get_field("permissions").verbose_name)
+    def permissions_shown(self, group: Group) -> str:
+        return permission_list(group.permissions.select_related("content_type"))
 
     def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> Any:
         form = super().get_form(request, obj, change=change, **kwargs)

@@ -97,6 +97,8 @@ class TableStat(models.Model):
 
     class Meta:
         db_table_comment = "Per-table size and counters of a health snapshot."
+        verbose_name = _("table statistics")
+        verbose_name_plural = _("table statistics")
         constraints = [
             models.UniqueConstraint(fields=["snapshot", "name"], name="health_tablestat_uniq"),
         ]
@@ -120,6 +122,8 @@ class IndexStat(models.Model):
 
     class Meta:
         db_table_comment = "Per-index size and scans of a health snapshot."
+        verbose_name = _("index statistics")
+        verbose_name_plural = _("index statistics")
         constraints = [models.UniqueConstraint(fields=["snapshot", "name"], name="health_indexstat_uniq")]
 
     def __str__(self) -> str:
@@ -135,6 +139,8 @@ class QueryText(models.Model):
 
     class Meta:
         db_table_comment = "Normalised statement texts of the snapshots, one per query id."
+        verbose_name = _("query text")
+        verbose_name_plural = _("query texts")
 
     def __str__(self) -> str:
         return self.text[:80]
@@ -156,6 +162,8 @@ class QueryStat(models.Model):
 
     class Meta:
         db_table_comment = "Per-statement counters of a health snapshot (pg_stat_statements)."
+        verbose_name = _("query statistics")
+        verbose_name_plural = _("query statistics")
         constraints = [models.UniqueConstraint(fields=["snapshot", "queryid"], name="health_querystat_uniq")]
         indexes = [models.Index(fields=["queryid", "snapshot"], name="health_querystat_query")]
 

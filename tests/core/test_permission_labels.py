@@ -48,7 +48,22 @@ SAMPLE = [
         "Authentification et autorisation | groupe | Peut ajouter des groupes",
         "Authentication and Authorization | group | Can add groups",
     ),
-    ("Tâches Périodique | crontab | Peut modifier les crontabs", "Periodic Tasks | crontab | Can change crontabs"),
+    (
+        "Tâches périodiques | crontab | Peut modifier les crontabs",
+        "Periodic Tasks | crontab | Can change crontabs",
+    ),
+    (
+        "Tâches périodiques | tâche périodique | Peut voir les tâches périodiques",
+        "Periodic Tasks | periodic task | Can view periodic tasks",
+    ),
+    (
+        "Tâches périodiques | suivi des tâches périodiques | Peut voir les suivis des tâches périodiques",
+        "Periodic Tasks | periodic task track | Can view periodic task tracks",
+    ),
+    (
+        "Santé de la base | statistiques de requête | Peut voir les statistiques de requête",
+        "Database health | query statistics | Can view query statistics",
+    ),
 ]
 
 
@@ -57,7 +72,8 @@ class Options(HTMLParser):
 
     def __init__(self, name: str) -> None:
         super().__init__(convert_charrefs=True)
-        self.name, self.inside, self.texts = name, False, []
+        self.name, self.inside = name, False
+        self.texts: list[str] = []
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         if tag == "select":
@@ -99,7 +115,9 @@ def test_the_role_page_names_every_permission_in_the_pages_language(client, admi
 
 def test_the_user_page_names_every_permission_in_the_pages_language(client, admin_user):
     clerk = UserFactory(is_staff=True)
-    clerk.user_permissions.add(*Permission.objects.filter(codename__in=["add_category", "view_historicalorder"]))
+    clerk.user_permissions.add(
+        *Permission.objects.filter(codename__in=["add_category", "view_historicalorder"])
+    )
     client.force_login(admin_user)
     url = f"/admin/auth/user/{clerk.pk}/change/"
     fr = options(admin_page(client, url, "fr"), "user_permissions")
@@ -152,7 +170,9 @@ def test_the_refusal_to_grant_a_permission_one_lacks_names_it_in_the_pages_langu
     form = client.get(url).context["adminform"].form
     data = {name: form[name].value() for name in ("username", "first_name", "last_name", "email")}
     run_backup = Permission.objects.get(codename="run_backup")
-    refused = client.post(url, {**data, "is_active": "on", "is_staff": "on", "user_permissions": [run_backup.pk]})
+    refused = client.post(
+        url, {**data, "is_active": "on", "is_staff": "on", "user_permissions": [run_backup.pk]}
+    )
     assert refused.status_code == 200
     errors = " ".join(refused.context["adminform"].form.errors["user_permissions"])
     assert label in errors, errors
