@@ -12,7 +12,7 @@ from django.db.models import BooleanField, F, Func, Q, Value
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import Least
 from django.utils import timezone
-from django.utils.translation import gettext
+from django.utils.translation import gettext, pgettext_lazy
 from django.utils.translation import gettext_lazy as _
 
 from okada.core.fields import PhoneField, any_of, choices_check, money_field, phone_check
@@ -338,7 +338,7 @@ class Stock(BaseModel):
     class Meta:
         db_table_comment = "Current stock per product; the ledger (catalog_stockmovement) sums to it."
         verbose_name = _("stock")
-        verbose_name_plural = _("stock")
+        verbose_name_plural = pgettext_lazy("plural", "stock")  # French: "stocks"
         permissions = [
             ("adjust_stock", _("Can adjust stock (add or remove units, with a reason)")),
             ("count_stock", _("Can record a stock count")),

@@ -35,6 +35,7 @@ SAMPLE = [
         "Catalogue | stock | Peut enregistrer un inventaire",
         "Catalog | stock | Can record a stock count",
     ),
+    ("Catalogue | stock | Peut voir les stocks", "Catalog | stock | Can view stock"),
     ("Sessions | session | Peut supprimer les sessions", "Sessions | session | Can delete sessions"),
     (
         "Types de contenus | type de contenu | Peut voir les types de contenu",
