@@ -19,7 +19,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from okada.core.actors import Actor
-from okada.core.api.pagination import LIST_PARAMETERS, CursorPage, page_of
+from okada.core.api.pagination import LIST_PARAMETERS, LIST_QUERY, CursorPage, page_of
 from okada.core.api.problems import flatten_errors
 from okada.core.api.schema import problem_response
 from okada.core.api.serializers import (
@@ -61,6 +61,7 @@ PRODUCT_ORDERINGS = (
     "price_xaf",
     "-price_xaf",
 )
+CATEGORY_ORDERINGS = ("position", "name_fr", "-updated_at", "updated_at")
 
 # --- Output -----------------------------------------------------------------------------------------
 
@@ -357,6 +358,7 @@ class ProductScope(ApiView):
 class ProductListApi(ProductScope):
     required_scopes = {"GET": "products:read", "POST": "products:write"}
     allowed_roles = {"GET": {VENDOR, STOREFRONT}, "POST": {VENDOR}}
+    query_params = {"GET": (*LIST_QUERY, "q", "is_active", "category", "vendor", "ordering")}
 
     def get(self, request: Request) -> Response:
         page = CursorPage(request, orderings=PRODUCT_ORDERINGS, default="-updated_at")
@@ -399,7 +401,13 @@ def _if_match(request: Request) -> int | None:
 
 
 @extend_schema_view(
-    get=extend_schema(operation_id="products_retrieve", responses={200: ProductOut}, tags=["products"]),
+    get=extend_schema(
+        operation_id="products_retrieve",
+        summary="Read a product",
+        description='Its `ETag` is its version (`"3"`): send it back in `If-Match` to change it.',
+        responses={200: ProductOut},
+        tags=["products"],
+    ),
     patch=extend_schema(
         operation_id="products_update",
         summary="Change a product",
@@ -412,7 +420,12 @@ def _if_match(request: Request) -> int | None:
         tags=["products"],
     ),
     delete=extend_schema(
-        operation_id="products_destroy", responses={204: None, 403: SUSPENDED}, tags=["products"]
+        operation_id="products_destroy",
+        summary="Delete a product",
+        description="Soft delete: it leaves the lists and the storefront; its history, stock "
+        "ledger and past orders keep it, and staff can restore it.",
+        responses={204: None, 403: SUSPENDED},
+        tags=["products"],
     ),
 )
 class ProductDetailApi(ProductScope):
@@ -443,9 +456,22 @@ class ProductDetailApi(ProductScope):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
+def _invalid_item(index: int, sku: str, errors: dict[str, list[str]]) -> dict[str, Any]:
+    """The result of a bulk item the API rules refused (before the services saw it)."""
+    return {
+        "index": index,
+        "sku": sku,
+        "status": "failed",
+        "code": "invalid",
+        "detail": _("This item is not valid."),
+        "errors": errors,
+    }
+
+
 class ProductBulkApi(ProductScope):
     required_scopes = {"POST": "products:write"}
     allowed_roles = {VENDOR}
+    query_params = {"POST": ("atomic",)}
 
     @extend_schema(
         operation_id="products_bulk_upsert",
@@ -513,9 +539,16 @@ class ProductBulkApi(ProductScope):
                 invalid[index] = flatten_errors(exc.detail)
                 items.append({"sku": str(raw.get("sku", ""))[:64]})
         if atomic and invalid:
+            # Nothing is tried: the answer has the service's shape, every valid item rolled back.
             raise services.BulkRejected(
                 Text(gettext_noop("Item %(i)d is not valid: nothing was applied."), i=min(invalid)),
                 errors={f"items.{i}.{f}": ms for i, errors in invalid.items() for f, ms in errors.items()},
+                results=[
+                    _invalid_item(index, item["sku"], invalid[index])
+                    if index in invalid
+                    else {"index": index, "sku": item["sku"], "status": "rolled_back"}
+                    for index, item in enumerate(items)
+                ],
             )
         valid = [(i, item) for i, item in enumerate(items) if i not in invalid]
         results = services.product_upsert_many(
@@ -525,16 +558,7 @@ class ProductBulkApi(ProductScope):
         by_index = {i: result for (i, _), result in zip(valid, results, strict=True)}
         for index, item in enumerate(items):
             if index in invalid:
-                out.append(
-                    {
-                        "index": index,
-                        "sku": item["sku"],
-                        "status": "failed",
-                        "code": "invalid",
-                        "detail": _("This item is not valid."),
-                        "errors": invalid[index],
-                    }
-                )
+                out.append(_invalid_item(index, item["sku"], invalid[index]))
             else:
                 out.append({**by_index[index].as_dict(), "index": index})
         counts = {
@@ -592,17 +616,22 @@ class StockCountApi(ProductScope):
 
 class CategoryListApi(ApiView):
     required_scopes = {"GET": "products:read"}
+    query_params = {"GET": (*LIST_QUERY, "parent", "ordering")}
 
     @extend_schema(
         operation_id="categories_list",
-        parameters=[*LIST_PARAMETERS, OpenApiParameter("parent", uuid.UUID)],
+        summary="List categories",
+        description="The category tree, in its display order; `parent` gives one category's children.",
+        parameters=[
+            *LIST_PARAMETERS,
+            OpenApiParameter("parent", uuid.UUID),
+            OpenApiParameter("ordering", str, enum=list(CATEGORY_ORDERINGS), description="Default position."),
+        ],
         responses={200: page_of(CategoryOut)},
         tags=["catalog"],
     )
     def get(self, request: Request) -> Response:
-        page = CursorPage(
-            request, orderings=("position", "name_fr", "-updated_at", "updated_at"), default="position"
-        )
+        page = CursorPage(request, orderings=CATEGORY_ORDERINGS, default="position")
         categories = selectors.category_list(
             parent_id=query_uuid(request, "parent"), updated_since=query_datetime(request, "updated_since")
         )

@@ -19,7 +19,7 @@ from rest_framework.response import Response
 from catalog.models import City, Product
 from okada.core.actors import Actor
 from okada.core.api.auth import SignedBodyAuthentication
-from okada.core.api.pagination import LIST_PARAMETERS, CursorPage, page_of
+from okada.core.api.pagination import LIST_PARAMETERS, LIST_QUERY, CursorPage, page_of
 from okada.core.api.serializers import (
     StrictSerializer,
     UtcDateTimeField,
@@ -46,6 +46,7 @@ from .models import (
 
 VENDOR, STOREFRONT, SYSTEM = Actor.VENDOR, Actor.STOREFRONT, Actor.SYSTEM
 ORDER_ORDERINGS = ("-placed_at", "placed_at", "-updated_at", "updated_at")
+ZONE_ORDERINGS = ("name", "-updated_at", "updated_at")
 
 # --- Output -----------------------------------------------------------------------------------------
 
@@ -258,6 +259,9 @@ class OrderScope(ApiView):
 @extend_schema_view(
     get=extend_schema(
         operation_id="orders_list",
+        summary="List orders",
+        description="A vendor's own orders; for the storefront, the storefront's orders. Newest "
+        "first by default.",
         parameters=[
             *LIST_PARAMETERS,
             OpenApiParameter("status", str, enum=OrderStatus.values),
@@ -283,6 +287,7 @@ class OrderScope(ApiView):
 class OrderListApi(OrderScope):
     required_scopes = {"GET": "orders:read", "POST": "orders:place"}
     allowed_roles = {"GET": {VENDOR, STOREFRONT}, "POST": {VENDOR, STOREFRONT}}
+    query_params = {"GET": (*LIST_QUERY, "status", "ordering")}
 
     def get(self, request: Request) -> Response:
         page = CursorPage(request, orderings=ORDER_ORDERINGS, default="-placed_at")
@@ -335,7 +340,13 @@ class OrderListApi(OrderScope):
 
 
 @extend_schema_view(
-    get=extend_schema(operation_id="orders_retrieve", responses={200: OrderOut}, tags=["orders"])
+    get=extend_schema(
+        operation_id="orders_retrieve",
+        summary="Read an order",
+        description="With its customer, items, totals and payment status. Another vendor's order is a 404.",
+        responses={200: OrderOut},
+        tags=["orders"],
+    )
 )
 class OrderDetailApi(OrderScope):
     required_scopes = {"GET": "orders:read"}
@@ -379,16 +390,23 @@ class OrderTransitionApi(OrderScope):
 @extend_schema_view(
     get=extend_schema(
         operation_id="zones_list",
-        parameters=[*LIST_PARAMETERS, OpenApiParameter("city", str, enum=City.values)],
+        summary="List delivery zones",
+        description="The zones orders are delivered to, with their delivery fee.",
+        parameters=[
+            *LIST_PARAMETERS,
+            OpenApiParameter("city", str, enum=City.values),
+            OpenApiParameter("ordering", str, enum=list(ZONE_ORDERINGS), description="Default name."),
+        ],
         responses={200: page_of(ZoneOut)},
         tags=["catalog"],
     )
 )
 class ZoneListApi(ApiView):
     required_scopes = {"GET": "products:read"}
+    query_params = {"GET": (*LIST_QUERY, "city", "ordering")}
 
     def get(self, request: Request) -> Response:
-        page = CursorPage(request, orderings=("name", "-updated_at", "updated_at"), default="name")
+        page = CursorPage(request, orderings=ZONE_ORDERINGS, default="name")
         zones = selectors.zone_list(
             city=query_choice(request, "city", City.values),
             updated_since=query_datetime(request, "updated_since"),
@@ -419,6 +437,7 @@ class PaymentCallbackApi(ApiView):
     # POST only (no OPTIONS, no HEAD): any other method is a 405 `Allow: POST` before the
     # signature is checked (ApiView.initial).
     http_method_names = ["post"]
+    query_params = None  # a provider's callback URL may carry parameters of its own
 
     @extend_schema(
         operation_id="payments_callback",

@@ -43,6 +43,11 @@ class TokenApi(ApiView):
 
     @extend_schema(
         operation_id="auth_token",
+        summary="Get a personal token (vendor users)",
+        description="A vendor user's username and password give a bearer token that expires "
+        "(`OKADA_API_TOKEN_HOURS`, 12 h by default). Repeated failures for a username or from an "
+        "address are refused with 429 until the window ends, right password or not. Not stored "
+        "under an Idempotency-Key (the answer holds a secret).",
         request=TokenIn,
         responses={201: TokenOut},
         examples=[

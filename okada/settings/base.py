@@ -243,7 +243,7 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PARSER_CLASSES": ["okada.core.api.parsers.JSONParser"],
     "DEFAULT_PAGINATION_CLASS": None,  # lists paginate with okada.core.api.pagination
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "okada.core.api.schema.OkadaSchema",
     "EXCEPTION_HANDLER": "okada.core.api.problems.exception_handler",
     "UNAUTHENTICATED_USER": None,
     "DATETIME_FORMAT": "%Y-%m-%dT%H:%M:%S.%fZ",  # RFC 3339, UTC (the API converts to UTC first)

@@ -275,6 +275,13 @@ def test_bulk_atomic_applies_nothing_when_an_item_fails(api, vendor):
     body = problem(response)
     assert body["code"] == "bulk_rejected"
     assert "items.2.name" in body["errors"]
+    # The same per-item results as a failure found by the service: a script reads one shape.
+    assert [(r["index"], r["sku"], r["status"]) for r in body["results"]] == [
+        (0, "OLD", "rolled_back"),
+        (1, "NEW", "rolled_back"),
+        (2, "X", "failed"),
+    ]
+    assert body["results"][2]["errors"] == {"name": [body["errors"]["items.2.name"][0]]}
     assert Product.objects.get(pk=existing.pk).price_xaf == 100
     assert not Product.objects.filter(sku="NEW").exists()
     # A failure found by the service (not the serializer) rolls back the items before it too.
@@ -310,6 +317,24 @@ def test_list_filters_search_and_orders(api, vendor):
     assert api.get("/products?ordering=vendor").status_code == 400
     assert api.get("/products?updated_since=yesterday").status_code == 400
     assert api.get("/products?is_active=maybe").status_code == 400
+
+
+def test_an_unknown_query_parameter_is_refused_by_name_and_nothing_changes(api, vendor):
+    ProductFactory(vendor=vendor, is_active=True)
+    # A mistyped filter used to answer the whole list as if no filter had been asked.
+    response = api.get("/products?is_activ=false&limit=5", HTTP_ACCEPT_LANGUAGE="en")
+    assert response.status_code == 400
+    body = problem(response)
+    assert body["code"] == "invalid"
+    assert body["errors"] == {"is_activ": ["Unknown query parameter."]}
+    french = problem(api.get("/products/" + str(uuid.uuid4()) + "?expand=stock"))
+    assert french["errors"] == {"expand": ["Paramètre de requête inconnu."]}
+    # A write with one is refused before anything is applied.
+    items = [{"sku": "NEW", "name": "N", "price_xaf": 1}]
+    assert api.post("/products/bulk?atomic=true&dry_run=1", {"items": items}).status_code == 400
+    assert not Product.objects.filter(sku="NEW").exists()
+    assert api.post("/products/bulk?atomic=true", {"items": items}).status_code == 200
+    assert api.get("/categories?ordering=name_fr&parent=" + str(uuid.uuid4())).status_code == 200
 
 
 def test_a_listed_product_is_written_as_the_model_says_and_as_its_own_page_shows_it(api, vendor):

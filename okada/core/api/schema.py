@@ -1,8 +1,12 @@
-"""OpenAPI (drf-spectacular): every error response described as problem+json, with examples."""
+"""OpenAPI (drf-spectacular): every error response described as problem+json, with examples,
+and the headers the API reads and writes on every operation."""
 
 from __future__ import annotations
 
 from typing import Any
+
+from drf_spectacular.openapi import AutoSchema
+from drf_spectacular.utils import OpenApiParameter
 
 PROBLEM_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -51,6 +55,56 @@ RATE_HEADERS = {
         ("RateLimit-Reset", "Seconds until the window resets."),
     )
 }
+# On every answer (RequestContextMiddleware; the rate limiter's policy when a limit applied).
+EVERY_ANSWER_HEADERS = {
+    "X-Request-ID": {
+        "schema": {"type": "string"},
+        "description": "The request's id (the caller's own X-Request-ID when it sent a sane one); "
+        "quote it when reporting a problem.",
+    },
+    "RateLimit-Policy": {"schema": {"type": "string"}, "description": 'The limit applied, e.g. "600;w=60".'},
+    **RATE_HEADERS,
+}
+REPLAYED_HEADER = {
+    "Idempotent-Replayed": {
+        "schema": {"type": "string", "enum": ["true"]},
+        "description": "This answer is the stored answer to an earlier request with the same "
+        "Idempotency-Key.",
+    }
+}
+ETAG_HEADER = {
+    "ETag": {
+        "schema": {"type": "string"},
+        "description": 'The product\'s version, e.g. "3": send it back in If-Match.',
+    }
+}
+# The operations answering with a product, hence its ETag (catalog.apis._product_response).
+WITH_ETAG = {"products_create", "products_retrieve", "products_update"}
+IDEMPOTENCY_KEY = OpenApiParameter(
+    "Idempotency-Key",
+    str,
+    OpenApiParameter.HEADER,
+    description="Up to 255 characters, one per distinct request: a retry with it replays the first "
+    "answer (`Idempotent-Replayed: true`); the same key with another request is a 422; while the "
+    "first is still running, a 409. Kept 24 h.",
+)
+
+
+class OkadaSchema(AutoSchema):
+    """drf-spectacular's, with:
+    - descriptions only where an operation gives one (@extend_schema): a view's docstring is
+      written for the developers (scopes, class attributes), not for the API's users;
+    - the Idempotency-Key header on every POST whose view keeps answers (`ApiView.idempotent`).
+    """
+
+    def get_description(self) -> str:  # type: ignore[override]  # drf-spectacular's signature
+        return ""
+
+    def get_override_parameters(self) -> list[Any]:
+        parameters = list(super().get_override_parameters())
+        if self.method == "POST" and getattr(self.view, "idempotent", False):
+            parameters.append(IDEMPOTENCY_KEY)
+        return parameters
 
 
 def _problem(status: str) -> dict[str, Any]:
@@ -73,8 +127,8 @@ def _problem(status: str) -> dict[str, Any]:
             }
         },
     }
-    if status == "429":
-        response["headers"] = {"Retry-After": {"schema": {"type": "integer"}}, **RATE_HEADERS}
+    if status in ("409", "429"):  # throttled, or an Idempotency-Key still in flight
+        response["headers"] = {"Retry-After": {"schema": {"type": "integer"}}}
     return response
 
 
@@ -129,9 +183,14 @@ def add_problem_responses(
                         generic = _problem(status)["content"]["application/problem+json"]["example"]
                         content["examples"] = {generic["code"]: {"value": generic}, **content["examples"]}
                     existing["content"]["application/problem+json"] = content
+            idempotent = any(p.get("name") == "Idempotency-Key" for p in operation.get("parameters", ()))
             for status, response in responses.items():
-                if status.startswith("2"):
-                    response.setdefault("headers", {}).update(RATE_HEADERS)
+                headers = response.setdefault("headers", {})
+                headers.update(EVERY_ANSWER_HEADERS)
+                if status.startswith("2") and idempotent:
+                    headers.update(REPLAYED_HEADER)
+                if status.startswith("2") and operation.get("operationId") in WITH_ETAG:
+                    headers.update(ETAG_HEADER)
     return result
 
 

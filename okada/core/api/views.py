@@ -9,13 +9,14 @@ from typing import Any
 from django.conf import settings
 from django.db import connection, transaction
 from django.http import HttpRequest, HttpResponseBase
+from django.utils.translation import gettext as _
 from rest_framework import exceptions
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from okada.core.actors import Actor
-from okada.core.errors import NotAuthenticated, NotFound
+from okada.core.errors import InvalidInput, NotAuthenticated, NotFound
 
 from . import idempotency
 from .auth import Credential, SignedBodyAuthentication
@@ -39,12 +40,17 @@ class ApiView(APIView):
     - `required_scopes = {"GET": "products:read", "POST": "products:write"}`;
     - `allowed_roles = {"storefront"}` (or per method: `{"POST": {"storefront", "vendor"}}`);
     - `idempotent = False` to turn the Idempotency-Key store off (an answer that holds a secret,
-      such as a new token, must never be stored).
+      such as a new token, must never be stored);
+    - `query_params = {"GET": ("limit", "cursor", ...)}`: the query parameters each method takes,
+      as its schema documents them (tests/core/api/test_schema.py compares the two); any other
+      is a 400 naming it, so a mistyped filter (`?is_activ=false`) is an error rather than the
+      whole list. `None`: not checked (a provider's callback URL may carry its own).
     """
 
     required_scopes: dict[str, str | tuple[str, ...]] = {}  # per method: a scope, or all of several
     allowed_roles: Any = None
     idempotent = True
+    query_params: dict[str, tuple[str, ...]] | None = {}
 
     # --- who is calling ------------------------------------------------------------------------
 
@@ -102,6 +108,18 @@ class ApiView(APIView):
         if refusal is not None:
             raise refusal
         self.check_permissions(request)
+        self._refuse_unknown_query_params(request)
+
+    def _refuse_unknown_query_params(self, request: Request) -> None:
+        if self.query_params is None:
+            return
+        method = "GET" if request.method == "HEAD" else str(request.method)
+        unknown = set(request.query_params) - set(self.query_params.get(method, ()))
+        if unknown:
+            raise InvalidInput(
+                _("Unknown query parameter: see the API documentation for this URL's parameters."),
+                errors={name: [_("Unknown query parameter.")] for name in sorted(unknown)},
+            )
 
     def _count_for_address(self, request: Request) -> None:
         """A failed authentication counts against the caller's address (429 past its limit)."""

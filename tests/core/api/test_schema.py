@@ -11,6 +11,7 @@ import schemathesis
 from django.core.signals import request_finished, request_started
 from django.core.wsgi import get_wsgi_application
 from django.db import close_old_connections
+from django.urls import resolve
 from drf_spectacular.validation import validate_schema
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import (
@@ -86,6 +87,54 @@ def test_write_operations_have_request_examples(client):
             if method in ("post", "put", "patch"):
                 content = operation["requestBody"]["content"]["application/json"]
                 assert "examples" in content or "example" in content, (path, method)
+
+
+def _operations(schema: dict) -> list[tuple[str, str, dict]]:
+    return [(path, method, op) for path, item in schema["paths"].items() for method, op in item.items()]
+
+
+def test_every_operation_has_a_summary_and_no_developer_docstring(client):
+    # drf-spectacular describes an operation by its view's docstring unless told otherwise:
+    # ApiView's ("Class attributes a view sets: required_scopes ...") was on two lists.
+    for path, method, operation in _operations(_schema_json(client)):
+        assert operation.get("summary"), (path, method)
+        description = operation.get("description", "")
+        assert "required_scopes" not in description and "okada." not in description, (path, method)
+
+
+def test_posts_that_keep_their_answer_declare_the_idempotency_key_and_its_replay_header(client):
+    declared = {}
+    for _path, method, operation in _operations(_schema_json(client)):
+        if method == "post":
+            names = {p["name"] for p in operation.get("parameters", ()) if p["in"] == "header"}
+            replayed = "Idempotent-Replayed" in operation["responses"][min(operation["responses"])]["headers"]
+            declared[operation["operationId"]] = ("Idempotency-Key" in names, replayed)
+    # Not stored: a token (a secret) and the sync exchanges (their own cursor and mutation ids).
+    unkept = {"auth_token", "sync_pull", "sync_push"}
+    assert unkept < set(declared)
+    assert declared == {op: (op not in unkept, op not in unkept) for op in declared}
+
+
+def test_every_answer_documents_the_request_id_and_a_product_its_etag(client):
+    for path, method, operation in _operations(_schema_json(client)):
+        for status, response in operation["responses"].items():
+            assert "X-Request-ID" in response["headers"], (path, method, status)
+        etag = "ETag" in operation["responses"][min(operation["responses"])]["headers"]
+        products = {"products_create", "products_retrieve", "products_update"}
+        assert etag == (operation["operationId"] in products), (path, method)
+
+
+def test_each_view_takes_exactly_the_query_parameters_its_operation_documents(client):
+    # ApiView refuses any query parameter a view does not declare: the declaration and the
+    # schema must say the same, or a documented filter would be refused (or a refused one shown).
+    for path, method, operation in _operations(_schema_json(client)):
+        url = path.replace("{id}", "0192f6d2-8b1c-7c3e-9a51-3f2b9c1d4e60").replace("{provider}", "mtn_momo")
+        view = resolve(url).func.cls  # type: ignore[attr-defined]  # as_view()'s function
+        documented = {p["name"] for p in operation.get("parameters", ()) if p["in"] == "query"}
+        if view.query_params is None:  # not checked (payment callbacks)
+            assert not documented, (path, method)
+            continue
+        assert set(view.query_params.get(method.upper(), ())) == documented, (path, method)
 
 
 def test_the_docs_page_loads_its_assets_locally(client):
