@@ -105,3 +105,20 @@ def test_make_run_worker_starts_with_the_local_settings_without_any_deploy_varia
     text = "".join(output)
     assert any(" ready." in line for line in output), f"{shlex.quote(command)} did not start:\n{text}"
     assert "ImproperlyConfigured" not in text
+
+
+@pytest.mark.parametrize("process", ["worker", "beat"])
+@pytest.mark.parametrize(
+    ("given", "used"),
+    [(None, "okada.settings.local"), ("okada.settings.production", "okada.settings.production")],
+)
+def test_make_run_worker_and_beat_use_the_settings_module_of_the_environment(process, given, used):
+    """DESIGN §7: settings come from the environment. `make run` with production settings chosen
+    ran web on them but the worker and beat on the local ones (the Procfile fixed them)."""
+    assignments = procfile()[process].split(" .venv/bin/celery", 1)[0]
+    env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
+    if given:
+        env["DJANGO_SETTINGS_MODULE"] = given
+    probe = f"{assignments} /bin/sh -c 'echo $DJANGO_SETTINGS_MODULE'"
+    result = subprocess.run(["/bin/sh", "-c", probe], env=env, capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == used
