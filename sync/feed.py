@@ -21,6 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from catalog.services import PRODUCT_EDITABLE_FIELDS
+from okada.core.api.serializers import UTC_SQL
 
 TRIGGER_PREFIX = "okada_sync_"  # okada.demo.seed may silence these (see its _can_silence_triggers)
 FEED_TABLE = "sync_change"
@@ -73,7 +74,11 @@ PRODUCT_FIELDS = tuple("category_id" if f == "category" else f for f in PRODUCT_
 
 
 def _f(*names: str) -> tuple[tuple[str, str], ...]:
-    return tuple((name, f"r.{name}") for name in names)
+    """Columns of `r` sent as they are; times (`*_at`) written as the REST API writes them
+    (`2026-11-22T09:30:00.000000Z`), not as json_build_object would (`...+00:00`)."""
+    return tuple(
+        (name, UTC_SQL.format(column=f"r.{name}") if name.endswith("_at") else f"r.{name}") for name in names
+    )
 
 
 ORDER_JOIN = "JOIN orders_order o ON o.id = r.order_id"

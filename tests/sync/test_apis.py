@@ -125,6 +125,21 @@ def test_the_initial_download_over_http_is_gzipped_and_complete(api, vendor):
     assert len(copy["stock"]) == 12 and len(pages) > 3
 
 
+def test_pulled_times_are_written_as_the_rest_api_writes_them(api, vendor):
+    # DESIGN: times are RFC 3339 UTC; a device parses the pull's and the REST API's with one
+    # format (the pull wrote "2026-09-04T14:28:14.5+00:00" where REST writes "...14.500000Z").
+    product = ProductFactory(vendor=vendor, initial_stock=3)
+    order = OrderFactory(vendor=vendor, items=[(product, 1)])
+    copy, _ = pull_all(api, register(api))
+    rest_product = api.get(f"/products/{product.pk}").json()
+    assert copy["products"][str(product.pk)]["updated_at"] == rest_product["updated_at"]
+    assert copy["stock"][str(product.stock.pk)]["updated_at"].endswith("Z")
+    rest_order = api.get(f"/orders/{order.pk}").json()
+    pulled = copy["orders"][str(order.pk)]
+    assert (pulled["placed_at"], pulled["updated_at"]) == (rest_order["placed_at"], rest_order["updated_at"])
+    assert all(len(value) == len("2026-11-22T09:30:00.000000Z") for value in (pulled["placed_at"],))
+
+
 def test_a_push_over_http_applies_once_and_a_retry_replays(api, vendor):
     product = ProductFactory(vendor=vendor, initial_stock=10)
     device_id = register(api)
