@@ -24,7 +24,9 @@ The admin is django-unfold (`unfold.admin.ModelAdmin`) over the stock Django adm
 Helpers: `staff_actor(request)` (the Actor of the logged-in staff user, with their groups'
 permissions), `run_per_object` (an action calling a service per selected row and reporting each
 refusal), `badge()` and `money()` for list columns, and `AutocompleteFilter` (unfold's
-autocomplete list filter, speaking the page's language).
+autocomplete list filter, speaking the page's language). Admins that keep Django's delete (users,
+roles, beat's schedules) take `DeletionInWords` (okada.core.deletion): their delete pages list the
+rows in the page's language, link rows of many-to-many fields included.
 """
 
 from __future__ import annotations
@@ -62,6 +64,7 @@ from unfold.templatetags import unfold_list
 
 from . import services
 from .actors import Actor
+from .deletion import DeletionInWords
 from .display import badge, job_label, job_shown, job_summary, reason_label
 from .errors import ChangedSinceOpened, DomainError
 from .jobs import labelled_task_names, registered_task
@@ -916,7 +919,7 @@ def _renamed(fields: Any, names: dict[str, str]) -> list[Any]:
 
 
 @admin.register(get_user_model())
-class UserAdmin(RefusesOddInput, BaseUserAdmin, ModelAdmin):
+class UserAdmin(RefusesOddInput, DeletionInWords, BaseUserAdmin, ModelAdmin):
     form = UserChangeForm
     add_form = UserCreationForm
     change_password_form = AdminPasswordChangeForm
@@ -999,7 +1002,7 @@ def _named_in_records(user: Any) -> bool:
 
 
 @admin.register(Group)
-class GroupAdmin(RefusesOddInput, BaseGroupAdmin, ModelAdmin):
+class GroupAdmin(RefusesOddInput, DeletionInWords, BaseGroupAdmin, ModelAdmin):
     list_display = ("name_shown",)
 
     def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
@@ -1159,7 +1162,7 @@ class ScheduledJobFilter(JobFilter):
 
 
 @admin.register(beat.PeriodicTask)
-class PeriodicTaskAdmin(RefusesOddInput, beat_admin.PeriodicTaskAdmin, ModelAdmin):
+class PeriodicTaskAdmin(RefusesOddInput, DeletionInWords, beat_admin.PeriodicTaskAdmin, ModelAdmin):
     form = _PeriodicTaskForm
     list_display = ("name_shown", "enabled", "schedule", "interval", "start_time", "last_run_at", "one_off")
     list_filter = ("enabled", "one_off", ScheduledJobFilter, "start_time", "last_run_at")
@@ -1262,7 +1265,7 @@ class _ScheduleOfRunnableJobs:
 
 @admin.register(beat.CrontabSchedule)
 class CrontabScheduleAdmin(
-    RefusesOddInput, _ScheduleOfRunnableJobs, beat_admin.CrontabScheduleAdmin, ModelAdmin
+    RefusesOddInput, DeletionInWords, _ScheduleOfRunnableJobs, beat_admin.CrontabScheduleAdmin, ModelAdmin
 ):
     inlines = [TasksOfSchedule]
     list_display = ("in_words", "expression")
@@ -1280,18 +1283,20 @@ class CrontabScheduleAdmin(
 
 @admin.register(beat.IntervalSchedule)
 class IntervalScheduleAdmin(
-    RefusesOddInput, _ScheduleOfRunnableJobs, beat_admin.IntervalScheduleAdmin, ModelAdmin
+    RefusesOddInput, DeletionInWords, _ScheduleOfRunnableJobs, beat_admin.IntervalScheduleAdmin, ModelAdmin
 ):
     inlines = [TasksOfSchedule]
 
 
 @admin.register(beat.ClockedSchedule)
 class ClockedScheduleAdmin(
-    RefusesOddInput, _ScheduleOfRunnableJobs, beat_admin.ClockedScheduleAdmin, ModelAdmin
+    RefusesOddInput, DeletionInWords, _ScheduleOfRunnableJobs, beat_admin.ClockedScheduleAdmin, ModelAdmin
 ):
     inlines = [TasksOfSchedule]
 
 
 @admin.register(beat.SolarSchedule)
-class SolarScheduleAdmin(RefusesOddInput, _ScheduleOfRunnableJobs, beat_admin.SolarScheduleAdmin, ModelAdmin):
+class SolarScheduleAdmin(
+    RefusesOddInput, DeletionInWords, _ScheduleOfRunnableJobs, beat_admin.SolarScheduleAdmin, ModelAdmin
+):
     inlines = [TasksOfSchedule]
