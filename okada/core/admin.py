@@ -64,7 +64,7 @@ from unfold.templatetags import unfold_list
 
 from . import services
 from .actors import Actor
-from .deletion import DeletionInWords
+from .deletion import DeletionInWords, row_line
 from .display import badge, job_label, job_shown, job_summary, reason_label
 from .errors import ChangedSinceOpened, DomainError
 from .jobs import labelled_task_names, registered_task
@@ -517,8 +517,14 @@ class TrackedAdmin(RefusesOddInput, RefusalOnForm, HistoryOfValidIds, SimpleHist
     def get_deleted_objects(self, objs: Any, request: HttpRequest) -> Any:
         # Django would walk every related row (a vendor's 1,000 products) to list them. A delete
         # here is a soft delete that the service refuses while live rows still depend on the row,
-        # so the page lists the rows themselves; permission is checked by has_delete_permission.
-        return [str(obj) for obj in objs], {}, set(), []
+        # so the page lists and counts the rows themselves, each linked to its page as Django
+        # lists rows; permission is checked by has_delete_permission.
+        rows = list(objs)
+        opts = self.model._meta
+        listed = [
+            row_line(opts.verbose_name, format_html('<a href="{}">{}</a>', change_url(r), r)) for r in rows
+        ]
+        return listed, ({opts.verbose_name_plural: len(rows)} if rows else {}), set(), []
 
     def delete_model(self, request: HttpRequest, obj: Any) -> None:
         self.delete_object(request, obj)
