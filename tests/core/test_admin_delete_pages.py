@@ -317,3 +317,51 @@ def test_deleting_a_role_after_confirming_removes_it_and_logs_it(client, admin_u
     assert Permission.objects.filter(codename="view_product").exists()
     entry = LogEntry.objects.get(object_id=str(group.pk), content_type__model="group")
     assert entry.action_flag == DELETION and entry.user == admin_user
+
+
+# --- Hard delete (superusers): what goes with the rows, or what stops it ---------------------------
+
+
+def test_the_hard_delete_page_lists_and_counts_what_goes_with_the_rows(client, admin_user):
+    """A vendor deleted for good takes its memberships and API keys along: the page said "Ces 1
+    éléments seront retirés" and named the vendor only."""
+    from catalog.services import vendor_member_add
+    from okada.credentials.models import ApiKey
+    from okada.credentials.services import api_key_issue
+    from tests.catalog.factories import staff_actor
+
+    vendor = VendorFactory(name="Akwa")
+    vendor_member_add(vendor=vendor, user=UserFactory(username="ngo"), role="manager", actor=staff_actor())
+    api_key_issue(name="erp", vendor=vendor, actor=staff_actor())
+    client.force_login(admin_user)
+    post = {"action": "hard_delete_selected", "_selected_action": [str(vendor.pk)]}
+    for language, lines in (
+        ("fr", ["Vendeurs : 1", "Membres des vendeurs : 1", "Clés d\u2019API : 1"]),
+        ("en", ["Vendors: 1", "Vendor members: 1", "API keys: 1"]),
+    ):
+        lines.append(
+            "Cet élément sera retiré définitivement de la base, avec les éléments ci-dessous qui en "
+            "dépendent. Son historique est conservé. C\u2019est irréversible."
+            if language == "fr"
+            else "This row will be removed from the database for good, with the rows below that depend "
+            "on it. Its history is kept. This cannot be undone."
+        )
+        client.cookies["django_language"] = language
+        page = texts(_get_or_post(client, "/admin/catalog/vendor/", post, language))
+        assert [line for line in lines if line not in page] == [], language
+        assert not [t for t in page if "object (" in t], language
+
+    client.post("/admin/catalog/vendor/", {**post, "confirm": "yes"})
+    assert not Vendor.all_objects.filter(pk=vendor.pk).exists()
+    assert not ApiKey.objects.filter(vendor_id=vendor.pk).exists()
+
+
+def test_the_hard_delete_page_names_the_rows_that_stop_it_and_offers_no_confirmation(client, admin_user):
+    product = ProductFactory(name="Riz")
+    client.force_login(admin_user)
+    post = {"action": "hard_delete_selected", "_selected_action": [str(product.vendor.pk)]}
+    html = _get_or_post(client, "/admin/catalog/vendor/", post, "fr")
+    page = texts(html)
+    assert "Produit :" in page and "Riz (" in " ".join(page)
+    assert "Oui, supprimer définitivement" not in page
+    assert english_on(html) == []
