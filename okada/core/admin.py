@@ -42,7 +42,7 @@ from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.contrib.admin.actions import delete_selected as django_delete_selected
 from django.contrib.admin.options import IncorrectLookupParameters
-from django.contrib.admin.utils import unquote
+from django.contrib.admin.utils import model_ngettext, unquote
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import router, transaction
 from django.db.models import Model, Q, QuerySet
@@ -64,7 +64,7 @@ from unfold.templatetags import unfold_list
 
 from . import services
 from .actors import Actor
-from .deletion import DeletionInWords, row_line
+from .deletion import DeletionInWords, deleted_objects, row_line
 from .display import badge, job_label, job_shown, job_summary, reason_label
 from .errors import ChangedSinceOpened, DomainError
 from .jobs import labelled_task_names, registered_task
@@ -575,10 +575,18 @@ class TrackedAdmin(RefusesOddInput, RefusalOnForm, HistoryOfValidIds, SimpleHist
         if request.POST.get("confirm") == "yes":
             run_per_object(self, request, queryset, lambda obj: self.hard_delete_object(request, obj))
             return None
+        # What goes with them (a vendor's memberships, stock rows and API keys), listed and counted
+        # as Django's delete pages do, or the rows that stop it. The related rows' own delete
+        # permissions are not asked: a hard delete is the superusers', through the service.
+        deleted, model_count, _perms, protected = deleted_objects(queryset, request, self.admin_site)
         context = {
             **self.admin_site.each_context(request),
             "title": gettext("Delete for good?"),
-            "objects": list(queryset[:100]),
+            "deleted_objects": deleted,
+            "model_count": model_count.items(),
+            "protected": protected,
+            "objects_name": model_ngettext(queryset),
+            "count": queryset.count(),
             "queryset": queryset,
             "opts": self.model._meta,
             "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
