@@ -24,7 +24,9 @@ The admin is django-unfold (`unfold.admin.ModelAdmin`) over the stock Django adm
 Helpers: `staff_actor(request)` (the Actor of the logged-in staff user, with their groups'
 permissions), `run_per_object` (an action calling a service per selected row and reporting each
 refusal), `badge()` and `money()` for list columns, and `AutocompleteFilter` (unfold's
-autocomplete list filter, speaking the page's language).
+autocomplete list filter, speaking the page's language). Admins that keep Django's delete (users,
+roles, beat's schedules) take `DeletionInWords` (okada.core.deletion): their delete pages list the
+rows in the page's language, link rows of many-to-many fields included.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.contrib.admin.actions import delete_selected as django_delete_selected
 from django.contrib.admin.options import IncorrectLookupParameters
-from django.contrib.admin.utils import unquote
+from django.contrib.admin.utils import model_ngettext, unquote
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import router, transaction
 from django.db.models import Model, Q, QuerySet
@@ -62,6 +64,7 @@ from unfold.templatetags import unfold_list
 
 from . import services
 from .actors import Actor
+from .deletion import DeletionInWords, deleted_objects, row_line
 from .display import badge, job_label, job_shown, job_summary, reason_label
 from .errors import ChangedSinceOpened, DomainError
 from .jobs import labelled_task_names, registered_task
@@ -514,8 +517,14 @@ class TrackedAdmin(RefusesOddInput, RefusalOnForm, HistoryOfValidIds, SimpleHist
     def get_deleted_objects(self, objs: Any, request: HttpRequest) -> Any:
         # Django would walk every related row (a vendor's 1,000 products) to list them. A delete
         # here is a soft delete that the service refuses while live rows still depend on the row,
-        # so the page lists the rows themselves; permission is checked by has_delete_permission.
-        return [str(obj) for obj in objs], {}, set(), []
+        # so the page lists and counts the rows themselves, each linked to its page as Django
+        # lists rows; permission is checked by has_delete_permission.
+        rows = list(objs)
+        opts = self.model._meta
+        listed = [
+            row_line(opts.verbose_name, format_html('<a href="{}">{}</a>', change_url(r), r)) for r in rows
+        ]
+        return listed, ({opts.verbose_name_plural: len(rows)} if rows else {}), set(), []
 
     def delete_model(self, request: HttpRequest, obj: Any) -> None:
         self.delete_object(request, obj)
@@ -566,10 +575,18 @@ class TrackedAdmin(RefusesOddInput, RefusalOnForm, HistoryOfValidIds, SimpleHist
         if request.POST.get("confirm") == "yes":
             run_per_object(self, request, queryset, lambda obj: self.hard_delete_object(request, obj))
             return None
+        # What goes with them (a vendor's memberships, stock rows and API keys), listed and counted
+        # as Django's delete pages do, or the rows that stop it. The related rows' own delete
+        # permissions are not asked: a hard delete is the superusers', through the service.
+        deleted, model_count, _perms, protected = deleted_objects(queryset, request, self.admin_site)
         context = {
             **self.admin_site.each_context(request),
             "title": gettext("Delete for good?"),
-            "objects": list(queryset[:100]),
+            "deleted_objects": deleted,
+            "model_count": model_count.items(),
+            "protected": protected,
+            "objects_name": model_ngettext(queryset),
+            "count": queryset.count(),
             "queryset": queryset,
             "opts": self.model._meta,
             "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
@@ -916,7 +933,7 @@ def _renamed(fields: Any, names: dict[str, str]) -> list[Any]:
 
 
 @admin.register(get_user_model())
-class UserAdmin(RefusesOddInput, BaseUserAdmin, ModelAdmin):
+class UserAdmin(RefusesOddInput, DeletionInWords, BaseUserAdmin, ModelAdmin):
     form = UserChangeForm
     add_form = UserCreationForm
     change_password_form = AdminPasswordChangeForm
@@ -972,34 +989,48 @@ class UserAdmin(RefusesOddInput, BaseUserAdmin, ModelAdmin):
         audit trail would lose who did it) and delete their memberships for good, outside the
         services. They are listed as protected, which stops the delete page and the "delete
         selected" action alike; deactivating the account is the way."""
-        to_delete, model_count, perms_needed, protected = super().get_deleted_objects(objs, request)
+        users = list(objs)
+        to_delete, model_count, perms_needed, protected = super().get_deleted_objects(users, request)
+        in_records = _named_in_records(users)
         named = [
             gettext(
                 "%(user)s is named in the history or other records: deactivate the account instead "
                 "(uncheck “active”), so the audit trail keeps their name."
             )
             % {"user": user}
-            for user in objs
-            if _named_in_records(user)
+            for user in users
+            if user.pk in in_records
         ]
         return to_delete, model_count, perms_needed, [*protected, *named]
 
 
-def _named_in_records(user: Any) -> bool:
-    """Whether any row points at `user`, but its groups and permissions (history rows included:
-    their `history_user` is a hidden relation)."""
-    for relation in user._meta.get_fields(include_hidden=True):
+def _named_in_records(users: list[Any]) -> set[Any]:
+    """The ids of `users` some row points at, but their groups and permissions (history rows
+    included: their `history_user` is a hidden relation). One query per relation, however many
+    users are selected (there are some thirty relations)."""
+    if not users:
+        return set()
+    ids = {user.pk for user in users}
+    found: set[Any] = set()
+    for relation in users[0]._meta.get_fields(include_hidden=True):
         if not relation.auto_created or relation.concrete or relation.many_to_many:
             continue
         if relation.related_model._meta.auto_created:  # the groups' and permissions' link tables
             continue
-        if relation.related_model._base_manager.filter(**{relation.field.name: user.pk}).exists():
-            return True
-    return False
+        column = relation.field.attname
+        found |= set(
+            relation.related_model._base_manager.filter(**{f"{column}__in": ids - found})
+            .order_by()
+            .values_list(column, flat=True)
+            .distinct()
+        )
+        if found == ids:
+            break
+    return found
 
 
 @admin.register(Group)
-class GroupAdmin(RefusesOddInput, BaseGroupAdmin, ModelAdmin):
+class GroupAdmin(RefusesOddInput, DeletionInWords, BaseGroupAdmin, ModelAdmin):
     list_display = ("name_shown",)
 
     def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
@@ -1159,7 +1190,7 @@ class ScheduledJobFilter(JobFilter):
 
 
 @admin.register(beat.PeriodicTask)
-class PeriodicTaskAdmin(RefusesOddInput, beat_admin.PeriodicTaskAdmin, ModelAdmin):
+class PeriodicTaskAdmin(RefusesOddInput, DeletionInWords, beat_admin.PeriodicTaskAdmin, ModelAdmin):
     form = _PeriodicTaskForm
     list_display = ("name_shown", "enabled", "schedule", "interval", "start_time", "last_run_at", "one_off")
     list_filter = ("enabled", "one_off", ScheduledJobFilter, "start_time", "last_run_at")
@@ -1262,7 +1293,7 @@ class _ScheduleOfRunnableJobs:
 
 @admin.register(beat.CrontabSchedule)
 class CrontabScheduleAdmin(
-    RefusesOddInput, _ScheduleOfRunnableJobs, beat_admin.CrontabScheduleAdmin, ModelAdmin
+    RefusesOddInput, DeletionInWords, _ScheduleOfRunnableJobs, beat_admin.CrontabScheduleAdmin, ModelAdmin
 ):
     inlines = [TasksOfSchedule]
     list_display = ("in_words", "expression")
@@ -1280,18 +1311,20 @@ class CrontabScheduleAdmin(
 
 @admin.register(beat.IntervalSchedule)
 class IntervalScheduleAdmin(
-    RefusesOddInput, _ScheduleOfRunnableJobs, beat_admin.IntervalScheduleAdmin, ModelAdmin
+    RefusesOddInput, DeletionInWords, _ScheduleOfRunnableJobs, beat_admin.IntervalScheduleAdmin, ModelAdmin
 ):
     inlines = [TasksOfSchedule]
 
 
 @admin.register(beat.ClockedSchedule)
 class ClockedScheduleAdmin(
-    RefusesOddInput, _ScheduleOfRunnableJobs, beat_admin.ClockedScheduleAdmin, ModelAdmin
+    RefusesOddInput, DeletionInWords, _ScheduleOfRunnableJobs, beat_admin.ClockedScheduleAdmin, ModelAdmin
 ):
     inlines = [TasksOfSchedule]
 
 
 @admin.register(beat.SolarSchedule)
-class SolarScheduleAdmin(RefusesOddInput, _ScheduleOfRunnableJobs, beat_admin.SolarScheduleAdmin, ModelAdmin):
+class SolarScheduleAdmin(
+    RefusesOddInput, DeletionInWords, _ScheduleOfRunnableJobs, beat_admin.SolarScheduleAdmin, ModelAdmin
+):
     inlines = [TasksOfSchedule]

@@ -1,0 +1,367 @@
+"""The delete confirmation pages (an object's delete page and the "delete selected" action's) of
+every admin that offers deletion, read in French and in English: they list what the delete
+removes in the page's language, with no "User_groups object (3)" (the rows of Django's link
+tables for many-to-many fields), and the delete still works and is still refused as Django does.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from django.contrib import admin
+from django.contrib.admin.models import DELETION, LogEntry
+from django.contrib.admin.utils import quote
+from django.contrib.auth.models import Group, Permission
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+from django.utils import timezone, translation
+from django.utils.text import capfirst
+from django_celery_beat import models as beat
+
+from catalog.models import Category, Product, Vendor, VendorMember
+from okada.core.roles import OPERATIONS, role_label
+from orders.models import Customer, Order, OrderStatus, Zone
+from tests.catalog.factories import CategoryFactory, ProductFactory, UserFactory, VendorFactory
+from tests.core.test_admin_french import VisibleText, english_on
+from tests.languages import admin_page
+from tests.orders.factories import CustomerFactory, OrderFactory, ZoneFactory, advance
+
+pytestmark = pytest.mark.django_db
+
+
+# --- Rows with related rows, one for each admin that offers deletion ----------------------------
+
+
+def _permissions(*codenames: str) -> list[Permission]:
+    return list(Permission.objects.filter(codename__in=codenames))
+
+
+@pytest.fixture
+def alice() -> Any:
+    """An account with a role, a group of its own and two permissions of its own (link rows)."""
+    user = UserFactory(username="alice")
+    seasonal = Group.objects.create(name="Saisonniers")
+    seasonal.permissions.add(*_permissions("view_product", "view_order", "view_vendor"))
+    user.groups.add(Group.objects.get(name=OPERATIONS), seasonal)
+    user.user_permissions.add(*_permissions("view_category", "view_zone"))
+    return user
+
+
+def deletable_rows(alice: Any) -> dict[type, Any]:
+    """A row of every model whose admin offers deletion, each with rows that depend on it."""
+    from catalog.services import vendor_member_add
+    from tests.catalog.factories import staff_actor
+
+    vendor = VendorFactory(name="Épicerie Akwa")
+    member = UserFactory(username="ngo")
+    vendor_member_add(vendor=vendor, user=member, role=VendorMember.Role.MANAGER, actor=staff_actor())
+    interval, _ = beat.IntervalSchedule.objects.get_or_create(every=10, period=beat.IntervalSchedule.MINUTES)
+    beat.PeriodicTask.objects.create(name="every ten", task="okada.noop", interval=interval)
+    crontab = beat.PeriodicTask.objects.filter(crontab__isnull=False).first().crontab
+    return {
+        type(alice): alice,
+        Group: Group.objects.get(name="Saisonniers"),
+        beat.PeriodicTask: beat.PeriodicTask.objects.get(name="every ten"),
+        beat.CrontabSchedule: crontab,
+        beat.IntervalSchedule: interval,
+        beat.ClockedSchedule: beat.ClockedSchedule.objects.create(
+            clocked_time=timezone.now() + dt.timedelta(days=1)
+        ),
+        beat.SolarSchedule: beat.SolarSchedule.objects.create(event="sunrise", latitude=4.05, longitude=9.7),
+        Vendor: vendor,
+        VendorMember: VendorMember.objects.get(user=member),
+        Category: CategoryFactory(),
+        Product: ProductFactory(vendor=vendor),
+        Zone: ZoneFactory(),
+        Customer: CustomerFactory(),
+        # An open order holds stock: only a closed one may be deleted.
+        Order: advance(OrderFactory(vendor=vendor), OrderStatus.CANCELLED),
+    }
+
+
+def offers_deletion(model_admin: Any, request: Any) -> bool:
+    return bool(model_admin.has_delete_permission(request)) or "delete_selected" in model_admin.get_actions(
+        request
+    )
+
+
+def delete_pages(
+    model_admin: Any, obj: Any, request: Any
+) -> Iterator[tuple[str, str, dict[str, Any] | None]]:
+    """(what, URL, POST data or None for a GET) of the delete pages an admin offers for `obj`."""
+    opts = model_admin.model._meta
+    if model_admin.has_delete_permission(request, obj):
+        yield (
+            "single",
+            reverse(f"admin:{opts.app_label}_{opts.model_name}_delete", args=[quote(obj.pk)]),
+            None,
+        )
+    if "delete_selected" in model_admin.get_actions(request):
+        url = reverse(f"admin:{opts.app_label}_{opts.model_name}_changelist")
+        yield "bulk", url, {"action": "delete_selected", "_selected_action": [str(obj.pk)]}
+
+
+# --- What reads as English or as Django's placeholder names -------------------------------------
+
+
+def texts(html: str) -> list[str]:
+    parser = VisibleText()
+    parser.feed(html)
+    parser.close()
+    return [" ".join(text.split()) for text, _ in parser.texts if text.strip()]
+
+
+def english_model_names() -> set[str]:
+    """Every model's names in English that French writes otherwise, and the names of Django's link
+    models (made once, in whatever language was active: never the page's)."""
+    from django.apps import apps
+
+    names: set[str] = set()
+    for model in apps.get_models(include_auto_created=True):
+        opts = model._meta
+        for attr in ("verbose_name", "verbose_name_plural"):
+            with translation.override("en"):
+                english = capfirst(str(getattr(opts, attr)))
+            with translation.override("fr"):
+                french = capfirst(str(getattr(opts, attr)))
+            if english != french or opts.auto_created:
+                names.add(english)
+    return names
+
+
+def labels(html: str) -> list[str]:
+    """The model names that head the page's lines ("Groupe : Saisonniers", "Groupes : 1")."""
+    return [text.split(":", 1)[0].strip() for text in texts(html) if ":" in text]
+
+
+def _get_or_post(client: Any, url: str, data: dict[str, Any] | None, language: str) -> str:
+    if data is None:
+        return admin_page(client, url, language)
+    response = client.post(url, data)
+    assert response.status_code == 200, (url, response.status_code)
+    html = response.content.decode()
+    assert f'<html lang="{language}"' in html, url
+    return html
+
+
+# --- Every delete page, in both languages -------------------------------------------------------
+
+
+def test_every_delete_page_lists_what_it_removes_in_the_pages_language(client, admin_user, alice, rf):
+    rows = deletable_rows(alice)
+    request = rf.get("/admin/")
+    request.user = admin_user
+    offering = {
+        model
+        for model, model_admin in admin.site._registry.items()
+        if model._meta.app_label != "testapp" and offers_deletion(model_admin, request)
+    }
+    assert offering - set(rows) == set(), "a row to delete for these admins"
+    english_names = english_model_names()
+    client.force_login(admin_user)
+
+    read = []
+    for model in offering:
+        model_admin = admin.site._registry[model]
+        for what, url, data in delete_pages(model_admin, rows[model], request):
+            for language in ("fr", "en"):
+                client.cookies["django_language"] = language
+                html = _get_or_post(client, url, data, language)
+                found = texts(html)
+                assert not [t for t in found if "object (" in t], (url, what, language)
+                assert not [t for t in found if "objet (" in t], (url, what, language)
+                # The summary counts the rows selected, in the page's language.
+                with translation.override(language):
+                    plural = capfirst(str(model._meta.verbose_name_plural))
+                count = f"{plural} : 1" if language == "fr" else f"{plural}: 1"
+                assert count in found, (url, what, language)
+                if language == "fr":
+                    assert english_on(html) == [], (url, what)
+                    assert set(labels(html)) & english_names == set(), (url, what)
+            read.append((model._meta.label, what))
+    # Both pages of the admins that have both (an open order has no delete page of its own).
+    assert ("auth.User", "single") in read and ("auth.Group", "bulk") in read
+    assert len(read) >= 2 * len(offering) - 1
+
+
+def test_a_roles_delete_page_names_the_permissions_and_members_it_unlinks(client, admin_user, alice):
+    group = Group.objects.get(name="Saisonniers")
+    client.force_login(admin_user)
+    url = f"/admin/auth/group/{group.pk}/delete/"
+    fr = texts(admin_page(client, url, "fr"))
+    assert "Permission (lien supprimé) : Catalogue | produit | Peut voir les produits" in fr
+    assert "Utilisateur (lien supprimé) : alice" in fr
+    assert "Liens entre groupes et permissions : 3" in fr
+    assert "Liens entre utilisateurs et groupes : 1" in fr
+    assert "Groupes : 1" in fr
+    en = texts(admin_page(client, url, "en"))
+    assert "Permission (link removed): Catalog | product | Can view products" in en
+    assert "User (link removed): alice" in en
+    assert "Links between groups and permissions: 3" in en and "Groups: 1" in en
+
+
+def test_a_users_delete_page_names_their_roles_in_the_pages_language(client, admin_user, alice):
+    client.force_login(admin_user)
+    url = f"/admin/auth/user/{alice.pk}/delete/"
+    fr = texts(admin_page(client, url, "fr"))
+    with translation.override("fr"):
+        operations = role_label(OPERATIONS)
+    assert operations != OPERATIONS
+    assert f"Groupe (lien supprimé) : {operations}" in fr
+    assert "Groupe (lien supprimé) : Saisonniers" in fr
+    assert not [text for text in fr if OPERATIONS in text]
+    assert "Liens entre utilisateurs et groupes : 2" in fr
+    assert "Liens entre utilisateurs et permissions : 2" in fr
+
+
+def test_a_roles_delete_page_names_the_role_in_the_pages_language(client, admin_user):
+    role = Group.objects.get(name=OPERATIONS)
+    with translation.override("fr"):
+        french = role_label(OPERATIONS)
+    assert french != OPERATIONS
+    client.force_login(admin_user)
+    page = texts(admin_page(client, f"/admin/auth/group/{role.pk}/delete/", "fr"))
+    assert [t for t in page if t.startswith("Voulez-vous vraiment supprimer")] == [
+        f"Voulez-vous vraiment supprimer l\u2019objet groupe « {french} » ? "
+        "Les éléments suivants sont liés à celui-ci et seront aussi supprimés :"
+    ]
+    assert "Groupe :" in page and page[page.index("Groupe :") + 1] == french
+    assert OPERATIONS not in page
+
+
+def test_the_delete_pages_of_many_users_or_permissions_take_as_many_queries_as_of_a_few(client, admin_user):
+    client.force_login(admin_user)
+    client.cookies["django_language"] = "fr"
+    seasonal = Group.objects.create(name="Saisonniers")
+
+    def queries(url: str, data: dict[str, Any] | None = None) -> int:
+        with CaptureQueriesContext(connection) as captured:
+            response = client.post(url, data) if data is not None else client.get(url)
+        assert response.status_code == 200
+        return len(captured)
+
+    def bulk(users: list[Any]) -> int:
+        selected = [str(u.pk) for u in users]
+        return queries("/admin/auth/user/", {"action": "delete_selected", "_selected_action": selected})
+
+    few = UserFactory.create_batch(2)
+    many = UserFactory.create_batch(12)
+    for user in few + many:
+        user.groups.add(seasonal)
+        user.user_permissions.add(*_permissions("view_product", "view_order"))
+    assert bulk(many) == bulk(few)
+
+    url = f"/admin/auth/group/{seasonal.pk}/delete/"
+    seasonal.permissions.add(*_permissions("view_product", "view_order"))
+    with_few = queries(url)
+    seasonal.permissions.add(*Permission.objects.filter(codename__startswith="view_"))
+    assert seasonal.permissions.count() > 20
+    assert queries(url) == with_few
+
+
+# --- Refused as Django refuses; done as Django does --------------------------------------------
+
+
+def test_a_delete_that_removes_rows_the_user_may_not_delete_is_still_refused(client):
+    """Deleting a crontab deletes its periodic tasks: someone who may delete crontabs but not
+    periodic tasks is told so by both delete pages, and their POST changes nothing."""
+    staff = UserFactory(username="planner", is_staff=True)
+    staff.user_permissions.add(
+        *_permissions("view_crontabschedule", "delete_crontabschedule", "view_periodictask")
+    )
+    crontab = beat.PeriodicTask.objects.filter(crontab__isnull=False).first().crontab
+    client.force_login(staff)
+    url = f"/admin/django_celery_beat/crontabschedule/{crontab.pk}/delete/"
+    page = admin_page(client, url, "fr")
+    assert "la permission de supprimer les types d\u2019objets suivants" in page
+    assert "tâche périodique" in texts(page)
+    assert client.post(url, {"post": "yes"}).status_code == 403
+    bulk = {"action": "delete_selected", "_selected_action": [str(crontab.pk)], "post": "yes"}
+    client.post("/admin/django_celery_beat/crontabschedule/", bulk)
+    assert beat.CrontabSchedule.objects.filter(pk=crontab.pk).exists()
+
+
+@pytest.mark.parametrize("how", ["single", "bulk"])
+def test_deleting_a_user_after_confirming_removes_them_and_logs_it(client, admin_user, alice, how):
+    client.force_login(admin_user)
+    if how == "single":
+        response = client.post(f"/admin/auth/user/{alice.pk}/delete/", {"post": "yes"})
+    else:
+        data = {"action": "delete_selected", "_selected_action": [str(alice.pk)], "post": "yes"}
+        response = client.post("/admin/auth/user/", data)
+    assert response.status_code == 302
+    assert not type(alice).objects.filter(pk=alice.pk).exists()
+    assert Group.objects.filter(name="Saisonniers").exists()  # the link went, not the role
+    assert Group.user_set.through.objects.filter(user_id=alice.pk).count() == 0
+    entry = LogEntry.objects.get(object_id=str(alice.pk), content_type__model="user")
+    assert entry.action_flag == DELETION and entry.user == admin_user
+
+
+@pytest.mark.parametrize("how", ["single", "bulk"])
+def test_deleting_a_role_after_confirming_removes_it_and_logs_it(client, admin_user, alice, how):
+    group = Group.objects.get(name="Saisonniers")
+    client.force_login(admin_user)
+    if how == "single":
+        response = client.post(f"/admin/auth/group/{group.pk}/delete/", {"post": "yes"})
+    else:
+        data = {"action": "delete_selected", "_selected_action": [str(group.pk)], "post": "yes"}
+        response = client.post("/admin/auth/group/", data)
+    assert response.status_code == 302
+    assert not Group.objects.filter(pk=group.pk).exists()
+    alice.refresh_from_db()
+    assert [g.name for g in alice.groups.all()] == [OPERATIONS]  # her other role stays
+    assert Permission.objects.filter(codename="view_product").exists()
+    entry = LogEntry.objects.get(object_id=str(group.pk), content_type__model="group")
+    assert entry.action_flag == DELETION and entry.user == admin_user
+
+
+# --- Hard delete (superusers): what goes with the rows, or what stops it ---------------------------
+
+
+def test_the_hard_delete_page_lists_and_counts_what_goes_with_the_rows(client, admin_user):
+    """A vendor deleted for good takes its memberships and API keys along: the page said "Ces 1
+    éléments seront retirés" and named the vendor only."""
+    from catalog.services import vendor_member_add
+    from okada.credentials.models import ApiKey
+    from okada.credentials.services import api_key_issue
+    from tests.catalog.factories import staff_actor
+
+    vendor = VendorFactory(name="Akwa")
+    vendor_member_add(vendor=vendor, user=UserFactory(username="ngo"), role="manager", actor=staff_actor())
+    api_key_issue(name="erp", vendor=vendor, actor=staff_actor())
+    client.force_login(admin_user)
+    post = {"action": "hard_delete_selected", "_selected_action": [str(vendor.pk)]}
+    for language, lines in (
+        ("fr", ["Vendeurs : 1", "Membres des vendeurs : 1", "Clés d\u2019API : 1"]),
+        ("en", ["Vendors: 1", "Vendor members: 1", "API keys: 1"]),
+    ):
+        lines.append(
+            "Cet élément sera retiré définitivement de la base, avec les éléments ci-dessous qui en "
+            "dépendent. Son historique est conservé. C\u2019est irréversible."
+            if language == "fr"
+            else "This row will be removed from the database for good, with the rows below that depend "
+            "on it. Its history is kept. This cannot be undone."
+        )
+        client.cookies["django_language"] = language
+        page = texts(_get_or_post(client, "/admin/catalog/vendor/", post, language))
+        assert [line for line in lines if line not in page] == [], language
+        assert not [t for t in page if "object (" in t], language
+
+    client.post("/admin/catalog/vendor/", {**post, "confirm": "yes"})
+    assert not Vendor.all_objects.filter(pk=vendor.pk).exists()
+    assert not ApiKey.objects.filter(vendor_id=vendor.pk).exists()
+
+
+def test_the_hard_delete_page_names_the_rows_that_stop_it_and_offers_no_confirmation(client, admin_user):
+    product = ProductFactory(name="Riz")
+    client.force_login(admin_user)
+    post = {"action": "hard_delete_selected", "_selected_action": [str(product.vendor.pk)]}
+    html = _get_or_post(client, "/admin/catalog/vendor/", post, "fr")
+    page = texts(html)
+    assert "Produit :" in page and "Riz (" in " ".join(page)
+    assert "Oui, supprimer définitivement" not in page
+    assert english_on(html) == []
