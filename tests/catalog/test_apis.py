@@ -375,6 +375,15 @@ def test_a_listed_product_is_written_as_the_model_says_and_as_its_own_page_shows
     assert api.get(f"/products/{product.pk}").json() == listed[0]
 
 
+def test_a_list_without_limit_pages_by_50_and_limit_is_capped_at_200(api, vendor):
+    ProductFactory.create_batch(51, vendor=vendor)
+    first = api.get("/products").json()
+    assert len(first["results"]) == 50 and first["next"]
+    assert len(api.client.get(first["next"], **api.headers).json()["results"]) == 1
+    assert len(api.get("/products?limit=200").json()["results"]) == 51
+    assert api.get("/products?limit=201").status_code == 400
+
+
 def test_list_pages_with_cursors_forward_and_back(api, vendor):
     products = [ProductFactory(vendor=vendor, price_xaf=100 + i) for i in range(7)]
     expected = [str(p.pk) for p in sorted(products, key=lambda p: p.price_xaf)]
