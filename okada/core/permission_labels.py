@@ -39,15 +39,20 @@ ON_HISTORY = {
 }
 HISTORY_OF = gettext_noop("history of %(models)s")
 
-# Third-party names whose French the permissions' sentences would show wrong: django-celery-beat's
-# catalogue lacks its change tracker's (no admin page: its permissions are its only appearance)
-# and leaves some plurals unagreed ("tâches périodique"). Our catalogue, read last, corrects them.
+# Third-party names whose French the admin would show wrong: django-celery-beat's catalogue lacks
+# its change tracker's (no admin page: its permissions are its only appearance), leaves some
+# plurals unagreed ("tâches périodique") and spells "intervale". Our catalogue, read first by
+# Django (LOCALE_PATHS), corrects them everywhere they appear: sidebar, lists, forms, permissions.
 _THIRD_PARTY = (
     gettext_noop("periodic task track"),
     gettext_noop("periodic task tracks"),
     gettext_noop("periodic tasks"),
     gettext_noop("solar events"),
     gettext_noop("Periodic Tasks"),
+    gettext_noop("interval"),
+    gettext_noop("intervals"),
+    gettext_noop("Interval Period"),
+    gettext_noop("Number of interval periods to wait before running the task again"),
 )
 
 

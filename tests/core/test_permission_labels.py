@@ -61,6 +61,10 @@ SAMPLE = [
         "Tâches périodiques | suivi des tâches périodiques | Peut voir les suivis des tâches périodiques",
         "Periodic Tasks | periodic task track | Can view periodic task tracks",
     ),
+    (  # beat's own catalogue spells "intervale"
+        "Tâches périodiques | intervalle | Peut supprimer les intervalles",
+        "Periodic Tasks | interval | Can delete intervals",
+    ),
     (
         "Santé de la base | statistiques de requête | Peut voir les statistiques de requête",
         "Database health | query statistics | Can view query statistics",
