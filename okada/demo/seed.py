@@ -123,6 +123,7 @@ TABLES = (
 )
 # The sync's change-capture triggers: safe to silence while seeding (see _can_silence_triggers).
 SILENCEABLE_TRIGGERS = TRIGGER_PREFIX.replace("_", r"\_") + "%"
+TRIGGER_TYPE_INSERT = 1 << 2  # pg_trigger.tgtype: fires on INSERT (PostgreSQL's trigger.h)
 BULK_FROM_ROWS = 200_000  # below this, bulk-load techniques cost more than they save
 
 
@@ -196,7 +197,8 @@ def _can_silence_triggers(cur: Any) -> bool:
     of its own: replica mode would silence those too, and they may do real work. The offline
     sync's capture triggers are the exception: the seed fills an empty marketplace, so no device
     holds a cursor yet, and every seeded row reaches devices by their initial download, which
-    reads the tables themselves (README "Offline sync").
+    reads the tables themselves (README "Offline sync"). Triggers that do not fire on INSERT
+    (the ledgers' append-only guard: UPDATE and DELETE) do nothing in a load that only inserts.
     """
     cur.execute("SELECT current_setting('is_superuser') = 'on'")
     if not cur.fetchone()[0]:
@@ -204,9 +206,9 @@ def _can_silence_triggers(cur: Any) -> bool:
     cur.execute(
         "SELECT (SELECT count(*) FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid "
         "        WHERE NOT t.tgisinternal AND c.relnamespace = current_schema()::regnamespace"
-        "          AND t.tgname NOT LIKE %s)"
+        "          AND t.tgname NOT LIKE %s AND t.tgtype & %s <> 0)"
         " + (SELECT count(*) FROM pg_rules WHERE schemaname = current_schema())",
-        [SILENCEABLE_TRIGGERS],
+        [SILENCEABLE_TRIGGERS, TRIGGER_TYPE_INSERT],
     )
     return cur.fetchone()[0] == 0
 

@@ -8,6 +8,11 @@ no scheduling (services.py): these functions do one DDL change each, on the curs
   caught for that month move into it in the same transaction.
 - `ensure_month_partitions(table, start, end)` creates every missing month of a range.
 - `partitions(cursor, table)` reads a table's partitions and their bounds from the catalog.
+- `append_only(table, hint=...)` is a migration operation: a row trigger on the parent (cloned by
+  PostgreSQL to every partition, those attached later included) that refuses UPDATE and DELETE.
+  The only rows maintenance deletes are those it moves out of DEFAULT into their month: it lifts
+  the trigger on DEFAULT for that statement, in the same transaction, under its ACCESS EXCLUSIVE
+  lock (`create_month_partition`). DETACH and DROP fire no row trigger.
 
 Bounds are exact UTC months, passed as timezone-aware datetimes: a bare date would be read in the
 session's TimeZone and, under Africa/Douala, start each month at 23:00 UTC the day before.
@@ -34,6 +39,8 @@ DEFAULT_LOCK_TIMEOUT_MS = 5000
 # Written on a partition just before it is detached for retirement: a standalone table carrying
 # it is ours to archive and drop, whatever interrupted the run that detached it.
 RETIRING_MARK = "okada: retiring partition"
+# The row trigger that makes a table append-only (`append_only`); the same name on every table.
+APPEND_ONLY_TRIGGER = "okada_append_only"
 
 
 class PartitionError(Exception):
@@ -198,17 +205,32 @@ def create_month_partition(
         # ATTACH refuses while DEFAULT holds rows of the month, and scans DEFAULT under this
         # lock: move them first, with no insert able to slip in between.
         cursor.execute(f'LOCK TABLE "{default}" IN ACCESS EXCLUSIVE MODE')
+        # A move, not an edit: an append-only table's trigger is off for this statement only
+        # (DDL is transactional: a failure anywhere before COMMIT puts it back).
+        guarded = _has_append_only_trigger(cursor, default)
+        if guarded:
+            cursor.execute(f'ALTER TABLE "{default}" DISABLE TRIGGER {APPEND_ONLY_TRIGGER}')
         cursor.execute(
             f'WITH moved AS (DELETE FROM "{default}" WHERE "{key}" >= %s AND "{key}" < %s RETURNING *) '
             f'INSERT INTO "{name}" SELECT * FROM moved',
             [start, end],
         )
         moved = cursor.rowcount
+        if guarded:
+            cursor.execute(f'ALTER TABLE "{default}" ENABLE TRIGGER {APPEND_ONLY_TRIGGER}')
     cursor.execute(
         f'ALTER TABLE "{table}" ATTACH PARTITION "{name}" FOR VALUES FROM (%s) TO (%s)', [start, end]
     )
     restore_lock_timeout(cursor, previous)
     return max(moved, 0)
+
+
+def _has_append_only_trigger(cursor: Any, name: str) -> bool:
+    cursor.execute(
+        "SELECT EXISTS (SELECT FROM pg_trigger WHERE tgrelid = to_regclass(%s) AND tgname = %s)",
+        [f'"{name}"', APPEND_ONLY_TRIGGER],
+    )
+    return bool(cursor.fetchone()[0])
 
 
 def ensure_month_partitions(table: str, start: dt.date, end: dt.date) -> list[str]:
@@ -373,3 +395,41 @@ def partition_table(
 
     # Reversing the CreateModel that precedes this drops the whole table anyway.
     return migrations.RunPython(forwards, migrations.RunPython.noop)
+
+
+def append_only_sql(table: str, *, hint: str) -> tuple[str, str]:
+    """(forward, reverse) SQL making `table` append-only: UPDATE and DELETE of its rows fail.
+
+    One BEFORE row trigger on the parent: PostgreSQL clones it to every partition, present and
+    future (CREATE ... PARTITION OF and ATTACH alike), so a statement aimed at a partition is
+    refused too. Creating it takes SHARE ROW EXCLUSIVE on the parent and each partition for a
+    catalog change only: no scan, no rewrite. The error is `restrict_violation` (SQLSTATE 23001,
+    an IntegrityError in Django) with a message naming the table and a detail naming the
+    operation and the partition. TRUNCATE, DETACH and DROP fire no row trigger: partition
+    retirement keeps working (and Django's `flush`, which truncates every table, too).
+    """
+    function = f"{table}_append_only"
+    message = f"{table} is append-only: {hint}".replace("'", "''")
+    forward = f"""
+CREATE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION '{message}'
+        USING ERRCODE = 'restrict_violation',
+              DETAIL = format('%s of a row of %s refused.', TG_OP, TG_TABLE_NAME);
+END
+$$;
+COMMENT ON FUNCTION {function}() IS 'Refuses UPDATE and DELETE of {table} rows.';
+CREATE TRIGGER {APPEND_ONLY_TRIGGER} BEFORE UPDATE OR DELETE ON {table}
+    FOR EACH ROW EXECUTE FUNCTION {function}();
+COMMENT ON TRIGGER {APPEND_ONLY_TRIGGER} ON {table} IS 'Append-only: rows are never changed or deleted.';
+"""
+    reverse = f"""
+DROP TRIGGER {APPEND_ONLY_TRIGGER} ON {table};
+DROP FUNCTION {function}();
+"""
+    return forward, reverse
+
+
+def append_only(table: str, *, hint: str) -> migrations.RunSQL:
+    """Migration operation: `table` becomes append-only (`append_only_sql`); reversible."""
+    return migrations.RunSQL(*append_only_sql(table, hint=hint))

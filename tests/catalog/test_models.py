@@ -9,8 +9,11 @@ import pytest
 from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 
-from catalog.models import Product, Stock, Vendor
-from catalog.services import product_soft_delete
+from catalog.models import Product, Stock, StockMovement, Vendor
+from catalog.selectors import stock_audit
+from catalog.services import product_soft_delete, stock_adjust
+from okada.partitions.ddl import partition_name, utc_month_of
+from tests.append_only import assert_append_only, refused
 from tests.catalog.factories import ProductFactory, VendorFactory, staff_actor
 
 pytestmark = pytest.mark.django_db
@@ -129,6 +132,48 @@ def test_database_refuses_a_second_stock_row_for_a_product():
     with pytest.raises(IntegrityError), transaction.atomic():
         Stock.objects.bulk_create([Stock(product=product, vendor=product.vendor)])
     assert Stock.objects.filter(product=product).count() == 1
+
+
+# --- Stock ledger -------------------------------------------------------------------------------
+
+LEDGER_HINT = "record a correcting movement instead"
+
+
+def test_database_refuses_to_change_or_delete_a_stock_movement_through_the_parent_or_its_partition():
+    product = ProductFactory(initial_stock=5)
+    movement = StockMovement.objects.get(product=product)
+
+    assert_append_only(
+        "catalog_stockmovement",
+        movement.pk,
+        partition=partition_name("catalog_stockmovement", utc_month_of(movement.created_at)),
+        hint=LEDGER_HINT,
+    )
+    assert refused("UPDATE catalog_stockmovement SET delta = 500") == (
+        f"catalog_stockmovement is append-only: {LEDGER_HINT}"
+    )
+    # The ORM's bulk paths are refused by the same trigger.
+    for change in (
+        lambda: StockMovement.objects.filter(pk=movement.pk).update(delta=50),
+        lambda: StockMovement.objects.filter(pk=movement.pk).delete(),
+    ):
+        refusal = pytest.raises(IntegrityError, match="catalog_stockmovement is append-only")
+        with refusal, transaction.atomic():
+            change()
+    assert StockMovement.objects.get(pk=movement.pk).delta == 5
+    assert stock_audit() == []
+
+
+def test_a_wrong_movement_is_corrected_by_another_one_and_the_ledger_still_sums_to_the_stock():
+    product = ProductFactory(initial_stock=5)
+    actor = staff_actor()
+    stock_adjust(product=product, delta=7, reason="typo: meant 2", actor=actor)
+    stock_adjust(product=product, delta=-5, reason="correcting the typo above", actor=actor)
+
+    deltas = sorted(StockMovement.objects.filter(product=product).values_list("delta", flat=True))
+    assert deltas == [-5, 5, 7]
+    assert Stock.objects.get(product=product).on_hand == 7
+    assert stock_audit() == []
 
 
 # --- Vendors ------------------------------------------------------------------------------------

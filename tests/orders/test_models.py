@@ -10,8 +10,10 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 
 from okada.core.actors import Actor
-from orders.models import Customer, Order, OrderItem, Payment, PaymentMethod
-from orders.services import payment_record
+from okada.partitions.ddl import partition_name, utc_month_of
+from orders.models import Customer, Order, OrderEvent, OrderItem, Payment, PaymentMethod
+from orders.services import order_add_note, order_transition, payment_record
+from tests.append_only import assert_append_only, refused
 from tests.orders.factories import CustomerFactory, OrderFactory
 
 pytestmark = pytest.mark.django_db
@@ -242,3 +244,45 @@ def test_the_tables_an_order_placement_writes_have_exactly_their_budgeted_indexe
         for table, index in cur.fetchall():
             found.setdefault(table, set()).add(index)
     assert found == PLACEMENT_INDEXES
+
+
+# --- Order events -------------------------------------------------------------------------------
+
+EVENTS_HINT = "add a note to the order instead"
+
+
+def test_database_refuses_to_change_or_delete_an_order_event_through_the_parent_or_its_partition():
+    order = OrderFactory()
+    placed = OrderEvent.objects.get(order_id=order.pk, kind="placed")
+
+    assert_append_only(
+        "orders_orderevent",
+        placed.pk,
+        partition=partition_name("orders_orderevent", utc_month_of(placed.created_at)),
+        hint=EVENTS_HINT,
+    )
+    assert refused("UPDATE orders_orderevent SET to_status = 'delivered'") == (
+        f"orders_orderevent is append-only: {EVENTS_HINT}"
+    )
+    for change in (
+        lambda: OrderEvent.objects.filter(order_id=order.pk).update(data={"edited": True}),
+        lambda: OrderEvent.objects.filter(order_id=order.pk).delete(),
+    ):
+        refusal = pytest.raises(IntegrityError, match="orders_orderevent is append-only")
+        with refusal, transaction.atomic():
+            change()
+    assert OrderEvent.objects.get(pk=placed.pk).data == placed.data
+
+
+def test_the_services_still_append_events_to_the_timeline():
+    order = OrderFactory()
+    staff = Actor(role=Actor.STAFF, label="test")
+    order_transition(order=order, to="accepted", actor=staff)
+    order_add_note(order=order, note="the customer called back: the address is wrong", actor=staff)
+
+    timeline = OrderEvent.objects.filter(order_id=order.pk).order_by("created_at", "id")
+    assert list(timeline.values_list("kind", "to_status")) == [
+        ("placed", "pending"),
+        ("status", "accepted"),
+        ("note", ""),
+    ]

@@ -1631,5 +1631,9 @@ def test_order_hard_delete_refuses_an_open_order_and_removes_a_finished_one():
     done = order_in_status(OrderStatus.CANCELLED)
     with pytest.raises(NotAllowed):
         order_hard_delete(order=done, actor=Actor.for_staff_user(UserFactory(is_staff=True)))
+    events = list(OrderEvent.objects.filter(order_id=done.pk).values_list("pk", flat=True))
     order_hard_delete(order=done, actor=actor)
     assert not Order.all_objects.filter(pk=done.pk).exists()
+    # Its timeline is append-only and references no order by key: it stays, as the audit trail.
+    assert sorted(OrderEvent.objects.filter(order_id=done.pk).values_list("pk", flat=True)) == sorted(events)
+    assert len(events) == 2  # placed, cancelled

@@ -12,12 +12,21 @@ from typing import Any
 import pytest
 from django.db import connection
 
+from catalog.models import StockMovement
 from okada.partitions import ddl, registry
 from okada.partitions.registry import PartitionPolicy
+from orders.models import OrderEvent
+from tests.catalog.factories import ProductFactory
+from tests.orders.factories import OrderFactory
 
 UTC = dt.UTC
 SCRATCH = "test_readings"
 REAL_TABLES = ("catalog_stockmovement", "orders_orderevent")
+# What the append-only error of each real table says to do instead (their migrations).
+HINTS = {
+    "catalog_stockmovement": "record a correcting movement instead",
+    "orders_orderevent": "add a note to the order instead",
+}
 
 
 def at(year: int, month: int, day: int = 1, hour: int = 0) -> dt.datetime:
@@ -45,6 +54,19 @@ def insert_readings(table: str, times: list[dt.datetime]) -> list[uuid.UUID]:
                 [row_id, when, i, f"reading {i}, with a line\nbreak and a tab\t"],
             )
     return ids
+
+
+def ledger_row(at: dt.datetime) -> StockMovement:
+    product = ProductFactory.create()
+    return StockMovement.objects.create(
+        product_id=product.pk, vendor_id=product.vendor_id, delta=1, kind="restock", created_at=at
+    )
+
+
+def event_row(at: dt.datetime) -> OrderEvent:
+    return OrderEvent.objects.create(
+        order=OrderFactory.create(), kind="note", created_at=at, data={"note": "x"}
+    )
 
 
 def standalone_tables(prefix: str) -> set[str]:

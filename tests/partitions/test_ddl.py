@@ -12,29 +12,24 @@ from django.db import connection
 
 from catalog.models import StockMovement
 from okada.partitions import ddl
-from okada.partitions.ddl import ensure_month_partitions, partition_name
+from okada.partitions.ddl import APPEND_ONLY_TRIGGER, ensure_month_partitions, partition_name
 from orders.models import OrderEvent
+from tests.append_only import assert_append_only
 from tests.catalog.factories import ProductFactory
-from tests.orders.factories import OrderFactory
-from tests.partitions.conftest import at, insert_readings, partition_names, partition_of
+from tests.partitions.conftest import (
+    HINTS,
+    at,
+    event_row,
+    insert_readings,
+    ledger_row,
+    partition_names,
+    partition_of,
+)
 
 pytestmark = pytest.mark.django_db
 
 UTC = dt.UTC
 FAR_MONTH = dt.date(2040, 3, 1)  # far from the months the migrations create around today
-
-
-def ledger_row(at: dt.datetime) -> StockMovement:
-    product = ProductFactory.create()
-    return StockMovement.objects.create(
-        product_id=product.pk, vendor_id=product.vendor_id, delta=1, kind="restock", created_at=at
-    )
-
-
-def event_row(at: dt.datetime) -> OrderEvent:
-    return OrderEvent.objects.create(
-        order=OrderFactory.create(), kind="note", created_at=at, data={"note": "x"}
-    )
 
 
 TABLES = [("catalog_stockmovement", ledger_row), ("orders_orderevent", event_row)]
@@ -184,3 +179,26 @@ def relations(node: dict[str, Any]) -> set[str]:
     for child in node.get("Plans", []):
         found |= relations(child)
     return found
+
+
+@pytest.mark.parametrize(("table", "make_row"), TABLES)
+def test_rows_moved_out_of_default_into_a_new_month_stay_append_only_there_and_in_default(
+    table: str, make_row: Any
+):
+    month = partition_name(table, FAR_MONTH)
+    moved = make_row(dt.datetime(2040, 3, 9, tzinfo=UTC))
+    stays = make_row(dt.datetime(2040, 4, 9, tzinfo=UTC))
+
+    # The move deletes from DEFAULT: the guard is lifted for it only, in its transaction.
+    assert ensure_month_partitions(table, FAR_MONTH, FAR_MONTH) == [month]
+
+    assert partition_of(table, moved.pk) == month
+    assert_append_only(table, moved.pk, partition=month, hint=HINTS[table])
+    assert_append_only(table, stays.pk, partition=f"{table}_default", hint=HINTS[table])
+    with connection.cursor() as cur:
+        cur.execute(
+            "SELECT tgrelid::regclass::text, tgenabled FROM pg_trigger WHERE tgname = %s "
+            "AND tgrelid = ANY(%s::regclass[])",
+            [APPEND_ONLY_TRIGGER, [table, month, f"{table}_default"]],
+        )
+        assert dict(cur.fetchall()) == {table: "O", month: "O", f"{table}_default": "O"}

@@ -21,8 +21,18 @@ from okada.partitions import archive, ddl
 from okada.partitions.models import PartitionAction
 from okada.partitions.services import Step, maintenance_plan, maintenance_run
 from orders.models import OrderEvent
+from tests.append_only import assert_append_only
 from tests.orders.factories import OrderFactory
-from tests.partitions.conftest import at, insert_readings, partition_names, partition_of, standalone_tables
+from tests.partitions.conftest import (
+    HINTS,
+    at,
+    event_row,
+    insert_readings,
+    ledger_row,
+    partition_names,
+    partition_of,
+    standalone_tables,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -181,6 +191,22 @@ def scratch_database() -> Iterator[dict[str, str]]:
     finally:
         with connection.cursor() as cursor:
             cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.mark.parametrize(
+    ("table", "make_row"), [("catalog_stockmovement", ledger_row), ("orders_orderevent", event_row)]
+)
+def test_months_maintenance_makes_and_rescues_into_are_append_only(table, make_row, real_partitions_restored):
+    now = at(2046, 1, 10)
+    maintenance_run(now=now)  # premakes up to 2046-04
+    premade = make_row(at(2046, 3, 5))
+    far = make_row(at(2047, 8, 3))  # beyond the horizon: DEFAULT, then rescued into its month
+    summary = maintenance_run(now=now)
+    assert summary["done"] == [f"rescued {table}_p204708"]
+
+    for row, partition in ((premade, f"{table}_p204603"), (far, f"{table}_p204708")):
+        assert partition_of(table, row.pk) == partition
+        assert_append_only(table, row.pk, partition=partition, hint=HINTS[table])
 
 
 def test_the_stock_ledger_keeps_every_month_whatever_the_age(real_partitions_restored):
