@@ -31,7 +31,7 @@ from django.utils.translation import gettext_lazy, gettext_noop
 
 from okada.core.actors import Actor
 from okada.core.errors import Conflict, InvalidInput
-from okada.core.jobs import advisory_lock
+from okada.core.jobs import JobFailed, advisory_lock
 from okada.core.texts import Text, shown, text_of
 from orders.audit import invariant_audit
 
@@ -59,9 +59,10 @@ class TargetNotEmpty(Conflict):
 # --- files ------------------------------------------------------------------------------------
 
 
-class BackupDirUnusable(Exception):
+class BackupDirUnusable(JobFailed):
     """OKADA_BACKUP_DIR cannot hold the backup (not a directory, not writable, full); the
-    message says which directory and what to do."""
+    message says which directory and what to do. An operator's matter, not a crash: the job run
+    keeps this sentence (no traceback), as for a failed drill."""
 
 
 def _user() -> str:

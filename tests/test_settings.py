@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 # env("X"), env.int("X", ...), env.db("X"), env.list("X") ... in okada/settings/*.py
@@ -28,3 +33,43 @@ def test_the_readme_settings_table_lists_every_variable_the_settings_read():
 
 def test_the_readme_settings_table_lists_nothing_the_settings_do_not_read():
     assert _readme_table() - _read_by_settings() == {"DJANGO_SETTINGS_MODULE"}  # read by manage.py, wsgi...
+
+
+def _settings_load(**env: str) -> subprocess.CompletedProcess[str]:
+    """Load the local settings in a process of its own, with `env` added to the environment."""
+    code = "from django.conf import settings; settings.OKADA_STUCK_MINUTES"
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": "okada.settings.local", **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("OKADA_BACKUP_MAX_AGE_HOURS", "36h"),  # a number
+        ("OKADA_HEALTH_LONG_QUERY_MINUTES", "five"),  # a float
+        ("OKADA_PARTITION_RETENTION_MONTHS", "36"),  # table=months, without the table
+        ("OKADA_STUCK_MINUTES", "pending=ten"),
+        ("OKADA_STUCK_MINUTES", "pendng=10"),  # a status that does not exist would be ignored
+    ],
+)
+def test_a_variable_the_settings_cannot_read_is_named_in_the_error(variable, value):
+    # Once a bare ValueError ("invalid literal for int() with base 10: '36h'") that named no
+    # variable: the operator had to guess which of seventy to fix.
+    loaded = _settings_load(**{variable: value})
+    assert loaded.returncode != 0
+    last = loaded.stderr.strip().splitlines()[-1]
+    assert last.startswith("django.core.exceptions.ImproperlyConfigured:")
+    assert variable in last and repr(value) in last
+
+
+def test_good_values_of_those_variables_are_read():
+    loaded = _settings_load(
+        OKADA_STUCK_MINUTES="pending=10", OKADA_PARTITION_RETENTION_MONTHS="orders_orderevent=36"
+    )
+    assert loaded.returncode == 0, loaded.stderr

@@ -76,6 +76,7 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import gettext_noop
 
 from . import actors, logs
+from .errors import DomainError
 from .models import JobRun
 from .texts import text_of
 
@@ -318,7 +319,8 @@ def job(name: str) -> Iterator[RunHandle]:
                 yield handle
             handle.check()  # a run that lost its lock on the way is not a success
         except BaseException as exc:
-            if isinstance(exc, JobFailed):
+            # A refusal (a 4xx DomainError: e.g. verifying a pruned backup) is no crash either.
+            if isinstance(exc, JobFailed) or (isinstance(exc, DomainError) and exc.status < 500):
                 log.error("job %s failed: %s", name, text_of(exc).english())
                 run.error = text_of(exc).stored
             else:

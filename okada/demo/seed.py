@@ -124,6 +124,8 @@ TABLES = (
 # The sync's change-capture triggers: safe to silence while seeding (see _can_silence_triggers).
 SILENCEABLE_TRIGGERS = TRIGGER_PREFIX.replace("_", r"\_") + "%"
 TRIGGER_TYPE_INSERT = 1 << 2  # pg_trigger.tgtype: fires on INSERT (PostgreSQL's trigger.h)
+# The latest end of the period: its month's partition and the next one must end within year 9999.
+LAST_END = dt.datetime(9999, 11, 1, tzinfo=dt.UTC)
 BULK_FROM_ROWS = 200_000  # below this, bulk-load techniques cost more than they save
 
 
@@ -143,6 +145,13 @@ def seed_demo(config: SeedConfig, *, progress: bool = False, bulk: bool | None =
     phases: dict[str, float] = {}
     end = config.now or timezone.now()
     gen = _Generator(config, int(end.timestamp()))
+    if gen.launch < 0 or end >= LAST_END:
+        # UUID v7 ids count milliseconds from 1970; the months' partitions end before year 10000.
+        raise SeedError(
+            "--now and --months must keep the demo period between 1970 and 9999: the marketplace "
+            f"opens {(gen.end - gen.launch) // DAY} days before --now ({end:%Y-%m-%d}), and --now "
+            f"must be before {LAST_END:%Y-%m-%d}"
+        )
     first_day = dt.datetime.fromtimestamp(gen.first_ts, dt.UTC).date()
     last_day = end.astimezone(dt.UTC).date()
     with transaction.atomic():

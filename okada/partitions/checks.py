@@ -6,6 +6,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core import checks
+from django.utils import translation
 
 from . import registry
 
@@ -34,7 +35,8 @@ def partition_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.Ch
         elif not policy.retention_configurable:
             errors.append(
                 checks.Error(
-                    f"OKADA_PARTITION_RETENTION_MONTHS may not set a retention for {table}: {policy.note}",
+                    f"OKADA_PARTITION_RETENTION_MONTHS may not set a retention for {table}: "
+                    f"{_english(policy.note)}",
                     id="okada.partitions.E003",
                 )
             )
@@ -50,3 +52,10 @@ def partition_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.Ch
                     )
                 )
     return errors
+
+
+def _english(text: Any) -> str:
+    """Check messages are English, like the commands that print them (manage.py runs the checks
+    before its English-only handle(), in the default language)."""
+    with translation.override(None):
+        return str(text)

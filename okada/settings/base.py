@@ -1,15 +1,31 @@
 """Settings shared by every environment; values come from the environment (django-environ)."""
 
 from pathlib import Path
+from typing import Any
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 from django.templatetags.static import static
 
 from okada.core import logs
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
-env = environ.Env()
+
+class _Env(environ.Env):
+    """django-environ, but a value it cannot read (`36h` for a number, `36` for `table=months`)
+    is an error naming the variable, not a bare ValueError that names none."""
+
+    def get_value(
+        self, var: str, cast: Any = None, default: Any = environ.Env.NOTSET, parse_default: bool = False
+    ) -> Any:
+        try:
+            return super().get_value(var, cast=cast, default=default, parse_default=parse_default)
+        except ValueError as exc:
+            raise ImproperlyConfigured(f"{var}={self.ENVIRON.get(var, '')!r} cannot be read: {exc}") from None
+
+
+env = _Env()
 # Where `make up` wrote the private services' URLs. Real environment variables win.
 env.read_env(BASE_DIR / "var" / "services.env", overwrite=False)
 
@@ -330,14 +346,14 @@ OKADA_MOBILE_MONEY_DEADLINE_MINUTES = env.int("OKADA_MOBILE_MONEY_DEADLINE_MINUT
 # --- Operations admin --------------------------------------------------------------------------
 # An open order in a status longer than this many minutes is "stuck" (highlighted on the dashboard
 # and in the open-orders queue). Override one status: OKADA_STUCK_MINUTES="pending=10,ready=30".
-OKADA_STUCK_MINUTES = {
-    "pending": 15,
-    "accepted": 20,
-    "preparing": 45,
-    "ready": 30,
-    "out_for_delivery": 90,
-    **{k: int(v) for k, v in env.dict("OKADA_STUCK_MINUTES", default={}).items()},
-}
+OKADA_STUCK_MINUTES = {"pending": 15, "accepted": 20, "preparing": 45, "ready": 30, "out_for_delivery": 90}
+_stuck_minutes = env.dict("OKADA_STUCK_MINUTES", cast={"value": int}, default={})
+if _unknown_statuses := sorted(set(_stuck_minutes) - set(OKADA_STUCK_MINUTES)):
+    raise ImproperlyConfigured(
+        f"OKADA_STUCK_MINUTES={env.str('OKADA_STUCK_MINUTES')!r} names statuses that are not open ones: "
+        f"{', '.join(_unknown_statuses)} (open: {', '.join(OKADA_STUCK_MINUTES)})"
+    )
+OKADA_STUCK_MINUTES.update(_stuck_minutes)
 # A product whose available stock (on hand - reserved) is at most this is "low stock".
 OKADA_LOW_STOCK_THRESHOLD = env.int("OKADA_LOW_STOCK_THRESHOLD", default=3)
 # The dashboard's figures that read many rows (14-day chart, today per city, low stock) are

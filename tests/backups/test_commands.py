@@ -17,7 +17,7 @@ from backups import pg
 from backups.models import Backup, BackupKind, BackupStatus, VerificationOutcome
 from backups.services import backup_path, backup_restore
 from okada.core.models import JobRun
-from okada.core.texts import english
+from okada.core.texts import english, shown
 from tests.backups.helpers import ROOT, WAIT, flip_a_byte, marketplace
 from tests.concurrency import database_url
 
@@ -122,6 +122,26 @@ def test_backup_into_a_path_that_is_not_a_directory_says_so_and_what_to_do(setti
     assert f"OKADA_BACKUP_DIR ({settings.OKADA_BACKUP_DIR}) cannot be used" in message
     assert "Point OKADA_BACKUP_DIR at a directory" in message
     assert not Backup.objects.filter(status=BackupStatus.COMPLETE).exists()
+
+
+def test_an_unusable_backup_dir_fails_the_job_run_with_its_sentence_not_a_traceback(
+    settings, tmp_path, caplog
+):
+    # An operator's mistake, not a crash: the job run keeps the sentence (shown in each reader's
+    # language) and the log says it in one line, as for a failed drill.
+    settings.OKADA_BACKUP_DIR = tmp_path / "a-file"
+    settings.OKADA_BACKUP_DIR.write_text("not a directory")
+
+    with pytest.raises(CommandError):
+        run("backup")
+
+    (failed,) = JobRun.objects.filter(name="backups.run_backup", outcome=JobRun.Outcome.FAILED)
+    assert "Traceback" not in failed.error
+    assert english(failed.error).startswith(f"OKADA_BACKUP_DIR ({settings.OKADA_BACKUP_DIR}) cannot be used")
+    with translation.override("fr"):
+        assert "OKADA_BACKUP_DIR" in shown(failed.error) and "cannot be used" not in shown(failed.error)
+    (logged,) = [r for r in caplog.records if r.name == "okada.core.jobs" and r.levelname == "ERROR"]
+    assert logged.exc_info is None and "cannot be used" in logged.getMessage()
 
 
 def test_a_full_disk_fails_the_backup_with_a_message_naming_the_directory(monkeypatch, backup_dir):

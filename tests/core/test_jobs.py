@@ -16,8 +16,10 @@ import pytest
 from django.db import connection, connections
 
 from okada.core import jobs
+from okada.core.errors import Conflict, InternalError
 from okada.core.jobs import JobFailed, JobSkipped, LockLost, advisory_lock, job
 from okada.core.models import JobRun
+from okada.core.texts import Text, english
 from tests.concurrency import database_url, in_thread, poll
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -100,6 +102,27 @@ def test_a_body_that_finds_problems_fails_the_run_with_its_summary_and_no_traceb
     assert stored.finished_at is not None
     [record] = [r for r in caplog.records if r.name == "okada.core.jobs"]
     assert (record.levelname, record.exc_info) == ("ERROR", None)
+
+
+def test_a_refusal_fails_the_run_with_its_sentence_and_no_traceback(caplog):
+    # e.g. verify_backup of a pruned backup: the services refused (a 4xx DomainError), nothing
+    # crashed; the run keeps the sentence in a form each reader sees in their language.
+    with pytest.raises(Conflict), job("test.refused"):
+        raise Conflict(Text("Backup %(id)s is pruned.", id="b1"))
+    stored = JobRun.objects.get(name="test.refused")
+    assert stored.outcome == "failed"
+    assert "Traceback" not in stored.error and english(stored.error) == "Backup b1 is pruned."
+    [record] = [r for r in caplog.records if r.name == "okada.core.jobs"]
+    assert (record.levelname, record.exc_info) == ("ERROR", None)
+    assert "Backup b1 is pruned." in record.getMessage()
+
+
+def test_a_server_fault_keeps_its_traceback(caplog):
+    with pytest.raises(InternalError), job("test.fault"):
+        raise InternalError()
+    assert "Traceback" in JobRun.objects.get(name="test.fault").error
+    [record] = [r for r in caplog.records if r.name == "okada.core.jobs"]
+    assert record.exc_info is not None
 
 
 def test_lock_dies_with_its_connection_and_leftover_running_rows_are_marked_abandoned():

@@ -208,6 +208,28 @@ def test_unlock_login_lets_a_locked_out_account_in_at_once(staff):
     assert _logged_in(_admin_login(staff.username, PASSWORD, here)[0])  # the pair's count too
 
 
+@pytest.mark.parametrize("typo", ["not-an-ip", "10.0.0.300", "203.0.113.7:51234", ""])
+def test_unlock_login_refuses_an_address_that_is_not_one_and_clears_nothing(staff, typo):
+    # A typo once cleared a counter no login ever uses and said "cleared": the operator left
+    # believing the address unlocked. Now it is refused and nothing is cleared.
+    here = _address()
+    for _ in range(3):
+        _admin_login(staff.username, "guess", here)
+    with pytest.raises(CommandError, match=r"--address .* is not an IP address"):
+        call_command("unlock_login", staff.username, "--address", typo, stdout=io.StringIO())
+    assert not _logged_in(_admin_login(staff.username, PASSWORD, here)[0])  # still locked out
+
+
+def test_unlock_login_with_an_ipv6_address_clears_its_64(staff):
+    # IPv6 addresses count per /64: any address of that /64 names the same counter.
+    net = f"2001:db8:{random.randrange(1, 0xFFFF):x}:{random.randrange(1, 0xFFFF):x}"
+    for n in range(6):  # six usernames: only the address's count reaches its limit
+        _admin_login(f"guess-{uuid.uuid4().hex[:8]}", "guess", f"{net}::{n + 1}")
+    assert not _logged_in(_admin_login(staff.username, PASSWORD, f"{net}::99")[0])  # the address's lock
+    call_command("unlock_login", staff.username, "--address", f"{net}::abcd", stdout=io.StringIO())
+    assert _logged_in(_admin_login(staff.username, PASSWORD, f"{net}::99")[0])
+
+
 def test_unlock_login_says_when_redis_cannot_be_reached(staff):
     with (
         override_settings(OKADA_API_RATELIMIT_REDIS_URL=f"redis://127.0.0.1:{_closed_port()}/0"),

@@ -51,3 +51,13 @@ def test_an_expiry_past_the_calendar_is_refused_clearly(days):
     with pytest.raises(CommandError, match="--expires-days"):
         issue("--storefront", "--expires-days", days)
     assert not ApiKey.objects.exists()
+
+
+def test_a_name_longer_than_the_column_is_refused_not_cut():
+    # It was cut to 100 characters without a word: the key's name in logs and the admin was not
+    # the one the operator typed.
+    with pytest.raises(CommandError, match=r"--name is 101 characters long: at most 100"):
+        issue("--storefront", "--name", "x" * 101)
+    assert not ApiKey.objects.exists()
+    issue("--storefront", "--name", "y" * 100)
+    assert ApiKey.objects.get().name == "y" * 100

@@ -365,6 +365,22 @@ def test_command_rejects_bad_sizes():
         call_command("seed_demo", "--now=2026-01-01T00:00:00", stdout=io.StringIO(), verbosity=0)
 
 
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--now=0001-01-01T00:00:00+00:00"],  # a slip of the date: once a traceback (year 0)
+        ["--months=100000"],  # once a traceback (year -6308)
+        ["--now=1970-03-01T00:00:00+00:00"],  # before 1970: ids that wrapped around, no error
+        ["--now=9999-12-15T00:00:00+00:00"],  # its next month's partition is past year 9999
+    ],
+)
+def test_command_refuses_a_period_ids_and_partitions_cannot_hold_and_writes_nothing(args):
+    with pytest.raises(CommandError, match=r"between 1970 and 9999"):
+        call_command("seed_demo", *args, "--vendors=1", "--customers=2", stdout=io.StringIO(), verbosity=0)
+    assert not Vendor.all_objects.exists()
+    assert rows("SELECT count(*) FROM catalog_stockmovement")[0][0] == 0
+
+
 # --- the seed's own tables ------------------------------------------------------------------------
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from django.utils import translation
+
 from okada.partitions.checks import partition_settings
 
 
@@ -28,6 +30,15 @@ def test_a_retention_for_the_stock_ledger_is_refused(settings):
     errors = partition_settings()
     assert [e.id for e in errors] == ["okada.partitions.E003"]
     assert "stock audit" in errors[0].msg
+
+
+def test_the_check_explains_in_english_whatever_language_is_active(settings):
+    # manage.py runs the checks before its English-only handle(): the policy's note came out in
+    # French inside an English sentence.
+    settings.OKADA_PARTITION_RETENTION_MONTHS = {"catalog_stockmovement": "12"}
+    with translation.override("fr"):
+        (error,) = partition_settings()
+    assert "stock audit" in error.msg and "Conservé" not in error.msg
 
 
 def test_a_retention_that_is_not_a_number_of_months_is_refused(settings):

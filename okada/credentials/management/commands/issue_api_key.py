@@ -12,7 +12,7 @@ from django.utils import timezone
 from catalog.models import Vendor
 from okada.core.actors import Actor
 from okada.core.errors import DomainError
-from okada.credentials.models import Scope
+from okada.credentials.models import ApiKey, Scope
 from okada.credentials.services import api_key_issue
 
 
@@ -48,6 +48,9 @@ class Command(BaseCommand):
             expires_at = timezone.now() + timedelta(days=days) if days else None
         except OverflowError:
             raise CommandError("--expires-days is too large (the date would pass the year 9999)") from None
+        longest = ApiKey._meta.get_field("name").max_length or 0
+        if len(options["name"].strip()) > longest:  # not cut: the name is the operator's own
+            raise CommandError(f"--name is {len(options['name'].strip())} characters long: at most {longest}")
         name = options["name"] or (f"{vendor.slug} integration" if vendor else "storefront")
         try:
             issued = api_key_issue(
