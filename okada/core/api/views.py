@@ -9,7 +9,7 @@ from typing import Any
 from django.conf import settings
 from django.db import connection, transaction
 from django.http import HttpRequest, HttpResponseBase
-from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy as _
 from rest_framework import exceptions
 from rest_framework.request import Request
 from rest_framework.response import Response
