@@ -1,0 +1,103 @@
+"""The data dictionary lives in the database (DESIGN.md section 3): every table and view of ours,
+and each of their columns, has a PostgreSQL comment. Read from the catalog after the migrations,
+so what is checked is what `\\d+` shows, whichever way the comment got there (db_comment,
+db_table_comment, simple-history's generated models, RunSQL)."""
+
+from __future__ import annotations
+
+import pytest
+from django.apps import apps
+from django.db import connection
+
+# Relations that are not ours: their apps create them, without comments, and we do not alter
+# another app's schema. Everything else in the schema is checked, so a new third-party app's
+# tables fail here until they are named below with a reason.
+NOT_OURS = {
+    "auth_": "django.contrib.auth: users, groups, permissions",
+    "django_admin_log": "django.contrib.admin: the admin's own change log",
+    "django_content_type": "django.contrib.contenttypes",
+    "django_session": "django.contrib.sessions",
+    "django_migrations": "Django's migration recorder",
+    "django_celery_beat_": "django-celery-beat: the beat schedule",
+}
+
+# Tables, partitioned parents (relkind p), views and materialised views of the current schema;
+# not partitions (a comment on the parent is the one \d+ and the admin read; partitions come and
+# go with the maintenance job), not relations an extension owns (pg_stat_statements' views).
+RELATIONS = """
+SELECT c.relname, c.relkind, coalesce(obj_description(c.oid, 'pg_class'), ''),
+       coalesce(array_agg(a.attname ORDER BY a.attnum)
+                FILTER (WHERE coalesce(col_description(c.oid, a.attnum), '') = ''), '{}')
+FROM pg_class c
+JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+WHERE c.relnamespace = current_schema()::regnamespace
+  AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
+  AND NOT c.relispartition
+  AND NOT EXISTS (SELECT FROM pg_depend d
+                  WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')
+GROUP BY c.oid, c.relname, c.relkind
+ORDER BY c.relname
+"""
+
+
+def local_tables(*, managed_only: bool) -> set[str]:
+    """Tables of the models of this repository's apps (not Django's, not installed packages')."""
+    return {
+        model._meta.db_table
+        for config in apps.get_app_configs()
+        if "site-packages" not in config.path
+        for model in config.get_models(include_auto_created=True)
+        if not model._meta.proxy and (model._meta.managed or not managed_only)
+    }
+
+
+def not_ours(table: str) -> bool:
+    return any(table == name or (name.endswith("_") and table.startswith(name)) for name in NOT_OURS)
+
+
+@pytest.fixture
+def relations() -> dict[str, tuple[str, str, list[str]]]:
+    """{table: (relkind, table comment, columns without a comment)} of the relations we own."""
+    with connection.cursor() as cur:
+        cur.execute(RELATIONS)
+        rows = cur.fetchall()
+    return {name: (kind, comment, missing) for name, kind, comment, missing in rows if not not_ours(name)}
+
+
+@pytest.mark.django_db
+def test_every_table_and_column_of_ours_has_a_comment(relations):
+    # {table: what has no comment: "(table)" for the table itself, then its columns}
+    uncommented = {
+        name: ["(table)"] * (not comment.strip()) + missing
+        for name, (_, comment, missing) in relations.items()
+        if not comment.strip() or missing
+    }
+    assert uncommented == {}
+
+
+@pytest.mark.django_db
+def test_the_check_sees_every_table_of_ours_partitioned_parents_and_no_partition(relations):
+    # Every table our models make is among those checked (none hides behind NOT_OURS) ...
+    ours = local_tables(managed_only=True)
+    assert ours and ours - set(relations) == set()
+    assert {"catalog_historicalproduct", "health_tablestat", "sync_change"} <= ours
+    # ... the partitioned parents are checked as tables, their partitions are not.
+    assert relations["catalog_stockmovement"][0] == "p"
+    assert relations["orders_orderevent"][0] == "p"
+    assert relations["sync_change"][0] == "p"
+    with connection.cursor() as cur:
+        cur.execute("SELECT relname FROM pg_class WHERE relispartition AND relname LIKE 'sync_change_%'")
+        partitions = {row[0] for row in cur.fetchall()}
+    assert partitions and partitions.isdisjoint(relations)
+
+
+@pytest.mark.django_db
+def test_what_is_left_out_exists_and_is_not_ours():
+    """Each entry of NOT_OURS still names something (a stale entry could hide a table of ours),
+    and no app of this repository makes a table it would leave out."""
+    with connection.cursor() as cur:
+        cur.execute("SELECT relname FROM pg_class WHERE relnamespace = current_schema()::regnamespace")
+        names = [row[0] for row in cur.fetchall()]
+    for entry in NOT_OURS:
+        assert any(n == entry or (entry.endswith("_") and n.startswith(entry)) for n in names), entry
+    assert sorted(table for table in local_tables(managed_only=False) if not_ours(table)) == []
