@@ -1,9 +1,16 @@
-"""Migration operations for indexes on big tables: built and dropped without blocking writers.
+"""Migration operations for big tables: indexes built and dropped, comments changed, without
+blocking writers.
 
 Django drops the index of a field whose `db_index` turns off with a plain DROP INDEX, which takes
 an ACCESS EXCLUSIVE lock: every write to the table queues behind it while it waits for running
 transactions. `drop_field_index()` keeps Django's state change and drops the index CONCURRENTLY
 instead. Migrations that use it, or `AddIndexConcurrently`, must set `atomic = False`.
+
+Django changes a column's comment (`db_comment`) with `ALTER COLUMN ... TYPE <the same type>`
+before the COMMENT: no rewrite, but an ACCESS EXCLUSIVE lock held to the end of the migration,
+and on a foreign key column PostgreSQL validates the constraint again, reading the whole table
+under that lock. `comments_only()` keeps Django's state change and runs the COMMENT alone, which
+changes the catalog only (SHARE UPDATE EXCLUSIVE: reads and writes go on).
 """
 
 from __future__ import annotations
@@ -49,3 +56,47 @@ def drop_field_index(app_label: str, operation: migrations.AlterField) -> migrat
         state_operations=[operation],
         database_operations=[migrations.RunPython(forwards, backwards, elidable=False)],
     )
+
+
+def _only_the_comment_differs(old: Any, new: Any) -> bool:
+    *_, old_kwargs = old.deconstruct()
+    *_, new_kwargs = new.deconstruct()
+    old_kwargs.pop("db_comment", None)
+    new_kwargs.pop("db_comment", None)
+    return type(old) is type(new) and old_kwargs == new_kwargs
+
+
+def comment_only(app_label: str, operation: migrations.AlterField) -> migrations.SeparateDatabaseAndState:
+    """`operation` changes a field's `db_comment` and nothing else: COMMENT ON COLUMN (reversible)."""
+    model_name, field_name, comment = operation.model_name, operation.name, operation.field.db_comment
+
+    def set_comment(apps: Any, schema_editor: Any, text: str | None) -> None:
+        model = apps.get_model(app_label, model_name)
+        field = model._meta.get_field(field_name)
+        if not _only_the_comment_differs(field, operation.field):
+            raise ValueError(
+                f"{app_label}.{model_name}.{field_name}: comment_only() changes more than the comment"
+            )
+        quote = schema_editor.quote_name
+        schema_editor.execute(
+            f"COMMENT ON COLUMN {quote(model._meta.db_table)}.{quote(field.column)} IS "
+            + ("NULL" if not text else schema_editor.quote_value(text))
+        )
+
+    def forwards(apps: Any, schema_editor: Any) -> None:
+        set_comment(apps, schema_editor, comment)
+
+    def backwards(apps: Any, schema_editor: Any) -> None:  # `apps` holds the field as it was
+        model = apps.get_model(app_label, model_name)
+        set_comment(apps, schema_editor, model._meta.get_field(field_name).db_comment)
+
+    return migrations.SeparateDatabaseAndState(
+        state_operations=[operation],
+        database_operations=[migrations.RunPython(forwards, backwards, elidable=False)],
+    )
+
+
+def comments_only(app_label: str, operations: list[Any]) -> list[Any]:
+    """A generated migration's operations with each AlterField run by `comment_only()`: for a
+    migration that changes comments and nothing else (AlterModelTableComment is a COMMENT already)."""
+    return [comment_only(app_label, op) if isinstance(op, migrations.AlterField) else op for op in operations]
