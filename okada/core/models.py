@@ -47,8 +47,23 @@ class BaseModel(models.Model):
         abstract = True
 
 
+# The data dictionary of the history tables (DESIGN.md section 3): simple-history makes these
+# columns itself, without comments.
+HISTORY_COLUMN_COMMENTS = {
+    "history_id": "History row id.",
+    "history_date": "When the change was made (UTC).",
+    "history_change_reason": (
+        "Why: the reason given, else the acting context (e.g. soft delete, order placed "
+        "[storefront:web]); NULL if none."
+    ),
+    "history_type": "+ created, ~ changed (soft deletes and restores too), - deleted for good (hard delete).",
+    "history_user": "User who made the change; NULL when no user did (the reason then names the actor).",
+}
+
+
 class TrackedHistory(HistoricalRecords):
-    """simple-history that takes the change reason from the acting context when none is set."""
+    """simple-history that takes the change reason from the acting context when none is set,
+    and comments the history tables and their columns like every other table."""
 
     def get_change_reason_for_object(self, instance: Any, history_type: str, using: Any) -> Any:
         return get_change_reason_from_object(instance) or actors.current().reason or None
@@ -60,7 +75,16 @@ class TrackedHistory(HistoricalRecords):
         for name, field in fields.items():
             if name != model._meta.pk.name:
                 field.db_index = False
+            else:  # copied columns keep the model's comments, but here the key is not one
+                field.db_comment = f"Id of the {model._meta.db_table} row this is a version of."
         return fields
+
+    def get_extra_fields(self, model: Any, fields: dict[str, Any]) -> dict[str, Any]:
+        extra: dict[str, Any] = super().get_extra_fields(model, fields)
+        for name, comment in HISTORY_COLUMN_COMMENTS.items():
+            if isinstance(extra.get(name), models.Field):
+                extra[name].db_comment = comment
+        return extra
 
     def _get_history_user_fields(self) -> dict[str, Any]:
         fields: dict[str, Any] = super()._get_history_user_fields()
@@ -75,6 +99,10 @@ class TrackedHistory(HistoricalRecords):
         a btree's cost per insert), and by user only where there is one: most changes come from
         the storefront, devices and jobs, whose history rows name no user."""
         meta: dict[str, Any] = super().get_meta_options(model)
+        meta["db_table_comment"] = (
+            f"History of {model._meta.db_table}: the row as it was after each change (before a hard "
+            "delete), with when, who and why (django-simple-history)."
+        )
         prefix = f"{model._meta.app_label}_h{model._meta.model_name}"[:24]
         meta["indexes"] = (
             *meta.get("indexes", ()),
