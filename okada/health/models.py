@@ -65,13 +65,14 @@ class Snapshot(BaseModel):
 
 # The statistic rows below are many (every table, index and top statement, every hour, for 90 days)
 # and written once: a bigint key and no timestamps of their own (their snapshot has the time).
+STAT_ID_COMMENT = "Row id (a bigint: many rows, written once; the time is the snapshot's)."
 
 
 class TableStat(models.Model):
     """A table's size and counters in one snapshot. A partitioned table has a row of its own with
     its partitions' sums (`kind` p); each partition names its root in `parent`."""
 
-    id = models.BigAutoField(primary_key=True)
+    id = models.BigAutoField(primary_key=True, db_comment=STAT_ID_COMMENT)
     snapshot = models.ForeignKey(
         Snapshot, on_delete=models.CASCADE, related_name="tables", db_comment="Snapshot."
     )
@@ -111,7 +112,7 @@ class TableStat(models.Model):
 class IndexStat(models.Model):
     """An index's size and scans in one snapshot."""
 
-    id = models.BigAutoField(primary_key=True)
+    id = models.BigAutoField(primary_key=True, db_comment=STAT_ID_COMMENT)
     snapshot = models.ForeignKey(
         Snapshot, on_delete=models.CASCADE, related_name="indexes", db_comment="Snapshot."
     )
@@ -149,7 +150,7 @@ class QueryText(models.Model):
 class QueryStat(models.Model):
     """A statement's cumulative counters in one snapshot (the top ones by total time)."""
 
-    id = models.BigAutoField(primary_key=True)
+    id = models.BigAutoField(primary_key=True, db_comment=STAT_ID_COMMENT)
     snapshot = models.ForeignKey(
         Snapshot, on_delete=models.CASCADE, related_name="queries", db_comment="Snapshot."
     )
