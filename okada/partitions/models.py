@@ -16,14 +16,28 @@ class PartitionedTable(models.Model):
     """A range-partitioned table of the database (read from the catalog by a SQL view, migration
     0001): sizes and row counts are PostgreSQL's estimates, never a count(*)."""
 
-    name = models.CharField(_("table"), max_length=63, primary_key=True)
-    partition_count = models.IntegerField(_("partitions"))
-    estimated_rows = models.BigIntegerField(_("estimated rows"))
-    total_bytes = models.BigIntegerField(_("size"))
+    # Unmanaged: Django writes none of these comments; migrations 0001 and 0004 do (same texts).
+    name = models.CharField(
+        _("table"), max_length=63, primary_key=True, db_comment="Partitioned (parent) table."
+    )
+    partition_count = models.IntegerField(
+        _("partitions"), db_comment="Partitions attached, DEFAULT included."
+    )
+    estimated_rows = models.BigIntegerField(
+        _("estimated rows"),
+        db_comment="Sum of the partitions' pg_class.reltuples (an estimate, not a count).",
+    )
+    total_bytes = models.BigIntegerField(
+        _("size"), db_comment="Sum of the partitions' pg_total_relation_size() (table, indexes, TOAST)."
+    )
 
     class Meta:
         managed = False
         db_table = "partitions_partitionedtable"
+        db_table_comment = (
+            "Partitioned tables of this schema with partition count, estimated rows and size "
+            "(from the catalog)."
+        )
         verbose_name = _("partitioned table")
         verbose_name_plural = _("partitioned tables")
         ordering = ["name"]

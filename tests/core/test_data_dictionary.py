@@ -101,3 +101,38 @@ def test_what_is_left_out_exists_and_is_not_ours():
     for entry in NOT_OURS:
         assert any(n == entry or (entry.endswith("_") and n.startswith(entry)) for n in names), entry
     assert sorted(table for table in local_tables(managed_only=False) if not_ours(table)) == []
+
+
+@pytest.mark.django_db
+def test_the_database_says_what_the_models_say():
+    """The models are where the comments are written (db_table_comment, db_comment); the database
+    holds the same texts, for the generated history models and the unmanaged view too."""
+    with connection.cursor() as cur:
+        cur.execute(
+            """SELECT c.relname, coalesce(obj_description(c.oid, 'pg_class'), ''), a.attname,
+                      coalesce(col_description(c.oid, a.attnum), '')
+               FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0
+               WHERE c.relnamespace = current_schema()::regnamespace AND NOT a.attisdropped"""
+        )
+        tables: dict[str, str] = {}
+        columns: dict[tuple[str, str], str] = {}
+        for table, table_comment, column, column_comment in cur.fetchall():
+            tables[table] = table_comment
+            columns[table, column] = column_comment
+    checked = 0
+    for config in apps.get_app_configs():
+        if "site-packages" in config.path:
+            continue
+        for model in config.get_models(include_auto_created=True):
+            table = model._meta.db_table
+            if table not in tables:
+                continue  # no relation (DatabaseHealth)
+            assert (table, tables[table]) == (table, model._meta.db_table_comment or "")
+            for field in model._meta.concrete_fields:
+                assert (table, field.column, columns[table, field.column]) == (
+                    table,
+                    field.column,
+                    field.db_comment or "",
+                )
+                checked += 1
+    assert checked > 300
