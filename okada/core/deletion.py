@@ -212,8 +212,10 @@ def _reached(model: Any, where: Q) -> list[tuple[Any, Q, Any, bool]]:
 
     rows = model._base_manager.filter(where)
     found = []
-    for rel in get_candidate_relations_to_delete(model._meta):
-        key, on_delete = rel.field, rel.field.remote_field.on_delete
+    relations: Iterable[Any] = get_candidate_relations_to_delete(model._meta)
+    for rel in relations:
+        key = rel.field  # the ForeignKey or OneToOneField pointing at `model`
+        on_delete = key.remote_field.on_delete
         if on_delete not in (CASCADE, PROTECT, RESTRICT):
             continue  # SET_NULL, SET_DEFAULT, SET(), DO_NOTHING: no row of theirs goes
         related_where = Q(**{f"{key.attname}__in": rows.values(key.target_field.attname)})
