@@ -64,7 +64,7 @@ from unfold.templatetags import unfold_list
 
 from . import services
 from .actors import Actor
-from .deletion import DeletionInWords, deleted_objects, row_line
+from .deletion import DeletionInWords, TooDeep, hard_delete_summary, row_line, summary_counts, summary_lines
 from .display import badge, job_label, job_shown, job_summary, reason_label
 from .errors import ChangedSinceOpened, DomainError
 from .jobs import labelled_task_names, registered_task
@@ -93,6 +93,10 @@ unfold_list.result_headers = _result_headers_once
 
 
 # --- Helpers ------------------------------------------------------------------------------------
+
+# The most rows a "delete for good" takes at a time: its page counts what goes with each selection
+# without walking it, but "select all" on products or orders would still name a whole table.
+HARD_DELETE_MAX = 100
 
 
 def staff_actor(request: HttpRequest) -> Actor:
@@ -518,7 +522,9 @@ class TrackedAdmin(RefusesOddInput, RefusalOnForm, HistoryOfValidIds, SimpleHist
         # Django would walk every related row (a vendor's 1,000 products) to list them. A delete
         # here is a soft delete that the service refuses while live rows still depend on the row,
         # so the page lists and counts the rows themselves, each linked to its page as Django
-        # lists rows; permission is checked by has_delete_permission.
+        # lists rows; permission is checked by has_delete_permission. (A delete for good removes
+        # what depends on the rows: its page counts them without walking them,
+        # hard_delete_summary.)
         rows = list(objs)
         opts = self.model._meta
         listed = [
@@ -569,25 +575,67 @@ class TrackedAdmin(RefusesOddInput, RefusalOnForm, HistoryOfValidIds, SimpleHist
 
     @admin.action(permissions=["hard_delete"], description=_("Delete selected rows for good (superusers)"))
     def hard_delete_selected(self, request: HttpRequest, queryset: QuerySet) -> Any:
-        """Remove rows for good: superusers only, after a confirmation page naming the rows."""
+        """Remove rows for good: superusers only, at most HARD_DELETE_MAX at a time, after a
+        confirmation page that counts what goes with them (okada.core.deletion.hard_delete_summary)
+        or names what stops them. The confirmation deletes only if the rows and what goes with them
+        are still those the page counted: it locks the selected rows (no new row can refer to them),
+        counts again and compares with the page's fingerprint, in the transaction of the deletes."""
         if not self.has_hard_delete_permission(request):
             raise PermissionDenied
-        if request.POST.get("confirm") == "yes":
-            run_per_object(self, request, queryset, lambda obj: self.hard_delete_object(request, obj))
+        pks = list(queryset.order_by().values_list("pk", flat=True)[: HARD_DELETE_MAX + 1])
+        if len(pks) > HARD_DELETE_MAX:
+            self.message_user(
+                request,
+                gettext(
+                    "At most %(max)d rows can be deleted for good at a time: nothing was deleted. "
+                    "Select fewer rows (filter the list first)."
+                )
+                % {"max": HARD_DELETE_MAX},
+                messages.ERROR,
+            )
             return None
-        # What goes with them (a vendor's memberships, stock rows and API keys), listed and counted
-        # as Django's delete pages do, or the rows that stop it. The related rows' own delete
-        # permissions are not asked: a hard delete is the superusers', through the service.
-        deleted, model_count, _perms, protected = deleted_objects(queryset, request, self.admin_site)
+        try:
+            if request.POST.get("confirm") == "yes":
+                with transaction.atomic(using=router.db_for_write(self.model)):
+                    locked = list(
+                        self.model._base_manager.filter(pk__in=pks).order_by("pk").select_for_update()
+                    )
+                    summary = hard_delete_summary(self.model, pks)
+                    if not summary.protected and summary.fingerprint == request.POST.get("counted"):
+                        run_per_object(
+                            self, request, locked, lambda obj: self.hard_delete_object(request, obj)
+                        )
+                        return None
+                self.message_user(
+                    request,
+                    gettext(
+                        "The rows to delete or what goes with them changed since the page was shown: "
+                        "nothing was deleted. Check the page again."
+                    ),
+                    messages.WARNING,
+                )
+            else:
+                summary = hard_delete_summary(self.model, pks)
+        except TooDeep:
+            self.message_user(
+                request,
+                gettext("What goes with these rows is too deep to count: nothing was deleted."),
+                messages.ERROR,
+            )
+            return None
+        # The related rows' own delete permissions are not asked: a hard delete is the superusers',
+        # through the service.
         context = {
             **self.admin_site.each_context(request),
             "title": gettext("Delete for good?"),
-            "deleted_objects": deleted,
-            "model_count": model_count.items(),
-            "protected": protected,
-            "objects_name": model_ngettext(queryset),
-            "count": queryset.count(),
-            "queryset": queryset,
+            "deleted_objects": [] if summary.protected else summary_lines(summary.deleted, self.admin_site),
+            "model_count": summary_counts(summary.deleted).items(),
+            "protected": summary_lines(summary.protected, self.admin_site),
+            "protected_count": summary_counts(summary.protected).items(),
+            "objects_name": model_ngettext(self.model._meta, len(pks)),
+            "count": len(pks),
+            "selected": pks,
+            "counted": summary.fingerprint,
             "opts": self.model._meta,
             "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
             "action": "hard_delete_selected",

@@ -15,18 +15,21 @@ language. The delete permission is checked on every registered model's rows, as 
 from __future__ import annotations
 
 import copy
+import hashlib
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.contrib.admin.utils import NestedObjects, quote
 from django.db import router
-from django.db.models import ForeignKey, Model
+from django.db.models import CASCADE, PROTECT, RESTRICT, ForeignKey, Model, Q, QuerySet
 from django.http import HttpRequest
 from django.urls import NoReverseMatch, reverse
+from django.utils.formats import number_format
 from django.utils.html import conditional_escape, format_html
 from django.utils.safestring import mark_safe
 from django.utils.text import capfirst
-from django.utils.translation import gettext
+from django.utils.translation import gettext, ngettext
 
 from .permission_labels import permission_label
 from .roles import role_label
@@ -158,3 +161,172 @@ class DeletionInWords:
             shown.name = named(group)
             context["object"] = shown
         return super().render_delete_form(request, context)  # type: ignore[misc]
+
+
+# --- The superusers' "delete for good" page: counted, never walked -------------------------------
+# Django's delete pages load every row a delete removes or that stops it (a vendor's 1,000 products
+# and 1,000 orders) and name each. The hard delete page instead follows the same relations as
+# Django's Collector (CASCADE goes with the rows, PROTECT and RESTRICT stop them, SET_NULL and
+# DO_NOTHING touch no row to delete) as subqueries: per model, one query counts the rows (with a
+# digest of their ids, which the confirmation carries back) and one names the first few. The
+# number of queries depends on the models, never on the rows.
+
+HARD_DELETE_LISTED = 20
+_MAX_DEPTH = 6
+
+
+class TooDeep(Exception):
+    """A chain of cascades longer than _MAX_DEPTH (a cascading tree): not counted, not deleted."""
+
+
+@dataclass
+class Part:
+    """The rows of one model that a hard delete removes (or that stop it)."""
+
+    model: Any
+    where: Q
+    via: Any = None  # the foreign key a link row was reached through (its other side is named)
+    count: int = 0
+    digest: str = ""
+    rows: list[Model] = field(default_factory=list)
+
+    def queryset(self) -> QuerySet:
+        return self.model._base_manager.filter(self.where)
+
+
+@dataclass
+class HardDeleteSummary:
+    deleted: list[Part]
+    protected: list[Part]
+
+    @property
+    def fingerprint(self) -> str:
+        """What the page showed, to compare with what the confirmation would delete."""
+        parts = [f"{p.model._meta.label}:{p.count}:{p.digest}" for p in self.deleted]
+        return hashlib.sha256("|".join(sorted(parts)).encode()).hexdigest()
+
+
+def _reached(model: Any, where: Q) -> list[tuple[Any, Q, Any, bool]]:
+    """(related model, its rows' filter, the key, blocks?) of each relation a delete follows."""
+    from django.db.models.deletion import get_candidate_relations_to_delete
+
+    rows = model._base_manager.filter(where)
+    found = []
+    relations: Iterable[Any] = get_candidate_relations_to_delete(model._meta)
+    for rel in relations:
+        key = rel.field  # the ForeignKey or OneToOneField pointing at `model`
+        on_delete = key.remote_field.on_delete
+        if on_delete not in (CASCADE, PROTECT, RESTRICT):
+            continue  # SET_NULL, SET_DEFAULT, SET(), DO_NOTHING: no row of theirs goes
+        related_where = Q(**{f"{key.attname}__in": rows.values(key.target_field.attname)})
+        found.append((rel.related_model, related_where, key, on_delete is not CASCADE))
+    return found
+
+
+def hard_delete_summary(
+    model: Any, pks: Iterable[Any], *, listed: int = HARD_DELETE_LISTED
+) -> HardDeleteSummary:
+    """What deleting the rows `pks` of `model` for good removes and what stops it, counted per
+    model, the first `listed` rows of each loaded with what their names read. RESTRICT is counted
+    as blocking (Django allows it when the restricting row goes too; no model here uses it)."""
+    deleted: dict[Any, Part] = {model: Part(model, Q(pk__in=list(pks)))}
+    protected: dict[Any, Part] = {}
+    queue = [(model, deleted[model].where, 0)]
+    while queue:
+        parent, where, depth = queue.pop(0)
+        for related, related_where, key, blocks in _reached(parent, where):
+            into = protected if blocks else deleted
+            part = into.get(related)
+            if part is None:
+                into[related] = Part(related, related_where, via=key)
+            else:
+                part.where |= related_where
+            if not blocks:
+                if depth >= _MAX_DEPTH:
+                    raise TooDeep
+                queue.append((related, related_where, depth + 1))
+    for part in [*deleted.values(), *protected.values()]:
+        _count(part)
+        if part.count:
+            part.rows = _first_rows(part, listed)
+    return HardDeleteSummary(
+        deleted=[p for p in deleted.values() if p.count],
+        protected=[p for p in protected.values() if p.count],
+    )
+
+
+def _count(part: Part) -> None:
+    from django.contrib.postgres.aggregates import StringAgg
+    from django.db.models import Count, TextField
+    from django.db.models.functions import MD5, Cast
+
+    found = (
+        part.queryset()
+        .order_by()
+        .aggregate(n=Count("pk"), digest=MD5(StringAgg(Cast("pk", TextField()), ",", order_by="pk")))
+    )
+    part.count, part.digest = found["n"], found["digest"] or ""
+
+
+def _first_rows(part: Part, listed: int) -> list[Model]:
+    """The first rows, with the rows their names read (a stock row's product, a membership's user
+    and vendor) in the same query."""
+    from django.contrib.auth.models import Permission
+
+    keys = [f.name for f in part.model._meta.concrete_fields if f.many_to_one or f.one_to_one]
+    if _is_link(part.model):
+        keys += [f"{f.name}__content_type" for f in _links(part.model) if f.related_model is Permission]
+    return list(part.queryset().select_related(*keys).order_by("pk")[:listed])
+
+
+def _more_line(model: Any, more: int) -> str:
+    """ "and 980 more products", in the page's language."""
+    if _is_link(model) and more == 1:
+        source, target = _links(model)
+        name = gettext("link between %(models)s and %(others)s") % {
+            "models": source.related_model._meta.verbose_name_plural,
+            "others": target.related_model._meta.verbose_name_plural,
+        }
+    elif _is_link(model):
+        name = _plural(model)
+    else:
+        name = str(model._meta.verbose_name if more == 1 else model._meta.verbose_name_plural)
+    return ngettext("and %(count)s more %(name)s", "and %(count)s more %(name)s", more) % {
+        "count": number_format(more, force_grouping=True),
+        "name": name,
+    }
+
+
+def summary_lines(parts: list[Part], admin_site: Any) -> list[Any]:
+    """Each part's first rows as "<Model>: <row>" (linked to the row's page), then "…and N more"."""
+    lines: list[Any] = []
+    for part in parts:
+        opts = part.model._meta
+        for row in part.rows:
+            if _is_link(part.model):
+                source, target = _links(part.model)
+                other = target if part.via == source else source
+                lines.append(
+                    row_line(
+                        other.related_model._meta.verbose_name, named(getattr(row, other.name)), link=True
+                    )
+                )
+                continue
+            shown: Any = named(row)
+            if admin_site.is_registered(part.model):
+                try:
+                    url = reverse(
+                        f"{admin_site.name}:{opts.app_label}_{opts.model_name}_change", args=[quote(row.pk)]
+                    )
+                except NoReverseMatch:
+                    pass
+                else:
+                    shown = format_html('<a href="{}">{}</a>', url, shown)
+            lines.append(row_line(opts.verbose_name, shown))
+        if part.count > len(part.rows):
+            lines.append(_more_line(part.model, part.count - len(part.rows)))
+    return lines
+
+
+def summary_counts(parts: list[Part]) -> dict[str, int]:
+    return {_plural(p.model): p.count for p in parts}

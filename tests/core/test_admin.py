@@ -11,6 +11,7 @@ from catalog.services import category_soft_delete, product_soft_delete, product_
 from okada.core.roles import FINANCE, OPERATIONS, STOCK, SUPPORT
 from orders.models import Order, OrderStatus
 from tests.catalog.factories import CategoryFactory, ProductFactory, VendorFactory, role_user, staff_actor
+from tests.hard_delete import confirm_hard_delete
 from tests.orders.factories import OrderFactory, order_in_status
 
 pytestmark = pytest.mark.django_db
@@ -113,7 +114,7 @@ def test_hard_delete_is_for_superusers_after_a_confirmation(client):
     assert page.status_code == 200 and "confirm" in page.content.decode()
     assert Product.all_objects.filter(pk=product.pk).exists()  # not before the confirmation
     # A product no order refers to can go (its stock row with it).
-    client.post("/admin/catalog/product/?deleted=deleted", {**post, "confirm": "yes"})
+    confirm_hard_delete(client, "/admin/catalog/product/?deleted=deleted", [product.pk])
     assert not Product.all_objects.filter(pk=product.pk).exists()
 
 

@@ -27,6 +27,7 @@ from okada.core.roles import OPERATIONS, role_label
 from orders.models import Customer, Order, OrderStatus, Zone
 from tests.catalog.factories import CategoryFactory, ProductFactory, UserFactory, VendorFactory
 from tests.core.test_admin_french import VisibleText, english_on
+from tests.hard_delete import confirm_hard_delete, counted
 from tests.languages import admin_page
 from tests.orders.factories import CustomerFactory, OrderFactory, ZoneFactory, advance
 
@@ -351,7 +352,7 @@ def test_the_hard_delete_page_lists_and_counts_what_goes_with_the_rows(client, a
         assert [line for line in lines if line not in page] == [], language
         assert not [t for t in page if "object (" in t], language
 
-    client.post("/admin/catalog/vendor/", {**post, "confirm": "yes"})
+    confirm_hard_delete(client, "/admin/catalog/vendor/", [vendor.pk])
     assert not Vendor.all_objects.filter(pk=vendor.pk).exists()
     assert not ApiKey.objects.filter(vendor_id=vendor.pk).exists()
 
@@ -365,3 +366,130 @@ def test_the_hard_delete_page_names_the_rows_that_stop_it_and_offers_no_confirma
     assert "Produit :" in page and "Riz (" in " ".join(page)
     assert "Oui, supprimer définitivement" not in page
     assert english_on(html) == []
+
+
+def _hard_delete_page(client: Any, url: str, selected: list[Any], language: str = "fr") -> tuple[str, int]:
+    """The page's HTML and the queries it took."""
+    client.cookies["django_language"] = language
+    post = {"action": "hard_delete_selected", "_selected_action": [str(pk) for pk in selected]}
+    with CaptureQueriesContext(connection) as captured:
+        html = _get_or_post(client, url, post, language)
+    return html, len(captured)
+
+
+def test_the_hard_delete_page_of_a_vendor_with_many_rows_counts_them_with_as_many_queries(client, admin_user):
+    """A vendor's products and orders stop its deletion: the page counts them, names the first 20
+    of each and says how many more, in as many queries for 50 of each as for 2 (it loaded every
+    one, and each stock row's product and each membership's user and vendor with a query)."""
+    from catalog.services import vendor_member_add
+    from tests.catalog.factories import staff_actor
+
+    customer = CustomerFactory()
+
+    def vendor_with(n: int) -> Vendor:
+        vendor = VendorFactory()
+        for _ in range(n):
+            OrderFactory(vendor=vendor, customer=customer, zone=customer.zone)  # and a product
+            vendor_member_add(vendor=vendor, user=UserFactory(), role="staff", actor=staff_actor())
+        return vendor
+
+    few, many = vendor_with(2), vendor_with(50)
+    client.force_login(admin_user)
+    _hard_delete_page(client, "/admin/catalog/vendor/", [few.pk])  # caches warmed
+    _, with_few = _hard_delete_page(client, "/admin/catalog/vendor/", [few.pk])
+    html, with_many = _hard_delete_page(client, "/admin/catalog/vendor/", [many.pk])
+    assert with_many == with_few
+
+    page = texts(html)
+    for line in ("Produits : 50", "Commandes : 50", "et 30 autres produits", "et 30 autres commandes"):
+        assert line in page, line
+    assert len([t for t in page if t == "Produit :"]) == 20
+    assert "Oui, supprimer définitivement" not in page and english_on(html) == []
+    en = texts(_hard_delete_page(client, "/admin/catalog/vendor/", [many.pk], "en")[0])
+    assert "Products: 50" in en and "and 30 more products" in en and "and 30 more orders" in en
+
+
+def test_the_hard_delete_page_counts_every_row_that_goes_and_names_the_first(client, admin_user):
+    from catalog.services import vendor_member_add
+    from tests.catalog.factories import staff_actor
+
+    few, many = VendorFactory(name="Akwa"), VendorFactory(name="Bonapriso")
+    for vendor, n in ((few, 2), (many, 21)):
+        for i in range(n):
+            user = UserFactory(username=f"{vendor.name.lower()}{i:02d}")
+            vendor_member_add(vendor=vendor, user=user, role="staff", actor=staff_actor())
+    client.force_login(admin_user)
+    _hard_delete_page(client, "/admin/catalog/vendor/", [few.pk])
+    _, with_few = _hard_delete_page(client, "/admin/catalog/vendor/", [few.pk])
+    html, with_many = _hard_delete_page(client, "/admin/catalog/vendor/", [many.pk])
+    assert with_many == with_few
+
+    page = texts(html)
+    assert "Membres des vendeurs : 21" in page and "Vendeurs : 1" in page
+    assert "et 1 autre membre d\u2019un vendeur" in page  # the singular
+    listed = [t for t in page if t.startswith("bonapriso")]
+    assert len(listed) == 20 and "bonapriso20" not in " ".join(listed)
+    en = texts(_hard_delete_page(client, "/admin/catalog/vendor/", [many.pk], "en")[0])
+    assert "and 1 more vendor member" in en
+
+    confirm_hard_delete(client, "/admin/catalog/vendor/", [many.pk])
+    assert not Vendor.all_objects.filter(pk=many.pk).exists()
+    assert not VendorMember.all_objects.filter(vendor_id=many.pk).exists()
+
+
+def test_the_hard_delete_confirmation_deletes_only_what_the_page_counted(client, admin_user):
+    """A membership added after the page was shown would have gone unsaid: the confirmation
+    deletes nothing, says so and shows the page again, counted anew."""
+    from catalog.services import vendor_member_add
+    from tests.catalog.factories import staff_actor
+
+    vendor = VendorFactory()
+    vendor_member_add(vendor=vendor, user=UserFactory(), role="staff", actor=staff_actor())
+    client.force_login(admin_user)
+    url = "/admin/catalog/vendor/"
+    html, _ = _hard_delete_page(client, url, [vendor.pk])
+    shown = counted(html)
+    vendor_member_add(vendor=vendor, user=UserFactory(), role="staff", actor=staff_actor())
+
+    post = {"action": "hard_delete_selected", "_selected_action": [str(vendor.pk)], "confirm": "yes"}
+    for stale in ({"counted": shown}, {}):  # and a confirmation that carries no count at all
+        response = client.post(url, {**post, **stale})
+        assert response.status_code == 200
+        page = texts(response.content.decode())
+        assert "Membres des vendeurs : 2" in page
+        assert any("rien n\u2019a été supprimé" in t for t in page), page
+        assert VendorMember.all_objects.filter(vendor=vendor).count() == 2
+
+    client.post(url, {**post, "counted": counted(response.content.decode())})
+    assert not Vendor.all_objects.filter(pk=vendor.pk).exists()
+
+
+@pytest.mark.parametrize("confirm", [False, True])
+def test_a_hard_delete_of_more_rows_than_the_cap_is_refused_and_deletes_nothing(client, admin_user, confirm):
+    """ "Select all" on a big table would have walked it: over HARD_DELETE_MAX rows, a message."""
+    from okada.core.admin import HARD_DELETE_MAX
+
+    zones = [ZoneFactory() for _ in range(HARD_DELETE_MAX + 1)]
+    client.force_login(admin_user)
+    client.cookies["django_language"] = "fr"
+    post = {
+        "action": "hard_delete_selected",
+        "_selected_action": [str(zones[0].pk)],
+        "select_across": "1",
+        **({"confirm": "yes"} if confirm else {}),
+    }
+    with CaptureQueriesContext(connection) as captured:
+        response = client.post("/admin/orders/zone/", post, follow=True)
+    assert response.status_code == 200
+    messages = [str(m) for m in response.context["messages"]]
+    assert [m for m in messages if f"Au plus {HARD_DELETE_MAX} éléments" in m], messages
+    assert Zone.all_objects.count() >= HARD_DELETE_MAX + 1
+    assert not [q for q in captured.captured_queries if "DELETE" in q["sql"]]
+
+    # As many as the cap: the page counts them and names the first 20.
+    selected = {
+        "action": "hard_delete_selected",
+        "_selected_action": [str(z.pk) for z in zones[:HARD_DELETE_MAX]],
+    }
+    page = texts(_get_or_post(client, "/admin/orders/zone/", selected, "fr"))
+    assert f"Zones : {HARD_DELETE_MAX}" in page and f"et {HARD_DELETE_MAX - 20} autres zones" in page

@@ -23,6 +23,7 @@ from orders import admin as orders_admin
 from orders.models import Order, OrderEvent, OrderExport, OrderStatus, Payment, PaymentMethod
 from orders.services import customer_soft_delete, order_cancel, order_soft_delete, payment_record
 from tests.catalog.factories import ProductFactory, VendorFactory, role_user, staff_actor
+from tests.hard_delete import confirm_hard_delete
 from tests.orders.factories import CustomerFactory, OrderFactory, order_in_status, payment_needing_refund
 
 pytestmark = pytest.mark.django_db
@@ -73,10 +74,7 @@ def test_an_open_order_is_not_deleted_for_good_either_its_stock_stays_reserved_o
     order = OrderFactory(vendor=product.vendor, items=[(product, 2)])
     client.force_login(admin_user)
 
-    response = client.post(
-        "/admin/orders/order/",
-        {"action": "hard_delete_selected", "_selected_action": [str(order.pk)], "confirm": "yes"},
-    )
+    response = confirm_hard_delete(client, "/admin/orders/order/", [order.pk])
 
     assert response.status_code == 302
     assert [m.message for m in get_messages(response.wsgi_request) if m.level == ERROR]
