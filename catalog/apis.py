@@ -362,8 +362,14 @@ class ProductListApi(ProductScope):
 
     def get(self, request: Request) -> Response:
         page = CursorPage(request, orderings=PRODUCT_ORDERINGS, default="-updated_at")
+        vendor_id = query_uuid(request, "vendor")
+        if self.actor.role == VENDOR and vendor_id not in (None, self.actor.vendor_id):
+            # Not ignored: a vendor asking for another's list would get its own and not know.
+            raise InvalidInput(
+                _("A vendor credential lists its own products only: leave out vendor."), field="vendor"
+            )
         rows = selectors.product_page(
-            **self.scope(query_uuid(request, "vendor") if self.actor.role == STOREFRONT else None),
+            **self.scope(vendor_id),
             q=query_text(request, "q"),
             is_active=query_bool(request, "is_active"),
             category_id=query_uuid(request, "category"),

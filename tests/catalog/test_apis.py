@@ -448,7 +448,14 @@ def test_head_is_get_without_the_body_under_gets_scope_and_roles(vendor):
 def test_options_describes_the_endpoint_to_any_credential_and_nothing_without_one(vendor):
     reader = vendor_api(vendor, scopes=["products:read"])
     product = ProductFactory(vendor=vendor)
-    for path in (f"/products/{product.pk}", "/products", "/orders", f"/products/{product.pk}/stock"):
+    paths = (
+        f"/products/{product.pk}",
+        "/products",
+        "/products?limit=5",
+        "/orders",
+        f"/products/{product.pk}/stock",
+    )
+    for path in paths:  # a query string too: OPTIONS describes the URL, it takes no parameters
         response = reader.request("OPTIONS", path)
         assert response.status_code == 200, (path, response.content)
         assert set(response.json()) == {"name", "description", "renders", "parses"}
@@ -600,9 +607,17 @@ def test_filters_and_search_never_reach_another_vendors_products(api, vendor):
         f"/products?category={mine.category_id}",
         "/products?is_active=true",
         "/products?updated_since=2000-01-01T00:00:00Z",
-        f"/products?vendor={theirs.vendor_id}",  # a vendor key's scope is its own vendor, whatever it asks
+        f"/products?vendor={vendor.pk}",
     ):
         assert ids(api.get(path)) == [str(mine.pk)], path
+    # Another vendor's list asked by a vendor key: refused by name (it used to answer its own list
+    # as if it were the one asked), with nothing of the other vendor's in the answer.
+    refused = api.get(f"/products?vendor={theirs.vendor_id}", HTTP_ACCEPT_LANGUAGE="en")
+    assert refused.status_code == 400
+    assert problem(refused)["errors"] == {
+        "vendor": ["A vendor credential lists its own products only: leave out vendor."]
+    }
+    assert str(theirs.pk) not in refused.content.decode()
     assert api.get(f"/products/{theirs.pk}").status_code == 404
     store = storefront_api()
     assert set(ids(store.get("/products?q=riz"))) == {str(mine.pk), str(theirs.pk)}

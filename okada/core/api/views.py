@@ -111,7 +111,7 @@ class ApiView(APIView):
         self._refuse_unknown_query_params(request)
 
     def _refuse_unknown_query_params(self, request: Request) -> None:
-        if self.query_params is None:
+        if self.query_params is None or request.method == "OPTIONS":  # describes the URL, reads none
             return
         method = "GET" if request.method == "HEAD" else str(request.method)
         unknown = set(request.query_params) - set(self.query_params.get(method, ()))
