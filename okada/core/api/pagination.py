@@ -49,12 +49,12 @@ class Page:
 
 
 # The query parameters of every list, for its @extend_schema(parameters=[*LIST_PARAMETERS, ...]).
-LIST_QUERY = ("limit", "cursor", "updated_since")  # ApiView.query_params of a list, as below
 LIST_PARAMETERS = [
     OpenApiParameter("limit", int, description="Page size, 1 to 200 (default 50)."),
     OpenApiParameter("cursor", str, description="From `next` or `previous` of a page."),
     OpenApiParameter("updated_since", str, description="RFC 3339 time: rows changed at or after it."),
 ]
+LIST_QUERY = tuple(p.name for p in LIST_PARAMETERS)  # for ApiView.query_params of a list
 
 
 def page_of(serializer: type[serializers.Serializer[Any]]) -> serializers.Serializer[Any]:
