@@ -24,8 +24,10 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
 
+from catalog.services import VendorSuspended
 from okada.core.actors import Actor
 from okada.core.api.problems import problem_response
+from okada.core.api.schema import problem_response as problem_doc
 from okada.core.api.serializers import StrictSerializer, utc, validated
 from okada.core.api.views import ApiView
 
@@ -36,6 +38,10 @@ from .push import MAX_MUTATION_ID, MUTATIONS, TryAgain, push
 
 VENDOR = Actor.VENDOR
 TAGS = ["sync"]
+SUSPENDED = problem_doc(
+    VendorSuspended,
+    "the credential's vendor is suspended: it registers no new device and renames none",
+)
 
 # --- Devices ------------------------------------------------------------------------------------
 
@@ -70,9 +76,11 @@ class DeviceRegisterApi(ApiView):
         operation_id="sync_devices_register",
         summary="Register a device for offline sync",
         description="Idempotent: registering the same device again renames it (200). A device id "
-        "registered to another vendor is a 409 `device_taken`; a revoked device a 403 `device_revoked`.",
+        "registered to another vendor is a 409 `device_taken`; a revoked device a 403 `device_revoked`; "
+        "a new device or a new name of a suspended vendor a 403 `vendor_suspended` (its devices "
+        "already registered, sent again unchanged, answer 200).",
         request=DeviceIn,
-        responses={201: DeviceOut, 200: DeviceOut},
+        responses={201: DeviceOut, 200: DeviceOut, 403: SUSPENDED},
         examples=[
             OpenApiExample(
                 "till",

@@ -18,7 +18,7 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import gettext_noop
 
 from catalog import services as catalog
-from catalog.models import Product, Stock
+from catalog.models import Product, Stock, Vendor
 from okada.core import services as core
 from okada.core.actors import Actor, acting_for
 from okada.core.errors import ChangedSinceOpened, Conflict, InvalidInput, NotAllowed, NotFound
@@ -91,6 +91,10 @@ def device_register(*, actor: Actor, device_id: Any, name: str) -> tuple[Device,
 
     Idempotent: registering the same device again renames it. A device of another vendor is
     refused (device_taken), a revoked one too (device_revoked): staff revoked it on purpose.
+    A suspended vendor registers no new device and renames none (vendor_suspended, as its
+    catalog and stock writes: catalog.refuse_if_vendor_suspended); its devices already
+    registered, sent again unchanged, are answered as before (nothing written): they still pull
+    and push (README "Vendor status").
     """
     vendor_id = _vendor_id_of(actor)
     device_id = _device_id(device_id)
@@ -98,9 +102,13 @@ def device_register(*, actor: Actor, device_id: Any, name: str) -> tuple[Device,
     if not name or len(name) > 100:
         raise InvalidInput(_("A device needs a name of at most 100 characters."), field="name")
     with transaction.atomic():
+        # The vendor's share lock first (as the catalog's writes take it, before their rows):
+        # a suspension committed before is seen, one in flight waited for.
+        vendor = core.live_share_locked(Vendor, vendor_id)
         device = Device.objects.select_for_update().filter(pk=device_id).first()
         created = False
         if device is None:
+            catalog.refuse_if_vendor_suspended(actor=actor, vendor_id=vendor_id, vendor=vendor)
             try:
                 with transaction.atomic():
                     device = Device.objects.create(
@@ -114,6 +122,7 @@ def device_register(*, actor: Actor, device_id: Any, name: str) -> tuple[Device,
         if device.is_revoked:
             raise DeviceRevoked(_("This device was revoked: register it under a new id."))
         if device.name != name:
+            catalog.refuse_if_vendor_suspended(actor=actor, vendor_id=vendor_id, vendor=vendor)
             device.name = name
             device.save(update_fields=["name", "updated_at"])
     return device, created

@@ -36,6 +36,24 @@ def test_a_member_gets_a_token_that_works_for_their_vendor(member):
     assert len(products.json()["results"]) == 1
 
 
+def test_a_suspended_vendors_member_still_gets_a_token_that_reads_but_does_not_write(member):
+    # Tokens follow what a suspended vendor's credentials may do (README "Vendor status"): read
+    # and move orders, not change the catalog or stock; so logging in is not refused.
+    from catalog.services import vendor_suspend
+    from okada.core.actors import Actor
+
+    _user, vendor = member
+    ProductFactory(vendor=vendor)
+    vendor_suspend(vendor=vendor, actor=Actor(role=Actor.STAFF, label="ops"))
+    response = Api().post("/auth/token", {"username": "awa", "password": "s3cret-pass"})
+    assert response.status_code == 201, response.content
+    api = Api(response.json()["token"])
+    assert len(api.get("/products").json()["results"]) == 1
+    write = api.post("/products", {"sku": "NEW-1", "name": "Nouveau", "price_xaf": 500})
+    assert write.status_code == 403
+    assert problem(write)["code"] == "vendor_suspended"
+
+
 def test_a_token_answer_is_never_stored_for_replay(member):
     api = Api()
     first = api.post("/auth/token", {"username": "awa", "password": "s3cret-pass"}, HTTP_IDEMPOTENCY_KEY="t")

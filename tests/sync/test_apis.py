@@ -612,6 +612,34 @@ def test_a_push_sent_six_times_at_once_applies_once(live_server, vendor):
 
 
 @pytest.mark.parametrize("credential", ["api_key", "personal_token"])
+def test_a_suspended_vendor_registers_no_new_device_and_renames_none(vendor, credential):
+    from catalog.services import vendor_activate, vendor_suspend
+    from tests.catalog.test_apis import member_token
+
+    api = vendor_api(vendor) if credential == "api_key" else Api(member_token(vendor))
+    known = register(api, name="Caisse 1")
+    vendor_suspend(vendor=vendor, actor=STAFF)
+    new_id = str(uuid.uuid4())
+
+    new = api.post("/sync/devices", {"device_id": new_id, "name": "Caisse 2"}, HTTP_IDEMPOTENCY_KEY="dev-2")
+    renamed = api.post("/sync/devices", {"device_id": known, "name": "Autre"})
+    again = api.post("/sync/devices", {"device_id": known, "name": "Caisse 1"})
+
+    for refused in (new, renamed):
+        assert refused.status_code == 403, refused.content
+        assert problem(refused)["code"] == "vendor_suspended"
+    # Its device already registered, sent again unchanged, writes nothing and still answers.
+    assert again.status_code == 200, again.content
+    assert sorted(Device.objects.values_list("pk", "name")) == [(uuid.UUID(known), "Caisse 1")]
+    # Not kept under its Idempotency-Key: once reactivated, the same request registers it.
+    vendor_activate(vendor=vendor, actor=STAFF)
+    retry = api.post("/sync/devices", {"device_id": new_id, "name": "Caisse 2"}, HTTP_IDEMPOTENCY_KEY="dev-2")
+    assert retry.status_code == 201, retry.content
+    assert "Idempotent-Replayed" not in retry
+    assert Device.objects.get(pk=new_id).vendor == vendor
+
+
+@pytest.mark.parametrize("credential", ["api_key", "personal_token"])
 def test_a_suspended_vendors_credentials_still_pull_but_push_no_stock_or_product_change(vendor, credential):
     """A sale made at the counter is kept for staff (a conflict), a catalog change refused."""
     from catalog.services import vendor_suspend

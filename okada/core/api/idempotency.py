@@ -27,8 +27,12 @@ then reads in a statement of its own (a VOLATILE plpgsql function takes a new sn
 statement): one round trip.
 
 An answer of 500 or more, or an exception, rolls the transaction back: nothing is kept and a
-retry runs again. Records are kept OKADA_IDEMPOTENCY_TTL_HOURS (24 h), then a reuse of the key
-is a new request; `prune` deletes them (hourly job).
+retry runs again. So does a refusal of the caller rather than of the request (401, 403, 429:
+who is calling, what they may do, their vendor's standing, their rate; `views.is_kept`): it
+wrote nothing, and replaying it would keep refusing for 24 h after the cause went (a vendor
+reactivated). Answers about the request itself are kept: 2xx, 400, 404, 409, 422. Records are
+kept OKADA_IDEMPOTENCY_TTL_HOURS (24 h), then a reuse of the key is a new request; `prune`
+deletes them (hourly job).
 
 Records are written `done`. An `in_flight` record can only be a claim committed by the previous
 version of this module (during a rolling deploy): it is honoured as that version did (409 until

@@ -26,8 +26,23 @@ from .ratelimit import CredentialRateThrottle
 log = logging.getLogger(__name__)
 
 
-class _Failed(Exception):
-    """The handler answered 500 or more inside the idempotent transaction: roll it back."""
+# Answers an Idempotency-Key does not keep although the handler ran (besides 500 and more):
+# refusals of the caller, not of the request (401 who is calling, 403 what they may do or their
+# vendor's standing, e.g. `vendor_suspended`, 429 their rate). Nothing was done, and what refused
+# it may change within the 24 h (staff reactivate the vendor, a scope is granted, the window
+# ends): a retry with the same key runs again rather than replaying the refusal. Everything else
+# is an answer about the request and is kept: 2xx, 400 (its input), 404 (what it names), 409
+# (the state it met: out_of_stock, version_conflict...), 415, 422.
+NOT_KEPT_STATUSES = frozenset({401, 403, 429})
+
+
+def is_kept(status: int) -> bool:
+    """Whether an Idempotency-Key keeps an answer of this status for replay."""
+    return status < 500 and status not in NOT_KEPT_STATUSES
+
+
+class _NotKept(Exception):
+    """The handler's answer is not kept (`is_kept`): roll the idempotent transaction back."""
 
     def __init__(self, response: HttpResponseBase) -> None:
         self.response = response
@@ -156,7 +171,9 @@ class ApiView(APIView):
             return handler(request, *args, **kwargs)
         scope = self.credential.scope_key if isinstance(request.auth, Credential) else self._anonymous_scope()
         # One transaction: the key's lock, the handler's writes and the record with the answer
-        # (see idempotency's docstring). A refusal of the key (409, 422) rolls it back.
+        # (see idempotency's docstring). A refusal of the key (409, 422) rolls it back, as does an
+        # answer that is not kept (`is_kept`: 5xx, and 401, 403, 429, which refuse the caller and
+        # wrote nothing), so that a retry with the key runs again.
         try:
             with transaction.atomic():
                 outcome = idempotency.begin(
@@ -172,15 +189,15 @@ class ApiView(APIView):
                     response: Any = handler(request, *args, **kwargs)
                 except Exception as exc:
                     response = self.handle_exception(exc)
-                if response.status_code >= 500 or connection.needs_rollback:
-                    raise _Failed(response)
+                if not is_kept(response.status_code) or connection.needs_rollback:
+                    raise _NotKept(response)
                 response = self.finalize_response(request, response, *args, **kwargs)
                 if isinstance(response, Response):
                     response.render()
                 idempotency.keep(outcome, response)
             return response
-        except _Failed as failed:  # rolled back: nothing kept, a retry runs again
-            return failed.response
+        except _NotKept as refused:  # rolled back: nothing kept, a retry runs again
+            return refused.response
 
     def _anonymous_scope(self) -> str:
         """Endpoints without a credential (payment callbacks) scope keys by view."""

@@ -15,10 +15,26 @@ import psycopg
 import pytest
 from django.db import connection
 from django.test import Client
+from django.urls import path
 from django.utils import timezone
+from rest_framework.request import Request
+from rest_framework.response import Response
 
 from catalog.models import Product
+from catalog.services import vendor_activate, vendor_suspend
+from okada.core.actors import Actor
 from okada.core.api import idempotency
+from okada.core.api.views import ApiView
+from okada.core.errors import (
+    Conflict,
+    DomainError,
+    IdempotencyMismatch,
+    InvalidInput,
+    NotAllowed,
+    NotAuthenticated,
+    NotFound,
+    Throttled,
+)
 from okada.core.models import IdempotencyRecord, JobRun
 from okada.core.tasks import prune_idempotency_keys
 from orders.models import Customer, Order
@@ -194,6 +210,118 @@ def test_an_answer_of_500_keeps_nothing_and_a_retry_runs_again():
     retry = api.post("/products", NEW, HTTP_IDEMPOTENCY_KEY="k-500")
     assert retry.status_code == 201
     assert "Idempotent-Replayed" not in retry
+    assert Product.objects.count() == 1
+
+
+# --- Which answers are kept: those about the request, not refusals of the caller --------------
+
+STAFF = Actor(role=Actor.STAFF, label="ops")
+
+
+@pytest.mark.django_db
+def test_a_suspended_vendors_403_is_not_kept_and_the_same_key_runs_again_once_reactivated():
+    vendor = VendorFactory()
+    api = vendor_api(vendor)
+    vendor_suspend(vendor=vendor, actor=STAFF)
+    refused = api.post("/products", NEW, HTTP_IDEMPOTENCY_KEY="k-suspended")
+    assert refused.status_code == 403
+    assert problem(refused)["code"] == "vendor_suspended"
+    assert not IdempotencyRecord.objects.filter(key="k-suspended").exists()
+
+    vendor_activate(vendor=vendor, actor=STAFF)
+    retry = api.post("/products", NEW, HTTP_IDEMPOTENCY_KEY="k-suspended")
+    assert retry.status_code == 201, retry.content
+    assert "Idempotent-Replayed" not in retry
+    again = api.post("/products", NEW, HTTP_IDEMPOTENCY_KEY="k-suspended")  # now kept: replayed
+    assert (again.status_code, again.content, again["Idempotent-Replayed"]) == (201, retry.content, "true")
+    assert Product.objects.filter(vendor=vendor).count() == 1
+
+
+_ran: list[int] = []  # the statuses the handler below answered, one per run
+REFUSALS: dict[int, type[DomainError]] = {
+    400: InvalidInput,
+    401: NotAuthenticated,
+    403: NotAllowed,
+    404: NotFound,
+    409: Conflict,
+    422: IdempotencyMismatch,
+    429: Throttled,
+}
+
+
+class _AnswersApi(ApiView):
+    """POST answers the status in its URL, as its handler's refusal (or 201)."""
+
+    permission_classes: list[Any] = []
+
+    def post(self, request: Request, status: int) -> Response:
+        _ran.append(status)
+        if status in REFUSALS:
+            raise REFUSALS[status]()
+        return Response({"n": len(_ran)}, status=status)
+
+
+urlpatterns = [path("api/v1/answers/<int:status>", _AnswersApi.as_view())]
+
+
+@pytest.mark.django_db
+@pytest.mark.urls(__name__)
+@pytest.mark.parametrize(
+    "status, kept",
+    [
+        (201, True),
+        (400, True),
+        (404, True),
+        (409, True),
+        (422, True),
+        (401, False),
+        (403, False),
+        (429, False),
+    ],
+)
+def test_an_answer_is_kept_when_it_is_about_the_request_not_when_it_refuses_the_caller(status, kept):
+    _ran.clear()
+    api = vendor_api(VendorFactory())
+    first = api.post(f"/answers/{status}", {}, HTTP_IDEMPOTENCY_KEY=f"k-{status}")
+    retry = api.post(f"/answers/{status}", {}, HTTP_IDEMPOTENCY_KEY=f"k-{status}")
+    assert (first.status_code, retry.status_code) == (status, status)
+    assert IdempotencyRecord.objects.filter(key=f"k-{status}").exists() is kept
+    if kept:  # replayed: the handler ran once
+        assert _ran == [status]
+        assert (retry.content, retry["Idempotent-Replayed"]) == (first.content, "true")
+    else:  # nothing kept: the retry ran the handler again
+        assert _ran == [status, status]
+        assert "Idempotent-Replayed" not in retry
+
+
+@pytest.mark.django_db(transaction=True)
+def test_identical_requests_at_once_refused_for_the_caller_then_allowed_make_one_product(live_server):
+    # A refusal that is not kept releases the key with its transaction: requests at the same
+    # moment still get one answer each (the refusal, or 409 in flight), none writes; once the
+    # vendor is reactivated the same key creates one product and every answer is that one or 409.
+    vendor = VendorFactory()
+    secret = vendor_key(vendor)
+    vendor_suspend(vendor=vendor, actor=STAFF)
+    headers = {
+        "Authorization": f"Bearer {secret}",
+        "Content-Type": "application/json",
+        "Idempotency-Key": "k-race",
+    }
+    url, body = f"{live_server.url}/api/v1/products", json.dumps(NEW).encode()
+
+    refused = post_together(url, body, [headers] * 10)
+    codes = {json.loads(content)["code"] for _status, content in refused}
+    assert {status for status, _ in refused} <= {403, 409}, refused
+    assert codes <= {"vendor_suspended", "idempotency_in_flight"}, refused
+    assert "vendor_suspended" in codes
+    assert not IdempotencyRecord.objects.filter(key="k-race").exists()
+    assert not Product.objects.exists()
+
+    vendor_activate(vendor=vendor, actor=STAFF)
+    answers = post_together(url, body, [headers] * 10)
+    created = [content for status, content in answers if status == 201]
+    assert created and all(content == created[0] for content in created), answers
+    assert {status for status, _ in answers} <= {201, 409}, answers
     assert Product.objects.count() == 1
 
 
