@@ -1,10 +1,9 @@
 from django.contrib import admin
 from django.urls import include, path, re_path
-from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from okada.core import health
-from okada.core.api import problems
+from okada.core.api.views import UnknownUrlApi
 from okada.health.metrics import metrics_view
 
 api_v1 = [
@@ -23,8 +22,9 @@ urlpatterns = [
     path("api/v1/", include(api_v1)),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
-    # Anything else under /api/: a problem+json 404 (also with DEBUG on).
-    re_path(r"^api/", csrf_exempt(problems.handler404)),
+    # Anything else under /api/: a problem+json 404 (also with DEBUG on), counted against the
+    # caller's rate limit like any other answer.
+    re_path(r"^api/", UnknownUrlApi.as_view()),
 ]
 
 # Under /api/ a missing page or a crash is answered as problem+json, elsewhere as usual.

@@ -239,3 +239,25 @@ def _read_chunked_body(request: Request) -> None:
 def not_found() -> NotFound:
     """What a caller gets for another tenant's object: exactly what a missing one gets."""
     return NotFound()
+
+
+class UnknownUrlApi(ApiView):
+    """Every URL under /api/ that no endpoint serves: a problem+json 404, checked like any answer.
+
+    A 404 answered by Django before any view (no credential read) was neither counted nor
+    carried `RateLimit-*`: a client could probe URLs without limit. Here it goes through
+    `ApiView.initial` as every endpoint does: a valid credential's request counts against its
+    limit (no database query beyond authentication's: none for a credential kept by this
+    process), one without a credential against its address's, a bad credential is a 401, and
+    past the limit a 429. Every method is a 404 (none is a 405: nothing is served here); no
+    query parameter is checked, nothing is kept under an Idempotency-Key (nothing was done)."""
+
+    permission_classes: list[Any] = []
+    idempotent = False
+    query_params = None
+    schema = None  # not an operation of the OpenAPI document
+
+    def _not_found(self, request: Any, *args: Any, **kwargs: Any) -> Any:
+        raise NotFound()
+
+    get = post = put = patch = delete = head = options = trace = _not_found

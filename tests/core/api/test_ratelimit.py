@@ -128,11 +128,31 @@ def test_requests_without_a_valid_credential_count_against_the_address():
     assert vendor_api(VendorFactory()).get("/products").status_code == 200
 
 
-def test_unknown_urls_carry_no_ratelimit_headers():
-    # Answered by Django before any endpoint (README: the one exception), with no credential read.
-    response = vendor_api(VendorFactory()).get("/api/v1/nothing")
-    assert response.status_code == 404
-    assert not any(name.startswith("RateLimit-") for name in response.headers)
+@override_settings(OKADA_API_RATE_LIMIT="3/minute", OKADA_API_CREDENTIAL_CACHE_SECONDS=60)
+def test_a_credentials_requests_to_unknown_urls_count_and_carry_its_headers(django_assert_num_queries):
+    # Else a client probes URLs without limit. No database query beyond authentication's: none
+    # once this process keeps the key.
+    api = vendor_api(VendorFactory())
+    first = api.get("/api/v1/nope")  # reads the key from the database, then keeps it
+    with django_assert_num_queries(0):
+        answers = [first, api.post("/api/v1/products/nope/deeper", {}), api.delete("/api/v2/products")]
+    assert [a.status_code for a in answers] == [404, 404, 404]
+    assert {problem(a)["code"] for a in answers} == {"not_found"}
+    assert [a["RateLimit-Remaining"] for a in answers] == ["2", "1", "0"]
+    assert answers[0]["RateLimit-Limit"] == "3"
+    refused = api.get("/api/v1/nope")
+    assert refused.status_code == 429
+    assert problem(refused)["code"] == "throttled"
+    assert api.get("/products").status_code == 429  # the same limit as its other requests
+
+
+@override_settings(OKADA_API_ANON_RATE_LIMIT="2/minute")
+def test_unknown_urls_without_a_credential_count_against_the_address():
+    answers = [Api().get("/api/v1/nope"), Api().post("/api/nope", {})]
+    assert [a.status_code for a in answers] == [404, 404]
+    assert [a["RateLimit-Remaining"] for a in answers] == ["1", "0"]
+    assert Api().get("/api/v1/nope").status_code == 429
+    assert Api().get("/products").status_code == 429  # the address's one limit
 
 
 def test_when_redis_is_unreachable_refusals_are_answered_as_usual():
