@@ -207,6 +207,7 @@ def one_of_each(superuser: Any) -> None:
     (change reasons, revoke reasons, notes) and history rows are those production writes."""
     actor = staff_actor(superuser)
     vendor = VendorFactory(name="Épicerie Akwa")
+    counter = Phone(vendor)  # registered before the suspension (a suspended vendor registers none)
     vendor_suspend(vendor=vendor, actor=actor)
     category_soft_delete(category=CategoryFactory(), actor=actor)
     product = ProductFactory(vendor=vendor, initial_stock=10)
@@ -230,7 +231,6 @@ def one_of_each(superuser: Any) -> None:
 
     # A sale made at the counter by the suspended vendor's phone: kept for staff (the list shows
     # its kind), made before the conflict resolved below, whose page is the one read.
-    counter = Phone(vendor)
     counter.push(counter.mutation("stock.adjust", product_id=str(product.pk), delta=-1, reason="vente"))
 
     phone = Phone(VendorFactory())
