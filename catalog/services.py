@@ -91,12 +91,13 @@ class InsufficientStock(Conflict):
 
 class VendorSuspended(NotAllowed):
     """A suspended vendor's own credentials (API keys, members' tokens, sync devices) change
-    neither its catalog nor its stock; staff still do (see refuse_if_vendor_suspended)."""
+    neither its catalog, nor its stock, nor its sync devices; staff still do (see
+    refuse_if_vendor_suspended)."""
 
     code = "vendor_suspended"
     default_message = _(
-        "This vendor is suspended: catalog and stock changes are refused until Okada operations "
-        "reactivate it."
+        "This vendor is suspended: changes to its catalog, stock and sync devices are refused until "
+        "Okada operations reactivate it."
     )
 
 

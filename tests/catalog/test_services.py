@@ -605,8 +605,8 @@ def test_a_suspended_vendor_acting_for_itself_changes_nothing(write):
 
     assert (refused.value.code, refused.value.status) == ("vendor_suspended", 403)
     assert str(refused.value) == (
-        "This vendor is suspended: catalog and stock changes are refused until Okada operations "
-        "reactivate it."
+        "This vendor is suspended: changes to its catalog, stock and sync devices are refused until "
+        "Okada operations reactivate it."
     )
     assert _state(vendor) == before
 
