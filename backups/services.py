@@ -491,6 +491,10 @@ class Restored:
     tables: int
     rows: int
     count_differences: dict[str, list[int | None]] = field(default_factory=dict)
+    # The restored catalog against OKADA_BACKUP_DIR (`_reconcile_restored_catalog`).
+    marked_pruned: list[str] = field(default_factory=list)  # complete rows whose file is gone
+    marked_failed: list[str] = field(default_factory=list)  # complete rows whose file changed size
+    unknown_files: list[str] = field(default_factory=list)  # files of backups the catalog lacks
 
 
 def backup_restore(*, backup: Backup, target: str, force: bool = False, on_step: Step = quiet) -> Restored:
@@ -578,9 +582,11 @@ def _restore_held(backup: Backup, target: str, *, force: bool, on_step: Step) ->
     with pg.database_alias(target) as alias:
         differences = _count_differences(backup, alias, checks)
         _record_in_restored_catalog(backup, alias)
-    return Restored(
-        seconds=seconds, tables=checks["tables"], rows=checks["rows"], count_differences=differences
-    )
+        restored = Restored(
+            seconds=seconds, tables=checks["tables"], rows=checks["rows"], count_differences=differences
+        )
+        _reconcile_restored_catalog(alias, restored, on_step)
+    return restored
 
 
 def _prepare_target(target: str, *, force: bool, on_step: Step) -> None:
@@ -623,6 +629,53 @@ def _record_in_restored_catalog(backup: Backup, alias: str) -> None:
         server_version=backup.server_version,
         manifest=backup.manifest,
     )
+
+
+def _reconcile_restored_catalog(alias: str, restored: Restored, on_step: Step) -> None:
+    """The restored catalog is the snapshot's: bring it in line with OKADA_BACKUP_DIR as it is now.
+
+    A backup complete in the snapshot whose file retention deleted since is marked pruned (a drill
+    of it would fail on a missing file, and it would count as a backup one can restore); one whose
+    file no longer has the catalog's size is marked failed, its file kept for inspection. Backup
+    files the catalog does not know (backups taken after the snapshot) are listed, never deleted.
+    """
+    with connections[alias].cursor() as cursor:
+        cursor.execute("SELECT to_regclass('backups_backup') IS NOT NULL")
+        if not cursor.fetchone()[0]:
+            return
+    directory = Path(settings.OKADA_BACKUP_DIR)
+    now = timezone.now()
+    for row in Backup.objects.using(alias).complete().order_by("started_at"):
+        path = directory / row.file_name
+        try:
+            size: int | None = path.stat().st_size
+        except FileNotFoundError:
+            size = None
+        if size is None:
+            row.status, row.pruned_at = BackupStatus.PRUNED, now
+            row.save(using=alias, update_fields=["status", "pruned_at", "updated_at"])
+            restored.marked_pruned.append(row.file_name)
+            on_step(f"backup {row.pk}: its file {row.file_name} is gone (pruned since): marked pruned")
+        elif size != row.size_bytes:
+            error = Text(
+                gettext_noop(
+                    "After a restore, the file was %(found)s bytes and the catalog said %(expected)s: "
+                    "it was changed or cut (the file is kept for inspection)."
+                ),
+                found=size,
+                expected=row.size_bytes,
+            )
+            row.status, row.error = BackupStatus.FAILED, error.stored
+            row.save(using=alias, update_fields=["status", "error", "updated_at"])
+            restored.marked_failed.append(row.file_name)
+            on_step(f"backup {row.pk}: {error.english()}: marked failed")
+    known = set(Backup.objects.using(alias).values_list("file_name", flat=True))
+    if directory.is_dir():
+        restored.unknown_files = sorted(
+            p.name
+            for p in directory.iterdir()
+            if p.name.endswith((".dump", ".dump.gpg")) and p.is_file() and p.name not in known
+        )
 
 
 # --- staff: queue a backup or a drill ---------------------------------------------------------

@@ -1,6 +1,6 @@
 """Database helpers: hot paths that are one SQL statement (e.g. a call to a SQL function),
-cache keys that belong to one database, and the environment that points libpq tools (pg_dump,
-pg_restore, psql) where Django connects."""
+cache keys that belong to one database, a session's `lock_timeout` for a block, and the
+environment that points libpq tools (pg_dump, pg_restore, psql) where Django connects."""
 
 from __future__ import annotations
 
@@ -9,11 +9,12 @@ import glob
 import os
 import re
 import shutil
-from contextlib import nullcontext
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from typing import Any
 
 import psycopg
-from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
+from django.db import DEFAULT_DB_ALIAS, OperationalError, connection, connections, transaction
 
 
 class _PreparedCursor(psycopg.Cursor[Any]):
@@ -110,6 +111,37 @@ def set_server_keepalive(sender: Any, connection: Any, **kwargs: Any) -> None:
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute(SET_SERVER_KEEPALIVE)
+
+
+LOCK_NOT_AVAILABLE = "55P03"  # lock_timeout expired (also NOWAIT refused)
+
+
+@contextmanager
+def session_lock_timeout(conn: Any, milliseconds: int) -> Iterator[None]:
+    """`lock_timeout` of the session behind `conn` (a Django connection) for the block, outside
+    any transaction: every statement of the block, those that run outside a transaction too
+    (CREATE INDEX CONCURRENTLY, DETACH ... CONCURRENTLY), waits at most this long for a lock
+    (writers queue behind a waiting DDL meanwhile), then fails with `is_lock_timeout`. The
+    session's previous value comes back afterwards. (Inside one transaction of its own, DDL uses
+    okada.partitions.ddl.set_local_lock_timeout.)"""
+    with conn.cursor() as cursor:
+        cursor.execute(
+            "SELECT current_setting('lock_timeout'), set_config('lock_timeout', %s, false)",
+            [f"{int(milliseconds)}ms"],
+        )
+        previous = cursor.fetchone()[0]
+    try:
+        yield
+    finally:
+        if not conn.needs_rollback and conn.connection is not None:
+            with conn.cursor() as cursor:
+                cursor.execute("SELECT set_config('lock_timeout', %s, false)", [previous])
+
+
+def is_lock_timeout(exc: BaseException) -> bool:
+    """True for the error a statement raises when its lock was not granted within lock_timeout."""
+    cause = getattr(exc, "__cause__", None)
+    return isinstance(exc, OperationalError) and getattr(cause, "sqlstate", None) == LOCK_NOT_AVAILABLE
 
 
 def database_cache_key(*parts: str) -> str:

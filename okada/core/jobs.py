@@ -319,9 +319,12 @@ def job(name: str) -> Iterator[RunHandle]:
                 yield handle
             handle.check()  # a run that lost its lock on the way is not a success
         except BaseException as exc:
-            # A refusal (a 4xx DomainError: e.g. verifying a pruned backup) is no crash either.
+            # A refusal (a 4xx DomainError: e.g. verifying a pruned backup) is no crash either:
+            # the run keeps its sentence. The log keeps its traceback: a bug may raise one too
+            # (a service refusing what a job wrongly asked), and the trace is how it is found.
             if isinstance(exc, JobFailed) or (isinstance(exc, DomainError) and exc.status < 500):
-                log.error("job %s failed: %s", name, text_of(exc).english())
+                refusal = None if isinstance(exc, JobFailed) else exc
+                log.error("job %s failed: %s", name, text_of(exc).english(), exc_info=refusal)
                 run.error = text_of(exc).stored
             else:
                 log.exception("job %s failed", name)

@@ -42,6 +42,20 @@ def partition_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.Ch
             )
         else:
             try:
+                months = int(str(value).strip())
+            except ValueError:
+                months = None
+            if months is not None and months < registry.MIN_RETENTION_MONTHS:
+                errors.append(
+                    checks.Error(
+                        f"OKADA_PARTITION_RETENTION_MONTHS[{table!r}] = {value!r}: the retention is at "
+                        f"least {registry.MIN_RETENTION_MONTHS} month ({months} would keep only the "
+                        "current month and retire every earlier one); or 'forever' to keep every month.",
+                        id="okada.partitions.E005",
+                    )
+                )
+                continue
+            try:
                 registry.retention_setting(value)
             except ValueError:
                 errors.append(

@@ -92,12 +92,18 @@ def autodiscover() -> None:
     autodiscover_modules("partitions")
 
 
+# The least retention the settings may set: 0 would keep the current month alone and retire
+# every earlier one at the next run (a value meant as "none" or "forever" read as "nothing").
+MIN_RETENTION_MONTHS = 1
+
+
 def retention_setting(value: Any) -> int | None:
-    """A retention from the settings: a whole number of months, or "forever" (None)."""
+    """A retention from the settings: a whole number of months, at least MIN_RETENTION_MONTHS, or
+    "forever" (None). ValueError otherwise (the system check names the variable first)."""
     if value is None or str(value).strip().lower() in (FOREVER, ""):
         return None
     months = int(str(value).strip())
-    if months < 0:
+    if months < MIN_RETENTION_MONTHS:
         raise ValueError(value)
     return months
 

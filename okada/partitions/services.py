@@ -44,6 +44,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
 
 from okada.core.actors import Actor
+from okada.core.db import LOCK_NOT_AVAILABLE, session_lock_timeout
 from okada.core.jobs import JobFailed
 from okada.core.texts import Text, joined, text_of
 
@@ -56,7 +57,7 @@ log = logging.getLogger(__name__)
 Kind = PartitionAction.Kind
 Outcome = PartitionAction.Outcome
 
-LOCK_TIMEOUT = "55P03"  # lock_not_available: lock_timeout expired
+LOCK_TIMEOUT = LOCK_NOT_AVAILABLE  # lock_timeout expired
 DEADLOCK = "40P01"
 
 
@@ -479,15 +480,13 @@ def _detach_concurrently(step: Step, policy: PartitionPolicy) -> None:
                 ),
             )
         ddl.mark_retiring(cursor, step.partition)
-        cursor.execute("SELECT set_config('lock_timeout', %s, false)", [f"{_lock_timeout_ms()}ms"])
         try:
-            ddl.detach_partition(cursor, step.table, step.partition, concurrently=True)
+            with session_lock_timeout(connection, _lock_timeout_ms()):
+                ddl.detach_partition(cursor, step.table, step.partition, concurrently=True)
         except OperationalError as exc:
             if _is_lock_conflict(exc):
                 raise LockBusy(1) from exc
             raise
-        finally:
-            cursor.execute("RESET lock_timeout")
     if policy.on_detach:
         with transaction.atomic(), connection.cursor() as cursor:
             _on_detach(cursor, step, policy)

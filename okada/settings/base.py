@@ -220,6 +220,10 @@ DJANGO_CELERY_BEAT_TZ_AWARE = True
 # --- Okada -------------------------------------------------------------------------------------
 OKADA_JOB_RUN_RETENTION_DAYS = env.int("OKADA_JOB_RUN_RETENTION_DAYS", default=90)
 
+# `manage.py migrate` (okada/core/management/commands/migrate.py): how long a migration waits for
+# a lock (writers queue behind it meanwhile) before migrate stops with the migration unapplied.
+OKADA_MIGRATE_LOCK_TIMEOUT = env.float("OKADA_MIGRATE_LOCK_TIMEOUT", default=5.0)
+
 # --- Partitions (okada.partitions: policies are declared in each app's partitions.py) ----------
 # Months made ahead of the current one, for policies that do not say.
 OKADA_PARTITION_PREMAKE_MONTHS = env.int("OKADA_PARTITION_PREMAKE_MONTHS", default=3)

@@ -15,7 +15,7 @@ from django.utils import translation
 
 from backups import pg
 from backups.models import Backup, BackupKind, BackupStatus, VerificationOutcome
-from backups.services import backup_path, backup_restore
+from backups.services import backup_path, backup_restore, backup_run
 from okada.core.models import JobRun
 from okada.core.texts import english, shown
 from tests.backups.helpers import ROOT, WAIT, flip_a_byte, marketplace
@@ -222,3 +222,41 @@ def test_the_commands_print_english_in_a_french_installation():
     with pytest.raises(CommandError) as refused:
         run("restore_backup", str(backup.pk), "--target", connections["default"].settings_dict["NAME"])
     assert str(refused.value).startswith("Checksum mismatch: the file's SHA-256 is ")
+
+
+def test_restore_backup_reconciles_the_restored_catalog_with_the_backup_directory(backup_dir):
+    # The restored catalog is the snapshot's: backups pruned since were still listed complete (a
+    # drill of one failed on a missing file), and backups taken since were not listed at all.
+    target = "okada_test_restore_reconcile"
+    marketplace()
+    old, changed = backup_run(kind=BackupKind.MANUAL), backup_run(kind=BackupKind.MANUAL)
+    snapshot = Backup.objects.get(pk=run_backup_and_get_new_id())  # then retention prunes the two
+    assert {b.status for b in Backup.objects.filter(pk__in=[old.pk, changed.pk])} == {BackupStatus.PRUNED}
+    backup_path(changed).write_bytes(b"not the dump any more")
+    later = backup_run(kind=BackupKind.MANUAL)  # after the snapshot
+    pg.drop_database(target)
+    try:
+        out = run("restore_backup", str(snapshot.pk), "--target", target)
+        assert (
+            f"[restore] catalog reconciled with {backup_dir}: 2 backup(s) the snapshot listed as "
+            "complete no longer are (1 file(s) gone: marked pruned; 1 file(s) of another size: "
+            "marked failed)"
+        ) in out
+        assert f"[restore] 1 backup file(s) in {backup_dir} are not in the restored catalog" in out
+        assert later.file_name in out
+        with pg.database_alias(target) as alias:
+            rows = {b.pk: b for b in Backup.objects.using(alias).all()}
+            assert list(Backup.objects.using(alias).complete()) == [rows[snapshot.pk]]
+        assert rows[old.pk].status == BackupStatus.PRUNED and rows[old.pk].pruned_at is not None
+        assert rows[changed.pk].status == BackupStatus.FAILED
+        assert "it was changed or cut" in english(rows[changed.pk].error)
+        assert later.pk not in rows and backup_path(later).exists()  # listed, never deleted
+    finally:
+        connections.close_all()
+        pg.drop_database(target)
+
+
+def run_backup_and_get_new_id() -> str:
+    known = set(Backup.objects.values_list("pk", flat=True))
+    run("backup")
+    return str(Backup.objects.exclude(pk__in=known).get(status=BackupStatus.COMPLETE).pk)

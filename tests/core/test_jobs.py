@@ -104,17 +104,23 @@ def test_a_body_that_finds_problems_fails_the_run_with_its_summary_and_no_traceb
     assert (record.levelname, record.exc_info) == ("ERROR", None)
 
 
-def test_a_refusal_fails_the_run_with_its_sentence_and_no_traceback(caplog):
-    # e.g. verify_backup of a pruned backup: the services refused (a 4xx DomainError), nothing
-    # crashed; the run keeps the sentence in a form each reader sees in their language.
+def refuse_pruned_backup() -> None:
+    raise Conflict(Text("Backup %(id)s is pruned.", id="b1"))
+
+
+def test_a_refusal_fails_the_run_with_its_sentence_and_logs_its_traceback(caplog):
+    # e.g. verify_backup of a pruned backup: the services refused (a 4xx DomainError); the run
+    # keeps the sentence in a form each reader sees in their language. A bug can raise a refusal
+    # too (a job asking for something wrong): the worker's log keeps where it was raised.
     with pytest.raises(Conflict), job("test.refused"):
-        raise Conflict(Text("Backup %(id)s is pruned.", id="b1"))
+        refuse_pruned_backup()
     stored = JobRun.objects.get(name="test.refused")
     assert stored.outcome == "failed"
     assert "Traceback" not in stored.error and english(stored.error) == "Backup b1 is pruned."
     [record] = [r for r in caplog.records if r.name == "okada.core.jobs"]
-    assert (record.levelname, record.exc_info) == ("ERROR", None)
-    assert "Backup b1 is pruned." in record.getMessage()
+    assert record.levelname == "ERROR" and "Backup b1 is pruned." in record.getMessage()
+    assert record.exc_info is not None and record.exc_info[0] is Conflict
+    assert "in refuse_pruned_backup" in caplog.text  # the traceback, down to the raise
 
 
 def test_a_server_fault_keeps_its_traceback(caplog):

@@ -46,3 +46,14 @@ def test_a_retention_that_is_not_a_number_of_months_is_refused(settings):
     assert ids(settings) == ["okada.partitions.E004"]
     settings.OKADA_PARTITION_RETENTION_MONTHS = {"orders_orderevent": "forever"}
     assert ids(settings) == []
+
+
+def test_a_retention_below_one_month_is_refused_with_the_minimum(settings):
+    # 0 kept the current month alone: every earlier month was archived and dropped at the next run.
+    for value in ("0", "-3", 0):
+        settings.OKADA_PARTITION_RETENTION_MONTHS = {"orders_orderevent": value}
+        (error,) = partition_settings()
+        assert error.id == "okada.partitions.E005"
+        assert "OKADA_PARTITION_RETENTION_MONTHS" in error.msg and "at least 1 month" in error.msg
+    settings.OKADA_PARTITION_RETENTION_MONTHS = {"orders_orderevent": "1"}
+    assert ids(settings) == []

@@ -33,6 +33,13 @@ def test_settings_set_the_premake_and_a_retention_where_the_policy_allows(settin
     assert registry.policy_for("orders_orderevent").keeps_forever  # type: ignore[union-attr]
 
 
+def test_a_retention_below_one_month_is_never_applied(settings):
+    # A process that runs no system check (a Celery worker) fails instead of retiring every month.
+    settings.OKADA_PARTITION_RETENTION_MONTHS = {"orders_orderevent": "0"}
+    with pytest.raises(ValueError):
+        registry.policy_for("orders_orderevent")
+
+
 def test_a_table_gets_one_policy():
     registry.register(PartitionPolicy(table="test_once", retention_months=2))
     try:

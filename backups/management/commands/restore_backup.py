@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser, no_translations
 
 from backups.models import Backup
@@ -51,6 +52,18 @@ class Command(BaseCommand):
             f"done: {restored.tables} tables, {restored.rows:,} rows, as in the manifest "
             f"({restored.seconds:.1f} s)"
         )
+        reconciled = len(restored.marked_pruned) + len(restored.marked_failed)
+        self._say(
+            f"catalog reconciled with {settings.OKADA_BACKUP_DIR}: {reconciled} backup(s) the "
+            f"snapshot listed as complete no longer are ({len(restored.marked_pruned)} file(s) "
+            f"gone: marked pruned; {len(restored.marked_failed)} file(s) of another size: marked failed)"
+        )
+        if restored.unknown_files:
+            self._say(
+                f"{len(restored.unknown_files)} backup file(s) in {settings.OKADA_BACKUP_DIR} are not "
+                "in the restored catalog (taken after this backup): kept, not catalogued; restore "
+                f"one by hand if needed (README, Backups): {', '.join(restored.unknown_files)}"
+            )
 
     def _say(self, message: str) -> None:
         self.stdout.write(f"[restore] {message}")
