@@ -105,9 +105,7 @@ def comments_only(app_label: str, operations: list[Any]) -> list[Any]:
 def _drop_invalid_index(schema_editor: Any, name: str) -> None:
     """An index a failed CONCURRENTLY build left behind (INVALID): dropped, so a rerun builds it."""
     with schema_editor.connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT NOT i.indisvalid FROM pg_index i WHERE i.indexrelid = to_regclass(%s)", [name]
-        )
+        cursor.execute("SELECT NOT i.indisvalid FROM pg_index i WHERE i.indexrelid = to_regclass(%s)", [name])
         row = cursor.fetchone()
     if row and row[0]:
         schema_editor.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {schema_editor.quote_name(name)}")
@@ -135,13 +133,17 @@ def add_unique_concurrently(
         columns = ", ".join(quote(model._meta.get_field(f).column) for f in constraint.fields)
         _drop_invalid_index(schema_editor, name)
         try:
-            schema_editor.execute(f"CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS {quote(name)} ON {table} ({columns})")
+            schema_editor.execute(
+                f"CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS {quote(name)} ON {table} ({columns})"
+            )
         except Exception:
             _drop_invalid_index(schema_editor, name)
             raise
         with transaction.atomic(using=schema_editor.connection.alias):
             schema_editor.execute(f"SET LOCAL lock_timeout = {int(lock_timeout_ms)}")
-            schema_editor.execute(f"ALTER TABLE {table} ADD CONSTRAINT {quote(name)} UNIQUE USING INDEX {quote(name)}")
+            schema_editor.execute(
+                f"ALTER TABLE {table} ADD CONSTRAINT {quote(name)} UNIQUE USING INDEX {quote(name)}"
+            )
 
     def backwards(apps: Any, schema_editor: Any) -> None:
         model = apps.get_model(app_label, operation.model_name)

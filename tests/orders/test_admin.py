@@ -544,7 +544,9 @@ def test_the_number_column_is_sorted_by_its_index_in_both_directions(client):
         )
     login(client, SUPPORT)
     for descending in (False, True):
-        cl = client.get("/admin/orders/order/", {"o": number_sort(client, descending=descending)}).context["cl"]
+        cl = client.get("/admin/orders/order/", {"o": number_sort(client, descending=descending)}).context[
+            "cl"
+        ]
         sql, params = cl.queryset[: cl.list_per_page].query.sql_with_params()
         with connection.cursor() as cursor:
             cursor.execute(f"EXPLAIN {sql}", params)

@@ -297,9 +297,10 @@ def test_an_order_number_stays_unique_after_its_order_is_deleted_and_the_order_c
     staff = staff_actor()
     gone = order_soft_delete(order=order_cancel(order=OrderFactory(), actor=staff), actor=staff)
     live = OrderFactory()
-    assert violated_constraint(
-        lambda: Order.all_objects.filter(pk=live.pk).update(number=gone.number)
-    ) == "orders_order_number_uniq"
+    assert (
+        violated_constraint(lambda: Order.all_objects.filter(pk=live.pk).update(number=gone.number))
+        == "orders_order_number_uniq"
+    )
     restored = order_restore(order=Order.all_objects.get(pk=gone.pk), actor=staff)
     assert restored.deleted_at is None
     assert Order.objects.filter(number=gone.number).get().pk == gone.pk
