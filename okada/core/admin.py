@@ -578,8 +578,8 @@ class TrackedAdmin(RefusesOddInput, RefusalOnForm, HistoryOfValidIds, SimpleHist
         """Remove rows for good: superusers only, at most HARD_DELETE_MAX at a time, after a
         confirmation page that counts what goes with them (okada.core.deletion.hard_delete_summary)
         or names what stops them. The confirmation deletes only if the rows and what goes with them
-        are still those the page counted: it locks the selected rows (no new row can refer to them),
-        counts again and compares with the page's fingerprint, in the transaction of the deletes."""
+        are still those the page counted: it locks the selected rows and the cascaded rows others
+        refer to (no new row can be added under them, at any depth: hard_delete_summary), counts again and compares with the page's fingerprint, in the transaction of the deletes."""
         if not self.has_hard_delete_permission(request):
             raise PermissionDenied
         pks = list(queryset.order_by().values_list("pk", flat=True)[: HARD_DELETE_MAX + 1])
@@ -600,7 +600,7 @@ class TrackedAdmin(RefusesOddInput, RefusalOnForm, HistoryOfValidIds, SimpleHist
                     locked = list(
                         self.model._base_manager.filter(pk__in=pks).order_by("pk").select_for_update()
                     )
-                    summary = hard_delete_summary(self.model, pks)
+                    summary = hard_delete_summary(self.model, pks, lock=True)
                     if not summary.protected and summary.fingerprint == request.POST.get("counted"):
                         run_per_object(
                             self, request, locked, lambda obj: self.hard_delete_object(request, obj)

@@ -200,17 +200,28 @@ def _reached(model: Any, where: Q) -> list[tuple[Any, Q, Any, bool]]:
 
 
 def hard_delete_summary(
-    model: Any, pks: Iterable[Any], *, listed: int = HARD_DELETE_LISTED
+    model: Any, pks: Iterable[Any], *, listed: int = HARD_DELETE_LISTED, lock: bool = False
 ) -> HardDeleteSummary:
     """What deleting the rows `pks` of `model` for good removes and what stops it, counted per
     model, the first `listed` rows of each loaded with what their names read. RESTRICT is counted
-    as blocking (Django allows it when the restricting row goes too; no model here uses it)."""
+    as blocking (Django allows it when the restricting row goes too; no model here uses it).
+
+    With `lock` (the confirmation, in the transaction of the deletes), every row that rows could
+    be added under (the selected rows, and each cascaded row that others reference: a shelf's
+    books, under which pages hang) is locked FOR UPDATE, parents first, before anything is
+    counted. A new row's foreign-key check takes FOR KEY SHARE on the row it references, which
+    conflicts with FOR UPDATE only (not with FOR NO KEY UPDATE): a row added under them now waits
+    for the deletes and then fails, so what is counted is what is deleted, at any depth."""
     deleted: dict[Any, Part] = {model: Part(model, Q(pk__in=list(pks)))}
     protected: dict[Any, Part] = {}
     queue = [(model, deleted[model].where, 0)]
+    parents: list[Part] = []
     while queue:
         parent, where, depth = queue.pop(0)
-        for related, related_where, key, blocks in _reached(parent, where):
+        reached = _reached(parent, where)
+        if reached and lock:
+            parents.append(Part(parent, where))
+        for related, related_where, key, blocks in reached:
             into = protected if blocks else deleted
             part = into.get(related)
             if part is None:
@@ -221,6 +232,8 @@ def hard_delete_summary(
                 if depth >= _MAX_DEPTH:
                     raise TooDeep
                 queue.append((related, related_where, depth + 1))
+    for part in parents:  # breadth first: a level's rows are fixed once its parents are locked
+        list(part.queryset().order_by("pk").select_for_update().values_list("pk", flat=True))
     for part in [*deleted.values(), *protected.values()]:
         _count(part)
         if part.count:
