@@ -121,13 +121,14 @@ def add_unique_concurrently(
 
     Django's own AddConstraint builds the index inside ALTER TABLE, blocking writes for the whole
     build. If rows break the rule, the build fails and nothing is left behind."""
-    constraint = operation.constraint
+    constraint: Any = getattr(operation, "constraint")  # noqa: B009 (untyped in django-stubs)
+    model_name: str = getattr(operation, "model_name")  # noqa: B009
     if constraint.condition is not None or constraint.expressions or not constraint.fields:
         raise ValueError("add_unique_concurrently() takes a plain UNIQUE constraint on columns")
     name = constraint.name
 
     def forwards(apps: Any, schema_editor: Any) -> None:
-        model = apps.get_model(app_label, operation.model_name)
+        model = apps.get_model(app_label, model_name)
         quote = schema_editor.quote_name
         table = quote(model._meta.db_table)
         columns = ", ".join(quote(model._meta.get_field(f).column) for f in constraint.fields)
@@ -146,7 +147,7 @@ def add_unique_concurrently(
             )
 
     def backwards(apps: Any, schema_editor: Any) -> None:
-        model = apps.get_model(app_label, operation.model_name)
+        model = apps.get_model(app_label, model_name)
         quote = schema_editor.quote_name
         schema_editor.execute(
             f"ALTER TABLE {quote(model._meta.db_table)} DROP CONSTRAINT IF EXISTS {quote(name)}"
@@ -163,7 +164,7 @@ def drop_index_concurrently(
 ) -> migrations.SeparateDatabaseAndState:
     """`operation` removes a partial unique constraint or an index (an index either way in
     PostgreSQL): DROP INDEX CONCURRENTLY; backwards runs `create_sql` (CREATE ... CONCURRENTLY)."""
-    name = operation.name
+    name: str = getattr(operation, "name")  # noqa: B009 (untyped in django-stubs)
 
     def forwards(apps: Any, schema_editor: Any) -> None:
         schema_editor.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {schema_editor.quote_name(name)}")

@@ -529,7 +529,7 @@ def test_a_user_with_50k_log_entries_and_history_rows_is_refused_without_loading
         ],
         batch_size=5000,
     )
-    history = Vendor.history.model  # type: ignore[attr-defined]
+    history = Vendor.history.model
     first = history.objects.filter(id=vendor.pk).first()
     copies = []
     for _ in range(50_000):
