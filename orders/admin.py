@@ -11,7 +11,8 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.core.exceptions import PermissionDenied
-from django.db.models import Q, QuerySet
+from django.db.models import F, Q, QuerySet
+from django.db.models.functions import Length
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -19,6 +20,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 from unfold.contrib.filters.admin import RangeDateFilter
+from unfold.views import ChangeList
 
 from catalog.models import City
 from okada.core.admin import (
@@ -249,6 +251,29 @@ class NoteForm(forms.Form):
     note = forms.CharField(max_length=2000, widget=forms.Textarea(attrs={"rows": 2}))
 
 
+def by_number_where_asked(ordering: list[Any]) -> list[Any]:
+    """A change list's ordering with "number" / "-number" sorted as OrderQuerySet.by_number() sorts
+    (length, then text: OK-9999999 before OK-10000000), which the index orders_order_number_sort
+    serves in either direction. The number is unique: what came after it (the default ordering
+    Django appends) would never decide anything and would cost a sort, so it goes."""
+    ordered: list[Any] = []
+    for part in ordering:
+        if part in ("number", "-number"):
+            descending = part == "-number"
+            ordered += [
+                Length("number").desc() if descending else Length("number").asc(),
+                F("number").desc() if descending else F("number").asc(),
+            ]
+            break
+        ordered.append(part)
+    return ordered
+
+
+class OrderChangeList(ChangeList):
+    def get_ordering(self, request: HttpRequest, queryset: QuerySet) -> list[Any]:
+        return by_number_where_asked(super().get_ordering(request, queryset))
+
+
 @admin.register(Order)
 class OrderAdmin(BigTableMixin, TrackedAdmin):
     list_display = (
@@ -302,6 +327,9 @@ class OrderAdmin(BigTableMixin, TrackedAdmin):
     )
 
     # --- List ------------------------------------------------------------------------------------
+
+    def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
+        return OrderChangeList
 
     @admin.display(description=_("status"), ordering="status")
     def status_badge(self, order: Order) -> str:

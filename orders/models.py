@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from typing import ClassVar
 
 from django.conf import settings
 from django.db import models
@@ -148,7 +149,10 @@ class Order(TrackedModel):
         _("number"),
         max_length=22,
         editable=False,
-        db_comment="Human order number, OK- and the sequence, at least 7 digits (OK-0000123); unique.",
+        db_comment=(
+            "Human order number, OK- and the sequence, at least 7 digits (OK-0000123); unique, "
+            "deleted orders included (never reused)."
+        ),
     )
     # No single-column indexes on vendor and customer: the composite indexes in Meta lead with
     # them and serve the same lookups, and every index costs each order placed.
@@ -218,6 +222,9 @@ class Order(TrackedModel):
 
     objects, all_objects, deleted_objects = tracked_managers(OrderQuerySet)  # type: ignore[misc]
 
+    # Made by the sequence, never reused: unique over deleted rows too (DESIGN section 3).
+    unique_forever: ClassVar[tuple[str, ...]] = ("orders_order_number_uniq",)
+
     class Meta:
         db_table_comment = "Customer orders to one vendor; totals are CHECKed against their parts."
         verbose_name = _("order")
@@ -230,7 +237,10 @@ class Order(TrackedModel):
             ("export_orders", _("Can export orders to CSV")),
         ]
         constraints = [
-            live_unique("number", name="orders_order_number_live_uniq"),
+            # Unique forever, deleted orders included (not live_unique): a number is never reused,
+            # so restoring a deleted order can never collide (migration 0027; named in
+            # Order.unique_forever for the okada.E001 check).
+            models.UniqueConstraint(fields=["number"], name="orders_order_number_uniq"),
             models.CheckConstraint(condition=Q(subtotal_xaf__gte=0), name="orders_order_subtotal_nonneg"),
             models.CheckConstraint(condition=Q(delivery_fee_xaf__gte=0), name="orders_order_fee_nonneg"),
             models.CheckConstraint(
@@ -254,6 +264,9 @@ class Order(TrackedModel):
             ),
             # The admin's lists, date filters, today's figures and the 14-day chart (migration 0012).
             models.Index(fields=["placed_at"], name="orders_order_placed"),
+            # Orders by number (the admin's number column, both ways): length, then text, as
+            # OrderQuerySet.by_number() sorts; a text sort alone is wrong past OK-9999999.
+            models.Index(Length("number"), F("number"), name="orders_order_number_sort"),
             # Open orders by status and age (dashboard, queue): small, as open orders are few.
             models.Index(
                 fields=["status", "placed_at"],

@@ -45,7 +45,7 @@ from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.utils import model_ngettext, unquote
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import router, transaction
-from django.db.models import Model, Q, QuerySet
+from django.db.models import Exists, Model, OuterRef, Q, QuerySet
 from django.db.models.constants import LOOKUP_SEP
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
@@ -578,8 +578,9 @@ class TrackedAdmin(RefusesOddInput, RefusalOnForm, HistoryOfValidIds, SimpleHist
         """Remove rows for good: superusers only, at most HARD_DELETE_MAX at a time, after a
         confirmation page that counts what goes with them (okada.core.deletion.hard_delete_summary)
         or names what stops them. The confirmation deletes only if the rows and what goes with them
-        are still those the page counted: it locks the selected rows (no new row can refer to them),
-        counts again and compares with the page's fingerprint, in the transaction of the deletes."""
+        are still those the page counted: it locks the selected rows and the cascaded rows others
+        refer to (no new row can be added under them, at any depth: hard_delete_summary), counts
+        again and compares with the page's fingerprint, in the transaction of the deletes."""
         if not self.has_hard_delete_permission(request):
             raise PermissionDenied
         pks = list(queryset.order_by().values_list("pk", flat=True)[: HARD_DELETE_MAX + 1])
@@ -600,7 +601,7 @@ class TrackedAdmin(RefusesOddInput, RefusalOnForm, HistoryOfValidIds, SimpleHist
                     locked = list(
                         self.model._base_manager.filter(pk__in=pks).order_by("pk").select_for_update()
                     )
-                    summary = hard_delete_summary(self.model, pks)
+                    summary = hard_delete_summary(self.model, pks, lock=True)
                     if not summary.protected and summary.fingerprint == request.POST.get("counted"):
                         run_per_object(
                             self, request, locked, lambda obj: self.hard_delete_object(request, obj)
@@ -1032,13 +1033,14 @@ class UserAdmin(RefusesOddInput, DeletionInWords, BaseUserAdmin, ModelAdmin):
         return super().formfield_for_manytomany(db_field, request, **kwargs)
 
     def get_deleted_objects(self, objs: Any, request: HttpRequest) -> Any:
-        """A user some record names (history rows they wrote, vendor memberships, payments they
-        settled, keys they issued...) is not deleted: Django would set those names to NULL (the
-        audit trail would lose who did it) and delete their memberships for good, outside the
-        services. They are listed as protected, which stops the delete page and the "delete
-        selected" action alike; deactivating the account is the way."""
+        """A user some record names (history rows they wrote, admin log entries, vendor
+        memberships, payments they settled, keys they issued...) is not deleted: Django would set
+        the history's `history_user` to NULL (SET_NULL: the audit trail would lose who did it),
+        delete their log entries and memberships for good, outside the services. They are listed
+        as protected, which stops the delete page and the "delete selected" action alike;
+        deactivating the account is the way. That is asked first, with one EXISTS per relation:
+        such a user's rows are then neither counted nor loaded, however many there are."""
         users = list(objs)
-        to_delete, model_count, perms_needed, protected = super().get_deleted_objects(users, request)
         in_records = _named_in_records(users)
         named = [
             gettext(
@@ -1049,28 +1051,30 @@ class UserAdmin(RefusesOddInput, DeletionInWords, BaseUserAdmin, ModelAdmin):
             for user in users
             if user.pk in in_records
         ]
-        return to_delete, model_count, perms_needed, [*protected, *named]
+        if named:
+            return [], {}, set(), named
+        return super().get_deleted_objects(users, request)
 
 
 def _named_in_records(users: list[Any]) -> set[Any]:
     """The ids of `users` some row points at, but their groups and permissions (history rows
     included: their `history_user` is a hidden relation). One query per relation, however many
-    users are selected (there are some thirty relations)."""
+    users are selected (there are some thirty relations), each stopping at a user's first row
+    (EXISTS over the relation's index), however many rows name them."""
     if not users:
         return set()
+    model = type(users[0])
     ids = {user.pk for user in users}
     found: set[Any] = set()
-    for relation in users[0]._meta.get_fields(include_hidden=True):
+    for relation in model._meta.get_fields(include_hidden=True):
         if not relation.auto_created or relation.concrete or relation.many_to_many:
             continue
         if relation.related_model._meta.auto_created:  # the groups' and permissions' link tables
             continue
         column = relation.field.attname
+        naming = relation.related_model._base_manager.filter(**{column: OuterRef("pk")})
         found |= set(
-            relation.related_model._base_manager.filter(**{f"{column}__in": ids - found})
-            .order_by()
-            .values_list(column, flat=True)
-            .distinct()
+            model._base_manager.filter(Exists(naming), pk__in=ids - found).values_list("pk", flat=True)
         )
         if found == ids:
             break

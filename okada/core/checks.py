@@ -60,10 +60,13 @@ def partial_unique_errors(model: Any) -> list[checks.CheckMessage]:
     ]
     if model._meta.unique_together:
         problems.append(f"{model._meta.label} uses unique_together")
+    # A model may name constraints that are unique over deleted rows on purpose (`unique_forever`:
+    # values no one ever types again, such as an order number made by a sequence).
+    forever = set(getattr(model, "unique_forever", ()))
     problems += [
         f"{model._meta.label} constraint {c.name} is not partial on deleted_at IS NULL"
         for c in model._meta.constraints
-        if isinstance(c, UniqueConstraint) and not _condition_mentions_deleted_at(c)
+        if isinstance(c, UniqueConstraint) and not _condition_mentions_deleted_at(c) and c.name not in forever
     ]
     return [
         checks.Error(f"{p}: a deleted row would block re-creation.", hint=hint, obj=model, id="okada.E001")

@@ -10,6 +10,10 @@ side with a query of its own. Here such a row says what the delete unlinks
 ("Permission (lien supprimé) : Catalogue | produit | Peut voir les produits" under the role), and
 is counted as "Liens entre groupes et permissions". Roles and permissions are named in the page's
 language. The delete permission is checked on every registered model's rows, as Django does.
+
+Both pages count what a delete removes rather than load it (`hard_delete_summary`): a user with
+50,000 admin log entries or a role with thousands of members gets a page of a few queries, the
+first rows of each model named and "and N more".
 """
 
 from __future__ import annotations
@@ -20,8 +24,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.contrib.admin.utils import NestedObjects, quote
-from django.db import router
+from django.contrib.admin.utils import quote
 from django.db.models import CASCADE, PROTECT, RESTRICT, ForeignKey, Model, Q, QuerySet
 from django.http import HttpRequest
 from django.urls import NoReverseMatch, reverse
@@ -75,72 +78,45 @@ def _plural(model: Any) -> str:
     return str(model._meta.verbose_name_plural)
 
 
-def _linked_side(row: Model, deleted: dict[Any, set[Any]]) -> Any:
-    """The key of a link row that points away from the rows being deleted."""
-    source, target = _links(type(row))
-    if getattr(row, source.attname) in deleted.get(source.related_model, set()):
-        return target
-    return source
-
-
-def _load_linked(collector: NestedObjects, deleted: dict[Any, set[Any]]) -> None:
-    """What the link rows point to, one query per link table (the collector selected only the
-    side being deleted): a role with 300 permissions is named in two queries, not 600."""
-    from django.contrib.auth.models import Permission
-
-    for model, rows in collector.model_objs.items():
-        if not _is_link(model):
-            continue
-        by_key: dict[Any, list[Model]] = {}
-        for row in rows:
-            by_key.setdefault(_linked_side(row, deleted), []).append(row)
-        for key, linked in by_key.items():
-            target = key.related_model
-            queryset = target._base_manager.all()
-            if target is Permission:
-                queryset = queryset.select_related("content_type")
-            found = queryset.in_bulk({getattr(row, key.attname) for row in linked})
-            for row in linked:
-                key.set_cached_value(row, found.get(getattr(row, key.attname)))
-
-
 def deleted_objects(
     objs: Iterable[Model], request: HttpRequest, admin_site: Any
 ) -> tuple[list[Any], dict[str, int], set[str], list[Any]]:
-    """Django's `get_deleted_objects` (the nested list, the count per model, the names of the
-    models whose rows the user may not delete, the protected rows), with link rows in words."""
+    """Django's `get_deleted_objects` (the lines, the count per model, the names of the models
+    whose rows the user may not delete, the protected rows), counted rather than walked.
+
+    Django's own walks every row the delete removes (a user's 50,000 admin log entries, a role's
+    thousands of member links) and names each on the page. Here the same relations are counted
+    by `hard_delete_summary` (the superusers' hard delete page): per model a count and the first
+    HARD_DELETE_LISTED rows named, then "and N more"; the queries depend on the models, never on
+    the rows. The delete permission is asked as Django asks it, of every row of a registered
+    model (those are few here: a schedule's periodic tasks); rows of unregistered models (log
+    entries, link rows) are not asked about, as in Django.
+    """
     objs = list(objs)
     if not objs:
         return [], {}, set(), []
-    origin: Any = objs  # Django passes a list too (the delete page's one row)
-    collector = NestedObjects(using=router.db_for_write(type(objs[0])), origin=origin)
-    collector.collect(objs)
-    deleted = {model: {row.pk for row in rows} for model, rows in collector.model_objs.items()}
-    _load_linked(collector, deleted)
+    model = type(objs[0])
+    try:
+        summary = hard_delete_summary(model, [obj.pk for obj in objs])
+    except TooDeep:
+        too_deep = gettext("What goes with these rows is too deep to count: nothing was deleted.")
+        return [], {}, set(), [too_deep]
     perms_needed: set[str] = set()
-
-    def format_callback(obj: Model) -> str:
-        model, opts = type(obj), obj._meta
-        if _is_link(model):
-            key = _linked_side(obj, deleted)
-            other = getattr(obj, key.name)
-            return row_line(key.related_model._meta.verbose_name, named(other), link=True)
-        if not admin_site.is_registered(model):
-            return row_line(opts.verbose_name, named(obj))
-        if not admin_site.get_model_admin(model).has_delete_permission(request, obj):
-            perms_needed.add(str(opts.verbose_name))
-        try:
-            url = reverse(
-                f"{admin_site.name}:{opts.app_label}_{opts.model_name}_change", args=[quote(obj.pk)]
-            )
-        except NoReverseMatch:
-            return row_line(opts.verbose_name, named(obj))
-        return row_line(opts.verbose_name, format_html('<a href="{}">{}</a>', url, named(obj)))
-
-    to_delete = collector.nested(format_callback)
-    protected = [format_callback(obj) for obj in collector.protected]
-    model_count = {_plural(model): len(rows) for model, rows in collector.model_objs.items()}
-    return to_delete, model_count, perms_needed, protected
+    for part in summary.deleted:
+        if not admin_site.is_registered(part.model):
+            continue
+        model_admin = admin_site.get_model_admin(part.model)
+        rows: Iterable[Model] = objs if part.model is model else part.queryset().order_by("pk").iterator()
+        if not model_admin.has_delete_permission(request) or not all(
+            model_admin.has_delete_permission(request, row) for row in rows
+        ):
+            perms_needed.add(str(part.model._meta.verbose_name))
+    return (
+        summary_lines(summary.deleted, admin_site),
+        summary_counts(summary.deleted),
+        perms_needed,
+        summary_lines(summary.protected, admin_site),
+    )
 
 
 class DeletionInWords:
@@ -224,17 +200,28 @@ def _reached(model: Any, where: Q) -> list[tuple[Any, Q, Any, bool]]:
 
 
 def hard_delete_summary(
-    model: Any, pks: Iterable[Any], *, listed: int = HARD_DELETE_LISTED
+    model: Any, pks: Iterable[Any], *, listed: int = HARD_DELETE_LISTED, lock: bool = False
 ) -> HardDeleteSummary:
     """What deleting the rows `pks` of `model` for good removes and what stops it, counted per
     model, the first `listed` rows of each loaded with what their names read. RESTRICT is counted
-    as blocking (Django allows it when the restricting row goes too; no model here uses it)."""
+    as blocking (Django allows it when the restricting row goes too; no model here uses it).
+
+    With `lock` (the confirmation, in the transaction of the deletes), every row that rows could
+    be added under (the selected rows, and each cascaded row that others reference: a shelf's
+    books, under which pages hang) is locked FOR UPDATE, parents first, before anything is
+    counted. A new row's foreign-key check takes FOR KEY SHARE on the row it references, which
+    conflicts with FOR UPDATE only (not with FOR NO KEY UPDATE): a row added under them now waits
+    for the deletes and then fails, so what is counted is what is deleted, at any depth."""
     deleted: dict[Any, Part] = {model: Part(model, Q(pk__in=list(pks)))}
     protected: dict[Any, Part] = {}
     queue = [(model, deleted[model].where, 0)]
+    parents: list[Part] = []
     while queue:
         parent, where, depth = queue.pop(0)
-        for related, related_where, key, blocks in _reached(parent, where):
+        reached = _reached(parent, where)
+        if reached and lock:
+            parents.append(Part(parent, where))
+        for related, related_where, key, blocks in reached:
             into = protected if blocks else deleted
             part = into.get(related)
             if part is None:
@@ -245,6 +232,8 @@ def hard_delete_summary(
                 if depth >= _MAX_DEPTH:
                     raise TooDeep
                 queue.append((related, related_where, depth + 1))
+    for part in parents:  # breadth first: a level's rows are fixed once its parents are locked
+        list(part.queryset().order_by("pk").select_for_update().values_list("pk", flat=True))
     for part in [*deleted.values(), *protected.values()]:
         _count(part)
         if part.count:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db import migrations
+from django.db import migrations, transaction
 
 
 def _partitioned(schema_editor: Any, table: str) -> bool:
@@ -100,3 +100,80 @@ def comments_only(app_label: str, operations: list[Any]) -> list[Any]:
     """A generated migration's operations with each AlterField run by `comment_only()`: for a
     migration that changes comments and nothing else (AlterModelTableComment is a COMMENT already)."""
     return [comment_only(app_label, op) if isinstance(op, migrations.AlterField) else op for op in operations]
+
+
+def _drop_invalid_index(schema_editor: Any, name: str) -> None:
+    """An index a failed CONCURRENTLY build left behind (INVALID): dropped, so a rerun builds it."""
+    with schema_editor.connection.cursor() as cursor:
+        cursor.execute("SELECT NOT i.indisvalid FROM pg_index i WHERE i.indexrelid = to_regclass(%s)", [name])
+        row = cursor.fetchone()
+    if row and row[0]:
+        schema_editor.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {schema_editor.quote_name(name)}")
+
+
+def add_unique_concurrently(
+    app_label: str, operation: migrations.AddConstraint, *, lock_timeout_ms: int = 5000
+) -> migrations.SeparateDatabaseAndState:
+    """`operation` adds a plain UNIQUE constraint on columns: build its index CONCURRENTLY (reads
+    and writes go on), then attach it as the constraint (`ADD CONSTRAINT ... USING INDEX`, a
+    catalog change under a brief ACCESS EXCLUSIVE lock, given up after `lock_timeout_ms` rather
+    than queueing every write behind a long transaction; rerun the migration then). Reversible.
+
+    Django's own AddConstraint builds the index inside ALTER TABLE, blocking writes for the whole
+    build. If rows break the rule, the build fails and nothing is left behind."""
+    constraint: Any = getattr(operation, "constraint")  # noqa: B009 (untyped in django-stubs)
+    model_name: str = getattr(operation, "model_name")  # noqa: B009
+    if constraint.condition is not None or constraint.expressions or not constraint.fields:
+        raise ValueError("add_unique_concurrently() takes a plain UNIQUE constraint on columns")
+    name = constraint.name
+
+    def forwards(apps: Any, schema_editor: Any) -> None:
+        model = apps.get_model(app_label, model_name)
+        quote = schema_editor.quote_name
+        table = quote(model._meta.db_table)
+        columns = ", ".join(quote(model._meta.get_field(f).column) for f in constraint.fields)
+        _drop_invalid_index(schema_editor, name)
+        try:
+            schema_editor.execute(
+                f"CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS {quote(name)} ON {table} ({columns})"
+            )
+        except Exception:
+            _drop_invalid_index(schema_editor, name)
+            raise
+        with transaction.atomic(using=schema_editor.connection.alias):
+            schema_editor.execute(f"SET LOCAL lock_timeout = {int(lock_timeout_ms)}")
+            schema_editor.execute(
+                f"ALTER TABLE {table} ADD CONSTRAINT {quote(name)} UNIQUE USING INDEX {quote(name)}"
+            )
+
+    def backwards(apps: Any, schema_editor: Any) -> None:
+        model = apps.get_model(app_label, model_name)
+        quote = schema_editor.quote_name
+        schema_editor.execute(
+            f"ALTER TABLE {quote(model._meta.db_table)} DROP CONSTRAINT IF EXISTS {quote(name)}"
+        )
+
+    return migrations.SeparateDatabaseAndState(
+        state_operations=[operation],
+        database_operations=[migrations.RunPython(forwards, backwards, elidable=False)],
+    )
+
+
+def drop_index_concurrently(
+    operation: migrations.RemoveConstraint | migrations.RemoveIndex, *, create_sql: str
+) -> migrations.SeparateDatabaseAndState:
+    """`operation` removes a partial unique constraint or an index (an index either way in
+    PostgreSQL): DROP INDEX CONCURRENTLY; backwards runs `create_sql` (CREATE ... CONCURRENTLY)."""
+    name: str = getattr(operation, "name")  # noqa: B009 (untyped in django-stubs)
+
+    def forwards(apps: Any, schema_editor: Any) -> None:
+        schema_editor.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {schema_editor.quote_name(name)}")
+
+    def backwards(apps: Any, schema_editor: Any) -> None:
+        _drop_invalid_index(schema_editor, name)
+        schema_editor.execute(create_sql)
+
+    return migrations.SeparateDatabaseAndState(
+        state_operations=[operation],
+        database_operations=[migrations.RunPython(forwards, backwards, elidable=False)],
+    )

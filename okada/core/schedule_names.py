@@ -15,6 +15,7 @@ import calendar
 import re
 
 from django.utils.translation import get_language, gettext
+from django.utils.translation import gettext_lazy as _
 from django_celery_beat import models as beat
 
 # The English names of days and months, as cron_descriptor writes them.
@@ -53,3 +54,7 @@ def name_beat_models() -> None:
     """A crontab in words, a schedule by its name in the reader's language (see the docstring)."""
     beat.CrontabSchedule.__str__ = cron_in_words
     beat.PeriodicTask.__str__ = _periodic_task_name
+    # beat names clocked schedules "clocked" in the singular and the plural: one msgid, so no
+    # catalogue can give French its plural ("horaire" / "horaires"). A plural of our own, set on
+    # the model's options only (not `original_attrs`, which migrations read: no migration).
+    beat.ClockedSchedule._meta.verbose_name_plural = _("clocked schedules")

@@ -493,3 +493,89 @@ def test_a_hard_delete_of_more_rows_than_the_cap_is_refused_and_deletes_nothing(
     }
     page = texts(_get_or_post(client, "/admin/orders/zone/", selected, "fr"))
     assert f"Zones : {HARD_DELETE_MAX}" in page and f"et {HARD_DELETE_MAX - 20} autres zones" in page
+
+
+# --- Bounded: rows are counted, never all loaded ------------------------------------------------
+
+
+def _unbounded_reads(captured: CaptureQueriesContext, table: str) -> list[str]:
+    """The queries that read `table`'s rows without a bound (no EXISTS, COUNT or LIMIT)."""
+    return [
+        q["sql"]
+        for q in captured.captured_queries
+        if f'"{table}"' in q["sql"] and not any(w in q["sql"] for w in ("EXISTS", "COUNT(", "LIMIT"))
+    ]
+
+
+def test_a_user_with_50k_log_entries_and_history_rows_is_refused_without_loading_them(client, admin_user):
+    """Django's delete page walked every row naming the user (50,000 log entries loaded and
+    listed) before saying no; the refusal is now asked first, one EXISTS per relation."""
+    from django.contrib.admin.models import CHANGE
+    from django.contrib.contenttypes.models import ContentType
+
+    clerk = UserFactory(username="clerk", is_staff=True)
+    vendor = VendorFactory()
+    LogEntry.objects.bulk_create(
+        [
+            LogEntry(
+                user=clerk,
+                content_type=ContentType.objects.get_for_model(Vendor),
+                object_id=str(vendor.pk),
+                object_repr=str(vendor),
+                action_flag=CHANGE,
+                change_message="[]",
+            )
+            for _ in range(50_000)
+        ],
+        batch_size=5000,
+    )
+    history = Vendor.history.model
+    first = history.objects.filter(id=vendor.pk).first()
+    copies = []
+    for _ in range(50_000):
+        copy = history.objects.model(
+            **{f.attname: getattr(first, f.attname) for f in history._meta.concrete_fields}
+        )
+        copy.pk, copy.history_user_id = None, clerk.pk
+        copies.append(copy)
+    history.objects.bulk_create(copies, batch_size=5000)
+    client.force_login(admin_user)
+    client.cookies["django_language"] = "fr"
+
+    pages = [
+        (f"/admin/auth/user/{clerk.pk}/delete/", None),
+        ("/admin/auth/user/", {"action": "delete_selected", "_selected_action": [str(clerk.pk)]}),
+    ]
+    for url, data in pages:
+        with CaptureQueriesContext(connection) as captured:
+            response = client.post(url, data) if data else client.get(url)
+        assert response.status_code == 200
+        assert "désactivez plutôt le compte" in response.content.decode()
+        assert _unbounded_reads(captured, "django_admin_log") == []
+        assert _unbounded_reads(captured, history._meta.db_table) == []
+        assert len(captured) <= 60, len(captured)
+    client.post(pages[0][0], {"post": "yes"})  # Django shows the refusal again
+    assert type(clerk).objects.filter(pk=clerk.pk, is_active=True).exists()
+
+
+def test_a_roles_delete_page_counts_thousands_of_members_and_names_the_first(client, admin_user):
+    role = Group.objects.create(name="Livreurs")
+    users = UserFactory.create_batch(3)
+    role.user_set.add(*users)
+    client.force_login(admin_user)
+    url = f"/admin/auth/group/{role.pk}/delete/"
+    with CaptureQueriesContext(connection) as few:
+        assert client.get(url).status_code == 200
+    model = type(users[0])
+    many = model.objects.bulk_create(
+        [model(username=f"livreur{i:05d}", password="!") for i in range(3000)], batch_size=1000
+    )
+    role.user_set.add(*many)
+    with CaptureQueriesContext(connection) as captured:
+        page = texts(admin_page(client, url, "fr"))
+    assert len(captured) <= len(few)
+    counts = [t for t in page if t.startswith("Liens entre utilisateurs et groupes :")]
+    assert ["".join(c for c in t if c.isdigit()) for t in counts] == ["3003"], counts
+    assert len([t for t in page if t.startswith("Utilisateur (lien supprimé)")]) == 20
+    assert any(t.startswith("et 2") and t.endswith("liens entre utilisateurs et groupes") for t in page), page
+    assert _unbounded_reads(captured, "auth_user_groups") == []

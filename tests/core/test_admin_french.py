@@ -519,3 +519,18 @@ def test_the_event_and_movement_lists_name_who_did_it_in_french(client, admin_us
     event = OrderEvent.objects.filter(actor__startswith="staff:").earliest("created_at")
     page = client.get(f"/admin/orders/orderevent/{event.pk}/change/").content.decode()
     assert f">{event.actor}<" not in page
+
+
+def test_clocked_schedules_have_a_french_plural_of_their_own(client, admin_user):
+    # beat's msgid "clocked" is its singular and its plural: French said "horaire" for both.
+    from django_celery_beat.models import ClockedSchedule
+
+    with translation.override("fr"):
+        assert str(ClockedSchedule._meta.verbose_name) == "horaire"
+        assert str(ClockedSchedule._meta.verbose_name_plural) == "horaires"
+    with translation.override("en"):
+        assert str(ClockedSchedule._meta.verbose_name_plural) == "clocked schedules"
+    client.force_login(admin_user)
+    client.cookies["django_language"] = "fr"
+    page = client.get("/admin/django_celery_beat/").content.decode()
+    assert "Horaires" in page

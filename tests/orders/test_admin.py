@@ -12,6 +12,7 @@ import pytest
 from celery.contrib.testing.worker import start_worker
 from django.contrib.messages import get_messages
 from django.contrib.messages.constants import ERROR
+from django.db import connection
 from django.utils import timezone
 
 from catalog.models import Stock, StockMovement
@@ -486,3 +487,69 @@ def test_payments_are_found_by_a_whole_reference_with_letters_and_not_by_a_part_
     # A part of a reference would need a substring search, which reads the whole payments table.
     assert payments_found(client, "C12345") == set()
     assert payments_found(client, "MP240517") == set()
+
+
+@pytest.fixture
+def orders_numbered_across_seven_digits():
+    """Orders OK-0000042, OK-9999999, OK-10000000, OK-10000001 (the sequence moved on), placed in
+    that order; the sequence is put back afterwards (a sequence is not rolled back)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT last_value FROM orders_order_number_seq")
+        (before,) = cursor.fetchone()
+        cursor.execute("SELECT setval('orders_order_number_seq', 41)")
+        first = OrderFactory()
+        cursor.execute("SELECT setval('orders_order_number_seq', 9999998)")
+        yield [first, *(OrderFactory() for _ in range(3))]
+        cursor.execute("SELECT setval('orders_order_number_seq', %s)", [before])
+
+
+def number_sort(client, *, descending: bool) -> str:
+    """The list's `o` parameter that sorts by the number column."""
+    column = client.get("/admin/orders/order/").context["cl"].list_display.index("number")
+    return f"-{column}" if descending else str(column)
+
+
+@pytest.mark.parametrize("descending", [False, True])
+def test_the_number_column_sorts_past_seven_digits_by_length_then_text(
+    client, descending, orders_numbered_across_seven_digits
+):
+    orders = orders_numbered_across_seven_digits
+    assert [o.number for o in orders] == ["OK-0000042", "OK-9999999", "OK-10000000", "OK-10000001"]
+    login(client, SUPPORT)
+    response = client.get("/admin/orders/order/", {"o": number_sort(client, descending=descending)})
+    shown = [o.number for o in response.context["cl"].result_list]
+    expected = [o.number for o in orders]  # placing order is number order here
+    assert shown == (expected[::-1] if descending else expected)
+
+
+def test_the_number_column_is_sorted_by_its_index_in_both_directions(client):
+    # Statistics like production's: thousands of orders (ANALYZEd), so that the planner's pick
+    # is what it would be on a big table: the index on (length(number), number), no Sort.
+    order = OrderFactory()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            INSERT INTO orders_order (id, created_at, updated_at, deleted_by_cascade, number, status,
+                                      channel, payment_method, payment_status, subtotal_xaf,
+                                      delivery_fee_xaf, total_xaf, address, placed_at, note,
+                                      customer_id, vendor_id, zone_id)
+            SELECT gen_random_uuid(), now(), now(), false,
+                   okada_order_number(nextval('orders_order_number_seq')), 'delivered', 'admin',
+                   'cash', 'paid', 1000, 0, 1000, '', now() - g * interval '1 minute', '',
+                   customer_id, vendor_id, zone_id
+              FROM orders_order, generate_series(1, 20000) g WHERE id = %s;
+            ANALYZE orders_order
+            """,
+            [order.pk],
+        )
+    login(client, SUPPORT)
+    for descending in (False, True):
+        cl = client.get("/admin/orders/order/", {"o": number_sort(client, descending=descending)}).context[
+            "cl"
+        ]
+        sql, params = cl.queryset[: cl.list_per_page].query.sql_with_params()
+        with connection.cursor() as cursor:
+            cursor.execute(f"EXPLAIN {sql}", params)
+            plan = "\n".join(row[0] for row in cursor.fetchall())
+        assert "orders_order_number_sort" in plan, plan
+        assert "Sort" not in plan.replace("orders_order_number_sort", ""), plan

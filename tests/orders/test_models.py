@@ -205,7 +205,8 @@ def test_payments_needing_refund_are_listed_from_their_partial_index():
 PLACEMENT_INDEXES = {
     "orders_order": {
         "orders_order_pkey",
-        "orders_order_number_live_uniq",
+        "orders_order_number_uniq",  # unique forever, deleted orders included
+        "orders_order_number_sort",  # (length(number), number): the admin's number column
         "orders_order_vendor_status",  # vendor's orders by status (API, vendor app)
         "orders_order_vendor_upd",  # vendor's orders by update (sync, updated_since)
         "orders_order_customer",  # a customer's orders
@@ -286,3 +287,20 @@ def test_the_services_still_append_events_to_the_timeline():
         ("status", "accepted"),
         ("note", ""),
     ]
+
+
+def test_an_order_number_stays_unique_after_its_order_is_deleted_and_the_order_comes_back():
+    # DESIGN section 3: numbers are unique forever; a deleted order keeps its number.
+    from orders.services import order_cancel, order_restore, order_soft_delete
+    from tests.catalog.factories import staff_actor
+
+    staff = staff_actor()
+    gone = order_soft_delete(order=order_cancel(order=OrderFactory(), actor=staff), actor=staff)
+    live = OrderFactory()
+    assert (
+        violated_constraint(lambda: Order.all_objects.filter(pk=live.pk).update(number=gone.number))
+        == "orders_order_number_uniq"
+    )
+    restored = order_restore(order=Order.all_objects.get(pk=gone.pk), actor=staff)
+    assert restored.deleted_at is None
+    assert Order.objects.filter(number=gone.number).get().pk == gone.pk

@@ -2,7 +2,7 @@
 
 from django.db import models
 
-from okada.core.models import TrackedModel, deleted_rows_index, live_unique
+from okada.core.models import BaseModel, TrackedModel, deleted_rows_index, live_unique
 
 
 class Shelf(TrackedModel):
@@ -28,3 +28,17 @@ class Book(TrackedModel):
 
     def __str__(self) -> str:
         return self.title
+
+
+class Page(BaseModel):
+    """Two cascades down from a shelf (shelf -> book -> page): what a hard delete's recount must
+    hold still (okada.core.deletion.hard_delete_summary with lock)."""
+
+    book = models.ForeignKey(Book, on_delete=models.CASCADE, related_name="pages", db_comment="Book.")
+    number = models.PositiveIntegerField(db_comment="Page number.")
+
+    class Meta:
+        db_table_comment = "Test-only grandchild (cascade of a cascade)."
+
+    def __str__(self) -> str:
+        return f"{self.book} p. {self.number}"
