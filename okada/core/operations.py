@@ -112,12 +112,12 @@ def _drop_invalid_index(schema_editor: Any, name: str) -> None:
 
 
 def add_unique_concurrently(
-    app_label: str, operation: migrations.AddConstraint, *, lock_timeout_ms: int = 5000
+    app_label: str, operation: migrations.AddConstraint
 ) -> migrations.SeparateDatabaseAndState:
     """`operation` adds a plain UNIQUE constraint on columns: build its index CONCURRENTLY (reads
     and writes go on), then attach it as the constraint (`ADD CONSTRAINT ... USING INDEX`, a
-    catalog change under a brief ACCESS EXCLUSIVE lock, given up after `lock_timeout_ms` rather
-    than queueing every write behind a long transaction; rerun the migration then). Reversible.
+    catalog change under a brief ACCESS EXCLUSIVE lock, given up after OKADA_MIGRATE_LOCK_TIMEOUT
+    like every lock `manage.py migrate` waits for; rerun the migration then). Reversible.
 
     Django's own AddConstraint builds the index inside ALTER TABLE, blocking writes for the whole
     build. If rows break the rule, the build fails and nothing is left behind."""
@@ -141,7 +141,6 @@ def add_unique_concurrently(
             _drop_invalid_index(schema_editor, name)
             raise
         with transaction.atomic(using=schema_editor.connection.alias):
-            schema_editor.execute(f"SET LOCAL lock_timeout = {int(lock_timeout_ms)}")
             schema_editor.execute(
                 f"ALTER TABLE {table} ADD CONSTRAINT {quote(name)} UNIQUE USING INDEX {quote(name)}"
             )
