@@ -10,7 +10,7 @@ import os
 import re
 import shutil
 from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager, nullcontext, suppress
 from typing import Any
 
 import psycopg
@@ -130,12 +130,20 @@ def session_lock_timeout(conn: Any, milliseconds: int) -> Iterator[None]:
             [f"{int(milliseconds)}ms"],
         )
         previous = cursor.fetchone()[0]
-    try:
-        yield
-    finally:
+
+    def restore() -> None:
         if not conn.needs_rollback and conn.connection is not None:
             with conn.cursor() as cursor:
                 cursor.execute("SELECT set_config('lock_timeout', %s, false)", [previous])
+
+    try:
+        yield
+    except BaseException:
+        # The block's error is the one to see: on a dropped connection the restore fails too.
+        with suppress(Exception):
+            restore()
+        raise
+    restore()
 
 
 def is_lock_timeout(exc: BaseException) -> bool:

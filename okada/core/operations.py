@@ -4,7 +4,15 @@ blocking writers.
 Django drops the index of a field whose `db_index` turns off with a plain DROP INDEX, which takes
 an ACCESS EXCLUSIVE lock: every write to the table queues behind it while it waits for running
 transactions. `drop_field_index()` keeps Django's state change and drops the index CONCURRENTLY
-instead. Migrations that use it, or `AddIndexConcurrently`, must set `atomic = False`.
+instead. Migrations that use it, or `add_index_concurrently()`, must set `atomic = False`.
+
+`manage.py migrate` bounds every lock wait (OKADA_MIGRATE_LOCK_TIMEOUT), because writers queue
+behind a DDL statement that waits. A CONCURRENTLY statement is the exception: its SHARE UPDATE
+EXCLUSIVE lock conflicts with no writer, and it then waits for every older transaction (a nightly
+pg_dump, for minutes): bounding that wait protects nobody and would throw a finished build away,
+so these operations lift the bound for such statements (`_concurrently`). Each of them can run
+again after an interruption: an index an interrupted build left INVALID is dropped and built
+again, a constraint already attached is kept.
 
 Django changes a column's comment (`db_comment`) with `ALTER COLUMN ... TYPE <the same type>`
 before the COMMENT: no rewrite, but an ACCESS EXCLUSIVE lock held to the end of the migration,
@@ -18,6 +26,22 @@ from __future__ import annotations
 from typing import Any
 
 from django.db import migrations, transaction
+
+from okada.core.db import session_lock_timeout
+
+
+def _concurrently(schema_editor: Any, sql: str) -> None:
+    """Run a CREATE/DROP INDEX CONCURRENTLY with no lock_timeout (see the module's docstring)."""
+    with session_lock_timeout(schema_editor.connection, 0):
+        schema_editor.execute(sql)
+
+
+def _plain_or_concurrently(schema_editor: Any, sql: str) -> None:
+    """A plain DROP/CREATE INDEX (partitioned tables) keeps migrate's bound: writers wait behind it."""
+    if " CONCURRENTLY " in sql:
+        _concurrently(schema_editor, sql)
+    else:
+        schema_editor.execute(sql)
 
 
 def _partitioned(schema_editor: Any, table: str) -> bool:
@@ -46,11 +70,13 @@ def drop_field_index(app_label: str, operation: migrations.AlterField) -> migrat
 
     def forwards(apps: Any, schema_editor: Any) -> None:
         _, _, index, how = target(apps, schema_editor)
-        schema_editor.execute(f"DROP INDEX {how}IF EXISTS {index}")
+        _plain_or_concurrently(schema_editor, f"DROP INDEX {how}IF EXISTS {index}")
 
     def backwards(apps: Any, schema_editor: Any) -> None:
         table, column, index, how = target(apps, schema_editor)
-        schema_editor.execute(f"CREATE INDEX {how}IF NOT EXISTS {index} ON {table} ({column})")
+        _plain_or_concurrently(
+            schema_editor, f"CREATE INDEX {how}IF NOT EXISTS {index} ON {table} ({column})"
+        )
 
     return migrations.SeparateDatabaseAndState(
         state_operations=[operation],
@@ -108,7 +134,22 @@ def _drop_invalid_index(schema_editor: Any, name: str) -> None:
         cursor.execute("SELECT NOT i.indisvalid FROM pg_index i WHERE i.indexrelid = to_regclass(%s)", [name])
         row = cursor.fetchone()
     if row and row[0]:
-        schema_editor.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {schema_editor.quote_name(name)}")
+        _concurrently(schema_editor, f"DROP INDEX CONCURRENTLY IF EXISTS {schema_editor.quote_name(name)}")
+
+
+def _exists(schema_editor: Any, relation: str) -> bool:
+    with schema_editor.connection.cursor() as cursor:
+        cursor.execute("SELECT to_regclass(%s) IS NOT NULL", [relation])
+        return bool(cursor.fetchone()[0])
+
+
+def _has_constraint(schema_editor: Any, table: str, name: str) -> bool:
+    with schema_editor.connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT EXISTS (SELECT FROM pg_constraint WHERE conrelid = to_regclass(%s) AND conname = %s)",
+            [table, name],
+        )
+        return bool(cursor.fetchone()[0])
 
 
 def add_unique_concurrently(
@@ -131,11 +172,14 @@ def add_unique_concurrently(
         model = apps.get_model(app_label, model_name)
         quote = schema_editor.quote_name
         table = quote(model._meta.db_table)
+        if _has_constraint(schema_editor, model._meta.db_table, name):
+            return  # attached by an earlier, interrupted run of the migration
         columns = ", ".join(quote(model._meta.get_field(f).column) for f in constraint.fields)
         _drop_invalid_index(schema_editor, name)
         try:
-            schema_editor.execute(
-                f"CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS {quote(name)} ON {table} ({columns})"
+            _concurrently(
+                schema_editor,
+                f"CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS {quote(name)} ON {table} ({columns})",
             )
         except Exception:
             _drop_invalid_index(schema_editor, name)
@@ -166,11 +210,41 @@ def drop_index_concurrently(
     name: str = getattr(operation, "name")  # noqa: B009 (untyped in django-stubs)
 
     def forwards(apps: Any, schema_editor: Any) -> None:
-        schema_editor.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {schema_editor.quote_name(name)}")
+        _concurrently(schema_editor, f"DROP INDEX CONCURRENTLY IF EXISTS {schema_editor.quote_name(name)}")
 
     def backwards(apps: Any, schema_editor: Any) -> None:
         _drop_invalid_index(schema_editor, name)
-        schema_editor.execute(create_sql)
+        _plain_or_concurrently(schema_editor, create_sql)
+
+    return migrations.SeparateDatabaseAndState(
+        state_operations=[operation],
+        database_operations=[migrations.RunPython(forwards, backwards, elidable=False)],
+    )
+
+
+def add_index_concurrently(
+    app_label: str, operation: migrations.AddIndex
+) -> migrations.SeparateDatabaseAndState:
+    """Django's AddIndexConcurrently, able to run again after an interruption (an INVALID index
+    left behind is dropped and built again; a valid one is kept) and without migrate's bound on
+    the wait for older transactions (see the module's docstring). Reversible."""
+    model_name: str = getattr(operation, "model_name")  # noqa: B009 (untyped in django-stubs)
+    index = operation.index
+
+    def forwards(apps: Any, schema_editor: Any) -> None:
+        _drop_invalid_index(schema_editor, index.name)
+        if _exists(schema_editor, index.name):
+            return
+        with session_lock_timeout(schema_editor.connection, 0):
+            try:
+                schema_editor.add_index(apps.get_model(app_label, model_name), index, concurrently=True)
+            except Exception:
+                _drop_invalid_index(schema_editor, index.name)
+                raise
+
+    def backwards(apps: Any, schema_editor: Any) -> None:
+        with session_lock_timeout(schema_editor.connection, 0):
+            schema_editor.remove_index(apps.get_model(app_label, model_name), index, concurrently=True)
 
     return migrations.SeparateDatabaseAndState(
         state_operations=[operation],

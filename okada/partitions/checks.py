@@ -49,7 +49,7 @@ def partition_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.Ch
                 errors.append(
                     checks.Error(
                         f"OKADA_PARTITION_RETENTION_MONTHS[{table!r}] = {value!r}: the retention is at "
-                        f"least {registry.MIN_RETENTION_MONTHS} month ({months} would keep only the "
+                        f"least {registry.MIN_RETENTION_MONTHS} month (a shorter one would keep only the "
                         "current month and retire every earlier one); or 'forever' to keep every month.",
                         id="okada.partitions.E005",
                     )

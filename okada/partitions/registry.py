@@ -63,6 +63,10 @@ class PartitionPolicy:
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value < 0):
                 raise ImproperlyConfigured(f"{self.table}: {name} must be a whole number >= 0 or None")
+        if self.retention_months is not None and self.retention_months < MIN_RETENTION_MONTHS:
+            raise ImproperlyConfigured(
+                f"{self.table}: retention_months must be at least {MIN_RETENTION_MONTHS} (or None: forever)"
+            )
         if self.retention_months is not None and not self.retention_configurable:
             raise ImproperlyConfigured(f"{self.table}: a retention is declared where none is allowed")
 

@@ -8,13 +8,20 @@
 - `orders_order_number_sort` on (length(number), number): the admin's number column sorted as
   OrderQuerySet.by_number() sorts (OK-9999999 before OK-10000000), read from the index in either
   direction instead of sorting a million rows. Built CONCURRENTLY: placement goes on meanwhile.
+
+Each step can run again: a rerun after an interruption (a lock not granted in time) goes on
+where the first run stopped.
 """
 
 import django.db.models.functions.text
-from django.contrib.postgres.operations import AddIndexConcurrently
 from django.db import migrations, models
 
-from okada.core.operations import add_unique_concurrently, comments_only, drop_index_concurrently
+from okada.core.operations import (
+    add_index_concurrently,
+    add_unique_concurrently,
+    comments_only,
+    drop_index_concurrently,
+)
 
 NUMBER_COMMENT = (
     "Human order number, OK- and the sequence, at least 7 digits (OK-0000123); unique, "
@@ -49,12 +56,15 @@ class Migration(migrations.Migration):
                 "ON orders_order (number) WHERE deleted_at IS NULL"
             ),
         ),
-        AddIndexConcurrently(
-            model_name="order",
-            index=models.Index(
-                django.db.models.functions.text.Length("number"),
-                models.F("number"),
-                name="orders_order_number_sort",
+        add_index_concurrently(
+            "orders",
+            migrations.AddIndex(
+                model_name="order",
+                index=models.Index(
+                    django.db.models.functions.text.Length("number"),
+                    models.F("number"),
+                    name="orders_order_number_sort",
+                ),
             ),
         ),
         *comments_only(

@@ -88,3 +88,43 @@ def test_a_lock_timeout_of_no_time_is_refused(settings, seconds):
     settings.OKADA_MIGRATE_LOCK_TIMEOUT = seconds
     with pytest.raises(CommandError, match=r"OKADA_MIGRATE_LOCK_TIMEOUT=.*more than 0 seconds"):
         call_command("migrate", verbosity=0)
+
+
+def test_a_concurrent_index_drop_waits_for_an_older_transaction_past_the_bound(settings):
+    """DROP/CREATE INDEX CONCURRENTLY queue no writer; they wait for older transactions (a nightly
+    pg_dump): migrate's bound is lifted for them, so such a wait ends in the migration applied."""
+    settings.OKADA_MIGRATE_LOCK_TIMEOUT = 0.2
+    before, budget = "0004_labels", "0005_index_budget"  # 0005 drops indexes CONCURRENTLY first
+    call_command("migrate", "testapp", before, verbosity=0)
+    holder = connections.create_connection(DEFAULT_DB_ALIAS)  # an older transaction on the table
+    messages: list[str] = []
+
+    def migrate() -> None:
+        try:
+            call_command("migrate", "testapp", budget, verbosity=0)
+        except CommandError as exc:
+            messages.append(str(exc))
+
+    def waiting_past_the_bound() -> bool:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT EXISTS (SELECT FROM pg_stat_activity WHERE query LIKE 'DROP INDEX CONCURRENTLY%%'"
+                " AND wait_event_type = 'Lock' AND now() - query_start > interval '1 second')"
+            )
+            return bool(cursor.fetchone()[0])
+
+    try:
+        with holder.cursor() as cursor:
+            cursor.execute("BEGIN")
+            cursor.execute("SELECT count(*) FROM testapp_shelf")
+            thread, errors = in_thread(migrate)
+            try:
+                poll(lambda: waiting_past_the_bound() or not thread.is_alive(), "the drop to wait", WAIT)
+            finally:
+                cursor.execute("ROLLBACK")
+                thread.join(WAIT)
+        assert errors == [] and messages == []
+        assert applied(budget)
+    finally:
+        holder.close()
+        call_command("migrate", "testapp", verbosity=0)

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import pytest
 from django.core.management import call_command
-from django.db import connection, migrations, models
+from django.db import IntegrityError, connection, migrations, models
 from django.db.migrations.loader import MigrationLoader
+from django.db.migrations.recorder import MigrationRecorder
 from django.test.utils import CaptureQueriesContext
 
 from okada.core.operations import comment_only
+from tests.orders.factories import OrderFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -94,3 +96,40 @@ def test_comment_only_refuses_an_operation_that_changes_more_than_the_comment():
     with connection.schema_editor() as editor, pytest.raises(ValueError, match="more than the comment"):
         run.code(state.apps, editor)
     assert column_comment("testapp_shelf", "code") == "Shelf code, unique among live shelves."
+
+
+def index_valid(name: str) -> bool | None:
+    with connection.cursor() as cur:
+        cur.execute("SELECT indisvalid FROM pg_index WHERE indexrelid = to_regclass(%s)", [name])
+        row = cur.fetchone()
+        return row[0] if row else None
+
+
+def test_order_number_migration_runs_again_after_it_stopped_midway():
+    """0027 is not atomic: stopped after its first step (a lock not granted in time), a rerun goes
+    on from there: the attached constraint kept, the partial index dropped, and an index an
+    interrupted CONCURRENTLY build left INVALID built again."""
+    OrderFactory.create_batch(2)  # two orders of one status: a unique index on status fails
+    with connection.cursor() as cur:
+        cur.execute("DROP INDEX orders_order_number_sort")
+        cur.execute(
+            "CREATE UNIQUE INDEX orders_order_number_live_uniq ON orders_order (number)"
+            " WHERE deleted_at IS NULL"
+        )
+        with pytest.raises(IntegrityError):  # leaves an INVALID index under the sort index's name
+            cur.execute("CREATE UNIQUE INDEX CONCURRENTLY orders_order_number_sort ON orders_order (status)")
+    assert index_valid("orders_order_number_sort") is False
+    MigrationRecorder(connection).record_unapplied("orders", "0027_order_number_unique_forever")
+
+    call_command("migrate", "orders", verbosity=0)
+
+    assert (
+        MigrationRecorder(connection)
+        .migration_qs.filter(app="orders", name="0027_order_number_unique_forever")
+        .exists()
+    )
+    found = indexes("orders_order")
+    assert "orders_order_number_live_uniq" not in found
+    assert found["orders_order_number_uniq"].startswith("CREATE UNIQUE INDEX")
+    assert index_valid("orders_order_number_sort") is True
+    assert found["orders_order_number_sort"].endswith("(length((number)::text), number)")

@@ -56,6 +56,7 @@ def test_a_table_gets_one_policy():
         {"interval": "week"},
         {"premake_months": -1},
         {"retention_months": 1.5},
+        {"retention_months": 0},  # would retire every month but the current one
         {"retention_months": 3, "retention_configurable": False},
     ],
 )

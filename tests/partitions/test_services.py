@@ -337,11 +337,11 @@ def test_a_detach_that_waits_past_lock_timeout_is_deferred_and_done_by_a_later_r
 
 
 def test_a_policy_without_archive_detaches_and_drops(scratch_table, backup_dir):
-    table = scratch_table(premake_months=0, retention_months=0, archive=False)
+    table = scratch_table(premake_months=0, retention_months=1, archive=False)
     ddl.ensure_month_partitions(table, at(2030, 1).date(), at(2030, 1).date())
     insert_readings(table, [at(2030, 1, 9)])
 
-    maintenance_run(now=at(2030, 2, 2))
+    maintenance_run(now=at(2030, 3, 2))
 
     assert [k for k, p, _ in actions(table) if p == f"{table}_p203001"] == [Kind.DETACHED, Kind.DROPPED]
     assert not backup_dir.exists()

@@ -166,8 +166,10 @@ class ApiView(APIView):
 
     def _run(self, request: Request, *args: Any, **kwargs: Any) -> HttpResponseBase:
         handler = self._handler(request)
+        if request.method != "POST" or not self.idempotent:  # the header is ignored: not checked
+            return handler(request, *args, **kwargs)
         key = idempotency.validate_key(request.headers.get(idempotency.HEADER))
-        if request.method != "POST" or key is None or not self.idempotent:
+        if key is None:
             return handler(request, *args, **kwargs)
         scope = self.credential.scope_key if isinstance(request.auth, Credential) else self._anonymous_scope()
         # One transaction: the key's lock, the handler's writes and the record with the answer

@@ -352,6 +352,13 @@ def test_a_key_over_255_characters_is_a_400():
     assert api.post("/products", NEW, HTTP_IDEMPOTENCY_KEY="k" * 255).status_code == 201
 
 
+@pytest.mark.django_db
+def test_a_post_that_keeps_no_answer_ignores_the_header_even_malformed():
+    api = vendor_api(VendorFactory())
+    assert api.post("/no-such-thing", {}, HTTP_IDEMPOTENCY_KEY="k" * 256).status_code == 404
+    assert not IdempotencyRecord.objects.exists()
+
+
 def _previous_version_claim(key: str) -> IdempotencyRecord:
     """What the previous version's claim of NEW under `key` looks like, committed, lock time ahead."""
     return IdempotencyRecord.objects.create(

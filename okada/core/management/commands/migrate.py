@@ -7,8 +7,8 @@ lasts. Here the session's `lock_timeout` bounds the wait; when it expires the mi
 transaction is rolled back (it stays unapplied) and the command stops with one sentence saying
 which migration, why and what to do, instead of a traceback.
 
-The bound is the session's, so non-atomic migrations (CREATE INDEX CONCURRENTLY, which also waits
-for older transactions) get it too. Django's own `migrate` does the rest unchanged; the test
+The bound is the session's, so non-atomic migrations get it too, except the CONCURRENTLY index
+builds and drops of okada.core.operations, which lift it (no writer waits behind them). Django's own `migrate` does the rest unchanged; the test
 database is created through this command as well.
 """
 
@@ -72,8 +72,8 @@ class Command(DjangoMigrate):
             undone = " Its changes were rolled back."
         else:
             undone = (
-                " It is not atomic: its statements before that one stay done (an index built "
-                "CONCURRENTLY that was interrupted is left INVALID: drop it before migrating again)."
+                " It is not atomic: its steps before that one stay done, and running migrate again "
+                "goes on from there."
             )
         if self.verbosity >= 1:
             self.stdout.write("")  # ends the "Applying <migration>..." line
