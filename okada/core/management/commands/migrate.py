@@ -8,8 +8,9 @@ transaction is rolled back (it stays unapplied) and the command stops with one s
 which migration, why and what to do, instead of a traceback.
 
 The bound is the session's, so non-atomic migrations get it too, except the CONCURRENTLY index
-builds and drops of okada.core.operations, which lift it (no writer waits behind them). Django's own `migrate` does the rest unchanged; the test
-database is created through this command as well.
+builds and drops of okada.core.operations, which lift it (no writer waits behind them).
+Django's own `migrate` does the rest unchanged; the test database is created through this
+command as well.
 """
 
 from __future__ import annotations
