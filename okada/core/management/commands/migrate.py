@@ -18,7 +18,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
-from django.core.management.base import CommandError
+from django.core.management.base import CommandError, no_translations
 from django.core.management.commands.migrate import Command as DjangoMigrate
 from django.db import OperationalError, connections
 from django.db.migrations import Migration
@@ -32,6 +32,7 @@ class Command(DjangoMigrate):
         "the command, the migration that waited unapplied."
     )
 
+    @no_translations
     def handle(self, *args: Any, **options: Any) -> None:
         seconds = float(settings.OKADA_MIGRATE_LOCK_TIMEOUT)
         milliseconds = int(seconds * 1000)
