@@ -32,13 +32,34 @@ log = logging.getLogger(__name__)
 # it may change within the 24 h (staff reactivate the vendor, a scope is granted, the window
 # ends): a retry with the same key runs again rather than replaying the refusal. Everything else
 # is an answer about the request and is kept: 2xx, 400 (its input), 404 (what it names), 409
-# (the state it met: out_of_stock, version_conflict...), 415, 422.
+# (the state it met: out_of_stock, version_conflict...), 415, 422 -- except the codes below.
 NOT_KEPT_STATUSES = frozenset({401, 403, 429})
 
+# Problem codes not kept whatever their status: refusals that depend only on the vendor's current
+# standing, not on anything the request says or met in its own data. `vendor_not_active` (409,
+# an order for a vendor that is pending or suspended, orders.services.VendorNotActive) is the
+# one today: staff activate the vendor within the key's 24 h, and the storefront's retry with
+# the same key must then place the order, not replay the refusal. Like the statuses above, it
+# changes nothing (a refused placement leaves no order nor customer; the transaction is rolled
+# back with the key's).
+# Not here: codes about the request's own objects and their state (out_of_stock,
+# product_unavailable, zone_unavailable, version_conflict...), kept as any other 409.
+# (`vendor_suspended` is a 403, already not kept by its status.)
+VENDOR_STANDING_CODES = frozenset({"vendor_not_active"})
 
-def is_kept(status: int) -> bool:
-    """Whether an Idempotency-Key keeps an answer of this status for replay."""
-    return status < 500 and status not in NOT_KEPT_STATUSES
+
+def is_kept(status: int, code: str | None = None) -> bool:
+    """Whether an Idempotency-Key keeps an answer of this status (and problem `code`) for replay."""
+    return status < 500 and status not in NOT_KEPT_STATUSES and code not in VENDOR_STANDING_CODES
+
+
+def problem_code(response: HttpResponseBase) -> str | None:
+    """The `code` of a problem answer (status 400 or more) before it is rendered; None otherwise."""
+    data = getattr(response, "data", None)
+    if response.status_code < 400 or not isinstance(data, dict):
+        return None
+    code = data.get("code")
+    return code if isinstance(code, str) else None
 
 
 class _NotKept(Exception):
@@ -174,8 +195,9 @@ class ApiView(APIView):
         scope = self.credential.scope_key if isinstance(request.auth, Credential) else self._anonymous_scope()
         # One transaction: the key's lock, the handler's writes and the record with the answer
         # (see idempotency's docstring). A refusal of the key (409, 422) rolls it back, as does an
-        # answer that is not kept (`is_kept`: 5xx, and 401, 403, 429, which refuse the caller and
-        # wrote nothing), so that a retry with the key runs again.
+        # answer that is not kept (`is_kept`: 5xx, and 401, 403, 429, which refuse the caller, and
+        # the vendor-standing codes such as 409 `vendor_not_active`: all wrote nothing), so that a
+        # retry with the key runs again.
         try:
             with transaction.atomic():
                 outcome = idempotency.begin(
@@ -191,7 +213,7 @@ class ApiView(APIView):
                     response: Any = handler(request, *args, **kwargs)
                 except Exception as exc:
                     response = self.handle_exception(exc)
-                if not is_kept(response.status_code) or connection.needs_rollback:
+                if not is_kept(response.status_code, problem_code(response)) or connection.needs_rollback:
                     raise _NotKept(response)
                 response = self.finalize_response(request, response, *args, **kwargs)
                 if isinstance(response, Response):

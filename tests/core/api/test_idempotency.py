@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import threading
+import uuid
 from datetime import timedelta
 from typing import Any
 
@@ -21,10 +22,10 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from catalog.models import Product
-from catalog.services import vendor_activate, vendor_suspend
+from catalog.services import stock_adjust, vendor_activate, vendor_suspend
 from okada.core.actors import Actor
 from okada.core.api import idempotency
-from okada.core.api.views import ApiView
+from okada.core.api.views import VENDOR_STANDING_CODES, ApiView, is_kept
 from okada.core.errors import (
     Conflict,
     DomainError,
@@ -38,9 +39,9 @@ from okada.core.errors import (
 from okada.core.models import IdempotencyRecord, JobRun
 from okada.core.tasks import prune_idempotency_keys
 from orders.models import Customer, Order
-from tests.catalog.factories import ProductFactory, VendorFactory
+from tests.catalog.factories import ProductFactory, VendorFactory, staff_actor
 from tests.concurrency import WAIT, a_lock_is_awaited, in_thread, poll, post_together
-from tests.credentials.factories import Api, problem, storefront_key, vendor_api, vendor_key
+from tests.credentials.factories import Api, problem, storefront_api, storefront_key, vendor_api, vendor_key
 from tests.orders.factories import ZoneFactory
 
 NEW = {"sku": "IDEM-1", "name": "Idem", "price_xaf": 100}
@@ -237,6 +238,67 @@ def test_a_suspended_vendors_403_is_not_kept_and_the_same_key_runs_again_once_re
     assert Product.objects.filter(vendor=vendor).count() == 1
 
 
+def _order(vendor, product, *, quantity: int = 1) -> dict[str, Any]:
+    return {
+        "vendor": str(vendor.pk),
+        "customer": {"phone": "+237677555111", "name": "Ngo Bassa"},
+        "items": [{"product": str(product.pk), "quantity": quantity}],
+        "payment_method": "cash",
+        "address": "Bonapriso",
+        "zone": str(ZoneFactory().pk),
+    }
+
+
+@pytest.mark.django_db
+def test_an_order_refused_for_an_inactive_vendor_is_not_kept_and_the_same_key_places_it_once_active():
+    # The vendor's standing, not the request: the 409 `vendor_not_active` is not replayed for 24 h
+    # after staff activate the vendor (views.VENDOR_STANDING_CODES).
+    vendor = VendorFactory()
+    product = ProductFactory(vendor=vendor, initial_stock=5)
+    vendor_suspend(vendor=vendor, actor=STAFF)
+    store, body = storefront_api(), _order(vendor, product)
+    refused = store.post("/orders", body, HTTP_IDEMPOTENCY_KEY="k-inactive")
+    assert (refused.status_code, problem(refused)["code"]) == (409, "vendor_not_active")
+    assert not IdempotencyRecord.objects.filter(key="k-inactive").exists()
+    assert not Customer.all_objects.exists()
+
+    vendor_activate(vendor=vendor, actor=STAFF)
+    retry = store.post("/orders", body, HTTP_IDEMPOTENCY_KEY="k-inactive")
+    assert retry.status_code == 201, retry.content
+    assert "Idempotent-Replayed" not in retry
+    again = store.post("/orders", body, HTTP_IDEMPOTENCY_KEY="k-inactive")  # now kept: replayed
+    assert (again.status_code, again.content, again["Idempotent-Replayed"]) == (201, retry.content, "true")
+    assert list(Order.objects.values_list("pk", flat=True)) == [uuid.UUID(retry.json()["id"])]
+
+
+@pytest.mark.django_db
+def test_an_order_refused_for_its_own_items_is_kept_and_replayed_after_the_stock_comes_back():
+    # Out of stock is the state the request met: replayed under its key even once restocked (a
+    # new attempt is a new key), unlike the vendor's standing above.
+    vendor = VendorFactory()
+    product = ProductFactory(vendor=vendor, initial_stock=1)
+    store, body = storefront_api(), _order(vendor, product, quantity=2)
+    refused = store.post("/orders", body, HTTP_IDEMPOTENCY_KEY="k-short")
+    assert (refused.status_code, problem(refused)["code"]) == (409, "out_of_stock")
+    assert IdempotencyRecord.objects.get(key="k-short").response_status == 409
+
+    stock_adjust(product=product, delta=5, reason="delivery", actor=staff_actor())
+    retry = store.post("/orders", body, HTTP_IDEMPOTENCY_KEY="k-short")
+    assert (retry.status_code, retry.content, retry["Idempotent-Replayed"]) == (409, refused.content, "true")
+    assert not Order.objects.exists()
+    assert store.post("/orders", body, HTTP_IDEMPOTENCY_KEY="k-short-2").status_code == 201
+
+
+def test_the_vendor_standing_codes_are_error_codes_not_kept_while_other_409s_are():
+    assert {"vendor_not_active"} == VENDOR_STANDING_CODES
+    assert set(DomainError.registry) >= VENDOR_STANDING_CODES
+    assert not is_kept(409, "vendor_not_active")
+    assert is_kept(409, "out_of_stock")
+    assert is_kept(409, None)
+    assert is_kept(201, None)
+    assert not is_kept(403, "vendor_suspended")
+
+
 _ran: list[int] = []  # the statuses the handler below answered, one per run
 REFUSALS: dict[int, type[DomainError]] = {
     400: InvalidInput,
@@ -323,6 +385,39 @@ def test_identical_requests_at_once_refused_for_the_caller_then_allowed_make_one
     assert created and all(content == created[0] for content in created), answers
     assert {status for status, _ in answers} <= {201, 409}, answers
     assert Product.objects.count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_identical_orders_at_once_for_an_inactive_vendor_then_active_place_one_order(live_server):
+    # 409 `vendor_not_active` is not kept: requests at once each get it (or 409 in flight) and
+    # nothing is written; once the vendor is active the same key places exactly one order.
+    vendor = VendorFactory()
+    product = ProductFactory(vendor=vendor, initial_stock=100)
+    vendor_suspend(vendor=vendor, actor=STAFF)
+    headers = {
+        "Authorization": f"Bearer {storefront_key()}",
+        "Content-Type": "application/json",
+        "Idempotency-Key": "k-order-race",
+    }
+    url, body = f"{live_server.url}/api/v1/orders", json.dumps(_order(vendor, product)).encode()
+
+    refused = post_together(url, body, [headers] * 10)
+    codes = {json.loads(content)["code"] for _status, content in refused}
+    assert {status for status, _ in refused} == {409}, refused
+    assert codes <= {"vendor_not_active", "idempotency_in_flight"}, refused
+    assert "vendor_not_active" in codes
+    assert not IdempotencyRecord.objects.filter(key="k-order-race").exists()
+    assert not Order.objects.exists()
+
+    vendor_activate(vendor=vendor, actor=STAFF)
+    answers = post_together(url, body, [headers] * 20)
+    created = [content for status, content in answers if status == 201]
+    assert created and all(content == created[0] for content in created), answers
+    for status, content in answers:
+        if status != 201:
+            assert (status, json.loads(content)["code"]) == (409, "idempotency_in_flight"), answers
+    assert Order.objects.count() == 1
+    assert json.loads(created[0])["id"] == str(Order.objects.get().pk)
 
 
 def _only_key_id():
