@@ -94,7 +94,13 @@ def _row(order: Any) -> list[Any]:
 
 
 def _changelist_queryset(export: OrderExport) -> Any:
-    """The admin's order list for the saved query string, as the user who asked saw it."""
+    """The admin's order list for the saved query string, as the user who asked saw it: its
+    filters, its search and its order. The order is the list's own (`ChangeList.get_ordering`,
+    OrderChangeList's for the number column): the column the user sorted by (`o=`), in its
+    direction, or the default newest first (`-placed_at`), then Django's tie-breaker (`-pk`)
+    unless the sort is already total (the number is unique). Not re-sorted here: the same ORDER
+    BY as the list's page is served by the same indexes (orders_order_placed,
+    orders_order_number_sort), read through a server-side cursor (`export_run`)."""
     from django.contrib import admin
 
     from .models import Order
@@ -103,9 +109,7 @@ def _changelist_queryset(export: OrderExport) -> Any:
     request = RequestFactory().get("/admin/orders/order/?" + export.query)
     request.user = export.requested_by
     changelist = model_admin.get_changelist_instance(request)
-    return (
-        changelist.get_queryset(request).select_related("vendor", "customer", "zone").order_by("-placed_at")
-    )
+    return changelist.get_queryset(request).select_related("vendor", "customer", "zone")
 
 
 def export_run(*, export_id: str, language: str = "fr") -> OrderExport:

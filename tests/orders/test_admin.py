@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import time
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from celery.contrib.testing.worker import start_worker
@@ -21,6 +23,7 @@ from okada.core.actors import Actor
 from okada.core.errors import InUse
 from okada.core.roles import FINANCE, OPERATIONS, STOCK, SUPPORT
 from orders import admin as orders_admin
+from orders import exports
 from orders.models import Order, OrderEvent, OrderExport, OrderStatus, Payment, PaymentMethod
 from orders.services import customer_soft_delete, order_cancel, order_soft_delete, payment_record
 from tests.catalog.factories import ProductFactory, VendorFactory, role_user, staff_actor
@@ -503,10 +506,15 @@ def orders_numbered_across_seven_digits():
         cursor.execute("SELECT setval('orders_order_number_seq', %s)", [before])
 
 
+def sort_by(client, name: str, *, descending: bool) -> str:
+    """The list's `o` parameter that sorts by the column `name` (as its header's link has it)."""
+    column = client.get("/admin/orders/order/").context["cl"].list_display.index(name)
+    return f"-{column}" if descending else str(column)
+
+
 def number_sort(client, *, descending: bool) -> str:
     """The list's `o` parameter that sorts by the number column."""
-    column = client.get("/admin/orders/order/").context["cl"].list_display.index("number")
-    return f"-{column}" if descending else str(column)
+    return sort_by(client, "number", descending=descending)
 
 
 @pytest.mark.parametrize("descending", [False, True])
@@ -522,9 +530,9 @@ def test_the_number_column_sorts_past_seven_digits_by_length_then_text(
     assert shown == (expected[::-1] if descending else expected)
 
 
-def test_the_number_column_is_sorted_by_its_index_in_both_directions(client):
-    # Statistics like production's: thousands of orders (ANALYZEd), so that the planner's pick
-    # is what it would be on a big table: the index on (length(number), number), no Sort.
+def twenty_thousand_orders() -> None:
+    """Statistics like production's: thousands of orders (ANALYZEd), so that the planner's pick
+    is what it would be on a big table."""
     order = OrderFactory()
     with connection.cursor() as cursor:
         cursor.execute(
@@ -542,14 +550,126 @@ def test_the_number_column_is_sorted_by_its_index_in_both_directions(client):
             """,
             [order.pk],
         )
+
+
+def plan_of(sql: str, params: Any) -> str:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return "\n".join(row[0] for row in cursor.fetchall())
+
+
+def test_the_number_column_is_sorted_by_its_index_in_both_directions(client):
+    # The index on (length(number), number), no Sort.
+    twenty_thousand_orders()
     login(client, SUPPORT)
     for descending in (False, True):
         cl = client.get("/admin/orders/order/", {"o": number_sort(client, descending=descending)}).context[
             "cl"
         ]
         sql, params = cl.queryset[: cl.list_per_page].query.sql_with_params()
-        with connection.cursor() as cursor:
-            cursor.execute(f"EXPLAIN {sql}", params)
-            plan = "\n".join(row[0] for row in cursor.fetchall())
+        plan = plan_of(f"EXPLAIN {sql}", params)
         assert "orders_order_number_sort" in plan, plan
         assert "Sort" not in plan.replace("orders_order_number_sort", ""), plan
+
+
+# --- CSV exports in the list's order -------------------------------------------------------------
+
+
+@pytest.fixture
+def exported(client, settings, tmp_path):
+    """`exported(query)`: the order numbers of the CSV that "Export this list to CSV" writes for
+    the list at `query` (its query string, as the button posts it), as the logged-in user: asked
+    through the admin, written by the task's body (`export_run`), read back from the download."""
+    settings.OKADA_PRIVATE_DIR = tmp_path
+
+    def export(query: str) -> list[str]:
+        before = set(OrderExport.objects.values_list("pk", flat=True))
+        assert client.post("/admin/orders/order/export/", {"query": query}).status_code == 302
+        [export] = OrderExport.objects.exclude(pk__in=before)
+        assert exports.export_run(export_id=str(export.pk), language="fr").status == "done"
+        download = client.get(f"/admin/orders/orderexport/{export.pk}/download/")
+        text = b"".join(download.streaming_content).decode("utf-8-sig")
+        return [row[0] for row in list(csv.reader(io.StringIO(text), delimiter=";"))[1:]]
+
+    return export
+
+
+def listed(client, query: str) -> list[str]:
+    return [o.number for o in client.get(f"/admin/orders/order/?{query}").context["cl"].result_list]
+
+
+@pytest.mark.parametrize("descending", [False, True])
+def test_an_export_follows_the_lists_sort_by_a_column_then_its_tie_breakers(client, exported, descending):
+    # By total, either way; equal totals as the list breaks ties: newest placed first, then by id
+    # (descending, Django's tie-breaker): the same rows in the same order as on screen.
+    vendor = VendorFactory()
+
+    def order(price: int) -> Order:
+        return OrderFactory(
+            vendor=vendor, items=[(ProductFactory(vendor=vendor, price_xaf=price, initial_stock=1), 1)]
+        )
+
+    cheap, dear, older, newer, twin = order(1000), order(3000), order(2000), order(2000), order(2000)
+    now = timezone.now()
+    Order.objects.filter(pk=older.pk).update(placed_at=now - timedelta(hours=2))
+    Order.objects.filter(pk__in=[newer.pk, twin.pk]).update(placed_at=now - timedelta(hours=1))
+    ties = [o.number for o in sorted([newer, twin], key=lambda o: o.pk, reverse=True)] + [older.number]
+    login(client, FINANCE)
+    query = f"vendor__id__exact={vendor.pk}&o={sort_by(client, 'total', descending=descending)}"
+
+    expected = [cheap.number, *ties, dear.number]
+    if descending:  # the column's direction only: ties stay newest first
+        expected = [dear.number, *ties, cheap.number]
+    assert listed(client, query) == expected
+    assert exported(query) == expected
+
+
+@pytest.mark.parametrize("descending", [False, True])
+def test_an_export_sorted_by_number_sorts_by_length_then_text_as_the_list(
+    client, exported, descending, orders_numbered_across_seven_digits
+):
+    orders = orders_numbered_across_seven_digits
+    # Placed in number order: make the placing order another one, so that only the number sorts.
+    now = timezone.now()
+    for minutes, placed in zip((3, 1, 4, 2), orders, strict=True):
+        Order.objects.filter(pk=placed.pk).update(placed_at=now - timedelta(minutes=minutes))
+    login(client, FINANCE)
+    numbers = [o.number for o in orders]
+    expected = numbers[::-1] if descending else numbers
+    query = f"o={number_sort(client, descending=descending)}"
+    assert listed(client, query) == expected
+    assert exported(query) == expected
+
+
+def test_an_export_of_an_unsorted_list_is_newest_placed_first_as_before(client, exported):
+    first, second, third = OrderFactory(), OrderFactory(), OrderFactory()
+    now = timezone.now()
+    for hours, placed in zip((1, 3, 2), (first, second, third), strict=True):
+        Order.objects.filter(pk=placed.pk).update(placed_at=now - timedelta(hours=hours))
+    login(client, FINANCE)
+    expected = [first.number, third.number, second.number]
+    assert exported("") == listed(client, "") == expected
+    assert exported(f"vendor__id__exact={third.vendor_id}") == [third.number]
+
+
+def test_an_exports_sort_is_read_from_the_lists_indexes_not_sorted_whole():
+    # The rows come through a server-side cursor (planned for its first rows, as DECLARE is
+    # here): by number either way from orders_order_number_sort without a Sort, newest first
+    # from orders_order_placed, ties by id sorted within one placing time only (Incremental Sort).
+    twenty_thousand_orders()
+    user = role_user(FINANCE)
+
+    def plan(query: str) -> str:
+        rows = exports._changelist_queryset(OrderExport.objects.create(requested_by=user, query=query))
+        sql, params = rows.query.sql_with_params()
+        return plan_of(f"EXPLAIN DECLARE export NO SCROLL CURSOR FOR {sql}", params)
+
+    column = orders_admin.OrderAdmin.list_display.index("number")
+    for query in (f"o={column}", f"o=-{column}"):
+        found = plan(query)
+        assert "orders_order_number_sort" in found, found
+        assert "Sort" not in found.replace("orders_order_number_sort", ""), found
+    found = plan("")
+    assert "Index Scan Backward using orders_order_placed" in found, found
+    assert "Presorted Key: orders_order.placed_at" in found, found
+    assert not re.search(r"(^|->)\s*Sort\s+\(cost", found, re.MULTILINE), found  # no Sort node of the whole
