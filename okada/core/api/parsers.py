@@ -5,7 +5,7 @@ they reach, e.g. a product's `attributes` or a sync mutation's `args`):
 - a number too large for a float (`1e400` is read as infinity; jsonb has no infinity), as DRF
   already refuses the `NaN` and `Infinity` literals;
 - a `\\uD800`-`\\uDFFF` escape that is not half of a pair (an unpaired surrogate is no character:
-  it cannot be written as UTF-8).
+  it cannot be written as UTF-8), also when the body's charset spells it rather than an escape.
 Both are malformed bodies like a syntax error (400 `malformed`), refused before any view runs.
 """
 
@@ -21,8 +21,11 @@ from rest_framework import exceptions, parsers
 from rest_framework.parsers import get_encoding  # type: ignore[attr-defined]  # not in the stubs yet
 from rest_framework.utils.json import strict_constant
 
-# A surrogate escape (`\ud83d`, `\uDC00`): only bodies holding one are searched for unpaired ones.
-_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+# A surrogate escape (`\ud83d`, `\uDC00`), or a surrogate itself: only bodies holding one are
+# searched for unpaired ones. UTF-8 cannot spell a surrogate (its decoder refuses one), but other
+# text codecs a request may name can (`charset=utf-7`: `+2AA-`; `unicode_escape`: `\ud800`, undone
+# before the JSON decoder reads it): the decoded text then holds the surrogate, not an escape.
+_SURROGATE = re.compile(r"\\u[dD][89a-fA-F]|[\ud800-\udfff]")
 
 
 def _finite(text: str) -> float:
@@ -64,6 +67,6 @@ class JSONParser(parsers.JSONParser):
             data = json.loads(text, parse_constant=strict_constant, parse_float=_finite)
         except (ValueError, RecursionError):  # UnicodeDecodeError and JSONDecodeError are ValueErrors
             raise exceptions.ParseError() from None
-        if _SURROGATE_ESCAPE.search(text) and _has_lone_surrogate(data):
+        if _SURROGATE.search(text) and _has_lone_surrogate(data):
             raise exceptions.ParseError()
         return data

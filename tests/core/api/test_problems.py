@@ -15,6 +15,7 @@ from django.test import override_settings
 from catalog.models import Product
 from tests.catalog.factories import ProductFactory, VendorFactory
 from tests.credentials.factories import Api, problem, vendor_api
+from tests.sync.factories import register_device
 
 pytestmark = pytest.mark.django_db
 
@@ -85,6 +86,43 @@ def test_json_that_postgresql_cannot_store_is_a_400_malformed_not_a_500(api, att
     assert response.status_code == 400, response.content
     assert problem(response)["code"] == "malformed"
     assert not Product.objects.exists()
+
+
+# A charset that spells characters with escapes of its own puts an unpaired surrogate in the
+# decoded text without any JSON `\\uD800` escape: the body was parsed, and the first jsonb or text
+# column it reached was a 500 (a sync push then failed the same way on every retry).
+UNPAIRED_BY_CHARSET = {"utf-7": b"+2AA-", "unicode_escape": b"\\ud800", "raw_unicode_escape": b"\\ud800"}
+
+
+@pytest.mark.parametrize("charset", sorted(UNPAIRED_BY_CHARSET))
+@pytest.mark.parametrize("path", ["/products", "/products/bulk", "/sync/push"])
+def test_an_unpaired_surrogate_spelled_by_the_charset_is_a_400_malformed_not_a_500(charset, path):
+    vendor = VendorFactory()
+    api = vendor_api(vendor)
+    device = register_device(vendor)
+    lone = UNPAIRED_BY_CHARSET[charset]
+    product = b'{"sku": "A", "name": "n", "price_xaf": 5, "attributes": {"origin": "' + lone + b'"}}'
+    body = {
+        "/products": product,
+        "/products/bulk": b'{"items": [' + product + b"]}",
+        "/sync/push": b'{"device_id": "%s", "mutations": [{"id": 1, "name": "stock.adjust", "args": '
+        b'{"product_id": "%s", "delta": 1, "reason": "' % (str(device.pk).encode(), str(uuid.uuid4()).encode())
+        + lone
+        + b'"}}]}',
+    }[path]
+    response = api.client.generic(
+        "POST",
+        f"/api/v1{path}",
+        body,
+        content_type=f"application/json; charset={charset}",
+        HTTP_IDEMPOTENCY_KEY="odd-charset",
+        **api.headers,
+    )
+    assert response.status_code == 400, response.content
+    assert problem(response)["code"] == "malformed"
+    assert not Product.objects.exists()
+    device.refresh_from_db()
+    assert device.last_mutation_id == 0
 
 
 def test_surrogate_pairs_and_large_numbers_that_fit_are_stored(api):
