@@ -279,7 +279,19 @@ def query_datetime(request: Request, name: str) -> datetime | None:
             ),
             field=name,
         )
-    return parsed
+    return _in_utc(parsed)
+
+
+def _in_utc(value: datetime) -> datetime:
+    """`value` in UTC. Python reads offsets up to 23:59, PostgreSQL's timestamptz takes at most
+    15:59 (a 500 on the first query: "time zone displacement out of range"); in UTC every offset
+    is the same instant. One Python cannot hold in UTC (before year 1, after 9999, by its
+    offset) is a bound: the earliest or the latest time it can hold."""
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        edge = datetime.min if value.year == 1 else datetime.max
+        return edge.replace(tzinfo=UTC)
 
 
 def query_bool(request: Request, name: str) -> bool | None:

@@ -62,6 +62,20 @@ def test_a_limit_of_digits_that_are_not_ascii_is_a_400_not_a_500(api, path, limi
     assert (body["code"], list(body["errors"])) == ("invalid", ["limit"])
 
 
+@pytest.mark.parametrize("path", ["/products", "/orders", "/categories", "/zones"])
+def test_updated_since_with_any_offset_python_reads_is_answered_not_a_500(api, path):
+    # Python reads offsets up to 23:59; PostgreSQL refuses more than 15:59 in a timestamptz's text
+    # ("time zone displacement out of range"): the lists that filtered through the ORM were 500s.
+    # The same instant in UTC is a filter like any other; instants Python cannot hold in UTC
+    # (before year 1, after 9999) filter as the earliest and latest it can.
+    assert api.get(f"{path}?updated_since=2026-01-01T00:00:00-23:59").status_code == 200
+    assert api.get(f"{path}?updated_since=2026-01-01T00:00:00%2B23:59").status_code == 200
+    assert api.get(f"{path}?updated_since=0001-01-01T00:00:00%2B14:00").status_code == 200
+    future = api.get(f"{path}?updated_since=9999-12-31T23:59:59-10:00")
+    assert future.status_code == 200
+    assert future.json()["results"] == []
+
+
 @pytest.mark.parametrize(
     "attributes",
     [
