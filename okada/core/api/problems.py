@@ -117,6 +117,15 @@ class UnsupportedMediaType(DomainError):
     default_message = _("Send the request body as JSON (Content-Type: application/json).")
 
 
+def unsupported_content_encoding() -> UnsupportedMediaType:
+    """A compressed request body (`Content-Encoding` other than identity): the API reads none.
+    Answered with `Accept-Encoding: identity` (RFC 7694), as `accept_encoding` in the body."""
+    return UnsupportedMediaType(
+        _("Send the request body uncompressed: the API reads no Content-Encoding."),
+        accept_encoding="identity",
+    )
+
+
 TITLES: dict[int, Any] = {
     400: _("Bad request"),
     401: _("Not authenticated"),
@@ -186,6 +195,8 @@ def as_domain_error(exc: BaseException) -> tuple[DomainError, dict[str, str]]:
         headers = {}
         if "retry_after" in exc.data:  # "try again later": throttled, an Idempotency-Key in flight
             headers["Retry-After"] = str(exc.data["retry_after"])
+        if "accept_encoding" in exc.data:  # a compressed body: what the API reads instead
+            headers["Accept-Encoding"] = str(exc.data["accept_encoding"])
         return exc, headers
     if isinstance(exc, exceptions.ValidationError):
         errors = flatten_errors(exc.detail)

@@ -20,7 +20,7 @@ from okada.core.errors import InvalidInput, NotAuthenticated, NotFound
 
 from . import idempotency
 from .auth import Credential, SignedBodyAuthentication
-from .problems import PayloadTooLarge
+from .problems import PayloadTooLarge, UnsupportedMediaType, unsupported_content_encoding
 from .ratelimit import CredentialRateThrottle
 
 log = logging.getLogger(__name__)
@@ -120,7 +120,7 @@ class ApiView(APIView):
         refusal: Exception | None = None
         try:
             _check_body(request)
-        except PayloadTooLarge as exc:
+        except (PayloadTooLarge, UnsupportedMediaType) as exc:
             refusal = exc
         method = str(request.method).lower()
         if refusal is None and not (method in self.http_method_names and hasattr(self, method)):
@@ -238,11 +238,16 @@ class ApiView(APIView):
 
 def _check_body(request: Request) -> None:
     """413 for a body over OKADA_API_MAX_BODY_BYTES (before it is read); a chunked one is read
-    here, under the cap."""
+    here, under the cap. 415 for a compressed body: nothing decompresses it (a gzipped body was
+    answered "not valid JSON", a plain one labelled `deflate` was read as plain)."""
     length = request.META.get("CONTENT_LENGTH") or "0"
     if not length.isdigit() or int(length) > settings.OKADA_API_MAX_BODY_BYTES:
         raise PayloadTooLarge(max_bytes=settings.OKADA_API_MAX_BODY_BYTES)
-    if length == "0" and "chunked" in request.META.get("HTTP_TRANSFER_ENCODING", "").lower():
+    chunked = "chunked" in request.META.get("HTTP_TRANSFER_ENCODING", "").lower()
+    coding = request.META.get("HTTP_CONTENT_ENCODING", "").strip().lower()
+    if coding not in ("", "identity") and (int(length) > 0 or chunked):
+        raise unsupported_content_encoding()
+    if length == "0" and chunked:
         _read_chunked_body(request)
 
 

@@ -194,6 +194,24 @@ def test_a_body_that_is_not_json_is_a_415(api):
     assert problem(response)["code"] == "unsupported_media_type"
 
 
+@pytest.mark.parametrize("key", [None, "zipped-1"])
+def test_a_compressed_request_body_is_a_415_and_changes_nothing(api, key):
+    # The API reads no Content-Encoding: a gzipped body was answered "not valid JSON" (and kept
+    # under its Idempotency-Key), and a plain body labelled `deflate` was applied as if plain.
+    product = json.dumps({"sku": "GZ-1", "name": "n", "price_xaf": 5}).encode()
+    headers = {"HTTP_IDEMPOTENCY_KEY": key} if key else {}
+    for encoding, body in (("gzip", gzip.compress(product)), ("deflate", product), ("br, gzip", product)):
+        response = api.post("/products", body, HTTP_CONTENT_ENCODING=encoding, HTTP_ACCEPT_LANGUAGE="fr", **headers)
+        assert response.status_code == 415, response.content
+        body_ = problem(response)
+        assert body_["code"] == "unsupported_media_type"
+        assert body_["detail"].startswith("Envoyez le corps de la requête sans le compresser")
+        assert response["Accept-Encoding"] == "identity"  # RFC 7694
+    assert not Product.objects.exists()
+    plain = api.post("/products", product, HTTP_CONTENT_ENCODING="identity", **headers)
+    assert plain.status_code == 201, plain.content
+
+
 def test_a_method_not_allowed_is_a_405_with_allow(api):
     response = api.delete("/products")
     assert response.status_code == 405
