@@ -462,6 +462,15 @@ class ProductDetailApi(ProductScope):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
+def _sent_sku(value: Any) -> str:
+    """The SKU of a refused bulk item as its result names it: what the API reads as a text (as
+    CharField does: a text or a number), else "" (never "None", "True" or a dict's repr, which a
+    script matching results by SKU could take for real SKUs)."""
+    if isinstance(value, str) or (isinstance(value, (int, float)) and not isinstance(value, bool)):
+        return str(value)[:64]
+    return ""
+
+
 def _invalid_item(index: int, sku: str, errors: dict[str, list[str]]) -> dict[str, Any]:
     """The result of a bulk item the API rules refused (before the services saw it)."""
     return {
@@ -543,7 +552,7 @@ class ProductBulkApi(ProductScope):
                 items.append(validated(BulkItemIn, raw))
             except serializers.ValidationError as exc:
                 invalid[index] = flatten_errors(exc.detail)
-                items.append({"sku": str(raw.get("sku", ""))[:64]})
+                items.append({"sku": _sent_sku(raw.get("sku"))})
         if atomic and invalid:
             # Nothing is tried: the answer has the service's shape, every valid item rolled back.
             raise services.BulkRejected(

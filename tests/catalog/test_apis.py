@@ -263,6 +263,21 @@ def test_bulk_items_are_each_checked_on_their_own(api):
     assert list(Product.objects.values_list("sku", flat=True)) == ["C"]
 
 
+@pytest.mark.parametrize("atomic", ["false", "true"])
+def test_bulk_results_name_a_refused_item_by_its_sku_as_sent_never_by_a_python_repr(api, vendor, atomic):
+    # A SKU that is no text was echoed as Python wrote it: `null` as "None", `true` as "True", an
+    # object as "{'a': None}", which a script matching results by SKU could take for real ones.
+    ProductFactory(vendor=vendor, sku="None")
+    skus = [None, True, {"a": None}, ["A"], 12, "  ", "A\x00"]
+    items = [{"sku": sku, "name": "n", "price_xaf": 0} for sku in skus]
+    response = api.post(f"/products/bulk?atomic={atomic}", {"items": items})
+    assert response.status_code == (400 if atomic == "true" else 200), response.content
+    results = response.json()["results"]
+    assert [r["sku"] for r in results] == ["", "", "", "", "12", "  ", "A\x00"]
+    assert {r["status"] for r in results} == {"failed"}
+    assert list(Product.objects.values_list("sku", flat=True)) == ["None"]
+
+
 def test_bulk_atomic_applies_nothing_when_an_item_fails(api, vendor):
     existing = ProductFactory(vendor=vendor, sku="OLD", price_xaf=100)
     items = [
