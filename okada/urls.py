@@ -28,5 +28,6 @@ urlpatterns = [
 ]
 
 # Under /api/ a missing page or a crash is answered as problem+json, elsewhere as usual.
+handler400 = "okada.core.api.problems.handler400"
 handler404 = "okada.core.api.problems.handler404"
 handler500 = "okada.core.api.problems.handler500"

@@ -14,9 +14,12 @@ import math
 from typing import Any
 
 import orjson
+from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import SuspiciousOperation, TooManyFieldsSent
 from django.http import Http404, HttpRequest, HttpResponse
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import gettext_noop
 from rest_framework import exceptions, renderers
 from rest_framework.response import Response
 from rest_framework.utils import encoders
@@ -30,6 +33,7 @@ from okada.core.errors import (
     NotFound,
     Throttled,
 )
+from okada.core.texts import Text
 
 log = logging.getLogger(__name__)
 
@@ -221,8 +225,26 @@ def as_domain_error(exc: BaseException) -> tuple[DomainError, dict[str, str]]:
     if isinstance(exc, exceptions.Throttled):
         wait = math.ceil(getattr(exc, "wait", None) or 1)
         return Throttled(retry_after=wait), {"Retry-After": str(wait)}
+    if isinstance(exc, SuspiciousOperation):
+        # Logged as Django logs those it answers itself (django.security.<kind>).
+        logging.getLogger(f"django.security.{type(exc).__name__}").warning("%s", exc)
+        return unreadable_request(exc), {}
     log.error("unhandled error in the API", exc_info=exc)
     return InternalError(), {}
+
+
+def unreadable_request(exc: BaseException | None) -> InvalidInput:
+    """What Django refuses to read (a SuspiciousOperation: more query parameters than
+    DATA_UPLOAD_MAX_NUMBER_FIELDS, a Host outside ALLOWED_HOSTS...): a 400, not a 500 where a view
+    first reads it, nor Django's HTML page when Django refuses it before any view."""
+    if isinstance(exc, TooManyFieldsSent):
+        return InvalidInput(
+            Text(
+                gettext_noop("Too many query parameters (at most %(n)d)."),
+                n=settings.DATA_UPLOAD_MAX_NUMBER_FIELDS,
+            )
+        )
+    return InvalidInput(_("This request cannot be read: its address or its headers are not valid."))
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
@@ -258,6 +280,15 @@ def handler404(request: HttpRequest, exception: Exception | None = None) -> Http
     from django.views.defaults import page_not_found
 
     return page_not_found(request, exception)
+
+
+def handler400(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    """Django's answer to a request it refuses before any view (it has logged it already)."""
+    if is_api(request):
+        return problem_http_response(unreadable_request(exception))
+    from django.views.defaults import bad_request
+
+    return bad_request(request, exception)  # type: ignore[arg-type]
 
 
 def handler500(request: HttpRequest) -> HttpResponse:

@@ -10,7 +10,7 @@ import uuid
 
 import pytest
 from django.conf import settings
-from django.test import override_settings
+from django.test import Client, override_settings
 
 from catalog.models import Product
 from tests.catalog.factories import ProductFactory, VendorFactory
@@ -210,6 +210,34 @@ def test_a_compressed_request_body_is_a_415_and_changes_nothing(api, key):
     assert not Product.objects.exists()
     plain = api.post("/products", product, HTTP_CONTENT_ENCODING="identity", **headers)
     assert plain.status_code == 201, plain.content
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [("GET", "/products"), ("POST", "/sync/push"), ("POST", "/payments/callbacks/mtn_momo"), ("GET", "/nothing")],
+)
+def test_more_query_parameters_than_django_reads_is_a_400_not_a_500(api, method, path):
+    # Django refuses to read more than DATA_UPLOAD_MAX_NUMBER_FIELDS (1000) parameters with a
+    # SuspiciousOperation: raised where DRF first read them (content negotiation), it was a 500.
+    # `x&x&...` fits in a request line.
+    query = "&".join(["x"] * (settings.DATA_UPLOAD_MAX_NUMBER_FIELDS + 1))
+    response = api.request(method, f"{path}?{query}", "{}", HTTP_ACCEPT_LANGUAGE="fr")
+    assert response.status_code == 400, response.content
+    body = problem(response)
+    assert body["code"] == "invalid"
+    assert body["detail"] == "Trop de paramètres de requête (au plus 1000)."
+    assert not Product.objects.exists()
+
+
+def test_a_host_the_server_does_not_serve_is_a_400_problem_under_api():
+    # Django answers a Host outside ALLOWED_HOSTS with its HTML 400 page, before any view.
+    response = Api(client=Client(HTTP_HOST="evil.example")).get("/products", HTTP_ACCEPT_LANGUAGE="fr")
+    assert response.status_code == 400
+    body = problem(response)
+    assert body["code"] == "invalid"
+    assert body["detail"].startswith("Cette requête ne peut pas être lue")
+    page = Client(HTTP_HOST="evil.example").get("/admin/")
+    assert page.status_code == 400 and page["Content-Type"].startswith("text/html")  # not the API's
 
 
 def test_a_method_not_allowed_is_a_405_with_allow(api):
