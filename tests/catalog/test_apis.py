@@ -79,6 +79,16 @@ def test_unknown_and_read_only_fields_are_refused_by_name_and_nothing_changes(ap
             "category",
         ),
         ({"sku": "A", "name": "A", "price_xaf": "12abc"}, "price_xaf"),
+        # What DRF coerced into something the client did not write: digits that are not ASCII,
+        # spaces and underscores read by int(); an integer or a boolean read as UUID(int=...).
+        ({"sku": "A", "name": "A", "price_xaf": "\u0661\u0662"}, "price_xaf"),
+        ({"sku": "A", "name": "A", "price_xaf": "\uff11\uff12"}, "price_xaf"),
+        ({"sku": "A", "name": "A", "price_xaf": "1_000"}, "price_xaf"),
+        ({"sku": "A", "name": "A", "price_xaf": " 12"}, "price_xaf"),
+        ({"sku": "A", "name": "A", "price_xaf": "12.0"}, "price_xaf"),
+        ({"sku": "A", "name": "A", "price_xaf": 10, "initial_stock": "\u0665"}, "initial_stock"),
+        ({"sku": "A", "name": "A", "price_xaf": 10, "category": 1}, "category"),
+        ({"sku": "A", "name": "A", "price_xaf": 10, "category": True}, "category"),
     ],
 )
 def test_bad_product_input_is_a_400_naming_the_field(api, payload, field):
@@ -185,6 +195,20 @@ def test_stock_adjustment_writes_the_ledger_and_refuses_going_below_zero(api, ve
     assert problem(refused)["code"] == "insufficient_stock"
     assert Stock.objects.get(product=product).on_hand == 3
     assert stock_audit() == []
+
+
+@pytest.mark.parametrize("delta", ["\u0661\u0662", "\uff11\uff12", "1_2", "12 ", "+12"])
+def test_a_stock_delta_python_reads_but_the_client_did_not_write_as_a_number_is_a_400(api, vendor, delta):
+    # int("١٢") is 12: DRF added twelve units for a text of Arabic-Indic digits.
+    product = ProductFactory(vendor=vendor, initial_stock=5)
+    response = api.post(f"/products/{product.pk}/stock-adjustments", {"delta": delta, "reason": "r"})
+    assert response.status_code == 400, response.content
+    assert list(problem(response)["errors"]) == ["delta"]
+    counted = api.put(f"/products/{product.pk}/stock", {"on_hand": delta, "expected_on_hand": 5})
+    assert (counted.status_code, list(problem(counted)["errors"])) == (400, ["on_hand"])
+    assert Stock.objects.get(product=product).on_hand == 5
+    # A text of ASCII digits is still read, as a JSON number.
+    assert api.post(f"/products/{product.pk}/stock-adjustments", {"delta": "-2", "reason": "r"}).status_code == 201
 
 
 def test_stock_writes_refuse_reserved_and_the_other_stock_fields_as_read_only(api, vendor):

@@ -80,6 +80,18 @@ def test_a_device_registers_once_and_again_idempotently(api, vendor):
     assert Device.objects.get().vendor == vendor
 
 
+@pytest.mark.parametrize("device_id", [1, True, 0])
+def test_a_device_id_that_is_not_a_uuid_text_is_a_400_and_registers_nothing(api, device_id):
+    # DRF's UUIDField read an integer (and `true`) as UUID(int=...): `"device_id": 1` registered
+    # the device 00000000-0000-0000-0000-000000000001, an id every careless app would share.
+    response = api.post("/sync/devices", {"device_id": device_id, "name": "Caisse"})
+    assert response.status_code == 400, response.content
+    assert list(problem(response)["errors"]) == ["device_id"]
+    assert not Device.objects.exists()
+    pushed = api.post("/sync/push", {"device_id": device_id, "mutations": [{"id": 1, "name": "x", "args": {}}]})
+    assert (pushed.status_code, list(problem(pushed)["errors"])) == (400, ["device_id"])
+
+
 def test_another_vendors_device_id_is_refused_at_registration_and_not_found_elsewhere(api):
     device_id = register(api)
     intruder = vendor_api(VendorFactory())

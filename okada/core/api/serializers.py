@@ -57,7 +57,33 @@ class StrictSerializer(serializers.Serializer[Any]):
                         for name in refused
                     }
                 )
+            loose = {
+                name: [ErrorDetail(str(field.error_messages["invalid"]), code="invalid")]
+                for name, field in self.fields.items()
+                if name in data and _loosely_typed(field, data[name])
+            }
+            if loose:
+                raise serializers.ValidationError(loose)
         return super().to_internal_value(data)
+
+
+# A number sent as a text: ASCII digits only, as a JSON number would be written.
+_INTEGER_TEXT = re.compile(r"-?[0-9]+")
+
+
+def _loosely_typed(field: serializers.Field, value: Any) -> bool:
+    """Whether DRF would coerce `value` into something the client did not write.
+
+    DRF's UUIDField takes an integer (and so `true`) as `UUID(int=...)`: `"device_id": 1`
+    registered the device 00000000-0000-0000-0000-000000000001. Its IntegerField reads a text
+    with Python's int(), which takes any Unicode digits, spaces and underscores: a stock
+    adjustment of `"١٢"` added 12 units, `"1_000"` a thousand. Ids are UUID texts; integers are
+    JSON numbers, or texts of ASCII digits (still read, as `limit` in a query is)."""
+    if isinstance(field, serializers.UUIDField):
+        return value is not None and not isinstance(value, str)
+    if isinstance(field, serializers.IntegerField):
+        return isinstance(value, str) and _INTEGER_TEXT.fullmatch(value) is None
+    return False
 
 
 # --- Validating input -----------------------------------------------------------------------------
