@@ -208,7 +208,10 @@ def test_a_stock_delta_python_reads_but_the_client_did_not_write_as_a_number_is_
     assert (counted.status_code, list(problem(counted)["errors"])) == (400, ["on_hand"])
     assert Stock.objects.get(product=product).on_hand == 5
     # A text of ASCII digits is still read, as a JSON number.
-    assert api.post(f"/products/{product.pk}/stock-adjustments", {"delta": "-2", "reason": "r"}).status_code == 201
+    assert (
+        api.post(f"/products/{product.pk}/stock-adjustments", {"delta": "-2", "reason": "r"}).status_code
+        == 201
+    )
 
 
 def test_stock_writes_refuse_reserved_and_the_other_stock_fields_as_read_only(api, vendor):

@@ -88,7 +88,9 @@ def test_a_device_id_that_is_not_a_uuid_text_is_a_400_and_registers_nothing(api,
     assert response.status_code == 400, response.content
     assert list(problem(response)["errors"]) == ["device_id"]
     assert not Device.objects.exists()
-    pushed = api.post("/sync/push", {"device_id": device_id, "mutations": [{"id": 1, "name": "x", "args": {}}]})
+    pushed = api.post(
+        "/sync/push", {"device_id": device_id, "mutations": [{"id": 1, "name": "x", "args": {}}]}
+    )
     assert (pushed.status_code, list(problem(pushed)["errors"])) == (400, ["device_id"])
 
 

@@ -120,17 +120,13 @@ def test_an_unpaired_surrogate_spelled_by_the_charset_is_a_400_malformed_not_a_5
         "/products": product,
         "/products/bulk": b'{"items": [' + product + b"]}",
         "/sync/push": b'{"device_id": "%s", "mutations": [{"id": 1, "name": "stock.adjust", "args": '
-        b'{"product_id": "%s", "delta": 1, "reason": "' % (str(device.pk).encode(), str(uuid.uuid4()).encode())
+        b'{"product_id": "%s", "delta": 1, "reason": "'
+        % (str(device.pk).encode(), str(uuid.uuid4()).encode())
         + lone
         + b'"}}]}',
     }[path]
-    response = api.client.generic(
-        "POST",
-        f"/api/v1{path}",
-        body,
-        content_type=f"application/json; charset={charset}",
-        HTTP_IDEMPOTENCY_KEY="odd-charset",
-        **api.headers,
+    response = api.post(
+        path, body, CONTENT_TYPE=f"application/json; charset={charset}", HTTP_IDEMPOTENCY_KEY="odd-charset"
     )
     assert response.status_code == 400, response.content
     assert problem(response)["code"] == "malformed"
@@ -201,7 +197,9 @@ def test_a_compressed_request_body_is_a_415_and_changes_nothing(api, key):
     product = json.dumps({"sku": "GZ-1", "name": "n", "price_xaf": 5}).encode()
     headers = {"HTTP_IDEMPOTENCY_KEY": key} if key else {}
     for encoding, body in (("gzip", gzip.compress(product)), ("deflate", product), ("br, gzip", product)):
-        response = api.post("/products", body, HTTP_CONTENT_ENCODING=encoding, HTTP_ACCEPT_LANGUAGE="fr", **headers)
+        response = api.post(
+            "/products", body, HTTP_CONTENT_ENCODING=encoding, HTTP_ACCEPT_LANGUAGE="fr", **headers
+        )
         assert response.status_code == 415, response.content
         body_ = problem(response)
         assert body_["code"] == "unsupported_media_type"
@@ -214,7 +212,12 @@ def test_a_compressed_request_body_is_a_415_and_changes_nothing(api, key):
 
 @pytest.mark.parametrize(
     ("method", "path"),
-    [("GET", "/products"), ("POST", "/sync/push"), ("POST", "/payments/callbacks/mtn_momo"), ("GET", "/nothing")],
+    [
+        ("GET", "/products"),
+        ("POST", "/sync/push"),
+        ("POST", "/payments/callbacks/mtn_momo"),
+        ("GET", "/nothing"),
+    ],
 )
 def test_more_query_parameters_than_django_reads_is_a_400_not_a_500(api, method, path):
     # Django refuses to read more than DATA_UPLOAD_MAX_NUMBER_FIELDS (1000) parameters with a
