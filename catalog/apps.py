@@ -7,6 +7,7 @@ class CatalogConfig(AppConfig):
     verbose_name = _("Catalog")
 
     def ready(self) -> None:
-        from . import dashboard
+        from . import account_powers, dashboard
 
         dashboard.register()
+        account_powers.register()  # a member's account is left to who could become a member

@@ -62,7 +62,7 @@ from unfold.contrib.filters.forms import AutocompleteDropdownForm
 from unfold.paginator import InfinitePaginator
 from unfold.templatetags import unfold_list
 
-from . import services
+from . import account_powers, services
 from .actors import Actor
 from .deletion import DeletionInWords, TooDeep, hard_delete_summary, row_line, summary_counts, summary_lines
 from .display import badge, job_label, job_shown, job_summary, reason_label
@@ -939,19 +939,41 @@ class _GrantsOnlyOwnPermissions:
         return data
 
 
-def _holds_more_than(user: Any, editor: Any) -> bool:
-    """Whether `user` holds a permission `editor` lacks (through a role or directly, active or
-    not: a manager who could set their password or re-activate them would hold it too)."""
+def _why_out_of_reach(account: Any, editor: Any) -> Any:
+    """Why `editor` may not change or delete `account`, or None. Taking an account (setting its
+    password, re-activating, renaming it) would give the editor all it can do: that is a
+    permission the editor lacks (through a role or directly, active or not), or a power beyond
+    Django permissions (okada.core.account_powers: a vendor's member acts for the vendor through
+    the API) the editor could not get anyway. Each refusal says whom to ask."""
     if editor.is_superuser:
-        return False
-    if user.is_superuser:
-        return True
-    held = Permission.objects.filter(Q(user=user) | Q(group__user=user)).select_related("content_type")
-    return any(not editor.has_perm(p) for p in _permission_names(held))
+        return None
+    if account.is_superuser:
+        return gettext(
+            "This account is a superuser's: only a superuser may change it, set its password or delete it."
+        )
+    held = Permission.objects.filter(Q(user=account) | Q(group__user=account)).select_related("content_type")
+    if any(not editor.has_perm(p) for p in _permission_names(held)):
+        return gettext(
+            "This account holds permissions you do not hold: only someone who holds them all, or a "
+            "superuser, may change it, set its password or delete it: ask one of them."
+        )
+    powers = account_powers.beyond(account, editor)
+    return powers[0].refusal if powers else None
+
+
+def _out_of_reach(request: HttpRequest, account: Any) -> Any:
+    """`_why_out_of_reach` for the logged-in editor, asked once per account and request: a change
+    page asks it of its account a dozen times."""
+    if account is None or account.pk is None:
+        return None
+    asked = request.__dict__.setdefault("_okada_out_of_reach", {})
+    if account.pk not in asked:
+        asked[account.pk] = _why_out_of_reach(account, request.user)
+    return asked[account.pk]
 
 
 def _within_reach(request: HttpRequest, account: Any) -> bool:
-    return account is None or not _holds_more_than(account, request.user)
+    return _out_of_reach(request, account) is None
 
 
 def _role_within_reach(request: HttpRequest, group: Any) -> bool:
@@ -1015,14 +1037,67 @@ class UserAdmin(RefusesOddInput, DeletionInWords, BaseUserAdmin, ModelAdmin):
             ", ".join(sorted((role_label(group.name) for group in user.groups.all()), key=str.lower)) or "-"
         )
 
-    # An account holding more than the editor (a superuser's, a Finance clerk's) is changed, its
-    # password included, or deleted only by someone who holds all of it: else setting its password
-    # would be granting oneself its permissions.
+    # An account holding more than the editor (a superuser's, a Finance clerk's, a vendor
+    # member's) is changed, its password included, or deleted only by someone who holds all of it:
+    # else setting its password would be granting oneself what it can do. Its page is then read
+    # only, and the editor is told why and whom to ask; its password form, a POST of its change
+    # form and its delete page answer 403 with the same words.
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return super().has_change_permission(request, obj) and _within_reach(request, obj)
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return super().has_delete_permission(request, obj) and _within_reach(request, obj)
+
+    def render_change_form(
+        self,
+        request: HttpRequest,
+        context: Any,
+        add: bool = False,
+        change: bool = False,
+        form_url: str = "",
+        obj: Any = None,
+    ) -> Any:
+        why = _out_of_reach(request, obj) if change else None
+        if why is not None and super().has_change_permission(request):
+            self.message_user(request, why, messages.WARNING)
+        return super().render_change_form(request, context, add, change, form_url, obj)
+
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: Any = None
+    ) -> Any:
+        try:
+            return super().change_view(request, object_id, form_url, extra_context)
+        except PermissionDenied:
+            return self._refused(request, object_id, super().has_change_permission(request))
+
+    def user_change_password(self, request: HttpRequest, id: str, form_url: str = "") -> Any:
+        try:
+            return super().user_change_password(request, id, form_url)
+        except PermissionDenied:
+            return self._refused(request, id, super().has_change_permission(request))
+
+    def delete_view(self, request: HttpRequest, object_id: str, extra_context: Any = None) -> Any:
+        try:
+            return super().delete_view(request, object_id, extra_context)
+        except PermissionDenied:
+            return self._refused(request, object_id, super().has_delete_permission(request))
+
+    def _refused(self, request: HttpRequest, object_id: str, permitted: bool) -> HttpResponse:
+        """A 403 saying why (a refusal already made, the transaction rolled back): to an editor
+        who may change (or delete) accounts, turned back by this account's reach. Any other
+        refusal stays Django's bare 403."""
+        account = self.get_object(request, unquote(object_id)) if permitted else None
+        why = _out_of_reach(request, account)
+        if account is None or why is None:
+            raise PermissionDenied
+        context = {
+            **self.admin_site.each_context(request),
+            "title": gettext("You may not change %(user)s") % {"user": account.get_username()},
+            "refusal": why,
+            "back": reverse("admin:auth_user_change", args=[account.pk]),
+            "opts": self.model._meta,
+        }
+        return TemplateResponse(request, "admin/core/out_of_reach.html", context, status=403)
 
     def formfield_for_manytomany(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
         if db_field.name == "groups":
