@@ -28,7 +28,7 @@ from catalog.services import VendorSuspended
 from okada.core.actors import Actor
 from okada.core.api.problems import problem_response
 from okada.core.api.schema import problem_response as problem_doc
-from okada.core.api.serializers import StrictSerializer, utc, validated
+from okada.core.api.serializers import StrictSerializer, refuse_loosely_typed, utc, validated
 from okada.core.api.views import ApiView
 
 from . import feed, services
@@ -205,6 +205,8 @@ class MutationIn(serializers.Serializer[Any]):
             raise serializers.ValidationError(
                 {api_settings.NON_FIELD_ERRORS_KEY: [_("Each mutation is {id, name, args}.")]}
             )
+        # `"id": "\u0661"` (Arabic-Indic 1) would be read as 1 by int(): a 400 as on every StrictSerializer.
+        refuse_loosely_typed({"id": self.fields["id"]}, data)
         try:
             mutation_id = self.fields["id"].run_validation(data.get("id", empty))
         except serializers.ValidationError as exc:

@@ -224,6 +224,9 @@ def test_a_revoked_device_is_refused_with_403(api):
         ("/sync/push", {"device_id": str(uuid.uuid4()), "mutations": [{"name": "x"}]}, "mutations.0.id"),
         ("/sync/push", {"device_id": str(uuid.uuid4()), "mutations": [{"id": "un"}]}, "mutations.0.id"),
         ("/sync/push", {"device_id": str(uuid.uuid4()), "mutations": [{"id": 0}]}, "mutations.0.id"),
+        # int() reads these as 1 and 1000; the device did not write a number (StrictSerializer's rule).
+        ("/sync/push", {"device_id": str(uuid.uuid4()), "mutations": [{"id": "\u0661"}]}, "mutations.0.id"),
+        ("/sync/push", {"device_id": str(uuid.uuid4()), "mutations": [{"id": "1_000"}]}, "mutations.0.id"),
         ("/sync/push", {"device_id": str(uuid.uuid4()), "mutations": [{"id": 2**60}]}, "mutations.0.id"),
         (
             "/sync/push",

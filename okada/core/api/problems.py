@@ -15,8 +15,14 @@ from typing import Any
 
 import orjson
 from django.conf import settings
+from django.core.exceptions import (
+    DisallowedHost,
+    SuspiciousMultipartForm,
+    SuspiciousOperation,
+    TooManyFieldsSent,
+    TooManyFilesSent,
+)
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
-from django.core.exceptions import SuspiciousOperation, TooManyFieldsSent
 from django.http import Http404, HttpRequest, HttpResponse
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import gettext_noop
@@ -225,12 +231,22 @@ def as_domain_error(exc: BaseException) -> tuple[DomainError, dict[str, str]]:
     if isinstance(exc, exceptions.Throttled):
         wait = math.ceil(getattr(exc, "wait", None) or 1)
         return Throttled(retry_after=wait), {"Retry-After": str(wait)}
-    if isinstance(exc, SuspiciousOperation):
+    if isinstance(exc, UNREADABLE_REQUEST):
         # Logged as Django logs those it answers itself (django.security.<kind>).
         logging.getLogger(f"django.security.{type(exc).__name__}").warning("%s", exc)
         return unreadable_request(exc), {}
     log.error("unhandled error in the API", exc_info=exc)
     return InternalError(), {}
+
+
+# The SuspiciousOperations Django raises while reading the request (its fault, a 400). Others
+# (SuspiciousFileOperation from storage, a bad export path...) are the server's: a 500, logged.
+UNREADABLE_REQUEST: tuple[type[SuspiciousOperation], ...] = (
+    DisallowedHost,
+    TooManyFieldsSent,
+    TooManyFilesSent,
+    SuspiciousMultipartForm,
+)
 
 
 def unreadable_request(exc: BaseException | None) -> InvalidInput:

@@ -57,14 +57,21 @@ class StrictSerializer(serializers.Serializer[Any]):
                         for name in refused
                     }
                 )
-            loose = {
-                name: [ErrorDetail(str(field.error_messages["invalid"]), code="invalid")]
-                for name, field in self.fields.items()
-                if name in data and _loosely_typed(field, data[name])
-            }
-            if loose:
-                raise serializers.ValidationError(loose)
+            refuse_loosely_typed(self.fields, data)
         return super().to_internal_value(data)
+
+
+def refuse_loosely_typed(fields: Any, data: dict[str, Any]) -> None:
+    """A 400 naming each of `fields` whose value in `data` DRF would coerce into something the
+    client did not write (`_loosely_typed`). For serializers that are not StrictSerializers but
+    read some fields themselves (sync's MutationIn)."""
+    loose = {
+        name: [ErrorDetail(str(field.error_messages["invalid"]), code="invalid")]
+        for name, field in fields.items()
+        if name in data and _loosely_typed(field, data[name])
+    }
+    if loose:
+        raise serializers.ValidationError(loose)
 
 
 # A number sent as a text: ASCII digits only, as a JSON number would be written.

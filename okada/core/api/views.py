@@ -36,12 +36,12 @@ log = logging.getLogger(__name__)
 NOT_KEPT_STATUSES = frozenset({401, 403, 429})
 
 # Problem codes not kept whatever their status: refusals that depend only on the vendor's current
-# standing, not on anything the request says or met in its own data. `vendor_not_active` (409,
-# an order for a vendor that is pending or suspended, orders.services.VendorNotActive) is the
-# one today: staff activate the vendor within the key's 24 h, and the storefront's retry with
-# the same key must then place the order, not replay the refusal. Like the statuses above, it
-# changes nothing (a refused placement leaves no order nor customer; the transaction is rolled
-# back with the key's).
+# standing, not on anything the request says or met in its own data. `vendor_not_active` (409, an
+# order for a vendor that is pending or suspended, or deleted meanwhile;
+# orders.services.VendorNotActive) is the one today: staff activate the vendor within the key's 24
+# h, and the storefront's retry with the same key must then place the order, not replay the
+# refusal. Like the statuses above, it changes nothing (a refused placement leaves no order nor
+# customer; the transaction is rolled back with the key's).
 # Not here: codes about the request's own objects and their state (out_of_stock,
 # product_unavailable, zone_unavailable, version_conflict...), kept as any other 409.
 # (`vendor_suspended` is a 403, already not kept by its status.)
@@ -241,7 +241,7 @@ def _check_body(request: Request) -> None:
     here, under the cap. 415 for a compressed body: nothing decompresses it (a gzipped body was
     answered "not valid JSON", a plain one labelled `deflate` was read as plain)."""
     length = request.META.get("CONTENT_LENGTH") or "0"
-    if not length.isdigit() or int(length) > settings.OKADA_API_MAX_BODY_BYTES:
+    if not (length.isascii() and length.isdigit()) or int(length) > settings.OKADA_API_MAX_BODY_BYTES:
         raise PayloadTooLarge(max_bytes=settings.OKADA_API_MAX_BODY_BYTES)
     chunked = "chunked" in request.META.get("HTTP_TRANSFER_ENCODING", "").lower()
     coding = request.META.get("HTTP_CONTENT_ENCODING", "").strip().lower()

@@ -10,9 +10,16 @@ import uuid
 
 import pytest
 from django.conf import settings
+from django.core.exceptions import (
+    DisallowedHost,
+    SuspiciousFileOperation,
+    SuspiciousOperation,
+    TooManyFieldsSent,
+)
 from django.test import Client, override_settings
 
 from catalog.models import Product
+from okada.core.api.problems import as_domain_error
 from tests.catalog.factories import ProductFactory, VendorFactory
 from tests.credentials.factories import Api, problem, vendor_api
 from tests.sync.factories import register_device
@@ -241,6 +248,21 @@ def test_a_host_the_server_does_not_serve_is_a_400_problem_under_api():
     assert body["detail"].startswith("Cette requête ne peut pas être lue")
     page = Client(HTTP_HOST="evil.example").get("/admin/")
     assert page.status_code == 400 and page["Content-Type"].startswith("text/html")  # not the API's
+
+
+@pytest.mark.parametrize(
+    "exc, status",
+    [
+        (TooManyFieldsSent("x"), 400),
+        (DisallowedHost("x"), 400),
+        # Raised by storage on a bad path the server built (an export's file): the server's fault.
+        (SuspiciousFileOperation("x"), 500),
+        (SuspiciousOperation("x"), 500),
+    ],
+)
+def test_only_what_django_refuses_to_read_in_a_request_is_a_400(exc, status):
+    error, _ = as_domain_error(exc)
+    assert error.status == status
 
 
 def test_a_method_not_allowed_is_a_405_with_allow(api):
