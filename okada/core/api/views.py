@@ -38,8 +38,8 @@ NOT_KEPT_STATUSES = frozenset({401, 403, 429})
 # Problem codes not kept whatever their status: refusals that depend only on the vendor's current
 # standing, not on anything the request says or met in its own data. `vendor_not_active` (409, an
 # order for a vendor that is pending or suspended, or deleted meanwhile;
-# orders.services.VendorNotActive) is the one today: staff activate the vendor within the key's 24
-# h, and the storefront's retry with the same key must then place the order, not replay the
+# orders.services.VendorNotActive) is the one today: staff activate the vendor within the key's
+# 24 h, and the storefront's retry with the same key must then place the order, not replay the
 # refusal. Like the statuses above, it changes nothing (a refused placement leaves no order nor
 # customer; the transaction is rolled back with the key's).
 # Not here: codes about the request's own objects and their state (out_of_stock,
