@@ -174,6 +174,23 @@ def personal_token_revoke(*, token: PersonalToken, actor: Actor) -> PersonalToke
     return token
 
 
+def personal_tokens_revoke_for_user(*, user: Any, actor: Actor) -> int:
+    """Revoke every live personal token of `user` at once (their password changed: a token taken
+    with the old one must not outlive it); return how many. API keys are not tied to a user's
+    password and stay. The owner, staff allowed to change tokens, or the system."""
+    if not (actor.user is not None and actor.user.pk == getattr(user, "pk", None)):
+        actor.require("credentials.change_personaltoken")
+    if getattr(user, "pk", None) is None:
+        return 0
+    now = timezone.now()
+    # One UPDATE, not a loop: a device that logs in often may hold many tokens. Tokens are read
+    # from the database on every request (never kept by the web processes), so the next request
+    # with one of them is refused.
+    return PersonalToken.objects.filter(user=user, revoked_at__isnull=True, expires_at__gt=now).update(
+        revoked_at=now, updated_at=now
+    )
+
+
 PRUNE_BATCH = 5000  # tokens per DELETE: each statement stays short
 
 

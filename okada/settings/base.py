@@ -160,6 +160,8 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+    # Refuses nothing: a saved new password revokes the user's personal API tokens.
+    {"NAME": "okada.credentials.passwords.RevokeTokensOnPasswordChange"},
 ]
 
 # --- Static files ------------------------------------------------------------------------------

@@ -1,0 +1,107 @@
+"""A new password revokes the user's personal API tokens, whatever sets it (okada.credentials.passwords).
+
+A token taken with a stolen password must stop working once the owner or staff change the
+password: the admin's password form (CSRF token posted, as a browser does), `set_password()` +
+`save()` in code. Another user's tokens and API keys (not tied to a password) keep working.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.conf import settings
+from django.test import Client
+from django.utils import timezone
+
+from okada.credentials.models import ApiKey, PersonalToken
+from tests.catalog.factories import UserFactory, VendorFactory
+from tests.credentials.factories import Api, vendor_key
+
+pytestmark = pytest.mark.django_db
+
+NEW = "N0uveau-mot-2-passe"
+
+
+def _member(vendor: Any, username: str) -> Any:
+    user = UserFactory(username=username)
+    user.set_password(f"old-pass-of-{username}")
+    user.save()
+    vendor.members.create(user=user)
+    return user
+
+
+def _token(username: str) -> str:
+    response = Api().post("/auth/token", {"username": username, "password": f"old-pass-of-{username}"})
+    assert response.status_code == 201, response.content
+    return response.json()["token"]
+
+
+@pytest.fixture
+def setup() -> dict[str, Any]:
+    vendor = VendorFactory()
+    awa, bob = _member(vendor, "awa"), _member(vendor, "bob")
+    data = {"vendor": vendor, "awa": awa, "bob": bob, "key": vendor_key(vendor)}
+    data["awa_token"], data["bob_token"] = _token("awa"), _token("bob")
+    for secret in (data["awa_token"], data["bob_token"], data["key"]):
+        assert Api(secret).get("/products").status_code == 200
+    return data
+
+
+def _only_awas_tokens_revoked(setup: dict[str, Any]) -> None:
+    assert Api(setup["awa_token"]).get("/products").status_code == 401
+    assert Api(setup["bob_token"]).get("/products").status_code == 200
+    assert Api(setup["key"]).get("/products").status_code == 200
+    assert not PersonalToken.objects.filter(user=setup["awa"], revoked_at__isnull=True).exists()
+    assert PersonalToken.objects.get(user=setup["bob"]).revoked_at is None
+    assert ApiKey.objects.get().revoked_at is None
+
+
+def test_the_admins_password_form_revokes_the_users_tokens(setup):
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(UserFactory(username="root", is_staff=True, is_superuser=True))
+    assert client.get("/admin/").status_code == 200  # sets the csrftoken cookie
+    response = client.post(
+        f"/admin/auth/user/{setup['awa'].pk}/password/",
+        {
+            "password1": NEW,
+            "password2": NEW,
+            "usable_password": "true",
+            "csrfmiddlewaretoken": client.cookies["csrftoken"].value,
+        },
+    )
+    assert response.status_code == 302, response.content
+    setup["awa"].refresh_from_db()
+    assert setup["awa"].check_password(NEW)
+    _only_awas_tokens_revoked(setup)
+
+
+def test_set_password_and_save_revoke_the_users_tokens(setup):
+    awa = setup["awa"]
+    awa.set_password(NEW)
+    awa.save()
+    _only_awas_tokens_revoked(setup)
+    # A token taken with the new password works.
+    response = Api().post("/auth/token", {"username": "awa", "password": NEW})
+    assert Api(response.json()["token"]).get("/products").status_code == 200
+
+
+def test_saving_a_user_without_a_new_password_or_logging_in_revokes_nothing(setup):
+    awa = setup["awa"]
+    awa.first_name = "Awa"
+    awa.save()
+    assert awa.check_password("old-pass-of-awa")  # a hash upgrade at login is no password change
+    assert Api(setup["awa_token"]).get("/products").status_code == 200
+
+
+def test_expired_tokens_are_left_as_they_are(setup):
+    awa = setup["awa"]
+    PersonalToken.objects.filter(user=awa).update(expires_at=timezone.now())
+    awa.set_password(NEW)
+    awa.save()
+    assert PersonalToken.objects.get(user=awa).revoked_at is None
+
+
+def test_the_hook_is_in_the_password_validators():
+    names = [v["NAME"] for v in settings.AUTH_PASSWORD_VALIDATORS]
+    assert "okada.credentials.passwords.RevokeTokensOnPasswordChange" in names
