@@ -24,9 +24,17 @@ from typing import Any
 
 import structlog
 import structlog.tracebacks
+from log_request_id import middleware as log_request_id_middleware
 
 REQUEST_ID_HEADER = "X-Request-ID"
-_SANE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")  # anything else is replaced, not logged
+# A caller's X-Request-ID is kept only if it matches (whole: fullmatch, so no trailing newline);
+# anything else (8,000 characters, a newline, a space) is replaced by a new id, never echoed or logged.
+_SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,200}")
+
+
+def sane_request_id(value: object) -> bool:
+    return isinstance(value, str) and _SANE_REQUEST_ID.fullmatch(value) is not None
+
 
 _current_request: ContextVar[Any] = ContextVar("okada_log_request", default=None)
 
@@ -130,10 +138,21 @@ def logging_config(fmt: str) -> dict[str, Any]:
 def request_id_for(request: Any) -> str:
     """The request's id: one an earlier middleware gave it, the caller's sane X-Request-ID, or new."""
     known = getattr(request, "id", None)
-    if isinstance(known, str) and _SANE_REQUEST_ID.match(known):
-        return known
+    if sane_request_id(known):
+        return str(known)
     sent = request.headers.get(REQUEST_ID_HEADER, "")
-    return sent if _SANE_REQUEST_ID.match(sent) else uuid.uuid4().hex
+    return sent if sane_request_id(sent) else uuid.uuid4().hex
+
+
+class RequestIDMiddleware(log_request_id_middleware.RequestIDMiddleware):
+    """django-log-request-id's middleware (it sets the id the log filter and the response header
+    use), keeping a caller's X-Request-ID only if `sane_request_id`; otherwise a new one, as for a
+    missing header (GENERATE_REQUEST_ID_IF_NOT_IN_HEADER). The library echoed and logged any value:
+    a newline in it made the response a 500 (BadHeaderError)."""
+
+    def _get_request_id(self, request: Any) -> str:
+        request_id = super()._get_request_id(request)
+        return request_id if sane_request_id(request_id) else self._generate_id()
 
 
 class RequestContextMiddleware:

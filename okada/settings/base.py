@@ -119,7 +119,7 @@ MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     # Then every log line and every response (errors included) carries the request id, and every
     # line of a request (the access log too) its user or API credential and vendor.
-    "log_request_id.middleware.RequestIDMiddleware",
+    "okada.core.logs.RequestIDMiddleware",  # django-log-request-id's, refusing odd ids
     "okada.core.logs.RequestContextMiddleware",
     "okada.core.api.middleware.AccessLogMiddleware",
     "django.middleware.security.SecurityMiddleware",
@@ -335,7 +335,7 @@ SPECTACULAR_SETTINGS = {
 }
 
 # --- Request ids and logs ----------------------------------------------------------------------
-LOG_REQUEST_ID_HEADER = "HTTP_X_REQUEST_ID"  # a caller's X-Request-ID is kept...
+LOG_REQUEST_ID_HEADER = "HTTP_X_REQUEST_ID"  # a caller's X-Request-ID is kept (1-200 of A-Za-z0-9._:-)...
 GENERATE_REQUEST_ID_IF_NOT_IN_HEADER = True  # ...otherwise one is made
 REQUEST_ID_RESPONSE_HEADER = "X-Request-ID"  # and echoed back
 LOG_REQUESTS = False  # okada.core.api.middleware.AccessLogMiddleware writes the access log
