@@ -27,7 +27,9 @@ urlpatterns = [
     re_path(r"^api/", UnknownUrlApi.as_view()),
 ]
 
-# Under /api/ a missing page or a crash is answered as problem+json, elsewhere as usual.
+# Under /api/ a refusal, a missing page or a crash is answered as problem+json, elsewhere as usual
+# (a refusal's page says why: okada.core.forbidden).
 handler400 = "okada.core.api.problems.handler400"
+handler403 = "okada.core.api.problems.handler403"
 handler404 = "okada.core.api.problems.handler404"
 handler500 = "okada.core.api.problems.handler500"

@@ -67,6 +67,7 @@ from .actors import Actor
 from .deletion import DeletionInWords, TooDeep, hard_delete_summary, row_line, summary_counts, summary_lines
 from .display import badge, job_label, job_shown, job_summary, reason_label
 from .errors import ChangedSinceOpened, DomainError
+from .forbidden import forbidden_page
 from .jobs import labelled_task_names, registered_task
 from .models import JobRun
 from .permission_labels import PermissionChoiceField, permission_labels, permission_list
@@ -1085,19 +1086,19 @@ class UserAdmin(RefusesOddInput, DeletionInWords, BaseUserAdmin, ModelAdmin):
     def _refused(self, request: HttpRequest, object_id: str, permitted: bool) -> HttpResponse:
         """A 403 saying why (a refusal already made, the transaction rolled back): to an editor
         who may change (or delete) accounts, turned back by this account's reach. Any other
-        refusal stays Django's bare 403."""
+        refusal is the generic 403 page (okada.core.forbidden)."""
         account = self.get_object(request, unquote(object_id)) if permitted else None
         why = _out_of_reach(request, account)
         if account is None or why is None:
             raise PermissionDenied
-        context = {
-            **self.admin_site.each_context(request),
-            "title": gettext("You may not change %(user)s") % {"user": account.get_username()},
-            "refusal": why,
-            "back": reverse("admin:auth_user_change", args=[account.pk]),
-            "opts": self.model._meta,
-        }
-        return TemplateResponse(request, "admin/core/out_of_reach.html", context, status=403)
+        return forbidden_page(
+            request,
+            why,
+            title=gettext("You may not change %(user)s") % {"user": account.get_username()},
+            back=reverse("admin:auth_user_change", args=[account.pk]),
+            back_label=gettext("Back to the account"),
+            opts=self.model._meta,
+        )
 
     def formfield_for_manytomany(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
         if db_field.name == "groups":

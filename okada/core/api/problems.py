@@ -307,6 +307,16 @@ def handler400(request: HttpRequest, exception: Exception | None = None) -> Http
     return bad_request(request, exception)  # type: ignore[arg-type]
 
 
+def handler403(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    """A PermissionDenied raised outside DRF (DRF's views answer their own): under /api/ the same
+    problem+json as theirs (the message stays out: it is the admin's), elsewhere the 403 page."""
+    if is_api(request):
+        return problem_http_response(NotAllowed())
+    from okada.core.forbidden import forbidden_page
+
+    return forbidden_page(request, str(exception or ""))
+
+
 def handler500(request: HttpRequest) -> HttpResponse:
     if is_api(request):
         return problem_http_response(InternalError())

@@ -1,0 +1,43 @@
+"""The 403 page of the admin and of every page outside the API (templates/403.html).
+
+A refusal that says why (`PermissionDenied("...")`, the message of a service's NotAllowed, or
+the reach of an account: okada.core.admin.UserAdmin) shows that sentence; a bare
+`PermissionDenied` shows a generic one. Under the admin the page is an admin page (unfold's
+layout, the admin's context built here); elsewhere a plain page. The API answers its 403s as
+problem+json (okada.core.api.problems.handler403), never with this page.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.http import HttpRequest, HttpResponse, HttpResponseForbidden
+from django.template import loader
+from django.urls import reverse
+from django.utils.translation import gettext
+
+
+def under_admin(request: HttpRequest) -> bool:
+    return request.path.startswith(reverse("admin:index"))
+
+
+def admin_context(request: HttpRequest) -> dict[str, Any]:
+    """What the page needs to look like the admin: its layout (admin/base_site.html, whose header
+    and sidebar are a staff user's, or else the login page's) and context. Nothing outside the
+    admin, or when the refusal came before the request had a user (a middleware's): the plain page."""
+    if not under_admin(request) or not hasattr(request, "user"):
+        return {}
+    from django.contrib import admin
+
+    staff = admin.site.has_permission(request)
+    return {
+        **admin.site.each_context(request),
+        "base_template": "admin/base_site.html" if staff else "unfold/layouts/unauthenticated.html",
+        "back": reverse("admin:index"),
+    }
+
+
+def forbidden_page(request: HttpRequest, message: str = "", **extra: Any) -> HttpResponse:
+    """403.html: `message` (or the generic sentence), `extra` (`title`, `back`, `back_label`)."""
+    context = {**admin_context(request), "title": gettext("Access refused"), "exception": message, **extra}
+    return HttpResponseForbidden(loader.render_to_string("403.html", context, request))
