@@ -13,9 +13,9 @@ from django.conf import settings
 from django.contrib.auth.models import AnonymousUser, Permission
 from django.core.exceptions import PermissionDenied
 from django.test import Client, RequestFactory
+from django.urls import get_resolver
 from django.views.defaults import permission_denied
 
-from okada.core.api.problems import handler403
 from tests.catalog.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -26,6 +26,12 @@ REFUSAL_FR = "Vous n\u2019avez pas la permission de faire cela (partitions.run_p
 REFUSAL_EN = "You do not have the permission to do this (partitions.run_partition_maintenance)."
 GENERIC_FR = "Vous n\u2019avez pas la permission de faire cela. Demandez à un administrateur"
 GENERIC_EN = "You do not have permission to do this. Ask an administrator"
+
+
+def handler403(request: Any, exception: Exception) -> Any:
+    """The project's 403 handler, as Django finds it (okada.urls)."""
+    handler: Any = get_resolver().resolve_error_handler(403)
+    return handler(request, exception)
 
 
 def _staff(*perms: str) -> Any:
