@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging.config
 import re
+from typing import Any
 
 import pytest
 from django.conf import settings
@@ -85,19 +86,28 @@ def test_a_refused_request_is_one_line_and_a_crash_keeps_its_traceback(fmt, clie
     assert "s3cret-in-a-frame" not in crashed  # a local variable of the crashing frame
 
 
+def _logged_request(
+    client: Client, capsys: pytest.CaptureFixture[str], request_id: str
+) -> tuple[Any, dict[str, Any], list[dict[str, Any]]]:
+    """GET /api/v1/products with `request_id` sent, JSON logs on: the response, its access-log
+    line and every JSON line logged."""
+    logging.config.dictConfig(logs.logging_config("json"))
+    try:
+        response = client.get("/api/v1/products", HTTP_X_REQUEST_ID=request_id)
+    finally:
+        logging.config.dictConfig(settings.LOGGING)
+    lines = [json.loads(line) for line in capsys.readouterr().err.splitlines() if line.startswith("{")]
+    [access] = [line for line in lines if line["logger"] == "okada.access"]
+    return response, access, lines
+
+
 @pytest.mark.parametrize(
     "sent",
     ["x" * 8000, "bad id\nwith newline", "trailing-newline\n", "", "x" * 201, "caf\u00e9", "a b"],
     ids=["8000-chars", "newline", "trailing-newline", "empty", "201-chars", "non-ascii", "space"],
 )
 def test_an_unreasonable_request_id_is_replaced_by_a_new_one(sent, client, capsys):
-    logging.config.dictConfig(logs.logging_config("json"))
-    try:
-        response = client.get("/api/v1/products", HTTP_X_REQUEST_ID=sent)
-    finally:
-        logging.config.dictConfig(settings.LOGGING)
-    lines = [json.loads(line) for line in capsys.readouterr().err.splitlines() if line.startswith("{")]
-    [access] = [line for line in lines if line["logger"] == "okada.access"]
+    response, access, lines = _logged_request(client, capsys, sent)
     generated = response["X-Request-ID"]
     assert re.fullmatch(r"[0-9a-f]{32}", generated), generated  # a new one, as for a missing header
     assert access["request_id"] == generated
@@ -106,12 +116,6 @@ def test_an_unreasonable_request_id_is_replaced_by_a_new_one(sent, client, capsy
 
 def test_a_reasonable_request_id_is_kept(client, capsys):
     sent = "Ab0._:-" + "x" * 193  # every allowed character, 200 in all
-    logging.config.dictConfig(logs.logging_config("json"))
-    try:
-        response = client.get("/api/v1/products", HTTP_X_REQUEST_ID=sent)
-    finally:
-        logging.config.dictConfig(settings.LOGGING)
-    lines = [json.loads(line) for line in capsys.readouterr().err.splitlines() if line.startswith("{")]
-    [access] = [line for line in lines if line["logger"] == "okada.access"]
+    response, access, _ = _logged_request(client, capsys, sent)
     assert response["X-Request-ID"] == sent
     assert access["request_id"] == sent
