@@ -23,6 +23,7 @@ from django.test.utils import CaptureQueriesContext
 
 from catalog.models import VendorMember
 from catalog.services import vendor_member_add, vendor_member_remove
+from tests.admin_client import csrf_client, csrf_post
 from tests.catalog.factories import UserFactory, VendorFactory, staff_actor
 
 pytestmark = pytest.mark.django_db
@@ -54,23 +55,9 @@ def _owner(username: str = "awa") -> Any:
     return owner
 
 
-def _logged_in(user: Any) -> Client:
-    """A client that enforces CSRF as a browser meets it: the token from a page, in every POST."""
-    client = Client(enforce_csrf_checks=True)
-    client.force_login(user)
-    assert client.get("/admin/").status_code == 200  # sets the csrftoken cookie
-    return client
-
-
-def _post(client: Client, url: str, data: dict[str, Any]) -> Any:
-    response = client.post(url, {**data, "csrfmiddlewaretoken": client.cookies["csrftoken"].value})
-    assert b"CSRF" not in response.content, url  # a CSRF refusal would prove nothing
-    return response
-
-
 def _change_data(account: Any, **changes: Any) -> dict[str, Any]:
     """The account's change form as a superuser is shown it (every field editable), with `changes`."""
-    root = _logged_in(UserFactory(username="root-reader", is_staff=True, is_superuser=True))
+    root = csrf_client(UserFactory(username="root-reader", is_staff=True, is_superuser=True))
     form = root.get(f"/admin/auth/user/{account.pk}/change/").context["adminform"].form
     data: dict[str, Any] = {}
     for name, field in form.fields.items():
@@ -93,10 +80,10 @@ def _tries_everything(client: Client, account: Any) -> dict[str, int]:
     url = f"/admin/auth/user/{account.pk}"
     deactivated = {k: v for k, v in _change_data(account, first_name="Pirate").items() if k != "is_active"}
     return {
-        "change": _post(client, f"{url}/change/", deactivated).status_code,
-        "password": _post(client, f"{url}/password/", NEW_PASSWORD).status_code,
-        "delete": _post(client, f"{url}/delete/", {"post": "yes"}).status_code,
-        "delete_selected": _post(
+        "change": csrf_post(client, f"{url}/change/", deactivated).status_code,
+        "password": csrf_post(client, f"{url}/password/", NEW_PASSWORD).status_code,
+        "delete": csrf_post(client, f"{url}/delete/", {"post": "yes"}).status_code,
+        "delete_selected": csrf_post(
             client,
             "/admin/auth/user/",
             {"action": "delete_selected", "_selected_action": [str(account.pk)], "post": "yes"},
@@ -107,7 +94,7 @@ def _tries_everything(client: Client, account: Any) -> dict[str, int]:
 def test_a_user_manager_cannot_take_over_a_vendor_owners_account():
     owner = _owner()
     before = _state(owner)
-    client = _logged_in(_editor())
+    client = csrf_client(_editor())
     url = f"/admin/auth/user/{owner.pk}"
 
     page = client.get(f"{url}/change/")
@@ -140,12 +127,12 @@ def test_the_same_user_manager_still_edits_a_plain_account():
     plain = UserFactory(username="binta")
     plain.set_password("ancien-mot")
     plain.save()
-    client = _logged_in(_editor())
+    client = csrf_client(_editor())
     url = f"/admin/auth/user/{plain.pk}"
     assert client.get(f"{url}/change/").context["has_change_permission"] is True
     assert client.get(f"{url}/password/").status_code == 200
-    assert _post(client, f"{url}/password/", NEW_PASSWORD).status_code == 302
-    assert _post(client, f"{url}/change/", _change_data(plain, first_name="Binta")).status_code == 302
+    assert csrf_post(client, f"{url}/password/", NEW_PASSWORD).status_code == 302
+    assert csrf_post(client, f"{url}/change/", _change_data(plain, first_name="Binta")).status_code == 302
     plain.refresh_from_db()
     assert plain.check_password(NEW_PASSWORD["password1"]) and plain.first_name == "Binta"
 
@@ -161,13 +148,13 @@ def test_who_could_become_a_member_anyway_edits_a_vendor_owners_account(who):
         if who == "may add vendor members"
         else UserFactory(is_staff=True, is_superuser=True)
     )
-    client = _logged_in(editor)
+    client = csrf_client(editor)
     url = f"/admin/auth/user/{owner.pk}"
     page = client.get(f"{url}/change/")
     assert page.context["has_change_permission"] is True
     assert REFUSAL_FR not in page.content.decode()
-    assert _post(client, f"{url}/password/", NEW_PASSWORD).status_code == 302
-    assert _post(client, f"{url}/change/", _change_data(owner, first_name="Awa")).status_code == 302
+    assert csrf_post(client, f"{url}/password/", NEW_PASSWORD).status_code == 302
+    assert csrf_post(client, f"{url}/change/", _change_data(owner, first_name="Awa")).status_code == 302
     owner.refresh_from_db()
     assert owner.check_password(NEW_PASSWORD["password1"]) and owner.first_name == "Awa"
 
@@ -177,8 +164,8 @@ def test_changing_vendor_members_roles_is_not_enough():
     # membership: it makes no one the member of a vendor they were never in.
     owner = _owner()
     before = _state(owner)
-    client = _logged_in(_editor("catalog.change_vendormember", "catalog.view_vendormember"))
-    assert _post(client, f"/admin/auth/user/{owner.pk}/password/", NEW_PASSWORD).status_code == 403
+    client = csrf_client(_editor("catalog.change_vendormember", "catalog.view_vendormember"))
+    assert csrf_post(client, f"/admin/auth/user/{owner.pk}/password/", NEW_PASSWORD).status_code == 403
     assert _state(owner) == before
 
 
@@ -187,15 +174,15 @@ def test_a_former_member_is_in_reach_again():
     member = VendorMember.objects.get(user=owner)
     vendor_member_remove(member=member, actor=staff_actor())
     assert VendorMember.all_objects.filter(pk=member.pk).exists()  # soft-deleted, still there
-    client = _logged_in(_editor())
-    assert _post(client, f"/admin/auth/user/{owner.pk}/password/", NEW_PASSWORD).status_code == 302
+    client = csrf_client(_editor())
+    assert csrf_post(client, f"/admin/auth/user/{owner.pk}/password/", NEW_PASSWORD).status_code == 302
     owner.refresh_from_db()
     assert owner.check_password(NEW_PASSWORD["password1"])
 
 
 def test_a_members_change_page_asks_about_memberships_once():
     owner = _owner()
-    client = _logged_in(_editor())
+    client = csrf_client(_editor())
     url = f"/admin/auth/user/{owner.pk}/change/"
     with CaptureQueriesContext(connection) as ctx:
         assert client.get(url).status_code == 200
@@ -205,7 +192,7 @@ def test_a_members_change_page_asks_about_memberships_once():
 
 
 def test_the_users_list_makes_the_same_queries_for_few_or_many_members():
-    client = _logged_in(_editor())
+    client = csrf_client(_editor())
 
     def count() -> int:
         client.get("/admin/auth/user/")  # warms the process-wide caches (content types)

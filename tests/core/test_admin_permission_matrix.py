@@ -35,10 +35,11 @@ from django.contrib import admin
 from django.contrib.admin import helpers
 from django.contrib.auth.models import Group, Permission
 from django.db import connection, connections
-from django.test import Client, TestCase
+from django.test import TestCase
 from django.urls import URLPattern, URLResolver
 from django.utils import timezone
 
+from tests.admin_client import csrf_client, csrf_post
 from tests.catalog.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -61,22 +62,6 @@ def _nobody() -> Any:
 
 
 USERS = {"viewer": _viewer, "nobody": _nobody}
-
-
-def logged_in(user: Any) -> Client:
-    """A client that enforces CSRF as a browser meets it: the token from a page, in every POST."""
-    client = Client(enforce_csrf_checks=True)
-    client.force_login(user)
-    assert client.get("/admin/").status_code == 200  # sets the csrftoken cookie
-    return client
-
-
-def post(client: Client, url: str, data: dict[str, Any]) -> Any:
-    token = client.cookies["csrftoken"].value
-    response = client.post(url, {**data, "csrfmiddlewaretoken": token})
-    # A 403 of the CSRF check would prove nothing about permissions.
-    assert b"CSRF" not in response.content, url
-    return response
 
 
 # --- What "nothing changed" means ----------------------------------------------------------------
@@ -402,7 +387,7 @@ def test_no_admin_post_or_action_changes_anything_for_a_user_who_may_only_view(
     user = USERS[who]()
     world = _world(export_owner=user)
     assert set(world) == set(admin.site._registry), "every screen has rows to act on"
-    client = logged_in(user)
+    client = csrf_client(user)
     allowed = []
     for model, rows in world.items():
         model_admin: Any = admin.site._registry[model]
@@ -413,7 +398,7 @@ def test_no_admin_post_or_action_changes_anything_for_a_user_who_may_only_view(
                 if url.endswith(f"/{model._meta.model_name}/"):
                     continue
                 with unchanged(f"{who}: POST {url}"):
-                    response = post(client, url, fields)
+                    response = csrf_post(client, url, fields)
                 # Refused (a deleted order's page is gone: 404), or a page that only reads.
                 if response.status_code not in (403, 404) and not reads_only(model, route):
                     allowed.append(f"POST {url} -> {response.status_code}")
@@ -429,7 +414,7 @@ def test_no_admin_post_or_action_changes_anything_for_a_user_who_may_only_view(
                 helpers.ACTION_CHECKBOX_NAME: [str(r.pk) for r in selected],
             }
             with unchanged(f"{who}: action {model._meta.label}.{name} on {selected}"):
-                response = post(client, changelist + query, data)
+                response = csrf_post(client, changelist + query, data)
             # Not offered: the list again (view) or 403 (nobody); never the action's own page.
             assert response.status_code in (200, 302, 403), (name, response.status_code)
             if response.status_code == 200:
@@ -448,7 +433,7 @@ def test_no_admin_page_changes_anything_when_read(who, empty_queue, other_backen
     # anyone's browser. Superusers included, who may do everything by POST.
     user = {**USERS, "root": _root}[who]()
     world = _world(export_owner=user)
-    client = logged_in(user)
+    client = csrf_client(user)
     for model, rows in world.items():
         for route in model_urls(model):
             for url in filled(model, route, rows, other_backend):
@@ -464,7 +449,7 @@ def test_sensitive_pages_are_not_served_to_a_user_who_may_only_view(who, exports
 
     user = USERS[who]()
     world = _world(export_owner=user)
-    client = logged_in(user)
+    client = csrf_client(user)
     export = world[OrderExport][0]
     # Their own export, but they may not export orders: no file.
     assert client.get(f"/admin/orders/orderexport/{export.pk}/download/").status_code == 403
@@ -495,16 +480,16 @@ def test_the_matrix_posts_are_real_ones_a_superuser_gets_done(empty_queue, expor
 
     root = _root()
     world = _world(export_owner=root)
-    client = logged_in(root)
+    client = csrf_client(root)
     product = world[Product][0]
     fields = form_fields([product])
-    post(client, f"/admin/catalog/product/{product.pk}/adjust-stock/", fields)
+    csrf_post(client, f"/admin/catalog/product/{product.pk}/adjust-stock/", fields)
     assert Stock.objects.get(product=product).on_hand == 15
     order = world[Order][0]
-    post(client, f"/admin/orders/order/{order.pk}/transition/", fields)
+    csrf_post(client, f"/admin/orders/order/{order.pk}/transition/", fields)
     assert Order.objects.get(pk=order.pk).status == OrderStatus.CANCELLED
     vendor = world[Vendor][0]
-    post(
+    csrf_post(
         client,
         "/admin/catalog/vendor/?deleted=all",
         {**ACTION_FIELDS, "action": "suspend", helpers.ACTION_CHECKBOX_NAME: [str(vendor.pk)]},

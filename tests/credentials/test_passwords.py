@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 from django.conf import settings
-from django.test import Client
 from django.utils import timezone
 
 from okada.credentials.models import ApiKey, PersonalToken
+from tests.admin_client import csrf_client, csrf_post
 from tests.catalog.factories import UserFactory, VendorFactory
 from tests.credentials.factories import Api, vendor_key
 
@@ -58,17 +58,11 @@ def _only_awas_tokens_revoked(setup: dict[str, Any]) -> None:
 
 
 def test_the_admins_password_form_revokes_the_users_tokens(setup):
-    client = Client(enforce_csrf_checks=True)
-    client.force_login(UserFactory(username="root", is_staff=True, is_superuser=True))
-    assert client.get("/admin/").status_code == 200  # sets the csrftoken cookie
-    response = client.post(
+    client = csrf_client(UserFactory(username="root", is_staff=True, is_superuser=True))
+    response = csrf_post(
+        client,
         f"/admin/auth/user/{setup['awa'].pk}/password/",
-        {
-            "password1": NEW,
-            "password2": NEW,
-            "usable_password": "true",
-            "csrfmiddlewaretoken": client.cookies["csrftoken"].value,
-        },
+        {"password1": NEW, "password2": NEW, "usable_password": "true"},
     )
     assert response.status_code == 302, response.content
     setup["awa"].refresh_from_db()
