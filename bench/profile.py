@@ -155,6 +155,8 @@ def _child(database_url: str, requests: list[Any], count: int, html: str | None,
             for i in range(count):
                 send(WARMUP + 2 * count + i)
             flat_profile.disable()
+            if os.environ.get("PROFILE_DUMP"):  # for pstats' callers/callees: python -m pstats FILE
+                flat_profile.dump_stats(os.environ["PROFILE_DUMP"])
             out = io.StringIO()
             table = pstats.Stats(flat_profile, stream=out)
             table.sort_stats("tottime").print_stats(30)
