@@ -1,16 +1,23 @@
-"""A user's new password revokes their personal API tokens (README "API credentials").
+"""A user's new password, or a disabled one, revokes their personal API tokens (README "API
+credentials"). Two hooks, because Django reports only the first as a password change.
 
-The hook is Django's own notion of "the password changed": `AbstractBaseUser.save()` calls
+A new password: Django's own notion of "the password changed". `AbstractBaseUser.save()` calls
 `password_validation.password_changed(raw, user)` on every AUTH_PASSWORD_VALIDATORS entry after a
 user whose `set_password()` was called is saved. That is every way a password is set: the admin's
 password form (AdminPasswordChangeForm), Django's password-change and reset views (SetPasswordForm),
 `manage.py changepassword`, `create_user`, and `set_password()` + `save()` anywhere. It is not
 called for a hash upgrade at login (`check_password` clears the raw password before saving: the
-same password), which a signal comparing the stored hash could not tell from a change. Listed last
+same password), which a signal comparing any stored hash could not tell from a change. Listed last
 in AUTH_PASSWORD_VALIDATORS (tests/credentials/test_passwords.py checks it is there); it refuses
-no password, and its help text (under every password form) says what a new password does. Not
-covered: `set_unusable_password()` (the admin's "disable password-based authentication"), which
-Django does not report as a password change (deactivating the account stops the tokens).
+no password, and its help text (under every password form) says what a new password does.
+
+A disabled password: `set_unusable_password()` (the admin's "disable password-based
+authentication", or any code) followed by a save, which Django does not report. The user model is
+Django's, so no service of ours sees every such save: `note_password_disabled` (pre_save of the
+user model, connected in CredentialsConfig.ready) compares the stored password with the unusable
+one about to be written, and `revoke_tokens_if_password_disabled` (post_save, once the row is
+written) revokes. A hash upgrade always writes a usable password, so it never counts. Only a save
+through the model is seen: a queryset `update(password=...)` is not.
 """
 
 from __future__ import annotations
@@ -23,6 +30,8 @@ from okada.core.actors import Actor
 
 from .services import personal_tokens_revoke_for_user
 
+DISABLED = "_okada_password_disabled"  # set on the instance by pre_save, read by post_save
+
 
 class RevokeTokensOnPasswordChange:
     def validate(self, password: str, user: Any = None) -> None:
@@ -34,3 +43,27 @@ class RevokeTokensOnPasswordChange:
 
     def get_help_text(self) -> str:
         return _("A new password revokes the personal API tokens taken with the old one.")
+
+
+def note_password_disabled(
+    sender: Any, instance: Any, raw: bool = False, update_fields: Any = None, **kwargs: Any
+) -> None:
+    """pre_save of the user model: does this save replace the stored password with an unusable
+    one? Read from the database only then (a save writing an unusable password), so logins
+    (`update_fields=["last_login"]`) and ordinary saves cost no query. Disabling it again counts
+    too (a new unusable value): it revokes tokens that outlived an earlier disabling."""
+    instance.__dict__.pop(DISABLED, None)
+    if raw or instance.pk is None or instance.has_usable_password():
+        return
+    if update_fields is not None and "password" not in update_fields:
+        return
+    stored = sender._default_manager.filter(pk=instance.pk).values_list("password", flat=True).first()
+    if stored is not None and stored != instance.password:
+        instance.__dict__[DISABLED] = True
+
+
+def revoke_tokens_if_password_disabled(sender: Any, instance: Any, **kwargs: Any) -> None:
+    """post_save of the user model: the row now holds the disabled password; revoke the tokens
+    (in the save's transaction when there is one, as the admin's)."""
+    if instance.__dict__.pop(DISABLED, False):
+        personal_tokens_revoke_for_user(user=instance, actor=Actor.system("password disabled"))

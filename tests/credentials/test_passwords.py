@@ -1,8 +1,10 @@
-"""A new password revokes the user's personal API tokens, whatever sets it (okada.credentials.passwords).
+"""A new or disabled password revokes the user's personal API tokens, whatever sets it
+(okada.credentials.passwords).
 
 A token taken with a stolen password must stop working once the owner or staff change the
-password: the admin's password form (CSRF token posted, as a browser does), `set_password()` +
-`save()` in code. Another user's tokens and API keys (not tied to a password) keep working.
+password or disable it: the admin's password form (CSRF token posted, as a browser does; "Disable
+password-based authentication" too), `set_password()` or `set_unusable_password()` + `save()` in
+code. Another user's tokens and API keys (not tied to a password) keep working.
 """
 
 from __future__ import annotations
@@ -78,6 +80,51 @@ def test_set_password_and_save_revoke_the_users_tokens(setup):
     # A token taken with the new password works.
     response = Api().post("/auth/token", {"username": "awa", "password": NEW})
     assert Api(response.json()["token"]).get("/products").status_code == 200
+
+
+def test_disabling_password_login_in_the_admin_revokes_the_users_tokens(setup):
+    client = csrf_client(UserFactory(username="root", is_staff=True, is_superuser=True))
+    response = csrf_post(
+        client,
+        f"/admin/auth/user/{setup['awa'].pk}/password/",
+        {"usable_password": "false", "unset-password": "1"},
+    )
+    assert response.status_code == 302, response.content
+    setup["awa"].refresh_from_db()
+    assert not setup["awa"].has_usable_password()
+    _only_awas_tokens_revoked(setup)
+    # And no new token with the old password.
+    assert Api().post("/auth/token", {"username": "awa", "password": "old-pass-of-awa"}).status_code == 401
+
+
+def test_set_unusable_password_and_save_revoke_the_users_tokens(setup):
+    awa = setup["awa"]
+    awa.set_unusable_password()
+    awa.save()
+    _only_awas_tokens_revoked(setup)
+
+
+def test_disabling_an_already_disabled_password_revokes_tokens_left_from_before(setup):
+    # A token that outlived an earlier disabling (e.g. one done before the hook existed).
+    awa = setup["awa"]
+    awa.set_unusable_password()
+    awa.save()
+    PersonalToken.objects.filter(user=awa).update(revoked_at=None)
+    awa.set_unusable_password()
+    awa.save()
+    _only_awas_tokens_revoked(setup)
+
+
+def test_a_save_that_does_not_write_the_disabled_password_revokes_nothing(setup):
+    awa = setup["awa"]
+    awa.set_unusable_password()
+    awa.first_name = "Awa"
+    awa.save(update_fields=["first_name"])  # the password column is not written
+    assert Api(setup["awa_token"]).get("/products").status_code == 200
+    awa.refresh_from_db()
+    awa.first_name = "Awa N."
+    awa.save()  # the stored password again
+    assert Api(setup["awa_token"]).get("/products").status_code == 200
 
 
 def test_saving_a_user_without_a_new_password_or_logging_in_revokes_nothing(setup):
