@@ -3,7 +3,8 @@
 A refusal that says why (`PermissionDenied("...")`, the message of a service's NotAllowed, or
 the reach of an account: okada.core.admin.UserAdmin) shows that sentence; a bare
 `PermissionDenied` shows a generic one. Under the admin the page is an admin page (unfold's
-layout, the admin's context built here); elsewhere a plain page. The API answers its 403s as
+layout, the admin's context built here); elsewhere a plain page. A refused CSRF check shows it
+too, saying what to do (okada.core.api.problems.csrf_failure). The API answers its 403s as
 problem+json (okada.core.api.problems.handler403), never with this page.
 """
 

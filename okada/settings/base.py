@@ -139,6 +139,10 @@ MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
+# A refused CSRF check: the 403 page saying what to do (admin layout, user's language), under
+# /api/ problem+json, instead of Django's bare English page.
+CSRF_FAILURE_VIEW = "okada.core.api.problems.csrf_failure"
+
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",

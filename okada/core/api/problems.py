@@ -24,8 +24,8 @@ from django.core.exceptions import (
 )
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
+from django.utils.translation import gettext, gettext_noop
 from django.utils.translation import gettext_lazy as _
-from django.utils.translation import gettext_noop
 from rest_framework import exceptions, renderers
 from rest_framework.response import Response
 from rest_framework.utils import encoders
@@ -315,6 +315,21 @@ def handler403(request: HttpRequest, exception: Exception | None = None) -> Http
     from okada.core.forbidden import forbidden_page
 
     return forbidden_page(request, str(exception or ""))
+
+
+def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
+    """CSRF_FAILURE_VIEW: a POST CsrfViewMiddleware refused (no or a wrong token, an expired form,
+    another site's Origin). Django has logged `reason` (django.security.csrf); the page shows what
+    to do instead of Django's bare English one: the 403 page, as an admin page under the admin, in
+    the user's language. Under /api/ the same problem+json 403 as handler403 (DRF's views are
+    CSRF-exempt and bearer-authenticated, so only a view outside DRF could get here)."""
+    if is_api(request):
+        return problem_http_response(NotAllowed())
+    from okada.core.forbidden import forbidden_page
+
+    return forbidden_page(
+        request, gettext("The form expired or was sent from another site: reload the page and send it again.")
+    )
 
 
 def handler500(request: HttpRequest) -> HttpResponse:
