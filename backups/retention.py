@@ -5,11 +5,16 @@ weeks, months) that have at least one backup, keep the newest backup of each. Th
 independent and their union is kept, so with 30/13/12 a backup made nightly is kept for 30 days,
 then one a week for about three months, then one a month for a year. Periods are local days
 (TIME_ZONE, Africa/Douala): "Tuesday's backup" is the one staff call Tuesday's.
+
+Pre-migration backups (`make migrate` takes one before migrating) have a rule of their own: the N
+newest of them are kept whatever the other rules say. They are what an operator restores when a
+migration goes wrong, and the rules above would drop one as soon as a nightly or manual backup
+follows it the same day (it is then no longer the newest of its day).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import Callable, Collection, Hashable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from typing import TypeVar
@@ -22,6 +27,7 @@ class Policy:
     daily: int
     weekly: int
     monthly: int
+    pre_migration: int = 0  # the N newest pre-migration backups, kept in addition
 
     @classmethod
     def from_settings(cls) -> Policy:
@@ -31,6 +37,7 @@ class Policy:
             daily=settings.OKADA_BACKUP_KEEP_DAILY,
             weekly=settings.OKADA_BACKUP_KEEP_WEEKLY,
             monthly=settings.OKADA_BACKUP_KEEP_MONTHLY,
+            pre_migration=settings.OKADA_BACKUP_KEEP_PRE_MIGRATION,
         )
 
 
@@ -47,8 +54,15 @@ def _month(at: datetime) -> tuple[int, ...]:
     return (at.year, at.month)
 
 
-def to_keep(taken_at: Mapping[K, datetime], policy: Policy, tz: tzinfo) -> set[K]:
-    """The keys of `taken_at` ({key: when the backup was taken}) that `policy` keeps."""
+def to_keep(
+    taken_at: Mapping[K, datetime], policy: Policy, tz: tzinfo, *, pre_migration: Collection[K] = ()
+) -> set[K]:
+    """The keys of `taken_at` ({key: when the backup was taken}) that `policy` keeps.
+
+    `pre_migration` names the keys that are pre-migration backups: they count for the daily,
+    weekly and monthly rules like any other, and the `policy.pre_migration` newest of them are
+    kept besides.
+    """
     newest_first = sorted(taken_at.items(), key=lambda item: item[1], reverse=True)
     rules: list[tuple[int, Callable[[datetime], tuple[int, ...]]]] = [
         (policy.daily, _day),
@@ -65,4 +79,6 @@ def to_keep(taken_at: Mapping[K, datetime], policy: Policy, tz: tzinfo) -> set[K
             if period not in periods:  # the first seen is the newest of its period
                 periods.add(period)
                 keep.add(key)
+    before_migrations = [key for key, _at in newest_first if key in pre_migration]
+    keep.update(before_migrations[: max(policy.pre_migration, 0)])
     return keep

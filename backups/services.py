@@ -252,8 +252,8 @@ def _adopt_finished_file(backup: Backup) -> bool:
 
 
 def backups_prune(*, now: datetime | None = None, on_step: Step = quiet) -> list[Backup]:
-    """Apply the retention policy (OKADA_BACKUP_KEEP_DAILY/WEEKLY/MONTHLY): delete the files of the
-    complete backups it does not keep and mark their rows pruned; return them.
+    """Apply the retention policy (OKADA_BACKUP_KEEP_DAILY/WEEKLY/MONTHLY/PRE_MIGRATION): delete the
+    files of the complete backups it does not keep and mark their rows pruned; return them.
 
     The newest verified backup is always kept, and a backup being verified is skipped (its drill
     holds the backup's lock; pruning takes it too, so the two never overlap).
@@ -264,6 +264,7 @@ def backups_prune(*, now: datetime | None = None, on_step: Step = quiet) -> list
         {b.pk: b.started_at for b in candidates},
         retention.Policy.from_settings(),
         zoneinfo.ZoneInfo(settings.TIME_ZONE),
+        pre_migration={b.pk for b in candidates if b.kind == BackupKind.PRE_MIGRATION},
     )
     newest_verified = Backup.objects.verified().order_by("-started_at").first()
     if newest_verified is not None:

@@ -247,6 +247,8 @@ OKADA_BACKUP_DIR = env.path("OKADA_BACKUP_DIR", default=str(BASE_DIR / "var" / "
 OKADA_BACKUP_KEEP_DAILY = env.int("OKADA_BACKUP_KEEP_DAILY", default=30)
 OKADA_BACKUP_KEEP_WEEKLY = env.int("OKADA_BACKUP_KEEP_WEEKLY", default=13)
 OKADA_BACKUP_KEEP_MONTHLY = env.int("OKADA_BACKUP_KEEP_MONTHLY", default=12)
+# ... and, besides, the N newest pre-migration backups (the ones to restore if a migration fails).
+OKADA_BACKUP_KEEP_PRE_MIGRATION = env.int("OKADA_BACKUP_KEEP_PRE_MIGRATION", default=3)
 # /readyz fails when the newest verified backup is older than this (nightly backup + daily drill:
 # at most ~26 h in normal running, so one missed night shows).
 OKADA_BACKUP_MAX_AGE_HOURS = env.int("OKADA_BACKUP_MAX_AGE_HOURS", default=36)

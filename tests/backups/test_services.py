@@ -25,6 +25,7 @@ from backups.models import Backup, BackupKind, BackupStatus, BackupVerification,
 from backups.services import (
     BackupNotRestorable,
     TargetNotEmpty,
+    backup_and_prune,
     backup_path,
     backup_restore,
     backup_run,
@@ -428,6 +429,39 @@ def test_pruning_deletes_the_files_and_marks_the_rows_but_keeps_the_newest_verif
     assert files_in(backup_dir) == sorted(b.file_name for b in [*nights[:5], oldest])
     failed.refresh_from_db()
     assert failed.status == BackupStatus.FAILED
+    assert backups_prune() == []  # idempotent
+
+
+def test_a_backup_later_the_same_day_does_not_prune_the_newest_pre_migration_backups(settings):
+    # Once a manual (or the nightly) backup after `make migrate` made its pre-migration backup "not
+    # the newest of its day", and the retention run right after it deleted the one backup an
+    # operator would restore if the migration had gone wrong.
+    (
+        settings.OKADA_BACKUP_KEEP_DAILY,
+        settings.OKADA_BACKUP_KEEP_WEEKLY,
+        settings.OKADA_BACKUP_KEEP_MONTHLY,
+        settings.OKADA_BACKUP_KEEP_PRE_MIGRATION,
+    ) = 1, 0, 0, 2
+    now = timezone.now()
+    oldest_pre = BackupFactory(
+        kind=BackupKind.PRE_MIGRATION, started_at=now - timedelta(days=3), with_file=True
+    )
+    older_pre = BackupFactory(
+        kind=BackupKind.PRE_MIGRATION, started_at=now - timedelta(days=2), with_file=True
+    )
+    nightly = BackupFactory(kind=BackupKind.SCHEDULED, started_at=now - timedelta(days=1), with_file=True)
+    before_migrating = backup_run(kind=BackupKind.PRE_MIGRATION)
+
+    summary = backup_and_prune(kind=BackupKind.MANUAL)
+
+    manual = Backup.objects.get(pk=summary["backup"])
+    assert sorted(summary["pruned"]) == sorted([oldest_pre.file_name, nightly.file_name])
+    for backup in (oldest_pre, older_pre, nightly, before_migrating, manual):
+        backup.refresh_from_db()
+    assert [b.status for b in (before_migrating, older_pre, manual)] == [BackupStatus.COMPLETE] * 3
+    assert all(backup_path(b).exists() for b in (before_migrating, older_pre, manual))
+    assert [b.status for b in (oldest_pre, nightly)] == [BackupStatus.PRUNED] * 2
+    assert not backup_path(oldest_pre).exists() and not backup_path(nightly).exists()
     assert backups_prune() == []  # idempotent
 
 
