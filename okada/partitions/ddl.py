@@ -156,12 +156,15 @@ def create_month_partition(
     *,
     key: str = "created_at",
     lock_timeout_ms: int = DEFAULT_LOCK_TIMEOUT_MS,
+    reattach: bool = False,
 ) -> int | None:
     """Create the partition of `table` for `month` (exact UTC bounds) inside the caller's transaction.
 
     Returns None when that month already has its partition, else the number of rows moved out of
     the DEFAULT partition into it (0 for a month made ahead). Raises PartitionError when another
-    table has the partition's name or a partition overlaps the month.
+    table has the partition's name or a partition overlaps the month. With `reattach`, a table of
+    that name that maintenance detached to retire it (marked RETIRING_MARK) is attached back,
+    rows and all, and unmarked, instead of being refused.
     """
     month = month_start(month)
     name = partition_name(table, month)
@@ -185,7 +188,8 @@ def create_month_partition(
                 month=f"{month:%Y-%m}",
             )
         )
-    if table_exists(cursor, name):
+    adopt = table_exists(cursor, name)
+    if adopt and not (reattach and is_marked_retiring(cursor, name)):
         raise PartitionError(
             Text(
                 gettext_noop("%(name)s exists but is not the %(month)s partition of %(table)s"),
@@ -198,7 +202,8 @@ def create_month_partition(
     previous = set_local_lock_timeout(cursor, lock_timeout_ms)
     # Built apart, then attached: CREATE ... PARTITION OF would take ACCESS EXCLUSIVE on the
     # parent (every writer waits), ATTACH only SHARE UPDATE EXCLUSIVE.
-    cursor.execute(f'CREATE TABLE "{name}" (LIKE "{table}" INCLUDING DEFAULTS INCLUDING CONSTRAINTS)')
+    if not adopt:
+        cursor.execute(f'CREATE TABLE "{name}" (LIKE "{table}" INCLUDING DEFAULTS INCLUDING CONSTRAINTS)')
     cursor.execute(f'LOCK TABLE ONLY "{table}" IN SHARE UPDATE EXCLUSIVE MODE')
     moved = 0
     if default:
@@ -221,6 +226,8 @@ def create_month_partition(
     cursor.execute(
         f'ALTER TABLE "{table}" ATTACH PARTITION "{name}" FOR VALUES FROM (%s) TO (%s)', [start, end]
     )
+    if adopt:
+        cursor.execute(f'COMMENT ON TABLE "{name}" IS NULL')  # no longer ours to retire
     restore_lock_timeout(cursor, previous)
     return max(moved, 0)
 
@@ -272,6 +279,11 @@ def default_rows_by_month(
 
 def mark_retiring(cursor: Any, name: str) -> None:
     cursor.execute(f'COMMENT ON TABLE "{name}" IS %s', [RETIRING_MARK])
+
+
+def is_marked_retiring(cursor: Any, name: str) -> bool:
+    cursor.execute("SELECT obj_description(to_regclass(%s), 'pg_class') = %s", [f'"{name}"', RETIRING_MARK])
+    return bool(cursor.fetchone()[0])
 
 
 def retiring_tables(cursor: Any, table: str) -> list[str]:

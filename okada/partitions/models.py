@@ -55,6 +55,7 @@ class PartitionActionKind(models.TextChoices):
     DETACHED = "detached", _("detached")
     ARCHIVED = "archived", _("archived")
     DROPPED = "dropped", _("dropped")
+    REATTACHED = "reattached", _("attached back (the retention keeps its month)")
 
 
 class PartitionActionOutcome(models.TextChoices):
@@ -75,7 +76,10 @@ class PartitionAction(BaseModel):
         _("action"),
         max_length=16,
         choices=Kind.choices,
-        db_comment="created, rescued (rows moved out of DEFAULT), finalized, detached, archived, dropped.",
+        db_comment=(
+            "created, rescued (rows moved out of DEFAULT), finalized, detached, archived, dropped, "
+            "reattached (detached to retire, then kept by a longer retention)."
+        ),
     )
     outcome = models.CharField(
         _("outcome"),

@@ -4,7 +4,9 @@
 `maintenance_run()` carries them out and logs every action as a `PartitionAction`. Per table:
 
 1. finalise a DETACH ... CONCURRENTLY left pending by an interrupted run;
-2. finish retirements an interrupted run left half done (a detached table marked as retiring);
+2. finish retirements an interrupted run left half done (a detached table marked as retiring),
+   or, when the retention (lengthened since) now keeps that month, attach the table back: detached,
+   its rows were out of every read of the parent;
 3. rescue rows the DEFAULT partition caught: the partition of each month they belong to is
    created and they move into it (whatever the month: past, or beyond the premake horizon);
 4. premake: create every missing month from the current one to `premake_months` ahead;
@@ -61,6 +63,17 @@ LOCK_TIMEOUT = LOCK_NOT_AVAILABLE  # lock_timeout expired
 DEADLOCK = "40P01"
 
 
+# No longer written (a detached month the retention keeps is attached back now), but stored in
+# the summaries of earlier job runs (kept OKADA_JOB_RUN_RETENTION_DAYS): still translated there.
+STORED_BY_EARLIER_RUNS = (
+    gettext_noop(
+        "%(p)s was detached to be retired, but the retention now keeps its month: it is left "
+        "as it is, not dropped. To put it back: ALTER TABLE %(t)s ATTACH PARTITION %(p)s "
+        "FOR VALUES FROM ('%(a)s') TO ('%(b)s'); COMMENT ON TABLE %(p)s IS NULL;"
+    ),
+)
+
+
 class MaintenanceFailed(JobFailed):
     """Raised by the task after a run in which some step failed (each failure is in the log)."""
 
@@ -84,6 +97,7 @@ class Step:
     RESCUE = "rescue"
     CREATE = "create"
     RETIRE = "retire"
+    REATTACH = "reattach"
 
     table: str
     action: str
@@ -103,6 +117,10 @@ class Step:
             }
         if self.action == self.CREATE:
             return _("create %(p)s ahead") % {"p": self.partition}
+        if self.action == self.REATTACH:
+            return _("attach %(p)s back (detached to be retired, but the retention now keeps its month)") % {
+                "p": self.partition
+            }
         if self.detached:
             return _("finish retiring %(p)s (already detached): archive, verify, drop") % {
                 "p": self.partition
@@ -156,29 +174,23 @@ def _plan_table(cursor: Any, policy: PartitionPolicy, plan: Plan) -> None:
     if policy.retention_months is not None:
         cutoff = ddl.month_bounds(ddl.add_months(this_month, -policy.retention_months))[0]
 
+    reattaching: set[dt.date] = set()
+
     def finish_retiring(name: str, starts_at: dt.datetime, ends_at: dt.datetime) -> None:
         # Detached to be retired by an earlier run; the retention may have been lengthened since.
         if cutoff is not None and ends_at <= cutoff:
             steps.append(Step(table, Step.RETIRE, name, starts_at, ends_at, detached=True))
             return
-        plan.warnings.append(
-            Text(
-                gettext_noop(
-                    "%(p)s was detached to be retired, but the retention now keeps its month: it is left "
-                    "as it is, not dropped. To put it back: ALTER TABLE %(t)s ATTACH PARTITION %(p)s "
-                    "FOR VALUES FROM ('%(a)s') TO ('%(b)s'); COMMENT ON TABLE %(p)s IS NULL;"
-                ),
-                p=name,
-                t=table,
-                a=starts_at.isoformat(),
-                b=ends_at.isoformat(),
-            )
-        )
+        # Kept after all: attach it back. Detached, its rows are in no read of the parent (an
+        # order's timeline would miss that month's events), and a row of that month landing in
+        # DEFAULT could not be rescued (the month's name is taken).
+        reattaching.add(ddl.utc_month_of(starts_at))
+        steps.append(Step(table, Step.REATTACH, name, starts_at, ends_at, detached=True))
 
     for p in parts:
         if p.detach_pending:
             steps.append(Step(table, Step.FINALIZE, p.name, p.starts_at, p.ends_at))
-            if _is_marked_retiring(cursor, p.name) and p.starts_at and p.ends_at:
+            if ddl.is_marked_retiring(cursor, p.name) and p.starts_at and p.ends_at:
                 finish_retiring(p.name, p.starts_at, p.ends_at)
             else:
                 plan.warnings.append(
@@ -217,7 +229,8 @@ def _plan_table(cursor: Any, policy: PartitionPolicy, plan: Plan) -> None:
             )
         )
     ahead = {ddl.add_months(this_month, i) for i in range(int(policy.premake_months or 0) + 1)}
-    new_months = sorted((ahead - months) | set(in_default))
+    # A month being attached back takes its DEFAULT rows with it (REATTACH moves them).
+    new_months = sorted(((ahead - months) | set(in_default)) - reattaching)
     for month in new_months:
         starts_at, ends_at = ddl.month_bounds(month)
         name = ddl.partition_name(table, month)
@@ -240,11 +253,6 @@ def _plan_table(cursor: Any, policy: PartitionPolicy, plan: Plan) -> None:
             name = ddl.partition_name(table, month)
             expired.append(Step(table, Step.RETIRE, name, starts_at, ends_at, rows=in_default.get(month)))
     steps.extend(sorted(expired, key=lambda step: step.starts_at or cutoff))
-
-
-def _is_marked_retiring(cursor: Any, name: str) -> bool:
-    cursor.execute("SELECT obj_description(to_regclass(%s), 'pg_class') = %s", [name, ddl.RETIRING_MARK])
-    return bool(cursor.fetchone()[0])
 
 
 def _month_of_name(name: str) -> dt.date:
@@ -287,6 +295,7 @@ def maintenance_run(
             Step.RESCUE: _create,
             Step.CREATE: _create,
             Step.RETIRE: _retire,
+            Step.REATTACH: _create,
         }[step.action]
         handler(step, policy, run_at, summary)
     for warning in plan.warnings:
@@ -380,17 +389,24 @@ def _record(step: Step, kind: str, outcome: str, started: dt.datetime, **fields:
 
 
 def _create(step: Step, policy: PartitionPolicy, run_at: dt.datetime, summary: dict[str, Any]) -> None:
-    kind = Kind.RESCUED if step.action == Step.RESCUE else Kind.CREATED
+    reattach = step.action == Step.REATTACH
+    kind = Kind.REATTACHED if reattach else Kind.RESCUED if step.action == Step.RESCUE else Kind.CREATED
     started = timezone.now()
     month = ddl.utc_month_of(step.starts_at or run_at)  # a create step always has its bounds
 
     def work() -> int | None:
         with connection.cursor() as cursor:
             moved = ddl.create_month_partition(
-                cursor, step.table, month, key=policy.key, lock_timeout_ms=_lock_timeout_ms()
+                cursor,
+                step.table,
+                month,
+                key=policy.key,
+                lock_timeout_ms=_lock_timeout_ms(),
+                reattach=reattach,
             )
         if moved is not None:  # logged in the partition's own transaction
-            _record(step, Kind.RESCUED if moved else Kind.CREATED, Outcome.SUCCESS, started, rows=moved)
+            done = kind if reattach else Kind.RESCUED if moved else Kind.CREATED
+            _record(step, done, Outcome.SUCCESS, started, rows=moved)
         return moved
 
     with _action(step, kind, summary) as fields:

@@ -381,9 +381,12 @@ def test_a_partition_with_bounds_that_are_not_a_utc_month_is_reported_and_left_a
     assert "overlap" in failed.detail and len(summary["failed"]) == 1
 
 
-def test_a_detached_month_the_retention_now_keeps_is_never_dropped(scratch_table, settings, tmp_path):
+def test_a_detached_month_the_retention_now_keeps_is_attached_back_with_its_rows(
+    scratch_table, settings, tmp_path
+):
     # A retirement stopped after its detach (the archive failed); meanwhile the retention was
-    # lengthened: the month is no longer past it, so the next run must not drop it.
+    # lengthened: the month is no longer past it. It was once left detached with a warning, never
+    # dropped but out of every read of the parent: the month's rows were gone for users.
     table = scratch_table(premake_months=0, retention_months=1)
     ids = insert_readings(table, [at(2030, 1, 3), at(2030, 1, 20)])
     settings.OKADA_BACKUP_DIR = tmp_path / "not-a-directory"
@@ -391,20 +394,45 @@ def test_a_detached_month_the_retention_now_keeps_is_never_dropped(scratch_table
     maintenance_run(now=at(2030, 4, 2))
     name = f"{table}_p203001"
     assert name in standalone_tables(name)  # detached, its archive failed
+    assert {partition_of(table, row_id) for row_id in ids} == {None}  # out of the parent's reads
+    late = insert_readings(table, [at(2030, 1, 25)])  # lands in DEFAULT: January has no partition
 
     settings.OKADA_BACKUP_DIR = tmp_path / "backups"
     settings.OKADA_PARTITION_RETENTION_MONTHS = {table: "forever"}
     plan = maintenance_plan(now=at(2030, 4, 2, 1))
-    assert [s for s in plan.steps if s.partition == name] == []
-    assert any(name in w.english() and "ATTACH PARTITION" in w.english() for w in plan.warnings)
+    assert [(s.action, s.partition) for s in plan.steps if s.partition == name] == [(Step.REATTACH, name)]
+    assert plan.warnings == []
     summary = maintenance_run(now=at(2030, 4, 2, 1))
 
-    assert summary["failed"] == []
-    assert name in standalone_tables(name)
+    assert summary["failed"] == [] and summary["deferred"] == []
+    assert name not in standalone_tables(name)
+    assert {partition_of(table, row_id) for row_id in [*ids, *late]} == {name}  # the late one moved in
     with connection.cursor() as cursor:
-        cursor.execute(f'SELECT count(*) FROM "{name}"')  # noqa: S608
-        assert cursor.fetchone()[0] == len(ids)
+        assert not ddl.is_marked_retiring(cursor, name)
+    reattached = PartitionAction.objects.get(partition=name, kind=Kind.REATTACHED)
+    assert (reattached.outcome, reattached.rows) == (Outcome.SUCCESS, 1)
     assert not PartitionAction.objects.filter(partition=name, kind=Kind.DROPPED).exists()
+    assert maintenance_plan(now=at(2030, 4, 2, 2)).steps == []  # nothing left to do
+
+
+def test_a_detached_month_of_order_events_the_retention_now_keeps_is_back_in_the_timeline(
+    real_partitions_restored, settings, tmp_path
+):
+    event = event_row(at(2045, 1, 10))
+    timeline = set(event.order.events.values_list("pk", flat=True))  # its own creation's too
+    assert event.pk in timeline
+    settings.OKADA_PARTITION_RETENTION_MONTHS = {"orders_orderevent": "1"}
+    settings.OKADA_BACKUP_DIR = tmp_path / "not-a-directory"
+    settings.OKADA_BACKUP_DIR.write_text("a file where the backup directory should be")
+    maintenance_run(now=at(2045, 4, 2))  # detached; the archive failed
+    assert not OrderEvent.objects.filter(pk=event.pk).exists()
+
+    settings.OKADA_BACKUP_DIR = tmp_path / "backups"
+    settings.OKADA_PARTITION_RETENTION_MONTHS = {"orders_orderevent": "forever"}
+    maintenance_run(now=at(2045, 4, 2, 1))
+
+    assert set(event.order.events.values_list("pk", flat=True)) == timeline
+    assert standalone_tables("orders_orderevent_p") == set()  # every month detached is back
 
 
 def test_a_run_whose_drop_failed_after_the_archive_is_finished_without_a_second_archive(
