@@ -255,8 +255,9 @@ def backups_prune(*, now: datetime | None = None, on_step: Step = quiet) -> list
     """Apply the retention policy (OKADA_BACKUP_KEEP_DAILY/WEEKLY/MONTHLY/PRE_MIGRATION): delete the
     files of the complete backups it does not keep and mark their rows pruned; return them.
 
-    The newest verified backup is always kept, and a backup being verified is skipped (its drill
-    holds the backup's lock; pruning takes it too, so the two never overlap).
+    The newest complete backup (the one just taken, even with every rule set to 0) and the newest
+    verified one are always kept, and a backup being verified is skipped (its drill holds the
+    backup's lock; pruning takes it too, so the two never overlap).
     """
     now = now or timezone.now()
     candidates = list(Backup.objects.complete().order_by("started_at"))
@@ -266,6 +267,8 @@ def backups_prune(*, now: datetime | None = None, on_step: Step = quiet) -> list
         zoneinfo.ZoneInfo(settings.TIME_ZONE),
         pre_migration={b.pk for b in candidates if b.kind == BackupKind.PRE_MIGRATION},
     )
+    if candidates:
+        keep.add(candidates[-1].pk)
     newest_verified = Backup.objects.verified().order_by("-started_at").first()
     if newest_verified is not None:
         keep.add(newest_verified.pk)

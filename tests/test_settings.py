@@ -53,6 +53,8 @@ def _settings_load(**env: str) -> subprocess.CompletedProcess[str]:
     [
         ("OKADA_BACKUP_MAX_AGE_HOURS", "36h"),  # a number
         ("OKADA_BACKUP_KEEP_PRE_MIGRATION", "three"),  # a number
+        ("OKADA_BACKUP_KEEP_DAILY", "-1"),  # a count: kept no daily backup at all
+        ("OKADA_API_MAX_BODY_BYTES", "-5"),  # a size
         ("OKADA_HEALTH_LONG_QUERY_MINUTES", "five"),  # a float
         ("OKADA_PARTITION_RETENTION_MONTHS", "36"),  # table=months, without the table
         ("OKADA_STUCK_MINUTES", "pending=ten"),

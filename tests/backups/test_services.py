@@ -465,6 +465,24 @@ def test_a_backup_later_the_same_day_does_not_prune_the_newest_pre_migration_bac
     assert backups_prune() == []  # idempotent
 
 
+def test_with_every_rule_at_zero_the_backup_just_taken_is_still_kept(settings):
+    # 0 is a valid count for each rule (a negative one is refused at start-up); all four at 0 once
+    # made the retention run right after a backup delete that very backup.
+    (
+        settings.OKADA_BACKUP_KEEP_DAILY,
+        settings.OKADA_BACKUP_KEEP_WEEKLY,
+        settings.OKADA_BACKUP_KEEP_MONTHLY,
+        settings.OKADA_BACKUP_KEEP_PRE_MIGRATION,
+    ) = 0, 0, 0, 0
+    older = BackupFactory(kind=BackupKind.SCHEDULED, started_at=timezone.now() - timedelta(days=1), with_file=True)
+
+    summary = backup_and_prune(kind=BackupKind.MANUAL)
+
+    taken = Backup.objects.get(pk=summary["backup"])
+    assert summary["pruned"] == [older.file_name]
+    assert taken.status == BackupStatus.COMPLETE and backup_path(taken).exists()
+
+
 def test_pruning_never_deletes_a_backup_while_it_is_being_verified(settings):
     (
         settings.OKADA_BACKUP_KEEP_DAILY,
