@@ -474,7 +474,9 @@ def test_with_every_rule_at_zero_the_backup_just_taken_is_still_kept(settings):
         settings.OKADA_BACKUP_KEEP_MONTHLY,
         settings.OKADA_BACKUP_KEEP_PRE_MIGRATION,
     ) = 0, 0, 0, 0
-    older = BackupFactory(kind=BackupKind.SCHEDULED, started_at=timezone.now() - timedelta(days=1), with_file=True)
+    older = BackupFactory(
+        kind=BackupKind.SCHEDULED, started_at=timezone.now() - timedelta(days=1), with_file=True
+    )
 
     summary = backup_and_prune(kind=BackupKind.MANUAL)
 
