@@ -24,7 +24,7 @@ class _Env(environ.Env):
         except ValueError as exc:
             raise ImproperlyConfigured(f"{var}={self.ENVIRON.get(var, '')!r} cannot be read: {exc}") from None
 
-    def int(self, var: str, default: Any = environ.Env.NOTSET) -> int:  # type: ignore[override]
+    def int(self, var: str, default: Any = environ.Env.NOTSET) -> int:
         """Every whole-number setting here is a count, a size or a duration: a negative one
         (`OKADA_BACKUP_KEEP_DAILY=-1` kept no daily backup at all) is refused, naming it."""
         value = int(super().int(var, default=default))
