@@ -10,7 +10,7 @@ from django.db import IntegrityError, connection, transaction
 
 from catalog.models import Product
 from catalog.services import product_create, product_update, product_upsert_many
-from catalog.skus import SkuNormalizationBlocked, normalize_sku, normalize_stored_skus
+from catalog.skus import SKU_MAX_LENGTH, SkuNormalizationBlocked, normalize_sku, normalize_stored_skus
 from okada.core.actors import Actor
 from okada.core.errors import InvalidInput
 from tests.catalog.factories import ProductFactory, VendorFactory, vendor_actor
@@ -25,6 +25,8 @@ def test_normalize_sku_composes_and_leaves_nfc_alone():
     assert normalize_sku(DECOMPOSED) == COMPOSED
     assert normalize_sku(COMPOSED) == COMPOSED
     assert normalize_sku("PLT-001") == "PLT-001"
+    # The migration's length check reads the column's length from here.
+    assert Product._meta.get_field("sku").max_length == SKU_MAX_LENGTH
 
 
 def _raw_insert(vendor_id: uuid.UUID, sku: str, *, deleted: bool = False) -> uuid.UUID:
