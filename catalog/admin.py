@@ -33,6 +33,7 @@ from okada.core.errors import DomainError
 
 from . import selectors, services
 from .models import Category, Product, Stock, StockMovement, Vendor, VendorMember
+from .skus import normalize_sku
 
 # --- Vendors ------------------------------------------------------------------------------------
 
@@ -210,6 +211,15 @@ class CountStockForm(forms.Form):
     reason = forms.CharField(label=_("reason"), max_length=255, required=False)
 
 
+class SkuFormField(forms.CharField):
+    """A SKU read in Unicode NFC (catalog.skus) before the form checks its length and the
+    model's constraints (the CHECK on NFC among them would refuse "E" + U+0301 typed for "É")."""
+
+    def to_python(self, value: Any) -> Any:
+        value = super().to_python(value)
+        return normalize_sku(value) if isinstance(value, str) else value
+
+
 @admin.register(Product)
 class ProductAdmin(BigTableMixin, TrackedAdmin):
     list_display = ("name", "sku", "vendor", "category", "price", "available", "is_active", "updated_at")
@@ -232,6 +242,11 @@ class ProductAdmin(BigTableMixin, TrackedAdmin):
         if not search_term.strip():
             return queryset, False
         return queryset.search(search_term), False  # type: ignore[attr-defined]
+
+    def formfield_for_dbfield(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        if db_field.name == "sku":
+            kwargs["form_class"] = SkuFormField
+        return super().formfield_for_dbfield(db_field, request, **kwargs)
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
         # The vendor of an existing product never changes (its stock and ledger belong to it).
@@ -371,6 +386,10 @@ class StockAdmin(BigTableMixin, ReadOnlyAdmin):
     list_filter = (LowStockFilter, ("vendor", AutocompleteFilter))
     search_fields = ("product__sku",)
     ordering = ("-id",)
+
+    def get_search_results(self, request: HttpRequest, queryset: QuerySet, search_term: str) -> Any:
+        # SKUs are stored NFC: "E" + U+0301 typed for "É" finds them too.
+        return super().get_search_results(request, queryset, normalize_sku(search_term))
 
     @admin.display(description=_("product"))
     def product_link(self, stock: Stock) -> str:

@@ -39,6 +39,7 @@ from okada.core.texts import Text
 
 from . import selectors, services
 from .models import Category, Product, ProductQuerySet, ProductUnit, Stock, Vendor
+from .skus import normalize_sku
 
 VENDOR, STOREFRONT = Actor.VENDOR, Actor.STOREFRONT
 MAX_PRICE_XAF = 1_000_000_000
@@ -161,6 +162,13 @@ class CategoryRefField(serializers.UUIDField):
         return category
 
 
+class SkuField(serializers.CharField):
+    """A SKU, read in Unicode NFC (catalog.skus): its length is checked on the form stored."""
+
+    def to_internal_value(self, data: Any) -> str:
+        return normalize_sku(super().to_internal_value(data))
+
+
 class ProductFieldsIn(StrictSerializer):
     read_only_names = (
         "id",
@@ -173,7 +181,7 @@ class ProductFieldsIn(StrictSerializer):
         "updated_at",
     )
 
-    sku = serializers.CharField(max_length=64)
+    sku = SkuField(max_length=64)
     name = serializers.CharField(max_length=200)
     description = serializers.CharField(max_length=10_000, allow_blank=True, required=False)
     category = CategoryRefField(allow_null=True, required=False)

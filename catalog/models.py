@@ -15,7 +15,14 @@ from django.utils import timezone
 from django.utils.translation import gettext, pgettext_lazy
 from django.utils.translation import gettext_lazy as _
 
-from okada.core.fields import PhoneField, any_of, choices_check, money_field, phone_check
+from okada.core.fields import (
+    NfcNormalized,
+    PhoneField,
+    any_of,
+    choices_check,
+    money_field,
+    phone_check,
+)
 from okada.core.models import (
     BaseModel,
     TrackedModel,
@@ -285,6 +292,8 @@ class Product(TrackedModel):
                 name="catalog_product_compare_at_above_price",
             ),
             models.CheckConstraint(condition=~Q(sku=""), name="catalog_product_sku_not_empty"),
+            # One SKU, one spelling: "é" is never also "e" + U+0301 (catalog.skus).
+            models.CheckConstraint(condition=NfcNormalized("sku"), name="catalog_product_sku_nfc"),
             choices_check("unit", ProductUnit.choices, "catalog_product_unit_valid"),
         ]
         indexes = [

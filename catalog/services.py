@@ -24,12 +24,14 @@ from okada.core.errors import (
     InvalidInput,
     NotAllowed,
     NotFound,
+    constraints_or,
     unique_or,
     validated,
 )
 from okada.core.texts import Text, text_of
 
 from .models import Category, Product, Stock, StockMovement, Vendor, VendorMember
+from .skus import NORMALIZED_REASON, SKU_NFC_CONSTRAINT, normalize_sku
 
 # The reasons this module writes into history and the ledger (stored in English, shown
 # translated by okada.core.display.reason_label).
@@ -52,6 +54,7 @@ CHANGE_REASONS = (
     gettext_noop("product updated"),
     gettext_noop("product deleted"),
     gettext_noop("product restored"),
+    NORMALIZED_REASON,  # migrations 0013/0014 (catalog.skus)
     gettext_noop("initial stock"),
     gettext_noop("stock count"),
     gettext_noop("restock"),
@@ -442,6 +445,14 @@ def _sku_taken(sku: str) -> SkuTaken:
     )
 
 
+def _sku_not_nfc() -> InvalidInput:
+    """The CHECK catalog_product_sku_nfc refused a SKU `normalize_sku` gave: only when Python's
+    Unicode tables are older than PostgreSQL's (a character Python does not know yet)."""
+    return InvalidInput(
+        _("This SKU uses characters that cannot be stored in Unicode normal form: change them."), field="sku"
+    )
+
+
 def _check_prices(product: Product) -> None:
     """The CHECK constraints' rules, as a clear error instead of an IntegrityError."""
     if product.price_xaf <= 0:
@@ -468,10 +479,12 @@ def product_create(
 ) -> Product:
     """Create a product with its Stock row (and a restock movement for the initial stock).
 
-    `id` lets an offline device choose the id of a product it created, so its later changes
-    to that product (stock, price) refer to it before the server has seen it.
+    The SKU is stored in Unicode NFC (catalog.skus), whatever form it comes in. `id` lets an
+    offline device choose the id of a product it created, so its later changes to that product
+    (stock, price) refer to it before the server has seen it.
     """
     actor.require_if_staff("catalog.add_product")
+    sku = normalize_sku(sku)
     with transaction.atomic(), acting_for(actor, "product created"):
         vendor = _live_vendor(vendor)
         refuse_if_vendor_suspended(actor=actor, vendor_id=vendor.pk, vendor=vendor)
@@ -498,7 +511,9 @@ def product_create(
         # A device's id may already be taken by a create in flight (one app restored onto two
         # phones replays its queue from both): the primary key says so, as clearly as the SKU.
         id_taken = InvalidInput(_("A product with this id already exists."), field="id")
-        with unique_or(_sku_taken(sku), SKU_CONSTRAINT), unique_or(id_taken, PRODUCT_PKEY):
+        with constraints_or(
+            {SKU_CONSTRAINT: _sku_taken(sku), PRODUCT_PKEY: id_taken, SKU_NFC_CONSTRAINT: _sku_not_nfc()}
+        ):
             product.save(force_insert=True)
         Stock.objects.create(product=product, vendor=vendor)
         if initial_stock:
@@ -516,8 +531,11 @@ def product_create(
 def product_update(
     *, product: Product, data: dict[str, Any], actor: Actor, expected_version: int | None = None
 ) -> Product:
-    """Change editable fields; with `expected_version`, refuse if someone changed it meanwhile."""
+    """Change editable fields; with `expected_version`, refuse if someone changed it meanwhile.
+    A new SKU is stored in Unicode NFC (catalog.skus): the same SKU in another form is no change."""
     core.refuse_unknown_fields(data, PRODUCT_EDITABLE_FIELDS)
+    if isinstance(data.get("sku"), str):
+        data = {**data, "sku": normalize_sku(data["sku"])}
     actor.require_if_staff("catalog.change_product")
     with transaction.atomic(), acting_for(actor, "product updated"):
         refuse_if_vendor_suspended(actor=actor, vendor_id=product.vendor_id)
@@ -544,7 +562,7 @@ def product_update(
         product.version += 1
         validated(product, exclude=["vendor"])
         _check_prices(product)
-        with unique_or(_sku_taken(product.sku), SKU_CONSTRAINT):
+        with constraints_or({SKU_CONSTRAINT: _sku_taken(product.sku), SKU_NFC_CONSTRAINT: _sku_not_nfc()}):
             product.save()
     return product
 
@@ -836,7 +854,9 @@ def product_upsert_many(
     Items are applied in SKU order (the results keep the request's): two requests with
     overlapping SKUs then lock rows and wait on the unique index in the same order, so the later
     one waits for the earlier instead of deadlocking with it; a SKU that the other request
-    created meanwhile is updated (see `_upsert_one`).
+    created meanwhile is updated (see `_upsert_one`). SKUs are matched and stored in Unicode NFC
+    (catalog.skus): "e" + U+0301 finds the product stored as "é", and the two in one request are
+    the same SKU twice.
     """
     if len(items) > BULK_MAX_ITEMS:
         raise InvalidInput(
@@ -844,6 +864,7 @@ def product_upsert_many(
         )
     if actor.role == Actor.VENDOR and actor.vendor_id != vendor.pk:
         raise NotAllowed(_("You may not change this vendor's products."))
+    items = [{**item, "sku": normalize_sku(item["sku"])} for item in items]
     with transaction.atomic():
         # The whole request, not each item: the suspension is the caller's, not an item's fault.
         refuse_if_vendor_suspended(actor=actor, vendor_id=vendor.pk)

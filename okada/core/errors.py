@@ -20,7 +20,7 @@ in step).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, ClassVar
 
@@ -206,6 +206,14 @@ def unique_or(error: DomainError, *constraints: str) -> Iterator[None]:
     The services check first for a nice message; this closes the race where two requests both
     pass the check. Runs the block in a savepoint so the caller's transaction stays usable.
     """
+    with constraints_or(dict.fromkeys(constraints, error)):
+        yield
+
+
+@contextmanager
+def constraints_or(errors: Mapping[str, DomainError]) -> Iterator[None]:
+    """`unique_or` for several constraints at once, each with its own error, in one savepoint:
+    any IntegrityError (unique, CHECK, foreign key) of a constraint named in `errors`."""
     from django.db import IntegrityError, transaction
 
     try:
@@ -213,6 +221,7 @@ def unique_or(error: DomainError, *constraints: str) -> Iterator[None]:
             yield
     except IntegrityError as exc:
         diag = getattr(exc.__cause__, "diag", None)
-        if getattr(diag, "constraint_name", None) in constraints:
+        error = errors.get(getattr(diag, "constraint_name", None) or "")
+        if error is not None:
             raise error from None
         raise

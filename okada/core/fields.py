@@ -89,6 +89,15 @@ def choices_check(field: str, choices: Any, name: str) -> models.CheckConstraint
     return models.CheckConstraint(condition=any_of(field, [value for value, _label in choices]), name=name)
 
 
+class NfcNormalized(models.Func):
+    """`expression IS NFC NORMALIZED` (PostgreSQL 13+, UTF8 database), for CHECK constraints on
+    identity texts: "é" (U+00E9) and "e" + U+0301 look the same and must not be two keys."""
+
+    template = "%(expressions)s IS NFC NORMALIZED"
+    arity = 1
+    output_field = models.BooleanField()
+
+
 # --- JSON values taken from clients (product attributes, sync mutation args) ---------------------
 
 MAX_JSON_DEPTH = 32  # far above any real value (attributes are a flat object, usually)

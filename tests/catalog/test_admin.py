@@ -222,3 +222,25 @@ def test_two_staff_editing_one_product_the_second_save_does_not_undo_the_first(c
     assert replaced.status_code == 302
     product.refresh_from_db()
     assert (product.name, product.price_xaf) == ("Plantain doux", 1000)  # the form's values, knowingly
+
+
+def test_a_sku_typed_decomposed_in_admin_is_stored_nfc_and_matches_the_existing_one(client, admin_user):
+    # A Mac keyboard or a copy-paste may give "E" + U+0301 for "É": the form is not refused by
+    # the CHECK on NFC, and the SKU is the product already there.
+    vendor = VendorFactory()
+    client.force_login(admin_user)
+    response = client.post("/admin/catalog/product/add/", product_form(vendor, sku="CAFE\u0301-1"))
+    assert response.status_code == 302, response.content.decode()[:2000]
+    assert Product.objects.get(vendor=vendor).sku == "CAF\u00c9-1"
+    response = client.post("/admin/catalog/product/add/", product_form(vendor, sku="CAF\u00c9-1"))
+    assert response.status_code == 200  # the form again: this vendor already has the SKU
+    assert Product.objects.filter(vendor=vendor).count() == 1
+
+
+def test_the_stock_list_finds_a_sku_searched_in_another_unicode_form(client, admin_user):
+    product = ProductFactory(sku="CAF\u00c9-1")
+    ProductFactory(sku="THE-1")
+    client.force_login(admin_user)
+    response = client.get("/admin/catalog/stock/", {"q": "CAFE\u0301"})
+    assert response.status_code == 200
+    assert [stock.product_id for stock in response.context["cl"].result_list] == [product.pk]

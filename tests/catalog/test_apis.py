@@ -874,3 +874,34 @@ def test_a_reactivated_vendor_writes_again(suspended):
 
     assert response.status_code == 201, response.content
     assert Stock.objects.get(product=product).on_hand == 8
+
+
+@pytest.mark.parametrize("created, sent", [("CAFE\u0301-1", "CAF\u00c9-1"), ("CAF\u00c9-1", "CAFE\u0301-1")])
+def test_a_sku_sent_in_another_unicode_form_is_the_same_product_and_answers_in_nfc(
+    api, vendor, created, sent
+):
+    # "É" as one code point or as E + U+0301: the same SKU, stored and shown NFC-normalised.
+    response = api.post("/products", {"sku": created, "name": "Café", "price_xaf": 1500})
+    assert response.status_code == 201, response.content
+    assert response.json()["sku"] == "CAF\u00c9-1"
+
+    response = api.post("/products/bulk", {"items": [{"sku": sent, "price_xaf": 1600}]})
+
+    assert response.status_code == 200, response.content
+    [result] = response.json()["results"]
+    assert (result["status"], result["sku"], response.json()["created"]) == ("updated", "CAF\u00c9-1", 0)
+    assert list(Product.objects.values_list("sku", "price_xaf")) == [("CAF\u00c9-1", 1600)]
+    assert api.get(f"/products/{result['id']}").json()["sku"] == "CAF\u00c9-1"
+    # The other vendor's key neither sees nor changes it: its bulk creates its own product.
+    other = vendor_api(VendorFactory())
+    assert other.get(f"/products/{result['id']}").status_code == 404
+    response = other.post("/products/bulk", {"items": [{"sku": sent, "name": "Café", "price_xaf": 900}]})
+    assert response.json()["results"][0]["status"] == "created"
+    assert Product.objects.get(vendor=vendor).price_xaf == 1600
+
+
+def test_the_length_of_a_sku_is_that_of_its_nfc_form(api):
+    # 64 accented letters: 128 code points decomposed, 64 once normalised (what is stored).
+    response = api.post("/products", {"sku": "e\u0301" * 64, "name": "Long", "price_xaf": 10})
+    assert response.status_code == 201, response.content
+    assert Product.objects.get().sku == "\u00e9" * 64

@@ -433,6 +433,30 @@ def test_a_product_created_offline_keeps_its_id_and_takes_stock_changes():
     assert phone.copy("products")[new_id]["sku"] == "PLT-1"
 
 
+def test_a_sku_pushed_in_another_unicode_form_is_the_same_sku():
+    # "É" typed as E + U+0301 on one phone and as one code point elsewhere: one SKU, stored NFC.
+    vendor = VendorFactory()
+    phone = Phone(vendor)
+    new_id = str(uuid.uuid4())
+
+    answer = phone.push(
+        phone.mutation("product.create", id=new_id, sku="CAFE\u0301-1", name="Caf\u00e9", price_xaf=500),
+        phone.mutation(
+            "product.create", id=str(uuid.uuid4()), sku="CAF\u00c9-1", name="Double", price_xaf=500
+        ),
+    )
+
+    assert [(r["status"], r["code"]) for r in answer["results"]] == [
+        ("applied", None),
+        ("rejected", "sku_taken"),
+    ]
+    assert list(Product.objects.filter(vendor=vendor).values_list("pk", "sku")) == [
+        (uuid.UUID(new_id), "CAF\u00c9-1")
+    ]
+    phone.pull_all()
+    assert phone.copy("products")[new_id]["sku"] == "CAF\u00c9-1"
+
+
 def test_a_rejected_change_is_sent_back_so_the_device_drops_its_own_value():
     vendor = VendorFactory()
     product = ProductFactory(vendor=vendor, price_xaf=1000)
