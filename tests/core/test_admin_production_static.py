@@ -41,7 +41,10 @@ def collected(tmp_path_factory: Any) -> Path:
 
 @pytest.mark.django_db
 def test_every_admin_page_renders_with_the_manifest_of_production(
-    collected, settings, other_backend, exports_dir
+    collected,
+    settings,
+    other_backend,  # noqa: F811 (the matrix's fixture)
+    exports_dir,  # noqa: F811
 ):
     settings.STATIC_ROOT = collected
     settings.STORAGES = {**settings.STORAGES, "staticfiles": MANIFEST}
