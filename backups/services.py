@@ -187,7 +187,10 @@ def backup_run(*, kind: str, request_id: str = "", on_step: Step = quiet) -> Bac
         _finish(backup, BackupStatus.FAILED, error=_describe(exc))
         raise
     _finish(backup, BackupStatus.COMPLETE)
-    on_step(f"backup complete: {dump.size:,} bytes, {sum(dump.manifest.values()):,} rows counted")
+    on_step(
+        f"backup {backup.pk} complete: {dump.size:,} bytes, {sum(dump.manifest.values()):,} rows counted"
+        " (verify_backup and restore_backup take this id)"
+    )
     return backup
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import logging
+import os
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -31,8 +32,11 @@ CHUNK = 2000
 
 
 def export_dir() -> Path:
+    """Exports hold customers' names and phone numbers: the directory is the web and worker
+    user's alone (0700), and so is each file (0600, `export_run`)."""
     path = Path(settings.OKADA_PRIVATE_DIR) / "exports"
-    path.mkdir(parents=True, exist_ok=True)
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path.chmod(0o700)  # also one made before this rule, or through a umask that widened it
     return path
 
 
@@ -126,7 +130,9 @@ def export_run(*, export_id: str, language: str = "fr") -> OrderExport:
         with translation.override(language):
             Actor.for_staff_user(export.requested_by).require("orders.export_orders")
             rows = 0
-            with partial.open("w", newline="", encoding="utf-8-sig") as out:  # BOM: Excel reads UTF-8
+            partial.unlink(missing_ok=True)  # a rerun's leftover: created again with the mode below
+            descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with open(descriptor, "w", newline="", encoding="utf-8-sig") as out:  # BOM: Excel reads UTF-8
                 writer = csv.writer(out, delimiter=";")  # the separator French spreadsheets expect
                 writer.writerow(_header())
                 for order in _changelist_queryset(export).iterator(chunk_size=CHUNK):

@@ -36,7 +36,7 @@ def test_backup_prints_progress_records_a_manual_backup_and_logs_a_job_run():
     backup = Backup.objects.get()
     assert (backup.kind, backup.status) == (BackupKind.MANUAL, BackupStatus.COMPLETE)
     assert f"[backup] backing up to {backup_path(backup)}" in out
-    assert "[backup] backup complete" in out
+    assert f"[backup] backup {backup.pk} complete" in out  # the id verify_backup and restore_backup take
     job_run = JobRun.objects.get(name="backups.run_backup")
     assert job_run.outcome == JobRun.Outcome.SUCCESS
     assert job_run.summary is not None and job_run.summary["backup"] == str(backup.pk)

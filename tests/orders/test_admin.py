@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+import stat
 import time
 from datetime import timedelta
 from typing import Any
@@ -318,6 +319,9 @@ def test_csv_export_runs_on_a_worker_and_only_its_owner_downloads_it(client, tmp
             export.refresh_from_db()
     assert export.status == "done", export.error
     assert export.rows == 1
+    # Customers' names and phones: readable by the web and worker user only.
+    assert stat.S_IMODE(exports.export_dir().stat().st_mode) == 0o700
+    assert stat.S_IMODE(exports.export_path(export).stat().st_mode) == 0o600
 
     download = client.get(f"/admin/orders/orderexport/{export.pk}/download/")
     assert download.status_code == 200
