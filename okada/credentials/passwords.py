@@ -46,18 +46,30 @@ class RevokeTokensOnPasswordChange:
 
 
 def note_password_disabled(
-    sender: Any, instance: Any, raw: bool = False, update_fields: Any = None, **kwargs: Any
+    sender: Any,
+    instance: Any,
+    raw: bool = False,
+    update_fields: Any = None,
+    using: str | None = None,
+    **kwargs: Any,
 ) -> None:
     """pre_save of the user model: does this save replace the stored password with an unusable
     one? Read from the database only then (a save writing an unusable password), so logins
     (`update_fields=["last_login"]`) and ordinary saves cost no query. Disabling it again counts
-    too (a new unusable value): it revokes tokens that outlived an earlier disabling."""
+    too (a new unusable value): it revokes tokens that outlived an earlier disabling.
+
+    The password is looked at last: a save that does not write it may come from an instance that
+    deferred it (`only("id", "last_login")`), and reading it would load it (a query). The stored
+    one is read from the database the save writes to (`using`), never one a router would pick."""
     instance.__dict__.pop(DISABLED, None)
-    if raw or instance.pk is None or instance.has_usable_password():
+    if raw or instance.pk is None:
         return
     if update_fields is not None and "password" not in update_fields:
         return
-    stored = sender._default_manager.filter(pk=instance.pk).values_list("password", flat=True).first()
+    if instance.has_usable_password():
+        return
+    rows = sender._default_manager.db_manager(using)
+    stored = rows.filter(pk=instance.pk).values_list("password", flat=True).first()
     if stored is not None and stored != instance.password:
         instance.__dict__[DISABLED] = True
 

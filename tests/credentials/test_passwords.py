@@ -146,3 +146,30 @@ def test_expired_tokens_are_left_as_they_are(setup):
 def test_the_hook_is_in_the_password_validators():
     names = [v["NAME"] for v in settings.AUTH_PASSWORD_VALIDATORS]
     assert "okada.credentials.passwords.RevokeTokensOnPasswordChange" in names
+
+
+def test_a_login_save_with_the_password_deferred_reads_nothing_more(setup, django_assert_num_queries):
+    # `update_fields` without the password is looked at before the password itself: reading a
+    # deferred one would load it from the database (a second query) on every such save.
+    from django.contrib.auth import get_user_model
+
+    awa = get_user_model().objects.only("id", "last_login").get(pk=setup["awa"].pk)
+    awa.last_login = timezone.now()
+    with django_assert_num_queries(1):  # the UPDATE alone
+        awa.save(update_fields=["last_login"])
+    assert "password" not in awa.__dict__  # still deferred: never read
+    assert Api(setup["awa_token"]).get("/products").status_code == 200
+
+
+def test_the_stored_password_is_read_from_the_database_the_save_writes_to(setup):
+    # No second database here: a save to an alias that is not configured must fail on that alias,
+    # which shows the stored password is read through it (a router's replica would lag).
+    from django.contrib.auth import get_user_model
+    from django.utils.connection import ConnectionDoesNotExist
+
+    from okada.credentials.passwords import note_password_disabled
+
+    awa = setup["awa"]
+    awa.set_unusable_password()
+    with pytest.raises(ConnectionDoesNotExist):
+        note_password_disabled(sender=get_user_model(), instance=awa, using="no-such-database")
