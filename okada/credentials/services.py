@@ -134,7 +134,8 @@ def personal_token_issue(*, username: str, password: str, vendor_slug: str = "")
     """A token for a vendor user who gives their password (brute force is limited by the caller).
 
     The user must be active and a member of the vendor (`vendor_slug`, needed only when they
-    belong to several). Wrong password, unknown user and non-member get the same refusal.
+    belong to several). Wrong password, unknown user and non-member get the same refusal, and so
+    does a password changed or disabled (or a user deactivated) while the token is issued.
     """
     refused = NotAuthenticated(_("Wrong username or password, or not a vendor member."))
     user = authenticate(username=username, password=password)
@@ -150,14 +151,29 @@ def personal_token_issue(*, username: str, password: str, vendor_slug: str = "")
         raise refused
     if len(vendors) > 1:
         raise InvalidInput(_("You work for several vendors: say which one (vendor)."), field="vendor")
-    prefix, secret = _new_secret(TOKEN_PREFIX)
-    token = PersonalToken.objects.create(
-        user=user,
-        vendor=vendors[0],
-        prefix=prefix,
-        token_hash=_hash(secret),
-        expires_at=timezone.now() + timedelta(hours=settings.OKADA_API_TOKEN_HOURS),
-    )
+    with transaction.atomic():
+        # A password change or disabling that commits between authenticate() and the token would
+        # revoke (in its own transaction) before the token exists: the token would outlive the
+        # password it was taken with. Wait for such a save (its row lock) and check that the
+        # password is still the one just checked; the same hash is a usable one. A deactivation
+        # is refused too. `user.password` is the stored hash (an upgrade at login saved it).
+        current = (
+            type(user)
+            ._default_manager.select_for_update(no_key=True)
+            .filter(pk=user.pk)
+            .values_list("password", "is_active")
+            .first()
+        )
+        if current is None or current[0] != user.password or not current[1]:
+            raise refused
+        prefix, secret = _new_secret(TOKEN_PREFIX)
+        token = PersonalToken.objects.create(
+            user=user,
+            vendor=vendors[0],
+            prefix=prefix,
+            token_hash=_hash(secret),
+            expires_at=timezone.now() + timedelta(hours=settings.OKADA_API_TOKEN_HOURS),
+        )
     return IssuedToken(token=token, secret=secret)
 
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import pytest
+from django.contrib.auth import get_user_model
 from django.utils import timezone
 
 from okada.core.actors import Actor, acting_as
@@ -184,3 +186,45 @@ def test_revoking_a_token_the_prune_deleted_meanwhile_is_not_found():
     with pytest.raises(NotFound) as gone:
         personal_token_revoke(token=stale, actor=OPERATOR)
     assert gone.value.status == 404
+
+
+def _change_password(user_pk: Any) -> None:
+    user = get_user_model().objects.get(pk=user_pk)
+    user.set_password("N0uveau-mot-2-passe")
+    user.save()  # revokes the user's tokens, in this transaction
+
+
+def _disable_password(user_pk: Any) -> None:
+    user = get_user_model().objects.get(pk=user_pk)
+    user.set_unusable_password()
+    user.save()
+
+
+def _deactivate(user_pk: Any) -> None:
+    user = get_user_model().objects.get(pk=user_pk)
+    user.is_active = False
+    user.save(update_fields=["is_active"])
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("change", [_change_password, _disable_password, _deactivate])
+def test_a_token_is_refused_when_the_password_changes_while_it_is_issued(change):
+    # The change holds the user's row (its UPDATE) in a transaction that commits only once the
+    # issue, on its own connection, has checked the old password (the change is not committed:
+    # it still sees the old one) and waits for that row. Its revoke ran before any token existed;
+    # a token issued after it would outlive the password it was taken with.
+    from tests.concurrency import race
+
+    vendor = VendorFactory()
+    user = UserFactory(username="dede")
+    user.set_password("pw-12345678")
+    user.save()
+    vendor.members.create(user=user)
+    _, issued = race(
+        lambda: change(user.pk), lambda: personal_token_issue(username="dede", password="pw-12345678")
+    )
+    assert isinstance(issued, NotAuthenticated), issued
+    assert not PersonalToken.objects.filter(user=user).exists()
+    # Nothing else was broken: with the current state a token is issued (or refused) as usual.
+    if change is _change_password:
+        assert personal_token_issue(username="dede", password="N0uveau-mot-2-passe").token.user == user
