@@ -39,6 +39,7 @@ def admin_context(request: HttpRequest) -> dict[str, Any]:
 
 
 def forbidden_page(request: HttpRequest, message: str = "", **extra: Any) -> HttpResponse:
-    """403.html: `message` (or the generic sentence), `extra` (`title`, `back`, `back_label`)."""
+    """403.html: `message` (or the generic sentence), `extra` (`title`, `back`, `back_label`; a
+    refused CSRF check's `form_again` and, with DEBUG on, `csrf_reason`)."""
     context = {**admin_context(request), "title": gettext("Access refused"), "exception": message, **extra}
     return HttpResponseForbidden(loader.render_to_string("403.html", context, request))

@@ -7,6 +7,7 @@ what to do, never Django's bare English one, and changes nothing."""
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pytest
@@ -15,6 +16,7 @@ from django.contrib.auth.models import AnonymousUser, Permission
 from django.core.exceptions import PermissionDenied
 from django.test import Client, RequestFactory
 from django.urls import get_resolver
+from django.utils import translation
 from django.views.defaults import permission_denied
 
 from tests.admin_client import csrf_client, csrf_post
@@ -121,9 +123,11 @@ def test_under_the_api_a_refusal_stays_problem_json():
 
 
 CSRF_FR = (
-    "Le formulaire a expiré ou a été envoyé depuis un autre site : rechargez la page et envoyez-le à nouveau."
+    "Le formulaire a expiré ou a été envoyé depuis un autre site : rouvrez le formulaire et "
+    "envoyez-le à nouveau."
 )
-CSRF_EN = "The form expired or was sent from another site: reload the page and send it again."
+CSRF_EN = "The form expired or was sent from another site: open the form again and send it again."
+AGAIN_FR, AGAIN_EN = "Rouvrir le formulaire", "Open the form again"
 DJANGOS_CSRF_PAGE = "CSRF verification failed"
 
 
@@ -182,3 +186,79 @@ def test_under_the_api_a_csrf_refusal_is_problem_json():
     body = json.loads(response.content)
     assert body["status"] == 403 and body["code"] == "not_allowed"
     assert body["type"] == "urn:okada:problem:not_allowed" and body["errors"] == {}
+
+
+def _form_token(page: str) -> str:
+    match = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page)
+    assert match, "no CSRF token in the form"
+    return match.group(1)
+
+
+@pytest.mark.parametrize(("language", "label"), [(None, AGAIN_FR), ("en", AGAIN_EN)])
+def test_a_csrf_refusal_links_back_to_the_form_whose_fresh_copy_is_saved(language, label):
+    # Reloading the 403 page would send the same POST and its stale token again: the page links
+    # to a GET of the form (its own address, query string kept), whose new token is accepted.
+    category = CategoryFactory(name_fr="Boissons", name_en="Drinks", slug="boissons")
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(UserFactory(is_staff=True, is_superuser=True))
+    if language:
+        client.cookies[settings.LANGUAGE_COOKIE_NAME] = language
+    url = f"/admin/catalog/category/{category.pk}/change/?_changelist_filters=q%3Dboi"
+    data = {"name_fr": "Jus", "name_en": "Juice", "slug": "jus", "position": "0", "parent": ""}
+    page = _admin_page(client.post(url, data))  # no token: the form was opened elsewhere
+    assert f'<a href="{url}"' in page and label in page
+    form = client.get(url)
+    assert form.status_code == 200
+    token = _form_token(form.content.decode())
+    assert client.post(url, {**data, "csrfmiddlewaretoken": token}).status_code == 302
+    category.refresh_from_db()
+    assert (category.name_fr, category.slug) == ("Jus", "jus")
+
+
+def test_an_expired_login_form_links_to_a_fresh_one_that_logs_in():
+    user = UserFactory(username="ngo", is_staff=True)
+    user.set_password("pw-12345678")
+    user.save()
+    client = Client(enforce_csrf_checks=True)
+    url = "/admin/login/?next=/admin/catalog/"
+    page = _admin_page(client.post(url, {"username": "ngo", "password": "pw-12345678"}))
+    assert f'<a href="{url}"' in page and AGAIN_FR in page
+    form = client.get(url)
+    assert form.status_code == 200
+    token = _form_token(form.content.decode())
+    response = client.post(url, {"username": "ngo", "password": "pw-12345678", "csrfmiddlewaretoken": token})
+    assert response.status_code == 302 and response["Location"] == "/admin/catalog/"
+
+
+def test_a_csrf_refusal_links_only_to_a_path_of_this_site():
+    from django.urls import get_callable
+
+    request = RequestFactory().post("/admin/anything/")
+    request.user = AnonymousUser()
+    request.path = "//evil.example/admin/anything/"  # read as another site by a browser
+    view: Any = get_callable(settings.CSRF_FAILURE_VIEW)
+    with translation.override("en"):
+        page = view(request, reason="CSRF token missing.").content.decode()
+    assert CSRF_EN in page and "evil.example" not in page and AGAIN_EN not in page
+
+
+ORIGIN_REASON = "Origin checking failed - https://evil.example does not match any trusted origins."
+
+
+@pytest.mark.parametrize("debug", [True, False])
+def test_djangos_reason_for_a_csrf_refusal_is_shown_only_with_debug_on(settings, debug):
+    # "Origin checking failed" is a misconfiguration (CSRF_TRUSTED_ORIGINS, the proxy's SSL
+    # header), not an expired form: a developer needs to see it; a production page never shows it.
+    settings.DEBUG = debug
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(UserFactory(is_staff=True, is_superuser=True))
+    assert client.get("/admin/").status_code == 200  # sets the csrftoken cookie
+    token = client.cookies["csrftoken"].value
+    response = client.post(
+        "/admin/catalog/category/add/", {"csrfmiddlewaretoken": token}, HTTP_ORIGIN="https://evil.example"
+    )
+    page = _admin_page(response)
+    assert CSRF_FR in page
+    assert (ORIGIN_REASON in page) is debug
+    missing = _admin_page(client.post("/admin/catalog/category/add/", {}))
+    assert ("CSRF token missing." in missing) is debug

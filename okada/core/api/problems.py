@@ -24,6 +24,7 @@ from django.core.exceptions import (
 )
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext, gettext_noop
 from django.utils.translation import gettext_lazy as _
 from rest_framework import exceptions, renderers
@@ -322,13 +323,25 @@ def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
     another site's Origin). Django has logged `reason` (django.security.csrf); the page shows what
     to do instead of Django's bare English one: the 403 page, as an admin page under the admin, in
     the user's language. Under /api/ the same problem+json 403 as handler403 (DRF's views are
-    CSRF-exempt and bearer-authenticated, so only a view outside DRF could get here)."""
+    CSRF-exempt and bearer-authenticated, so only a view outside DRF could get here).
+
+    Reloading the 403 page would send the same POST, stale token and all: the page links to a GET
+    of the form (the request's own path, query string kept), whose fresh token is accepted. With
+    DEBUG on it also shows Django's `reason` ("Origin checking failed" is CSRF_TRUSTED_ORIGINS or
+    the proxy's SSL header, not an expired form); in production never."""
     if is_api(request):
         return problem_http_response(NotAllowed())
     from okada.core.forbidden import forbidden_page
 
+    form = request.get_full_path()
+    # A path only: one like "//host/..." would be another site's address to a browser.
+    if not url_has_allowed_host_and_scheme(form, allowed_hosts=None) or not form.startswith("/"):
+        form = ""
     return forbidden_page(
-        request, gettext("The form expired or was sent from another site: reload the page and send it again.")
+        request,
+        gettext("The form expired or was sent from another site: open the form again and send it again."),
+        form_again=form,
+        csrf_reason=reason if settings.DEBUG else "",
     )
 
 
