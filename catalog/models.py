@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 import uuid
 
 from django.conf import settings
@@ -215,7 +216,8 @@ class ProductQuerySet(TrackedQuerySet):
         function call, the planner does not match it with the index.
         """
         sql = (SEARCH_ONE_VENDOR_SQL if one_vendor else SEARCH_SQL).format(query=SEARCH_QUERY)
-        match = RawSQL(sql, (text,), output_field=BooleanField())  # noqa: S611 (constant SQL)
+        # NFC, as SKUs are stored (catalog.skus): their `simple` part of the index is matched as typed.
+        match = RawSQL(sql, (unicodedata.normalize("NFC", text),), output_field=BooleanField())  # noqa: S611
         return self.filter(match)
 
 

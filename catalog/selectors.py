@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -175,7 +176,7 @@ def product_page(
     params = {
         "vendor": vendor_id,
         "active": Vendor.Status.ACTIVE.value,
-        "q": q,
+        "q": unicodedata.normalize("NFC", q) if q else q,  # as ProductQuerySet.search: SKUs are NFC
         "is_active": is_active,
         "category": category_id,
         "updated_since": updated_since,

@@ -237,6 +237,15 @@ def test_a_sku_typed_decomposed_in_admin_is_stored_nfc_and_matches_the_existing_
     assert Product.objects.filter(vendor=vendor).count() == 1
 
 
+def test_the_product_list_finds_a_sku_searched_in_another_unicode_form(client, admin_user):
+    product = ProductFactory(sku="CAF\u00c9-1")
+    ProductFactory(sku="THE-1")
+    client.force_login(admin_user)
+    response = client.get("/admin/catalog/product/", {"q": "CAFE\u0301-1"})
+    assert response.status_code == 200
+    assert [p.pk for p in response.context["cl"].result_list] == [product.pk]
+
+
 def test_the_stock_list_finds_a_sku_searched_in_another_unicode_form(client, admin_user):
     product = ProductFactory(sku="CAF\u00c9-1")
     ProductFactory(sku="THE-1")

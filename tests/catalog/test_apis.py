@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import uuid
+from urllib.parse import quote
 from datetime import UTC, datetime
 
 import orjson
@@ -898,6 +899,15 @@ def test_a_sku_sent_in_another_unicode_form_is_the_same_product_and_answers_in_n
     response = other.post("/products/bulk", {"items": [{"sku": sent, "name": "Café", "price_xaf": 900}]})
     assert response.json()["results"][0]["status"] == "created"
     assert Product.objects.get(vendor=vendor).price_xaf == 1600
+
+
+@pytest.mark.parametrize("typed", ["CAFE\u0301-1", "CAF\u00c9-1"])
+def test_a_sku_searched_in_either_unicode_form_finds_the_product(api, vendor, typed):
+    product = ProductFactory(vendor=vendor, sku="CAF\u00c9-1", name="Café moulu")
+    ProductFactory(vendor=vendor, sku="THE-1", name="Thé vert")
+    response = api.get(f"/products?q={quote(typed)}")
+    assert response.status_code == 200, response.content
+    assert [item["id"] for item in response.json()["results"]] == [str(product.pk)]
 
 
 def test_the_length_of_a_sku_is_that_of_its_nfc_form(api):
