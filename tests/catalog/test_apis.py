@@ -5,8 +5,8 @@ from __future__ import annotations
 import base64
 import json
 import uuid
-from urllib.parse import quote
 from datetime import UTC, datetime
+from urllib.parse import quote
 
 import orjson
 import pytest
