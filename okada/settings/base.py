@@ -24,12 +24,18 @@ class _Env(environ.Env):
         except ValueError as exc:
             raise ImproperlyConfigured(f"{var}={self.ENVIRON.get(var, '')!r} cannot be read: {exc}") from None
 
-    def int(self, var: str, default: Any = environ.Env.NOTSET) -> int:
-        """Every whole-number setting here is a count, a size or a duration: a negative one
-        (`OKADA_BACKUP_KEEP_DAILY=-1` kept no daily backup at all) is refused, naming it."""
-        value = int(super().int(var, default=default))
-        if value < 0:
-            raise ImproperlyConfigured(f"{var}={self.ENVIRON.get(var, '')!r} must be 0 or more")
+    def int(self, var: str, default: Any = environ.Env.NOTSET, *, minimum: int = 0) -> int:
+        """Every number setting here is a count, a size or a duration: one below `minimum` is
+        refused, naming it. Negative ones everywhere (`OKADA_BACKUP_KEEP_DAILY=-1` kept no daily
+        backup at all); 0 too where it would mean "no limit" (a PostgreSQL timeout) or nothing."""
+        return int(self._at_least(var, super().int(var, default=default), minimum))
+
+    def float(self, var: str, default: Any = environ.Env.NOTSET, *, minimum: float = 0) -> float:
+        return float(self._at_least(var, super().float(var, default=default), minimum))
+
+    def _at_least(self, var: str, value: Any, minimum: float) -> Any:
+        if value < minimum:
+            raise ImproperlyConfigured(f"{var}={self.ENVIRON.get(var, '')!r} must be {minimum} or more")
         return value
 
 
@@ -246,7 +252,7 @@ OKADA_PARTITION_PREMAKE_MONTHS = env.int("OKADA_PARTITION_PREMAKE_MONTHS", defau
 OKADA_PARTITION_RETENTION_MONTHS = env.dict("OKADA_PARTITION_RETENTION_MONTHS", default={})
 # How long a maintenance step may queue for its lock (writers queue behind it meanwhile), and
 # how many times it tries before leaving the step to the next run.
-OKADA_PARTITION_LOCK_TIMEOUT_MS = env.int("OKADA_PARTITION_LOCK_TIMEOUT_MS", default=1000)
+OKADA_PARTITION_LOCK_TIMEOUT_MS = env.int("OKADA_PARTITION_LOCK_TIMEOUT_MS", default=1000, minimum=1)
 OKADA_PARTITION_LOCK_RETRIES = env.int("OKADA_PARTITION_LOCK_RETRIES", default=4)
 
 # --- Backups (backups/; README "Backups") ------------------------------------------------------
@@ -263,7 +269,7 @@ OKADA_BACKUP_MAX_AGE_HOURS = env.int("OKADA_BACKUP_MAX_AGE_HOURS", default=36)
 # Encrypt backup files with GPG (AES-256, symmetric) when set; the drill decrypts with it.
 OKADA_BACKUP_PASSPHRASE = env("OKADA_BACKUP_PASSPHRASE", default="")
 # pg_restore processes for drills and restores of unencrypted backups.
-OKADA_BACKUP_RESTORE_JOBS = env.int("OKADA_BACKUP_RESTORE_JOBS", default=2)
+OKADA_BACKUP_RESTORE_JOBS = env.int("OKADA_BACKUP_RESTORE_JOBS", default=2, minimum=1)
 
 
 # --- REST API (DESIGN.md section 4; okada/core/api) -------------------------------------------
@@ -303,12 +309,12 @@ OKADA_API_LOGIN_ADDRESS_RATE_LIMIT = env("OKADA_API_LOGIN_ADDRESS_RATE_LIMIT", d
 OKADA_API_LOGIN_ACCOUNT_RATE_LIMIT = env("OKADA_API_LOGIN_ACCOUNT_RATE_LIMIT", default="50/15minutes")
 OKADA_API_RATELIMIT_REDIS_URL = env("OKADA_API_RATELIMIT_REDIS_URL", default=REDIS_URL)
 # A request body larger than this is refused with 413 before it is read.
-OKADA_API_MAX_BODY_BYTES = env.int("OKADA_API_MAX_BODY_BYTES", default=2 * 1024 * 1024)
+OKADA_API_MAX_BODY_BYTES = env.int("OKADA_API_MAX_BODY_BYTES", default=2 * 1024 * 1024, minimum=1)
 DATA_UPLOAD_MAX_MEMORY_SIZE = OKADA_API_MAX_BODY_BYTES
 # Idempotency-Key records are kept this long (then pruned by core.prune_idempotency_keys).
-OKADA_IDEMPOTENCY_TTL_HOURS = env.int("OKADA_IDEMPOTENCY_TTL_HOURS", default=24)
+OKADA_IDEMPOTENCY_TTL_HOURS = env.int("OKADA_IDEMPOTENCY_TTL_HOURS", default=24, minimum=1)
 # Personal tokens (POST /api/v1/auth/token) expire after this many hours.
-OKADA_API_TOKEN_HOURS = env.int("OKADA_API_TOKEN_HOURS", default=12)
+OKADA_API_TOKEN_HOURS = env.int("OKADA_API_TOKEN_HOURS", default=12, minimum=1)
 # Expired or revoked personal tokens are kept this many days (the admin shows who used them),
 # then deleted by the hourly job credentials.prune_tokens.
 OKADA_API_TOKEN_RETENTION_DAYS = env.int("OKADA_API_TOKEN_RETENTION_DAYS", default=7)
@@ -374,6 +380,11 @@ if _unknown_statuses := sorted(set(_stuck_minutes) - set(OKADA_STUCK_MINUTES)):
         f"OKADA_STUCK_MINUTES={env.str('OKADA_STUCK_MINUTES')!r} names statuses that are not open ones: "
         f"{', '.join(_unknown_statuses)} (open: {', '.join(OKADA_STUCK_MINUTES)})"
     )
+if _not_positive := sorted(status for status, minutes in _stuck_minutes.items() if minutes < 1):
+    raise ImproperlyConfigured(
+        f"OKADA_STUCK_MINUTES={env.str('OKADA_STUCK_MINUTES')!r}: minutes must be 1 or more "
+        f"({', '.join(_not_positive)})"
+    )
 OKADA_STUCK_MINUTES.update(_stuck_minutes)
 # A product whose available stock (on hand - reserved) is at most this is "low stock".
 OKADA_LOW_STOCK_THRESHOLD = env.int("OKADA_LOW_STOCK_THRESHOLD", default=3)
@@ -387,23 +398,23 @@ OKADA_EXPORT_RETENTION_DAYS = env.int("OKADA_EXPORT_RETENTION_DAYS", default=7)
 
 # --- Offline sync (sync app; README "Offline sync") --------------------------------------------
 # Rows per pull page when the device asks for none, and the most it may ask for.
-OKADA_SYNC_PAGE_ROWS = env.int("OKADA_SYNC_PAGE_ROWS", default=500)
-OKADA_SYNC_PAGE_MAX_ROWS = env.int("OKADA_SYNC_PAGE_MAX_ROWS", default=1000)
+OKADA_SYNC_PAGE_ROWS = env.int("OKADA_SYNC_PAGE_ROWS", default=500, minimum=1)
+OKADA_SYNC_PAGE_MAX_ROWS = env.int("OKADA_SYNC_PAGE_MAX_ROWS", default=1000, minimum=1)
 # Uncompressed JSON bytes of rows per page (a page always holds at least one row).
-OKADA_SYNC_PAGE_MAX_BYTES = env.int("OKADA_SYNC_PAGE_MAX_BYTES", default=1024 * 1024)
+OKADA_SYNC_PAGE_MAX_BYTES = env.int("OKADA_SYNC_PAGE_MAX_BYTES", default=1024 * 1024, minimum=1)
 # Mutations per push.
-OKADA_SYNC_PUSH_MAX_MUTATIONS = env.int("OKADA_SYNC_PUSH_MAX_MUTATIONS", default=100)
+OKADA_SYNC_PUSH_MAX_MUTATIONS = env.int("OKADA_SYNC_PUSH_MAX_MUTATIONS", default=100, minimum=1)
 # Stored push results (replayed to retries) kept this long.
 OKADA_SYNC_MUTATION_RETENTION_DAYS = env.int("OKADA_SYNC_MUTATION_RETENTION_DAYS", default=30)
 # Key that signs pull cursors; empty: SECRET_KEY. Changing it makes devices download again.
 OKADA_SYNC_CURSOR_KEY = env("OKADA_SYNC_CURSOR_KEY", default="")
 # A pushed mutation waits at most this long for a row lock, then the push answers try_again.
-OKADA_SYNC_LOCK_TIMEOUT_MS = env.int("OKADA_SYNC_LOCK_TIMEOUT_MS", default=3000)
+OKADA_SYNC_LOCK_TIMEOUT_MS = env.int("OKADA_SYNC_LOCK_TIMEOUT_MS", default=3000, minimum=1)
 OKADA_SYNC_RETRY_AFTER_SECONDS = env.int("OKADA_SYNC_RETRY_AFTER_SECONDS", default=5)
 # --- Database health (okada.health) ------------------------------------------------------------
 # Every query behind the health screens, the snapshots and the alerts runs under this timeout
 # (and a lock_timeout of the same length), read-only: the screens never hurt the database.
-OKADA_HEALTH_STATEMENT_TIMEOUT_MS = env.int("OKADA_HEALTH_STATEMENT_TIMEOUT_MS", default=1000)
+OKADA_HEALTH_STATEMENT_TIMEOUT_MS = env.int("OKADA_HEALTH_STATEMENT_TIMEOUT_MS", default=1000, minimum=1)
 # Hourly snapshots of table, index and query statistics are kept this long.
 OKADA_HEALTH_SNAPSHOT_RETENTION_DAYS = env.int("OKADA_HEALTH_SNAPSHOT_RETENTION_DAYS", default=90)
 # The statements kept per snapshot: the top N by total time, by mean time and by calls.
