@@ -1,5 +1,6 @@
 """Settings shared by every environment; values come from the environment (django-environ)."""
 
+import builtins
 from pathlib import Path
 from typing import Any
 
@@ -30,10 +31,12 @@ class _Env(environ.Env):
         backup at all); 0 too where it would mean "no limit" (a PostgreSQL timeout) or nothing."""
         return int(self._at_least(var, super().int(var, default=default), minimum))
 
-    def float(self, var: str, default: Any = environ.Env.NOTSET, *, minimum: float = 0) -> float:
-        return float(self._at_least(var, super().float(var, default=default), minimum))
+    def float(
+        self, var: str, default: Any = environ.Env.NOTSET, *, minimum: builtins.float = 0
+    ) -> builtins.float:
+        return builtins.float(self._at_least(var, super().float(var, default=default), minimum))
 
-    def _at_least(self, var: str, value: Any, minimum: float) -> Any:
+    def _at_least(self, var: str, value: Any, minimum: builtins.float) -> Any:
         if value < minimum:
             raise ImproperlyConfigured(f"{var}={self.ENVIRON.get(var, '')!r} must be {minimum} or more")
         return value
