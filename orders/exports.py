@@ -32,11 +32,13 @@ CHUNK = 2000
 
 
 def export_dir() -> Path:
-    """Exports hold customers' names and phone numbers: the directory is the web and worker
-    user's alone (0700), and so is each file (0600, `export_run`)."""
+    """Exports hold customers' names and phone numbers: the directory is made for the web and
+    worker user alone (0700), and so is each file (0600, `export_run`): the web processes and
+    the Celery workers run as one user (README "Settings", OKADA_PRIVATE_DIR)."""
     path = Path(settings.OKADA_PRIVATE_DIR) / "exports"
-    path.mkdir(mode=0o700, parents=True, exist_ok=True)
-    path.chmod(0o700)  # also one made before this rule, or through a umask that widened it
+    if not path.is_dir():
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        path.chmod(0o700)  # mkdir's mode goes through the umask
     return path
 
 
