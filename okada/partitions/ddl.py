@@ -215,9 +215,12 @@ def create_month_partition(
         guarded = _has_append_only_trigger(cursor, default)
         if guarded:
             cursor.execute(f'ALTER TABLE "{default}" DISABLE TRIGGER {APPEND_ONLY_TRIGGER}')
+        # Columns named, not `SELECT *`: that matches by position, and a partition's column
+        # order may differ from DEFAULT's (a column dropped and added again, a table adopted).
+        columns = ", ".join(_column_names(cursor, table))
         cursor.execute(
             f'WITH moved AS (DELETE FROM "{default}" WHERE "{key}" >= %s AND "{key}" < %s RETURNING *) '
-            f'INSERT INTO "{name}" SELECT * FROM moved',
+            f'INSERT INTO "{name}" ({columns}) SELECT {columns} FROM moved',
             [start, end],
         )
         moved = cursor.rowcount
@@ -230,6 +233,16 @@ def create_month_partition(
         cursor.execute(f'COMMENT ON TABLE "{name}" IS NULL')  # no longer ours to retire
     restore_lock_timeout(cursor, previous)
     return max(moved, 0)
+
+
+def _column_names(cursor: Any, table: str) -> list[str]:
+    """The quoted names of `table`'s columns (not the dropped ones)."""
+    cursor.execute(
+        "SELECT quote_ident(attname) FROM pg_attribute WHERE attrelid = to_regclass(%s) AND attnum > 0 "
+        "AND NOT attisdropped ORDER BY attnum",
+        [f'"{table}"'],
+    )
+    return [row[0] for row in cursor.fetchall()]
 
 
 def _has_append_only_trigger(cursor: Any, name: str) -> bool:

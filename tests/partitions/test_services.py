@@ -435,6 +435,55 @@ def test_a_detached_month_of_order_events_the_retention_now_keeps_is_back_in_the
     assert standalone_tables("orders_orderevent_p") == set()  # every month detached is back
 
 
+def detached_to_be_retired(table: str, settings, tmp_path) -> tuple[str, list[uuid.UUID]]:
+    """January 2030's partition of `table`, detached by a retirement whose archive failed, then
+    kept by a retention lengthened to forever: (its name, its rows' ids)."""
+    ids = insert_readings(table, [at(2030, 1, 3), at(2030, 1, 20)])
+    settings.OKADA_BACKUP_DIR = tmp_path / "not-a-directory"
+    settings.OKADA_BACKUP_DIR.write_text("a file where the backup directory should be")
+    maintenance_run(now=at(2030, 4, 2))
+    name = f"{table}_p203001"
+    assert name in standalone_tables(name)  # detached, its archive failed
+    settings.OKADA_BACKUP_DIR = tmp_path / "backups"
+    settings.OKADA_PARTITION_RETENTION_MONTHS = {table: "forever"}
+    return name, ids
+
+
+def readings(name: str) -> dict[uuid.UUID, tuple[int, str]]:
+    with connection.cursor() as cursor:
+        cursor.execute(f'SELECT id, value, note FROM ONLY "{name}"')  # noqa: S608
+        return {row[0]: (row[1], row[2]) for row in cursor.fetchall()}
+
+
+def test_rows_moved_out_of_default_into_a_month_attached_back_go_to_their_columns_by_name(
+    scratch_table, settings, tmp_path
+):
+    # While January was detached, `value` was dropped and added back: it now comes after `note`
+    # in the parent and DEFAULT, before it in the detached table. Moved by position, DEFAULT's
+    # rows would put each value in the other's column.
+    table = scratch_table(premake_months=0, retention_months=1)
+    name, ids = detached_to_be_retired(table, settings, tmp_path)
+    kept = readings(name)
+    with connection.cursor() as cursor:
+        cursor.execute(f"ALTER TABLE {table} DROP COLUMN value")
+        cursor.execute(
+            f"ALTER TABLE {table} ADD COLUMN value integer NOT NULL DEFAULT 0, "
+            f"ADD CONSTRAINT {table}_value_check CHECK (value >= 0)"  # the name the detached one has
+        )
+        cursor.execute(
+            f"INSERT INTO {table} (id, created_at, note, value) VALUES (%s, %s, 'late', 7)",  # noqa: S608
+            [late := uuid.uuid4(), at(2030, 1, 25)],
+        )
+
+    summary = maintenance_run(now=at(2030, 4, 2, 1))
+
+    assert summary["failed"] == [] and summary["warnings"] == []
+    assert {partition_of(table, row_id) for row_id in [*ids, late]} == {name}
+    assert readings(name) == {**kept, late: (7, "late")}
+    reattached = PartitionAction.objects.get(partition=name, kind=Kind.REATTACHED)
+    assert (reattached.outcome, reattached.rows) == (Outcome.SUCCESS, 1)
+
+
 def test_a_run_whose_drop_failed_after_the_archive_is_finished_without_a_second_archive(
     scratch_table, settings, tmp_path
 ):
