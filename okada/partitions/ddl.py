@@ -164,7 +164,8 @@ def create_month_partition(
     the DEFAULT partition into it (0 for a month made ahead). Raises PartitionError when another
     table has the partition's name or a partition overlaps the month. With `reattach`, a table of
     that name that maintenance detached to retire it (marked RETIRING_MARK) is attached back,
-    rows and all, and unmarked, instead of being refused.
+    rows and all, and unmarked, instead of being refused, if it still fits the parent
+    (`fits_parent`).
     """
     month = month_start(month)
     name = partition_name(table, month)
@@ -189,7 +190,7 @@ def create_month_partition(
             )
         )
     adopt = table_exists(cursor, name)
-    if adopt and not (reattach and is_marked_retiring(cursor, name)):
+    if adopt and not (reattach and is_marked_retiring(cursor, name) and fits_parent(cursor, table, name)):
         raise PartitionError(
             Text(
                 gettext_noop("%(name)s exists but is not the %(month)s partition of %(table)s"),
@@ -243,6 +244,34 @@ def _column_names(cursor: Any, table: str) -> list[str]:
         [f'"{table}"'],
     )
     return [row[0] for row in cursor.fetchall()]
+
+
+# What ATTACH PARTITION requires of a table, as comparable rows: its columns (name, type,
+# collation, NOT NULL; not their order) and the parent's CHECK constraints (name, definition).
+_COLUMNS_SQL = """
+SELECT attname, format_type(atttypid, atttypmod), attcollation, attnotnull FROM pg_attribute
+WHERE attrelid = to_regclass(%s) AND attnum > 0 AND NOT attisdropped
+"""
+_CHECKS_SQL = """
+SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint
+WHERE conrelid = to_regclass(%s) AND contype = 'c'
+"""
+
+
+def fits_parent(cursor: Any, table: str, name: str) -> bool:
+    """Whether the standalone table `name` can be attached back to `table` as it is: the same
+    columns (names, types, collations, nullability) and every CHECK constraint of `table`.
+    False when the parent's schema changed while `name` was detached (a column or a CHECK
+    added, a type changed, a CHECK renamed: ATTACH matches them by name): ATTACH, or moving
+    DEFAULT's rows of the month into it, would fail on every run."""
+
+    def rows(sql: str, relation: str) -> set[tuple[Any, ...]]:
+        cursor.execute(sql, [f'"{relation}"'])
+        return {tuple(row) for row in cursor.fetchall()}
+
+    return rows(_COLUMNS_SQL, name) == rows(_COLUMNS_SQL, table) and rows(_CHECKS_SQL, table) <= rows(
+        _CHECKS_SQL, name
+    )
 
 
 def _has_append_only_trigger(cursor: Any, name: str) -> bool:

@@ -63,17 +63,6 @@ LOCK_TIMEOUT = LOCK_NOT_AVAILABLE  # lock_timeout expired
 DEADLOCK = "40P01"
 
 
-# No longer written (a detached month the retention keeps is attached back now), but stored in
-# the summaries of earlier job runs (kept OKADA_JOB_RUN_RETENTION_DAYS): still translated there.
-STORED_BY_EARLIER_RUNS = (
-    gettext_noop(
-        "%(p)s was detached to be retired, but the retention now keeps its month: it is left "
-        "as it is, not dropped. To put it back: ALTER TABLE %(t)s ATTACH PARTITION %(p)s "
-        "FOR VALUES FROM ('%(a)s') TO ('%(b)s'); COMMENT ON TABLE %(p)s IS NULL;"
-    ),
-)
-
-
 class MaintenanceFailed(JobFailed):
     """Raised by the task after a run in which some step failed (each failure is in the log)."""
 
@@ -174,18 +163,36 @@ def _plan_table(cursor: Any, policy: PartitionPolicy, plan: Plan) -> None:
     if policy.retention_months is not None:
         cutoff = ddl.month_bounds(ddl.add_months(this_month, -policy.retention_months))[0]
 
-    reattaching: set[dt.date] = set()
+    reattaching: set[dt.date] = set()  # months whose name a detached table holds: no create
 
     def finish_retiring(name: str, starts_at: dt.datetime, ends_at: dt.datetime) -> None:
         # Detached to be retired by an earlier run; the retention may have been lengthened since.
         if cutoff is not None and ends_at <= cutoff:
             steps.append(Step(table, Step.RETIRE, name, starts_at, ends_at, detached=True))
             return
-        # Kept after all: attach it back. Detached, its rows are in no read of the parent (an
-        # order's timeline would miss that month's events), and a row of that month landing in
-        # DEFAULT could not be rescued (the month's name is taken).
         reattaching.add(ddl.utc_month_of(starts_at))
-        steps.append(Step(table, Step.REATTACH, name, starts_at, ends_at, detached=True))
+        if ddl.fits_parent(cursor, table, name):
+            # Kept after all: attach it back. Detached, its rows are in no read of the parent (an
+            # order's timeline would miss that month's events), and a row of that month landing
+            # in DEFAULT could not be rescued (the month's name is taken).
+            steps.append(Step(table, Step.REATTACH, name, starts_at, ends_at, detached=True))
+            return
+        # The parent's schema changed while it was detached (a column, a CHECK added): ATTACH
+        # would refuse it on every run. Left as it is, never dropped, for a person to bring up to
+        # date and attach; creating its month is no use either (the name is taken).
+        plan.warnings.append(
+            Text(
+                gettext_noop(
+                    "%(p)s was detached to be retired, but the retention now keeps its month: it is left "
+                    "as it is, not dropped. To put it back: ALTER TABLE %(t)s ATTACH PARTITION %(p)s "
+                    "FOR VALUES FROM ('%(a)s') TO ('%(b)s'); COMMENT ON TABLE %(p)s IS NULL;"
+                ),
+                p=name,
+                t=table,
+                a=starts_at.isoformat(),
+                b=ends_at.isoformat(),
+            )
+        )
 
     for p in parts:
         if p.detach_pending:
@@ -229,7 +236,8 @@ def _plan_table(cursor: Any, policy: PartitionPolicy, plan: Plan) -> None:
             )
         )
     ahead = {ddl.add_months(this_month, i) for i in range(int(policy.premake_months or 0) + 1)}
-    # A month being attached back takes its DEFAULT rows with it (REATTACH moves them).
+    # A month being attached back takes its DEFAULT rows with it (REATTACH moves them); one left
+    # detached keeps them in DEFAULT, where they are still read.
     new_months = sorted(((ahead - months) | set(in_default)) - reattaching)
     for month in new_months:
         starts_at, ends_at = ddl.month_bounds(month)

@@ -202,3 +202,29 @@ def test_rows_moved_out_of_default_into_a_new_month_stay_append_only_there_and_i
             [APPEND_ONLY_TRIGGER, [table, month, f"{table}_default"]],
         )
         assert dict(cur.fetchall()) == {table: "O", month: "O", f"{table}_default": "O"}
+
+
+@pytest.mark.parametrize("change", [None, "ADD COLUMN unit text", "ALTER COLUMN note DROP NOT NULL"])
+def test_a_table_detached_to_be_retired_is_attached_back_only_while_it_fits_the_parent(
+    change, scratch_table_atomic
+):
+    table = scratch_table_atomic
+    month = dt.date(2030, 1, 1)
+    name = partition_name(table, month)
+    with connection.cursor() as cur:
+        ddl.create_month_partition(cur, table, month)
+    ids = insert_readings(table, [at(2030, 1, 3)])
+    with connection.cursor() as cur:
+        ddl.detach_partition(cur, table, name, concurrently=False)
+        ddl.mark_retiring(cur, name)
+        if change:  # the parent's schema changes while the month is detached
+            cur.execute(f"ALTER TABLE {table} {change}")
+        assert ddl.fits_parent(cur, table, name) is (change is None)
+        if change:
+            with pytest.raises(ddl.PartitionError, match="exists but is not"):
+                ddl.create_month_partition(cur, table, month, reattach=True)
+        else:
+            assert ddl.create_month_partition(cur, table, month, reattach=True) == 0
+        assert ddl.is_marked_retiring(cur, name) is (change is not None)
+        assert ddl.count_rows(cur, name) == 1
+    assert partition_of(table, ids[0]) == (None if change else name)

@@ -455,6 +455,47 @@ def readings(name: str) -> dict[uuid.UUID, tuple[int, str]]:
         return {row[0]: (row[1], row[2]) for row in cursor.fetchall()}
 
 
+@pytest.mark.parametrize(
+    "change",
+    [
+        "ALTER TABLE {t} ADD COLUMN unit text NOT NULL DEFAULT 'kWh'",
+        "ALTER TABLE {t} ADD CONSTRAINT {t}_note_short CHECK (length(note) < 1000)",
+        # The same CHECK, named {t}_value_check1 (the detached table holds the first name): ATTACH
+        # matches the parent's constraints by name.
+        "ALTER TABLE {t} DROP COLUMN value; "
+        "ALTER TABLE {t} ADD COLUMN value integer NOT NULL DEFAULT 0 CHECK (value >= 0)",
+    ],
+    ids=["a column added", "a check added", "a check renamed"],
+)
+def test_a_detached_month_the_parent_no_longer_fits_is_left_detached_with_a_warning_not_failed(
+    change, scratch_table, settings, tmp_path
+):
+    # The parent's schema changed while the month was detached: ATTACH (or moving DEFAULT's rows
+    # of that month into it) fails. Trying anyway failed every hourly run; it is left as it is.
+    table = scratch_table(premake_months=0, retention_months=1)
+    name, ids = detached_to_be_retired(table, settings, tmp_path)
+    kept = readings(name)
+    with connection.cursor() as cursor:
+        cursor.execute(change.format(t=table))
+    late = insert_readings(table, [at(2030, 1, 25)])  # lands in DEFAULT: January has no partition
+
+    for hour in (1, 2):  # every run: the same warning, nothing failed, nothing dropped
+        plan = maintenance_plan(now=at(2030, 4, 2, hour))
+        assert [s for s in plan.steps if s.partition == name] == []
+        warned = [w.english() for w in plan.warnings if name in w.english()]
+        assert len(warned) == 1 and f"ATTACH PARTITION {name} FOR VALUES FROM" in warned[0]
+        summary = maintenance_run(now=at(2030, 4, 2, hour))
+        assert summary["failed"] == [] and summary["deferred"] == []
+        assert any(name in english(w) for w in summary["warnings"])
+
+    assert name in standalone_tables(name) and readings(name) == kept and set(kept) == set(ids)
+    assert partition_of(table, late[0]) == f"{table}_default"  # still read through the parent
+    with connection.cursor() as cursor:
+        assert ddl.is_marked_retiring(cursor, name)  # a shorter retention would retire it again
+    tried = PartitionAction.objects.filter(partition=name, kind__in=[Kind.REATTACHED, Kind.DROPPED])
+    assert not tried.exists()
+
+
 def test_rows_moved_out_of_default_into_a_month_attached_back_go_to_their_columns_by_name(
     scratch_table, settings, tmp_path
 ):
