@@ -237,19 +237,17 @@ def test_a_sku_typed_decomposed_in_admin_is_stored_nfc_and_matches_the_existing_
     assert Product.objects.filter(vendor=vendor).count() == 1
 
 
-def test_the_product_list_finds_a_sku_searched_in_another_unicode_form(client, admin_user):
+@pytest.mark.parametrize(
+    "screen, typed, product_of",
+    [
+        ("product", "CAFE\u0301-1", lambda row: row.pk),
+        ("stock", "CAFE\u0301", lambda row: row.product_id),
+    ],
+)
+def test_the_lists_find_a_sku_searched_in_another_unicode_form(client, admin_user, screen, typed, product_of):
     product = ProductFactory(sku="CAF\u00c9-1")
     ProductFactory(sku="THE-1")
     client.force_login(admin_user)
-    response = client.get("/admin/catalog/product/", {"q": "CAFE\u0301-1"})
+    response = client.get(f"/admin/catalog/{screen}/", {"q": typed})
     assert response.status_code == 200
-    assert [p.pk for p in response.context["cl"].result_list] == [product.pk]
-
-
-def test_the_stock_list_finds_a_sku_searched_in_another_unicode_form(client, admin_user):
-    product = ProductFactory(sku="CAF\u00c9-1")
-    ProductFactory(sku="THE-1")
-    client.force_login(admin_user)
-    response = client.get("/admin/catalog/stock/", {"q": "CAFE\u0301"})
-    assert response.status_code == 200
-    assert [stock.product_id for stock in response.context["cl"].result_list] == [product.pk]
+    assert [product_of(row) for row in response.context["cl"].result_list] == [product.pk]

@@ -219,8 +219,7 @@ def test_a_retirement_interrupted_after_the_detach_is_finished_by_the_next_run(
 ):
     table = scratch_table(premake_months=0, retention_months=1)
     ids = insert_readings(table, [at(2030, 1, 3), at(2030, 1, 20)])
-    settings.OKADA_BACKUP_DIR = tmp_path / "not-a-directory"
-    settings.OKADA_BACKUP_DIR.write_text("a file where the backup directory should be")
+    archives_fail(settings, tmp_path)
 
     first = maintenance_run(now=at(2030, 4, 2))
 
@@ -389,8 +388,7 @@ def test_a_detached_month_the_retention_now_keeps_is_attached_back_with_its_rows
     # dropped but out of every read of the parent: the month's rows were gone for users.
     table = scratch_table(premake_months=0, retention_months=1)
     ids = insert_readings(table, [at(2030, 1, 3), at(2030, 1, 20)])
-    settings.OKADA_BACKUP_DIR = tmp_path / "not-a-directory"
-    settings.OKADA_BACKUP_DIR.write_text("a file where the backup directory should be")
+    archives_fail(settings, tmp_path)
     maintenance_run(now=at(2030, 4, 2))
     name = f"{table}_p203001"
     assert name in standalone_tables(name)  # detached, its archive failed
@@ -422,8 +420,7 @@ def test_a_detached_month_of_order_events_the_retention_now_keeps_is_back_in_the
     timeline = set(event.order.events.values_list("pk", flat=True))  # its own creation's too
     assert event.pk in timeline
     settings.OKADA_PARTITION_RETENTION_MONTHS = {"orders_orderevent": "1"}
-    settings.OKADA_BACKUP_DIR = tmp_path / "not-a-directory"
-    settings.OKADA_BACKUP_DIR.write_text("a file where the backup directory should be")
+    archives_fail(settings, tmp_path)
     maintenance_run(now=at(2045, 4, 2))  # detached; the archive failed
     assert not OrderEvent.objects.filter(pk=event.pk).exists()
 
@@ -435,12 +432,18 @@ def test_a_detached_month_of_order_events_the_retention_now_keeps_is_back_in_the
     assert standalone_tables("orders_orderevent_p") == set()  # every month detached is back
 
 
+def archives_fail(settings, tmp_path) -> None:
+    """A retirement's archive fails from now on (the backup directory is a file): the month it
+    detached stays detached, marked, not dropped."""
+    settings.OKADA_BACKUP_DIR = tmp_path / "not-a-directory"
+    settings.OKADA_BACKUP_DIR.write_text("a file where the backup directory should be")
+
+
 def detached_to_be_retired(table: str, settings, tmp_path) -> tuple[str, list[uuid.UUID]]:
     """January 2030's partition of `table`, detached by a retirement whose archive failed, then
     kept by a retention lengthened to forever: (its name, its rows' ids)."""
     ids = insert_readings(table, [at(2030, 1, 3), at(2030, 1, 20)])
-    settings.OKADA_BACKUP_DIR = tmp_path / "not-a-directory"
-    settings.OKADA_BACKUP_DIR.write_text("a file where the backup directory should be")
+    archives_fail(settings, tmp_path)
     maintenance_run(now=at(2030, 4, 2))
     name = f"{table}_p203001"
     assert name in standalone_tables(name)  # detached, its archive failed
@@ -532,8 +535,7 @@ def test_a_run_whose_drop_failed_after_the_archive_is_finished_without_a_second_
     ids = insert_readings(table, [at(2030, 1, 3), at(2030, 1, 20)])
     name = f"{table}_p203001"
     directory = tmp_path / "backups" / "partitions" / table
-    settings.OKADA_BACKUP_DIR = tmp_path / "not-a-directory"
-    settings.OKADA_BACKUP_DIR.write_text("a file where the backup directory should be")
+    archives_fail(settings, tmp_path)
     maintenance_run(now=at(2030, 4, 2))  # detached, its archive failed: a detached table to retire
     settings.OKADA_BACKUP_DIR = tmp_path / "backups"
     settings.OKADA_PARTITION_LOCK_TIMEOUT_MS = 200
