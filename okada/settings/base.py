@@ -77,6 +77,15 @@ DATABASES["default"]["ATOMIC_REQUESTS"] = False
 # Django's default (None) would refuse even that; an unreachable threshold keeps every other
 # query unprepared, as Django's client-side binding expects.
 DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = 2**31 - 1
+# libpq's side of the TCP keepalives (PostgreSQL's side: okada.core.db.SERVER_KEEPALIVE). A
+# database host that vanishes (a failover, a network cut) sends nothing more, and a web or worker
+# process waiting on its query would wait for the kernel's default, 2 hours + 9 probes; with these
+# the connection is dropped about a minute after the host went quiet (an error, not a hang). Probes
+# are answered by a live host's kernel, so a long query is never cut. The job lock's connection
+# adds tcp_user_timeout (okada.core.jobs.KEEPALIVE).
+DATABASES["default"]["OPTIONS"].update(
+    keepalives=1, keepalives_idle=30, keepalives_interval=10, keepalives_count=3
+)
 
 # --- Redis: cache, sessions, Celery broker ----------------------------------------------------
 REDIS_URL = env("REDIS_URL", default="redis://127.0.0.1:56379/0")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 
 import psycopg
 import pytest
@@ -128,6 +129,26 @@ def test_every_new_connection_has_postgresql_side_tcp_keepalives():
                 " current_setting('tcp_keepalives_count'), current_setting('tcp_user_timeout')"
             )
             assert cursor.fetchone() == ("30", "10", "3", "60000")
+    finally:
+        fresh.close()
+
+
+@pytest.mark.django_db
+def test_django_connections_have_client_side_tcp_keepalives():
+    # A database host that vanishes mid-query must not hold a worker for the kernel's two hours.
+    if str(connection.settings_dict["HOST"]).startswith("/"):
+        pytest.skip("no TCP keepalives over a Unix socket")
+    fresh = connections.create_connection(DEFAULT_DB_ALIAS)
+    try:
+        fresh.ensure_connection()
+        sock = socket.socket(fileno=os.dup(fresh.connection.pgconn.socket))
+        try:
+            assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
+            assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE) == 30
+            assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL) == 10
+            assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT) == 3
+        finally:
+            sock.close()
     finally:
         fresh.close()
 
