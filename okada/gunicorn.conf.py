@@ -27,3 +27,13 @@ forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 proc_name = "okada-web"
 # No control socket: its default path is one per user, shared by every gunicorn of that user.
 control_socket_disable = True
+
+
+def post_worker_init(worker):
+    """Requests gunicorn cannot parse are answered by gunicorn itself, in HTML: problem+json
+    instead, as every other error (okada.core.api.unreadable). Once the application is loaded."""
+    from gunicorn import util
+
+    from okada.core.api.unreadable import write_problem
+
+    util.write_error = write_problem

@@ -146,10 +146,14 @@ TITLES: dict[int, Any] = {
     406: _("Not acceptable"),
     409: _("Conflict"),
     413: _("Payload too large"),
+    414: _("URI too long"),
     415: _("Unsupported media type"),
+    417: _("Expectation failed"),
     422: _("Unprocessable request"),
     429: _("Too many requests"),
+    431: _("Request header fields too large"),
     500: _("Internal server error"),
+    501: _("Not implemented"),
 }
 
 

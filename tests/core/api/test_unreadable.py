@@ -1,0 +1,121 @@
+"""Requests gunicorn refuses before Django reads them are answered in problem+json, not HTML.
+
+A real gunicorn (okada/gunicorn.conf.py, production settings) on a free port, fed raw bytes: the
+requests no HTTP client library would send.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from django.db import connection
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _send(port: int, raw: bytes) -> tuple[str, dict[str, str], bytes]:
+    """The answer to `raw`, read until the server closes: (status line, headers, body)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        sock.sendall(raw)
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    status, *lines = head.decode("latin-1").split("\r\n")
+    headers = {name.lower(): value.strip() for name, _, value in (line.partition(":") for line in lines)}
+    return status, headers, body
+
+
+@pytest.fixture(scope="module")
+def gunicorn() -> Iterator[int]:
+    port = _free_port()
+    db = connection.settings_dict  # the test database's server; these requests never reach it
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "okada.settings.production",
+        "DATABASE_URL": f"postgres://{db['USER']}:{db['PASSWORD']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+        "SECRET_KEY": "unreadable-" + uuid.uuid4().hex * 2,
+        "ALLOWED_HOSTS": "127.0.0.1",
+        "DJANGO_SECURE_SSL_REDIRECT": "0",
+        "GUNICORN_BIND": f"127.0.0.1:{port}",
+        "WEB_CONCURRENCY": "1",
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "-c", "okada/gunicorn.conf.py", "okada.wsgi"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        # The worker is ready once it says so on stderr ("Booting worker"), then loads the app.
+        assert process.stderr is not None
+        for line in process.stderr:
+            if b"Booting worker" in line:
+                break
+        else:
+            pytest.fail(f"gunicorn exited ({process.wait()}) before booting a worker")
+        # post_worker_init runs after the application is loaded: the first answer waits for it.
+        yield port
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+@pytest.mark.parametrize(
+    ("raw", "status", "code"),
+    [
+        (b"NOT A REQUEST LINE\r\n\r\n", 400, "unreadable_request"),
+        (
+            b"GET /api/v1/products HTTP/1.1\r\nHost: 127.0.0.1\r\nBad Header Name: x\r\n\r\n",
+            400,
+            "unreadable_request",
+        ),
+        (
+            b"GET /api/v1/products?" + b"a" * 9000 + b" HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
+            414,
+            "uri_too_long",
+        ),
+        (b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n" + b"X-A: b\r\n" * 200 + b"\r\n", 431, "headers_too_large"),
+        (b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nExpect: tea\r\n\r\n", 417, "expectation_failed"),
+        (
+            b"POST /api/v1/orders HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: brotli\r\n\r\n",
+            501,
+            "transfer_coding_not_implemented",
+        ),
+    ],
+)
+def test_a_request_gunicorn_cannot_read_is_a_problem_json_answer(gunicorn, raw, status, code):
+    line, headers, body = _send(gunicorn, raw)
+    assert line.split(" ", 2)[1] == str(status)
+    assert headers["content-type"] == "application/problem+json"
+    assert int(headers["content-length"]) == len(body)
+    problem = json.loads(body)
+    assert problem["status"] == status
+    assert problem["code"] == code
+    assert problem["type"] == f"urn:okada:problem:{code}"
+    # Headers unread: the default language (LANGUAGE_CODE is French), gunicorn's reason quoted.
+    assert problem["title"] and problem["detail"]
+    assert "(" in problem["detail"]
+
+
+def test_the_message_is_in_the_default_language(gunicorn):
+    _, _, body = _send(gunicorn, b"NOT A REQUEST LINE\r\n\r\n")
+    problem = json.loads(body)
+    assert problem["title"] == "Requête incorrecte"
+    assert problem["detail"].startswith("La requête HTTP est illisible.")
+    assert "Invalid" in problem["detail"]  # gunicorn's own reason, verbatim
