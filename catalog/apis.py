@@ -231,7 +231,10 @@ class BulkIn(StrictSerializer):
 class BulkResultOut(serializers.Serializer[Any]):
     index = serializers.IntegerField()
     sku = serializers.CharField()
-    status = serializers.ChoiceField(choices=["created", "updated", "unchanged", "failed"])
+    status = serializers.ChoiceField(
+        choices=["created", "updated", "unchanged", "failed", "rolled_back"],
+        help_text="`rolled_back`: a valid item of an `atomic=true` request another item failed.",
+    )
     id = serializers.UUIDField(required=False)
     version = serializers.IntegerField(required=False)
     code = serializers.CharField(required=False)

@@ -11,7 +11,8 @@ from django.middleware.gzip import GZipMiddleware
 
 access_log = logging.getLogger("okada.access")
 
-COMPRESSED_TYPES = ("application/json", "application/problem+json")
+# JSON, and the OpenAPI document (YAML or JSON, ~700 KB): nothing secret in any of them.
+COMPRESSED_TYPES = ("application/json", "application/problem+json", "application/vnd.oai.openapi")
 
 
 class AccessLogMiddleware:

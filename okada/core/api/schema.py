@@ -128,7 +128,10 @@ def _problem(status: str) -> dict[str, Any]:
         },
     }
     if status in ("409", "429"):  # throttled, or an Idempotency-Key still in flight
-        response["headers"] = {"Retry-After": {"schema": {"type": "integer"}}}
+        when = "always" if status == "429" else "with `idempotency_in_flight` only"
+        response["headers"] = {
+            "Retry-After": {"schema": {"type": "integer"}, "description": f"Seconds to wait ({when})."}
+        }
     return response
 
 
@@ -224,3 +227,16 @@ def _register_extensions() -> None:
 
 
 _register_extensions()
+
+
+def lib_doc_excludes() -> list[Any]:
+    """SPECTACULAR_SETTINGS["GET_LIB_DOC_EXCLUDES"]: drf-spectacular describes a component or an
+    operation by the first docstring up its class's ancestors, so every input serializer without
+    one of its own was described by StrictSerializer's (a developer's note about DRF) and every
+    view by ApiView's. Our base classes are skipped as DRF's own are."""
+    from drf_spectacular.plumbing import get_lib_doc_excludes
+
+    from .serializers import StrictSerializer
+    from .views import ApiView
+
+    return [*get_lib_doc_excludes(), StrictSerializer, ApiView]

@@ -10,6 +10,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.http import HttpRequest, HttpResponseBase
 from django.utils.translation import gettext_lazy as _
+from drf_spectacular.views import SpectacularAPIView
 from rest_framework import exceptions
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -20,7 +21,7 @@ from okada.core.errors import InvalidInput, NotAuthenticated, NotFound
 
 from . import idempotency
 from .auth import Credential, SignedBodyAuthentication
-from .problems import PayloadTooLarge, UnsupportedMediaType, unsupported_content_encoding
+from .problems import JSONRenderer, PayloadTooLarge, UnsupportedMediaType, unsupported_content_encoding
 from .ratelimit import CredentialRateThrottle
 
 log = logging.getLogger(__name__)
@@ -290,3 +291,20 @@ class UnknownUrlApi(ApiView):
         raise NotFound()
 
     get = post = put = patch = delete = head = options = trace = _not_found
+
+    def finalize_response(self, request: Request, response: Any, *args: Any, **kwargs: Any) -> Any:
+        response = super().finalize_response(request, response, *args, **kwargs)
+        response.headers.pop("Allow", None)  # DRF lists every method defined above: none is served
+        return response
+
+
+class SchemaApi(SpectacularAPIView):
+    """/api/schema/: the OpenAPI document, in YAML or JSON (`?format=json`). Its errors (a
+    `format` it does not serve, a POST) were rendered by the negotiated renderer, YAML by
+    default, under a problem+json label: they are JSON, as every other error under /api/."""
+
+    def handle_exception(self, exc: Exception) -> Any:
+        response = super().handle_exception(exc)
+        self.request.accepted_renderer = JSONRenderer()
+        self.request.accepted_media_type = JSONRenderer.media_type
+        return response

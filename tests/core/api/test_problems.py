@@ -309,6 +309,24 @@ def test_unknown_paths_under_api_are_problem_404s(api):
         assert response.status_code == 404
         assert problem(response)["code"] == "not_found"
 
+    assert "Allow" not in response  # nothing is served there, by any method
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status"), [("get", "/api/schema/?format=xml", 404), ("post", "/api/schema/", 405)]
+)
+def test_the_schema_views_errors_are_problem_json_not_yaml(method, path, status):
+    response = getattr(Client(), method)(path)
+    assert response.status_code == status
+    assert problem(response)["status"] == status  # parsed as JSON
+
+
+def test_the_openapi_document_is_gzipped_for_clients_that_accept_it():
+    response = Client().get("/api/schema/", HTTP_ACCEPT_ENCODING="gzip")
+    assert response.status_code == 200
+    assert response["Content-Encoding"] == "gzip"
+    assert gzip.decompress(response.content).startswith(b"openapi: ")
+
 
 @override_settings(OKADA_API_MAX_BODY_BYTES=1000)
 def test_an_oversized_body_is_a_413_before_it_is_read(api):

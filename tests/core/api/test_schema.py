@@ -102,6 +102,24 @@ def test_every_operation_has_a_summary_and_no_developer_docstring(client):
         assert "required_scopes" not in description and "okada." not in description, (path, method)
 
 
+def test_no_component_is_described_by_a_base_class_docstring(client):
+    schema = _schema_json(client)
+    for name, component in schema["components"]["schemas"].items():
+        description = component.get("description", "")
+        assert "DRF drops" not in description and "read_only_names" not in description, name
+
+
+def test_bulk_results_document_every_status_the_api_sends(client):
+    statuses = _schema_json(client)["components"]["schemas"]["BulkResultOut"]["properties"]["status"]
+    enum = (
+        statuses.get("enum")
+        or _schema_json(client)["components"]["schemas"][statuses["allOf"][0]["$ref"].rsplit("/", 1)[1]][
+            "enum"
+        ]
+    )
+    assert set(enum) == {"created", "updated", "unchanged", "failed", "rolled_back"}
+
+
 def test_posts_that_keep_their_answer_declare_the_idempotency_key_and_its_replay_header(client):
     declared = {}
     for _path, method, operation in _operations(_schema_json(client)):
