@@ -30,6 +30,7 @@ from okada.core.api.serializers import (
 )
 from okada.core.api.views import ApiView
 from okada.core.errors import InvalidInput, NotFound
+from okada.core.fields import normalize_cm_phone
 
 from . import selectors, services
 from .models import (
@@ -178,6 +179,11 @@ class ZoneOut(serializers.Serializer[Any]):
 class CustomerIn(StrictSerializer):
     phone = serializers.CharField(max_length=32, help_text="Cameroonian mobile number (+237...).")
     name = serializers.CharField(max_length=200)
+
+    def validate_phone(self, value: str) -> str:
+        # The service checks it too; here its error keeps its path (customer.phone), as the others.
+        normalize_cm_phone(value)
+        return value
 
 
 class OrderItemIn(StrictSerializer):

@@ -362,6 +362,14 @@ def test_list_filters_search_and_orders(api, vendor):
     assert api.get("/products?is_active=maybe").status_code == 400
 
 
+def test_a_search_holding_a_nul_is_a_400_that_says_so(api, vendor):
+    too_long = problem(api.get("/products?q=" + "a" * 201, HTTP_ACCEPT_LANGUAGE="en"))
+    assert too_long["errors"]["q"] == ["q is at most 200 characters."]
+    nul = problem(api.get("/products?q=riz%00", HTTP_ACCEPT_LANGUAGE="en"))
+    assert nul["status"] == 400
+    assert nul["errors"]["q"] == ["Text cannot contain NUL characters."]
+
+
 def test_an_unknown_query_parameter_is_refused_by_name_and_nothing_changes(api, vendor):
     ProductFactory(vendor=vendor, is_active=True)
     # A mistyped filter used to answer the whole list as if no filter had been asked.

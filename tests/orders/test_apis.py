@@ -244,7 +244,7 @@ def test_a_deleted_vendor_or_zone_is_a_400_a_suspended_vendor_a_409(store, vendo
 @pytest.mark.parametrize(
     "change, field",
     [
-        ({"customer": {"phone": "12", "name": "X"}}, "phone"),
+        ({"customer": {"phone": "12", "name": "X"}}, "customer.phone"),
         ({"items": []}, "items"),
         ({"items": [{"product": "x", "quantity": 1}]}, "items.0.product"),
         ({"items": [{"product": "0192f6d2-8b1c-7c3e-9a51-3f2b9c1d4e5f", "quantity": 0}]}, "items.0.quantity"),

@@ -22,6 +22,7 @@ from rest_framework.request import Request
 from rest_framework.settings import api_settings
 
 from okada.core.errors import InvalidInput
+from okada.core.fields import JSON_NUL
 from okada.core.texts import Text
 
 log = logging.getLogger(__name__)
@@ -362,7 +363,9 @@ def query_choice(request: Request, name: str, choices: list[str]) -> str | None:
 
 def query_text(request: Request, name: str, *, max_length: int = 200) -> str:
     raw = request.query_params.get(name, "").strip()
-    if len(raw) > max_length or "\x00" in raw:
+    if "\x00" in raw:  # PostgreSQL's text cannot hold it
+        raise InvalidInput(Text(JSON_NUL), field=name)
+    if len(raw) > max_length:
         raise InvalidInput(
             Text(gettext_noop("%(name)s is at most %(n)d characters."), name=name, n=max_length), field=name
         )
