@@ -39,7 +39,7 @@ from okada.core.texts import Text
 
 from . import selectors, services
 from .models import Category, Product, ProductQuerySet, ProductUnit, Stock, Vendor
-from .skus import normalize_sku
+from .skus import SKU_MAX_LENGTH, normalize_sku
 
 VENDOR, STOREFRONT = Actor.VENDOR, Actor.STOREFRONT
 MAX_PRICE_XAF = 1_000_000_000
@@ -230,7 +230,10 @@ class BulkIn(StrictSerializer):
 
 class BulkResultOut(serializers.Serializer[Any]):
     index = serializers.IntegerField()
-    sku = serializers.CharField()
+    sku = serializers.CharField(
+        help_text="The item's SKU in Unicode NFC, as stored and shown everywhere, for a refused item "
+        'too ("" if it sent no text or number): match results by it, or by index.'
+    )
     status = serializers.ChoiceField(
         choices=["created", "updated", "unchanged", "failed", "rolled_back"],
         help_text="`rolled_back`: a valid item of an `atomic=true` request another item failed.",
@@ -475,10 +478,12 @@ class ProductDetailApi(ProductScope):
 
 def _sent_sku(value: Any) -> str:
     """The SKU of a refused bulk item as its result names it: what the API reads as a text (as
-    CharField does: a text or a number), else "" (never "None", "True" or a dict's repr, which a
-    script matching results by SKU could take for real SKUs)."""
+    CharField does: a text or a number), in Unicode NFC like the SKU of every other result (a
+    script matches results by one spelling), else "" (never "None", "True" or a dict's repr,
+    which a script matching results by SKU could take for real SKUs). Cut to the column's length
+    after normalising: what would be stored."""
     if isinstance(value, str) or (isinstance(value, (int, float)) and not isinstance(value, bool)):
-        return str(value)[:64]
+        return normalize_sku(str(value))[:SKU_MAX_LENGTH]
     return ""
 
 

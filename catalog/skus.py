@@ -9,7 +9,8 @@ sync mutations and the services take goes through `normalize_sku`; the CHECK con
 
 `normalize_stored_skus` is what migrations 0013/0014 run over rows written before: it normalises
 them with PostgreSQL's own `normalize()` (the rule the constraint checks), and refuses, changing
-nothing, when that would give two live products of one vendor the same SKU.
+nothing, when that would give two live products of one vendor the same SKU (also when one of
+them is written while the migration runs: the same message, never a unique-violation traceback).
 """
 
 from __future__ import annotations
@@ -19,9 +20,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.core.management.base import CommandError
+from django.db import IntegrityError, transaction
 from django.utils.translation import gettext_noop
 
 SKU_NFC_CONSTRAINT = "catalog_product_sku_nfc"
+# Product's unique index (vendor, sku) among live products: a product written meanwhile with the
+# NFC form of a SKU being normalised makes it refuse the migration's UPDATE.
+LIVE_SKU_UNIQUE = "catalog_product_vendor_sku_live_uniq"
+RACE_ATTEMPTS = 3  # checks (and UPDATEs) before a refusal by LIVE_SKU_UNIQUE is let through raw
 SKU_MAX_LENGTH = 64  # Product.sku's max_length (varchar(64): characters, as Python counts them)
 # The history reason of a row the migration normalised (in services.CHANGE_REASONS' catalogue).
 NORMALIZED_REASON = gettext_noop("SKU normalised to Unicode NFC")
@@ -87,38 +93,65 @@ def normalize_stored_skus(connection: Any) -> int:
     would end with the same SKU (their unique index would refuse it; which one is the real one
     is the vendor's call, not ours) or a SKU would outgrow its column. One read of the table
     (no index answers "not NFC"); the writes touch only the rows that change.
+
+    A live product written with the NFC form of one of these SKUs after the check and before the
+    UPDATE (the app keeps running during the migration) makes the unique index refuse the UPDATE.
+    The UPDATE runs in a savepoint: refused, it is undone and the check runs again, which now sees
+    that product (READ COMMITTED: each statement reads what committed before it) and stops with
+    the same message. Not a table lock held from the check on: SHARE on catalog_product for the
+    whole scan would stop every product write of the site meanwhile, for a race that costs only
+    running migrate again.
     """
     with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT p.id::text, p.vendor_id::text, v.slug || ' (' || v.name || ')', p.sku, "
-            "normalize(p.sku, NFC), p.deleted_at IS NULL "
-            "FROM catalog_product p JOIN catalog_vendor v ON v.id = p.vendor_id "
-            "WHERE p.sku IS NOT NFC NORMALIZED ORDER BY v.slug, p.sku, p.id"
-        )
-        rows = cursor.fetchall()
-        if not rows:
-            return 0
-        too_long = [StoredSku(r[0], r[2], r[3]) for r in rows if len(r[4]) > SKU_MAX_LENGTH]
-        groups: dict[tuple[str, str], list[StoredSku]] = {}
-        for pk, vendor_id, vendor, sku, nfc, live in rows:
-            if live:
-                groups.setdefault((vendor_id, nfc), []).append(StoredSku(pk, vendor, sku))
-        # A live product whose SKU is already the NFC form of one of them (NFC already: not read
-        # above). The unique index (vendor_id, sku) WHERE deleted_at IS NULL finds each.
-        cursor.execute(
-            "SELECT p.id::text, p.vendor_id::text, v.slug || ' (' || v.name || ')', p.sku "
-            "FROM unnest(%s::uuid[], %s::text[]) AS k(vendor_id, sku) "
-            "JOIN catalog_product p ON p.vendor_id = k.vendor_id AND p.sku = k.sku AND p.deleted_at IS NULL "
-            "JOIN catalog_vendor v ON v.id = p.vendor_id ORDER BY p.id",
-            [[vendor_id for vendor_id, _ in groups], [nfc for _, nfc in groups]],
-        )
-        for pk, vendor_id, vendor, sku in cursor.fetchall():
-            groups[(vendor_id, sku)].insert(0, StoredSku(pk, vendor, sku))
-        collisions = [group for group in groups.values() if len(group) > 1]
-        if collisions or too_long:
-            raise SkuNormalizationBlocked(collisions, too_long)
-        _rewrite(connection, cursor, [r[0] for r in rows])
-    return len(rows)
+        attempt = 0
+        while True:
+            attempt += 1
+            ids = _check(cursor)
+            if not ids:
+                return 0
+            try:
+                with transaction.atomic(using=connection.alias):
+                    _rewrite(connection, cursor, ids)
+            except IntegrityError as exc:
+                constraint = getattr(getattr(exc.__cause__, "diag", None), "constraint_name", None)
+                if constraint != LIVE_SKU_UNIQUE or attempt == RACE_ATTEMPTS:
+                    raise
+                continue  # checked again: the product written meanwhile is named, or it is gone
+            return len(ids)
+
+
+def _check(cursor: Any) -> list[str]:
+    """The ids of the products whose SKU is not NFC; SkuNormalizationBlocked if normalising them
+    would give two live products of a vendor one SKU, or a SKU longer than the column."""
+    cursor.execute(
+        "SELECT p.id::text, p.vendor_id::text, v.slug || ' (' || v.name || ')', p.sku, "
+        "normalize(p.sku, NFC), p.deleted_at IS NULL "
+        "FROM catalog_product p JOIN catalog_vendor v ON v.id = p.vendor_id "
+        "WHERE p.sku IS NOT NFC NORMALIZED ORDER BY v.slug, p.sku, p.id"
+    )
+    rows = cursor.fetchall()
+    if not rows:
+        return []
+    too_long = [StoredSku(r[0], r[2], r[3]) for r in rows if len(r[4]) > SKU_MAX_LENGTH]
+    groups: dict[tuple[str, str], list[StoredSku]] = {}
+    for pk, vendor_id, vendor, sku, nfc, live in rows:
+        if live:
+            groups.setdefault((vendor_id, nfc), []).append(StoredSku(pk, vendor, sku))
+    # A live product whose SKU is already the NFC form of one of them (NFC already: not read
+    # above). The unique index (vendor_id, sku) WHERE deleted_at IS NULL finds each.
+    cursor.execute(
+        "SELECT p.id::text, p.vendor_id::text, v.slug || ' (' || v.name || ')', p.sku "
+        "FROM unnest(%s::uuid[], %s::text[]) AS k(vendor_id, sku) "
+        "JOIN catalog_product p ON p.vendor_id = k.vendor_id AND p.sku = k.sku AND p.deleted_at IS NULL "
+        "JOIN catalog_vendor v ON v.id = p.vendor_id ORDER BY p.id",
+        [[vendor_id for vendor_id, _ in groups], [nfc for _, nfc in groups]],
+    )
+    for pk, vendor_id, vendor, sku in cursor.fetchall():
+        groups[(vendor_id, sku)].insert(0, StoredSku(pk, vendor, sku))
+    collisions = [group for group in groups.values() if len(group) > 1]
+    if collisions or too_long:
+        raise SkuNormalizationBlocked(collisions, too_long)
+    return [r[0] for r in rows]
 
 
 def _rewrite(connection: Any, cursor: Any, ids: list[str]) -> None:

@@ -1,8 +1,8 @@
 """SKUs in Unicode NFC, enforced by PostgreSQL (catalog.skus), step 1 of 2.
 
 The stored SKUs that are not NFC are normalised first (`normalize_stored_skus`: it stops the
-migration, changing nothing, if two live products of a vendor would then share a SKU; the
-message names them and says what to do). Then the CHECK is added NOT VALID: from the commit on,
+migration, changing nothing, if two live products of a vendor would then share a SKU, one
+created while it runs included; the message names them and says what to do). Then the CHECK is added NOT VALID: from the commit on,
 every insert and update is checked, without reading the table under its ACCESS EXCLUSIVE lock
 (held only for the catalog change at the end of this transaction). 0014 validates it.
 """

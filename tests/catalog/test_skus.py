@@ -4,16 +4,19 @@ the function migrations 0013/0014 run over the rows written before."""
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 import pytest
 from django.db import IntegrityError, connection, transaction
 
+from catalog import skus
 from catalog.models import Product
 from catalog.services import product_create, product_update, product_upsert_many
 from catalog.skus import SKU_MAX_LENGTH, SkuNormalizationBlocked, normalize_sku, normalize_stored_skus
 from okada.core.actors import Actor
 from okada.core.errors import InvalidInput
 from tests.catalog.factories import ProductFactory, VendorFactory, vendor_actor
+from tests.concurrency import WAIT, in_thread
 
 pytestmark = pytest.mark.django_db
 
@@ -27,6 +30,8 @@ def test_normalize_sku_composes_and_leaves_nfc_alone():
     assert normalize_sku("PLT-001") == "PLT-001"
     # The migration's length check reads the column's length from here.
     assert Product._meta.get_field("sku").max_length == SKU_MAX_LENGTH
+    # ...and the name of the unique index whose refusal it turns into its own message.
+    assert skus.LIVE_SKU_UNIQUE in {c.name for c in Product._meta.constraints}
 
 
 def _raw_insert(vendor_id: uuid.UUID, sku: str, *, deleted: bool = False) -> uuid.UUID:
@@ -159,6 +164,47 @@ def test_a_stored_sku_that_would_outgrow_its_column_stops_the_migration(without_
     assert str(too_long) in str(blocked.value)
     with connection.cursor() as cursor:
         cursor.execute("UPDATE catalog_product SET sku = 'SHORT' WHERE id = %s", [too_long])
+
+
+@pytest.mark.django_db(transaction=True)  # the product written meanwhile commits, as in production
+def test_a_colliding_product_written_between_the_check_and_the_update_stops_with_the_same_message(
+    without_constraint, monkeypatch
+):
+    # The app keeps running during `migrate`: a product with the NFC form of a SKU the migration
+    # has checked is created (and committed, on another connection) before its UPDATE. The unique
+    # index refuses the UPDATE; the migration says which products collide, as when it saw them
+    # in its check, instead of a unique-violation traceback.
+    vendor = VendorFactory(slug="chez-mama", name="Chez Mama")
+    old = _raw_insert(vendor.pk, DECOMPOSED)
+    created: list[Product] = []
+    rewrite = skus._rewrite
+
+    def create() -> None:
+        created.append(
+            product_create(vendor=vendor, sku=DECOMPOSED, name="Café", price_xaf=100, actor=Actor.system())
+        )
+
+    def product_created_meanwhile(*args: Any) -> None:
+        if not created:
+            thread, errors = in_thread(create)
+            thread.join(WAIT)
+            assert not errors and created, errors
+        rewrite(*args)
+
+    monkeypatch.setattr(skus, "_rewrite", product_created_meanwhile)
+    try:
+        with pytest.raises(SkuNormalizationBlocked) as blocked, transaction.atomic():  # as migrate runs it
+            normalize_stored_skus(connection)
+
+        message = str(blocked.value)
+        assert "vendor chez-mama (Chez Mama)" in message
+        assert str(old) in message and str(created[0].pk) in message
+        assert ascii(DECOMPOSED) in message and "rename one product" in message
+        assert _rows() == {old: (DECOMPOSED, 1), created[0].pk: (COMPOSED, 1)}  # nothing changed
+        assert not Product.history.filter(id=old).exists()
+    finally:  # whatever happened, no SKU left that the constraint (put back after) would refuse
+        with connection.cursor() as cursor:
+            cursor.execute("UPDATE catalog_product SET sku = 'OTHER' WHERE id = %s", [old])
 
 
 # --- Every write path and lookup normalises ---------------------------------------------------------
