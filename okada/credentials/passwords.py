@@ -18,6 +18,10 @@ user model, connected in CredentialsConfig.ready) compares the stored password w
 one about to be written, and `revoke_tokens_if_password_disabled` (post_save, once the row is
 written) revokes. A hash upgrade always writes a usable password, so it never counts. Only a save
 through the model is seen: a queryset `update(password=...)` is not.
+
+A deactivated account (`is_active` set to False, the admin's checkbox) is seen by the same hooks
+and revokes the same way: its tokens are refused while it is inactive anyway, but they would work
+again once it is reactivated.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ from okada.core.actors import Actor
 
 from .services import personal_tokens_revoke_for_user
 
-DISABLED = "_okada_password_disabled"  # set on the instance by pre_save, read by post_save
+DISABLED = "_okada_password_disabled"  # the reason to revoke: set by pre_save, read by post_save
 
 
 class RevokeTokensOnPasswordChange:
@@ -54,28 +58,34 @@ def note_password_disabled(
     **kwargs: Any,
 ) -> None:
     """pre_save of the user model: does this save replace the stored password with an unusable
-    one? Read from the database only then (a save writing an unusable password), so logins
-    (`update_fields=["last_login"]`) and ordinary saves cost no query. Disabling it again counts
-    too (a new unusable value): it revokes tokens that outlived an earlier disabling.
+    one, or deactivate the account? Read from the database only then (a save writing an unusable
+    password or `is_active=False`), so logins (`update_fields=["last_login"]`) and ordinary saves
+    cost no query. Disabling it again counts too (a new unusable value): it revokes tokens that
+    outlived an earlier disabling.
 
     The password is looked at last: a save that does not write it may come from an instance that
     deferred it (`only("id", "last_login")`), and reading it would load it (a query). The stored
-    one is read from the database the save writes to (`using`), never one a router would pick."""
+    row is read from the database the save writes to (`using`), never one a router would pick."""
     instance.__dict__.pop(DISABLED, None)
     if raw or instance.pk is None:
         return
-    if update_fields is not None and "password" not in update_fields:
-        return
-    if instance.has_usable_password():
+    deactivating = (update_fields is None or "is_active" in update_fields) and not instance.is_active
+    disabling = (update_fields is None or "password" in update_fields) and not instance.has_usable_password()
+    if not (deactivating or disabling):
         return
     rows = sender._default_manager.db_manager(using)
-    stored = rows.filter(pk=instance.pk).values_list("password", flat=True).first()
-    if stored is not None and stored != instance.password:
-        instance.__dict__[DISABLED] = True
+    stored = rows.filter(pk=instance.pk).values_list("password", "is_active").first()
+    if stored is None:
+        return
+    if disabling and stored[0] != instance.password:
+        instance.__dict__[DISABLED] = "password disabled"
+    elif deactivating and stored[1]:
+        instance.__dict__[DISABLED] = "account deactivated"
 
 
 def revoke_tokens_if_password_disabled(sender: Any, instance: Any, **kwargs: Any) -> None:
-    """post_save of the user model: the row now holds the disabled password; revoke the tokens
-    (in the save's transaction when there is one, as the admin's)."""
-    if instance.__dict__.pop(DISABLED, False):
-        personal_tokens_revoke_for_user(user=instance, actor=Actor.system("password disabled"))
+    """post_save of the user model: the row now holds the disabled password (or the account is
+    inactive); revoke the tokens (in the save's transaction when there is one, as the admin's)."""
+    reason = instance.__dict__.pop(DISABLED, None)
+    if reason:
+        personal_tokens_revoke_for_user(user=instance, actor=Actor.system(reason))

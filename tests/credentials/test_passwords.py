@@ -115,6 +115,24 @@ def test_disabling_an_already_disabled_password_revokes_tokens_left_from_before(
     _only_awas_tokens_revoked(setup)
 
 
+def test_deactivating_the_account_revokes_its_tokens_for_good(setup):
+    awa = setup["awa"]
+    awa.is_active = False
+    awa.save()
+    _only_awas_tokens_revoked(setup)
+    awa.is_active = True
+    awa.save()  # reactivated: the tokens taken before stay revoked
+    assert Api(setup["awa_token"]).get("/products").status_code == 401
+
+
+def test_saving_an_inactive_account_again_or_without_is_active_revokes_nothing_new(setup):
+    awa = setup["awa"]
+    awa.is_active = False
+    awa.save(update_fields=["first_name"])  # is_active not written: nothing revoked
+    awa.is_active = True
+    assert Api(setup["awa_token"]).get("/products").status_code == 200
+
+
 def test_a_save_that_does_not_write_the_disabled_password_revokes_nothing(setup):
     awa = setup["awa"]
     awa.set_unusable_password()
