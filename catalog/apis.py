@@ -411,13 +411,38 @@ def _product_response(product: Product, code: int = status.HTTP_200_OK) -> Respo
 
 
 def _if_match(request: Request) -> int | None:
+    """The version `If-Match` names (None without one, or `*`). Only our strong ETag, as sent:
+    `"3"`. A weak one (`W/"3"`) never matches under If-Match's strong comparison (RFC 9110
+    13.1.1), and an unquoted `3` is no ETag: both refused rather than read as a version."""
     raw = request.headers.get("If-Match")
     if raw is None or raw.strip() == "*":
         return None
-    value = raw.strip().removeprefix("W/").strip('"')
-    if not (value.isascii() and value.isdigit()) or len(value) > 9:  # "²".isdigit() holds
+    value = raw.strip()
+    if value.startswith("W/"):
+        raise InvalidInput(
+            _('If-Match takes the ETag as sent, e.g. "3": a weak ETag (W/) never matches.'),
+            field="If-Match",
+        )
+    digits = value[1:-1] if len(value) > 2 and value[0] == value[-1] == '"' else ""
+    if not (digits.isascii() and digits.isdigit()) or len(digits) > 9:  # "²".isdigit() holds
         raise InvalidInput(_('If-Match is the product version as an ETag, e.g. "3".'), field="If-Match")
-    return int(value)
+    return int(digits)
+
+
+def _expected_version(request: Request, body_version: int | None = None) -> int | None:
+    """The version a change is made against: `If-Match`, or `version` in the body, or both when
+    they agree (two different ones are a client's mistake, not a choice for us to make)."""
+    header = _if_match(request)
+    if header is not None and body_version is not None and header != body_version:
+        raise InvalidInput(
+            Text(
+                gettext_noop("If-Match (%(header)s) and version (%(body)s) disagree: send one of them."),
+                header=header,
+                body=body_version,
+            ),
+            field="version",
+        )
+    return header if header is not None else body_version
 
 
 @extend_schema_view(
@@ -443,7 +468,9 @@ def _if_match(request: Request) -> int | None:
         operation_id="products_destroy",
         summary="Delete a product",
         description="Soft delete: it leaves the lists and the storefront; its history, stock "
-        "ledger and past orders keep it, and staff can restore it.",
+        'ledger and past orders keep it, and staff can restore it. With `If-Match: "<version>"` a '
+        "product changed meanwhile is refused with 409 `version_conflict`.",
+        parameters=[OpenApiParameter("If-Match", str, OpenApiParameter.HEADER)],
         responses={204: None, 403: SUSPENDED},
         tags=["products"],
     ),
@@ -459,19 +486,18 @@ class ProductDetailApi(ProductScope):
         product = self.product(pk)
         data = validated(ProductPatchIn, request.data)
         fields = dict(data)
-        expected = _if_match(request)
-        body_version = fields.pop("version", None)
+        expected = _expected_version(request, fields.pop("version", None))
         product = services.product_update(
-            product=product,
-            data=fields,
-            actor=self.actor,
-            expected_version=expected if expected is not None else body_version,
+            product=product, data=fields, actor=self.actor, expected_version=expected
         )
         return _product_response(product)
 
     def delete(self, request: Request, pk: uuid.UUID) -> Response:
         services.product_soft_delete(
-            product=self.product(pk), actor=self.actor, reason=gettext_noop("deleted through the API")
+            product=self.product(pk),
+            actor=self.actor,
+            reason=gettext_noop("deleted through the API"),
+            expected_version=_expected_version(request),
         )
         return Response(status=status.HTTP_204_NO_CONTENT)
 

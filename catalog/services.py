@@ -542,15 +542,7 @@ def product_update(
         if data.get("category") is not None:
             data = {**data, "category": _live_category(data["category"])}
         product = core.locked(Product.objects, product.pk)
-        if expected_version is not None and product.version != expected_version:
-            raise VersionConflict(
-                Text(
-                    gettext_noop("The product changed since version %(v)s (now %(now)s)."),
-                    v=expected_version,
-                    now=product.version,
-                ),
-                current_version=product.version,
-            )
+        _check_version(product, expected_version)
         sku_changes = "sku" in data and data["sku"] != product.sku
         if sku_changes and Product.objects.filter(vendor_id=product.vendor_id, sku=data["sku"]).exists():
             raise _sku_taken(data["sku"])
@@ -567,12 +559,29 @@ def product_update(
     return product
 
 
-def product_soft_delete(*, product: Product, actor: Actor, reason: str = "product deleted") -> Product:
-    """Soft-delete a product; its version moves on (offline devices see the delete as a change)."""
+def _check_version(product: Product, expected_version: int | None) -> None:
+    """VersionConflict unless the (locked) product is at `expected_version` (None: any)."""
+    if expected_version is not None and product.version != expected_version:
+        raise VersionConflict(
+            Text(
+                gettext_noop("The product changed since version %(v)s (now %(now)s)."),
+                v=expected_version,
+                now=product.version,
+            ),
+            current_version=product.version,
+        )
+
+
+def product_soft_delete(
+    *, product: Product, actor: Actor, reason: str = "product deleted", expected_version: int | None = None
+) -> Product:
+    """Soft-delete a product; its version moves on (offline devices see the delete as a change).
+    With `expected_version`, refuse if someone changed it meanwhile."""
     actor.require_if_staff("catalog.delete_product")
     with transaction.atomic(), acting_for(actor, reason):
         refuse_if_vendor_suspended(actor=actor, vendor_id=product.vendor_id)
         product = core.locked(Product.objects, product.pk)
+        _check_version(product, expected_version)
         product.version += 1
         product.delete()
     return product

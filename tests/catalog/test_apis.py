@@ -165,7 +165,9 @@ def test_patch_with_a_stale_if_match_is_a_409_version_conflict_and_changes_nothi
     assert api.patch(f"/products/{product.pk}", {"price_xaf": 900, "version": 2}).status_code == 200
 
 
-@pytest.mark.parametrize("if_match", ['"\u00b2"', 'W/"\u00b9"', '"\uff15"', "\u0661", '"-1"', "garbage"])
+@pytest.mark.parametrize(
+    "if_match", ['"\u00b2"', 'W/"\u00b9"', '"\uff15"', "\u0661", '"-1"', "garbage", 'W/"1"', "1", '"1', '""']
+)
 def test_an_if_match_that_is_not_an_ascii_version_is_a_400_and_changes_nothing(api, vendor, if_match):
     product = ProductFactory(vendor=vendor, price_xaf=1000)
     response = api.patch(f"/products/{product.pk}", {"price_xaf": 900}, HTTP_IF_MATCH=if_match)
@@ -173,6 +175,38 @@ def test_an_if_match_that_is_not_an_ascii_version_is_a_400_and_changes_nothing(a
     body = problem(response)
     assert (body["code"], list(body["errors"])) == ("invalid", ["If-Match"])
     assert Product.objects.get(pk=product.pk).price_xaf == 1000
+
+
+def test_if_match_and_a_body_version_that_disagree_are_a_400_and_change_nothing(api, vendor):
+    product = ProductFactory(vendor=vendor, price_xaf=1000)
+    api.patch(f"/products/{product.pk}", {"name": "Riz long"})  # now at version 2
+    for if_match, version in (('"2"', 1), ('"1"', 2)):
+        response = api.patch(
+            f"/products/{product.pk}",
+            {"price_xaf": 900, "version": version},
+            HTTP_IF_MATCH=if_match,
+            HTTP_ACCEPT_LANGUAGE="en",
+        )
+        assert response.status_code == 400
+        assert problem(response)["errors"]["version"] == [
+            f"If-Match ({if_match.strip(chr(34))}) and version ({version}) disagree: send one of them."
+        ]
+    assert Product.objects.get(pk=product.pk).price_xaf == 1000
+    agreeing = api.patch(f"/products/{product.pk}", {"price_xaf": 900, "version": 2}, HTTP_IF_MATCH='"2"')
+    assert agreeing.status_code == 200
+
+
+def test_delete_with_a_stale_if_match_is_a_409_and_deletes_nothing(api, vendor):
+    product = ProductFactory(vendor=vendor)
+    api.patch(f"/products/{product.pk}", {"name": "Riz long"})  # now at version 2
+    stale = api.delete(f"/products/{product.pk}", HTTP_IF_MATCH='"1"')
+    assert stale.status_code == 409
+    assert (problem(stale)["code"], problem(stale)["current_version"]) == ("version_conflict", 2)
+    assert Product.objects.filter(pk=product.pk).exists()
+    assert api.delete(f"/products/{product.pk}", HTTP_IF_MATCH='W/"2"').status_code == 400
+    assert Product.objects.filter(pk=product.pk).exists()
+    assert api.delete(f"/products/{product.pk}", HTTP_IF_MATCH='"2"').status_code == 204
+    assert not Product.objects.filter(pk=product.pk).exists()
 
 
 def test_delete_soft_deletes_and_the_product_is_then_gone_from_the_api(api, vendor):
