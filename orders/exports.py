@@ -20,9 +20,11 @@ from django.db import transaction
 from django.test import RequestFactory
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 
 from okada.core.actors import Actor
-from okada.core.texts import text_of
+from okada.core.jobs import JobLock, LockLost, advisory_lock, take_unless_live
+from okada.core.texts import Text, text_of
 
 from .models import OrderExport
 
@@ -118,8 +120,30 @@ def _changelist_queryset(export: OrderExport) -> Any:
     return changelist.get_queryset(request).select_related("vendor", "customer", "zone")
 
 
+def export_lock_name(export_id: Any) -> str:
+    """The advisory lock (okada.core.jobs.advisory_lock) one export's runs take in turn."""
+    return f"orders.export:{export_id}"
+
+
 def export_run(*, export_id: str, language: str = "fr") -> OrderExport:
-    """Write the CSV (idempotent: a rerun writes it again) and mark the export ready or failed."""
+    """Write the CSV (idempotent: a rerun writes it again) and mark the export ready or failed.
+
+    One run of an export at a time: a task delivered twice (or redelivered while its first run
+    still writes) would delete or replace the other run's `.part` file. Each run holds the
+    export's session advisory lock (`export_lock_name`, on a connection of its own) from start
+    to end; a run that finds it held by a live run returns the export untouched (it logs why).
+    As for jobs (okada.core.jobs.take_unless_live), a lock held by a run that died is waited
+    for, not skipped: PostgreSQL frees it when the dead run's session ends, so the rerun after
+    a crash still writes the file, and nothing stays claimed."""
+    with advisory_lock(export_lock_name(export_id)) as lock:
+        taken, holder, _ = take_unless_live(lock, f"order export {export_id}")
+        if not taken:
+            log.info("order export %s skipped: another run is writing it (%s)", export_id, holder)
+            return OrderExport.objects.select_related("requested_by").get(pk=export_id)
+        return _export_run_holding(lock, export_id=export_id, language=language)
+
+
+def _export_run_holding(lock: JobLock, *, export_id: str, language: str) -> OrderExport:
     export = OrderExport.objects.select_related("requested_by").get(pk=export_id)
     if export.status == OrderExport.Status.DONE and export_path(export).exists():
         return export
@@ -132,7 +156,7 @@ def export_run(*, export_id: str, language: str = "fr") -> OrderExport:
         with translation.override(language):
             Actor.for_staff_user(export.requested_by).require("orders.export_orders")
             rows = 0
-            partial.unlink(missing_ok=True)  # a rerun's leftover: created again with the mode below
+            partial.unlink(missing_ok=True)  # a dead run's leftover: created again with the mode below
             descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with open(descriptor, "w", newline="", encoding="utf-8-sig") as out:  # BOM: Excel reads UTF-8
                 writer = csv.writer(out, delimiter=";")  # the separator French spreadsheets expect
@@ -140,17 +164,29 @@ def export_run(*, export_id: str, language: str = "fr") -> OrderExport:
                 for order in _changelist_queryset(export).iterator(chunk_size=CHUNK):
                     writer.writerow(_row(order))
                     rows += 1
+            if not lock.held():  # the session ended (terminated, network cut): another run may write
+                raise LockLost(
+                    Text(
+                        gettext_noop(
+                            "The export lost its lock while its file was written (its database "
+                            "session ended): ask for it again."
+                        )
+                    )
+                )
             partial.replace(path)
             name = f"commandes-{timezone.localtime(export.created_at):%Y%m%d-%H%M}.csv"
     except Exception as exc:
         log.exception("order export %s failed", export.pk)
-        partial.unlink(missing_ok=True)
-        OrderExport.objects.filter(pk=export.pk).update(
-            status=OrderExport.Status.FAILED,
-            error=text_of(exc).stored,
-            finished_at=timezone.now(),
-            updated_at=timezone.now(),
-        )
+        with advisory_lock(export_lock_name(export.pk)) as again:
+            if isinstance(exc, LockLost) and not again.try_acquire():
+                raise  # another run holds it: the `.part` file and the row are that run's now
+            partial.unlink(missing_ok=True)
+            OrderExport.objects.filter(pk=export.pk).update(
+                status=OrderExport.Status.FAILED,
+                error=text_of(exc).stored,
+                finished_at=timezone.now(),
+                updated_at=timezone.now(),
+            )
         raise
     OrderExport.objects.filter(pk=export.pk).update(
         status=OrderExport.Status.DONE,

@@ -360,6 +360,11 @@ class AutocompleteFilterForm(AutocompleteDropdownForm):
         # The same files as Django's widget (AutocompleteMixin.media), so a page has one of each,
         # the translations of the page's language (read when the page's media are gathered)
         # between select2 and jquery.init.js (which takes the global jQuery away).
+        # Instead of unfold's form's media, not beside them: a Media class extends its parent's
+        # by default, and the form's `media` named both select2 builds and both stylesheets
+        # (unfold's list page reads this inner class alone, so it had one of each, but anything
+        # rendering `form.media` loaded two). The stylesheet is the widget's too.
+        extend = False
         js = (
             f"admin/js/vendor/jquery/jquery{_SUFFIX}.js",
             f"admin/js/vendor/select2/select2.full{_SUFFIX}.js",
@@ -367,7 +372,7 @@ class AutocompleteFilterForm(AutocompleteDropdownForm):
             "admin/js/jquery.init.js",
             "unfold/js/select2.init.js",
         )
-        css = AutocompleteDropdownForm.Media.css
+        css = {"screen": (f"admin/css/vendor/select2/select2{_SUFFIX}.css", "admin/css/autocomplete.css")}
 
 
 class AutocompleteFilter(AutocompleteSelectFilter):

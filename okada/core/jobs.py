@@ -277,6 +277,22 @@ def _why_wait(holder: str | None) -> str | None:
     return None
 
 
+def take_unless_live(lock: JobLock, what: str) -> tuple[bool, str | None, str | None]:
+    """Take `lock` (from `advisory_lock`) as `job()` does: at once if it is free; not at all if a
+    live run holds it; and, if its holder may be a dead run (module docstring, "A run that finds
+    the lock taken"), after waiting for it up to RERUN_WAIT_SECONDS. Returns whether it was
+    taken, the holder seen (None if it was free) and why this run waited (None if it did not).
+    `what` names the run in the log ("job orders.prune_exports")."""
+    if lock.try_acquire():
+        return True, None, None
+    holder = lock.holder()
+    reason = _why_wait(holder)
+    if not reason:
+        return False, holder, None
+    log.warning("%s: lock taken, %s: waiting up to %.0f s", what, reason, RERUN_WAIT_SECONDS)
+    return lock.wait(RERUN_WAIT_SECONDS), holder, reason
+
+
 @contextmanager
 def job(name: str) -> Iterator[RunHandle]:
     """Run the block at most once at a time across all workers, and log it as a JobRun.
@@ -286,12 +302,7 @@ def job(name: str) -> Iterator[RunHandle]:
     safe-point checks (`run.check()`) and reruns after a crash.
     """
     with advisory_lock(name) as lock:
-        acquired = lock.try_acquire()
-        holder = None if acquired else lock.holder()
-        reason = None if acquired else _why_wait(holder)
-        if reason:
-            log.warning("job %s: lock taken, %s: waiting up to %.0f s", name, reason, RERUN_WAIT_SECONDS)
-            acquired = lock.wait(RERUN_WAIT_SECONDS)
+        acquired, holder, reason = take_unless_live(lock, f"job {name}")
         if not acquired:
             now = timezone.now()
             summary: dict[str, Any] = {"reason": gettext_noop("another run holds the lock"), "holder": holder}

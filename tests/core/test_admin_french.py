@@ -463,7 +463,8 @@ def test_the_autocompletes_speak_the_pages_language(client, admin_user):
 
     client.force_login(admin_user)
     product = ProductFactory()
-    for url in ("/admin/orders/order/", f"/admin/catalog/product/{product.pk}/change/"):
+    lists = ("/admin/orders/order/", "/admin/catalog/product/")  # an autocomplete filter each
+    for url in (*lists, f"/admin/catalog/product/{product.pk}/change/"):
         found = scripts(url)
         assert [s for s in found if "select2.full" in s] == [select2], url
         assert found.index(french) == found.index(select2) + 1, (url, found)
@@ -471,7 +472,38 @@ def test_the_autocompletes_speak_the_pages_language(client, admin_user):
         assert found.count(french) == 1, (url, found)
     client.post("/i18n/setlang/", {"language": "en", "next": "/admin/"})
     english = scripts("/admin/catalog/product/")
+    assert [s for s in english if "select2.full" in s] == [select2], english
     assert "admin/js/vendor/select2/i18n/en.js" in english and french not in english
+
+
+@pytest.mark.parametrize("language", ["fr", "en"])
+def test_the_autocomplete_filters_form_names_one_select2_build(language, rf, admin_user):
+    # The filter's form declared its own media next to unfold's (a Media class extends its
+    # parent's by default): `form.media` named select2.full.js and select2.full.min.js, and the
+    # stylesheets select2.css and select2.min.css. One of each, as on the list page.
+    from catalog.models import Product
+    from okada.core.admin import AutocompleteFilterForm
+
+    request = rf.get("/admin/catalog/product/")
+    request.user = admin_user
+    form = AutocompleteFilterForm(
+        request=request,
+        name="vendor__id__exact",
+        label="vendor",
+        choices=(),
+        field=Product._meta.get_field("vendor"),
+        model_admin=admin.site._registry[Product],
+        data={"vendor__id__exact": ""},
+    )
+    with translation.override(language):
+        js = [str(getattr(script, "_path", script)) for script in form.media._js]
+        css = form.media._css["screen"]
+    select2 = [s for s in js if "select2/select2.full" in s]
+    assert select2 == ["admin/js/vendor/select2/select2.full.min.js"], js
+    translations = f"admin/js/vendor/select2/i18n/{language}.js"
+    assert js.count(translations) == 1, js
+    assert js.index(select2[0]) < js.index(translations) < js.index("admin/js/jquery.init.js"), js
+    assert [s for s in css if "select2/select2" in s] == ["admin/css/vendor/select2/select2.min.css"], css
 
 
 def test_an_alert_and_a_pushed_mutation_are_named_in_the_pages_language():

@@ -10,6 +10,7 @@ by a superuser, as in the permission matrix.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -62,3 +63,7 @@ def test_every_admin_page_renders_with_the_manifest_of_production(
     page = client.get("/admin/catalog/product/").content.decode()
     # The filter's select2 translations, by their hashed name (the page's language: French).
     assert "/admin/js/vendor/select2/i18n/fr." in page and "/select2/i18n/fr.js" not in page
+    # One select2 build and one select2 stylesheet, by their hashed names.
+    assert len(re.findall(r'<script src="/static/admin/js/vendor/select2/select2\.full\.', page)) == 1
+    assert len(re.findall(r'href="/static/admin/css/vendor/select2/select2\.min\.[0-9a-f]+\.css"', page)) == 1
+    assert "/select2/select2.full.min.js" not in page
