@@ -11,6 +11,7 @@ import uuid
 from typing import Any
 
 import orjson
+from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import gettext_noop
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema, extend_schema_view
@@ -399,7 +400,9 @@ class ProductListApi(ProductScope):
     def post(self, request: Request) -> Response:
         data = validated(ProductCreateIn, request.data)
         product = services.product_create(vendor=self.vendor(), actor=self.actor, **data)
-        return _product_response(product, status.HTTP_201_CREATED)
+        response = _product_response(product, status.HTTP_201_CREATED)
+        response["Location"] = request.build_absolute_uri(reverse("api-product", args=[product.pk]))
+        return response
 
 
 def _product_response(product: Product, code: int = status.HTTP_200_OK) -> Response:

@@ -47,6 +47,8 @@ def test_create_product_goes_through_the_service_with_stock_and_ledger(api, vend
     assert body["stock"] == {"product": body["id"], "on_hand": 7, "reserved": 0, "available": 7, "version": 2}
     assert body["created_at"].endswith("Z")
     assert response["ETag"] == '"1"'
+    assert response["Location"].endswith(f"/api/v1/products/{product.pk}")
+    assert api.get(response["Location"].split("/api/v1", 1)[1]).json()["id"] == body["id"]
     assert StockMovement.objects.filter(product_id=product.pk, kind="restock", delta=7).count() == 1
     assert product.history.first().history_change_reason.startswith("product created")
 

@@ -80,6 +80,9 @@ ETAG_HEADER = {
 }
 # The operations answering with a product, hence its ETag (catalog.apis._product_response).
 WITH_ETAG = {"products_create", "products_retrieve", "products_update"}
+# The operations whose 201 says where the new object is read.
+WITH_LOCATION = {"products_create"}
+LOCATION_HEADER = {"Location": {"schema": {"type": "string", "format": "uri"}, "description": "Its URL."}}
 IDEMPOTENCY_KEY = OpenApiParameter(
     "Idempotency-Key",
     str,
@@ -194,6 +197,8 @@ def add_problem_responses(
                     headers.update(REPLAYED_HEADER)
                 if status.startswith("2") and operation.get("operationId") in WITH_ETAG:
                     headers.update(ETAG_HEADER)
+                if status == "201" and operation.get("operationId") in WITH_LOCATION:
+                    headers.update(LOCATION_HEADER)
     return result
 
 

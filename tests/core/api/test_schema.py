@@ -140,6 +140,8 @@ def test_every_answer_documents_the_request_id_and_a_product_its_etag(client):
         etag = "ETag" in operation["responses"][min(operation["responses"])]["headers"]
         products = {"products_create", "products_retrieve", "products_update"}
         assert etag == (operation["operationId"] in products), (path, method)
+        created = operation["responses"].get("201", {}).get("headers", {})
+        assert ("Location" in created) == (operation["operationId"] == "products_create"), (path, method)
 
 
 def test_each_view_takes_exactly_the_query_parameters_its_operation_documents(client):
