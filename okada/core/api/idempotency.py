@@ -137,6 +137,13 @@ def begin(*, scope: str, key: str, method: str, path: str, body: bytes) -> Held 
     if not acquired:
         raise IdempotencyInFlight(retry_after=1)
     if hash_ != request_hash:
+        if (method_, path_) == (method, path[:500]):
+            raise IdempotencyMismatch(
+                _(
+                    "This Idempotency-Key was already used with a different body: "
+                    "send a new key for a new request."
+                )
+            )
         raise IdempotencyMismatch(
             Text(
                 gettext_noop(

@@ -76,10 +76,21 @@ def test_a_refusal_is_replayed_too_and_a_json_body_is_compared_by_value():
 def test_the_same_key_for_another_request_is_a_422_and_changes_nothing():
     api = vendor_api(VendorFactory())
     api.post("/products", NEW, HTTP_IDEMPOTENCY_KEY="k-3")
-    other = api.post("/products", {**NEW, "sku": "IDEM-2"}, HTTP_IDEMPOTENCY_KEY="k-3")
+    other = api.post(
+        "/products", {**NEW, "sku": "IDEM-2"}, HTTP_IDEMPOTENCY_KEY="k-3", HTTP_ACCEPT_LANGUAGE="en"
+    )
     assert other.status_code == 422
     assert problem(other)["code"] == "idempotency_mismatch"
+    assert problem(other)["detail"] == (
+        "This Idempotency-Key was already used with a different body: send a new key for a new request."
+    )
     assert not Product.objects.filter(sku="IDEM-2").exists()
+    elsewhere = api.post(
+        "/products/bulk", {"items": []}, HTTP_IDEMPOTENCY_KEY="k-3", HTTP_ACCEPT_LANGUAGE="en"
+    )
+    assert problem(elsewhere)["detail"] == (
+        "This Idempotency-Key was already used for a different request (POST /api/v1/products)."
+    )
 
 
 def _quiet_client() -> Client:
