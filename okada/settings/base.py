@@ -362,6 +362,9 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "GET_LIB_DOC_EXCLUDES": "okada.core.api.schema.lib_doc_excludes",
+    "PATH_CONVERTER_OVERRIDES": {
+        "anyuuid": {"type": "string", "format": "uuid"}
+    },  # okada.core.api.paths: ids in either case
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "okada.core.api.schema.add_problem_responses",

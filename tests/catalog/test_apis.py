@@ -179,6 +179,14 @@ def test_an_if_match_that_is_not_an_ascii_version_is_a_400_and_changes_nothing(a
     assert Product.objects.get(pk=product.pk).price_xaf == 1000
 
 
+def test_ids_in_paths_are_read_in_either_case(api, vendor):
+    product = ProductFactory(vendor=vendor)
+    upper = str(product.pk).upper()
+    assert api.get(f"/products/{upper}").json()["id"] == str(product.pk)
+    assert api.get(f"/products/{upper}/stock").status_code == 405  # found: PUT only, not a 404
+    assert api.get(f"/products/{upper[:-1]}G").status_code == 404  # not hex
+
+
 def test_if_match_and_a_body_version_that_disagree_are_a_400_and_change_nothing(api, vendor):
     product = ProductFactory(vendor=vendor, price_xaf=1000)
     api.patch(f"/products/{product.pk}", {"name": "Riz long"})  # now at version 2

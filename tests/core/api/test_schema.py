@@ -109,6 +109,16 @@ def test_no_component_is_described_by_a_base_class_docstring(client):
         assert "DRF drops" not in description and "read_only_names" not in description, name
 
 
+def test_ids_in_paths_are_documented_as_uuids(client):
+    ids = [
+        parameter["schema"]
+        for _, _, operation in _operations(_schema_json(client))
+        for parameter in operation.get("parameters", [])
+        if parameter["in"] == "path" and parameter["name"] == "id"
+    ]
+    assert ids and all(schema == {"type": "string", "format": "uuid"} for schema in ids)
+
+
 def test_bulk_results_document_every_status_the_api_sends(client):
     statuses = _schema_json(client)["components"]["schemas"]["BulkResultOut"]["properties"]["status"]
     enum = (
