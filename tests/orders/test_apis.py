@@ -448,6 +448,15 @@ def test_a_signed_callback_marks_the_order_paid_and_a_replay_changes_nothing(sto
     assert len(Payment.objects.get(provider_reference=reference).callbacks) == 1
 
 
+def test_a_signature_in_uppercase_hex_is_accepted(store, vendor):
+    order_id, reference = placed_mobile_money_order(store, vendor)
+    raw, headers = signed({"reference": reference, "status": "succeeded", "amount_xaf": 1000})
+    upper = {"HTTP_X_SIGNATURE": "sha256=" + headers["HTTP_X_SIGNATURE"].removeprefix("sha256=").upper()}
+    response = Api().post("/payments/callbacks/mtn_momo", raw, **upper)
+    assert response.status_code == 200, response.content
+    assert Order.objects.get(pk=order_id).payment_status == "paid"
+
+
 def test_a_bad_signature_is_a_401_and_changes_nothing(store, vendor):
     order_id, reference = placed_mobile_money_order(store, vendor)
     raw, _ = signed({"reference": reference, "status": "succeeded", "amount_xaf": 1000})
