@@ -72,8 +72,20 @@ class PaymentOut(serializers.Serializer[Any]):
     id = serializers.UUIDField()
     provider = serializers.ChoiceField(choices=PaymentMethod.choices)
     reference = serializers.CharField(help_text="Give it to the provider to collect the payment.")
-    amount_xaf = serializers.IntegerField()
-    status = serializers.ChoiceField(choices=Payment.Status.choices)
+    amount_xaf = serializers.IntegerField(help_text="The amount asked for (a request) or recorded (cash).")
+    status = serializers.ChoiceField(
+        choices=Payment.Status.choices,
+        help_text="`succeeded`: money arrived, `received_xaf` says how much (it may differ from "
+        "`amount_xaf`); whether the order is paid is the order's `payment_status`.",
+    )
+    received_xaf = serializers.IntegerField(
+        allow_null=True, help_text="The amount that actually arrived; null unless the payment succeeded."
+    )
+    needs_refund = serializers.BooleanField(
+        help_text="Money received that does not fit the order (not the amount asked for, more than "
+        "the total, or after expiry or cancellation): kept, and owed back to the customer until "
+        "Finance settles it."
+    )
     paid_at = UtcDateTimeField(allow_null=True)
 
 
@@ -84,6 +96,8 @@ def payment_json(payment: Payment) -> dict[str, Any]:
         "reference": payment.provider_reference,
         "amount_xaf": payment.amount_xaf,
         "status": payment.status,
+        "received_xaf": payment.received_xaf,
+        "needs_refund": payment.needs_refund,
         "paid_at": utc(payment.paid_at),
     }
 
@@ -247,6 +261,56 @@ ORDER_PLACE_EXAMPLE = {
 }
 
 
+# An order whose mobile-money payment succeeded for less than asked: the money is kept
+# (`received_xaf`) and owed back (`needs_refund`), and the order is still unpaid.
+ORDER_EXAMPLE = {
+    "id": "0192f6d2-8b1c-7ddd-8b51-3f2b9c1d4e52",
+    "number": "OK-0000042",
+    "vendor": "0192f6d2-8b1c-7aaa-8b51-3f2b9c1d4e50",
+    "customer": {
+        "id": "0192f6d2-8b1c-7eee-8b51-3f2b9c1d4e53",
+        "name": "Awa Mbarga",
+        "phone": "+237677123456",
+    },
+    "status": "pending",
+    "channel": "storefront",
+    "payment_method": "mtn_momo",
+    "payment_status": "unpaid",
+    "subtotal_xaf": 14000,
+    "delivery_fee_xaf": 1000,
+    "total_xaf": 15000,
+    "address": "Carrefour Ndokoti, près de la pharmacie",
+    "zone": "0192f6d2-8b1c-7bbb-8b51-3f2b9c1d4e51",
+    "note": "",
+    "placed_at": "2026-11-22T09:30:00.000000Z",
+    "expires_at": "2026-11-22T10:00:00.000000Z",
+    "updated_at": "2026-11-22T09:31:10.000000Z",
+    "items": [
+        {
+            "id": "0192f6d2-8b1c-7fff-8b51-3f2b9c1d4e54",
+            "product": "0192f6d2-8b1c-7c3e-9a51-3f2b9c1d4e5f",
+            "sku": "RIZ-25KG",
+            "name": "Riz parfumé 25 kg",
+            "unit_price_xaf": 7000,
+            "quantity": 2,
+            "line_total_xaf": 14000,
+        }
+    ],
+    "payments": [
+        {
+            "id": "0192f6d2-8b1c-7a00-8b51-3f2b9c1d4e55",
+            "provider": "mtn_momo",
+            "reference": "mtn_momo-5f1c2a9e0b7d4c3a8e21",
+            "amount_xaf": 15000,
+            "status": "succeeded",
+            "received_xaf": 100,
+            "needs_refund": True,
+            "paid_at": "2026-11-22T09:31:10.000000Z",
+        }
+    ],
+}
+
+
 class OrderScope(ApiView):
     """The orders a credential reaches: its vendor's, or the storefront's own."""
 
@@ -349,8 +413,12 @@ class OrderListApi(OrderScope):
     get=extend_schema(
         operation_id="orders_retrieve",
         summary="Read an order",
-        description="With its customer, items, totals and payment status. Another vendor's order is a 404.",
+        description="With its customer, items, totals and payment status. Another vendor's order is a "
+        "404. Each payment says what was asked for (`amount_xaf`), what arrived (`received_xaf`) and "
+        "whether it is owed back (`needs_refund`); the order is paid (`payment_status`) once what "
+        "arrived covers its total.",
         responses={200: OrderOut},
+        examples=[OpenApiExample("paid for less than asked", value=ORDER_EXAMPLE, response_only=True)],
         tags=["orders"],
     )
 )

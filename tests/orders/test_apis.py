@@ -149,6 +149,8 @@ def test_the_payment_request_is_the_one_payment_record_would_write(store, vendor
             "reference": payment.provider_reference,
             "amount_xaf": 2500,
             "status": "pending",
+            "received_xaf": None,
+            "needs_refund": False,
             "paid_at": None,
         }
     ]
@@ -455,6 +457,31 @@ def test_a_signature_in_uppercase_hex_is_accepted(store, vendor):
     response = Api().post("/payments/callbacks/mtn_momo", raw, **upper)
     assert response.status_code == 200, response.content
     assert Order.objects.get(pk=order_id).payment_status == "paid"
+
+
+def test_a_callback_for_less_than_asked_shows_in_the_order_as_received_and_owed_back(store, vendor):
+    # The walkthrough's defect: the order read `payments: [{"amount_xaf": 1000, "status":
+    # "succeeded"}]` (paid, to the eye) while 100 had arrived and the order was unpaid.
+    order_id, reference = placed_mobile_money_order(store, vendor)
+    raw, headers = signed(
+        {"reference": reference, "status": "succeeded", "amount_xaf": 100, "transaction_id": "MTN-TX-0"}
+    )
+    answer = Api().post("/payments/callbacks/mtn_momo", raw, **headers)
+    assert answer.status_code == 200, answer.content
+    assert answer.json() == {"reference": reference, "status": "succeeded"}
+
+    order = store.get(f"/orders/{order_id}").json()
+    assert order["payment_status"] == "unpaid"
+    [payment] = order["payments"]
+    assert (payment["amount_xaf"], payment["status"], payment["received_xaf"], payment["needs_refund"]) == (
+        1000,
+        "succeeded",
+        100,
+        True,
+    )
+    # The list serves the same payment.
+    [listed] = [o for o in store.get("/orders").json()["results"] if o["id"] == order_id]
+    assert listed["payments"] == order["payments"]
 
 
 def test_a_bad_signature_is_a_401_and_changes_nothing(store, vendor):

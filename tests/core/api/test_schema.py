@@ -133,6 +133,26 @@ def test_posts_that_keep_their_answer_declare_the_idempotency_key_and_its_replay
     assert declared == {op: (op not in unkept, op not in unkept) for op in declared}
 
 
+def _operation(schema: dict, operation_id: str) -> dict:
+    [found] = [op for _path, _method, op in _operations(schema) if op["operationId"] == operation_id]
+    return found
+
+
+def test_payments_show_what_arrived_and_the_refund_owed(client):
+    schema = _schema_json(client)
+    payment = schema["components"]["schemas"]["PaymentOut"]
+    assert {"received_xaf", "needs_refund"} <= set(payment["required"])
+    assert payment["properties"]["received_xaf"] == {
+        "type": "integer",
+        "nullable": True,
+        "description": payment["properties"]["received_xaf"]["description"],
+    }
+    assert payment["properties"]["needs_refund"]["type"] == "boolean"
+    order = _operation(schema, "orders_retrieve")["responses"]["200"]["content"]["application/json"]
+    [example] = [e["value"] for e in order["examples"].values()]
+    assert {"received_xaf", "needs_refund"} <= set(example["payments"][0])
+
+
 def test_every_answer_documents_the_request_id_and_a_product_its_etag(client):
     for path, method, operation in _operations(_schema_json(client)):
         for status, response in operation["responses"].items():
