@@ -246,7 +246,16 @@ class CallbackIn(StrictSerializer):
 
 class CallbackOut(serializers.Serializer[Any]):
     reference = serializers.CharField()
-    status = serializers.ChoiceField(choices=Payment.Status.choices)
+    status = serializers.ChoiceField(
+        choices=Payment.Status.choices, help_text="The payment's status after this callback."
+    )
+    outcome = serializers.ChoiceField(
+        choices=services.CallbackOutcome.ALL,
+        help_text="`applied`: this callback decided the payment. `repeat`: the callback that decided "
+        "it, again; nothing changed. `not_applied`: the payment was already decided otherwise "
+        "(another status, amount or transaction id); nothing changed, and the mismatch is logged "
+        "for reconciliation.",
+    )
 
 
 # --- Views --------------------------------------------------------------------------------------------
@@ -502,9 +511,15 @@ class ProviderSignature(SignedBodyAuthentication):
         return f"callback:{provider}", settings.OKADA_PAYMENT_CALLBACK_SECRETS.get(provider, "")
 
 
+SIGNATURE_FORMAT = (
+    "`sha256=` then the hex HMAC-SHA256 of the raw request body keyed with the provider's secret "
+    "(hex digits in either case)."
+)
+
+
 class PaymentCallbackApi(ApiView):
     """Replay-safe: a payment is decided by its first final callback; a repeat changes nothing
-    and gets the same answer. A bad signature is a 401 before anything is read or changed."""
+    and says so (`outcome`). A bad signature is a 401 before anything is read or changed."""
 
     authentication_classes = [ProviderSignature]
     allowed_roles = {SYSTEM}
@@ -512,15 +527,29 @@ class PaymentCallbackApi(ApiView):
     # signature is checked (ApiView.initial).
     http_method_names = ["post"]
     query_params = None  # a provider's callback URL may carry parameters of its own
+    # No Idempotency-Key store: a callback is replay-safe by its payment reference, and each
+    # delivery is answered with what it did (a stored answer would say `applied` again).
+    idempotent = False
 
     @extend_schema(
         operation_id="payments_callback",
         summary="Payment provider callback (MTN MoMo, Orange Money)",
-        description="Signed: `X-Signature: sha256=<hex HMAC-SHA256 of the raw body>` with the "
-        "provider's secret. Idempotent per payment reference.",
+        description="Signed: `X-Signature` is " + SIGNATURE_FORMAT + " The first final callback "
+        "of a payment decides it; any later one changes nothing and is answered 200 (so the "
+        "provider stops retrying) with `outcome`: `repeat` for the same callback again, "
+        "`not_applied` for one that says otherwise (another status, amount or transaction id), "
+        "which is logged as a warning naming the payment. A success for another amount than "
+        "requested is recorded as received (`received_xaf`) and flagged `needs_refund`; the order "
+        "is paid only once what it received covers its total.",
         parameters=[
             OpenApiParameter("provider", str, OpenApiParameter.PATH, enum=list(PROVIDERS)),
-            OpenApiParameter("X-Signature", str, OpenApiParameter.HEADER, required=True),
+            OpenApiParameter(
+                "X-Signature",
+                str,
+                OpenApiParameter.HEADER,
+                required=True,
+                description=SIGNATURE_FORMAT,
+            ),
         ],
         request=CallbackIn,
         responses={200: CallbackOut},
@@ -531,9 +560,37 @@ class PaymentCallbackApi(ApiView):
                     "reference": "mtn_momo-5f1c2a9e0b7d4c3a8e21",
                     "status": "succeeded",
                     "amount_xaf": 3500,
+                    "transaction_id": "MTN-TX-0001",
                 },
                 request_only=True,
-            )
+            ),
+            OpenApiExample(
+                "applied",
+                value={
+                    "reference": "mtn_momo-5f1c2a9e0b7d4c3a8e21",
+                    "status": "succeeded",
+                    "outcome": "applied",
+                },
+                response_only=True,
+            ),
+            OpenApiExample(
+                "repeat",
+                value={
+                    "reference": "mtn_momo-5f1c2a9e0b7d4c3a8e21",
+                    "status": "succeeded",
+                    "outcome": "repeat",
+                },
+                response_only=True,
+            ),
+            OpenApiExample(
+                "not applied",
+                value={
+                    "reference": "mtn_momo-5f1c2a9e0b7d4c3a8e21",
+                    "status": "succeeded",
+                    "outcome": "not_applied",
+                },
+                response_only=True,
+            ),
         ],
         tags=["payments"],
         auth=[],
@@ -544,11 +601,14 @@ class PaymentCallbackApi(ApiView):
         d = validated(CallbackIn, request.data)
         if d["status"] == Payment.Status.SUCCEEDED and "amount_xaf" not in d:
             raise InvalidInput(_("A successful payment needs its amount."), field="amount_xaf")
-        payment = services.payment_apply_callback(
+        result = services.payment_apply_callback(
             provider=provider,
             provider_reference=d["reference"],
             status=d["status"],
             amount_xaf=d.get("amount_xaf", 0),
             payload=dict(request.data),
         )
-        return Response({"reference": payment.provider_reference, "status": payment.status})
+        payment = result.payment
+        return Response(
+            {"reference": payment.provider_reference, "status": payment.status, "outcome": result.outcome}
+        )
