@@ -176,18 +176,43 @@ class OrderItemInline(ReadOnlyInline):
         return money(item.line_total_xaf)
 
 
+def _refund_badge(payment: Payment) -> str:
+    if payment.needs_refund:
+        return badge("refund_owed", _("owed"))
+    if payment.refund_settled_at is not None:
+        return badge("refund_settled", _("settled"))
+    return "-"
+
+
 class PaymentInline(ReadOnlyInline):
+    # What arrived beside what was asked for: a success for less does not pay the order.
     model = Payment
-    fields = ("provider", "provider_reference", "amount", "status_badge", "paid_at")
+    fields = (
+        "provider",
+        "provider_reference",
+        "amount",
+        "received",
+        "status_badge",
+        "refund_badge",
+        "paid_at",
+    )
     readonly_fields = fields
 
     @admin.display(description=_("amount"))
     def amount(self, payment: Payment) -> str:
         return money(payment.amount_xaf)
 
+    @admin.display(description=_("received"))
+    def received(self, payment: Payment) -> str:
+        return money(payment.received_xaf)
+
     @admin.display(description=_("status"))
     def status_badge(self, payment: Payment) -> str:
         return badge(payment.status, payment.get_status_display())
+
+    @admin.display(description=_("refund"))
+    def refund_badge(self, payment: Payment) -> str:
+        return _refund_badge(payment)
 
 
 class StuckFilter(admin.SimpleListFilter):
@@ -645,11 +670,7 @@ class PaymentAdmin(BigTableMixin, ReadOnlyAdmin):
 
     @admin.display(description=_("refund"))
     def refund_badge(self, payment: Payment) -> str:
-        if payment.needs_refund:
-            return badge("refund_owed", _("owed"))
-        if payment.refund_settled_at is not None:
-            return badge("refund_settled", _("settled"))
-        return "-"
+        return _refund_badge(payment)
 
     @admin.display(description=_("order"))
     def order_link(self, payment: Payment) -> str:

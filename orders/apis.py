@@ -72,8 +72,20 @@ class PaymentOut(serializers.Serializer[Any]):
     id = serializers.UUIDField()
     provider = serializers.ChoiceField(choices=PaymentMethod.choices)
     reference = serializers.CharField(help_text="Give it to the provider to collect the payment.")
-    amount_xaf = serializers.IntegerField()
-    status = serializers.ChoiceField(choices=Payment.Status.choices)
+    amount_xaf = serializers.IntegerField(help_text="The amount asked for (a request) or recorded (cash).")
+    status = serializers.ChoiceField(
+        choices=Payment.Status.choices,
+        help_text="`succeeded`: money arrived, `received_xaf` says how much (it may differ from "
+        "`amount_xaf`); whether the order is paid is the order's `payment_status`.",
+    )
+    received_xaf = serializers.IntegerField(
+        allow_null=True, help_text="The amount that actually arrived; null unless the payment succeeded."
+    )
+    needs_refund = serializers.BooleanField(
+        help_text="Money received that does not fit the order (not the amount asked for, more than "
+        "the total, or after expiry or cancellation): kept, and owed back to the customer until "
+        "Finance settles it."
+    )
     paid_at = UtcDateTimeField(allow_null=True)
 
 
@@ -84,6 +96,8 @@ def payment_json(payment: Payment) -> dict[str, Any]:
         "reference": payment.provider_reference,
         "amount_xaf": payment.amount_xaf,
         "status": payment.status,
+        "received_xaf": payment.received_xaf,
+        "needs_refund": payment.needs_refund,
         "paid_at": utc(payment.paid_at),
     }
 
@@ -232,7 +246,16 @@ class CallbackIn(StrictSerializer):
 
 class CallbackOut(serializers.Serializer[Any]):
     reference = serializers.CharField()
-    status = serializers.ChoiceField(choices=Payment.Status.choices)
+    status = serializers.ChoiceField(
+        choices=Payment.Status.choices, help_text="The payment's status after this callback."
+    )
+    outcome = serializers.ChoiceField(
+        choices=services.CallbackOutcome.ALL,
+        help_text="`applied`: this callback decided the payment. `repeat`: the callback that decided "
+        "it, again; nothing changed. `not_applied`: the payment was already decided otherwise "
+        "(another status, amount or transaction id); nothing changed, and the mismatch is logged "
+        "for reconciliation.",
+    )
 
 
 # --- Views --------------------------------------------------------------------------------------------
@@ -244,6 +267,56 @@ ORDER_PLACE_EXAMPLE = {
     "payment_method": "mtn_momo",
     "address": "Carrefour Ndokoti, près de la pharmacie",
     "zone": "0192f6d2-8b1c-7bbb-8b51-3f2b9c1d4e51",
+}
+
+
+# An order whose mobile-money payment succeeded for less than asked: the money is kept
+# (`received_xaf`) and owed back (`needs_refund`), and the order is still unpaid.
+ORDER_EXAMPLE = {
+    "id": "0192f6d2-8b1c-7ddd-8b51-3f2b9c1d4e52",
+    "number": "OK-0000042",
+    "vendor": "0192f6d2-8b1c-7aaa-8b51-3f2b9c1d4e50",
+    "customer": {
+        "id": "0192f6d2-8b1c-7eee-8b51-3f2b9c1d4e53",
+        "name": "Awa Mbarga",
+        "phone": "+237677123456",
+    },
+    "status": "pending",
+    "channel": "storefront",
+    "payment_method": "mtn_momo",
+    "payment_status": "unpaid",
+    "subtotal_xaf": 14000,
+    "delivery_fee_xaf": 1000,
+    "total_xaf": 15000,
+    "address": "Carrefour Ndokoti, près de la pharmacie",
+    "zone": "0192f6d2-8b1c-7bbb-8b51-3f2b9c1d4e51",
+    "note": "",
+    "placed_at": "2026-11-22T09:30:00.000000Z",
+    "expires_at": "2026-11-22T10:00:00.000000Z",
+    "updated_at": "2026-11-22T09:31:10.000000Z",
+    "items": [
+        {
+            "id": "0192f6d2-8b1c-7fff-8b51-3f2b9c1d4e54",
+            "product": "0192f6d2-8b1c-7c3e-9a51-3f2b9c1d4e5f",
+            "sku": "RIZ-25KG",
+            "name": "Riz parfumé 25 kg",
+            "unit_price_xaf": 7000,
+            "quantity": 2,
+            "line_total_xaf": 14000,
+        }
+    ],
+    "payments": [
+        {
+            "id": "0192f6d2-8b1c-7a00-8b51-3f2b9c1d4e55",
+            "provider": "mtn_momo",
+            "reference": "mtn_momo-5f1c2a9e0b7d4c3a8e21",
+            "amount_xaf": 15000,
+            "status": "succeeded",
+            "received_xaf": 100,
+            "needs_refund": True,
+            "paid_at": "2026-11-22T09:31:10.000000Z",
+        }
+    ],
 }
 
 
@@ -349,8 +422,12 @@ class OrderListApi(OrderScope):
     get=extend_schema(
         operation_id="orders_retrieve",
         summary="Read an order",
-        description="With its customer, items, totals and payment status. Another vendor's order is a 404.",
+        description="With its customer, items, totals and payment status. Another vendor's order is a "
+        "404. Each payment says what was asked for (`amount_xaf`), what arrived (`received_xaf`) and "
+        "whether it is owed back (`needs_refund`); the order is paid (`payment_status`) once what "
+        "arrived covers its total.",
         responses={200: OrderOut},
+        examples=[OpenApiExample("paid for less than asked", value=ORDER_EXAMPLE, response_only=True)],
         tags=["orders"],
     )
 )
@@ -434,9 +511,15 @@ class ProviderSignature(SignedBodyAuthentication):
         return f"callback:{provider}", settings.OKADA_PAYMENT_CALLBACK_SECRETS.get(provider, "")
 
 
+SIGNATURE_FORMAT = (
+    "`sha256=` then the hex HMAC-SHA256 of the raw request body keyed with the provider's secret "
+    "(hex digits in either case)."
+)
+
+
 class PaymentCallbackApi(ApiView):
     """Replay-safe: a payment is decided by its first final callback; a repeat changes nothing
-    and gets the same answer. A bad signature is a 401 before anything is read or changed."""
+    and says so (`outcome`). A bad signature is a 401 before anything is read or changed."""
 
     authentication_classes = [ProviderSignature]
     allowed_roles = {SYSTEM}
@@ -444,15 +527,29 @@ class PaymentCallbackApi(ApiView):
     # signature is checked (ApiView.initial).
     http_method_names = ["post"]
     query_params = None  # a provider's callback URL may carry parameters of its own
+    # No Idempotency-Key store: a callback is replay-safe by its payment reference, and each
+    # delivery is answered with what it did (a stored answer would say `applied` again).
+    idempotent = False
 
     @extend_schema(
         operation_id="payments_callback",
         summary="Payment provider callback (MTN MoMo, Orange Money)",
-        description="Signed: `X-Signature: sha256=<hex HMAC-SHA256 of the raw body>` with the "
-        "provider's secret. Idempotent per payment reference.",
+        description="Signed: `X-Signature` is " + SIGNATURE_FORMAT + " The first final callback "
+        "of a payment decides it; any later one changes nothing and is answered 200 (so the "
+        "provider stops retrying) with `outcome`: `repeat` for the same callback again, "
+        "`not_applied` for one that says otherwise (another status, amount or transaction id), "
+        "which is logged as a warning naming the payment. A success for another amount than "
+        "requested is recorded as received (`received_xaf`) and flagged `needs_refund`; the order "
+        "is paid only once what it received covers its total.",
         parameters=[
             OpenApiParameter("provider", str, OpenApiParameter.PATH, enum=list(PROVIDERS)),
-            OpenApiParameter("X-Signature", str, OpenApiParameter.HEADER, required=True),
+            OpenApiParameter(
+                "X-Signature",
+                str,
+                OpenApiParameter.HEADER,
+                required=True,
+                description=SIGNATURE_FORMAT,
+            ),
         ],
         request=CallbackIn,
         responses={200: CallbackOut},
@@ -463,9 +560,37 @@ class PaymentCallbackApi(ApiView):
                     "reference": "mtn_momo-5f1c2a9e0b7d4c3a8e21",
                     "status": "succeeded",
                     "amount_xaf": 3500,
+                    "transaction_id": "MTN-TX-0001",
                 },
                 request_only=True,
-            )
+            ),
+            OpenApiExample(
+                "applied",
+                value={
+                    "reference": "mtn_momo-5f1c2a9e0b7d4c3a8e21",
+                    "status": "succeeded",
+                    "outcome": "applied",
+                },
+                response_only=True,
+            ),
+            OpenApiExample(
+                "repeat",
+                value={
+                    "reference": "mtn_momo-5f1c2a9e0b7d4c3a8e21",
+                    "status": "succeeded",
+                    "outcome": "repeat",
+                },
+                response_only=True,
+            ),
+            OpenApiExample(
+                "not applied",
+                value={
+                    "reference": "mtn_momo-5f1c2a9e0b7d4c3a8e21",
+                    "status": "succeeded",
+                    "outcome": "not_applied",
+                },
+                response_only=True,
+            ),
         ],
         tags=["payments"],
         auth=[],
@@ -476,11 +601,14 @@ class PaymentCallbackApi(ApiView):
         d = validated(CallbackIn, request.data)
         if d["status"] == Payment.Status.SUCCEEDED and "amount_xaf" not in d:
             raise InvalidInput(_("A successful payment needs its amount."), field="amount_xaf")
-        payment = services.payment_apply_callback(
+        result = services.payment_apply_callback(
             provider=provider,
             provider_reference=d["reference"],
             status=d["status"],
             amount_xaf=d.get("amount_xaf", 0),
             payload=dict(request.data),
         )
-        return Response({"reference": payment.provider_reference, "status": payment.status})
+        payment = result.payment
+        return Response(
+            {"reference": payment.provider_reference, "status": payment.status, "outcome": result.outcome}
+        )

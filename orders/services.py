@@ -891,15 +891,40 @@ def _same_payment(
     )
 
 
+class CallbackOutcome:
+    """What a provider callback did (`payment_apply_callback`), as the callback's answer says."""
+
+    APPLIED = "applied"  # it decided the pending payment (succeeded or failed)
+    REPEAT = "repeat"  # the callback that decided it, again: nothing changed
+    NOT_APPLIED = "not_applied"  # the payment was already decided otherwise: nothing changed, logged
+
+    ALL = (APPLIED, REPEAT, NOT_APPLIED)
+
+
+@dataclass(frozen=True)
+class CallbackResult:
+    payment: Payment
+    outcome: str  # CallbackOutcome
+
+
 def payment_apply_callback(
     *, provider: str, provider_reference: str, status: str, amount_xaf: int, payload: dict[str, Any]
-) -> Payment:
+) -> CallbackResult:
     """Apply a provider's callback (the system acts). Idempotent: once a payment is final,
-    repeats change nothing.
+    callbacks change nothing.
+
+    `payload` is the callback as received (kept on the payment; its `transaction_id`, when
+    given, is the provider's id of the transaction). The outcome says what happened: `applied`
+    (the pending payment is decided by this callback), `repeat` (the callback that decided it,
+    again: same status, amount received and transaction id) or `not_applied` (the payment was
+    already decided otherwise, e.g. a second callback for another amount: nothing changes, and a
+    warning naming the payment is logged for the people who reconcile with the provider).
 
     The amount received is kept apart from the amount requested (`received_xaf`); money that does
     not fit the order (another amount than requested, more than the total, or for an order
-    expired or cancelled meanwhile) is kept and flagged `needs_refund` (see `_settle`).
+    expired or cancelled meanwhile) is kept and flagged `needs_refund` (see `_settle`). The
+    payment still `succeeded` (the money arrived); the order is paid only once what it received
+    covers its total.
     """
     if status not in (Payment.Status.SUCCEEDED, Payment.Status.FAILED):
         raise InvalidInput(_("Unknown payment status."), field="status")
@@ -921,8 +946,24 @@ def payment_apply_callback(
         # Same lock order as every order service: the order row, then the payment row.
         order = core.locked(Order.all_objects, order_id)
         payment = core.locked(Payment.objects, payment_id)
-        if payment.status != Payment.Status.PENDING:
-            return payment  # a repeat: the first callback decided
+        if payment.status != Payment.Status.PENDING:  # the first final callback decided
+            if _same_callback(payment, status=status, amount_xaf=amount_xaf, payload=payload):
+                return CallbackResult(payment, CallbackOutcome.REPEAT)
+            log.warning(
+                "callback not applied to payment %s (order %s, %s %s): it is already %s "
+                "(received %s XAF, transaction %r); the callback says %s, %s XAF, transaction %r",
+                payment.pk,
+                order.number,
+                provider,
+                provider_reference,
+                payment.status,
+                payment.received_xaf,
+                _transaction_id(payment.callbacks[0]) if payment.callbacks else "",
+                status,
+                amount_xaf,
+                _transaction_id(payload),
+            )
+            return CallbackResult(payment, CallbackOutcome.NOT_APPLIED)
         payment.status = status
         payment.callbacks = [*payment.callbacks, payload]
         if status == Payment.Status.SUCCEEDED:
@@ -934,7 +975,26 @@ def payment_apply_callback(
         )
         if status == Payment.Status.SUCCEEDED:
             _settle(order=order, payment=payment, actor=actor)
-    return payment
+    return CallbackResult(payment, CallbackOutcome.APPLIED)
+
+
+def _transaction_id(payload: Any) -> str:
+    value = payload.get("transaction_id") if isinstance(payload, dict) else None
+    return "" if value is None else str(value)
+
+
+def _same_callback(payment: Payment, *, status: str, amount_xaf: int, payload: dict[str, Any]) -> bool:
+    """Is this callback the one that decided `payment` (a final one), sent again?
+
+    The same status, the same amount received (a failure carries none) and the same provider
+    transaction id as the deciding callback (none when money was recorded without a callback).
+    """
+    if status != payment.status:
+        return False
+    if status == Payment.Status.SUCCEEDED and amount_xaf != payment.received_xaf:
+        return False
+    decided_by = _transaction_id(payment.callbacks[0]) if payment.callbacks else ""
+    return _transaction_id(payload) == decided_by
 
 
 def _payment_event(*, order: Order, payment: Payment, actor: Actor, amount_xaf: int, **extra: Any) -> None:

@@ -193,7 +193,17 @@ ENTITIES: tuple[Entity, ...] = (
         source=f"orders_payment r {ORDER_JOIN}",
         vendor="o.vendor_id",
         live="o.deleted_at IS NULL",
-        fields=_f("id", "order_id", "provider", "provider_reference", "amount_xaf", "status", "paid_at"),
+        fields=_f(
+            "id",
+            "order_id",
+            "provider",
+            "provider_reference",
+            "amount_xaf",
+            "status",
+            "received_xaf",  # what arrived: a success for another amount does not pay the order
+            "needs_refund",
+            "paid_at",
+        ),
         capture_join=ORDER_JOIN,
         capture_vendor="o.vendor_id",
     ),

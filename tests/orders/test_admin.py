@@ -677,3 +677,15 @@ def test_an_exports_sort_is_read_from_the_lists_indexes_not_sorted_whole():
     assert "Index Scan Backward using orders_order_placed" in found, found
     assert "Presorted Key: orders_order.placed_at" in found, found
     assert not re.search(r"(^|->)\s*Sort\s+\(cost", found, re.MULTILINE), found  # no Sort node of the whole
+
+
+def test_the_order_page_shows_each_payments_amount_received_and_refund_owed(client):
+    # A success for less than asked: the order page must not show the payment as simply paid.
+    payment = payment_needing_refund(key="cash-short")
+    login(client, SUPPORT)
+    page = client.get(f"/admin/orders/order/{payment.order_id}/change/").content.decode()
+    inline = page[page.index('id="payments-data"') :]
+    inline = inline[: inline.index("</table>")]
+    assert "column-received" in inline and "Reçu" in inline  # the columns, in French
+    assert "column-refund_badge" in inline and "Remboursement" in inline
+    assert "refund_owed" in inline and "dû" in inline  # the flag's badge

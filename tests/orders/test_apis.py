@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import logging
 import re
 
 import psycopg
@@ -149,6 +150,8 @@ def test_the_payment_request_is_the_one_payment_record_would_write(store, vendor
             "reference": payment.provider_reference,
             "amount_xaf": 2500,
             "status": "pending",
+            "received_xaf": None,
+            "needs_refund": False,
             "paid_at": None,
         }
     ]
@@ -439,13 +442,92 @@ def test_a_signed_callback_marks_the_order_paid_and_a_replay_changes_nothing(sto
     callbacks = Api()
     first = callbacks.post("/payments/callbacks/mtn_momo", raw, **headers)
     assert first.status_code == 200, first.content
-    assert first.json() == {"reference": reference, "status": "succeeded"}
+    assert first.json() == {"reference": reference, "status": "succeeded", "outcome": "applied"}
     assert Order.objects.get(pk=order_id).payment_status == "paid"
     events = Order.objects.get(pk=order_id).events.count()
     again = callbacks.post("/payments/callbacks/mtn_momo", raw, **headers)
     assert again.status_code == 200
+    assert again.json() == {"reference": reference, "status": "succeeded", "outcome": "repeat"}
     assert Order.objects.get(pk=order_id).events.count() == events
     assert len(Payment.objects.get(provider_reference=reference).callbacks) == 1
+
+
+def test_a_callback_for_less_than_asked_shows_in_the_order_as_received_and_owed_back(store, vendor):
+    # The walkthrough's defect: the order read `payments: [{"amount_xaf": 1000, "status":
+    # "succeeded"}]` (paid, to the eye) while 100 had arrived and the order was unpaid.
+    order_id, reference = placed_mobile_money_order(store, vendor)
+    raw, headers = signed(
+        {"reference": reference, "status": "succeeded", "amount_xaf": 100, "transaction_id": "MTN-TX-0"}
+    )
+    answer = Api().post("/payments/callbacks/mtn_momo", raw, **headers)
+    assert answer.status_code == 200, answer.content
+    assert answer.json() == {"reference": reference, "status": "succeeded", "outcome": "applied"}
+
+    order = store.get(f"/orders/{order_id}").json()
+    assert order["payment_status"] == "unpaid"
+    [payment] = order["payments"]
+    assert (payment["amount_xaf"], payment["status"], payment["received_xaf"], payment["needs_refund"]) == (
+        1000,
+        "succeeded",
+        100,
+        True,
+    )
+    # The list serves the same payment.
+    [listed] = [o for o in store.get("/orders").json()["results"] if o["id"] == order_id]
+    assert listed["payments"] == order["payments"]
+
+
+def test_a_later_callback_saying_otherwise_is_answered_not_applied_and_changes_nothing(store, vendor, caplog):
+    order_id, reference = placed_mobile_money_order(store, vendor)
+    first, headers = signed(
+        {"reference": reference, "status": "succeeded", "amount_xaf": 100, "transaction_id": "MTN-TX-0"}
+    )
+    callbacks = Api()
+    assert callbacks.post("/payments/callbacks/mtn_momo", first, **headers).json()["outcome"] == "applied"
+    before = store.get(f"/orders/{order_id}").json()
+    events = Order.objects.get(pk=order_id).events.count()
+    caplog.clear()
+
+    # The right amount, too late: 200 (so the provider stops retrying), not applied, logged.
+    right, right_headers = signed(
+        {"reference": reference, "status": "succeeded", "amount_xaf": 1000, "transaction_id": "MTN-TX-0"}
+    )
+    for _ in range(2):  # and sent again: just as safe
+        late = callbacks.post("/payments/callbacks/mtn_momo", right, **right_headers)
+        assert late.status_code == 200, late.content
+        assert late.json() == {"reference": reference, "status": "succeeded", "outcome": "not_applied"}
+    payment = Payment.objects.get(provider_reference=reference)
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 2 and all(str(payment.pk) in w for w in warnings), warnings
+    # The first callback, replayed: a repeat.
+    replay = callbacks.post("/payments/callbacks/mtn_momo", first, **headers)
+    assert replay.json() == {"reference": reference, "status": "succeeded", "outcome": "repeat"}
+
+    assert store.get(f"/orders/{order_id}").json() == before
+    assert Order.objects.get(pk=order_id).events.count() == events
+    assert (payment.received_xaf, len(payment.callbacks)) == (100, 1)
+
+
+def test_a_signature_in_uppercase_hex_is_accepted(store, vendor):
+    order_id, reference = placed_mobile_money_order(store, vendor)
+    raw, headers = signed({"reference": reference, "status": "succeeded", "amount_xaf": 1000})
+    upper = {"HTTP_X_SIGNATURE": "sha256=" + headers["HTTP_X_SIGNATURE"].removeprefix("sha256=").upper()}
+    response = Api().post("/payments/callbacks/mtn_momo", raw, **upper)
+    assert response.status_code == 200, response.content
+    assert Order.objects.get(pk=order_id).payment_status == "paid"
+
+
+def test_a_callback_answers_each_delivery_itself_not_from_the_idempotency_key_store(store, vendor):
+    # A callback is replay-safe by its payment reference; an Idempotency-Key a gateway adds is
+    # not used (its stored answer would say `applied` to a repeat).
+    order_id, reference = placed_mobile_money_order(store, vendor)
+    raw, headers = signed({"reference": reference, "status": "succeeded", "amount_xaf": 1000})
+    callbacks = Api()
+    first = callbacks.post("/payments/callbacks/mtn_momo", raw, HTTP_IDEMPOTENCY_KEY="cb-1", **headers)
+    again = callbacks.post("/payments/callbacks/mtn_momo", raw, HTTP_IDEMPOTENCY_KEY="cb-1", **headers)
+    assert (first.json()["outcome"], again.json()["outcome"]) == ("applied", "repeat")
+    assert "Idempotent-Replayed" not in again
+    assert Order.objects.get(pk=order_id).payment_status == "paid"
 
 
 def test_a_bad_signature_is_a_401_and_changes_nothing(store, vendor):

@@ -34,6 +34,7 @@ from orders.models import (
     Zone,
 )
 from orders.services import (
+    CallbackResult,
     CustomerUnavailable,
     InvalidTransition,
     OutOfStock,
@@ -308,7 +309,7 @@ def test_the_same_payment_callback_delivered_concurrently_is_applied_once():
         actor=STOREFRONT,
     )
 
-    def deliver() -> Payment:
+    def deliver() -> CallbackResult:
         return payment_apply_callback(
             provider=PaymentMethod.MTN_MOMO,
             provider_reference="MTN-RACE",
@@ -319,7 +320,9 @@ def test_the_same_payment_callback_delivered_concurrently_is_applied_once():
 
     results = run_together([deliver] * 10, workers=10)
 
-    assert all(isinstance(r, Payment) and r.status == "succeeded" for r in results)
+    assert all(isinstance(r, CallbackResult) and r.payment.status == "succeeded" for r in results), results
+    # One delivery decided the payment; the nine others waited for it and were told they repeat it.
+    assert sorted(r.outcome for r in results) == ["applied"] + ["repeat"] * 9
     payment = Payment.objects.get(provider_reference="MTN-RACE")
     assert len(payment.callbacks) == 1
     assert order.events.filter(kind="payment", data__status="succeeded").count() == 1
@@ -598,7 +601,7 @@ def momo_order(product: Product, reference: str) -> Order:
     return order
 
 
-def paid_callback(order: Order, reference: str) -> Callable[[], Payment]:
+def paid_callback(order: Order, reference: str) -> Callable[[], CallbackResult]:
     return lambda: payment_apply_callback(
         provider=MTN,
         provider_reference=reference,
@@ -621,8 +624,8 @@ def test_money_landing_while_the_expiry_job_expires_its_order_is_kept_and_flagge
     expired, paid = race(lambda: order_expire_unpaid(now=tomorrow()), paid_callback(order, "MTN-EXP-1"))
 
     assert expired == 1, (expired, paid)
-    assert isinstance(paid, Payment), (expired, paid)
-    assert (paid.status, paid.needs_refund) == ("succeeded", True)
+    assert isinstance(paid, CallbackResult), (expired, paid)
+    assert (paid.payment.status, paid.payment.needs_refund, paid.outcome) == ("succeeded", True, "applied")
     assert Order.objects.get(pk=order.pk).status == S.EXPIRED
     assert status_moves(order) == [(S.PENDING, S.EXPIRED)]
     assert stock_of(product) == (5, 0)
@@ -638,8 +641,8 @@ def test_an_order_paid_while_the_expiry_job_runs_is_not_expired():
 
     paid, expired = race(paid_callback(order, "MTN-EXP-2"), lambda: order_expire_unpaid(now=tomorrow()))
 
-    assert isinstance(paid, Payment), (paid, expired)
-    assert (paid.status, paid.needs_refund, expired) == ("succeeded", False, 0)
+    assert isinstance(paid, CallbackResult), (paid, expired)
+    assert (paid.payment.status, paid.payment.needs_refund, expired) == ("succeeded", False, 0)
     assert order_expire_unpaid(now=tomorrow()) == 0
     order.refresh_from_db()
     assert (order.status, order.payment_status) == (S.PENDING, "paid")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from datetime import timedelta
 from importlib import import_module
@@ -825,7 +826,7 @@ def callback(order: Order, status: str = "succeeded", reference: str = "MTN-TX-1
         status=status,
         amount_xaf=order.total_xaf,
         payload={"status": status, **payload},
-    )
+    ).payment
 
 
 def cash(order: Order, key: str, amount: int, actor: Actor | None = None) -> Payment:
@@ -1090,7 +1091,7 @@ def test_a_callback_for_more_than_the_total_is_kept_and_flagged_beside_the_amoun
         status="succeeded",
         amount_xaf=order.total_xaf + 500,
         payload={},
-    )
+    ).payment
 
     stored = Payment.objects.get(pk=requested.pk)
     assert (stored.amount_xaf, stored.received_xaf, stored.needs_refund) == (
@@ -1126,6 +1127,65 @@ def test_a_callback_for_less_than_requested_is_recorded_as_received_and_flagged(
     assert list(Payment.objects.needing_refund()) == [stored]
     assert Order.objects.get(pk=order.pk).payment_status == PaymentStatus.UNPAID
     assert [flag["reasons"] for flag in refund_flags(order)] == [["amount_differs"]]
+
+
+def deliver(order: Order, amount: int, transaction_id: str, status: str = "succeeded") -> tuple[Payment, str]:
+    """A provider callback as the API passes it on: (the payment, the outcome)."""
+    result = payment_apply_callback(
+        provider=PaymentMethod.MTN_MOMO,
+        provider_reference="MTN-TX-1",
+        status=status,
+        amount_xaf=amount,
+        payload={"status": status, "amount_xaf": amount, "transaction_id": transaction_id},
+    )
+    return result.payment, result.outcome
+
+
+def test_a_callback_says_it_applied_a_repeat_or_did_not_apply_what_differs(caplog):
+    order = momo_order()
+    record(order)
+    # The provider reports success for less than was asked: received, flagged, the order unpaid.
+    payment, outcome = deliver(order, 100, "MTN-TX-0")
+    assert (outcome, payment.status, payment.received_xaf, payment.needs_refund) == (
+        "applied",
+        "succeeded",
+        100,
+        True,
+    )
+    before = (snapshot(order), Payment.objects.filter(pk=payment.pk).values().get(), order.events.count())
+    caplog.clear()
+
+    # The same callback again: a repeat, nothing changes, nothing to warn about.
+    assert deliver(order, 100, "MTN-TX-0")[1] == "repeat"
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    # Another amount, another transaction id or another status for the decided payment: not
+    # applied, nothing changes, and each is a warning naming the payment.
+    for amount, transaction_id, status in (
+        (order.total_xaf, "MTN-TX-0", "succeeded"),
+        (100, "MTN-TX-9", "succeeded"),
+        (100, "MTN-TX-0", "failed"),
+    ):
+        caplog.clear()
+        late, outcome = deliver(order, amount, transaction_id, status)
+        assert (outcome, late.status, late.received_xaf) == ("not_applied", "succeeded", 100)
+        [warning] = [r for r in caplog.records if r.levelno == logging.WARNING]
+        assert str(payment.pk) in warning.getMessage() and order.number in warning.getMessage()
+        # ... and a replay of it is just as safe.
+        assert deliver(order, amount, transaction_id, status)[1] == "not_applied"
+
+    after = (snapshot(order), Payment.objects.filter(pk=payment.pk).values().get(), order.events.count())
+    assert after == before
+    assert Order.objects.get(pk=order.pk).payment_status == PaymentStatus.UNPAID
+
+
+def test_a_repeated_failure_is_a_repeat_and_a_later_success_is_not_applied():
+    order = momo_order()
+    record(order)
+    assert deliver(order, order.total_xaf, "", status="failed")[1] == "applied"
+    assert deliver(order, order.total_xaf, "", status="failed")[1] == "repeat"
+    payment, outcome = deliver(order, order.total_xaf, "MTN-TX-5")
+    assert (outcome, payment.status, payment.received_xaf) == ("not_applied", "failed", None)
+    assert Order.objects.get(pk=order.pk).payment_status == PaymentStatus.UNPAID
 
 
 @pytest.mark.parametrize("role", [VENDOR, STOREFRONT])

@@ -72,6 +72,34 @@ def test_a_device_receives_only_the_fields_its_schema_needs():
     assert set(row) == {name for name, _ in feed.BY_NAME["products"].fields}
 
 
+def test_a_payment_reaches_the_device_with_what_arrived_and_the_refund_owed():
+    # A success for less than asked does not pay the order: the device must see what arrived.
+    from orders.services import payment_apply_callback, payment_record
+
+    vendor = VendorFactory()
+    order = OrderFactory(vendor=vendor, payment_method="mtn_momo")
+    payment_record(
+        order=order,
+        provider="mtn_momo",
+        provider_reference="MTN-SYNC-1",
+        amount_xaf=order.total_xaf,
+        actor=Actor(role=Actor.STOREFRONT, label="web"),
+    )
+    payment_apply_callback(
+        provider="mtn_momo", provider_reference="MTN-SYNC-1", status="succeeded", amount_xaf=100, payload={}
+    )
+    phone = Phone(vendor)
+    phone.pull_all()
+    [row] = phone.copy("payments").values()
+    assert (row["amount_xaf"], row["status"], row["received_xaf"], row["needs_refund"]) == (
+        order.total_xaf,
+        "succeeded",
+        100,
+        True,
+    )
+    assert phone.copy("orders")[str(order.pk)]["payment_status"] == "unpaid"
+
+
 def test_changes_after_the_download_arrive_once_each_with_the_current_row():
     vendor = VendorFactory()
     product = ProductFactory(vendor=vendor, initial_stock=10)

@@ -222,7 +222,8 @@ class InvalidSignature(NotAuthenticated):
 
 
 class SignedBodyAuthentication(authentication.BaseAuthentication):
-    """`X-Signature: sha256=<hex HMAC-SHA256 of the raw body>` with a shared secret.
+    """`X-Signature: sha256=<hex HMAC-SHA256 of the raw body>` with a shared secret (hex digits
+    in either case).
 
     A subclass says whose secret applies (`signer`). The signature is checked on the bytes as
     received, before anything is parsed or changed; a bad one is a 401 `invalid_signature`.
@@ -237,9 +238,14 @@ class SignedBodyAuthentication(authentication.BaseAuthentication):
 
     def authenticate(self, request: Request) -> tuple[Any, Credential]:
         name, secret = self.signer(request)
-        given = request.headers.get(self.header, "")
-        expected = "sha256=" + hmac.new(secret.encode(), request.body, hashlib.sha256).hexdigest()
-        if not secret or not hmac.compare_digest(given.encode(), expected.encode()):
+        scheme, _, digest = request.headers.get(self.header, "").partition("=")
+        expected = hmac.new(secret.encode(), request.body, hashlib.sha256).hexdigest()  # lowercase
+        # Hex digits in either case (some gateways send uppercase); compared in constant time.
+        if (
+            not secret
+            or scheme != "sha256"
+            or not hmac.compare_digest(digest.lower().encode(), expected.encode())
+        ):
             raise InvalidSignature()
         credential = Credential(scope_key=f"signed:{name}", actor=Actor.system(name), label=name)
         attach(request, credential)

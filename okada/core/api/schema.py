@@ -227,7 +227,8 @@ def _register_extensions() -> None:
                 "type": "apiKey",
                 "in": "header",
                 "name": "X-Signature",
-                "description": "sha256=<hex HMAC-SHA256 of the raw body with the sender's secret>.",
+                "description": "sha256=<hex HMAC-SHA256 of the raw body with the sender's secret>, "
+                "hex digits in either case.",
             }
 
 

@@ -137,10 +137,50 @@ def test_posts_that_keep_their_answer_declare_the_idempotency_key_and_its_replay
             names = {p["name"] for p in operation.get("parameters", ()) if p["in"] == "header"}
             replayed = "Idempotent-Replayed" in operation["responses"][min(operation["responses"])]["headers"]
             declared[operation["operationId"]] = ("Idempotency-Key" in names, replayed)
-    # Not stored: a token (a secret) and the sync exchanges (their own cursor and mutation ids).
-    unkept = {"auth_token", "sync_pull", "sync_push"}
+    # Not stored: a token (a secret), the sync exchanges (their own cursor and mutation ids) and
+    # the payment callbacks (replay-safe by their payment reference; no credential to scope a key).
+    unkept = {"auth_token", "sync_pull", "sync_push", "payments_callback"}
     assert unkept < set(declared)
     assert declared == {op: (op not in unkept, op not in unkept) for op in declared}
+
+
+def _operation(schema: dict, operation_id: str) -> dict:
+    [found] = [op for _path, _method, op in _operations(schema) if op["operationId"] == operation_id]
+    return found
+
+
+def test_the_payment_callback_requires_a_described_signature_and_takes_no_idempotency_key(client):
+    operation = _operation(_schema_json(client), "payments_callback")
+    headers = {p["name"]: p for p in operation["parameters"] if p["in"] == "header"}
+    assert set(headers) == {"X-Signature"}
+    assert headers["X-Signature"]["required"] is True
+    assert "HMAC-SHA256" in headers["X-Signature"]["description"]
+    assert "either case" in headers["X-Signature"]["description"]
+    assert "Idempotent-Replayed" not in operation["responses"]["200"]["headers"]
+
+
+def test_payments_show_what_arrived_and_the_refund_owed(client):
+    schema = _schema_json(client)
+    payment = schema["components"]["schemas"]["PaymentOut"]
+    assert {"received_xaf", "needs_refund"} <= set(payment["required"])
+    assert payment["properties"]["received_xaf"] == {
+        "type": "integer",
+        "nullable": True,
+        "description": payment["properties"]["received_xaf"]["description"],
+    }
+    assert payment["properties"]["needs_refund"]["type"] == "boolean"
+    order = _operation(schema, "orders_retrieve")["responses"]["200"]["content"]["application/json"]
+    [example] = [e["value"] for e in order["examples"].values()]
+    assert {"received_xaf", "needs_refund"} <= set(example["payments"][0])
+
+
+def test_a_callback_answer_says_what_the_callback_did(client):
+    schema = _schema_json(client)
+    outcome = schema["components"]["schemas"]["CallbackOut"]["properties"]["outcome"]
+    enum = schema["components"]["schemas"][outcome["allOf"][0]["$ref"].split("/")[-1]]["enum"]
+    assert enum == ["applied", "repeat", "not_applied"]
+    answer = _operation(schema, "payments_callback")["responses"]["200"]["content"]["application/json"]
+    assert {e["value"]["outcome"] for e in answer["examples"].values()} == set(enum)
 
 
 def test_every_answer_documents_the_request_id_and_a_product_its_etag(client):
