@@ -10,6 +10,7 @@ import uuid
 from typing import Any
 
 from django.conf import settings
+from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import serializers, status
@@ -398,6 +399,7 @@ class OrderListApi(OrderScope):
         return Response(
             order_json(placed.order, items=placed.items, payments=placed.payments),
             status=status.HTTP_201_CREATED,
+            headers={"Location": request.build_absolute_uri(reverse("api-order", args=[placed.order.pk]))},
         )
 
     def _vendor_id(self, vendor_id: uuid.UUID | None) -> uuid.UUID:

@@ -55,6 +55,7 @@ def test_the_storefront_places_an_order_with_items_totals_and_a_payment_request(
     assert (body["subtotal_xaf"], body["delivery_fee_xaf"], body["total_xaf"]) == (3000, 500, 3500)
     assert body["items"][0]["quantity"] == 2
     assert body["customer"]["phone"] == "+237677000111"
+    assert response["Location"].endswith(f"/api/v1/orders/{body['id']}")
     [payment] = body["payments"]
     assert (payment["provider"], payment["amount_xaf"], payment["status"]) == ("mtn_momo", 3500, "pending")
     assert Payment.objects.get(pk=payment["id"]).provider_reference == payment["reference"]

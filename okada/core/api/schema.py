@@ -81,7 +81,7 @@ ETAG_HEADER = {
 # The operations answering with a product, hence its ETag (catalog.apis._product_response).
 WITH_ETAG = {"products_create", "products_retrieve", "products_update"}
 # The operations whose 201 says where the new object is read.
-WITH_LOCATION = {"products_create"}
+WITH_LOCATION = {"products_create", "orders_place"}
 LOCATION_HEADER = {"Location": {"schema": {"type": "string", "format": "uri"}, "description": "Its URL."}}
 IDEMPOTENCY_KEY = OpenApiParameter(
     "Idempotency-Key",
