@@ -141,16 +141,25 @@ def test_django_connections_have_client_side_tcp_keepalives():
     fresh = connections.create_connection(DEFAULT_DB_ALIAS)
     try:
         fresh.ensure_connection()
-        sock = socket.socket(fileno=os.dup(fresh.connection.pgconn.socket))
-        try:
-            assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
-            assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE) == 30
-            assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL) == 10
-            assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT) == 3
-        finally:
-            sock.close()
+        assert client_keepalive(fresh.connection)[:4] == (1, 30, 10, 3)
     finally:
         fresh.close()
+
+
+def client_keepalive(conn: psycopg.Connection) -> tuple[int, int, int, int, int]:
+    """The client end of a connection's TCP socket: SO_KEEPALIVE, TCP_KEEPIDLE, TCP_KEEPINTVL,
+    TCP_KEEPCNT and TCP_USER_TIMEOUT, as the kernel has them."""
+    sock = socket.socket(fileno=os.dup(conn.pgconn.socket))
+    try:
+        return (
+            sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE),
+            sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE),
+            sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL),
+            sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT),
+            sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT),
+        )
+    finally:
+        sock.close()
 
 
 # --- libpq_env: where pg_dump, pg_restore and psql connect -------------------------------------

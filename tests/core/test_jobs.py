@@ -21,6 +21,7 @@ from okada.core.jobs import JobFailed, JobSkipped, LockLost, advisory_lock, job
 from okada.core.models import JobRun
 from okada.core.texts import Text, english
 from tests.concurrency import database_url, in_thread, poll
+from tests.core.test_db import client_keepalive
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -159,15 +160,7 @@ def test_lock_connection_has_tcp_keepalives_on_both_ends():
             )
             assert cur.fetchone() == ("30", "10", "3", "60000")
         # The worker's end of the same TCP connection.
-        sock = socket.socket(fileno=os.dup(lock.connection.pgconn.socket))
-        try:
-            assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
-            assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE) == 30
-            assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL) == 10
-            assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT) == 3
-            assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT) == 60000
-        finally:
-            sock.close()
+        assert client_keepalive(lock.connection) == (1, 30, 10, 3, 60000)
 
 
 def terminate_backend(pid: int | None) -> None:

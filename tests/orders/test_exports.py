@@ -31,6 +31,7 @@ from orders import exports
 from orders.models import OrderExport
 from tests.catalog.factories import VendorFactory, role_user
 from tests.concurrency import WAIT, in_thread, poll
+from tests.core.test_jobs import hold_lock
 from tests.orders.factories import OrderFactory
 
 
@@ -134,20 +135,7 @@ def test_a_second_run_while_the_first_writes_leaves_its_file_alone_and_the_expor
 
 def hold_export_lock(export_id: Any, application_name: str) -> psycopg.Connection:
     """A session holding the export's lock that says it is `application_name`: a run's backend."""
-    db = connection.settings_dict
-    conn = psycopg.connect(
-        host=db["HOST"],
-        port=db["PORT"],
-        user=db["USER"],
-        password=db["PASSWORD"] or None,
-        dbname=db["NAME"],
-        application_name=application_name,
-        autocommit=True,
-    )
-    key = f"okada.job:{exports.export_lock_name(export_id)}"
-    row = conn.execute("SELECT pg_try_advisory_lock(hashtextextended(%s, 0))", [key]).fetchone()
-    assert row is not None and row[0]
-    return conn
+    return hold_lock(exports.export_lock_name(export_id), application_name)
 
 
 def someone_waits_for_export(export_id: Any) -> bool:
