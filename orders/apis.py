@@ -529,9 +529,8 @@ class PaymentCallbackApi(ApiView):
     # signature is checked (ApiView.initial).
     http_method_names = ["post"]
     query_params = None  # a provider's callback URL may carry parameters of its own
-    # No Idempotency-Key store: a callback is replay-safe by its payment reference, and each
-    # delivery is answered with what it did (a stored answer would say `applied` again).
-    idempotent = False
+    # Replay-safe by its payment reference without an Idempotency-Key (each delivery is answered
+    # with what it did); a sender that adds one gets the first answer replayed, as on every POST.
 
     @extend_schema(
         operation_id="payments_callback",

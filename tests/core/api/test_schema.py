@@ -137,9 +137,8 @@ def test_posts_that_keep_their_answer_declare_the_idempotency_key_and_its_replay
             names = {p["name"] for p in operation.get("parameters", ()) if p["in"] == "header"}
             replayed = "Idempotent-Replayed" in operation["responses"][min(operation["responses"])]["headers"]
             declared[operation["operationId"]] = ("Idempotency-Key" in names, replayed)
-    # Not stored: a token (a secret), the sync exchanges (their own cursor and mutation ids) and
-    # the payment callbacks (replay-safe by their payment reference; no credential to scope a key).
-    unkept = {"auth_token", "sync_pull", "sync_push", "payments_callback"}
+    # Not stored: a token (a secret) and the sync exchanges (their own cursor and mutation ids).
+    unkept = {"auth_token", "sync_pull", "sync_push"}
     assert unkept < set(declared)
     assert declared == {op: (op not in unkept, op not in unkept) for op in declared}
 
@@ -149,14 +148,13 @@ def _operation(schema: dict, operation_id: str) -> dict:
     return found
 
 
-def test_the_payment_callback_requires_a_described_signature_and_takes_no_idempotency_key(client):
+def test_the_payment_callback_requires_a_described_signature(client):
     operation = _operation(_schema_json(client), "payments_callback")
     headers = {p["name"]: p for p in operation["parameters"] if p["in"] == "header"}
-    assert set(headers) == {"X-Signature"}
+    assert set(headers) == {"X-Signature", "Idempotency-Key"}
     assert headers["X-Signature"]["required"] is True
     assert "HMAC-SHA256" in headers["X-Signature"]["description"]
     assert "either case" in headers["X-Signature"]["description"]
-    assert "Idempotent-Replayed" not in operation["responses"]["200"]["headers"]
 
 
 def test_payments_show_what_arrived_and_the_refund_owed(client):
