@@ -414,18 +414,14 @@ def _product_response(product: Product, code: int = status.HTTP_200_OK) -> Respo
 
 
 def _if_match(request: Request) -> int | None:
-    """The version `If-Match` names (None without one, or `*`). Only our strong ETag, as sent:
-    `"3"`. A weak one (`W/"3"`) never matches under If-Match's strong comparison (RFC 9110
-    13.1.1), and an unquoted `3` is no ETag: both refused rather than read as a version."""
+    """The version `If-Match` names (None without one, or `*`): our ETag as sent, `"3"`. Also
+    `W/"3"`: GZipMiddleware weakens the ETag of every compressed answer, so that is what a client
+    asking for gzip gets and echoes; it still names exactly one version of ours. An unquoted `3`
+    is no ETag: refused rather than read as a version."""
     raw = request.headers.get("If-Match")
     if raw is None or raw.strip() == "*":
         return None
-    value = raw.strip()
-    if value.startswith("W/"):
-        raise InvalidInput(
-            _('If-Match takes the ETag as sent, e.g. "3": a weak ETag (W/) never matches.'),
-            field="If-Match",
-        )
+    value = raw.strip().removeprefix("W/")
     digits = value[1:-1] if len(value) > 2 and value[0] == value[-1] == '"' else ""
     if not (digits.isascii() and digits.isdigit()) or len(digits) > 9:  # "²".isdigit() holds
         raise InvalidInput(_('If-Match is the product version as an ETag, e.g. "3".'), field="If-Match")
