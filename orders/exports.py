@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import csv
 import logging
-import os
+import tempfile
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import DatabaseError, transaction
 from django.test import RequestFactory
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
@@ -24,7 +25,7 @@ from django.utils.translation import gettext_noop
 
 from okada.core.actors import Actor
 from okada.core.jobs import JobLock, LockLost, advisory_lock, take_unless_live
-from okada.core.texts import Text, text_of
+from okada.core.texts import Text, authored, text_of
 
 from .models import OrderExport
 
@@ -129,14 +130,21 @@ def export_run(*, export_id: str, language: str = "fr") -> OrderExport:
     """Write the CSV (idempotent: a rerun writes it again) and mark the export ready or failed.
 
     One run of an export at a time: a task delivered twice (or redelivered while its first run
-    still writes) would delete or replace the other run's `.part` file. Each run holds the
-    export's session advisory lock (`export_lock_name`, on a connection of its own) from start
+    still writes) would replace the other run's file or mark its export failed. Each run holds
+    the export's session advisory lock (`export_lock_name`, on a connection of its own) from start
     to end; a run that finds it held by a live run returns the export untouched (it logs why).
     As for jobs (okada.core.jobs.take_unless_live), a lock held by a run that died is waited
     for, not skipped: PostgreSQL frees it when the dead run's session ends, so the rerun after
-    a crash still writes the file, and nothing stays claimed."""
+    a crash still writes the file, and nothing stays claimed. Each run writes a file of its own
+    (`<id>.<random>.part`) and renames it into place only while it still holds the lock, so a
+    run that lost its lock never touches what another run wrote."""
     with advisory_lock(export_lock_name(export_id)) as lock:
-        taken, holder, _ = take_unless_live(lock, f"order export {export_id}")
+        try:
+            taken, holder, _ = take_unless_live(lock, f"order export {export_id}")
+        except Exception as exc:  # the database failed us: say so rather than stay "pending"
+            log.exception("order export %s: its lock could not be taken", export_id)
+            _mark_failed(export_id, exc, among=(OrderExport.Status.PENDING,))
+            raise
         if not taken:
             log.info("order export %s skipped: another run is writing it (%s)", export_id, holder)
             return OrderExport.objects.select_related("requested_by").get(pk=export_id)
@@ -150,17 +158,18 @@ def _export_run_holding(lock: JobLock, *, export_id: str, language: str) -> Orde
     OrderExport.objects.filter(pk=export.pk).update(
         status=OrderExport.Status.RUNNING, updated_at=timezone.now()
     )
-    path = export_path(export)
-    partial = path.with_suffix(".part")
+    partial: Path | None = None
     try:
+        path = export_path(export)
+        # This run's own file (mkstemp: a new name, mode 0600), never another run's.
+        descriptor, name = tempfile.mkstemp(dir=path.parent, prefix=f"{export.pk}.", suffix=".part")
+        partial = Path(name)
         with translation.override(language):
-            Actor.for_staff_user(export.requested_by).require("orders.export_orders")
-            rows = 0
-            partial.unlink(missing_ok=True)  # a dead run's leftover: created again with the mode below
-            descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with open(descriptor, "w", newline="", encoding="utf-8-sig") as out:  # BOM: Excel reads UTF-8
+                Actor.for_staff_user(export.requested_by).require("orders.export_orders")
                 writer = csv.writer(out, delimiter=";")  # the separator French spreadsheets expect
                 writer.writerow(_header())
+                rows = 0
                 for order in _changelist_queryset(export).iterator(chunk_size=CHUNK):
                     writer.writerow(_row(order))
                     rows += 1
@@ -174,29 +183,56 @@ def _export_run_holding(lock: JobLock, *, export_id: str, language: str) -> Orde
                     )
                 )
             partial.replace(path)
-            name = f"commandes-{timezone.localtime(export.created_at):%Y%m%d-%H%M}.csv"
+            file_name = f"commandes-{timezone.localtime(export.created_at):%Y%m%d-%H%M}.csv"
     except Exception as exc:
         log.exception("order export %s failed", export.pk)
-        with advisory_lock(export_lock_name(export.pk)) as again:
-            if isinstance(exc, LockLost) and not again.try_acquire():
-                raise  # another run holds it: the `.part` file and the row are that run's now
+        if partial is not None:
             partial.unlink(missing_ok=True)
-            OrderExport.objects.filter(pk=export.pk).update(
-                status=OrderExport.Status.FAILED,
-                error=text_of(exc).stored,
-                finished_at=timezone.now(),
-                updated_at=timezone.now(),
-            )
+        with advisory_lock(export_lock_name(export.pk)) as again:
+            # Only while no other run holds the export: a run that took it since writes its state.
+            if lock.held() or _try(again.try_acquire):
+                _mark_failed(export.pk, exc, among=(OrderExport.Status.RUNNING,))
         raise
     OrderExport.objects.filter(pk=export.pk).update(
         status=OrderExport.Status.DONE,
         rows=rows,
-        file_name=name,
+        file_name=file_name,
         finished_at=timezone.now(),
         updated_at=timezone.now(),
     )
     export.refresh_from_db()
     return export
+
+
+def _try(step: Callable[[], bool]) -> bool:
+    try:
+        return step()
+    except DatabaseError:
+        log.exception("the database is not answering")
+        return False
+
+
+def _mark_failed(export_id: Any, exc: BaseException, *, among: tuple[str, ...]) -> None:
+    """Mark the export failed, if it is still in one of the statuses `among` (a run that finished
+    it meanwhile keeps its "done"). Best effort: with the database gone, the log says it all."""
+    said = text_of(exc)
+    if not authored(exc):  # a database or disk error: its words are no help to staff
+        said = Text(
+            gettext_noop(
+                "The export could not be written (%(error)s): ask for it again. The worker's "
+                "log has the details."
+            ),
+            error=type(exc).__name__,
+        )
+    try:
+        OrderExport.objects.filter(pk=export_id, status__in=among).update(
+            status=OrderExport.Status.FAILED,
+            error=said.stored,
+            finished_at=timezone.now(),
+            updated_at=timezone.now(),
+        )
+    except DatabaseError:
+        log.exception("order export %s could not be marked failed", export_id)
 
 
 def exports_prune(*, days: int | None = None) -> int:
@@ -205,5 +241,7 @@ def exports_prune(*, days: int | None = None) -> int:
     old = list(OrderExport.objects.filter(created_at__lt=timezone.now() - timedelta(days=keep)))
     for export in old:
         export_path(export).unlink(missing_ok=True)
+        for partial in export_dir().glob(f"{export.pk}*.part"):  # runs killed mid-write
+            partial.unlink(missing_ok=True)
     OrderExport.objects.filter(pk__in=[e.pk for e in old]).delete()
     return len(old)

@@ -251,15 +251,19 @@ def joined(parts: Sequence[Text | str], separator: str = "; ") -> Text:
     return Text(separator.join(f"%({name})s" for name in names), **dict(zip(names, parts, strict=True)))
 
 
-def text_of(exc: BaseException) -> Text:
-    """What an exception says: the Text it was raised with (a DomainError's `text`), else its
-    own words, verbatim."""
+def authored(exc: BaseException) -> Text | None:
+    """The Text an exception was raised with (a DomainError's `text`), None if it has none."""
     text = getattr(exc, "text", None)
     if isinstance(text, Text):
         return text
     if exc.args and isinstance(exc.args[0], Text):
         return exc.args[0]
-    return Text(str(exc))
+    return None
+
+
+def text_of(exc: BaseException) -> Text:
+    """What an exception says: the Text it was raised with, else its own words, verbatim."""
+    return authored(exc) or Text(str(exc))
 
 
 def shown(stored: str | None) -> str:

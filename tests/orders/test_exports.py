@@ -3,8 +3,8 @@
 A task delivered twice, or redelivered while its first run still writes, ran the export twice at
 once: the second run deleted the first one's `.part` file and wrote its own, the first then
 failed on its rename and marked the export failed over the second's success. Each run now holds
-the export's advisory lock; these tests race real runs, each in a thread with its own database
-connections, paused at a known point by events (never a sleep).
+the export's advisory lock and writes a file of its own; these tests race real runs, each in a
+thread with its own database connections, paused at a known point by events (never a sleep).
 """
 
 from __future__ import annotations
@@ -17,16 +17,18 @@ import stat
 import subprocess
 import threading
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
-from django.db import connection
+from django.db import OperationalError, connection
+from django.utils import timezone, translation
 
 from okada.core.jobs import LockLost, advisory_lock
 from okada.core.roles import FINANCE
-from okada.core.texts import english
+from okada.core.texts import english, shown
 from orders import exports
 from orders.models import OrderExport
 from tests.catalog.factories import VendorFactory, role_user
@@ -51,6 +53,11 @@ def numbers_in(path: Path) -> list[str]:
     rows = list(csv.reader(io.StringIO(path.read_text(encoding="utf-8-sig")), delimiter=";"))
     assert rows[0][0] == "numéro"
     return [row[0] for row in rows[1:]]
+
+
+def parts(export: OrderExport) -> list[Path]:
+    """The export's files being written (or left by runs that died)."""
+    return sorted(exports.export_dir().glob(f"{export.pk}*.part"))
 
 
 def paused_rows(
@@ -92,11 +99,11 @@ def test_a_second_run_while_the_first_writes_leaves_its_file_alone_and_the_expor
     caplog.set_level(logging.INFO, logger="orders.exports")
     writing, go, calls = paused_rows(monkeypatch, pause_in="first")
     path = exports.export_path(export)
-    partial = path.with_suffix(".part")
     results: dict[str, Any] = {}
     first, first_errors = run_named("first", export.pk, results)
     try:
         assert writing.wait(WAIT), f"the first run never wrote a row: {first_errors}"
+        [partial] = parts(export)
         before = partial.stat()
         second, second_errors = run_named("second", export.pk, results)  # the task delivered again
         second.join(WAIT)
@@ -124,7 +131,7 @@ def test_a_second_run_while_the_first_writes_leaves_its_file_alone_and_the_expor
     assert results["first"].status == done.status == OrderExport.Status.DONE, done.error
     assert done.rows == 3 and calls == {"first": 3}
     assert numbers_in(path) == numbers
-    assert not partial.exists()
+    assert parts(export) == []
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert stat.S_IMODE(exports.export_dir().stat().st_mode) == 0o700
 
@@ -161,7 +168,7 @@ def test_a_run_that_died_leaves_nothing_claimed_and_the_rerun_writes_the_whole_f
     # The dead run's leftovers: the export marked running, half a file.
     OrderExport.objects.filter(pk=export.pk).update(status=OrderExport.Status.RUNNING)
     path = exports.export_path(export)
-    partial = path.with_suffix(".part")
+    partial = exports.export_dir() / f"{export.pk}.dead.part"
     partial.write_text("numéro;half a line")
 
     # While a live run holds the lock (this process), a run skips at once and touches nothing.
@@ -183,8 +190,12 @@ def test_a_run_that_died_leaves_nothing_claimed_and_the_rerun_writes_the_whole_f
     rerun.join(WAIT)
     assert not rerun.is_alive() and not errors, errors
     assert results["rerun"].status == OrderExport.Status.DONE and results["rerun"].rows == 3
-    assert numbers_in(path) == numbers and not partial.exists()
+    assert numbers_in(path) == numbers and parts(export) == [partial]  # another run's: left alone
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    # Pruning the export takes its leftovers with it.
+    OrderExport.objects.filter(pk=export.pk).update(created_at=timezone.now() - timedelta(days=8))
+    assert exports.exports_prune(days=7) == 1
+    assert not path.exists() and parts(export) == []
 
 
 def terminate_lock_backend_at_first_row(monkeypatch: pytest.MonkeyPatch, export_id: Any) -> Callable[[], int]:
@@ -219,9 +230,70 @@ def test_a_run_that_lost_its_lock_renames_nothing_and_fails_the_export_when_no_o
         exports.export_run(export_id=str(export.pk))
     assert rows() == 3
     path = exports.export_path(export)
-    assert not path.exists() and not path.with_suffix(".part").exists()
+    assert not path.exists() and parts(export) == []
     failed = OrderExport.objects.get(pk=export.pk)
     assert failed.status == OrderExport.Status.FAILED and "lost its lock" in english(failed.error)
     # Nothing stays claimed: the next run writes it.
+    monkeypatch.undo()
+    assert exports.export_run(export_id=str(export.pk)).status == OrderExport.Status.DONE
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_run_that_lost_its_lock_leaves_the_export_another_run_finished_meanwhile_done(export, monkeypatch):
+    export, numbers = export
+    writing, go, calls = paused_rows(monkeypatch, pause_in="lost")
+    results: dict[str, Any] = {}
+    lost, lost_errors = run_named("lost", export.pk, results)
+    try:
+        assert writing.wait(WAIT), f"the first run never wrote a row: {lost_errors}"
+        with connection.cursor() as cur:  # its lock's session ends (pg_terminate_backend, a cut)
+            cur.execute(
+                "SELECT pg_terminate_backend(pid, 10000) FROM pg_locks WHERE locktype = 'advisory'"
+                " AND granted AND objid = (hashtextextended(%s, 0) & 4294967295)::oid",
+                [f"okada.job:{exports.export_lock_name(export.pk)}"],
+            )
+            assert cur.fetchone()[0], "no session held the export's lock"
+        # The task delivered again takes the free lock and finishes the export.
+        rerun, rerun_errors = run_named("rerun", export.pk, results)
+        rerun.join(WAIT)
+        assert not rerun.is_alive() and not rerun_errors, rerun_errors
+        assert results["rerun"].status == OrderExport.Status.DONE
+    finally:
+        go.set()
+        lost.join(WAIT)
+    assert not lost.is_alive() and [type(e) for e in lost_errors] == [LockLost]
+    # The lost run renamed nothing, removed only its own file and failed nothing.
+    done = OrderExport.objects.get(pk=export.pk)
+    assert (done.status, done.rows, done.error) == (OrderExport.Status.DONE, 3, "")
+    assert numbers_in(exports.export_path(export)) == numbers and parts(export) == []
+    assert calls == {"lost": 3, "rerun": 3}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_run_that_cannot_take_its_lock_fails_the_export_with_words_for_staff(export, monkeypatch, caplog):
+    export, _ = export
+    take = exports.take_unless_live
+
+    def cut_first(lock: Any, what: str) -> Any:
+        # The lock's connection dies under it (a network cut): a real OperationalError follows.
+        lock.connection.ensure_connection()
+        with connection.cursor() as cur:
+            cur.execute(
+                "SELECT pg_terminate_backend(%s, 10000)", [lock.connection.connection.info.backend_pid]
+            )
+        return take(lock, what)
+
+    monkeypatch.setattr(exports, "take_unless_live", cut_first)
+    with pytest.raises(OperationalError):
+        exports.export_run(export_id=str(export.pk))
+    failed = OrderExport.objects.get(pk=export.pk)
+    assert failed.status == OrderExport.Status.FAILED
+    assert english(failed.error) == (
+        "The export could not be written (OperationalError): ask for it again. "
+        "The worker's log has the details."
+    )
+    with translation.override("fr"):
+        assert shown(failed.error).startswith("L'export n'a pas pu être écrit (OperationalError)")
+    assert parts(export) == [] and not exports.export_path(export).exists()
     monkeypatch.undo()
     assert exports.export_run(export_id=str(export.pk)).status == OrderExport.Status.DONE
