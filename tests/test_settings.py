@@ -35,9 +35,12 @@ def test_the_readme_settings_table_lists_nothing_the_settings_do_not_read():
     assert _readme_table() - _read_by_settings() == {"DJANGO_SETTINGS_MODULE"}  # read by manage.py, wsgi...
 
 
-def _settings_load(**env: str) -> subprocess.CompletedProcess[str]:
-    """Load the local settings in a process of its own, with `env` added to the environment."""
-    code = "from django.conf import settings; settings.OKADA_STUCK_MINUTES"
+def _settings_load(
+    code: str = "settings.OKADA_STUCK_MINUTES", **env: str
+) -> subprocess.CompletedProcess[str]:
+    """Load the local settings in a process of its own, with `env` added to the environment, and
+    run `code` (printing what it should show)."""
+    code = f"from django.conf import settings; {code}"
     return subprocess.run(
         [sys.executable, "-c", code],
         cwd=ROOT,
@@ -79,3 +82,14 @@ def test_good_values_of_those_variables_are_read():
         OKADA_STUCK_MINUTES="pending=10", OKADA_PARTITION_RETENTION_MONTHS="orders_orderevent=36"
     )
     assert loaded.returncode == 0, loaded.stderr
+
+
+def test_keepalives_given_in_database_url_are_kept_and_the_others_defaulted():
+    url = os.environ.get("DATABASE_URL", "postgres://okada:secret@127.0.0.1:5432/okada")
+    loaded = _settings_load(
+        "o = settings.DATABASES['default']['OPTIONS']; "
+        "print(o['keepalives_idle'], o['keepalives_interval'], o['keepalives_count'], o['keepalives'])",
+        DATABASE_URL=url + ("&" if "?" in url else "?") + "keepalives_idle=60",
+    )
+    assert loaded.returncode == 0, loaded.stderr
+    assert loaded.stdout.split() == ["60", "10", "3", "1"]

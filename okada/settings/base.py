@@ -80,12 +80,19 @@ DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = 2**31 - 1
 # libpq's side of the TCP keepalives (PostgreSQL's side: okada.core.db.SERVER_KEEPALIVE). A
 # database host that vanishes (a failover, a network cut) sends nothing more, and a web or worker
 # process waiting on its query would wait for the kernel's default, 2 hours + 9 probes; with these
-# the connection is dropped about a minute after the host went quiet (an error, not a hang). Probes
-# are answered by a live host's kernel, so a long query is never cut. The job lock's connection
+# the connection is dropped about a minute after the host went quiet, while it waits for a result
+# (an error, not a hang; a send that is never acknowledged is bounded by the kernel's retransmission
+# timeout instead, as there is no tcp_user_timeout here). Probes are answered by a live host's
+# kernel, so a long query is never cut. The job lock's connection
 # adds tcp_user_timeout (okada.core.jobs.KEEPALIVE).
-DATABASES["default"]["OPTIONS"].update(
-    keepalives=1, keepalives_idle=30, keepalives_interval=10, keepalives_count=3
-)
+# Defaults only: values given in DATABASE_URL (`?keepalives_idle=60`) are the operator's and stay.
+for _key, _value in {
+    "keepalives": 1,
+    "keepalives_idle": 30,
+    "keepalives_interval": 10,
+    "keepalives_count": 3,
+}.items():
+    DATABASES["default"]["OPTIONS"].setdefault(_key, _value)
 
 # --- Redis: cache, sessions, Celery broker ----------------------------------------------------
 REDIS_URL = env("REDIS_URL", default="redis://127.0.0.1:56379/0")

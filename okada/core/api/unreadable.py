@@ -15,6 +15,7 @@ verbatim in it.
 from __future__ import annotations
 
 import socket
+from http import HTTPStatus
 from typing import Any
 
 import orjson
@@ -76,12 +77,14 @@ def unreadable_error(status: int, reason: str) -> DomainError:
 
 
 def problem_bytes(status: int, reason: str, mesg: str) -> bytes:
-    """The whole HTTP answer to a request gunicorn refused with `status`, `reason` and `mesg`."""
+    """The whole HTTP answer to a request gunicorn refused with `status`, `reason` and `mesg`.
+    The status line's phrase is the standard one for the status we answer (gunicorn's `reason`
+    goes with its own status, which may not be ours: one we have no error for is a 500)."""
     with translation.override(settings.LANGUAGE_CODE):
         error = unreadable_error(status, mesg)
         body = orjson.dumps(problem_body(error))
     head = (
-        f"HTTP/1.1 {error.status} {reason}\r\n"
+        f"HTTP/1.1 {error.status} {HTTPStatus(error.status).phrase}\r\n"
         "Connection: close\r\n"
         f"Content-Type: {PROBLEM_CONTENT_TYPE}\r\n"
         f"Content-Length: {len(body)}\r\n"

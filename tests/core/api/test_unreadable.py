@@ -13,10 +13,13 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
+from http import HTTPStatus
 from pathlib import Path
 
 import pytest
 from django.db import connection
+
+from okada.core.api.unreadable import problem_bytes
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -101,7 +104,7 @@ def gunicorn() -> Iterator[int]:
 )
 def test_a_request_gunicorn_cannot_read_is_a_problem_json_answer(gunicorn, raw, status, code):
     line, headers, body = _send(gunicorn, raw)
-    assert line.split(" ", 2)[1] == str(status)
+    assert line.strip() == f"HTTP/1.1 {status} {HTTPStatus(status).phrase}"
     assert headers["content-type"] == "application/problem+json"
     assert int(headers["content-length"]) == len(body)
     problem = json.loads(body)
@@ -119,3 +122,10 @@ def test_the_message_is_in_the_default_language(gunicorn):
     assert problem["title"] == "Requête incorrecte"
     assert problem["detail"].startswith("La requête HTTP est illisible.")
     assert "Invalid" in problem["detail"]  # gunicorn's own reason, verbatim
+
+
+def test_a_status_we_have_no_error_for_is_a_500_with_its_own_phrase():
+    # gunicorn's reason goes with gunicorn's status; the line must carry ours.
+    head, _, body = problem_bytes(405, "Method Not Allowed", "odd").partition(b"\r\n\r\n")
+    assert head.split(b"\r\n")[0] == b"HTTP/1.1 500 Internal Server Error"
+    assert json.loads(body)["status"] == 500
