@@ -92,6 +92,16 @@ def test_unknown_and_read_only_fields_are_refused_by_name_and_nothing_changes(ap
         ({"sku": "A", "name": "A", "price_xaf": 10, "initial_stock": "\u0665"}, "initial_stock"),
         ({"sku": "A", "name": "A", "price_xaf": 10, "category": 1}, "category"),
         ({"sku": "A", "name": "A", "price_xaf": 10, "category": True}, "category"),
+        # Another JSON type than the field's, which DRF read as its own: a fraction as an
+        # integer, a number or a text as a boolean, a number as a text.
+        ({"sku": "A", "name": "A", "price_xaf": 1e3}, "price_xaf"),
+        ({"sku": "A", "name": "A", "price_xaf": 10.0}, "price_xaf"),
+        ({"sku": "A", "name": "A", "price_xaf": 10, "initial_stock": 2.0}, "initial_stock"),
+        ({"sku": "A", "name": "A", "price_xaf": 10, "is_active": 1}, "is_active"),
+        ({"sku": "A", "name": "A", "price_xaf": 10, "is_active": "yes"}, "is_active"),
+        ({"sku": "A", "name": "A", "price_xaf": 10, "is_active": "false"}, "is_active"),
+        ({"sku": 12, "name": "A", "price_xaf": 10}, "sku"),
+        ({"sku": "A", "name": 12.5, "price_xaf": 10}, "name"),
     ],
 )
 def test_bad_product_input_is_a_400_naming_the_field(api, payload, field):
@@ -254,7 +264,7 @@ def test_stock_adjustment_writes_the_ledger_and_refuses_going_below_zero(api, ve
     assert stock_audit() == []
 
 
-@pytest.mark.parametrize("delta", ["\u0661\u0662", "\uff11\uff12", "1_2", "12 ", "+12"])
+@pytest.mark.parametrize("delta", ["\u0661\u0662", "\uff11\uff12", "1_2", "12 ", "+12", 2.0, 1e1])
 def test_a_stock_delta_python_reads_but_the_client_did_not_write_as_a_number_is_a_400(api, vendor, delta):
     # int("١٢") is 12: DRF added twelve units for a text of Arabic-Indic digits.
     product = ProductFactory(vendor=vendor, initial_stock=5)

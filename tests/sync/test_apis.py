@@ -443,6 +443,8 @@ BAD_FIELDS = [
     {"attributes": None},
     {"attributes": ["rouge"]},  # REST takes an object only
     {"price_xaf": True},
+    {"price_xaf": 600.0},  # another JSON type than the field's, as the REST API refuses
+    {"is_active": 0},
     {"price_xaf": 5_000_000_000},  # above the REST cap
     {"name": "   "},
     {"unit": "parsec"},

@@ -86,11 +86,24 @@ def _loosely_typed(field: serializers.Field, value: Any) -> bool:
     registered the device 00000000-0000-0000-0000-000000000001. Its IntegerField reads a text
     with Python's int(), which takes any Unicode digits, spaces and underscores: a stock
     adjustment of `"١٢"` added 12 units, `"1_000"` a thousand. Ids are UUID texts; integers are
-    JSON numbers, or texts of ASCII digits (still read, as `limit` in a query is)."""
+    JSON numbers, or texts of ASCII digits (still read, as `limit` in a query is).
+
+    And what DRF reads as the type it wants though the client sent another: an integer sent as a
+    fraction (`2.0`, `1e3`: DRF drops the ".0"), a boolean as `1`, `"yes"` or `"on"`, a text as a
+    number (`"sku": 12` would be the SKU "12", `12.50` the name "12.5"). JSON has the types: a
+    client that sends another one has a bug worth telling it about."""
+    if value is None:
+        return False  # null: the field's own allow_null says
     if isinstance(field, serializers.UUIDField):
-        return value is not None and not isinstance(value, str)
+        return not isinstance(value, str)
     if isinstance(field, serializers.IntegerField):
-        return isinstance(value, str) and _INTEGER_TEXT.fullmatch(value) is None
+        if isinstance(value, str):
+            return _INTEGER_TEXT.fullmatch(value) is None
+        return isinstance(value, float)
+    if isinstance(field, serializers.BooleanField):
+        return not isinstance(value, bool)
+    if isinstance(field, serializers.CharField):
+        return isinstance(value, (int, float))  # and bool, an int: DRF refuses it too, in the same words
     return False
 
 
