@@ -34,6 +34,8 @@ from okada.core.models import (
     uuid_key,
 )
 
+from .skus import refuse_unseen_characters
+
 
 class City(models.TextChoices):
     DOUALA = "douala", "Douala"
@@ -230,7 +232,10 @@ class Product(TrackedModel):
         db_comment="Seller.",
     )
     sku = models.CharField(
-        _("SKU"), max_length=64, db_comment="Vendor's stock-keeping unit; unique per vendor."
+        _("SKU"),
+        max_length=64,
+        validators=[refuse_unseen_characters],
+        db_comment="Vendor's stock-keeping unit; unique per vendor.",
     )
     name = models.CharField(_("name"), max_length=200, db_comment="Product name (French or English).")
     description = models.TextField(_("description"), blank=True, default="", db_comment="Long description.")

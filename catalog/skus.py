@@ -19,9 +19,10 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Any
 
+from django.core.exceptions import ValidationError
 from django.core.management.base import CommandError
 from django.db import IntegrityError, transaction
-from django.utils.translation import gettext_noop
+from django.utils.translation import gettext_lazy, gettext_noop
 
 SKU_NFC_CONSTRAINT = "catalog_product_sku_nfc"
 # Product's unique index (vendor, sku) among live products: a product written meanwhile with the
@@ -32,6 +33,25 @@ SKU_MAX_LENGTH = 64  # Product.sku's max_length (varchar(64): characters, as Pyt
 # The history reason of a row the migration normalised (in services.CHANGE_REASONS' catalogue).
 NORMALIZED_REASON = gettext_noop("SKU normalised to Unicode NFC")
 NORMALIZED_BY = "system:migration"
+
+
+# Control characters (tab, newline, escape), invisible format characters (zero-width space, BOM,
+# bidi overrides), lone surrogates, line and paragraph separators: none is typed on purpose, and a
+# SKU holding one differs, unseen, from the one a person types when searching or importing.
+_UNSEEN_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
+
+
+def refuse_unseen_characters(sku: str) -> None:
+    """Product.sku's validator: a SKU made of characters one can see (spaces included)."""
+    for character in sku:
+        if unicodedata.category(character) in _UNSEEN_CATEGORIES:
+            raise ValidationError(
+                gettext_lazy(
+                    "A SKU cannot hold control or invisible characters (here U+%(code)s): remove it."
+                ),
+                code="invalid",
+                params={"code": f"{ord(character):04X}"},
+            )
 
 
 def normalize_sku(sku: str) -> str:

@@ -102,6 +102,10 @@ def test_unknown_and_read_only_fields_are_refused_by_name_and_nothing_changes(ap
         ({"sku": "A", "name": "A", "price_xaf": 10, "is_active": "false"}, "is_active"),
         ({"sku": 12, "name": "A", "price_xaf": 10}, "sku"),
         ({"sku": "A", "name": 12.5, "price_xaf": 10}, "name"),
+        # A SKU with a character no one types: unseen, it differs from the SKU people search.
+        ({"sku": "PLT\t001", "name": "A", "price_xaf": 10}, "sku"),
+        ({"sku": "PLT\u200b001", "name": "A", "price_xaf": 10}, "sku"),
+        ({"sku": "PLT\u2028001", "name": "A", "price_xaf": 10}, "sku"),
     ],
 )
 def test_bad_product_input_is_a_400_naming_the_field(api, payload, field):
@@ -195,6 +199,27 @@ def test_ids_in_paths_are_read_in_either_case(api, vendor):
     assert api.get(f"/products/{upper}").json()["id"] == str(product.pk)
     assert api.get(f"/products/{upper}/stock").status_code == 405  # found: PUT only, not a 404
     assert api.get(f"/products/{upper[:-1]}G").status_code == 404  # not hex
+
+
+def test_a_sku_with_an_invisible_character_is_refused_on_create_patch_and_bulk(api, vendor):
+    product = ProductFactory(vendor=vendor, sku="PLT-001")
+    refused = api.patch(f"/products/{product.pk}", {"sku": "PLT-\ufeff001"}, HTTP_ACCEPT_LANGUAGE="en")
+    assert refused.status_code == 400
+    assert problem(refused)["errors"]["sku"] == [
+        "A SKU cannot hold control or invisible characters (here U+FEFF): remove it."
+    ]
+    in_french = api.post(
+        "/products", {"sku": "A\x1bB", "name": "A", "price_xaf": 10}, HTTP_ACCEPT_LANGUAGE="fr"
+    )
+    assert problem(in_french)["errors"]["sku"] == [
+        "Un SKU ne peut pas contenir de caractère de contrôle ou invisible (ici U+001B) : retirez-le."
+    ]
+    bulk = api.post("/products/bulk", {"items": [{"sku": "B\nC", "name": "B", "price_xaf": 10}]})
+    [result] = bulk.json()["results"]
+    assert (result["status"], result["code"], list(result["errors"])) == ("failed", "invalid", ["sku"])
+    assert list(Product.objects.values_list("sku", flat=True)) == ["PLT-001"]
+    # A plain space is a character one sees and types: kept.
+    assert api.post("/products", {"sku": "PLT 002", "name": "A", "price_xaf": 10}).status_code == 201
 
 
 def test_if_match_and_a_body_version_that_disagree_are_a_400_and_change_nothing(api, vendor):
