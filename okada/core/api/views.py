@@ -9,9 +9,11 @@ from typing import Any
 from django.conf import settings
 from django.db import connection, transaction
 from django.http import HttpRequest, HttpResponseBase
+from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.views import SpectacularAPIView
 from rest_framework import exceptions
+from rest_framework.metadata import SimpleMetadata
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -70,6 +72,20 @@ class _NotKept(Exception):
         self.response = response
 
 
+class Metadata(SimpleMetadata):
+    """What OPTIONS answers: the formats, and where the endpoint is documented. Not DRF's `name`
+    and `description`: the Python class's name ("Product List Api") and docstring are ours, in
+    English, and say nothing the documentation does not say better."""
+
+    def determine_metadata(self, request: Request, view: APIView) -> dict[str, Any]:
+        described = super().determine_metadata(request, view)
+        return {
+            "renders": described["renders"],
+            "parses": described["parses"],
+            "docs": request.build_absolute_uri(reverse("api-docs")),
+        }
+
+
 class ApiView(APIView):
     """Authentication, scopes, rate limits, body cap, Idempotency-Key, problem+json.
 
@@ -88,6 +104,7 @@ class ApiView(APIView):
     allowed_roles: Any = None
     idempotent = True
     query_params: dict[str, tuple[str, ...]] | None = {}
+    metadata_class = Metadata  # type: ignore[assignment]  # the stubs say an instance; DRF calls it
 
     # --- who is calling ------------------------------------------------------------------------
 
