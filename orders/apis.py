@@ -254,8 +254,8 @@ class CallbackOut(serializers.Serializer[Any]):
         choices=services.CallbackOutcome.ALL,
         help_text="`applied`: this callback decided the payment. `repeat`: the callback that decided "
         "it, again; nothing changed. `not_applied`: the payment was already decided otherwise "
-        "(another status, amount or transaction id); nothing changed, and the mismatch is logged "
-        "for reconciliation.",
+        "(another status, amount or transaction id); the payment is unchanged, and the callback is "
+        "logged and put on the order's timeline for reconciliation.",
     )
 
 
@@ -539,9 +539,10 @@ class PaymentCallbackApi(ApiView):
         "of a payment decides it; any later one changes nothing and is answered 200 (so the "
         "provider stops retrying) with `outcome`: `repeat` for the same callback again, "
         "`not_applied` for one that says otherwise (another status, amount or transaction id), "
-        "which is logged as a warning naming the payment. A success for another amount than "
-        "requested is recorded as received (`received_xaf`) and flagged `needs_refund`; the order "
-        "is paid only once what it received covers its total.",
+        "which is logged as a warning naming the payment and put on the order's timeline "
+        "(once). A success for another amount than requested is recorded as received "
+        "(`received_xaf`) and flagged `needs_refund`; the order is paid only once what it "
+        "received covers its total.",
         parameters=[
             OpenApiParameter("provider", str, OpenApiParameter.PATH, enum=list(PROVIDERS)),
             OpenApiParameter(

@@ -896,7 +896,7 @@ class CallbackOutcome:
 
     APPLIED = "applied"  # it decided the pending payment (succeeded or failed)
     REPEAT = "repeat"  # the callback that decided it, again: nothing changed
-    NOT_APPLIED = "not_applied"  # the payment was already decided otherwise: nothing changed, logged
+    NOT_APPLIED = "not_applied"  # the payment was already decided otherwise: unchanged, on the timeline
 
     ALL = (APPLIED, REPEAT, NOT_APPLIED)
 
@@ -917,8 +917,9 @@ def payment_apply_callback(
     given, is the provider's id of the transaction). The outcome says what happened: `applied`
     (the pending payment is decided by this callback), `repeat` (the callback that decided it,
     again: same status, amount received and transaction id) or `not_applied` (the payment was
-    already decided otherwise, e.g. a second callback for another amount: nothing changes, and a
-    warning naming the payment is logged for the people who reconcile with the provider).
+    already decided otherwise, e.g. a second callback for another amount: the payment is unchanged,
+    a warning naming it is logged and the callback is put on the order's timeline for the people
+    who reconcile with the provider, `_not_applied_event`).
 
     The amount received is kept apart from the amount requested (`received_xaf`); money that does
     not fit the order (another amount than requested, more than the total, or for an order
@@ -963,6 +964,14 @@ def payment_apply_callback(
                 amount_xaf,
                 _transaction_id(payload),
             )
+            _not_applied_event(
+                order=order,
+                payment=payment,
+                actor=actor,
+                status=status,
+                amount_xaf=amount_xaf,
+                payload=payload,
+            )
             return CallbackResult(payment, CallbackOutcome.NOT_APPLIED)
         payment.status = status
         payment.callbacks = [*payment.callbacks, payload]
@@ -976,6 +985,37 @@ def payment_apply_callback(
         if status == Payment.Status.SUCCEEDED:
             _settle(order=order, payment=payment, actor=actor)
     return CallbackResult(payment, CallbackOutcome.APPLIED)
+
+
+def _not_applied_event(
+    *, order: Order, payment: Payment, actor: Actor, status: str, amount_xaf: int, payload: dict[str, Any]
+) -> None:
+    """Put a callback that was not applied on the order's timeline, once per distinct callback
+    (a provider delivering it again adds nothing). The provider may hold money the order does not
+    show (a second success, a success after a failure): staff reconcile it from the order page,
+    not from the web servers' logs. The payment itself is unchanged: its first final callback
+    decided it, and stays its `callbacks[0]`."""
+    said = {
+        "payment_id": str(payment.pk),
+        "not_applied": True,
+        "status": status,
+        "amount_xaf": amount_xaf if status == Payment.Status.SUCCEEDED else 0,
+        "transaction_id": _transaction_id(payload),
+    }
+    if OrderEvent.objects.filter(order=order, kind=OrderEvent.Kind.PAYMENT, data__contains=said).exists():
+        return
+    _event(
+        order=order,
+        kind=OrderEvent.Kind.PAYMENT,
+        actor=actor,
+        data={
+            **said,
+            "provider": payment.provider,
+            "reference": payment.provider_reference,
+            "payment_status": payment.status,
+            "received_xaf": payment.received_xaf,
+        },
+    )
 
 
 def _transaction_id(payload: Any) -> str:

@@ -26,7 +26,13 @@ from okada.core.roles import FINANCE, OPERATIONS, STOCK, SUPPORT
 from orders import admin as orders_admin
 from orders import exports
 from orders.models import Order, OrderEvent, OrderExport, OrderStatus, Payment, PaymentMethod
-from orders.services import customer_soft_delete, order_cancel, order_soft_delete, payment_record
+from orders.services import (
+    customer_soft_delete,
+    order_cancel,
+    order_soft_delete,
+    payment_apply_callback,
+    payment_record,
+)
 from tests.catalog.factories import ProductFactory, VendorFactory, role_user, staff_actor
 from tests.hard_delete import confirm_hard_delete
 from tests.orders.factories import CustomerFactory, OrderFactory, order_in_status, payment_needing_refund
@@ -372,6 +378,30 @@ def test_finance_lists_refunds_owed_and_records_one_settled_with_a_note(client):
     assert [p.pk for p in listed] == [other.pk]
     timeline = client.get(f"/admin/orders/order/{owed.order_id}/change/").content.decode()
     assert "Remboursement réglé" in timeline and "MoMo 2231" in timeline
+
+
+def test_a_callback_that_was_not_applied_is_on_the_order_timeline(client):
+    order = OrderFactory(payment_method=PaymentMethod.MTN_MOMO)
+    payment_record(
+        order=order,
+        provider=PaymentMethod.MTN_MOMO,
+        provider_reference="MTN-LATE",
+        amount_xaf=order.total_xaf,
+        actor=Actor(role=Actor.STOREFRONT, label="web"),
+    )
+    for status in ("failed", "succeeded"):  # decided by the failure; the success comes too late
+        payment_apply_callback(
+            provider=PaymentMethod.MTN_MOMO,
+            provider_reference="MTN-LATE",
+            status=status,
+            amount_xaf=order.total_xaf,
+            payload={"transaction_id": "T-1"},
+        )
+    login(client, FINANCE)
+    timeline = client.get(f"/admin/orders/order/{order.pk}/change/").content.decode()
+    # The callback says "succeeded"; the line under it says it changed nothing, and why.
+    assert "FCFA · réussi" in timeline
+    assert "Notification non appliquée : le paiement avait déjà le statut « échoué »." in timeline
 
 
 def test_a_second_settle_in_the_admin_is_refused_and_says_so(client):

@@ -906,7 +906,8 @@ def test_a_failure_callback_after_success_does_not_unpay_the_order():
     late = callback(order, "failed")
     assert late.status == Payment.Status.SUCCEEDED
     assert Order.objects.get(pk=order.pk).payment_status == PaymentStatus.PAID
-    assert payment_events(order, "failed") == []
+    # The late failure is on the timeline only as a callback that was not applied.
+    assert [e.data.get("not_applied") for e in payment_events(order, "failed")] == [True]
 
 
 def test_a_failed_callback_leaves_the_order_unpaid():
@@ -1129,6 +1130,11 @@ def test_a_callback_for_less_than_requested_is_recorded_as_received_and_flagged(
     assert [flag["reasons"] for flag in refund_flags(order)] == [["amount_differs"]]
 
 
+def unchanged(order: Order) -> dict[str, Any]:
+    """`snapshot` but its event count: a callback not applied adds an event, and changes nothing."""
+    return {key: value for key, value in snapshot(order).items() if key != "events"}
+
+
 def deliver(order: Order, amount: int, transaction_id: str, status: str = "succeeded") -> tuple[Payment, str]:
     """A provider callback as the API passes it on: (the payment, the outcome)."""
     result = payment_apply_callback(
@@ -1152,19 +1158,21 @@ def test_a_callback_says_it_applied_a_repeat_or_did_not_apply_what_differs(caplo
         100,
         True,
     )
-    before = (snapshot(order), Payment.objects.filter(pk=payment.pk).values().get(), order.events.count())
+    before = (unchanged(order), Payment.objects.filter(pk=payment.pk).values().get(), order.events.count())
     caplog.clear()
 
     # The same callback again: a repeat, nothing changes, nothing to warn about.
     assert deliver(order, 100, "MTN-TX-0")[1] == "repeat"
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
     # Another amount, another transaction id or another status for the decided payment: not
-    # applied, nothing changes, and each is a warning naming the payment.
-    for amount, transaction_id, status in (
+    # applied, the payment unchanged; each is a warning naming the payment, and an event on the
+    # order's timeline saying what the callback said, once however often it comes.
+    said = (
         (order.total_xaf, "MTN-TX-0", "succeeded"),
         (100, "MTN-TX-9", "succeeded"),
         (100, "MTN-TX-0", "failed"),
-    ):
+    )
+    for amount, transaction_id, status in said:
         caplog.clear()
         late, outcome = deliver(order, amount, transaction_id, status)
         assert (outcome, late.status, late.received_xaf) == ("not_applied", "succeeded", 100)
@@ -1173,8 +1181,17 @@ def test_a_callback_says_it_applied_a_repeat_or_did_not_apply_what_differs(caplo
         # ... and a replay of it is just as safe.
         assert deliver(order, amount, transaction_id, status)[1] == "not_applied"
 
-    after = (snapshot(order), Payment.objects.filter(pk=payment.pk).values().get(), order.events.count())
-    assert after == before
+    after = (unchanged(order), Payment.objects.filter(pk=payment.pk).values().get())
+    assert after == before[:2]
+    noted = order.events.filter(kind="payment", data__not_applied=True).order_by("created_at", "id")
+    assert [(e.data["status"], e.data["amount_xaf"], e.data["transaction_id"]) for e in noted] == [
+        (status, amount if status == "succeeded" else 0, transaction_id)
+        for amount, transaction_id, status in said
+    ]
+    assert {(e.data["payment_status"], e.data["received_xaf"], e.actor) for e in noted} == {
+        ("succeeded", 100, "system:callback:mtn_momo")
+    }
+    assert order.events.count() == before[2] + len(said)
     assert Order.objects.get(pk=order.pk).payment_status == PaymentStatus.UNPAID
 
 
