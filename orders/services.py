@@ -22,7 +22,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy, gettext_noop
 from django.utils.translation import gettext_lazy as _
 
-from catalog.models import Product, Vendor
+from catalog.models import City, Product, Vendor
 from catalog.services import Line, stock_release, stock_sell
 from okada.core import counters
 from okada.core import services as core
@@ -313,6 +313,14 @@ def _refuse(result: dict[str, Any]) -> None:
         raise VendorNotActive(_("This vendor is not taking orders."))
     if error == "zone_unavailable":
         raise ZoneUnavailable(_("This delivery zone no longer exists."), field="zone")
+    if error == "zone_out_of_area":  # a vendor delivers in its own city (orders migration 0028)
+        raise InvalidInput(
+            Text(
+                gettext_noop("This vendor delivers in %(city)s only: choose a delivery zone in %(city)s."),
+                city=dict(City.choices).get(result["city"], result["city"]),
+            ),
+            field="zone",
+        )
     if error == "customer_unavailable":
         raise CustomerUnavailable(_("This customer no longer exists."), field="customer")
     if error == "product_unavailable":

@@ -49,7 +49,8 @@ def test_today_per_city_leaves_cancelled_orders_out_of_revenue(client):
     product = ProductFactory(vendor=vendor, price_xaf=2000, initial_stock=10)
     OrderFactory(vendor=vendor, zone=douala, items=[(product, 2)])
     order_cancel(order=OrderFactory(vendor=vendor, zone=douala, items=[(product, 1)]), actor=staff_actor())
-    OrderFactory(vendor=vendor, zone=yaounde, items=[(product, 1)])
+    elsewhere = ProductFactory(vendor=VendorFactory(city="yaounde"), price_xaf=2000, initial_stock=10)
+    OrderFactory(vendor=elsewhere.vendor, zone=yaounde, items=[(elsewhere, 1)])
     client.force_login(role_user(OPERATIONS))
     data = panels(client)["orders.today"].data
     by_city = {r["city"]: r for r in data["rows"]}

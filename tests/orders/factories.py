@@ -41,9 +41,10 @@ class OrderFactory(factory.Factory[Order]):
     class Meta:
         model = Order
 
-    vendor = factory.SubFactory(VendorFactory)
-    customer = factory.SubFactory(CustomerFactory)
     zone = factory.SubFactory(ZoneFactory)
+    # A vendor delivers in its own city: by default, a vendor of the zone's.
+    vendor = factory.LazyAttribute(lambda o: VendorFactory(city=o.zone.city))
+    customer = factory.SubFactory(CustomerFactory)
     items = factory.LazyAttribute(lambda o: [(ProductFactory(vendor=o.vendor, initial_stock=10), 1)])
     payment_method = PaymentMethod.CASH
     channel = Channel.STOREFRONT

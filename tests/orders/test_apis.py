@@ -245,6 +245,21 @@ def test_a_deleted_vendor_or_zone_is_a_400_a_suspended_vendor_a_409(store, vendo
     assert Stock.objects.get(product=product).reserved == 0
 
 
+def test_a_zone_of_another_city_is_a_400_naming_zone_and_leaves_no_customer(store, vendor):
+    product = ProductFactory(vendor=vendor, initial_stock=5)
+    elsewhere = ZoneFactory(city="yaounde" if vendor.city == "douala" else "douala")
+    response = store.post(
+        "/orders", order_body(vendor, elsewhere, product, phone="677 00 03 33"), HTTP_ACCEPT_LANGUAGE="fr"
+    )
+    assert response.status_code == 400, response.content
+    city = vendor.get_city_display()
+    assert problem(response)["errors"] == {
+        "zone": [f"Ce vendeur livre à {city} uniquement : choisissez une zone de livraison à {city}."]
+    }
+    assert not Order.objects.exists() and not Customer.objects.filter(phone="+237677000333").exists()
+    assert Stock.objects.get(product=product).reserved == 0
+
+
 @pytest.mark.parametrize(
     "change, field",
     [

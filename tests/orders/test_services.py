@@ -343,6 +343,19 @@ def test_an_order_for_a_soft_deleted_zone_is_refused_and_writes_nothing():
     assert nothing_placed(product)
 
 
+def test_a_zone_of_another_city_than_the_vendors_is_refused_and_writes_nothing():
+    product = ProductFactory(initial_stock=5, vendor=VendorFactory(city="douala"))
+    yaounde = ZoneFactory(city="yaounde", name="Bastos")
+    with translation.override("en"), pytest.raises(InvalidInput) as exc:
+        place(vendor=product.vendor, items=[(product, 1)], zone=yaounde)
+    assert exc.value.errors == {
+        "zone": ["This vendor delivers in Douala only: choose a delivery zone in Douala."]
+    }
+    assert nothing_placed(product)
+    # A zone of its own city is fine.
+    assert place(vendor=product.vendor, items=[(product, 1)], zone=ZoneFactory(city="douala")).pk
+
+
 def test_an_order_for_a_soft_deleted_customer_is_refused_and_writes_nothing():
     product = ProductFactory(initial_stock=5)
     customer = CustomerFactory()
