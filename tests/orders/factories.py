@@ -85,6 +85,20 @@ def order_in_status(status: str, **kwargs: Any) -> Order:
     return advance(OrderFactory.create(**kwargs), status)
 
 
+def mobile_money_order(reference: str, **kwargs: Any) -> Order:
+    """An order paid by MTN MoMo and its payment request (pending, under the provider's
+    `reference`), as the storefront makes them."""
+    order = OrderFactory(payment_method=PaymentMethod.MTN_MOMO, **kwargs)
+    payment_record(
+        order=order,
+        provider=PaymentMethod.MTN_MOMO,
+        provider_reference=reference,
+        amount_xaf=order.total_xaf,
+        actor=Actor(role=Actor.STOREFRONT, label="web"),
+    )
+    return order
+
+
 def payment_needing_refund(key: str = "cash-after-cancel", **kwargs: Any) -> Payment:
     """Cash received for a cancelled order: kept and flagged `needs_refund` by the services."""
     order = order_in_status(S.CANCELLED, **kwargs)

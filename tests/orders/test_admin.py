@@ -35,7 +35,13 @@ from orders.services import (
 )
 from tests.catalog.factories import ProductFactory, VendorFactory, role_user, staff_actor
 from tests.hard_delete import confirm_hard_delete
-from tests.orders.factories import CustomerFactory, OrderFactory, order_in_status, payment_needing_refund
+from tests.orders.factories import (
+    CustomerFactory,
+    OrderFactory,
+    mobile_money_order,
+    order_in_status,
+    payment_needing_refund,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -114,14 +120,7 @@ def test_a_cancelled_order_can_be_soft_deleted_and_cancel_ignores_deleted_rows(c
 def test_an_order_with_a_payment_is_kept_the_delete_says_why_instead_of_a_500(client):
     # A payment is a record of money asked for or received: it keeps its order (PROTECT), so
     # the delete is refused with a clear message, in the admin page and in the bulk action.
-    order = OrderFactory(payment_method=PaymentMethod.MTN_MOMO)
-    payment_record(
-        order=order,
-        provider=PaymentMethod.MTN_MOMO,
-        provider_reference="551200",
-        amount_xaf=order.total_xaf,
-        actor=Actor(role=Actor.STOREFRONT, label="web"),
-    )
+    order = mobile_money_order("551200")
     order = order_cancel(order=order, actor=staff_actor())
     login(client, OPERATIONS)
 
@@ -381,14 +380,7 @@ def test_finance_lists_refunds_owed_and_records_one_settled_with_a_note(client):
 
 
 def test_a_callback_that_was_not_applied_is_on_the_order_timeline(client):
-    order = OrderFactory(payment_method=PaymentMethod.MTN_MOMO)
-    payment_record(
-        order=order,
-        provider=PaymentMethod.MTN_MOMO,
-        provider_reference="MTN-LATE",
-        amount_xaf=order.total_xaf,
-        actor=Actor(role=Actor.STOREFRONT, label="web"),
-    )
+    order = mobile_money_order("MTN-LATE")
     for status in ("failed", "succeeded"):  # decided by the failure; the success comes too late
         payment_apply_callback(
             provider=PaymentMethod.MTN_MOMO,
