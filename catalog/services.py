@@ -910,6 +910,17 @@ def product_upsert_many(
     return results
 
 
+def _holds(product: Product, fields: dict[str, Any]) -> bool:
+    """Whether `product` already has every value of `fields` (a category by its id)."""
+    for name, value in fields.items():
+        if name == "category":
+            if product.category_id != getattr(value, "pk", value):
+                return False
+        elif getattr(product, name) != value:
+            return False
+    return True
+
+
 def _upsert_one(
     index: int,
     item: dict[str, Any],
@@ -925,9 +936,13 @@ def _upsert_one(
         return UpsertResult(index, sku, "failed", error=error)
     seen.add(sku)
     fields = {k: v for k, v in item.items() if k in PRODUCT_EDITABLE_FIELDS and k != "sku"}
+    current = existing.get(sku)
+    if current is not None and _holds(current, fields):
+        # Nothing to write (a catalog sent again, nightly): no savepoint, no row lock, no query.
+        # `existing` is this request's read: a change committed since it is as if it came after.
+        return UpsertResult(index, sku, "unchanged", product=current)
     try:
         with transaction.atomic():  # a savepoint: a failed item leaves the others applied
-            current = existing.get(sku)
             if current is None:
                 missing = [f for f in ("name", "price_xaf") if f not in fields]
                 if missing:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from catalog.models import Category, Product, Stock, StockMovement, Vendor
 from catalog.selectors import stock_audit
@@ -776,3 +778,41 @@ def test_staff_need_the_permission_of_each_change():
     with pytest.raises(NotAllowed):
         stock_adjust(product=product, delta=1, reason="x", actor=support)
     assert Stock.objects.get(product=product).on_hand == 6
+
+
+def test_the_unchanged_items_of_a_bulk_upsert_cost_no_query_each():
+    # A catalog sent again (an integration's nightly run): each unchanged item once took a
+    # savepoint, a row lock and the update's reads; now the request's first read settles them.
+    vendor = VendorFactory()
+    category = CategoryFactory()
+    products = [ProductFactory(vendor=vendor, sku=f"RIZ-{i:02d}", category=category) for i in range(20)]
+    versions = {p.pk: p.version for p in products}
+
+    def upsert(items: list[dict[str, object]]) -> list[str]:
+        results = product_upsert_many(vendor=vendor, items=items, actor=vendor_actor(vendor), atomic=False)
+        return [r.status for r in results]
+
+    def sent(count: int) -> list[dict[str, object]]:
+        return [
+            {"sku": p.sku, "name": p.name, "price_xaf": p.price_xaf, "category": category, "is_active": True}
+            for p in products[:count]
+        ]
+
+    with CaptureQueriesContext(connection) as one:
+        assert upsert(sent(1)) == ["unchanged"]
+    with CaptureQueriesContext(connection) as twenty:
+        assert upsert(sent(20)) == ["unchanged"] * 20
+    assert len(twenty) == len(one)
+    assert {p.pk: p.version for p in Product.objects.filter(vendor=vendor)} == versions
+
+    # Among them, a changed item is still updated (and only it), and another category is a change.
+    items = sent(20)
+    items[3] = {**items[3], "price_xaf": products[3].price_xaf + 1}
+    other = CategoryFactory()
+    items[7] = {**items[7], "category": other}
+    assert (
+        upsert(items)
+        == ["unchanged"] * 3 + ["updated"] + ["unchanged"] * 3 + ["updated"] + ["unchanged"] * 12
+    )
+    assert Product.objects.get(pk=products[3].pk).price_xaf == products[3].price_xaf + 1
+    assert Product.objects.get(pk=products[7].pk).category_id == other.pk
