@@ -1,10 +1,10 @@
 """`python -m bench` (`make bench`): run the figures, print one table, exit 1 if a goal is missed.
 
     python -m bench                    # order placement + seed (medium) + partitions + API + backup + sync
-                                       # + invariant audit
+                                       # + bulk upsert + invariant audit
     python -m bench --large            # every figure on the "large" preset (minutes; not sync)
     python -m bench --only order_place # one figure: order_place, seed, partitions, api..., backup, sync,
-                                       # audit
+                                       # bulk, audit
     python -m bench --only partitions --preset small   # partitions on a kept small marketplace
     python -m bench --only api_list --preset medium    # the API's lists on the kept medium database
     python -m bench --only backup --preset small       # backup vs bare pg_dump, and the restore drill
@@ -32,6 +32,7 @@ FIGURES = (
     "backup",
     "admin",
     "sync",
+    "bulk",
     "audit",
     "health",
 )
@@ -69,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     import django
 
     django.setup()
-    from . import admin, api, audit, backups, health, orders, partitions, seed, sync
+    from . import admin, api, audit, backups, bulk, health, orders, partitions, seed, sync
     from .report import render
 
     started = time.monotonic()
@@ -101,6 +102,8 @@ def main(argv: list[str] | None = None) -> int:
         figures += admin.run(preset=preset, requests=args.requests, log=log)
     if args.only in (None, "sync"):
         figures += sync.run(log=log)  # one vendor's shop in a scratch database (no --large)
+    if args.only in (None, "bulk"):
+        figures += bulk.run(log=log)  # one vendor's catalog in a scratch database (no --large)
     if args.only in (None, "audit"):
         figures += audit.run(preset=preset, log=log)
     if args.only in (None, "health"):
