@@ -293,7 +293,7 @@ def test_a_run_that_cannot_take_its_lock_fails_the_export_with_words_for_staff(e
         "The worker's log has the details."
     )
     with translation.override("fr"):
-        assert shown(failed.error).startswith("L'export n'a pas pu être écrit (OperationalError)")
+        assert shown(failed.error).startswith("L\u2019export n\u2019a pas pu être écrit (OperationalError)")
     assert parts(export) == [] and not exports.export_path(export).exists()
     monkeypatch.undo()
     assert exports.export_run(export_id=str(export.pk)).status == OrderExport.Status.DONE
