@@ -937,11 +937,12 @@ def _upsert_one(
     seen.add(sku)
     fields = {k: v for k, v in item.items() if k in PRODUCT_EDITABLE_FIELDS and k != "sku"}
     current = existing.get(sku)
-    if current is not None and _holds(current, fields):
-        # Nothing to write (a catalog sent again, nightly): no savepoint, no row lock, no query.
-        # `existing` is this request's read: a change committed since it is as if it came after.
-        return UpsertResult(index, sku, "unchanged", product=current)
     try:
+        if current is not None and _holds(current, fields):
+            # Nothing to write (a catalog sent again, nightly): no savepoint, row lock or query.
+            # `existing` is this request's read: a change committed since is as if it came after.
+            actor.require_if_staff("catalog.change_product")  # as product_update would ask
+            return UpsertResult(index, sku, "unchanged", product=current)
         with transaction.atomic():  # a savepoint: a failed item leaves the others applied
             if current is None:
                 missing = [f for f in ("name", "price_xaf") if f not in fields]

@@ -25,7 +25,7 @@ from django.utils.translation import gettext_noop
 
 from okada.core.actors import Actor
 from okada.core.jobs import JobLock, LockLost, advisory_lock, take_unless_live
-from okada.core.texts import Text, authored, text_of
+from okada.core.texts import Text, authored
 
 from .models import OrderExport
 
@@ -215,15 +215,13 @@ def _try(step: Callable[[], bool]) -> bool:
 def _mark_failed(export_id: Any, exc: BaseException, *, among: tuple[str, ...]) -> None:
     """Mark the export failed, if it is still in one of the statuses `among` (a run that finished
     it meanwhile keeps its "done"). Best effort: with the database gone, the log says it all."""
-    said = text_of(exc)
-    if not authored(exc):  # a database or disk error: its words are no help to staff
-        said = Text(
-            gettext_noop(
-                "The export could not be written (%(error)s): ask for it again. The worker's "
-                "log has the details."
-            ),
-            error=type(exc).__name__,
-        )
+    # A database or disk error (no sentence of ours): its own words are no help to staff.
+    said = authored(exc) or Text(
+        gettext_noop(
+            "The export could not be written (%(error)s): ask for it again. The worker's log has the details."
+        ),
+        error=type(exc).__name__,
+    )
     try:
         OrderExport.objects.filter(pk=export_id, status__in=among).update(
             status=OrderExport.Status.FAILED,

@@ -30,11 +30,13 @@ from catalog.services import (
 )
 from okada.core.actors import Actor
 from okada.core.errors import DomainError, InvalidInput, NotAllowed
+from okada.core.roles import SUPPORT
 from tests.catalog.factories import (
     CategoryFactory,
     ProductFactory,
     UserFactory,
     VendorFactory,
+    role_user,
     staff_actor,
     vendor_actor,
 )
@@ -816,3 +818,18 @@ def test_the_unchanged_items_of_a_bulk_upsert_cost_no_query_each():
     )
     assert Product.objects.get(pk=products[3].pk).price_xaf == products[3].price_xaf + 1
     assert Product.objects.get(pk=products[7].pk).category_id == other.pk
+
+
+def test_an_unchanged_bulk_item_still_needs_the_staff_members_right_to_change_products():
+    # Answered without a write, it is still a change request: the permission is asked as before.
+    vendor = VendorFactory()
+    product = ProductFactory(vendor=vendor, sku="RIZ-1")
+    reader = Actor.for_staff_user(role_user(SUPPORT))
+    assert not reader.can("catalog.change_product")
+    [result] = product_upsert_many(
+        vendor=vendor,
+        items=[{"sku": "RIZ-1", "price_xaf": product.price_xaf}],
+        actor=reader,
+        atomic=False,
+    )
+    assert (result.status, result.error.code if result.error else None) == ("failed", "not_allowed")
