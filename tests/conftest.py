@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from django.core.cache import cache
 
+from okada.core.api import ratelimit
 from okada.core.api.auth import forget_credentials
 
 
@@ -38,6 +41,17 @@ def _clean_cache():
     cache.clear()
     forget_credentials()
     yield
+
+
+@pytest.fixture(autouse=True)
+def _rate_windows_start_with_the_test(monkeypatch):
+    """Rate-limit windows are aligned on the clock, so a test whose requests straddled a boundary
+    saw its counts start again (a lock-out test failed that way in CI). The limiter's clock starts
+    each test one second into a day, the first second of each of its windows (a minute, 15
+    minutes, an hour: each divides a day), and then runs as the real one."""
+    started = time.time()
+    day_start = (started // 86400 + 1) * 86400
+    monkeypatch.setattr(ratelimit, "clock", lambda: day_start + 1 + (time.time() - started))
 
 
 @pytest.fixture(autouse=True)
