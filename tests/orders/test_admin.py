@@ -396,6 +396,24 @@ def test_a_callback_that_was_not_applied_is_on_the_order_timeline(client):
     assert "Notification non appliquée : le paiement avait déjà le statut « échoué »." in timeline
 
 
+def test_a_failure_that_was_not_applied_shows_no_amount_on_the_timeline(client):
+    # A failure carries no money: its line once read "0 FCFA", as if the provider had paid nothing.
+    order = mobile_money_order("MTN-FAIL-LATE")
+    for status in ("succeeded", "failed"):  # decided by the success; the failure comes too late
+        payment_apply_callback(
+            provider=PaymentMethod.MTN_MOMO,
+            provider_reference="MTN-FAIL-LATE",
+            status=status,
+            amount_xaf=order.total_xaf,
+            payload={"transaction_id": f"T-{status}"},
+        )
+    login(client, FINANCE)
+    timeline = client.get(f"/admin/orders/order/{order.pk}/change/").content.decode()
+    assert "Notification non appliquée : le paiement avait déjà le statut « réussi »." in timeline
+    assert "MTN Mobile Money · échoué" in timeline
+    assert "· 0\xa0FCFA" not in timeline
+
+
 def test_a_second_settle_in_the_admin_is_refused_and_says_so(client):
     payment = payment_needing_refund()
     login(client, FINANCE)
