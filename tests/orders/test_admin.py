@@ -379,18 +379,24 @@ def test_finance_lists_refunds_owed_and_records_one_settled_with_a_note(client):
     assert "Remboursement réglé" in timeline and "MoMo 2231" in timeline
 
 
-def test_a_callback_that_was_not_applied_is_on_the_order_timeline(client):
-    order = mobile_money_order("MTN-LATE")
-    for status in ("failed", "succeeded"):  # decided by the failure; the success comes too late
+def _timeline_after_callbacks(client, reference: str, *statuses: str) -> str:
+    """The order page's timeline (as Finance) after callbacks of `statuses` for one payment: the
+    first decides it, the later ones come too late."""
+    order = mobile_money_order(reference)
+    for n, status in enumerate(statuses):
         payment_apply_callback(
             provider=PaymentMethod.MTN_MOMO,
-            provider_reference="MTN-LATE",
+            provider_reference=reference,
             status=status,
             amount_xaf=order.total_xaf,
-            payload={"transaction_id": "T-1"},
+            payload={"transaction_id": f"T-{n}"},
         )
     login(client, FINANCE)
-    timeline = client.get(f"/admin/orders/order/{order.pk}/change/").content.decode()
+    return client.get(f"/admin/orders/order/{order.pk}/change/").content.decode()
+
+
+def test_a_callback_that_was_not_applied_is_on_the_order_timeline(client):
+    timeline = _timeline_after_callbacks(client, "MTN-LATE", "failed", "succeeded")
     # The callback says "succeeded"; the line under it says it changed nothing, and why.
     assert "FCFA · réussi" in timeline
     assert "Notification non appliquée : le paiement avait déjà le statut « échoué »." in timeline
@@ -398,17 +404,7 @@ def test_a_callback_that_was_not_applied_is_on_the_order_timeline(client):
 
 def test_a_failure_that_was_not_applied_shows_no_amount_on_the_timeline(client):
     # A failure carries no money: its line once read "0 FCFA", as if the provider had paid nothing.
-    order = mobile_money_order("MTN-FAIL-LATE")
-    for status in ("succeeded", "failed"):  # decided by the success; the failure comes too late
-        payment_apply_callback(
-            provider=PaymentMethod.MTN_MOMO,
-            provider_reference="MTN-FAIL-LATE",
-            status=status,
-            amount_xaf=order.total_xaf,
-            payload={"transaction_id": f"T-{status}"},
-        )
-    login(client, FINANCE)
-    timeline = client.get(f"/admin/orders/order/{order.pk}/change/").content.decode()
+    timeline = _timeline_after_callbacks(client, "MTN-FAIL-LATE", "succeeded", "failed")
     assert "Notification non appliquée : le paiement avait déjà le statut « réussi »." in timeline
     assert "MTN Mobile Money · échoué" in timeline
     assert "· 0\xa0FCFA" not in timeline
