@@ -16,7 +16,6 @@ from django.db.models.functions import Length
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
-from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 from unfold.contrib.filters.admin import RangeDateFilter
@@ -551,7 +550,7 @@ class OrderAdmin(BigTableMixin, TrackedAdmin):
             "orders": selectors.open_queue(status=status, limit=QUEUE_LIMIT),
             "limit": QUEUE_LIMIT,
             "status": status,
-            "now": timezone.now(),
+            "now": selectors.clock(),
         }
         return TemplateResponse(request, "admin/orders/queue.html", context)
 

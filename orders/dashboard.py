@@ -26,7 +26,7 @@ def _day(d: dt.date) -> str:
 
 
 def open_orders(request: HttpRequest, obj: Any = None) -> dict[str, Any]:
-    now = timezone.now()
+    now = selectors.clock()
     rows = selectors.open_orders_by_status(now=now)
     return {
         "rows": [
@@ -47,7 +47,7 @@ def open_orders(request: HttpRequest, obj: Any = None) -> dict[str, Any]:
 
 
 def today(request: HttpRequest, obj: Any = None) -> dict[str, Any]:
-    now = timezone.now()
+    now = selectors.clock()
     day = timezone.localtime(now).date()
     figure = dashboard.cached_figure(f"orders.today:{day}", lambda: selectors.today_by_city(now=now))
     rows = figure.value
@@ -70,7 +70,7 @@ def today(request: HttpRequest, obj: Any = None) -> dict[str, Any]:
 
 
 def chart(request: HttpRequest, obj: Any = None) -> dict[str, Any]:
-    now = timezone.now()
+    now = selectors.clock()
     figure = dashboard.cached_figure(
         f"orders.chart:{timezone.localtime(now).date()}:{CHART_DAYS}",
         lambda: selectors.orders_per_day(days=CHART_DAYS, now=now),
@@ -101,7 +101,7 @@ def refunds_owed(request: HttpRequest, obj: Any = None) -> dict[str, Any]:
     """Payments whose money does not fit their order, oldest first, each linked to the payment
     list filtered to it (where Finance records the refund as settled)."""
     count, oldest = selectors.refunds_owed(limit=REFUNDS_SHOWN, cap=REFUNDS_CAP)
-    now = timezone.now()
+    now = selectors.clock()
     return {
         "count": count,
         "cap": REFUNDS_CAP,

@@ -59,6 +59,10 @@ log = logging.getLogger(__name__)
 Kind = PartitionAction.Kind
 Outcome = PartitionAction.Outcome
 
+# The instant a plan is made for when none is given: its UTC month is "the current month" (a
+# name of its own so that tests can keep the month the test database's partitions were made in).
+clock = timezone.now
+
 LOCK_TIMEOUT = LOCK_NOT_AVAILABLE  # lock_timeout expired
 DEADLOCK = "40P01"
 
@@ -133,7 +137,7 @@ class Plan:
 
 def maintenance_plan(*, now: dt.datetime | None = None) -> Plan:
     """What a run would do now, table by table (reads the catalog and the DEFAULT partitions only)."""
-    plan = Plan(now=now or timezone.now())
+    plan = Plan(now=now or clock())
     with connection.cursor() as cursor:
         for policy in policies():
             _plan_table(cursor, policy, plan)

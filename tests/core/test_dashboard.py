@@ -11,7 +11,8 @@ from django.utils import timezone
 from okada.core import dashboard
 from okada.core.models import JobRun
 from okada.core.roles import OPERATIONS, STOCK
-from orders.models import OrderStatus
+from orders import selectors
+from orders.models import Order, OrderStatus
 from orders.services import order_cancel
 from tests.catalog.factories import ProductFactory, VendorFactory, role_user, staff_actor
 from tests.orders.factories import OrderFactory, ZoneFactory, order_in_status
@@ -40,7 +41,21 @@ def test_open_orders_by_status_with_the_stuck_ones_counted_and_linked(client, se
     assert len(listed) == 2
 
 
-def test_today_per_city_leaves_cancelled_orders_out_of_revenue(client):
+@pytest.fixture
+def noon(monkeypatch) -> dt.datetime:
+    """The order figures are read at noon (Douala) yesterday; `placed_before(noon)` moves the
+    orders placed so far a minute before it. Orders placed at 23:59 and counted at 00:00 were
+    yesterday's, not "today's"; the same instant, away from midnight, every time."""
+    at = timezone.localtime().replace(hour=12, minute=0, second=0, microsecond=0) - dt.timedelta(days=1)
+    monkeypatch.setattr(selectors, "clock", lambda: at)
+    return at
+
+
+def placed_before(noon: dt.datetime) -> None:
+    Order.objects.update(placed_at=noon - dt.timedelta(minutes=1))
+
+
+def test_today_per_city_leaves_cancelled_orders_out_of_revenue(client, noon):
     douala, yaounde = (
         ZoneFactory(city="douala", delivery_fee_xaf=500),
         ZoneFactory(city="yaounde", delivery_fee_xaf=0),
@@ -51,6 +66,7 @@ def test_today_per_city_leaves_cancelled_orders_out_of_revenue(client):
     order_cancel(order=OrderFactory(vendor=vendor, zone=douala, items=[(product, 1)]), actor=staff_actor())
     elsewhere = ProductFactory(vendor=VendorFactory(city="yaounde"), price_xaf=2000, initial_stock=10)
     OrderFactory(vendor=elsewhere.vendor, zone=yaounde, items=[(elsewhere, 1)])
+    placed_before(noon)
     client.force_login(role_user(OPERATIONS))
     data = panels(client)["orders.today"].data
     by_city = {r["city"]: r for r in data["rows"]}
@@ -61,14 +77,15 @@ def test_today_per_city_leaves_cancelled_orders_out_of_revenue(client):
     assert len(listed) == 1
 
 
-def test_the_chart_has_fourteen_local_days_each_linked_to_its_orders(client):
+def test_the_chart_has_fourteen_local_days_each_linked_to_its_orders(client, noon):
     OrderFactory(), OrderFactory()
+    placed_before(noon)
     client.force_login(role_user(OPERATIONS))
     bars = panels(client)["orders.chart"].data["bars"]
     assert len(bars) == 14
-    assert bars[-1]["day"] == timezone.localdate()
+    assert bars[-1]["day"] == noon.date()
     assert bars[-1]["count"] == 2 and sum(b["count"] for b in bars) == 2
-    assert bars[0]["day"] == timezone.localdate() - dt.timedelta(days=13)
+    assert bars[0]["day"] == noon.date() - dt.timedelta(days=13)
     assert len(client.get(bars[-1]["url"]).context["cl"].result_list) == 2
 
 
@@ -129,7 +146,7 @@ def listed(client, url: str) -> list:
     return list(response.context["cl"].result_list)
 
 
-def test_every_figure_is_the_number_of_rows_of_the_list_it_links_to(client, settings):
+def test_every_figure_is_the_number_of_rows_of_the_list_it_links_to(client, settings, noon):
     settings.OKADA_STUCK_MINUTES = {**settings.OKADA_STUCK_MINUTES, "pending": 0, "ready": 0}
     settings.OKADA_LOW_STOCK_THRESHOLD = 2
     douala, yaounde = ZoneFactory(city="douala"), ZoneFactory(city="yaounde")
@@ -138,6 +155,7 @@ def test_every_figure_is_the_number_of_rows_of_the_list_it_links_to(client, sett
     order_in_status(OrderStatus.ACCEPTED, zone=douala)  # within its 20 minutes
     order_in_status(OrderStatus.CANCELLED, zone=yaounde)  # today's, not open
     ProductFactory(initial_stock=1), ProductFactory(initial_stock=0)
+    placed_before(noon)
     client.force_login(role_user(OPERATIONS))
     shown = panels(client)
 
@@ -166,12 +184,16 @@ def test_every_figure_is_the_number_of_rows_of_the_list_it_links_to(client, sett
     assert low["count"] == 2 and len(listed(client, low["url"])) == 2
 
 
-def test_the_heavy_figures_are_kept_for_the_cache_time_and_say_when_they_were_computed(client, settings):
+def test_the_heavy_figures_are_kept_for_the_cache_time_and_say_when_they_were_computed(
+    client, settings, noon
+):
     settings.OKADA_DASHBOARD_CACHE_SECONDS = 60
     OrderFactory()
+    placed_before(noon)
     client.force_login(role_user(OPERATIONS))
     first = panels(client)
     OrderFactory()
+    placed_before(noon)
 
     again = panels(client)
     assert again["orders.today"].data["orders"] == first["orders.today"].data["orders"] == 1

@@ -440,10 +440,13 @@ def test_only_finance_may_settle_refunds_even_by_posting(client, role):
 
 def test_payments_filter_by_provider_status_and_local_day(client):
     payment = payment_needing_refund()
-    Payment.objects.filter(pk=payment.pk).update(created_at=timezone.now() - timedelta(days=3))
+    # Noon three local days ago, and its day read from it: one reading of the clock, so a
+    # midnight (Douala) between two readings cannot put the payment and the filter on two days.
+    noon = timezone.localtime().replace(hour=12, minute=0, second=0, microsecond=0) - timedelta(days=3)
+    Payment.objects.filter(pk=payment.pk).update(created_at=noon)
     recent = payment_needing_refund(key="cash-recent")
     login(client, FINANCE)
-    day = timezone.localdate() - timedelta(days=3)
+    day = noon.date()
     listed = (
         client.get(PAYMENTS, {"created_at_from": day.isoformat(), "created_at_to": day.isoformat()})
         .context["cl"]

@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from okada.core import counters
 from orders import health, selectors
+from orders.models import Order
 from orders.services import REFUSED_OUT_OF_STOCK, OutOfStock
 from tests.catalog.factories import ProductFactory, VendorFactory
 from tests.orders.factories import OrderFactory
@@ -21,27 +22,40 @@ def test_a_refused_placement_is_counted_in_its_hour_and_a_placed_one_is_not():
     vendor = VendorFactory()
     product = ProductFactory(vendor=vendor, initial_stock=1)
     OrderFactory(vendor=vendor, items=[(product, 1)])
+    before = dt.datetime.now(dt.UTC).replace(minute=0, second=0, microsecond=0)
     with pytest.raises(OutOfStock):
         OrderFactory(vendor=vendor, items=[(product, 1)])
+    after = dt.datetime.now(dt.UTC)
     assert counters.total(REFUSED_OUT_OF_STOCK) == 1
-    assert counters.hourly(REFUSED_OUT_OF_STOCK, hours=2)[-1][1] == 1
+    # Counted in the hour it happened, between `before` and `after` (one hour, or two when an
+    # hour began meanwhile: the current one would then be empty).
+    hours = counters.hourly(REFUSED_OUT_OF_STOCK, hours=2, now=after)
+    assert sum(n for hour, n in hours if hour >= before) == sum(n for _, n in hours) == 1
 
 
 def test_placements_are_counted_per_hour_from_the_orders():
+    # Placed at half past an hour and counted five minutes later: the test's orders and the
+    # selector's "now" are never on either side of an hour (placed_at is the transaction's start).
+    placed = timezone.now().astimezone(dt.UTC).replace(minute=30, second=0, microsecond=0) - dt.timedelta(
+        hours=1
+    )
     OrderFactory()
     OrderFactory()
-    hours = selectors.placements_by_hour(hours=3)
+    Order.objects.update(placed_at=placed)
+    hours = selectors.placements_by_hour(hours=3, now=placed + dt.timedelta(minutes=5))
     assert len(hours) == 3
-    assert hours[-1][0] == timezone.now().astimezone(dt.UTC).replace(minute=0, second=0, microsecond=0)
+    assert hours[-1][0] == placed.replace(minute=0)
     assert [n for _, n in hours] == [0, 0, 2]
 
 
 def test_the_placements_panel_sets_refusals_beside_placements():
     counters.count(REFUSED_OUT_OF_STOCK)
-    OrderFactory()
+    order = OrderFactory()
     panel = health.placements_panel()
     assert (panel["placed"], panel["refused"]) == (1, 1)
-    assert panel["rows"][-1]["placed_percent"] == 100
+    # The order's hour, not the last one: an hour may begin between the placing and the panel.
+    placed_hour = order.placed_at.astimezone(dt.UTC).replace(minute=0, second=0, microsecond=0)
+    assert next(r for r in panel["rows"] if r["hour"] == placed_hour)["placed_percent"] == 100
 
 
 def test_the_open_orders_panel_and_metric_give_the_oldest_open_order_of_each_status():

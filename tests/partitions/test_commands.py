@@ -12,11 +12,12 @@ import sys
 
 import pytest
 from django.core.management import CommandError, call_command
-from django.utils import timezone, translation
+from django.utils import translation
 
 from okada.core.jobs import advisory_lock
 from okada.core.models import JobRun
 from okada.partitions import ddl
+from okada.partitions import services as partition_services
 from okada.partitions.models import PartitionAction
 from orders.models import OrderEvent
 from tests.concurrency import database_url
@@ -35,7 +36,7 @@ def run(*args: str) -> str:
 
 def test_dry_run_prints_each_step_and_changes_nothing(scratch_table):
     table = scratch_table(premake_months=1)
-    this_month = ddl.utc_month_of(timezone.now())
+    this_month = ddl.utc_month_of(partition_services.clock())
     expected = [
         ddl.partition_name(table, this_month),
         ddl.partition_name(table, ddl.add_months(this_month, 1)),
@@ -56,7 +57,7 @@ def test_dry_run_says_when_there_is_nothing_to_do():
 def test_a_run_by_hand_does_the_plan_and_prints_it(scratch_table):
     table = scratch_table(premake_months=1)
     out = run()
-    this_month = ddl.utc_month_of(timezone.now())
+    this_month = ddl.utc_month_of(partition_services.clock())
     assert f"done: created {ddl.partition_name(table, this_month)}" in out
     assert len(partition_names(table)) == 3
     assert JobRun.objects.get(name="partitions.maintain_partitions").outcome == JobRun.Outcome.SUCCESS
@@ -102,7 +103,7 @@ def default_language():
 
 def test_every_line_of_a_run_is_english_in_a_french_installation(scratch_table, default_language):
     table = scratch_table(with_default=False, premake_months=0)
-    name = ddl.partition_name(table, ddl.utc_month_of(timezone.now()))
+    name = ddl.partition_name(table, ddl.utc_month_of(partition_services.clock()))
 
     assert run("--dry-run").splitlines()[1:] == [
         f"  {table}: create {name} ahead  [{name[-6:-2]}-{name[-2:]}-01 .. {next_month(name)})",

@@ -8,10 +8,11 @@ from io import StringIO
 import pytest
 from django.core.management import CommandError, call_command
 from django.db import connection
-from django.utils import timezone, translation
+from django.utils import translation
 
 from okada.core.models import JobRun
 from okada.partitions import ddl
+from okada.partitions import services as partition_services
 from okada.partitions.models import PartitionAction
 from okada.partitions.services import MaintenanceFailed
 from okada.partitions.tasks import maintain_partitions
@@ -27,7 +28,7 @@ def test_a_failed_step_reads_in_the_viewers_language_whoever_ran_it(
     writer, scratch_table, client, admin_user
 ):
     table = scratch_table(premake_months=0)
-    this_month = ddl.utc_month_of(timezone.now())
+    this_month = ddl.utc_month_of(partition_services.clock())
     with connection.cursor() as cursor:  # a table squatting the name of this month's partition
         cursor.execute(f"CREATE TABLE {ddl.partition_name(table, this_month)} (x int)")
     if writer == "worker":

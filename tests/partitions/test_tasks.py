@@ -10,12 +10,12 @@ from contextlib import contextmanager
 
 import pytest
 from django.db import connection, connections
-from django.utils import timezone
 from django_celery_beat.models import PeriodicTask
 
 from okada.core.jobs import JobSkipped, LockLost
 from okada.core.models import JobRun
 from okada.partitions import ddl
+from okada.partitions import services as partition_services
 from okada.partitions.models import PartitionAction
 from okada.partitions.services import MaintenanceFailed
 from okada.partitions.tasks import maintain_partitions
@@ -111,7 +111,7 @@ def test_a_run_that_loses_its_lock_stops_before_its_next_step(scratch_table, set
 @pytest.mark.django_db(transaction=True)
 def test_a_run_whose_step_fails_is_recorded_as_failed_with_what_it_did(scratch_table):
     table = scratch_table(premake_months=0)
-    this_month = ddl.utc_month_of(timezone.now())
+    this_month = ddl.utc_month_of(partition_services.clock())
     with connection.cursor() as cursor:  # a table squatting the name of this month's partition
         cursor.execute(f"CREATE TABLE {ddl.partition_name(table, this_month)} (x int)")
 
