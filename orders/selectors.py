@@ -38,11 +38,11 @@ from .models import (
     Zone,
 )
 
-# Age bands of the open-orders figure, from placement: under 15 min, 15-60 min, 1-4 h, 4 h and more.
 # "Now" for the figures read without one (the dashboard, the queue, the stuck filter): its local
 # date is "today". A name of its own so that tests can read the figures at a time of their choosing.
 clock = timezone.now
 
+# Age bands of the open-orders figure, from placement: under 15 min, 15-60 min, 1-4 h, 4 h and more.
 OPEN_AGE_BANDS = (timedelta(0), timedelta(minutes=15), timedelta(hours=1), timedelta(hours=4))
 
 

@@ -110,7 +110,7 @@ def table_growth(*, days: int = 30, now: dt.datetime | None = None) -> dict[str,
         .distinct("hour__date")
         .values_list("id", "hour")
     )
-    days_of = {sid: hour.date() for sid, hour in last_of_day}
+    days_of = {sid: timezone.localtime(hour).date() for sid, hour in last_of_day}  # as hour__date
     series: dict[str, list[tuple[dt.date, int]]] = defaultdict(list)
     for name, sid, size in (
         TableStat.objects.filter(snapshot_id__in=list(days_of), parent="")

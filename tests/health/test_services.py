@@ -366,6 +366,19 @@ def test_table_growth_reads_the_last_snapshot_of_each_day():
     assert len(growth["orders_orderevent"]) == 3
 
 
+def test_table_growth_labels_each_day_by_its_douala_date():
+    # Days are Douala's (UTC+1): a snapshot at 23:30 UTC is the next day's first. Its point was
+    # labelled with its UTC date, the day before's, so two points carried one date.
+    from okada.health import selectors
+
+    evening = dt.datetime(2026, 11, 20, 21, 30, tzinfo=dt.UTC)  # 22:30 in Douala, the 20th
+    after_midnight = dt.datetime(2026, 11, 20, 23, 30, tzinfo=dt.UTC)  # 00:30 in Douala, the 21st
+    for taken in (evening, after_midnight):
+        services.snapshot_take(now=taken)
+    growth = selectors.table_growth(days=30, now=after_midnight)
+    assert [day for day, _ in growth["orders_order"]] == [dt.date(2026, 11, 20), dt.date(2026, 11, 21)]
+
+
 @pytest.mark.django_db(transaction=True)
 def test_acknowledging_an_alert_deleted_meanwhile_is_not_found(operations_user):
     alert = Alert.objects.create(key="probe:x", kind="probe", severity="warning", message="m")
