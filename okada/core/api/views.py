@@ -33,10 +33,13 @@ log = logging.getLogger(__name__)
 # refusals of the caller, not of the request (401 who is calling, 403 what they may do or their
 # vendor's standing, e.g. `vendor_suspended`, 429 their rate). Nothing was done, and what refused
 # it may change within the 24 h (staff reactivate the vendor, a scope is granted, the window
-# ends): a retry with the same key runs again rather than replaying the refusal. Everything else
-# is an answer about the request and is kept: 2xx, 400 (its input), 404 (what it names), 409
-# (the state it met: out_of_stock, version_conflict...), 415, 422 -- except the codes below.
-NOT_KEPT_STATUSES = frozenset({401, 403, 429})
+# ends): a retry with the same key runs again rather than replaying the refusal. And 415: the
+# body's label (Content-Type), which the key's fingerprint (method, path, body) does not hold,
+# so a retry with the label corrected is "the same request" and got the 415 again for 24 h
+# (the 415 of a compressed body never reaches the store either: `_check_body`). Everything
+# else is an answer about the request and is kept: 2xx, 400 (its input), 404 (what it names),
+# 409 (the state it met: out_of_stock, version_conflict...), 422 -- except the codes below.
+NOT_KEPT_STATUSES = frozenset({401, 403, 415, 429})
 
 # Problem codes not kept whatever their status: refusals that depend only on the vendor's current
 # standing, not on anything the request says or met in its own data. `vendor_not_active` (409, an
