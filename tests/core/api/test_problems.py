@@ -109,6 +109,42 @@ def test_json_that_postgresql_cannot_store_is_a_400_malformed_not_a_500(api, att
     assert not Product.objects.exists()
 
 
+@pytest.mark.parametrize(
+    "body",
+    [
+        '{"sku": "A", "name": "n", "price_xaf": 5, "price_xaf": 500000}',
+        '{"sku": "A", "name": "n", "price_xaf": 5, "attributes": {"origin": "Penja", "origin": "Njombe"}}',
+        '{"sku": "A", "name": "n", "price_xaf": 5, "\\u0073ku": "B"}',  # the same name, escaped
+    ],
+)
+@pytest.mark.parametrize("path", ["/products", "/products/bulk"])
+def test_a_json_object_naming_a_member_twice_is_a_400_malformed_and_changes_nothing(api, body, path):
+    # RFC 8259 leaves it to each reader: Python kept the last, another reader (a proxy, a log
+    # pipeline, the vendor's own tooling) may keep the first, so the API acted on a value other
+    # than the one they saw. Which one the sender meant is not ours to guess.
+    sent = body if path == "/products" else f'{{"items": [{body}]}}'
+    response = api.post(path, sent, HTTP_ACCEPT_LANGUAGE="en")
+    assert response.status_code == 400, response.content
+    assert problem(response)["code"] == "malformed"
+    assert problem(response)["detail"] == "The request body is not valid JSON."
+    assert not Product.objects.exists()
+
+
+def test_a_sync_push_naming_a_member_twice_is_a_400_malformed_and_applies_nothing():
+    vendor = VendorFactory()
+    device = register_device(vendor)
+    body = (
+        f'{{"device_id": "{device.pk}", "mutations": [{{"id": 1, "name": "product.create", '
+        '"args": {"sku": "A", "name": "n", "price_xaf": 5, "price_xaf": 7}}]}'
+    )
+    response = vendor_api(vendor).post("/sync/push", body)
+    assert response.status_code == 400, response.content
+    assert problem(response)["code"] == "malformed"
+    assert not Product.objects.exists()
+    device.refresh_from_db()
+    assert device.last_mutation_id == 0
+
+
 # A charset that spells characters with escapes of its own puts an unpaired surrogate in the
 # decoded text without any JSON `\\uD800` escape: the body was parsed, and the first jsonb or text
 # column it reached was a 500 (a sync push then failed the same way on every retry).
