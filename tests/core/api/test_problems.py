@@ -381,6 +381,31 @@ def test_messages_follow_accept_language(api):
     assert english["detail"] == "name: This field is required."
 
 
+FRENCH_LIMIT, ENGLISH_LIMIT = "limit est un entier de 1 à 200.", "limit is an integer from 1 to 200."
+
+
+@pytest.mark.parametrize(
+    "header, detail, language",
+    [
+        ("en;q=0", FRENCH_LIMIT, "fr"),  # "anything but English": the default, French
+        ("en;q=0, fr;q=0", FRENCH_LIMIT, "fr"),  # refuses both: the default all the same
+        ("EN;Q=0.000, *;q=0.5", FRENCH_LIMIT, "fr"),
+        ("fr;q=0, en;q=0.1", ENGLISH_LIMIT, "en"),
+        ("fr-CM, en;q=0.8", FRENCH_LIMIT, "fr"),
+        ("en-GB,en;q=0.9,fr;q=0", ENGLISH_LIMIT, "en"),
+        ("*", FRENCH_LIMIT, "fr"),
+        ("de, en;q=0.5", ENGLISH_LIMIT, "en"),
+        (";;garbage==", FRENCH_LIMIT, "fr"),
+    ],
+)
+def test_messages_are_never_in_a_language_accept_language_refuses(api, header, detail, language):
+    # q=0 means "not acceptable" (RFC 9110 12.4.2); Django's reading ranks it last but still
+    # picks it when nothing else matches, so "en;q=0" was answered in English.
+    response = api.get("/products?limit=0", HTTP_ACCEPT_LANGUAGE=header)
+    assert problem(response)["detail"] == detail
+    assert response["Content-Language"] == language
+
+
 def test_json_answers_are_gzipped_for_clients_that_accept_it():
     vendor = VendorFactory()
     for _ in range(3):
