@@ -501,6 +501,28 @@ def test_an_unknown_query_parameter_is_refused_by_name_and_nothing_changes(api, 
     assert api.get("/categories?ordering=name_fr&parent=" + str(uuid.uuid4())).status_code == 200
 
 
+def test_a_query_parameter_given_twice_is_refused_by_name_and_nothing_changes(api, vendor):
+    # Only the last one counted: ?is_active=true&is_active=false listed the inactive products
+    # alone, ?status=pending&status=accepted the accepted orders alone, and
+    # ?atomic=true&atomic=false applied a bulk upsert item by item.
+    ProductFactory(vendor=vendor, is_active=True)
+    response = api.get("/products?is_active=true&is_active=false", HTTP_ACCEPT_LANGUAGE="en")
+    body = problem(response)
+    assert body["status"] == 400
+    assert body["code"] == "invalid"
+    assert body["errors"] == {"is_active": ["Give this query parameter once."]}
+    french = problem(api.get("/orders?status=pending&status=accepted&limit=5&limit=5"))
+    assert french["errors"] == {
+        "limit": ["Donnez ce paramètre de requête une seule fois."],
+        "status": ["Donnez ce paramètre de requête une seule fois."],
+    }
+    items = [{"sku": "NEW", "name": "N", "price_xaf": 1}, {"sku": "BAD", "name": "B", "price_xaf": 0}]
+    refused = api.post("/products/bulk?atomic=true&atomic=false", {"items": items})
+    assert problem(refused)["errors"] == {"atomic": ["Donnez ce paramètre de requête une seule fois."]}
+    assert not Product.objects.filter(sku="NEW").exists()
+    assert api.get("/products?is_active=true").status_code == 200
+
+
 def test_a_listed_product_is_written_as_the_model_says_and_as_its_own_page_shows_it(api, vendor):
     when = datetime(2026, 11, 22, 9, 30, tzinfo=UTC)  # no microseconds: still written with six digits
     product = ProductFactory(

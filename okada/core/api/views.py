@@ -100,7 +100,9 @@ class ApiView(APIView):
     - `query_params = {"GET": ("limit", "cursor", ...)}`: the query parameters each method takes,
       as its schema documents them (tests/core/api/test_schema.py compares the two); any other
       is a 400 naming it, so a mistyped filter (`?is_activ=false`) is an error rather than the
-      whole list. `None`: not checked (a provider's callback URL may carry its own).
+      whole list; so is one given twice (each takes one value: only the last counted, so
+      `?atomic=true&atomic=false` applied a bulk upsert item by item). `None`: not checked (a
+      provider's callback URL may carry its own).
     """
 
     required_scopes: dict[str, str | tuple[str, ...]] = {}  # per method: a scope, or all of several
@@ -176,6 +178,12 @@ class ApiView(APIView):
             raise InvalidInput(
                 _("Unknown query parameter: see the API documentation for this URL's parameters."),
                 errors={name: [_("Unknown query parameter.")] for name in sorted(unknown)},
+            )
+        repeated = sorted(name for name, values in request.query_params.lists() if len(values) > 1)
+        if repeated:
+            raise InvalidInput(
+                _("A query parameter is given more than once: give each one once."),
+                errors={name: [_("Give this query parameter once.")] for name in repeated},
             )
 
     def _count_for_address(self, request: Request) -> None:
