@@ -193,6 +193,32 @@ def test_an_if_match_that_is_not_an_ascii_version_is_a_400_and_changes_nothing(a
     assert Product.objects.get(pk=product.pk).price_xaf == 1000
 
 
+def test_an_if_match_list_of_versions_applies_when_one_is_current(api, vendor):
+    # RFC 9110 13.1.1: If-Match is "*" or a list of ETags, met when one of them is current. A
+    # list was refused as "not a version" (400): a client holding two versions it would both
+    # accept (what it read, what it last wrote) had to choose.
+    product = ProductFactory(vendor=vendor, price_xaf=1000)
+    api.patch(f"/products/{product.pk}", {"name": "Riz long"})  # now at version 2
+    stale = api.patch(f"/products/{product.pk}", {"price_xaf": 900}, HTTP_IF_MATCH='"1", W/"3"')
+    assert (stale.status_code, problem(stale)["code"]) == (409, "version_conflict")
+    assert Product.objects.get(pk=product.pk).price_xaf == 1000
+    changed = api.patch(f"/products/{product.pk}", {"price_xaf": 900}, HTTP_IF_MATCH='"1", W/"2" ,"7"')
+    assert (changed.status_code, changed["ETag"]) == (200, '"3"'), changed.content
+    # With a body version, the list must hold it.
+    disagree = api.patch(
+        f"/products/{product.pk}", {"price_xaf": 800, "version": 3}, HTTP_IF_MATCH='"1", "2"'
+    )
+    assert (disagree.status_code, list(problem(disagree)["errors"])) == (400, ["version"])
+    agree = api.patch(f"/products/{product.pk}", {"price_xaf": 800, "version": 3}, HTTP_IF_MATCH='"1", "3"')
+    assert agree.status_code == 200
+    for garbled in ('"4", garbage', '"4",', '*, "4"', '"4" "5"'):
+        refused = api.patch(f"/products/{product.pk}", {"price_xaf": 700}, HTTP_IF_MATCH=garbled)
+        assert (refused.status_code, list(problem(refused)["errors"])) == (400, ["If-Match"]), garbled
+    assert api.delete(f"/products/{product.pk}", HTTP_IF_MATCH='"3", "5"').status_code == 409
+    assert api.delete(f"/products/{product.pk}", HTTP_IF_MATCH='"3", "4"').status_code == 204
+    assert Product.deleted_objects.filter(pk=product.pk).exists()
+
+
 def test_ids_in_paths_are_read_in_either_case(api, vendor):
     product = ProductFactory(vendor=vendor)
     upper = str(product.pk).upper()
