@@ -457,13 +457,9 @@ def test_a_body_sent_as_another_media_type_keeps_nothing_and_the_corrected_retry
     path and body, not the Content-Type): kept, it was replayed to the same request with the
     right label for 24 h, and the order or product it carried was never made."""
     api = vendor_api(VendorFactory())
+    headers: dict[str, Any] = {**api.headers, "HTTP_IDEMPOTENCY_KEY": "k-415"}
     first = api.client.generic(
-        "POST",
-        "/api/v1/products",
-        json.dumps(NEW),
-        content_type="text/plain",
-        HTTP_IDEMPOTENCY_KEY="k-415",
-        **api.headers,
+        "POST", "/api/v1/products", json.dumps(NEW), content_type="text/plain", **headers
     )
     assert (first.status_code, problem(first)["code"]) == (415, "unsupported_media_type")
     assert not IdempotencyRecord.objects.exists()
