@@ -413,35 +413,43 @@ def _product_response(product: Product, code: int = status.HTTP_200_OK) -> Respo
     return Response(orjson.Fragment(text), status=code, headers={"ETag": f'"{version}"'})
 
 
-def _if_match(request: Request) -> int | None:
-    """The version `If-Match` names (None without one, or `*`): our ETag as sent, `"3"`. Also
-    `W/"3"`: GZipMiddleware weakens the ETag of every compressed answer, so that is what a client
-    asking for gzip gets and echoes; it still names exactly one version of ours. An unquoted `3`
-    is no ETag: refused rather than read as a version."""
+def _if_match(request: Request) -> list[int] | None:
+    """The versions `If-Match` names (None without one, or `*`): our ETag as sent, `"3"`, or a
+    list of them (RFC 9110 13.1.1: met when one is current). Also `W/"3"`: GZipMiddleware
+    weakens the ETag of every compressed answer, so that is what a client asking for gzip gets
+    and echoes; it still names exactly one version of ours. An unquoted `3` is no ETag: refused
+    rather than read as a version, as is a list with anything else in it."""
     raw = request.headers.get("If-Match")
     if raw is None or raw.strip() == "*":
         return None
-    value = raw.strip().removeprefix("W/")
-    digits = value[1:-1] if len(value) > 2 and value[0] == value[-1] == '"' else ""
-    if not (digits.isascii() and digits.isdigit()) or len(digits) > 9:  # "²".isdigit() holds
-        raise InvalidInput(_('If-Match is the product version as an ETag, e.g. "3".'), field="If-Match")
-    return int(digits)
+    versions = []
+    for tag in raw.split(","):  # our ETags hold digits only: a comma always separates two
+        value = tag.strip().removeprefix("W/")
+        digits = value[1:-1] if len(value) > 2 and value[0] == value[-1] == '"' else ""
+        if not (digits.isascii() and digits.isdigit()) or len(digits) > 9:  # "²".isdigit() holds
+            raise InvalidInput(_('If-Match is the product version as an ETag, e.g. "3".'), field="If-Match")
+        versions.append(int(digits))
+    return versions
 
 
-def _expected_version(request: Request, body_version: int | None = None) -> int | None:
+def _expected_version(request: Request, product: Product, body_version: int | None = None) -> int | None:
     """The version a change is made against: `If-Match`, or `version` in the body, or both when
-    they agree (two different ones are a client's mistake, not a choice for us to make)."""
+    they agree (two different ones are a client's mistake, not a choice for us to make). Of an
+    If-Match list, the product's version when the list holds it (the service still compares it
+    under the row's lock), else the newest named: a 409 either way when it has changed."""
     header = _if_match(request)
-    if header is not None and body_version is not None and header != body_version:
+    if header is not None and body_version is not None and body_version not in header:
         raise InvalidInput(
             Text(
                 gettext_noop("If-Match (%(header)s) and version (%(body)s) disagree: send one of them."),
-                header=header,
+                header=", ".join(map(str, header)),
                 body=body_version,
             ),
             field="version",
         )
-    return header if header is not None else body_version
+    if header is None or body_version is not None:
+        return body_version
+    return product.version if product.version in header else max(header)
 
 
 @extend_schema_view(
@@ -485,18 +493,19 @@ class ProductDetailApi(ProductScope):
         product = self.product(pk)
         data = validated(ProductPatchIn, request.data)
         fields = dict(data)
-        expected = _expected_version(request, fields.pop("version", None))
+        expected = _expected_version(request, product, fields.pop("version", None))
         product = services.product_update(
             product=product, data=fields, actor=self.actor, expected_version=expected
         )
         return _product_response(product)
 
     def delete(self, request: Request, pk: uuid.UUID) -> Response:
+        product = self.product(pk)
         services.product_soft_delete(
-            product=self.product(pk),
+            product=product,
             actor=self.actor,
             reason=gettext_noop("deleted through the API"),
-            expected_version=_expected_version(request),
+            expected_version=_expected_version(request, product),
         )
         return Response(status=status.HTTP_204_NO_CONTENT)
 

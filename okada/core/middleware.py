@@ -4,7 +4,9 @@ Language: the admin is French unless the user chose English (one click, kept in 
 
 Django's LocaleMiddleware would follow the browser's Accept-Language, so a laptop set up in
 English would open the admin in English. For the admin only the explicit choice counts; other
-paths (the API answers in the request's language) keep Django's behaviour.
+paths (the API answers in the request's language) keep Django's behaviour, but for the languages
+Accept-Language refuses (`q=0`, RFC 9110 12.4.2): Django ranks them last yet still picks one
+when nothing else matches, so `en;q=0` ("anything but English") was answered in English.
 """
 
 from __future__ import annotations
@@ -16,11 +18,20 @@ from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.middleware.locale import LocaleMiddleware as DjangoLocaleMiddleware
 from django.utils import translation
 from django.utils.translation import gettext
+from django.utils.translation.trans_real import parse_accept_lang_header
+
+
+def without_refused_languages(header: str) -> str:
+    """An Accept-Language header without the languages it refuses (q=0), in its order of preference."""
+    return ", ".join(f"{code};q={q}" for code, q in parse_accept_lang_header(header) if q > 0)
 
 
 class LocaleMiddleware(DjangoLocaleMiddleware):
     def process_request(self, request: HttpRequest) -> None:
         if not request.path.startswith("/admin/"):
+            header = request.META.get("HTTP_ACCEPT_LANGUAGE")
+            if header and "q" in header.lower():  # only a weighted header may refuse one
+                request.META["HTTP_ACCEPT_LANGUAGE"] = without_refused_languages(header)
             return super().process_request(request)
         chosen = request.COOKIES.get(settings.LANGUAGE_COOKIE_NAME)
         supported = {code for code, _name in settings.LANGUAGES}

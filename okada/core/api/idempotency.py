@@ -28,11 +28,12 @@ statement): one round trip.
 
 An answer of 500 or more, or an exception, rolls the transaction back: nothing is kept and a
 retry runs again. So does a refusal of the caller rather than of the request (401, 403, 429:
-who is calling, what they may do, their vendor's standing, their rate; `views.is_kept`), and
+who is calling, what they may do, their vendor's standing, their rate; `views.is_kept`), a 415
+(the body's Content-Type, which the fingerprint does not hold: the corrected retry must run), and
 a refusal that depends only on the vendor's standing whatever its status (409
 `vendor_not_active`: `views.VENDOR_STANDING_CODES`): it wrote nothing, and replaying it would
 keep refusing for 24 h after the cause went (a vendor reactivated). Answers about the request
-itself are kept: 2xx, 400, 404, 409 (but those codes), 415, 422. Records are
+itself are kept: 2xx, 400, 404, 409 (but those codes), 422. Records are
 kept OKADA_IDEMPOTENCY_TTL_HOURS (24 h), then a reuse of the key is a new request; `prune`
 deletes them (hourly job).
 

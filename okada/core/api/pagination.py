@@ -2,7 +2,11 @@
 
 A page is read with `WHERE (sort key, id) > (last seen)` and `LIMIT n + 1`: the cost of a page
 does not grow with how deep it is, and rows inserted meanwhile never shift a page (no OFFSET).
-The cursor is the sort key of the page's edge, signed (a tampered cursor is a 400, not a query).
+The cursor is the sort key of the page's edge, signed (a tampered cursor is a 400, not a query),
+and names the list it was made for: its URL path and whose rows it holds (a vendor's, or the
+storefront's). Another list, or another vendor's credential, refuses it (400): read there it was
+a position in unrelated rows, a page that silently skipped some. Cursors made before they named
+their list (four items) are still read, for the clients paging through a deploy.
 `?limit=` defaults to 50, at most 200. `?ordering=` picks one of the view's allowed orderings;
 `id` always breaks ties (ids are unique), in the same direction.
 """
@@ -10,6 +14,7 @@ The cursor is the sort key of the page's edge, signed (a tampered cursor is a 40
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -103,14 +108,24 @@ class CursorPage:
         if raw is None:
             return None
         try:
-            ordering, direction, value, pk = json.loads(
+            ordering, direction, value, pk, *named = json.loads(
                 base64.urlsafe_b64decode(_SIGNER.unsign(raw).encode())
             )
         except (signing.BadSignature, ValueError, TypeError):
             raise InvalidInput(_("This cursor is not valid."), field="cursor") from None
+        if named and named != [self._list]:  # none: made before cursors named their list
+            raise InvalidInput(_("This cursor belongs to another list."), field="cursor")
         if ordering != self.ordering or direction not in ("n", "p") or not isinstance(pk, str):
             raise InvalidInput(_("This cursor is not valid for this ordering."), field="cursor")
         return direction, value, pk
+
+    @property
+    def _list(self) -> str:
+        """The list a cursor is for: the URL path and whose rows (the credential's vendor, or its
+        role: the storefront), hashed (a cursor is read by whoever holds the URL; short)."""
+        actor = getattr(self.request, "actor", None)
+        whose = getattr(actor, "vendor_id", None) or getattr(actor, "role", "")
+        return hashlib.sha256(f"{self.request.path}\n{whose}".encode()).hexdigest()[:16]
 
     @property
     def forward(self) -> bool:
@@ -180,7 +195,7 @@ class CursorPage:
     def _encode(self, direction: str, value: Any, pk: Any) -> str:
         if hasattr(value, "isoformat"):
             value = value.isoformat()
-        payload = json.dumps([self.ordering, direction, value, str(pk)], separators=(",", ":"))
+        payload = json.dumps([self.ordering, direction, value, str(pk), self._list], separators=(",", ":"))
         return _SIGNER.sign(base64.urlsafe_b64encode(payload.encode()).decode())
 
     def _link(self, direction: str, key: tuple[Any, Any]) -> str:

@@ -7,6 +7,10 @@ they reach, e.g. a product's `attributes` or a sync mutation's `args`):
 - a `\\uD800`-`\\uDFFF` escape that is not half of a pair (an unpaired surrogate is no character:
   it cannot be written as UTF-8), also when the body's charset spells it rather than an escape.
 Both are malformed bodies like a syntax error (400 `malformed`), refused before any view runs.
+
+So is an object that names a member twice (`{"price_xaf": 5, "price_xaf": 500000}`): RFC 8259
+leaves the meaning to each reader, and Python's keeps the last while others (a proxy, a log
+pipeline, the sender's own tooling) keep the first: the API would act on a value they did not see.
 """
 
 from __future__ import annotations
@@ -35,6 +39,18 @@ def _finite(text: str) -> float:
     return value
 
 
+class DuplicateMember(ValueError):
+    """A JSON object names a member twice."""
+
+
+def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object as a dict, refusing a member named twice (the decoder would keep the last)."""
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        raise DuplicateMember("a member is named twice")
+    return obj
+
+
 def _has_lone_surrogate(value: Any) -> bool:
     """Whether a string in `value` (keys included) holds an unpaired surrogate. Iterative: a
     body nested deep enough for Python's decoder is not deep enough for the recursion limit, but
@@ -58,13 +74,16 @@ def _has_lone_surrogate(value: Any) -> bool:
 class JSONParser(parsers.JSONParser):
     """DRF's JSONParser, and: a body nested thousands of levels deep (`[[[[...`, well under the
     body cap) makes Python's decoder raise RecursionError, which would be a 500; numbers out of
-    a float's range and unpaired surrogates (see the module docstring). All are 400 `malformed`."""
+    a float's range, unpaired surrogates and members named twice (see the module docstring).
+    All are 400 `malformed`."""
 
     def parse(self, stream: Any, media_type: str | None = None, parser_context: Any = None) -> Any:
         encoding = get_encoding(parser_context or {})  # DRF's: text codecs only (no bz2_codec)
         try:
             text = codecs.getreader(encoding)(stream).read()
-            data = json.loads(text, parse_constant=strict_constant, parse_float=_finite)
+            data = json.loads(
+                text, parse_constant=strict_constant, parse_float=_finite, object_pairs_hook=_object
+            )
         except (ValueError, RecursionError):  # UnicodeDecodeError and JSONDecodeError are ValueErrors
             raise exceptions.ParseError() from None
         if _SURROGATE.search(text) and _has_lone_surrogate(data):

@@ -33,10 +33,13 @@ log = logging.getLogger(__name__)
 # refusals of the caller, not of the request (401 who is calling, 403 what they may do or their
 # vendor's standing, e.g. `vendor_suspended`, 429 their rate). Nothing was done, and what refused
 # it may change within the 24 h (staff reactivate the vendor, a scope is granted, the window
-# ends): a retry with the same key runs again rather than replaying the refusal. Everything else
-# is an answer about the request and is kept: 2xx, 400 (its input), 404 (what it names), 409
-# (the state it met: out_of_stock, version_conflict...), 415, 422 -- except the codes below.
-NOT_KEPT_STATUSES = frozenset({401, 403, 429})
+# ends): a retry with the same key runs again rather than replaying the refusal. And 415: the
+# body's label (Content-Type), which the key's fingerprint (method, path, body) does not hold,
+# so a retry with the label corrected is "the same request" and got the 415 again for 24 h
+# (the 415 of a compressed body never reaches the store either: `_check_body`). Everything
+# else is an answer about the request and is kept: 2xx, 400 (its input), 404 (what it names),
+# 409 (the state it met: out_of_stock, version_conflict...), 422 -- except the codes below.
+NOT_KEPT_STATUSES = frozenset({401, 403, 415, 429})
 
 # Problem codes not kept whatever their status: refusals that depend only on the vendor's current
 # standing, not on anything the request says or met in its own data. `vendor_not_active` (409, an
@@ -97,7 +100,9 @@ class ApiView(APIView):
     - `query_params = {"GET": ("limit", "cursor", ...)}`: the query parameters each method takes,
       as its schema documents them (tests/core/api/test_schema.py compares the two); any other
       is a 400 naming it, so a mistyped filter (`?is_activ=false`) is an error rather than the
-      whole list. `None`: not checked (a provider's callback URL may carry its own).
+      whole list; so is one given twice (each takes one value: only the last counted, so
+      `?atomic=true&atomic=false` applied a bulk upsert item by item). `None`: not checked (a
+      provider's callback URL may carry its own).
     """
 
     required_scopes: dict[str, str | tuple[str, ...]] = {}  # per method: a scope, or all of several
@@ -173,6 +178,12 @@ class ApiView(APIView):
             raise InvalidInput(
                 _("Unknown query parameter: see the API documentation for this URL's parameters."),
                 errors={name: [_("Unknown query parameter.")] for name in sorted(unknown)},
+            )
+        repeated = sorted(name for name, values in request.query_params.lists() if len(values) > 1)
+        if repeated:
+            raise InvalidInput(
+                _("A query parameter is given more than once: give each one once."),
+                errors={name: [_("Give this query parameter once.")] for name in repeated},
             )
 
     def _count_for_address(self, request: Request) -> None:

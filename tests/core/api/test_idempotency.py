@@ -25,6 +25,7 @@ from catalog.models import Product
 from catalog.services import stock_adjust, vendor_activate, vendor_suspend
 from okada.core.actors import Actor
 from okada.core.api import idempotency
+from okada.core.api.problems import UnsupportedMediaType
 from okada.core.api.views import VENDOR_STANDING_CODES, ApiView, is_kept
 from okada.core.errors import (
     Conflict,
@@ -318,6 +319,7 @@ REFUSALS: dict[int, type[DomainError]] = {
     404: NotFound,
     409: Conflict,
     422: IdempotencyMismatch,
+    415: UnsupportedMediaType,
     429: Throttled,
 }
 
@@ -349,6 +351,7 @@ urlpatterns = [path("api/v1/answers/<int:status>", _AnswersApi.as_view())]
         (422, True),
         (401, False),
         (403, False),
+        (415, False),
         (429, False),
     ],
 )
@@ -446,6 +449,26 @@ def test_keys_are_scoped_per_credential():
     assert "Idempotent-Replayed" not in second
     assert second.json()["id"] != one.post("/products", NEW, HTTP_IDEMPOTENCY_KEY="shared").json()["id"]
     assert Product.objects.count() == 2
+
+
+@pytest.mark.django_db
+def test_a_body_sent_as_another_media_type_keeps_nothing_and_the_corrected_retry_runs():
+    """A 415 says how the body was labelled, not what it asks (the fingerprint is the method,
+    path and body, not the Content-Type): kept, it was replayed to the same request with the
+    right label for 24 h, and the order or product it carried was never made."""
+    api = vendor_api(VendorFactory())
+    headers: dict[str, Any] = {**api.headers, "HTTP_IDEMPOTENCY_KEY": "k-415"}
+    first = api.client.generic(
+        "POST", "/api/v1/products", json.dumps(NEW), content_type="text/plain", **headers
+    )
+    assert (first.status_code, problem(first)["code"]) == (415, "unsupported_media_type")
+    assert not IdempotencyRecord.objects.exists()
+    retry = api.post("/products", NEW, HTTP_IDEMPOTENCY_KEY="k-415")
+    assert retry.status_code == 201, retry.content
+    assert "Idempotent-Replayed" not in retry
+    assert Product.objects.filter(sku=NEW["sku"]).count() == 1
+    again = api.post("/products", NEW, HTTP_IDEMPOTENCY_KEY="k-415")
+    assert (again.status_code, again["Idempotent-Replayed"]) == (201, "true")
 
 
 @pytest.mark.django_db

@@ -109,6 +109,42 @@ def test_json_that_postgresql_cannot_store_is_a_400_malformed_not_a_500(api, att
     assert not Product.objects.exists()
 
 
+@pytest.mark.parametrize(
+    "body",
+    [
+        '{"sku": "A", "name": "n", "price_xaf": 5, "price_xaf": 500000}',
+        '{"sku": "A", "name": "n", "price_xaf": 5, "attributes": {"origin": "Penja", "origin": "Njombe"}}',
+        '{"sku": "A", "name": "n", "price_xaf": 5, "\\u0073ku": "B"}',  # the same name, escaped
+    ],
+)
+@pytest.mark.parametrize("path", ["/products", "/products/bulk"])
+def test_a_json_object_naming_a_member_twice_is_a_400_malformed_and_changes_nothing(api, body, path):
+    # RFC 8259 leaves it to each reader: Python kept the last, another reader (a proxy, a log
+    # pipeline, the vendor's own tooling) may keep the first, so the API acted on a value other
+    # than the one they saw. Which one the sender meant is not ours to guess.
+    sent = body if path == "/products" else f'{{"items": [{body}]}}'
+    response = api.post(path, sent, HTTP_ACCEPT_LANGUAGE="en")
+    assert response.status_code == 400, response.content
+    assert problem(response)["code"] == "malformed"
+    assert problem(response)["detail"] == "The request body is not valid JSON."
+    assert not Product.objects.exists()
+
+
+def test_a_sync_push_naming_a_member_twice_is_a_400_malformed_and_applies_nothing():
+    vendor = VendorFactory()
+    device = register_device(vendor)
+    body = (
+        f'{{"device_id": "{device.pk}", "mutations": [{{"id": 1, "name": "product.create", '
+        '"args": {"sku": "A", "name": "n", "price_xaf": 5, "price_xaf": 7}}]}'
+    )
+    response = vendor_api(vendor).post("/sync/push", body)
+    assert response.status_code == 400, response.content
+    assert problem(response)["code"] == "malformed"
+    assert not Product.objects.exists()
+    device.refresh_from_db()
+    assert device.last_mutation_id == 0
+
+
 # A charset that spells characters with escapes of its own puts an unpaired surrogate in the
 # decoded text without any JSON `\\uD800` escape: the body was parsed, and the first jsonb or text
 # column it reached was a 500 (a sync push then failed the same way on every retry).
@@ -343,6 +379,31 @@ def test_messages_follow_accept_language(api):
     assert english["errors"]["name"] == ["This field is required."]
     assert french["errors"]["name"] == ["Ce champ est obligatoire."]
     assert english["detail"] == "name: This field is required."
+
+
+FRENCH_LIMIT, ENGLISH_LIMIT = "limit est un entier de 1 à 200.", "limit is an integer from 1 to 200."
+
+
+@pytest.mark.parametrize(
+    "header, detail, language",
+    [
+        ("en;q=0", FRENCH_LIMIT, "fr"),  # "anything but English": the default, French
+        ("en;q=0, fr;q=0", FRENCH_LIMIT, "fr"),  # refuses both: the default all the same
+        ("EN;Q=0.000, *;q=0.5", FRENCH_LIMIT, "fr"),
+        ("fr;q=0, en;q=0.1", ENGLISH_LIMIT, "en"),
+        ("fr-CM, en;q=0.8", FRENCH_LIMIT, "fr"),
+        ("en-GB,en;q=0.9,fr;q=0", ENGLISH_LIMIT, "en"),
+        ("*", FRENCH_LIMIT, "fr"),
+        ("de, en;q=0.5", ENGLISH_LIMIT, "en"),
+        (";;garbage==", FRENCH_LIMIT, "fr"),
+    ],
+)
+def test_messages_are_never_in_a_language_accept_language_refuses(api, header, detail, language):
+    # q=0 means "not acceptable" (RFC 9110 12.4.2); Django's reading ranks it last but still
+    # picks it when nothing else matches, so "en;q=0" was answered in English.
+    response = api.get("/products?limit=0", HTTP_ACCEPT_LANGUAGE=header)
+    assert problem(response)["detail"] == detail
+    assert response["Content-Language"] == language
 
 
 def test_json_answers_are_gzipped_for_clients_that_accept_it():
