@@ -3,15 +3,20 @@
 Generic pieces only: nothing here knows vendors, products or orders (okada.core imports no
 domain app). A domain's endpoints live in its own `apis.py` and are built like this::
 
-    from okada.core.api.views import ApiView, VendorScoped
-    from okada.core.api.pagination import CursorPage
+    from okada.core.api.pagination import LIST_QUERY, CursorPage
+    from okada.core.api.views import ApiView
 
-    class ProductListApi(VendorScoped, ApiView):
-        required_scopes = {"GET": "products:read", "POST": "products:write"}
+    class CategoryListApi(ApiView):
+        required_scopes = {"GET": "products:read"}
+        query_params = {"GET": (*LIST_QUERY, "parent", "ordering")}  # any other: 400 naming it
 
         def get(self, request):
-            page = CursorPage(request, ordering="-updated_at").paginate(selectors.product_list(...))
-            return page.response(ProductOut(page.rows, many=True).data)
+            page = CursorPage(request, orderings=("position", "-updated_at"), default="position")
+            rows = page.paginate(selectors.category_list(...))
+            return rows.response(CategoryOut(rows.rows, many=True).data)
+
+A vendor's endpoint scopes its reads by `request.actor.vendor_id` (catalog.apis.ProductScope):
+another vendor's row is then simply not found (404).
 
 What a view gets for free from `ApiView`:
 - authentication (`Authorization: Bearer <key>`, resolved by `OKADA_API_CREDENTIAL_RESOLVER`);
