@@ -49,9 +49,30 @@ def export_path(export: OrderExport) -> Path:
     return export_dir() / f"{export.pk}.csv"
 
 
+EXPORT_PERMISSION = "orders.export_orders"
+# The file holds what the order list shows (customers' names and phones): exporting is reading the
+# orders, so it takes a permission that reads them too, as the list does (Django's view or change).
+READ_PERMISSIONS = ("orders.view_order", "orders.change_order")
+
+
+def may_export(user: Any) -> bool:
+    """Whether `user` may export orders and download their exports: the export permission and
+    one that reads orders (`export_orders` alone would hand over a list its holder may not see)."""
+    return bool(user.has_perm(EXPORT_PERMISSION)) and any(user.has_perm(p) for p in READ_PERMISSIONS)
+
+
+def require_export(user: Any) -> None:
+    """NotAllowed, naming the permission missing, unless `user` is active staff who `may_export`."""
+    actor = Actor.for_staff_user(user)
+    actor.require(EXPORT_PERMISSION)
+    if not any(actor.can(p) for p in READ_PERMISSIONS):
+        actor.require(READ_PERMISSIONS[0])
+
+
 def export_request(*, user: Any, query: str) -> OrderExport:
-    """Record the request and queue the task (after commit). Needs `orders.export_orders`."""
-    Actor.for_staff_user(user).require("orders.export_orders")
+    """Record the request and queue the task (after commit). Needs `orders.export_orders` and the
+    permission to read orders (`require_export`)."""
+    require_export(user)
     export = OrderExport.objects.create(requested_by=user, query=query[:2000])
     language = translation.get_language() or settings.LANGUAGE_CODE
 
@@ -166,7 +187,8 @@ def _export_run_holding(lock: JobLock, *, export_id: str, language: str) -> Orde
         partial = Path(name)
         with translation.override(language):
             with open(descriptor, "w", newline="", encoding="utf-8-sig") as out:  # BOM: Excel reads UTF-8
-                Actor.for_staff_user(export.requested_by).require("orders.export_orders")
+                # Asked again as the file is written: a user who lost either permission since gets none.
+                require_export(export.requested_by)
                 writer = csv.writer(out, delimiter=";")  # the separator French spreadsheets expect
                 writer.writerow(_header())
                 rows = 0

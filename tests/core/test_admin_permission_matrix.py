@@ -16,7 +16,9 @@ every screen (with its confirmation fields) is refused or not offered: either wa
 (PostgreSQL's counts of this transaction's inserts, updates and deletes, history and the admin log
 included, even writes rolled back to a savepoint) and nothing is queued to Celery.
 GETs of every URL change nothing either, and the sensitive ones (an export's file, key and token
-hashes, another user's password form) are not served to them.
+hashes, another user's password form) are not served to them. And each permission to act (beyond
+add, change, delete and view: export orders, adjust stock, run a backup...) held alone opens no
+page of data: reading takes a view (or change) permission.
 """
 
 from __future__ import annotations
@@ -470,6 +472,36 @@ def test_sensitive_pages_are_not_served_to_a_user_who_may_only_view(who, exports
         assert client.get(url).status_code in (400, 403), url
     # The confirmation of a statistics reset: superusers only.
     assert client.get("/admin/health/databasehealth/queries/reset/").status_code == 403
+
+
+def test_a_permission_to_act_reads_no_screen_on_its_own(other_backend, exports_dir):
+    # The permissions beyond Django's four (adjust stock, export orders, run a backup...) say what
+    # one may do, not what one may read: alone (a custom role), none opens a page of data. The
+    # export permission alone listed its holder's exports and served their files, the order list
+    # (customers' names and phones) that the holder could not open.
+    acting = list(
+        Permission.objects.exclude(codename__regex=r"^(add|change|delete|view)_").select_related(
+            "content_type"
+        )
+    )
+    assert {"orders.export_orders", "catalog.adjust_stock", "backups.run_backup"} <= {
+        f"{p.content_type.app_label}.{p.codename}" for p in acting
+    }
+    holders = {}
+    for permission in acting:
+        user = UserFactory(username=f"only-{permission.codename}", is_staff=True)
+        user.user_permissions.add(permission)
+        holders[f"{permission.content_type.app_label}.{permission.codename}"] = user
+    world = _world(export_owner=holders["orders.export_orders"])
+    read = []
+    for name, user in holders.items():
+        client = csrf_client(user)
+        for model, rows in world.items():
+            for route in model_urls(model):
+                for url in filled(model, route, rows, other_backend):
+                    if client.get(url).status_code == 200:
+                        read.append(f"{name}: GET {url}")
+    assert read == []
 
 
 def test_the_matrix_posts_are_real_ones_a_superuser_gets_done(empty_queue, exports_dir):

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from celery.contrib.testing.worker import start_worker
+from django.contrib.auth.models import Permission
 from django.contrib.messages import get_messages
 from django.contrib.messages.constants import ERROR
 from django.db import connection
@@ -21,7 +22,7 @@ from django.utils import timezone
 from catalog.models import Stock, StockMovement
 from okada.celery import app
 from okada.core.actors import Actor
-from okada.core.errors import InUse
+from okada.core.errors import InUse, NotAllowed
 from okada.core.roles import FINANCE, OPERATIONS, STOCK, SUPPORT
 from orders import admin as orders_admin
 from orders import exports
@@ -33,7 +34,8 @@ from orders.services import (
     payment_apply_callback,
     payment_record,
 )
-from tests.catalog.factories import ProductFactory, VendorFactory, role_user, staff_actor
+from tests.admin_client import csrf_client, csrf_post
+from tests.catalog.factories import ProductFactory, UserFactory, VendorFactory, role_user, staff_actor
 from tests.hard_delete import confirm_hard_delete
 from tests.orders.factories import (
     CustomerFactory,
@@ -613,6 +615,44 @@ def test_the_number_column_is_sorted_by_its_index_in_both_directions(client):
         plan = plan_of(f"EXPLAIN {sql}", params)
         assert "orders_order_number_sort" in plan, plan
         assert "Sort" not in plan.replace("orders_order_number_sort", ""), plan
+
+
+def _with_permissions(user: Any, *names: str) -> Any:
+    for name in names:
+        app_label, codename = name.split(".")
+        user.user_permissions.add(
+            Permission.objects.get(content_type__app_label=app_label, codename=codename)
+        )
+    return user
+
+
+def test_an_export_is_refused_to_a_user_who_may_export_but_not_read_orders(settings, tmp_path):
+    # `orders.export_orders` alone (a custom role): the order list is closed to them, so is its
+    # file (customers' names and phones). Refused on the server, nothing recorded or queued.
+    settings.OKADA_PRIVATE_DIR = tmp_path
+    OrderFactory()
+    user = _with_permissions(UserFactory(is_staff=True), "orders.export_orders")
+    client = csrf_client(user)
+    assert client.get("/admin/orders/order/").status_code == 403
+    assert csrf_post(client, "/admin/orders/order/export/", {"query": ""}).status_code == 403
+    with pytest.raises(NotAllowed):  # the service asks too, whoever calls it
+        exports.export_request(user=user, query="")
+    assert not OrderExport.objects.exists()
+
+
+def test_an_export_is_not_served_once_its_user_may_no_longer_read_orders(client, settings, tmp_path):
+    settings.OKADA_PRIVATE_DIR = tmp_path
+    OrderFactory()
+    user = login(client, FINANCE)
+    assert client.post("/admin/orders/order/export/", {"query": ""}).status_code == 302
+    [export] = OrderExport.objects.filter(requested_by=user)
+    assert exports.export_run(export_id=str(export.pk)).status == OrderExport.Status.DONE
+    url = f"/admin/orders/orderexport/{export.pk}/download/"
+    assert client.get(url).status_code == 200
+    user.groups.clear()  # out of Finance; the export permission kept alone (a custom role)
+    _with_permissions(user, "orders.export_orders")
+    assert client.get(url).status_code == 403
+    assert client.get(f"/admin/orders/orderexport/{export.pk}/change/").status_code == 403
 
 
 # --- CSV exports in the list's order -------------------------------------------------------------

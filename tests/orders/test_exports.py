@@ -23,9 +23,11 @@ from typing import Any
 
 import psycopg
 import pytest
+from django.contrib.auth.models import Permission
 from django.db import OperationalError, connection
 from django.utils import timezone, translation
 
+from okada.core.errors import NotAllowed
 from okada.core.jobs import LockLost, advisory_lock
 from okada.core.roles import FINANCE
 from okada.core.texts import english, shown
@@ -297,3 +299,21 @@ def test_a_run_that_cannot_take_its_lock_fails_the_export_with_words_for_staff(e
     assert parts(export) == [] and not exports.export_path(export).exists()
     monkeypatch.undo()
     assert exports.export_run(export_id=str(export.pk)).status == OrderExport.Status.DONE
+
+
+@pytest.mark.django_db
+def test_a_run_for_a_user_who_may_no_longer_read_orders_writes_no_file(export):
+    # The export permission kept (a custom role), reading orders taken away after the request:
+    # the file would hand over the list, customers' names and phones, to someone who may not see it.
+    export, _ = export
+    user = export.requested_by
+    user.groups.clear()
+    user.user_permissions.add(
+        Permission.objects.get(content_type__app_label="orders", codename="export_orders")
+    )
+    with pytest.raises(NotAllowed):
+        exports.export_run(export_id=str(export.pk))
+    failed = OrderExport.objects.get(pk=export.pk)
+    assert failed.status == OrderExport.Status.FAILED and failed.rows is None
+    assert english(failed.error) == "You do not have the permission to do this (orders.view_order)."
+    assert parts(export) == [] and not exports.export_path(export).exists()
