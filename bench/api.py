@@ -22,7 +22,6 @@ import socket
 import statistics
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -157,34 +156,31 @@ def _postgres_pids() -> list[int]:
     return [postmaster, *_children(postmaster)]
 
 
-def _postgres_cpu() -> dict[int, float]:
-    """CPU seconds per PostgreSQL process now."""
-    return {pid: _cpu_seconds([pid]) for pid in _postgres_pids()}
+def _postgres_cpu() -> float:
+    """CPU seconds PostgreSQL has used so far: its live processes' own, plus what the postmaster
+    counts for the children it reaped (cutime + cstime), so that a backend that ended (Django
+    closes a connection older than CONN_MAX_AGE; pgbench's clients disconnect at the end of a run)
+    still counts in full."""
+    pids = _postgres_pids()
+    if not pids:
+        return 0.0
+    try:
+        fields = Path(f"/proc/{pids[0]}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return _cpu_seconds(pids)
+    return _cpu_seconds(pids) + (int(fields[13]) + int(fields[14])) / os.sysconf("SC_CLK_TCK")
 
 
 @contextmanager
 def _postgres_cpu_used() -> Iterator[list[float]]:
     """The CPU seconds PostgreSQL's processes used inside the block, in the list yielded (one
-    value, set on exit). Sampled every half second: a backend that ends inside the block (Django
-    closes a connection older than CONN_MAX_AGE and opens another) counts up to its last sample;
-    pgbench's backends of an earlier turn, gone before the block, count nothing."""
-    start, last = _postgres_cpu(), {}
-    done = threading.Event()
-
-    def sample() -> None:
-        while not done.wait(0.5):
-            last.update(_postgres_cpu())
-
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
+    value, set on exit)."""
+    start = _postgres_cpu()
     used = [0.0]
     try:
         yield used
     finally:
-        done.set()
-        sampler.join()
-        last.update(_postgres_cpu())
-        used[0] = sum(cpu - start.get(pid, 0.0) for pid, cpu in last.items())
+        used[0] = _postgres_cpu() - start
 
 
 def _redis_cpu() -> float:
@@ -581,13 +577,18 @@ def run_orders(*, clients: int, seconds: int, workers: int, threads: int, log: A
                 ping_errors = 0
                 ping: list[list[Any]] = [[("GET", "/bench/ping", None, {})] for _ in range(clients)]
                 cpu = {"web": 0.0, "postgres": 0.0, "redis": 0.0, "clients": 0.0}
+                pgbench_cpu, pgbench_transactions = 0.0, 0
+                ping_cpu = {"web": 0.0, "clients": 0.0, "requests": 0}
                 log(
                     f"api_orders vs pgbench (-c {clients} -j 2): "
                     f"{ORDER_ROUNDS} rounds of {per_round} s, taking turns"
                 )
                 for number in range(1, ORDER_ROUNDS + 1):
                     pgbench.checkpoint()
-                    baseline = pgbench.pgbench_run(clients=clients, jobs=2, seconds=per_round)
+                    with _postgres_cpu_used() as pg:
+                        baseline = pgbench.pgbench_run(clients=clients, jobs=2, seconds=per_round)
+                    pgbench_cpu += pg[0]
+                    pgbench_transactions += baseline.transactions
                     pgbench.checkpoint()
                     before = (_cpu_seconds(web_pids), _redis_cpu())
                     with _postgres_cpu_used() as pg:
@@ -604,7 +605,11 @@ def run_orders(*, clients: int, seconds: int, workers: int, threads: int, log: A
                     tps.append(baseline.tps)
                     # The ceiling of any endpoint on this stack: the minimal DRF view (no
                     # credential, no database) at the same concurrency, in the same round.
+                    web_before = _cpu_seconds(web_pids)
                     pinged = _drive(host, port, ping, per_round)
+                    ping_cpu["web"] += _cpu_seconds(web_pids) - web_before
+                    ping_cpu["clients"] += pinged["client_cpu"]
+                    ping_cpu["requests"] += pinged["requests"]
                     ceilings.append(pinged["rps"] / baseline.tps)
                     ping_errors += sum(n for s, n in pinged["statuses"].items() if s != 200)
                     log(
@@ -650,10 +655,28 @@ def run_orders(*, clients: int, seconds: int, workers: int, threads: int, log: A
         Figure("  errors (other statuses)", errors, "req", goal="= 0", check=at_most(0)),
         Figure("  latency p50 (median of rounds)", statistics.median(r["p50_ms"] for r in rounds), "ms"),
         Figure("  latency p95 (worst round)", latencies[-1], "ms"),
-        Figure("  CPU per order: gunicorn (Python)", per_order(cpu["web"]), "ms"),
-        Figure("  CPU per order: PostgreSQL", per_order(cpu["postgres"]), "ms"),
+        Figure(
+            "  CPU per order: gunicorn (Python)",
+            per_order(cpu["web"]),
+            "ms",
+            "minimal DRF view",
+            ping_cpu["web"] / max(ping_cpu["requests"], 1) * 1000,
+        ),
+        Figure(
+            "  CPU per order: PostgreSQL",
+            per_order(cpu["postgres"]),
+            "ms",
+            "pgbench transaction",
+            pgbench_cpu / max(pgbench_transactions, 1) * 1000,
+        ),
         Figure("  CPU per order: Redis", per_order(cpu["redis"]), "ms"),
-        Figure("  CPU per order: load generator", per_order(cpu["clients"]), "ms"),
+        Figure(
+            "  CPU per order: load generator",
+            per_order(cpu["clients"]),
+            "ms",
+            "minimal DRF view",
+            ping_cpu["clients"] / max(ping_cpu["requests"], 1) * 1000,
+        ),
         Figure("oversold stock rows (api)", audit["oversold"], "rows", goal="= 0", check=at_most(0)),
         Figure("stock != ledger (api)", audit["ledger_mismatch"], "products", goal="= 0", check=at_most(0)),
         Figure(
