@@ -94,16 +94,26 @@ def api_key_issue(
     if expires_at is not None and expires_at <= timezone.now():
         raise InvalidInput(_("The expiry must be in the future."), field="expires_at")
     prefix, secret = _new_secret(KEY_PREFIX)
-    key = ApiKey.objects.create(
-        name=name.strip()[:100],
-        kind=kind,
-        vendor=vendor,
-        prefix=prefix,
-        key_hash=_hash(secret),
-        scopes=chosen,
-        expires_at=expires_at,
-        created_by=actor.user if getattr(actor.user, "pk", None) else None,
-    )
+    with transaction.atomic():
+        if vendor is not None:
+            # Re-read live, under a lock a vendor's deletion waits for: a deleted vendor's keys
+            # would be refused at every request, so issuing one is a mistake to say now.
+            vendor = core.locked(
+                Vendor.objects,
+                vendor.pk,
+                gone=Text(gettext_noop("This vendor was deleted: a deleted vendor gets no new API keys.")),
+                no_key=True,
+            )
+        key = ApiKey.objects.create(
+            name=name.strip()[:100],
+            kind=kind,
+            vendor=vendor,
+            prefix=prefix,
+            key_hash=_hash(secret),
+            scopes=chosen,
+            expires_at=expires_at,
+            created_by=actor.user if getattr(actor.user, "pk", None) else None,
+        )
     return IssuedKey(key=key, secret=secret)
 
 

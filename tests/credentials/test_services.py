@@ -67,6 +67,16 @@ def test_revoked_expired_and_deleted_vendors_keys_stop_working():
     assert resolver.resolve(live.secret) is None
 
 
+def test_a_deleted_vendor_gets_no_new_key_even_from_a_form_opened_before_the_delete():
+    vendor = VendorFactory()
+    with acting_as(reason="test"):
+        type(vendor).objects.get(pk=vendor.pk).delete()
+    with pytest.raises(NotFound) as refused:
+        api_key_issue(name="late", vendor=vendor, actor=OPERATOR)  # the object read before the delete
+    assert "deleted vendor gets no new API keys" in str(refused.value.message)
+    assert not ApiKey.objects.exists()
+
+
 def test_only_permitted_staff_issue_and_revoke_keys():
     clerk = UserFactory(is_staff=True)
     with pytest.raises(NotAllowed):
