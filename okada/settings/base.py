@@ -304,6 +304,7 @@ REST_FRAMEWORK = {
         "okada.core.api.problems.ProblemJSONRenderer",
     ],
     "DEFAULT_PARSER_CLASSES": ["okada.core.api.parsers.JSONParser"],
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "okada.core.api.negotiation.ContentNegotiation",
     "DEFAULT_PAGINATION_CLASS": None,  # lists paginate with okada.core.api.pagination
     "DEFAULT_SCHEMA_CLASS": "okada.core.api.schema.OkadaSchema",
     "EXCEPTION_HANDLER": "okada.core.api.problems.exception_handler",

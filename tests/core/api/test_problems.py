@@ -339,6 +339,26 @@ def test_a_client_that_accepts_no_json_is_a_406_problem(api):
     assert problem(response)["code"] == "not_acceptable"
 
 
+@pytest.mark.parametrize(
+    "accept",
+    ["application/json;q=0", "*/*;q=0", "application/json;q=0, application/problem+json;q=0, text/html"],
+)
+def test_a_client_that_refuses_json_with_q_0_is_a_406_problem(api, accept):
+    response = api.get("/products", HTTP_ACCEPT=accept)
+    assert response.status_code == 406
+    assert problem(response)["code"] == "not_acceptable"
+
+
+@pytest.mark.parametrize(
+    "accept",
+    ["*/*;q=0, application/json", "application/*;q=0, application/json;q=0.2", "application/json;q=abc"],
+)
+def test_a_more_specific_range_overrides_a_refusal_and_a_bad_weight_counts_as_1(api, accept):
+    response = api.get("/products", HTTP_ACCEPT=accept)
+    assert response.status_code == 200, response.content
+    assert response["Content-Type"] == "application/json"
+
+
 def test_unknown_paths_under_api_are_problem_404s(api):
     for path in ("/api/v1/nothing", "/api/v1/products/not-a-uuid", "/api/elsewhere"):
         response = api.get(path)
