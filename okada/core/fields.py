@@ -3,6 +3,7 @@ taken from clients."""
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Any
 
@@ -20,8 +21,15 @@ E164_CM_REGEX = r"^\+237[0-9]{9}$"
 
 def normalize_cm_phone(raw: str) -> str:
     """'6 77 12 34 56', '00237677123456', '+237 677-12-34-56' -> '+237677123456'; else ValidationError."""
+    return _normalized(str(raw))
+
+
+# An order's phone is checked by the API's serializer, then by the service (about 50 us each):
+# valid numbers are remembered (a failed one raises, and is not).
+@functools.lru_cache(maxsize=4096)
+def _normalized(raw: str) -> str:
     try:
-        number = phonenumbers.parse(str(raw), "CM")
+        number = phonenumbers.parse(raw, "CM")
     except phonenumbers.NumberParseException:
         raise ValidationError(_("Enter a valid phone number."), code="invalid_phone") from None
     if number.country_code != 237 or not phonenumbers.is_valid_number(number):
