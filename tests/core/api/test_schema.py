@@ -370,10 +370,10 @@ EXAMPLE_IDS = {
 
 
 def _aim_at_real_rows(case, target: Target) -> None:
-    """Make half the generated ids (chosen by the generated value itself, so that a derandomized
+    """Make half the generated UUIDs (chosen by the generated value itself, so that a derandomized
     run stays the same) those of real rows: random UUIDs are otherwise always 404s, and the code
     behind them is never fuzzed."""
-    if "id" in case.path_parameters and _coin(case.path_parameters["id"]):
+    if _is_aimed(case.path_parameters.get("id")):
         row = "order_id" if case.path.startswith("/api/v1/orders") else "product"
         case.path_parameters["id"] = target.ids[row]
     if isinstance(case.body, (dict, list)):
@@ -385,8 +385,20 @@ def _aim_body(value, ids: dict[str, str]) -> None:
     for name, item in list(items):
         if isinstance(item, (dict, list)):
             _aim_body(item, ids)
-        elif name in ids and isinstance(item, str) and _coin(item):
+        elif name in ids and (
+            _is_aimed(item) or (name == "reference" and isinstance(item, str) and _coin(item))
+        ):
             value[name] = ids[name]
+
+
+def _is_aimed(value) -> bool:
+    """Whether to replace this generated id: a UUID (an id that is no UUID stays: a negative case
+    stays one), half the time."""
+    try:
+        uuid.UUID(value)
+    except (TypeError, ValueError, AttributeError):
+        return False
+    return _coin(value)
 
 
 def _coin(value) -> bool:
