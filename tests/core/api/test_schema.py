@@ -35,6 +35,7 @@ from schemathesis.checks import (
 )
 from schemathesis.core import NOT_SET
 
+from sync.pull import pull
 from sync.services import device_register
 from tests.catalog.factories import ProductFactory, VendorFactory, vendor_actor
 from tests.credentials.factories import Api, storefront_key, vendor_key
@@ -334,19 +335,24 @@ class Target:
 
     key: str
     ids: dict[str, str]  # a field or path parameter's name -> a real row's id
+    cursors: list[str]  # sync cursors the server gave the device (of each priority, mid-download)
 
 
 @pytest.fixture(params=["vendor", "storefront"])
 def target(request, db, _keep_the_test_connection) -> Target:
     """A vendor key or a storefront key, and a vendor with a product, a zone, an order paid by
-    mobile money and a registered sync device. The vendor, its product, the zone, the device and
-    the payment have the ids of the schema's examples, so the examples (an order to place, a
-    pull, a callback) reach real rows; `_aim_at_real_rows` aims fuzzed ids at them too."""
+    mobile money and a registered sync device with the cursors of its first two pulls. The
+    vendor, its product, the zone, the device and the payment have the ids of the schema's
+    examples, so the examples (an order to place, a pull, a callback) reach real rows;
+    `_aim_at_real_rows` aims fuzzed ids (and cursors) at them too."""
     vendor = VendorFactory(id=uuid.UUID(EXAMPLE_IDS["vendor"]))
     zone = ZoneFactory(id=uuid.UUID(EXAMPLE_IDS["zone"]), city=vendor.city)
     product = ProductFactory(vendor=vendor, initial_stock=10, id=uuid.UUID(EXAMPLE_IDS["product"]))
     order = mobile_money_order(EXAMPLE_IDS["reference"], vendor=vendor, zone=zone, items=[(product, 1)])
     device_register(actor=vendor_actor(vendor), device_id=EXAMPLE_IDS["device"], name="Caisse 1")
+    first = pull(actor=vendor_actor(vendor), device_id=EXAMPLE_IDS["device"], cursors={}, limit=1)
+    second = pull(actor=vendor_actor(vendor), device_id=EXAMPLE_IDS["device"], cursors=first.cursors)
+    cursors = sorted({c for page in (first, second) for c in page.cursors.values() if c})
     ids = {
         "vendor": str(vendor.pk),
         "zone": str(zone.pk),
@@ -356,7 +362,7 @@ def target(request, db, _keep_the_test_connection) -> Target:
         "device_id": EXAMPLE_IDS["device"],
         "reference": EXAMPLE_IDS["reference"],
     }
-    return Target(vendor_key(vendor) if request.param == "vendor" else storefront_key(), ids)
+    return Target(vendor_key(vendor) if request.param == "vendor" else storefront_key(), ids, cursors)
 
 
 # The ids the schema's examples use (catalog/apis.py, orders/apis.py, sync/apis.py).
@@ -378,6 +384,12 @@ def _aim_at_real_rows(case, target: Target) -> None:
         case.path_parameters["id"] = target.ids[row]
     if isinstance(case.body, (dict, list)):
         _aim_body(case.body, target.ids)
+    cursors = case.body.get("cursors") if isinstance(case.body, dict) else None
+    if isinstance(cursors, dict):  # a real cursor, of any priority (a forged one only resets)
+        for priority, cursor in cursors.items():
+            if isinstance(cursor, str) and _coin(cursor):
+                digest = hashlib.sha256(cursor.encode()).digest()
+                cursors[priority] = target.cursors[digest[1] % len(target.cursors)]
 
 
 def _aim_body(value, ids: dict[str, str]) -> None:
