@@ -63,8 +63,8 @@ class Cursor:
     key: tuple[str, ...] | None = None
 
 
-def encode(cursor: Cursor, *, generation: str, vendor_id: uuid.UUID) -> str:
-    body: dict[str, Any] = {"g": generation, "v": vendor_id.hex, "x": cursor.xid}
+def encode(cursor: Cursor, *, generation: str, vendor_id: uuid.UUID, priority: int) -> str:
+    body: dict[str, Any] = {"g": generation, "v": vendor_id.hex, "p": priority, "x": cursor.xid}
     if cursor.download:
         body.update(d=1, t=cursor.table, k=cursor.key)
     else:
@@ -76,13 +76,19 @@ class StaleCursor(Exception):
     """The cursor cannot be served: the device must download again."""
 
 
-def decode(token: str, *, generation: Generation, vendor_id: uuid.UUID) -> Cursor:
+def decode(token: str, *, generation: Generation, vendor_id: uuid.UUID, priority: int) -> Cursor:
     try:
         body = signing.loads(token, key=_key(), salt=SALT)
         if body["g"] != generation.token or body["v"] != vendor_id.hex:
             raise StaleCursor("another generation or vendor")
+        # Another priority's cursor (a device that mixed them up) is no position in this one's
+        # tables or feed: a download key of another table's columns, or feed changes skipped.
+        # Cursors issued before they named their priority have no "p": their key is checked.
+        if body.get("p", priority) != priority:
+            raise StaleCursor("another priority")
         if body.get("d"):
             cursor = Cursor(True, int(body["x"]), table=int(body["t"]), key=_key_tuple(body["k"]))
+            _check_download_key(cursor, priority)
         else:
             cursor = Cursor(False, int(body["x"]), str(uuid.UUID(body["i"])), int(body["o"]))
     except (signing.BadSignature, KeyError, TypeError, ValueError) as exc:
@@ -93,6 +99,15 @@ def decode(token: str, *, generation: Generation, vendor_id: uuid.UUID) -> Curso
         if (cursor.xid, uuid.UUID(cursor.id)) <= (pruned_xid, uuid.UUID(pruned_id)):
             raise StaleCursor("older than the retained feed")
     return cursor
+
+
+def _check_download_key(cursor: Cursor, priority: int) -> None:
+    """The download key names a row of the priority's table `table` by its keyset's columns."""
+    tables = feed.DOWNLOAD[priority]
+    if cursor.key is not None and not (
+        0 <= cursor.table < len(tables) and len(cursor.key) == len(tables[cursor.table].keyset)
+    ):
+        raise StaleCursor("not a position in this priority's tables")
 
 
 def _key_tuple(raw: Any) -> tuple[str, ...] | None:
@@ -184,7 +199,11 @@ def pull(*, actor: Actor, device_id: Any, cursors: Any, limit: Any = None) -> Pa
     vendor_id = uuid.UUID(str(device.vendor_id))
     try:
         positions = {
-            p: (decode(raw, generation=generation, vendor_id=vendor_id) if raw else Cursor(True, horizon))
+            p: (
+                decode(raw, generation=generation, vendor_id=vendor_id, priority=p)
+                if raw
+                else Cursor(True, horizon)
+            )
             for p, raw in raw_cursors.items()
         }
     except StaleCursor:
@@ -195,7 +214,9 @@ def pull(*, actor: Actor, device_id: Any, cursors: Any, limit: Any = None) -> Pa
         for priority in feed.PRIORITIES:
             reader = _Reader(page, vendor_id, priority, horizon)
             cursor, more = reader.serve(positions[priority])
-            page.cursors[str(priority)] = encode(cursor, generation=generation.token, vendor_id=vendor_id)
+            page.cursors[str(priority)] = encode(
+                cursor, generation=generation.token, vendor_id=vendor_id, priority=priority
+            )
             page.has_more[str(priority)] = more
     page.last_mutation_id = device.last_mutation_id
     Device.objects.filter(pk=device.pk).update(last_pull_at=timezone.now())

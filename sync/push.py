@@ -35,7 +35,7 @@ from okada.core.errors import DomainError, InvalidInput, NotAllowed, NotFound
 from okada.core.fields import json_refusal
 from okada.core.texts import Text, text_of
 from orders import services as orders
-from orders.models import Order
+from orders.models import Order, OrderStatus
 
 from . import feed
 from .models import ConflictKind, Device, Mutation, MutationStatus, SyncConflict
@@ -315,6 +315,16 @@ def _text(args: dict[str, Any], key: str, *, default: str | None = None, max_len
     return value
 
 
+def _status(args: dict[str, Any], key: str) -> str:
+    """An order status. Any other text (a typo, a status of an app newer than the server) is bad
+    input, as over REST: rejected `invalid`, not a move refused by the lifecycle nor, when the
+    order moved meanwhile, a stale_transition conflict staff could never apply."""
+    value = _text(args, key, max_length=20)
+    if value not in OrderStatus.values:
+        raise InvalidInput(Text(gettext_noop("Unknown order status: %(status)s"), status=value), field=key)
+    return value
+
+
 def _product(context: Context, args: dict[str, Any], *, lock: bool = False) -> Product:
     products = Product.all_objects.filter(pk=_uuid(args, "product_id"), vendor_id=context.device.vendor_id)
     product = (products.select_for_update() if lock else products).first()
@@ -567,8 +577,8 @@ def order_transition(context: Context, args: dict[str, Any]) -> SyncConflict | N
     (stale_transition), unless it is already where the device wanted it.
     """
     order_id = _uuid(args, "order_id")
-    to = _text(args, "to", max_length=20)
-    base_status = _text(args, "base_status", max_length=20)
+    to = _status(args, "to")
+    base_status = _status(args, "base_status")
     note = _text(args, "note", default="", max_length=1000)
     order = Order.objects.select_for_update().filter(pk=order_id, vendor_id=context.device.vendor_id).first()
     if order is None:

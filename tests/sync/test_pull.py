@@ -7,6 +7,7 @@ import threading
 import uuid
 
 import pytest
+from django.core import signing
 from django.db import connection, connections, transaction
 from django.test import override_settings
 
@@ -16,6 +17,7 @@ from okada.core.actors import Actor
 from okada.core.services import bulk_create_tracked, bulk_update_tracked
 from orders.models import Order, OrderItem, Payment
 from sync import feed
+from sync import pull as sync_pull
 from sync.pull import pull
 from sync.services import DeviceRevoked, device_revoke, generation_rotate
 from tests.catalog.factories import CategoryFactory, ProductFactory, VendorFactory
@@ -398,6 +400,50 @@ def test_a_cursor_of_another_vendor_resets():
     their_phone.cursors = dict(our_phone.cursors)
 
     assert their_phone.pull()["reset"] is True
+
+
+def test_a_cursor_of_another_priority_resets_instead_of_a_server_error():
+    # Found by fuzzing: the download cursor of the orders (a key of updated_at and id) sent as
+    # priority 1's was read as a position among the categories (an id): a 500.
+    vendor = VendorFactory()
+    for _ in range(3):
+        OrderFactory(vendor=vendor)
+    phone = Phone(vendor, limit=2)
+    phone.pull()
+    assert phone.pull(apply=False)["has_more"]["0"] is True  # still downloading the orders
+    swapped = dict(phone.cursors)
+    swapped["0"], swapped["1"] = phone.cursors["1"], phone.cursors["0"]
+    phone.cursors = swapped
+
+    page = phone.pull(limit=1000)  # room for priority 1 once priority 0 is served
+
+    assert page["reset"] is True and page["changes"] == {}
+
+
+def test_a_cursor_issued_before_cursors_named_their_priority_is_read_if_its_key_fits():
+    vendor = VendorFactory()
+    for _ in range(3):
+        OrderFactory(vendor=vendor)
+    phone = Phone(vendor, limit=2)
+    phone.pull()
+    body = signing.loads(phone.cursors["0"] or "", key=sync_pull._key(), salt=sync_pull.SALT)
+    assert body.pop("p") == 0 and body["t"] == 0 and len(body["k"]) == 2  # in the orders
+    legacy = signing.dumps(body, key=sync_pull._key(), salt=sync_pull.SALT, compress=True)
+
+    phone.cursors["0"] = legacy
+    assert phone.pull(apply=False)["reset"] is False
+    phone.cursors = {"0": None, "1": legacy, "2": None}  # categories are keyed by id alone
+    assert phone.pull()["reset"] is True
+
+
+def test_a_feed_cursor_of_another_priority_resets_rather_than_skip_its_changes():
+    vendor = VendorFactory()
+    ProductFactory(vendor=vendor)
+    phone = Phone(vendor)
+    phone.pull_all()
+    phone.cursors = {"0": phone.cursors["2"], "1": phone.cursors["1"], "2": phone.cursors["0"]}
+
+    assert phone.pull()["reset"] is True
 
 
 def test_an_interrupted_pull_is_resumed_by_repeating_it():

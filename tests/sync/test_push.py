@@ -409,6 +409,26 @@ def test_an_order_transition_from_the_device_goes_through_the_lifecycle_rules():
     assert Order.objects.get(pk=order.pk).status == "accepted"
 
 
+@pytest.mark.parametrize(
+    ("to", "base_status"),
+    [("delivred", "pending"), ("accepted", "acepted"), ("zz", "accepted"), ("accepted", "")],
+)
+def test_an_order_transition_naming_no_status_is_rejected_invalid_and_records_no_conflict(to, base_status):
+    # Found by fuzzing: a `to` that is no status was refused by the lifecycle (invalid_transition,
+    # REST says invalid), and a `base_status` that is none opened a stale_transition conflict.
+    vendor = VendorFactory()
+    order = OrderFactory(vendor=vendor)
+    phone = Phone(vendor)
+
+    answer = phone.push(
+        phone.mutation("order.transition", order_id=str(order.pk), to=to, base_status=base_status)
+    )
+
+    assert [(r["status"], r["code"]) for r in answer["results"]] == [("rejected", "invalid")]
+    assert not SyncConflict.objects.exists()
+    assert Order.objects.get(pk=order.pk).status == "pending"
+
+
 def test_a_product_created_offline_keeps_its_id_and_takes_stock_changes():
     vendor = VendorFactory()
     phone = Phone(vendor)
