@@ -204,6 +204,12 @@ def _apply(context: Context, mutation: Mutation_) -> tuple[str, str, str, SyncCo
                 Text(gettext_noop("This credential lacks the scope %(scope)s."), scope=handler.scope),
                 scope=handler.scope,
             )
+        unknown = set(mutation.args) - handler.args
+        if unknown:  # a typo (`reasn`) would otherwise fall back to a default, silently
+            raise InvalidInput(
+                Text(gettext_noop("Unknown fields: %(f)s"), f=", ".join(sorted(map(str, unknown)))),
+                field="args",
+            )
         with transaction.atomic():  # a refusal undoes this mutation's writes, nothing else
             conflict = handler.apply(context, mutation.args)
     except DomainError as err:
@@ -482,11 +488,6 @@ def product_create(context: Context, args: dict[str, Any]) -> SyncConflict | Non
     is_active?, attributes?, initial_stock?}: a new product, with the id the device gave it."""
     _refuse_if_suspended(context)
     product_id = _uuid(args, "id")
-    unknown = set(args) - {"id", "initial_stock", *PRODUCT_FIELDS}
-    if unknown:
-        raise InvalidInput(
-            Text(gettext_noop("Unknown fields: %(f)s"), f=", ".join(sorted(unknown))), field="args"
-        )
     if Product.all_objects.filter(pk=product_id).exists():
         raise InvalidInput(Text(gettext_noop("A product with this id already exists.")), field="id")
     fields = product_fields({k: v for k, v in args.items() if k in PRODUCT_FIELDS})
@@ -605,6 +606,7 @@ class Handler:
     entity: str  # the synced table whose row(s) it changes
     rows: Callable[[Context, dict[str, Any]], list[uuid.UUID]]
     scope: str  # the credential scope it needs, as its REST endpoint
+    args: frozenset[str]  # the keys its args may hold: any other rejects it (as REST's 400)
 
     def resend(self, context: Context, args: dict[str, Any]) -> None:
         """After a refusal: the device's own copy showed its change; send it the server's row."""
@@ -614,10 +616,42 @@ class Handler:
 
 
 MUTATIONS: dict[str, Handler] = {
-    "stock.adjust": Handler(stock_adjust, "stock", _stock_of, "stock:write"),
-    "stock.count": Handler(stock_count, "stock", _stock_of, "stock:write"),
-    "product.create": Handler(product_create, "products", _row("id"), "products:write"),
-    "product.update": Handler(product_update, "products", _row("product_id"), "products:write"),
-    "product.delete": Handler(product_delete, "products", _row("product_id"), "products:write"),
-    "order.transition": Handler(order_transition, "orders", _row("order_id"), "orders:write"),
+    "stock.adjust": Handler(
+        stock_adjust, "stock", _stock_of, "stock:write", frozenset({"product_id", "delta", "reason"})
+    ),
+    "stock.count": Handler(
+        stock_count,
+        "stock",
+        _stock_of,
+        "stock:write",
+        frozenset({"product_id", "on_hand", "base_version", "base_on_hand"}),
+    ),
+    "product.create": Handler(
+        product_create,
+        "products",
+        _row("id"),
+        "products:write",
+        frozenset({"id", "initial_stock", *PRODUCT_FIELDS}),
+    ),
+    "product.update": Handler(
+        product_update,
+        "products",
+        _row("product_id"),
+        "products:write",
+        frozenset({"product_id", "base_version", "fields"}),
+    ),
+    "product.delete": Handler(
+        product_delete,
+        "products",
+        _row("product_id"),
+        "products:write",
+        frozenset({"product_id", "base_version"}),
+    ),
+    "order.transition": Handler(
+        order_transition,
+        "orders",
+        _row("order_id"),
+        "orders:write",
+        frozenset({"order_id", "to", "base_status", "note"}),
+    ),
 }

@@ -429,6 +429,31 @@ def test_an_order_transition_naming_no_status_is_rejected_invalid_and_records_no
     assert Order.objects.get(pk=order.pk).status == "pending"
 
 
+@pytest.mark.parametrize(
+    ("name", "args"),
+    [
+        ("stock.adjust", {"delta": -1, "reasn": "casse"}),
+        ("stock.count", {"on_hand": 3, "base_version": 1, "base_onhand": 9}),
+        ("product.update", {"base_version": 1, "fields": {"name": "Riz"}, "field": {"price_xaf": 1}}),
+        ("product.delete", {"base_version": 1, "force": True}),
+    ],
+)
+def test_a_mutation_with_an_unknown_argument_is_rejected_and_changes_nothing(name, args):
+    # A typo (`reasn`) used to fall back to the default silently, as REST refuses unknown fields.
+    vendor = VendorFactory()
+    product = ProductFactory(vendor=vendor, initial_stock=5)
+    phone = Phone(vendor)
+
+    answer = phone.push(phone.mutation(name, product_id=str(product.pk), **args))
+
+    assert [(r["status"], r["code"]) for r in answer["results"]] == [("rejected", "invalid")]
+    typo = sorted(set(args) - {"delta", "on_hand", "base_version", "fields"})[0]
+    assert typo in Mutation.objects.get(device__vendor=vendor).message  # what staff read
+    product.refresh_from_db()
+    assert (product.version, product.deleted_at, product.stock.on_hand) == (1, None, 5)
+    assert not StockMovement.objects.filter(product=product).exclude(reason__icontains="initial").exists()
+
+
 def test_a_product_created_offline_keeps_its_id_and_takes_stock_changes():
     vendor = VendorFactory()
     phone = Phone(vendor)
