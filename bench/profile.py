@@ -3,6 +3,7 @@
     python -m bench.profile list --preset large      # a vendor's product list (page of 50)
     python -m bench.profile search --preset large    # full-text search (q= a common word)
     python -m bench.profile ping                     # the minimal DRF view (/bench/ping)
+    python -m bench.profile zones --preset large     # the delivery zones (GET /api/v1/zones)
     python -m bench.profile order                    # POST /api/v1/orders (the api_orders marketplace)
     ... --requests 300 --html var/profile-list.html  # more requests; pyinstrument's HTML page
 
@@ -210,7 +211,7 @@ def _seeded(url: str) -> bool:
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.profile", description=__doc__.split("\n")[0])
-    parser.add_argument("what", choices=("ping", "list", "search", "order"))
+    parser.add_argument("what", choices=("ping", "list", "search", "zones", "order"))
     parser.add_argument("--preset", default="medium", choices=("small", "medium", "large"))
     parser.add_argument("--requests", type=int, default=REQUESTS)
     parser.add_argument("--html", help="write pyinstrument's HTML page here too")
@@ -254,6 +255,8 @@ def main() -> None:
                 paths = ["/bench/ping"]
             elif args.what == "list":
                 paths = ["/api/v1/products?limit=50"]
+            elif args.what == "zones":
+                paths = ["/api/v1/zones"]
             else:
                 paths = [f"/api/v1/products?limit=50&q={quote(t)}" for t in api.SEARCH_TERMS]
             requests = [

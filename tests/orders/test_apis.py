@@ -433,6 +433,22 @@ def test_zones_list_query_count_does_not_grow_with_the_page_size(vendor):
     assert counts[0] == counts[1] <= 2
 
 
+def test_zones_page_through_by_name_and_by_update_without_a_gap_or_a_repeat(vendor):
+    made = [ZoneFactory(name=f"Zone {i:02d}") for i in range(7)]
+    api = vendor_api(vendor)
+    for ordering, expected in (("name", sorted(made, key=lambda z: z.name)), ("-updated_at", None)):
+        page = api.get(f"/zones?limit=3&ordering={ordering}").json()
+        seen = page["results"]
+        while page["next"]:
+            page = api.client.get(page["next"], **api.headers).json()
+            seen += page["results"]
+        assert sorted(z["id"] for z in seen) == sorted(str(z.pk) for z in made)
+        assert len(seen) == len(made)
+        if expected is not None:
+            assert [z["name"] for z in seen] == [z.name for z in expected]
+        assert all(set(z) == {"id", "city", "name", "delivery_fee_xaf", "updated_at"} for z in seen)
+
+
 # --- Payment callbacks --------------------------------------------------------------------------------
 
 
