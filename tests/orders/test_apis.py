@@ -7,6 +7,7 @@ import hmac
 import json
 import logging
 import re
+from urllib.parse import urlsplit
 
 import psycopg
 import pytest
@@ -440,7 +441,8 @@ def test_zones_page_through_by_name_and_by_update_without_a_gap_or_a_repeat(vend
         page = api.get(f"/zones?limit=3&ordering={ordering}").json()
         seen = page["results"]
         while page["next"]:
-            page = api.client.get(page["next"], **api.headers).json()
+            link = urlsplit(page["next"])
+            page = api.get(f"{link.path}?{link.query}").json()
             seen += page["results"]
         assert sorted(z["id"] for z in seen) == sorted(str(z.pk) for z in made)
         assert len(seen) == len(made)
