@@ -627,6 +627,7 @@ def run_orders(*, clients: int, seconds: int, workers: int, threads: int, log: A
     latencies = sorted(r["p95_ms"] for r in rounds)
     median = statistics.median(ratios)
     per_order = lambda seconds: seconds / max(placed + refused, 1) * 1000  # noqa: E731 (ms of CPU per order)
+    per_ping = lambda seconds: seconds / max(ping_cpu["requests"], 1) * 1000  # noqa: E731 (ms per view request)
     return [
         Figure(
             "api order placement (HTTP)",
@@ -660,14 +661,14 @@ def run_orders(*, clients: int, seconds: int, workers: int, threads: int, log: A
             per_order(cpu["web"]),
             "ms",
             "minimal DRF view",
-            ping_cpu["web"] / max(ping_cpu["requests"], 1) * 1000,
+            per_ping(ping_cpu["web"]),
         ),
         Figure(
             "  CPU per order: PostgreSQL",
             per_order(cpu["postgres"]),
             "ms",
             "pgbench transaction",
-            pgbench_cpu / max(pgbench_transactions, 1) * 1000,
+            pgbench_cpu / max(pgbench_transactions, 1) * 1000,  # ms of PostgreSQL's CPU each
         ),
         Figure("  CPU per order: Redis", per_order(cpu["redis"]), "ms"),
         Figure(
@@ -675,7 +676,7 @@ def run_orders(*, clients: int, seconds: int, workers: int, threads: int, log: A
             per_order(cpu["clients"]),
             "ms",
             "minimal DRF view",
-            ping_cpu["clients"] / max(ping_cpu["requests"], 1) * 1000,
+            per_ping(ping_cpu["clients"]),
         ),
         Figure("oversold stock rows (api)", audit["oversold"], "rows", goal="= 0", check=at_most(0)),
         Figure("stock != ledger (api)", audit["ledger_mismatch"], "products", goal="= 0", check=at_most(0)),
