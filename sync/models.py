@@ -313,13 +313,20 @@ class FeedState(models.Model):
 
     `generation` changes when the data is restored from a backup (`sync.services.generation_rotate`),
     which tells every device to download again. `pruned_xid`/`pruned_id` is the highest feed
-    position (xid, id) removed by pruning: a cursor below it has lost changes.
+    position (xid, id) removed by pruning: a cursor below it has lost changes. `home` names the
+    server and database whose transaction ids number the feed (`sync.services.generation_current`).
     """
 
     id = models.SmallIntegerField(primary_key=True, default=1, db_comment="Always 1.")
     generation = models.UUIDField(db_comment="Changes on restore: cursors of another generation reset.")
     pruned_xid = XidField(null=True, blank=True, db_comment="Highest pruned feed position: xid.")
     pruned_id = models.UUIDField(null=True, blank=True, db_comment="Highest pruned feed position: id.")
+    home = models.TextField(
+        null=True,
+        blank=True,
+        db_comment="Server and database the feed positions were numbered in (system identifier:"
+        "database oid); another one means a restored copy: the feed is started afresh.",
+    )
     updated_at = models.DateTimeField(auto_now=True, db_comment="Last change (UTC).")
 
     class Meta:
