@@ -6,6 +6,7 @@ Pulls are in `sync.pull`, pushes (and the mutations they carry) in `sync.push`.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 import uuid
 from dataclasses import dataclass
@@ -186,11 +187,23 @@ class Generation:
 
 _STATE = """
 SELECT s.generation::text || ':' || d.oid::text, s.pruned_xid::text, s.pruned_id::text, s.home,
-       (SELECT system_identifier FROM pg_control_system())::text || ':' || d.oid::text,
+       {server} || ':' || d.oid::text,
        greatest(pg_snapshot_xmax(pg_current_snapshot()), pg_current_xact_id_if_assigned())::text
   FROM sync_feedstate s, pg_database d
  WHERE s.id = 1 AND d.datname = current_database()
 """
+
+
+@functools.cache
+def _state_sql() -> str:
+    """_STATE naming the server by its system identifier, where the role may read it (a managed
+    service may revoke pg_control_system: the database's oid alone then, and a copy restored
+    elsewhere is still told by its pruned position and the devices' cursors, see sync.pull)."""
+    with connection.cursor() as cur:
+        cur.execute("SELECT has_function_privilege('pg_control_system()', 'execute')")
+        readable = cur.fetchone()[0]
+    server = "(SELECT system_identifier FROM pg_control_system())::text" if readable else "'?'"
+    return _STATE.format(server=server)
 
 
 def generation_current() -> Generation:
@@ -206,7 +219,7 @@ def generation_current() -> Generation:
     afresh (`_feed_adopt`): a new generation, so every device downloads again, once."""
     with connection.cursor() as cur:
         for _attempt in range(3):
-            cur.execute(_STATE)
+            cur.execute(_state_sql())
             row = cur.fetchone()
             if row is None:
                 # The row is made by migration; if it was truncated away, a new generation starts.
@@ -242,7 +255,7 @@ def _feed_adopt(here: str) -> None:
     its copy and download the tables again, from a horizon taken after this commits, by when
     every transaction whose feed rows this removes has committed (TRUNCATE waits for them)."""
     with transaction.atomic(), connection.cursor() as cur:
-        cur.execute(f"{_STATE} FOR UPDATE OF s")
+        cur.execute(f"{_state_sql()} FOR UPDATE OF s")
         row = cur.fetchone()
         if row is None or not _numbered_elsewhere(row):
             return  # another pull did it meanwhile
