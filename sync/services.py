@@ -6,7 +6,6 @@ Pulls are in `sync.pull`, pushes (and the mutations they carry) in `sync.push`.
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import logging
 import uuid
 from dataclasses import dataclass
@@ -185,41 +184,32 @@ class Generation:
     reached_xid: int = 0
 
 
+# `home`: the database (its oid) and the feed state's own table (its oid) the feed is numbered in.
 _STATE = """
 SELECT s.generation::text || ':' || d.oid::text, s.pruned_xid::text, s.pruned_id::text, s.home,
-       {server} || ':' || d.oid::text,
+       d.oid::text || ':' || 'sync_feedstate'::regclass::oid::text,
        greatest(pg_snapshot_xmax(pg_current_snapshot()), pg_current_xact_id_if_assigned())::text
   FROM sync_feedstate s, pg_database d
  WHERE s.id = 1 AND d.datname = current_database()
 """
 
 
-@functools.cache
-def _state_sql() -> str:
-    """_STATE naming the server by its system identifier, where the role may read it (a managed
-    service may revoke pg_control_system: the database's oid alone then, and a copy restored
-    elsewhere is still told by its pruned position and the devices' cursors, see sync.pull)."""
-    with connection.cursor() as cur:
-        cur.execute("SELECT has_function_privilege('pg_control_system()', 'execute')")
-        readable = cur.fetchone()[0]
-    server = "(SELECT system_identifier FROM pg_control_system())::text" if readable else "'?'"
-    return _STATE.format(server=server)
-
-
 def generation_current() -> Generation:
     """The database's sync generation. The token also names the database (its oid), so a copy
     restored into another database has another token even before `generation_rotate` runs.
 
-    Feed positions are transaction ids, which number one server's transactions only. A copy
-    restored on another server (a fresh cluster: its counter starts low, and its first database
-    may well get the same oid, hence the same token) holds the old server's numbering: its pruned
-    position and feed rows lie past anything this server will number for a long time. So the feed
-    state records where it lives (`home`: the server's system identifier and the database's oid);
-    found elsewhere, or holding a pruned position this server never reached, the feed is started
-    afresh (`_feed_adopt`): a new generation, so every device downloads again, once."""
+    A restore is recognised whatever way it was made, and the feed started afresh (`_feed_adopt`:
+    a new generation, so every device downloads again, once):
+    - the feed state records where it lives (`home`: the database's oid and its own table's oid);
+      a restore re-creates the table (pg_restore, --clean in place too), so it is found elsewhere.
+      pg_upgrade keeps both oids: not a restore.
+    - feed positions are transaction ids, which number one server's transactions only: a copy
+      restored on another server (a fresh cluster, where a database and a table may get the oids
+      the originals had) holds a pruned position this server has not reached, and devices hold
+      cursors past it (sync.pull resets those)."""
     with connection.cursor() as cur:
         for _attempt in range(3):
-            cur.execute(_state_sql())
+            cur.execute(_STATE)
             row = cur.fetchone()
             if row is None:
                 # The row is made by migration; if it was truncated away, a new generation starts.
@@ -241,21 +231,21 @@ def generation_current() -> Generation:
 
 
 def _numbered_elsewhere(row: Any) -> bool:
-    """Whether the feed state (a row of _STATE) was numbered in another server or database: its
-    recorded home is another, or its pruned position is one this server has not reached yet."""
+    """Whether the feed state (a row of _STATE) came with a restore: its recorded home is another,
+    or its pruned position is one this server has not reached yet."""
     _token, pruned_xid, _pruned_id, home, here, reached_xid = row
     moved = home is not None and home != here
     return moved or (pruned_xid is not None and int(pruned_xid) > int(reached_xid))
 
 
 def _feed_adopt(here: str) -> None:
-    """Start the feed afresh in a database restored from a copy made elsewhere (generation_current).
+    """Start the feed afresh in a database restored from a backup (generation_current).
 
     Emptying the feed loses nothing a device needs: the new generation makes every device drop
     its copy and download the tables again, from a horizon taken after this commits, by when
     every transaction whose feed rows this removes has committed (TRUNCATE waits for them)."""
     with transaction.atomic(), connection.cursor() as cur:
-        cur.execute(f"{_state_sql()} FOR UPDATE OF s")
+        cur.execute(f"{_STATE} FOR UPDATE OF s")
         row = cur.fetchone()
         if row is None or not _numbered_elsewhere(row):
             return  # another pull did it meanwhile
@@ -266,8 +256,8 @@ def _feed_adopt(here: str) -> None:
             [here],
         )
     log.warning(
-        "sync feed found in another server or database than it was numbered in (%s, now %s): "
-        "started afresh, devices will download again",
+        "sync feed state restored from a backup (home %s, now %s): feed started afresh, devices "
+        "will download again",
         row[3],
         here,
     )

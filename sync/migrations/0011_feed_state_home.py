@@ -15,6 +15,6 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='feedstate',
             name='home',
-            field=models.TextField(blank=True, db_comment='Server and database the feed positions were numbered in (system identifier:database oid); another one means a restored copy: the feed is started afresh.', null=True),
+            field=models.TextField(blank=True, db_comment="Database oid and this table's oid when the feed was last numbered here; other ones mean a restore (it re-creates the table): the feed is started afresh.", null=True),
         ),
     ]

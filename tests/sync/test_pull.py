@@ -414,21 +414,22 @@ def test_a_pruned_position_of_the_server_the_database_came_from_does_not_reset_d
         assert cur.fetchone()[0] == 0
 
 
-def test_a_feed_found_on_another_server_than_it_was_numbered_on_is_started_afresh():
-    """The feed state names the server and database it was numbered in: a copy found elsewhere
-    starts a new generation (every device downloads again, once) and drops the copied feed rows,
-    whose ids a month's retirement would later take for this server's (a pruned position no
-    cursor of this server gets past)."""
+def test_a_feed_state_restored_from_a_backup_is_found_out_and_the_feed_started_afresh():
+    """The feed state records the database and its own table it was written in: a restore
+    re-creates the table (pg_restore, even --clean into the same database), so the state is found
+    elsewhere. A new generation (every device downloads again, once), and the copied feed rows
+    dropped: numbered by the server the backup came from, a month's retirement would later take
+    them for this server's (a pruned position no cursor gets past)."""
     vendor = VendorFactory()
     product = ProductFactory(vendor=vendor)
     phone = Phone(vendor)
     phone.pull_all()
     before = generation_current()
     with connection.cursor() as cur:
-        cur.execute("SELECT home FROM sync_feedstate")
-        here = cur.fetchone()[0]
-        assert here  # recorded by the pulls above
-        cur.execute("UPDATE sync_feedstate SET home = %s WHERE id = 1", ["7000000000000000001:16384"])
+        cur.execute("SELECT home, 'sync_feedstate'::regclass::oid::text FROM sync_feedstate")
+        here, table_oid = cur.fetchone()
+        assert here.endswith(":" + table_oid)  # recorded by the pulls above
+        cur.execute("UPDATE sync_feedstate SET home = %s WHERE id = 1", [here.split(":")[0] + ":1"])
 
     assert phone.pull()["reset"] is True
     assert generation_current().token != before.token
