@@ -245,6 +245,9 @@ def _feed_adopt(here: str) -> None:
     its copy and download the tables again, from a horizon taken after this commits, by when
     every transaction whose feed rows this removes has committed (TRUNCATE waits for them)."""
     with transaction.atomic(), connection.cursor() as cur:
+        # The feed first, then its state: the order a month's retirement takes them in (it detaches,
+        # then feed_partition_detached records the pruned position), else each waits for the other.
+        cur.execute(f"LOCK TABLE {feed.FEED_TABLE} IN ACCESS EXCLUSIVE MODE")
         cur.execute(f"{_STATE} FOR UPDATE OF s")
         row = cur.fetchone()
         if row is None or not _numbered_elsewhere(row):

@@ -445,6 +445,32 @@ def test_a_feed_state_restored_from_a_backup_is_found_out_and_the_feed_started_a
     assert phone.copy("products")[str(product.pk)]["name"] == "Ici"
 
 
+def test_starting_the_feed_afresh_waits_for_a_month_being_retired_instead_of_deadlocking():
+    """Retiring a month of the feed locks the feed, then records the pruned position in the feed
+    state (one transaction, sync.services.feed_partition_detached). Starting the feed afresh must
+    take them in the same order: the other way round, each waited for the other (a deadlock, the
+    pull a 500 or the retirement undone)."""
+    import psycopg
+
+    from tests.concurrency import a_lock_is_awaited, database_url, in_thread, poll
+
+    vendor = VendorFactory()
+    phone = Phone(vendor)
+    phone.pull_all()
+    with connection.cursor() as cur:
+        cur.execute("UPDATE sync_feedstate SET home = '1:1' WHERE id = 1")  # a restored copy's
+    with psycopg.connect(database_url()) as retiring:
+        retiring.execute("LOCK TABLE sync_change IN SHARE UPDATE EXCLUSIVE MODE")  # as DETACH does
+        answers: list[dict] = []
+        thread, errors = in_thread(lambda: answers.append(phone.pull(apply=False)))
+        poll(a_lock_is_awaited, "the pull to wait for the feed")
+        retiring.execute("UPDATE sync_feedstate SET updated_at = now() WHERE id = 1")  # as _record_pruned
+        retiring.commit()
+    thread.join(WAIT)
+    assert not errors, errors
+    assert answers[0]["reset"] is True
+
+
 def test_a_cursor_older_than_the_retained_feed_resets(partitions_restored):
     """Partition maintenance retires the feed's old months; its hook records what left."""
     import datetime as dt
