@@ -483,11 +483,22 @@ def database_alias(dbname: str) -> Iterator[str]:
         del connections[alias]
 
 
-def user_relations(alias: str) -> int:
-    """How many tables, views, sequences ... the database behind `alias` holds outside the system schemas."""
+def user_objects(alias: str) -> int:
+    """How many objects someone made in the database behind `alias`: tables, views, sequences,
+    functions, types, schemas (but `public`) and extensions (but `plpgsql`), outside the system
+    schemas. A new database (TEMPLATE template0) holds none."""
     with connections[alias].cursor() as cursor:
         cursor.execute(
-            """SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-                WHERE n.nspname <> 'information_schema' AND left(n.nspname, 3) <> 'pg_'"""
+            """
+            WITH n AS (SELECT oid, nspname FROM pg_namespace
+                        WHERE nspname <> 'information_schema' AND left(nspname, 3) <> 'pg_')
+            SELECT (SELECT count(*) FROM pg_class c JOIN n ON n.oid = c.relnamespace)
+                 + (SELECT count(*) FROM pg_proc p JOIN n ON n.oid = p.pronamespace)
+                 -- a type of its own: not a table's row type nor an array of another type
+                 + (SELECT count(*) FROM pg_type t JOIN n ON n.oid = t.typnamespace
+                     WHERE t.typrelid = 0 AND t.typcategory <> 'A')
+                 + (SELECT count(*) FROM n WHERE nspname <> 'public')
+                 + (SELECT count(*) FROM pg_extension WHERE extname <> 'plpgsql')
+            """
         )
         return int(cursor.fetchone()[0])

@@ -507,9 +507,10 @@ class Restored:
 def backup_restore(*, backup: Backup, target: str, force: bool = False, on_step: Step = quiet) -> Restored:
     """Restore `backup` into the database `target` on the settings' server, on purpose.
 
-    Checks the file's size and SHA-256 first. A target that exists and holds any table, view or
-    sequence is refused unless `force`, which drops and re-creates it (every session in it is
-    ended), so the target then equals the backup. Afterwards every table's rows are counted
+    Checks the file's size and SHA-256 first. A target that exists and holds any object (table,
+    view, sequence, function, type, schema, extension: pg.user_objects) is refused unless
+    `force`, which drops and re-creates it (every session in it is ended), so the target then
+    equals the backup. Afterwards every table's rows are counted
     against the manifest. In the restored catalog, the backup's own row (caught `running` by its
     snapshot) is recorded as it is now, complete.
     """
@@ -602,21 +603,21 @@ def _prepare_target(target: str, *, force: bool, on_step: Step) -> None:
         pg.create_database(target)
         return
     with pg.database_alias(target) as alias:
-        relations = pg.user_relations(alias)
-    if not relations:
+        objects = pg.user_objects(alias)
+    if not objects:
         return
     if not force:
         raise TargetNotEmpty(
             Text(
                 gettext_noop(
-                    "The database %(target)s holds %(n)s tables, views or sequences: use --force to "
-                    "replace it."
+                    "The database %(target)s holds %(n)s objects (tables, views, sequences, functions, "
+                    "types, schemas or extensions): use --force to replace it."
                 ),
                 target=target,
-                n=relations,
+                n=objects,
             )
         )
-    on_step(f"--force: dropping and re-creating {target} ({relations} relations, its sessions ended)")
+    on_step(f"--force: dropping and re-creating {target} ({objects} objects, its sessions ended)")
     connections.close_all()  # ours too, in case the target is the database we run on
     pg.drop_database(target)
     pg.create_database(target)

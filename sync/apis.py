@@ -76,7 +76,9 @@ class DeviceRegisterApi(ApiView):
         operation_id="sync_devices_register",
         summary="Register a device for offline sync",
         description="Idempotent: registering the same device again renames it (200). A device id "
-        "registered to another vendor is a 409 `device_taken`; a revoked device a 403 `device_revoked`; "
+        "registered to another vendor (live or revoked) is a 409 `device_taken`, naming nothing of it: "
+        "choose a new id (pulls and pushes naming it are 404); a revoked device of yours a 403 "
+        "`device_revoked`; "
         "a new device or a new name of a suspended vendor a 403 `vendor_suspended` (its devices "
         "already registered, sent again unchanged, answer 200).",
         request=DeviceIn,

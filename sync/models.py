@@ -313,13 +313,20 @@ class FeedState(models.Model):
 
     `generation` changes when the data is restored from a backup (`sync.services.generation_rotate`),
     which tells every device to download again. `pruned_xid`/`pruned_id` is the highest feed
-    position (xid, id) removed by pruning: a cursor below it has lost changes.
+    position (xid, id) removed by pruning: a cursor below it has lost changes. `home` names the
+    database and table it was last written in: a restore re-creates them (`generation_current`).
     """
 
     id = models.SmallIntegerField(primary_key=True, default=1, db_comment="Always 1.")
     generation = models.UUIDField(db_comment="Changes on restore: cursors of another generation reset.")
     pruned_xid = XidField(null=True, blank=True, db_comment="Highest pruned feed position: xid.")
     pruned_id = models.UUIDField(null=True, blank=True, db_comment="Highest pruned feed position: id.")
+    home = models.TextField(
+        null=True,
+        blank=True,
+        db_comment="Database oid and this table's oid when the feed was last numbered here; other ones mean "
+        "a restore (it re-creates the table): the feed is started afresh.",
+    )
     updated_at = models.DateTimeField(auto_now=True, db_comment="Last change (UTC).")
 
     class Meta:

@@ -14,8 +14,9 @@ now (a row changed five times goes once; a deleted or gone row goes as `deleted`
 
 Cursors are signed (django.core.signing); they carry the database's sync generation. A cursor of
 another generation (the database was restored from a backup), one older than the retained feed,
-or one whose signature does not verify, is answered with `reset: true`: the device drops its
-copy and downloads again with null cursors.
+one past the transaction ids this server has numbered (a copy restored on another server), or
+one whose signature does not verify, is answered with `reset: true`: the device drops its copy
+and downloads again with null cursors.
 """
 
 from __future__ import annotations
@@ -93,6 +94,10 @@ def decode(token: str, *, generation: Generation, vendor_id: uuid.UUID, priority
             cursor = Cursor(False, int(body["x"]), str(uuid.UUID(body["i"])), int(body["o"]))
     except (signing.BadSignature, KeyError, TypeError, ValueError) as exc:
         raise StaleCursor(str(exc)) from None
+    if cursor.xid > generation.reached_xid:
+        # A position this server never numbered: the database is a copy restored on another
+        # server, which numbered its transactions further (changes made here would lie behind it).
+        raise StaleCursor("a position this server never reached")
     if generation.pruned is not None:
         # Changes up to the pruned position are gone: a cursor below it would miss some.
         pruned_xid, pruned_id = generation.pruned

@@ -179,30 +179,91 @@ def feed_resend(*, entity: str, row_ids: list[uuid.UUID], vendor_id: uuid.UUID |
 class Generation:
     token: str  # what cursors carry: the stored generation and the database it lives in
     pruned: tuple[int, str] | None  # highest pruned feed position (xid, id), if any
+    # The highest transaction id this server has reached (the snapshot's xmax, or this
+    # transaction's own id if higher): no feed position of this server lies past it.
+    reached_xid: int = 0
+
+
+# `home`: the database (its oid) and the feed state's own table (its oid) the feed is numbered in.
+_STATE = """
+SELECT s.generation::text || ':' || d.oid::text, s.pruned_xid::text, s.pruned_id::text, s.home,
+       d.oid::text || ':' || 'sync_feedstate'::regclass::oid::text,
+       greatest(pg_snapshot_xmax(pg_current_snapshot()), pg_current_xact_id_if_assigned())::text
+  FROM sync_feedstate s, pg_database d
+ WHERE s.id = 1 AND d.datname = current_database()
+"""
 
 
 def generation_current() -> Generation:
     """The database's sync generation. The token also names the database (its oid), so a copy
-    restored into another database has another token even before `generation_rotate` runs."""
+    restored into another database has another token even before `generation_rotate` runs.
+
+    A restore is recognised whatever way it was made, and the feed started afresh (`_feed_adopt`:
+    a new generation, so every device downloads again, once):
+    - the feed state records where it lives (`home`: the database's oid and its own table's oid);
+      a restore re-creates the table (pg_restore, --clean in place too), so it is found elsewhere.
+      pg_upgrade keeps both oids: not a restore.
+    - feed positions are transaction ids, which number one server's transactions only: a copy
+      restored on another server (a fresh cluster, where a database and a table may get the oids
+      the originals had) holds a pruned position this server has not reached, and devices hold
+      cursors past it (sync.pull resets those)."""
     with connection.cursor() as cur:
-        for _attempt in range(2):
-            cur.execute(
-                "SELECT s.generation::text || ':' || d.oid::text, s.pruned_xid::text, s.pruned_id::text "
-                "FROM sync_feedstate s, pg_database d WHERE s.id = 1 AND d.datname = current_database()"
-            )
+        for _attempt in range(3):
+            cur.execute(_STATE)
             row = cur.fetchone()
-            if row is not None:
+            if row is None:
+                # The row is made by migration; if it was truncated away, a new generation starts.
+                cur.execute(
+                    "INSERT INTO sync_feedstate (id, generation, updated_at) "
+                    "VALUES (1, gen_random_uuid(), now()) ON CONFLICT (id) DO NOTHING"
+                )
+                continue
+            if not _numbered_elsewhere(row):
+                if row[3] is None:  # before `home` was recorded (sync migration 0011)
+                    cur.execute("UPDATE sync_feedstate SET home = %s WHERE id = 1 AND home IS NULL", [row[4]])
                 break
-            # The row is made by migration; if it was truncated away, a new generation starts.
-            cur.execute(
-                "INSERT INTO sync_feedstate (id, generation, updated_at) "
-                "VALUES (1, gen_random_uuid(), now()) ON CONFLICT (id) DO NOTHING"
-            )
+            _feed_adopt(row[4])
     if row is None:  # pragma: no cover - inserted just above
         raise RuntimeError("sync_feedstate has no row")
     token = uuid.uuid5(uuid.NAMESPACE_OID, row[0]).hex[:16]
     pruned = (int(row[1]), row[2]) if row[1] is not None else None
-    return Generation(token=token, pruned=pruned)
+    return Generation(token=token, pruned=pruned, reached_xid=int(row[5]))
+
+
+def _numbered_elsewhere(row: Any) -> bool:
+    """Whether the feed state (a row of _STATE) came with a restore: its recorded home is another,
+    or its pruned position is one this server has not reached yet."""
+    _token, pruned_xid, _pruned_id, home, here, reached_xid = row
+    moved = home is not None and home != here
+    return moved or (pruned_xid is not None and int(pruned_xid) > int(reached_xid))
+
+
+def _feed_adopt(here: str) -> None:
+    """Start the feed afresh in a database restored from a backup (generation_current).
+
+    Emptying the feed loses nothing a device needs: the new generation makes every device drop
+    its copy and download the tables again, from a horizon taken after this commits, by when
+    every transaction whose feed rows this removes has committed (TRUNCATE waits for them)."""
+    with transaction.atomic(), connection.cursor() as cur:
+        # The feed first, then its state: the order a month's retirement takes them in (it detaches,
+        # then feed_partition_detached records the pruned position), else each waits for the other.
+        cur.execute(f"LOCK TABLE {feed.FEED_TABLE} IN ACCESS EXCLUSIVE MODE")
+        cur.execute(f"{_STATE} FOR UPDATE OF s")
+        row = cur.fetchone()
+        if row is None or not _numbered_elsewhere(row):
+            return  # another pull did it meanwhile
+        cur.execute(f"TRUNCATE {feed.FEED_TABLE}")
+        cur.execute(
+            "UPDATE sync_feedstate SET generation = gen_random_uuid(), pruned_xid = NULL, "
+            "pruned_id = NULL, home = %s, updated_at = now() WHERE id = 1",
+            [here],
+        )
+    log.warning(
+        "sync feed state restored from a backup (home %s, now %s): feed started afresh, devices "
+        "will download again",
+        row[3],
+        here,
+    )
 
 
 def generation_rotate(*, reason: str = "") -> uuid.UUID:

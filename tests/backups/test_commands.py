@@ -99,6 +99,64 @@ def test_restore_backup_refuses_a_non_empty_target_without_force_and_replaces_it
         pg.drop_database(target)
 
 
+@pytest.mark.parametrize(
+    "made_by_hand",
+    [
+        "CREATE FUNCTION kept() RETURNS int LANGUAGE sql AS 'SELECT 1'",
+        "CREATE TYPE kept AS ENUM ('a', 'b')",
+        "CREATE SCHEMA kept",
+    ],
+)
+def test_restore_backup_refuses_a_target_holding_no_table_but_other_objects_without_force(made_by_hand):
+    """Not empty is not only tables: a function, a type or a schema someone made is theirs too.
+    Restored over, it was mixed with the backup's objects (or the restore failed half-way on a
+    name the backup also has), without --force."""
+    target = "okada_test_restore_not_empty"
+    marketplace()
+    run("backup")
+    backup = Backup.objects.get()
+    pg.drop_database(target)
+    pg.create_database(target)
+    try:
+        with pg.database_alias(target) as alias, connections[alias].cursor() as cursor:
+            cursor.execute(made_by_hand)
+        with pytest.raises(CommandError, match="use --force to replace it"):
+            run("restore_backup", str(backup.pk), "--target", target)
+        with pg.database_alias(target) as alias:
+            assert pg.user_objects(alias) == 1  # what was there, and nothing restored
+        out = run("restore_backup", str(backup.pk), "--target", target, "--force")
+        assert "[restore] done:" in out
+    finally:
+        pg.drop_database(target)
+
+
+def test_a_database_restored_from_a_backup_is_recognised_by_the_sync_feed_state():
+    """restore_backup re-creates every table, the sync feed state's too (another oid): the copy's
+    first pull starts the feed afresh (sync.services.generation_current), whatever the database's
+    name or oid, so devices download again instead of keeping rows the backup does not have."""
+    from sync.services import _STATE, _numbered_elsewhere, generation_current
+
+    target = "okada_test_restore_sync"
+    marketplace()
+    generation_current()  # a pull records where the feed state lives
+    run("backup")
+    backup = Backup.objects.get()
+    pg.drop_database(target)
+    try:
+        run("restore_backup", str(backup.pk), "--target", target)
+        with connections["default"].cursor() as cursor:
+            cursor.execute(_STATE)
+            assert not _numbered_elsewhere(cursor.fetchone())
+        with pg.database_alias(target) as alias, connections[alias].cursor() as cursor:
+            cursor.execute(_STATE)
+            restored = cursor.fetchone()
+        assert restored[3] is not None  # the home the backup recorded
+        assert restored[3].split(":")[1] != restored[4].split(":")[1]  # the table is another one
+        assert _numbered_elsewhere(restored)
+    finally:
+        pg.drop_database(target)
+
+
 def test_restore_backup_names_a_missing_backup():
     with pytest.raises(CommandError, match="no backup 01234567-0123-0123-0123-0123456789ab"):
         run("restore_backup", "01234567-0123-0123-0123-0123456789ab", "--target", "okada_nothing")

@@ -108,6 +108,27 @@ def test_another_vendors_device_id_is_refused_at_registration_and_not_found_else
     assert Device.objects.get().last_mutation_id == 0
 
 
+def test_another_vendors_device_id_is_taken_alike_live_or_revoked_naming_nothing_of_it(api, vendor):
+    """Registering an id another vendor holds is a 409 `device_taken` (README "Devices": the id is
+    the device's choice, registering claims it), and says nothing more of that device: the same
+    answer, in the same words, whether it is live or revoked (a 403 `device_revoked` would tell
+    its state) and whoever asks; pulls and pushes naming it are 404 like any other vendor's object."""
+    live, revoked = register(api), register(api, name="Caisse 2")
+    device_revoke(device=Device.objects.get(pk=revoked), actor=STAFF)
+    intruder = vendor_api(VendorFactory())
+
+    answers = [intruder.post("/sync/devices", {"device_id": d, "name": "x"}) for d in (live, revoked)]
+
+    assert [(a.status_code, problem(a)["code"]) for a in answers] == [(409, "device_taken")] * 2
+    assert problem(answers[0])["detail"] == problem(answers[1])["detail"]
+    assert "Caisse" not in answers[0].content.decode() + answers[1].content.decode()
+    for device_id in (live, revoked):
+        pulled = intruder.post("/sync/pull", {"device_id": device_id})
+        assert (pulled.status_code, problem(pulled)["code"]) == (404, "not_found")
+    assert sorted(Device.objects.values_list("name", flat=True)) == ["Caisse 1", "Caisse 2"]
+    assert set(Device.objects.values_list("vendor", flat=True)) == {vendor.pk}
+
+
 def test_only_a_vendor_credential_with_the_sync_scope_syncs(vendor):
     no_scope = vendor_api(vendor, scopes=["products:read"])
     storefront = storefront_api()

@@ -19,7 +19,7 @@ from orders.models import Order, OrderItem, Payment
 from sync import feed
 from sync import pull as sync_pull
 from sync.pull import pull
-from sync.services import DeviceRevoked, device_revoke, generation_rotate
+from sync.services import DeviceRevoked, device_revoke, generation_current, generation_rotate
 from tests.catalog.factories import CategoryFactory, ProductFactory, VendorFactory
 from tests.orders.factories import OrderFactory, ZoneFactory
 from tests.sync.factories import WAIT, Phone
@@ -347,6 +347,128 @@ def test_a_cursor_from_another_database_resets():
     with connection.cursor() as cur:
         cur.execute("DELETE FROM sync_feedstate")  # as if this were another database's copy
     assert phone.pull()["reset"] is True
+
+
+def _next_xid() -> int:
+    """The next transaction id this server will hand out."""
+    with connection.cursor() as cur:
+        cur.execute("SELECT pg_snapshot_xmax(pg_current_snapshot())::text")
+        return int(cur.fetchone()[0])
+
+
+def test_cursors_of_a_server_the_database_was_restored_from_reset():
+    """A backup restored on another server (a fresh cluster): `createdb` gives the new database
+    the same oid as the old one had (the first one of a cluster), and the copy keeps the
+    generation, so the devices' cursors still verify; but they name positions of the old server's
+    transaction ids, far past what the new server has numbered. Served as they are, every change
+    made on the new server (smaller ids) would lie behind them: missed until its counter caught up."""
+    vendor = VendorFactory()
+    product = ProductFactory(vendor=vendor)
+    phone = Phone(vendor)
+    phone.pull_all()
+    token = generation_current().token
+    elsewhere = _next_xid() + 1_000_000  # the old server's counter, far ahead of this one
+    phone.cursors = {
+        str(p): sync_pull.encode(
+            sync_pull.Cursor(False, elsewhere), generation=token, vendor_id=vendor.pk, priority=p
+        )
+        for p in feed.PRIORITIES
+    }
+    product_update(product=product, data={"name": "Après la restauration"}, actor=STAFF)
+
+    assert phone.pull()["reset"] is True
+    phone.pull_all()
+    assert phone.copy("products")[str(product.pk)]["name"] == "Après la restauration"
+
+
+def test_a_pruned_position_of_the_server_the_database_came_from_does_not_reset_devices_forever():
+    """The copy restored on another server holds the old server's pruned feed position (a month
+    retired there), a transaction id this server has not reached: read as it is, every cursor of
+    this server is below it, and every pull answered `reset`, again and again. The feed rows the
+    copy holds are of that server's numbering too: they are dropped with it."""
+    vendor = VendorFactory()
+    product = ProductFactory(vendor=vendor)
+    phone = Phone(vendor)
+    phone.pull_all()
+    elsewhere = _next_xid() + 1_000_000
+    with connection.cursor() as cur:
+        cur.execute(
+            "UPDATE sync_feedstate SET pruned_xid = %s::xid8, pruned_id = %s::uuid WHERE id = 1",
+            [str(elsewhere), str(uuid.uuid4())],
+        )
+        cur.execute(  # a change recorded by the old server, in its numbering
+            "INSERT INTO sync_change (id, created_at, xid, vendor_id, priority, entity, row_ids) "
+            "VALUES (okada_uuid7(), now(), %s::xid8, %s, 1, 6, ARRAY[%s::uuid])",
+            [str(elsewhere + 5), vendor.pk, product.pk],
+        )
+
+    assert phone.pull()["reset"] is True
+    phone.pull_all(max_pages=5)  # downloads again, then is served: no reset after reset
+    product_update(product=product, data={"name": "Servi"}, actor=STAFF)
+    assert phone.pull()["reset"] is False
+    phone.pull_all(max_pages=5)
+    assert phone.resets == 1
+    assert phone.copy("products")[str(product.pk)]["name"] == "Servi"
+    with connection.cursor() as cur:
+        cur.execute("SELECT count(*) FROM sync_change WHERE xid >= %s::xid8", [str(elsewhere)])
+        assert cur.fetchone()[0] == 0
+
+
+def test_a_feed_state_restored_from_a_backup_is_found_out_and_the_feed_started_afresh():
+    """The feed state records the database and its own table it was written in: a restore
+    re-creates the table (pg_restore, even --clean into the same database), so the state is found
+    elsewhere. A new generation (every device downloads again, once), and the copied feed rows
+    dropped: numbered by the server the backup came from, a month's retirement would later take
+    them for this server's (a pruned position no cursor gets past)."""
+    vendor = VendorFactory()
+    product = ProductFactory(vendor=vendor)
+    phone = Phone(vendor)
+    phone.pull_all()
+    before = generation_current()
+    with connection.cursor() as cur:
+        cur.execute("SELECT home, 'sync_feedstate'::regclass::oid::text FROM sync_feedstate")
+        here, table_oid = cur.fetchone()
+        assert here.endswith(":" + table_oid)  # recorded by the pulls above
+        cur.execute("UPDATE sync_feedstate SET home = %s WHERE id = 1", [here.split(":")[0] + ":1"])
+
+    assert phone.pull()["reset"] is True
+    assert generation_current().token != before.token
+    with connection.cursor() as cur:
+        cur.execute("SELECT count(*) FROM sync_change")
+        assert cur.fetchone()[0] == 0
+        cur.execute("SELECT home FROM sync_feedstate")
+        assert cur.fetchone()[0] == here
+    phone.pull_all(max_pages=5)
+    product_update(product=product, data={"name": "Ici"}, actor=STAFF)
+    phone.pull_all(max_pages=5)
+    assert phone.resets == 1
+    assert phone.copy("products")[str(product.pk)]["name"] == "Ici"
+
+
+def test_starting_the_feed_afresh_waits_for_a_month_being_retired_instead_of_deadlocking():
+    """Retiring a month of the feed locks the feed, then records the pruned position in the feed
+    state (one transaction, sync.services.feed_partition_detached). Starting the feed afresh must
+    take them in the same order: the other way round, each waited for the other (a deadlock, the
+    pull a 500 or the retirement undone)."""
+    import psycopg
+
+    from tests.concurrency import a_lock_is_awaited, database_url, in_thread, poll
+
+    vendor = VendorFactory()
+    phone = Phone(vendor)
+    phone.pull_all()
+    with connection.cursor() as cur:
+        cur.execute("UPDATE sync_feedstate SET home = '1:1' WHERE id = 1")  # a restored copy's
+    with psycopg.connect(database_url()) as retiring:
+        retiring.execute("LOCK TABLE sync_change IN SHARE UPDATE EXCLUSIVE MODE")  # as DETACH does
+        answers: list[dict] = []
+        thread, errors = in_thread(lambda: answers.append(phone.pull(apply=False)))
+        poll(a_lock_is_awaited, "the pull to wait for the feed")
+        retiring.execute("UPDATE sync_feedstate SET updated_at = now() WHERE id = 1")  # as _record_pruned
+        retiring.commit()
+    thread.join(WAIT)
+    assert not errors, errors
+    assert answers[0]["reset"] is True
 
 
 def test_a_cursor_older_than_the_retained_feed_resets(partitions_restored):
