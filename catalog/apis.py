@@ -339,7 +339,7 @@ class ProductScope(ApiView):
         parameters=[
             *LIST_PARAMETERS,
             OpenApiParameter("q", str, description="Full-text search."),
-            OpenApiParameter("is_active", bool),
+            OpenApiParameter("is_active", bool, description="true or false (any case), or 1 or 0."),
             OpenApiParameter("category", uuid.UUID),
             OpenApiParameter("vendor", uuid.UUID, description="Storefront: one vendor's products."),
             OpenApiParameter(
@@ -547,7 +547,13 @@ class ProductBulkApi(ProductScope):
         "each item on its own and the answer (200) says per item what happened; `?atomic=true` "
         "applies all or none: one failed item gives a 400 `bulk_rejected` whose `errors` "
         "name the items (`items.3.price_xaf`) and nothing is changed.",
-        parameters=[OpenApiParameter("atomic", bool, description="All-or-nothing (default false).")],
+        parameters=[
+            OpenApiParameter(
+                "atomic",
+                bool,
+                description="All-or-nothing (default false): true or false (any case), or 1 or 0.",
+            )
+        ],
         request=BulkIn,
         responses={200: BulkOut, 403: SUSPENDED},
         examples=[

@@ -501,6 +501,29 @@ def test_list_filters_search_and_orders(api, vendor):
     assert api.get("/products?is_active=maybe").status_code == 400
 
 
+@pytest.mark.parametrize(
+    "raw, active", [("true", True), ("True", True), ("1", True), ("false", False), ("0", False)]
+)
+def test_a_query_boolean_is_read_as_its_refusal_says(api, vendor, raw, active):
+    # The refusal said "true or false" while 1 and 0 were read too: it names all it reads.
+    shown = ProductFactory(vendor=vendor, is_active=active)
+    ProductFactory(vendor=vendor, is_active=not active)
+    assert [p["id"] for p in api.get(f"/products?is_active={raw}").json()["results"]] == [str(shown.pk)]
+
+
+@pytest.mark.parametrize("raw", ["yes", "", "2", "\u0661", "truee"])  # U+0661: Arabic-Indic one
+@pytest.mark.parametrize("path", ["/products?is_active=", "/products/bulk?atomic="])
+def test_a_query_boolean_it_does_not_read_is_a_400_listing_what_it_reads(api, vendor, raw, path):
+    method = api.post if "bulk" in path else api.get
+    args = ({"items": [{"sku": "NEW", "name": "N", "price_xaf": 5}]},) if "bulk" in path else ()
+    name = path.rsplit("?", 1)[1].rstrip("=")
+    english = problem(method(path + quote(raw), *args, HTTP_ACCEPT_LANGUAGE="en"))
+    french = problem(method(path + quote(raw), *args, HTTP_ACCEPT_LANGUAGE="fr"))
+    assert english["errors"] == {name: [f"{name} is true or false (or 1 or 0)."]}
+    assert french["errors"] == {name: [f"{name} vaut true ou false (ou 1 ou 0)."]}
+    assert not Product.objects.filter(sku="NEW").exists()
+
+
 def test_a_search_holding_a_nul_is_a_400_that_says_so(api, vendor):
     too_long = problem(api.get("/products?q=" + "a" * 201, HTTP_ACCEPT_LANGUAGE="en"))
     assert too_long["errors"]["q"] == ["q is at most 200 characters."]

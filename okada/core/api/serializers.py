@@ -342,6 +342,8 @@ def _in_utc(value: datetime) -> datetime:
 
 
 def query_bool(request: Request, name: str) -> bool | None:
+    """`true`/`false` in any case, or `1`/`0` (what PHP's http_build_query and many form
+    libraries send for a boolean); the refusal names all four, so it says what is read."""
     raw = request.query_params.get(name)
     if raw is None:
         return None
@@ -349,7 +351,7 @@ def query_bool(request: Request, name: str) -> bool | None:
         return True
     if raw.lower() in ("false", "0"):
         return False
-    raise InvalidInput(Text(gettext_noop("%(name)s is true or false."), name=name), field=name)
+    raise InvalidInput(Text(gettext_noop("%(name)s is true or false (or 1 or 0)."), name=name), field=name)
 
 
 def query_uuid(request: Request, name: str) -> uuid.UUID | None:
