@@ -76,6 +76,32 @@ def test_an_existing_customer_is_reused_never_created_twice(store, vendor):
     assert Customer.objects.get(pk=existing.pk).name == "Awa M."
 
 
+@pytest.mark.parametrize(
+    "phone",
+    [
+        "\u0666\u0667\u0667\u0660\u0660\u0660\u0661\u0661\u0661",  # Arabic-Indic digits
+        "+\u0662\u0663\u0667 \u0666\u0667\u0667 \u0660\u0660\u0660 \u0661\u0661\u0661",
+        "\uff16\uff17\uff17\uff10\uff10\uff10\uff11\uff11\uff11",  # fullwidth
+        "677\u00a0000\u00a0111",  # no-break spaces
+    ],
+)
+def test_a_phone_in_other_digits_is_stored_and_matched_as_its_ascii_e164_number(store, vendor, phone):
+    # phonenumbers reads any script's digits: what is stored, shown and matched is the one
+    # E.164 form, so the same number written two ways is one customer, never two.
+    zone = ZoneFactory()
+    product = ProductFactory(vendor=vendor, initial_stock=10)
+    first = store.post("/orders", order_body(vendor, zone, product, phone=phone, quantity=1))
+    assert first.status_code == 201, first.content
+    assert first.json()["customer"]["phone"] == "+237677000111"
+    again = store.post("/orders", order_body(vendor, zone, product, phone="+237677000111", quantity=1))
+    assert again.json()["customer"]["id"] == first.json()["customer"]["id"]
+    assert list(Customer.objects.values_list("phone", flat=True)) == ["+237677000111"]
+    by_vendor = vendor_api(vendor).post(
+        "/orders", {**order_body(vendor, zone, product, phone=phone, quantity=1)}
+    )
+    assert by_vendor.json()["customer"]["id"] == first.json()["customer"]["id"]
+
+
 def test_out_of_stock_is_a_409_naming_the_items_and_nothing_is_placed(store, vendor):
     zone = ZoneFactory()
     product = ProductFactory(vendor=vendor, sku="RARE", initial_stock=1)
