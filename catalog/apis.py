@@ -476,7 +476,8 @@ def _expected_version(request: Request, product: Product, body_version: int | No
         summary="Delete a product",
         description="Soft delete: it leaves the lists and the storefront; its history, stock "
         'ledger and past orders keep it, and staff can restore it. With `If-Match: "<version>"` a '
-        "product changed meanwhile is refused with 409 `version_conflict`.",
+        "product changed meanwhile is refused with 409 `version_conflict`. It takes no body: one "
+        '(`{"version": 3}` included) is a 400 naming its fields, and nothing is deleted.',
         parameters=[OpenApiParameter("If-Match", str, OpenApiParameter.HEADER)],
         responses={204: None, 403: SUSPENDED},
         tags=["products"],
@@ -501,6 +502,7 @@ class ProductDetailApi(ProductScope):
 
     def delete(self, request: Request, pk: uuid.UUID) -> Response:
         product = self.product(pk)
+        _refuse_a_body(request)
         services.product_soft_delete(
             product=product,
             actor=self.actor,
@@ -508,6 +510,22 @@ class ProductDetailApi(ProductScope):
             expected_version=_expected_version(request, product),
         )
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+def _refuse_a_body(request: Request) -> None:
+    """A DELETE takes its version in If-Match and nothing in a body. DRF read the body of none:
+    `{"version": 1}`, which PATCH honours, deleted a product changed since as if unsent. An
+    empty body (none, `{}` or `null`) sends nothing."""
+    data = request.data
+    if data is None or (isinstance(data, dict) and not data):
+        return
+    errors: dict[str, list[Any]] = {}
+    if isinstance(data, dict):
+        errors = {
+            name: [_('Send the version in If-Match, e.g. "3".') if name == "version" else _("Unknown field.")]
+            for name in sorted(data)
+        }
+    raise InvalidInput(_("A DELETE takes no body: send the version in If-Match."), errors=errors)
 
 
 def _sent_sku(value: Any) -> str:

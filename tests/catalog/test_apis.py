@@ -278,6 +278,33 @@ def test_delete_with_a_stale_if_match_is_a_409_and_deletes_nothing(api, vendor):
     assert not Product.objects.filter(pk=product.pk).exists()
 
 
+@pytest.mark.parametrize(
+    "body, errors",
+    [
+        ({"version": 1}, {"version": ['Send the version in If-Match, e.g. "3".']}),
+        (
+            {"version": 2, "hard": True},
+            {"version": ['Send the version in If-Match, e.g. "3".'], "hard": ["Unknown field."]},
+        ),
+        ([1], {}),
+        ("x", {}),
+    ],
+)
+def test_a_delete_with_a_body_is_a_400_naming_its_fields_and_deletes_nothing(api, vendor, body, errors):
+    # A DELETE read no body: `{"version": 1}`, which PATCH honours, deleted a product changed
+    # since (version 2) as if it had not been sent.
+    product = ProductFactory(vendor=vendor)
+    api.patch(f"/products/{product.pk}", {"name": "Riz long"})  # now at version 2
+    refused = api.delete(f"/products/{product.pk}", body=json.dumps(body), HTTP_ACCEPT_LANGUAGE="en")
+    assert refused.status_code == 400, refused.content
+    assert problem(refused)["errors"] == errors
+    assert Product.objects.get(pk=product.pk).version == 2
+    french = problem(api.delete(f"/products/{product.pk}", body=json.dumps({"version": 1})))
+    assert french["detail"] == "Un DELETE ne prend pas de corps : envoyez la version dans If-Match."
+    assert french["errors"] == {"version": ['Envoyez la version dans If-Match, par exemple "3".']}
+    assert api.delete(f"/products/{product.pk}", body="{}").status_code == 204  # empty: nothing sent
+
+
 def test_the_etag_of_a_gzipped_answer_is_weakened_and_still_names_the_version(api, vendor):
     # GZipMiddleware turns "1" into W/"1" on a compressed answer: that is what a client asking
     # for gzip echoes, and it must work as the strong one would.
