@@ -26,6 +26,7 @@ from okada.core.api.schema import problem_response
 from okada.core.api.serializers import (
     StrictSerializer,
     UtcDateTimeField,
+    VisibleCharField,
     query_bool,
     query_datetime,
     query_text,
@@ -183,7 +184,7 @@ class ProductFieldsIn(StrictSerializer):
     )
 
     sku = SkuField(max_length=64)
-    name = serializers.CharField(max_length=200)
+    name = VisibleCharField(max_length=200)
     description = serializers.CharField(max_length=10_000, allow_blank=True, required=False)
     category = CategoryRefField(allow_null=True, required=False)
     price_xaf = serializers.IntegerField(min_value=1, max_value=MAX_PRICE_XAF)

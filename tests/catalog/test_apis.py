@@ -551,6 +551,33 @@ def test_a_query_boolean_it_does_not_read_is_a_400_listing_what_it_reads(api, ve
     assert not Product.objects.filter(sku="NEW").exists()
 
 
+INVISIBLE_NAMES = ["\u200b", "\ufeff\u200d", "\u202e\u00a0", "\u2028", "\x07"]
+
+
+@pytest.mark.parametrize("name", INVISIBLE_NAMES)
+def test_a_product_name_of_only_invisible_characters_is_blank_everywhere_it_is_written(api, vendor, name):
+    # "   " was refused as blank while a zero-width space, a BOM or a bidi mark alone made a
+    # product whose name no one can see (in the storefront, the admin, a receipt).
+    product = ProductFactory(vendor=vendor, name="Riz")
+    blank = {"name": ["This field may not be blank."]}
+    created = api.post("/products", {"sku": "NEW", "name": name, "price_xaf": 5}, HTTP_ACCEPT_LANGUAGE="en")
+    assert problem(created)["errors"] == blank
+    changed = api.patch(f"/products/{product.pk}", {"name": name}, HTTP_ACCEPT_LANGUAGE="en")
+    assert problem(changed)["errors"] == blank
+    bulk = api.post(
+        "/products/bulk", {"items": [{"sku": product.sku, "name": name}]}, HTTP_ACCEPT_LANGUAGE="en"
+    )
+    assert bulk.json()["results"][0]["errors"] == blank
+    assert list(Product.objects.values_list("name", flat=True)) == ["Riz"]
+
+
+def test_a_product_name_with_something_to_see_keeps_its_joiners_and_marks(api, vendor):
+    family = "Jouet \U0001f468\u200d\U0001f469\u200d\U0001f467"  # ZWJ sequence: one emoji
+    created = api.post("/products", {"sku": "FAM", "name": family, "price_xaf": 5})
+    assert created.status_code == 201, created.content
+    assert Product.objects.get(sku="FAM").name == family
+
+
 def test_a_search_holding_a_nul_is_a_400_that_says_so(api, vendor):
     too_long = problem(api.get("/products?q=" + "a" * 201, HTTP_ACCEPT_LANGUAGE="en"))
     assert too_long["errors"]["q"] == ["q is at most 200 characters."]

@@ -102,6 +102,17 @@ def test_a_phone_in_other_digits_is_stored_and_matched_as_its_ascii_e164_number(
     assert by_vendor.json()["customer"]["id"] == first.json()["customer"]["id"]
 
 
+@pytest.mark.parametrize("name", ["\u200b", "\ufeff \u200e", "\x1b"])
+def test_a_customer_name_of_only_invisible_characters_is_a_400_and_places_nothing(store, vendor, name):
+    zone = ZoneFactory()
+    product = ProductFactory(vendor=vendor, initial_stock=10)
+    body = order_body(vendor, zone, product)
+    body["customer"]["name"] = name
+    response = store.post("/orders", body, HTTP_ACCEPT_LANGUAGE="fr")
+    assert problem(response)["errors"] == {"customer.name": ["Ce champ ne peut être vide."]}
+    assert not Order.objects.exists() and not Customer.objects.exists()
+
+
 def test_out_of_stock_is_a_409_naming_the_items_and_nothing_is_placed(store, vendor):
     zone = ZoneFactory()
     product = ProductFactory(vendor=vendor, sku="RARE", initial_stock=1)

@@ -447,6 +447,7 @@ BAD_FIELDS = [
     {"is_active": 0},
     {"price_xaf": 5_000_000_000},  # above the REST cap
     {"name": "   "},
+    {"name": "\u200b\u200e"},  # invisible only: blank as REST reads it
     {"unit": "parsec"},
 ]
 
