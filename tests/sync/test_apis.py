@@ -213,6 +213,7 @@ def test_a_revoked_device_is_refused_with_403(api):
     [
         ("/sync/devices", {"device_id": "nope", "name": "x"}, "device_id"),
         ("/sync/devices", {"device_id": str(uuid.uuid4()), "name": "a\u0000b"}, "name"),
+        ("/sync/devices", {"device_id": str(uuid.uuid4()), "name": "\u200b\ufeff"}, "name"),  # unseen
         ("/sync/pull", {"device_id": str(uuid.uuid4()), "cursors": {"3": None}}, "cursors.3"),
         ("/sync/pull", {"device_id": str(uuid.uuid4()), "limit": 0}, "limit"),
         ("/sync/pull", {"device_id": str(uuid.uuid4()), "since": 1}, "since"),
