@@ -175,6 +175,7 @@ class ProductFieldsIn(StrictSerializer):
     read_only_names = (
         "id",
         "vendor",
+        "version",  # read-only but in a PATCH (ProductPatchIn declares it)
         "stock",
         "on_hand",
         "reserved",

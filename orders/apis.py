@@ -206,6 +206,8 @@ class CustomerIn(StrictSerializer):
 
 
 class OrderItemIn(StrictSerializer):
+    read_only_names = ("id", "sku", "name", "unit_price_xaf", "line_total_xaf")  # the snapshot
+
     product = serializers.UUIDField()
     quantity = serializers.IntegerField(min_value=1, max_value=services.MAX_QUANTITY)
 

@@ -305,6 +305,18 @@ def test_a_delete_with_a_body_is_a_400_naming_its_fields_and_deletes_nothing(api
     assert api.delete(f"/products/{product.pk}", body="{}").status_code == 204  # empty: nothing sent
 
 
+def test_a_version_sent_to_a_create_or_a_bulk_item_is_refused_as_read_only(api, vendor):
+    # Only a PATCH takes `version`; elsewhere it was an "unknown field" although answers show it.
+    ProductFactory(vendor=vendor, sku="OLD")
+    created = api.post(
+        "/products", {"sku": "N", "name": "N", "price_xaf": 5, "version": 1}, HTTP_ACCEPT_LANGUAGE="en"
+    )
+    assert problem(created)["errors"] == {"version": ["This field is read-only."]}
+    bulk = api.post("/products/bulk", {"items": [{"sku": "OLD", "version": 1}]}, HTTP_ACCEPT_LANGUAGE="en")
+    assert bulk.json()["results"][0]["errors"] == {"version": ["This field is read-only."]}
+    assert list(Product.objects.values_list("sku", "version")) == [("OLD", 1)]
+
+
 def test_the_etag_of_a_gzipped_answer_is_weakened_and_still_names_the_version(api, vendor):
     # GZipMiddleware turns "1" into W/"1" on a compressed answer: that is what a client asking
     # for gzip echoes, and it must work as the strong one would.

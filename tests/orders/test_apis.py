@@ -309,6 +309,14 @@ def test_a_zone_of_another_city_is_a_400_naming_zone_and_leaves_no_customer(stor
         ({"zone": "0192f6d2-8b1c-7c3e-9a51-3f2b9c1d4e5f"}, "zone"),
         ({"vendor": "0192f6d2-8b1c-7c3e-9a51-3f2b9c1d4e5f"}, "vendor"),
         ({"total_xaf": 1}, "total_xaf"),
+        (
+            {
+                "items": [
+                    {"product": "0192f6d2-8b1c-7c3e-9a51-3f2b9c1d4e5f", "quantity": 1, "unit_price_xaf": 1}
+                ]
+            },
+            "items.0.unit_price_xaf",
+        ),
     ],
 )
 def test_bad_order_input_is_a_400_and_places_nothing(store, vendor, change, field):
@@ -319,6 +327,24 @@ def test_bad_order_input_is_a_400_and_places_nothing(store, vendor, change, fiel
     assert field in problem(response)["errors"]
     assert not Order.objects.exists()
     assert not Customer.objects.exists()
+
+
+def test_an_items_price_or_total_sent_back_is_refused_as_read_only(store, vendor):
+    # The answer shows each item's snapshot (sku, name, unit price, line total): sent back, they
+    # were "unknown fields", as if mistyped; they are the order's to set.
+    zone = ZoneFactory()
+    product = ProductFactory(vendor=vendor, price_xaf=1500, initial_stock=10)
+    body = order_body(vendor, zone, product)
+    body["items"][0].update(unit_price_xaf=1, line_total_xaf=2, sku="X", zzz=3)
+    errors = problem(store.post("/orders", body, HTTP_ACCEPT_LANGUAGE="en"))["errors"]
+    read_only = ["This field is read-only."]
+    assert errors == {
+        "items.0.line_total_xaf": read_only,
+        "items.0.sku": read_only,
+        "items.0.unit_price_xaf": read_only,
+        "items.0.zzz": ["Unknown field."],
+    }
+    assert not Order.objects.exists()
 
 
 def test_each_order_request_is_checked_on_its_own_even_after_an_invalid_one(store, vendor):
