@@ -26,6 +26,7 @@ from okada.core.api.schema import problem_response
 from okada.core.api.serializers import (
     StrictSerializer,
     UtcDateTimeField,
+    VisibleCharField,
     query_bool,
     query_datetime,
     query_text,
@@ -174,6 +175,7 @@ class ProductFieldsIn(StrictSerializer):
     read_only_names = (
         "id",
         "vendor",
+        "version",  # read-only but in a PATCH (ProductPatchIn declares it)
         "stock",
         "on_hand",
         "reserved",
@@ -183,7 +185,7 @@ class ProductFieldsIn(StrictSerializer):
     )
 
     sku = SkuField(max_length=64)
-    name = serializers.CharField(max_length=200)
+    name = VisibleCharField(max_length=200)
     description = serializers.CharField(max_length=10_000, allow_blank=True, required=False)
     category = CategoryRefField(allow_null=True, required=False)
     price_xaf = serializers.IntegerField(min_value=1, max_value=MAX_PRICE_XAF)
@@ -339,7 +341,7 @@ class ProductScope(ApiView):
         parameters=[
             *LIST_PARAMETERS,
             OpenApiParameter("q", str, description="Full-text search."),
-            OpenApiParameter("is_active", bool),
+            OpenApiParameter("is_active", bool, description="true or false (any case), or 1 or 0."),
             OpenApiParameter("category", uuid.UUID),
             OpenApiParameter("vendor", uuid.UUID, description="Storefront: one vendor's products."),
             OpenApiParameter(
@@ -476,7 +478,8 @@ def _expected_version(request: Request, product: Product, body_version: int | No
         summary="Delete a product",
         description="Soft delete: it leaves the lists and the storefront; its history, stock "
         'ledger and past orders keep it, and staff can restore it. With `If-Match: "<version>"` a '
-        "product changed meanwhile is refused with 409 `version_conflict`.",
+        "product changed meanwhile is refused with 409 `version_conflict`. It takes no body: one "
+        '(`{"version": 3}` included) is a 400 naming its fields, and nothing is deleted.',
         parameters=[OpenApiParameter("If-Match", str, OpenApiParameter.HEADER)],
         responses={204: None, 403: SUSPENDED},
         tags=["products"],
@@ -501,6 +504,7 @@ class ProductDetailApi(ProductScope):
 
     def delete(self, request: Request, pk: uuid.UUID) -> Response:
         product = self.product(pk)
+        _refuse_a_body(request)
         services.product_soft_delete(
             product=product,
             actor=self.actor,
@@ -508,6 +512,22 @@ class ProductDetailApi(ProductScope):
             expected_version=_expected_version(request, product),
         )
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+def _refuse_a_body(request: Request) -> None:
+    """A DELETE takes its version in If-Match and nothing in a body. DRF read the body of none:
+    `{"version": 1}`, which PATCH honours, deleted a product changed since as if unsent. An
+    empty body (none, `{}` or `null`) sends nothing."""
+    data = request.data
+    if data is None or (isinstance(data, dict) and not data):
+        return
+    errors: dict[str, list[Any]] = {}
+    if isinstance(data, dict):
+        errors = {
+            name: [_('Send the version in If-Match, e.g. "3".') if name == "version" else _("Unknown field.")]
+            for name in sorted(data)
+        }
+    raise InvalidInput(_("A DELETE takes no body: send the version in If-Match."), errors=errors)
 
 
 def _sent_sku(value: Any) -> str:
@@ -547,7 +567,13 @@ class ProductBulkApi(ProductScope):
         "each item on its own and the answer (200) says per item what happened; `?atomic=true` "
         "applies all or none: one failed item gives a 400 `bulk_rejected` whose `errors` "
         "name the items (`items.3.price_xaf`) and nothing is changed.",
-        parameters=[OpenApiParameter("atomic", bool, description="All-or-nothing (default false).")],
+        parameters=[
+            OpenApiParameter(
+                "atomic",
+                bool,
+                description="All-or-nothing (default false): true or false (any case), or 1 or 0.",
+            )
+        ],
         request=BulkIn,
         responses={200: BulkOut, 403: SUSPENDED},
         examples=[

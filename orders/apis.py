@@ -24,6 +24,7 @@ from okada.core.api.pagination import LIST_PARAMETERS, LIST_QUERY, CursorPage, p
 from okada.core.api.serializers import (
     StrictSerializer,
     UtcDateTimeField,
+    VisibleCharField,
     query_choice,
     query_datetime,
     utc,
@@ -196,7 +197,7 @@ ZONE_COLUMNS = ("id", "city", "name", "delivery_fee_xaf", "updated_at")
 
 class CustomerIn(StrictSerializer):
     phone = serializers.CharField(max_length=32, help_text="Cameroonian mobile number (+237...).")
-    name = serializers.CharField(max_length=200)
+    name = VisibleCharField(max_length=200)
 
     def validate_phone(self, value: str) -> str:
         # The service checks it too; here its error keeps its path (customer.phone), as the others.
@@ -205,6 +206,8 @@ class CustomerIn(StrictSerializer):
 
 
 class OrderItemIn(StrictSerializer):
+    read_only_names = ("id", "sku", "name", "unit_price_xaf", "line_total_xaf")  # the snapshot
+
     product = serializers.UUIDField()
     quantity = serializers.IntegerField(min_value=1, max_value=services.MAX_QUANTITY)
 

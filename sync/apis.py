@@ -28,7 +28,13 @@ from catalog.services import VendorSuspended
 from okada.core.actors import Actor
 from okada.core.api.problems import problem_response
 from okada.core.api.schema import problem_response as problem_doc
-from okada.core.api.serializers import StrictSerializer, refuse_loosely_typed, utc, validated
+from okada.core.api.serializers import (
+    StrictSerializer,
+    VisibleCharField,
+    refuse_loosely_typed,
+    utc,
+    validated,
+)
 from okada.core.api.views import ApiView
 
 from . import feed, services
@@ -49,7 +55,7 @@ SUSPENDED = problem_doc(
 class DeviceIn(StrictSerializer):
     read_only_names = ("created_at", "updated_at", "last_mutation_id")
     device_id = serializers.UUIDField(help_text="Chosen by the device, kept for its lifetime.")
-    name = serializers.CharField(max_length=100, help_text="Shown to staff (e.g. 'Caisse 1').")
+    name = VisibleCharField(max_length=100, help_text="Shown to staff (e.g. 'Caisse 1').")
 
 
 class DeviceOut(serializers.Serializer[Any]):

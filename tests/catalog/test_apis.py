@@ -278,6 +278,45 @@ def test_delete_with_a_stale_if_match_is_a_409_and_deletes_nothing(api, vendor):
     assert not Product.objects.filter(pk=product.pk).exists()
 
 
+@pytest.mark.parametrize(
+    "body, errors",
+    [
+        ({"version": 1}, {"version": ['Send the version in If-Match, e.g. "3".']}),
+        (
+            {"version": 2, "hard": True},
+            {"version": ['Send the version in If-Match, e.g. "3".'], "hard": ["Unknown field."]},
+        ),
+        ([1], {}),
+        ("x", {}),
+    ],
+)
+def test_a_delete_with_a_body_is_a_400_naming_its_fields_and_deletes_nothing(api, vendor, body, errors):
+    # A DELETE read no body: `{"version": 1}`, which PATCH honours, deleted a product changed
+    # since (version 2) as if it had not been sent.
+    product = ProductFactory(vendor=vendor)
+    api.patch(f"/products/{product.pk}", {"name": "Riz long"})  # now at version 2
+    refused = api.delete(f"/products/{product.pk}", body=json.dumps(body), HTTP_ACCEPT_LANGUAGE="en")
+    assert refused.status_code == 400, refused.content
+    assert problem(refused)["errors"] == errors
+    assert Product.objects.get(pk=product.pk).version == 2
+    french = problem(api.delete(f"/products/{product.pk}", body=json.dumps({"version": 1})))
+    assert french["detail"] == "Un DELETE ne prend pas de corps : envoyez la version dans If-Match."
+    assert french["errors"] == {"version": ['Envoyez la version dans If-Match, par exemple "3".']}
+    assert api.delete(f"/products/{product.pk}", body="{}").status_code == 204  # empty: nothing sent
+
+
+def test_a_version_sent_to_a_create_or_a_bulk_item_is_refused_as_read_only(api, vendor):
+    # Only a PATCH takes `version`; elsewhere it was an "unknown field" although answers show it.
+    ProductFactory(vendor=vendor, sku="OLD")
+    created = api.post(
+        "/products", {"sku": "N", "name": "N", "price_xaf": 5, "version": 1}, HTTP_ACCEPT_LANGUAGE="en"
+    )
+    assert problem(created)["errors"] == {"version": ["This field is read-only."]}
+    bulk = api.post("/products/bulk", {"items": [{"sku": "OLD", "version": 1}]}, HTTP_ACCEPT_LANGUAGE="en")
+    assert bulk.json()["results"][0]["errors"] == {"version": ["This field is read-only."]}
+    assert list(Product.objects.values_list("sku", "version")) == [("OLD", 1)]
+
+
 def test_the_etag_of_a_gzipped_answer_is_weakened_and_still_names_the_version(api, vendor):
     # GZipMiddleware turns "1" into W/"1" on a compressed answer: that is what a client asking
     # for gzip echoes, and it must work as the strong one would.
@@ -499,6 +538,56 @@ def test_list_filters_search_and_orders(api, vendor):
     assert api.get("/products?ordering=vendor").status_code == 400
     assert api.get("/products?updated_since=yesterday").status_code == 400
     assert api.get("/products?is_active=maybe").status_code == 400
+
+
+@pytest.mark.parametrize(
+    "raw, active", [("true", True), ("True", True), ("1", True), ("false", False), ("0", False)]
+)
+def test_a_query_boolean_is_read_as_its_refusal_says(api, vendor, raw, active):
+    # The refusal said "true or false" while 1 and 0 were read too: it names all it reads.
+    shown = ProductFactory(vendor=vendor, is_active=active)
+    ProductFactory(vendor=vendor, is_active=not active)
+    assert [p["id"] for p in api.get(f"/products?is_active={raw}").json()["results"]] == [str(shown.pk)]
+
+
+@pytest.mark.parametrize("raw", ["yes", "", "2", "\u0661", "truee"])  # U+0661: Arabic-Indic one
+@pytest.mark.parametrize("path", ["/products?is_active=", "/products/bulk?atomic="])
+def test_a_query_boolean_it_does_not_read_is_a_400_listing_what_it_reads(api, vendor, raw, path):
+    method = api.post if "bulk" in path else api.get
+    args = ({"items": [{"sku": "NEW", "name": "N", "price_xaf": 5}]},) if "bulk" in path else ()
+    name = path.rsplit("?", 1)[1].rstrip("=")
+    english = problem(method(path + quote(raw), *args, HTTP_ACCEPT_LANGUAGE="en"))
+    french = problem(method(path + quote(raw), *args, HTTP_ACCEPT_LANGUAGE="fr"))
+    assert english["errors"] == {name: [f"{name} is true or false (or 1 or 0)."]}
+    assert french["errors"] == {name: [f"{name} vaut true ou false (ou 1 ou 0)."]}
+    assert not Product.objects.filter(sku="NEW").exists()
+
+
+INVISIBLE_NAMES = ["\u200b", "\ufeff\u200d", "\u202e\u00a0", "\u2028", "\x07"]
+
+
+@pytest.mark.parametrize("name", INVISIBLE_NAMES)
+def test_a_product_name_of_only_invisible_characters_is_blank_everywhere_it_is_written(api, vendor, name):
+    # "   " was refused as blank while a zero-width space, a BOM or a bidi mark alone made a
+    # product whose name no one can see (in the storefront, the admin, a receipt).
+    product = ProductFactory(vendor=vendor, name="Riz")
+    blank = {"name": ["This field may not be blank."]}
+    created = api.post("/products", {"sku": "NEW", "name": name, "price_xaf": 5}, HTTP_ACCEPT_LANGUAGE="en")
+    assert problem(created)["errors"] == blank
+    changed = api.patch(f"/products/{product.pk}", {"name": name}, HTTP_ACCEPT_LANGUAGE="en")
+    assert problem(changed)["errors"] == blank
+    bulk = api.post(
+        "/products/bulk", {"items": [{"sku": product.sku, "name": name}]}, HTTP_ACCEPT_LANGUAGE="en"
+    )
+    assert bulk.json()["results"][0]["errors"] == blank
+    assert list(Product.objects.values_list("name", flat=True)) == ["Riz"]
+
+
+def test_a_product_name_with_something_to_see_keeps_its_joiners_and_marks(api, vendor):
+    family = "Jouet \U0001f468\u200d\U0001f469\u200d\U0001f467"  # ZWJ sequence: one emoji
+    created = api.post("/products", {"sku": "FAM", "name": family, "price_xaf": 5})
+    assert created.status_code == 201, created.content
+    assert Product.objects.get(sku="FAM").name == family
 
 
 def test_a_search_holding_a_nul_is_a_400_that_says_so(api, vendor):

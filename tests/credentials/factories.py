@@ -45,8 +45,8 @@ class Api:
     def put(self, path: str, body: Any = None, **headers: str) -> Any:
         return self.request("PUT", path, body, **headers)
 
-    def delete(self, path: str, **headers: str) -> Any:
-        return self.request("DELETE", path, **headers)
+    def delete(self, path: str, body: Any = None, **headers: str) -> Any:
+        return self.request("DELETE", path, body, **headers)
 
 
 def vendor_key(vendor: Vendor, *, scopes: list[str] | None = None, name: str = "integration") -> str:

@@ -76,6 +76,43 @@ def test_an_existing_customer_is_reused_never_created_twice(store, vendor):
     assert Customer.objects.get(pk=existing.pk).name == "Awa M."
 
 
+@pytest.mark.parametrize(
+    "phone",
+    [
+        "\u0666\u0667\u0667\u0660\u0660\u0660\u0661\u0661\u0661",  # Arabic-Indic digits
+        "+\u0662\u0663\u0667 \u0666\u0667\u0667 \u0660\u0660\u0660 \u0661\u0661\u0661",
+        "\uff16\uff17\uff17\uff10\uff10\uff10\uff11\uff11\uff11",  # fullwidth
+        "677\u00a0000\u00a0111",  # no-break spaces
+    ],
+)
+def test_a_phone_in_other_digits_is_stored_and_matched_as_its_ascii_e164_number(store, vendor, phone):
+    # phonenumbers reads any script's digits: what is stored, shown and matched is the one
+    # E.164 form, so the same number written two ways is one customer, never two.
+    zone = ZoneFactory()
+    product = ProductFactory(vendor=vendor, initial_stock=10)
+    first = store.post("/orders", order_body(vendor, zone, product, phone=phone, quantity=1))
+    assert first.status_code == 201, first.content
+    assert first.json()["customer"]["phone"] == "+237677000111"
+    again = store.post("/orders", order_body(vendor, zone, product, phone="+237677000111", quantity=1))
+    assert again.json()["customer"]["id"] == first.json()["customer"]["id"]
+    assert list(Customer.objects.values_list("phone", flat=True)) == ["+237677000111"]
+    by_vendor = vendor_api(vendor).post(
+        "/orders", {**order_body(vendor, zone, product, phone=phone, quantity=1)}
+    )
+    assert by_vendor.json()["customer"]["id"] == first.json()["customer"]["id"]
+
+
+@pytest.mark.parametrize("name", ["\u200b", "\ufeff \u200e", "\x1b"])
+def test_a_customer_name_of_only_invisible_characters_is_a_400_and_places_nothing(store, vendor, name):
+    zone = ZoneFactory()
+    product = ProductFactory(vendor=vendor, initial_stock=10)
+    body = order_body(vendor, zone, product)
+    body["customer"]["name"] = name
+    response = store.post("/orders", body, HTTP_ACCEPT_LANGUAGE="fr")
+    assert problem(response)["errors"] == {"customer.name": ["Ce champ ne peut être vide."]}
+    assert not Order.objects.exists() and not Customer.objects.exists()
+
+
 def test_out_of_stock_is_a_409_naming_the_items_and_nothing_is_placed(store, vendor):
     zone = ZoneFactory()
     product = ProductFactory(vendor=vendor, sku="RARE", initial_stock=1)
@@ -272,6 +309,14 @@ def test_a_zone_of_another_city_is_a_400_naming_zone_and_leaves_no_customer(stor
         ({"zone": "0192f6d2-8b1c-7c3e-9a51-3f2b9c1d4e5f"}, "zone"),
         ({"vendor": "0192f6d2-8b1c-7c3e-9a51-3f2b9c1d4e5f"}, "vendor"),
         ({"total_xaf": 1}, "total_xaf"),
+        (
+            {
+                "items": [
+                    {"product": "0192f6d2-8b1c-7c3e-9a51-3f2b9c1d4e5f", "quantity": 1, "unit_price_xaf": 1}
+                ]
+            },
+            "items.0.unit_price_xaf",
+        ),
     ],
 )
 def test_bad_order_input_is_a_400_and_places_nothing(store, vendor, change, field):
@@ -282,6 +327,24 @@ def test_bad_order_input_is_a_400_and_places_nothing(store, vendor, change, fiel
     assert field in problem(response)["errors"]
     assert not Order.objects.exists()
     assert not Customer.objects.exists()
+
+
+def test_an_items_price_or_total_sent_back_is_refused_as_read_only(store, vendor):
+    # The answer shows each item's snapshot (sku, name, unit price, line total): sent back, they
+    # were "unknown fields", as if mistyped; they are the order's to set.
+    zone = ZoneFactory()
+    product = ProductFactory(vendor=vendor, price_xaf=1500, initial_stock=10)
+    body = order_body(vendor, zone, product)
+    body["items"][0].update(unit_price_xaf=1, line_total_xaf=2, sku="X", zzz=3)
+    errors = problem(store.post("/orders", body, HTTP_ACCEPT_LANGUAGE="en"))["errors"]
+    read_only = ["This field is read-only."]
+    assert errors == {
+        "items.0.line_total_xaf": read_only,
+        "items.0.sku": read_only,
+        "items.0.unit_price_xaf": read_only,
+        "items.0.zzz": ["Unknown field."],
+    }
+    assert not Order.objects.exists()
 
 
 def test_each_order_request_is_checked_on_its_own_even_after_an_invalid_one(store, vendor):

@@ -234,6 +234,7 @@ def test_a_revoked_device_is_refused_with_403(api):
     [
         ("/sync/devices", {"device_id": "nope", "name": "x"}, "device_id"),
         ("/sync/devices", {"device_id": str(uuid.uuid4()), "name": "a\u0000b"}, "name"),
+        ("/sync/devices", {"device_id": str(uuid.uuid4()), "name": "\u200b\ufeff"}, "name"),  # unseen
         ("/sync/pull", {"device_id": str(uuid.uuid4()), "cursors": {"3": None}}, "cursors.3"),
         ("/sync/pull", {"device_id": str(uuid.uuid4()), "limit": 0}, "limit"),
         ("/sync/pull", {"device_id": str(uuid.uuid4()), "since": 1}, "since"),
@@ -468,6 +469,7 @@ BAD_FIELDS = [
     {"is_active": 0},
     {"price_xaf": 5_000_000_000},  # above the REST cap
     {"name": "   "},
+    {"name": "\u200b\u200e"},  # invisible only: blank as REST reads it
     {"unit": "parsec"},
 ]
 

@@ -6,6 +6,7 @@ import logging
 import re
 import string
 import threading
+import unicodedata
 import uuid
 from datetime import UTC, datetime
 from functools import cached_property
@@ -60,6 +61,27 @@ class StrictSerializer(serializers.Serializer[Any]):
                 )
             refuse_loosely_typed(self.fields, data)
         return super().to_internal_value(data)
+
+
+# Controls (BEL, ESC), format characters (zero-width space and joiners, BOM, bidi marks), lone
+# surrogates, separators: what a text made only of these, and of spaces, shows is nothing.
+_UNSEEN_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zs", "Zl", "Zp"})
+
+
+class VisibleCharField(serializers.CharField):
+    """A name people read (a product's, a customer's): one made only of invisible characters
+    ("\u200b", a BOM, a bidi mark) is blank, as one of spaces is (DRF's `blank`, so sync's stored
+    refusals read it back in either language). Such characters inside a visible name stay (an
+    emoji's zero-width joiners)."""
+
+    def run_validation(self, data: Any = serializers.empty) -> Any:
+        if (
+            isinstance(data, str)
+            and not self.allow_blank
+            and all(c.isspace() or unicodedata.category(c) in _UNSEEN_CATEGORIES for c in data)
+        ):
+            self.fail("blank")
+        return super().run_validation(data)
 
 
 def refuse_loosely_typed(fields: Any, data: dict[str, Any]) -> None:
@@ -342,6 +364,8 @@ def _in_utc(value: datetime) -> datetime:
 
 
 def query_bool(request: Request, name: str) -> bool | None:
+    """`true`/`false` in any case, or `1`/`0` (what PHP's http_build_query and many form
+    libraries send for a boolean); the refusal names all four, so it says what is read."""
     raw = request.query_params.get(name)
     if raw is None:
         return None
@@ -349,7 +373,7 @@ def query_bool(request: Request, name: str) -> bool | None:
         return True
     if raw.lower() in ("false", "0"):
         return False
-    raise InvalidInput(Text(gettext_noop("%(name)s is true or false."), name=name), field=name)
+    raise InvalidInput(Text(gettext_noop("%(name)s is true or false (or 1 or 0)."), name=name), field=name)
 
 
 def query_uuid(request: Request, name: str) -> uuid.UUID | None:

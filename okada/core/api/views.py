@@ -147,7 +147,7 @@ class ApiView(APIView):
             refusal = exc
         method = str(request.method).lower()
         if refusal is None and not (method in self.http_method_names and hasattr(self, method)):
-            refusal = exceptions.MethodNotAllowed(str(request.method))
+            refusal = self.method_refusal(request)
         try:
             negotiated = self.perform_content_negotiation(request)
         except exceptions.NotAcceptable as exc:
@@ -168,6 +168,11 @@ class ApiView(APIView):
             raise refusal
         self.check_permissions(request)
         self._refuse_unknown_query_params(request)
+
+    def method_refusal(self, request: Request) -> Exception:
+        """The answer to a method this view does not serve (raised once the credential and its
+        rate are checked, as step 4 of `initial` says)."""
+        return exceptions.MethodNotAllowed(str(request.method))
 
     def _refuse_unknown_query_params(self, request: Request) -> None:
         if self.query_params is None or request.method == "OPTIONS":  # describes the URL, reads none
@@ -319,6 +324,13 @@ class UnknownUrlApi(ApiView):
         raise NotFound()
 
     get = post = put = patch = delete = head = options = trace = _not_found
+
+    def method_refusal(self, request: Request) -> Exception:
+        # A method no view names (PROPFIND, CONNECT, FOO) is not served here either: a 404 too.
+        return NotFound()
+
+    def http_method_not_allowed(self, request: Any, *args: Any, **kwargs: Any) -> Any:
+        raise NotFound()
 
     def finalize_response(self, request: Request, response: Any, *args: Any, **kwargs: Any) -> Any:
         response = super().finalize_response(request, response, *args, **kwargs)

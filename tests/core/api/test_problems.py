@@ -368,6 +368,17 @@ def test_unknown_paths_under_api_are_problem_404s(api):
     assert "Allow" not in response  # nothing is served there, by any method
 
 
+@pytest.mark.parametrize("method", ["TRACE", "CONNECT", "PROPFIND", "FOO", "DELETE"])
+def test_an_unknown_url_is_a_404_whatever_the_method_even_one_nothing_serves(api, method):
+    # README: "a 404 not_found for any method". A method no view names (PROPFIND, FOO) was a 405
+    # there, although nothing is served at that URL by any method.
+    response = api.request(method, "/api/v1/nothing", HTTP_ACCEPT_LANGUAGE="fr")
+    assert (response.status_code, problem(response)["code"]) == (404, "not_found")
+    assert problem(response)["detail"] == "Introuvable."
+    assert "Allow" not in response
+    assert "RateLimit-Remaining" in response  # counted, as every answer to a credential
+
+
 @pytest.mark.parametrize(
     ("method", "path", "status"), [("get", "/api/schema/?format=xml", 404), ("post", "/api/schema/", 405)]
 )

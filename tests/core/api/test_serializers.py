@@ -17,7 +17,15 @@ from django.utils.translation import gettext
 from rest_framework import serializers
 from rest_framework.exceptions import ErrorDetail
 
-from catalog.apis import BulkItemIn, ProductCreateIn, ProductPatchIn
+from catalog.apis import (
+    BulkItemIn,
+    ProductCreateIn,
+    ProductOut,
+    ProductPatchIn,
+    StockAdjustmentIn,
+    StockCountIn,
+    StockOut,
+)
 from okada.core.api.serializers import (
     StrictSerializer,
     error_text,
@@ -28,8 +36,16 @@ from okada.core.api.serializers import (
 )
 from okada.core.models import JobRun
 from okada.core.texts import Text
-from orders.apis import OrderPlaceIn, TransitionIn
-from sync.apis import PullIn, PushIn
+from orders.apis import (
+    CustomerIn,
+    CustomerOut,
+    OrderItemIn,
+    OrderItemOut,
+    OrderOut,
+    OrderPlaceIn,
+    TransitionIn,
+)
+from sync.apis import DeviceIn, DeviceOut, PullIn, PushIn
 
 pytestmark = pytest.mark.django_db
 
@@ -263,6 +279,28 @@ def test_no_input_field_has_a_mutable_default():
         if isinstance(field.default, (list, dict, set))
     ]
     assert mutable == []
+
+
+@pytest.mark.parametrize(
+    "given, answered",
+    [
+        (ProductCreateIn, ProductOut),
+        (ProductPatchIn, ProductOut),
+        (BulkItemIn, ProductOut),
+        (StockAdjustmentIn, StockOut),
+        (StockCountIn, StockOut),
+        (OrderPlaceIn, OrderOut),
+        (CustomerIn, CustomerOut),
+        (OrderItemIn, OrderItemOut),
+        (DeviceIn, DeviceOut),
+    ],
+)
+def test_every_field_an_answer_shows_is_writable_or_refused_as_read_only(given, answered):
+    # A client that sends back what it read gets "read-only" for what it may not set, not
+    # "unknown field" (as if it had mistyped a name it copied from our own answer).
+    writable = {name for name, field in given().fields.items() if not field.read_only}
+    shown = set(answered().fields)
+    assert shown - writable - set(given.read_only_names) == set()
 
 
 def test_api_views_validate_input_through_validated():

@@ -38,35 +38,81 @@ def snapshot():
     )
 
 
+STALE = {"HTTP_IF_MATCH": '"99"'}
+
+# Each call also as one the owner would be refused for (a stale version, a count or removal the
+# stock does not allow, a move the order cannot make): those refusals name the current version,
+# units or status, so they must never be reached before the 404.
 OBJECT_CALLS = [
-    ("get", "/products/{product}", None),
-    ("patch", "/products/{product}", {"price_xaf": 1}),
-    ("delete", "/products/{product}", None),
-    ("post", "/products/{product}/stock-adjustments", {"delta": -5, "reason": "theft"}),
-    ("put", "/products/{product}/stock", {"on_hand": 0, "expected_on_hand": 10}),
-    ("get", "/orders/{order}", None),
-    ("post", "/orders/{order}/transitions", {"to": "cancelled"}),
+    ("get", "/products/{product}", None, {}),
+    ("head", "/products/{product}", None, {}),
+    ("patch", "/products/{product}", {"price_xaf": 1}, {}),
+    ("patch", "/products/{product}", {"price_xaf": 1}, STALE),
+    ("patch", "/products/{product}", {"price_xaf": 1, "version": 99}, {}),
+    ("delete", "/products/{product}", None, {}),
+    ("delete", "/products/{product}", None, STALE),
+    ("post", "/products/{product}/stock-adjustments", {"delta": -5, "reason": "theft"}, {}),
+    ("post", "/products/{product}/stock-adjustments", {"delta": -999, "reason": "theft"}, {}),
+    ("put", "/products/{product}/stock", {"on_hand": 0, "expected_on_hand": 10}, {}),
+    ("put", "/products/{product}/stock", {"on_hand": 0, "expected_on_hand": 999}, {}),
+    ("get", "/orders/{order}", None, {}),
+    ("head", "/orders/{order}", None, {}),
+    ("post", "/orders/{order}/transitions", {"to": "cancelled"}, {}),
+    ("post", "/orders/{order}/transitions", {"to": "delivered"}, {}),
 ]
 
 
 @pytest.mark.parametrize("owner, intruder", [("a", "b"), ("b", "a")])
-@pytest.mark.parametrize("method, path, body", OBJECT_CALLS)
-def test_another_vendors_object_is_a_404_and_stays_unchanged(shops, owner, intruder, method, path, body):
+@pytest.mark.parametrize("method, path, body, headers", OBJECT_CALLS)
+def test_another_vendors_object_is_a_404_and_stays_unchanged(
+    shops, owner, intruder, method, path, body, headers
+):
     target = shops[owner]
     url = path.format(product=target["product"].pk, order=target["order"].pk)
     before = snapshot()
     api = shops[intruder]["api"]
-    args = (url,) if body is None else (url, body)
-    response = getattr(api, method)(*args)
+    response = api.request(method.upper(), url, body, **headers)
     assert response.status_code == 404, (method, url, response.content)
-    assert problem(response)["code"] == "not_found"
+    if method == "head":
+        assert response.content == b""
+    else:
+        assert problem(response)["code"] == "not_found"
     # With an Idempotency-Key too (a POST's key store must not leak or apply anything).
     if method == "post":
         assert api.post(url, body, HTTP_IDEMPOTENCY_KEY="same").status_code == 404
     assert snapshot() == before
     # The owner still reaches it the same way (the 404 was about the caller, not the object).
-    if method == "get":
-        assert getattr(target["api"], method)(url).status_code == 200
+    if method in ("get", "head"):
+        assert target["api"].request(method.upper(), url).status_code == 200
+
+
+@pytest.mark.parametrize("owner, intruder", [("a", "b"), ("b", "a")])
+@pytest.mark.parametrize(
+    "path, body",
+    [
+        ("/products/{product}/stock-adjustments", {"delta": 2, "reason": "restock"}),
+        ("/orders/{order}/transitions", {"to": "accepted"}),
+    ],
+)
+def test_another_vendors_replay_is_never_served_from_the_idempotency_store(
+    shops, owner, intruder, path, body
+):
+    # The owner's answer is kept under its key; the same request with the same key from another
+    # vendor is that vendor's own request: a 404, not the owner's object replayed.
+    url = path.format(product=shops[owner]["product"].pk, order=shops[owner]["order"].pk)
+    first = shops[owner]["api"].post(url, body, HTTP_IDEMPOTENCY_KEY="shared-key")
+    assert first.status_code in (200, 201), first.content
+    before = snapshot()
+    intruding = shops[intruder]["api"].post(url, body, HTTP_IDEMPOTENCY_KEY="shared-key")
+    assert (intruding.status_code, problem(intruding)["code"]) == (404, "not_found")
+    assert "Idempotent-Replayed" not in intruding
+    assert snapshot() == before
+    replay = shops[owner]["api"].post(url, body, HTTP_IDEMPOTENCY_KEY="shared-key")
+    assert (replay.status_code, replay["Idempotent-Replayed"], replay.content) == (
+        first.status_code,
+        "true",
+        first.content,
+    )
 
 
 @pytest.mark.parametrize("owner, intruder", [("a", "b"), ("b", "a")])
