@@ -4,7 +4,6 @@ notes and refunds, CSV exports, customers and zones. Every write calls a service
 from __future__ import annotations
 
 import datetime as dt
-import re
 from typing import Any
 
 from django import forms
@@ -36,7 +35,6 @@ from okada.core.admin import (
 )
 from okada.core.display import actor_label, badge, money
 from okada.core.errors import DomainError
-from okada.core.fields import normalize_cm_phone
 
 from . import exports, selectors, services
 from .models import (
@@ -86,27 +84,6 @@ class ZoneAdmin(TrackedAdmin):
 # rows is most of the page's time, and the orders to act on first are the oldest.
 QUEUE_LIMIT = 50
 
-PHONE_LIKE = re.compile(r"^[+\d][\d\s.-]{6,}$")
-
-
-def phone_or_none(term: str) -> str | None:
-    """The E.164 form of a search term that is a Cameroonian phone number, else None."""
-    if not PHONE_LIKE.match(term.strip()):
-        return None
-    try:
-        return normalize_cm_phone(term.strip())
-    except Exception:
-        return None
-
-
-ORDER_NUMBER_LIKE = re.compile(r"(?i)(?:OK-?)?0*(\d{1,12})")
-
-
-def order_number_or_none(term: str) -> str | None:
-    """The order number a search term names (`OK-0000123`, `ok123` or `123`), else None."""
-    number = ORDER_NUMBER_LIKE.fullmatch(term.strip())
-    return f"OK-{int(number.group(1)):07d}" if number else None
-
 
 @admin.register(Customer)
 class CustomerAdmin(BigTableMixin, TrackedAdmin):
@@ -120,7 +97,7 @@ class CustomerAdmin(BigTableMixin, TrackedAdmin):
     ordering = ("-id",)
 
     def get_search_results(self, request: HttpRequest, queryset: QuerySet, search_term: str) -> Any:
-        phone = phone_or_none(search_term)
+        phone = selectors.phone_or_none(search_term)
         if phone:  # through the phone indexes (live and deleted), whichever deleted filter is on
             return queryset.filter(pk__in=selectors.customers_with_phone(phone).values("pk")), False
         return super().get_search_results(request, queryset, search_term)
@@ -380,10 +357,10 @@ class OrderAdmin(BigTableMixin, TrackedAdmin):
         term = search_term.strip()
         if not term:
             return queryset, False
-        phone = phone_or_none(term)
+        phone = selectors.phone_or_none(term)
         if phone:
             return queryset.filter(customer__in=selectors.customers_with_phone(phone)), False
-        number = order_number_or_none(term)
+        number = selectors.order_number_or_none(term)
         if number:
             return queryset.filter(number=number), False
         # A bounded list of matching customers (100k rows, scanned once), then their orders.
@@ -645,7 +622,7 @@ class PaymentAdmin(BigTableMixin, ReadOnlyAdmin):
         # Constants on both sides: PostgreSQL ORs two index scans (the payments' order index,
         # the (provider, reference) unique index) instead of a seq scan.
         found = Q(provider__in=PaymentMethod.values, provider_reference=term)
-        number = order_number_or_none(term)
+        number = selectors.order_number_or_none(term)
         if number:
             order_ids = list(Order.objects.filter(number=number).values_list("pk", flat=True))
             found |= Q(order_id__in=order_ids)

@@ -27,6 +27,7 @@ from okada.core.api.serializers import (
     VisibleCharField,
     query_choice,
     query_datetime,
+    query_text,
     utc,
     validated,
 )
@@ -351,6 +352,12 @@ class OrderScope(ApiView):
         parameters=[
             *LIST_PARAMETERS,
             OpenApiParameter("status", str, enum=OrderStatus.values),
+            OpenApiParameter(
+                "q",
+                str,
+                description="An order number (`OK-0001234`, `ok1234`, `1234`) or the customer's phone "
+                "number in any spelling (`677 12 34 56`, `+237677123456`); any other text is a 400.",
+            ),
             OpenApiParameter("ordering", str, enum=list(ORDER_ORDERINGS), description="Default -placed_at."),
         ],
         responses={200: page_of(OrderOut)},
@@ -373,13 +380,14 @@ class OrderScope(ApiView):
 class OrderListApi(OrderScope):
     required_scopes = {"GET": "orders:read", "POST": "orders:place"}
     allowed_roles = {"GET": {VENDOR, STOREFRONT}, "POST": {VENDOR, STOREFRONT}}
-    query_params = {"GET": (*LIST_QUERY, "status", "ordering")}
+    query_params = {"GET": (*LIST_QUERY, "status", "q", "ordering")}
 
     def get(self, request: Request) -> Response:
         page = CursorPage(request, orderings=ORDER_ORDERINGS, default="-placed_at")
         orders = self.orders(
             status=query_choice(request, "status", OrderStatus.values),
             updated_since=query_datetime(request, "updated_since"),
+            search=query_text(request, "q"),
         )
         rows = page.paginate(orders)
         return rows.response([order_json(o) for o in rows.rows])

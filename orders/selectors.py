@@ -7,6 +7,7 @@ queries does not grow with the number of rows (tests/orders/test_selectors.py co
 from __future__ import annotations
 
 import datetime as dt
+import re
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -23,6 +24,7 @@ from django.utils.translation import gettext_noop
 
 from catalog.models import Vendor
 from okada.core.errors import InvalidInput, NotFound
+from okada.core.fields import normalize_cm_phone
 from okada.core.querysets import count_up_to
 from okada.core.texts import Text
 
@@ -52,6 +54,49 @@ def _status(status: str, allowed: tuple[str, ...] | list[str]) -> str:
             Text(gettext_noop("Unknown order status: %(status)s"), status=status), field="status"
         )
     return status
+
+
+PHONE_LIKE = re.compile(r"^[+\d][\d\s.-]{6,}$")
+ORDER_NUMBER_LIKE = re.compile(r"(?i)(?:OK-?)?0*(\d{1,12})")
+
+
+def phone_or_none(term: str) -> str | None:
+    """The E.164 form of a search term that is a Cameroonian phone number, else None."""
+    if not PHONE_LIKE.match(term.strip()):
+        return None
+    try:
+        return normalize_cm_phone(term.strip())
+    except ValidationError:
+        return None
+
+
+def order_number_or_none(term: str) -> str | None:
+    """The order number a search term names (`OK-0000123`, `ok123` or `123`), else None."""
+    number = ORDER_NUMBER_LIKE.fullmatch(term.strip())
+    return f"OK-{int(number.group(1)):07d}" if number else None
+
+
+def order_search(term: str) -> Q:
+    """The orders a search term names, as a filter: a customer's phone number (any spelling), else
+    an order number. Both are read through indexes (customer, -placed_at) and the unique number:
+    no scan of a vendor's orders, whatever their count. Any other term is refused (a 400 naming
+    `q`), not answered with an empty page the client would take for "no such order"."""
+    phone = phone_or_none(term)
+    if phone:
+        return Q(customer__in=customers_with_phone(phone))
+    number = order_number_or_none(term)
+    if number:
+        return Q(number=number)
+    raise InvalidInput(
+        Text(
+            gettext_noop(
+                "q finds orders by their number (OK-0001234) or their customer's phone number "
+                "(677 12 34 56, +237...): %(term)s is neither."
+            ),
+            term=term,
+        ),
+        field="q",
+    )
 
 
 def order_list_for_vendor(
@@ -133,10 +178,12 @@ def order_list(
     channel: str | None = None,
     status: str | None = None,
     updated_since: datetime | None = None,
+    search: str = "",
 ) -> OrderQuerySet:
     """Live orders of one vendor (or, with `channel`, those placed through it) as the API lists
     them: customer joined, items and payments prefetched, in a fixed number of queries whatever
-    the page size. The API pages it on its own ordering (okada.core.api.pagination)."""
+    the page size. The API pages it on its own ordering (okada.core.api.pagination). `search`:
+    an order number or a customer's phone number (`order_search`)."""
     orders = Order.objects.select_related("customer").prefetch_related(
         Prefetch("items", queryset=OrderItem.objects.order_by("name", "id")),
         Prefetch("payments", queryset=Payment.objects.order_by("created_at", "id")),
@@ -149,6 +196,8 @@ def order_list(
         orders = orders.filter(status=_status(status, OrderStatus.values))
     if updated_since is not None:
         orders = orders.filter(updated_at__gte=updated_since)
+    if search:
+        orders = orders.filter(order_search(search))
     return orders
 
 

@@ -7,7 +7,7 @@ import hmac
 import json
 import logging
 import re
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 import psycopg
 import pytest
@@ -468,6 +468,45 @@ def test_order_list_filters_by_status_and_reads_one_order(vendor):
     assert {o["id"] for o in api.get("/orders").json()["results"]} == {str(pending.pk), str(accepted.pk)}
     assert api.get(f"/orders/{pending.pk}").json()["number"] == pending.number
     assert api.get("/orders?status=lost").status_code == 400
+
+
+def test_order_list_finds_an_order_by_number_or_customer_phone_in_any_spelling_within_its_vendor(vendor):
+    awa = CustomerFactory(phone="+237677123456")
+    first, second = OrderFactory(vendor=vendor, customer=awa), OrderFactory(vendor=vendor, customer=awa)
+    other = OrderFactory(vendor=vendor)
+    elsewhere = OrderFactory(customer=awa)  # the same customer at another vendor
+    api = vendor_api(vendor)
+
+    def found(q: str) -> list[str]:
+        response = api.get("/orders?" + urlencode({"q": q}))
+        assert response.status_code == 200, response.content
+        return [o["id"] for o in response.json()["results"]]
+
+    number = int(other.number.removeprefix("OK-"))
+    for spelling in (other.number, other.number.lower(), f"ok{number}", str(number), f" {other.number} "):
+        assert found(spelling) == [str(other.pk)]
+    newest_first = [str(second.pk), str(first.pk)]
+    for spelling in ("+237677123456", "677 12 34 56", "677-12-34-56", "00237677123456"):
+        assert found(spelling) == newest_first
+    assert found(elsewhere.number) == []  # another vendor's order: not found, never shown
+    assert found("699999999") == []  # a phone no customer has
+    page = api.get("/orders?q=677123456&limit=1").json()
+    assert [o["id"] for o in page["results"]] == newest_first[:1]
+    link = urlsplit(page["next"])
+    assert [o["id"] for o in api.get(f"{link.path}?{link.query}").json()["results"]] == newest_first[1:]
+
+
+@pytest.mark.parametrize(
+    ("lang", "says"),
+    [("en", "q finds orders by their number"), ("fr", "q trouve les commandes par leur numéro")],
+)
+def test_order_list_q_of_other_text_is_a_400_naming_q_in_the_callers_language(vendor, lang, says):
+    OrderFactory(vendor=vendor, customer=CustomerFactory(name="Awa Mbarga"))
+    response = vendor_api(vendor).get("/orders?q=Awa", HTTP_ACCEPT_LANGUAGE=lang)
+    assert response.status_code == 400
+    body = problem(response)
+    assert body["code"] == "invalid" and list(body["errors"]) == ["q"]
+    assert body["detail"].startswith(says) and "Awa" in body["detail"]
 
 
 def test_order_list_query_count_does_not_grow_with_the_page_size(vendor):
