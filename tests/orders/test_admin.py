@@ -75,6 +75,37 @@ def test_cancel_action_releases_stock_and_records_the_staff_user(client, admin_u
     assert order.history.latest().history_user == admin_user
 
 
+def test_select_all_sent_to_the_order_list_cancels_nothing(client):
+    # The order list offers no "select all" (BigTableMixin), but Django ran an action posted with
+    # `select_across=1` on every row of the filtered list: one ticked order, the vendor's whole
+    # open queue cancelled (their stock released), from a script or a page of another list.
+    vendor = VendorFactory()
+    product = ProductFactory(vendor=vendor, initial_stock=10)
+    ticked, other = (OrderFactory(vendor=vendor, items=[(product, 1)]) for _ in range(2))
+    client = csrf_client(role_user(OPERATIONS))
+    response = csrf_post(
+        client,
+        f"/admin/orders/order/?vendor__id__exact={vendor.pk}",
+        {"action": "cancel_orders", "_selected_action": [str(ticked.pk)], "select_across": "1", "index": "0"},
+    )
+    assert response.status_code == 302
+    errors = [m.message for m in get_messages(response.wsgi_request) if m.level == ERROR]
+    assert errors == [
+        "Cette liste est trop longue pour agir sur toutes ses lignes à la fois : rien n\u2019a été fait. "
+        "Cochez les lignes sur lesquelles agir, page par page (filtrez d\u2019abord la liste)."
+    ]
+    assert set(Order.objects.filter(vendor=vendor).values_list("status", flat=True)) == {OrderStatus.PENDING}
+    assert Stock.objects.get(product=product).reserved == 2
+    # The rows ticked on the page are still acted on.
+    csrf_post(
+        client,
+        f"/admin/orders/order/?vendor__id__exact={vendor.pk}",
+        {"action": "cancel_orders", "_selected_action": [str(ticked.pk)], "select_across": "0", "index": "0"},
+    )
+    assert Order.objects.get(pk=ticked.pk).status == OrderStatus.CANCELLED
+    assert Order.objects.get(pk=other.pk).status == OrderStatus.PENDING
+
+
 def test_an_open_order_cannot_be_deleted_in_admin(client, admin_user):
     order = OrderFactory()
     client.force_login(admin_user)
