@@ -22,6 +22,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils import formats, timezone
 from django.utils.html import format_html
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
@@ -352,7 +353,9 @@ class AlertAdmin(ReadOnlyAdmin):
     def acknowledged(self, obj: Alert) -> str:
         if obj.acknowledged_at is None:
             return "-"
-        return f"{obj.acknowledged_by or '?'} ({obj.acknowledged_at:%Y-%m-%d %H:%M})"
+        # Douala time, as every time the admin shows (the column holds UTC).
+        when = formats.date_format(timezone.localtime(obj.acknowledged_at), "SHORT_DATETIME_FORMAT")
+        return f"{obj.acknowledged_by or '?'} ({when})"
 
     def get_queryset(self, request: HttpRequest) -> Any:
         return super().get_queryset(request).select_related("acknowledged_by")

@@ -799,3 +799,18 @@ def test_the_order_page_shows_each_payments_amount_received_and_refund_owed(clie
     assert "column-received" in inline and "Reçu" in inline  # the columns, in French
     assert "column-refund_badge" in inline and "Remboursement" in inline
     assert "refund_owed" in inline and "dû" in inline  # the flag's badge
+
+
+def test_an_export_is_named_by_its_douala_time_on_its_page(client, admin_user):
+    # Its name heads its page and the breadcrumbs: it was the UTC time as stored ("20:30"), an
+    # hour behind the "created at" beside it (Africa/Douala).
+    import datetime as dt
+
+    export = OrderExport.objects.create(requested_by=admin_user)
+    at = dt.datetime(2026, 12, 4, 20, 30, tzinfo=dt.UTC)
+    OrderExport.objects.filter(pk=export.pk).update(created_at=at)
+    export.refresh_from_db()
+    assert str(export).startswith("2026-12-04 21:30 ")
+    client.force_login(admin_user)
+    page = client.get(f"/admin/orders/orderexport/{export.pk}/change/").content.decode()
+    assert "2026-12-04 21:30" in page and "20:30" not in page
