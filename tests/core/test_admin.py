@@ -156,7 +156,25 @@ def test_a_refused_delete_is_shown_not_a_500(client):
     response = client.post(f"/admin/catalog/category/{category.pk}/delete/", {"post": "yes"}, follow=True)
     assert response.status_code == 200
     assert Category.objects.filter(pk=category.pk).exists()
-    assert "produits actifs" in response.content.decode()
+    assert "Des produits encore en service renvoient à" in response.content.decode()
+
+
+def test_a_refused_delete_reads_as_french_whatever_the_gender_of_what_is_named(client):
+    # "… est encore utilisé par des commandes actifs" (a zone, a customer): the sentence agreed
+    # with neither the rows named nor a feminine row ("la catégorie … est encore utilisé").
+    from orders.models import Zone
+
+    order = OrderFactory()
+    login(client, OPERATIONS)
+    client.cookies["django_language"] = "fr"
+    url = f"/admin/orders/zone/{order.zone.pk}/delete/"
+    page = client.post(url, {"post": "yes"}, follow=True).content.decode()
+    assert Zone.objects.filter(pk=order.zone.pk).exists()
+    assert f"Des commandes encore en service renvoient à {order.zone}" in page, page
+    assert "commandes actifs" not in page and "encore utilisé" not in page
+    client.cookies["django_language"] = "en"
+    page = client.post(url, {"post": "yes"}, follow=True).content.decode()
+    assert f"{order.zone} is still used by live orders: delete or move them first." in page
 
 
 def test_a_service_refusal_on_a_form_shows_the_form_with_the_error(client):
