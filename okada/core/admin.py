@@ -105,10 +105,35 @@ def staff_actor(request: HttpRequest) -> Actor:
     return Actor.for_staff_user(request.user)
 
 
+def rows_updated(n: int) -> str:
+    return ngettext("%(n)d row updated.", "%(n)d rows updated.", n) % {"n": n}
+
+
+def rows_deleted(n: int) -> str:
+    return ngettext(
+        "%(n)d row deleted: the “deleted” filter shows it, to restore it.",
+        "%(n)d rows deleted: the “deleted” filter shows them, to restore them.",
+        n,
+    ) % {"n": n}
+
+
+def rows_restored(n: int) -> str:
+    return ngettext("%(n)d row restored.", "%(n)d rows restored.", n) % {"n": n}
+
+
+def rows_deleted_for_good(n: int) -> str:
+    return ngettext("%(n)d row deleted for good.", "%(n)d rows deleted for good.", n) % {"n": n}
+
+
 def run_per_object(
-    model_admin: admin.ModelAdmin, request: HttpRequest, queryset: Iterable[Any], action: Callable[[Any], Any]
+    model_admin: admin.ModelAdmin,
+    request: HttpRequest,
+    queryset: Iterable[Any],
+    action: Callable[[Any], Any],
+    done_message: Callable[[int], str] = rows_updated,
 ) -> int:
-    """Apply a service to each selected row; report successes and each refusal to the user."""
+    """Apply a service to each selected row; report each refusal to the user, then what was done
+    (`done_message(n)`: "3 rows deleted", not "updated", after a delete)."""
     done = 0
     for obj in queryset:
         try:
@@ -117,11 +142,7 @@ def run_per_object(
         except DomainError as exc:
             model_admin.message_user(request, f"{obj}: {exc}", messages.ERROR)
     if done:
-        model_admin.message_user(
-            request,
-            ngettext("%(n)d row updated.", "%(n)d rows updated.", done) % {"n": done},
-            messages.SUCCESS,
-        )
+        model_admin.message_user(request, done_message(done), messages.SUCCESS)
     return done
 
 
@@ -584,7 +605,9 @@ class TrackedAdmin(RefusesOddInput, RefusalOnForm, HistoryOfValidIds, SimpleHist
             return HttpResponseRedirect(request.path.rsplit("/delete/", 1)[0] + "/change/")
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet) -> None:
-        run_per_object(self, request, queryset.filter(deleted_at__isnull=True), self._delete_one(request))
+        run_per_object(
+            self, request, queryset.filter(deleted_at__isnull=True), self._delete_one(request), rows_deleted
+        )
 
     def _delete_one(self, request: HttpRequest) -> Callable[[Any], None]:
         return lambda obj: self.delete_object(request, obj)
@@ -604,6 +627,7 @@ class TrackedAdmin(RefusesOddInput, RefusalOnForm, HistoryOfValidIds, SimpleHist
             request,
             queryset.filter(deleted_at__isnull=False),
             lambda obj: self.restore_object(request, obj),
+            rows_restored,
         )
 
     def hard_delete_object(self, request: HttpRequest, obj: Any) -> None:
@@ -645,7 +669,11 @@ class TrackedAdmin(RefusesOddInput, RefusalOnForm, HistoryOfValidIds, SimpleHist
                     summary = hard_delete_summary(self.model, pks, lock=True)
                     if not summary.protected and summary.fingerprint == request.POST.get("counted"):
                         run_per_object(
-                            self, request, locked, lambda obj: self.hard_delete_object(request, obj)
+                            self,
+                            request,
+                            locked,
+                            lambda obj: self.hard_delete_object(request, obj),
+                            rows_deleted_for_good,
                         )
                         return None
                 self.message_user(

@@ -742,3 +742,31 @@ def test_a_role_keeps_its_name_so_its_migrations_still_grant_to_it(client, admin
     custom = Group.objects.create(name="Lecteurs")  # not a role: renamed freely
     client.post(f"/admin/auth/group/{custom.pk}/change/", {"name": "Lecteurs du catalogue"})
     assert Group.objects.filter(pk=custom.pk, name="Lecteurs du catalogue").exists()
+
+
+def test_an_action_says_what_it_did_delete_restore_or_cancel_not_updated(client):
+    # After "delete selected" and "restore" the message said "2 rows updated": staff could not
+    # tell a delete from an edit, nor where the deleted rows went.
+    vendor = VendorFactory()
+    products = [ProductFactory(vendor=vendor) for _ in range(2)]
+    login(client, OPERATIONS)
+    client.cookies["django_language"] = "fr"
+
+    def said(url: str, action: str, rows: list, **extra: str) -> list[str]:
+        data = {"action": action, "_selected_action": [str(r.pk) for r in rows], "index": "0", **extra}
+        response = client.post(url, data, follow=True)  # the list shows (and consumes) them
+        return [str(m) for m in response.context["messages"]]
+
+    ids = [p.pk for p in products]
+    deleted = said("/admin/catalog/product/", "delete_selected", products, post="yes")
+    assert deleted == ["2 éléments supprimés : le filtre « supprimés » les affiche, pour les restaurer."]
+    assert not Product.objects.filter(pk__in=ids).exists()
+    restored = said("/admin/catalog/product/?deleted=deleted", "restore_selected", products[:1])
+    assert restored == ["1 élément restauré."]
+    assert Product.objects.filter(pk__in=ids).count() == 1
+    order = OrderFactory()
+    cancelled = said("/admin/orders/order/", "cancel_orders", [order])
+    assert cancelled == ["1 commande annulée : son stock est libéré."]
+    client.cookies["django_language"] = "en"
+    deleted = said("/admin/catalog/product/", "delete_selected", products[:1], post="yes")
+    assert deleted == ["1 row deleted: the “deleted” filter shows it, to restore it."]
