@@ -1420,9 +1420,29 @@ class PeriodicTaskAdmin(RefusesOddInput, DeletionInWords, beat_admin.PeriodicTas
             raise PermissionDenied  # the bulk delete's confirmation lists no such schedule
         super().delete_queryset(request, queryset)
 
+    # Read only (to whoever may only view schedules), Django would show the stored name and
+    # description: the default schedules' are English, catalogued, shown as the form shows them.
+    _SHOWN = {"name": "name_shown", "description": "description_shown"}
+
+    def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
+        fieldsets = super().get_fieldsets(request, obj)
+        if obj is None or self.has_change_permission(request, obj):
+            return fieldsets
+        return [
+            (name, {**options, "fields": _renamed(options["fields"], self._SHOWN)})
+            for name, options in fieldsets
+        ]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return (*super().get_readonly_fields(request, obj), *self._SHOWN.values())
+
     @admin.display(description=_("name"), ordering="name")
     def name_shown(self, task: beat.PeriodicTask) -> str:
         return gettext(task.name)  # the default schedules' names are in the catalogue; others as typed
+
+    @admin.display(description=beat.PeriodicTask._meta.get_field("description").verbose_name)
+    def description_shown(self, task: beat.PeriodicTask) -> str:
+        return gettext(task.description) if task.description else "-"
 
     @admin.display(description=_("schedule"))
     def schedule(self, task: beat.PeriodicTask) -> str:
