@@ -10,6 +10,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
 from django.template.defaultfilters import filesizeformat
 from django.urls import path, reverse
+from django.utils import formats
 from django.utils.timesince import timesince
 from django.utils.translation import gettext_lazy as _
 
@@ -72,7 +73,9 @@ class BackupAdmin(ReadOnlyAdmin):
 
     @admin.display(description=_("restore time"))
     def restore_time(self, obj: Any) -> str:
-        return f"{obj.last_restore_seconds:.1f} s" if obj.last_restore_seconds is not None else "-"
+        if obj.last_restore_seconds is None:
+            return "-"
+        return f"{formats.number_format(obj.last_restore_seconds, 1)} s"  # "12,5 s" in French
 
     def has_run_backup_permission(self, request: HttpRequest) -> bool:
         return bool(request.user.has_perm(RUN_PERMISSION))

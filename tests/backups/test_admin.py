@@ -135,3 +135,12 @@ def test_a_drill_is_named_by_its_douala_time(client, admin_user):
     client.force_login(admin_user)
     page = client.get(f"/admin/backups/backupverification/{verification.pk}/change/").content.decode()
     assert "2026-12-04 21:30" in page and "2026-12-04 20:30" not in page
+
+
+@pytest.mark.parametrize(("language", "shown"), [("fr", "12,5 s"), ("en", "12.5 s")])
+def test_a_backups_restore_time_is_written_in_the_readers_number_format(client, admin_user, language, shown):
+    BackupVerificationFactory(restore_seconds=12.5)
+    client.force_login(admin_user)
+    client.cookies[settings.LANGUAGE_COOKIE_NAME] = language
+    body = client.get("/admin/backups/backup/").content.decode()
+    assert f">{shown}<" in body, body

@@ -276,3 +276,17 @@ def test_an_acknowledgement_is_shown_in_douala_time_in_the_pages_language(client
     assert "22:30" not in body
     page = client.get(reverse("admin:health_alert_change", args=[alert.pk])).content.decode()
     assert "23:30" in page and "22:30" not in page
+
+
+@pytest.mark.parametrize(
+    ("language", "shown"),
+    [("fr", ["12,5", "3,5 h", "2,1 j", "1 234"]), ("en", ["12.5", "3.5 h", "2.1 d", "1 234"])],
+)
+def test_durations_are_written_in_the_readers_number_format(language, shown):
+    # "3.5 h" and "12.5 ms" on French pages: the percentages said "98,74 %" beside them.
+    from django.utils import translation
+
+    from okada.health.templatetags.health import ms, seconds
+
+    with translation.override(language):
+        assert [ms(12.5), seconds(3.5 * 3600), seconds(2.1 * 86400), ms(1234.4)] == shown
