@@ -15,7 +15,7 @@ from django.utils.timesince import timesince
 from django.utils.translation import gettext_lazy as _
 
 from okada.core.actors import Actor
-from okada.core.admin import ReadOnlyAdmin, stored_text_display
+from okada.core.admin import ReadOnlyAdmin, row_refused, stored_text_display
 from okada.core.errors import DomainError, NotAllowed
 
 from .models import Backup, BackupVerification, VerificationOutcome
@@ -89,7 +89,7 @@ class BackupAdmin(ReadOnlyAdmin):
                 verification_request(backup=backup, actor=actor)
                 queued += 1
             except DomainError as exc:
-                self.message_user(request, f"{backup}: {exc}", messages.ERROR)
+                self.message_user(request, row_refused(backup, exc), messages.ERROR)
         if queued:
             self.message_user(
                 request,

@@ -125,6 +125,11 @@ def rows_deleted_for_good(n: int) -> str:
     return ngettext("%(n)d row deleted for good.", "%(n)d rows deleted for good.", n) % {"n": n}
 
 
+def row_refused(obj: Any, error: Any) -> str:
+    """One selected row's refusal, named ("Boutique Akwa : …" in French typography)."""
+    return gettext("%(row)s: %(error)s") % {"row": obj, "error": error}
+
+
 def run_per_object(
     model_admin: admin.ModelAdmin,
     request: HttpRequest,
@@ -140,7 +145,7 @@ def run_per_object(
             action(obj)
             done += 1
         except DomainError as exc:
-            model_admin.message_user(request, f"{obj}: {exc}", messages.ERROR)
+            model_admin.message_user(request, row_refused(obj, exc), messages.ERROR)
     if done:
         model_admin.message_user(request, done_message(done), messages.SUCCESS)
     return done

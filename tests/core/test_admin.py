@@ -770,3 +770,18 @@ def test_an_action_says_what_it_did_delete_restore_or_cancel_not_updated(client)
     client.cookies["django_language"] = "en"
     deleted = said("/admin/catalog/product/", "delete_selected", products[:1], post="yes")
     assert deleted == ["1 row deleted: the “deleted” filter shows it, to restore it."]
+
+
+def test_a_rows_refusal_in_a_bulk_action_is_named_in_the_pages_typography(client):
+    order = OrderFactory()  # open: the delete is refused, and named
+    login(client, OPERATIONS)
+    data = {"action": "delete_selected", "_selected_action": [str(order.pk)], "post": "yes", "index": "0"}
+    for language, said in (
+        ("fr", f"{order.number} : Une commande en cours ne peut pas être supprimée"),
+        ("en", f"{order.number}: An open order cannot be deleted"),
+    ):
+        client.cookies["django_language"] = language
+        response = client.post("/admin/orders/order/", data, follow=True)
+        messages = [str(m) for m in response.context["messages"]]
+        assert len(messages) == 1 and messages[0].startswith(said), messages
+    assert Order.objects.filter(pk=order.pk).exists()
