@@ -1,4 +1,5 @@
-"""The 403 page of the admin and of every page outside the API (templates/403.html).
+"""The 403 and 404 pages of the admin and of every page outside the API (templates/403.html,
+templates/404.html).
 
 A refusal that says why (`PermissionDenied("...")`, the message of a service's NotAllowed, or
 the reach of an account: okada.core.admin.UserAdmin) shows that sentence; a bare
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.http import HttpRequest, HttpResponse, HttpResponseForbidden
+from django.http import HttpRequest, HttpResponse, HttpResponseForbidden, HttpResponseNotFound
 from django.template import loader
 from django.urls import reverse
 from django.utils.translation import gettext
@@ -43,3 +44,11 @@ def forbidden_page(request: HttpRequest, message: str = "", **extra: Any) -> Htt
     refused CSRF check's `form_again` and, with DEBUG on, `csrf_reason`)."""
     context = {**admin_context(request), "title": gettext("Access refused"), "exception": message, **extra}
     return HttpResponseForbidden(loader.render_to_string("403.html", context, request))
+
+
+def not_found_page(request: HttpRequest) -> HttpResponse:
+    """404.html: under the admin an admin page saying what to do, with a way back (a stale link,
+    the button of a row deleted since its page was shown); elsewhere a plain page. Django's own
+    was a bare English sentence."""
+    context = {**admin_context(request), "title": gettext("Page not found")}
+    return HttpResponseNotFound(loader.render_to_string("404.html", context, request))

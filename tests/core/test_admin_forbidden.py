@@ -262,3 +262,36 @@ def test_djangos_reason_for_a_csrf_refusal_is_shown_only_with_debug_on(settings,
     assert (ORIGIN_REASON in page) is debug
     missing = _admin_page(client.post("/admin/catalog/category/add/", {}))
     assert ("CSRF token missing." in missing) is debug
+
+
+NOT_FOUND_FR = "Cette page n\u2019existe pas, ou ce qu\u2019elle montrait a été supprimé depuis"
+NOT_FOUND_EN = "This page does not exist, or what it showed has been deleted since"
+
+
+@pytest.mark.parametrize(
+    ("language", "message", "other"), [(None, NOT_FOUND_FR, NOT_FOUND_EN), ("en", NOT_FOUND_EN, NOT_FOUND_FR)]
+)
+def test_a_missing_admin_page_is_an_admin_page_in_its_language_saying_what_to_do(language, message, other):
+    # Django's bare English "Not Found / The requested resource was not found on this server.",
+    # with no way back: a stale link, or the button of an order deleted since the page was shown.
+    client = _client(UserFactory(is_staff=True, is_superuser=True), language)
+    missing = "00000000-0000-7000-8000-000000000000"
+    for response in (
+        client.get("/admin/nothing/here/"),
+        client.post(f"/admin/orders/order/{missing}/transition/", {"to": "accepted"}),
+        client.post(f"/admin/catalog/product/{missing}/adjust-stock/", {}),
+    ):
+        assert response.status_code == 404
+        page = response.content.decode()
+        assert 'href="/admin/"' in page and "okada-panel" in page  # the admin's layout, a way back
+        assert message in page and other not in page
+        assert "The requested resource was not found" not in page
+
+
+def test_outside_the_admin_a_missing_page_is_the_plain_page_and_the_api_keeps_problem_json():
+    response = Client().get("/nowhere", HTTP_ACCEPT_LANGUAGE="en")
+    assert response.status_code == 404
+    page = response.content.decode()
+    assert NOT_FOUND_EN in page and "okada-panel" in page and 'href="/admin/"' not in page
+    api = Client().get("/api/v1/nowhere")
+    assert api.status_code == 404 and api["Content-Type"] == "application/problem+json"

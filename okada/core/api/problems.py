@@ -298,9 +298,9 @@ def is_api(request: HttpRequest) -> bool:
 def handler404(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
     if is_api(request):
         return problem_http_response(NotFound())
-    from django.views.defaults import page_not_found
+    from okada.core.forbidden import not_found_page
 
-    return page_not_found(request, exception)
+    return not_found_page(request)
 
 
 def handler400(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
