@@ -1,5 +1,5 @@
-"""The 403 and 404 pages of the admin and of every page outside the API (templates/403.html,
-templates/404.html).
+"""The 400, 403 and 404 pages of the admin and of every page outside the API (templates/400.html,
+403.html, 404.html; 500.html needs no context and is Django's own view's).
 
 A refusal that says why (`PermissionDenied("...")`, the message of a service's NotAllowed, or
 the reach of an account: okada.core.admin.UserAdmin) shows that sentence; a bare
@@ -13,7 +13,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.http import HttpRequest, HttpResponse, HttpResponseForbidden, HttpResponseNotFound
+from django.http import (
+    HttpRequest,
+    HttpResponse,
+    HttpResponseBadRequest,
+    HttpResponseForbidden,
+    HttpResponseNotFound,
+)
 from django.template import loader
 from django.urls import reverse
 from django.utils.translation import gettext
@@ -52,3 +58,10 @@ def not_found_page(request: HttpRequest) -> HttpResponse:
     was a bare English sentence."""
     context = {**admin_context(request), "title": gettext("Page not found")}
     return HttpResponseNotFound(loader.render_to_string("404.html", context, request))
+
+
+def bad_request_page(request: HttpRequest) -> HttpResponse:
+    """400.html: a request refused as unreadable (a list filter the admin does not allow, too many
+    fields): under the admin an admin page saying what to do; elsewhere a plain page."""
+    context = {**admin_context(request), "title": gettext("Request not understood")}
+    return HttpResponseBadRequest(loader.render_to_string("400.html", context, request))

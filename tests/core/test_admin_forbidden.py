@@ -295,3 +295,34 @@ def test_outside_the_admin_a_missing_page_is_the_plain_page_and_the_api_keeps_pr
     assert NOT_FOUND_EN in page and "okada-panel" in page and 'href="/admin/"' not in page
     api = Client().get("/api/v1/nowhere")
     assert api.status_code == 404 and api["Content-Type"] == "application/problem+json"
+
+
+UNREADABLE_FR = "Cette adresse ou ce formulaire n\u2019a pas pu être lu"
+UNREADABLE_EN = "This address or form could not be read"
+
+
+@pytest.mark.parametrize(
+    ("language", "message", "other"),
+    [(None, UNREADABLE_FR, UNREADABLE_EN), ("en", UNREADABLE_EN, UNREADABLE_FR)],
+)
+def test_a_request_the_admin_cannot_read_is_an_admin_page_in_its_language(language, message, other):
+    # A list filter the admin does not allow (a tampered link) was Django's bare "Bad Request (400)".
+    client = _client(UserFactory(is_staff=True, is_superuser=True), language)
+    response = client.get("/admin/credentials/apikey/?key_hash__startswith=a")
+    assert response.status_code == 400
+    page = response.content.decode()
+    assert 'href="/admin/"' in page and "okada-panel" in page
+    assert message in page and other not in page and "Bad Request" not in page
+
+
+@pytest.mark.parametrize(
+    ("accept", "message"),
+    [("fr", "Une erreur s\u2019est produite de notre côté"), ("en", "Something went wrong on our side")],
+)
+def test_a_crash_is_a_page_in_the_readers_language_not_djangos_bare_english(settings, accept, message):
+    settings.ROOT_URLCONF = "tests.testapp.crash_urls"
+    response = Client(raise_request_exception=False).get("/crash", HTTP_ACCEPT_LANGUAGE=accept)
+    assert response.status_code == 500
+    page = response.content.decode()
+    assert message in page and "Server Error (500)" not in page
+    assert "crash on purpose" not in page

@@ -307,9 +307,9 @@ def handler400(request: HttpRequest, exception: Exception | None = None) -> Http
     """Django's answer to a request it refuses before any view (it has logged it already)."""
     if is_api(request):
         return problem_http_response(unreadable_request(exception))
-    from django.views.defaults import bad_request
+    from okada.core.forbidden import bad_request_page
 
-    return bad_request(request, exception)  # type: ignore[arg-type]
+    return bad_request_page(request)
 
 
 def handler403(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
