@@ -7,7 +7,7 @@ from typing import Any
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.defaultfilters import filesizeformat
 from django.urls import path, reverse
 from django.utils import formats
@@ -17,6 +17,7 @@ from django.utils.translation import gettext_lazy as _
 from okada.core.actors import Actor
 from okada.core.admin import ReadOnlyAdmin, row_refused, stored_text_display
 from okada.core.errors import DomainError, NotAllowed
+from okada.core.forbidden import post_only_page
 
 from .models import Backup, BackupVerification, VerificationOutcome
 from .selectors import backup_status
@@ -103,7 +104,7 @@ class BackupAdmin(ReadOnlyAdmin):
 
     def back_up_now_view(self, request: HttpRequest) -> HttpResponse:
         if request.method != "POST":
-            return HttpResponseNotAllowed(["POST"])
+            return post_only_page(request, reverse("admin:backups_backup_changelist"))
         try:
             backup_request(actor=Actor.for_staff_user(request.user))
         except NotAllowed as exc:

@@ -1,5 +1,6 @@
-"""The 400, 403 and 404 pages of the admin and of every page outside the API (templates/400.html,
-403.html, 404.html; 500.html needs no context and is Django's own view's).
+"""The 400, 403, 404 and 405 pages of the admin and of every page outside the API
+(templates/400.html, 403.html, 404.html, 405.html; 500.html needs no context and is Django's own
+view's).
 
 A refusal that says why (`PermissionDenied("...")`, the message of a service's NotAllowed, or
 the reach of an account: okada.core.admin.UserAdmin) shows that sentence; a bare
@@ -18,6 +19,7 @@ from django.http import (
     HttpResponse,
     HttpResponseBadRequest,
     HttpResponseForbidden,
+    HttpResponseNotAllowed,
     HttpResponseNotFound,
 )
 from django.template import loader
@@ -65,3 +67,10 @@ def bad_request_page(request: HttpRequest) -> HttpResponse:
     fields): under the admin an admin page saying what to do; elsewhere a plain page."""
     context = {**admin_context(request), "title": gettext("Request not understood")}
     return HttpResponseBadRequest(loader.render_to_string("400.html", context, request))
+
+
+def post_only_page(request: HttpRequest, back: str) -> HttpResponse:
+    """405.html: a button's address (a POST-only view) opened as a link does nothing, and says so,
+    with a way back to the page of the button (`back`)."""
+    context = {**admin_context(request), "title": gettext("Nothing was done"), "back": back}
+    return HttpResponseNotAllowed(["POST"], content=loader.render_to_string("405.html", context, request))

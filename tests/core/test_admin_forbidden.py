@@ -326,3 +326,24 @@ def test_a_crash_is_a_page_in_the_readers_language_not_djangos_bare_english(sett
     page = response.content.decode()
     assert message in page and "Server Error (500)" not in page
     assert "crash on purpose" not in page
+
+
+@pytest.mark.parametrize(
+    ("language", "message", "other"),
+    [
+        (None, "Cette adresse est celle d\u2019un bouton", "This address belongs to a button"),
+        ("en", "This address belongs to a button", "Cette adresse est celle d\u2019un bouton"),
+    ],
+)
+def test_a_buttons_address_opened_as_a_link_says_so_and_leads_back(language, message, other):
+    # "Back up now" and "run maintenance" opened from a bookmark answered a blank page.
+    client = _client(UserFactory(is_staff=True, is_superuser=True), language)
+    for url, back in (
+        ("/admin/backups/backup/back-up-now/", "/admin/backups/backup/"),
+        (RUN_URL, "/admin/partitions/partitionedtable/"),
+    ):
+        response = client.get(url)
+        assert response.status_code == 405 and response["Allow"] == "POST"
+        page = response.content.decode()
+        assert message in page and other not in page and "okada-panel" in page
+        assert f'href="{back}"' in page
