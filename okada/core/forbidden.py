@@ -65,7 +65,13 @@ def not_found_page(request: HttpRequest) -> HttpResponse:
 def bad_request_page(request: HttpRequest) -> HttpResponse:
     """400.html: a request refused as unreadable (a list filter the admin does not allow, too many
     fields): under the admin an admin page saying what to do; elsewhere a plain page."""
-    context = {**admin_context(request), "title": gettext("Request not understood")}
+    # The language switch leads back to the list without the refused query string (a filter on
+    # a key's hash, say): the page never repeats what it refused.
+    context = {
+        **admin_context(request),
+        "title": gettext("Request not understood"),
+        "language_next": request.path,
+    }
     return HttpResponseBadRequest(loader.render_to_string("400.html", context, request))
 
 
