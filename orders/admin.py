@@ -702,6 +702,10 @@ class PaymentAdmin(BigTableMixin, ReadOnlyAdmin):
                 request,
                 queryset.select_related("order"),
                 lambda p: services.payment_refund_settle(payment=p, actor=actor, note=note),
+                lambda n: (
+                    ngettext("%(n)d refund recorded as settled.", "%(n)d refunds recorded as settled.", n)
+                    % {"n": n}
+                ),
             )
             return None
         context = {

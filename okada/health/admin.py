@@ -24,7 +24,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import formats, timezone
 from django.utils.html import format_html
-from django.utils.translation import gettext
+from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
 from okada.core import health_registry as registry
@@ -370,7 +370,11 @@ class AlertAdmin(ReadOnlyAdmin):
             except NotAllowed as exc:
                 raise PermissionDenied(str(exc)) from None
             done += 1
-        self.message_user(request, gettext("%(n)d alert(s) acknowledged.") % {"n": done}, messages.SUCCESS)
+        self.message_user(
+            request,
+            ngettext("%(n)d alert acknowledged.", "%(n)d alerts acknowledged.", done) % {"n": done},
+            messages.SUCCESS,
+        )
 
     def get_actions(self, request: HttpRequest) -> Any:
         actions = super().get_actions(request)

@@ -785,3 +785,80 @@ def test_a_rows_refusal_in_a_bulk_action_is_named_in_the_pages_typography(client
         messages = [str(m) for m in response.context["messages"]]
         assert len(messages) == 1 and messages[0].startswith(said), messages
     assert Order.objects.filter(pk=order.pk).exists()
+
+
+def _vendor(**fields):
+    return VendorFactory(**fields)
+
+
+def _refund_owed():
+    from tests.orders.factories import payment_needing_refund
+
+    return payment_needing_refund()
+
+
+def _device():
+    from tests.sync.factories import Phone
+
+    return Phone(VendorFactory()).device
+
+
+def _conflict():
+    from tests.sync.factories import stale_count_conflict
+
+    return stale_count_conflict(VendorFactory())[0]
+
+
+def _key():
+    from okada.credentials.services import api_key_issue
+
+    return api_key_issue(name="erp", vendor=VendorFactory(), actor=staff_actor()).key
+
+
+def _token():
+    from catalog.services import vendor_member_add
+    from okada.credentials.services import personal_token_issue
+    from tests.catalog.factories import UserFactory
+
+    user = UserFactory(username="awa")
+    user.set_password("pw")
+    user.save()
+    vendor_member_add(vendor=VendorFactory(), user=user, role="owner", actor=staff_actor())
+    return personal_token_issue(username="awa", password="pw").token
+
+
+def _alert():
+    from okada.health.models import Alert
+
+    return Alert.objects.create(key="probe:x", kind="probe", severity="warning", message="m")
+
+
+@pytest.mark.parametrize(
+    ("changelist", "action", "make", "said"),
+    [
+        ("catalog/vendor", "activate", lambda: _vendor(status="pending"), "1 vendeur activé."),
+        (
+            "catalog/vendor",
+            "suspend",
+            _vendor,
+            "1 vendeur suspendu : ses produits ne peuvent plus être commandés.",
+        ),
+        ("orders/payment", "settle_refunds", _refund_owed, "1 remboursement enregistré comme effectué."),
+        ("sync/device", "revoke", _device, "1 appareil révoqué : il ne peut plus se synchroniser."),
+        ("sync/syncconflict", "keep_server", _conflict, "1 conflit résolu."),
+        ("credentials/apikey", "revoke", _key, "1 clé révoquée."),
+        ("credentials/personaltoken", "revoke", _token, "1 jeton révoqué."),
+        ("health/alert", "acknowledge", _alert, "1 alerte prise en charge."),
+    ],
+)
+def test_every_action_says_what_it_did_in_the_pages_language(
+    client, admin_user, changelist, action, make, said
+):
+    # They all said "1 row updated." ("1 élément mis à jour."), and acknowledging "1 alerte(s)".
+    row = make()
+    client.force_login(admin_user)
+    client.cookies["django_language"] = "fr"
+    data = {"action": action, "_selected_action": [str(row.pk)], "index": "0"}
+    data |= {"confirm": "yes", "note": "rendu"}  # the refunds' confirmation
+    response = client.post(f"/admin/{changelist}/", data, follow=True)
+    assert [str(m) for m in response.context["messages"]] == [said]
