@@ -7,15 +7,17 @@ from typing import Any
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.defaultfilters import filesizeformat
 from django.urls import path, reverse
+from django.utils import formats
 from django.utils.timesince import timesince
 from django.utils.translation import gettext_lazy as _
 
 from okada.core.actors import Actor
-from okada.core.admin import ReadOnlyAdmin, stored_text_display
+from okada.core.admin import ReadOnlyAdmin, row_refused, stored_text_display
 from okada.core.errors import DomainError, NotAllowed
+from okada.core.forbidden import post_only_page
 
 from .models import Backup, BackupVerification, VerificationOutcome
 from .selectors import backup_status
@@ -72,7 +74,9 @@ class BackupAdmin(ReadOnlyAdmin):
 
     @admin.display(description=_("restore time"))
     def restore_time(self, obj: Any) -> str:
-        return f"{obj.last_restore_seconds:.1f} s" if obj.last_restore_seconds is not None else "-"
+        if obj.last_restore_seconds is None:
+            return "-"
+        return f"{formats.number_format(obj.last_restore_seconds, 1)} s"  # "12,5 s" in French
 
     def has_run_backup_permission(self, request: HttpRequest) -> bool:
         return bool(request.user.has_perm(RUN_PERMISSION))
@@ -86,7 +90,7 @@ class BackupAdmin(ReadOnlyAdmin):
                 verification_request(backup=backup, actor=actor)
                 queued += 1
             except DomainError as exc:
-                self.message_user(request, f"{backup}: {exc}", messages.ERROR)
+                self.message_user(request, row_refused(backup, exc), messages.ERROR)
         if queued:
             self.message_user(
                 request,
@@ -100,7 +104,7 @@ class BackupAdmin(ReadOnlyAdmin):
 
     def back_up_now_view(self, request: HttpRequest) -> HttpResponse:
         if request.method != "POST":
-            return HttpResponseNotAllowed(["POST"])
+            return post_only_page(request, reverse("admin:backups_backup_changelist"))
         try:
             backup_request(actor=Actor.for_staff_user(request.user))
         except NotAllowed as exc:

@@ -216,4 +216,6 @@ class BackupVerification(BaseModel):
         ]
 
     def __str__(self) -> str:
-        return f"{self.backup} @ {self.started_at:%Y-%m-%d %H:%M} ({self.get_outcome_display()})"
+        # Douala time, as the admin shows every time (the column holds UTC).
+        started = timezone.localtime(self.started_at)
+        return f"{self.backup} @ {started:%Y-%m-%d %H:%M} ({self.get_outcome_display()})"

@@ -14,6 +14,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import path
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
 from okada.core import dashboard
 from okada.core.admin import (
@@ -74,12 +75,31 @@ class VendorAdmin(TrackedAdmin):
     @admin.action(permissions=["change"], description=_("Activate selected vendors"))
     def activate(self, request: HttpRequest, queryset: QuerySet) -> None:
         actor = staff_actor(request)
-        run_per_object(self, request, queryset, lambda v: services.vendor_activate(vendor=v, actor=actor))
+        run_per_object(
+            self,
+            request,
+            queryset,
+            lambda v: services.vendor_activate(vendor=v, actor=actor),
+            lambda n: ngettext("%(n)d vendor activated.", "%(n)d vendors activated.", n) % {"n": n},
+        )
 
     @admin.action(permissions=["change"], description=_("Suspend selected vendors"))
     def suspend(self, request: HttpRequest, queryset: QuerySet) -> None:
         actor = staff_actor(request)
-        run_per_object(self, request, queryset, lambda v: services.vendor_suspend(vendor=v, actor=actor))
+        run_per_object(
+            self,
+            request,
+            queryset,
+            lambda v: services.vendor_suspend(vendor=v, actor=actor),
+            lambda n: (
+                ngettext(
+                    "%(n)d vendor suspended: their products can no longer be ordered.",
+                    "%(n)d vendors suspended: their products can no longer be ordered.",
+                    n,
+                )
+                % {"n": n}
+            ),
+        )
 
     def change_view(
         self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: Any = None

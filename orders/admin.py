@@ -17,6 +17,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 from unfold.contrib.filters.admin import RangeDateFilter
 from unfold.views import ChangeList
 
@@ -413,6 +414,14 @@ class OrderAdmin(BigTableMixin, TrackedAdmin):
             request,
             queryset.filter(deleted_at__isnull=True).exclude(status=OrderStatus.CANCELLED),
             lambda o: services.order_cancel(order=o, actor=actor, note="cancelled in admin"),
+            lambda n: (
+                ngettext(
+                    "%(n)d order cancelled: its stock is released.",
+                    "%(n)d orders cancelled: their stock is released.",
+                    n,
+                )
+                % {"n": n}
+            ),
         )
 
     def export_view(self, request: HttpRequest) -> HttpResponse:
@@ -670,6 +679,10 @@ class PaymentAdmin(BigTableMixin, ReadOnlyAdmin):
                 request,
                 queryset.select_related("order"),
                 lambda p: services.payment_refund_settle(payment=p, actor=actor, note=note),
+                lambda n: (
+                    ngettext("%(n)d refund recorded as settled.", "%(n)d refunds recorded as settled.", n)
+                    % {"n": n}
+                ),
             )
             return None
         context = {

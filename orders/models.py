@@ -609,4 +609,5 @@ class OrderExport(BaseModel):
         constraints = [choices_check("status", ExportStatus.choices, "orders_orderexport_status_valid")]
 
     def __str__(self) -> str:
-        return f"{self.created_at:%Y-%m-%d %H:%M} ({self.get_status_display()})"
+        # Douala time, as the admin shows every time (the column holds UTC).
+        return f"{timezone.localtime(self.created_at):%Y-%m-%d %H:%M} ({self.get_status_display()})"

@@ -19,7 +19,7 @@ from django.urls import path
 from django.utils.html import format_html
 from django.utils.text import capfirst
 from django.utils.translation import gettext_lazy as _
-from django.utils.translation import gettext_noop
+from django.utils.translation import gettext_noop, ngettext
 from simple_history.admin import SimpleHistoryAdmin
 
 from catalog.models import Stock
@@ -63,6 +63,7 @@ def _as_staff(
     request: HttpRequest,
     queryset: QuerySet,
     action: Callable[[Any, Actor], Any],
+    done_message: Callable[[int], str],
 ) -> None:
     """Apply a service to each selected row as the staff user (whose permissions it checks)."""
     try:
@@ -70,7 +71,7 @@ def _as_staff(
     except DomainError as exc:
         model_admin.message_user(request, str(exc), messages.ERROR)
         return
-    run_per_object(model_admin, request, queryset, lambda obj: action(obj, actor))
+    run_per_object(model_admin, request, queryset, lambda obj: action(obj, actor), done_message)
 
 
 @admin.register(Device)
@@ -97,6 +98,14 @@ class DeviceAdmin(ReadOnlyAdmin):
             request,
             queryset.filter(revoked_at__isnull=True),
             lambda d, actor: services.device_revoke(device=d, actor=actor, reason=REVOKED_IN_ADMIN),
+            lambda n: (
+                ngettext(
+                    "%(n)d device revoked: it can no longer sync.",
+                    "%(n)d devices revoked: they can no longer sync.",
+                    n,
+                )
+                % {"n": n}
+            ),
         )
 
 
@@ -290,6 +299,7 @@ class SyncConflictAdmin(HistoryOfValidIds, SimpleHistoryAdmin, ReadOnlyAdmin):
             lambda c, actor: services.conflict_resolve(
                 conflict=c, resolution=resolution, actor=actor, note=RESOLVED_IN_ADMIN[resolution]
             ),
+            lambda n: ngettext("%(n)d conflict resolved.", "%(n)d conflicts resolved.", n) % {"n": n},
         )
 
 

@@ -105,23 +105,49 @@ def staff_actor(request: HttpRequest) -> Actor:
     return Actor.for_staff_user(request.user)
 
 
+def rows_updated(n: int) -> str:
+    return ngettext("%(n)d row updated.", "%(n)d rows updated.", n) % {"n": n}
+
+
+def rows_deleted(n: int) -> str:
+    return ngettext(
+        "%(n)d row deleted: the “deleted” filter shows it, to restore it.",
+        "%(n)d rows deleted: the “deleted” filter shows them, to restore them.",
+        n,
+    ) % {"n": n}
+
+
+def rows_restored(n: int) -> str:
+    return ngettext("%(n)d row restored.", "%(n)d rows restored.", n) % {"n": n}
+
+
+def rows_deleted_for_good(n: int) -> str:
+    return ngettext("%(n)d row deleted for good.", "%(n)d rows deleted for good.", n) % {"n": n}
+
+
+def row_refused(obj: Any, error: Any) -> str:
+    """One selected row's refusal, named ("Boutique Akwa : …" in French typography)."""
+    return gettext("%(row)s: %(error)s") % {"row": obj, "error": error}
+
+
 def run_per_object(
-    model_admin: admin.ModelAdmin, request: HttpRequest, queryset: Iterable[Any], action: Callable[[Any], Any]
+    model_admin: admin.ModelAdmin,
+    request: HttpRequest,
+    queryset: Iterable[Any],
+    action: Callable[[Any], Any],
+    done_message: Callable[[int], str] = rows_updated,
 ) -> int:
-    """Apply a service to each selected row; report successes and each refusal to the user."""
+    """Apply a service to each selected row; report each refusal to the user, then what was done
+    (`done_message(n)`: "3 rows deleted", not "updated", after a delete)."""
     done = 0
     for obj in queryset:
         try:
             action(obj)
             done += 1
         except DomainError as exc:
-            model_admin.message_user(request, f"{obj}: {exc}", messages.ERROR)
+            model_admin.message_user(request, row_refused(obj, exc), messages.ERROR)
     if done:
-        model_admin.message_user(
-            request,
-            ngettext("%(n)d row updated.", "%(n)d rows updated.", done) % {"n": done},
-            messages.SUCCESS,
-        )
+        model_admin.message_user(request, done_message(done), messages.SUCCESS)
     return done
 
 
@@ -249,9 +275,17 @@ class RevokedFilter(admin.SimpleListFilter):
         return queryset
 
 
+def selects_across(request: HttpRequest) -> bool:
+    """Whether an action's POST asks for every row of the filtered list ("select all N"), read as
+    Django's action form reads its `select_across` checkbox."""
+    return str(request.POST.get("select_across", "")).strip().lower() not in ("", "0", "false")
+
+
 class BigTableMixin:
     """Millions of rows: no COUNT(*) per page or per filter choice, and no "select all N" (N would
-    be a guess)."""
+    be a guess). The list offers no "select all", and an action's POST that asks for it anyway (a
+    script, a page of another list) is refused: Django would run the action on every row of the
+    filtered list, a million orders cancelled or products deleted one by one."""
 
     paginator = InfinitePaginator
     show_full_result_count = False
@@ -260,6 +294,19 @@ class BigTableMixin:
     list_disable_select_all = True
     # Half of the page time is rendering the rows (unfold): 25 rows keep lists fast on slow links.
     list_per_page = 25
+
+    def response_action(self, request: HttpRequest, queryset: QuerySet) -> Any:
+        if selects_across(request):
+            self.message_user(  # type: ignore[attr-defined]
+                request,
+                gettext(
+                    "This list is too long to act on all of its rows at once: nothing was done. "
+                    "Tick the rows to act on, page by page (filter the list first)."
+                ),
+                messages.ERROR,
+            )
+            return None
+        return super().response_action(request, queryset)  # type: ignore[misc]
 
 
 class HidesSecrets:
@@ -563,7 +610,9 @@ class TrackedAdmin(RefusesOddInput, RefusalOnForm, HistoryOfValidIds, SimpleHist
             return HttpResponseRedirect(request.path.rsplit("/delete/", 1)[0] + "/change/")
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet) -> None:
-        run_per_object(self, request, queryset.filter(deleted_at__isnull=True), self._delete_one(request))
+        run_per_object(
+            self, request, queryset.filter(deleted_at__isnull=True), self._delete_one(request), rows_deleted
+        )
 
     def _delete_one(self, request: HttpRequest) -> Callable[[Any], None]:
         return lambda obj: self.delete_object(request, obj)
@@ -583,6 +632,7 @@ class TrackedAdmin(RefusesOddInput, RefusalOnForm, HistoryOfValidIds, SimpleHist
             request,
             queryset.filter(deleted_at__isnull=False),
             lambda obj: self.restore_object(request, obj),
+            rows_restored,
         )
 
     def hard_delete_object(self, request: HttpRequest, obj: Any) -> None:
@@ -624,7 +674,11 @@ class TrackedAdmin(RefusesOddInput, RefusalOnForm, HistoryOfValidIds, SimpleHist
                     summary = hard_delete_summary(self.model, pks, lock=True)
                     if not summary.protected and summary.fingerprint == request.POST.get("counted"):
                         run_per_object(
-                            self, request, locked, lambda obj: self.hard_delete_object(request, obj)
+                            self,
+                            request,
+                            locked,
+                            lambda obj: self.hard_delete_object(request, obj),
+                            rows_deleted_for_good,
                         )
                         return None
                 self.message_user(
@@ -1371,9 +1425,29 @@ class PeriodicTaskAdmin(RefusesOddInput, DeletionInWords, beat_admin.PeriodicTas
             raise PermissionDenied  # the bulk delete's confirmation lists no such schedule
         super().delete_queryset(request, queryset)
 
+    # Read only (to whoever may only view schedules), Django would show the stored name and
+    # description: the default schedules' are English, catalogued, shown as the form shows them.
+    _SHOWN = {"name": "name_shown", "description": "description_shown"}
+
+    def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
+        fieldsets = super().get_fieldsets(request, obj)
+        if obj is None or self.has_change_permission(request, obj):
+            return fieldsets
+        return [
+            (name, {**options, "fields": _renamed(options["fields"], self._SHOWN)})
+            for name, options in fieldsets
+        ]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return (*super().get_readonly_fields(request, obj), *self._SHOWN.values())
+
     @admin.display(description=_("name"), ordering="name")
     def name_shown(self, task: beat.PeriodicTask) -> str:
         return gettext(task.name)  # the default schedules' names are in the catalogue; others as typed
+
+    @admin.display(description=beat.PeriodicTask._meta.get_field("description").verbose_name)
+    def description_shown(self, task: beat.PeriodicTask) -> str:
+        return gettext(task.description) if task.description else "-"
 
     @admin.display(description=_("schedule"))
     def schedule(self, task: beat.PeriodicTask) -> str:

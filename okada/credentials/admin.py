@@ -18,7 +18,7 @@ from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
-from django.utils.translation import pgettext
+from django.utils.translation import ngettext, pgettext
 from unfold.admin import ModelAdmin
 from unfold.widgets import UnfoldAdminCheckboxSelectMultipleWidget
 
@@ -138,7 +138,13 @@ class ApiKeyAdmin(RefusesOddInput, HidesSecrets, RefusalOnForm, ModelAdmin):
     @admin.action(description=_("Revoke selected keys"), permissions=["change"])
     def revoke(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> None:
         actor = staff_actor(request)
-        run_per_object(self, request, queryset, lambda key: services.api_key_revoke(key=key, actor=actor))
+        run_per_object(
+            self,
+            request,
+            queryset,
+            lambda key: services.api_key_revoke(key=key, actor=actor),
+            lambda n: ngettext("%(n)d key revoked.", "%(n)d keys revoked.", n) % {"n": n},
+        )
 
 
 @admin.register(PersonalToken)
@@ -175,5 +181,9 @@ class PersonalTokenAdmin(RefusesOddInput, HidesSecrets, ModelAdmin):
     def revoke(self, request: HttpRequest, queryset: QuerySet[PersonalToken]) -> None:
         actor = staff_actor(request)
         run_per_object(
-            self, request, queryset, lambda token: services.personal_token_revoke(token=token, actor=actor)
+            self,
+            request,
+            queryset,
+            lambda token: services.personal_token_revoke(token=token, actor=actor),
+            lambda n: ngettext("%(n)d token revoked.", "%(n)d tokens revoked.", n) % {"n": n},
         )

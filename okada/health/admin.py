@@ -22,8 +22,9 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils import formats, timezone
 from django.utils.html import format_html
-from django.utils.translation import gettext
+from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
 from okada.core import health_registry as registry
@@ -352,7 +353,9 @@ class AlertAdmin(ReadOnlyAdmin):
     def acknowledged(self, obj: Alert) -> str:
         if obj.acknowledged_at is None:
             return "-"
-        return f"{obj.acknowledged_by or '?'} ({obj.acknowledged_at:%Y-%m-%d %H:%M})"
+        # Douala time, as every time the admin shows (the column holds UTC).
+        when = formats.date_format(timezone.localtime(obj.acknowledged_at), "SHORT_DATETIME_FORMAT")
+        return f"{obj.acknowledged_by or '?'} ({when})"
 
     def get_queryset(self, request: HttpRequest) -> Any:
         return super().get_queryset(request).select_related("acknowledged_by")
@@ -367,7 +370,11 @@ class AlertAdmin(ReadOnlyAdmin):
             except NotAllowed as exc:
                 raise PermissionDenied(str(exc)) from None
             done += 1
-        self.message_user(request, gettext("%(n)d alert(s) acknowledged.") % {"n": done}, messages.SUCCESS)
+        self.message_user(
+            request,
+            ngettext("%(n)d alert acknowledged.", "%(n)d alerts acknowledged.", done) % {"n": done},
+            messages.SUCCESS,
+        )
 
     def get_actions(self, request: HttpRequest) -> Any:
         actions = super().get_actions(request)

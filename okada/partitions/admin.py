@@ -13,11 +13,11 @@ from django.template.defaultfilters import filesizeformat
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.translation import gettext_lazy as _
-from django.views.decorators.http import require_POST
 
 from okada.core.actors import Actor
 from okada.core.admin import ReadOnlyAdmin
 from okada.core.errors import NotAllowed
+from okada.core.forbidden import post_only_page
 
 from . import registry, selectors, services
 from .models import PartitionAction, PartitionedTable
@@ -51,7 +51,7 @@ class PartitionedTableAdmin(ReadOnlyAdmin):
     def get_urls(self) -> list[Any]:
         wrap = self.admin_site.admin_view
         return [
-            path("run/", wrap(require_POST(self.run_view)), name="partitions_run"),
+            path("run/", wrap(self.run_view), name="partitions_run"),
             path("<str:object_id>/plan/", wrap(self.plan_view), name="partitions_plan"),
             *super().get_urls(),
         ]
@@ -102,6 +102,8 @@ class PartitionedTableAdmin(ReadOnlyAdmin):
 
     def run_view(self, request: HttpRequest) -> HttpResponse:
         """Queue a maintenance run now (all tables). The service checks the permission."""
+        if request.method != "POST":
+            return post_only_page(request, reverse("admin:partitions_partitionedtable_changelist"))
         try:
             services.maintenance_request(actor=Actor.for_staff_user(request.user))
         except NotAllowed as exc:

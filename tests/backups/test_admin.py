@@ -123,3 +123,24 @@ def test_back_up_now_queues_a_backup_that_a_worker_takes(client, operator):
         poll(lambda: Backup.objects.filter(status=BackupStatus.COMPLETE).exists(), "the queued backup", WAIT)
     backup = Backup.objects.get()
     assert backup.kind == BackupKind.MANUAL
+
+
+def test_a_drill_is_named_by_its_douala_time(client, admin_user):
+    # Its name heads its page and names it in lists: it was the UTC time as stored, an hour behind
+    # every other time on the admin's pages (Africa/Douala).
+    import datetime as dt
+
+    verification = BackupVerificationFactory(started_at=dt.datetime(2026, 12, 4, 20, 30, tzinfo=dt.UTC))
+    assert " @ 2026-12-04 21:30 " in str(verification)
+    client.force_login(admin_user)
+    page = client.get(f"/admin/backups/backupverification/{verification.pk}/change/").content.decode()
+    assert "2026-12-04 21:30" in page and "2026-12-04 20:30" not in page
+
+
+@pytest.mark.parametrize(("language", "shown"), [("fr", "12,5 s"), ("en", "12.5 s")])
+def test_a_backups_restore_time_is_written_in_the_readers_number_format(client, admin_user, language, shown):
+    BackupVerificationFactory(restore_seconds=12.5)
+    client.force_login(admin_user)
+    client.cookies[settings.LANGUAGE_COOKIE_NAME] = language
+    body = client.get("/admin/backups/backup/").content.decode()
+    assert f">{shown}<" in body, body

@@ -69,7 +69,7 @@ def test_operations_soft_delete_a_product_restore_it_and_see_the_history_diff(pa
     page.check(f"input[name=_selected_action][value='{product.pk}']")
     page.select_option("select[name=action]", "restore_selected")
     page.click("button[name=index]")
-    page.wait_for_selector("text=mis à jour")
+    page.wait_for_selector("text=1 élément restauré")
     assert Product.objects.filter(pk=product.pk).exists()
 
     page.goto(f"/admin/catalog/product/{product.pk}/history/")

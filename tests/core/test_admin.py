@@ -156,7 +156,25 @@ def test_a_refused_delete_is_shown_not_a_500(client):
     response = client.post(f"/admin/catalog/category/{category.pk}/delete/", {"post": "yes"}, follow=True)
     assert response.status_code == 200
     assert Category.objects.filter(pk=category.pk).exists()
-    assert "produits actifs" in response.content.decode()
+    assert "Des produits encore en service renvoient à" in response.content.decode()
+
+
+def test_a_refused_delete_reads_as_french_whatever_the_gender_of_what_is_named(client):
+    # "… est encore utilisé par des commandes actifs" (a zone, a customer): the sentence agreed
+    # with neither the rows named nor a feminine row ("la catégorie … est encore utilisé").
+    from orders.models import Zone
+
+    order = OrderFactory()
+    login(client, OPERATIONS)
+    client.cookies["django_language"] = "fr"
+    url = f"/admin/orders/zone/{order.zone.pk}/delete/"
+    page = client.post(url, {"post": "yes"}, follow=True).content.decode()
+    assert Zone.objects.filter(pk=order.zone.pk).exists()
+    assert f"Des commandes encore en service renvoient à {order.zone}" in page, page
+    assert "commandes actifs" not in page and "encore utilisé" not in page
+    client.cookies["django_language"] = "en"
+    page = client.post(url, {"post": "yes"}, follow=True).content.decode()
+    assert f"{order.zone} is still used by live orders: delete or move them first." in page
 
 
 def test_a_service_refusal_on_a_form_shows_the_form_with_the_error(client):
@@ -724,3 +742,123 @@ def test_a_role_keeps_its_name_so_its_migrations_still_grant_to_it(client, admin
     custom = Group.objects.create(name="Lecteurs")  # not a role: renamed freely
     client.post(f"/admin/auth/group/{custom.pk}/change/", {"name": "Lecteurs du catalogue"})
     assert Group.objects.filter(pk=custom.pk, name="Lecteurs du catalogue").exists()
+
+
+def test_an_action_says_what_it_did_delete_restore_or_cancel_not_updated(client):
+    # After "delete selected" and "restore" the message said "2 rows updated": staff could not
+    # tell a delete from an edit, nor where the deleted rows went.
+    vendor = VendorFactory()
+    products = [ProductFactory(vendor=vendor) for _ in range(2)]
+    login(client, OPERATIONS)
+    client.cookies["django_language"] = "fr"
+
+    def said(url: str, action: str, rows: list, **extra: str) -> list[str]:
+        data = {"action": action, "_selected_action": [str(r.pk) for r in rows], "index": "0", **extra}
+        response = client.post(url, data, follow=True)  # the list shows (and consumes) them
+        return [str(m) for m in response.context["messages"]]
+
+    ids = [p.pk for p in products]
+    deleted = said("/admin/catalog/product/", "delete_selected", products, post="yes")
+    assert deleted == ["2 éléments supprimés : le filtre « supprimés » les affiche, pour les restaurer."]
+    assert not Product.objects.filter(pk__in=ids).exists()
+    restored = said("/admin/catalog/product/?deleted=deleted", "restore_selected", products[:1])
+    assert restored == ["1 élément restauré."]
+    assert Product.objects.filter(pk__in=ids).count() == 1
+    order = OrderFactory()
+    cancelled = said("/admin/orders/order/", "cancel_orders", [order])
+    assert cancelled == ["1 commande annulée : son stock est libéré."]
+    client.cookies["django_language"] = "en"
+    deleted = said("/admin/catalog/product/", "delete_selected", products[:1], post="yes")
+    assert deleted == ["1 row deleted: the “deleted” filter shows it, to restore it."]
+
+
+def test_a_rows_refusal_in_a_bulk_action_is_named_in_the_pages_typography(client):
+    order = OrderFactory()  # open: the delete is refused, and named
+    login(client, OPERATIONS)
+    data = {"action": "delete_selected", "_selected_action": [str(order.pk)], "post": "yes", "index": "0"}
+    for language, said in (
+        ("fr", f"{order.number} : Une commande en cours ne peut pas être supprimée"),
+        ("en", f"{order.number}: An open order cannot be deleted"),
+    ):
+        client.cookies["django_language"] = language
+        response = client.post("/admin/orders/order/", data, follow=True)
+        messages = [str(m) for m in response.context["messages"]]
+        assert len(messages) == 1 and messages[0].startswith(said), messages
+    assert Order.objects.filter(pk=order.pk).exists()
+
+
+def _vendor(**fields):
+    return VendorFactory(**fields)
+
+
+def _refund_owed():
+    from tests.orders.factories import payment_needing_refund
+
+    return payment_needing_refund()
+
+
+def _device():
+    from tests.sync.factories import Phone
+
+    return Phone(VendorFactory()).device
+
+
+def _conflict():
+    from tests.sync.factories import stale_count_conflict
+
+    return stale_count_conflict(VendorFactory())[0]
+
+
+def _key():
+    from okada.credentials.services import api_key_issue
+
+    return api_key_issue(name="erp", vendor=VendorFactory(), actor=staff_actor()).key
+
+
+def _token():
+    from catalog.services import vendor_member_add
+    from okada.credentials.services import personal_token_issue
+    from tests.catalog.factories import UserFactory
+
+    user = UserFactory(username="awa")
+    user.set_password("pw")
+    user.save()
+    vendor_member_add(vendor=VendorFactory(), user=user, role="owner", actor=staff_actor())
+    return personal_token_issue(username="awa", password="pw").token
+
+
+def _alert():
+    from okada.health.models import Alert
+
+    return Alert.objects.create(key="probe:x", kind="probe", severity="warning", message="m")
+
+
+@pytest.mark.parametrize(
+    ("changelist", "action", "make", "said"),
+    [
+        ("catalog/vendor", "activate", lambda: _vendor(status="pending"), "1 vendeur activé."),
+        (
+            "catalog/vendor",
+            "suspend",
+            _vendor,
+            "1 vendeur suspendu : ses produits ne peuvent plus être commandés.",
+        ),
+        ("orders/payment", "settle_refunds", _refund_owed, "1 remboursement enregistré comme effectué."),
+        ("sync/device", "revoke", _device, "1 appareil révoqué : il ne peut plus se synchroniser."),
+        ("sync/syncconflict", "keep_server", _conflict, "1 conflit résolu."),
+        ("credentials/apikey", "revoke", _key, "1 clé révoquée."),
+        ("credentials/personaltoken", "revoke", _token, "1 jeton révoqué."),
+        ("health/alert", "acknowledge", _alert, "1 alerte prise en charge."),
+    ],
+)
+def test_every_action_says_what_it_did_in_the_pages_language(
+    client, admin_user, changelist, action, make, said
+):
+    # They all said "1 row updated." ("1 élément mis à jour."), and acknowledging "1 alerte(s)".
+    row = make()
+    client.force_login(admin_user)
+    client.cookies["django_language"] = "fr"
+    data = {"action": action, "_selected_action": [str(row.pk)], "index": "0"}
+    data |= {"confirm": "yes", "note": "rendu"}  # the refunds' confirmation
+    response = client.post(f"/admin/{changelist}/", data, follow=True)
+    assert [str(m) for m in response.context["messages"]] == [said]

@@ -262,3 +262,88 @@ def test_djangos_reason_for_a_csrf_refusal_is_shown_only_with_debug_on(settings,
     assert (ORIGIN_REASON in page) is debug
     missing = _admin_page(client.post("/admin/catalog/category/add/", {}))
     assert ("CSRF token missing." in missing) is debug
+
+
+NOT_FOUND_FR = "Cette page n\u2019existe pas, ou ce qu\u2019elle montrait a été supprimé depuis"
+NOT_FOUND_EN = "This page does not exist, or what it showed has been deleted since"
+
+
+@pytest.mark.parametrize(
+    ("language", "message", "other"), [(None, NOT_FOUND_FR, NOT_FOUND_EN), ("en", NOT_FOUND_EN, NOT_FOUND_FR)]
+)
+def test_a_missing_admin_page_is_an_admin_page_in_its_language_saying_what_to_do(language, message, other):
+    # Django's bare English "Not Found / The requested resource was not found on this server.",
+    # with no way back: a stale link, or the button of an order deleted since the page was shown.
+    client = _client(UserFactory(is_staff=True, is_superuser=True), language)
+    missing = "00000000-0000-7000-8000-000000000000"
+    for response in (
+        client.get("/admin/nothing/here/"),
+        client.post(f"/admin/orders/order/{missing}/transition/", {"to": "accepted"}),
+        client.post(f"/admin/catalog/product/{missing}/adjust-stock/", {}),
+    ):
+        assert response.status_code == 404
+        page = response.content.decode()
+        assert 'href="/admin/"' in page and "okada-panel" in page  # the admin's layout, a way back
+        assert message in page and other not in page
+        assert "The requested resource was not found" not in page
+
+
+def test_outside_the_admin_a_missing_page_is_the_plain_page_and_the_api_keeps_problem_json():
+    response = Client().get("/nowhere", HTTP_ACCEPT_LANGUAGE="en")
+    assert response.status_code == 404
+    page = response.content.decode()
+    assert NOT_FOUND_EN in page and "okada-panel" in page and 'href="/admin/"' not in page
+    api = Client().get("/api/v1/nowhere")
+    assert api.status_code == 404 and api["Content-Type"] == "application/problem+json"
+
+
+UNREADABLE_FR = "Cette adresse ou ce formulaire n\u2019a pas pu être lu"
+UNREADABLE_EN = "This address or form could not be read"
+
+
+@pytest.mark.parametrize(
+    ("language", "message", "other"),
+    [(None, UNREADABLE_FR, UNREADABLE_EN), ("en", UNREADABLE_EN, UNREADABLE_FR)],
+)
+def test_a_request_the_admin_cannot_read_is_an_admin_page_in_its_language(language, message, other):
+    # A list filter the admin does not allow (a tampered link) was Django's bare "Bad Request (400)".
+    client = _client(UserFactory(is_staff=True, is_superuser=True), language)
+    response = client.get("/admin/credentials/apikey/?key_hash__startswith=a")
+    assert response.status_code == 400
+    page = response.content.decode()
+    assert 'href="/admin/"' in page and "okada-panel" in page
+    assert message in page and other not in page and "Bad Request" not in page
+
+
+@pytest.mark.parametrize(
+    ("accept", "message"),
+    [("fr", "Une erreur s\u2019est produite de notre côté"), ("en", "Something went wrong on our side")],
+)
+def test_a_crash_is_a_page_in_the_readers_language_not_djangos_bare_english(settings, accept, message):
+    settings.ROOT_URLCONF = "tests.testapp.crash_urls"
+    response = Client(raise_request_exception=False).get("/crash", HTTP_ACCEPT_LANGUAGE=accept)
+    assert response.status_code == 500
+    page = response.content.decode()
+    assert message in page and "Server Error (500)" not in page
+    assert "crash on purpose" not in page
+
+
+@pytest.mark.parametrize(
+    ("language", "message", "other"),
+    [
+        (None, "Cette adresse est celle d\u2019un bouton", "This address belongs to a button"),
+        ("en", "This address belongs to a button", "Cette adresse est celle d\u2019un bouton"),
+    ],
+)
+def test_a_buttons_address_opened_as_a_link_says_so_and_leads_back(language, message, other):
+    # "Back up now" and "run maintenance" opened from a bookmark answered a blank page.
+    client = _client(UserFactory(is_staff=True, is_superuser=True), language)
+    for url, back in (
+        ("/admin/backups/backup/back-up-now/", "/admin/backups/backup/"),
+        (RUN_URL, "/admin/partitions/partitionedtable/"),
+    ):
+        response = client.get(url)
+        assert response.status_code == 405 and response["Allow"] == "POST"
+        page = response.content.decode()
+        assert message in page and other not in page and "okada-panel" in page
+        assert f'href="{back}"' in page

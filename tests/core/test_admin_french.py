@@ -85,6 +85,18 @@ EXPECTED_STATUS = {
     "orders_orderexport_download": 404,
 }
 
+# The same pages refused to a reader who may only view (superusers' acts, their own permissions).
+VIEWER_STATUS = {
+    # An export's pages need the export permission; another account's password form, changing it.
+    "orders_orderexport_changelist": 403,
+    "orders_orderexport_change": 403,
+    "orders_orderexport_history": 302,
+    "orders_orderexport_download": 403,
+    "auth_user_password_change": 403,
+    "health_queries_reset": 403,  # superusers only
+    "health_signal": 403,
+}
+
 # Texts that are English msgids but right on a French page. Keep this short and say why.
 ALLOWED = {
     "English",  # the language switch names the other language in that language
@@ -188,6 +200,34 @@ class VisibleText(HTMLParser):
     def handle_data(self, data: str) -> None:
         if not self._hidden:
             self.texts.append((data, self._tags[-1] if self._tags else ""))
+
+
+@cache
+def every_msgid() -> frozenset[str]:
+    """Every English text some catalogue knows, translated or not ("Stock", "Description")."""
+    found: set[str] = set()
+    for path in catalogues():
+        for entry in polib.pofile(str(path)):
+            found |= {entry.msgid.strip(), entry.msgid_plural.strip()}
+    return frozenset(found)
+
+
+def french_on(html: str) -> list[str]:
+    """The French texts of a page read in English: a catalogue's translation, word for word,
+    that is no English text of any catalogue ("Partitions" is both). The language switch names
+    the other language in that language."""
+    _, french = english_and_french()
+    parser = VisibleText()
+    parser.feed(html)
+    parser.close()
+    texts = ((" ".join(text.split()), tag) for text, tag in parser.texts)
+    return sorted(
+        {
+            f"{tag}: {text}"
+            for text, tag in texts
+            if text in french and text not in every_msgid() and text != "Français"
+        }
+    )
 
 
 def english_on(html: str, page: str = "") -> list[str]:
@@ -339,10 +379,23 @@ def pages(request: Any) -> Iterator[tuple[str, str]]:
             yield from urls_of(model_admin, request, first_object(model_admin, request))
 
 
-def test_every_admin_page_reads_in_french(client, admin_user, rf):
+def _viewer() -> Any:
+    """Who may read everything and change nothing: the read-only pages (values shown, not edited)."""
+    from django.contrib.auth.models import Permission
+
+    user = UserFactory(username="lecteur", is_staff=True)
+    user.user_permissions.add(*Permission.objects.filter(codename__startswith="view_"))
+    return user
+
+
+@pytest.mark.parametrize("reader", ["superuser", "viewer"])
+def test_every_admin_page_reads_in_french(client, admin_user, rf, reader):
+    # A view-only reader gets the pages as read-only ones: values shown through other paths than
+    # the forms' (a schedule's stored name and description were in English there).
     one_of_each(admin_user)
+    user = admin_user if reader == "superuser" else _viewer()
     request = rf.get("/admin/")
-    request.user = admin_user
+    request.user = user
     empty = [
         m._meta.label
         for m, model_admin in admin.site._registry.items()
@@ -352,12 +405,13 @@ def test_every_admin_page_reads_in_french(client, admin_user, rf):
     ]
     assert empty == [], f"no object to show on the change and history pages of {empty}"
 
-    client.force_login(admin_user)  # no language cookie: what French staff get by default
+    client.force_login(user)  # no language cookie: what French staff get by default
+    expected = EXPECTED_STATUS if reader == "superuser" else {**EXPECTED_STATUS, **VIEWER_STATUS}
     statuses: dict[str, int] = {}
     english: dict[str, list[str]] = {}
     for name, url in pages(request):
         response = client.get(url)
-        if response.status_code != EXPECTED_STATUS.get(name, 200):
+        if response.status_code != expected.get(name, 200):
             statuses[url] = response.status_code
         if response.status_code != 200 or not response["Content-Type"].startswith("text/html"):
             continue
@@ -369,6 +423,30 @@ def test_every_admin_page_reads_in_french(client, admin_user, rf):
     assert english == {}, (
         "English on French admin pages (mark for translation or show through a label):\n"
         + "\n".join(f"{url} -> {strings}" for url, strings in english.items())
+    )
+
+
+@pytest.mark.parametrize("reader", ["superuser", "viewer"])
+def test_every_admin_page_reads_in_english_once_chosen(client, admin_user, rf, reader):
+    # The other way round: staff who chose English read no French on any page (a value shown
+    # through a French label, a text translated once and kept).
+    one_of_each(admin_user)
+    user = admin_user if reader == "superuser" else _viewer()
+    request = rf.get("/admin/")
+    request.user = user
+    client.force_login(user)
+    client.cookies[settings.LANGUAGE_COOKIE_NAME] = "en"
+    french: dict[str, list[str]] = {}
+    for _name, url in pages(request):
+        response = client.get(url)
+        if response.status_code != 200 or not response["Content-Type"].startswith("text/html"):
+            continue
+        html = response.content.decode()
+        assert '<html lang="en"' in html, url
+        if found := french_on(html):
+            french[url] = found
+    assert french == {}, "French on English admin pages:\n" + "\n".join(
+        f"{url} -> {strings}" for url, strings in french.items()
     )
 
 

@@ -254,3 +254,39 @@ def test_a_failing_jobs_alert_names_the_job_by_its_label_and_keeps_the_task_name
     assert "La tâche Purge des anciennes exécutions de tâches a échoué deux fois de suite" in text
     assert "core.prune_job_runs" not in text
     assert Alert.objects.get().message.startswith("Job core.prune_job_runs failed")  # logs, email
+
+
+def test_an_acknowledgement_is_shown_in_douala_time_in_the_pages_language(client, operations_user):
+    # The list showed the acknowledgement's UTC time as stored ("2026-12-04 22:30"), an hour
+    # behind every other time on the admin's pages (Africa/Douala).
+    import datetime as dt
+
+    alert = Alert.objects.create(
+        key="probe:x",
+        kind="probe",
+        severity="warning",
+        message="m",
+        acknowledged_by=operations_user,
+        acknowledged_at=dt.datetime(2026, 12, 4, 22, 30, tzinfo=dt.UTC),
+    )
+    client.force_login(operations_user)
+    client.cookies[settings.LANGUAGE_COOKIE_NAME] = "fr"
+    body = client.get(reverse("admin:health_alert_changelist")).content.decode()
+    assert f"{operations_user} (04/12/2026 23:30)" in body
+    assert "22:30" not in body
+    page = client.get(reverse("admin:health_alert_change", args=[alert.pk])).content.decode()
+    assert "23:30" in page and "22:30" not in page
+
+
+@pytest.mark.parametrize(
+    ("language", "shown"),
+    [("fr", ["12,5", "3,5 h", "2,1 j", "1 234"]), ("en", ["12.5", "3.5 h", "2.1 d", "1 234"])],
+)
+def test_durations_are_written_in_the_readers_number_format(language, shown):
+    # "3.5 h" and "12.5 ms" on French pages: the percentages said "98,74 %" beside them.
+    from django.utils import translation
+
+    from okada.health.templatetags.health import ms, seconds
+
+    with translation.override(language):
+        assert [ms(12.5), seconds(3.5 * 3600), seconds(2.1 * 86400), ms(1234.4)] == shown

@@ -75,6 +75,37 @@ def test_cancel_action_releases_stock_and_records_the_staff_user(client, admin_u
     assert order.history.latest().history_user == admin_user
 
 
+def test_select_all_sent_to_the_order_list_cancels_nothing(client):
+    # The order list offers no "select all" (BigTableMixin), but Django ran an action posted with
+    # `select_across=1` on every row of the filtered list: one ticked order, the vendor's whole
+    # open queue cancelled (their stock released), from a script or a page of another list.
+    vendor = VendorFactory()
+    product = ProductFactory(vendor=vendor, initial_stock=10)
+    ticked, other = (OrderFactory(vendor=vendor, items=[(product, 1)]) for _ in range(2))
+    client = csrf_client(role_user(OPERATIONS))
+    response = csrf_post(
+        client,
+        f"/admin/orders/order/?vendor__id__exact={vendor.pk}",
+        {"action": "cancel_orders", "_selected_action": [str(ticked.pk)], "select_across": "1", "index": "0"},
+    )
+    assert response.status_code == 302
+    errors = [m.message for m in get_messages(response.wsgi_request) if m.level == ERROR]
+    assert errors == [
+        "Cette liste est trop longue pour agir sur toutes ses lignes à la fois : rien n\u2019a été fait. "
+        "Cochez les lignes sur lesquelles agir, page par page (filtrez d\u2019abord la liste)."
+    ]
+    assert set(Order.objects.filter(vendor=vendor).values_list("status", flat=True)) == {OrderStatus.PENDING}
+    assert Stock.objects.get(product=product).reserved == 2
+    # The rows ticked on the page are still acted on.
+    csrf_post(
+        client,
+        f"/admin/orders/order/?vendor__id__exact={vendor.pk}",
+        {"action": "cancel_orders", "_selected_action": [str(ticked.pk)], "select_across": "0", "index": "0"},
+    )
+    assert Order.objects.get(pk=ticked.pk).status == OrderStatus.CANCELLED
+    assert Order.objects.get(pk=other.pk).status == OrderStatus.PENDING
+
+
 def test_an_open_order_cannot_be_deleted_in_admin(client, admin_user):
     order = OrderFactory()
     client.force_login(admin_user)
@@ -768,3 +799,18 @@ def test_the_order_page_shows_each_payments_amount_received_and_refund_owed(clie
     assert "column-received" in inline and "Reçu" in inline  # the columns, in French
     assert "column-refund_badge" in inline and "Remboursement" in inline
     assert "refund_owed" in inline and "dû" in inline  # the flag's badge
+
+
+def test_an_export_is_named_by_its_douala_time_on_its_page(client, admin_user):
+    # Its name heads its page and the breadcrumbs: it was the UTC time as stored ("20:30"), an
+    # hour behind the "created at" beside it (Africa/Douala).
+    import datetime as dt
+
+    export = OrderExport.objects.create(requested_by=admin_user)
+    at = dt.datetime(2026, 12, 4, 20, 30, tzinfo=dt.UTC)
+    OrderExport.objects.filter(pk=export.pk).update(created_at=at)
+    export.refresh_from_db()
+    assert str(export).startswith("2026-12-04 21:30 ")
+    client.force_login(admin_user)
+    page = client.get(f"/admin/orders/orderexport/{export.pk}/change/").content.decode()
+    assert "2026-12-04 21:30" in page and "20:30" not in page

@@ -298,18 +298,18 @@ def is_api(request: HttpRequest) -> bool:
 def handler404(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
     if is_api(request):
         return problem_http_response(NotFound())
-    from django.views.defaults import page_not_found
+    from okada.core.forbidden import not_found_page
 
-    return page_not_found(request, exception)
+    return not_found_page(request)
 
 
 def handler400(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
     """Django's answer to a request it refuses before any view (it has logged it already)."""
     if is_api(request):
         return problem_http_response(unreadable_request(exception))
-    from django.views.defaults import bad_request
+    from okada.core.forbidden import bad_request_page
 
-    return bad_request(request, exception)  # type: ignore[arg-type]
+    return bad_request_page(request)
 
 
 def handler403(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:

@@ -109,13 +109,17 @@ def seconds(value: Any) -> str:
     if value < 7200:
         return gettext("%(n).0f min") % {"n": value / 60}
     if value < 48 * 3600:
-        return gettext("%(n).1f h") % {"n": value / 3600}
-    return gettext("%(n).1f d") % {"n": value / 86400}
+        return gettext("%(n)s h") % {"n": formats.number_format(value / 3600, 1)}
+    return gettext("%(n)s d") % {"n": formats.number_format(value / 86400, 1)}
 
 
 @register.filter
 def ms(value: Any) -> str:
-    return "-" if value is None else (f"{value:,.1f}" if value < 1000 else f"{value:,.0f}").replace(",", " ")
+    """Milliseconds: one decimal in the reader's number format below a second, then whole
+    numbers grouped by thousands with a space (both languages)."""
+    if value is None:
+        return "-"
+    return formats.number_format(value, 1) if value < 1000 else f"{value:,.0f}".replace(",", " ")
 
 
 @register.filter
