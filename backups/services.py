@@ -522,6 +522,24 @@ def backup_restore(*, backup: Backup, target: str, force: bool = False, on_step:
             ),
             field="target",
         )
+    # One restore into a target at a time: a second would restore into the database the first is
+    # filling (created empty, so not refused as non-empty), or with --force drop it under it.
+    with advisory_lock(f"backups.restore-target:{target}") as target_lock:
+        if not target_lock.try_acquire():
+            raise BackupNotRestorable(
+                Text(
+                    gettext_noop(
+                        "Another restore into %(target)s is running right now: nothing was done. Wait "
+                        "for it to end (its command prints “done”), then check the database before "
+                        "restoring into it again."
+                    ),
+                    target=target,
+                )
+            )
+        return _restore_locked(backup, target, force=force, on_step=on_step)
+
+
+def _restore_locked(backup: Backup, target: str, *, force: bool, on_step: Step) -> Restored:
     # Retention takes this lock to prune the backup, a drill holds it: the file stays for the
     # whole restore (pg_restore's parallel workers open it again by name).
     with _backup_lock(backup, wait=True) as held:

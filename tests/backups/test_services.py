@@ -15,6 +15,7 @@ import threading
 import time
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django.db import DEFAULT_DB_ALIAS, connection, connections
@@ -630,3 +631,37 @@ def test_pruning_never_deletes_a_backup_while_it_is_being_restored(settings, tar
     older.refresh_from_db()
     assert older.status == BackupStatus.COMPLETE and backup_path(older).exists()
     assert [b.pk for b in backups_prune()] == [older.pk]  # the restore is over: pruned now
+
+
+@pytest.mark.parametrize("force", [False, True])
+def test_a_second_restore_into_a_target_being_restored_is_refused_and_the_first_finishes(
+    target_database, force
+):
+    marketplace()
+    first, second = backup_run(kind=BackupKind.MANUAL), backup_run(kind=BackupKind.MANUAL)
+    restoring, release = threading.Event(), threading.Event()
+
+    def pause_while_restoring(message: str) -> None:
+        if message.startswith("restoring into"):  # the target is created, empty, pg_restore next
+            restoring.set()
+            assert release.wait(WAIT)
+
+    results: list[Any] = []
+    thread, errors = in_thread(
+        lambda: results.append(
+            backup_restore(backup=first, target=target_database, on_step=pause_while_restoring)
+        )
+    )
+    try:
+        assert restoring.wait(WAIT)
+        # With --force it would drop the database the first is restoring into; without, it would
+        # restore into it at the same time (the target is still empty).
+        with pytest.raises(BackupNotRestorable, match=f"Another restore into {target_database}"):
+            backup_restore(backup=second, target=target_database, force=force)
+    finally:
+        release.set()
+        thread.join(WAIT)
+
+    assert errors == []
+    assert results[0].count_differences == {}
+    assert results[0].rows == sum(first.manifest.values())
