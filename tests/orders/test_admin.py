@@ -44,6 +44,7 @@ from tests.orders.factories import (
     order_in_status,
     payment_needing_refund,
 )
+from tests.statistics import bulk_analyzed
 
 pytestmark = pytest.mark.django_db
 
@@ -608,24 +609,24 @@ def test_the_number_column_sorts_past_seven_digits_by_length_then_text(
 
 def twenty_thousand_orders() -> None:
     """Statistics like production's: thousands of orders (ANALYZEd), so that the planner's pick
-    is what it would be on a big table."""
+    is what it would be on a big table. Committed, for transactional tests only: rolled back,
+    they would leave their pages and statistics to the tests after (tests.statistics)."""
     order = OrderFactory()
-    with connection.cursor() as cursor:
-        cursor.execute(
-            """
-            INSERT INTO orders_order (id, created_at, updated_at, deleted_by_cascade, number, status,
-                                      channel, payment_method, payment_status, subtotal_xaf,
-                                      delivery_fee_xaf, total_xaf, address, placed_at, note,
-                                      customer_id, vendor_id, zone_id)
-            SELECT gen_random_uuid(), now(), now(), false,
-                   okada_order_number(nextval('orders_order_number_seq')), 'delivered', 'admin',
-                   'cash', 'paid', 1000, 0, 1000, '', now() - g * interval '1 minute', '',
-                   customer_id, vendor_id, zone_id
-              FROM orders_order, generate_series(1, 20000) g WHERE id = %s;
-            ANALYZE orders_order
-            """,
-            [order.pk],
-        )
+    bulk_analyzed(
+        "orders_order",
+        """
+        INSERT INTO orders_order (id, created_at, updated_at, deleted_by_cascade, number, status,
+                                  channel, payment_method, payment_status, subtotal_xaf,
+                                  delivery_fee_xaf, total_xaf, address, placed_at, note,
+                                  customer_id, vendor_id, zone_id)
+        SELECT gen_random_uuid(), now(), now(), false,
+               okada_order_number(nextval('orders_order_number_seq')), 'delivered', 'admin',
+               'cash', 'paid', 1000, 0, 1000, '', now() - g * interval '1 minute', '',
+               customer_id, vendor_id, zone_id
+          FROM orders_order, generate_series(1, 20000) g WHERE id = %s
+        """,
+        [order.pk],
+    )
 
 
 def plan_of(sql: str, params: Any) -> str:
@@ -634,6 +635,7 @@ def plan_of(sql: str, params: Any) -> str:
         return "\n".join(row[0] for row in cursor.fetchall())
 
 
+@pytest.mark.django_db(transaction=True)  # twenty_thousand_orders
 def test_the_number_column_is_sorted_by_its_index_in_both_directions(client):
     # The index on (length(number), number), no Sort.
     twenty_thousand_orders()
@@ -766,6 +768,7 @@ def test_an_export_of_an_unsorted_list_is_newest_placed_first_as_before(client, 
     assert exported(f"vendor__id__exact={third.vendor_id}") == [third.number]
 
 
+@pytest.mark.django_db(transaction=True)  # twenty_thousand_orders
 def test_an_exports_sort_is_read_from_the_lists_indexes_not_sorted_whole():
     # The rows come through a server-side cursor (planned for its first rows, as DECLARE is
     # here): by number either way from orders_order_number_sort without a Sort, newest first

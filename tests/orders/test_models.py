@@ -15,6 +15,7 @@ from orders.models import Customer, Order, OrderEvent, OrderItem, Payment, Payme
 from orders.services import order_add_note, order_transition, payment_record
 from tests.append_only import assert_append_only, refused
 from tests.orders.factories import CustomerFactory, OrderFactory
+from tests.statistics import bulk_analyzed
 
 pytestmark = pytest.mark.django_db
 
@@ -177,23 +178,24 @@ def test_database_refuses_a_received_amount_unless_the_payment_succeeded(status,
     )
 
 
+@pytest.mark.django_db(transaction=True)  # bulk_analyzed: committed, then truncated
 def test_payments_needing_refund_are_listed_from_their_partial_index():
     # Statistics like production's (thousands of payments, hardly any owed money): on an empty
     # table every index costs the same and the planner's pick is a coin toss.
     order = OrderFactory()
+    bulk_analyzed(
+        "orders_payment",
+        """
+        INSERT INTO orders_payment (id, created_at, updated_at, provider, amount_xaf, status,
+                                    callbacks, order_id, idempotency_key)
+        SELECT gen_random_uuid(), now() - g * interval '1 minute', now(), 'cash', 1000,
+               'failed', '[]', %s, 'stats-' || g
+          FROM generate_series(1, 5000) g
+        """,
+        [order.pk],
+    )
+    sql, params = Payment.objects.needing_refund().order_by("-created_at")[:50].query.sql_with_params()
     with connection.cursor() as cursor:
-        cursor.execute(
-            """
-            INSERT INTO orders_payment (id, created_at, updated_at, provider, amount_xaf, status,
-                                        callbacks, order_id, idempotency_key)
-            SELECT gen_random_uuid(), now() - g * interval '1 minute', now(), 'cash', 1000,
-                   'failed', '[]', %s, 'stats-' || g
-              FROM generate_series(1, 5000) g;
-            ANALYZE orders_payment
-            """,
-            [order.pk],
-        )
-        sql, params = Payment.objects.needing_refund().order_by("-created_at")[:50].query.sql_with_params()
         cursor.execute(f"EXPLAIN {sql}", params)
         plan = "\n".join(row[0] for row in cursor.fetchall())
     assert "orders_payment_needs_refund" in plan
