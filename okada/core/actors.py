@@ -120,7 +120,14 @@ class Actor:
 
         if not self.can(perm):
             raise NotAllowed(
-                Text(gettext_noop("You do not have the permission to do this (%(perm)s)."), perm=perm),
+                Text(
+                    gettext_noop(
+                        "You do not have the permission “%(label)s” (%(perm)s): ask an administrator "
+                        "for a role that has it."
+                    ),
+                    label=permission_label(perm),
+                    perm=perm,
+                ),
                 permission=perm,
             )
 
@@ -129,6 +136,38 @@ class Actor:
         rules (their vendor, the transitions their role may make), the system may do anything."""
         if self.role == self.STAFF:
             self.require(perm)
+
+
+# Django names a model's default permissions in English only ("Can change order"), in the
+# database: the refusal names them in the reader's language from the model instead.
+DEFAULT_PERMISSION_LABELS = {
+    "add": gettext_noop("Can add %(name)s"),
+    "change": gettext_noop("Can change %(name)s"),
+    "delete": gettext_noop("Can delete %(name)s"),
+    "view": gettext_noop("Can view %(name)s"),
+}
+
+
+def permission_label(perm: str) -> Text:
+    """What staff read for the permission `perm` ("catalog.adjust_stock"): its name as the model
+    declares it (Meta.permissions, translated), or "Can change orders" for a default one; the
+    code itself when no installed model has it."""
+    from django.apps import apps
+
+    app_label, _dot, codename = perm.partition(".")
+    try:
+        models = apps.get_app_config(app_label).get_models()
+    except LookupError:
+        return Text(perm)
+    for model in models:
+        opts = model._meta
+        for code, name in opts.permissions:
+            if code == codename:
+                return Text.of(name)
+        for action in opts.default_permissions:
+            if codename == f"{action}_{opts.model_name}" and action in DEFAULT_PERMISSION_LABELS:
+                return Text(DEFAULT_PERMISSION_LABELS[action], name=Text.of(opts.verbose_name_plural))
+    return Text(perm)
 
 
 @contextmanager

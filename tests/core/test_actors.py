@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from django.contrib.auth.models import Group, Permission
+from django.utils import translation
 
 from okada.core.actors import Actor
 from okada.core.errors import NotAllowed
@@ -41,3 +42,29 @@ def test_superusers_and_the_system_may_do_anything_vendors_no_django_permission(
     assert Actor.system("job").can("orders.change_order")
     assert not Actor(role=Actor.VENDOR, vendor_id=1).can("orders.change_order")
     assert not Actor(role=Actor.STOREFRONT).can("orders.change_order")
+
+
+@pytest.mark.parametrize(
+    ("perm", "en", "fr"),
+    [
+        ("catalog.count_stock", "Can record a stock count", "Peut enregistrer un inventaire"),
+        ("orders.change_order", "Can change orders", "Peut modifier : commandes"),
+        ("nothing.such", "nothing.such", "nothing.such"),
+    ],
+)
+def test_a_refusal_names_the_permission_in_the_readers_language_and_by_its_code(
+    django_user_model, perm, en, fr
+):
+    clerk = django_user_model.objects.create_user(username="clerk", password="pw", is_staff=True)
+    with pytest.raises(NotAllowed) as refused:
+        Actor.for_staff_user(clerk).require(perm)
+    assert refused.value.data["permission"] == perm
+    with translation.override("en"):
+        assert str(refused.value.text) == (
+            f"You do not have the permission “{en}” ({perm}): ask an administrator for a role that has it."
+        )
+    with translation.override("fr"):
+        assert str(refused.value.text) == (
+            f"Vous n\u2019avez pas la permission « {fr} » ({perm}) : demandez à un administrateur un rôle "
+            "qui l\u2019a."
+        )

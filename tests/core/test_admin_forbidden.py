@@ -26,8 +26,14 @@ pytestmark = pytest.mark.django_db
 
 RUN_URL = "/admin/partitions/partitionedtable/run/"  # the service refuses who lacks the permission
 PLAN_URL = "/admin/partitions/partitionedtable/orders_orderevent/plan/"  # a bare PermissionDenied
-REFUSAL_FR = "Vous n\u2019avez pas la permission de faire cela (partitions.run_partition_maintenance)."
-REFUSAL_EN = "You do not have the permission to do this (partitions.run_partition_maintenance)."
+REFUSAL_FR = (
+    "Vous n\u2019avez pas la permission « Peut lancer la maintenance des partitions » "
+    "(partitions.run_partition_maintenance) : demandez à un administrateur un rôle qui l\u2019a."
+)
+REFUSAL_EN = (
+    "You do not have the permission “Can run partition maintenance now” "
+    "(partitions.run_partition_maintenance): ask an administrator for a role that has it."
+)
 GENERIC_FR = "Vous n\u2019avez pas la permission de faire cela. Demandez à un administrateur"
 GENERIC_EN = "You do not have permission to do this. Ask an administrator"
 

@@ -315,5 +315,8 @@ def test_a_run_for_a_user_who_may_no_longer_read_orders_writes_no_file(export):
         exports.export_run(export_id=str(export.pk))
     failed = OrderExport.objects.get(pk=export.pk)
     assert failed.status == OrderExport.Status.FAILED and failed.rows is None
-    assert english(failed.error) == "You do not have the permission to do this (orders.view_order)."
+    assert english(failed.error) == (
+        "You do not have the permission “Can view orders” (orders.view_order): ask an administrator "
+        "for a role that has it."
+    )
     assert parts(export) == [] and not exports.export_path(export).exists()
