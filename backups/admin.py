@@ -13,6 +13,7 @@ from django.urls import path, reverse
 from django.utils import formats
 from django.utils.timesince import timesince
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
 from okada.core.actors import Actor
 from okada.core.admin import ReadOnlyAdmin, row_refused, stored_text_display
@@ -94,7 +95,12 @@ class BackupAdmin(ReadOnlyAdmin):
         if queued:
             self.message_user(
                 request,
-                _("%(n)d restore drill(s) queued: the result shows here when it is done.") % {"n": queued},
+                ngettext(
+                    "%(n)d restore drill queued: the result shows here when it is done.",
+                    "%(n)d restore drills queued: the result shows here when it is done.",
+                    queued,
+                )
+                % {"n": queued},
                 messages.SUCCESS,
             )
 

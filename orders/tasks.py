@@ -46,8 +46,10 @@ def audit_invariants() -> None:
         if report.findings:
             broken = ", ".join(name for name, count in report.counts.items() if count)
             raise JobFailed(
-                Text(
-                    gettext_noop("invariant audit: %(n)s finding(s) in %(checks)s"),
+                Text.counted(
+                    gettext_noop("invariant audit: %(n)s finding in %(checks)s"),
+                    gettext_noop("invariant audit: %(n)s findings in %(checks)s"),
+                    "n",
                     n=report.findings,
                     checks=broken,
                 )

@@ -28,6 +28,8 @@ from typing import Any
 
 from django.utils.module_loading import autodiscover_modules
 
+from okada.core.texts import Text
+
 WARNING = "warning"
 CRITICAL = "critical"
 
@@ -46,12 +48,20 @@ class Panel:
 class Finding:
     """One thing wrong now. `message` is an untranslated msgid (mark it with gettext_noop) with
     %(name)s placeholders filled from `params`: alerts are shown in each reader's language. A
-    parameter may be an okada.core.texts.Text (a stored error): it is translated with them."""
+    parameter may be an okada.core.texts.Text (a stored error): it is translated with them.
+    A message with plural forms gives its `plural` msgid and the parameter that counts (`number`)."""
 
     subject: str
     message: str
     params: dict[str, Any] = field(default_factory=dict)
     severity: str = WARNING
+    plural: str | None = None
+    number: str | None = None
+
+    def text(self) -> Text:
+        if self.plural is not None and self.number is not None:
+            return Text.counted(self.message, self.plural, self.number, **self.params)
+        return Text(self.message, **self.params)
 
 
 @dataclass(frozen=True)

@@ -36,13 +36,15 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from django.utils import translation
+from django.utils import formats, translation
 from django.utils.functional import Promise
 from django.utils.text import capfirst
 from django.utils.translation import gettext, ngettext
 
 _PREFIX = '{"msgid": '
 _PARAM = re.compile(r"%\((?P<name>\w+)\)[sdr]")
+# A %-placeholder that may hold a float: %(x)s, %(x).1f, %(x)g ("%%" is skipped as a whole).
+_FLOAT_PARAM = re.compile(r"%%|%\((?P<name>\w+)\)(?P<spec>[-+ #0]*\d*(?:\.\d+)?[sfFgGeE])")
 _BRACES = "braces"
 
 
@@ -147,7 +149,12 @@ class Text:
         }
         for candidate in (template, english):
             try:
-                sentence = candidate.format(**params) if self.braces else candidate % params
+                if self.braces:
+                    sentence = candidate.format(**params)
+                elif translate:
+                    sentence = _with_local_decimals(candidate, params)
+                else:
+                    sentence = candidate % params
             except (KeyError, IndexError, TypeError, ValueError, AttributeError):  # e.g. {a.b}
                 continue
             return capfirst(sentence) if self._opens_with_a_word(candidate) else sentence
@@ -193,6 +200,27 @@ class Text:
 
     def __hash__(self) -> int:
         return hash(self.msgid)
+
+
+def _with_local_decimals(template: str, params: dict[str, Any]) -> str:
+    """`template % params` with each float written with the reader's decimal separator
+    ("90,0 %" in French): the figure is formatted as the template says, then its point swapped.
+    Whole numbers are left alone: they are ids and process numbers as often as counts."""
+    separator = formats.get_format("DECIMAL_SEPARATOR")
+    if separator == ".":
+        return template % params
+    local = dict(params)
+
+    def localised(match: re.Match[str]) -> str:
+        name, spec = match["name"], match["spec"]
+        value = params.get(name)  # a missing name: the KeyError of `%` below, as before
+        if not isinstance(value, float):
+            return match[0]
+        key = f"{name}__{len(local)}"
+        local[key] = (str(value) if spec == "s" else f"%{spec}" % value).replace(".", separator)
+        return f"%({key})s"
+
+    return _FLOAT_PARAM.sub(localised, template) % local
 
 
 def _is_text(data: Any) -> bool:

@@ -392,7 +392,10 @@ def alert_text(alert: Alert) -> str:
         return alert.message
     if isinstance(params.get("job"), str):
         params = {**params, "job": job_label(params["job"])}
-    return Text.from_json({"msgid": template, "params": params}).render()
+    stored: dict[str, Any] = {"msgid": template, "params": params}
+    if isinstance(alert.data.get("plural"), str) and isinstance(alert.data.get("number"), str):
+        stored.update(plural=alert.data["plural"], number=alert.data["number"])
+    return Text.from_json(stored).render()
 
 
 @admin.register(DatabaseAction)

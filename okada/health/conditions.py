@@ -198,7 +198,9 @@ def rows_in_default() -> list[Finding]:
     return [
         Finding(
             subject=t["table"],
-            message=gettext_noop("%(rows)s row(s) of %(table)s landed in its DEFAULT partition."),
+            message=gettext_noop("%(rows)s row of %(table)s landed in its DEFAULT partition."),
+            plural=gettext_noop("%(rows)s rows of %(table)s landed in its DEFAULT partition."),
+            number="rows",
             params={"table": t["table"], "rows": t["default_rows"]},
         )
         for t in tables

@@ -172,7 +172,7 @@ def snapshots_prune(*, now: dt.datetime | None = None, days: int | None = None) 
 
 
 def _english(finding: registry.Finding) -> str:
-    return Text(finding.message, **finding.params).english()
+    return finding.text().english()
 
 
 def alerts_evaluate(*, kinds: list[str] | None = None, now: dt.datetime | None = None) -> dict[str, Any]:
@@ -200,7 +200,9 @@ def _sync(kind: str, findings: list[registry.Finding], now: dt.datetime, summary
     with transaction.atomic():
         open_alerts = {a.key: a for a in Alert.objects.open().filter(kind=kind).select_for_update()}
         for key, finding in current.items():
-            data = {"message": finding.message, "params": _jsonable(finding.params)}
+            data: dict[str, Any] = {"message": finding.message, "params": _jsonable(finding.params)}
+            if finding.plural is not None:
+                data.update(plural=finding.plural, number=finding.number)
             alert = open_alerts.get(key)
             if alert is not None:
                 Alert.objects.filter(pk=alert.pk).update(

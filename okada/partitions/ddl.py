@@ -182,8 +182,10 @@ def create_month_partition(
     ]
     if overlapping:
         raise PartitionError(
-            Text(
-                gettext_noop("%(table)s: %(partitions)s overlap(s) %(month)s"),
+            Text.counted(
+                gettext_noop("%(table)s: %(partitions)s overlaps %(month)s"),
+                gettext_noop("%(table)s: %(partitions)s overlap %(month)s"),
+                len(overlapping),
                 table=table,
                 partitions=", ".join(overlapping),
                 month=f"{month:%Y-%m}",

@@ -43,7 +43,7 @@ from django.db import DatabaseError, OperationalError, connection, transaction
 from django.utils import timezone
 from django.utils.module_loading import import_string
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_noop
+from django.utils.translation import gettext_noop, ngettext
 
 from okada.core.actors import Actor
 from okada.core.db import LOCK_NOT_AVAILABLE, session_lock_timeout
@@ -104,10 +104,12 @@ class Step:
         if self.action == self.FINALIZE:
             return _("finalise the interrupted detach of %(p)s") % {"p": self.partition}
         if self.action == self.RESCUE:
-            return _("create %(p)s and move %(n)d row(s) out of DEFAULT into it") % {
-                "p": self.partition,
-                "n": self.rows or 0,
-            }
+            rows = self.rows or 0
+            return ngettext(
+                "create %(p)s and move %(n)d row out of DEFAULT into it",
+                "create %(p)s and move %(n)d rows out of DEFAULT into it",
+                rows,
+            ) % {"p": self.partition, "n": rows}
         if self.action == self.CREATE:
             return _("create %(p)s ahead") % {"p": self.partition}
         if self.action == self.REATTACH:
@@ -231,10 +233,14 @@ def _plan_table(cursor: Any, policy: PartitionPolicy, plan: Plan) -> None:
     in_default, unplaceable = ddl.default_rows_by_month(cursor, table, key=policy.key)
     if unplaceable:
         plan.warnings.append(
-            Text(
+            Text.counted(
                 gettext_noop(
-                    "%(t)s: %(n)d row(s) in DEFAULT have an infinite or out-of-range date and stay there."
+                    "%(t)s: %(n)d row in DEFAULT has an infinite or out-of-range date and stays there."
                 ),
+                gettext_noop(
+                    "%(t)s: %(n)d rows in DEFAULT have an infinite or out-of-range date and stay there."
+                ),
+                "n",
                 t=table,
                 n=unplaceable,
             )

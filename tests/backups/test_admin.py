@@ -109,7 +109,7 @@ def test_verify_now_queues_a_drill_of_each_complete_backup_and_refuses_the_other
         )
 
     page = response.content.decode()
-    assert "1 restore drill(s) queued" in page
+    assert "1 restore drill queued" in page
     assert "only a complete backup can be verified" in page
     assert queued_tasks() == ["backups.run_restore_drill"]
 

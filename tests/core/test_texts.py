@@ -161,3 +161,35 @@ def test_a_stored_text_that_cannot_be_formatted_is_still_shown():
     endless = Text.counted("%(n)s unit", "%(n)s units", "n", n=float("inf"))
     with translation.override("fr"):
         assert shown(Text.load(endless.stored).stored) == "inf units"
+
+
+def test_a_stored_figure_with_decimals_is_read_with_the_readers_decimal_separator():
+    """A health alert stored by a worker shows "90,0 %" to a French reader, "90.0%" in English;
+    whole numbers (counts, process ids) are left as they are."""
+    text = Text(
+        gettext_noop("Sequence %(name)s has used %(percent).1f%% of its range (%(remaining)s values left)."),
+        name="orders_order_number_seq",
+        percent=90.04,
+        remaining=214748364,
+    )
+    stored = text.stored
+    with translation.override("fr"):
+        assert shown(stored) == (
+            "La séquence orders_order_number_seq a utilisé 90,0 % de sa plage (214748364 valeurs restantes)."
+        )
+        assert english(stored) == (
+            "Sequence orders_order_number_seq has used 90.0% of its range (214748364 values left)."
+        )
+    with translation.override("en"):
+        assert (
+            shown(stored)
+            == "Sequence orders_order_number_seq has used 90.0% of its range (214748364 values left)."
+        )
+    limit = Text(
+        gettext_noop("The %(what)s cache hit ratio is %(percent).2f%% (alert under %(limit)s%%)."),
+        what="table",
+        percent=97.5,
+        limit=99.0,
+    )
+    with translation.override("fr"):
+        assert "97,50 %" in limit.render() and "99,0 %" in limit.render()

@@ -7,12 +7,13 @@ import datetime as dt
 import pytest
 from django.core import mail
 from django.db import connection
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from okada.core import health_registry as registry
 from okada.core.actors import Actor
 from okada.core.errors import NotAllowed, NotFound
 from okada.health import services
+from okada.health.admin import alert_text
 from okada.health.models import Alert, DatabaseAction, IndexStat, QueryStat, QueryText, Snapshot, TableStat
 from tests.concurrency import race
 from tests.health.conftest import backend_pid, in_thread, session, wait_until
@@ -196,6 +197,16 @@ def test_rows_in_a_default_partition_open_an_alert():
     services.alerts_evaluate(kinds=["rows_in_default"])
     alert = Alert.objects.open().get(key="rows_in_default:orders_orderevent")
     assert alert.data["params"]["rows"] == 1
+    # Read in each language with the form its count takes (not "row(s)").
+    assert alert.message == "1 row of orders_orderevent landed in its DEFAULT partition."
+    with translation.override("fr"):
+        assert alert_text(alert) == "1 ligne de orders_orderevent a atterri dans sa partition DEFAULT."
+    OrderEvent.objects.create(order=order, kind="note", created_at=dt.datetime(2001, 3, 5, tzinfo=dt.UTC))
+    services.alerts_evaluate(kinds=["rows_in_default"])
+    alert.refresh_from_db()
+    assert alert.message == "2 rows of orders_orderevent landed in its DEFAULT partition."
+    with translation.override("fr"):
+        assert alert_text(alert) == "2 lignes de orders_orderevent ont atterri dans sa partition DEFAULT."
 
 
 # --- Acting on the database ----------------------------------------------------------------------

@@ -82,7 +82,7 @@ def test_the_audit_job_fails_its_run_on_any_finding_with_the_findings_in_its_sum
 
     run = JobRun.objects.get(name="orders.audit_invariants")
     assert run.outcome == JobRun.Outcome.FAILED
-    assert english(run.error) == "invariant audit: 1 finding(s) in stock_vs_ledger"
+    assert english(run.error) == "invariant audit: 1 finding in stock_vs_ledger"
     summary = run.summary
     assert summary is not None
     assert summary["findings"] == 1

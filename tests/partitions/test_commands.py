@@ -89,7 +89,7 @@ def test_the_dry_run_prints_english_when_run_as_operators_run_it(real_partitions
     lines = result.stdout.splitlines()
     assert re.fullmatch(r"Partition maintenance plan at \d{4}-\d\d-\d\d \d\d:\d\d UTC:", lines[0])
     assert (
-        "  orders_orderevent: create orders_orderevent_p209005 and move 1 row(s) out of DEFAULT into it"
+        "  orders_orderevent: create orders_orderevent_p209005 and move 1 row out of DEFAULT into it"
         "  [2090-05-01 .. 2090-06-01)"
     ) in lines
 

@@ -14,9 +14,10 @@ from pathlib import Path
 import psycopg
 import pytest
 from django.db import connection, connections, transaction
+from django.utils import translation
 
 from okada.core.db import libpq_env
-from okada.core.texts import english
+from okada.core.texts import english, shown
 from okada.partitions import archive, ddl
 from okada.partitions.models import PartitionAction
 from okada.partitions.services import Step, maintenance_plan, maintenance_run
@@ -355,7 +356,7 @@ def test_rows_no_month_can_hold_stay_in_default_and_are_reported(scratch_table):
     plan = maintenance_plan(now=at(2030, 1, 2))
 
     assert [s.action for s in plan.steps if s.table == table] == [Step.CREATE]
-    assert any("1 row(s) in DEFAULT" in w.english() for w in plan.warnings)
+    assert any("1 row in DEFAULT has" in w.english() for w in plan.warnings)
 
 
 def test_maintenance_refuses_to_run_inside_a_transaction():
@@ -377,7 +378,9 @@ def test_a_partition_with_bounds_that_are_not_a_utc_month_is_reported_and_left_a
     summary = maintenance_run(now=at(2030, 2, 10))
     failed = PartitionAction.objects.get(table=table)
     assert (failed.kind, failed.outcome) == (Kind.CREATED, Outcome.FAILED)
-    assert "overlap" in failed.detail and len(summary["failed"]) == 1
+    assert f"{table}: {table}_odd overlaps 2030-02" in english(failed.detail) and len(summary["failed"]) == 1
+    with translation.override("fr"):
+        assert f"{table} : {table}_odd chevauche 2030-02" in shown(failed.detail)
 
 
 def test_a_detached_month_the_retention_now_keeps_is_attached_back_with_its_rows(
