@@ -1,6 +1,6 @@
 from celery import shared_task
 from django.utils.translation import gettext_lazy as _
-from django.utils.translation import gettext_noop
+from django.utils.translation import ngettext_lazy
 
 from okada.core.jobs import JobFailed, job, labelled
 from okada.core.texts import Text
@@ -46,10 +46,13 @@ def audit_invariants() -> None:
         if report.findings:
             broken = ", ".join(name for name, count in report.counts.items() if count)
             raise JobFailed(
-                Text.counted(
-                    gettext_noop("invariant audit: %(n)s finding in %(checks)s"),
-                    gettext_noop("invariant audit: %(n)s findings in %(checks)s"),
-                    "n",
+                Text.of(
+                    ngettext_lazy(
+                        "invariant audit: %(n)s finding in %(checks)s",
+                        "invariant audit: %(n)s findings in %(checks)s",
+                        "n",
+                    )
+                ).with_params(
                     n=report.findings,
                     checks=broken,
                 )

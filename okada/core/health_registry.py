@@ -49,19 +49,16 @@ class Finding:
     """One thing wrong now. `message` is an untranslated msgid (mark it with gettext_noop) with
     %(name)s placeholders filled from `params`: alerts are shown in each reader's language. A
     parameter may be an okada.core.texts.Text (a stored error): it is translated with them.
-    A message with plural forms gives its `plural` msgid and the parameter that counts (`number`)."""
+    A message with plural forms is marked with ngettext_lazy(singular, plural, "the parameter
+    that counts")."""
 
     subject: str
-    message: str
+    message: Any  # a msgid, or a lazy plural
     params: dict[str, Any] = field(default_factory=dict)
     severity: str = WARNING
-    plural: str | None = None
-    number: str | None = None
 
     def text(self) -> Text:
-        if self.plural is not None and self.number is not None:
-            return Text.counted(self.message, self.plural, self.number, **self.params)
-        return Text(self.message, **self.params)
+        return Text.of(self.message).with_params(**self.params)
 
 
 @dataclass(frozen=True)

@@ -393,7 +393,7 @@ def alert_text(alert: Alert) -> str:
     if isinstance(params.get("job"), str):
         params = {**params, "job": job_label(params["job"])}
     stored: dict[str, Any] = {"msgid": template, "params": params}
-    if isinstance(alert.data.get("plural"), str) and isinstance(alert.data.get("number"), str):
+    if isinstance(alert.data.get("plural"), str) and isinstance(alert.data.get("number"), (str, int)):
         stored.update(plural=alert.data["plural"], number=alert.data["number"])
     return Text.from_json(stored).render()
 

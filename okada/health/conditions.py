@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.utils.translation import gettext_lazy as _
-from django.utils.translation import gettext_noop
+from django.utils.translation import gettext_noop, ngettext_lazy
 
 from okada.core.health_registry import CRITICAL, WARNING, Condition, Finding, register_condition
 
@@ -198,9 +198,11 @@ def rows_in_default() -> list[Finding]:
     return [
         Finding(
             subject=t["table"],
-            message=gettext_noop("%(rows)s row of %(table)s landed in its DEFAULT partition."),
-            plural=gettext_noop("%(rows)s rows of %(table)s landed in its DEFAULT partition."),
-            number="rows",
+            message=ngettext_lazy(
+                "%(rows)s row of %(table)s landed in its DEFAULT partition.",
+                "%(rows)s rows of %(table)s landed in its DEFAULT partition.",
+                "rows",
+            ),
             params={"table": t["table"], "rows": t["default_rows"]},
         )
         for t in tables

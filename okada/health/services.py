@@ -200,9 +200,10 @@ def _sync(kind: str, findings: list[registry.Finding], now: dt.datetime, summary
     with transaction.atomic():
         open_alerts = {a.key: a for a in Alert.objects.open().filter(kind=kind).select_for_update()}
         for key, finding in current.items():
-            data: dict[str, Any] = {"message": finding.message, "params": _jsonable(finding.params)}
-            if finding.plural is not None:
-                data.update(plural=finding.plural, number=finding.number)
+            text = finding.text()
+            data: dict[str, Any] = {"message": text.msgid, "params": _jsonable(finding.params)}
+            if text.plural is not None:
+                data.update(plural=text.plural, number=text.number)
             alert = open_alerts.get(key)
             if alert is not None:
                 Alert.objects.filter(pk=alert.pk).update(

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db import connection, migrations, transaction
-from django.utils.translation import gettext_noop
+from django.utils.translation import gettext_noop, ngettext_lazy
 
 from okada.core.texts import Text
 
@@ -182,10 +182,13 @@ def create_month_partition(
     ]
     if overlapping:
         raise PartitionError(
-            Text.counted(
-                gettext_noop("%(table)s: %(partitions)s overlaps %(month)s"),
-                gettext_noop("%(table)s: %(partitions)s overlap %(month)s"),
-                len(overlapping),
+            Text.of(
+                ngettext_lazy(
+                    "%(table)s: %(partitions)s overlaps %(month)s",
+                    "%(table)s: %(partitions)s overlap %(month)s",
+                    len(overlapping),
+                )
+            ).with_params(
                 table=table,
                 partitions=", ".join(overlapping),
                 month=f"{month:%Y-%m}",

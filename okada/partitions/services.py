@@ -43,7 +43,7 @@ from django.db import DatabaseError, OperationalError, connection, transaction
 from django.utils import timezone
 from django.utils.module_loading import import_string
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_noop, ngettext
+from django.utils.translation import gettext_noop, ngettext, ngettext_lazy
 
 from okada.core.actors import Actor
 from okada.core.db import LOCK_NOT_AVAILABLE, session_lock_timeout
@@ -233,17 +233,13 @@ def _plan_table(cursor: Any, policy: PartitionPolicy, plan: Plan) -> None:
     in_default, unplaceable = ddl.default_rows_by_month(cursor, table, key=policy.key)
     if unplaceable:
         plan.warnings.append(
-            Text.counted(
-                gettext_noop(
-                    "%(t)s: %(n)d row in DEFAULT has an infinite or out-of-range date and stays there."
-                ),
-                gettext_noop(
-                    "%(t)s: %(n)d rows in DEFAULT have an infinite or out-of-range date and stay there."
-                ),
-                "n",
-                t=table,
-                n=unplaceable,
-            )
+            Text.of(
+                ngettext_lazy(
+                    "%(t)s: %(n)d row in DEFAULT has an infinite or out-of-range date and stays there.",
+                    "%(t)s: %(n)d rows in DEFAULT have an infinite or out-of-range date and stay there.",
+                    "n",
+                )
+            ).with_params(t=table, n=unplaceable)
         )
     ahead = {ddl.add_months(this_month, i) for i in range(int(policy.premake_months or 0) + 1)}
     # A month being attached back takes its DEFAULT rows with it (REATTACH moves them); one left

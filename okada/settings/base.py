@@ -57,8 +57,13 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # --- Internationalisation ----------------------------------------------------------------------
 LANGUAGE_CODE = "fr"
 LANGUAGES = [("fr", "Français"), ("en", "English")]
-# Ours first; then French for libraries that ship none (django-unfold), kept by `make messages`.
-LOCALE_PATHS = [BASE_DIR / "locale", BASE_DIR / "locale" / "vendor" / "unfold"]
+# Ours first; then French for libraries that ship none (django-unfold, kept by `make messages`)
+# or ship a French we correct (Django REST framework's, kept by hand: see its django.po).
+LOCALE_PATHS = [
+    BASE_DIR / "locale",
+    BASE_DIR / "locale" / "vendor" / "rest_framework",
+    BASE_DIR / "locale" / "vendor" / "unfold",
+]
 TIME_ZONE = "Africa/Douala"
 USE_I18N = True
 USE_TZ = True

@@ -442,7 +442,7 @@ def test_bulk_items_are_each_checked_on_their_own(api):
         {"reserved": ["This field is read-only."]},
         None,
         {"colour": ["Unknown field."]},
-        {"name": ["Ensure this field has no more than 200 characters."]},
+        {"name": ["The number of characters in this field must not exceed 200."]},
     ]
     assert list(Product.objects.values_list("sku", flat=True)) == ["C"]
 

@@ -148,9 +148,9 @@ def test_a_text_formatted_with_braces_keeps_its_msgid():
     text = Text.braced("Ensure this field has no more than {max_length} characters.", max_length=200)
     assert Text.load(text.stored) == text
     with translation.override("fr"):
-        assert shown(text.stored) == "Assurez-vous que ce champ comporte au plus 200\xa0caractères."
+        assert shown(text.stored) == "Le nombre de caractères de ce champ ne doit pas dépasser 200."
     with translation.override("en"):
-        assert shown(text.stored) == "Ensure this field has no more than 200 characters."
+        assert shown(text.stored) == "The number of characters in this field must not exceed 200."
 
 
 def test_a_stored_text_that_cannot_be_formatted_is_still_shown():

@@ -109,7 +109,7 @@ def test_a_customer_name_of_only_invisible_characters_is_a_400_and_places_nothin
     body = order_body(vendor, zone, product)
     body["customer"]["name"] = name
     response = store.post("/orders", body, HTTP_ACCEPT_LANGUAGE="fr")
-    assert problem(response)["errors"] == {"customer.name": ["Ce champ ne peut être vide."]}
+    assert problem(response)["errors"] == {"customer.name": ["Ce champ ne peut pas être vide."]}
     assert not Order.objects.exists() and not Customer.objects.exists()
 
 
@@ -378,11 +378,11 @@ def test_order_errors_are_in_each_request_language_in_turn(store, vendor):
         for language in ("en", "fr", "en")
     ]
     english = {
-        "address": ["Ensure this field has no more than 500 characters."],
+        "address": ["The number of characters in this field must not exceed 500."],
         "items.0.quantity": ["Ensure this value is greater than or equal to 1."],
     }
     french = {
-        "address": ["Assurez-vous que ce champ comporte au plus 500\xa0caractères."],
+        "address": ["Le nombre de caractères de ce champ ne doit pas dépasser 500."],
         "items.0.quantity": ["Assurez-vous que cette valeur est supérieure ou égale à\xa01."],
     }
     assert answers == [english, french, english]

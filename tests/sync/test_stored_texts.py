@@ -206,22 +206,22 @@ def test_a_refusal_with_parameters_is_stored_in_no_language(
         ),
         (
             {"name": "S" * 201},
-            "name : Assurez-vous que ce champ comporte au plus 200\xa0caractères.",
-            "name: Ensure this field has no more than 200 characters.",
+            "name : Le nombre de caractères de ce champ ne doit pas dépasser 200.",
+            "name: The number of characters in this field must not exceed 200.",
         ),
         (
             {"unit": "crate"},
-            "unit : «\xa0crate\xa0» n&#x27;est pas un choix valide.",  # escaped by the page
+            "unit : «\xa0crate\xa0» n\u2019est pas un choix valide.",  # quotes escaped by the page
             "unit: &quot;crate&quot; is not a valid choice.",
         ),
         (  # the device's own input is kept as sent, never read as a number
             {"unit": "007"},
-            "unit : «\xa0007\xa0» n&#x27;est pas un choix valide.",
+            "unit : «\xa0007\xa0» n\u2019est pas un choix valide.",
             "unit: &quot;007&quot; is not a valid choice.",
         ),
         (  # too many digits for int(): once a 500 on every retry of the push
             {"unit": "1" * 5000},
-            "unit : «\xa0" + "1" * 5000 + "\xa0» n&#x27;est pas un choix valide.",
+            "unit : «\xa0" + "1" * 5000 + "\xa0» n\u2019est pas un choix valide.",
             "unit: &quot;" + "1" * 5000 + "&quot; is not a valid choice.",
         ),
     ],
@@ -266,8 +266,8 @@ def test_a_field_the_api_rules_refuse_reads_in_the_viewers_language_whatever_the
 @pytest.mark.parametrize(
     ("language", "message"),
     [
-        ("fr", "Assurez-vous que ce champ comporte au plus 200\xa0caractères."),
-        ("en", "Ensure this field has no more than 200 characters."),
+        ("fr", "Le nombre de caractères de ce champ ne doit pas dépasser 200."),
+        ("en", "The number of characters in this field must not exceed 200."),
     ],
 )
 def test_a_refusal_of_device_fields_answers_in_the_language_of_the_caller(language, message):

@@ -186,11 +186,11 @@ def test_min_and_max_messages_follow_the_language_of_each_call():
             assert kind == "invalid"
     assert answers["en"] == (
         ["Ensure this value is greater than or equal to 1."],
-        ["Ensure this field has no more than 500 characters."],
+        ["The number of characters in this field must not exceed 500."],
     )
     assert answers["fr"] == (
         ["Assurez-vous que cette valeur est supérieure ou égale à\xa01."],
-        ["Assurez-vous que ce champ comporte au plus 500\xa0caractères."],
+        ["Le nombre de caractères de ce champ ne doit pas dépasser 500."],
     )
 
 
@@ -341,7 +341,7 @@ def test_validated_or_texts_keeps_each_message_as_its_msgid_and_parameters_neste
         assert [str(t) for t in texts["items.1.quantity"]] == french["items"][1]["quantity"]
     with translation.override("en"):
         assert [Text.load(t.stored).render() for t in texts["address"]] == [
-            "Ensure this field has no more than 500 characters."
+            "The number of characters in this field must not exceed 500."
         ]
 
 
