@@ -65,6 +65,8 @@ def _settings_load(
         ("OKADA_PARTITION_RETENTION_MONTHS", "36"),  # table=months, without the table
         ("OKADA_STUCK_MINUTES", "pending=ten"),
         ("OKADA_STUCK_MINUTES", "pendng=10"),  # a status that does not exist would be ignored
+        # Stock.level stops counting at LOW_STOCK_CAP (20): every product would be "low stock"
+        ("OKADA_LOW_STOCK_THRESHOLD", "20"),
     ],
 )
 def test_a_variable_the_settings_cannot_read_is_named_in_the_error(variable, value):
@@ -93,3 +95,15 @@ def test_keepalives_given_in_database_url_are_kept_and_the_others_defaulted():
     )
     assert loaded.returncode == 0, loaded.stderr
     assert loaded.stdout.split() == ["60", "10", "3", "1"]
+
+
+def test_the_low_stock_threshold_goes_up_to_just_below_the_cap_of_stock_level():
+    # The settings cannot import models: their limit is written out, and must follow the model's.
+    from catalog.models import LOW_STOCK_CAP
+
+    highest = _settings_load(
+        "print(settings.OKADA_LOW_STOCK_THRESHOLD)", OKADA_LOW_STOCK_THRESHOLD=str(LOW_STOCK_CAP - 1)
+    )
+    assert highest.returncode == 0, highest.stderr
+    assert highest.stdout.strip() == str(LOW_STOCK_CAP - 1)
+    assert _settings_load(OKADA_LOW_STOCK_THRESHOLD=str(LOW_STOCK_CAP)).returncode != 0

@@ -412,6 +412,13 @@ if _not_positive := sorted(status for status, minutes in _stuck_minutes.items() 
 OKADA_STUCK_MINUTES.update(_stuck_minutes)
 # A product whose available stock (on hand - reserved) is at most this is "low stock".
 OKADA_LOW_STOCK_THRESHOLD = env.int("OKADA_LOW_STOCK_THRESHOLD", default=3)
+# Stock.level counts available units only up to catalog.models.LOW_STOCK_CAP (20; settings cannot
+# import models): a threshold at or above it would call every product "low stock".
+if OKADA_LOW_STOCK_THRESHOLD >= 20:
+    raise ImproperlyConfigured(
+        f"OKADA_LOW_STOCK_THRESHOLD={env.str('OKADA_LOW_STOCK_THRESHOLD')!r} must be below 20 "
+        "(catalog.models.LOW_STOCK_CAP: stock levels are counted up to it)"
+    )
 # The dashboard's figures that read many rows (14-day chart, today per city, low stock) are
 # computed at most this often for every web process (in Redis) and shown with their time; 0: live.
 OKADA_DASHBOARD_CACHE_SECONDS = env.int("OKADA_DASHBOARD_CACHE_SECONDS", default=60)
