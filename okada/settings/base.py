@@ -263,6 +263,10 @@ OKADA_JOB_RUN_RETENTION_DAYS = env.int("OKADA_JOB_RUN_RETENTION_DAYS", default=9
 # `manage.py migrate` (okada/core/management/commands/migrate.py): how long a migration waits for
 # a lock (writers queue behind it meanwhile) before migrate stops with the migration unapplied.
 OKADA_MIGRATE_LOCK_TIMEOUT = env.float("OKADA_MIGRATE_LOCK_TIMEOUT", default=5.0)
+if OKADA_MIGRATE_LOCK_TIMEOUT <= 0:  # PostgreSQL reads a lock_timeout of 0 as no limit at all
+    raise ImproperlyConfigured(
+        f"OKADA_MIGRATE_LOCK_TIMEOUT={env.str('OKADA_MIGRATE_LOCK_TIMEOUT')!r} must be more than 0 seconds"
+    )
 
 # --- Partitions (okada.partitions: policies are declared in each app's partitions.py) ----------
 # Months made ahead of the current one, for policies that do not say.
