@@ -60,6 +60,7 @@ def _settings_load(
         ("OKADA_API_MAX_BODY_BYTES", "-5"),  # a size
         ("OKADA_SYNC_LOCK_TIMEOUT_MS", "0"),  # PostgreSQL reads 0 as no limit at all
         ("OKADA_MIGRATE_LOCK_TIMEOUT", "0"),  # the same (seconds, a float)
+        ("OKADA_LOG_FORMAT", "xml"),  # json or plain
         ("OKADA_HEALTH_SEQUENCE_ALERT_PERCENT", "-1"),  # a float
         ("OKADA_STUCK_MINUTES", "pending=-5"),
         ("OKADA_HEALTH_LONG_QUERY_MINUTES", "five"),  # a float
