@@ -61,6 +61,25 @@ def test_ensure_admin_creates_one_admin_once_and_prints_its_password():
     assert get_user_model().objects.filter(is_superuser=True).count() == 1
 
 
+@pytest.mark.django_db
+@pytest.mark.parametrize("username", ["", "  ", "ops admin!"])
+def test_ensure_admin_refuses_a_username_the_login_form_would_refuse(username):
+    # An empty one was a ValueError traceback; "ops admin!" made a superuser nobody could sign in
+    # as from the admin's form (Django's username validator was skipped).
+    with pytest.raises(CommandError, match="--username"):
+        call_command("ensure_admin", "--username", username, stdout=StringIO())
+    assert not get_user_model().objects.exists()
+
+
+@pytest.mark.django_db
+def test_ensure_admin_says_when_a_user_that_is_not_a_superuser_has_the_name():
+    # It was an IntegrityError traceback: a staff account named admin, no superuser yet.
+    get_user_model().objects.create_user("admin", password="x")
+    with pytest.raises(CommandError, match=r"a user named 'admin' exists but is not a superuser"):
+        call_command("ensure_admin", stdout=StringIO())
+    assert not get_user_model().objects.filter(is_superuser=True).exists()
+
+
 def test_production_settings_pass_check_deploy_without_warnings():
     result = manage(
         "check",
