@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import secrets
-from typing import Any
+from typing import Any, cast
 
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, no_translations
+from django.db import models
 
 
 class Command(BaseCommand):
@@ -26,7 +27,8 @@ class Command(BaseCommand):
         # The rules of the username field (create_superuser checks none): the admin's login form
         # could not sign in a name with a space, and an empty one was a traceback.
         try:
-            user_model._meta.get_field(user_model.USERNAME_FIELD).clean(username, None)
+            field = cast("models.Field[Any, Any]", user_model._meta.get_field(user_model.USERNAME_FIELD))
+            field.clean(username, None)
         except ValidationError as exc:
             raise CommandError(f"--username {username!r}: {' '.join(exc.messages)}") from None
         if user_model.objects.filter(**{user_model.USERNAME_FIELD: username}).exists():
