@@ -453,6 +453,14 @@ def server_cursor(*, outside: str | None = None) -> Iterator[Any]:
             conn.close()
 
 
+def is_template(name: str) -> bool:
+    """Whether `name` is a template database (CREATE DATABASE copies template1 by default)."""
+    with server_cursor() as cursor:
+        cursor.execute("SELECT datistemplate FROM pg_database WHERE datname = %s", [name])
+        row = cursor.fetchone()
+        return bool(row and row[0])
+
+
 def database_exists(name: str) -> bool:
     with server_cursor() as cursor:
         cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name])

@@ -522,6 +522,21 @@ def backup_restore(*, backup: Backup, target: str, force: bool = False, on_step:
             ),
             field="target",
         )
+    # Empty, so a plain restore would go ahead: into the template every new database is copied
+    # from (the test databases then hold every table), or into where the tools stand to CREATE
+    # and DROP databases.
+    if target in pg.MAINTENANCE_DATABASES or target == "template0" or pg.is_template(target):
+        raise InvalidInput(
+            Text(
+                gettext_noop(
+                    "%(target)s is one of PostgreSQL's own databases (the maintenance database, or a "
+                    "template new databases are copied from): restore into a database of its own, "
+                    "e.g. okada_restored."
+                ),
+                target=target,
+            ),
+            field="target",
+        )
     # One restore into a target at a time: a second would restore into the database the first is
     # filling (created empty, so not refused as non-empty), or with --force drop it under it.
     with advisory_lock(f"backups.restore-target:{target}") as target_lock:

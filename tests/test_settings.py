@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -59,12 +60,16 @@ def _settings_load(
         ("OKADA_BACKUP_KEEP_DAILY", "-1"),  # a count: kept no daily backup at all
         ("OKADA_API_MAX_BODY_BYTES", "-5"),  # a size
         ("OKADA_SYNC_LOCK_TIMEOUT_MS", "0"),  # PostgreSQL reads 0 as no limit at all
+        ("OKADA_MIGRATE_LOCK_TIMEOUT", "0"),  # the same (seconds, a float)
+        ("OKADA_LOG_FORMAT", "xml"),  # json or plain
         ("OKADA_HEALTH_SEQUENCE_ALERT_PERCENT", "-1"),  # a float
         ("OKADA_STUCK_MINUTES", "pending=-5"),
         ("OKADA_HEALTH_LONG_QUERY_MINUTES", "five"),  # a float
         ("OKADA_PARTITION_RETENTION_MONTHS", "36"),  # table=months, without the table
         ("OKADA_STUCK_MINUTES", "pending=ten"),
         ("OKADA_STUCK_MINUTES", "pendng=10"),  # a status that does not exist would be ignored
+        # Stock.level stops counting at LOW_STOCK_CAP (20): every product would be "low stock"
+        ("OKADA_LOW_STOCK_THRESHOLD", "20"),
     ],
 )
 def test_a_variable_the_settings_cannot_read_is_named_in_the_error(variable, value):
@@ -93,3 +98,91 @@ def test_keepalives_given_in_database_url_are_kept_and_the_others_defaulted():
     )
     assert loaded.returncode == 0, loaded.stderr
     assert loaded.stdout.split() == ["60", "10", "3", "1"]
+
+
+def test_the_low_stock_threshold_goes_up_to_just_below_the_cap_of_stock_level():
+    # The settings cannot import models: their limit is written out, and must follow the model's.
+    from catalog.models import LOW_STOCK_CAP
+
+    highest = _settings_load(
+        "print(settings.OKADA_LOW_STOCK_THRESHOLD)", OKADA_LOW_STOCK_THRESHOLD=str(LOW_STOCK_CAP - 1)
+    )
+    assert highest.returncode == 0, highest.stderr
+    assert highest.stdout.strip() == str(LOW_STOCK_CAP - 1)
+    assert _settings_load(OKADA_LOW_STOCK_THRESHOLD=str(LOW_STOCK_CAP)).returncode != 0
+
+
+# Where a variable's value lands when it is not a setting of the same name.
+_LANDS_IN = {
+    "CONN_MAX_AGE": "DATABASES['default']['CONN_MAX_AGE']",
+    "DJANGO_DEBUG": "DEBUG",
+    "DJANGO_SECURE_SSL_REDIRECT": "SECURE_SSL_REDIRECT",
+    "DJANGO_SECURE_HSTS_SECONDS": "SECURE_HSTS_SECONDS",
+    "OKADA_MTN_MOMO_CALLBACK_SECRET": "OKADA_PAYMENT_CALLBACK_SECRETS['mtn_momo']",
+    "OKADA_ORANGE_MONEY_CALLBACK_SECRET": "OKADA_PAYMENT_CALLBACK_SECRETS['orange_money']",
+}
+
+
+def _readme_defaults() -> dict[str, str]:
+    """The table's default cell of each variable whose default is a value written out: the first
+    `literal` of the cell (`plain` (`json` in production): plain), or "" for "empty ..."."""
+    section = (ROOT / "README.md").read_text().split("## Settings (environment)", 1)[1].split("\n## ", 1)[0]
+    defaults = {}
+    for name, cell in re.findall(r"^\| `([A-Z][A-Z0-9_]*)` \| ([^|]*) \|", section, re.M):
+        if literal := re.match(r"`([^`]*)`", cell):
+            if not re.fullmatch(r"[A-Z][A-Z0-9_]*|manage\.py", literal.group(1)):  # another variable's
+                defaults[name] = literal.group(1)
+        elif cell.startswith("empty"):
+            defaults[name] = ""
+    return defaults
+
+
+_SHOWN = """
+import json, pathlib, sys
+from django.conf import settings
+
+def shown(v):
+    if isinstance(v, bool):
+        return str(v).lower()
+    if isinstance(v, pathlib.Path) or type(v).__name__ == "Path":  # environ.Path too
+        return str(pathlib.Path(str(v)).relative_to(settings.BASE_DIR))
+    if isinstance(v, dict):
+        return ",".join(f"{k}={n}" for k, n in v.items())
+    if isinstance(v, list):
+        return ",".join(v)
+    return f"{v:g}" if isinstance(v, float) else str(v)
+
+print(json.dumps({name: shown(eval("settings." + where)) for name, where in json.loads(sys.argv[1]).items()}))
+"""
+
+
+def _shown(names: list[str], module: str) -> dict[str, str]:
+    """The values `names` have in the settings `module` with none of the table's variables set,
+    written as the README writes them."""
+    keep = {"DATABASE_URL", "REDIS_URL"}  # the private services: no default to check
+    env = {k: v for k, v in os.environ.items() if k not in _readme_table() or k in keep}
+    env["DJANGO_SETTINGS_MODULE"] = module
+    if module.endswith("production"):  # required there
+        env |= {"SECRET_KEY": "x" * 50, "ALLOWED_HOSTS": "okada.cm"}
+    loaded = subprocess.run(
+        [sys.executable, "-c", _SHOWN, json.dumps({name: _LANDS_IN.get(name, name) for name in names})],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert loaded.returncode == 0, loaded.stderr
+    return json.loads(loaded.stdout)
+
+
+def test_the_readme_settings_table_gives_the_defaults_the_settings_use():
+    # Names were checked, defaults were not: a table whose default differs from the code sends an
+    # operator tuning a limit the wrong way. "production only" variables and "empty" defaults are
+    # read in the production settings; the others as a developer runs them (local settings).
+    defaults = _readme_defaults()
+    assert len(defaults) >= 50  # the parse works
+    production = [n for n, d in defaults.items() if n.startswith("DJANGO_SECURE_") or d == ""]
+    actual = _shown(production, "okada.settings.production")
+    actual |= _shown([n for n in defaults if n not in production], "okada.settings.local")
+    assert {n: (d, actual[n]) for n, d in defaults.items() if actual[n] != d} == {}

@@ -24,6 +24,7 @@ from typing import Any
 
 import structlog
 import structlog.tracebacks
+from django.core.exceptions import ImproperlyConfigured
 from log_request_id import middleware as log_request_id_middleware
 
 REQUEST_ID_HEADER = "X-Request-ID"
@@ -87,7 +88,8 @@ class ClientErrorsWithoutTraceback(logging.Filter):
 def logging_config(fmt: str) -> dict[str, Any]:
     """The LOGGING dict: every handler renders through structlog, as JSON or plain text."""
     if fmt not in ("json", "plain"):
-        raise ValueError(f"OKADA_LOG_FORMAT must be json or plain, not {fmt!r}")
+        # As every setting the settings cannot read: ImproperlyConfigured, naming it.
+        raise ImproperlyConfigured(f"OKADA_LOG_FORMAT must be json or plain, not {fmt!r}")
     structlog.configure(
         processors=[
             structlog.stdlib.filter_by_level,

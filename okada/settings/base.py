@@ -268,6 +268,10 @@ OKADA_JOB_RUN_RETENTION_DAYS = env.int("OKADA_JOB_RUN_RETENTION_DAYS", default=9
 # `manage.py migrate` (okada/core/management/commands/migrate.py): how long a migration waits for
 # a lock (writers queue behind it meanwhile) before migrate stops with the migration unapplied.
 OKADA_MIGRATE_LOCK_TIMEOUT = env.float("OKADA_MIGRATE_LOCK_TIMEOUT", default=5.0)
+if OKADA_MIGRATE_LOCK_TIMEOUT <= 0:  # PostgreSQL reads a lock_timeout of 0 as no limit at all
+    raise ImproperlyConfigured(
+        f"OKADA_MIGRATE_LOCK_TIMEOUT={env.str('OKADA_MIGRATE_LOCK_TIMEOUT')!r} must be more than 0 seconds"
+    )
 
 # --- Partitions (okada.partitions: policies are declared in each app's partitions.py) ----------
 # Months made ahead of the current one, for policies that do not say.
@@ -417,6 +421,13 @@ if _not_positive := sorted(status for status, minutes in _stuck_minutes.items() 
 OKADA_STUCK_MINUTES.update(_stuck_minutes)
 # A product whose available stock (on hand - reserved) is at most this is "low stock".
 OKADA_LOW_STOCK_THRESHOLD = env.int("OKADA_LOW_STOCK_THRESHOLD", default=3)
+# Stock.level counts available units only up to catalog.models.LOW_STOCK_CAP (20; settings cannot
+# import models): a threshold at or above it would call every product "low stock".
+if OKADA_LOW_STOCK_THRESHOLD >= 20:
+    raise ImproperlyConfigured(
+        f"OKADA_LOW_STOCK_THRESHOLD={env.str('OKADA_LOW_STOCK_THRESHOLD')!r} must be below 20 "
+        "(catalog.models.LOW_STOCK_CAP: stock levels are counted up to it)"
+    )
 # The dashboard's figures that read many rows (14-day chart, today per city, low stock) are
 # computed at most this often for every web process (in Redis) and shown with their time; 0: live.
 OKADA_DASHBOARD_CACHE_SECONDS = env.int("OKADA_DASHBOARD_CACHE_SECONDS", default=60)

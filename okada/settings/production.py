@@ -29,4 +29,5 @@ STORAGES = {
 
 # --- Logs --------------------------------------------------------------------------------------
 # One JSON object per line (see okada.core.logs).
-LOGGING = logs.logging_config(env("OKADA_LOG_FORMAT", default="json"))
+OKADA_LOG_FORMAT = env("OKADA_LOG_FORMAT", default="json")
+LOGGING = logs.logging_config(OKADA_LOG_FORMAT)

@@ -582,6 +582,35 @@ def test_restore_refuses_a_target_that_is_not_a_plain_database_name():
     assert refused.value.errors == {"target": [refused.value.message]}
 
 
+@pytest.mark.parametrize("force", [False, True])
+@pytest.mark.parametrize("target", ["postgres", "template1", "template0"])
+def test_restore_refuses_postgresqls_own_databases(target, force):
+    # `--target template1` restored the marketplace into the template every later CREATE DATABASE
+    # copies (the test databases included: they then held every table before migrating), and
+    # `--target postgres` into the maintenance database, since both hold no table.
+    backup = backup_run(kind=BackupKind.MANUAL)
+    with pytest.raises(InvalidInput, match=f"{target} is one of PostgreSQL's own databases") as refused:
+        backup_restore(backup=backup, target=target, force=force)
+    assert refused.value.errors == {"target": [refused.value.message]}
+
+
+def test_restore_refuses_a_database_marked_as_a_template(target_database):
+    backup = backup_run(kind=BackupKind.MANUAL)
+    pg.create_database(target_database)
+
+    def is_template(flag: bool) -> None:
+        with pg.server_cursor() as cursor:
+            cursor.execute(f'ALTER DATABASE "{target_database}" IS_TEMPLATE {flag}')
+
+    is_template(True)
+    try:
+        with pytest.raises(InvalidInput, match="PostgreSQL's own databases"):
+            backup_restore(backup=backup, target=target_database, force=True)
+        assert pg.database_exists(target_database)
+    finally:
+        is_template(False)  # DROP DATABASE refuses a template
+
+
 @pytest.mark.parametrize("passphrase", ["", "wrong"])
 def test_restore_with_force_checks_it_can_decrypt_before_it_drops_the_target(
     settings, target_database, passphrase

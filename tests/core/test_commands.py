@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -61,6 +61,25 @@ def test_ensure_admin_creates_one_admin_once_and_prints_its_password():
     assert get_user_model().objects.filter(is_superuser=True).count() == 1
 
 
+@pytest.mark.django_db
+@pytest.mark.parametrize("username", ["", "  ", "ops admin!"])
+def test_ensure_admin_refuses_a_username_the_login_form_would_refuse(username):
+    # An empty one was a ValueError traceback; "ops admin!" made a superuser nobody could sign in
+    # as from the admin's form (Django's username validator was skipped).
+    with pytest.raises(CommandError, match="--username"):
+        call_command("ensure_admin", "--username", username, stdout=StringIO())
+    assert not get_user_model().objects.exists()
+
+
+@pytest.mark.django_db
+def test_ensure_admin_says_when_a_user_that_is_not_a_superuser_has_the_name():
+    # It was an IntegrityError traceback: a staff account named admin, no superuser yet.
+    get_user_model().objects.create_user("admin", password="x")
+    with pytest.raises(CommandError, match=r"a user named 'admin' exists but is not a superuser"):
+        call_command("ensure_admin", stdout=StringIO())
+    assert not get_user_model().objects.filter(is_superuser=True).exists()
+
+
 def test_production_settings_pass_check_deploy_without_warnings():
     result = manage(
         "check",
@@ -86,6 +105,24 @@ def test_migration_sql_writes_each_hand_written_statement_as_the_migration_runs_
     search = import_module("catalog.migrations.0001_initial").SEARCH_SQL
     assert (tmp_path / "catalog" / "0001_initial.1.forward.sql").read_text() == search.strip() + "\n"
     assert not (tmp_path / "auth").exists()  # Django's own migrations are not ours to lint
+
+
+def test_migration_sql_replaces_its_own_files_and_deletes_nothing_else(tmp_path):
+    # `--out` was emptied with rmtree, whatever it held: `migration_sql --out .` deleted the
+    # checkout, `--out ~` a home directory. Now only the SQL files it writes are replaced.
+    call_command("migration_sql", out=tmp_path, stdout=StringIO())
+    stale = tmp_path / "orders" / "0001_gone.1.forward.sql"
+    stale.write_text("SELECT 1;\n")
+    call_command("migration_sql", out=tmp_path, stdout=StringIO())  # its own output: replaced
+    assert not stale.exists()
+    assert (tmp_path / "catalog" / "0001_initial.1.forward.sql").exists()
+
+    keep = tmp_path / "notes.txt"
+    keep.write_text("mine")
+    with pytest.raises(CommandError, match=r"--out .* holds files migration_sql did not write"):
+        call_command("migration_sql", out=tmp_path, stdout=StringIO())
+    assert keep.read_text() == "mine"
+    assert (tmp_path / "catalog" / "0001_initial.1.forward.sql").exists()  # nothing deleted
 
 
 def test_every_command_of_ours_runs_untranslated():

@@ -220,6 +220,18 @@ def test_unlock_login_refuses_an_address_that_is_not_one_and_clears_nothing(staf
     assert not _logged_in(_admin_login(staff.username, PASSWORD, here)[0])  # still locked out
 
 
+@pytest.mark.parametrize("blank", ["", "  "])
+def test_unlock_login_refuses_a_blank_username(staff, blank):
+    # `unlock_login "$USER_NAME"` with the variable unset said "cleared the failed logins of ''":
+    # no login has a blank username, so nothing the operator meant was cleared.
+    here = _address()
+    for _ in range(3):
+        _admin_login(staff.username, "guess", here)
+    with pytest.raises(CommandError, match="username"):
+        call_command("unlock_login", blank, "--address", here, stdout=io.StringIO())
+    assert not _logged_in(_admin_login(staff.username, PASSWORD, here)[0])  # nothing cleared
+
+
 def test_unlock_login_with_an_ipv6_address_clears_its_64(staff):
     # IPv6 addresses count per /64: any address of that /64 names the same counter.
     net = f"2001:db8:{random.randrange(1, 0xFFFF):x}:{random.randrange(1, 0xFFFF):x}"

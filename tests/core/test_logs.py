@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.test import Client, override_settings
 
 from okada.core import logs
@@ -59,7 +60,7 @@ def test_nothing_of_a_task_leaks_into_the_next_lines(capsys):
 
 
 def test_an_unknown_log_format_is_refused():
-    with pytest.raises(ValueError, match="json or plain"):
+    with pytest.raises(ImproperlyConfigured, match="json or plain"):
         logs.logging_config("xml")
 
 

@@ -61,3 +61,13 @@ def test_a_name_longer_than_the_column_is_refused_not_cut():
     assert not ApiKey.objects.exists()
     issue("--storefront", "--name", "y" * 100)
     assert ApiKey.objects.get().name == "y" * 100
+
+
+@pytest.mark.parametrize("slug", ["", "  "])
+def test_an_empty_vendor_slug_is_refused_not_read_as_storefront(slug):
+    # `--vendor "$SLUG"` with SLUG unset issued a storefront key (it may place orders) instead of
+    # refusing: an empty slug was read as no --vendor at all.
+    VendorFactory(slug="chez-awa")
+    with pytest.raises(CommandError, match="--vendor"):
+        issue("--vendor", slug)
+    assert not ApiKey.objects.exists()

@@ -22,6 +22,7 @@ from okada.partitions.ddl import add_months, ensure_month_partitions
 from orders.audit import invariant_audit
 from orders.models import OPEN_STATUSES, Customer, Order, OrderEvent, OrderItem, Payment, Zone
 from orders.services import TRANSITIONS
+from tests.catalog.factories import VendorFactory
 from tests.ids import uuid7_time
 
 pytestmark = pytest.mark.django_db
@@ -356,6 +357,15 @@ def test_command_if_empty_loads_once_then_does_nothing():
 
     with pytest.raises(CommandError, match="already holds"):
         call_command("seed_demo", stdout=io.StringIO(), verbosity=0, **args)
+
+
+@pytest.mark.parametrize("bad", [{"orders": -5}, {"months": 0}, {"now": dt.datetime(2026, 1, 1)}])
+def test_command_if_empty_still_rejects_bad_options(bad):
+    # `seed_demo --orders -5 --if-empty` on a database with data said "not loaded" and exited 0:
+    # the typo went unseen until the database was empty and the options were read at last.
+    VendorFactory()
+    with pytest.raises(CommandError):
+        call_command("seed_demo", if_empty=True, stdout=io.StringIO(), verbosity=0, **bad)
 
 
 def test_command_rejects_bad_sizes():

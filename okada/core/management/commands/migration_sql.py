@@ -14,7 +14,7 @@ from typing import Any
 
 from django.apps import apps
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandParser, no_translations
+from django.core.management.base import BaseCommand, CommandError, CommandParser, no_translations
 from django.db import migrations
 from django.db.migrations.loader import MigrationLoader
 from django.db.migrations.operations.base import Operation
@@ -36,6 +36,14 @@ def _statements(sql: Any) -> str:
     return "\n".join(part if part.endswith(";") else part + ";" for part in parts)
 
 
+def _written_here(out: Path, path: Path) -> bool:
+    """What this command writes under `out`: `<app>/` and `<app>/<migration>.<n>.<direction>.sql`."""
+    parts = path.relative_to(out).parts
+    if len(parts) == 1:
+        return path.is_dir() and not path.is_symlink()
+    return len(parts) == 2 and path.suffix == ".sql" and path.is_file() and not path.is_symlink()
+
+
 class Command(BaseCommand):
     help = "Write the hand-written SQL of this project's migrations to files (for squawk)."
 
@@ -45,7 +53,18 @@ class Command(BaseCommand):
     @no_translations
     def handle(self, *args: Any, **options: Any) -> None:
         out: Path = options["out"]
-        shutil.rmtree(out, ignore_errors=True)
+        # Files of an earlier run are replaced (a migration's SQL may be gone since), but only
+        # they: `--out .` must not empty the checkout.
+        if out.exists():
+            if not out.is_dir():
+                raise CommandError(f"--out {out} is not a directory")
+            others = [p for p in out.rglob("*") if not _written_here(out, p)]
+            if others:
+                raise CommandError(
+                    f"--out {out} holds files migration_sql did not write (e.g. {others[0]}): "
+                    "nothing deleted; give a new or empty directory"
+                )
+            shutil.rmtree(out)
         base = Path(settings.BASE_DIR).resolve()
         loader = MigrationLoader(None, ignore_no_migrations=True)  # no database needed
         written = 0
@@ -59,7 +78,10 @@ class Command(BaseCommand):
                     if not text.strip():
                         continue
                     path = out / app / f"{name}.{number}.{direction}.sql"
-                    path.parent.mkdir(parents=True, exist_ok=True)
-                    path.write_text(text.strip() + "\n")
+                    try:
+                        path.parent.mkdir(parents=True, exist_ok=True)
+                        path.write_text(text.strip() + "\n")
+                    except OSError as exc:
+                        raise CommandError(f"--out {out}: cannot write {path}: {exc.strerror}") from None
                     written += 1
         self.stdout.write(f"{written} SQL files in {out}")

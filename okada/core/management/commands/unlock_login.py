@@ -23,6 +23,8 @@ class Command(BaseCommand):
 
     @no_translations
     def handle(self, *args: Any, **options: Any) -> None:
+        if not options["username"].strip():  # `unlock_login "$NAME"`, NAME unset: no login has it
+            raise CommandError("unlock_login needs the username that is locked out: nothing cleared")
         address = options["address"]
         if address is not None:
             # Counters are keyed by the address the web server saw: a typo would clear a counter

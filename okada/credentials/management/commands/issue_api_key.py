@@ -37,7 +37,10 @@ class Command(BaseCommand):
     @no_translations
     def handle(self, *args: Any, **options: Any) -> None:
         vendor = None
-        if options["vendor"]:
+        if options["vendor"] is not None:
+            # An empty slug (`--vendor "$SLUG"`, SLUG unset) is a mistake, not a storefront key.
+            if not options["vendor"].strip():
+                raise CommandError("--vendor needs a vendor's slug (Catalog > Vendors in the admin)")
             vendor = Vendor.objects.filter(slug=options["vendor"]).first()
             if vendor is None:
                 raise CommandError(f"no live vendor with slug {options['vendor']!r}")

@@ -38,9 +38,6 @@ class Command(BaseCommand):
 
     @no_translations
     def handle(self, *args: Any, **options: Any) -> None:
-        if options["if_empty"] and database_has_marketplace_data():
-            self.stdout.write("Demo data not loaded: the database already has marketplace data.")
-            return
         config = PRESETS[options["preset"]]
         overrides = {
             name: options[name]
@@ -54,6 +51,10 @@ class Command(BaseCommand):
             raise CommandError("--months must be at least 1")
         if config.now is not None and config.now.tzinfo is None:
             raise CommandError("--now needs a UTC offset, e.g. 2026-11-22T12:00:00+00:00")
+        # After the options are checked: a typo is refused even when there is nothing to do.
+        if options["if_empty"] and database_has_marketplace_data():
+            self.stdout.write("Demo data not loaded: the database already has marketplace data.")
+            return
         self.stdout.write(
             f"Seeding: {config.vendors} vendors x {config.products_per_vendor} products, "
             f"{config.customers} customers, {config.orders} orders over {config.months} months "
