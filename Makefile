@@ -78,7 +78,7 @@ serve: migrate
 	@test -s var/serve-secret-key || (umask 077 && $(BIN)/python -c "import secrets; print(secrets.token_urlsafe(50))" > var/serve-secret-key)
 	@chmod 600 var/serve-secret-key
 	@$(SERVE_ENV) $(MANAGE) collectstatic --noinput -v0
-	@echo "[serve] gunicorn (production settings) on http://127.0.0.1:8000/ -- API docs at /api/docs/; Ctrl-C stops it."
+	@echo "[serve] gunicorn (production settings) on http://$${GUNICORN_BIND:-127.0.0.1:8000}/ -- API docs at /api/docs/; Ctrl-C stops it."
 	@$(SERVE_ENV) $(BIN)/gunicorn -c okada/gunicorn.conf.py okada.wsgi || test $$? -eq 130
 
 test: venv up compilemessages
