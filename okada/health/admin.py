@@ -142,11 +142,7 @@ class DatabaseHealthAdmin(ReadOnlyAdmin):
                 log.exception("health panel %s failed", panel.key)
                 panels.append({"panel": panel, "data": {}, "failed": True})
         context = {
-            "alerts": list(
-                Alert.objects.open()
-                .select_related("acknowledged_by")
-                .order_by("-severity", "-opened_at")[:50]
-            ),
+            "alerts": list(Alert.objects.open().select_related("acknowledged_by").most_urgent_first()[:50]),
             "connections": selectors.section(pg.connections),
             "database": selectors.section(pg.database),
             "hit_ratios": selectors.section(pg.cache_hit_ratios),

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 from django.conf import settings
 from django.contrib.auth.models import Group
 from django.urls import reverse
+from django.utils import timezone
 
 from okada.health.models import Alert, DatabaseAction
 from tests.core.test_admin_job_labels import shown
@@ -290,3 +293,46 @@ def test_durations_are_written_in_the_readers_number_format(language, shown):
 
     with translation.override(language):
         assert [ms(12.5), seconds(3.5 * 3600), seconds(2.1 * 86400), ms(1234.4)] == shown
+
+
+def test_a_critical_alert_is_shown_before_warnings_wherever_open_alerts_are_listed(client, operations_user):
+    # Severity is stored as a word: ordering by "-severity" put "warning" before "critical", so
+    # with more warnings open than a list shows, the critical alert fell off the banner (5), the
+    # dashboard panel (8) and the overview.
+    for i in range(9):
+        Alert.objects.create(key=f"probe:w{i}", kind="probe", severity="warning", message=f"probe warning {i}")
+    Alert.objects.create(
+        key="probe:c",
+        kind="probe",
+        severity="critical",
+        message="probe critical",
+        opened_at=timezone.now() - dt.timedelta(days=1),  # the oldest: newest-first would hide it too
+    )
+    client.force_login(operations_user)
+    home = client.get(reverse("admin:index")).content.decode()
+    banner = home.split('id="health-alerts"', 1)[1].split("</ul>", 1)[0]
+    panel = home.split('id="panel-healthalerts"', 1)[1].split("</table>", 1)[0]
+    overview = client.get(url("changelist")).content.decode().split("</table>", 1)[0]
+    for where, html in (("banner", banner), ("dashboard", panel), ("overview", overview)):
+        assert "probe critical" in html, where
+        assert html.index("probe critical") < html.index("probe warning"), where
+
+
+def test_the_banner_lists_the_alerts_nobody_acknowledged_first(client, operations_user):
+    # Ordered by acknowledged_at ascending, PostgreSQL puts NULLs (not acknowledged) last: with
+    # five acknowledged alerts open, the banner showed them and hid the one nobody took.
+    for i in range(5):
+        Alert.objects.create(
+            key=f"probe:a{i}",
+            kind="probe",
+            severity="critical",
+            message=f"probe taken {i}",
+            acknowledged_by=operations_user,
+            acknowledged_at=timezone.now(),
+        )
+    Alert.objects.create(key="probe:n", kind="probe", severity="critical", message="probe nobody took")
+    client.force_login(operations_user)
+    banner = client.get(reverse("admin:index")).content.decode().split('id="health-alerts"', 1)[1]
+    banner = banner.split("</ul>", 1)[0]
+    assert "probe nobody took" in banner
+    assert banner.index("probe nobody took") < banner.index("probe taken")
