@@ -186,7 +186,8 @@ class AlertQuerySet(models.QuerySet["Alert"]):
         rank = Case(When(severity=AlertSeverity.CRITICAL, then=Value(0)), default=Value(1))
         order = [rank.asc(), F("opened_at").desc()]
         if unacknowledged_first:
-            order.insert(0, F("acknowledged_at").asc(nulls_first=True))
+            taken = Case(When(acknowledged_at__isnull=True, then=Value(0)), default=Value(1))
+            order.insert(0, taken.asc())
         return self.order_by(*order)
 
 
