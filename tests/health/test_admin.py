@@ -7,6 +7,7 @@ import datetime as dt
 import pytest
 from django.conf import settings
 from django.contrib.auth.models import Group
+from django.db import connection
 from django.urls import reverse
 from django.utils import timezone
 
@@ -336,3 +337,18 @@ def test_the_banner_lists_the_alerts_nobody_acknowledged_first(client, operation
     banner = banner.split("</ul>", 1)[0]
     assert "probe nobody took" in banner
     assert banner.index("probe nobody took") < banner.index("probe taken")
+
+
+def test_the_sequences_bars_have_a_css_width_on_french_pages(client, admin_user):
+    # The bar's width went through the page's number format: "width:0,00%" in French is no
+    # CSS width, so every bar was empty for French readers.
+    import re
+
+    with connection.cursor() as cur:
+        cur.execute("SELECT setval('orders_order_number_seq', 1234567)")
+    client.force_login(admin_user)
+    client.cookies[settings.LANGUAGE_COOKIE_NAME] = "fr"
+    for screen in ("sequences", "changelist", "connections"):
+        widths = re.findall(r'style="width:([^"]*)"', client.get(url(screen)).content.decode())
+        assert widths, screen
+        assert all(re.fullmatch(r"\d+(\.\d+)?%", w) for w in widths), (screen, widths)
