@@ -61,15 +61,17 @@ def statement_deltas(
 ) -> dict:
     """The top statements now, each with its change since the snapshot `since`: calls and time in
     between, the mean time of those calls, and how that mean compares with the mean before it
-    ("what got slower since yesterday"). Statements the snapshot did not hold, or counters reset
-    since (fewer calls now than then), have no delta."""
+    ("what got slower since yesterday"). No delta for a statement the snapshot did not hold
+    (`new`: it was not among the snapshot's top statements) or whose counters restarted since
+    (fewer calls now than then). When every counter was reset after the snapshot, nothing is
+    compared (`since` None, `reset_since` the snapshot) and no statement is called new."""
     status = pg.statements_status(cur)
-    result: dict[str, Any] = {"status": status, "rows": [], "since": since}
+    result: dict[str, Any] = {"status": status, "rows": [], "since": since, "reset_since": None}
     if not status["available"]:
         return result
     found = pg.statements(cur, order=order, limit=limit)
     if since is not None and status["reset_at"] and since.taken_at < status["reset_at"]:
-        result["reset_since"] = True
+        result["reset_since"], result["since"] = since, None
         since = None
     before = {}
     if since is not None:
@@ -80,6 +82,7 @@ def statement_deltas(
     for row in found:
         then = before.get(row["queryid"])
         row["delta"] = None
+        row["new"] = since is not None and then is None
         if then is not None and row["calls"] >= then.calls:
             calls = row["calls"] - then.calls
             total = row["total_ms"] - then.total_ms

@@ -349,3 +349,23 @@ def test_the_sequences_bars_have_a_css_width_on_french_pages(client, admin_user)
         widths = re.findall(r'style="width:([^"]*)"', client.get(url(screen)).content.decode())
         assert widths, screen
         assert all(re.fullmatch(r"\d+(\.\d+)?%", w) for w in widths), (screen, widths)
+
+
+def test_the_queries_screen_says_the_statistics_were_reset_since_the_snapshot(client, admin_user, settings):
+    from django.db import connection
+
+    from okada.health import services
+
+    settings.OKADA_HEALTH_SNAPSHOT_QUERIES = 100_000
+    with connection.cursor() as cur:
+        cur.execute("CREATE TABLE health_probe_screen (id int); SELECT count(*) FROM health_probe_screen")
+    services.snapshot_take(now=timezone.now() - dt.timedelta(hours=2))
+    with connection.cursor() as cur:
+        cur.execute("SELECT pg_stat_statements_reset()")
+        cur.execute("SELECT count(*) FROM health_probe_screen")
+    client.force_login(admin_user)
+    english(client)
+    texts = shown(client.get(url("queries") + "?compare=hour").content.decode())
+    assert "The statistics were reset after that snapshot: no change to show." in " ".join(texts)
+    assert not any(t.startswith("Compared with the snapshot") for t in texts)
+    assert "new" not in texts

@@ -390,3 +390,43 @@ def test_acknowledging_an_alert_deleted_meanwhile_is_not_found(operations_user):
 
     assert deleted[0] == 1, (deleted, acknowledged)
     assert isinstance(acknowledged, NotFound), (deleted, acknowledged)
+
+
+def test_query_deltas_after_the_statistics_were_reset_compare_with_nothing_and_call_no_query_new(settings):
+    # After a reset between the snapshot and now, the Queries screen said "Compared with the
+    # snapshot of ..." and marked every statement "new": the reset note never showed.
+    from okada.health import pg, selectors
+
+    settings.OKADA_HEALTH_SNAPSHOT_QUERIES = 100_000
+    execute("CREATE TABLE health_probe_reset (id int); SELECT count(*) FROM health_probe_reset")
+    services.snapshot_take(now=timezone.now() - dt.timedelta(hours=2))
+    since = selectors.previous_snapshot()
+    execute("SELECT pg_stat_statements_reset()")
+    execute("SELECT count(*) FROM health_probe_reset")
+    with pg.reads() as cur:
+        report = selectors.statement_deltas(cur, order="calls", limit=100_000, since=since)
+    assert report["since"] is None and report["reset_since"]
+    [row] = [r for r in report["rows"] if r["query"] == "SELECT count(*) FROM health_probe_reset"]
+    assert row["delta"] is None and not row["new"]
+
+
+def test_a_statement_the_snapshot_did_not_hold_is_new_and_one_it_held_is_not(settings):
+    from okada.health import pg, selectors
+
+    settings.OKADA_HEALTH_SNAPSHOT_QUERIES = 100_000
+    # Tables of their own: a statement's id depends on its table, texts repeat across tests.
+    execute("CREATE TABLE health_probe_new (id int); SELECT count(*) FROM health_probe_new")
+    services.snapshot_take()
+    execute("SELECT count(*) FROM health_probe_new")
+    execute("SELECT min(id) FROM health_probe_new")  # first run after the snapshot
+    with pg.reads() as cur:
+        report = selectors.statement_deltas(
+            cur, order="calls", limit=100_000, since=selectors.previous_snapshot()
+        )
+    rows = {r["query"]: r for r in report["rows"]}
+    old, new = rows["SELECT count(*) FROM health_probe_new"], rows["SELECT min(id) FROM health_probe_new"]
+    assert old["delta"]["calls"] == 1 and not old["new"]
+    assert new["delta"] is None and new["new"]
+    with pg.reads() as cur:  # without a snapshot to compare with, nothing is "new"
+        report = selectors.statement_deltas(cur, order="calls", limit=100_000, since=None)
+    assert not any(r["new"] for r in report["rows"])
