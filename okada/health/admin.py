@@ -157,13 +157,18 @@ class DatabaseHealthAdmin(ReadOnlyAdmin):
         order = order if order in pg.STATEMENT_ORDER else "total"
         compare = request.GET.get("compare", "day")
         compare = compare if compare in COMPARE else "day"
-        since = selectors.previous_snapshot(hours=COMPARE[compare]) or selectors.previous_snapshot()
-        report = selectors.section(selectors.statement_deltas, order=order, limit=50, since=since)
+
+        def read(cur: Any) -> dict[str, Any]:
+            # The snapshot to compare with is read in the section too: under its timeout.
+            since = selectors.previous_snapshot(hours=COMPARE[compare]) or selectors.previous_snapshot()
+            return selectors.statement_deltas(cur, order=order, limit=50, since=since)
+
+        report = selectors.section(read)
         return self._render(
             request,
             "queries",
             "admin/health/queries.html",
-            {"report": report, "order": order, "compare": compare, "since": since},
+            {"report": report, "order": order, "compare": compare},
         )
 
     def activity_view(self, request: HttpRequest) -> HttpResponse:
@@ -180,13 +185,16 @@ class DatabaseHealthAdmin(ReadOnlyAdmin):
     def storage_view(self, request: HttpRequest) -> HttpResponse:
         self._start(request)
         storage = selectors.section(selectors.storage)
-        growth = selectors.table_growth(days=30)
+        # The growth lines read the snapshots: a section of their own, under the timeout too.
+        growth = selectors.section(lambda cur: selectors.table_growth(days=30))
         if storage.ok:
             for t in storage.data["tables"]:
-                series = growth.get(t["name"], [])
+                series = growth.data.get(t["name"], []) if growth.ok else []
                 t["growth"] = sparkline(series)
                 t["growth_bytes"] = (series[-1][1] - series[0][1]) if len(series) > 1 else None
-        return self._render(request, "storage", "admin/health/storage.html", {"storage": storage})
+        return self._render(
+            request, "storage", "admin/health/storage.html", {"storage": storage, "growth": growth}
+        )
 
     def indexes_view(self, request: HttpRequest) -> HttpResponse:
         self._start(request)

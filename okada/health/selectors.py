@@ -12,6 +12,7 @@ from typing import Any
 from django.conf import settings
 from django.db import DatabaseError
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from okada.core.models import JobRun
 from okada.partitions import ddl as partition_ddl
@@ -36,13 +37,35 @@ class Section:
         return not self.error
 
 
+# SQLSTATEs a health read meets by design (its timeouts) or in production set-ups (a role without
+# pg_read_all_stats), said in the reader's language: PostgreSQL's own text is English.
+QUERY_CANCELED = "57014"
+LOCK_NOT_AVAILABLE = "55P03"
+INSUFFICIENT_PRIVILEGE = "42501"
+
+
+def unavailable_reason(exc: DatabaseError) -> str:
+    """Why a section could not be read, for the page."""
+    ms = settings.OKADA_HEALTH_STATEMENT_TIMEOUT_MS
+    sqlstate = getattr(exc.__cause__, "sqlstate", None)
+    if sqlstate == QUERY_CANCELED:
+        return _("a query took longer than %(ms)s ms") % {"ms": ms}
+    if sqlstate == LOCK_NOT_AVAILABLE:
+        return _("a table it reads is locked by another session for more than %(ms)s ms") % {"ms": ms}
+    if sqlstate == INSUFFICIENT_PRIVILEGE:
+        return _("the database role lacks a privilege (it needs pg_read_all_stats)")
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 def section(read: Any, *args: Any, **kwargs: Any) -> Section:
     """Run `read(cur, ...)` under `pg.reads()`; a database error becomes the section's error."""
     try:
         with pg.reads() as cur:
             return Section(read(cur, *args, **kwargs))
     except DatabaseError as exc:
-        return Section(error=str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
+        log.warning("health section %s unavailable: %s", getattr(read, "__name__", read), exc)
+        return Section(error=unavailable_reason(exc))
 
 
 # --- Queries -----------------------------------------------------------------------------------

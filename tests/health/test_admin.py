@@ -369,3 +369,31 @@ def test_the_queries_screen_says_the_statistics_were_reset_since_the_snapshot(cl
     assert "The statistics were reset after that snapshot: no change to show." in " ".join(texts)
     assert not any(t.startswith("Compared with the snapshot") for t in texts)
     assert "new" not in texts
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(("screen", "table"), [("storage", "health_tablestat"), ("queries", "health_snapshot")])
+def test_a_screen_whose_snapshot_table_cannot_be_read_in_time_says_so_in_french(
+    client, admin_user, settings, screen, table
+):
+    # The growth chart (Storage) and the snapshot to compare with (Queries) were read outside
+    # any section: a lock or a slow read there was a 500 instead of "unavailable". And what a
+    # section said was PostgreSQL's English ("canceling statement due to ...") on French pages.
+    from okada.health import services
+
+    services.snapshot_take(now=timezone.now() - dt.timedelta(hours=2))
+    settings.OKADA_HEALTH_STATEMENT_TIMEOUT_MS = 300
+    client.force_login(admin_user)
+    client.cookies[settings.LANGUAGE_COOKIE_NAME] = "fr"
+    with session(autocommit=False) as other:
+        with other.cursor() as cur:
+            cur.execute(f"LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE")  # a migration, say
+        response = client.get(url(screen))
+    assert response.status_code == 200
+    text = " ".join(shown(response.content.decode()))
+    assert "health-unavailable" in response.content.decode()
+    assert "canceling statement" not in text
+    assert (
+        "une requête a dépassé 300 ms" in text
+        or "une table qu\u2019il lit est verrouillée par une autre session depuis plus de 300 ms" in text
+    ), text
