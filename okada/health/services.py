@@ -212,6 +212,15 @@ def _sync(kind: str, findings: list[registry.Finding], now: dt.datetime, summary
                     updated_at=now,
                 )
                 summary["repeated"] += 1
+                if finding.severity == registry.CRITICAL and alert.severity != registry.CRITICAL:
+                    # Worse than when it was opened (and perhaps acknowledged): told like a new one.
+                    log.error(
+                        "health alert now critical: %s",
+                        _english(finding),
+                        extra={"alert": key, "severity": finding.severity},
+                    )
+                    if settings.OKADA_HEALTH_ALERT_EMAIL:
+                        transaction.on_commit(functools.partial(_email, alert.pk))
                 continue
             alert = Alert.objects.create(
                 key=key,

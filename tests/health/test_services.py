@@ -114,6 +114,33 @@ def test_an_opened_alert_is_logged_at_error_and_emailed_to_operations(
     assert len(mail.outbox) == 1
 
 
+def test_an_open_warning_that_turns_critical_is_logged_at_error_and_emailed_again(
+    settings, caplog, operations_user, django_capture_on_commit_callbacks
+):
+    # A sequence alert opened at 85 % (warning, emailed, maybe acknowledged) that reached 99 %
+    # only changed its row: no log line, no email, nobody was told it became critical.
+    settings.OKADA_HEALTH_ALERT_EMAIL = True
+    execute("CREATE SEQUENCE health_probe_seq MAXVALUE 1000; SELECT setval('health_probe_seq', 850)")
+    with django_capture_on_commit_callbacks(execute=True):
+        services.alerts_evaluate(kinds=["sequence_near_max"])
+    assert Alert.objects.get().severity == "warning" and len(mail.outbox) == 1
+
+    execute("SELECT setval('health_probe_seq', 990)")
+    with (
+        caplog.at_level("ERROR", logger="okada.health.services"),
+        django_capture_on_commit_callbacks(execute=True),
+    ):
+        services.alerts_evaluate(kinds=["sequence_near_max"])
+    alert = Alert.objects.get()
+    assert alert.severity == "critical" and alert.repeats == 2
+    assert any("99.0%" in r.getMessage() for r in caplog.records if r.levelname == "ERROR")
+    assert len(mail.outbox) == 2 and "critical" in mail.outbox[1].subject
+
+    with django_capture_on_commit_callbacks(execute=True):  # critical again: nothing new to tell
+        services.alerts_evaluate(kinds=["sequence_near_max"])
+    assert len(mail.outbox) == 2
+
+
 def test_a_condition_that_cannot_be_evaluated_leaves_its_alerts_as_they_were():
     calls = {"n": 0}
 
