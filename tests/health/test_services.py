@@ -457,3 +457,26 @@ def test_a_statement_the_snapshot_did_not_hold_is_new_and_one_it_held_is_not(set
     with pg.reads() as cur:  # without a snapshot to compare with, nothing is "new"
         report = selectors.statement_deltas(cur, order="calls", limit=100_000, since=None)
     assert not any(r["new"] for r in report["rows"])
+
+
+def test_a_transaction_id_age_past_the_share_of_the_limit_opens_an_alert_that_clears(settings):
+    settings.OKADA_HEALTH_WRAPAROUND_ALERT_PERCENT = 0  # any age is past it
+    services.alerts_evaluate(kinds=["wraparound"])
+    alert = Alert.objects.open().get(key="wraparound:database")
+    assert alert.severity == "warning" and alert.data["params"]["age"] > 0
+    settings.OKADA_HEALTH_WRAPAROUND_ALERT_PERCENT = 50
+    assert services.alerts_evaluate(kinds=["wraparound"])["cleared"] == [alert.key]
+
+
+@pytest.mark.django_db(transaction=True)  # the partition maintenance commits each step
+def test_a_partition_missing_within_the_premake_horizon_opens_an_alert_that_clears_once_made():
+    from okada.partitions import ddl
+    from okada.partitions.services import maintenance_run
+
+    next_month = ddl.add_months(ddl.utc_month_of(timezone.now()), 1)
+    execute(f"DROP TABLE orders_orderevent_p{next_month:%Y%m}")
+    services.alerts_evaluate(kinds=["partition_missing"])
+    alert = Alert.objects.open().get(key="partition_missing:orders_orderevent")
+    assert alert.severity == "critical" and f"{next_month:%Y-%m}" in alert.message
+    maintenance_run()
+    assert services.alerts_evaluate(kinds=["partition_missing"])["cleared"] == [alert.key]
