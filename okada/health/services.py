@@ -38,6 +38,7 @@ KEY_MAX = 200
 # Backends that may be cancelled or terminated from the admin: never a replication sender, the
 # checkpointer or any other server process.
 SIGNALLABLE = ("client backend", "autovacuum worker")
+INSUFFICIENT_PRIVILEGE = "42501"  # SQLSTATE
 
 
 # --- Snapshots ---------------------------------------------------------------------------------
@@ -322,9 +323,26 @@ def session_signal(*, pid: int, kind: str, actor: Actor) -> DatabaseAction:
             )
         )
     function = "pg_cancel_backend" if kind == DatabaseAction.Kind.CANCEL else "pg_terminate_backend"
-    with connection.cursor() as cur:
-        cur.execute(f"SELECT {function}(%s)", [pid])
-        succeeded = bool(cur.fetchone()[0])
+    try:
+        # A savepoint: a refusal must not spoil a caller's transaction.
+        with transaction.atomic(), connection.cursor() as cur:
+            cur.execute(f"SELECT {function}(%s)", [pid])
+            succeeded = bool(cur.fetchone()[0])
+    except DatabaseError as exc:
+        # A role with pg_signal_backend but not superuser may not signal a superuser's session.
+        if getattr(exc.__cause__, "sqlstate", None) == INSUFFICIENT_PRIVILEGE:
+            raise NotAllowed(
+                Text(
+                    gettext_noop(
+                        "The database role may not stop session %(pid)s: it belongs to a PostgreSQL "
+                        "superuser or to a role it has no rights over."
+                    ),
+                    pid=pid,
+                )
+            ) from None
+        raise NotAllowed(
+            Text(gettext_noop("PostgreSQL refused: %(error)s"), error=str(exc).strip().splitlines()[0])
+        ) from None
     action = DatabaseAction.objects.create(
         kind=kind,
         user=actor.user,

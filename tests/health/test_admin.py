@@ -397,3 +397,38 @@ def test_a_screen_whose_snapshot_table_cannot_be_read_in_time_says_so_in_french(
         "une requête a dépassé 300 ms" in text
         or "une table qu\u2019il lit est verrouillée par une autre session depuis plus de 300 ms" in text
     ), text
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_cancel_postgresql_refuses_is_a_refusal_that_says_why_not_a_500(client, admin_user):
+    # Production's role has pg_signal_backend, not superuser: PostgreSQL refuses to cancel a
+    # superuser's query (a DBA's psql session) with an error, which was a 500.
+    from django.db import connection
+
+    owner = connection.settings_dict["USER"]  # a member of the tables' owner, but not superuser
+    with connection.cursor() as cur:
+        cur.execute(f'CREATE ROLE health_probe_operator NOLOGIN IN ROLE pg_signal_backend, "{owner}"')
+    client.force_login(admin_user)
+    client.raise_request_exception = False
+    try:
+        with in_thread("SELECT pg_sleep(30) AS health_probe_dba") as (pid, done):
+            with connection.cursor() as cur:  # the web process's role from now on
+                cur.execute("SET ROLE health_probe_operator")
+            try:
+                response = client.post(reverse("admin:health_signal", args=[pid, "cancel"]))
+            finally:
+                with connection.cursor() as cur:
+                    cur.execute("RESET ROLE")
+            assert not done  # still running
+            with session() as other, other.cursor() as cur:
+                cur.execute("SELECT pg_cancel_backend(%s)", [pid])
+            wait_until(lambda: done, "the query to stop")
+    finally:
+        with connection.cursor() as cur:
+            cur.execute("DROP ROLE health_probe_operator")
+    assert response.status_code == 403
+    assert (
+        f"Le rôle de la base ne peut pas arrêter la session {pid} : elle appartient à un superutilisateur"
+        in " ".join(shown(response.content.decode()))
+    )
+    assert not DatabaseAction.objects.exists()
