@@ -300,7 +300,9 @@ def test_a_critical_alert_is_shown_before_warnings_wherever_open_alerts_are_list
     # with more warnings open than a list shows, the critical alert fell off the banner (5), the
     # dashboard panel (8) and the overview.
     for i in range(9):
-        Alert.objects.create(key=f"probe:w{i}", kind="probe", severity="warning", message=f"probe warning {i}")
+        Alert.objects.create(
+            key=f"probe:w{i}", kind="probe", severity="warning", message=f"probe warning {i}"
+        )
     Alert.objects.create(
         key="probe:c",
         kind="probe",
@@ -372,7 +374,9 @@ def test_the_queries_screen_says_the_statistics_were_reset_since_the_snapshot(cl
 
 
 @pytest.mark.django_db(transaction=True)
-@pytest.mark.parametrize(("screen", "table"), [("storage", "health_tablestat"), ("queries", "health_snapshot")])
+@pytest.mark.parametrize(
+    ("screen", "table"), [("storage", "health_tablestat"), ("queries", "health_snapshot")]
+)
 def test_a_screen_whose_snapshot_table_cannot_be_read_in_time_says_so_in_french(
     client, admin_user, settings, screen, table
 ):
