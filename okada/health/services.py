@@ -300,9 +300,10 @@ def _require_superuser(actor: Actor) -> None:
 def session_signal(*, pid: int, kind: str, actor: Actor) -> DatabaseAction:
     """Cancel the running query of backend `pid` (kind "cancel") or end its session ("terminate").
 
-    Refused for the caller's own session and for anything but client backends and autovacuum
-    workers (never a replication sender). The attempt and PostgreSQL's answer are logged as a
-    DatabaseAction (an answer of false: the backend was already gone or its query ended)."""
+    Refused for the caller's own session, another database's sessions and anything but client
+    backends and autovacuum workers (never a replication sender). The attempt and PostgreSQL's
+    answer are logged as a DatabaseAction (an answer of false: the backend was already gone or
+    its query ended)."""
     _require_superuser(actor)
     if kind not in (DatabaseAction.Kind.CANCEL, DatabaseAction.Kind.TERMINATE):
         raise InvalidInput(_("Unknown action."), field="kind")
@@ -320,6 +321,17 @@ def session_signal(*, pid: int, kind: str, actor: Actor) -> DatabaseAction:
                 ),
                 pid=pid,
                 type=target["backend_type"],
+            )
+        )
+    if not target["this_database"]:  # another application's, on a shared server
+        raise NotAllowed(
+            Text(
+                gettext_noop(
+                    "Session %(pid)s is connected to database %(database)s: only this database's "
+                    "sessions can be stopped here."
+                ),
+                pid=pid,
+                database=target["database"],
             )
         )
     function = "pg_cancel_backend" if kind == DatabaseAction.Kind.CANCEL else "pg_terminate_backend"

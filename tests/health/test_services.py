@@ -480,3 +480,28 @@ def test_a_partition_missing_within_the_premake_horizon_opens_an_alert_that_clea
     assert alert.severity == "critical" and f"{next_month:%Y-%m}" in alert.message
     maintenance_run()
     assert services.alerts_evaluate(kinds=["partition_missing"])["cleared"] == [alert.key]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_session_of_another_database_on_the_server_is_never_signalled(admin_user):
+    # The Activity screen lists this database's sessions, but any pid of the server could be
+    # cancelled or terminated: another application's sessions on a shared cluster included.
+    import psycopg
+
+    params = connection.settings_dict
+    other_db = psycopg.connect(
+        host=params["HOST"],
+        port=params["PORT"],
+        user=params["USER"],
+        password=params["PASSWORD"],
+        dbname="postgres",
+        autocommit=True,
+    )
+    try:
+        pid = other_db.info.backend_pid
+        with pytest.raises(NotAllowed, match="postgres"):
+            services.session_signal(pid=pid, kind="terminate", actor=Actor.for_staff_user(admin_user))
+        assert other_db.execute("SELECT 1").fetchone() == (1,)  # still there
+    finally:
+        other_db.close()
+    assert not DatabaseAction.objects.exists()
