@@ -266,7 +266,9 @@ class DatabaseHealthAdmin(ReadOnlyAdmin):
         )
         confirm = {"tab": "activity", "question": question % {"pid": pid}, "danger": kind == "terminate"}
         if request.method != "POST":
-            confirm["target"] = selectors.section(pg.session, pid)
+            target = confirm["target"] = selectors.section(pg.session, pid)
+            if target.ok and target.data:  # say a refusal before anyone confirms
+                confirm["refusal"] = services.signal_refusal(target.data)
         return self._act(request, reverse("admin:health_activity"), do, confirm)
 
     def reset_view(self, request: HttpRequest) -> HttpResponse:

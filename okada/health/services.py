@@ -297,6 +297,32 @@ def _require_superuser(actor: Actor) -> None:
     raise NotAllowed(_("Only superusers can do this to the database."))
 
 
+def signal_refusal(target: dict[str, Any]) -> Any:
+    """Why the session `target` (pg.session) may not be cancelled or terminated from here, or
+    None: the confirmation page says it before anyone confirms, the service refuses it."""
+    pid = target["pid"]
+    if target["is_self"]:
+        return _("This is your own session.")
+    if target["backend_type"] not in SIGNALLABLE:
+        return Text(
+            gettext_noop(
+                "Session %(pid)s is a %(type)s: only client sessions and autovacuum can be stopped here."
+            ),
+            pid=pid,
+            type=target["backend_type"],
+        )
+    if not target["this_database"]:  # another application's, on a shared server
+        return Text(
+            gettext_noop(
+                "Session %(pid)s is connected to database %(database)s: only this database's "
+                "sessions can be stopped here."
+            ),
+            pid=pid,
+            database=target["database"],
+        )
+    return None
+
+
 def session_signal(*, pid: int, kind: str, actor: Actor) -> DatabaseAction:
     """Cancel the running query of backend `pid` (kind "cancel") or end its session ("terminate").
 
@@ -311,29 +337,9 @@ def session_signal(*, pid: int, kind: str, actor: Actor) -> DatabaseAction:
         target = pg.session(cur, pid)
     if not target:
         raise NotFound(Text(gettext_noop("No session with process id %(pid)s."), pid=pid))
-    if target["is_self"]:
-        raise NotAllowed(_("This is your own session."))
-    if target["backend_type"] not in SIGNALLABLE:
-        raise NotAllowed(
-            Text(
-                gettext_noop(
-                    "Session %(pid)s is a %(type)s: only client sessions and autovacuum can be stopped here."
-                ),
-                pid=pid,
-                type=target["backend_type"],
-            )
-        )
-    if not target["this_database"]:  # another application's, on a shared server
-        raise NotAllowed(
-            Text(
-                gettext_noop(
-                    "Session %(pid)s is connected to database %(database)s: only this database's "
-                    "sessions can be stopped here."
-                ),
-                pid=pid,
-                database=target["database"],
-            )
-        )
+    refusal = signal_refusal(target)
+    if refusal is not None:
+        raise NotAllowed(refusal)
     function = "pg_cancel_backend" if kind == DatabaseAction.Kind.CANCEL else "pg_terminate_backend"
     try:
         # A savepoint: a refusal must not spoil a caller's transaction.

@@ -7,12 +7,13 @@ import datetime as dt
 import pytest
 from django.conf import settings
 from django.contrib.auth.models import Group
+from django.db import connection
 from django.urls import reverse
 from django.utils import timezone
 
 from okada.health.models import Alert, DatabaseAction
 from tests.core.test_admin_job_labels import shown
-from tests.health.conftest import in_thread, session, wait_until
+from tests.health.conftest import backend_pid, in_thread, session, wait_until
 
 pytestmark = pytest.mark.django_db
 
@@ -436,3 +437,21 @@ def test_a_cancel_postgresql_refuses_is_a_refusal_that_says_why_not_a_500(client
         in " ".join(shown(response.content.decode()))
     )
     assert not DatabaseAction.objects.exists()
+
+
+def test_the_confirmation_of_a_session_that_may_not_be_stopped_says_why_and_offers_no_button(
+    client, admin_user
+):
+    # The page asked "Terminate session ...?" with "Yes, do it" for the checkpointer, and only
+    # the answer (a 403) said it was never allowed.
+    with connection.cursor() as cur:
+        cur.execute("SELECT pid FROM pg_stat_activity WHERE backend_type = 'checkpointer'")
+        checkpointer = cur.fetchone()[0]
+    client.force_login(admin_user)
+    english(client)
+    page = client.get(reverse("admin:health_signal", args=[checkpointer, "terminate"])).content.decode()
+    assert "only client sessions and autovacuum can be stopped here" in page
+    assert "Yes, do it" not in page and '<form method="post">' not in page
+    with session() as other:  # a client session of this database: asked as before
+        page = client.get(reverse("admin:health_signal", args=[backend_pid(other), "cancel"])).content
+    assert b"Yes, do it" in page
