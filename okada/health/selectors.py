@@ -103,6 +103,9 @@ def statement_deltas(
             for q in QueryStat.objects.filter(snapshot=since, queryid__in=[r["queryid"] for r in found])
         }
     for row in found:
+        # pg_stat_statements leaves a utility statement's values in its text (ALTER ROLE ...
+        # PASSWORD '...'): the screen never shows them, as the snapshots never keep them.
+        row["query"] = pg.without_literals(row["query"])
         then = before.get(row["queryid"])
         row["delta"] = None
         row["new"] = since is not None and then is None

@@ -455,3 +455,20 @@ def test_the_confirmation_of_a_session_that_may_not_be_stopped_says_why_and_offe
     with session() as other:  # a client session of this database: asked as before
         page = client.get(reverse("admin:health_signal", args=[backend_pid(other), "cancel"])).content
     assert b"Yes, do it" in page
+
+
+@pytest.mark.parametrize("reader", ["operations_user", "admin_user"])
+def test_the_queries_screen_never_shows_the_values_pg_stat_statements_left_in_a_statement(
+    client, reader, request
+):
+    # pg_stat_statements does not normalise utility statements (ALTER ROLE ... PASSWORD '...'):
+    # the snapshots kept them without their values, but the screen showed them as they were.
+    from django.db import connection
+
+    with connection.cursor() as cur:
+        cur.execute("SELECT pg_stat_statements_reset()")  # so that it is among the top statements
+        cur.execute("SET LOCAL application_name = 'health-probe-secret'")
+    client.force_login(request.getfixturevalue(reader))
+    body = client.get(url("queries") + "?order=calls").content.decode()
+    assert "SET LOCAL application_name = &#x27;…&#x27;" in body
+    assert "health-probe-secret" not in body
