@@ -6,7 +6,8 @@ OKADA_METRICS_ALLOWED_IPS; with neither configured every scrape is refused.
 
 Okada's figures are computed at scrape time, at most once per OKADA_METRICS_CACHE_SECONDS for all
 web processes (the samples are cached in Redis; while Redis is down, at every scrape), each
-provider under the health statement timeout; a provider that fails is left out and `okada_metrics_provider_up{provider}` says 0.
+provider under the health statement timeout; a provider that fails is left out and
+`okada_metrics_provider_up{provider}` says 0.
 Under gunicorn with several workers, set PROMETHEUS_MULTIPROC_DIR (prometheus_client's
 multiprocess mode) so request counters add up across workers.
 """
