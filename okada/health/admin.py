@@ -347,13 +347,20 @@ class AlertAdmin(ReadOnlyAdmin):
     @admin.display(description=_("details"))
     def details(self, obj: Alert) -> str:
         """The figures behind the message (its parameters, as data), a stored text among them
-        (a drill's error) in the page's language."""
+        (a drill's error) in the page's language, a decimal in the page's number format."""
         params = obj.data.get("params") if isinstance(obj.data, dict) else None
         if not isinstance(params, dict) or not params:
             return "-"
         values = Text.from_json({"msgid": "", "params": params}).params
-        shown = {name: value.render() if isinstance(value, Text) else value for name, value in values.items()}
-        return json.dumps(shown, ensure_ascii=False)
+
+        def readable(value: Any) -> Any:
+            if isinstance(value, Text):
+                return value.render()
+            if isinstance(value, float):
+                return formats.localize(round(value, 2))
+            return value
+
+        return json.dumps({name: readable(value) for name, value in values.items()}, ensure_ascii=False)
 
     @admin.display(description=_("acknowledged"))
     def acknowledged(self, obj: Alert) -> str:

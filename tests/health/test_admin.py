@@ -472,3 +472,19 @@ def test_the_queries_screen_never_shows_the_values_pg_stat_statements_left_in_a_
     body = client.get(url("queries") + "?order=calls").content.decode()
     assert "SET LOCAL application_name = &#x27;…&#x27;" in body
     assert "health-probe-secret" not in body
+
+
+def test_an_alerts_figures_are_written_in_the_readers_number_format(client, operations_user):
+    # The alert's page showed its figures as JSON: {"percent": 89.95} on French pages.
+    alert = Alert.objects.create(
+        key="sequence_near_max:x",
+        kind="sequence_near_max",
+        severity="warning",
+        message="m",
+        data={"message": "m", "params": {"name": "x", "percent": 89.95, "remaining": 105}},
+    )
+    client.force_login(operations_user)
+    client.cookies[settings.LANGUAGE_COOKIE_NAME] = "fr"
+    texts = shown(client.get(reverse("admin:health_alert_change", args=[alert.pk])).content.decode())
+    text = " ".join(texts)
+    assert '"percent": "89,95"' in text and "89.95" not in text
