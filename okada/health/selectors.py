@@ -37,22 +37,16 @@ class Section:
         return not self.error
 
 
-# SQLSTATEs a health read meets by design (its timeouts) or in production set-ups (a role without
-# pg_read_all_stats), said in the reader's language: PostgreSQL's own text is English.
-QUERY_CANCELED = "57014"
-LOCK_NOT_AVAILABLE = "55P03"
-INSUFFICIENT_PRIVILEGE = "42501"
-
-
 def unavailable_reason(exc: DatabaseError) -> str:
-    """Why a section could not be read, for the page."""
+    """Why a section could not be read, in the reader's language (PostgreSQL's text is English)
+    for the reasons a health read meets by design or in production set-ups."""
     ms = settings.OKADA_HEALTH_STATEMENT_TIMEOUT_MS
-    sqlstate = getattr(exc.__cause__, "sqlstate", None)
-    if sqlstate == QUERY_CANCELED:
+    code = pg.sqlstate(exc)
+    if code == pg.QUERY_CANCELED:
         return _("a query took longer than %(ms)s ms") % {"ms": ms}
-    if sqlstate == LOCK_NOT_AVAILABLE:
+    if code == pg.LOCK_NOT_AVAILABLE:
         return _("a table it reads is locked by another session for more than %(ms)s ms") % {"ms": ms}
-    if sqlstate == INSUFFICIENT_PRIVILEGE:
+    if code == pg.INSUFFICIENT_PRIVILEGE:
         return _("the database role lacks a privilege (it needs pg_read_all_stats)")
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__

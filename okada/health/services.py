@@ -38,7 +38,6 @@ KEY_MAX = 200
 # Backends that may be cancelled or terminated from the admin: never a replication sender, the
 # checkpointer or any other server process.
 SIGNALLABLE = ("client backend", "autovacuum worker")
-INSUFFICIENT_PRIVILEGE = "42501"  # SQLSTATE
 
 
 # --- Snapshots ---------------------------------------------------------------------------------
@@ -348,7 +347,7 @@ def session_signal(*, pid: int, kind: str, actor: Actor) -> DatabaseAction:
             succeeded = bool(cur.fetchone()[0])
     except DatabaseError as exc:
         # A role with pg_signal_backend but not superuser may not signal a superuser's session.
-        if getattr(exc.__cause__, "sqlstate", None) == INSUFFICIENT_PRIVILEGE:
+        if pg.sqlstate(exc) == pg.INSUFFICIENT_PRIVILEGE:
             raise NotAllowed(
                 Text(
                     gettext_noop(
