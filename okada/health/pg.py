@@ -30,7 +30,7 @@ STATEMENT_ORDER = {"total": "total_ms", "mean": "mean_ms", "calls": "calls"}
 MISSING_INDEX_MIN_ROWS = 10_000
 MISSING_INDEX_MAX_INDEX_SHARE = 0.95
 # SQLSTATEs the health reads and actions meet by design (their timeouts) or in production set-ups
-# (a role without pg_read_all_stats, or with pg_signal_backend facing a superuser's session).
+# (a role with pg_signal_backend, not superuser, facing a superuser's session).
 QUERY_CANCELED = "57014"
 LOCK_NOT_AVAILABLE = "55P03"
 INSUFFICIENT_PRIVILEGE = "42501"

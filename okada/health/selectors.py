@@ -38,16 +38,14 @@ class Section:
 
 
 def unavailable_reason(exc: DatabaseError) -> str:
-    """Why a section could not be read, in the reader's language (PostgreSQL's text is English)
-    for the reasons a health read meets by design or in production set-ups."""
+    """Why a section could not be read: its timeouts in the reader's language (PostgreSQL's text
+    is English), anything else as PostgreSQL says it."""
     ms = settings.OKADA_HEALTH_STATEMENT_TIMEOUT_MS
     code = pg.sqlstate(exc)
     if code == pg.QUERY_CANCELED:
         return _("a query took longer than %(ms)s ms") % {"ms": ms}
     if code == pg.LOCK_NOT_AVAILABLE:
-        return _("a table it reads is locked by another session for more than %(ms)s ms") % {"ms": ms}
-    if code == pg.INSUFFICIENT_PRIVILEGE:
-        return _("the database role lacks a privilege (it needs pg_read_all_stats)")
+        return _("a table it needs is locked by another session for more than %(ms)s ms") % {"ms": ms}
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
 

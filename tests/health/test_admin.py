@@ -400,7 +400,7 @@ def test_a_screen_whose_snapshot_table_cannot_be_read_in_time_says_so_in_french(
     assert "canceling statement" not in text
     assert (
         "une requête a dépassé 300 ms" in text
-        or "une table qu\u2019il lit est verrouillée par une autre session depuis plus de 300 ms" in text
+        or "une table à lire est verrouillée par une autre session depuis plus de 300 ms" in text
     ), text
 
 
