@@ -49,7 +49,8 @@ TABS = (
     ("sequences", _("Sequences")),
     ("connections", _("Connections")),
 )
-COMPARE = {"hour": 1, "day": 24, "week": 24 * 7}
+# ?compare=: how old the snapshot compared with is at least, in hours ("hour": the newest one).
+COMPARE = {"hour": 0, "day": 24, "week": 24 * 7}
 
 
 def sparkline(points: list[tuple[Any, int]], *, width: int = 120, height: int = 24) -> str:

@@ -11,7 +11,7 @@ from django.db import connection
 from django.urls import reverse
 from django.utils import timezone
 
-from okada.health.models import Alert, DatabaseAction
+from okada.health.models import Alert, DatabaseAction, Snapshot
 from tests.core.test_admin_job_labels import shown
 from tests.health.conftest import backend_pid, in_thread, session, wait_until
 
@@ -488,3 +488,18 @@ def test_an_alerts_figures_are_written_in_the_readers_number_format(client, oper
     texts = shown(client.get(reverse("admin:health_alert_change", args=[alert.pk])).content.decode())
     text = " ".join(texts)
     assert '"percent": "89,95"' in text and "89.95" not in text
+
+
+def test_changes_since_the_last_snapshot_compare_with_the_newest_one(client, admin_user):
+    # "since the last snapshot" compared with the newest snapshot at least an hour old: at 10:30
+    # with hourly snapshots, 09:02's instead of 10:02's.
+    from okada.health import services
+
+    now = timezone.now()
+    for minutes in (80, 20):  # an hour apart: two UTC hours, two snapshots
+        assert services.snapshot_take(now=now - dt.timedelta(minutes=minutes))["taken"]
+    newest = Snapshot.objects.order_by("-taken_at").first()
+    client.force_login(admin_user)
+    report = client.get(url("queries") + "?compare=hour").context["report"].data
+    # (A statistics reset since then shows as such: the snapshot is the one it was compared with.)
+    assert (report["since"] or report["reset_since"]) == newest
