@@ -49,7 +49,8 @@ TABS = (
     ("sequences", _("Sequences")),
     ("connections", _("Connections")),
 )
-COMPARE = {"hour": 1, "day": 24, "week": 24 * 7}
+# ?compare=: how old the snapshot compared with is at least, in hours ("hour": the newest one).
+COMPARE = {"hour": 0, "day": 24, "week": 24 * 7}
 
 
 def sparkline(points: list[tuple[Any, int]], *, width: int = 120, height: int = 24) -> str:
@@ -142,11 +143,7 @@ class DatabaseHealthAdmin(ReadOnlyAdmin):
                 log.exception("health panel %s failed", panel.key)
                 panels.append({"panel": panel, "data": {}, "failed": True})
         context = {
-            "alerts": list(
-                Alert.objects.open()
-                .select_related("acknowledged_by")
-                .order_by("-severity", "-opened_at")[:50]
-            ),
+            "alerts": list(Alert.objects.open().select_related("acknowledged_by").most_urgent_first()[:50]),
             "connections": selectors.section(pg.connections),
             "database": selectors.section(pg.database),
             "hit_ratios": selectors.section(pg.cache_hit_ratios),
@@ -161,13 +158,18 @@ class DatabaseHealthAdmin(ReadOnlyAdmin):
         order = order if order in pg.STATEMENT_ORDER else "total"
         compare = request.GET.get("compare", "day")
         compare = compare if compare in COMPARE else "day"
-        since = selectors.previous_snapshot(hours=COMPARE[compare]) or selectors.previous_snapshot()
-        report = selectors.section(selectors.statement_deltas, order=order, limit=50, since=since)
+
+        def read(cur: Any) -> dict[str, Any]:
+            # The snapshot to compare with is read in the section too: under its timeout.
+            since = selectors.previous_snapshot(hours=COMPARE[compare]) or selectors.previous_snapshot()
+            return selectors.statement_deltas(cur, order=order, limit=50, since=since)
+
+        report = selectors.section(read)
         return self._render(
             request,
             "queries",
             "admin/health/queries.html",
-            {"report": report, "order": order, "compare": compare, "since": since},
+            {"report": report, "order": order, "compare": compare},
         )
 
     def activity_view(self, request: HttpRequest) -> HttpResponse:
@@ -184,13 +186,16 @@ class DatabaseHealthAdmin(ReadOnlyAdmin):
     def storage_view(self, request: HttpRequest) -> HttpResponse:
         self._start(request)
         storage = selectors.section(selectors.storage)
-        growth = selectors.table_growth(days=30)
+        # The growth lines read the snapshots: a section of their own, under the timeout too.
+        growth = selectors.section(lambda cur: selectors.table_growth(days=30))
         if storage.ok:
             for t in storage.data["tables"]:
-                series = growth.get(t["name"], [])
+                series = growth.data.get(t["name"], []) if growth.ok else []
                 t["growth"] = sparkline(series)
                 t["growth_bytes"] = (series[-1][1] - series[0][1]) if len(series) > 1 else None
-        return self._render(request, "storage", "admin/health/storage.html", {"storage": storage})
+        return self._render(
+            request, "storage", "admin/health/storage.html", {"storage": storage, "growth": growth}
+        )
 
     def indexes_view(self, request: HttpRequest) -> HttpResponse:
         self._start(request)
@@ -262,7 +267,9 @@ class DatabaseHealthAdmin(ReadOnlyAdmin):
         )
         confirm = {"tab": "activity", "question": question % {"pid": pid}, "danger": kind == "terminate"}
         if request.method != "POST":
-            confirm["target"] = selectors.section(pg.session, pid)
+            target = confirm["target"] = selectors.section(pg.session, pid)
+            if target.ok and target.data:  # say a refusal before anyone confirms
+                confirm["refusal"] = services.signal_refusal(target.data)
         return self._act(request, reverse("admin:health_activity"), do, confirm)
 
     def reset_view(self, request: HttpRequest) -> HttpResponse:
@@ -341,13 +348,20 @@ class AlertAdmin(ReadOnlyAdmin):
     @admin.display(description=_("details"))
     def details(self, obj: Alert) -> str:
         """The figures behind the message (its parameters, as data), a stored text among them
-        (a drill's error) in the page's language."""
+        (a drill's error) in the page's language, a decimal in the page's number format."""
         params = obj.data.get("params") if isinstance(obj.data, dict) else None
         if not isinstance(params, dict) or not params:
             return "-"
         values = Text.from_json({"msgid": "", "params": params}).params
-        shown = {name: value.render() if isinstance(value, Text) else value for name, value in values.items()}
-        return json.dumps(shown, ensure_ascii=False)
+
+        def readable(value: Any) -> Any:
+            if isinstance(value, Text):
+                return value.render()
+            if isinstance(value, float):
+                return formats.localize(round(value, 2))
+            return value
+
+        return json.dumps({name: readable(value) for name, value in values.items()}, ensure_ascii=False)
 
     @admin.display(description=_("acknowledged"))
     def acknowledged(self, obj: Alert) -> str:

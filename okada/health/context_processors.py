@@ -19,9 +19,7 @@ def open_alerts(request: HttpRequest) -> dict[str, Any]:
         user = getattr(request, "user", None)
         if user is None or not user.is_active or not user.is_staff or not user.has_perm(VIEW_PERMISSION):
             return {"count": 0, "alerts": []}
-        alerts = list(
-            Alert.objects.open().order_by("acknowledged_at", "-severity", "-opened_at")[: BANNER_LIMIT + 1]
-        )
+        alerts = list(Alert.objects.open().most_urgent_first(unacknowledged_first=True)[: BANNER_LIMIT + 1])
         unacknowledged = Alert.objects.open().unacknowledged().count()
         return {"count": unacknowledged, "alerts": alerts[:BANNER_LIMIT], "more": len(alerts) > BANNER_LIMIT}
 

@@ -16,9 +16,7 @@ LIMIT = 8
 
 
 def open_alerts(request: HttpRequest, obj: Any = None) -> dict[str, Any]:
-    alerts = list(
-        Alert.objects.open().select_related("acknowledged_by").order_by("-severity", "-opened_at")[:LIMIT]
-    )
+    alerts = list(Alert.objects.open().select_related("acknowledged_by").most_urgent_first()[:LIMIT])
     return {
         "alerts": alerts,
         "count": Alert.objects.open().count(),

@@ -5,8 +5,9 @@ Access: `Authorization: Bearer $OKADA_METRICS_TOKEN`, or a client address in
 OKADA_METRICS_ALLOWED_IPS; with neither configured every scrape is refused.
 
 Okada's figures are computed at scrape time, at most once per OKADA_METRICS_CACHE_SECONDS for all
-web processes (the samples are cached in Redis), each provider under the health statement
-timeout; a provider that fails is left out and `okada_metrics_provider_up{provider}` says 0.
+web processes (the samples are cached in Redis; while Redis is down, at every scrape), each
+provider under the health statement timeout; a provider that fails is left out and
+`okada_metrics_provider_up{provider}` says 0.
 Under gunicorn with several workers, set PROMETHEUS_MULTIPROC_DIR (prometheus_client's
 multiprocess mode) so request counters add up across workers.
 """
@@ -57,11 +58,20 @@ def compute() -> list[registry.Metric]:
 
 
 def cached() -> list[registry.Metric]:
+    """The figures of the last OKADA_METRICS_CACHE_SECONDS, or new ones. With Redis down they are
+    computed at every scrape: the scrape must answer most of all when something is wrong."""
     key = database_cache_key("health", "metrics-samples")
-    samples = cache.get(key)
+    try:
+        samples = cache.get(key)
+    except Exception:
+        log.warning("metrics cache unavailable: figures computed for this scrape", exc_info=True)
+        return compute()
     if samples is None:
         samples = compute()
-        cache.set(key, samples, settings.OKADA_METRICS_CACHE_SECONDS)
+        try:
+            cache.set(key, samples, settings.OKADA_METRICS_CACHE_SECONDS)
+        except Exception:
+            log.warning("metrics cache unavailable: figures not kept", exc_info=True)
     return samples
 
 

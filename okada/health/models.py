@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
+from django.db.models import Case, F, Q, Value, When
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -178,6 +178,17 @@ class AlertQuerySet(models.QuerySet["Alert"]):
 
     def unacknowledged(self) -> AlertQuerySet:
         return self.filter(acknowledged_at__isnull=True)
+
+    def most_urgent_first(self, *, unacknowledged_first: bool = False) -> AlertQuerySet:
+        """Critical before warning, then newest first; with `unacknowledged_first`, the alerts
+        nobody took before all others. (Severity is a word: "-severity" would put "warning"
+        first, and acknowledged_at ascending puts its NULLs last: the lists are cut short.)"""
+        rank = Case(When(severity=AlertSeverity.CRITICAL, then=Value(0)), default=Value(1))
+        order = [rank.asc(), F("opened_at").desc()]
+        if unacknowledged_first:
+            taken = Case(When(acknowledged_at__isnull=True, then=Value(0)), default=Value(1))
+            order.insert(0, taken.asc())
+        return self.order_by(*order)
 
 
 class AlertSeverity(models.TextChoices):

@@ -29,6 +29,16 @@ STATEMENT_ORDER = {"total": "total_ms", "mean": "mean_ms", "calls": "calls"}
 # A table this large whose scans are mostly sequential is worth a look for a missing index.
 MISSING_INDEX_MIN_ROWS = 10_000
 MISSING_INDEX_MAX_INDEX_SHARE = 0.95
+# SQLSTATEs the health reads and actions meet by design (their timeouts) or in production set-ups
+# (a role with pg_signal_backend, not superuser, facing a superuser's session).
+QUERY_CANCELED = "57014"
+LOCK_NOT_AVAILABLE = "55P03"
+INSUFFICIENT_PRIVILEGE = "42501"
+
+
+def sqlstate(exc: BaseException) -> str | None:
+    """PostgreSQL's error code behind a Django database error (psycopg's, its cause)."""
+    return getattr(exc.__cause__, "sqlstate", None)
 
 
 @contextmanager
@@ -171,7 +181,8 @@ def session(cur: Any, pid: int) -> dict[str, Any]:
     return one(
         cur,
         'SELECT pid, usename AS "user", application_name AS application, backend_type, datname AS database, '
-        "state, left(query, 500) AS query, pid = pg_backend_pid() AS is_self "
+        "state, left(query, 500) AS query, pid = pg_backend_pid() AS is_self, "
+        "datname IS NOT DISTINCT FROM current_database() AS this_database "
         "FROM pg_stat_activity WHERE pid = %s",
         [pid],
     )

@@ -12,6 +12,7 @@ from typing import Any
 from django.conf import settings
 from django.db import DatabaseError
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from okada.core.models import JobRun
 from okada.partitions import ddl as partition_ddl
@@ -36,13 +37,27 @@ class Section:
         return not self.error
 
 
+def unavailable_reason(exc: DatabaseError) -> str:
+    """Why a section could not be read: its timeouts in the reader's language (PostgreSQL's text
+    is English), anything else as PostgreSQL says it."""
+    ms = settings.OKADA_HEALTH_STATEMENT_TIMEOUT_MS
+    code = pg.sqlstate(exc)
+    if code == pg.QUERY_CANCELED:
+        return _("a query took longer than %(ms)s ms") % {"ms": ms}
+    if code == pg.LOCK_NOT_AVAILABLE:
+        return _("a table it needs is locked by another session for more than %(ms)s ms") % {"ms": ms}
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 def section(read: Any, *args: Any, **kwargs: Any) -> Section:
     """Run `read(cur, ...)` under `pg.reads()`; a database error becomes the section's error."""
     try:
         with pg.reads() as cur:
             return Section(read(cur, *args, **kwargs))
     except DatabaseError as exc:
-        return Section(error=str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
+        log.warning("health section %s unavailable: %s", getattr(read, "__name__", read), exc)
+        return Section(error=unavailable_reason(exc))
 
 
 # --- Queries -----------------------------------------------------------------------------------
@@ -61,15 +76,17 @@ def statement_deltas(
 ) -> dict:
     """The top statements now, each with its change since the snapshot `since`: calls and time in
     between, the mean time of those calls, and how that mean compares with the mean before it
-    ("what got slower since yesterday"). Statements the snapshot did not hold, or counters reset
-    since (fewer calls now than then), have no delta."""
+    ("what got slower since yesterday"). No delta for a statement the snapshot did not hold
+    (`new`: it was not among the snapshot's top statements) or whose counters restarted since
+    (fewer calls now than then). When every counter was reset after the snapshot, nothing is
+    compared (`since` None, `reset_since` the snapshot) and no statement is called new."""
     status = pg.statements_status(cur)
-    result: dict[str, Any] = {"status": status, "rows": [], "since": since}
+    result: dict[str, Any] = {"status": status, "rows": [], "since": since, "reset_since": None}
     if not status["available"]:
         return result
     found = pg.statements(cur, order=order, limit=limit)
     if since is not None and status["reset_at"] and since.taken_at < status["reset_at"]:
-        result["reset_since"] = True
+        result["reset_since"], result["since"] = since, None
         since = None
     before = {}
     if since is not None:
@@ -78,8 +95,12 @@ def statement_deltas(
             for q in QueryStat.objects.filter(snapshot=since, queryid__in=[r["queryid"] for r in found])
         }
     for row in found:
+        # pg_stat_statements leaves a utility statement's values in its text (ALTER ROLE ...
+        # PASSWORD '...'): the screen never shows them, as the snapshots never keep them.
+        row["query"] = pg.without_literals(row["query"])
         then = before.get(row["queryid"])
         row["delta"] = None
+        row["new"] = since is not None and then is None
         if then is not None and row["calls"] >= then.calls:
             calls = row["calls"] - then.calls
             total = row["total_ms"] - then.total_ms

@@ -215,6 +215,15 @@ def _sync(kind: str, findings: list[registry.Finding], now: dt.datetime, summary
                     updated_at=now,
                 )
                 summary["repeated"] += 1
+                if finding.severity == registry.CRITICAL and alert.severity != registry.CRITICAL:
+                    # Worse than when it was opened (and perhaps acknowledged): told like a new one.
+                    log.error(
+                        "health alert now critical: %s",
+                        _english(finding),
+                        extra={"alert": key, "severity": finding.severity},
+                    )
+                    if settings.OKADA_HEALTH_ALERT_EMAIL:
+                        transaction.on_commit(functools.partial(_email, alert.pk))
                 continue
             alert = Alert.objects.create(
                 key=key,
@@ -290,12 +299,39 @@ def _require_superuser(actor: Actor) -> None:
     raise NotAllowed(_("Only superusers can do this to the database."))
 
 
+def signal_refusal(target: dict[str, Any]) -> Any:
+    """Why the session `target` (pg.session) may not be cancelled or terminated from here, or
+    None: the confirmation page says it before anyone confirms, the service refuses it."""
+    pid = target["pid"]
+    if target["is_self"]:
+        return _("This is your own session.")
+    if target["backend_type"] not in SIGNALLABLE:
+        return Text(
+            gettext_noop(
+                "Session %(pid)s is a %(type)s: only client sessions and autovacuum can be stopped here."
+            ),
+            pid=pid,
+            type=target["backend_type"],
+        )
+    if not target["this_database"]:  # another application's, on a shared server
+        return Text(
+            gettext_noop(
+                "Session %(pid)s is connected to database %(database)s: only this database's "
+                "sessions can be stopped here."
+            ),
+            pid=pid,
+            database=target["database"],
+        )
+    return None
+
+
 def session_signal(*, pid: int, kind: str, actor: Actor) -> DatabaseAction:
     """Cancel the running query of backend `pid` (kind "cancel") or end its session ("terminate").
 
-    Refused for the caller's own session and for anything but client backends and autovacuum
-    workers (never a replication sender). The attempt and PostgreSQL's answer are logged as a
-    DatabaseAction (an answer of false: the backend was already gone or its query ended)."""
+    Refused for the caller's own session, another database's sessions and anything but client
+    backends and autovacuum workers (never a replication sender). The attempt and PostgreSQL's
+    answer are logged as a DatabaseAction (an answer of false: the backend was already gone or
+    its query ended)."""
     _require_superuser(actor)
     if kind not in (DatabaseAction.Kind.CANCEL, DatabaseAction.Kind.TERMINATE):
         raise InvalidInput(_("Unknown action."), field="kind")
@@ -303,22 +339,30 @@ def session_signal(*, pid: int, kind: str, actor: Actor) -> DatabaseAction:
         target = pg.session(cur, pid)
     if not target:
         raise NotFound(Text(gettext_noop("No session with process id %(pid)s."), pid=pid))
-    if target["is_self"]:
-        raise NotAllowed(_("This is your own session."))
-    if target["backend_type"] not in SIGNALLABLE:
-        raise NotAllowed(
-            Text(
-                gettext_noop(
-                    "Session %(pid)s is a %(type)s: only client sessions and autovacuum can be stopped here."
-                ),
-                pid=pid,
-                type=target["backend_type"],
-            )
-        )
+    refusal = signal_refusal(target)
+    if refusal is not None:
+        raise NotAllowed(refusal)
     function = "pg_cancel_backend" if kind == DatabaseAction.Kind.CANCEL else "pg_terminate_backend"
-    with connection.cursor() as cur:
-        cur.execute(f"SELECT {function}(%s)", [pid])
-        succeeded = bool(cur.fetchone()[0])
+    try:
+        # A savepoint: a refusal must not spoil a caller's transaction.
+        with transaction.atomic(), connection.cursor() as cur:
+            cur.execute(f"SELECT {function}(%s)", [pid])
+            succeeded = bool(cur.fetchone()[0])
+    except DatabaseError as exc:
+        # A role with pg_signal_backend but not superuser may not signal a superuser's session.
+        if pg.sqlstate(exc) == pg.INSUFFICIENT_PRIVILEGE:
+            raise NotAllowed(
+                Text(
+                    gettext_noop(
+                        "The database role may not stop session %(pid)s: it belongs to a PostgreSQL "
+                        "superuser or to a role it has no rights over."
+                    ),
+                    pid=pid,
+                )
+            ) from None
+        raise NotAllowed(
+            Text(gettext_noop("PostgreSQL refused: %(error)s"), error=str(exc).strip().splitlines()[0])
+        ) from None
     action = DatabaseAction.objects.create(
         kind=kind,
         user=actor.user,

@@ -456,9 +456,9 @@ OKADA_SYNC_RETRY_AFTER_SECONDS = env.int("OKADA_SYNC_RETRY_AFTER_SECONDS", defau
 # (and a lock_timeout of the same length), read-only: the screens never hurt the database.
 OKADA_HEALTH_STATEMENT_TIMEOUT_MS = env.int("OKADA_HEALTH_STATEMENT_TIMEOUT_MS", default=1000, minimum=1)
 # Hourly snapshots of table, index and query statistics are kept this long.
-OKADA_HEALTH_SNAPSHOT_RETENTION_DAYS = env.int("OKADA_HEALTH_SNAPSHOT_RETENTION_DAYS", default=90)
+OKADA_HEALTH_SNAPSHOT_RETENTION_DAYS = env.int("OKADA_HEALTH_SNAPSHOT_RETENTION_DAYS", default=90, minimum=1)
 # The statements kept per snapshot: the top N by total time, by mean time and by calls.
-OKADA_HEALTH_SNAPSHOT_QUERIES = env.int("OKADA_HEALTH_SNAPSHOT_QUERIES", default=200)
+OKADA_HEALTH_SNAPSHOT_QUERIES = env.int("OKADA_HEALTH_SNAPSHOT_QUERIES", default=200, minimum=1)
 # Alerts: what opens one. Each is a row (opened, repeated, cleared, acknowledged), a banner in the
 # admin and an ERROR log line; OKADA_HEALTH_ALERT_EMAIL also emails the Operations group.
 OKADA_HEALTH_ALERT_EMAIL = env.bool("OKADA_HEALTH_ALERT_EMAIL", default=False)

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 from django.conf import settings
 from django.contrib.auth.models import Group
+from django.db import connection
 from django.urls import reverse
+from django.utils import timezone
 
-from okada.health.models import Alert, DatabaseAction
+from okada.health.models import Alert, DatabaseAction, Snapshot
 from tests.core.test_admin_job_labels import shown
-from tests.health.conftest import in_thread, session, wait_until
+from tests.health.conftest import backend_pid, in_thread, session, wait_until
 
 pytestmark = pytest.mark.django_db
 
@@ -290,3 +294,212 @@ def test_durations_are_written_in_the_readers_number_format(language, shown):
 
     with translation.override(language):
         assert [ms(12.5), seconds(3.5 * 3600), seconds(2.1 * 86400), ms(1234.4)] == shown
+
+
+def test_a_critical_alert_is_shown_before_warnings_wherever_open_alerts_are_listed(client, operations_user):
+    # Severity is stored as a word: ordering by "-severity" put "warning" before "critical", so
+    # with more warnings open than a list shows, the critical alert fell off the banner (5), the
+    # dashboard panel (8) and the overview.
+    for i in range(9):
+        Alert.objects.create(
+            key=f"probe:w{i}", kind="probe", severity="warning", message=f"probe warning {i}"
+        )
+    Alert.objects.create(
+        key="probe:c",
+        kind="probe",
+        severity="critical",
+        message="probe critical",
+        opened_at=timezone.now() - dt.timedelta(days=1),  # the oldest: newest-first would hide it too
+    )
+    client.force_login(operations_user)
+    home = client.get(reverse("admin:index")).content.decode()
+    banner = home.split('id="health-alerts"', 1)[1].split("</ul>", 1)[0]
+    panel = home.split('id="panel-healthalerts"', 1)[1].split("</table>", 1)[0]
+    overview = client.get(url("changelist")).content.decode().split("</table>", 1)[0]
+    for where, html in (("banner", banner), ("dashboard", panel), ("overview", overview)):
+        assert "probe critical" in html, where
+        assert html.index("probe critical") < html.index("probe warning"), where
+
+
+def test_the_banner_lists_the_alerts_nobody_acknowledged_first(client, operations_user):
+    # Ordered by acknowledged_at ascending, PostgreSQL puts NULLs (not acknowledged) last: with
+    # five acknowledged alerts open, the banner showed them and hid the one nobody took.
+    for i in range(5):
+        Alert.objects.create(
+            key=f"probe:a{i}",
+            kind="probe",
+            severity="critical",
+            message=f"probe taken {i}",
+            acknowledged_by=operations_user,
+            acknowledged_at=timezone.now(),
+        )
+    Alert.objects.create(key="probe:n", kind="probe", severity="critical", message="probe nobody took")
+    client.force_login(operations_user)
+    banner = client.get(reverse("admin:index")).content.decode().split('id="health-alerts"', 1)[1]
+    banner = banner.split("</ul>", 1)[0]
+    assert "probe nobody took" in banner
+    assert banner.index("probe nobody took") < banner.index("probe taken")
+
+
+def test_the_sequences_bars_have_a_css_width_on_french_pages(client, admin_user):
+    # The bar's width went through the page's number format: "width:0,00%" in French is no
+    # CSS width, so every bar was empty for French readers.
+    import re
+
+    client.force_login(admin_user)
+    client.cookies[settings.LANGUAGE_COOKIE_NAME] = "fr"
+    for screen in ("sequences", "changelist", "connections"):
+        widths = re.findall(r'style="width:([^"]*)"', client.get(url(screen)).content.decode())
+        assert widths, screen
+        assert all(re.fullmatch(r"\d+(\.\d+)?%", w) for w in widths), (screen, widths)
+
+
+def test_the_queries_screen_says_the_statistics_were_reset_since_the_snapshot(client, admin_user, settings):
+    from django.db import connection
+
+    from okada.health import services
+
+    settings.OKADA_HEALTH_SNAPSHOT_QUERIES = 100_000
+    with connection.cursor() as cur:
+        cur.execute("CREATE TABLE health_probe_screen (id int); SELECT count(*) FROM health_probe_screen")
+    services.snapshot_take(now=timezone.now() - dt.timedelta(hours=2))
+    with connection.cursor() as cur:
+        cur.execute("SELECT pg_stat_statements_reset()")
+        cur.execute("SELECT count(*) FROM health_probe_screen")
+    client.force_login(admin_user)
+    english(client)
+    texts = shown(client.get(url("queries") + "?compare=hour").content.decode())
+    assert "The statistics were reset after that snapshot: no change to show." in " ".join(texts)
+    assert not any(t.startswith("Compared with the snapshot") for t in texts)
+    assert "new" not in texts
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(
+    ("screen", "table"), [("storage", "health_tablestat"), ("queries", "health_snapshot")]
+)
+def test_a_screen_whose_snapshot_table_cannot_be_read_in_time_says_so_in_french(
+    client, admin_user, settings, screen, table
+):
+    # The growth chart (Storage) and the snapshot to compare with (Queries) were read outside
+    # any section: a lock or a slow read there was a 500 instead of "unavailable". And what a
+    # section said was PostgreSQL's English ("canceling statement due to ...") on French pages.
+    from okada.health import services
+
+    services.snapshot_take(now=timezone.now() - dt.timedelta(hours=2))
+    settings.OKADA_HEALTH_STATEMENT_TIMEOUT_MS = 300
+    client.force_login(admin_user)
+    client.cookies[settings.LANGUAGE_COOKIE_NAME] = "fr"
+    with session(autocommit=False) as other:
+        with other.cursor() as cur:
+            cur.execute(f"LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE")  # a migration, say
+        response = client.get(url(screen))
+    assert response.status_code == 200
+    text = " ".join(shown(response.content.decode()))
+    assert "health-unavailable" in response.content.decode()
+    assert "canceling statement" not in text
+    assert (
+        "une requête a dépassé 300 ms" in text
+        or "une table à lire est verrouillée par une autre session depuis plus de 300 ms" in text
+    ), text
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_cancel_postgresql_refuses_is_a_refusal_that_says_why_not_a_500(client, admin_user):
+    # Production's role has pg_signal_backend, not superuser: PostgreSQL refuses to cancel a
+    # superuser's query (a DBA's psql session) with an error, which was a 500.
+    from django.db import connection
+
+    owner = connection.settings_dict["USER"]  # a member of the tables' owner, but not superuser
+    with connection.cursor() as cur:
+        cur.execute(f'CREATE ROLE health_probe_operator NOLOGIN IN ROLE pg_signal_backend, "{owner}"')
+    client.force_login(admin_user)
+    client.raise_request_exception = False
+    try:
+        with in_thread("SELECT pg_sleep(30) AS health_probe_dba") as (pid, done):
+            with connection.cursor() as cur:  # the web process's role from now on
+                cur.execute("SET ROLE health_probe_operator")
+            try:
+                response = client.post(reverse("admin:health_signal", args=[pid, "cancel"]))
+            finally:
+                with connection.cursor() as cur:
+                    cur.execute("RESET ROLE")
+            assert not done  # still running
+            with session() as other, other.cursor() as cur:
+                cur.execute("SELECT pg_cancel_backend(%s)", [pid])
+            wait_until(lambda: done, "the query to stop")
+    finally:
+        with connection.cursor() as cur:
+            cur.execute("DROP ROLE health_probe_operator")
+    assert response.status_code == 403
+    assert (
+        f"Le rôle de la base ne peut pas arrêter la session {pid} : elle appartient à un superutilisateur"
+        in " ".join(shown(response.content.decode()))
+    )
+    assert not DatabaseAction.objects.exists()
+
+
+def test_the_confirmation_of_a_session_that_may_not_be_stopped_says_why_and_offers_no_button(
+    client, admin_user
+):
+    # The page asked "Terminate session ...?" with "Yes, do it" for the checkpointer, and only
+    # the answer (a 403) said it was never allowed.
+    with connection.cursor() as cur:
+        cur.execute("SELECT pid FROM pg_stat_activity WHERE backend_type = 'checkpointer'")
+        checkpointer = cur.fetchone()[0]
+    client.force_login(admin_user)
+    english(client)
+    page = client.get(reverse("admin:health_signal", args=[checkpointer, "terminate"])).content.decode()
+    assert "only client sessions and autovacuum can be stopped here" in page
+    assert "Yes, do it" not in page and '<form method="post">' not in page
+    with session() as other:  # a client session of this database: asked as before
+        page = client.get(reverse("admin:health_signal", args=[backend_pid(other), "cancel"])).content
+    assert b"Yes, do it" in page
+
+
+@pytest.mark.parametrize("reader", ["operations_user", "admin_user"])
+def test_the_queries_screen_never_shows_the_values_pg_stat_statements_left_in_a_statement(
+    client, reader, request
+):
+    # pg_stat_statements does not normalise utility statements (ALTER ROLE ... PASSWORD '...'):
+    # the snapshots kept them without their values, but the screen showed them as they were.
+    from django.db import connection
+
+    with connection.cursor() as cur:
+        cur.execute("SELECT pg_stat_statements_reset()")  # so that it is among the top statements
+        cur.execute("SET LOCAL application_name = 'health-probe-secret'")
+    client.force_login(request.getfixturevalue(reader))
+    body = client.get(url("queries") + "?order=calls").content.decode()
+    assert "SET LOCAL application_name = &#x27;…&#x27;" in body
+    assert "health-probe-secret" not in body
+
+
+def test_an_alerts_figures_are_written_in_the_readers_number_format(client, operations_user):
+    # The alert's page showed its figures as JSON: {"percent": 89.95} on French pages.
+    alert = Alert.objects.create(
+        key="sequence_near_max:x",
+        kind="sequence_near_max",
+        severity="warning",
+        message="m",
+        data={"message": "m", "params": {"name": "x", "percent": 89.95, "remaining": 105}},
+    )
+    client.force_login(operations_user)
+    client.cookies[settings.LANGUAGE_COOKIE_NAME] = "fr"
+    texts = shown(client.get(reverse("admin:health_alert_change", args=[alert.pk])).content.decode())
+    text = " ".join(texts)
+    assert '"percent": "89,95"' in text and "89.95" not in text
+
+
+def test_changes_since_the_last_snapshot_compare_with_the_newest_one(client, admin_user):
+    # "since the last snapshot" compared with the newest snapshot at least an hour old: at 10:30
+    # with hourly snapshots, 09:02's instead of 10:02's.
+    from okada.health import services
+
+    now = timezone.now()
+    for minutes in (80, 20):  # an hour apart: two UTC hours, two snapshots
+        assert services.snapshot_take(now=now - dt.timedelta(minutes=minutes))["taken"]
+    newest = Snapshot.objects.order_by("-taken_at").first()
+    client.force_login(admin_user)
+    report = client.get(url("queries") + "?compare=hour").context["report"].data
+    # (A statistics reset since then shows as such: the snapshot is the one it was compared with.)
+    assert (report["since"] or report["reset_since"]) == newest

@@ -84,3 +84,18 @@ def test_the_figures_cached_for_one_database_are_not_served_for_another(client, 
     monkeypatch.setitem(connection.settings_dict, "NAME", f"{connection.settings_dict['NAME']}_other")
     other = client.get("/metrics", HTTP_AUTHORIZATION=f"Bearer {token}").content.decode()
     assert 'okada_orders{status="pending"} 2.0' in other
+
+
+def test_metrics_still_answer_when_redis_is_down(client, token, settings):
+    # The figures' cache is in Redis: with Redis down every scrape was a 500, so Prometheus lost
+    # the database's figures just when something was wrong. They are computed each scrape then,
+    # and the providers that need Redis say they could not be read.
+    from tests.core.test_health import unreachable_redis
+
+    unreachable_redis(settings)
+    response = client.get("/metrics", HTTP_AUTHORIZATION=f"Bearer {token}")
+    assert response.status_code == 200
+    body = response.content.decode()
+    assert "okada_db_size_bytes " in body
+    assert 'okada_metrics_provider_up{provider="database"} 1.0' in body
+    assert 'okada_metrics_provider_up{provider="orders"} 0.0' in body  # its refusal counters

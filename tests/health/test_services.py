@@ -115,6 +115,33 @@ def test_an_opened_alert_is_logged_at_error_and_emailed_to_operations(
     assert len(mail.outbox) == 1
 
 
+def test_an_open_warning_that_turns_critical_is_logged_at_error_and_emailed_again(
+    settings, caplog, operations_user, django_capture_on_commit_callbacks
+):
+    # A sequence alert opened at 85 % (warning, emailed, maybe acknowledged) that reached 99 %
+    # only changed its row: no log line, no email, nobody was told it became critical.
+    settings.OKADA_HEALTH_ALERT_EMAIL = True
+    execute("CREATE SEQUENCE health_probe_seq MAXVALUE 1000; SELECT setval('health_probe_seq', 850)")
+    with django_capture_on_commit_callbacks(execute=True):
+        services.alerts_evaluate(kinds=["sequence_near_max"])
+    assert Alert.objects.get().severity == "warning" and len(mail.outbox) == 1
+
+    execute("SELECT setval('health_probe_seq', 990)")
+    with (
+        caplog.at_level("ERROR", logger="okada.health.services"),
+        django_capture_on_commit_callbacks(execute=True),
+    ):
+        services.alerts_evaluate(kinds=["sequence_near_max"])
+    alert = Alert.objects.get()
+    assert alert.severity == "critical" and alert.repeats == 2
+    assert any("99.0%" in r.getMessage() for r in caplog.records if r.levelname == "ERROR")
+    assert len(mail.outbox) == 2 and "critical" in mail.outbox[1].subject
+
+    with django_capture_on_commit_callbacks(execute=True):  # critical again: nothing new to tell
+        services.alerts_evaluate(kinds=["sequence_near_max"])
+    assert len(mail.outbox) == 2
+
+
 def test_a_condition_that_cannot_be_evaluated_leaves_its_alerts_as_they_were():
     calls = {"n": 0}
 
@@ -401,3 +428,91 @@ def test_acknowledging_an_alert_deleted_meanwhile_is_not_found(operations_user):
 
     assert deleted[0] == 1, (deleted, acknowledged)
     assert isinstance(acknowledged, NotFound), (deleted, acknowledged)
+
+
+def test_query_deltas_after_the_statistics_were_reset_compare_with_nothing_and_call_no_query_new(settings):
+    # After a reset between the snapshot and now, the Queries screen said "Compared with the
+    # snapshot of ..." and marked every statement "new": the reset note never showed.
+    from okada.health import pg, selectors
+
+    settings.OKADA_HEALTH_SNAPSHOT_QUERIES = 100_000
+    execute("CREATE TABLE health_probe_reset (id int); SELECT count(*) FROM health_probe_reset")
+    services.snapshot_take(now=timezone.now() - dt.timedelta(hours=2))
+    since = selectors.previous_snapshot()
+    execute("SELECT pg_stat_statements_reset()")
+    execute("SELECT count(*) FROM health_probe_reset")
+    with pg.reads() as cur:
+        report = selectors.statement_deltas(cur, order="calls", limit=100_000, since=since)
+    assert report["since"] is None and report["reset_since"]
+    [row] = [r for r in report["rows"] if r["query"] == "SELECT count(*) FROM health_probe_reset"]
+    assert row["delta"] is None and not row["new"]
+
+
+def test_a_statement_the_snapshot_did_not_hold_is_new_and_one_it_held_is_not(settings):
+    from okada.health import pg, selectors
+
+    settings.OKADA_HEALTH_SNAPSHOT_QUERIES = 100_000
+    # Tables of their own: a statement's id depends on its table, texts repeat across tests.
+    execute("CREATE TABLE health_probe_new (id int); SELECT count(*) FROM health_probe_new")
+    services.snapshot_take()
+    execute("SELECT count(*) FROM health_probe_new")
+    execute("SELECT min(id) FROM health_probe_new")  # first run after the snapshot
+    with pg.reads() as cur:
+        report = selectors.statement_deltas(
+            cur, order="calls", limit=100_000, since=selectors.previous_snapshot()
+        )
+    rows = {r["query"]: r for r in report["rows"]}
+    old, new = rows["SELECT count(*) FROM health_probe_new"], rows["SELECT min(id) FROM health_probe_new"]
+    assert old["delta"]["calls"] == 1 and not old["new"]
+    assert new["delta"] is None and new["new"]
+    with pg.reads() as cur:  # without a snapshot to compare with, nothing is "new"
+        report = selectors.statement_deltas(cur, order="calls", limit=100_000, since=None)
+    assert not any(r["new"] for r in report["rows"])
+
+
+def test_a_transaction_id_age_past_the_share_of_the_limit_opens_an_alert_that_clears(settings):
+    settings.OKADA_HEALTH_WRAPAROUND_ALERT_PERCENT = 0  # any age is past it
+    services.alerts_evaluate(kinds=["wraparound"])
+    alert = Alert.objects.open().get(key="wraparound:database")
+    assert alert.severity == "warning" and alert.data["params"]["age"] > 0
+    settings.OKADA_HEALTH_WRAPAROUND_ALERT_PERCENT = 50
+    assert services.alerts_evaluate(kinds=["wraparound"])["cleared"] == [alert.key]
+
+
+@pytest.mark.django_db(transaction=True)  # the partition maintenance commits each step
+def test_a_partition_missing_within_the_premake_horizon_opens_an_alert_that_clears_once_made():
+    from okada.partitions import ddl
+    from okada.partitions.services import maintenance_run
+
+    next_month = ddl.add_months(ddl.utc_month_of(timezone.now()), 1)
+    execute(f"DROP TABLE orders_orderevent_p{next_month:%Y%m}")
+    services.alerts_evaluate(kinds=["partition_missing"])
+    alert = Alert.objects.open().get(key="partition_missing:orders_orderevent")
+    assert alert.severity == "critical" and f"{next_month:%Y-%m}" in alert.message
+    maintenance_run()
+    assert services.alerts_evaluate(kinds=["partition_missing"])["cleared"] == [alert.key]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_session_of_another_database_on_the_server_is_never_signalled(admin_user):
+    # The Activity screen lists this database's sessions, but any pid of the server could be
+    # cancelled or terminated: another application's sessions on a shared cluster included.
+    import psycopg
+
+    params = connection.settings_dict
+    other_db = psycopg.connect(
+        host=params["HOST"],
+        port=params["PORT"],
+        user=params["USER"],
+        password=params["PASSWORD"],
+        dbname="postgres",
+        autocommit=True,
+    )
+    try:
+        pid = other_db.info.backend_pid
+        with pytest.raises(NotAllowed, match="postgres"):
+            services.session_signal(pid=pid, kind="terminate", actor=Actor.for_staff_user(admin_user))
+        assert other_db.execute("SELECT 1").fetchone() == (1,)  # still there
+    finally:
+        other_db.close()
+    assert not DatabaseAction.objects.exists()
