@@ -121,11 +121,12 @@ def _registry() -> Any:
 def allowed(request: HttpRequest) -> bool:
     """A scraper with the token, or from an allowed address."""
     token = settings.OKADA_METRICS_TOKEN
-    header = request.headers.get("Authorization", "")
+    # The scheme is case-insensitive (RFC 9110 section 11.1): "bearer" is Bearer.
+    scheme, _, credentials = request.headers.get("Authorization", "").partition(" ")
     if (
         token
-        and header.startswith("Bearer ")
-        and hmac.compare_digest(header[7:].strip().encode(), token.encode())
+        and scheme.lower() == "bearer"
+        and hmac.compare_digest(credentials.strip().encode(), token.encode())
     ):
         return True
     try:

@@ -181,7 +181,7 @@ def session(cur: Any, pid: int) -> dict[str, Any]:
     return one(
         cur,
         'SELECT pid, usename AS "user", application_name AS application, backend_type, datname AS database, '
-        "state, left(query, 500) AS query, pid = pg_backend_pid() AS is_self, "
+        "state, left(query, 500) AS query, pid = pg_backend_pid() AS is_self, backend_start, "
         "datname IS NOT DISTINCT FROM current_database() AS this_database "
         "FROM pg_stat_activity WHERE pid = %s",
         [pid],

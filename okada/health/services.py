@@ -325,6 +325,20 @@ def signal_refusal(target: dict[str, Any]) -> Any:
     return None
 
 
+def signal_if_same(cur: Any, function: str, target: dict[str, Any]) -> bool:
+    """Signal the session `target` was read from, only if it is still that one: a process id the
+    server gave to a new session since (the old one ended) is left alone, as is one that no longer
+    meets the checks of signal_refusal. False: nothing was signalled."""
+    cur.execute(
+        f"SELECT {function}(pid) FROM pg_stat_activity "
+        "WHERE pid = %s AND backend_start = %s AND pid <> pg_backend_pid() "
+        "AND backend_type = ANY(%s) AND datname IS NOT DISTINCT FROM current_database()",
+        [target["pid"], target["backend_start"], list(SIGNALLABLE)],
+    )
+    row = cur.fetchone()
+    return bool(row and row[0])
+
+
 def session_signal(*, pid: int, kind: str, actor: Actor) -> DatabaseAction:
     """Cancel the running query of backend `pid` (kind "cancel") or end its session ("terminate").
 
@@ -346,8 +360,7 @@ def session_signal(*, pid: int, kind: str, actor: Actor) -> DatabaseAction:
     try:
         # A savepoint: a refusal must not spoil a caller's transaction.
         with transaction.atomic(), connection.cursor() as cur:
-            cur.execute(f"SELECT {function}(%s)", [pid])
-            succeeded = bool(cur.fetchone()[0])
+            succeeded = signal_if_same(cur, function, target)
     except DatabaseError as exc:
         # A role with pg_signal_backend but not superuser may not signal a superuser's session.
         if pg.sqlstate(exc) == pg.INSUFFICIENT_PRIVILEGE:

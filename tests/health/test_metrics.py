@@ -48,6 +48,8 @@ def test_metrics_expose_okadas_gauges_and_counters(client, token):
     counters.count(REFUSED_OUT_OF_STOCK)
     with connection.cursor() as cur:
         cur.execute("SELECT nextval('orders_order_number_seq')")  # an order number issued
+    # The scheme is case-insensitive, as scrapers may send it.
+    assert client.get("/metrics", HTTP_AUTHORIZATION=f"bearer {token}").status_code == 200
     response = client.get("/metrics", HTTP_AUTHORIZATION=f"Bearer {token}")
     assert response.status_code == 200
     assert response["Content-Type"].startswith("text/plain")

@@ -516,3 +516,22 @@ def test_a_session_of_another_database_on_the_server_is_never_signalled(admin_us
     finally:
         other_db.close()
     assert not DatabaseAction.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_process_id_the_server_gave_to_another_session_since_it_was_read_is_not_signalled():
+    """The page (and the service) read the session, then signal it: a pid reused in between by a
+    new session must not be hit. A target read earlier differs from the live one by backend_start."""
+    from okada.health import pg
+
+    with session() as idle:
+        pid = backend_pid(idle)
+        with connection.cursor() as cur:
+            target = pg.session(cur, pid)
+            stale = {**target, "backend_start": target["backend_start"] - dt.timedelta(seconds=1)}
+            # False: no row matched, so pg_terminate_backend was never called.
+            assert services.signal_if_same(cur, "pg_terminate_backend", stale) is False
+            with idle.cursor() as still:
+                still.execute("SELECT 1")
+            assert services.signal_if_same(cur, "pg_terminate_backend", target) is True
+            wait_until(lambda: not pg.session(cur, pid), "the session to end")
