@@ -154,6 +154,23 @@ def test_open_alerts_show_as_a_banner_on_every_admin_page(client, operations_use
     assert 'id="health-alerts"' not in client.get(reverse("admin:index")).content.decode()
 
 
+@pytest.mark.django_db(transaction=True)
+def test_an_admin_page_does_not_wait_for_a_locked_alert_table_it_shows_without_the_banner(
+    client, operations_user
+):
+    Alert.objects.create(key="probe:x", kind="probe", severity="critical", message="m")
+    client.force_login(operations_user)
+    english(client)
+    page = reverse("admin:orders_order_changelist")
+    assert 'id="health-alerts"' in client.get(page).content.decode()
+    with session(autocommit=False) as migration:  # e.g. a migration altering the alert table
+        with migration.cursor() as cur:
+            cur.execute("LOCK TABLE health_alert IN ACCESS EXCLUSIVE MODE")
+        response = client.get(page)
+    assert response.status_code == 200
+    assert 'id="health-alerts"' not in response.content.decode()
+
+
 def test_operations_acknowledge_alerts_from_the_list(client, operations_user):
     alert = Alert.objects.create(key="probe:x", kind="probe", severity="warning", message="m")
     client.force_login(operations_user)
