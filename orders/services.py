@@ -472,7 +472,8 @@ def order_place_for_phone(
 
     The live customer with this number is reused (its name and address kept); a new number gets
     a new customer (customer_get_or_create: never two for one number, under any concurrency),
-    undone if the order is then refused.
+    undone if the order is then refused, and so does a number whose customer staff delete while
+    the order is placed.
     The vendor and zone are given by id: a missing or deleted one is refused with InvalidInput
     (`vendor`, `zone`) before anything is written; otherwise the refusals of order_place().
     For mobile money the payment request (`pending`, for the total, named
@@ -512,12 +513,19 @@ def order_place_for_phone(
     }
     result = _call_order_place(customer_id=None, customer_phone=phone, **call, **place)
     customer: Customer | None = None
-    if result.get("error") == "customer_unknown":
-        # A first order from this number (nothing was locked or written): the customer is made
-        # through its service, after the vendor and zone it refers to are known to exist, in a
-        # savepoint undone when the placement is then refused (a suspended vendor, an unknown
-        # product, short stock): a refused request leaves no customer behind, even in the
-        # API's transaction, which commits its 4xx answers.
+    # `customer_unavailable`: the customer found by this number was deleted while the placement
+    # waited for its row. Refusing the order would match neither serial order of the two (placed
+    # first, the delete is refused, in_use; deleted first, no live customer has the number): it
+    # is the latter, a first order from this number.
+    if result.get("error") in ("customer_unknown", "customer_unavailable"):
+        # A first order from this number (nothing was written, nor locked but for the stock rows
+        # after `customer_unavailable`; another first order of this number at that very instant
+        # may wait for them while holding up this one's customer insert: PostgreSQL then fails
+        # one of the two as a deadlock). The customer is made through its service, after the
+        # vendor and zone it refers to are known to exist, in a savepoint undone when the
+        # placement is then refused (a suspended vendor, an unknown product, short stock): a
+        # refused request leaves no customer behind, even in the API's transaction, which
+        # commits its 4xx answers.
         with transaction.atomic():
             zone = _live_for_placing(vendor_id=vendor_id, zone_id=zone_id)
             customer = customer_get_or_create(phone=phone, name=name, zone=zone, address=address, actor=actor)

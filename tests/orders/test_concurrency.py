@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
 import pytest
-from django.db import OperationalError, connection, connections
+from django.db import OperationalError, connection, connections, transaction
 from django.utils import timezone
 
 from catalog.models import Product, Stock, StockMovement, Vendor
@@ -38,6 +38,7 @@ from orders.services import (
     CustomerUnavailable,
     InvalidTransition,
     OutOfStock,
+    PlacedOrder,
     customer_create,
     customer_get_or_create,
     customer_soft_delete,
@@ -45,6 +46,7 @@ from orders.services import (
     order_cancel,
     order_expire_unpaid,
     order_place,
+    order_place_for_phone,
     order_transition,
     payment_apply_callback,
     payment_record,
@@ -536,6 +538,64 @@ def test_an_order_placed_for_a_customer_being_deleted_is_refused():
     assert isinstance(placed, CustomerUnavailable), (deleted, placed)
     assert not Order.all_objects.filter(customer=customer).exists()
     assert stock_of(product) == (5, 0)
+
+
+def place_for_number(phone: str, zone: Any, product: Product) -> Callable[[], PlacedOrder]:
+    """The storefront's POST /orders: the customer named by its phone number, in the API's
+    transaction (the Idempotency-Key's)."""
+
+    def place() -> PlacedOrder:
+        with transaction.atomic():
+            return order_place_for_phone(
+                vendor_id=product.vendor_id,
+                phone=phone,
+                name="Awa Mbarga",
+                zone_id=zone.pk,
+                items=[(product.pk, 1)],
+                payment_method=PaymentMethod.CASH,
+                channel="storefront",
+                address="Akwa",
+                actor=STOREFRONT,
+            )
+
+    return place
+
+
+def test_a_storefront_order_from_a_number_whose_customer_is_being_deleted_gets_a_new_customer():
+    # The placement found the customer by its number, then waited for its row, which staff were
+    # deleting. Refusing it (409 customer_unavailable, kept for its Idempotency-Key) matched no
+    # order of the two: the order before the delete (which is then refused, in_use) or after it,
+    # the first order of a number no live customer has. It is the latter.
+    product, zone = ProductFactory(initial_stock=5), ZoneFactory()
+    customer = CustomerFactory(phone="+237677001122", zone=None)
+
+    deleted, placed = race(
+        lambda: customer_soft_delete(customer=customer, actor=STAFF),
+        place_for_number("677 00 11 22", zone, product),
+    )
+
+    assert isinstance(deleted, Customer), (deleted, placed)
+    assert isinstance(placed, PlacedOrder), (deleted, placed)
+    new = Customer.objects.get(phone="+237677001122")
+    assert new.pk != customer.pk and new.name == "Awa Mbarga"
+    assert placed.order.customer_id == new.pk == Order.objects.get().customer_id
+    assert Customer.deleted_objects.filter(pk=customer.pk).exists()
+    assert stock_of(product) == (5, 1)
+
+
+def test_a_customer_deleted_while_a_storefront_order_from_their_number_is_placed_is_in_use():
+    product, zone = ProductFactory(initial_stock=5), ZoneFactory()
+    customer = CustomerFactory(phone="+237677001123", zone=None)
+
+    placed, deleted = race(
+        place_for_number("677 00 11 23", zone, product),
+        lambda: customer_soft_delete(customer=customer, actor=STAFF),
+    )
+
+    assert isinstance(placed, PlacedOrder), (placed, deleted)
+    assert isinstance(deleted, InUse), (placed, deleted)
+    assert Order.objects.get().customer_id == customer.pk
+    assert Customer.objects.filter(pk=customer.pk).exists()
 
 
 def test_a_zone_deleted_while_an_order_is_placed_in_it_is_refused_as_in_use():
