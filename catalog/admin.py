@@ -296,6 +296,9 @@ class ProductAdmin(BigTableMixin, TrackedAdmin):
     def restore_object(self, request: HttpRequest, obj: Product) -> None:
         services.product_restore(product=obj, actor=staff_actor(request))
 
+    def lock_before_hard_delete(self, pks: list[Any]) -> None:
+        services.stock_lock_for_hard_delete(product_ids=pks)
+
     # --- Stock on the product page: adjust and count (the ledger records both) -----------------
 
     def get_urls(self) -> list[Any]:

@@ -764,6 +764,24 @@ def stock_count(
     return stock
 
 
+def stock_lock_for_hard_delete(*, product_ids: Sequence[uuid.UUID]) -> None:
+    """Lock the stock rows of products about to be deleted for good, before the products
+    themselves (okada.core.admin TrackedAdmin.lock_before_hard_delete), in product-id order.
+
+    A placement locks the stock rows first (okada_order_place(), in that order) and its order
+    items' foreign keys key-share-lock the products at commit; a delete that locked the products
+    first and then deleted their stock would wait for such a placement while it waits for the
+    delete: a deadlock, one of the two failed. Taken first, the stock row makes the delete wait
+    for the placement to commit (and then find its order: refused), or a later placement wait
+    for the delete (and then find no product: product_unavailable)."""
+    list(
+        Stock.objects.filter(product_id__in=product_ids)
+        .order_by("product_id")
+        .select_for_update()
+        .values_list("pk", flat=True)
+    )
+
+
 @dataclass(frozen=True)
 class Line:
     product_id: uuid.UUID

@@ -640,6 +640,13 @@ class TrackedAdmin(RefusesOddInput, RefusalOnForm, HistoryOfValidIds, SimpleHist
         reservation) overrides this with its own service."""
         services.tracked_hard_delete(obj=obj, actor=staff_actor(request))
 
+    def lock_before_hard_delete(self, pks: list[Any]) -> None:
+        """Lock, before the selected rows, the rows the delete removes that other writers lock
+        before those: the confirmation locks the selected rows first, then deletes what goes
+        with them, so such a writer and the confirmation would each wait for the other (a
+        placement holds a product's stock row, then its order's foreign keys key-share-lock the
+        product at commit). None by default."""
+
     def has_hard_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return bool(request.user.is_active and request.user.is_superuser)
 
@@ -668,6 +675,7 @@ class TrackedAdmin(RefusesOddInput, RefusalOnForm, HistoryOfValidIds, SimpleHist
         try:
             if request.POST.get("confirm") == "yes":
                 with transaction.atomic(using=router.db_for_write(self.model)):
+                    self.lock_before_hard_delete(pks)
                     locked = list(
                         self.model._base_manager.filter(pk__in=pks).order_by("pk").select_for_update()
                     )

@@ -39,6 +39,7 @@ from orders.services import (
     InvalidTransition,
     OutOfStock,
     PlacedOrder,
+    ProductUnavailable,
     customer_create,
     customer_get_or_create,
     customer_soft_delete,
@@ -608,6 +609,60 @@ def test_a_zone_deleted_while_an_order_is_placed_in_it_is_refused_as_in_use():
 
     assert isinstance(placed, Order), (placed, deleted)
     assert isinstance(deleted, InUse), (placed, deleted)
+
+
+def hard_delete_confirmation(product: Product) -> Callable[[], str]:
+    """A superuser's "delete for good" page of `product`, opened now; confirming it, as a thread
+    would (the answer's text)."""
+    from django.test import Client
+
+    from tests.catalog.factories import UserFactory
+    from tests.hard_delete import counted
+
+    superuser = Client()
+    superuser.force_login(UserFactory(is_staff=True, is_superuser=True))
+    url = "/admin/catalog/product/"
+    post = {"action": "hard_delete_selected", "_selected_action": [str(product.pk)]}
+    shown = counted(superuser.post(url, post).content.decode())
+
+    def confirm() -> str:
+        response = superuser.post(url, {**post, "confirm": "yes", "counted": shown}, follow=True)
+        assert response.status_code == 200, response.status_code
+        return response.content.decode()
+
+    return confirm
+
+
+def test_an_order_committing_while_its_product_is_deleted_for_good_keeps_it_without_a_deadlock():
+    # The placement holds the product's stock row and commits: its order item's foreign key then
+    # key-share-locks the product. The confirmation locked the product first and then waited for
+    # the stock row to delete it: each waited for the other, and PostgreSQL failed one of them
+    # (a 500 for the superuser or for the customer). Now the stock is locked first, as placements
+    # lock it: the confirmation waits for the order to commit, then is refused for it (in_use).
+    product, zone = ProductFactory(initial_stock=5), ZoneFactory()
+    customer = CustomerFactory(zone=None)
+    confirm = hard_delete_confirmation(product)
+
+    placed, page = race(place_for(customer, zone, product), confirm)
+
+    assert isinstance(placed, Order), (placed, page)
+    assert isinstance(page, str), (placed, page)
+    assert "impossible de le supprimer définitivement" in page
+    assert Product.objects.filter(pk=product.pk).exists()
+    assert stock_of(product) == (5, 1)
+
+
+def test_an_order_of_a_product_being_deleted_for_good_is_refused_as_unavailable():
+    product, zone = ProductFactory(initial_stock=5), ZoneFactory()
+    customer = CustomerFactory(zone=None)
+    confirm = hard_delete_confirmation(product)
+
+    page, placed = race(confirm, place_for(customer, zone, product))
+
+    assert isinstance(page, str), (page, placed)
+    assert isinstance(placed, ProductUnavailable), (page, placed)
+    assert not Product.all_objects.filter(pk=product.pk).exists()
+    assert not Order.all_objects.exists()
 
 
 def test_an_edit_of_the_vendor_zone_or_customer_does_not_hold_up_placements():
