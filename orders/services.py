@@ -692,6 +692,8 @@ def order_transition(*, order: Order, to: str, actor: Actor, note: str = "") -> 
             raise InvalidTransition(_("Only unpaid mobile-money orders expire."))
         if to in RELEASES_STOCK:
             stock_release(lines=_lines(order), reference=order.number, actor=actor)
+        if to == S.CANCELLED:
+            _flag_money_received(order=order, actor=actor)
         elif to in SELLS_STOCK:
             stock_sell(lines=_lines(order), reference=order.number, actor=actor)
         from_status = order.status
@@ -1094,8 +1096,14 @@ def _settle(*, order: Order, payment: Payment, actor: Actor) -> None:
         reasons.append("overpaid")
     if payment.received_xaf != payment.amount_xaf:
         reasons.append("amount_differs")
-    if not reasons:
-        return
+    if reasons:
+        _flag_for_refund(order=order, payment=payment, actor=actor, reasons=reasons, received=received)
+
+
+def _flag_for_refund(
+    *, order: Order, payment: Payment, actor: Actor, reasons: list[str], received: int
+) -> None:
+    """Flag `payment` `needs_refund` for Finance, with a note event on the timeline saying why."""
     payment.needs_refund = True
     payment.refund_flagged_at = timezone.now()  # Finance counts the days waiting from here
     payment.save(update_fields=["needs_refund", "refund_flagged_at", "updated_at"])
@@ -1114,6 +1122,19 @@ def _settle(*, order: Order, payment: Payment, actor: Actor) -> None:
             "order_total_xaf": order.total_xaf,
         },
     )
+
+
+def _flag_money_received(*, order: Order, actor: Actor) -> None:
+    """On cancel (its order row locked): the money the order had received is owed back, as money
+    landing after the cancel is (`_settle`). Without this, a callback and a cancel at the same
+    instant left a refund owed or not depending on which took the order's lock first. Payments
+    already flagged, or whose refund Finance settled, are left as they are."""
+    succeeded = list(Payment.objects.filter(order=order, status=Payment.Status.SUCCEEDED))
+    received = sum(p.received_xaf or 0 for p in succeeded)
+    for payment in succeeded:
+        if not payment.needs_refund and payment.refund_settled_at is None:
+            reasons = [f"order_{S.CANCELLED}"]
+            _flag_for_refund(order=order, payment=payment, actor=actor, reasons=reasons, received=received)
 
 
 def payment_refund_settle(*, payment: Payment, actor: Actor, note: str) -> Payment:

@@ -765,6 +765,30 @@ def test_an_order_paid_while_the_expiry_job_runs_is_not_expired():
     assert stock_of(product) == (5, 2)
 
 
+@pytest.mark.parametrize("first", ["callback", "cancel"])
+def test_money_landing_while_the_customer_cancels_is_owed_back_whichever_commits_first(first):
+    # The customer gives up waiting and cancels as the MoMo confirmation arrives. Money landing
+    # on a cancelled order was flagged for Finance; an order cancelled just after its money
+    # landed kept the money with no flag: the refund owed depended on which took the lock first.
+    product = ProductFactory(initial_stock=5)
+    order = momo_order(product, "MTN-CXL-1")
+    pay, cancel = paid_callback(order, "MTN-CXL-1"), lambda: order_cancel(order=order, actor=STOREFRONT)
+
+    results = race(pay, cancel) if first == "callback" else race(cancel, pay)[::-1]
+
+    paid, cancelled = results
+    assert isinstance(paid, CallbackResult) and isinstance(cancelled, Order), results
+    payment = Payment.objects.get(provider_reference="MTN-CXL-1")
+    assert (payment.status, payment.received_xaf) == ("succeeded", order.total_xaf)
+    assert payment.needs_refund
+    flags = OrderEvent.objects.filter(order=order.pk, kind="note", data__needs_refund=True)
+    assert [(f.data["payment_id"], f.data["reasons"]) for f in flags] == [
+        (str(payment.pk), ["order_cancelled"])
+    ]
+    assert Order.objects.get(pk=order.pk).status == S.CANCELLED
+    assert stock_of(product) == (5, 0)
+
+
 def test_two_expiry_runs_at_once_expire_each_order_once():
     # Two beat ticks, or the job and `manage.py` by hand: each order expired by one of them.
     product = ProductFactory(initial_stock=100)
