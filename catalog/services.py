@@ -588,12 +588,17 @@ def product_soft_delete(
 
 
 def product_restore(*, product: Product, actor: Actor, reason: str = "product restored") -> Product:
-    """Bring back a deleted product (its vendor must be live, its SKU free), version moved on."""
+    """Bring back a deleted product (its vendor and its category must be live, its SKU free),
+    version moved on. Both are share-locked until the restore commits (see _live_vendor,
+    _live_category): a delete of either in flight is waited for (and the restore refused), a
+    later one finds the product (in_use)."""
     actor.require_if_staff("catalog.change_product")
     with transaction.atomic(), acting_for(actor, reason):
         product = core.locked(Product.deleted_objects, product.pk, gone=core.not_deleted(Product))
         vendor = _live_vendor(product.vendor_id)
         refuse_if_vendor_suspended(actor=actor, vendor_id=vendor.pk, vendor=vendor)
+        if product.category_id is not None:
+            _live_category(product.category_id)
         if Product.objects.filter(vendor_id=product.vendor_id, sku=product.sku).exists():
             raise _sku_taken(product.sku)
         product.version += 1  # saved by restore()

@@ -1385,8 +1385,13 @@ def customer_soft_delete(*, customer: Customer, actor: Actor, reason: str = "cus
 
 
 def customer_restore(*, customer: Customer, actor: Actor, reason: str = "customer restored") -> Customer:
+    """Bring back a deleted customer (their phone number free, their zone live: key-share-locked
+    until the restore commits, so a zone delete in flight is waited for and the restore refused,
+    a later one finds the customer, in_use)."""
     actor.require_if_staff("orders.change_customer")
     if Customer.objects.filter(phone=customer.phone).exists():
         raise _phone_taken()
-    with unique_or(_phone_taken(), CUSTOMER_CONSTRAINT):
+    with transaction.atomic(), unique_or(_phone_taken(), CUSTOMER_CONSTRAINT):
+        if customer.zone_id is not None and core.live_share_locked(Zone, customer.zone_id) is None:
+            raise InvalidInput(_("This zone does not exist or was deleted."), field="zone")
         return core.restore(customer, actor=actor, reason=reason)  # type: ignore[return-value]

@@ -16,6 +16,7 @@ from catalog.services import (
     category_soft_delete,
     category_update,
     product_create,
+    product_restore,
     product_soft_delete,
     product_update,
     product_upsert_many,
@@ -317,6 +318,43 @@ def test_a_category_deleted_while_a_sub_category_is_restored_in_it_is_refused_as
     assert isinstance(restored, Category), (restored, deleted)
     assert isinstance(deleted, InUse), (restored, deleted)
     assert Category.objects.filter(pk__in=[parent.pk, child.pk]).count() == 2
+
+
+def deleted_product_in(category: Category) -> Product:
+    product = ProductFactory(category=category)
+    return product_soft_delete(product=product, actor=STAFF)
+
+
+def test_a_product_restored_while_its_category_is_being_deleted_is_refused():
+    # The category's delete found no live product in it (this one was deleted) and commits while
+    # the restore runs: the product must stay deleted, not come back live in a deleted category.
+    category = CategoryFactory()
+    product = deleted_product_in(category)
+
+    deleted, restored = race(
+        lambda: category_soft_delete(category=category, actor=STAFF),
+        lambda: product_restore(product=product, actor=STAFF),
+    )
+
+    assert isinstance(deleted, Category), (deleted, restored)
+    assert isinstance(restored, InvalidInput), (deleted, restored)
+    assert list(restored.errors) == ["category"]
+    assert Product.deleted_objects.filter(pk=product.pk).exists()
+
+
+def test_a_category_deleted_while_a_product_is_restored_in_it_is_refused_as_in_use():
+    category = CategoryFactory()
+    product = deleted_product_in(category)
+
+    restored, deleted = race(
+        lambda: product_restore(product=product, actor=STAFF),
+        lambda: category_soft_delete(category=category, actor=STAFF),
+    )
+
+    assert isinstance(restored, Product), (restored, deleted)
+    assert isinstance(deleted, InUse), (restored, deleted)
+    assert Category.objects.filter(pk=category.pk).exists()
+    assert Product.objects.get(pk=product.pk).category_id == category.pk
 
 
 # --- A vendor suspended while its own credentials write -----------------------------------------

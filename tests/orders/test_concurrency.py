@@ -42,6 +42,7 @@ from orders.services import (
     ProductUnavailable,
     customer_create,
     customer_get_or_create,
+    customer_restore,
     customer_soft_delete,
     customer_update,
     order_cancel,
@@ -884,6 +885,37 @@ def test_a_customer_moved_to_a_zone_being_deleted_is_refused():
     assert isinstance(deleted, type(zone)), (deleted, moved)
     assert isinstance(moved, InvalidInput), (deleted, moved)
     assert Customer.objects.get(pk=customer.pk).zone_id is None
+
+
+def test_a_customer_restored_while_their_zone_is_being_deleted_is_refused():
+    # The zone's delete found no live customer in it (this one was deleted) and commits while the
+    # restore runs: the customer must stay deleted, not come back live in a deleted zone.
+    zone = ZoneFactory()
+    customer = customer_soft_delete(customer=CustomerFactory(zone=zone), actor=STAFF)
+
+    deleted, restored = race(
+        lambda: zone_soft_delete(zone=zone, actor=STAFF),
+        lambda: customer_restore(customer=customer, actor=STAFF),
+    )
+
+    assert isinstance(deleted, type(zone)), (deleted, restored)
+    assert isinstance(restored, InvalidInput), (deleted, restored)
+    assert list(restored.errors) == ["zone"]
+    assert Customer.deleted_objects.filter(pk=customer.pk).exists()
+
+
+def test_a_zone_deleted_while_a_customer_is_restored_in_it_is_refused_as_in_use():
+    zone = ZoneFactory()
+    customer = customer_soft_delete(customer=CustomerFactory(zone=zone), actor=STAFF)
+
+    restored, deleted = race(
+        lambda: customer_restore(customer=customer, actor=STAFF),
+        lambda: zone_soft_delete(zone=zone, actor=STAFF),
+    )
+
+    assert isinstance(restored, Customer), (restored, deleted)
+    assert isinstance(deleted, InUse), (restored, deleted)
+    assert Customer.objects.get(pk=customer.pk).zone_id == zone.pk
 
 
 def test_a_zone_deleted_while_a_customer_is_moved_to_it_is_refused_as_in_use():
