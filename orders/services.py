@@ -1272,8 +1272,21 @@ def order_hard_delete(*, order: Order, actor: Actor, reason: str = "deleted for 
 
 
 def order_restore(*, order: Order, actor: Actor, reason: str = "order restored") -> Order:
+    """Bring back a deleted order. Its vendor, customer and zone must be live (deleting them
+    was allowed once no live order held them): each is key-share-locked until the restore
+    commits, as a placement locks them, so a delete of one in flight is waited for and the
+    restore refused (`invalid` on that field), a later one finds the order (in_use)."""
     actor.require_if_staff("orders.change_order")
-    return core.restore(order, actor=actor, reason=reason)  # type: ignore[return-value]
+    parents = (
+        (Vendor, order.vendor_id, "vendor", _("No such vendor.")),
+        (Customer, order.customer_id, "customer", _("This customer no longer exists.")),
+        (Zone, order.zone_id, "zone", _("This delivery zone no longer exists.")),
+    )
+    with transaction.atomic():
+        for model, pk, field, gone in parents:
+            if core.live_share_locked(model, pk) is None:
+                raise InvalidInput(gone, field=field)
+        return core.restore(order, actor=actor, reason=reason)  # type: ignore[return-value]
 
 
 # --- Zones --------------------------------------------------------------------------------------

@@ -49,6 +49,8 @@ from orders.services import (
     order_expire_unpaid,
     order_place,
     order_place_for_phone,
+    order_restore,
+    order_soft_delete,
     order_transition,
     payment_apply_callback,
     payment_record,
@@ -916,6 +918,41 @@ def test_a_zone_deleted_while_a_customer_is_restored_in_it_is_refused_as_in_use(
     assert isinstance(restored, Customer), (restored, deleted)
     assert isinstance(deleted, InUse), (restored, deleted)
     assert Customer.objects.get(pk=customer.pk).zone_id == zone.pk
+
+
+def deleted_order_and_its(parent: str) -> tuple[Order, Callable[[], Any]]:
+    """A finished order, soft-deleted, and the delete of its customer or zone (which no live
+    order holds any more)."""
+    zone = ZoneFactory()
+    customer = CustomerFactory(zone=None)
+    order = order_cancel(order=OrderFactory(customer=customer, zone=zone), actor=STAFF)
+    order_soft_delete(order=order, actor=STAFF)
+    if parent == "customer":
+        return order, lambda: customer_soft_delete(customer=customer, actor=STAFF)
+    return order, lambda: zone_soft_delete(zone=zone, actor=STAFF)
+
+
+@pytest.mark.parametrize("parent", ["customer", "zone"])
+def test_an_order_restored_while_its_customer_or_zone_is_being_deleted_is_refused(parent):
+    order, delete = deleted_order_and_its(parent)
+
+    deleted, restored = race(delete, lambda: order_restore(order=order, actor=STAFF))
+
+    assert isinstance(deleted, (Customer, Zone)), (deleted, restored)
+    assert isinstance(restored, InvalidInput), (deleted, restored)
+    assert list(restored.errors) == [parent]
+    assert Order.deleted_objects.filter(pk=order.pk).exists()
+
+
+@pytest.mark.parametrize("parent", ["customer", "zone"])
+def test_a_customer_or_zone_deleted_while_its_order_is_restored_is_refused_as_in_use(parent):
+    order, delete = deleted_order_and_its(parent)
+
+    restored, deleted = race(lambda: order_restore(order=order, actor=STAFF), delete)
+
+    assert isinstance(restored, Order), (restored, deleted)
+    assert isinstance(deleted, InUse), (restored, deleted)
+    assert Order.objects.filter(pk=order.pk).exists()
 
 
 def test_a_zone_deleted_while_a_customer_is_moved_to_it_is_refused_as_in_use():
