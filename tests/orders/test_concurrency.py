@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from catalog.models import Product, Stock, StockMovement, Vendor
 from catalog.selectors import stock_audit
-from catalog.services import stock_adjust, vendor_update
+from catalog.services import InsufficientStock, stock_adjust, vendor_suspend, vendor_update
 from okada.core.actors import Actor
 from okada.core.errors import InUse, InvalidInput, NotFound
 from orders.models import (
@@ -40,6 +40,7 @@ from orders.services import (
     OutOfStock,
     PlacedOrder,
     ProductUnavailable,
+    VendorNotActive,
     customer_create,
     customer_get_or_create,
     customer_restore,
@@ -277,6 +278,61 @@ def test_a_storm_of_placements_cancels_deliveries_and_restocks_keeps_the_ledger_
     assert watcher.seen
     assert watcher.consistent()
     assert stock_audit() == []
+
+
+def test_removals_racing_placements_and_cancels_never_oversell_and_every_unit_is_in_the_ledger():
+    # Staff (or a vendor's app) remove units (breakage, a count at the counter) while customers
+    # order and others cancel: each removal applies whole or is refused (insufficient_stock),
+    # none is lost, reserved never exceeds on hand, and every state seen agrees with the ledger.
+    vendor = VendorFactory()
+    product = ProductFactory(vendor=vendor, initial_stock=30)
+    to_cancel = [OrderFactory(vendor=vendor, items=[(product, 2)]) for _ in range(5)]
+    assert stock_of(product) == (30, 10)
+    place = placer(vendor.pk, [(product.pk, 1)])
+
+    def remove() -> Stock:
+        return stock_adjust(product=product, delta=-3, reason="casse", actor=STAFF)
+
+    calls: list[Callable[[], Any]] = []
+    for cancel_me in to_cancel:
+        calls += [functools.partial(order_cancel, order=cancel_me, actor=STAFF), remove, remove]
+        calls += [place] * 4
+
+    with StockWatcher(product) as watcher:
+        results = run_together(calls)
+
+    refused = (OutOfStock, InsufficientStock)
+    assert [r for r in results if isinstance(r, Exception) and not isinstance(r, refused)] == []
+    removed = sum(isinstance(r, Stock) for r in results)
+    placed = [r for r in results if isinstance(r, Order) and r.status == S.PENDING]
+    assert StockMovement.objects.filter(kind="adjustment").count() == removed
+    assert stock_of(product) == (30 - 3 * removed, len(placed))
+    assert 30 - 3 * removed >= len(placed)
+    assert watcher.seen and watcher.consistent()
+    assert all(s.reserved <= s.on_hand for s in watcher.seen)
+    assert stock_audit() == []
+
+
+def test_a_suspension_committing_while_an_order_is_placed_is_seen_by_it_or_waits_for_it():
+    # The placement key-share-locks the vendor; vendor_suspend locks it FOR UPDATE: a suspension
+    # in flight is waited for and then refuses the order (vendor_not_active); an order in flight
+    # is waited for by the suspension, and stays (the vendor serves the orders it has).
+    product, zone = ProductFactory(initial_stock=5), ZoneFactory()
+    customer = CustomerFactory(zone=None)
+
+    suspended, refused = race(
+        lambda: vendor_suspend(vendor=product.vendor, actor=STAFF), place_for(customer, zone, product)
+    )
+    assert isinstance(suspended, Vendor) and isinstance(refused, VendorNotActive), (suspended, refused)
+    assert stock_of(product) == (5, 0)
+
+    other = ProductFactory(initial_stock=5)
+    placed, later = race(
+        place_for(customer, zone, other), lambda: vendor_suspend(vendor=other.vendor, actor=STAFF)
+    )
+    assert isinstance(placed, Order) and isinstance(later, Vendor), (placed, later)
+    assert Order.objects.get(pk=placed.pk).status == S.PENDING
+    assert stock_of(other) == (5, 1)
 
 
 def test_two_concurrent_cancels_of_one_order_release_its_stock_once():
