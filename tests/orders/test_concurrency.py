@@ -41,6 +41,7 @@ from orders.services import (
     PlacedOrder,
     ProductUnavailable,
     VendorNotActive,
+    ZoneUnavailable,
     customer_create,
     customer_get_or_create,
     customer_restore,
@@ -668,6 +669,20 @@ def test_a_zone_deleted_while_an_order_is_placed_in_it_is_refused_as_in_use():
 
     assert isinstance(placed, Order), (placed, deleted)
     assert isinstance(deleted, InUse), (placed, deleted)
+
+
+def test_an_order_placed_in_a_zone_being_deleted_is_refused():
+    product, zone = ProductFactory(initial_stock=5), ZoneFactory()
+    customer = CustomerFactory(zone=None)
+
+    deleted, placed = race(
+        lambda: zone_soft_delete(zone=zone, actor=STAFF), place_for(customer, zone, product)
+    )
+
+    assert isinstance(deleted, Zone), (deleted, placed)
+    assert isinstance(placed, ZoneUnavailable), (deleted, placed)
+    assert not Order.all_objects.filter(zone=zone).exists()
+    assert stock_of(product) == (5, 0)
 
 
 def hard_delete_confirmation(product: Product) -> Callable[[], str]:
