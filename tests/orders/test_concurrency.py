@@ -805,6 +805,29 @@ def status_moves(order: Order) -> list[tuple[str, str]]:
     return list(events.values_list("from_status", "to_status"))
 
 
+def test_a_callback_and_cash_recorded_by_staff_at_once_mark_the_order_paid_once_and_flag_the_second():
+    # The customer paid by MoMo and, not seeing it arrive, paid cash too: whichever payment is
+    # recorded second takes the order past its total and is flagged for a refund (overpaid).
+    order = momo_order(ProductFactory(initial_stock=5), "MTN-TWICE")
+
+    results = run_together(
+        [paid_callback(order, "MTN-TWICE"), cash_entry(order, "till-3:entry-9")], workers=2
+    )
+
+    assert isinstance(results[0], CallbackResult) and isinstance(results[1], Payment), results
+    received = Payment.objects.filter(order=order, status="succeeded")
+    assert received.count() == 2
+    flagged = list(received.filter(needs_refund=True))
+    assert len(flagged) == 1 and flagged[0].refund_flagged_at is not None, flagged
+    flag = OrderEvent.objects.get(order=order.pk, kind="note", data__needs_refund=True)
+    assert (flag.data["payment_id"], flag.data["reasons"]) == (str(flagged[0].pk), ["overpaid"])
+    marks = [
+        h.payment_status
+        for h in Order.objects.get(pk=order.pk).history.order_by("history_date", "history_id")
+    ]
+    assert marks == ["unpaid", "paid"]
+
+
 def test_money_landing_while_the_expiry_job_expires_its_order_is_kept_and_flagged_for_refund():
     # The job holds the order's lock; the callback waits for it, then finds the order expired.
     product = ProductFactory(initial_stock=5)
