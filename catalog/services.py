@@ -319,7 +319,7 @@ def category_update(*, category: Category, data: dict[str, Any], actor: Actor) -
     actor.require_if_staff("catalog.change_category")
     with transaction.atomic(), acting_for(actor, "category updated"):
         if "parent" in data:
-            _lock_category_tree()
+            category_tree_lock()
         category = core.locked(Category.objects, category.pk)
         if (
             data.get("slug", category.slug) != category.slug
@@ -335,13 +335,15 @@ def category_update(*, category: Category, data: dict[str, Any], actor: Actor) -
     return category
 
 
-def _lock_category_tree() -> None:
+def category_tree_lock() -> None:
     """Moves in the category tree, one at a time (until the transaction ends).
 
     `_check_parent` walks the committed tree: two moves at once (A under B, B under A) would each
     pass it and together make a loop; each also locks its row and the other's (the parent's
     foreign key), so they deadlock instead. Queued on this lock, taken before any row lock, the
     second walks the tree the first left. Moves are rare staff edits: one lock for the tree.
+    A caller that locks a category row before calling category_update (the admin's change form)
+    takes this lock first, or two saves deadlock (catalog.admin CategoryAdmin).
     """
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended('catalog.category_tree', 0))")

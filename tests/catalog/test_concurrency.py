@@ -217,6 +217,51 @@ def test_a_move_under_its_own_child_is_refused_without_waiting_for_an_edit_of_th
     assert Category.objects.get(pk=fruits.pk).parent_id is None
 
 
+def test_a_category_saved_in_the_admin_waits_for_the_tree_before_it_locks_its_row():
+    # A save locks its row (the form's check that no one saved it since it was opened), then
+    # category_update takes the tree's lock. Staff saving Fruits and staff saving Agrumes (its
+    # child: the tree held, its parent share-locked) at the same instant each waited for the
+    # other, and PostgreSQL failed one of them (a 500). Now a save waits for the tree first,
+    # holding no row meanwhile: here, while another move holds the tree, Fruits' row stays free.
+    from django.db import OperationalError, transaction
+    from django.test import Client
+
+    from catalog.services import category_tree_lock
+    from tests.catalog.test_admin import loaded_at
+    from tests.concurrency import a_lock_is_awaited, in_thread, poll
+
+    fruits = CategoryFactory(slug="fruits", name_fr="Fruits", name_en="Fruit")
+    staff = Client()
+    staff.force_login(UserFactory(is_staff=True, is_superuser=True))
+    url = f"/admin/catalog/category/{fruits.pk}/change/"
+    form = {
+        "slug": "fruits",
+        "name_fr": "Fruits frais",
+        "name_en": "Fresh fruit",
+        "parent": "",
+        "position": "0",
+        "_okada_loaded_at": loaded_at(staff.get(url).content.decode()),
+    }
+    answers: list[int] = []
+
+    with transaction.atomic():
+        category_tree_lock()  # another move in progress
+        saver, errors = in_thread(lambda: answers.append(staff.post(url, form).status_code))
+        poll(lambda: a_lock_is_awaited() or not saver.is_alive(), "the save to wait for the tree")
+        try:
+            with transaction.atomic():
+                Category.objects.select_for_update(nowait=True).get(pk=fruits.pk)
+            row_free = True
+        except OperationalError:
+            row_free = False
+    saver.join(30)
+
+    assert not saver.is_alive() and errors == [], errors
+    assert row_free, "the save held the category's row while it waited for the tree"
+    assert answers == [302]
+    assert Category.objects.get(pk=fruits.pk).name_fr == "Fruits frais"
+
+
 def _refusal(call):
     try:
         return call()
