@@ -544,12 +544,20 @@ class TrackedAdmin(RefusesOddInput, RefusalOnForm, HistoryOfValidIds, SimpleHist
 
     def refuse_if_changed_since_opened(self, request: HttpRequest, obj: Any) -> None:
         """Two staff editing one row: the second save must not silently undo the first. The row is
-        locked until the view's transaction ends, so the service writes what was checked."""
+        locked until the view's transaction ends, so the service writes what was checked.
+
+        FOR NO KEY UPDATE, as the update services lock the rows others point at (a vendor, zone
+        or customer an order placement key-share-locks): another save, or a delete, still waits
+        for this one, but placements neither wait for it nor hold it up. A service that then
+        locks the row FOR UPDATE takes the stronger lock in the same transaction."""
         opened = request.POST.get(LOADED_AT)
         if not opened:
             return  # a POST made without either form (a script, a test): a deliberate write
         now = (
-            type(obj)._base_manager.select_for_update().filter(pk=obj.pk).values_list("updated_at", flat=True)
+            type(obj)
+            ._base_manager.select_for_update(no_key=True)
+            .filter(pk=obj.pk)
+            .values_list("updated_at", flat=True)
         )
         changed = now.first()
         if changed is not None and changed.isoformat() != opened:

@@ -773,6 +773,43 @@ def test_an_edit_of_the_vendor_zone_or_customer_does_not_hold_up_placements():
     assert Order.objects.filter(customer=customer).count() == 3
 
 
+def test_a_vendors_details_saved_in_the_admin_do_not_hold_up_its_placements():
+    # The change form's check (no one saved the row since it was opened) locked the vendor FOR
+    # UPDATE until the save committed: every placement of that vendor (FOR KEY SHARE) waited for
+    # it, and the save waited for the placements in flight, where vendor_update itself takes FOR
+    # NO KEY UPDATE so that placements go on (the test above).
+    from django.test import Client
+
+    from tests.catalog.factories import UserFactory
+    from tests.catalog.test_admin import loaded_at
+
+    product, zone = ProductFactory(initial_stock=5), ZoneFactory()
+    customer = CustomerFactory(zone=None)
+    vendor = product.vendor
+    staff = Client()
+    staff.force_login(UserFactory(is_staff=True, is_superuser=True))
+    url = f"/admin/catalog/vendor/{vendor.pk}/change/"
+    form = {
+        "name": "Chez Mama",
+        "slug": vendor.slug,
+        "phone": vendor.phone,
+        "email": "",
+        "city": vendor.city,
+        "commission_bps": str(vendor.commission_bps),
+        "_okada_loaded_at": loaded_at(staff.get(url).content.decode()),
+    }
+
+    def place_then_read() -> tuple[Any, str]:
+        return place_for(customer, zone, product)(), Vendor.objects.get(pk=vendor.pk).name
+
+    saved, placed = race(lambda: staff.post(url, form).status_code, place_then_read)
+
+    assert saved == 302, (saved, placed)
+    assert isinstance(placed, tuple) and isinstance(placed[0], Order), placed
+    assert placed[1] == vendor.name  # placed while the save was still open, not after it
+    assert Vendor.objects.get(pk=vendor.pk).name == "Chez Mama"
+
+
 MTN = PaymentMethod.MTN_MOMO
 
 
