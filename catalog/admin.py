@@ -206,6 +206,14 @@ class CategoryAdmin(TrackedAdmin):
         data = self.form_data(form, services.CATEGORY_EDITABLE_FIELDS)
         return services.category_create(actor=staff_actor(request), **data)
 
+    def refuse_if_changed_since_opened(self, request: HttpRequest, obj: Any) -> None:
+        # The save sends `parent`, so category_update takes the tree's lock: before the row's,
+        # which this check takes. The other way round, saving a category (its row locked, waiting
+        # for the tree) and saving one of its children (the tree held, waiting to share-lock its
+        # parent, that row) at the same instant deadlocked: one of the two was a 500.
+        services.category_tree_lock()
+        super().refuse_if_changed_since_opened(request, obj)
+
     def update_object(self, request: HttpRequest, obj: Category, form: Any) -> Category:
         data = self.form_data(form, services.CATEGORY_EDITABLE_FIELDS)
         return services.category_update(category=obj, data=data, actor=staff_actor(request))
@@ -295,6 +303,9 @@ class ProductAdmin(BigTableMixin, TrackedAdmin):
 
     def restore_object(self, request: HttpRequest, obj: Product) -> None:
         services.product_restore(product=obj, actor=staff_actor(request))
+
+    def lock_before_hard_delete(self, pks: list[Any]) -> None:
+        services.stock_lock_for_hard_delete(product_ids=pks)
 
     # --- Stock on the product page: adjust and count (the ledger records both) -----------------
 

@@ -319,7 +319,7 @@ def category_update(*, category: Category, data: dict[str, Any], actor: Actor) -
     actor.require_if_staff("catalog.change_category")
     with transaction.atomic(), acting_for(actor, "category updated"):
         if "parent" in data:
-            _lock_category_tree()
+            category_tree_lock()
         category = core.locked(Category.objects, category.pk)
         if (
             data.get("slug", category.slug) != category.slug
@@ -335,13 +335,15 @@ def category_update(*, category: Category, data: dict[str, Any], actor: Actor) -
     return category
 
 
-def _lock_category_tree() -> None:
+def category_tree_lock() -> None:
     """Moves in the category tree, one at a time (until the transaction ends).
 
     `_check_parent` walks the committed tree: two moves at once (A under B, B under A) would each
     pass it and together make a loop; each also locks its row and the other's (the parent's
     foreign key), so they deadlock instead. Queued on this lock, taken before any row lock, the
     second walks the tree the first left. Moves are rare staff edits: one lock for the tree.
+    A caller that locks a category row before calling category_update (the admin's change form)
+    takes this lock first, or two saves deadlock (catalog.admin CategoryAdmin).
     """
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended('catalog.category_tree', 0))")
@@ -588,12 +590,17 @@ def product_soft_delete(
 
 
 def product_restore(*, product: Product, actor: Actor, reason: str = "product restored") -> Product:
-    """Bring back a deleted product (its vendor must be live, its SKU free), version moved on."""
+    """Bring back a deleted product (its vendor and its category must be live, its SKU free),
+    version moved on. Both are share-locked until the restore commits (see _live_vendor,
+    _live_category): a delete of either in flight is waited for (and the restore refused), a
+    later one finds the product (in_use)."""
     actor.require_if_staff("catalog.change_product")
     with transaction.atomic(), acting_for(actor, reason):
         product = core.locked(Product.deleted_objects, product.pk, gone=core.not_deleted(Product))
         vendor = _live_vendor(product.vendor_id)
         refuse_if_vendor_suspended(actor=actor, vendor_id=vendor.pk, vendor=vendor)
+        if product.category_id is not None:
+            _live_category(product.category_id)
         if Product.objects.filter(vendor_id=product.vendor_id, sku=product.sku).exists():
             raise _sku_taken(product.sku)
         product.version += 1  # saved by restore()
@@ -762,6 +769,24 @@ def stock_count(
             actor=actor,
         ).save()
     return stock
+
+
+def stock_lock_for_hard_delete(*, product_ids: Sequence[uuid.UUID]) -> None:
+    """Lock the stock rows of products about to be deleted for good, before the products
+    themselves (okada.core.admin TrackedAdmin.lock_before_hard_delete), in product-id order.
+
+    A placement locks the stock rows first (okada_order_place(), in that order) and its order
+    items' foreign keys key-share-lock the products at commit; a delete that locked the products
+    first and then deleted their stock would wait for such a placement while it waits for the
+    delete: a deadlock, one of the two failed. Taken first, the stock row makes the delete wait
+    for the placement to commit (and then find its order: refused), or a later placement wait
+    for the delete (and then find no product: product_unavailable)."""
+    list(
+        Stock.objects.filter(product_id__in=product_ids)
+        .order_by("product_id")
+        .select_for_update()
+        .values_list("pk", flat=True)
+    )
 
 
 @dataclass(frozen=True)

@@ -472,7 +472,8 @@ def order_place_for_phone(
 
     The live customer with this number is reused (its name and address kept); a new number gets
     a new customer (customer_get_or_create: never two for one number, under any concurrency),
-    undone if the order is then refused.
+    undone if the order is then refused, and so does a number whose customer staff delete while
+    the order is placed.
     The vendor and zone are given by id: a missing or deleted one is refused with InvalidInput
     (`vendor`, `zone`) before anything is written; otherwise the refusals of order_place().
     For mobile money the payment request (`pending`, for the total, named
@@ -512,12 +513,19 @@ def order_place_for_phone(
     }
     result = _call_order_place(customer_id=None, customer_phone=phone, **call, **place)
     customer: Customer | None = None
-    if result.get("error") == "customer_unknown":
-        # A first order from this number (nothing was locked or written): the customer is made
-        # through its service, after the vendor and zone it refers to are known to exist, in a
-        # savepoint undone when the placement is then refused (a suspended vendor, an unknown
-        # product, short stock): a refused request leaves no customer behind, even in the
-        # API's transaction, which commits its 4xx answers.
+    # `customer_unavailable`: the customer found by this number was deleted while the placement
+    # waited for its row. Refusing the order would match neither serial order of the two (placed
+    # first, the delete is refused, in_use; deleted first, no live customer has the number): it
+    # is the latter, a first order from this number.
+    if result.get("error") in ("customer_unknown", "customer_unavailable"):
+        # A first order from this number (nothing was written, nor locked but for the stock rows
+        # after `customer_unavailable`; another first order of this number at that very instant
+        # may wait for them while holding up this one's customer insert: PostgreSQL then fails
+        # one of the two as a deadlock). The customer is made through its service, after the
+        # vendor and zone it refers to are known to exist, in a savepoint undone when the
+        # placement is then refused (a suspended vendor, an unknown product, short stock): a
+        # refused request leaves no customer behind, even in the API's transaction, which
+        # commits its 4xx answers.
         with transaction.atomic():
             zone = _live_for_placing(vendor_id=vendor_id, zone_id=zone_id)
             customer = customer_get_or_create(phone=phone, name=name, zone=zone, address=address, actor=actor)
@@ -684,6 +692,8 @@ def order_transition(*, order: Order, to: str, actor: Actor, note: str = "") -> 
             raise InvalidTransition(_("Only unpaid mobile-money orders expire."))
         if to in RELEASES_STOCK:
             stock_release(lines=_lines(order), reference=order.number, actor=actor)
+        if to == S.CANCELLED:
+            _flag_money_received(order=order, actor=actor)
         elif to in SELLS_STOCK:
             stock_sell(lines=_lines(order), reference=order.number, actor=actor)
         from_status = order.status
@@ -1086,8 +1096,14 @@ def _settle(*, order: Order, payment: Payment, actor: Actor) -> None:
         reasons.append("overpaid")
     if payment.received_xaf != payment.amount_xaf:
         reasons.append("amount_differs")
-    if not reasons:
-        return
+    if reasons:
+        _flag_for_refund(order=order, payment=payment, actor=actor, reasons=reasons, received=received)
+
+
+def _flag_for_refund(
+    *, order: Order, payment: Payment, actor: Actor, reasons: list[str], received: int
+) -> None:
+    """Flag `payment` `needs_refund` for Finance, with a note event on the timeline saying why."""
     payment.needs_refund = True
     payment.refund_flagged_at = timezone.now()  # Finance counts the days waiting from here
     payment.save(update_fields=["needs_refund", "refund_flagged_at", "updated_at"])
@@ -1106,6 +1122,19 @@ def _settle(*, order: Order, payment: Payment, actor: Actor) -> None:
             "order_total_xaf": order.total_xaf,
         },
     )
+
+
+def _flag_money_received(*, order: Order, actor: Actor) -> None:
+    """On cancel (its order row locked): the money the order had received is owed back, as money
+    landing after the cancel is (`_settle`). Without this, a callback and a cancel at the same
+    instant left a refund owed or not depending on which took the order's lock first. Payments
+    already flagged, or whose refund Finance settled, are left as they are."""
+    succeeded = list(Payment.objects.filter(order=order, status=Payment.Status.SUCCEEDED))
+    received = sum(p.received_xaf or 0 for p in succeeded)
+    for payment in succeeded:
+        if not payment.needs_refund and payment.refund_settled_at is None:
+            reasons = [f"order_{S.CANCELLED}"]
+            _flag_for_refund(order=order, payment=payment, actor=actor, reasons=reasons, received=received)
 
 
 def payment_refund_settle(*, payment: Payment, actor: Actor, note: str) -> Payment:
@@ -1243,8 +1272,21 @@ def order_hard_delete(*, order: Order, actor: Actor, reason: str = "deleted for 
 
 
 def order_restore(*, order: Order, actor: Actor, reason: str = "order restored") -> Order:
+    """Bring back a deleted order. Its vendor, customer and zone must be live (deleting them
+    was allowed once no live order held them): each is key-share-locked until the restore
+    commits, as a placement locks them, so a delete of one in flight is waited for and the
+    restore refused (`invalid` on that field), a later one finds the order (in_use)."""
     actor.require_if_staff("orders.change_order")
-    return core.restore(order, actor=actor, reason=reason)  # type: ignore[return-value]
+    parents = (
+        (Vendor, order.vendor_id, "vendor", _("No such vendor.")),
+        (Customer, order.customer_id, "customer", _("This customer no longer exists.")),
+        (Zone, order.zone_id, "zone", _("This delivery zone no longer exists.")),
+    )
+    with transaction.atomic():
+        for model, pk, field, gone in parents:
+            if core.live_share_locked(model, pk) is None:
+                raise InvalidInput(gone, field=field)
+        return core.restore(order, actor=actor, reason=reason)  # type: ignore[return-value]
 
 
 # --- Zones --------------------------------------------------------------------------------------
@@ -1356,8 +1398,13 @@ def customer_soft_delete(*, customer: Customer, actor: Actor, reason: str = "cus
 
 
 def customer_restore(*, customer: Customer, actor: Actor, reason: str = "customer restored") -> Customer:
+    """Bring back a deleted customer (their phone number free, their zone live: key-share-locked
+    until the restore commits, so a zone delete in flight is waited for and the restore refused,
+    a later one finds the customer, in_use)."""
     actor.require_if_staff("orders.change_customer")
     if Customer.objects.filter(phone=customer.phone).exists():
         raise _phone_taken()
-    with unique_or(_phone_taken(), CUSTOMER_CONSTRAINT):
+    with transaction.atomic(), unique_or(_phone_taken(), CUSTOMER_CONSTRAINT):
+        if customer.zone_id is not None and core.live_share_locked(Zone, customer.zone_id) is None:
+            raise InvalidInput(_("This zone does not exist or was deleted."), field="zone")
         return core.restore(customer, actor=actor, reason=reason)  # type: ignore[return-value]

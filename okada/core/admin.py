@@ -544,12 +544,20 @@ class TrackedAdmin(RefusesOddInput, RefusalOnForm, HistoryOfValidIds, SimpleHist
 
     def refuse_if_changed_since_opened(self, request: HttpRequest, obj: Any) -> None:
         """Two staff editing one row: the second save must not silently undo the first. The row is
-        locked until the view's transaction ends, so the service writes what was checked."""
+        locked until the view's transaction ends, so the service writes what was checked.
+
+        FOR NO KEY UPDATE, as the update services lock the rows others point at (a vendor, zone
+        or customer an order placement key-share-locks): another save, or a delete, still waits
+        for this one, but placements neither wait for it nor hold it up. A service that then
+        locks the row FOR UPDATE takes the stronger lock in the same transaction."""
         opened = request.POST.get(LOADED_AT)
         if not opened:
             return  # a POST made without either form (a script, a test): a deliberate write
         now = (
-            type(obj)._base_manager.select_for_update().filter(pk=obj.pk).values_list("updated_at", flat=True)
+            type(obj)
+            ._base_manager.select_for_update(no_key=True)
+            .filter(pk=obj.pk)
+            .values_list("updated_at", flat=True)
         )
         changed = now.first()
         if changed is not None and changed.isoformat() != opened:
@@ -640,6 +648,13 @@ class TrackedAdmin(RefusesOddInput, RefusalOnForm, HistoryOfValidIds, SimpleHist
         reservation) overrides this with its own service."""
         services.tracked_hard_delete(obj=obj, actor=staff_actor(request))
 
+    def lock_before_hard_delete(self, pks: list[Any]) -> None:
+        """Lock, before the selected rows, the rows the delete removes that other writers lock
+        before those: the confirmation locks the selected rows first, then deletes what goes
+        with them, so such a writer and the confirmation would each wait for the other (a
+        placement holds a product's stock row, then its order's foreign keys key-share-lock the
+        product at commit). None by default."""
+
     def has_hard_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return bool(request.user.is_active and request.user.is_superuser)
 
@@ -668,6 +683,7 @@ class TrackedAdmin(RefusesOddInput, RefusalOnForm, HistoryOfValidIds, SimpleHist
         try:
             if request.POST.get("confirm") == "yes":
                 with transaction.atomic(using=router.db_for_write(self.model)):
+                    self.lock_before_hard_delete(pks)
                     locked = list(
                         self.model._base_manager.filter(pk__in=pks).order_by("pk").select_for_update()
                     )

@@ -204,6 +204,7 @@ def tracked_hard_delete(*, obj: TrackedModel, actor: Actor, reason: str = "delet
     try:
         with transaction.atomic(), actors.acting_for(actor, reason):
             obj.hard_delete()
+            _check_foreign_keys_now()
             # The cascade may take API keys or tokens with it (a vendor's): processes drop the
             # ones they kept, as after a revoke.
             credentials_changed()
@@ -214,6 +215,19 @@ def tracked_hard_delete(*, obj: TrackedModel, actor: Actor, reason: str = "delet
                 obj=str(obj),
             )
         ) from None
+
+
+def _check_foreign_keys_now() -> None:
+    """Check now the foreign keys the transaction's writes so far must satisfy, not at commit.
+
+    Django's foreign keys are DEFERRABLE INITIALLY DEFERRED (every deferrable constraint here
+    is one): inside a caller's transaction (the admin's confirmation) a row still referenced by
+    a key with no on_delete rule Django follows (an order item's product, DO_NOTHING) failed at
+    that transaction's commit, past the `except` that says in_use: a 500. IMMEDIATE runs the
+    pending checks at once; DEFERRED puts the keys back as they were."""
+    with connection.cursor() as cursor:
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+        cursor.execute("SET CONSTRAINTS ALL DEFERRED")
 
 
 def model_fields_update(obj: Any, data: dict[str, Any]) -> list[str]:

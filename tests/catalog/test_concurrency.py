@@ -16,6 +16,7 @@ from catalog.services import (
     category_soft_delete,
     category_update,
     product_create,
+    product_restore,
     product_soft_delete,
     product_update,
     product_upsert_many,
@@ -216,6 +217,51 @@ def test_a_move_under_its_own_child_is_refused_without_waiting_for_an_edit_of_th
     assert Category.objects.get(pk=fruits.pk).parent_id is None
 
 
+def test_a_category_saved_in_the_admin_waits_for_the_tree_before_it_locks_its_row():
+    # A save locks its row (the form's check that no one saved it since it was opened), then
+    # category_update takes the tree's lock. Staff saving Fruits and staff saving Agrumes (its
+    # child: the tree held, its parent share-locked) at the same instant each waited for the
+    # other, and PostgreSQL failed one of them (a 500). Now a save waits for the tree first,
+    # holding no row meanwhile: here, while another move holds the tree, Fruits' row stays free.
+    from django.db import OperationalError, transaction
+    from django.test import Client
+
+    from catalog.services import category_tree_lock
+    from tests.catalog.test_admin import loaded_at
+    from tests.concurrency import a_lock_is_awaited, in_thread, poll
+
+    fruits = CategoryFactory(slug="fruits", name_fr="Fruits", name_en="Fruit")
+    staff = Client()
+    staff.force_login(UserFactory(is_staff=True, is_superuser=True))
+    url = f"/admin/catalog/category/{fruits.pk}/change/"
+    form = {
+        "slug": "fruits",
+        "name_fr": "Fruits frais",
+        "name_en": "Fresh fruit",
+        "parent": "",
+        "position": "0",
+        "_okada_loaded_at": loaded_at(staff.get(url).content.decode()),
+    }
+    answers: list[int] = []
+
+    with transaction.atomic():
+        category_tree_lock()  # another move in progress
+        saver, errors = in_thread(lambda: answers.append(staff.post(url, form).status_code))
+        poll(lambda: a_lock_is_awaited() or not saver.is_alive(), "the save to wait for the tree")
+        try:
+            with transaction.atomic():
+                Category.objects.select_for_update(nowait=True).get(pk=fruits.pk)
+            row_free = True
+        except OperationalError:
+            row_free = False
+    saver.join(30)
+
+    assert not saver.is_alive() and errors == [], errors
+    assert row_free, "the save held the category's row while it waited for the tree"
+    assert answers == [302]
+    assert Category.objects.get(pk=fruits.pk).name_fr == "Fruits frais"
+
+
 def _refusal(call):
     try:
         return call()
@@ -317,6 +363,43 @@ def test_a_category_deleted_while_a_sub_category_is_restored_in_it_is_refused_as
     assert isinstance(restored, Category), (restored, deleted)
     assert isinstance(deleted, InUse), (restored, deleted)
     assert Category.objects.filter(pk__in=[parent.pk, child.pk]).count() == 2
+
+
+def deleted_product_in(category: Category) -> Product:
+    product = ProductFactory(category=category)
+    return product_soft_delete(product=product, actor=STAFF)
+
+
+def test_a_product_restored_while_its_category_is_being_deleted_is_refused():
+    # The category's delete found no live product in it (this one was deleted) and commits while
+    # the restore runs: the product must stay deleted, not come back live in a deleted category.
+    category = CategoryFactory()
+    product = deleted_product_in(category)
+
+    deleted, restored = race(
+        lambda: category_soft_delete(category=category, actor=STAFF),
+        lambda: product_restore(product=product, actor=STAFF),
+    )
+
+    assert isinstance(deleted, Category), (deleted, restored)
+    assert isinstance(restored, InvalidInput), (deleted, restored)
+    assert list(restored.errors) == ["category"]
+    assert Product.deleted_objects.filter(pk=product.pk).exists()
+
+
+def test_a_category_deleted_while_a_product_is_restored_in_it_is_refused_as_in_use():
+    category = CategoryFactory()
+    product = deleted_product_in(category)
+
+    restored, deleted = race(
+        lambda: product_restore(product=product, actor=STAFF),
+        lambda: category_soft_delete(category=category, actor=STAFF),
+    )
+
+    assert isinstance(restored, Product), (restored, deleted)
+    assert isinstance(deleted, InUse), (restored, deleted)
+    assert Category.objects.filter(pk=category.pk).exists()
+    assert Product.objects.get(pk=product.pk).category_id == category.pk
 
 
 # --- A vendor suspended while its own credentials write -----------------------------------------

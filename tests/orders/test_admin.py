@@ -133,6 +133,24 @@ def test_an_open_order_is_not_deleted_for_good_either_its_stock_stays_reserved_o
     assert Stock.objects.get(product=product).reserved == 2
 
 
+@pytest.mark.django_db(transaction=True)  # the foreign keys are checked at a real commit
+def test_an_ordered_product_is_not_deleted_for_good_the_admin_says_why_not_a_500(client, admin_user):
+    # Order items keep their product by a database foreign key only (DO_NOTHING, checked at
+    # commit): the confirmation's transaction committed after the service's `except`, and the
+    # refusal came out as an IntegrityError, a 500.
+    product = ProductFactory(initial_stock=5)
+    order = order_cancel(order=OrderFactory(vendor=product.vendor, items=[(product, 2)]), actor=staff_actor())
+    client.force_login(admin_user)
+
+    response = confirm_hard_delete(client, "/admin/catalog/product/", [product.pk])
+
+    assert response.status_code == 302
+    refused = [m.message for m in get_messages(response.wsgi_request) if m.level == ERROR]
+    assert len(refused) == 1 and "impossible de le supprimer définitivement" in refused[0], refused
+    assert order.items.get().product_id == product.pk
+    assert Stock.objects.filter(product=product).exists()
+
+
 def test_a_cancelled_order_can_be_soft_deleted_and_cancel_ignores_deleted_rows(client, admin_user):
     order = order_cancel(order=OrderFactory(), actor=staff_actor())
     client.force_login(admin_user)

@@ -14,12 +14,12 @@ from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
 import pytest
-from django.db import OperationalError, connection, connections
+from django.db import OperationalError, connection, connections, transaction
 from django.utils import timezone
 
 from catalog.models import Product, Stock, StockMovement, Vendor
 from catalog.selectors import stock_audit
-from catalog.services import stock_adjust, vendor_update
+from catalog.services import InsufficientStock, stock_adjust, vendor_suspend, vendor_update
 from okada.core.actors import Actor
 from okada.core.errors import InUse, InvalidInput, NotFound
 from orders.models import (
@@ -38,13 +38,21 @@ from orders.services import (
     CustomerUnavailable,
     InvalidTransition,
     OutOfStock,
+    PlacedOrder,
+    ProductUnavailable,
+    VendorNotActive,
+    ZoneUnavailable,
     customer_create,
     customer_get_or_create,
+    customer_restore,
     customer_soft_delete,
     customer_update,
     order_cancel,
     order_expire_unpaid,
     order_place,
+    order_place_for_phone,
+    order_restore,
+    order_soft_delete,
     order_transition,
     payment_apply_callback,
     payment_record,
@@ -271,6 +279,61 @@ def test_a_storm_of_placements_cancels_deliveries_and_restocks_keeps_the_ledger_
     assert watcher.seen
     assert watcher.consistent()
     assert stock_audit() == []
+
+
+def test_removals_racing_placements_and_cancels_never_oversell_and_every_unit_is_in_the_ledger():
+    # Staff (or a vendor's app) remove units (breakage, a count at the counter) while customers
+    # order and others cancel: each removal applies whole or is refused (insufficient_stock),
+    # none is lost, reserved never exceeds on hand, and every state seen agrees with the ledger.
+    vendor = VendorFactory()
+    product = ProductFactory(vendor=vendor, initial_stock=30)
+    to_cancel = [OrderFactory(vendor=vendor, items=[(product, 2)]) for _ in range(5)]
+    assert stock_of(product) == (30, 10)
+    place = placer(vendor.pk, [(product.pk, 1)])
+
+    def remove() -> Stock:
+        return stock_adjust(product=product, delta=-3, reason="casse", actor=STAFF)
+
+    calls: list[Callable[[], Any]] = []
+    for cancel_me in to_cancel:
+        calls += [functools.partial(order_cancel, order=cancel_me, actor=STAFF), remove, remove]
+        calls += [place] * 4
+
+    with StockWatcher(product) as watcher:
+        results = run_together(calls)
+
+    refused = (OutOfStock, InsufficientStock)
+    assert [r for r in results if isinstance(r, Exception) and not isinstance(r, refused)] == []
+    removed = sum(isinstance(r, Stock) for r in results)
+    placed = [r for r in results if isinstance(r, Order) and r.status == S.PENDING]
+    assert StockMovement.objects.filter(kind="adjustment").count() == removed
+    assert stock_of(product) == (30 - 3 * removed, len(placed))
+    assert 30 - 3 * removed >= len(placed)
+    assert watcher.seen and watcher.consistent()
+    assert all(s.reserved <= s.on_hand for s in watcher.seen)
+    assert stock_audit() == []
+
+
+def test_a_suspension_committing_while_an_order_is_placed_is_seen_by_it_or_waits_for_it():
+    # The placement key-share-locks the vendor; vendor_suspend locks it FOR UPDATE: a suspension
+    # in flight is waited for and then refuses the order (vendor_not_active); an order in flight
+    # is waited for by the suspension, and stays (the vendor serves the orders it has).
+    product, zone = ProductFactory(initial_stock=5), ZoneFactory()
+    customer = CustomerFactory(zone=None)
+
+    suspended, refused = race(
+        lambda: vendor_suspend(vendor=product.vendor, actor=STAFF), place_for(customer, zone, product)
+    )
+    assert isinstance(suspended, Vendor) and isinstance(refused, VendorNotActive), (suspended, refused)
+    assert stock_of(product) == (5, 0)
+
+    other = ProductFactory(initial_stock=5)
+    placed, later = race(
+        place_for(customer, zone, other), lambda: vendor_suspend(vendor=other.vendor, actor=STAFF)
+    )
+    assert isinstance(placed, Order) and isinstance(later, Vendor), (placed, later)
+    assert Order.objects.get(pk=placed.pk).status == S.PENDING
+    assert stock_of(other) == (5, 1)
 
 
 def test_two_concurrent_cancels_of_one_order_release_its_stock_once():
@@ -538,6 +601,64 @@ def test_an_order_placed_for_a_customer_being_deleted_is_refused():
     assert stock_of(product) == (5, 0)
 
 
+def place_for_number(phone: str, zone: Any, product: Product) -> Callable[[], PlacedOrder]:
+    """The storefront's POST /orders: the customer named by its phone number, in the API's
+    transaction (the Idempotency-Key's)."""
+
+    def place() -> PlacedOrder:
+        with transaction.atomic():
+            return order_place_for_phone(
+                vendor_id=product.vendor_id,
+                phone=phone,
+                name="Awa Mbarga",
+                zone_id=zone.pk,
+                items=[(product.pk, 1)],
+                payment_method=PaymentMethod.CASH,
+                channel="storefront",
+                address="Akwa",
+                actor=STOREFRONT,
+            )
+
+    return place
+
+
+def test_a_storefront_order_from_a_number_whose_customer_is_being_deleted_gets_a_new_customer():
+    # The placement found the customer by its number, then waited for its row, which staff were
+    # deleting. Refusing it (409 customer_unavailable, kept for its Idempotency-Key) matched no
+    # order of the two: the order before the delete (which is then refused, in_use) or after it,
+    # the first order of a number no live customer has. It is the latter.
+    product, zone = ProductFactory(initial_stock=5), ZoneFactory()
+    customer = CustomerFactory(phone="+237677001122", zone=None)
+
+    deleted, placed = race(
+        lambda: customer_soft_delete(customer=customer, actor=STAFF),
+        place_for_number("677 00 11 22", zone, product),
+    )
+
+    assert isinstance(deleted, Customer), (deleted, placed)
+    assert isinstance(placed, PlacedOrder), (deleted, placed)
+    new = Customer.objects.get(phone="+237677001122")
+    assert new.pk != customer.pk and new.name == "Awa Mbarga"
+    assert placed.order.customer_id == new.pk == Order.objects.get().customer_id
+    assert Customer.deleted_objects.filter(pk=customer.pk).exists()
+    assert stock_of(product) == (5, 1)
+
+
+def test_a_customer_deleted_while_a_storefront_order_from_their_number_is_placed_is_in_use():
+    product, zone = ProductFactory(initial_stock=5), ZoneFactory()
+    customer = CustomerFactory(phone="+237677001123", zone=None)
+
+    placed, deleted = race(
+        place_for_number("677 00 11 23", zone, product),
+        lambda: customer_soft_delete(customer=customer, actor=STAFF),
+    )
+
+    assert isinstance(placed, PlacedOrder), (placed, deleted)
+    assert isinstance(deleted, InUse), (placed, deleted)
+    assert Order.objects.get().customer_id == customer.pk
+    assert Customer.objects.filter(pk=customer.pk).exists()
+
+
 def test_a_zone_deleted_while_an_order_is_placed_in_it_is_refused_as_in_use():
     product, zone = ProductFactory(initial_stock=5), ZoneFactory()
     customer = CustomerFactory(zone=None)
@@ -548,6 +669,74 @@ def test_a_zone_deleted_while_an_order_is_placed_in_it_is_refused_as_in_use():
 
     assert isinstance(placed, Order), (placed, deleted)
     assert isinstance(deleted, InUse), (placed, deleted)
+
+
+def test_an_order_placed_in_a_zone_being_deleted_is_refused():
+    product, zone = ProductFactory(initial_stock=5), ZoneFactory()
+    customer = CustomerFactory(zone=None)
+
+    deleted, placed = race(
+        lambda: zone_soft_delete(zone=zone, actor=STAFF), place_for(customer, zone, product)
+    )
+
+    assert isinstance(deleted, Zone), (deleted, placed)
+    assert isinstance(placed, ZoneUnavailable), (deleted, placed)
+    assert not Order.all_objects.filter(zone=zone).exists()
+    assert stock_of(product) == (5, 0)
+
+
+def hard_delete_confirmation(product: Product) -> Callable[[], str]:
+    """A superuser's "delete for good" page of `product`, opened now; confirming it, as a thread
+    would (the answer's text)."""
+    from django.test import Client
+
+    from tests.catalog.factories import UserFactory
+    from tests.hard_delete import counted
+
+    superuser = Client()
+    superuser.force_login(UserFactory(is_staff=True, is_superuser=True))
+    url = "/admin/catalog/product/"
+    post = {"action": "hard_delete_selected", "_selected_action": [str(product.pk)]}
+    shown = counted(superuser.post(url, post).content.decode())
+
+    def confirm() -> str:
+        response = superuser.post(url, {**post, "confirm": "yes", "counted": shown}, follow=True)
+        assert response.status_code == 200, response.status_code
+        return response.content.decode()
+
+    return confirm
+
+
+def test_an_order_committing_while_its_product_is_deleted_for_good_keeps_it_without_a_deadlock():
+    # The placement holds the product's stock row and commits: its order item's foreign key then
+    # key-share-locks the product. The confirmation locked the product first and then waited for
+    # the stock row to delete it: each waited for the other, and PostgreSQL failed one of them
+    # (a 500 for the superuser or for the customer). Now the stock is locked first, as placements
+    # lock it: the confirmation waits for the order to commit, then is refused for it (in_use).
+    product, zone = ProductFactory(initial_stock=5), ZoneFactory()
+    customer = CustomerFactory(zone=None)
+    confirm = hard_delete_confirmation(product)
+
+    placed, page = race(place_for(customer, zone, product), confirm)
+
+    assert isinstance(placed, Order), (placed, page)
+    assert isinstance(page, str), (placed, page)
+    assert "impossible de le supprimer définitivement" in page
+    assert Product.objects.filter(pk=product.pk).exists()
+    assert stock_of(product) == (5, 1)
+
+
+def test_an_order_of_a_product_being_deleted_for_good_is_refused_as_unavailable():
+    product, zone = ProductFactory(initial_stock=5), ZoneFactory()
+    customer = CustomerFactory(zone=None)
+    confirm = hard_delete_confirmation(product)
+
+    page, placed = race(confirm, place_for(customer, zone, product))
+
+    assert isinstance(page, str), (page, placed)
+    assert isinstance(placed, ProductUnavailable), (page, placed)
+    assert not Product.all_objects.filter(pk=product.pk).exists()
+    assert not Order.all_objects.exists()
 
 
 def test_an_edit_of_the_vendor_zone_or_customer_does_not_hold_up_placements():
@@ -584,6 +773,43 @@ def test_an_edit_of_the_vendor_zone_or_customer_does_not_hold_up_placements():
     assert Order.objects.filter(customer=customer).count() == 3
 
 
+def test_a_vendors_details_saved_in_the_admin_do_not_hold_up_its_placements():
+    # The change form's check (no one saved the row since it was opened) locked the vendor FOR
+    # UPDATE until the save committed: every placement of that vendor (FOR KEY SHARE) waited for
+    # it, and the save waited for the placements in flight, where vendor_update itself takes FOR
+    # NO KEY UPDATE so that placements go on (the test above).
+    from django.test import Client
+
+    from tests.catalog.factories import UserFactory
+    from tests.catalog.test_admin import loaded_at
+
+    product, zone = ProductFactory(initial_stock=5), ZoneFactory()
+    customer = CustomerFactory(zone=None)
+    vendor = product.vendor
+    staff = Client()
+    staff.force_login(UserFactory(is_staff=True, is_superuser=True))
+    url = f"/admin/catalog/vendor/{vendor.pk}/change/"
+    form = {
+        "name": "Chez Mama",
+        "slug": vendor.slug,
+        "phone": vendor.phone,
+        "email": "",
+        "city": vendor.city,
+        "commission_bps": str(vendor.commission_bps),
+        "_okada_loaded_at": loaded_at(staff.get(url).content.decode()),
+    }
+
+    def place_then_read() -> tuple[Any, str]:
+        return place_for(customer, zone, product)(), Vendor.objects.get(pk=vendor.pk).name
+
+    saved, placed = race(lambda: staff.post(url, form).status_code, place_then_read)
+
+    assert saved == 302, (saved, placed)
+    assert isinstance(placed, tuple) and isinstance(placed[0], Order), placed
+    assert placed[1] == vendor.name  # placed while the save was still open, not after it
+    assert Vendor.objects.get(pk=vendor.pk).name == "Chez Mama"
+
+
 MTN = PaymentMethod.MTN_MOMO
 
 
@@ -614,6 +840,29 @@ def paid_callback(order: Order, reference: str) -> Callable[[], CallbackResult]:
 def status_moves(order: Order) -> list[tuple[str, str]]:
     events = OrderEvent.objects.filter(order=order.pk, kind="status").order_by("created_at", "id")
     return list(events.values_list("from_status", "to_status"))
+
+
+def test_a_callback_and_cash_recorded_by_staff_at_once_mark_the_order_paid_once_and_flag_the_second():
+    # The customer paid by MoMo and, not seeing it arrive, paid cash too: whichever payment is
+    # recorded second takes the order past its total and is flagged for a refund (overpaid).
+    order = momo_order(ProductFactory(initial_stock=5), "MTN-TWICE")
+
+    results = run_together(
+        [paid_callback(order, "MTN-TWICE"), cash_entry(order, "till-3:entry-9")], workers=2
+    )
+
+    assert isinstance(results[0], CallbackResult) and isinstance(results[1], Payment), results
+    received = Payment.objects.filter(order=order, status="succeeded")
+    assert received.count() == 2
+    flagged = list(received.filter(needs_refund=True))
+    assert len(flagged) == 1 and flagged[0].refund_flagged_at is not None, flagged
+    flag = OrderEvent.objects.get(order=order.pk, kind="note", data__needs_refund=True)
+    assert (flag.data["payment_id"], flag.data["reasons"]) == (str(flagged[0].pk), ["overpaid"])
+    marks = [
+        h.payment_status
+        for h in Order.objects.get(pk=order.pk).history.order_by("history_date", "history_id")
+    ]
+    assert marks == ["unpaid", "paid"]
 
 
 def test_money_landing_while_the_expiry_job_expires_its_order_is_kept_and_flagged_for_refund():
@@ -648,6 +897,30 @@ def test_an_order_paid_while_the_expiry_job_runs_is_not_expired():
     assert (order.status, order.payment_status) == (S.PENDING, "paid")
     assert status_moves(order) == []
     assert stock_of(product) == (5, 2)
+
+
+@pytest.mark.parametrize("first", ["callback", "cancel"])
+def test_money_landing_while_the_customer_cancels_is_owed_back_whichever_commits_first(first):
+    # The customer gives up waiting and cancels as the MoMo confirmation arrives. Money landing
+    # on a cancelled order was flagged for Finance; an order cancelled just after its money
+    # landed kept the money with no flag: the refund owed depended on which took the lock first.
+    product = ProductFactory(initial_stock=5)
+    order = momo_order(product, "MTN-CXL-1")
+    pay, cancel = paid_callback(order, "MTN-CXL-1"), lambda: order_cancel(order=order, actor=STOREFRONT)
+
+    results = race(pay, cancel) if first == "callback" else race(cancel, pay)[::-1]
+
+    paid, cancelled = results
+    assert isinstance(paid, CallbackResult) and isinstance(cancelled, Order), results
+    payment = Payment.objects.get(provider_reference="MTN-CXL-1")
+    assert (payment.status, payment.received_xaf) == ("succeeded", order.total_xaf)
+    assert payment.needs_refund
+    flags = OrderEvent.objects.filter(order=order.pk, kind="note", data__needs_refund=True)
+    assert [(f.data["payment_id"], f.data["reasons"]) for f in flags] == [
+        (str(payment.pk), ["order_cancelled"])
+    ]
+    assert Order.objects.get(pk=order.pk).status == S.CANCELLED
+    assert stock_of(product) == (5, 0)
 
 
 def test_two_expiry_runs_at_once_expire_each_order_once():
@@ -745,6 +1018,72 @@ def test_a_customer_moved_to_a_zone_being_deleted_is_refused():
     assert isinstance(deleted, type(zone)), (deleted, moved)
     assert isinstance(moved, InvalidInput), (deleted, moved)
     assert Customer.objects.get(pk=customer.pk).zone_id is None
+
+
+def test_a_customer_restored_while_their_zone_is_being_deleted_is_refused():
+    # The zone's delete found no live customer in it (this one was deleted) and commits while the
+    # restore runs: the customer must stay deleted, not come back live in a deleted zone.
+    zone = ZoneFactory()
+    customer = customer_soft_delete(customer=CustomerFactory(zone=zone), actor=STAFF)
+
+    deleted, restored = race(
+        lambda: zone_soft_delete(zone=zone, actor=STAFF),
+        lambda: customer_restore(customer=customer, actor=STAFF),
+    )
+
+    assert isinstance(deleted, type(zone)), (deleted, restored)
+    assert isinstance(restored, InvalidInput), (deleted, restored)
+    assert list(restored.errors) == ["zone"]
+    assert Customer.deleted_objects.filter(pk=customer.pk).exists()
+
+
+def test_a_zone_deleted_while_a_customer_is_restored_in_it_is_refused_as_in_use():
+    zone = ZoneFactory()
+    customer = customer_soft_delete(customer=CustomerFactory(zone=zone), actor=STAFF)
+
+    restored, deleted = race(
+        lambda: customer_restore(customer=customer, actor=STAFF),
+        lambda: zone_soft_delete(zone=zone, actor=STAFF),
+    )
+
+    assert isinstance(restored, Customer), (restored, deleted)
+    assert isinstance(deleted, InUse), (restored, deleted)
+    assert Customer.objects.get(pk=customer.pk).zone_id == zone.pk
+
+
+def deleted_order_and_its(parent: str) -> tuple[Order, Callable[[], Any]]:
+    """A finished order, soft-deleted, and the delete of its customer or zone (which no live
+    order holds any more)."""
+    zone = ZoneFactory()
+    customer = CustomerFactory(zone=None)
+    order = order_cancel(order=OrderFactory(customer=customer, zone=zone), actor=STAFF)
+    order_soft_delete(order=order, actor=STAFF)
+    if parent == "customer":
+        return order, lambda: customer_soft_delete(customer=customer, actor=STAFF)
+    return order, lambda: zone_soft_delete(zone=zone, actor=STAFF)
+
+
+@pytest.mark.parametrize("parent", ["customer", "zone"])
+def test_an_order_restored_while_its_customer_or_zone_is_being_deleted_is_refused(parent):
+    order, delete = deleted_order_and_its(parent)
+
+    deleted, restored = race(delete, lambda: order_restore(order=order, actor=STAFF))
+
+    assert isinstance(deleted, (Customer, Zone)), (deleted, restored)
+    assert isinstance(restored, InvalidInput), (deleted, restored)
+    assert list(restored.errors) == [parent]
+    assert Order.deleted_objects.filter(pk=order.pk).exists()
+
+
+@pytest.mark.parametrize("parent", ["customer", "zone"])
+def test_a_customer_or_zone_deleted_while_its_order_is_restored_is_refused_as_in_use(parent):
+    order, delete = deleted_order_and_its(parent)
+
+    restored, deleted = race(lambda: order_restore(order=order, actor=STAFF), delete)
+
+    assert isinstance(restored, Order), (restored, deleted)
+    assert isinstance(deleted, InUse), (restored, deleted)
+    assert Order.objects.filter(pk=order.pk).exists()
 
 
 def test_a_zone_deleted_while_a_customer_is_moved_to_it_is_refused_as_in_use():

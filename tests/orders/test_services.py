@@ -1397,6 +1397,36 @@ def test_money_arriving_after_expiry_is_recorded_and_flagged_for_refund():
     assert payment.refund_flagged_at is not None and before <= payment.refund_flagged_at <= flag.created_at
 
 
+def test_money_received_before_a_cancel_is_owed_back_once_and_a_refund_already_owed_is_not_flagged_again():
+    order = OrderFactory(payment_method=PaymentMethod.CASH)
+    paid = payment_record(
+        order=order,
+        provider=PaymentMethod.CASH,
+        idempotency_key="till-1",
+        amount_xaf=order.total_xaf,
+        status=Payment.Status.SUCCEEDED,
+        actor=staff_actor(),
+    )
+    more = payment_record(  # a second payment: already owed back (overpaid)
+        order=order,
+        provider=PaymentMethod.CASH,
+        idempotency_key="till-2",
+        amount_xaf=100,
+        status=Payment.Status.SUCCEEDED,
+        actor=staff_actor(),
+    )
+    assert not Payment.objects.get(pk=paid.pk).needs_refund and Payment.objects.get(pk=more.pk).needs_refund
+
+    order_cancel(order=order, actor=staff_actor())
+
+    assert set(Payment.objects.needing_refund()) == {paid, more}
+    flags = OrderEvent.objects.filter(order_id=order.pk, kind=OrderEvent.Kind.NOTE, data__needs_refund=True)
+    assert sorted((f.data["payment_id"], f.data["reasons"]) for f in flags) == sorted(
+        [(str(more.pk), ["overpaid"]), (str(paid.pk), ["order_cancelled"])]
+    )
+    assert Order.objects.get(pk=order.pk).payment_status == "paid"
+
+
 def test_a_callback_without_a_positive_amount_is_refused_and_changes_nothing():
     order = order_in_status(S.PENDING, payment_method=PaymentMethod.MTN_MOMO)
     payment_record(

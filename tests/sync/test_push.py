@@ -251,6 +251,48 @@ def _with_perm(user, *codenames: str):
     return type(user).objects.get(pk=user.pk)  # fresh permission cache
 
 
+@override_settings(OKADA_SYNC_LOCK_TIMEOUT_MS=WAIT * 1000)  # the push's wait ends with the race
+@pytest.mark.parametrize("first", ["device", "api"])
+def test_a_device_price_and_an_if_match_patch_at_once_lose_neither_silently(first):
+    # Both changed the price from the version they read. Whichever takes the product's lock
+    # first applies; the other, waiting for it, then sees the version moved: the PATCH is refused
+    # (409 version_conflict), the device's change becomes a price conflict for staff. Never both
+    # applied, the later one overwriting the earlier unseen.
+    from catalog.services import VersionConflict
+
+    vendor = VendorFactory()
+    product = ProductFactory(vendor=vendor, price_xaf=1000)
+    phone = Phone(vendor)
+    phone.pull_all()
+    base = phone.copy("products")[str(product.pk)]["version"]
+    change = phone.mutation(
+        "product.update", product_id=str(product.pk), base_version=base, fields={"price_xaf": 900}
+    )
+    integration = Actor(role=Actor.VENDOR, vendor_id=vendor.pk, label="integration")
+
+    def device() -> dict:
+        return phone.push(change)["results"][0]
+
+    def api() -> Product:
+        return product_update(
+            product=product, data={"price_xaf": 1200}, actor=integration, expected_version=base
+        )
+
+    if first == "device":
+        pushed, patched = race(device, api)
+        assert pushed["status"] == "applied" and isinstance(patched, VersionConflict), (pushed, patched)
+        assert Product.objects.get(pk=product.pk).price_xaf == 900
+        assert not SyncConflict.objects.exists()
+    else:
+        patched, pushed = race(api, device)
+        assert isinstance(patched, Product), (patched, pushed)
+        assert (pushed["status"], pushed["code"]) == ("conflict", "price"), pushed
+        assert Product.objects.get(pk=product.pk).price_xaf == 1200
+        conflict = SyncConflict.objects.get(pk=pushed["conflict_id"])
+        assert conflict.device_value == {"fields": {"price_xaf": 900}}
+        assert conflict.server_value["fields"]["price_xaf"] == 1200
+
+
 def test_a_price_update_on_a_stale_version_applies_when_the_price_did_not_move():
     vendor = VendorFactory()
     product = ProductFactory(vendor=vendor, price_xaf=1000)

@@ -82,6 +82,26 @@ def test_a_revocation_committed_by_another_connection_reaches_a_process_that_kep
     assert api.get("/zones").status_code == 401
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_key_read_while_its_revocation_is_in_flight_is_refused_once_the_revocation_commits():
+    # The request reads the key from the database before the revocation commits (still live to
+    # it) and keeps it, under the generation the revocation's first bump set; only the bump made
+    # after the commit tells the process that what it kept is stale.
+    from tests.concurrency import race
+
+    issued = api_key_issue(name="erp", vendor=VendorFactory(), actor=OPERATOR)
+    api = Api(issued.secret)
+
+    revoked, answered = race(
+        lambda: api_key_revoke(key=ApiKey.objects.get(pk=issued.key.pk), actor=OPERATOR),
+        lambda: api.get("/zones").status_code,
+    )
+
+    assert isinstance(revoked, ApiKey) and answered == 200, (revoked, answered)
+    assert ApiKey.objects.get(pk=issued.key.pk).revoked_at is not None
+    assert api.get("/zones").status_code == 401
+
+
 def test_a_revoke_after_redis_lost_the_generation_still_reaches_a_kept_key():
     redis_client = ratelimit._client(settings.OKADA_API_RATELIMIT_REDIS_URL)
     issued = api_key_issue(name="erp", vendor=VendorFactory(), actor=OPERATOR)
