@@ -137,6 +137,7 @@ def test_the_lists_keep_their_query_count_as_rows_grow(client, admin_user, djang
         price_conflict()
     with django_assert_max_num_queries(12):
         assert client.get(CONFLICTS).status_code == 200
+    with django_assert_max_num_queries(12):
         assert "Caisse 1" in client.get(DEVICES).content.decode()
 
 
