@@ -17,7 +17,7 @@ import json
 import os
 import re
 import zoneinfo
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -254,30 +254,37 @@ def _adopt_finished_file(backup: Backup) -> bool:
     return True
 
 
-def backups_prune(*, now: datetime | None = None, on_step: Step = quiet) -> list[Backup]:
+def backups_prune(
+    *, now: datetime | None = None, keep: Collection[Any] = (), on_step: Step = quiet
+) -> list[Backup]:
     """Apply the retention policy (OKADA_BACKUP_KEEP_DAILY/WEEKLY/MONTHLY/PRE_MIGRATION): delete the
     files of the complete backups it does not keep and mark their rows pruned; return them.
 
-    The newest complete backup (the one just taken, even with every rule set to 0) and the newest
-    verified one are always kept, and a backup being verified is skipped (its drill holds the
-    backup's lock; pruning takes it too, so the two never overlap).
+    Always kept: the backups whose ids are in `keep` (the one just taken: a backup dated later by
+    a clock that was ahead would otherwise be "the newest" in its place), the newest complete
+    one (even with every rule set to 0), and the newest verified one whose file is still the one
+    its drill restored (size and SHA-256 checked: one whose file changed since is marked failed,
+    its file kept for inspection, and the next verified one is kept instead). A backup being
+    verified is skipped (its drill holds the backup's lock; pruning takes it too, so the two
+    never overlap).
     """
     now = now or timezone.now()
+    newest_verified = _newest_intact_verified(on_step)
     candidates = list(Backup.objects.complete().order_by("started_at"))
-    keep = retention.to_keep(
+    kept = retention.to_keep(
         {b.pk: b.started_at for b in candidates},
         retention.Policy.from_settings(),
         zoneinfo.ZoneInfo(settings.TIME_ZONE),
         pre_migration={b.pk for b in candidates if b.kind == BackupKind.PRE_MIGRATION},
     )
+    kept.update(keep)
     if candidates:
-        keep.add(candidates[-1].pk)
-    newest_verified = Backup.objects.verified().order_by("-started_at").first()
+        kept.add(candidates[-1].pk)
     if newest_verified is not None:
-        keep.add(newest_verified.pk)
+        kept.add(newest_verified.pk)
     pruned = []
     for backup in candidates:
-        if backup.pk in keep:
+        if backup.pk in kept:
             continue
         with _backup_lock(backup, wait=False) as held:
             if not held:
@@ -296,10 +303,36 @@ def backups_prune(*, now: datetime | None = None, on_step: Step = quiet) -> list
     return pruned
 
 
+def _newest_intact_verified(on_step: Step) -> Backup | None:
+    """The newest verified backup whose file still has the size and SHA-256 its drill checked.
+
+    Retention counts on it to keep one restorable backup; a file removed, cut or changed since
+    its drill passed would make that promise empty. Such a backup is marked failed (its file is
+    kept for inspection) and the next verified one is looked at."""
+    for backup in Backup.objects.verified().order_by("-started_at"):
+        try:
+            _check_file(backup)
+        except DrillProblem as exc:
+            error = Text(
+                gettext_noop(
+                    "Its file is no longer the one its restore drill passed (found by retention, "
+                    "which no longer counts on it; any file left is kept for inspection): %(why)s"
+                ),
+                why=text_of(exc),
+            )
+            Backup.objects.filter(pk=backup.pk, status=BackupStatus.COMPLETE).update(
+                status=BackupStatus.FAILED, error=error.stored, updated_at=timezone.now()
+            )
+            on_step(f"backup {backup.pk}: {error.english()}: marked failed")
+            continue
+        return backup
+    return None
+
+
 def backup_and_prune(*, kind: str, request_id: str = "", on_step: Step = quiet) -> dict[str, Any]:
     """A backup, then retention (only after a backup that worked): what the backup job runs."""
     backup = backup_run(kind=kind, request_id=request_id, on_step=on_step)
-    pruned = backups_prune(on_step=on_step)
+    pruned = backups_prune(keep={backup.pk}, on_step=on_step)
     return {
         "backup": str(backup.pk),
         "file": backup.file_name,

@@ -486,6 +486,60 @@ def test_with_every_rule_at_zero_the_backup_just_taken_is_still_kept(settings):
     assert taken.status == BackupStatus.COMPLETE and backup_path(taken).exists()
 
 
+def test_a_backup_dated_in_the_future_does_not_get_the_backup_just_taken_pruned(settings):
+    # A backup taken while the clock was ahead is the "newest" by date: the retention run after
+    # the next backup kept it in the place of the backup just taken, and deleted that one.
+    (
+        settings.OKADA_BACKUP_KEEP_DAILY,
+        settings.OKADA_BACKUP_KEEP_WEEKLY,
+        settings.OKADA_BACKUP_KEEP_MONTHLY,
+        settings.OKADA_BACKUP_KEEP_PRE_MIGRATION,
+    ) = 1, 0, 0, 0
+    ahead = BackupFactory(started_at=timezone.now() + timedelta(hours=3), with_file=True)
+
+    summary = backup_and_prune(kind=BackupKind.MANUAL)
+
+    taken = Backup.objects.get(pk=summary["backup"])
+    assert taken.file_name not in summary["pruned"]
+    assert taken.status == BackupStatus.COMPLETE and backup_path(taken).exists()
+    ahead.refresh_from_db()
+    assert ahead.status == BackupStatus.COMPLETE  # the newest by date: the daily rule keeps it
+
+
+@pytest.mark.parametrize("damage", ["removed", "cut", "flipped"])
+def test_retention_does_not_count_on_a_verified_backup_whose_file_changed_since(settings, damage):
+    # The newest verified backup's file was damaged after its drill passed. Retention kept it as
+    # "the newest verified backup" and pruned the older verified one: the last good backup.
+    (
+        settings.OKADA_BACKUP_KEEP_DAILY,
+        settings.OKADA_BACKUP_KEEP_WEEKLY,
+        settings.OKADA_BACKUP_KEEP_MONTHLY,
+        settings.OKADA_BACKUP_KEEP_PRE_MIGRATION,
+    ) = 1, 0, 0, 0
+    good = backup_run(kind=BackupKind.MANUAL)
+    damaged = backup_run(kind=BackupKind.MANUAL)
+    for backup in (good, damaged):
+        assert backup_verify(backup=backup).outcome == VerificationOutcome.PASSED
+    path = backup_path(damaged)
+    if damage == "removed":
+        path.unlink()
+    elif damage == "cut":
+        os.truncate(path, path.stat().st_size // 2)
+    else:
+        flip_a_byte(path)
+
+    summary = backup_and_prune(kind=BackupKind.MANUAL)
+
+    good.refresh_from_db()
+    assert good.file_name not in summary["pruned"]
+    assert good.status == BackupStatus.COMPLETE and backup_path(good).exists()
+    damaged.refresh_from_db()
+    assert damaged.status == BackupStatus.FAILED
+    assert english(damaged.error).startswith("Its file is no longer the one its restore drill passed")
+    assert path.exists() == (damage != "removed")  # a damaged file is kept for inspection
+    assert Backup.objects.verified().order_by("-started_at").first() == good
+
+
 def test_pruning_never_deletes_a_backup_while_it_is_being_verified(settings):
     (
         settings.OKADA_BACKUP_KEEP_DAILY,
