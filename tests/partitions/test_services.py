@@ -588,3 +588,28 @@ def test_a_run_removes_the_partial_archives_a_killed_run_left_of_its_month_but_n
     assert sorted(p.name for p in directory.iterdir()) == sorted(
         [written, f"{written}.sha256", writing.name, other_month.name]
     )
+
+
+def test_a_month_retired_twice_in_one_run_keeps_both_archives(scratch_table, settings, tmp_path):
+    # A retirement whose archive failed leaves January detached; a late row of January then lands
+    # in DEFAULT. The next run retires the detached table, rescues the late row into a new
+    # January partition and retires that too: two archives of one name in one run (one stamp).
+    table = scratch_table(premake_months=0, retention_months=1)
+    ids = insert_readings(table, [at(2030, 1, 3), at(2030, 1, 20)])
+    name = f"{table}_p203001"
+    archives_fail(settings, tmp_path)
+    maintenance_run(now=at(2030, 4, 2))
+    assert name in standalone_tables(name)
+    late = insert_readings(table, [at(2030, 1, 25)])
+    settings.OKADA_BACKUP_DIR = tmp_path / "backups"
+
+    summary = maintenance_run(now=at(2030, 4, 2, 1))
+
+    assert summary["failed"] == []
+    assert name not in standalone_tables(name) and name not in partition_names(table)
+    archived = PartitionAction.objects.filter(partition=name, kind=Kind.ARCHIVED, outcome=Outcome.SUCCESS)
+    assert sorted(a.rows for a in archived) == [len(late), len(ids)]
+    for action in archived:  # each archive the log names is still the file it verified
+        path = Path(action.archive_path)
+        assert archive.sha256_of(path) == action.archive_sha256
+        assert archive.archived_rows(path, name=name, schema="public") == action.rows
