@@ -155,7 +155,7 @@ def _free_name(directory: Path, stem: str) -> Path:
     with one stamp (its detached table, then rows of that month rescued from DEFAULT and retired
     too): the second archive must not replace the first, whose table is already dropped."""
     final, n = directory / f"{stem}.dump", 1
-    while final.exists() or final.with_name(final.name + ".partial").exists():
+    while final.exists():  # (a `.partial` of that name: `_open_locked` refuses one being written)
         n += 1
         final = directory / f"{stem}-{n}.dump"
     return final
