@@ -30,6 +30,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy, gettext_noop
 
 from okada.core.actors import Actor
+from okada.core.db import reconnect_if_broken
 from okada.core.errors import Conflict, InvalidInput
 from okada.core.jobs import JobFailed, advisory_lock
 from okada.core.texts import Text, shown, text_of
@@ -180,6 +181,7 @@ def backup_run(*, kind: str, request_id: str = "", on_step: Step = quiet) -> Bac
         pg.fsync_dir(directory)
     except BaseException as exc:
         _remove_files(path)
+        reconnect_if_broken()  # the failure may be that our session was ended: record it anyway
         if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
             full = _no_space(directory)
             _finish(backup, BackupStatus.FAILED, error=text_of(full))

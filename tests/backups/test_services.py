@@ -271,6 +271,66 @@ def test_pg_dump_killed_mid_way_leaves_a_failed_row_and_no_file(backup_dir):
     assert files_in(backup_dir) == []
 
 
+def own_session_pid() -> int:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        return cursor.fetchone()[0]
+
+
+def test_a_failed_backup_whose_database_session_was_also_ended_is_still_marked_failed(backup_dir):
+    # The server restarted mid-backup: pg_dump died, and so did the worker's own session. The row
+    # could not be marked failed on that dead session and stayed `running` until the next run.
+    marketplace()
+
+    def end_our_session(message: str) -> None:
+        if message.startswith("pg_dump started"):
+            server_query("SELECT pg_terminate_backend(%s)", [own_session_pid()])
+
+    with table_locked("catalog_vendor"):
+        thread, errors = in_thread(lambda: backup_run(kind=BackupKind.MANUAL, on_step=end_our_session))
+        poll(pg_dump_waits_for_a_lock, "pg_dump to wait for the locked table", WAIT)
+        server_query(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'pg_dump'"
+        )
+    thread.join(WAIT)
+
+    assert len(errors) == 1 and isinstance(errors[0], pg.ToolError)
+    backup = Backup.objects.get()
+    assert backup.status == BackupStatus.FAILED
+    assert english(backup.error).startswith("pg_dump exited with status 1")
+    assert files_in(backup_dir) == []
+
+
+def test_a_backup_job_whose_session_is_ended_after_the_dump_records_its_failure_and_the_next_run_adopts_the_file(
+    backup_dir,
+):
+    # pg_terminate_backend of the worker's session once the file is whole: the JobRun could not
+    # be written on the dead session and stayed `running` (later `abandoned`), with no error.
+    from okada.core.jobs import job
+    from okada.core.models import JobRun
+
+    from backups.services import BACKUP_JOB
+
+    marketplace()
+
+    def end_our_session(message: str) -> None:
+        if message.startswith("dump written"):
+            server_query("SELECT pg_terminate_backend(%s)", [own_session_pid()])
+
+    with pytest.raises(Exception, match="terminat"), job(BACKUP_JOB):
+        backup_and_prune(kind=BackupKind.MANUAL, on_step=end_our_session)
+
+    run = JobRun.objects.get(name=BACKUP_JOB)
+    assert run.outcome == JobRun.Outcome.FAILED and "terminating connection" in run.error
+    whole = Backup.objects.get()
+    assert whole.status == BackupStatus.RUNNING and backup_path(whole).exists()  # renamed: whole
+
+    backup_run(kind=BackupKind.MANUAL)
+
+    whole.refresh_from_db()
+    assert whole.status == BackupStatus.COMPLETE and backup_path(whole).exists()
+
+
 def test_a_killed_backup_process_leaves_only_a_partial_file_and_the_next_run_marks_it_failed(backup_dir):
     marketplace()
     env = {
