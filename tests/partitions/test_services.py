@@ -613,3 +613,39 @@ def test_a_month_retired_twice_in_one_run_keeps_both_archives(scratch_table, set
         path = Path(action.archive_path)
         assert archive.sha256_of(path) == action.archive_sha256
         assert archive.archived_rows(path, name=name, schema="public") == action.rows
+
+
+def test_a_step_whose_database_session_is_ended_is_logged_failed_and_the_run_goes_on(scratch_table):
+    # pg_terminate_backend of the maintenance session (an operator, a server restart): the step
+    # fails, is logged on a new session, the others are done, and the next run does it again.
+    scratch_table(premake_months=2)
+    ended: list[int] = []
+
+    def terminate_once() -> None:
+        if ended:
+            return
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_backend_pid()")
+            ended.append(cursor.fetchone()[0])
+        with psycopg.connect(**_libpq_kwargs()) as other:
+            other.execute("SELECT pg_terminate_backend(%s)", [ended[0]])
+
+    summary = maintenance_run(now=at(2030, 1, 15), between_steps=terminate_once)
+
+    [label] = summary["failed"]
+    first = english(label).split(":")[0]
+    assert len(summary["done"]) == summary["steps"] - 1 and first not in summary["done"]
+    failed = PartitionAction.objects.get(outcome=Outcome.FAILED)
+    assert f"created {failed.partition}" == first and "terminating connection" in english(failed.detail)
+    assert maintenance_run(now=at(2030, 1, 15))["done"] == [first]
+
+
+def _libpq_kwargs() -> dict[str, object]:
+    env = libpq_env()
+    return {
+        "host": env.get("PGHOST"),
+        "port": env.get("PGPORT"),
+        "user": env.get("PGUSER"),
+        "password": env.get("PGPASSWORD"),
+        "dbname": env.get("PGDATABASE"),
+    }
