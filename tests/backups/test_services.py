@@ -808,3 +808,39 @@ def test_a_second_restore_into_a_target_being_restored_is_refused_and_the_first_
     assert errors == []
     assert results[0].count_differences == {}
     assert results[0].rows == sum(first.manifest.values())
+
+
+@pytest.fixture
+def full_disk(tmp_path):
+    """A 64 KiB file system (tmpfs; needs the right to mount, as root in CI): a dump fills it."""
+    mountpoint = tmp_path / "tiny"
+    mountpoint.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=64k,mode=0700", "tmpfs", str(mountpoint)],
+        capture_output=True,
+        check=False,
+    )
+    if mounted.returncode:
+        pytest.skip(f"cannot mount a small file system here: {mounted.stderr.decode().strip()}")
+    try:
+        yield mountpoint
+    finally:
+        subprocess.run(["umount", str(mountpoint)], check=True)
+
+
+def test_a_backup_that_fills_the_disk_is_marked_failed_leaves_no_file_and_the_next_run_works(
+    settings, full_disk, backup_dir
+):
+    marketplace()
+    settings.OKADA_BACKUP_DIR = full_disk
+
+    with pytest.raises(Exception, match="No space left"):
+        backup_and_prune(kind=BackupKind.MANUAL)
+
+    failed = Backup.objects.get()
+    assert failed.status == BackupStatus.FAILED and "No space left" in english(failed.error)
+    assert files_in(full_disk) == []  # no partial left to fill the disk, nothing that looks whole
+
+    settings.OKADA_BACKUP_DIR = backup_dir
+    backup = backup_run(kind=BackupKind.MANUAL)
+    assert backup.status == BackupStatus.COMPLETE and backup_path(backup).exists()

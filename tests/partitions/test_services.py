@@ -649,3 +649,56 @@ def _libpq_kwargs() -> dict[str, object]:
         "password": env.get("PGPASSWORD"),
         "dbname": env.get("PGDATABASE"),
     }
+
+
+@pytest.fixture
+def full_disk(tmp_path):
+    """A 64 KiB file system (tmpfs; needs the right to mount, as root in CI): an archive fills it."""
+    mountpoint = tmp_path / "tiny"
+    mountpoint.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=64k,mode=0700", "tmpfs", str(mountpoint)],
+        capture_output=True,
+        check=False,
+    )
+    if mounted.returncode:
+        pytest.skip(f"cannot mount a small file system here: {mounted.stderr.decode().strip()}")
+    try:
+        yield mountpoint
+    finally:
+        subprocess.run(["umount", str(mountpoint)], check=True)
+
+
+def test_an_archive_that_fills_the_disk_drops_nothing_and_the_next_run_retires_the_month(
+    scratch_table, settings, full_disk, tmp_path
+):
+    table = scratch_table(premake_months=0, retention_months=1)
+    insert_readings(table, [at(2030, 1, 3)])
+    with connection.cursor() as cursor:  # an archive larger than the disk
+        cursor.execute(
+            f"INSERT INTO {table} (id, created_at, value, note) "  # noqa: S608
+            "SELECT gen_random_uuid(), '2030-01-05', n, md5(n::text) || md5((n * 7)::text) "
+            "FROM generate_series(1, 5000) n"
+        )
+    name = f"{table}_p203001"
+    settings.OKADA_BACKUP_DIR = full_disk
+
+    first = maintenance_run(now=at(2030, 4, 2))
+
+    [failure] = first["failed"]
+    assert english(failure).startswith(f"archived {name}")
+    assert name in standalone_tables(name) and readings_count(name) == 5001  # detached, kept whole
+    assert list((full_disk / "partitions" / table).iterdir()) == []  # no partial left behind
+
+    settings.OKADA_BACKUP_DIR = tmp_path / "backups"
+    second = maintenance_run(now=at(2030, 4, 2, 1))
+
+    assert second["failed"] == [] and name not in standalone_tables(name)
+    archived = PartitionAction.objects.get(partition=name, kind=Kind.ARCHIVED, outcome=Outcome.SUCCESS)
+    assert archived.rows == 5001
+
+
+def readings_count(name: str) -> int:
+    with connection.cursor() as cursor:
+        cursor.execute(f'SELECT count(*) FROM ONLY "{name}"')  # noqa: S608
+        return cursor.fetchone()[0]
