@@ -3,6 +3,7 @@ interrupted detaches, lock timeouts. Each run commits step by step, so the tests
 
 from __future__ import annotations
 
+import datetime as dt
 import fcntl
 import subprocess
 import threading
@@ -702,3 +703,28 @@ def readings_count(name: str) -> int:
     with connection.cursor() as cursor:
         cursor.execute(f'SELECT count(*) FROM ONLY "{name}"')  # noqa: S608
         return cursor.fetchone()[0]
+
+
+def test_a_clock_jumped_years_ahead_retires_nothing_and_says_why(scratch_table, monkeypatch, backup_dir):
+    # A worker whose clock jumped ahead saw this month as years old: past retention, it was
+    # detached, archived and dropped out of the live table.
+    from okada.partitions import services
+
+    table = scratch_table(premake_months=0, retention_months=1)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT now()")
+        database_now = cursor.fetchone()[0]
+    this_month = ddl.utc_month_of(database_now)
+    ids = insert_readings(table, [database_now])
+    maintenance_run(now=database_now)  # the month is made, its row in it
+    name = ddl.partition_name(table, this_month)
+    assert partition_of(table, ids[0]) == name
+    monkeypatch.setattr(services, "clock", lambda: database_now + dt.timedelta(days=3 * 365))
+
+    plan = maintenance_plan()
+    summary = maintenance_run()
+
+    assert not [s for s in plan.steps if s.action == Step.RETIRE]
+    assert any("ahead of the database server" in w for w in map(english, summary["warnings"]))
+    assert partition_of(table, ids[0]) == name
+    assert not PartitionAction.objects.filter(kind__in=[Kind.DETACHED, Kind.DROPPED]).exists()
