@@ -19,7 +19,6 @@ from okada.core.texts import shown
 
 from .models import Backup, BackupVerification, VerificationOutcome
 
-
 CLOCK_SKEW = timedelta(minutes=15)  # how far ahead of now a backup's date may be and still count
 
 

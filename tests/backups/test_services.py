@@ -24,6 +24,7 @@ from django.utils import timezone
 from backups import pg
 from backups.models import Backup, BackupKind, BackupStatus, BackupVerification, VerificationOutcome
 from backups.services import (
+    BACKUP_JOB,
     BackupNotRestorable,
     TargetNotEmpty,
     backup_and_prune,
@@ -36,6 +37,8 @@ from backups.services import (
 )
 from catalog.models import Stock
 from okada.core.errors import InvalidInput
+from okada.core.jobs import job
+from okada.core.models import JobRun
 from okada.core.texts import english
 from orders.audit import CHECKS
 from orders.models import Order, PaymentStatus, Zone
@@ -301,16 +304,11 @@ def test_a_failed_backup_whose_database_session_was_also_ended_is_still_marked_f
     assert files_in(backup_dir) == []
 
 
-def test_a_backup_job_whose_session_is_ended_after_the_dump_records_its_failure_and_the_next_run_adopts_the_file(
+def test_a_backup_job_whose_session_ends_after_the_dump_records_its_failure_and_the_next_run_adopts_the_file(
     backup_dir,
 ):
     # pg_terminate_backend of the worker's session once the file is whole: the JobRun could not
     # be written on the dead session and stayed `running` (later `abandoned`), with no error.
-    from okada.core.jobs import job
-    from okada.core.models import JobRun
-
-    from backups.services import BACKUP_JOB
-
     marketplace()
 
     def end_our_session(message: str) -> None:
@@ -579,7 +577,8 @@ def test_retention_does_not_count_on_a_verified_backup_whose_file_changed_since(
     good = backup_run(kind=BackupKind.MANUAL)
     damaged = backup_run(kind=BackupKind.MANUAL)
     for backup in (good, damaged):
-        assert backup_verify(backup=backup).outcome == VerificationOutcome.PASSED
+        drill = backup_verify(backup=backup)
+        assert drill is not None and drill.outcome == VerificationOutcome.PASSED
     path = backup_path(damaged)
     if damage == "removed":
         path.unlink()
