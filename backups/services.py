@@ -644,15 +644,32 @@ def _restore_held(backup: Backup, target: str, *, force: bool, on_step: Step) ->
         elif "error:" in line:
             on_step(line)
 
-    seconds = pg.restore(
-        backup_path(backup),
-        dbname=target,
-        encrypted=backup.encrypted,
-        passphrase=settings.OKADA_BACKUP_PASSPHRASE,
-        jobs=settings.OKADA_BACKUP_RESTORE_JOBS,
-        keep_owners=True,
-        on_line=progress,
-    )
+    try:
+        seconds = pg.restore(
+            backup_path(backup),
+            dbname=target,
+            encrypted=backup.encrypted,
+            passphrase=settings.OKADA_BACKUP_PASSPHRASE,
+            jobs=settings.OKADA_BACKUP_RESTORE_JOBS,
+            keep_owners=True,
+            on_line=progress,
+        )
+    except pg.ToolError as exc:
+        # Half a database is worse than none: an app pointed at it would run on part of the data.
+        # The target was empty when pg_restore started (created, or re-created by --force).
+        on_step(f"the restore stopped: emptying {target} again")
+        pg.drop_database(target)
+        pg.create_database(target)
+        raise BackupNotRestorable(
+            Text(
+                gettext_noop(
+                    "The restore into %(target)s stopped, and %(target)s was emptied again (nothing "
+                    "half restored): %(why)s"
+                ),
+                target=target,
+                why=text_of(exc),
+            )
+        ) from exc
     on_step(f"restored in {seconds:.1f} s; counting rows against the manifest")
     checks: dict[str, Any] = {}
     with pg.database_alias(target) as alias:

@@ -681,6 +681,26 @@ def test_restore_checks_the_checksum_first_and_touches_nothing_when_it_differs(t
     assert not pg.database_exists(target_database)
 
 
+def test_a_restore_that_fails_mid_way_leaves_the_target_empty_not_half_restored(target_database):
+    # Something made in the target while pg_restore fills it (here a table of the backup's own)
+    # stops pg_restore half way: the target held the tables restored so far, which an app
+    # pointed at it would have run on.
+    marketplace()
+    backup = backup_run(kind=BackupKind.MANUAL)
+
+    def get_in_the_way(message: str) -> None:
+        if message.startswith("restoring into"):
+            with pg.database_alias(target_database) as alias, connections[alias].cursor() as cursor:
+                cursor.execute("CREATE TABLE sync_mutation (id int)")
+
+    with pytest.raises(BackupNotRestorable, match="emptied again") as stopped:
+        backup_restore(backup=backup, target=target_database, on_step=get_in_the_way)
+
+    assert "sync_mutation" in str(stopped.value)  # pg_restore's own words say why
+    with pg.database_alias(target_database) as alias:
+        assert pg.user_objects(alias) == 0
+
+
 def test_restore_refuses_a_backup_that_is_not_complete(target_database):
     failed = BackupFactory(status=BackupStatus.FAILED, size_bytes=None, sha256="")
     with pytest.raises(BackupNotRestorable):
