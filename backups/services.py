@@ -157,12 +157,14 @@ def backup_run(*, kind: str, request_id: str = "", on_step: Step = quiet) -> Bac
     (`request_id`, the Celery task id) returns that backup instead of taking another. On failure
     the row is marked failed with the reason, no file is left, and the error is raised.
     """
+    # Recovery first: a run killed just after its rename left its row `running` with a whole file,
+    # which recovery marks complete; a redelivery of that run's task then returns it.
+    _recover_interrupted_backups(on_step)
     if request_id:
         done = Backup.objects.filter(request_id=request_id, status__in=[BackupStatus.COMPLETE]).first()
         if done is not None:
             on_step(f"backup {done.pk} was already taken for this request")
             return done
-    _recover_interrupted_backups(on_step)
     directory = backup_dir()
     passphrase = settings.OKADA_BACKUP_PASSPHRASE
     backup = Backup(kind=kind, request_id=request_id, encrypted=bool(passphrase))

@@ -443,6 +443,18 @@ def test_a_redelivered_backup_task_returns_the_backup_it_already_made():
     assert BackupVerification.objects.count() == 1
 
 
+def test_a_task_redelivered_after_its_worker_died_just_after_the_rename_takes_no_second_backup():
+    # The worker died between the rename and the row's update: its file is whole, its row
+    # `running`. The redelivered task adopted that file, then took a second backup anyway.
+    first = backup_run(kind=BackupKind.SCHEDULED, request_id="task-1")
+    Backup.objects.filter(pk=first.pk).update(status=BackupStatus.RUNNING, finished_at=None)
+
+    again = backup_run(kind=BackupKind.SCHEDULED, request_id="task-1")
+
+    assert again == first and again.status == BackupStatus.COMPLETE
+    assert Backup.objects.count() == 1
+
+
 def test_a_drill_interrupted_by_a_dead_worker_is_marked_failed_and_its_scratch_database_dropped():
     backup = backup_run(kind=BackupKind.MANUAL)
     dead = BackupVerification.objects.create(backup=backup)  # as a killed worker leaves it
