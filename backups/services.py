@@ -39,6 +39,7 @@ from orders.audit import invariant_audit
 from . import pg, retention
 from .models import Backup, BackupKind, BackupStatus, BackupVerification, VerificationOutcome
 from .pg import Step, quiet
+from .selectors import CLOCK_SKEW
 
 BACKUP_JOB = "backups.run_backup"
 DRILL_JOB = "backups.run_restore_drill"
@@ -385,7 +386,12 @@ def backup_verify(
             on_step(f"drill {earlier.pk} already ran for this request")
             return earlier
     _recover_interrupted_drills(on_step)
-    chosen = backup or Backup.objects.complete().order_by("-started_at").first()
+    # The newest, but not one dated in the future (taken while the clock was ahead): it would be
+    # "the newest" every day until the clock caught up, and no later backup would be verified.
+    complete = Backup.objects.complete().order_by("-started_at")
+    chosen = (
+        backup or complete.filter(started_at__lte=timezone.now() + CLOCK_SKEW).first() or complete.first()
+    )
     if chosen is None:
         on_step("no backup to verify yet")
         return None

@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 from django.db import DEFAULT_DB_ALIAS, connection, connections
+from django.db.models import F
 from django.utils import timezone
 
 from backups import pg
@@ -453,6 +454,21 @@ def test_a_task_redelivered_after_its_worker_died_just_after_the_rename_takes_no
 
     assert again == first and again.status == BackupStatus.COMPLETE
     assert Backup.objects.count() == 1
+
+
+def test_the_daily_drill_verifies_the_newest_backup_not_one_dated_in_the_future():
+    # A backup taken while the clock was a year ahead was "the newest" for a year: every daily
+    # drill verified it again, and no backup taken since was ever verified.
+    ahead = backup_run(kind=BackupKind.MANUAL)
+    a_year = timedelta(days=365)
+    Backup.objects.filter(pk=ahead.pk).update(
+        started_at=F("started_at") + a_year, finished_at=F("finished_at") + a_year
+    )
+    taken = backup_run(kind=BackupKind.SCHEDULED)
+
+    drill = backup_verify()
+
+    assert drill is not None and drill.backup == taken
 
 
 def test_a_drill_interrupted_by_a_dead_worker_is_marked_failed_and_its_scratch_database_dropped():
