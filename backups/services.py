@@ -14,6 +14,7 @@ from __future__ import annotations
 import errno
 import getpass
 import json
+import logging
 import os
 import re
 import zoneinfo
@@ -40,6 +41,8 @@ from . import pg, retention
 from .models import Backup, BackupKind, BackupStatus, BackupVerification, VerificationOutcome
 from .pg import Step, quiet
 from .selectors import CLOCK_SKEW
+
+log = logging.getLogger(__name__)
 
 BACKUP_JOB = "backups.run_backup"
 DRILL_JOB = "backups.run_restore_drill"
@@ -127,6 +130,16 @@ def _remove_files(path: Path) -> None:
         leftover.unlink(missing_ok=True)
 
 
+def _remove_files_after_failure(path: Path) -> None:
+    """`_remove_files` when a run failed: a file that cannot be deleted (the disk went read-only)
+    is logged, never raised, so the row is still marked failed with the cause. What is left is a
+    `.partial` or a companion: nothing that looks like a whole backup (the rename never ran)."""
+    try:
+        _remove_files(path)
+    except OSError as exc:
+        log.warning("could not delete the files of a failed backup (%s): delete %s.* by hand", exc, path)
+
+
 def _describe(exc: BaseException) -> Text:
     """Why a run failed, as stored: our own sentence (translated when shown), or what a library
     said, verbatim, after the exception's type."""
@@ -183,7 +196,7 @@ def backup_run(*, kind: str, request_id: str = "", on_step: Step = quiet) -> Bac
         os.replace(_partial(path), path)  # last: a complete name means a complete, checksummed file
         pg.fsync_dir(directory)
     except BaseException as exc:
-        _remove_files(path)
+        _remove_files_after_failure(path)
         reconnect_if_broken()  # the failure may be that our session was ended: record it anyway
         if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
             full = _no_space(directory)

@@ -875,6 +875,29 @@ def full_disk(tmp_path):
         subprocess.run(["umount", str(mountpoint)], check=True)
 
 
+def test_a_backup_whose_directory_turns_read_only_mid_run_is_marked_failed_with_the_cause(
+    settings, full_disk, backup_dir
+):
+    # The disk went read-only (an I/O error remounts it so) before the rename: deleting the
+    # partial file failed too, and that second error left the row `running` with no word of why.
+    subprocess.run(["mount", "-o", "remount,size=16m", str(full_disk)], check=True)
+    settings.OKADA_BACKUP_DIR = full_disk
+
+    def read_only(message: str) -> None:
+        if message.startswith("dump written"):
+            subprocess.run(["mount", "-o", "remount,ro", str(full_disk)], check=True)
+
+    try:
+        with pytest.raises(OSError, match="Read-only file system"):
+            backup_run(kind=BackupKind.MANUAL, on_step=read_only)
+    finally:
+        subprocess.run(["mount", "-o", "remount,rw", str(full_disk)], check=True)
+
+    failed = Backup.objects.get()
+    assert failed.status == BackupStatus.FAILED and "Read-only file system" in failed.error
+    assert not (full_disk / failed.file_name).exists()  # nothing left looks like a whole backup
+
+
 def test_a_backup_that_fills_the_disk_is_marked_failed_leaves_no_file_and_the_next_run_works(
     settings, full_disk, backup_dir
 ):
