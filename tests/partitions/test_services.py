@@ -721,3 +721,36 @@ def test_a_clock_jumped_years_ahead_retires_nothing_and_says_why(scratch_table, 
     assert any("ahead of the database server" in w for w in map(english, summary["warnings"]))
     assert partition_of(table, ids[0]) == name
     assert not PartitionAction.objects.filter(kind__in=[Kind.DETACHED, Kind.DROPPED]).exists()
+
+
+def test_a_writer_of_the_month_being_rescued_waits_and_its_row_lands_in_the_new_partition(scratch_table):
+    # Rows of the current month caught by DEFAULT (premake had lapsed) are rescued while writers
+    # go on writing that month. A writer that reached DEFAULT while the rescue held its lock
+    # failed once the month was attached ("violates partition constraint"): an order lost.
+    from tests.concurrency import in_thread, poll
+
+    table = scratch_table()
+    insert_readings(table, [at(2030, 1, 3)])
+    late: list[uuid.UUID] = []
+    with transaction.atomic(), connection.cursor() as cursor:
+        moved = ddl.create_month_partition(cursor, table, at(2030, 1).date())
+        assert moved == 1
+        thread, errors = in_thread(lambda: late.extend(insert_readings(table, [at(2030, 1, 20)])))
+        poll(lambda: _waiting_for_a_lock(), "the writer to wait for the rescue's lock", WAIT)
+    thread.join(WAIT)
+
+    assert errors == []
+    assert partition_of(table, late[0]) == f"{table}_p203001"
+
+
+def _waiting_for_a_lock() -> bool:
+    other = connections.create_connection("default")
+    try:
+        with other.cursor() as cursor:
+            cursor.execute(
+                "SELECT EXISTS (SELECT FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                "AND query LIKE 'INSERT INTO \"test_readings\"%%')"
+            )
+            return bool(cursor.fetchone()[0])
+    finally:
+        other.close()
