@@ -19,13 +19,16 @@ from okada.core.texts import shown
 
 from .models import Backup, BackupVerification, VerificationOutcome
 
+CLOCK_SKEW = timedelta(minutes=15)  # how far ahead of now a backup's date may be and still count
+
 
 @dataclass(frozen=True)
 class BackupStatus:
     now: datetime
     max_age: timedelta
     newest: Backup | None  # the newest complete backup, verified or not
-    newest_verified: Backup | None  # the newest complete backup whose latest drill passed
+    newest_verified: Backup | None  # the newest complete backup whose latest drill passed (not
+    # dated more than CLOCK_SKEW in the future)
     last_drill: BackupVerification | None  # the latest finished drill, of any backup
     grace_until: datetime | None  # a new install without a verified backup is ready until then
 
@@ -96,7 +99,12 @@ def backup_status(*, now: datetime | None = None) -> BackupStatus:
     """
     now = now or timezone.now()
     max_age = timedelta(hours=settings.OKADA_BACKUP_MAX_AGE_HOURS)
-    newest_verified = Backup.objects.verified().order_by("-started_at").first()
+    # A backup dated in the future (taken while the clock was ahead) has a negative age: it would
+    # count as fresh until the clock caught up, whatever became of the backups since. Only a
+    # clock a little off between hosts is allowed for.
+    newest_verified = (
+        Backup.objects.verified().filter(started_at__lte=now + CLOCK_SKEW).order_by("-started_at").first()
+    )
     grace_until = None
     if newest_verified is None:
         installed = MigrationRecorder.Migration.objects.aggregate(first=Min("applied"))["first"]

@@ -14,10 +14,11 @@ from __future__ import annotations
 import errno
 import getpass
 import json
+import logging
 import os
 import re
 import zoneinfo
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -30,6 +31,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy, gettext_noop
 
 from okada.core.actors import Actor
+from okada.core.db import reconnect_if_broken
 from okada.core.errors import Conflict, InvalidInput
 from okada.core.jobs import JobFailed, advisory_lock
 from okada.core.texts import Text, shown, text_of
@@ -38,6 +40,9 @@ from orders.audit import invariant_audit
 from . import pg, retention
 from .models import Backup, BackupKind, BackupStatus, BackupVerification, VerificationOutcome
 from .pg import Step, quiet
+from .selectors import CLOCK_SKEW
+
+log = logging.getLogger(__name__)
 
 BACKUP_JOB = "backups.run_backup"
 DRILL_JOB = "backups.run_restore_drill"
@@ -125,6 +130,16 @@ def _remove_files(path: Path) -> None:
         leftover.unlink(missing_ok=True)
 
 
+def _remove_files_after_failure(path: Path) -> None:
+    """`_remove_files` when a run failed: a file that cannot be deleted (the disk went read-only)
+    is logged, never raised, so the row is still marked failed with the cause. What is left is a
+    `.partial` or a companion: nothing that looks like a whole backup (the rename never ran)."""
+    try:
+        _remove_files(path)
+    except OSError as exc:
+        log.warning("could not delete the files of a failed backup (%s): delete %s.* by hand", exc, path)
+
+
 def _describe(exc: BaseException) -> Text:
     """Why a run failed, as stored: our own sentence (translated when shown), or what a library
     said, verbatim, after the exception's type."""
@@ -156,12 +171,14 @@ def backup_run(*, kind: str, request_id: str = "", on_step: Step = quiet) -> Bac
     (`request_id`, the Celery task id) returns that backup instead of taking another. On failure
     the row is marked failed with the reason, no file is left, and the error is raised.
     """
+    # Recovery first: a run killed just after its rename left its row `running` with a whole file,
+    # which recovery marks complete; a redelivery of that run's task then returns it.
+    _recover_interrupted_backups(on_step)
     if request_id:
         done = Backup.objects.filter(request_id=request_id, status__in=[BackupStatus.COMPLETE]).first()
         if done is not None:
             on_step(f"backup {done.pk} was already taken for this request")
             return done
-    _recover_interrupted_backups(on_step)
     directory = backup_dir()
     passphrase = settings.OKADA_BACKUP_PASSPHRASE
     backup = Backup(kind=kind, request_id=request_id, encrypted=bool(passphrase))
@@ -179,7 +196,8 @@ def backup_run(*, kind: str, request_id: str = "", on_step: Step = quiet) -> Bac
         os.replace(_partial(path), path)  # last: a complete name means a complete, checksummed file
         pg.fsync_dir(directory)
     except BaseException as exc:
-        _remove_files(path)
+        _remove_files_after_failure(path)
+        reconnect_if_broken()  # the failure may be that our session was ended: record it anyway
         if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
             full = _no_space(directory)
             _finish(backup, BackupStatus.FAILED, error=text_of(full))
@@ -254,30 +272,37 @@ def _adopt_finished_file(backup: Backup) -> bool:
     return True
 
 
-def backups_prune(*, now: datetime | None = None, on_step: Step = quiet) -> list[Backup]:
+def backups_prune(
+    *, now: datetime | None = None, keep: Collection[Any] = (), on_step: Step = quiet
+) -> list[Backup]:
     """Apply the retention policy (OKADA_BACKUP_KEEP_DAILY/WEEKLY/MONTHLY/PRE_MIGRATION): delete the
     files of the complete backups it does not keep and mark their rows pruned; return them.
 
-    The newest complete backup (the one just taken, even with every rule set to 0) and the newest
-    verified one are always kept, and a backup being verified is skipped (its drill holds the
-    backup's lock; pruning takes it too, so the two never overlap).
+    Always kept: the backups whose ids are in `keep` (the one just taken: a backup dated later by
+    a clock that was ahead would otherwise be "the newest" in its place), the newest complete
+    one (even with every rule set to 0), and the newest verified one whose file is still the one
+    its drill restored (size and SHA-256 checked: one whose file changed since is marked failed,
+    its file kept for inspection, and the next verified one is kept instead). A backup being
+    verified is skipped (its drill holds the backup's lock; pruning takes it too, so the two
+    never overlap).
     """
     now = now or timezone.now()
+    newest_verified = _newest_intact_verified(on_step)
     candidates = list(Backup.objects.complete().order_by("started_at"))
-    keep = retention.to_keep(
+    kept = retention.to_keep(
         {b.pk: b.started_at for b in candidates},
         retention.Policy.from_settings(),
         zoneinfo.ZoneInfo(settings.TIME_ZONE),
         pre_migration={b.pk for b in candidates if b.kind == BackupKind.PRE_MIGRATION},
     )
+    kept.update(keep)
     if candidates:
-        keep.add(candidates[-1].pk)
-    newest_verified = Backup.objects.verified().order_by("-started_at").first()
+        kept.add(candidates[-1].pk)
     if newest_verified is not None:
-        keep.add(newest_verified.pk)
+        kept.add(newest_verified.pk)
     pruned = []
     for backup in candidates:
-        if backup.pk in keep:
+        if backup.pk in kept:
             continue
         with _backup_lock(backup, wait=False) as held:
             if not held:
@@ -296,10 +321,36 @@ def backups_prune(*, now: datetime | None = None, on_step: Step = quiet) -> list
     return pruned
 
 
+def _newest_intact_verified(on_step: Step) -> Backup | None:
+    """The newest verified backup whose file still has the size and SHA-256 its drill checked.
+
+    Retention counts on it to keep one restorable backup; a file removed, cut or changed since
+    its drill passed would make that promise empty. Such a backup is marked failed (its file is
+    kept for inspection) and the next verified one is looked at."""
+    for backup in Backup.objects.verified().order_by("-started_at"):
+        try:
+            _check_file(backup)
+        except DrillProblem as exc:
+            error = Text(
+                gettext_noop(
+                    "Its file is no longer the one its restore drill passed (found by retention, "
+                    "which no longer counts on it; any file left is kept for inspection): %(why)s"
+                ),
+                why=text_of(exc),
+            )
+            Backup.objects.filter(pk=backup.pk, status=BackupStatus.COMPLETE).update(
+                status=BackupStatus.FAILED, error=error.stored, updated_at=timezone.now()
+            )
+            on_step(f"backup {backup.pk}: {error.english()}: marked failed")
+            continue
+        return backup
+    return None
+
+
 def backup_and_prune(*, kind: str, request_id: str = "", on_step: Step = quiet) -> dict[str, Any]:
     """A backup, then retention (only after a backup that worked): what the backup job runs."""
     backup = backup_run(kind=kind, request_id=request_id, on_step=on_step)
-    pruned = backups_prune(on_step=on_step)
+    pruned = backups_prune(keep={backup.pk}, on_step=on_step)
     return {
         "backup": str(backup.pk),
         "file": backup.file_name,
@@ -348,7 +399,12 @@ def backup_verify(
             on_step(f"drill {earlier.pk} already ran for this request")
             return earlier
     _recover_interrupted_drills(on_step)
-    chosen = backup or Backup.objects.complete().order_by("-started_at").first()
+    # The newest, but not one dated in the future (taken while the clock was ahead): it would be
+    # "the newest" every day until the clock caught up, and no later backup would be verified.
+    complete = Backup.objects.complete().order_by("-started_at")
+    chosen = (
+        backup or complete.filter(started_at__lte=timezone.now() + CLOCK_SKEW).first() or complete.first()
+    )
     if chosen is None:
         on_step("no backup to verify yet")
         return None
@@ -609,15 +665,32 @@ def _restore_held(backup: Backup, target: str, *, force: bool, on_step: Step) ->
         elif "error:" in line:
             on_step(line)
 
-    seconds = pg.restore(
-        backup_path(backup),
-        dbname=target,
-        encrypted=backup.encrypted,
-        passphrase=settings.OKADA_BACKUP_PASSPHRASE,
-        jobs=settings.OKADA_BACKUP_RESTORE_JOBS,
-        keep_owners=True,
-        on_line=progress,
-    )
+    try:
+        seconds = pg.restore(
+            backup_path(backup),
+            dbname=target,
+            encrypted=backup.encrypted,
+            passphrase=settings.OKADA_BACKUP_PASSPHRASE,
+            jobs=settings.OKADA_BACKUP_RESTORE_JOBS,
+            keep_owners=True,
+            on_line=progress,
+        )
+    except pg.ToolError as exc:
+        # Half a database is worse than none: an app pointed at it would run on part of the data.
+        # The target was empty when pg_restore started (created, or re-created by --force).
+        on_step(f"the restore stopped: emptying {target} again")
+        pg.drop_database(target)
+        pg.create_database(target)
+        raise BackupNotRestorable(
+            Text(
+                gettext_noop(
+                    "The restore into %(target)s stopped, and %(target)s was emptied again (nothing "
+                    "half restored): %(why)s"
+                ),
+                target=target,
+                why=text_of(exc),
+            )
+        ) from exc
     on_step(f"restored in {seconds:.1f} s; counting rows against the manifest")
     checks: dict[str, Any] = {}
     with pg.database_alias(target) as alias:

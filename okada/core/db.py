@@ -146,6 +146,17 @@ def session_lock_timeout(conn: Any, milliseconds: int) -> Iterator[None]:
     restore()
 
 
+def reconnect_if_broken(using: str = DEFAULT_DB_ALIAS) -> None:
+    """After a database error: close the connection if its session is gone (pg_terminate_backend,
+    a server restart), so the next query opens a new one. Django does this between requests only;
+    a job that records its own failure (JobRun, Backup, PartitionAction) would otherwise find the
+    dead session again and lose the record. Outside a transaction only (inside one, a new session
+    would not be the transaction's)."""
+    conn = connections[using]
+    if conn.connection is not None and not conn.in_atomic_block:
+        conn.close_if_unusable_or_obsolete()
+
+
 def is_lock_timeout(exc: BaseException) -> bool:
     """True for the error a statement raises when its lock was not granted within lock_timeout."""
     cause = getattr(exc, "__cause__", None)

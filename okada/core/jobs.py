@@ -76,6 +76,7 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import gettext_noop
 
 from . import actors, logs
+from .db import reconnect_if_broken
 from .errors import DomainError
 from .models import JobRun
 from .texts import text_of
@@ -344,6 +345,7 @@ def job(name: str) -> Iterator[RunHandle]:
             run.outcome = JobRun.Outcome.FAILED
             run.summary = _jsonable(handle.summary)
             run.finished_at = timezone.now()
+            reconnect_if_broken()  # the failure may be that our session was ended
             try:
                 run.save(update_fields=["outcome", "error", "summary", "finished_at", "updated_at"])
             except Exception:  # e.g. the database went away: keep the job's own error

@@ -150,15 +150,28 @@ def _open_locked(partial: Path) -> int:
     )
 
 
+def _free_name(directory: Path, stem: str) -> Path:
+    """`<stem>.dump`, or `<stem>-2.dump`, `-3` ... when taken. One run may archive a month twice
+    with one stamp (its detached table, then rows of that month rescued from DEFAULT and retired
+    too): the second archive must not replace the first, whose table is already dropped."""
+    final, n = directory / f"{stem}.dump", 1
+    while final.exists():  # (a `.partial` of that name: `_open_locked` refuses one being written)
+        n += 1
+        final = directory / f"{stem}-{n}.dump"
+    return final
+
+
 def dump_table(name: str, *, schema: str, directory: Path, stamp: str, lock_wait_ms: int) -> Archive:
-    """pg_dump one table into `directory/<name>-<stamp>.dump`, then `verify_archive` it.
+    """pg_dump one table into `directory/<name>-<stamp>.dump` (`-2`, `-3` ... before `.dump` when
+    that name is taken: `_free_name`), then `verify_archive` it.
 
     Written under a `.partial` name (locked while written, see `remove_stale_partials`) and
-    renamed once complete and synced: a file with the final name is always a whole archive.
+    renamed once complete and synced, never over an existing file: a file with the final name is
+    always a whole archive, and an archive is never replaced.
     `<file>.sha256` holds the digest (sha256sum -c reads it).
     """
     _owner_only_directory(directory)
-    final = directory / f"{name}-{stamp}.dump"
+    final = _free_name(directory, f"{name}-{stamp}")
     partial = final.with_name(final.name + ".partial")
     fd = _open_locked(partial)
     try:
@@ -173,7 +186,8 @@ def dump_table(name: str, *, schema: str, directory: Path, stamp: str, lock_wait
             pass_fds=(fd,),  # pg_dump holds the lock too, for as long as it runs
         )
         os.fsync(fd)
-        os.replace(partial, final)
+        os.link(partial, final)  # never over another archive: FileExistsError rather than a loss
+        partial.unlink()
     except BaseException:
         if _same_file(fd, partial):  # ours and still locked: no one else is writing it
             partial.unlink()

@@ -18,8 +18,9 @@ Bounds are exact UTC months, passed as timezone-aware datetimes: a bare date wou
 session's TimeZone and, under Africa/Douala, start each month at 23:00 UTC the day before.
 
 Locks: writers take the parent, then the partition a row goes to. Creating a month takes the
-parent first too (SHARE UPDATE EXCLUSIVE, which writers never wait for), then the DEFAULT
-partition (ACCESS EXCLUSIVE, which ATTACH needs anyway): the same order, so no deadlock.
+parent first too (SHARE UPDATE EXCLUSIVE, which writers never wait for; EXCLUSIVE when DEFAULT
+holds rows of that month, which is then likely written to: see `create_month_partition`), then
+the DEFAULT partition (ACCESS EXCLUSIVE, which ATTACH needs anyway): the same order, so no deadlock.
 `lock_timeout` bounds how long anyone queues behind us; the caller retries later.
 """
 
@@ -210,7 +211,14 @@ def create_month_partition(
     # parent (every writer waits), ATTACH only SHARE UPDATE EXCLUSIVE.
     if not adopt:
         cursor.execute(f'CREATE TABLE "{name}" (LIKE "{table}" INCLUDING DEFAULTS INCLUDING CONSTRAINTS)')
-    cursor.execute(f'LOCK TABLE ONLY "{table}" IN SHARE UPDATE EXCLUSIVE MODE')
+    # A month DEFAULT holds rows of is likely being written now (premake lapsed: the current
+    # month). A writer of it that reached DEFAULT while we hold DEFAULT's lock would fail once the
+    # month is attached ("violates partition constraint": its row was routed to DEFAULT before
+    # it waited). EXCLUSIVE on the parent makes writers wait before they route instead (reads go
+    # on), for the time the move takes; a month made ahead keeps the lock writers never wait for.
+    busy = default is not None and _has_rows_of(cursor, default, key, start, end)
+    mode = "EXCLUSIVE" if busy else "SHARE UPDATE EXCLUSIVE"
+    cursor.execute(f'LOCK TABLE ONLY "{table}" IN {mode} MODE')
     moved = 0
     if default:
         # ATTACH refuses while DEFAULT holds rows of the month, and scans DEFAULT under this
@@ -239,6 +247,14 @@ def create_month_partition(
         cursor.execute(f'COMMENT ON TABLE "{name}" IS NULL')  # no longer ours to retire
     restore_lock_timeout(cursor, previous)
     return max(moved, 0)
+
+
+def _has_rows_of(cursor: Any, default: str, key: str, start: dt.datetime, end: dt.datetime) -> bool:
+    cursor.execute(
+        f'SELECT EXISTS (SELECT FROM ONLY "{default}" WHERE "{key}" >= %s AND "{key}" < %s)',
+        [start, end],
+    )
+    return bool(cursor.fetchone()[0])
 
 
 def _column_names(cursor: Any, table: str) -> list[str]:

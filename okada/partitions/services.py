@@ -63,6 +63,9 @@ Outcome = PartitionAction.Outcome
 # name of its own so that tests can keep the month the test database's partitions were made in).
 clock = timezone.now
 
+# How far this process's clock may be ahead of the database server's before retention stops.
+CLOCK_SKEW = dt.timedelta(hours=1)
+
 LOCK_TIMEOUT = LOCK_NOT_AVAILABLE  # lock_timeout expired
 DEADLOCK = "40P01"
 
@@ -138,15 +141,35 @@ class Plan:
 
 
 def maintenance_plan(*, now: dt.datetime | None = None) -> Plan:
-    """What a run would do now, table by table (reads the catalog and the DEFAULT partitions only)."""
+    """What a run would do now, table by table (reads the catalog and the DEFAULT partitions only).
+
+    Without `now`, the time is this process's clock; if that is ahead of the database server's by
+    more than CLOCK_SKEW (a worker whose clock jumped), nothing is retired, with a warning: months
+    still in use would otherwise look past retention and be detached, archived and dropped."""
     plan = Plan(now=now or clock())
     with connection.cursor() as cursor:
+        retire = True
+        if now is None:
+            cursor.execute("SELECT now()")
+            database_now = cursor.fetchone()[0]
+            if plan.now - database_now > CLOCK_SKEW:
+                retire = False
+                plan.warnings.append(
+                    Text(
+                        gettext_noop(
+                            "This process's clock (%(ours)s UTC) is ahead of the database server's "
+                            "(%(theirs)s UTC) by more than an hour: no partition is retired until they agree."
+                        ),
+                        ours=f"{plan.now.astimezone(dt.UTC):%Y-%m-%d %H:%M}",
+                        theirs=f"{database_now.astimezone(dt.UTC):%Y-%m-%d %H:%M}",
+                    )
+                )
         for policy in policies():
-            _plan_table(cursor, policy, plan)
+            _plan_table(cursor, policy, plan, retire=retire)
     return plan
 
 
-def _plan_table(cursor: Any, policy: PartitionPolicy, plan: Plan) -> None:
+def _plan_table(cursor: Any, policy: PartitionPolicy, plan: Plan, *, retire: bool = True) -> None:
     table = policy.table
     if not ddl.table_exists(cursor, table) or not ddl.is_partitioned(cursor, table):
         plan.warnings.append(
@@ -173,6 +196,9 @@ def _plan_table(cursor: Any, policy: PartitionPolicy, plan: Plan) -> None:
 
     def finish_retiring(name: str, starts_at: dt.datetime, ends_at: dt.datetime) -> None:
         # Detached to be retired by an earlier run; the retention may have been lengthened since.
+        if not retire:  # the clock is not to be trusted: neither retired nor attached back now
+            reattaching.add(ddl.utc_month_of(starts_at))
+            return
         if cutoff is not None and ends_at <= cutoff:
             steps.append(Step(table, Step.RETIRE, name, starts_at, ends_at, detached=True))
             return
@@ -253,7 +279,7 @@ def _plan_table(cursor: Any, policy: PartitionPolicy, plan: Plan) -> None:
         else:
             steps.append(Step(table, Step.CREATE, name, starts_at, ends_at))
 
-    if cutoff is None:
+    if cutoff is None or not retire:
         return
     expired = [
         Step(table, Step.RETIRE, p.name, p.starts_at, p.ends_at, rows=p.estimated_rows)

@@ -5,12 +5,15 @@ Tests that need a real dump call `backups.services.backup_run`.
 
 from __future__ import annotations
 
+import hashlib
 from datetime import timedelta
 
 import factory
 from django.utils import timezone
 
 from backups.models import Backup, BackupKind, BackupStatus, BackupVerification, VerificationOutcome
+
+CONTENT = b"PGDM"  # a file's first bytes: what `with_file` writes
 
 
 class BackupFactory(factory.django.DjangoModelFactory[Backup]):
@@ -27,15 +30,15 @@ class BackupFactory(factory.django.DjangoModelFactory[Backup]):
         lambda o: None if o.status == BackupStatus.RUNNING else o.started_at + timedelta(minutes=2)
     )
     file_name = factory.Sequence(lambda n: f"okada-test-{n:05d}.dump")
-    size_bytes = 4
-    sha256 = "ab" * 32
+    size_bytes = len(CONTENT)
+    sha256 = hashlib.sha256(CONTENT).hexdigest()  # of the file `with_file` writes
 
     @factory.post_generation
     def with_file(obj: Backup, create: bool, extracted: object, **kwargs: object) -> None:
         if extracted:
             from backups.services import backup_dir
 
-            (backup_dir() / obj.file_name).write_bytes(b"PGDM")
+            (backup_dir() / obj.file_name).write_bytes(CONTENT)
 
 
 class BackupVerificationFactory(factory.django.DjangoModelFactory[BackupVerification]):

@@ -109,3 +109,24 @@ def test_readyz_has_a_backup_check_that_fails_when_the_newest_verified_backup_is
     response = client.get("/readyz")
     assert response.status_code == 200, response.json()
     assert response.json()["checks"]["backup"]["status"] == "ok"
+
+
+def test_a_verified_backup_dated_in_the_future_does_not_keep_backups_looking_fresh():
+    # Taken while the clock was a year ahead: its age was negative, so it counted as fresh for a
+    # year, whatever became of the nightly backups meanwhile.
+    ahead = verified_backup(hours_old=-24 * 365)
+    old = verified_backup(hours_old=40)
+
+    status = backup_status()
+
+    assert status.newest_verified == old
+    assert status.too_old
+    assert "40.0 h old" in str(status.problem)
+    assert status.newest == ahead  # still listed, as the newest backup by date
+
+
+def test_a_backup_dated_a_few_minutes_ahead_still_counts_a_clock_a_little_off_is_no_alarm():
+    slightly_ahead = verified_backup(hours_old=-0.05)
+    status = backup_status()
+    assert status.newest_verified == slightly_ahead
+    assert not status.too_old and status.problem is None

@@ -19,11 +19,13 @@ from typing import Any
 
 import pytest
 from django.db import DEFAULT_DB_ALIAS, connection, connections
+from django.db.models import F
 from django.utils import timezone
 
 from backups import pg
 from backups.models import Backup, BackupKind, BackupStatus, BackupVerification, VerificationOutcome
 from backups.services import (
+    BACKUP_JOB,
     BackupNotRestorable,
     TargetNotEmpty,
     backup_and_prune,
@@ -36,6 +38,8 @@ from backups.services import (
 )
 from catalog.models import Stock
 from okada.core.errors import InvalidInput
+from okada.core.jobs import job
+from okada.core.models import JobRun
 from okada.core.texts import english
 from orders.audit import CHECKS
 from orders.models import Order, PaymentStatus, Zone
@@ -271,6 +275,61 @@ def test_pg_dump_killed_mid_way_leaves_a_failed_row_and_no_file(backup_dir):
     assert files_in(backup_dir) == []
 
 
+def own_session_pid() -> int:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        return cursor.fetchone()[0]
+
+
+def test_a_failed_backup_whose_database_session_was_also_ended_is_still_marked_failed(backup_dir):
+    # The server restarted mid-backup: pg_dump died, and so did the worker's own session. The row
+    # could not be marked failed on that dead session and stayed `running` until the next run.
+    marketplace()
+
+    def end_our_session(message: str) -> None:
+        if message.startswith("pg_dump started"):
+            server_query("SELECT pg_terminate_backend(%s)", [own_session_pid()])
+
+    with table_locked("catalog_vendor"):
+        thread, errors = in_thread(lambda: backup_run(kind=BackupKind.MANUAL, on_step=end_our_session))
+        poll(pg_dump_waits_for_a_lock, "pg_dump to wait for the locked table", WAIT)
+        server_query(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'pg_dump'"
+        )
+    thread.join(WAIT)
+
+    assert len(errors) == 1 and isinstance(errors[0], pg.ToolError)
+    backup = Backup.objects.get()
+    assert backup.status == BackupStatus.FAILED
+    assert english(backup.error).startswith("pg_dump exited with status 1")
+    assert files_in(backup_dir) == []
+
+
+def test_a_backup_job_whose_session_ends_after_the_dump_records_its_failure_and_the_next_run_adopts_the_file(
+    backup_dir,
+):
+    # pg_terminate_backend of the worker's session once the file is whole: the JobRun could not
+    # be written on the dead session and stayed `running` (later `abandoned`), with no error.
+    marketplace()
+
+    def end_our_session(message: str) -> None:
+        if message.startswith("dump written"):
+            server_query("SELECT pg_terminate_backend(%s)", [own_session_pid()])
+
+    with pytest.raises(Exception, match="terminat"), job(BACKUP_JOB):
+        backup_and_prune(kind=BackupKind.MANUAL, on_step=end_our_session)
+
+    run = JobRun.objects.get(name=BACKUP_JOB)
+    assert run.outcome == JobRun.Outcome.FAILED and "terminating connection" in run.error
+    whole = Backup.objects.get()
+    assert whole.status == BackupStatus.RUNNING and backup_path(whole).exists()  # renamed: whole
+
+    backup_run(kind=BackupKind.MANUAL)
+
+    whole.refresh_from_db()
+    assert whole.status == BackupStatus.COMPLETE and backup_path(whole).exists()
+
+
 def test_a_killed_backup_process_leaves_only_a_partial_file_and_the_next_run_marks_it_failed(backup_dir):
     marketplace()
     env = {
@@ -385,6 +444,33 @@ def test_a_redelivered_backup_task_returns_the_backup_it_already_made():
     assert BackupVerification.objects.count() == 1
 
 
+def test_a_task_redelivered_after_its_worker_died_just_after_the_rename_takes_no_second_backup():
+    # The worker died between the rename and the row's update: its file is whole, its row
+    # `running`. The redelivered task adopted that file, then took a second backup anyway.
+    first = backup_run(kind=BackupKind.SCHEDULED, request_id="task-1")
+    Backup.objects.filter(pk=first.pk).update(status=BackupStatus.RUNNING, finished_at=None)
+
+    again = backup_run(kind=BackupKind.SCHEDULED, request_id="task-1")
+
+    assert again == first and again.status == BackupStatus.COMPLETE
+    assert Backup.objects.count() == 1
+
+
+def test_the_daily_drill_verifies_the_newest_backup_not_one_dated_in_the_future():
+    # A backup taken while the clock was a year ahead was "the newest" for a year: every daily
+    # drill verified it again, and no backup taken since was ever verified.
+    ahead = backup_run(kind=BackupKind.MANUAL)
+    a_year = timedelta(days=365)
+    Backup.objects.filter(pk=ahead.pk).update(
+        started_at=F("started_at") + a_year, finished_at=F("finished_at") + a_year
+    )
+    taken = backup_run(kind=BackupKind.SCHEDULED)
+
+    drill = backup_verify()
+
+    assert drill is not None and drill.backup == taken
+
+
 def test_a_drill_interrupted_by_a_dead_worker_is_marked_failed_and_its_scratch_database_dropped():
     backup = backup_run(kind=BackupKind.MANUAL)
     dead = BackupVerification.objects.create(backup=backup)  # as a killed worker leaves it
@@ -486,6 +572,61 @@ def test_with_every_rule_at_zero_the_backup_just_taken_is_still_kept(settings):
     assert taken.status == BackupStatus.COMPLETE and backup_path(taken).exists()
 
 
+def test_a_backup_dated_in_the_future_does_not_get_the_backup_just_taken_pruned(settings):
+    # A backup taken while the clock was ahead is the "newest" by date: the retention run after
+    # the next backup kept it in the place of the backup just taken, and deleted that one.
+    (
+        settings.OKADA_BACKUP_KEEP_DAILY,
+        settings.OKADA_BACKUP_KEEP_WEEKLY,
+        settings.OKADA_BACKUP_KEEP_MONTHLY,
+        settings.OKADA_BACKUP_KEEP_PRE_MIGRATION,
+    ) = 1, 0, 0, 0
+    ahead = BackupFactory(started_at=timezone.now() + timedelta(hours=3), with_file=True)
+
+    summary = backup_and_prune(kind=BackupKind.MANUAL)
+
+    taken = Backup.objects.get(pk=summary["backup"])
+    assert taken.file_name not in summary["pruned"]
+    assert taken.status == BackupStatus.COMPLETE and backup_path(taken).exists()
+    ahead.refresh_from_db()
+    assert ahead.status == BackupStatus.COMPLETE  # the newest by date: the daily rule keeps it
+
+
+@pytest.mark.parametrize("damage", ["removed", "cut", "flipped"])
+def test_retention_does_not_count_on_a_verified_backup_whose_file_changed_since(settings, damage):
+    # The newest verified backup's file was damaged after its drill passed. Retention kept it as
+    # "the newest verified backup" and pruned the older verified one: the last good backup.
+    (
+        settings.OKADA_BACKUP_KEEP_DAILY,
+        settings.OKADA_BACKUP_KEEP_WEEKLY,
+        settings.OKADA_BACKUP_KEEP_MONTHLY,
+        settings.OKADA_BACKUP_KEEP_PRE_MIGRATION,
+    ) = 1, 0, 0, 0
+    good = backup_run(kind=BackupKind.MANUAL)
+    damaged = backup_run(kind=BackupKind.MANUAL)
+    for backup in (good, damaged):
+        drill = backup_verify(backup=backup)
+        assert drill is not None and drill.outcome == VerificationOutcome.PASSED
+    path = backup_path(damaged)
+    if damage == "removed":
+        path.unlink()
+    elif damage == "cut":
+        os.truncate(path, path.stat().st_size // 2)
+    else:
+        flip_a_byte(path)
+
+    summary = backup_and_prune(kind=BackupKind.MANUAL)
+
+    good.refresh_from_db()
+    assert good.file_name not in summary["pruned"]
+    assert good.status == BackupStatus.COMPLETE and backup_path(good).exists()
+    damaged.refresh_from_db()
+    assert damaged.status == BackupStatus.FAILED
+    assert english(damaged.error).startswith("Its file is no longer the one its restore drill passed")
+    assert path.exists() == (damage != "removed")  # a damaged file is kept for inspection
+    assert Backup.objects.verified().order_by("-started_at").first() == good
+
+
 def test_pruning_never_deletes_a_backup_while_it_is_being_verified(settings):
     (
         settings.OKADA_BACKUP_KEEP_DAILY,
@@ -566,6 +707,26 @@ def test_restore_checks_the_checksum_first_and_touches_nothing_when_it_differs(t
     with pytest.raises(BackupNotRestorable, match="Checksum mismatch"):
         backup_restore(backup=backup, target=target_database)
     assert not pg.database_exists(target_database)
+
+
+def test_a_restore_that_fails_mid_way_leaves_the_target_empty_not_half_restored(target_database):
+    # Something made in the target while pg_restore fills it (here a table of the backup's own)
+    # stops pg_restore half way: the target held the tables restored so far, which an app
+    # pointed at it would have run on.
+    marketplace()
+    backup = backup_run(kind=BackupKind.MANUAL)
+
+    def get_in_the_way(message: str) -> None:
+        if message.startswith("restoring into"):
+            with pg.database_alias(target_database) as alias, connections[alias].cursor() as cursor:
+                cursor.execute("CREATE TABLE sync_mutation (id int)")
+
+    with pytest.raises(BackupNotRestorable, match="emptied again") as stopped:
+        backup_restore(backup=backup, target=target_database, on_step=get_in_the_way)
+
+    assert "sync_mutation" in str(stopped.value)  # pg_restore's own words say why
+    with pg.database_alias(target_database) as alias:
+        assert pg.user_objects(alias) == 0
 
 
 def test_restore_refuses_a_backup_that_is_not_complete(target_database):
@@ -694,3 +855,62 @@ def test_a_second_restore_into_a_target_being_restored_is_refused_and_the_first_
     assert errors == []
     assert results[0].count_differences == {}
     assert results[0].rows == sum(first.manifest.values())
+
+
+@pytest.fixture
+def full_disk(tmp_path):
+    """A 64 KiB file system (tmpfs; needs the right to mount, as root in CI): a dump fills it."""
+    mountpoint = tmp_path / "tiny"
+    mountpoint.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=64k,mode=0700", "tmpfs", str(mountpoint)],
+        capture_output=True,
+        check=False,
+    )
+    if mounted.returncode:
+        pytest.skip(f"cannot mount a small file system here: {mounted.stderr.decode().strip()}")
+    try:
+        yield mountpoint
+    finally:
+        subprocess.run(["umount", str(mountpoint)], check=True)
+
+
+def test_a_backup_whose_directory_turns_read_only_mid_run_is_marked_failed_with_the_cause(
+    settings, full_disk, backup_dir
+):
+    # The disk went read-only (an I/O error remounts it so) before the rename: deleting the
+    # partial file failed too, and that second error left the row `running` with no word of why.
+    subprocess.run(["mount", "-o", "remount,size=16m", str(full_disk)], check=True)
+    settings.OKADA_BACKUP_DIR = full_disk
+
+    def read_only(message: str) -> None:
+        if message.startswith("dump written"):
+            subprocess.run(["mount", "-o", "remount,ro", str(full_disk)], check=True)
+
+    try:
+        with pytest.raises(OSError, match="Read-only file system"):
+            backup_run(kind=BackupKind.MANUAL, on_step=read_only)
+    finally:
+        subprocess.run(["mount", "-o", "remount,rw", str(full_disk)], check=True)
+
+    failed = Backup.objects.get()
+    assert failed.status == BackupStatus.FAILED and "Read-only file system" in failed.error
+    assert not (full_disk / failed.file_name).exists()  # nothing left looks like a whole backup
+
+
+def test_a_backup_that_fills_the_disk_is_marked_failed_leaves_no_file_and_the_next_run_works(
+    settings, full_disk, backup_dir
+):
+    marketplace()
+    settings.OKADA_BACKUP_DIR = full_disk
+
+    with pytest.raises(Exception, match="No space left"):
+        backup_and_prune(kind=BackupKind.MANUAL)
+
+    failed = Backup.objects.get()
+    assert failed.status == BackupStatus.FAILED and "No space left" in english(failed.error)
+    assert files_in(full_disk) == []  # no partial left to fill the disk, nothing that looks whole
+
+    settings.OKADA_BACKUP_DIR = backup_dir
+    backup = backup_run(kind=BackupKind.MANUAL)
+    assert backup.status == BackupStatus.COMPLETE and backup_path(backup).exists()

@@ -3,6 +3,7 @@ interrupted detaches, lock timeouts. Each run commits step by step, so the tests
 
 from __future__ import annotations
 
+import datetime as dt
 import fcntl
 import subprocess
 import threading
@@ -588,3 +589,168 @@ def test_a_run_removes_the_partial_archives_a_killed_run_left_of_its_month_but_n
     assert sorted(p.name for p in directory.iterdir()) == sorted(
         [written, f"{written}.sha256", writing.name, other_month.name]
     )
+
+
+def test_a_month_retired_twice_in_one_run_keeps_both_archives(scratch_table, settings, tmp_path):
+    # A retirement whose archive failed leaves January detached; a late row of January then lands
+    # in DEFAULT. The next run retires the detached table, rescues the late row into a new
+    # January partition and retires that too: two archives of one name in one run (one stamp).
+    table = scratch_table(premake_months=0, retention_months=1)
+    ids = insert_readings(table, [at(2030, 1, 3), at(2030, 1, 20)])
+    name = f"{table}_p203001"
+    archives_fail(settings, tmp_path)
+    maintenance_run(now=at(2030, 4, 2))
+    assert name in standalone_tables(name)
+    late = insert_readings(table, [at(2030, 1, 25)])
+    settings.OKADA_BACKUP_DIR = tmp_path / "backups"
+
+    summary = maintenance_run(now=at(2030, 4, 2, 1))
+
+    assert summary["failed"] == []
+    assert name not in standalone_tables(name) and name not in partition_names(table)
+    archived = PartitionAction.objects.filter(partition=name, kind=Kind.ARCHIVED, outcome=Outcome.SUCCESS)
+    assert sorted(a.rows or 0 for a in archived) == [len(late), len(ids)]
+    for action in archived:  # each archive the log names is still the file it verified
+        path = Path(action.archive_path)
+        assert archive.sha256_of(path) == action.archive_sha256
+        assert archive.archived_rows(path, name=name, schema="public") == action.rows
+
+
+def test_a_step_whose_database_session_is_ended_is_logged_failed_and_the_run_goes_on(scratch_table):
+    # pg_terminate_backend of the maintenance session (an operator, a server restart): the step
+    # fails, is logged on a new session, the others are done, and the next run does it again.
+    scratch_table(premake_months=2)
+    ended: list[int] = []
+
+    def terminate_once() -> None:
+        if ended:
+            return
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_backend_pid()")
+            ended.append(cursor.fetchone()[0])
+        other = connections.create_connection("default")
+        try:
+            with other.cursor() as cursor:
+                cursor.execute("SELECT pg_terminate_backend(%s)", [ended[0]])
+        finally:
+            other.close()
+
+    summary = maintenance_run(now=at(2030, 1, 15), between_steps=terminate_once)
+
+    [label] = summary["failed"]
+    first = english(label).split(":")[0]
+    assert len(summary["done"]) == summary["steps"] - 1 and first not in summary["done"]
+    failed = PartitionAction.objects.get(outcome=Outcome.FAILED)
+    assert f"created {failed.partition}" == first and "terminating connection" in english(failed.detail)
+    assert maintenance_run(now=at(2030, 1, 15))["done"] == [first]
+
+
+@pytest.fixture
+def full_disk(tmp_path):
+    """A 64 KiB file system (tmpfs; needs the right to mount, as root in CI): an archive fills it."""
+    mountpoint = tmp_path / "tiny"
+    mountpoint.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=64k,mode=0700", "tmpfs", str(mountpoint)],
+        capture_output=True,
+        check=False,
+    )
+    if mounted.returncode:
+        pytest.skip(f"cannot mount a small file system here: {mounted.stderr.decode().strip()}")
+    try:
+        yield mountpoint
+    finally:
+        subprocess.run(["umount", str(mountpoint)], check=True)
+
+
+def test_an_archive_that_fills_the_disk_drops_nothing_and_the_next_run_retires_the_month(
+    scratch_table, settings, full_disk, tmp_path
+):
+    table = scratch_table(premake_months=0, retention_months=1)
+    insert_readings(table, [at(2030, 1, 3)])
+    with connection.cursor() as cursor:  # an archive larger than the disk
+        cursor.execute(
+            f"INSERT INTO {table} (id, created_at, value, note) "  # noqa: S608
+            "SELECT gen_random_uuid(), '2030-01-05', n, md5(n::text) || md5((n * 7)::text) "
+            "FROM generate_series(1, 5000) n"
+        )
+    name = f"{table}_p203001"
+    settings.OKADA_BACKUP_DIR = full_disk
+
+    first = maintenance_run(now=at(2030, 4, 2))
+
+    [failure] = first["failed"]
+    assert english(failure).startswith(f"archived {name}")
+    assert name in standalone_tables(name) and readings_count(name) == 5001  # detached, kept whole
+    assert list((full_disk / "partitions" / table).iterdir()) == []  # no partial left behind
+
+    settings.OKADA_BACKUP_DIR = tmp_path / "backups"
+    second = maintenance_run(now=at(2030, 4, 2, 1))
+
+    assert second["failed"] == [] and name not in standalone_tables(name)
+    archived = PartitionAction.objects.get(partition=name, kind=Kind.ARCHIVED, outcome=Outcome.SUCCESS)
+    assert archived.rows == 5001
+
+
+def readings_count(name: str) -> int:
+    with connection.cursor() as cursor:
+        cursor.execute(f'SELECT count(*) FROM ONLY "{name}"')  # noqa: S608
+        return cursor.fetchone()[0]
+
+
+def test_a_clock_jumped_years_ahead_retires_nothing_and_says_why(scratch_table, monkeypatch, backup_dir):
+    # A worker whose clock jumped ahead saw this month as years old: past retention, it was
+    # detached, archived and dropped out of the live table.
+    from okada.partitions import services
+
+    table = scratch_table(premake_months=0, retention_months=1)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT now()")
+        database_now = cursor.fetchone()[0]
+    this_month = ddl.utc_month_of(database_now)
+    ids = insert_readings(table, [database_now])
+    maintenance_run(now=database_now)  # the month is made, its row in it
+    name = ddl.partition_name(table, this_month)
+    assert partition_of(table, ids[0]) == name
+    monkeypatch.setattr(services, "clock", lambda: database_now + dt.timedelta(days=3 * 365))
+
+    plan = maintenance_plan()
+    summary = maintenance_run()
+
+    assert not [s for s in plan.steps if s.action == Step.RETIRE]
+    assert any("ahead of the database server" in w for w in map(english, summary["warnings"]))
+    assert partition_of(table, ids[0]) == name
+    assert not PartitionAction.objects.filter(kind__in=[Kind.DETACHED, Kind.DROPPED]).exists()
+
+
+def test_a_writer_of_the_month_being_rescued_waits_and_its_row_lands_in_the_new_partition(scratch_table):
+    # Rows of the current month caught by DEFAULT (premake had lapsed) are rescued while writers
+    # go on writing that month. A writer that reached DEFAULT while the rescue held its lock
+    # failed once the month was attached ("violates partition constraint"): an order lost.
+    from tests.concurrency import in_thread, poll
+
+    table = scratch_table()
+    insert_readings(table, [at(2030, 1, 3)])
+    late: list[uuid.UUID] = []
+    with transaction.atomic(), connection.cursor() as cursor:
+        moved = ddl.create_month_partition(cursor, table, at(2030, 1).date())
+        assert moved == 1
+        thread, errors = in_thread(lambda: late.extend(insert_readings(table, [at(2030, 1, 20)])))
+        poll(lambda: _waiting_for_a_lock(), "the writer to wait for the rescue's lock", WAIT)
+    thread.join(WAIT)
+
+    assert errors == []
+    assert partition_of(table, late[0]) == f"{table}_p203001"
+
+
+def _waiting_for_a_lock() -> bool:
+    other = connections.create_connection("default")
+    try:
+        with other.cursor() as cursor:
+            cursor.execute(
+                "SELECT EXISTS (SELECT FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                "AND query LIKE 'INSERT INTO \"test_readings\"%%')"
+            )
+            return bool(cursor.fetchone()[0])
+    finally:
+        other.close()
