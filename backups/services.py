@@ -324,10 +324,25 @@ def backups_prune(
 def _newest_intact_verified(on_step: Step) -> Backup | None:
     """The newest verified backup whose file still has the size and SHA-256 its drill checked.
 
-    Retention counts on it to keep one restorable backup; a file removed, cut or changed since
-    its drill passed would make that promise empty. Such a backup is marked failed (its file is
-    kept for inspection) and the next verified one is looked at."""
+    Retention counts on it to keep one restorable backup; a file cut or changed since its drill
+    passed would make that promise empty. Such a backup is marked failed (its file is kept for
+    inspection) and the next verified one is looked at. A file that is not there at all stops
+    retention instead (BackupDirUnusable, nothing pruned): a backup directory not mounted tonight
+    looks the same, and must not turn every good backup into a failed one."""
     for backup in Backup.objects.verified().order_by("-started_at"):
+        if not backup_path(backup).exists():
+            raise BackupDirUnusable(
+                Text(
+                    gettext_noop(
+                        "The file of verified backup %(id)s is not in %(dir)s, so retention pruned "
+                        "nothing. If the backup directory is not mounted, mount it; if the file was "
+                        "deleted, run `manage.py verify_backup %(id)s`: its failed drill takes it out "
+                        "of the verified backups, and the next run prunes again."
+                    ),
+                    id=str(backup.pk),
+                    dir=str(settings.OKADA_BACKUP_DIR),
+                )
+            )
         try:
             _check_file(backup)
         except DrillProblem as exc:
@@ -691,6 +706,13 @@ def _restore_held(backup: Backup, target: str, *, force: bool, on_step: Step) ->
                 why=text_of(exc),
             )
         ) from exc
+    except BaseException:
+        # Ctrl-C on the command (pg_restore gets the signal too) or the task stopped: the same
+        # cleanup, then the interruption goes on. A process killed outright cannot clean up.
+        on_step(f"the restore was interrupted: emptying {target} again")
+        pg.drop_database(target)
+        pg.create_database(target)
+        raise
     on_step(f"restored in {seconds:.1f} s; counting rows against the manifest")
     checks: dict[str, Any] = {}
     with pg.database_alias(target) as alias:

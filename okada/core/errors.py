@@ -150,6 +150,19 @@ class Throttled(DomainError):
     default_message = _("Too many requests: slow down and retry later.")
 
 
+class TryAgain(DomainError):
+    """PostgreSQL stopped this transaction for a conflicting one running at the same instant (a
+    deadlock, a serialization failure) and rolled it back: nothing was applied, and the same
+    request sent again goes through. A 503 with Retry-After, not a 500: the client is not at
+    fault and neither is the code."""
+
+    code = "try_again"
+    status = 503
+    default_message = _(
+        "A change made at the same moment stopped this one: nothing was applied. Send the same request again."
+    )
+
+
 class InternalError(DomainError):
     """The server is at fault (a corrupt ledger, an unexpected database answer): a 500, logged."""
 

@@ -216,7 +216,10 @@ def create_month_partition(
     # month is attached ("violates partition constraint": its row was routed to DEFAULT before
     # it waited). EXCLUSIVE on the parent makes writers wait before they route instead (reads go
     # on), for the time the move takes; a month made ahead keeps the lock writers never wait for.
-    busy = default is not None and _has_rows_of(cursor, default, key, start, end)
+    # A month already started by the server's clock is as busy before its first row lands.
+    busy = default is not None and (
+        _has_started(cursor, start) or _has_rows_of(cursor, default, key, start, end)
+    )
     mode = "EXCLUSIVE" if busy else "SHARE UPDATE EXCLUSIVE"
     cursor.execute(f'LOCK TABLE ONLY "{table}" IN {mode} MODE')
     moved = 0
@@ -247,6 +250,11 @@ def create_month_partition(
         cursor.execute(f'COMMENT ON TABLE "{name}" IS NULL')  # no longer ours to retire
     restore_lock_timeout(cursor, previous)
     return max(moved, 0)
+
+
+def _has_started(cursor: Any, start: dt.datetime) -> bool:
+    cursor.execute("SELECT now() >= %s", [start])
+    return bool(cursor.fetchone()[0])
 
 
 def _has_rows_of(cursor: Any, default: str, key: str, start: dt.datetime, end: dt.datetime) -> bool:

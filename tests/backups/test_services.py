@@ -26,6 +26,7 @@ from backups import pg
 from backups.models import Backup, BackupKind, BackupStatus, BackupVerification, VerificationOutcome
 from backups.services import (
     BACKUP_JOB,
+    BackupDirUnusable,
     BackupNotRestorable,
     TargetNotEmpty,
     backup_and_prune,
@@ -57,6 +58,7 @@ from tests.backups.helpers import (
     table_locked,
 )
 from tests.concurrency import database_url, in_thread, poll
+from tests.filesystems import small_tmpfs
 from tests.orders.factories import ZoneFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -592,7 +594,7 @@ def test_a_backup_dated_in_the_future_does_not_get_the_backup_just_taken_pruned(
     assert ahead.status == BackupStatus.COMPLETE  # the newest by date: the daily rule keeps it
 
 
-@pytest.mark.parametrize("damage", ["removed", "cut", "flipped"])
+@pytest.mark.parametrize("damage", ["cut", "flipped"])
 def test_retention_does_not_count_on_a_verified_backup_whose_file_changed_since(settings, damage):
     # The newest verified backup's file was damaged after its drill passed. Retention kept it as
     # "the newest verified backup" and pruned the older verified one: the last good backup.
@@ -608,9 +610,7 @@ def test_retention_does_not_count_on_a_verified_backup_whose_file_changed_since(
         drill = backup_verify(backup=backup)
         assert drill is not None and drill.outcome == VerificationOutcome.PASSED
     path = backup_path(damaged)
-    if damage == "removed":
-        path.unlink()
-    elif damage == "cut":
+    if damage == "cut":
         os.truncate(path, path.stat().st_size // 2)
     else:
         flip_a_byte(path)
@@ -623,8 +623,44 @@ def test_retention_does_not_count_on_a_verified_backup_whose_file_changed_since(
     damaged.refresh_from_db()
     assert damaged.status == BackupStatus.FAILED
     assert english(damaged.error).startswith("Its file is no longer the one its restore drill passed")
-    assert path.exists() == (damage != "removed")  # a damaged file is kept for inspection
+    assert path.exists()  # a damaged file is kept for inspection
     assert Backup.objects.verified().order_by("-started_at").first() == good
+
+
+def test_retention_prunes_nothing_and_fails_no_backup_when_verified_files_are_not_there(settings):
+    # The backup directory was not mounted tonight (or a file was deleted): every verified
+    # backup's file is missing. Marking them failed one after another would leave no good backup
+    # once the disk is back; retention stops instead, says what to do, and changes nothing.
+    (
+        settings.OKADA_BACKUP_KEEP_DAILY,
+        settings.OKADA_BACKUP_KEEP_WEEKLY,
+        settings.OKADA_BACKUP_KEEP_MONTHLY,
+        settings.OKADA_BACKUP_KEEP_PRE_MIGRATION,
+    ) = 1, 0, 0, 0
+    older, newer = backup_run(kind=BackupKind.MANUAL), backup_run(kind=BackupKind.MANUAL)
+    for backup in (older, newer):
+        drill = backup_verify(backup=backup)
+        assert drill is not None and drill.outcome == VerificationOutcome.PASSED
+    hidden = {b.pk: backup_path(b).read_bytes() for b in (older, newer)}
+    for backup in (older, newer):
+        backup_path(backup).unlink()
+
+    with pytest.raises(BackupDirUnusable) as refused:
+        backups_prune()
+
+    assert f"verify_backup {newer.pk}" in str(refused.value)
+    for backup in (older, newer):
+        backup.refresh_from_db()
+        assert backup.status == BackupStatus.COMPLETE
+    # The disk is back: both are verified, and retention prunes the older one again.
+    for pk, content in hidden.items():
+        backup_path(Backup.objects.get(pk=pk)).write_bytes(content)
+    assert [b.pk for b in backups_prune()] == [older.pk]
+    # A file deleted for good: its failed drill takes it out of the verified backups.
+    backup_path(newer).unlink()
+    drill = backup_verify(backup=newer)
+    assert drill is not None and drill.outcome == VerificationOutcome.FAILED
+    assert backups_prune() == []  # nothing raised: the newest is kept as the newest complete one
 
 
 def test_pruning_never_deletes_a_backup_while_it_is_being_verified(settings):
@@ -725,6 +761,25 @@ def test_a_restore_that_fails_mid_way_leaves_the_target_empty_not_half_restored(
         backup_restore(backup=backup, target=target_database, on_step=get_in_the_way)
 
     assert "sync_mutation" in str(stopped.value)  # pg_restore's own words say why
+    with pg.database_alias(target_database) as alias:
+        assert pg.user_objects(alias) == 0
+
+
+class Interrupted(BaseException):
+    """What Ctrl-C (KeyboardInterrupt) or a stopped worker raise: not an Exception."""
+
+
+def test_a_restore_interrupted_while_tables_load_leaves_the_target_empty(target_database):
+    marketplace()
+    backup = backup_run(kind=BackupKind.MANUAL)
+
+    def interrupt(message: str) -> None:
+        if "table data" in message:
+            raise Interrupted
+
+    with pytest.raises(Interrupted):
+        backup_restore(backup=backup, target=target_database, on_step=interrupt)
+
     with pg.database_alias(target_database) as alias:
         assert pg.user_objects(alias) == 0
 
@@ -859,20 +914,9 @@ def test_a_second_restore_into_a_target_being_restored_is_refused_and_the_first_
 
 @pytest.fixture
 def full_disk(tmp_path):
-    """A 64 KiB file system (tmpfs; needs the right to mount, as root in CI): a dump fills it."""
-    mountpoint = tmp_path / "tiny"
-    mountpoint.mkdir()
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=64k,mode=0700", "tmpfs", str(mountpoint)],
-        capture_output=True,
-        check=False,
-    )
-    if mounted.returncode:
-        pytest.skip(f"cannot mount a small file system here: {mounted.stderr.decode().strip()}")
-    try:
+    """A 64 KiB file system: a dump fills it."""
+    with small_tmpfs(tmp_path) as mountpoint:
         yield mountpoint
-    finally:
-        subprocess.run(["umount", str(mountpoint)], check=True)
 
 
 def test_a_backup_whose_directory_turns_read_only_mid_run_is_marked_failed_with_the_cause(

@@ -24,6 +24,7 @@ from okada.partitions.models import PartitionAction
 from okada.partitions.services import Step, maintenance_plan, maintenance_run
 from orders.models import OrderEvent
 from tests.append_only import assert_append_only
+from tests.filesystems import small_tmpfs
 from tests.orders.factories import OrderFactory
 from tests.partitions.conftest import (
     HINTS,
@@ -647,20 +648,9 @@ def test_a_step_whose_database_session_is_ended_is_logged_failed_and_the_run_goe
 
 @pytest.fixture
 def full_disk(tmp_path):
-    """A 64 KiB file system (tmpfs; needs the right to mount, as root in CI): an archive fills it."""
-    mountpoint = tmp_path / "tiny"
-    mountpoint.mkdir()
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=64k,mode=0700", "tmpfs", str(mountpoint)],
-        capture_output=True,
-        check=False,
-    )
-    if mounted.returncode:
-        pytest.skip(f"cannot mount a small file system here: {mounted.stderr.decode().strip()}")
-    try:
+    """A 64 KiB file system: an archive fills it."""
+    with small_tmpfs(tmp_path) as mountpoint:
         yield mountpoint
-    finally:
-        subprocess.run(["umount", str(mountpoint)], check=True)
 
 
 def test_an_archive_that_fills_the_disk_drops_nothing_and_the_next_run_retires_the_month(
@@ -741,6 +731,23 @@ def test_a_writer_of_the_month_being_rescued_waits_and_its_row_lands_in_the_new_
 
     assert errors == []
     assert partition_of(table, late[0]) == f"{table}_p203001"
+
+
+def test_a_writer_of_a_started_month_made_before_its_first_row_waits_and_lands_in_it(scratch_table):
+    # Premake lapsed and the month has begun by the server's clock, but DEFAULT holds none of its
+    # rows yet: a writer reaching DEFAULT while the month is made must wait, not fail.
+    from tests.concurrency import in_thread, poll
+
+    table = scratch_table()
+    late: list[uuid.UUID] = []
+    with transaction.atomic(), connection.cursor() as cursor:
+        assert ddl.create_month_partition(cursor, table, at(2001, 1).date()) == 0
+        thread, errors = in_thread(lambda: late.extend(insert_readings(table, [at(2001, 1, 20)])))
+        poll(lambda: _waiting_for_a_lock(), "the writer to wait for the month's lock", WAIT)
+    thread.join(WAIT)
+
+    assert errors == []
+    assert partition_of(table, late[0]) == f"{table}_p200101"
 
 
 def _waiting_for_a_lock() -> bool:

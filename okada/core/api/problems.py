@@ -23,6 +23,7 @@ from django.core.exceptions import (
     TooManyFilesSent,
 )
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.db import DatabaseError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext, gettext_noop
@@ -39,10 +40,15 @@ from okada.core.errors import (
     NotAuthenticated,
     NotFound,
     Throttled,
+    TryAgain,
 )
 from okada.core.texts import Text
 
 log = logging.getLogger(__name__)
+
+# Deadlock detected, serialization failure: PostgreSQL rolled the transaction back for a
+# concurrent one; the same request again goes through.
+RETRYABLE_SQLSTATES = frozenset({"40P01", "40001"})
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 # `type` is a URI naming the problem kind; one per code, documented in the README's table.
@@ -153,6 +159,7 @@ TITLES: dict[int, Any] = {
     429: _("Too many requests"),
     431: _("Request header fields too large"),
     500: _("Internal server error"),
+    503: _("Service unavailable"),
     501: _("Not implemented"),
 }
 
@@ -240,6 +247,10 @@ def as_domain_error(exc: BaseException) -> tuple[DomainError, dict[str, str]]:
         # Logged as Django logs those it answers itself (django.security.<kind>).
         logging.getLogger(f"django.security.{type(exc).__name__}").warning("%s", exc)
         return unreadable_request(exc), {}
+    sqlstate = getattr(exc.__cause__, "sqlstate", None) if isinstance(exc, DatabaseError) else None
+    if sqlstate in RETRYABLE_SQLSTATES:
+        log.warning("the database stopped a request for a concurrent one (SQLSTATE %s): try_again", sqlstate)
+        return TryAgain(), {"Retry-After": "1"}
     log.error("unhandled error in the API", exc_info=exc)
     return InternalError(), {}
 

@@ -42,9 +42,10 @@ PROBLEMS: dict[str, tuple[str, str]] = {
     "422": ("Idempotency-Key reused for a different request.", "idempotency_mismatch"),
     "429": ("Rate limit reached: see Retry-After.", "throttled"),
     "500": ("Server fault; nothing was applied.", "internal"),
+    "503": ("A concurrent change stopped this one; nothing was applied: send it again.", "try_again"),
 }
 ALWAYS = ("400", "401", "403", "405", "406", "413", "415", "429", "500")
-WRITES = ("409", "422")
+WRITES = ("409", "422", "503")
 WITH_ID = ("404",)
 
 RATE_HEADERS = {

@@ -7,6 +7,7 @@ import io
 import json
 import logging.config
 import uuid
+from typing import Any
 
 import pytest
 from django.conf import settings
@@ -480,3 +481,49 @@ def test_the_json_log_lines_carry_the_request_id_and_the_credential(api, capsys)
     assert access["credential"].startswith("key:") and access["vendor"]
     assert (access["method"], access["status"], access["level"]) == ("GET", 200, "info")
     assert access["event"] == "GET /api/v1/products 200"
+
+
+def test_a_request_postgresql_stops_for_a_deadlock_is_a_503_try_again_not_a_500():
+    """Two sessions take two locks in opposite orders: PostgreSQL rolls one back (SQLSTATE 40P01).
+    Nothing was applied and the same request again goes through: a 503 with Retry-After."""
+    from django.db import OperationalError, connections
+    from django.utils import translation
+
+    from okada.core.api.problems import exception_handler
+    from tests.concurrency import a_lock_is_awaited, in_thread, poll
+
+    sessions = [connections.create_connection("default") for _ in range(2)]
+    stopped: list[OperationalError] = []
+    try:
+        for conn, key in zip(sessions, (71001, 71002), strict=True):
+            conn.inc_thread_sharing()  # used by a thread of its own below
+            conn.set_autocommit(False)
+            with conn.cursor() as cur:
+                cur.execute("SELECT pg_advisory_xact_lock(%s)", [key])
+
+        def take(conn: Any, key: int) -> None:
+            try:
+                with conn.cursor() as cur:
+                    cur.execute("SELECT pg_advisory_xact_lock(%s)", [key])
+            except OperationalError as exc:  # the victim: its transaction is over, the other goes on
+                stopped.append(exc)
+                conn.rollback()
+
+        first, first_errors = in_thread(lambda: take(sessions[0], 71002))
+        poll(a_lock_is_awaited, "the first session to wait for the second lock")
+        second, second_errors = in_thread(lambda: take(sessions[1], 71001))  # a cycle
+        for thread in (first, second):
+            thread.join(30)
+        assert first_errors == second_errors == []
+    finally:
+        for conn in sessions:
+            conn.rollback()
+            conn.close()
+
+    assert len(stopped) == 1 and stopped[0].__cause__.sqlstate == "40P01"
+    with translation.override("fr"):
+        response = exception_handler(stopped[0], {})
+    assert response.status_code == 503
+    assert response["Retry-After"] == "1"
+    assert response.data["code"] == "try_again"
+    assert response.data["detail"].startswith("Une modification faite au même moment a arrêté celle-ci")
