@@ -259,15 +259,23 @@ def test_an_encrypted_backup_cannot_be_read_without_the_passphrase_and_the_drill
 # --- failures leave no complete-looking file --------------------------------------------------
 
 
-def test_pg_dump_killed_mid_way_leaves_a_failed_row_and_no_file(backup_dir):
-    marketplace()
+def backup_with_pg_dump_killed(on_step: Any = None) -> list[BaseException]:
+    """Run a backup in a thread and end pg_dump's session while it waits for a locked table;
+    what the backup raised."""
+    steps = {"on_step": on_step} if on_step else {}
     with table_locked("catalog_vendor"):
-        thread, errors = in_thread(lambda: backup_run(kind=BackupKind.MANUAL))
+        thread, errors = in_thread(lambda: backup_run(kind=BackupKind.MANUAL, **steps))
         poll(pg_dump_waits_for_a_lock, "pg_dump to wait for the locked table", WAIT)
         server_query(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'pg_dump'"
         )
     thread.join(WAIT)
+    return errors
+
+
+def test_pg_dump_killed_mid_way_leaves_a_failed_row_and_no_file(backup_dir):
+    marketplace()
+    errors = backup_with_pg_dump_killed()
 
     assert len(errors) == 1 and isinstance(errors[0], pg.ToolError)
     backup = Backup.objects.get()
@@ -292,13 +300,7 @@ def test_a_failed_backup_whose_database_session_was_also_ended_is_still_marked_f
         if message.startswith("pg_dump started"):
             server_query("SELECT pg_terminate_backend(%s)", [own_session_pid()])
 
-    with table_locked("catalog_vendor"):
-        thread, errors = in_thread(lambda: backup_run(kind=BackupKind.MANUAL, on_step=end_our_session))
-        poll(pg_dump_waits_for_a_lock, "pg_dump to wait for the locked table", WAIT)
-        server_query(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'pg_dump'"
-        )
-    thread.join(WAIT)
+    errors = backup_with_pg_dump_killed(end_our_session)
 
     assert len(errors) == 1 and isinstance(errors[0], pg.ToolError)
     backup = Backup.objects.get()
