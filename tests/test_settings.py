@@ -63,6 +63,8 @@ def _settings_load(
         ("OKADA_MIGRATE_LOCK_TIMEOUT", "0"),  # the same (seconds, a float)
         ("OKADA_LOG_FORMAT", "xml"),  # json or plain
         ("OKADA_HEALTH_SEQUENCE_ALERT_PERCENT", "-1"),  # a float
+        ("OKADA_HEALTH_WRAPAROUND_ALERT_PERCENT", "150"),  # a share of 100: never reached
+        ("OKADA_HEALTH_CACHE_HIT_ALERT_PERCENT", "100.5"),
         ("OKADA_HEALTH_SNAPSHOT_RETENTION_DAYS", "0"),  # the hourly job pruned what it had just taken
         ("OKADA_HEALTH_SNAPSHOT_QUERIES", "0"),  # no statement kept: no delta ever
         ("OKADA_STUCK_MINUTES", "pending=-5"),

@@ -36,6 +36,13 @@ class _Env(environ.Env):
     ) -> builtins.float:
         return builtins.float(self._at_least(var, super().float(var, default=default), minimum))
 
+    def percent(self, var: str, default: builtins.float) -> builtins.float:
+        """A share of 100: one above it could never be reached (an alert that never opens)."""
+        value = self.float(var, default=default)
+        if value > 100:
+            raise ImproperlyConfigured(f"{var}={self.ENVIRON.get(var, '')!r} must be 100 or less")
+        return value
+
     def _at_least(self, var: str, value: Any, minimum: builtins.float) -> Any:
         if value < minimum:
             raise ImproperlyConfigured(f"{var}={self.ENVIRON.get(var, '')!r} must be {minimum} or more")
@@ -462,11 +469,11 @@ OKADA_HEALTH_SNAPSHOT_QUERIES = env.int("OKADA_HEALTH_SNAPSHOT_QUERIES", default
 # Alerts: what opens one. Each is a row (opened, repeated, cleared, acknowledged), a banner in the
 # admin and an ERROR log line; OKADA_HEALTH_ALERT_EMAIL also emails the Operations group.
 OKADA_HEALTH_ALERT_EMAIL = env.bool("OKADA_HEALTH_ALERT_EMAIL", default=False)
-OKADA_HEALTH_SEQUENCE_ALERT_PERCENT = env.float("OKADA_HEALTH_SEQUENCE_ALERT_PERCENT", default=80.0)
-OKADA_HEALTH_CACHE_HIT_ALERT_PERCENT = env.float("OKADA_HEALTH_CACHE_HIT_ALERT_PERCENT", default=99.0)
+OKADA_HEALTH_SEQUENCE_ALERT_PERCENT = env.percent("OKADA_HEALTH_SEQUENCE_ALERT_PERCENT", default=80.0)
+OKADA_HEALTH_CACHE_HIT_ALERT_PERCENT = env.percent("OKADA_HEALTH_CACHE_HIT_ALERT_PERCENT", default=99.0)
 OKADA_HEALTH_LONG_QUERY_MINUTES = env.float("OKADA_HEALTH_LONG_QUERY_MINUTES", default=5.0)
 OKADA_HEALTH_LOCK_WAIT_SECONDS = env.float("OKADA_HEALTH_LOCK_WAIT_SECONDS", default=30.0)
-OKADA_HEALTH_WRAPAROUND_ALERT_PERCENT = env.float("OKADA_HEALTH_WRAPAROUND_ALERT_PERCENT", default=50.0)
+OKADA_HEALTH_WRAPAROUND_ALERT_PERCENT = env.percent("OKADA_HEALTH_WRAPAROUND_ALERT_PERCENT", default=50.0)
 OKADA_HEALTH_JOB_GRACE_MINUTES = env.int("OKADA_HEALTH_JOB_GRACE_MINUTES", default=30)
 OKADA_HEALTH_QUEUE_GROWTH_MINUTES = env.int("OKADA_HEALTH_QUEUE_GROWTH_MINUTES", default=10)
 # /metrics (Prometheus): a scraper sends `Authorization: Bearer <token>`, or comes from an
