@@ -30,11 +30,11 @@ from django.utils.translation import gettext_lazy as _
 from okada.core import health_registry as registry
 from okada.core.actors import Actor
 from okada.core.admin import LabelledValuesFilter, ReadOnlyAdmin
-from okada.core.display import job_label
 from okada.core.errors import DomainError, NotAllowed
 from okada.core.texts import Text
 
 from . import pg, selectors, services
+from .display import alert_text, kind_label
 from .models import Alert, DatabaseAction, DatabaseHealth
 
 log = logging.getLogger(__name__)
@@ -304,12 +304,6 @@ class OpenFilter(admin.SimpleListFilter):
         return queryset
 
 
-def kind_label(kind: str) -> str:
-    """An alert's kind (a condition's code, stored) by its condition's title."""
-    condition = registry.condition(kind)
-    return str(condition.title) if condition is not None else kind
-
-
 class KindFilter(LabelledValuesFilter):
     title = _("kind")
     parameter_name = "kind"
@@ -395,21 +389,6 @@ class AlertAdmin(ReadOnlyAdmin):
         if not request.user.has_perm(services.ACKNOWLEDGE_PERMISSION):
             actions.pop("acknowledge", None)
         return actions
-
-
-def alert_text(alert: Alert) -> str:
-    """The alert's message in the reader's language (okada.core.texts: a parameter that is a
-    stored text, e.g. a drill's error, translated with it), a job by its label: the stored
-    English text (logs, email) keeps the task name."""
-    template, params = alert.data.get("message"), alert.data.get("params") or {}
-    if not template or not isinstance(params, dict):
-        return alert.message
-    if isinstance(params.get("job"), str):
-        params = {**params, "job": job_label(params["job"])}
-    stored: dict[str, Any] = {"msgid": template, "params": params}
-    if isinstance(alert.data.get("plural"), str) and isinstance(alert.data.get("number"), (str, int)):
-        stored.update(plural=alert.data["plural"], number=alert.data["number"])
-    return Text.from_json(stored).render()
 
 
 @admin.register(DatabaseAction)

@@ -24,7 +24,7 @@ def sequences_near_max() -> list[Finding]:
         Finding(
             subject=s["name"],
             message=gettext_noop(
-                "Sequence %(name)s has used %(percent).1f%% of its range (%(remaining)s values left)."
+                "Sequence %(name)s has used %(percent).1f%% of its range (values left: %(remaining)s)."
             ),
             params={"name": s["name"], "percent": s["used_percent"], "remaining": s["remaining"]},
             severity=CRITICAL if s["used_percent"] >= 95 else WARNING,

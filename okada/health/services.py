@@ -14,9 +14,9 @@ from django.contrib.auth import get_user_model
 from django.core.mail import send_mail
 from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.db.models import F
-from django.utils import timezone
+from django.utils import formats, timezone, translation
+from django.utils.translation import gettext, gettext_noop
 from django.utils.translation import gettext_lazy as _
-from django.utils.translation import gettext_noop
 
 from okada.core import health_registry as registry
 from okada.core import services as core
@@ -26,6 +26,7 @@ from okada.core.roles import OPERATIONS
 from okada.core.texts import Text
 
 from . import pg
+from .display import alert_text, kind_label
 from .models import Alert, DatabaseAction, IndexStat, QueryStat, QueryText, Snapshot, TableStat
 
 log = logging.getLogger(__name__)
@@ -260,13 +261,21 @@ def _email(alert_pk: Any) -> None:
     recipients = sorted({u.email for u in users})
     if not recipients:
         return
+    # In the marketplace's language (LANGUAGE_CODE: French), as the admin the team reads; the
+    # time in Douala's, as every time the admin shows.
+    with translation.override(settings.LANGUAGE_CODE):
+        subject = gettext("[Okada] %(severity)s: %(kind)s") % {
+            "severity": alert.get_severity_display(),
+            "kind": kind_label(alert.kind),
+        }
+        opened = formats.date_format(timezone.localtime(alert.opened_at), "SHORT_DATETIME_FORMAT")
+        message = gettext("%(text)s\n\nOpened %(when)s (%(key)s).") % {
+            "text": alert_text(alert),
+            "when": opened,
+            "key": alert.key,
+        }
     try:
-        send_mail(
-            subject=f"[Okada] {alert.severity}: {alert.kind}",
-            message=f"{alert.message}\n\nOpened {alert.opened_at:%Y-%m-%d %H:%M} UTC ({alert.key}).",
-            from_email=None,
-            recipient_list=recipients,
-        )
+        send_mail(subject=subject, message=message, from_email=None, recipient_list=recipients)
     except Exception:  # the mail server is down: the alert is still a row, a banner and a log line
         log.exception("could not email health alert %s", alert.key)
         return

@@ -305,7 +305,9 @@ def one_of_each(superuser: Any) -> None:
         severity="warning",
         message="Sequence x has used 90.0% of its range.",
         data={
-            "message": "Sequence %(name)s has used %(percent).1f%% of its range (%(remaining)s values left).",
+            "message": (
+                "Sequence %(name)s has used %(percent).1f%% of its range (values left: %(remaining)s)."
+            ),
             "params": {"name": "x", "percent": 90.0, "remaining": 10},
         },
     )

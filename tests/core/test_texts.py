@@ -167,7 +167,7 @@ def test_a_stored_figure_with_decimals_is_read_with_the_readers_decimal_separato
     """A health alert stored by a worker shows "90,0 %" to a French reader, "90.0%" in English;
     whole numbers (counts, process ids) are left as they are."""
     text = Text(
-        gettext_noop("Sequence %(name)s has used %(percent).1f%% of its range (%(remaining)s values left)."),
+        gettext_noop("Sequence %(name)s has used %(percent).1f%% of its range (values left: %(remaining)s)."),
         name="orders_order_number_seq",
         percent=90.04,
         remaining=214748364,
@@ -175,15 +175,16 @@ def test_a_stored_figure_with_decimals_is_read_with_the_readers_decimal_separato
     stored = text.stored
     with translation.override("fr"):
         assert shown(stored) == (
-            "La séquence orders_order_number_seq a utilisé 90,0 % de sa plage (214748364 valeurs restantes)."
+            "La séquence orders_order_number_seq a utilisé 90,0 % de sa plage "
+            "(valeurs restantes : 214748364)."
         )
         assert english(stored) == (
-            "Sequence orders_order_number_seq has used 90.0% of its range (214748364 values left)."
+            "Sequence orders_order_number_seq has used 90.0% of its range (values left: 214748364)."
         )
     with translation.override("en"):
         assert (
             shown(stored)
-            == "Sequence orders_order_number_seq has used 90.0% of its range (214748364 values left)."
+            == "Sequence orders_order_number_seq has used 90.0% of its range (values left: 214748364)."
         )
     limit = Text(
         gettext_noop("The %(what)s cache hit ratio is %(percent).2f%% (alert under %(limit)s%%)."),

@@ -139,7 +139,9 @@ def test_open_alerts_show_as_a_banner_on_every_admin_page(client, operations_use
         severity="critical",
         message="Sequence x has used 90.0% of its range.",
         data={
-            "message": "Sequence %(name)s has used %(percent).1f%% of its range (%(remaining)s values left).",
+            "message": (
+                "Sequence %(name)s has used %(percent).1f%% of its range (values left: %(remaining)s)."
+            ),
             "params": {"name": "x", "percent": 90.0, "remaining": 10},
         },
     )

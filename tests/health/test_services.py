@@ -109,7 +109,16 @@ def test_an_opened_alert_is_logged_at_error_and_emailed_to_operations(
         services.alerts_evaluate(kinds=["sequence_near_max"])
     assert any("health_probe_seq" in r.getMessage() for r in caplog.records if r.levelname == "ERROR")
     assert [m.to for m in mail.outbox] == [["ops@x.cm"]]
-    assert Alert.objects.get(key="sequence_near_max:health_probe_seq").emailed_at is not None
+    alert = Alert.objects.get(key="sequence_near_max:health_probe_seq")
+    assert alert.emailed_at is not None
+    # In the marketplace's language (LANGUAGE_CODE), the time in Douala's, not English and UTC.
+    sent = mail.outbox[0]
+    assert sent.subject == "[Okada] critique : Séquence proche de son maximum"
+    opened = timezone.localtime(alert.opened_at)
+    assert sent.body == (
+        "La séquence health_probe_seq a utilisé 99,0 % de sa plage (valeurs restantes : 1).\n\n"
+        f"Ouverte le {opened:%d/%m/%Y %H:%M} ({alert.key})."
+    )
 
     services.alerts_evaluate(kinds=["sequence_near_max"])  # seen again: no second email
     assert len(mail.outbox) == 1
@@ -135,7 +144,7 @@ def test_an_open_warning_that_turns_critical_is_logged_at_error_and_emailed_agai
     alert = Alert.objects.get()
     assert alert.severity == "critical" and alert.repeats == 2
     assert any("99.0%" in r.getMessage() for r in caplog.records if r.levelname == "ERROR")
-    assert len(mail.outbox) == 2 and "critical" in mail.outbox[1].subject
+    assert len(mail.outbox) == 2 and "critique" in mail.outbox[1].subject
 
     with django_capture_on_commit_callbacks(execute=True):  # critical again: nothing new to tell
         services.alerts_evaluate(kinds=["sequence_near_max"])

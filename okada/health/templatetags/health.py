@@ -17,7 +17,7 @@ register = template.Library()
 
 @register.filter
 def alert_text(alert: Any) -> str:
-    from ..admin import alert_text as text
+    from ..display import alert_text as text
 
     return text(alert)
 
