@@ -31,7 +31,7 @@ from catalog import services as catalog
 from catalog.models import Product, Stock, Vendor
 from okada.core import services as core
 from okada.core.actors import Actor
-from okada.core.errors import DomainError, InvalidInput, NotAllowed, NotFound
+from okada.core.errors import DomainError, InvalidInput, NotAllowed, NotFound, TryAgain
 from okada.core.fields import json_refusal
 from okada.core.texts import Text, text_of
 from orders import services as orders
@@ -52,13 +52,6 @@ from .services import (
 log = logging.getLogger(__name__)
 
 DUPLICATE = "duplicate"
-
-
-class TryAgain(DomainError):
-    """The database was busy: nothing of the mutation was kept; send the push again."""
-
-    code = "try_again"
-    status = 503
 
 
 @dataclass
