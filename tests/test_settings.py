@@ -69,6 +69,9 @@ def _settings_load(
         ("OKADA_HEALTH_SNAPSHOT_QUERIES", "0"),  # no statement kept: no delta ever
         ("OKADA_STUCK_MINUTES", "pending=-5"),
         ("OKADA_HEALTH_LONG_QUERY_MINUTES", "five"),  # a float
+        ("OKADA_HEALTH_IDLE_TRANSACTION_MINUTES", "-1"),
+        ("OKADA_HEALTH_IDLE_TRANSACTION_CRITICAL_MINUTES", "2"),  # below the warning's 5: never a warning
+        ("OKADA_HEALTH_MULTIXACT_ALERT_PERCENT", "101"),
         ("OKADA_PARTITION_RETENTION_MONTHS", "36"),  # table=months, without the table
         ("OKADA_STUCK_MINUTES", "pending=ten"),
         ("OKADA_STUCK_MINUTES", "pendng=10"),  # a status that does not exist would be ignored

@@ -77,6 +77,41 @@ def long_queries() -> list[Finding]:
     ]
 
 
+def idle_transactions() -> list[Finding]:
+    """Sessions idle inside an open transaction: they keep their locks and hold back VACUUM's
+    horizon until the application commits, rolls back or disconnects."""
+    minutes = settings.OKADA_HEALTH_IDLE_TRANSACTION_MINUTES
+    critical = settings.OKADA_HEALTH_IDLE_TRANSACTION_CRITICAL_MINUTES
+    with pg.reads() as cur:
+        sessions = pg.activity(cur)
+    return [
+        Finding(
+            # The same transaction stays the same alert (a warning that turns critical); the
+            # backend's next transaction is a new one.
+            subject=f"{s['pid']}@{s['xact_start']:%Y%m%d%H%M%S%f}",
+            message=ngettext_lazy(
+                "Backend %(pid)s has been idle in an open transaction for %(minutes)s minute "
+                "(its locks are held, VACUUM cannot clean up after it); last query: %(query)s",
+                "Backend %(pid)s has been idle in an open transaction for %(minutes)s minutes "
+                "(its locks are held, VACUUM cannot clean up after it); last query: %(query)s",
+                "minutes",
+            ),
+            params={
+                "pid": s["pid"],
+                "minutes": int(s["state_seconds"] // 60),
+                "query": pg.without_literals(s["query"])[:300],
+            },
+            severity=CRITICAL if s["state_seconds"] >= critical * 60 else WARNING,
+        )
+        for s in sessions
+        if s["state"] == "idle in transaction"
+        and s["backend_type"] == "client backend"
+        and s["state_seconds"] is not None
+        and s["xact_start"] is not None
+        and s["state_seconds"] >= minutes * 60
+    ]
+
+
 def lock_waits() -> list[Finding]:
     seconds = settings.OKADA_HEALTH_LOCK_WAIT_SECONDS
     with pg.reads() as cur:
@@ -113,6 +148,26 @@ def wraparound() -> list[Finding]:
             subject="database",
             message=gettext_noop(
                 "Transaction id age is %(age)s, %(percent).1f%% of the wraparound limit: "
+                "vacuum (freeze) the oldest tables."
+            ),
+            params={"age": age, "percent": 100 * age / pg.XID_LIMIT},
+            severity=CRITICAL if age >= 0.75 * pg.XID_LIMIT else WARNING,
+        )
+    ]
+
+
+def multixact_wraparound() -> list[Finding]:
+    share = settings.OKADA_HEALTH_MULTIXACT_ALERT_PERCENT / 100
+    with pg.reads() as cur:
+        db = pg.database(cur)
+    age = db["mxid_age"]
+    if age < share * pg.XID_LIMIT:
+        return []
+    return [
+        Finding(
+            subject="database",
+            message=gettext_noop(
+                "Multixact id age is %(age)s, %(percent).1f%% of the wraparound limit: "
                 "vacuum (freeze) the oldest tables."
             ),
             params={"age": age, "percent": 100 * age / pg.XID_LIMIT},
@@ -215,8 +270,10 @@ def register() -> None:
         ("sequence_near_max", _("Sequence near its maximum"), sequences_near_max),
         ("cache_hit_ratio_low", _("Cache hit ratio low"), cache_hit_ratio_low),
         ("long_query", _("Long-running query"), long_queries),
+        ("idle_in_transaction", _("Idle in transaction"), idle_transactions),
         ("lock_wait", _("Long lock wait"), lock_waits),
         ("wraparound", _("Transaction id wraparound"), wraparound),
+        ("multixact_wraparound", _("Multixact id wraparound"), multixact_wraparound),
         ("job_failing", _("Job failing"), jobs_failing),
         ("job_overdue", _("Job overdue"), jobs_overdue),
         ("queue_growing", _("Celery queue growing"), queue_growing),

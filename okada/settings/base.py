@@ -472,8 +472,23 @@ OKADA_HEALTH_ALERT_EMAIL = env.bool("OKADA_HEALTH_ALERT_EMAIL", default=False)
 OKADA_HEALTH_SEQUENCE_ALERT_PERCENT = env.percent("OKADA_HEALTH_SEQUENCE_ALERT_PERCENT", default=80.0)
 OKADA_HEALTH_CACHE_HIT_ALERT_PERCENT = env.percent("OKADA_HEALTH_CACHE_HIT_ALERT_PERCENT", default=99.0)
 OKADA_HEALTH_LONG_QUERY_MINUTES = env.float("OKADA_HEALTH_LONG_QUERY_MINUTES", default=5.0)
+# A session idle inside an open transaction keeps its locks and holds back VACUUM's horizon: a
+# warning past the first, critical past the second (which may not come before the first).
+OKADA_HEALTH_IDLE_TRANSACTION_MINUTES = env.float("OKADA_HEALTH_IDLE_TRANSACTION_MINUTES", default=5.0)
+OKADA_HEALTH_IDLE_TRANSACTION_CRITICAL_MINUTES = env.float(
+    "OKADA_HEALTH_IDLE_TRANSACTION_CRITICAL_MINUTES", default=30.0
+)
+if OKADA_HEALTH_IDLE_TRANSACTION_CRITICAL_MINUTES < OKADA_HEALTH_IDLE_TRANSACTION_MINUTES:
+    raise ImproperlyConfigured(
+        "OKADA_HEALTH_IDLE_TRANSACTION_CRITICAL_MINUTES="
+        f"{env.str('OKADA_HEALTH_IDLE_TRANSACTION_CRITICAL_MINUTES', default='30')!r} must be at least "
+        "OKADA_HEALTH_IDLE_TRANSACTION_MINUTES="
+        f"{env.str('OKADA_HEALTH_IDLE_TRANSACTION_MINUTES', default='5')!r}"
+    )
 OKADA_HEALTH_LOCK_WAIT_SECONDS = env.float("OKADA_HEALTH_LOCK_WAIT_SECONDS", default=30.0)
 OKADA_HEALTH_WRAPAROUND_ALERT_PERCENT = env.percent("OKADA_HEALTH_WRAPAROUND_ALERT_PERCENT", default=50.0)
+# Multixact ids (row locks shared by several transactions) wrap around at the same 2^31.
+OKADA_HEALTH_MULTIXACT_ALERT_PERCENT = env.percent("OKADA_HEALTH_MULTIXACT_ALERT_PERCENT", default=50.0)
 OKADA_HEALTH_JOB_GRACE_MINUTES = env.int("OKADA_HEALTH_JOB_GRACE_MINUTES", default=30)
 OKADA_HEALTH_QUEUE_GROWTH_MINUTES = env.int("OKADA_HEALTH_QUEUE_GROWTH_MINUTES", default=10)
 # /metrics (Prometheus): a scraper sends `Authorization: Bearer <token>`, or comes from an

@@ -544,3 +544,59 @@ def test_a_process_id_the_server_gave_to_another_session_since_it_was_read_is_no
                 still.execute("SELECT 1")
             assert services.signal_if_same(cur, "pg_terminate_backend", target) is True
             wait_until(lambda: not pg.session(cur, pid), "the session to end")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_session_idle_in_a_transaction_past_the_threshold_opens_an_alert_that_turns_critical_and_clears(
+    settings,
+):
+    settings.OKADA_HEALTH_IDLE_TRANSACTION_MINUTES = 0.01  # 0.6 s
+    settings.OKADA_HEALTH_IDLE_TRANSACTION_CRITICAL_MINUTES = 60
+    with session(autocommit=False) as idle:
+        pid = backend_pid(idle)
+        with idle.cursor() as cur:
+            cur.execute("SELECT 'sessionkey-4242' AS health_probe_idle")
+        # A session that only runs queries (autocommit) is never idle inside a transaction.
+        with in_thread("SELECT pg_sleep(30) AS health_probe_busy") as (busy, done):
+            opened = wait_until(
+                lambda: services.alerts_evaluate(kinds=["idle_in_transaction"])["opened"],
+                "the session to be idle in its transaction long enough",
+            )
+            with session() as conn, conn.cursor() as cur:
+                cur.execute("SELECT pg_cancel_backend(%s)", [busy])
+            wait_until(lambda: done, "the sleeping query to stop")
+        alert = Alert.objects.open().get(kind="idle_in_transaction")
+        assert opened == [alert.key] and alert.data["params"]["pid"] == pid
+        assert alert.severity == "warning" and "health_probe_idle" in alert.message
+        # Stored, emailed and shown to Operations: the query's values are left out.
+        assert "'…' AS health_probe_idle" in alert.message and "sessionkey-4242" not in str(alert.data)
+        with translation.override("fr"):
+            assert "inactive dans une transaction ouverte" in alert_text(alert)
+        settings.OKADA_HEALTH_IDLE_TRANSACTION_CRITICAL_MINUTES = 0.01
+        assert services.alerts_evaluate(kinds=["idle_in_transaction"])["repeated"] == 1
+        alert.refresh_from_db()
+        assert alert.severity == "critical" and alert.cleared_at is None
+        idle.rollback()
+        assert services.alerts_evaluate(kinds=["idle_in_transaction"])["cleared"] == [alert.key]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_multixact_id_age_past_the_share_of_the_limit_opens_an_alert_that_clears(settings):
+    # Two transactions share-locking one row make a multixact: the age is at least 1 from then.
+    with session() as conn, conn.cursor() as cur:
+        cur.execute("CREATE TABLE health_probe_mxid (id int); INSERT INTO health_probe_mxid VALUES (1)")
+    try:
+        with session(autocommit=False) as first, session(autocommit=False) as second:
+            for locker in (first, second):
+                with locker.cursor() as cur:
+                    cur.execute("SELECT id FROM health_probe_mxid FOR SHARE")
+        settings.OKADA_HEALTH_MULTIXACT_ALERT_PERCENT = 0.5 * 100 / (2**31 - 1)  # an age of 1 is past it
+        services.alerts_evaluate(kinds=["multixact_wraparound"])
+        alert = Alert.objects.open().get(key="multixact_wraparound:database")
+        assert alert.severity == "warning" and alert.data["params"]["age"] >= 1
+        assert alert.message.startswith("Multixact id age is ")
+        settings.OKADA_HEALTH_MULTIXACT_ALERT_PERCENT = 50
+        assert services.alerts_evaluate(kinds=["multixact_wraparound"])["cleared"] == [alert.key]
+    finally:
+        with session() as conn, conn.cursor() as cur:
+            cur.execute("DROP TABLE health_probe_mxid")
