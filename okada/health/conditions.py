@@ -12,7 +12,7 @@ from okada.core.health_registry import CRITICAL, WARNING, Condition, Finding, re
 
 from . import pg, queue, selectors
 
-# Cache hit ratios mean little until this many blocks were read (a fresh or idle server).
+# A cache hit ratio means little over fewer block accesses than this (an idle hour): no judgement.
 CACHE_HIT_MIN_BLOCKS = 10_000
 
 
@@ -35,20 +35,33 @@ def sequences_near_max() -> list[Finding]:
 
 
 def cache_hit_ratio_low() -> list[Finding]:
+    """The table and index cache hit ratios between the two latest snapshots (an hour): the
+    ratios since the statistics' reset hid a bad hour behind months of good ones, and were noisy
+    for a while after a reset."""
     limit = settings.OKADA_HEALTH_CACHE_HIT_ALERT_PERCENT / 100
-    with pg.reads() as cur:
-        ratios = pg.cache_hit_ratios(cur)
+    reads = selectors.cache_reads_between_snapshots()
+    if reads is None:
+        return []
     found = []
     for what in ("table", "index"):
-        ratio, blocks = ratios[f"{what}_ratio"], ratios[f"{what}_blocks"]
-        if ratio is not None and blocks >= CACHE_HIT_MIN_BLOCKS and ratio < limit:
+        hit, read = reads[f"{what}_hit"], reads[f"{what}_read"]
+        blocks = hit + read
+        if blocks >= CACHE_HIT_MIN_BLOCKS and hit / blocks < limit:
             found.append(
                 Finding(
                     subject=what,
                     message=gettext_noop(
-                        "The %(what)s cache hit ratio is %(percent).2f%% (alert under %(limit)s%%)."
+                        "The %(what)s cache hit ratio was %(percent).2f%% from %(since)s to %(until)s "
+                        "(%(blocks)s blocks accessed; alert under %(limit)s%%)."
                     ),
-                    params={"what": what, "percent": ratio * 100, "limit": limit * 100},
+                    params={
+                        "what": what,
+                        "percent": hit / blocks * 100,
+                        "since": str(reads["since"]),
+                        "until": str(reads["until"]),
+                        "blocks": blocks,
+                        "limit": limit * 100,
+                    },
                 )
             )
     return found

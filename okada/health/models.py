@@ -95,6 +95,21 @@ class TableStat(models.Model):
     seq_tup_read = models.BigIntegerField(db_comment="Rows read by sequential scans (cumulative).")
     idx_scan = models.BigIntegerField(db_comment="Index scans (cumulative).")
     writes = models.BigIntegerField(db_comment="Rows inserted + updated + deleted (cumulative).")
+    # Shared-buffer reads (pg_statio_user_tables, cumulative): the cache hit alert compares two
+    # snapshots. NULL in snapshots taken before they were recorded, and for a partitioned table
+    # (its partitions have them).
+    heap_blks_hit = models.BigIntegerField(
+        null=True, blank=True, db_comment="Table blocks found in shared buffers (cumulative)."
+    )
+    heap_blks_read = models.BigIntegerField(
+        null=True, blank=True, db_comment="Table blocks read from outside shared buffers (cumulative)."
+    )
+    idx_blks_hit = models.BigIntegerField(
+        null=True, blank=True, db_comment="Its indexes' blocks found in shared buffers (cumulative)."
+    )
+    idx_blks_read = models.BigIntegerField(
+        null=True, blank=True, db_comment="Its indexes' blocks read from outside shared buffers (cumulative)."
+    )
 
     class Meta:
         db_table_comment = "Per-table size and counters of a health snapshot."

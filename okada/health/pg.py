@@ -240,6 +240,9 @@ SELECT c.relname AS name, c.relkind AS kind, c.relispartition AS is_partition,
        coalesce(s.seq_scan, 0) AS seq_scan, coalesce(s.seq_tup_read, 0) AS seq_tup_read,
        coalesce(s.idx_scan, 0) AS idx_scan,
        coalesce(s.n_tup_ins + s.n_tup_upd + s.n_tup_del, 0) AS writes,
+       io.heap_blks_hit, io.heap_blks_read,
+       CASE WHEN io.relid IS NOT NULL THEN coalesce(io.idx_blks_hit, 0) END AS idx_blks_hit,
+       CASE WHEN io.relid IS NOT NULL THEN coalesce(io.idx_blks_read, 0) END AS idx_blks_read,
        s.last_vacuum, s.last_autovacuum, s.last_analyze, s.last_autoanalyze,
        CASE WHEN c.relkind IN ('r', 'm') THEN age(c.relfrozenxid) END AS xid_age,
        -- Bloat estimate: the pages the rows would need (pg_stats' average widths, a 24-byte tuple
@@ -251,6 +254,7 @@ SELECT c.relname AS name, c.relkind AS kind, c.relispartition AS is_partition,
        END AS bloat_bytes
   FROM pg_class c
   LEFT JOIN pg_stat_user_tables s ON s.relid = c.oid
+  LEFT JOIN pg_statio_user_tables io ON io.relid = c.oid
   LEFT JOIN widths w ON w.tablename = c.relname
  WHERE c.relnamespace = current_schema()::regnamespace AND c.relkind IN ('r', 'p', 'm')
 """
@@ -258,7 +262,8 @@ SELECT c.relname AS name, c.relkind AS kind, c.relispartition AS is_partition,
 
 def tables(cur: Any) -> list[dict[str, Any]]:
     """Every table of the schema with sizes, estimated rows, dead rows, vacuum times, transaction
-    id age and a bloat estimate. A partitioned table's own figures are its partitions' sums."""
+    id age, a bloat estimate and its shared-buffer hits and reads. A partitioned table's own
+    figures are its partitions' sums (its hits and reads: None, its partitions have them)."""
     found = rows(cur, _TABLES_SQL)
     by_name = {t["name"]: t for t in found}
     summed = (

@@ -151,6 +151,41 @@ def storage(cur: Any) -> dict[str, Any]:
     return {"tables": top, "database": pg.database(cur), "xid_limit": pg.XID_LIMIT}
 
 
+# --- Cache hits between snapshots -----------------------------------------------------------------
+
+
+def cache_reads_between_snapshots() -> dict[str, Any] | None:
+    """Shared-buffer hits and reads of the tables and of their indexes between the two latest
+    snapshots (an hour as a rule), summed over the tables both snapshots hold: what the cache did
+    lately, not since the statistics' last reset months ago. None when there are not two snapshots
+    with these figures, or the statistics were reset between them (the Queries screen compares
+    nothing across a reset either). A table whose counters went down (its own statistics reset, a
+    table made again under its name) is left out."""
+    latest = list(Snapshot.objects.order_by("-taken_at")[:2])
+    if len(latest) < 2:
+        return None
+    until, since = latest
+    if until.stats_reset != since.stats_reset:
+        return None
+    columns = ("name", "heap_blks_hit", "heap_blks_read", "idx_blks_hit", "idx_blks_read")
+    recorded = {"heap_blks_hit__isnull": False}
+    before = {r[0]: r[1:] for r in TableStat.objects.filter(snapshot=since, **recorded).values_list(*columns)}
+    totals = {"table_hit": 0, "table_read": 0, "index_hit": 0, "index_read": 0, "tables": 0}
+    for name, *now in TableStat.objects.filter(snapshot=until, **recorded).values_list(*columns):
+        then = before.get(name)
+        if then is None:
+            continue
+        delta = [b - a for a, b in zip(then, now, strict=True)]
+        if min(delta) < 0:
+            continue
+        for key, value in zip(("table_hit", "table_read", "index_hit", "index_read"), delta, strict=True):
+            totals[key] += value
+        totals["tables"] += 1
+    if not totals["tables"]:
+        return None
+    return {"since": since, "until": until, **totals}
+
+
 # --- Indexes -----------------------------------------------------------------------------------
 
 

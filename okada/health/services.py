@@ -100,6 +100,10 @@ def snapshot_take(*, now: dt.datetime | None = None) -> dict[str, Any]:
                     seq_tup_read=t["seq_tup_read"],
                     idx_scan=t["idx_scan"],
                     writes=t["writes"],
+                    heap_blks_hit=t["heap_blks_hit"],
+                    heap_blks_read=t["heap_blks_read"],
+                    idx_blks_hit=t["idx_blks_hit"],
+                    idx_blks_read=t["idx_blks_read"],
                 )
                 for t in tables
             )

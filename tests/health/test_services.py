@@ -600,3 +600,91 @@ def test_a_multixact_id_age_past_the_share_of_the_limit_opens_an_alert_that_clea
     finally:
         with session() as conn, conn.cursor() as cur:
             cur.execute("DROP TABLE health_probe_mxid")
+
+
+# --- Cache hit ratio between snapshots -----------------------------------------------------------
+
+# 35 MB written by CREATE TABLE AS, whose ring of buffers leaves most of it out of shared buffers:
+# its first scan reads more than half of its blocks from outside them.
+COLD_TABLE = "CREATE TABLE {} AS SELECT g AS id, repeat('x', 200) AS pad FROM generate_series(1, 150000) g"
+# A small table read again and again: every block found in shared buffers.
+WARM_TABLE = "CREATE TABLE health_probe_warm AS SELECT g AS id FROM generate_series(1, 100000) g"
+WARM_SCANS = "DO $$ BEGIN FOR i IN 1..{} LOOP PERFORM count(*) FROM health_probe_warm; END LOOP; END $$"
+
+
+def flushed(*statements: str) -> None:
+    """Run `statements` on a session of their own and make its statistics visible to every
+    session (pg_stat_force_next_flush: flushed before the server answers the next command)."""
+    with session() as conn, conn.cursor() as cur:
+        for sql in statements:
+            cur.execute(sql)
+        cur.execute("SELECT pg_stat_force_next_flush()")
+        cur.execute("SELECT 1")
+
+
+def snapshot(hours_ago: int) -> None:
+    assert services.snapshot_take(now=timezone.now() - dt.timedelta(hours=hours_ago))["taken"]
+
+
+@pytest.fixture
+def probe_tables():
+    yield
+    with session() as conn, conn.cursor() as cur:
+        cur.execute("DROP TABLE IF EXISTS health_probe_cold, health_probe_cold2, health_probe_warm")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_bad_hour_of_cache_hits_after_good_ones_opens_an_alert_that_an_idle_hour_clears(
+    settings, monkeypatch, probe_tables
+):
+    from okada.health import conditions, pg
+
+    settings.OKADA_HEALTH_CACHE_HIT_ALERT_PERCENT = 90
+    monkeypatch.setattr(conditions, "CACHE_HIT_MIN_BLOCKS", 1000)
+    flushed(
+        "SELECT pg_stat_reset()", COLD_TABLE.format("health_probe_cold"), WARM_TABLE, WARM_SCANS.format(300)
+    )
+    snapshot(hours_ago=3)
+    flushed("SELECT count(*) FROM health_probe_cold")  # the bad hour
+    snapshot(hours_ago=2)
+    with pg.reads() as cur:  # since the reset, the ratio still looks fine: the good hours hide it
+        assert pg.cache_hit_ratios(cur)["table_ratio"] >= 0.9
+    assert services.alerts_evaluate(kinds=["cache_hit_ratio_low"])["opened"] == ["cache_hit_ratio_low:table"]
+    alert = Alert.objects.open().get(kind="cache_hit_ratio_low")
+    assert alert.data["params"]["percent"] < 90 and alert.data["params"]["blocks"] >= 1000
+    assert alert.data["params"]["until"] == str(Snapshot.objects.order_by("-taken_at")[0])
+    with translation.override("fr"):
+        assert "Le taux de succès du cache (table) a été de" in alert_text(alert)
+    # An hour with too few reads to judge the cache by says nothing: the alert clears.
+    snapshot(hours_ago=1)
+    assert services.alerts_evaluate(kinds=["cache_hit_ratio_low"])["cleared"] == [alert.key]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_good_hour_after_bad_ones_opens_no_cache_alert_nor_does_an_hour_with_a_statistics_reset(
+    settings, monkeypatch, probe_tables
+):
+    from okada.health import conditions, pg, selectors
+
+    settings.OKADA_HEALTH_CACHE_HIT_ALERT_PERCENT = 90
+    monkeypatch.setattr(conditions, "CACHE_HIT_MIN_BLOCKS", 1000)
+    flushed(
+        "SELECT pg_stat_reset()",
+        COLD_TABLE.format("health_probe_cold"),
+        "SELECT count(*) FROM health_probe_cold",  # the bad hours
+        WARM_TABLE,
+        COLD_TABLE.format("health_probe_cold2"),
+    )
+    snapshot(hours_ago=3)
+    flushed(WARM_SCANS.format(30))  # a good hour
+    snapshot(hours_ago=2)
+    with pg.reads() as cur:  # since the reset, the ratio looks bad: the bad hours weigh on it
+        assert pg.cache_hit_ratios(cur)["table_ratio"] < 0.9
+    reads = selectors.cache_reads_between_snapshots()
+    assert reads is not None and reads["table_hit"] >= 1000 and reads["table_read"] == 0  # judged, and good
+    assert services.alerts_evaluate(kinds=["cache_hit_ratio_low"])["opened"] == []
+    # A bad hour, but the statistics were reset in it: nothing to compare, no judgement.
+    flushed("SELECT pg_stat_reset()", "SELECT count(*) FROM health_probe_cold2")
+    snapshot(hours_ago=1)
+    assert selectors.cache_reads_between_snapshots() is None
+    assert services.alerts_evaluate(kinds=["cache_hit_ratio_low"])["opened"] == []
