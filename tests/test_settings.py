@@ -72,6 +72,8 @@ def _settings_load(
         ("OKADA_HEALTH_IDLE_TRANSACTION_MINUTES", "-1"),
         ("OKADA_HEALTH_IDLE_TRANSACTION_CRITICAL_MINUTES", "2"),  # below the warning's 5: never a warning
         ("OKADA_HEALTH_MULTIXACT_ALERT_PERCENT", "101"),
+        ("OKADA_METRICS_ALLOWED_IPS", "10.0.0.0/8,10.0.0.300"),  # matched nobody, silently
+        ("OKADA_METRICS_TRUSTED_PROXIES", "localhost"),
         ("OKADA_PARTITION_RETENTION_MONTHS", "36"),  # table=months, without the table
         ("OKADA_STUCK_MINUTES", "pending=ten"),
         ("OKADA_STUCK_MINUTES", "pendng=10"),  # a status that does not exist would be ignored

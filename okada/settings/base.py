@@ -1,6 +1,7 @@
 """Settings shared by every environment; values come from the environment (django-environ)."""
 
 import builtins
+import ipaddress
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +42,19 @@ class _Env(environ.Env):
         value = self.float(var, default=default)
         if value > 100:
             raise ImproperlyConfigured(f"{var}={self.ENVIRON.get(var, '')!r} must be 100 or less")
+        return value
+
+    def networks(self, var: str, default: builtins.list[str]) -> builtins.list[str]:
+        """Addresses or networks (`10.0.0.0/8`), comma-separated: one that is neither is refused
+        (it would match nobody, silently)."""
+        value = self.list(var, default=default)
+        for entry in value:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ImproperlyConfigured(
+                    f"{var}={self.ENVIRON.get(var, '')!r}: {entry!r} is not an address or network"
+                ) from None
         return value
 
     def _at_least(self, var: str, value: Any, minimum: builtins.float) -> Any:
@@ -494,6 +508,11 @@ OKADA_HEALTH_QUEUE_GROWTH_MINUTES = env.int("OKADA_HEALTH_QUEUE_GROWTH_MINUTES",
 # /metrics (Prometheus): a scraper sends `Authorization: Bearer <token>`, or comes from an
 # allowed address (IPs or networks, comma-separated). Neither set: every scrape is refused.
 OKADA_METRICS_TOKEN = env("OKADA_METRICS_TOKEN", default="")
-OKADA_METRICS_ALLOWED_IPS = env.list("OKADA_METRICS_ALLOWED_IPS", default=[])
+OKADA_METRICS_ALLOWED_IPS = env.networks("OKADA_METRICS_ALLOWED_IPS", default=[])
+# Behind a reverse proxy every request comes from the proxy's address. A request that carries
+# forwarding headers (X-Forwarded-For, Forwarded, X-Real-IP ...) is judged by the client the proxy
+# names in X-Forwarded-For only when it comes from one of these proxies; from any other peer it
+# gets no access by address (the token still works).
+OKADA_METRICS_TRUSTED_PROXIES = env.networks("OKADA_METRICS_TRUSTED_PROXIES", default=[])
 # Okada's own gauges are computed at most this often (shared by every web process, in Redis).
 OKADA_METRICS_CACHE_SECONDS = env.int("OKADA_METRICS_CACHE_SECONDS", default=15)

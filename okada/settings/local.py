@@ -9,4 +9,4 @@ SECRET_KEY = env("SECRET_KEY", default="okada-local-development-key-not-for-prod
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = DEBUG
 # /metrics answers a Prometheus on this machine without a token.
-OKADA_METRICS_ALLOWED_IPS = env.list("OKADA_METRICS_ALLOWED_IPS", default=["127.0.0.1", "::1"])
+OKADA_METRICS_ALLOWED_IPS = env.networks("OKADA_METRICS_ALLOWED_IPS", default=["127.0.0.1", "::1"])

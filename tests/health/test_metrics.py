@@ -42,6 +42,56 @@ def test_metrics_answer_an_allowed_address_without_a_token(client, settings):
     assert client.get("/metrics").status_code == 401
 
 
+@pytest.mark.parametrize(
+    "header",
+    [
+        {"X-Forwarded-For": "203.0.113.9"},
+        {"Forwarded": "for=203.0.113.9;proto=https"},
+        {"X-Real-IP": "203.0.113.9"},
+        {"X-Forwarded-Proto": "https"},  # a proxy that names no client still says it is one
+    ],
+)
+def test_a_forwarded_request_from_an_allowed_address_that_is_no_trusted_proxy_is_refused(
+    client, settings, header
+):
+    # Behind a local reverse proxy every request comes from 127.0.0.1: an allowlist of 127.0.0.1
+    # let the whole internet read /metrics through the proxy.
+    settings.OKADA_METRICS_TOKEN = "s3cret-metrics-token"
+    settings.OKADA_METRICS_ALLOWED_IPS = ["127.0.0.1"]
+    settings.OKADA_METRICS_TRUSTED_PROXIES = []
+    assert client.get("/metrics", REMOTE_ADDR="127.0.0.1", headers=header).status_code == 401
+    assert client.get("/metrics", REMOTE_ADDR="127.0.0.1").status_code == 200  # a scraper on this host
+    with_token = {**header, "Authorization": "Bearer s3cret-metrics-token"}
+    assert client.get("/metrics", REMOTE_ADDR="127.0.0.1", headers=with_token).status_code == 200
+
+
+def test_behind_a_trusted_proxy_the_client_it_names_is_judged(client, settings):
+    settings.OKADA_METRICS_TOKEN = ""
+    settings.OKADA_METRICS_ALLOWED_IPS = ["127.0.0.1", "10.0.0.0/8"]
+    settings.OKADA_METRICS_TRUSTED_PROXIES = ["127.0.0.1", "192.168.0.0/24"]
+
+    def status(remote_addr: str, forwarded_for: str | None = None) -> int:
+        headers = {"X-Forwarded-For": forwarded_for} if forwarded_for is not None else {}
+        return client.get("/metrics", REMOTE_ADDR=remote_addr, headers=headers).status_code
+
+    assert status("127.0.0.1", "10.1.2.3") == 200
+    assert status("127.0.0.1", "203.0.113.9") == 401
+    # The proxy appends its peer: what comes before is the client's to write.
+    assert status("127.0.0.1", "10.1.2.3, 203.0.113.9") == 401
+    # Through two trusted proxies: the address the first one saw.
+    assert status("127.0.0.1", "10.1.2.3, 192.168.0.5") == 200
+    assert status("127.0.0.1", "203.0.113.9, 192.168.0.5") == 401
+    # The proxy's own address is nobody's: a request from it that names no client is refused,
+    # as is one whose chain cannot be read.
+    assert status("127.0.0.1") == 401
+    assert status("127.0.0.1", "") == 401
+    assert status("127.0.0.1", "unknown") == 401
+    assert status("127.0.0.1", "10.1.2.3:5123") == 401
+    # A peer that is not a trusted proxy is judged as before, unless it forwards.
+    assert status("10.9.9.9") == 200
+    assert status("10.9.9.9", "10.1.2.3") == 401
+
+
 def test_metrics_expose_okadas_gauges_and_counters(client, token):
     OrderFactory()
     counters.count(REFUSED_OUT_OF_STOCK)
