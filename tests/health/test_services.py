@@ -548,8 +548,9 @@ def test_a_process_id_the_server_gave_to_another_session_since_it_was_read_is_no
 
 @pytest.mark.django_db(transaction=True)
 def test_a_session_idle_in_a_transaction_past_the_threshold_opens_an_alert_that_turns_critical_and_clears(
-    settings,
+    settings, operations_user
 ):
+    settings.OKADA_HEALTH_ALERT_EMAIL = True
     settings.OKADA_HEALTH_IDLE_TRANSACTION_MINUTES = 0.01  # 0.6 s
     settings.OKADA_HEALTH_IDLE_TRANSACTION_CRITICAL_MINUTES = 60
     with session(autocommit=False) as idle:
@@ -572,10 +573,17 @@ def test_a_session_idle_in_a_transaction_past_the_threshold_opens_an_alert_that_
         assert "'…' AS health_probe_idle" in alert.message and "sessionkey-4242" not in str(alert.data)
         with translation.override("fr"):
             assert "inactive dans une transaction ouverte" in alert_text(alert)
+        # Emailed as the other alerts are: in French, titled by the condition.
+        [sent] = mail.outbox
+        assert sent.subject.endswith(" : Transaction ouverte inactive")
+        assert sent.body.startswith(
+            f"La session {pid} est inactive dans une transaction ouverte depuis 0 minute "
+        )
         settings.OKADA_HEALTH_IDLE_TRANSACTION_CRITICAL_MINUTES = 0.01
         assert services.alerts_evaluate(kinds=["idle_in_transaction"])["repeated"] == 1
         alert.refresh_from_db()
         assert alert.severity == "critical" and alert.cleared_at is None
+        assert len(mail.outbox) == 2 and "critique" in mail.outbox[1].subject
         idle.rollback()
         assert services.alerts_evaluate(kinds=["idle_in_transaction"])["cleared"] == [alert.key]
 
