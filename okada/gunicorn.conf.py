@@ -22,8 +22,8 @@ max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "5000"))
 max_requests_jitter = 500
 accesslog = None
 errorlog = "-"
-# Trust X-Forwarded-* only from the local reverse proxy (REMOTE_ADDR keys the anonymous limits).
-forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+# Trust X-Forwarded-* only from the local reverse proxy (Okada reads it too: OKADA_TRUSTED_PROXIES).
+forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
 proc_name = "okada-web"
 # No control socket: its default path is one per user, shared by every gunicorn of that user.
 control_socket_disable = True

@@ -73,7 +73,7 @@ def _settings_load(
         ("OKADA_HEALTH_IDLE_TRANSACTION_CRITICAL_MINUTES", "2"),  # below the warning's 5: never a warning
         ("OKADA_HEALTH_MULTIXACT_ALERT_PERCENT", "101"),
         ("OKADA_METRICS_ALLOWED_IPS", "10.0.0.0/8,10.0.0.300"),  # matched nobody, silently
-        ("OKADA_METRICS_TRUSTED_PROXIES", "localhost"),
+        ("FORWARDED_ALLOW_IPS", "localhost"),
         ("OKADA_PARTITION_RETENTION_MONTHS", "36"),  # table=months, without the table
         ("OKADA_STUCK_MINUTES", "pending=ten"),
         ("OKADA_STUCK_MINUTES", "pendng=10"),  # a status that does not exist would be ignored
@@ -129,6 +129,7 @@ _LANDS_IN = {
     "DJANGO_SECURE_HSTS_SECONDS": "SECURE_HSTS_SECONDS",
     "OKADA_MTN_MOMO_CALLBACK_SECRET": "OKADA_PAYMENT_CALLBACK_SECRETS['mtn_momo']",
     "OKADA_ORANGE_MONEY_CALLBACK_SECRET": "OKADA_PAYMENT_CALLBACK_SECRETS['orange_money']",
+    "FORWARDED_ALLOW_IPS": "OKADA_TRUSTED_PROXIES",
 }
 
 

@@ -5,8 +5,8 @@ Access: `Authorization: Bearer $OKADA_METRICS_TOKEN`, or a client address in
 OKADA_METRICS_ALLOWED_IPS; with neither configured every scrape is refused. Behind a reverse
 proxy every request comes from the proxy's address, so the allowlist would let everybody in that
 the proxy lets through: a request carrying forwarding headers is judged by the client the proxy
-names only when it comes from a proxy of OKADA_METRICS_TRUSTED_PROXIES, and gets no access by
-address otherwise (see client_address).
+names only when it comes from a proxy of OKADA_TRUSTED_PROXIES, and gets no access by
+address otherwise (see okada.core.clients).
 
 Okada's figures are computed at scrape time, at most once per OKADA_METRICS_CACHE_SECONDS for all
 web processes (the samples are cached in Redis; while Redis is down, at every scrape), each
@@ -19,7 +19,6 @@ multiprocess mode) so request counters add up across workers.
 from __future__ import annotations
 
 import hmac
-import ipaddress
 import logging
 import os
 import time
@@ -35,6 +34,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 
+from okada.core import clients
 from okada.core import health_registry as registry
 from okada.core.db import database_cache_key
 
@@ -122,53 +122,6 @@ def _registry() -> Any:
     return REGISTRY
 
 
-# Headers a reverse proxy adds. A request that carries one came through a proxy (or says it
-# did): its REMOTE_ADDR is the proxy's, not the client's.
-FORWARDING_HEADERS = ("Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", "X-Real-IP")
-
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-
-
-def _address(text: str) -> IPAddress | None:
-    try:
-        return ipaddress.ip_address(text.strip())
-    except ValueError:
-        return None
-
-
-def _within(address: IPAddress, networks: list[str]) -> bool:
-    for network in networks:
-        try:
-            if address in ipaddress.ip_network(network, strict=False):
-                return True
-        except ValueError:  # the settings refuse these at start-up; a test may set anything
-            log.warning("%r is not an address or network", network)
-    return False
-
-
-def client_address(request: HttpRequest) -> IPAddress | None:
-    """The address the allowlist judges, or None when it cannot be known.
-
-    A request straight from its client: the peer (REMOTE_ADDR). A request from a proxy of
-    OKADA_METRICS_TRUSTED_PROXIES: the last address of X-Forwarded-For that is not itself a
-    trusted proxy (the proxy appends its peer; the addresses before are the client's to write);
-    None if the header is missing or unreadable there. A request that carries forwarding headers
-    from any other peer: None, as that peer may be a proxy the settings do not know of, whose
-    address would let everyone in."""
-    peer = _address(request.META.get("REMOTE_ADDR", ""))
-    if peer is None:
-        return None
-    trusted = settings.OKADA_METRICS_TRUSTED_PROXIES
-    if not _within(peer, trusted):
-        return None if any(name in request.headers for name in FORWARDING_HEADERS) else peer
-    hop = None
-    for text in reversed(request.headers.get("X-Forwarded-For", "").split(",")):
-        hop = _address(text)
-        if hop is None or not _within(hop, trusted):
-            return hop
-    return hop  # every hop is a trusted proxy: the request started on one of them
-
-
 def allowed(request: HttpRequest) -> bool:
     """A scraper with the token, or from an allowed address."""
     token = settings.OKADA_METRICS_TOKEN
@@ -180,8 +133,8 @@ def allowed(request: HttpRequest) -> bool:
         and hmac.compare_digest(credentials.strip().encode(), token.encode())
     ):
         return True
-    client = client_address(request)
-    return client is not None and _within(client, settings.OKADA_METRICS_ALLOWED_IPS)
+    client = clients.client_address(request)
+    return client is not None and clients.within(client, settings.OKADA_METRICS_ALLOWED_IPS)
 
 
 @never_cache

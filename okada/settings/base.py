@@ -72,6 +72,14 @@ SECRET_KEY = env("SECRET_KEY", default="")
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost"])
 ROOT_URLCONF = "okada.urls"
+# The reverse proxies in front of Okada, whose X-Forwarded-For names the client (okada.core.clients:
+# rate limits, login lockouts and /metrics' allowlist judge that client). The variable gunicorn
+# reads for the same proxies (okada/gunicorn.conf.py), so both are set at once; `*` trusts every peer.
+OKADA_TRUSTED_PROXIES = (
+    ["0.0.0.0/0", "::/0"]
+    if env("FORWARDED_ALLOW_IPS", default="").strip() == "*"
+    else env.networks("FORWARDED_ALLOW_IPS", default=["127.0.0.1", "::1"])
+)
 WSGI_APPLICATION = "okada.wsgi.application"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -509,10 +517,5 @@ OKADA_HEALTH_QUEUE_GROWTH_MINUTES = env.int("OKADA_HEALTH_QUEUE_GROWTH_MINUTES",
 # allowed address (IPs or networks, comma-separated). Neither set: every scrape is refused.
 OKADA_METRICS_TOKEN = env("OKADA_METRICS_TOKEN", default="")
 OKADA_METRICS_ALLOWED_IPS = env.networks("OKADA_METRICS_ALLOWED_IPS", default=[])
-# Behind a reverse proxy every request comes from the proxy's address. A request that carries
-# forwarding headers (X-Forwarded-For, Forwarded, X-Real-IP ...) is judged by the client the proxy
-# names in X-Forwarded-For only when it comes from one of these proxies; from any other peer it
-# gets no access by address (the token still works).
-OKADA_METRICS_TRUSTED_PROXIES = env.networks("OKADA_METRICS_TRUSTED_PROXIES", default=[])
 # Okada's own gauges are computed at most this often (shared by every web process, in Redis).
 OKADA_METRICS_CACHE_SECONDS = env.int("OKADA_METRICS_CACHE_SECONDS", default=15)

@@ -258,3 +258,42 @@ def test_a_mistyped_rate_setting_is_a_system_check_error():
         (error,) = rate_settings_parse()
     assert error.id == "okada.E003"
     assert "OKADA_API_LOGIN_ACCOUNT_RATE_LIMIT" in error.msg and "not a rate" in error.msg
+
+
+def _through_proxy_login(username: str, password: str, *, peer: str, forwarded_for: str) -> bool:
+    client = Client(REMOTE_ADDR=peer, HTTP_X_FORWARDED_FOR=forwarded_for)
+    client.post("/admin/login/", {"username": username, "password": password, "next": "/admin/"})
+    return _logged_in(client)
+
+
+def test_behind_the_local_proxy_one_clients_guesses_lock_that_client_not_everyone(staff, settings):
+    # gunicorn gives every request through a local proxy REMOTE_ADDR 127.0.0.1: counted against
+    # it, one client's guesses locked every user of the proxy out.
+    settings.OKADA_TRUSTED_PROXIES = ["127.0.0.1"]
+    guesser, honest = _address(), _address()
+    for n in range(6):
+        _through_proxy_login(
+            f"nobody-{n}-{uuid.uuid4().hex[:6]}", "guess", peer="127.0.0.1", forwarded_for=guesser
+        )
+    assert not _through_proxy_login(staff.username, PASSWORD, peer="127.0.0.1", forwarded_for=guesser)
+    assert _through_proxy_login(staff.username, PASSWORD, peer="127.0.0.1", forwarded_for=honest)
+    # The API's token endpoint alike.
+    for forwarded_for, expected in ((guesser, 429), (honest, 201)):
+        api = Api(REMOTE_ADDR="127.0.0.1", HTTP_X_FORWARDED_FOR=forwarded_for)
+        assert (
+            api.post("/auth/token", {"username": staff.username, "password": PASSWORD}).status_code
+            == expected
+        )
+
+
+def test_a_peer_that_is_no_trusted_proxy_cannot_escape_its_lockout_by_naming_other_clients(staff, settings):
+    settings.OKADA_TRUSTED_PROXIES = ["127.0.0.1"]
+    here = _address()
+    for n in range(6):  # a new made-up client each time
+        _through_proxy_login(
+            f"nobody-{n}-{uuid.uuid4().hex[:6]}", "guess", peer=here, forwarded_for=_address()
+        )
+    assert not _through_proxy_login(staff.username, PASSWORD, peer=here, forwarded_for=_address())
+    client, page = _admin_login(staff.username, PASSWORD, here)
+    assert not _logged_in(client)
+    assert LOCKED_FR in page

@@ -58,7 +58,7 @@ def test_a_forwarded_request_from_an_allowed_address_that_is_no_trusted_proxy_is
     # let the whole internet read /metrics through the proxy.
     settings.OKADA_METRICS_TOKEN = "s3cret-metrics-token"
     settings.OKADA_METRICS_ALLOWED_IPS = ["127.0.0.1"]
-    settings.OKADA_METRICS_TRUSTED_PROXIES = []
+    settings.OKADA_TRUSTED_PROXIES = []
     assert client.get("/metrics", REMOTE_ADDR="127.0.0.1", headers=header).status_code == 401
     assert client.get("/metrics", REMOTE_ADDR="127.0.0.1").status_code == 200  # a scraper on this host
     with_token = {**header, "Authorization": "Bearer s3cret-metrics-token"}
@@ -68,7 +68,7 @@ def test_a_forwarded_request_from_an_allowed_address_that_is_no_trusted_proxy_is
 def test_behind_a_trusted_proxy_the_client_it_names_is_judged(client, settings):
     settings.OKADA_METRICS_TOKEN = ""
     settings.OKADA_METRICS_ALLOWED_IPS = ["127.0.0.1", "10.0.0.0/8"]
-    settings.OKADA_METRICS_TRUSTED_PROXIES = ["127.0.0.1", "192.168.0.0/24"]
+    settings.OKADA_TRUSTED_PROXIES = ["127.0.0.1", "192.168.0.0/24"]
 
     def status(remote_addr: str, forwarded_for: str | None = None) -> int:
         headers = {"X-Forwarded-For": forwarded_for} if forwarded_for is not None else {}
@@ -81,12 +81,13 @@ def test_behind_a_trusted_proxy_the_client_it_names_is_judged(client, settings):
     # Through two trusted proxies: the address the first one saw.
     assert status("127.0.0.1", "10.1.2.3, 192.168.0.5") == 200
     assert status("127.0.0.1", "203.0.113.9, 192.168.0.5") == 401
-    # The proxy's own address is nobody's: a request from it that names no client is refused,
-    # as is one whose chain cannot be read.
-    assert status("127.0.0.1") == 401
+    # A forwarded request whose chain names no client, or cannot be read, is refused.
     assert status("127.0.0.1", "") == 401
     assert status("127.0.0.1", "unknown") == 401
     assert status("127.0.0.1", "10.1.2.3:5123") == 401
+    # Without forwarding headers the request comes straight from the proxy's host: a scraper
+    # there that bypasses the proxy is judged by that address.
+    assert status("127.0.0.1") == 200
     # A peer that is not a trusted proxy is judged as before, unless it forwards.
     assert status("10.9.9.9") == 200
     assert status("10.9.9.9", "10.1.2.3") == 401

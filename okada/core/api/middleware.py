@@ -9,6 +9,8 @@ from collections.abc import Callable
 from django.http import HttpRequest, HttpResponseBase
 from django.middleware.gzip import GZipMiddleware
 
+from okada.core import clients
+
 access_log = logging.getLogger("okada.access")
 
 # JSON, and the OpenAPI document (YAML or JSON, ~700 KB): nothing secret in any of them.
@@ -38,6 +40,8 @@ class AccessLogMiddleware:
                 "duration_ms": round((time.perf_counter() - started) * 1000, 2),
                 "credential": getattr(credential, "scope_key", None),
                 "remote_addr": request.META.get("REMOTE_ADDR"),
+                # Behind a trusted proxy, the client it names (else the peer again).
+                "client_addr": clients.key_address(request),
             },
         )
         return response

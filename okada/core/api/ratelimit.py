@@ -29,6 +29,8 @@ from django.conf import settings
 from rest_framework.request import Request
 from rest_framework.throttling import BaseThrottle
 
+from okada.core import clients
+
 log = logging.getLogger(__name__)
 
 UNITS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
@@ -279,9 +281,8 @@ def reset_prefixed(prefix: str) -> bool:
 
 
 def client_ip(request: Any) -> str:
-    """The caller's address as the WSGI server saw it (behind a proxy, configure the proxy to set
-    REMOTE_ADDR, e.g. gunicorn's --forwarded-allow-ips)."""
-    return str(request.META.get("REMOTE_ADDR", "unknown"))
+    """The caller's address, behind the proxies of OKADA_TRUSTED_PROXIES too (okada.core.clients)."""
+    return clients.key_address(getattr(request, "_request", request))
 
 
 @cache

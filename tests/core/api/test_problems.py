@@ -464,6 +464,10 @@ def test_the_access_log_is_one_structured_line_with_the_request_id(api, caplog):
     assert (record.method, record.path, record.status) == ("GET", "/api/v1/products", 200)
     assert record.credential.startswith("key:")
     assert record.duration_ms >= 0
+    assert record.client_addr == record.remote_addr == "127.0.0.1"
+    with caplog.at_level("INFO", logger="okada.access"):  # through the local proxy
+        api.get("/products", HTTP_X_FORWARDED_FOR="203.0.113.9")
+    assert (caplog.records[-1].remote_addr, caplog.records[-1].client_addr) == ("127.0.0.1", "203.0.113.9")
 
 
 def test_the_json_log_lines_carry_the_request_id_and_the_credential(api, capsys):

@@ -1,0 +1,74 @@
+"""Who is calling: the client's address behind the reverse proxies Okada trusts.
+
+gunicorn sets REMOTE_ADDR to its peer and never takes the client's address from
+X-Forwarded-For, so behind a proxy every request comes from the proxy's address. Anything keyed on
+the address (the anonymous rate limit, login lockouts, /metrics' allowlist) would then treat
+every client as one: one client's failed logins lock everybody out, and an allowlist holding the
+proxy's address lets everybody in. OKADA_TRUSTED_PROXIES (from FORWARDED_ALLOW_IPS, the variable
+gunicorn reads for the same proxies) says whose X-Forwarded-For to believe.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+from collections.abc import Iterable
+
+from django.conf import settings
+from django.http import HttpRequest
+
+log = logging.getLogger(__name__)
+
+# Headers a reverse proxy adds. A request that carries one came through a proxy (or says it
+# did): its REMOTE_ADDR is the proxy's, not the client's.
+FORWARDING_HEADERS = ("Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", "X-Real-IP")
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+def _address(text: str) -> IPAddress | None:
+    try:
+        return ipaddress.ip_address(text.strip())
+    except ValueError:
+        return None
+
+
+def within(address: IPAddress, networks: Iterable[str]) -> bool:
+    """Whether `address` is one of `networks` (addresses or networks, as the settings hold them)."""
+    for network in networks:
+        try:
+            if address in ipaddress.ip_network(network, strict=False):
+                return True
+        except ValueError:  # the settings refuse these at start-up; a test may set anything
+            log.warning("%r is not an address or network", network)
+    return False
+
+
+def client_address(request: HttpRequest) -> IPAddress | None:
+    """The client's address, or None when it cannot be known for sure.
+
+    A request without forwarding headers: the peer (REMOTE_ADDR). A request from a trusted proxy:
+    the last address of X-Forwarded-For that is not itself a trusted proxy (each proxy appends its
+    peer; the addresses before are the client's to write); None if the header is missing or
+    unreadable there. A request that carries forwarding headers from any other peer: None, as
+    that peer may be a proxy the settings do not know of."""
+    peer = _address(request.META.get("REMOTE_ADDR", ""))
+    if peer is None or not any(name in request.headers for name in FORWARDING_HEADERS):
+        return peer  # straight from its client (a scraper on the proxy's host, too)
+    trusted = settings.OKADA_TRUSTED_PROXIES
+    if not within(peer, trusted):
+        return None
+    hop = None
+    for text in reversed(request.headers.get("X-Forwarded-For", "").split(",")):
+        hop = _address(text)
+        if hop is None or not within(hop, trusted):
+            return hop
+    return hop  # every hop is a trusted proxy: the request started on one of them
+
+
+def key_address(request: HttpRequest) -> str:
+    """The address to count a caller's requests and failed logins against: the client's, or the
+    peer's when the client's cannot be known (a caller cannot escape its limits by sending
+    forwarding headers: from an untrusted peer they are ignored)."""
+    client = client_address(request)
+    return str(client) if client is not None else str(request.META.get("REMOTE_ADDR", "unknown"))
