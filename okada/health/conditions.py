@@ -5,6 +5,7 @@ Celery queue. Backups register theirs from backups/health.py. Thresholds come fr
 from __future__ import annotations
 
 from django.conf import settings
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import gettext_noop, ngettext_lazy
 
@@ -57,8 +58,9 @@ def cache_hit_ratio_low() -> list[Finding]:
                     params={
                         "what": what,
                         "percent": hit / blocks * 100,
-                        "since": str(reads["since"]),
-                        "until": str(reads["until"]),
+                        # The marketplace's time, as the alert emails give it (snapshot hours are UTC).
+                        "since": f"{timezone.localtime(reads['since'].hour):%H:%M}",
+                        "until": f"{timezone.localtime(reads['until'].hour):%H:%M}",
                         "blocks": blocks,
                         "limit": limit * 100,
                     },
