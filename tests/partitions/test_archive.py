@@ -145,3 +145,17 @@ def test_an_archive_is_reused_only_when_its_checksum_table_and_rows_all_check_ou
     assert found() is None  # not the file that was written
     checksum.unlink()
     assert found() is None  # a run killed before it wrote the digest
+
+
+def test_a_digest_left_without_its_archive_is_never_overwritten(plain_table, tmp_path):
+    # A run stopped between the digest and the archive's rename leaves a `.sha256` alone: the
+    # next archive of that name goes beside it (`-2`), never writes into it.
+    insert_readings(plain_table, [at(2030, 1, 1)])
+    left = tmp_path / "test_archive_me-S.dump.sha256"
+    left.write_text("0" * 64 + "  test_archive_me-S.dump\n")
+
+    made = archive.dump_table(plain_table, schema="public", directory=tmp_path, stamp="S", lock_wait_ms=1000)
+
+    assert made.path.name == "test_archive_me-S-2.dump"
+    assert left.read_text() == "0" * 64 + "  test_archive_me-S.dump\n"
+    assert archive.checksum_path(made.path).read_text() == f"{made.sha256}  {made.path.name}\n"

@@ -682,6 +682,34 @@ def test_an_archive_that_fills_the_disk_drops_nothing_and_the_next_run_retires_t
     assert archived.rows == 5001
 
 
+def test_an_archive_whose_digest_cannot_be_written_drops_nothing_and_leaves_no_archive_behind(
+    scratch_table, settings, tmp_path
+):
+    # A disk of one page: the month's archive (about 1.6 KB) fits, its `.sha256` does not. The
+    # run used to keep the `.dump` without its digest: a file no run reuses or deletes, one more
+    # at every try, each holding a customer month in clear.
+    table = scratch_table(premake_months=0, retention_months=1)
+    insert_readings(table, [at(2030, 1, 3)])
+    name = f"{table}_p203001"
+    with small_tmpfs(tmp_path, size="4k") as disk:
+        settings.OKADA_BACKUP_DIR = disk
+
+        first = maintenance_run(now=at(2030, 4, 2))
+
+        [failure] = first["failed"]
+        assert english(failure).startswith(f"archived {name}") and "No space left" in english(failure)
+        assert name in standalone_tables(name) and readings_count(name) == 1  # detached, kept whole
+        assert list((disk / "partitions" / table).iterdir()) == []
+    assert not PartitionAction.objects.filter(partition=name, kind=Kind.DROPPED).exists()
+
+    settings.OKADA_BACKUP_DIR = tmp_path / "backups"
+    second = maintenance_run(now=at(2030, 4, 2, 1))
+
+    assert second["failed"] == [] and name not in standalone_tables(name)
+    [made] = (tmp_path / "backups" / "partitions" / table).glob("*.dump")
+    assert made.with_name(made.name + ".sha256").read_text() == f"{archive.sha256_of(made)}  {made.name}\n"
+
+
 def readings_count(name: str) -> int:
     with connection.cursor() as cursor:
         cursor.execute(f'SELECT count(*) FROM ONLY "{name}"')  # noqa: S608
