@@ -778,6 +778,25 @@ def test_a_writer_of_a_started_month_made_before_its_first_row_waits_and_lands_i
     assert partition_of(table, late[0]) == f"{table}_p200101"
 
 
+def test_a_writer_of_a_future_month_being_made_ahead_waits_and_lands_in_it(scratch_table):
+    # A month made ahead, not begun by the server's clock, no row of it in DEFAULT: a writer of
+    # it anyway (a web server whose clock runs ahead of the database's, at the turn of the month,
+    # while a worker as far ahead makes that month) that reached DEFAULT while the month was
+    # made failed once it was attached ("violates partition constraint"): its write was lost.
+    from tests.concurrency import in_thread, poll
+
+    table = scratch_table()
+    late: list[uuid.UUID] = []
+    with transaction.atomic(), connection.cursor() as cursor:
+        assert ddl.create_month_partition(cursor, table, at(2090, 1).date()) == 0
+        thread, errors = in_thread(lambda: late.extend(insert_readings(table, [at(2090, 1, 20)])))
+        poll(lambda: _waiting_for_a_lock(), "the writer to wait for the month's lock", WAIT)
+    thread.join(WAIT)
+
+    assert errors == []
+    assert partition_of(table, late[0]) == f"{table}_p209001"
+
+
 def _waiting_for_a_lock() -> bool:
     other = connections.create_connection("default")
     try:
