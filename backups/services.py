@@ -580,8 +580,8 @@ def backup_restore(*, backup: Backup, target: str, force: bool = False, on_step:
 
     Checks the file's size and SHA-256 first. A target that exists and holds any object (table,
     view, sequence, function, type, schema, extension: pg.user_objects) is refused unless
-    `force`, which drops and re-creates it (every session in it is ended), so the target then
-    equals the backup. Afterwards every table's rows are counted
+    `force`, which drops and re-creates it (every session in it is ended; its owner, privileges
+    and settings are kept: `pg.recreate_database`), so the target then equals the backup. Afterwards every table's rows are counted
     against the manifest. In the restored catalog, the backup's own row (caught `running` by its
     snapshot) is recorded as it is now, complete.
     """
@@ -694,8 +694,7 @@ def _restore_held(backup: Backup, target: str, *, force: bool, on_step: Step) ->
         # Half a database is worse than none: an app pointed at it would run on part of the data.
         # The target was empty when pg_restore started (created, or re-created by --force).
         on_step(f"the restore stopped: emptying {target} again")
-        pg.drop_database(target)
-        pg.create_database(target)
+        pg.recreate_database(target)
         raise BackupNotRestorable(
             Text(
                 gettext_noop(
@@ -710,8 +709,7 @@ def _restore_held(backup: Backup, target: str, *, force: bool, on_step: Step) ->
         # Ctrl-C on the command (pg_restore gets the signal too) or the task stopped: the same
         # cleanup, then the interruption goes on. A process killed outright cannot clean up.
         on_step(f"the restore was interrupted: emptying {target} again")
-        pg.drop_database(target)
-        pg.create_database(target)
+        pg.recreate_database(target)
         raise
     on_step(f"restored in {seconds:.1f} s; counting rows against the manifest")
     checks: dict[str, Any] = {}
@@ -747,8 +745,7 @@ def _prepare_target(target: str, *, force: bool, on_step: Step) -> None:
         )
     on_step(f"--force: dropping and re-creating {target} ({objects} objects, its sessions ended)")
     connections.close_all()  # ours too, in case the target is the database we run on
-    pg.drop_database(target)
-    pg.create_database(target)
+    pg.recreate_database(target)
 
 
 def _record_in_restored_catalog(backup: Backup, alias: str) -> None:
