@@ -517,7 +517,7 @@ def database_shape(name: str) -> DatabaseShape:
             [oid],
         )
         settings = [(role, *setting.split("=", 1)) for role, setting in cursor.fetchall()]
-    return DatabaseShape(owner, limit, comment, privileges, settings)  # type: ignore[arg-type]
+    return DatabaseShape(owner, limit, comment, privileges, settings)
 
 
 def recreate_database(name: str) -> None:
