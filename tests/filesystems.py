@@ -1,4 +1,5 @@
-"""A real small file system for tests of a disk that fills or turns read-only."""
+"""Real file systems for tests: a small tmpfs for a disk that fills or turns read-only, and a strace
+of what a process asked of the file system (fsync, link, unlink), in order."""
 
 from __future__ import annotations
 
