@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import fcntl
 import hashlib
+import logging
 import os
 import shutil
 import subprocess
@@ -33,6 +34,8 @@ from django.utils.translation import gettext_noop
 
 from okada.core.db import libpq_env, postgresql_program
 from okada.core.texts import Text, text_of
+
+log = logging.getLogger(__name__)
 
 CHUNK = 1 << 20  # bytes per read when copying and hashing
 PIPE_BYTES = 1 << 20  # buffer of the pipes between the tools and us (Linux's default: 64 KiB)
@@ -475,6 +478,89 @@ def create_database(name: str) -> None:
 def drop_database(name: str) -> None:
     with server_cursor(outside=name) as cursor:
         cursor.execute(f"DROP DATABASE IF EXISTS {quote(name)} WITH (FORCE)")
+
+
+@dataclass(frozen=True)
+class DatabaseShape:
+    """What a DBA gave a database apart from its contents, to give it back when it is dropped
+    and created again empty: its owner, connection limit and comment, its privileges (None:
+    the defaults) as (grantee, privilege, grantable) with "" for PUBLIC, and its settings as
+    (role, name, value) with "" for every role."""
+
+    owner: str
+    connection_limit: int
+    comment: str | None
+    privileges: list[tuple[str, str, bool]] | None
+    settings: list[tuple[str, str, str]]
+
+
+DATABASE_PRIVILEGES = ("CREATE", "TEMPORARY", "CONNECT")
+
+
+def database_shape(name: str) -> DatabaseShape:
+    with server_cursor() as cursor:
+        cursor.execute(
+            "SELECT oid, pg_get_userbyid(datdba), datconnlimit, shobj_description(oid, 'pg_database'), "
+            "datacl IS NULL FROM pg_database WHERE datname = %s",
+            [name],
+        )
+        oid, owner, limit, comment, default_privileges = cursor.fetchone()
+        cursor.execute(
+            "SELECT CASE WHEN a.grantee = 0 THEN '' ELSE pg_get_userbyid(a.grantee) END, a.privilege_type, "
+            "a.is_grantable FROM pg_database d, aclexplode(d.datacl) a WHERE d.oid = %s ORDER BY 1, 2",
+            [oid],
+        )
+        privileges = None if default_privileges else [tuple(row) for row in cursor.fetchall()]
+        cursor.execute(
+            "SELECT CASE WHEN s.setrole = 0 THEN '' ELSE pg_get_userbyid(s.setrole) END, c.setting "
+            "FROM pg_db_role_setting s, unnest(s.setconfig) c(setting) WHERE s.setdatabase = %s ORDER BY 1",
+            [oid],
+        )
+        settings = [(role, *setting.split("=", 1)) for role, setting in cursor.fetchall()]
+    return DatabaseShape(owner, limit, comment, privileges, settings)
+
+
+def recreate_database(name: str) -> None:
+    """Drop `name` and create it again empty, with the owner, privileges, settings, connection
+    limit and comment it had (a DBA may have made it for the restore, for the app's roles)."""
+    shape = database_shape(name)
+    with server_cursor() as cursor:
+        # CREATE DATABASE ... OWNER needs a superuser or a member of the owner: otherwise the
+        # database comes back ours, as it did before (never not at all).
+        cursor.execute("SELECT pg_has_role(%s, 'MEMBER')", [shape.owner])
+        owner = shape.owner if cursor.fetchone()[0] else None
+    if owner is None:
+        log.warning("%s is created again owned by the role that restores, not %s", name, shape.owner)
+    drop_database(name)
+    database = quote(name)
+    with server_cursor(outside=name) as cursor:
+        cursor.execute(
+            f"CREATE DATABASE {database} {f'OWNER {quote(owner)} ' if owner else ''}TEMPLATE template0 "
+            f"CONNECTION LIMIT {int(shape.connection_limit)}"
+        )
+        if shape.comment is not None:
+            cursor.execute(f"COMMENT ON DATABASE {database} IS %s", [shape.comment])
+        if shape.privileges is not None:
+            cursor.execute(f"REVOKE ALL ON DATABASE {database} FROM PUBLIC, {quote(shape.owner)}")
+            for grantee, privilege, grantable in shape.privileges:
+                if privilege not in DATABASE_PRIVILEGES:
+                    continue  # none other exists on a database
+                option = " WITH GRANT OPTION" if grantable else ""
+                to = quote(grantee) if grantee else "PUBLIC"
+                cursor.execute(f"GRANT {privilege} ON DATABASE {database} TO {to}{option}")
+        for role, setting, value in shape.settings:
+            # FROM CURRENT stores the value as the server reads it (a list such as search_path
+            # stays a list): set it in this transaction only, then save it.
+            where = f"ROLE {quote(role)} IN DATABASE {database}" if role else f"DATABASE {database}"
+            cursor.execute("BEGIN")
+            try:
+                cursor.execute("SELECT set_config(%s, %s, true)", [setting, value])
+                cursor.execute(f"ALTER {where} SET {quote(setting)} FROM CURRENT")
+            except Error as exc:  # e.g. a role's setting, which needs CREATEROLE: the rest still goes
+                cursor.execute("ROLLBACK")
+                log.warning("%s: could not set %s=%s again (%s): set it by hand", where, setting, value, exc)
+            else:
+                cursor.execute("COMMIT")
 
 
 @contextmanager

@@ -428,13 +428,7 @@ def backup_verify(
         if chosen.status != BackupStatus.COMPLETE:
             if backup is None:  # retention pruned the newest meanwhile: take the next newest
                 return backup_verify(request_id=request_id, on_step=on_step)
-            raise BackupNotRestorable(
-                Text(
-                    gettext_noop("Backup %(id)s is %(status)s: only a complete backup can be verified."),
-                    id=chosen.pk,
-                    status=Text.of(BackupStatus(chosen.status).label),
-                )
-            )
+            backup_verifiable(chosen)
         if not held:
             raise BackupNotRestorable(
                 Text(gettext_noop("Backup %(id)s is locked by retention or another drill."), id=chosen.pk)
@@ -580,10 +574,10 @@ def backup_restore(*, backup: Backup, target: str, force: bool = False, on_step:
 
     Checks the file's size and SHA-256 first. A target that exists and holds any object (table,
     view, sequence, function, type, schema, extension: pg.user_objects) is refused unless
-    `force`, which drops and re-creates it (every session in it is ended), so the target then
-    equals the backup. Afterwards every table's rows are counted
-    against the manifest. In the restored catalog, the backup's own row (caught `running` by its
-    snapshot) is recorded as it is now, complete.
+    `force`, which drops and re-creates it (every session in it is ended; its owner, privileges
+    and settings are kept: `pg.recreate_database`), so the target then equals the backup.
+    Afterwards every table's rows are counted against the manifest. In the restored catalog, the
+    backup's own row (caught `running` by its snapshot) is recorded as it is now, complete.
     """
     if not DATABASE_NAME.fullmatch(target):
         raise InvalidInput(
@@ -694,8 +688,7 @@ def _restore_held(backup: Backup, target: str, *, force: bool, on_step: Step) ->
         # Half a database is worse than none: an app pointed at it would run on part of the data.
         # The target was empty when pg_restore started (created, or re-created by --force).
         on_step(f"the restore stopped: emptying {target} again")
-        pg.drop_database(target)
-        pg.create_database(target)
+        pg.recreate_database(target)
         raise BackupNotRestorable(
             Text(
                 gettext_noop(
@@ -710,8 +703,7 @@ def _restore_held(backup: Backup, target: str, *, force: bool, on_step: Step) ->
         # Ctrl-C on the command (pg_restore gets the signal too) or the task stopped: the same
         # cleanup, then the interruption goes on. A process killed outright cannot clean up.
         on_step(f"the restore was interrupted: emptying {target} again")
-        pg.drop_database(target)
-        pg.create_database(target)
+        pg.recreate_database(target)
         raise
     on_step(f"restored in {seconds:.1f} s; counting rows against the manifest")
     checks: dict[str, Any] = {}
@@ -747,8 +739,7 @@ def _prepare_target(target: str, *, force: bool, on_step: Step) -> None:
         )
     on_step(f"--force: dropping and re-creating {target} ({objects} objects, its sessions ended)")
     connections.close_all()  # ours too, in case the target is the database we run on
-    pg.drop_database(target)
-    pg.create_database(target)
+    pg.recreate_database(target)
 
 
 def _record_in_restored_catalog(backup: Backup, alias: str) -> None:
@@ -827,17 +818,35 @@ def backup_request(*, actor: Actor) -> None:
     transaction.on_commit(lambda: run_backup.delay(kind=BackupKind.MANUAL))
 
 
+def backup_verifiable(backup: Backup) -> None:
+    """Raise BackupNotRestorable, saying why and what to do instead, unless `backup` is complete
+    (a drill restores its file). `verify_backup <id>` asks before its job starts: a refusal
+    there is the operator's wrong id, not a failed job run (whose log line has a traceback)."""
+    if backup.status == BackupStatus.COMPLETE:
+        return
+    if backup.status == BackupStatus.PRUNED:
+        raise BackupNotRestorable(
+            Text(
+                gettext_noop(
+                    "Backup %(id)s was pruned: retention deleted its file, so it cannot be verified. "
+                    "Verify a complete backup instead."
+                ),
+                id=backup.pk,
+            )
+        )
+    raise BackupNotRestorable(
+        Text(
+            gettext_noop("Backup %(id)s is %(status)s: only a complete backup can be verified."),
+            id=backup.pk,
+            status=Text.of(BackupStatus(backup.status).label),
+        )
+    )
+
+
 def verification_request(*, backup: Backup, actor: Actor) -> None:
     """Queue a restore drill of `backup` on the Celery workers. Needs `backups.run_backup`."""
     actor.require(RUN_PERMISSION)
-    if backup.status != BackupStatus.COMPLETE:
-        raise BackupNotRestorable(
-            Text(
-                gettext_noop("Backup %(id)s is %(status)s: only a complete backup can be verified."),
-                id=backup.pk,
-                status=Text.of(BackupStatus(backup.status).label),
-            )
-        )
+    backup_verifiable(backup)
     from .tasks import run_restore_drill
 
     backup_id = str(backup.pk)

@@ -71,7 +71,8 @@ def _run(args: list[str], *, pass_fds: tuple[int, ...] = ()) -> None:
 
 def _owner_only_directory(directory: Path) -> None:
     """Create `directory` and any missing parent with mode 0700, as the backups make theirs: it
-    may be the first thing written under OKADA_BACKUP_DIR."""
+    may be the first thing written under OKADA_BACKUP_DIR. Each new name is synced into its
+    parent: an archive in a directory a power cut forgets is lost with it."""
     missing = []
     for path in (directory, *directory.parents):
         if path.exists():
@@ -80,6 +81,36 @@ def _owner_only_directory(directory: Path) -> None:
     for path in reversed(missing):
         path.mkdir(mode=0o700, exist_ok=True)
         os.chmod(path, 0o700)  # mkdir's mode goes through the umask
+        _fsync_directory(path.parent)
+
+
+def _fsync_directory(directory: Path) -> None:
+    """Make the names created, renamed or removed in `directory` durable (fsync of the file
+    alone does not write its directory entry)."""
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def checksum_path(path: Path) -> Path:
+    """`<archive>.sha256`, beside the archive (what `sha256sum -c` reads)."""
+    return path.with_name(path.name + ".sha256")
+
+
+def _write_checksum(path: Path, digest: str) -> None:
+    """Write and fsync `<path>.sha256`, never over an existing one (another archive's)."""
+    checksum = checksum_path(path)
+    fd = os.open(checksum, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(f"{digest}  {path.name}\n")
+            f.flush()
+            os.fsync(f.fileno())
+    except BaseException:
+        checksum.unlink(missing_ok=True)  # created by us just now (O_EXCL): half a digest
+        raise
 
 
 def _partials(directory: Path, name: str) -> list[Path]:
@@ -155,7 +186,8 @@ def _free_name(directory: Path, stem: str) -> Path:
     with one stamp (its detached table, then rows of that month rescued from DEFAULT and retired
     too): the second archive must not replace the first, whose table is already dropped."""
     final, n = directory / f"{stem}.dump", 1
-    while final.exists():  # (a `.partial` of that name: `_open_locked` refuses one being written)
+    # (a `.partial` of that name: `_open_locked` refuses one being written)
+    while final.exists() or checksum_path(final).exists():
         n += 1
         final = directory / f"{stem}-{n}.dump"
     return final
@@ -168,12 +200,16 @@ def dump_table(name: str, *, schema: str, directory: Path, stamp: str, lock_wait
     Written under a `.partial` name (locked while written, see `remove_stale_partials`) and
     renamed once complete and synced, never over an existing file: a file with the final name is
     always a whole archive, and an archive is never replaced.
-    `<file>.sha256` holds the digest (sha256sum -c reads it).
+    `<file>.sha256` holds the digest (sha256sum -c reads it). It is written and synced before the
+    archive takes its name, and the directory is synced after: an archive under its final name
+    always has its digest, and both are on disk when this returns (the caller drops the table
+    next: the archive is then the month's only copy). When anything fails, neither is left.
     """
     _owner_only_directory(directory)
     final = _free_name(directory, f"{name}-{stamp}")
     partial = final.with_name(final.name + ".partial")
     fd = _open_locked(partial)
+    named = False
     try:
         _run(
             [
@@ -186,18 +222,22 @@ def dump_table(name: str, *, schema: str, directory: Path, stamp: str, lock_wait
             pass_fds=(fd,),  # pg_dump holds the lock too, for as long as it runs
         )
         os.fsync(fd)
-        os.link(partial, final)  # never over another archive: FileExistsError rather than a loss
+        digest = sha256_of(partial)
+        _write_checksum(final, digest)
+        try:
+            os.link(partial, final)  # never over another archive: FileExistsError rather than a loss
+        except BaseException:
+            checksum_path(final).unlink()  # ours (O_EXCL), of an archive that will not be there
+            raise
+        named = True
         partial.unlink()
+        _fsync_directory(directory)
     except BaseException:
-        if _same_file(fd, partial):  # ours and still locked: no one else is writing it
+        if not named and _same_file(fd, partial):  # ours and still locked: no one else is writing it
             partial.unlink()
         raise
     finally:
         os.close(fd)
-    digest = sha256_of(final)
-    checksum = final.with_name(final.name + ".sha256")
-    with os.fdopen(os.open(checksum, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
-        f.write(f"{digest}  {final.name}\n")
     rows = archived_rows(final, name=name, schema=schema)
     return Archive(path=final, sha256=digest, bytes=final.stat().st_size, rows=rows)
 
@@ -217,7 +257,7 @@ def written_archive(
         return None
     for path in sorted(directory.glob(f"{glob.escape(name)}-*.dump"), reverse=True):  # newest stamp first
         try:
-            recorded = path.with_name(path.name + ".sha256").read_text()
+            recorded = checksum_path(path).read_text()
         except (FileNotFoundError, UnicodeDecodeError):
             continue  # killed before it was written: not known to be whole and ours
         digest = sha256_of(path)
@@ -230,8 +270,20 @@ def written_archive(
         except ArchiveError:
             continue
         if rows == expected_rows:
+            _sync_archive(path)  # its run may have stopped before it synced them (or predates that)
             return Archive(path=path, sha256=digest, bytes=path.stat().st_size, rows=rows)
     return None
+
+
+def _sync_archive(path: Path) -> None:
+    """fsync an archive, its `.sha256` and their directory."""
+    for written in (path, checksum_path(path)):
+        fd = os.open(written, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    _fsync_directory(path.parent)
 
 
 def _listing(path: Path) -> str:

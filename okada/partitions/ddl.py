@@ -18,9 +18,9 @@ Bounds are exact UTC months, passed as timezone-aware datetimes: a bare date wou
 session's TimeZone and, under Africa/Douala, start each month at 23:00 UTC the day before.
 
 Locks: writers take the parent, then the partition a row goes to. Creating a month takes the
-parent first too (SHARE UPDATE EXCLUSIVE, which writers never wait for; EXCLUSIVE when DEFAULT
-holds rows of that month, which is then likely written to: see `create_month_partition`), then
-the DEFAULT partition (ACCESS EXCLUSIVE, which ATTACH needs anyway): the same order, so no deadlock.
+parent first too (EXCLUSIVE: writers wait before they route a row, see `create_month_partition`;
+SHARE UPDATE EXCLUSIVE, which writers never wait for, on a table without DEFAULT), then the
+DEFAULT partition (ACCESS EXCLUSIVE, which ATTACH needs anyway): the same order, so no deadlock.
 `lock_timeout` bounds how long anyone queues behind us; the caller retries later.
 """
 
@@ -211,16 +211,15 @@ def create_month_partition(
     # parent (every writer waits), ATTACH only SHARE UPDATE EXCLUSIVE.
     if not adopt:
         cursor.execute(f'CREATE TABLE "{name}" (LIKE "{table}" INCLUDING DEFAULTS INCLUDING CONSTRAINTS)')
-    # A month DEFAULT holds rows of is likely being written now (premake lapsed: the current
-    # month). A writer of it that reached DEFAULT while we hold DEFAULT's lock would fail once the
+    # A writer of the month that reached DEFAULT while we hold DEFAULT's lock would fail once the
     # month is attached ("violates partition constraint": its row was routed to DEFAULT before
-    # it waited). EXCLUSIVE on the parent makes writers wait before they route instead (reads go
-    # on), for the time the move takes; a month made ahead keeps the lock writers never wait for.
-    # A month already started by the server's clock is as busy before its first row lands.
-    busy = default is not None and (
-        _has_started(cursor, start) or _has_rows_of(cursor, default, key, start, end)
-    )
-    mode = "EXCLUSIVE" if busy else "SHARE UPDATE EXCLUSIVE"
+    # it waited). Any month may have such a writer: the current one when premake lapsed, and a
+    # month made ahead too (a row stamped by a web server whose clock runs ahead of the
+    # database's, at the turn of the month). EXCLUSIVE on the parent makes writers wait before
+    # they route instead (reads go on), for the time the move and the ATTACH take: DEFAULT is
+    # kept empty, so that is short, and we wait at most lock_timeout for writers in flight.
+    # Without DEFAULT no writer waits on it: SHARE UPDATE EXCLUSIVE, which writers never wait for.
+    mode = "EXCLUSIVE" if default is not None else "SHARE UPDATE EXCLUSIVE"
     cursor.execute(f'LOCK TABLE ONLY "{table}" IN {mode} MODE')
     moved = 0
     if default:
@@ -250,19 +249,6 @@ def create_month_partition(
         cursor.execute(f'COMMENT ON TABLE "{name}" IS NULL')  # no longer ours to retire
     restore_lock_timeout(cursor, previous)
     return max(moved, 0)
-
-
-def _has_started(cursor: Any, start: dt.datetime) -> bool:
-    cursor.execute("SELECT now() >= %s", [start])
-    return bool(cursor.fetchone()[0])
-
-
-def _has_rows_of(cursor: Any, default: str, key: str, start: dt.datetime, end: dt.datetime) -> bool:
-    cursor.execute(
-        f'SELECT EXISTS (SELECT FROM ONLY "{default}" WHERE "{key}" >= %s AND "{key}" < %s)',
-        [start, end],
-    )
-    return bool(cursor.fetchone()[0])
 
 
 def _column_names(cursor: Any, table: str) -> list[str]:

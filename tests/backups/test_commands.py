@@ -157,6 +157,39 @@ def test_a_database_restored_from_a_backup_is_recognised_by_the_sync_feed_state(
         pg.drop_database(target)
 
 
+def test_verify_backup_of_a_pruned_backup_says_what_to_do_in_one_sentence_without_a_traceback(backup_dir):
+    # What an operator sees on the terminal: the job's log line of the refusal, with its
+    # traceback, came before the command's error.
+    run("backup")
+    pruned = Backup.objects.get()
+    backup_path(pruned).unlink()
+    Backup.objects.filter(pk=pruned.pk).update(status=BackupStatus.PRUNED)
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "okada.settings.test",
+        "DATABASE_URL": database_url(),
+        "OKADA_BACKUP_DIR": str(backup_dir),
+    }
+
+    done = subprocess.run(
+        [sys.executable, "manage.py", "verify_backup", str(pruned.pk)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=WAIT,
+    )
+
+    assert done.returncode != 0
+    assert "Traceback" not in done.stderr + done.stdout
+    assert done.stderr.strip() == (
+        f"CommandError: Backup {pruned.pk} was pruned: retention deleted its file, so it cannot be "
+        "verified. Verify a complete backup instead."
+    )
+    assert not pruned.verifications.exists()
+    assert not JobRun.objects.filter(name="backups.run_restore_drill").exists()  # no job ran
+
+
 def test_restore_backup_names_a_missing_backup():
     with pytest.raises(CommandError, match="no backup 01234567-0123-0123-0123-0123456789ab"):
         run("restore_backup", "01234567-0123-0123-0123-0123456789ab", "--target", "okada_nothing")

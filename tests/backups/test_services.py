@@ -738,6 +738,90 @@ def test_restore_refuses_a_non_empty_target_without_force_and_with_it_the_target
         assert Backup.objects.using(alias).get(pk=backup.pk).status == BackupStatus.COMPLETE
 
 
+OWNER, READER = "okada_test_target_owner", "okada_test_target_reader"
+
+
+@pytest.fixture
+def target_a_dba_made(target_database):
+    """The target as a DBA makes it for a restore: empty, owned by a role of its own, CONNECT
+    for one other role only, a setting of its own."""
+    with pg.server_cursor() as cursor:
+        for role in (OWNER, READER):
+            cursor.execute(f"DROP ROLE IF EXISTS {role}")
+            cursor.execute(f"CREATE ROLE {role} NOLOGIN")
+        cursor.execute(f"CREATE DATABASE {target_database} OWNER {OWNER} TEMPLATE template0")
+        cursor.execute(f"REVOKE ALL ON DATABASE {target_database} FROM PUBLIC")
+        cursor.execute(f"GRANT CONNECT, TEMPORARY ON DATABASE {target_database} TO {READER}")
+        cursor.execute(f"ALTER DATABASE {target_database} SET statement_timeout = '7min'")
+        cursor.execute(f"ALTER DATABASE {target_database} SET search_path = app, public")  # a list
+        cursor.execute(f"ALTER ROLE {READER} IN DATABASE {target_database} SET work_mem = '8MB'")
+    made = target_properties(target_database)
+    yield target_database, made
+    connections.close_all()
+    pg.drop_database(target_database)
+    with pg.server_cursor() as cursor:
+        for role in (OWNER, READER):
+            cursor.execute(f"DROP ROLE IF EXISTS {role}")
+
+
+def target_properties(name: str) -> tuple[Any, ...]:
+    """Owner, privileges (sorted) and settings of the database `name`."""
+    [row] = server_query(
+        "SELECT pg_get_userbyid(d.datdba), "
+        "  (SELECT array_agg(x ORDER BY x) FROM unnest(d.datacl::text[]) x), "
+        "  (SELECT array_agg(s.setrole::regrole || ': ' || array_to_string(s.setconfig, '; ') ORDER BY 1) "
+        "     FROM pg_db_role_setting s WHERE s.setdatabase = d.oid) "
+        "FROM pg_database d WHERE d.datname = %s",
+        [name],
+    )
+    return row
+
+
+def test_a_restore_into_an_empty_database_a_dba_made_keeps_its_owner_privileges_and_settings(
+    target_a_dba_made,
+):
+    target, made = target_a_dba_made
+    assert made[0] == OWNER and any(a.startswith(f"{READER}=") for a in made[1]) and len(made[2]) == 2
+    marketplace()
+    backup = backup_run(kind=BackupKind.MANUAL)
+
+    restored = backup_restore(backup=backup, target=target)
+
+    assert restored.count_differences == {}
+    assert target_properties(target) == made
+
+
+def test_a_restore_that_stops_empties_the_target_again_as_its_dba_made_it(target_a_dba_made):
+    # The cleanup after a failed restore drops the target and creates it again: it came back
+    # owned by the role that restores, open to every role, without its settings.
+    target, made = target_a_dba_made
+    marketplace()
+    backup = backup_run(kind=BackupKind.MANUAL)
+
+    def get_in_the_way(message: str) -> None:
+        if message.startswith("restoring into"):
+            with pg.database_alias(target) as alias, connections[alias].cursor() as cursor:
+                cursor.execute("CREATE TABLE sync_mutation (id int)")
+
+    with pytest.raises(BackupNotRestorable, match="emptied again"):
+        backup_restore(backup=backup, target=target, on_step=get_in_the_way)
+
+    assert target_properties(target) == made
+    with pg.database_alias(target) as alias:
+        assert pg.user_objects(alias) == 0
+
+
+def test_restore_with_force_re_creates_the_target_as_its_dba_made_it(target_a_dba_made):
+    target, made = target_a_dba_made
+    with pg.database_alias(target) as alias, connections[alias].cursor() as cursor:
+        cursor.execute("CREATE TABLE old_copy (note text)")
+    backup = backup_run(kind=BackupKind.MANUAL)
+
+    backup_restore(backup=backup, target=target, force=True)
+
+    assert target_properties(target) == made
+
+
 def test_restore_checks_the_checksum_first_and_touches_nothing_when_it_differs(target_database):
     backup = backup_run(kind=BackupKind.MANUAL)
     flip_a_byte(backup_path(backup))

@@ -110,9 +110,10 @@ def refuse_pruned_backup() -> None:
 
 
 def test_a_refusal_fails_the_run_with_its_sentence_and_logs_its_traceback(caplog):
-    # e.g. verify_backup of a pruned backup: the services refused (a 4xx DomainError); the run
-    # keeps the sentence in a form each reader sees in their language. A bug can raise a refusal
-    # too (a job asking for something wrong): the worker's log keeps where it was raised.
+    # e.g. a drill queued for a backup pruned before it ran: the services refused (a 4xx
+    # DomainError); the run keeps the sentence in a form each reader sees in their language. A
+    # bug can raise a refusal too (a job asking for something wrong): the worker's log keeps
+    # where it was raised.
     with pytest.raises(Conflict), job("test.refused"):
         refuse_pruned_backup()
     stored = JobRun.objects.get(name="test.refused")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import sys
+from pathlib import Path
 
 import pytest
 from django.db import connection, connections
@@ -10,7 +12,8 @@ from django.db import connection, connections
 from okada.core.db import libpq_env
 from okada.partitions import archive
 from tests.backups.helpers import pg_dump_waits_for_a_lock, table_locked
-from tests.concurrency import WAIT, in_thread, poll
+from tests.concurrency import WAIT, database_url, in_thread, poll
+from tests.filesystems import traced_calls
 from tests.partitions.conftest import at, insert_readings
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -145,3 +148,60 @@ def test_an_archive_is_reused_only_when_its_checksum_table_and_rows_all_check_ou
     assert found() is None  # not the file that was written
     checksum.unlink()
     assert found() is None  # a run killed before it wrote the digest
+
+
+def test_a_digest_left_without_its_archive_is_never_overwritten(plain_table, tmp_path):
+    # A run stopped between the digest and the archive's rename leaves a `.sha256` alone: the
+    # next archive of that name goes beside it (`-2`), never writes into it.
+    insert_readings(plain_table, [at(2030, 1, 1)])
+    left = tmp_path / "test_archive_me-S.dump.sha256"
+    left.write_text("0" * 64 + "  test_archive_me-S.dump\n")
+
+    made = archive.dump_table(plain_table, schema="public", directory=tmp_path, stamp="S", lock_wait_ms=1000)
+
+    assert made.path.name == "test_archive_me-S-2.dump"
+    assert left.read_text() == "0" * 64 + "  test_archive_me-S.dump\n"
+    assert archive.checksum_path(made.path).read_text() == f"{made.sha256}  {made.path.name}\n"
+
+
+DUMP_ONE_TABLE = """
+import sys
+from pathlib import Path
+
+import django
+
+django.setup()
+from okada.partitions import archive
+
+archive.dump_table(sys.argv[1], schema="public", directory=Path(sys.argv[2]), stamp="S", lock_wait_ms=1000)
+"""
+
+
+def test_an_archive_and_its_digest_are_on_disk_before_dump_table_returns(plain_table, tmp_path):
+    # The caller drops the table next: the archive is then the month's only copy. Its data, its
+    # digest and both names must have reached the disk (fsync of each file, then of the
+    # directory once the names are in place): a power cut after the DROP loses nothing.
+    insert_readings(plain_table, [at(2030, 1, 1)])
+    directory = tmp_path / "archives"
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "okada.settings.test", "DATABASE_URL": database_url()}
+
+    calls = traced_calls(
+        [sys.executable, "-c", DUMP_ONE_TABLE, plain_table, str(directory)],
+        env=env,
+        cwd=root,
+        log=tmp_path / "strace.log",
+    )
+
+    final = directory / "test_archive_me-S.dump"
+    partial, checksum = f"{final}.partial", f"{final}.sha256"
+    order = [c for c in calls if c[1] in (str(final), partial, checksum, str(directory), str(tmp_path))]
+    assert order == [
+        ("fsync", str(tmp_path)),  # the name of the directory it made
+        ("fsync", partial),  # the data
+        ("fsync", checksum),  # the digest, under its name before the archive takes its own
+        ("link", str(final)),
+        ("unlink", partial),
+        ("fsync", str(directory)),  # the names
+    ]
+    assert archive.checksum_path(final).read_text() == f"{archive.sha256_of(final)}  {final.name}\n"

@@ -682,6 +682,34 @@ def test_an_archive_that_fills_the_disk_drops_nothing_and_the_next_run_retires_t
     assert archived.rows == 5001
 
 
+def test_an_archive_whose_digest_cannot_be_written_drops_nothing_and_leaves_no_archive_behind(
+    scratch_table, settings, tmp_path
+):
+    # A disk of one page: the month's archive (about 1.6 KB) fits, its `.sha256` does not. The
+    # run used to keep the `.dump` without its digest: a file no run reuses or deletes, one more
+    # at every try, each holding a customer month in clear.
+    table = scratch_table(premake_months=0, retention_months=1)
+    insert_readings(table, [at(2030, 1, 3)])
+    name = f"{table}_p203001"
+    with small_tmpfs(tmp_path, size="4k") as disk:
+        settings.OKADA_BACKUP_DIR = disk
+
+        first = maintenance_run(now=at(2030, 4, 2))
+
+        [failure] = first["failed"]
+        assert english(failure).startswith(f"archived {name}") and "No space left" in english(failure)
+        assert name in standalone_tables(name) and readings_count(name) == 1  # detached, kept whole
+        assert list((disk / "partitions" / table).iterdir()) == []
+    assert not PartitionAction.objects.filter(partition=name, kind=Kind.DROPPED).exists()
+
+    settings.OKADA_BACKUP_DIR = tmp_path / "backups"
+    second = maintenance_run(now=at(2030, 4, 2, 1))
+
+    assert second["failed"] == [] and name not in standalone_tables(name)
+    [made] = (tmp_path / "backups" / "partitions" / table).glob("*.dump")
+    assert made.with_name(made.name + ".sha256").read_text() == f"{archive.sha256_of(made)}  {made.name}\n"
+
+
 def readings_count(name: str) -> int:
     with connection.cursor() as cursor:
         cursor.execute(f'SELECT count(*) FROM ONLY "{name}"')  # noqa: S608
@@ -748,6 +776,25 @@ def test_a_writer_of_a_started_month_made_before_its_first_row_waits_and_lands_i
 
     assert errors == []
     assert partition_of(table, late[0]) == f"{table}_p200101"
+
+
+def test_a_writer_of_a_future_month_being_made_ahead_waits_and_lands_in_it(scratch_table):
+    # A month made ahead, not begun by the server's clock, no row of it in DEFAULT: a writer of
+    # it anyway (a web server whose clock runs ahead of the database's, at the turn of the month,
+    # while a worker as far ahead makes that month) that reached DEFAULT while the month was
+    # made failed once it was attached ("violates partition constraint"): its write was lost.
+    from tests.concurrency import in_thread, poll
+
+    table = scratch_table()
+    late: list[uuid.UUID] = []
+    with transaction.atomic(), connection.cursor() as cursor:
+        assert ddl.create_month_partition(cursor, table, at(2090, 1).date()) == 0
+        thread, errors = in_thread(lambda: late.extend(insert_readings(table, [at(2090, 1, 20)])))
+        poll(lambda: _waiting_for_a_lock(), "the writer to wait for the month's lock", WAIT)
+    thread.join(WAIT)
+
+    assert errors == []
+    assert partition_of(table, late[0]) == f"{table}_p209001"
 
 
 def _waiting_for_a_lock() -> bool:

@@ -26,13 +26,23 @@ class Command(BaseCommand):
 
     @no_translations
     def handle(self, *args: Any, **options: Any) -> None:
-        from backups.services import DRILL_JOB, backup_verify, drill_summary
+        from backups.services import (
+            DRILL_JOB,
+            BackupNotRestorable,
+            backup_verifiable,
+            backup_verify,
+            drill_summary,
+        )
 
         backup = None
         if options["backup_id"]:
             backup = Backup.objects.filter(pk=options["backup_id"]).first()
             if backup is None:
                 raise CommandError(f"no backup {options['backup_id']}")
+            try:
+                backup_verifiable(backup)  # before the job: a wrong id is no failed job run
+            except BackupNotRestorable as exc:
+                raise CommandError(str(exc)) from None
         try:
             with job(DRILL_JOB) as run:
                 verification = backup_verify(backup=backup, on_step=steps(run, self._say))
