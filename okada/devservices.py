@@ -669,11 +669,13 @@ def status() -> None:
 
 # Programs the project needs besides the services: GNU gettext compiles and extracts the
 # translations (make messages), Debian's Chromium runs the admin's browser tests (Playwright
-# drives it; Playwright's own browser download is not used).
+# drives it; Playwright's own browser download is not used), strace shows the tests that an
+# archive is fsynced before its partition is dropped (tests/filesystems.traced_calls).
 SYSTEM_PROGRAMS = {
     "msgfmt": ["gettext"],
     "xgettext": ["gettext"],
     "/usr/bin/chromium": ["chromium", "chromium-driver"],
+    "strace": ["strace"],
 }
 
 
