@@ -368,6 +368,74 @@ def test_the_hard_delete_page_names_the_rows_that_stop_it_and_offers_no_confirma
     assert english_on(html) == []
 
 
+def test_every_hard_delete_page_says_up_front_what_stops_it_and_offers_no_confirmation(client, admin_user):
+    """Each admin that deletes for good, with a row that cannot go: the page says so, says why
+    and offers no confirmation (Django's "protected objects" page). An ordered product (its order
+    items keep it by the database's foreign key only) and an open order (its service refuses
+    it) were offered "Oui, supprimer définitivement" and refused only after it."""
+    customer = CustomerFactory()
+    assert customer.zone is not None
+    category = CategoryFactory()
+    shelved = ProductFactory(category=category)
+    ordered = ProductFactory(initial_stock=5)
+    advance(
+        OrderFactory(vendor=ordered.vendor, customer=customer, zone=customer.zone, items=[(ordered, 1)]),
+        OrderStatus.CANCELLED,
+    )
+    open_order = OrderFactory()
+    cases = [
+        ("/admin/catalog/vendor/", shelved.vendor.pk, "Produits"),
+        ("/admin/catalog/category/", category.pk, "Produits"),
+        ("/admin/orders/customer/", customer.pk, "Commandes"),
+        ("/admin/orders/zone/", customer.zone.pk, "Clients"),
+        ("/admin/catalog/product/", ordered.pk, "Lignes de commande"),
+        ("/admin/orders/order/", open_order.pk, "Une commande en cours ne peut pas être supprimée"),
+    ]
+    client.force_login(admin_user)
+    for url, pk, why in cases:
+        html, _ = _hard_delete_page(client, url, [pk])
+        page = texts(html)
+        assert "Suppression définitive impossible" in page, url
+        assert any(t.startswith(why) for t in page), (url, page)
+        assert 'name="confirm"' not in html and "Oui, supprimer définitivement" not in page, url
+        assert english_on(html) == [], url
+        en = texts(_hard_delete_page(client, url, [pk], "en")[0])
+        assert "Cannot be deleted for good" in en, url
+        assert "This row cannot be deleted for good, for the reasons below." in en, url
+
+
+def test_the_hard_delete_page_counts_what_stops_it_up_to_a_bound_in_as_many_queries(client, admin_user):
+    """An ordered product's order items are found by a key with no index (nothing else reads
+    items by product): the page counts them up to 100 ("plus de 100") rather than reading every
+    order item, names the first 20, and takes as many queries for 101 as for 2."""
+    from okada.core.deletion import HARD_DELETE_COUNTED
+
+    customer = CustomerFactory()
+
+    def ordered(n: int) -> Product:
+        product = ProductFactory(initial_stock=n)
+        for _ in range(n):
+            OrderFactory(vendor=product.vendor, customer=customer, zone=customer.zone, items=[(product, 1)])
+        return product
+
+    few, many = ordered(2), ordered(HARD_DELETE_COUNTED + 1)
+    client.force_login(admin_user)
+    url = "/admin/catalog/product/"
+    _hard_delete_page(client, url, [few.pk])  # caches warmed
+    html, with_few = _hard_delete_page(client, url, [few.pk])
+    assert "Lignes de commande : 2" in texts(html)
+    html, with_many = _hard_delete_page(client, url, [many.pk])
+    assert with_many == with_few
+
+    page = texts(html)
+    assert "Lignes de commande : plus de 100" in page, page
+    assert "et d\u2019autres lignes de commande (plus de 100 en tout)" in page, page
+    assert len([t for t in page if t.startswith("Ligne de commande : 1 x ")]) == 20
+    assert 'name="confirm"' not in html and english_on(html) == []
+    en = texts(_hard_delete_page(client, url, [many.pk], "en")[0])
+    assert "Order items: more than 100" in en and "and more order items (over 100 in all)" in en, en
+
+
 def _hard_delete_page(client: Any, url: str, selected: list[Any], language: str = "fr") -> tuple[str, int]:
     """The page's HTML and the queries it took."""
     client.cookies["django_language"] = language
