@@ -15,6 +15,8 @@ from django.contrib import admin
 from django.contrib.admin.models import DELETION, LogEntry
 from django.contrib.admin.utils import quote
 from django.contrib.auth.models import Group, Permission
+from django.contrib.messages import get_messages
+from django.contrib.messages.constants import ERROR
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
@@ -27,7 +29,7 @@ from okada.core.roles import OPERATIONS, role_label
 from orders.models import Customer, Order, OrderStatus, Zone
 from tests.catalog.factories import CategoryFactory, ProductFactory, UserFactory, VendorFactory
 from tests.core.test_admin_french import VisibleText, english_on
-from tests.hard_delete import confirm_hard_delete, counted
+from tests.hard_delete import confirm_hard_delete, counted, forge_hard_delete
 from tests.languages import admin_page
 from tests.orders.factories import CustomerFactory, OrderFactory, ZoneFactory, advance
 
@@ -384,15 +386,16 @@ def test_every_hard_delete_page_says_up_front_what_stops_it_and_offers_no_confir
     )
     open_order = OrderFactory()
     cases = [
-        ("/admin/catalog/vendor/", shelved.vendor.pk, "Produits"),
-        ("/admin/catalog/category/", category.pk, "Produits"),
-        ("/admin/orders/customer/", customer.pk, "Commandes"),
-        ("/admin/orders/zone/", customer.zone.pk, "Clients"),
-        ("/admin/catalog/product/", ordered.pk, "Lignes de commande"),
-        ("/admin/orders/order/", open_order.pk, "Une commande en cours ne peut pas être supprimée"),
+        (Vendor, shelved.vendor.pk, "Produits"),
+        (Category, category.pk, "Produits"),
+        (Customer, customer.pk, "Commandes"),
+        (Zone, customer.zone.pk, "Clients"),
+        (Product, ordered.pk, "Lignes de commande"),
+        (Order, open_order.pk, "Une commande en cours ne peut pas être supprimée"),
     ]
     client.force_login(admin_user)
-    for url, pk, why in cases:
+    for model, pk, why in cases:
+        url = reverse(f"admin:{model._meta.app_label}_{model._meta.model_name}_changelist")
         html, _ = _hard_delete_page(client, url, [pk])
         page = texts(html)
         assert "Suppression définitive impossible" in page, url
@@ -402,6 +405,12 @@ def test_every_hard_delete_page_says_up_front_what_stops_it_and_offers_no_confir
         en = texts(_hard_delete_page(client, url, [pk], "en")[0])
         assert "Cannot be deleted for good" in en, url
         assert "This row cannot be deleted for good, for the reasons below." in en, url
+
+        # The page only informs: a confirmation posted anyway is refused by the service.
+        response = forge_hard_delete(client, url, model, [pk])
+        assert response.status_code == 302, url
+        assert [m for m in get_messages(response.wsgi_request) if m.level == ERROR], url
+        assert model.all_objects.filter(pk=pk).exists(), url
 
 
 def test_the_hard_delete_page_counts_what_stops_it_up_to_a_bound_in_as_many_queries(client, admin_user):
