@@ -92,7 +92,7 @@ def test_select_all_sent_to_the_order_list_cancels_nothing(client):
     assert response.status_code == 302
     errors = [m.message for m in get_messages(response.wsgi_request) if m.level == ERROR]
     assert errors == [
-        "Cette liste est trop longue pour agir sur toutes ses lignes à la fois : rien n\u2019a été fait. "
+        "Cette liste est trop longue pour agir sur toutes ses lignes à la fois\u00a0: rien n\u2019a été fait. "
         "Cochez les lignes sur lesquelles agir, page par page (filtrez d\u2019abord la liste)."
     ]
     assert set(Order.objects.filter(vendor=vendor).values_list("status", flat=True)) == {OrderStatus.PENDING}
@@ -200,7 +200,9 @@ def test_an_order_with_a_payment_is_kept_the_delete_says_why_instead_of_a_500(cl
     response = client.post(f"/admin/orders/order/{order.pk}/delete/", {"post": "yes"})
     assert response.status_code == 302
     errors = [m.message for m in get_messages(response.wsgi_request) if m.level == ERROR]
-    assert errors == [f"{order.number} a des paiements, conservés pour toujours : suppression impossible."]
+    assert errors == [
+        f"{order.number} a des paiements, conservés pour toujours\u00a0: suppression impossible."
+    ]
     response = client.post(
         "/admin/orders/order/",
         {"action": "delete_selected", "_selected_action": [str(order.pk)], "post": "yes"},
@@ -472,13 +474,17 @@ def test_a_callback_that_was_not_applied_is_on_the_order_timeline(client):
     timeline = _timeline_after_callbacks(client, "MTN-LATE", "failed", "succeeded")
     # The callback says "succeeded"; the line under it says it changed nothing, and why.
     assert "FCFA · réussi" in timeline
-    assert "Notification non appliquée : le paiement avait déjà le statut « échoué »." in timeline
+    assert (
+        "Notification non appliquée\u00a0: le paiement avait déjà le statut «\u00a0échoué\u00a0»." in timeline
+    )
 
 
 def test_a_failure_that_was_not_applied_shows_no_amount_on_the_timeline(client):
     # A failure carries no money: its line once read "0 FCFA", as if the provider had paid nothing.
     timeline = _timeline_after_callbacks(client, "MTN-FAIL-LATE", "succeeded", "failed")
-    assert "Notification non appliquée : le paiement avait déjà le statut « réussi »." in timeline
+    assert (
+        "Notification non appliquée\u00a0: le paiement avait déjà le statut «\u00a0réussi\u00a0»." in timeline
+    )
     assert "MTN Mobile Money · échoué" in timeline
     assert "· 0\xa0FCFA" not in timeline
 
