@@ -65,6 +65,6 @@ def test_a_refusal_names_the_permission_in_the_readers_language_and_by_its_code(
         )
     with translation.override("fr"):
         assert str(refused.value.text) == (
-            f"Vous n\u2019avez pas la permission «\u00a0{fr}\u00a0» ({perm})\u00a0: demandez à un administrateur un rôle "
-            "qui l\u2019a."
+            f"Vous n\u2019avez pas la permission «\u00a0{fr}\u00a0» ({perm})\u00a0: "
+            "demandez à un administrateur un rôle qui l\u2019a."
         )

@@ -92,8 +92,9 @@ def test_select_all_sent_to_the_order_list_cancels_nothing(client):
     assert response.status_code == 302
     errors = [m.message for m in get_messages(response.wsgi_request) if m.level == ERROR]
     assert errors == [
-        "Cette liste est trop longue pour agir sur toutes ses lignes à la fois\u00a0: rien n\u2019a été fait. "
-        "Cochez les lignes sur lesquelles agir, page par page (filtrez d\u2019abord la liste)."
+        "Cette liste est trop longue pour agir sur toutes ses lignes à la fois\u00a0: "
+        "rien n\u2019a été fait. Cochez les lignes sur lesquelles agir, page par page "
+        "(filtrez d\u2019abord la liste)."
     ]
     assert set(Order.objects.filter(vendor=vendor).values_list("status", flat=True)) == {OrderStatus.PENDING}
     assert Stock.objects.get(product=product).reserved == 2

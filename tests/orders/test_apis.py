@@ -442,7 +442,8 @@ def test_order_refusals_name_statuses_roles_and_stock_in_the_callers_language(st
     for lang, expected in (
         (
             "fr",
-            "La boutique en ligne ne peut pas faire passer une commande de «\u00a0en attente\u00a0» à «\u00a0acceptée\u00a0».",
+            "La boutique en ligne ne peut pas faire passer une commande de «\u00a0en attente\u00a0» "
+            "à «\u00a0acceptée\u00a0».",
         ),
         ("en", "The storefront may not move an order from pending to accepted."),
     ):
