@@ -670,10 +670,11 @@ class TrackedAdmin(RefusesOddInput, RefusalOnForm, HistoryOfValidIds, SimpleHist
         confirmation page that counts what goes with them (okada.core.deletion.hard_delete_summary)
         or names what stops them, with no confirmation then (rows referring to them, counted up to
         a bound; rows the service refuses: hard_delete_refusals). A confirmation posted anyway is
-        refused by the services, row by row. The confirmation deletes only if the rows and what goes with them
-        are still those the page counted: it locks the selected rows and the cascaded rows others
-        refer to (no new row can be added under them, at any depth: hard_delete_summary), counts
-        again and compares with the page's fingerprint, in the transaction of the deletes."""
+        refused by the services, row by row. The confirmation deletes only if the rows and what
+        goes with them are still those the page counted: it locks the selected rows and the
+        cascaded rows others refer to (no new row can be added under them, at any depth:
+        hard_delete_summary), counts again and compares with the page's fingerprint, in the
+        transaction of the deletes."""
         if not self.has_hard_delete_permission(request):
             raise PermissionDenied
         pks = list(queryset.order_by().values_list("pk", flat=True)[: HARD_DELETE_MAX + 1])
