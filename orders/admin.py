@@ -16,8 +16,8 @@ from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpRe
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
+from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
-from django.utils.translation import ngettext
 from unfold.contrib.filters.admin import RangeDateFilter
 from unfold.views import ChangeList
 
@@ -34,6 +34,7 @@ from okada.core.admin import (
     staff_actor,
     valid_pk,
 )
+from okada.core.deletion import row_line
 from okada.core.display import actor_label, badge, money
 from okada.core.errors import DomainError
 
@@ -405,6 +406,18 @@ class OrderAdmin(BigTableMixin, TrackedAdmin):
 
     def hard_delete_object(self, request: HttpRequest, obj: Order) -> None:
         services.order_hard_delete(order=obj, actor=staff_actor(request))
+
+    def hard_delete_refusals(self, pks: list[Any]) -> list[tuple[str, list[Any]]]:
+        # order_hard_delete refuses an open order (its stock stays reserved). At most
+        # HARD_DELETE_MAX rows are selected: one query, every open one named.
+        open_orders = Order.all_objects.filter(pk__in=pks, status__in=OPEN_STATUSES).order_by("pk")
+        rows = [
+            row_line(Order._meta.verbose_name, format_html('<a href="{}">{}</a>', change_url(o), o))
+            for o in open_orders
+        ]
+        if not rows:
+            return []
+        return [(gettext("An open order cannot be deleted: cancel it first (it releases the stock)."), rows)]
 
     @admin.action(permissions=["transition"], description=_("Cancel selected orders (releases stock)"))
     def cancel_orders(self, request: HttpRequest, queryset: QuerySet) -> None:

@@ -655,6 +655,12 @@ class TrackedAdmin(RefusesOddInput, RefusalOnForm, HistoryOfValidIds, SimpleHist
         placement holds a product's stock row, then its order's foreign keys key-share-lock the
         product at commit). None by default."""
 
+    def hard_delete_refusals(self, pks: list[Any]) -> list[tuple[str, list[Any]]]:
+        """What the model's hard delete service refuses among the rows `pks`, whatever refers to
+        them, as (why, the rows named) for the page (an open order: cancel it first). The page only
+        informs: the service refuses them anyway. None by default."""
+        return []
+
     def has_hard_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return bool(request.user.is_active and request.user.is_superuser)
 
@@ -662,10 +668,13 @@ class TrackedAdmin(RefusesOddInput, RefusalOnForm, HistoryOfValidIds, SimpleHist
     def hard_delete_selected(self, request: HttpRequest, queryset: QuerySet) -> Any:
         """Remove rows for good: superusers only, at most HARD_DELETE_MAX at a time, after a
         confirmation page that counts what goes with them (okada.core.deletion.hard_delete_summary)
-        or names what stops them. The confirmation deletes only if the rows and what goes with them
-        are still those the page counted: it locks the selected rows and the cascaded rows others
-        refer to (no new row can be added under them, at any depth: hard_delete_summary), counts
-        again and compares with the page's fingerprint, in the transaction of the deletes."""
+        or names what stops them, with no confirmation then (rows referring to them, counted up to
+        a bound; rows the service refuses: hard_delete_refusals). A confirmation posted anyway is
+        refused by the services, row by row. The confirmation deletes only if the rows and what
+        goes with them are still those the page counted: it locks the selected rows and the
+        cascaded rows others refer to (no new row can be added under them, at any depth:
+        hard_delete_summary), counts again and compares with the page's fingerprint, in the
+        transaction of the deletes."""
         if not self.has_hard_delete_permission(request):
             raise PermissionDenied
         pks = list(queryset.order_by().values_list("pk", flat=True)[: HARD_DELETE_MAX + 1])
@@ -688,7 +697,9 @@ class TrackedAdmin(RefusesOddInput, RefusalOnForm, HistoryOfValidIds, SimpleHist
                         self.model._base_manager.filter(pk__in=pks).order_by("pk").select_for_update()
                     )
                     summary = hard_delete_summary(self.model, pks, lock=True)
-                    if not summary.protected and summary.fingerprint == request.POST.get("counted"):
+                    # What stops the delete (rows referring to them, an open order) is the page's
+                    # to say; here the services refuse it, row by row, whatever the page said.
+                    if summary.fingerprint == request.POST.get("counted"):
                         run_per_object(
                             self,
                             request,
@@ -714,12 +725,18 @@ class TrackedAdmin(RefusesOddInput, RefusalOnForm, HistoryOfValidIds, SimpleHist
                 messages.ERROR,
             )
             return None
+        # What the services would refuse is said here, with no confirmation, rather than after it
+        # (Django's "protected objects" page); the services still refuse it on a confirmation.
+        refused = self.hard_delete_refusals(pks)
+        blocked = bool(summary.protected or refused)
         # The related rows' own delete permissions are not asked: a hard delete is the superusers',
         # through the service.
         context = {
             **self.admin_site.each_context(request),
-            "title": gettext("Delete for good?"),
-            "deleted_objects": [] if summary.protected else summary_lines(summary.deleted, self.admin_site),
+            "title": gettext("Cannot be deleted for good") if blocked else gettext("Delete for good?"),
+            "blocked": blocked,
+            "refused": refused,
+            "deleted_objects": [] if blocked else summary_lines(summary.deleted, self.admin_site),
             "model_count": summary_counts(summary.deleted).items(),
             "protected": summary_lines(summary.protected, self.admin_site),
             "protected_count": summary_counts(summary.protected).items(),

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.contrib.admin.utils import quote
-from django.db.models import CASCADE, PROTECT, RESTRICT, ForeignKey, Model, Q, QuerySet
+from django.db.models import CASCADE, DO_NOTHING, PROTECT, RESTRICT, ForeignKey, Model, Q, QuerySet
 from django.http import HttpRequest
 from django.urls import NoReverseMatch, reverse
 from django.utils.formats import number_format
@@ -80,7 +80,7 @@ def _plural(model: Any) -> str:
 
 def deleted_objects(
     objs: Iterable[Model], request: HttpRequest, admin_site: Any
-) -> tuple[list[Any], dict[str, int], set[str], list[Any]]:
+) -> tuple[list[Any], dict[str, int | str], set[str], list[Any]]:
     """Django's `get_deleted_objects` (the lines, the count per model, the names of the models
     whose rows the user may not delete, the protected rows), counted rather than walked.
 
@@ -145,9 +145,16 @@ class DeletionInWords:
 # Django's Collector (CASCADE goes with the rows, PROTECT and RESTRICT stop them, SET_NULL and
 # DO_NOTHING touch no row to delete) as subqueries: per model, one query counts the rows (with a
 # digest of their ids, which the confirmation carries back) and one names the first few. The
-# number of queries depends on the models, never on the rows.
+# number of queries depends on the models, never on the rows. A DO_NOTHING key that is still a
+# database constraint (an order item's product) stops the delete too, as PROTECT does: Django
+# lets it through and the database refuses it at the end.
+#
+# The rows that stop a delete are counted up to HARD_DELETE_COUNTED only ("more than 100"): they
+# need not be exact, and some are found by a key with no index (an order item's product: nothing
+# else reads items by product), whose exact count would read the whole table each time.
 
 HARD_DELETE_LISTED = 20
+HARD_DELETE_COUNTED = 100
 _MAX_DEPTH = 6
 
 
@@ -162,12 +169,17 @@ class Part:
     model: Any
     where: Q
     via: Any = None  # the foreign key a link row was reached through (its other side is named)
-    count: int = 0
+    count: int = 0  # when bounded, up to HARD_DELETE_COUNTED + 1: past it, "more than 100"
+    bounded: bool = False  # counted up to HARD_DELETE_COUNTED only (the rows that stop a delete)
     digest: str = ""
     rows: list[Model] = field(default_factory=list)
 
     def queryset(self) -> QuerySet:
         return self.model._base_manager.filter(self.where)
+
+    @property
+    def over_bound(self) -> bool:
+        return self.bounded and self.count > HARD_DELETE_COUNTED
 
 
 @dataclass
@@ -192,8 +204,11 @@ def _reached(model: Any, where: Q) -> list[tuple[Any, Q, Any, bool]]:
     for rel in relations:
         key = rel.field  # the ForeignKey or OneToOneField pointing at `model`
         on_delete = key.remote_field.on_delete
-        if on_delete not in (CASCADE, PROTECT, RESTRICT):
-            continue  # SET_NULL, SET_DEFAULT, SET(), DO_NOTHING: no row of theirs goes
+        # DO_NOTHING with the database's constraint: Django deletes nothing of theirs, and the
+        # database refuses the delete while they exist (an ordered product's order items).
+        kept_by_database = on_delete is DO_NOTHING and key.db_constraint
+        if on_delete not in (CASCADE, PROTECT, RESTRICT) and not kept_by_database:
+            continue  # SET_NULL, SET_DEFAULT, SET(), DO_NOTHING without a constraint: none goes
         related_where = Q(**{f"{key.attname}__in": rows.values(key.target_field.attname)})
         found.append((rel.related_model, related_where, key, on_delete is not CASCADE))
     return found
@@ -203,8 +218,10 @@ def hard_delete_summary(
     model: Any, pks: Iterable[Any], *, listed: int = HARD_DELETE_LISTED, lock: bool = False
 ) -> HardDeleteSummary:
     """What deleting the rows `pks` of `model` for good removes and what stops it, counted per
-    model, the first `listed` rows of each loaded with what their names read. RESTRICT is counted
-    as blocking (Django allows it when the restricting row goes too; no model here uses it).
+    model, the first `listed` rows of each loaded with what their names read. RESTRICT, and
+    DO_NOTHING on a key the database checks, are counted as blocking even when the rows that
+    refer go too (Django allows RESTRICT then; no model here uses it, and none cascades to both
+    sides of such a key). What blocks is counted up to HARD_DELETE_COUNTED only.
 
     With `lock` (the confirmation, in the transaction of the deletes), every row that rows could
     be added under (the selected rows, and each cascaded row that others reference: a shelf's
@@ -234,6 +251,8 @@ def hard_delete_summary(
                 queue.append((related, related_where, depth + 1))
     for part in parents:  # breadth first: a level's rows are fixed once its parents are locked
         list(part.queryset().order_by("pk").select_for_update().values_list("pk", flat=True))
+    for part in protected.values():
+        part.bounded = True
     for part in [*deleted.values(), *protected.values()]:
         _count(part)
         if part.count:
@@ -249,6 +268,10 @@ def _count(part: Part) -> None:
     from django.db.models import Count, TextField
     from django.db.models.functions import MD5, Cast
 
+    if part.bounded:
+        # SELECT COUNT(*) FROM (... LIMIT 101): stops at the first row past the bound.
+        part.count = part.queryset().order_by().values("pk")[: HARD_DELETE_COUNTED + 1].count()
+        return
     found = (
         part.queryset()
         .order_by()
@@ -266,6 +289,14 @@ def _first_rows(part: Part, listed: int) -> list[Model]:
     if _is_link(part.model):
         keys += [f"{f.name}__content_type" for f in _links(part.model) if f.related_model is Permission]
     return list(part.queryset().select_related(*keys).order_by("pk")[:listed])
+
+
+def _over_line(part: Part) -> str:
+    """ "and more order items (over 100 in all)": past a bounded count, the number is unknown."""
+    return gettext("and more %(name)s (over %(count)s in all)") % {
+        "name": _plural(part.model),
+        "count": number_format(HARD_DELETE_COUNTED, force_grouping=True),
+    }
 
 
 def _more_line(model: Any, more: int) -> str:
@@ -312,10 +343,21 @@ def summary_lines(parts: list[Part], admin_site: Any) -> list[Any]:
                 else:
                     shown = format_html('<a href="{}">{}</a>', url, shown)
             lines.append(row_line(opts.verbose_name, shown))
-        if part.count > len(part.rows):
+        if part.over_bound:
+            lines.append(_over_line(part))
+        elif part.count > len(part.rows):
             lines.append(_more_line(part.model, part.count - len(part.rows)))
     return lines
 
 
-def summary_counts(parts: list[Part]) -> dict[str, int]:
-    return {_plural(p.model): p.count for p in parts}
+def summary_counts(parts: list[Part]) -> dict[str, int | str]:
+    """Each part's count ("more than 100" past a bounded count's bound), per model's plural."""
+    return {_plural(p.model): _shown_count(p) for p in parts}
+
+
+def _shown_count(part: Part) -> int | str:
+    if part.over_bound:
+        return gettext("more than %(count)s") % {
+            "count": number_format(HARD_DELETE_COUNTED, force_grouping=True)
+        }
+    return part.count

@@ -238,7 +238,7 @@ def test_a_sku_with_an_invisible_character_is_refused_on_create_patch_and_bulk(a
         "/products", {"sku": "A\x1bB", "name": "A", "price_xaf": 10}, HTTP_ACCEPT_LANGUAGE="fr"
     )
     assert problem(in_french)["errors"]["sku"] == [
-        "Un SKU ne peut pas contenir de caractère de contrôle ou invisible (ici U+001B) : retirez-le."
+        "Un SKU ne peut pas contenir de caractère de contrôle ou invisible (ici U+001B)\u00a0: retirez-le."
     ]
     bulk = api.post("/products/bulk", {"items": [{"sku": "B\nC", "name": "B", "price_xaf": 10}]})
     [result] = bulk.json()["results"]
@@ -300,7 +300,7 @@ def test_a_delete_with_a_body_is_a_400_naming_its_fields_and_deletes_nothing(api
     assert problem(refused)["errors"] == errors
     assert Product.objects.get(pk=product.pk).version == 2
     french = problem(api.delete(f"/products/{product.pk}", body=json.dumps({"version": 1})))
-    assert french["detail"] == "Un DELETE ne prend pas de corps : envoyez la version dans If-Match."
+    assert french["detail"] == "Un DELETE ne prend pas de corps\u00a0: envoyez la version dans If-Match."
     assert french["errors"] == {"version": ['Envoyez la version dans If-Match, par exemple "3".']}
     assert api.delete(f"/products/{product.pk}", body="{}").status_code == 204  # empty: nothing sent
 

@@ -48,7 +48,7 @@ def test_superusers_and_the_system_may_do_anything_vendors_no_django_permission(
     ("perm", "en", "fr"),
     [
         ("catalog.count_stock", "Can record a stock count", "Peut enregistrer un inventaire"),
-        ("orders.change_order", "Can change orders", "Peut modifier : commandes"),
+        ("orders.change_order", "Can change orders", "Peut modifier\u00a0: commandes"),
         ("nothing.such", "nothing.such", "nothing.such"),
     ],
 )
@@ -65,6 +65,6 @@ def test_a_refusal_names_the_permission_in_the_readers_language_and_by_its_code(
         )
     with translation.override("fr"):
         assert str(refused.value.text) == (
-            f"Vous n\u2019avez pas la permission « {fr} » ({perm}) : demandez à un administrateur un rôle "
-            "qui l\u2019a."
+            f"Vous n\u2019avez pas la permission «\u00a0{fr}\u00a0» ({perm})\u00a0: "
+            "demandez à un administrateur un rôle qui l\u2019a."
         )

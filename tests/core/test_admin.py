@@ -759,14 +759,16 @@ def test_an_action_says_what_it_did_delete_restore_or_cancel_not_updated(client)
 
     ids = [p.pk for p in products]
     deleted = said("/admin/catalog/product/", "delete_selected", products, post="yes")
-    assert deleted == ["2 éléments supprimés : le filtre « supprimés » les affiche, pour les restaurer."]
+    assert deleted == [
+        "2 éléments supprimés\u00a0: le filtre «\u00a0supprimés\u00a0» les affiche, pour les restaurer."
+    ]
     assert not Product.objects.filter(pk__in=ids).exists()
     restored = said("/admin/catalog/product/?deleted=deleted", "restore_selected", products[:1])
     assert restored == ["1 élément restauré."]
     assert Product.objects.filter(pk__in=ids).count() == 1
     order = OrderFactory()
     cancelled = said("/admin/orders/order/", "cancel_orders", [order])
-    assert cancelled == ["1 commande annulée : son stock est libéré."]
+    assert cancelled == ["1 commande annulée\u00a0: son stock est libéré."]
     client.cookies["django_language"] = "en"
     deleted = said("/admin/catalog/product/", "delete_selected", products[:1], post="yes")
     assert deleted == ["1 row deleted: the “deleted” filter shows it, to restore it."]
@@ -777,7 +779,7 @@ def test_a_rows_refusal_in_a_bulk_action_is_named_in_the_pages_typography(client
     login(client, OPERATIONS)
     data = {"action": "delete_selected", "_selected_action": [str(order.pk)], "post": "yes", "index": "0"}
     for language, said in (
-        ("fr", f"{order.number} : Une commande en cours ne peut pas être supprimée"),
+        ("fr", f"{order.number}\u00a0: Une commande en cours ne peut pas être supprimée"),
         ("en", f"{order.number}: An open order cannot be deleted"),
     ):
         client.cookies["django_language"] = language
@@ -841,10 +843,10 @@ def _alert():
             "catalog/vendor",
             "suspend",
             _vendor,
-            "1 vendeur suspendu : ses produits ne peuvent plus être commandés.",
+            "1 vendeur suspendu\u00a0: ses produits ne peuvent plus être commandés.",
         ),
         ("orders/payment", "settle_refunds", _refund_owed, "1 remboursement enregistré comme effectué."),
-        ("sync/device", "revoke", _device, "1 appareil révoqué : il ne peut plus se synchroniser."),
+        ("sync/device", "revoke", _device, "1 appareil révoqué\u00a0: il ne peut plus se synchroniser."),
         ("sync/syncconflict", "keep_server", _conflict, "1 conflit résolu."),
         ("credentials/apikey", "revoke", _key, "1 clé révoquée."),
         ("credentials/personaltoken", "revoke", _token, "1 jeton révoqué."),

@@ -7,6 +7,7 @@ tables for many-to-many fields), and the delete still works and is still refused
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -15,6 +16,8 @@ from django.contrib import admin
 from django.contrib.admin.models import DELETION, LogEntry
 from django.contrib.admin.utils import quote
 from django.contrib.auth.models import Group, Permission
+from django.contrib.messages import get_messages
+from django.contrib.messages.constants import ERROR
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
@@ -27,7 +30,7 @@ from okada.core.roles import OPERATIONS, role_label
 from orders.models import Customer, Order, OrderStatus, Zone
 from tests.catalog.factories import CategoryFactory, ProductFactory, UserFactory, VendorFactory
 from tests.core.test_admin_french import VisibleText, english_on
-from tests.hard_delete import confirm_hard_delete, counted
+from tests.hard_delete import confirm_hard_delete, counted, forge_hard_delete
 from tests.languages import admin_page
 from tests.orders.factories import CustomerFactory, OrderFactory, ZoneFactory, advance
 
@@ -113,7 +116,9 @@ def texts(html: str) -> list[str]:
     parser = VisibleText()
     parser.feed(html)
     parser.close()
-    return [" ".join(text.split()) for text, _ in parser.texts if text.strip()]
+    # Runs of spaces and line breaks read as one space; a non-breaking space stays (French puts
+    # one before its colons: "Vendeurs\u00a0: 1").
+    return [re.sub(r"[^\S\u00a0]+", " ", text).strip() for text, _ in parser.texts if text.strip()]
 
 
 def english_model_names() -> set[str]:
@@ -178,7 +183,7 @@ def test_every_delete_page_lists_what_it_removes_in_the_pages_language(client, a
                 # The summary counts the rows selected, in the page's language.
                 with translation.override(language):
                     plural = capfirst(str(model._meta.verbose_name_plural))
-                count = f"{plural} : 1" if language == "fr" else f"{plural}: 1"
+                count = f"{plural}\u00a0: 1" if language == "fr" else f"{plural}: 1"
                 assert count in found, (url, what, language)
                 if language == "fr":
                     assert english_on(html) == [], (url, what)
@@ -194,11 +199,11 @@ def test_a_roles_delete_page_names_the_permissions_and_members_it_unlinks(client
     client.force_login(admin_user)
     url = f"/admin/auth/group/{group.pk}/delete/"
     fr = texts(admin_page(client, url, "fr"))
-    assert "Permission (lien supprimé) : Catalogue | produit | Peut voir les produits" in fr
-    assert "Utilisateur (lien supprimé) : alice" in fr
-    assert "Liens entre groupes et permissions : 3" in fr
-    assert "Liens entre utilisateurs et groupes : 1" in fr
-    assert "Groupes : 1" in fr
+    assert "Permission (lien supprimé)\u00a0: Catalogue | produit | Peut voir les produits" in fr
+    assert "Utilisateur (lien supprimé)\u00a0: alice" in fr
+    assert "Liens entre groupes et permissions\u00a0: 3" in fr
+    assert "Liens entre utilisateurs et groupes\u00a0: 1" in fr
+    assert "Groupes\u00a0: 1" in fr
     en = texts(admin_page(client, url, "en"))
     assert "Permission (link removed): Catalog | product | Can view products" in en
     assert "User (link removed): alice" in en
@@ -212,11 +217,11 @@ def test_a_users_delete_page_names_their_roles_in_the_pages_language(client, adm
     with translation.override("fr"):
         operations = role_label(OPERATIONS)
     assert operations != OPERATIONS
-    assert f"Groupe (lien supprimé) : {operations}" in fr
-    assert "Groupe (lien supprimé) : Saisonniers" in fr
+    assert f"Groupe (lien supprimé)\u00a0: {operations}" in fr
+    assert "Groupe (lien supprimé)\u00a0: Saisonniers" in fr
     assert not [text for text in fr if OPERATIONS in text]
-    assert "Liens entre utilisateurs et groupes : 2" in fr
-    assert "Liens entre utilisateurs et permissions : 2" in fr
+    assert "Liens entre utilisateurs et groupes\u00a0: 2" in fr
+    assert "Liens entre utilisateurs et permissions\u00a0: 2" in fr
 
 
 def test_a_roles_delete_page_names_the_role_in_the_pages_language(client, admin_user):
@@ -227,10 +232,10 @@ def test_a_roles_delete_page_names_the_role_in_the_pages_language(client, admin_
     client.force_login(admin_user)
     page = texts(admin_page(client, f"/admin/auth/group/{role.pk}/delete/", "fr"))
     assert [t for t in page if t.startswith("Voulez-vous vraiment supprimer")] == [
-        f"Voulez-vous vraiment supprimer l\u2019objet groupe « {french} » ? "
-        "Les éléments suivants sont liés à celui-ci et seront aussi supprimés :"
+        f"Voulez-vous vraiment supprimer l\u2019objet groupe «\u00a0{french}\u00a0»\u00a0? "
+        "Les éléments suivants sont liés à celui-ci et seront aussi supprimés\u00a0:"
     ]
-    assert "Groupe :" in page and page[page.index("Groupe :") + 1] == french
+    assert "Groupe\u00a0:" in page and page[page.index("Groupe\u00a0:") + 1] == french
     assert OPERATIONS not in page
 
 
@@ -337,7 +342,7 @@ def test_the_hard_delete_page_lists_and_counts_what_goes_with_the_rows(client, a
     client.force_login(admin_user)
     post = {"action": "hard_delete_selected", "_selected_action": [str(vendor.pk)]}
     for language, lines in (
-        ("fr", ["Vendeurs : 1", "Membres des vendeurs : 1", "Clés d\u2019API : 1"]),
+        ("fr", ["Vendeurs\u00a0: 1", "Membres des vendeurs\u00a0: 1", "Clés d\u2019API\u00a0: 1"]),
         ("en", ["Vendors: 1", "Vendor members: 1", "API keys: 1"]),
     ):
         lines.append(
@@ -363,9 +368,84 @@ def test_the_hard_delete_page_names_the_rows_that_stop_it_and_offers_no_confirma
     post = {"action": "hard_delete_selected", "_selected_action": [str(product.vendor.pk)]}
     html = _get_or_post(client, "/admin/catalog/vendor/", post, "fr")
     page = texts(html)
-    assert "Produit :" in page and "Riz (" in " ".join(page)
+    assert "Produit\u00a0:" in page and "Riz (" in " ".join(page)
     assert "Oui, supprimer définitivement" not in page
     assert english_on(html) == []
+
+
+def test_every_hard_delete_page_says_up_front_what_stops_it_and_offers_no_confirmation(client, admin_user):
+    """Each admin that deletes for good, with a row that cannot go: the page says so, says why
+    and offers no confirmation (Django's "protected objects" page). An ordered product (its order
+    items keep it by the database's foreign key only) and an open order (its service refuses
+    it) were offered "Oui, supprimer définitivement" and refused only after it."""
+    customer = CustomerFactory()
+    assert customer.zone is not None
+    category = CategoryFactory()
+    shelved = ProductFactory(category=category)
+    ordered = ProductFactory(initial_stock=5)
+    advance(
+        OrderFactory(vendor=ordered.vendor, customer=customer, zone=customer.zone, items=[(ordered, 1)]),
+        OrderStatus.CANCELLED,
+    )
+    open_order = OrderFactory()
+    cases = [
+        (Vendor, shelved.vendor.pk, "Produits"),
+        (Category, category.pk, "Produits"),
+        (Customer, customer.pk, "Commandes"),
+        (Zone, customer.zone.pk, "Clients"),
+        (Product, ordered.pk, "Lignes de commande"),
+        (Order, open_order.pk, "Une commande en cours ne peut pas être supprimée"),
+    ]
+    client.force_login(admin_user)
+    for model, pk, why in cases:
+        url = reverse(f"admin:{model._meta.app_label}_{model._meta.model_name}_changelist")
+        html, _ = _hard_delete_page(client, url, [pk])
+        page = texts(html)
+        assert "Suppression définitive impossible" in page, url
+        assert any(t.startswith(why) for t in page), (url, page)
+        assert 'name="confirm"' not in html and "Oui, supprimer définitivement" not in page, url
+        assert english_on(html) == [], url
+        en = texts(_hard_delete_page(client, url, [pk], "en")[0])
+        assert "Cannot be deleted for good" in en, url
+        assert "This row cannot be deleted for good, for the reasons below." in en, url
+
+        # The page only informs: a confirmation posted anyway is refused by the service.
+        response = forge_hard_delete(client, url, model, [pk])
+        assert response.status_code == 302, url
+        assert [m for m in get_messages(response.wsgi_request) if m.level == ERROR], url
+        assert model.all_objects.filter(pk=pk).exists(), url
+
+
+def test_the_hard_delete_page_counts_what_stops_it_up_to_a_bound_in_as_many_queries(client, admin_user):
+    """An ordered product's order items are found by a key with no index (nothing else reads
+    items by product): the page counts them up to 100 ("plus de 100") rather than reading every
+    order item, names the first 20, and takes as many queries for 101 as for 2."""
+    from okada.core.deletion import HARD_DELETE_COUNTED
+
+    customer = CustomerFactory()
+
+    def ordered(n: int) -> Product:
+        product = ProductFactory(initial_stock=n)
+        for _ in range(n):
+            OrderFactory(vendor=product.vendor, customer=customer, zone=customer.zone, items=[(product, 1)])
+        return product
+
+    few, many = ordered(2), ordered(HARD_DELETE_COUNTED + 1)
+    client.force_login(admin_user)
+    url = "/admin/catalog/product/"
+    _hard_delete_page(client, url, [few.pk])  # caches warmed
+    html, with_few = _hard_delete_page(client, url, [few.pk])
+    assert "Lignes de commande\u00a0: 2" in texts(html)
+    html, with_many = _hard_delete_page(client, url, [many.pk])
+    assert with_many == with_few
+
+    page = texts(html)
+    assert "Lignes de commande\u00a0: plus de 100" in page, page
+    assert "et d\u2019autres lignes de commande (plus de 100 en tout)" in page, page
+    assert len([t for t in page if t.startswith("Ligne de commande\u00a0: 1 x ")]) == 20
+    assert 'name="confirm"' not in html and english_on(html) == []
+    en = texts(_hard_delete_page(client, url, [many.pk], "en")[0])
+    assert "Order items: more than 100" in en and "and more order items (over 100 in all)" in en, en
 
 
 def _hard_delete_page(client: Any, url: str, selected: list[Any], language: str = "fr") -> tuple[str, int]:
@@ -401,9 +481,14 @@ def test_the_hard_delete_page_of_a_vendor_with_many_rows_counts_them_with_as_man
     assert with_many == with_few
 
     page = texts(html)
-    for line in ("Produits : 50", "Commandes : 50", "et 30 autres produits", "et 30 autres commandes"):
+    for line in (
+        "Produits\u00a0: 50",
+        "Commandes\u00a0: 50",
+        "et 30 autres produits",
+        "et 30 autres commandes",
+    ):
         assert line in page, line
-    assert len([t for t in page if t == "Produit :"]) == 20
+    assert len([t for t in page if t == "Produit\u00a0:"]) == 20
     assert "Oui, supprimer définitivement" not in page and english_on(html) == []
     en = texts(_hard_delete_page(client, "/admin/catalog/vendor/", [many.pk], "en")[0])
     assert "Products: 50" in en and "and 30 more products" in en and "and 30 more orders" in en
@@ -425,7 +510,7 @@ def test_the_hard_delete_page_counts_every_row_that_goes_and_names_the_first(cli
     assert with_many == with_few
 
     page = texts(html)
-    assert "Membres des vendeurs : 21" in page and "Vendeurs : 1" in page
+    assert "Membres des vendeurs\u00a0: 21" in page and "Vendeurs\u00a0: 1" in page
     assert "et 1 autre membre d\u2019un vendeur" in page  # the singular
     listed = [t for t in page if t.startswith("bonapriso")]
     assert len(listed) == 20 and "bonapriso20" not in " ".join(listed)
@@ -456,7 +541,7 @@ def test_the_hard_delete_confirmation_deletes_only_what_the_page_counted(client,
         response = client.post(url, {**post, **stale})
         assert response.status_code == 200
         page = texts(response.content.decode())
-        assert "Membres des vendeurs : 2" in page
+        assert "Membres des vendeurs\u00a0: 2" in page
         assert any("rien n\u2019a été supprimé" in t for t in page), page
         assert VendorMember.all_objects.filter(vendor=vendor).count() == 2
 
@@ -492,7 +577,7 @@ def test_a_hard_delete_of_more_rows_than_the_cap_is_refused_and_deletes_nothing(
         "_selected_action": [str(z.pk) for z in zones[:HARD_DELETE_MAX]],
     }
     page = texts(_get_or_post(client, "/admin/orders/zone/", selected, "fr"))
-    assert f"Zones : {HARD_DELETE_MAX}" in page and f"et {HARD_DELETE_MAX - 20} autres zones" in page
+    assert f"Zones\u00a0: {HARD_DELETE_MAX}" in page and f"et {HARD_DELETE_MAX - 20} autres zones" in page
 
 
 # --- Bounded: rows are counted, never all loaded ------------------------------------------------
@@ -574,7 +659,7 @@ def test_a_roles_delete_page_counts_thousands_of_members_and_names_the_first(cli
     with CaptureQueriesContext(connection) as captured:
         page = texts(admin_page(client, url, "fr"))
     assert len(captured) <= len(few)
-    counts = [t for t in page if t.startswith("Liens entre utilisateurs et groupes :")]
+    counts = [t for t in page if t.startswith("Liens entre utilisateurs et groupes\u00a0:")]
     assert ["".join(c for c in t if c.isdigit()) for t in counts] == ["3003"], counts
     assert len([t for t in page if t.startswith("Utilisateur (lien supprimé)")]) == 20
     assert any(t.startswith("et 2") and t.endswith("liens entre utilisateurs et groupes") for t in page), page

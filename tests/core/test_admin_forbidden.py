@@ -27,8 +27,8 @@ pytestmark = pytest.mark.django_db
 RUN_URL = "/admin/partitions/partitionedtable/run/"  # the service refuses who lacks the permission
 PLAN_URL = "/admin/partitions/partitionedtable/orders_orderevent/plan/"  # a bare PermissionDenied
 REFUSAL_FR = (
-    "Vous n\u2019avez pas la permission « Peut lancer la maintenance des partitions » "
-    "(partitions.run_partition_maintenance) : demandez à un administrateur un rôle qui l\u2019a."
+    "Vous n\u2019avez pas la permission «\u00a0Peut lancer la maintenance des partitions\u00a0» "
+    "(partitions.run_partition_maintenance)\u00a0: demandez à un administrateur un rôle qui l\u2019a."
 )
 REFUSAL_EN = (
     "You do not have the permission “Can run partition maintenance now” "
@@ -129,7 +129,7 @@ def test_under_the_api_a_refusal_stays_problem_json():
 
 
 CSRF_FR = (
-    "Le formulaire a expiré ou a été envoyé depuis un autre site : rouvrez le formulaire et "
+    "Le formulaire a expiré ou a été envoyé depuis un autre site\u00a0: rouvrez le formulaire et "
     "envoyez-le à nouveau."
 )
 CSRF_EN = "The form expired or was sent from another site: open the form again and send it again."

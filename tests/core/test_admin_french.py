@@ -131,10 +131,13 @@ def english_and_french() -> tuple[frozenset[str], frozenset[str]]:
                 forms = entry.msgstr_plural
                 pairs = [(entry.msgid, forms.get(0, "")), (entry.msgid_plural, forms.get(1, ""))]
             for msgid, msgstr in pairs:
-                if msgstr.strip():
-                    french.add(msgstr.strip())
-                    if msgstr.strip() != msgid.strip():
-                        english.add(msgid.strip())
+                # Compared with a page's texts, whose spaces are collapsed: "Filtres\u00a0: x"
+                # (French typography) reads "Filtres : x" there.
+                msgid, msgstr = " ".join(msgid.split()), " ".join(msgstr.split())
+                if msgstr:
+                    french.add(msgstr)
+                    if msgstr != msgid:
+                        english.add(msgid)
     return frozenset(english), frozenset(french)
 
 
@@ -390,6 +393,14 @@ def _viewer() -> Any:
     return user
 
 
+def test_the_language_checks_know_translations_written_with_non_breaking_spaces():
+    # A page's texts are compared with their spaces collapsed, the catalogue's translations were
+    # not: once French put U+00A0 before its colons and question marks, "Supprimer
+    # définitivement ?" on an English page was no longer recognised as French.
+    assert french_on("<h2>Supprimer définitivement\u00a0?</h2>") == ["h2: Supprimer définitivement ?"]
+    assert english_on("<h2>Delete for good?</h2>") == ["h2: Delete for good?"]
+
+
 @pytest.mark.parametrize("reader", ["superuser", "viewer"])
 def test_every_admin_page_reads_in_french(client, admin_user, rf, reader):
     # A view-only reader gets the pages as read-only ones: values shown through other paths than
@@ -515,8 +526,8 @@ def test_the_names_of_events_stock_rows_movements_and_payments_read_in_the_pages
     movement = StockMovement.objects.filter(product=product).earliest("created_at")
     payment = payment_needing_refund()
     with translation.override("fr"):
-        assert str(event) == "changement de statut : en attente → acceptée"
-        assert str(stock) == f"{product.name} : 2 en stock, réservé : 0"
+        assert str(event) == "changement de statut\u00a0: en attente → acceptée"
+        assert str(stock) == f"{product.name}\u00a0: 2 en stock, réservé\u00a0: 0"
         assert str(movement) == f"réassort +2 {product.name}"
         assert str(payment).startswith(payment.get_provider_display())
     with translation.override("en"):
@@ -524,7 +535,7 @@ def test_the_names_of_events_stock_rows_movements_and_payments_read_in_the_pages
         assert str(stock) == f"{product.name}: 2 on hand, 0 reserved"
     client.force_login(admin_user)
     page = client.get(f"/admin/orders/orderevent/{event.pk}/change/").content.decode()
-    assert "changement de statut : en attente → acceptée" in page and "pending-&gt;accepted" not in page
+    assert "changement de statut\u00a0: en attente → acceptée" in page and "pending-&gt;accepted" not in page
     assert isinstance(payment, Payment)
 
 

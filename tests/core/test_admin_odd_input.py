@@ -431,6 +431,6 @@ def test_an_action_on_ids_that_are_not_ids_says_so_and_does_nothing(client, admi
         },
         follow=True,
     )
-    assert "n\u2019est pas valide : rien n\u2019a été fait" in response.content.decode()
+    assert "n\u2019est pas valide\u00a0: rien n\u2019a été fait" in response.content.decode()
     marketplace["vendor"].refresh_from_db()
     assert marketplace["vendor"].status == "active"

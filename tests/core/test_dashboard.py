@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 import pytest
 from django.core.cache import cache
@@ -15,6 +16,7 @@ from orders import selectors
 from orders.models import Order, OrderStatus
 from orders.services import order_cancel
 from tests.catalog.factories import ProductFactory, VendorFactory, role_user, staff_actor
+from tests.languages import admin_page
 from tests.orders.factories import OrderFactory, ZoneFactory, order_in_status
 
 pytestmark = pytest.mark.django_db
@@ -87,6 +89,18 @@ def test_the_chart_has_fourteen_local_days_each_linked_to_its_orders(client, noo
     assert bars[-1]["count"] == 2 and sum(b["count"] for b in bars) == 2
     assert bars[0]["day"] == noon.date() - dt.timedelta(days=13)
     assert len(client.get(bars[-1]["url"]).context["cl"].result_list) == 2
+
+
+def test_the_charts_day_tooltips_are_written_as_each_language_writes_them(client, noon):
+    # The tooltip was "<day> : 2" in both languages, a plain space before the colon: French
+    # typography in English, and a line break possible before the colon in French.
+    OrderFactory(), OrderFactory()
+    placed_before(noon)
+    client.force_login(role_user(OPERATIONS))
+    french = re.findall(r"<title>([^<]*)</title>", admin_page(client, "/admin/", "fr"))
+    english = re.findall(r"<title>([^<]*)</title>", admin_page(client, "/admin/", "en"))
+    assert re.fullmatch(r"\S+ \d\d/\d\d\u00a0: 2", french[-1]), french
+    assert re.fullmatch(r"[A-Z][a-z]{2} \d\d/\d\d: 2", english[-1]), english
 
 
 def test_low_stock_lists_live_active_products_at_or_under_the_threshold(client, settings):

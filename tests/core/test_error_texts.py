@@ -149,7 +149,7 @@ def test_a_translated_word_in_a_sentence_is_shown_in_the_readers_language_capita
     with translation.override("en"):
         assert shown(stored) == "Product does not exist or was deleted."
     with translation.override("fr"):
-        assert shown(stored) == "Produit : n\u2019existe pas ou a été supprimé."
+        assert shown(stored) == "Produit\u00a0: n\u2019existe pas ou a été supprimé."
 
 
 def test_a_layout_of_texts_is_not_capitalised():

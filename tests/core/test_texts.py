@@ -41,7 +41,7 @@ def test_a_nested_text_is_translated_with_the_sentence_and_verbatim_values_are_n
     )
     with translation.override("fr"):
         assert shown(outer.stored) == (
-            "Le test de restauration du 2026-12-01 a échoué : "
+            "Le test de restauration du 2026-12-01 a échoué\u00a0: "
             "Le fichier de sauvegarde restore est introuvable."
         )
         assert shown(joined([inner, "pg_restore: error: x"]).stored) == (
@@ -176,7 +176,7 @@ def test_a_stored_figure_with_decimals_is_read_with_the_readers_decimal_separato
     with translation.override("fr"):
         assert shown(stored) == (
             "La séquence orders_order_number_seq a utilisé 90,0 % de sa plage "
-            "(valeurs restantes : 214748364)."
+            "(valeurs restantes\u00a0: 214748364)."
         )
         assert english(stored) == (
             "Sequence orders_order_number_seq has used 90.0% of its range (values left: 214748364)."

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import polib
@@ -47,6 +48,53 @@ def test_the_vendored_catalogues_match_the_installed_packages(tmp_path, package)
     fresh = tmp_path / "django.po"
     extract_vendor(package, fresh)
     assert keys(fresh) == keys(vendor_po(package)), f"{package} changed: run `make messages` and translate"
+
+
+# French typography: a non-breaking space (U+00A0) before : ; ! ? and inside « », never an
+# ordinary or a narrow one (most entries had a plain space, DRF's copy and Django's U+00A0: a
+# page mixed both, and a line could break before a colon).
+LOOSE_SPACE = re.compile(r"[^\S\u00a0](?=[:;!?»])|(?<=«)[^\S\u00a0]")
+
+
+def french_catalogues() -> list[Path]:
+    """Every French catalogue the project keeps: its own, and the vendored copies (unfold, DRF)."""
+    from django.conf import settings
+
+    found = [Path(p) / "fr" / "LC_MESSAGES" / "django.po" for p in settings.LOCALE_PATHS]
+    return [p for p in found if p.exists()]
+
+
+def loose_spaces(path: Path) -> list[str]:
+    """The msgstr texts of `path` with an ordinary or narrow space where French wants U+00A0."""
+    found = []
+    for entry in polib.pofile(str(path)):
+        for text in [entry.msgstr, *entry.msgstr_plural.values()]:
+            if entry.msgid and LOOSE_SPACE.search(text):
+                found.append(text)
+    return found
+
+
+def test_the_typography_check_reads_the_project_and_vendored_french_catalogues():
+    names = {p.relative_to(p.parents[3]).as_posix() for p in french_catalogues()}
+    assert {"locale/fr/LC_MESSAGES/django.po", "unfold/fr/LC_MESSAGES/django.po"} <= names, names
+    assert "rest_framework/fr/LC_MESSAGES/django.po" in names, names
+
+
+@pytest.mark.parametrize("path", french_catalogues(), ids=lambda p: str(p.relative_to(p.parents[3])))
+def test_french_puts_a_non_breaking_space_before_colons_and_question_marks_and_inside_quotes(path):
+    loose = loose_spaces(path)
+    assert loose == [], f"use U+00A0 before : ; ! ? and inside « » in {path}: {loose[:10]}"
+
+
+def test_a_plain_or_narrow_space_before_a_colon_is_found(tmp_path):
+    po = tmp_path / "django.po"
+    po.write_text(
+        'msgid ""\nmsgstr "Content-Type: text/plain; charset=UTF-8\\n"\n\n'
+        'msgid "a"\nmsgstr "Rien : fait"\n\nmsgid "b"\nmsgstr "Vraiment\u202f?"\n\n'
+        'msgid "c"\nmsgstr "« x\u00a0»"\n\nmsgid "d"\nmsgstr "Bien\u00a0: «\u00a0fait\u00a0»\u00a0!"\n',
+        encoding="utf-8",
+    )
+    assert loose_spaces(po) == ["Rien : fait", "Vraiment\u202f?", "« x\u00a0»"]
 
 
 def test_the_compiled_catalogue_is_used():

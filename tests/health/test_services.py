@@ -113,10 +113,10 @@ def test_an_opened_alert_is_logged_at_error_and_emailed_to_operations(
     assert alert.emailed_at is not None
     # In the marketplace's language (LANGUAGE_CODE), the time in Douala's, not English and UTC.
     sent = mail.outbox[0]
-    assert sent.subject == "[Okada] critique : Séquence proche de son maximum"
+    assert sent.subject == "[Okada] critique\u00a0: Séquence proche de son maximum"
     opened = timezone.localtime(alert.opened_at)
     assert sent.body == (
-        "La séquence health_probe_seq a utilisé 99,0 % de sa plage (valeurs restantes : 1).\n\n"
+        "La séquence health_probe_seq a utilisé 99,0 % de sa plage (valeurs restantes\u00a0: 1).\n\n"
         f"Ouverte le {opened:%d/%m/%Y %H:%M} ({alert.key})."
     )
 

@@ -19,7 +19,7 @@ from django.contrib.messages.constants import ERROR
 from django.db import connection
 from django.utils import timezone
 
-from catalog.models import Stock, StockMovement
+from catalog.models import Product, Stock, StockMovement
 from okada.celery import app
 from okada.core.actors import Actor
 from okada.core.errors import InUse, NotAllowed
@@ -36,7 +36,7 @@ from orders.services import (
 )
 from tests.admin_client import csrf_client, csrf_post
 from tests.catalog.factories import ProductFactory, UserFactory, VendorFactory, role_user, staff_actor
-from tests.hard_delete import confirm_hard_delete
+from tests.hard_delete import forge_hard_delete
 from tests.orders.factories import (
     CustomerFactory,
     OrderFactory,
@@ -92,8 +92,9 @@ def test_select_all_sent_to_the_order_list_cancels_nothing(client):
     assert response.status_code == 302
     errors = [m.message for m in get_messages(response.wsgi_request) if m.level == ERROR]
     assert errors == [
-        "Cette liste est trop longue pour agir sur toutes ses lignes à la fois : rien n\u2019a été fait. "
-        "Cochez les lignes sur lesquelles agir, page par page (filtrez d\u2019abord la liste)."
+        "Cette liste est trop longue pour agir sur toutes ses lignes à la fois\u00a0: "
+        "rien n\u2019a été fait. Cochez les lignes sur lesquelles agir, page par page "
+        "(filtrez d\u2019abord la liste)."
     ]
     assert set(Order.objects.filter(vendor=vendor).values_list("status", flat=True)) == {OrderStatus.PENDING}
     assert Stock.objects.get(product=product).reserved == 2
@@ -121,11 +122,22 @@ def test_an_open_order_cannot_be_deleted_in_admin(client, admin_user):
 def test_an_open_order_is_not_deleted_for_good_either_its_stock_stays_reserved_otherwise(client, admin_user):
     # A hard delete takes the order's items with it but not its reservation: the stock would stay
     # reserved for no open order (the nightly audit's reserved = open items), never released.
+    # The page says so and offers no confirmation; one posted anyway is refused by the service.
     product = ProductFactory(initial_stock=5)
     order = OrderFactory(vendor=product.vendor, items=[(product, 2)])
+    finished = order_cancel(order=OrderFactory(vendor=product.vendor), actor=staff_actor())
     client.force_login(admin_user)
+    post = {"action": "hard_delete_selected", "_selected_action": [str(order.pk), str(finished.pk)]}
 
-    response = confirm_hard_delete(client, "/admin/orders/order/", [order.pk])
+    page = client.post("/admin/orders/order/", post)
+    html = page.content.decode()
+    assert page.status_code == 200
+    assert "Suppression définitive impossible" in html
+    assert "Une commande en cours ne peut pas être supprimée" in html, html
+    assert order.number in html and finished.number not in html  # only the open one stops it
+    assert 'name="confirm"' not in html
+
+    response = forge_hard_delete(client, "/admin/orders/order/", Order, [order.pk])
 
     assert response.status_code == 302
     assert [m.message for m in get_messages(response.wsgi_request) if m.level == ERROR]
@@ -134,15 +146,25 @@ def test_an_open_order_is_not_deleted_for_good_either_its_stock_stays_reserved_o
 
 
 @pytest.mark.django_db(transaction=True)  # the foreign keys are checked at a real commit
-def test_an_ordered_product_is_not_deleted_for_good_the_admin_says_why_not_a_500(client, admin_user):
+def test_an_ordered_product_is_not_deleted_for_good_the_page_says_why_and_the_service_refuses_it(
+    client, admin_user
+):
     # Order items keep their product by a database foreign key only (DO_NOTHING, checked at
-    # commit): the confirmation's transaction committed after the service's `except`, and the
-    # refusal came out as an IntegrityError, a 500.
-    product = ProductFactory(initial_stock=5)
+    # commit). The page offered "Oui, supprimer définitivement" and named the stock row only;
+    # the refusal came after the confirmation. Now the page names the order items and offers no
+    # confirmation; one posted anyway is refused by the service (it was a 500 once: the refusal
+    # came out of the confirmation's commit as an IntegrityError).
+    product = ProductFactory(initial_stock=5, name="Riz parfumé")
     order = order_cancel(order=OrderFactory(vendor=product.vendor, items=[(product, 2)]), actor=staff_actor())
     client.force_login(admin_user)
+    post = {"action": "hard_delete_selected", "_selected_action": [str(product.pk)]}
 
-    response = confirm_hard_delete(client, "/admin/catalog/product/", [product.pk])
+    html = client.post("/admin/catalog/product/", post).content.decode()
+    assert "Suppression définitive impossible" in html
+    assert re.search(r"Lignes de commande\s: 1\b", html) and "2 x Riz parfumé" in html, html
+    assert 'name="confirm"' not in html and "Oui, supprimer définitivement" not in html
+
+    response = forge_hard_delete(client, "/admin/catalog/product/", Product, [product.pk])
 
     assert response.status_code == 302
     refused = [m.message for m in get_messages(response.wsgi_request) if m.level == ERROR]
@@ -179,7 +201,9 @@ def test_an_order_with_a_payment_is_kept_the_delete_says_why_instead_of_a_500(cl
     response = client.post(f"/admin/orders/order/{order.pk}/delete/", {"post": "yes"})
     assert response.status_code == 302
     errors = [m.message for m in get_messages(response.wsgi_request) if m.level == ERROR]
-    assert errors == [f"{order.number} a des paiements, conservés pour toujours : suppression impossible."]
+    assert errors == [
+        f"{order.number} a des paiements, conservés pour toujours\u00a0: suppression impossible."
+    ]
     response = client.post(
         "/admin/orders/order/",
         {"action": "delete_selected", "_selected_action": [str(order.pk)], "post": "yes"},
@@ -451,13 +475,17 @@ def test_a_callback_that_was_not_applied_is_on_the_order_timeline(client):
     timeline = _timeline_after_callbacks(client, "MTN-LATE", "failed", "succeeded")
     # The callback says "succeeded"; the line under it says it changed nothing, and why.
     assert "FCFA · réussi" in timeline
-    assert "Notification non appliquée : le paiement avait déjà le statut « échoué »." in timeline
+    assert (
+        "Notification non appliquée\u00a0: le paiement avait déjà le statut «\u00a0échoué\u00a0»." in timeline
+    )
 
 
 def test_a_failure_that_was_not_applied_shows_no_amount_on_the_timeline(client):
     # A failure carries no money: its line once read "0 FCFA", as if the provider had paid nothing.
     timeline = _timeline_after_callbacks(client, "MTN-FAIL-LATE", "succeeded", "failed")
-    assert "Notification non appliquée : le paiement avait déjà le statut « réussi »." in timeline
+    assert (
+        "Notification non appliquée\u00a0: le paiement avait déjà le statut «\u00a0réussi\u00a0»." in timeline
+    )
     assert "MTN Mobile Money · échoué" in timeline
     assert "· 0\xa0FCFA" not in timeline
 

@@ -292,7 +292,7 @@ def test_a_zone_of_another_city_is_a_400_naming_zone_and_leaves_no_customer(stor
     assert response.status_code == 400, response.content
     city = vendor.get_city_display()
     assert problem(response)["errors"] == {
-        "zone": [f"Ce vendeur livre à {city} uniquement : choisissez une zone de livraison à {city}."]
+        "zone": [f"Ce vendeur livre à {city} uniquement\u00a0: choisissez une zone de livraison à {city}."]
     }
     assert not Order.objects.exists() and not Customer.objects.filter(phone="+237677000333").exists()
     assert Stock.objects.get(product=product).reserved == 0
@@ -436,13 +436,14 @@ def test_order_refusals_name_statuses_roles_and_stock_in_the_callers_language(st
     product = ProductFactory(vendor=vendor, sku="RARE", initial_stock=2)
     body = order_body(vendor, ZoneFactory(), product, quantity=3)
     short = {lang: problem(store.post("/orders", body, HTTP_ACCEPT_LANGUAGE=lang)) for lang in ("fr", "en")}
-    assert short["fr"]["detail"] == "Stock insuffisant pour : RARE (reste 2)"
+    assert short["fr"]["detail"] == "Stock insuffisant pour\u00a0: RARE (reste 2)"
     assert short["en"]["detail"] == "Not enough stock for: RARE (2 left)"
     order = OrderFactory(vendor=vendor)
     for lang, expected in (
         (
             "fr",
-            "La boutique en ligne ne peut pas faire passer une commande de « en attente » à « acceptée ».",
+            "La boutique en ligne ne peut pas faire passer une commande de «\u00a0en attente\u00a0» "
+            "à «\u00a0acceptée\u00a0».",
         ),
         ("en", "The storefront may not move an order from pending to accepted."),
     ):
@@ -450,7 +451,7 @@ def test_order_refusals_name_statuses_roles_and_stock_in_the_callers_language(st
         assert problem(refused)["detail"] == expected
     assert store.post(f"/orders/{order.pk}/transitions", {"to": "cancelled"}).status_code == 200
     for lang, expected in (
-        ("fr", "Une commande ne peut pas passer de « annulée » à « en livraison »."),
+        ("fr", "Une commande ne peut pas passer de «\u00a0annulée\u00a0» à «\u00a0en livraison\u00a0»."),
         ("en", "An order cannot go from cancelled to out for delivery."),
     ):
         refused = vendor_api(vendor).post(

@@ -382,7 +382,7 @@ def test_a_partition_with_bounds_that_are_not_a_utc_month_is_reported_and_left_a
     assert (failed.kind, failed.outcome) == (Kind.CREATED, Outcome.FAILED)
     assert f"{table}: {table}_odd overlaps 2030-02" in english(failed.detail) and len(summary["failed"]) == 1
     with translation.override("fr"):
-        assert f"{table} : {table}_odd chevauche 2030-02" in shown(failed.detail)
+        assert f"{table}\u00a0: {table}_odd chevauche 2030-02" in shown(failed.detail)
 
 
 def test_a_detached_month_the_retention_now_keeps_is_attached_back_with_its_rows(

@@ -33,7 +33,11 @@ pytestmark = pytest.mark.django_db(transaction=True)
             "Produit introuvable",
             "No such product",
         ),
-        ({"name": "shelf.dust", "args": {}}, "Mutation inconnue : shelf.dust", "Unknown mutation shelf.dust"),
+        (
+            {"name": "shelf.dust", "args": {}},
+            "Mutation inconnue\u00a0: shelf.dust",
+            "Unknown mutation shelf.dust",
+        ),
     ],
 )
 def test_a_rejected_mutation_reads_in_the_viewers_language_whatever_the_device_spoke(
@@ -68,7 +72,7 @@ def _refusals(vendor) -> list[tuple[dict, str, str]]:
     return [
         (
             {"name": "stock.adjust", "args": {"product_id": str(gone.pk), "delta": 1}},
-            "Ce produit est supprimé : restaurez-le avant de modifier son stock.",
+            "Ce produit est supprimé\u00a0: restaurez-le avant de modifier son stock.",
             "This product is deleted: restore it before changing its stock.",
         ),
         (
@@ -89,7 +93,7 @@ def _refusals(vendor) -> list[tuple[dict, str, str]]:
                 "name": "order.transition",
                 "args": {"order_id": str(order.pk), "to": "delivered", "base_status": "pending"},
             },
-            "Une commande ne peut pas passer de « en attente » à « livrée ».",
+            "Une commande ne peut pas passer de «\u00a0en attente\u00a0» à «\u00a0livrée\u00a0».",
             "An order cannot go from pending to delivered.",
         ),
         (
@@ -101,7 +105,7 @@ def _refusals(vendor) -> list[tuple[dict, str, str]]:
                     "fields": {"colour": "red"},
                 },
             },
-            "Ces champs ne peuvent pas être modifiés : colour",
+            "Ces champs ne peuvent pas être modifiés\u00a0: colour",
             "These fields cannot be changed: colour",
         ),
     ]
@@ -161,17 +165,17 @@ def _stale_count(vendor) -> DomainError:
     [
         (
             _stale_version,
-            "Le produit a changé depuis la version 4 (version actuelle : 1).",
+            "Le produit a changé depuis la version 4 (version actuelle\u00a0: 1).",
             "The product changed since version 4 (now 1).",
         ),
         (
             _beyond_on_hand,
-            "Impossible de retirer 7 unités : 2 en rayon, 0 réservées.",
+            "Impossible de retirer 7 unités\u00a0: 2 en rayon, 0 réservées.",
             "Cannot remove 7 units: 2 on hand, 0 reserved.",
         ),
         (
             _stale_count,
-            "Le stock a changé : 4 en rayon, et non 9. Recomptez.",
+            "Le stock a changé\u00a0: 4 en rayon, et non 9. Recomptez.",
             "Stock changed: 4 on hand, not 9. Count again.",
         ),
     ],
@@ -201,27 +205,27 @@ def test_a_refusal_with_parameters_is_stored_in_no_language(
     [
         (
             {"price_xaf": 0},
-            "price_xaf : Assurez-vous que cette valeur est supérieure ou égale à\xa01.",
+            "price_xaf\u00a0: Assurez-vous que cette valeur est supérieure ou égale à\xa01.",
             "price_xaf: Ensure this value is greater than or equal to 1.",
         ),
         (
             {"name": "S" * 201},
-            "name : Le nombre de caractères de ce champ ne doit pas dépasser 200.",
+            "name\u00a0: Le nombre de caractères de ce champ ne doit pas dépasser 200.",
             "name: The number of characters in this field must not exceed 200.",
         ),
         (
             {"unit": "crate"},
-            "unit : «\xa0crate\xa0» n\u2019est pas un choix valide.",  # quotes escaped by the page
+            "unit\u00a0: «\xa0crate\xa0» n\u2019est pas un choix valide.",  # quotes escaped by the page
             "unit: &quot;crate&quot; is not a valid choice.",
         ),
         (  # the device's own input is kept as sent, never read as a number
             {"unit": "007"},
-            "unit : «\xa0007\xa0» n\u2019est pas un choix valide.",
+            "unit\u00a0: «\xa0007\xa0» n\u2019est pas un choix valide.",
             "unit: &quot;007&quot; is not a valid choice.",
         ),
         (  # too many digits for int(): once a 500 on every retry of the push
             {"unit": "1" * 5000},
-            "unit : «\xa0" + "1" * 5000 + "\xa0» n\u2019est pas un choix valide.",
+            "unit\u00a0: «\xa0" + "1" * 5000 + "\xa0» n\u2019est pas un choix valide.",
             "unit: &quot;" + "1" * 5000 + "&quot; is not a valid choice.",
         ),
     ],
@@ -280,7 +284,7 @@ def test_a_refusal_of_device_fields_answers_in_the_language_of_the_caller(langua
         product_fields({"name": "S" * 201, "category_id": "nope"})
     assert refused.value.errors["name"] == [message]
     assert set(refused.value.errors) == {"name", "category_id"}
-    assert refused.value.message == ("name : " if language == "fr" else "name: ") + message
+    assert refused.value.message == ("name\u00a0: " if language == "fr" else "name: ") + message
 
 
 def _nested(levels: int) -> dict:
@@ -320,6 +324,6 @@ def test_product_attributes_the_api_rules_refuse_keep_their_parameters_in_no_lan
     reads_in_its_language(
         client,
         f"/admin/sync/mutation/{mutation.pk}/change/",
-        f"attributes : Au plus {MAX_JSON_DEPTH} niveaux d\u2019imbrication.",
+        f"attributes\u00a0: Au plus {MAX_JSON_DEPTH} niveaux d\u2019imbrication.",
         f"attributes: Nested at most {MAX_JSON_DEPTH} levels deep.",
     )
