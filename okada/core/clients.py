@@ -22,6 +22,9 @@ log = logging.getLogger(__name__)
 # Headers a reverse proxy adds. A request that carries one came through a proxy (or says it
 # did): its REMOTE_ADDR is the proxy's, not the client's.
 FORWARDING_HEADERS = ("Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", "X-Real-IP")
+# As WSGI names them: read from META, as request.headers builds a dict of every header first (the
+# access log asks this on every request).
+_FORWARDING_META = tuple("HTTP_" + name.upper().replace("-", "_") for name in FORWARDING_HEADERS)
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -52,14 +55,15 @@ def client_address(request: HttpRequest) -> IPAddress | None:
     peer; the addresses before are the client's to write); None if the header is missing or
     unreadable there. A request that carries forwarding headers from any other peer: None, as
     that peer may be a proxy the settings do not know of."""
-    peer = _address(request.META.get("REMOTE_ADDR", ""))
-    if peer is None or not any(name in request.headers for name in FORWARDING_HEADERS):
+    meta = request.META
+    peer = _address(meta.get("REMOTE_ADDR", ""))
+    if peer is None or not any(name in meta for name in _FORWARDING_META):
         return peer  # straight from its client (a scraper on the proxy's host, too)
     trusted = settings.OKADA_TRUSTED_PROXIES
     if not within(peer, trusted):
         return None
     hop = None
-    for text in reversed(request.headers.get("X-Forwarded-For", "").split(",")):
+    for text in reversed(meta.get("HTTP_X_FORWARDED_FOR", "").split(",")):
         hop = _address(text)
         if hop is None or not within(hop, trusted):
             return hop
