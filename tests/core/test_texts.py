@@ -175,7 +175,7 @@ def test_a_stored_figure_with_decimals_is_read_with_the_readers_decimal_separato
     stored = text.stored
     with translation.override("fr"):
         assert shown(stored) == (
-            "La séquence orders_order_number_seq a utilisé 90,0 % de sa plage "
+            "La séquence orders_order_number_seq a utilisé 90,0\u00a0% de sa plage "
             "(valeurs restantes\u00a0: 214748364)."
         )
         assert english(stored) == (
@@ -187,10 +187,16 @@ def test_a_stored_figure_with_decimals_is_read_with_the_readers_decimal_separato
             == "Sequence orders_order_number_seq has used 90.0% of its range (values left: 214748364)."
         )
     limit = Text(
-        gettext_noop("The %(what)s cache hit ratio is %(percent).2f%% (alert under %(limit)s%%)."),
+        gettext_noop(
+            "The %(what)s cache hit ratio was %(percent).2f%% from %(since)s to %(until)s "
+            "(%(blocks)s blocks accessed; alert under %(limit)s%%)."
+        ),
         what="table",
         percent=97.5,
+        since="01:00",
+        until="02:00",
+        blocks=12000,
         limit=99.0,
     )
     with translation.override("fr"):
-        assert "97,50 %" in limit.render() and "99,0 %" in limit.render()
+        assert "97,50\u00a0%" in limit.render() and "99,0\u00a0%" in limit.render()

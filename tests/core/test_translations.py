@@ -53,7 +53,8 @@ def test_the_vendored_catalogues_match_the_installed_packages(tmp_path, package)
 # French typography: a non-breaking space (U+00A0) before : ; ! ? and inside « », never an
 # ordinary or a narrow one (most entries had a plain space, DRF's copy and Django's U+00A0: a
 # page mixed both, and a line could break before a colon).
-LOOSE_SPACE = re.compile(r"[^\S\u00a0](?=[:;!?»])|(?<=«)[^\S\u00a0]")
+# A percent sign too ("%%" in a python-format text, a bare "%" elsewhere; not a placeholder).
+LOOSE_SPACE = re.compile(r"[^\S\u00a0](?=[:;!?»]|%%|%(?![(%\w.]))|(?<=«)[^\S\u00a0]")
 
 
 def french_catalogues() -> list[Path]:
@@ -83,7 +84,7 @@ def test_the_typography_check_reads_the_project_and_vendored_french_catalogues()
 @pytest.mark.parametrize("path", french_catalogues(), ids=lambda p: str(p.relative_to(p.parents[3])))
 def test_french_puts_a_non_breaking_space_before_colons_and_question_marks_and_inside_quotes(path):
     loose = loose_spaces(path)
-    assert loose == [], f"use U+00A0 before : ; ! ? and inside « » in {path}: {loose[:10]}"
+    assert loose == [], f"use U+00A0 before : ; ! ? % and inside « » in {path}: {loose[:10]}"
 
 
 def test_a_plain_or_narrow_space_before_a_colon_is_found(tmp_path):
@@ -91,10 +92,11 @@ def test_a_plain_or_narrow_space_before_a_colon_is_found(tmp_path):
     po.write_text(
         'msgid ""\nmsgstr "Content-Type: text/plain; charset=UTF-8\\n"\n\n'
         'msgid "a"\nmsgstr "Rien : fait"\n\nmsgid "b"\nmsgstr "Vraiment\u202f?"\n\n'
-        'msgid "c"\nmsgstr "« x\u00a0»"\n\nmsgid "d"\nmsgstr "Bien\u00a0: «\u00a0fait\u00a0»\u00a0!"\n',
+        'msgid "c"\nmsgstr "« x\u00a0»"\n\nmsgid "d"\nmsgstr "Bien\u00a0: «\u00a0fait\u00a0»\u00a0!"\n\n'
+        'msgid "e"\nmsgstr "%(p).1f %% de %(n)s"\n\nmsgid "f"\nmsgstr "%(p).1f\u00a0%% de %s"\n',
         encoding="utf-8",
     )
-    assert loose_spaces(po) == ["Rien : fait", "Vraiment\u202f?", "« x\u00a0»"]
+    assert loose_spaces(po) == ["Rien : fait", "Vraiment\u202f?", "« x\u00a0»", "%(p).1f %% de %(n)s"]
 
 
 def test_the_compiled_catalogue_is_used():

@@ -151,7 +151,7 @@ def test_open_alerts_show_as_a_banner_on_every_admin_page(client, operations_use
     assert 'id="health-alerts"' in body and "Sequence x has used 90.0% of its range" in body
     client.cookies[settings.LANGUAGE_COOKIE_NAME] = "fr"  # and in French for French readers
     body = client.get(reverse("admin:health_alert_changelist")).content.decode()
-    assert "La séquence x a utilisé 90,0 % de sa plage" in body
+    assert "La séquence x a utilisé 90,0\u00a0% de sa plage" in body
     client.force_login(staff_user)  # no role: no banner
     assert 'id="health-alerts"' not in client.get(reverse("admin:index")).content.decode()
 

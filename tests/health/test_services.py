@@ -116,7 +116,7 @@ def test_an_opened_alert_is_logged_at_error_and_emailed_to_operations(
     assert sent.subject == "[Okada] critique\u00a0: Séquence proche de son maximum"
     opened = timezone.localtime(alert.opened_at)
     assert sent.body == (
-        "La séquence health_probe_seq a utilisé 99,0 % de sa plage (valeurs restantes\u00a0: 1).\n\n"
+        "La séquence health_probe_seq a utilisé 99,0\u00a0% de sa plage (valeurs restantes\u00a0: 1).\n\n"
         f"Ouverte le {opened:%d/%m/%Y %H:%M} ({alert.key})."
     )
 
@@ -575,7 +575,7 @@ def test_a_session_idle_in_a_transaction_past_the_threshold_opens_an_alert_that_
             assert "inactive dans une transaction ouverte" in alert_text(alert)
         # Emailed as the other alerts are: in French, titled by the condition.
         [sent] = mail.outbox
-        assert sent.subject.endswith(" : Transaction ouverte inactive")
+        assert sent.subject.endswith("\u00a0: Transaction ouverte inactive")
         assert sent.body.startswith(
             f"La session {pid} est inactive dans une transaction ouverte depuis 0 minute "
         )
