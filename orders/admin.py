@@ -34,7 +34,7 @@ from okada.core.admin import (
     staff_actor,
     valid_pk,
 )
-from okada.core.deletion import row_line
+from okada.core.deletion import bounded_part, summary_lines
 from okada.core.display import actor_label, badge, money
 from okada.core.errors import DomainError
 
@@ -408,16 +408,20 @@ class OrderAdmin(BigTableMixin, TrackedAdmin):
         services.order_hard_delete(order=obj, actor=staff_actor(request))
 
     def hard_delete_refusals(self, pks: list[Any]) -> list[tuple[str, list[Any]]]:
-        # order_hard_delete refuses an open order (its stock stays reserved). At most
-        # HARD_DELETE_MAX rows are selected: one query, every open one named.
-        open_orders = Order.all_objects.filter(pk__in=pks, status__in=OPEN_STATUSES).order_by("pk")
-        rows = [
-            row_line(Order._meta.verbose_name, format_html('<a href="{}">{}</a>', change_url(o), o))
-            for o in open_orders
-        ]
-        if not rows:
+        # order_hard_delete refuses an open order (its stock stays reserved).
+        return self._open_orders_refused(Q(pk__in=pks))
+
+    def soft_delete_refusals(self, pks: Any) -> list[tuple[str, list[Any]]]:
+        # order_soft_delete refuses an open order too (a deleted one is not deleted again).
+        return self._open_orders_refused(Q(pk__in=pks, deleted_at__isnull=True))
+
+    def _open_orders_refused(self, selected: Q) -> list[tuple[str, list[Any]]]:
+        """The open orders among `selected`, counted up to a bound and the first named."""
+        part = bounded_part(Order, selected & Q(status__in=OPEN_STATUSES))
+        if not part.count:
             return []
-        return [(gettext("An open order cannot be deleted: cancel it first (it releases the stock)."), rows)]
+        why = gettext("An open order cannot be deleted: cancel it first (it releases the stock).")
+        return [(why, summary_lines([part], self.admin_site))]
 
     @admin.action(permissions=["transition"], description=_("Cancel selected orders (releases stock)"))
     def cancel_orders(self, request: HttpRequest, queryset: QuerySet) -> None:

@@ -8,7 +8,9 @@ The admin is django-unfold (`unfold.admin.ModelAdmin`) over the stock Django adm
   and `restore_object` (each calls a service with `staff_actor(request)`), and the base routes
   the add/change form, the delete view, the "delete selected" and "restore" actions and a
   history revert through them. A `DomainError` from a service is shown on the form (or as a
-  message for actions), never a 500, and nothing is written. It also gives the "deleted"
+  message for actions), never a 500, and nothing is written. The delete pages say up front which
+  rows the services will refuse to delete and why, with no confirmation then
+  (`soft_delete_refused_page`). It also gives the "deleted"
   filter (live rows by default), history with field diffs, hard delete (superusers only, after
   a confirmation page) and autocompletes that never offer deleted rows.
   History revert: simple-history's form view would save the old row as it was, bypassing the
@@ -64,7 +66,15 @@ from unfold.templatetags import unfold_list
 
 from . import account_powers, services
 from .actors import Actor
-from .deletion import DeletionInWords, TooDeep, hard_delete_summary, row_line, summary_counts, summary_lines
+from .deletion import (
+    DeletionInWords,
+    TooDeep,
+    hard_delete_summary,
+    row_line,
+    soft_delete_refusals,
+    summary_counts,
+    summary_lines,
+)
 from .display import badge, job_label, job_shown, job_summary, reason_label
 from .errors import ChangedSinceOpened, DomainError
 from .forbidden import forbidden_page
@@ -595,11 +605,13 @@ class TrackedAdmin(RefusesOddInput, RefusalOnForm, HistoryOfValidIds, SimpleHist
 
     def get_deleted_objects(self, objs: Any, request: HttpRequest) -> Any:
         # Django would walk every related row (a vendor's 1,000 products) to list them. A delete
-        # here is a soft delete that the service refuses while live rows still depend on the row,
-        # so the page lists and counts the rows themselves, each linked to its page as Django
-        # lists rows; permission is checked by has_delete_permission. (A delete for good removes
-        # what depends on the rows: its page counts them without walking them,
-        # hard_delete_summary.)
+        # here is a soft delete that the service refuses while live rows still depend on the row
+        # (the page says so instead, soft_delete_refused_page), so the page lists and counts the
+        # rows themselves, each linked to its page as Django lists rows; permission is checked by
+        # has_delete_permission. No row is reported as protected: Django would then answer a
+        # confirmation with the page again, and the services must be the ones to refuse it.
+        # (A delete for good removes what depends on the rows: its page counts them without
+        # walking them, hard_delete_summary.)
         rows = list(objs)
         opts = self.model._meta
         listed = [
@@ -609,6 +621,43 @@ class TrackedAdmin(RefusesOddInput, RefusalOnForm, HistoryOfValidIds, SimpleHist
 
     def delete_model(self, request: HttpRequest, obj: Any) -> None:
         self.delete_object(request, obj)
+
+    def soft_delete_refusals(self, pks: Any) -> list[tuple[str, list[Any]]]:
+        """What the model's soft delete service refuses among the rows `pks` (a list of keys or a
+        query of them) besides rows in use, as (why, the rows named) for the page (an open
+        order: cancel it first). Bounded: the first HARD_DELETE_LISTED rows. None by default."""
+        return []
+
+    def soft_delete_refused_page(
+        self, request: HttpRequest, pks: Any, count: int, back_url: str
+    ) -> TemplateResponse | None:
+        """The delete page of rows the services would refuse to soft-delete (used by live rows:
+        a vendor's products; or refused by the model's service: soft_delete_refusals), saying
+        which and why, with no confirmation; None when they can all go. A selection goes whole or
+        not at all (README). The page only informs: a confirmation posted anyway reaches the
+        services, which refuse those rows."""
+        in_use, using = soft_delete_refusals(self.model, pks, self.admin_site)
+        refused = [*self.soft_delete_refusals(pks), *in_use]
+        if not refused:
+            return None
+        context = {
+            **self.admin_site.each_context(request),
+            "title": gettext("Cannot be deleted"),
+            "refused": refused,
+            "protected": summary_lines(using, self.admin_site),
+            "protected_count": summary_counts(using).items(),
+            "count": count,
+            "back_url": back_url,
+            "opts": self.model._meta,
+        }
+        return TemplateResponse(request, "admin/okada/soft_delete_refused.html", context)
+
+    def render_delete_form(self, request: HttpRequest, context: dict[str, Any]) -> Any:
+        # Shown on a GET only (a POST confirms: Django renders the form again only for protected
+        # rows, which get_deleted_objects never reports here), after the delete permission check.
+        obj = context["object"]
+        refused = self.soft_delete_refused_page(request, [obj.pk], 1, change_url(obj))
+        return refused or super().render_delete_form(request, context)
 
     def delete_view(self, request: HttpRequest, object_id: str, extra_context: Any = None) -> Any:
         try:
@@ -631,7 +680,10 @@ class TrackedAdmin(RefusesOddInput, RefusalOnForm, HistoryOfValidIds, SimpleHist
         if request.POST.get("post") and not request.POST.get("cancel"):
             self.delete_queryset(request, queryset)
             return None
-        return django_delete_selected(self, request, queryset)
+        refused = self.soft_delete_refused_page(
+            request, queryset.order_by().values("pk"), queryset.count(), request.get_full_path()
+        )
+        return refused or django_delete_selected(self, request, queryset)
 
     @admin.action(permissions=["change"], description=_("Restore selected deleted rows"))
     def restore_selected(self, request: HttpRequest, queryset: QuerySet) -> None:

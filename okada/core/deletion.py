@@ -299,6 +299,58 @@ def _over_line(part: Part) -> str:
     }
 
 
+# --- The soft delete's pages: what the services will refuse, said up front --------------------
+# A soft delete is refused while rows use the row through a protected key (live rows of a tracked
+# model: a vendor's products; any row of another: an order's payments), okada.core.services
+# refuse_if_in_use. The pages ask the same relations, per relation: which selected rows are used
+# and the rows using them, each counted up to HARD_DELETE_COUNTED with the first rows named, as
+# the hard delete page does: the number of queries depends on the model, not on the selection.
+
+
+def bounded_part(model: Any, where: Q, *, listed: int = HARD_DELETE_LISTED) -> Part:
+    """The rows of `model` matching `where`, counted up to HARD_DELETE_COUNTED (two queries),
+    the first `listed` loaded for summary_lines."""
+    part = Part(model, where, bounded=True)
+    _count(part)
+    if part.count:
+        part.rows = _first_rows(part, listed)
+    return part
+
+
+def soft_delete_refusals(
+    model: Any, pks: Any, admin_site: Any, *, listed: int = HARD_DELETE_LISTED
+) -> tuple[list[tuple[str, list[Any]]], list[Part]]:
+    """What refuse_if_in_use would refuse among the live rows `pks` of `model` (a list of keys or
+    a query of them): (why, the selected rows it refuses, named) per protected key, and the rows
+    that use them per model. Four queries per protected key, whatever the selection."""
+    from django.db.models import Exists, OuterRef
+
+    from .services import in_use_relations
+
+    refused: list[tuple[str, list[Any]]] = []
+    using: dict[Any, Part] = {}
+    selected = model.objects.filter(pk__in=pks)
+    for key, related, tracked in in_use_relations(model):
+        live = Q(deleted_at__isnull=True) if tracked else Q()
+        users = Q(**{f"{key.attname}__in": selected.values(key.target_field.attname)}) & live
+        used = Exists(related._base_manager.filter(live, **{key.attname: OuterRef(key.target_field.attname)}))
+        part = bounded_part(model, Q(pk__in=selected.values("pk")) & Q(used), listed=listed)
+        if not part.count:
+            continue
+        why = (
+            gettext("Still used by live %(rows)s: delete or move them first.")
+            if tracked
+            else gettext("They have %(rows)s, which are kept for good: they cannot be deleted.")
+        )
+        refused.append((why % {"rows": related._meta.verbose_name_plural}, summary_lines([part], admin_site)))
+        if related in using:
+            using[related].where |= users
+        else:
+            using[related] = Part(related, users, bounded=True)
+    counted = [bounded_part(p.model, p.where, listed=listed) for p in using.values()]
+    return refused, [p for p in counted if p.count]
+
+
 def _more_line(model: Any, more: int) -> str:
     """ "and 980 more products", in the page's language."""
     if _is_link(model) and more == 1:

@@ -142,18 +142,26 @@ def live_share_locked(model: Any, key: Any, *, strength: str = "KEY SHARE") -> A
     return next(iter(rows), None)
 
 
+def in_use_relations(model: Any) -> list[tuple[Any, Any, bool]]:
+    """(the key, the model that has it, tracked?) of each protected key pointing at `model`: while
+    rows use a row through one (live rows of a tracked model, any row of another), its soft delete
+    is refused (`refuse_if_in_use`; the admin's delete pages say so up front from the same list,
+    okada.core.deletion.soft_delete_refusals)."""
+    return [
+        (rel.field, rel.related_model, bool(getattr(rel.related_model, "tracked", False)))
+        for rel in model._meta.related_objects
+        if not rel.many_to_many and rel.on_delete is PROTECT
+    ]
+
+
 def refuse_if_in_use(obj: TrackedModel) -> None:
     """InUse when rows point at `obj` through a protected key: live tracked rows (a vendor's
     products, a zone's customers: deleting it would leave them pointing at a deleted row), or
     records that are never deleted (an order's payments, a vendor's devices and sync conflicts:
     they keep it live; safedelete's cascade would raise ProtectedError, a 500)."""
-    for rel in obj._meta.related_objects:
-        related: Any = rel.related_model
-        if rel.many_to_many or rel.on_delete is not PROTECT:
-            continue
-        tracked = getattr(related, "tracked", False)
+    for key, related, tracked in in_use_relations(type(obj)):
         rows = related.objects if tracked else related._default_manager
-        if rows.filter(**{rel.field.name: obj}).exists():
+        if rows.filter(**{key.name: obj}).exists():
             message = (
                 gettext_noop("%(obj)s is still used by live %(rows)s: delete or move them first.")
                 if tracked
