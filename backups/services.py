@@ -33,6 +33,7 @@ from django.utils.translation import gettext_lazy, gettext_noop
 from okada.core.actors import Actor
 from okada.core.db import reconnect_if_broken
 from okada.core.errors import Conflict, InvalidInput
+from okada.core.files import fsync_dir, owner_only_directory
 from okada.core.jobs import JobFailed, advisory_lock
 from okada.core.texts import Text, shown, text_of
 from orders.audit import invariant_audit
@@ -80,7 +81,7 @@ def _user() -> str:
 def backup_dir() -> Path:
     directory = Path(settings.OKADA_BACKUP_DIR)
     try:
-        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        owner_only_directory(directory)
         if not os.access(directory, os.W_OK | os.X_OK):
             raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(directory))
     except OSError as exc:
@@ -194,7 +195,7 @@ def backup_run(*, kind: str, request_id: str = "", on_step: Step = quiet) -> Bac
         _write_atomically(_companions(path)[1], json.dumps(_describe_backup(backup), indent=2) + "\n")
         on_step(f"dump written: {dump.size:,} bytes, SHA-256 {dump.sha256}")  # a safe point
         os.replace(_partial(path), path)  # last: a complete name means a complete, checksummed file
-        pg.fsync_dir(directory)
+        fsync_dir(directory)
     except BaseException as exc:
         _remove_files_after_failure(path)
         reconnect_if_broken()  # the failure may be that our session was ended: record it anyway
@@ -312,7 +313,7 @@ def backups_prune(
             if backup.status != BackupStatus.COMPLETE:
                 continue
             _remove_files(backup_path(backup))
-            pg.fsync_dir(backup_dir())
+            fsync_dir(backup_dir())
             backup.status = BackupStatus.PRUNED
             backup.pruned_at = now
             backup.save()

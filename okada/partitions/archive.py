@@ -19,6 +19,7 @@ from pathlib import Path
 from django.utils.translation import gettext_noop
 
 from okada.core.db import libpq_env, postgresql_program
+from okada.core.files import fsync_dir, owner_only_directory
 from okada.core.texts import Text
 
 
@@ -67,31 +68,6 @@ def _run(args: list[str], *, pass_fds: tuple[int, ...] = ()) -> None:
                 stderr=done.stderr.strip()[-2000:],
             )
         )
-
-
-def _owner_only_directory(directory: Path) -> None:
-    """Create `directory` and any missing parent with mode 0700, as the backups make theirs: it
-    may be the first thing written under OKADA_BACKUP_DIR. Each new name is synced into its
-    parent: an archive in a directory a power cut forgets is lost with it."""
-    missing = []
-    for path in (directory, *directory.parents):
-        if path.exists():
-            break
-        missing.append(path)
-    for path in reversed(missing):
-        path.mkdir(mode=0o700, exist_ok=True)
-        os.chmod(path, 0o700)  # mkdir's mode goes through the umask
-        _fsync_directory(path.parent)
-
-
-def _fsync_directory(directory: Path) -> None:
-    """Make the names created, renamed or removed in `directory` durable (fsync of the file
-    alone does not write its directory entry)."""
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def checksum_path(path: Path) -> Path:
@@ -205,7 +181,7 @@ def dump_table(name: str, *, schema: str, directory: Path, stamp: str, lock_wait
     always has its digest, and both are on disk when this returns (the caller drops the table
     next: the archive is then the month's only copy). When anything fails, neither is left.
     """
-    _owner_only_directory(directory)
+    owner_only_directory(directory)
     final = _free_name(directory, f"{name}-{stamp}")
     partial = final.with_name(final.name + ".partial")
     fd = _open_locked(partial)
@@ -231,7 +207,7 @@ def dump_table(name: str, *, schema: str, directory: Path, stamp: str, lock_wait
             raise
         named = True
         partial.unlink()
-        _fsync_directory(directory)
+        fsync_dir(directory)
     except BaseException:
         if not named and _same_file(fd, partial):  # ours and still locked: no one else is writing it
             partial.unlink()
@@ -283,7 +259,7 @@ def _sync_archive(path: Path) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
-    _fsync_directory(path.parent)
+    fsync_dir(path.parent)
 
 
 def _listing(path: Path) -> str:

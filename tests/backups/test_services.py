@@ -30,6 +30,7 @@ from backups.services import (
     BackupNotRestorable,
     TargetNotEmpty,
     backup_and_prune,
+    backup_dir,
     backup_path,
     backup_restore,
     backup_run,
@@ -1044,3 +1045,12 @@ def test_a_backup_that_fills_the_disk_is_marked_failed_leaves_no_file_and_the_ne
     settings.OKADA_BACKUP_DIR = backup_dir
     backup = backup_run(kind=BackupKind.MANUAL)
     assert backup.status == BackupStatus.COMPLETE and backup_path(backup).exists()
+
+
+def test_the_backup_directory_and_the_parents_it_makes_are_the_owners_only(settings, tmp_path):
+    # Parents were made with the umask's mode (0755 here): readable by every local user, who
+    # could list and time the dumps of every customer's phone number.
+    settings.OKADA_BACKUP_DIR = str(tmp_path / "okada" / "backups")
+    made = backup_dir()
+    assert made == tmp_path / "okada" / "backups"
+    assert [oct(p.stat().st_mode & 0o777) for p in (made.parent, made)] == ["0o700", "0o700"]
