@@ -217,6 +217,12 @@ def quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+def literal(value: str) -> str:
+    """A string constant for statements that take no parameters (CREATE DATABASE's options);
+    standard_conforming_strings is on, as it is by default since PostgreSQL 9.1."""
+    return "'" + value.replace("'", "''") + "'"
+
+
 TABLES_SQL = """
     SELECT n.nspname, c.relname
       FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -475,14 +481,16 @@ def drop_database(name: str) -> None:
 class DatabaseShape:
     """What a DBA gave a database apart from its contents, to give it back when it is dropped
     and created again empty: its owner, connection limit and comment, its privileges (None:
-    the defaults) as (grantee, privilege, grantable) with "" for PUBLIC, and its settings as
-    (role, name, value) with "" for every role."""
+    the defaults) as (grantee, privilege, grantable) with "" for PUBLIC, its settings as
+    (role, name, value) with "" for every role, and its encoding and locale (what its text sorts
+    and compares by): the CREATE DATABASE clauses that give them back."""
 
     owner: str
     connection_limit: int
     comment: str | None
     privileges: list[tuple[str, str, bool]] | None
     settings: list[tuple[str, str, str]]
+    locale: list[tuple[str, str]]
 
 
 DATABASE_PRIVILEGES = ("CREATE", "TEMPORARY", "CONNECT")
@@ -508,7 +516,21 @@ def database_shape(name: str) -> DatabaseShape:
             [oid],
         )
         settings = [(role, *setting.split("=", 1)) for role, setting in cursor.fetchall()]
-    return DatabaseShape(owner, limit, comment, privileges, settings)
+        # to_jsonb: the ICU locale's column is daticulocale in PostgreSQL 15 and 16, datlocale
+        # (for the builtin provider too) from 17.
+        cursor.execute(
+            "SELECT pg_encoding_to_char(encoding), datcollate, datctype, j ->> 'datlocprovider', "
+            "coalesce(j ->> 'datlocale', j ->> 'daticulocale') "
+            "FROM pg_database d, to_jsonb(d) j WHERE d.oid = %s",
+            [oid],
+        )
+        encoding, collate, ctype, provider, provider_locale = cursor.fetchone()
+    locale = [("ENCODING", encoding), ("LC_COLLATE", collate), ("LC_CTYPE", ctype)]
+    if provider == "i":
+        locale += [("LOCALE_PROVIDER", "icu"), ("ICU_LOCALE", provider_locale)]
+    elif provider == "b":
+        locale += [("LOCALE_PROVIDER", "builtin"), ("BUILTIN_LOCALE", provider_locale)]
+    return DatabaseShape(owner, limit, comment, privileges, settings, locale)
 
 
 def recreate_database(name: str) -> None:
@@ -525,9 +547,13 @@ def recreate_database(name: str) -> None:
     drop_database(name)
     database = quote(name)
     with server_cursor(outside=name) as cursor:
+        locale = "".join(
+            f" {clause} {value}" if clause == "LOCALE_PROVIDER" else f" {clause} {literal(value)}"
+            for clause, value in shape.locale
+        )
         cursor.execute(
             f"CREATE DATABASE {database} {f'OWNER {quote(owner)} ' if owner else ''}TEMPLATE template0 "
-            f"CONNECTION LIMIT {int(shape.connection_limit)}"
+            f"CONNECTION LIMIT {int(shape.connection_limit)}{locale}"
         )
         if shape.comment is not None:
             cursor.execute(f"COMMENT ON DATABASE {database} IS %s", [shape.comment])

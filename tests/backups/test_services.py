@@ -750,7 +750,12 @@ def target_a_dba_made(target_database):
         for role in (OWNER, READER):
             cursor.execute(f"DROP ROLE IF EXISTS {role}")
             cursor.execute(f"CREATE ROLE {role} NOLOGIN")
-        cursor.execute(f"CREATE DATABASE {target_database} OWNER {OWNER} TEMPLATE template0")
+        # A locale of its own, unlike the server's (C.UTF-8, libc): ICU's French of Cameroon,
+        # byte order for LC_COLLATE and LC_CTYPE.
+        cursor.execute(
+            f"CREATE DATABASE {target_database} OWNER {OWNER} TEMPLATE template0 "
+            "LOCALE_PROVIDER icu ICU_LOCALE 'fr-CM' LC_COLLATE 'C' LC_CTYPE 'C'"
+        )
         cursor.execute(f"REVOKE ALL ON DATABASE {target_database} FROM PUBLIC")
         cursor.execute(f"GRANT CONNECT, TEMPORARY ON DATABASE {target_database} TO {READER}")
         cursor.execute(f"ALTER DATABASE {target_database} SET statement_timeout = '7min'")
@@ -766,9 +771,11 @@ def target_a_dba_made(target_database):
 
 
 def target_properties(name: str) -> tuple[Any, ...]:
-    """Owner, privileges (sorted) and settings of the database `name`."""
+    """Owner, privileges (sorted), settings and locale of the database `name`."""
     [row] = server_query(
         "SELECT pg_get_userbyid(d.datdba), "
+        "  concat_ws(' ', pg_encoding_to_char(d.encoding), d.datcollate, d.datctype, d.datlocprovider, "
+        "            to_jsonb(d) ->> 'daticulocale', to_jsonb(d) ->> 'datlocale'), "
         "  (SELECT array_agg(x ORDER BY x) FROM unnest(d.datacl::text[]) x), "
         "  (SELECT array_agg(s.setrole::regrole || ': ' || array_to_string(s.setconfig, '; ') ORDER BY 1) "
         "     FROM pg_db_role_setting s WHERE s.setdatabase = d.oid) "
@@ -782,7 +789,8 @@ def test_a_restore_into_an_empty_database_a_dba_made_keeps_its_owner_privileges_
     target_a_dba_made,
 ):
     target, made = target_a_dba_made
-    assert made[0] == OWNER and any(a.startswith(f"{READER}=") for a in made[1]) and len(made[2]) == 2
+    assert made[:2] == (OWNER, "UTF8 C C i fr-CM")
+    assert any(a.startswith(f"{READER}=") for a in made[2]) and len(made[3]) == 2
     marketplace()
     backup = backup_run(kind=BackupKind.MANUAL)
 
