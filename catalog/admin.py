@@ -285,6 +285,12 @@ class ProductAdmin(BigTableMixin, TrackedAdmin):
     def price(self, product: Product) -> str:
         return money(product.price_xaf)
 
+    def get_list_display(self, request: HttpRequest) -> Any:
+        shown = super().get_list_display(request)
+        if request.user.has_perm("catalog.view_stock"):
+            return shown
+        return [name for name in shown if name != "available"]
+
     @admin.display(description=_("available"))
     def available(self, product: Product) -> Any:
         stock = getattr(product, "stock", None)
@@ -324,7 +330,8 @@ class ProductAdmin(BigTableMixin, TrackedAdmin):
     ):
         product = self.get_object(request, object_id)
         extra: dict[str, Any] = {}
-        if product is not None:
+        # Stock and its ledger are their own permission (a group may see products without them).
+        if product is not None and request.user.has_perm("catalog.view_stock"):
             stock = Stock.objects.filter(product=product).first()
             extra = {
                 "stock": stock,

@@ -138,6 +138,28 @@ def test_a_support_user_cannot_adjust_stock(client):
     assert Stock.objects.get(product=product).on_hand == 5
 
 
+def test_a_group_that_sees_products_but_not_stock_is_shown_neither_stock_nor_ledger(client):
+    from django.contrib.auth.models import Group, Permission
+
+    from okada.core.roles import STOCK
+    from tests.catalog.factories import UserFactory, role_user
+
+    product = ProductFactory(initial_stock=7)
+    catalogue_only = Group.objects.create(name="Catalogue readers")
+    catalogue_only.permissions.add(Permission.objects.get(codename="view_product"))
+    user = UserFactory(is_staff=True)
+    user.groups.add(catalogue_only)
+    client.force_login(user)
+    page = client.get(f"/admin/catalog/product/{product.pk}/change/").content.decode()
+    assert product.name in page and 'id="stock-on-hand"' not in page and 'id="ledger"' not in page
+    listing = client.get("/admin/catalog/product/")
+    assert "available" not in listing.context["cl"].list_display
+    # A role that may see stock still does.
+    client.force_login(role_user(STOCK))
+    assert 'id="stock-on-hand"' in client.get(f"/admin/catalog/product/{product.pk}/change/").content.decode()
+    assert "available" in client.get("/admin/catalog/product/").context["cl"].list_display
+
+
 def test_product_search_is_full_text_and_filters_by_vendor(client, admin_user):
     vendor = VendorFactory()
     creme = ProductFactory(vendor=vendor, name="Crème fraîche 20 cl")
