@@ -79,6 +79,32 @@ def reading(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
     return wrapped
 
 
+def cache_interval() -> dict[str, Any]:
+    """The cache hit ratios the alert judges (the last interval between snapshots), for the
+    Overview and Indexes screens: read in a section of their own, under the timeout."""
+    return {
+        "cache_interval": selectors.section(lambda cur: selectors.cache_hit_interval()),
+        "cache_hit_limit": settings.OKADA_HEALTH_CACHE_HIT_ALERT_PERCENT / 100,
+    }
+
+
+def idle_level(session: dict[str, Any]) -> str:
+    """How a session idle inside an open transaction stands out on the Activity screen: past the
+    idle-in-transaction alert's thresholds "critical" or "warning", below them "idle"; "" for a
+    session that is not idle in a transaction. (An aborted transaction is shown too: its locks are
+    held until the application rolls it back.)"""
+    if not (session.get("state") or "").startswith("idle in transaction"):
+        return ""
+    seconds = session.get("state_seconds")
+    if seconds is None:
+        return "idle"
+    if seconds >= settings.OKADA_HEALTH_IDLE_TRANSACTION_CRITICAL_MINUTES * 60:
+        return "critical"
+    if seconds >= settings.OKADA_HEALTH_IDLE_TRANSACTION_MINUTES * 60:
+        return "warning"
+    return "idle"
+
+
 @admin.register(DatabaseHealth)
 class DatabaseHealthAdmin(ReadOnlyAdmin):
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
@@ -147,6 +173,7 @@ class DatabaseHealthAdmin(ReadOnlyAdmin):
             "connections": selectors.section(pg.connections),
             "database": selectors.section(pg.database),
             "hit_ratios": selectors.section(pg.cache_hit_ratios),
+            **cache_interval(),
             "xid_limit": pg.XID_LIMIT,
             "panels": panels,
         }
@@ -178,9 +205,20 @@ class DatabaseHealthAdmin(ReadOnlyAdmin):
         if sessions.ok and not request.user.is_superuser:  # values in the SQL may be secrets
             for s in sessions.data:
                 s["query"] = pg.without_literals(s["query"])
+        if sessions.ok:
+            for s in sessions.data:
+                s["idle_level"] = idle_level(s)
         tree = selectors.blocking_tree(sessions.data) if sessions.ok else []
         return self._render(
-            request, "activity", "admin/health/activity.html", {"sessions": sessions, "tree": tree}
+            request,
+            "activity",
+            "admin/health/activity.html",
+            {
+                "sessions": sessions,
+                "tree": tree,
+                "idle_minutes": settings.OKADA_HEALTH_IDLE_TRANSACTION_MINUTES,
+                "idle_critical_minutes": settings.OKADA_HEALTH_IDLE_TRANSACTION_CRITICAL_MINUTES,
+            },
         )
 
     def storage_view(self, request: HttpRequest) -> HttpResponse:
@@ -194,7 +232,15 @@ class DatabaseHealthAdmin(ReadOnlyAdmin):
                 t["growth"] = sparkline(series)
                 t["growth_bytes"] = (series[-1][1] - series[0][1]) if len(series) > 1 else None
         return self._render(
-            request, "storage", "admin/health/storage.html", {"storage": storage, "growth": growth}
+            request,
+            "storage",
+            "admin/health/storage.html",
+            {
+                "storage": storage,
+                "growth": growth,
+                "wraparound_alert_percent": settings.OKADA_HEALTH_WRAPAROUND_ALERT_PERCENT,
+                "multixact_alert_percent": settings.OKADA_HEALTH_MULTIXACT_ALERT_PERCENT,
+            },
         )
 
     def indexes_view(self, request: HttpRequest) -> HttpResponse:
@@ -203,7 +249,7 @@ class DatabaseHealthAdmin(ReadOnlyAdmin):
             request,
             "indexes",
             "admin/health/indexes.html",
-            {"report": selectors.section(selectors.index_report)},
+            {"report": selectors.section(selectors.index_report), **cache_interval()},
         )
 
     def sequences_view(self, request: HttpRequest) -> HttpResponse:

@@ -175,6 +175,11 @@ def database_metrics() -> list[registry.Metric]:
             samples=[({}, db["xid_age"])],
         ),
         registry.Metric(
+            "okada_db_mxid_age",
+            "Multixact id age of this database (wraparound).",
+            samples=[({}, db["mxid_age"])],
+        ),
+        registry.Metric(
             "okada_db_statements_available",
             "Whether pg_stat_statements can be read.",
             samples=[({}, 1 if status["available"] else 0)],

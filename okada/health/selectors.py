@@ -186,6 +186,27 @@ def cache_reads_between_snapshots() -> dict[str, Any] | None:
     return {"since": since, "until": until, **totals}
 
 
+def cache_hit_interval() -> dict[str, Any]:
+    """What the Overview and Indexes screens show of the cache: the ratios the cache-hit alert
+    judges (cache_reads_between_snapshots), or why there are none. `table_ratio`/`index_ratio`
+    are None under the alert's minimum of blocks (it does not judge them either); `reset` is when
+    the statistics were reset between the two latest snapshots, if that is why nothing is given."""
+    from .conditions import CACHE_HIT_MIN_BLOCKS  # conditions import this module
+
+    reads = cache_reads_between_snapshots()
+    if reads is None:
+        latest = list(Snapshot.objects.order_by("-taken_at")[:2])
+        reset = None
+        if len(latest) == 2 and latest[0].stats_reset != latest[1].stats_reset:
+            reset = latest[0].stats_reset
+        return {"reads": None, "reset": reset, "min_blocks": CACHE_HIT_MIN_BLOCKS}
+    for what in ("table", "index"):
+        hit, blocks = reads[f"{what}_hit"], reads[f"{what}_hit"] + reads[f"{what}_read"]
+        reads[f"{what}_blocks"] = blocks
+        reads[f"{what}_ratio"] = hit / blocks if blocks >= CACHE_HIT_MIN_BLOCKS else None
+    return {"reads": reads, "reset": None, "min_blocks": CACHE_HIT_MIN_BLOCKS}
+
+
 # --- Indexes -----------------------------------------------------------------------------------
 
 

@@ -152,3 +152,15 @@ def test_metrics_still_answer_when_redis_is_down(client, token, settings):
     assert "okada_db_size_bytes " in body
     assert 'okada_metrics_provider_up{provider="database"} 1.0' in body
     assert 'okada_metrics_provider_up{provider="orders"} 0.0' in body  # its refusal counters
+
+
+def test_the_multixact_id_age_is_a_gauge_beside_the_transaction_id_age(client, token):
+    # The multixact wraparound alert had no figure for Prometheus to graph or alert on.
+    from okada.health import pg
+
+    with pg.reads() as cur:
+        db = pg.database(cur)
+    text = client.get("/metrics", HTTP_AUTHORIZATION=f"Bearer {token}").content.decode()
+    assert f"okada_db_mxid_age {float(db['mxid_age'])}" in text
+    assert f"okada_db_xid_age {float(db['xid_age'])}" in text
+    assert "# TYPE okada_db_mxid_age gauge" in text
