@@ -76,3 +76,14 @@ def key_address(request: HttpRequest) -> str:
     forwarding headers: from an untrusted peer they are ignored)."""
     client = client_address(request)
     return str(client) if client is not None else str(request.META.get("REMOTE_ADDR", "unknown"))
+
+
+def subscriber(address: str) -> str:
+    """What counts as one client for limits: an IPv4 address as is, an IPv6 one as its /64 (what
+    one subscriber gets: counted per address, it would change the last bits on each request)."""
+    ip = _address(address)
+    if ip is None:
+        return address
+    if ip.version == 6:
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+    return str(ip)
