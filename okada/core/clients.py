@@ -31,9 +31,14 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 def _address(text: str) -> IPAddress | None:
     try:
-        return ipaddress.ip_address(text.strip())
+        address = ipaddress.ip_address(text.strip())
     except ValueError:
         return None
+    # An IPv4 peer of a dual-stack socket (gunicorn bound to [::]) is ::ffff:a.b.c.d: the IPv4
+    # address it is, or the local proxy would be no trusted 127.0.0.1 and every IPv4 client
+    # would fall in one IPv6 /64 (`subscriber`).
+    mapped = getattr(address, "ipv4_mapped", None)
+    return mapped if mapped is not None else address
 
 
 def within(address: IPAddress, networks: Iterable[str]) -> bool:
