@@ -104,15 +104,25 @@ def _header() -> list[str]:
     ]
 
 
+# A text cell a spreadsheet would run as a formula (CSV injection: a customer's name is the
+# storefront's to write, and staff open the file in Excel or LibreOffice): it starts with a `'`,
+# which shows the text as written. Phones (E.164, `+` then digits) are numbers to them, left as is.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _text(value: str) -> str:
+    return "'" + value if value.startswith(FORMULA_STARTS) else value
+
+
 def _row(order: Any) -> list[Any]:
     return [
         order.number,
         timezone.localtime(order.placed_at).strftime("%Y-%m-%d %H:%M"),
         order.get_status_display(),
-        order.vendor.name,
-        order.customer.name,
+        _text(order.vendor.name),
+        _text(order.customer.name),
         order.customer.phone,
-        order.zone.name,
+        _text(order.zone.name),
         order.zone.get_city_display(),
         order.get_channel_display(),
         order.get_payment_method_display(),

@@ -31,9 +31,14 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 def _address(text: str) -> IPAddress | None:
     try:
-        return ipaddress.ip_address(text.strip())
+        address = ipaddress.ip_address(text.strip())
     except ValueError:
         return None
+    # An IPv4 peer of a dual-stack socket (gunicorn bound to [::]) is ::ffff:a.b.c.d: the IPv4
+    # address it is, or the local proxy would be no trusted 127.0.0.1 and every IPv4 client
+    # would fall in one IPv6 /64 (`subscriber`).
+    mapped = getattr(address, "ipv4_mapped", None)
+    return mapped if mapped is not None else address
 
 
 def within(address: IPAddress, networks: Iterable[str]) -> bool:
@@ -76,3 +81,14 @@ def key_address(request: HttpRequest) -> str:
     forwarding headers: from an untrusted peer they are ignored)."""
     client = client_address(request)
     return str(client) if client is not None else str(request.META.get("REMOTE_ADDR", "unknown"))
+
+
+def subscriber(address: str) -> str:
+    """What counts as one client for limits: an IPv4 address as is, an IPv6 one as its /64 (what
+    one subscriber gets: counted per address, it would change the last bits on each request)."""
+    ip = _address(address)
+    if ip is None:
+        return address
+    if ip.version == 6:
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+    return str(ip)

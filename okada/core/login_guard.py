@@ -22,12 +22,12 @@ not lifted.
 
 from __future__ import annotations
 
-import ipaddress
 import unicodedata
 from dataclasses import dataclass, field
 
 from django.conf import settings
 
+from okada.core import clients
 from okada.core.api import ratelimit
 
 
@@ -44,13 +44,7 @@ def _username(username: str) -> str:
 
 def _address(address: str) -> str:
     """An IPv4 address as is; an IPv6 one as its /64."""
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        return address
-    if ip.version == 6:
-        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
-    return str(ip)
+    return clients.subscriber(address)
 
 
 def _keys(username: str, address: str) -> dict[str, ratelimit.Rate]:

@@ -297,3 +297,23 @@ def test_a_peer_that_is_no_trusted_proxy_cannot_escape_its_lockout_by_naming_oth
     client, page = _admin_login(staff.username, PASSWORD, here)
     assert not _logged_in(client)
     assert LOCKED_FR in page
+
+
+def test_ipv4_clients_of_a_dual_stack_socket_count_as_their_ipv4_address(staff, settings):
+    # gunicorn bound to [::] (GUNICORN_BIND) sees an IPv4 peer as ::ffff:a.b.c.d. Read as IPv6,
+    # the local proxy (::ffff:127.0.0.1) was no trusted proxy, so its clients all counted as it,
+    # and every IPv4 client fell in one /64 (::/64): one guesser locked everybody out.
+    settings.OKADA_TRUSTED_PROXIES = ["127.0.0.1"]
+    guesser, honest = _address(), _address()
+    for n in range(6):
+        _through_proxy_login(
+            f"nobody-{n}-{uuid.uuid4().hex[:6]}", "guess", peer="::ffff:127.0.0.1", forwarded_for=guesser
+        )
+    assert not _through_proxy_login(staff.username, PASSWORD, peer="::ffff:127.0.0.1", forwarded_for=guesser)
+    assert _through_proxy_login(staff.username, PASSWORD, peer="::ffff:127.0.0.1", forwarded_for=honest)
+    # Straight from IPv4 clients, no proxy.
+    guesser, honest = f"::ffff:{_address()}", f"::ffff:{_address()}"
+    for n in range(6):
+        _admin_login(f"nobody-{n}-{uuid.uuid4().hex[:6]}", "guess", guesser)
+    assert not _logged_in(_admin_login(staff.username, PASSWORD, guesser)[0])
+    assert _logged_in(_admin_login(staff.username, PASSWORD, honest)[0])

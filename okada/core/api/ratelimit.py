@@ -315,7 +315,11 @@ class CredentialRateThrottle(BaseThrottle):
         if scope_key:
             key, rate = scope_key, credential_rate()
         else:
-            key, rate = f"ip:{client_ip(request)}", parse_rate(settings.OKADA_API_ANON_RATE_LIMIT)
+            # IPv6: per /64, as failed logins are (clients.subscriber)
+            key, rate = (
+                f"ip:{clients.subscriber(client_ip(request))}",
+                parse_rate(settings.OKADA_API_ANON_RATE_LIMIT),
+            )
         already = getattr(request._request, "_ratelimit_counted", None)
         if already is not None and already[0] == key and already[1].limit == rate.limit:
             usage: Usage | None = already[1]

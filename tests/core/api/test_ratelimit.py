@@ -162,3 +162,16 @@ def test_when_redis_is_unreachable_refusals_are_answered_as_usual():
         unauthenticated = Api().get("/products")
     assert (forbidden.status_code, unauthenticated.status_code) == (403, 401)
     assert "RateLimit-Limit" not in forbidden
+
+
+@override_settings(OKADA_API_ANON_RATE_LIMIT="2/minute")
+def test_an_ipv6_client_counts_per_64_as_its_failed_logins_do():
+    # One subscriber gets a /64 (2^64 addresses): counted per address, it escaped the limit by
+    # changing the last bits of its own on each request.
+    def from_address(address: str):
+        return Api(REMOTE_ADDR=address).get("/products")
+
+    assert [from_address(f"2001:db8:1:2::{n}").status_code for n in (1, 2)] == [401, 401]
+    assert from_address("2001:db8:1:2:ffff::3").status_code == 429  # the same /64
+    assert from_address("2001:db8:1:3::1").status_code == 401  # another subscriber's
+    assert from_address("192.0.2.1").status_code == 401  # IPv4: one address each
