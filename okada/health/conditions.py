@@ -102,8 +102,9 @@ def idle_transactions() -> list[Finding]:
     return [
         Finding(
             # The same transaction stays the same alert (a warning that turns critical); the
-            # backend's next transaction is a new one.
-            subject=f"{s['pid']}@{s['xact_start']:%Y%m%d%H%M%S%f}",
+            # backend's next transaction is a new one. A failed transaction shows no start: the
+            # moment it went idle (until its rollback) stands for it.
+            subject=f"{s['pid']}@{s['xact_start'] or s['state_change']:%Y%m%d%H%M%S%f}",
             message=ngettext_lazy(
                 "Backend %(pid)s has been idle in an open transaction for %(minutes)s minute "
                 "(its locks are held, VACUUM cannot clean up after it); last query: %(query)s",
@@ -119,10 +120,12 @@ def idle_transactions() -> list[Finding]:
             severity=CRITICAL if s["state_seconds"] >= critical * 60 else WARNING,
         )
         for s in sessions
-        if s["state"] == "idle in transaction"
+        # "(aborted)": a statement failed and the application has not rolled back; its locks are
+        # held all the same.
+        if s["state"] in ("idle in transaction", "idle in transaction (aborted)")
         and s["backend_type"] == "client backend"
         and s["state_seconds"] is not None
-        and s["xact_start"] is not None
+        and (s["xact_start"] or s["state_change"]) is not None
         and s["state_seconds"] >= minutes * 60
     ]
 

@@ -132,13 +132,14 @@ WITH waits AS (
 ), sessions AS (
     SELECT a.pid, a.usename AS "user", a.application_name AS application, host(a.client_addr) AS client,
            a.backend_type, a.state, a.wait_event_type, a.wait_event, a.query_start, a.xact_start,
-           extract(epoch FROM now() - a.query_start)::float AS query_seconds,
-           extract(epoch FROM now() - a.xact_start)::float AS xact_seconds,
-           extract(epoch FROM now() - a.state_change)::float AS state_seconds,
+           a.state_change,
+           extract(epoch FROM clock_timestamp() - a.query_start)::float AS query_seconds,
+           extract(epoch FROM clock_timestamp() - a.xact_start)::float AS xact_seconds,
+           extract(epoch FROM clock_timestamp() - a.state_change)::float AS state_seconds,
            left(a.query, 4000) AS query,
            CASE WHEN a.wait_event_type = 'Lock' THEN pg_blocking_pids(a.pid) ELSE '{}'::int[] END
                AS blocked_by,
-           extract(epoch FROM now() - w.waitstart)::float AS wait_seconds, w.locktype, w.mode, w.relation
+           extract(epoch FROM clock_timestamp() - w.waitstart)::float AS wait_seconds, w.locktype, w.mode, w.relation
       FROM pg_stat_activity a LEFT JOIN waits w ON w.pid = a.pid
      WHERE a.pid <> pg_backend_pid() AND (a.datname = current_database() OR a.backend_type = 'walsender')
 )
@@ -172,7 +173,12 @@ def without_literals(sql: str | None) -> str:
 def activity(cur: Any) -> list[dict[str, Any]]:
     """Sessions doing something (running, idle in a transaction, waiting for a lock) and the
     sessions that block them, whatever their state (an idle session may hold a lock), oldest
-    transaction first. The caller's own session is left out."""
+    transaction first. The caller's own session is left out.
+
+    Read as of now even inside a longer transaction (a request's, a test's): PostgreSQL keeps
+    the first pg_stat_activity it read until the transaction ends, and now() is the
+    transaction's start, so ages stopped growing and states stopped changing."""
+    cur.execute("SELECT pg_stat_clear_snapshot()")
     return rows(cur, _ACTIVITY_SQL)
 
 

@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 from django.core import mail
-from django.db import connection
+from django.db import DatabaseError, connection
 from django.utils import timezone, translation
 
 from okada.core import health_registry as registry
@@ -544,6 +544,24 @@ def test_a_process_id_the_server_gave_to_another_session_since_it_was_read_is_no
                 still.execute("SELECT 1")
             assert services.signal_if_same(cur, "pg_terminate_backend", target) is True
             wait_until(lambda: not pg.session(cur, pid), "the session to end")
+
+
+def test_a_session_idle_in_a_failed_transaction_holds_its_locks_and_opens_the_alert_too(settings):
+    # Inside the test's transaction, as the evaluation may run inside a request's: it reads the
+    # sessions as of now all the same (pg.activity).
+    settings.OKADA_HEALTH_IDLE_TRANSACTION_MINUTES = 0.01  # 0.6 s
+    with session(autocommit=False) as idle:
+        pid = backend_pid(idle)
+        with idle.cursor() as cur, pytest.raises(DatabaseError):
+            cur.execute("SELECT 1 / 0 AS health_probe_failed")
+        wait_until(
+            lambda: services.alerts_evaluate(kinds=["idle_in_transaction"])["opened"],
+            "the failed transaction to be idle long enough",
+        )
+        alert = Alert.objects.open().get(kind="idle_in_transaction")
+        assert alert.data["params"]["pid"] == pid
+        idle.rollback()
+        assert services.alerts_evaluate(kinds=["idle_in_transaction"])["cleared"] == [alert.key]
 
 
 @pytest.mark.django_db(transaction=True)
