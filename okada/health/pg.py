@@ -139,7 +139,8 @@ WITH waits AS (
            left(a.query, 4000) AS query,
            CASE WHEN a.wait_event_type = 'Lock' THEN pg_blocking_pids(a.pid) ELSE '{}'::int[] END
                AS blocked_by,
-           extract(epoch FROM clock_timestamp() - w.waitstart)::float AS wait_seconds, w.locktype, w.mode, w.relation
+           extract(epoch FROM clock_timestamp() - w.waitstart)::float AS wait_seconds,
+           w.locktype, w.mode, w.relation
       FROM pg_stat_activity a LEFT JOIN waits w ON w.pid = a.pid
      WHERE a.pid <> pg_backend_pid() AND (a.datname = current_database() OR a.backend_type = 'walsender')
 )
