@@ -317,3 +317,32 @@ def test_ipv4_clients_of_a_dual_stack_socket_count_as_their_ipv4_address(staff, 
         _admin_login(f"nobody-{n}-{uuid.uuid4().hex[:6]}", "guess", guesser)
     assert not _logged_in(_admin_login(staff.username, PASSWORD, guesser)[0])
     assert _logged_in(_admin_login(staff.username, PASSWORD, honest)[0])
+
+
+@pytest.mark.parametrize(
+    "names_the_client",
+    [
+        lambda client: {"HTTP_FORWARDED": f'for="{client}:4711";proto=https'},  # RFC 7239, with a port
+        lambda client: {"HTTP_FORWARDED": f"for=198.51.100.7, for={client}"},  # two hops
+        lambda client: {"HTTP_X_REAL_IP": client},  # nginx's other header
+        lambda client: {"HTTP_X_FORWARDED_FOR": f"{client}:4711"},  # with a port
+    ],
+    ids=["forwarded", "forwarded-two-hops", "x-real-ip", "x-forwarded-for-with-port"],
+)
+def test_a_proxy_that_names_the_client_another_way_still_keeps_clients_apart(
+    staff, settings, names_the_client
+):
+    # Only X-Forwarded-For was read: behind a proxy that sends Forwarded or X-Real-IP, every
+    # client was one, and one client's guesses locked the others out.
+    settings.OKADA_TRUSTED_PROXIES = ["127.0.0.1"]
+    guesser, honest = _address(), _address()
+
+    def login(username: str, password: str, client: str) -> bool:
+        browser = Client(REMOTE_ADDR="127.0.0.1", **names_the_client(client))
+        browser.post("/admin/login/", {"username": username, "password": password, "next": "/admin/"})
+        return _logged_in(browser)
+
+    for n in range(6):
+        login(f"nobody-{n}-{uuid.uuid4().hex[:6]}", "guess", guesser)
+    assert not login(staff.username, PASSWORD, guesser)
+    assert login(staff.username, PASSWORD, honest)
