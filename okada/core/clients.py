@@ -13,8 +13,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 import re
-from collections.abc import Iterable, Mapping
-from typing import Any
+from collections.abc import Iterable
 
 from django.conf import settings
 from django.http import HttpRequest
@@ -43,8 +42,7 @@ def _address(text: str) -> IPAddress | None:
     return mapped if mapped is not None else address
 
 
-# A hop written with its port: "[2001:db8::1]:4711" (Forwarded, some proxies' X-Forwarded-For),
-# "203.0.113.9:4711" (Azure's X-Forwarded-For).
+# A hop written with its port: "[2001:db8::1]:4711", "203.0.113.9:4711" (Azure's proxies).
 _WITH_PORT = re.compile(r"^\[(?P<v6>[^\]]+)\](?::\d+)?$|^(?P<v4>\d{1,3}(?:\.\d{1,3}){3}):\d+$")
 
 
@@ -53,21 +51,6 @@ def _hop(text: str) -> IPAddress | None:
     if found := _WITH_PORT.match(text):
         text = found.group("v6") or found.group("v4")
     return _address(text)
-
-
-def _chain(meta: Mapping[str, Any]) -> list[str]:
-    """The addresses the proxies name, first client first: X-Forwarded-For, else the `for=` of
-    each element of Forwarded (RFC 7239; "" for an element without one), else X-Real-IP (one
-    address, which a proxy sets rather than appends to)."""
-    if "HTTP_X_FORWARDED_FOR" in meta:
-        return str(meta["HTTP_X_FORWARDED_FOR"]).split(",")
-    if "HTTP_FORWARDED" in meta:
-        chain = []
-        for element in str(meta["HTTP_FORWARDED"]).split(","):
-            pairs = (pair.partition("=") for pair in element.split(";"))
-            chain.append(next((value for key, _, value in pairs if key.strip().lower() == "for"), ""))
-        return chain
-    return [str(meta["HTTP_X_REAL_IP"])] if "HTTP_X_REAL_IP" in meta else []
 
 
 def within(address: IPAddress, networks: Iterable[str]) -> bool:
@@ -85,9 +68,9 @@ def client_address(request: HttpRequest) -> IPAddress | None:
     """The client's address, or None when it cannot be known for sure.
 
     A request without forwarding headers: the peer (REMOTE_ADDR). A request from a trusted proxy:
-    the last address of X-Forwarded-For (else Forwarded's, else X-Real-IP) that is not itself a
-    trusted proxy (each proxy appends its peer; the addresses before are the client's to write);
-    None if no proxy named one, or it is unreadable there ("unknown", an obfuscated name). A
+    the last address of X-Forwarded-For that is not itself a trusted proxy (each proxy appends
+    its peer, with its port at times; the addresses before are the client's to write); None if
+    the header is missing, or unreadable there ("unknown", an obfuscated name). A
     request that carries forwarding headers from any other peer: None, as that peer may be a
     proxy the settings do not know of."""
     meta = request.META
@@ -98,11 +81,15 @@ def client_address(request: HttpRequest) -> IPAddress | None:
     if not within(peer, trusted):
         return None
     hop = None
-    for text in reversed(_chain(meta)):
+    # Only X-Forwarded-For: a proxy appends to it the address it saw, so its last hops are the
+    # proxies' own words. Forwarded and X-Real-IP are passed on as the client wrote them by a
+    # proxy that does not set them (nginx's default): believing them would let a client name
+    # any address, past its lockout and into /metrics' allowlist.
+    for text in reversed(meta.get("HTTP_X_FORWARDED_FOR", "").split(",")):
         hop = _hop(text)
         if hop is None or not within(hop, trusted):
             return hop
-    return hop  # every hop is a trusted proxy: the request started on one of them (or none named)
+    return hop  # every hop is a trusted proxy: the request started on one of them
 
 
 def key_address(request: HttpRequest) -> str:
