@@ -154,44 +154,43 @@ def lock_waits() -> list[Finding]:
     ]
 
 
-def wraparound() -> list[Finding]:
-    share = settings.OKADA_HEALTH_WRAPAROUND_ALERT_PERCENT / 100
+def _id_age_past(figure: str, percent: float, message: str) -> list[Finding]:
+    """An alert when the database's oldest transaction or multixact id (`figure` of pg.database)
+    is past `percent` of the 2^31 ids PostgreSQL can tell apart; critical from 75 %."""
     with pg.reads() as cur:
-        db = pg.database(cur)
-    age = db["xid_age"]
-    if age < share * pg.XID_LIMIT:
+        age = pg.database(cur)[figure]
+    if age < percent / 100 * pg.XID_LIMIT:
         return []
     return [
         Finding(
             subject="database",
-            message=gettext_noop(
-                "Transaction id age is %(age)s, %(percent).1f%% of the wraparound limit: "
-                "vacuum (freeze) the oldest tables."
-            ),
+            message=message,
             params={"age": age, "percent": 100 * age / pg.XID_LIMIT},
             severity=CRITICAL if age >= 0.75 * pg.XID_LIMIT else WARNING,
         )
     ]
+
+
+def wraparound() -> list[Finding]:
+    return _id_age_past(
+        "xid_age",
+        settings.OKADA_HEALTH_WRAPAROUND_ALERT_PERCENT,
+        gettext_noop(
+            "Transaction id age is %(age)s, %(percent).1f%% of the wraparound limit: "
+            "vacuum (freeze) the oldest tables."
+        ),
+    )
 
 
 def multixact_wraparound() -> list[Finding]:
-    share = settings.OKADA_HEALTH_MULTIXACT_ALERT_PERCENT / 100
-    with pg.reads() as cur:
-        db = pg.database(cur)
-    age = db["mxid_age"]
-    if age < share * pg.XID_LIMIT:
-        return []
-    return [
-        Finding(
-            subject="database",
-            message=gettext_noop(
-                "Multixact id age is %(age)s, %(percent).1f%% of the wraparound limit: "
-                "vacuum (freeze) the oldest tables."
-            ),
-            params={"age": age, "percent": 100 * age / pg.XID_LIMIT},
-            severity=CRITICAL if age >= 0.75 * pg.XID_LIMIT else WARNING,
-        )
-    ]
+    return _id_age_past(
+        "mxid_age",
+        settings.OKADA_HEALTH_MULTIXACT_ALERT_PERCENT,
+        gettext_noop(
+            "Multixact id age is %(age)s, %(percent).1f%% of the wraparound limit: "
+            "vacuum (freeze) the oldest tables."
+        ),
+    )
 
 
 def jobs_failing() -> list[Finding]:
