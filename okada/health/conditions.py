@@ -13,9 +13,6 @@ from okada.core.health_registry import CRITICAL, WARNING, Condition, Finding, re
 
 from . import pg, queue, selectors
 
-# A cache hit ratio means little over fewer block accesses than this (an idle hour): no judgement.
-CACHE_HIT_MIN_BLOCKS = 10_000
-
 
 def sequences_near_max() -> list[Finding]:
     limit = settings.OKADA_HEALTH_SEQUENCE_ALERT_PERCENT
@@ -40,14 +37,13 @@ def cache_hit_ratio_low() -> list[Finding]:
     ratios since the statistics' reset hid a bad hour behind months of good ones, and were noisy
     for a while after a reset."""
     limit = settings.OKADA_HEALTH_CACHE_HIT_ALERT_PERCENT / 100
-    reads = selectors.cache_reads_between_snapshots()
+    reads = selectors.cache_hit_interval()["reads"]
     if reads is None:
         return []
     found = []
     for what in ("table", "index"):
-        hit, read = reads[f"{what}_hit"], reads[f"{what}_read"]
-        blocks = hit + read
-        if blocks >= CACHE_HIT_MIN_BLOCKS and hit / blocks < limit:
+        ratio = reads[f"{what}_ratio"]  # None under the minimum of blocks: no judgement
+        if ratio is not None and ratio < limit:
             found.append(
                 Finding(
                     subject=what,
@@ -57,11 +53,11 @@ def cache_hit_ratio_low() -> list[Finding]:
                     ),
                     params={
                         "what": what,
-                        "percent": hit / blocks * 100,
+                        "percent": ratio * 100,
                         # The marketplace's time, as the alert emails give it (snapshot hours are UTC).
                         "since": f"{timezone.localtime(reads['since'].hour):%H:%M}",
                         "until": f"{timezone.localtime(reads['until'].hour):%H:%M}",
-                        "blocks": blocks,
+                        "blocks": reads[f"{what}_blocks"],
                         "limit": limit * 100,
                     },
                 )

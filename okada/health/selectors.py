@@ -154,6 +154,10 @@ def storage(cur: Any) -> dict[str, Any]:
 # --- Cache hits between snapshots -----------------------------------------------------------------
 
 
+# A cache hit ratio means little over fewer block accesses than this (an idle hour): no judgement.
+CACHE_HIT_MIN_BLOCKS = 10_000
+
+
 def cache_reads_between_snapshots() -> dict[str, Any] | None:
     """Shared-buffer hits and reads of the tables and of their indexes between the two latest
     snapshots (an hour as a rule), summed over the tables both snapshots hold: what the cache did
@@ -162,9 +166,10 @@ def cache_reads_between_snapshots() -> dict[str, Any] | None:
     nothing across a reset either). A table whose counters went down (its own statistics reset, a
     table made again under its name) is left out."""
     latest = list(Snapshot.objects.order_by("-taken_at")[:2])
-    if len(latest) < 2:
-        return None
-    until, since = latest
+    return _reads_between(*latest) if len(latest) == 2 else None
+
+
+def _reads_between(until: Snapshot, since: Snapshot) -> dict[str, Any] | None:
     if until.stats_reset != since.stats_reset:
         return None
     columns = ("name", "heap_blks_hit", "heap_blks_read", "idx_blks_hit", "idx_blks_read")
@@ -187,15 +192,13 @@ def cache_reads_between_snapshots() -> dict[str, Any] | None:
 
 
 def cache_hit_interval() -> dict[str, Any]:
-    """What the Overview and Indexes screens show of the cache: the ratios the cache-hit alert
-    judges (cache_reads_between_snapshots), or why there are none. `table_ratio`/`index_ratio`
-    are None under the alert's minimum of blocks (it does not judge them either); `reset` is when
-    the statistics were reset between the two latest snapshots, if that is why nothing is given."""
-    from .conditions import CACHE_HIT_MIN_BLOCKS  # conditions import this module
-
-    reads = cache_reads_between_snapshots()
+    """The cache hit ratios between the two latest snapshots, as the cache-hit alert judges them
+    and the Overview and Indexes screens show them, or why there are none.
+    `table_ratio`/`index_ratio` are None under CACHE_HIT_MIN_BLOCKS (no judgement); `reset` is
+    when the statistics were reset between the two snapshots, if that is why nothing is given."""
+    latest = list(Snapshot.objects.order_by("-taken_at")[:2])
+    reads = _reads_between(*latest) if len(latest) == 2 else None
     if reads is None:
-        latest = list(Snapshot.objects.order_by("-taken_at")[:2])
         reset = None
         if len(latest) == 2 and latest[0].stats_reset != latest[1].stats_reset:
             reset = latest[0].stats_reset

@@ -51,10 +51,8 @@ def test_overview_and_indexes_show_the_last_hours_cache_hits_the_alert_judges_no
 ):
     # The screens showed the ratios since the statistics' reset: a bad hour the alert opened for
     # looked fine there, hidden behind the good hours before it.
-    from okada.health import conditions
-
     settings.OKADA_HEALTH_CACHE_HIT_ALERT_PERCENT = 90
-    monkeypatch.setattr(conditions, "CACHE_HIT_MIN_BLOCKS", 1000)
+    monkeypatch.setattr(selectors, "CACHE_HIT_MIN_BLOCKS", 1000)
     flushed(
         "SELECT pg_stat_reset()", COLD_TABLE.format("health_probe_cold"), WARM_TABLE, WARM_SCANS.format(300)
     )

@@ -663,10 +663,10 @@ def probe_tables():
 def test_a_bad_hour_of_cache_hits_after_good_ones_opens_an_alert_that_an_idle_hour_clears(
     settings, monkeypatch, probe_tables
 ):
-    from okada.health import conditions, pg
+    from okada.health import pg, selectors
 
     settings.OKADA_HEALTH_CACHE_HIT_ALERT_PERCENT = 90
-    monkeypatch.setattr(conditions, "CACHE_HIT_MIN_BLOCKS", 1000)
+    monkeypatch.setattr(selectors, "CACHE_HIT_MIN_BLOCKS", 1000)
     flushed(
         "SELECT pg_stat_reset()", COLD_TABLE.format("health_probe_cold"), WARM_TABLE, WARM_SCANS.format(300)
     )
@@ -692,10 +692,10 @@ def test_a_bad_hour_of_cache_hits_after_good_ones_opens_an_alert_that_an_idle_ho
 def test_a_good_hour_after_bad_ones_opens_no_cache_alert_nor_does_an_hour_with_a_statistics_reset(
     settings, monkeypatch, probe_tables
 ):
-    from okada.health import conditions, pg, selectors
+    from okada.health import pg, selectors
 
     settings.OKADA_HEALTH_CACHE_HIT_ALERT_PERCENT = 90
-    monkeypatch.setattr(conditions, "CACHE_HIT_MIN_BLOCKS", 1000)
+    monkeypatch.setattr(selectors, "CACHE_HIT_MIN_BLOCKS", 1000)
     flushed(
         "SELECT pg_stat_reset()",
         COLD_TABLE.format("health_probe_cold"),
