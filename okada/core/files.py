@@ -17,6 +17,15 @@ def fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
+def fsync_file(path: Path) -> None:
+    """Make a file written earlier (perhaps by another process) durable."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def owner_only_directory(directory: Path) -> None:
     """Create `directory` and any missing parent with mode 0700 (dumps hold every customer's phone
     number), each new name synced into its parent: a file in a directory a power cut forgets is

@@ -19,7 +19,7 @@ from pathlib import Path
 from django.utils.translation import gettext_noop
 
 from okada.core.db import libpq_env, postgresql_program
-from okada.core.files import fsync_dir, owner_only_directory
+from okada.core.files import fsync_dir, fsync_file, owner_only_directory
 from okada.core.texts import Text
 
 
@@ -254,11 +254,7 @@ def written_archive(
 def _sync_archive(path: Path) -> None:
     """fsync an archive, its `.sha256` and their directory."""
     for written in (path, checksum_path(path)):
-        fd = os.open(written, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        fsync_file(written)
     fsync_dir(path.parent)
 
 
