@@ -106,7 +106,9 @@ def _same_file(fd: int, path: Path) -> bool:
 
 def remove_stale_partials(directory: Path, name: str) -> list[Path]:
     """Delete the `.partial` archives of `name` that no one is writing: those a killed run left
-    (each run has its own stamp, so no later run would overwrite them). Returns what it deleted.
+    (each run has its own stamp, so no later run would overwrite them), and the `.sha256` of one
+    killed after its digest but before its link (it names an archive that never took its name, and
+    would hold that name forever: `_free_name`). Returns what it deleted.
 
     A run writing an archive holds an exclusive flock on its `.partial` until it has renamed it,
     and so does its pg_dump (it inherits the descriptor), even when the run was killed under it:
@@ -127,6 +129,11 @@ def remove_stale_partials(directory: Path, name: str) -> list[Path]:
             except BlockingIOError:
                 continue  # being written right now
             if _same_file(fd, path):
+                final = path.with_name(path.name.removesuffix(".partial"))
+                digest = checksum_path(final)
+                if not final.exists() and digest.exists():  # while the lock is ours: no run writes it
+                    digest.unlink()
+                    removed.append(digest)
                 path.unlink()
                 removed.append(path)
         finally:

@@ -572,23 +572,28 @@ def test_a_run_removes_the_partial_archives_a_killed_run_left_of_its_month_but_n
     directory.mkdir(parents=True)
     killed = directory / f"{name}-20300401T000000Z.dump.partial"  # each run has its own stamp
     killed.write_bytes(b"PGDMP half a dump")
+    # Killed between its digest and its link: the digest names an archive that never took its name.
+    killed_digest = directory / f"{name}-20300401T000000Z.dump.sha256"
+    killed_digest.write_text(f"{'0' * 64}  {name}-20300401T000000Z.dump\n")
     other_month = directory / f"{table}_p202912-20300401T000000Z.dump.partial"
     other_month.write_bytes(b"PGDMP")
     writing = directory / f"{name}-20300401T003000Z.dump.partial"
     writing.write_bytes(b"PGDMP")
+    writing_digest = directory / f"{name}-20300401T003000Z.dump.sha256"  # written, link to come
+    writing_digest.write_text(f"{'1' * 64}  {name}-20300401T003000Z.dump\n")
 
     with writing.open("rb") as held:
         fcntl.flock(held.fileno(), fcntl.LOCK_EX)  # as a run writing it holds it (another descriptor)
         summary = maintenance_run(now=at(2030, 4, 2))
 
     assert summary["failed"] == []
-    assert not killed.exists()
-    assert writing.exists() and other_month.exists()
+    assert not killed.exists() and not killed_digest.exists()
+    assert writing.exists() and writing_digest.exists() and other_month.exists()
     archived = PartitionAction.objects.get(partition=name, kind=Kind.ARCHIVED, outcome=Outcome.SUCCESS)
     assert killed.name in archived.detail
     written = Path(archived.archive_path).name
     assert sorted(p.name for p in directory.iterdir()) == sorted(
-        [written, f"{written}.sha256", writing.name, other_month.name]
+        [written, f"{written}.sha256", writing.name, writing_digest.name, other_month.name]
     )
 
 
