@@ -88,6 +88,14 @@ def cache_interval() -> dict[str, Any]:
     }
 
 
+def id_age_thresholds() -> dict[str, Any]:
+    """The wraparound alerts' thresholds, shown beside the id ages (Overview and Storage)."""
+    return {
+        "wraparound_alert_percent": settings.OKADA_HEALTH_WRAPAROUND_ALERT_PERCENT,
+        "multixact_alert_percent": settings.OKADA_HEALTH_MULTIXACT_ALERT_PERCENT,
+    }
+
+
 def idle_level(session: dict[str, Any]) -> str:
     """How a session idle inside an open transaction stands out on the Activity screen: past the
     idle-in-transaction alert's thresholds "critical" or "warning", below them "idle"; "" for a
@@ -175,6 +183,7 @@ class DatabaseHealthAdmin(ReadOnlyAdmin):
             "hit_ratios": selectors.section(pg.cache_hit_ratios),
             **cache_interval(),
             "xid_limit": pg.XID_LIMIT,
+            **id_age_thresholds(),
             "panels": panels,
         }
         return self._render(request, "overview", "admin/health/overview.html", context)
@@ -238,8 +247,7 @@ class DatabaseHealthAdmin(ReadOnlyAdmin):
             {
                 "storage": storage,
                 "growth": growth,
-                "wraparound_alert_percent": settings.OKADA_HEALTH_WRAPAROUND_ALERT_PERCENT,
-                "multixact_alert_percent": settings.OKADA_HEALTH_MULTIXACT_ALERT_PERCENT,
+                **id_age_thresholds(),
             },
         )
 
