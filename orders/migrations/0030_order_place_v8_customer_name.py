@@ -8,10 +8,13 @@ one more argument, `p_customer_name`, and writes it into orders_order.customer_n
 lock more. The storefront's call passes the name given in the request, the service-level
 placement the customer's own name (orders.services).
 
-A new argument changes the signature: v7's function is dropped and v8's created (CREATE OR
-REPLACE would leave both overloads), and the reverse drops v8's and creates v7's again. Either
-way in one transaction: no placement sees the function missing. Everything else is v7's
-(migration 0028).
+The argument comes last, defaulting to '' (no name of the order's own, as orders placed before):
+the code of the release before, still running between this migration and its restart, calls
+the function with v7's 15 arguments and goes on placing orders (they show the customer's name,
+as before). A new argument changes the signature all the same: v7's function is dropped and
+v8's created (CREATE OR REPLACE would leave both overloads, and a call with 15 arguments would
+then be ambiguous), and the reverse drops v8's and creates v7's again, in one transaction: no
+placement sees the function missing. Everything else is v7's (migration 0028).
 """
 
 from importlib import import_module
@@ -24,13 +27,7 @@ V7_SIGNATURE = (
     "public.okada_order_place("
     "uuid, uuid, uuid, uuid[], integer[], text, text, text, text, integer, text, integer, text, text, text)"
 )
-# p_customer_name after p_note, among the arguments every caller gives (those after the first
-# with a default must have one too, and the name is never optional).
-SIGNATURE = (
-    "public.okada_order_place("
-    "uuid, uuid, uuid, uuid[], integer[], text, text, text, text, text, integer, text, integer, text, "
-    "text, text)"
-)
+SIGNATURE = f"{V7_SIGNATURE[:-1]}, text)"  # p_customer_name last
 
 REPLACEMENTS = (
     (
@@ -38,8 +35,10 @@ REPLACEMENTS = (
         "CREATE FUNCTION public.okada_order_place(\n",
     ),
     (
-        "    p_payment_method text, p_channel text, p_address text, p_note text,\n",
-        "    p_payment_method text, p_channel text, p_address text, p_note text, p_customer_name text,\n",
+        "    p_customer_phone text DEFAULT NULL, p_payment_reference text DEFAULT NULL\n",
+        "    p_customer_phone text DEFAULT NULL, p_payment_reference text DEFAULT NULL,\n"
+        "    -- '' when not given: a caller of v7 (the release before, until it restarts).\n"
+        "    p_customer_name text DEFAULT ''\n",
     ),
     # The order row.
     (

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from importlib import import_module
 
@@ -11,9 +12,10 @@ from django.db.migrations.executor import MigrationExecutor
 from django.utils import timezone
 
 from okada.core.actors import Actor
-from orders.models import OrderEvent, Payment
+from orders.models import Order, OrderEvent, Payment
 from orders.services import payment_refund_settle
-from tests.orders.factories import payment_needing_refund
+from tests.catalog.factories import ProductFactory, VendorFactory
+from tests.orders.factories import CustomerFactory, payment_needing_refund
 
 pytestmark = pytest.mark.django_db
 
@@ -95,3 +97,24 @@ def test_order_place_v8_replaces_v7_and_going_back_restores_v7_exactly():
 
     _migrate(("orders", "0030_order_place_v8_customer_name"))
     assert _order_place_functions() == {v8_arguments: v8_body}
+
+
+def test_a_placement_by_the_code_of_the_release_before_v8_still_places_the_order():
+    # Between migration 0030 and the restart, the running code calls with v7's 15 arguments: its
+    # orders hold '' and show the customer's name, as every order did before.
+    vendor = VendorFactory()
+    product = ProductFactory(vendor=vendor, initial_stock=5)
+    customer = CustomerFactory(name="Awa Mbarga")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT okada_order_place(%s, %s, %s, %s::uuid[], %s::integer[], %s, %s, %s, %s, %s, %s, %s, %s,"
+            " %s, %s)",
+            [
+                *(vendor.pk, customer.pk, customer.zone.pk, [product.pk], [1], "cash", "admin", "Akwa", ""),
+                *(None, "staff:ops", None, "order placed", None, None),
+            ],
+        )
+        (result,) = cursor.fetchone()
+    order = Order.objects.select_related("customer").get(pk=json.loads(result)["id"])
+    assert (order.customer_name, order.shown_customer_name) == ("", "Awa Mbarga")
+    assert order.history.get().customer_name == ""
