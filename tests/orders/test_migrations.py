@@ -110,7 +110,7 @@ def test_a_placement_by_the_code_of_the_release_before_v8_still_places_the_order
             "SELECT okada_order_place(%s, %s, %s, %s::uuid[], %s::integer[], %s, %s, %s, %s, %s, %s, %s, %s,"
             " %s, %s)",
             [
-                *(vendor.pk, customer.pk, customer.zone.pk, [product.pk], [1], "cash", "admin", "Akwa", ""),
+                *(vendor.pk, customer.pk, customer.zone_id, [product.pk], [1], "cash", "admin", "Akwa", ""),
                 *(None, "staff:ops", None, "order placed", None, None),
             ],
         )
