@@ -311,7 +311,7 @@ class OrderAdmin(BigTableMixin, TrackedAdmin):
     # The moves, the note form and the timeline come first: what staff open an order for.
     change_form_outer_before_template = "admin/orders/order_page.html"
     fieldsets = (
-        (None, {"fields": ("number", "status", "vendor", "customer", "placed_at")}),
+        (None, {"fields": ("number", "status", "vendor", "customer", "customer_name", "placed_at")}),
         (_("Delivery"), {"fields": ("zone", "address", "note", "channel")}),
         (
             _("Payment"),

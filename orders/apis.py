@@ -56,7 +56,11 @@ ZONE_ORDERINGS = ("name", "-updated_at", "updated_at")
 
 class CustomerOut(serializers.Serializer[Any]):
     id = serializers.UUIDField()
-    name = serializers.CharField()
+    name = serializers.CharField(
+        help_text="The name given for this order (`customer.name` when it was placed), not the name "
+        "the marketplace holds for this phone number. Orders placed before the order kept its own "
+        "show the customer's name."
+    )
     phone = serializers.CharField()
 
 
@@ -142,7 +146,8 @@ def order_json(
         "id": str(order.pk),
         "number": order.number,
         "vendor": str(order.vendor_id),
-        "customer": {"id": str(customer.pk), "name": customer.name, "phone": customer.phone},
+        # The name given with this order, not the customer record's (shared by every vendor).
+        "customer": {"id": str(customer.pk), "name": order.shown_customer_name, "phone": customer.phone},
         "status": order.status,
         "channel": order.channel,
         "payment_method": order.payment_method,

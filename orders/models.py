@@ -219,6 +219,22 @@ class Order(TrackedModel):
         db_comment="Unpaid mobile-money orders expire at this time; NULL otherwise.",
     )
     note = models.TextField(_("note"), blank=True, default="", db_comment="Customer's note.")
+    # A snapshot, as the items' sku, name and price and the address are: the name given with this
+    # order, never the customer record's. The record of a phone number is shared by every vendor,
+    # so showing its name to a vendor placing an order for that number would tell it the name
+    # the marketplace holds (orders migration 0029). db_default: PostgreSQL adds the column
+    # without rewriting the table, and orders placed before it read '' (see shown_customer_name).
+    customer_name = models.CharField(
+        _("customer name"),
+        max_length=200,  # Customer.name's
+        blank=True,
+        default="",
+        db_default="",
+        db_comment=(
+            "The customer's name as given for this order (a snapshot); '' for orders placed before "
+            "it was recorded, which show the customer's name."
+        ),
+    )
 
     objects, all_objects, deleted_objects = tracked_managers(OrderQuerySet)  # type: ignore[misc]
 
@@ -277,6 +293,14 @@ class Order(TrackedModel):
 
     def __str__(self) -> str:
         return self.number
+
+    @property
+    def shown_customer_name(self) -> str:
+        """The customer's name as this order shows it: the name given with it. Orders placed
+        before it was recorded (orders migration 0029) hold '' and show the customer record's
+        name, as they did then: no backfill, which would rewrite every order under lock and send
+        each one to every device again. sync.feed's orders entity does the same in SQL."""
+        return self.customer_name or self.customer.name
 
 
 class OrderItem(BaseModel):

@@ -271,18 +271,19 @@ def _call_order_place(
     channel: str,
     address: str,
     note: str,
+    customer_name: str,
     actor: Actor,
     customer_phone: str | None = None,
     payment_reference: str | None = None,
     savepoint: bool = True,
 ) -> dict[str, Any]:
-    """One call of okada_order_place() (v6, orders migrations 0021, 0023, 0024), which answers with an error
+    """One call of okada_order_place() (v8, orders migration 0030), which answers with an error
     instead of raising, before changing anything; its result as a dict."""
     deadline = settings.OKADA_MOBILE_MONEY_DEADLINE_MINUTES if payment_method in MOBILE_MONEY else None
     with acting_for(actor, "order placed") as acting:
         raw = one_value(
             "SELECT okada_order_place(%s, %s, %s, %s::uuid[], %s::integer[], %s, %s, %s, %s, %s, %s, %s, %s,"
-            " %s, %s)",
+            " %s, %s, %s)",
             [
                 vendor_id,
                 customer_id,
@@ -299,6 +300,7 @@ def _call_order_place(
                 acting.reason,
                 customer_phone,
                 payment_reference,
+                customer_name,
             ],
             savepoint=savepoint,
         )
@@ -366,6 +368,7 @@ def _placed_order(
     channel: str,
     address: str,
     note: str,
+    customer_name: str,
 ) -> Order:
     """The order okada_order_place() wrote, built like a row read back."""
     subtotal, fee = result["subtotal_xaf"], result["delivery_fee_xaf"]
@@ -391,6 +394,7 @@ def _placed_order(
         "placed_at": placed_at,
         "expires_at": _timestamp(result["expires_at"]) if result["expires_at"] else None,
         "note": note,
+        "customer_name": customer_name,
     }
     # Positional (from_db): a third of the cost of keyword arguments, on the hot path.
     order: Order = _row(Order, ORDER_COLUMNS, row)
@@ -434,6 +438,8 @@ def order_place(
         "channel": channel,
         "address": address,
         "note": note,
+        # The customer record at hand (staff chose it): its name is the one this order gives.
+        "customer_name": customer.name,
     }
     result = _call_order_place(quantities=quantities, actor=actor, **place)
     _refuse(result)
@@ -470,7 +476,8 @@ def order_place_for_phone(
     """Place an order for the customer with this phone number (the storefront's POST /orders),
     and for mobile money request the payment, in one transaction and mostly one statement.
 
-    The live customer with this number is reused (its name and address kept); a new number gets
+    The live customer with this number is reused (its name and address kept; the order keeps the
+    name given here, and shows it, not the record's); a new number gets
     a new customer (customer_get_or_create: never two for one number, under any concurrency),
     undone if the order is then refused, and so does a number whose customer staff delete while
     the order is placed.
@@ -504,6 +511,10 @@ def order_place_for_phone(
         "channel": channel,
         "address": address,
         "note": note,
+        # The name given with this order, as customer_get_or_create stores a new customer's: the
+        # order shows it, never the name the customer record holds for this number (which may be
+        # another vendor's customer's: orders migration 0029).
+        "customer_name": name.strip()[:200],
     }
     call: dict[str, Any] = {
         "quantities": quantities,

@@ -97,7 +97,10 @@ ENTITIES: tuple[Entity, ...] = (
         fields=(
             *_f("id", "number", "status", "channel", "payment_method", "payment_status"),
             *_f("subtotal_xaf", "delivery_fee_xaf", "total_xaf", "address", "zone_id", "note"),
-            ("customer_name", "c.name"),
+            # The name given with the order (a vendor is not shown the name the marketplace
+            # holds for a phone number); orders placed before it was recorded hold '' and send
+            # the customer's, as Order.shown_customer_name does (orders migration 0029).
+            ("customer_name", "COALESCE(NULLIF(r.customer_name, ''), c.name)"),
             ("customer_phone", "c.phone"),
             *_f("placed_at", "expires_at", "updated_at"),
         ),

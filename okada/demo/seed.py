@@ -483,7 +483,8 @@ COLUMNS = {
     "orders_customer": f"{TRACKED}, name, phone, default_address, zone_id",
     "orders_order": (
         f"{TRACKED}, number, status, channel, payment_method, payment_status, subtotal_xaf, "
-        "delivery_fee_xaf, total_xaf, address, placed_at, expires_at, note, customer_id, vendor_id, zone_id"
+        "delivery_fee_xaf, total_xaf, address, placed_at, expires_at, note, customer_name, customer_id, "
+        "vendor_id, zone_id"
     ),
     "orders_orderitem": (
         "id, created_at, updated_at, sku, name, unit_price_xaf, quantity, line_total_xaf, order_id, "
@@ -791,7 +792,8 @@ class _Generator:
     def make_customers(self) -> None:
         """Cities 3 Douala : 2 Yaoundé; the first 30% of each city joined before the period."""
         rng, c, clock = self.rng, self.c, self.clock
-        self.customers: dict[str, list[tuple[int, str, str, str, str, int]]] = {}
+        # (joined, id, address, zone id, zone name, fee, name): address and name COPY-escaped.
+        self.customers: dict[str, list[tuple[int, str, str, str, str, int, str]]] = {}
         by_city: dict[str, list[int]] = {}
         for i in range(c.customers):
             by_city.setdefault("douala" if i % 5 < 3 else "yaounde", []).append(i)
@@ -812,7 +814,7 @@ class _Generator:
                 self.customers_t.add(
                     f"{cid}\t{at}\t{at}\t{NULL}\tf\t{_esc(name)}\t{self.phone()}\t{address}\t{zid}", created
                 )
-                rows.append((created, cid, address, zid, zone_name, fee))
+                rows.append((created, cid, address, zid, zone_name, fee, _esc(name)))
             self.customers[city] = rows
 
     # --- orders ----------------------------------------------------------------------------------
@@ -856,7 +858,9 @@ class _Generator:
             customer = customers[self.rng.randrange(k) if k else 0]
             self.order(number, placed, v, customer)
 
-    def order(self, number: str, placed: int, v: int, customer: tuple[int, str, str, str, str, int]) -> None:
+    def order(
+        self, number: str, placed: int, v: int, customer: tuple[int, str, str, str, str, int, str]
+    ) -> None:
         rng, clock, ledger, products = self.rng, self.clock, self.ledger, self.products
         ppv = self.c.products_per_vendor
         vid, vendor_actor = self.vendor_ids[v], f"vendor:{self.vendor_slugs[v]}"
@@ -871,7 +875,8 @@ class _Generator:
                 lines[p] = _QUANTITY(rng)
         subtotal = sum(products[p].price * qty for p, qty in lines.items())
 
-        _, cid, address, zid, zone_name, fee = customer
+        # The order keeps the name it was placed with (Order.customer_name): the customer's.
+        _, cid, address, zid, zone_name, fee, name = customer
         if rng.random() < 0.1:  # delivered elsewhere this time
             zid, _, zone_name, fee = rng.choice(self.zones_by_city[self.vendor_cities[v]])
             address = _esc(f"{rng.choice(data.LANDMARKS)}, {zone_name}")
@@ -887,7 +892,7 @@ class _Generator:
 
         # The order as it is now, and its history: `+` as placed, `~` as it is now.
         updated = max(placed, steps[-1][1] if steps else placed, paid_at or placed)
-        tail = f"{subtotal}\t{fee}\t{total}\t{address}\t{at}\t{expires}\t{note}\t{cid}\t{vid}\t{zid}"
+        tail = f"{subtotal}\t{fee}\t{total}\t{address}\t{at}\t{expires}\t{note}\t{name}\t{cid}\t{vid}\t{zid}"
         as_placed = f"{oid}\t{at}\t{at}\t{NULL}\tf\t{number}\tpending\t{channel}\t{method}\tunpaid\t{tail}"
         if updated == placed:
             self.orders_t.add(as_placed, placed)

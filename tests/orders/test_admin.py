@@ -239,6 +239,15 @@ def test_the_order_page_offers_the_moves_this_user_may_make(client):
     assert 'id="add-note"' in page
 
 
+def test_the_order_page_shows_the_customer_name_given_for_the_order_read_only(client):
+    order = OrderFactory(customer=CustomerFactory(name="Awa Mbarga"))
+    Order.objects.filter(pk=order.pk).update(customer_name="X Y")  # as a phone order gave it
+    login(client, OPERATIONS)
+    page = client.get(f"/admin/orders/order/{order.pk}/change/").content.decode()
+    assert "Nom du client" in page and re.search(r">\s*X Y\s*<", page)
+    assert 'name="customer_name"' not in page  # shown, never sent
+
+
 def test_operations_move_an_order_along_and_the_timeline_shows_it(client):
     order = OrderFactory()
     user = login(client, OPERATIONS)

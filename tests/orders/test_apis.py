@@ -407,6 +407,61 @@ def test_a_vendor_may_place_a_phone_order_for_its_own_shop_only(vendor):
     assert Order.objects.count() == 1
 
 
+def test_a_vendors_phone_order_shows_the_name_it_gave_never_the_name_the_marketplace_holds(store, vendor):
+    # Awa ordered from another shop; this vendor never had her as a customer. Its phone order
+    # for her number must not tell it her name: everything it reads shows the name it gave.
+    elsewhere = VendorFactory()
+    zone = ZoneFactory(city=elsewhere.city)
+    elsewheres = ProductFactory(vendor=elsewhere, initial_stock=5)
+    awa_order = store.post("/orders", order_body(elsewhere, zone, elsewheres))
+    assert awa_order.status_code == 201, awa_order.content
+    awa = Customer.objects.get(phone="+237677000111")
+    api = vendor_api(vendor)
+    body = order_body(vendor, ZoneFactory(city=vendor.city), ProductFactory(vendor=vendor, initial_stock=5))
+    del body["vendor"]
+    body["customer"]["name"] = "X Y"
+
+    placed = api.post("/orders", body)
+    assert placed.status_code == 201, placed.content
+    order_id = placed.json()["id"]
+    one = api.get(f"/orders/{order_id}")
+    listed = api.get("/orders")
+    for response in (placed, one, listed):
+        assert response.status_code in (200, 201), response.content
+        assert "Awa" not in response.content.decode()
+    assert placed.json()["customer"] == {"id": str(awa.pk), "name": "X Y", "phone": "+237677000111"}
+    assert one.json()["customer"]["name"] == "X Y"
+    assert [o["customer"]["name"] for o in listed.json()["results"]] == ["X Y"]
+    assert [(c.pk, c.name) for c in Customer.objects.all()] == [(awa.pk, "Awa Mbarga")]  # reused, kept
+    assert store.get(f"/orders/{awa_order.json()['id']}").json()["customer"]["name"] == "Awa Mbarga"
+
+
+def test_each_storefront_order_shows_the_name_it_was_given_and_the_customer_keeps_its_own(store, vendor):
+    zone = ZoneFactory()
+    product = ProductFactory(vendor=vendor, initial_stock=5)
+    first = store.post("/orders", order_body(vendor, zone, product, quantity=1))
+    again = order_body(vendor, zone, product, quantity=1)
+    again["customer"]["name"] = "awa MBARGA"
+    second = store.post("/orders", again)
+    names = (first.json()["customer"]["name"], second.json()["customer"]["name"])
+    assert names == ("Awa Mbarga", "awa MBARGA")
+    assert first.json()["customer"]["id"] == second.json()["customer"]["id"]
+    api = vendor_api(vendor)
+    shown = {o["id"]: o["customer"]["name"] for o in api.get("/orders").json()["results"]}
+    assert shown == {first.json()["id"]: "Awa Mbarga", second.json()["id"]: "awa MBARGA"}
+    assert api.get(f"/orders/{second.json()['id']}").json()["customer"]["name"] == "awa MBARGA"
+    assert list(Customer.objects.values_list("name", flat=True)) == ["Awa Mbarga"]
+
+
+def test_an_order_placed_before_names_were_kept_shows_the_customers_name(vendor):
+    # Orders placed before orders migration 0029 hold '' (there was no backfill).
+    order = OrderFactory(vendor=vendor, customer=CustomerFactory(name="Awa Mbarga"))
+    Order.objects.filter(pk=order.pk).update(customer_name="")
+    api = vendor_api(vendor)
+    assert api.get(f"/orders/{order.pk}").json()["customer"]["name"] == "Awa Mbarga"
+    assert [o["customer"]["name"] for o in api.get("/orders").json()["results"]] == ["Awa Mbarga"]
+
+
 def test_transitions_move_the_order_and_refusals_are_clear(vendor):
     order = OrderFactory(vendor=vendor)
     api = vendor_api(vendor)

@@ -2,21 +2,25 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from importlib import import_module
 
 import pytest
 from django.db import connection
+from django.db.migrations.executor import MigrationExecutor
 from django.utils import timezone
 
 from okada.core.actors import Actor
-from orders.models import OrderEvent, Payment
+from orders.models import Order, OrderEvent, Payment
 from orders.services import payment_refund_settle
-from tests.orders.factories import payment_needing_refund
+from tests.catalog.factories import ProductFactory, VendorFactory
+from tests.orders.factories import CustomerFactory, payment_needing_refund
 
 pytestmark = pytest.mark.django_db
 
 FLAGGED_AT = import_module("orders.migrations.0020_payment_refund_flagged_at")
+V8 = import_module("orders.migrations.0030_order_place_v8_customer_name")
 
 
 def flag_event_at(payment: Payment):
@@ -51,3 +55,66 @@ def test_refunds_owed_before_the_column_get_the_time_of_their_flag_event_or_else
     assert flagged[settled.pk] == flag_event_at(settled)  # settled refunds were owed too
     assert flagged[unflagged_event.pk] == paid_at  # no event of its own: when the money came
     assert all(when > long_ago for when in flagged.values())
+
+
+def _order_place_functions() -> dict[str, str]:
+    """Each okada_order_place() overload's arguments and body."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_get_function_identity_arguments(oid), prosrc FROM pg_proc "
+            "WHERE proname = 'okada_order_place' AND pronamespace = 'public'::regnamespace"
+        )
+        return dict(cursor.fetchall())
+
+
+def _body(sql: str) -> str:
+    return sql.split("AS $$", 1)[1].rsplit("$$", 1)[0]
+
+
+def _migrate(target: tuple[str, str]) -> None:
+    MigrationExecutor(connection).migrate([target])  # in the test's transaction, undone with it
+
+
+def test_order_place_v8_replaces_v7_and_going_back_restores_v7_exactly():
+    # A new argument is a new signature: CREATE OR REPLACE would have left v7 beside v8, and
+    # calls of either arity would still find one of them.
+    def arguments(sql: str) -> str:
+        return sql.split("public.okada_order_place(", 1)[1].split(") RETURNS", 1)[0]
+
+    [(v8_arguments, v8_body)] = _order_place_functions().items()
+    assert "p_customer_name text" in v8_arguments and v8_body == _body(V8.SQL)
+
+    _migrate(("orders", "0028_order_place_v7_same_city"))
+    [(v7_arguments, v7_body)] = _order_place_functions().items()
+    assert "p_customer_name" not in v7_arguments and v7_body == _body(V8.V7.SQL)
+    assert "p_customer_name" not in arguments(V8.V7.SQL) and "customer_name" not in v7_body
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM information_schema.columns WHERE column_name = 'customer_name' "
+            "AND table_name IN ('orders_order', 'orders_historicalorder')"
+        )
+        assert cursor.fetchone() == (0,)
+
+    _migrate(("orders", "0030_order_place_v8_customer_name"))
+    assert _order_place_functions() == {v8_arguments: v8_body}
+
+
+def test_a_placement_by_the_code_of_the_release_before_v8_still_places_the_order():
+    # Between migration 0030 and the restart, the running code calls with v7's 15 arguments: its
+    # orders hold '' and show the customer's name, as every order did before.
+    vendor = VendorFactory()
+    product = ProductFactory(vendor=vendor, initial_stock=5)
+    customer = CustomerFactory(name="Awa Mbarga")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT okada_order_place(%s, %s, %s, %s::uuid[], %s::integer[], %s, %s, %s, %s, %s, %s, %s, %s,"
+            " %s, %s)",
+            [
+                *(vendor.pk, customer.pk, customer.zone_id, [product.pk], [1], "cash", "admin", "Akwa", ""),
+                *(None, "staff:ops", None, "order placed", None, None),
+            ],
+        )
+        (result,) = cursor.fetchone()
+    order = Order.objects.select_related("customer").get(pk=json.loads(result)["id"])
+    assert (order.customer_name, order.shown_customer_name) == ("", "Awa Mbarga")
+    assert order.history.get().customer_name == ""

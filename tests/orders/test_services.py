@@ -74,7 +74,7 @@ from tests.orders.factories import (
 pytestmark = pytest.mark.django_db
 
 NO_ROW = uuid.UUID("0192f6d2-8b1c-7c3e-9a51-3f2b9c1d4e5f")  # an id no row has
-ORDER_PLACE = import_module("orders.migrations.0023_order_place_v6_one_payment_time")  # the current version
+ORDER_PLACE = import_module("orders.migrations.0030_order_place_v8_customer_name")  # the current version
 
 S = OrderStatus
 VENDOR, STAFF, STOREFRONT, SYSTEM = Actor.VENDOR, Actor.STAFF, Actor.STOREFRONT, Actor.SYSTEM
@@ -544,6 +544,37 @@ def test_placing_for_a_new_phone_creates_the_customer_once_then_reuses_it():
     assert first.order.customer_id == second.order.customer_id == customer.pk
     assert (customer.name, customer.zone_id, customer.default_address) == ("Awa Mbarga", zone.pk, "Akwa")
     assert first.payments == [] and len(second.payments) == 1
+
+
+def test_an_order_for_a_phone_keeps_the_name_given_and_the_customer_keeps_its_own():
+    # The customer record of a number is shared by every vendor: the order keeps the name this
+    # placement gave (stripped, cut as a new customer's), in the row, its history and the
+    # object returned; the record's name is neither shown nor changed (orders migration 0029).
+    awa = CustomerFactory(phone="+237677112233", name="Awa Mbarga")
+    vendor = VendorFactory()
+    placed = place_for_phone(vendor=vendor, name="  X Y  ", channel=Channel.PHONE, actor=vendor_actor(vendor))
+    order = Order.objects.get()
+    assert placed.order.customer_id == awa.pk
+    assert placed.order.customer_name == order.customer_name == order.history.get().customer_name == "X Y"
+    assert placed.order.shown_customer_name == order.shown_customer_name == "X Y"
+    assert Customer.objects.get().name == "Awa Mbarga"
+    long = place_for_phone(name="N" * 250)
+    assert long.order.customer_name == Order.objects.get(pk=long.order.pk).customer_name == "N" * 200
+
+
+def test_a_service_placement_keeps_the_customers_name_in_the_order_and_its_history():
+    customer = CustomerFactory(name="Awa Mbarga")
+    order = place(customer=customer, channel=Channel.ADMIN, actor=staff_actor())
+    stored = Order.objects.get(pk=order.pk)
+    assert order.customer_name == stored.customer_name == stored.history.get().customer_name == "Awa Mbarga"
+
+
+def test_an_order_placed_before_names_were_kept_shows_its_customers_name():
+    # Orders placed before migration 0029 hold '' (no backfill): they show the customer's name,
+    # as they did before.
+    order = place(customer=CustomerFactory(name="Awa Mbarga"))
+    Order.objects.filter(pk=order.pk).update(customer_name="")
+    assert Order.objects.select_related("customer").get(pk=order.pk).shown_customer_name == "Awa Mbarga"
 
 
 @pytest.mark.parametrize(

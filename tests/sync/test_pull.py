@@ -102,6 +102,47 @@ def test_a_payment_reaches_the_device_with_what_arrived_and_the_refund_owed():
     assert phone.copy("orders")[str(order.pk)]["payment_status"] == "unpaid"
 
 
+def test_an_order_reaches_the_device_with_the_name_it_was_placed_with_not_the_customers():
+    # A vendor's phone order for a number whose customer it never had: its devices must not
+    # learn the name the marketplace holds for that number (orders migration 0029).
+    from orders.services import order_place_for_phone
+    from tests.catalog.factories import vendor_actor
+    from tests.orders.factories import CustomerFactory
+
+    awa = CustomerFactory(phone="+237677000111", name="Awa Mbarga")
+    vendor = VendorFactory()
+    product = ProductFactory(vendor=vendor, initial_stock=10)
+    phone = Phone(vendor)
+    phone.pull_all()
+    placed = order_place_for_phone(
+        vendor_id=vendor.pk,
+        phone="+237677000111",
+        name="X Y",
+        zone_id=ZoneFactory(city=vendor.city).pk,
+        items=[(product.pk, 1)],
+        payment_method="cash",
+        channel="phone",
+        address="Akwa",
+        actor=vendor_actor(vendor),
+    )
+    assert placed.order.customer_id == awa.pk
+    # Placed before names were kept (no backfill: ''): the customer's name, as before.
+    old = OrderFactory(vendor=vendor, customer=awa)
+    Order.objects.filter(pk=old.pk).update(customer_name="")
+
+    changed = phone.pull()["changes"]["orders"]["upserted"]
+    assert {r["id"]: r["customer_name"] for r in changed} == {
+        str(placed.order.pk): "X Y",
+        str(old.pk): "Awa Mbarga",
+    }
+    downloaded = Phone(vendor, name="Caisse 2")
+    downloaded.pull_all()
+    assert {i: r["customer_name"] for i, r in downloaded.copy("orders").items()} == {
+        str(placed.order.pk): "X Y",
+        str(old.pk): "Awa Mbarga",
+    }
+
+
 def test_changes_after_the_download_arrive_once_each_with_the_current_row():
     vendor = VendorFactory()
     product = ProductFactory(vendor=vendor, initial_stock=10)
