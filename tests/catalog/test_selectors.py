@@ -205,8 +205,12 @@ def test_the_storefront_list_of_the_whole_marketplace_reads_an_index_in_every_or
         after=after,
     )
     key = ordering.lstrip("-")
-    after_key = {"price_xaf": 1, "updated_at": "2026-01-01T00:00:00Z", "created_at": "2026-01-01T00:00:00Z"}
-    params = {
+    after_key: dict[str, int | str] = {
+        "price_xaf": 1,
+        "updated_at": "2026-01-01T00:00:00Z",
+        "created_at": "2026-01-01T00:00:00Z",
+    }
+    params: dict[str, int | str] = {
         "active": "active",
         "after_key": after_key.get(key, "a"),
         "after_id": "00000000-0000-0000-0000-000000000000",
