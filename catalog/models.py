@@ -223,6 +223,18 @@ class ProductQuerySet(TrackedQuerySet):
         return self.filter(match)
 
 
+# The orderings of the storefront's product list (catalog.apis.PRODUCT_ORDERINGS) and the
+# suffix of each one's index; the rows they hold, those ProductQuerySet.orderable() may return.
+STOREFRONT_SORT_INDEXES = (
+    ("updated_at", "upd"),
+    ("created_at", "created"),
+    ("name", "name"),
+    ("sku", "sku"),
+    ("price_xaf", "price"),
+)
+ORDERABLE_ROWS = Q(deleted_at__isnull=True, is_active=True)
+
+
 class Product(TrackedModel):
     vendor = models.ForeignKey(
         Vendor,
@@ -308,6 +320,12 @@ class Product(TrackedModel):
             GinIndex(fields=["search_vector"], name="catalog_product_search_gin"),
             models.Index(fields=["vendor", "updated_at"], name="catalog_product_vendor_upd"),
             models.Index(fields=["vendor", "is_active"], name="catalog_product_vendor_active"),
+            # The storefront's list of the whole marketplace (no `vendor`) in each ordering: a
+            # million rows otherwise sorted per page. Orderable products only (live, active).
+            *(
+                models.Index(fields=[key, "id"], condition=ORDERABLE_ROWS, name=f"catalog_product_shop_{s}")
+                for key, s in STOREFRONT_SORT_INDEXES
+            ),
         ]
 
     def __str__(self) -> str:

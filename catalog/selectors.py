@@ -163,6 +163,10 @@ def product_page(
     `PRODUCT_JSON` writes it, sort key, id), all three as text (PostgreSQL's; a page converts
     only the keys of its first and last rows). One statement, whose text depends only on which
     filters are given: prepared once per connection, never compiled by the ORM."""
+    if orderable and is_active is False:
+        # Orderable products are active ones: none is inactive. Asked of PostgreSQL, it read
+        # every product of the marketplace to find that out (about 170 ms on a million).
+        return []
     sql = _product_page_sql(
         vendor=vendor_id is not None,
         orderable=orderable,

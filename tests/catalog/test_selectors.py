@@ -5,8 +5,16 @@ from __future__ import annotations
 import pytest
 from django.db import connection
 
-from catalog.models import Stock, StockMovement
-from catalog.selectors import StockMismatch, newest_products, product_list_for_vendor, stock_audit
+from catalog.apis import PRODUCT_ORDERINGS
+from catalog.models import STOREFRONT_SORT_INDEXES, Stock, StockMovement
+from catalog.selectors import (
+    StockMismatch,
+    _product_page_sql,
+    newest_products,
+    product_list_for_vendor,
+    product_page,
+    stock_audit,
+)
 from catalog.services import (
     product_soft_delete,
     product_update,
@@ -172,3 +180,59 @@ def test_stock_audit_takes_one_query_for_any_number_of_mismatches(rows, django_a
         mismatches = stock_audit()
 
     assert len(mismatches) == rows
+
+
+def _plan_nodes(plan: dict) -> list[dict]:
+    """Every node of an EXPLAIN (FORMAT JSON) plan, depth first."""
+    return [plan, *(node for child in plan.get("Plans", []) for node in _plan_nodes(child))]
+
+
+@pytest.mark.parametrize("after", [False, True])
+@pytest.mark.parametrize("ordering", PRODUCT_ORDERINGS)
+def test_the_storefront_list_of_the_whole_marketplace_reads_an_index_in_every_ordering(ordering, after):
+    """Without a vendor, the storefront's list holds every orderable product: a page must come
+    from an index in its order, not from a sort of all of them (about a second on a million)."""
+    for i in range(3):
+        ProductFactory(name=f"Produit {i}")
+    sql = _product_page_sql(
+        vendor=False,
+        orderable=True,
+        search=False,
+        is_active=False,
+        category=False,
+        updated_since=False,
+        ordering=ordering,
+        after=after,
+    )
+    key = ordering.lstrip("-")
+    after_key: dict[str, int | str] = {
+        "price_xaf": 1,
+        "updated_at": "2026-01-01T00:00:00Z",
+        "created_at": "2026-01-01T00:00:00Z",
+    }
+    params: dict[str, int | str] = {
+        "active": "active",
+        "after_key": after_key.get(key, "a"),
+        "after_id": "00000000-0000-0000-0000-000000000000",
+        "limit": 51,
+    }
+    with connection.cursor() as cur:
+        # A few rows here, a million there: the planner is told to avoid what it does at scale
+        # when it can (a sort, a scan of the table); without an index in the order, it cannot.
+        cur.execute("SET LOCAL enable_sort = off")
+        cur.execute("SET LOCAL enable_seqscan = off")
+        cur.execute(f"EXPLAIN (FORMAT JSON) {sql}", params)
+        nodes = _plan_nodes(cur.fetchone()[0][0]["Plan"])
+    assert not [n["Node Type"] for n in nodes if "Sort" in n["Node Type"]], nodes
+    scans = [n.get("Index Name") for n in nodes if n.get("Relation Name") == "catalog_product"]
+    assert scans == [f"catalog_product_shop_{dict(STOREFRONT_SORT_INDEXES)[key]}"], nodes
+
+
+def test_the_storefront_asking_for_inactive_products_gets_an_empty_page_without_a_query(
+    django_assert_num_queries,
+):
+    ProductFactory(is_active=False)
+    ProductFactory()
+    with django_assert_num_queries(0):
+        assert product_page(vendor_id=None, orderable=True, is_active=False, limit=50) == []
+    assert len(product_page(vendor_id=None, orderable=True, is_active=True, limit=50)) == 1

@@ -211,6 +211,7 @@ PLACEMENT_INDEXES = {
         "orders_order_number_sort",  # (length(number), number): the admin's number column
         "orders_order_vendor_status",  # vendor's orders by status (API, vendor app)
         "orders_order_vendor_upd",  # vendor's orders by update (sync, updated_since)
+        "orders_order_storefront_upd",  # the storefront's orders by update (partial: its channel)
         "orders_order_customer",  # a customer's orders
         "orders_order_placed",  # admin lists and dashboard by placing time
         "orders_order_open",  # open orders queue (partial: closed orders leave it)

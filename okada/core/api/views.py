@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import io
 import logging
-from typing import Any
+from typing import Any, ClassVar
 
 from django.conf import settings
+from django.core.signals import setting_changed
 from django.db import connection, transaction
-from django.http import HttpRequest, HttpResponseBase
+from django.dispatch import receiver
+from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.urls import reverse
+from django.utils import translation
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.views import SpectacularAPIView
 from rest_framework import exceptions
@@ -343,8 +346,47 @@ class SchemaApi(SpectacularAPIView):
     `format` it does not serve, a POST) were rendered by the negotiated renderer, YAML by
     default, under a problem+json label: they are JSON, as every other error under /api/."""
 
+    # The document is the same for every caller (public, read without a credential): it depends
+    # only on the code, the settings, the language and the format. Each is generated and written
+    # once per process (about 65 ms to generate, 150 ms more to write as YAML, on an endpoint
+    # anyone may call) and forgotten when a setting changes (tests).
+    _documents: ClassVar[dict[tuple[str, str], tuple[bytes, list[tuple[str, str]]]]] = {}
+
+    def _document_key(self, request: Request) -> tuple[str, str] | None:
+        """(language, media type) of the document asked for; None for a language we do not
+        have (`?lang=` takes any text: caching each would let the cache grow without bound)."""
+        language = request.query_params.get("lang") or translation.get_language()
+        if language not in {code for code, _name in settings.LANGUAGES}:
+            return None
+        return language, str(request.accepted_media_type)
+
+    def _get_schema_response(self, request: Request) -> HttpResponseBase:
+        """SpectacularAPIView.get's document (`get` itself keeps the library's schema marks)."""
+        key = self._document_key(request)
+        cached = self._documents.get(key) if key else None
+        if cached is None:
+            return super()._get_schema_response(request)
+        content, headers = cached
+        response = HttpResponse(content)
+        for name, value in headers:
+            response[name] = value
+        return response
+
+    def finalize_response(self, request: Request, response: Any, *args: Any, **kwargs: Any) -> Any:
+        response = super().finalize_response(request, response, *args, **kwargs)
+        key = self._document_key(request)
+        if isinstance(response, Response) and response.status_code == 200 and key is not None:
+            response.render()
+            self._documents[key] = (response.content, list(response.items()))
+        return response
+
     def handle_exception(self, exc: Exception) -> Any:
         response = super().handle_exception(exc)
         self.request.accepted_renderer = JSONRenderer()
         self.request.accepted_media_type = JSONRenderer.media_type
         return response
+
+
+@receiver(setting_changed)
+def _forget_schema_documents(**kwargs: Any) -> None:
+    SchemaApi._documents.clear()

@@ -460,3 +460,43 @@ def test_fuzzing_finds_no_server_error_and_no_answer_outside_the_schema(case, ta
 
 def test_the_api_client_helper_hits_the_same_app():
     assert Api().get("/nothing").status_code == 404
+
+
+def test_the_schema_is_generated_once_per_language_and_format(client, monkeypatch, settings):
+    """Anyone may ask for it, and it cost about 200 ms of CPU each time: each document (language,
+    format) is made once, then sent as it was, headers included."""
+    from drf_spectacular.generators import SchemaGenerator
+
+    # A setting changed (to the same value): the documents other tests had made are forgotten.
+    settings.SPECTACULAR_SETTINGS = {**settings.SPECTACULAR_SETTINGS}
+    made = []
+    get_schema = SchemaGenerator.get_schema
+
+    def counted(self, *args, **kwargs):
+        made.append(1)
+        return get_schema(self, *args, **kwargs)
+
+    monkeypatch.setattr(SchemaGenerator, "get_schema", counted)
+    answers = {}
+    for path in ("/api/schema/?lang=fr", "/api/schema/?lang=fr&format=json", "/api/schema/?lang=en"):
+        first, again = client.get(path), client.get(path)
+        assert first.status_code == again.status_code == 200
+        assert again.content == first.content
+        assert again["Content-Type"] == first["Content-Type"]
+        assert again["Content-Disposition"] == first["Content-Disposition"]
+        answers[path] = first
+    assert len(made) == 3  # once each: the second request of each was served from the first
+    assert answers["/api/schema/?lang=fr&format=json"]["Content-Type"].startswith(
+        "application/vnd.oai.openapi+json"
+    )
+    assert answers["/api/schema/?lang=en"].content != answers["/api/schema/?lang=fr"].content
+    # The language the request asks for in its header is the same document as with ?lang=.
+    assert (
+        client.get("/api/schema/", HTTP_ACCEPT_LANGUAGE="en").content
+        == answers["/api/schema/?lang=en"].content
+    )
+    assert len(made) == 3
+    # A language we do not have is made each time, never kept (`lang` takes any text).
+    for _ in range(2):
+        assert client.get("/api/schema/?lang=xx").status_code == 200
+    assert len(made) == 5
