@@ -13,7 +13,7 @@ from okada.core.operations import add_index_concurrently
 class Migration(migrations.Migration):
     atomic = False  # CREATE INDEX CONCURRENTLY cannot run in a transaction
 
-    dependencies = [("orders", "0028_order_place_v7_same_city")]
+    dependencies = [("orders", "0030_order_place_v8_customer_name")]
 
     operations = [
         add_index_concurrently(
