@@ -264,6 +264,7 @@ class ProductAdmin(BigTableMixin, TrackedAdmin):
     revert_fields = services.PRODUCT_EDITABLE_FIELDS
     # Newest first by the UUID v7 key: an index scan, where ORDER BY name would sort 1M rows.
     ordering = ("-id",)
+    narrowing_lookups = ("vendor__id__exact",)  # see BigTableMixin
     change_form_outer_after_template = "admin/catalog/product_stock.html"
 
     def get_search_results(self, request: HttpRequest, queryset: QuerySet, search_term: str) -> Any:
@@ -424,6 +425,7 @@ class StockAdmin(BigTableMixin, ReadOnlyAdmin):
     list_filter = (LowStockFilter, ("vendor", AutocompleteFilter))
     search_fields = ("product__sku",)
     ordering = ("-id",)
+    narrowing_lookups = ("vendor__id__exact",)  # see BigTableMixin
 
     def get_search_results(self, request: HttpRequest, queryset: QuerySet, search_term: str) -> Any:
         # SKUs are stored NFC: "E" + U+0301 typed for "É" finds them too.
@@ -457,6 +459,7 @@ class StockMovementAdmin(BigTableMixin, ReadOnlyAdmin):
     # UUID v7 ids sort by time, and (id, created_at) is each partition's primary key: newest
     # first is an index scan per partition, where ORDER BY created_at would sort millions.
     ordering = ("-id",)
+    narrowing_lookups = ("product", "product__id__exact")  # see BigTableMixin
 
     def lookup_allowed(self, lookup: str, value: str, request: Any = None) -> bool:
         # The ledger of one product (linked from the product page).
