@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import pytest
+from django.db import connection
+
+from catalog import admin as catalog_admin
 
 from catalog.models import Product, Stock, Vendor
 from catalog.services import product_soft_delete
@@ -174,6 +178,37 @@ def test_product_search_is_full_text_and_filters_by_vendor(client, admin_user):
         .result_list
     )
     assert {p.pk for p in found} == {creme.pk}
+
+
+def list_query_plan(client, query: dict[str, Any]) -> str:
+    cl = client.get("/admin/catalog/product/", query).context["cl"]
+    sql, params = cl.queryset[: cl.list_per_page + 1].query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute(f"EXPLAIN {sql}", params)
+        return "\n".join(row[0] for row in cursor.fetchall())
+
+
+def test_a_product_search_few_products_match_lists_them_by_key_not_by_testing_each(client, admin_user):
+    # Newest first, a search PostgreSQL tests product by product walks the whole primary key when
+    # the word is rare (seconds on a million products): the few matches are listed by key.
+    wanted = ProductFactory(name="Gombo frais")
+    for _ in range(5):
+        ProductFactory(name="Riz parfumé")
+    client.force_login(admin_user)
+    assert [p.pk for p in client.get("/admin/catalog/product/", {"q": "gombo"}).context["cl"].result_list] == [
+        wanted.pk
+    ]
+    plan = list_query_plan(client, {"q": "gombo"})
+    assert "search_vector" not in plan, plan  # the list reads the matches by key
+
+
+def test_a_product_search_many_products_match_still_lists_them_all(client, admin_user, monkeypatch):
+    monkeypatch.setattr(catalog_admin, "SEARCH_PROBE", 2)
+    riz = {ProductFactory(name=f"Riz parfumé {n}").pk for n in range(3)}
+    ProductFactory(name="Gombo frais")
+    client.force_login(admin_user)
+    assert {p.pk for p in client.get("/admin/catalog/product/", {"q": "riz"}).context["cl"].result_list} == riz
+    assert "search_vector" in list_query_plan(client, {"q": "riz"})
 
 
 def test_categories_are_listed_as_a_tree(client, admin_user):
