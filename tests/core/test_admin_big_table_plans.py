@@ -104,3 +104,16 @@ def test_a_big_list_narrowed_to_one_vendor_sorts_by_any_column(admin_client, des
     query = f"?vendor__id__exact={vendor.pk}&o={'-' if descending else ''}{position}"
     shown = [p.name for p in admin_client.get(url + query).context["cl"].result_list]
     assert shown == sorted(["Mangue", "Ananas", "Riz"], reverse=descending)
+
+
+@pytest.mark.parametrize("model", [Product, Stock], ids=lambda m: m.__name__)
+def test_one_vendors_list_reads_the_vendors_rows_newest_first_from_one_index(admin_client, model):
+    # Newest first with the vendor's own index alone, PostgreSQL walked the whole primary key and
+    # tested each row's vendor: seconds for the list of an old vendor's products or stock.
+    vendor = VendorFactory()
+    ProductFactory(vendor=vendor)
+    plan = page_plan(admin_client, f"{changelist(model)}?vendor__id__exact={vendor.pk}")
+    table = model._meta.db_table
+    scans = [n for n in plan if n.get("Relation Name") == table]
+    assert [n["Node Type"] for n in plan if n["Node Type"] == "Sort"] == [], shape(plan)
+    assert scans and all("vendor_id" in n.get("Index Cond", "") for n in scans), shape(plan)
