@@ -280,9 +280,8 @@ class ProductAdmin(BigTableMixin, TrackedAdmin):
         # for a word few or none have (seconds): for a word it has no statistics of, it guesses
         # 1,500 matches. So it is first asked for a few matches, in no order, which it reads
         # from the full-text index when they are few; those few are then listed by key.
-        found = list(
-            Product.all_objects.search(search_term).order_by().values_list("pk", flat=True)[: SEARCH_PROBE + 1]
-        )
+        matches = Product.all_objects.search(search_term).order_by().values_list("pk", flat=True)
+        found = list(matches[: SEARCH_PROBE + 1])
         if len(found) <= SEARCH_PROBE:
             return queryset.filter(pk__in=found), False
         return queryset.search(search_term), False  # type: ignore[attr-defined]

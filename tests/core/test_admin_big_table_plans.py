@@ -11,7 +11,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from django.contrib import admin
 from django.db import connection
 
 from catalog.models import Product, Stock, StockMovement
@@ -30,7 +29,9 @@ def nodes(plan: dict[str, Any]) -> Iterator[dict[str, Any]]:
 
 
 def shape(plan: list[dict[str, Any]]) -> list[str]:
-    return [f"{n['Node Type']} {n.get('Index Name') or n.get('Relation Name') or n.get('Sort Key') or ''}" for n in plan]
+    return [
+        f"{n['Node Type']} {n.get('Index Name') or n.get('Relation Name') or n.get('Sort Key')}" for n in plan
+    ]
 
 
 def page_plan(client, url: str) -> list[dict[str, Any]]:
