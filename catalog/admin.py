@@ -13,6 +13,7 @@ from django.db.models.expressions import RawSQL
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import path
 from django.utils.html import format_html
+from django.utils.text import smart_split, unescape_string_literal
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
@@ -443,7 +444,22 @@ class StockAdmin(BigTableMixin, ReadOnlyAdmin):
 
     def get_search_results(self, request: HttpRequest, queryset: QuerySet, search_term: str) -> Any:
         # SKUs are stored NFC: "E" + U+0301 typed for "É" finds them too.
-        return super().get_search_results(request, queryset, normalize_sku(search_term))
+        term = normalize_sku(search_term)
+        if not term.strip() or any(request.GET.get(lookup) for lookup in self.narrowing_lookups):
+            return super().get_search_results(request, queryset, term)  # one vendor's: few rows
+        # Newest first, PostgreSQL walks the stock's primary key and reads each row's product
+        # for its SKU: the whole million for a SKU nobody has (2 s). The products whose SKU
+        # matches (as Django's search matches: each word, anywhere) are looked up first, in no
+        # order (one pass over the products); when few, their stock is read by product.
+        products = Product.all_objects.order_by()
+        for word in smart_split(term):
+            if word.startswith(('"', "'")) and word[0] == word[-1]:
+                word = unescape_string_literal(word)
+            products = products.filter(sku__icontains=word)
+        found = list(products.values_list("pk", flat=True)[: SEARCH_PROBE + 1])
+        if len(found) <= SEARCH_PROBE:
+            return queryset.filter(product_id__in=found), False
+        return super().get_search_results(request, queryset, term)
 
     @admin.display(description=_("product"))
     def product_link(self, stock: Stock) -> str:
