@@ -431,6 +431,13 @@ class LowStockFilter(admin.SimpleListFilter):
         return queryset
 
 
+#: The stock search's first look (StockAdmin.get_search_results): up to this many products whose
+#: SKU matches are read by key, more through the search itself. Fewer than the product search's:
+#: without an index, finding them reads the products until one more than this has matched, all
+#: of them for a rarer SKU (a common one: a few thousand products).
+SKU_PROBE = 100
+
+
 @admin.register(Stock)
 class StockAdmin(BigTableMixin, ReadOnlyAdmin):
     """Stock changes only through adjustments and counts (product page), which write the ledger."""
@@ -456,8 +463,8 @@ class StockAdmin(BigTableMixin, ReadOnlyAdmin):
             if word.startswith(('"', "'")) and word[0] == word[-1]:
                 word = unescape_string_literal(word)
             products = products.filter(sku__icontains=word)
-        found = list(products.values_list("pk", flat=True)[: SEARCH_PROBE + 1])
-        if len(found) <= SEARCH_PROBE:
+        found = list(products.values_list("pk", flat=True)[: SKU_PROBE + 1])
+        if len(found) <= SKU_PROBE:
             return queryset.filter(product_id__in=found), False
         return super().get_search_results(request, queryset, term)
 
