@@ -7,7 +7,7 @@ rows; then a few custom views. Each URL is read once to warm up, then three time
 warm-up took over 3 s): median time, number of SQL statements and the slowest one, one JSON line
 per page. Statements time out after 20 s (a 500 then).
 
-It creates and deletes users named `sweep-<role>`: run it on a COPY of a seeded database
+It creates and deletes users named `sweep-<role>-<pid>`: run it on a COPY of a seeded database
 (`CREATE DATABASE x TEMPLATE okada_bench_kept_large`), never on the kept one itself:
 
     DATABASE_URL=postgres://.../copy DJANGO_SETTINGS_MODULE=okada.settings.local DJANGO_DEBUG=0 \
@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import time
 from typing import Any
@@ -75,8 +76,7 @@ def user_for(role: str) -> Any:
     from django.contrib.auth.models import Group
 
     User = get_user_model()
-    name = f"sweep-{role.lower()}"
-    User.objects.filter(username=name).delete()
+    name = f"sweep-{role.lower()}-{os.getpid()}"  # two sweeps at once never share a user
     if role == "superuser":
         return User.objects.create_superuser(username=name, password="x", email="")  # noqa: S106
     user = User.objects.create_user(username=name, password="x", is_staff=True)  # noqa: S106
