@@ -1,13 +1,13 @@
 """One vendor's products and stock, newest first (the admin's lists of a vendor): an index on
 (vendor, id) each, in place of the vendor's own index (which it serves as well). On the vendor's
 index alone, PostgreSQL read the list by walking the whole primary key back to an old vendor's
-rows. Built first, then the old index dropped, both CONCURRENTLY (okada.core.operations)."""
+rows. Built first, then the old index dropped, both CONCURRENTLY and able to run again after an
+interruption (okada.core.operations)."""
 
 import django.db.models.deletion
-from django.contrib.postgres.operations import AddIndexConcurrently
 from django.db import migrations, models
 
-from okada.core.operations import drop_field_index
+from okada.core.operations import add_index_concurrently, drop_field_index
 
 
 class Migration(migrations.Migration):
@@ -18,13 +18,19 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
-        AddIndexConcurrently(
-            model_name="product",
-            index=models.Index(fields=["vendor", "id"], name="catalog_product_vendor_newest"),
+        add_index_concurrently(
+            "catalog",
+            migrations.AddIndex(
+                model_name="product",
+                index=models.Index(fields=["vendor", "id"], name="catalog_product_vendor_newest"),
+            ),
         ),
-        AddIndexConcurrently(
-            model_name="stock",
-            index=models.Index(fields=["vendor", "id"], name="catalog_stock_vendor_newest"),
+        add_index_concurrently(
+            "catalog",
+            migrations.AddIndex(
+                model_name="stock",
+                index=models.Index(fields=["vendor", "id"], name="catalog_stock_vendor_newest"),
+            ),
         ),
         drop_field_index(
             "catalog",
