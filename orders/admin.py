@@ -19,11 +19,11 @@ from django.utils.html import format_html
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 from unfold.contrib.filters.admin import RangeDateFilter
-from unfold.views import ChangeList
 
 from catalog.models import City
 from okada.core.admin import (
     AutocompleteFilter,
+    BigTableChangeList,
     BigTableMixin,
     ReadOnlyAdmin,
     TrackedAdmin,
@@ -97,6 +97,7 @@ class CustomerAdmin(BigTableMixin, TrackedAdmin):
     autocomplete_fields = ("zone",)
     revert_fields = services.CUSTOMER_EDITABLE_FIELDS
     ordering = ("-id",)
+    sortable_by = ("phone",)  # the live rows' phone index; see BigTableMixin
 
     def get_search_results(self, request: HttpRequest, queryset: QuerySet, search_term: str) -> Any:
         phone = selectors.phone_or_none(search_term)
@@ -272,7 +273,7 @@ def by_number_where_asked(ordering: list[Any]) -> list[Any]:
     return ordered
 
 
-class OrderChangeList(ChangeList):
+class OrderChangeList(BigTableChangeList):
     def get_ordering(self, request: HttpRequest, queryset: QuerySet) -> list[Any]:
         return by_number_where_asked(super().get_ordering(request, queryset))
 
@@ -308,6 +309,9 @@ class OrderAdmin(BigTableMixin, TrackedAdmin):
     list_before_template = "admin/orders/order_list_before.html"
     # An index scan on placed_at (orders_order_placed), never a sort of a million rows.
     ordering = ("-placed_at",)
+    # The columns an index sorts (orders_order_number_sort, orders_order_placed); see BigTableMixin.
+    sortable_by = ("number", "placed_at")
+    narrowing_lookups = ("vendor__id__exact", "customer__id__exact")
     # The moves, the note form and the timeline come first: what staff open an order for.
     change_form_outer_before_template = "admin/orders/order_page.html"
     fieldsets = (
@@ -331,7 +335,7 @@ class OrderAdmin(BigTableMixin, TrackedAdmin):
 
     # --- List ------------------------------------------------------------------------------------
 
-    def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
+    def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[BigTableChangeList]:
         return OrderChangeList
 
     @admin.display(description=_("status"), ordering="status")
@@ -566,6 +570,7 @@ class OrderEventAdmin(BigTableMixin, ReadOnlyAdmin):
     list_filter = ("kind",)
     # Newest first by the UUID v7 id, each partition's primary key (see StockMovementAdmin).
     ordering = ("-id",)
+    narrowing_lookups = ("order", "order__id__exact")
 
     def lookup_allowed(self, lookup: str, value: str, request: Any = None) -> bool:
         return lookup in ("order", "order__id__exact") or super().lookup_allowed(lookup, value, request)
@@ -626,6 +631,8 @@ class PaymentAdmin(BigTableMixin, ReadOnlyAdmin):
     search_help_text = _("A whole provider reference, or an order number (OK-0000123 or 123).")
     list_select_related = ("order",)
     ordering = ("-id",)
+    sortable_by = ("created_at",)  # orders_payment_created; see BigTableMixin
+    narrowing_lookups = ("order__id__exact",)
     actions = ["settle_refunds"]
 
     def get_ordering(self, request: HttpRequest) -> Any:

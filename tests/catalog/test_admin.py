@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import pytest
+from django.db import connection
 
+from catalog import admin as catalog_admin
 from catalog.models import Product, Stock, Vendor
 from catalog.services import product_soft_delete
 from tests.catalog.factories import ProductFactory, VendorFactory, staff_actor
@@ -176,6 +179,37 @@ def test_product_search_is_full_text_and_filters_by_vendor(client, admin_user):
     assert {p.pk for p in found} == {creme.pk}
 
 
+def list_query_plan(client, query: dict[str, Any]) -> str:
+    cl = client.get("/admin/catalog/product/", query).context["cl"]
+    sql, params = cl.queryset[: cl.list_per_page + 1].query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute(f"EXPLAIN {sql}", params)
+        return "\n".join(row[0] for row in cursor.fetchall())
+
+
+def test_a_product_search_few_products_match_lists_them_by_key_not_by_testing_each(client, admin_user):
+    # Newest first, a search PostgreSQL tests product by product walks the whole primary key when
+    # the word is rare (seconds on a million products): the few matches are listed by key.
+    wanted = ProductFactory(name="Gombo frais")
+    for _ in range(5):
+        ProductFactory(name="Riz parfumé")
+    client.force_login(admin_user)
+    found = client.get("/admin/catalog/product/", {"q": "gombo"}).context["cl"].result_list
+    assert [p.pk for p in found] == [wanted.pk]
+    plan = list_query_plan(client, {"q": "gombo"})
+    assert "search_vector" not in plan, plan  # the list reads the matches by key
+
+
+def test_a_product_search_many_products_match_still_lists_them_all(client, admin_user, monkeypatch):
+    monkeypatch.setattr(catalog_admin, "SEARCH_PROBE", 2)
+    riz = {ProductFactory(name=f"Riz parfumé {n}").pk for n in range(3)}
+    ProductFactory(name="Gombo frais")
+    client.force_login(admin_user)
+    found = client.get("/admin/catalog/product/", {"q": "riz"}).context["cl"].result_list
+    assert {p.pk for p in found} == riz
+    assert "search_vector" in list_query_plan(client, {"q": "riz"})
+
+
 def test_categories_are_listed_as_a_tree(client, admin_user):
     from tests.catalog.factories import CategoryFactory
 
@@ -273,3 +307,37 @@ def test_the_lists_find_a_sku_searched_in_another_unicode_form(client, admin_use
     response = client.get(f"/admin/catalog/{screen}/", {"q": typed})
     assert response.status_code == 200
     assert [product_of(row) for row in response.context["cl"].result_list] == [product.pk]
+
+
+def stock_list_plan(client, query: dict[str, Any]) -> str:
+    cl = client.get("/admin/catalog/stock/", query).context["cl"]
+    sql, params = cl.queryset[: cl.list_per_page + 1].query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute(f"EXPLAIN {sql}", params)
+        return "\n".join(row[0] for row in cursor.fetchall())
+
+
+def test_a_stock_search_few_skus_match_reads_their_stock_by_product(client, admin_user):
+    # Newest first, the SKU tested row by row read every product (2 s on a million): the few
+    # products whose SKU matches are found first, their stock read by product.
+    wanted = ProductFactory(sku="GOMBO-12")
+    ProductFactory(sku="RIZ-1")
+    client.force_login(admin_user)
+    found = client.get("/admin/catalog/stock/", {"q": "bo-1"}).context["cl"].result_list
+    assert [s.product_id for s in found] == [wanted.pk]
+    plan = stock_list_plan(client, {"q": "bo-1"})
+    assert "sku" not in plan and "product_id = " in plan, plan
+
+
+def test_a_stock_search_matches_each_word_as_django_does_and_many_matches_still_list_all(
+    client, admin_user, monkeypatch
+):
+    monkeypatch.setattr(catalog_admin, "SKU_PROBE", 1)
+    rice = {ProductFactory(sku=f"RIZ-{n}").pk for n in range(3)}
+    ProductFactory(sku="GOMBO-1")
+    client.force_login(admin_user)
+    found = client.get("/admin/catalog/stock/", {"q": "riz"}).context["cl"].result_list
+    assert {s.product_id for s in found} == rice
+    monkeypatch.setattr(catalog_admin, "SKU_PROBE", 100)
+    found = client.get("/admin/catalog/stock/", {"q": "riz 2"}).context["cl"].result_list
+    assert [s.product_id for s in found] == [Product.objects.get(sku="RIZ-2").pk]

@@ -230,7 +230,7 @@ PLACEMENT_INDEXES = {
     "catalog_stock": {
         "catalog_stock_pkey",
         "catalog_stock_product_id_key",
-        "catalog_stock_vendor_id_d9c33e28",
+        "catalog_stock_vendor_newest",  # (vendor, id), in place of the vendor's own: a vendor's stock list
         "catalog_stock_low",  # partial on a capped level: placing keeps stock updates HOT
     },
     "sync_change": {"sync_change_pull"},
