@@ -26,6 +26,7 @@ from orders.models import OrderStatus, PaymentMethod
 from orders.services import OutOfStock, order_cancel, order_transition
 from tests.catalog.factories import CategoryFactory, ProductFactory, VendorFactory, staff_actor
 from tests.orders.factories import OrderFactory, advance
+from tests.plans import plan_nodes
 
 pytestmark = pytest.mark.django_db
 
@@ -182,11 +183,6 @@ def test_stock_audit_takes_one_query_for_any_number_of_mismatches(rows, django_a
     assert len(mismatches) == rows
 
 
-def _plan_nodes(plan: dict) -> list[dict]:
-    """Every node of an EXPLAIN (FORMAT JSON) plan, depth first."""
-    return [plan, *(node for child in plan.get("Plans", []) for node in _plan_nodes(child))]
-
-
 @pytest.mark.parametrize("after", [False, True])
 @pytest.mark.parametrize("ordering", PRODUCT_ORDERINGS)
 def test_the_storefront_list_of_the_whole_marketplace_reads_an_index_in_every_ordering(ordering, after):
@@ -216,13 +212,7 @@ def test_the_storefront_list_of_the_whole_marketplace_reads_an_index_in_every_or
         "after_id": "00000000-0000-0000-0000-000000000000",
         "limit": 51,
     }
-    with connection.cursor() as cur:
-        # A few rows here, a million there: the planner is told to avoid what it does at scale
-        # when it can (a sort, a scan of the table); without an index in the order, it cannot.
-        cur.execute("SET LOCAL enable_sort = off")
-        cur.execute("SET LOCAL enable_seqscan = off")
-        cur.execute(f"EXPLAIN (FORMAT JSON) {sql}", params)
-        nodes = _plan_nodes(cur.fetchone()[0][0]["Plan"])
+    nodes = plan_nodes(sql, params)
     assert not [n["Node Type"] for n in nodes if "Sort" in n["Node Type"]], nodes
     scans = [n.get("Index Name") for n in nodes if n.get("Relation Name") == "catalog_product"]
     assert scans == [f"catalog_product_shop_{dict(STOREFRONT_SORT_INDEXES)[key]}"], nodes

@@ -20,6 +20,7 @@ from orders.models import Customer, Order, OrderItem, Payment
 from tests.catalog.factories import ProductFactory, VendorFactory
 from tests.credentials.factories import Api, problem, storefront_api, vendor_api
 from tests.orders.factories import CustomerFactory, OrderFactory, ZoneFactory
+from tests.plans import plan_nodes
 
 pytestmark = pytest.mark.django_db
 
@@ -819,11 +820,6 @@ def test_a_first_order_refused_leaves_no_customer_behind(store, vendor, refusal,
     assert not Order.objects.exists()
 
 
-def _plan_nodes(plan: dict) -> list[dict]:
-    """Every node of an EXPLAIN (FORMAT JSON) plan, depth first."""
-    return [plan, *(node for child in plan.get("Plans", []) for node in _plan_nodes(child))]
-
-
 @pytest.mark.parametrize(
     "query",
     [
@@ -849,13 +845,7 @@ def test_the_storefront_orders_by_last_change_come_from_an_index_not_a_sort_of_a
         with CaptureQueriesContext(connection) as queries:
             assert page().status_code == 200
         [page_sql] = [q["sql"] for q in queries if 'FROM "orders_order"' in q["sql"] and "LIMIT" in q["sql"]]
-        with connection.cursor() as cur:
-            # A few rows here, 800,000 there: the planner is told to avoid what it does at scale
-            # (a sort, a scan of the table); without an index in the list's order, it cannot.
-            cur.execute("SET LOCAL enable_sort = off")
-            cur.execute("SET LOCAL enable_seqscan = off")
-            cur.execute(f"EXPLAIN (FORMAT JSON) {page_sql}")
-            nodes = _plan_nodes(cur.fetchone()[0][0]["Plan"])
+        nodes = plan_nodes(page_sql)
         assert not [n["Node Type"] for n in nodes if "Sort" in n["Node Type"]], nodes
         scans = [n.get("Index Name") for n in nodes if n.get("Relation Name") == "orders_order"]
         assert scans == ["orders_order_storefront_upd"], nodes

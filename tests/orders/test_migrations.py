@@ -71,8 +71,21 @@ def _body(sql: str) -> str:
     return sql.split("AS $$", 1)[1].rsplit("$$", 1)[0]
 
 
-def _migrate(target: tuple[str, str]) -> None:
-    MigrationExecutor(connection).migrate([target])  # in the test's transaction, undone with it
+CUSTOMER_NAME_MIGRATIONS = ("0029_order_customer_name", "0030_order_place_v8_customer_name")
+
+
+def _step(*, backwards: bool) -> None:
+    """Unapply (newest first) or apply the customer-name migrations alone, in the test's
+    transaction (undone with it). Not `migrate` to 0028: it would unapply the later migrations
+    too, among them index builds that cannot run in a transaction (CONCURRENTLY)."""
+    executor = MigrationExecutor(connection)
+    for name in reversed(CUSTOMER_NAME_MIGRATIONS) if backwards else CUSTOMER_NAME_MIGRATIONS:
+        state = executor.loader.project_state(("orders", name), at_end=False)  # before it
+        migration = executor.loader.get_migration("orders", name)
+        if backwards:
+            executor.unapply_migration(state, migration)
+        else:
+            executor.apply_migration(state, migration)
 
 
 def test_order_place_v8_replaces_v7_and_going_back_restores_v7_exactly():
@@ -84,7 +97,7 @@ def test_order_place_v8_replaces_v7_and_going_back_restores_v7_exactly():
     [(v8_arguments, v8_body)] = _order_place_functions().items()
     assert "p_customer_name text" in v8_arguments and v8_body == _body(V8.SQL)
 
-    _migrate(("orders", "0028_order_place_v7_same_city"))
+    _step(backwards=True)
     [(v7_arguments, v7_body)] = _order_place_functions().items()
     assert "p_customer_name" not in v7_arguments and v7_body == _body(V8.V7.SQL)
     assert "p_customer_name" not in arguments(V8.V7.SQL) and "customer_name" not in v7_body
@@ -95,7 +108,7 @@ def test_order_place_v8_replaces_v7_and_going_back_restores_v7_exactly():
         )
         assert cursor.fetchone() == (0,)
 
-    _migrate(("orders", "0030_order_place_v8_customer_name"))
+    _step(backwards=False)
     assert _order_place_functions() == {v8_arguments: v8_body}
 
 
