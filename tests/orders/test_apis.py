@@ -862,8 +862,9 @@ def test_a_deep_page_of_a_vendors_orders_starts_its_index_walk_at_the_cursor(ven
         OrderFactory(vendor=vendor)
     first = api.get(f"/orders?ordering={ordering}&limit=1")
     assert first.status_code == 200, first.content
+    link = urlsplit(first.json()["next"])
     with CaptureQueriesContext(connection) as queries:
-        deeper = api.client.get(first.json()["next"], **api.headers)
+        deeper = api.get(f"{link.path}?{link.query}")
     assert deeper.status_code == 200, deeper.content
     assert len(deeper.json()["results"]) == 1 and deeper.json()["results"] != first.json()["results"]
     [page_sql] = [q["sql"] for q in queries if 'FROM "orders_order"' in q["sql"] and "LIMIT" in q["sql"]]
