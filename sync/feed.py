@@ -52,8 +52,12 @@ class Entity:
     vendor: str | None
     live: str
     fields: tuple[tuple[str, str], ...]
-    # Keyset of the initial download: columns of `r` in the order pages are read.
-    keyset: tuple[str, ...] = ("id",)
+    # Keyset of the initial download: the columns of `source` (`r` and its joined tables) in the
+    # order pages are read; the leading one is the walked index's range after the vendor.
+    keyset: tuple[str, ...] = ("r.id",)
+    # Keysets of download cursors issued by earlier versions (told apart by their length), still
+    # served until that download moves on: a device holding one must neither reset nor skip rows.
+    former_keysets: tuple[tuple[str, ...], ...] = ()
     # For the capture trigger: how to reach the vendor from a transition-table row `r`.
     capture_join: str = ""
     capture_vendor: str | None = None
@@ -61,6 +65,12 @@ class Entity:
     # Rows the initial download sends together with each row of this table (an order's items).
     carries: str | None = None
     tracked: bool = False  # has deleted_at (soft delete)
+
+    def keyset_of(self, key: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        """The keyset a download key was made with (this one, or a former one), or None."""
+        if key is None:
+            return self.keyset
+        return next((k for k in (self.keyset, *self.former_keysets) if len(k) == len(key)), None)
 
     @property
     def json(self) -> str:
@@ -104,7 +114,7 @@ ENTITIES: tuple[Entity, ...] = (
             ("customer_phone", "c.phone"),
             *_f("placed_at", "expires_at", "updated_at"),
         ),
-        keyset=("updated_at", "id"),  # (vendor_id, updated_at) is indexed
+        keyset=("r.updated_at", "r.id"),  # (vendor_id, updated_at) is indexed
         capture_vendor="r.vendor_id",
         children=(
             Child("order_items", "orders_orderitem", "order_id"),
@@ -170,7 +180,7 @@ ENTITIES: tuple[Entity, ...] = (
         vendor="r.vendor_id",
         live="r.deleted_at IS NULL",
         fields=_f("id", *PRODUCT_FIELDS, "version", "updated_at"),
-        keyset=("updated_at", "id"),  # (vendor_id, updated_at) is indexed
+        keyset=("r.updated_at", "r.id"),  # (vendor_id, updated_at) is indexed
         capture_vendor="r.vendor_id",
         children=(Child("stock", "catalog_stock", "product_id"),),
         tracked=True,
@@ -207,6 +217,12 @@ ENTITIES: tuple[Entity, ...] = (
             "needs_refund",
             "paid_at",
         ),
+        # Payments have no vendor column: they are read through the vendor's orders, walking
+        # the (vendor_id, updated_at) index of orders and each order's payments by order_id.
+        # Keyed by payment id alone, a page had to join all the vendor's payments and sort them,
+        # or walk every vendor's payments by id (15,000 orders: 50-110 ms a page, against ~15).
+        keyset=("o.updated_at", "o.id", "r.id"),
+        former_keysets=(("r.id",),),
         capture_join=ORDER_JOIN,
         capture_vendor="o.vendor_id",
     ),

@@ -110,7 +110,7 @@ def _check_download_key(cursor: Cursor, priority: int) -> None:
     """The download key names a row of the priority's table `table` by its keyset's columns."""
     tables = feed.DOWNLOAD[priority]
     if cursor.key is not None and not (
-        0 <= cursor.table < len(tables) and len(cursor.key) == len(tables[cursor.table].keyset)
+        0 <= cursor.table < len(tables) and tables[cursor.table].keyset_of(cursor.key) is not None
     ):
         raise StaleCursor("not a position in this priority's tables")
 
@@ -307,15 +307,19 @@ class _Reader:
         return "true" if entity.vendor is None else f"{entity.vendor} = %(vendor)s"
 
     def _download_rows(self, entity: Entity, key: tuple[str, ...] | None, limit: int) -> list[Any]:
-        columns = ", ".join(f"r.{c}" for c in entity.keyset)
+        # A key of a former keyset (a cursor issued before it changed) goes on in that order.
+        keyset = entity.keyset_of(key) or entity.keyset
+        columns = ", ".join(keyset)
         after = ""
         params: dict[str, Any] = {"vendor": self.vendor_id, "limit": limit}
         if key is not None:
             casts = {"updated_at": "timestamptz", "id": "uuid"}
-            marks = ", ".join(f"%(k{i})s::{casts[c]}" for i, c in enumerate(entity.keyset))
-            after = f" AND ({columns}) > ({marks})"
+            marks = [f"%(k{i})s::{casts[c.rpartition('.')[2]]}" for i, c in enumerate(keyset)]
+            # The leading column's bound on its own too: a row comparison over columns of two
+            # tables (payments keyed by their order) is no index condition, this bound is.
+            after = f" AND ({columns}) > ({', '.join(marks)}) AND {keyset[0]} >= {marks[0]}"
             params.update({f"k{i}": v for i, v in enumerate(key)})
-        keys = ", ".join(f"r.{c}::text" for c in entity.keyset)
+        keys = ", ".join(f"{c}::text" for c in keyset)
         sql = (
             f"SELECT ARRAY[{keys}], r.id::text, {entity.json} FROM {entity.source} "
             f"WHERE {self._scope(entity)} AND {entity.live}{after} ORDER BY {columns} LIMIT %(limit)s"

@@ -849,3 +849,27 @@ def test_the_storefront_orders_by_last_change_come_from_an_index_not_a_sort_of_a
         assert not [n["Node Type"] for n in nodes if "Sort" in n["Node Type"]], nodes
         scans = [n.get("Index Name") for n in nodes if n.get("Relation Name") == "orders_order"]
         assert scans == ["orders_order_storefront_upd"], nodes
+
+
+@pytest.mark.parametrize("ordering", ["-placed_at", "placed_at"])
+def test_a_deep_page_of_a_vendors_orders_starts_its_index_walk_at_the_cursor(vendor, ordering):
+    """The next page's cursor bounds the index walk (an Index Cond on the sort key), not only a
+    filter: read as `placed_at < x OR (placed_at = x AND id < pk)` alone, the index was walked from
+    its first entry to the cursor, every row filtered out (page 20 of the largest vendor of a
+    million orders: 45 ms of SQL, against 4 at page 1)."""
+    api = vendor_api(vendor)
+    for _ in range(3):
+        OrderFactory(vendor=vendor)
+    first = api.get(f"/orders?ordering={ordering}&limit=1")
+    assert first.status_code == 200, first.content
+    link = urlsplit(first.json()["next"])
+    with CaptureQueriesContext(connection) as queries:
+        deeper = api.get(f"{link.path}?{link.query}")
+    assert deeper.status_code == 200, deeper.content
+    assert len(deeper.json()["results"]) == 1 and deeper.json()["results"] != first.json()["results"]
+    [page_sql] = [q["sql"] for q in queries if 'FROM "orders_order"' in q["sql"] and "LIMIT" in q["sql"]]
+    nodes = plan_nodes(page_sql)
+    assert not [n["Node Type"] for n in nodes if n["Node Type"] in ("Sort", "Seq Scan")], nodes
+    [scan] = [n for n in nodes if n.get("Relation Name") == "orders_order"]
+    assert scan.get("Index Name") == "orders_order_placed", nodes
+    assert "placed_at" in scan.get("Index Cond", ""), scan

@@ -10,6 +10,7 @@ import pytest
 from django.core import signing
 from django.db import connection, connections, transaction
 from django.test import override_settings
+from django.test.utils import CaptureQueriesContext
 
 from catalog.models import Product, Stock
 from catalog.services import product_restore, product_soft_delete, product_update, stock_adjust
@@ -22,6 +23,7 @@ from sync.pull import pull
 from sync.services import DeviceRevoked, device_revoke, generation_current, generation_rotate
 from tests.catalog.factories import CategoryFactory, ProductFactory, VendorFactory
 from tests.orders.factories import OrderFactory, ZoneFactory
+from tests.plans import plan_nodes
 from tests.sync.factories import WAIT, Phone
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -334,6 +336,165 @@ def test_the_initial_download_serves_priority_0_before_priority_2():
         i for i, t in enumerate(tables) if t == "payments"
     )
     assert len(phone.copy("payments")) == 30
+
+
+def paid_orders(vendor, count: int, prefix: str = "P") -> list[Payment]:
+    """`count` orders of the vendor, each with a cash payment."""
+    orders = [OrderFactory(vendor=vendor) for _ in range(count)]
+    return Payment.objects.bulk_create(
+        [
+            Payment(order=o, provider="cash", provider_reference=f"{prefix}-{vendor.pk}-{n}", amount_xaf=100)
+            for n, o in enumerate(orders)
+        ]
+    )
+
+
+PAYMENTS = feed.DOWNLOAD[2].index(feed.BY_NAME["payments"])  # the payments' table in priority 2
+
+
+def cursor_body(token: str | None) -> dict | None:
+    return None if token is None else signing.loads(token, key=sync_pull._key(), salt=sync_pull.SALT)
+
+
+def in_payments_download(token: str | None) -> bool:
+    """The priority 2 cursor is in the payments download, past its first page."""
+    body = cursor_body(token)
+    return bool(body and body.get("d") and body["t"] == PAYMENTS and body["k"])
+
+
+def vendor_payments(vendor) -> set[str]:
+    return {str(pk) for pk in Payment.objects.filter(order__vendor=vendor).values_list("pk", flat=True)}
+
+
+def test_a_payments_download_page_walks_the_vendors_orders_index_then_each_ones_payments():
+    """Payments have no vendor column. Keyed by their id, a page walked every vendor's payments
+    by id, or joined and sorted all of the vendor's (15,000 orders: 50 to 110 ms a page); keyed
+    by their order's (updated_at, id), it walks the vendor's (vendor_id, updated_at) index of
+    orders from the cursor and each order's payments by order_id, already in order."""
+    vendor = VendorFactory()
+    paid_orders(vendor, 4)
+    paid_orders(VendorFactory(), 4)  # another vendor's payments, which the page must not walk
+    phone = Phone(vendor, limit=2)
+    keyed: list[str] = []
+    for _ in range(100):
+        with CaptureQueriesContext(connection) as queries:
+            page = phone.pull()
+        keyed += [q["sql"] for q in queries if "FROM orders_payment r" in q["sql"] and ") > (" in q["sql"]]
+        if not any(page["has_more"].values()):
+            break
+    assert set(phone.copy("payments")) == vendor_payments(vendor)
+    assert keyed, "no page of the payments download after its first"
+    for sql in keyed:
+        nodes = plan_nodes(sql)
+        assert not [n["Node Type"] for n in nodes if n["Node Type"] in ("Sort", "Seq Scan")], nodes
+        scans = {n["Relation Name"]: n for n in nodes if "Relation Name" in n}
+        assert set(scans) == {"orders_order", "orders_payment"}, nodes
+        orders, payments = scans["orders_order"], scans["orders_payment"]
+        assert orders.get("Index Name") == "orders_order_vendor_upd", orders
+        assert "vendor_id" in orders["Index Cond"] and "updated_at" in orders["Index Cond"], orders
+        assert "order_id" in payments.get("Index Cond", ""), payments
+
+
+def test_every_full_page_of_a_payments_download_takes_the_same_statements_whatever_its_size():
+    vendor = VendorFactory()
+    paid_orders(vendor, 13)
+    counts: dict[int, set[int]] = {}
+    for limit in (3, 6):
+        phone = Phone(vendor, limit=limit)
+        for _ in range(100):
+            with CaptureQueriesContext(connection) as queries:
+                page = phone.pull()
+            served = page["changes"].get("payments", {}).get("upserted", [])
+            if set(page["changes"]) == {"payments"} and len(served) == limit:
+                counts.setdefault(limit, set()).add(len(queries))
+            if not any(page["has_more"].values()):
+                break
+        assert set(phone.copy("payments")) == vendor_payments(vendor)
+    assert len(counts[3]) == 1 and counts[3] == counts[6], counts
+
+
+def test_orders_placed_during_the_payments_download_are_neither_skipped_nor_sent_twice_by_it():
+    """Orders with a payment placed on another connection between the download's pages (an order
+    placed comes after every order the download has passed): every payment reaches the device,
+    the download sends none twice, and the feed from the download's start sends the new ones
+    again (as it sends every change made meanwhile), the others never."""
+    from tests.concurrency import in_thread
+
+    vendor = VendorFactory()
+    zone = ZoneFactory()
+    product = ProductFactory(vendor=vendor, initial_stock=100)
+    before = {str(p.pk) for p in paid_orders(vendor, 10)}
+    phone = Phone(vendor, limit=5)  # an order placed is 3 rows of priority 0, 2 left for payments
+    for _ in range(100):
+        if in_payments_download(phone.cursors["2"]):
+            break
+        phone.pull()
+    assert in_payments_download(phone.cursors["2"])
+    pulled, placed = threading.Semaphore(0), threading.Semaphore(0)
+
+    def place() -> None:
+        for n in range(6):
+            assert pulled.acquire(timeout=WAIT)
+            with transaction.atomic():
+                order = OrderFactory(vendor=vendor, zone=zone, items=[(product, 1)])
+                Payment.objects.create(
+                    order=order, provider="cash", provider_reference=f"new-{n}", amount_xaf=9
+                )
+            placed.release()
+
+    thread, errors = in_thread(place)
+    try:
+        for _ in range(6):
+            pulled.release()
+            assert placed.acquire(timeout=WAIT)
+            assert in_payments_download(phone.cursors["2"])
+            phone.pull()
+    finally:
+        thread.join(WAIT)
+    assert not errors and not thread.is_alive()
+    phone.pull_all()
+
+    served: list[str] = []
+    within_download: list[str] = []  # pages that began and ended in the download
+    previous = None
+    for page in phone.pages:
+        ids = [r["id"] for r in page["changes"].get("payments", {}).get("upserted", [])]
+        served += ids
+        if in_payments_download(page["cursors"]["2"]) and (
+            previous is None or in_payments_download(previous)
+        ):
+            within_download += ids
+        previous = page["cursors"]["2"]
+    new = vendor_payments(vendor) - before
+    assert len(new) == 6 and set(phone.copy("payments")) == before | new
+    assert len(within_download) == len(set(within_download)) > len(before)
+    assert sorted(served) == sorted([*before, *new, *new])  # the new ones: by the download, then the feed
+    assert set(phone.copy("orders")) == {str(o.pk) for o in Order.objects.filter(vendor=vendor)}
+    assert phone.resets == 0
+
+
+def test_a_payments_download_cursor_keyed_by_payment_id_alone_goes_on_in_that_order():
+    """Devices may hold a cursor issued before payments were keyed by their order: its download
+    goes on by payment id from where it was, without a reset, a skip or a repeat."""
+    vendor = VendorFactory()
+    ids = sorted(str(p.pk) for p in paid_orders(vendor, 7))
+    phone = Phone(vendor, limit=1)
+    phone.pull()  # priority 2 has not begun: its cursor is a download one at its first table
+    body = cursor_body(phone.cursors["2"])
+    assert body and body["d"] == 1 and body["k"] is None
+    body.update(t=PAYMENTS, k=[ids[2]])  # as issued after the third payment by id
+    phone.cursors["2"] = signing.dumps(body, key=sync_pull._key(), salt=sync_pull.SALT, compress=True)
+    downloaded = []
+    for _ in range(200):
+        downloading = bool((cursor_body(phone.cursors["2"]) or {}).get("d"))
+        page = phone.pull(limit=2)
+        if downloading:
+            downloaded += [r["id"] for r in page["changes"].get("payments", {}).get("upserted", [])]
+        if not any(page["has_more"].values()):
+            break
+
+    assert phone.resets == 0
+    assert downloaded == ids[3:]
 
 
 def test_another_vendors_device_never_receives_a_row_of_ours():

@@ -167,8 +167,12 @@ class CursorPage:
 
     def _after(self, queryset: QuerySet[Any], value: Any, pk: Any) -> QuerySet[Any]:
         op = "lt" if self.read_ordering.startswith("-") else "gt"
+        # The sort key's bound on its own too (implied by the OR): PostgreSQL takes no index
+        # condition from that OR, so the index of the sort key was walked from its very first
+        # entry to the cursor, all of it filtered out, the deeper the page the longer.
         return queryset.filter(
-            Q(**{f"{self.field}__{op}": value}) | Q(**{self.field: value, f"pk__{op}": pk})
+            Q(**{f"{self.field}__{op}": value}) | Q(**{self.field: value, f"pk__{op}": pk}),
+            **{f"{self.field}__{op}e": value},
         )
 
     def _key(self, row: Any) -> tuple[Any, Any]:
