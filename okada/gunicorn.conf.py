@@ -5,6 +5,7 @@ default. The access log is written by Django (`okada.access`, JSON with the requ
 gunicorn's own is off; its error log goes to stderr.
 """
 
+import gc
 import multiprocessing
 import os
 
@@ -37,3 +38,8 @@ def post_worker_init(worker):
     from okada.core.api.unreadable import write_problem
 
     util.write_error = write_problem
+    # The objects of the loaded application (about 140,000: modules, models, URL patterns) live
+    # as long as the worker: out of the collector's sight, a full collection no longer walks them
+    # all (50 to 100 ms of CPU, a pause for the requests queued on this worker, about once every
+    # thousand API requests). Memory is unchanged: they would never be freed anyway.
+    gc.freeze()
