@@ -1223,6 +1223,8 @@ def _upsert_one(
     seen: set[str],
     actor: Actor,
 ) -> UpsertResult:
+    """One item through product_create / product_update, in a savepoint: what _upsert_items
+    falls back to when a set-based statement is refused."""
     sku = item["sku"]
     if sku in seen:
         error = InvalidInput(_("This SKU appears twice in the request."), field="sku")

@@ -76,7 +76,7 @@ def state(vendor: Vendor) -> dict[str, Any]:
     their search vectors, history rows, stock rows and ledger."""
     products = Product.all_objects.filter(vendor=vendor)
     sku_of = dict(products.values_list("pk", "sku"))
-    history = Product.history.filter(vendor=vendor).order_by("sku", "history_date")  # type: ignore[attr-defined]
+    history = Product.history.filter(vendor=vendor).order_by("sku", "history_date")
     return {
         "products": sorted(
             (*row[:-2], row[-2] is None, row[-1])
@@ -137,13 +137,14 @@ def test_the_bulk_upsert_writes_what_the_single_item_services_write(who):
     for run in (one_by_one, in_bulk):
         vendor = VendorFactory()
         actor = staff if who == "staff" else integration(vendor)
-        for sku, name, price, extra in [
+        catalog: list[tuple[str, str, int, dict[str, Any]]] = [
             ("A-1", "Riz", 1000, {"category": food}),
             ("A-2", "Huile", 2000, {"compare_at_price_xaf": 2500}),
             ("A-3", "Sucre", 500, {}),
             ("A-4", "Sel", 300, {"attributes": {"origine": "Douala"}}),
             ("A-5", "Thé", 400, {}),
-        ]:
+        ]
+        for sku, name, price, extra in catalog:
             product_create(vendor=vendor, sku=sku, name=name, price_xaf=price, actor=actor, **extra)
         product_soft_delete(product=Product.objects.get(vendor=vendor, sku="A-5"), actor=actor)
         items: list[dict[str, Any]] = [
@@ -316,7 +317,7 @@ def test_two_bulk_upserts_of_the_same_new_skus_at_once_make_one_row_each():
     assert set(map(tuple, by_sku.values())) == {("created", "unchanged")}
     assert Product.objects.filter(vendor=vendor).count() == 100
     assert Stock.objects.filter(vendor=vendor).count() == 100
-    assert Product.history.filter(vendor=vendor, history_type="+").count() == 100  # type: ignore[attr-defined]
+    assert Product.history.filter(vendor=vendor, history_type="+").count() == 100
 
 
 def test_a_statement_a_check_did_not_foresee_refuses_sends_each_item_through_its_service():
