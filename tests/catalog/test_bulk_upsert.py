@@ -4,6 +4,7 @@ items, and SKUs created by two requests at once (real concurrent connections).""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -23,8 +24,8 @@ from catalog.services import (
 from okada.core.actors import Actor
 from okada.core.errors import DomainError
 from tests.catalog.factories import CategoryFactory, ProductFactory, VendorFactory, staff_actor
-from tests.concurrency import race, run_together
-from tests.credentials.factories import vendor_api
+from tests.concurrency import post_together, race, run_together
+from tests.credentials.factories import vendor_api, vendor_key
 
 pytestmark = pytest.mark.django_db(transaction=False)
 
@@ -355,3 +356,36 @@ def test_a_statement_a_check_did_not_foresee_refuses_sends_each_item_through_its
     assert set(Product.objects.filter(vendor=vendor).values_list("sku", flat=True)) == {"FINE", "KEPT"}
     assert Product.objects.get(pk=kept.pk).price_xaf == 120
     assert Stock.objects.get(product__sku="FINE", product__vendor=vendor).on_hand == 5
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_bulk_requests_of_the_same_new_skus_over_http_both_answer_and_make_one_row_each(live_server):
+    # A vendor's integration retries on a slow network: the same request twice at once, each
+    # with its own Idempotency-Key. Both answer 200; each SKU is one product, created by one
+    # request and found unchanged by the other.
+    vendor = VendorFactory()
+    secret = vendor_key(vendor)
+    items = [
+        {"sku": f"HTTP-{i:03d}", "name": "Gombo", "price_xaf": 250, "initial_stock": 3} for i in range(50)
+    ]
+    headers = [
+        {
+            "Authorization": f"Bearer {secret}",
+            "Content-Type": "application/json",
+            "Idempotency-Key": f"retry-{n}",
+        }
+        for n in range(2)
+    ]
+
+    answers = post_together(
+        f"{live_server.url}/api/v1/products/bulk", json.dumps({"items": items}).encode(), headers
+    )
+
+    assert [status for status, _ in answers] == [200, 200], answers
+    bodies = [json.loads(content) for _, content in answers]
+    assert sorted((b["created"], b["unchanged"]) for b in bodies) == [(0, 50), (50, 0)]
+    ids = [{r["sku"]: r["id"] for r in b["results"]} for b in bodies]
+    assert ids[0] == ids[1]
+    assert Product.objects.filter(vendor=vendor).count() == 50
+    assert set(Stock.objects.filter(vendor=vendor).values_list("on_hand", flat=True)) == {3}
+    assert StockMovement.objects.filter(vendor=vendor).count() == 50
