@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from catalog.models import Category, Product, Stock, StockMovement, Vendor
 from catalog.services import (
@@ -144,12 +145,16 @@ def test_the_bulk_upsert_writes_what_the_single_item_services_write(who):
             ("A-3", "Sucre", 500, {}),
             ("A-4", "Sel", 300, {"attributes": {"origine": "Douala"}}),
             ("A-5", "Thé", 400, {}),
+            ("A-6", "Farine", 600, {"attributes": {"origine": "Douala"}}),
+            ("A-7", "Café", 3000, {"compare_at_price_xaf": 3500, "category": food}),
         ]
         for sku, name, price, extra in catalog:
             product_create(vendor=vendor, sku=sku, name=name, price_xaf=price, actor=actor, **extra)
         product_soft_delete(product=Product.objects.get(vendor=vendor, sku="A-5"), actor=actor)
         items: list[dict[str, Any]] = [
-            {"sku": "A-1", "price_xaf": 1100},
+            {"sku": "A-1", "price_xaf": 1100, "category": None},
+            {"sku": "A-6", "attributes": {"origine": "Kribi", "bio": True}, "unit": "kg"},
+            {"sku": "A-7", "price_xaf": 3200, "compare_at_price_xaf": None, "category": food},
             {"sku": "A-2", "name": "Huile", "price_xaf": 2000},
             {"sku": "A-3", "category": drinks, "description": "Sucre en poudre", "is_active": False},
             {"sku": "A-4", "compare_at_price_xaf": 100},
@@ -171,11 +176,15 @@ def test_the_bulk_upsert_writes_what_the_single_item_services_write(who):
         ]
         # The single-item path has no "appears twice" rule: A-4 comes once to it.
         sent = items[:-1] if run is one_by_one else items
+        before = timezone.now()
         answers = run(vendor, sent, actor)
-        outcomes.append((answers[: len(items) - 1], state(vendor)))
+        touched = sorted(Product.all_objects.filter(vendor=vendor, updated_at__gte=before).values_list("sku"))
+        outcomes.append((answers[: len(items) - 1], {**state(vendor), "touched": touched}))
 
     (single_answers, single_state), (bulk_answers, bulk_state) = outcomes
     assert [a[0] for a in bulk_answers] == [
+        "updated",
+        "updated",
         "updated",
         "unchanged",
         "updated",
@@ -189,6 +198,7 @@ def test_the_bulk_upsert_writes_what_the_single_item_services_write(who):
         "failed",
     ]
     assert bulk_answers == single_answers
+    assert bulk_state["touched"] == [("A-1",), ("A-1x",), ("A-3",), ("A-5",), ("A-6",), ("A-7",), ("N-2",)]
     assert bulk_state == single_state
     reasons = {h[1]: h[2] for h in bulk_state["history"] if h[0] == "A-1x"} | {
         "~": next(h[2] for h in bulk_state["history"] if h[0] == "A-1" and h[1] == "~")
