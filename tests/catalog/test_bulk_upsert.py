@@ -399,3 +399,25 @@ def test_two_bulk_requests_of_the_same_new_skus_over_http_both_answer_and_make_o
     assert Product.objects.filter(vendor=vendor).count() == 50
     assert set(Stock.objects.filter(vendor=vendor).values_list("on_hand", flat=True)) == {3}
     assert StockMovement.objects.filter(vendor=vendor).count() == 50
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_product_deleted_while_the_bulk_upsert_waits_to_lock_it_is_answered_not_found():
+    # The bulk upsert read the product live; a soft delete holds its row. The upsert's lock waits,
+    # then finds it deleted: that item is refused as product_update refuses it, the others apply.
+    vendor = VendorFactory()
+    actor = integration(vendor)
+    doomed = ProductFactory(vendor=vendor, sku="GONE", price_xaf=100)
+    ProductFactory(vendor=vendor, sku="STAYS", price_xaf=100)
+    items = [{"sku": "GONE", "price_xaf": 150}, {"sku": "STAYS", "price_xaf": 150}]
+
+    deleted, results = race(
+        lambda: product_soft_delete(product=doomed, actor=actor),
+        lambda: product_upsert_many(vendor=vendor, items=items, actor=actor, atomic=False),
+    )
+
+    assert isinstance(deleted, Product), (deleted, results)
+    assert statuses(results) == ["failed", "updated"]
+    assert results[0].error is not None and results[0].error.code == "not_found"
+    assert Product.all_objects.get(pk=doomed.pk).price_xaf == 100
+    assert Product.objects.get(vendor=vendor, sku="STAYS").price_xaf == 150
