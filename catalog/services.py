@@ -8,12 +8,13 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy, gettext_noop
 from django.utils.translation import gettext_lazy as _
 
+from okada.core import actors
 from okada.core import services as core
 from okada.core.actors import Actor, acting_for
 from okada.core.api.auth import credentials_changed
@@ -375,14 +376,16 @@ def _live(model: Any, obj: Any, field: str) -> Any:
     pk = getattr(obj, "pk", obj)
     found = model.objects.filter(pk=pk).first()
     if found is None:
-        raise InvalidInput(
-            Text(
-                gettext_noop("%(what)s does not exist or was deleted."),
-                what=Text.of(model._meta.verbose_name),
-            ),
-            field=field,
-        )
+        raise _missing(model, field)
     return found
+
+
+def _missing(model: Any, field: str) -> InvalidInput:
+    """`_live`'s refusal of a deleted or unknown row of `model`."""
+    return InvalidInput(
+        Text(gettext_noop("%(what)s does not exist or was deleted."), what=Text.of(model._meta.verbose_name)),
+        field=field,
+    )
 
 
 def _live_category(category: Category | uuid.UUID, field: str = "category") -> Category:
@@ -676,15 +679,26 @@ def refuse_if_product_deleted(product: Product) -> None:
         raise NotFound(_("This product is deleted: restore it before changing its stock."))
 
 
-def _stock_adjust(
-    *, product: Product, delta: int, reason: str, actor: Actor, reference: str, kind: str
-) -> Stock:
+def _check_adjustment(delta: Any, kind: str) -> None:
+    """An adjustment's own rules, before the stock it applies to is read."""
     if not isinstance(delta, int) or isinstance(delta, bool) or delta == 0:
         raise InvalidInput(_("delta must be a non-zero integer."), field="delta")
     if kind not in ADJUST_KINDS:
         raise InvalidInput(_("Unknown adjustment kind."), field="kind")
     if kind in (StockMovement.Kind.RESTOCK, StockMovement.Kind.RETURN) and delta < 0:
         raise InvalidInput(_("A restock or return adds units: delta must be positive."), field="delta")
+
+
+def _too_much_stock() -> InvalidInput:
+    return InvalidInput(
+        Text(gettext_noop("The stock cannot hold more than %(n)d units."), n=MAX_ON_HAND), field="delta"
+    )
+
+
+def _stock_adjust(
+    *, product: Product, delta: int, reason: str, actor: Actor, reference: str, kind: str
+) -> Stock:
+    _check_adjustment(delta, kind)
     fits = Q(on_hand__gte=F("reserved") - delta)
     if delta > 0:  # past the column's range the UPDATE would fail (a DataError, a 500)
         fits &= Q(on_hand__lte=MAX_ON_HAND - delta)
@@ -696,10 +710,7 @@ def _stock_adjust(
         if stock is None:  # the product was deleted for good since the caller read it
             raise NotFound(_("The product no longer exists."))
         if not updated and delta > 0 and stock.on_hand > MAX_ON_HAND - delta:
-            raise InvalidInput(
-                Text(gettext_noop("The stock cannot hold more than %(n)d units."), n=MAX_ON_HAND),
-                field="delta",
-            )
+            raise _too_much_stock()
         if not updated:
             raise InsufficientStock(
                 Text(
@@ -875,7 +886,8 @@ class BulkRejected(InvalidInput):
 def product_upsert_many(
     *, vendor: Vendor, items: Sequence[dict[str, Any]], actor: Actor, atomic: bool
 ) -> list[UpsertResult]:
-    """Create or update the vendor's products by SKU, each through product_create/product_update.
+    """Create or update the vendor's products by SKU, set-based: what product_create and
+    product_update do for each item, in a number of statements that does not grow with the items.
 
     `items` hold editable fields (PRODUCT_EDITABLE_FIELDS, `sku` required) and, for new products
     only, `initial_stock`. An existing product (a live one of this vendor with the SKU) gets the
@@ -885,10 +897,13 @@ def product_upsert_many(
     the whole request (VendorSuspended), in both modes: not an item's fault, nothing to report
     per item.
 
-    Items are applied in SKU order (the results keep the request's): two requests with
-    overlapping SKUs then lock rows and wait on the unique index in the same order, so the later
-    one waits for the earlier instead of deadlocking with it; a SKU that the other request
-    created meanwhile is updated (see `_upsert_one`). SKUs are matched and stored in Unicode NFC
+    Each item gets the checks, the answer, the rows and the history rows the single-item services
+    would give it (tests/catalog/test_bulk_upsert.py compares them): every check is made in
+    Python before anything is written, so a refused item writes nothing and the others are
+    written together (`_write_items`). Two bulk upserts of one vendor run one after the other
+    (`_bulk_upsert_lock`): a later request waits for the earlier, and a SKU the earlier one
+    created meanwhile is updated, not refused; so is a SKU a single create committed meanwhile
+    (the insert skips it, then the update takes it). SKUs are matched and stored in Unicode NFC
     (catalog.skus): "e" + U+0301 finds the product stored as "é", and the two in one request are
     the same SKU twice.
     """
@@ -902,16 +917,7 @@ def product_upsert_many(
     with transaction.atomic():
         # The whole request, not each item: the suspension is the caller's, not an item's fault.
         refuse_if_vendor_suspended(actor=actor, vendor_id=vendor.pk)
-        skus = [item["sku"] for item in items]
-        existing = {p.sku: p for p in Product.objects.filter(vendor=vendor, sku__in=skus)}
-        seen: set[str] = set()
-        by_index: dict[int, UpsertResult] = {}
-        # sorted() is stable: of one SKU given twice, the first in the request still wins.
-        for index, item in sorted(enumerate(items), key=lambda pair: pair[1]["sku"]):
-            by_index[index] = _upsert_one(
-                index, item, vendor=vendor, existing=existing, seen=seen, actor=actor
-            )
-        results = [by_index[index] for index in range(len(items))]
+        results = _upsert_items(vendor, items, actor)
         failed = [r for r in results if r.error is not None]
         if atomic and failed:
             transaction.set_rollback(True)
@@ -935,6 +941,268 @@ def product_upsert_many(
     return results
 
 
+@dataclass
+class _Item:
+    """An item of a bulk upsert to write: its fields, and the product it updates (if any)."""
+
+    index: int
+    sku: str
+    item: dict[str, Any]
+    fields: dict[str, Any]
+    current: Product | None = None
+
+
+def _upsert_items(vendor: Vendor, items: list[dict[str, Any]], actor: Actor) -> list[UpsertResult]:
+    skus = [item["sku"] for item in items]
+    existing = {p.sku: p for p in Product.objects.filter(vendor=vendor, sku__in=skus)}
+    results: dict[int, UpsertResult] = {}
+    writes: list[_Item] = []
+    seen: set[str] = set()
+    # sorted() is stable: of one SKU given twice, the first in the request still wins.
+    for index, item in sorted(enumerate(items), key=lambda pair: pair[1]["sku"]):
+        sku = item["sku"]
+        if sku in seen:
+            error = InvalidInput(_("This SKU appears twice in the request."), field="sku")
+            results[index] = UpsertResult(index, sku, "failed", error=error)
+            continue
+        seen.add(sku)
+        fields = {k: v for k, v in item.items() if k in PRODUCT_EDITABLE_FIELDS and k != "sku"}
+        current = existing.get(sku)
+        if current is not None and _holds(current, fields):
+            # Nothing to write (a catalog sent again, nightly): no lock or query. `existing` is
+            # this request's read: a change committed since is as if it came after.
+            try:
+                actor.require_if_staff("catalog.change_product")  # as product_update would ask
+            except DomainError as exc:
+                results[index] = UpsertResult(index, sku, "failed", error=exc)
+            else:
+                results[index] = UpsertResult(index, sku, "unchanged", product=current)
+            continue
+        writes.append(_Item(index, sku, item, fields, current))
+    if writes:
+        _bulk_upsert_lock(vendor)
+        try:
+            with transaction.atomic():  # a savepoint, for the fallback below
+                results.update(_write_items(vendor, writes, actor))
+        except IntegrityError:
+            # A constraint the checks do not foresee refused a statement (a SKU whose characters
+            # Python's Unicode tables, older than PostgreSQL's, cannot normalise): each item
+            # then goes through the single-item services, which name the item refused.
+            for write in writes:
+                results[write.index] = _upsert_one(
+                    write.index, write.item, vendor=vendor, existing=existing, seen=set(), actor=actor
+                )
+    return [results[index] for index in range(len(items))]
+
+
+def _bulk_upsert_lock(vendor: Vendor) -> None:
+    """One bulk upsert with writes at a time per vendor, until the transaction ends.
+
+    A bulk upsert locks the products it updates, then inserts the new ones, then locks those
+    another request created meanwhile. Two of them at once could each hold what the other waits
+    for (a row one locked, a SKU the other inserted), a deadlock; one after the other they never
+    do. Single-item writes lock one product each and need no turn. Unchanged items take none.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended('catalog.product_bulk:' || %s::text, 0))",
+            [str(vendor.pk)],
+        )
+
+
+def _write_items(vendor: Vendor, writes: list[_Item], actor: Actor) -> dict[int, UpsertResult]:
+    """Check each item as product_create / product_update would, then write those that pass:
+    one statement per table for all of them (products, stock, ledger, history)."""
+    results: dict[int, UpsertResult] = {}
+    categories = core.live_share_locked_many(
+        Category,
+        (w.fields["category"] for w in writes if w.fields.get("category") is not None),
+        strength="SHARE",  # as _live_category
+    )
+    updates = [w for w in writes if w.current is not None]
+    locked = {
+        p.pk: p
+        for p in Product.objects.select_for_update()
+        .filter(pk__in=[w.current.pk for w in updates if w.current is not None])
+        .order_by("sku")
+    }
+    creates = [w for w in writes if w.current is None]
+    if creates:
+        for write in _create_products(vendor, creates, categories, actor, results):
+            updates.append(write)  # a SKU another request created meanwhile: updated
+            if write.current is not None:  # locked by _create_products
+                locked[write.current.pk] = write.current
+    changed: list[Product] = []
+    for write in updates:
+        try:
+            product = _updated_product(write, categories, locked, actor)
+        except DomainError as exc:
+            results[write.index] = UpsertResult(write.index, write.sku, "failed", error=exc)
+            continue
+        if product is None:  # as the other request or a change since left it
+            current = locked[write.current.pk] if write.current is not None else None
+            results[write.index] = UpsertResult(write.index, write.sku, "unchanged", product=current)
+            continue
+        changed.append(product)
+        results[write.index] = UpsertResult(write.index, write.sku, "updated", product=product)
+    if changed:
+        now = timezone.now()
+        for product in changed:
+            product.updated_at = now  # as save() would (auto_now)
+        core.update_rows(Product, changed, [*UPSERT_COLUMNS, "version", "updated_at"])
+        with acting_for(actor, "product updated"):
+            _history(changed, update=True)
+    return results
+
+
+# The columns an upsert writes: the editable fields but the SKU (the key it is matched by).
+UPSERT_COLUMNS = [name for name in PRODUCT_EDITABLE_FIELDS if name != "sku"]
+
+
+def _history(products: list[Product], *, update: bool) -> None:
+    """The history rows product.save() would write (same user, reason and fields), in one INSERT."""
+    Product.history.bulk_history_create(
+        products, update=update, default_change_reason=actors.current().reason or None
+    )
+
+
+def _category_of(fields: dict[str, Any], categories: dict[Any, Category]) -> Category | None:
+    """The item's category as _live_category gives it (share-locked), or its refusal."""
+    category = fields.get("category")
+    if category is None:
+        return None
+    found = categories.get(getattr(category, "pk", category))
+    if found is None:
+        raise _missing(Category, "category")
+    return found
+
+
+def _updated_product(
+    write: _Item, categories: dict[Any, Category], locked: dict[Any, Product], actor: Actor
+) -> Product | None:
+    """product_update's checks and changes on the locked product; None when nothing changes."""
+    actor.require_if_staff("catalog.change_product")
+    data = dict(write.fields)
+    if data.get("category") is not None:
+        data["category"] = _category_of(data, categories)
+    product = locked.get(write.current.pk) if write.current is not None else None
+    if product is None:
+        raise core.gone_meanwhile(Product)
+    changed = [
+        f
+        for f, v in data.items()
+        if (product.category_id != getattr(v, "pk", v) if f == "category" else getattr(product, f) != v)
+    ]
+    if not changed:
+        return None
+    for field in changed:
+        setattr(product, field, data[field])
+    product.version += 1
+    validated(product, exclude=["vendor", "category"], validate_unique=False)  # both checked above
+    _check_prices(product)
+    return product
+
+
+def _new_product(
+    vendor: Vendor,
+    write: _Item,
+    categories: dict[Any, Category],
+    vendor_error: DomainError | None,
+    actor: Actor,
+) -> Product:
+    """product_create's checks, in its order, and the product it would insert."""
+    missing = [f for f in ("name", "price_xaf") if f not in write.fields]
+    if missing:
+        raise InvalidInput(
+            _("A new product needs a name and a price."),
+            errors={f: [_("This field is required for a new product.")] for f in missing},
+        )
+    actor.require_if_staff("catalog.add_product")
+    if vendor_error is not None:
+        raise vendor_error
+    fields = {**write.fields, "category": _category_of(write.fields, categories)}
+    fields["attributes"] = fields.get("attributes") or {}
+    product = Product(vendor=vendor, sku=write.sku, **fields)
+    validated(product, exclude=["vendor", "category"], validate_unique=False)  # both checked
+    _check_prices(product)
+    initial_stock = write.item.get("initial_stock", 0)
+    if initial_stock:
+        _check_adjustment(initial_stock, StockMovement.Kind.RESTOCK)
+        if initial_stock > MAX_ON_HAND:
+            raise _too_much_stock()
+    return product
+
+
+def _create_products(
+    vendor: Vendor,
+    creates: list[_Item],
+    categories: dict[Any, Category],
+    actor: Actor,
+    results: dict[int, UpsertResult],
+) -> list[_Item]:
+    """Insert the new products that pass product_create's checks (failed ones go to `results`),
+    with their stock, ledger and history; return the items whose SKU another request created
+    since this one read (their `current` set, locked), to update instead."""
+    vendor_error: DomainError | None = None
+    try:
+        live_vendor = _live_vendor(vendor)
+    except DomainError as exc:
+        vendor_error, live_vendor = exc, vendor
+    new: dict[str, tuple[_Item, Product]] = {}
+    for write in creates:
+        try:
+            new[write.sku] = (write, _new_product(live_vendor, write, categories, vendor_error, actor))
+        except DomainError as exc:
+            results[write.index] = UpsertResult(write.index, write.sku, "failed", error=exc)
+    if not new:
+        return []
+    # A SKU created meanwhile by another request (committed: the insert waits for it on the
+    # unique index) is skipped here, not an error: this request then updates it.
+    Product.objects.bulk_create([product for _write, product in new.values()], ignore_conflicts=True)
+    rows = Product.objects.select_for_update().filter(vendor=vendor, sku__in=list(new)).order_by("sku")
+    found = {row.sku: row for row in rows}
+    created: list[Product] = []
+    taken: list[_Item] = []
+    for sku, (write, product) in new.items():
+        row = found.get(sku)
+        if row is None:  # created and deleted again meanwhile: as product_create's refusal
+            results[write.index] = UpsertResult(write.index, sku, "failed", error=_sku_taken(sku))
+        elif row.pk == product.pk:
+            created.append(row)
+            results[write.index] = UpsertResult(write.index, sku, "created", product=row)
+        else:
+            write.current = row
+            taken.append(write)
+    initial = {row.pk: new[row.sku][0].item.get("initial_stock", 0) for row in created}
+    # product_create's Stock row, and _stock_adjust's restock of the initial stock (version 2).
+    Stock.objects.bulk_create(
+        [
+            Stock(
+                product=row, vendor=live_vendor, on_hand=initial[row.pk], version=2 if initial[row.pk] else 1
+            )
+            for row in created
+        ]
+    )
+    StockMovement.objects.bulk_create(
+        [
+            _movement(
+                product_id=row.pk,
+                vendor_id=vendor.pk,
+                delta=initial[row.pk],
+                kind=StockMovement.Kind.RESTOCK,
+                reason="initial stock",
+                reference="",
+                actor=actor,
+            )
+            for row in created
+            if initial[row.pk]
+        ]
+    )
+    with acting_for(actor, "product created"):
+        _history(created, update=False)
+    return taken
+
+
 def _holds(product: Product, fields: dict[str, Any]) -> bool:
     """Whether `product` already has every value of `fields` (a category by its id)."""
     for name, value in fields.items():
@@ -955,6 +1223,8 @@ def _upsert_one(
     seen: set[str],
     actor: Actor,
 ) -> UpsertResult:
+    """One item through product_create / product_update, in a savepoint: what _upsert_items
+    falls back to when a set-based statement is refused."""
     sku = item["sku"]
     if sku in seen:
         error = InvalidInput(_("This SKU appears twice in the request."), field="sku")

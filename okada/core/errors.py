@@ -171,15 +171,17 @@ class InternalError(DomainError):
     default_message = _("Internal error: the operation was not applied. Staff have been told.")
 
 
-def validated(obj: Any, *, exclude: list[str] | None = None) -> Any:
+def validated(obj: Any, *, exclude: list[str] | None = None, validate_unique: bool = True) -> Any:
     """full_clean() with the result as an InvalidInput instead of a ValidationError.
 
     Constraints are checked by the database (and mapped by `unique_or`), not here.
+    `validate_unique=False` skips the unique fields' checks (a query each, the primary key's
+    among them): for a caller that writes many rows and lets the database refuse duplicates.
     """
     from django.core.exceptions import ValidationError
 
     try:
-        obj.full_clean(exclude=exclude, validate_constraints=False)
+        obj.full_clean(exclude=exclude, validate_unique=validate_unique, validate_constraints=False)
     except ValidationError as exc:
         errors = {field: [str(m) for m in messages] for field, messages in exc.message_dict.items()}
         raise InvalidInput(validation_text(exc), errors=errors) from None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import timedelta
 from typing import Any, TypeVar
 
@@ -110,12 +110,17 @@ def locked(
     try:
         return rows.select_for_update(no_key=no_key).get(**{by: key})
     except ObjectDoesNotExist:
-        meta = rows.model._meta
-        message = gone or Text(
-            gettext_noop("%(what)s no longer exists: it was deleted meanwhile."),
-            what=Text.of(meta.verbose_name),
-        )
-        raise NotFound(message, model=meta.label) from None
+        raise gone_meanwhile(rows.model, gone) from None
+
+
+def gone_meanwhile(model: Any, gone: Text | str | None = None) -> NotFound:
+    """What `locked` raises when the row to lock was deleted since it was looked up."""
+    meta = model._meta
+    message = gone or Text(
+        gettext_noop("%(what)s no longer exists: it was deleted meanwhile."),
+        what=Text.of(meta.verbose_name),
+    )
+    return NotFound(message, model=meta.label)
 
 
 def live_share_locked(model: Any, key: Any, *, strength: str = "KEY SHARE") -> Any:
@@ -140,6 +145,52 @@ def live_share_locked(model: Any, key: Any, *, strength: str = "KEY SHARE") -> A
         [getattr(key, "pk", key)],
     )
     return next(iter(rows), None)
+
+
+def live_share_locked_many(model: Any, keys: Iterable[Any], *, strength: str = "KEY SHARE") -> dict[Any, Any]:
+    """`live_share_locked` for several rows in one query (in key order): {key: row} of those
+    live; a key missing from it is deleted or unknown."""
+    if strength not in ("KEY SHARE", "SHARE"):
+        raise ValueError(f"not a share lock: {strength}")
+    pks = sorted({getattr(key, "pk", key) for key in keys})
+    if not pks:
+        return {}
+    table = connection.ops.quote_name(model._meta.db_table)
+    column = connection.ops.quote_name(model._meta.pk.column)
+    rows = model.objects.raw(
+        f"SELECT * FROM {table} WHERE {column} = ANY(%s) AND deleted_at IS NULL"  # noqa: S608 (names from the model)
+        f" ORDER BY {column} FOR {strength}",
+        [pks],
+    )
+    return {row.pk: row for row in rows}
+
+
+def update_rows(model: type[M], objs: Sequence[M], fields: Sequence[str]) -> int:
+    """Write `fields` of each of `objs` (found by primary key) in one UPDATE ... FROM (VALUES ...).
+
+    What `bulk_update` does, without its `CASE WHEN id = ... THEN ...` over every object for
+    each column (evaluated for each row: quadratic in the number of objects). No history: the
+    caller writes it (a tracked model's bulk write keeps history, see bulk_update_tracked).
+    """
+    if not objs:
+        return 0
+    quote = connection.ops.quote_name
+    columns: list[Any] = [model._meta.pk, *(model._meta.get_field(name) for name in fields)]
+    # Each value cast to its column's type: VALUES would otherwise guess (text, numeric).
+    row = "(" + ", ".join(f"%s::{field.db_type(connection)}" for field in columns) + ")"
+    params = [
+        field.get_db_prep_save(getattr(obj, field.attname), connection) for obj in objs for field in columns
+    ]
+    names = [quote(field.column) for field in columns]
+    pk = names[0]
+    sql = (
+        f"UPDATE {quote(model._meta.db_table)} AS t SET "  # noqa: S608 (names from the model)
+        + ", ".join(f"{name} = v.{name}" for name in names[1:])
+        + f" FROM (VALUES {', '.join([row] * len(objs))}) AS v({', '.join(names)}) WHERE t.{pk} = v.{pk}"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return int(cursor.rowcount)
 
 
 def in_use_relations(model: Any) -> list[tuple[Any, Any, bool]]:

@@ -6,7 +6,7 @@ import pytest
 from django.db import connection, transaction
 
 from catalog.models import Category, Product, Stock
-from catalog.services import product_soft_delete, stock_adjust
+from catalog.services import product_soft_delete, product_upsert_many, stock_adjust
 from okada.core.actors import Actor
 from orders.models import Order, OrderItem, Payment, Zone
 from sync import feed
@@ -167,3 +167,26 @@ def test_the_installed_capture_functions_are_the_ones_the_code_describes():
             installed = cur.fetchone()[0]
             described = re.search(r"AS \$\$(.*?)\$\$;", feed.capture_sql(entity), re.S)
             assert described is not None and installed == described.group(1), entity.name
+
+
+def test_a_bulk_upsert_lands_in_the_feed_one_row_per_statement():
+    # The set-based upsert writes its new products, their stock and its updates in one statement
+    # each: every id is in the feed, in a feed row per statement (not per item).
+    vendor = VendorFactory()
+    old = [ProductFactory(vendor=vendor, sku=f"OLD-{i}", price_xaf=100) for i in range(5)]
+    Change.objects.all().delete()
+    items = [{"sku": p.sku, "price_xaf": 150} for p in old] + [
+        {"sku": f"NEW-{i}", "name": "Nouveau", "price_xaf": 100, "initial_stock": 1} for i in range(5)
+    ]
+
+    product_upsert_many(vendor=vendor, items=items, actor=STAFF, atomic=False)
+
+    products = {str(pk) for pk in Product.objects.filter(vendor=vendor).values_list("pk", flat=True)}
+    new = {
+        str(pk)
+        for pk in Product.objects.filter(vendor=vendor, sku__startswith="NEW").values_list("pk", flat=True)
+    }
+    new_stock = {str(pk) for pk in Stock.objects.filter(product_id__in=new).values_list("pk", flat=True)}
+    assert ids_in_feed("products") == products
+    assert len(feed_rows("products")) == 2  # the insert, the update
+    assert feed_rows("stock") == [(str(vendor.pk), new_stock)]
