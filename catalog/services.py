@@ -546,7 +546,7 @@ def product_update(
         refuse_if_vendor_suspended(actor=actor, vendor_id=product.vendor_id)
         if data.get("category") is not None:
             data = {**data, "category": _live_category(data["category"])}
-        product = core.locked(Product.objects, product.pk)
+        product = core.locked(Product.objects, product.pk, no_key=True)  # placements go on
         _check_version(product, expected_version)
         sku_changes = "sku" in data and data["sku"] != product.sku
         if sku_changes and Product.objects.filter(vendor_id=product.vendor_id, sku=data["sku"]).exists():
@@ -1020,9 +1020,11 @@ def _write_items(vendor: Vendor, writes: list[_Item], actor: Actor) -> dict[int,
         strength="SHARE",  # as _live_category
     )
     updates = [w for w in writes if w.current is not None]
+    # FOR NO KEY UPDATE, as product_update: placements of these products (their items' foreign
+    # keys key-share-lock them) neither wait for this request nor deadlock with it.
     locked = {
         p.pk: p
-        for p in Product.objects.select_for_update()
+        for p in Product.objects.select_for_update(no_key=True)
         .filter(pk__in=[w.current.pk for w in updates if w.current is not None])
         .order_by("sku")
     }
@@ -1159,7 +1161,11 @@ def _create_products(
     # A SKU created meanwhile by another request (committed: the insert waits for it on the
     # unique index) is skipped here, not an error: this request then updates it.
     Product.objects.bulk_create([product for _write, product in new.values()], ignore_conflicts=True)
-    rows = Product.objects.select_for_update().filter(vendor=vendor, sku__in=list(new)).order_by("sku")
+    rows = (
+        Product.objects.select_for_update(no_key=True)
+        .filter(vendor=vendor, sku__in=list(new))
+        .order_by("sku")
+    )
     found = {row.sku: row for row in rows}
     created: list[Product] = []
     taken: list[_Item] = []

@@ -19,7 +19,14 @@ from django.utils import timezone
 
 from catalog.models import Product, Stock, StockMovement, Vendor
 from catalog.selectors import stock_audit
-from catalog.services import InsufficientStock, stock_adjust, vendor_suspend, vendor_update
+from catalog.services import (
+    InsufficientStock,
+    product_update,
+    product_upsert_many,
+    stock_adjust,
+    vendor_suspend,
+    vendor_update,
+)
 from okada.core.actors import Actor
 from okada.core.errors import InUse, InvalidInput, NotFound
 from orders.models import (
@@ -771,6 +778,36 @@ def test_an_edit_of_the_vendor_zone_or_customer_does_not_hold_up_placements():
         assert isinstance(placed[0], Order) and placed[1] == before, (edited, placed)
         assert read() != before  # and the edit was saved
     assert Order.objects.filter(customer=customer).count() == 3
+
+
+def test_a_product_edit_alone_or_in_bulk_does_not_hold_up_placements_of_the_product():
+    # A price change, one product or a catalog of them, locked the products FOR UPDATE until it
+    # committed: every placement of them waited at its order item's foreign key (FOR KEY SHARE),
+    # and a bulk upsert locking several (SKU order) while placements held some of them (product-id
+    # order) deadlocked with them. FOR NO KEY UPDATE, as the other edits: the order is placed
+    # at the price it read while the edit is still open.
+    zone, customer = ZoneFactory(), CustomerFactory(zone=None)
+    product = ProductFactory(initial_stock=5, price_xaf=1000)
+    vendor = product.vendor
+    integration = Actor(role=Actor.VENDOR, vendor_id=vendor.pk, label="integration")
+    edits = [
+        lambda: product_update(product=product, data={"price_xaf": 1100}, actor=STAFF),
+        lambda: product_upsert_many(
+            vendor=vendor, items=[{"sku": product.sku, "price_xaf": 1200}], actor=integration, atomic=True
+        ),
+    ]
+    for edit, after in zip(edits, (1100, 1200), strict=True):
+        before = Product.objects.get(pk=product.pk).price_xaf
+
+        def place_then_read() -> tuple[Any, int]:
+            return place_for(customer, zone, product)(), Product.objects.get(pk=product.pk).price_xaf
+
+        edited, placed = race(edit, place_then_read)
+
+        assert not isinstance(edited, Exception) and not isinstance(placed, Exception), (edited, placed)
+        assert isinstance(placed[0], Order) and placed[1] == before, (edited, placed)
+        assert placed[0].items.get().unit_price_xaf == before
+        assert Product.objects.get(pk=product.pk).price_xaf == after  # and the edit was saved
 
 
 def test_a_vendors_details_saved_in_the_admin_do_not_hold_up_its_placements():
