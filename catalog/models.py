@@ -6,12 +6,12 @@ import unicodedata
 import uuid
 
 from django.conf import settings
-from django.contrib.postgres.indexes import GinIndex
+from django.contrib.postgres.indexes import GinIndex, OpClass
 from django.contrib.postgres.search import SearchVectorField
 from django.db import models
 from django.db.models import BooleanField, F, Func, Q, Value
 from django.db.models.expressions import RawSQL
-from django.db.models.functions import Least
+from django.db.models.functions import Least, Upper
 from django.utils import timezone
 from django.utils.translation import gettext, pgettext_lazy
 from django.utils.translation import gettext_lazy as _
@@ -421,6 +421,12 @@ class MovementKind(models.TextChoices):
     RETURN = "return", _("return")
 
 
+# The kinds no order writes: staff, vendors and devices do (stock_adjust, stock_count, a product
+# created with stock). Placement writes `reserve`, an order's moves `release` and `sale`: an index
+# of these kinds alone costs the order path nothing.
+MANUAL_KINDS = ("restock", "adjustment", "count", "return")
+
+
 class StockMovement(models.Model):
     """Append-only ledger, range-partitioned by month on created_at (migration 0001).
 
@@ -482,7 +488,23 @@ class StockMovement(models.Model):
         db_table_comment = "Stock ledger, append-only, partitioned by month: it sums to catalog_stock."
         verbose_name = _("stock movement")
         verbose_name_plural = _("stock movements")
-        indexes = [models.Index(fields=["product", "created_at"], name="catalog_stockmove_prod_ts")]
+        indexes = [
+            models.Index(fields=["product", "created_at"], name="catalog_stockmove_prod_ts"),
+            # The admin's list filtered by one of these kinds, newest first (orders' kinds are
+            # most of the ledger: the list finds a page of them walking the primary key).
+            models.Index(
+                fields=["kind", "id"],
+                name="catalog_stockmove_manual_kind",
+                condition=Q(kind__in=MANUAL_KINDS),
+            ),
+            # The admin's search: the start of a delivery note's or count sheet's reference, any
+            # case. An order's movements are found by its products instead (catalog.selectors).
+            models.Index(
+                OpClass(Upper("reference"), name="text_pattern_ops"),
+                name="catalog_stockmove_manual_ref",
+                condition=Q(kind__in=MANUAL_KINDS) & ~Q(reference=""),
+            ),
+        ]
         constraints = [
             choices_check("kind", MovementKind.choices, "catalog_stockmovement_kind_valid"),
             # The sign each kind may carry (a count may be zero: it confirms the stock).
