@@ -285,7 +285,9 @@ def _index_partitions(schema_editor: Any, table: str, index: str) -> list[tuple[
         return [(row[0], row[1]) for row in cursor.fetchall()]
 
 
-def add_partitioned_index(app_label: str, operation: migrations.AddIndex) -> migrations.SeparateDatabaseAndState:
+def add_partitioned_index(
+    app_label: str, operation: migrations.AddIndex
+) -> migrations.SeparateDatabaseAndState:
     """`operation` adds an index to a table partitioned by month: built the way that blocks no
     writer, which PostgreSQL's CREATE INDEX on the parent is not (it builds every partition's
     index in one statement, writes to the whole table waiting meanwhile; CONCURRENTLY is refused
@@ -318,7 +320,9 @@ def add_partitioned_index(app_label: str, operation: migrations.AddIndex) -> mig
             schema_editor.execute(str(parent))
         # A partition added while this runs gets its index from ATTACH: the list is read again
         # until every partition has one attached.
-        while missing := [p for p, attached in _index_partitions(schema_editor, table, index.name) if not attached]:
+        while missing := [
+            p for p, attached in _index_partitions(schema_editor, table, index.name) if not attached
+        ]:
             for partition in missing:
                 name = _partition_index_name(table, partition, index.name)
                 _drop_invalid_index(schema_editor, name)

@@ -225,8 +225,19 @@ PLACEMENT_INDEXES = {
         "orders_horder_user",  # partial: storefront orders have no user
     },
     "orders_orderitem": {"orders_orderitem_pkey", "orders_item_one_line_per_product"},
-    "orders_orderevent": {"orders_orderevent_pkey", "orders_event_order_ts"},
-    "catalog_stockmovement": {"catalog_stockmovement_pkey", "catalog_stockmove_prod_ts"},
+    "orders_orderevent": {
+        "orders_orderevent_pkey",
+        "orders_event_order_ts",
+        "orders_event_notes",  # partial: placement writes no note
+        "orders_event_actor_user",  # partial: storefront orders have no user
+    },
+    "catalog_stockmovement": {
+        "catalog_stockmovement_pkey",
+        "catalog_stockmove_prod_ts",
+        # partial: the kinds staff write (restock, adjustment, count, return), never an order's
+        "catalog_stockmove_manual_kind",
+        "catalog_stockmove_manual_ref",
+    },
     "catalog_stock": {
         "catalog_stock_pkey",
         "catalog_stock_product_id_key",
