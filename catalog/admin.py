@@ -505,9 +505,15 @@ class StockMovementAdmin(BigTableMixin, ReadOnlyAdmin):
     def get_search_results(self, request: HttpRequest, queryset: QuerySet, search_term: str) -> Any:
         # References are identifiers (order numbers, delivery notes): matched whole or by their
         # start through indexes (selectors.movement_search), never as a substring of every
-        # partition's millions of references (seconds).
+        # partition's millions of references (seconds). Newest first, PostgreSQL may still walk
+        # the primary key and test each movement when it expects many matches: as for products,
+        # a few matches are asked for first, in no order, and those few listed by key.
         if not search_term.strip():
             return queryset, False
+        found = StockMovement.objects.filter(selectors.movement_search(search_term)).order_by()
+        ids = list(found.values_list("pk", flat=True)[: SEARCH_PROBE + 1])
+        if len(ids) <= SEARCH_PROBE:
+            return queryset.filter(pk__in=ids), False
         return queryset.filter(selectors.movement_search(search_term)), False
 
     def lookup_allowed(self, lookup: str, value: str, request: Any = None) -> bool:
