@@ -493,8 +493,8 @@ class StockMovement(models.Model):
         verbose_name_plural = _("stock movements")
         indexes = [
             models.Index(fields=["product", "created_at"], name="catalog_stockmove_prod_ts"),
-            # The admin's list filtered by one of these kinds, newest first (orders' kinds are
-            # most of the ledger: the list finds a page of them walking the primary key).
+            # The admin's list filtered by one of these kinds, newest first: without it the list
+            # walked the primary key back through the orders' movements (most of the ledger).
             models.Index(
                 fields=["kind", "id"],
                 name="catalog_stockmove_manual_kind",
