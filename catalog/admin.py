@@ -492,11 +492,29 @@ class StockMovementAdmin(BigTableMixin, ReadOnlyAdmin):
     )
     list_filter = ("kind", ("vendor", AutocompleteFilter))
     list_select_related = ("product",)
-    search_fields = ("reference",)
+    search_fields = ("reference",)  # shows the search box; the search itself is below
+    search_help_text = _(
+        "An order number (OK-0000123 or 123), or the start of another reference (a delivery note, "
+        "a count sheet), in any case."
+    )
     # UUID v7 ids sort by time, and (id, created_at) is each partition's primary key: newest
     # first is an index scan per partition, where ORDER BY created_at would sort millions.
     ordering = ("-id",)
     narrowing_lookups = ("product", "product__id__exact")  # see BigTableMixin
+
+    def get_search_results(self, request: HttpRequest, queryset: QuerySet, search_term: str) -> Any:
+        # References are identifiers (order numbers, delivery notes): matched whole or by their
+        # start through indexes (selectors.movement_search), never as a substring of every
+        # partition's millions of references (seconds). Newest first, PostgreSQL may still walk
+        # the primary key and test each movement when it expects many matches: as for products,
+        # a few matches are asked for first, in no order, and those few listed by key.
+        if not search_term.strip():
+            return queryset, False
+        found = StockMovement.objects.filter(selectors.movement_search(search_term)).order_by()
+        ids = list(found.values_list("pk", flat=True)[: SEARCH_PROBE + 1])
+        if len(ids) <= SEARCH_PROBE:
+            return queryset.filter(pk__in=ids), False
+        return queryset.filter(selectors.movement_search(search_term)), False
 
     def lookup_allowed(self, lookup: str, value: str, request: Any = None) -> bool:
         # The ledger of one product (linked from the product page).

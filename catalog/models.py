@@ -6,12 +6,12 @@ import unicodedata
 import uuid
 
 from django.conf import settings
-from django.contrib.postgres.indexes import GinIndex
+from django.contrib.postgres.indexes import GinIndex, OpClass
 from django.contrib.postgres.search import SearchVectorField
 from django.db import models
 from django.db.models import BooleanField, F, Func, Q, Value
 from django.db.models.expressions import RawSQL
-from django.db.models.functions import Least
+from django.db.models.functions import Least, Upper
 from django.utils import timezone
 from django.utils.translation import gettext, pgettext_lazy
 from django.utils.translation import gettext_lazy as _
@@ -421,6 +421,15 @@ class MovementKind(models.TextChoices):
     RETURN = "return", _("return")
 
 
+# The kinds no order writes: staff, vendors and devices do (stock_adjust, stock_count, a product
+# created with stock). Placement writes `reserve`, an order's moves `release` and `sale`: an index
+# of these kinds alone takes no entry from the order path. Its predicate is written with `any_of`
+# (one array constant: cheap to prepare for each insert, and read back by PostgreSQL as written,
+# which `IN` is not: seed_demo rebuilds indexes from their definitions and compares).
+MANUAL_KINDS = ("restock", "adjustment", "count", "return")
+ORDER_KINDS = ("reserve", "release", "sale")
+
+
 class StockMovement(models.Model):
     """Append-only ledger, range-partitioned by month on created_at (migration 0001).
 
@@ -482,7 +491,26 @@ class StockMovement(models.Model):
         db_table_comment = "Stock ledger, append-only, partitioned by month: it sums to catalog_stock."
         verbose_name = _("stock movement")
         verbose_name_plural = _("stock movements")
-        indexes = [models.Index(fields=["product", "created_at"], name="catalog_stockmove_prod_ts")]
+        indexes = [
+            models.Index(fields=["product", "created_at"], name="catalog_stockmove_prod_ts"),
+            # The admin's list filtered by one of these kinds, newest first: without it the list
+            # walked the primary key back through the orders' movements (most of the ledger).
+            models.Index(
+                fields=["kind", "id"],
+                name="catalog_stockmove_manual_kind",
+                condition=Q(any_of("kind", MANUAL_KINDS)),
+            ),
+            # The admin's search: the start of a delivery note's or count sheet's reference, any
+            # case. An order's movements are found by its products instead (catalog.selectors).
+            models.Index(
+                OpClass(Upper("reference"), name="text_pattern_ops"),
+                name="catalog_stockmove_manual_ref",
+                # "Not an order's" rather than "a manual kind": a search then never matches the
+                # kind filter's index (whose predicate it would imply), which holds every
+                # restock of a product's creation, referenced or not.
+                condition=~Q(any_of("kind", ORDER_KINDS)) & ~Q(reference=""),
+            ),
+        ]
         constraints = [
             choices_check("kind", MovementKind.choices, "catalog_stockmovement_kind_valid"),
             # The sign each kind may carry (a count may be zero: it confirms the stock).

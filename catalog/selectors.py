@@ -4,19 +4,22 @@ from __future__ import annotations
 
 import unicodedata
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
 from typing import Any
 
 from django.db import DEFAULT_DB_ALIAS, connection, connections
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 
 from okada.core.api.serializers import UTC_SQL
 from okada.core.db import prepared_rows
+from okada.core.fields import any_of
 from okada.core.querysets import count_up_to
 
 from .models import (
+    ORDER_KINDS,
     SEARCH_ONE_VENDOR_SQL,
     SEARCH_QUERY,
     SEARCH_SQL,
@@ -278,6 +281,32 @@ def category_list(
     if updated_since is not None:
         categories = categories.filter(updated_at__gte=updated_since)
     return categories
+
+
+# How a search term names movements written elsewhere, as a filter of StockMovement (None: it names
+# none): the orders app registers one (orders.apps), the catalog importing no orders code.
+MovementReferenceFinder = Callable[[str], Q | None]
+movement_reference_finders: list[MovementReferenceFinder] = []
+
+
+def movement_search(term: str) -> Q:
+    """The movements a reference names, as the admin's search finds them, each way through an
+    index (a substring of the reference would read every partition: seconds):
+    - those staff write (restock, adjustment, count, return: not an order's kind) whose reference
+      starts with `term`, any case (a delivery note, a count sheet: the partial index
+      catalog_stockmove_manual_ref);
+    - those an order wrote, when `term` is its number (`OK-0001234`, `1234`): a registered finder
+      says which, by the order's products and time (the (product, created_at) index). Their
+      reference is the order's number: an index of it would cost every order placed."""
+    term = term.strip()
+    if not term:
+        return Q()
+    found = ~Q(any_of("kind", ORDER_KINDS)) & ~Q(reference="") & Q(reference__istartswith=term)
+    for finder in movement_reference_finders:
+        named = finder(term)
+        if named is not None:
+            found |= named
+    return found
 
 
 def stock_movements_for_product(*, product: Product, limit: int = 20) -> list[StockMovement]:

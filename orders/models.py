@@ -401,7 +401,7 @@ class OrderEvent(models.Model):
         blank=True,
         related_name="+",
         db_constraint=False,
-        db_index=False,  # no constraint to check and no query by user: not worth an index per event
+        db_index=False,  # only the events with a user are indexed (Meta.indexes)
         db_comment="Acting user, when there was one.",
     )
     data = models.JSONField(
@@ -412,7 +412,18 @@ class OrderEvent(models.Model):
         db_table_comment = "Order timeline, append-only, partitioned by month."
         verbose_name = _("order event")
         verbose_name_plural = _("order events")
-        indexes = [models.Index(fields=["order", "created_at"], name="orders_event_order_ts")]
+        indexes = [
+            models.Index(fields=["order", "created_at"], name="orders_event_order_ts"),
+            # The admin's notes, newest first: staff write them, placement never does (a list
+            # filtered on them walked the primary key back through millions of other events).
+            models.Index(fields=["id"], name="orders_event_notes", condition=Q(kind=EventKind.NOTE)),
+            # Whether a user is named here before their account is deleted (okada.core.admin,
+            # _named_in_records), read at a user's delete page: orders placed through the
+            # storefront's key, most of them, name no user and enter no entry.
+            models.Index(
+                fields=["actor_user"], name="orders_event_actor_user", condition=Q(actor_user__isnull=False)
+            ),
+        ]
         constraints = [choices_check("kind", EventKind.choices, "orders_orderevent_kind_valid")]
 
     def __str__(self) -> str:
@@ -529,7 +540,7 @@ class Payment(BaseModel):
         null=True,
         blank=True,
         related_name="+",
-        db_index=False,  # never queried by user: not worth an index on every payment
+        db_index=False,  # only the settled refunds are indexed (Meta.indexes)
         db_comment="Finance user who recorded the refund as settled.",
     )
 
@@ -584,6 +595,14 @@ class Payment(BaseModel):
             # (the older the month, the longer). Only payment writes pay for it, never a
             # placement without one.
             models.Index(fields=["created_at", "id"], name="orders_payment_created"),
+            # Whether a user settled a refund, asked on their delete page (okada.core.admin,
+            # _named_in_records): a few rows, where the whole table was read (0.1 s). A payment
+            # enters it when its refund is settled, never when it is written.
+            models.Index(
+                fields=["refund_settled_by"],
+                name="orders_payment_settled_by",
+                condition=Q(refund_settled_by__isnull=False),
+            ),
         ]
 
     def __str__(self) -> str:

@@ -76,6 +76,23 @@ def order_number_or_none(term: str) -> str | None:
     return f"OK-{int(number.group(1)):07d}" if number else None
 
 
+def order_stock_movements(term: str) -> Q | None:
+    """The stock movements of the order `term` numbers (deleted or not), as a filter of
+    StockMovement, else None: registered with the catalog's ledger search (orders.apps,
+    catalog.selectors.movement_search). Its movements carry its number as their reference and
+    touch its items' products, from its placement on (the reservation is written with the order,
+    at the same now(), its release or sale later): read through the (product, created_at) index,
+    the months before it skipped."""
+    number = order_number_or_none(term)
+    if not number:
+        return None
+    order = Order.all_objects.filter(number=number).values("pk", "created_at").first()
+    if order is None:
+        return None
+    products = list(OrderItem.objects.filter(order_id=order["pk"]).values_list("product_id", flat=True))
+    return Q(reference=number, product_id__in=products, created_at__gte=order["created_at"])
+
+
 def order_search(term: str) -> Q:
     """The orders a search term names, as a filter: a customer's phone number (any spelling), else
     an order number. Both are read through indexes (customer, -placed_at) and the unique number:

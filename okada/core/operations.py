@@ -23,6 +23,7 @@ changes the catalog only (SHARE UPDATE EXCLUSIVE: reads and writes go on).
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 from django.db import migrations, transaction
@@ -245,6 +246,106 @@ def add_index_concurrently(
     def backwards(apps: Any, schema_editor: Any) -> None:
         with session_lock_timeout(schema_editor.connection, 0):
             schema_editor.remove_index(apps.get_model(app_label, model_name), index, concurrently=True)
+
+    return migrations.SeparateDatabaseAndState(
+        state_operations=[operation],
+        database_operations=[migrations.RunPython(forwards, backwards, elidable=False)],
+    )
+
+
+_ON_ONLY = "CREATE INDEX %(name)s ON ONLY %(table)s%(using)s (%(columns)s)%(include)s%(extra)s%(condition)s"
+_CONCURRENTLY = (
+    "CREATE INDEX CONCURRENTLY %(name)s ON %(table)s%(using)s (%(columns)s)%(include)s%(extra)s%(condition)s"
+)
+
+
+def _partition_index_name(table: str, partition: str, index: str) -> str:
+    """The name of `index`'s copy on `partition`: `<index>_<the partition's own part>` (p202501,
+    default), within PostgreSQL's 63 bytes."""
+    own = partition[len(table) + 1 :] if partition.startswith(f"{table}_") else partition
+    name = f"{index}_{own}"
+    if len(name.encode()) > 63:
+        name = f"{index[:50]}_{hashlib.sha1(partition.encode()).hexdigest()[:8]}"  # noqa: S324 (a name)
+    return name
+
+
+def _index_partitions(schema_editor: Any, table: str, index: str) -> list[tuple[str, str | None]]:
+    """Each partition of `table` (the DEFAULT one included) and the name of its index attached to
+    `index` (None when it has none yet)."""
+    with schema_editor.connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT part.relname, attached.relname FROM pg_inherits p "
+            "JOIN pg_class part ON part.oid = p.inhrelid "
+            "LEFT JOIN (pg_inherits ip JOIN pg_class attached ON attached.oid = ip.inhrelid "
+            "           JOIN pg_index ai ON ai.indexrelid = ip.inhrelid) "
+            "  ON ip.inhparent = to_regclass(%s) AND ai.indrelid = part.oid "
+            "WHERE p.inhparent = to_regclass(%s) ORDER BY 1",
+            [schema_editor.quote_name(index), schema_editor.quote_name(table)],
+        )
+        return [(row[0], row[1]) for row in cursor.fetchall()]
+
+
+def add_partitioned_index(
+    app_label: str, operation: migrations.AddIndex
+) -> migrations.SeparateDatabaseAndState:
+    """`operation` adds an index to a table partitioned by month: built the way that blocks no
+    writer, which PostgreSQL's CREATE INDEX on the parent is not (it builds every partition's
+    index in one statement, writes to the whole table waiting meanwhile; CONCURRENTLY is refused
+    on a partitioned table):
+
+    1. `CREATE INDEX ... ON ONLY parent`: the parent's index alone, INVALID, a catalog change
+       (under migrate's lock bound: writers wait for it, briefly);
+    2. `CREATE INDEX CONCURRENTLY` on each partition, the DEFAULT one included (reads and writes
+       go on);
+    3. `ALTER INDEX parent_index ATTACH PARTITION partition_index` for each: a catalog change. Once
+       every partition's is attached, PostgreSQL marks the parent's VALID.
+
+    Partitions made later (okada.partitions.ddl.create_month_partition: CREATE TABLE LIKE, then
+    ATTACH) get it as they get every index of the parent: ATTACH PARTITION builds it on the new
+    table. Runs again after an interruption: a partition index an interrupted build left INVALID
+    is dropped and built again, those built or attached already are kept. Reversible (the
+    parent's index is dropped with those attached to it, plainly: PostgreSQL cannot drop a
+    partitioned index CONCURRENTLY). The migration must set `atomic = False`."""
+    model_name: str = getattr(operation, "model_name")  # noqa: B009 (untyped in django-stubs)
+    index = operation.index
+
+    def statement(apps: Any, schema_editor: Any, sql: str) -> Any:
+        model = apps.get_model(app_label, model_name)
+        return index.create_sql(model, schema_editor, sql=sql), model._meta.db_table
+
+    def forwards(apps: Any, schema_editor: Any) -> None:
+        quote = schema_editor.quote_name
+        parent, table = statement(apps, schema_editor, _ON_ONLY)
+        if not _exists(schema_editor, quote(index.name)):
+            schema_editor.execute(str(parent))
+        # A partition added while this runs gets its index from ATTACH: the list is read again
+        # until every partition has one attached.
+        while missing := [
+            p for p, attached in _index_partitions(schema_editor, table, index.name) if not attached
+        ]:
+            for partition in missing:
+                name = _partition_index_name(table, partition, index.name)
+                _drop_invalid_index(schema_editor, name)
+                if not _exists(schema_editor, quote(name)):
+                    build, _ = statement(apps, schema_editor, _CONCURRENTLY)
+                    build.parts["table"] = quote(partition)
+                    build.parts["name"] = quote(name)
+                    try:
+                        _concurrently(schema_editor, str(build))
+                    except Exception:
+                        _drop_invalid_index(schema_editor, name)
+                        raise
+                schema_editor.execute(f"ALTER INDEX {quote(index.name)} ATTACH PARTITION {quote(name)}")
+
+    def backwards(apps: Any, schema_editor: Any) -> None:
+        quote = schema_editor.quote_name
+        table = apps.get_model(app_label, model_name)._meta.db_table
+        partitions = [p for p, _ in _index_partitions(schema_editor, table, index.name)]
+        # The partitions' attached indexes go with it; any an interrupted run left unattached after.
+        schema_editor.execute(f"DROP INDEX IF EXISTS {quote(index.name)}")
+        for partition in partitions:
+            name = _partition_index_name(table, partition, index.name)
+            _concurrently(schema_editor, f"DROP INDEX CONCURRENTLY IF EXISTS {quote(name)}")
 
     return migrations.SeparateDatabaseAndState(
         state_operations=[operation],

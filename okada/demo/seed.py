@@ -243,6 +243,19 @@ def _indexes_rebuilt_after(cur: Any, tables: list[str], phases: dict[str, float]
         [tables],
     )
     indexes = cur.fetchall()
+    # The partitions' indexes attached to a partitioned table's, by the parent's name: those a
+    # migration built one by one (okada.core.operations.add_partitioned_index) have names of
+    # their own, which a plain CREATE INDEX on the parent would not give them.
+    cur.execute(
+        "SELECT ih.inhparent::regclass::text, c.oid::regclass::text, pg_get_indexdef(c.oid), "
+        "obj_description(c.oid, 'pg_class') FROM pg_inherits ih JOIN pg_class c ON c.oid = ih.inhrelid "
+        "JOIN pg_index i ON i.indexrelid = ih.inhparent "
+        "WHERE i.indrelid = ANY(%s::regclass[]) ORDER BY 1, 2",
+        [tables],
+    )
+    attached: dict[str, list[tuple[str, str, str | None]]] = {}
+    for parent, name, definition, comment in cur.fetchall():
+        attached.setdefault(parent, []).append((name, definition, comment))
     cur.execute(
         "SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid) FROM pg_constraint k "
         "WHERE contype IN ('p', 'u') AND conrelid = ANY(%s::regclass[]) AND NOT EXISTS "
@@ -260,10 +273,14 @@ def _indexes_rebuilt_after(cur: Any, tables: list[str], phases: dict[str, float]
     for table, name, definition in constraints:
         cur.execute(f'ALTER TABLE {table} ADD CONSTRAINT "{name}" {definition}')
     for name, definition, comment in indexes:
-        # A partitioned table's index reads "ON ONLY parent": without ONLY, PostgreSQL also
-        # builds each partition's index (under the same generated names, which the check below
-        # confirms).
-        cur.execute(definition.replace(" ON ONLY ", " ON ", 1))
+        # A partitioned table's index reads "ON ONLY parent": the parent's alone, then each
+        # partition's under its own name, attached to it (the check below confirms the names).
+        cur.execute(definition)
+        for child, child_definition, child_comment in attached.get(name, []):
+            cur.execute(child_definition)
+            cur.execute(f"ALTER INDEX {name} ATTACH PARTITION {child}")
+            if child_comment is not None:
+                cur.execute(f"COMMENT ON INDEX {child} IS %s", [child_comment])
         if comment is not None:
             cur.execute(f"COMMENT ON INDEX {name} IS %s", [comment])
     phases["index rebuild"] = time.monotonic() - started

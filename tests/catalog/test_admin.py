@@ -117,6 +117,47 @@ def test_operations_adjust_stock_and_the_ledger_shows_the_row(client):
     )
 
 
+def test_the_ledger_search_finds_an_orders_movements_by_its_number_and_others_by_their_start(
+    client, admin_user
+):
+    """References are identifiers: an order number (whole, as the order list takes it) finds that
+    order's movements, and another reference is found by its start, in any case; a word inside a
+    reference finds nothing (that search read every partition)."""
+    from catalog.models import StockMovement
+    from catalog.services import stock_adjust
+    from orders.services import order_transition
+    from tests.orders.factories import OrderFactory
+
+    product = ProductFactory(initial_stock=20)
+    stock_adjust(
+        product=product,
+        delta=5,
+        reason="livraison",
+        actor=staff_actor(),
+        reference="BL-2024-0042",
+        kind="restock",
+    )
+    stock_adjust(product=product, delta=-1, reason="casse", actor=staff_actor(), reference="Casse-7")
+    order = OrderFactory(vendor=product.vendor, items=[(product, 2)])
+    order_transition(order=order, to="cancelled", actor=staff_actor(), note="test")  # its release
+    other = OrderFactory(vendor=product.vendor, items=[(product, 1)])  # the same product's
+    client.force_login(admin_user)
+
+    def found(term: str) -> set[tuple[str, str]]:
+        cl = client.get("/admin/catalog/stockmovement/", {"q": term}).context["cl"]
+        return {(m.kind, m.reference) for m in cl.result_list}
+
+    number = order.number
+    assert found(number) == {("reserve", number), ("release", number)}
+    assert found(number.lower()) == found(str(int(number[3:]))) == found(number)
+    assert found(other.number) == {("reserve", other.number)}
+    assert found("bl-2024") == found("BL-2024-0042") == {("restock", "BL-2024-0042")}
+    assert found("casse") == {("adjustment", "Casse-7")}
+    assert found("2024-0042") == set()  # inside a reference: not a match
+    assert found(number[:-1]) == set()  # an order number is matched whole
+    assert StockMovement.objects.filter(reference__contains="2024-0042").exists()
+
+
 def test_a_count_is_compare_and_set(client):
     from okada.core.roles import STOCK
     from tests.catalog.factories import role_user

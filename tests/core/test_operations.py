@@ -3,14 +3,19 @@ CONCURRENTLY, comments changed by COMMENT alone; reversibly."""
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 from django.core.management import call_command
-from django.db import IntegrityError, connection, migrations, models
+from django.db import IntegrityError, connection, migrations, models, transaction
 from django.db.migrations.loader import MigrationLoader
 from django.db.migrations.recorder import MigrationRecorder
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from okada.core.operations import comment_only
+from okada.partitions.ddl import create_month_partition, partition_name, utc_month_of
+from tests.catalog.factories import ProductFactory
 from tests.orders.factories import OrderFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -139,3 +144,85 @@ def test_order_number_migration_runs_again_after_it_stopped_midway():
     assert found["orders_order_number_uniq"].startswith("CREATE UNIQUE INDEX")
     assert index_valid("orders_order_number_sort") is True
     assert found["orders_order_number_sort"].endswith("(length((number)::text), number)")
+
+
+LEDGER_INDEXES = ("catalog_stockmove_manual_kind", "catalog_stockmove_manual_ref")
+
+
+def partition_indexes(table: str, index: str) -> dict[str, tuple[str, int] | None]:
+    """Each partition of `table` (DEFAULT included): its index attached to `index` (name, oid)."""
+    with connection.cursor() as cur:
+        cur.execute(
+            "SELECT part.relname, attached.relname, attached.oid FROM pg_inherits p "
+            "JOIN pg_class part ON part.oid = p.inhrelid "
+            "LEFT JOIN (pg_inherits ip JOIN pg_class attached ON attached.oid = ip.inhrelid "
+            "           JOIN pg_index ai ON ai.indexrelid = ip.inhrelid) "
+            "  ON ip.inhparent = to_regclass(%s) AND ai.indrelid = part.oid "
+            "WHERE p.inhparent = to_regclass(%s)",
+            [index, table],
+        )
+        return {row[0]: (row[1], row[2]) if row[1] else None for row in cur.fetchall()}
+
+
+def index_oid(name: str) -> int | None:
+    with connection.cursor() as cur:
+        cur.execute("SELECT to_regclass(%s)::oid", [name])
+        return cur.fetchone()[0]
+
+
+def test_a_partitioned_index_is_built_partition_by_partition_runs_again_after_an_interruption_and_goes_back():
+    """catalog 0018 (add_partitioned_index): the parent's index ends VALID with one index
+    attached per partition, DEFAULT included; stopped midway (the parent's index made, one
+    partition's built, another's build failed and left INVALID), a rerun keeps what was done and
+    builds the rest; a month made later gets the index; migrating back removes them all."""
+    table = "catalog_stockmovement"
+    ProductFactory.create_batch(2, initial_stock=5)  # two movements of this month: a UNIQUE build fails
+    month = partition_name(table, utc_month_of(timezone.now()))
+    default = f"{table}_default"
+    failed = f"{LEDGER_INDEXES[0]}_{month[len(table) + 1 :]}"  # this month's, as the operation names it
+    try:
+        for name in LEDGER_INDEXES:
+            assert index_valid(name) is True
+            attached = partition_indexes(table, name)
+            assert default in attached and month in attached
+            assert all(attached.values()), attached
+
+        parent_sql = indexes(table)[LEDGER_INDEXES[0]]  # CREATE INDEX ... ON ONLY ...
+        default_sql = indexes(default)[f"{LEDGER_INDEXES[0]}_default"]
+        call_command("migrate", "catalog", "0017", verbosity=0)
+        with connection.cursor() as cur:
+            cur.execute("SELECT relname FROM pg_class WHERE relname LIKE 'catalog\\_stockmove\\_manual\\_%'")
+            assert cur.fetchall() == []
+
+            # As a deploy stopped midway left it: the parent's index, the DEFAULT partition's
+            # index built (not attached yet), this month's build failed (INVALID).
+            cur.execute(parent_sql)
+            cur.execute(default_sql)
+            with pytest.raises(IntegrityError):
+                cur.execute(f"CREATE UNIQUE INDEX CONCURRENTLY {failed} ON {month} (kind)")
+        assert index_valid(failed) is False
+        assert index_valid(LEDGER_INDEXES[0]) is False
+        kept = index_oid(f"{LEDGER_INDEXES[0]}_default")
+
+        call_command("migrate", "catalog", verbosity=0)
+
+        for name in LEDGER_INDEXES:
+            assert index_valid(name) is True
+            attached = partition_indexes(table, name)
+            assert all(attached.values()), attached
+            assert all(found and index_valid(found[0]) for found in attached.values())
+        assert partition_indexes(table, LEDGER_INDEXES[0])[default] == (f"{LEDGER_INDEXES[0]}_default", kept)
+        assert indexes(month)[failed].startswith(
+            f"CREATE INDEX {failed} ON public.{month} USING btree (kind, id)"
+        )
+
+        # A month partition maintenance makes later (CREATE TABLE LIKE, then ATTACH) gets them.
+        with transaction.atomic(), connection.cursor() as cur:
+            create_month_partition(cur, table, dt.date(2031, 1, 1))
+        for name in LEDGER_INDEXES:
+            assert partition_indexes(table, name)[f"{table}_p203101"] is not None
+            assert index_valid(name) is True
+    finally:
+        with connection.cursor() as cur:
+            cur.execute(f"DROP TABLE IF EXISTS {table}_p203101")
+        call_command("migrate", "catalog", verbosity=0)
