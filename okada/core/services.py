@@ -180,7 +180,7 @@ def update_rows(model: type[M], objs: Sequence[M], fields: Sequence[str]) -> int
     # Each value cast to its column's type: VALUES would otherwise guess (text, numeric). But
     # varchar without its length: an explicit cast to varchar(n) cuts a longer text silently,
     # the assignment to the column refuses it (DataError), as an UPDATE or bulk_update does.
-    types = [re.sub(r"^varchar\(\d+\)$", "varchar", str(field.db_type(connection))) for field in columns]
+    types = [re.sub(r"\bvarchar\(\d+\)", "varchar", str(field.db_type(connection))) for field in columns]
     row = "(" + ", ".join(f"%s::{db_type}" for db_type in types) + ")"
     params = [
         field.get_db_prep_save(getattr(obj, field.attname), connection) for obj in objs for field in columns
