@@ -466,6 +466,61 @@ def _check_prices(product: Product) -> None:
         raise InvalidInput(_("The compare-at price must be above the price."), field="compare_at_price_xaf")
 
 
+# The checks of a new product and of a change, one function each for product_create /
+# product_update and the bulk upsert (product_upsert_many): a rule added to one path is the other's.
+
+
+def _refuse_incomplete(fields: dict[str, Any]) -> None:
+    """An upsert item for a SKU the vendor does not have yet: a new product needs a name and a price
+    (product_create's required arguments)."""
+    missing = [f for f in ("name", "price_xaf") if f not in fields]
+    if missing:
+        raise InvalidInput(
+            _("A new product needs a name and a price."),
+            errors={f: [_("This field is required for a new product.")] for f in missing},
+        )
+
+
+def _product_to_insert(
+    vendor: Vendor, sku: str, fields: dict[str, Any], initial_stock: Any, *, validate_unique: bool = True
+) -> Product:
+    """A new product's checks, and its row to insert. `vendor` and a category in `fields`: live
+    rows the caller has share-locked (_live_vendor, _live_category), not checked again; `sku` in
+    NFC; `initial_stock` checked here, before any row is written."""
+    product = Product(vendor=vendor, sku=sku, **{**fields, "attributes": fields.get("attributes") or {}})
+    validated(product, exclude=["vendor", "category"], validate_unique=validate_unique)
+    _check_prices(product)
+    if initial_stock:  # _stock_adjust's refusals of the restock product_create then makes
+        _check_adjustment(initial_stock, StockMovement.Kind.RESTOCK)
+        if initial_stock > MAX_ON_HAND:
+            raise _too_much_stock()
+    return product
+
+
+def _changed_fields(product: Product, data: dict[str, Any]) -> list[str]:
+    """The fields of `data` whose value `product` does not have (a category compared by its id)."""
+    return [
+        f
+        for f, v in data.items()
+        if (product.category_id != getattr(v, "pk", v) if f == "category" else getattr(product, f) != v)
+    ]
+
+
+def _apply_changes(product: Product, data: dict[str, Any]) -> bool:
+    """Set on the locked `product` the fields of `data` that differ, move its version on and check
+    the result; False (nothing set) when none differs. A category in `data`: a live row the
+    caller has share-locked (_live_category), not checked again. The caller saves."""
+    changed = _changed_fields(product, data)
+    if not changed:
+        return False
+    for field in changed:
+        setattr(product, field, data[field])
+    product.version += 1
+    validated(product, exclude=["vendor", "category"])
+    _check_prices(product)
+    return True
+
+
 def product_create(
     *,
     vendor: Vendor,
@@ -497,22 +552,19 @@ def product_create(
             category = _live_category(category)
         if Product.objects.filter(vendor=vendor, sku=sku).exists():
             raise _sku_taken(sku)
-        product = Product(
-            vendor=vendor,
-            sku=sku,
-            name=name,
-            price_xaf=price_xaf,
-            description=description,
-            category=category,
-            compare_at_price_xaf=compare_at_price_xaf,
-            unit=unit,
-            is_active=is_active,
-            attributes=attributes or {},
-        )
+        fields = {
+            "name": name,
+            "price_xaf": price_xaf,
+            "description": description,
+            "category": category,
+            "compare_at_price_xaf": compare_at_price_xaf,
+            "unit": unit,
+            "is_active": is_active,
+            "attributes": attributes,
+        }
         if id is not None:
-            product.id = id
-        validated(product, exclude=["vendor"])
-        _check_prices(product)
+            fields["id"] = id
+        product = _product_to_insert(vendor, sku, fields, initial_stock)
         # A device's id may already be taken by a create in flight (one app restored onto two
         # phones replays its queue from both): the primary key says so, as clearly as the SKU.
         id_taken = InvalidInput(_("A product with this id already exists."), field="id")
@@ -551,14 +603,8 @@ def product_update(
         sku_changes = "sku" in data and data["sku"] != product.sku
         if sku_changes and Product.objects.filter(vendor_id=product.vendor_id, sku=data["sku"]).exists():
             raise _sku_taken(data["sku"])
-        changed = [f for f, v in data.items() if getattr(product, f) != v]
-        if not changed:
+        if not _apply_changes(product, data):
             return product
-        for field in changed:
-            setattr(product, field, data[field])
-        product.version += 1
-        validated(product, exclude=["vendor"])
-        _check_prices(product)
         with constraints_or({SKU_CONSTRAINT: _sku_taken(product.sku), SKU_NFC_CONSTRAINT: _sku_not_nfc()}):
             product.save()
     return product
@@ -968,7 +1014,7 @@ def _upsert_items(vendor: Vendor, items: list[dict[str, Any]], actor: Actor) -> 
         seen.add(sku)
         fields = {k: v for k, v in item.items() if k in PRODUCT_EDITABLE_FIELDS and k != "sku"}
         current = existing.get(sku)
-        if current is not None and _holds(current, fields):
+        if current is not None and not _changed_fields(current, fields):
             # Nothing to write (a catalog sent again, nightly): no lock or query. `existing` is
             # this request's read: a change committed since is as if it came after.
             try:
@@ -1090,19 +1136,7 @@ def _updated_product(
     product = locked.get(write.current.pk) if write.current is not None else None
     if product is None:
         raise core.gone_meanwhile(Product)
-    changed = [
-        f
-        for f, v in data.items()
-        if (product.category_id != getattr(v, "pk", v) if f == "category" else getattr(product, f) != v)
-    ]
-    if not changed:
-        return None
-    for field in changed:
-        setattr(product, field, data[field])
-    product.version += 1
-    validated(product, exclude=["vendor", "category"], validate_unique=False)  # both checked above
-    _check_prices(product)
-    return product
+    return product if _apply_changes(product, data) else None
 
 
 def _new_product(
@@ -1113,26 +1147,15 @@ def _new_product(
     actor: Actor,
 ) -> Product:
     """product_create's checks, in its order, and the product it would insert."""
-    missing = [f for f in ("name", "price_xaf") if f not in write.fields]
-    if missing:
-        raise InvalidInput(
-            _("A new product needs a name and a price."),
-            errors={f: [_("This field is required for a new product.")] for f in missing},
-        )
+    _refuse_incomplete(write.fields)
     actor.require_if_staff("catalog.add_product")
     if vendor_error is not None:
         raise vendor_error
     fields = {**write.fields, "category": _category_of(write.fields, categories)}
-    fields["attributes"] = fields.get("attributes") or {}
-    product = Product(vendor=vendor, sku=write.sku, **fields)
-    validated(product, exclude=["vendor", "category"], validate_unique=False)  # both checked
-    _check_prices(product)
-    initial_stock = write.item.get("initial_stock", 0)
-    if initial_stock:
-        _check_adjustment(initial_stock, StockMovement.Kind.RESTOCK)
-        if initial_stock > MAX_ON_HAND:
-            raise _too_much_stock()
-    return product
+    # No unique check: the id is a new one (its default), and the insert skips a SKU taken.
+    return _product_to_insert(
+        vendor, write.sku, fields, write.item.get("initial_stock", 0), validate_unique=False
+    )
 
 
 def _create_products(
@@ -1209,17 +1232,6 @@ def _create_products(
     return taken
 
 
-def _holds(product: Product, fields: dict[str, Any]) -> bool:
-    """Whether `product` already has every value of `fields` (a category by its id)."""
-    for name, value in fields.items():
-        if name == "category":
-            if product.category_id != getattr(value, "pk", value):
-                return False
-        elif getattr(product, name) != value:
-            return False
-    return True
-
-
 def _upsert_one(
     index: int,
     item: dict[str, Any],
@@ -1239,19 +1251,14 @@ def _upsert_one(
     fields = {k: v for k, v in item.items() if k in PRODUCT_EDITABLE_FIELDS and k != "sku"}
     current = existing.get(sku)
     try:
-        if current is not None and _holds(current, fields):
+        if current is not None and not _changed_fields(current, fields):
             # Nothing to write (a catalog sent again, nightly): no savepoint, row lock or query.
             # `existing` is this request's read: a change committed since is as if it came after.
             actor.require_if_staff("catalog.change_product")  # as product_update would ask
             return UpsertResult(index, sku, "unchanged", product=current)
         with transaction.atomic():  # a savepoint: a failed item leaves the others applied
             if current is None:
-                missing = [f for f in ("name", "price_xaf") if f not in fields]
-                if missing:
-                    raise InvalidInput(
-                        _("A new product needs a name and a price."),
-                        errors={f: [_("This field is required for a new product.")] for f in missing},
-                    )
+                _refuse_incomplete(fields)
                 try:
                     product = product_create(
                         vendor=vendor,

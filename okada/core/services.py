@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import Iterable, Sequence
 from datetime import timedelta
 from typing import Any, TypeVar
@@ -176,8 +177,11 @@ def update_rows(model: type[M], objs: Sequence[M], fields: Sequence[str]) -> int
         return 0
     quote = connection.ops.quote_name
     columns: list[Any] = [model._meta.pk, *(model._meta.get_field(name) for name in fields)]
-    # Each value cast to its column's type: VALUES would otherwise guess (text, numeric).
-    row = "(" + ", ".join(f"%s::{field.db_type(connection)}" for field in columns) + ")"
+    # Each value cast to its column's type: VALUES would otherwise guess (text, numeric). But
+    # varchar without its length: an explicit cast to varchar(n) cuts a longer text silently,
+    # the assignment to the column refuses it (DataError), as an UPDATE or bulk_update does.
+    types = [re.sub(r"\bvarchar\(\d+\)", "varchar", str(field.db_type(connection))) for field in columns]
+    row = "(" + ", ".join(f"%s::{db_type}" for db_type in types) + ")"
     params = [
         field.get_db_prep_save(getattr(obj, field.attname), connection) for obj in objs for field in columns
     ]

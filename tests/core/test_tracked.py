@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 from django.core import checks
-from django.db import IntegrityError, connection, models, transaction
+from django.db import DataError, IntegrityError, connection, models, transaction
 from django.test.utils import isolate_apps
 
 from okada.core import actors
 from okada.core.models import deleted_rows_index, live_unique
-from okada.core.services import bulk_create_tracked, bulk_update_tracked
+from okada.core.services import bulk_create_tracked, bulk_update_tracked, update_rows
 from tests.testapp.models import Book, Shelf
 
 pytestmark = pytest.mark.django_db
@@ -262,6 +262,20 @@ def test_bulk_helpers_write_history_with_actor(django_user_model):
     assert changes.count() == 5
     assert set(changes.values_list("label", flat=True)) == {"relabelled"}
     assert set(changes.values_list("history_change_reason", flat=True)) == {"relabel"}
+
+
+def test_update_rows_refuses_a_text_too_long_for_its_column_as_an_update_does():
+    # Its VALUES cast each value to its column's type: an explicit cast to varchar(100) cuts a
+    # longer text to 100 characters without a word, where an UPDATE (and bulk_update) refuses it.
+    shelves = bulk_create_tracked(Shelf, [Shelf(code="S1"), Shelf(code="S2")])
+    shelves[0].label = "fits"
+    shelves[1].label = "x" * 101
+    with pytest.raises(DataError), transaction.atomic():
+        update_rows(Shelf, shelves, ["label"])
+    assert set(Shelf.objects.values_list("label", flat=True)) == {""}
+    shelves[1].label = "y" * 100
+    assert update_rows(Shelf, shelves, ["label"]) == 2
+    assert dict(Shelf.objects.values_list("code", "label")) == {"S1": "fits", "S2": "y" * 100}
 
 
 def test_history_user_comes_from_the_request(client, admin_user):
