@@ -26,6 +26,7 @@ from typing import Any
 
 ROLES = ["superuser", "Operations", "Support", "Finance", "Stock"]
 TIMEOUT = "20s"
+KEPT = "okada_bench_kept_"  # bench/kept.py's databases: the sweep writes users, never there
 
 
 class Capture:
@@ -194,6 +195,17 @@ CUSTOM = [
 
 
 def main() -> None:
+    # Arguments first: --help needs no settings nor database.
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.admin_sweep",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--models", default="", help="app_label.model_name list, comma-separated")
+    parser.add_argument("--roles", default=",".join(ROLES), help=f"comma-separated, of {', '.join(ROLES)}")
+    parser.add_argument("--out", default="var/admin_sweep.jsonl", help="JSON lines appended here")
+    parser.add_argument("--only", default="", help="substring of the label to keep")
+    args = parser.parse_args()
     import django
 
     django.setup()
@@ -202,13 +214,10 @@ def main() -> None:
     from django.db import connection
     from django.test import Client
 
+    name = connection.settings_dict["NAME"]
+    if name.startswith(KEPT):
+        parser.error(f"{name} is a kept bench database: sweep a copy (CREATE DATABASE x TEMPLATE {name})")
     settings.ALLOWED_HOSTS = [*settings.ALLOWED_HOSTS, "testserver"]
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--models", default="")
-    parser.add_argument("--roles", default=",".join(ROLES))
-    parser.add_argument("--out", default="var/admin_sweep.jsonl")
-    parser.add_argument("--only", default="", help="substring of the label to keep")
-    args = parser.parse_args()
     wanted = {m for m in args.models.split(",") if m}
     with connection.cursor() as cursor:
         cursor.execute(f"SET statement_timeout = '{TIMEOUT}'")
