@@ -8,7 +8,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy, gettext_noop
@@ -18,6 +18,7 @@ from okada.core import actors
 from okada.core import services as core
 from okada.core.actors import Actor, acting_for
 from okada.core.api.auth import credentials_changed
+from okada.core.db import transaction_lock
 from okada.core.errors import (
     Conflict,
     DomainError,
@@ -346,8 +347,7 @@ def category_tree_lock() -> None:
     A caller that locks a category row before calling category_update (the admin's change form)
     takes this lock first, or two saves deadlock (catalog.admin CategoryAdmin).
     """
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended('catalog.category_tree', 0))")
+    transaction_lock("catalog.category_tree")
 
 
 def category_soft_delete(*, category: Category, actor: Actor, reason: str = "category deleted") -> Category:
@@ -1035,9 +1035,7 @@ def _upsert_items(vendor: Vendor, items: list[dict[str, Any]], actor: Actor) -> 
             # Python's Unicode tables, older than PostgreSQL's, cannot normalise): each item
             # then goes through the single-item services, which name the item refused.
             for write in writes:
-                results[write.index] = _upsert_one(
-                    write.index, write.item, vendor=vendor, existing=existing, seen=set(), actor=actor
-                )
+                results[write.index] = _upsert_one(write, vendor=vendor, existing=existing, actor=actor)
     return [results[index] for index in range(len(items))]
 
 
@@ -1049,11 +1047,7 @@ def _bulk_upsert_lock(vendor: Vendor) -> None:
     for (a row one locked, a SKU the other inserted), a deadlock; one after the other they never
     do. Single-item writes lock one product each and need no turn. Unchanged items take none.
     """
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT pg_advisory_xact_lock(hashtextextended('catalog.product_bulk:' || %s::text, 0))",
-            [str(vendor.pk)],
-        )
+    transaction_lock(f"catalog.product_bulk:{vendor.pk}")
 
 
 def _write_items(vendor: Vendor, writes: list[_Item], actor: Actor) -> dict[int, UpsertResult]:
@@ -1232,30 +1226,13 @@ def _create_products(
     return taken
 
 
-def _upsert_one(
-    index: int,
-    item: dict[str, Any],
-    *,
-    vendor: Vendor,
-    existing: dict[str, Product],
-    seen: set[str],
-    actor: Actor,
-) -> UpsertResult:
+def _upsert_one(write: _Item, *, vendor: Vendor, existing: dict[str, Product], actor: Actor) -> UpsertResult:
     """One item through product_create / product_update, in a savepoint: what _upsert_items
-    falls back to when a set-based statement is refused."""
-    sku = item["sku"]
-    if sku in seen:
-        error = InvalidInput(_("This SKU appears twice in the request."), field="sku")
-        return UpsertResult(index, sku, "failed", error=error)
-    seen.add(sku)
-    fields = {k: v for k, v in item.items() if k in PRODUCT_EDITABLE_FIELDS and k != "sku"}
+    falls back to when a set-based statement is refused (its items: each SKU once, new or with a
+    change; the rest were answered before)."""
+    index, sku, fields = write.index, write.sku, write.fields
     current = existing.get(sku)
     try:
-        if current is not None and not _changed_fields(current, fields):
-            # Nothing to write (a catalog sent again, nightly): no savepoint, row lock or query.
-            # `existing` is this request's read: a change committed since is as if it came after.
-            actor.require_if_staff("catalog.change_product")  # as product_update would ask
-            return UpsertResult(index, sku, "unchanged", product=current)
         with transaction.atomic():  # a savepoint: a failed item leaves the others applied
             if current is None:
                 _refuse_incomplete(fields)
@@ -1264,7 +1241,7 @@ def _upsert_one(
                         vendor=vendor,
                         sku=sku,
                         actor=actor,
-                        initial_stock=item.get("initial_stock", 0),
+                        initial_stock=write.item.get("initial_stock", 0),
                         **fields,
                     )
                     return UpsertResult(index, sku, "created", product=product)

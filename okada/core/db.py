@@ -49,6 +49,13 @@ def execute(sql: str, params: list[Any] | dict[str, Any]) -> int:
     return int(_run(sql, params).rowcount)
 
 
+def transaction_lock(name: str) -> None:
+    """Wait for, then hold until the transaction ends, the advisory lock called `name`: one
+    holder at a time, across every connection (a named critical section of a service)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [name])
+
+
 def prepared_rows(sql: str, params: list[Any] | dict[str, Any]) -> list[tuple[Any, ...]]:
     """The rows of one read statement, prepared on the connection at first use (a hot read whose
     SQL text is one of a few fixed ones: PostgreSQL plans it once per connection, and nothing is

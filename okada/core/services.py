@@ -137,15 +137,7 @@ def live_share_locked(model: Any, key: Any, *, strength: str = "KEY SHARE") -> A
     lets concurrent writers pointing at the same row go on together; `strength="SHARE"` also
     waits for updates of the row (a category's own moves).
     """
-    if strength not in ("KEY SHARE", "SHARE"):
-        raise ValueError(f"not a share lock: {strength}")
-    table = connection.ops.quote_name(model._meta.db_table)
-    column = connection.ops.quote_name(model._meta.pk.column)
-    rows = model.objects.raw(
-        f"SELECT * FROM {table} WHERE {column} = %s AND deleted_at IS NULL FOR {strength}",  # noqa: S608 (names from the model)
-        [getattr(key, "pk", key)],
-    )
-    return next(iter(rows), None)
+    return next(iter(live_share_locked_many(model, [key], strength=strength).values()), None)
 
 
 def live_share_locked_many(model: Any, keys: Iterable[Any], *, strength: str = "KEY SHARE") -> dict[Any, Any]:
@@ -158,8 +150,9 @@ def live_share_locked_many(model: Any, keys: Iterable[Any], *, strength: str = "
         return {}
     table = connection.ops.quote_name(model._meta.db_table)
     column = connection.ops.quote_name(model._meta.pk.column)
+    key_type = model._meta.pk.db_type(connection)  # keys given as text are cast, as `= %s` would
     rows = model.objects.raw(
-        f"SELECT * FROM {table} WHERE {column} = ANY(%s) AND deleted_at IS NULL"  # noqa: S608 (names from the model)
+        f"SELECT * FROM {table} WHERE {column} = ANY(%s::{key_type}[]) AND deleted_at IS NULL"  # noqa: S608 (names from the model)
         f" ORDER BY {column} FOR {strength}",
         [pks],
     )
