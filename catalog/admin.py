@@ -32,6 +32,7 @@ from okada.core.admin import (
 )
 from okada.core.display import actor_label, badge, money, reason_label
 from okada.core.errors import DomainError
+from okada.core.querysets import few_keys
 
 from . import selectors, services
 from .models import Category, Product, Stock, StockMovement, Vendor, VendorMember
@@ -281,9 +282,8 @@ class ProductAdmin(BigTableMixin, TrackedAdmin):
         # for a word few or none have (seconds): for a word it has no statistics of, it guesses
         # 1,500 matches. So it is first asked for a few matches, in no order, which it reads
         # from the full-text index when they are few; those few are then listed by key.
-        matches = Product.all_objects.search(search_term).order_by().values_list("pk", flat=True)
-        found = list(matches[: SEARCH_PROBE + 1])
-        if len(found) <= SEARCH_PROBE:
+        found = few_keys(Product.all_objects.search(search_term), SEARCH_PROBE)
+        if found is not None:
             return queryset.filter(pk__in=found), False
         return queryset.search(search_term), False  # type: ignore[attr-defined]
 
@@ -458,13 +458,13 @@ class StockAdmin(BigTableMixin, ReadOnlyAdmin):
         # for its SKU: the whole million for a SKU nobody has (2 s). The products whose SKU
         # matches (as Django's search matches: each word, anywhere) are looked up first, in no
         # order (one pass over the products); when few, their stock is read by product.
-        products = Product.all_objects.order_by()
+        products = Product.all_objects.all()
         for word in smart_split(term):
             if word.startswith(('"', "'")) and word[0] == word[-1]:
                 word = unescape_string_literal(word)
             products = products.filter(sku__icontains=word)
-        found = list(products.values_list("pk", flat=True)[: SKU_PROBE + 1])
-        if len(found) <= SKU_PROBE:
+        found = few_keys(products, SKU_PROBE)
+        if found is not None:
             return queryset.filter(product_id__in=found), False
         return super().get_search_results(request, queryset, term)
 
@@ -510,11 +510,11 @@ class StockMovementAdmin(BigTableMixin, ReadOnlyAdmin):
         # a few matches are asked for first, in no order, and those few listed by key.
         if not search_term.strip():
             return queryset, False
-        found = StockMovement.objects.filter(selectors.movement_search(search_term)).order_by()
-        ids = list(found.values_list("pk", flat=True)[: SEARCH_PROBE + 1])
-        if len(ids) <= SEARCH_PROBE:
-            return queryset.filter(pk__in=ids), False
-        return queryset.filter(selectors.movement_search(search_term)), False
+        named = selectors.movement_search(search_term)  # looks the order up, when it names one
+        found = few_keys(StockMovement.objects.filter(named), SEARCH_PROBE)
+        if found is not None:
+            return queryset.filter(pk__in=found), False
+        return queryset.filter(named), False
 
     def lookup_allowed(self, lookup: str, value: str, request: Any = None) -> bool:
         # The ledger of one product (linked from the product page).

@@ -273,7 +273,7 @@ class Order(TrackedModel):
             models.Index(fields=["vendor", "status", "-placed_at"], name="orders_order_vendor_status"),
             models.Index(fields=["vendor", "updated_at"], name="orders_order_vendor_upd"),
             # The storefront's list by last change (`?ordering=updated_at`, how it follows its
-            # orders): each page otherwise sorted its 800,000 orders (migration 0029).
+            # orders): each page otherwise sorted its 800,000 orders (migration 0031).
             models.Index(
                 fields=["updated_at", "id"],
                 name="orders_order_storefront_upd",
