@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -374,3 +375,21 @@ def test_an_order_number_stays_unique_after_its_order_is_deleted_and_the_order_c
     restored = order_restore(order=Order.all_objects.get(pk=gone.pk), actor=staff)
     assert restored.deleted_at is None
     assert Order.objects.filter(number=gone.number).get().pk == gone.pk
+
+
+def test_an_orders_last_change_time_only_moves_forward_whatever_the_writers_clock():
+    """A change stamped before the time the order already has (a web server whose clock is
+    behind) is stamped one microsecond after it; a later stamp is kept, and an update that
+    leaves `updated_at` alone leaves it alone (orders migration 0033)."""
+    order = OrderFactory()
+    rows = Order.objects.filter(pk=order.pk)
+    before = rows.get().updated_at
+    tick = timedelta(microseconds=1)
+
+    rows.update(note="clock behind", updated_at=before - timedelta(hours=1))
+    assert rows.get().updated_at == before + tick
+    rows.update(note="untouched")
+    assert rows.get().updated_at == before + tick
+    later = before + timedelta(seconds=5)
+    rows.update(note="clock ahead", updated_at=later)
+    assert rows.get().updated_at == later

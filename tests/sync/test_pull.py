@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import threading
 import uuid
+from datetime import timedelta
+from unittest import mock
 
 import pytest
 from django.core import signing
@@ -17,6 +19,7 @@ from catalog.services import product_restore, product_soft_delete, product_updat
 from okada.core.actors import Actor
 from okada.core.services import bulk_create_tracked, bulk_update_tracked
 from orders.models import Order, OrderItem, Payment
+from orders.services import order_transition
 from sync import feed
 from sync import pull as sync_pull
 from sync.pull import pull
@@ -843,3 +846,38 @@ def test_a_bulk_seed_silences_the_capture_and_its_rows_arrive_by_the_initial_dow
     live_orders = Order.objects.filter(vendor=vendor)
     assert set(phone.copy("orders")) == {str(pk) for pk in live_orders.values_list("pk", flat=True)}
     assert len(phone.copy("order_items")) == OrderItem.objects.filter(order__in=live_orders).count() > 0
+
+
+def test_an_order_changed_mid_download_by_a_server_whose_clock_is_behind_keeps_its_items_and_payments():
+    """The download walks the vendor's orders by (updated_at, id), bringing each one's items, and
+    the payments by their order's (updated_at, id). An order not reached yet and changed by a
+    web server whose clock is an hour behind would have moved behind the cursor: the feed brings
+    the order again but neither its unchanged items nor its payment, which the device would
+    then never get. Its last change time only moves forward (orders migration 0033)."""
+    vendor = VendorFactory()
+    zone = ZoneFactory()
+    product = ProductFactory(vendor=vendor, initial_stock=100)
+    orders = [OrderFactory(vendor=vendor, zone=zone, items=[(product, 1)]) for _ in range(6)]
+    Payment.objects.bulk_create(
+        [
+            Payment(order=o, provider="cash", provider_reference=f"skew-{n}", amount_xaf=9)
+            for n, o in enumerate(orders)
+        ]
+    )
+    last = max(orders, key=lambda o: (o.updated_at, str(o.pk)))
+    phone = Phone(vendor, limit=2)  # an order and its item a page
+    while not phone.copy("orders"):
+        phone.pull()
+    assert str(last.pk) not in phone.copy("orders")
+
+    behind = min(o.updated_at for o in orders) - timedelta(hours=1)
+    with mock.patch("django.utils.timezone.now", return_value=behind):
+        order_transition(order=last, to="accepted", actor=phone.actor)
+    phone.pull_all()
+
+    vendor_orders = Order.objects.filter(vendor=vendor)
+    assert phone.copy("orders")[str(last.pk)]["status"] == "accepted"
+    assert set(phone.copy("order_items")) == {
+        str(pk) for pk in OrderItem.objects.filter(order__in=vendor_orders).values_list("pk", flat=True)
+    }
+    assert set(phone.copy("payments")) == vendor_payments(vendor)
