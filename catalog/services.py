@@ -949,7 +949,8 @@ def product_upsert_many(
     written together (`_write_items`). Two bulk upserts of one vendor run one after the other
     (`_bulk_upsert_lock`): a later request waits for the earlier, and a SKU the earlier one
     created meanwhile is updated, not refused; so is a SKU a single create committed meanwhile
-    (the insert skips it, then the update takes it). SKUs are matched and stored in Unicode NFC
+    (the insert skips it, then the update takes it). A product renamed meanwhile no longer has
+    the item's SKU: the item makes a new product, as if the rename had come first. SKUs are matched and stored in Unicode NFC
     (catalog.skus): "e" + U+0301 finds the product stored as "é", and the two in one request are
     the same SKU twice.
     """
@@ -1059,15 +1060,22 @@ def _write_items(vendor: Vendor, writes: list[_Item], actor: Actor) -> dict[int,
         (w.fields["category"] for w in writes if w.fields.get("category") is not None),
         strength="SHARE",  # as _live_category
     )
-    updates = [w for w in writes if w.current is not None]
     # FOR NO KEY UPDATE, as product_update: placements of these products (their items' foreign
     # keys key-share-lock them) neither wait for this request nor deadlock with it.
     locked = {
         p.pk: p
         for p in Product.objects.select_for_update(no_key=True)
-        .filter(pk__in=[w.current.pk for w in updates if w.current is not None])
+        .filter(pk__in=[w.current.pk for w in writes if w.current is not None])
         .order_by("sku")
     }
+    for write in writes:
+        row = locked.get(write.current.pk) if write.current is not None else None
+        if row is not None and row.sku != write.sku:
+            # Renamed since this request read it: as if the rename came first (this request
+            # writes after it), the SKU is no longer that product's, so the item is a new
+            # product, or updates the product that took the SKU meanwhile.
+            write.current = None
+    updates = [w for w in writes if w.current is not None]
     creates = [w for w in writes if w.current is None]
     if creates:
         for write in _create_products(vendor, creates, categories, actor, results):

@@ -421,3 +421,27 @@ def test_a_product_deleted_while_the_bulk_upsert_waits_to_lock_it_is_answered_no
     assert results[0].error is not None and results[0].error.code == "not_found"
     assert Product.all_objects.get(pk=doomed.pk).price_xaf == 100
     assert Product.objects.get(vendor=vendor, sku="STAYS").price_xaf == 150
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_product_renamed_while_the_bulk_upsert_waits_to_lock_it_is_left_as_renamed():
+    # The bulk upsert read "OLD" before a rename to "NEW" committed, then waited for its lock.
+    # The rename came first: "OLD" names no product any more, so the item makes a new one and the
+    # renamed product keeps what it had (before: it took the item's price under its new SKU).
+    vendor = VendorFactory()
+    actor = integration(vendor)
+    renamed = ProductFactory(vendor=vendor, sku="OLD", name="Savon", price_xaf=100)
+    items = [{"sku": "OLD", "name": "Savon neuf", "price_xaf": 150}]
+
+    updated, results = race(
+        lambda: product_update(product=renamed, data={"sku": "NEW"}, actor=actor),
+        lambda: product_upsert_many(vendor=vendor, items=items, actor=actor, atomic=False),
+    )
+
+    assert isinstance(updated, Product), (updated, results)
+    assert statuses(results) == ["created"]
+    assert Product.objects.get(pk=renamed.pk).sku == "NEW"
+    assert Product.objects.get(pk=renamed.pk).price_xaf == 100
+    made = Product.objects.get(vendor=vendor, sku="OLD")
+    assert made.pk != renamed.pk and (made.name, made.price_xaf) == ("Savon neuf", 150)
+    assert results[0].product is not None and results[0].product.pk == made.pk
