@@ -950,9 +950,9 @@ def product_upsert_many(
     (`_bulk_upsert_lock`): a later request waits for the earlier, and a SKU the earlier one
     created meanwhile is updated, not refused; so is a SKU a single create committed meanwhile
     (the insert skips it, then the update takes it). A product renamed meanwhile no longer has
-    the item's SKU: the item makes a new product, as if the rename had come first. SKUs are matched and stored in Unicode NFC
-    (catalog.skus): "e" + U+0301 finds the product stored as "é", and the two in one request are
-    the same SKU twice.
+    the item's SKU: the item makes a new product, as if the rename had come first. SKUs are
+    matched and stored in Unicode NFC (catalog.skus): "e" + U+0301 finds the product stored as
+    "é", and the two in one request are the same SKU twice.
     """
     if len(items) > BULK_MAX_ITEMS:
         raise InvalidInput(
