@@ -319,3 +319,29 @@ def test_admin_history_view_shows_changes(client, admin_user):
     response = client.get(f"/admin/testapp/shelf/{shelf.pk}/history/")
     assert response.status_code == 200
     assert "new label" in response.content.decode()
+
+
+def test_the_models_the_contract_calls_tracked_are_tracked_with_a_history_table():
+    """DESIGN.md section 3 names the tracked models: soft delete (deleted rows hidden by the
+    default manager, kept in the table) and history. The tests above run on test-only models (and
+    the partial-unique check on every TrackedModel); this one holds the domain models to that base."""
+    from django.apps import apps
+
+    from okada.core.models import TrackedModel
+
+    contract = (
+        "catalog.Vendor",
+        "catalog.Category",
+        "catalog.Product",
+        "orders.Customer",
+        "orders.Zone",
+        "orders.Order",
+    )
+    for label in contract:
+        model = apps.get_model(label)
+        assert issubclass(model, TrackedModel), label
+        assert model._default_manager.name == "objects" and model._meta.get_field("deleted_at").null, label
+        history = model.history.model._meta.db_table
+        with connection.cursor() as cur:
+            cur.execute("SELECT to_regclass(%s) IS NOT NULL", [history])
+            assert cur.fetchone()[0], history
