@@ -209,3 +209,27 @@ def test_the_readme_names_every_table_that_deviates_from_the_shape():
         t for t in SHAPE_DEVIATIONS if f"`{t}`" in deviations or f"`_{t.split('_', 1)[1]}`" in deviations
     ]
     assert sorted(set(SHAPE_DEVIATIONS) - set(named)) == []
+
+
+@pytest.mark.django_db
+def test_the_append_only_tables_are_the_partitioned_ones_and_no_foreign_key_points_at_them():
+    """DESIGN.md section 3: the ledger, the order events and the change feed are the partitioned
+    tables, each kept by a partition policy, and nothing references them by foreign key (a key
+    pointing at a partitioned table must hold its partition key, and stops its months from being
+    detached and dropped)."""
+    from okada.partitions import registry
+
+    with connection.cursor() as cur:
+        cur.execute(
+            "SELECT relname FROM pg_class WHERE relkind = 'p' AND relnamespace = current_schema()::regnamespace"
+        )
+        partitioned = {row[0] for row in cur.fetchall()}
+        cur.execute(
+            "SELECT conrelid::regclass::text, conname FROM pg_constraint "
+            "WHERE contype = 'f' AND confrelid::regclass::text = ANY(%s)",
+            [sorted(partitioned)],
+        )
+        references = cur.fetchall()
+    assert partitioned == {"catalog_stockmovement", "orders_orderevent", "sync_change"}
+    assert partitioned <= set(registry.declared())
+    assert references == []
