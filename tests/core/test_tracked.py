@@ -345,3 +345,30 @@ def test_the_models_the_contract_calls_tracked_are_tracked_with_a_history_table(
         with connection.cursor() as cur:
             cur.execute("SELECT to_regclass(%s) IS NOT NULL", [history])
             assert cur.fetchone()[0], history
+
+
+def test_the_weekly_job_drops_history_rows_identical_to_the_one_before_and_keeps_every_change():
+    """DESIGN.md section 6 "clean duplicate history weekly": the job (beat entry "Clean duplicate
+    history") removes a history row that records no change, keeps the creation, every change and
+    the soft delete, and writes its JobRun."""
+    from okada.core.models import JobRun
+    from okada.core.tasks import clean_duplicate_history
+
+    shelf = make_shelf("C1")
+    shelf.save()  # nothing changed: a duplicate
+    shelf.save()
+    shelf.label = "fruits"
+    shelf.save()
+    other = make_shelf("C2")
+    other.delete()
+    assert shelf.history.count() == 4 and Shelf.history.filter(id=other.pk).count() == 2
+
+    clean_duplicate_history()
+
+    assert [(h.history_type, h.label) for h in shelf.history.order_by("history_date")] == [
+        ("+", ""),
+        ("~", "fruits"),
+    ]
+    assert Shelf.history.filter(id=other.pk).count() == 2  # created, then soft-deleted: a change
+    run = JobRun.objects.get(name="core.clean_duplicate_history")
+    assert run.outcome == JobRun.Outcome.SUCCESS and "Removed 2 historical records" in run.summary["output"]
