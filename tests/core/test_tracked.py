@@ -371,4 +371,48 @@ def test_the_weekly_job_drops_history_rows_identical_to_the_one_before_and_keeps
     ]
     assert Shelf.history.filter(id=other.pk).count() == 2  # created, then soft-deleted: a change
     run = JobRun.objects.get(name="core.clean_duplicate_history")
-    assert run.outcome == JobRun.Outcome.SUCCESS and "Removed 2 historical records" in run.summary["output"]
+    assert run.outcome == JobRun.Outcome.SUCCESS and run.summary == {"deleted": 2}
+
+
+def test_the_weekly_job_keeps_the_soft_delete_restore_and_hard_delete_of_a_row():
+    """Those history rows change only fields no form edits (`deleted_at`), or none (a hard
+    delete records the row as it was): simple-history's duplicate check compares editable fields
+    only, so the job took them for duplicates and erased who deleted and restored the row, and
+    who deleted it for good (DESIGN.md section 3: history of every change, soft delete and
+    restore included)."""
+    from okada.core.tasks import clean_duplicate_history
+
+    restored = make_shelf("R1")
+    with actors.acting_as(reason="shelf emptied"):
+        restored.delete()
+    with actors.acting_as(reason="back in use"):
+        restored.restore()
+    gone = make_shelf("G1")
+    gone.save()  # a duplicate: the only row the job may drop
+    gone_id = gone.pk
+    with actors.acting_as(reason="shelf removed"):
+        gone.hard_delete()
+
+    clean_duplicate_history()
+
+    def kept(shelf_id):
+        rows = Shelf.history.filter(id=shelf_id).order_by("history_date", "history_id")
+        return [(h.history_type, h.history_change_reason) for h in rows]
+
+    assert kept(restored.pk) == [("+", None), ("~", "shelf emptied"), ("~", "back in use")]
+    assert kept(gone_id) == [("+", None), ("-", "shelf removed")]
+
+
+def test_the_weekly_job_also_cleans_the_history_of_soft_deleted_rows():
+    """A soft-deleted row keeps its history (it may be restored): its duplicates go too."""
+    from okada.core.tasks import clean_duplicate_history
+
+    shelf = make_shelf("D1")
+    shelf.save()  # a duplicate, before the delete
+    shelf.delete()
+    assert [h.history_type for h in shelf.history.order_by("history_date")] == ["+", "~", "~"]
+
+    clean_duplicate_history()
+
+    kept = Shelf.history.filter(id=shelf.pk).order_by("history_date")
+    assert [(h.history_type, h.deleted_at is not None) for h in kept] == [("+", False), ("~", True)]
