@@ -221,7 +221,8 @@ def test_the_append_only_tables_are_the_partitioned_ones_and_no_foreign_key_poin
 
     with connection.cursor() as cur:
         cur.execute(
-            "SELECT relname FROM pg_class WHERE relkind = 'p' AND relnamespace = current_schema()::regnamespace"
+            "SELECT relname FROM pg_class"
+            " WHERE relkind = 'p' AND relnamespace = current_schema()::regnamespace"
         )
         partitioned = {row[0] for row in cur.fetchall()}
         cur.execute(
