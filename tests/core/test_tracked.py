@@ -416,3 +416,21 @@ def test_the_weekly_job_also_cleans_the_history_of_soft_deleted_rows():
 
     kept = Shelf.history.filter(id=shelf.pk).order_by("history_date")
     assert [(h.history_type, h.deleted_at is not None) for h in kept] == [("+", False), ("~", True)]
+
+
+def test_the_weekly_job_keeps_a_zones_soft_delete_and_restore_done_by_staff():
+    """The same on a domain model with no version column (vendors, categories, customers, zones):
+    who deleted the zone and who brought it back, and why, stay in its history."""
+    from okada.core.tasks import clean_duplicate_history
+    from orders.services import zone_restore, zone_soft_delete
+    from tests.catalog.factories import staff_actor
+    from tests.orders.factories import ZoneFactory
+
+    zone = ZoneFactory(name="Bonapriso")
+    zone_soft_delete(zone=zone, actor=staff_actor(), reason="merged into Akwa")
+    zone_restore(zone=zone, actor=staff_actor(), reason="split again")
+
+    clean_duplicate_history()
+
+    reasons = [h.history_change_reason for h in zone.history.order_by("history_date", "history_id")]
+    assert reasons[-2:] == ["merged into Akwa", "split again"]
