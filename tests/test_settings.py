@@ -41,7 +41,7 @@ def _settings_load(
 ) -> subprocess.CompletedProcess[str]:
     """Load the local settings in a process of its own, with `env` added to the environment, and
     run `code` (printing what it should show)."""
-    code = f"from django.conf import settings; {code}"
+    code = f"import json; from django.conf import settings; {code}"
     return subprocess.run(
         [sys.executable, "-c", code],
         cwd=ROOT,
@@ -96,6 +96,28 @@ def test_good_values_of_those_variables_are_read():
         OKADA_STUCK_MINUTES="pending=10", OKADA_PARTITION_RETENTION_MONTHS="orders_orderevent=36"
     )
     assert loaded.returncode == 0, loaded.stderr
+
+
+def test_comma_separated_values_are_read_with_spaces_after_the_commas():
+    """`ALLOWED_HOSTS=okada.cm, www.okada.cm` as people write lists: django-environ kept
+    " www.okada.cm", a host no request names, so every request for it was a 400 (DisallowedHost),
+    with nothing said at start-up. gunicorn reads FORWARDED_ALLOW_IPS so too ("127.0.0.1, ::1"),
+    which Okada refused; and a table=months pair after a space named no table."""
+    loaded = _settings_load(
+        "print(json.dumps([settings.ALLOWED_HOSTS, settings.OKADA_TRUSTED_PROXIES,"
+        " settings.OKADA_METRICS_ALLOWED_IPS, settings.OKADA_PARTITION_RETENTION_MONTHS]))",
+        ALLOWED_HOSTS="okada.cm, www.okada.cm,",
+        FORWARDED_ALLOW_IPS="127.0.0.1, ::1",
+        OKADA_METRICS_ALLOWED_IPS=" 10.0.0.0/8 , 192.168.1.7",
+        OKADA_PARTITION_RETENTION_MONTHS="sync_change=6, orders_orderevent = 36",
+    )
+    assert loaded.returncode == 0, loaded.stderr
+    assert json.loads(loaded.stdout) == [
+        ["okada.cm", "www.okada.cm"],
+        ["127.0.0.1", "::1"],
+        ["10.0.0.0/8", "192.168.1.7"],
+        {"sync_change": "6", "orders_orderevent": "36"},
+    ]
 
 
 def test_keepalives_given_in_database_url_are_kept_and_the_others_defaulted():

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import re
 from collections.abc import Iterable, Sequence
 from datetime import timedelta
@@ -10,7 +9,6 @@ from typing import Any, TypeVar
 
 from django.conf import settings
 from django.core.exceptions import ObjectDoesNotExist
-from django.core.management import call_command
 from django.db import IntegrityError, connection, models, transaction
 from django.db.models import PROTECT, ProtectedError, RestrictedError
 from django.utils import timezone
@@ -82,11 +80,51 @@ def job_runs_prune(*, days: int | None = None) -> int:
     return deleted
 
 
-def history_clean_duplicates(*, days: int) -> dict[str, str]:
-    """Drop history rows identical to their predecessor (simple-history's own command)."""
-    out = io.StringIO()
-    call_command("clean_duplicate_history", auto=True, minutes=days * 24 * 60, stdout=out)
-    return {"output": out.getvalue().strip()[-2000:]}
+# Columns a save moves whether or not anything changed: no change of their own in history.
+HISTORY_BOOKKEEPING = frozenset({"updated_at"})
+
+# The `~` versions since %(since)s equal, column for column, to the version of the row just
+# before them (lag over all of the row's history, so the first of the window is compared too).
+_DUPLICATE_VERSIONS = """
+DELETE FROM {table} WHERE history_id IN (
+    SELECT history_id FROM (
+        SELECT history_id, history_type, history_date, ROW({columns}) AS version,
+               lag(ROW({columns})) OVER (PARTITION BY {key} ORDER BY history_date, history_id) AS previous
+        FROM {table}
+        WHERE {key} IN (SELECT {key} FROM {table} WHERE history_date >= %(since)s)
+    ) versions
+    WHERE history_date >= %(since)s AND history_type = '~' AND version IS NOT DISTINCT FROM previous
+)
+"""
+
+
+def history_clean_duplicates(*, days: int) -> dict[str, int]:
+    """Delete the history rows of the last `days` that record no change: a `~` version equal,
+    column for column (`updated_at` aside), to the version before it of the same row. One
+    statement per history table.
+
+    Not simple-history's `clean_duplicate_history`: it compares editable fields only, so a soft
+    delete or a restore (they change `deleted_at`, which no form edits) and a hard delete (`-`,
+    the row as it was) looked like duplicates and were erased with who made them and why; and it
+    read the rows through the default manager, which hides soft-deleted ones. Creations (`+`)
+    and hard deletes (`-`) are never deleted here."""
+    from simple_history.models import registered_models
+
+    quote = connection.ops.quote_name
+    since = timezone.now() - timedelta(days=days)
+    deleted = 0
+    with connection.cursor() as cursor:
+        for model in sorted(registered_models.values(), key=lambda m: m._meta.db_table):
+            history: Any = model.history.model
+            columns = [quote(f.column) for f in history.tracked_fields if f.name not in HISTORY_BOOKKEEPING]
+            sql = _DUPLICATE_VERSIONS.format(
+                table=quote(history._meta.db_table),
+                columns=", ".join(columns),
+                key=quote(model._meta.pk.column),
+            )
+            cursor.execute(sql, {"since": since})
+            deleted += cursor.rowcount
+    return {"deleted": deleted}
 
 
 # --- Soft delete, restore, hard delete: the shared steps of every domain's services -------------

@@ -15,7 +15,8 @@ def prune_job_runs() -> None:
         run.summary = {"deleted": job_runs_prune()}
 
 
-@labelled(_("Clean duplicate history"), output=_("output"))
+# `output`: what runs recorded before this job counted its deletions (simple-history's command).
+@labelled(_("Clean duplicate history"), deleted=_("duplicate history rows deleted"), output=_("output"))
 @shared_task(name="core.clean_duplicate_history", acks_late=True)
 def clean_duplicate_history() -> None:
     from .services import history_clean_duplicates

@@ -44,6 +44,23 @@ class _Env(environ.Env):
             raise ImproperlyConfigured(f"{var}={self.ENVIRON.get(var, '')!r} must be 100 or less")
         return value
 
+    def list(self, var: str, cast: Any = None, default: Any = environ.Env.NOTSET) -> builtins.list[Any]:
+        """Comma-separated, read as people write lists (`okada.cm, www.okada.cm`) and as gunicorn
+        reads FORWARDED_ALLOW_IPS: spaces around an item ignored, empty items dropped.
+        django-environ kept " www.okada.cm", a host no request names (each one a 400)."""
+        return [
+            item.strip() if isinstance(item, str) else item
+            for item in super().list(var, cast=cast, default=default)
+            if not (isinstance(item, str) and not item.strip())
+        ]
+
+    def dict(self, var: str, cast: Any = dict, default: Any = environ.Env.NOTSET) -> builtins.dict[Any, Any]:
+        """`key=value` pairs, comma-separated, spaces around keys and values ignored (`a=1, b=2`)."""
+        return {
+            key.strip() if isinstance(key, str) else key: value.strip() if isinstance(value, str) else value
+            for key, value in super().dict(var, cast=cast, default=default).items()
+        }
+
     def networks(self, var: str, default: builtins.list[str]) -> builtins.list[str]:
         """Addresses or networks (`10.0.0.0/8`), comma-separated: one that is neither is refused
         (it would match nobody, silently)."""

@@ -136,3 +136,101 @@ def test_the_database_says_what_the_models_say():
                 )
                 checked += 1
     assert checked > 300
+
+
+# DESIGN.md section 3: every domain table has a UUID primary key, `created_at` and `updated_at`.
+# The tables of ours that do not, each with what it lacks; README "Marketplace domains" lists them
+# with the reasons (a deviation must be written down there). History tables are the history of a
+# table (simple-history's own integer key), not a domain table of their own.
+SHAPE_DEVIATIONS = {
+    # append-only, partitioned: never updated (they are the history)
+    "catalog_stockmovement": {"updated_at"},
+    "orders_orderevent": {"updated_at"},
+    # the change feed: no primary key (nothing looks a feed row up; a partitioned key needs created_at)
+    "sync_change": {"uuid key", "updated_at"},
+    # snapshots of PostgreSQL's counters, timed by their health_snapshot
+    "health_tablestat": {"uuid key", "created_at", "updated_at"},
+    "health_indexstat": {"uuid key", "created_at", "updated_at"},
+    "health_querystat": {"uuid key", "created_at", "updated_at"},
+    # pg_stat_statements' text of a query id, keyed by that id, with the last snapshot that held it
+    "health_querytext": {"uuid key", "created_at", "updated_at"},
+    # a stored API answer, written once and replayed as it was
+    "core_idempotencyrecord": {"updated_at"},
+    # the one row of the sync generation (id 1)
+    "sync_feedstate": {"uuid key", "created_at"},
+}
+
+TABLE_SHAPES = """
+SELECT c.relname,
+       (SELECT array_agg(format_type(a.atttypid, a.atttypmod) || ' ' || a.attname)
+        FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)
+        WHERE i.indrelid = c.oid AND i.indisprimary),
+       array(SELECT a.attname || ' ' || format_type(a.atttypid, a.atttypmod) FROM pg_attribute a
+             WHERE a.attrelid = c.oid AND a.attname IN ('created_at', 'updated_at')
+               AND a.attnotnull AND NOT a.attisdropped)
+FROM pg_class c
+WHERE c.relnamespace = current_schema()::regnamespace AND c.relkind IN ('r', 'p') AND NOT c.relispartition
+  AND c.relname = ANY(%s)
+"""
+
+
+@pytest.mark.django_db
+def test_every_table_of_ours_has_a_uuid_key_and_its_timestamps_but_the_deviations_written_down():
+    tables = {
+        t for t in local_tables(managed_only=True) if "_historical" not in t and not t.startswith("testapp_")
+    }
+    with connection.cursor() as cur:
+        cur.execute(TABLE_SHAPES, [sorted(tables)])
+        shapes = cur.fetchall()
+    assert len(shapes) == len(tables) > 30
+    found = {}
+    for table, key, timestamps in shapes:
+        lacks = set()
+        # a partitioned table's key holds its partition key too (PostgreSQL requires it)
+        if "uuid id" not in (key or []) or set(key) - {"uuid id", "timestamp with time zone created_at"}:
+            lacks.add("uuid key")
+        for column in ("created_at", "updated_at"):
+            if f"{column} timestamp with time zone" not in timestamps:
+                lacks.add(column)
+        if lacks:
+            found[table] = lacks
+    assert found == SHAPE_DEVIATIONS
+
+
+def test_the_readme_names_every_table_that_deviates_from_the_shape():
+    from pathlib import Path
+
+    from django.conf import settings
+
+    readme = (Path(settings.BASE_DIR) / "README.md").read_text()
+    deviations = readme.split("**Append-only tables**", 1)[1].split("\n- **", 1)[0]
+    # a table is named whole, or after another of its app as `_suffix`
+    named = [
+        t for t in SHAPE_DEVIATIONS if f"`{t}`" in deviations or f"`_{t.split('_', 1)[1]}`" in deviations
+    ]
+    assert sorted(set(SHAPE_DEVIATIONS) - set(named)) == []
+
+
+@pytest.mark.django_db
+def test_the_append_only_tables_are_the_partitioned_ones_and_no_foreign_key_points_at_them():
+    """DESIGN.md section 3: the ledger, the order events and the change feed are the partitioned
+    tables, each kept by a partition policy, and nothing references them by foreign key (a key
+    pointing at a partitioned table must hold its partition key, and stops its months from being
+    detached and dropped)."""
+    from okada.partitions import registry
+
+    with connection.cursor() as cur:
+        cur.execute(
+            "SELECT relname FROM pg_class"
+            " WHERE relkind = 'p' AND relnamespace = current_schema()::regnamespace"
+        )
+        partitioned = {row[0] for row in cur.fetchall()}
+        cur.execute(
+            "SELECT conrelid::regclass::text, conname FROM pg_constraint "
+            "WHERE contype = 'f' AND confrelid::regclass::text = ANY(%s)",
+            [sorted(partitioned)],
+        )
+        references = cur.fetchall()
+    assert partitioned == {"catalog_stockmovement", "orders_orderevent", "sync_change"}
+    assert partitioned <= set(registry.declared())
+    assert references == []

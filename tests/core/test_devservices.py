@@ -307,3 +307,59 @@ def test_a_stale_redis_pid_of_another_program_is_never_signalled(scratch_var):
     finally:
         bystander.kill()
         bystander.wait()
+
+
+def test_up_starts_no_private_service_when_their_urls_are_given(scratch_var):
+    """DESIGN.md section 7: the private PostgreSQL and Redis start only when DATABASE_URL /
+    REDIS_URL are not set (CI, or a developer with servers of their own); `down` then leaves them."""
+    env = services_env(scratch_var) | {
+        "DATABASE_URL": "postgres://someone:secret@db.example:5432/okada",
+        "REDIS_URL": "redis://cache.example:6379/0",
+    }
+    said = {}
+    for command in ("up", "down"):
+        done = subprocess.run(
+            [sys.executable, str(SCRIPT), command], env=env, capture_output=True, text=True, timeout=180
+        )
+        assert done.returncode == 0, done.stderr
+        said[command] = done.stdout
+    assert "DATABASE_URL is set: not starting the private PostgreSQL" in said["up"]
+    assert "REDIS_URL is set: not starting the private Redis" in said["up"]
+    assert not (scratch_var / "pg").exists() and not (scratch_var / "redis").exists()
+    # Nothing written for the settings to read in place of the URLs given.
+    assert "DATABASE_URL" not in env_file(scratch_var) and "REDIS_URL" not in env_file(scratch_var)
+
+
+def test_a_missing_server_is_named_in_one_line_with_what_to_install_when_not_root(monkeypatch, tmp_path):
+    """DESIGN.md section 7: missing system programs are installed with apt-get as root; anyone
+    else gets one line saying exactly what to install (and nothing is started)."""
+    import importlib.util
+
+    monkeypatch.setenv("OKADA_VAR_DIR", str(tmp_path))
+    spec = importlib.util.spec_from_file_location("devservices_under_test", SCRIPT)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    monkeypatch.setattr(module, "is_root", lambda: False)
+    monkeypatch.setattr(module, "PG_BIN_CANDIDATES", [tmp_path / "no-postgresql" / "bin"])
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+
+    def no_install(*args, **kwargs):
+        raise AssertionError(f"apt-get must not run when not root: {args}")
+
+    monkeypatch.setattr(module.subprocess, "run", no_install)
+    with pytest.raises(module.ServiceError) as refused:
+        module.up()
+    message = str(refused.value)
+    assert "\n" not in message
+    assert message == (
+        "PostgreSQL server >= 15 not found: install it with "
+        "`sudo apt-get install -y postgresql-15 postgresql-contrib-15`"
+    )
+    monkeypatch.setattr(module.shutil, "which", lambda name: None)
+    with pytest.raises(
+        module.ServiceError,
+        match=r"^redis-server not found: install it with `sudo apt-get install -y redis-server`$",
+    ):
+        module.redis_up({})
+    assert not (tmp_path / "pg").exists() and not (tmp_path / "redis").exists()

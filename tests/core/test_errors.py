@@ -47,6 +47,30 @@ def test_the_readme_lists_every_error_code_with_its_status():
     assert _readme_codes() == defined
 
 
+# The codes DESIGN.md section 4 names, with their status: clients match on both. The README
+# table follows the code (above), so a code renamed or moved to another status in both would
+# pass there and still break every client written against the contract.
+DESIGN_CODES = {
+    "invalid": 400,
+    "not_authenticated": 401,
+    "not_allowed": 403,
+    "not_found": 404,
+    "version_conflict": 409,
+    "out_of_stock": 409,
+    "invalid_transition": 409,
+    "awaiting_payment": 409,
+    "sku_taken": 409,
+    "idempotency_mismatch": 422,
+    "throttled": 429,
+}
+
+
+def test_the_codes_the_contract_names_keep_their_status():
+    _import_everything()
+    defined = {code: cls.status for code, cls in DomainError.registry.items()}
+    assert {code: defined.get(code) for code in DESIGN_CODES} == DESIGN_CODES
+
+
 def test_the_base_class_cannot_be_raised_and_every_subclass_needs_a_code():
     with pytest.raises(TypeError):
         DomainError("no code")

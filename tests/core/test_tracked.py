@@ -319,3 +319,118 @@ def test_admin_history_view_shows_changes(client, admin_user):
     response = client.get(f"/admin/testapp/shelf/{shelf.pk}/history/")
     assert response.status_code == 200
     assert "new label" in response.content.decode()
+
+
+def test_the_models_the_contract_calls_tracked_are_tracked_with_a_history_table():
+    """DESIGN.md section 3 names the tracked models: soft delete (deleted rows hidden by the
+    default manager, kept in the table) and history. The tests above run on test-only models (and
+    the partial-unique check on every TrackedModel); this one holds the domain models to that base."""
+    from django.apps import apps
+
+    from okada.core.models import TrackedModel
+
+    contract = (
+        "catalog.Vendor",
+        "catalog.Category",
+        "catalog.Product",
+        "orders.Customer",
+        "orders.Zone",
+        "orders.Order",
+    )
+    for label in contract:
+        model = apps.get_model(label)
+        assert issubclass(model, TrackedModel), label
+        assert model._default_manager.name == "objects" and model._meta.get_field("deleted_at").null, label
+        history = model.history.model._meta.db_table
+        with connection.cursor() as cur:
+            cur.execute("SELECT to_regclass(%s) IS NOT NULL", [history])
+            assert cur.fetchone()[0], history
+
+
+def test_the_weekly_job_drops_history_rows_identical_to_the_one_before_and_keeps_every_change():
+    """DESIGN.md section 6 "clean duplicate history weekly": the job (beat entry "Clean duplicate
+    history") removes a history row that records no change, keeps the creation, every change and
+    the soft delete, and writes its JobRun."""
+    from okada.core.models import JobRun
+    from okada.core.tasks import clean_duplicate_history
+
+    shelf = make_shelf("C1")
+    shelf.save()  # nothing changed: a duplicate
+    shelf.save()
+    shelf.label = "fruits"
+    shelf.save()
+    other = make_shelf("C2")
+    other.delete()
+    assert shelf.history.count() == 4 and Shelf.history.filter(id=other.pk).count() == 2
+
+    clean_duplicate_history()
+
+    assert [(h.history_type, h.label) for h in shelf.history.order_by("history_date")] == [
+        ("+", ""),
+        ("~", "fruits"),
+    ]
+    assert Shelf.history.filter(id=other.pk).count() == 2  # created, then soft-deleted: a change
+    run = JobRun.objects.get(name="core.clean_duplicate_history")
+    assert run.outcome == JobRun.Outcome.SUCCESS and run.summary == {"deleted": 2}
+
+
+def test_the_weekly_job_keeps_the_soft_delete_restore_and_hard_delete_of_a_row():
+    """Those history rows change only fields no form edits (`deleted_at`), or none (a hard
+    delete records the row as it was): simple-history's duplicate check compares editable fields
+    only, so the job took them for duplicates and erased who deleted and restored the row, and
+    who deleted it for good (DESIGN.md section 3: history of every change, soft delete and
+    restore included)."""
+    from okada.core.tasks import clean_duplicate_history
+
+    restored = make_shelf("R1")
+    with actors.acting_as(reason="shelf emptied"):
+        restored.delete()
+    with actors.acting_as(reason="back in use"):
+        restored.restore()
+    gone = make_shelf("G1")
+    gone.save()  # a duplicate: the only row the job may drop
+    gone_id = gone.pk
+    with actors.acting_as(reason="shelf removed"):
+        gone.hard_delete()
+
+    clean_duplicate_history()
+
+    def kept(shelf_id):
+        rows = Shelf.history.filter(id=shelf_id).order_by("history_date", "history_id")
+        return [(h.history_type, h.history_change_reason) for h in rows]
+
+    assert kept(restored.pk) == [("+", None), ("~", "shelf emptied"), ("~", "back in use")]
+    assert kept(gone_id) == [("+", None), ("-", "shelf removed")]
+
+
+def test_the_weekly_job_also_cleans_the_history_of_soft_deleted_rows():
+    """A soft-deleted row keeps its history (it may be restored): its duplicates go too."""
+    from okada.core.tasks import clean_duplicate_history
+
+    shelf = make_shelf("D1")
+    shelf.save()  # a duplicate, before the delete
+    shelf.delete()
+    assert [h.history_type for h in shelf.history.order_by("history_date")] == ["+", "~", "~"]
+
+    clean_duplicate_history()
+
+    kept = Shelf.history.filter(id=shelf.pk).order_by("history_date")
+    assert [(h.history_type, h.deleted_at is not None) for h in kept] == [("+", False), ("~", True)]
+
+
+def test_the_weekly_job_keeps_a_zones_soft_delete_and_restore_done_by_staff():
+    """The same on a domain model with no version column (vendors, categories, customers, zones):
+    who deleted the zone and who brought it back, and why, stay in its history."""
+    from okada.core.tasks import clean_duplicate_history
+    from orders.services import zone_restore, zone_soft_delete
+    from tests.catalog.factories import staff_actor
+    from tests.orders.factories import ZoneFactory
+
+    zone = ZoneFactory(name="Bonapriso")
+    zone_soft_delete(zone=zone, actor=staff_actor(), reason="merged into Akwa")
+    zone_restore(zone=zone, actor=staff_actor(), reason="split again")
+
+    clean_duplicate_history()
+
+    reasons = [h.history_change_reason for h in zone.history.order_by("history_date", "history_id")]
+    assert reasons[-2:] == ["merged into Akwa", "split again"]

@@ -104,3 +104,33 @@ def test_the_audit_job_is_scheduled_nightly_at_three():
     assert str(entry.crontab.timezone) == "Africa/Douala"
     app.loader.import_default_modules()
     assert entry.task in app.tasks
+
+
+def test_the_export_pruning_job_deletes_exports_past_the_retention_and_runs_daily(settings):
+    """README: order exports are deleted after OKADA_EXPORT_RETENTION_DAYS by the daily job
+    `orders.prune_exports` (a JobRun like every job; its service had a test, the job none)."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from okada.celery import app
+    from orders.models import OrderExport
+    from orders.tasks import prune_exports
+    from tests.catalog.factories import UserFactory
+
+    settings.OKADA_EXPORT_RETENTION_DAYS = 7
+    user = UserFactory(is_staff=True)
+    old, recent = (OrderExport.objects.create(requested_by=user, query="") for _ in range(2))
+    OrderExport.objects.filter(pk=old.pk).update(created_at=timezone.now() - timedelta(days=8))
+
+    prune_exports()
+
+    assert list(OrderExport.objects.values_list("pk", flat=True)) == [recent.pk]
+    run = JobRun.objects.get(name="orders.prune_exports")
+    assert run.outcome == JobRun.Outcome.SUCCESS and run.summary == {"deleted": 1}
+    entry = PeriodicTask.objects.select_related("crontab").get(name="Prune order exports")
+    assert entry.task == "orders.prune_exports" and entry.enabled
+    assert (entry.crontab.minute, entry.crontab.hour, entry.crontab.day_of_week) == ("30", "4", "*")
+    assert str(entry.crontab.timezone) == "Africa/Douala"
+    app.loader.import_default_modules()
+    assert entry.task in app.tasks
