@@ -24,6 +24,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
 
 from okada.core.actors import Actor
+from okada.core.db_router import reading_alias
 from okada.core.jobs import JobLock, LockLost, advisory_lock, take_unless_live
 from okada.core.texts import Text, authored
 
@@ -202,7 +203,10 @@ def _export_run_holding(lock: JobLock, *, export_id: str, language: str) -> Orde
                 writer = csv.writer(out, delimiter=";")  # the separator French spreadsheets expect
                 writer.writerow(_header())
                 rows = 0
-                for order in _changelist_queryset(export).iterator(chunk_size=CHUNK):
+                # From the read replica when there is one (okada.core.db_router): the export
+                # may lag the primary by seconds, and its long read is off the primary.
+                orders = _changelist_queryset(export).using(reading_alias())
+                for order in orders.iterator(chunk_size=CHUNK):
                     writer.writerow(_row(order))
                     rows += 1
             if not lock.held():  # the session ended (terminated, network cut): another run may write

@@ -218,3 +218,20 @@ def test_the_readme_settings_table_gives_the_defaults_the_settings_use():
     actual = _shown(production, "okada.settings.production")
     actual |= _shown([n for n in defaults if n not in production], "okada.settings.local")
     assert {n: (d, actual[n]) for n, d in defaults.items() if actual[n] != d} == {}
+
+
+def test_a_replica_url_adds_a_replica_database_set_up_as_the_primary_and_mirrored_in_tests():
+    primary = "postgres://okada:secret@127.0.0.1:5432/okada"
+    show = (
+        "d = settings.DATABASES; r = d.get('replica'); o = r and r['OPTIONS']; "
+        "print(json.dumps(r and [r['HOST'], r['ENGINE'], r['CONN_HEALTH_CHECKS'], o['keepalives_idle'], "
+        "o['prepare_threshold'] == d['default']['OPTIONS']['prepare_threshold'], r['TEST']['MIRROR']]))"
+    )
+    with_replica = _settings_load(
+        show, DATABASE_URL=primary, DATABASE_REPLICA_URL="postgres://okada:secret@standby:5432/okada"
+    )
+    assert with_replica.returncode == 0, with_replica.stderr
+    assert json.loads(with_replica.stdout) == ["standby", "okada.core.postgresql", True, 30, True, "default"]
+    without = _settings_load(show, DATABASE_URL=primary, DATABASE_REPLICA_URL="")
+    assert without.returncode == 0, without.stderr
+    assert json.loads(without.stdout) is None

@@ -114,36 +114,45 @@ TIME_ZONE = "Africa/Douala"
 USE_I18N = True
 USE_TZ = True
 
+
 # --- Databases ---------------------------------------------------------------------------------
-DATABASES = {
-    "default": env.db("DATABASE_URL", default="postgres://okada@127.0.0.1:55432/okada"),
-}
-# Django's PostgreSQL backend, with django-prometheus counting connections, queries and errors,
-# and a health check of kept connections that skips `SELECT 1` when the socket is quiet.
-DATABASES["default"]["ENGINE"] = "okada.core.postgresql"
-DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
-DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
-DATABASES["default"]["ATOMIC_REQUESTS"] = False
-# psycopg prepares a statement only when asked to (okada.core.db.one_value, the hot paths).
-# Django's default (None) would refuse even that; an unreachable threshold keeps every other
-# query unprepared, as Django's client-side binding expects.
-DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = 2**31 - 1
-# libpq's side of the TCP keepalives (PostgreSQL's side: okada.core.db.SERVER_KEEPALIVE). A
-# database host that vanishes (a failover, a network cut) sends nothing more, and a web or worker
-# process waiting on its query would wait for the kernel's default, 2 hours + 9 probes; with these
-# the connection is dropped about a minute after the host went quiet, while it waits for a result
-# (an error, not a hang; a send that is never acknowledged is bounded by the kernel's retransmission
-# timeout instead, as there is no tcp_user_timeout here). Probes are answered by a live host's
-# kernel, so a long query is never cut. The job lock's connection
-# adds tcp_user_timeout (okada.core.jobs.KEEPALIVE).
-# Defaults only: values given in DATABASE_URL (`?keepalives_idle=60`) are the operator's and stay.
-for _key, _value in {
-    "keepalives": 1,
-    "keepalives_idle": 30,
-    "keepalives_interval": 10,
-    "keepalives_count": 3,
-}.items():
-    DATABASES["default"]["OPTIONS"].setdefault(_key, _value)
+def _database(database: dict[str, Any]) -> dict[str, Any]:
+    """A database of DATABASES (as env.db reads its URL) with the settings every one of ours has."""
+    # Django's PostgreSQL backend, with django-prometheus counting connections, queries and errors,
+    # and a health check of kept connections that skips `SELECT 1` when the socket is quiet.
+    database["ENGINE"] = "okada.core.postgresql"
+    database["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
+    database["CONN_HEALTH_CHECKS"] = True
+    database["ATOMIC_REQUESTS"] = False
+    # psycopg prepares a statement only when asked to (okada.core.db.one_value, the hot paths).
+    # Django's default (None) would refuse even that; an unreachable threshold keeps every other
+    # query unprepared, as Django's client-side binding expects.
+    database.setdefault("OPTIONS", {})["prepare_threshold"] = 2**31 - 1
+    # libpq's side of the TCP keepalives (PostgreSQL's side: okada.core.db.SERVER_KEEPALIVE). A
+    # database host that vanishes (a failover, a network cut) sends nothing more, and a web or
+    # worker process waiting on its query would wait for the kernel's default, 2 hours + 9
+    # probes; with these the connection is dropped about a minute after the host went quiet,
+    # while it waits for a result (an error, not a hang; a send that is never acknowledged is
+    # bounded by the kernel's retransmission timeout instead, as there is no tcp_user_timeout
+    # here). Probes are answered by a live host's kernel, so a long query is never cut. The job
+    # lock's connection adds tcp_user_timeout (okada.core.jobs.KEEPALIVE).
+    # Defaults only: values given in the URL (`?keepalives_idle=60`) are the operator's and stay.
+    for key, value in {
+        "keepalives": 1,
+        "keepalives_idle": 30,
+        "keepalives_interval": 10,
+        "keepalives_count": 3,
+    }.items():
+        database["OPTIONS"].setdefault(key, value)
+    return database
+
+
+DATABASES = {"default": _database(env.db("DATABASE_URL", default="postgres://okada@127.0.0.1:55432/okada"))}
+# A streaming standby of the primary, for long reads that may lag (okada.core.db_router). In
+# tests it is the test database itself (no second database is made).
+if env("DATABASE_REPLICA_URL", default=""):
+    DATABASES["replica"] = {**_database(env.db("DATABASE_REPLICA_URL")), "TEST": {"MIRROR": "default"}}
+DATABASE_ROUTERS = ["okada.core.db_router.PrimaryRouter"]
 
 # --- Redis: cache, sessions, Celery broker ----------------------------------------------------
 REDIS_URL = env("REDIS_URL", default="redis://127.0.0.1:56379/0")

@@ -25,6 +25,7 @@ import psycopg
 import pytest
 from django.contrib.auth.models import Permission
 from django.db import OperationalError, connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone, translation
 
 from okada.core.errors import NotAllowed
@@ -37,6 +38,7 @@ from tests.catalog.factories import VendorFactory, role_user
 from tests.concurrency import WAIT, in_thread, poll
 from tests.core.test_jobs import hold_lock
 from tests.orders.factories import OrderFactory
+from tests.replicas import replica_database
 
 
 @pytest.fixture
@@ -320,3 +322,34 @@ def test_a_run_for_a_user_who_may_no_longer_read_orders_writes_no_file(export):
         "for a role that has it."
     )
     assert parts(export) == [] and not exports.export_path(export).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.filterwarnings("ignore:Overriding setting DATABASES")
+def test_with_a_replica_the_export_reads_the_orders_there_and_writes_only_on_the_primary(export, settings):
+    export, numbers = export
+    # The replica's sessions are read-only: a write sent there would fail.
+    with (
+        replica_database(settings) as replica,
+        CaptureQueriesContext(replica) as on_replica,
+        CaptureQueriesContext(connection) as on_primary,
+    ):
+        done = exports.export_run(export_id=str(export.pk))
+    assert done.status == OrderExport.Status.DONE and done.rows == len(numbers)
+    assert numbers_in(exports.export_path(done)) == numbers
+    assert [q for q in on_replica.captured_queries if 'FROM "orders_order"' in q["sql"]]
+    assert not [q for q in on_primary.captured_queries if 'FROM "orders_order"' in q["sql"]]
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.filterwarnings("ignore:Overriding setting DATABASES")
+def test_an_unreachable_replica_leaves_the_export_to_the_primary_and_says_so(export, settings, caplog):
+    export, numbers = export
+    with socket.socket() as closed:  # a port nothing listens on
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    with replica_database(settings, HOST="127.0.0.1", PORT=port), caplog.at_level(logging.WARNING):
+        done = exports.export_run(export_id=str(export.pk))
+    assert done.status == OrderExport.Status.DONE
+    assert numbers_in(exports.export_path(done)) == numbers
+    assert "the read replica (DATABASE_REPLICA_URL) cannot be reached" in caplog.text
