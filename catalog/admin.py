@@ -21,6 +21,7 @@ from okada.core import dashboard
 from okada.core.admin import (
     AutocompleteFilter,
     BigTableMixin,
+    NewestFirstPaginator,
     ReadOnlyAdmin,
     TrackedAdmin,
     change_url,
@@ -501,6 +502,7 @@ class StockMovementAdmin(BigTableMixin, ReadOnlyAdmin):
     # first is an index scan per partition, where ORDER BY created_at would sort millions.
     ordering = ("-id",)
     narrowing_lookups = ("product", "product__id__exact")  # see BigTableMixin
+    paginator = NewestFirstPaginator
 
     def get_search_results(self, request: HttpRequest, queryset: QuerySet, search_term: str) -> Any:
         # References are identifiers (order numbers, delivery notes): matched whole or by their

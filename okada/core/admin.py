@@ -33,8 +33,10 @@ rows in the page's language, link rows of many-to-many fields included.
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import unicodedata
+import uuid
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -53,6 +55,7 @@ from django.forms.widgets import Script
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.translation import gettext, gettext_noop, ngettext
 from django.utils.translation import gettext_lazy as _
@@ -79,6 +82,7 @@ from .deletion import (
 from .display import badge, job_label, job_shown, job_summary, reason_label
 from .errors import ChangedSinceOpened, DomainError
 from .forbidden import forbidden_page
+from .ids import uuid7_int
 from .jobs import labelled_task_names, registered_task
 from .models import JobRun
 from .permission_labels import PermissionChoiceField, permission_labels, permission_list
@@ -301,6 +305,37 @@ class BigTableChangeList(ChangeList):
         if self.sortable_by is not None and field_name not in self.sortable_by:
             return None
         return super().get_ordering_field(field_name)
+
+
+class NewestFirstPaginator(InfinitePaginator):
+    """Pages of a list partitioned by month and read newest first by its UUID v7 key (the stock
+    ledger).
+
+    Newest first, PostgreSQL merges the partitions' primary keys read backwards, and first reads
+    each partition up to its newest row that passes the list's filters: a month without any (the
+    months of the first stock, before any order, for the vendor or the sale filter) is read whole,
+    every such month (about 1 s on 7 million movements). So a page is first asked of the rows
+    whose key is at or above a recent time's: an index condition, which ends an older month's
+    scan at its first key. A page those rows fill is the whole list's page (every older row has a
+    lower key, so comes after them); otherwise a wider window, and at last the whole list."""
+
+    windows = (dt.timedelta(days=31), dt.timedelta(days=366))
+
+    def page(self, number: Any) -> Any:
+        number = self.validate_number(number)
+        bottom = (number - 1) * self.per_page
+        top = bottom + self.per_page
+        rows = self.object_list
+        # Not when sorted by another column (Django may name the key twice).
+        if rows.query.order_by and set(rows.query.order_by) <= {"-id", "-pk"}:
+            now = timezone.now()
+            for window in self.windows:
+                # The lowest v7 key of that millisecond: its random bits all zero.
+                floor = uuid.UUID(int=uuid7_int(int((now - window).timestamp() * 1000), 0))
+                found = list(rows.filter(pk__gte=floor)[bottom:top])
+                if len(found) == self.per_page:
+                    return self._get_page(found, number, self)
+        return self._get_page(rows[bottom:top], number, self)
 
 
 class BigTableMixin:
