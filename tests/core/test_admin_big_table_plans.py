@@ -235,7 +235,7 @@ def test_the_ledger_filtered_by_vendor_or_a_placement_kind_bounds_every_months_s
         plan = plan_nodes(pages[0])
         scans = [n for n in plan if (n.get("Relation Name") or "").startswith("catalog_stockmovement")]
         assert scans, shape(plan)
-        assert all('id >= ' in n.get("Index Cond", "") for n in scans), (
+        assert all("id >= " in n.get("Index Cond", "") for n in scans), (
             query,
             [(n["Node Type"], n.get("Index Name"), n.get("Index Cond")) for n in scans],
         )
