@@ -1421,6 +1421,46 @@ class GroupAdmin(RefusesOddInput, DeletionInWords, BaseGroupAdmin, ModelAdmin):
     def name_shown(self, group: Group) -> str:
         return role_label(group.name)
 
+    # A role's page and history name it in the page's language, in the header and the window's
+    # title (they show the record as `str()` makes it: its stored English name).
+    def render_change_form(
+        self,
+        request: HttpRequest,
+        context: Any,
+        add: bool = False,
+        change: bool = False,
+        form_url: str = "",
+        obj: Any = None,
+    ) -> Any:
+        if obj is not None and obj.name in ROLES:
+            context.update(subtitle=role_label(obj.name), original=_NamedAs(obj, role_label(obj.name)))
+        return super().render_change_form(request, context, add, change, form_url, obj)
+
+    def history_view(self, request: HttpRequest, object_id: str, extra_context: Any = None) -> Any:
+        group = Group.objects.filter(pk=object_id).first() if str(object_id).isdigit() else None
+        if group is not None and group.name in ROLES:
+            shown = role_label(group.name)
+            extra_context = {
+                **(extra_context or {}),
+                "title": gettext("Change history: %s") % shown,
+                "object": _NamedAs(group, shown),
+            }
+        return super().history_view(request, object_id, extra_context)
+
+
+class _NamedAs:
+    """A record for a page's templates, which show it as `str(record)`: the same record, named
+    otherwise (a role by its name in the page's language)."""
+
+    def __init__(self, record: Model, name: str) -> None:
+        self._record, self._name = record, name
+
+    def __getattr__(self, attribute: str) -> Any:
+        return getattr(self._record, attribute)
+
+    def __str__(self) -> str:
+        return self._name
+
 
 class _TaskSelectWidget(UnfoldAdminSelectWidget, beat_admin.TaskSelectWidget):
     def tasks_as_choices(self) -> tuple[tuple[str, str], ...]:
