@@ -243,7 +243,8 @@ def test_the_ledger_filtered_by_vendor_or_a_placement_kind_bounds_every_months_s
 
 @pytest.mark.parametrize("page_size", [2, 3])
 def test_the_ledgers_pages_read_newest_first_are_the_whole_lists_pages(admin_client, monkeypatch, page_size):
-    # Pages filled by the newest keys, by a wider window, and only by the whole list.
+    # Pages the last month's keys fill, and pages only the whole list fills (one row of the
+    # month, the rest older; none of the month).
     monkeypatch.setattr(StockMovementAdmin, "list_per_page", page_size)
     product, other = ProductFactory(), ProductFactory()
     now = timezone.now()
