@@ -21,6 +21,7 @@ from okada.core import dashboard
 from okada.core.admin import (
     AutocompleteFilter,
     BigTableMixin,
+    NewestFirstPaginator,
     ReadOnlyAdmin,
     TrackedAdmin,
     change_url,
@@ -432,9 +433,10 @@ class LowStockFilter(admin.SimpleListFilter):
 
 
 #: The stock search's first look (StockAdmin.get_search_results): up to this many products whose
-#: SKU matches are read by key, more through the search itself. Fewer than the product search's:
-#: without an index, finding them reads the products until one more than this has matched, all
-#: of them for a rarer SKU (a common one: a few thousand products).
+#: SKU matches are read by key, more through the search itself. They are found through the SKUs'
+#: trigram index (catalog migration 0019); a word of one or two characters has no trigram, and
+#: reads the products until one more than this has matched (a few hundred at most: such a word
+#: is in many SKUs).
 SKU_PROBE = 100
 
 
@@ -457,7 +459,7 @@ class StockAdmin(BigTableMixin, ReadOnlyAdmin):
         # Newest first, PostgreSQL walks the stock's primary key and reads each row's product
         # for its SKU: the whole million for a SKU nobody has (2 s). The products whose SKU
         # matches (as Django's search matches: each word, anywhere) are looked up first, in no
-        # order (one pass over the products); when few, their stock is read by product.
+        # order, through the SKUs' trigram index; when few, their stock is read by product.
         products = Product.all_objects.all()
         for word in smart_split(term):
             if word.startswith(('"', "'")) and word[0] == word[-1]:
@@ -501,6 +503,7 @@ class StockMovementAdmin(BigTableMixin, ReadOnlyAdmin):
     # first is an index scan per partition, where ORDER BY created_at would sort millions.
     ordering = ("-id",)
     narrowing_lookups = ("product", "product__id__exact")  # see BigTableMixin
+    paginator = NewestFirstPaginator
 
     def get_search_results(self, request: HttpRequest, queryset: QuerySet, search_term: str) -> Any:
         # References are identifiers (order numbers, delivery notes): matched whole or by their

@@ -331,6 +331,9 @@ class Product(TrackedModel):
             # One vendor's products newest first (the admin's list of a vendor): on the vendor's
             # index alone, PostgreSQL walks the whole primary key back to an old vendor's rows.
             models.Index(fields=["vendor", "id"], name="catalog_product_vendor_newest"),
+            # The admin's stock search: a word anywhere in a SKU (`icontains`), which no b-tree
+            # serves (migration 0019).
+            GinIndex(OpClass(Upper("sku"), name="gin_trgm_ops"), name="catalog_product_sku_trgm"),
         ]
 
     def __str__(self) -> str:

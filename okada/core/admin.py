@@ -33,8 +33,10 @@ rows in the page's language, link rows of many-to-many fields included.
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import unicodedata
+import uuid
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -53,6 +55,7 @@ from django.forms.widgets import Script
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.translation import gettext, gettext_noop, ngettext
 from django.utils.translation import gettext_lazy as _
@@ -79,6 +82,7 @@ from .deletion import (
 from .display import badge, job_label, job_shown, job_summary, reason_label
 from .errors import ChangedSinceOpened, DomainError
 from .forbidden import forbidden_page
+from .ids import uuid7_int
 from .jobs import labelled_task_names, registered_task
 from .models import JobRun
 from .permission_labels import PermissionChoiceField, permission_labels, permission_list
@@ -301,6 +305,37 @@ class BigTableChangeList(ChangeList):
         if self.sortable_by is not None and field_name not in self.sortable_by:
             return None
         return super().get_ordering_field(field_name)
+
+
+class NewestFirstPaginator(InfinitePaginator):
+    """Pages of a list partitioned by month and read newest first by its UUID v7 key (the stock
+    ledger).
+
+    Newest first, PostgreSQL merges the partitions' primary keys read backwards, and first reads
+    each partition up to its newest row that passes the list's filters: a month without any (the
+    months of the first stock, before any order, for the vendor or the sale filter) is read whole,
+    every such month (about 1 s on 7 million movements). So a page is first asked of the rows
+    whose key was made in the last month: an index condition, which ends an older month's scan at
+    its first key. A page those rows fill is the whole list's page (every older row has a lower
+    key, so comes after them). Otherwise the whole list is read, as before: the attempt cost one
+    month of the list, once."""
+
+    window = dt.timedelta(days=31)
+
+    def page(self, number: Any) -> Any:
+        number = self.validate_number(number)
+        bottom = (number - 1) * self.per_page
+        top = bottom + self.per_page
+        rows = self.object_list
+        # Not when sorted by another column (Django may name the key twice).
+        if rows.query.order_by and set(rows.query.order_by) <= {"-id", "-pk"}:
+            since = timezone.now() - self.window
+            # The lowest v7 key of that millisecond: its random bits all zero.
+            floor = uuid.UUID(int=uuid7_int(int(since.timestamp() * 1000), 0))
+            recent = list(rows.filter(pk__gte=floor)[bottom:top])
+            if len(recent) == self.per_page:
+                return self._get_page(recent, number, self)
+        return self._get_page(rows[bottom:top], number, self)
 
 
 class BigTableMixin:
@@ -1385,6 +1420,46 @@ class GroupAdmin(RefusesOddInput, DeletionInWords, BaseGroupAdmin, ModelAdmin):
     @admin.display(description=_("name"), ordering="name")
     def name_shown(self, group: Group) -> str:
         return role_label(group.name)
+
+    # A role's page and history name it in the page's language, in the header and the window's
+    # title (they show the record as `str()` makes it: its stored English name).
+    def render_change_form(
+        self,
+        request: HttpRequest,
+        context: Any,
+        add: bool = False,
+        change: bool = False,
+        form_url: str = "",
+        obj: Any = None,
+    ) -> Any:
+        if obj is not None and obj.name in ROLES:
+            context.update(subtitle=role_label(obj.name), original=_NamedAs(obj, role_label(obj.name)))
+        return super().render_change_form(request, context, add, change, form_url, obj)
+
+    def history_view(self, request: HttpRequest, object_id: str, extra_context: Any = None) -> Any:
+        group = Group.objects.filter(pk=object_id).first() if str(object_id).isdigit() else None
+        if group is not None and group.name in ROLES:
+            shown = role_label(group.name)
+            extra_context = {
+                **(extra_context or {}),
+                "title": gettext("Change history: %s") % shown,
+                "object": _NamedAs(group, shown),
+            }
+        return super().history_view(request, object_id, extra_context)
+
+
+class _NamedAs:
+    """A record for a page's templates, which show it as `str(record)`: the same record, named
+    otherwise (a role by its name in the page's language)."""
+
+    def __init__(self, record: Model, name: str) -> None:
+        self._record, self._name = record, name
+
+    def __getattr__(self, attribute: str) -> Any:
+        return getattr(self._record, attribute)
+
+    def __str__(self) -> str:
+        return self._name
 
 
 class _TaskSelectWidget(UnfoldAdminSelectWidget, beat_admin.TaskSelectWidget):

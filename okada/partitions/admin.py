@@ -57,7 +57,10 @@ class PartitionedTableAdmin(ReadOnlyAdmin):
         ]
 
     def _table_or_404(self, request: HttpRequest, object_id: str) -> PartitionedTable:
-        if not self.has_view_permission(request):
+        # A table's screen and its plan change nothing: a POST to them is refused, as Django
+        # refuses one to the page of a record the reader may not change (they answered it as a
+        # GET, so a form pointed at them seemed to have done something).
+        if not self.has_view_permission(request) or request.method == "POST":
             raise PermissionDenied
         table = PartitionedTable.objects.filter(pk=unquote(object_id)).first()
         if table is None:

@@ -657,3 +657,21 @@ def test_clocked_schedules_have_a_french_plural_of_their_own(client, admin_user)
     client.cookies["django_language"] = "fr"
     page = client.get("/admin/django_celery_beat/").content.decode()
     assert "Horaires" in page
+
+
+@pytest.mark.parametrize("page", ["change", "history"])
+def test_a_roles_page_and_history_name_the_role_in_the_pages_language(client, admin_user, page):
+    # Their header and the window's title named the record as str() does: "Operations", the
+    # group's stored English name, on French pages.
+    from django.contrib.auth.models import Group
+
+    group = Group.objects.get(name="Operations")
+    client.force_login(admin_user)
+    response = client.get(reverse(f"admin:auth_group_{page}", args=[group.pk]))
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert english_on(html) == []
+    title = re.search(r"<title>(.*?)</title>", html, re.S)
+    assert title and "Exploitation" in title.group(1) and "Operations" not in title.group(1)
+    header_link = reverse("admin:auth_group_change", args=[group.pk])
+    assert re.search(rf'href="{header_link}"[^>]*>\s*Exploitation\s*<', html)

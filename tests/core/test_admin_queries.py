@@ -72,6 +72,11 @@ def test_lists_and_dashboard_make_the_same_few_queries_for_3_or_15_rows(client, 
     few = {url: count(client, url) for url in LISTS}
     add_rows(vendor, 12)
     many = {url: count(client, url) for url in LISTS}
+    # The ledger reads a page among the last month's movements first, and the whole ledger when
+    # those do not fill it (NewestFirstPaginator): one statement more while it is shorter than a
+    # page, as here with 3 orders' movements.
+    ledger = "/admin/catalog/stockmovement/"
+    assert few.pop(ledger) == many.pop(ledger) + 1
     assert many == few
     assert max(many.values()) <= CEILING, many
 

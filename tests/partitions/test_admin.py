@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from celery.contrib.testing.worker import start_worker
 from django.contrib.admin.utils import quote
-from django.contrib.auth.models import Permission
+from django.contrib.auth.models import Group, Permission
 from django.urls import reverse
 
 from okada.celery import app
@@ -123,6 +123,22 @@ def test_staff_without_view_permission_do_not_see_the_screens(client, staff_user
     client.force_login(staff_user)
     assert client.get(change_url("orders_orderevent")).status_code == 403
     assert client.get(plan_url("orders_orderevent")).status_code == 403
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("page", [change_url, plan_url], ids=["table", "plan"])
+@pytest.mark.parametrize("reader", ["superuser", "Operations"])
+def test_a_post_to_a_tables_screen_or_plan_is_refused_and_queues_nothing(
+    client, admin_user, staff_user, empty_queue, page, reader
+):
+    # Read-only screens: a POST was answered as a GET (200), as if a form had done something.
+    if reader == "Operations":
+        staff_user.groups.set(Group.objects.filter(name="Operations"))
+    client.force_login(admin_user if reader == "superuser" else staff_user)
+    url = page("orders_orderevent")
+    assert client.get(url).status_code == 200
+    assert client.post(url, {"table": "orders_orderevent"}).status_code == 403
+    assert queued_tasks() == 0 and not PartitionAction.objects.exists()
 
 
 @pytest.mark.django_db(transaction=True)
