@@ -128,6 +128,12 @@ class PayloadTooLarge(DomainError):
     default_message = _("The request body is too large.")
 
 
+class RequestTimeout(DomainError):
+    code = "request_timeout"
+    status = 408
+    default_message = _("The request body did not arrive in time: send the request again.")
+
+
 class UnsupportedMediaType(DomainError):
     code = "unsupported_media_type"
     status = 415

@@ -36,6 +36,7 @@ PROBLEMS: dict[str, tuple[str, str]] = {
     "404": ("No such object, or another vendor's.", "not_found"),
     "405": ("Method not allowed.", "method_not_allowed"),
     "406": ("Only JSON is served.", "not_acceptable"),
+    "408": ("The request body did not arrive in time: send it again.", "request_timeout"),
     "409": ("The current state refuses the change, or the Idempotency-Key is in flight.", "conflict"),
     "413": ("Request body over the size cap.", "payload_too_large"),
     "415": ("The body must be JSON.", "unsupported_media_type"),
@@ -44,7 +45,7 @@ PROBLEMS: dict[str, tuple[str, str]] = {
     "500": ("Server fault; nothing was applied.", "internal"),
     "503": ("A concurrent change stopped this one; nothing was applied: send it again.", "try_again"),
 }
-ALWAYS = ("400", "401", "403", "405", "406", "413", "415", "429", "500")
+ALWAYS = ("400", "401", "403", "405", "406", "408", "413", "415", "429", "500")
 WRITES = ("409", "422", "503")
 WITH_ID = ("404",)
 
