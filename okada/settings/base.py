@@ -417,6 +417,7 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "okada.core.api.schema.add_problem_responses",
+        "okada.core.api.schema.close_request_bodies",
     ],
 }
 

@@ -87,7 +87,9 @@ WITH_LOCATION = {"products_create", "orders_place"}
 LOCATION_HEADER = {"Location": {"schema": {"type": "string", "format": "uri"}, "description": "Its URL."}}
 IDEMPOTENCY_KEY = OpenApiParameter(
     "Idempotency-Key",
-    str,
+    # What idempotency.validate_key takes: 1 to 255 characters Python calls printable (a header
+    # is read as Latin-1: no control character, no NBSP, no soft hyphen); any other is a 400.
+    {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[^\\u0000-\\u001f\\u007f-\\u00a0\\u00ad]+$"},
     OpenApiParameter.HEADER,
     description="Up to 255 characters, one per distinct request: a retry with it replays the first "
     "answer (`Idempotent-Replayed: true`); the same key with another request is a 422; while the "
@@ -201,6 +203,23 @@ def add_problem_responses(
                     headers.update(ETAG_HEADER)
                 if status == "201" and operation.get("operationId") in WITH_LOCATION:
                     headers.update(LOCATION_HEADER)
+    return result
+
+
+# Request bodies whose members the server checks (any other member is a 400 naming it, README
+# "JSON"): described as closed, so that a client (or a fuzzer) reading the schema knows an extra
+# member is refused. A sync mutation stays open: the server records any mutation with an id and
+# rejects a bad one alone, inside a 200 (MutationIn).
+OPEN_REQUEST_BODIES = frozenset({"MutationInRequest"})
+
+
+def close_request_bodies(result: dict[str, Any], generator: Any, request: Any, public: bool) -> dict[str, Any]:
+    """POSTPROCESSING_HOOK: `additionalProperties: false` on every request component with
+    declared members (COMPONENT_SPLIT_REQUEST names them `...Request`), as the API refuses
+    unknown fields."""
+    for name, component in result.get("components", {}).get("schemas", {}).items():
+        if name.endswith("Request") and name not in OPEN_REQUEST_BODIES and "properties" in component:
+            component.setdefault("additionalProperties", False)
     return result
 
 

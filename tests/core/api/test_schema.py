@@ -165,6 +165,59 @@ def _operation(schema: dict, operation_id: str) -> dict:
     return found
 
 
+@pytest.mark.django_db
+def test_request_bodies_are_described_closed_as_the_api_refuses_unknown_members(client):
+    # The API answers an unknown member with a 400 naming it; the schema allowed any (OpenAPI's
+    # default), so a client reading it, or a fuzzer, took `{"on_hand": 3, "x": 1}` for valid.
+    components = _schema_json(client)["components"]["schemas"]
+    requests = {name: c for name, c in components.items() if name.endswith("Request") and "properties" in c}
+    assert len(requests) >= 15
+    closed = {name for name, c in requests.items() if c.get("additionalProperties") is False}
+    # A sync mutation is recorded whatever it holds, and a bad one rejected inside the 200.
+    assert set(requests) - closed == {"MutationInRequest"}
+    product = ProductFactory(initial_stock=3)
+    api = Api(vendor_key(product.vendor))
+    response = api.put(f"/products/{product.pk}/stock", {"on_hand": 3, "expected_on_hand": 3, "x": 1})
+    assert (response.status_code, response.json()["errors"]) == (400, {"x": ["Champ inconnu."]})
+
+
+def test_a_mutation_is_described_as_the_push_reads_it_its_id_alone_required(client):
+    # `name` and `args` were required, `name` an enum: a mutation without them, or with another
+    # name, is a 200 that rejects it (`invalid`), never the 400 the schema described.
+    mutation = _schema_json(client)["components"]["schemas"]["MutationInRequest"]
+    assert mutation["required"] == ["id"]
+    assert "enum" not in json.dumps(mutation) and "type" not in mutation["properties"]["name"]
+    assert "stock.adjust" in mutation["properties"]["name"]["description"]
+
+
+def test_list_limits_and_idempotency_keys_are_described_with_the_bounds_the_api_checks(client):
+    from okada.core.api.idempotency import validate_key
+    from okada.core.errors import InvalidInput
+
+    schema = _schema_json(client)
+    limits = [
+        p["schema"] for _, _, op in _operations(schema) for p in op.get("parameters", ()) if p["name"] == "limit"
+    ]
+    assert len(limits) == 4  # the four lists (a pull's limit is in its body, 1 to 1,000)
+    assert all(s == {"type": "integer", "minimum": 1, "maximum": 200} for s in limits)
+    keys = {
+        json.dumps(p["schema"], sort_keys=True)
+        for _, _, op in _operations(schema)
+        for p in op.get("parameters", ())
+        if p["name"] == "Idempotency-Key"
+    }
+    [key] = [json.loads(k) for k in keys]
+    assert (key["minLength"], key["maxLength"]) == (1, 255)
+    pattern = re.compile(key["pattern"])
+    for code in range(256):  # a header is read as Latin-1: the pattern says what validate_key takes
+        text = f"k{chr(code)}"
+        try:
+            taken = validate_key(text) == text
+        except InvalidInput:
+            taken = False
+        assert bool(pattern.fullmatch(text)) == taken, hex(code)
+
+
 def test_the_payment_callback_requires_a_described_signature(client):
     operation = _operation(_schema_json(client), "payments_callback")
     headers = {p["name"]: p for p in operation["parameters"] if p["in"] == "header"}
