@@ -504,7 +504,9 @@ def test_a_delete_whose_base_version_is_no_version_is_rejected_and_deletes_nothi
     product = ProductFactory(vendor=vendor, initial_stock=5)
     phone = Phone(vendor)
 
-    answer = phone.push(phone.mutation("product.delete", product_id=str(product.pk), base_version=base_version))
+    answer = phone.push(
+        phone.mutation("product.delete", product_id=str(product.pk), base_version=base_version)
+    )
 
     assert [(r["status"], r["code"]) for r in answer["results"]] == [("rejected", "invalid")]
     assert "base_version" in Mutation.objects.get(device__vendor=vendor).message

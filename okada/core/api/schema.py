@@ -89,7 +89,12 @@ IDEMPOTENCY_KEY = OpenApiParameter(
     "Idempotency-Key",
     # What idempotency.validate_key takes: 1 to 255 characters Python calls printable (a header
     # is read as Latin-1: no control character, no NBSP, no soft hyphen); any other is a 400.
-    {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[^\\u0000-\\u001f\\u007f-\\u00a0\\u00ad]+$"},
+    {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": 255,
+        "pattern": "^[^\\u0000-\\u001f\\u007f-\\u00a0\\u00ad]+$",
+    },
     OpenApiParameter.HEADER,
     description="Up to 255 characters, one per distinct request: a retry with it replays the first "
     "answer (`Idempotent-Replayed: true`); the same key with another request is a 422; while the "
@@ -213,7 +218,9 @@ def add_problem_responses(
 OPEN_REQUEST_BODIES = frozenset({"MutationInRequest"})
 
 
-def close_request_bodies(result: dict[str, Any], generator: Any, request: Any, public: bool) -> dict[str, Any]:
+def close_request_bodies(
+    result: dict[str, Any], generator: Any, request: Any, public: bool
+) -> dict[str, Any]:
     """POSTPROCESSING_HOOK: `additionalProperties: false` on every request component with
     declared members (COMPONENT_SPLIT_REQUEST names them `...Request`), as the API refuses
     unknown fields."""

@@ -313,7 +313,7 @@ def _read_body(request: Request, length: int | None) -> None:
     timeout is put back afterwards: the answer is written at the client's pace. Outside gunicorn
     (the tests' WSGI handler) there is no socket to bound."""
     django_request = request._request
-    if django_request._read_started:  # read already (by middleware): Django keeps it
+    if getattr(django_request, "_read_started", False):  # read already (by middleware): Django keeps it
         return
     environ = django_request.META  # META is the WSGI environ
     sock = environ.get("gunicorn.socket")

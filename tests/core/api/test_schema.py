@@ -196,7 +196,10 @@ def test_list_limits_and_idempotency_keys_are_described_with_the_bounds_the_api_
 
     schema = _schema_json(client)
     limits = [
-        p["schema"] for _, _, op in _operations(schema) for p in op.get("parameters", ()) if p["name"] == "limit"
+        p["schema"]
+        for _, _, op in _operations(schema)
+        for p in op.get("parameters", ())
+        if p["name"] == "limit"
     ]
     assert len(limits) == 4  # the four lists (a pull's limit is in its body, 1 to 1,000)
     assert all(s == {"type": "integer", "minimum": 1, "maximum": 200} for s in limits)
