@@ -156,6 +156,7 @@ TITLES: dict[int, Any] = {
     404: _("Not found"),
     405: _("Method not allowed"),
     406: _("Not acceptable"),
+    408: _("Request timeout"),
     409: _("Conflict"),
     413: _("Payload too large"),
     414: _("URI too long"),
