@@ -39,13 +39,20 @@ PROBLEMS: dict[str, tuple[str, str]] = {
     "408": ("The request body did not arrive in time: send it again.", "request_timeout"),
     "409": ("The current state refuses the change, or the Idempotency-Key is in flight.", "conflict"),
     "413": ("Request body over the size cap.", "payload_too_large"),
+    "414": (
+        "The URL is too long (over 4,094 bytes with its query): fewer or shorter parameters.",
+        "uri_too_long",
+    ),
     "415": ("The body must be JSON.", "unsupported_media_type"),
     "422": ("Idempotency-Key reused for a different request.", "idempotency_mismatch"),
     "429": ("Rate limit reached: see Retry-After.", "throttled"),
+    "431": ("Too many request headers (over 100), or one over 8,190 bytes.", "headers_too_large"),
     "500": ("Server fault; nothing was applied.", "internal"),
     "503": ("A concurrent change stopped this one; nothing was applied: send it again.", "try_again"),
 }
-ALWAYS = ("400", "401", "403", "405", "406", "408", "413", "415", "429", "500")
+# 408, 414 and 431 too: any request may stall, or carry too long a URL or too many headers
+# (gunicorn answers those two before Django, in problem+json: okada.core.api.unreadable).
+ALWAYS = ("400", "401", "403", "405", "406", "408", "413", "414", "415", "429", "431", "500")
 WRITES = ("409", "422", "503")
 WITH_ID = ("404",)
 
