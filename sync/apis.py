@@ -203,10 +203,19 @@ class MutationIn(serializers.Serializer[Any]):
     id = serializers.IntegerField(
         min_value=1, max_value=MAX_MUTATION_ID, help_text="1, 2, 3... per device, never reused."
     )
-    name = serializers.ChoiceField(
-        choices=sorted(MUTATIONS), help_text="Another name is rejected (`invalid`), not a 400."
+    # Described as any JSON, as they are read: a mutation without them, or with another name or
+    # args that are no object, is recorded and rejected in the 200 (a schema that said "required"
+    # or an enum described a 400 the server never sends).
+    name = serializers.JSONField(
+        required=False,
+        help_text=f"One of {', '.join(f'`{n}`' for n in sorted(MUTATIONS))}; another name (or none) "
+        "is rejected (`invalid`) in the answer, not a 400.",
     )
-    args = serializers.DictField(help_text="The mutation's arguments (README: Offline sync).")
+    args = serializers.JSONField(
+        required=False,
+        help_text="The mutation's arguments, an object (README: Offline sync); without one, or another "
+        "value, the mutation is rejected (`invalid`) in the answer.",
+    )
 
     def to_internal_value(self, data: Any) -> dict[str, Any]:
         if not isinstance(data, dict):

@@ -555,7 +555,10 @@ def _price_changed_since(product: Product, version: int) -> bool:
 
 
 def product_delete(context: Context, args: dict[str, Any]) -> SyncConflict | None:
-    """{product_id, base_version?}: soft-delete. The delete wins over any change made meanwhile."""
+    """{product_id, base_version?}: soft-delete. The delete wins over any change made meanwhile.
+    `base_version` is not used, but read as every argument is: one that is no version (`"x"`,
+    `1.5`, an object) makes the mutation invalid, as in every other mutation."""
+    _int(args, "base_version", required=False, minimum=0, maximum=MAX_VERSION)
     _refuse_if_suspended(context)
     product = _product(context, args, lock=True)
     if product.deleted_at is None:

@@ -59,6 +59,7 @@ def _settings_load(
         ("OKADA_BACKUP_KEEP_PRE_MIGRATION", "three"),  # a number
         ("OKADA_BACKUP_KEEP_DAILY", "-1"),  # a count: kept no daily backup at all
         ("OKADA_API_MAX_BODY_BYTES", "-5"),  # a size
+        ("OKADA_API_BODY_TIMEOUT_SECONDS", "0"),  # no time at all: every body a 408
         ("OKADA_SYNC_LOCK_TIMEOUT_MS", "0"),  # PostgreSQL reads 0 as no limit at all
         ("OKADA_MIGRATE_LOCK_TIMEOUT", "0"),  # the same (seconds, a float)
         ("OKADA_LOG_FORMAT", "xml"),  # json or plain

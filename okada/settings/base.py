@@ -395,6 +395,9 @@ OKADA_API_RATELIMIT_REDIS_URL = env("OKADA_API_RATELIMIT_REDIS_URL", default=RED
 # A request body larger than this is refused with 413 before it is read.
 OKADA_API_MAX_BODY_BYTES = env.int("OKADA_API_MAX_BODY_BYTES", default=2 * 1024 * 1024, minimum=1)
 DATA_UPLOAD_MAX_MEMORY_SIZE = OKADA_API_MAX_BODY_BYTES
+# Seconds a request body has to arrive in full under gunicorn (then 408): below GUNICORN_TIMEOUT,
+# which kills a worker still waiting for one (a 500).
+OKADA_API_BODY_TIMEOUT_SECONDS = env.int("OKADA_API_BODY_TIMEOUT_SECONDS", default=15, minimum=1)
 # Idempotency-Key records are kept this long (then pruned by core.prune_idempotency_keys).
 OKADA_IDEMPOTENCY_TTL_HOURS = env.int("OKADA_IDEMPOTENCY_TTL_HOURS", default=24, minimum=1)
 # Personal tokens (POST /api/v1/auth/token) expire after this many hours.
@@ -440,6 +443,7 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "okada.core.api.schema.add_problem_responses",
+        "okada.core.api.schema.close_request_bodies",
     ],
 }
 

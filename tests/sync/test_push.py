@@ -496,6 +496,27 @@ def test_a_mutation_with_an_unknown_argument_is_rejected_and_changes_nothing(nam
     assert not StockMovement.objects.filter(product=product).exclude(reason__icontains="initial").exists()
 
 
+@pytest.mark.parametrize("base_version", ["x" * 1000, 1.5, -1, True, {"a": 1}, [1], 2**63])
+def test_a_delete_whose_base_version_is_no_version_is_rejected_and_deletes_nothing(base_version):
+    # `base_version` is not used by a delete, and anything at all was accepted there (a 1,000
+    # character text, an object), where every other mutation rejects what is no version.
+    vendor = VendorFactory()
+    product = ProductFactory(vendor=vendor, initial_stock=5)
+    phone = Phone(vendor)
+
+    answer = phone.push(
+        phone.mutation("product.delete", product_id=str(product.pk), base_version=base_version)
+    )
+
+    assert [(r["status"], r["code"]) for r in answer["results"]] == [("rejected", "invalid")]
+    assert "base_version" in Mutation.objects.get(device__vendor=vendor).message
+    product.refresh_from_db()
+    assert product.deleted_at is None
+    # Without one, or with a version (even a stale one: the delete wins), it deletes.
+    answer = phone.push(phone.mutation("product.delete", product_id=str(product.pk), base_version=0))
+    assert [r["status"] for r in answer["results"]] == ["applied"]
+
+
 def test_a_product_created_offline_keeps_its_id_and_takes_stock_changes():
     vendor = VendorFactory()
     phone = Phone(vendor)

@@ -55,7 +55,11 @@ class Page:
 
 # The query parameters of every list, for its @extend_schema(parameters=[*LIST_PARAMETERS, ...]).
 LIST_PARAMETERS = [
-    OpenApiParameter("limit", int, description="Page size, 1 to 200 (default 50)."),
+    OpenApiParameter(
+        "limit",
+        {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT},
+        description=f"Page size, 1 to {MAX_LIMIT} (default 50).",
+    ),
     OpenApiParameter("cursor", str, description="From `next` or `previous` of a page."),
     OpenApiParameter("updated_since", str, description="RFC 3339 time: rows changed at or after it."),
 ]

@@ -128,6 +128,12 @@ class PayloadTooLarge(DomainError):
     default_message = _("The request body is too large.")
 
 
+class RequestTimeout(DomainError):
+    code = "request_timeout"
+    status = 408
+    default_message = _("The request body did not arrive in time: send the request again.")
+
+
 class UnsupportedMediaType(DomainError):
     code = "unsupported_media_type"
     status = 415
@@ -150,6 +156,7 @@ TITLES: dict[int, Any] = {
     404: _("Not found"),
     405: _("Method not allowed"),
     406: _("Not acceptable"),
+    408: _("Request timeout"),
     409: _("Conflict"),
     413: _("Payload too large"),
     414: _("URI too long"),

@@ -36,15 +36,23 @@ PROBLEMS: dict[str, tuple[str, str]] = {
     "404": ("No such object, or another vendor's.", "not_found"),
     "405": ("Method not allowed.", "method_not_allowed"),
     "406": ("Only JSON is served.", "not_acceptable"),
+    "408": ("The request body did not arrive in time: send it again.", "request_timeout"),
     "409": ("The current state refuses the change, or the Idempotency-Key is in flight.", "conflict"),
     "413": ("Request body over the size cap.", "payload_too_large"),
+    "414": (
+        "The URL is too long (over 4,094 bytes with its query): fewer or shorter parameters.",
+        "uri_too_long",
+    ),
     "415": ("The body must be JSON.", "unsupported_media_type"),
     "422": ("Idempotency-Key reused for a different request.", "idempotency_mismatch"),
     "429": ("Rate limit reached: see Retry-After.", "throttled"),
+    "431": ("Too many request headers (over 100), or one over 8,190 bytes.", "headers_too_large"),
     "500": ("Server fault; nothing was applied.", "internal"),
     "503": ("A concurrent change stopped this one; nothing was applied: send it again.", "try_again"),
 }
-ALWAYS = ("400", "401", "403", "405", "406", "413", "415", "429", "500")
+# 408, 414 and 431 too: any request may stall, or carry too long a URL or too many headers
+# (gunicorn answers those two before Django, in problem+json: okada.core.api.unreadable).
+ALWAYS = ("400", "401", "403", "405", "406", "408", "413", "414", "415", "429", "431", "500")
 WRITES = ("409", "422", "503")
 WITH_ID = ("404",)
 
@@ -86,7 +94,14 @@ WITH_LOCATION = {"products_create", "orders_place"}
 LOCATION_HEADER = {"Location": {"schema": {"type": "string", "format": "uri"}, "description": "Its URL."}}
 IDEMPOTENCY_KEY = OpenApiParameter(
     "Idempotency-Key",
-    str,
+    # What idempotency.validate_key takes: 1 to 255 characters Python calls printable (a header
+    # is read as Latin-1: no control character, no NBSP, no soft hyphen); any other is a 400.
+    {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": 255,
+        "pattern": "^[^\\u0000-\\u001f\\u007f-\\u00a0\\u00ad]+$",
+    },
     OpenApiParameter.HEADER,
     description="Up to 255 characters, one per distinct request: a retry with it replays the first "
     "answer (`Idempotent-Replayed: true`); the same key with another request is a 422; while the "
@@ -200,6 +215,25 @@ def add_problem_responses(
                     headers.update(ETAG_HEADER)
                 if status == "201" and operation.get("operationId") in WITH_LOCATION:
                     headers.update(LOCATION_HEADER)
+    return result
+
+
+# Request bodies whose members the server checks (any other member is a 400 naming it, README
+# "JSON"): described as closed, so that a client (or a fuzzer) reading the schema knows an extra
+# member is refused. A sync mutation stays open: the server records any mutation with an id and
+# rejects a bad one alone, inside a 200 (MutationIn).
+OPEN_REQUEST_BODIES = frozenset({"MutationInRequest"})
+
+
+def close_request_bodies(
+    result: dict[str, Any], generator: Any, request: Any, public: bool
+) -> dict[str, Any]:
+    """POSTPROCESSING_HOOK: `additionalProperties: false` on every request component with
+    declared members (COMPONENT_SPLIT_REQUEST names them `...Request`), as the API refuses
+    unknown fields."""
+    for name, component in result.get("components", {}).get("schemas", {}).items():
+        if name.endswith("Request") and name not in OPEN_REQUEST_BODIES and "properties" in component:
+            component.setdefault("additionalProperties", False)
     return result
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import logging
+import time
 from typing import Any, ClassVar
 
 from django.conf import settings
@@ -26,8 +27,15 @@ from okada.core.errors import InvalidInput, NotAuthenticated, NotFound
 
 from . import idempotency
 from .auth import Credential, SignedBodyAuthentication
-from .problems import JSONRenderer, PayloadTooLarge, UnsupportedMediaType, unsupported_content_encoding
+from .problems import (
+    JSONRenderer,
+    PayloadTooLarge,
+    RequestTimeout,
+    UnsupportedMediaType,
+    unsupported_content_encoding,
+)
 from .ratelimit import CredentialRateThrottle
+from .unreadable import UnreadableRequest
 
 log = logging.getLogger(__name__)
 
@@ -284,22 +292,65 @@ def _check_body(request: Request) -> None:
     coding = request.META.get("HTTP_CONTENT_ENCODING", "").strip().lower()
     if coding not in ("", "identity") and (int(length) > 0 or chunked):
         raise unsupported_content_encoding()
-    if length == "0" and chunked:
-        _read_chunked_body(request)
+    if chunked or length != "0":
+        # A 408 or a 400 here is answered at once: the request is broken, whoever sent it.
+        _read_body(request, None if length == "0" else int(length))
 
 
-def _read_chunked_body(request: Request) -> None:
-    """A body sent chunked (no Content-Length; gunicorn undoes the chunks) as if its length had
-    been sent. Django reads CONTENT_LENGTH bytes of a body, so without one it read nothing: a
-    chunked PATCH answered 200 and changed nothing, a chunked POST was refused as empty. Read
-    under the body cap (one byte more says it is over)."""
-    cap = settings.OKADA_API_MAX_BODY_BYTES
+def _read_body(request: Request, length: int | None) -> None:
+    """Read the body now: `length` bytes, or a chunked one (`None`; gunicorn undoes the chunks)
+    until its end, under the body cap. Under gunicorn, within OKADA_API_BODY_TIMEOUT_SECONDS.
+
+    Chunked: Django reads CONTENT_LENGTH bytes of a body, so without one it read nothing: a
+    chunked PATCH answered 200 and changed nothing, a chunked POST was refused as empty. It is
+    read here as if its length had been sent (one byte over the cap says it is over: 413).
+
+    In time: a client whose body stops short (a Content-Length that lies, a device whose network
+    dropped mid-upload) left the worker waiting on the socket until gunicorn killed it
+    (GUNICORN_TIMEOUT, 30 s by default): a 500, after holding one of the few workers that long.
+    Now a 408 `request_timeout` when the time is up, and a 400 `unreadable_request` when the
+    client closed its side before its Content-Length (never read as if whole). The socket's own
+    timeout is put back afterwards: the answer is written at the client's pace. Outside gunicorn
+    (the tests' WSGI handler) there is no socket to bound."""
     django_request = request._request
-    body = django_request.META["wsgi.input"].read(cap + 1)  # META is the WSGI environ
-    if len(body) > cap:
+    if getattr(django_request, "_read_started", False):  # read already (by middleware): Django keeps it
+        return
+    environ = django_request.META  # META is the WSGI environ
+    sock = environ.get("gunicorn.socket")
+    cap = settings.OKADA_API_MAX_BODY_BYTES
+    wanted = cap + 1 if length is None else length
+    deadline = time.monotonic() + settings.OKADA_API_BODY_TIMEOUT_SECONDS
+    previous = sock.gettimeout() if sock is not None else None
+    parts: list[bytes] = []
+    received = 0
+    try:
+        while received < wanted:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise RequestTimeout()
+            if sock is not None:
+                sock.settimeout(remaining)
+            # Small reads: gunicorn loops on recv until it has what it was asked for, so the
+            # deadline is checked between them.
+            chunk = environ["wsgi.input"].read(min(_BODY_READ_BYTES, wanted - received))
+            if not chunk:
+                break
+            parts.append(chunk)
+            received += len(chunk)
+    except TimeoutError:
+        raise RequestTimeout() from None
+    finally:
+        if sock is not None:
+            sock.settimeout(previous)
+    if length is None and received > cap:
         raise PayloadTooLarge(max_bytes=cap)
-    django_request._stream = io.BytesIO(body)
-    django_request.META["CONTENT_LENGTH"] = str(len(body))
+    if length is not None and received < length:
+        raise UnreadableRequest(_("The request body ended before its Content-Length: send it again."))
+    django_request._stream = io.BytesIO(b"".join(parts))
+    environ["CONTENT_LENGTH"] = str(received)
+
+
+_BODY_READ_BYTES = 16 * 1024
 
 
 def not_found() -> NotFound:

@@ -83,6 +83,19 @@ def _examples(media: dict) -> list[dict]:
     return [example["value"] for example in media.get("examples", {}).values()]
 
 
+def test_every_operation_documents_the_refusals_of_a_stalled_body_a_long_url_and_large_headers(client):
+    # Answered to any request (a body that stops short, a URL over gunicorn's 4,094 bytes, headers
+    # over its limits): a fuzzer saw 414 as a status no operation documents.
+    for path, method, operation in _operations(_schema_json(client)):
+        for status, code in (
+            ("408", "request_timeout"),
+            ("414", "uri_too_long"),
+            ("431", "headers_too_large"),
+        ):
+            content = operation["responses"][status]["content"]["application/problem+json"]
+            assert content["example"]["code"] == code, (path, method, status)
+
+
 def test_catalog_and_stock_writes_document_the_suspended_vendor_refusal_and_the_generic_one(client):
     schema = _schema_json(client)
     codes = {
@@ -204,6 +217,62 @@ def test_posts_that_keep_their_answer_declare_the_idempotency_key_and_its_replay
 def _operation(schema: dict, operation_id: str) -> dict:
     [found] = [op for _path, _method, op in _operations(schema) if op["operationId"] == operation_id]
     return found
+
+
+@pytest.mark.django_db
+def test_request_bodies_are_described_closed_as_the_api_refuses_unknown_members(client):
+    # The API answers an unknown member with a 400 naming it; the schema allowed any (OpenAPI's
+    # default), so a client reading it, or a fuzzer, took `{"on_hand": 3, "x": 1}` for valid.
+    components = _schema_json(client)["components"]["schemas"]
+    requests = {name: c for name, c in components.items() if name.endswith("Request") and "properties" in c}
+    assert len(requests) >= 15
+    closed = {name for name, c in requests.items() if c.get("additionalProperties") is False}
+    # A sync mutation is recorded whatever it holds, and a bad one rejected inside the 200.
+    assert set(requests) - closed == {"MutationInRequest"}
+    product = ProductFactory(initial_stock=3)
+    api = Api(vendor_key(product.vendor))
+    response = api.put(f"/products/{product.pk}/stock", {"on_hand": 3, "expected_on_hand": 3, "x": 1})
+    assert (response.status_code, response.json()["errors"]) == (400, {"x": ["Champ inconnu."]})
+
+
+def test_a_mutation_is_described_as_the_push_reads_it_its_id_alone_required(client):
+    # `name` and `args` were required, `name` an enum: a mutation without them, or with another
+    # name, is a 200 that rejects it (`invalid`), never the 400 the schema described.
+    mutation = _schema_json(client)["components"]["schemas"]["MutationInRequest"]
+    assert mutation["required"] == ["id"]
+    assert "enum" not in json.dumps(mutation) and "type" not in mutation["properties"]["name"]
+    assert "stock.adjust" in mutation["properties"]["name"]["description"]
+
+
+def test_list_limits_and_idempotency_keys_are_described_with_the_bounds_the_api_checks(client):
+    from okada.core.api.idempotency import validate_key
+    from okada.core.errors import InvalidInput
+
+    schema = _schema_json(client)
+    limits = [
+        p["schema"]
+        for _, _, op in _operations(schema)
+        for p in op.get("parameters", ())
+        if p["name"] == "limit"
+    ]
+    assert len(limits) == 4  # the four lists (a pull's limit is in its body, 1 to 1,000)
+    assert all(s == {"type": "integer", "minimum": 1, "maximum": 200} for s in limits)
+    keys = {
+        json.dumps(p["schema"], sort_keys=True)
+        for _, _, op in _operations(schema)
+        for p in op.get("parameters", ())
+        if p["name"] == "Idempotency-Key"
+    }
+    [key] = [json.loads(k) for k in keys]
+    assert (key["minLength"], key["maxLength"]) == (1, 255)
+    pattern = re.compile(key["pattern"])
+    for code in range(256):  # a header is read as Latin-1: the pattern says what validate_key takes
+        text = f"k{chr(code)}"
+        try:
+            taken = validate_key(text) == text
+        except InvalidInput:
+            taken = False
+        assert bool(pattern.fullmatch(text)) == taken, hex(code)
 
 
 def test_the_payment_callback_requires_a_described_signature(client):

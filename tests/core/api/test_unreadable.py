@@ -57,6 +57,10 @@ def gunicorn() -> Iterator[int]:
         "DJANGO_SECURE_SSL_REDIRECT": "0",
         "GUNICORN_BIND": f"127.0.0.1:{port}",
         "WEB_CONCURRENCY": "1",
+        "OKADA_API_BODY_TIMEOUT_SECONDS": "3",  # GUNICORN_TIMEOUT stays 30; room for a loaded machine
+        # Callbacks reach the application, counted per address in REDIS_URL's Redis, which other
+        # servers on this machine (127.0.0.1 too) may be counting in: not this test's subject.
+        "OKADA_API_ANON_RATE_LIMIT": "100000/minute",
     }
     process = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "-c", "okada/gunicorn.conf.py", "okada.wsgi"],
@@ -115,6 +119,57 @@ def test_a_request_gunicorn_cannot_read_is_a_problem_json_answer(gunicorn, raw, 
     # Headers unread: the default language (LANGUAGE_CODE is French), gunicorn's reason quoted.
     assert problem["title"] and problem["detail"]
     assert "(" in problem["detail"]
+
+
+CALLBACK_BODY = b'{"reference": "mtn_momo-5f1c2a9e0b7d4c3a8e21", "status": "failed"}'
+
+
+def _callback(length: int, body: bytes) -> bytes:
+    """A payment callback (its signature is computed over the body, read before any credential)
+    announcing `length` bytes of body and carrying `body`."""
+    return (
+        b"POST /api/v1/payments/callbacks/mtn_momo HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        b"Content-Type: application/json\r\nAccept-Language: en\r\nX-Signature: sha256=00\r\n"
+        b"Content-Length: %d\r\n\r\n%s" % (length, body)
+    )
+
+
+def test_a_body_shorter_than_its_content_length_is_a_408_not_a_worker_killed_as_a_500(gunicorn):
+    # The worker waited for the missing bytes until gunicorn killed it (GUNICORN_TIMEOUT): a 500.
+    line, headers, body = _send(gunicorn, _callback(len(CALLBACK_BODY) + 40, CALLBACK_BODY))
+    assert line.strip() == "HTTP/1.1 408 Request Timeout"
+    assert headers["content-type"] == "application/problem+json"
+    problem = json.loads(body)
+    assert (problem["status"], problem["code"]) == (408, "request_timeout")
+    assert problem["title"] == "Request timeout"
+    assert problem["detail"] == "The request body did not arrive in time: send the request again."
+    # The same worker (WEB_CONCURRENCY=1) answers the next request: it was not killed.
+    line, _, body = _send(gunicorn, _callback(len(CALLBACK_BODY), CALLBACK_BODY))
+    assert line.strip() == "HTTP/1.1 401 Unauthorized"  # read whole, then its signature checked
+    assert json.loads(body)["code"] == "invalid_signature"
+
+
+def test_a_body_cut_short_by_the_client_closing_is_a_400_never_read_as_whole(gunicorn):
+    # Whole JSON, with 20 bytes announced that never come: it was read as the whole body.
+    with socket.create_connection(("127.0.0.1", gunicorn), timeout=30) as sock:
+        sock.sendall(_callback(len(CALLBACK_BODY) + 20, CALLBACK_BODY))
+        sock.shutdown(socket.SHUT_WR)
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    assert head.split(b"\r\n")[0] == b"HTTP/1.1 400 Bad Request"
+    problem = json.loads(body)
+    assert problem["code"] == "unreadable_request"
+    assert "Content-Length" in problem["detail"]
+
+
+def test_a_chunked_body_is_read_whole_under_gunicorn(gunicorn):
+    chunked = b"%x\r\n%s\r\n0\r\n\r\n" % (len(CALLBACK_BODY), CALLBACK_BODY)
+    raw = _callback(0, b"").replace(b"Content-Length: 0", b"Transfer-Encoding: chunked") + chunked
+    line, _, body = _send(gunicorn, raw)
+    assert line.strip() == "HTTP/1.1 401 Unauthorized"
+    assert json.loads(body)["code"] == "invalid_signature"
 
 
 def test_the_message_is_in_the_default_language(gunicorn):
