@@ -445,3 +445,51 @@ def test_a_product_renamed_while_the_bulk_upsert_waits_to_lock_it_is_left_as_ren
     made = Product.objects.get(vendor=vendor, sku="OLD")
     assert made.pk != renamed.pk and (made.name, made.price_xaf) == ("Savon neuf", 150)
     assert results[0].product is not None and results[0].product.pk == made.pk
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_product_renamed_while_the_bulk_upsert_waits_is_left_as_renamed_when_items_go_one_by_one():
+    # The same rename, with another item the set-based insert cannot write (as in the test of
+    # a statement a check did not foresee): the items then go through the single-item services,
+    # which updated the product the request had read under "OLD", renamed meanwhile.
+    vendor = VendorFactory()
+    actor = integration(vendor)
+    renamed = ProductFactory(vendor=vendor, sku="OLD", name="Savon", price_xaf=100)
+    items = [
+        {"sku": "NOT-NFC", "name": "Refusé", "price_xaf": 100},
+        {"sku": "OLD", "name": "Savon neuf", "price_xaf": 150},
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            CREATE FUNCTION bulkupsert_refuse_sku() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+                IF NEW.sku = 'NOT-NFC' THEN
+                    RAISE EXCEPTION 'refused' USING ERRCODE = 'check_violation',
+                        CONSTRAINT = 'catalog_product_sku_nfc';
+                END IF;
+                RETURN NEW;
+            END $$;
+            CREATE TRIGGER bulkupsert_refuse_sku BEFORE INSERT ON catalog_product
+                FOR EACH ROW EXECUTE FUNCTION bulkupsert_refuse_sku();
+            """
+        )
+    try:
+        updated, results = race(
+            lambda: product_update(product=renamed, data={"sku": "NEW"}, actor=actor),
+            lambda: product_upsert_many(vendor=vendor, items=items, actor=actor, atomic=False),
+        )
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "DROP TRIGGER bulkupsert_refuse_sku ON catalog_product; DROP FUNCTION bulkupsert_refuse_sku();"
+            )
+
+    assert isinstance(updated, Product), (updated, results)
+    assert statuses(results) == ["failed", "created"]
+    assert (Product.objects.get(pk=renamed.pk).sku, Product.objects.get(pk=renamed.pk).price_xaf) == (
+        "NEW",
+        100,
+    )
+    made = Product.objects.get(vendor=vendor, sku="OLD")
+    assert made.pk != renamed.pk and (made.name, made.price_xaf) == ("Savon neuf", 150)
