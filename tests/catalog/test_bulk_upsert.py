@@ -331,13 +331,10 @@ def test_two_bulk_upserts_of_the_same_new_skus_at_once_make_one_row_each():
     assert Product.history.filter(vendor=vendor, history_type="+").count() == 100
 
 
-def test_a_statement_a_check_did_not_foresee_refuses_sends_each_item_through_its_service():
-    # PostgreSQL refuses a SKU the checks let through (its Unicode tables newer than Python's:
-    # CHECK catalog_product_sku_nfc). The set-based insert fails whole; the items then go one by
-    # one, and only that one is refused, as product_create refuses it.
-    vendor = VendorFactory()
-    actor = integration(vendor)
-    kept = ProductFactory(vendor=vendor, sku="KEPT", price_xaf=100)
+def _refuse_inserting_sku_not_nfc() -> None:
+    """PostgreSQL refuses the SKU "NOT-NFC" as it would a SKU the checks let through (its Unicode
+    tables newer than Python's: CHECK catalog_product_sku_nfc). Dropped by _allow_sku_not_nfc()
+    in a test whose transactions commit."""
     with connection.cursor() as cursor:
         cursor.execute(
             """
@@ -353,6 +350,23 @@ def test_a_statement_a_check_did_not_foresee_refuses_sends_each_item_through_its
                 FOR EACH ROW EXECUTE FUNCTION bulkupsert_refuse_sku();
             """
         )
+
+
+def _allow_sku_not_nfc() -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "DROP TRIGGER bulkupsert_refuse_sku ON catalog_product; DROP FUNCTION bulkupsert_refuse_sku();"
+        )
+
+
+def test_a_statement_a_check_did_not_foresee_refuses_sends_each_item_through_its_service():
+    # PostgreSQL refuses a SKU the checks let through (its Unicode tables newer than Python's:
+    # CHECK catalog_product_sku_nfc). The set-based insert fails whole; the items then go one by
+    # one, and only that one is refused, as product_create refuses it.
+    vendor = VendorFactory()
+    actor = integration(vendor)
+    kept = ProductFactory(vendor=vendor, sku="KEPT", price_xaf=100)
+    _refuse_inserting_sku_not_nfc()
     items = [
         {"sku": "NOT-NFC", "name": "Refusé", "price_xaf": 100},
         {"sku": "FINE", "name": "Accepté", "price_xaf": 100, "initial_stock": 5},
@@ -459,31 +473,14 @@ def test_a_product_renamed_while_the_bulk_upsert_waits_is_left_as_renamed_when_i
         {"sku": "NOT-NFC", "name": "Refusé", "price_xaf": 100},
         {"sku": "OLD", "name": "Savon neuf", "price_xaf": 150},
     ]
-    with connection.cursor() as cursor:
-        cursor.execute(
-            """
-            CREATE FUNCTION bulkupsert_refuse_sku() RETURNS trigger LANGUAGE plpgsql AS $$
-            BEGIN
-                IF NEW.sku = 'NOT-NFC' THEN
-                    RAISE EXCEPTION 'refused' USING ERRCODE = 'check_violation',
-                        CONSTRAINT = 'catalog_product_sku_nfc';
-                END IF;
-                RETURN NEW;
-            END $$;
-            CREATE TRIGGER bulkupsert_refuse_sku BEFORE INSERT ON catalog_product
-                FOR EACH ROW EXECUTE FUNCTION bulkupsert_refuse_sku();
-            """
-        )
+    _refuse_inserting_sku_not_nfc()
     try:
         updated, results = race(
             lambda: product_update(product=renamed, data={"sku": "NEW"}, actor=actor),
             lambda: product_upsert_many(vendor=vendor, items=items, actor=actor, atomic=False),
         )
     finally:
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "DROP TRIGGER bulkupsert_refuse_sku ON catalog_product; DROP FUNCTION bulkupsert_refuse_sku();"
-            )
+        _allow_sku_not_nfc()
 
     assert isinstance(updated, Product), (updated, results)
     assert statuses(results) == ["failed", "created"]
