@@ -1242,6 +1242,12 @@ def _upsert_one(write: _Item, *, vendor: Vendor, existing: dict[str, Product], a
     current = existing.get(sku)
     try:
         with transaction.atomic():  # a savepoint: a failed item leaves the others applied
+            if current is not None:
+                # Renamed since this request read it: the SKU is no longer its (as _write_items
+                # decides). A deleted one stays, for product_update to refuse.
+                current = (
+                    Product.all_objects.select_for_update(no_key=True).filter(pk=current.pk, sku=sku).first()
+                )
             if current is None:
                 _refuse_incomplete(fields)
                 try:

@@ -85,11 +85,14 @@ HISTORY_BOOKKEEPING = frozenset({"updated_at"})
 
 # The `~` versions since %(since)s equal, column for column, to the version of the row just
 # before them (lag over all of the row's history, so the first of the window is compared too).
+# Versions in the order they were written (history_id: a row's changes take its lock in turn,
+# each then draws its id), not by history_date: that is the writing server's clock, and a server
+# behind would put a change back to an earlier value next to that value, as a copy of it.
 _DUPLICATE_VERSIONS = """
 DELETE FROM {table} WHERE history_id IN (
     SELECT history_id FROM (
         SELECT history_id, history_type, history_date, ROW({columns}) AS version,
-               lag(ROW({columns})) OVER (PARTITION BY {key} ORDER BY history_date, history_id) AS previous
+               lag(ROW({columns})) OVER (PARTITION BY {key} ORDER BY history_id) AS previous
         FROM {table}
         WHERE {key} IN (SELECT {key} FROM {table} WHERE history_date >= %(since)s)
     ) versions

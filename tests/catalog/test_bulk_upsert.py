@@ -331,13 +331,10 @@ def test_two_bulk_upserts_of_the_same_new_skus_at_once_make_one_row_each():
     assert Product.history.filter(vendor=vendor, history_type="+").count() == 100
 
 
-def test_a_statement_a_check_did_not_foresee_refuses_sends_each_item_through_its_service():
-    # PostgreSQL refuses a SKU the checks let through (its Unicode tables newer than Python's:
-    # CHECK catalog_product_sku_nfc). The set-based insert fails whole; the items then go one by
-    # one, and only that one is refused, as product_create refuses it.
-    vendor = VendorFactory()
-    actor = integration(vendor)
-    kept = ProductFactory(vendor=vendor, sku="KEPT", price_xaf=100)
+def _refuse_inserting_sku_not_nfc() -> None:
+    """PostgreSQL refuses the SKU "NOT-NFC" as it would a SKU the checks let through (its Unicode
+    tables newer than Python's: CHECK catalog_product_sku_nfc). Dropped by _allow_sku_not_nfc()
+    in a test whose transactions commit."""
     with connection.cursor() as cursor:
         cursor.execute(
             """
@@ -353,6 +350,23 @@ def test_a_statement_a_check_did_not_foresee_refuses_sends_each_item_through_its
                 FOR EACH ROW EXECUTE FUNCTION bulkupsert_refuse_sku();
             """
         )
+
+
+def _allow_sku_not_nfc() -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "DROP TRIGGER bulkupsert_refuse_sku ON catalog_product; DROP FUNCTION bulkupsert_refuse_sku();"
+        )
+
+
+def test_a_statement_a_check_did_not_foresee_refuses_sends_each_item_through_its_service():
+    # PostgreSQL refuses a SKU the checks let through (its Unicode tables newer than Python's:
+    # CHECK catalog_product_sku_nfc). The set-based insert fails whole; the items then go one by
+    # one, and only that one is refused, as product_create refuses it.
+    vendor = VendorFactory()
+    actor = integration(vendor)
+    kept = ProductFactory(vendor=vendor, sku="KEPT", price_xaf=100)
+    _refuse_inserting_sku_not_nfc()
     items = [
         {"sku": "NOT-NFC", "name": "Refusé", "price_xaf": 100},
         {"sku": "FINE", "name": "Accepté", "price_xaf": 100, "initial_stock": 5},
@@ -445,3 +459,34 @@ def test_a_product_renamed_while_the_bulk_upsert_waits_to_lock_it_is_left_as_ren
     made = Product.objects.get(vendor=vendor, sku="OLD")
     assert made.pk != renamed.pk and (made.name, made.price_xaf) == ("Savon neuf", 150)
     assert results[0].product is not None and results[0].product.pk == made.pk
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_product_renamed_while_the_bulk_upsert_waits_is_left_as_renamed_when_items_go_one_by_one():
+    # The same rename, with another item the set-based insert cannot write (as in the test of
+    # a statement a check did not foresee): the items then go through the single-item services,
+    # which updated the product the request had read under "OLD", renamed meanwhile.
+    vendor = VendorFactory()
+    actor = integration(vendor)
+    renamed = ProductFactory(vendor=vendor, sku="OLD", name="Savon", price_xaf=100)
+    items = [
+        {"sku": "NOT-NFC", "name": "Refusé", "price_xaf": 100},
+        {"sku": "OLD", "name": "Savon neuf", "price_xaf": 150},
+    ]
+    _refuse_inserting_sku_not_nfc()
+    try:
+        updated, results = race(
+            lambda: product_update(product=renamed, data={"sku": "NEW"}, actor=actor),
+            lambda: product_upsert_many(vendor=vendor, items=items, actor=actor, atomic=False),
+        )
+    finally:
+        _allow_sku_not_nfc()
+
+    assert isinstance(updated, Product), (updated, results)
+    assert statuses(results) == ["failed", "created"]
+    assert (Product.objects.get(pk=renamed.pk).sku, Product.objects.get(pk=renamed.pk).price_xaf) == (
+        "NEW",
+        100,
+    )
+    made = Product.objects.get(vendor=vendor, sku="OLD")
+    assert made.pk != renamed.pk and (made.name, made.price_xaf) == ("Savon neuf", 150)

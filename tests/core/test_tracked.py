@@ -434,3 +434,32 @@ def test_the_weekly_job_keeps_a_zones_soft_delete_and_restore_done_by_staff():
 
     reasons = [h.history_change_reason for h in zone.history.order_by("history_date", "history_id")]
     assert reasons[-2:] == ["merged into Akwa", "split again"]
+
+
+def test_the_weekly_job_keeps_a_change_back_stamped_by_a_server_whose_clock_is_behind():
+    """History rows are stamped with their web server's clock: a change written after another
+    may carry an earlier history_date. Compared in date order, the change back to the first
+    label ("" -> "x" -> "") looked like a copy of the creation and was deleted, leaving the
+    history saying the shelf is labelled "x"."""
+    from datetime import timedelta
+
+    from okada.core.tasks import clean_duplicate_history
+
+    shelf = make_shelf("K1")
+    shelf.label = "x"
+    shelf.save()
+    shelf.label = ""
+    shelf.save()
+    rows = list(shelf.history.order_by("history_id"))
+    # Made a minute ago; the last change came from a server 1 s behind the one before it.
+    Shelf.history.filter(history_id=rows[0].history_id).update(
+        history_date=rows[1].history_date - timedelta(minutes=1)
+    )
+    Shelf.history.filter(history_id=rows[2].history_id).update(
+        history_date=rows[1].history_date - timedelta(seconds=1)
+    )
+
+    clean_duplicate_history()
+
+    kept = [h.label for h in shelf.history.order_by("history_id")]
+    assert kept == ["", "x", ""]

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from django.db import IntegrityError, connection, transaction
 from django.db.models import F
+from django.utils import timezone
 
 from okada.core.actors import Actor
 from okada.partitions.ddl import partition_name, utc_month_of
@@ -393,3 +394,19 @@ def test_an_orders_last_change_time_only_moves_forward_whatever_the_writers_cloc
     later = before + timedelta(seconds=5)
     rows.update(note="clock ahead", updated_at=later)
     assert rows.get().updated_at == later
+
+
+def test_a_saved_order_holds_the_change_time_the_database_stored_when_the_clock_is_behind():
+    # The trigger of migration 0033 stamps the row after its last change; the saved instance
+    # (what the services return, and the API answers) kept the writer's earlier time.
+    order = OrderFactory()
+    ahead = timezone.now() + timedelta(hours=1)  # stamped by a server whose clock is ahead
+    Order.objects.filter(pk=order.pk).update(updated_at=ahead)
+    order.refresh_from_db()
+
+    order.note = "clock behind"
+    order.save()
+
+    stored = Order.objects.get(pk=order.pk).updated_at
+    assert stored == ahead + timedelta(microseconds=1)
+    assert order.updated_at == stored

@@ -16,6 +16,7 @@ from django.urls import reverse
 from django.utils import translation
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.views import SpectacularAPIView
+from gunicorn.http.errors import NoMoreData, ParseException
 from rest_framework import exceptions
 from rest_framework.metadata import SimpleMetadata
 from rest_framework.request import Request
@@ -339,6 +340,10 @@ def _read_body(request: Request, length: int | None) -> None:
             received += len(chunk)
     except TimeoutError:
         raise RequestTimeout() from None
+    except (NoMoreData, ParseException):
+        # A chunked body gunicorn cannot read (a bad chunk size, the client gone mid-chunk): it
+        # refuses it only when it reads the body itself, so here it is ours to refuse (was a 500).
+        raise UnreadableRequest() from None
     finally:
         if sock is not None:
             sock.settimeout(previous)

@@ -149,15 +149,21 @@ def test_a_body_shorter_than_its_content_length_is_a_408_not_a_worker_killed_as_
     assert json.loads(body)["code"] == "invalid_signature"
 
 
-def test_a_body_cut_short_by_the_client_closing_is_a_400_never_read_as_whole(gunicorn):
-    # Whole JSON, with 20 bytes announced that never come: it was read as the whole body.
-    with socket.create_connection(("127.0.0.1", gunicorn), timeout=30) as sock:
-        sock.sendall(_callback(len(CALLBACK_BODY) + 20, CALLBACK_BODY))
+def _send_and_close(port: int, raw: bytes) -> tuple[bytes, bytes]:
+    """The answer to `raw` sent by a client that then closes its side: (head, body)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        sock.sendall(raw)
         sock.shutdown(socket.SHUT_WR)
         data = b""
         while chunk := sock.recv(65536):
             data += chunk
     head, _, body = data.partition(b"\r\n\r\n")
+    return head, body
+
+
+def test_a_body_cut_short_by_the_client_closing_is_a_400_never_read_as_whole(gunicorn):
+    # Whole JSON, with 20 bytes announced that never come: it was read as the whole body.
+    head, body = _send_and_close(gunicorn, _callback(len(CALLBACK_BODY) + 20, CALLBACK_BODY))
     assert head.split(b"\r\n")[0] == b"HTTP/1.1 400 Bad Request"
     problem = json.loads(body)
     assert problem["code"] == "unreadable_request"
@@ -202,3 +208,18 @@ def test_a_worker_puts_the_loaded_application_out_of_the_garbage_collectors_sigh
     finally:
         gc.unfreeze()
         util.write_error = write_error
+
+
+@pytest.mark.parametrize(
+    "chunked",
+    [
+        b"zz\r\n" + CALLBACK_BODY + b"\r\n0\r\n\r\n",  # a chunk size that is no number
+        b"%x\r\n%s\r\n" % (len(CALLBACK_BODY) + 40, CALLBACK_BODY),  # cut short: the client closes
+    ],
+)
+def test_a_chunked_body_that_cannot_be_read_is_a_400_not_a_500(gunicorn, chunked):
+    # The API reads a chunked body itself: gunicorn's refusals of it reached Django as a 500.
+    raw = _callback(0, b"").replace(b"Content-Length: 0", b"Transfer-Encoding: chunked") + chunked
+    head, body = _send_and_close(gunicorn, raw)
+    assert head.split(b"\r\n")[0] == b"HTTP/1.1 400 Bad Request"
+    assert json.loads(body)["code"] == "unreadable_request"
