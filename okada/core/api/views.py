@@ -340,6 +340,12 @@ def _read_body(request: Request, length: int | None) -> None:
             received += len(chunk)
     except TimeoutError:
         raise RequestTimeout() from None
+    except ConnectionError:
+        # The client's network cut the upload (a reset, common on mobile networks): its fault,
+        # not the server's, so a 4xx (nobody may read it), not a 500 logged with a traceback.
+        raise UnreadableRequest(
+            _("The connection was cut while the request body was sent: send the request again.")
+        ) from None
     except (NoMoreData, ParseException):
         # A chunked body gunicorn cannot read (a bad chunk size, the client gone mid-chunk): it
         # refuses it only when it reads the body itself, so here it is ours to refuse (was a 500).

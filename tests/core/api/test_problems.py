@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import logging
 import logging.config
 import uuid
 from typing import Any
@@ -217,6 +218,33 @@ def test_a_chunked_body_is_read_like_one_with_a_content_length(api):
     assert changed.status_code == 200, changed.content
     product.refresh_from_db()
     assert product.price_xaf == 7
+
+
+class _CutMidUpload(io.BytesIO):
+    """A request body whose connection is reset after its first bytes, as a mobile network does."""
+
+    def read(self, size: int | None = -1) -> bytes:
+        if self.tell():
+            raise ConnectionResetError(104, "Connection reset by peer")
+        return super().read(min(size or 8, 8) if size and size > 0 else 8)
+
+
+@pytest.mark.parametrize("sent", ["with a length", "chunked"])
+def test_a_body_whose_connection_is_reset_mid_upload_is_a_400_that_changes_nothing(api, sent, caplog):
+    # Was a 500, logged at ERROR with a traceback, for the client's network failing.
+    body = b'{"sku": "RST-1", "name": "Cut", "price_xaf": 5}'
+    environ = (
+        chunked(body)
+        if sent == "chunked"
+        else {"CONTENT_LENGTH": str(len(body)), "CONTENT_TYPE": "application/json"}
+    )
+    environ["wsgi.input"] = _CutMidUpload(body)
+    with caplog.at_level(logging.ERROR):
+        response = api.client.generic("POST", "/api/v1/products", **api.headers, **environ)
+    assert response.status_code == 400, response.content
+    assert problem(response)["code"] == "unreadable_request"
+    assert not Product.objects.exists()
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
 
 
 @override_settings(OKADA_API_MAX_BODY_BYTES=1000)
