@@ -108,6 +108,14 @@ def device_register(*, actor: Actor, device_id: Any, name: str) -> tuple[Device,
         device = Device.objects.select_for_update().filter(pk=device_id).first()
         created = False
         if device is None:
+            if device_id.int == 0:
+                # The value of an id never set (a device app's bug): every device with that bug
+                # would share one record and its mutation ids, and a push of one would be taken
+                # for a replay of another's, its changes dropped. No new device takes it.
+                raise InvalidInput(
+                    _("device_id must be a UUID the device drew at random, not the nil UUID."),
+                    field="device_id",
+                )
             catalog.refuse_if_vendor_suspended(actor=actor, vendor_id=vendor_id, vendor=vendor)
             try:
                 with transaction.atomic():

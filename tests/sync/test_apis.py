@@ -94,6 +94,23 @@ def test_a_device_id_that_is_not_a_uuid_text_is_a_400_and_registers_nothing(api,
     assert (pushed.status_code, list(problem(pushed)["errors"])) == (400, ["device_id"])
 
 
+def test_the_nil_uuid_registers_no_new_device_and_one_registered_before_goes_on(api, vendor):
+    # The value of an id a device app never set: every device with that bug would share one
+    # record and its mutation ids, one's push taken for a replay of another's, its changes dropped.
+    nil = str(uuid.UUID(int=0))
+    response = api.post("/sync/devices", {"device_id": nil, "name": "Caisse"}, HTTP_ACCEPT_LANGUAGE="en")
+    assert response.status_code == 400, response.content
+    assert problem(response)["errors"] == {
+        "device_id": ["device_id must be a UUID the device drew at random, not the nil UUID."]
+    }
+    assert not Device.objects.exists()
+    # One registered before this rule: it keeps its record, registering again renames it.
+    Device.objects.create(id=uuid.UUID(int=0), vendor=vendor, name="Ancienne caisse")
+    again = api.post("/sync/devices", {"device_id": nil, "name": "Caisse 1"})
+    assert again.status_code == 200, again.content
+    assert Device.objects.get().name == "Caisse 1"
+
+
 def test_another_vendors_device_id_is_refused_at_registration_and_not_found_elsewhere(api):
     device_id = register(api)
     intruder = vendor_api(VendorFactory())
