@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import logging
+import socket
 import time
 from typing import Any, ClassVar, NamedTuple
 
@@ -338,9 +339,10 @@ def _read_body(request: Request, length: int | None) -> None:
     dropped mid-upload) left the worker waiting on the socket until gunicorn killed it
     (GUNICORN_TIMEOUT, 30 s by default): a 500, after holding one of the few workers that long.
     Now a 408 `request_timeout` when the time is up, and a 400 `unreadable_request` when the
-    client closed its side before its Content-Length (never read as if whole). The socket's own
-    timeout is put back afterwards: the answer is written at the client's pace. Outside gunicorn
-    (the tests' WSGI handler) there is no socket to bound."""
+    client closed its side before its Content-Length (never read as if whole). Every socket read
+    waits at most the time left (`_Deadline`). The socket's own timeout is put back afterwards:
+    the answer is written at the client's pace. Outside gunicorn (the tests' WSGI handler) there
+    is no socket to bound."""
     django_request = request._request
     environ = django_request.META  # META is the WSGI environ
     if getattr(django_request, "_read_started", False):  # read already (by middleware): Django keeps it
@@ -351,6 +353,9 @@ def _read_body(request: Request, length: int | None) -> None:
     wanted = cap + 1 if length is None else length
     deadline = time.monotonic() + settings.OKADA_API_BODY_TIMEOUT_SECONDS
     previous = sock.gettimeout() if sock is not None else None
+    unreader = _socket_reader(environ)
+    if unreader is not None and sock is not None:
+        unreader.sock = _Deadline(sock, deadline)
     parts: list[bytes] = []
     received = 0
     try:
@@ -358,10 +363,8 @@ def _read_body(request: Request, length: int | None) -> None:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise RequestTimeout()
-            if sock is not None:
-                sock.settimeout(remaining)
-            # Small reads: gunicorn loops on recv until it has what it was asked for, so the
-            # deadline is checked between them.
+            if unreader is None and sock is not None:
+                sock.settimeout(remaining)  # bounds each recv of this read, not the read (_Deadline)
             chunk = environ["wsgi.input"].read(min(_BODY_READ_BYTES, wanted - received))
             if not chunk:
                 break
@@ -380,6 +383,8 @@ def _read_body(request: Request, length: int | None) -> None:
         # refuses it only when it reads the body itself, so here it is ours to refuse (was a 500).
         raise UnreadableRequest() from None
     finally:
+        if unreader is not None:
+            unreader.sock = sock
         if sock is not None:
             sock.settimeout(previous)
     if length is None and received > cap:
@@ -389,6 +394,44 @@ def _read_body(request: Request, length: int | None) -> None:
     unread_body.mark(environ, False)
     django_request._stream = io.BytesIO(b"".join(parts))
     environ["CONTENT_LENGTH"] = str(received)
+
+
+class _Deadline:
+    """The client's socket as gunicorn's body reader sees it while `_read_body` reads: each
+    `recv` waits at most the time left until `deadline`.
+
+    gunicorn's `wsgi.input.read(n)` calls `recv` until it has n bytes, each call with the
+    socket's timeout: set once per read to the time left, it bounded each `recv`, not the read.
+    A client trickling a few bytes at a time, each within the timeout, kept one read going past
+    the deadline, until gunicorn killed the worker (a 500). Here the timeout shrinks with every
+    `recv`, and none starts once the time is up: the 408 comes at the deadline."""
+
+    def __init__(self, sock: socket.socket, deadline: float) -> None:
+        self._sock = sock
+        self._deadline = deadline
+
+    def recv(self, size: int) -> bytes:
+        remaining = self._deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError
+        self._sock.settimeout(remaining)
+        return self._sock.recv(size)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sock, name)
+
+
+def _socket_reader(environ: dict[str, Any]) -> Any:
+    """gunicorn's reader of this request's socket (`SocketUnreader`, whose `sock` the body's
+    reads go through; a chunked body reads it through its request), or None: not under gunicorn,
+    or a gunicorn that reads otherwise (then each `wsgi.input.read` has the time left, as a whole
+    read had before `_Deadline`)."""
+    sock = environ.get("gunicorn.socket")
+    reader = getattr(environ.get("wsgi.input"), "reader", None)
+    unreader = getattr(reader, "unreader", None) or getattr(getattr(reader, "req", None), "unreader", None)
+    if sock is None or getattr(unreader, "sock", None) is not sock:
+        return None
+    return unreader
 
 
 _BODY_READ_BYTES = 16 * 1024

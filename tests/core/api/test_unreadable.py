@@ -10,6 +10,7 @@ import contextlib
 import gc
 import json
 import os
+import select
 import socket
 import subprocess
 import sys
@@ -298,3 +299,25 @@ def test_a_body_left_unread_is_never_taken_for_the_next_request(server):
     [(line, headers, _)] = _answers(data)
     assert line.strip() == "HTTP/1.1 401 Unauthorized"
     assert headers["connection"] == "close"
+
+
+def test_a_body_trickled_past_the_deadline_is_a_408_at_the_deadline(server):
+    # One byte every quarter second, each well within a socket read's timeout: gunicorn's read of
+    # the body went on recv after recv, each with the whole time left, so the 3 s deadline never
+    # came (the worker would have been killed at GUNICORN_TIMEOUT). The answer must come while the
+    # body is still being sent (all of it takes 20 s).
+    body = b"x" * 80
+    with socket.create_connection(("127.0.0.1", server), timeout=30) as sock:
+        sock.sendall(_callback(len(body), b""))
+        sent = 0
+        while sent < len(body) and not select.select([sock], [], [], 0.25)[0]:
+            sock.sendall(body[sent : sent + 1])
+            sent += 1
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    [(line, headers, answer)] = _answers(data)
+    assert line.strip() == "HTTP/1.1 408 Request Timeout"
+    assert json.loads(answer)["code"] == "request_timeout"
+    assert headers["connection"] == "close"
+    assert sent < len(body)
