@@ -321,3 +321,19 @@ def test_a_body_trickled_past_the_deadline_is_a_408_at_the_deadline(server):
     assert json.loads(answer)["code"] == "request_timeout"
     assert headers["connection"] == "close"
     assert sent < len(body)
+
+
+def test_a_body_read_whole_leaves_a_gthread_connection_open_for_the_next_request(gthread):
+    # Only an answer that leaves its body unread closes the connection: kept-alive otherwise.
+    following = b"GET /api/v1/nowhere HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    with socket.create_connection(("127.0.0.1", gthread), timeout=30) as sock:
+        sock.sendall(_callback(len(CALLBACK_BODY), CALLBACK_BODY) + following)
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    (first, first_headers, first_body), (second, _, second_body) = _answers(data)
+    assert first.strip() == "HTTP/1.1 401 Unauthorized"  # read whole, then its signature checked
+    assert json.loads(first_body)["code"] == "invalid_signature"
+    assert first_headers["connection"] == "keep-alive"
+    assert second.strip() == "HTTP/1.1 404 Not Found"
+    assert json.loads(second_body)["code"] == "not_found"
