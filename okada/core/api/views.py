@@ -6,7 +6,7 @@ import io
 import logging
 import socket
 import time
-from typing import Any, ClassVar, NamedTuple
+from typing import Any, ClassVar
 
 from django.conf import settings
 from django.core.signals import setting_changed
@@ -24,7 +24,6 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from okada.core import unread_body
 from okada.core.actors import Actor
 from okada.core.errors import InvalidInput, NotAuthenticated, NotFound
 
@@ -111,8 +110,6 @@ class ApiView(APIView):
     - `allowed_roles = {"storefront"}` (or per method: `{"POST": {"storefront", "vendor"}}`);
     - `idempotent = False` to turn the Idempotency-Key store off (an answer that holds a secret,
       such as a new token, must never be stored);
-    - `reads_body = False` for a view whose answer never depends on the body (it is left unread
-      and the connection closed);
     - `query_params = {"GET": ("limit", "cursor", ...)}`: the query parameters each method takes,
       as its schema documents them (tests/core/api/test_schema.py compares the two); any other
       is a 400 naming it, so a mistyped filter (`?is_activ=false`) is an error rather than the
@@ -122,7 +119,6 @@ class ApiView(APIView):
     """
 
     required_scopes: dict[str, str | tuple[str, ...]] = {}  # per method: a scope, or all of several
-    reads_body = True  # False: the handlers never use the body (it is then left unread)
     allowed_roles: Any = None
     idempotent = True
     query_params: dict[str, tuple[str, ...]] | None = {}
@@ -146,30 +142,22 @@ class ApiView(APIView):
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         """DRF's checks, in this order (README "Rate limits"):
 
-        1. what needs no credential: the body cap (413, from Content-Length), a compressed body
-           (415), the method (405), content negotiation (406). Noted, not answered yet: a
-           credential's refused requests count too. A view that authenticates with the body (a
-           signed callback) answers them at once, before the signature is computed over a body
-           it should not read or a method it does not serve, then reads the body;
+        1. what needs no credential: the body cap (413), the method (405), content negotiation
+           (406). Noted, not answered yet: a credential's refused requests count too. A view that
+           authenticates with the body (a signed callback) answers them at once, before the
+           signature is computed over a body it should not read or a method it does not serve;
         2. authentication (401). A request without a valid credential has no credential's limit:
            it counts against its address's (`OKADA_API_ANON_RATE_LIMIT`), a failed one included;
         3. the rate limit (429), before the permissions: every request of a credential counts,
            a 403 included (DRF checks permissions first, so a credential probed without limit);
-        4. the refusal noted in 1, then the permissions (401 without a credential, 403), then
-           the query parameters (400);
-        5. only then the body is read (`_read_body`: 408, 400, 413 of a chunked one): a request
-           refused above is answered without reading it. None of those checks needs it, and it
-           is the costly part a caller without a credential could otherwise make every worker
-           do (up to OKADA_API_MAX_BODY_BYTES, for up to OKADA_API_BODY_TIMEOUT_SECONDS) before
-           its 401. Its connection is then closed (okada.core.unread_body).
+        4. the refusal noted in 1, then the permissions (401 without a credential, 403).
         """
         self.format_kwarg = self.get_format_suffix(**kwargs)
         refusal: Exception | None = None
         try:
-            body = _check_body(request)
+            _check_body(request)
         except (PayloadTooLarge, UnsupportedMediaType) as exc:
             refusal = exc
-            body = None
         method = str(request.method).lower()
         if refusal is None and not (method in self.http_method_names and hasattr(self, method)):
             refusal = self.method_refusal(request)
@@ -183,9 +171,6 @@ class ApiView(APIView):
         signed = any(isinstance(a, SignedBodyAuthentication) for a in request.authenticators or ())
         if refusal is not None and signed:
             raise refusal
-        if signed and body is not None:
-            # A 408 or a 400 here is answered at once: the request is broken, whoever sent it.
-            _read_body(request, body.length)
         try:
             self.perform_authentication(request)
         except (exceptions.NotAuthenticated, exceptions.AuthenticationFailed, NotAuthenticated):
@@ -196,8 +181,6 @@ class ApiView(APIView):
             raise refusal
         self.check_permissions(request)
         self._refuse_unknown_query_params(request)
-        if body is not None and self.reads_body:
-            _read_body(request, body.length)
 
     def method_refusal(self, request: Request) -> Exception:
         """The answer to a method this view does not serve (raised once the credential and its
@@ -300,31 +283,20 @@ class ApiView(APIView):
         return response
 
 
-class _Body(NamedTuple):
-    """A request body still to read: `length` bytes, or chunked (`None`)."""
-
-    length: int | None
-
-
-def _check_body(request: Request) -> _Body | None:
-    """413 for a body over OKADA_API_MAX_BODY_BYTES (before it is read), 415 for a compressed
-    body (nothing decompresses it: a gzipped body was answered "not valid JSON", a plain one
-    labelled `deflate` was read as plain); the body to read (`_read_body`), None without one.
-    Nothing is read here. The request is marked as leaving a body unread until `_read_body` has
-    read it whole: refused, or not read in time, its connection is closed after the answer."""
+def _check_body(request: Request) -> None:
+    """413 for a body over OKADA_API_MAX_BODY_BYTES (before it is read); a chunked one is read
+    here, under the cap. 415 for a compressed body: nothing decompresses it (a gzipped body was
+    answered "not valid JSON", a plain one labelled `deflate` was read as plain)."""
     length = request.META.get("CONTENT_LENGTH") or "0"
-    size = int(length) if length.isascii() and length.isdigit() else None
-    chunked = "chunked" in request.META.get("HTTP_TRANSFER_ENCODING", "").lower()
-    if chunked or size != 0:
-        unread_body.mark(request.META, True)
-    if size is None or size > settings.OKADA_API_MAX_BODY_BYTES:
+    if not (length.isascii() and length.isdigit()) or int(length) > settings.OKADA_API_MAX_BODY_BYTES:
         raise PayloadTooLarge(max_bytes=settings.OKADA_API_MAX_BODY_BYTES)
+    chunked = "chunked" in request.META.get("HTTP_TRANSFER_ENCODING", "").lower()
     coding = request.META.get("HTTP_CONTENT_ENCODING", "").strip().lower()
-    if coding not in ("", "identity") and (size > 0 or chunked):
+    if coding not in ("", "identity") and (int(length) > 0 or chunked):
         raise unsupported_content_encoding()
-    if size > 0:
-        return _Body(size)
-    return _Body(None) if chunked else None
+    if chunked or length != "0":
+        # A 408 or a 400 here is answered at once: the request is broken, whoever sent it.
+        _read_body(request, None if length == "0" else int(length))
 
 
 def _read_body(request: Request, length: int | None) -> None:
@@ -344,10 +316,9 @@ def _read_body(request: Request, length: int | None) -> None:
     the answer is written at the client's pace. Outside gunicorn (the tests' WSGI handler) there
     is no socket to bound."""
     django_request = request._request
-    environ = django_request.META  # META is the WSGI environ
     if getattr(django_request, "_read_started", False):  # read already (by middleware): Django keeps it
-        unread_body.mark(environ, False)
         return
+    environ = django_request.META  # META is the WSGI environ
     sock = environ.get("gunicorn.socket")
     cap = settings.OKADA_API_MAX_BODY_BYTES
     wanted = cap + 1 if length is None else length
@@ -391,7 +362,6 @@ def _read_body(request: Request, length: int | None) -> None:
         raise PayloadTooLarge(max_bytes=cap)
     if length is not None and received < length:
         raise UnreadableRequest(_("The request body ended before its Content-Length: send it again."))
-    unread_body.mark(environ, False)
     django_request._stream = io.BytesIO(b"".join(parts))
     environ["CONTENT_LENGTH"] = str(received)
 
@@ -457,7 +427,6 @@ class UnknownUrlApi(ApiView):
     idempotent = False
     query_params = None
     schema = None  # not an operation of the OpenAPI document
-    reads_body = False  # a 404 whatever it says: not read (its connection is closed)
 
     def _not_found(self, request: Any, *args: Any, **kwargs: Any) -> Any:
         raise NotFound()
