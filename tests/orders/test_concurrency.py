@@ -730,6 +730,8 @@ def test_two_first_orders_from_a_number_whose_customer_is_deleted_between_them_d
     product = ProductFactory(initial_stock=5)
     first_zone, second_zone = ZoneFactory(), ZoneFactory()
     customer = CustomerFactory(phone="+237677001124", zone=None)
+    first_call: Callable[[], Any]
+    second_call: Callable[[], Any]
     if through == "service":
         first_call = place_for_number("677 00 11 24", first_zone, product)
         second_call = place_for_number("677 00 11 24", second_zone, product)
