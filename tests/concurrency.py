@@ -1,6 +1,6 @@
 """What concurrency tests share: waiting for an event with a deadline (never a sleep), running code
-in a thread with connections of its own, racing two writes for one row lock, and the test
-database's URL for other processes."""
+in a thread with connections of its own, racing two writes for one row lock, driving several
+threads step by step by the locks they wait for, and the test database's URL for other processes."""
 
 from __future__ import annotations
 
