@@ -717,16 +717,18 @@ def placed_or_refused(through: str, result: Any) -> Any:
 def test_two_first_orders_from_a_number_whose_customer_is_deleted_between_them_do_not_deadlock(
     through, request
 ):
-    """The first order finds the number's customer live, and is held up (here by a lock on its
-    zone) after the stock rows, until the customer's delete has committed and the second order,
-    which found no live customer, has created one and waits for those stock rows.
+    """The first order finds the number's customer live and is held up after the stock rows (here
+    by a lock on its zone); staff delete the customer; a second order from the number starts and
+    waits for the stock rows; then the first is let go.
 
-    Before okada_order_place v9 the first one then found its customer deleted (`customer_unavailable`)
-    and created a customer too, holding the stock rows: its insert waited for the second one's (one
-    live customer per number) while the second waited for the stock rows, and PostgreSQL failed one
-    of them as a deadlock (a 503 try_again for the storefront, whose client had to send it again).
-    v9 key-share-locks the customer it finds by phone before any stock row: the delete waits for
-    the first order and is refused (in_use), and both orders are placed for that customer."""
+    Before okada_order_place v9 the delete committed at once (the first order had not locked the
+    customer yet), the second order found no live customer and created one before waiting, and the
+    first, let go, found its customer deleted (`customer_unavailable`) and created one too, holding
+    the stock rows: its insert waited for the second one's (one live customer per number) while the
+    second waited for the stock rows, and PostgreSQL failed one of them as a deadlock (a 503
+    try_again for the storefront, whose client had to send it again). v9 key-share-locks the
+    customer it finds by phone before any stock row: the delete waits for the first order and is
+    refused (in_use), the second order finds the customer too, and both are placed for it."""
     product = ProductFactory(initial_stock=5)
     first_zone, second_zone = ZoneFactory(), ZoneFactory()
     customer = CustomerFactory(phone="+237677001124", zone=None)
@@ -753,6 +755,7 @@ def test_two_first_orders_from_a_number_whose_customer_is_deleted_between_them_d
         first = Started(first_call)
         poll(lambda: lock_waiters() == 1, "the first order to wait for its zone")
         deleting = Started(lambda: customer_soft_delete(customer=customer, actor=STAFF))
+        # Before v9 the delete commits; now it waits for the first order's lock on the customer.
         poll(lambda: deleting.done() or lock_waiters() == 2, "the delete to commit or wait")
         waiting = 1 if deleting.done() else 2
         second = Started(second_call)
