@@ -9,8 +9,8 @@ stock rows. PostgreSQL failed one of the two as a deadlock (a 503 `try_again`, i
 to send it again).
 
 Now the lookup by phone takes FOR KEY SHARE, before any stock row. A delete in flight is waited
-for there, holding nothing, and then seen (its row no longer matches): `customer_unknown`, and
-the caller creates the customer, then places with its id. A delete that comes later waits for the
+for there, holding no stock row, and then seen (its row no longer matches): `customer_unknown`,
+and the caller creates the customer, then places with its id. A delete that comes later waits for the
 placement and finds its order (`in_use`). Every placement thus takes its customer (the insert
 of a new one, or the key-share lock of a live one) before its stock rows, and never waits for a
 customer while holding them but for a delete's FOR UPDATE (a delete locks no stock row).
@@ -47,9 +47,9 @@ REPLACEMENTS = (
         "          FROM orders_customer c\n"
         "         WHERE c.phone = p_customer_phone AND c.deleted_at IS NULL;\n",
         "    -- The customer by phone, key-share-locked before any stock row (v9, migration 0034): a\n"
-        "    -- delete in flight is waited for here, holding nothing, and then not found. A caller told\n"
-        "    -- `customer_unknown` holds no lock of this function while it creates the customer (which\n"
-        "    -- may wait for a concurrent first order of that number, itself never waiting for it).\n"
+        "    -- delete in flight is waited for here, holding no stock row, and its customer then not\n"
+        "    -- found. A caller told `customer_unknown` creates the customer holding no stock row, so\n"
+        "    -- its insert (which may wait for a concurrent first order of that number) closes no cycle.\n"
         "    IF v_customer IS NULL THEN\n"
         "        SELECT c.id, jsonb_build_object('id', c.id, 'name', c.name, 'phone', c.phone)\n"
         "          INTO v_customer, v_customer_json\n"
