@@ -18,8 +18,9 @@ customer while holding them but for a delete's FOR UPDATE (a delete locks no sto
 A placement by customer id (orders.services.order_place, and the storefront's second call with
 the customer it has just created or found) keeps its check in the checking statement, after the
 stock rows: it creates no customer after it, and its key-share lock waits only for a delete,
-so it closes no cycle, and the hot path keeps its statements. Its re-check also stays for a
-customer found by phone (a second key-share lock of a row this transaction holds changes nothing).
+so it closes no cycle, and the hot path keeps its statements. A customer found by phone is not
+looked up again there (`v_customer_json IS NOT NULL OR EXISTS (...)`: PostgreSQL runs the
+subquery only when it is needed): the storefront's placement does not pay for its new lock.
 
 Same signature: CREATE OR REPLACE, and the reverse puts v8's text back (migration 0030).
 """
@@ -56,6 +57,14 @@ REPLACEMENTS = (
         "          FROM orders_customer c\n"
         "         WHERE c.phone = p_customer_phone AND c.deleted_at IS NULL\n"
         "           FOR KEY SHARE;\n",
+    ),
+    (
+        "           EXISTS (SELECT FROM orders_customer WHERE id = v_customer AND deleted_at IS NULL\n"
+        "                       FOR KEY SHARE),\n",
+        "           -- Found by phone: locked live above already (the subquery is then not run).\n"
+        "           v_customer_json IS NOT NULL\n"
+        "               OR EXISTS (SELECT FROM orders_customer WHERE id = v_customer AND deleted_at IS NULL\n"
+        "                              FOR KEY SHARE),\n",
     ),
 )
 
