@@ -10,10 +10,11 @@ to send it again).
 
 Now the lookup by phone takes FOR KEY SHARE, before any stock row. A delete in flight is waited
 for there, holding no stock row, and then seen (its row no longer matches): `customer_unknown`,
-and the caller creates the customer, then places with its id. A delete that comes later waits for the
-placement and finds its order (`in_use`). Every placement thus takes its customer (the insert
-of a new one, or the key-share lock of a live one) before its stock rows, and never waits for a
-customer while holding them but for a delete's FOR UPDATE (a delete locks no stock row).
+and the caller creates the customer, then places with its id. A delete that comes later waits
+for the placement and finds its order (`in_use`). A storefront placement thus takes its customer
+(the insert of a new one, or the key-share lock of the one found) before its stock rows, and no
+placement waits for a customer while holding them but for a delete's FOR UPDATE (a delete locks
+no stock row).
 
 A placement by customer id (orders.services.order_place, and the storefront's second call with
 the customer it has just created or found) keeps its check in the checking statement, after the
