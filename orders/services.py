@@ -277,7 +277,7 @@ def _call_order_place(
     payment_reference: str | None = None,
     savepoint: bool = True,
 ) -> dict[str, Any]:
-    """One call of okada_order_place() (v8, orders migration 0030), which answers with an error
+    """One call of okada_order_place() (v9, orders migration 0034), which answers with an error
     instead of raising, before changing anything; its result as a dict."""
     deadline = settings.OKADA_MOBILE_MONEY_DEADLINE_MINUTES if payment_method in MOBILE_MONEY else None
     with acting_for(actor, "order placed") as acting:
@@ -524,17 +524,17 @@ def order_place_for_phone(
     }
     result = _call_order_place(customer_id=None, customer_phone=phone, **call, **place)
     customer: Customer | None = None
-    # `customer_unavailable`: the customer found by this number was deleted while the placement
-    # waited for its row. Refusing the order would match neither serial order of the two (placed
-    # first, the delete is refused, in_use; deleted first, no live customer has the number): it
-    # is the latter, a first order from this number.
+    # A customer deleted while the placement waited for its row is not found (v9 locks the one it
+    # finds by phone, before the stock rows: orders migration 0034): `customer_unknown`, the first
+    # order of a number no live customer has, as if it came just after the delete (refusing it
+    # would match neither serial order of the two). v8 answered `customer_unavailable` for it,
+    # taken the same way.
     if result.get("error") in ("customer_unknown", "customer_unavailable"):
-        # A first order from this number (nothing was written, nor locked but for the stock rows
-        # after `customer_unavailable`; another first order of this number at that very instant
-        # may wait for them while holding up this one's customer insert: PostgreSQL then fails
-        # one of the two as a deadlock). The customer is made through its service, after the
-        # vendor and zone it refers to are known to exist, in a savepoint undone when the
-        # placement is then refused (a suspended vendor, an unknown product, short stock): a
+        # A first order from this number: nothing was written, nor a stock row locked (v9), so
+        # the customer's insert, which may wait for another first order of this number, waits
+        # holding no row that one could wait for: no deadlock. The customer is made through its service,
+        # after the vendor and zone it refers to are known to exist, in a savepoint undone when
+        # the placement is then refused (a suspended vendor, an unknown product, short stock): a
         # refused request leaves no customer behind, even in the API's transaction, which
         # commits its 4xx answers.
         with transaction.atomic():

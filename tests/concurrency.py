@@ -1,6 +1,6 @@
 """What concurrency tests share: waiting for an event with a deadline (never a sleep), running code
-in a thread with connections of its own, racing two writes for one row lock, and the test
-database's URL for other processes."""
+in a thread with connections of its own, racing two writes for one row lock, driving several
+threads step by step by the locks they wait for, and the test database's URL for other processes."""
 
 from __future__ import annotations
 
@@ -102,6 +102,44 @@ def race(first: Callable[[], Any], second: Callable[[], Any]) -> tuple[Any, Any]
         holder.join(WAIT)
         waiter.join(WAIT)
     return results[0], results[1]
+
+
+def lock_waiters() -> int:
+    """How many backends of this database wait for a lock (pg_stat_activity's wait event, seen from
+    the test's own connection): a test counts them to know that the call it started last waits."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+        )
+        return int(cursor.fetchone()[0])
+
+
+class Started:
+    """`call` running in a thread with database connections of its own, started at once: a test
+    drives several of them step by step, polling lock_waiters() between steps (never sleeping).
+    join() returns what the call returned, or the exception it raised."""
+
+    def __init__(self, call: Callable[[], Any]) -> None:
+        self.result: Any = None
+        self._thread = threading.Thread(target=self._run, args=(call,))
+        self._thread.start()
+
+    def _run(self, call: Callable[[], Any]) -> None:
+        try:
+            self.result = call()
+        except Exception as exc:  # reported to the test
+            self.result = exc
+        finally:
+            connections.close_all()
+
+    def done(self) -> bool:
+        return not self._thread.is_alive()
+
+    def join(self) -> Any:
+        self._thread.join(RUN_WAIT)
+        assert not self._thread.is_alive(), "still running at the deadline"
+        return self.result
 
 
 def database_url() -> str:

@@ -68,7 +68,7 @@ from orders.services import (
     zone_update,
 )
 from tests.catalog.factories import ProductFactory, VendorFactory
-from tests.concurrency import race, run_together
+from tests.concurrency import Started, lock_waiters, poll, race, run_together
 from tests.orders.factories import CustomerFactory, OrderFactory, ZoneFactory, advance, payment_needing_refund
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -664,6 +664,171 @@ def test_a_customer_deleted_while_a_storefront_order_from_their_number_is_placed
     assert isinstance(deleted, InUse), (placed, deleted)
     assert Order.objects.get().customer_id == customer.pk
     assert Customer.objects.filter(pk=customer.pk).exists()
+
+
+def post_for_number(url: str, phone: str, zone: Any, product: Product) -> Callable[[], tuple[int, Any]]:
+    """The storefront's POST /orders over HTTP (a live server), with an Idempotency-Key (its
+    transaction holds the whole request); its status and problem or order."""
+    import json
+    import urllib.error
+    import urllib.request
+
+    from tests.credentials.factories import storefront_key
+
+    secret, key = storefront_key(), uuid.uuid4().hex
+    body = {
+        "vendor": str(product.vendor_id),
+        "customer": {"phone": phone, "name": "Awa Mbarga"},
+        "items": [{"product": str(product.pk), "quantity": 1}],
+        "payment_method": "cash",
+        "address": "Akwa",
+        "zone": str(zone.pk),
+    }
+
+    def post() -> tuple[int, Any]:
+        request = urllib.request.Request(  # noqa: S310 (our live server)
+            f"{url}/api/v1/orders",
+            data=json.dumps(body).encode(),
+            method="POST",
+            headers={
+                "Authorization": f"Bearer {secret}",
+                "Content-Type": "application/json",
+                "Idempotency-Key": key,
+            },
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=WAIT) as response:  # noqa: S310
+                return int(response.status), json.loads(response.read())
+        except urllib.error.HTTPError as exc:
+            return exc.code, json.loads(exc.read())
+
+    return post
+
+
+def placed_or_refused(through: str, result: Any) -> Any:
+    """The order's customer id (placed), or what refused it (an exception, or the API's answer)."""
+    if through == "service":
+        return result.order.customer_id if isinstance(result, PlacedOrder) else result
+    status, body = result
+    return uuid.UUID(body["customer"]["id"]) if status == 201 else (status, body)
+
+
+@pytest.mark.parametrize("through", ["service", "api"])
+def test_two_first_orders_from_a_number_whose_customer_is_deleted_between_them_do_not_deadlock(
+    through, request
+):
+    """The first order finds the number's customer live and is held up after the stock rows (here
+    by a lock on its zone); staff delete the customer; a second order from the number starts and
+    waits for the stock rows; then the first is let go.
+
+    Before okada_order_place v9 the delete committed at once (the first order had not locked the
+    customer yet), the second order found no live customer and created one before waiting, and the
+    first, let go, found its customer deleted (`customer_unavailable`) and created one too, holding
+    the stock rows: its insert waited for the second one's (one live customer per number) while the
+    second waited for the stock rows, and PostgreSQL failed one of them as a deadlock (a 503
+    try_again for the storefront, whose client had to send it again). v9 key-share-locks the
+    customer it finds by phone before any stock row: the delete waits for the first order and is
+    refused (in_use), the second order finds the customer too, and both are placed for it."""
+    product = ProductFactory(initial_stock=5)
+    first_zone, second_zone = ZoneFactory(), ZoneFactory()
+    customer = CustomerFactory(phone="+237677001124", zone=None)
+    first_call: Callable[[], Any]
+    second_call: Callable[[], Any]
+    if through == "service":
+        first_call = place_for_number("677 00 11 24", first_zone, product)
+        second_call = place_for_number("677 00 11 24", second_zone, product)
+    else:
+        url = request.getfixturevalue("live_server").url
+        first_call = post_for_number(url, "677 00 11 24", first_zone, product)
+        second_call = post_for_number(url, "677 00 11 24", second_zone, product)
+    holding, release = threading.Event(), threading.Event()
+
+    def hold_first_zone() -> None:
+        with transaction.atomic():
+            Zone.objects.select_for_update().get(pk=first_zone.pk)
+            holding.set()
+            release.wait(WAIT)
+
+    gate = Started(hold_first_zone)
+    try:
+        assert holding.wait(WAIT)
+        first = Started(first_call)
+        poll(lambda: lock_waiters() == 1, "the first order to wait for its zone")
+        deleting = Started(lambda: customer_soft_delete(customer=customer, actor=STAFF))
+        # Before v9 the delete commits; now it waits for the first order's lock on the customer.
+        poll(lambda: deleting.done() or lock_waiters() == 2, "the delete to commit or wait")
+        waiting = 1 if deleting.done() else 2
+        second = Started(second_call)
+        poll(lambda: lock_waiters() == waiting + 1, "the second order to wait for the stock rows")
+    finally:
+        release.set()
+    gate.join()
+    placed = [placed_or_refused(through, s.join()) for s in (first, second)]
+
+    assert placed == [customer.pk, customer.pk], placed
+    assert isinstance(deleting.join(), InUse)
+    assert Customer.objects.get(phone="+237677001124").pk == customer.pk  # the only live one
+    assert Order.objects.filter(customer=customer).count() == 2
+    assert stock_of(product) == (5, 2)
+    assert stock_audit() == []
+
+
+def test_two_first_orders_from_a_number_whose_customer_is_being_deleted_make_one_new_customer():
+    """Both orders found the customer while staff deleted it, and wait for the delete (before any
+    stock row, okada_order_place v9): once it commits, both are first orders of that number; the
+    one that creates the customer first places its order, the other then takes that customer."""
+    product, zone = ProductFactory(initial_stock=5), ZoneFactory()
+    customer = CustomerFactory(phone="+237677001125", zone=None)
+    holding, release = threading.Event(), threading.Event()
+
+    def delete() -> Customer:
+        with transaction.atomic():
+            deleted = customer_soft_delete(customer=customer, actor=STAFF)
+            holding.set()
+            release.wait(WAIT)
+        return deleted
+
+    deleting = Started(delete)
+    try:
+        assert holding.wait(WAIT)
+        first = Started(place_for_number("677 00 11 25", zone, product))
+        poll(lambda: lock_waiters() == 1, "the first order to wait for the customer being deleted")
+        second = Started(place_for_number("677 00 11 25", zone, product))
+        poll(lambda: lock_waiters() == 2, "the second order to wait too")
+    finally:
+        release.set()
+    assert isinstance(deleting.join(), Customer)
+    placed = [first.join(), second.join()]
+
+    assert all(isinstance(p, PlacedOrder) for p in placed), placed
+    new = Customer.objects.get(phone="+237677001125")  # the only live one
+    assert new.pk != customer.pk and new.name == "Awa Mbarga"
+    assert [p.order.customer_id for p in placed] == [new.pk, new.pk]
+    assert Order.objects.filter(customer=new).count() == 2
+    assert Customer.deleted_objects.filter(pk=customer.pk).exists()
+    assert stock_of(product) == (5, 2)
+    assert stock_audit() == []
+
+
+@pytest.mark.parametrize("before", ["live", "never", "deleted"])
+def test_simultaneous_orders_from_one_number_are_all_placed_for_one_live_customer(before):
+    """However the number stands (a live customer, none ever, one deleted before), orders from it
+    at the same instant are all placed, for the one live customer of the number (none fails: no
+    deadlock between the customer's creation and the stock rows)."""
+    product, zone = ProductFactory(initial_stock=50), ZoneFactory()
+    if before != "never":
+        old = CustomerFactory(phone="+237677001126", zone=None)
+        if before == "deleted":
+            customer_soft_delete(customer=old, actor=STAFF)
+
+    placed = run_together([place_for_number("677 00 11 26", zone, product)] * 8, workers=8)
+
+    assert all(isinstance(p, PlacedOrder) for p in placed), placed
+    live = Customer.objects.get(phone="+237677001126")
+    assert {p.order.customer_id for p in placed} == {live.pk}
+    assert (live.pk == old.pk) if before == "live" else (live.name == "Awa Mbarga")
+    assert stock_of(product) == (50, 8)
+    assert stock_audit() == []
 
 
 def test_a_zone_deleted_while_an_order_is_placed_in_it_is_refused_as_in_use():

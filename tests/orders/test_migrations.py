@@ -21,6 +21,7 @@ pytestmark = pytest.mark.django_db
 
 FLAGGED_AT = import_module("orders.migrations.0020_payment_refund_flagged_at")
 V8 = import_module("orders.migrations.0030_order_place_v8_customer_name")
+V9 = import_module("orders.migrations.0034_order_place_v9_customer_before_stock")
 
 
 def flag_event_at(payment: Payment):
@@ -71,15 +72,17 @@ def _body(sql: str) -> str:
     return sql.split("AS $$", 1)[1].rsplit("$$", 1)[0]
 
 
-CUSTOMER_NAME_MIGRATIONS = ("0029_order_customer_name", "0030_order_place_v8_customer_name")
+V9_MIGRATIONS = ("0034_order_place_v9_customer_before_stock",)
+# v9 is built from v8's text: going back to v7 goes back through it.
+CUSTOMER_NAME_MIGRATIONS = ("0029_order_customer_name", "0030_order_place_v8_customer_name", *V9_MIGRATIONS)
 
 
-def _step(*, backwards: bool) -> None:
-    """Unapply (newest first) or apply the customer-name migrations alone, in the test's
-    transaction (undone with it). Not `migrate` to 0028: it would unapply the later migrations
-    too, among them index builds that cannot run in a transaction (CONCURRENTLY)."""
+def _step(*, backwards: bool, names: tuple[str, ...] = CUSTOMER_NAME_MIGRATIONS) -> None:
+    """Unapply (newest first) or apply these migrations alone, in the test's transaction (undone
+    with it). Not `migrate` to 0028: it would unapply the later migrations too, among them index
+    builds that cannot run in a transaction (CONCURRENTLY)."""
     executor = MigrationExecutor(connection)
-    for name in reversed(CUSTOMER_NAME_MIGRATIONS) if backwards else CUSTOMER_NAME_MIGRATIONS:
+    for name in reversed(names) if backwards else names:
         state = executor.loader.project_state(("orders", name), at_end=False)  # before it
         migration = executor.loader.get_migration("orders", name)
         if backwards:
@@ -94,8 +97,8 @@ def test_order_place_v8_replaces_v7_and_going_back_restores_v7_exactly():
     def arguments(sql: str) -> str:
         return sql.split("public.okada_order_place(", 1)[1].split(") RETURNS", 1)[0]
 
-    [(v8_arguments, v8_body)] = _order_place_functions().items()
-    assert "p_customer_name text" in v8_arguments and v8_body == _body(V8.SQL)
+    [(v9_arguments, v9_body)] = _order_place_functions().items()
+    assert "p_customer_name text" in v9_arguments and v9_body == _body(V9.SQL)
 
     _step(backwards=True)
     [(v7_arguments, v7_body)] = _order_place_functions().items()
@@ -109,7 +112,21 @@ def test_order_place_v8_replaces_v7_and_going_back_restores_v7_exactly():
         assert cursor.fetchone() == (0,)
 
     _step(backwards=False)
-    assert _order_place_functions() == {v8_arguments: v8_body}
+    assert _order_place_functions() == {v9_arguments: v9_body}
+
+
+def test_order_place_v9_replaces_v8_in_place_and_going_back_restores_v8_exactly():
+    [(arguments, v9_body)] = _order_place_functions().items()
+    assert v9_body == _body(V9.SQL) != _body(V8.SQL)
+    # Only the lookup by phone changed: it locks the customer it finds, before the stock rows.
+    assert v9_body.count("FOR KEY SHARE") == _body(V8.SQL).count("FOR KEY SHARE") + 1
+    assert v9_body.index("FOR KEY SHARE;") < v9_body.index("FOR UPDATE OF s")
+
+    _step(backwards=True, names=V9_MIGRATIONS)
+    assert _order_place_functions() == {arguments: _body(V8.SQL)}  # one overload, v8's
+
+    _step(backwards=False, names=V9_MIGRATIONS)
+    assert _order_place_functions() == {arguments: v9_body}
 
 
 def test_a_placement_by_the_code_of_the_release_before_v8_still_places_the_order():

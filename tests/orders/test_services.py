@@ -74,7 +74,8 @@ from tests.orders.factories import (
 pytestmark = pytest.mark.django_db
 
 NO_ROW = uuid.UUID("0192f6d2-8b1c-7c3e-9a51-3f2b9c1d4e5f")  # an id no row has
-ORDER_PLACE = import_module("orders.migrations.0030_order_place_v8_customer_name")  # the current version
+# The current version of okada_order_place().
+ORDER_PLACE = import_module("orders.migrations.0034_order_place_v9_customer_before_stock")
 
 S = OrderStatus
 VENDOR, STAFF, STOREFRONT, SYSTEM = Actor.VENDOR, Actor.STAFF, Actor.STOREFRONT, Actor.SYSTEM
