@@ -88,7 +88,9 @@ FROM (
   JOIN syncseed_rows r ON r.vendor_id = d.vendor_id
   CROSS JOIN LATERAL generate_series(1, d.pushed) AS k
   CROSS JOIN LATERAL (
-    SELECT d.since + (d.until - d.since) * ((k - random() * 0.9) / d.pushed) AS at,
+    -- The last one at the device's last push (`until`).
+    SELECT d.since + (d.until - d.since) * ((k - CASE WHEN k = d.pushed THEN 0 ELSE random() * 0.9 END)
+                                            / d.pushed) AS at,
            CASE WHEN x.n < 0.50 THEN 'stock.adjust' WHEN x.n < 0.80 THEN 'order.transition'
                 WHEN x.n < 0.90 THEN 'stock.count' WHEN x.n < 0.97 THEN 'product.update'
                 WHEN x.n < 0.99 THEN 'product.create' ELSE 'product.delete' END AS name,
