@@ -262,8 +262,10 @@ class Mutation(BaseModel):
         ]
         indexes = [
             models.Index(fields=["created_at"], name="sync_mutation_created"),
-            # The admin's search by code: rejections and conflicts only (a few percent of the
-            # pushes), so an applied mutation, most of them, adds nothing to it (migration 0012).
+            # The admin's list of rejections or conflicts, and its search by code: partial, of
+            # the pushes not applied (a few percent), so an applied one, most of them, writes
+            # neither (migration 0012).
+            models.Index(fields=["status", "-id"], name="sync_mutation_unapplied", condition=~Q(status="applied")),
             models.Index(fields=["code"], name="sync_mutation_code", condition=~Q(code="")),
         ]
 
