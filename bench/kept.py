@@ -84,8 +84,8 @@ def _with_sync_activity(url: str, *, log: Any) -> str:
     conflicts, the feed), which seed_demo does not write: added once, in place (a minute or two
     for the large preset), so a database kept from before has it without seeding again."""
     with psycopg.connect(url, autocommit=True) as conn:
-        filled = conn.execute("SELECT EXISTS (SELECT FROM sync_device)").fetchone()[0]
-    if not filled:
+        row = conn.execute("SELECT EXISTS (SELECT FROM sync_device)").fetchone()
+    if not (row and row[0]):
         log("kept database: adding offline-sync activity (devices, pushed mutations, conflicts)")
         isolated.call(url, _fill_sync)
     return url

@@ -265,7 +265,9 @@ class Mutation(BaseModel):
             # The admin's list of rejections or conflicts, and its search by code: partial, of
             # the pushes not applied (a few percent), so an applied one, most of them, writes
             # neither (migration 0012).
-            models.Index(fields=["status", "-id"], name="sync_mutation_unapplied", condition=~Q(status="applied")),
+            models.Index(
+                fields=["status", "-id"], name="sync_mutation_unapplied", condition=~Q(status="applied")
+            ),
             models.Index(fields=["code"], name="sync_mutation_code", condition=~Q(code="")),
         ]
 

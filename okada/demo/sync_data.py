@@ -25,6 +25,9 @@ from typing import Any
 
 from django.conf import settings
 
+from okada.partitions.ddl import partitions
+from sync.feed import FEED_TABLE
+
 # A UUID v7 made at a given time (the ids the application makes are time-ordered: the lists
 # read newest first by key): 48 bits of milliseconds, version 7, random bits, variant 10.
 UUID7_AT = """
@@ -109,8 +112,8 @@ FROM syncseed_device d
 CROSS JOIN LATERAL generate_series(1, CASE WHEN d.pruned > 0 THEN floor(random() * 7)::int ELSE 0 END) AS k
 CROSS JOIN LATERAL (
   SELECT d.created_at + (d.since - d.created_at) * x.f AS at, x.f,
-         (ARRAY['stock.adjust', 'stock.count', 'product.update', 'order.transition'])[1 + floor(random() * 4)::int]
-           AS name
+         (ARRAY['stock.adjust', 'stock.count', 'product.update', 'order.transition'])
+           [1 + floor(random() * 4)::int] AS name
   FROM (SELECT random() + k * 0 AS f) AS x
 ) AS t"""
 
@@ -263,25 +266,23 @@ FROM (
   SELECT c.resolved_at, c.vendor_id, 2, 9, ARRAY[c.id] FROM sync_conflict c
   WHERE c.resolved_at >= %(feed_from)s AND c.resolved_at < %(now)s
 ) AS f
+WHERE f.at < %(feed_until)s
 ORDER BY f.at"""
 
 TABLES = ("sync_device", "sync_conflict", "sync_historicalsyncconflict", "sync_mutation", "sync_change")
 
 
-def _feed_from(cur: Any, now: dt.datetime) -> dt.datetime | None:
-    """Start of the feed: three months back (its retention), within its monthly partitions."""
-    cur.execute(
-        "SELECT min(lower_bound) FROM ("
-        "  SELECT (regexp_match(pg_get_expr(c.relpartbound, c.oid), 'FROM \\(''([^'']+)''\\)'))[1]::timestamptz"
-        "         AS lower_bound"
-        "  FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
-        "  WHERE i.inhparent = 'sync_change'::regclass AND pg_get_expr(c.relpartbound, c.oid) <> 'DEFAULT'"
-        ") AS p"
-    )
-    lowest = cur.fetchone()[0]
-    if lowest is None:
+def _feed_span(cur: Any, now: dt.datetime) -> tuple[dt.datetime, dt.datetime] | None:
+    """Where the feed's rows go: three months back (its retention) to `now`, within its monthly
+    partitions (never its default one); None when it has none there."""
+    bounds = [(p.starts_at, p.ends_at) for p in partitions(cur, FEED_TABLE) if p.month is not None]
+    starts = [start for start, _ in bounds if start is not None]
+    ends = [end for _, end in bounds if end is not None]
+    if not starts or not ends:
         return None
-    return max(lowest, now - dt.timedelta(days=91))
+    start = max(min(starts), now - dt.timedelta(days=91))
+    end = min(max(ends), now)
+    return (start, end) if start < end else None
 
 
 def fill_sync(cur: Any, *, now: dt.datetime, seed: float = 0.2026) -> dict[str, int]:
@@ -291,7 +292,9 @@ def fill_sync(cur: Any, *, now: dt.datetime, seed: float = 0.2026) -> dict[str, 
     if cur.fetchone()[0]:
         raise ValueError("the sync tables already hold devices or conflicts")
     window = now - dt.timedelta(days=settings.OKADA_SYNC_MUTATION_RETENTION_DAYS)
-    params = {"now": now, "window": window, "feed_from": _feed_from(cur, now)}
+    span = _feed_span(cur, now)
+    feed_from, feed_until = span or (now, now)
+    params = {"now": now, "window": window, "feed_from": feed_from, "feed_until": feed_until}
     cur.execute("SELECT setseed(%s)", [seed])
     cur.execute(UUID7_AT)
     for sql in (DEVICES, SAMPLES, MUTATIONS, OLD_CONFLICTS):
@@ -300,7 +303,7 @@ def fill_sync(cur: Any, *, now: dt.datetime, seed: float = 0.2026) -> dict[str, 
     # but a foreign key checked at commit reads the same rows).
     for sql in (STORED_DEVICES, CONFLICTS, STORED_MUTATIONS, CONFLICT_HISTORY):
         cur.execute(sql, params)
-    if params["feed_from"] is not None:
+    if span is not None:
         cur.execute(FEED, params)
     counts = {}
     for table in TABLES:

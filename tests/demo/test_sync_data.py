@@ -25,7 +25,9 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def filled():
     now = timezone.now()
-    seed_demo(SeedConfig(vendors=6, products_per_vendor=5, customers=20, orders=60, months=2, seed=3, now=now))
+    seed_demo(
+        SeedConfig(vendors=6, products_per_vendor=5, customers=20, orders=60, months=2, seed=3, now=now)
+    )
     with connection.cursor() as cur:
         counts = fill_sync(cur, now=now, seed=0.5)
     return now, counts
@@ -54,6 +56,7 @@ def test_conflicts_are_those_of_the_pushes_with_their_history(filled):
     conflicts = {c.pk: c for c in SyncConflict.objects.all()}
     assert len(conflicts) == counts["sync_conflict"] > 0
     for mutation in Mutation.objects.filter(status=Mutation.Status.CONFLICT):
+        assert mutation.conflict_id is not None
         conflict = conflicts[mutation.conflict_id]
         assert (conflict.device_id, conflict.mutation_id, conflict.kind) == (
             mutation.device_id,
@@ -62,7 +65,7 @@ def test_conflicts_are_those_of_the_pushes_with_their_history(filled):
         )
     assert not Mutation.objects.exclude(status=Mutation.Status.CONFLICT).exclude(conflict=None).exists()
     resolved = [c for c in conflicts.values() if c.status != SyncConflict.Status.OPEN]
-    assert all(c.resolved_at >= c.created_at for c in resolved)
+    assert all(c.resolved_at is not None and c.resolved_at >= c.created_at for c in resolved)
     history = SyncConflict.history.model.objects
     assert history.filter(history_type="+").count() == len(conflicts)
     assert history.filter(history_type="~").count() == len(resolved)

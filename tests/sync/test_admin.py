@@ -501,7 +501,8 @@ def test_a_search_of_the_pushed_mutations_reads_them_through_indexes(client, ter
 
 
 @pytest.mark.parametrize(
-    "query", ["?status__exact=conflict", "?status__exact=rejected", "?status__exact=conflict&name=product.create"]
+    "query",
+    ["?status__exact=conflict", "?status__exact=rejected", "?status__exact=conflict&name=product.create"],
 )
 def test_the_pushes_not_applied_are_listed_through_their_own_index(client, query):
     # Rejections and conflicts are a few percent of the pushes: newest first through the
