@@ -547,3 +547,23 @@ def test_the_sync_lists_show_25_rows_a_page(client, url):
     assert client.get(url).context["cl"].list_per_page == 25
     if url == DEVICES:
         assert len(client.get(url).context["cl"].result_list) == 25
+
+
+def test_the_sync_lists_make_the_same_few_queries_for_few_or_more_rows(client):
+    # A per-row query (a device's vendor, a conflict's resolver) would cost 25 queries a page.
+    def counts() -> dict[str, int]:
+        out = {}
+        for url in (DEVICES, CONFLICTS, MUTATIONS_LIST):
+            client.get(url)  # process-wide caches (content types), as in a running server
+            with CaptureQueriesContext(connection) as ctx:
+                assert client.get(url).status_code == 200
+            out[url] = len(ctx.captured_queries)
+        return out
+
+    client.force_login(role_user(OPERATIONS))
+    pushes(VendorFactory(), "Caisse 1", 1)  # a device, 2 pushes, 1 conflict
+    few = counts()
+    for i in range(4):
+        pushes(VendorFactory(), f"Caisse {i}", 2)
+    assert counts() == few
+    assert max(few.values()) <= 20, few
