@@ -100,6 +100,7 @@ def _pages() -> dict[str, str]:
 
     from catalog.models import Product, Vendor
     from orders.models import Order, Payment
+    from sync.models import Device, SyncConflict
 
     order = Order.objects.order_by("-placed_at").first()
     product = Product.objects.order_by("-id").first()
@@ -107,6 +108,10 @@ def _pages() -> dict[str, str]:
     paid = Payment.objects.aggregate(first=Min("created_at"), last=Max("created_at"))
     if not (order and product and vendor and paid["first"]):
         raise RuntimeError("the seeded database has no orders, products, vendors or payments")
+    device = Device.objects.order_by("-last_push_at").first()
+    conflict = SyncConflict.objects.filter(status=SyncConflict.Status.OPEN).order_by("-created_at").first()
+    if not (device and conflict):
+        raise RuntimeError("the seeded database has no sync devices or open conflicts (bench.kept adds them)")
     # Days in Douala time, as the date filter reads them: the newest day, and the oldest month
     # (the changelist reads the newest rows first: the oldest month is the furthest from them).
     newest, oldest = timezone.localdate(paid["last"]), timezone.localdate(paid["first"])
@@ -127,6 +132,14 @@ def _pages() -> dict[str, str]:
         "payments by date (newest day)": by_date.format(newest, newest),
         "payments by date (oldest month)": by_date.format(oldest, oldest + dt.timedelta(days=30)),
         "vendor page": f"/admin/catalog/vendor/{vendor.pk}/change/",
+        "sync devices list": "/admin/sync/device/",
+        "sync conflicts list": "/admin/sync/syncconflict/",
+        "sync open conflicts": "/admin/sync/syncconflict/?status__exact=open",
+        "sync conflict page": f"/admin/sync/syncconflict/{conflict.pk}/change/",
+        "sync mutations list": "/admin/sync/mutation/",
+        "sync mutations rejected": "/admin/sync/mutation/?status__exact=rejected",
+        "sync mutations of a device": f"/admin/sync/mutation/?device__id__exact={device.pk}",
+        "sync mutations search (code)": "/admin/sync/mutation/?q=insufficient_stock",
         "health overview": "/admin/health/databasehealth/",
         "health queries": "/admin/health/databasehealth/queries/",
         "health activity": "/admin/health/databasehealth/activity/",

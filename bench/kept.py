@@ -17,7 +17,7 @@ from typing import Any
 
 import psycopg
 
-from . import pgbench
+from . import isolated, pgbench
 
 MARKER = "okada_bench_marker"
 
@@ -69,16 +69,39 @@ def _migrate_forward(url: str, *, preset: str, seed: int, wanted: str, log: Any)
     return True
 
 
+def _fill_sync() -> dict[str, int]:
+    from django.db import connection, transaction
+    from django.utils import timezone
+
+    from okada.demo.sync_data import fill_sync
+
+    with transaction.atomic(), connection.cursor() as cur:
+        return fill_sync(cur, now=timezone.now())
+
+
+def _with_sync_activity(url: str, *, log: Any) -> str:
+    """The database with offline-sync activity (okada.demo.sync_data: devices, pushed mutations,
+    conflicts, the feed), which seed_demo does not write: added once, in place (a minute or two
+    for the large preset), so a database kept from before has it without seeding again."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        row = conn.execute("SELECT EXISTS (SELECT FROM sync_device)").fetchone()
+    if not (row and row[0]):
+        log("kept database: adding offline-sync activity (devices, pushed mutations, conflicts)")
+        isolated.call(url, _fill_sync)
+    return url
+
+
 def seeded_database(preset: str, *, log: Any, seed: int = 2026) -> str:
-    """URL of a database seeded with `preset` (seed_demo), built now or reused from an earlier run."""
+    """URL of a database seeded with `preset` (seed_demo, then its sync activity), built now or
+    reused from an earlier run."""
     name = f"okada_bench_kept_{preset}"
     url = pgbench.server_url(name)
     wanted = f"{preset}:{seed}:{_migrations_fingerprint()}"
     if _marker(url) == wanted:
         log(f"kept database {name} is current: reused")
-        return url
+        return _with_sync_activity(url, log=log)
     if _migrate_forward(url, preset=preset, seed=seed, wanted=wanted, log=log):
-        return url
+        return _with_sync_activity(url, log=log)
     log(f"kept database {name}: seeding the {preset} preset (the large one takes several minutes)")
     pgbench.drop_database(name)
     pgbench._admin(f'CREATE DATABASE "{name}"')
@@ -88,4 +111,4 @@ def seeded_database(preset: str, *, log: Any, seed: int = 2026) -> str:
         conn.execute("VACUUM ANALYZE")
         conn.execute(f"CREATE TABLE {MARKER} (value text NOT NULL)")
         conn.execute(f"INSERT INTO {MARKER} VALUES (%s)", [wanted])  # noqa: S608 (constant)
-    return url
+    return _with_sync_activity(url, log=log)

@@ -13,7 +13,7 @@ from typing import Any
 from django.apps import apps
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import path
 from django.utils.html import format_html
@@ -26,21 +26,28 @@ from catalog.models import Stock
 from okada.core.actors import Actor
 from okada.core.admin import (
     LOADED_AT,
+    AutocompleteFilter,
+    BigTableMixin,
     HistoryDiffs,
     HistoryOfValidIds,
     ReadOnlyAdmin,
     RevokedFilter,
     change_url,
+    changelist_url,
     object_or_404,
     run_per_object,
     staff_actor,
 )
 from okada.core.display import reason_label
 from okada.core.errors import DomainError
+from okada.core.querysets import few_keys
 from orders.models import Order
 
 from . import feed, services
 from .models import Device, Mutation, SyncConflict
+from .push import MUTATIONS
+
+SEARCH_PROBE = 1000  # matches of a search read by key below this many (okada.core.querysets)
 
 # What the actions below record: stored in English (data; devices pull the conflict's note),
 # shown in the page's language through reason_label.
@@ -77,12 +84,29 @@ def _as_staff(
 @admin.register(Device)
 class DeviceAdmin(ReadOnlyAdmin):
     shown_as = {"revoke_reason": "revoke_reason_shown"}
-    list_display = ("name", "vendor", "id", "last_mutation_id", "last_pull_at", "last_push_at", "revoked_at")
+    list_display = (
+        "name",
+        "vendor",
+        "id",
+        "last_mutation_id",
+        "last_pull_at",
+        "last_push_at",
+        "revoked_at",
+        "mutations_link",
+    )
     list_filter = (RevokedFilter,)
     search_fields = ("name", "vendor__name", "vendor__slug")
     list_select_related = ("vendor",)
     show_full_result_count = False
+    # Rendering the rows is most of a list's time (unfold): 25 a page, as the other big lists.
+    list_per_page = 25
     actions = ["revoke"]
+
+    @admin.display(description=Mutation._meta.verbose_name_plural)
+    def mutations_link(self, device: Device) -> str:
+        """Its pushes, newest first (the mutations list narrowed to the device: read by its key)."""
+        url = changelist_url(Mutation, device__id__exact=device.pk)
+        return format_html('<a href="{}">{}</a>', url, _("Show"))
 
     @admin.display(description=Device._meta.get_field("revoke_reason").verbose_name)
     def revoke_reason_shown(self, device: Device) -> str:
@@ -152,6 +176,7 @@ class SyncConflictAdmin(HistoryOfValidIds, SimpleHistoryAdmin, ReadOnlyAdmin):
     list_select_related = ("vendor", "device", "resolved_by")
     date_hierarchy = "created_at"
     show_full_result_count = False
+    list_per_page = 25  # as the devices list: rendering the rows is most of the page's time
     actions = ["keep_server", "apply_device"]
     fields = (
         "vendor",
@@ -303,15 +328,72 @@ class SyncConflictAdmin(HistoryOfValidIds, SimpleHistoryAdmin, ReadOnlyAdmin):
         )
 
 
+class MutationNameFilter(admin.SimpleListFilter):
+    """The mutations a device may push (`sync.push.MUTATIONS`), a fixed list: the names the table
+    holds would be a DISTINCT over every stored mutation, read for each page (half a second at
+    a million and a half). A name the server does not know is rejected and found by its code."""
+
+    title = Mutation._meta.get_field("name").verbose_name
+    parameter_name = "name"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [(name, name) for name in sorted(MUTATIONS)]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        return queryset.filter(name=self.value()) if self.value() else queryset
+
+
 @admin.register(Mutation)
-class MutationAdmin(ReadOnlyAdmin):
+class MutationAdmin(BigTableMixin, ReadOnlyAdmin):
+    """Every device's pushes of the retention window (OKADA_SYNC_MUTATION_RETENTION_DAYS): about
+    a thousand per device, so millions; read through a device (the filter, the link on the
+    devices list), a status or a mutation name, newest first."""
+
     shown_as = {"code": "code_shown"}
     list_display = ("created_at", "device", "mutation_id", "name", "status", "code_shown")
-    list_filter = ("status", "name")
-    search_fields = ("device__name", "code")
+    list_filter = ("status", MutationNameFilter, ("device", AutocompleteFilter))
+    search_fields = ("device__name",)  # shows the search box; the search itself is below
+    search_help_text = _(
+        "Part of a device's name or of its vendor's name, or a whole code (insufficient_stock)."
+    )
     list_select_related = ("device",)
-    show_full_result_count = False
+    # UUID v7 ids sort by time: newest first is the primary key read backwards.
+    ordering = ("-id",)
+    narrowing_lookups = ("device", "device__id__exact")  # one device's thousand: any column sorts
     stored_texts = ("message",)  # why it was rejected, in the page's language
+
+    def lookup_allowed(self, lookup: str, value: str, request: Any = None) -> bool:
+        # One device's pushes (linked from the devices list).
+        return lookup in ("device", "device__id__exact") or super().lookup_allowed(lookup, value, request)
+
+    def get_ordering(self, request: HttpRequest) -> Any:
+        # One device's pushes newest first in its own numbering: its unique index (device,
+        # mutation id) read backwards, where the key's order would sort them (or walk every
+        # device's pushes testing each).
+        if any(request.GET.get(lookup) for lookup in self.narrowing_lookups):
+            return ("-device_id", "-mutation_id")
+        return super().get_ordering(request)
+
+    def get_search_results(self, request: HttpRequest, queryset: QuerySet, search_term: str) -> Any:
+        # Devices are few (one or two per vendor): those the term names are found first, then
+        # their pushes by their key (device, mutation id). A code is matched whole through its
+        # partial index (sync 0012; only rejections and conflicts have one): as a substring of
+        # every stored mutation's code, a search read the whole table (seconds).
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        devices = list(
+            Device.objects.filter(Q(name__icontains=term) | Q(vendor__name__icontains=term)).values_list(
+                "pk", flat=True
+            )
+        )
+        named = Q(device__in=devices) | (Q(code=term.lower()) & ~Q(code=""))
+        # A few matches are asked for first, in no order, and those few listed by key (as the
+        # stock ledger's search): newest first, PostgreSQL would walk the key and test each row.
+        found = few_keys(Mutation.objects.filter(named), SEARCH_PROBE)
+        if found is not None:
+            return queryset.filter(pk__in=found), False
+        return queryset.filter(named), False
 
     @admin.display(description=Mutation._meta.get_field("code").verbose_name)
     def code_shown(self, mutation: Mutation) -> str:

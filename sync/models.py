@@ -260,7 +260,16 @@ class Mutation(BaseModel):
             models.UniqueConstraint(fields=["device", "mutation_id"], name="sync_mutation_device_id_uniq"),
             choices_check("status", MutationStatus.choices, "sync_mutation_status_valid"),
         ]
-        indexes = [models.Index(fields=["created_at"], name="sync_mutation_created")]
+        indexes = [
+            models.Index(fields=["created_at"], name="sync_mutation_created"),
+            # The admin's list of rejections or conflicts, and its search by code: partial, of
+            # the pushes not applied (a few percent), so an applied one, most of them, writes
+            # neither (migration 0012).
+            models.Index(
+                fields=["status", "-id"], name="sync_mutation_unapplied", condition=~Q(status="applied")
+            ),
+            models.Index(fields=["code"], name="sync_mutation_code", condition=~Q(code="")),
+        ]
 
     def __str__(self) -> str:
         return f"{self.device_id}#{self.mutation_id} {self.name} ({self.get_status_display()})"

@@ -125,6 +125,7 @@ BIG_LISTS = [
     "/admin/catalog/product/",
     "/admin/catalog/stock/",
     "/admin/catalog/stockmovement/",
+    "/admin/sync/mutation/",
 ]
 
 
