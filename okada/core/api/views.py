@@ -223,7 +223,9 @@ class ApiView(APIView):
             response: Any = self._run(drf_request, *args, **kwargs)
         except Exception as exc:
             response = self.handle_exception(exc)
-        self.response = self.finalize_response(drf_request, response, *args, **kwargs)
+        if response is not getattr(self, "_finalized", None):  # a kept answer was, in `_run`
+            response = self.finalize_response(drf_request, response, *args, **kwargs)
+        self.response = response
         return self.response
 
     def _handler(self, request: Request) -> Any:
@@ -265,6 +267,8 @@ class ApiView(APIView):
                 if isinstance(response, Response):
                     response.render()
                 idempotency.keep(outcome, response)
+            # Finalized once: again in `dispatch` would set the same headers a second time.
+            self._finalized = response
             return response
         except _NotKept as refused:  # rolled back: nothing kept, a retry runs again
             return refused.response
