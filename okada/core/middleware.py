@@ -95,8 +95,8 @@ class _SkippedForApi:
 
     def __call__(self, request: HttpRequest) -> HttpResponseBase:
         if request.path_info.startswith(API_V1_PREFIX):
-            return self.get_response(request)  # type: ignore[no-any-return]
-        return super().__call__(request)  # type: ignore[misc, no-any-return]
+            return self.get_response(request)
+        return super().__call__(request)  # type: ignore[misc]
 
 
 class BrowserSessionMiddleware(_SkippedForApi, SessionMiddleware):

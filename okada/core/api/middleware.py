@@ -79,9 +79,7 @@ class PrometheusAfterMiddleware(prometheus.PrometheusAfterMiddleware):
         super().__init__(*args, **kwargs)
         self._series: dict[tuple[Any, ...], Any] = {}
 
-    def label_metric(
-        self, metric: Any, request: Any, response: Any = None, **labels: Any
-    ) -> Any:
+    def label_metric(self, metric: Any, request: Any, response: Any = None, **labels: Any) -> Any:
         if not labels:
             return metric
         key = (metric, *labels.items())
