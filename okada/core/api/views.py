@@ -223,9 +223,7 @@ class ApiView(APIView):
             response: Any = self._run(drf_request, *args, **kwargs)
         except Exception as exc:
             response = self.handle_exception(exc)
-        if response is not getattr(self, "_finalized", None):  # a kept answer was, in `_run`
-            response = self.finalize_response(drf_request, response, *args, **kwargs)
-        self.response = response
+        self.response = self.finalize_response(drf_request, response, *args, **kwargs)
         return self.response
 
     def _handler(self, request: Request) -> Any:
@@ -267,8 +265,6 @@ class ApiView(APIView):
                 if isinstance(response, Response):
                     response.render()
                 idempotency.keep(outcome, response)
-            # Finalized once: again in `dispatch` would set the same headers a second time.
-            self._finalized = response
             return response
         except _NotKept as refused:  # rolled back: nothing kept, a retry runs again
             return refused.response
