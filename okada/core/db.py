@@ -37,8 +37,7 @@ def one_value(sql: str, params: list[Any] | dict[str, Any], *, savepoint: bool =
     through Django's cursor wrapper all the same: database errors come out as django.db errors,
     and execute wrappers and query logging see the statement.
     """
-    conn = connections[DEFAULT_DB_ALIAS]
-    with transaction.atomic() if savepoint and conn.in_atomic_block else nullcontext():
+    with transaction.atomic() if savepoint and connection.in_atomic_block else nullcontext():
         row = _run(sql, params).fetchone()
     return row[0]
 
@@ -65,17 +64,14 @@ def prepared_rows(sql: str, params: list[Any] | dict[str, Any]) -> list[tuple[An
 
 
 def _run(sql: str, params: list[Any] | dict[str, Any]) -> Any:
-    # The default connection looked up once: each attribute read through `django.db.connection`
-    # looks it up again (about 1.5 us each, some fifteen a request on the hot paths).
-    conn = connections[DEFAULT_DB_ALIAS]
-    raw = _prepared_cursor(conn)
-    wrap = conn.make_debug_cursor if conn.queries_logged else conn.make_cursor
+    raw = _prepared_cursor()
+    wrap = connection.make_debug_cursor if connection.queries_logged else connection.make_cursor
     cursor = wrap(raw)  # not closed after use: the raw cursor serves the next call
     cursor.execute(sql, params)
     return cursor
 
 
-def _prepared_cursor(conn: Any) -> Any:
+def _prepared_cursor() -> Any:
     """This thread's connection's prepared cursor, made once per database connection.
 
     The connection is checked first, as Django checks it before each of its own cursors
@@ -83,13 +79,13 @@ def _prepared_cursor(conn: Any) -> Any:
     database restart, a failover) is replaced instead of failing the request. A prepared
     statement is often a request's first (the Idempotency-Key lookup, the placement, the product
     list); the new connection prepares its statements again at first use."""
-    conn.close_if_health_check_failed()
-    conn.ensure_connection()
-    pgconn = conn.connection
-    cached = getattr(conn, "_okada_prepared_cursor", None)
+    connection.close_if_health_check_failed()
+    connection.ensure_connection()
+    pgconn = connection.connection
+    cached = getattr(connection, "_okada_prepared_cursor", None)
     if cached is None or cached.connection is not pgconn or cached.closed:
         cached = _PreparedCursor(pgconn)
-        conn._okada_prepared_cursor = cached
+        connection._okada_prepared_cursor = cached  # type: ignore[attr-defined]
     return cached
 
 

@@ -91,31 +91,6 @@ def test_the_statement_is_prepared_once_per_connection_and_seen_by_djangos_query
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize(
-    ("run", "lookups"),
-    # one_value inside the test's transaction: its savepoint's atomic block finds it twice more.
-    [(one_value, 4), (prepared_rows, 1), (execute, 1)],
-    ids=["one_value", "prepared_rows", "execute"],
-)
-def test_a_prepared_statement_looks_its_connection_up_once(run, lookups, monkeypatch):
-    # Each attribute read through `django.db.connection` finds the connection again (a dict and a
-    # context-local lookup, ~1.5 us): eight such reads per statement were some fifteen a request
-    # on the order placement's path.
-    run("SELECT %s::integer", [0])  # connected, the prepared cursor made
-    handler = type(connections)
-    original = handler.__getitem__
-    seen: list[str] = []
-
-    def counted(self, alias):
-        seen.append(alias)
-        return original(self, alias)
-
-    monkeypatch.setattr(handler, "__getitem__", counted)
-    assert run("SELECT %s::integer", [1]) in (1, [(1,)])
-    assert seen == [DEFAULT_DB_ALIAS] * lookups
-
-
-@pytest.mark.django_db
 def test_a_database_error_is_wrapped_as_djangos():
     with pytest.raises(DatabaseError):
         one_value("SELECT 1 / %s", [0])
