@@ -231,7 +231,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # After authentication: history rows written during a request name request.user.
     "simple_history.middleware.HistoryRequestMiddleware",
-    "okada.core.api.middleware.PrometheusAfterMiddleware",  # django-prometheus's, cheaper
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
 # A refused CSRF check: the 403 page saying what to do (admin layout, user's language), under

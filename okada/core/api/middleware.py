@@ -1,16 +1,13 @@
-"""HTTP middleware: one access log line per request, gzip for JSON answers, and
-django-prometheus's request metrics with each labelled series found once."""
+"""HTTP middleware: one access log line per request, and gzip for JSON answers."""
 
 from __future__ import annotations
 
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
 
 from django.http import HttpRequest, HttpResponseBase
 from django.middleware.gzip import GZipMiddleware
-from django_prometheus import middleware as prometheus
 
 from okada.core import clients
 
@@ -58,34 +55,3 @@ class JsonGZipMiddleware(GZipMiddleware):
         if not response.get("Content-Type", "").startswith(COMPRESSED_TYPES):
             return response
         return super().process_response(request, response)
-
-
-class PrometheusAfterMiddleware(prometheus.PrometheusAfterMiddleware):
-    """django-prometheus's, with the labelled series it counts into looked up once per process.
-
-    Every request counts into seven series named by labels (method, transport, view, status,
-    charset), each found by `metric.labels(...)`: checking and converting the values, taking
-    a lock, then a dict lookup, some 3 us each. The same few series come back on every request:
-    kept here, one dict lookup. The series are prometheus_client's own objects (its metric
-    keeps each one it made for good), so the figures and /metrics are unchanged.
-    """
-
-    # The values come from a bounded set (views, methods, statuses), except a method nobody
-    # serves in `requests_latency_by_view_method` (django-prometheus keeps it as sent): past this
-    # many, the kept lookups start over rather than grow with them.
-    MAX_SERIES = 5000
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._series: dict[tuple[Any, ...], Any] = {}
-
-    def label_metric(self, metric: Any, request: Any, response: Any = None, **labels: Any) -> Any:
-        if not labels:
-            return metric
-        key = (metric, *labels.items())
-        series = self._series.get(key)
-        if series is None:
-            if len(self._series) >= self.MAX_SERIES:
-                self._series.clear()
-            series = self._series[key] = metric.labels(**labels)
-        return series
