@@ -1,4 +1,5 @@
-"""The admin's middleware: its language, and its refusal of NUL characters.
+"""The admin's middleware: its language, its refusal of NUL characters, and the browser-only
+middleware that the REST API's requests skip.
 
 Language: the admin is French unless the user chose English (one click, kept in a cookie).
 
@@ -12,9 +13,13 @@ when nothing else matches, so `en;q=0` ("anything but English") was answered in 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
+from django.contrib.auth.middleware import AuthenticationMiddleware
+from django.contrib.messages.middleware import MessageMiddleware
+from django.contrib.sessions.middleware import SessionMiddleware
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, HttpResponseBase
 from django.middleware.locale import LocaleMiddleware as DjangoLocaleMiddleware
 from django.utils import translation
 from django.utils.translation import gettext
@@ -72,3 +77,35 @@ class AdminRefusesNul:
                 content_type="text/plain; charset=utf-8",
             )
         return self.get_response(request)
+
+
+# Every view under this prefix is an `ApiView` (okada.core.api.views): it authenticates the
+# request itself (a bearer credential, or a signed body) and sets `request.user` then.
+API_V1_PREFIX = "/api/v1/"
+
+
+class _SkippedForApi:
+    """A browser's middleware (a MiddlewareMixin) that /api/v1/ requests go around: there a
+    session is never read nor written, no message is ever added or shown, and `request.user` is
+    set by the API's own authentication. Running them cost every API request a session store, a
+    message store (two, with their cookie signer) and a lazy user it never reads; their answers to
+    such a request added nothing (no cookie, no header). /api/docs/ and /api/schema/ keep them."""
+
+    get_response: Any
+
+    def __call__(self, request: HttpRequest) -> HttpResponseBase:
+        if request.path_info.startswith(API_V1_PREFIX):
+            return self.get_response(request)
+        return super().__call__(request)  # type: ignore[misc]
+
+
+class BrowserSessionMiddleware(_SkippedForApi, SessionMiddleware):
+    pass
+
+
+class BrowserAuthenticationMiddleware(_SkippedForApi, AuthenticationMiddleware):
+    pass
+
+
+class BrowserMessageMiddleware(_SkippedForApi, MessageMiddleware):
+    pass

@@ -219,13 +219,15 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "okada.core.api.middleware.JsonGZipMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
+    # Sessions, the signed-in user and messages: Django's, skipped by /api/v1/ requests (the API
+    # authenticates by itself, okada.core.middleware).
+    "okada.core.middleware.BrowserSessionMiddleware",
     "okada.core.middleware.LocaleMiddleware",  # the admin: French unless English was chosen
     "okada.core.middleware.AdminRefusesNul",  # a NUL in an admin request: 400, in its language
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
+    "okada.core.middleware.BrowserAuthenticationMiddleware",
+    "okada.core.middleware.BrowserMessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # After authentication: history rows written during a request name request.user.
     "simple_history.middleware.HistoryRequestMiddleware",
