@@ -40,12 +40,8 @@ def in_thread(target: Callable[[], object]) -> tuple[threading.Thread, list[Base
             target()
         except BaseException as exc:  # surfaced by the test
             errors.append(exc)
-        finally:
-            connections.close_all()
 
-    thread = threading.Thread(target=run)
-    thread.start()
-    return thread, errors
+    return Started(run).thread, errors
 
 
 def a_lock_is_awaited() -> bool:
@@ -122,8 +118,8 @@ class Started:
 
     def __init__(self, call: Callable[[], Any]) -> None:
         self.result: Any = None
-        self._thread = threading.Thread(target=self._run, args=(call,))
-        self._thread.start()
+        self.thread = threading.Thread(target=self._run, args=(call,))
+        self.thread.start()
 
     def _run(self, call: Callable[[], Any]) -> None:
         try:
@@ -134,11 +130,11 @@ class Started:
             connections.close_all()
 
     def done(self) -> bool:
-        return not self._thread.is_alive()
+        return not self.thread.is_alive()
 
     def join(self) -> Any:
-        self._thread.join(RUN_WAIT)
-        assert not self._thread.is_alive(), "still running at the deadline"
+        self.thread.join(RUN_WAIT)
+        assert not self.thread.is_alive(), "still running at the deadline"
         return self.result
 
 
