@@ -26,7 +26,7 @@ from typing import Any
 from django.conf import settings
 
 from okada.partitions.ddl import partitions
-from sync.feed import FEED_TABLE
+from sync.feed import BY_NAME, FEED_TABLE
 
 # A UUID v7 made at a given time (the ids the application makes are time-ordered: the lists
 # read newest first by key): 48 bits of milliseconds, version 7, random bits, variant 10.
@@ -269,6 +269,15 @@ FROM (
 WHERE f.at < %(feed_until)s
 ORDER BY f.at"""
 
+# The capture trigger of sync_conflict (sync.feed) recorded the conflicts CONFLICTS inserted: all
+# of them at once, stamped with this transaction (now(), its xid), as if every conflict of the
+# past months had just been written. FEED writes them as they happened (at their creation and
+# their resolution), so the trigger's rows go: each conflict is then in the feed once per event,
+# not twice. Only the fill's conflicts were captured so (fill_sync starts on an empty table).
+CAPTURED_CONFLICTS = f"""
+DELETE FROM {FEED_TABLE}
+WHERE created_at = now() AND xid = pg_current_xact_id() AND entity = {BY_NAME["conflicts"].code}"""
+
 TABLES = ("sync_device", "sync_conflict", "sync_historicalsyncconflict", "sync_mutation", "sync_change")
 
 
@@ -301,7 +310,7 @@ def fill_sync(cur: Any, *, now: dt.datetime, seed: float = 0.2026) -> dict[str, 
         cur.execute(sql, params)
     # Conflicts and their mutations reference devices: parents first (the keys are deferred,
     # but a foreign key checked at commit reads the same rows).
-    for sql in (STORED_DEVICES, CONFLICTS, STORED_MUTATIONS, CONFLICT_HISTORY):
+    for sql in (STORED_DEVICES, CONFLICTS, CAPTURED_CONFLICTS, STORED_MUTATIONS, CONFLICT_HISTORY):
         cur.execute(sql, params)
     if span is not None:
         cur.execute(FEED, params)

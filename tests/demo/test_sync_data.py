@@ -16,6 +16,7 @@ from catalog.models import Vendor
 from okada.core.roles import OPERATIONS
 from okada.demo.seed import SeedConfig, seed_demo
 from okada.demo.sync_data import fill_sync
+from sync.feed import BY_NAME
 from sync.models import Device, Mutation, SyncConflict
 from tests.catalog.factories import role_user
 
@@ -77,6 +78,24 @@ def test_the_feed_rows_sit_in_their_monthly_partitions(filled):
         cur.execute("SELECT tableoid::regclass::text, count(*) FROM sync_change GROUP BY 1")
         where = dict(cur.fetchall())
     assert counts["sync_change"] > 0 and "sync_change_default" not in where
+
+
+def test_each_conflict_is_in_the_feed_once_per_event_at_its_time(filled):
+    # The fill writes a conflict's feed rows at its creation and its resolution; the capture
+    # trigger of sync_conflict also recorded every conflict again, all stamped with the fill's
+    # own transaction, as if written then: twice in the feed.
+    with connection.cursor() as cur:
+        cur.execute(
+            "SELECT c.id, f.created_at, c.created_at, c.resolved_at FROM sync_change f"
+            " CROSS JOIN unnest(f.row_ids) AS u(id) JOIN sync_conflict c ON c.id = u.id"
+            " WHERE f.entity = %s",
+            [BY_NAME["conflicts"].code],
+        )
+        fed = cur.fetchall()
+    assert fed
+    assert all(at in (created, resolved) for _id, at, created, resolved in fed)
+    events = [(conflict_id, at) for conflict_id, at, _c, _r in fed]
+    assert len(events) == len(set(events))
 
 
 def test_a_second_fill_is_refused_and_writes_nothing(filled):
