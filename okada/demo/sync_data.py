@@ -276,7 +276,7 @@ ORDER BY f.at"""
 # not twice. Only the fill's conflicts were captured so (fill_sync starts on an empty table).
 CAPTURED_CONFLICTS = f"""
 DELETE FROM {FEED_TABLE}
-WHERE created_at = now() AND xid = pg_current_xact_id() AND entity = {BY_NAME["conflicts"].code}"""
+WHERE created_at = now() AND xid = pg_current_xact_id() AND entity = {BY_NAME["conflicts"].code}"""  # noqa: S608 (constants)
 
 TABLES = ("sync_device", "sync_conflict", "sync_historicalsyncconflict", "sync_mutation", "sync_change")
 
