@@ -7,6 +7,7 @@ Nothing here writes a model itself: the actions call `sync.services`, which chec
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -22,7 +23,7 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import gettext_noop, ngettext
 from simple_history.admin import SimpleHistoryAdmin
 
-from catalog.models import Stock
+from catalog.models import Stock, Vendor
 from okada.core.actors import Actor
 from okada.core.admin import (
     LOADED_AT,
@@ -41,6 +42,7 @@ from okada.core.admin import (
 from okada.core.display import reason_label
 from okada.core.errors import DomainError
 from okada.core.querysets import few_keys
+from orders.admin import LocalDaysFilter
 from orders.models import Order
 
 from . import feed, services
@@ -158,8 +160,13 @@ def current_value(conflict: SyncConflict) -> dict[str, Any] | None:
 
 
 @admin.register(SyncConflict)
-class SyncConflictAdmin(HistoryOfValidIds, SimpleHistoryAdmin, ReadOnlyAdmin):
-    """Both sides of each clash; staff keep the server's value or apply the device's."""
+class SyncConflictAdmin(BigTableMixin, HistoryOfValidIds, SimpleHistoryAdmin, ReadOnlyAdmin):
+    """Both sides of each clash; staff keep the server's value or apply the device's.
+
+    Conflicts are never pruned: hundreds of thousands in a year of a busy marketplace. A big
+    table's list (no counts), newest first, each page read through an index in that order (sync
+    0013): all of them, a status's, a kind's, a range of days. No date hierarchy: its links are
+    the distinct years, months or days of every conflict listed, a read of all of them per page."""
 
     list_display = (
         "created_at",
@@ -171,12 +178,12 @@ class SyncConflictAdmin(HistoryOfValidIds, SimpleHistoryAdmin, ReadOnlyAdmin):
         "resolved_by",
         "resolved_at",
     )
-    list_filter = ("status", "kind")
-    search_fields = ("vendor__name", "row_id")
+    list_filter = ("status", "kind", ("created_at", LocalDaysFilter))
+    list_filter_submit = True  # the range of days is sent with a button
+    search_fields = ("vendor__name",)  # shows the search box; the search itself is below
+    search_help_text = _("Part of a vendor's name, or the whole id of a conflict or of its row.")
     list_select_related = ("vendor", "device", "resolved_by")
-    date_hierarchy = "created_at"
-    show_full_result_count = False
-    list_per_page = 25  # as the devices list: rendering the rows is most of the page's time
+    sortable_by = ("created_at",)  # sync_conflict_created; see BigTableMixin
     actions = ["keep_server", "apply_device"]
     fields = (
         "vendor",
@@ -198,6 +205,21 @@ class SyncConflictAdmin(HistoryOfValidIds, SimpleHistoryAdmin, ReadOnlyAdmin):
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
         return self.fields
+
+    def get_search_results(self, request: HttpRequest, queryset: QuerySet, search_term: str) -> Any:
+        # A whole id (a conflict's, or its row's: sync_conflict_row), else the vendors the term
+        # names (a thousand, read first), then their conflicts by their index. As substrings of
+        # every conflict's row id and vendor name, a search read the whole table, joined with
+        # the vendors (a second or more at 300,000 conflicts).
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        try:
+            key = uuid.UUID(term)
+        except ValueError:
+            vendors = Vendor.all_objects.filter(name__icontains=term).values_list("pk", flat=True)
+            return queryset.filter(vendor__in=list(vendors)), False
+        return queryset.filter(Q(pk=key) | Q(row_id=key)), False
 
     # --- History: read only. simple-history's revert form saves the old row as it was, whoever
     # posts it (it checks the view permission only): a resolved conflict would be open again,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import uuid
 
 import pytest
 from django.conf import settings
@@ -10,11 +11,12 @@ from django.contrib.auth.models import Permission
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from catalog.models import Product, Stock
+from catalog.models import Product, Stock, Vendor
 from catalog.services import product_update
 from okada.core.actors import Actor
 from okada.core.roles import OPERATIONS
 from orders.models import Order
+from sync import services
 from sync.models import ConflictStatus, Device, SyncConflict
 from sync.push import MUTATIONS
 from tests.catalog.factories import ProductFactory, UserFactory, VendorFactory, role_user
@@ -572,3 +574,119 @@ def test_the_sync_lists_make_the_same_few_queries_for_few_or_more_rows(client):
         pushes(VendorFactory(), f"Caisse {i}", 2)
     assert counts() == few
     assert max(few.values()) <= 20, few
+
+
+# --- The conflicts list at scale: never pruned, hundreds of thousands in a year ----------------
+
+
+def sync_conflict_plans(captured, *, sorts: bool = False) -> list[list[dict]]:
+    """The plan of each statement of a page that reads the conflicts, as planned at scale, with
+    the statistics of the test's own rows (see sync_mutation_plans). `sorts`: a search's few
+    matches may be sorted (a sort forbidden, PostgreSQL would rather walk every conflict in
+    order and test each, the plan at scale that the search must not get)."""
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE sync_conflict")
+    return [plan_nodes(q["sql"], sorts=sorts) for q in captured if '"sync_conflict"' in q["sql"]]
+
+
+def reads_by_index_cond(node: dict) -> bool:
+    """A scan that finds its rows through an index condition (or bitmaps of them)."""
+    if "Index Cond" in node:
+        return True
+    children = node.get("Plans", [])
+    return bool(children) and all(reads_by_index_cond(c) for c in children)
+
+
+def conflicts_of_two_vendors() -> tuple[SyncConflict, SyncConflict]:
+    """A price conflict of a vendor "Boutique Mbappe" and a stale count of "Marché central"."""
+    count, _product = stale_count_conflict(VendorFactory(name="Marché central"))  # the only one yet
+    price, _product = price_conflict()
+    Vendor.objects.filter(pk=price.vendor_id).update(name="Boutique Mbappe")
+    return price, count
+
+
+def others(device: Device, n: int) -> None:
+    """`n` conflicts of `device`, each on a row of its own, through the service."""
+    for i in range(n):
+        services.conflict_open(
+            device=device,
+            mutation_id=1000 + i,
+            kind="impossible_stock",
+            entity="stock",
+            row_id=uuid.uuid4(),
+            device_value={"delta": -3},
+            server_value={"on_hand": 1, "reserved": 0, "version": 2},
+        )
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["", "?p=2", "?status__exact=open", "?kind__exact=price", "?q=Mbappe", "?created_at_from=2026-01-01"],
+)
+def test_the_conflicts_list_counts_nothing_and_lists_no_date_of_every_conflict(client, query):
+    # Conflicts are never pruned: the paginator's COUNT(*) and the date hierarchy's links (the
+    # distinct years of every conflict listed) each read all of them, on every page.
+    conflicts_of_two_vendors()
+    client.force_login(role_user(OPERATIONS))
+    with CaptureQueriesContext(connection) as ctx:
+        assert client.get(CONFLICTS + query).status_code == 200
+    whole = [
+        q["sql"]
+        for q in ctx.captured_queries
+        if '"sync_conflict"' in q["sql"] and ("COUNT(" in q["sql"] or "DISTINCT" in q["sql"])
+    ]
+    assert whole == [], query
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "",  # all of them, newest first: the list a staff member opens
+        "?p=2",
+        "?status__exact=open",
+        "?status__exact=kept_server",
+        "?kind__exact=price",
+        "?created_at_from=2026-01-01&created_at_to=2026-12-31",
+        "?o=1",  # oldest first
+    ],
+)
+def test_each_page_of_the_conflicts_list_reads_them_in_its_order_from_an_index(client, query):
+    # Before, the list of all conflicts (and a kind's) read every conflict and sorted them all by
+    # their time for each page of 25: 0.3 s at 300,000.
+    conflicts_of_two_vendors()
+    client.force_login(role_user(OPERATIONS))
+    with CaptureQueriesContext(connection) as ctx:
+        assert client.get(CONFLICTS + query).status_code == 200
+    plans = sync_conflict_plans(ctx.captured_queries)
+    assert plans
+    for plan in plans:
+        nodes = {n["Node Type"] for n in plan}
+        scans = [n for n in plan if n.get("Relation Name") == "sync_conflict"]
+        assert scans and all("Index Name" in n for n in scans), plan
+        assert not nodes & {"Seq Scan", "Sort"}, plan  # an Incremental Sort orders ties of a time
+
+
+@pytest.mark.parametrize(
+    ("term", "found"),
+    [
+        ("Mbappe", "price"),  # part of a vendor's name
+        ("marché CENTRAL", "count"),
+        ("row", "price"),  # the whole id of a conflict's row
+        ("id", "count"),  # the whole id of a conflict
+        ("zzqxw", "none"),
+    ],
+)
+def test_a_search_of_the_conflicts_reads_them_through_indexes(client, term, found):
+    # Before, the term was looked for in every conflict's row id and vendor name (UPPER(...) LIKE
+    # '%term%'): the whole table joined with the vendors, three times a page (1.1 s at 300,000).
+    price, count = conflicts_of_two_vendors()
+    others(register_device(VendorFactory()), 300)  # enough rows to weigh a walk of them all
+    term = {"row": str(price.row_id), "id": str(count.pk).upper()}.get(term, term)
+    client.force_login(role_user(OPERATIONS))
+    with CaptureQueriesContext(connection) as ctx:
+        response = client.get(CONFLICTS, {"q": term})
+    shown = {c.pk for c in response.context["cl"].result_list}
+    assert shown == {"price": {price.pk}, "count": {count.pk}, "none": set()}[found]
+    for plan in sync_conflict_plans(ctx.captured_queries, sorts=True):
+        scans = [n for n in plan if n.get("Relation Name") == "sync_conflict"]
+        assert scans and all(reads_by_index_cond(n) for n in scans), plan
