@@ -6,6 +6,8 @@ Nothing here writes a model itself: the actions call `sync.services`, which chec
 
 from __future__ import annotations
 
+import calendar
+import datetime as dt
 import json
 import uuid
 from collections.abc import Callable
@@ -159,6 +161,21 @@ def current_value(conflict: SyncConflict) -> dict[str, Any] | None:
     }
 
 
+def _hierarchy_days(year: str | None, month: str | None, day: str | None) -> tuple[dt.date, dt.date] | None:
+    """First and last day of a date hierarchy's year, month or day; None if they name none."""
+    try:
+        y = int(year or "")
+        if month is None:
+            return dt.date(y, 1, 1), dt.date(y, 12, 31)
+        m = int(month)
+        if day is None:
+            return dt.date(y, m, 1), dt.date(y, m, calendar.monthrange(y, m)[1])
+        first = dt.date(y, m, int(day))
+    except ValueError:  # calendar.IllegalMonthError is one
+        return None
+    return first, first
+
+
 @admin.register(SyncConflict)
 class SyncConflictAdmin(BigTableMixin, HistoryOfValidIds, SimpleHistoryAdmin, ReadOnlyAdmin):
     """Both sides of each clash; staff keep the server's value or apply the device's.
@@ -205,6 +222,18 @@ class SyncConflictAdmin(BigTableMixin, HistoryOfValidIds, SimpleHistoryAdmin, Re
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
         return self.fields
+
+    def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> HttpResponse:
+        # A link of the date hierarchy this list had (a bookmark) goes to the same days as a
+        # range: its month and day are no index condition (EXTRACT of the local time), so the
+        # list tested every conflict of the year, newest first, down to that day.
+        query = request.GET.copy()
+        parts = [query.pop(f"created_at__{part}", [None])[-1] for part in ("year", "month", "day")]
+        days = _hierarchy_days(*parts) if any(parts) else None
+        if days is None:
+            return super().changelist_view(request, extra_context)
+        query["created_at_from"], query["created_at_to"] = (day.isoformat() for day in days)
+        return HttpResponseRedirect(f"{request.path}?{query.urlencode()}")
 
     def get_search_results(self, request: HttpRequest, queryset: QuerySet, search_term: str) -> Any:
         # A whole id (a conflict's, or its row's: sync_conflict_row), else the vendors the term

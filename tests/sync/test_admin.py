@@ -690,3 +690,34 @@ def test_a_search_of_the_conflicts_reads_them_through_indexes(client, term, foun
     for plan in sync_conflict_plans(ctx.captured_queries, sorts=True):
         scans = [n for n in plan if n.get("Relation Name") == "sync_conflict"]
         assert scans and all(reads_by_index_cond(n) for n in scans), plan
+
+
+@pytest.mark.parametrize(
+    ("query", "days"),
+    [
+        ("created_at__year=2026", ("2026-01-01", "2026-12-31")),
+        ("created_at__year=2024&created_at__month=2", ("2024-02-01", "2024-02-29")),
+        ("created_at__year=2026&created_at__month=11&created_at__day=3", ("2026-11-03", "2026-11-03")),
+    ],
+)
+def test_a_link_of_the_former_date_hierarchy_lists_the_same_days_as_a_range(client, query, days):
+    # The list had a date hierarchy: its month and day read every conflict of the year newest
+    # first, testing the local month and day of each (no index condition), down to that day.
+    client.force_login(role_user(OPERATIONS))
+    response = client.get(f"{CONFLICTS}?status__exact=open&{query}")
+    assert response.status_code == 302
+    assert response["Location"] == (
+        f"{CONFLICTS}?status__exact=open&created_at_from={days[0]}&created_at_to={days[1]}"
+    )
+
+
+def test_the_range_of_days_lists_the_conflicts_of_those_days_in_douala_time(client):
+    price, count = conflicts_of_two_vendors()
+    # 23:30 UTC on 2 November is 00:30 on 3 November in Douala (UTC+1).
+    SyncConflict.objects.filter(pk=price.pk).update(created_at="2026-11-02T23:30:00Z")
+    SyncConflict.objects.filter(pk=count.pk).update(created_at="2026-11-02T22:30:00Z")
+    client.force_login(role_user(OPERATIONS))
+    response = client.get(
+        CONFLICTS, {"created_at__year": 2026, "created_at__month": 11, "created_at__day": 3}, follow=True
+    )
+    assert [c.pk for c in response.context["cl"].result_list] == [price.pk]
