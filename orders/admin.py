@@ -226,8 +226,9 @@ class LocalDaysFilter(RangeDateFilter):
             if start:
                 since = selectors.local_day_start(dt.date.fromisoformat(start))
                 queryset = queryset.filter(**{f"{self.field_path}__gte": since})
-            if end:
-                after = selectors.local_day_start(dt.date.fromisoformat(end) + dt.timedelta(days=1))
+            last = dt.date.fromisoformat(end) if end else dt.date.max
+            if last < dt.date.max:  # the day after the last a date can name overflows: no end then
+                after = selectors.local_day_start(last + dt.timedelta(days=1))
                 queryset = queryset.filter(**{f"{self.field_path}__lt": after})
         except ValueError:
             return None

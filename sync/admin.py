@@ -15,6 +15,7 @@ from typing import Any
 
 from django.apps import apps
 from django.contrib import admin, messages
+from django.contrib.admin.views.main import ERROR_FLAG
 from django.core.exceptions import PermissionDenied
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
@@ -171,7 +172,7 @@ def _hierarchy_days(year: str | None, month: str | None, day: str | None) -> tup
         if day is None:
             return dt.date(y, m, 1), dt.date(y, m, calendar.monthrange(y, m)[1])
         first = dt.date(y, m, int(day))
-    except ValueError:  # calendar.IllegalMonthError is one
+    except (ValueError, OverflowError):  # calendar.IllegalMonthError is a ValueError; 10**20 overflows
         return None
     return first, first
 
@@ -229,9 +230,11 @@ class SyncConflictAdmin(BigTableMixin, HistoryOfValidIds, SimpleHistoryAdmin, Re
         # list tested every conflict of the year, newest first, down to that day.
         query = request.GET.copy()
         parts = [query.pop(f"created_at__{part}", [None])[-1] for part in ("year", "month", "day")]
-        days = _hierarchy_days(*parts) if any(parts) else None
-        if days is None:
+        if all(part is None for part in parts):
             return super().changelist_view(request, extra_context)
+        days = _hierarchy_days(*parts)
+        if days is None:  # year 0, month 13, 31 February: the hierarchy's answer was Django's "?e=1"
+            return HttpResponseRedirect(f"{request.path}?{ERROR_FLAG}=1")
         query["created_at_from"], query["created_at_to"] = (day.isoformat() for day in days)
         return HttpResponseRedirect(f"{request.path}?{query.urlencode()}")
 

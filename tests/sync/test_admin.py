@@ -721,3 +721,40 @@ def test_the_range_of_days_lists_the_conflicts_of_those_days_in_douala_time(clie
         CONFLICTS, {"created_at__year": 2026, "created_at__month": 11, "created_at__day": 3}, follow=True
     )
     assert [c.pk for c in response.context["cl"].result_list] == [price.pk]
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "created_at__year=0",
+        "created_at__year=99999",
+        "created_at__year=99999999999999999999",
+        "created_at__year=abc",
+        "created_at__year=",
+        "created_at__year=2024&created_at__month=13",
+        "created_at__year=2024&created_at__month=99999999999999999999",
+        "created_at__year=2024&created_at__month=2&created_at__day=31",
+        "created_at__month=5",  # no year: the hierarchy never made such a link
+    ],
+)
+def test_a_former_hierarchy_link_that_names_no_day_is_the_lists_invalid_answer(client, query):
+    # As the date hierarchy answered it (Django's "?e=1": the list without its filters), not a
+    # 500 (year 0, a number too big for a date) nor an empty page read by EXTRACT (month 13).
+    client.force_login(role_user(OPERATIONS))
+    response = client.get(f"{CONFLICTS}?status__exact=open&{query}")
+    assert (response.status_code, response["Location"]) == (302, f"{CONFLICTS}?e=1")
+    assert client.get(response["Location"]).status_code == 200
+
+
+def test_the_range_of_days_runs_to_the_last_day_a_date_can_name(client):
+    # The day after 31 December 9999 is no date (OverflowError): the range has no end then.
+    # The year 9999 of a former hierarchy link is such a range.
+    price, count = conflicts_of_two_vendors()
+    SyncConflict.objects.filter(pk=price.pk).update(created_at="2026-11-02T23:30:00Z")  # 3 Nov, Douala
+    SyncConflict.objects.filter(pk=count.pk).update(created_at="2026-11-02T22:30:00Z")  # 2 Nov
+    client.force_login(role_user(OPERATIONS))
+    response = client.get(CONFLICTS, {"created_at_from": "2026-11-03", "created_at_to": "9999-12-31"})
+    assert [c.pk for c in response.context["cl"].result_list] == [price.pk]
+    response = client.get(CONFLICTS, {"created_at__year": "9999"}, follow=True)
+    assert response.status_code == 200 and list(response.context["cl"].result_list) == []
+
