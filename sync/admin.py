@@ -249,8 +249,11 @@ class SyncConflictAdmin(BigTableMixin, HistoryOfValidIds, SimpleHistoryAdmin, Re
         try:
             key = uuid.UUID(term)
         except ValueError:
-            vendors = Vendor.all_objects.filter(name__icontains=term).values_list("pk", flat=True)
-            return queryset.filter(vendor__in=list(vendors)), False
+            named = Vendor.all_objects.filter(name__icontains=term)
+            # Past SEARCH_PROBE vendors (a common term: a letter) their ids would be a statement
+            # with a parameter each: a subquery of them then.
+            vendors = few_keys(named, SEARCH_PROBE)
+            return queryset.filter(vendor__in=named if vendors is None else vendors), False
         return queryset.filter(Q(pk=key) | Q(row_id=key)), False
 
     # --- History: read only. simple-history's revert form saves the old row as it was, whoever

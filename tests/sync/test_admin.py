@@ -758,3 +758,21 @@ def test_the_range_of_days_runs_to_the_last_day_a_date_can_name(client):
     response = client.get(CONFLICTS, {"created_at__year": "9999"}, follow=True)
     assert response.status_code == 200 and list(response.context["cl"].result_list) == []
 
+
+def test_a_search_matching_more_vendors_than_the_probe_names_none_of_them_in_the_query(client, monkeypatch):
+    # A common term (a letter) names thousands of vendors: a statement with a parameter per
+    # vendor then. Past the probe, their conflicts are read through a subquery of the vendors.
+    from sync import admin as sync_admin
+
+    monkeypatch.setattr(sync_admin, "SEARCH_PROBE", 2)
+    vendors = [VendorFactory(name=f"Boutique {i}") for i in range(3)]
+    for vendor in vendors:
+        others(register_device(vendor), 1)
+    client.force_login(role_user(OPERATIONS))
+    with CaptureQueriesContext(connection) as ctx:
+        response = client.get(CONFLICTS, {"q": "boutique"})
+    shown = {c.vendor_id for c in response.context["cl"].result_list}
+    assert shown == {v.pk for v in vendors}
+    listed = [q["sql"] for q in ctx.captured_queries if '"sync_conflict"' in q["sql"]]
+    # Django writes a UUID parameter as its 32 hex digits.
+    assert listed and not [sql for sql in listed if any(v.pk.hex in sql for v in vendors)]
