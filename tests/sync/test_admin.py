@@ -716,6 +716,9 @@ def test_the_range_of_days_lists_the_conflicts_of_those_days_in_douala_time(clie
     # 23:30 UTC on 2 November is 00:30 on 3 November in Douala (UTC+1).
     SyncConflict.objects.filter(pk=price.pk).update(created_at="2026-11-02T23:30:00Z")
     SyncConflict.objects.filter(pk=count.pk).update(created_at="2026-11-02T22:30:00Z")
+    # 23:30 UTC on 3 November is 00:30 on 4 November in Douala: after the range.
+    others(register_device(VendorFactory()), 1)
+    SyncConflict.objects.exclude(pk__in=[price.pk, count.pk]).update(created_at="2026-11-03T23:30:00Z")
     client.force_login(role_user(OPERATIONS))
     response = client.get(
         CONFLICTS, {"created_at__year": 2026, "created_at__month": 11, "created_at__day": 3}, follow=True
@@ -776,3 +779,21 @@ def test_a_search_matching_more_vendors_than_the_probe_names_none_of_them_in_the
     listed = [q["sql"] for q in ctx.captured_queries if '"sync_conflict"' in q["sql"]]
     # Django writes a UUID parameter as its 32 hex digits.
     assert listed and not [sql for sql in listed if any(v.pk.hex in sql for v in vendors)]
+
+
+def test_resolving_every_conflict_of_the_list_at_once_is_refused_with_a_message(client):
+    # A big table's list: no "select all", and an action posted with it anyway resolves nothing
+    # (Django would resolve every open conflict of the filtered list, one by one).
+    conflict, product = price_conflict()
+    client.force_login(staff_user("resolve_syncconflict"))
+    response = client.post(
+        CONFLICTS,
+        {"action": "keep_server", "_selected_action": [str(conflict.pk)], "select_across": "1", "index": "0"},
+        follow=True,
+    )
+    assert [str(m) for m in response.context["messages"]] == [
+        "Cette liste est trop longue pour agir sur toutes ses lignes à la fois\u00a0: "
+        "rien n\u2019a été fait. Cochez les lignes sur lesquelles agir, page par page "
+        "(filtrez d\u2019abord la liste)."
+    ]
+    assert SyncConflict.objects.get(pk=conflict.pk).status == ConflictStatus.OPEN
