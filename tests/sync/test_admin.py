@@ -784,7 +784,7 @@ def test_a_search_matching_more_vendors_than_the_probe_names_none_of_them_in_the
 def test_resolving_every_conflict_of_the_list_at_once_is_refused_with_a_message(client):
     # A big table's list: no "select all", and an action posted with it anyway resolves nothing
     # (Django would resolve every open conflict of the filtered list, one by one).
-    conflict, product = price_conflict()
+    conflict, _product = price_conflict()
     client.force_login(staff_user("resolve_syncconflict"))
     response = client.post(
         CONFLICTS,
