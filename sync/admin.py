@@ -439,12 +439,11 @@ class MutationAdmin(BigTableMixin, ReadOnlyAdmin):
         term = search_term.strip()
         if not term:
             return queryset, False
-        devices = list(
-            Device.objects.filter(Q(name__icontains=term) | Q(vendor__name__icontains=term)).values_list(
-                "pk", flat=True
-            )
-        )
-        named = Q(device__in=devices) | (Q(code=term.lower()) & ~Q(code=""))
+        matching = Device.objects.filter(Q(name__icontains=term) | Q(vendor__name__icontains=term))
+        # Past SEARCH_PROBE devices (a common term: a letter) their ids would be a statement with
+        # a parameter each: a subquery of them then, as the conflicts' search does with vendors.
+        devices = few_keys(matching, SEARCH_PROBE)
+        named = Q(device__in=matching if devices is None else devices) | (Q(code=term.lower()) & ~Q(code=""))
         # A few matches are asked for first, in no order, and those few listed by key (as the
         # stock ledger's search): newest first, PostgreSQL would walk the key and test each row.
         found = few_keys(Mutation.objects.filter(named), SEARCH_PROBE)

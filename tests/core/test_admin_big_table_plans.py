@@ -21,14 +21,14 @@ from catalog.admin import StockMovementAdmin
 from catalog.models import Product, Stock, StockMovement
 from okada.core.ids import RANDOM_BITS, uuid7_int
 from orders.models import Customer, Order, OrderEvent, Payment
-from sync.models import Mutation
+from sync.models import Mutation, SyncConflict
 from tests.catalog.factories import ProductFactory, VendorFactory
 from tests.orders.factories import OrderFactory
 from tests.plans import plan_nodes
 
 pytestmark = pytest.mark.django_db
 
-BIG_TABLES = [Product, Stock, StockMovement, Customer, Order, OrderEvent, Payment, Mutation]
+BIG_TABLES = [Product, Stock, StockMovement, Customer, Order, OrderEvent, Payment, Mutation, SyncConflict]
 
 
 def shape(plan: list[dict[str, Any]]) -> list[str]:

@@ -507,6 +507,22 @@ def test_a_search_of_the_pushed_mutations_reads_them_through_indexes(client, ter
     assert plans and all(reads_by_index(plan) for plan in plans), plans
 
 
+def test_a_search_matching_more_devices_than_the_probe_names_none_of_them_in_the_query(client, monkeypatch):
+    # A common term (a letter) names every device: a statement with a parameter per device then.
+    # Past the probe, their pushes are read through a subquery of the devices.
+    from sync import admin as sync_admin
+
+    monkeypatch.setattr(sync_admin, "SEARCH_PROBE", 2)
+    phones = [pushes(VendorFactory(), f"Caisse {i}", 1) for i in range(3)]
+    client.force_login(role_user(OPERATIONS))
+    with CaptureQueriesContext(connection) as ctx:
+        response = client.get(MUTATIONS_LIST, {"q": "caisse"})
+    assert {m.device_id for m in response.context["cl"].result_list} == {p.device.pk for p in phones}
+    listed = [q["sql"] for q in ctx.captured_queries if '"sync_mutation"' in q["sql"]]
+    # Django writes a UUID parameter as its 32 hex digits.
+    assert listed and not [sql for sql in listed if any(p.device.pk.hex in sql for p in phones)]
+
+
 @pytest.mark.parametrize(
     "query",
     ["?status__exact=conflict", "?status__exact=rejected", "?status__exact=conflict&name=product.create"],
