@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import unicodedata
 import uuid
 from datetime import timedelta
@@ -143,6 +144,9 @@ ORDER_NAME_SQL = (
 )
 
 
+NOT_WORD = re.compile(r"(^|\s)-+")
+
+
 def customer_name_matches(text: str) -> RawSQL:
     """Orders whose customer's name, as the order shows it (Order.shown_customer_name), matches
     `text` as a product's name matches a product search: French and English stemming, accents
@@ -157,8 +161,10 @@ def customer_name_matches(text: str) -> RawSQL:
     others through the matching customers (orders_customer_name_search) and the partial
     (customer, vendor) index of the orders without a name of their own.
     """
-    # NFC, as the products' search: one spelling of "é" whatever the keyboard sent.
-    text = unicodedata.normalize("NFC", text)
+    # NFC, as the products' search: one spelling of "é" whatever the keyboard sent. A word's
+    # leading "-" is not websearch's NOT here: a name is found by the words it has, and "-jean"
+    # (every order but Jean's) read every customer's name, 0.8 s on the large seed.
+    text = NOT_WORD.sub(r"\1", unicodedata.normalize("NFC", text))
     sql = ORDER_NAME_SQL.format(query=SEARCH_QUERY)
     return RawSQL(sql, (text, text), output_field=BooleanField())  # noqa: S611
 
