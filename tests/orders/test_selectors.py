@@ -334,7 +334,10 @@ def test_a_name_search_page_reads_the_name_indexes_never_the_vendors_orders():
     nodes = list(walk(json.loads(plan) if isinstance(plan, str) else plan))
     indexes = {n.get("Index Name") for n in nodes}
     assert {"orders_order_name_search", "orders_order_legacy_name", "orders_customer_name_search"} <= indexes
-    assert not [n for n in nodes if n["Node Type"] == "Seq Scan"]
+    # Orders are never read in full (a join may read this test's 3,000 customers whole: the
+    # planner's pick on a small table, the primary key on a big one).
+    read_whole = [n.get("Relation Name") for n in nodes if n["Node Type"] == "Seq Scan"]
+    assert "orders_order" not in read_whole, read_whole
     # And the page is right: the vendor's orders of a Jean, kept name or not, newest first.
     expected = list(
         Order.objects.filter(vendor_id=first.vendor.pk)
