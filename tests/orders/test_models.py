@@ -220,8 +220,8 @@ PLACEMENT_INDEXES = {
         "orders_order_open",  # open orders queue (partial: closed orders leave it)
         "orders_order_expiring",  # expiry job (partial: unpaid mobile money only)
         "orders_order_deleted",  # deleted filter (partial: a new order never enters it)
-        # `?q=` a name: (vendor, vector of the order's name), GIN with btree_gin; its cost, about
-        # 10 us an order inserted (10,000 rows: 0.46 s against 0.36 s without, kept large copy)
+        # `?q=` a name: (vendor, vector of the order's name), GIN with btree_gin (migration 0035
+        # says what it costs a placement)
         "orders_order_name_search",
         "orders_order_legacy_name",  # `?q=` a name of an order without one (partial: '' only)
     },
