@@ -360,8 +360,12 @@ class OrderScope(ApiView):
             OpenApiParameter(
                 "q",
                 str,
-                description="An order number (`OK-0001234`, `ok1234`, `1234`) or the customer's phone "
-                "number in any spelling (`677 12 34 56`, `+237677123456`); any other text is a 400.",
+                description="An order number (`OK-0001234`, `ok1234`, `1234`), the customer's phone "
+                "number in any spelling (`677 12 34 56`, `+237677123456`), or the customer's name as "
+                "the order shows it (`jean-pierre ndongo`, `Ngo Biyong`): full-text, French and "
+                "English, accents and case ignored, every word must match (`or` between words: "
+                "either; a word's leading `-` is ignored, not a NOT). A term that reads as a number or a "
+                "phone is one; text with no letter that is neither is a 400.",
             ),
             OpenApiParameter("ordering", str, enum=list(ORDER_ORDERINGS), description="Default -placed_at."),
         ],

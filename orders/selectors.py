@@ -38,6 +38,7 @@ from .models import (
     OrderStatus,
     Payment,
     Zone,
+    customer_name_matches,
 )
 
 # "Now" for the figures read without one (the dashboard, the queue, the stuck filter): its local
@@ -95,20 +96,25 @@ def order_stock_movements(term: str) -> Q | None:
 
 def order_search(term: str) -> Q:
     """The orders a search term names, as a filter: a customer's phone number (any spelling), else
-    an order number. Both are read through indexes (customer, -placed_at) and the unique number:
-    no scan of a vendor's orders, whatever their count. Any other term is refused (a 400 naming
-    `q`), not answered with an empty page the client would take for "no such order"."""
+    an order number, else (a term with a letter) the customer's name as each order shows it
+    (orders.models.customer_name_matches). A term that reads as a number or a phone is never taken for
+    a name: names have letters, and `ok123` is the order OK-0000123. All three are read through
+    indexes: no scan of a vendor's orders, whatever their count. A term with no letter that is
+    neither a number nor a phone (`677 12`, `+++`) is refused (a 400 naming `q`), not answered
+    with an empty page the client would take for "no such order"."""
     phone = phone_or_none(term)
     if phone:
         return Q(customer__in=customers_with_phone(phone))
     number = order_number_or_none(term)
     if number:
         return Q(number=number)
+    if any(ch.isalpha() for ch in term):
+        return Q(customer_name_matches(term))
     raise InvalidInput(
         Text(
             gettext_noop(
-                "q finds orders by their number (OK-0001234) or their customer's phone number "
-                "(677 12 34 56, +237...): %(term)s is neither."
+                "q finds orders by their number (OK-0001234), their customer's phone number "
+                "(677 12 34 56, +237...) or their customer's name: %(term)s is none of them."
             ),
             term=term,
         ),
@@ -200,7 +206,7 @@ def order_list(
     """Live orders of one vendor (or, with `channel`, those placed through it) as the API lists
     them: customer joined, items and payments prefetched, in a fixed number of queries whatever
     the page size. The API pages it on its own ordering (okada.core.api.pagination). `search`:
-    an order number or a customer's phone number (`order_search`)."""
+    an order number, a customer's phone number or name (`order_search`)."""
     orders = Order.objects.select_related("customer").prefetch_related(
         Prefetch("items", queryset=OrderItem.objects.order_by("name", "id")),
         Prefetch("payments", queryset=Payment.objects.order_by("created_at", "id")),

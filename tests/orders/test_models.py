@@ -220,6 +220,10 @@ PLACEMENT_INDEXES = {
         "orders_order_open",  # open orders queue (partial: closed orders leave it)
         "orders_order_expiring",  # expiry job (partial: unpaid mobile money only)
         "orders_order_deleted",  # deleted filter (partial: a new order never enters it)
+        # `?q=` a name: (vendor, vector of the order's name), GIN with btree_gin (migration 0035
+        # says what it costs a placement)
+        "orders_order_name_search",
+        "orders_order_legacy_name",  # `?q=` a name of an order without one (partial: '' only)
     },
     "orders_historicalorder": {
         "orders_historicalorder_pkey",
@@ -271,6 +275,7 @@ def test_the_tables_an_order_placement_writes_have_exactly_their_budgeted_indexe
 # orders_horder_user.)
 NOT_FOR_PLACEMENT = {
     "catalog_stockmovement": ["catalog_stockmove_manual_kind", "catalog_stockmove_manual_ref"],
+    "orders_order": ["orders_order_legacy_name"],
     "orders_orderevent": ["orders_event_notes", "orders_event_actor_user"],
     "orders_payment": ["orders_payment_settled_by"],
 }

@@ -3,10 +3,14 @@ counts (constant in the number of rows: what a screen shows is joined or prefetc
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import timedelta
+from typing import Any
 
 import pytest
+from django.db import connection
+from django.db.models import Q
 from django.utils import timezone
 
 from catalog.models import Vendor
@@ -19,12 +23,14 @@ from orders.selectors import (
     open_order_ages,
     open_queue,
     order_detail,
+    order_list,
     order_list_for_vendor,
     stuck_orders,
 )
 from orders.services import customer_soft_delete, order_cancel, order_transition, payment_record
 from tests.catalog.factories import ProductFactory, VendorFactory, staff_actor
 from tests.orders.factories import CustomerFactory, OrderFactory, advance, order_in_status
+from tests.statistics import bulk_analyzed
 
 pytestmark = pytest.mark.django_db
 
@@ -278,3 +284,76 @@ def test_refunds_owed_lists_first_those_waiting_longest_since_their_flag():
     count, oldest = refunds_owed(limit=1)
     assert count == 2
     assert [p.pk for p in oldest] == [waiting_longest.pk]
+
+
+FIRST_NAMES = ["Jean", "Aïcha", "Thérèse", "Paul", "Awa", "Éric", "Grâce", "Hervé", "Flore", "Achille"]
+LAST_NAMES = ["Ndongo", "Kamga", "Mbarga", "Eto", "Biyong", "Njoya", "Song", "Wandji", "Owona"]
+
+
+@pytest.mark.django_db(transaction=True)  # bulk_analyzed: committed, then truncated
+def test_a_name_search_page_reads_the_name_indexes_never_the_vendors_orders():
+    # Statistics like production's (tests.statistics): 3,000 customers, 40,000 orders of 20
+    # vendors, half placed before orders kept their name (''), half with it. On an empty table
+    # every plan costs nothing and the planner's pick says nothing about a big one.
+    first = OrderFactory()
+    vendors = [first.vendor.pk, *(VendorFactory(city=first.vendor.city).pk for _ in range(19))]
+    bulk_analyzed(
+        "orders_customer",
+        """
+        INSERT INTO orders_customer (id, created_at, updated_at, deleted_by_cascade, name, phone,
+                                     default_address)
+        SELECT gen_random_uuid(), now(), now(), false,
+               (%s::text[])[1 + g %% 10] || ' ' || (%s::text[])[1 + g %% 9],
+               '+237' || (650000000 + g)::text, ''
+          FROM generate_series(1, 3000) g
+        """,
+        [FIRST_NAMES, LAST_NAMES],
+    )
+    bulk_analyzed(
+        "orders_order",
+        """
+        INSERT INTO orders_order (id, created_at, updated_at, deleted_by_cascade, number, status,
+                                  channel, payment_method, payment_status, subtotal_xaf,
+                                  delivery_fee_xaf, total_xaf, address, placed_at, note,
+                                  customer_name, customer_id, vendor_id, zone_id)
+        SELECT gen_random_uuid(), now(), now(), false,
+               okada_order_number(nextval('orders_order_number_seq')), 'delivered', 'storefront',
+               'cash', 'paid', 1000, 0, 1000, '', now() - g * interval '1 minute', '',
+               CASE WHEN g %% 2 = 0 THEN c.name ELSE '' END, c.id, (%s::uuid[])[1 + g %% 20], %s
+          FROM generate_series(1, 40000) g
+          JOIN (SELECT id, name, row_number() OVER (ORDER BY id) AS n FROM orders_customer) c
+            ON c.n = 1 + (g * 7) %% 3000
+        """,
+        [vendors, first.zone_id],
+    )
+    page = order_list(vendor_id=first.vendor.pk, search="Jean").order_by("-placed_at", "-id")[:51]
+    sql, params = page.query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute(f"EXPLAIN (FORMAT JSON) {sql}", params)
+        plan = cursor.fetchone()[0]
+    nodes = list(walk(json.loads(plan) if isinstance(plan, str) else plan))
+    indexes = {n.get("Index Name") for n in nodes}
+    assert {"orders_order_name_search", "orders_order_legacy_name", "orders_customer_name_search"} <= indexes
+    # Orders are never read in full (a join may read this test's 3,000 customers whole: the
+    # planner's pick on a small table, the primary key on a big one).
+    read_whole = [n.get("Relation Name") for n in nodes if n["Node Type"] == "Seq Scan"]
+    assert "orders_order" not in read_whole, read_whole
+    # And the page is right: the vendor's orders of a Jean, kept name or not, newest first.
+    expected = list(
+        Order.objects.filter(vendor_id=first.vendor.pk)
+        .filter(
+            Q(customer_name__startswith="Jean ") | Q(customer_name="", customer__name__startswith="Jean ")
+        )
+        .order_by("-placed_at", "-id")
+        .values_list("pk", flat=True)[:51]
+    )
+    assert len(expected) == 51
+    assert [o.pk for o in page] == expected
+
+
+def walk(plan: Any) -> Any:
+    for node in plan if isinstance(plan, list) else [plan]:
+        node = node.get("Plan", node)
+        yield node
+        for child in node.get("Plans", []):
+            yield from walk(child)
