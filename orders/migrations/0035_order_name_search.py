@@ -17,13 +17,11 @@ the largest vendor's 15,000 orders, a full-text vector made for each, took 250 m
 
 Every order placed enters orders_order_name_search (its vector made once, on insert; and again
 on each update, as an order's updates are never HOT): the cost of the feature on the placement
-path. Measured: 10,000 orders inserted in one statement into a copy of the large seed, 0.46 s
-against 0.36 s without it (about 10 us an order); `make bench BENCH_ARGS="--only order_place"`,
-two runs each way, WAL per order placed 9.6 and 10.8 KiB against 7.6 and 8.0 without, the
-throughput ratio 0.28 and 0.30 against 0.37 and 0.31 (within the shared machine's drift). The
-GIN's pending list (fastupdate, PostgreSQL's default) is kept: without it a placement wrote
-15 to 16 KiB of WAL. Built CONCURRENTLY (okada.core.operations: writers go on,
-it runs again after an interruption); orders_order is not partitioned."""
+path, about 10 us of PostgreSQL time an order inserted and 2 to 3 KiB more WAL (figures in
+docs/performance.md, 2026-12-05). The GIN's pending list (fastupdate, PostgreSQL's default) is
+kept: without it a placement wrote about twice the WAL. Built CONCURRENTLY
+(okada.core.operations: writers go on, it runs again after an interruption); orders_order is
+not partitioned."""
 
 from django.contrib.postgres.indexes import GinIndex
 from django.contrib.postgres.operations import BtreeGinExtension
