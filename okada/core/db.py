@@ -9,22 +9,46 @@ import glob
 import os
 import re
 import shutil
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext, suppress
 from typing import Any
 
 import psycopg
 from django.db import DEFAULT_DB_ALIAS, OperationalError, connection, connections, transaction
+from django_prometheus.db import metrics as db_metrics
 
 
 class _PreparedCursor(psycopg.Cursor[Any]):
     """A psycopg cursor with server-side parameters whose statements are prepared on the
     connection at first use: PostgreSQL parses and plans them once per connection, and psycopg
     sends the parameters without quoting them into the text (Django's cursors bind client-side
-    and never prepare)."""
+    and never prepare).
+
+    Its statements are in /metrics as every other query (django-prometheus counts those in the
+    connection's own cursor class, which this one is not): django_db_execute_total,
+    django_db_query_duration_seconds and django_db_errors_total by exception type, under the
+    connection's alias and vendor. The cursor lives as long as its connection, so its series are
+    looked up once, not at each statement as django-prometheus does."""
+
+    __slots__ = ("_duration", "_executed", "_labels")
+
+    def __init__(self, pgconn: Any, *, alias: str, vendor: str) -> None:
+        super().__init__(pgconn)
+        self._labels = (alias, vendor)
+        self._executed = db_metrics.execute_total.labels(alias, vendor)
+        self._duration = db_metrics.query_duration_seconds.labels(alias, vendor)
 
     def execute(self, query: Any, params: Any = None, **kwargs: Any) -> Any:
-        return super().execute(query, params, prepare=True)
+        self._executed.inc()
+        started = time.perf_counter()  # the clock of prometheus_client's Histogram.time()
+        try:
+            return super().execute(query, params, prepare=True)
+        except BaseException as exc:  # as django_prometheus.db.common.ExceptionCounterByType
+            db_metrics.errors_total.labels(*self._labels, type(exc).__name__).inc()
+            raise
+        finally:
+            self._duration.observe(time.perf_counter() - started)
 
 
 def one_value(sql: str, params: list[Any] | dict[str, Any], *, savepoint: bool = True) -> Any:
@@ -84,7 +108,7 @@ def _prepared_cursor() -> Any:
     pgconn = connection.connection
     cached = getattr(connection, "_okada_prepared_cursor", None)
     if cached is None or cached.connection is not pgconn or cached.closed:
-        cached = _PreparedCursor(pgconn)
+        cached = _PreparedCursor(pgconn, alias=connection.alias, vendor=connection.vendor)
         connection._okada_prepared_cursor = cached  # type: ignore[attr-defined]
     return cached
 

@@ -12,6 +12,7 @@ from django.test.utils import CaptureQueriesContext
 
 from okada.core import db
 from okada.core.db import execute, libpq_env, one_value, prepared_rows
+from tests.health.test_metrics import db_metric
 from tests.testapp.models import Shelf
 
 NEW_SHELF = """INSERT INTO testapp_shelf (id, created_at, updated_at, deleted_by_cascade, code, label)
@@ -232,3 +233,37 @@ def test_postgresql_program_is_the_newest_installed_version_by_number(monkeypatc
     monkeypatch.setattr(db.glob, "glob", lambda pattern: [])
     monkeypatch.setattr(db.shutil, "which", lambda name: None)
     assert db.postgresql_program("pg_dump") is None
+
+
+def _ordinary_division(divisor: int) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1 / %s", [divisor])
+
+
+@pytest.mark.django_db(transaction=True)  # autocommit: no savepoint statements around the calls
+@pytest.mark.parametrize(
+    "run",
+    [
+        _ordinary_division,
+        lambda d: one_value("SELECT 1 / %s", [d]),
+        lambda d: prepared_rows("SELECT 1 / %s", [d]),
+    ],
+    ids=["django-cursor", "one_value", "prepared_rows"],
+)
+def test_prepared_statements_and_their_errors_are_in_the_database_metrics_as_any_query(run):
+    # django-prometheus's series, as /metrics shows them: a prepared statement is counted, timed,
+    # and its failure counted by type, exactly as a statement of Django's own cursors.
+    def figures() -> list[float]:
+        return [
+            db_metric("django_db_execute_total"),
+            db_metric("django_db_query_duration_seconds_count"),
+            db_metric("django_db_errors_total", type="DivisionByZero"),
+        ]
+
+    run(1)  # the connection is open, the statement prepared
+    before = figures()
+    run(2)
+    with pytest.raises(DatabaseError):
+        run(0)
+    after = figures()
+    assert [a - b for a, b in zip(after, before, strict=True)] == [2, 2, 1]

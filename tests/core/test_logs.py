@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 import logging.config
 import re
+import sys
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
+import structlog
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.test import Client, override_settings
@@ -120,3 +123,73 @@ def test_a_reasonable_request_id_is_kept(client, capsys):
     response, access, _ = _logged_request(client, capsys, sent)
     assert response["X-Request-ID"] == sent
     assert access["request_id"] == sent
+
+
+def _records() -> list[logging.LogRecord]:
+    """Standard-library records of every shape the formatter meets: arguments, extras, an
+    exception, a stack, a record an earlier handler already formatted."""
+    logger = logging.getLogger("okada.access")
+    records = [
+        logger.makeRecord("okada.access", logging.INFO, "f.py", 1, "%s %s %s", ("GET", "/p", 200), None),
+        logger.makeRecord(
+            "okada.access", logging.INFO, "f.py", 1, "x", (), None, extra={"status": 201, "credential": None}
+        ),
+        logger.makeRecord(
+            "testapp", logging.WARNING, "f.py", 1, "plain", (), None, sinfo="Stack (most recent)"
+        ),
+    ]
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        records.append(
+            logger.makeRecord("testapp", logging.ERROR, "f.py", 1, "failed %d", (3,), sys.exc_info())
+        )
+    formatted = logger.makeRecord("testapp", logging.INFO, "f.py", 1, "again %s", ("x",), None)
+    logging.Formatter().format(formatted)  # leaves its `message` attribute behind
+    return [*records, formatted]
+
+
+@pytest.mark.parametrize("fmt", ["json", "plain"])
+def test_the_formatter_writes_structlogs_lines_without_copying_each_record(fmt, monkeypatch):
+    # A request's access line went through a copy of its record and logging.Formatter on top of
+    # structlog's processors: CPU on every request for the same text.
+    config = logs.logging_config(fmt)["formatters"]["structlog"]
+    ours = config["()"](processors=config["processors"], foreign_pre_chain=config["foreign_pre_chain"])
+    theirs = structlog.stdlib.ProcessorFormatter(
+        processors=config["processors"], foreign_pre_chain=config["foreign_pre_chain"]
+    )
+    copies: list[dict[str, Any]] = []
+    copy = logging.makeLogRecord
+
+    def counted_copy(attributes: dict[str, Any]) -> logging.LogRecord:
+        copies.append(attributes)
+        return copy(attributes)
+
+    monkeypatch.setattr(logging, "makeLogRecord", counted_copy)
+
+    def untimed(line: str) -> str:
+        return re.sub(r"\d{4}-\d\d-\d\dT[0-9:.]+Z", "TIME", line)
+
+    for record in _records():
+        expected = untimed(theirs.format(record))
+        copies.clear()
+        assert untimed(ours.format(record)) == expected
+        assert copies == []
+
+
+def test_a_requests_line_names_its_credential_without_rendering_it():
+    # Every line of an API request read the credential's scope key with str(credential) (its
+    # dataclass repr, actor included) computed as the fallback, used or not.
+    class Credential:
+        scope_key = "key:1"
+        vendor_id = "v-1"
+
+        def __repr__(self) -> str:
+            raise AssertionError("the credential was rendered")
+
+    token = logs._current_request.set(SimpleNamespace(credential=Credential()))
+    try:
+        event = logs._request_context(None, "info", {"event": "GET /api/v1/zones 200"})
+    finally:
+        logs._current_request.reset(token)
+    assert event == {"event": "GET /api/v1/zones 200", "credential": "key:1", "vendor": "v-1"}

@@ -8,10 +8,14 @@ from typing import Any
 
 import pytest
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from okada.core import counters
 from orders.services import REFUSED_OUT_OF_STOCK
-from tests.orders.factories import OrderFactory
+from tests.catalog.factories import ProductFactory, VendorFactory
+from tests.credentials.factories import storefront_api, vendor_api
+from tests.orders.factories import OrderFactory, ZoneFactory
+from tests.orders.test_apis import order_body
 
 pytestmark = pytest.mark.django_db
 
@@ -174,3 +178,38 @@ def test_the_multixact_id_age_is_a_gauge_beside_the_transaction_id_age(client, t
         [scraped] = re.findall(rf"^okada_db_{name} ([0-9.e+]+)$", text, re.M)
         assert before[name] <= float(scraped) <= after[name], name
     assert "# TYPE okada_db_mxid_age gauge" in text
+
+
+def db_metric(name: str, **labels: str) -> float:
+    """django-prometheus's figure `name` of the default database (and `labels`), read from its
+    metric alone: a read through the registry would run Okada's collectors, whose queries count."""
+    from django_prometheus.db import metrics
+
+    wanted = {"alias": connection.alias, "vendor": connection.vendor, **labels}
+    for metric in (metrics.execute_total, metrics.errors_total, metrics.query_duration_seconds):
+        for sample in metric.collect()[0].samples:
+            if sample.name == name and sample.labels == wanted:
+                return float(sample.value)
+    return 0.0
+
+
+def test_a_request_counts_its_prepared_statements_in_the_database_metrics():
+    # The hot statements (the product list, the placement, the Idempotency-Key lookup) run through
+    # a prepared cursor of their own: /metrics left them out of the query rate.
+    vendor = VendorFactory()
+    product = ProductFactory(vendor=vendor, initial_stock=5)
+    api = vendor_api(vendor)
+    assert api.get("/products").status_code == 200  # the connection is checked and warm
+    for send in (
+        lambda: api.get("/products"),  # the product list: one prepared statement
+        lambda: storefront_api().post(  # the Idempotency-Key lookup and the placement among others
+            "/orders", order_body(vendor, ZoneFactory(), product), HTTP_IDEMPOTENCY_KEY="metrics-1"
+        ),
+    ):
+        before = db_metric("django_db_execute_total")
+        with CaptureQueriesContext(connection) as queries:
+            response = send()
+        assert response.status_code in (200, 201), response.content
+        ran = [q["sql"] for q in queries.captured_queries]
+        assert None in ran  # a prepared execution is in Django's query log without its text
+        assert db_metric("django_db_execute_total") - before == len(ran), ran
