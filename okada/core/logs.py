@@ -58,7 +58,14 @@ def _request_context(logger: Any, method: str, event: MutableMapping[str, Any]) 
     after authentication, and an API credential only once the API view authenticated it."""
     request = _current_request.get()
     if request is None:
-        return event
+        # Django logs a refused request ("Unauthorized: /api/v1/products") once the middleware
+        # chain has returned, outside the request's binding; its record holds the request.
+        record = event.get("_record")
+        request = getattr(record, "request", None) if record is not None else None
+        request_id = getattr(request, "id", None)
+        if request_id is None:
+            return event
+        event.setdefault("request_id", request_id)
     user = request.__dict__.get("user")  # never evaluate a lazy user here (a query in a log call)
     wrapped = getattr(user, "_wrapped", user)
     # (The fallbacks are computed only when needed: str() of a credential is its dataclass repr.)

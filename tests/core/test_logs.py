@@ -193,3 +193,30 @@ def test_a_requests_line_names_its_credential_without_rendering_it():
     finally:
         logs._current_request.reset(token)
     assert event == {"event": "GET /api/v1/zones 200", "credential": "key:1", "vendor": "v-1"}
+
+
+@pytest.mark.parametrize(
+    ("path", "login"),
+    [
+        ("/api/v1/products", False),  # a 401, logged by Django after the middleware chain returned
+        ("/admin/no-such-screen/", True),  # a 404
+    ],
+)
+def test_djangos_line_of_a_refused_request_carries_its_request_id(path, login, client, admin_user, capsys):
+    # Django logs a 4xx ("Unauthorized: /api/v1/products") outside the request's bound context:
+    # the line finds its request id through the request the record holds.
+    if login:
+        client.force_login(admin_user)
+    logging.config.dictConfig(logs.logging_config("json"))
+    try:
+        capsys.readouterr()
+        response = client.get(path, HTTP_X_REQUEST_ID="req-refused-1")
+    finally:
+        logging.config.dictConfig(settings.LOGGING)
+    assert response.status_code == (404 if login else 401)
+    lines = [json.loads(line) for line in capsys.readouterr().err.splitlines() if line.startswith("{")]
+    [line] = [line for line in lines if line["logger"] == "django.request"]
+    assert line.get("request_id") == "req-refused-1", line
+    assert line["status_code"] == response.status_code
+    if login:
+        assert line["user"] == admin_user.username
