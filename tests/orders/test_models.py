@@ -11,9 +11,18 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from catalog.models import SEARCH_QUERY
 from okada.core.actors import Actor
 from okada.partitions.ddl import partition_name, utc_month_of
-from orders.models import Customer, Order, OrderEvent, OrderItem, Payment, PaymentMethod
+from orders.models import (
+    Customer,
+    Order,
+    OrderEvent,
+    OrderItem,
+    Payment,
+    PaymentMethod,
+    customer_name_matches,
+)
 from orders.services import order_add_note, order_place_for_phone, order_transition, payment_record
 from tests.append_only import assert_append_only, refused
 from tests.catalog.factories import ProductFactory, VendorFactory
@@ -415,3 +424,41 @@ def test_a_saved_order_holds_the_change_time_the_database_stored_when_the_clock_
     stored = Order.objects.get(pk=order.pk).updated_at
     assert stored == ahead + timedelta(microseconds=1)
     assert order.updated_at == stored
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "-jean",
+        "(-jean)",
+        "paul|-jean",
+        "paul&-jean",
+        "<-jean",
+        '"paul"-jean',
+        "paul\u00a0-jean",  # a no-break space
+        "\u2013jean",  # en dash: unaccent makes it "-", as the em dash, minus sign, soft hyphen ...
+        "\u2014jean",
+        "\u2212jean",
+        "\u00adjean",
+        "\uff0djean",
+        "\uffebjean",  # "->"
+        "paul\uffe9 jean",  # "<-", after a word too
+        "\u201cpaul\u201d-jean",  # quotation marks: '"'
+        "\u02bapaul\u02ba-jean",  # a modifier letter that unaccent makes '"'
+        "\u2474-jean",  # "(1)"
+    ],
+)
+def test_a_name_search_never_hands_websearch_a_not(text):
+    # websearch_to_tsquery reads "-" as NOT after a space, an operator or a quote, and
+    # okada_search_query reads the text unaccented too: a NOT-only query matches nearly every
+    # name, read from every customer (orders.models.customer_name_matches).
+    param, _ = customer_name_matches(text).params
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {SEARCH_QUERY}::text", [param])
+        query = cursor.fetchone()[0]
+    assert "!" not in query and "jean" in query, (param, query)
+
+
+def test_a_name_search_keeps_a_hyphenated_name_whole():
+    param, _ = customer_name_matches("Jean-Pierre x-y \u00e9-b").params
+    assert param == "Jean-Pierre x-y \u00e9-b"
