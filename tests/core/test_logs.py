@@ -6,6 +6,7 @@ import json
 import logging.config
 import re
 import sys
+import threading
 from types import SimpleNamespace
 from typing import Any
 
@@ -220,3 +221,49 @@ def test_djangos_line_of_a_refused_request_carries_its_request_id(path, login, c
     assert line["status_code"] == response.status_code
     if login:
         assert line["user"] == admin_user.username
+
+
+def _carried() -> dict[str, Any]:
+    """The bound values a line logged here carries (the first processor of every line)."""
+    return dict(logs._merge_bound(None, "info", {}))
+
+
+def test_bound_values_nest_and_leave_with_their_block_even_through_an_exception():
+    with logs.bound(request_id="r-1", job=None):
+        assert _carried() == {"request_id": "r-1"}
+        with pytest.raises(RuntimeError), logs.bound(job="j-1", request_id="r-2"):
+            assert _carried() == {"request_id": "r-2", "job": "j-1"}
+            raise RuntimeError
+        assert _carried() == {"request_id": "r-1"}
+    assert _carried() == {}
+
+
+def test_a_task_binds_only_its_own_values_and_leaves_none():
+    logs._task_started(task_id="t-1", task=SimpleNamespace(name="testapp.one"))
+    try:
+        with logs.bound(job="j-1"):
+            assert _carried() == {"task_id": "t-1", "task": "testapp.one", "job": "j-1"}
+    finally:
+        logs._task_finished()
+    assert _carried() == {}
+    logs._task_started(task_id="t-2", task=SimpleNamespace(name="testapp.two"))
+    logs._task_finished()
+    assert _carried() == {}
+
+
+def test_a_thread_carries_none_of_its_starters_bound_values_and_leaves_none_of_its_own():
+    seen: dict[str, Any] = {}
+
+    def work() -> None:
+        seen["start"] = _carried()
+        with logs.bound(job="in-thread"):
+            seen["inside"] = _carried()
+        logs._task_started(task_id="t-3", task=None)  # left bound: the thread's own
+
+    with logs.bound(request_id="r-1"):
+        thread = threading.Thread(target=work)
+        thread.start()
+        thread.join()
+        assert _carried() == {"request_id": "r-1"}
+    assert seen == {"start": {}, "inside": {"job": "in-thread"}}
+    assert _carried() == {}
