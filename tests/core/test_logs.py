@@ -230,12 +230,12 @@ def test_a_requests_line_names_its_credential_without_rendering_it():
 @pytest.mark.parametrize(
     ("path", "login"),
     [
-        ("/api/v1/products", False),  # a 401, logged by Django after the middleware chain returned
-        ("/admin/no-such-screen/", True),  # a 404
+        ("/api/v1/orders?q=677123456", False),  # a 401, logged by Django after the middleware returned
+        ("/admin/no-such-screen/?q=677123456", True),  # a 404
     ],
 )
 def test_djangos_line_of_a_refused_request_carries_its_request_id(path, login, client, admin_user, capsys):
-    # Django logs a 4xx ("Unauthorized: /api/v1/products") outside the request's bound context:
+    # Django logs a 4xx ("Unauthorized: /api/v1/orders") outside the request's bound context:
     # the line finds its request id through the request the record holds.
     if login:
         client.force_login(admin_user)
@@ -250,6 +250,8 @@ def test_djangos_line_of_a_refused_request_carries_its_request_id(path, login, c
     [line] = [line for line in lines if line["logger"] == "django.request"]
     assert line.get("request_id") == "req-refused-1", line
     assert line["status_code"] == response.status_code
+    # The query string (a customer's phone, a name) stays out of the logs, as in the access log.
+    assert "677123456" not in json.dumps(line), line
     if login:
         assert line["user"] == admin_user.username
 
