@@ -8,7 +8,7 @@
 - Celery tasks carry their task id and task name (signals connected by `connect_celery()`), and
   `okada.core.jobs.job()` adds the job name and its JobRun id.
 
-Context lives in one context variable (`bound`): bound for one request or one task, then
+Context lives in one context variable (`_bound`, set by `bound()`): for one request or one task, then
 cleared, so nothing leaks into the next one a process serves.
 """
 
