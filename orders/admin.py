@@ -50,6 +50,7 @@ from .models import (
     Payment,
     PaymentMethod,
     Zone,
+    customer_name_matches,
 )
 
 # --- Zones and customers ------------------------------------------------------------------------
@@ -303,7 +304,10 @@ class OrderAdmin(BigTableMixin, TrackedAdmin):
         ("placed_at", PlacedFilter),
     )
     search_fields = ("number",)
-    search_help_text = _("An order number (OK-0000123 or 123), a customer's phone or name.")
+    search_help_text = _(
+        "An order number (OK-0000123 or 123), a customer's phone, or the customer's name as the order "
+        "shows it: whole words, accents ignored, the last one may be a word's beginning (Kam for Kamga)."
+    )
     list_select_related = ("vendor", "customer", "zone")
     inlines = [OrderItemInline, PaymentInline]
     actions = ["delete_selected", "restore_selected", "hard_delete_selected", "cancel_orders"]
@@ -360,7 +364,9 @@ class OrderAdmin(BigTableMixin, TrackedAdmin):
         return money(order.delivery_fee_xaf)
 
     def get_search_results(self, request: HttpRequest, queryset: QuerySet, search_term: str) -> Any:
-        """An order number, a phone number (any spelling) or part of a customer's name."""
+        """An order number, a phone number (any spelling), else the customer's name as the order
+        shows it (orders.models.customer_name_matches): words, accents and case ignored, the last
+        one may be the beginning of a word."""
         term = search_term.strip()
         if not term:
             return queryset, False
@@ -370,9 +376,9 @@ class OrderAdmin(BigTableMixin, TrackedAdmin):
         number = selectors.order_number_or_none(term)
         if number:
             return queryset.filter(number=number), False
-        # A bounded list of matching customers (100k rows, scanned once), then their orders.
-        customers = Customer.all_objects.filter(name__icontains=term).values("id")[:500]
-        return queryset.filter(customer_id__in=customers), False
+        # Every order whose shown name matches (its own, else its customer record's), through the
+        # name indexes (orders migration 0035); the last word may be a name's beginning.
+        return queryset.filter(customer_name_matches(term, prefix=True)), False
 
     def lookup_allowed(self, lookup: str, value: str, request: Any = None) -> bool:
         # Links from customer and vendor pages and the dashboard.

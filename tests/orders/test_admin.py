@@ -44,6 +44,7 @@ from tests.orders.factories import (
     order_in_status,
     payment_needing_refund,
 )
+from tests.plans import plan_nodes
 from tests.statistics import bulk_analyzed
 
 pytestmark = pytest.mark.django_db
@@ -344,6 +345,114 @@ def test_search_finds_orders_by_number_phone_in_any_form_and_customer_name(clien
     assert {c.name for c in customers.context["cl"].result_list} == {customer.name, "Nouveau"}
     live = client.get("/admin/orders/customer/", {"q": "+237677001122"})
     assert [c.name for c in live.context["cl"].result_list] == ["Nouveau"]
+
+
+def listed_numbers(client, term: str) -> set[str]:
+    response = client.get("/admin/orders/order/", {"q": term})
+    assert response.status_code == 200
+    return {o.number for o in response.context["cl"].result_list}
+
+
+def test_the_name_search_reads_the_name_each_order_shows_accents_and_case_ignored(client):
+    # A phone order gives its own name (Order.customer_name); an older order shows its customer
+    # record's. Staff find each by the name it shows, as the API's `?q=` does, whole words or
+    # the beginning of the last one.
+    given = OrderFactory(customer=CustomerFactory(name="Paul Mbarga"))
+    Order.objects.filter(pk=given.pk).update(customer_name="Aïcha Kamga")
+    legacy = OrderFactory(customer=CustomerFactory(name="Aïcha Ndongo"))
+    other = OrderFactory(customer=CustomerFactory(name="Jean Owona"))
+    login(client, OPERATIONS)
+
+    assert listed_numbers(client, "Aicha Kamga") == {given.number}
+    assert listed_numbers(client, "KAMGA") == {given.number}
+    assert listed_numbers(client, "aïcha") == {given.number, legacy.number}
+    assert listed_numbers(client, "Aicha") == {given.number, legacy.number}
+    assert listed_numbers(client, "Ndongo") == {legacy.number}
+    # The beginning of the last word (two letters or more); not the middle of a word.
+    assert listed_numbers(client, "Kam") == {given.number}
+    assert listed_numbers(client, "aicha nd") == {legacy.number}
+    assert listed_numbers(client, "ongo") == set()
+    # Only the shown name: the record's name of an order that gave another is not searched.
+    assert listed_numbers(client, "Mbarga") == set()
+    # Letters that are tsquery syntax are words' separators, never an error.
+    assert listed_numbers(client, "owona:* | !(") == {other.number}
+    assert listed_numbers(client, "x") == set()
+
+
+@pytest.mark.django_db(transaction=True)  # bulk_analyzed: committed, then truncated
+def test_the_name_search_finds_every_order_of_a_common_name_past_500_customers(client, monkeypatch):
+    # 600 customers named Jean, one order each: the search used to keep the first 500 customers
+    # it read, and the orders of the others (often the newest) were missing, with no sign.
+    first = OrderFactory(customer=CustomerFactory(name="Paul Eto"))
+    jeans_orders(first, 600)
+    login(client, OPERATIONS)
+    response = client.get("/admin/orders/order/", {"q": "jean"})
+    assert response.context["cl"].queryset.count() == 600
+    # The newest first, the list's order, on its first page.
+    newest = Order.objects.filter(customer__name__startswith="Jean ").order_by("-placed_at", "-id")
+    assert [o.number for o in response.context["cl"].result_list] == [o.number for o in newest[:25]]
+
+
+def jeans_orders(first: Order, count: int) -> None:
+    """`count` customers "Jean <n>" with an order each (placed before orders kept a name: ''),
+    a minute apart, of `first`'s vendor and zone; committed and analyzed."""
+    bulk_analyzed(
+        "orders_customer",
+        """
+        INSERT INTO orders_customer (id, created_at, updated_at, deleted_by_cascade, name, phone,
+                                     default_address)
+        SELECT gen_random_uuid(), now(), now(), false, 'Jean ' || g, '+237' || (650000000 + g)::text, ''
+          FROM generate_series(1, %s) g
+        """,
+        [count],
+    )
+    bulk_analyzed(
+        "orders_order",
+        """
+        INSERT INTO orders_order (id, created_at, updated_at, deleted_by_cascade, number, status,
+                                  channel, payment_method, payment_status, subtotal_xaf,
+                                  delivery_fee_xaf, total_xaf, address, placed_at, note,
+                                  customer_name, customer_id, vendor_id, zone_id)
+        SELECT gen_random_uuid(), now(), now(), false,
+               okada_order_number(nextval('orders_order_number_seq')), 'delivered', 'storefront',
+               'cash', 'paid', 1000, 0, 1000, '', now() - row_number() OVER (ORDER BY c.id) * interval '1 minute',
+               '', '', c.id, %s, %s
+          FROM orders_customer c WHERE c.name LIKE 'Jean %%'
+        """,
+        [first.vendor_id, first.zone_id],
+    )
+
+
+@pytest.mark.django_db(transaction=True)  # bulk_analyzed: committed, then truncated
+def test_the_name_search_page_reads_the_name_indexes_never_the_whole_orders_table(client):
+    # Statistics of a big table (tests.statistics): planned as at scale, a page of a name's
+    # orders is read from the name indexes (orders migration 0035), never by a scan of the
+    # orders, nor by a customers' name compared row by row.
+    first = OrderFactory(customer=CustomerFactory(name="Paul Eto"))
+    jeans_orders(first, 3000)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE orders_order SET customer_name = 'Jean Kamga' WHERE placed_at < now() - interval '40 hours'"
+        )
+        cursor.execute("ANALYZE orders_order")
+    login(client, OPERATIONS)
+    for term in ("jean", "jean kam"):
+        response = client.get("/admin/orders/order/", {"q": term})
+        cl = response.context["cl"]
+        sql, params = cl.queryset[: cl.list_per_page + 1].query.sql_with_params()
+        nodes = plan_nodes(sql, params, sorts=True)
+        indexes = {n.get("Index Name") for n in nodes}
+        assert {
+            "orders_order_name_search",
+            "orders_order_legacy_name",
+            "orders_customer_name_search",
+        } <= indexes, (
+            term,
+            indexes,
+        )
+        read_whole = [n.get("Relation Name") for n in nodes if n["Node Type"] == "Seq Scan"]
+        assert not read_whole, (term, read_whole)
+        assert len(cl.result_list) == 25
 
 
 def test_the_queue_lists_open_orders_oldest_first_with_stuck_ones_marked(client, settings):
