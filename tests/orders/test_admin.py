@@ -23,6 +23,7 @@ from catalog.models import Product, Stock, StockMovement
 from okada.celery import app
 from okada.core.actors import Actor
 from okada.core.errors import InUse, NotAllowed
+from okada.core.querysets import few_keys
 from okada.core.roles import FINANCE, OPERATIONS, STOCK, SUPPORT
 from orders import admin as orders_admin
 from orders import exports
@@ -380,9 +381,12 @@ def test_the_name_search_reads_the_name_each_order_shows_accents_and_case_ignore
 
 
 @pytest.mark.django_db(transaction=True)  # bulk_analyzed: committed, then truncated
-def test_the_name_search_finds_every_order_of_a_common_name_past_500_customers(client, monkeypatch):
+@pytest.mark.parametrize("probe", [orders_admin.NAME_PROBE, 2], ids=["listed-by-key", "walked"])
+def test_the_name_search_finds_every_order_of_a_common_name_past_500_customers(client, monkeypatch, probe):
     # 600 customers named Jean, one order each: the search used to keep the first 500 customers
-    # it read, and the orders of the others (often the newest) were missing, with no sign.
+    # it read, and the orders of the others (often the newest) were missing, with no sign. Both
+    # ways the list is read (few matches by key, more by a walk of the newest) find them all.
+    monkeypatch.setattr(orders_admin, "NAME_PROBE", probe)
     first = OrderFactory(customer=CustomerFactory(name="Paul Eto"))
     jeans_orders(first, 600)
     login(client, OPERATIONS)
@@ -415,8 +419,8 @@ def jeans_orders(first: Order, count: int) -> None:
                                   customer_name, customer_id, vendor_id, zone_id)
         SELECT gen_random_uuid(), now(), now(), false,
                okada_order_number(nextval('orders_order_number_seq')), 'delivered', 'storefront',
-               'cash', 'paid', 1000, 0, 1000, '', now() - row_number() OVER (ORDER BY c.id) * interval '1 minute',
-               '', '', c.id, %s, %s
+               'cash', 'paid', 1000, 0, 1000, '',
+               now() - row_number() OVER (ORDER BY c.id) * interval '1 minute', '', '', c.id, %s, %s
           FROM orders_customer c WHERE c.name LIKE 'Jean %%'
         """,
         [first.vendor_id, first.zone_id],
@@ -424,35 +428,55 @@ def jeans_orders(first: Order, count: int) -> None:
 
 
 @pytest.mark.django_db(transaction=True)  # bulk_analyzed: committed, then truncated
-def test_the_name_search_page_reads_the_name_indexes_never_the_whole_orders_table(client):
-    # Statistics of a big table (tests.statistics): planned as at scale, a page of a name's
-    # orders is read from the name indexes (orders migration 0035), never by a scan of the
-    # orders, nor by a customers' name compared row by row.
+def test_the_name_search_page_reads_the_name_indexes_never_the_whole_orders_table(client, monkeypatch):
+    # Statistics of a big table (tests.statistics), planned as at scale: a name's matches are
+    # first looked for through the name indexes (orders migration 0035); few, the page reads
+    # them by key; more, it walks the newest first (orders_order_placed) and stops at a page.
+    # Never a scan of the orders, nor a sort of every match.
     first = OrderFactory(customer=CustomerFactory(name="Paul Eto"))
     jeans_orders(first, 3000)
     with connection.cursor() as cursor:
+        # A fifth of them gave their own name with the order.
         cursor.execute(
-            "UPDATE orders_order SET customer_name = 'Jean Kamga' WHERE placed_at < now() - interval '40 hours'"
+            "UPDATE orders_order SET customer_name = 'Jean Kamga' "
+            "WHERE placed_at < now() - interval '40 hours'"
         )
         cursor.execute("ANALYZE orders_order")
+    probed = []
+
+    def probe(rows, cap):
+        probed.append(rows)
+        return few_keys(rows, cap)
+
+    monkeypatch.setattr(orders_admin, "few_keys", probe)
     login(client, OPERATIONS)
-    for term in ("jean", "jean kam"):
-        response = client.get("/admin/orders/order/", {"q": term})
-        cl = response.context["cl"]
-        sql, params = cl.queryset[: cl.list_per_page + 1].query.sql_with_params()
-        nodes = plan_nodes(sql, params, sorts=True)
-        indexes = {n.get("Index Name") for n in nodes}
-        assert {
-            "orders_order_name_search",
-            "orders_order_legacy_name",
-            "orders_customer_name_search",
-        } <= indexes, (
-            term,
-            indexes,
-        )
-        read_whole = [n.get("Relation Name") for n in nodes if n["Node Type"] == "Seq Scan"]
-        assert not read_whole, (term, read_whole)
+
+    def page_plan(term: str) -> list[dict[str, Any]]:
+        cl = client.get("/admin/orders/order/", {"q": term}).context["cl"]
         assert len(cl.result_list) == 25
+        sql, params = cl.queryset[: cl.list_per_page + 1].query.sql_with_params()
+        return plan_nodes(sql, params, sorts=True)
+
+    def seq_scans(nodes: list[dict[str, Any]]) -> list[str]:
+        return [n["Relation Name"] for n in nodes if n["Node Type"] == "Seq Scan"]
+
+    for term in ("jean", "jean kam"):
+        probed.clear()
+        page = page_plan(term)
+        assert seq_scans(page) == [], (term, page)
+        sql, params = probed[0].order_by().values("pk")[:10].query.sql_with_params()
+        probe_plan = plan_nodes(sql, params)
+        indexes = {n.get("Index Name") for n in probe_plan}
+        names = {"orders_order_name_search", "orders_order_legacy_name", "orders_customer_name_search"}
+        assert names <= indexes, (term, indexes)
+        assert seq_scans(probe_plan) == [], (term, probe_plan)
+
+    monkeypatch.setattr(orders_admin, "NAME_PROBE", 2)
+    page = page_plan("jean")
+    walked = next(n for n in page if n["Node Type"] == "Index Scan")  # the first, the orders'
+    assert (walked["Index Name"], walked["Scan Direction"]) == ("orders_order_placed", "Backward"), page
+    assert not [n for n in page if n["Node Type"] == "Sort"], page  # an Incremental Sort of ties only
+    assert seq_scans(page) == [], page
 
 
 def test_the_queue_lists_open_orders_oldest_first_with_stuck_ones_marked(client, settings):
