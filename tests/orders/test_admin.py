@@ -23,7 +23,7 @@ from catalog.models import Product, Stock, StockMovement
 from okada.celery import app
 from okada.core.actors import Actor
 from okada.core.errors import InUse, NotAllowed
-from okada.core.querysets import few_keys
+from okada.core.querysets import count_up_to
 from okada.core.roles import FINANCE, OPERATIONS, STOCK, SUPPORT
 from orders import admin as orders_admin
 from orders import exports
@@ -446,9 +446,9 @@ def test_the_name_search_page_reads_the_name_indexes_never_the_whole_orders_tabl
 
     def probe(rows, cap):
         probed.append(rows)
-        return few_keys(rows, cap)
+        return count_up_to(rows, cap)
 
-    monkeypatch.setattr(orders_admin, "few_keys", probe)
+    monkeypatch.setattr(orders_admin, "count_up_to", probe)
     login(client, OPERATIONS)
 
     def page_plan(term: str) -> list[dict[str, Any]]:
