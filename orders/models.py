@@ -149,8 +149,8 @@ NOT_WORD = re.compile(r"(^|\s)-+")
 # its & operators, never tsquery syntax (`:`, `|`, `!`, parentheses) from the text itself.
 NAME_WORD = re.compile(r"[^\W_]+")
 # The shortest last word read as a name's beginning ("Kam" for Kamga). Shorter, it is a word
-# (nothing, for one letter): "k:*" would match most of the marketplace's names, a list to
-# gather before the first row of a page can be shown.
+# (nothing, for one letter): "k:*" would match a large share of every name, all gathered from
+# the indexes before a page can be shown.
 PREFIX_MIN_LETTERS = 2
 # A name's words, the last one also as a beginning: to_tsquery (not websearch's) for `:*`, over
 # unaccented text in each stemming of okada_name_search_vector() (the stem of "Kamg" is a

@@ -378,6 +378,7 @@ def test_the_name_search_reads_the_name_each_order_shows_accents_and_case_ignore
     # Letters that are tsquery syntax are words' separators, never an error.
     assert listed_numbers(client, "owona:* | !(") == {other.number}
     assert listed_numbers(client, "x") == set()
+    assert listed_numbers(client, "!!") == set()
 
 
 @pytest.mark.django_db(transaction=True)  # bulk_analyzed: committed, then truncated
