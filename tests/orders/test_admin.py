@@ -382,12 +382,13 @@ def test_the_name_search_reads_the_name_each_order_shows_accents_and_case_ignore
 
 
 @pytest.mark.django_db(transaction=True)  # bulk_analyzed: committed, then truncated
-@pytest.mark.parametrize("probe", [orders_admin.NAME_PROBE, 2], ids=["listed-by-key", "walked"])
+@pytest.mark.parametrize("probe", [None, 2], ids=["listed-by-key", "walked"])
 def test_the_name_search_finds_every_order_of_a_common_name_past_500_customers(client, monkeypatch, probe):
     # 600 customers named Jean, one order each: the search used to keep the first 500 customers
     # it read, and the orders of the others (often the newest) were missing, with no sign. Both
     # ways the list is read (few matches by key, more by a walk of the newest) find them all.
-    monkeypatch.setattr(orders_admin, "NAME_PROBE", probe)
+    if probe is not None:  # else NAME_PROBE's 5,000: 600 matches are listed by key
+        monkeypatch.setattr(orders_admin, "NAME_PROBE", probe)
     first = OrderFactory(customer=CustomerFactory(name="Paul Eto"))
     jeans_orders(first, 600)
     login(client, OPERATIONS)
