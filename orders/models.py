@@ -152,12 +152,37 @@ ORDER_NAME_SQL = (
 _DASHES = "\\-\u00ad\u00b1\u02d7\u2010-\u2015\u2212\ufe31\ufe32\ufe58\ufe63\uff0d\uffeb"
 _UNACCENTED_TO_PUNCTUATION = "\u02b9-\u02bd\u02c6\u02c8\u02cb\u02d0\u215f\u2474-\u249b\U0001f100-\U0001f10a"
 NOT_WORD = re.compile(f"\\uffe9|(?<![^\\W_{_UNACCENTED_TO_PUNCTUATION}])[{_DASHES}]+")
+# A word of a name as staff type it (letters or digits): what name_prefix_query() puts between
+# its & operators, never tsquery syntax (`:`, `|`, `!`, parentheses) from the text itself.
+NAME_WORD = re.compile(r"[^\W_]+")
+# The shortest last word read as a name's beginning ("Kam" for Kamga). Shorter, it is a word
+# (nothing, for one letter): "k:*" would match a large share of every name, all gathered from
+# the indexes before a page can be shown.
+PREFIX_MIN_LETTERS = 2
+# A name's words, the last one also as a beginning: to_tsquery (not websearch's) for `:*`, over
+# unaccented text in each stemming of okada_name_search_vector() (the stem of "Kamg" is a
+# prefix of the stem of "Kamga"'s). One parameter, the text name_prefix_query() makes.
+PREFIX_QUERY = (
+    "(to_tsquery('pg_catalog.french', public.okada_unaccent(%s)) "
+    "|| to_tsquery('pg_catalog.english', public.okada_unaccent(%s)))"
+)
 
 
-def customer_name_matches(text: str) -> RawSQL:
+def name_prefix_query(text: str) -> str:
+    """`text` as to_tsquery's input: every word must match, the last one (PREFIX_MIN_LETTERS or
+    more) also as the beginning of a word ("aicha kam" is `aicha & kam:*`)."""
+    words = NAME_WORD.findall(text)
+    if words and len(words[-1]) >= PREFIX_MIN_LETTERS:
+        words[-1] += ":*"
+    return " & ".join(words)
+
+
+def customer_name_matches(text: str, *, prefix: bool = False) -> RawSQL:
     """Orders whose customer's name, as the order shows it (Order.shown_customer_name), matches
     `text` as a product's name matches a product search: French and English stemming, accents
     ignored, every word (catalog.models.SEARCH_QUERY, `websearch_to_tsquery`); as a condition.
+    `prefix` (the admin's search, for staff who type part of a name): the last word may also be
+    the beginning of one (name_prefix_query), no websearch syntax (`or`, quotes).
 
     Only the shown name: the name given with the order, else (orders placed before it was kept:
     '') the customer record's. A customer record is shared by every vendor, and its name may
@@ -172,6 +197,10 @@ def customer_name_matches(text: str) -> RawSQL:
     # leading "-" is not websearch's NOT here: a name is found by the words it has, and "-jean"
     # (every order but Jean's) read every customer's name, 0.8 s on the large seed.
     text = NOT_WORD.sub(" ", unicodedata.normalize("NFC", text))
+    if prefix:
+        query = name_prefix_query(text)
+        sql = ORDER_NAME_SQL.format(query=PREFIX_QUERY)
+        return RawSQL(sql, (query,) * 4, output_field=BooleanField())  # noqa: S611
     sql = ORDER_NAME_SQL.format(query=SEARCH_QUERY)
     return RawSQL(sql, (text, text), output_field=BooleanField())  # noqa: S611
 

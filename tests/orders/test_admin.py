@@ -23,6 +23,7 @@ from catalog.models import Product, Stock, StockMovement
 from okada.celery import app
 from okada.core.actors import Actor
 from okada.core.errors import InUse, NotAllowed
+from okada.core.querysets import count_up_to
 from okada.core.roles import FINANCE, OPERATIONS, STOCK, SUPPORT
 from orders import admin as orders_admin
 from orders import exports
@@ -44,6 +45,7 @@ from tests.orders.factories import (
     order_in_status,
     payment_needing_refund,
 )
+from tests.plans import plan_nodes
 from tests.statistics import bulk_analyzed
 
 pytestmark = pytest.mark.django_db
@@ -344,6 +346,139 @@ def test_search_finds_orders_by_number_phone_in_any_form_and_customer_name(clien
     assert {c.name for c in customers.context["cl"].result_list} == {customer.name, "Nouveau"}
     live = client.get("/admin/orders/customer/", {"q": "+237677001122"})
     assert [c.name for c in live.context["cl"].result_list] == ["Nouveau"]
+
+
+def listed_numbers(client, term: str) -> set[str]:
+    response = client.get("/admin/orders/order/", {"q": term})
+    assert response.status_code == 200
+    return {o.number for o in response.context["cl"].result_list}
+
+
+def test_the_name_search_reads_the_name_each_order_shows_accents_and_case_ignored(client):
+    # A phone order gives its own name (Order.customer_name); an older order shows its customer
+    # record's. Staff find each by the name it shows, as the API's `?q=` does, whole words or
+    # the beginning of the last one.
+    given = OrderFactory(customer=CustomerFactory(name="Paul Mbarga"))
+    Order.objects.filter(pk=given.pk).update(customer_name="Aïcha Kamga")
+    legacy = OrderFactory(customer=CustomerFactory(name="Aïcha Ndongo"))
+    other = OrderFactory(customer=CustomerFactory(name="Jean Owona"))
+    login(client, OPERATIONS)
+
+    assert listed_numbers(client, "Aicha Kamga") == {given.number}
+    assert listed_numbers(client, "KAMGA") == {given.number}
+    assert listed_numbers(client, "aïcha") == {given.number, legacy.number}
+    assert listed_numbers(client, "Aicha") == {given.number, legacy.number}
+    assert listed_numbers(client, "Ndongo") == {legacy.number}
+    # The beginning of the last word (two letters or more); not the middle of a word.
+    assert listed_numbers(client, "Kam") == {given.number}
+    assert listed_numbers(client, "aicha nd") == {legacy.number}
+    assert listed_numbers(client, "ongo") == set()
+    # Only the shown name: the record's name of an order that gave another is not searched.
+    assert listed_numbers(client, "Mbarga") == set()
+    # Letters that are tsquery syntax are words' separators, never an error.
+    assert listed_numbers(client, "owona:* | !(") == {other.number}
+    assert listed_numbers(client, "x") == set()
+    assert listed_numbers(client, "!!") == set()
+
+
+@pytest.mark.django_db(transaction=True)  # bulk_analyzed: committed, then truncated
+@pytest.mark.parametrize("probe", [None, 2], ids=["listed-by-key", "walked"])
+def test_the_name_search_finds_every_order_of_a_common_name_past_500_customers(client, monkeypatch, probe):
+    # 600 customers named Jean, one order each: the search used to keep the first 500 customers
+    # it read, and the orders of the others (often the newest) were missing, with no sign. Both
+    # ways the list is read (few matches by key, more by a walk of the newest) find them all.
+    if probe is not None:  # else NAME_PROBE's 5,000: 600 matches are listed by key
+        monkeypatch.setattr(orders_admin, "NAME_PROBE", probe)
+    first = OrderFactory(customer=CustomerFactory(name="Paul Eto"))
+    jeans_orders(first, 600)
+    login(client, OPERATIONS)
+    response = client.get("/admin/orders/order/", {"q": "jean"})
+    assert response.context["cl"].queryset.count() == 600
+    # The newest first, the list's order, on its first page.
+    newest = Order.objects.filter(customer__name__startswith="Jean ").order_by("-placed_at", "-id")
+    assert [o.number for o in response.context["cl"].result_list] == [o.number for o in newest[:25]]
+
+
+def jeans_orders(first: Order, count: int) -> None:
+    """`count` customers "Jean <n>" with an order each (placed before orders kept a name: ''),
+    a minute apart, of `first`'s vendor and zone; committed and analyzed."""
+    bulk_analyzed(
+        "orders_customer",
+        """
+        INSERT INTO orders_customer (id, created_at, updated_at, deleted_by_cascade, name, phone,
+                                     default_address)
+        SELECT gen_random_uuid(), now(), now(), false, 'Jean ' || g, '+237' || (650000000 + g)::text, ''
+          FROM generate_series(1, %s) g
+        """,
+        [count],
+    )
+    bulk_analyzed(
+        "orders_order",
+        """
+        INSERT INTO orders_order (id, created_at, updated_at, deleted_by_cascade, number, status,
+                                  channel, payment_method, payment_status, subtotal_xaf,
+                                  delivery_fee_xaf, total_xaf, address, placed_at, note,
+                                  customer_name, customer_id, vendor_id, zone_id)
+        SELECT gen_random_uuid(), now(), now(), false,
+               okada_order_number(nextval('orders_order_number_seq')), 'delivered', 'storefront',
+               'cash', 'paid', 1000, 0, 1000, '',
+               now() - row_number() OVER (ORDER BY c.id) * interval '1 minute', '', '', c.id, %s, %s
+          FROM orders_customer c WHERE c.name LIKE 'Jean %%'
+        """,
+        [first.vendor_id, first.zone_id],
+    )
+
+
+@pytest.mark.django_db(transaction=True)  # bulk_analyzed: committed, then truncated
+def test_the_name_search_page_reads_the_name_indexes_never_the_whole_orders_table(client, monkeypatch):
+    # Statistics of a big table (tests.statistics), planned as at scale: a name's matches are
+    # first looked for through the name indexes (orders migration 0035); few, the page reads
+    # them by key; more, it walks the newest first (orders_order_placed) and stops at a page.
+    # Never a scan of the orders, nor a sort of every match.
+    first = OrderFactory(customer=CustomerFactory(name="Paul Eto"))
+    jeans_orders(first, 3000)
+    with connection.cursor() as cursor:
+        # A fifth of them gave their own name with the order.
+        cursor.execute(
+            "UPDATE orders_order SET customer_name = 'Jean Kamga' "
+            "WHERE placed_at < now() - interval '40 hours'"
+        )
+        cursor.execute("ANALYZE orders_order")
+    probed = []
+
+    def probe(rows, cap):
+        probed.append(rows)
+        return count_up_to(rows, cap)
+
+    monkeypatch.setattr(orders_admin, "count_up_to", probe)
+    login(client, OPERATIONS)
+
+    def page_plan(term: str) -> list[dict[str, Any]]:
+        cl = client.get("/admin/orders/order/", {"q": term}).context["cl"]
+        assert len(cl.result_list) == 25
+        sql, params = cl.queryset[: cl.list_per_page + 1].query.sql_with_params()
+        return plan_nodes(sql, params, sorts=True)
+
+    def seq_scans(nodes: list[dict[str, Any]]) -> list[str]:
+        return [n["Relation Name"] for n in nodes if n["Node Type"] == "Seq Scan"]
+
+    for term in ("jean", "jean kam"):
+        probed.clear()
+        page = page_plan(term)
+        assert seq_scans(page) == [], (term, page)
+        sql, params = probed[0].order_by().values("pk")[:10].query.sql_with_params()
+        probe_plan = plan_nodes(sql, params)
+        indexes = {n.get("Index Name") for n in probe_plan}
+        names = {"orders_order_name_search", "orders_order_legacy_name", "orders_customer_name_search"}
+        assert names <= indexes, (term, indexes)
+        assert seq_scans(probe_plan) == [], (term, probe_plan)
+
+    monkeypatch.setattr(orders_admin, "NAME_PROBE", 2)
+    page = page_plan("jean")
+    walked = next(n for n in page if n["Node Type"] == "Index Scan")  # the first, the orders'
+    assert (walked["Index Name"], walked["Scan Direction"]) == ("orders_order_placed", "Backward"), page
+    assert not [n for n in page if n["Node Type"] == "Sort"], page  # an Incremental Sort of ties only
+    assert seq_scans(page) == [], page
 
 
 def test_the_queue_lists_open_orders_oldest_first_with_stuck_ones_marked(client, settings):
