@@ -141,12 +141,12 @@ OPEN_STATUSES = ("pending", "accepted", "preparing", "ready", "out_for_delivery"
 # condition on the caller's vendor, or nothing.
 _RECORD_NAMED = "SELECT c.id FROM orders_customer c WHERE public.okada_name_search_vector(c.name) @@ {query}"
 ORDER_NAME_SQL = (
-    f"orders_order.customer_id = ANY(ARRAY({_RECORD_NAMED} "
+    "orders_order.customer_id = ANY(ARRAY({record_named} "
     "UNION SELECT a.customer_id FROM orders_customer_alias a "
     "WHERE public.okada_name_search_vector(a.name) @@ {query}{vendor})) "
     "AND (public.okada_name_search_vector(orders_order.customer_name) @@ {query} "
-    f"OR (orders_order.customer_name = '' AND orders_order.customer_id = ANY(ARRAY({_RECORD_NAMED}))))"
-)
+    "OR (orders_order.customer_name = '' AND orders_order.customer_id = ANY(ARRAY({record_named}))))"
+).replace("{record_named}", _RECORD_NAMED)
 
 
 # websearch_to_tsquery reads "-" as NOT after the start, a space, an operator ("(", "|" ...) or a
