@@ -89,7 +89,7 @@ class Customer(TrackedModel):
         ]
         indexes = [
             deleted_rows_index("orders_customer_deleted"),
-            # The names of orders placed before they kept their own (customer_name_matches).
+            # `?q=` a name: the customers whose record name matches (customer_name_matches).
             GinIndex(name_search_vector("name"), name="orders_customer_name_search"),
         ]
 
@@ -132,16 +132,25 @@ class PaymentStatus(models.TextChoices):
 
 OPEN_STATUSES = ("pending", "accepted", "preparing", "ready", "out_for_delivery")
 
-# customer_name_matches(): the two sides of Order.shown_customer_name, each in the form
-# its index holds (orders_order_name_search, orders_order_legacy_name); the customers' side an
-# array made once (an InitPlan), which the (customer, vendor) index reads per customer. On
-# `{query}`: the tsquery, SEARCH_QUERY (one parameter, the text), as catalog.models' SEARCH_SQL.
+# customer_name_matches(): the customers whose record name matches (orders_customer_name_search)
+# and those of the aliases that match (orders_alias_name_search), an array made once (an
+# InitPlan) which the (customer, -placed_at) index reads per customer; each order then checked on
+# the name it shows: its own, else ('') the record's, so only a customer whose record name
+# matches (an alias's customer's record may say anything). The '' test first: an order without
+# a name makes no vector; and IN, not = ANY(ARRAY(...)): a hashed subplan, where ANY compares
+# each order with every customer named (the storefront's "Jean", 1,400 customers: twice slower
+# on the large seed). On `{query}`: the tsquery,
+# SEARCH_QUERY (one parameter, the text), as catalog.models' SEARCH_SQL; `{vendor}`: the alias
+# condition on the caller's vendor, or nothing.
+_RECORD_NAMED = "SELECT c.id FROM orders_customer c WHERE public.okada_name_search_vector(c.name) @@ {query}"
 ORDER_NAME_SQL = (
-    "(orders_order.customer_name <> '' AND "
-    "public.okada_name_search_vector(orders_order.customer_name) @@ {query}) "
-    "OR (orders_order.customer_name = '' AND orders_order.customer_id = ANY(ARRAY("
-    "SELECT c.id FROM orders_customer c WHERE public.okada_name_search_vector(c.name) @@ {query})))"
-)
+    "orders_order.customer_id = ANY(ARRAY({record_named} "
+    "UNION SELECT a.customer_id FROM orders_customer_alias a "
+    "WHERE public.okada_name_search_vector(a.name) @@ {query}{vendor})) "
+    "AND ((orders_order.customer_name <> '' "
+    "AND public.okada_name_search_vector(orders_order.customer_name) @@ {query}) "
+    "OR (orders_order.customer_name = '' AND orders_order.customer_id IN ({record_named})))"
+).replace("{record_named}", _RECORD_NAMED)
 
 
 # websearch_to_tsquery reads "-" as NOT after the start, a space, an operator ("(", "|" ...) or a
@@ -177,32 +186,38 @@ def name_prefix_query(text: str) -> str:
     return " & ".join(words)
 
 
-def customer_name_matches(text: str, *, prefix: bool = False) -> RawSQL:
+def customer_name_matches(text: str, *, prefix: bool = False, vendor_id: uuid.UUID | None = None) -> RawSQL:
     """Orders whose customer's name, as the order shows it (Order.shown_customer_name), matches
     `text` as a product's name matches a product search: French and English stemming, accents
     ignored, every word (catalog.models.SEARCH_QUERY, `websearch_to_tsquery`); as a condition.
     `prefix` (the admin's search, for staff who type part of a name): the last word may also be
-    the beginning of one (name_prefix_query), no websearch syntax (`or`, quotes).
+    the beginning of one (name_prefix_query), no websearch syntax (`or`, quotes). `vendor_id`:
+    the caller lists this vendor's orders only (its aliases alone are read).
 
     Only the shown name: the name given with the order, else (orders placed before it was kept:
     '') the customer record's. A customer record is shared by every vendor, and its name may
     differ from the one this vendor's orders give: matching it would tell the vendor that name.
-    Each side is read through an index, never by scanning a vendor's orders: the kept names
-    through (vendor, name vector) (orders_order_name_search; vendor_id in the GIN, a first name
-    common in the whole marketplace is narrowed to one vendor's orders inside the index), the
-    others through the matching customers (orders_customer_name_search) and the partial
-    (customer, vendor) index of the orders without a name of their own.
+    So the candidates are the customers whose record name matches and those with an alias that
+    matches (CustomerAlias: each name a vendor's orders show that is not the record's), and each
+    candidate's order is kept only if the name it shows matches: an order found whatever the
+    record's name, never because of it. All read through indexes, never by scanning a vendor's
+    orders, and no index on orders_order but (customer, -placed_at): a GIN there cost placement
+    about a tenth of its throughput (migration 0036).
     """
     # NFC, as the products' search: one spelling of "é" whatever the keyboard sent. A word's
     # leading "-" is not websearch's NOT here: a name is found by the words it has, and "-jean"
     # (every order but Jean's) read every customer's name, 0.8 s on the large seed.
     text = NOT_WORD.sub(" ", unicodedata.normalize("NFC", text))
+    # The tsquery appears four times (ORDER_NAME_SQL): the record names, the aliases (then the
+    # vendor, if any), the order's own name, the record names again.
     if prefix:
-        query = name_prefix_query(text)
-        sql = ORDER_NAME_SQL.format(query=PREFIX_QUERY)
-        return RawSQL(sql, (query,) * 4, output_field=BooleanField())  # noqa: S611
-    sql = ORDER_NAME_SQL.format(query=SEARCH_QUERY)
-    return RawSQL(sql, (text, text), output_field=BooleanField())  # noqa: S611
+        query, each = PREFIX_QUERY, (name_prefix_query(text),) * 2
+    else:
+        query, each = SEARCH_QUERY, (text,)
+    vendor = "" if vendor_id is None else " AND a.vendor_id = %s"
+    sql = ORDER_NAME_SQL.format(query=query, vendor=vendor)
+    params = (*each, *each, *(() if vendor_id is None else (vendor_id,)), *each, *each)
+    return RawSQL(sql, params, output_field=BooleanField())  # noqa: S611
 
 
 class OrderQuerySet(TrackedQuerySet):
@@ -368,19 +383,8 @@ class Order(TrackedModel):
                 name="orders_order_storefront_upd",
                 condition=Q(channel="storefront", deleted_at__isnull=True),
             ),
+            # Also `?q=` a name: the orders of the customers it names (customer_name_matches).
             models.Index(fields=["customer", "-placed_at"], name="orders_order_customer"),
-            # `?q=` a name (customer_name_matches, migration 0035): the name given with the
-            # order, within its vendor (btree_gin), and the orders placed before they kept one
-            # (partial: a new order never enters it), by customer within a vendor.
-            GinIndex(
-                F("vendor"),
-                name_search_vector("customer_name"),
-                name="orders_order_name_search",
-                condition=~Q(customer_name=""),
-            ),
-            models.Index(
-                fields=["customer", "vendor"], name="orders_order_legacy_name", condition=Q(customer_name="")
-            ),
             models.Index(
                 fields=["expires_at"],
                 name="orders_order_expiring",
@@ -419,6 +423,52 @@ class Order(TrackedModel):
         name, as they did then: no backfill, which would rewrite every order under lock and send
         each one to every device again. sync.feed's orders entity does the same in SQL."""
         return self.customer_name or self.customer.name
+
+
+class CustomerAlias(models.Model):
+    """A name a vendor's orders of a customer show that is not the customer record's name: the
+    orders' name search (customer_name_matches) finds them through it, where an index on every
+    order's name cost each placement (orders migration 0036). Written by the services only, when
+    a placement gives another name than the record's (orders.services.order_place_for_phone) and
+    when staff rename a customer (customer_update: the orders that showed the old one). A row
+    left after the record takes its name again is harmless: each order is checked on its own
+    name. Derived data: not history-tracked, not synced, gone with its customer or vendor."""
+
+    id = models.BigAutoField(primary_key=True, db_comment="Row id.")
+    vendor = models.ForeignKey(
+        Vendor,
+        on_delete=models.CASCADE,
+        related_name="+",
+        db_index=False,  # the unique (vendor, customer, name) index leads with it
+        db_comment="Vendor whose orders show this name.",
+    )
+    customer = models.ForeignKey(
+        Customer,
+        on_delete=models.CASCADE,
+        related_name="+",
+        db_comment="Customer the orders are of.",
+    )
+    name = models.CharField(
+        max_length=200,  # Order.customer_name's
+        db_comment="The name the orders show (their customer_name), not the customer record's.",
+    )
+
+    class Meta:
+        db_table = "orders_customer_alias"
+        db_table_comment = (
+            "Names a vendor's orders of a customer show that differ from the customer's name: "
+            "the orders' name search finds them through it."
+        )
+        constraints = [
+            models.UniqueConstraint(fields=["vendor", "customer", "name"], name="orders_customer_alias_uniq"),
+        ]
+        indexes = [
+            # A name within a vendor's aliases (btree_gin), or within all of them (the storefront).
+            GinIndex(F("vendor"), name_search_vector("name"), name="orders_alias_name_search"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
 
 
 class OrderItem(BaseModel):

@@ -94,14 +94,15 @@ def order_stock_movements(term: str) -> Q | None:
     return Q(reference=number, product_id__in=products, created_at__gte=order["created_at"])
 
 
-def order_search(term: str) -> Q:
+def order_search(term: str, *, vendor_id: uuid.UUID | None = None) -> Q:
     """The orders a search term names, as a filter: a customer's phone number (any spelling), else
     an order number, else (a term with a letter) the customer's name as each order shows it
     (orders.models.customer_name_matches). A term that reads as a number or a phone is never taken for
     a name: names have letters, and `ok123` is the order OK-0000123. All three are read through
     indexes: no scan of a vendor's orders, whatever their count. A term with no letter that is
     neither a number nor a phone (`677 12`, `+++`) is refused (a 400 naming `q`), not answered
-    with an empty page the client would take for "no such order"."""
+    with an empty page the client would take for "no such order". `vendor_id`: the orders
+    searched are this vendor's (a name is then looked up among its aliases only)."""
     phone = phone_or_none(term)
     if phone:
         return Q(customer__in=customers_with_phone(phone))
@@ -109,7 +110,7 @@ def order_search(term: str) -> Q:
     if number:
         return Q(number=number)
     if any(ch.isalpha() for ch in term):
-        return Q(customer_name_matches(term))
+        return Q(customer_name_matches(term, vendor_id=vendor_id))
     raise InvalidInput(
         Text(
             gettext_noop(
@@ -220,7 +221,7 @@ def order_list(
     if updated_since is not None:
         orders = orders.filter(updated_at__gte=updated_since)
     if search:
-        orders = orders.filter(order_search(search))
+        orders = orders.filter(order_search(search, vendor_id=vendor_id))
     return orders
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import DEFAULT_DB_ALIAS, IntegrityError, transaction
+from django.db import DEFAULT_DB_ALIAS, IntegrityError, connection, transaction
 from django.db.models import Sum
 from django.utils import timezone
 from django.utils.translation import gettext_lazy, gettext_noop
@@ -549,6 +549,12 @@ def order_place_for_phone(
         customer = _row(Customer, CUSTOMER_COLUMNS, found)
     order = _placed_order(result, customer_id=customer.pk, **place)
     ORDER_CUSTOMER.set_cached_value(order, customer)
+    if order.customer_name and order.customer_name != customer.name:
+        # Rare (a number ordered under another name): the name search finds this order by its
+        # own name through the alias, not an index every placement would write (migration 0036).
+        # The record's name is the locked row's (FOR KEY SHARE, v9), which a rename waits for
+        # (customer_update), so the two never miss each other.
+        _customer_alias_add(vendor_id=vendor_id, customer_id=customer.pk, name=order.customer_name)
     lines = [
         _row(
             OrderItem,
@@ -587,6 +593,17 @@ def order_place_for_phone(
         }
         payments.append(_row(Payment, PAYMENT_COLUMNS, payment))
     return PlacedOrder(order=order, items=lines, payments=payments)
+
+
+def _customer_alias_add(*, vendor_id: uuid.UUID, customer_id: uuid.UUID, name: str) -> None:
+    """Record that this vendor has orders of this customer showing `name`, not the record's name
+    (orders.models.CustomerAlias); once."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO orders_customer_alias (vendor_id, customer_id, name) VALUES (%s, %s, %s) "
+            "ON CONFLICT DO NOTHING",
+            [vendor_id, customer_id, name],
+        )
 
 
 def _refuse_for_phone(result: dict[str, Any]) -> None:
@@ -1393,12 +1410,28 @@ def customer_update(*, customer: Customer, data: dict[str, Any], actor: Actor) -
     core.refuse_unknown_fields(data, CUSTOMER_EDITABLE_FIELDS)
     actor.require_if_staff("orders.change_customer")
     with transaction.atomic(), acting_for(actor, "customer updated"):
-        customer = core.locked(Customer.objects, customer.pk, no_key=True)
+        # A rename takes FOR UPDATE, which waits for the placements in flight (their FOR KEY
+        # SHARE): the orders they commit with the old name are seen below, and a later one reads
+        # the new name and writes its own alias (order_place_for_phone).
+        renaming = "name" in data
+        customer = core.locked(Customer.objects, customer.pk, no_key=not renaming)
+        old_name = customer.name
         if not core.model_fields_update(customer, data):
             return customer
         _check_customer(customer)
         with unique_or(_phone_taken(), CUSTOMER_CONSTRAINT):
             customer.save()
+        if customer.name != old_name:
+            # The orders that showed the old record name as their own no longer match the record:
+            # the name search finds them through an alias (orders.models.CustomerAlias).
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "INSERT INTO orders_customer_alias (vendor_id, customer_id, name) "
+                    "SELECT DISTINCT vendor_id, customer_id, customer_name FROM orders_order "
+                    "WHERE customer_id = %s AND customer_name = %s AND customer_name <> '' "
+                    "ON CONFLICT DO NOTHING",
+                    [customer.pk, old_name],
+                )
     return customer
 
 

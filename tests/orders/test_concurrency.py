@@ -32,6 +32,7 @@ from okada.core.errors import InUse, InvalidInput, NotFound
 from orders.models import (
     OPEN_STATUSES,
     Customer,
+    CustomerAlias,
     Order,
     OrderEvent,
     OrderItem,
@@ -39,6 +40,7 @@ from orders.models import (
     Payment,
     PaymentMethod,
     Zone,
+    customer_name_matches,
 )
 from orders.services import (
     CallbackResult,
@@ -914,7 +916,8 @@ def test_an_order_of_a_product_being_deleted_for_good_is_refused_as_unavailable(
 def test_an_edit_of_the_vendor_zone_or_customer_does_not_hold_up_placements():
     # An edit of their details takes FOR NO KEY UPDATE, which the placement's FOR KEY SHARE of the
     # rows it points at does not wait for: the order is placed while the edit is still open (a
-    # placement that waited would read the edit, committed by then, right after it).
+    # placement that waited would read the edit, committed by then, right after it). A customer's
+    # rename is the exception (the next tests).
     product, zone = ProductFactory(initial_stock=5), ZoneFactory()
     customer = CustomerFactory(zone=None)
     edits = [
@@ -927,8 +930,8 @@ def test_an_edit_of_the_vendor_zone_or_customer_does_not_hold_up_placements():
             lambda: Zone.objects.get(pk=zone.pk).delivery_fee_xaf,
         ),
         (
-            lambda: customer_update(customer=customer, data={"name": "Mama Ngo"}, actor=STAFF),
-            lambda: Customer.objects.get(pk=customer.pk).name,
+            lambda: customer_update(customer=customer, data={"default_address": "Bonapriso"}, actor=STAFF),
+            lambda: Customer.objects.get(pk=customer.pk).default_address,
         ),
     ]
     for edit, read in edits:
@@ -943,6 +946,46 @@ def test_an_edit_of_the_vendor_zone_or_customer_does_not_hold_up_placements():
         assert isinstance(placed[0], Order) and placed[1] == before, (edited, placed)
         assert read() != before  # and the edit was saved
     assert Order.objects.filter(customer=customer).count() == 3
+
+
+def test_a_customers_rename_waits_for_a_placement_in_flight_and_gives_its_order_an_alias():
+    # The order gives the record's name, then staff rename the record: the order no longer shows
+    # the record's name, so the name search needs its alias (orders.models.CustomerAlias). The
+    # rename (FOR UPDATE) waits for the placement's FOR KEY SHARE, then sees its order: with FOR NO
+    # KEY UPDATE it wrote the aliases of the orders committed before, without this one.
+    product, zone = ProductFactory(initial_stock=5), ZoneFactory()
+    customer = CustomerFactory(zone=None, phone="+237677000555", name="Awa Mbarga")
+
+    placed, renamed = race(
+        place_for_number(customer.phone, zone, product),
+        lambda: customer_update(customer=customer, data={"name": "Awa Ngo"}, actor=STAFF),
+    )
+
+    assert isinstance(placed, PlacedOrder) and isinstance(renamed, Customer), (placed, renamed)
+    assert placed.order.customer_name == "Awa Mbarga"
+    assert list(CustomerAlias.objects.values_list("vendor_id", "customer_id", "name")) == [
+        (product.vendor_id, customer.pk, "Awa Mbarga")
+    ]
+    assert list(Order.objects.filter(customer_name_matches("Mbarga"))) == [placed.order]
+
+
+def test_a_placement_waits_for_a_customers_rename_in_flight_and_writes_its_own_alias():
+    # The other way round: the placement reads the new name (its FOR KEY SHARE waits for the
+    # rename's FOR UPDATE), which its name given is not; it writes the alias itself.
+    product, zone = ProductFactory(initial_stock=5), ZoneFactory()
+    customer = CustomerFactory(zone=None, phone="+237677000556", name="Awa Mbarga")
+
+    renamed, placed = race(
+        lambda: customer_update(customer=customer, data={"name": "Awa Ngo"}, actor=STAFF),
+        place_for_number(customer.phone, zone, product),
+    )
+
+    assert isinstance(placed, PlacedOrder) and isinstance(renamed, Customer), (placed, renamed)
+    assert placed.order.customer_name == "Awa Mbarga"
+    assert list(CustomerAlias.objects.values_list("vendor_id", "customer_id", "name")) == [
+        (product.vendor_id, customer.pk, "Awa Mbarga")
+    ]
+    assert list(Order.objects.filter(customer_name_matches("Mbarga"))) == [placed.order]
 
 
 def test_a_product_edit_alone_or_in_bulk_does_not_hold_up_placements_of_the_product():

@@ -12,16 +12,17 @@ from django.db.migrations.executor import MigrationExecutor
 from django.utils import timezone
 
 from okada.core.actors import Actor
-from orders.models import Order, OrderEvent, Payment
+from orders.models import CustomerAlias, Order, OrderEvent, Payment
 from orders.services import payment_refund_settle
 from tests.catalog.factories import ProductFactory, VendorFactory
-from tests.orders.factories import CustomerFactory, payment_needing_refund
+from tests.orders.factories import CustomerFactory, OrderFactory, payment_needing_refund
 
 pytestmark = pytest.mark.django_db
 
 FLAGGED_AT = import_module("orders.migrations.0020_payment_refund_flagged_at")
 V8 = import_module("orders.migrations.0030_order_place_v8_customer_name")
 V9 = import_module("orders.migrations.0034_order_place_v9_customer_before_stock")
+ALIASES = import_module("orders.migrations.0036_customer_alias")
 
 
 def flag_event_at(payment: Payment):
@@ -148,3 +149,24 @@ def test_a_placement_by_the_code_of_the_release_before_v8_still_places_the_order
     order = Order.objects.select_related("customer").get(pk=json.loads(result)["id"])
     assert (order.customer_name, order.shown_customer_name) == ("", "Awa Mbarga")
     assert order.history.get().customer_name == ""
+
+
+def test_the_alias_backfill_names_each_vendors_orders_under_another_name_than_their_customers_once():
+    awa = CustomerFactory(name="Awa Mbarga")
+    vendor, other = VendorFactory(), VendorFactory()
+    given = {}
+    for shop, name in ((vendor, "Paul Eto"), (vendor, "Paul Eto"), (vendor, "Awa Mbarga"), (vendor, ""),
+                       (other, "Awa M."), (other, "Paul Eto")):  # fmt: skip
+        order = OrderFactory(vendor=shop, customer=awa)
+        given[order.pk] = name
+    for pk, name in given.items():  # as placed, before the services wrote aliases
+        Order.objects.filter(pk=pk).update(customer_name=name)
+    CustomerAlias.objects.all().delete()
+
+    with connection.cursor() as cursor:
+        cursor.execute(ALIASES.BACKFILL_SQL)
+        cursor.execute(ALIASES.BACKFILL_SQL)  # again: nothing more
+
+    assert sorted(CustomerAlias.objects.values_list("vendor_id", "customer_id", "name")) == sorted(
+        [(vendor.pk, awa.pk, "Paul Eto"), (other.pk, awa.pk, "Awa M."), (other.pk, awa.pk, "Paul Eto")]
+    )

@@ -224,15 +224,11 @@ PLACEMENT_INDEXES = {
         "orders_order_vendor_status",  # vendor's orders by status (API, vendor app)
         "orders_order_vendor_upd",  # vendor's orders by update (sync, updated_since)
         "orders_order_storefront_upd",  # the storefront's orders by update (partial: its channel)
-        "orders_order_customer",  # a customer's orders
+        "orders_order_customer",  # a customer's orders; `?q=` a name, by the customers it names
         "orders_order_placed",  # admin lists and dashboard by placing time
         "orders_order_open",  # open orders queue (partial: closed orders leave it)
         "orders_order_expiring",  # expiry job (partial: unpaid mobile money only)
         "orders_order_deleted",  # deleted filter (partial: a new order never enters it)
-        # `?q=` a name: (vendor, vector of the order's name), GIN with btree_gin (migration 0035
-        # says what it costs a placement)
-        "orders_order_name_search",
-        "orders_order_legacy_name",  # `?q=` a name of an order without one (partial: '' only)
     },
     "orders_historicalorder": {
         "orders_historicalorder_pkey",
@@ -284,7 +280,6 @@ def test_the_tables_an_order_placement_writes_have_exactly_their_budgeted_indexe
 # orders_horder_user.)
 NOT_FOR_PLACEMENT = {
     "catalog_stockmovement": ["catalog_stockmove_manual_kind", "catalog_stockmove_manual_ref"],
-    "orders_order": ["orders_order_legacy_name"],
     "orders_orderevent": ["orders_event_notes", "orders_event_actor_user"],
     "orders_payment": ["orders_payment_settled_by"],
 }
@@ -452,7 +447,7 @@ def test_a_name_search_never_hands_websearch_a_not(text):
     # websearch_to_tsquery reads "-" as NOT after a space, an operator or a quote, and
     # okada_search_query reads the text unaccented too: a NOT-only query matches nearly every
     # name, read from every customer (orders.models.customer_name_matches).
-    param, _ = customer_name_matches(text).params
+    param, *_ = customer_name_matches(text).params
     with connection.cursor() as cursor:
         cursor.execute(f"SELECT {SEARCH_QUERY}::text", [param])
         query = cursor.fetchone()[0]
@@ -460,5 +455,5 @@ def test_a_name_search_never_hands_websearch_a_not(text):
 
 
 def test_a_name_search_keeps_a_hyphenated_name_whole():
-    param, _ = customer_name_matches("Jean-Pierre x-y \u00e9-b").params
+    param, *_ = customer_name_matches("Jean-Pierre x-y \u00e9-b").params
     assert param == "Jean-Pierre x-y \u00e9-b"

@@ -319,12 +319,26 @@ def test_a_name_search_page_reads_the_name_indexes_never_the_vendors_orders():
         SELECT gen_random_uuid(), now(), now(), false,
                okada_order_number(nextval('orders_order_number_seq')), 'delivered', 'storefront',
                'cash', 'paid', 1000, 0, 1000, '', now() - g * interval '1 minute', '',
-               CASE WHEN g %% 2 = 0 THEN c.name ELSE '' END, c.id, (%s::uuid[])[1 + g %% 20], %s
+               CASE g %% 3 WHEN 0 THEN c.name WHEN 1 THEN ''
+                           ELSE split_part(c.name, ' ', 1) || ' Autre' END,
+               c.id, (%s::uuid[])[1 + g %% 20], %s
           FROM generate_series(1, 40000) g
           JOIN (SELECT id, name, row_number() OVER (ORDER BY id) AS n FROM orders_customer) c
             ON c.n = 1 + (g * 7) %% 3000
         """,
         [vendors, first.zone_id],
+    )
+    # The orders under another name than their customer record's, as the services write them
+    # (orders migration 0036's backfill).
+    bulk_analyzed(
+        "orders_customer_alias",
+        """
+        INSERT INTO orders_customer_alias (vendor_id, customer_id, name)
+        SELECT DISTINCT o.vendor_id, o.customer_id, o.customer_name
+          FROM orders_order o JOIN orders_customer c ON c.id = o.customer_id
+         WHERE o.customer_name <> '' AND o.customer_name <> c.name
+        """,
+        [],
     )
     page = order_list(vendor_id=first.vendor.pk, search="Jean").order_by("-placed_at", "-id")[:51]
     sql, params = page.query.sql_with_params()
@@ -333,11 +347,15 @@ def test_a_name_search_page_reads_the_name_indexes_never_the_vendors_orders():
         plan = cursor.fetchone()[0]
     nodes = list(walk(json.loads(plan) if isinstance(plan, str) else plan))
     indexes = {n.get("Index Name") for n in nodes}
-    assert {"orders_order_name_search", "orders_order_legacy_name", "orders_customer_name_search"} <= indexes
-    # Orders are never read in full (a join may read this test's 3,000 customers whole: the
-    # planner's pick on a small table, the primary key on a big one).
+    # The customers named, by record (GIN) or alias (its GIN, or the vendor's few through the
+    # unique (vendor, customer, name) index), then their orders by customer: no index on every
+    # order's name (orders migration 0036).
+    assert {"orders_order_customer", "orders_customer_name_search"} <= indexes, plan
+    assert indexes & {"orders_alias_name_search", "orders_customer_alias_uniq"}, plan
+    # Orders and aliases are never read in full (a join may read this test's 3,000 customers
+    # whole: the planner's pick on a small table, the primary key on a big one).
     read_whole = [n.get("Relation Name") for n in nodes if n["Node Type"] == "Seq Scan"]
-    assert "orders_order" not in read_whole, read_whole
+    assert not {"orders_order", "orders_customer_alias"} & set(read_whole), read_whole
     # And the page is right: the vendor's orders of a Jean, kept name or not, newest first.
     expected = list(
         Order.objects.filter(vendor_id=first.vendor.pk)
@@ -349,6 +367,17 @@ def test_a_name_search_page_reads_the_name_indexes_never_the_vendors_orders():
     )
     assert len(expected) == 51
     assert [o.pk for o in page] == expected
+    # The storefront's search (every vendor's orders it placed): every vendor's aliases, by name.
+    storefront = order_list(channel="storefront", search="Jean").order_by("-placed_at", "-id")[:51]
+    sql, params = storefront.query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute(f"EXPLAIN (FORMAT JSON) {sql}", params)
+        plan = cursor.fetchone()[0]
+    nodes = list(walk(json.loads(plan) if isinstance(plan, str) else plan))
+    assert {"orders_alias_name_search", "orders_customer_name_search"} <= {n.get("Index Name") for n in nodes}
+    assert not {"orders_order", "orders_customer_alias"} & {
+        n.get("Relation Name") for n in nodes if n["Node Type"] == "Seq Scan"
+    }, plan
 
 
 def walk(plan: Any) -> Any:
