@@ -388,7 +388,7 @@ class OrderAdmin(BigTableMixin, TrackedAdmin):
         # Every order whose shown name matches (its own, else its customer record's); the last
         # word may be a name's beginning. The list is newest first, and PostgreSQL guesses a
         # name's orders are few (it cannot know the customers' side, an array made at run time):
-        # it gathers every match through the name indexes (orders migration 0035), joins and
+        # it gathers every match through the name indexes (orders migrations 0035, 0036), joins and
         # sorts them, 250 ms for a name 50,000 orders show. So they are first counted, up to
         # NAME_PROBE, as read from those indexes: few, they are listed by key, their keys an
         # array made in the statement (in Python, 5,000 keys a request set off a collection of
