@@ -210,10 +210,9 @@ def customer_name_matches(text: str, *, prefix: bool = False, vendor_id: uuid.UU
     text = NOT_WORD.sub(" ", unicodedata.normalize("NFC", text))
     # The tsquery appears four times (ORDER_NAME_SQL): the record names, the aliases (then the
     # vendor, if any), the order's own name, the record names again.
-    if prefix:
-        query, each = PREFIX_QUERY, (name_prefix_query(text),) * 2
-    else:
-        query, each = SEARCH_QUERY, (text,)
+    # Each query's parameters: PREFIX_QUERY takes its text twice, SEARCH_QUERY once.
+    each: tuple[str, ...] = (name_prefix_query(text),) * 2 if prefix else (text,)
+    query = PREFIX_QUERY if prefix else SEARCH_QUERY
     vendor = "" if vendor_id is None else " AND a.vendor_id = %s"
     sql = ORDER_NAME_SQL.format(query=query, vendor=vendor)
     params = (*each, *each, *(() if vendor_id is None else (vendor_id,)), *each, *each)
