@@ -114,6 +114,8 @@ def _pages() -> dict[str, str]:
     if not (device and conflict):
         raise RuntimeError("the seeded database has no sync devices or open conflicts (bench.kept adds them)")
     shop = urlencode({"q": conflict.vendor.name})
+    first_name, _, family_name = order.shown_customer_name.partition(" ")
+    family_name = family_name or first_name
     # Days in Douala time, as the date filter reads them: the newest day, and the oldest month
     # (the changelist reads the newest rows first: the oldest month is the furthest from them).
     newest, oldest = timezone.localdate(paid["last"]), timezone.localdate(paid["first"])
@@ -122,6 +124,10 @@ def _pages() -> dict[str, str]:
         "dashboard": "/admin/",
         "orders list": "/admin/orders/order/",
         "orders search (phone)": f"/admin/orders/order/?q={order.customer.phone}",
+        # A first name many customers share, and the beginning of a family name (the last word
+        # may be a word's beginning): the shown names, through the customers' and aliases' indexes.
+        "orders search (name)": "/admin/orders/order/?" + urlencode({"q": first_name}),
+        "orders search (name beginning)": "/admin/orders/order/?" + urlencode({"q": family_name[:3]}),
         "orders queue": "/admin/orders/order/queue/",
         "order page": f"/admin/orders/order/{order.pk}/change/",
         "products list": "/admin/catalog/product/",
