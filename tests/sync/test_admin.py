@@ -449,20 +449,25 @@ def reads_by_index(plan: list[dict]) -> bool:
     return bool(scans) and all(conditioned(n) for n in scans)
 
 
+def reads_of_all_rows(client, url: str, table: str) -> list[str]:
+    """The statements of a page that count `table`'s rows or read a DISTINCT column of them
+    (a paginator's COUNT(*), a filter's or a date hierarchy's choices): each reads every row."""
+    with CaptureQueriesContext(connection) as ctx:
+        assert client.get(url).status_code == 200
+    return [
+        q["sql"]
+        for q in ctx.captured_queries
+        if f'"{table}"' in q["sql"] and ("COUNT(" in q["sql"] or "DISTINCT" in q["sql"])
+    ]
+
+
 def test_the_pushed_mutations_list_counts_nothing_and_lists_no_column_of_every_mutation(client):
     # A million and a half stored pushes: the paginator's COUNT(*) and the mutation filter's
     # SELECT DISTINCT name each read all of them, on every page (0.4 to 1 s each).
     pushes(VendorFactory(), "Caisse 1", 3)
     client.force_login(role_user(OPERATIONS))
     for query in ("", "?status__exact=conflict", "?name=stock.adjust", "?p=2"):
-        with CaptureQueriesContext(connection) as ctx:
-            assert client.get(MUTATIONS_LIST + query).status_code == 200
-        whole = [
-            q["sql"]
-            for q in ctx.captured_queries
-            if '"sync_mutation"' in q["sql"] and ("COUNT(" in q["sql"] or "DISTINCT" in q["sql"])
-        ]
-        assert whole == [], query
+        assert reads_of_all_rows(client, MUTATIONS_LIST + query, "sync_mutation") == [], query
 
 
 def test_the_mutation_filter_offers_every_mutation_a_device_may_push_and_filters_by_it(client):
@@ -644,14 +649,7 @@ def test_the_conflicts_list_counts_nothing_and_lists_no_date_of_every_conflict(c
     # distinct years of every conflict listed) each read all of them, on every page.
     conflicts_of_two_vendors()
     client.force_login(role_user(OPERATIONS))
-    with CaptureQueriesContext(connection) as ctx:
-        assert client.get(CONFLICTS + query).status_code == 200
-    whole = [
-        q["sql"]
-        for q in ctx.captured_queries
-        if '"sync_conflict"' in q["sql"] and ("COUNT(" in q["sql"] or "DISTINCT" in q["sql"])
-    ]
-    assert whole == [], query
+    assert reads_of_all_rows(client, CONFLICTS + query, "sync_conflict") == [], query
 
 
 @pytest.mark.parametrize(
