@@ -437,6 +437,7 @@ class CustomerAlias(models.Model):
     vendor = models.ForeignKey(
         Vendor,
         on_delete=models.CASCADE,
+        verbose_name=_("vendor"),
         related_name="+",
         db_index=False,  # the unique (vendor, customer, name) index leads with it
         db_comment="Vendor whose orders show this name.",
@@ -444,16 +445,22 @@ class CustomerAlias(models.Model):
     customer = models.ForeignKey(
         Customer,
         on_delete=models.CASCADE,
+        verbose_name=_("customer"),
         related_name="+",
         db_comment="Customer the orders are of.",
     )
     name = models.CharField(
+        _("name"),
         max_length=200,  # Order.customer_name's
         db_comment="The name the orders show (their customer_name), not the customer record's.",
     )
 
     class Meta:
         db_table = "orders_customer_alias"
+        # Named on the superusers' "delete for good" page of a customer or a vendor (its rows go
+        # with them): in the admin's language, as every model.
+        verbose_name = _("other name of a customer")
+        verbose_name_plural = _("other names of customers")
         db_table_comment = (
             "Names a vendor's orders of a customer show that differ from the customer's name: "
             "the orders' name search finds them through it."
