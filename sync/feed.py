@@ -41,7 +41,9 @@ class Entity:
 
     `source` is the FROM clause, with the table as `r`; `vendor` the expression giving the row's
     vendor (NULL for rows every device gets); `live` whether the row exists for devices (False:
-    sent as deleted); `fields` the JSON object sent (only what the device app needs).
+    sent as deleted); `fields` the JSON object sent (only what the device app needs);
+    `download` which live rows the initial download sends (the feed still sends every change of
+    every live row, as an upsert, whether the device downloaded that row or not).
     """
 
     code: int
@@ -52,6 +54,7 @@ class Entity:
     vendor: str | None
     live: str
     fields: tuple[tuple[str, str], ...]
+    download: str = "true"
     # Keyset of the initial download: the columns of `source` (`r` and its joined tables) in the
     # order pages are read; the leading one is the walked index's range after the vendor.
     keyset: tuple[str, ...] = ("r.id",)
@@ -90,6 +93,10 @@ def _f(*names: str) -> tuple[tuple[str, str], ...]:
         (name, UTC_SQL.format(column=f"r.{name}") if name.endswith("_at") else f"r.{name}") for name in names
     )
 
+
+# A new device downloads the open conflicts and those resolved in the last this many days (how
+# its recent pushes ended); every later change of any conflict still comes with the feed.
+CONFLICTS_RESOLVED_DAYS = 30
 
 ORDER_JOIN = "JOIN orders_order o ON o.id = r.order_id"
 PRODUCT_JOIN = "JOIN catalog_product p ON p.id = r.product_id"
@@ -233,7 +240,12 @@ ENTITIES: tuple[Entity, ...] = (
         priority=2,
         source="sync_conflict r",
         vendor="r.vendor_id",
+        # Conflicts are kept for good (hundreds of thousands, nearly all settled long ago): a
+        # new device downloads those still open and those settled lately. Every conflict stays
+        # live: a change of one the device never downloaded comes as an upsert (it was just
+        # made, so it is news), never as a delete of a row the device may hold.
         live="true",
+        download=f"(r.status = 'open' OR r.resolved_at >= now() - interval '{CONFLICTS_RESOLVED_DAYS} days')",
         fields=_f(
             "id",
             "device_id",

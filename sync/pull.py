@@ -2,7 +2,8 @@
 
 A device holds one cursor per priority (0 orders/items/stock, 1 products/categories/zones,
 2 the rest). A null cursor starts the initial download: the priority's tables are read directly
-(keyset pages over the vendor's live rows), after noting the snapshot horizon H0; then the
+(keyset pages over the vendor's live rows; of its sync conflicts only the open and recently
+resolved ones, `feed.Entity.download`), after noting the snapshot horizon H0; then the
 cursor moves on to the change feed from H0. Changes made while the download runs were written by
 transactions whose id is at least H0, so the feed brings them afterwards.
 
@@ -322,7 +323,8 @@ class _Reader:
         keys = ", ".join(f"{c}::text" for c in keyset)
         sql = (
             f"SELECT ARRAY[{keys}], r.id::text, {entity.json} FROM {entity.source} "
-            f"WHERE {self._scope(entity)} AND {entity.live}{after} ORDER BY {columns} LIMIT %(limit)s"
+            f"WHERE {self._scope(entity)} AND {entity.live} AND {entity.download}{after} "
+            f"ORDER BY {columns} LIMIT %(limit)s"
         )
         with connection.cursor() as cur:
             cur.execute(sql, params)

@@ -13,6 +13,7 @@ from django.core import signing
 from django.db import connection, connections, transaction
 from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from catalog.models import Product, Stock
 from catalog.services import product_restore, product_soft_delete, product_update, stock_adjust
@@ -22,8 +23,16 @@ from orders.models import Order, OrderItem, Payment
 from orders.services import order_transition
 from sync import feed
 from sync import pull as sync_pull
+from sync.models import ConflictStatus, SyncConflict
 from sync.pull import pull
-from sync.services import DeviceRevoked, device_revoke, generation_current, generation_rotate
+from sync.services import (
+    KEEP_SERVER,
+    DeviceRevoked,
+    conflict_resolve,
+    device_revoke,
+    generation_current,
+    generation_rotate,
+)
 from tests.catalog.factories import CategoryFactory, ProductFactory, VendorFactory
 from tests.orders.factories import OrderFactory, ZoneFactory
 from tests.plans import plan_nodes
@@ -339,6 +348,92 @@ def test_the_initial_download_serves_priority_0_before_priority_2():
         i for i, t in enumerate(tables) if t == "payments"
     )
     assert len(phone.copy("payments")) == 30
+
+
+def pushed_conflicts(vendor, count: int) -> list[SyncConflict]:
+    """`count` open conflicts of the vendor, oldest first: sales of more than the shelf holds
+    (impossible_stock), pushed by the vendor's till."""
+    product = ProductFactory(vendor=vendor, initial_stock=1)
+    till = Phone(vendor, "Caisse")
+    sales = [till.mutation("stock.adjust", product_id=str(product.pk), delta=-5) for _ in range(count)]
+    answer = till.push(*sales)
+    assert [r["code"] for r in answer["results"]] == ["impossible_stock"] * count
+    return [SyncConflict.objects.get(pk=r["conflict_id"]) for r in answer["results"]]
+
+
+def made_long_ago(conflict: SyncConflict, *, days: float, resolved: bool = False) -> None:
+    """The conflict as if pushed `days` days ago and, if `resolved`, settled by staff then."""
+    at = timezone.now() - timedelta(days=days)
+    settled = {"status": ConflictStatus.KEPT_SERVER, "resolved_at": at + timedelta(hours=1)}
+    SyncConflict.objects.filter(pk=conflict.pk).update(created_at=at, **(settled if resolved else {}))
+
+
+def operations_staff() -> Actor:
+    from okada.core.roles import OPERATIONS
+    from tests.catalog.factories import role_user
+
+    return Actor.for_staff_user(role_user(OPERATIONS))
+
+
+def test_a_new_device_downloads_the_open_conflicts_and_those_resolved_lately_not_every_one_ever():
+    vendor = VendorFactory()
+    open_old, open_new, lately, long_ago, just_too_old = pushed_conflicts(vendor, 5)
+    made_long_ago(open_old, days=400)  # staff have yet to decide: the device shows it pending
+    made_long_ago(lately, days=3, resolved=True)  # how a recent push ended
+    made_long_ago(long_ago, days=400, resolved=True)
+    made_long_ago(just_too_old, days=feed.CONFLICTS_RESOLVED_DAYS + 1, resolved=True)
+    pushed_conflicts(VendorFactory(), 1)  # another vendor's
+    phone = Phone(vendor, limit=2)
+
+    phone.pull_all()
+
+    conflicts = phone.copy("conflicts")
+    assert set(conflicts) == {str(c.pk) for c in (open_old, open_new, lately)}
+    assert {c["status"] for c in conflicts.values()} == {"open", "kept_server"}
+    assert conflicts[str(lately.pk)]["resolved_at"] is not None
+
+
+def test_every_later_change_of_a_conflict_reaches_the_device_as_an_upsert_downloaded_or_not():
+    vendor = VendorFactory()
+    held, long_ago = pushed_conflicts(vendor, 2)
+    made_long_ago(held, days=400)
+    made_long_ago(long_ago, days=400, resolved=True)
+    phone = Phone(vendor)
+    phone.pull_all()
+    assert set(phone.copy("conflicts")) == {str(held.pk)}
+
+    # The old conflict the device holds is resolved; the settled one it never downloaded is
+    # changed (a data fix): both come as upserts, not as the delete of a row it may hold.
+    conflict_resolve(conflict=held, resolution=KEEP_SERVER, actor=operations_staff(), note="recompté")
+    SyncConflict.objects.filter(pk=long_ago.pk).update(resolution_note="corrigé", updated_at=timezone.now())
+    page = phone.pull()
+
+    assert page["changes"]["conflicts"]["deleted"] == []
+    changed = {r["id"]: (r["status"], r["resolution_note"]) for r in page["changes"]["conflicts"]["upserted"]}
+    assert changed == {
+        str(held.pk): ("kept_server", "recompté"),
+        str(long_ago.pk): ("kept_server", "corrigé"),
+    }
+    assert phone.copy("conflicts")[str(held.pk)]["status"] == "kept_server"
+
+
+def test_conflicts_resolved_while_the_download_runs_reach_the_device_resolved():
+    vendor = VendorFactory()
+    first, last = pushed_conflicts(vendor, 2)
+    phone = Phone(vendor, limit=1)
+    while str(first.pk) not in phone.copy("conflicts"):
+        assert any(phone.pull()["has_more"].values())
+    assert str(last.pk) not in phone.copy("conflicts")  # not downloaded yet
+
+    staff = operations_staff()
+    for conflict in (first, last):  # one already downloaded, one still ahead of the cursor
+        conflict_resolve(conflict=conflict, resolution=KEEP_SERVER, actor=staff)
+    phone.pull_all()
+
+    assert {k: c["status"] for k, c in phone.copy("conflicts").items()} == {
+        str(first.pk): "kept_server",
+        str(last.pk): "kept_server",
+    }
 
 
 def paid_orders(vendor, count: int, prefix: str = "P") -> list[Payment]:
