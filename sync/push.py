@@ -304,8 +304,12 @@ def _int(
     return value
 
 
-def _text(args: dict[str, Any], key: str, *, default: str | None = None, max_length: int = 255) -> str:
+def _text(
+    args: dict[str, Any], key: str, *, default: str | None = None, max_length: int = 255, strip: bool = False
+) -> str:
     value = args.get(key, default)
+    if strip and isinstance(value, str):
+        value = value.strip()  # as a REST CharField reads it
     if not isinstance(value, str) or (default is None and not value) or len(value) > max_length:
         raise InvalidInput(
             Text(gettext_noop("%(key)s must be a text of at most %(n)d characters."), key=key, n=max_length),
@@ -395,7 +399,7 @@ def stock_adjust(context: Context, args: dict[str, Any]) -> SyncConflict | None:
     suspended = _suspended(context)
     product = _product(context, args)
     delta = _int(args, "delta", minimum=-catalog.MAX_DELTA, maximum=catalog.MAX_DELTA)  # as REST
-    reason = _text(args, "reason", default="adjusted on device")
+    reason = _reason(args)
     device_value = {"product_id": str(product.pk), "delta": delta, "reason": reason}
     if suspended:
         catalog.refuse_if_product_deleted(product)  # as when applied: restore it first
@@ -410,6 +414,19 @@ def stock_adjust(context: Context, args: dict[str, Any]) -> SyncConflict | None:
     except catalog.InsufficientStock:
         return _stock_conflict(context, product, ConflictKind.IMPOSSIBLE_STOCK, device_value)
     return None
+
+
+DEVICE_REASON = "adjusted on device"  # translated when shown (sync.services.CHANGE_REASONS)
+
+
+def _reason(args: dict[str, Any]) -> str:
+    """stock.adjust's `reason`: DEVICE_REASON when the device sends none. One it sends is read as
+    REST reads it (a required, non-blank text): trimmed, and a blank one is refused (rejected
+    `invalid`, naming `reason`), not stored as the movement's reason nor replaced unseen."""
+    reason = _text(args, "reason", default=DEVICE_REASON, strip=True)
+    if not reason:
+        raise InvalidInput(Text(gettext_noop("%(key)s must not be blank."), key="reason"), field="reason")
+    return reason
 
 
 def _stock_conflict(
