@@ -278,6 +278,28 @@ CAPTURED_CONFLICTS = f"""
 DELETE FROM {FEED_TABLE}
 WHERE created_at = now() AND xid = pg_current_xact_id() AND entity = {BY_NAME["conflicts"].code}"""  # noqa: S608 (constants)
 
+# A small seed fires the capture triggers (seed_demo silences them only in bulk): each seeded row
+# is in the feed once, stamped with the seed's transaction, as if just written. FEED writes again
+# the rows it covers (orders and their items, the stock, products and orders the mutations
+# changed), at their events' times: those ids leave the seed's captured rows (and a row left
+# empty goes), so each seeded row is in the feed as the seed captured it or once per event the
+# fill writes, never both. A bulk seed (the large preset) captured nothing: nothing to do.
+SEED_CAPTURED = f"CREATE TEMP TABLE syncseed_captured ON COMMIT DROP AS SELECT id FROM {FEED_TABLE}"  # noqa: S608 (constants)
+SEED_RECAPTURED = (
+    f"""CREATE TEMP TABLE syncseed_fed ON COMMIT DROP AS
+SELECT DISTINCT f.entity, u.row_id
+FROM {FEED_TABLE} f CROSS JOIN LATERAL unnest(f.row_ids) AS u(row_id)
+WHERE f.id NOT IN (SELECT id FROM syncseed_captured)""",  # noqa: S608 (constants)
+    f"""UPDATE {FEED_TABLE} c
+SET row_ids = ARRAY(
+  SELECT u.row_id FROM unnest(c.row_ids) WITH ORDINALITY AS u(row_id, n)
+  WHERE NOT EXISTS (SELECT FROM syncseed_fed f WHERE f.entity = c.entity AND f.row_id = u.row_id)
+  ORDER BY u.n)
+WHERE c.id IN (SELECT id FROM syncseed_captured)""",  # noqa: S608 (constants)
+    f"""DELETE FROM {FEED_TABLE}
+WHERE id IN (SELECT id FROM syncseed_captured) AND cardinality(row_ids) = 0""",  # noqa: S608 (constants)
+)
+
 TABLES = ("sync_device", "sync_conflict", "sync_historicalsyncconflict", "sync_mutation", "sync_change")
 
 
@@ -304,6 +326,9 @@ def fill_sync(cur: Any, *, now: dt.datetime, seed: float = 0.2026) -> dict[str, 
     span = _feed_span(cur, now)
     feed_from, feed_until = span or (now, now)
     params = {"now": now, "window": window, "feed_from": feed_from, "feed_until": feed_until}
+    cur.execute(SEED_CAPTURED)
+    cur.execute("SELECT EXISTS (SELECT FROM syncseed_captured)")
+    captured = cur.fetchone()[0]
     cur.execute("SELECT setseed(%s)", [seed])
     cur.execute(UUID7_AT)
     for sql in (DEVICES, SAMPLES, MUTATIONS, OLD_CONFLICTS):
@@ -314,6 +339,8 @@ def fill_sync(cur: Any, *, now: dt.datetime, seed: float = 0.2026) -> dict[str, 
         cur.execute(sql, params)
     if span is not None:
         cur.execute(FEED, params)
+        for sql in SEED_RECAPTURED if captured else ():
+            cur.execute(sql)
     counts = {}
     for table in TABLES:
         cur.execute(f"SELECT count(*) FROM {table}")  # noqa: S608 (constant names)

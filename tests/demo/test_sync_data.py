@@ -5,6 +5,7 @@ sync screens reading them."""
 from __future__ import annotations
 
 import datetime as dt
+from collections import Counter
 from itertools import pairwise
 
 import pytest
@@ -96,6 +97,41 @@ def test_each_conflict_is_in_the_feed_once_per_event_at_its_time(filled):
     assert all(at in (created, resolved) for _id, at, created, resolved in fed)
     events = [(conflict_id, at) for conflict_id, at, _c, _r in fed]
     assert len(events) == len(set(events))
+
+
+def feed_entries(where: str, params: list) -> Counter[tuple[int, str]]:
+    """How often each (entity, row id) is in the feed rows chosen by `where`."""
+    with connection.cursor() as cur:
+        rows = "SELECT f.entity, u.row_id::text FROM sync_change f CROSS JOIN unnest(f.row_ids) AS u(row_id)"
+        cur.execute(f"{rows} WHERE {where}", params)
+        return Counter(cur.fetchall())
+
+
+def test_a_small_seed_then_the_fill_put_each_row_in_the_feed_as_captured_or_as_filled_not_both():
+    # A small seed fires the capture triggers: each seeded row once. The fill writes the rows it
+    # covers (orders, items, stock, products) at their events' times; they were in the feed a
+    # second time, as the seed had captured them, stamped with its transaction.
+    now = timezone.now()
+    seed_demo(
+        SeedConfig(vendors=6, products_per_vendor=5, customers=20, orders=60, months=2, seed=3, now=now),
+        bulk=False,
+    )
+    seeded = feed_entries("true", [])
+    with connection.cursor() as cur:
+        cur.execute("SELECT array_agg(id) FROM sync_change")
+        captured_rows = cur.fetchone()[0]
+    assert set(seeded.values()) == {1}  # the seed alone: once each
+
+    with connection.cursor() as cur:
+        fill_sync(cur, now=now, seed=0.5)
+
+    captured = feed_entries("f.id = ANY(%s::uuid[])", [captured_rows])
+    filled = feed_entries("NOT f.id = ANY(%s::uuid[])", [captured_rows])
+    for name in ("orders", "order_items", "stock", "products"):
+        assert any(entity == BY_NAME[name].code for entity, _ in filled), name  # the fill covers some
+    assert not set(captured) & set(filled)
+    assert set(captured.values()) <= {1}
+    assert set(captured) | set(filled) >= set(seeded)  # none left out
 
 
 def test_a_second_fill_is_refused_and_writes_nothing(filled):
