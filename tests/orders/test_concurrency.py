@@ -1082,14 +1082,17 @@ def test_a_first_order_taking_the_customer_another_one_made_gives_its_order_an_a
     # its zone. A rename commits meanwhile. Compared with the customer as read, the names matched
     # and no alias was written; compared under the record's lock (v10), they differ.
     product, zone = ProductFactory(initial_stock=5), ZoneFactory()
-    other = HeldOpen(lambda: customer_get_or_create(phone="677 00 05 57", name="Awa Mbarga", actor=STOREFRONT))
+    other = HeldOpen(
+        lambda: customer_get_or_create(phone="677 00 05 57", name="Awa Mbarga", actor=STOREFRONT)
+    )
     gate = HeldOpen(lambda: Zone.objects.select_for_update().get(pk=zone.pk))
     try:
         placing = Started(place_for_number("677 00 05 57", zone, product))
         poll(lambda: waiting_in('INSERT INTO "orders_customer"'), "the first order's customer insert to wait")
         made = other.release()
         poll(lambda: waiting_in("okada_order_place"), "the placement by id to wait for its zone")
-        renamed = Started(lambda: customer_update(customer=made, data={"name": "Awa Ngo"}, actor=STAFF)).join()
+        renaming = Started(lambda: customer_update(customer=made, data={"name": "Awa Ngo"}, actor=STAFF))
+        renamed = renaming.join()
     finally:
         other.release()
         gate.release()
