@@ -295,7 +295,7 @@ class OrderAdmin(BigTableMixin, TrackedAdmin):
         "number",
         "status_badge",
         "vendor",
-        "customer",
+        "customer_shown",
         "zone",
         "payment_badge",
         "total",
@@ -329,7 +329,7 @@ class OrderAdmin(BigTableMixin, TrackedAdmin):
     # The moves, the note form and the timeline come first: what staff open an order for.
     change_form_outer_before_template = "admin/orders/order_page.html"
     fieldsets = (
-        (None, {"fields": ("number", "status", "vendor", "customer", "customer_name", "placed_at")}),
+        (None, {"fields": ("number", "status", "vendor", "customer_link", "record_name", "placed_at")}),
         (_("Delivery"), {"fields": ("zone", "address", "note", "channel")}),
         (
             _("Payment"),
@@ -355,6 +355,25 @@ class OrderAdmin(BigTableMixin, TrackedAdmin):
     @admin.display(description=_("status"), ordering="status")
     def status_badge(self, order: Order) -> str:
         return badge(order.status, order.get_status_display())
+
+    # The customer as the order shows it (Order.shown_customer_name: the name given with it, else
+    # the record's), as the name search reads it: a search for "Awa Mbarga" lists orders that
+    # say "Awa Mbarga", whatever the record's name now is (the customers list shows that one).
+    # The record is joined (list_select_related): no query per row.
+    @admin.display(description=_("customer"))
+    def customer_shown(self, order: Order) -> str:
+        return f"{order.shown_customer_name} ({order.customer.phone})"
+
+    @admin.display(description=_("customer"))
+    def customer_link(self, order: Order) -> str:
+        """The name the order shows, linked to the customer record, as the list shows it."""
+        return format_html('<a href="{}">{}</a>', change_url(order.customer), self.customer_shown(order))
+
+    @admin.display(description=_("name on the customer record"))
+    def record_name(self, order: Order) -> str:
+        """The record's name, which the customers list shows: another than the order's when the
+        order gave another name, or when the customer was renamed since."""
+        return order.customer.name
 
     @admin.display(description=_("payment"), ordering="payment_status")
     def payment_badge(self, order: Order) -> str:
@@ -416,7 +435,13 @@ class OrderAdmin(BigTableMixin, TrackedAdmin):
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
         # Orders change only through their services (transitions, notes, payments).
-        return [f.name for f in Order._meta.fields] + ["subtotal", "delivery_fee", "total"]
+        return [f.name for f in Order._meta.fields] + [
+            "subtotal",
+            "delivery_fee",
+            "total",
+            "customer_link",
+            "record_name",
+        ]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # orders are placed by the storefront or the API

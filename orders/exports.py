@@ -121,7 +121,8 @@ def _row(order: Any) -> list[Any]:
         timezone.localtime(order.placed_at).strftime("%Y-%m-%d %H:%M"),
         order.get_status_display(),
         _text(order.vendor.name),
-        _text(order.customer.name),
+        # The name the order shows, as the list and its name search (shown_customer_name).
+        _text(order.shown_customer_name),
         order.customer.phone,
         _text(order.zone.name),
         order.zone.get_city_display(),

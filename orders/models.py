@@ -428,8 +428,10 @@ class CustomerAlias(models.Model):
     """A name a vendor's orders of a customer show that is not the customer record's name: the
     orders' name search (customer_name_matches) finds them through it, where an index on every
     order's name cost each placement (orders migration 0036). Written by the services only, when
-    a placement gives another name than the record's (orders.services.order_place_for_phone) and
-    when staff rename a customer (customer_update: the orders that showed the old one). A row
+    a placement gives another name than the record's, as read under the record's lock (in
+    okada_order_place() since v10, orders migration 0038: the storefront's order_place_for_phone
+    and staff's order_place alike), and when staff rename a customer (customer_update: the
+    orders that showed the old one). A row
     left after the record takes its name again is harmless: each order is checked on its own
     name. Derived data: not history-tracked, not synced, gone with its customer or vendor."""
 

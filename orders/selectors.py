@@ -327,6 +327,8 @@ QUEUE_FIELDS = (
     "total_xaf",
     "placed_at",
     "vendor__name",
+    # The name each order shows (Order.shown_customer_name): its own, else the record's.
+    "customer_name",
     "customer__name",
     "customer__phone",
     "zone__name",

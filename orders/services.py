@@ -277,7 +277,7 @@ def _call_order_place(
     payment_reference: str | None = None,
     savepoint: bool = True,
 ) -> dict[str, Any]:
-    """One call of okada_order_place() (v9, orders migration 0034), which answers with an error
+    """One call of okada_order_place() (v10, orders migration 0038), which answers with an error
     instead of raising, before changing anything; its result as a dict."""
     deadline = settings.OKADA_MOBILE_MONEY_DEADLINE_MINUTES if payment_method in MOBILE_MONEY else None
     with acting_for(actor, "order placed") as acting:
@@ -438,7 +438,9 @@ def order_place(
         "channel": channel,
         "address": address,
         "note": note,
-        # The customer record at hand (staff chose it): its name is the one this order gives.
+        # The customer record at hand (staff chose it): its name is the one this order gives. A
+        # rename committed since it was read gets this order an alias (okada_order_place v10
+        # compares it with the name under the record's lock): the name search still finds it.
         "customer_name": customer.name,
     }
     result = _call_order_place(quantities=quantities, actor=actor, **place)
@@ -549,12 +551,10 @@ def order_place_for_phone(
         customer = _row(Customer, CUSTOMER_COLUMNS, found)
     order = _placed_order(result, customer_id=customer.pk, **place)
     ORDER_CUSTOMER.set_cached_value(order, customer)
-    if order.customer_name and order.customer_name != customer.name:
-        # Rare (a number ordered under another name): the name search finds this order by its
-        # own name through the alias, not an index every placement would write (migration 0036).
-        # The record's name is the locked row's (FOR KEY SHARE, v9), which a rename waits for
-        # (customer_update), so the two never miss each other.
-        _customer_alias_add(vendor_id=vendor_id, customer_id=customer.pk, name=order.customer_name)
+    # A name given that is not the record's (a number ordered under another name, rare) got its
+    # alias in the placement's statement, compared with the record's name under its lock
+    # (okada_order_place v10, migration 0038): never with `customer` as read here, which a
+    # rename may have changed since (a first order finding the customer another one had made).
     lines = [
         _row(
             OrderItem,
@@ -593,17 +593,6 @@ def order_place_for_phone(
         }
         payments.append(_row(Payment, PAYMENT_COLUMNS, payment))
     return PlacedOrder(order=order, items=lines, payments=payments)
-
-
-def _customer_alias_add(*, vendor_id: uuid.UUID, customer_id: uuid.UUID, name: str) -> None:
-    """Record that this vendor has orders of this customer showing `name`, not the record's name
-    (orders.models.CustomerAlias); once."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "INSERT INTO orders_customer_alias (vendor_id, customer_id, name) VALUES (%s, %s, %s) "
-            "ON CONFLICT DO NOTHING",
-            [vendor_id, customer_id, name],
-        )
 
 
 def _refuse_for_phone(result: dict[str, Any]) -> None:
@@ -1412,7 +1401,7 @@ def customer_update(*, customer: Customer, data: dict[str, Any], actor: Actor) -
     with transaction.atomic(), acting_for(actor, "customer updated"):
         # A rename takes FOR UPDATE, which waits for the placements in flight (their FOR KEY
         # SHARE): the orders they commit with the old name are seen below, and a later one reads
-        # the new name and writes its own alias (order_place_for_phone).
+        # the new name under its lock and writes its own alias (okada_order_place v10).
         renaming = "name" in data
         customer = core.locked(Customer.objects, customer.pk, no_key=not renaming)
         old_name = customer.name

@@ -30,6 +30,7 @@ from orders import exports
 from orders.models import CustomerAlias, Order, OrderEvent, OrderExport, OrderStatus, Payment, PaymentMethod
 from orders.services import (
     customer_soft_delete,
+    customer_update,
     order_cancel,
     order_soft_delete,
     payment_apply_callback,
@@ -242,12 +243,84 @@ def test_the_order_page_offers_the_moves_this_user_may_make(client):
 
 
 def test_the_order_page_shows_the_customer_name_given_for_the_order_read_only(client):
-    order = OrderFactory(customer=CustomerFactory(name="Awa Mbarga"))
+    # The customer as the order shows it, linked to the record, and the record's own name apart.
+    order = OrderFactory(customer=CustomerFactory(name="Awa Mbarga", phone="+237677000901"))
     Order.objects.filter(pk=order.pk).update(customer_name="X Y")  # as a phone order gave it
     login(client, OPERATIONS)
     page = client.get(f"/admin/orders/order/{order.pk}/change/").content.decode()
-    assert "Nom du client" in page and re.search(r">\s*X Y\s*<", page)
+    record = f"/admin/orders/customer/{order.customer_id}/change/"
+    assert re.search(rf'<a href="{record}">\s*X Y \(\+237677000901\)\s*</a>', page)
+    assert "Nom sur la fiche client" in page and re.search(r">\s*Awa Mbarga\s*<", page)
+    assert "Awa Mbarga (+237677000901)" not in page  # the record is no longer named as the order's
     assert 'name="customer_name"' not in page  # shown, never sent
+
+
+def renamed_after_its_order(name: str, new_name: str, **fields: Any) -> Order:
+    """An order placed under the customer record's `name`, then the record renamed (its alias
+    written by customer_update): the order shows `name`, the record says `new_name`."""
+    order = OrderFactory(customer=CustomerFactory(name=name, **fields))
+    customer_update(customer=order.customer, data={"name": new_name}, actor=staff_actor())
+    return order
+
+
+def customer_column(client, query: str) -> dict[str, str]:
+    """The list's customer column by order number."""
+    response = client.get(f"/admin/orders/order/?{query}")
+    assert response.status_code == 200
+    html = response.content.decode()
+    rows = re.findall(r"<tr[^>]*>(.*?)</tr>", html, re.S)
+    cells = {}
+    for row in rows:
+        found = re.search(r'<td class="field-customer_shown[^"]*"[^>]*>(.*?)</td>', row, re.S)
+        number = re.search(r"OK-\d+", row)
+        if found and number:
+            cells[number[0]] = " ".join(found[1].split())
+    return cells
+
+
+def test_the_list_shows_the_name_each_order_shows_which_its_name_search_finds(client):
+    # Staff search "Awa Mbarga" and get an order whose customer column said the record's name
+    # ("Mbarga Awa Epse Tchoua"): the search looked wrong. The column shows the order's name.
+    renamed = renamed_after_its_order("Awa Mbarga", "Mbarga Awa Epse Tchoua", phone="+237677000902")
+    legacy = OrderFactory(customer=CustomerFactory(name="Paul Eto", phone="+237677000903"))
+    Order.objects.filter(pk=legacy.pk).update(customer_name="")  # placed before orders kept one
+    login(client, OPERATIONS)
+
+    assert customer_column(client, "q=Awa+Mbarga") == {renamed.number: "Awa Mbarga (+237677000902)"}
+    assert customer_column(client, "") == {
+        renamed.number: "Awa Mbarga (+237677000902)",
+        legacy.number: "Paul Eto (+237677000903)",  # no name of its own: the record's
+    }
+    assert customer_column(client, "q=Tchoua") == {}  # the record's name is not what it shows
+    # The customers list shows the record, under the record's name.
+    customers = client.get("/admin/orders/customer/", {"q": "+237677000902"}).context["cl"].result_list
+    assert [c.name for c in customers] == ["Mbarga Awa Epse Tchoua"]
+
+
+def test_the_lists_customer_column_reads_no_row_more_for_more_orders(client):
+    from tests.core.test_admin_queries import count
+
+    def orders(n: int) -> None:
+        for i in range(n):
+            order = OrderFactory()
+            if i % 2:  # every other one placed before orders kept a name: the record's is read
+                Order.objects.filter(pk=order.pk).update(customer_name="")
+
+    orders(2)
+    login(client, OPERATIONS)
+    urls = ["/admin/orders/order/", "/admin/orders/order/queue/"]
+    few = [count(client, url) for url in urls]
+    orders(8)
+    assert [count(client, url) for url in urls] == few
+
+
+def test_the_queue_and_a_vendors_open_orders_show_the_name_each_order_shows(client, admin_user):
+    renamed = renamed_after_its_order("Awa Mbarga", "Mbarga Awa Epse Tchoua")
+    client.force_login(admin_user)
+    for url in ("/admin/orders/order/queue/", f"/admin/catalog/vendor/{renamed.vendor_id}/change/"):
+        page = client.get(url).content.decode()
+        assert renamed.number in page and "Awa Mbarga" in page, url
+        assert "Tchoua" not in page, url
 
 
 def test_operations_move_an_order_along_and_the_timeline_shows_it(client):
@@ -891,6 +964,25 @@ def test_an_export_is_not_served_once_its_user_may_no_longer_read_orders(client,
 
 
 @pytest.fixture
+def exported_rows(client, settings, tmp_path):
+    """`exported_rows(query)`: the header and the rows of the CSV that "Export this list to CSV"
+    writes for the list at `query`, as the logged-in user (as `exported`, whole rows)."""
+    settings.OKADA_PRIVATE_DIR = tmp_path
+
+    def export(query: str) -> tuple[list[str], list[list[str]]]:
+        before = set(OrderExport.objects.values_list("pk", flat=True))
+        assert client.post("/admin/orders/order/export/", {"query": query}).status_code == 302
+        [export] = OrderExport.objects.exclude(pk__in=before)
+        assert exports.export_run(export_id=str(export.pk), language="fr").status == "done"
+        download = client.get(f"/admin/orders/orderexport/{export.pk}/download/")
+        text = b"".join(download.streaming_content).decode("utf-8-sig")
+        header, *rows = csv.reader(io.StringIO(text, newline=""), delimiter=";")
+        return header, rows
+
+    return export
+
+
+@pytest.fixture
 def exported(client, settings, tmp_path):
     """`exported(query)`: the order numbers of the CSV that "Export this list to CSV" writes for
     the list at `query` (its query string, as the button posts it), as the logged-in user: asked
@@ -945,6 +1037,26 @@ def test_an_export_writes_no_text_a_spreadsheet_would_run_as_a_formula(client, s
     assert row[3] == row[4] == "'" + formula  # vendor, customer: shown as written, never run
     assert row[5] == order.customer.phone  # a phone (+237...) is a number to a spreadsheet: as is
     assert row[-1] == str(order.total_xaf)
+
+
+def test_an_export_names_the_customer_as_each_order_shows_it_in_its_column(client, exported_rows):
+    # As the list: the name the order shows, whatever the record now says; the record's name for
+    # an order placed before orders kept one. The columns stay where outside scripts read them.
+    renamed = renamed_after_its_order("Awa Mbarga", "Mbarga Awa Epse Tchoua", phone="+237677000904")
+    legacy = OrderFactory(customer=CustomerFactory(name="Paul Eto"))
+    Order.objects.filter(pk=legacy.pk).update(customer_name="")
+    formula = OrderFactory(customer=CustomerFactory(name="Jean Owona"))
+    Order.objects.filter(pk=formula.pk).update(customer_name="=1+1")  # as the storefront gave it
+    login(client, FINANCE)
+
+    header, rows = exported_rows("")
+    assert len(header) == 14 and header[4] == "client" and header[5] == "téléphone"
+    assert {row[0]: row[4] for row in rows} == {
+        renamed.number: "Awa Mbarga",
+        legacy.number: "Paul Eto",
+        formula.number: "'=1+1",  # the order's own name, never run as a formula
+    }
+    assert {row[0]: row[5] for row in rows}[renamed.number] == "+237677000904"
 
 
 @pytest.mark.parametrize("descending", [False, True])

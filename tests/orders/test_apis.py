@@ -173,7 +173,8 @@ def test_an_order_under_another_name_than_the_records_writes_its_alias_once_and_
     store, vendor
 ):
     # The name search finds an order by the name it shows through an alias when that name is not
-    # the record's (orders.models.CustomerAlias): one more statement then, none otherwise.
+    # the record's (orders.models.CustomerAlias): written in the placement's statement, against
+    # the record's name under its lock (okada_order_place v10), no statement more either way.
     zone = ZoneFactory()
     product = ProductFactory(vendor=vendor, initial_stock=10)
     customer = CustomerFactory(phone="+237677000111", name="Awa Mbarga")
@@ -191,7 +192,8 @@ def test_an_order_under_another_name_than_the_records_writes_its_alias_once_and_
     }
     with connection.execute_wrapper(record):
         assert store.post("/orders", body).status_code == 201
-    assert "INSERT INTO orders_customer_alias (vendor_id," in statements
+    assert statements == ["SELECT okada_order_place(%s, %s, %s,"], statements
+    assert CustomerAlias.objects.count() == 1
     assert store.post("/orders", body).status_code == 201
     assert list(CustomerAlias.objects.values_list("vendor_id", "customer_id", "name")) == [
         (vendor.pk, customer.pk, "Awa M.")

@@ -988,6 +988,125 @@ def test_a_placement_waits_for_a_customers_rename_in_flight_and_writes_its_own_a
     assert list(Order.objects.filter(customer_name_matches("Mbarga"))) == [placed.order]
 
 
+class HeldOpen:
+    """`call` in a transaction of its own (a thread with its own connection), held open from
+    when it has run until release(): the locks it took are held meanwhile."""
+
+    def __init__(self, call: Callable[[], Any]) -> None:
+        self.ran, self._release = threading.Event(), threading.Event()
+
+        def run() -> Any:
+            try:
+                with transaction.atomic():
+                    result = call()
+                    self.ran.set()
+                    assert self._release.wait(WAIT)
+                    return result
+            finally:
+                self.ran.set()
+
+        self.started = Started(run)
+        assert self.ran.wait(WAIT)
+
+    def release(self) -> Any:
+        self._release.set()
+        return self.started.join()
+
+
+def waiting_in(statement: str) -> bool:
+    """Some backend of this database waits for a lock in a statement containing `statement`."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+            " AND wait_event_type = 'Lock' AND strpos(query, %s) > 0",
+            [statement],
+        )
+        return bool(cursor.fetchone()[0])
+
+
+@pytest.mark.parametrize("renamed", ["before_the_placement", "while_the_placement_waits"])
+def test_a_staff_placement_for_a_customer_renamed_since_it_was_read_gives_its_order_an_alias(renamed):
+    # Staff chose the customer (its object read), then a rename committed: the order gives the
+    # name of the object at hand, the record has the new one. Compared with that object, the
+    # names matched and no alias was written; the rename's own aliases were written before the
+    # order existed: the name search never found the order by the name it shows. The placement
+    # now compares with the name under the record's lock (okada_order_place v10). The rename
+    # commits before the placement's statement starts, or while it waits (held at its zone,
+    # after the stock rows and before the customer's lock): the row it then locks is the new one.
+    product, zone = ProductFactory(initial_stock=5), ZoneFactory()
+    customer = CustomerFactory(zone=None, name="Awa Mbarga")
+    read, gone_on = threading.Event(), threading.Event()
+
+    def place() -> Order:
+        with transaction.atomic():
+            at_hand = Customer.objects.get(pk=customer.pk)  # as the admin's form read it
+            read.set()
+            assert gone_on.wait(WAIT)
+            return place_for(at_hand, zone, product)()
+
+    def rename() -> Customer:
+        assert read.wait(WAIT)
+        return customer_update(customer=customer, data={"name": "Awa Ngo"}, actor=STAFF)
+
+    if renamed == "before_the_placement":
+        placing, renaming = Started(place), Started(rename)
+        renamed_to = renaming.join()
+        gone_on.set()
+    else:
+        gate = HeldOpen(lambda: Zone.objects.select_for_update().get(pk=zone.pk))
+        try:
+            placing = Started(place)
+            assert read.wait(WAIT)
+            gone_on.set()
+            poll(lambda: waiting_in("okada_order_place"), "the placement to wait for its zone")
+            renamed_to = Started(rename).join()  # not held up: the customer is not locked yet
+        finally:
+            gone_on.set()
+            gate.release()
+    placed = placing.join()
+
+    assert isinstance(placed, Order) and isinstance(renamed_to, Customer), (placed, renamed_to)
+    assert placed.customer_name == "Awa Mbarga"
+    assert Customer.objects.get(pk=customer.pk).name == "Awa Ngo"
+    assert list(CustomerAlias.objects.values_list("vendor_id", "customer_id", "name")) == [
+        (product.vendor_id, customer.pk, "Awa Mbarga")
+    ]
+    assert list(Order.objects.filter(customer_name_matches("Mbarga"))) == [placed]
+    assert list(Order.objects.filter(customer_name_matches("Ngo"))) == []  # it shows its own name
+
+
+def test_a_first_order_taking_the_customer_another_one_made_gives_its_order_an_alias_after_a_rename():
+    # The storefront's first order of a number: no customer (`customer_unknown`), so it creates
+    # one, whose insert waits for another first order of the number, which made it; it then takes
+    # that customer (a plain read: "Awa Mbarga", the name it gives too) and places by id, held at
+    # its zone. A rename commits meanwhile. Compared with the customer as read, the names matched
+    # and no alias was written; compared under the record's lock (v10), they differ.
+    product, zone = ProductFactory(initial_stock=5), ZoneFactory()
+    other = HeldOpen(
+        lambda: customer_get_or_create(phone="677 00 05 57", name="Awa Mbarga", actor=STOREFRONT)
+    )
+    gate = HeldOpen(lambda: Zone.objects.select_for_update().get(pk=zone.pk))
+    try:
+        placing = Started(place_for_number("677 00 05 57", zone, product))
+        poll(lambda: waiting_in('INSERT INTO "orders_customer"'), "the first order's customer insert to wait")
+        made = other.release()
+        poll(lambda: waiting_in("okada_order_place"), "the placement by id to wait for its zone")
+        renaming = Started(lambda: customer_update(customer=made, data={"name": "Awa Ngo"}, actor=STAFF))
+        renamed = renaming.join()
+    finally:
+        other.release()
+        gate.release()
+    placed = placing.join()
+
+    assert isinstance(placed, PlacedOrder) and isinstance(renamed, Customer), (placed, renamed)
+    assert placed.order.customer_id == made.pk and placed.order.customer_name == "Awa Mbarga"
+    assert Customer.objects.get(pk=made.pk).name == "Awa Ngo"
+    assert list(CustomerAlias.objects.values_list("vendor_id", "customer_id", "name")) == [
+        (product.vendor_id, made.pk, "Awa Mbarga")
+    ]
+    assert list(Order.objects.filter(customer_name_matches("Mbarga"))) == [placed.order]
+
+
 def test_a_product_edit_alone_or_in_bulk_does_not_hold_up_placements_of_the_product():
     # A price change, one product or a catalog of them, locked the products FOR UPDATE until it
     # committed: every placement of them waited at its order item's foreign key (FOR KEY SHARE),

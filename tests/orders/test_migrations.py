@@ -22,6 +22,7 @@ pytestmark = pytest.mark.django_db
 FLAGGED_AT = import_module("orders.migrations.0020_payment_refund_flagged_at")
 V8 = import_module("orders.migrations.0030_order_place_v8_customer_name")
 V9 = import_module("orders.migrations.0034_order_place_v9_customer_before_stock")
+V10 = import_module("orders.migrations.0038_order_place_v10_alias_under_lock")
 ALIASES = import_module("orders.migrations.0036_customer_alias")
 
 
@@ -73,9 +74,15 @@ def _body(sql: str) -> str:
     return sql.split("AS $$", 1)[1].rsplit("$$", 1)[0]
 
 
+V10_MIGRATIONS = ("0038_order_place_v10_alias_under_lock",)
 V9_MIGRATIONS = ("0034_order_place_v9_customer_before_stock",)
-# v9 is built from v8's text: going back to v7 goes back through it.
-CUSTOMER_NAME_MIGRATIONS = ("0029_order_customer_name", "0030_order_place_v8_customer_name", *V9_MIGRATIONS)
+# v9 is built from v8's text, v10 from v9's: going back to v7 goes back through them.
+CUSTOMER_NAME_MIGRATIONS = (
+    "0029_order_customer_name",
+    "0030_order_place_v8_customer_name",
+    *V9_MIGRATIONS,
+    *V10_MIGRATIONS,
+)
 
 
 def _step(*, backwards: bool, names: tuple[str, ...] = CUSTOMER_NAME_MIGRATIONS) -> None:
@@ -98,8 +105,8 @@ def test_order_place_v8_replaces_v7_and_going_back_restores_v7_exactly():
     def arguments(sql: str) -> str:
         return sql.split("public.okada_order_place(", 1)[1].split(") RETURNS", 1)[0]
 
-    [(v9_arguments, v9_body)] = _order_place_functions().items()
-    assert "p_customer_name text" in v9_arguments and v9_body == _body(V9.SQL)
+    [(v10_arguments, v10_body)] = _order_place_functions().items()
+    assert "p_customer_name text" in v10_arguments and v10_body == _body(V10.SQL)
 
     _step(backwards=True)
     [(v7_arguments, v7_body)] = _order_place_functions().items()
@@ -113,10 +120,11 @@ def test_order_place_v8_replaces_v7_and_going_back_restores_v7_exactly():
         assert cursor.fetchone() == (0,)
 
     _step(backwards=False)
-    assert _order_place_functions() == {v9_arguments: v9_body}
+    assert _order_place_functions() == {v10_arguments: v10_body}
 
 
 def test_order_place_v9_replaces_v8_in_place_and_going_back_restores_v8_exactly():
+    _step(backwards=True, names=V10_MIGRATIONS)
     [(arguments, v9_body)] = _order_place_functions().items()
     assert v9_body == _body(V9.SQL) != _body(V8.SQL)
     # Only the lookup by phone changed: it locks the customer it finds, before the stock rows.
@@ -128,6 +136,22 @@ def test_order_place_v9_replaces_v8_in_place_and_going_back_restores_v8_exactly(
 
     _step(backwards=False, names=V9_MIGRATIONS)
     assert _order_place_functions() == {arguments: v9_body}
+
+
+def test_order_place_v10_replaces_v9_in_place_and_going_back_restores_v9_exactly():
+    [(arguments, v10_body)] = _order_place_functions().items()
+    assert v10_body == _body(V10.SQL) != _body(V9.SQL)
+    # The customer is locked as often as in v9, its name read where it is locked; the alias is a
+    # statement of its own after the checks, run only when the names differ.
+    assert v10_body.count("FOR KEY SHARE") == _body(V9.SQL).count("FOR KEY SHARE")
+    assert "EXISTS (SELECT FROM orders_customer" not in v10_body
+    assert v10_body.index("FOR UPDATE OF s") < v10_body.index("INSERT INTO orders_customer_alias")
+
+    _step(backwards=True, names=V10_MIGRATIONS)
+    assert _order_place_functions() == {arguments: _body(V9.SQL)}  # one overload, v9's
+
+    _step(backwards=False, names=V10_MIGRATIONS)
+    assert _order_place_functions() == {arguments: v10_body}
 
 
 def test_a_placement_by_the_code_of_the_release_before_v8_still_places_the_order():
@@ -149,6 +173,7 @@ def test_a_placement_by_the_code_of_the_release_before_v8_still_places_the_order
     order = Order.objects.select_related("customer").get(pk=json.loads(result)["id"])
     assert (order.customer_name, order.shown_customer_name) == ("", "Awa Mbarga")
     assert order.history.get().customer_name == ""
+    assert not CustomerAlias.objects.exists()  # no name of its own: it shows the record's (v10)
 
 
 def test_the_alias_backfill_names_each_vendors_orders_under_another_name_than_their_customers_once():
