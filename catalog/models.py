@@ -205,10 +205,10 @@ SEARCH_ONE_VENDOR_SQL = "ts_match_vq(catalog_product.search_vector, {query})"
 SEARCH_LOOKS_FOR_SQL = "querytree({query}) NOT IN ('', 'T')"
 
 
-# A word's leading "-" is not a NOT in our searches (search_text): websearch_to_tsquery reads "-" as
-# NOT after the start, a space, an operator ("(", "|" ...) or a
-# quote, in the text and in the text unaccented (okada_search_query reads both), where these
-# dashes are a "-" (en and em dashes, the minus sign, a soft hyphen, "->" ...) and these word
+# A word's leading "-" is not a NOT in our searches (search_text). websearch_to_tsquery reads "-"
+# as NOT after the start, a space, an operator ("(", "|" ...) or a quote, in the text and in the
+# text unaccented (okada_search_query reads both), where these dashes are a "-" (en and em
+# dashes, the minus sign, a soft hyphen, "->" ...) and these word
 # characters end in punctuation (U+02BA is '"', U+2474 is "(1)"). A dash is kept only after a
 # letter or digit, inside a word ("Jean-Pierre"), where websearch reads none; U+FFE9, "<-", never.
 _DASHES = "\\-\u00ad\u00b1\u02d7\u2010-\u2015\u2212\ufe31\ufe32\ufe58\ufe63\uff0d\uffeb"
