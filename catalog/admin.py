@@ -36,7 +36,7 @@ from okada.core.errors import DomainError
 from okada.core.querysets import few_keys
 
 from . import selectors, services
-from .models import Category, Product, Stock, StockMovement, Vendor, VendorMember
+from .models import Category, Product, Stock, StockMovement, Vendor, VendorMember, search_looks_for_words
 from .skus import normalize_sku
 
 # --- Vendors ------------------------------------------------------------------------------------
@@ -278,6 +278,17 @@ class ProductAdmin(BigTableMixin, TrackedAdmin):
     def get_search_results(self, request: HttpRequest, queryset: QuerySet, search_term: str) -> Any:
         if not search_term.strip():
             return queryset, False
+        if not search_looks_for_words(search_term):
+            # It would find nothing, reading no product (ProductQuerySet.search): say why.
+            messages.warning(
+                request,
+                _(
+                    "“%(term)s” has no word to look for: products are found by the words of their "
+                    "name, description or SKU."
+                )
+                % {"term": search_term.strip()},
+            )
+            return queryset.none(), False
         # The list is newest first: PostgreSQL walks the primary key backwards and tests each
         # product, which finds a common word's 25 newest at once but reads all million products
         # for a word few or none have (seconds): for a word it has no statistics of, it guesses

@@ -349,7 +349,14 @@ class ProductScope(ApiView):
         "`q` is full-text search (French and English, accents ignored).",
         parameters=[
             *LIST_PARAMETERS,
-            OpenApiParameter("q", str, description="Full-text search."),
+            OpenApiParameter(
+                "q",
+                str,
+                description="Full-text search of name, description and SKU: French and English, "
+                "accents and case ignored, every word must match (`or` between words: either; "
+                "quotes: the words in that order; a word's leading `-` is ignored, not a NOT). "
+                "Text with no word to look for (`!!!`, `-`) is a 400. At most 200 characters.",
+            ),
             OpenApiParameter("is_active", bool, description="true or false (any case), or 1 or 0."),
             OpenApiParameter("category", uuid.UUID),
             OpenApiParameter("vendor", uuid.UUID, description="Storefront: one vendor's products."),

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import re
 import unicodedata
 import uuid
 
 from django.conf import settings
 from django.contrib.postgres.indexes import GinIndex, OpClass
 from django.contrib.postgres.search import SearchVectorField
-from django.db import models
+from django.db import connection, models
 from django.db.models import BooleanField, F, Func, Q, Value
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import Least, Upper
@@ -196,6 +197,23 @@ class ProductUnit(models.TextChoices):
 SEARCH_QUERY = "public.okada_search_query(%s)"
 SEARCH_SQL = "catalog_product.search_vector @@ {query}"
 SEARCH_ONE_VENDOR_SQL = "ts_match_vq(catalog_product.search_vector, {query})"
+# Whether a search looks for a word, on `{query}` as above. querytree() is the part of a tsquery
+# an index can look up: '' when the text has no word ("!!!", '""'), 'T' when a product may match
+# without having any word of it (only a NOT, which search_text never hands over). Written before
+# the match, it is folded to false when the statement is planned (or run once, an InitPlan, in
+# a prepared one): such a search finds nothing and reads no product.
+SEARCH_LOOKS_FOR_SQL = "querytree({query}) NOT IN ('', 'T')"
+
+
+# A word's leading "-" is not a NOT in our searches (search_text). websearch_to_tsquery reads "-"
+# as NOT after the start, a space, an operator ("(", "|" ...) or a quote, in the text and in the
+# text unaccented (okada_search_query reads both), where these dashes are a "-" (en and em
+# dashes, the minus sign, a soft hyphen, "->" ...) and these word
+# characters end in punctuation (U+02BA is '"', U+2474 is "(1)"). A dash is kept only after a
+# letter or digit, inside a word ("Jean-Pierre"), where websearch reads none; U+FFE9, "<-", never.
+_DASHES = "\\-\u00ad\u00b1\u02d7\u2010-\u2015\u2212\ufe31\ufe32\ufe58\ufe63\uff0d\uffeb"
+_UNACCENTED_TO_PUNCTUATION = "\u02b9-\u02bd\u02c6\u02c8\u02cb\u02d0\u215f\u2474-\u249b\U0001f100-\U0001f10a"
+NOT_WORD = re.compile(f"\\uffe9|(?<![^\\W_{_UNACCENTED_TO_PUNCTUATION}])[{_DASHES}]+")
 
 
 class ProductQuerySet(TrackedQuerySet):
@@ -218,9 +236,32 @@ class ProductQuerySet(TrackedQuerySet):
         function call, the planner does not match it with the index.
         """
         sql = (SEARCH_ONE_VENDOR_SQL if one_vendor else SEARCH_SQL).format(query=SEARCH_QUERY)
-        # NFC, as SKUs are stored (catalog.skus): their `simple` part of the index is matched as typed.
-        match = RawSQL(sql, (unicodedata.normalize("NFC", text),), output_field=BooleanField())  # noqa: S611
+        # Nothing to look for (search_looks_for_words): no product, none read.
+        sql = f"{SEARCH_LOOKS_FOR_SQL.format(query=SEARCH_QUERY)} AND {sql}"
+        text = search_text(text)
+        match = RawSQL(sql, (text, text), output_field=BooleanField())  # noqa: S611
         return self.filter(match)
+
+
+def search_text(text: str) -> str:
+    """A search as SEARCH_QUERY reads it (the products', the orders' by name): NFC, as SKUs are
+    stored (catalog.skus), since their `simple` part of the index is matched as typed; and every
+    word is one to look for, a leading "-" dropped (NOT_WORD). websearch's NOT gave wrong results:
+    okada_search_query ORs the French, English and unstemmed (simple) readings of the text, and
+    the vector holds no unstemmed word but a SKU's, so `-fromage` (`!'fromag'` or ... or
+    `!'fromage'`) matched every product, those with "fromage" too, and `riz -brisé` every rice;
+    and a NOT of a word the other words imply (`riz -riz`) tested every product of the
+    marketplace, finding none (1 s on the large seed)."""
+    return NOT_WORD.sub(" ", unicodedata.normalize("NFC", text))
+
+
+def search_looks_for_words(text: str) -> bool:
+    """Whether a search has a word to look for (SEARCH_LOOKS_FOR_SQL): False for text without
+    one ("!!!", "-"), which finds nothing (ProductQuerySet.search, catalog.selectors.product_page);
+    the API refuses it, the admin says why its list is empty."""
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {SEARCH_LOOKS_FOR_SQL.format(query=SEARCH_QUERY)}", (search_text(text),))
+        return bool(cursor.fetchone()[0])
 
 
 # The orderings of the storefront's product list (catalog.apis.PRODUCT_ORDERINGS) and the

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import unicodedata
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -12,14 +11,18 @@ from typing import Any
 
 from django.db import DEFAULT_DB_ALIAS, connection, connections
 from django.db.models import Q, QuerySet
+from django.utils.translation import gettext_noop
 
 from okada.core.api.serializers import UTC_SQL
 from okada.core.db import prepared_rows
+from okada.core.errors import InvalidInput
 from okada.core.fields import any_of
 from okada.core.querysets import count_up_to
+from okada.core.texts import Text
 
 from .models import (
     ORDER_KINDS,
+    SEARCH_LOOKS_FOR_SQL,
     SEARCH_ONE_VENDOR_SQL,
     SEARCH_QUERY,
     SEARCH_SQL,
@@ -29,6 +32,8 @@ from .models import (
     Stock,
     StockMovement,
     Vendor,
+    search_looks_for_words,
+    search_text,
 )
 
 
@@ -132,9 +137,8 @@ PRODUCT_JSON = f"""concat(
     '","updated_at":"', {UTC_SQL.format(column="catalog_product.updated_at")},
     '"}}'
 )"""
-PRODUCT_FROM = """
-    catalog_product LEFT JOIN catalog_stock ON catalog_stock.product_id = catalog_product.id
-"""
+PRODUCT_STOCK_JOIN = "LEFT JOIN catalog_stock ON catalog_stock.product_id = catalog_product.id"
+PRODUCT_FROM = f"catalog_product {PRODUCT_STOCK_JOIN}"
 PRODUCT_SORT_KEYS = ("updated_at", "created_at", "name", "sku", "price_xaf")
 TIME_SORT_KEYS = ("updated_at", "created_at")
 
@@ -166,24 +170,65 @@ def product_page(
     `PRODUCT_JSON` writes it, sort key, id), all three as text (PostgreSQL's; a page converts
     only the keys of its first and last rows). One statement, whose text depends only on which
     filters are given: prepared once per connection, never compiled by the ORM."""
+    rows = _product_page_rows(
+        vendor_id=vendor_id,
+        orderable=orderable,
+        q=q,
+        is_active=is_active,
+        category_id=category_id,
+        updated_since=updated_since,
+        ordering=ordering,
+        after=after,
+        limit=limit,
+    )
+    if not rows and q and not search_looks_for_words(q):
+        # Found nothing, read nothing (SEARCH_LOOKS_FOR_SQL): a search without a word to look
+        # for, refused rather than answered with an empty page. Asked only of an empty page:
+        # the others need no second round trip.
+        raise InvalidInput(
+            Text(
+                gettext_noop(
+                    "q has no word to look for: %(term)s. Products are found by the words of their "
+                    "name, description or SKU."
+                ),
+                term=q,
+            ),
+            field="q",
+        )
+    return rows
+
+
+def _product_page_rows(
+    *,
+    vendor_id: uuid.UUID | None,
+    orderable: bool,
+    q: str,
+    is_active: bool | None,
+    category_id: uuid.UUID | None,
+    updated_since: datetime | None,
+    ordering: str,
+    after: tuple[Any, uuid.UUID] | None,
+    limit: int,
+) -> list[tuple[str, str, str]]:
     if orderable and is_active is False:
         # Orderable products are active ones: none is inactive. Asked of PostgreSQL, it read
         # every product of the marketplace to find that out (about 170 ms on a million).
         return []
-    sql = _product_page_sql(
-        vendor=vendor_id is not None,
-        orderable=orderable,
-        search=bool(q),
-        is_active=is_active is not None,
-        category=category_id is not None,
-        updated_since=updated_since is not None,
-        ordering=ordering,
-        after=after is not None,
-    )
+    shape = {
+        "vendor": vendor_id is not None,
+        "orderable": orderable,
+        "search": bool(q),
+        "is_active": is_active is not None,
+        "category": category_id is not None,
+        "updated_since": updated_since is not None,
+        "ordering": ordering,
+        "after": after is not None,
+    }
+    sql = _product_page_sql(**shape, plan="walk" if q and vendor_id is None else "")
     params = {
         "vendor": vendor_id,
         "active": Vendor.Status.ACTIVE.value,
-        "q": unicodedata.normalize("NFC", q) if q else q,  # as ProductQuerySet.search: SKUs are NFC
+        "q": search_text(q),  # as ProductQuerySet.search: SKUs are NFC
         "is_active": is_active,
         "category": category_id,
         "updated_since": updated_since,
@@ -192,13 +237,30 @@ def product_page(
         "limit": limit,
     }
     if q and vendor_id is None:
-        # A search of the whole marketplace reads the GIN index, and PostgreSQL plans it well only
-        # with the text in the statement (the tsquery folded to a constant: 18 to 34 ms on the
-        # medium seed, against 35 to 64 ms with a prepared statement's query): not prepared.
+        # A search of the whole marketplace, in two steps (SEARCH_WALK), each planned for its text
+        # (the tsquery folded to a constant: 18 to 34 ms on the medium seed, against 35 to 64 ms
+        # with a prepared statement's query): not prepared.
+        params["walk"] = SEARCH_WALK
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
-            return cursor.fetchall()
+            rows = cursor.fetchall()
+            if len(rows) < limit:  # a full page was not among the first products in order
+                cursor.execute(_product_page_sql(**shape, plan="matches"), params)
+                rows = cursor.fetchall()
+            return rows
     return prepared_rows(sql, params)
+
+
+# The storefront's search (no vendor to narrow to) first tests the products in the page's order,
+# this many at most: a full page among them is the page, found at once for a word many products
+# have. Else the matches are read from the full-text index first, then sorted: quick for a word
+# few products have, and for one whose products all come late in that order ("riz" by SKU).
+# PostgreSQL chose between the two by its guess of how many products match, which words that
+# are common but never together ("bio premium"), a word repeated or words found together ("riz
+# brisé") throw far out: it tested every product of the marketplace to find none (0.8 to 1.4 s on
+# the large seed), or joined 50,000 matches before sorting them (0.3 to 0.5 s). 5,000 products
+# tested: about 5 ms.
+SEARCH_WALK = 10_000
 
 
 @cache
@@ -212,18 +274,25 @@ def _product_page_sql(
     updated_since: bool,
     ordering: str,
     after: bool,
+    plan: str = "",
 ) -> str:
-    """`product_page`'s statement for one shape of request (a few dozen in all)."""
+    """`product_page`'s statement for one shape of request (a few dozen in all). `plan`, for a
+    search without a vendor (SEARCH_WALK): "walk", the page among the first `%(walk)s` products
+    in its order; "matches", the page of the search's matches sorted."""
     key = ordering.lstrip("-")
     if key not in PRODUCT_SORT_KEYS:
         raise ValueError(f"not a product ordering: {ordering}")
+    if plan not in ("", "walk", "matches") or (plan and (vendor or not search)):
+        raise ValueError(f"not a plan of this search: {plan}")
     direction, op = ("DESC", "<") if ordering.startswith("-") else ("ASC", ">")
     tables = PRODUCT_FROM
+    vendors = ""
     where = ["catalog_product.deleted_at IS NULL"]
     if vendor:
         where.append("catalog_product.vendor_id = %(vendor)s")
     if orderable:  # as ProductQuerySet.orderable()
-        tables += " JOIN catalog_vendor ON catalog_vendor.id = catalog_product.vendor_id"
+        vendors = " JOIN catalog_vendor ON catalog_vendor.id = catalog_product.vendor_id"
+        tables += vendors
         where += [
             "catalog_product.is_active",
             "catalog_vendor.status = %(active)s",
@@ -237,9 +306,13 @@ def _product_page_sql(
         where.append("catalog_product.updated_at >= %(updated_since)s")
     if search and vendor:  # as ProductQuerySet.search(), the tsquery made once (an InitPlan):
         # a prepared statement's generic plan would otherwise make it again for every row it tests
-        where.append(SEARCH_ONE_VENDOR_SQL.format(query="(SELECT public.okada_search_query(%(q)s))"))
-    elif search:  # planned for its text, as the ORM's statements are (see product_page)
-        where.append(SEARCH_SQL.format(query=SEARCH_QUERY.replace("%s", "%(q)s")))
+        query = "(SELECT public.okada_search_query(%(q)s))"
+        where.append(SEARCH_LOOKS_FOR_SQL.format(query=query))
+        where.append(SEARCH_ONE_VENDOR_SQL.format(query=query))
+    matching = []
+    if search and not vendor:  # planned for its text, as the ORM's statements are (see product_page)
+        query = SEARCH_QUERY.replace("%s", "%(q)s")
+        matching = [SEARCH_LOOKS_FOR_SQL.format(query=query), SEARCH_SQL.format(query=query)]
     if after:  # the keyset condition, which the (vendor, updated_at) index serves
         where.append(f"(catalog_product.{key}, catalog_product.id) {op} (%(after_key)s, %(after_id)s)")
     # The sort key as text for the cursors: a time in one fixed format (`::text` would follow the
@@ -249,12 +322,30 @@ def _product_page_sql(
         if key in TIME_SORT_KEYS
         else f"catalog_product.{key}::text"
     )
-    return (
-        f"SELECT {PRODUCT_JSON}, {key_text}, catalog_product.id::text"  # noqa: S608
-        f" FROM {tables} WHERE {' AND '.join(where)}"
-        f" ORDER BY catalog_product.{key} {direction}, catalog_product.id {direction}"
-        " LIMIT %(limit)s"
-    )
+    order = f" ORDER BY catalog_product.{key} {direction}, catalog_product.id {direction}"
+    select = f"SELECT {PRODUCT_JSON}, {key_text}, catalog_product.id::text"
+    if plan == "walk":
+        # The first products in order (no search), then those of them that match, the page's
+        # `limit` at most: each subquery named catalog_product, as PRODUCT_JSON reads it. The
+        # stock is joined to the page only, whatever PostgreSQL guesses of the matches.
+        first = f"SELECT catalog_product.* FROM catalog_product{vendors} WHERE {' AND '.join(where)}"  # noqa: S608
+        page = (
+            f"SELECT * FROM ({first}{order} LIMIT %(walk)s) AS catalog_product"  # noqa: S608
+            f" WHERE {' AND '.join(matching)}{order}"
+        )
+    elif plan == "matches":
+        # Sorted by a copy of the key, which no index gives in order: PostgreSQL gathers the
+        # matches (from the full-text index) and sorts them, never testing products in order.
+        copies = {"updated_at": "+ interval '0'", "created_at": "+ interval '0'", "price_xaf": "+ 0"}
+        copy = copies.get(key, "|| ''")
+        sorted_by = f" ORDER BY (catalog_product.{key} {copy}) {direction}, catalog_product.id {direction}"
+        page = (
+            f"SELECT catalog_product.* FROM catalog_product{vendors}"  # noqa: S608
+            f" WHERE {' AND '.join(where + matching)}{sorted_by}"
+        )
+    else:
+        return f"{select} FROM {tables} WHERE {' AND '.join(where + matching)}{order} LIMIT %(limit)s"
+    return f"{select} FROM ({page} LIMIT %(limit)s) AS catalog_product {PRODUCT_STOCK_JOIN}{order}"
 
 
 def newest_products(*, vendor: Vendor, limit: int = 10) -> list[Product]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import unicodedata
 import uuid
 from datetime import timedelta
 from typing import Any, ClassVar
@@ -19,7 +18,7 @@ from django.utils import timezone
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
-from catalog.models import SEARCH_QUERY, City, Product, Vendor
+from catalog.models import SEARCH_QUERY, City, Product, Vendor, search_text
 from okada.core.fields import PhoneField, any_of, choices_check, money_field, phone_check
 from okada.core.models import (
     BaseModel,
@@ -153,14 +152,6 @@ ORDER_NAME_SQL = (
 ).replace("{record_named}", _RECORD_NAMED)
 
 
-# websearch_to_tsquery reads "-" as NOT after the start, a space, an operator ("(", "|" ...) or a
-# quote, in the text and in the text unaccented (okada_search_query reads both), where these
-# dashes are a "-" (en and em dashes, the minus sign, a soft hyphen, "->" ...) and these word
-# characters end in punctuation (U+02BA is '"', U+2474 is "(1)"). A dash is kept only after a
-# letter or digit, inside a word ("Jean-Pierre"), where websearch reads none; U+FFE9, "<-", never.
-_DASHES = "\\-\u00ad\u00b1\u02d7\u2010-\u2015\u2212\ufe31\ufe32\ufe58\ufe63\uff0d\uffeb"
-_UNACCENTED_TO_PUNCTUATION = "\u02b9-\u02bd\u02c6\u02c8\u02cb\u02d0\u215f\u2474-\u249b\U0001f100-\U0001f10a"
-NOT_WORD = re.compile(f"\\uffe9|(?<![^\\W_{_UNACCENTED_TO_PUNCTUATION}])[{_DASHES}]+")
 # A word of a name as staff type it (letters or digits): what name_prefix_query() puts between
 # its & operators, never tsquery syntax (`:`, `|`, `!`, parentheses) from the text itself.
 NAME_WORD = re.compile(r"[^\W_]+")
@@ -204,10 +195,10 @@ def customer_name_matches(text: str, *, prefix: bool = False, vendor_id: uuid.UU
     orders, and no index on orders_order but (customer, -placed_at): a GIN there cost placement
     about a tenth of its throughput (migration 0036).
     """
-    # NFC, as the products' search: one spelling of "é" whatever the keyboard sent. A word's
-    # leading "-" is not websearch's NOT here: a name is found by the words it has, and "-jean"
-    # (every order but Jean's) read every customer's name, 0.8 s on the large seed.
-    text = NOT_WORD.sub(" ", unicodedata.normalize("NFC", text))
+    # As the products' search reads it (catalog.models.search_text): NFC, and a word's leading
+    # "-" is not websearch's NOT: a name is found by the words it has, and "-jean" (every order
+    # but Jean's) read every customer's name, 0.8 s on the large seed.
+    text = search_text(text)
     # The tsquery appears four times (ORDER_NAME_SQL): the record names, the aliases (then the
     # vendor, if any), the order's own name, the record names again.
     # Each query's parameters: PREFIX_QUERY takes its text twice, SEARCH_QUERY once.

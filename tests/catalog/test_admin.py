@@ -251,6 +251,25 @@ def test_a_product_search_many_products_match_still_lists_them_all(client, admin
     assert "search_vector" in list_query_plan(client, {"q": "riz"})
 
 
+def test_a_product_search_reads_a_words_leading_dash_as_the_api_does_and_says_when_it_has_no_word(
+    client, admin_user
+):
+    # "-gombo" listed every product but the gombo (when it did: a NOT of the stemmed word only),
+    # and "!!!" an empty list without a word of why.
+    gombo = ProductFactory(name="Gombo frais")
+    ProductFactory(name="Riz parfumé")
+    client.force_login(admin_user)
+    found = client.get("/admin/catalog/product/", {"q": "-gombo"}).context["cl"].result_list
+    assert [p.pk for p in found] == [gombo.pk]
+    response = client.get("/admin/catalog/product/", {"q": "!!!"})
+    assert list(response.context["cl"].result_list) == []
+    said = [str(m) for m in response.context["messages"]]
+    assert said == [
+        "«\u00a0!!!\u00a0» ne contient aucun mot à chercher\u00a0: les produits sont trouvés par les "
+        "mots de leur nom, de leur description ou de leur référence."
+    ]
+
+
 def test_categories_are_listed_as_a_tree(client, admin_user):
     from tests.catalog.factories import CategoryFactory
 

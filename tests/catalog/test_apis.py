@@ -6,6 +6,7 @@ import base64
 import json
 import uuid
 from datetime import UTC, datetime
+from typing import Any
 from urllib.parse import quote
 
 import orjson
@@ -14,6 +15,7 @@ from django.core import signing
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from catalog import selectors
 from catalog.models import Product, Stock, StockMovement, Vendor
 from catalog.selectors import stock_audit
 from catalog.services import vendor_activate, vendor_suspend
@@ -931,6 +933,162 @@ def test_every_page_of_every_ordering_is_the_orms_order_with_no_row_lost_or_repe
             back = [p["id"] for p in page["results"]] + back
             url = page["previous"]
         assert back + [p["id"] for p in pages[-1]["results"]] == expected, ordering
+
+
+@pytest.mark.parametrize("who", ["vendor", "storefront"])
+def test_a_search_ignores_a_words_leading_dash_it_is_never_a_not(api, vendor, who):
+    # websearch's NOT gave wrong answers: the tsquery ORs the French, English and unstemmed
+    # readings of the text, so "-fromage" matched every product (those with "fromage" too) and
+    # "riz -brisé" every rice; "riz -riz" found none after testing every product of the
+    # marketplace (1 s on the large seed). A dash before a word is dropped: it is looked for.
+    ProductFactory(vendor=vendor, name="Riz brisé")
+    ProductFactory(vendor=vendor, name="Riz parfumé")
+    ProductFactory(vendor=vendor, name="Fromage blanc")
+    ProductFactory(vendor=vendor, name="Coca-Cola 33 cl")
+    client = api if who == "vendor" else storefront_api()
+    names = lambda q: sorted(p["name"] for p in client.get("/products?q=" + quote(q)).json()["results"])  # noqa: E731
+    assert names("-fromage") == ["Fromage blanc"]
+    assert names("riz -brisé") == ["Riz brisé"]
+    assert names("riz -riz") == ["Riz brisé", "Riz parfumé"]
+    assert names("riz \u2013parfumé") == ["Riz parfumé"]  # an en dash, as websearch reads it
+    assert names("-fromage or -brisé") == ["Fromage blanc", "Riz brisé"]
+    assert names("coca-cola") == ["Coca-Cola 33 cl"]  # a dash inside a word stays
+
+
+NOTHING_TO_LOOK_FOR = ["!!!", "-", "- -", '""', "\u2014", "()", "?!"]
+
+
+@pytest.mark.parametrize(
+    ("lang", "says"),
+    [("en", "q has no word to look for: "), ("fr", "q ne contient aucun mot à chercher\u00a0: ")],
+)
+@pytest.mark.parametrize("term", NOTHING_TO_LOOK_FOR)
+@pytest.mark.parametrize("who", ["vendor", "storefront"])
+def test_a_search_with_no_word_to_look_for_is_a_400_naming_q(api, vendor, who, term, lang, says):
+    # It answered an empty page, which a client takes for "no such product".
+    ProductFactory(vendor=vendor, name="Riz parfumé")
+    client = api if who == "vendor" else storefront_api()
+    response = client.get("/products?q=" + quote(term), HTTP_ACCEPT_LANGUAGE=lang)
+    assert response.status_code == 400, response.content
+    body = problem(response)
+    assert body["code"] == "invalid" and list(body["errors"]) == ["q"]
+    assert body["detail"].startswith(says) and term in body["detail"], body["detail"]
+
+
+def _explained(sql: str, params: dict | None) -> list[dict]:
+    """Every node of the plan PostgreSQL ran for `sql`, with how often each ran (`Actual Loops`)."""
+    with connection.cursor() as cursor:
+        cursor.execute(f"EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF, FORMAT JSON) {sql}", params)
+        (plan,) = cursor.fetchone()[0]
+    nodes, todo = [], [plan["Plan"]]
+    while todo:
+        node = todo.pop()
+        nodes.append(node)
+        todo.extend(node.get("Plans", []))
+    return nodes
+
+
+@pytest.mark.parametrize("term", ["!!!", "-"])
+@pytest.mark.parametrize("who", ["vendor", "storefront"])
+def test_a_search_with_no_word_to_look_for_reads_no_product(vendor, who, term):
+    # The page's statement itself, before the 400: no product is read, as the plan PostgreSQL
+    # ran shows (it read the vendor's products, or the full-text index, to find none).
+    from catalog.selectors import _product_page_sql
+
+    ProductFactory(vendor=vendor, name="Riz parfumé")
+    ProductFactory(name="Riz long")
+    sql = _product_page_sql(
+        vendor=who == "vendor",
+        orderable=who == "storefront",
+        search=True,
+        is_active=False,
+        category=False,
+        updated_since=False,
+        ordering="-updated_at",
+        after=False,
+    )
+    params = {"vendor": vendor.pk, "active": Vendor.Status.ACTIVE.value, "q": term, "limit": 51}
+    read = [
+        node
+        for node in _explained(sql, params)
+        if node.get("Relation Name") == "catalog_product" and node.get("Actual Loops", 0) > 0
+    ]
+    assert read == []
+    # The same statement with a word to look for does read them (the test can fail).
+    params["q"] = "riz"
+    assert any(node.get("Relation Name") == "catalog_product" for node in _explained(sql, params))
+
+
+@pytest.mark.parametrize("walk", [1, 4, 1000])  # the page found by the walk, or after it
+def test_every_page_of_a_storefront_search_in_every_ordering_is_the_orms_order(monkeypatch, walk):
+    # The storefront's search tests the first SEARCH_WALK products in order, then, without a
+    # full page among them, sorts the matches: either way, the same pages.
+    monkeypatch.setattr(selectors, "SEARCH_WALK", walk)
+    suspended = VendorFactory()
+    for i in range(12):
+        ProductFactory(name=f"Riz {i % 3}" if i % 2 else f"Sel {i}", price_xaf=100 + i % 4)
+    ProductFactory(name="Riz inactif", is_active=False)
+    ProductFactory(name="Riz suspendu", vendor=suspended)
+    vendor_suspend(vendor=suspended, actor=Actor(role=Actor.STAFF, label="t"), reason="t")
+    store = storefront_api()
+    client: Any = store.client  # the pages' links are whole URLs
+    orderings = (
+        "-updated_at",
+        "updated_at",
+        "-created_at",
+        "name",
+        "-name",
+        "sku",
+        "price_xaf",
+        "-price_xaf",
+    )
+    for ordering in orderings:
+        sign = "-" if ordering.startswith("-") else ""
+        expected = [
+            str(pk)
+            for pk in Product.objects.orderable()
+            .search("riz")
+            .order_by(ordering, f"{sign}pk")
+            .values_list("pk", flat=True)
+        ]
+        assert len(expected) == 6
+        seen, url, pages = [], f"/api/v1/products?q=riz&ordering={ordering}&limit=4", []
+        while url:
+            page = client.get(url, **store.headers).json()
+            pages.append(page)
+            seen += [p["id"] for p in page["results"]]
+            url = page["next"]
+        assert seen == expected, ordering
+        back: list[str] = []
+        url = pages[-1]["previous"]
+        while url:
+            page = client.get(url, **store.headers).json()
+            back = [p["id"] for p in page["results"]] + back
+            url = page["previous"]
+        assert back + [p["id"] for p in pages[-1]["results"]] == expected, ordering
+
+
+@pytest.mark.parametrize("ordering", ["-updated_at", "name", "sku", "price_xaf"])
+def test_a_storefront_search_never_tests_more_than_a_walk_of_products_in_order(monkeypatch, ordering):
+    # A word no product has (or words never together: "bio premium") was looked for by testing
+    # every product of the marketplace in the page's order (0.8 to 1.4 s on the large seed): the
+    # walk in order stops after SEARCH_WALK products, and the matches are then read from the
+    # full-text index, as the plan PostgreSQL ran shows.
+    monkeypatch.setattr(selectors, "SEARCH_WALK", 3)
+    for i in range(8):
+        ProductFactory(name=f"Sel {i}")
+    ProductFactory(name="Riz long")
+    store = storefront_api()
+    with CaptureQueriesContext(connection) as queries:
+        found = store.get(f"/products?q=riz&ordering={ordering}")
+    assert [p["name"] for p in found.json()["results"]] == ["Riz long"]
+    searches = [q["sql"] for q in queries.captured_queries if "search_vector" in q["sql"]]
+    assert len(searches) == 2  # the walk, then the matches
+    walked = [n for n in _explained(searches[0], None) if n.get("Relation Name") == "catalog_product"]
+    assert walked and all(n["Actual Rows"] <= 3 for n in walked), walked
+    # Then the matches, sorted: by a copy of the key, which no index gives in order.
+    sorts = [n for n in _explained(searches[1], None) if n["Node Type"] == "Sort"]
+    assert any(ordering.lstrip("-") in " ".join(n["Sort Key"]) for n in sorts), sorts
 
 
 def test_filters_and_search_never_reach_another_vendors_products(api, vendor):
