@@ -7,6 +7,8 @@ from typing import Any
 from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
+from django.contrib.admin.views.autocomplete import AutocompleteJsonView
+from django.contrib.admin.views.main import PAGE_VAR
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.db.models.expressions import RawSQL
@@ -251,8 +253,8 @@ class SkuFormField(forms.CharField):
         return normalize_sku(value) if isinstance(value, str) else value
 
 
-#: The product search's first look (ProductAdmin.get_search_results): up to this many matches
-#: are listed by their keys, more through the search itself.
+#: The stock movements' search's first look (StockMovementAdmin.get_search_results): up to this
+#: many matches are listed by their keys, more through the search itself.
 SEARCH_PROBE = 1000
 
 
@@ -265,7 +267,10 @@ class ProductAdmin(BigTableMixin, TrackedAdmin):
         "is_active",
     )
     search_fields = ("name",)  # shows the search box; the search itself is full-text (below)
-    search_help_text = _("Full-text search on name, description and SKU (accents ignored).")
+    search_help_text = _(
+        "Full-text search on name, description and SKU (accents ignored). Quoted words are looked "
+        "for in that order in one vendor's products only (filter by vendor first)."
+    )
     list_select_related = ("vendor", "category", "stock")
     autocomplete_fields = ("vendor", "category")
     readonly_fields = ("id", "version", "created_at", "updated_at", "deleted_at")
@@ -289,15 +294,23 @@ class ProductAdmin(BigTableMixin, TrackedAdmin):
                 % {"term": search_term.strip()},
             )
             return queryset.none(), False
-        # The list is newest first: PostgreSQL walks the primary key backwards and tests each
-        # product, which finds a common word's 25 newest at once but reads all million products
-        # for a word few or none have (seconds): for a word it has no statistics of, it guesses
-        # 1,500 matches. So it is first asked for a few matches, in no order, which it reads
-        # from the full-text index when they are few; those few are then listed by key.
-        found = few_keys(Product.all_objects.search(search_term), SEARCH_PROBE)
-        if found is not None:
-            return queryset.filter(pk__in=found), False
-        return queryset.search(search_term), False  # type: ignore[attr-defined]
+        if any(request.GET.get(lookup) for lookup in self.narrowing_lookups):
+            # One vendor's products, each tested (a thousand or so): quotes make a phrase.
+            return queryset.search(search_term, one_vendor=True), False  # type: ignore[attr-defined]
+        # Across vendors, newest first (the only order offered): the page is read by key among the
+        # first matches up to its end, found as the storefront finds its page (quotes read as
+        # words; selectors.product_search_first_keys says why).
+        if is_autocomplete(request):
+            per_page, page = AutocompleteJsonView.paginate_by or 20, request.GET.get("page", 1)
+        else:
+            per_page, page = self.list_per_page, request.GET.get(PAGE_VAR, 1)
+        try:
+            page = max(int(page), 1)
+        except ValueError:
+            page = 1  # as the list reads it
+        rows = page * per_page + 1
+        keys = selectors.product_search_first_keys(queryset, search_term, rows=rows)  # type: ignore[arg-type]
+        return queryset.filter(pk__in=keys), False
 
     def formfield_for_dbfield(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
         if db_field.name == "sku":

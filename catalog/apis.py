@@ -354,7 +354,9 @@ class ProductScope(ApiView):
                 str,
                 description="Full-text search of name, description and SKU: French and English, "
                 "accents and case ignored, every word must match (`or` between words: either; "
-                "quotes: the words in that order; a word's leading `-` is ignored, not a NOT). "
+                "quotes: the words in that order, in one vendor's products only (a vendor key, or "
+                "`vendor`); across the marketplace a quoted phrase's words are read as words; a "
+                "word's leading `-` is ignored, not a NOT). "
                 "Text with no word to look for (`!!!`, `-`) is a 400. At most 200 characters.",
             ),
             OpenApiParameter("is_active", bool, description="true or false (any case), or 1 or 0."),

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from catalog import admin as catalog_admin
 from catalog.models import Product, Stock, Vendor
@@ -241,14 +242,93 @@ def test_a_product_search_few_products_match_lists_them_by_key_not_by_testing_ea
     assert "search_vector" not in plan, plan  # the list reads the matches by key
 
 
-def test_a_product_search_many_products_match_still_lists_them_all(client, admin_user, monkeypatch):
-    monkeypatch.setattr(catalog_admin, "SEARCH_PROBE", 2)
-    riz = {ProductFactory(name=f"Riz parfumé {n}").pk for n in range(3)}
-    ProductFactory(name="Gombo frais")
+def _explained(sql: str) -> list[dict]:
+    """Every node of the plan PostgreSQL ran for `sql` (as captured: its values written in)."""
+    with connection.cursor() as cursor:
+        cursor.execute(f"EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF, FORMAT JSON) {sql}")
+        (plan,) = cursor.fetchone()[0]
+    nodes, todo = [], [plan["Plan"]]
+    while todo:
+        node = todo.pop()
+        nodes.append(node)
+        todo.extend(node.get("Plans", []))
+    return nodes
+
+
+@pytest.mark.parametrize("walk", [1, 4, 1000])  # the pages found by the walk, or after it
+def test_every_page_of_a_product_search_across_vendors_is_the_orms_order(
+    client, admin_user, monkeypatch, walk
+):
+    # The first matches up to a page's end are found as the storefront finds its page (SEARCH_WALK
+    # products newest first, else the matches sorted), then the page is read by key: the same
+    # pages as the ORM's search newest first, a quoted phrase's words read as words.
+    from catalog import selectors
+
+    monkeypatch.setattr(selectors, "SEARCH_WALK", walk)
+    monkeypatch.setattr(catalog_admin.ProductAdmin, "list_per_page", 2)
+    for i in range(12):
+        ProductFactory(name=(f"Riz long {i}" if i % 3 else f"Long grain de riz {i}") if i % 2 else f"Sel {i}")
+    product_soft_delete(product=ProductFactory(name="Riz long supprimé"), actor=staff_actor())
     client.force_login(admin_user)
-    found = client.get("/admin/catalog/product/", {"q": "riz"}).context["cl"].result_list
-    assert {p.pk for p in found} == riz
-    assert "search_vector" in list_query_plan(client, {"q": "riz"})
+    for term in ("riz", '"riz long"', "long riz", "“riz long”"):
+        expected = list(Product.objects.search("riz long" if "long" in term else term).order_by("-pk"))
+        assert len(expected) == 6
+        seen = []
+        for page in range(1, 5):
+            found = client.get("/admin/catalog/product/", {"q": term, "p": page}).context["cl"].result_list
+            seen += [p.pk for p in found]
+        assert seen == [p.pk for p in expected], term
+
+
+@pytest.mark.parametrize("term", ["bio premium", '"riz long"'])
+def test_a_product_search_across_vendors_never_tests_more_than_a_walk_of_products_newest_first(
+    client, admin_user, monkeypatch, term
+):
+    # Words common but never together (`bio premium`), or a quoted phrase of common words in an
+    # order no product has, were looked for by testing every product of the marketplace (0.4 s on
+    # the large seed): the walk newest first stops after SEARCH_WALK products, the matches are then
+    # read from the full-text index and sorted by a copy of the key, a phrase's words as words (the
+    # index's AND, no product read again to test the words' order), as the plans PostgreSQL ran
+    # show.
+    from catalog import selectors
+
+    monkeypatch.setattr(selectors, "SEARCH_WALK", 3)
+    wanted = ProductFactory(name="Riz long bio premium")
+    for i in range(8):
+        ProductFactory(name=f"Sel {i}")
+    client.force_login(admin_user)
+    with CaptureQueriesContext(connection) as queries:
+        found = client.get("/admin/catalog/product/", {"q": term}).context["cl"].result_list
+    assert [p.pk for p in found] == [wanted.pk]
+    searches = [q["sql"] for q in queries.captured_queries if "@@" in q["sql"]]
+    assert len(searches) == 2  # the walk, then the matches
+    # The products tested for the words: those of the walk (a small table's plan may read them
+    # through another index and sort them; they are still 3).
+    tested = [n for n in _explained(searches[0]) if n["Node Type"] == "Subquery Scan"]
+    assert tested and all(n["Actual Rows"] + n.get("Rows Removed by Filter", 0) <= 3 for n in tested), tested
+    sorts = [n for n in _explained(searches[1]) if n["Node Type"] == "Sort"]
+    assert any("::text" in " ".join(n["Sort Key"]) for n in sorts), sorts
+    assert not any("<->" in q for q in searches), searches
+
+
+def test_a_product_search_of_one_vendor_reads_a_phrase_and_tests_that_vendors_products_only(
+    client, admin_user
+):
+    # Narrowed to a vendor, the list's search tests that vendor's products (the marketplace's index
+    # is not read: the phrase of common words tested every product of the marketplace, 0.4 s), and
+    # quotes make a phrase: the words in that order.
+    vendor = VendorFactory()
+    riz_long = ProductFactory(vendor=vendor, name="Riz long")
+    ProductFactory(vendor=vendor, name="Long riz rouge")
+    ProductFactory(name="Riz long")
+    client.force_login(admin_user)
+    query = {"q": '"riz long"', "vendor__id__exact": vendor.pk}
+    with CaptureQueriesContext(connection) as queries:
+        found = client.get("/admin/catalog/product/", query).context["cl"].result_list
+    assert [p.pk for p in found] == [riz_long.pk]
+    assert not any("@@" in q["sql"] for q in queries.captured_queries)
+    found = client.get("/admin/catalog/product/", {**query, "q": "riz long"}).context["cl"].result_list
+    assert len(found) == 2
 
 
 def test_a_product_search_reads_a_words_leading_dash_as_the_api_does_and_says_when_it_has_no_word(
