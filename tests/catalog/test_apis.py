@@ -1084,8 +1084,16 @@ def test_a_storefront_search_never_tests_more_than_a_walk_of_products_in_order(m
     assert [p["name"] for p in found.json()["results"]] == ["Riz long"]
     searches = [q["sql"] for q in queries.captured_queries if "search_vector" in q["sql"]]
     assert len(searches) == 2  # the walk, then the matches
-    walked = [n for n in _explained(searches[0], None) if n.get("Relation Name") == "catalog_product"]
-    assert walked and all(n["Actual Rows"] <= 3 for n in walked), walked
+    # The products the walk tests, whatever way PostgreSQL reads them in order (through the
+    # ordering's index on a large table; with a scan and a sort of these nine once their table
+    # is analyzed, which made a test of the scan's rows fail now and then): the rows reaching
+    # the node that tests the match.
+    tested = [
+        n["Actual Rows"] + n.get("Rows Removed by Filter", 0)
+        for n in _explained(searches[0], None)
+        if "@@" in n.get("Filter", "")
+    ]
+    assert tested and sum(tested) <= 3, tested
     # Then the matches, sorted: by a copy of the key, which no index gives in order.
     sorts = [n for n in _explained(searches[1], None) if n["Node Type"] == "Sort"]
     assert any(ordering.lstrip("-") in " ".join(n["Sort Key"]) for n in sorts), sorts
