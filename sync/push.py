@@ -420,13 +420,11 @@ DEVICE_REASON = "adjusted on device"  # translated when shown (sync.services.CHA
 
 
 def _reason(args: dict[str, Any]) -> str:
-    """stock.adjust's `reason`: DEVICE_REASON when the device sends none. One it sends is read as
-    REST reads it (a required, non-blank text): trimmed, and a blank one is refused (rejected
-    `invalid`, naming `reason`), not stored as the movement's reason nor replaced unseen."""
-    reason = _text(args, "reason", default=DEVICE_REASON, strip=True)
-    if not reason:
-        raise InvalidInput(Text(gettext_noop("%(key)s must not be blank."), key="reason"), field="reason")
-    return reason
+    """stock.adjust's `reason`, trimmed as REST trims it: DEVICE_REASON when the device sends
+    none or a blank one, never a blank movement reason in the ledger. Not refused, as REST
+    refuses a blank one: the units moved on the shelf already, and an app that sends "" for
+    "no reason typed" would lose every such adjustment (a rejected mutation is never applied)."""
+    return _text(args, "reason", default=DEVICE_REASON, strip=True) or DEVICE_REASON
 
 
 def _stock_conflict(
