@@ -4,7 +4,9 @@
   8, against a minimal DRF view (`/bench/ping`: no auth, no database) on the same server in the
   same run; median and p95 latency and requests per second. The database is the kept seeded one
   of the preset (`bench.kept.seeded_database`); one API key per sampled vendor is issued for the
-  run and deleted afterwards. The query count of a page is measured at limit 1 and 200.
+  run and deleted afterwards. The query count of a page is measured at limit 1 and 200. Also
+  measured, with no goal: the storefront's search of the whole marketplace (a storefront key,
+  no `vendor`) in the orderings a shopper picks.
 - `api_orders`: `POST /api/v1/orders` with a storefront key and an Idempotency-Key on every
   request, from 16 processes, against pgbench TPC-B on the same PostgreSQL, taking turns as
   bench/orders.py does (the same small seeded marketplace, the same audits). Where the time goes:
@@ -38,6 +40,7 @@ from .report import Figure, at_least, at_most
 ROOT = Path(__file__).resolve().parent.parent
 LIST_VENDORS = 8
 SEARCH_TERMS = ("riz", "huile", "plantain", "savon", "lait", "sucre", "poivre", "farine", "eau", "bière")
+STOREFRONT_ORDERINGS = ("-updated_at", "price_xaf", "-price_xaf", "name")
 ORDER_ROUNDS = orders.ROUNDS
 
 # --- The server ---------------------------------------------------------------------------------------
@@ -372,7 +375,8 @@ def _drive_measured(
 
 
 def _issue_keys(count: int) -> list[tuple[str, str]]:
-    """(key id, secret) for `count` vendors with products (in the bench database's process)."""
+    """(key id, secret) for `count` vendors with products, then one storefront key (in the bench
+    database's process)."""
     from catalog.models import Vendor
     from okada.core.actors import Actor
     from okada.credentials.services import api_key_issue
@@ -380,6 +384,7 @@ def _issue_keys(count: int) -> list[tuple[str, str]]:
     vendors = Vendor.objects.filter(products__isnull=False).distinct().order_by("slug")[:count]
     actor = Actor(role=Actor.STAFF, label="bench")
     issued = [api_key_issue(name="bench", vendor=v, scopes=["products:read"], actor=actor) for v in vendors]
+    issued.append(api_key_issue(name="bench storefront search", scopes=["products:read"], actor=actor))
     return [(str(i.key.pk), i.secret) for i in issued]
 
 
@@ -411,7 +416,8 @@ def run_list(
     *, preset: str, clients: int, seconds: int, workers: int, threads: int, log: Any
 ) -> list[Figure]:
     url = kept.seeded_database(preset, log=log)
-    keys = isolated.call(url, _issue_keys, LIST_VENDORS)
+    issued = isolated.call(url, _issue_keys, LIST_VENDORS)
+    keys, storefront = issued[:-1], issued[-1][1]
     try:
         queries = isolated.call(url, _page_queries, keys[0][1])
         with gunicorn(url, workers=workers, threads=threads, log=log) as (host, port, master):
@@ -442,10 +448,27 @@ def run_list(
                 seconds,
                 web,
             )
+            # The storefront's search of the whole marketplace, in the orderings a shopper picks
+            # (catalog.selectors.SEARCH_WALK): no goal of the issue, measured to see it move.
+            shopper = [
+                [
+                    (
+                        "GET",
+                        f"/api/v1/products?limit=50&q={quote(rng.choice(SEARCH_TERMS))}"
+                        f"&ordering={rng.choice(STOREFRONT_ORDERINGS)}",
+                        None,
+                        {"Authorization": f"Bearer {storefront}"},
+                    )
+                    for _ in range(200)
+                ]
+                for _ in range(clients)
+            ]
+            marketplace = _drive_measured(host, port, shopper, seconds, web)
     finally:
-        _delete_keys(url, [k for k, _ in keys])
+        _delete_keys(url, [k for k, _ in issued])
     label = f"({preset})"
-    errors = sum(n for s, n in (*listing["statuses"].items(), *search["statuses"].items()) if s != 200)
+    runs = (listing, search, marketplace)
+    errors = sum(n for run in runs for s, n in run["statuses"].items() if s != 200)
     base = f"minimal DRF view c{clients}"
     return [
         Figure(f"api product list {label}", listing["rps"], "req/s", base, baseline["rps"]),
@@ -469,6 +492,13 @@ def run_list(
             baseline["p95_ms"],
             "<= 40 ms",
             at_most(40),
+        ),
+        Figure(f"api storefront search {label}", marketplace["rps"], "req/s", base, baseline["rps"]),
+        Figure(
+            "  storefront search latency p50", marketplace["p50_ms"], "ms", "ping p50", baseline["p50_ms"]
+        ),
+        Figure(
+            "  storefront search latency p95", marketplace["p95_ms"], "ms", "ping p95", baseline["p95_ms"]
         ),
         *(
             Figure(

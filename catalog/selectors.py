@@ -289,8 +289,10 @@ def product_search_first_keys(products: ProductQuerySet, text: str, *, rows: int
 # PostgreSQL chose between the two by its guess of how many products match, which words that
 # are common but never together ("bio premium"), a word repeated or words found together ("riz
 # brisé") throw far out: it tested every product of the marketplace to find none (0.8 to 1.4 s on
-# the large seed), or joined 50,000 matches before sorting them (0.3 to 0.5 s). 5,000 products
-# tested: about 5 ms.
+# the large seed), or joined 50,000 matches before sorting them (0.3 to 0.5 s). The walk of
+# 10,000 takes 15 to 20 ms there; the sorted matches of a word 50,000 products have, 75 to 150 ms
+# (a word found in the walk when PostgreSQL's own walk went a little further, "riz" by price, pays
+# that: 15 ms before). See docs/performance.md.
 SEARCH_WALK = 10_000
 
 
