@@ -13,6 +13,7 @@ from catalog import admin as catalog_admin
 from catalog.models import Product, Stock, Vendor
 from catalog.services import product_soft_delete
 from tests.catalog.factories import ProductFactory, VendorFactory, staff_actor
+from tests.plans import executed_plan_nodes
 
 pytestmark = pytest.mark.django_db
 
@@ -242,19 +243,6 @@ def test_a_product_search_few_products_match_lists_them_by_key_not_by_testing_ea
     assert "search_vector" not in plan, plan  # the list reads the matches by key
 
 
-def _explained(sql: str) -> list[dict]:
-    """Every node of the plan PostgreSQL ran for `sql` (as captured: its values written in)."""
-    with connection.cursor() as cursor:
-        cursor.execute(f"EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF, FORMAT JSON) {sql}")
-        (plan,) = cursor.fetchone()[0]
-    nodes, todo = [], [plan["Plan"]]
-    while todo:
-        node = todo.pop()
-        nodes.append(node)
-        todo.extend(node.get("Plans", []))
-    return nodes
-
-
 @pytest.mark.parametrize("walk", [1, 4, 1000])  # the pages found by the walk, or after it
 def test_every_page_of_a_product_search_across_vendors_is_the_orms_order(
     client, admin_user, monkeypatch, walk
@@ -304,9 +292,9 @@ def test_a_product_search_across_vendors_never_tests_more_than_a_walk_of_product
     assert len(searches) == 2  # the walk, then the matches
     # The products tested for the words: those of the walk (a small table's plan may read them
     # through another index and sort them; they are still 3).
-    tested = [n for n in _explained(searches[0]) if n["Node Type"] == "Subquery Scan"]
+    tested = [n for n in executed_plan_nodes(searches[0]) if n["Node Type"] == "Subquery Scan"]
     assert tested and all(n["Actual Rows"] + n.get("Rows Removed by Filter", 0) <= 3 for n in tested), tested
-    sorts = [n for n in _explained(searches[1]) if n["Node Type"] == "Sort"]
+    sorts = [n for n in executed_plan_nodes(searches[1]) if n["Node Type"] == "Sort"]
     assert any("::text" in " ".join(n["Sort Key"]) for n in sorts), sorts
     assert not any("<->" in q for q in searches), searches
 

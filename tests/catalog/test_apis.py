@@ -24,6 +24,7 @@ from okada.core.api.serializers import utc
 from tests.catalog.factories import CategoryFactory, ProductFactory, UserFactory, VendorFactory
 from tests.credentials.factories import Api, problem, storefront_api, vendor_api
 from tests.orders.factories import OrderFactory
+from tests.plans import executed_plan_nodes
 
 pytestmark = pytest.mark.django_db
 
@@ -975,19 +976,6 @@ def test_a_search_with_no_word_to_look_for_is_a_400_naming_q(api, vendor, who, t
     assert body["detail"].startswith(says) and term in body["detail"], body["detail"]
 
 
-def _explained(sql: str, params: dict | None) -> list[dict]:
-    """Every node of the plan PostgreSQL ran for `sql`, with how often each ran (`Actual Loops`)."""
-    with connection.cursor() as cursor:
-        cursor.execute(f"EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF, FORMAT JSON) {sql}", params)
-        (plan,) = cursor.fetchone()[0]
-    nodes, todo = [], [plan["Plan"]]
-    while todo:
-        node = todo.pop()
-        nodes.append(node)
-        todo.extend(node.get("Plans", []))
-    return nodes
-
-
 @pytest.mark.parametrize("term", ["!!!", "-"])
 @pytest.mark.parametrize("who", ["vendor", "storefront"])
 def test_a_search_with_no_word_to_look_for_reads_no_product(vendor, who, term):
@@ -1010,13 +998,13 @@ def test_a_search_with_no_word_to_look_for_reads_no_product(vendor, who, term):
     params = {"vendor": vendor.pk, "active": Vendor.Status.ACTIVE.value, "q": term, "limit": 51}
     read = [
         node
-        for node in _explained(sql, params)
+        for node in executed_plan_nodes(sql, params)
         if node.get("Relation Name") == "catalog_product" and node.get("Actual Loops", 0) > 0
     ]
     assert read == []
     # The same statement with a word to look for does read them (the test can fail).
     params["q"] = "riz"
-    assert any(node.get("Relation Name") == "catalog_product" for node in _explained(sql, params))
+    assert any(node.get("Relation Name") == "catalog_product" for node in executed_plan_nodes(sql, params))
 
 
 @pytest.mark.parametrize("walk", [1, 4, 1000])  # the page found by the walk, or after it
@@ -1090,12 +1078,12 @@ def test_a_storefront_search_never_tests_more_than_a_walk_of_products_in_order(m
     # the node that tests the match.
     tested = [
         n["Actual Rows"] + n.get("Rows Removed by Filter", 0)
-        for n in _explained(searches[0], None)
+        for n in executed_plan_nodes(searches[0], None)
         if "@@" in n.get("Filter", "")
     ]
     assert tested and sum(tested) <= 3, tested
     # Then the matches, sorted: by a copy of the key, which no index gives in order.
-    sorts = [n for n in _explained(searches[1], None) if n["Node Type"] == "Sort"]
+    sorts = [n for n in executed_plan_nodes(searches[1], None) if n["Node Type"] == "Sort"]
     assert any(ordering.lstrip("-") in " ".join(n["Sort Key"]) for n in sorts), sorts
 
 
@@ -1122,7 +1110,7 @@ def test_a_storefront_search_reads_a_quoted_phrase_as_words_and_one_vendors_sear
     searches = [q["sql"] for q in queries.captured_queries if "search_vector" in q["sql"]]
     assert searches
     for sql in searches:
-        plan = json.dumps(_explained(sql, None))
+        plan = json.dumps(executed_plan_nodes(sql, None))
         assert "search_vector @@" in plan and "<->" not in plan, plan
     if term.startswith('"'):  # (a typographic quote is one in the unaccented readings only)
         assert ids(api.get(f"/products?q={q}")) == [str(riz_long.pk)]

@@ -983,20 +983,13 @@ def exported_rows(client, settings, tmp_path):
 
 
 @pytest.fixture
-def exported(client, settings, tmp_path):
+def exported(exported_rows):
     """`exported(query)`: the order numbers of the CSV that "Export this list to CSV" writes for
     the list at `query` (its query string, as the button posts it), as the logged-in user: asked
     through the admin, written by the task's body (`export_run`), read back from the download."""
-    settings.OKADA_PRIVATE_DIR = tmp_path
 
     def export(query: str) -> list[str]:
-        before = set(OrderExport.objects.values_list("pk", flat=True))
-        assert client.post("/admin/orders/order/export/", {"query": query}).status_code == 302
-        [export] = OrderExport.objects.exclude(pk__in=before)
-        assert exports.export_run(export_id=str(export.pk), language="fr").status == "done"
-        download = client.get(f"/admin/orders/orderexport/{export.pk}/download/")
-        text = b"".join(download.streaming_content).decode("utf-8-sig")
-        return [row[0] for row in list(csv.reader(io.StringIO(text), delimiter=";"))[1:]]
+        return [row[0] for row in exported_rows(query)[1]]
 
     return export
 
