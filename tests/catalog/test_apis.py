@@ -16,6 +16,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from catalog import selectors
+from catalog.apis import PRODUCT_ORDERINGS
 from catalog.models import Product, Stock, StockMovement, Vendor
 from catalog.selectors import stock_audit
 from catalog.services import vendor_activate, vendor_suspend
@@ -901,16 +902,7 @@ def test_every_page_of_every_ordering_is_the_orms_order_with_no_row_lost_or_repe
     for i in range(11):  # ties on name and price: the id breaks them
         ProductFactory(vendor=vendor, name=f"Nom {i % 3}", price_xaf=100 + i % 2)
     other = ProductFactory(name="Nom 0")  # another vendor's: never listed
-    for ordering in (
-        "-updated_at",
-        "updated_at",
-        "-created_at",
-        "name",
-        "-name",
-        "sku",
-        "price_xaf",
-        "-price_xaf",
-    ):
+    for ordering in PRODUCT_ORDERINGS:
         sign = "-" if ordering.startswith("-") else ""
         expected = [
             str(pk)
@@ -1020,17 +1012,7 @@ def test_every_page_of_a_storefront_search_in_every_ordering_is_the_orms_order(m
     vendor_suspend(vendor=suspended, actor=Actor(role=Actor.STAFF, label="t"), reason="t")
     store = storefront_api()
     client: Any = store.client  # the pages' links are whole URLs
-    orderings = (
-        "-updated_at",
-        "updated_at",
-        "-created_at",
-        "name",
-        "-name",
-        "sku",
-        "price_xaf",
-        "-price_xaf",
-    )
-    for ordering in orderings:
+    for ordering in PRODUCT_ORDERINGS:
         sign = "-" if ordering.startswith("-") else ""
         expected = [
             str(pk)
