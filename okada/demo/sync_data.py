@@ -326,9 +326,10 @@ def fill_sync(cur: Any, *, now: dt.datetime, seed: float = 0.2026) -> dict[str, 
     span = _feed_span(cur, now)
     feed_from, feed_until = span or (now, now)
     params = {"now": now, "window": window, "feed_from": feed_from, "feed_until": feed_until}
-    cur.execute(SEED_CAPTURED)
-    cur.execute("SELECT EXISTS (SELECT FROM syncseed_captured)")
-    captured = cur.fetchone()[0]
+    cur.execute(f"SELECT EXISTS (SELECT FROM {FEED_TABLE})")  # noqa: S608 (constant)
+    captured = cur.fetchone()[0]  # a small seed's rows (a bulk seed captures none)
+    if captured:
+        cur.execute(SEED_CAPTURED)
     cur.execute("SELECT setseed(%s)", [seed])
     cur.execute(UUID7_AT)
     for sql in (DEVICES, SAMPLES, MUTATIONS, OLD_CONFLICTS):
