@@ -38,7 +38,7 @@ from okada.core.errors import DomainError
 from okada.core.querysets import few_keys
 
 from . import selectors, services
-from .models import Category, Product, Stock, StockMovement, Vendor, VendorMember, search_looks_for_words
+from .models import Category, Product, Stock, StockMovement, Vendor, VendorMember
 from .skus import normalize_sku
 
 # --- Vendors ------------------------------------------------------------------------------------
@@ -283,7 +283,7 @@ class ProductAdmin(BigTableMixin, TrackedAdmin):
     def get_search_results(self, request: HttpRequest, queryset: QuerySet, search_term: str) -> Any:
         if not search_term.strip():
             return queryset, False
-        if not search_looks_for_words(search_term):
+        if not selectors.search_looks_for_words(search_term):
             # It would find nothing, reading no product (ProductQuerySet.search): say why.
             messages.warning(
                 request,

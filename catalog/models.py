@@ -9,7 +9,7 @@ import uuid
 from django.conf import settings
 from django.contrib.postgres.indexes import GinIndex, OpClass
 from django.contrib.postgres.search import SearchVectorField
-from django.db import connection, models
+from django.db import models
 from django.db.models import BooleanField, F, Func, Q, Value
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import Least, Upper
@@ -244,7 +244,7 @@ class ProductQuerySet(TrackedQuerySet):
         161,000 of the large seed's for `"cameroun origine"` (0.2 to 0.6 s) to find none.
         """
         sql = (SEARCH_ONE_VENDOR_SQL if one_vendor else SEARCH_SQL).format(query=SEARCH_QUERY)
-        # Nothing to look for (search_looks_for_words): no product, none read.
+        # Nothing to look for (catalog.selectors.search_looks_for_words): no product, none read.
         sql = f"{SEARCH_LOOKS_FOR_SQL.format(query=SEARCH_QUERY)} AND {sql}"
         text = search_text(text, phrases=one_vendor)
         match = RawSQL(sql, (text, text), output_field=BooleanField())  # noqa: S611
@@ -265,15 +265,6 @@ def search_text(text: str, *, phrases: bool = True) -> str:
     words, each anywhere: the text is read as if typed without its quotes."""
     text = NOT_WORD.sub(" ", unicodedata.normalize("NFC", text))
     return text if phrases else QUOTE.sub(" ", text)
-
-
-def search_looks_for_words(text: str) -> bool:
-    """Whether a search has a word to look for (SEARCH_LOOKS_FOR_SQL): False for text without
-    one ("!!!", "-"), which finds nothing (ProductQuerySet.search, catalog.selectors.product_page);
-    the API refuses it, the admin says why its list is empty."""
-    with connection.cursor() as cursor:
-        cursor.execute(f"SELECT {SEARCH_LOOKS_FOR_SQL.format(query=SEARCH_QUERY)}", (search_text(text),))
-        return bool(cursor.fetchone()[0])
 
 
 # The orderings of the storefront's product list (catalog.apis.PRODUCT_ORDERINGS) and the

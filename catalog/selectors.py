@@ -33,7 +33,6 @@ from .models import (
     Stock,
     StockMovement,
     Vendor,
-    search_looks_for_words,
     search_text,
 )
 
@@ -251,6 +250,15 @@ def _product_page_rows(
                 rows = cursor.fetchall()
             return rows
     return prepared_rows(sql, params)
+
+
+def search_looks_for_words(text: str) -> bool:
+    """Whether a search has a word to look for (SEARCH_LOOKS_FOR_SQL): False for text without
+    one ("!!!", "-"), which finds nothing (ProductQuerySet.search, product_page);
+    the API refuses it, the admin says why its list is empty."""
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {SEARCH_LOOKS_FOR_SQL.format(query=SEARCH_QUERY)}", (search_text(text),))
+        return bool(cursor.fetchone()[0])
 
 
 def product_search_first_keys(products: ProductQuerySet, text: str, *, rows: int) -> list[uuid.UUID]:
